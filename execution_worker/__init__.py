@@ -1,0 +1,1 @@
+"""kta: execution_worker."""

@@ -1,0 +1,1 @@
+"""kta: kite_sim."""

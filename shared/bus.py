@@ -1,0 +1,376 @@
+"""A thin typed wrapper over nats-py: every payload is a msgspec Struct, every failure is logged.
+
+* ``publish`` / ``subscribe`` — core NATS (ticks, bars, positions, risk, status).
+* ``request`` / ``serve`` — request/reply commands with ``Ok`` / ``Error`` replies.
+* ``ensure_streams`` / ``js_publish`` / ``consume`` — JetStream where delivery must survive a
+  restart (signals, orders, broker updates); durable pull consumers with explicit ack.
+* The dead-letter path: a message that fails to decode, or whose handler keeps raising, is
+  logged with its subject and kept on ``kta.dlq.<service>`` (stream KTA_DLQ); the worker goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from shared import messages as m
+from shared import subjects
+
+log = logging.getLogger("kta.bus")
+
+T = TypeVar("T")
+Handler = Callable[[T, Msg], Awaitable[None]]
+CommandHandler = Callable[[Any, str, Msg], Awaitable[m.Ok | m.Error]]
+
+_decoders: dict[Any, msgspec.msgpack.Decoder] = {}
+
+
+def decoder_for(kind: Any) -> msgspec.msgpack.Decoder:
+    dec = _decoders.get(kind)
+    if dec is None:
+        dec = _decoders[kind] = msgspec.msgpack.Decoder(kind)
+    return dec
+
+
+class BusError(RuntimeError):
+    pass
+
+
+class RequestTimeout(BusError):
+    pass
+
+
+class Bus:
+    """One NATS connection per process, tagged with the service name for logs and the DLQ."""
+
+    def __init__(self, nc: NATS, service: str, replicas: int = 1) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.service = service
+        self.replicas = replicas
+        self._tasks: set[asyncio.Task] = set()
+        self._pull_subs: list[Any] = []
+        self._stopping = False
+
+    # ---- connection -----------------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls, url: str, service: str, *, replicas: int = 1, connect_timeout: float = 5.0, name: str = ""
+    ) -> "Bus":
+        async def disconnected() -> None:
+            log.warning("nats disconnected", extra={"service": service})
+
+        async def reconnected() -> None:
+            log.info("nats reconnected", extra={"service": service, "server": str(nc.connected_url)})
+
+        async def error(e: Exception) -> None:
+            log.warning("nats error: %s", e, extra={"service": service})
+
+        nc = await nats.connect(
+            servers=[s.strip() for s in url.split(",") if s.strip()],
+            name=name or f"kta-{service}",
+            connect_timeout=connect_timeout,
+            reconnect_time_wait=0.5,
+            max_reconnect_attempts=-1,
+            allow_reconnect=True,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+            pending_size=64 * 1024 * 1024,
+        )
+        return cls(nc, service, replicas)
+
+    async def close(self) -> None:
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for psub in self._pull_subs:
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+        if not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.flush(), 2.0)
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+
+    def spawn(self, coro: Awaitable[Any], name: str = "") -> asyncio.Task:
+        """Run a background task owned by the bus (cancelled on close, failures logged)."""
+        task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("task %s failed: %r", t.get_name(), t.exception(), extra={"service": self.service})
+
+        task.add_done_callback(done)
+        return task
+
+    # ---- core pub/sub -----------------------------------------------------------------------
+
+    async def publish(self, subject: str, msg: msgspec.Struct, headers: dict[str, str] | None = None) -> None:
+        await self.nc.publish(subject, m.encode(msg), headers=headers)
+
+    async def publish_raw(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        await self.nc.publish(subject, payload, headers=headers)
+
+    async def subscribe(
+        self,
+        subject: str,
+        kind: Any,
+        handler: Handler,
+        *,
+        queue: str = "",
+        pending_msgs_limit: int = 512 * 1024,
+    ):
+        """Subscribe with a decoder; a payload that does not decode, or a handler that raises,
+        is dead-lettered and the subscription goes on."""
+        dec = decoder_for(kind)
+
+        async def cb(msg: Msg) -> None:
+            try:
+                obj = dec.decode(msg.data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                await self.dead_letter(msg.subject, msg.data, f"decode: {e}")
+                return
+            try:
+                await handler(obj, msg)
+            except Exception as e:  # noqa: BLE001 - a handler must never kill the worker
+                await self.dead_letter(msg.subject, msg.data, f"handler: {e!r}", exc=e)
+
+        return await self.nc.subscribe(subject, queue=queue, cb=cb, pending_msgs_limit=pending_msgs_limit)
+
+    # ---- request / reply --------------------------------------------------------------------
+
+    async def request(self, subject: str, msg: msgspec.Struct, timeout: float = 5.0) -> m.Ok | m.Error:
+        try:
+            resp = await self.nc.request(subject, m.encode(msg), timeout=timeout)
+        except nats.errors.NoRespondersError as e:
+            raise BusError(f"no service answers {subject}") from e
+        except nats.errors.TimeoutError as e:
+            raise RequestTimeout(f"no reply on {subject} within {timeout}s") from e
+        return m.reply_decoder.decode(resp.data)
+
+    async def gather(
+        self, subject: str, msg: msgspec.Struct, expect: Iterable[str], timeout: float = 10.0
+    ) -> dict[str, m.Ok | m.Error]:
+        """Scatter a command to every service listening on ``subject`` and collect one reply
+        from each of ``expect`` (by ``service`` field); missing services are absent from the result."""
+        expected = set(expect)
+        inbox = self.nc.new_inbox()
+        replies: dict[str, m.Ok | m.Error] = {}
+        done = asyncio.Event()
+
+        async def cb(rmsg: Msg) -> None:
+            try:
+                reply = m.reply_decoder.decode(rmsg.data)
+            except msgspec.DecodeError:
+                return
+            replies[reply.service] = reply
+            if expected <= replies.keys():
+                done.set()
+
+        sub = await self.nc.subscribe(inbox, cb=cb)
+        try:
+            await self.nc.publish(subject, m.encode(msg), reply=inbox)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout)
+        finally:
+            await sub.unsubscribe()
+        return replies
+
+    async def serve(self, subject: str, handler: CommandHandler, *, queue: str = "") -> Any:
+        """Answer commands on ``subject`` (usually ``subjects.cmd_wildcard(service)``).
+
+        ``handler(command, user_id, msg)`` returns Ok or Error; the bus stamps the service name.
+        A command that fails to decode gets an Error naming the problem (and is dead-lettered);
+        a handler that raises gets an ``internal`` Error (and is dead-lettered)."""
+
+        async def cb(msg: Msg) -> None:
+            reply: m.Ok | m.Error
+            try:
+                user_id = subjects.user_of(msg.subject)
+                cmd = m.command_decoder.decode(msg.data)
+            except (msgspec.DecodeError, msgspec.ValidationError, subjects.SubjectError) as e:
+                await self.dead_letter(msg.subject, msg.data, f"decode: {e}")
+                reply = m.Error(code="bad_request", message=str(e), field=_field_of(e), service=self.service)
+            else:
+                try:
+                    reply = await handler(cmd, user_id, msg)
+                except Exception as e:  # noqa: BLE001
+                    await self.dead_letter(msg.subject, msg.data, f"handler: {e!r}", exc=e)
+                    reply = m.Error(code="internal", message=f"{type(e).__name__}: {e}", service=self.service)
+            if msg.reply:
+                reply = msgspec.structs.replace(reply, service=self.service)
+                with contextlib.suppress(Exception):
+                    await self.nc.publish(msg.reply, m.encode(reply))
+
+        return await self.nc.subscribe(subject, queue=queue, cb=cb)
+
+    # ---- JetStream --------------------------------------------------------------------------
+
+    async def ensure_streams(self, streams: dict[str, list[str]] | None = None) -> None:
+        """Create or update kta's streams (idempotent; safe from every process at start-up)."""
+        for name, subs in (streams or subjects.STREAMS).items():
+            config = StreamConfig(
+                name=name,
+                subjects=subs,
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_age=7 * 24 * 3600,
+                duplicate_window=2 * 60,
+                num_replicas=self.replicas,
+            )
+            try:
+                await self.js.add_stream(config)
+            except BadRequestError:
+                await self.js.update_stream(config)
+
+    async def js_publish(self, subject: str, msg: msgspec.Struct, *, msg_id: str = "", timeout: float = 5.0):
+        """Publish to a stream; ``msg_id`` makes a repeat within the duplicate window a no-op."""
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        return await self.js.publish(subject, m.encode(msg), headers=headers, timeout=timeout)
+
+    async def consume(
+        self,
+        stream: str,
+        durable: str,
+        subject_filter: str,
+        kind: Any,
+        handler: Handler,
+        *,
+        batch: int = 64,
+        ack_wait: float = 30.0,
+        max_deliver: int = 5,
+        retry_delay: float = 1.0,
+        ready: asyncio.Event | None = None,
+    ) -> asyncio.Task:
+        """Run a durable pull consumer in the background; ack after ``handler`` returns.
+
+        A payload that does not decode is dead-lettered and terminated at once; a handler that
+        raises is retried (nak with delay) up to ``max_deliver`` times, then dead-lettered."""
+        dec = decoder_for(kind)
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait,
+            max_deliver=max_deliver + 1,
+            filter_subject=subject_filter,
+            max_ack_pending=10_000,
+        )
+        psub = await self.js.pull_subscribe(subject_filter, durable=durable, stream=stream, config=config)
+        self._pull_subs.append(psub)
+
+        async def loop() -> None:
+            if ready is not None:
+                ready.set()
+            while not self._stopping:
+                try:
+                    msgs = await psub.fetch(batch, timeout=1.0)
+                except nats.errors.TimeoutError:
+                    continue
+                except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - reconnects and the like: keep pulling
+                    log.warning("fetch %s failed: %r", durable, e, extra={"service": self.service})
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    await self._handle_js(msg, dec, handler, max_deliver, retry_delay)
+
+        return self.spawn(loop(), name=f"consume:{durable}")
+
+    async def _handle_js(self, msg: Msg, dec, handler: Handler, max_deliver: int, retry_delay: float) -> None:
+        try:
+            obj = dec.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            await self.dead_letter(msg.subject, msg.data, f"decode: {e}")
+            with contextlib.suppress(Exception):
+                await msg.term()
+            return
+        try:
+            await handler(obj, msg)
+        except Exception as e:  # noqa: BLE001
+            delivered = msg.metadata.num_delivered if msg.metadata else 1
+            if delivered >= max_deliver:
+                await self.dead_letter(msg.subject, msg.data, f"handler failed {delivered}x: {e!r}", exc=e)
+                with contextlib.suppress(Exception):
+                    await msg.term()
+            else:
+                log.warning(
+                    "handler failed on %s (delivery %d), retrying: %r",
+                    msg.subject,
+                    delivered,
+                    e,
+                    extra={"service": self.service},
+                )
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=retry_delay * delivered)
+            return
+        with contextlib.suppress(Exception):
+            await msg.ack()
+
+    async def kv(self, bucket: str, *, history: int = 1, ttl: float | None = None):
+        """Open a KV bucket, creating it if needed."""
+        try:
+            return await self.js.key_value(bucket)
+        except (NotFoundError, nats.js.errors.BucketNotFoundError):
+            return await self.js.create_key_value(
+                KeyValueConfig(bucket=bucket, history=history, ttl=ttl, replicas=self.replicas)
+            )
+
+    # ---- dead letters -----------------------------------------------------------------------
+
+    async def dead_letter(self, subject: str, data: bytes, error: str, exc: BaseException | None = None) -> None:
+        log.error(
+            "dead-lettered message on %s: %s",
+            subject,
+            error,
+            extra={"service": self.service, "subject": subject, "size": len(data)},
+        )
+        if exc is not None:
+            log.debug("".join(traceback.format_exception(exc)))
+        headers = {"Kta-Subject": subject, "Kta-Error": error[:1000], "Kta-Service": self.service}
+        try:
+            await self.js.publish(subjects.dlq(self.service), data, headers=headers, timeout=2.0)
+        except Exception as e:  # noqa: BLE001 - the DLQ must never take the worker down
+            log.error("dead-letter publish failed: %r", e, extra={"service": self.service})
+
+
+def _field_of(e: Exception) -> str | None:
+    """The field a msgspec ValidationError names (``... - at `$.params.fast` `` -> ``params.fast``)."""
+    text = str(e)
+    marker = "at `$."
+    if marker in text:
+        return text.split(marker, 1)[1].split("`", 1)[0]
+    return None
+
+
+field_of = _field_of

@@ -1,0 +1,156 @@
+"""One validated settings object for every process, from ``KTA_*`` environment variables and an
+optional TOML file (``KTA_CONFIG`` or ``--config``). Environment wins over the file.
+
+A bad value fails at start-up with the key named: ``KTA_GATEWAY_PORT: Expected `int`, got `str```.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from shared.messages import RiskLimits
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the key."""
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    env: Literal["dev", "prod"] = "dev"  # dev shows OTPs on the console and in the response
+    data_dir: str = "./var"
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+    # NATS
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_replicas: Annotated[int, Meta(ge=1, le=5)] = 1
+
+    # gateway
+    gateway_host: str = "127.0.0.1"
+    gateway_port: Port = 8000
+    public_url: str = ""  # how browsers reach the gateway; default http://host:port
+    secret_key: str = ""  # Fernet key for secrets at rest; default: generated into data_dir
+    session_days: Annotated[int, Meta(ge=1, le=90)] = 7
+    otp_ttl_seconds: Annotated[int, Meta(ge=30, le=3600)] = 360
+    smtp_host: str = ""
+    smtp_port: Port = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "kta@localhost"
+    smtp_starttls: bool = True
+
+    # broker (Kite or kite_sim)
+    kite_root: str = "http://127.0.0.1:8100"  # REST root, https://api.kite.trade for real Kite
+    kite_ws_root: str = "ws://127.0.0.1:8100/ws"  # wss://ws.kite.trade for real Kite
+    kite_login_url: str = "http://127.0.0.1:8100/connect/login"  # https://kite.zerodha.com/connect/login
+
+    # kite_sim
+    sim_host: str = "127.0.0.1"
+    sim_port: Port = 8100
+    sim_seed: int = 42
+    sim_speed: Annotated[float, Meta(gt=0, le=10_000)] = 1.0
+    sim_admin: bool = False  # enables /sim/* fault injection
+
+    # strategy worker
+    seed_days: Annotated[int, Meta(ge=0, le=60)] = 5
+    seed_interval: str = "5minute"
+    max_bars: Annotated[int, Meta(ge=10, le=100_000)] = 500
+
+    # execution worker
+    reconcile_interval: Annotated[float, Meta(gt=0)] = 30.0
+    positions_interval: Annotated[float, Meta(gt=0)] = 30.0
+    cancel_open_on_stop: bool = True
+    group_fill_timeout: Annotated[float, Meta(gt=0)] = 10.0
+    sl_slippage_pct: Annotated[float, Meta(ge=0, le=10)] = 0.5
+    market_protection: Annotated[int, Meta(ge=-1, le=100)] = -1
+    risk: RiskLimits = msgspec.field(default_factory=RiskLimits)
+
+    # metrics
+    metrics_port: Port = 0  # 0 = off for workers
+
+    @property
+    def data_path(self) -> Path:
+        p = Path(self.data_dir)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @property
+    def gateway_url(self) -> str:
+        return self.public_url or f"http://{self.gateway_host}:{self.gateway_port}"
+
+
+FIELDS = tuple(Settings.__struct_fields__)
+ENV_PREFIX = "KTA_"
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _from_env(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in FIELDS:
+        key = env_name(name)
+        if key in environ:
+            raw = environ[key]
+            if name == "risk":
+                try:
+                    out[name] = msgspec.json.decode(raw)
+                except msgspec.DecodeError as e:
+                    raise ConfigError(f"{key}: not JSON ({e})") from None
+            else:
+                out[name] = raw
+    unknown = [k for k in environ if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):].lower() not in FIELDS]
+    unknown = [k for k in unknown if k not in ("KTA_CONFIG",)]
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (known: {', '.join(env_name(f) for f in FIELDS)})")
+    return out
+
+
+def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from TOML file < environment < explicit overrides (CLI flags)."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    path = path or environ.get("KTA_CONFIG")
+    if path:
+        try:
+            data.update(tomllib.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path}: {e}") from None
+    env_values = _from_env(environ)
+    data.update(env_values)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        text = str(e)
+        key = text.split("at `$.", 1)[1].split("`", 1)[0] if "at `$." in text else ""
+        top = key.split(".", 1)[0].split("[", 1)[0]
+        if "unknown field" in text:
+            top = text.split("`", 2)[1] if "`" in text else top
+        where = env_name(top) if top in env_values or top not in data else f"{top} (config file)"
+        raise ConfigError(f"{where or 'settings'}: {text}") from None
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces ``settings`` in a child process."""
+    out = {}
+    for name in FIELDS:
+        value = getattr(settings, name)
+        if isinstance(value, msgspec.Struct):
+            out[env_name(name)] = msgspec.json.encode(value).decode()
+        elif isinstance(value, bool):
+            out[env_name(name)] = "true" if value else "false"
+        else:
+            out[env_name(name)] = str(value)
+    return out

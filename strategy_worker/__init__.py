@@ -1,0 +1,1 @@
+"""kta: strategy_worker."""

@@ -1,0 +1,1 @@
+"""kta: ticker_worker."""
