@@ -104,6 +104,11 @@ def service_status(service: str) -> str:
 ALL_SERVICE_STATUS = f"{PREFIX}.svc.*.status"
 
 
+def service_health(service: str) -> str:
+    """Request/reply health check of a service (any instance answers)."""
+    return f"{PREFIX}.svc.{_word(service, 'service')}.health"
+
+
 def user_stream(user_id: str) -> str:
     """Everything a dashboard of this user may see (gateway SSE subscribes here)."""
     return _u(user_id, ">")
