@@ -58,3 +58,13 @@ def data_dir(tmp_path):
 @pytest.fixture
 def free_port():
     return natsd.free_port
+
+
+@pytest.fixture(scope="session")
+def sim(tmp_path_factory):
+    """A real kite_sim process (fast market clock, admin API on) shared by the session."""
+    from tests.simkit import start_sim
+
+    s = start_sim(tmp_path_factory.mktemp("sim"), speed=60.0)
+    yield s
+    s.stop()

@@ -1,0 +1,3 @@
+from kite_sim.main import cli
+
+cli()

@@ -1,0 +1,59 @@
+"""Faults on demand, set through ``/sim/faults`` (only with ``--admin``) or the sim's config file,
+so the reliability tests of every worker can drive rejects, partial fills, 429s and dead sockets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Faults:
+    latency_ms: int = 0  # added to every REST response
+    rate_limit_next: int = 0  # the next N REST calls answer 429
+    reject_next: int = 0  # the next N orders are REJECTED with reject_reason
+    reject_reason: str = "RMS:Margin Exceeds, Required:0, Available:0"
+    partial_then_cancel_next: int = 0  # the next N orders fill about half, then the rest is cancelled
+    hold_fills: bool = False  # orders rest OPEN without filling (tests of cancel / rollback / timeouts)
+    drop_ws_every: float = 0.0  # close every ticker connection every N wall seconds (0 = never)
+    malformed_next: int = 0  # the next N ticker frames are garbage
+    counts: dict = field(default_factory=dict)
+
+    def take_reject(self) -> str:
+        if self.reject_next > 0:
+            self.reject_next -= 1
+            self._count("rejected")
+            return self.reject_reason
+        return ""
+
+    def take_partial_then_cancel(self) -> bool:
+        if self.partial_then_cancel_next > 0:
+            self.partial_then_cancel_next -= 1
+            self._count("partial_then_cancel")
+            return True
+        return False
+
+    def take_rate_limit(self) -> bool:
+        if self.rate_limit_next > 0:
+            self.rate_limit_next -= 1
+            self._count("rate_limited")
+            return True
+        return False
+
+    def take_malformed(self) -> bool:
+        if self.malformed_next > 0:
+            self.malformed_next -= 1
+            self._count("malformed")
+            return True
+        return False
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def update(self, changes: dict) -> None:
+        for key, value in changes.items():
+            if key == "counts" or not hasattr(self, key):
+                raise KeyError(key)
+            setattr(self, key, type(getattr(self, key))(value))
+
+    def as_dict(self) -> dict:
+        return asdict(self)

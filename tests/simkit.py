@@ -1,0 +1,91 @@
+"""Start a real kite_sim process for a test and log in to it the way a browser would."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from shared import natsd
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY, API_SECRET = "kta-demo", "kta-demo-secret"
+USER_ID, PASSWORD = "DEMO01", "demo"
+
+
+@dataclass
+class Sim:
+    proc: subprocess.Popen
+    port: int
+    api_key: str = API_KEY
+    api_secret: str = API_SECRET
+    user_id: str = USER_ID
+    password: str = PASSWORD
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_root(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def login_url(self) -> str:
+        return f"{self.root}/connect/login"
+
+    def admin(self, path: str, json: dict | None = None) -> dict:
+        r = httpx.post(f"{self.root}/sim/{path}", json=json or {}, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def faults(self, **changes) -> dict:
+        return self.admin("faults", changes)
+
+    def reset_faults(self) -> dict:
+        return self.faults(latency_ms=0, rate_limit_next=0, reject_next=0, partial_then_cancel_next=0,
+                           hold_fills=False, drop_ws_every=0.0, malformed_next=0)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.0, admin: bool = True,
+              redirect_url: str = "http://127.0.0.1:8000/auth/kite/callback") -> Sim:
+    port = natsd.free_port()
+    args = [sys.executable, "-m", "kite_sim", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed),
+            "--speed", str(speed), "--redirect-url", redirect_url]
+    if admin:
+        args.append("--admin")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
+    log = open(tmp_path / "sim.log", "wb") if tmp_path else subprocess.DEVNULL
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
+    return Sim(proc, port)
+
+
+def request_token(sim: Sim, user_id: str = USER_ID, password: str = PASSWORD) -> str:
+    """The login form, submitted like a browser: the redirect carries the request token."""
+    r = httpx.post(sim.login_url, data={"api_key": sim.api_key, "user_id": user_id, "password": password})
+    assert r.status_code == 302, r.text
+    return re.search(r"request_token=([^&]+)", r.headers["location"]).group(1)
+
+
+def login(sim: Sim, user_id: str = USER_ID, password: str = PASSWORD) -> str:
+    """The whole Kite login flow with the real checksum; returns the access token."""
+    rt = request_token(sim, user_id, password)
+    checksum = hashlib.sha256(f"{sim.api_key}{rt}{sim.api_secret}".encode()).hexdigest()
+    r = httpx.post(f"{sim.root}/session/token", data={"api_key": sim.api_key, "request_token": rt,
+                                                      "checksum": checksum}, headers={"X-Kite-Version": "3"})
+    r.raise_for_status()
+    return r.json()["data"]["access_token"]
