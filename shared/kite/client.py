@@ -1,0 +1,286 @@
+"""The one async client kta uses to talk to Kite Connect (or kite_sim): pykiteconnect's method
+names, msgspec models out, typed exceptions with the broker's message, client-side rate limits, a
+per-user egress (the 2026 static-IP rule), and order placement that is never duplicated by a retry."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import logging
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from shared.kite import errors
+from shared.kite import models as m
+from shared.kite.ratelimit import RateLimiter
+
+log = logging.getLogger("kta.kite")
+
+# Max days per historical request by interval (Kite forum, staff).
+HISTORICAL_MAX_DAYS = {"minute": 60, "3minute": 100, "5minute": 100, "10minute": 100, "15minute": 200,
+                       "30minute": 200, "60minute": 400, "day": 2000}
+READ_RETRIES = 3
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return format(Decimal(str(value)).normalize(), "f")
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _class_of(method: str, path: str) -> str:
+    if path.startswith("/quote"):
+        return "quote"
+    if path.startswith("/instruments/historical"):
+        return "historical"
+    if path.startswith("/orders/") and method in ("POST", "PUT", "DELETE"):
+        return "orders"
+    return "other"
+
+
+class KiteClient:
+    def __init__(
+        self,
+        api_key: str,
+        access_token: str | None = None,
+        *,
+        root: str = "https://api.kite.trade",
+        login_url: str = "https://kite.zerodha.com/connect/login",
+        timeout: float = 7.0,
+        proxy: str | None = None,
+        local_address: str | None = None,
+        on_token_expired: Callable[[errors.TokenException], Any] | None = None,
+        rate_limiter: RateLimiter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.access_token = access_token
+        self.root = root.rstrip("/")
+        self._login_url = login_url
+        self.on_token_expired = on_token_expired
+        self.limiter = rate_limiter or RateLimiter()
+        if transport is None and local_address:
+            transport = httpx.AsyncHTTPTransport(local_address=local_address, retries=0)
+        self._http = httpx.AsyncClient(
+            base_url=self.root, timeout=timeout, proxy=proxy or None, transport=transport,
+            headers={"X-Kite-Version": "3", "User-Agent": "kta/0.1"},
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "KiteClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    def login_url(self) -> str:
+        return f"{self._login_url}?v=3&api_key={self.api_key}"
+
+    # ---- transport ----------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.api_key}:{self.access_token}"} if self.access_token else {}
+
+    async def _send(self, method: str, path: str, *, params=None, data=None, json=None, auth=True) -> httpx.Response:
+        await self.limiter.acquire(_class_of(method, path))
+        try:
+            return await self._http.request(method, path, params=params, data=data, json=json,
+                                            headers=self._headers() if auth else None)
+        except httpx.TimeoutException as e:
+            raise errors.NetworkException(f"timeout talking to the broker: {e!r}", 504) from e
+        except httpx.HTTPError as e:
+            raise errors.NetworkException(f"cannot reach the broker: {e!r}", 503) from e
+
+    def _parse(self, r: httpx.Response) -> Any:
+        ctype = r.headers.get("content-type", "")
+        if "json" in ctype:
+            try:
+                body = r.json()
+            except ValueError:
+                raise errors.DataException(f"unparseable JSON from the broker (HTTP {r.status_code})", 502) from None
+            if r.status_code >= 400 or body.get("status") == "error" or body.get("error_type"):
+                err = errors.from_response(r.status_code, body)
+                if isinstance(err, errors.TokenException) and self.on_token_expired:
+                    self.on_token_expired(err)
+                raise err
+            return body.get("data")
+        if "csv" in ctype and r.status_code < 400:
+            return r.text
+        raise errors.DataException(f"unexpected response {r.status_code} {ctype!r} from the broker", r.status_code)
+
+    async def _request(self, method: str, path: str, *, params=None, data=None, json=None, auth=True) -> Any:
+        """Reads are retried with backoff on 429 / network errors; writes never blindly."""
+        retryable = method == "GET"
+        for attempt in range(READ_RETRIES + 1 if retryable else 1):
+            try:
+                return self._parse(await self._send(method, path, params=params, data=data, json=json, auth=auth))
+            except errors.NetworkException:
+                if not retryable or attempt == READ_RETRIES:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _form(**fields: Any) -> dict[str, str]:
+        return {k: _fmt(v) for k, v in fields.items() if v is not None}
+
+    # ---- session ------------------------------------------------------------------------------
+
+    async def generate_session(self, request_token: str, api_secret: str) -> m.Session:
+        checksum = hashlib.sha256(f"{self.api_key}{request_token}{api_secret}".encode()).hexdigest()
+        data = await self._request("POST", "/session/token", auth=False,
+                                   data={"api_key": self.api_key, "request_token": request_token, "checksum": checksum})
+        session = m.convert(data, m.Session)
+        self.access_token = session.access_token
+        return session
+
+    async def invalidate_access_token(self) -> bool:
+        return bool(await self._request("DELETE", "/session/token", auth=False,
+                                        params={"api_key": self.api_key, "access_token": self.access_token}))
+
+    # ---- user ---------------------------------------------------------------------------------
+
+    async def profile(self) -> m.Profile:
+        return m.convert(await self._request("GET", "/user/profile"), m.Profile)
+
+    async def margins(self, segment: str | None = None) -> m.Margins | m.MarginSegment:
+        if segment:
+            return m.convert(await self._request("GET", f"/user/margins/{segment}"), m.MarginSegment)
+        return m.convert(await self._request("GET", "/user/margins"), m.Margins)
+
+    # ---- orders -------------------------------------------------------------------------------
+
+    async def place_order(self, variety: str, exchange: str, tradingsymbol: str, transaction_type: str,
+                          quantity: int, product: str, order_type: str, price=None, trigger_price=None,
+                          validity: str | None = None, validity_ttl: int | None = None,
+                          disclosed_quantity: int | None = None, market_protection=None, tag: str | None = None,
+                          iceberg_legs: int | None = None, iceberg_quantity: int | None = None,
+                          autoslice: bool | None = None) -> str:
+        """Place an order and return its id. A lost response is never answered by a blind retry:
+        with a ``tag``, a 429 or network failure is resolved by looking the tag up in the order book."""
+        form = self._form(exchange=exchange, tradingsymbol=tradingsymbol, transaction_type=transaction_type,
+                          quantity=quantity, product=product, order_type=order_type, price=price,
+                          trigger_price=trigger_price, validity=validity, validity_ttl=validity_ttl,
+                          disclosed_quantity=disclosed_quantity, market_protection=market_protection, tag=tag,
+                          iceberg_legs=iceberg_legs, iceberg_quantity=iceberg_quantity, autoslice=autoslice)
+        for attempt in range(4):
+            try:
+                data = await self._request("POST", f"/orders/{variety}", data=form)
+                return data["order_id"]
+            except errors.NetworkException:
+                if not tag or attempt == 3:
+                    raise
+                found = await self.find_order_by_tag(tag)
+                if found is not None:
+                    log.warning("place_order: response lost but the broker has it", extra={"tag": tag})
+                    return found.order_id
+                await asyncio.sleep(0.25 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def find_order_by_tag(self, tag: str) -> m.Order | None:
+        for order in await self.orders():
+            if order.tag == tag:
+                return order
+        return None
+
+    async def modify_order(self, variety: str, order_id: str, quantity=None, price=None, order_type=None,
+                           trigger_price=None, validity=None, disclosed_quantity=None) -> str:
+        form = self._form(quantity=quantity, price=price, order_type=order_type, trigger_price=trigger_price,
+                          validity=validity, disclosed_quantity=disclosed_quantity)
+        return (await self._request("PUT", f"/orders/{variety}/{order_id}", data=form))["order_id"]
+
+    async def cancel_order(self, variety: str, order_id: str) -> str:
+        return (await self._request("DELETE", f"/orders/{variety}/{order_id}"))["order_id"]
+
+    async def orders(self) -> list[m.Order]:
+        return m.convert(await self._request("GET", "/orders"), list[m.Order])
+
+    async def order_history(self, order_id: str) -> list[m.Order]:
+        return m.convert(await self._request("GET", f"/orders/{order_id}"), list[m.Order])
+
+    async def trades(self) -> list[m.Trade]:
+        return m.convert(await self._request("GET", "/trades"), list[m.Trade])
+
+    async def order_trades(self, order_id: str) -> list[m.Trade]:
+        return m.convert(await self._request("GET", f"/orders/{order_id}/trades"), list[m.Trade])
+
+    # ---- portfolio ----------------------------------------------------------------------------
+
+    async def positions(self) -> m.Positions:
+        return m.convert(await self._request("GET", "/portfolio/positions"), m.Positions)
+
+    async def holdings(self) -> list[m.Holding]:
+        return m.convert(await self._request("GET", "/portfolio/holdings"), list[m.Holding])
+
+    async def convert_position(self, exchange: str, tradingsymbol: str, transaction_type: str, position_type: str,
+                               quantity: int, old_product: str, new_product: str) -> bool:
+        return bool(await self._request("PUT", "/portfolio/positions", data=self._form(
+            exchange=exchange, tradingsymbol=tradingsymbol, transaction_type=transaction_type,
+            position_type=position_type, quantity=quantity, old_product=old_product, new_product=new_product)))
+
+    # ---- market data --------------------------------------------------------------------------
+
+    async def instruments(self, exchange: str | None = None) -> list[m.Instrument]:
+        text = await self._request("GET", f"/instruments/{exchange}" if exchange else "/instruments")
+        rows = []
+        for r in csv.DictReader(io.StringIO(text)):
+            rows.append(m.Instrument(
+                instrument_token=int(r["instrument_token"]), exchange_token=int(r["exchange_token"]),
+                tradingsymbol=r["tradingsymbol"], name=r["name"], last_price=float(r["last_price"] or 0),
+                expiry=date.fromisoformat(r["expiry"]) if len(r["expiry"]) == 10 else None,
+                strike=float(r["strike"] or 0), tick_size=float(r["tick_size"] or 0), lot_size=int(float(r["lot_size"] or 0)),
+                instrument_type=r["instrument_type"], segment=r["segment"], exchange=r["exchange"]))
+        return rows
+
+    async def quote(self, *instruments: str) -> dict[str, m.Quote]:
+        return m.convert(await self._request("GET", "/quote", params=[("i", i) for i in instruments]),
+                         dict[str, m.Quote])
+
+    async def ohlc(self, *instruments: str) -> dict[str, m.OHLCQuote]:
+        return m.convert(await self._request("GET", "/quote/ohlc", params=[("i", i) for i in instruments]),
+                         dict[str, m.OHLCQuote])
+
+    async def ltp(self, *instruments: str) -> dict[str, m.LTPQuote]:
+        return m.convert(await self._request("GET", "/quote/ltp", params=[("i", i) for i in instruments]),
+                         dict[str, m.LTPQuote])
+
+    async def historical_data(self, instrument_token: int, from_date: datetime, to_date: datetime, interval: str,
+                              continuous: bool = False, oi: bool = False) -> list[m.Candle]:
+        """Candles over any range: split into chunks of the interval's maximum span."""
+        if interval not in HISTORICAL_MAX_DAYS:
+            raise errors.InputException(f"invalid interval {interval!r}", 400)
+        span = timedelta(days=HISTORICAL_MAX_DAYS[interval])
+        out: list[m.Candle] = []
+        start = from_date
+        while start <= to_date:
+            end = min(to_date, start + span - timedelta(seconds=1))
+            data = await self._request("GET", f"/instruments/historical/{instrument_token}/{interval}", params={
+                "from": _fmt(start), "to": _fmt(end), "continuous": int(continuous), "oi": int(oi)})
+            out += m.convert(data["candles"], list[m.Candle])
+            start = end + timedelta(seconds=1)
+        return out
+
+    async def order_margins(self, orders: list[dict]) -> list[m.OrderMargin]:
+        return m.convert(await self._request("POST", "/margins/orders", json=orders), list[m.OrderMargin])
+
+    async def basket_order_margins(self, orders: list[dict], consider_positions: bool = True) -> m.BasketMargins:
+        data = await self._request("POST", f"/margins/basket?consider_positions={str(consider_positions).lower()}",
+                                   json=orders)
+        return m.convert(data, m.BasketMargins)
+
+

@@ -1,0 +1,111 @@
+"""Broker sessions in the NATS KV bucket ``kta_broker_sessions``: written by the gateway after the
+Kite login, watched by every worker. The access token is Fernet-encrypted at rest; an expired or
+dead token deletes the key and announces ``token_expired`` so strategies pause and the dashboard
+asks for a fresh login — nothing retries against a dead token."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+
+from shared import subjects
+from shared.bus import Bus
+from shared.config import Settings
+from shared.kite.client import KiteClient
+from shared.messages import BrokerEvent, BrokerSession, encode
+from shared.secrets import Vault
+
+log = logging.getLogger("kta.sessions")
+_decoder = msgspec.msgpack.Decoder(BrokerSession)
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    session: BrokerSession
+    access_token: str
+
+    @property
+    def user_id(self) -> str:
+        return self.session.user_id
+
+    @property
+    def expired(self) -> bool:
+        return bool(self.session.expires_at) and self.session.expires_at <= time.time()
+
+
+async def _kv(bus: Bus):
+    return await bus.kv(subjects.KV_BROKER_SESSIONS)
+
+
+async def put_session(bus: Bus, vault: Vault, user_id: str, api_key: str, access_token: str, login_time: str = "",
+                      expires_at: int = 0, egress_proxy: str = "", egress_local_address: str = "") -> BrokerSession:
+    session = BrokerSession(user_id=subjects.user(user_id), api_key=api_key, access_token_enc=vault.encrypt(access_token),
+                            login_time=login_time, expires_at=expires_at, egress_proxy=egress_proxy,
+                            egress_local_address=egress_local_address)
+    await (await _kv(bus)).put(user_id, encode(session))
+    await bus.js_publish(subjects.broker_events(user_id),
+                         BrokerEvent(user_id=user_id, kind="connected", ts=time.time_ns(), detail="broker login"))
+    return session
+
+
+def _live(vault: Vault, raw: bytes) -> LiveSession | None:
+    try:
+        session = _decoder.decode(raw)
+        return LiveSession(session, vault.decrypt(session.access_token_enc))
+    except Exception as e:  # noqa: BLE001 - a bad entry is treated as no session
+        log.error("unreadable broker session: %s", e)
+        return None
+
+
+async def get_session(bus: Bus, vault: Vault, user_id: str) -> LiveSession | None:
+    kv = await _kv(bus)
+    try:
+        entry = await kv.get(subjects.user(user_id))
+    except Exception:  # noqa: BLE001 - KeyNotFound / deleted
+        return None
+    if not entry or not entry.value:
+        return None
+    live = _live(vault, entry.value)
+    return None if live is None or live.expired else live
+
+
+async def expire_session(bus: Bus, user_id: str, reason: str) -> None:
+    kv = await _kv(bus)
+    try:
+        await kv.delete(subjects.user(user_id))
+    except Exception as e:  # noqa: BLE001
+        log.debug("delete session: %r", e)
+    log.warning("broker session of %s expired: %s", user_id, reason)
+    await bus.js_publish(subjects.broker_events(user_id),
+                         BrokerEvent(user_id=user_id, kind="token_expired", ts=time.time_ns(), detail=reason))
+
+
+async def watch_sessions(bus: Bus, vault: Vault) -> AsyncIterator[tuple[str, LiveSession | None]]:
+    """Every current session, then every change: (user_id, session) or (user_id, None) on delete."""
+    kv = await _kv(bus)
+    watcher = await kv.watchall()
+    async for entry in watcher:
+        if entry is None:  # end of the initial values
+            continue
+        if entry.operation in ("DEL", "PURGE") or not entry.value:
+            yield entry.key, None
+        else:
+            live = _live(vault, entry.value)
+            yield entry.key, (None if live is None or live.expired else live)
+
+
+def client_for(settings: Settings, live: LiveSession, on_token_expired=None) -> KiteClient:
+    s = live.session
+    return KiteClient(s.api_key, live.access_token, root=settings.kite_root, login_url=settings.kite_login_url,
+                      proxy=s.egress_proxy or None, local_address=s.egress_local_address or None,
+                      on_token_expired=on_token_expired)
+
+
+def vault_for(settings: Settings) -> Vault:
+    from shared.secrets import load_key
+
+    return Vault(load_key(settings.secret_key, settings.data_dir))

@@ -1,0 +1,86 @@
+"""The life cycle every kta worker shares: log setup, one bus connection, streams ensured,
+heartbeats and a health responder, SIGINT/SIGTERM → drain within 10 s.
+
+A worker's ``main.py`` is then one screen: ``run_service("ticker", settings, start)`` where
+``start(bus, settings)`` wires its handlers and returns an object with ``async close()`` and
+``status() -> dict`` (what its heartbeats report)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from shared import log as kta_log
+from shared import messages as m
+from shared import subjects
+from shared.bus import Bus
+from shared.config import Settings
+
+log = logging.getLogger("kta.service")
+HEARTBEAT_SECONDS = 5.0
+
+
+class Worker(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+Start = Callable[[Bus, Settings], Awaitable[Worker]]
+
+
+async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    instance = f"{socket.gethostname()}:{os.getpid()}"
+    bus = await Bus.connect(settings.nats_url, service, replicas=settings.nats_replicas)
+    await bus.ensure_streams()
+    worker = await start(bus, settings)
+
+    def snapshot(state: str = "ready") -> m.WorkerStatus:
+        info = worker.status()
+        metrics = {k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return m.WorkerStatus(service=service, instance=instance, state=state, ts=time.time_ns(),
+                              detail=str(info.get("detail", "")), metrics=metrics)
+
+    async def on_health(msg) -> None:
+        with contextlib.suppress(Exception):
+            await msg.respond(m.encode(m.Ok(service=service, data={"instance": instance, **worker.status()})))
+
+    await bus.nc.subscribe(subjects.service_health(service), cb=on_health)
+
+    async def heartbeats() -> None:
+        while True:
+            await bus.publish(subjects.service_status(service), snapshot())
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    bus.spawn(heartbeats(), name="heartbeats")
+    log.info("%s ready", service, extra={"service": service, "nats": settings.nats_url})
+    await stop.wait()
+    log.info("%s stopping", service, extra={"service": service})
+    with contextlib.suppress(Exception):
+        await bus.publish(subjects.service_status(service), snapshot("stopping"))
+    try:
+        await asyncio.wait_for(worker.close(), 8.0)
+    except Exception as e:  # noqa: BLE001
+        log.warning("close: %r", e)
+    await bus.close()
+
+
+def run(service: str, settings: Settings, start: Start) -> None:
+    kta_log.setup(service, settings.log_level, settings.log_format)
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await amain(service, settings, start, stop)
+
+    asyncio.run(main())

@@ -1,0 +1,71 @@
+"""ticker_worker: broker WebSockets in, ticks and order updates out (``kta worker ticker``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared import messages as m
+from shared import service, subjects
+from shared.bus import Bus
+from shared.config import Settings
+from shared.kite.sessions import vault_for, watch_sessions
+from ticker_worker.hub import TickerHub
+
+
+class TickerWorker:
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self.bus = bus
+        self.hub = TickerHub(bus, settings.kite_ws_root)
+        self.vault = vault_for(settings)
+
+    async def start(self) -> "TickerWorker":
+        self.bus.spawn(self._watch_sessions(), name="sessions")
+        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, queue="ticker-live")
+        await self.bus.serve(subjects.cmd_wildcard("ticker"), self.on_command, queue="ticker")
+        return self
+
+    async def _watch_sessions(self) -> None:
+        async for user_id, live in watch_sessions(self.bus, self.vault):
+            await self.hub.session_changed(user_id, live)
+
+    async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
+        if isinstance(cmd, m.StartLive):
+            connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
+            if not connected:
+                return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
+            return m.Ok(data={"tokens": len(cmd.tokens), "mode": cmd.mode.value})
+        if isinstance(cmd, m.StopLive):
+            await self.hub.unsubscribe(user_id)
+            return m.Ok(data={"unsubscribed": True})
+        return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
+
+    async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
+        if isinstance(cmd, m.Subscribe):
+            connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
+            return m.Ok(data={"connected": connected, "tokens": len(cmd.tokens)})
+        if isinstance(cmd, m.Unsubscribe):
+            await self.hub.unsubscribe(user_id, list(cmd.tokens))
+            return m.Ok(data={"tokens": len(cmd.tokens)})
+        if isinstance(cmd, m.GetStatus):
+            feed = self.hub.feeds.get(user_id)
+            return m.Ok(data={"connected": feed is not None and feed.ticker._ws is not None,
+                              "tokens": self.hub.wanted.get(user_id, {})})
+        return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a ticker command")
+
+    def status(self) -> dict:
+        return {"users": len(self.hub.feeds), "ticks_published": self.hub.published, **self.hub.events}
+
+    async def close(self) -> None:
+        await self.hub.close()
+
+
+async def start(bus: Bus, settings: Settings) -> TickerWorker:
+    return await TickerWorker(bus, settings).start()
+
+
+async def amain(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    await service.amain("ticker", settings, start, stop)
+
+
+def run(settings: Settings) -> None:
+    service.run("ticker", settings, start)
