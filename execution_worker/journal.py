@@ -1,0 +1,430 @@
+"""The execution journal: every signal, risk decision, order, order event, fill, group and risk event
+of every user, in one SQLite file (WAL), so any order can be explained after the fact.
+
+Money is integer paise. Each row carries ``day``, the IST trading day (yyyy-mm-dd) it belongs to.
+Writes are idempotent: signals on their id, orders on their kta tag, events on
+(order_id, status, filled_quantity, exchange_timestamp), trades on (order_id, trade_id).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlite_utils import Database
+
+from shared.messages import OrderEvent, OrderRequest, Signal, SignalGroup
+
+IST = timezone(timedelta(hours=5, minutes=30))
+
+# kta order states (and Kite statuses) after which an order can no longer change.
+TERMINAL_STATES = frozenset({"COMPLETE", "CANCELLED", "REJECTED", "FAILED"})
+
+GROUP_STATES = frozenset({"placing", "completed", "rolled_back", "needs_attention"})
+
+_SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
+    "signals": (
+        {
+            "id": str, "user_id": str, "day": str, "ts": str, "type": str, "strategy_id": str,
+            "strategy": str, "instrument": str, "intent": str, "decision": str, "reason": str,
+            "code": str, "payload": str,
+        },
+        "id",
+    ),
+    "orders": (
+        {
+            "tag": str, "user_id": str, "day": str, "created_ts": str, "updated_ts": str,
+            "order_id": str, "signal_id": str, "group_id": str, "kind": str, "leg_index": int,
+            "exchange": str, "tradingsymbol": str, "instrument_token": int, "transaction_type": str,
+            "order_type": str, "product": str, "variety": str, "quantity": int, "price": int,
+            "trigger_price": int, "market_protection": int, "state": str, "status": str,
+            "status_message": str, "filled_quantity": int, "average_price": int,
+        },
+        "tag",
+    ),
+    "order_events": (
+        {
+            "event_key": str, "user_id": str, "day": str, "ts": str, "order_id": str, "tag": str,
+            "signal_id": str, "group_id": str, "kind": str, "state": str, "status": str,
+            "status_message": str, "quantity": int, "filled_quantity": int, "pending_quantity": int,
+            "cancelled_quantity": int, "average_price": int, "exchange_timestamp": str, "payload": str,
+        },
+        "event_key",
+    ),
+    "trades": (
+        {
+            "order_id": str, "trade_id": str, "user_id": str, "day": str, "fill_timestamp": str,
+            "exchange": str, "tradingsymbol": str, "instrument_token": int, "transaction_type": str,
+            "quantity": int, "price": int, "product": str, "strategy_id": str, "signal_id": str,
+            "group_id": str,
+        },
+        ("order_id", "trade_id"),
+    ),
+    "groups": (
+        {
+            "group_id": str, "user_id": str, "day": str, "created_ts": str, "updated_ts": str,
+            "strategy_id": str, "structure": str, "state": str, "detail": str,
+        },
+        "group_id",
+    ),
+    "risk_events": (
+        {
+            "id": int, "user_id": str, "day": str, "ts": str, "code": str, "message": str,
+            "signal_id": str, "state": str,
+        },
+        "id",
+    ),
+    "daily_summaries": (
+        {"user_id": str, "day": str, "written_ts": str, "archived": int, "summary": str},
+        ("user_id", "day"),
+    ),
+    "kill_switch": (
+        {
+            "user_id": str, "state": str, "reason": str, "tripped_at": int, "day": str,
+            "limits": str, "updated_ts": str,
+        },
+        "user_id",
+    ),
+}
+
+_INDEXES = {
+    "signals": [["user_id", "day"]],
+    "orders": [["order_id"], ["user_id", "day"], ["signal_id"], ["group_id"]],
+    "order_events": [["order_id"], ["tag"], ["user_id", "day"]],
+    "trades": [["user_id", "day"], ["signal_id"]],
+    "groups": [["user_id", "day"]],
+    "risk_events": [["user_id", "day"], ["signal_id"]],
+}
+
+
+def ist_day(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, IST).strftime("%Y-%m-%d")
+
+
+def ist_stamp(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, IST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Journal:
+    """The SQLite journal. ``clock`` returns epoch seconds (injected by tests to pin the IST day)."""
+
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.db = Database(self.path)
+        self.db.enable_wal()
+        self._declare_schema()
+
+    def _declare_schema(self) -> None:
+        for name, (columns, pk) in _SCHEMA.items():
+            table = self.db[name]
+            if not table.exists():
+                table.create(columns, pk=pk, not_null={c for c in columns if c != "id"}, defaults=_defaults(columns))
+        for name, indexes in _INDEXES.items():
+            for cols in indexes:
+                self.db[name].create_index(cols, if_not_exists=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---- time
+
+    def today(self) -> str:
+        return ist_day(self.clock())
+
+    def _now(self) -> str:
+        return ist_stamp(self.clock())
+
+    # ---- signals
+
+    def record_signal(self, sig: Signal | SignalGroup, decision: str, reason: str = "", code: str = "") -> bool:
+        """Journal a signal with the risk decision; False (and nothing written) if already recorded."""
+        if self.signal_decision(sig.id) is not None:
+            return False
+        instrument = sig.structure if isinstance(sig, SignalGroup) else sig.tradingsymbol
+        self.db["signals"].insert(
+            {
+                "id": sig.id, "user_id": sig.user_id, "day": self.today(), "ts": self._now(),
+                "type": "signal_group" if isinstance(sig, SignalGroup) else "signal",
+                "strategy_id": sig.strategy_id, "strategy": sig.strategy, "instrument": instrument,
+                "intent": sig.intent, "decision": decision, "reason": reason, "code": code,
+                "payload": msgspec.json.encode(sig).decode(),
+            },
+            ignore=True,
+        )
+        return True
+
+    def signal_decision(self, signal_id: str) -> str | None:
+        row = self._one("signals", "id = ?", [signal_id])
+        return row["decision"] if row else None
+
+    def signal(self, signal_id: str) -> dict | None:
+        return self._one("signals", "id = ?", [signal_id])
+
+    def signals(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
+        return self._rows("signals", user_id, day, "ts", limit)
+
+    # ---- orders
+
+    def record_order(
+        self,
+        user_id: str,
+        *,
+        tag: str,
+        signal_id: str,
+        group_id: str,
+        kind: str,
+        request: OrderRequest,
+        order_id: str = "",
+        state: str,
+        status: str = "",
+        status_message: str = "",
+    ) -> None:
+        """Insert or update the one row of a kta order (keyed on its tag). Empty ``order_id``,
+        ``status`` and ``status_message`` never overwrite values already known."""
+        now = self._now()
+        row: dict[str, Any] = {
+            "tag": tag, "user_id": user_id, "updated_ts": now, "signal_id": signal_id,
+            "group_id": group_id, "kind": kind, "leg_index": request.leg_index,
+            "exchange": str(request.exchange), "tradingsymbol": request.tradingsymbol,
+            "instrument_token": request.instrument_token, "transaction_type": str(request.transaction_type),
+            "order_type": str(request.order_type), "product": str(request.product),
+            "variety": str(request.variety), "quantity": request.quantity, "price": request.price,
+            "trigger_price": request.trigger_price, "market_protection": request.market_protection,
+            "state": state,
+        }
+        for key, value in (("order_id", order_id), ("status", status), ("status_message", status_message)):
+            if value:
+                row[key] = value
+        if self.order_by_tag(tag) is None:
+            row |= {"day": self.today(), "created_ts": now}
+            self.db["orders"].insert(row)
+        else:
+            self.db["orders"].update(tag, row)
+
+    def update_order(self, tag: str, **fields: Any) -> None:
+        """Set some columns of an existing order row (state, status, filled_quantity, ...)."""
+        self.db["orders"].update(tag, fields | {"updated_ts": self._now()})
+
+    def order_by_tag(self, tag: str) -> dict | None:
+        return self._one("orders", "tag = ?", [tag])
+
+    def order_by_id(self, order_id: str) -> dict | None:
+        return self._one("orders", "order_id = ?", [order_id]) if order_id else None
+
+    def open_orders(self, user_id: str) -> list[dict]:
+        marks = ",".join("?" * len(TERMINAL_STATES))
+        return list(
+            self.db["orders"].rows_where(
+                f"user_id = ? AND state NOT IN ({marks}) AND status NOT IN ({marks})",
+                [user_id, *TERMINAL_STATES, *TERMINAL_STATES],
+                order_by="created_ts",
+            )
+        )
+
+    def orders(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
+        return self._rows("orders", user_id, day, "created_ts", limit)
+
+    def orders_of_signal(self, signal_id: str) -> list[dict]:
+        return list(self.db["orders"].rows_where("signal_id = ?", [signal_id], order_by="created_ts"))
+
+    def orders_of_group(self, group_id: str) -> list[dict]:
+        return list(self.db["orders"].rows_where("group_id = ?", [group_id], order_by="leg_index, created_ts"))
+
+    # ---- order events
+
+    def record_order_event(self, ev: OrderEvent) -> bool:
+        """Append an event to the order's history (False if this exact event was seen) and carry its
+        status, fill progress and state onto the order row when the order is known."""
+        status = str(ev.status) if ev.status is not None else ""
+        key = f"{ev.order_id or ev.tag}|{status}|{ev.filled_quantity}|{ev.exchange_timestamp}"
+        if self._one("order_events", "event_key = ?", [key]) is not None:
+            return False
+        self.db["order_events"].insert(
+            {
+                "event_key": key, "user_id": ev.user_id, "day": self.today(), "ts": self._now(),
+                "order_id": ev.order_id, "tag": ev.tag, "signal_id": ev.signal_id, "group_id": ev.group_id,
+                "kind": ev.kind, "state": ev.state, "status": status, "status_message": ev.status_message,
+                "quantity": ev.quantity, "filled_quantity": ev.filled_quantity,
+                "pending_quantity": ev.pending_quantity, "cancelled_quantity": ev.cancelled_quantity,
+                "average_price": ev.average_price, "exchange_timestamp": ev.exchange_timestamp,
+                "payload": msgspec.json.encode(ev).decode(),
+            }
+        )
+        row = self.order_by_tag(ev.tag) if ev.tag else None
+        row = row or self.order_by_id(ev.order_id)
+        if row is not None:
+            update: dict[str, Any] = {"filled_quantity": ev.filled_quantity, "average_price": ev.average_price}
+            for key_, value in (("status", status), ("state", ev.state), ("order_id", ev.order_id),
+                                ("status_message", ev.status_message)):
+                if value:
+                    update[key_] = value
+            self.update_order(row["tag"], **update)
+        return True
+
+    def order_events(self, order_id_or_tag: str) -> list[dict]:
+        return list(
+            self.db["order_events"].rows_where(
+                "order_id = ? OR tag = ?", [order_id_or_tag, order_id_or_tag], order_by="rowid"
+            )
+        )
+
+    # ---- trades
+
+    def record_trade(
+        self,
+        user_id: str,
+        *,
+        trade_id: str,
+        order_id: str,
+        exchange: str,
+        tradingsymbol: str,
+        instrument_token: int,
+        transaction_type: str,
+        quantity: int,
+        price: int,
+        fill_timestamp: str,
+        product: str = "",
+        strategy_id: str = "",
+        signal_id: str = "",
+        group_id: str = "",
+    ) -> bool:
+        """Journal one fill (price in paise, ``fill_timestamp`` Kite's IST "yyyy-mm-dd hh:mm:ss");
+        False if this (order_id, trade_id) is already there."""
+        if self._one("trades", "order_id = ? AND trade_id = ?", [order_id, trade_id]) is not None:
+            return False
+        self.db["trades"].insert(
+            {
+                "order_id": order_id, "trade_id": trade_id, "user_id": user_id,
+                "day": fill_timestamp[:10] if fill_timestamp else self.today(),
+                "fill_timestamp": fill_timestamp or self._now(), "exchange": str(exchange),
+                "tradingsymbol": tradingsymbol, "instrument_token": instrument_token,
+                "transaction_type": str(transaction_type), "quantity": quantity, "price": price,
+                "product": str(product), "strategy_id": strategy_id, "signal_id": signal_id,
+                "group_id": group_id,
+            }
+        )
+        return True
+
+    def trades(self, user_id: str, day: str | None = None, limit: int = 100_000) -> list[dict]:
+        return self._rows("trades", user_id, day, "fill_timestamp, rowid", limit)
+
+    def trades_of_order(self, order_id: str) -> list[dict]:
+        return list(self.db["trades"].rows_where("order_id = ?", [order_id], order_by="fill_timestamp, rowid"))
+
+    # ---- groups
+
+    def record_group(self, group_id: str, user_id: str, *, strategy_id: str, structure: str, state: str,
+                     detail: str = "") -> None:
+        if state not in GROUP_STATES:
+            raise ValueError(f"group state must be one of {sorted(GROUP_STATES)}, not {state!r}")
+        now = self._now()
+        row = {"group_id": group_id, "user_id": user_id, "strategy_id": strategy_id, "structure": structure,
+               "state": state, "detail": detail, "updated_ts": now}
+        if self.group(group_id) is None:
+            self.db["groups"].insert(row | {"day": self.today(), "created_ts": now})
+        else:
+            self.db["groups"].update(group_id, row)
+
+    def group(self, group_id: str) -> dict | None:
+        return self._one("groups", "group_id = ?", [group_id])
+
+    def groups(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
+        return self._rows("groups", user_id, day, "created_ts", limit)
+
+    # ---- risk events
+
+    def record_risk_event(self, user_id: str, *, code: str, message: str, signal_id: str = "", state: str = "") -> None:
+        self.db["risk_events"].insert(
+            {"user_id": user_id, "day": self.today(), "ts": self._now(), "code": code, "message": message,
+             "signal_id": signal_id, "state": state}
+        )
+
+    def risk_events(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
+        return self._rows("risk_events", user_id, day, "id", limit)
+
+    # ---- kill switch state (survives a restart)
+
+    def kill_switch(self, user_id: str) -> dict | None:
+        row = self._one("kill_switch", "user_id = ?", [user_id])
+        if row is not None:
+            row["limits"] = json.loads(row["limits"]) if row["limits"] else None
+        return row
+
+    def save_kill_switch(self, user_id: str, *, state: str, reason: str, tripped_at: int, day: str,
+                         limits: dict | None = None) -> None:
+        self.db["kill_switch"].upsert(
+            {"user_id": user_id, "state": state, "reason": reason, "tripped_at": tripped_at, "day": day,
+             "limits": json.dumps(limits) if limits is not None else "", "updated_ts": self._now()},
+            pk="user_id",
+        )
+
+    # ---- daily summaries
+
+    def save_daily_summary(self, user_id: str, day: str, summary: dict) -> None:
+        self.db["daily_summaries"].upsert(
+            {"user_id": user_id, "day": day, "written_ts": self._now(), "archived": 1,
+             "summary": json.dumps(summary, sort_keys=True)},
+            pk=("user_id", "day"),
+        )
+
+    def daily_summary(self, user_id: str, day: str) -> dict | None:
+        row = self._one("daily_summaries", "user_id = ? AND day = ?", [user_id, day])
+        return json.loads(row["summary"]) if row else None
+
+    def summarised_days(self, user_id: str) -> list[str]:
+        return [r["day"] for r in self.db["daily_summaries"].rows_where("user_id = ?", [user_id], order_by="day")]
+
+    def trading_days(self, user_id: str) -> list[str]:
+        """Days with any journal activity for the user, oldest first."""
+        days: set[str] = set()
+        for table in ("signals", "orders", "trades", "risk_events"):
+            days |= {r[0] for r in self.db.execute(f"SELECT DISTINCT day FROM {table} WHERE user_id = ?", [user_id])}
+        return sorted(days)
+
+    # ---- audit
+
+    def audit(self, order_id_or_signal_id: str) -> dict:
+        """Why an order was placed and what happened to it: signal → risk decision → orders → events → fills."""
+        key = order_id_or_signal_id
+        signal = self.signal(key)
+        if signal is None:
+            order = self.order_by_id(key) or self.order_by_tag(key)
+            if order is None:
+                return {}
+            signal = self.signal(order["signal_id"]) if order["signal_id"] else None
+            orders = self.orders_of_signal(order["signal_id"]) if order["signal_id"] else [order]
+        else:
+            orders = self.orders_of_signal(key)
+        signal_id = signal["id"] if signal else ""
+        group_id = next((o["group_id"] for o in orders if o["group_id"]), "")
+        return {
+            "signal": signal,
+            "risk_events": list(self.db["risk_events"].rows_where("signal_id = ?", [signal_id])) if signal_id else [],
+            "group": self.group(group_id) if group_id else None,
+            "orders": [
+                o | {"events": self.order_events(o["order_id"] or o["tag"]),
+                     "trades": self.trades_of_order(o["order_id"]) if o["order_id"] else []}
+                for o in orders
+            ],
+        }
+
+    # ---- helpers
+
+    def _one(self, table: str, where: str, args: list) -> dict | None:
+        return next(iter(self.db[table].rows_where(where, args, limit=1)), None)
+
+    def _rows(self, table: str, user_id: str, day: str | None, order_by: str, limit: int) -> list[dict]:
+        if day:
+            return list(self.db[table].rows_where("user_id = ? AND day = ?", [user_id, day], order_by=order_by, limit=limit))
+        return list(self.db[table].rows_where("user_id = ?", [user_id], order_by=order_by, limit=limit))
+
+
+def _defaults(columns: dict[str, type]) -> dict[str, Any]:
+    return {c: (0 if t is int else "") for c, t in columns.items() if c not in ("id",)}
