@@ -1,0 +1,223 @@
+"""Positions: a local book per (strategy, instrument) built from fills, matched FIFO, in exact paise;
+the broker's positions converted to kta's; and the cross-check between the two."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from shared.messages import Position, to_paise
+
+
+@dataclass(slots=True)
+class Lot:
+    """An open piece of a position: signed quantity (+ long, - short) entered at ``price`` paise."""
+
+    quantity: int
+    price: int
+    timestamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """One matched piece: an entry lot closed (fully or partly) by an opposite fill."""
+
+    direction: str  # LONG or SHORT
+    quantity: int
+    entry_price: int
+    exit_price: int
+    entry_timestamp: str
+    exit_timestamp: str
+
+    @property
+    def pnl(self) -> int:
+        sign = 1 if self.direction == "LONG" else -1
+        return sign * (self.exit_price - self.entry_price) * self.quantity
+
+
+@dataclass(slots=True)
+class FifoBook:
+    """Open lots of one instrument; opposite fills close the oldest lots first, the rest (a
+    reversal) opens a new lot the other way."""
+
+    lots: deque[Lot] = field(default_factory=deque)
+    realised: int = 0
+
+    @property
+    def quantity(self) -> int:
+        return sum(lot.quantity for lot in self.lots)
+
+    def fill(self, signed_quantity: int, price: int, timestamp: str = "") -> list[Closed]:
+        closed: list[Closed] = []
+        remaining = signed_quantity
+        while remaining and self.lots and (self.lots[0].quantity > 0) != (remaining > 0):
+            lot = self.lots[0]
+            matched = min(abs(remaining), abs(lot.quantity))
+            piece = Closed("LONG" if lot.quantity > 0 else "SHORT", matched, lot.price, price, lot.timestamp, timestamp)
+            closed.append(piece)
+            self.realised += piece.pnl
+            step = matched if lot.quantity > 0 else -matched
+            lot.quantity -= step
+            remaining += step
+            if lot.quantity == 0:
+                self.lots.popleft()
+        if remaining:
+            self.lots.append(Lot(remaining, price, timestamp))
+        return closed
+
+    def average_price(self) -> int:
+        qty = self.quantity
+        if not qty:
+            return 0
+        return round(Fraction(sum(lot.quantity * lot.price for lot in self.lots), qty))
+
+    def unrealised(self, last_price: int) -> int:
+        return sum(lot.quantity * (last_price - lot.price) for lot in self.lots)
+
+
+def signed(transaction_type: str, quantity: int) -> int:
+    return quantity if str(transaction_type) == "BUY" else -quantity
+
+
+@dataclass(slots=True)
+class _Held:
+    exchange: str
+    tradingsymbol: str
+    instrument_token: int
+    product: str
+    book: FifoBook = field(default_factory=FifoBook)
+    last_price: int = 0
+    buy_quantity: int = 0
+    buy_value: int = 0
+    sell_quantity: int = 0
+    sell_value: int = 0
+
+
+class PositionTracker:
+    """kta's own view of a user's positions, by strategy and symbol, from the fills it journaled."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str, str], _Held] = {}
+        self._by_token: dict[int, list[_Held]] = {}
+
+    def on_fill(self, *, strategy_id: str, exchange: str, tradingsymbol: str, transaction_type: str, quantity: int,
+                price: int, instrument_token: int = 0, product: str = "", timestamp: str = "") -> list[Closed]:
+        key = (strategy_id, str(exchange), tradingsymbol)
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = _Held(str(exchange), tradingsymbol, instrument_token, str(product))
+            self._by_token.setdefault(instrument_token, []).append(held)
+        if str(transaction_type) == "BUY":
+            held.buy_quantity += quantity
+            held.buy_value += quantity * price
+        else:
+            held.sell_quantity += quantity
+            held.sell_value += quantity * price
+        if not held.last_price:
+            held.last_price = price
+        return held.book.fill(signed(transaction_type, quantity), price, timestamp)
+
+    def on_trade_row(self, row: dict[str, Any]) -> list[Closed]:
+        """Apply a row of the journal's trades table."""
+        return self.on_fill(strategy_id=row["strategy_id"], exchange=row["exchange"], tradingsymbol=row["tradingsymbol"],
+                            transaction_type=row["transaction_type"], quantity=row["quantity"], price=row["price"],
+                            instrument_token=row["instrument_token"], product=row["product"],
+                            timestamp=row["fill_timestamp"])
+
+    @classmethod
+    def from_trades(cls, rows: Iterable[dict[str, Any]]) -> PositionTracker:
+        tracker = cls()
+        for row in rows:
+            tracker.on_trade_row(row)
+        return tracker
+
+    def mark(self, instrument_token: int, last_price: int) -> None:
+        """A new last price (paise) for an instrument, e.g. from a tick. O(holders of the token)."""
+        for held in self._by_token.get(instrument_token, ()):
+            held.last_price = last_price
+
+    def open_tokens(self) -> set[int]:
+        return {h.instrument_token for h in self._held.values() if h.book.lots}
+
+    def positions(self) -> list[Position]:
+        return [
+            Position(
+                tradingsymbol=h.tradingsymbol, exchange=h.exchange, instrument_token=h.instrument_token,
+                product=h.product, quantity=h.book.quantity, average_price=h.book.average_price(),
+                last_price=h.last_price, value=h.sell_value - h.buy_value, realised=h.book.realised,
+                unrealised=h.book.unrealised(h.last_price), pnl=h.book.realised + h.book.unrealised(h.last_price),
+                m2m=h.book.realised + h.book.unrealised(h.last_price), buy_quantity=h.buy_quantity,
+                buy_value=h.buy_value, sell_quantity=h.sell_quantity, sell_value=h.sell_value, strategy_id=strategy_id,
+            )
+            for (strategy_id, _, _), h in sorted(self._held.items())
+        ]
+
+    @property
+    def realised(self) -> int:
+        return sum(h.book.realised for h in self._held.values())
+
+    @property
+    def unrealised(self) -> int:
+        return sum(h.book.unrealised(h.last_price) for h in self._held.values())
+
+    @property
+    def exposure(self) -> int:
+        return sum(abs(h.book.quantity) * h.last_price for h in self._held.values())
+
+    def exposure_by_symbol(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for h in self._held.values():
+            out[h.tradingsymbol] = out.get(h.tradingsymbol, 0) + abs(h.book.quantity) * h.last_price
+        return out
+
+    def exposure_by_strategy(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for (strategy_id, _, _), h in self._held.items():
+            out[strategy_id] = out.get(strategy_id, 0) + abs(h.book.quantity) * h.last_price
+        return out
+
+    def net_quantity(self, exchange: str, tradingsymbol: str) -> int:
+        return sum(h.book.quantity for h in self._held.values() if (h.exchange, h.tradingsymbol) == (exchange, tradingsymbol))
+
+
+def from_broker(positions: Iterable[Any]) -> list[Position]:
+    """Kite's net positions (rupee floats, ``shared.kite.models.Position`` or dicts) to kta's (paise)."""
+    out = []
+    for p in positions:
+        def get(key: str, default: Any = 0, p: Any = p) -> Any:
+            return p.get(key, default) if isinstance(p, dict) else getattr(p, key, default)
+
+        out.append(
+            Position(
+                tradingsymbol=get("tradingsymbol", ""), exchange=get("exchange", ""),
+                instrument_token=int(get("instrument_token", 0)), product=get("product", "") or "MIS",
+                quantity=int(get("quantity", 0)), overnight_quantity=int(get("overnight_quantity", 0)),
+                multiplier=int(get("multiplier", 1) or 1),
+                **{k: to_paise(get(k, 0) or 0) for k in (
+                    "average_price", "last_price", "close_price", "value", "pnl", "m2m", "realised", "unrealised",
+                    "buy_value", "sell_value")},
+                buy_quantity=int(get("buy_quantity", 0)), sell_quantity=int(get("sell_quantity", 0)),
+            )
+        )
+    return out
+
+
+def net_by_symbol(positions: Iterable[Position]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for p in positions:
+        key = (p.exchange, p.tradingsymbol)
+        out[key] = out.get(key, 0) + p.quantity
+    return out
+
+
+def cross_check(local: Iterable[Position], broker: Iterable[Position]) -> list[str]:
+    """Net quantity per instrument, kta's book against the broker's; one line per disagreement."""
+    mine, theirs = net_by_symbol(local), net_by_symbol(broker)
+    return [
+        f"{exchange}:{symbol} local {mine.get((exchange, symbol), 0)} broker {theirs.get((exchange, symbol), 0)}"
+        for exchange, symbol in sorted(mine.keys() | theirs.keys())
+        if mine.get((exchange, symbol), 0) != theirs.get((exchange, symbol), 0)
+    ]

@@ -1,0 +1,52 @@
+from shared.kite.models import Position as KitePosition
+from shared.messages import Position
+
+from execution_worker.positions import PositionTracker, cross_check, from_broker
+
+
+def test_tracker_fifo_realised_average_m2m_and_exposure():
+    t = PositionTracker()
+    t.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=10,
+              price=150000, instrument_token=1)
+    t.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=5,
+              price=151003, instrument_token=1)
+    closed = t.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type="SELL",
+                       quantity=12, price=152000, instrument_token=1)
+    assert [(c.quantity, c.entry_price, c.pnl) for c in closed] == [(10, 150000, 20000), (2, 151003, 1994)]
+    t.mark(1, 150500)
+    [p] = t.positions()
+    assert (p.quantity, p.average_price, p.realised, p.unrealised) == (3, 151003, 21994, 3 * (150500 - 151003))
+    assert t.exposure == 3 * 150500 and t.exposure_by_strategy() == {"s1": 451500}
+    t.on_fill(strategy_id="s2", exchange="NSE", tradingsymbol="INFY", transaction_type="SELL", quantity=7,
+              price=150000, instrument_token=1)
+    assert t.net_quantity("NSE", "INFY") == -4
+    assert t.open_tokens() == {1}
+
+
+def test_reversal_opens_the_remainder_the_other_way():
+    t = PositionTracker()
+    t.on_fill(strategy_id="s1", exchange="NFO", tradingsymbol="NIFTY26NOVFUT", transaction_type="BUY",
+              quantity=50, price=2400000)
+    t.on_fill(strategy_id="s1", exchange="NFO", tradingsymbol="NIFTY26NOVFUT", transaction_type="SELL",
+              quantity=75, price=2410000)
+    [p] = t.positions()
+    assert (p.quantity, p.average_price, p.realised) == (-25, 2410000, 50 * 10000)
+
+
+def test_from_broker_converts_rupees_to_paise_exactly():
+    kite = KitePosition(tradingsymbol="INFY", exchange="NSE", instrument_token=1, product="MIS", quantity=-3,
+                        average_price=1500.05, last_price=1499.95, pnl=0.3, m2m=0.3, realised=0.0, unrealised=0.3)
+    [p] = from_broker([kite, ])
+    assert (p.quantity, p.average_price, p.last_price, p.pnl) == (-3, 150005, 149995, 30)
+    [q] = from_broker([{"tradingsymbol": "TCS", "exchange": "NSE", "quantity": 2, "average_price": 3000.1}])
+    assert (q.quantity, q.average_price) == (2, 300010)
+
+
+def test_cross_check_names_each_disagreement():
+    local = [Position(tradingsymbol="INFY", exchange="NSE", quantity=5, strategy_id="s1"),
+             Position(tradingsymbol="INFY", exchange="NSE", quantity=-2, strategy_id="s2"),
+             Position(tradingsymbol="TCS", exchange="NSE", quantity=1)]
+    broker = [Position(tradingsymbol="INFY", exchange="NSE", quantity=3),
+              Position(tradingsymbol="SBIN", exchange="NSE", quantity=4)]
+    assert cross_check(local, broker) == ["NSE:SBIN local 0 broker 4", "NSE:TCS local 1 broker 0"]
+    assert cross_check(broker, broker) == []
