@@ -86,7 +86,7 @@ _SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
     "kill_switch": (
         {
             "user_id": str, "state": str, "reason": str, "tripped_at": int, "day": str,
-            "limits": str, "updated_ts": str,
+            "baseline": int, "limits": str, "updated_ts": str,
         },
         "user_id",
     ),
@@ -358,10 +358,11 @@ class Journal:
         return row
 
     def save_kill_switch(self, user_id: str, *, state: str, reason: str, tripped_at: int, day: str,
-                         limits: dict | None = None) -> None:
+                         baseline: int = 0, limits: dict | None = None) -> None:
         self.db["kill_switch"].upsert(
             {"user_id": user_id, "state": state, "reason": reason, "tripped_at": tripped_at, "day": day,
-             "limits": json.dumps(limits) if limits is not None else "", "updated_ts": self._now()},
+             "baseline": baseline, "limits": json.dumps(limits) if limits is not None else "",
+             "updated_ts": self._now()},
             pk="user_id",
         )
 

@@ -1,0 +1,134 @@
+"""The kill switch of one user: ACTIVE → REDUCING (past the warning threshold: only exits) → HALTED
+(past the daily loss limit: nothing new, strategies deactivated). Driven by realised + mark-to-market
+P&L; it latches — HALTED until a manual ``reset``, REDUCING until a reset or the next trading day —
+and its state lives in the journal so a restarted worker comes back tripped."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from execution_worker.journal import Journal, ist_day
+from shared.messages import KillSwitchState, RiskLimits, RiskState
+
+HaltListener = Callable[[RiskState], None]
+
+
+class KillSwitch:
+    def __init__(self, user_id: str, limits: RiskLimits | None, store: Journal,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``limits=None`` takes the limits saved for the user (or the defaults); given limits are saved."""
+        self.user_id = user_id
+        self.limits = limits or RiskLimits()
+        self.store = store
+        self.clock = clock
+        self.state = KillSwitchState.ACTIVE
+        self.reason = ""
+        self.tripped_at = 0
+        self.baseline = 0  # P&L level the day's loss is measured from (moved by a manual reset)
+        self.day = ist_day(clock())
+        self.realised = 0
+        self.unrealised = 0
+        self.exposure = 0
+        self._halt_listeners: list[HaltListener] = []
+        saved = store.kill_switch(user_id)
+        if saved is not None:
+            self.state = KillSwitchState(saved["state"])
+            self.reason, self.tripped_at, self.day = saved["reason"], saved["tripped_at"], saved["day"]
+            self.baseline = saved["baseline"]
+            if limits is None and saved["limits"]:
+                self.limits = msgspec.convert(saved["limits"], RiskLimits)
+        if saved is None or limits is not None:
+            self._save()
+
+    # ---- reading
+
+    @property
+    def day_pnl(self) -> int:
+        return self.realised + self.unrealised
+
+    @property
+    def loss(self) -> int:
+        """Today's loss counted against the limit (positive when losing)."""
+        return max(0, self.baseline - self.day_pnl)
+
+    @property
+    def warn_level(self) -> int:
+        return self.limits.max_daily_loss * int(self.limits.warn_daily_loss_pct * 100) // 10_000
+
+    @property
+    def halted(self) -> bool:
+        return self.state is KillSwitchState.HALTED
+
+    def snapshot(self) -> RiskState:
+        return RiskState(user_id=self.user_id, ts=time.time_ns(), state=self.state, day_pnl=self.day_pnl,
+                         realised=self.realised, unrealised=self.unrealised, exposure=self.exposure,
+                         reason=self.reason, tripped_at=self.tripped_at, limits=self.limits)
+
+    # ---- driving
+
+    def on_halt(self, listener: HaltListener) -> None:
+        """Called once each time the switch trips to HALTED (deactivate strategies, cancel, flatten)."""
+        self._halt_listeners.append(listener)
+
+    def on_pnl(self, realised: int, unrealised: int, source: str, exposure: int | None = None) -> RiskState | None:
+        """New day P&L (paise) from ``source`` (positions loop, fill, tick). Returns the new RiskState
+        when the switch changed state, else None."""
+        self.realised, self.unrealised = realised, unrealised
+        if exposure is not None:
+            self.exposure = exposure
+        if self.state is not KillSwitchState.HALTED and self.loss >= self.limits.max_daily_loss:
+            return self._trip(KillSwitchState.HALTED, "DAILY_LOSS_LIMIT",
+                              f"day P&L {self.day_pnl} paise reached the daily loss limit "
+                              f"{self.limits.max_daily_loss} ({source})")
+        if self.state is KillSwitchState.ACTIVE and self.loss >= self.warn_level:
+            return self._trip(KillSwitchState.REDUCING, "DAILY_LOSS_WARNING",
+                              f"day P&L {self.day_pnl} paise passed {self.limits.warn_daily_loss_pct:g}% of the "
+                              f"daily loss limit {self.limits.max_daily_loss}: exits only ({source})")
+        return None
+
+    def halt(self, reason: str) -> RiskState | None:
+        """Trip by hand (or on an operational emergency)."""
+        if self.halted:
+            return None
+        return self._trip(KillSwitchState.HALTED, "KILL_SWITCH_MANUAL", reason)
+
+    def reset(self, reason: str) -> RiskState:
+        """The manual reset: back to ACTIVE, the day's loss measured afresh from the current P&L."""
+        self.store.record_risk_event(self.user_id, code="KILL_SWITCH_RESET", message=reason,
+                                     state=KillSwitchState.ACTIVE)
+        self.state, self.reason, self.tripped_at = KillSwitchState.ACTIVE, "", 0
+        self.baseline = self.day_pnl
+        self._save()
+        return self.snapshot()
+
+    def new_day(self, day: str) -> RiskState | None:
+        """First moment of a new trading day: P&L baseline to zero; REDUCING ends, HALTED stays."""
+        changed = self.state is KillSwitchState.REDUCING
+        self.day, self.baseline, self.realised, self.unrealised = day, 0, 0, 0
+        if changed:
+            self.state, self.reason, self.tripped_at = KillSwitchState.ACTIVE, "", 0
+        self._save()
+        return self.snapshot() if changed else None
+
+    def set_limits(self, limits: RiskLimits) -> None:
+        self.limits = limits
+        self._save()
+
+    # ---- internals
+
+    def _trip(self, state: KillSwitchState, code: str, message: str) -> RiskState:
+        self.state, self.reason, self.tripped_at = state, message, int(self.clock() * 1e9)
+        self.store.record_risk_event(self.user_id, code=code, message=message, state=state)
+        self._save()
+        snap = self.snapshot()
+        if state is KillSwitchState.HALTED:
+            for listener in self._halt_listeners:
+                listener(snap)
+        return snap
+
+    def _save(self) -> None:
+        self.store.save_kill_switch(self.user_id, state=self.state, reason=self.reason, tripped_at=self.tripped_at,
+                                    day=self.day, baseline=self.baseline, limits=msgspec.to_builtins(self.limits))
