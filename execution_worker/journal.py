@@ -25,6 +25,10 @@ IST = timezone(timedelta(hours=5, minutes=30))
 # kta order states (and Kite statuses) after which an order can no longer change.
 TERMINAL_STATES = frozenset({"COMPLETE", "CANCELLED", "REJECTED", "FAILED"})
 
+# Signal decisions: anything other than ACCEPTED is a refusal (its code says why).
+ACCEPTED = "accepted"
+REFUSED = "refused"
+
 GROUP_STATES = frozenset({"placing", "completed", "rolled_back", "needs_attention"})
 
 _SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {

@@ -1,0 +1,89 @@
+"""End of day (the original design's cleanup). At the session close, or on the first start of a new
+day for the days missed: summarise each finished trading day into ``daily_summaries``, archive its
+journal rows to a JSON file, and start the new day's risk state (P&L baseline, order-rate counters)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, time as day_time
+from pathlib import Path
+
+import msgspec
+from msgspec import Struct
+
+from execution_worker.journal import ACCEPTED, IST, Journal
+from execution_worker.positions import PositionTracker
+from execution_worker.risk import RiskManager
+from execution_worker.summary import ExecutionSummary, JournalSummary, execution_summary, journal_summary
+from shared.messages import RiskState
+
+SESSION_CLOSE = day_time(15, 30)
+
+
+class DailySummary(Struct, kw_only=True):
+    """What the gateway emails the user for one trading day. Money in paise."""
+
+    user_id: str
+    day: str
+    realised_pnl: int
+    signals: int
+    signals_refused: int
+    risk_events: int
+    kill_switch: str
+    journal: JournalSummary
+    execution: ExecutionSummary
+
+
+class EndOfDay:
+    def __init__(self, user_id: str, journal: Journal, risk: RiskManager, *, archive_dir: str | Path | None = None,
+                 clock: Callable[[], float] = time.time, session_close: day_time = SESSION_CLOSE) -> None:
+        self.user_id = user_id
+        self.journal = journal
+        self.risk = risk
+        self.archive_dir = Path(archive_dir) if archive_dir else None
+        self.clock = clock
+        self.session_close = session_close
+
+    def due_days(self) -> list[str]:
+        """Days with journal activity not yet summarised that are over (before today, or today after close)."""
+        now = datetime.fromtimestamp(self.clock(), IST)
+        today = now.date().isoformat()
+        done = set(self.journal.summarised_days(self.user_id))
+        return [d for d in self.journal.trading_days(self.user_id)
+                if d not in done and (d < today or (d == today and now.time() >= self.session_close))]
+
+    def run(self) -> tuple[list[DailySummary], RiskState | None]:
+        """Close every finished day (oldest first) and, on a new day, reset the day's risk state.
+        Returns the summaries to publish and the RiskState if the kill switch changed."""
+        summaries = [self.close_day(day) for day in self.due_days()]
+        today = datetime.fromtimestamp(self.clock(), IST).date().isoformat()
+        changed = self.risk.new_day(today) if self.risk.kill_switch.day != today else None
+        return summaries, changed
+
+    def close_day(self, day: str) -> DailySummary:
+        trades = self.journal.trades(self.user_id, day)
+        signals = self.journal.signals(self.user_id, day)
+        summary = DailySummary(
+            user_id=self.user_id, day=day, realised_pnl=PositionTracker.from_trades(trades).realised,
+            signals=len(signals), signals_refused=sum(s["decision"] != ACCEPTED for s in signals),
+            risk_events=len(self.journal.risk_events(self.user_id, day)), kill_switch=self.risk.state,
+            journal=journal_summary(trades), execution=execution_summary(self.journal.orders(self.user_id, day)),
+        )
+        if self.archive_dir is not None:
+            self._archive(day, summary, trades, signals)
+        self.journal.save_daily_summary(self.user_id, day, msgspec.to_builtins(summary))
+        return summary
+
+    def _archive(self, day: str, summary: DailySummary, trades: list[dict], signals: list[dict]) -> None:
+        folder = self.archive_dir / self.user_id
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {
+            "summary": msgspec.to_builtins(summary), "signals": signals, "trades": trades,
+            "orders": self.journal.orders(self.user_id, day), "groups": self.journal.groups(self.user_id, day),
+            "risk_events": self.journal.risk_events(self.user_id, day),
+        }
+        partial = folder / f"{day}.json.part"
+        partial.write_text(json.dumps(record, indent=1, sort_keys=True))
+        partial.replace(folder / f"{day}.json")

@@ -1,0 +1,49 @@
+import json
+
+from execution_worker.eod import EndOfDay
+from execution_worker.journal import ACCEPTED, REFUSED
+from execution_worker.risk import RiskManager
+from shared.messages import KillSwitchState
+
+from .kit import USER, Clock, journal, signal
+
+
+def trade(j, n, side, qty, price, stamp):
+    j.record_trade(USER, trade_id=f"T{n}", order_id=f"O{n}", exchange="NSE", tradingsymbol="INFY", instrument_token=1,
+                   transaction_type=side, quantity=qty, price=price, fill_timestamp=stamp, strategy_id="s1")
+
+
+def test_session_close_summarises_the_day_once_and_archives_it(tmp_path):
+    clock = Clock("2026-11-24 15:00:00")
+    j = journal(tmp_path, clock)
+    eod = EndOfDay(USER, j, RiskManager(USER, None, j, clock), archive_dir=tmp_path / "archive", clock=clock)
+    j.record_signal(signal("a"), ACCEPTED)
+    j.record_signal(signal("b"), REFUSED, "too big", "POSITION_SIZE")
+    trade(j, 1, "BUY", 10, 150000, "2026-11-24 10:00:00")
+    trade(j, 2, "SELL", 10, 151000, "2026-11-24 11:00:00")
+    assert eod.due_days() == []  # session still open
+    clock.set("2026-11-24 15:30:00")
+    summaries, changed = eod.run()
+    [s] = summaries
+    assert changed is None
+    assert (s.day, s.realised_pnl, s.signals, s.signals_refused) == ("2026-11-24", 10_000, 2, 1)
+    assert (s.journal.total_trades, s.journal.wins) == (1, 1)
+    assert j.daily_summary(USER, "2026-11-24")["realised_pnl"] == 10_000
+    archived = json.loads((tmp_path / "archive" / USER / "2026-11-24.json").read_text())
+    assert len(archived["trades"]) == 2 and archived["summary"]["day"] == "2026-11-24"
+    assert eod.run() == ([], None)
+
+
+def test_first_start_of_a_new_day_closes_missed_days_and_resets_the_day_state(tmp_path):
+    clock = Clock("2026-11-23 12:00:00")
+    j = journal(tmp_path, clock)
+    risk = RiskManager(USER, None, j, clock)
+    trade(j, 1, "BUY", 5, 100000, "2026-11-23 10:00:00")
+    risk.on_pnl(-45_000_00, 0, "positions")
+    assert risk.state is KillSwitchState.REDUCING
+    clock.set("2026-11-25 09:00:00")  # the worker was down on the 24th
+    restarted = RiskManager(USER, None, j, clock)
+    summaries, changed = EndOfDay(USER, j, restarted, clock=clock).run()
+    assert [s.day for s in summaries] == ["2026-11-23"] and summaries[0].kill_switch == "REDUCING"
+    assert changed.state is KillSwitchState.ACTIVE and restarted.kill_switch.day == "2026-11-25"
+    assert j.kill_switch(USER)["day"] == "2026-11-25"
