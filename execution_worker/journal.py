@@ -9,6 +9,7 @@ Writes are idempotent: signals on their id, orders on their kta tag, events on
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -18,6 +19,7 @@ from typing import Any
 import msgspec
 from sqlite_utils import Database
 
+from execution_worker.journal_schema import INDEXES, SCHEMA, defaults
 from shared.messages import OrderEvent, OrderRequest, Signal, SignalGroup
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -30,81 +32,6 @@ ACCEPTED = "accepted"
 REFUSED = "refused"
 
 GROUP_STATES = frozenset({"placing", "completed", "rolled_back", "needs_attention"})
-
-_SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
-    "signals": (
-        {
-            "id": str, "user_id": str, "day": str, "ts": str, "type": str, "strategy_id": str,
-            "strategy": str, "instrument": str, "intent": str, "decision": str, "reason": str,
-            "code": str, "payload": str,
-        },
-        "id",
-    ),
-    "orders": (
-        {
-            "tag": str, "user_id": str, "day": str, "created_ts": str, "updated_ts": str,
-            "order_id": str, "signal_id": str, "group_id": str, "kind": str, "leg_index": int,
-            "exchange": str, "tradingsymbol": str, "instrument_token": int, "transaction_type": str,
-            "order_type": str, "product": str, "variety": str, "quantity": int, "price": int,
-            "trigger_price": int, "market_protection": int, "state": str, "status": str,
-            "status_message": str, "filled_quantity": int, "average_price": int,
-        },
-        "tag",
-    ),
-    "order_events": (
-        {
-            "event_key": str, "user_id": str, "day": str, "ts": str, "order_id": str, "tag": str,
-            "signal_id": str, "group_id": str, "kind": str, "state": str, "status": str,
-            "status_message": str, "quantity": int, "filled_quantity": int, "pending_quantity": int,
-            "cancelled_quantity": int, "average_price": int, "exchange_timestamp": str, "payload": str,
-        },
-        "event_key",
-    ),
-    "trades": (
-        {
-            "order_id": str, "trade_id": str, "user_id": str, "day": str, "fill_timestamp": str,
-            "exchange": str, "tradingsymbol": str, "instrument_token": int, "transaction_type": str,
-            "quantity": int, "price": int, "product": str, "strategy_id": str, "signal_id": str,
-            "group_id": str,
-        },
-        ("order_id", "trade_id"),
-    ),
-    "groups": (
-        {
-            "group_id": str, "user_id": str, "day": str, "created_ts": str, "updated_ts": str,
-            "strategy_id": str, "structure": str, "state": str, "detail": str,
-        },
-        "group_id",
-    ),
-    "risk_events": (
-        {
-            "id": int, "user_id": str, "day": str, "ts": str, "code": str, "message": str,
-            "signal_id": str, "state": str,
-        },
-        "id",
-    ),
-    "daily_summaries": (
-        {"user_id": str, "day": str, "written_ts": str, "archived": int, "summary": str},
-        ("user_id", "day"),
-    ),
-    "kill_switch": (
-        {
-            "user_id": str, "state": str, "reason": str, "tripped_at": int, "day": str,
-            "baseline": int, "limits": str, "updated_ts": str,
-        },
-        "user_id",
-    ),
-}
-
-_INDEXES = {
-    "signals": [["user_id", "day"]],
-    "orders": [["order_id"], ["user_id", "day"], ["signal_id"], ["group_id"]],
-    "order_events": [["order_id"], ["tag"], ["user_id", "day"]],
-    "trades": [["user_id", "day"], ["signal_id"]],
-    "groups": [["user_id", "day"]],
-    "risk_events": [["user_id", "day"], ["signal_id"]],
-}
-
 
 def ist_day(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, IST).strftime("%Y-%m-%d")
@@ -121,16 +48,19 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
-        self.db = Database(self.path)
+        # One connection, usable from worker threads too (sqlite serialises it); WAL with
+        # synchronous=NORMAL survives a killed process, only a power cut can lose the last commits.
+        self.db = Database(sqlite3.connect(self.path, check_same_thread=False))
         self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self._declare_schema()
 
     def _declare_schema(self) -> None:
-        for name, (columns, pk) in _SCHEMA.items():
+        for name, (columns, pk) in SCHEMA.items():
             table = self.db[name]
             if not table.exists():
-                table.create(columns, pk=pk, not_null={c for c in columns if c != "id"}, defaults=_defaults(columns))
-        for name, indexes in _INDEXES.items():
+                table.create(columns, pk=pk, not_null={c for c in columns if c != "id"}, defaults=defaults(columns))
+        for name, indexes in INDEXES.items():
             for cols in indexes:
                 self.db[name].create_index(cols, if_not_exists=True)
 
@@ -429,7 +359,3 @@ class Journal:
         if day:
             return list(self.db[table].rows_where("user_id = ? AND day = ?", [user_id, day], order_by=order_by, limit=limit))
         return list(self.db[table].rows_where("user_id = ?", [user_id], order_by=order_by, limit=limit))
-
-
-def _defaults(columns: dict[str, type]) -> dict[str, Any]:
-    return {c: (0 if t is int else "") for c, t in columns.items() if c not in ("id",)}

@@ -13,6 +13,7 @@ from msgspec import Struct, field
 from execution_worker.journal import Journal
 from execution_worker.kill_switch import HaltListener, KillSwitch
 from execution_worker.positions import signed
+from execution_worker.summary import RiskSummary, risk_summary
 from shared.messages import (
     Exchange,
     KillSwitchState,
@@ -110,6 +111,14 @@ class RiskManager:
 
     def snapshot(self) -> RiskState:
         return self.kill_switch.snapshot()
+
+    def summary(self, *, position_count: int, trade_count: int, session_start: str = "") -> RiskSummary:
+        """The original design's risk summary from the latest P&L and exposure fed to ``on_pnl``."""
+        ks = self.kill_switch
+        return risk_summary(user_id=self.user_id, state=ks.state, reason=ks.reason, realised=ks.realised,
+                            unrealised=ks.unrealised, exposure=ks.exposure, max_daily_loss=self.limits.max_daily_loss,
+                            max_exposure=self.limits.max_exposure, position_count=position_count,
+                            trade_count=trade_count, session_start=session_start)
 
     # ---- pre-trade checks
 

@@ -68,7 +68,10 @@ def test_trips_at_the_limit_graded_and_calls_halt_listeners(risk):
     halted = []
     risk.on_halt(halted.append)
     assert risk.on_pnl(-5_000_00, -2_999_99, "positions") is None  # loss 7,999.99 < 80 %
-    state = risk.on_pnl(-5_000_00, -3_000_00, "tick")
+    state = risk.on_pnl(-5_000_00, -3_000_00, "tick", exposure=250_000_00)
+    summary = risk.summary(position_count=1, trade_count=4)
+    assert (summary.state, summary.daily_pnl, summary.utilization_pct, summary.loss_utilization_pct) == (
+        "REDUCING", -8_000_00, 25.0, 80.0)
     assert state.state is KillSwitchState.REDUCING and risk.state is KillSwitchState.REDUCING
     refused = risk.validate_signal(signal("e1"), RiskContext())
     assert refused.code == RiskCode.REDUCING_ONLY_EXITS
