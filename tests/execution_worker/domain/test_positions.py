@@ -1,3 +1,5 @@
+from hypothesis import given, settings, strategies as st
+
 from shared.kite.models import Position as KitePosition
 from shared.messages import Position
 
@@ -50,3 +52,21 @@ def test_cross_check_names_each_disagreement():
               Position(tradingsymbol="SBIN", exchange="NSE", quantity=4)]
     assert cross_check(local, broker) == ["NSE:SBIN local 0 broker 4", "NSE:TCS local 1 broker 0"]
     assert cross_check(broker, broker) == []
+
+fill_lists = st.lists(st.tuples(st.sampled_from(["BUY", "SELL"]), st.integers(1, 50), st.integers(1, 10**7)),
+                      min_size=1, max_size=40)
+
+
+@settings(max_examples=200, derandomize=True)
+@given(fill_lists, st.integers(1, 10**7))
+def test_pnl_is_exact_cash_flow_once_marked(fills, last):
+    """Realised + unrealised at the last price equals the cash flow of all fills plus the open
+    quantity valued at that price — to the paisa, for any fill sequence (reversals included)."""
+    t = PositionTracker()
+    for side, qty, price in fills:
+        t.on_fill(strategy_id="s", exchange="NSE", tradingsymbol="X", transaction_type=side, quantity=qty,
+                  price=price, instrument_token=7)
+    t.mark(7, last)
+    [p] = t.positions()
+    assert t.realised + t.unrealised == p.sell_value - p.buy_value + p.quantity * last
+    assert p.quantity == p.buy_quantity - p.sell_quantity
