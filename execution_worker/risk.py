@@ -51,6 +51,24 @@ class RiskDecision(Struct, frozen=True):
 ACCEPTED = RiskDecision(True)
 
 
+class RiskLimitError(Exception):
+    """A signal refused by a risk check: journaled, shown, and the next signal goes on."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class KillSwitchError(RiskLimitError):
+    """A signal refused because the kill switch is HALTED: the user's strategies must stop."""
+
+
+def refusal_error(decision: RiskDecision) -> RiskLimitError:
+    cls = KillSwitchError if decision.code == RiskCode.KILL_SWITCH_HALTED else RiskLimitError
+    return cls(decision.code, decision.reason)
+
+
 class RiskContext(Struct, kw_only=True):
     """What the worker knows when a signal arrives. Money in paise, greeks per underlying."""
 
@@ -134,6 +152,17 @@ class RiskManager:
             self.store.record_risk_event(self.user_id, code=decision.code, message=decision.reason,
                                          signal_id=sig.id, state=self.state)
         return decision
+
+    def require(self, sig: Signal | SignalGroup, ctx: RiskContext | None = None) -> None:
+        """``validate_signal`` that raises KillSwitchError / RiskLimitError on refusal."""
+        decision = self.validate_signal(sig, ctx)
+        if not decision.ok:
+            raise refusal_error(decision)
+
+    @property
+    def halted(self) -> bool:
+        """True while HALTED: the worker keeps the user's strategies deactivated."""
+        return self.kill_switch.halted
 
     def _check(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision:
         ks, limits = self.kill_switch, self.limits

@@ -1,6 +1,6 @@
 import pytest
 
-from execution_worker.risk import RiskCode, RiskContext, RiskManager, flatten_plan
+from execution_worker.risk import KillSwitchError, RiskCode, RiskContext, RiskLimitError, RiskManager, flatten_plan
 from shared.messages import KillSwitchState, Position, RiskLimits
 
 from .kit import USER, Clock, group, journal, leg, signal
@@ -49,6 +49,13 @@ def test_every_limit_refuses_with_its_code(risk, code, sig, ctx):
     assert risk.store.risk_events(USER)[-1]["code"] == code
 
 
+def test_require_raises_the_refusal(risk):
+    with pytest.raises(RiskLimitError) as refused:
+        risk.require(signal(qty=500))
+    assert refused.value.code == RiskCode.POSITION_SIZE and not isinstance(refused.value, KillSwitchError)
+    risk.require(signal("fine"))
+
+
 def test_within_limits_is_accepted_and_greeks_may_shrink(risk):
     assert risk.validate_signal(signal(qty=100), RiskContext(notional=100 * 1500_00)).ok
     reducing_delta = RiskContext(underlying="NIFTY", net_delta={"NIFTY": 900.0}, signal_delta=-100.0)
@@ -84,6 +91,9 @@ def test_trips_at_the_limit_graded_and_calls_halt_listeners(risk):
     assert [s.state for s in halted] == [KillSwitchState.HALTED]
     for sig in (signal("h1"), signal("h2", intent="exit")):
         assert risk.validate_signal(sig).code == RiskCode.KILL_SWITCH_HALTED
+    assert risk.halted
+    with pytest.raises(KillSwitchError, match="KILL_SWITCH_HALTED"):
+        risk.require(signal("h3"))
     assert risk.on_pnl(0, 0, "positions") is None and risk.state is KillSwitchState.HALTED  # latched
     codes = [e["code"] for e in risk.store.risk_events(USER)]
     assert "DAILY_LOSS_WARNING" in codes and "DAILY_LOSS_LIMIT" in codes
