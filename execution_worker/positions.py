@@ -45,10 +45,8 @@ class FifoBook:
 
     lots: deque[Lot] = field(default_factory=deque)
     realised: int = 0
-
-    @property
-    def quantity(self) -> int:
-        return sum(lot.quantity for lot in self.lots)
+    quantity: int = 0  # net open quantity, signed
+    cost: int = 0  # sum of open lots' quantity × price, signed
 
     def fill(self, signed_quantity: int, price: int, timestamp: str = "") -> list[Closed]:
         closed: list[Closed] = []
@@ -61,21 +59,22 @@ class FifoBook:
             self.realised += piece.pnl
             step = matched if lot.quantity > 0 else -matched
             lot.quantity -= step
+            self.quantity -= step
+            self.cost -= step * lot.price
             remaining += step
             if lot.quantity == 0:
                 self.lots.popleft()
         if remaining:
             self.lots.append(Lot(remaining, price, timestamp))
+            self.quantity += remaining
+            self.cost += remaining * price
         return closed
 
     def average_price(self) -> int:
-        qty = self.quantity
-        if not qty:
-            return 0
-        return round(Fraction(sum(lot.quantity * lot.price for lot in self.lots), qty))
+        return round(Fraction(self.cost, self.quantity)) if self.quantity else 0
 
     def unrealised(self, last_price: int) -> int:
-        return sum(lot.quantity * (last_price - lot.price) for lot in self.lots)
+        return self.quantity * last_price - self.cost
 
 
 def signed(transaction_type: str, quantity: int) -> int:
@@ -97,11 +96,21 @@ class _Held:
 
 
 class PositionTracker:
-    """kta's own view of a user's positions, by strategy and symbol, from the fills it journaled."""
+    """kta's own view of a user's positions, by strategy and symbol, from the fills it journaled.
+    Totals (realised, unrealised, exposure) are kept up to date on each fill and mark, so reading
+    them on every tick costs O(1)."""
 
     def __init__(self) -> None:
         self._held: dict[tuple[str, str, str], _Held] = {}
         self._by_token: dict[int, list[_Held]] = {}
+        self.realised = 0
+        self.unrealised = 0
+        self.exposure = 0
+
+    def _count(self, held: _Held, sign: int) -> None:
+        self.realised += sign * held.book.realised
+        self.unrealised += sign * held.book.unrealised(held.last_price)
+        self.exposure += sign * abs(held.book.quantity) * held.last_price
 
     def on_fill(self, *, strategy_id: str, exchange: str, tradingsymbol: str, transaction_type: str, quantity: int,
                 price: int, instrument_token: int = 0, product: str = "", timestamp: str = "") -> list[Closed]:
@@ -110,6 +119,7 @@ class PositionTracker:
         if held is None:
             held = self._held[key] = _Held(str(exchange), tradingsymbol, instrument_token, str(product))
             self._by_token.setdefault(instrument_token, []).append(held)
+        self._count(held, -1)
         if str(transaction_type) == "BUY":
             held.buy_quantity += quantity
             held.buy_value += quantity * price
@@ -118,7 +128,9 @@ class PositionTracker:
             held.sell_value += quantity * price
         if not held.last_price:
             held.last_price = price
-        return held.book.fill(signed(transaction_type, quantity), price, timestamp)
+        closed = held.book.fill(signed(transaction_type, quantity), price, timestamp)
+        self._count(held, +1)
+        return closed
 
     def on_trade_row(self, row: dict[str, Any]) -> list[Closed]:
         """Apply a row of the journal's trades table."""
@@ -137,7 +149,9 @@ class PositionTracker:
     def mark(self, instrument_token: int, last_price: int) -> None:
         """A new last price (paise) for an instrument, e.g. from a tick. O(holders of the token)."""
         for held in self._by_token.get(instrument_token, ()):
+            self._count(held, -1)
             held.last_price = last_price
+            self._count(held, +1)
 
     def open_tokens(self) -> set[int]:
         return {h.instrument_token for h in self._held.values() if h.book.lots}
@@ -154,18 +168,6 @@ class PositionTracker:
             )
             for (strategy_id, _, _), h in sorted(self._held.items())
         ]
-
-    @property
-    def realised(self) -> int:
-        return sum(h.book.realised for h in self._held.values())
-
-    @property
-    def unrealised(self) -> int:
-        return sum(h.book.unrealised(h.last_price) for h in self._held.values())
-
-    @property
-    def exposure(self) -> int:
-        return sum(abs(h.book.quantity) * h.last_price for h in self._held.values())
 
     def exposure_by_symbol(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -61,12 +61,15 @@ fill_lists = st.lists(st.tuples(st.sampled_from(["BUY", "SELL"]), st.integers(1,
 @given(fill_lists, st.integers(1, 10**7))
 def test_pnl_is_exact_cash_flow_once_marked(fills, last):
     """Realised + unrealised at the last price equals the cash flow of all fills plus the open
-    quantity valued at that price — to the paisa, for any fill sequence (reversals included)."""
+    quantity valued at that price — to the paisa, for any fill sequence (reversals included) —
+    and the running totals equal the per-position figures."""
     t = PositionTracker()
-    for side, qty, price in fills:
+    for i, (side, qty, price) in enumerate(fills):
         t.on_fill(strategy_id="s", exchange="NSE", tradingsymbol="X", transaction_type=side, quantity=qty,
                   price=price, instrument_token=7)
+        t.mark(7, price + i)
     t.mark(7, last)
     [p] = t.positions()
     assert t.realised + t.unrealised == p.sell_value - p.buy_value + p.quantity * last
+    assert (t.realised, t.unrealised, t.exposure) == (p.realised, p.unrealised, abs(p.quantity) * last)
     assert p.quantity == p.buy_quantity - p.sell_quantity
