@@ -326,22 +326,21 @@ class Journal:
     # ---- audit
 
     def audit(self, order_id_or_signal_id: str) -> dict:
-        """Why an order was placed and what happened to it: signal → risk decision → orders → events → fills."""
+        """Why an order was placed and what happened to it: signal → risk decision → group → orders
+        (with their events and fills). Accepts a signal id, a group id, a broker order id or a tag."""
         key = order_id_or_signal_id
         signal = self.signal(key)
-        if signal is None:
+        if signal is None and self.group(key) is None:
             order = self.order_by_id(key) or self.order_by_tag(key)
             if order is None:
                 return {}
-            signal = self.signal(order["signal_id"]) if order["signal_id"] else None
-            orders = self.orders_of_signal(order["signal_id"]) if order["signal_id"] else [order]
-        else:
-            orders = self.orders_of_signal(key)
-        signal_id = signal["id"] if signal else ""
+            key = order["signal_id"] or order["group_id"]
+            signal = self.signal(key) if key else None
+        orders = self._orders_of(key) if key else [order]
         group_id = next((o["group_id"] for o in orders if o["group_id"]), "")
         return {
             "signal": signal,
-            "risk_events": list(self.db["risk_events"].rows_where("signal_id = ?", [signal_id])) if signal_id else [],
+            "risk_events": list(self.db["risk_events"].rows_where("signal_id = ?", [key])) if key else [],
             "group": self.group(group_id) if group_id else None,
             "orders": [
                 o | {"events": self.order_events(o["order_id"] or o["tag"]),
@@ -349,6 +348,10 @@ class Journal:
                 for o in orders
             ],
         }
+
+    def _orders_of(self, signal_or_group_id: str) -> list[dict]:
+        return list(self.db["orders"].rows_where("signal_id = ? OR group_id = ?", [signal_or_group_id] * 2,
+                                                 order_by="created_ts, rowid"))
 
     # ---- helpers
 

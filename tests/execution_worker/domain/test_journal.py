@@ -1,7 +1,7 @@
 from execution_worker.journal import Journal
 from shared.messages import OrderEvent, OrderStatus
 
-from .kit import USER, Clock, journal, order_request, signal
+from .kit import USER, Clock, group, journal, leg, order_request, signal
 
 
 def test_signal_recorded_once_and_decision_survives_reopen(tmp_path):
@@ -85,3 +85,16 @@ def test_group_states_are_checked(tmp_path):
         assert "group state" in str(e)
     else:
         raise AssertionError("bad group state accepted")
+
+
+def test_audit_of_a_group_lists_every_leg(tmp_path):
+    j = journal(tmp_path)
+    j.record_signal(group("iron_condor", [leg("PE1", "BUY", "PE", 24000_00)], id="g1"), "accepted")
+    j.record_group("g1", USER, strategy_id="s2", structure="iron_condor", state="completed")
+    for i in range(2):
+        j.record_order(USER, tag=f"ktag{i}", signal_id="", group_id="g1", kind="entry",
+                       request=order_request(f"ktag{i}", leg_index=i), order_id=f"L{i}", state="OPEN")
+    for key in ("g1", "L1", "ktag0"):
+        audit = j.audit(key)
+        assert [o["order_id"] for o in audit["orders"]] == ["L0", "L1"]
+        assert audit["group"]["state"] == "completed" and audit["signal"]["type"] == "signal_group"
