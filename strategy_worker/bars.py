@@ -1,0 +1,115 @@
+"""Bars from ticks, by exchange time (so kite_sim's ``--speed`` works), aligned like Kite's candles.
+
+Volume is the difference of the cumulative day volume between ticks; OI is carried. A reported feed
+gap closes the bar in progress early and marks the next one ``after_gap`` — no bar silently spans
+a gap. Each series keeps only its last ``max_bars`` bars."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from shared.messages import INTERVAL_SECONDS, Bar, Tick
+
+IST_OFFSET = 19800  # seconds east of UTC
+SESSION_OPEN = 9 * 3600 + 15 * 60  # candles are aligned to the 09:15 open
+
+
+def bar_start(ts: int, interval_s: int) -> int:
+    """The open time of the candle containing exchange time ``ts`` (epoch s)."""
+    if interval_s >= 86400:
+        return ts - (ts + IST_OFFSET) % 86400
+    day = ts - (ts + IST_OFFSET) % 86400
+    since_open = ts - day - SESSION_OPEN
+    return day + SESSION_OPEN + since_open // interval_s * interval_s
+
+
+@dataclass
+class _Open:
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    oi: int
+    after_gap: bool
+
+
+class BarSeries:
+    """One (token, interval) series: ``on_tick`` returns the bar it completed, if any."""
+
+    def __init__(self, token: int, interval: str, max_bars: int = 500) -> None:
+        self.token = token
+        self.interval = interval
+        self.seconds = INTERVAL_SECONDS[interval]
+        self.bars: deque[Bar] = deque(maxlen=max_bars)
+        self._cur: _Open | None = None
+        self._last_volume: int | None = None
+        self._gap_pending = False
+        self._exchange_clock = False
+        self._last_exchange_ts = 0
+
+    def _time_of(self, tick: Tick) -> int:
+        """Exchange time; quote/ltp packets carry none, so they take the last exchange time seen
+        (they belong to the bar in progress), or the decode time if this series has never seen
+        one. A series that started on decode time switches to exchange time for good, dropping
+        the bar it had open on the other clock."""
+        ts = tick.exchange_timestamp or tick.last_trade_time
+        if ts:
+            if not self._exchange_clock:
+                self._exchange_clock = True
+                self._cur = None
+            self._last_exchange_ts = ts
+            return ts
+        if self._exchange_clock:
+            return self._last_exchange_ts
+        return tick.received_at // 1_000_000_000
+
+    def seed(self, bars: list[Bar]) -> None:
+        for b in bars:
+            self.bars.append(b)
+
+    def on_tick(self, tick: Tick) -> Bar | None:
+        ts = self._time_of(tick)
+        if not ts:
+            return None
+        price = tick.last_price
+        vol = 0
+        if tick.volume_traded:
+            if self._last_volume is not None and tick.volume_traded >= self._last_volume:
+                vol = tick.volume_traded - self._last_volume
+            self._last_volume = tick.volume_traded
+        start = bar_start(ts, self.seconds)
+        done = None
+        cur = self._cur
+        if cur is not None and start > cur.start:
+            done = self._close()
+            cur = None
+        if cur is None:
+            if self.bars and start <= self.bars[-1].start:
+                return done  # a late tick for a bar already closed
+            self._cur = _Open(start, price, price, price, price, vol, tick.oi, self._gap_pending)
+            self._gap_pending = False
+        else:
+            cur.high = max(cur.high, price)
+            cur.low = min(cur.low, price)
+            cur.close = price
+            cur.volume += vol
+            cur.oi = tick.oi or cur.oi
+        return done
+
+    def _close(self) -> Bar | None:
+        c = self._cur
+        self._cur = None
+        if c is None:
+            return None
+        bar = Bar(self.token, self.interval, c.start, c.open, c.high, c.low, c.close, c.volume, c.oi, c.after_gap)
+        self.bars.append(bar)
+        return bar
+
+    def on_gap(self) -> Bar | None:
+        """The feed had a gap: close what is open; the next bar is marked ``after_gap``."""
+        self._gap_pending = True
+        self._last_volume = None
+        return self._close()

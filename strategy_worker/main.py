@@ -1,0 +1,86 @@
+"""strategy_worker: ticks in, signals out (``kta worker strategy``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared import messages as m
+from shared import service, subjects
+from shared.bus import Bus
+from shared.config import Settings
+from strategy_worker.engine import StrategyEngine
+from strategy_worker.strategies import registry
+
+
+class StrategyWorker:
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self.bus = bus
+        self.engine = StrategyEngine(bus, settings)
+
+    async def start(self) -> "StrategyWorker":
+        self.engine.restore()
+        await self.bus.serve(subjects.cmd_wildcard("strategy"), self.on_command, queue="strategy")
+        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, queue="strategy-live")
+        await self.bus.subscribe("kta.u.*.risk", m.RiskState, self.on_risk)
+        await self.bus.subscribe("kta.u.*.broker.events", m.BrokerEvent, self.on_broker_event)
+        for user_id, (tokens, mode) in self.engine.store.live_users().items():
+            self.bus.spawn(self.engine.start_live(user_id, tokens, mode), name=f"resume:{user_id}")
+        return self
+
+    async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
+        e = self.engine
+        if isinstance(cmd, m.AddStrategy):
+            reply = e.add(user_id, cmd)
+            if isinstance(reply, m.Ok) and e.users[user_id].live:
+                await e.seed(user_id)
+                await e.subscribe_needed(user_id)
+            return reply
+        if isinstance(cmd, m.RemoveStrategy):
+            return e.remove(user_id, cmd.strategy_id)
+        if isinstance(cmd, m.UpdateParams):
+            return e.update_params(user_id, cmd)
+        if isinstance(cmd, m.ListStrategies):
+            return m.Ok(data=e.listing(user_id))
+        if isinstance(cmd, m.GetCatalog):
+            return m.Ok(data=registry.catalog())
+        if isinstance(cmd, m.GetSignals):
+            return m.Ok(data=list(e.users[user_id].signal_log)[: cmd.limit])
+        return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a strategy command")
+
+    async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
+        if isinstance(cmd, m.StartLive):
+            return await self.engine.start_live(user_id, list(cmd.tokens), cmd.mode.value)
+        if isinstance(cmd, m.StopLive):
+            return self.engine.stop_live(user_id)
+        return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
+
+    async def on_risk(self, state: m.RiskState, msg) -> None:
+        if state.state is m.KillSwitchState.HALTED:
+            self.engine.pause_user(state.user_id, f"kill switch: {state.reason}")
+
+    async def on_broker_event(self, ev: m.BrokerEvent, msg) -> None:
+        if ev.kind == "token_expired":
+            self.engine.pause_user(ev.user_id, "broker session expired: log in to Kite again")
+        elif ev.kind == "reconnected":
+            self.engine.on_gap(ev.user_id)
+
+    def status(self) -> dict:
+        e = self.engine
+        return {"strategies": len(e.running), "ticks": e.ticks_seen, "signals": e.signals_published,
+                "live_users": sum(1 for u in e.users.values() if u.live)}
+
+    async def close(self) -> None:
+        for sid in list(self.engine.running):
+            self.engine.persist(sid)
+
+
+async def start(bus: Bus, settings: Settings) -> StrategyWorker:
+    return await StrategyWorker(bus, settings).start()
+
+
+async def amain(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    await service.amain("strategy", settings, start, stop)
+
+
+def run(settings: Settings) -> None:
+    service.run("strategy", settings, start)

@@ -1,0 +1,1 @@
+"""Option analytics: pricing and greeks (Black-Scholes, Black-76), implied volatility, chains, OI."""

@@ -1,0 +1,1 @@
+"""The eight strategies; ``registry`` maps their names to classes."""

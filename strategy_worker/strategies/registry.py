@@ -1,0 +1,98 @@
+"""Strategy names → classes, the params catalog the dashboard renders forms from, and params
+validation that names the bad field and its allowed range."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import msgspec
+
+from strategy_worker.strategies.base import BaseStrategy
+
+_REGISTRY: dict[str, type[BaseStrategy]] = {}
+
+
+class ParamsError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def register(cls: type[BaseStrategy]) -> type[BaseStrategy]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> type[BaseStrategy]:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ParamsError("strategy", f"unknown strategy {name!r}; choose one of {sorted(_REGISTRY)}") from None
+
+
+def names() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def _fields(params_cls: type[msgspec.Struct]) -> list[dict[str, Any]]:
+    hints = typing.get_type_hints(params_cls, include_extras=True)
+    out = []
+    for f in msgspec.structs.fields(params_cls):
+        hint = hints[f.name]
+        base, meta = hint, None
+        if typing.get_origin(hint) is typing.Annotated:
+            base, *extras = typing.get_args(hint)
+            meta = next((e for e in extras if isinstance(e, msgspec.Meta)), None)
+        choices = list(typing.get_args(base)) if typing.get_origin(base) is typing.Literal else None
+        kind = "choice" if choices else {int: "int", float: "float", bool: "bool", str: "str"}.get(base, "str")
+        out.append({
+            "name": f.name, "type": kind,
+            "default": f.default if f.default is not msgspec.NODEFAULT else None,
+            "min": getattr(meta, "ge", None) if meta else None, "max": getattr(meta, "le", None) if meta else None,
+            "description": (getattr(meta, "description", None) or "") if meta else "", "choices": choices,
+        })
+    return out
+
+
+def catalog() -> list[dict[str, Any]]:
+    _load_all()
+    return [{"name": c.name, "description": c.description, "kind": c.kind, "params": _fields(c.Params)}
+            for c in sorted(_REGISTRY.values(), key=lambda c: (c.kind, c.name))]
+
+
+def validate_params(name: str, params: dict[str, Any]) -> msgspec.Struct:
+    cls = get(name)
+    fields = {f["name"]: f for f in _fields(cls.Params)}
+    for key in params:
+        if key not in fields:
+            raise ParamsError(key, f"unknown parameter {key!r} for {name}; known: {sorted(fields)}")
+    try:
+        return msgspec.convert(params, cls.Params, strict=False)
+    except msgspec.ValidationError as e:
+        text = str(e)
+        field = text.split("at `$.", 1)[1].split("`", 1)[0] if "at `$." in text else ""
+        info = fields.get(field, {})
+        bounds = ""
+        if info.get("min") is not None or info.get("max") is not None:
+            bounds = f" (allowed {info.get('min')} to {info.get('max')})"
+        elif info.get("choices"):
+            bounds = f" (one of {info['choices']})"
+        raise ParamsError(field or "params", f"{field or 'params'}: {text.split(' - at', 1)[0]}{bounds}") from None
+
+
+def _load_all() -> None:
+    if _REGISTRY:
+        return
+    from strategy_worker.strategies import (  # noqa: F401 - registration side effect
+        bear_put_spread,
+        bull_call_spread,
+        ema_crossover,
+        iron_condor,
+        mean_reversion,
+        rsi,
+        straddle,
+        vwap_breakout,
+    )

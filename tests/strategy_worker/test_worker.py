@@ -1,0 +1,62 @@
+"""The strategy worker end to end: commands over NATS, kite_sim ticks in, signals on JetStream."""
+
+import asyncio
+
+from shared import messages as m
+from shared import subjects
+from shared.kite.sessions import put_session, vault_for
+from strategy_worker.main import amain as strategy_main
+from tests.helpers import eventually, running, stack_settings, wait_health
+from tests.simkit import login
+from ticker_worker.main import amain as ticker_main
+
+
+async def test_commands_validation_and_live_signals(bus, sim, data_dir):
+    sim.reset_faults()
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, seed_interval="minute", seed_days=1)
+    user = "DEMO01"
+    signals: asyncio.Queue = asyncio.Queue()
+
+    async def on_signal(sig, msg):
+        await signals.put(sig)
+
+    await bus.subscribe(subjects.signals(user), m.AnySignal, on_signal)
+    async with running(ticker_main, settings), running(strategy_main, settings):
+        await wait_health(bus, "strategy")
+        await wait_health(bus, "ticker")
+        await put_session(bus, vault_for(settings), user, sim.api_key, login(sim))
+
+        catalog = await bus.request(subjects.cmd(user, "strategy", "catalog"), m.GetCatalog())
+        assert {c["name"] for c in catalog.data} >= {"ema_crossover", "vwap_breakout", "mean_reversion", "rsi",
+                                                      "iron_condor", "straddle", "strangle", "bull_call_spread",
+                                                      "bear_put_spread"}
+        bad = await bus.request(subjects.cmd(user, "strategy", "add"),
+                                m.AddStrategy(strategy="ema_crossover", params={"fast": 0}))
+        assert isinstance(bad, m.Error) and bad.field == "fast" and "allowed 2 to 200" in bad.message
+        unknown = await bus.request(subjects.cmd(user, "strategy", "add"),
+                                    m.AddStrategy(strategy="ema_crossover", params={"fats": 3}))
+        assert isinstance(unknown, m.Error) and unknown.field == "fats"
+
+        ok = await bus.request(subjects.cmd(user, "strategy", "add"),
+                               m.AddStrategy(strategy="ema_crossover", params={"fast": 2, "slow": 4, "lots": 1}))
+        assert isinstance(ok, m.Ok), ok
+        sid = ok.data["strategy_id"]
+        replies = await bus.gather(subjects.cmd(user, "live", "start"), m.StartLive(tokens=[256265]),
+                                   expect={"ticker", "strategy"}, timeout=20)
+        assert isinstance(replies["strategy"], m.Ok), replies
+        assert replies["strategy"].data["seeded_bars"] > 0
+
+        sig = await asyncio.wait_for(signals.get(), 90)
+        assert sig.strategy_id == sid and sig.user_id == user and sig.intent == "entry"
+        assert sig.tradingsymbol.startswith("NIFTY") and sig.tradingsymbol.endswith("FUT")
+        assert sig.quantity % 65 == 0 and sig.stop_loss and sig.target
+        assert sig.tick_received_at > 0
+
+        listing = await bus.request(subjects.cmd(user, "strategy", "list"), m.ListStrategies())
+        assert listing.data[0]["strategy_id"] == sid and listing.data[0]["signals"] >= 1
+        log = await bus.request(subjects.cmd(user, "strategy", "signals"), m.GetSignals(limit=5))
+        assert log.data[-1]["id"] or log.data[0]["id"]
+
+        removed = await bus.request(subjects.cmd(user, "strategy", "remove"), m.RemoveStrategy(strategy_id=sid))
+        assert isinstance(removed, m.Ok)
+        await bus.gather(subjects.cmd(user, "live", "stop"), m.StopLive(), expect={"ticker", "strategy"})
