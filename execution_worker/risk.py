@@ -12,7 +12,7 @@ from msgspec import Struct, field
 
 from execution_worker.journal import Journal
 from execution_worker.kill_switch import HaltListener, KillSwitch
-from execution_worker.positions import signed
+from execution_worker.positions import PositionTracker, signed
 from execution_worker.summary import RiskSummary, risk_summary
 from shared.messages import (
     Exchange,
@@ -84,6 +84,27 @@ class RiskContext(Struct, kw_only=True):
     underlying: str = ""  # of the signal; a SignalGroup's own underlying wins
     signal_delta: float = 0.0  # what the signal adds to its underlying's net delta
     signal_vega: float = 0.0
+
+
+def context_from(tracker: PositionTracker, sig: Signal | SignalGroup, *, open_orders: int, lot_size: int = 1,
+                 last_price: int = 0, greeks: dict[str, tuple[float, float]] | None = None,
+                 signal_greeks: tuple[float, float] = (0.0, 0.0), underlying: str = "") -> RiskContext:
+    """The RiskContext for a signal from kta's own position book. ``last_price`` (paise) values a
+    market order; ``greeks`` maps underlying → (net delta, net vega) now, ``signal_greeks`` is what
+    the signal adds."""
+    greeks = greeks or {}
+    if isinstance(sig, SignalGroup):
+        position_qty, notional = 0, _notional(sig)
+    else:
+        position_qty = tracker.net_quantity(sig.exchange, sig.tradingsymbol)
+        notional = sig.quantity * (sig.price or last_price)
+    return RiskContext(
+        exposure=tracker.exposure, exposure_by_symbol=tracker.exposure_by_symbol(),
+        exposure_by_strategy=tracker.exposure_by_strategy(), open_orders=open_orders, notional=notional,
+        position_qty=position_qty, lot_size=lot_size, underlying=underlying,
+        net_delta={u: d for u, (d, _) in greeks.items()}, net_vega={u: v for u, (_, v) in greeks.items()},
+        signal_delta=signal_greeks[0], signal_vega=signal_greeks[1],
+    )
 
 
 def is_exit(sig: Signal | SignalGroup, ctx: RiskContext) -> bool:

@@ -1,6 +1,7 @@
 import pytest
 
-from execution_worker.risk import KillSwitchError, RiskCode, RiskContext, RiskLimitError, RiskManager, flatten_plan
+from execution_worker.positions import PositionTracker
+from execution_worker.risk import KillSwitchError, context_from, RiskCode, RiskContext, RiskLimitError, RiskManager, flatten_plan
 from shared.messages import KillSwitchState, Position, RiskLimits
 
 from .kit import USER, Clock, group, journal, leg, signal
@@ -137,3 +138,17 @@ def test_flatten_plan_closes_shorts_before_hedges():
     assert [(o.tradingsymbol, o.transaction_type, o.quantity) for o in plan] == [
         ("NIFTY26N24500PE", "BUY", 50), ("NIFTY26N25500CE", "BUY", 50), ("NIFTY26N24000PE", "SELL", 50)]
     assert all(o.order_type == "MARKET" and o.market_protection == -1 and o.kind == "flatten" for o in plan)
+
+
+def test_context_from_the_position_book(risk):
+    book = PositionTracker()
+    book.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=90,
+                 price=1500_00, instrument_token=408065)
+    exit_ctx = context_from(book, signal("x", side="SELL", qty=90), open_orders=0)
+    assert (exit_ctx.position_qty, exit_ctx.exposure, exit_ctx.exposure_by_symbol) == (90, 90 * 1500_00, {"INFY": 135_000_00})
+    assert risk.validate_signal(signal("x", side="SELL", qty=90), exit_ctx).ok
+    more = signal("m", qty=20, price=0)
+    ctx = context_from(book, more, open_orders=0, last_price=1500_00,
+                       greeks={"NIFTY": (10.0, 5.0)}, signal_greeks=(1.0, 2.0), underlying="NIFTY")
+    assert (ctx.notional, ctx.net_delta, ctx.signal_vega) == (20 * 1500_00, {"NIFTY": 10.0}, 2.0)
+    assert risk.validate_signal(more, ctx).code == RiskCode.POSITION_SIZE  # 90 + 20 > 100
