@@ -83,6 +83,8 @@ class BarSeries:
         start = bar_start(ts, self.seconds)
         done = None
         cur = self._cur
+        if cur is not None and start < cur.start:
+            return None  # a late tick for a bar already closed
         if cur is not None and start > cur.start:
             done = self._close()
             cur = None

@@ -176,13 +176,17 @@ class StrategyEngine:
         for token in needed:
             if token not in self._tick_subs:
                 self._tick_subs[token] = await self.bus.subscribe(subjects.ticks(token), m.Tick, self._on_tick_msg)
+        # in the background: a slow or absent ticker worker must not hold up live start
+        self.bus.spawn(self._ask_ticker(user_id, sorted(needed)), name=f"ticker-subscribe:{user_id}")
+        return needed
+
+    async def _ask_ticker(self, user_id: str, tokens: list[int]) -> None:
         # full mode: only full packets carry the exchange timestamp that bars are built on
         try:
             await self.bus.request(subjects.cmd(user_id, "ticker", "subscribe"),
-                                   m.Subscribe(tokens=sorted(needed), mode=m.TickMode.FULL), timeout=5)
+                                   m.Subscribe(tokens=tokens, mode=m.TickMode.FULL), timeout=5)
         except Exception as e:  # noqa: BLE001 - bars then fall back to receive time
             log.warning("could not subscribe strategy tokens for %s: %r", user_id, e)
-        return needed
 
     async def seed(self, user_id: str) -> int:
         """Warm each strategy's indicators from historical candles (no signals while seeding)."""
@@ -269,10 +273,11 @@ class StrategyEngine:
             self.persist(r.strategy.strategy_id)
 
     async def publish_signal(self, r: Running, sig: m.Signal | m.SignalGroup) -> None:
-        await self.bus.js_publish(subjects.signals(sig.user_id), sig, msg_id=sig.id)
+        # counted before the publish returns: a consumer may already be asking for the log
         r.signals += 1
         self.signals_published += 1
         self.users[sig.user_id].signal_log.appendleft(msgspec.to_builtins(sig))
+        await self.bus.js_publish(subjects.signals(sig.user_id), sig, msg_id=sig.id)
         log.info("signal %s %s", sig.id, sig.reason, extra={"user_id": sig.user_id, "strategy": sig.strategy})
 
     # ---- pauses -------------------------------------------------------------------------------

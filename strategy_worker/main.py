@@ -8,6 +8,7 @@ from shared import messages as m
 from shared import service, subjects
 from shared.bus import Bus
 from shared.config import Settings
+from shared.kite.sessions import watch_sessions
 from strategy_worker.engine import StrategyEngine
 from strategy_worker.strategies import registry
 
@@ -23,6 +24,7 @@ class StrategyWorker:
         await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, queue="strategy-live")
         await self.bus.subscribe("kta.u.*.risk", m.RiskState, self.on_risk)
         await self.bus.subscribe("kta.u.*.broker.events", m.BrokerEvent, self.on_broker_event)
+        self.bus.spawn(self.watch_sessions(), name="sessions")
         for user_id, (tokens, mode) in self.engine.store.live_users().items():
             self.bus.spawn(self.engine.start_live(user_id, tokens, mode), name=f"resume:{user_id}")
         return self
@@ -64,10 +66,17 @@ class StrategyWorker:
         elif ev.kind == "reconnected":
             self.engine.on_gap(ev.user_id)
 
+    async def watch_sessions(self) -> None:
+        async for user_id, live in watch_sessions(self.bus, self.engine.vault):
+            if live is None and self.engine.users.get(user_id, None) and self.engine.users[user_id].live:
+                self.engine.pause_user(user_id, "broker session expired: log in to Kite again")
+
     def status(self) -> dict:
         e = self.engine
+        disabled = [sid for sid, r in e.running.items() if r.status == "disabled"]
         return {"strategies": len(e.running), "ticks": e.ticks_seen, "signals": e.signals_published,
-                "live_users": sum(1 for u in e.users.values() if u.live)}
+                "live_users": sum(1 for u in e.users.values() if u.live), "disabled": len(disabled),
+                "detail": f"disabled: {', '.join(disabled)}" if disabled else ""}
 
     async def close(self) -> None:
         for sid in list(self.engine.running):
