@@ -148,14 +148,14 @@ class BaseStrategy:
 
     def _signal(self, token: int, side: TransactionType, intent: str, confidence: float, reason: str,
                 stop_pct: float | None = None, target_pct: float | None = None,
-                quantity: int | None = None) -> Signal | None:
+                quantity: int | None = None, price: float | None = None) -> Signal | None:
         target = self.tradable_for(token)
         if target is None:
             return None
         inst, qty = target
         qty = quantity or qty
         # the traded instrument's own price; an index level stands in until its future has ticked
-        ref = self.ctx.ltp(inst.instrument_token) or self.ctx.ltp(token) or 0.0
+        ref = self.ctx.ltp(inst.instrument_token) or price or self.ctx.ltp(token) or 0.0
         sign = 1 if side is TransactionType.BUY else -1
         stop = target_px = None
         if intent == "entry" and ref and stop_pct:
@@ -178,8 +178,11 @@ class BaseStrategy:
         return sig
 
     def entry(self, token: int, side: TransactionType, confidence: float, reason: str, stop_pct: float,
-              target_pct: float | None = None) -> Signal | None:
-        return self._signal(token, side, "entry", confidence, reason, stop_pct, target_pct)
+              target_pct: float | None = None, price: float | None = None) -> Signal | None:
+        """An entry with stop-loss and target ``stop_pct`` / ``target_pct`` (default twice the stop)
+        away from the traded instrument's last price (``price``, e.g. the bar's close, until it
+        has ticked). The strategy's position in the traded instrument is updated."""
+        return self._signal(token, side, "entry", confidence, reason, stop_pct, target_pct, price=price)
 
     def exit(self, token: int, confidence: float, reason: str) -> Signal | None:
         target = self.tradable_for(token)

@@ -69,5 +69,5 @@ class EMACrossover(BaseStrategy):
             out.append(self.entry(bar.instrument_token, TransactionType.BUY if up else TransactionType.SELL, conf,
                                   f"{'golden' if up else 'death'} cross: EMA{self.params.fast} {fast:.2f} "
                                   f"{'>' if up else '<'} EMA{self.params.slow} {slow:.2f}",
-                                  stop_pct, stop_pct * self.params.reward))
+                                  stop_pct, stop_pct * self.params.reward, price=bar.close))
         return [s for s in out if s]

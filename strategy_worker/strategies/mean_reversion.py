@@ -51,5 +51,5 @@ class MeanReversion(BaseStrategy):
         target_pct = abs(bar.close - mean) / bar.close if bar.close else stop_pct
         side = TransactionType.BUY if z < 0 else TransactionType.SELL
         conf = 0.5 + 0.5 * clamp01((abs(z) - p.entry_z) / p.entry_z)
-        sig = self.entry(token, side, conf, f"z-score {z:.2f} beyond ±{p.entry_z:g}", stop_pct, target_pct)
+        sig = self.entry(token, side, conf, f"z-score {z:.2f} beyond ±{p.entry_z:g}", stop_pct, target_pct, price=bar.close)
         return [sig] if sig else []

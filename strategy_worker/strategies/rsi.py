@@ -61,11 +61,11 @@ class RSIStrategy(BaseStrategy):
         if prev < p.oversold <= value:
             conf = 0.5 + 0.5 * clamp01((p.oversold - self._extreme) / p.oversold)
             sig = self.entry(token, TransactionType.BUY, conf, f"RSI crossed up through {p.oversold:g} ({value:.1f})",
-                             p.stop_pct, p.stop_pct * p.reward)
+                             p.stop_pct, p.stop_pct * p.reward, price=bar.close)
             return [sig] if sig else []
         if prev > p.overbought >= value:
             conf = 0.5 + 0.5 * clamp01((self._extreme - p.overbought) / (100 - p.overbought))
             sig = self.entry(token, TransactionType.SELL, conf,
-                             f"RSI crossed down through {p.overbought:g} ({value:.1f})", p.stop_pct, p.stop_pct * p.reward)
+                             f"RSI crossed down through {p.overbought:g} ({value:.1f})", p.stop_pct, p.stop_pct * p.reward, price=bar.close)
             return [sig] if sig else []
         return []

@@ -62,5 +62,5 @@ class VWAPBreakout(BaseStrategy):
         conf = 0.5 + 0.5 * clamp01((surge - p.volume_factor) / max(1.0, p.volume_factor)) if bar.volume else 0.6
         sig = self.entry(token, TransactionType.BUY if side > 0 else TransactionType.SELL, conf,
                          f"close {bar.close:.2f} broke {'above' if side > 0 else 'below'} VWAP {vwap:.2f}",
-                         stop_pct, stop_pct * p.reward)
+                         stop_pct, stop_pct * p.reward, price=bar.close)
         return [sig] if sig else []
