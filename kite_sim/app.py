@@ -142,7 +142,7 @@ def build_app(sim: Sim) -> Litestar:
         location = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" + (f"&{extra}" if extra else "")
         return Response(b"", status_code=302, headers={"Location": location})
 
-    @post("/session/token")
+    @post("/session/token", status_code=200)
     async def session_token(request: Request) -> Response:
         f = await form(request)
         result = sim.accounts.exchange(f.get("api_key") or "", f.get("request_token") or "", f.get("checksum") or "")
@@ -194,7 +194,7 @@ def build_app(sim: Sim) -> Litestar:
 
     # ---- orders -------------------------------------------------------------------------------
 
-    @post("/orders/{variety:str}")
+    @post("/orders/{variety:str}", status_code=200)
     async def place_order(request: Request, variety: str) -> Response:
         f = await form(request)
         return await guarded(request, lambda uid: _async({"order_id": sim.broker.place(uid, variety, f).order_id}))
@@ -352,12 +352,12 @@ def build_app(sim: Sim) -> Litestar:
 
         return await guarded(request, fn)
 
-    @post("/margins/orders")
+    @post("/margins/orders", status_code=200)
     async def margins_orders(request: Request) -> Response:
         body = await _json_list(request)
         return await guarded(request, lambda uid: _async([sim.broker.order_margin(uid, o) for o in body]))
 
-    @post("/margins/basket")
+    @post("/margins/basket", status_code=200)
     async def margins_basket(request: Request) -> Response:
         body = await _json_list(request)
 
