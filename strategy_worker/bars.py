@@ -110,8 +110,15 @@ class BarSeries:
         self.bars.append(bar)
         return bar
 
-    def on_gap(self) -> Bar | None:
-        """The feed had a gap: close what is open; the next bar is marked ``after_gap``."""
-        self._gap_pending = True
+    def on_gap(self, gap_start: int = 0) -> Bar | None:
+        """The feed had a gap from ``gap_start`` (exchange epoch s; 0 if unknown) to now. A bar
+        in progress whose span reaches into the gap is marked ``after_gap`` and goes on; a bar
+        that ended before it is closed and the next bar is marked. Cumulative volume restarts its
+        baseline, so volume traded unseen is never credited to one bar."""
         self._last_volume = None
+        cur = self._cur
+        if cur is not None and gap_start and cur.start + self.seconds > gap_start:
+            cur.after_gap = True
+            return None
+        self._gap_pending = True
         return self._close()

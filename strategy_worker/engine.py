@@ -64,6 +64,7 @@ class StrategyEngine:
         self.exchange_now = 0
         self.ctx = StrategyContext([], self.last_ticks, clock=lambda: self.exchange_now or int(time.time()))
         self._tick_subs: dict[int, Any] = {}
+        self._by_token: dict[int, list[Running]] | None = None
         self.ticks_seen = 0
         self.signals_published = 0
 
@@ -95,6 +96,7 @@ class StrategyEngine:
             self.running[row["strategy_id"]] = Running(strategy, row["name"], row["params"],
                                                        "disabled" if row["status"] == "disabled" else "active",
                                                        row["error"])
+        self._by_token = None
 
     def persist(self, sid: str) -> None:
         r = self.running[sid]
@@ -117,6 +119,7 @@ class StrategyEngine:
         tokens = list(cmd.tokens) or list(self.users[user_id].tokens)
         strategy = registry.get(cmd.strategy)(sid, user_id, params, tokens, self.ctx)
         self.running[sid] = Running(strategy, cmd.strategy, msgspec.to_builtins(params))
+        self._by_token = None
         self.persist(sid)
         return m.Ok(data={"strategy_id": sid})
 
@@ -125,6 +128,7 @@ class StrategyEngine:
         if r is None or r.strategy.user_id != user_id:
             return m.Error(code="not_found", message=f"no strategy {strategy_id}", field="strategy_id")
         del self.running[strategy_id]
+        self._by_token = None
         self.store.remove(strategy_id)
         return m.Ok(data={"removed": strategy_id})
 
@@ -141,6 +145,7 @@ class StrategyEngine:
         fresh = registry.get(r.name)(cmd.strategy_id, user_id, params, r.strategy.tokens, self.ctx)
         fresh.restore(snap)
         self.running[cmd.strategy_id] = Running(fresh, r.name, msgspec.to_builtins(params), r.status)
+        self._by_token = None
         self.persist(cmd.strategy_id)
         return m.Ok(data={"strategy_id": cmd.strategy_id, "params": msgspec.to_builtins(params)})
 
@@ -161,6 +166,7 @@ class StrategyEngine:
         for r in self.of_user(user_id):
             if not r.strategy.tokens:
                 r.strategy.tokens = list(tokens)
+                self._by_token = None
                 self.persist(r.strategy.strategy_id)
             if r.status == "paused":
                 r.status = "active"
@@ -245,16 +251,26 @@ class StrategyEngine:
         if tick.exchange_timestamp:
             self.exchange_now = tick.exchange_timestamp
         bar = self.series_for(tick.instrument_token).on_tick(tick)
+        for r in self._active_for(tick.instrument_token):
+            r.strategy.last_tick = tick
+            await self._run(r, r.strategy.on_tick, tick)
         if bar is not None:
-            await self.bus.publish(subjects.bars(self.interval, tick.instrument_token), bar)
-        for r in self.running.values():
-            s = r.strategy
-            if r.status != "active" or not self.users[s.user_id].live or tick.instrument_token not in s.tokens:
-                continue
-            s.last_tick = tick
-            await self._run(r, s.on_tick, tick)
-            if bar is not None:
-                await self._run(r, s.on_bar, bar)
+            await self.on_bar(bar)
+
+    async def on_bar(self, bar: m.Bar) -> None:
+        await self.bus.publish(subjects.bars(self.interval, bar.instrument_token), bar)
+        for r in self._active_for(bar.instrument_token):
+            await self._run(r, r.strategy.on_bar, bar)
+
+    def _active_for(self, token: int) -> list[Running]:
+        if self._by_token is None:  # rebuilt only when strategies or their tokens change
+            index: dict[int, list[Running]] = defaultdict(list)
+            for r in self.running.values():
+                for t in r.strategy.tokens:
+                    index[t].append(r)
+            self._by_token = index
+        return [r for r in self._by_token.get(token, ())
+                if r.status == "active" and self.users[r.strategy.user_id].live]
 
     async def _run(self, r: Running, fn, arg) -> None:
         try:
@@ -290,6 +306,9 @@ class StrategyEngine:
                 self.persist(r.strategy.strategy_id)
         self.users[user_id].pause_reason = reason
 
-    def on_gap(self, user_id: str) -> None:
+    async def on_gap(self, user_id: str, gap_start_ns: int = 0) -> None:
+        """The user's feed reconnected after a gap: no bar of theirs may silently span it."""
         for token in {t for r in self.of_user(user_id) for t in r.strategy.tokens}:
-            self.series_for(token).on_gap()
+            bar = self.series_for(token).on_gap(gap_start_ns // 1_000_000_000)
+            if bar is not None:
+                await self.on_bar(bar)

@@ -64,7 +64,7 @@ class StrategyWorker:
         if ev.kind == "token_expired":
             self.engine.pause_user(ev.user_id, "broker session expired: log in to Kite again")
         elif ev.kind == "reconnected":
-            self.engine.on_gap(ev.user_id)
+            await self.engine.on_gap(ev.user_id, ev.gap_start)
 
     async def watch_sessions(self) -> None:
         async for user_id, live in watch_sessions(self.bus, self.engine.vault):

@@ -11,6 +11,7 @@ import msgspec
 from strategy_worker.strategies.base import BaseStrategy
 
 _REGISTRY: dict[str, type[BaseStrategy]] = {}
+_loaded = False
 
 
 class ParamsError(ValueError):
@@ -87,8 +88,12 @@ def validate_params(name: str, params: dict[str, Any]) -> msgspec.Struct:
 
 
 def _load_all() -> None:
-    if _REGISTRY:
+    """Import the built-in strategies (once); a strategy registered elsewhere (a test, a plugin)
+    before that must not hide them."""
+    global _loaded
+    if _loaded:
         return
+    _loaded = True
     from strategy_worker.strategies import (  # noqa: F401 - registration side effect
         bear_put_spread,
         bull_call_spread,

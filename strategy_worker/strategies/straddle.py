@@ -56,7 +56,8 @@ class _Volatility(OptionStrategy):
         legs += [self.leg(call_strike.ce, side, p.lots), self.leg(put_strike.pe, side, p.lots)]
         premium = self.net_premium([{"instrument_token": x.instrument_token, "quantity": x.quantity,
                                      "transaction_type": x.transaction_type.value} for x in legs])
-        group = self.group(self.structure, chain.underlying, legs, "entry", 0.6,
+        structure = f"hedged_{self.structure}" if short and p.hedged else self.structure
+        group = self.group(structure, chain.underlying, legs, "entry", 0.6,
                            f"{p.side} {self.structure} {put_strike.strike:g}/{call_strike.strike:g} around {spot:.2f}",
                            metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2)})
         self.open_structure(legs, premium if premium is not None else 0.0)
