@@ -17,7 +17,7 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
     "orders": (
         {
             "tag": str, "user_id": str, "day": str, "created_ts": str, "updated_ts": str,
-            "order_id": str, "signal_id": str, "group_id": str, "kind": str, "leg_index": int,
+            "order_id": str, "signal_id": str, "group_id": str, "kind": str, "leg_index": int, "strategy_id": str,
             "exchange": str, "tradingsymbol": str, "instrument_token": int, "transaction_type": str,
             "order_type": str, "product": str, "variety": str, "quantity": int, "price": int,
             "trigger_price": int, "market_protection": int, "state": str, "status": str,

@@ -1,0 +1,154 @@
+"""The execution worker's per-user desks and their loops: reconciliation and positions every 30 s,
+the kill switch fed from broker P&L, and what a halt does (cancel entries, optionally flatten)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import msgspec
+
+from execution_worker import orders as o
+from execution_worker.engine import Desk
+from execution_worker.eod import EndOfDay
+from execution_worker.journal import Journal
+from execution_worker.positions import from_broker
+from execution_worker.reconcile import reconcile
+from execution_worker.risk import RiskManager, flatten_plan
+from shared import messages as m
+from shared import subjects
+from shared.bus import Bus
+from shared.config import Settings
+from shared.kite import errors
+from shared.kite.models import Instrument
+from shared.kite.sessions import client_for, expire_session, get_session, vault_for
+
+log = logging.getLogger("kta.execution")
+
+
+class Desks:
+    def __init__(self, bus: Bus, settings: Settings, journal: Journal) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.journal = journal
+        self.vault = vault_for(settings)
+        self.desks: dict[str, Desk] = {}
+        self.loops: dict[str, asyncio.Task] = {}
+        self.snapshots: dict[str, m.PositionSnapshot] = {}
+        self.instruments: dict[str, Instrument] = {}
+        self.risks: dict[str, RiskManager] = {}
+
+    def risk(self, user_id: str) -> RiskManager:
+        if user_id not in self.risks:
+            self.risks[user_id] = RiskManager(user_id, None, self.journal)
+        return self.risks[user_id]
+
+    async def desk(self, user_id: str) -> Desk | None:
+        """The user's desk, opened on first use from the broker session in KV (None without one)."""
+        desk = self.desks.get(user_id)
+        if desk is not None:
+            return desk
+        live = await get_session(self.bus, self.vault, user_id)
+        if live is None:
+            return None
+
+        def expired(e: errors.TokenException) -> None:
+            self.bus.spawn(self.close(user_id, f"broker token rejected: {e.message}", expire=True))
+
+        client = client_for(self.settings, live, on_token_expired=expired)
+        if not self.instruments:
+            self.instruments = {f"{i.exchange}:{i.tradingsymbol}": i for i in await client.instruments()}
+        desk = Desk(user_id, self.bus, self.journal, client, self.risk(user_id), self.instruments,
+                    self.settings.market_protection, self.settings.sl_slippage_pct)
+        self.desks[user_id] = desk
+        await self.publish_risk(desk.risk.snapshot())
+        self.start_loops(user_id)
+        return desk
+
+    async def close(self, user_id: str, reason: str, expire: bool = False) -> None:
+        self.stop_loops(user_id)
+        desk = self.desks.pop(user_id, None)
+        if desk is not None:
+            await desk.client.aclose()
+        if expire:
+            await expire_session(self.bus, user_id, reason)
+
+    # ---- loops --------------------------------------------------------------------------------
+
+    def start_loops(self, user_id: str) -> None:
+        if user_id not in self.loops or self.loops[user_id].done():
+            self.loops[user_id] = self.bus.spawn(self._loop(user_id), name=f"loops:{user_id}")
+
+    def stop_loops(self, user_id: str) -> None:
+        task = self.loops.pop(user_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def _loop(self, user_id: str) -> None:
+        next_reconcile = next_positions = 0.0
+        while True:
+            desk = self.desks.get(user_id)
+            if desk is None:
+                return
+            now = time.monotonic()
+            try:
+                if now >= next_reconcile:
+                    await reconcile(desk)
+                    next_reconcile = now + self.settings.reconcile_interval
+                if now >= next_positions:
+                    await self.positions(desk)
+                    await self.end_of_day(desk)
+                    next_positions = now + self.settings.positions_interval
+            except errors.TokenException:
+                return
+            except Exception as e:  # noqa: BLE001 - the loop must outlive a bad poll
+                log.warning("loop of %s: %r", user_id, e)
+            await asyncio.sleep(min(next_reconcile, next_positions) - time.monotonic())
+
+    async def positions(self, desk: Desk) -> m.PositionSnapshot:
+        broker = await desk.client.positions()
+        positions = from_broker(broker.net)
+        realised = sum(p.realised for p in positions)
+        unrealised = sum(p.unrealised for p in positions)
+        exposure = sum(abs(p.quantity) * p.last_price for p in positions)
+        snap = m.PositionSnapshot(user_id=desk.user_id, ts=time.time_ns(), positions=positions,
+                                  day_pnl=sum(p.pnl for p in positions), realised=realised, unrealised=unrealised,
+                                  exposure=exposure, source="broker")
+        self.snapshots[desk.user_id] = snap
+        await self.bus.publish(subjects.positions(desk.user_id), snap)
+        state = desk.risk.on_pnl(realised, unrealised, "broker", exposure)
+        if state is not None:
+            await self.on_risk_change(desk, state, positions)
+        return snap
+
+    async def on_risk_change(self, desk: Desk, state: m.RiskState, positions: list[m.Position]) -> None:
+        await self.publish_risk(state)
+        if state.state is not m.KillSwitchState.HALTED:
+            return
+        log.critical("kill switch HALTED for %s: %s", desk.user_id, state.reason)
+        for row in self.journal.open_orders(desk.user_id):
+            if row["kind"] == "entry":
+                await desk.cancel(row)
+        if desk.risk.limits.flatten_on_halt:
+            for i, req in enumerate(flatten_plan(desk.user_id, positions)):
+                tagged = msgspec.structs.replace(req, tag=o.make_tag(f"flatten{state.tripped_at}", "flatten", i))
+                await desk.place(tagged)
+
+    async def publish_risk(self, state: m.RiskState) -> None:
+        await self.bus.publish(subjects.risk(state.user_id), state)
+
+    async def end_of_day(self, desk: Desk) -> None:
+        summaries, state = EndOfDay(desk.user_id, self.journal, desk.risk,
+                                    archive_dir=self.settings.data_path / "archive").run()
+        for s in summaries:
+            log.info("day closed for %s: %s", desk.user_id, msgspec.to_builtins(s))
+        if state is not None:
+            await self.publish_risk(state)
+
+    async def shutdown(self) -> None:
+        for user_id in list(self.desks):
+            await self.close(user_id, "shutdown")
+        with contextlib.suppress(Exception):
+            self.journal.close()

@@ -1,0 +1,144 @@
+"""execution_worker: signals in, orders out, fills journaled (``kta worker execution``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+
+from execution_worker.journal import Journal
+from execution_worker.live import Desks
+from execution_worker.order_group import execute_with_rollback
+from execution_worker.reconcile import reconcile
+from execution_worker.summary import execution_summary, journal_summary
+from shared import messages as m
+from shared import service, subjects
+from shared.bus import Bus
+from shared.config import Settings
+from shared.kite.models import convert, Order
+
+log = logging.getLogger("kta.execution")
+NO_BROKER = m.Error(code="broker_not_connected", message="Connect your Kite account first.")
+
+
+class ExecutionWorker:
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.journal = Journal(settings.data_path / "journal.db")
+        self.desks = Desks(bus, settings, self.journal)
+
+    async def start(self) -> "ExecutionWorker":
+        s = self.settings
+        await self.bus.consume(subjects.STREAM_SIGNALS, "execution-signals", "kta.u.*.signals", m.AnySignal,
+                               self.on_signal, batch=16)
+        await self.bus.consume(subjects.STREAM_BROKER, "execution-order-updates", "kta.u.*.broker.order_updates",
+                               m.BrokerOrderUpdate, self.on_order_update, batch=64)
+        await self.bus.consume(subjects.STREAM_BROKER, "execution-broker-events", "kta.u.*.broker.events",
+                               m.BrokerEvent, self.on_broker_event, batch=16)
+        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, queue="execution-live")
+        for svc in ("execution", "risk", "journal"):
+            await self.bus.serve(subjects.cmd_wildcard(svc), self.on_command, queue=svc)
+        log.info("execution worker ready (journal %s, group timeout %ss)", s.data_path / "journal.db",
+                 s.group_fill_timeout)
+        return self
+
+    # ---- streams ------------------------------------------------------------------------------
+
+    async def on_signal(self, sig: m.Signal | m.SignalGroup, msg) -> None:
+        desk = await self.desks.desk(sig.user_id)
+        if desk is None:
+            if self.journal.record_signal(sig, "refused", "no live broker session", "BROKER_NOT_CONNECTED"):
+                log.warning("signal %s refused: no broker session for %s", sig.id, sig.user_id)
+            return
+        if isinstance(sig, m.SignalGroup):
+            await execute_with_rollback(desk, sig, self.settings.group_fill_timeout)
+        else:
+            await desk.on_signal(sig)
+
+    async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:
+        desk = await self.desks.desk(update.user_id)
+        if desk is not None:
+            await desk.apply(convert(update.order, Order))
+
+    async def on_broker_event(self, ev: m.BrokerEvent, msg) -> None:
+        if ev.kind == "reconnected" and ev.user_id in self.desks.desks:
+            await reconcile(self.desks.desks[ev.user_id])  # updates missed while disconnected
+        elif ev.kind == "token_expired":
+            await self.desks.close(ev.user_id, "broker session expired")
+
+    # ---- commands -----------------------------------------------------------------------------
+
+    async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
+        desk = await self.desks.desk(user_id)
+        if desk is None:
+            return NO_BROKER
+        if isinstance(cmd, m.StartLive):
+            result = await reconcile(desk)
+            self.desks.start_loops(user_id)
+            return m.Ok(data={"reconcile": msgspec.to_builtins(result)})
+        if isinstance(cmd, m.StopLive):
+            self.desks.stop_loops(user_id)
+            result = await reconcile(desk, cancel_open=cmd.cancel_open_orders and self.settings.cancel_open_on_stop)
+            if result.cancelled:
+                result = await reconcile(desk)  # see the cancels through
+            await self.desks.positions(desk)
+            return m.Ok(data={"reconcile": msgspec.to_builtins(result), "execution": self.execution(user_id)})
+        return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
+
+    async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
+        j = self.journal
+        if isinstance(cmd, m.GetOrders):
+            return m.Ok(data=j.orders(user_id))
+        if isinstance(cmd, m.GetExecutionSummary):
+            return m.Ok(data=self.execution(user_id))
+        if isinstance(cmd, m.GetJournal):
+            return m.Ok(data={"trades": j.trades(user_id, cmd.day or None)[: cmd.limit],
+                              "signals": j.signals(user_id, cmd.day or None)[: cmd.limit],
+                              "risk_events": j.risk_events(user_id, cmd.day or None)})
+        if isinstance(cmd, m.GetJournalSummary):
+            return m.Ok(data=msgspec.to_builtins(journal_summary(j.trades(user_id, cmd.day or None))))
+        if isinstance(cmd, m.GetRiskSummary):
+            risk = self.desks.risk(user_id)
+            snap = self.desks.snapshots.get(user_id)
+            summary = risk.summary(position_count=sum(1 for p in snap.positions if p.quantity) if snap else 0,
+                                   trade_count=len(j.trades(user_id)))
+            return m.Ok(data={**msgspec.to_builtins(summary), "state": msgspec.to_builtins(risk.snapshot())})
+        if isinstance(cmd, m.ResetKillSwitch):
+            state = self.desks.risk(user_id).reset(cmd.reason)
+            await self.desks.publish_risk(state)
+            return m.Ok(data=msgspec.to_builtins(state))
+        if isinstance(cmd, m.SetRiskLimits):
+            self.desks.risk(user_id).set_limits(cmd.limits)
+            return m.Ok(data=msgspec.to_builtins(cmd.limits))
+        desk = await self.desks.desk(user_id)
+        if desk is None:
+            return NO_BROKER
+        if isinstance(cmd, m.GetPositions):
+            return m.Ok(data=msgspec.to_builtins(await self.desks.positions(desk)))
+        if isinstance(cmd, m.Reconcile):
+            return m.Ok(data=msgspec.to_builtins(await reconcile(desk, cmd.cancel_open_orders)))
+        return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not an execution command")
+
+    def execution(self, user_id: str) -> dict:
+        desk = self.desks.desks.get(user_id)
+        return msgspec.to_builtins(execution_summary(self.journal.orders(user_id), desk.latencies_ms if desk else ()))
+
+    def status(self) -> dict:
+        return {"users": len(self.desks.desks), "loops": len(self.desks.loops)}
+
+    async def close(self) -> None:
+        await self.desks.shutdown()
+
+
+async def start(bus: Bus, settings: Settings) -> ExecutionWorker:
+    return await ExecutionWorker(bus, settings).start()
+
+
+async def amain(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    await service.amain("execution", settings, start, stop)
+
+
+def run(settings: Settings) -> None:
+    service.run("execution", settings, start)

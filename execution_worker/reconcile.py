@@ -1,0 +1,66 @@
+"""Reconciliation: the broker's order book is the truth of what exists, the journal of why.
+
+Runs at start-up, every 30 s while live, after every ticker reconnect (Kite does not replay order
+updates missed while disconnected) and a final time on stop."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from execution_worker import orders as o
+from execution_worker.engine import Desk
+from shared.kite import errors
+
+log = logging.getLogger("kta.reconcile")
+
+
+class ReconcileResult(msgspec.Struct, kw_only=True):
+    matched: int = 0
+    mismatched: int = 0
+    adopted: int = 0
+    unknown_resolved: int = 0
+    cancelled: int = 0
+    external: int = 0
+    errors: list[str] = msgspec.field(default_factory=list)
+
+
+async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
+    result = ReconcileResult()
+    try:
+        book = await desk.client.orders()
+    except errors.KiteError as e:
+        result.errors.append(f"orders: {e}")
+        return result
+    by_tag = {order.tag: order for order in book if order.tag}
+    for order in book:
+        known = desk.journal.order_by_id(order.order_id) or (
+            desk.journal.order_by_tag(order.tag) if order.tag else None)
+        before = (known or {}).get("status"), (known or {}).get("filled_quantity")
+        try:
+            owned = await desk.apply(order)
+        except errors.KiteError as e:
+            result.errors.append(f"{order.order_id}: {e}")
+            continue
+        if not owned:
+            result.external += 1
+        elif known is None:
+            result.adopted += 1
+        elif before == (order.status, order.filled_quantity):
+            result.matched += 1
+        else:
+            result.mismatched += 1
+    for row in desk.journal.open_orders(desk.user_id):  # lost submits: placed or not?
+        if row.get("state") in (o.SUBMITTING, o.UNKNOWN) and not row.get("order_id"):
+            found = by_tag.get(row["tag"])
+            if found is None:
+                desk.journal.update_order(row["tag"], state=o.FAILED, status_message="not found at the broker")
+            result.unknown_resolved += 1
+    if cancel_open:
+        for row in desk.journal.open_orders(desk.user_id):
+            if row.get("order_id"):
+                await desk.cancel(row)
+                result.cancelled += 1
+    log.info("reconciled %s", msgspec.to_builtins(result), extra={"user_id": desk.user_id})
+    return result

@@ -1,0 +1,155 @@
+"""The execution worker against kite_sim and a real nats-server: signals become orders, fills become
+journal rows, stop-losses carry the right trigger and limit, groups roll back, the kill switch holds."""
+
+import asyncio
+import time
+
+import pytest
+
+from execution_worker.journal import Journal
+from execution_worker.main import amain as execution_main
+from execution_worker.summary import journal_summary
+from shared import messages as m
+from shared import subjects
+from shared.kite.client import KiteClient
+from shared.kite.sessions import put_session, vault_for
+from tests.helpers import eventually, running, stack_settings, wait_health
+from tests.simkit import login
+
+USER = "DEMO01"
+
+
+def signal(sid, side="BUY", qty=2, intent="entry", stop=None, target=None, symbol="INFY", token=408065):
+    return m.Signal(id=sid, user_id=USER, strategy_id="test-1", strategy="manual", exchange=m.Exchange.NSE,
+                    tradingsymbol=symbol, instrument_token=token, transaction_type=m.TransactionType(side),
+                    quantity=qty, product=m.Product.MIS, order_type=m.OrderType.MARKET, stop_loss=stop, target=target,
+                    intent=intent, created_at=time.time_ns())
+
+
+@pytest.fixture
+async def stack(bus, sim, data_dir):
+    sim.reset_faults()
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    sim.admin("price", {"underlying": "NIFTY", "price": 26000.0})
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, group_fill_timeout=3.0,
+                              reconcile_interval=1.0, positions_interval=1.0)
+    token = login(sim)
+    await put_session(bus, vault_for(settings), USER, sim.api_key, token)
+    async with running(execution_main, settings):
+        await wait_health(bus, "execution")
+        yield settings, Journal(data_dir / "journal.db"), KiteClient(sim.api_key, token, root=sim.root)
+    sim.admin("price", {"underlying": "INFY", "price": None})
+    sim.admin("price", {"underlying": "NIFTY", "price": None})
+
+
+async def test_signal_to_orders_fills_stop_loss_and_no_duplicates(bus, sim, stack):
+    settings, journal, kite = stack
+    sig = signal("sig-entry-1", stop=147000, target=156000)
+    await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+    await bus.js.publish(subjects.signals(USER), m.encode(sig))  # a redelivery (no dedupe header)
+    rows = await eventually(lambda: [r for r in journal.orders_of_signal(sig.id) if r.get("order_id")] if
+                            len(journal.orders_of_signal(sig.id)) == 3 else None, what="entry, SL and target")
+    by_kind = {r["kind"]: r for r in rows}
+    assert by_kind["entry"]["status"] == "COMPLETE" and by_kind["entry"]["filled_quantity"] == 2
+    sl, tgt = by_kind["stop_loss"], by_kind["target"]
+    assert (sl["order_type"], sl["transaction_type"], sl["trigger_price"]) == ("SL", "SELL", 147000)
+    assert sl["price"] == 147000 - int(147000 * settings.sl_slippage_pct / 100) // 5 * 5  # trigger − slippage, tick
+    assert (tgt["order_type"], tgt["price"]) == ("LIMIT", 156000)
+    trades = journal.trades(USER)
+    assert sum(t["quantity"] for t in trades if t["order_id"] == by_kind["entry"]["order_id"]) == 2
+    broker = [o for o in await kite.orders() if o.tag and o.tag == by_kind["entry"]["tag"]]
+    assert len(broker) == 1  # placed once, although the signal came twice
+    audit = journal.audit(by_kind["entry"]["order_id"])
+    assert audit["signal"]["id"] == sig.id and audit["orders"][0]["trades"] and audit["orders"][0]["events"]
+
+    # exit: the protective orders are cancelled first, then the position is closed
+    out = signal("sig-exit-1", side="SELL", intent="exit")
+    await bus.js_publish(subjects.signals(USER), out, msg_id=out.id)
+    await eventually(lambda: journal.orders_of_signal(out.id) and journal.orders_of_signal(out.id)[0]["status"] ==
+                     "COMPLETE", what="exit filled")
+    await eventually(lambda: journal.order_by_tag(sl["tag"])["status"] == "CANCELLED", what="SL cancelled")
+    await eventually(lambda: len(journal_summary(journal.trades(USER)).trades) >= 1, what="a round trip")
+    infy = [t for t in journal.trades(USER) if t["tradingsymbol"] == "INFY" and t["strategy_id"] == "test-1"]
+    assert sum(t["quantity"] if t["transaction_type"] == "BUY" else -t["quantity"] for t in infy) == 0  # flat
+
+
+async def test_risk_limit_refuses_with_reason(bus, stack):
+    _, journal, _ = stack
+    big = signal("sig-too-big", qty=500)
+    await bus.js_publish(subjects.signals(USER), big, msg_id=big.id)
+    await eventually(lambda: journal.signal_decision(big.id) == "refused", what="refusal")
+    assert journal.signal(big.id)["code"] == "POSITION_SIZE"
+    assert not journal.orders_of_signal(big.id)
+
+
+async def test_group_with_a_rejected_leg_rolls_back_flat(bus, sim, stack):
+    settings, journal, kite = stack
+    instruments = [i for i in await kite.instruments("NFO") if i.name == "NIFTY" and i.instrument_type in ("CE",)]
+    expiry = sorted({i.expiry for i in instruments})[1]  # not an expiring contract: both legs have value
+    chain = {i.strike: i for i in instruments if i.expiry == expiry}
+    short, wing = chain[26000.0], chain[26200.0]
+
+    def leg(i, side, hedge):
+        return m.Leg(exchange=m.Exchange.NFO, tradingsymbol=i.tradingsymbol, instrument_token=i.instrument_token,
+                     transaction_type=m.TransactionType(side), quantity=i.lot_size, lot_size=i.lot_size,
+                     order_type=m.OrderType.MARKET, is_hedge=hedge, option_type="CE", strike=int(i.strike * 100),
+                     expiry=expiry.isoformat())
+
+    group = m.SignalGroup(id="grp-1", user_id=USER, strategy_id="spread-1", strategy="bear_call_spread",
+                          structure="bear_call_spread", underlying="NIFTY",
+                          legs=[leg(short, "SELL", False), leg(wing, "BUY", True)])
+    # the hedge (bought first) fills; the short leg is rejected by the RMS
+    sim.faults(reject_next=0)
+    before = {p.tradingsymbol: p.quantity for p in (await kite.positions()).net}
+    await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
+    await eventually(lambda: journal.orders_of_group(group.id), what="first leg placed")
+    sim.faults(reject_next=1, reject_reason="RMS:Margin Exceeds")
+    state = await eventually(lambda: (journal.group(group.id) or {}).get("state") in
+                             ("rolled_back", "needs_attention", "completed") and journal.group(group.id)["state"],
+                             timeout=30, what="group finished")
+    assert state == "rolled_back", journal.group(group.id)
+    after = {p.tradingsymbol: p.quantity for p in (await kite.positions()).net}
+    assert after.get(wing.tradingsymbol, 0) == before.get(wing.tradingsymbol, 0)
+    assert after.get(short.tradingsymbol, 0) == before.get(short.tradingsymbol, 0)
+    kinds = [r["kind"] for r in journal.orders_of_group(group.id)]
+    assert kinds.count("rollback") == 1
+
+
+async def test_kill_switch_trips_refuses_and_resets_only_on_command(bus, sim, stack):
+    settings, journal, kite = stack
+    risk_states: asyncio.Queue = asyncio.Queue()
+
+    async def on_risk(state, msg):
+        await risk_states.put(state)
+
+    await bus.subscribe(subjects.risk(USER), m.RiskState, on_risk)
+    limits = m.RiskLimits(max_daily_loss=50_00)  # ₹50
+    assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
+    entry = signal("sig-ks-entry", qty=10)
+    await bus.js_publish(subjects.signals(USER), entry, msg_id=entry.id)
+    await eventually(lambda: journal.orders_of_signal(entry.id) and
+                     journal.orders_of_signal(entry.id)[0]["status"] == "COMPLETE", what="entry filled")
+    sim.admin("price", {"underlying": "INFY", "price": 1480.0})  # -₹200 on 10 shares
+    state = await eventually(lambda: risk_states.qsize() and _drain_halted(risk_states), timeout=20,
+                             what="kill switch HALTED")
+    assert state.state is m.KillSwitchState.HALTED
+    late = signal("sig-after-halt", qty=1)
+    await bus.js_publish(subjects.signals(USER), late, msg_id=late.id)
+    await eventually(lambda: journal.signal_decision(late.id) == "refused", what="refused while halted")
+    assert journal.signal(late.id)["code"] == "KILL_SWITCH_HALTED"
+    summary = await bus.request(subjects.cmd(USER, "risk", "summary"), m.GetRiskSummary())
+    assert summary.data["state"]["state"] == "HALTED"
+    reset = await bus.request(subjects.cmd(USER, "risk", "reset"), m.ResetKillSwitch(reason="test"))
+    assert reset.data["state"] == "ACTIVE"
+    await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=m.RiskLimits()))
+
+
+_halted: list = []
+
+
+def _drain_halted(q):
+    while not q.empty():
+        s = q.get_nowait()
+        if s.state is m.KillSwitchState.HALTED:
+            return s
+    return None
