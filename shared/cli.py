@@ -1,0 +1,216 @@
+"""The ``kta`` command: ``kta up`` runs everything; the other subcommands run one service each
+(what containers run) or manage users."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from pathlib import Path
+
+from shared import log as kta_log
+from shared import natsd
+from shared.config import ConfigError, Settings, load, to_env
+
+VERSION = "0.1.0"
+log = logging.getLogger("kta.cli")
+
+
+def _settings(a: argparse.Namespace, **extra) -> Settings:
+    try:
+        return load(getattr(a, "config", None), data_dir=getattr(a, "data_dir", None), **extra)
+    except ConfigError as e:
+        sys.exit(f"kta: bad setting: {e}")
+
+
+def cmd_sim(a) -> None:
+    from kite_sim.main import run
+
+    run(_settings(a, sim_host=a.host, sim_port=a.port, sim_seed=a.seed, sim_speed=a.speed,
+                  sim_admin=a.admin or None), a.redirect_url)
+
+
+def cmd_worker(a) -> None:
+    settings = _settings(a)
+    if a.service == "ticker":
+        from ticker_worker.main import run
+    elif a.service == "strategy":
+        from strategy_worker.main import run
+    else:
+        from execution_worker.main import run
+    run(settings)
+
+
+def cmd_gateway(a) -> None:
+    from gateway.main import run
+
+    run(_settings(a, gateway_host=a.host, gateway_port=a.port))
+
+
+def cmd_users(a) -> None:
+    from gateway import users
+
+    settings = _settings(a)
+    kta_log.setup("cli", "WARNING", "text")
+    if a.action == "add":
+        users.add_user(settings, zerodha_id=a.zerodha_id, email=a.email, api_key=a.api_key, api_secret=a.api_secret,
+                       name=a.name or "")
+        print(f"added {a.zerodha_id.upper()}")
+    elif a.action == "remove":
+        print("removed" if users.remove_user(settings, a.zerodha_id) else f"no user {a.zerodha_id}")
+    else:
+        for u in users.list_users(settings):
+            print(f"{u['zerodha_id']:<10} {u['email']:<30} api_key={u['api_key']}")
+
+
+def _tcp_ready(host: str, port: int):
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=0.3):
+                return True
+        except OSError:
+            return False
+
+    return probe
+
+
+def _worker_ready(nats_url: str, service: str):
+    """A worker is healthy when it answers on ``kta.svc.<service>.health``."""
+    import asyncio
+
+    import nats as nats_client
+
+    from shared import subjects
+
+    def probe() -> bool:
+        async def ask() -> bool:
+            nc = await nats_client.connect(nats_url, connect_timeout=1, max_reconnect_attempts=0)
+            try:
+                await nc.request(subjects.service_health(service), b"", timeout=0.5)
+                return True
+            except Exception:  # noqa: BLE001
+                return False
+            finally:
+                await nc.close()
+
+        try:
+            return asyncio.run(ask())
+        except Exception:  # noqa: BLE001
+            return False
+
+    return probe
+
+
+def cmd_up(a) -> None:
+    from shared.supervisor import Child, Supervisor, python_argv
+
+    data_dir = Path(a.data_dir or os.environ.get("KTA_DATA_DIR") or "./var").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "logs").mkdir(exist_ok=True)
+    gw_port = a.port
+    sim_port = a.sim_port or natsd.free_port()
+    external_nats = os.environ.get("KTA_NATS_URL")
+    nats_port = a.nats_port or natsd.free_port()
+    nats_url = external_nats or f"nats://127.0.0.1:{nats_port}"
+    overrides = dict(data_dir=str(data_dir), nats_url=nats_url, gateway_host=a.host, gateway_port=gw_port,
+                     sim_port=sim_port, sim_speed=a.sim_speed, sim_seed=a.sim_seed,
+                     log_format="json" if a.json_logs else None)
+    if not a.no_sim:
+        overrides.update(kite_root=f"http://127.0.0.1:{sim_port}", kite_ws_root=f"ws://127.0.0.1:{sim_port}/ws",
+                         kite_login_url=f"http://127.0.0.1:{sim_port}/connect/login", sim_admin=a.sim_admin or None)
+    settings = _settings(a, **overrides)
+    kta_log.setup("kta", settings.log_level, settings.log_format)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")}, **to_env(settings),
+           "PYTHONUNBUFFERED": "1"}
+    logs = data_dir / "logs"
+    children: list[Child] = []
+    if not external_nats:
+        (data_dir / "nats").mkdir(exist_ok=True)
+        children.append(Child("nats", natsd.args(nats_port, data_dir / "nats"), env,
+                              _tcp_ready("127.0.0.1", nats_port), log_path=str(logs / "nats.log")))
+    if not a.no_sim:
+        children.append(Child("sim", python_argv("sim", "--redirect-url", f"{settings.gateway_url}/auth/kite/callback"),
+                              env, _tcp_ready("127.0.0.1", sim_port), log_path=str(logs / "sim.log")))
+    for service in ("ticker", "strategy", "execution"):
+        children.append(Child(service, python_argv("worker", service), env, _worker_ready(nats_url, service),
+                              log_path=str(logs / f"{service}.log")))
+    children.append(Child("gateway", python_argv("gateway"), env, _tcp_ready(settings.gateway_host, gw_port),
+                          log_path=str(logs / "gateway.log")))
+
+    def ready() -> None:
+        from gateway import users
+
+        users.ensure_demo_user(settings)
+        print(f"""
+kta is up: {settings.gateway_url}
+  log in with Zerodha ID DEMO01 and email demo@kta.local; the OTP is shown on the page (dev mode)
+  then "Connect Kite" and sign in to the paper broker (kite_sim) as DEMO01 / demo
+  logs: {logs}   data: {data_dir}   stop: Ctrl-C
+""", flush=True)
+
+    sys.exit(Supervisor(children).run(on_ready=ready))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kta", description="Algorithmic trading for Zerodha Kite users")
+    p.add_argument("--config", help="TOML settings file (KTA_* environment variables override it)")
+    p.add_argument("--data-dir", help="where databases, logs and JetStream live (default ./var)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole stack: nats-server, kite_sim, workers, gateway")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000, help="gateway port")
+    up.add_argument("--sim-port", type=int, default=0)
+    up.add_argument("--nats-port", type=int, default=0)
+    up.add_argument("--sim-speed", type=float, default=None, help="market clock speed of kite_sim")
+    up.add_argument("--sim-seed", type=int, default=None)
+    up.add_argument("--sim-admin", action="store_true", help="enable kite_sim's fault-injection API")
+    up.add_argument("--no-sim", action="store_true", help="use the real Kite (set KTA_KITE_ROOT etc.)")
+    up.add_argument("--json-logs", action="store_true")
+    up.set_defaults(fn=cmd_up)
+
+    sim = sub.add_parser("sim", help="run kite_sim, the paper broker")
+    sim.add_argument("--host", default=None)
+    sim.add_argument("--port", type=int, default=None)
+    sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument("--speed", type=float, default=None)
+    sim.add_argument("--admin", action="store_true")
+    sim.add_argument("--redirect-url", default="")
+    sim.set_defaults(fn=cmd_sim)
+
+    worker = sub.add_parser("worker", help="run one worker")
+    worker.add_argument("service", choices=["ticker", "strategy", "execution"])
+    worker.set_defaults(fn=cmd_worker)
+
+    gw = sub.add_parser("gateway", help="run the web gateway")
+    gw.add_argument("--host", default=None)
+    gw.add_argument("--port", type=int, default=None)
+    gw.set_defaults(fn=cmd_gateway)
+
+    users = sub.add_parser("users", help="manage users")
+    users.add_argument("action", choices=["add", "list", "remove"])
+    users.add_argument("zerodha_id", nargs="?")
+    users.add_argument("--email", default="")
+    users.add_argument("--name", default="")
+    users.add_argument("--api-key", default="")
+    users.add_argument("--api-secret", default="")
+    users.set_defaults(fn=cmd_users)
+
+    ver = sub.add_parser("version")
+    ver.set_defaults(fn=lambda a: print(f"kta {VERSION}"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parser().parse_args(argv)
+    if a.command == "users" and a.action in ("add", "remove") and not a.zerodha_id:
+        sys.exit("kta users add|remove needs a Zerodha ID")
+    a.fn(a)
+
+
+if __name__ == "__main__":
+    main()
+
