@@ -1,0 +1,124 @@
+"""``kta up`` as a trader runs it: a subprocess that starts nats-server, kite_sim, the three workers
+and the gateway, serves the login page, restarts a child that dies, and on Ctrl-C stops everything
+within its grace period, leaving no process behind."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared import natsd
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every live process below ``pid`` with its command line (from /proc)."""
+    parents: dict[int, int] = {}
+    cmdlines: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            if state == "Z":
+                continue
+            parents[int(entry.name)] = int(ppid)
+            cmdlines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, parent in parents.items():
+            if parent == p and child not in found:
+                found[child] = cmdlines.get(child, "")
+                frontier.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def poll(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        threading.Event().wait(0.1)
+
+
+def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
+    port = natsd.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "--data-dir", str(tmp_path / "var"), "up", "--port", str(port),
+         "--sim-speed", "30", "--sim-seed", "3"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    output: list[str] = []
+    seen: dict[int, str] = {}
+
+    def read_until(pattern: str, timeout: float) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, "kta up exited early:\n" + "".join(output)
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"kta up never printed {pattern!r}:\n" + "".join(output)) from None
+            output.append(line)
+            if match := re.search(pattern, line):
+                return match
+
+    try:
+        url = read_until(r"kta is up: (http://\S+)", 120).group(1)
+        assert url == f"http://127.0.0.1:{port}"
+        read_until(r"DEMO01", 5)  # how to log in is printed with the URL
+
+        page = httpx.get(f"{url}/login", timeout=10)
+        assert page.status_code == 200 and "OTP" in page.text
+        assert httpx.get(f"{url}/api/status", timeout=10).status_code == 401  # no session, no data
+
+        seen = descendants(proc.pid)
+        names = " ".join(seen.values())
+        for part in ("nats-server", "sim", "worker ticker", "worker strategy", "worker execution", "gateway"):
+            assert part in names, f"{part} is not running: {seen}"
+
+        # a child that dies is restarted by the supervisor
+        strategy = next(pid for pid, cmd in seen.items() if "worker strategy" in cmd)
+        os.kill(strategy, signal.SIGKILL)
+        poll(lambda: any("worker strategy" in cmd and pid != strategy
+                         for pid, cmd in descendants(proc.pid).items()), 30, "the strategy worker to restart")
+        seen.update(descendants(proc.pid))
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    left = [f"{pid} {cmd}" for pid, cmd in seen.items() if alive(pid)]
+    assert not left, f"orphans after kta up stopped: {left}"
