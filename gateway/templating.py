@@ -1,0 +1,122 @@
+"""The dashboard's Jinja environment: one loader over ``web/templates``, autoescaping on, and the
+display filters registered in one place (``configure``). Full pages (through Litestar's template
+engine) and SSE fragments (``gateway.fragments``) render from the same environment, so a partial
+looks the same whichever path drew it.
+
+Filters:
+* ``rupees`` — integer paise → ``₹1,23,456.78`` (Indian digit grouping, minus sign in front).
+* ``inr`` — a rupee amount as Kite's REST answers carry it (float) → the same format.
+* ``price`` — a tick price in rupees → ``24,512.35`` (no symbol; ticks are rupee floats).
+* ``pct`` — a percentage → ``12.34%``; ``None`` → ``–``.
+* ``ist`` — epoch seconds, epoch nanoseconds or Kite's ``yyyy-mm-dd hh:mm:ss`` → ``HH:MM:SS`` IST.
+* ``signed_class`` — ``pos`` / ``neg`` / ``""`` for green/red P&L cells.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from shared.messages import to_paise
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+IST = timezone(timedelta(hours=5, minutes=30))
+DASH = "–"
+
+
+def group_indian(digits: str) -> str:
+    """``1234567`` → ``12,34,567``: the last three digits, then pairs."""
+    if len(digits) <= 3:
+        return digits
+    head, tail = digits[:-3], digits[-3:]
+    pairs = []
+    while len(head) > 2:
+        pairs.insert(0, head[-2:])
+        head = head[:-2]
+    return ",".join([head, *pairs, tail])
+
+
+def _format_paise(paise: int, symbol: str) -> str:
+    sign = "-" if paise < 0 else ""
+    whole, frac = divmod(abs(paise), 100)
+    return f"{sign}{symbol}{group_indian(str(whole))}.{frac:02d}"
+
+
+def rupees(paise: Any) -> str:
+    if paise is None or paise == "":
+        return DASH
+    return _format_paise(int(paise), "₹")
+
+
+def inr(amount: Any) -> str:
+    if amount is None or amount == "":
+        return DASH
+    return _format_paise(to_paise(amount), "₹")
+
+
+def price(amount: Any) -> str:
+    if amount is None or amount == "":
+        return DASH
+    if isinstance(amount, float | int | Decimal | str):
+        paise = int((Decimal(str(amount)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        return _format_paise(paise, "")
+    return DASH
+
+
+def pct(value: Any, digits: int = 2) -> str:
+    if value is None or value == "":
+        return DASH
+    return f"{float(value):.{digits}f}%"
+
+
+def ist(value: Any, with_date: bool = False) -> str:
+    """A time of day in IST from whatever stamp kta carries."""
+    if value is None or value == "" or value == 0:
+        return DASH
+    if isinstance(value, str):
+        # Kite's "yyyy-mm-dd hh:mm:ss" is already IST; ISO stamps from the journal may carry an offset.
+        try:
+            stamp = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if stamp.tzinfo is not None:
+            stamp = stamp.astimezone(IST)
+    else:
+        seconds = value / 1e9 if value > 10**12 else value
+        stamp = datetime.fromtimestamp(seconds, IST)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def signed_class(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    number = float(value)
+    return "pos" if number > 0 else "neg" if number < 0 else ""
+
+
+FILTERS = {"rupees": rupees, "inr": inr, "price": price, "pct": pct, "ist": ist, "signed_class": signed_class}
+
+
+def configure(env: jinja2.Environment) -> jinja2.Environment:
+    """Register kta's filters on an environment (Litestar's engine passes its own)."""
+    env.filters.update(FILTERS)
+    env.globals.setdefault("DASH", DASH)
+    return env
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The one environment for pages and fragments, built once."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return configure(env)
