@@ -1,0 +1,87 @@
+"""An option chain as the dashboard shows it: strikes around ATM with CE/PE LTP, IV, delta and OI,
+and the put-call ratio. Built from strategy_worker's own chain, IV, pricing and OI code."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+from shared.kite.client import KiteClient
+from shared.kite.models import Instrument
+from strategy_worker.options.chain import RATE, build_chains, years_to_expiry
+from strategy_worker.options.iv import IVError, implied_vol_black76
+from strategy_worker.options.oi import OITracker
+from strategy_worker.options.pricing import greeks_black76
+
+STRIKES_EACH_SIDE = 12
+# Derivative "name" -> the spot instrument the exchange quotes for it.
+INDEX_SPOT = {"NIFTY": "NSE:NIFTY 50", "BANKNIFTY": "NSE:NIFTY BANK", "FINNIFTY": "NSE:NIFTY FIN SERVICE",
+              "MIDCPNIFTY": "NSE:NIFTY MID SELECT", "SENSEX": "BSE:SENSEX", "BANKEX": "BSE:BANKEX"}
+
+
+class ChainError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def underlying_name(underlying: str) -> str:
+    """Accept "NIFTY", "NIFTY 50" or "NSE:NIFTY 50"; return the derivatives' name column (NIFTY)."""
+    u = underlying.strip().upper()
+    for name, spot in INDEX_SPOT.items():
+        if u in (spot, spot.split(":", 1)[1]):
+            return name
+    return u.split(":", 1)[1] if ":" in u else u
+
+
+def _leg(inst: Instrument | None, quotes: dict, forward: float, t: float) -> dict | None:
+    if inst is None:
+        return None
+    q = quotes.get(inst.instrument_token)
+    ltp = q.last_price if q else 0.0
+    flag = "c" if inst.instrument_type == "CE" else "p"
+    iv = None
+    if ltp > 0 and t > 0:
+        try:
+            iv = implied_vol_black76(ltp, flag, forward, inst.strike, t, RATE)
+        except IVError:
+            iv = None
+    delta = greeks_black76(flag, forward, inst.strike, max(t, 1e-6), RATE, iv or 0.15).delta if forward else None
+    return {"instrument_token": inst.instrument_token, "tradingsymbol": inst.tradingsymbol, "ltp": ltp,
+            "iv": round(iv * 100, 2) if iv else None, "delta": round(delta, 4) if delta is not None else None,
+            "oi": int(q.oi) if q else 0}
+
+
+async def option_chain_view(client: KiteClient, instruments: list[Instrument], underlying: str,
+                            expiry: date | None) -> dict:
+    name = underlying_name(underlying)
+    chains = build_chains(instruments, name)
+    if not chains:
+        raise ChainError("underlying", f"no options on {underlying!r}")
+    if expiry is None:
+        today = date.today()
+        expiry = min((e for e in chains if e >= today), default=min(chains))
+    elif expiry not in chains:
+        raise ChainError("expiry", f"no {name} expiry on {expiry.isoformat()}; "
+                                   f"expiries: {', '.join(e.isoformat() for e in sorted(chains))}")
+    chain = chains[expiry]
+    spot_key = INDEX_SPOT.get(name, f"NSE:{name}")
+    spot_quote = await client.ltp(spot_key)
+    spot = spot_quote[spot_key].last_price if spot_key in spot_quote else chain.strikes[len(chain.strikes) // 2].strike
+    atm = chain.strikes.index(chain.atm(spot))
+    window = chain.strikes[max(0, atm - STRIKES_EACH_SIDE): atm + STRIKES_EACH_SIDE + 1]
+    legs = [i for s in window for i in (s.ce, s.pe) if i is not None]
+    raw = await client.quote(*(f"{i.exchange}:{i.tradingsymbol}" for i in legs)) if legs else {}
+    quotes = {q.instrument_token: q for q in raw.values()}
+    now = time.time()
+    t = years_to_expiry(expiry, now)
+    prices = {tok: q.last_price for tok, q in quotes.items() if q.last_price > 0}
+    forward = chain.implied_future(spot, prices, now)
+    oi = OITracker({i.instrument_token: (i.strike, i.instrument_type) for i in legs})
+    for tok, q in quotes.items():
+        oi.update(tok, int(q.oi))
+    rows = [{"strike": s.strike, "atm": s is chain.strikes[atm], "ce": _leg(s.ce, quotes, forward, t),
+             "pe": _leg(s.pe, quotes, forward, t)} for s in window]
+    return {"underlying": name, "expiry": expiry.isoformat(), "expiries": [e.isoformat() for e in sorted(chains)],
+            "spot": spot, "forward": round(forward, 2), "lot_size": chain.lot_size,
+            "pcr": round(oi.pcr, 3) if oi.pcr is not None else None, "max_pain": oi.max_pain(), "strikes": rows}

@@ -1,0 +1,295 @@
+"""The trading facade: everything the JSON API and the HTML pages ask of the workers and the broker.
+
+Commands go over NATS (``bus.request`` to one service, ``bus.gather`` for ``cmd.live.*``); broker
+reads use the user's own Kite session from the KV bucket. A worker's ``m.Error`` becomes a
+``TradingError`` with an HTTP status and the field it names; a worker that does not answer becomes a
+503 saying which one. Nothing here knows about HTTP requests, so pages and API share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import date
+from typing import Any
+
+import msgspec
+
+from shared import messages as m
+from shared import subjects
+from shared.bus import Bus, BusError, RequestTimeout
+from shared.config import Settings
+from shared.kite import errors as kite_errors
+from shared.kite.models import Instrument
+from shared.kite.sessions import LiveSession, client_for, get_session, vault_for
+from gateway.instruments import InstrumentCache
+from gateway.option_chain import ChainError, option_chain_view
+
+LIVE_SERVICES = ("ticker", "strategy", "execution")
+WORKERS = ("ticker", "strategy", "execution")
+
+# m.Error.code -> HTTP status
+_STATUS = {"bad_request": 400, "bad_params": 400, "unsupported": 400, "not_found": 404, "exists": 409,
+           "broker_not_connected": 409, "kill_switch": 409, "internal": 502}
+
+
+class TradingError(Exception):
+    """A refused request: ``status`` is the HTTP status, ``field`` the bad input if any."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.code = code or ("unavailable" if status == 503 else "error")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": self.message, "field": self.field}
+
+
+def _verb(cmd: msgspec.Struct) -> str:
+    """The subject verb of a command is its tag (``add_strategy``, ``start_live``, ...)."""
+    return type(cmd).__struct_config__.tag
+
+
+def _from_reply(err: m.Error) -> TradingError:
+    service = f"{err.service} worker: " if err.service else ""
+    return TradingError(_STATUS.get(err.code, 400), service + err.message, err.field, err.code)
+
+
+def _from_kite(e: kite_errors.KiteError) -> TradingError:
+    if isinstance(e, kite_errors.TokenException):
+        return TradingError(409, f"Kite session expired: connect Kite again ({e.message})", code="broker_not_connected")
+    if isinstance(e, kite_errors.NetworkException):
+        return TradingError(503, f"broker unreachable: {e.message}", code="broker_unavailable")
+    return TradingError(502 if e.status >= 500 else 400, f"broker: {e.message}", code="broker_error")
+
+
+class Trading:
+    def __init__(self, bus: Bus, settings: Settings, timeout: float = 5.0) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.timeout = timeout
+        self.vault = vault_for(settings)
+        self.instruments = InstrumentCache()
+        self.live_tokens: dict[str, list[int]] = {}  # user -> tokens the user is live on (for SSE ticks)
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    async def command(self, user_id: str, service: str, cmd: msgspec.Struct, timeout: float | None = None) -> Any:
+        """One command to one service; the ``Ok`` data, or a TradingError."""
+        try:
+            reply = await self.bus.request(subjects.cmd(user_id, service, _verb(cmd)),
+                                           cmd, timeout=timeout or self.timeout)
+        except (BusError, RequestTimeout) as e:
+            raise TradingError(503, f"the {service} worker is not answering ({e}); is it running?") from None
+        if isinstance(reply, m.Error):
+            raise _from_reply(reply)
+        return reply.data
+
+    async def live_command(self, user_id: str, cmd: msgspec.Struct, timeout: float = 15.0) -> dict[str, m.Ok | m.Error]:
+        return await self.bus.gather(subjects.cmd(user_id, "live", _verb(cmd)), cmd,
+                                     LIVE_SERVICES, timeout=timeout)
+
+    async def session(self, user_id: str) -> LiveSession | None:
+        return await get_session(self.bus, self.vault, user_id)
+
+    async def broker(self, user_id: str, call: str, *args: Any) -> Any:
+        live = await self.session(user_id)
+        if live is None:
+            raise TradingError(409, "Kite is not connected: connect your Kite account first.",
+                               code="broker_not_connected")
+        client = client_for(self.settings, live)
+        try:
+            return msgspec.to_builtins(await getattr(client, call)(*args))
+        except kite_errors.KiteError as e:
+            raise _from_kite(e) from None
+        finally:
+            await client.aclose()
+
+    # ---- status -----------------------------------------------------------------------------
+
+    async def worker_health(self) -> dict[str, bool]:
+        async def probe(service: str) -> bool:
+            try:
+                await self.bus.nc.request(subjects.service_health(service), b"", timeout=1.0)
+                return True
+            except Exception:  # noqa: BLE001 - no responders / timeout: not healthy
+                return False
+
+        results = await asyncio.gather(*(probe(s) for s in WORKERS))
+        return dict(zip(WORKERS, results))
+
+    async def status(self, user_id: str) -> dict[str, Any]:
+        live = await self.session(user_id)
+        if live is None:
+            broker = {"state": "absent", "expires_at": 0}
+        else:
+            broker = {"state": "expired" if live.expired else "live", "expires_at": live.session.expires_at,
+                      "login_time": live.session.login_time}
+        health = await self.worker_health()
+        kill_switch = "UNKNOWN"
+        if health["execution"]:
+            try:
+                risk = await self.command(user_id, "risk", m.GetRiskSummary(), timeout=2.0)
+                kill_switch = risk.get("state", {}).get("state", "UNKNOWN")
+            except TradingError:
+                pass
+        tokens = self.live_tokens.get(user_id, [])
+        return {"user_id": user_id, "broker": broker, "live": bool(tokens), "live_tokens": tokens,
+                "kill_switch": kill_switch, "workers": health, "ts": time.time_ns()}
+
+    # ---- broker reads -----------------------------------------------------------------------
+
+    async def profile(self, user_id: str) -> dict:
+        return await self.broker(user_id, "profile")
+
+    async def margins(self, user_id: str) -> dict:
+        return await self.broker(user_id, "margins")
+
+    async def holdings(self, user_id: str) -> list[dict]:
+        return await self.broker(user_id, "holdings")
+
+    async def positions(self, user_id: str) -> dict:
+        """The execution worker's snapshot (paise, marked to market)."""
+        return await self.command(user_id, "execution", m.GetPositions(), timeout=10.0)
+
+    async def orders(self, user_id: str) -> list[dict]:
+        return await self.command(user_id, "execution", m.GetOrders())
+
+    # ---- journal, risk, execution -----------------------------------------------------------
+
+    async def signals(self, user_id: str, limit: int = 100) -> list[dict]:
+        return await self.command(user_id, "strategy", m.GetSignals(limit=limit))
+
+    async def journal(self, user_id: str, day: str = "", limit: int = 500) -> dict:
+        return await self.command(user_id, "journal", m.GetJournal(day=day, limit=limit))
+
+    async def journal_summary(self, user_id: str, day: str = "") -> dict:
+        return await self.command(user_id, "journal", m.GetJournalSummary(day=day))
+
+    async def risk_summary(self, user_id: str) -> dict:
+        return await self.command(user_id, "risk", m.GetRiskSummary())
+
+    async def reset_risk(self, user_id: str, reason: str = "manual reset") -> dict:
+        return await self.command(user_id, "risk", m.ResetKillSwitch(reason=reason))
+
+    async def execution_summary(self, user_id: str) -> dict:
+        return await self.command(user_id, "execution", m.GetExecutionSummary())
+
+    # ---- strategies -------------------------------------------------------------------------
+
+    async def strategies(self, user_id: str) -> list[dict]:
+        return await self.command(user_id, "strategy", m.ListStrategies())
+
+    async def catalog(self, user_id: str = "CATALOG") -> list[dict]:
+        """Every strategy with its params schema (the same for everyone; the user id only routes)."""
+        return await self.command(user_id, "strategy", m.GetCatalog())
+
+    async def add_strategy(self, user_id: str, strategy: str, params: dict[str, Any] | None = None,
+                           symbols: list[str | int] | None = None, strategy_id: str = "") -> dict:
+        tokens = await self.resolve(user_id, symbols or [])
+        return await self.command(user_id, "strategy", m.AddStrategy(strategy=strategy, params=params or {},
+                                                                     tokens=tokens, strategy_id=strategy_id))
+
+    async def remove_strategy(self, user_id: str, strategy_id: str) -> dict:
+        return await self.command(user_id, "strategy", m.RemoveStrategy(strategy_id=strategy_id))
+
+    # ---- live -------------------------------------------------------------------------------
+
+    async def start_live(self, user_id: str, symbols: list[str | int], mode: str = "quote") -> dict:
+        try:
+            tick_mode = m.TickMode(mode)
+        except ValueError:
+            raise TradingError(400, f"mode must be one of {[x.value for x in m.TickMode]}", "mode") from None
+        tokens = await self.resolve(user_id, symbols)
+        if not tokens:
+            raise TradingError(400, "pick at least one symbol to trade", "symbols")
+        replies = await self.live_command(user_id, m.StartLive(tokens=tokens, mode=tick_mode))
+        missing = [s for s in LIVE_SERVICES if s not in replies]
+        errors = [r for r in replies.values() if isinstance(r, m.Error)]
+        if missing or errors:
+            await self.live_command(user_id, m.StopLive(cancel_open_orders=False))  # no half-started user
+            if errors:
+                raise _from_reply(errors[0])
+            raise TradingError(503, f"not started: no answer from the {', '.join(missing)} worker(s)")
+        self.live_tokens[user_id] = tokens
+        return {"tokens": tokens, "mode": tick_mode.value,
+                "replies": {s: r.data for s, r in replies.items() if isinstance(r, m.Ok)}}
+
+    async def stop_live(self, user_id: str, cancel_open_orders: bool = True) -> dict:
+        """Stop every service for the user; the report pieces (reconcile, execution summary) by service."""
+        replies = await self.live_command(user_id, m.StopLive(cancel_open_orders=cancel_open_orders))
+        self.live_tokens.pop(user_id, None)
+        return {"stopped": sorted(replies),
+                "missing": [s for s in LIVE_SERVICES if s not in replies],
+                "replies": {s: (r.data if isinstance(r, m.Ok) else {"error": r.message}) for s, r in replies.items()}}
+
+    # ---- instruments and option chains ------------------------------------------------------
+
+    async def _instrument_list(self, user_id: str) -> list[Instrument]:
+        if self.instruments.stale():
+            live = await self.session(user_id) if user_id else None
+            if live is None:
+                if self.instruments.rows:
+                    return self.instruments.rows
+                raise TradingError(409, "connect Kite first: the instrument list comes from the broker",
+                                   code="broker_not_connected")
+            client = client_for(self.settings, live)
+            try:
+                self.instruments.load(await client.instruments())
+            except kite_errors.KiteError as e:
+                raise _from_kite(e) from None
+            finally:
+                await client.aclose()
+        return self.instruments.rows
+
+    async def search_instruments(self, q: str, limit: int = 20, user_id: str = "") -> list[dict]:
+        await self._instrument_list(user_id)
+        return [self.instruments.describe(i) for i in self.instruments.search(q, limit)]
+
+    async def resolve(self, user_id: str, symbols: list[str | int]) -> list[int]:
+        """Tradingsymbols ("NSE:INFY", "NIFTY 50") or instrument tokens to tokens; unknown → 400 ``symbols``."""
+        if not symbols:
+            return []
+        if all(isinstance(s, int) or (isinstance(s, str) and s.isdigit()) for s in symbols):
+            tokens = [int(s) for s in symbols]
+            if self.instruments.rows or await self.session(user_id):
+                await self._instrument_list(user_id)
+                unknown = [t for t in tokens if t not in self.instruments.by_token]
+                if unknown:
+                    raise TradingError(400, f"unknown instrument token(s): {unknown}", "symbols")
+            return tokens
+        await self._instrument_list(user_id)
+        out, unknown = [], []
+        for s in symbols:
+            inst = self.instruments.find(str(s))
+            if inst is None:
+                unknown.append(str(s))
+            else:
+                out.append(inst.instrument_token)
+        if unknown:
+            raise TradingError(400, f"unknown symbol(s): {', '.join(unknown)}", "symbols")
+        return out
+
+    async def option_chain(self, user_id: str, underlying: str, expiry: str = "") -> dict:
+        rows = await self._instrument_list(user_id)
+        want: date | None = None
+        if expiry:
+            try:
+                want = date.fromisoformat(expiry)
+            except ValueError:
+                raise TradingError(400, "expiry must be yyyy-mm-dd", "expiry") from None
+        live = await self.session(user_id)
+        if live is None:
+            raise TradingError(409, "Kite is not connected: connect your Kite account first.",
+                               code="broker_not_connected")
+        client = client_for(self.settings, live)
+        try:
+            return await option_chain_view(client, rows, underlying, want)
+        except ChainError as e:
+            raise TradingError(400, str(e), e.field) from None
+        except kite_errors.KiteError as e:
+            raise _from_kite(e) from None
+        finally:
+            await client.aclose()
