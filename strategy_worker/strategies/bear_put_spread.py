@@ -67,14 +67,11 @@ class BearPutSpread(OptionStrategy):
             return []
         n = self.params.lots
         legs = [self.leg(buy, TransactionType.BUY, n, hedge=True), self.leg(sell, TransactionType.SELL, n)]
-        debit = self.net_premium([{"instrument_token": x.instrument_token, "quantity": x.quantity,
-                                   "transaction_type": x.transaction_type.value} for x in legs])
         conf = 0.5 + 0.5 * min(1.0, abs(fast - slow) / (0.002 * bar.close))
-        group = self.group(self.structure, chain.underlying, legs, "entry", conf,
-                           f"trend down (EMA{self.params.fast} {fast:.2f} vs EMA{self.params.slow} {slow:.2f}): "
-                           f"buy {buy.strike:g}, sell {sell.strike:g}",
-                           metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2), "iv": iv})
-        self.open_structure(legs, debit if debit is not None else 0.0)
+        group = self.entry_group(chain.underlying, legs, conf,
+                                 f"trend down (EMA{self.params.fast} {fast:.2f} vs EMA{self.params.slow} {slow:.2f}): "
+                                 f"buy {buy.strike:g}, sell {sell.strike:g}",
+                                 metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2), "iv": iv})
         return [group]
 
     def atm_iv(self, chain, inst, fwd, now, prices):

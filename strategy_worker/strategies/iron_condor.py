@@ -59,12 +59,11 @@ class IronCondor(OptionStrategy):
         n = self.params.lots
         legs = [self.leg(lc.ce, TransactionType.BUY, n, hedge=True), self.leg(lp.pe, TransactionType.BUY, n, hedge=True),
                 self.leg(sc.ce, TransactionType.SELL, n), self.leg(sp.pe, TransactionType.SELL, n)]
+        width = min(lc.strike - sc.strike, sp.strike - lp.strike) * n * chain.lot_size
         credit = self.net_premium([{"instrument_token": x.instrument_token, "quantity": x.quantity,
                                     "transaction_type": x.transaction_type.value} for x in legs])
-        width = min(lc.strike - sc.strike, sp.strike - lp.strike) * n * chain.lot_size
         conf = 0.5 + 0.5 * min(1.0, (credit or 0) / width * 3) if width else 0.5
-        group = self.group(self.structure, chain.underlying, legs, "entry", conf,
-                           f"spot {spot:.2f} inside {sp.strike:g}/{sc.strike:g}; wings {lp.strike:g}/{lc.strike:g}",
-                           metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2)})
-        self.open_structure(legs, credit if credit is not None else 0.0)
+        group = self.entry_group(chain.underlying, legs, conf,
+                                 f"spot {spot:.2f} inside {sp.strike:g}/{sc.strike:g}; wings {lp.strike:g}/{lc.strike:g}",
+                                 metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2)})
         return [group]

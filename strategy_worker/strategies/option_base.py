@@ -59,7 +59,25 @@ class OptionStrategy(BaseStrategy):
             total += px * leg["quantity"] * (1 if leg["transaction_type"] == "SELL" else -1)
         return total
 
-    def open_structure(self, group_legs: list[Leg], premium: float) -> None:
+    def entry_group(self, underlying: str, legs: list[Leg], confidence: float, reason: str,
+                    metadata: dict[str, Any], structure: str | None = None):
+        """The entry SignalGroup of a structure, opened in the strategy's state. Its stop-loss and
+        target are the net-premium levels (rupees x quantity, credit positive, in paise) at which
+        ``manage`` exits; unknown (None) until every leg has a price."""
+        premium = self.net_premium([{"instrument_token": x.instrument_token, "quantity": x.quantity,
+                                     "transaction_type": x.transaction_type.value} for x in legs])
+        stop = target = None
+        if premium is not None:
+            basis = abs(premium) or 1.0
+            stop, target = to_paise(round(premium + self.params.stop_pct * basis, 2)), \
+                to_paise(round(premium - self.params.target_pct * basis, 2))
+        group = self.group(structure or self.structure, underlying, legs, "entry", confidence, reason,
+                           stop_loss=stop, target=target, metadata={**metadata, "net_premium": premium})
+        self.open_structure(legs, premium)
+        self.state["structure"] = group.structure
+        return group
+
+    def open_structure(self, group_legs: list[Leg], premium: float | None) -> None:
         self.state["legs"] = [{"instrument_token": leg.instrument_token, "quantity": leg.quantity,
                                "transaction_type": leg.transaction_type.value, "tradingsymbol": leg.tradingsymbol,
                                "exchange": leg.exchange.value, "lot_size": leg.lot_size, "is_hedge": leg.is_hedge,
@@ -82,7 +100,7 @@ class OptionStrategy(BaseStrategy):
             self.position.pop(leg["instrument_token"], None)
         self.state.pop("legs", None)
         self.state.pop("entry_premium", None)
-        return self.group(self.structure, self.ctx.underlying_name(self.tokens[0]), exit_legs, "exit", confidence,
+        return self.group(self.state.pop("structure", self.structure), self.ctx.underlying_name(self.tokens[0]), exit_legs, "exit", confidence,
                           reason)
 
     def manage(self, bar: Bar) -> list:
@@ -96,7 +114,10 @@ class OptionStrategy(BaseStrategy):
         if now.hour * 60 + now.minute >= p.exit_minute or (expiry_day and now.hour >= 14):
             return [self.close_structure("time exit before the close" if not expiry_day else "expiry-day exit")]
         entry, current = self.state.get("entry_premium"), self.net_premium(legs)
-        if entry is None or current is None:
+        if current is None:
+            return []
+        if entry is None:  # entered before every leg had ticked: the first full pricing is the entry
+            self.state["entry_premium"] = current
             return []
         pnl = entry - current  # credit structures gain as premium decays; debit ones as it rises
         basis = abs(entry) or 1.0

@@ -54,13 +54,11 @@ class _Volatility(OptionStrategy):
             legs += [self.leg(wc.ce, TransactionType.BUY, p.lots, hedge=True),
                      self.leg(wp.pe, TransactionType.BUY, p.lots, hedge=True)]
         legs += [self.leg(call_strike.ce, side, p.lots), self.leg(put_strike.pe, side, p.lots)]
-        premium = self.net_premium([{"instrument_token": x.instrument_token, "quantity": x.quantity,
-                                     "transaction_type": x.transaction_type.value} for x in legs])
         structure = f"hedged_{self.structure}" if short and p.hedged else self.structure
-        group = self.group(structure, chain.underlying, legs, "entry", 0.6,
-                           f"{p.side} {self.structure} {put_strike.strike:g}/{call_strike.strike:g} around {spot:.2f}",
-                           metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2)})
-        self.open_structure(legs, premium if premium is not None else 0.0)
+        group = self.entry_group(chain.underlying, legs, 0.6,
+                                 f"{p.side} {self.structure} {put_strike.strike:g}/{call_strike.strike:g} around {spot:.2f}",
+                                 metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2)},
+                                 structure=structure)
         return [group]
 
 
