@@ -591,6 +591,32 @@ class GetStatus(_Cmd, tag="get_status"):
     pass
 
 
+ScanPct = Annotated[float, Meta(gt=0, le=100)]
+
+
+class Scan(_Cmd, tag="scan"):
+    """Screen instruments by price, volume and indicator conditions (strategy worker). Every
+    condition given must hold; rupees are floats here as in Kite's quotes."""
+
+    symbols: Annotated[list[Annotated[str, Meta(pattern=r"^[A-Z]+:[^\s]+$")]], Meta(max_length=500)] = \
+        field(default_factory=list)  # EXCHANGE:TRADINGSYMBOL; empty = every NSE equity
+    min_price: Annotated[float, Meta(ge=0)] | None = None
+    max_price: Annotated[float, Meta(ge=0)] | None = None
+    min_volume: Annotated[int, Meta(ge=0)] | None = None
+    volume_spike: Annotated[float, Meta(ge=1, le=100)] | None = None  # today's volume / average daily volume
+    gap_up_pct: ScanPct | None = None  # open above the previous close by at least this %
+    gap_down_pct: ScanPct | None = None
+    rsi_below: ScanPct | None = None  # RSI of daily closes (today's last price included)
+    rsi_above: ScanPct | None = None
+    rsi_period: Annotated[int, Meta(ge=2, le=100)] = 14
+    near_high_pct: Annotated[float, Meta(ge=0, le=100)] | None = None  # within this % of the 52-week high
+    near_low_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
+    lookback_days: Annotated[int, Meta(ge=10, le=400)] = 365  # calendar days of daily candles ("52 weeks")
+    volume_days: Annotated[int, Meta(ge=2, le=100)] = 20  # days in the average daily volume
+    sort_by: Literal["volume_ratio", "change_pct", "gap_pct", "rsi", "symbol"] = "volume_ratio"
+    limit: Annotated[int, Meta(ge=1, le=500)] = 50
+
+
 Command = Union[
     AddStrategy,
     RemoveStrategy,
@@ -612,6 +638,7 @@ Command = Union[
     GetPositions,
     Reconcile,
     GetStatus,
+    Scan,
 ]
 
 
