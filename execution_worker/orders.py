@@ -29,18 +29,27 @@ KIND_CODE = {"entry": "E", "stop_loss": "S", "target": "T", "exit": "X", "rollba
 # kta's own states around Kite's statuses: SUBMITTING (request sent, no answer yet) and UNKNOWN
 # (answer lost) are resolved by looking the tag up at the broker, never by retrying blindly.
 SUBMITTING, UNKNOWN, FAILED, REFUSED = "SUBMITTING", "UNKNOWN", "FAILED", "REFUSED"
+PLACED = "PLACED"  # the broker answered with an order id; its first status is yet to be read
 S = OrderStatus
-_OPENISH = {S.PUT_ORDER_REQ_RECEIVED, S.AMO_REQ_RECEIVED, S.VALIDATION_PENDING, S.OPEN_PENDING, S.OPEN,
-            S.TRIGGER_PENDING, S.MODIFY_VALIDATION_PENDING, S.MODIFY_PENDING, S.MODIFIED, S.NOT_MODIFIED,
+# Kite's statuses in the order an order lives them: submission, working (incl. modify / cancel in
+# flight), final. An update may only move forward: a late WebSocket "OPEN PENDING" arriving after
+# the order was read back as OPEN is stale and refused, never a regression.
+_SUBMISSION = [S.PUT_ORDER_REQ_RECEIVED, S.AMO_REQ_RECEIVED, S.VALIDATION_PENDING, S.OPEN_PENDING]
+_WORKING = {S.OPEN, S.TRIGGER_PENDING, S.MODIFY_VALIDATION_PENDING, S.MODIFY_PENDING, S.MODIFIED, S.NOT_MODIFIED,
             S.CANCEL_PENDING, S.UPDATE}
+_FINAL = {S.COMPLETE, S.CANCELLED, S.REJECTED}
+_ANY = {s.value for s in S}
+_AFTER_SUBMISSION = {s.value for s in _WORKING | _FINAL}
 TRANSITIONS: dict[str, set[str]] = {
-    SUBMITTING: {s.value for s in S} | {UNKNOWN, FAILED},
-    UNKNOWN: {s.value for s in S} | {FAILED},
-    **{s.value: {t.value for t in S} for s in _OPENISH},  # any live status may move to any status
+    SUBMITTING: _ANY | {UNKNOWN, FAILED},
+    PLACED: _ANY,
+    UNKNOWN: _ANY | {FAILED},  # resolved by the tag lookup, whatever the broker says
+    **{s.value: {t.value for t in _SUBMISSION[i + 1:]} | _AFTER_SUBMISSION for i, s in enumerate(_SUBMISSION)},
+    **{s.value: _AFTER_SUBMISSION for s in _WORKING},
     S.COMPLETE.value: set(),  # final; a late partial update never regresses it
     S.CANCELLED.value: {S.COMPLETE.value},  # a fill after a cancel: the real world allows it
     S.REJECTED.value: set(),
-    FAILED: {s.value for s in S},  # a "failed" submit that the broker turns out to have
+    FAILED: _ANY,  # a "failed" submit that the broker turns out to have
 }
 
 
@@ -48,7 +57,7 @@ def can_move(current: str, new: str) -> bool:
     """Whether the state machine accepts ``current → new`` (same state is a no-op, allowed)."""
     if not current or current == new:
         return True
-    return new in TRANSITIONS.get(current, {s.value for s in S})
+    return new in TRANSITIONS.get(current, _ANY)
 
 
 def is_terminal(state: str) -> bool:

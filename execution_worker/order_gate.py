@@ -1,0 +1,90 @@
+"""The order gate of one account: Kite's 2026 order limits enforced before a request leaves kta —
+10 orders/s, 400/min, 5,000/day, and at most 25 modifications of any one order.
+
+The per-second and per-minute windows slide (stricter than Kite's calendar windows, so kta never
+draws a 429 by itself): a caller over them waits for the oldest order to age out. The daily cap and
+the modification cap are refused outright with an OrderGateError naming the limit — waiting would
+not help. The clock and the sleep are injected so the gate is tested deterministically."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from execution_worker.journal import ist_day
+
+PER_SECOND, PER_MINUTE, PER_DAY, MODIFICATIONS_PER_ORDER = 10, 400, 5000, 25
+
+
+class OrderGateError(Exception):
+    """An order (or modification) the gate refuses: Kite would reject it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class OrderGate:
+    def __init__(self, *, per_second: int = PER_SECOND, per_minute: int = PER_MINUTE, per_day: int = PER_DAY,
+                 modifications: int = MODIFICATIONS_PER_ORDER, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.windows = ((1.0, per_second, deque()), (60.0, per_minute, deque()))
+        self.per_day = per_day
+        self.max_modifications = modifications
+        self.clock = clock
+        self.sleep = sleep
+        self.day = ""
+        self.today = 0
+        self.modifications: dict[str, int] = {}
+        self.waits = 0  # how often a caller had to wait (visible in the execution summary / bench)
+        self._lock = asyncio.Lock()
+
+    def wait_needed(self, now: float) -> float:
+        """Seconds until one more order fits the sliding windows (0 = now). Raises at the daily cap."""
+        self._roll_day(now)
+        if self.today >= self.per_day:
+            raise OrderGateError("ORDER_DAILY_LIMIT", f"{self.today} orders today: Kite allows {self.per_day} a day")
+        wait = 0.0
+        for span, limit, stamps in self.windows:
+            while stamps and stamps[0] <= now - span:
+                stamps.popleft()
+            if len(stamps) >= limit:
+                wait = max(wait, stamps[len(stamps) - limit] + span - now)
+        return wait
+
+    def admit(self, now: float) -> bool:
+        """Count one order sent at ``now`` if it fits; False if the caller must wait."""
+        if self.wait_needed(now) > 0:
+            return False
+        for _, _, stamps in self.windows:
+            stamps.append(now)
+        self.today += 1
+        return True
+
+    async def acquire(self) -> None:
+        """Wait (in order of arrival) until one more order fits, then count it."""
+        async with self._lock:
+            while not self.admit(now := self.clock()):
+                self.waits += 1
+                await self.sleep(max(self.wait_needed(now), 0.001))
+
+    def modify(self, order_id: str) -> None:
+        """Count one modification of ``order_id``; the 26th is refused."""
+        done = self.modifications.get(order_id, 0)
+        if done >= self.max_modifications:
+            raise OrderGateError("MODIFICATION_LIMIT", f"order {order_id} was modified {done} times: Kite allows "
+                                                       f"{self.max_modifications}")
+        self.modifications[order_id] = done + 1
+
+    def forget(self, order_id: str) -> None:
+        """A finished order can no longer be modified: drop its count (keeps the map small)."""
+        self.modifications.pop(order_id, None)
+
+    def _roll_day(self, now: float) -> None:
+        day = ist_day(now)
+        if day != self.day:
+            self.day, self.today = day, 0
+            self.modifications.clear()
