@@ -15,6 +15,7 @@ import msgspec
 
 from execution_worker import orders as o
 from execution_worker.journal import ACCEPTED, REFUSED, Journal
+from execution_worker.order_gate import OrderGate, OrderGateError
 from execution_worker.positions import PositionTracker
 from execution_worker.risk import RiskManager, context_from
 from shared import subjects
@@ -41,7 +42,8 @@ class Desk:
     """Everything the worker holds for one user while their broker session is live."""
 
     def __init__(self, user_id: str, bus: Bus, journal: Journal, client: KiteClient, risk: RiskManager,
-                 instruments: dict[str, Instrument], market_protection: int, sl_slippage_pct: float) -> None:
+                 instruments: dict[str, Instrument], market_protection: int, sl_slippage_pct: float,
+                 gate: OrderGate | None = None) -> None:
         self.user_id = user_id
         self.bus = bus
         self.journal = journal
@@ -50,6 +52,7 @@ class Desk:
         self.instruments = instruments  # "EXCHANGE:SYMBOL" -> Instrument
         self.market_protection = market_protection
         self.sl_slippage_pct = sl_slippage_pct
+        self.gate = gate or OrderGate()  # Kite's per-account order limits
         self.tracker = PositionTracker.from_trades(journal.trades(user_id))
         self.order_changed = asyncio.Condition()
         self.latencies_ms: list[float] = []
@@ -88,6 +91,15 @@ class Desk:
             if found is not None:
                 await self.apply(found)
                 return found.order_id
+        try:
+            await self.gate.acquire()
+        except OrderGateError as e:
+            self.journal.record_order(self.user_id, tag=req.tag, signal_id=req.signal_id, group_id=req.group_id,
+                                      kind=req.kind, request=req, state=o.FAILED)
+            self.journal.update_order(req.tag, status="REJECTED", status_message=str(e))
+            await self.publish(self.journal.order_by_tag(req.tag), o.FAILED, str(e))
+            log.warning("order %s refused by the order gate: %s", req.tag, e)
+            return None
         self.journal.record_order(self.user_id, tag=req.tag, signal_id=req.signal_id, group_id=req.group_id,
                                   kind=req.kind, request=req, state=o.SUBMITTING)
         if strategy_id:
@@ -134,6 +146,22 @@ class Desk:
                 if OrderStatus.parse(history[-1].status).is_terminal:
                     return
             delay = min(2.0, delay * 2)
+
+    async def modify(self, row: dict, *, quantity: int | None = None, price: int | None = None,
+                     trigger_price: int | None = None, order_type: str | None = None) -> bool:
+        """Modify an open order (prices in paise) within Kite's 25 modifications per order."""
+        if not row.get("order_id") or o.is_terminal(row.get("status") or row.get("state") or ""):
+            return False
+        try:
+            self.gate.modify(row["order_id"])
+            await self.gate.acquire()
+            await self.client.modify_order(row.get("variety") or "regular", row["order_id"], quantity=quantity,
+                                           price=_rupees(price) if price else None, order_type=order_type,
+                                           trigger_price=_rupees(trigger_price) if trigger_price else None)
+        except (OrderGateError, errors.KiteError) as e:
+            log.warning("modify %s refused: %s", row["order_id"], e)
+            return False
+        return True
 
     async def cancel(self, row: dict) -> None:
         if not row.get("order_id") or o.is_terminal(row.get("status") or row.get("state") or ""):
@@ -200,6 +228,8 @@ class Desk:
                                   status_message=order.status_message or "", filled_quantity=order.filled_quantity,
                                   average_price=to_paise(order.average_price))
         row = self.journal.order_by_tag(row["tag"])
+        if o.is_terminal(status):
+            self.gate.forget(order.order_id)
         if order.filled_quantity > filled_before:
             await self.journal_fills(row)
         if status != current or order.filled_quantity != filled_before:
