@@ -7,6 +7,7 @@ Filters:
 * ``rupees`` — integer paise → ``₹1,23,456.78`` (Indian digit grouping, minus sign in front).
 * ``inr`` — a rupee amount as Kite's REST answers carry it (float) → the same format.
 * ``price`` — a tick price in rupees → ``24,512.35`` (no symbol; ticks are rupee floats).
+* ``count`` — a quantity, volume or OI → ``12,34,567``.
 * ``pct`` — a percentage → ``12.34%``; ``None`` → ``–``.
 * ``ist`` — epoch seconds, epoch nanoseconds or Kite's ``yyyy-mm-dd hh:mm:ss`` → ``HH:MM:SS`` IST.
 * ``signed_class`` — ``pos`` / ``neg`` / ``""`` for green/red P&L cells.
@@ -69,6 +70,14 @@ def price(amount: Any) -> str:
     return DASH
 
 
+def count(value: Any) -> str:
+    """A quantity, volume or OI with Indian digit grouping."""
+    if value is None or value == "":
+        return DASH
+    number = int(value)
+    return ("-" if number < 0 else "") + group_indian(str(abs(number)))
+
+
 def pct(value: Any, digits: int = 2) -> str:
     if value is None or value == "":
         return DASH
@@ -100,7 +109,7 @@ def signed_class(value: Any) -> str:
     return "pos" if number > 0 else "neg" if number < 0 else ""
 
 
-FILTERS = {"rupees": rupees, "inr": inr, "price": price, "pct": pct, "ist": ist, "signed_class": signed_class}
+FILTERS = {"count": count, "rupees": rupees, "inr": inr, "price": price, "pct": pct, "ist": ist, "signed_class": signed_class}
 
 
 def configure(env: jinja2.Environment) -> jinja2.Environment:
