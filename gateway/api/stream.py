@@ -1,0 +1,62 @@
+"""Server-sent events of the logged-in user: ``/sse`` carries HTML fragments for the dashboard,
+``/api/stream`` the same events as JSON for API clients. Both resume from ``Last-Event-ID``."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncGenerator, Callable
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from gateway.guards import user_id_of
+from gateway.services import services_of
+from gateway.streams import parse_last_event_id
+from gateway.trading import TradingError
+
+log = logging.getLogger("kta.gateway.sse")
+
+
+def _json(name: str, payload: dict, user_id: str) -> str:
+    return msgspec.json.encode(payload).decode()
+
+
+def html_renderer() -> Callable[[str, dict, str], str]:
+    """``gateway.fragments.render`` (the dashboard's), or JSON text until that module exists."""
+    try:
+        return importlib.import_module("gateway.fragments").render
+    except ImportError:
+        return _json
+
+
+async def _messages(request: Request, render: Callable[[str, dict, str], str]) -> AsyncGenerator:
+    streams = services_of(request).streams
+    if streams is None:
+        raise TradingError(503, "the gateway is not connected to NATS yet; try again in a moment")
+    user_id = user_id_of(request)
+    last = parse_last_event_id(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
+    yield ServerSentEventMessage(comment="connected", retry=2000)
+    async for ev in streams.events(user_id, last):
+        if ev is None:
+            yield ServerSentEventMessage(comment="ping")
+            continue
+        try:
+            data = render(ev.name, ev.payload, user_id)
+        except Exception as e:  # noqa: BLE001 - one bad fragment must not end the stream
+            log.warning("rendering %s failed: %r", ev.name, e)
+            continue
+        yield ServerSentEventMessage(data=data, event=ev.name, id=str(ev.id))
+
+
+class StreamController(Controller):
+    tags = ["stream"]
+
+    @get("/sse")
+    async def sse(self, request: Request) -> ServerSentEvent:
+        return ServerSentEvent(_messages(request, html_renderer()))
+
+    @get("/api/stream")
+    async def api_stream(self, request: Request) -> ServerSentEvent:
+        return ServerSentEvent(_messages(request, _json))

@@ -1,0 +1,90 @@
+"""The gateway's app factory: ``create_app(settings, bus=None)`` builds a fresh Litestar app (no
+module-level app, so every test builds its own). With no bus given, it connects one at start-up."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from litestar import Litestar
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from gateway import auth, kite_connect
+from gateway.api import account, journal, live, market, strategies, stream
+from gateway.api.deps import DEPENDENCIES
+from gateway.api.errors import trading_error_handler
+from gateway.escape import JsonHtmlEscapeMiddleware
+from gateway.guards import LoginRequired, SessionMiddleware, login_required_handler, requires_login
+from gateway.logins import LoginStore
+from gateway.otp import OtpStore
+from gateway.services import Services
+from gateway.streams import Streams
+from gateway.templating import STATIC, configure, environment
+from gateway.trading import Trading, TradingError
+from gateway.users import database
+from shared.bus import Bus
+from shared.config import Settings
+
+log = logging.getLogger("kta.gateway")
+
+CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteConnectController,
+               strategies.StrategiesController, live.LiveController, account.AccountController,
+               journal.JournalController, market.MarketController, stream.StreamController]
+
+
+def _optional(module: str, name: str) -> list:
+    """A controller another part of the project provides (dashboard pages, ops), if present."""
+    try:
+        return [getattr(importlib.import_module(module), name)]
+    except ImportError as e:
+        if e.name != module:
+            raise
+        return []
+
+
+def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float = 15.0) -> Litestar:
+    db = database(settings)
+    services = Services(settings=settings, bus=None, logins=LoginStore(db, settings.session_days),
+                        otps=OtpStore(db, settings.otp_ttl_seconds))
+    owns_bus = bus is None
+
+    async def startup(app: Litestar) -> None:
+        b = bus
+        if b is None:
+            b = await Bus.connect(settings.nats_url, "gateway", replicas=settings.nats_replicas)
+            await b.ensure_streams()
+        services.bus = b
+        services.trading = Trading(b, settings)
+        services.streams = Streams(b, heartbeat, lambda user_id: services.trading.live_tokens.get(user_id, []))
+        services.logins.purge_expired()
+
+    async def shutdown(app: Litestar) -> None:
+        if services.streams is not None:
+            await services.streams.close()
+        if owns_bus and services.bus is not None:
+            await services.bus.close()
+
+    static = create_static_files_router(path="/static", directories=[STATIC], opt={"public": True},
+                                        include_in_schema=False)
+    engine = JinjaTemplateEngine.from_environment(environment())
+    configure(engine.engine)
+    return Litestar(
+        route_handlers=[*CONTROLLERS, static, *_optional("gateway.pages", "PagesController"),
+                        *_optional("gateway.ops", "OpsController")],
+        guards=[requires_login],
+        middleware=[JsonHtmlEscapeMiddleware(), SessionMiddleware()],
+        dependencies=DEPENDENCIES,
+        exception_handlers={LoginRequired: login_required_handler, TradingError: trading_error_handler},
+        template_config=TemplateConfig(instance=engine),
+        plugins=[HTMXPlugin()],
+        openapi_config=OpenAPIConfig(title="kta gateway", version="0.1.0", path="/schema"),
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        state=State({"services": services}),
+        debug=False,
+    )

@@ -1,0 +1,32 @@
+"""The objects one gateway instance shares between its handlers, kept on ``app.state.services``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.connection import ASGIConnection
+
+from gateway.logins import LoginStore
+from gateway.otp import OtpStore
+from gateway.streams import Streams
+from gateway.trading import Trading
+from shared.bus import Bus
+from shared.config import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    bus: Bus | None
+    logins: LoginStore
+    otps: OtpStore
+    trading: Trading | None = None
+    streams: Streams | None = None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.settings.env != "dev"
+
+
+def services_of(connection: ASGIConnection) -> Services:
+    return connection.app.state.services

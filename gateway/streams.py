@@ -1,0 +1,227 @@
+"""Live events for one user's dashboard (SSE) and API clients, from that user's NATS subjects only.
+
+* One ``UserFeed`` per user subscribes to ``kta.u.<user>.{orders,positions,risk,status,signals,
+  broker.events}`` and ``kta.ticks.<token>`` for the tokens the user is live on; nothing else, so a
+  user never sees another's data.
+* Every event gets a per-user, monotonically increasing id and goes into a small ring buffer, so a
+  reconnecting browser resumes from ``Last-Event-ID``.
+* Each connected client has a bounded buffer keyed by what the event is about (ticks per token, the
+  latest positions, an order by id): a slow client gets the latest state, never an unbounded queue.
+* Ticks are coalesced per token and flushed a few times a second; per tick the work is O(1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from shared import messages as m
+from shared import subjects
+from shared.bus import Bus
+
+log = logging.getLogger("kta.gateway.streams")
+EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status")
+RING = 256
+CLIENT_BUFFER = 256
+TICK_FLUSH_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    name: str
+    key: Any
+    payload: dict
+
+
+@dataclass(eq=False)
+class Client:
+    buffer: OrderedDict = field(default_factory=OrderedDict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    dropped: int = 0
+
+    def push(self, ev: Event) -> None:
+        self.buffer.pop(ev.key, None)  # coalesce: the newest state of the same thing wins
+        self.buffer[ev.key] = ev
+        while len(self.buffer) > CLIENT_BUFFER:
+            self.buffer.popitem(last=False)
+            self.dropped += 1
+        self.wake.set()
+
+    def drain(self) -> list[Event]:
+        out = sorted(self.buffer.values(), key=lambda e: e.id)
+        self.buffer.clear()
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+
+def _key(name: str, payload: dict) -> Any:
+    if name == "ticks":
+        return ("ticks", payload.get("instrument_token"))
+    if name == "orders":
+        return ("orders", payload.get("tag") or payload.get("order_id"), payload.get("ts"))
+    if name == "signals":
+        return ("signals", payload.get("id"))
+    if name == "status":
+        return ("status", payload.get("kind") or payload.get("service"), payload.get("ts"))
+    return name  # positions, risk: the latest replaces the rest
+
+
+class UserFeed:
+    def __init__(self, bus: Bus, user_id: str) -> None:
+        self.bus = bus
+        self.user_id = subjects.user(user_id)
+        self.ring: deque[Event] = deque(maxlen=RING)
+        self.clients: set[Client] = set()
+        self._ids = itertools.count(time.time_ns() // 1_000_000)  # survives a gateway restart in order
+        self._subs: list[Any] = []
+        self._tick_subs: dict[int, Any] = {}
+        self._pending_ticks: dict[int, dict] = {}
+        self._flusher: asyncio.Task | None = None
+
+    async def start(self) -> "UserFeed":
+        u = self.user_id
+        for subject, kind, name in ((subjects.orders(u), m.OrderEvent, "orders"),
+                                    (subjects.positions(u), m.PositionSnapshot, "positions"),
+                                    (subjects.risk(u), m.RiskState, "risk"),
+                                    (subjects.status(u), m.WorkerStatus, "status"),
+                                    (subjects.signals(u), m.AnySignal, "signals"),
+                                    (subjects.broker_events(u), m.BrokerEvent, "status")):
+            self._subs.append(await self.bus.subscribe(subject, kind, self._handler(name)))
+        self._flusher = asyncio.create_task(self._flush_ticks(), name=f"ticks:{u}")
+        return self
+
+    def _handler(self, name: str):
+        async def handle(obj: msgspec.Struct, msg) -> None:
+            payload = msgspec.to_builtins(obj)
+            if name == "status" and isinstance(obj, m.BrokerEvent):
+                payload["source"] = "broker"
+            self.emit(name, payload)
+        return handle
+
+    def emit(self, name: str, payload: dict) -> Event:
+        ev = Event(next(self._ids), name, _key(name, payload), payload)
+        self.ring.append(ev)
+        for c in self.clients:
+            c.push(ev)
+        return ev
+
+    # ---- ticks ------------------------------------------------------------------------------
+
+    async def set_ticks(self, tokens: list[int]) -> None:
+        wanted = set(tokens)
+        for token in list(self._tick_subs):
+            if token not in wanted:
+                with contextlib.suppress(Exception):
+                    await self._tick_subs.pop(token).unsubscribe()
+        for token in wanted - self._tick_subs.keys():
+            self._tick_subs[token] = await self.bus.subscribe(subjects.ticks(token), m.Tick, self._on_tick)
+
+    async def _on_tick(self, tick: m.Tick, msg) -> None:
+        self._pending_ticks[tick.instrument_token] = tick  # O(1): only the latest per token is kept
+
+    async def _flush_ticks(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_FLUSH_SECONDS)
+            if self._pending_ticks:
+                pending, self._pending_ticks = self._pending_ticks, {}
+                for tick in pending.values():
+                    self.emit("ticks", {"instrument_token": tick.instrument_token, "last_price": tick.last_price,
+                                        "change": tick.change, "volume": tick.volume_traded, "oi": tick.oi,
+                                        "exchange_timestamp": tick.exchange_timestamp})
+
+    # ---- clients ----------------------------------------------------------------------------
+
+    def attach(self, last_event_id: int | None) -> Client:
+        client = Client()
+        if last_event_id is not None:
+            for ev in self.ring:
+                if ev.id > last_event_id:
+                    client.push(ev)
+        self.clients.add(client)
+        return client
+
+    async def close(self) -> None:
+        for c in list(self.clients):
+            c.close()
+        self.clients.clear()
+        if self._flusher:
+            self._flusher.cancel()
+        for sub in [*self._subs, *self._tick_subs.values()]:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+        self._tick_subs.clear()
+
+
+class Streams:
+    """Every user's feed in this gateway, opened on the first stream and closed at logout."""
+
+    def __init__(self, bus: Bus, heartbeat: float = 15.0, live_tokens: Callable[[str], list[int]] | None = None) -> None:
+        self.bus = bus
+        self.heartbeat = heartbeat
+        self.live_tokens = live_tokens or (lambda user_id: [])
+        self.feeds: dict[str, UserFeed] = {}
+        self._lock = asyncio.Lock()
+
+    async def feed(self, user_id: str) -> UserFeed:
+        async with self._lock:
+            feed = self.feeds.get(user_id)
+            if feed is None:
+                feed = self.feeds[user_id] = await UserFeed(self.bus, user_id).start()
+                await feed.set_ticks(self.live_tokens(user_id))
+            return feed
+
+    async def set_ticks(self, user_id: str, tokens: list[int]) -> None:
+        feed = self.feeds.get(user_id)
+        if feed is not None:
+            await feed.set_ticks(tokens)
+
+    def close_user(self, user_id: str) -> None:
+        """Close every stream of the user now (logout); the subscriptions go in the background."""
+        feed = self.feeds.pop(user_id, None)
+        if feed is not None:
+            for c in list(feed.clients):
+                c.close()
+            self.bus.spawn(feed.close(), name=f"close-feed:{user_id}")
+
+    async def close(self) -> None:
+        for user_id in list(self.feeds):
+            await self.feeds.pop(user_id).close()
+
+    async def events(self, user_id: str, last_event_id: int | None) -> AsyncIterator[Event | None]:
+        """The user's events from ``last_event_id`` on; ``None`` marks a heartbeat."""
+        feed = await self.feed(user_id)
+        client = feed.attach(last_event_id)
+        try:
+            while not client.closed:
+                if not client.buffer:
+                    client.wake.clear()
+                    try:
+                        await asyncio.wait_for(client.wake.wait(), self.heartbeat)
+                    except asyncio.TimeoutError:
+                        yield None
+                        continue
+                for ev in client.drain():
+                    yield ev
+        finally:
+            feed.clients.discard(client)
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    if value and value.strip().isdigit():
+        return int(value.strip())
+    return None
