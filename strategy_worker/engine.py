@@ -23,6 +23,7 @@ from shared.config import Settings
 from shared.kite.models import Instrument
 from shared.kite.sessions import client_for, get_session, vault_for
 from strategy_worker.bars import BarSeries
+from strategy_worker.options.chain import IST
 from strategy_worker.store import StrategyStore
 from strategy_worker.strategies import registry
 from strategy_worker.strategies.base import BaseStrategy, StrategyContext
@@ -202,7 +203,8 @@ class StrategyEngine:
         if live is None:
             return 0
         count = 0
-        end = datetime.now()
+        # through the end of the exchange's day: a naive now() would be the host's zone, not IST
+        end = datetime.now(IST).replace(hour=23, minute=59, second=59, microsecond=0)
         start = end - timedelta(days=self.settings.seed_days + 3)  # weekends
         tokens = {t for r in self.of_user(user_id) for t in r.strategy.tokens}
         async with client_for(self.settings, live) as kite:

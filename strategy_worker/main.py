@@ -8,8 +8,10 @@ from shared import messages as m
 from shared import service, subjects
 from shared.bus import Bus
 from shared.config import Settings
-from shared.kite.sessions import watch_sessions
+from shared.kite.errors import KiteError
+from shared.kite.sessions import client_for, get_session, watch_sessions
 from strategy_worker.engine import StrategyEngine
+from strategy_worker.scanner import Scanner, ScanError
 from strategy_worker.strategies import registry
 
 
@@ -17,6 +19,7 @@ class StrategyWorker:
     def __init__(self, bus: Bus, settings: Settings) -> None:
         self.bus = bus
         self.engine = StrategyEngine(bus, settings)
+        self.scanner = Scanner()
 
     async def start(self) -> "StrategyWorker":
         self.engine.restore()
@@ -47,7 +50,23 @@ class StrategyWorker:
             return m.Ok(data=registry.catalog())
         if isinstance(cmd, m.GetSignals):
             return m.Ok(data=list(e.users[user_id].signal_log)[: cmd.limit])
+        if isinstance(cmd, m.Scan):
+            return await self.scan(user_id, cmd)
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a strategy command")
+
+    async def scan(self, user_id: str, cmd: m.Scan) -> m.Ok | m.Error:
+        e = self.engine
+        live = await get_session(self.bus, e.vault, user_id)
+        if live is None:
+            return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
+        await e.ensure_instruments(user_id)
+        try:
+            async with client_for(e.settings, live) as kite:
+                return m.Ok(data=await self.scanner.scan(kite, e.ctx.instruments, cmd))
+        except ScanError as err:
+            return m.Error(code="bad_params", message=str(err), field=err.field)
+        except KiteError as err:
+            return m.Error(code="broker_error", message=str(err))
 
     async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         if isinstance(cmd, m.StartLive):

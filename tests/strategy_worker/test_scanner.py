@@ -1,0 +1,138 @@
+"""The stock scanner over NATS against kite_sim's real quote and historical endpoints: every metric
+recomputed independently (TA-Lib RSI, pandas volume average, 52-week range from candles fetched
+separately), the membership of each condition checked against that recomputation, and bad scans
+refused naming the field."""
+
+from datetime import datetime, time, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+
+from shared import messages as m
+from shared import subjects
+from shared.kite.client import KiteClient
+from shared.kite.sessions import put_session, vault_for
+from strategy_worker.main import amain as strategy_main
+from tests.helpers import running, stack_settings, wait_health
+from tests.simkit import login
+
+IST = timezone(timedelta(hours=5, minutes=30))
+SYMBOLS = ["NSE:RELIANCE", "NSE:INFY", "NSE:TCS", "NSE:HDFCBANK", "NSE:ICICIBANK", "NSE:SBIN", "NSE:ITC",
+           "NSE:LT", "NSE:WIPRO", "NSE:TITAN", "NSE:NTPC", "NSE:ONGC"]
+LOOKBACK = 60
+
+
+def split_at_widest_gap(values: list[float]) -> float:
+    """A threshold in the middle of the widest gap between the middle values, so that prices
+    moving a hair between two scans cannot move a symbol across it."""
+    v = sorted(values)
+    lo, hi = len(v) // 4, len(v) - len(v) // 4
+    i = max(range(lo, hi - 1), key=lambda j: v[j + 1] - v[j])
+    return (v[i] + v[i + 1]) / 2
+
+
+async def independent(kite: KiteClient, row: dict) -> dict:
+    """The row's history metrics from candles this test fetches itself."""
+    today = datetime.strptime(row["as_of"][:10], "%Y-%m-%d").date()
+    candles = await kite.historical_data(row["instrument_token"],
+                                         datetime.combine(today - timedelta(days=LOOKBACK), time(0), IST),
+                                         datetime.combine(today, time(23, 59), IST), "day")
+    df = pd.DataFrame([(c.date.date(), c.high, c.low, c.close, c.volume) for c in candles],
+                      columns=["day", "high", "low", "close", "volume"])
+    df = df[df.day < today]
+    closes = np.append(df.close.to_numpy(dtype=float), row["last_price"])
+    return {
+        "rsi": float(talib.RSI(closes, 14)[-1]),
+        "volume_ratio": row["volume"] / df.volume.tail(20).mean(),
+        "high_52w": max(df.high.max(), row["high"]),
+        "low_52w": min(df.low.min(), row["low"]),
+        "gap_pct": (row["open"] - row["prev_close"]) / row["prev_close"] * 100,
+        "change_pct": (row["last_price"] - row["prev_close"]) / row["prev_close"] * 100,
+    }
+
+
+async def test_scanner_over_nats_against_an_independent_recomputation(bus, sim, data_dir):
+    sim.reset_faults()
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, seed_days=0)
+    user = "DEMO01"
+    token = login(sim)
+    subject = subjects.cmd(user, "strategy", "scan")
+    async with running(strategy_main, settings):
+        await wait_health(bus, "strategy")
+        early = await bus.request(subject, m.Scan(symbols=["NSE:INFY"]))
+        assert isinstance(early, m.Error) and early.code == "broker_not_connected"
+        await put_session(bus, vault_for(settings), user, sim.api_key, token)
+
+        # every symbol, every metric: RSI below 100 holds for all and forces the history pass
+        everything = await bus.request(subject, m.Scan(symbols=SYMBOLS, rsi_below=100, lookback_days=LOOKBACK,
+                                                       sort_by="symbol", limit=500), timeout=60)
+        assert isinstance(everything, m.Ok), everything
+        rows = everything.data["rows"]
+        assert [r["symbol"] for r in rows] == sorted(SYMBOLS) and everything.data["scanned"] == len(SYMBOLS)
+        async with KiteClient(sim.api_key, token, root=sim.root) as kite:
+            for row in rows:
+                ref = await independent(kite, {**row, "as_of": everything.data["as_of"]})
+                for key, value in ref.items():
+                    assert row[key] == pytest.approx(value, rel=1e-3, abs=1e-3), (row["symbol"], key)
+                assert row["pct_from_high"] == pytest.approx(
+                    (ref["high_52w"] - row["last_price"]) / ref["high_52w"] * 100, abs=1e-3)
+                assert row["days"] >= 30
+
+        by_symbol = {r["symbol"]: r for r in rows}
+
+        async def scan(**conditions) -> set[str]:
+            reply = await bus.request(subject, m.Scan(symbols=SYMBOLS, lookback_days=LOOKBACK, limit=500,
+                                                      **conditions), timeout=60)
+            assert isinstance(reply, m.Ok), reply
+            for r in reply.data["rows"]:
+                assert r["matched"], r  # each row says which conditions it met
+            return {r["symbol"] for r in reply.data["rows"]}
+
+        rsi_cut = split_at_widest_gap([r["rsi"] for r in rows])
+        assert await scan(rsi_below=rsi_cut) == {s for s, r in by_symbol.items() if r["rsi"] < rsi_cut}
+        assert await scan(rsi_above=rsi_cut) == {s for s, r in by_symbol.items() if r["rsi"] > rsi_cut}
+        ratio_cut = max(1.0, split_at_widest_gap([r["volume_ratio"] for r in rows]))
+        assert await scan(volume_spike=ratio_cut) == {s for s, r in by_symbol.items()
+                                                      if r["volume_ratio"] >= ratio_cut}
+        high_cut = split_at_widest_gap([r["pct_from_high"] for r in rows])
+        assert await scan(near_high_pct=high_cut) == {s for s, r in by_symbol.items()
+                                                      if r["pct_from_high"] <= high_cut}
+        price_cut = split_at_widest_gap([r["last_price"] for r in rows])
+        assert await scan(min_price=price_cut) == {s for s, r in by_symbol.items() if r["last_price"] >= price_cut}
+        assert await scan(max_price=price_cut, rsi_below=rsi_cut) == {
+            s for s, r in by_symbol.items() if r["last_price"] <= price_cut and r["rsi"] < rsi_cut}
+        gaps = [r["gap_pct"] for r in rows]
+        if max(gaps) > 0:
+            up_cut = split_at_widest_gap([g for g in gaps if g > 0] + [0.0, 0.0]) or max(gaps) / 2
+            assert await scan(gap_up_pct=up_cut) == {s for s, r in by_symbol.items() if r["gap_pct"] >= up_cut}
+
+        for limit in (500, 3):
+            top = await bus.request(subject, m.Scan(symbols=SYMBOLS, rsi_below=100, lookback_days=LOOKBACK,
+                                                    sort_by="change_pct", limit=limit))
+            changes = [r["change_pct"] for r in top.data["rows"]]
+            assert changes == sorted(changes, reverse=True) and len(changes) == min(limit, len(SYMBOLS))
+            assert top.data["matched"] == len(SYMBOLS)
+
+        # the whole NSE equity universe when no symbols are named (quote-only: no history fetched)
+        universe = await bus.request(subject, m.Scan(min_price=0, sort_by="symbol", limit=500))
+        assert universe.data["scanned"] >= 40 and set(SYMBOLS) <= {r["symbol"] for r in universe.data["rows"]}
+
+        bad = await bus.request(subject, m.Scan(symbols=["NSE:NOSUCHCO"]))
+        assert isinstance(bad, m.Error) and bad.field == "symbols" and "NSE:NOSUCHCO" in bad.message
+        inverted = await bus.request(subject, m.Scan(min_price=500, max_price=100))
+        assert isinstance(inverted, m.Error) and inverted.field == "max_price"
+
+
+async def test_out_of_range_scan_fields_are_refused_naming_the_field(bus, data_dir):
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir)
+    subject = subjects.cmd("DEMO01", "strategy", "scan")
+    async with running(strategy_main, settings):
+        await wait_health(bus, "strategy")
+        for payload, field in (({"rsi_below": 150}, "rsi_below"), ({"limit": 0}, "limit"),
+                               ({"symbols": ["infy"]}, "symbols[0]"), ({"volume_spike": 0.5}, "volume_spike"),
+                               ({"sort_by": "luck"}, "sort_by")):
+            raw = await bus.nc.request(subject, m.msgspec.msgpack.encode({"type": "scan", **payload}), timeout=5)
+            reply = m.reply_decoder.decode(raw.data)
+            assert isinstance(reply, m.Error) and reply.field == field, (payload, reply)
