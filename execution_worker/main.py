@@ -13,7 +13,7 @@ from execution_worker.order_group import execute_with_rollback
 from execution_worker.reconcile import reconcile
 from execution_worker.summary import execution_summary, journal_summary
 from shared import messages as m
-from shared import service, subjects
+from shared import partition, service, subjects
 from shared.bus import Bus
 from shared.config import Settings
 from shared.kite.models import convert, Order
@@ -31,15 +31,19 @@ class ExecutionWorker:
 
     async def start(self) -> "ExecutionWorker":
         s = self.settings
-        await self.bus.consume(subjects.STREAM_SIGNALS, "execution-signals", "kta.u.*.signals", m.AnySignal,
-                               self.on_signal, batch=16)
-        await self.bus.consume(subjects.STREAM_BROKER, "execution-order-updates", "kta.u.*.broker.order_updates",
-                               m.BrokerOrderUpdate, self.on_order_update, batch=64)
-        await self.bus.consume(subjects.STREAM_BROKER, "execution-broker-events", "kta.u.*.broker.events",
-                               m.BrokerEvent, self.on_broker_event, batch=16)
-        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, queue="execution-live")
+        # users are partitioned across execution workers (shared/partition.py): only the owner of a
+        # user's partition consumes their streams and answers their commands
+        self.parts = await partition.Partitions(self.bus, "execution", [
+            partition.Feed(subjects.STREAM_SIGNALS, "execution-signals", "kta.u.*.signals", m.AnySignal,
+                           self.on_signal, batch=16),
+            partition.Feed(subjects.STREAM_BROKER, "execution-order-updates", "kta.u.*.broker.order_updates",
+                           m.BrokerOrderUpdate, self.on_order_update, batch=64),
+            partition.Feed(subjects.STREAM_BROKER, "execution-broker-events", "kta.u.*.broker.events",
+                           m.BrokerEvent, self.on_broker_event, batch=16),
+        ], on_release=self.release_partition).start()
+        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, accept=self.parts.owns)
         for svc in ("execution", "risk", "journal"):
-            await self.bus.serve(subjects.cmd_wildcard(svc), self.on_command, queue=svc)
+            await self.bus.serve(subjects.cmd_wildcard(svc), self.on_command, accept=self.parts.owns)
         log.info("execution worker ready (journal %s, group timeout %ss)", s.data_path / "journal.db",
                  s.group_fill_timeout)
         return self
@@ -125,10 +129,16 @@ class ExecutionWorker:
         desk = self.desks.desks.get(user_id)
         return msgspec.to_builtins(execution_summary(self.journal.orders(user_id), desk.latencies_ms if desk else ()))
 
+    async def release_partition(self, p: int) -> None:
+        for user_id in self.parts.users_in(p, set(self.desks.desks) | set(self.desks.risks)):
+            await self.desks.close(user_id, "partition moved to another worker")
+            self.desks.risks.pop(user_id, None)
+
     def status(self) -> dict:
-        return {"users": len(self.desks.desks), "loops": len(self.desks.loops)}
+        return {"users": len(self.desks.desks), "loops": len(self.desks.loops), **self.parts.status()}
 
     async def close(self) -> None:
+        await self.parts.close()
         await self.desks.shutdown()
 
 

@@ -34,7 +34,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared import messages as m
-from shared import subjects
+from shared import partition, subjects
 
 log = logging.getLogger("kta.bus")
 
@@ -71,6 +71,7 @@ class Bus:
         self._tasks: set[asyncio.Task] = set()
         self._pull_subs: list[Any] = []
         self._stopping = False
+        self.consumers: dict[str, str] = {}  # durable -> stream, while consumed here (lag metrics)
 
     # ---- connection -----------------------------------------------------------------------
 
@@ -205,15 +206,25 @@ class Bus:
             await sub.unsubscribe()
         return replies
 
-    async def serve(self, subject: str, handler: CommandHandler, *, queue: str = "") -> Any:
+    async def serve(
+        self, subject: str, handler: CommandHandler, *, queue: str = "", accept: Callable[[str], bool] | None = None
+    ) -> Any:
         """Answer commands on ``subject`` (usually ``subjects.cmd_wildcard(service)``).
 
         ``handler(command, user_id, msg)`` returns Ok or Error; the bus stamps the service name.
         A command that fails to decode gets an Error naming the problem (and is dead-lettered);
-        a handler that raises gets an ``internal`` Error (and is dead-lettered)."""
+        a handler that raises gets an ``internal`` Error (and is dead-lettered).
+        With ``accept``, a command for a user it rejects is left to another instance (no reply):
+        how partitioned workers answer only for the users they own."""
 
         async def cb(msg: Msg) -> None:
             reply: m.Ok | m.Error
+            if accept is not None:
+                try:
+                    if not accept(subjects.user_of(msg.subject)):
+                        return
+                except subjects.SubjectError:
+                    pass  # answered below with bad_request
             try:
                 user_id = subjects.user_of(msg.subject)
                 cmd = m.command_decoder.decode(msg.data)
@@ -246,6 +257,7 @@ class Bus:
                 max_age=7 * 24 * 3600,
                 duplicate_window=2 * 60,
                 num_replicas=self.replicas,
+                subject_transform=partition.TRANSFORMS.get(name),
             )
             try:
                 await self.js.add_stream(config)
@@ -270,11 +282,15 @@ class Bus:
         max_deliver: int = 5,
         retry_delay: float = 1.0,
         ready: asyncio.Event | None = None,
+        stop: asyncio.Event | None = None,
     ) -> asyncio.Task:
         """Run a durable pull consumer in the background; ack after ``handler`` returns.
 
         A payload that does not decode is dead-lettered and terminated at once; a handler that
-        raises is retried (nak with delay) up to ``max_deliver`` times, then dead-lettered."""
+        raises is retried (nak with delay) up to ``max_deliver`` times, then dead-lettered.
+        A handler still running after a third of ``ack_wait`` keeps its message with in-progress
+        acks. Setting ``stop`` ends the loop after the message in hand; the rest of the fetched
+        batch is nak'ed so the next consumer of the durable gets it at once."""
         dec = decoder_for(kind)
         config = ConsumerConfig(
             durable_name=durable,
@@ -287,11 +303,24 @@ class Bus:
         )
         psub = await self.js.pull_subscribe(subject_filter, durable=durable, stream=stream, config=config)
         self._pull_subs.append(psub)
+        self.consumers[durable] = stream
+        stopped = stop.is_set if stop is not None else lambda: False
 
         async def loop() -> None:
             if ready is not None:
                 ready.set()
-            while not self._stopping:
+            try:
+                await pull()
+            finally:
+                self.consumers.pop(durable, None)
+                if stop is not None:
+                    with contextlib.suppress(ValueError):
+                        self._pull_subs.remove(psub)
+                    with contextlib.suppress(Exception):
+                        await psub.unsubscribe()
+
+        async def pull() -> None:
+            while not self._stopping and not stopped():
                 try:
                     msgs = await psub.fetch(batch, timeout=1.0)
                 except nats.errors.TimeoutError:
@@ -303,11 +332,17 @@ class Bus:
                     await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:
-                    await self._handle_js(msg, dec, handler, max_deliver, retry_delay)
+                    if stopped():
+                        with contextlib.suppress(Exception):
+                            await msg.nak()
+                        continue
+                    await self._handle_js(msg, dec, handler, max_deliver, retry_delay, ack_wait)
 
         return self.spawn(loop(), name=f"consume:{durable}")
 
-    async def _handle_js(self, msg: Msg, dec, handler: Handler, max_deliver: int, retry_delay: float) -> None:
+    async def _handle_js(
+        self, msg: Msg, dec, handler: Handler, max_deliver: int, retry_delay: float, ack_wait: float = 30.0
+    ) -> None:
         try:
             obj = dec.decode(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -316,7 +351,7 @@ class Bus:
                 await msg.term()
             return
         try:
-            await handler(obj, msg)
+            await _keeping(msg, handler(obj, msg), ack_wait / 3)
         except Exception as e:  # noqa: BLE001
             delivered = msg.metadata.num_delivered if msg.metadata else 1
             if delivered >= max_deliver:
@@ -349,6 +384,7 @@ class Bus:
     # ---- dead letters -----------------------------------------------------------------------
 
     async def dead_letter(self, subject: str, data: bytes, error: str, exc: BaseException | None = None) -> None:
+        subject = partition.published(subject)
         log.error(
             "dead-lettered message on %s: %s",
             subject,
@@ -362,6 +398,22 @@ class Bus:
             await self.js.publish(subjects.dlq(self.service), data, headers=headers, timeout=2.0)
         except Exception as e:  # noqa: BLE001 - the DLQ must never take the worker down
             log.error("dead-letter publish failed: %r", e, extra={"service": self.service})
+
+
+async def _keeping(msg: Msg, work: Awaitable[None], every: float) -> None:
+    """Await ``work``; if it outlasts ``every`` seconds, tell JetStream the message is in progress
+    (so it is not redelivered to another consumer) until it is done."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
 
 
 def _field_of(e: Exception) -> str | None:

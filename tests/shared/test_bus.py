@@ -99,7 +99,7 @@ async def test_jetstream_redelivers_after_consumer_dies_without_ack(nats_server)
         seen_by_dying.set()
         await asyncio.Event().wait()  # hangs until the process dies
 
-    await dying.consume("KTA_SIGNALS", "exec-redeliver", "kta.u.RD01.signals", m.AnySignal, never_acks,
+    await dying.consume("KTA_SIGNALS", "exec-redeliver", "kta.u.RD01.signals.*", m.AnySignal, never_acks,
                         ack_wait=1.0)
     await asyncio.wait_for(seen_by_dying.wait(), 5)
     await dying.nc.close()  # the process is gone; no ack was sent
@@ -110,7 +110,7 @@ async def test_jetstream_redelivers_after_consumer_dies_without_ack(nats_server)
     async def handler(obj, msg):
         await got.put((obj, msg.metadata.num_delivered))
 
-    await survivor.consume("KTA_SIGNALS", "exec-redeliver", "kta.u.RD01.signals", m.AnySignal, handler,
+    await survivor.consume("KTA_SIGNALS", "exec-redeliver", "kta.u.RD01.signals.*", m.AnySignal, handler,
                            ack_wait=1.0)
     obj, delivered = await asyncio.wait_for(got.get(), 10)
     assert obj == sig and delivered >= 2
@@ -133,7 +133,7 @@ async def test_poison_message_on_jetstream_goes_to_dlq(nats_server):
     async def handler(obj, msg):
         await got.put(obj)
 
-    await bus.consume("KTA_SIGNALS", "poison-c", "kta.u.PZ01.signals", m.AnySignal, handler)
+    await bus.consume("KTA_SIGNALS", "poison-c", "kta.u.PZ01.signals.*", m.AnySignal, handler)
     assert await asyncio.wait_for(got.get(), 5) == good
     dead = await dlq.next_msg(timeout=5)
     assert dead.data == b"garbage" and dead.headers["Kta-Subject"] == s.signals("PZ01")

@@ -1,0 +1,243 @@
+"""Users partitioned across several copies of a worker, with NATS doing the hashing and the locking.
+
+* **Where a user's messages land.** The streams that carry per-user work (KTA_SIGNALS, KTA_BROKER)
+  rewrite every stored subject with a subject transform: ``kta.u.<user>.signals`` is stored as
+  ``kta.u.<user>.signals.<p>`` where ``p = partition(PARTITIONS, user)`` — the server's FNV-1a hash
+  of the user id, reproduced by :func:`of` so commands can be routed the same way.
+* **One durable pull consumer per partition** (``execution-signals-p3``): its ack floor is the
+  partition's progress, whoever owns it; messages of one user are handled in order, one at a time.
+* **Who owns a partition.** A lease in the KV bucket ``kta_leases`` (key ``<service>.p<n>``),
+  created only if absent (create = compare-and-set on "no key"), renewed every third of its TTL,
+  deleted on a clean shutdown and aged out by the bucket TTL when a worker dies — then a live worker
+  creates it and carries on from the consumer's ack floor. Each worker also keeps a membership key
+  (``<service>.m.<instance>``) and holds at most ``ceil(PARTITIONS / members)`` partitions, so a
+  joining worker gets its share as the others release their surplus.
+* **Commands** for a user are answered only by the owner of the user's partition (every copy hears
+  them, the others stay silent), so state kept in memory is never touched by two workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.js.api import SubjectTransform
+
+from shared import subjects
+
+log = logging.getLogger("kta.partition")
+
+PARTITIONS = 8  # the most copies of one worker kind that get work; fixed: stored subjects carry it
+LEASE_SECONDS = 6.0  # a dead worker's partitions move after at most this long
+KV_LEASES = "kta_leases"
+ACK_WAIT = 8.0  # partition consumers; long handlers keep their message with in-progress acks
+
+TRANSFORMS: dict[str, SubjectTransform] = {
+    subjects.STREAM_SIGNALS: SubjectTransform(
+        src="kta.u.*.signals", dest="kta.u.{{wildcard(1)}}.signals.{{partition(%d,1)}}" % PARTITIONS),
+    subjects.STREAM_BROKER: SubjectTransform(
+        src="kta.u.*.broker.*", dest="kta.u.{{wildcard(1)}}.broker.{{wildcard(2)}}.{{partition(%d,1)}}" % PARTITIONS),
+}
+
+
+def fnv1a32(text: str) -> int:
+    h = 0x811C9DC5
+    for b in text.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def of(user_id: str, count: int = PARTITIONS) -> int:
+    """The partition of a user: the same number nats-server's ``partition()`` transform computes."""
+    return fnv1a32(subjects.user(user_id)) % count
+
+
+def feed_subject(pattern: str, p: int) -> str:
+    """A partition's slice of a transformed stream: ``kta.u.*.signals`` → ``kta.u.*.signals.3``."""
+    return f"{pattern}.{p}"
+
+
+def instance_name() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{os.getpid()}")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One partitioned stream a worker consumes: ``pattern`` is the published subject pattern."""
+    stream: str
+    durable: str
+    pattern: str
+    kind: Any
+    handler: Callable[[Any, Any], Awaitable[None]]
+    batch: int = 32
+
+
+Hook = Callable[[int], Awaitable[None]]
+
+
+class Partitions:
+    """Claims this worker's share of partitions and runs its feeds for exactly those."""
+
+    def __init__(self, bus, service: str, feeds: Sequence[Feed] = (), *, on_acquire: Hook | None = None,
+                 on_release: Hook | None = None, count: int = PARTITIONS, lease_seconds: float = LEASE_SECONDS,
+                 instance: str = "", bucket: str = KV_LEASES) -> None:
+        self.bus = bus
+        self.service = service
+        self.feeds = list(feeds)
+        self.on_acquire = on_acquire
+        self.on_release = on_release
+        self.count = count
+        self.lease_seconds = lease_seconds
+        self.instance = instance or instance_name()
+        self.bucket = bucket
+        self.owned: set[int] = set()
+        self._revisions: dict[int, int] = {}
+        self._renewed: dict[int, float] = {}
+        self._stops: dict[int, asyncio.Event] = {}
+        self._tasks: dict[int, list[asyncio.Task]] = {}
+        self._kv = None
+        self._lock = asyncio.Lock()
+        self._loop: asyncio.Task | None = None
+        self.members = 1
+
+    def owns(self, user_id: str) -> bool:
+        try:
+            return of(user_id, self.count) in self.owned
+        except subjects.SubjectError:
+            return False
+
+    def users_in(self, p: int, users) -> list[str]:
+        return [u for u in users if of(u, self.count) == p]
+
+    # ---- life cycle ----------------------------------------------------------------------------
+
+    async def start(self) -> "Partitions":
+        self._kv = await self.bus.kv(self.bucket, ttl=self.lease_seconds)
+        await self.tick()
+        self._loop = self.bus.spawn(self._run(), name=f"partitions:{self.service}")
+        return self
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.tick()
+            except Exception as e:  # noqa: BLE001 - a NATS hiccup: the next tick tries again
+                log.warning("partition tick failed: %r", e, extra={"service": self.service})
+
+    async def close(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loop
+        async with self._lock:
+            for p in sorted(self.owned):
+                await self._release(p, delete=True)
+            with contextlib.suppress(Exception):
+                await self._kv.delete(self._member_key(self.instance))
+
+    # ---- leases --------------------------------------------------------------------------------
+
+    def _lease_key(self, p: int) -> str:
+        return f"{self.service}.p{p}"
+
+    def _member_key(self, instance: str) -> str:
+        return f"{self.service}.m.{instance}"
+
+    async def tick(self) -> None:
+        async with self._lock:
+            kv = self._kv
+            await kv.put(self._member_key(self.instance), str(time.time()).encode())
+            await self._renew()
+            try:
+                keys = [k for k in await kv.keys() if k.startswith(f"{self.service}.")]
+            except nats.js.errors.NoKeysError:
+                keys = []
+            members = {k.split(".", 2)[2] for k in keys if k.startswith(f"{self.service}.m.")}
+            members.add(self.instance)
+            held = {int(k.rsplit(".p", 1)[1]) for k in keys if re.fullmatch(rf"{re.escape(self.service)}\.p\d+", k)}
+            self.members = len(members)
+            share = math.ceil(self.count / self.members)
+            for p in sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]:
+                log.info("releasing partition %d (share %d of %d members)", p, share, self.members,
+                         extra={"service": self.service})
+                await self._release(p, delete=True)
+            free = sorted((p for p in range(self.count) if p not in held and p not in self.owned),
+                          key=lambda p: fnv1a32(f"{self.instance}/{p}"))
+            for p in free[: max(0, share - len(self.owned))]:
+                await self._claim(p)
+
+    async def _renew(self) -> None:
+        for p in sorted(self.owned):
+            try:
+                self._revisions[p] = await self._kv.update(self._lease_key(p), self.instance.encode(),
+                                                           last=self._revisions[p])
+                self._renewed[p] = time.monotonic()
+            except nats.js.errors.KeyWrongLastSequenceError:
+                log.warning("lease of partition %d was lost", p, extra={"service": self.service})
+                await self._release(p, delete=False)
+            except Exception as e:  # noqa: BLE001 - unknown outcome: keep it only while surely ours
+                if time.monotonic() - self._renewed[p] > self.lease_seconds * 0.8:
+                    log.warning("cannot renew partition %d (%r): letting it go", p, e,
+                                extra={"service": self.service})
+                    await self._release(p, delete=False)
+
+    async def _claim(self, p: int) -> None:
+        try:
+            self._revisions[p] = await self._kv.create(self._lease_key(p), self.instance.encode())
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return  # someone else was quicker
+        self._renewed[p] = time.monotonic()
+        log.info("acquired partition %d", p, extra={"service": self.service})
+        if self.on_acquire is not None:
+            await self.on_acquire(p)
+        self.owned.add(p)
+        stop = self._stops[p] = asyncio.Event()
+        self._tasks[p] = [
+            await self.bus.consume(f.stream, f"{f.durable}-p{p}", feed_subject(f.pattern, p), f.kind, f.handler,
+                                   batch=f.batch, ack_wait=ACK_WAIT, stop=stop)
+            for f in self.feeds
+        ]
+
+    async def _release(self, p: int, *, delete: bool) -> None:
+        """Finish the message in hand, stop the feeds, drop the state, then free the lease."""
+        self.owned.discard(p)
+        stop = self._stops.pop(p, None)
+        if stop is not None:
+            stop.set()
+        for task in self._tasks.pop(p, []):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, ACK_WAIT)  # cancelled if the handler hangs
+        if self.on_release is not None:
+            try:
+                await self.on_release(p)
+            except Exception as e:  # noqa: BLE001
+                log.error("release hook of partition %d: %r", p, e, extra={"service": self.service})
+        rev = self._revisions.pop(p, None)
+        self._renewed.pop(p, None)
+        if delete and rev is not None:
+            with contextlib.suppress(Exception):
+                await self._kv.delete(self._lease_key(p), last=rev)
+
+    def status(self) -> dict[str, Any]:
+        return {"partitions": len(self.owned), "members": self.members,
+                "detail": "partitions " + ",".join(map(str, sorted(self.owned)))}
+
+
+_STORED = re.compile(r"^(kta\.u\.[A-Z0-9]+\.(?:signals|broker\.[a-z_]+))\.\d+$")
+
+
+def published(subject: str) -> str:
+    """The subject a message was published on, from the partitioned one it is stored under."""
+    match = _STORED.match(subject)
+    return match.group(1) if match else subject
