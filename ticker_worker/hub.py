@@ -1,5 +1,5 @@
-"""One broker WebSocket per connected user; ticks published once per token, order updates and
-connection events to JetStream."""
+"""One broker WebSocket per connected user (more when the user's tokens exceed Kite's per-connection
+limit); ticks published once per token, order updates and connection events to JetStream."""
 
 from __future__ import annotations
 
@@ -15,22 +15,85 @@ from shared.messages import BrokerEvent, BrokerOrderUpdate, Tick
 
 log = logging.getLogger("kta.ticker_worker")
 
+# Kite: 3,000 instruments per WebSocket connection, 3 connections per api_key.
+MAX_TOKENS_PER_CONNECTION = 3000
+MAX_CONNECTIONS = 3
+
+
+class TokenLimitExceeded(Exception):
+    pass
+
 
 class UserFeed:
+    """A user's ticker connections; each token lives on exactly one of them."""
+
     def __init__(self, hub: "TickerHub", live: LiveSession) -> None:
         self.hub = hub
+        self.live = live
         self.user_id = live.user_id
-        self.ticker = Ticker(live.session.api_key, live.access_token, hub.ws_root, on_ticks=hub.publish_ticks,
-                             on_order=self.on_order, on_event=self.on_event)
-        self.task = hub.bus.spawn(self._run(), name=f"ticker:{self.user_id}")
+        self.tickers: list[Ticker] = []
+        self.tasks = []
+        self.home: dict[int, Ticker] = {}  # token -> the connection it is subscribed on
+        self._expired = False
 
-    async def _run(self) -> None:
+    @property
+    def connected(self) -> bool:
+        return any(t._ws is not None for t in self.tickers)
+
+    def _new_ticker(self) -> Ticker:
+        ticker = Ticker(self.live.session.api_key, self.live.access_token, self.hub.ws_root,
+                        on_ticks=self.hub.publish_ticks, on_order=self.on_order, on_event=self.on_event)
+        self.tickers.append(ticker)
+        self.tasks.append(self.hub.bus.spawn(self._run(ticker), name=f"ticker:{self.user_id}:{len(self.tickers)}"))
+        return ticker
+
+    def _place(self, token: int) -> Ticker:
+        ticker = self.home.get(token)
+        if ticker is not None:
+            return ticker
+        for ticker in self.tickers:
+            if len(ticker.modes) < self.hub.max_tokens:
+                break
+        else:
+            if len(self.tickers) >= self.hub.max_connections:
+                raise TokenLimitExceeded(f"{self.hub.max_connections} connections x {self.hub.max_tokens} "
+                                         "instruments is Kite's limit per api_key")
+            ticker = self._new_ticker()
+        self.home[token] = ticker
+        return ticker
+
+    async def subscribe(self, tokens: list[int], mode: str) -> None:
+        """Spread over connections; a token over the account's whole limit raises (nothing half-done)."""
+        free = sum(max(0, self.hub.max_tokens - len(t.modes)) for t in self.tickers) + \
+            (self.hub.max_connections - len(self.tickers)) * self.hub.max_tokens
+        if len([t for t in set(tokens) if t not in self.home]) > free:
+            raise TokenLimitExceeded(f"cannot subscribe {len(tokens)} more instruments: over Kite's limit")
+        groups: dict[int, tuple[Ticker, list[int]]] = {}
+        for token in tokens:
+            ticker = self._place(token)
+            groups.setdefault(id(ticker), (ticker, []))[1].append(token)
+        for ticker, toks in groups.values():
+            await ticker.subscribe(toks, mode)
+
+    async def unsubscribe(self, tokens: list[int]) -> None:
+        groups: dict[int, tuple[Ticker, list[int]]] = {}
+        for token in tokens:
+            ticker = self.home.pop(token, None)
+            if ticker is not None:
+                groups.setdefault(id(ticker), (ticker, []))[1].append(token)
+        for ticker, toks in groups.values():
+            await ticker.unsubscribe(toks)
+
+    async def _run(self, ticker: Ticker) -> None:
         try:
-            await self.ticker.run()
+            await ticker.run()
         except TokenExpired as e:
-            await expire_session(self.hub.bus, self.user_id, str(e))
+            if not self._expired:  # several connections see the same dead token
+                self._expired = True
+                await expire_session(self.hub.bus, self.user_id, str(e))
 
     async def on_order(self, order: dict) -> None:
+        # Every connection of the user receives the same update: the msg id makes JetStream keep one.
         key = ":".join(str(order.get(k, "")) for k in ("order_id", "status", "filled_quantity",
                                                        "exchange_update_timestamp", "quantity", "price"))
         await self.hub.bus.js_publish(subjects.order_updates(self.user_id),
@@ -51,16 +114,21 @@ class UserFeed:
             await self.hub.bus.js_publish(subjects.broker_events(self.user_id), ev)
 
     async def close(self) -> None:
-        await self.ticker.close()
-        self.task.cancel()
-        with contextlib.suppress(BaseException):
-            await self.task
+        for ticker in self.tickers:
+            await ticker.close()
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 class TickerHub:
-    def __init__(self, bus: Bus, ws_root: str) -> None:
+    def __init__(self, bus: Bus, ws_root: str, *, max_tokens: int = MAX_TOKENS_PER_CONNECTION,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.bus = bus
         self.ws_root = ws_root
+        self.max_tokens = max_tokens
+        self.max_connections = max_connections
         self.feeds: dict[str, UserFeed] = {}
         self.wanted: dict[str, dict[int, str]] = {}  # user -> token -> mode
         self._last: dict[int, tuple] = {}
@@ -69,13 +137,15 @@ class TickerHub:
 
     async def publish_ticks(self, ticks: list[Tick]) -> None:
         """Publish each tick once, even when several users' connections deliver it."""
+        last_of = self._last
+        publish = self.bus.publish
         for t in ticks:
             key = (MODE_RANK[t.mode], t.last_price, t.volume_traded, t.exchange_timestamp, t.oi)
-            last = self._last.get(t.instrument_token)
+            last = last_of.get(t.instrument_token)
             if last is not None and last[1:] == key[1:] and last[0] >= key[0]:
                 continue
-            self._last[t.instrument_token] = key
-            await self.bus.publish(subjects.ticks(t.instrument_token), t)
+            last_of[t.instrument_token] = key
+            await publish(subjects.ticks(t.instrument_token), t)
             self.published += 1
 
     async def session_changed(self, user_id: str, live: LiveSession | None) -> None:
@@ -85,19 +155,28 @@ class TickerHub:
         if live is not None:
             feed = UserFeed(self, live)
             self.feeds[user_id] = feed
+            by_mode: dict[str, list[int]] = {}
             for token, mode in self.wanted.get(user_id, {}).items():
-                feed.ticker.modes[token] = mode
+                by_mode.setdefault(mode, []).append(token)
+            for mode, tokens in by_mode.items():
+                await feed.subscribe(tokens, mode)
+            if not feed.tickers:
+                feed._new_ticker()  # connected (and receiving order updates) even before any subscription
 
     async def subscribe(self, user_id: str, tokens: list[int], mode: str) -> bool:
+        """Raises TokenLimitExceeded when the user's connections cannot hold the tokens."""
         wanted = self.wanted.setdefault(user_id, {})
-        for t in tokens:
-            if MODE_RANK[mode] >= MODE_RANK.get(wanted.get(t, "ltp"), 0) or t not in wanted:
-                wanted[t] = mode
+        by_mode: dict[str, list[int]] = {}
+        for t in tokens:  # a token keeps the richest mode anyone asked for
+            by_mode.setdefault(max(mode, wanted.get(t, mode), key=MODE_RANK.__getitem__), []).append(t)
         feed = self.feeds.get(user_id)
-        if feed is None:
-            return False
-        await feed.ticker.subscribe(tokens, mode)
-        return True
+        if feed is not None:
+            for m, toks in by_mode.items():
+                await feed.subscribe(toks, m)
+        for m, toks in by_mode.items():
+            for t in toks:
+                wanted[t] = m
+        return feed is not None
 
     async def unsubscribe(self, user_id: str, tokens: list[int] | None = None) -> None:
         wanted = self.wanted.setdefault(user_id, {})
@@ -106,10 +185,9 @@ class TickerHub:
             wanted.pop(t, None)
         feed = self.feeds.get(user_id)
         if feed is not None:
-            await feed.ticker.unsubscribe(tokens)
+            await feed.unsubscribe(tokens)
 
     async def close(self) -> None:
         for feed in list(self.feeds.values()):
             await feed.close()
         self.feeds.clear()
-

@@ -9,7 +9,7 @@ from shared import service, subjects
 from shared.bus import Bus
 from shared.config import Settings
 from shared.kite.sessions import vault_for, watch_sessions
-from ticker_worker.hub import TickerHub
+from ticker_worker.hub import TickerHub, TokenLimitExceeded
 
 
 class TickerWorker:
@@ -30,7 +30,10 @@ class TickerWorker:
 
     async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         if isinstance(cmd, m.StartLive):
-            connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
+            try:
+                connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
+            except TokenLimitExceeded as e:
+                return m.Error(code="token_limit", message=str(e))
             if not connected:
                 return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
             return m.Ok(data={"tokens": len(cmd.tokens), "mode": cmd.mode.value})
@@ -41,14 +44,17 @@ class TickerWorker:
 
     async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         if isinstance(cmd, m.Subscribe):
-            connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
+            try:
+                connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
+            except TokenLimitExceeded as e:
+                return m.Error(code="token_limit", message=str(e))
             return m.Ok(data={"connected": connected, "tokens": len(cmd.tokens)})
         if isinstance(cmd, m.Unsubscribe):
             await self.hub.unsubscribe(user_id, list(cmd.tokens))
             return m.Ok(data={"tokens": len(cmd.tokens)})
         if isinstance(cmd, m.GetStatus):
             feed = self.hub.feeds.get(user_id)
-            return m.Ok(data={"connected": feed is not None and feed.ticker._ws is not None,
+            return m.Ok(data={"connected": feed is not None and feed.connected,
                               "tokens": self.hub.wanted.get(user_id, {})})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a ticker command")
 

@@ -13,6 +13,17 @@ from tests.simkit import login
 from ticker_worker.main import amain as ticker_main
 
 
+def stored(subject: str, user_id: str) -> str:
+    """The subject JetStream stores ``subject`` under (KTA_BROKER may partition it by user)."""
+    try:
+        from shared import partition
+    except ImportError:
+        return subject
+    if subjects.STREAM_BROKER not in getattr(partition, "TRANSFORMS", {}):
+        return subject
+    return partition.feed_subject(subject, partition.of(user_id))
+
+
 async def test_ticks_order_updates_and_reconnects(bus, sim, data_dir):
     settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim)
     sim.reset_faults()
@@ -23,8 +34,10 @@ async def test_ticks_order_updates_and_reconnects(bus, sim, data_dir):
         ticks.setdefault(t.instrument_token, []).append(t)
 
     await bus.subscribe("kta.ticks.>", m.Tick, on_tick)
-    events = await bus.js.subscribe(subjects.broker_events("DEMO01"), deliver_policy="new")
-    updates = await bus.js.subscribe(subjects.order_updates("DEMO01"), deliver_policy="new")
+    events = await bus.js.subscribe(stored(subjects.broker_events("DEMO01"), "DEMO01"), stream=subjects.STREAM_BROKER,
+                                  deliver_policy="new")
+    updates = await bus.js.subscribe(stored(subjects.order_updates("DEMO01"), "DEMO01"), stream=subjects.STREAM_BROKER,
+                                  deliver_policy="new")
 
     async with running(ticker_main, settings):
         await wait_health(bus, "ticker")
@@ -70,7 +83,8 @@ async def _start(bus):
 
 async def test_dead_token_goes_to_the_expired_path(bus, sim, data_dir):
     settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim)
-    events = await bus.js.subscribe(subjects.broker_events("DEMO02"), deliver_policy="new")
+    events = await bus.js.subscribe(stored(subjects.broker_events("DEMO02"), "DEMO02"), stream=subjects.STREAM_BROKER,
+                                  deliver_policy="new")
     async with running(ticker_main, settings):
         await wait_health(bus, "ticker")
         await put_session(bus, vault_for(settings), "DEMO02", sim.api_key, "not-a-real-token")
