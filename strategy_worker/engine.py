@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,8 +86,11 @@ class StrategyEngine:
         self.ctx.by_token = {i.instrument_token: i for i in instruments}
         self.ctx.by_symbol = {f"{i.exchange}:{i.tradingsymbol}": i for i in instruments}
 
-    def restore(self) -> None:
+    def restore(self, only: Callable[[str], bool] | None = None) -> None:
+        """Load the stored strategies (of the users ``only`` accepts: a partition's, see shared/partition.py)."""
         for row in self.store.all():
+            if only is not None and not only(row["user_id"]):
+                continue
             try:
                 params = registry.validate_params(row["name"], row["params"])
             except registry.ParamsError as e:
@@ -97,6 +101,14 @@ class StrategyEngine:
             self.running[row["strategy_id"]] = Running(strategy, row["name"], row["params"],
                                                        "disabled" if row["status"] == "disabled" else "active",
                                                        row["error"])
+        self._by_token = None
+
+    def forget(self, user_id: str) -> None:
+        """Save and drop a user's strategies from memory (their partition moved to another worker)."""
+        for r in self.of_user(user_id):
+            self.persist(r.strategy.strategy_id)
+            del self.running[r.strategy.strategy_id]
+        self.users.pop(user_id, None)
         self._by_token = None
 
     def persist(self, sid: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from shared import messages as m
-from shared import service, subjects
+from shared import partition, service, subjects
 from shared.bus import Bus
 from shared.config import Settings
 from shared.kite.errors import KiteError
@@ -22,15 +22,26 @@ class StrategyWorker:
         self.scanner = Scanner()
 
     async def start(self) -> "StrategyWorker":
-        self.engine.restore()
-        await self.bus.serve(subjects.cmd_wildcard("strategy"), self.on_command, queue="strategy")
-        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, queue="strategy-live")
+        # users are partitioned across strategy workers (shared/partition.py): a worker runs and
+        # answers for the users of the partitions it holds, restored from the store when it gets one
+        self.parts = await partition.Partitions(self.bus, "strategy", on_acquire=self.acquire_partition,
+                                                on_release=self.release_partition).start()
+        await self.bus.serve(subjects.cmd_wildcard("strategy"), self.on_command, accept=self.parts.owns)
+        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, accept=self.parts.owns)
         await self.bus.subscribe("kta.u.*.risk", m.RiskState, self.on_risk)
         await self.bus.subscribe("kta.u.*.broker.events", m.BrokerEvent, self.on_broker_event)
         self.bus.spawn(self.watch_sessions(), name="sessions")
-        for user_id, (tokens, mode) in self.engine.store.live_users().items():
-            self.bus.spawn(self.engine.start_live(user_id, tokens, mode), name=f"resume:{user_id}")
         return self
+
+    async def acquire_partition(self, p: int) -> None:
+        self.engine.restore(only=lambda user_id: partition.of(user_id) == p)
+        for user_id, (tokens, mode) in self.engine.store.live_users().items():
+            if partition.of(user_id) == p:
+                self.bus.spawn(self.engine.start_live(user_id, tokens, mode), name=f"resume:{user_id}")
+
+    async def release_partition(self, p: int) -> None:
+        for user_id in self.parts.users_in(p, {r.strategy.user_id for r in self.engine.running.values()}):
+            self.engine.forget(user_id)
 
     async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         e = self.engine
@@ -76,10 +87,14 @@ class StrategyWorker:
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
 
     async def on_risk(self, state: m.RiskState, msg) -> None:
+        if not self.parts.owns(state.user_id):
+            return
         if state.state is m.KillSwitchState.HALTED:
             self.engine.pause_user(state.user_id, f"kill switch: {state.reason}")
 
     async def on_broker_event(self, ev: m.BrokerEvent, msg) -> None:
+        if not self.parts.owns(ev.user_id):
+            return
         if ev.kind == "token_expired":
             self.engine.pause_user(ev.user_id, "broker session expired: log in to Kite again")
         elif ev.kind == "reconnected":
@@ -95,9 +110,11 @@ class StrategyWorker:
         disabled = [sid for sid, r in e.running.items() if r.status == "disabled"]
         return {"strategies": len(e.running), "ticks": e.ticks_seen, "signals": e.signals_published,
                 "live_users": sum(1 for u in e.users.values() if u.live), "disabled": len(disabled),
+                "partitions": len(self.parts.owned),
                 "detail": f"disabled: {', '.join(disabled)}" if disabled else ""}
 
     async def close(self) -> None:
+        await self.parts.close()
         for sid in list(self.engine.running):
             self.engine.persist(sid)
 
