@@ -48,6 +48,11 @@ def next_cutoff(now: float, hour: int = 6) -> float:
     return cut.timestamp()
 
 
+def digest(access_token: str) -> str:
+    """Sessions are kept (and snapshotted) under the token's sha256, never the token itself."""
+    return hashlib.sha256(access_token.encode()).hexdigest()
+
+
 def checksum(api_key: str, request_token: str, api_secret: str) -> str:
     return hashlib.sha256(f"{api_key}{request_token}{api_secret}".encode()).hexdigest()
 
@@ -84,24 +89,31 @@ class Accounts:
         token = secrets.token_urlsafe(24)
         info = AccessToken(api_key, entry[1], next_cutoff(now, self.cutoff_hour), secrets.token_hex(16),
                            datetime.fromtimestamp(now, IST).strftime("%Y-%m-%d %H:%M:%S"))
-        self._access[token] = info
+        self._access[digest(token)] = info
         return token, info
 
     def check(self, api_key: str, access_token: str) -> AccessToken | None:
-        info = self._access.get(access_token)
+        info = self._access.get(digest(access_token))
         if info is None or info.api_key != api_key:
             return None
         if info.expires_at <= self._clock():
-            self._access.pop(access_token, None)
+            self._access.pop(digest(access_token), None)
             return None
         return info
 
     def invalidate(self, api_key: str, access_token: str) -> bool:
-        info = self._access.get(access_token)
+        info = self._access.get(digest(access_token))
         if info is None or info.api_key != api_key:
             return False
-        del self._access[access_token]
+        del self._access[digest(access_token)]
         return True
+
+    def sessions(self) -> dict[str, AccessToken]:
+        return dict(self._access)
+
+    def restore_sessions(self, sessions: dict[str, AccessToken]) -> None:
+        now = self._clock()
+        self._access.update({d: info for d, info in sessions.items() if info.expires_at > now})
 
     def expire_all(self) -> int:
         """Admin: kill every session now (what 06:00 IST does)."""

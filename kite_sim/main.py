@@ -6,38 +6,75 @@ import argparse
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 import uvicorn
 
+from kite_sim import snapshot
 from kite_sim.accounts import default_accounts
 from kite_sim.app import Sim, build_app
 from kite_sim.clock import SimClock
 from kite_sim.faults import Faults
 from kite_sim.instruments import Universe
 from kite_sim.market import Market
+from kite_sim.replay import Replay
 from shared import log as kta_log
 from shared.config import Settings, load
 
 logger = logging.getLogger("kite_sim")
 
 
-def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limits: bool = True) -> Sim:
-    clock = SimClock(speed=speed)
-    market = Market(Universe(clock.start_date), clock, seed)
-    return Sim(default_accounts(redirect_url), market, Faults(), admin, rate_limits)
+@dataclass
+class Options:
+    """What ``kta sim`` adds to the settings: replay, market hours, settlement, the snapshot file."""
+
+    replay: str = ""  # CSV of candles that replaces the generator for its symbols
+    market_hours: bool = False  # calendar clock: closed nights, weekends and holidays; AMOs wait for the open
+    holidays: frozenset[date] = frozenset()
+    settle: bool = False  # end-of-day settlement: T+1 holdings, MIS square-off, expiry
+    snapshot: str = ""  # state file, loaded at start and saved on change and at shutdown
+
+
+def parse_holidays(text: str) -> frozenset[date]:
+    """``2026-12-25,2027-01-26`` or the path of a file with one ISO date per line (``#`` comments)."""
+    if not text:
+        return frozenset()
+    p = Path(text)
+    items = p.read_text().split() if p.exists() else text.split(",")
+    return frozenset(date.fromisoformat(x.strip()) for x in items if x.strip() and not x.startswith("#"))
+
+
+def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limits: bool = True,
+             options: Options | None = None) -> Sim:
+    opt = options or Options()
+    replay = Replay(opt.replay) if opt.replay else None
+    doc = snapshot.read(opt.snapshot)
+    clock_doc = (doc or {}).get("clock") or {}
+    start = date.fromisoformat(clock_doc["start_date"]) if clock_doc else (replay.first_date() if replay else None)
+    elapsed = 0.0 if opt.market_hours else float(clock_doc.get("elapsed", 0.0))
+    clock = SimClock(speed=speed, start_date=start, holidays=opt.holidays, hours=opt.market_hours, elapsed=elapsed)
+    market = Market(Universe(clock.start_date, opt.holidays), clock, seed, replay)
+    return Sim(default_accounts(redirect_url), market, Faults(), admin, rate_limits, settle=opt.settle,
+               snapshot_path=opt.snapshot or None, restore=doc)
 
 
 def redirect_for(settings: Settings) -> str:
     return f"{settings.gateway_url}/auth/kite/callback"
 
 
-async def amain(settings: Settings, stop: asyncio.Event | None = None, redirect_url: str = "") -> None:
-    sim = make_sim(settings.sim_seed, settings.sim_speed, settings.sim_admin, redirect_url or redirect_for(settings))
+async def amain(settings: Settings, stop: asyncio.Event | None = None, redirect_url: str = "",
+                options: Options | None = None) -> None:
+    sim = make_sim(settings.sim_seed, settings.sim_speed, settings.sim_admin, redirect_url or redirect_for(settings),
+                   options=options)
     config = uvicorn.Config(build_app(sim), host=settings.sim_host, port=settings.sim_port, log_level="warning",
                             ws="websockets-sansio", lifespan="on", log_config=None)
     server = uvicorn.Server(config)
-    logger.info("kite_sim listening on http://%s:%d (speed %gx, seed %d, admin %s)", settings.sim_host,
-                settings.sim_port, settings.sim_speed, settings.sim_seed, settings.sim_admin)
+    opt = options or Options()
+    logger.info("kite_sim listening on http://%s:%d (speed %gx, seed %d, admin %s, market hours %s, settle %s, "
+                "replay %s, snapshot %s)", settings.sim_host, settings.sim_port, settings.sim_speed, settings.sim_seed,
+                settings.sim_admin, opt.market_hours, opt.settle, opt.replay or "-", opt.snapshot or "-")
     if stop is None:
         await server.serve()
         return
@@ -47,7 +84,7 @@ async def amain(settings: Settings, stop: asyncio.Event | None = None, redirect_
     await serving
 
 
-def run(settings: Settings, redirect_url: str = "") -> None:
+def run(settings: Settings, redirect_url: str = "", options: Options | None = None) -> None:
     kta_log.setup("sim", settings.log_level, settings.log_format)
     stop = asyncio.Event()
 
@@ -55,7 +92,7 @@ def run(settings: Settings, redirect_url: str = "") -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await amain(settings, stop, redirect_url)
+        await amain(settings, stop, redirect_url, options)
 
     asyncio.run(main())
 
@@ -68,6 +105,21 @@ def cli(argv: list[str] | None = None) -> None:
     p.add_argument("--speed", type=float, default=None)
     p.add_argument("--admin", action="store_true", default=None)
     p.add_argument("--redirect-url", default="")
+    add_options(p)
     a = p.parse_args(argv)
     settings = load(sim_host=a.host, sim_port=a.port, sim_seed=a.seed, sim_speed=a.speed, sim_admin=a.admin)
-    run(settings, a.redirect_url)
+    run(settings, a.redirect_url, options_from(a))
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The flags of :class:`Options`, shared by ``python -m kite_sim`` and ``kta sim``."""
+    p.add_argument("--replay", default="", help="CSV of candles to replay instead of the generated market")
+    p.add_argument("--market-hours", action="store_true", help="honour market hours and holidays (AMOs wait)")
+    p.add_argument("--holidays", default="", help="holidays: comma-separated ISO dates or a file of them")
+    p.add_argument("--settle", action="store_true", help="end-of-day settlement (T+1 holdings, expiry)")
+    p.add_argument("--snapshot", default="", help="state file so a restarted sim carries on")
+
+
+def options_from(a: argparse.Namespace) -> Options:
+    return Options(replay=a.replay, market_hours=a.market_hours, holidays=parse_holidays(a.holidays),
+                   settle=a.settle, snapshot=a.snapshot)

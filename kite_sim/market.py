@@ -83,8 +83,9 @@ class Quote:
 
 
 class Market:
-    def __init__(self, universe: Universe, clock: SimClock, seed: int = 42) -> None:
+    def __init__(self, universe: Universe, clock: SimClock, seed: int = 42, replay=None) -> None:
         self.universe = universe
+        self.replay = replay  # kite_sim.replay.Replay: these underlyings follow a CSV, not the generator
         self.clock = clock
         self.seed = seed
         self._closes: dict[str, tuple[date, np.ndarray]] = {}
@@ -120,6 +121,22 @@ class Market:
         if path is not None:
             self._paths.move_to_end(key)
             return path
+        if self.replay is not None and u in self.replay.symbols:
+            path = self._replayed(u, d)
+        else:
+            path = self._generated(u, d)
+        self._paths[key] = path
+        if len(self._paths) > 256:
+            self._paths.popitem(last=False)
+        return path
+
+    def _replayed(self, u: str, d: date) -> DayPath:
+        prices, vol_steps, prev = self.replay.series(u, d)
+        volume = np.concatenate(([0], np.cumsum(vol_steps)))
+        turnover = np.concatenate(([0.0], np.cumsum(vol_steps * prices[1:])))
+        return DayPath(prices, np.maximum.accumulate(prices), np.minimum.accumulate(prices), volume, turnover, prev)
+
+    def _generated(self, u: str, d: date) -> DayPath:
         closes = self._daily(u)
         i = self._day_index(d)
         close, prev = float(closes[i]), float(closes[i - 1])
@@ -139,11 +156,7 @@ class Market:
         vol_steps = rng.poisson(base_rate * u_shape[1:])
         volume = np.concatenate(([0], np.cumsum(vol_steps)))
         turnover = np.concatenate(([0.0], np.cumsum(vol_steps * prices[1:])))
-        path = DayPath(prices, np.maximum.accumulate(prices), np.minimum.accumulate(prices), volume, turnover, prev)
-        self._paths[key] = path
-        if len(self._paths) > 256:
-            self._paths.popitem(last=False)
-        return path
+        return DayPath(prices, np.maximum.accumulate(prices), np.minimum.accumulate(prices), volume, turnover, prev)
 
     # ---- prices -------------------------------------------------------------------------------
 

@@ -27,10 +27,10 @@ def _settings(a: argparse.Namespace, **extra) -> Settings:
 
 
 def cmd_sim(a) -> None:
-    from kite_sim.main import run
+    from kite_sim.main import options_from, run
 
     run(_settings(a, sim_host=a.host, sim_port=a.port, sim_seed=a.seed, sim_speed=a.speed,
-                  sim_admin=a.admin or None), a.redirect_url)
+                  sim_admin=a.admin or None), a.redirect_url, options_from(a))
 
 
 def cmd_worker(a) -> None:
@@ -132,7 +132,8 @@ def cmd_up(a) -> None:
         children.append(Child("nats", natsd.args(nats_port, data_dir / "nats"), env,
                               _tcp_ready("127.0.0.1", nats_port), log_path=str(logs / "nats.log")))
     if not a.no_sim:
-        children.append(Child("sim", python_argv("sim", "--redirect-url", f"{settings.gateway_url}/auth/kite/callback"),
+        children.append(Child("sim", python_argv("sim", "--redirect-url", f"{settings.gateway_url}/auth/kite/callback",
+                                                 "--settle", "--snapshot", str(data_dir / "sim-snapshot.json")),
                               env, _tcp_ready("127.0.0.1", sim_port), log_path=str(logs / "sim.log")))
     for service in ("ticker", "strategy", "execution"):
         children.append(Child(service, python_argv("worker", service), env, _worker_ready(nats_url, service),
@@ -179,6 +180,11 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--speed", type=float, default=None)
     sim.add_argument("--admin", action="store_true")
     sim.add_argument("--redirect-url", default="")
+    sim.add_argument("--replay", default="", help="CSV of candles to replay instead of the generated market")
+    sim.add_argument("--market-hours", action="store_true", help="honour market hours and holidays (AMOs wait)")
+    sim.add_argument("--holidays", default="", help="holidays: comma-separated ISO dates or a file of them")
+    sim.add_argument("--settle", action="store_true", help="end-of-day settlement (T+1 holdings, expiry)")
+    sim.add_argument("--snapshot", default="", help="state file so a restarted sim carries on")
     sim.set_defaults(fn=cmd_sim)
 
     worker = sub.add_parser("worker", help="run one worker")

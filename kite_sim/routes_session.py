@@ -1,0 +1,105 @@
+"""The login flow (``/connect/login`` form → redirect with ``request_token``), ``/session/token`` with the
+sha256 checksum, logout, and the user's profile and margins."""
+
+from __future__ import annotations
+
+import html
+import logging
+from urllib.parse import urlencode
+
+from litestar import MediaType, Request, Response, delete, get, post
+
+from kite_sim import portfolio
+from kite_sim.envelope import error_response, form, ok
+from kite_sim.errors import KiteError
+
+log = logging.getLogger("kite_sim.session")
+
+LOGIN_PAGE = """<!doctype html><html><head><title>Kite (sim) login</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"></head>
+<body style="font-family:sans-serif;max-width:360px;margin:60px auto">
+<h2>Login to Kite <small>(kite_sim)</small></h2>
+<form method="post" action="/connect/login">
+<input type="hidden" name="api_key" value="{api_key}">
+<input type="hidden" name="redirect_params" value="{redirect_params}">
+<p><label>User ID <input name="user_id" id="userid" autocomplete="username"></label></p>
+<p><label>Password <input name="password" id="password" type="password"></label></p>
+<p><button type="submit" id="login">Login</button></p></form></body></html>"""
+
+EXCHANGES = ["NSE", "NFO", "BFO", "BSE", "MF"]
+PRODUCTS = ["CNC", "NRML", "MIS", "BO", "CO"]
+ORDER_TYPES = ["MARKET", "LIMIT", "SL", "SL-M"]
+
+
+def profile(user) -> dict:
+    return {"user_id": user.user_id, "user_type": "individual", "email": user.email, "user_name": user.name,
+            "user_shortname": user.name.split()[0], "broker": "ZERODHA", "exchanges": EXCHANGES,
+            "products": PRODUCTS, "order_types": ORDER_TYPES, "avatar_url": None,
+            "meta": {"demat_consent": "consent"}}
+
+
+def handlers(sim) -> list:
+    @get("/connect/login", media_type=MediaType.HTML)
+    async def login_page(api_key: str = "", v: str = "3", redirect_params: str = "") -> Response:
+        if api_key not in sim.accounts.apps:
+            return Response("<h1>Invalid api_key</h1>", media_type=MediaType.HTML, status_code=400)
+        page = LOGIN_PAGE.format(api_key=html.escape(api_key), redirect_params=html.escape(redirect_params))
+        return Response(page, media_type=MediaType.HTML)
+
+    @post("/connect/login", status_code=302)
+    async def login_submit(request: Request) -> Response:
+        f = await form(request)
+        api_key = f.get("api_key") or ""
+        token = sim.accounts.login(api_key, f.get("user_id") or "", f.get("password") or "")
+        if token is None:
+            log.info("login refused for %r (app %r)", f.get("user_id"), api_key)
+            return Response("<h1>Invalid user id or password</h1>", media_type=MediaType.HTML, status_code=403)
+        log.info("login %s (app %s): request token issued", (f.get("user_id") or "").upper(), api_key)
+        params = {"request_token": token, "action": "login", "type": "login", "status": "success"}
+        url = sim.accounts.apps[api_key].redirect_url
+        extra = f.get("redirect_params") or ""
+        location = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" + (f"&{extra}" if extra else "")
+        return Response(b"", status_code=302, headers={"Location": location})
+
+    @post("/session/token", status_code=200)
+    async def session_token(request: Request) -> Response:
+        f = await form(request)
+        result = sim.accounts.exchange(f.get("api_key") or "", f.get("request_token") or "", f.get("checksum") or "")
+        if isinstance(result, str):
+            log.info("session refused (app %r): %s", f.get("api_key"), result)
+            return error_response(KiteError(result, "TokenException", 403))
+        token, info = result
+        log.info("session opened for %s (app %s)", info.user_id, info.api_key)
+        sim.changed()
+        user = sim.accounts.users[info.user_id]
+        return ok({**profile(user), "api_key": info.api_key, "access_token": token,
+                   "public_token": info.public_token, "enctoken": "", "refresh_token": "", "silo": "",
+                   "login_time": info.login_time})
+
+    @delete("/session/token", status_code=200)
+    async def session_logout(api_key: str = "", access_token: str = "") -> Response:
+        if not sim.accounts.invalidate(api_key, access_token):
+            return error_response(KiteError("Invalid session.", "TokenException", 403))
+        log.info("session closed (app %s)", api_key)
+        sim.changed()
+        return ok(True)
+
+    @get("/user/profile")
+    async def user_profile(request: Request) -> Response:
+        return await sim.guarded(request, lambda uid: profile(sim.accounts.users[uid]))
+
+    @get("/user/margins")
+    async def user_margins(request: Request) -> Response:
+        return await sim.guarded(request, lambda uid: portfolio.margins(sim.market, sim.broker.account(uid)))
+
+    @get("/user/margins/{segment:str}")
+    async def user_margins_segment(request: Request, segment: str) -> Response:
+        def fn(uid: str):
+            if segment not in ("equity", "commodity"):
+                raise KiteError("Invalid segment.")
+            return portfolio.margins(sim.market, sim.broker.account(uid))[segment]
+
+        return await sim.guarded(request, fn)
+
+    return [login_page, login_submit, session_token, session_logout, user_profile, user_margins,
+            user_margins_segment]
