@@ -50,8 +50,23 @@ def _partial(name: str, **context: Any) -> str:
     return environment().get_template(f"partials/{name}.html").render(**context)
 
 
-def _tick_rows(ticks: Iterable[m.Tick]) -> str:
-    return "".join(_partial("tick_row", t=t, label=label_of(t.instrument_token)) for t in ticks)
+def _plain(payload: Any) -> Any:
+    """A message as plain data: the Struct as the bus carries it, or the dict the stream already made."""
+    if isinstance(payload, m.Tick):
+        return msgspec.structs.asdict(payload)  # array_like: to_builtins would give a list
+    if isinstance(payload, msgspec.Struct):
+        return msgspec.to_builtins(payload)
+    if isinstance(payload, dict):
+        return payload
+    raise ValueError(f"a fragment needs a message, not {type(payload).__name__}")
+
+
+def _tick_rows(ticks: Iterable[Any]) -> str:
+    rows = []
+    for tick in ticks:
+        t = _plain(tick)
+        rows.append(_partial("tick_row", t=t, label=label_of(int(t["instrument_token"]))))
+    return "".join(rows)
 
 
 def broker_event_text(ev: m.BrokerEvent) -> str:
@@ -77,27 +92,38 @@ def worker_status_text(st: m.WorkerStatus) -> str:
     return f"{text}: {st.detail}" if st.detail else text
 
 
+def _status_line(payload: Any) -> str:
+    if isinstance(payload, dict):
+        data = {k: v for k, v in payload.items() if k != "source"}
+        payload = msgspec.convert(data, m.BrokerEvent if "kind" in data else m.WorkerStatus)
+    if isinstance(payload, m.BrokerEvent):
+        return _partial("event_line", ts=payload.ts, text=broker_event_text(payload))
+    if isinstance(payload, m.WorkerStatus):
+        return _partial("event_line", ts=payload.ts, text=worker_status_text(payload))
+    raise ValueError(f"no status line for {type(payload).__name__}")
+
+
 def render(event_name: str, payload: Any, user_id: str) -> str:
-    """The HTML fragment for one SSE event of ``user_id``; ValueError for an unknown event or payload,
-    or for a payload that belongs to another user."""
-    owner = getattr(payload, "user_id", "")
-    if owner and owner != user_id:
-        raise ValueError(f"{type(payload).__name__} of {owner} is not for {user_id}")
+    """The HTML fragment for one SSE event of ``user_id``. ``payload`` is the message Struct (or the
+    plain dict of it; ticks may be a list). ValueError for an unknown event or payload, or for a
+    payload that belongs to another user."""
+    items = payload if isinstance(payload, list | tuple) else [payload]
+    for item in items:
+        owner = item.get("user_id", "") if isinstance(item, dict) else getattr(item, "user_id", "")
+        if owner and owner != user_id:
+            raise ValueError(f"{event_name} event of {owner} is not for {user_id}")
     if event_name == "ticks":
-        ticks = payload if isinstance(payload, list | tuple) else [payload]
-        html = _tick_rows(ticks)
-    elif event_name == "signals" and isinstance(payload, m.Signal | m.SignalGroup):
-        html = _partial("signal_row", s=msgspec.to_builtins(payload))
-    elif event_name == "orders" and isinstance(payload, m.OrderEvent):
-        html = _partial("order_row", o=msgspec.to_builtins(payload))
-    elif event_name == "positions" and isinstance(payload, m.PositionSnapshot):
-        html = _partial("positions_table", snap=msgspec.to_builtins(payload))
-    elif event_name == "risk" and isinstance(payload, m.RiskState):
-        html = _partial("risk_state", rs=msgspec.to_builtins(payload))
-    elif event_name == "status" and isinstance(payload, m.BrokerEvent):
-        html = _partial("event_line", ts=payload.ts, text=broker_event_text(payload))
-    elif event_name == "status" and isinstance(payload, m.WorkerStatus):
-        html = _partial("event_line", ts=payload.ts, text=worker_status_text(payload))
+        html = _tick_rows(items)
+    elif event_name == "signals":
+        html = _partial("signal_row", s=_plain(payload))
+    elif event_name == "orders":
+        html = _partial("order_row", o=_plain(payload))
+    elif event_name == "positions":
+        html = _partial("positions_table", snap=_plain(payload))
+    elif event_name == "risk":
+        html = _partial("risk_state", rs=_plain(payload))
+    elif event_name == "status":
+        html = _status_line(payload)
     else:
-        raise ValueError(f"no fragment for event {event_name!r} with {type(payload).__name__}")
+        raise ValueError(f"no fragment for event {event_name!r}; known: {', '.join(EVENTS)}")
     return _one_line(html)

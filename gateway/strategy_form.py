@@ -1,0 +1,57 @@
+"""The add-strategy form, generated from a strategy's params schema (the strategy worker's catalog:
+``{"name", "params": [{"name", "type": int|float|bool|choice|str, "default", "min", "max",
+"choices", "description"}]}``) and read back into typed params.
+
+Parsing checks what the form itself can know (a number is a number, within its bounds, a choice is
+one of the choices); cross-field rules stay with the strategy worker, which names the field it refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def spec_of(catalog: list[dict], name: str) -> dict | None:
+    return next((s for s in catalog if s["name"] == name), None)
+
+
+def _number(p: dict, raw: str) -> tuple[Any, str]:
+    kind = p["type"]
+    try:
+        value: int | float = int(raw) if kind == "int" else float(raw)
+    except ValueError:
+        return None, f"{p['name']}: {'a whole number' if kind == 'int' else 'a number'} is needed, not {raw!r}"
+    lo, hi = p.get("min"), p.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        return None, f"{p['name']}: {raw} is out of range (allowed {lo} to {hi})"
+    return value, ""
+
+
+def parse_params(spec: dict, form: Mapping[str, Any]) -> tuple[dict, dict, dict | None]:
+    """(params for AddStrategy, the values as typed for re-rendering, the first error or None).
+
+    An empty number field means the default; an unchecked box means False."""
+    params: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    error: dict | None = None
+    for p in spec["params"]:
+        name, kind = p["name"], p["type"]
+        if kind == "bool":
+            params[name] = values[name] = str(form.get(name, "")).lower() in ("true", "on", "1", "yes")
+            continue
+        raw = str(form.get(name, "")).strip()
+        values[name] = raw
+        if raw == "":
+            continue
+        if kind in ("int", "float"):
+            value, message = _number(p, raw)
+        elif kind == "choice" and raw not in [str(c) for c in p.get("choices") or []]:
+            value, message = None, f"{name}: choose one of {', '.join(map(str, p['choices']))}"
+        else:
+            value, message = raw, ""
+        if message:
+            error = error or {"field": name, "message": message}
+        else:
+            params[name] = value
+    return params, values, error
