@@ -87,9 +87,11 @@ class Trading:
             raise _from_reply(reply)
         return reply.data
 
-    async def live_command(self, user_id: str, cmd: msgspec.Struct, timeout: float = 15.0) -> dict[str, m.Ok | m.Error]:
-        return await self.bus.gather(subjects.cmd(user_id, "live", _verb(cmd)), cmd,
-                                     LIVE_SERVICES, timeout=timeout)
+    async def live_command(self, user_id: str, cmd: msgspec.Struct, timeout: float = 15.0,
+                           expect: tuple[str, ...] = LIVE_SERVICES) -> dict[str, m.Ok | m.Error]:
+        if not expect:
+            return {}
+        return await self.bus.gather(subjects.cmd(user_id, "live", _verb(cmd)), cmd, expect, timeout=timeout)
 
     async def session(self, user_id: str) -> LiveSession | None:
         return await get_session(self.bus, self.vault, user_id)
@@ -219,7 +221,10 @@ class Trading:
 
     async def stop_live(self, user_id: str, cancel_open_orders: bool = True) -> dict:
         """Stop every service for the user; the report pieces (reconcile, execution summary) by service."""
-        replies = await self.live_command(user_id, m.StopLive(cancel_open_orders=cancel_open_orders))
+        health = await self.worker_health()  # only wait for workers that are up (logout must be quick)
+        running = tuple(s for s in LIVE_SERVICES if health.get(s))
+        replies = await self.live_command(user_id, m.StopLive(cancel_open_orders=cancel_open_orders),
+                                          expect=running)
         self.live_tokens.pop(user_id, None)
         return {"stopped": sorted(replies),
                 "missing": [s for s in LIVE_SERVICES if s not in replies],

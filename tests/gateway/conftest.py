@@ -1,0 +1,94 @@
+"""The gateway under real uvicorn in the test's event loop, on a free loopback port, with a temp data
+dir; a dedicated kite_sim whose Kite redirect points back at that port; logged-in httpx clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway import users
+from gateway.main import build
+from shared import natsd
+from tests.helpers import eventually, stack_settings
+from tests.simkit import start_sim
+
+USER_B = {"zerodha_id": "DEMO02", "email": "demo2@kta.local", "api_key": "kta-demo", "api_secret": "kta-demo-secret",
+          "name": "Second Trader"}
+
+
+@pytest.fixture(scope="session")
+def gateway_port():
+    return natsd.free_port()
+
+
+@pytest.fixture(scope="session")
+def gw_sim(tmp_path_factory, gateway_port):
+    """A kite_sim redirecting its Kite login back to the gateway's callback."""
+    s = start_sim(tmp_path_factory.mktemp("gwsim"), speed=60.0,
+                  redirect_url=f"http://127.0.0.1:{gateway_port}/auth/kite/callback")
+    yield s
+    s.stop()
+
+
+@dataclass
+class Gateway:
+    url: str
+    app: object
+    settings: object
+
+    @property
+    def services(self):
+        return self.app.state.services
+
+    def client(self, **kw) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=15, follow_redirects=False, **kw)
+
+
+@contextlib.asynccontextmanager
+async def serve(settings, heartbeat: float = 15.0):
+    app = build(settings)
+    app.state.services  # noqa: B018 - fail early if the factory changed
+    if heartbeat != 15.0:
+        app.on_startup.append(lambda a: setattr(a.state.services.streams, "heartbeat", heartbeat))
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port, log_level="warning",
+                            lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started or task.done(), 20, "gateway start")
+        if task.done():
+            task.result()
+        yield Gateway(f"http://127.0.0.1:{settings.gateway_port}", app, settings)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+def gw_settings(nats_server, data_dir, gw_sim, gateway_port):
+    s = stack_settings(nats_server, data_dir, gw_sim, gateway_port=gateway_port, env="dev")
+    users.ensure_demo_user(s)
+    users.add_user(s, **USER_B)
+    return s
+
+
+@pytest.fixture
+async def gateway(gw_settings):
+    async with serve(gw_settings) as gw:
+        yield gw
+
+
+async def login(gw: Gateway, zerodha_id: str = "DEMO01", email: str = "demo@kta.local") -> tuple[httpx.AsyncClient, str]:
+    """A client logged in through the real OTP flow (dev mode shows the code); returns (client, csrf)."""
+    client = gw.client()
+    r = await client.post("/auth/send-otp", json={"zerodha_id": zerodha_id, "email": email})
+    assert r.status_code == 200, r.text
+    r = await client.post("/auth/verify-otp", json={"zerodha_id": zerodha_id, "otp": r.json()["dev_otp"]})
+    assert r.status_code == 200, r.text
+    return client, r.json()["csrf_token"]

@@ -1,0 +1,145 @@
+"""Login by OTP, sessions, CSRF and the guard on every route, against the gateway under uvicorn."""
+
+from __future__ import annotations
+
+import re
+from contextlib import aclosing
+
+from litestar.routes import HTTPRoute
+
+from gateway.otp import RESEND_SECONDS
+from tests.gateway.conftest import login
+
+PUBLIC = {"/login", "/auth/send-otp", "/auth/verify-otp"}
+
+
+def _protected_routes(app) -> list[tuple[str, str]]:
+    out = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or route.path.startswith("/static"):
+            continue
+        path = re.sub(r"\{[^}]+\}", "x", route.path)
+        for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
+            if path not in PUBLIC:
+                out.append((method, path))
+    return out
+
+
+async def test_every_route_refuses_without_a_session(gateway):
+    routes = _protected_routes(gateway.app)
+    assert ("GET", "/sse") in routes and ("GET", "/api/status") in routes and ("GET", "/schema") in routes
+    async with gateway.client() as c:
+        for method, path in routes:
+            r = await c.request(method, path, json={} if method == "POST" else None)
+            if path == "/" or path.startswith("/ui"):
+                assert r.status_code in (303, 401), (method, path, r.status_code)
+                assert r.status_code == 401 or r.headers["location"] == "/login"
+            else:
+                assert r.status_code == 401, (method, path, r.status_code, r.text)
+        assert (await c.get("/login")).status_code == 200
+        assert (await c.get("/static/vendor/htmx.min.js")).status_code == 200
+
+
+async def test_otp_login_sets_a_hardened_cookie_and_is_single_use(gateway):
+    async with gateway.client() as c:
+        r = await c.post("/auth/send-otp", json={"zerodha_id": "demo01", "email": "DEMO@kta.local"})
+        assert r.status_code == 200 and re.fullmatch(r"\d{6}", r.json()["dev_otp"])
+        code = r.json()["dev_otp"]
+        r = await c.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": code})
+        assert r.status_code == 200
+        cookie = r.headers["set-cookie"]
+        assert "kta_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+        assert (await c.get("/api/status")).status_code in (200, 503)
+    async with gateway.client() as c2:
+        r = await c2.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": code})
+        assert r.status_code == 401  # used once already
+
+
+async def test_otp_expires(gateway):
+    otps = gateway.services.otps
+    async with gateway.client() as c:
+        r = await c.post("/auth/send-otp", json={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
+        code = r.json()["dev_otp"]
+        real = otps.clock
+        otps.clock = lambda: real() + gateway.settings.otp_ttl_seconds + 1
+        try:
+            r = await c.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": code})
+        finally:
+            otps.clock = real
+        assert r.status_code == 401
+
+
+async def test_resend_is_throttled(gateway):
+    async with gateway.client() as c:
+        body = {"zerodha_id": "DEMO01", "email": "demo@kta.local"}
+        assert (await c.post("/auth/send-otp", json=body)).status_code == 200
+        r = await c.post("/auth/send-otp", json=body)
+        assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= RESEND_SECONDS + 1
+
+
+async def test_lockout_after_repeated_failures(gateway):
+    async with gateway.client() as c:
+        r = await c.post("/auth/send-otp", json={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
+        code = r.json()["dev_otp"]
+        wrong = f"{(int(code) + 1) % 10**6:06d}"
+        statuses = [(await c.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": wrong})).status_code
+                    for _ in range(6)]
+        assert statuses[:5] == [401] * 5 and statuses[5] == 429
+        r = await c.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": code})
+        assert r.status_code == 429  # even the right code is refused while locked out
+
+
+async def test_bad_login_input_names_the_field(gateway):
+    async with gateway.client() as c:
+        r = await c.post("/auth/send-otp", json={"zerodha_id": "DEMO01"})
+        assert r.status_code == 400 and "email" in r.text
+        r = await c.post("/auth/send-otp", json={"zerodha_id": "no dots.", "email": "x@y.z"})
+        assert r.status_code == 400 and "zerodha_id" in r.text
+        r = await c.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": "12ab"})
+        assert r.status_code == 400 and "otp" in r.text
+        r = await c.post("/auth/send-otp", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "body" in r.text
+        r = await c.post("/auth/send-otp", json={"zerodha_id": "DEMO01", "email": "x@y.z"},
+                         headers={"origin": "http://evil.example"})
+        assert r.status_code == 403
+
+
+async def test_unknown_user_gets_no_code(gateway):
+    async with gateway.client() as c:
+        r = await c.post("/auth/send-otp", json={"zerodha_id": "DEMO01", "email": "someone@else.com"})
+        assert r.status_code == 200 and "dev_otp" not in r.json()
+
+
+async def test_csrf_is_required_on_state_changes(gateway):
+    client, csrf = await login(gateway)
+    async with aclosing(client):
+        r = await client.post("/api/risk/reset", json={})
+        assert r.status_code == 403 and "CSRF" in r.text
+        r = await client.post("/api/risk/reset", json={}, headers={"X-CSRF-Token": "wrong"})
+        assert r.status_code == 403
+        r = await client.post("/auth/logout", data={"csrf_token": "wrong"})
+        assert r.status_code == 403
+        assert (await client.get("/auth/csrf")).json()["csrf_token"] == csrf
+
+
+async def test_logout_revokes_the_session(gateway):
+    client, csrf = await login(gateway)
+    async with aclosing(client):
+        token = client.cookies.get("kta_session")
+        r = await client.post("/auth/logout", data={"csrf_token": csrf})
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+        assert "kta_session=" in r.headers["set-cookie"]
+    async with gateway.client(cookies={"kta_session": token}) as replay:
+        assert (await replay.get("/api/status")).status_code == 401
+
+
+async def test_browser_form_login(gateway):
+    async with gateway.client() as c:
+        page = await c.get("/login")
+        assert 'action="/auth/send-otp"' in page.text
+        r = await c.post("/auth/send-otp", data={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
+        assert r.status_code == 200 and 'action="/auth/verify-otp"' in r.text
+        code = re.search(r'id="dev-otp">(\d{6})<', r.text).group(1)
+        r = await c.post("/auth/verify-otp", data={"zerodha_id": "DEMO01", "otp": code})
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        assert (await c.get("/auth/csrf")).status_code == 200
