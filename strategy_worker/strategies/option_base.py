@@ -15,20 +15,46 @@ from strategy_worker.strategies.base import BaseStrategy
 NEAR_STRIKES = 12  # strikes each side of ATM whose ticks a strategy follows
 
 
+class LastPrices:
+    """Last traded prices as a read-only mapping over the worker's last ticks (no copy per bar)."""
+
+    __slots__ = ("ticks",)
+
+    def __init__(self, ticks) -> None:
+        self.ticks = ticks
+
+    def get(self, token: int, default: float | None = None) -> float | None:
+        t = self.ticks.get(token)
+        return t.last_price if t is not None else default
+
+    def __contains__(self, token: int) -> bool:
+        return token in self.ticks
+
+    def __getitem__(self, token: int) -> float:
+        return self.ticks[token].last_price
+
+
 class OptionStrategy(BaseStrategy):
     kind = "options"
     structure = ""
 
     def chain(self) -> OptionChain | None:
+        """The nearest live chain, rebuilt only when the day or the instrument list changes (a
+        scan of every instrument per bar would be O(instruments))."""
         name = self.ctx.underlying_name(self.tokens[0]) if self.tokens else ""
         today = datetime.fromtimestamp(self.ctx.clock(), IST).date()
-        return nearest_chain(self.ctx.instruments, name, today, getattr(self.params, "min_days_to_expiry", 0))
+        key = (id(self.ctx.instruments), len(self.ctx.instruments), name, today)
+        cached = getattr(self, "_chain", None)
+        if cached is None or cached[0] != key:
+            cached = self._chain = (key, nearest_chain(self.ctx.instruments, name, today,
+                                                       getattr(self.params, "min_days_to_expiry", 0)))
+        return cached[1]
 
     def spot(self) -> float | None:
         return self.ctx.ltp(self.tokens[0]) if self.tokens else None
 
-    def prices(self) -> dict[int, float]:
-        return {t: tick.last_price for t, tick in self.ctx.last_ticks.items()}
+    def prices(self) -> "LastPrices":
+        return LastPrices(self.ctx.last_ticks)
 
     def required_tokens(self) -> set[int]:
         tokens = set(self.tokens)
