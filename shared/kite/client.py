@@ -71,10 +71,12 @@ class KiteClient:
         self._login_url = login_url
         self.on_token_expired = on_token_expired
         self.limiter = rate_limiter or RateLimiter()
+        if proxy and local_address:  # httpx would silently drop the source address behind a proxy
+            raise ValueError("egress is either a proxy URL or a local source address, not both")
         if transport is None and local_address:
             transport = httpx.AsyncHTTPTransport(local_address=local_address, retries=0)
         self._http = httpx.AsyncClient(
-            base_url=self.root, timeout=timeout, proxy=proxy or None, transport=transport,
+            base_url=self.root, timeout=timeout, proxy=proxy or None, transport=transport, trust_env=False,
             headers={"X-Kite-Version": "3", "User-Agent": "kta/0.1"},
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )
@@ -106,7 +108,7 @@ class KiteClient:
         except httpx.HTTPError as e:
             raise errors.NetworkException(f"cannot reach the broker: {e!r}", 503) from e
 
-    def _parse(self, r: httpx.Response) -> Any:
+    def _parse(self, r: httpx.Response, auth: bool = True) -> Any:
         ctype = r.headers.get("content-type", "")
         if "json" in ctype:
             try:
@@ -115,7 +117,7 @@ class KiteClient:
                 raise errors.DataException(f"unparseable JSON from the broker (HTTP {r.status_code})", 502) from None
             if r.status_code >= 400 or body.get("status") == "error" or body.get("error_type"):
                 err = errors.from_response(r.status_code, body)
-                if isinstance(err, errors.TokenException) and self.on_token_expired:
+                if isinstance(err, errors.TokenException) and auth and self.on_token_expired:
                     self.on_token_expired(err)
                 raise err
             return body.get("data")
@@ -128,7 +130,7 @@ class KiteClient:
         retryable = method == "GET"
         for attempt in range(READ_RETRIES + 1 if retryable else 1):
             try:
-                return self._parse(await self._send(method, path, params=params, data=data, json=json, auth=auth))
+                return self._parse(await self._send(method, path, params=params, data=data, json=json, auth=auth), auth)
             except errors.NetworkException:
                 if not retryable or attempt == READ_RETRIES:
                     raise

@@ -1,0 +1,72 @@
+"""Small real-socket helpers for the Kite client tests: a transport that records what went over the
+wire, and a threaded HTTP server on 127.0.0.1 that records each peer (and can forward as a proxy)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+from collections.abc import Callable
+
+import httpx
+
+
+class RecordingTransport(httpx.AsyncHTTPTransport):
+    """The real httpx transport, keeping (method, path, status) of every exchange."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(retries=0, **kw)
+        self.exchanges: list[tuple[str, str, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        self.exchanges.append((request.method, request.url.path, response.status_code))
+        return response
+
+    def count(self, method: str | None = None, prefix: str = "", status: int | None = None) -> int:
+        return sum(1 for m, p, s in self.exchanges
+                   if (method is None or m == method) and p.startswith(prefix) and (status is None or s == status))
+
+
+@contextlib.contextmanager
+def http_server(respond: Callable[[http.server.BaseHTTPRequestHandler], tuple[int, str, bytes]]):
+    """Serve ``respond(handler) -> (status, content_type, body)`` on 127.0.0.1:<free port> in a thread.
+    Yields ``(root_url, seen)`` where ``seen`` lists (peer_host, method, request_target)."""
+    seen: list[tuple[str, str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _any(self) -> None:
+            seen.append((self.client_address[0], self.command, self.path))
+            status, ctype, body = respond(self)
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _any
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def forward_to(handler: http.server.BaseHTTPRequestHandler) -> tuple[int, str, bytes]:
+    """A plain-HTTP forward proxy: the request line carries the absolute URL of the target."""
+    length = int(handler.headers.get("Content-Length") or 0)
+    body = handler.rfile.read(length) if length else None
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "proxy-connection", "connection")}
+    r = httpx.request(handler.command, handler.path, headers=headers, content=body, timeout=10)
+    return r.status_code, r.headers.get("content-type", "application/json"), r.content
