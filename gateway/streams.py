@@ -33,6 +33,7 @@ EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status")
 RING = 256
 CLIENT_BUFFER = 256
 TICK_FLUSH_SECONDS = 0.25
+_TICK_FIELDS = tuple(f for f in m.Tick.__struct_fields__ if f != "depth")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class UserFeed:
                                     (subjects.broker_events(u), m.BrokerEvent, "status")):
             self._subs.append(await self.bus.subscribe(subject, kind, self._handler(name)))
         self._flusher = asyncio.create_task(self._flush_ticks(), name=f"ticks:{u}")
+        await self.bus.nc.flush()  # the server knows the subscriptions before anyone is told "connected"
         return self
 
     def _handler(self, name: str):
@@ -139,9 +141,7 @@ class UserFeed:
             if self._pending_ticks:
                 pending, self._pending_ticks = self._pending_ticks, {}
                 for tick in pending.values():
-                    self.emit("ticks", {"instrument_token": tick.instrument_token, "last_price": tick.last_price,
-                                        "change": tick.change, "volume": tick.volume_traded, "oi": tick.oi,
-                                        "exchange_timestamp": tick.exchange_timestamp})
+                    self.emit("ticks", {f: getattr(tick, f) for f in _TICK_FIELDS})
 
     # ---- clients ----------------------------------------------------------------------------
 
@@ -202,10 +202,13 @@ class Streams:
         for user_id in list(self.feeds):
             await self.feeds.pop(user_id).close()
 
-    async def events(self, user_id: str, last_event_id: int | None) -> AsyncIterator[Event | None]:
-        """The user's events from ``last_event_id`` on; ``None`` marks a heartbeat."""
+    async def attach(self, user_id: str, last_event_id: int | None) -> tuple[UserFeed, Client]:
+        """A new client of the user's feed, with the ring's events after ``last_event_id`` queued."""
         feed = await self.feed(user_id)
-        client = feed.attach(last_event_id)
+        return feed, feed.attach(last_event_id)
+
+    async def events(self, feed: UserFeed, client: Client) -> AsyncIterator[Event | None]:
+        """The client's events as they come; ``None`` marks a heartbeat."""
         try:
             while not client.closed:
                 if not client.buffer:

@@ -37,17 +37,21 @@ async def _messages(request: Request, render: Callable[[str, dict, str], str]) -
         raise TradingError(503, "the gateway is not connected to NATS yet; try again in a moment")
     user_id = user_id_of(request)
     last = parse_last_event_id(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
-    yield ServerSentEventMessage(comment="connected", retry=2000)
-    async for ev in streams.events(user_id, last):
-        if ev is None:
-            yield ServerSentEventMessage(comment="ping")
-            continue
-        try:
-            data = render(ev.name, ev.payload, user_id)
-        except Exception as e:  # noqa: BLE001 - one bad fragment must not end the stream
-            log.warning("rendering %s failed: %r", ev.name, e)
-            continue
-        yield ServerSentEventMessage(data=data, event=ev.name, id=str(ev.id))
+    feed, client = await streams.attach(user_id, last)  # subscribed before the client hears "connected"
+    try:
+        yield ServerSentEventMessage(comment="connected", retry=2000)
+        async for ev in streams.events(feed, client):
+            if ev is None:
+                yield ServerSentEventMessage(comment="ping")
+                continue
+            try:
+                data = render(ev.name, ev.payload, user_id)
+            except Exception as e:  # noqa: BLE001 - one bad fragment must not end the stream
+                log.warning("rendering %s failed: %r", ev.name, e)
+                continue
+            yield ServerSentEventMessage(data=data, event=ev.name, id=str(ev.id))
+    finally:
+        feed.clients.discard(client)
 
 
 class StreamController(Controller):

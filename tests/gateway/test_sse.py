@@ -1,0 +1,128 @@
+"""The SSE stream: a user's own events only, rendered as escaped HTML fragments, resumable with
+Last-Event-ID, with heartbeats; the JSON twin for API clients; logout closes the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from contextlib import aclosing
+
+import pytest
+
+from shared import messages as m
+from shared import subjects
+from tests.gateway.conftest import login, serve
+
+
+class SSE:
+    """Reads one SSE response into (id, event, data) tuples; comments as ("", ":", text)."""
+
+    def __init__(self, client, path: str, headers: dict | None = None) -> None:
+        self.client, self.path, self.headers = client, path, headers or {}
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+        self.status = 0
+
+    async def __aenter__(self) -> "SSE":
+        self.task = asyncio.create_task(self._read())
+        first = await self.next(10)  # ": connected" — subscribed from here on
+        assert first[1] == ":", first
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.task
+
+    async def _read(self) -> None:
+        async with self.client.stream("GET", self.path, headers=self.headers) as r:
+            self.status = r.status_code
+            ev: dict = {}
+            async for line in r.aiter_lines():
+                if line.startswith(":"):
+                    await self.queue.put(("", ":", line[1:].strip()))
+                elif line == "":
+                    if ev.get("event"):  # comments carry an empty data line: not an event
+                        await self.queue.put((ev.get("id", ""), ev.get("event", ""), "\n".join(ev.get("data", []))))
+                    ev = {}
+                else:
+                    key, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if key == "data":
+                        ev.setdefault("data", []).append(value)
+                    else:
+                        ev[key] = value
+        await self.queue.put(None)
+
+    async def next(self, timeout: float = 10) -> tuple | None:
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    async def next_event(self, timeout: float = 10) -> tuple | None:
+        while True:
+            item = await self.next(timeout)
+            if item is None or item[1] != ":":
+                return item
+
+
+def order(user_id: str, order_id: str, symbol: str = "INFY") -> m.OrderEvent:
+    return m.OrderEvent(user_id=user_id, order_id=order_id, tag=f"t{order_id}", exchange="NSE", tradingsymbol=symbol,
+                        status=m.OrderStatus.OPEN, state="OPEN", quantity=1, price=150000, ts=time.time_ns())
+
+
+async def test_sse_delivers_only_the_users_own_events_escaped(gateway, bus):
+    client, _ = await login(gateway)
+    async with aclosing(client), SSE(client, "/sse") as sse:
+        await bus.publish(subjects.orders("DEMO02"), order("DEMO02", "B1", "SECRETB"))
+        await bus.publish(subjects.orders("DEMO01"), order("DEMO01", "A1", "<script>alert(1)</script>"))
+        snap = m.PositionSnapshot(user_id="DEMO01", ts=time.time_ns(), positions=[
+            m.Position(tradingsymbol="INFY", exchange="NSE", quantity=1, pnl=1234)], day_pnl=1234)
+        await bus.publish(subjects.positions("DEMO01"), snap)
+        ev_id, name, data = await sse.next_event()
+        assert name == "orders" and "SECRETB" not in data and "B1" not in data
+        assert "<script>" not in data and "&lt;script&gt;" in data
+        ev_id2, name, data = await sse.next_event()
+        assert name == "positions" and "INFY" in data and int(ev_id2) > int(ev_id)
+
+
+async def test_sse_resumes_from_last_event_id(gateway, bus):
+    client, _ = await login(gateway)
+    async with aclosing(client):
+        async with SSE(client, "/sse") as sse:
+            await bus.publish(subjects.orders("DEMO01"), order("DEMO01", "R1", "FIRSTONE"))
+            first_id, _, data = await sse.next_event()
+            assert "FIRSTONE" in data
+        await bus.publish(subjects.orders("DEMO01"), order("DEMO01", "R2", "MISSEDONE"))
+        await bus.nc.flush()
+        feed = gateway.services.streams.feeds["DEMO01"]
+        await asyncio.wait_for(_until(lambda: any(e.payload.get("order_id") == "R2" for e in feed.ring)), 10)
+        async with SSE(client, "/sse", {"Last-Event-ID": first_id}) as sse:
+            ev_id, name, data = await sse.next_event()
+            assert name == "orders" and "MISSEDONE" in data and int(ev_id) > int(first_id)
+
+
+async def _until(pred) -> None:
+    while not pred():
+        await asyncio.sleep(0.02)
+
+
+async def test_api_stream_is_json_and_heartbeats(gw_settings, bus):
+    async with serve(gw_settings, heartbeat=0.2) as gw:
+        client, csrf = await login(gw)
+        async with aclosing(client):
+            async with SSE(client, "/api/stream") as sse:
+                assert (await sse.next(5)) == ("", ":", "ping")
+                await bus.publish(subjects.risk("DEMO01"), m.RiskState(user_id="DEMO01", ts=time.time_ns(),
+                                                                       state=m.KillSwitchState.REDUCING, reason="x"))
+                ev_id, name, data = await sse.next_event()
+                assert name == "risk" and json.loads(data)["state"] == "REDUCING"
+                r = await client.post("/auth/logout", json={}, headers={"X-CSRF-Token": csrf})
+                assert r.status_code == 200
+                assert await sse.next_event() is None  # logout ended the stream
+
+
+@pytest.mark.parametrize("path", ["/sse", "/api/stream"])
+async def test_sse_refuses_without_session(gateway, path):
+    async with gateway.client() as c:
+        assert (await c.get(path)).status_code == 401
