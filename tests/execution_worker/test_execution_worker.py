@@ -2,44 +2,12 @@
 journal rows, stop-losses carry the right trigger and limit, groups roll back, the kill switch holds."""
 
 import asyncio
-import time
 
-import pytest
-
-from execution_worker.journal import Journal
-from execution_worker.main import amain as execution_main
 from execution_worker.summary import journal_summary
 from shared import messages as m
 from shared import subjects
-from shared.kite.client import KiteClient
-from shared.kite.sessions import put_session, vault_for
-from tests.helpers import eventually, running, stack_settings, wait_health
-from tests.simkit import login
-
-USER = "DEMO01"
-
-
-def signal(sid, side="BUY", qty=2, intent="entry", stop=None, target=None, symbol="INFY", token=408065):
-    return m.Signal(id=sid, user_id=USER, strategy_id="test-1", strategy="manual", exchange=m.Exchange.NSE,
-                    tradingsymbol=symbol, instrument_token=token, transaction_type=m.TransactionType(side),
-                    quantity=qty, product=m.Product.MIS, order_type=m.OrderType.MARKET, stop_loss=stop, target=target,
-                    intent=intent, created_at=time.time_ns())
-
-
-@pytest.fixture
-async def stack(bus, sim, data_dir):
-    sim.reset_faults()
-    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
-    sim.admin("price", {"underlying": "NIFTY", "price": 26000.0})
-    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, group_fill_timeout=3.0,
-                              reconcile_interval=1.0, positions_interval=1.0)
-    token = login(sim)
-    await put_session(bus, vault_for(settings), USER, sim.api_key, token)
-    async with running(execution_main, settings):
-        await wait_health(bus, "execution")
-        yield settings, Journal(data_dir / "journal.db"), KiteClient(sim.api_key, token, root=sim.root)
-    sim.admin("price", {"underlying": "INFY", "price": None})
-    sim.admin("price", {"underlying": "NIFTY", "price": None})
+from tests.execution_worker.kit import USER, signal
+from tests.helpers import eventually
 
 
 async def test_signal_to_orders_fills_stop_loss_and_no_duplicates(bus, sim, stack):

@@ -1,0 +1,31 @@
+"""The execution worker's test stack: a real nats-server, the session's kite_sim and the worker
+running in this event loop against a fresh data dir, with DEMO01's broker session in KV."""
+
+import pytest
+
+from execution_worker.journal import Journal
+from execution_worker.main import amain as execution_main
+from shared.kite.client import KiteClient
+from shared.kite.sessions import put_session, vault_for
+from tests.execution_worker.kit import USER
+from tests.helpers import running, stack_settings, wait_health
+from tests.simkit import login
+
+
+@pytest.fixture
+async def stack(bus, sim, data_dir):
+    sim.reset_faults()
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    sim.admin("price", {"underlying": "NIFTY", "price": 26000.0})
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, group_fill_timeout=3.0,
+                              reconcile_interval=1.0, positions_interval=1.0)
+    token = login(sim)
+    await put_session(bus, vault_for(settings), USER, sim.api_key, token)
+    kite = KiteClient(sim.api_key, token, root=sim.root)
+    async with running(execution_main, settings):
+        await wait_health(bus, "execution")
+        yield settings, Journal(data_dir / "journal.db"), kite
+    await kite.aclose()
+    sim.reset_faults()
+    sim.admin("price", {"underlying": "INFY", "price": None})
+    sim.admin("price", {"underlying": "NIFTY", "price": None})

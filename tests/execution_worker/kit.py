@@ -1,0 +1,38 @@
+"""Builders shared by the execution worker's end-to-end tests (real messages, nothing mocked)."""
+
+from __future__ import annotations
+
+import time
+
+from shared import messages as m
+
+USER = "DEMO01"
+
+
+def signal(sid, side="BUY", qty=2, intent="entry", stop=None, target=None, symbol="INFY", token=408065,
+           user=USER, strategy_id="test-1"):
+    return m.Signal(id=sid, user_id=user, strategy_id=strategy_id, strategy="manual", exchange=m.Exchange.NSE,
+                    tradingsymbol=symbol, instrument_token=token, transaction_type=m.TransactionType(side),
+                    quantity=qty, product=m.Product.MIS, order_type=m.OrderType.MARKET, stop_loss=stop, target=target,
+                    intent=intent, created_at=time.time_ns())
+
+
+def option_leg(inst, side, hedge, lots=1, order_type=m.OrderType.MARKET, price=0):
+    return m.Leg(exchange=m.Exchange.NFO, tradingsymbol=inst.tradingsymbol, instrument_token=inst.instrument_token,
+                 transaction_type=m.TransactionType(side), quantity=inst.lot_size * lots, lot_size=inst.lot_size,
+                 order_type=order_type, price=price, is_hedge=hedge, option_type=inst.instrument_type,
+                 strike=int(inst.strike * 100), expiry=inst.expiry.isoformat())
+
+
+async def nifty_chain(kite, option_type="CE"):
+    """Strike → Instrument of NIFTY's second expiry (not expiring today: every leg has value)."""
+    instruments = [i for i in await kite.instruments("NFO") if i.name == "NIFTY" and i.instrument_type == option_type]
+    expiry = sorted({i.expiry for i in instruments})[1]
+    return {i.strike: i for i in instruments if i.expiry == expiry}
+
+
+def group_tag_digest(group_id: str) -> str:
+    """The part of every kta tag of a group's orders that names the group."""
+    from execution_worker.orders import make_tag
+
+    return make_tag(group_id, "entry")[1:15]
