@@ -1,0 +1,219 @@
+"""Every fault kite_sim offers through ``/sim/faults`` (and its other admin controls), injected into a
+real sim process and observed from the outside: added latency, 429s (Kite's per-endpoint limits and
+forced ones), rejects of the next N orders with a chosen reason, partial-fill-then-cancel, held fills,
+dropped ticker connections (on demand and periodically), malformed ticker frames and expired sessions.
+Each one also shows up in the sim's log."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from shared.kite import codec
+from tests.kite_sim.kit import sim_log, wait_for
+from tests.simkit import login, start_sim
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("faults")
+
+
+@pytest.fixture(scope="module")
+def sim(sim_dir):
+    s = start_sim(sim_dir, seed=5, speed=60.0)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def token(sim):
+    return login(sim)
+
+
+@pytest.fixture
+def api(sim, token):
+    sim.reset_faults()
+    with httpx.Client(base_url=sim.root, headers={"X-Kite-Version": "3",
+                                                  "Authorization": f"token {sim.api_key}:{token}"}) as c:
+        yield c
+    sim.reset_faults()
+
+
+def ok_call(api: httpx.Client, method: str, path: str, **kw) -> dict:
+    """A call that must succeed, waiting out Kite's per-second limits (a 429 is retried)."""
+    return wait_for(lambda: _answer(api.request(method, path, **kw)), 10, f"{method} {path}")
+
+
+def _answer(r: httpx.Response):
+    if r.status_code == 429:
+        return None
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def place(api, qty=1, **extra) -> str:
+    form = {"exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY", "quantity": qty,
+            "product": "MIS", "order_type": "MARKET", "market_protection": 3, **extra}
+    return ok_call(api, "POST", "/orders/regular", data=form)["order_id"]
+
+
+def last(api, oid: str) -> dict:
+    return ok_call(api, "GET", f"/orders/{oid}")[-1]
+
+
+def test_admin_api_is_off_without_the_flag(tmp_path):
+    plain = start_sim(tmp_path, admin=False)
+    try:
+        assert httpx.post(f"{plain.root}/sim/faults", json={"reject_next": 1}).status_code == 404
+        assert httpx.get(f"{plain.root}/sim/health").json()["ok"] is True
+    finally:
+        plain.stop()
+
+
+def test_unknown_fault_field_is_a_400_naming_it(sim):
+    r = httpx.post(f"{sim.root}/sim/faults", json={"explode": 1})
+    assert r.status_code == 400 and "explode" in r.text
+
+
+def test_added_latency(sim, api):
+    ok_call(api, "GET", "/user/profile")
+    sim.faults(latency_ms=400)
+    started = time.monotonic()
+    ok_call(api, "GET", "/user/profile")
+    assert time.monotonic() - started >= 0.4  # a lower bound: the fault adds at least this much
+
+
+def test_forced_429_then_recovery(sim, api):
+    sim.faults(rate_limit_next=2)
+    codes = [api.get("/user/profile").status_code for _ in range(3)]
+    assert codes == [429, 429, 200]
+    sim.faults(rate_limit_next=1)
+    r429 = api.get("/user/profile")
+    assert r429.json() == {"status": "error", "message": "Too many requests", "data": None,
+                           "error_type": "NetworkException"}
+    assert sim.admin("faults", {})["counts"]["rate_limited"] >= 3
+
+
+@pytest.mark.parametrize("path, limit", [("/quote?i=NSE:INFY", 1), ("/user/profile", 10)])
+def test_kites_per_endpoint_limits(api, path, limit):
+    """Kite allows 1 quote and 10 other requests a second per api_key: a burst gets 429s, and no calendar
+    second ever has more successes than the limit."""
+    ok_per_second: Counter[int] = Counter()
+    statuses = []
+    for _ in range(limit * 3 + 3):
+        r = api.get(path)
+        statuses.append(r.status_code)
+        if r.status_code == 200:
+            ok_per_second[int(time.time())] += 1
+    assert set(statuses) <= {200, 429} and 429 in statuses and 200 in statuses
+    assert max(ok_per_second.values()) <= limit
+
+
+def test_reject_next_n_orders_with_a_reason(sim, api):
+    sim.faults(reject_next=2, reject_reason="RMS:Blocked for trading: circuit limit")
+    a, b, c = place(api), place(api), place(api)
+    for oid in (a, b):
+        row = last(api, oid)
+        assert (row["status"], row["status_message"]) == ("REJECTED", "RMS:Blocked for trading: circuit limit")
+    assert last(api, c)["status"] == "COMPLETE"
+    assert sim.admin("faults", {})["reject_next"] == 0
+
+
+def test_partial_fill_then_cancel(sim, api):
+    sim.faults(partial_then_cancel_next=1)
+    oid = place(api, qty=10)
+    row = last(api, oid)
+    assert row["status"] == "CANCELLED"
+    assert 0 < row["filled_quantity"] < 10 and row["filled_quantity"] + row["cancelled_quantity"] == 10
+    trades = ok_call(api, "GET", f"/orders/{oid}/trades")
+    assert sum(t["quantity"] for t in trades) == row["filled_quantity"]
+    assert last(api, place(api, qty=10))["status"] == "COMPLETE"  # only the next N
+
+
+def test_hold_fills_keeps_marketable_orders_open(sim, api):
+    sim.faults(hold_fills=True)
+    oid = place(api)
+    assert last(api, oid)["status"] == "OPEN"
+    sim.faults(hold_fills=False)
+    wait_for(lambda: last(api, oid)["status"] == "COMPLETE", 10, "fill after release")
+
+
+def _ws(sim, token):
+    return connect(f"{sim.ws_root}?api_key={sim.api_key}&access_token={token}", open_timeout=10)
+
+
+def _closed_within(ws, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            ws.recv(timeout=max(0.05, deadline - time.monotonic()))
+        except ConnectionClosed as e:
+            return e.rcvd.code if e.rcvd else -1
+        except TimeoutError:
+            break
+    raise AssertionError("the sim did not drop the connection")
+
+
+def test_drop_ticker_connections_on_demand_and_periodically(sim, token, api, sim_dir):
+    with _ws(sim, token) as ws:
+        ws.recv(timeout=5)  # a heartbeat or a frame: the connection is live
+        assert sim.admin("drop_ws")["dropped"] >= 1
+        assert _closed_within(ws, 5) == 1001
+    sim.faults(drop_ws_every=0.5)
+    with _ws(sim, token) as ws:
+        assert _closed_within(ws, 10) == 1001
+    sim.faults(drop_ws_every=0.0)
+    assert "dropped" in sim_log(sim_dir)
+
+
+def test_malformed_frames(sim, token, api):
+    with _ws(sim, token) as ws:
+        ws.send(json.dumps({"a": "subscribe", "v": [408065]}))
+        sim.faults(malformed_next=1)
+        deadline = time.monotonic() + 10
+        bad = None
+        while bad is None and time.monotonic() < deadline:
+            frame = ws.recv(timeout=5)
+            if isinstance(frame, bytes):
+                try:
+                    codec.decode_frame(frame)
+                except codec.CodecError:
+                    bad = frame
+        assert bad is not None, "no malformed frame arrived"
+        good = ws.recv(timeout=5)  # the connection carries on with proper frames
+        assert isinstance(good, bytes)
+        assert all(t.instrument_token == 408065 for t in codec.decode_frame(good))
+
+
+def test_ticker_refuses_bad_tokens_and_reports_bad_messages(sim, token):
+    with pytest.raises(Exception):  # noqa: B017 - the upgrade itself is refused
+        with connect(f"{sim.ws_root}?api_key={sim.api_key}&access_token=wrong", open_timeout=5) as ws:
+            ws.recv(timeout=5)
+    with _ws(sim, token) as ws:
+        ws.send("not json")
+        msg = wait_for(lambda: next((m for m in [ws.recv(timeout=5)] if isinstance(m, str)), None), 10, "error")
+        assert json.loads(msg)["type"] == "error"
+
+
+def test_expire_sessions(sim, api, sim_dir):
+    token = login(sim)
+    headers = {"Authorization": f"token {sim.api_key}:{token}", "X-Kite-Version": "3"}
+    assert sim.admin("expire_sessions")["expired"] >= 1
+    r = httpx.get(f"{sim.root}/user/profile", headers=headers)
+    assert r.status_code == 403 and r.json()["error_type"] == "TokenException"
+
+
+def test_every_fault_is_logged(sim_dir):
+    log = sim_log(sim_dir)
+    for needle in ("faults set", "fault: 429", "REJECTED", "Partially filled", "dropped", "malformed",
+                   "expired", "429: GET /quote"):
+        assert needle in log, needle
