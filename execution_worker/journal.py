@@ -20,6 +20,7 @@ import msgspec
 from sqlite_utils import Database
 
 from execution_worker.journal_schema import INDEXES, SCHEMA, defaults
+from shared import metrics
 from shared.messages import OrderEvent, OrderRequest, Signal, SignalGroup
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -92,6 +93,7 @@ class Journal:
             },
             ignore=True,
         )
+        metrics.signal(decision)
         return True
 
     def signal_decision(self, signal_id: str) -> str | None:
@@ -191,6 +193,7 @@ class Journal:
                 "payload": msgspec.json.encode(ev).decode(),
             }
         )
+        metrics.order_status(status)
         row = self.order_by_tag(ev.tag) if ev.tag else None
         row = row or self.order_by_id(ev.order_id)
         if row is not None:
@@ -279,6 +282,7 @@ class Journal:
             {"user_id": user_id, "day": self.today(), "ts": self._now(), "code": code, "message": message,
              "signal_id": signal_id, "state": state}
         )
+        metrics.reject(code)
 
     def risk_events(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
         return self._rows("risk_events", user_id, day, "id", limit)

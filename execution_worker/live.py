@@ -18,7 +18,7 @@ from execution_worker.positions import from_broker
 from execution_worker.reconcile import reconcile
 from execution_worker.risk import RiskManager, flatten_plan
 from shared import messages as m
-from shared import subjects
+from shared import metrics, subjects
 from shared.bus import Bus
 from shared.config import Settings
 from shared.kite import errors
@@ -137,6 +137,7 @@ class Desks:
                 await desk.place(tagged)
 
     async def publish_risk(self, state: m.RiskState) -> None:
+        metrics.kill_switch(state.user_id, state.state)
         await self.bus.publish(subjects.risk(state.user_id), state)
 
     async def end_of_day(self, desk: Desk) -> None:

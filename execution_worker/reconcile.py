@@ -11,6 +11,7 @@ import msgspec
 
 from execution_worker import orders as o
 from execution_worker.engine import Desk
+from shared import metrics
 from shared.kite import errors
 
 log = logging.getLogger("kta.reconcile")
@@ -62,5 +63,7 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
             if row.get("order_id"):
                 await desk.cancel(row)
                 result.cancelled += 1
+    if result.mismatched:
+        metrics.RECONCILE_MISMATCHES.inc(result.mismatched)
     log.info("reconciled %s", msgspec.to_builtins(result), extra={"user_id": desk.user_id})
     return result

@@ -323,7 +323,7 @@ class Bus:
             while not self._stopping and not stopped():
                 try:
                     msgs = await psub.fetch(batch, timeout=1.0)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch
                     continue
                 except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
                     raise

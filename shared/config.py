@@ -75,6 +75,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     # metrics
     metrics_port: Port = 0  # 0 = off for workers
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
 
     @property
     def data_path(self) -> Path:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -67,8 +68,12 @@ def feed_subject(pattern: str, p: int) -> str:
     return f"{pattern}.{p}"
 
 
+_instances = itertools.count(1)
+
+
 def instance_name() -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{os.getpid()}")
+    """Unique per worker object: host, pid and a counter (tests run several workers in one process)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{os.getpid()}-{next(_instances)}")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from shared import log as kta_log
 from shared import messages as m
+from shared import metrics
 from shared import subjects
 from shared.bus import Bus
 from shared.config import Settings
@@ -42,6 +43,11 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
     bus = await Bus.connect(settings.nats_url, service, replicas=settings.nats_replicas)
     await bus.ensure_streams()
     worker = await start(bus, settings)
+    metrics.track(service, worker.status)
+    exporter = None
+    if settings.metrics_port:
+        exporter = metrics.serve(settings.metrics_port, settings.metrics_host)
+        bus.spawn(metrics.poll_lag(bus), name="nats-lag")
 
     def snapshot(state: str = "ready") -> m.WorkerStatus:
         info = worker.status()
@@ -71,6 +77,10 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
     except Exception as e:  # noqa: BLE001
         log.warning("close: %r", e)
     await bus.close()
+    metrics.untrack(service)
+    if exporter is not None:
+        exporter.shutdown()
+        exporter.server_close()
 
 
 def run(service: str, settings: Settings, start: Start) -> None:
