@@ -104,6 +104,9 @@ class Order(Struct, kw_only=True):
     tags: list[str] = field(default_factory=list)
     guid: str | None = None
     meta: Any = None
+    validity_ttl: int = 0
+    auction_number: str | None = None
+    terminal_id: str | None = None
 
 
 class Trade(Struct, kw_only=True):
@@ -159,6 +162,16 @@ class Positions(Struct, kw_only=True):
     day: list[Position] = field(default_factory=list)
 
 
+class HoldingMTF(Struct, kw_only=True):
+    """The margin-trading-facility part of a holding."""
+
+    quantity: int = 0
+    used_quantity: int = 0
+    average_price: float = 0
+    value: float = 0
+    initial_margin: float = 0
+
+
 class Holding(Struct, kw_only=True):
     tradingsymbol: str
     exchange: str
@@ -179,6 +192,12 @@ class Holding(Struct, kw_only=True):
     pnl: float = 0
     day_change: float = 0
     day_change_percentage: float = 0
+    price: float = 0
+    authorised_date: str | None = None
+    authorisation: dict[str, Any] = field(default_factory=dict)
+    collateral_type: str = ""
+    discrepancy: bool = False
+    mtf: HoldingMTF = field(default_factory=HoldingMTF)
 
 
 class Instrument(Struct, kw_only=True):

@@ -38,6 +38,8 @@ def http_server(respond: Callable[[http.server.BaseHTTPRequestHandler], tuple[in
         protocol_version = "HTTP/1.1"
 
         def _any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.body = self.rfile.read(length) if length else b""  # drained: the connection is kept alive
             seen.append((self.client_address[0], self.command, self.path))
             status, ctype, body = respond(self)
             self.send_response(status)
@@ -65,8 +67,7 @@ def http_server(respond: Callable[[http.server.BaseHTTPRequestHandler], tuple[in
 
 def forward_to(handler: http.server.BaseHTTPRequestHandler) -> tuple[int, str, bytes]:
     """A plain-HTTP forward proxy: the request line carries the absolute URL of the target."""
-    length = int(handler.headers.get("Content-Length") or 0)
-    body = handler.rfile.read(length) if length else None
+    body = handler.body or None
     headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "proxy-connection", "connection")}
     r = httpx.request(handler.command, handler.path, headers=headers, content=body, timeout=10)
     return r.status_code, r.headers.get("content-type", "application/json"), r.content
