@@ -53,7 +53,7 @@ def normalised(t: Tick) -> Tick:
     return t
 
 
-@settings(max_examples=300, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ticks(), min_size=1, max_size=8))
 def test_encode_decode_round_trip(batch):
     frame = codec.encode_frame([codec.encode_packet(t) for t in batch])
@@ -84,7 +84,7 @@ def as_official(t: Tick) -> dict:
     return d
 
 
-@settings(max_examples=300, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ticks(), min_size=1, max_size=8))
 def test_decode_agrees_with_official_parse_binary(batch):
     frame = codec.encode_frame([codec.encode_packet(t) for t in batch])
@@ -128,7 +128,7 @@ def test_divisors_follow_segment():
     assert codec.decode_packet(codec.encode_packet(Tick(256265, "ltp", False, 24500.05))).tradable is False
 
 
-@settings(max_examples=50, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ticks().filter(lambda t: t.mode == "quote" and t.tradable), min_size=1, max_size=30))
 def test_uniform_quote_frames_take_the_fast_path_and_agree(batch):
     frame = codec.encode_frame([codec.encode_packet(t) for t in batch])
