@@ -67,6 +67,8 @@ class InstrumentCache:
             else:
                 continue
             rank = 0 if inst.segment == "INDICES" else _KIND_RANK.get(inst.instrument_type, 4)
+            if rank >= 2 and symbol != q:
+                score += 1  # a derivative matched by its underlying's name ranks below the underlying itself
             hits.append((score, rank, symbol, inst))
         hits.sort(key=lambda h: (h[0], h[1], len(h[2]), h[2]))
         return [h[3] for h in hits[:limit]]

@@ -207,6 +207,10 @@ class Trading:
         tokens = await self.resolve(user_id, symbols)
         if not tokens:
             raise TradingError(400, "pick at least one symbol to trade", "symbols")
+        health = await self.worker_health()
+        down = [s for s in LIVE_SERVICES if not health.get(s)]
+        if down:
+            raise TradingError(503, f"not started: the {', '.join(down)} worker(s) are not running")
         replies = await self.live_command(user_id, m.StartLive(tokens=tokens, mode=tick_mode))
         missing = [s for s in LIVE_SERVICES if s not in replies]
         errors = [r for r in replies.values() if isinstance(r, m.Error)]
