@@ -59,6 +59,7 @@ class StrategyContext:
         self.by_symbol = {f"{i.exchange}:{i.tradingsymbol}": i for i in instruments}
         self.last_ticks = last_ticks
         self.clock = clock  # exchange time (epoch s) of the latest tick seen
+        self._futures: dict[tuple, Instrument | None] = {}
         self._ids = itertools.count(1)
         self._id_prefix = f"{time.time_ns():x}"
 
@@ -70,8 +71,14 @@ class StrategyContext:
         return t.last_price if t else None
 
     def nearest_future(self, name: str) -> Instrument | None:
-        futs = [i for i in self.instruments if i.name == name and i.instrument_type == "FUT" and i.expiry]
-        return min(futs, key=lambda i: i.expiry) if futs else None
+        """Cached per instrument list: strategies ask on every bar, and Kite's list is ~100k rows."""
+        if len(self._futures) > 64:  # lists replaced over time: forget the old ones
+            self._futures.clear()
+        key = (id(self.instruments), len(self.instruments), name)
+        if key not in self._futures:
+            futs = [i for i in self.instruments if i.name == name and i.instrument_type == "FUT" and i.expiry]
+            self._futures[key] = min(futs, key=lambda i: i.expiry) if futs else None
+        return self._futures[key]
 
     def underlying_name(self, token: int) -> str:
         inst = self.by_token.get(token)
