@@ -128,9 +128,11 @@ async def test_kite_callback_refuses_another_users_kite_account(gateway, gw_sim)
         assert r.status_code == 400 and "status" in r.text
 
 
-async def test_a_missing_worker_is_a_503_in_words(gateway):
+async def test_a_missing_worker_is_a_503_in_words(gateway, bus):
+    await wait_health(bus, "gateway")  # the gateway answers its health subject like every worker
     a, csrf = await login(gateway)
     async with aclosing(a):
+        assert (await a.get("/schema/openapi.json")).json()["info"]["title"] == "kta gateway"
         r = await a.get("/api/strategies")
         assert r.status_code == 503 and re.search(r"strategy worker is not answering", r.json()["detail"])
         r = await a.post("/api/live/start", headers={"X-CSRF-Token": csrf}, json={"symbols": [408065]})
