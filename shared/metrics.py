@@ -28,6 +28,7 @@ KILL_SWITCH = Gauge("kta_kill_switch_state", "Kill switch per user: 0 active, 1 
 SSE_CLIENTS = Gauge("kta_sse_clients", "Browser event streams open on this gateway")
 NATS_LAG = Gauge("kta_nats_consumer_pending", "Messages in a JetStream consumer not yet delivered",
                  ["stream", "consumer"])
+NATS_CONNECTED = Gauge("kta_nats_connected", "1 while this process's NATS connection is up", ["service"])
 NATS_ACK_PENDING = Gauge("kta_nats_consumer_ack_pending", "Messages delivered but not yet acknowledged",
                          ["stream", "consumer"])
 

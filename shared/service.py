@@ -44,6 +44,7 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
     await bus.ensure_streams()
     worker = await start(bus, settings)
     metrics.track(service, worker.status)
+    metrics.NATS_CONNECTED.labels(service).set_function(lambda: float(bus.nc.is_connected))
     exporter = None
     if settings.metrics_port:
         exporter = metrics.serve(settings.metrics_port, settings.metrics_host)

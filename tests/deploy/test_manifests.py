@@ -1,0 +1,136 @@
+"""deploy/ parses, runs only real ``kta`` subcommands and sets only settings kta knows — read from
+the files themselves, so a renamed setting or subcommand fails here before it fails in a cluster."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from cryptography.fernet import Fernet
+
+from shared import cli
+from shared.config import ENV_PREFIX, FIELDS, load
+from tests.deploy import manifests as mf
+
+ENVIRON = {"KTA_SECRET_KEY": Fernet.generate_key().decode()}
+
+
+def known(key: str) -> bool:
+    return key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in FIELDS
+
+
+def assert_kta_command(args: list[str]) -> None:
+    ns = cli.parser().parse_args(args)  # argparse exits on an unknown subcommand or flag
+    assert ns.command in ("gateway", "worker", "sim"), args
+
+
+def test_compose_services_run_kta_subcommands_with_known_settings():
+    doc = mf.compose(ENVIRON)
+    services = doc["services"]
+    kta = {name: svc for name, svc in services.items() if mf.is_kta(svc)}
+    assert {tuple(svc["command"][:2]) for svc in kta.values()} == {
+        ("gateway",), ("worker", "ticker"), ("worker", "strategy"), ("worker", "execution"), ("sim", "--redirect-url")}
+    for name, svc in kta.items():
+        assert_kta_command(svc["command"])
+        env = mf.env_of(svc)
+        unknown = [k for k in env if not known(k)]
+        assert not unknown, f"{name} sets unknown settings {unknown}"
+        load(environ=env)  # every value validates (types, ranges)
+        assert svc["restart"] == "unless-stopped" and svc["healthcheck"]["test"]
+    replicas = {name: svc.get("deploy", {}).get("replicas", 1) for name, svc in kta.items()}
+    assert replicas["strategy"] == 2 and replicas["execution"] == 2 and replicas["ticker"] == 1
+    for name in ("strategy", "execution", "ticker", "gateway"):
+        env = mf.env_of(kta[name])
+        assert env["KTA_NATS_REPLICAS"] == "3" and env["KTA_NATS_URL"].count("nats://") == 3
+
+
+def test_compose_nats_cluster_profiles_and_volumes():
+    doc = mf.compose(ENVIRON)
+    services = doc["services"]
+    nats = {n: s for n, s in services.items() if str(s.get("image", "")).startswith("nats:")}
+    assert len(nats) == 3
+    conf = (mf.DEPLOY / "nats" / "nats.conf").read_text()
+    assert "jetstream" in conf and all(f"nats-route://{n}:6222" in conf for n in nats)
+    for svc in nats.values():
+        assert svc["healthcheck"] and svc["restart"] == "unless-stopped"
+        assert any(v.startswith("./nats/nats.conf:") for v in svc["volumes"])
+    assert services["kite-sim"]["profiles"] == ["paper"]  # live runs without the paper broker
+    for name, svc in services.items():
+        if mf.is_kta(svc) and name != "kite-sim":
+            assert set(svc["profiles"]) == {"paper", "live"}
+            assert svc["depends_on"]["kite-sim"]["required"] is False
+        for volume in svc.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            assert source.startswith("./") or source in doc["volumes"], f"{name}: undeclared volume {source}"
+    with pytest.raises(KeyError, match="KTA_SECRET_KEY"):
+        mf.compose({})  # a deployment without the shared Fernet key does not start
+    live = mf.env_file(mf.DEPLOY / "live.env.example")
+    assert all(known(k) for k in live) and live["KTA_KITE_ROOT"] == "https://api.kite.trade"
+
+
+def test_k8s_manifests_parse_and_use_known_settings():
+    docs = mf.k8s_documents()
+    kinds = [(d["kind"], d["metadata"]["name"]) for _, d in docs if "metadata" in d]
+    kustomization = next(d for p, d in docs if p.name == "kustomization.yaml")
+    for resource in kustomization["resources"]:
+        assert (mf.K8S / resource).exists(), resource
+    deployments = {name for kind, name in kinds if kind == "Deployment"}
+    assert deployments == {"gateway", "ticker", "strategy", "execution"}
+    assert ("Service", "gateway") in kinds and ("Ingress", "gateway") in kinds
+    settings_keys = set()
+    for _, d in docs:
+        if d.get("kind") == "ConfigMap":
+            settings_keys |= set(d["data"])
+        if d.get("kind") == "Deployment":
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                assert_kta_command(c["args"])
+                settings_keys |= {e["name"] for e in c.get("env", [])}
+                refs = {next(iter(r.values()))["name"] for r in c["envFrom"]}
+                assert refs == {"kta-settings", "kta-secrets"}
+    settings_keys |= set(mf.env_file(mf.K8S / "secrets.env.example"))
+    assert [k for k in settings_keys if not known(k)] == []
+    config = next(d for _, d in docs if d.get("kind") == "ConfigMap")
+    load(environ={**config["data"], **ENVIRON})
+    assert config["data"]["KTA_NATS_REPLICAS"] == "3"
+    assert kustomization["secretGenerator"][0]["envs"] == ["secrets.env"]
+
+
+def test_ingress_is_sse_friendly_and_nats_values_cluster():
+    ingress = next(d for _, d in mf.k8s_documents() if d.get("kind") == "Ingress")
+    notes = ingress["metadata"]["annotations"]
+    assert notes["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    import yaml
+
+    values = yaml.safe_load((mf.K8S / "nats-values.yaml").read_text())
+    assert values["config"]["cluster"] == {"enabled": True, "replicas": 3}
+    assert values["config"]["jetstream"]["enabled"] and values["config"]["jetstream"]["fileStore"]["pvc"]["enabled"]
+
+
+def test_dockerfile_is_multi_stage_non_root_with_healthcheck():
+    text = (mf.DEPLOY / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert len(stages) == 2 and all(s.startswith("python:3.11-slim") for s in stages)
+    build, final = stages
+    assert "pip wheel" in build and "build-essential" in build
+    assert "build-essential" not in final and "apt-get install" not in final
+    assert re.search(r"^USER kta$", final, re.M) and "HEALTHCHECK" in final
+    assert 'ENTRYPOINT ["kta-entrypoint"]' in final
+    entry = (mf.DEPLOY / "entrypoint.sh").read_text()
+    assert entry.rstrip().endswith('exec kta "$@"')
+    ignored = (mf.DEPLOY.parent / ".dockerignore").read_text().split()
+    assert ".git" in ignored and "tests" in ignored
+    for src in re.findall(r"^COPY (\S+) ", build, re.M):
+        assert src not in ignored and (mf.DEPLOY.parent / src).exists(), src
+
+
+def test_healthcheck_finds_the_kta_service_of_the_container(tmp_path):
+    from shared import healthcheck
+
+    for pid, argv in ((1, ["/usr/bin/tini", "--", "kta-entrypoint", "worker", "execution"]),
+                      (7, ["/usr/local/bin/python", "/usr/local/bin/kta", "worker", "execution"]),
+                      (9, ["python", "-m", "shared.healthcheck"])):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    assert healthcheck.kta_command(tmp_path) == ["worker", "execution"]
+    assert healthcheck.check([], load(environ={})) is False
