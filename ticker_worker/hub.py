@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter, deque
 
 from shared import subjects
 from shared.bus import Bus
@@ -18,6 +19,7 @@ log = logging.getLogger("kta.ticker_worker")
 # Kite: 3,000 instruments per WebSocket connection, 3 connections per api_key.
 MAX_TOKENS_PER_CONNECTION = 3000
 MAX_CONNECTIONS = 3
+RECENT = 4  # published ticks remembered per token to recognise another connection's late copy
 
 
 class TokenLimitExceeded(Exception):
@@ -34,6 +36,7 @@ class UserFeed:
         self.tickers: list[Ticker] = []
         self.tasks = []
         self.home: dict[int, Ticker] = {}  # token -> the connection it is subscribed on
+        self.load: Counter[Ticker] = Counter()  # tokens placed on each connection
         self._expired = False
 
     @property
@@ -52,7 +55,7 @@ class UserFeed:
         if ticker is not None:
             return ticker
         for ticker in self.tickers:
-            if len(ticker.modes) < self.hub.max_tokens:
+            if self.load[ticker] < self.hub.max_tokens:
                 break
         else:
             if len(self.tickers) >= self.hub.max_connections:
@@ -60,11 +63,12 @@ class UserFeed:
                                          "instruments is Kite's limit per api_key")
             ticker = self._new_ticker()
         self.home[token] = ticker
+        self.load[ticker] += 1
         return ticker
 
     async def subscribe(self, tokens: list[int], mode: str) -> None:
         """Spread over connections; a token over the account's whole limit raises (nothing half-done)."""
-        free = sum(max(0, self.hub.max_tokens - len(t.modes)) for t in self.tickers) + \
+        free = sum(max(0, self.hub.max_tokens - self.load[t]) for t in self.tickers) + \
             (self.hub.max_connections - len(self.tickers)) * self.hub.max_tokens
         if len([t for t in set(tokens) if t not in self.home]) > free:
             raise TokenLimitExceeded(f"cannot subscribe {len(tokens)} more instruments: over Kite's limit")
@@ -80,6 +84,7 @@ class UserFeed:
         for token in tokens:
             ticker = self.home.pop(token, None)
             if ticker is not None:
+                self.load[ticker] -= 1
                 groups.setdefault(id(ticker), (ticker, []))[1].append(token)
         for ticker, toks in groups.values():
             await ticker.unsubscribe(toks)
@@ -96,9 +101,10 @@ class UserFeed:
         # Every connection of the user receives the same update: the msg id makes JetStream keep one.
         key = ":".join(str(order.get(k, "")) for k in ("order_id", "status", "filled_quantity",
                                                        "exchange_update_timestamp", "quantity", "price"))
-        await self.hub.bus.js_publish(subjects.order_updates(self.user_id),
-                                      BrokerOrderUpdate(user_id=self.user_id, received_at=time.time_ns(), order=order),
-                                      msg_id=key)
+        ack = await self.hub.bus.js_publish(subjects.order_updates(self.user_id), BrokerOrderUpdate(
+            user_id=self.user_id, received_at=time.time_ns(), order=order), msg_id=key)
+        if getattr(ack, "duplicate", False):
+            self.hub.duplicate_updates += 1
 
     async def on_event(self, kind: str, info: dict) -> None:
         self.hub.events[kind] = self.hub.events.get(kind, 0) + 1
@@ -131,20 +137,28 @@ class TickerHub:
         self.max_connections = max_connections
         self.feeds: dict[str, UserFeed] = {}
         self.wanted: dict[str, dict[int, str]] = {}  # user -> token -> mode
-        self._last: dict[int, tuple] = {}
+        self._recent: dict[int, deque] = {}
         self.published = 0
+        self.copies = 0  # ticks dropped as another connection's copy
+        self.duplicate_updates = 0  # order updates JetStream already had (several connections)
         self.events: dict[str, int] = {}
 
     async def publish_ticks(self, ticks: list[Tick]) -> None:
-        """Publish each tick once, even when several users' connections deliver it."""
-        last_of = self._last
+        """Publish each tick once, even when several users' connections deliver it (one of them
+        possibly a few frames behind): a tick equal to one of the token's last few published, in a
+        mode no richer, is a copy."""
+        recent_of = self._recent
         publish = self.bus.publish
         for t in ticks:
-            key = (MODE_RANK[t.mode], t.last_price, t.volume_traded, t.exchange_timestamp, t.oi)
-            last = last_of.get(t.instrument_token)
-            if last is not None and last[1:] == key[1:] and last[0] >= key[0]:
+            key = (t.last_price, t.volume_traded, t.exchange_timestamp, t.oi)
+            rank = MODE_RANK[t.mode]
+            recent = recent_of.get(t.instrument_token)
+            if recent is None:
+                recent = recent_of[t.instrument_token] = deque(maxlen=RECENT)
+            elif any(k == key and r >= rank for r, k in recent):
+                self.copies += 1
                 continue
-            last_of[t.instrument_token] = key
+            recent.append((rank, key))
             await publish(subjects.ticks(t.instrument_token), t)
             self.published += 1
 
