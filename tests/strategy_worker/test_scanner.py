@@ -19,8 +19,8 @@ from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import login
 
 IST = timezone(timedelta(hours=5, minutes=30))
-SYMBOLS = ["NSE:RELIANCE", "NSE:INFY", "NSE:TCS", "NSE:HDFCBANK", "NSE:ICICIBANK", "NSE:SBIN", "NSE:ITC",
-           "NSE:LT", "NSE:WIPRO", "NSE:TITAN", "NSE:NTPC", "NSE:ONGC"]
+SYMBOLS = ["NSE:RELIANCE", "NSE:INFY", "NSE:TCS", "NSE:HDFCBANK", "NSE:SBIN", "NSE:ITC", "NSE:LT", "NSE:WIPRO",
+           "NSE:TITAN"]
 LOOKBACK = 60
 
 
@@ -90,9 +90,9 @@ async def test_scanner_over_nats_against_an_independent_recomputation(bus, sim, 
                 assert r["matched"], r  # each row says which conditions it met
             return {r["symbol"] for r in reply.data["rows"]}
 
+        # one scan per condition (Kite paces quotes at one call a second, so they are few)
         rsi_cut = split_at_widest_gap([r["rsi"] for r in rows])
         assert await scan(rsi_below=rsi_cut) == {s for s, r in by_symbol.items() if r["rsi"] < rsi_cut}
-        assert await scan(rsi_above=rsi_cut) == {s for s, r in by_symbol.items() if r["rsi"] > rsi_cut}
         ratio_cut = max(1.0, split_at_widest_gap([r["volume_ratio"] for r in rows]))
         assert await scan(volume_spike=ratio_cut) == {s for s, r in by_symbol.items()
                                                       if r["volume_ratio"] >= ratio_cut}
@@ -100,20 +100,18 @@ async def test_scanner_over_nats_against_an_independent_recomputation(bus, sim, 
         assert await scan(near_high_pct=high_cut) == {s for s, r in by_symbol.items()
                                                       if r["pct_from_high"] <= high_cut}
         price_cut = split_at_widest_gap([r["last_price"] for r in rows])
-        assert await scan(min_price=price_cut) == {s for s, r in by_symbol.items() if r["last_price"] >= price_cut}
-        assert await scan(max_price=price_cut, rsi_below=rsi_cut) == {
-            s for s, r in by_symbol.items() if r["last_price"] <= price_cut and r["rsi"] < rsi_cut}
+        assert await scan(max_price=price_cut, rsi_above=rsi_cut) == {  # conditions combine with AND
+            s for s, r in by_symbol.items() if r["last_price"] <= price_cut and r["rsi"] > rsi_cut}
         gaps = [r["gap_pct"] for r in rows]
         if max(gaps) > 0:
             up_cut = split_at_widest_gap([g for g in gaps if g > 0] + [0.0, 0.0]) or max(gaps) / 2
             assert await scan(gap_up_pct=up_cut) == {s for s, r in by_symbol.items() if r["gap_pct"] >= up_cut}
 
-        for limit in (500, 3):
-            top = await bus.request(subject, m.Scan(symbols=SYMBOLS, rsi_below=100, lookback_days=LOOKBACK,
-                                                    sort_by="change_pct", limit=limit))
-            changes = [r["change_pct"] for r in top.data["rows"]]
-            assert changes == sorted(changes, reverse=True) and len(changes) == min(limit, len(SYMBOLS))
-            assert top.data["matched"] == len(SYMBOLS)
+        top = await bus.request(subject, m.Scan(symbols=SYMBOLS, rsi_below=100, lookback_days=LOOKBACK,
+                                                sort_by="change_pct", limit=3))
+        changes = [r["change_pct"] for r in top.data["rows"]]
+        assert changes == sorted(changes, reverse=True) and len(changes) == 3
+        assert top.data["matched"] == len(SYMBOLS)
 
         # the whole NSE equity universe when no symbols are named (quote-only: no history fetched)
         universe = await bus.request(subject, m.Scan(min_price=0, sort_by="symbol", limit=500))
