@@ -51,3 +51,23 @@ def client(sim: Sim) -> KiteConnect:
 
 def sim_log(tmp: Path) -> str:
     return (tmp / "sim.log").read_text(errors="replace")
+
+
+def start_sim_with(tmp: Path, *extra: str, seed: int = 9, speed: float = 60.0, port: int | None = None,
+                   log_name: str = "sim.log") -> Sim:
+    """Like ``tests.simkit.start_sim``, with extra ``kta sim`` flags (--snapshot, --replay, --settle ...)."""
+    import os
+    import subprocess
+    import sys
+
+    from shared import natsd
+    from tests.simkit import ROOT
+
+    port = port or natsd.free_port()
+    args = [sys.executable, "-m", "kite_sim", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed),
+            "--speed", str(speed), "--admin", *extra]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
+    log = open(tmp / log_name, "ab")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
+    return Sim(proc, port)

@@ -1,0 +1,149 @@
+"""The sim's calendar, on in-process objects with a hand-moved clock: market hours and holidays (regular
+orders refused while closed, AMOs queued and released at the open), end-of-day settlement (T+1
+holdings of CNC buys, MIS square-off, NRML carry) and option expiry (ITM exercised at the closing
+price, OTM worthless)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from kite_sim.broker import MARKET_CLOSED, Broker
+from kite_sim.clock import IST, SESSION_SECONDS, SimClock
+from kite_sim.errors import KiteError
+from kite_sim.faults import Faults
+from kite_sim.instruments import Universe
+from kite_sim.market import Market
+from kite_sim.orders import paise
+from kite_sim.settlement import settle_day
+
+USER = "CAL01"
+
+
+class ManualWall:
+    def __init__(self) -> None:
+        self.t = 2_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def buy(broker, inst, qty, product="CNC", variety="regular", side="BUY", **extra):
+    form = {"exchange": inst.exchange, "tradingsymbol": inst.tradingsymbol, "transaction_type": side,
+            "order_type": "MARKET", "market_protection": "5", "product": product, "quantity": str(qty), **extra}
+    return broker.place(USER, variety, form)
+
+
+def test_market_hours_holidays_and_amo():
+    monday, holiday = date(2026, 3, 2), date(2026, 3, 3)
+    wall = ManualWall()
+    start = datetime(2026, 3, 2, 8, 0, tzinfo=IST)
+    clock = SimClock(speed=1.0, wall=wall, hours=True, start_at=start, holidays=frozenset({holiday}))
+    market = Market(Universe(monday, frozenset({holiday})), clock, seed=3)
+    updates = []
+    broker = Broker(market, Faults(), lambda uid, o: updates.append(o))
+    broker.account(USER)
+    infy = market.universe.by_key["NSE:INFY"]
+
+    assert not clock.is_open() and clock.today() == date(2026, 2, 27)  # Monday 08:00: Friday's close stands
+    before = market.price(infy)
+    wall.t += 1800
+    assert market.price(infy) == before  # no ticks while closed
+    with pytest.raises(KiteError, match="Markets are closed"):
+        buy(broker, infy, 1)
+    amo = buy(broker, infy, 1, variety="amo")
+    assert amo.status == "AMO REQ RECEIVED" and amo.filled_quantity == 0
+    broker.modify(USER, "amo", amo.order_id, {"quantity": "2"})
+    assert amo.status == "AMO REQ RECEIVED" and amo.quantity == 2
+    broker.tick()
+    assert amo.filled_quantity == 0
+
+    wall.t += 3600 + 20 * 60  # 09:50: open
+    assert clock.is_open() and clock.today() == monday
+    broker.tick()
+    statuses = [h["status"] for h in amo.history]
+    assert statuses.index("AMO REQ RECEIVED") < statuses.index("OPEN PENDING") < statuses.index("COMPLETE")
+    assert any(u["order_id"] == amo.order_id and u["status"] == "COMPLETE" for u in updates)
+    assert buy(broker, infy, 1).status == "COMPLETE"  # regular orders trade in hours
+
+    wall.t += 6 * 3600  # 15:50: closed again
+    assert not clock.is_open()
+    with pytest.raises(KiteError, match=MARKET_CLOSED[:20]):
+        buy(broker, infy, 1)
+    wall.t += 24 * 3600  # Tuesday 15:50, a holiday; and Tuesday 10:00 is closed too
+    assert not clock.is_open() and clock.today() == monday
+    wall.t -= 6 * 3600
+    assert not clock.is_open()
+    wall.t += 24 * 3600  # Wednesday 09:50
+    assert clock.is_open() and clock.today() == date(2026, 3, 4)
+
+
+def settled_broker(day: date, **overrides):
+    wall = ManualWall()
+    clock = SimClock(speed=1.0, start_date=day, wall=wall)
+    market = Market(Universe(day), clock, seed=5)
+    market.overrides.update(overrides)
+    broker = Broker(market, Faults(), lambda uid, o: None, settle_day)
+    return broker, market, wall
+
+
+def next_day(broker, wall) -> None:
+    wall.t += SESSION_SECONDS
+    broker.tick()
+
+
+def test_cnc_buys_become_holdings_at_t_plus_1_and_intraday_positions_settle():
+    broker, market, wall = settled_broker(date(2026, 3, 2))
+    acc = broker.account(USER, 10_00_000_00)
+    infy, sbin, tcs = (market.universe.by_key[f"NSE:{s}"] for s in ("INFY", "SBIN", "TCS"))
+    fut = next(i for i in market.universe.by_token.values() if i.instrument_type == "FUT" and i.underlying == "NIFTY")
+    cnc = buy(broker, infy, 10)
+    mis = buy(broker, sbin, 20, product="MIS")
+    nrml = buy(broker, fut, fut.lot_size, product="NRML")
+    resting = broker.place(USER, "regular", {"exchange": "NSE", "tradingsymbol": "TCS", "transaction_type": "BUY",
+                                             "order_type": "LIMIT", "price": f"{market.price(tcs) * 0.9:.1f}",
+                                             "product": "CNC", "quantity": "1"})
+    assert resting.status == "OPEN"
+    wall.t += 600
+    close = {i.instrument_token: paise(market.price(i, date(2026, 3, 2), SESSION_SECONDS)) for i in (sbin, fut)}
+    cash = acc.opening_balance - cnc.filled_value - mis.filled_value - nrml.filled_value
+    next_day(broker, wall)
+
+    assert resting.status == "CANCELLED" and not acc.orders and not acc.trades  # a fresh order book
+    h = acc.holdings[infy.instrument_token]
+    assert (h.quantity, h.t1_quantity, h.average) == (0, 10, cnc.filled_value // 10)
+    assert set(acc.positions) == {(fut.instrument_token, "NRML")}
+    carried = acc.positions[(fut.instrument_token, "NRML")]
+    assert carried.overnight_quantity == fut.lot_size and carried.buy_value == fut.lot_size * close[fut.instrument_token]
+    expected = cash + 20 * close[sbin.instrument_token] + fut.lot_size * close[fut.instrument_token]
+    assert acc.opening_balance == expected  # MIS squared off and NRML marked at the close
+
+    next_day(broker, wall)
+    assert (h.quantity, h.t1_quantity) == (10, 0)  # T+1: settled into the demat holding
+
+
+@pytest.mark.parametrize("spot, itm_strike_offset", [(26000.0, -200)])
+def test_option_expiry_itm_exercised_otm_worthless(spot, itm_strike_offset):
+    expiry = date(2026, 3, 3)  # a Tuesday: NIFTY's weekly expiry
+    broker, market, wall = settled_broker(expiry, NIFTY=spot)
+    acc = broker.account(USER, 50_00_000_00)
+    chain = {(i.strike, i.instrument_type): i for i in market.universe.by_token.values()
+             if i.underlying == "NIFTY" and i.expiry == expiry}
+    itm_call = chain[(spot + itm_strike_offset, "CE")]
+    otm_call = chain[(spot + 100, "CE")]
+    itm_put_short = chain[(spot + 100, "PE")]
+    orders = [buy(broker, itm_call, itm_call.lot_size, product="NRML"),
+              buy(broker, otm_call, otm_call.lot_size, product="NRML"),
+              buy(broker, itm_put_short, itm_put_short.lot_size, product="NRML", side="SELL")]
+    assert all(o.status == "COMPLETE" for o in orders)
+    flow = -orders[0].filled_value - orders[1].filled_value + orders[2].filled_value
+    start = acc.opening_balance
+    next_day(broker, wall)
+
+    assert not acc.positions  # every expired contract is closed
+    lot = itm_call.lot_size
+    exercised = lot * paise(-itm_strike_offset) - lot * paise(100.0)  # long ITM call in, short ITM put out
+    assert acc.opening_balance == start + flow + exercised  # the OTM call expired worthless
+    with pytest.raises(KiteError, match="expired"):
+        buy(broker, itm_call, lot, product="NRML")
