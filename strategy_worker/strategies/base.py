@@ -24,6 +24,7 @@ resumes with the same position instead of entering again.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import time
@@ -117,10 +118,12 @@ class BaseStrategy:
         return []
 
     def warm_up(self, bar: Bar) -> None:
-        """Seed indicators from history without trading (default: run on_bar and drop signals)."""
-        saved = dict(self.position)
+        """Seed indicators from history without trading (default: run on_bar and drop signals).
+        Position and state are put back: history neither opens a structure that was never
+        traded nor closes one a restarted worker restored."""
+        position, state = dict(self.position), copy.deepcopy(self.state)
         self.on_bar(bar)
-        self.position = saved
+        self.position, self.state = position, state
 
     def required_tokens(self) -> set[int]:
         """Tokens whose ticks the strategy needs: its own, and what it trades them through."""

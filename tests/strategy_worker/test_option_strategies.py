@@ -302,3 +302,19 @@ def test_every_option_signal_is_a_group_never_a_loose_leg():
         out = mkt.bar(mkt.strategy(name, params), 26_030.0, 10, 0)
         assert len(out) == 1 and isinstance(out[0], SignalGroup) and len(out[0].legs) >= 2
         assert out[0].stop_loss is not None and out[0].target is not None
+
+
+def test_warm_up_on_history_neither_opens_nor_closes_a_structure():
+    mkt = Market()
+    s = mkt.strategy("iron_condor")
+    mkt.now = at(10, 0) + 299
+    history = Bar(NIFTY, "5minute", at(10, 0), 26_010.0, 26_012.0, 26_008.0, 26_010.0, 0)
+    s.warm_up(history)  # a bar in the entry window: live it would enter
+    assert s.state == {} and s.position == {}
+    entry = mkt.bar(s, 26_010.0, 10, 5)[0]
+    restarted = mkt.strategy("iron_condor")
+    restarted.restore(s.snapshot())
+    mkt.reprice(base_vol=0.03)  # live, this would hit the target and close
+    restarted.warm_up(Bar(NIFTY, "5minute", at(10, 5), 26_010.0, 26_012.0, 26_008.0, 26_010.0, 0))
+    assert restarted.state["legs"] == s.state["legs"] and restarted.position == s.position
+    assert shape(mkt.bar(restarted, 26_010.0, 10, 10)[0]) == reversed_legs(entry)
