@@ -224,7 +224,8 @@ class PagesController(Controller):
         install_names(trading)
         strategy = result.get("replies", {}).get("strategy") or {}
         names = ", ".join(p["label"] for p in picked(trading, result["tokens"]))
-        note = (f"Live on {names}: {strategy.get('strategies', 0)} strategies, "
+        count = strategy.get("strategies", 0)
+        note = (f"Live on {names}: {count} {'strategy' if count == 1 else 'strategies'}, "
                 f"{strategy.get('seeded_bars', 0)} bars seeded.")
         return partial("live_result", request, STATUS_CHANGED, note=note)
 

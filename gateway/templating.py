@@ -8,6 +8,7 @@ Filters:
 * ``inr`` — a rupee amount as Kite's REST answers carry it (float) → the same format.
 * ``price`` — a tick price in rupees → ``24,512.35`` (no symbol; ticks are rupee floats).
 * ``count`` — a quantity, volume or OI → ``12,34,567``.
+* ``price_paise`` — integer paise as a price without the symbol → ``26,123.10``.
 * ``pct`` — a percentage → ``12.34%``; ``None`` → ``–``.
 * ``ist`` — epoch seconds, epoch nanoseconds or Kite's ``yyyy-mm-dd hh:mm:ss`` → ``HH:MM:SS`` IST.
 * ``signed_class`` — ``pos`` / ``neg`` / ``""`` for green/red P&L cells.
@@ -61,6 +62,13 @@ def inr(amount: Any) -> str:
     return _format_paise(to_paise(amount), "₹")
 
 
+def price_paise(paise: Any) -> str:
+    """Integer paise as a price without the rupee sign (dense tables): ``2612310`` → ``26,123.10``."""
+    if paise is None or paise == "":
+        return DASH
+    return _format_paise(int(paise), "")
+
+
 def price(amount: Any) -> str:
     if amount is None or amount == "":
         return DASH
@@ -109,7 +117,8 @@ def signed_class(value: Any) -> str:
     return "pos" if number > 0 else "neg" if number < 0 else ""
 
 
-FILTERS = {"count": count, "rupees": rupees, "inr": inr, "price": price, "pct": pct, "ist": ist, "signed_class": signed_class}
+FILTERS = {"count": count, "rupees": rupees, "inr": inr, "price": price, "price_paise": price_paise, "pct": pct,
+           "ist": ist, "signed_class": signed_class}
 
 
 def configure(env: jinja2.Environment) -> jinja2.Environment:

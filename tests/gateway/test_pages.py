@@ -3,25 +3,13 @@ in-process and a kite_sim: what a trader sees, errors in words, forms generated 
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 import pytest
 
-from execution_worker.main import amain as execution_main
-from strategy_worker.main import amain as strategy_main
-from ticker_worker.main import amain as ticker_main
 from tests.gateway.conftest import login, serve
-from tests.helpers import running, wait_health
 from tests.simkit import request_token
-
-
-@contextlib.asynccontextmanager
-async def workers(settings, bus):
-    async with running(strategy_main, settings), running(execution_main, settings), running(ticker_main, settings):
-        for service in ("strategy", "execution", "ticker"):
-            await wait_health(bus, service)
-        yield
+from tests.stackkit import workers
 
 
 @pytest.fixture

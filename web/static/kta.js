@@ -158,7 +158,7 @@
       if (t < lastPriceTime) { return; }
       lastPriceTime = t;
       price.update({ time: t, value: parseFloat(d.ltp) });
-    } else if ((kind === "signal" || kind === "fill") && d.token === chartToken && lastPriceTime) {
+    } else if ((kind === "signal" || kind === "fill") && lastPriceTime && onChart(d.token)) {
       // Marked at the latest price point: the signal or fill happened on the tick just drawn.
       if (marked[d.key]) { return; }
       marked[d.key] = true;
@@ -170,6 +170,12 @@
         text: kind === "fill" ? (buy ? "B " : "S ") + (d.qty || "") : (buy ? "buy signal" : "sell signal"),
       });
     }
+  }
+
+  // A signal or fill belongs on the chart when it is for the charted symbol, or for an instrument
+  // that has no ticks row of its own (an index strategy trading the index future).
+  function onChart(token) {
+    return token === chartToken || !document.getElementById("tick-" + token);
   }
 
   function addPnl(tsNs, paise) {

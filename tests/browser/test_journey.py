@@ -1,0 +1,141 @@
+"""A trader's whole day in a real headless Chromium against the real stack on loopback: nats-server,
+a kite_sim at high speed, the three workers in-process and the gateway under uvicorn.
+
+Log in with the OTP (dev mode shows it), connect Kite on kite_sim's login page, add ema_crossover
+with short EMAs from the generated form, pick NIFTY 50 by active search, Start, watch ticks, a signal
+and an order arrive over SSE, Stop, read the report, log out. Every wait is on a page element."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from gateway import users
+from shared import natsd
+from tests.gateway.conftest import serve
+from tests.helpers import stack_settings
+from tests.simkit import PASSWORD, USER_ID, start_sim
+from tests.stackkit import workers
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
+SIM_SPEED = 600.0  # a 5-minute bar every half second of wall time
+
+
+@pytest.fixture
+async def stack(nats_server, tmp_path, bus):
+    port = natsd.free_port()
+    sim = start_sim(tmp_path, speed=SIM_SPEED, redirect_url=f"http://127.0.0.1:{port}/auth/kite/callback")
+    data = tmp_path / "var"
+    data.mkdir()
+    settings = stack_settings(nats_server, data, sim, gateway_port=port, env="dev")
+    users.ensure_demo_user(settings)
+    try:
+        async with workers(settings, bus), serve(settings) as gw:
+            yield gw
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+async def page():
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        context = await browser.new_context(viewport={"width": 1440, "height": 1000})
+        pg = await context.new_page()
+        pg.on("dialog", lambda dialog: dialog.accept())  # hx-confirm on Stop
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg
+        await browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+async def log_in(page: Page, url: str) -> None:
+    await page.goto(url + "/")
+    await expect(page).to_have_url(url + "/login")
+    await page.fill("input[name=zerodha_id]", USER_ID)
+    await page.fill("input[name=email]", "demo@kta.local")
+    await page.click("button[type=submit]")
+    code = await page.locator("#dev-otp").inner_text()
+    await page.fill("input[name=otp]", code)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(url + "/")
+    await expect(page.locator("#broker-pill")).to_have_text("Kite not connected")
+
+
+async def connect_kite(page: Page, url: str) -> None:
+    await page.click("text=Connect Kite")
+    await page.fill("#userid", USER_ID)
+    await page.fill("#password", PASSWORD)
+    await page.locator("#password").press("Enter")
+    await expect(page).to_have_url(url + "/")
+    await expect(page.locator("#broker-pill")).to_have_text("Kite connected")
+
+
+async def add_strategy(page: Page) -> None:
+    select = page.locator("#strategy-select")
+    if await select.input_value() != "ema_crossover":
+        async with page.expect_response("**/ui/strategies/form?*"):
+            await select.select_option("ema_crossover")
+    # the strategy worker refuses a fast EMA longer than the slow; the form says so next to the field
+    await page.fill("#param-fast", "9")
+    await page.fill("#param-slow", "8")
+    await page.click("#add-strategy")
+    await expect(page.locator("#error-fast")).to_contain_text("shorter than")
+    await expect(page.locator("#param-slow")).to_have_value("8")
+    await page.fill("#param-fast", "3")
+    await page.click("#add-strategy")
+    await expect(page.locator("#strategy-added")).to_contain_text("ema_crossover")
+    await expect(page.locator("#strategy-list tbody tr")).to_have_count(1)
+
+
+async def pick_nifty(page: Page) -> None:
+    await page.locator("#symbol-search").press_sequentially("NIFTY 5", delay=20)
+    hit = page.locator("#symbol-results li", has_text="NIFTY 50").first
+    await hit.locator("button.pick").click()
+    await expect(page.locator("#picked .chip")).to_have_text("NSE:NIFTY 50×")
+
+
+async def test_trader_journey(stack, page):
+    url = stack.url
+    await log_in(page, url)
+    await connect_kite(page, url)
+    await add_strategy(page)
+    await pick_nifty(page)
+
+    await page.click("#start")
+    await expect(page.locator("#live-note")).to_contain_text("Live on NSE:NIFTY 50", timeout=30_000)
+    await expect(page.locator("#live-pill")).to_have_text("live on 1 symbol")
+    await expect(page.locator("#sse-pill")).to_have_text("live feed")
+
+    ltp = page.locator("#ticks-body tr[data-kind=tick] td[data-k=ltp]").first
+    await expect(ltp).to_be_visible(timeout=20_000)
+    first = await ltp.inner_text()
+    await expect(ltp).not_to_have_text(first, timeout=20_000)  # the row updates in place
+    await expect(page.locator("#ticks-body td.sym").first).to_have_text("NIFTY 50")
+
+    await expect(page.locator("#signals-body tr[data-kind=signal]").first).to_be_visible(timeout=60_000)
+    await expect(page.locator("#orders-body tr[id^=order-]").first).to_be_visible(timeout=30_000)
+    await expect(page.locator("#orders-body td.status-COMPLETE").first).to_be_visible(timeout=30_000)
+    await expect(page.locator("#positions-table td.sym").first).to_contain_text("NIFTY", timeout=40_000)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    await page.click("#stop")
+    report = page.locator("#eod-report")
+    await expect(report).to_be_visible(timeout=30_000)
+    await expect(page.locator("#stop-note")).to_contain_text("Stopped")
+    await expect(page.locator("#report-orders")).not_to_have_text("0 / 0")
+    await expect(page.locator("#csv-link")).to_have_attribute("href", "/api/journal/trades.csv")
+    await expect(page.locator("#live-pill")).to_have_text("stopped")
+    await expect(page.locator("#flash")).to_be_hidden()  # no request failed along the way
+
+    await page.click("#logout")
+    await expect(page).to_have_url(url + "/login")
+    await page.goto(url + "/")
+    await expect(page).to_have_url(url + "/login")  # the session is gone

@@ -1,0 +1,110 @@
+"""SSE fragments and display filters: the same partials as the page, escaped, one line, per user."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway import fragments
+from gateway.templating import group_indian, ist, price, rupees
+from shared import messages as m
+
+USER = "AB1234"
+EVIL = '<script>alert("x")</script>'
+
+
+def tick(token: int = 256265, ltp: float = 24512.35, **kw) -> m.Tick:
+    return m.Tick(instrument_token=token, mode="quote", tradable=False, last_price=ltp, exchange_timestamp=1700000000,
+                  **kw)
+
+
+def test_rupees_use_indian_grouping_and_exact_paise():
+    assert rupees(12345678) == "₹1,23,456.78"
+    assert rupees(-5) == "-₹0.05"
+    assert rupees(100_00_000_00) == "₹1,00,00,000.00"
+    assert rupees(None) == "–"
+    assert price(24512.35) == "24,512.35"
+
+
+@given(st.integers(min_value=-10**15, max_value=10**15))
+def test_rupees_round_trip_to_the_paisa(paise):
+    text = rupees(paise)
+    assert re.fullmatch(r"-?₹(\d{1,2},)?(\d\d,)*\d{1,3}\.\d\d", text), text
+    assert Decimal(text.replace("₹", "").replace(",", "")) * 100 == paise
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_indian_groups_are_three_then_twos(n):
+    groups = group_indian(str(n)).split(",")
+    assert "".join(groups) == str(n)
+    assert len(groups[-1]) <= 3 and all(len(g) == 2 for g in groups[1:-1])
+
+
+def test_ist_reads_every_stamp_kta_carries():
+    assert ist(1700000000) == ist(1700000000 * 10**9) == "03:43:20"
+    assert ist("2026-11-24 09:15:00") == "09:15:00"
+    assert ist(0) == "–"
+
+
+def test_tick_rows_carry_ids_names_and_values_for_the_flash():
+    fragments.use_names({256265: "NIFTY 50"}.get)
+    try:
+        html = fragments.render("ticks", [tick(), tick(738561, 1500.0)], USER)
+    finally:
+        fragments.use_names(lambda token: None)
+    assert "\n" not in html
+    assert html.count("<tr ") == 2 and 'id="tick-256265"' in html and 'id="tick-738561"' in html
+    assert ">NIFTY 50<" in html and ">738561<" in html  # unknown names fall back to the token
+    assert 'data-k="ltp" data-v="24512.35">24,512.35<' in html
+
+
+def test_tick_as_the_stream_coalesces_it():
+    html = fragments.render("ticks", {"instrument_token": 5, "last_price": 10.5, "change": -1.25, "volume": 1234567,
+                                      "oi": 0, "exchange_timestamp": 1700000000}, USER)
+    assert "12,34,567" in html and 'class="num neg"' in html and "-1.25%" in html
+
+
+def test_names_and_reasons_are_escaped():
+    sig = m.Signal(id="s1", user_id=USER, strategy_id=EVIL, strategy="ema_crossover", exchange="NSE",
+                   tradingsymbol=EVIL, instrument_token=1, transaction_type="BUY", quantity=1, reason=EVIL)
+    html = fragments.render("signals", sig, USER)
+    assert "<script>" not in html and html.count("&lt;script&gt;") == 3
+    order = m.OrderEvent(user_id=USER, order_id="1", tag="t1", tradingsymbol=EVIL, status_message=EVIL)
+    assert "<script>" not in fragments.render("orders", order, USER)
+    ev = m.WorkerStatus(service="strategy", instance="i", state="degraded", detail=EVIL)
+    assert "<script>" not in fragments.render("status", ev, USER)
+
+
+def test_orders_positions_risk_and_status_fragments():
+    order = m.OrderEvent(user_id=USER, order_id="9", tag="abc", status=m.OrderStatus.COMPLETE, tradingsymbol="INFY",
+                         quantity=5, filled_quantity=5, average_price=150025, instrument_token=408065)
+    html = fragments.render("orders", msgspec.to_builtins(order), USER)  # the stream's plain dict works too
+    assert 'id="order-abc"' in html and 'data-kind="fill"' in html and "₹1,500.25" in html and "COMPLETE" in html
+
+    snap = m.PositionSnapshot(user_id=USER, ts=1700000000 * 10**9, day_pnl=-487_50, realised=-500_00,
+                              unrealised=12_50, positions=[m.Position(tradingsymbol="INFY", exchange="NSE",
+                                                                      quantity=5, average_price=150025,
+                                                                      last_price=151000, pnl=-487_50)])
+    html = fragments.render("positions", snap, USER)
+    assert 'data-day-pnl="-48750"' in html and "-₹487.50" in html and 'id="pos-NSE-INFY-MIS"' in html
+
+    risk = m.RiskState(user_id=USER, ts=1, state=m.KillSwitchState.HALTED, day_pnl=-50_000_00, reason="daily loss")
+    html = fragments.render("risk", risk, USER)
+    assert 'id="kill-switch-state">HALTED<' in html and "-₹50,000.00" in html and "100.0%" in html
+
+    gap = m.BrokerEvent(user_id=USER, kind="reconnected", ts=1700000000 * 10**9, gap_end=3_200_000_000)
+    assert "reconnected after a 3.2 s gap" in fragments.render("status", gap, USER)
+    plain = {**msgspec.to_builtins(m.BrokerEvent(user_id=USER, kind="token_expired", ts=1)), "source": "broker"}
+    assert "reconnect Kite" in fragments.render("status", plain, USER)
+
+
+def test_another_users_message_and_unknown_events_are_refused():
+    with pytest.raises(ValueError, match="not for"):
+        fragments.render("risk", m.RiskState(user_id="ZZ9999", ts=1, state=m.KillSwitchState.ACTIVE), USER)
+    with pytest.raises(ValueError, match="no fragment"):
+        fragments.render("bars", tick(), USER)
