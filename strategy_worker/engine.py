@@ -41,6 +41,7 @@ class Running:
     status: str = "active"  # active | paused | disabled
     error: str = ""
     signals: int = 0
+    warmed: bool = False  # has run the bars its series held when it was added
 
 
 @dataclass
@@ -132,6 +133,8 @@ class StrategyEngine:
         tokens = list(cmd.tokens) or list(self.users[user_id].tokens)
         strategy = registry.get(cmd.strategy)(sid, user_id, params, tokens, self.ctx)
         self.running[sid] = Running(strategy, cmd.strategy, msgspec.to_builtins(params))
+        if all(self.series.get(t) and self.series[t].bars for t in tokens):
+            self.warm(self.running[sid])  # before its first live bar (seed() warms the others)
         self._by_token = None
         self.persist(sid)
         return m.Ok(data={"strategy_id": sid})
@@ -158,6 +161,7 @@ class StrategyEngine:
         fresh = registry.get(r.name)(cmd.strategy_id, user_id, params, r.strategy.tokens, self.ctx)
         fresh.restore(snap)
         self.running[cmd.strategy_id] = Running(fresh, r.name, msgspec.to_builtins(params), r.status)
+        self.warm(self.running[cmd.strategy_id])  # new indicators: warm them on the bars so far
         self._by_token = None
         self.persist(cmd.strategy_id)
         return m.Ok(data={"strategy_id": cmd.strategy_id, "params": msgspec.to_builtins(params)})
@@ -208,36 +212,40 @@ class StrategyEngine:
             log.warning("could not subscribe strategy tokens for %s: %r", user_id, e)
 
     async def seed(self, user_id: str) -> int:
-        """Warm each strategy's indicators from historical candles (no signals while seeding)."""
-        if not self.settings.seed_days:
-            return 0
-        live = await get_session(self.bus, self.vault, user_id)
-        if live is None:
-            return 0
-        count = 0
-        # through the end of the exchange's day: a naive now() would be the host's zone, not IST
-        end = datetime.now(IST).replace(hour=23, minute=59, second=59, microsecond=0)
-        start = end - timedelta(days=self.settings.seed_days + 3)  # weekends
+        """Fill each empty series of the user's tokens from historical candles, then warm every
+        strategy of the user not yet warmed on its series (no signals while warming). Returns the
+        number of bars the user's strategies were warmed on."""
         tokens = {t for r in self.of_user(user_id) for t in r.strategy.tokens}
-        async with client_for(self.settings, live) as kite:
-            for token in tokens:
-                series = self.series_for(token)
-                if series.bars:
-                    continue
-                try:
-                    candles = await kite.historical_data(token, start, end, self.interval)
-                except Exception as e:  # noqa: BLE001
-                    log.warning("seed %s failed: %r", token, e)
-                    continue
-                bars = [m.Bar(token, self.interval, int(c.date.timestamp()), c.open, c.high, c.low, c.close, c.volume,
-                              c.oi or 0) for c in candles][-self.settings.max_bars:]
-                series.seed(bars)
-                count += len(bars)
-                for r in self.of_user(user_id):
-                    if token in r.strategy.tokens:
-                        for bar in bars:
-                            r.strategy.warm_up(bar)
-        return count
+        live = await get_session(self.bus, self.vault, user_id) if self.settings.seed_days else None
+        empty = [t for t in tokens if not self.series_for(t).bars]
+        if live is not None and empty:
+            # through the end of the exchange's day: a naive now() would be the host's zone, not IST
+            end = datetime.now(IST).replace(hour=23, minute=59, second=59, microsecond=0)
+            start = end - timedelta(days=self.settings.seed_days + 3)  # weekends
+            async with client_for(self.settings, live) as kite:
+                for token in empty:
+                    try:
+                        candles = await kite.historical_data(token, start, end, self.interval)
+                    except Exception as e:  # noqa: BLE001
+                        log.warning("seed %s failed: %r", token, e)
+                        continue
+                    self.series_for(token).seed([
+                        m.Bar(token, self.interval, int(c.date.timestamp()), c.open, c.high, c.low, c.close,
+                              c.volume, c.oi or 0) for c in candles[-self.settings.max_bars:]])
+        for r in self.of_user(user_id):
+            self.warm(r)
+        return sum(len(self.series_for(t).bars) for t in tokens)
+
+    def warm(self, r: Running) -> None:
+        """Run the bars its series already hold through a strategy that has not seen them (once):
+        a strategy added, or re-created with new params, mid-session starts warm too."""
+        if r.warmed:
+            return
+        r.warmed = True
+        for token in r.strategy.tokens:
+            series = self.series.get(token)
+            for bar in series.bars if series else ():
+                r.strategy.warm_up(bar)
 
     def stop_live(self, user_id: str, reason: str = "stopped") -> m.Ok:
         user = self.users[user_id]

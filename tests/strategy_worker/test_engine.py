@@ -233,3 +233,25 @@ async def test_start_live_seeds_history_so_indicators_are_warm_at_the_first_tick
     assert s.fast.value == pytest.approx(talib.EMA(closes, 20)[-1], rel=1e-9)
     assert s.slow.value == pytest.approx(talib.EMA(closes, 200)[-1], rel=1e-9)
     assert e.signals_published == 0  # seeding never trades
+
+
+async def test_strategies_added_or_retuned_mid_session_start_warm(bus, data_dir):
+    import numpy as np
+    import talib
+
+    e = engine_for(bus, data_dir)
+    rng = np.random.default_rng(4)
+    closes = 100 + np.cumsum(rng.normal(0, 0.5, 300))
+    e.series_for(INFY).seed([Bar(INFY, "5minute", OPEN - 300 * (300 - i), c, c + 1, c - 1, c, 100)
+                             for i, c in enumerate(closes)])
+    e.users["DEMO01"].live = True
+    e.add("DEMO01", m.AddStrategy(strategy="ema_crossover", params={"fast": 10, "slow": 50}, tokens=[INFY],
+                                  strategy_id="ema"))
+    s = e.running["ema"].strategy
+    assert s.fast.value == pytest.approx(talib.EMA(closes, 10)[-1], rel=1e-9)
+    assert s.slow.value == pytest.approx(talib.EMA(closes, 50)[-1], rel=1e-9)
+    assert await e.seed("DEMO01") == 300 and s.fast.value == pytest.approx(talib.EMA(closes, 10)[-1], rel=1e-9)
+    assert isinstance(e.update_params("DEMO01", m.UpdateParams(strategy_id="ema", params={"fast": 20})), m.Ok)
+    s = e.running["ema"].strategy
+    assert s.fast.value == pytest.approx(talib.EMA(closes, 20)[-1], rel=1e-9)
+    assert e.signals_published == 0
