@@ -134,3 +134,41 @@ async def test_out_of_range_scan_fields_are_refused_naming_the_field(bus, data_d
             raw = await bus.nc.request(subject, m.msgspec.msgpack.encode({"type": "scan", **payload}), timeout=5)
             reply = m.reply_decoder.decode(raw.data)
             assert isinstance(reply, m.Error) and reply.field == field, (payload, reply)
+
+
+def test_conditions_on_hand_built_quotes_and_candles():
+    """The conditions the live test cannot steer (gap down, near the low, volume floor), on
+    quotes and candles built by hand, with RSI from TA-Lib."""
+    from shared.kite.models import Candle, OHLCValues, Quote
+    from strategy_worker.scanner import history_conditions, history_metrics, quote_conditions, quote_metrics, sort_rows
+
+    day0 = datetime(2026, 9, 1, 9, 15, tzinfo=IST)
+    rng = np.random.default_rng(12)
+    closes = 500 * np.exp(np.cumsum(rng.normal(0, 0.02, 80)))
+    candles = [Candle(day0 + timedelta(days=i), c, c * 1.01, c * 0.99, c, int(1000 + 10 * i))
+               for i, c in enumerate(closes)]
+    prev = float(closes[-1])
+    quote = Quote(instrument_token=1, last_price=prev * 0.95, volume=5000,
+                  ohlc=OHLCValues(open=prev * 0.96, high=prev * 0.97, low=prev * 0.94, close=prev))
+    base = m.Scan(gap_down_pct=3.5, min_volume=4000, near_low_pct=50, rsi_below=100, volume_days=10)
+    row = quote_metrics("NSE:X", quote)
+    assert row["gap_pct"] == pytest.approx(-4.0) and row["change_pct"] == pytest.approx(-5.0)
+    assert quote_conditions(row, base) == ["volume ≥ 4000", "gap down -4.0%"]
+    assert quote_conditions(row, m.Scan(gap_down_pct=4.5)) is None
+    assert quote_conditions(row, m.Scan(gap_up_pct=1)) is None
+    assert quote_conditions(row, m.Scan(min_volume=5001)) is None
+    full = history_metrics(row, candles, base)
+    low = min(float((closes * 0.99).min()), prev * 0.94)
+    assert full["low_52w"] == pytest.approx(low)
+    assert full["pct_from_low"] == pytest.approx((prev * 0.95 - low) / low * 100, abs=1e-4)
+    assert full["volume_ratio"] == pytest.approx(5000 / np.mean([1000 + 10 * i for i in range(70, 80)]), abs=1e-4)
+    assert full["rsi"] == pytest.approx(talib.RSI(np.append(closes, prev * 0.95), 14)[-1], abs=1e-4)
+    assert history_conditions(full, m.Scan(near_low_pct=full["pct_from_low"] + 0.01)) is not None
+    assert history_conditions(full, m.Scan(near_low_pct=max(0.0, full["pct_from_low"] - 0.01))) is None
+    assert history_conditions(full, m.Scan(volume_spike=full["volume_ratio"] + 0.01)) is None
+    rows = [{"symbol": s, "gap_pct": g, "rsi": r, "volume_ratio": v, "change_pct": c}
+            for s, g, r, v, c in (("A", -5, 20, None, 1), ("B", 3, None, 2, -2), ("C", 1, 50, 9, 3))]
+    assert [r["symbol"] for r in sort_rows(rows, "gap_pct")] == ["A", "B", "C"]  # by size, either way
+    assert [r["symbol"] for r in sort_rows(rows, "rsi")] == ["A", "C", "B"]  # most oversold first
+    assert [r["symbol"] for r in sort_rows(rows, "volume_ratio")] == ["C", "B", "A"]  # unknown last
+    assert [r["symbol"] for r in sort_rows(rows, "change_pct")] == ["C", "A", "B"]
