@@ -56,6 +56,7 @@ class Desk:
         self.tracker = PositionTracker.from_trades(journal.trades(user_id))
         self.order_changed = asyncio.Condition()
         self.latencies_ms: list[float] = []
+        self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer
 
     def inst(self, exchange: str, tradingsymbol: str) -> Instrument | None:
         return self.instruments.get(f"{exchange}:{tradingsymbol}")
@@ -86,6 +87,16 @@ class Desk:
         row = self.journal.order_by_tag(req.tag)
         if row and row.get("order_id"):
             return row["order_id"]
+        if req.tag in self.in_flight:  # its first submit has not answered yet: never a second one
+            log.warning("order %s is already being submitted", req.tag)
+            return None
+        self.in_flight.add(req.tag)
+        try:
+            return await self._place(req, row, strategy_id)
+        finally:
+            self.in_flight.discard(req.tag)
+
+    async def _place(self, req: OrderRequest, row: dict | None, strategy_id: str) -> str | None:
         if row and row.get("state") in (o.SUBMITTING, o.UNKNOWN):
             found = await self.client.find_order_by_tag(req.tag)
             if found is not None:
@@ -114,6 +125,11 @@ class Desk:
                 validity=req.validity.value,
                 market_protection=req.market_protection if req.order_type in (OrderType.MARKET, OrderType.SL_M)
                 else None, tag=req.tag)
+        except errors.TooManyRequests as e:  # a 429 is an answer: the order was not taken
+            self.journal.update_order(req.tag, state=o.FAILED, status="REJECTED", status_message=e.message)
+            await self.publish(self.journal.order_by_tag(req.tag), o.FAILED, f"rate limited: {e.message}")
+            log.warning("order %s refused by the broker's rate limit: %s", req.tag, e.message)
+            return None
         except errors.NetworkException as e:
             self.journal.update_order(req.tag, state=o.UNKNOWN, status_message=str(e.message))
             log.warning("order %s outcome unknown: %s (reconciliation resolves it by tag)", req.tag, e.message)
@@ -125,8 +141,8 @@ class Desk:
             return None
         self.latencies_ms.append((time.perf_counter() - started) * 1000)
         self.journal.record_order(self.user_id, tag=req.tag, signal_id=req.signal_id, group_id=req.group_id,
-                                  kind=req.kind, request=req, order_id=order_id, state="PLACED")
-        await self.publish(self.journal.order_by_tag(req.tag), "PLACED")
+                                  kind=req.kind, request=req, order_id=order_id, state=o.PLACED)
+        await self.publish(self.journal.order_by_tag(req.tag), o.PLACED)
         self.bus.spawn(self.confirm(order_id), name=f"confirm:{order_id}")
         return order_id
 

@@ -53,7 +53,8 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
         else:
             result.mismatched += 1
     for row in desk.journal.open_orders(desk.user_id):  # lost submits: placed or not?
-        if row.get("state") in (o.SUBMITTING, o.UNKNOWN) and not row.get("order_id"):
+        if row.get("state") in (o.SUBMITTING, o.UNKNOWN) and not row.get("order_id") \
+                and row["tag"] not in desk.in_flight:  # a submit still awaiting its answer is not lost
             found = by_tag.get(row["tag"])
             if found is None:
                 desk.journal.update_order(row["tag"], state=o.FAILED, status_message="not found at the broker")

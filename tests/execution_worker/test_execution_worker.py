@@ -16,7 +16,8 @@ async def test_signal_to_orders_fills_stop_loss_and_no_duplicates(bus, sim, stac
     await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
     await bus.js.publish(subjects.signals(USER), m.encode(sig))  # a redelivery (no dedupe header)
     rows = await eventually(lambda: [r for r in journal.orders_of_signal(sig.id) if r.get("order_id")] if
-                            len(journal.orders_of_signal(sig.id)) == 3 else None, what="entry, SL and target")
+                            sum(bool(r.get("order_id")) for r in journal.orders_of_signal(sig.id)) == 3 else None,
+                            what="entry, SL and target")
     by_kind = {r["kind"]: r for r in rows}
     assert by_kind["entry"]["status"] == "COMPLETE" and by_kind["entry"]["filled_quantity"] == 2
     sl, tgt = by_kind["stop_loss"], by_kind["target"]
@@ -66,12 +67,14 @@ async def test_group_with_a_rejected_leg_rolls_back_flat(bus, sim, stack):
     group = m.SignalGroup(id="grp-1", user_id=USER, strategy_id="spread-1", strategy="bear_call_spread",
                           structure="bear_call_spread", underlying="NIFTY",
                           legs=[leg(short, "SELL", False), leg(wing, "BUY", True)])
-    # the hedge (bought first) fills; the short leg is rejected by the RMS
-    sim.faults(reject_next=0)
+    # the hedge (bought first) fills; the short leg is rejected by the RMS. The hedge rests unfilled
+    # until the reject is armed, so the reject cannot hit it
+    sim.faults(reject_next=0, hold_fills=True)
     before = {p.tradingsymbol: p.quantity for p in (await kite.positions()).net}
     await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
-    await eventually(lambda: journal.orders_of_group(group.id), what="first leg placed")
-    sim.faults(reject_next=1, reject_reason="RMS:Margin Exceeds")
+    await eventually(lambda: any(r.get("order_id") for r in journal.orders_of_group(group.id)),
+                     what="first leg placed")
+    sim.faults(reject_next=1, reject_reason="RMS:Margin Exceeds", hold_fills=False)
     state = await eventually(lambda: (journal.group(group.id) or {}).get("state") in
                              ("rolled_back", "needs_attention", "completed") and journal.group(group.id)["state"],
                              timeout=30, what="group finished")

@@ -1,0 +1,88 @@
+"""The execution worker as a real process, SIGKILLed in the middle of a stream of signals and started
+again: no signal is lost (each has its decision in the journal) and no order is placed twice (the
+broker's order book has at most one order per tag, and every accepted signal has its one order)."""
+
+import os
+import signal as signals
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from execution_worker.journal import Journal
+from execution_worker.orders import is_terminal, make_tag
+from shared import subjects
+from shared.config import to_env
+from shared.kite import errors
+from shared.kite.client import KiteClient
+from shared.kite.sessions import put_session, vault_for
+from tests.execution_worker.kit import USER, signal
+from tests.helpers import eventually, stack_settings, wait_health
+from tests.simkit import login
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 24
+
+
+def spawn(settings, log_path: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | to_env(settings)
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "execution"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+async def test_sigkill_mid_stream_loses_no_signal_and_duplicates_no_order(bus, sim, data_dir, tmp_path):
+    sim.reset_faults()
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, reconcile_interval=1.0,
+                              positions_interval=1.0)
+    token = login(sim)
+    await put_session(bus, vault_for(settings), USER, sim.api_key, token)
+    kite = KiteClient(sim.api_key, token, root=sim.root)
+    # alternate buys and sells of one share: flat in the end, inside every risk limit
+    sigs = [signal(f"crash-{os.getpid()}-{i}", side="BUY" if i % 2 == 0 else "SELL", qty=1) for i in range(N)]
+    proc = spawn(settings, tmp_path / "worker.log")
+    try:
+        await wait_health(bus, "execution", timeout=30)
+        journal = Journal(data_dir / "journal.db")
+        sim.faults(latency_ms=150)  # every order in flight for a while: the kill lands mid-placement
+        for sig in sigs[: N // 2]:
+            await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        await eventually(lambda: sum(journal.signal_decision(s.id) is not None for s in sigs) >= 4, timeout=30,
+                         what="a few signals decided")
+        proc.send_signal(signals.SIGKILL)
+        assert proc.wait(10) == -signals.SIGKILL
+        for sig in sigs[N // 2:]:  # published while no worker runs
+            await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        sim.reset_faults()
+        decided_before_restart = sum(journal.signal_decision(s.id) is not None for s in sigs)
+        assert decided_before_restart < N, "the kill came too late to be mid-stream"
+        proc = spawn(settings, tmp_path / "worker.log")
+        await eventually(lambda: all(journal.signal_decision(s.id) is not None for s in sigs), timeout=60,
+                         what="every signal decided after the restart")
+        tags = {make_tag(s.id, "entry"): s for s in sigs}
+        accepted = [t for t, s in tags.items() if journal.signal_decision(s.id) == "accepted"]
+        assert accepted
+        await eventually(lambda: all(is_terminal((journal.order_by_tag(t) or {}).get("status") or "")
+                                     for t in accepted), timeout=30, what="every order final in the journal")
+
+        async def broker_book():  # the worker shares the api key's 10 requests/s with this test
+            try:
+                return await kite.orders()
+            except errors.TooManyRequests:
+                return None
+
+        book = Counter(o.tag for o in await eventually(broker_book, what="the order book") if o.tag in tags)
+        assert max(book.values()) == 1, book  # no order placed twice
+        assert all(book[t] == 1 for t in accepted)  # and none lost
+        for tag in book:  # the journal knows each of them by its broker id
+            assert journal.order_by_tag(tag)["order_id"]
+    finally:
+        proc.send_signal(signals.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        await kite.aclose()
+        sim.reset_faults()
+        sim.admin("price", {"underlying": "INFY", "price": None})
