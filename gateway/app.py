@@ -60,7 +60,7 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
             await b.ensure_streams()
         services.bus = b
         services.trading = Trading(b, settings)
-        services.streams = Streams(b, heartbeat, lambda user_id: services.trading.live_tokens.get(user_id, []))
+        services.streams = Streams(b, heartbeat, services.trading.live_tokens_of)
         services.logins.purge_expired()
 
     async def shutdown(app: Litestar) -> None:

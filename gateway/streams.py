@@ -18,7 +18,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,10 +170,11 @@ class UserFeed:
 class Streams:
     """Every user's feed in this gateway, opened on the first stream and closed at logout."""
 
-    def __init__(self, bus: Bus, heartbeat: float = 15.0, live_tokens: Callable[[str], list[int]] | None = None) -> None:
+    def __init__(self, bus: Bus, heartbeat: float = 15.0,
+                 live_tokens: Callable[[str], Awaitable[list[int]]] | None = None) -> None:
         self.bus = bus
         self.heartbeat = heartbeat
-        self.live_tokens = live_tokens or (lambda user_id: [])
+        self.live_tokens = live_tokens
         self.feeds: dict[str, UserFeed] = {}
         self._lock = asyncio.Lock()
 
@@ -182,7 +183,8 @@ class Streams:
             feed = self.feeds.get(user_id)
             if feed is None:
                 feed = self.feeds[user_id] = await UserFeed(self.bus, user_id).start()
-                await feed.set_ticks(self.live_tokens(user_id))
+                if self.live_tokens is not None:
+                    await feed.set_ticks(await self.live_tokens(user_id))
             return feed
 
     async def set_ticks(self, user_id: str, tokens: list[int]) -> None:

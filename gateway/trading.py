@@ -137,7 +137,7 @@ class Trading:
                 kill_switch = risk.get("state", {}).get("state", "UNKNOWN")
             except TradingError:
                 pass
-        tokens = self.live_tokens.get(user_id, [])
+        tokens = await self.live_tokens_of(user_id) if health["ticker"] else self.live_tokens.get(user_id, [])
         return {"user_id": user_id, "broker": broker, "live": bool(tokens), "live_tokens": tokens,
                 "kill_switch": kill_switch, "workers": health, "ts": time.time_ns()}
 
@@ -233,6 +233,16 @@ class Trading:
         return {"stopped": sorted(replies),
                 "missing": [s for s in LIVE_SERVICES if s not in replies],
                 "replies": {s: (r.data if isinstance(r, m.Ok) else {"error": r.message}) for s, r in replies.items()}}
+
+    async def live_tokens_of(self, user_id: str) -> list[int]:
+        """The tokens the user is live on; after a gateway restart, as the ticker worker knows them."""
+        if user_id not in self.live_tokens:
+            try:
+                data = await self.command(user_id, "ticker", m.GetStatus(), timeout=1.0)
+                self.live_tokens[user_id] = [int(t) for t in (data or {}).get("tokens", {})]
+            except TradingError:
+                return []
+        return self.live_tokens[user_id]
 
     # ---- instruments and option chains ------------------------------------------------------
 

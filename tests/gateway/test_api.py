@@ -4,6 +4,7 @@ trading calls, bad input named, two users kept apart, and a missing worker repor
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from contextlib import aclosing
 
@@ -14,6 +15,7 @@ from execution_worker.main import amain as execution_main
 from strategy_worker.main import amain as strategy_main
 from ticker_worker.main import amain as ticker_main
 from tests.gateway.conftest import login
+from tests.gateway.test_sse import SSE
 from tests.helpers import running, wait_health
 
 
@@ -98,6 +100,11 @@ async def test_trading_api_end_to_end(stack, gw_sim):
         r = await a.post("/api/live/start", headers=ha, json={"symbols": ["NSE:INFY", "NIFTY 50"], "mode": "quote"})
         assert r.status_code == 200, r.text
         assert (await a.get("/api/status")).json()["live"] is True
+        async with SSE(a, "/api/stream") as stream:  # ticks of the tokens A is live on, coalesced
+            ev = await stream.next_event(20)
+            while ev[1] != "ticks":
+                ev = await stream.next_event(20)
+            assert json.loads(ev[2])["instrument_token"] in r.json()["tokens"]
         for path in ("/api/orders", "/api/positions", "/api/signals", "/api/journal", "/api/journal/summary",
                      "/api/risk/summary", "/api/execution/summary"):
             assert (await a.get(path)).status_code == 200, path
