@@ -272,6 +272,8 @@ class StrategyEngine:
         self.last_ticks[tick.instrument_token] = tick
         if tick.exchange_timestamp:
             self.exchange_now = tick.exchange_timestamp
+        if tick.oi:
+            self.ctx.track_oi(tick)
         bar = self.series_for(tick.instrument_token).on_tick(tick)
         for r in self._active_for(tick.instrument_token):
             r.strategy.last_tick = tick

@@ -46,6 +46,7 @@ from shared.messages import (
     TransactionType,
     to_paise,
 )
+from strategy_worker.options.oi import OITracker
 
 AnyOut = Signal | SignalGroup
 
@@ -61,8 +62,20 @@ class StrategyContext:
         self.last_ticks = last_ticks
         self.clock = clock  # exchange time (epoch s) of the latest tick seen
         self._futures: dict[tuple, Instrument | None] = {}
+        self.oi: dict[tuple[str, Any], OITracker] = {}  # (underlying name, expiry) -> OI by strike
         self._ids = itertools.count(1)
         self._id_prefix = f"{time.time_ns():x}"
+
+    def track_oi(self, tick: Tick) -> None:
+        """Feed an option tick's open interest to its chain's tracker (O(1))."""
+        inst = self.by_token.get(tick.instrument_token)
+        if inst is None or inst.instrument_type not in ("CE", "PE"):
+            return
+        tracker = self.oi.get((inst.name, inst.expiry))
+        if tracker is None:
+            tracker = self.oi[(inst.name, inst.expiry)] = OITracker({})
+        tracker.strike_of[tick.instrument_token] = (inst.strike, inst.instrument_type)
+        tracker.update(tick.instrument_token, tick.oi)
 
     def new_signal_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):x}"

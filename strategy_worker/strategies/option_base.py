@@ -97,6 +97,10 @@ class OptionStrategy(BaseStrategy):
             basis = abs(premium) or 1.0
             stop, target = to_paise(round(premium + self.params.stop_pct * basis, 2)), \
                 to_paise(round(premium - self.params.target_pct * basis, 2))
+        chain = self.chain()
+        oi = self.ctx.oi.get((underlying, chain.expiry)) if chain else None
+        if oi is not None and oi.total_ce:  # the chain's positioning when the structure was entered
+            metadata = {**metadata, "pcr": round(oi.pcr, 4), "max_pain": oi.max_pain()}
         group = self.group(structure or self.structure, underlying, legs, "entry", confidence, reason,
                            stop_loss=stop, target=target, metadata={**metadata, "net_premium": premium})
         self.open_structure(legs, premium)

@@ -255,3 +255,23 @@ async def test_strategies_added_or_retuned_mid_session_start_warm(bus, data_dir)
     s = e.running["ema"].strategy
     assert s.fast.value == pytest.approx(talib.EMA(closes, 20)[-1], rel=1e-9)
     assert e.signals_published == 0
+
+
+async def test_option_ticks_feed_the_chains_oi_tracker(bus, data_dir):
+    from tests.strategy_worker.test_options import sim_instruments
+
+    e = engine_for(bus, data_dir)
+    e._set_instruments(sim_instruments())
+    opts = [i for i in e.ctx.instruments if i.name == "NIFTY" and i.instrument_type in ("CE", "PE")]
+    expiry = min(i.expiry for i in opts)
+    chain = [i for i in opts if i.expiry == expiry][:6]
+    for n, inst in enumerate(chain):
+        await e.on_tick(Tick(inst.instrument_token, "full", True, 100.0, oi=1000 * (n + 1),
+                             exchange_timestamp=OPEN + n))
+    await e.on_tick(Tick(chain[0].instrument_token, "full", True, 100.0, oi=7000, exchange_timestamp=OPEN + 9))
+    tracker = e.ctx.oi[("NIFTY", expiry)]
+    ce = sum((7000 if i is chain[0] else 1000 * (n + 1)) for n, i in enumerate(chain) if i.instrument_type == "CE")
+    pe = sum(1000 * (n + 1) for n, i in enumerate(chain) if i.instrument_type == "PE")
+    assert tracker.pcr == pytest.approx(pe / ce)
+    k0 = chain[0].strike
+    assert tracker.change(k0)[0 if chain[0].instrument_type == "CE" else 1] == 6000

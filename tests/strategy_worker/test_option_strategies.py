@@ -318,3 +318,20 @@ def test_warm_up_on_history_neither_opens_nor_closes_a_structure():
     restarted.warm_up(Bar(NIFTY, "5minute", at(10, 5), 26_010.0, 26_012.0, 26_008.0, 26_010.0, 0))
     assert restarted.state["legs"] == s.state["legs"] and restarted.position == s.position
     assert shape(mkt.bar(restarted, 26_010.0, 10, 10)[0]) == reversed_legs(entry)
+
+
+def test_entry_records_the_chains_oi_positioning():
+    mkt = Market()
+    rng = np.random.default_rng(3)
+    ois = {}
+    for (k, kind), inst in OPT.items():
+        ois[(k, kind)] = int(rng.integers(10_000, 1_000_000))
+        mkt.ctx.track_oi(Tick(inst.instrument_token, "full", True, mkt.price(k, kind), oi=ois[(k, kind)]))
+    g = mkt.bar(mkt.strategy("iron_condor"), 26_010.0, 10, 0)[0]
+    ce = np.array([ois[(k, "CE")] for k in STRIKES], dtype=float)
+    pe = np.array([ois[(k, "PE")] for k in STRIKES], dtype=float)
+    ks = np.array(STRIKES)
+    pain = [np.sum(np.maximum(0, x - ks) * ce + np.maximum(0, ks - x) * pe) for x in ks]
+    assert g.metadata["pcr"] == pytest.approx(pe.sum() / ce.sum(), abs=1e-4)
+    assert g.metadata["max_pain"] == ks[int(np.argmin(pain))]
+    assert "pcr" not in mkt.bar(Market().strategy("iron_condor"), 26_010.0, 10, 0)[0].metadata  # no OI seen
