@@ -21,7 +21,8 @@ log = logging.getLogger("kta.cli")
 
 def _settings(a: argparse.Namespace, **extra) -> Settings:
     try:
-        return load(getattr(a, "config", None), data_dir=getattr(a, "data_dir", None), **extra)
+        extra.setdefault("data_dir", getattr(a, "data_dir", None))
+        return load(getattr(a, "config", None), **extra)
     except ConfigError as e:
         sys.exit(f"kta: bad setting: {e}")
 
