@@ -11,6 +11,7 @@ from gateway.otp import RESEND_SECONDS
 from tests.gateway.conftest import login
 
 PUBLIC = {"/login", "/auth/send-otp", "/auth/verify-otp"}
+OPS_PROBES = {"/healthz", "/readyz", "/metrics"}  # gateway/ops.py: for orchestrators, no user data
 
 
 def _protected_routes(app) -> list[tuple[str, str]]:
@@ -19,9 +20,12 @@ def _protected_routes(app) -> list[tuple[str, str]]:
         if not isinstance(route, HTTPRoute) or route.path.startswith("/static"):
             continue
         path = re.sub(r"\{[^}]+\}", "x", route.path)
-        for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
-            if path not in PUBLIC:
-                out.append((method, path))
+        for handler in route.route_handlers:
+            for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
+                if handler.opt.get("public"):
+                    assert path in PUBLIC | OPS_PROBES, f"{path} is marked public"
+                else:
+                    out.append((method, path))
     return out
 
 
