@@ -101,6 +101,12 @@ class ExecutionWorker:
             return m.Ok(data={"trades": j.trades(user_id, cmd.day or None)[: cmd.limit],
                               "signals": j.signals(user_id, cmd.day or None)[: cmd.limit],
                               "risk_events": j.risk_events(user_id, cmd.day or None)})
+        if isinstance(cmd, m.GetAudit):
+            audit = j.audit(cmd.id)
+            mine = audit and ((audit["signal"] or {}).get("user_id") == user_id or
+                              any(o["user_id"] == user_id for o in audit["orders"]))
+            return m.Ok(data=audit) if mine else m.Error(code="not_found", message=f"nothing journaled as {cmd.id}",
+                                                         field="id")
         if isinstance(cmd, m.GetJournalSummary):
             return m.Ok(data=msgspec.to_builtins(journal_summary(j.trades(user_id, cmd.day or None))))
         if isinstance(cmd, m.GetRiskSummary):

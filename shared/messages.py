@@ -579,6 +579,12 @@ class GetOrders(_Cmd, tag="get_orders"):
     pass
 
 
+class GetAudit(_Cmd, tag="get_audit"):
+    """Why an order was placed and what happened to it (``cmd.journal.audit``)."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=64)]  # broker order id, kta tag, signal or group id
+
+
 class GetPositions(_Cmd, tag="get_positions"):
     pass
 
@@ -634,6 +640,7 @@ Command = Union[
     GetExecutionSummary,
     GetJournal,
     GetJournalSummary,
+    GetAudit,
     GetOrders,
     GetPositions,
     Reconcile,

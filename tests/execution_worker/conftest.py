@@ -1,5 +1,7 @@
 """The execution worker's test stack: a real nats-server, the session's kite_sim and the worker
-running in this event loop against a fresh data dir, with DEMO01's broker session in KV."""
+running in this event loop against a data dir, with DEMO01's broker session in KV."""
+
+import contextlib
 
 import pytest
 
@@ -12,20 +14,29 @@ from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import login
 
 
-@pytest.fixture
-async def stack(bus, sim, data_dir):
+@contextlib.asynccontextmanager
+async def make_stack(bus, sim, data_dir, **overrides):
+    """The worker for the block's duration; yields (settings, journal, a KiteClient of DEMO01)."""
     sim.reset_faults()
     sim.admin("price", {"underlying": "INFY", "price": 1500.0})
     sim.admin("price", {"underlying": "NIFTY", "price": 26000.0})
-    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, group_fill_timeout=3.0,
-                              reconcile_interval=1.0, positions_interval=1.0)
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, **{
+        "group_fill_timeout": 3.0, "reconcile_interval": 1.0, "positions_interval": 1.0, **overrides})
     token = login(sim)
     await put_session(bus, vault_for(settings), USER, sim.api_key, token)
     kite = KiteClient(sim.api_key, token, root=sim.root)
-    async with running(execution_main, settings):
-        await wait_health(bus, "execution")
-        yield settings, Journal(data_dir / "journal.db"), kite
-    await kite.aclose()
-    sim.reset_faults()
-    sim.admin("price", {"underlying": "INFY", "price": None})
-    sim.admin("price", {"underlying": "NIFTY", "price": None})
+    try:
+        async with running(execution_main, settings):
+            await wait_health(bus, "execution")
+            yield settings, Journal(data_dir / "journal.db"), kite
+    finally:
+        await kite.aclose()
+        sim.reset_faults()
+        sim.admin("price", {"underlying": "INFY", "price": None})
+        sim.admin("price", {"underlying": "NIFTY", "price": None})
+
+
+@pytest.fixture
+async def stack(bus, sim, data_dir):
+    async with make_stack(bus, sim, data_dir) as s:
+        yield s

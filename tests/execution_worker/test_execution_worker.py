@@ -6,6 +6,7 @@ import asyncio
 from execution_worker.summary import journal_summary
 from shared import messages as m
 from shared import subjects
+from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, signal
 from tests.helpers import eventually
 
@@ -86,36 +87,48 @@ async def test_group_with_a_rejected_leg_rolls_back_flat(bus, sim, stack):
     assert kinds.count("rollback") == 1
 
 
-async def test_kill_switch_trips_refuses_and_resets_only_on_command(bus, sim, stack):
-    settings, journal, kite = stack
+async def test_kill_switch_trips_refuses_survives_a_restart_and_resets_only_on_command(bus, sim, data_dir):
     risk_states: asyncio.Queue = asyncio.Queue()
 
     async def on_risk(state, msg):
         await risk_states.put(state)
 
     await bus.subscribe(subjects.risk(USER), m.RiskState, on_risk)
-    limits = m.RiskLimits(max_daily_loss=50_00)  # ₹50
-    assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
-    entry = signal("sig-ks-entry", qty=10)
-    await bus.js_publish(subjects.signals(USER), entry, msg_id=entry.id)
-    await eventually(lambda: journal.orders_of_signal(entry.id) and
-                     journal.orders_of_signal(entry.id)[0]["status"] == "COMPLETE", what="entry filled")
-    sim.admin("price", {"underlying": "INFY", "price": 1480.0})  # -₹200 on 10 shares
-    state = await eventually(lambda: risk_states.qsize() and _drain_halted(risk_states), timeout=20,
-                             what="kill switch HALTED")
-    assert state.state is m.KillSwitchState.HALTED
-    late = signal("sig-after-halt", qty=1)
-    await bus.js_publish(subjects.signals(USER), late, msg_id=late.id)
-    await eventually(lambda: journal.signal_decision(late.id) == "refused", what="refused while halted")
-    assert journal.signal(late.id)["code"] == "KILL_SWITCH_HALTED"
-    summary = await bus.request(subjects.cmd(USER, "risk", "summary"), m.GetRiskSummary())
-    assert summary.data["state"]["state"] == "HALTED"
-    reset = await bus.request(subjects.cmd(USER, "risk", "reset"), m.ResetKillSwitch(reason="test"))
-    assert reset.data["state"] == "ACTIVE"
-    await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=m.RiskLimits()))
+    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+        limits = m.RiskLimits(max_daily_loss=50_00)  # ₹50
+        assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)),
+                          m.Ok)
+        entry = signal("sig-ks-entry", qty=10)
+        await bus.js_publish(subjects.signals(USER), entry, msg_id=entry.id)
+        await eventually(lambda: journal.orders_of_signal(entry.id) and
+                         journal.orders_of_signal(entry.id)[0]["status"] == "COMPLETE", what="entry filled")
+        sim.admin("price", {"underlying": "INFY", "price": 1480.0})  # -₹200 on 10 shares
+        state = await eventually(lambda: risk_states.qsize() and _drain_halted(risk_states), timeout=20,
+                                 what="kill switch HALTED")
+        assert state.state is m.KillSwitchState.HALTED
+    # a new worker on the same data dir, with the price (and so the day's P&L) recovered
+    snapshots: asyncio.Queue = asyncio.Queue()
 
+    async def on_positions(snap, msg):
+        await snapshots.put(snap)
 
-_halted: list = []
+    await bus.subscribe(subjects.positions(USER), m.PositionSnapshot, on_positions)
+    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+        summary = await bus.request(subjects.cmd(USER, "risk", "summary"), m.GetRiskSummary())
+        assert summary.data["state"]["state"] == "HALTED"
+        late = signal("sig-after-halt", qty=1)
+        await bus.js_publish(subjects.signals(USER), late, msg_id=late.id)
+        await eventually(lambda: journal.signal_decision(late.id) == "refused", what="refused while halted")
+        assert journal.signal(late.id)["code"] == "KILL_SWITCH_HALTED"
+        await eventually(lambda: snapshots.qsize() >= 2, what="positions passes of the new worker")
+        summary = await bus.request(subjects.cmd(USER, "risk", "summary"), m.GetRiskSummary())
+        assert summary.data["state"]["state"] == "HALTED"  # recovered P&L does not un-trip it
+        reset = await bus.request(subjects.cmd(USER, "risk", "reset"), m.ResetKillSwitch(reason="test"))
+        assert reset.data["state"] == "ACTIVE"
+        again = signal("sig-after-reset", qty=1)
+        await bus.js_publish(subjects.signals(USER), again, msg_id=again.id)
+        await eventually(lambda: journal.signal_decision(again.id) == "accepted", what="accepted after the reset")
+        await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=m.RiskLimits()))
 
 
 def _drain_halted(q):

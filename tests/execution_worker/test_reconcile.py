@@ -1,0 +1,98 @@
+"""Reconciliation against kite_sim: an order kta placed before a crash (at the broker, not in the
+journal) is adopted, orders placed outside kta are counted, not adopted; a ticker reconnect triggers
+a pass that brings a missed order to its final state; a lost submit is resolved by its tag."""
+
+from execution_worker import orders as o
+from execution_worker.engine import Desk
+from execution_worker.risk import RiskManager
+from shared import messages as m
+from shared import subjects
+from shared.kite import errors
+from shared.kite.client import KiteClient
+from tests.execution_worker.conftest import make_stack
+from tests.execution_worker.kit import USER, signal
+from tests.helpers import eventually
+
+QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}  # only the passes the test asks for
+
+
+async def place_direct(kite: KiteClient, tag: str, side: str = "BUY") -> str:
+    """An order sent straight to the broker, as the worker does before it journals the answer."""
+    return await kite.place_order("regular", "NSE", "INFY", side, 1, "MIS", "MARKET", market_protection=-1, tag=tag)
+
+
+async def settled(kite: KiteClient, journal) -> None:
+    """Every kta order of the (session-shared) account is known to this journal: the desk's first
+    pass has adopted what earlier tests left behind."""
+    async def known():
+        try:
+            book = await kite.orders()
+        except errors.TooManyRequests:
+            return False
+        return all(journal.order_by_id(x.order_id) for x in book if o.is_kta_tag(x.tag))
+
+    await eventually(known, what="the first reconciliation pass")
+
+
+async def test_adopts_an_order_placed_before_a_crash_and_counts_external_ones(bus, sim, data_dir):
+    async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
+        first = await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile())
+        assert isinstance(first, m.Ok), first
+        await settled(kite, journal)
+        tag = o.make_tag("crashed-before-journaling", "entry")
+        order_id = await place_direct(kite, tag)
+        await place_direct(kite, "manual1", side="SELL")  # the user's own order in Kite web
+        reply = await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile())
+        assert isinstance(reply, m.Ok), reply
+        assert reply.data["adopted"] == 1 and reply.data["external"] >= 1 and not reply.data["errors"]
+        assert set(reply.data) >= {"matched", "mismatched", "adopted", "errors"}
+        row = journal.order_by_tag(tag)
+        assert row["order_id"] == order_id and row["kind"] == "adopted"
+        assert journal.order_by_tag("manual1") is None
+        await eventually(lambda: journal.order_by_tag(tag)["status"] == "COMPLETE"
+                         and journal.trades_of_order(order_id), what="the adopted fill journaled")
+        again = await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile())
+        assert again.data["adopted"] == 0 and again.data["mismatched"] == 0
+
+
+async def test_a_ticker_reconnect_triggers_a_pass_that_finds_missed_updates(bus, sim, data_dir):
+    async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
+        assert isinstance(await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile()), m.Ok)
+        await settled(kite, journal)
+        sim.faults(hold_fills=True)
+        tag = o.make_tag("missed-while-disconnected", "entry")
+        order_id = await place_direct(kite, tag)
+        await kite.cancel_order("regular", order_id)  # its updates went out while the ticker was down
+        assert journal.order_by_tag(tag) is None
+        await bus.js_publish(subjects.broker_events(USER), m.BrokerEvent(user_id=USER, kind="reconnected", ts=1))
+        row = await eventually(lambda: journal.order_by_tag(tag), what="the reconnect pass")
+        assert row["order_id"] == order_id
+        await eventually(lambda: journal.order_by_tag(tag)["status"] == "CANCELLED", what="its final state")
+
+
+async def test_a_lost_submit_is_resolved_by_its_tag_before_any_retry(bus, sim, data_dir):
+    """The broker takes the order but the answer never arrives (a timeout): the order is UNKNOWN,
+    and placing it again looks the tag up instead of sending a second order."""
+    async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
+        impatient = KiteClient(sim.api_key, kite.access_token, root=sim.root, timeout=0.3)
+        desk = Desk(USER, bus, journal, impatient, RiskManager(USER, None, journal), {}, -1, 0.5)
+        sig = signal("lost-submit-1", qty=1)
+        (req,) = o.signal_requests(sig, None, -1)
+        sim.faults(latency_ms=800)  # the sim answers after the client gave up
+        try:
+            assert await desk.place(req) is None
+        finally:
+            sim.reset_faults()
+        assert journal.order_by_tag(req.tag)["state"] == o.UNKNOWN
+
+        async def at_broker():
+            try:
+                return [x for x in await kite.orders() if x.tag == req.tag]
+            except errors.TooManyRequests:
+                return None
+
+        (placed,) = await eventually(at_broker, what="the order the broker did take")
+        assert await desk.place(req) == placed.order_id  # resolved by the tag, not sent again
+        assert len(await eventually(at_broker, what="the book")) == 1
+        assert journal.order_by_tag(req.tag)["order_id"] == placed.order_id
+        await impatient.aclose()
