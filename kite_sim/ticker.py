@@ -34,6 +34,8 @@ class Connection:
         try:
             msg = json.loads(text)
             action, value = msg["a"], msg["v"]
+            if not isinstance(value, list):
+                raise TypeError(value)
         except (ValueError, KeyError, TypeError):
             self.send(json.dumps({"type": "error", "data": "Invalid message."}))
             return
@@ -45,9 +47,11 @@ class Connection:
                 new = new[: max(0, MAX_TOKENS - len(self.modes))]
             for t in new:
                 self.modes[t] = "quote"
+            log.info("ticker: %s subscribed %d tokens (%d in all)", self.user_id, len(new), len(self.modes))
         elif action == "unsubscribe":
             for t in value:
                 self.modes.pop(t, None)
+            log.info("ticker: %s unsubscribed; %d tokens left", self.user_id, len(self.modes))
         elif action == "mode":
             try:
                 mode, tokens = value
@@ -57,9 +61,10 @@ class Connection:
             if mode not in ("ltp", "quote", "full"):
                 self.send(json.dumps({"type": "error", "data": f"Invalid mode {mode}."}))
                 return
-            for t in tokens:
+            for t in tokens if isinstance(tokens, list) else []:
                 if t in self.modes:
                     self.modes[t] = mode
+            log.info("ticker: %s set %d tokens to %s", self.user_id, len(tokens), mode)
 
 
 class TickerHub:

@@ -199,9 +199,13 @@ def test_ticker_refuses_bad_tokens_and_reports_bad_messages(sim, token):
         with connect(f"{sim.ws_root}?api_key={sim.api_key}&access_token=wrong", open_timeout=5) as ws:
             ws.recv(timeout=5)
     with _ws(sim, token) as ws:
-        ws.send("not json")
-        msg = wait_for(lambda: next((m for m in [ws.recv(timeout=5)] if isinstance(m, str)), None), 10, "error")
-        assert json.loads(msg)["type"] == "error"
+        for bad in ("not json", json.dumps({"a": "unsubscribe", "v": 5}), json.dumps({"a": "mode", "v": ["x"]})):
+            ws.send(bad)
+            msg = wait_for(lambda: next((m for m in [ws.recv(timeout=5)] if isinstance(m, str)), None), 10, "error")
+            assert json.loads(msg)["type"] == "error"
+        ws.send(json.dumps({"a": "subscribe", "v": [408065]}))  # the connection survived the bad messages
+        wait_for(lambda: isinstance(m := ws.recv(timeout=5), bytes) and any(
+            t.instrument_token == 408065 for t in codec.decode_frame(m)), 10, "ticks after the bad messages")
 
 
 def test_expire_sessions(sim, api, sim_dir):
