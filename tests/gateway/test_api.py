@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 from contextlib import aclosing
 
@@ -13,6 +14,7 @@ import pytest
 
 from execution_worker.main import amain as execution_main
 from strategy_worker.main import amain as strategy_main
+from shared.kite.sessions import get_session, vault_for
 from ticker_worker.main import amain as ticker_main
 from tests.gateway.conftest import login
 from tests.gateway.test_sse import SSE
@@ -144,3 +146,23 @@ async def test_a_missing_worker_is_a_503_in_words(gateway, bus):
         assert r.status_code == 503 and re.search(r"strategy worker is not answering", r.json()["detail"])
         r = await a.post("/api/live/start", headers={"X-CSRF-Token": csrf}, json={"symbols": [408065]})
         assert r.status_code in (409, 503)
+
+
+async def test_no_secret_reaches_the_logs(gateway, gw_sim, gw_settings, bus, caplog):
+    caplog.set_level(logging.INFO)  # what a deployment logs (libraries' DEBUG traces print raw headers)
+    caplog.set_level(logging.DEBUG, logger="kta")
+    client = gateway.client()
+    async with aclosing(client):
+        r = await client.post("/auth/send-otp", json={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
+        code = r.json()["dev_otp"]
+        r = await client.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": code})
+        csrf = r.json()["csrf_token"]
+        token = client.cookies.get("kta_session")
+        assert (await connect_kite(client, gw_sim)).status_code == 303
+        live = await get_session(bus, vault_for(gw_settings), "DEMO01")
+        assert live is not None
+        await client.post("/auth/logout", json={}, headers={"X-CSRF-Token": csrf})
+    text = caplog.text
+    assert "logged in" in text  # the logs were captured
+    for secret in (code, token, csrf, live.access_token, "kta-demo-secret"):
+        assert secret not in text
