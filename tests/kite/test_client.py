@@ -3,6 +3,7 @@ typed exceptions, egress binding, client-side rate limits and the 429 paths."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from shared.kite import errors
 from shared.kite import models as km
 from shared.kite.client import HISTORICAL_MAX_DAYS, KiteClient
-from shared.kite.ratelimit import RateLimiter
+from shared.kite.ratelimit import DailyLimitReached, RateLimiter
 from tests.helpers import eventually
 from tests.kite.kit import RecordingTransport, forward_to, http_server
 from tests.simkit import login, request_token
@@ -194,10 +195,11 @@ async def test_client_limiter_never_triggers_a_429(sim):
     token = login(sim)
     wire = RecordingTransport()
     async with KiteClient(sim.api_key, token, root=sim.root, transport=wire) as kite:
+        waits = kite.limiter.waits
         for _ in range(4):
             assert INFY in await kite.quote(INFY)
         assert wire.count(prefix="/quote", status=429) == 0 and wire.count(prefix="/quote", status=200) == 4
-        assert kite.limiter.waits >= 2
+        assert kite.limiter.waits - waits >= 3
 
     unlimited = RateLimiter({cls: [(1, 10_000)] for cls in ("quote", "historical", "orders", "other")})
     raw = RecordingTransport()
@@ -206,6 +208,38 @@ async def test_client_limiter_never_triggers_a_429(sim):
             assert INFY in await kite.quote(INFY)
     assert raw.count(prefix="/quote", status=429) >= 1  # the sim does enforce the limit...
     assert raw.count(prefix="/quote", status=200) == 3  # ...and every read got through after backoff
+
+
+async def test_concurrent_bursts_of_orders_and_reads_stay_under_the_limits(sim):
+    """Two clients of one api_key, 14 order placements and 24 other reads at once: Kite allows
+    10 orders/s and 10 other requests/s per api_key; the shared client limiter keeps both under."""
+    sim.reset_faults()
+    token = login(sim)
+    a, b = RecordingTransport(), RecordingTransport()
+    async with KiteClient(sim.api_key, token, root=sim.root, transport=a) as one, \
+            KiteClient(sim.api_key, token, root=sim.root, transport=b) as two:
+        assert one.limiter is two.limiter
+        ltp = {h.tradingsymbol: h.last_price for h in await one.holdings()}["INFY"]  # (quotes: another test's)
+        price = round(ltp * 0.95, 1)
+        placed = await asyncio.gather(*(
+            (one if i % 2 else two).place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=price,
+                                                tag=f"burst{i}") for i in range(14)))
+        reads = await asyncio.gather(*((one if i % 2 else two).margins("equity") for i in range(24)))
+        assert len(set(placed)) == 14 and all(r.enabled for r in reads)
+        for oid in placed:
+            await one.cancel_order("regular", oid)
+    assert a.count(status=429) + b.count(status=429) == 0, a.exchanges + b.exchanges
+
+
+async def test_daily_order_cap_is_refused_not_waited_for():
+    limiter = RateLimiter({"orders": [(1, 100), (86400, 3)]}, clock=lambda: 1_800_000_000.0)
+    for _ in range(3):
+        await limiter.acquire("orders")
+    with pytest.raises(DailyLimitReached):
+        await limiter.acquire("orders")
+    tomorrow = RateLimiter({"orders": [(86400, 1)]}, clock=iter([1_800_000_000.0, 1_800_086_400.0]).__next__)
+    await tomorrow.acquire("orders")
+    await tomorrow.acquire("orders")  # a new IST day, a new budget
 
 
 async def test_429_on_placement_is_retried_only_after_the_tag_check(kite, sim):

@@ -25,13 +25,13 @@ segments = st.sampled_from([1, 2, 3, 4, 5, 6, 7, 9, 12])
 
 
 @st.composite
-def ticks(draw):
-    seg = draw(segments)
+def ticks(draw, only_mode: str | None = None, tradable: bool = False):
+    seg = draw(st.sampled_from([1, 2, 3, 4, 5, 6, 7, 12]) if tradable else segments)
     token = draw(st.integers(1, 2**23)) * 256 + seg
     d = codec.divisor(token)
     price = lambda: draw(u32) / d  # noqa: E731 - exact on the wire grid
     index = seg == codec.SEGMENT_INDICES
-    modes = ["ltp", "quote", "full"]
+    modes = [only_mode] if only_mode else ["ltp", "quote", "full"]
     mode = draw(st.sampled_from(modes))
     if mode == "ltp":
         return Tick(token, mode, not index, price())
@@ -129,7 +129,7 @@ def test_divisors_follow_segment():
 
 
 @settings(max_examples=50, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(ticks().filter(lambda t: t.mode == "quote" and t.tradable), min_size=1, max_size=30))
+@given(st.lists(ticks("quote", tradable=True), min_size=1, max_size=30))
 def test_uniform_quote_frames_take_the_fast_path_and_agree(batch):
     frame = codec.encode_frame([codec.encode_packet(t) for t in batch])
     fast = codec.decode_frame(frame)
