@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import PermissionDeniedException
+from litestar.exceptions import PermissionDeniedException, ValidationException
 from litestar.response import Template
 
 from gateway import users
@@ -73,14 +73,21 @@ class AuthController(Controller):
     opt = {"public": True}
 
     @get("/login")
-    async def login_page(self, request: Request) -> Template:
+    async def login_page(self, request: Request) -> Response | Template:
+        if request.scope.get("auth") is not None:
+            return Response(b"", status_code=303, headers={"Location": "/"})
         return _page("id")
 
     @post("/auth/send-otp", status_code=200)
     async def send_otp(self, request: Request) -> Response | Template:
         _same_origin(request)
-        body = await read_body(request, SendOtp)
-        uid, mail = _validated(body.zerodha_id, body.email)
+        try:
+            body = await read_body(request, SendOtp)
+            uid, mail = _validated(body.zerodha_id, body.email)
+        except ValidationException as e:
+            if wants_json(request):
+                raise
+            return _page("id", 400, error=e.detail)  # the browser form shows what to fix
         svc = services_of(request)
         ip_key = f"ip:{_ip(request)}"
         try:
@@ -113,6 +120,8 @@ class AuthController(Controller):
         uid, _ = _validated(body.zerodha_id)
         code = body.otp.strip()
         if not _OTP_RE.match(code):
+            if not wants_json(request):
+                return _page("otp", 400, zerodha_id=uid, error="otp: the code is 6 digits")
             raise bad_field("otp", "the code is 6 digits")
         svc = services_of(request)
         keys = (f"id:{uid}", f"ip:{_ip(request)}")

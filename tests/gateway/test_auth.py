@@ -144,6 +144,12 @@ async def test_browser_form_login(gateway):
         r = await c.post("/auth/send-otp", data={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
         assert r.status_code == 200 and 'action="/auth/verify-otp"' in r.text
         code = re.search(r'id="dev-otp">(\d{6})<', r.text).group(1)
+        r = await c.post("/auth/verify-otp", data={"zerodha_id": "DEMO01", "otp": "12"})
+        assert r.status_code == 400 and "6 digits" in r.text and 'name="otp"' in r.text
         r = await c.post("/auth/verify-otp", data={"zerodha_id": "DEMO01", "otp": code})
         assert r.status_code == 303 and r.headers["location"] == "/"
         assert (await c.get("/auth/csrf")).status_code == 200
+        assert (await c.get("/login")).headers["location"] == "/"  # already logged in
+    async with gateway.client() as c:
+        r = await c.post("/auth/send-otp", data={"zerodha_id": "DEMO01", "email": "not-an-email"})
+        assert r.status_code == 400 and "email" in r.text and 'action="/auth/send-otp"' in r.text
