@@ -22,7 +22,8 @@ from tests.stackkit import workers
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SCREENSHOT = DOCS / "screenshot.png"
 SIM_SPEED = 600.0  # a 5-minute bar every half second of wall time
 
 
@@ -62,6 +63,7 @@ async def log_in(page: Page, url: str) -> None:
     await page.fill("input[name=email]", "demo@kta.local")
     await page.click("button[type=submit]")
     code = await page.locator("#dev-otp").inner_text()
+    await page.screenshot(path=str(DOCS / "screenshot-login.png"))
     await page.fill("input[name=otp]", code)
     await page.click("button[type=submit]")
     await expect(page).to_have_url(url + "/")
@@ -123,8 +125,10 @@ async def test_trader_journey(stack, page):
     await expect(page.locator("#orders-body tr[id^=order-]").first).to_be_visible(timeout=30_000)
     await expect(page.locator("#orders-body td.status-COMPLETE").first).to_be_visible(timeout=30_000)
     await expect(page.locator("#positions-table td.sym").first).to_contain_text("NIFTY", timeout=40_000)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
     await page.screenshot(path=str(SCREENSHOT), full_page=True)
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await page.screenshot(path=str(DOCS / "screenshot-phone.png"))
+    await page.set_viewport_size({"width": 1440, "height": 1000})
 
     await page.click("#stop")
     report = page.locator("#eod-report")
@@ -133,6 +137,11 @@ async def test_trader_journey(stack, page):
     await expect(page.locator("#report-orders")).not_to_have_text("0 / 0")
     await expect(page.locator("#csv-link")).to_have_attribute("href", "/api/journal/trades.csv")
     await expect(page.locator("#live-pill")).to_have_text("stopped")
+
+    await page.click("#option-chain summary")
+    await page.click("#option-chain button[type=submit]")
+    await expect(page.locator("#chain-atm td.strike")).to_be_visible(timeout=20_000)
+    await expect(page.locator("#chain-pcr")).not_to_have_text("")
     await expect(page.locator("#flash")).to_be_hidden()  # no request failed along the way
 
     await page.click("#logout")

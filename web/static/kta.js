@@ -167,7 +167,7 @@
         time: lastPriceTime, position: buy ? "belowBar" : "aboveBar",
         color: kind === "fill" ? (buy ? "#2ecc71" : "#ff5c5c") : "#f5b841",
         shape: kind === "fill" ? (buy ? "arrowUp" : "arrowDown") : "circle",
-        text: kind === "fill" ? (buy ? "B " : "S ") + (d.qty || "") : (buy ? "buy signal" : "sell signal"),
+        text: kind === "fill" ? (buy ? "B " : "S ") + (d.qty || "") : "",
       });
     }
   }
