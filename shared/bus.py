@@ -2,8 +2,9 @@
 
 * ``publish`` / ``subscribe`` — core NATS (ticks, bars, positions, risk, status).
 * ``request`` / ``serve`` — request/reply commands with ``Ok`` / ``Error`` replies.
-* ``ensure_streams`` / ``js_publish`` / ``consume`` — JetStream where delivery must survive a
-  restart (signals, orders, broker updates); durable pull consumers with explicit ack.
+* ``ensure_streams`` / ``js_publish`` / ``consume`` / ``kv`` — JetStream where delivery must survive
+  a restart (signals, orders, broker updates); durable pull consumers with explicit ack
+  (``shared/jetstream.py``).
 * The dead-letter path: a message that fails to decode, or whose handler keeps raising, is
   logged with its subject and kept on ``kta.dlq.<service>`` (stream KTA_DLQ); the worker goes on.
 """
@@ -22,34 +23,16 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import (
-    AckPolicy,
-    ConsumerConfig,
-    DeliverPolicy,
-    KeyValueConfig,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-)
-from nats.js.errors import BadRequestError, NotFoundError
 
 from shared import messages as m
 from shared import partition, subjects
+from shared.jetstream import JetStream, decoder_for
 
 log = logging.getLogger("kta.bus")
 
 T = TypeVar("T")
 Handler = Callable[[T, Msg], Awaitable[None]]
 CommandHandler = Callable[[Any, str, Msg], Awaitable[m.Ok | m.Error]]
-
-_decoders: dict[Any, msgspec.msgpack.Decoder] = {}
-
-
-def decoder_for(kind: Any) -> msgspec.msgpack.Decoder:
-    dec = _decoders.get(kind)
-    if dec is None:
-        dec = _decoders[kind] = msgspec.msgpack.Decoder(kind)
-    return dec
 
 
 class BusError(RuntimeError):
@@ -60,7 +43,7 @@ class RequestTimeout(BusError):
     pass
 
 
-class Bus:
+class Bus(JetStream):
     """One NATS connection per process, tagged with the service name for logs and the DLQ."""
 
     def __init__(self, nc: NATS, service: str, replicas: int = 1) -> None:
@@ -213,9 +196,8 @@ class Bus:
 
         ``handler(command, user_id, msg)`` returns Ok or Error; the bus stamps the service name.
         A command that fails to decode gets an Error naming the problem (and is dead-lettered);
-        a handler that raises gets an ``internal`` Error (and is dead-lettered).
-        With ``accept``, a command for a user it rejects is left to another instance (no reply):
-        how partitioned workers answer only for the users they own."""
+        a handler that raises gets an ``internal`` Error (and is dead-lettered). A user ``accept``
+        rejects is left to another instance (no reply): partitioned workers answer for their own."""
 
         async def cb(msg: Msg) -> None:
             reply: m.Ok | m.Error
@@ -244,143 +226,6 @@ class Bus:
 
         return await self.nc.subscribe(subject, queue=queue, cb=cb)
 
-    # ---- JetStream --------------------------------------------------------------------------
-
-    async def ensure_streams(self, streams: dict[str, list[str]] | None = None) -> None:
-        """Create or update kta's streams (idempotent; safe from every process at start-up)."""
-        for name, subs in (streams or subjects.STREAMS).items():
-            config = StreamConfig(
-                name=name,
-                subjects=subs,
-                retention=RetentionPolicy.LIMITS,
-                storage=StorageType.FILE,
-                max_age=7 * 24 * 3600,
-                duplicate_window=2 * 60,
-                num_replicas=self.replicas,
-                subject_transform=partition.TRANSFORMS.get(name),
-            )
-            try:
-                await self.js.add_stream(config)
-            except BadRequestError:
-                await self.js.update_stream(config)
-
-    async def js_publish(self, subject: str, msg: msgspec.Struct, *, msg_id: str = "", timeout: float = 5.0):
-        """Publish to a stream; ``msg_id`` makes a repeat within the duplicate window a no-op."""
-        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        return await self.js.publish(subject, m.encode(msg), headers=headers, timeout=timeout)
-
-    async def consume(
-        self,
-        stream: str,
-        durable: str,
-        subject_filter: str,
-        kind: Any,
-        handler: Handler,
-        *,
-        batch: int = 64,
-        ack_wait: float = 30.0,
-        max_deliver: int = 5,
-        retry_delay: float = 1.0,
-        ready: asyncio.Event | None = None,
-        stop: asyncio.Event | None = None,
-    ) -> asyncio.Task:
-        """Run a durable pull consumer in the background; ack after ``handler`` returns.
-
-        A payload that does not decode is dead-lettered and terminated at once; a handler that
-        raises is retried (nak with delay) up to ``max_deliver`` times, then dead-lettered.
-        A handler still running after a third of ``ack_wait`` keeps its message with in-progress
-        acks. Setting ``stop`` ends the loop after the message in hand; the rest of the fetched
-        batch is nak'ed so the next consumer of the durable gets it at once."""
-        dec = decoder_for(kind)
-        config = ConsumerConfig(
-            durable_name=durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ack_wait,
-            max_deliver=max_deliver + 1,
-            filter_subject=subject_filter,
-            max_ack_pending=10_000,
-        )
-        psub = await self.js.pull_subscribe(subject_filter, durable=durable, stream=stream, config=config)
-        self._pull_subs.append(psub)
-        self.consumers[durable] = stream
-        stopped = stop.is_set if stop is not None else lambda: False
-
-        async def loop() -> None:
-            if ready is not None:
-                ready.set()
-            try:
-                await pull()
-            finally:
-                self.consumers.pop(durable, None)
-                if stop is not None:
-                    with contextlib.suppress(ValueError):
-                        self._pull_subs.remove(psub)
-                    with contextlib.suppress(Exception):
-                        await psub.unsubscribe()
-
-        async def pull() -> None:
-            while not self._stopping and not stopped():
-                try:
-                    msgs = await psub.fetch(batch, timeout=1.0)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch
-                    continue
-                except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
-                    raise
-                except Exception as e:  # noqa: BLE001 - reconnects and the like: keep pulling
-                    log.warning("fetch %s failed: %r", durable, e, extra={"service": self.service})
-                    await asyncio.sleep(0.5)
-                    continue
-                for msg in msgs:
-                    if stopped():
-                        with contextlib.suppress(Exception):
-                            await msg.nak()
-                        continue
-                    await self._handle_js(msg, dec, handler, max_deliver, retry_delay, ack_wait)
-
-        return self.spawn(loop(), name=f"consume:{durable}")
-
-    async def _handle_js(
-        self, msg: Msg, dec, handler: Handler, max_deliver: int, retry_delay: float, ack_wait: float = 30.0
-    ) -> None:
-        try:
-            obj = dec.decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            await self.dead_letter(msg.subject, msg.data, f"decode: {e}")
-            with contextlib.suppress(Exception):
-                await msg.term()
-            return
-        try:
-            await _keeping(msg, handler(obj, msg), ack_wait / 3)
-        except Exception as e:  # noqa: BLE001
-            delivered = msg.metadata.num_delivered if msg.metadata else 1
-            if delivered >= max_deliver:
-                await self.dead_letter(msg.subject, msg.data, f"handler failed {delivered}x: {e!r}", exc=e)
-                with contextlib.suppress(Exception):
-                    await msg.term()
-            else:
-                log.warning(
-                    "handler failed on %s (delivery %d), retrying: %r",
-                    msg.subject,
-                    delivered,
-                    e,
-                    extra={"service": self.service},
-                )
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=retry_delay * delivered)
-            return
-        with contextlib.suppress(Exception):
-            await msg.ack()
-
-    async def kv(self, bucket: str, *, history: int = 1, ttl: float | None = None):
-        """Open a KV bucket, creating it if needed."""
-        try:
-            return await self.js.key_value(bucket)
-        except (NotFoundError, nats.js.errors.BucketNotFoundError):
-            return await self.js.create_key_value(
-                KeyValueConfig(bucket=bucket, history=history, ttl=ttl, replicas=self.replicas)
-            )
-
     # ---- dead letters -----------------------------------------------------------------------
 
     async def dead_letter(self, subject: str, data: bytes, error: str, exc: BaseException | None = None) -> None:
@@ -398,22 +243,6 @@ class Bus:
             await self.js.publish(subjects.dlq(self.service), data, headers=headers, timeout=2.0)
         except Exception as e:  # noqa: BLE001 - the DLQ must never take the worker down
             log.error("dead-letter publish failed: %r", e, extra={"service": self.service})
-
-
-async def _keeping(msg: Msg, work: Awaitable[None], every: float) -> None:
-    """Await ``work``; if it outlasts ``every`` seconds, tell JetStream the message is in progress
-    (so it is not redelivered to another consumer) until it is done."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=every)
-            if done:
-                return task.result()
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
 
 
 def _field_of(e: Exception) -> str | None:

@@ -146,8 +146,7 @@ class Partitions:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop
         async with self._lock:
-            for p in sorted(self.owned):
-                await self._release(p, delete=True)
+            await self._release_all(sorted(self.owned), delete=True)
             with contextlib.suppress(Exception):
                 await self._kv.delete(self._member_key(self.instance))
 
@@ -173,10 +172,11 @@ class Partitions:
             held = {int(k.rsplit(".p", 1)[1]) for k in keys if re.fullmatch(rf"{re.escape(self.service)}\.p\d+", k)}
             self.members = len(members)
             share = math.ceil(self.count / self.members)
-            for p in sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]:
-                log.info("releasing partition %d (share %d of %d members)", p, share, self.members,
+            surplus = sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]
+            if surplus:
+                log.info("releasing partitions %s (share %d of %d members)", surplus, share, self.members,
                          extra={"service": self.service})
-                await self._release(p, delete=True)
+                await self._release_all(surplus, delete=True)
             free = sorted((p for p in range(self.count) if p not in held and p not in self.owned),
                           key=lambda p: fnv1a32(f"{self.instance}/{p}"))
             for p in free[: max(0, share - len(self.owned))]:
@@ -215,24 +215,33 @@ class Partitions:
         ]
 
     async def _release(self, p: int, *, delete: bool) -> None:
-        """Finish the message in hand, stop the feeds, drop the state, then free the lease."""
-        self.owned.discard(p)
-        stop = self._stops.pop(p, None)
-        if stop is not None:
-            stop.set()
-        for task in self._tasks.pop(p, []):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, ACK_WAIT)  # cancelled if the handler hangs
-        if self.on_release is not None:
-            try:
-                await self.on_release(p)
-            except Exception as e:  # noqa: BLE001
-                log.error("release hook of partition %d: %r", p, e, extra={"service": self.service})
-        rev = self._revisions.pop(p, None)
-        self._renewed.pop(p, None)
-        if delete and rev is not None:
-            with contextlib.suppress(Exception):
-                await self._kv.delete(self._lease_key(p), last=rev)
+        await self._release_all([p], delete=delete)
+
+    async def _release_all(self, ps: list[int], *, delete: bool) -> None:
+        """Finish the messages in hand, stop the feeds (all partitions at once: each may be
+        waiting out a fetch), drop the partitions' state, then free the leases."""
+        tasks = []
+        for p in ps:
+            self.owned.discard(p)
+            stop = self._stops.pop(p, None)
+            if stop is not None:
+                stop.set()
+            tasks += self._tasks.pop(p, [])
+        if tasks:
+            _done, hung = await asyncio.wait(tasks, timeout=ACK_WAIT)
+            for task in hung:  # a handler that hangs: its message comes back after the ack wait
+                task.cancel()
+        for p in ps:
+            if self.on_release is not None:
+                try:
+                    await self.on_release(p)
+                except Exception as e:  # noqa: BLE001
+                    log.error("release hook of partition %d: %r", p, e, extra={"service": self.service})
+            rev = self._revisions.pop(p, None)
+            self._renewed.pop(p, None)
+            if delete and rev is not None:
+                with contextlib.suppress(Exception):
+                    await self._kv.delete(self._lease_key(p), last=rev)
 
     def status(self) -> dict[str, Any]:
         return {"partitions": len(self.owned), "members": self.members,

@@ -9,7 +9,6 @@ decision" is read from the one journal they both write; the broker's order book 
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import hashlib

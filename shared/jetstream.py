@@ -1,0 +1,186 @@
+"""The JetStream half of :class:`shared.bus.Bus`: kta's streams (with the partition transforms of
+``shared/partition.py``), idempotent publishes, durable pull consumers that ack after the handler
+and dead-letter what cannot be handled, and KV buckets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import nats
+from nats.aio.msg import Msg
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from shared import messages as m
+from shared import partition, subjects
+
+log = logging.getLogger("kta.bus")
+Handler = Callable[[Any, Msg], Awaitable[None]]
+
+_decoders: dict[Any, msgspec.msgpack.Decoder] = {}
+
+
+def decoder_for(kind: Any) -> msgspec.msgpack.Decoder:
+    dec = _decoders.get(kind)
+    if dec is None:
+        dec = _decoders[kind] = msgspec.msgpack.Decoder(kind)
+    return dec
+
+
+class JetStream:
+    """Mixed into Bus, which provides ``js``, ``replicas``, ``spawn``, ``dead_letter`` and the rest."""
+
+    async def ensure_streams(self, streams: dict[str, list[str]] | None = None) -> None:
+        """Create or update kta's streams (idempotent; safe from every process at start-up)."""
+        for name, subs in (streams or subjects.STREAMS).items():
+            config = StreamConfig(
+                name=name,
+                subjects=subs,
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_age=7 * 24 * 3600,
+                duplicate_window=2 * 60,
+                num_replicas=self.replicas,
+                subject_transform=partition.TRANSFORMS.get(name),
+            )
+            try:
+                await self.js.add_stream(config)
+            except BadRequestError:
+                await self.js.update_stream(config)
+
+    async def js_publish(self, subject: str, msg: msgspec.Struct, *, msg_id: str = "", timeout: float = 5.0):
+        """Publish to a stream; ``msg_id`` makes a repeat within the duplicate window a no-op."""
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        return await self.js.publish(subject, m.encode(msg), headers=headers, timeout=timeout)
+
+    async def consume(
+        self,
+        stream: str,
+        durable: str,
+        subject_filter: str,
+        kind: Any,
+        handler: Handler,
+        *,
+        batch: int = 64,
+        ack_wait: float = 30.0,
+        max_deliver: int = 5,
+        retry_delay: float = 1.0,
+        ready: asyncio.Event | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> asyncio.Task:
+        """Run a durable pull consumer in the background; ack after ``handler`` returns.
+
+        A payload that does not decode is dead-lettered and terminated at once; a handler that
+        raises is retried (nak with delay) up to ``max_deliver`` times, then dead-lettered. A handler
+        running past ``ack_wait / 3`` keeps its message with in-progress acks; ``stop`` ends the loop."""
+        dec = decoder_for(kind)
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ack_wait,
+            max_deliver=max_deliver + 1,
+            filter_subject=subject_filter,
+            max_ack_pending=10_000,
+        )
+        psub = await self.js.pull_subscribe(subject_filter, durable=durable, stream=stream, config=config)
+        self._pull_subs.append(psub)
+        self.consumers[durable] = stream
+        stopped = stop.is_set if stop is not None else lambda: False
+
+        async def loop() -> None:
+            if ready is not None:
+                ready.set()
+            while not self._stopping and not stopped():
+                try:
+                    msgs = await psub.fetch(batch, timeout=1.0)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch
+                    continue
+                except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - reconnects and the like: keep pulling
+                    log.warning("fetch %s failed: %r", durable, e, extra={"service": self.service})
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    if stopped():  # handed over: the next owner gets the rest of the batch at once
+                        with contextlib.suppress(Exception):
+                            await msg.nak()
+                    else:
+                        await self._handle_js(msg, dec, handler, max_deliver, retry_delay, ack_wait)
+
+        async def run() -> None:
+            try:
+                await loop()
+            finally:
+                self.consumers.pop(durable, None)
+                if stop is not None:
+                    self._pull_subs.remove(psub)
+                    with contextlib.suppress(Exception):
+                        await psub.unsubscribe()
+
+        return self.spawn(run(), name=f"consume:{durable}")
+
+    async def _handle_js(
+        self, msg: Msg, dec, handler: Handler, max_deliver: int, retry_delay: float, ack_wait: float = 30.0
+    ) -> None:
+        try:
+            obj = dec.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            await self.dead_letter(msg.subject, msg.data, f"decode: {e}")
+            with contextlib.suppress(Exception):
+                await msg.term()
+            return
+        try:
+            await _keeping(msg, handler(obj, msg), ack_wait / 3)
+        except Exception as e:  # noqa: BLE001
+            delivered = msg.metadata.num_delivered if msg.metadata else 1
+            if delivered >= max_deliver:
+                await self.dead_letter(msg.subject, msg.data, f"handler failed {delivered}x: {e!r}", exc=e)
+                with contextlib.suppress(Exception):
+                    await msg.term()
+            else:
+                log.warning("handler failed on %s (delivery %d), retrying: %r", msg.subject, delivered, e,
+                            extra={"service": self.service})
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=retry_delay * delivered)
+            return
+        with contextlib.suppress(Exception):
+            await msg.ack()
+
+    async def kv(self, bucket: str, *, history: int = 1, ttl: float | None = None):
+        """Open a KV bucket, creating it if needed."""
+        try:
+            return await self.js.key_value(bucket)
+        except (NotFoundError, nats.js.errors.BucketNotFoundError):
+            return await self.js.create_key_value(
+                KeyValueConfig(bucket=bucket, history=history, ttl=ttl, replicas=self.replicas)
+            )
+
+
+async def _keeping(msg: Msg, work: Awaitable[None], every: float) -> None:
+    """Await ``work``, telling JetStream every ``every`` s that the message is still in progress."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
