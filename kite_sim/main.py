@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class Options:
     holidays: frozenset[date] = frozenset()
     settle: bool = False  # end-of-day settlement: T+1 holdings, MIS square-off, expiry
     snapshot: str = ""  # state file, loaded at start and saved on change and at shutdown
+    faults: str = ""  # JSON file of faults to start with (the fields of /sim/faults)
 
 
 def parse_holidays(text: str) -> frozenset[date]:
@@ -56,7 +58,11 @@ def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limit
     elapsed = 0.0 if opt.market_hours else float(clock_doc.get("elapsed", 0.0))
     clock = SimClock(speed=speed, start_date=start, holidays=opt.holidays, hours=opt.market_hours, elapsed=elapsed)
     market = Market(Universe(clock.start_date, opt.holidays), clock, seed, replay)
-    return Sim(default_accounts(redirect_url), market, Faults(), admin, rate_limits, settle=opt.settle,
+    faults = Faults()
+    if opt.faults:
+        faults.update(json.loads(Path(opt.faults).read_text()))
+        logger.info("faults from %s: %s", opt.faults, faults.as_dict())
+    return Sim(default_accounts(redirect_url), market, faults, admin, rate_limits, settle=opt.settle,
                snapshot_path=opt.snapshot or None, restore=doc)
 
 
@@ -118,8 +124,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holidays", default="", help="holidays: comma-separated ISO dates or a file of them")
     p.add_argument("--settle", action="store_true", help="end-of-day settlement (T+1 holdings, expiry)")
     p.add_argument("--snapshot", default="", help="state file so a restarted sim carries on")
+    p.add_argument("--faults", default="", help="JSON file of faults to start with (as POST /sim/faults)")
 
 
 def options_from(a: argparse.Namespace) -> Options:
     return Options(replay=a.replay, market_hours=a.market_hours, holidays=parse_holidays(a.holidays),
-                   settle=a.settle, snapshot=a.snapshot)
+                   settle=a.settle, snapshot=a.snapshot, faults=getattr(a, "faults", ""))

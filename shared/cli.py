@@ -186,6 +186,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--holidays", default="", help="holidays: comma-separated ISO dates or a file of them")
     sim.add_argument("--settle", action="store_true", help="end-of-day settlement (T+1 holdings, expiry)")
     sim.add_argument("--snapshot", default="", help="state file so a restarted sim carries on")
+    sim.add_argument("--faults", default="", help="JSON file of faults to start with (as POST /sim/faults)")
     sim.set_defaults(fn=cmd_sim)
 
     worker = sub.add_parser("worker", help="run one worker")

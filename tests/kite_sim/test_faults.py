@@ -221,3 +221,17 @@ def test_every_fault_is_logged(sim_dir):
     for needle in ("faults set", "fault: 429", "REJECTED", "Partially filled", "dropped", "malformed",
                    "expired", "429: GET /quote"):
         assert needle in log, needle
+
+
+def test_faults_from_a_config_file(tmp_path):
+    from tests.kite_sim.kit import client, paced, start_sim_with
+
+    (tmp_path / "faults.json").write_text(json.dumps({"reject_next": 1, "reject_reason": "RMS:from the file"}))
+    s = start_sim_with(tmp_path, "--faults", str(tmp_path / "faults.json"))
+    try:
+        kite = client(s)
+        oid = paced(lambda: kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "MARKET", market_protection=2))
+        last_row = paced(lambda: kite.order_history(oid))[-1]
+        assert (last_row["status"], last_row["status_message"]) == ("REJECTED", "RMS:from the file")
+    finally:
+        s.stop()
