@@ -102,7 +102,8 @@ class PositionBook:
     buy_value: int = 0  # paise
     sell_quantity: int = 0
     sell_value: int = 0
-    overnight_quantity: int = 0  # signed quantity carried in from the previous day (at its close)
+    overnight_quantity: int = 0  # signed quantity carried in from the previous day ...
+    overnight_price: int = 0  # ... booked at that day's close (paise)
 
     @property
     def quantity(self) -> int:

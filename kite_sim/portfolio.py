@@ -39,10 +39,9 @@ def positions(market: Market, acc: Account) -> dict:
     """``net`` includes quantity carried overnight (booked at the previous close); ``day`` only today's."""
     net, day = [], []
     for (token, product), pb in acc.positions.items():
-        on = pb.overnight_quantity
-        today = PositionBook(pb.buy_quantity - max(on, 0), pb.buy_value - max(on, 0) * _avg(pb.buy_value, pb.buy_quantity),
-                             pb.sell_quantity - max(-on, 0),
-                             pb.sell_value - max(-on, 0) * _avg(pb.sell_value, pb.sell_quantity))
+        on, px = pb.overnight_quantity, pb.overnight_price
+        today = PositionBook(pb.buy_quantity - max(on, 0), pb.buy_value - max(on, 0) * px,
+                             pb.sell_quantity - max(-on, 0), pb.sell_value - max(-on, 0) * px)
         row = position_row(market, token, product, pb)
         row.update({"day_buy_quantity": today.buy_quantity, "day_buy_price": rupees(_avg(today.buy_value, today.buy_quantity)),
                     "day_buy_value": rupees(today.buy_value), "day_sell_quantity": today.sell_quantity,

@@ -81,8 +81,8 @@ def _settle_positions(broker, acc: Account, day: date) -> None:
         else:
             px = settlement_price(broker.market, inst, day)
             acc.opening_balance += flow + qty * px
-            carried[(token, product)] = (PositionBook(qty, qty * px, 0, 0, qty) if qty > 0
-                                         else PositionBook(0, 0, -qty, -qty * px, qty))
+            carried[(token, product)] = (PositionBook(qty, qty * px, 0, 0, qty, px) if qty > 0
+                                         else PositionBook(0, 0, -qty, -qty * px, qty, px))
     acc.positions = carried
 
 

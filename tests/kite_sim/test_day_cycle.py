@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from kite_sim import portfolio
 from kite_sim.broker import MARKET_CLOSED, Broker
 from kite_sim.clock import IST, SESSION_SECONDS, SimClock
 from kite_sim.errors import KiteError
@@ -118,6 +119,13 @@ def test_cnc_buys_become_holdings_at_t_plus_1_and_intraday_positions_settle():
     assert carried.overnight_quantity == fut.lot_size and carried.buy_value == fut.lot_size * close[fut.instrument_token]
     expected = cash + 20 * close[sbin.instrument_token] + fut.lot_size * close[fut.instrument_token]
     assert acc.opening_balance == expected  # MIS squared off and NRML marked at the close
+
+    more = buy(broker, fut, fut.lot_size, product="NRML")  # the next day: net = carried + today's, day = today's
+    views = portfolio.positions(market, acc)
+    net = next(r for r in views["net"] if r["instrument_token"] == fut.instrument_token)
+    day = next(r for r in views["day"] if r["instrument_token"] == fut.instrument_token)
+    assert (net["quantity"], net["overnight_quantity"], day["quantity"]) == (2 * fut.lot_size, fut.lot_size, fut.lot_size)
+    assert day["buy_value"] == more.filled_value / 100
 
     next_day(broker, wall)
     assert (h.quantity, h.t1_quantity) == (10, 0)  # T+1: settled into the demat holding
