@@ -20,9 +20,9 @@ def _health_responder(app: Litestar):
         services = app.state.services
 
         async def on_health(msg) -> None:
-            feeds = len(services.streams.feeds) if services.streams else 0
+            stats = services.streams.stats() if services.streams else {}
             with contextlib.suppress(Exception):
-                await msg.respond(m.encode(m.Ok(service="gateway", data={"streams": feeds})))
+                await msg.respond(m.encode(m.Ok(service="gateway", data=stats)))
 
         await services.bus.nc.subscribe(subjects.service_health("gateway"), cb=on_health)
 

@@ -91,6 +91,7 @@ class UserFeed:
         self._subs: list[Any] = []
         self._tick_subs: dict[int, Any] = {}
         self._pending_ticks: dict[int, dict] = {}
+        self.ticks_seen = 0
         self._flusher: asyncio.Task | None = None
 
     async def start(self) -> "UserFeed":
@@ -134,6 +135,7 @@ class UserFeed:
 
     async def _on_tick(self, tick: m.Tick, msg) -> None:
         self._pending_ticks[tick.instrument_token] = tick  # O(1): only the latest per token is kept
+        self.ticks_seen += 1
 
     async def _flush_ticks(self) -> None:
         while True:
@@ -199,6 +201,10 @@ class Streams:
             for c in list(feed.clients):
                 c.close()
             self.bus.spawn(feed.close(), name=f"close-feed:{user_id}")
+
+    def stats(self) -> dict[str, int]:
+        return {"streams": len(self.feeds), "clients": sum(len(f.clients) for f in self.feeds.values()),
+                "ticks_seen": sum(f.ticks_seen for f in self.feeds.values())}
 
     async def close(self) -> None:
         for user_id in list(self.feeds):
