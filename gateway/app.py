@@ -66,6 +66,8 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
     async def shutdown(app: Litestar) -> None:
         if services.streams is not None:
             await services.streams.close()
+        if services.trading is not None:
+            await services.trading.close()
         if owns_bus and services.bus is not None:
             await services.bus.close()
 

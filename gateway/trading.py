@@ -21,7 +21,9 @@ from shared.bus import Bus, BusError, RequestTimeout
 from shared.config import Settings
 from shared.kite import errors as kite_errors
 from shared.kite.models import Instrument
-from shared.kite.sessions import LiveSession, client_for, get_session, vault_for
+from shared.kite.client import KiteClient
+from shared.kite.sessions import LiveSession, get_session, vault_for
+from gateway.broker_clients import BrokerClients, NotConnected
 from gateway.instruments import InstrumentCache
 from gateway.option_chain import ChainError, option_chain_view
 
@@ -72,6 +74,8 @@ class Trading:
         self.timeout = timeout
         self.vault = vault_for(settings)
         self.instruments = InstrumentCache()
+        self.clients = BrokerClients(bus, settings, self.vault)
+        self._instruments_lock = asyncio.Lock()
         self.live_tokens: dict[str, list[int]] = {}  # user -> tokens the user is live on (for SSE ticks)
 
     # ---- plumbing ---------------------------------------------------------------------------
@@ -96,18 +100,22 @@ class Trading:
     async def session(self, user_id: str) -> LiveSession | None:
         return await get_session(self.bus, self.vault, user_id)
 
-    async def broker(self, user_id: str, call: str, *args: Any) -> Any:
-        live = await self.session(user_id)
-        if live is None:
+    async def client(self, user_id: str) -> KiteClient:
+        try:
+            return await self.clients.client(user_id)
+        except NotConnected:
             raise TradingError(409, "Kite is not connected: connect your Kite account first.",
-                               code="broker_not_connected")
-        client = client_for(self.settings, live)
+                               code="broker_not_connected") from None
+
+    async def broker(self, user_id: str, call: str, *args: Any) -> Any:
+        client = await self.client(user_id)
         try:
             return msgspec.to_builtins(await getattr(client, call)(*args))
         except kite_errors.KiteError as e:
             raise _from_kite(e) from None
-        finally:
-            await client.aclose()
+
+    async def close(self) -> None:
+        await self.clients.close()
 
     # ---- status -----------------------------------------------------------------------------
 
@@ -123,12 +131,7 @@ class Trading:
         return dict(zip(WORKERS, results))
 
     async def status(self, user_id: str) -> dict[str, Any]:
-        live = await self.session(user_id)
-        if live is None:
-            broker = {"state": "absent", "expires_at": 0}
-        else:
-            broker = {"state": "expired" if live.expired else "live", "expires_at": live.session.expires_at,
-                      "login_time": live.session.login_time}
+        broker = await self.clients.state(user_id)
         health = await self.worker_health()
         kill_switch = "UNKNOWN"
         if health["execution"]:
@@ -247,21 +250,23 @@ class Trading:
     # ---- instruments and option chains ------------------------------------------------------
 
     async def _instrument_list(self, user_id: str) -> list[Instrument]:
-        if self.instruments.stale():
-            live = await self.session(user_id) if user_id else None
-            if live is None:
+        async with self._instruments_lock:  # one download however many requests wait for it
+            if not self.instruments.stale():
+                return self.instruments.rows
+            try:
+                client = await self.clients.client(user_id) if user_id else None
+            except NotConnected:
+                client = None
+            if client is None:
                 if self.instruments.rows:
                     return self.instruments.rows
                 raise TradingError(409, "connect Kite first: the instrument list comes from the broker",
                                    code="broker_not_connected")
-            client = client_for(self.settings, live)
             try:
                 self.instruments.load(await client.instruments())
             except kite_errors.KiteError as e:
                 raise _from_kite(e) from None
-            finally:
-                await client.aclose()
-        return self.instruments.rows
+            return self.instruments.rows
 
     async def search_instruments(self, q: str, limit: int = 20, user_id: str = "") -> list[dict]:
         await self._instrument_list(user_id)
@@ -299,16 +304,10 @@ class Trading:
                 want = date.fromisoformat(expiry)
             except ValueError:
                 raise TradingError(400, "expiry must be yyyy-mm-dd", "expiry") from None
-        live = await self.session(user_id)
-        if live is None:
-            raise TradingError(409, "Kite is not connected: connect your Kite account first.",
-                               code="broker_not_connected")
-        client = client_for(self.settings, live)
+        client = await self.client(user_id)
         try:
             return await option_chain_view(client, rows, underlying, want)
         except ChainError as e:
             raise TradingError(400, str(e), e.field) from None
         except kite_errors.KiteError as e:
             raise _from_kite(e) from None
-        finally:
-            await client.aclose()

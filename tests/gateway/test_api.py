@@ -14,7 +14,8 @@ import pytest
 
 from execution_worker.main import amain as execution_main
 from strategy_worker.main import amain as strategy_main
-from shared.kite.sessions import get_session, vault_for
+from shared.subjects import KV_BROKER_SESSIONS
+from shared.kite.sessions import get_session, put_session, vault_for
 from ticker_worker.main import amain as ticker_main
 from tests.gateway.conftest import login
 from tests.gateway.test_sse import SSE
@@ -36,8 +37,17 @@ async def connect_kite(client: httpx.AsyncClient, sim, kite_user: str = "DEMO01"
     return await client.get(back.path, params=dict(back.params))
 
 
+async def forget_broker_sessions(bus) -> None:
+    """The KV bucket outlives a test (one nats-server per session): start these users unconnected."""
+    kv = await bus.kv(KV_BROKER_SESSIONS)
+    for user_id in ("DEMO01", "DEMO02"):
+        with contextlib.suppress(Exception):
+            await kv.delete(user_id)
+
+
 @pytest.fixture
 async def stack(gateway, gw_settings, bus):
+    await forget_broker_sessions(bus)
     async with contextlib.AsyncExitStack() as es:
         for amain in (ticker_main, strategy_main, execution_main):
             await es.enter_async_context(running(amain, gw_settings))
@@ -123,6 +133,16 @@ async def test_trading_api_end_to_end(stack, gw_sim):
         r = await b.post("/api/strategies/remove", headers=hb, json={"strategy_id": sid})
         assert r.status_code == 404 and r.json()["field"] == "strategy_id"
         assert (await a.post("/api/strategies/remove", headers=ha, json={"strategy_id": sid})).status_code == 200
+
+
+async def test_an_expired_broker_session_is_shown_as_expired(gateway, gw_settings, bus):
+    a, _ = await login(gateway)
+    async with aclosing(a):
+        await put_session(bus, vault_for(gw_settings), "DEMO01", "kta-demo", "stale-token", expires_at=1)
+        broker = (await a.get("/api/status")).json()["broker"]
+        assert broker == {"state": "expired", "expires_at": 1, "login_time": ""}
+        r = await a.get("/api/margins")
+        assert r.status_code == 409 and "connect" in r.json()["detail"]
 
 
 async def test_kite_callback_refuses_another_users_kite_account(gateway, gw_sim):
