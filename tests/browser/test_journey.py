@@ -120,6 +120,7 @@ async def test_trader_journey(stack, page):
     first = await ltp.inner_text()
     await expect(ltp).not_to_have_text(first, timeout=20_000)  # the row updates in place
     await expect(page.locator("#ticks-body td.sym").first).to_have_text("NIFTY 50")
+    await expect(page.locator("#ticks-body td.up, #ticks-body td.down").first).to_be_attached()  # flashed
 
     await expect(page.locator("#signals-body tr[data-kind=signal]").first).to_be_visible(timeout=60_000)
     await expect(page.locator("#orders-body tr[id^=order-]").first).to_be_visible(timeout=30_000)
@@ -143,6 +144,10 @@ async def test_trader_journey(stack, page):
     await expect(page.locator("#chain-atm td.strike")).to_be_visible(timeout=20_000)
     await expect(page.locator("#chain-pcr")).not_to_have_text("")
     await expect(page.locator("#flash")).to_be_hidden()  # no request failed along the way
+
+    csv = await page.request.get(url + "/api/journal/trades.csv")  # the report's download, same session
+    assert csv.ok and csv.headers["content-type"].startswith("text/csv")
+    assert "NIFTY" in await csv.text()
 
     await page.click("#logout")
     await expect(page).to_have_url(url + "/login")

@@ -49,6 +49,8 @@ async def test_dashboard_without_kite_explains_in_words(trader):
     assert "Connect Kite" in html and 'href="/auth/kite/login"' in html
     assert "connect your Kite account first" in html  # account panel: the facade's words
     assert 'id="strategy-select"' in html and 'name="fast"' in html  # form generated from the catalog
+    r = await client.post("/ui/live/start", data={"tokens": "256265"}, headers={"HX-Request": "true"})
+    assert r.status_code == 403  # no CSRF token, no action
 
 
 async def test_strategy_form_generated_validated_added_removed(trader):
@@ -75,12 +77,6 @@ async def test_strategy_form_generated_validated_added_removed(trader):
     assert "no strategy" in r.text  # removing twice: said in words, not a 500
 
 
-async def test_unsafe_partials_need_the_csrf_token(trader):
-    client, csrf = trader
-    r = await client.post("/ui/live/start", data={"tokens": "256265"}, headers={"HX-Request": "true"})
-    assert r.status_code == 403
-
-
 async def test_search_start_stop_report(trader, gw_sim):
     client, csrf = trader
     await connect_kite(client, gw_sim)
@@ -103,6 +99,17 @@ async def test_search_start_stop_report(trader, gw_sim):
     r = await client.post("/ui/live/stop", headers=htmx(csrf))
     assert r.status_code == 200 and 'id="eod-report"' in r.text and "/api/journal/trades.csv" in r.text
     assert "Stopped: execution, strategy, ticker worker(s) confirmed." in r.text
+    r = await client.get("/ui/account", headers=htmx(csrf))
+    assert "Demo Trader" in r.text and "₹" in r.text and "error-box" not in r.text
+    r = await client.get("/ui/holdings", headers=htmx(csrf))
+    assert "<tbody>" in r.text and "error-box" not in r.text
+    r = await client.get("/ui/positions", headers=htmx(csrf))
+    assert 'id="positions-table"' in r.text and 'id="day-pnl"' in r.text
+    for path in ("/ui/orders", "/ui/signals", "/ui/risk", "/ui/report", "/ui/strategies"):
+        r = await client.get(path, headers=htmx(csrf))
+        assert r.status_code == 200 and "error-box" not in r.text, (path, r.text[:500])
+    r = await client.post("/ui/risk/reset", headers=htmx(csrf))
+    assert 'id="kill-switch-state">ACTIVE<' in r.text and r.headers["HX-Trigger"] == "kta:status"
     r = await client.get("/ui/option-chain", params={"underlying": "NIFTY"}, headers=htmx(csrf))
     assert r.status_code == 200 and 'id="chain-atm"' in r.text and "PCR" in r.text, r.text[:2000]
     r = await client.get("/ui/option-chain", params={"underlying": "NOPE"}, headers=htmx(csrf))
