@@ -20,7 +20,7 @@ import msgspec
 from sqlite_utils import Database
 
 from execution_worker.journal_schema import INDEXES, SCHEMA, defaults
-from shared import metrics
+from shared import dblock, metrics
 from shared.messages import OrderEvent, OrderRequest, Signal, SignalGroup
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -52,9 +52,10 @@ class Journal:
         # One connection, usable from worker threads too (sqlite serialises it); WAL with
         # synchronous=NORMAL survives a killed process, only a power cut can lose the last commits.
         self.db = Database(sqlite3.connect(self.path, check_same_thread=False))
-        self.db.enable_wal()
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self._declare_schema()
+        with dblock.opening(self.path):  # copies of the worker may share the file (shared/dblock.py)
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._declare_schema()
 
     def _declare_schema(self) -> None:
         for name, (columns, pk) in SCHEMA.items():

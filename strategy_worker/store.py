@@ -9,15 +9,18 @@ from typing import Any
 
 import sqlite_utils
 
+from shared import dblock
+
 
 class StrategyStore:
     def __init__(self, path: str | Path) -> None:
         self.db = sqlite_utils.Database(path)
-        self.db.enable_wal()
-        self.db["strategies"].create({"strategy_id": str, "user_id": str, "name": str, "params": str, "tokens": str,
-                                      "snapshot": str, "status": str, "error": str}, pk="strategy_id",
-                                     if_not_exists=True)
-        self.db["live"].create({"user_id": str, "tokens": str, "mode": str}, pk="user_id", if_not_exists=True)
+        with dblock.opening(path):  # copies of the worker may share the file (shared/dblock.py)
+            self.db.enable_wal()
+            self.db["strategies"].create({"strategy_id": str, "user_id": str, "name": str, "params": str,
+                                          "tokens": str, "snapshot": str, "status": str, "error": str},
+                                         pk="strategy_id", if_not_exists=True)
+            self.db["live"].create({"user_id": str, "tokens": str, "mode": str}, pk="user_id", if_not_exists=True)
 
     def save(self, strategy_id: str, user_id: str, name: str, params: dict, tokens: list[int], snapshot: dict,
              status: str, error: str = "") -> None:
