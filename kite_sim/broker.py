@@ -16,8 +16,8 @@ from kite_sim import risk
 from kite_sim.faults import Faults
 from kite_sim.instruments import Instrument
 from kite_sim.market import Market
-from kite_sim.orders import (MAX_MODIFICATIONS, TERMINAL, Account, Order, OrderError, PositionBook, Trade,  # noqa: F401
-                             paise, rupees)
+from kite_sim.orders import (MAX_MODIFICATIONS, TERMINAL, Account, Order, OrderError, PositionBook,  # noqa: F401
+                             Trade, paise)
 
 log = logging.getLogger("kite_sim.broker")
 

@@ -5,7 +5,7 @@ price, OTM worthless)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pytest
 

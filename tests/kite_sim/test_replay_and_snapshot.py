@@ -12,7 +12,7 @@ import pytest
 from kiteconnect import KiteConnect
 
 from kite_sim.clock import IST
-from tests.kite_sim.kit import client, paced, sim_log, start_sim_with
+from tests.kite_sim.kit import client, paced, sim_log, start_sim_with, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -95,5 +95,22 @@ def test_snapshot_survives_a_restart(tmp_path):
                                               market_protection=2))
         assert new not in book  # order ids continue, never reused
         assert "restored 2 accounts and 1 sessions" in (tmp_path / "sim2.log").read_text()
+    finally:
+        again.stop()
+
+
+def test_snapshot_is_written_on_change_so_a_killed_sim_keeps_its_state(tmp_path):
+    snap = tmp_path / "state.json"
+    sim = start_sim_with(tmp_path, "--snapshot", str(snap))
+    kite = client(sim)
+    oid = paced(lambda: kite.place_order("regular", "NSE", "SBIN", "BUY", 4, "MIS", "MARKET", market_protection=2))
+    wait_for(lambda: snap.exists() and oid in snap.read_text(), 10, "the snapshot to hold the new order")
+    sim.proc.kill()  # no clean shutdown
+    sim.proc.wait(10)
+    again = start_sim_with(tmp_path, "--snapshot", str(snap), log_name="sim2.log")
+    try:
+        kite2 = KiteConnect(again.api_key, root=again.root, access_token=kite.access_token)
+        assert paced(lambda: kite2.order_history(oid))[-1]["status"] == "COMPLETE"
+        assert [p["quantity"] for p in paced(kite2.positions)["net"] if p["tradingsymbol"] == "SBIN"] == [4]
     finally:
         again.stop()
