@@ -136,6 +136,7 @@ async def test_trader_journey(stack, page):
     await expect(report).to_be_visible(timeout=30_000)
     await expect(page.locator("#stop-note")).to_contain_text("Stopped")
     await expect(page.locator("#report-orders")).not_to_have_text("0 / 0")
+    await report.screenshot(path=str(DOCS / "screenshot-report.png"))
     await expect(page.locator("#csv-link")).to_have_attribute("href", "/api/journal/trades.csv")
     await expect(page.locator("#live-pill")).to_have_text("stopped")
 
