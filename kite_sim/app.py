@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from datetime import date
 from pathlib import Path
 
 from litestar import Litestar, Request, Response, WebSocket, websocket
@@ -56,6 +57,7 @@ class Sim:
                 if inst:
                     acc.holdings[inst.instrument_token] = Holding(qty, paise(avg))
         if restore is not None:
+            market.roll_universe(date.fromisoformat(restore["day"]))  # the tokens the positions refer to
             snapshot.restore(self, restore)
             self._saved = snapshot.dumps(self)
 

@@ -61,7 +61,8 @@ class Broker:
         today = self.market.clock.today()
         if today != self._day:
             old, self._day = self._day, today
-            log.info("trading day %s -> %s", old, today)
+            added = self.market.roll_universe(today)
+            log.info("trading day %s -> %s (%d contracts listed)", old, today, added)
             if self.on_day_end is not None:
                 self.on_day_end(self, old, today)
         if self.market.clock.is_open():

@@ -147,6 +147,7 @@ class Universe:
 
     def __init__(self, today: date, holidays: frozenset[date] = frozenset(), strikes_each_side: int = 15) -> None:
         self.today = today
+        self.holidays, self.strikes_each_side = holidays, strikes_each_side
         self.by_token: dict[int, Instrument] = {}
         self.by_key: dict[str, Instrument] = {}
         self.underlyings = {u.name: u for u in INDICES}
@@ -176,26 +177,39 @@ class Universe:
         self._next[exchange] += 1
         return self._next[exchange] * 256 + SEG[exchange]
 
-    def _derivatives(self, u: Underlying, holidays: frozenset[date], n: int) -> None:
+    def extend(self, day: date, spots: dict[str, float]) -> int:
+        """Move to a later trading day: list the contracts that come into the window (new weeklies and
+        monthlies, strikes around ``spots``). Existing instruments keep their tokens; expired ones stay
+        in the indexes (positions settle against them) but leave the CSV dumps. Returns how many were added."""
+        before = len(self.by_token)
+        self.today = day
+        for u in INDICES:
+            self._derivatives(u, self.holidays, self.strikes_each_side, spots.get(u.name))
+        return len(self.by_token) - before
+
+    def _derivatives(self, u: Underlying, holidays: frozenset[date], n: int, centre: float | None = None) -> None:
         t = self.today
         months = [(t.year + (t.month - 1 + k) // 12, (t.month - 1 + k) % 12 + 1) for k in range(3)]
         monthlies = [e for e in (monthly_expiry(y, m, u.expiry_weekday, holidays) for y, m in months) if e >= t][:2]
+        x = u.deriv_exchange
+
+        def add(symbol: str, *rest) -> None:
+            if f"{x}:{symbol}" not in self.by_key:  # already listed: keeps its token
+                self._add(Instrument(self._token(x), symbol, u.name, x, *rest))
+
         for e in monthlies:
-            self._add(Instrument(self._token(u.deriv_exchange), future_symbol(u.name, e), u.name, u.deriv_exchange,
-                                 f"{u.deriv_exchange}-FUT", "FUT", 0.10, u.lot_size, e, 0.0, u.name,
-                                 u.freeze_quantity))
+            add(future_symbol(u.name, e), f"{x}-FUT", "FUT", 0.10, u.lot_size, e, 0.0, u.name, u.freeze_quantity)
         expiries = {monthlies[0]: True}
         if u.weekly:
             for e in weekly_expiries(t, u.expiry_weekday, 3, holidays):
                 expiries.setdefault(e, e in monthlies)
-        atm = round(u.base_price / u.step) * u.step
+        atm = round((centre or u.base_price) / u.step) * u.step
         for e, monthly in sorted(expiries.items()):
             for k in range(-n, n + 1):
                 strike = float(atm + k * u.step)
                 for kind in ("CE", "PE"):
-                    self._add(Instrument(self._token(u.deriv_exchange), option_symbol(u.name, e, strike, kind, monthly),
-                                         u.name, u.deriv_exchange, f"{u.deriv_exchange}-OPT", kind, 0.05, u.lot_size,
-                                         e, strike, u.name, u.freeze_quantity))
+                    add(option_symbol(u.name, e, strike, kind, monthly), f"{x}-OPT", kind, 0.05, u.lot_size, e,
+                        strike, u.name, u.freeze_quantity)
 
     def find(self, key: str) -> Instrument | None:
         """``EXCHANGE:TRADINGSYMBOL`` or a bare instrument token."""
@@ -208,7 +222,7 @@ class Universe:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
         for i in self.by_token.values():
-            if exchange and i.exchange != exchange:
+            if (exchange and i.exchange != exchange) or (i.expiry is not None and i.expiry < self.today):
                 continue
             w.writerow([i.instrument_token, i.exchange_token, i.tradingsymbol, i.name, 0.0,
                         i.expiry.isoformat() if i.expiry else "", i.strike, i.tick_size, i.lot_size,

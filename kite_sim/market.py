@@ -158,6 +158,17 @@ class Market:
         turnover = np.concatenate(([0.0], np.cumsum(vol_steps * prices[1:])))
         return DayPath(prices, np.maximum.accumulate(prices), np.minimum.accumulate(prices), volume, turnover, prev)
 
+    def roll_universe(self, day: date) -> int:
+        """List the contracts of every trading day up to ``day``, one day at a time (so a restarted sim,
+        rolling from its start date, assigns the same tokens), strikes around the previous close."""
+        added = 0
+        d = self.universe.today
+        while d < day:
+            prev, d = d, add_trading_days(d, 1, self.clock.holidays)
+            spots = {u: float(self.day_path(u, prev).prices[-1]) for u in self.universe.underlyings}  # not pins
+            added += self.universe.extend(d, spots)
+        return added
+
     # ---- prices -------------------------------------------------------------------------------
 
     def spot(self, u: str, d: date | None = None, sec: float | None = None) -> float:

@@ -155,3 +155,27 @@ def test_option_expiry_itm_exercised_otm_worthless(spot, itm_strike_offset):
     assert acc.opening_balance == start + flow + exercised  # the OTM call expired worthless
     with pytest.raises(KiteError, match="expired"):
         buy(broker, itm_call, lot, product="NRML")
+
+
+def test_new_contracts_are_listed_as_days_pass_with_stable_tokens():
+    start = date(2026, 3, 2)
+    broker, market, wall = settled_broker(start)
+    universe = market.universe
+    before = {i.key: i.instrument_token for i in universe.by_token.values()}
+    first_weekly = min(i.expiry for i in universe.by_token.values() if i.underlying == "NIFTY" and i.expiry)
+    for _ in range(6):
+        next_day(broker, wall)
+    assert universe.today == date(2026, 3, 10)
+    after = {i.key: i.instrument_token for i in universe.by_token.values()}
+    assert all(after[k] == t for k, t in before.items())  # listed contracts keep their tokens
+    assert len(set(after.values())) == len(after)  # and new ones get fresh tokens
+    expiries = {i.expiry for i in universe.by_token.values() if i.underlying == "NIFTY" and i.expiry}
+    assert date(2026, 3, 24) in expiries and len(after) > len(before)  # a new weekly came into the window
+    listed = {row.split(",")[2] for row in universe.csv("NFO").splitlines()[1:]}
+    expired = {i.tradingsymbol for i in universe.by_token.values() if i.expiry and i.expiry < universe.today}
+    assert first_weekly < universe.today and expired and not (listed & expired)  # expired contracts leave the dump
+
+    # a sim restarted from its start date rolls to the same day and assigns the same tokens
+    _, replayed, _ = settled_broker(start)
+    replayed.roll_universe(date(2026, 3, 10))
+    assert {i.key: i.instrument_token for i in replayed.universe.by_token.values()} == after
