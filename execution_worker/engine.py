@@ -16,7 +16,8 @@ import msgspec
 from execution_worker import orders as o
 from execution_worker.journal import ACCEPTED, REFUSED, Journal
 from execution_worker.order_gate import OrderGate, OrderGateError
-from execution_worker.positions import PositionTracker
+from execution_worker.greeks import net_greeks
+from execution_worker.positions import PositionTracker, signed
 from execution_worker.risk import RiskManager, context_from
 from shared import subjects
 from shared.bus import Bus
@@ -196,8 +197,11 @@ class Desk:
         if decision is None:
             inst = self.inst(sig.exchange.value, sig.tradingsymbol)
             last = to_paise(inst.last_price) if inst and inst.last_price else 0
+            underlying, greeks, added = ("", {}, (0.0, 0.0)) if sig.intent == "exit" else await self.greeks(
+                [(f"{sig.exchange.value}:{sig.tradingsymbol}", signed(sig.transaction_type, sig.quantity))])
             ctx = context_from(self.tracker, sig, open_orders=len(self.journal.open_orders(self.user_id)),
-                               lot_size=inst.lot_size if inst else 1, last_price=sig.price or last)
+                               lot_size=inst.lot_size if inst else 1, last_price=sig.price or last,
+                               greeks=greeks, signal_greeks=added, underlying=underlying)
             verdict = self.risk.validate_signal(sig, ctx)
             if not verdict.ok:
                 self.journal.record_signal(sig, REFUSED, verdict.reason, verdict.code)
@@ -210,6 +214,11 @@ class Desk:
         inst = self.inst(sig.exchange.value, sig.tradingsymbol)
         for req in o.signal_requests(sig, inst, self.market_protection):
             await self.place(req, sig.strategy_id)
+
+    async def greeks(self, legs: list[tuple[str, int]]) -> tuple[str, dict[str, tuple[float, float]],
+                                                                  tuple[float, float]]:
+        """Net option greeks of the legs' underlying held now, and what the legs add."""
+        return await net_greeks(self.client, self.instruments, self.tracker.positions(), legs)
 
     async def _refused(self, sig: Signal, code: str, reason: str) -> None:
         ev = OrderEvent(user_id=self.user_id, order_id="", signal_id=sig.id, kind=sig.intent, state=o.REFUSED,

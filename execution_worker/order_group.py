@@ -13,7 +13,9 @@ from execution_worker import orders as o
 from execution_worker.engine import Desk
 from execution_worker.hedge import HedgeValidator, closing_legs, closing_order, entry_order
 from execution_worker.journal import ACCEPTED, REFUSED
+from execution_worker.positions import signed
 from execution_worker.risk import context_from
+from shared.kite import errors
 from shared.messages import Leg, OrderStatus, SignalGroup
 
 log = logging.getLogger("kta.order_group")
@@ -36,7 +38,11 @@ async def _wait_terminal(desk: Desk, tags: list[str], timeout: float) -> list[di
             return current
         for r in current:  # the broker's book is the truth; updates may be late
             if r and r.get("order_id") and not o.is_terminal(r.get("status") or ""):
-                history = await desk.client.order_history(r["order_id"])
+                try:
+                    history = await desk.client.order_history(r["order_id"])
+                except errors.KiteError as e:  # a 429 or a blip: the next round asks again
+                    log.info("order %s not read back: %s", r["order_id"], e)
+                    continue
                 if history:
                     await desk.apply(history[-1])
         async with desk.order_changed:
@@ -72,8 +78,11 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
         ok, reason = (validator or HedgeValidator()).validate(group)
         verdict = None
         if ok:
+            _, greeks, added = ("", {}, (0.0, 0.0)) if group.intent == "exit" else await desk.greeks(
+                [(f"{leg.exchange.value}:{leg.tradingsymbol}", signed(leg.transaction_type, leg.quantity))
+                 for leg in group.legs])
             ctx = context_from(desk.tracker, group, open_orders=len(j.open_orders(desk.user_id)),
-                               underlying=group.underlying)
+                               underlying=group.underlying, greeks=greeks, signal_greeks=added)
             verdict = desk.risk.validate_signal(group, ctx)
             ok, reason = verdict.ok, verdict.reason
         if not ok:

@@ -26,7 +26,7 @@ def option_leg(inst, side, hedge, lots=1, order_type=m.OrderType.MARKET, price=0
 
 async def nifty_chain(kite, option_type="CE"):
     """Strike → Instrument of NIFTY's second expiry (not expiring today: every leg has value)."""
-    instruments = [i for i in await kite.instruments("NFO") if i.name == "NIFTY" and i.instrument_type == option_type]
+    instruments = [i for i in await broker(kite.instruments, "NFO") if i.name == "NIFTY" and i.instrument_type == option_type]
     expiry = sorted({i.expiry for i in instruments})[1]
     return {i.strike: i for i in instruments if i.expiry == expiry}
 
@@ -36,3 +36,18 @@ def group_tag_digest(group_id: str) -> str:
     from execution_worker.orders import make_tag
 
     return make_tag(group_id, "entry")[1:15]
+
+
+async def broker(call, *args, **kw):
+    """A broker call from the test, retried past 429s: the test shares the api key's request budget
+    (10/s) with the worker under test, as a second app session would."""
+    from shared.kite import errors
+    from tests.helpers import eventually
+
+    async def attempt():
+        try:
+            return (await call(*args, **kw),)
+        except errors.TooManyRequests:
+            return None
+
+    return (await eventually(attempt, what=f"{call.__name__} within the rate limit"))[0]

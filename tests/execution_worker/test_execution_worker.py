@@ -7,7 +7,7 @@ from execution_worker.summary import journal_summary
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, signal
+from tests.execution_worker.kit import USER, broker, signal
 from tests.helpers import eventually
 
 
@@ -27,8 +27,8 @@ async def test_signal_to_orders_fills_stop_loss_and_no_duplicates(bus, sim, stac
     assert (tgt["order_type"], tgt["price"]) == ("LIMIT", 156000)
     trades = journal.trades(USER)
     assert sum(t["quantity"] for t in trades if t["order_id"] == by_kind["entry"]["order_id"]) == 2
-    broker = [o for o in await kite.orders() if o.tag and o.tag == by_kind["entry"]["tag"]]
-    assert len(broker) == 1  # placed once, although the signal came twice
+    at_broker = [o for o in await broker(kite.orders) if o.tag and o.tag == by_kind["entry"]["tag"]]
+    assert len(at_broker) == 1  # placed once, although the signal came twice
     audit = journal.audit(by_kind["entry"]["order_id"])
     assert audit["signal"]["id"] == sig.id and audit["orders"][0]["trades"] and audit["orders"][0]["events"]
 
@@ -38,8 +38,11 @@ async def test_signal_to_orders_fills_stop_loss_and_no_duplicates(bus, sim, stac
     await eventually(lambda: journal.orders_of_signal(out.id) and journal.orders_of_signal(out.id)[0]["status"] ==
                      "COMPLETE", what="exit filled")
     await eventually(lambda: journal.order_by_tag(sl["tag"])["status"] == "CANCELLED", what="SL cancelled")
-    await eventually(lambda: len(journal_summary(journal.trades(USER)).trades) >= 1, what="a round trip")
-    infy = [t for t in journal.trades(USER) if t["tradingsymbol"] == "INFY" and t["strategy_id"] == "test-1"]
+    exit_id = journal.orders_of_signal(out.id)[0]["order_id"]
+    await eventually(lambda: journal.trades_of_order(exit_id), what="the exit's fill journaled")
+    mine = [t for t in journal.trades(USER) if t["tradingsymbol"] == "INFY" and t["strategy_id"] == "test-1"]
+    assert [(r.symbol, r.qty, r.strategy) for r in journal_summary(mine).trades] == [("INFY", 2, "test-1")]
+    infy = mine
     assert sum(t["quantity"] if t["transaction_type"] == "BUY" else -t["quantity"] for t in infy) == 0  # flat
 
 
@@ -54,7 +57,7 @@ async def test_risk_limit_refuses_with_reason(bus, stack):
 
 async def test_group_with_a_rejected_leg_rolls_back_flat(bus, sim, stack):
     settings, journal, kite = stack
-    instruments = [i for i in await kite.instruments("NFO") if i.name == "NIFTY" and i.instrument_type in ("CE",)]
+    instruments = [i for i in await broker(kite.instruments, "NFO") if i.name == "NIFTY" and i.instrument_type in ("CE",)]
     expiry = sorted({i.expiry for i in instruments})[1]  # not an expiring contract: both legs have value
     chain = {i.strike: i for i in instruments if i.expiry == expiry}
     short, wing = chain[26000.0], chain[26200.0]
@@ -71,7 +74,7 @@ async def test_group_with_a_rejected_leg_rolls_back_flat(bus, sim, stack):
     # the hedge (bought first) fills; the short leg is rejected by the RMS. The hedge rests unfilled
     # until the reject is armed, so the reject cannot hit it
     sim.faults(reject_next=0, hold_fills=True)
-    before = {p.tradingsymbol: p.quantity for p in (await kite.positions()).net}
+    before = {p.tradingsymbol: p.quantity for p in (await broker(kite.positions)).net}
     await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
     await eventually(lambda: any(r.get("order_id") for r in journal.orders_of_group(group.id)),
                      what="first leg placed")
@@ -80,7 +83,7 @@ async def test_group_with_a_rejected_leg_rolls_back_flat(bus, sim, stack):
                              ("rolled_back", "needs_attention", "completed") and journal.group(group.id)["state"],
                              timeout=30, what="group finished")
     assert state == "rolled_back", journal.group(group.id)
-    after = {p.tradingsymbol: p.quantity for p in (await kite.positions()).net}
+    after = {p.tradingsymbol: p.quantity for p in (await broker(kite.positions)).net}
     assert after.get(wing.tradingsymbol, 0) == before.get(wing.tradingsymbol, 0)
     assert after.get(short.tradingsymbol, 0) == before.get(short.tradingsymbol, 0)
     kinds = [r["kind"] for r in journal.orders_of_group(group.id)]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from execution_worker.hedge import entry_order
 from shared import messages as m
 from shared import subjects
-from tests.execution_worker.kit import USER, group_tag_digest, nifty_chain, option_leg
+from tests.execution_worker.kit import USER, broker, group_tag_digest, nifty_chain, option_leg
 from tests.helpers import eventually
 
 FINAL = ("completed", "rolled_back", "needs_attention")
@@ -39,7 +39,7 @@ async def legs_for(kite, structure: str, fault) -> list[m.Leg]:
     if fault and fault[0] >= 1 and (fault[1] == "hold" or fault[0] >= 2):
         k, kind = fault  # the exchange's own way of failing this leg
         leg = legs[k]
-        q = (await kite.quote(f"NFO:{leg.tradingsymbol}"))[f"NFO:{leg.tradingsymbol}"]
+        q = (await broker(kite.quote, f"NFO:{leg.tradingsymbol}"))[f"NFO:{leg.tradingsymbol}"]
         buy = leg.transaction_type is m.TransactionType.BUY
         if kind == "reject":  # beyond the circuit band
             price = q.lower_circuit_limit * 0.5 if buy else q.upper_circuit_limit * 1.5
@@ -77,9 +77,9 @@ async def run_group(bus, sim, journal, group: m.SignalGroup, fault) -> str:
 async def assert_journaled(kite, journal, group_id: str) -> None:
     """Every broker order of the group is in the journal, and so is every fill of those orders."""
     digest = group_tag_digest(group_id)
-    ours = {o.order_id for o in await kite.orders() if o.tag and o.tag[1:15] == digest}
+    ours = {o.order_id for o in await broker(kite.orders) if o.tag and o.tag[1:15] == digest}
     assert ours and ours <= {r["order_id"] for r in journal.orders_of_group(group_id)}
-    broker_trades = {t.trade_id for t in await kite.trades() if t.order_id in ours}
+    broker_trades = {t.trade_id for t in await broker(kite.trades) if t.order_id in ours}
 
     def journaled():
         return broker_trades <= {t["trade_id"] for t in journal.trades(USER) if t["order_id"] in ours}
@@ -99,7 +99,7 @@ async def test_groups_under_fault_plans_end_flat_and_journaled(bus, sim, stack, 
     structure, fault = plan
     legs = await legs_for(kite, structure, fault)
     symbols = [leg.tradingsymbol for leg in legs]
-    before = net(await kite.positions(), symbols)
+    before = net(await broker(kite.positions), symbols)
     name = "bear_call_spread" if structure == "spread" else "iron_condor"
     group = m.SignalGroup(id=f"grp-fault-{next(_counter)}", user_id=USER, strategy_id=f"{structure}-1", strategy=name,
                           structure=name, underlying="NIFTY", legs=legs)
@@ -107,7 +107,7 @@ async def test_groups_under_fault_plans_end_flat_and_journaled(bus, sim, stack, 
     await assert_journaled(kite, journal, group.id)
     if fault is None:
         assert state == "completed", journal.group(group.id)
-        opened = net(await kite.positions(), symbols)
+        opened = net(await broker(kite.positions), symbols)
         assert opened == {leg.tradingsymbol: before[leg.tradingsymbol] + leg.quantity *
                           (1 if leg.transaction_type is m.TransactionType.BUY else -1) for leg in legs}
         exit_legs = [m.Leg(**{**{f: getattr(leg, f) for f in leg.__struct_fields__},
@@ -120,4 +120,4 @@ async def test_groups_under_fault_plans_end_flat_and_journaled(bus, sim, stack, 
         assert state == "rolled_back", (plan, journal.group(group.id))
         kinds = [r["kind"] for r in journal.orders_of_group(group.id)]
         assert kinds.count("entry") == fault[0] + 1  # nothing placed after the failing leg
-    assert net(await kite.positions(), symbols) == before, plan
+    assert net(await broker(kite.positions), symbols) == before, plan

@@ -10,7 +10,7 @@ from shared import subjects
 from shared.kite import errors
 from shared.kite.client import KiteClient
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, signal
+from tests.execution_worker.kit import USER, broker, signal
 from tests.helpers import eventually
 
 QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}  # only the passes the test asks for
@@ -18,7 +18,8 @@ QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}  # only the
 
 async def place_direct(kite: KiteClient, tag: str, side: str = "BUY") -> str:
     """An order sent straight to the broker, as the worker does before it journals the answer."""
-    return await kite.place_order("regular", "NSE", "INFY", side, 1, "MIS", "MARKET", market_protection=-1, tag=tag)
+    return await broker(kite.place_order, "regular", "NSE", "INFY", side, 1, "MIS", "MARKET", market_protection=-1,
+                        tag=tag)
 
 
 async def settled(kite: KiteClient, journal) -> None:
@@ -31,18 +32,19 @@ async def settled(kite: KiteClient, journal) -> None:
             return False
         return all(journal.order_by_id(x.order_id) for x in book if o.is_kta_tag(x.tag))
 
-    await eventually(known, what="the first reconciliation pass")
+    await eventually(known, timeout=60, what="the first reconciliation pass")
 
 
 async def test_adopts_an_order_placed_before_a_crash_and_counts_external_ones(bus, sim, data_dir):
     async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
-        first = await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile())
+        # the first pass adopts what earlier tests left in the session's account: it takes a while
+        first = await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile(), timeout=90)
         assert isinstance(first, m.Ok), first
         await settled(kite, journal)
         tag = o.make_tag("crashed-before-journaling", "entry")
         order_id = await place_direct(kite, tag)
         await place_direct(kite, "manual1", side="SELL")  # the user's own order in Kite web
-        reply = await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile())
+        reply = await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile(), timeout=30)
         assert isinstance(reply, m.Ok), reply
         assert reply.data["adopted"] == 1 and reply.data["external"] >= 1 and not reply.data["errors"]
         assert set(reply.data) >= {"matched", "mismatched", "adopted", "errors"}
@@ -51,18 +53,19 @@ async def test_adopts_an_order_placed_before_a_crash_and_counts_external_ones(bu
         assert journal.order_by_tag("manual1") is None
         await eventually(lambda: journal.order_by_tag(tag)["status"] == "COMPLETE"
                          and journal.trades_of_order(order_id), what="the adopted fill journaled")
-        again = await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile())
+        again = await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile(), timeout=30)
         assert again.data["adopted"] == 0 and again.data["mismatched"] == 0
 
 
 async def test_a_ticker_reconnect_triggers_a_pass_that_finds_missed_updates(bus, sim, data_dir):
     async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
-        assert isinstance(await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile()), m.Ok)
+        assert isinstance(await bus.request(subjects.cmd(USER, "execution", "reconcile"), m.Reconcile(), timeout=90),
+                          m.Ok)
         await settled(kite, journal)
         sim.faults(hold_fills=True)
         tag = o.make_tag("missed-while-disconnected", "entry")
         order_id = await place_direct(kite, tag)
-        await kite.cancel_order("regular", order_id)  # its updates went out while the ticker was down
+        await broker(kite.cancel_order, "regular", order_id)  # its updates went out while the ticker was down
         assert journal.order_by_tag(tag) is None
         await bus.js_publish(subjects.broker_events(USER), m.BrokerEvent(user_id=USER, kind="reconnected", ts=1))
         row = await eventually(lambda: journal.order_by_tag(tag), what="the reconnect pass")
