@@ -114,6 +114,7 @@ async def test_trader_journey(stack, page):
     await expect(page.locator("#live-note")).to_contain_text("Live on NSE:NIFTY 50", timeout=30_000)
     await expect(page.locator("#live-pill")).to_have_text("live on 1 symbol")
     await expect(page.locator("#sse-pill")).to_have_text("live feed")
+    await expect(page.locator("#events li").first).to_contain_text("live feed connected")
 
     ltp = page.locator("#ticks-body tr[data-kind=tick] td[data-k=ltp]").first
     await expect(ltp).to_be_visible(timeout=20_000)

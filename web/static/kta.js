@@ -25,14 +25,24 @@
   document.addEventListener("htmx:sendError", function () {
     showError("Cannot reach the gateway: check your connection.");
   });
-  document.addEventListener("htmx:sseError", function () {
-    var pill = document.getElementById("sse-pill");
-    if (pill) { pill.className = "pill bad"; pill.textContent = "live feed lost, retrying"; }
-  });
-  document.addEventListener("htmx:sseOpen", function () {
-    var pill = document.getElementById("sse-pill");
-    if (pill) { pill.className = "pill ok"; pill.textContent = "live feed"; }
-  });
+  var feedUp = null;
+  function feedState(up) {
+    var pill = document.getElementById("sse-pill"), events = document.getElementById("events");
+    if (up === feedUp) { return; }
+    feedUp = up;
+    if (pill) {
+      pill.className = up ? "pill ok" : "pill bad";
+      pill.textContent = up ? "live feed" : "live feed lost, retrying";
+    }
+    if (events) {
+      var li = document.createElement("li");
+      li.textContent = new Date().toLocaleTimeString("en-GB", { hour12: false }) + " · " +
+        (up ? "dashboard live feed connected" : "dashboard live feed lost: reconnecting");
+      events.insertBefore(li, events.firstChild);
+    }
+  }
+  document.addEventListener("htmx:sseError", function () { feedState(false); });
+  document.addEventListener("htmx:sseOpen", function () { feedState(true); });
   document.addEventListener("click", function (e) {
     if (e.target.id === "flash") { e.target.classList.remove("show"); }
     if (e.target.matches && e.target.matches("[data-remove-chip]")) { e.target.closest(".chip").remove(); }
