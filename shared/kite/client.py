@@ -18,7 +18,7 @@ import httpx
 
 from shared.kite import errors
 from shared.kite import models as m
-from shared.kite.ratelimit import RateLimiter, for_api_key
+from shared.kite.ratelimit import RateLimiter
 
 log = logging.getLogger("kta.kite")
 
@@ -70,7 +70,7 @@ class KiteClient:
         self.root = root.rstrip("/")
         self._login_url = login_url
         self.on_token_expired = on_token_expired
-        self.limiter = rate_limiter or for_api_key(api_key)
+        self.limiter = rate_limiter or RateLimiter()
         if proxy and local_address:  # httpx would silently drop the source address behind a proxy
             raise ValueError("egress is either a proxy URL or a local source address, not both")
         if transport is None and local_address:

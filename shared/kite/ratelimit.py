@@ -6,7 +6,9 @@ windows, a little longer than Kite's, keeps every calendar window of the broker 
 whatever the clock skew between the two. ``acquire`` waits for a free slot, except for the daily
 order cap (a calendar day in IST, like Kite's), which is refused outright.
 
-Clients of the same api_key in one process share one limiter (``for_api_key``)."""
+Each KiteClient has its own limiter by default; clients that must share an api_key's budget pass
+the same one (``for_api_key``). A 429 that still arrives is retried by the client (reads) or
+resolved by tag (orders)."""
 
 from __future__ import annotations
 
@@ -39,31 +41,33 @@ class RateLimiter:
         self.waits = 0  # how often a caller had to wait (observable in tests and metrics)
 
     async def acquire(self, cls: str) -> None:
-        # No await between the check and the booking, so no lock (and no tie to one event loop).
-        while True:
-            now = self._clock()
-            day = int((now + IST_OFFSET) // DAY)
-            wait = 0.0
-            for window, limit in self.limits[cls]:
-                if window >= DAY:
-                    if self._days[(cls, day)] >= limit:
-                        raise DailyLimitReached(f"Kite's daily limit of {limit} {cls} requests is reached")
-                    continue
-                sent = self._sent[(cls, window)]
-                span = window + self.margin
-                while sent and sent[0] <= now - span:
-                    sent.popleft()
-                if len(sent) >= limit:
-                    wait = max(wait, sent[0] + span - now)
-            if wait <= 0:
-                for window, _ in self.limits[cls]:
-                    if window >= DAY:
-                        self._days[(cls, day)] += 1
-                    else:
-                        self._sent[(cls, window)].append(now)
-                return
+        """Reserve the earliest slot that keeps every window under its limit, then wait for it.
+        Slots are handed out in call order (FIFO): a busy poller cannot starve other callers."""
+        now = self._clock()
+        at = now
+        for window, limit in self.limits[cls]:
+            if window >= DAY:
+                continue
+            sent = self._sent[(cls, window)]
+            span = window + self.margin
+            while sent and sent[0] <= now - span:
+                sent.popleft()
+            if sent:
+                at = max(at, sent[-1])  # never ahead of an earlier caller
+            if len(sent) >= limit:
+                at = max(at, sent[-limit] + span)
+        day = int((at + IST_OFFSET) // DAY)
+        for window, limit in self.limits[cls]:
+            if window >= DAY and self._days[(cls, day)] >= limit:
+                raise DailyLimitReached(f"Kite's daily limit of {limit} {cls} requests is reached")
+        for window, _ in self.limits[cls]:
+            if window >= DAY:
+                self._days[(cls, day)] += 1
+            else:
+                self._sent[(cls, window)].append(at)
+        if at > now:
             self.waits += 1
-            await asyncio.sleep(wait)
+            await asyncio.sleep(at - now)
 
 
 _shared: dict[str, RateLimiter] = {}
