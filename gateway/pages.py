@@ -178,21 +178,15 @@ class PagesController(Controller):
                 trading, user_id, error={"field": "strategy", "message": message}))
         params, values, bad = parse_params(spec, form)
         if bad is None:
-            result, message = await attempt(trading.add_strategy(user_id, name, params))
-            if not message:
+            try:
+                result = await trading.add_strategy(user_id, name, params)
+            except TradingError as e:  # the strategy worker names the field it refuses
+                bad = {"field": e.field or "params", "message": e.message}
+            else:
                 return partial("strategies", request, STATUS_CHANGED, **await strategies_context(
                     trading, user_id, selected=name, added=result.get("strategy_id", name)))
-            bad = {"field": self._field_of(message, spec), "message": message}
         return partial("strategies", request, **await strategies_context(
             trading, user_id, selected=name, values=values, error=bad))
-
-    @staticmethod
-    def _field_of(message: str, spec: dict) -> str:
-        """The param a worker's refusal names ("strategy worker: fast: ..."), if any."""
-        for p in spec["params"]:
-            if f"{p['name']}:" in message or f"`{p['name']}`" in message:
-                return p["name"]
-        return "params"
 
     @delete("/ui/strategies/{strategy_id:str}", status_code=200)
     async def remove_strategy(self, request: Request, trading: Trading, user_id: str, strategy_id: str) -> Template:
