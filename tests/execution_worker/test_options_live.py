@@ -1,0 +1,58 @@
+"""Option orders live against kite_sim: the caps on net greeks per underlying (the worker prices what
+a signal adds from the sim's quotes and refuses what would take the net delta past the cap, with
+the reason), and a quantity above the exchange's freeze limit placed as lot-sized slices."""
+
+import time
+
+from shared import messages as m
+from shared import subjects
+from tests.execution_worker.kit import USER, nifty_chain, option_leg
+from tests.helpers import eventually
+
+
+async def test_net_delta_cap_refuses_an_option_signal_and_a_group_with_the_reason(bus, stack):
+    _, journal, kite = stack
+    calls = await nifty_chain(kite, "CE")
+    atm, wing = calls[26000.0], calls[26200.0]
+    limits = m.RiskLimits(max_net_delta=5.0)  # units of NIFTY: one lot of an ATM call is ~30
+    assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
+    try:
+        sig = m.Signal(id="greeks-call-1", user_id=USER, strategy_id="opt-1", strategy="manual", exchange=m.Exchange.NFO,
+                       tradingsymbol=atm.tradingsymbol, instrument_token=atm.instrument_token,
+                       transaction_type=m.TransactionType.BUY, quantity=atm.lot_size, product=m.Product.NRML,
+                       order_type=m.OrderType.MARKET, created_at=time.time_ns())
+        group = m.SignalGroup(id="greeks-spread-1", user_id=USER, strategy_id="spread-2", strategy="bear_call_spread",
+                              structure="bear_call_spread", underlying="NIFTY",
+                              legs=[option_leg(wing, "BUY", True), option_leg(atm, "SELL", False)])
+        for s in (sig, group):
+            await bus.js_publish(subjects.signals(USER), s, msg_id=s.id)
+        for s in (sig, group):
+            await eventually(lambda: journal.signal_decision(s.id) == "refused", what=f"{s.id} refused")
+            row = journal.signal(s.id)
+            assert row["code"] == "NET_DELTA_LIMIT" and "NIFTY net delta" in row["reason"], row
+            assert not journal.orders_of_signal(s.id) and not journal.orders_of_group(s.id)
+    finally:
+        await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=m.RiskLimits()))
+
+
+async def test_a_nifty_option_order_above_the_freeze_quantity_goes_out_in_slices(bus, stack):
+    _, journal, kite = stack
+    calls = await nifty_chain(kite, "CE")
+    far = calls[max(calls)]  # the farthest out of the money: cheap, little delta
+    qty = far.lot_size * 40  # 2,600 units: NIFTY's freeze quantity is 1,800
+    limits = m.RiskLimits(max_position_lots=50)
+    assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
+    try:
+        for sid, side, intent in (("freeze-buy-1", "BUY", "entry"), ("freeze-sell-1", "SELL", "exit")):
+            sig = m.Signal(id=sid, user_id=USER, strategy_id="opt-2", strategy="manual", exchange=m.Exchange.NFO,
+                           tradingsymbol=far.tradingsymbol, instrument_token=far.instrument_token,
+                           transaction_type=m.TransactionType(side), quantity=qty, product=m.Product.NRML,
+                           order_type=m.OrderType.MARKET, intent=intent, created_at=time.time_ns())
+            await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+            rows = await eventually(lambda: (rows := journal.orders_of_signal(sid)) and len(rows) == 2 and all(
+                r["status"] == "COMPLETE" for r in rows) and rows, timeout=30, what=f"{sid}: both slices filled")
+            assert sorted(r["quantity"] for r in rows) == [845, 1755]
+            assert all(r["market_protection"] == -1 and r["order_type"] == "MARKET" for r in rows)
+            assert len({r["tag"] for r in rows}) == 2
+    finally:
+        await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=m.RiskLimits()))
