@@ -160,9 +160,7 @@ async def run(n_tokens: int, seconds: float) -> None:
     bus = await Bus.connect(url, "bench")
     try:
         await bus.ensure_streams()
-        from tests.simkit import Sim, login
-
-        token = login(Sim(None, sim_port))
+        token = _login(f"http://127.0.0.1:{sim_port}")
         ctrl.send(("tokens", n_tokens))
         tokens = ctrl.recv()
         meter = Meter(tokens)
@@ -202,6 +200,21 @@ async def run(n_tokens: int, seconds: float) -> None:
         sim.join(10)
         nats.terminate()
         nats.wait(10)
+
+
+def _login(root: str, api_key: str = "kta-demo", secret: str = "kta-demo-secret") -> str:
+    """The sim's demo user through Kite's login flow (form post, then the checksummed exchange)."""
+    import hashlib
+    import re
+
+    import httpx
+
+    r = httpx.post(f"{root}/connect/login", data={"api_key": api_key, "user_id": "DEMO01", "password": "demo"})
+    request_token = re.search(r"request_token=([^&]+)", r.headers["location"]).group(1)
+    checksum = hashlib.sha256(f"{api_key}{request_token}{secret}".encode()).hexdigest()
+    r = httpx.post(f"{root}/session/token", data={"api_key": api_key, "request_token": request_token,
+                                                  "checksum": checksum}, headers={"X-Kite-Version": "3"})
+    return r.json()["data"]["access_token"]
 
 
 def _sync(meter: Meter):
