@@ -98,9 +98,15 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
         assert url == f"http://127.0.0.1:{port}"
         read_until(r"DEMO01", 5)  # how to log in is printed with the URL
 
-        page = httpx.get(f"{url}/login", timeout=10)
-        assert page.status_code == 200 and "OTP" in page.text
         assert httpx.get(f"{url}/api/status", timeout=10).status_code == 401  # no session, no data
+        with httpx.Client(base_url=url, timeout=10) as browser:  # the demo login, as printed
+            assert "Zerodha ID" in browser.get("/login").text
+            sent = browser.post("/auth/send-otp", data={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
+            code = re.search(r'id="dev-otp">(\d{6})<', sent.text).group(1)
+            browser.post("/auth/verify-otp", data={"zerodha_id": "DEMO01", "otp": code})
+            status = browser.get("/api/status")
+            assert status.status_code == 200, status.text
+            assert status.json()["broker"]["state"] == "absent"  # next step: Connect Kite
 
         seen = descendants(proc.pid)
         names = " ".join(seen.values())
