@@ -203,6 +203,8 @@ async def main(n_burst: int) -> None:
             print(f"engine, order gate opened: synchronous place-per-signal loop (original design) "
                   f"{sync_rate:.1f} signals/s; 16 in flight {e_rate:.1f} signals/s = {e_rate / sync_rate:.2f}x the "
                   f"synchronous loop, {e_rate / KITE_ORDERS_PER_SECOND:.1f}x Kite's per-account limit")
+            confirming = [t for t in asyncio.all_tasks() if t.get_name().startswith("confirm:")]
+            await asyncio.wait_for(asyncio.gather(*confirming, return_exceptions=True), 30)  # read-backs
             await bus.close()
             await client.aclose()
         finally:
