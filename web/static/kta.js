@@ -36,7 +36,7 @@
     }
     if (events) {
       var li = document.createElement("li");
-      li.textContent = new Date().toLocaleTimeString("en-GB", { hour12: false }) + " · " +
+      li.textContent = new Date().toLocaleTimeString("en-GB", { hour12: false, timeZone: "Asia/Kolkata" }) + " · " +
         (up ? "dashboard live feed connected" : "dashboard live feed lost: reconnecting");
       events.insertBefore(li, events.firstChild);
     }
