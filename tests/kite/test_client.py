@@ -10,7 +10,7 @@ import pytest
 
 from shared.kite import errors
 from shared.kite import models as km
-from shared.kite.client import HISTORICAL_MAX_DAYS, KiteClient
+from shared.kite.client import HISTORICAL_MAX_DAYS, READ_RETRIES, KiteClient
 from shared.kite.ratelimit import DailyLimitReached, RateLimiter, for_api_key
 from tests.helpers import eventually
 from tests.kite.kit import RecordingTransport, forward_to, http_server
@@ -257,6 +257,18 @@ async def test_daily_order_cap_is_refused_not_waited_for():
     tomorrow = RateLimiter({"orders": [(86400, 1)]}, clock=iter([1_800_000_000.0, 1_800_086_400.0]).__next__)
     await tomorrow.acquire("orders")
     await tomorrow.acquire("orders")  # a new IST day, a new budget
+
+
+async def test_a_429_on_a_read_is_retried_with_backoff_a_bounded_number_of_times(kite, sim):
+    sim.faults(rate_limit_next=2)
+    assert isinstance(await kite.positions(), km.Positions)
+    assert [st for _, p, st in kite.wire.exchanges if p == "/portfolio/positions"] == [429, 429, 200]
+
+    sim.faults(rate_limit_next=READ_RETRIES + 1)
+    with pytest.raises(errors.TooManyRequests) as e:
+        await kite.holdings()
+    assert e.value.status == 429 and e.value.message == "Too many requests"
+    assert kite.wire.count(prefix="/portfolio/holdings", status=429) == READ_RETRIES + 1
 
 
 async def test_429_on_placement_is_retried_only_after_the_tag_check(kite, sim):
