@@ -170,7 +170,7 @@ class SessionController(Controller):
         cookie = expired_cookie(svc.secure_cookies)
         if wants_json(request):
             return Response({"logged_out": True, "stopped": report.get("stopped", [])}, cookies=[cookie])
-        headers = {"Location": "/login"}
-        if request.headers.get("hx-request"):
-            headers["HX-Redirect"] = "/login"
-        return Response(b"", status_code=303, headers=headers, cookies=[cookie])
+        if request.headers.get("hx-request") == "true":
+            # a 303 would be followed inside the XHR, so htmx would never see HX-Redirect
+            return Response(b"", status_code=200, headers={"HX-Redirect": "/login"}, cookies=[cookie])
+        return Response(b"", status_code=303, headers={"Location": "/login"}, cookies=[cookie])

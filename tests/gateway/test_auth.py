@@ -132,7 +132,19 @@ async def test_logout_revokes_the_session(gateway):
         token = client.cookies.get("kta_session")
         r = await client.post("/auth/logout", data={"csrf_token": csrf})
         assert r.status_code == 303 and r.headers["location"] == "/login"
-        assert "kta_session=" in r.headers["set-cookie"]
+        assert "kta_session=" in r.headers["set-cookie"] and "hx-redirect" not in r.headers
+    async with gateway.client(cookies={"kta_session": token}) as replay:
+        assert (await replay.get("/api/status")).status_code == 401
+
+
+async def test_htmx_logout_answers_200_with_hx_redirect(gateway):
+    """A 303 would be followed inside htmx's XHR and HX-Redirect lost: htmx gets a 200 to act on."""
+    client, csrf = await login(gateway)
+    async with aclosing(client):
+        token = client.cookies.get("kta_session")
+        r = await client.post("/auth/logout", headers={"HX-Request": "true", "X-CSRFToken": csrf})
+        assert r.status_code == 200 and r.headers["HX-Redirect"] == "/login"
+        assert "location" not in r.headers and "kta_session=" in r.headers["set-cookie"]
     async with gateway.client(cookies={"kta_session": token}) as replay:
         assert (await replay.get("/api/status")).status_code == 401
 
