@@ -66,12 +66,15 @@ class UserFeed:
         self.load[ticker] += 1
         return ticker
 
-    async def subscribe(self, tokens: list[int], mode: str) -> None:
-        """Spread over connections; a token over the account's whole limit raises (nothing half-done)."""
+    def check_room(self, tokens: list[int]) -> None:
         free = sum(max(0, self.hub.max_tokens - self.load[t]) for t in self.tickers) + \
             (self.hub.max_connections - len(self.tickers)) * self.hub.max_tokens
         if len([t for t in set(tokens) if t not in self.home]) > free:
             raise TokenLimitExceeded(f"cannot subscribe {len(tokens)} more instruments: over Kite's limit")
+
+    async def subscribe(self, tokens: list[int], mode: str) -> None:
+        """Spread over connections; a token over the account's whole limit raises (nothing half-done)."""
+        self.check_room(tokens)
         groups: dict[int, tuple[Ticker, list[int]]] = {}
         for token in tokens:
             ticker = self._place(token)
@@ -185,6 +188,7 @@ class TickerHub:
             by_mode.setdefault(max(mode, wanted.get(t, mode), key=MODE_RANK.__getitem__), []).append(t)
         feed = self.feeds.get(user_id)
         if feed is not None:
+            feed.check_room(tokens)
             for m, toks in by_mode.items():
                 await feed.subscribe(toks, m)
         for m, toks in by_mode.items():
