@@ -261,11 +261,16 @@ class KiteClient:
         return m.convert(await self._request("GET", "/quote/ltp", params=[("i", i) for i in instruments]),
                          dict[str, m.LTPQuote])
 
-    async def historical_data(self, instrument_token: int, from_date: datetime, to_date: datetime, interval: str,
-                              continuous: bool = False, oi: bool = False) -> list[m.Candle]:
-        """Candles over any range: split into chunks of the interval's maximum span."""
+    async def historical_data(self, instrument_token: int, from_date: datetime | date, to_date: datetime | date,
+                              interval: str, continuous: bool = False, oi: bool = False) -> list[m.Candle]:
+        """Candles over any range: split into chunks of the interval's maximum span. A bare date
+        means the whole day (from its 00:00:00 to its 23:59:59)."""
         if interval not in HISTORICAL_MAX_DAYS:
             raise errors.InputException(f"invalid interval {interval!r}", 400)
+        if not isinstance(from_date, datetime):
+            from_date = datetime.combine(from_date, datetime.min.time())
+        if not isinstance(to_date, datetime):
+            to_date = datetime.combine(to_date, datetime.max.time().replace(microsecond=0))
         span = timedelta(days=HISTORICAL_MAX_DAYS[interval])
         out: list[m.Candle] = []
         start = from_date

@@ -183,6 +183,12 @@ async def test_historical_data_is_chunked_into_the_interval_maximum(kite):
     # the same candles as one request over a range the broker serves unchunked
     tail = await kite.historical_data(408065, to - timedelta(days=20), to, "minute")
     assert tail == [c for c in candles if c.date >= tail[0].date][: len(tail)]
+    # bare dates cover whole days and chunk without overlap
+    by_date = await kite.historical_data(408065, since.date(), to.date(), "minute")
+    assert [c.date for c in by_date] == sorted({c.date for c in by_date})
+    whole_days = {c.date: c for c in by_date}
+    assert all(whole_days.get(c.date) == c for c in candles)  # the datetime range lies inside the dates'
+    assert min(whole_days).date() == min(c.date for c in by_date).date() <= candles[0].date.date()
     with pytest.raises(errors.InputException):
         await kite.historical_data(408065, since, to, "7minute")
 
