@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -30,6 +31,7 @@ from shared.messages import (
     OrderStatus,
     OrderType,
     Product,
+    RiskState,
     Signal,
     TransactionType,
     Variety,
@@ -58,6 +60,9 @@ class Desk:
         self.order_changed = asyncio.Condition()
         self.latencies_ms: list[float] = []
         self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer
+        self.pnl_anchor = (0, 0, 0, 0)  # broker realised, unrealised; the tracker's at that moment
+        self.on_risk: Callable[[Desk, RiskState], Awaitable[None]] | None = None  # the kill switch moved
+        self.on_fills: Callable[[Desk], Awaitable[None]] | None = None  # new fills in the tracker
 
     def inst(self, exchange: str, tradingsymbol: str) -> Instrument | None:
         return self.instruments.get(f"{exchange}:{tradingsymbol}")
@@ -290,7 +295,22 @@ class Desk:
                                      quantity=t.quantity, price=to_paise(t.average_price),
                                      instrument_token=t.instrument_token, product=t.product,
                                      timestamp=t.fill_timestamp or "")
-        self.risk.on_pnl(self.tracker.realised, self.tracker.unrealised, "fill", self.tracker.exposure)
+        if self.on_fills is not None:
+            await self.on_fills(self)
+        await self.feed_pnl("fill")
+
+    def anchor_pnl(self, realised: int, unrealised: int) -> None:
+        """The broker's day P&L just read: fills and ticks move the kill switch from here by the
+        change in kta's own book, so every source measures the same day P&L."""
+        self.pnl_anchor = (realised, unrealised, self.tracker.realised, self.tracker.unrealised)
+
+    async def feed_pnl(self, source: str) -> None:
+        """Day P&L to the kill switch after a fill or a tick (O(1): the tracker keeps running totals)."""
+        realised, unrealised, book_realised, book_unrealised = self.pnl_anchor
+        state = self.risk.on_pnl(realised + self.tracker.realised - book_realised,
+                                 unrealised + self.tracker.unrealised - book_unrealised, source, self.tracker.exposure)
+        if state is not None and self.on_risk is not None:
+            await self.on_risk(self, state)
 
     async def _on_complete(self, row: dict) -> None:
         if row["kind"] == "entry" and row.get("signal_id"):

@@ -14,6 +14,7 @@ from execution_worker import orders as o
 from execution_worker.engine import Desk
 from execution_worker.eod import EndOfDay
 from execution_worker.journal import Journal
+from execution_worker.marks import TickMarks
 from execution_worker.positions import from_broker
 from execution_worker.reconcile import reconcile
 from execution_worker.risk import RiskManager, flatten_plan
@@ -39,6 +40,7 @@ class Desks:
         self.snapshots: dict[str, m.PositionSnapshot] = {}
         self.instruments: dict[str, Instrument] = {}
         self.risks: dict[str, RiskManager] = {}
+        self.marks = TickMarks(bus)
 
     def risk(self, user_id: str) -> RiskManager:
         if user_id not in self.risks:
@@ -62,7 +64,10 @@ class Desks:
             self.instruments = {f"{i.exchange}:{i.tradingsymbol}": i for i in await client.instruments()}
         desk = Desk(user_id, self.bus, self.journal, client, self.risk(user_id), self.instruments,
                     self.settings.market_protection, self.settings.sl_slippage_pct)
+        desk.on_risk = self._desk_risk_moved
+        desk.on_fills = self.marks.track
         self.desks[user_id] = desk
+        await self.marks.track(desk)
         await self.publish_risk(desk.risk.snapshot())
         self.start_loops(user_id)
         return desk
@@ -70,6 +75,7 @@ class Desks:
     async def close(self, user_id: str, reason: str, expire: bool = False) -> None:
         self.stop_loops(user_id)
         desk = self.desks.pop(user_id, None)
+        await self.marks.forget(user_id)
         if desk is not None:
             await desk.client.aclose()
         if expire:
@@ -118,6 +124,7 @@ class Desks:
                                   exposure=exposure, source="broker")
         self.snapshots[desk.user_id] = snap
         await self.bus.publish(subjects.positions(desk.user_id), snap)
+        desk.anchor_pnl(realised, unrealised)
         state = desk.risk.on_pnl(realised, unrealised, "broker", exposure)
         if state is not None:
             await self.on_risk_change(desk, state, positions)
@@ -135,6 +142,11 @@ class Desks:
             for i, req in enumerate(flatten_plan(desk.user_id, positions)):
                 tagged = msgspec.structs.replace(req, tag=o.make_tag(f"flatten{state.tripped_at}", "flatten", i))
                 await desk.place(tagged)
+
+    async def _desk_risk_moved(self, desk: Desk, state: m.RiskState) -> None:
+        """The kill switch moved on a fill or a tick: the same response as on the broker poll."""
+        await self.on_risk_change(desk, state, self.snapshots[desk.user_id].positions
+                                  if desk.user_id in self.snapshots else desk.tracker.positions())
 
     async def publish_risk(self, state: m.RiskState) -> None:
         metrics.kill_switch(state.user_id, state.state)

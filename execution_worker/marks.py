@@ -1,0 +1,66 @@
+"""Open positions marked to market on every tick of their instruments, so the kill switch sees a
+loss as it happens rather than at the next 30 s broker poll. Work per tick is O(holders of the
+token): the tracker keeps running totals. The instruments' ticks are asked of the ticker worker
+(full mode, so no strategy's subscription is downgraded) when a position opens."""
+
+from __future__ import annotations
+
+import logging
+
+from execution_worker.engine import Desk
+from shared import messages as m
+from shared import subjects
+from shared.bus import Bus
+
+log = logging.getLogger("kta.marks")
+
+
+class TickMarks:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.holders: dict[int, dict[str, Desk]] = {}  # token -> user -> desk holding it
+        self.subs: dict[int, object] = {}  # token -> NATS subscription
+
+    async def track(self, desk: Desk) -> None:
+        """Follow exactly the tokens ``desk`` holds now (called on opening a desk and after fills)."""
+        held = desk.tracker.open_tokens() - {0}
+        new = []
+        for token in held:
+            users = self.holders.setdefault(token, {})
+            if desk.user_id not in users:
+                users[desk.user_id] = desk
+                new.append(token)
+            if token not in self.subs:
+                self.subs[token] = await self.bus.subscribe(subjects.ticks(token), m.Tick, self.on_tick)
+        for token in [t for t, users in self.holders.items() if desk.user_id in users and t not in held]:
+            await self._drop(token, desk.user_id)
+        if new:
+            self.bus.spawn(self._ask_ticker(desk.user_id, sorted(new)), name=f"marks-subscribe:{desk.user_id}")
+
+    async def forget(self, user_id: str) -> None:
+        for token in [t for t, users in self.holders.items() if user_id in users]:
+            await self._drop(token, user_id)
+
+    async def on_tick(self, tick: m.Tick, msg) -> None:
+        price = m.to_paise(tick.last_price)
+        if price <= 0:
+            return
+        for desk in list(self.holders.get(tick.instrument_token, {}).values()):
+            desk.tracker.mark(tick.instrument_token, price)
+            await desk.feed_pnl("tick")
+
+    async def _drop(self, token: int, user_id: str) -> None:
+        users = self.holders.get(token, {})
+        users.pop(user_id, None)
+        if not users:
+            self.holders.pop(token, None)
+            sub = self.subs.pop(token, None)
+            if sub is not None:
+                await sub.unsubscribe()
+
+    async def _ask_ticker(self, user_id: str, tokens: list[int]) -> None:
+        try:
+            await self.bus.request(subjects.cmd(user_id, "ticker", "subscribe"),
+                                   m.Subscribe(tokens=tokens, mode=m.TickMode.FULL), timeout=5)
+        except Exception as e:  # noqa: BLE001 - the 30 s broker poll still marks the positions
+            log.info("ticks of %s not subscribed for %s: %r", tokens, user_id, e)
