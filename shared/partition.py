@@ -39,7 +39,7 @@ from shared import subjects
 log = logging.getLogger("kta.partition")
 
 PARTITIONS = 8  # the most copies of one worker kind that get work; fixed: stored subjects carry it
-LEASE_SECONDS = 6.0  # a dead worker's partitions move after at most this long
+LEASE_SECONDS = 6.0  # a dead worker's leases age out after this; a survivor claims them at its next tick
 KV_LEASES = "kta_leases"
 ACK_WAIT = 8.0  # partition consumers; long handlers keep their message with in-progress acks
 
