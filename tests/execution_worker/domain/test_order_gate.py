@@ -59,12 +59,12 @@ async def test_acquire_waits_on_the_injected_clock():
     clock = Clock()
     slept: list[float] = []
 
-    async def sleep(seconds: float) -> None:  # time passes only when the gate asks it to
+    async def advance(seconds: float) -> None:  # time passes only when the gate waits
         slept.append(seconds)
         clock.t += seconds
         await asyncio.sleep(0)
 
-    gate = OrderGate(clock=clock, sleep=sleep)
+    gate = OrderGate(clock=clock, sleep=advance)
     t0 = clock()
     for _ in range(25):
         await gate.acquire()
