@@ -15,7 +15,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from gateway import auth, kite_connect
-from gateway.api import account, journal, live, market, strategies, stream
+from gateway.api import account, journal, live, market, scanner, strategies, stream
 from gateway.api.deps import DEPENDENCIES
 from gateway.api.errors import trading_error_handler
 from gateway.escape import JsonHtmlEscapeMiddleware
@@ -34,7 +34,8 @@ log = logging.getLogger("kta.gateway")
 
 CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteConnectController,
                strategies.StrategiesController, live.LiveController, account.AccountController,
-               journal.JournalController, market.MarketController, stream.StreamController]
+               journal.JournalController, market.MarketController, scanner.ScannerController,
+               stream.StreamController]
 
 
 def _optional(module: str, name: str) -> list:

@@ -17,6 +17,7 @@ from litestar.response import Template
 
 from gateway import fragments
 from gateway.option_chain import ChainError
+from gateway.scan_query import scan_command
 from gateway.services import services_of
 from gateway.strategy_form import parse_params, spec_of
 from gateway.trading import Trading, TradingError
@@ -275,3 +276,12 @@ class PagesController(Controller):
                            expiry: str = "") -> Template:
         chain, error = await attempt(trading.option_chain(user_id, underlying, expiry))
         return partial("option_chain", request, chain=chain, chain_error=error, underlying=underlying)
+
+    @get("/ui/scanner")
+    async def scanner(self, request: Request, trading: Trading, user_id: str) -> Template:
+        """The scanner's results table (the form stays as typed); a refusal names its field in words."""
+        try:
+            scan = await trading.scan(user_id, scan_command(request.query_params.multi_items()))
+        except TradingError as e:
+            return partial("scan_results", request, scan=None, scan_error=e.message, scan_field=e.field)
+        return partial("scan_results", request, scan=scan, scan_error="")

@@ -29,6 +29,7 @@ from gateway.option_chain import ChainError, option_chain_view
 
 LIVE_SERVICES = ("ticker", "strategy", "execution")
 WORKERS = ("ticker", "strategy", "execution")
+SCAN_TIMEOUT = 90.0  # seconds; a first wide scan with a history condition waits on Kite's rate limit
 
 # m.Error.code -> HTTP status
 _STATUS = {"bad_request": 400, "bad_params": 400, "unsupported": 400, "not_found": 404, "exists": 409,
@@ -311,3 +312,16 @@ class Trading:
             raise TradingError(400, str(e), e.field) from None
         except kite_errors.KiteError as e:
             raise _from_kite(e) from None
+
+    # ---- stock scanner ----------------------------------------------------------------------
+
+    async def scan(self, user_id: str, query: m.Scan) -> dict:
+        """The strategy worker's screen: ``{"as_of", "scanned", "matched", "rows"}``. A first scan
+        with a history condition is paced by Kite's 3 historical calls a second, hence the long wait."""
+        try:
+            return await self.command(user_id, "strategy", query, timeout=SCAN_TIMEOUT)
+        except TradingError as e:
+            if e.status != 503 or not (await self.worker_health())["strategy"]:
+                raise
+            raise TradingError(504, f"the scan took longer than {SCAN_TIMEOUT:g} s: name symbols or add a price "
+                                    "or volume condition to narrow it", code="timeout") from None
