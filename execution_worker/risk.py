@@ -20,6 +20,7 @@ from shared.messages import (
     OrderRequest,
     OrderType,
     Position,
+    Product,
     RiskLimits,
     RiskState,
     Signal,
@@ -280,7 +281,7 @@ def flatten_plan(user_id: str, positions: Iterable[Position]) -> list[OrderReque
             user_id=user_id, exchange=Exchange(p.exchange), tradingsymbol=p.tradingsymbol,
             instrument_token=p.instrument_token,
             transaction_type=TransactionType.BUY if p.quantity < 0 else TransactionType.SELL,
-            order_type=OrderType.MARKET, quantity=abs(p.quantity), product=p.product, market_protection=-1,
+            order_type=OrderType.MARKET, quantity=abs(p.quantity), product=Product(p.product), market_protection=-1,
             kind="flatten",
         )
         for p in ordered

@@ -2,7 +2,7 @@ import pytest
 
 from execution_worker.positions import PositionTracker
 from execution_worker.risk import KillSwitchError, context_from, RiskCode, RiskContext, RiskLimitError, RiskManager, flatten_plan
-from shared.messages import KillSwitchState, Position, RiskLimits
+from shared.messages import Exchange, KillSwitchState, Position, Product, RiskLimits
 
 from .kit import USER, Clock, group, journal, leg, signal
 
@@ -138,6 +138,7 @@ def test_flatten_plan_closes_shorts_before_hedges():
     assert [(o.tradingsymbol, o.transaction_type, o.quantity) for o in plan] == [
         ("NIFTY26N24500PE", "BUY", 50), ("NIFTY26N25500CE", "BUY", 50), ("NIFTY26N24000PE", "SELL", 50)]
     assert all(o.order_type == "MARKET" and o.market_protection == -1 and o.kind == "flatten" for o in plan)
+    assert all(o.product is Product.NRML and o.exchange is Exchange.NFO for o in plan)  # enums, as placing needs
 
 
 def test_context_from_the_position_book(risk):
