@@ -13,7 +13,7 @@ from datetime import date, datetime, time as day_time
 from msgspec import Struct, field
 
 from execution_worker.journal import IST, Journal
-from shared.messages import Exchange, OrderRequest, OrderType, Position, TransactionType, to_paise
+from shared.messages import Exchange, OrderRequest, OrderType, Position, Product, TransactionType, to_paise
 
 INDEX_UNDERLYINGS = frozenset({"NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "NIFTYNXT50", "SENSEX", "BANKEX"})
 MARKET_CLOSE = day_time(15, 30)
@@ -116,7 +116,7 @@ class ExerciseHandler:
         return OrderRequest(user_id=self.user_id, exchange=Exchange(p.exchange), tradingsymbol=p.tradingsymbol,
                             instrument_token=p.instrument_token,
                             transaction_type=TransactionType.SELL if p.quantity > 0 else TransactionType.BUY,
-                            order_type=OrderType.MARKET, quantity=abs(p.quantity), product=p.product,
+                            order_type=OrderType.MARKET, quantity=abs(p.quantity), product=Product(p.product),
                             market_protection=-1, kind="exit")
 
     def settle(self, positions: Iterable[Position], contracts: dict[str, OptionContract],

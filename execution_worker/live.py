@@ -13,6 +13,8 @@ import msgspec
 from execution_worker import orders as o
 from execution_worker.engine import Desk
 from execution_worker.eod import EndOfDay
+from execution_worker.exercise import INDEX_UNDERLYINGS, ExerciseHandler, OptionContract
+from execution_worker.greeks import is_option
 from execution_worker.journal import Journal
 from execution_worker.marks import TickMarks
 from execution_worker.positions import from_broker
@@ -41,6 +43,7 @@ class Desks:
         self.instruments: dict[str, Instrument] = {}
         self.risks: dict[str, RiskManager] = {}
         self.marks = TickMarks(bus)
+        self.exercisers: dict[str, ExerciseHandler] = {}
 
     def risk(self, user_id: str) -> RiskManager:
         if user_id not in self.risks:
@@ -128,7 +131,26 @@ class Desks:
         state = desk.risk.on_pnl(realised, unrealised, "broker", exposure)
         if state is not None:
             await self.on_risk_change(desk, state, positions)
+        await self.exercise(desk, positions)
         return snap
+
+    async def exercise(self, desk: Desk, positions: list[m.Position]) -> None:
+        """Stock options near expiry: warn, and square off what is in the money before the cut-off
+        (index options settle in cash and are left alone). No quote is asked without such a position."""
+        contracts = {p.tradingsymbol: OptionContract.from_instrument(inst) for p in positions if p.quantity
+                     and is_option(inst := desk.inst(p.exchange, p.tradingsymbol)) and inst.name not in INDEX_UNDERLYINGS}
+        if not contracts:
+            return
+        names = sorted({c.underlying for c in contracts.values()})
+        quotes = await desk.client.ltp(*(f"NSE:{n}" for n in names))
+        spots = {n: m.to_paise(quotes[f"NSE:{n}"].last_price) for n in names if f"NSE:{n}" in quotes}
+        handler = self.exercisers.setdefault(desk.user_id, ExerciseHandler(desk.user_id, self.journal))
+        review = handler.review(positions, contracts, spots)
+        for warning in review.warnings:
+            log.warning("expiry: %s", warning, extra={"user_id": desk.user_id})
+        day = time.strftime("%Y%m%d")
+        for req in review.square_offs:  # shorts first; one tag per position and day: placed once
+            await desk.place(msgspec.structs.replace(req, tag=o.make_tag(f"expiry{day}{req.tradingsymbol}", "exit")))
 
     async def on_risk_change(self, desk: Desk, state: m.RiskState, positions: list[m.Position]) -> None:
         await self.publish_risk(state)

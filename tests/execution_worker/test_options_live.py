@@ -1,12 +1,19 @@
 """Option orders live against kite_sim: the caps on net greeks per underlying (the worker prices what
 a signal adds from the sim's quotes and refuses what would take the net delta past the cap, with
-the reason), and a quantity above the exchange's freeze limit placed as lot-sized slices."""
+the reason), a quantity above the exchange's freeze limit placed as lot-sized slices, and the
+expiry review of the positions pass (stock options warned about, index options left alone)."""
 
 import time
+from datetime import datetime, timedelta
 
+from execution_worker.engine import Desk
+from execution_worker.journal import IST
+from execution_worker.live import Desks
+from execution_worker.risk import RiskManager
 from shared import messages as m
 from shared import subjects
-from tests.execution_worker.kit import USER, nifty_chain, option_leg
+from shared.kite.models import Instrument
+from tests.execution_worker.kit import USER, broker, nifty_chain, option_leg
 from tests.helpers import eventually
 
 
@@ -56,3 +63,23 @@ async def test_a_nifty_option_order_above_the_freeze_quantity_goes_out_in_slices
             assert len({r["tag"] for r in rows}) == 2
     finally:
         await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=m.RiskLimits()))
+
+
+async def test_an_itm_stock_option_near_expiry_is_warned_about_and_index_options_are_not(bus, sim, stack):
+    settings, journal, kite = stack
+    spot = (await broker(kite.ltp, "NSE:INFY"))["NSE:INFY"].last_price
+    tomorrow = datetime.now(IST).date() + timedelta(days=1)
+
+    def option(name, symbol, strike):  # the sim lists no stock options: this one is the position's contract
+        return Instrument(instrument_token=9_000_001, exchange_token=1, tradingsymbol=symbol, name=name, last_price=0.0,
+                          expiry=tomorrow, strike=strike, tick_size=0.05, lot_size=400, instrument_type="CE",
+                          segment="NFO-OPT", exchange="NFO")
+
+    stock, index = option("INFY", "INFY26TESTCE", spot - 100), option("NIFTY", "NIFTY26TESTCE", 20000.0)
+    desk = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal),
+                {"NFO:INFY26TESTCE": stock, "NFO:NIFTY26TESTCE": index}, -1, 0.5)
+    positions = [m.Position(tradingsymbol=i.tradingsymbol, exchange="NFO", quantity=400, product="NRML")
+                 for i in (stock, index)]
+    await Desks(bus, settings, journal).exercise(desk, positions)
+    warnings = [e for e in journal.risk_events(USER) if e["code"] == "EXERCISE_WARNING"]
+    assert len(warnings) == 1 and "INFY26TESTCE" in warnings[0]["message"] and "delivery" in warnings[0]["message"]
