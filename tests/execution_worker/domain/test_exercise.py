@@ -3,7 +3,7 @@ from datetime import date
 from execution_worker.exercise import ExerciseHandler, OptionContract
 from execution_worker.positions import PositionTracker
 from shared.kite.models import Instrument
-from shared.messages import Position
+from shared.messages import Position, Product
 
 from .kit import USER, Clock, journal
 
@@ -38,7 +38,7 @@ def test_warns_days_before_and_squares_off_itm_stock_options_after_the_cutoff(tm
     [order] = handler.review(POSITIONS, CONTRACTS, SPOTS).square_offs
     assert (order.tradingsymbol, order.transaction_type, order.quantity, order.order_type) == (
         "INFY26NOV1500CE", "BUY", 400, "MARKET")
-    assert order.market_protection == -1
+    assert order.market_protection == -1 and isinstance(order.product, Product)  # placeable as built
     assert handler.review(POSITIONS, CONTRACTS, SPOTS).square_offs == []
     codes = [e["code"] for e in handler.journal.risk_events(USER)]
     assert codes == ["EXERCISE_WARNING", "EXERCISE_WARNING", "EXERCISE_SQUARE_OFF"]
