@@ -140,3 +140,19 @@ def _drain_halted(q):
         if s.state is m.KillSwitchState.HALTED:
             return s
     return None
+
+
+async def test_a_malformed_signal_is_dead_lettered_and_the_next_one_goes_on(bus, stack):
+    _, journal, _ = stack
+    dead: asyncio.Queue = asyncio.Queue()
+
+    async def on_dead(msg):
+        await dead.put(msg)
+
+    await bus.nc.subscribe(subjects.dlq("execution"), cb=on_dead)
+    await bus.js.publish(subjects.signals(USER), b'{"type": "signal", "id": 42}')
+    good = signal("after-garbage-1", qty=1)
+    await bus.js_publish(subjects.signals(USER), good, msg_id=good.id)
+    await eventually(lambda: journal.signal_decision(good.id) == "accepted", what="the next signal decided")
+    msg = await eventually(lambda: not dead.empty() and dead.get_nowait(), what="the dead letter")
+    assert msg.headers["Kta-Subject"].startswith(subjects.signals(USER)) and "decode" in msg.headers["Kta-Error"]
