@@ -24,7 +24,7 @@ from shared import subjects
 from shared.bus import Bus
 from shared.kite import errors
 from shared.kite.client import KiteClient
-from shared.kite.models import Instrument, Order
+from shared.kite.models import Instrument, Order, Trade
 from shared.messages import (
     OrderEvent,
     OrderRequest,
@@ -241,8 +241,10 @@ class Desk:
 
     # ---- broker order updates -----------------------------------------------------------------
 
-    async def apply(self, order: Order) -> bool:
-        """Fold one broker view of an order into the journal. Returns False for orders kta doesn't own."""
+    async def apply(self, order: Order, trades: dict[str, list[Trade]] | None = None) -> bool:
+        """Fold one broker view of an order into the journal. Returns False for orders kta doesn't own.
+        ``trades`` (order id → the broker's trades, read once for a whole reconciliation pass) saves a
+        trade-book call per filled order."""
         row = self.journal.order_by_id(order.order_id) or (self.journal.order_by_tag(order.tag) if order.tag else None)
         if row is None:
             if not o.is_kta_tag(order.tag):
@@ -261,7 +263,7 @@ class Desk:
         if o.is_terminal(status):
             self.gate.forget(order.order_id)
         if order.filled_quantity > filled_before:
-            await self.journal_fills(row)
+            await self.journal_fills(row, None if trades is None else trades.get(order.order_id, []))
         if status != current or order.filled_quantity != filled_before:
             await self.publish(row)
             if status == OrderStatus.COMPLETE.value:
@@ -280,9 +282,12 @@ class Desk:
         log.warning("adopted order %s (tag %s) found at the broker", order.order_id, order.tag)
         return self.journal.order_by_tag(order.tag)
 
-    async def journal_fills(self, row: dict) -> None:
-        """Every fill of the order from the broker's trade book, journaled once, into the tracker."""
-        for t in await self.client.order_trades(row["order_id"]):
+    async def journal_fills(self, row: dict, known: list[Trade] | None = None) -> None:
+        """Every fill of the order from the broker's trade book, journaled once, into the tracker.
+        ``known`` trades are used when they account for the whole filled quantity."""
+        if known is None or sum(t.quantity for t in known) < (row.get("filled_quantity") or 0):
+            known = await self.client.order_trades(row["order_id"])
+        for t in known:
             new = self.journal.record_trade(
                 self.user_id, trade_id=t.trade_id, order_id=t.order_id, exchange=t.exchange,
                 tradingsymbol=t.tradingsymbol, instrument_token=t.instrument_token,

@@ -35,12 +35,22 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
         result.errors.append(f"orders: {e}")
         return result
     by_tag = {order.tag: order for order in book if order.tag}
+    trades = None  # the day's trade book, read once if any order has fills the journal lacks
+    if any(order.filled_quantity > ((desk.journal.order_by_id(order.order_id) or {}).get("filled_quantity") or 0)
+           for order in book):
+        try:
+            trades = {}
+            for t in await desk.client.trades():
+                trades.setdefault(t.order_id, []).append(t)
+        except errors.KiteError as e:
+            result.errors.append(f"trades: {e}")
+            trades = None  # each order reads its own
     for order in book:
         known = desk.journal.order_by_id(order.order_id) or (
             desk.journal.order_by_tag(order.tag) if order.tag else None)
         before = (known or {}).get("status"), (known or {}).get("filled_quantity")
         try:
-            owned = await desk.apply(order)
+            owned = await desk.apply(order, trades)
         except errors.KiteError as e:
             result.errors.append(f"{order.order_id}: {e}")
             continue
