@@ -7,6 +7,7 @@ and an order arrive over SSE, Stop, read the report, log out. Every wait is on a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-SCREENSHOT = DOCS / "screenshot.png"
 SIM_SPEED = 600.0  # a 5-minute bar every half second of wall time
 
 
@@ -43,6 +43,13 @@ async def stack(nats_server, tmp_path, bus):
 
 
 @pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where the screenshots go: the test's tmp dir, or docs/ with UPDATE_SCREENSHOTS=1 (so a plain
+    test run leaves the work tree clean)."""
+    return DOCS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+
+
+@pytest.fixture
 async def page():
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
@@ -56,14 +63,14 @@ async def page():
         assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-async def log_in(page: Page, url: str) -> None:
+async def log_in(page: Page, url: str, shots: Path) -> None:
     await page.goto(url + "/")
     await expect(page).to_have_url(url + "/login")
     await page.fill("input[name=zerodha_id]", USER_ID)
     await page.fill("input[name=email]", "demo@kta.local")
     await page.click("button[type=submit]")
     code = await page.locator("#dev-otp").inner_text()
-    await page.screenshot(path=str(DOCS / "screenshot-login.png"))
+    await page.screenshot(path=str(shots / "screenshot-login.png"))
     await page.fill("input[name=otp]", code)
     await page.click("button[type=submit]")
     await expect(page).to_have_url(url + "/")
@@ -103,9 +110,9 @@ async def pick_nifty(page: Page) -> None:
     await expect(page.locator("#picked .chip")).to_have_text("NSE:NIFTY 50×")
 
 
-async def test_trader_journey(stack, page):
+async def test_trader_journey(stack, page, shots):
     url = stack.url
-    await log_in(page, url)
+    await log_in(page, url, shots)
     await connect_kite(page, url)
     await add_strategy(page)
     await pick_nifty(page)
@@ -127,9 +134,9 @@ async def test_trader_journey(stack, page):
     await expect(page.locator("#orders-body tr[id^=order-]").first).to_be_visible(timeout=30_000)
     await expect(page.locator("#orders-body td.status-COMPLETE").first).to_be_visible(timeout=30_000)
     await expect(page.locator("#positions-table td.sym").first).to_contain_text("NIFTY", timeout=40_000)
-    await page.screenshot(path=str(SCREENSHOT), full_page=True)
+    await page.screenshot(path=str(shots / "screenshot.png"), full_page=True)
     await page.set_viewport_size({"width": 390, "height": 844})  # a phone
-    await page.screenshot(path=str(DOCS / "screenshot-phone.png"))
+    await page.screenshot(path=str(shots / "screenshot-phone.png"))
     await page.set_viewport_size({"width": 1440, "height": 1000})
 
     await page.click("#stop")
@@ -137,7 +144,7 @@ async def test_trader_journey(stack, page):
     await expect(report).to_be_visible(timeout=30_000)
     await expect(page.locator("#stop-note")).to_contain_text("Stopped")
     await expect(page.locator("#report-orders")).not_to_have_text("0 / 0")
-    await report.screenshot(path=str(DOCS / "screenshot-report.png"))
+    await report.screenshot(path=str(shots / "screenshot-report.png"))
     await expect(page.locator("#csv-link")).to_have_attribute("href", "/api/journal/trades.csv")
     await expect(page.locator("#live-pill")).to_have_text("stopped")
 
@@ -145,11 +152,25 @@ async def test_trader_journey(stack, page):
     await page.click("#option-chain button[type=submit]")
     await expect(page.locator("#chain-atm td.strike")).to_be_visible(timeout=20_000)
     await expect(page.locator("#chain-pcr")).not_to_have_text("")
+    await page.click("#scanner summary")
+    await page.fill("#scan-symbols", "NSE:INFY, NSE:TCS, NSE:RELIANCE")
+    await page.fill("#scan-min_price", "0")
+    await page.select_option("#scan-sort_by", "symbol")
+    await page.click("#scan-go")
+    await expect(page.locator("#scan-table tbody tr")).to_have_count(3, timeout=20_000)
+    await expect(page.locator("#scan-table tbody tr").first).to_have_attribute("data-symbol", "NSE:INFY")
+    await page.locator("#scanner").screenshot(path=str(shots / "screenshot-scanner.png"))
+    await page.fill("#scan-symbols", "NSE:NOSUCHCO")
+    await page.click("#scan-go")
+    await expect(page.locator("#scan-error")).to_contain_text("NSE:NOSUCHCO")
     await expect(page.locator("#flash")).to_be_hidden()  # no request failed along the way
 
     csv = await page.request.get(url + "/api/journal/trades.csv")  # the report's download, same session
     assert csv.ok and csv.headers["content-type"].startswith("text/csv")
     assert "NIFTY" in await csv.text()
+    orders = await (await page.request.get(url + "/api/orders")).json()
+    placed = [o for o in orders if o.get("order_id")]
+    assert placed and all(o.get("order_timestamp") for o in placed)  # the exchange's clock, from Kite's book
 
     await page.click("#logout")
     await expect(page).to_have_url(url + "/login")
