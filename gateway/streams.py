@@ -1,7 +1,8 @@
 """Live events for one user's dashboard (SSE) and API clients, from that user's NATS subjects only.
 
 * One ``UserFeed`` per user subscribes to ``kta.u.<user>.{orders,positions,risk,status,signals,
-  broker.events}`` and ``kta.ticks.<token>`` for the tokens the user is live on; nothing else, so a
+  broker.events}`` and ``kta.ticks.<token>`` for the tokens the user is live on (and ``broker.
+  order_updates`` only for Kite's order times, which kta's order events lack); nothing else, so a
   user never sees another's data.
 * Every event gets a per-user, monotonically increasing id and goes into a small ring buffer, so a
   reconnecting browser resumes from ``Last-Event-ID``.
@@ -33,6 +34,7 @@ EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status")
 RING = 256
 CLIENT_BUFFER = 256
 TICK_FLUSH_SECONDS = 0.25
+ORDER_TIMES = 1000  # broker order ids remembered with the exchange's order time, per user
 _TICK_FIELDS = tuple(f for f in m.Tick.__struct_fields__ if f != "depth")
 
 
@@ -92,6 +94,7 @@ class UserFeed:
         self._tick_subs: dict[int, Any] = {}
         self._pending_ticks: dict[int, dict] = {}
         self.ticks_seen = 0
+        self._order_times: OrderedDict[str, str] = OrderedDict()  # order id -> Kite's order_timestamp
         self._flusher: asyncio.Task | None = None
 
     async def start(self) -> "UserFeed":
@@ -103,6 +106,8 @@ class UserFeed:
                                     (subjects.signals(u), m.AnySignal, "signals"),
                                     (subjects.broker_events(u), m.BrokerEvent, "status")):
             self._subs.append(await self.bus.subscribe(subject, kind, self._handler(name)))
+        self._subs.append(await self.bus.subscribe(subjects.order_updates(u), m.BrokerOrderUpdate,
+                                                   self._on_broker_order))
         self._flusher = asyncio.create_task(self._flush_ticks(), name=f"ticks:{u}")
         await self.bus.nc.flush()  # the server knows the subscriptions before anyone is told "connected"
         return self
@@ -112,6 +117,10 @@ class UserFeed:
             payload = msgspec.to_builtins(obj)
             if name == "status" and isinstance(obj, m.BrokerEvent):
                 payload["source"] = "broker"
+            if name == "orders" and not payload.get("order_timestamp"):
+                stamp = self._order_times.get(payload.get("order_id") or "")
+                if stamp:  # the exchange's clock, like the ticks and signals beside it
+                    payload["order_timestamp"] = stamp
             self.emit(name, payload)
         return handle
 
@@ -121,6 +130,14 @@ class UserFeed:
         for c in self.clients:
             c.push(ev)
         return ev
+
+    async def _on_broker_order(self, update: m.BrokerOrderUpdate, msg) -> None:
+        """Kite's own order updates carry the exchange-side order time kta's order events lack."""
+        order_id, stamp = str(update.order.get("order_id") or ""), update.order.get("order_timestamp")
+        if order_id and stamp and order_id not in self._order_times:
+            self._order_times[order_id] = str(stamp)
+            if len(self._order_times) > ORDER_TIMES:
+                self._order_times.popitem(last=False)
 
     # ---- ticks ------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ engine) and SSE fragments (``gateway.fragments``) render from the same environme
 looks the same whichever path drew it.
 
 Filters:
-* ``rupees`` — integer paise → ``₹1,23,456.78`` (Indian digit grouping, minus sign in front).
+* ``rupees`` — integer paise → ``₹1,23,456.78`` (Indian digit grouping, minus sign in front, joined
+  to the ``₹`` by a word joiner so ``-₹32,435.00`` never wraps after the sign).
 * ``inr`` — a rupee amount as Kite's REST answers carry it (float) → the same format.
 * ``price`` — a tick price in rupees → ``24,512.35`` (no symbol; ticks are rupee floats).
 * ``count`` — a quantity, volume or OI → ``12,34,567``.
@@ -44,8 +45,11 @@ def group_indian(digits: str) -> str:
     return ",".join([head, *pairs, tail])
 
 
+WORD_JOINER = "\u2060"  # "-₹" may break after the hyphen; the joiner keeps the sign on the amount's line
+
+
 def _format_paise(paise: int, symbol: str) -> str:
-    sign = "-" if paise < 0 else ""
+    sign = ("-" + WORD_JOINER if symbol else "-") if paise < 0 else ""
     whole, frac = divmod(abs(paise), 100)
     return f"{sign}{symbol}{group_indian(str(whole))}.{frac:02d}"
 

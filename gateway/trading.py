@@ -161,7 +161,19 @@ class Trading:
         return await self.command(user_id, "execution", m.GetPositions(), timeout=10.0)
 
     async def orders(self, user_id: str) -> list[dict]:
-        return await self.command(user_id, "execution", m.GetOrders())
+        return await self._with_exchange_times(user_id, await self.command(user_id, "execution", m.GetOrders()))
+
+    async def _with_exchange_times(self, user_id: str, rows: list[dict]) -> list[dict]:
+        """The journal stamps orders with kta's clock; Kite's order book has the exchange's (IST),
+        the clock of ticks and signals. Without a broker session the rows stay as they are."""
+        if not any(r.get("order_id") and not r.get("order_timestamp") for r in rows):
+            return rows
+        try:
+            book = await self.broker(user_id, "orders")
+        except TradingError:
+            return rows
+        times = {o["order_id"]: o["order_timestamp"] for o in book if o.get("order_timestamp")}
+        return [{**r, "order_timestamp": times[r["order_id"]]} if r.get("order_id") in times else r for r in rows]
 
     # ---- journal, risk, execution -----------------------------------------------------------
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway import fragments
-from gateway.templating import group_indian, ist, price, rupees
+from gateway.templating import group_indian, ist, price, price_paise, rupees
 from shared import messages as m
 
 USER = "AB1234"
@@ -25,7 +25,8 @@ def tick(token: int = 256265, ltp: float = 24512.35, **kw) -> m.Tick:
 
 def test_rupees_use_indian_grouping_and_exact_paise():
     assert rupees(12345678) == "₹1,23,456.78"
-    assert rupees(-5) == "-₹0.05"
+    assert rupees(-5) == "-\u2060₹0.05"  # a word joiner: the sign never wraps away from the amount
+    assert price_paise(-5) == "-0.05"  # a hyphen before a digit does not break
     assert rupees(100_00_000_00) == "₹1,00,00,000.00"
     assert rupees(None) == "–"
     assert price(24512.35) == "24,512.35"
@@ -34,8 +35,8 @@ def test_rupees_use_indian_grouping_and_exact_paise():
 @given(st.integers(min_value=-10**15, max_value=10**15))
 def test_rupees_round_trip_to_the_paisa(paise):
     text = rupees(paise)
-    assert re.fullmatch(r"-?₹(\d{1,2},)?(\d\d,)*\d{1,3}\.\d\d", text), text
-    assert Decimal(text.replace("₹", "").replace(",", "")) * 100 == paise
+    assert re.fullmatch(r"(-\u2060)?₹(\d{1,2},)?(\d\d,)*\d{1,3}\.\d\d", text), text
+    assert Decimal(text.replace("\u2060", "").replace("₹", "").replace(",", "")) * 100 == paise
 
 
 @given(st.integers(min_value=0, max_value=10**12))
@@ -91,11 +92,11 @@ def test_orders_positions_risk_and_status_fragments():
                                                                       quantity=5, average_price=150025,
                                                                       last_price=151000, pnl=-487_50)])
     html = fragments.render("positions", snap, USER)
-    assert 'data-day-pnl="-48750"' in html and "-₹487.50" in html and 'id="pos-NSE-INFY-MIS"' in html
+    assert 'data-day-pnl="-48750"' in html and "-\u2060₹487.50" in html and 'id="pos-NSE-INFY-MIS"' in html
 
     risk = m.RiskState(user_id=USER, ts=1, state=m.KillSwitchState.HALTED, day_pnl=-50_000_00, reason="daily loss")
     html = fragments.render("risk", risk, USER)
-    assert 'id="kill-switch-state">HALTED<' in html and "-₹50,000.00" in html and "100.0%" in html
+    assert 'id="kill-switch-state">HALTED<' in html and "-\u2060₹50,000.00" in html and "100.0%" in html
 
     gap = m.BrokerEvent(user_id=USER, kind="reconnected", ts=1700000000 * 10**9, gap_end=3_200_000_000)
     assert "reconnected after a 3.2 s gap" in fragments.render("status", gap, USER)
@@ -108,3 +109,18 @@ def test_another_users_message_and_unknown_events_are_refused():
         fragments.render("risk", m.RiskState(user_id="ZZ9999", ts=1, state=m.KillSwitchState.ACTIVE), USER)
     with pytest.raises(ValueError, match="no fragment"):
         fragments.render("bars", tick(), USER)
+
+
+def test_signal_and_order_times_are_the_exchange_clock():
+    """Ticks show the exchange's time; a signal shows its triggering tick's, an order Kite's order
+    time when known, so the three tables read one clock (kta's own only as the fallback)."""
+    wall = 1_800_000_000 * 10**9  # kta's clock, far from the exchange's (a fast sim)
+    sig = m.Signal(id="s2", user_id=USER, strategy_id="x", strategy="ema_crossover", exchange="NSE",
+                   tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1,
+                   tick_ts=1700000000, created_at=wall)
+    assert f">{ist(1700000000)}<" in fragments.render("signals", sig, USER)
+    assert f">{ist(wall)}<" in fragments.render("signals", msgspec.structs.replace(sig, tick_ts=0), USER)
+    order = m.OrderEvent(user_id=USER, order_id="9", tag="t9", tradingsymbol="INFY", ts=wall,
+                         order_timestamp="2023-11-15 03:43:20")
+    assert ">03:43:20<" in fragments.render("orders", order, USER)
+    assert f">{ist(wall)}<" in fragments.render("orders", msgspec.structs.replace(order, order_timestamp=""), USER)

@@ -14,6 +14,7 @@ import pytest
 from shared import messages as m
 from shared import subjects
 from tests.gateway.conftest import login, serve
+from tests.helpers import eventually
 
 
 class SSE:
@@ -100,6 +101,23 @@ async def test_sse_resumes_from_last_event_id(gateway, bus):
         async with SSE(client, "/sse", {"Last-Event-ID": first_id}) as sse:
             ev_id, name, data = await sse.next_event()
             assert name == "orders" and "MISSEDONE" in data and int(ev_id) > int(first_id)
+
+
+async def test_order_rows_take_the_exchange_time_from_kites_order_updates(gateway, bus):
+    """kta's order events carry kta's clock; Kite's own update for the order id has the exchange's."""
+    client, _ = await login(gateway)
+    async with aclosing(client), SSE(client, "/sse") as sse:
+        await bus.js_publish(subjects.order_updates("DEMO01"), m.BrokerOrderUpdate(
+            user_id="DEMO01", received_at=time.time_ns(),
+            order={"order_id": "K1", "status": "OPEN", "order_timestamp": "2026-11-25 14:54:51"}))
+        feed = gateway.services.streams.feeds["DEMO01"]
+        await eventually(lambda: "K1" in feed._order_times, 10, "the broker's order time")
+        await bus.publish(subjects.orders("DEMO01"), order("DEMO01", "K1", "STAMPED"))
+        await bus.publish(subjects.orders("DEMO01"), order("DEMO01", "K2", "UNSTAMPED"))
+        _, _, stamped = await sse.next_event()
+        _, _, unstamped = await sse.next_event()
+        assert "STAMPED" in stamped and ">14:54:51<" in stamped
+        assert "UNSTAMPED" in unstamped and ">14:54:51<" not in unstamped
 
 
 async def _until(pred) -> None:

@@ -106,6 +106,7 @@
   // ---- 3. charts ---------------------------------------------------------------------------
   var IST = 19800;  // the chart's axis is UTC; shift so it reads Indian time
   var price = null, pnl = null, chartToken = null, lastPriceTime = 0, lastPnlTime = 0, markers = [], marked = {};
+  var pnlOnTicks = false, pnlChart = null;
 
   function makeChart(el, height) {
     if (!el || !window.LightweightCharts) { return null; }
@@ -126,6 +127,7 @@
     if (!pc) { return; }
     price = pc.addLineSeries({ color: "#4ea1ff", lineWidth: 2 });
     if (qc) {
+      pnlChart = qc;
       pnl = qc.addBaselineSeries({ baseValue: { type: "price", price: 0 }, lineWidth: 2,
         topLineColor: "#2ecc71", bottomLineColor: "#ff5c5c",
         topFillColor1: "rgba(46,204,113,.25)", topFillColor2: "rgba(46,204,113,.02)",
@@ -188,12 +190,16 @@
     return token === chartToken || !document.getElementById("tick-" + token);
   }
 
+  // Snapshots carry kta's clock; once ticks are charted the point goes at the latest tick's
+  // exchange time instead, so both charts share one time axis (a fast sim runs hours off the wall clock).
   function addPnl(tsNs, paise) {
     if (!pnl || isNaN(tsNs) || isNaN(paise)) { return; }
-    var t = Math.floor(tsNs / 1e9) + IST;
-    if (t <= lastPnlTime) { t = lastPnlTime + 1; }
+    if (lastPriceTime && !pnlOnTicks) { pnlOnTicks = true; pnl.setData([]); lastPnlTime = 0; }  // clock switch
+    var t = lastPriceTime || (pnlOnTicks ? lastPnlTime : Math.floor(tsNs / 1e9) + IST);
+    if (t < lastPnlTime) { t = lastPnlTime; }  // same time: the newer figure replaces the point
     lastPnlTime = t;
     pnl.update({ time: t, value: paise / 100 });
+    pnlChart.timeScale().fitContent();  // a few points a minute: show the whole day, not a sliver at the edge
   }
 
   document.addEventListener("click", function (e) {
