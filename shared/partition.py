@@ -189,6 +189,8 @@ class Partitions:
                                                            last=self._revisions[p])
                 self._renewed[p] = time.monotonic()
             except nats.js.errors.KeyWrongLastSequenceError:
+                if await self._still_mine(p):  # an earlier renewal landed but its answer was lost
+                    continue
                 log.warning("lease of partition %d was lost", p, extra={"service": self.service})
                 await self._release(p, delete=False)
             except Exception as e:  # noqa: BLE001 - unknown outcome: keep it only while surely ours
@@ -196,6 +198,18 @@ class Partitions:
                     log.warning("cannot renew partition %d (%r): letting it go", p, e,
                                 extra={"service": self.service})
                     await self._release(p, delete=False)
+
+    async def _still_mine(self, p: int) -> bool:
+        """The lease still names this instance (nobody else can have written it): adopt its revision."""
+        try:
+            entry = await self._kv.get(self._lease_key(p))
+        except Exception:  # noqa: BLE001 - gone or unreadable: not provably ours
+            return False
+        if entry is None or entry.value != self.instance.encode():
+            return False
+        self._revisions[p] = entry.revision
+        self._renewed[p] = time.monotonic()
+        return True
 
     async def _claim(self, p: int) -> None:
         try:

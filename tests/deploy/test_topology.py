@@ -154,7 +154,10 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
                          "every signal decided after the kills")
         assert survivor.proc.poll() is None
 
-        # nothing lost, nothing twice: one decision per signal, one broker order per tag
+        # nothing lost, nothing twice: one decision per signal, one broker order per tag. A signal the
+        # victim had taken but not acked comes back to the new owner after the ack wait: wait for the
+        # partitions' consumers to drain before reading the broker's books.
+        await eventually(_drained(bus), 40, "every signal handled and acked")
         decided = decisions(journal)
         vault = Vault(environ["KTA_SECRET_KEY"].encode())
         for sig in first + second:
@@ -208,6 +211,20 @@ def _jetstream_ready(bus: Bus):
             return True
         except Exception:  # noqa: BLE001 - no meta leader yet
             return False
+    return probe
+
+
+def _drained(bus: Bus):
+    """Every partition's signal consumer has delivered and had acked everything."""
+    async def probe() -> bool:
+        for p in range(partition.PARTITIONS):
+            try:
+                info = await bus.js.consumer_info(s.STREAM_SIGNALS, f"execution-signals-p{p}", timeout=2.0)
+            except Exception:  # noqa: BLE001 - leader election after the node loss
+                return False
+            if info.num_pending or info.num_ack_pending:
+                return False
+        return True
     return probe
 
 
