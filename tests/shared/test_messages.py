@@ -40,7 +40,7 @@ def sample(cls):
         return m.PositionSnapshot(user_id="DEMO01", ts=1, positions=[sample(m.Position)], day_pnl=5)
     # commands: fill required fields
     required = {"strategy": "ema_crossover", "strategy_id": "x", "params": {"fast": 5}, "tokens": [256265],
-                "limits": m.RiskLimits()}
+                "limits": m.RiskLimits(), "id": "261125000000001"}
     kwargs = {f: required[f] for f in cls.__struct_fields__ if f in required and f not in cls.__struct_defaults__}
     return cls(**kwargs)
 
