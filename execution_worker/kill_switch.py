@@ -11,7 +11,7 @@ from collections.abc import Callable
 import msgspec
 
 from execution_worker.journal import Journal, ist_day
-from shared.messages import KillSwitchState, RiskLimits, RiskState
+from shared.messages import KillSwitchState, RiskLimits, RiskState, format_inr
 
 HaltListener = Callable[[RiskState], None]
 
@@ -81,12 +81,12 @@ class KillSwitch:
             self.exposure = exposure
         if self.state is not KillSwitchState.HALTED and self.loss >= self.limits.max_daily_loss:
             return self._trip(KillSwitchState.HALTED, "DAILY_LOSS_LIMIT",
-                              f"day P&L {self.day_pnl} paise reached the daily loss limit "
-                              f"{self.limits.max_daily_loss} ({source})")
+                              f"day P&L {format_inr(self.day_pnl)} reached the daily loss limit "
+                              f"{format_inr(self.limits.max_daily_loss)} ({source})")
         if self.state is KillSwitchState.ACTIVE and self.loss >= self.warn_level:
             return self._trip(KillSwitchState.REDUCING, "DAILY_LOSS_WARNING",
-                              f"day P&L {self.day_pnl} paise passed {self.limits.warn_daily_loss_pct:g}% of the "
-                              f"daily loss limit {self.limits.max_daily_loss}: exits only ({source})")
+                              f"day P&L {format_inr(self.day_pnl)} passed {self.limits.warn_daily_loss_pct:g}% of the "
+                              f"daily loss limit {format_inr(self.limits.max_daily_loss)}: exits only ({source})")
         return None
 
     def halt(self, reason: str) -> RiskState | None:

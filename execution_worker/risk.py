@@ -26,6 +26,7 @@ from shared.messages import (
     Signal,
     SignalGroup,
     TransactionType,
+    format_inr,
 )
 
 
@@ -193,7 +194,8 @@ class RiskManager:
         if ks.loss >= limits.max_daily_loss:
             ks.on_pnl(ks.realised, ks.unrealised, "pre-trade check")
             return RiskDecision(False, RiskCode.DAILY_LOSS_LIMIT,
-                                f"day loss {ks.loss} paise is at the daily loss limit {limits.max_daily_loss}")
+                                f"day loss {format_inr(ks.loss)} is at the daily loss limit "
+                                f"{format_inr(limits.max_daily_loss)}")
         exiting = is_exit(sig, ctx)
         if ks.state is KillSwitchState.REDUCING and not exiting:
             return RiskDecision(False, RiskCode.REDUCING_ONLY_EXITS, f"kill switch REDUCING, only exits: {ks.reason}")
@@ -236,7 +238,8 @@ class RiskManager:
         )
         for code, what, current, limit in checks:
             if current + notional > limit:
-                return RiskDecision(False, code, f"{what} exposure {current} + {notional} paise exceeds {limit}")
+                return RiskDecision(False, code, f"{what} exposure {format_inr(current)} + {format_inr(notional)} "
+                                                 f"exceeds {format_inr(limit)}")
         return None
 
     def _greeks(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:

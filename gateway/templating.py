@@ -25,7 +25,7 @@ from typing import Any
 
 import jinja2
 
-from shared.messages import to_paise
+from shared.messages import format_inr, group_indian, to_paise
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -33,25 +33,11 @@ IST = timezone(timedelta(hours=5, minutes=30))
 DASH = "–"
 
 
-def group_indian(digits: str) -> str:
-    """``1234567`` → ``12,34,567``: the last three digits, then pairs."""
-    if len(digits) <= 3:
-        return digits
-    head, tail = digits[:-3], digits[-3:]
-    pairs = []
-    while len(head) > 2:
-        pairs.insert(0, head[-2:])
-        head = head[:-2]
-    return ",".join([head, *pairs, tail])
-
-
 WORD_JOINER = "\u2060"  # "-₹" may break after the hyphen; the joiner keeps the sign on the amount's line
 
 
 def _format_paise(paise: int, symbol: str) -> str:
-    sign = ("-" + WORD_JOINER if symbol else "-") if paise < 0 else ""
-    whole, frac = divmod(abs(paise), 100)
-    return f"{sign}{symbol}{group_indian(str(whole))}.{frac:02d}"
+    return format_inr(paise, symbol, WORD_JOINER if symbol else "")
 
 
 def rupees(paise: Any) -> str:
