@@ -126,9 +126,19 @@ class Partitions:
 
     # ---- life cycle ----------------------------------------------------------------------------
 
-    async def start(self) -> "Partitions":
-        self._kv = await self.bus.kv(self.bucket, ttl=self.lease_seconds)
-        await self.tick()
+    async def start(self, patience: float = 30.0) -> "Partitions":
+        """Claim the first share (retrying while a fresh cluster elects its leaders), then keep ticking."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self._kv = self._kv or await self.bus.kv(self.bucket, ttl=self.lease_seconds)
+                await self.tick()
+                break
+            except Exception as e:  # noqa: BLE001 - e.g. "no response from stream" during an election
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("partitions not ready yet: %r", e, extra={"service": self.service})
+                await asyncio.sleep(0.5)
         self._loop = self.bus.spawn(self._run(), name=f"partitions:{self.service}")
         return self
 

@@ -41,7 +41,16 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
     stop = stop or asyncio.Event()
     instance = f"{socket.gethostname()}:{os.getpid()}"
     bus = await Bus.connect(settings.nats_url, service, replicas=settings.nats_replicas)
-    await bus.ensure_streams()
+    deadline = time.monotonic() + 30.0
+    while True:  # a cluster that is starting with us may not have elected its JetStream leaders yet
+        try:
+            await bus.ensure_streams()
+            break
+        except Exception as e:  # noqa: BLE001
+            if time.monotonic() > deadline:
+                raise
+            log.warning("streams not ready yet: %r", e, extra={"service": service})
+            await asyncio.sleep(0.5)
     worker = await start(bus, settings)
     metrics.track(service, worker.status)
     metrics.NATS_CONNECTED.labels(service).set_function(lambda: float(bus.nc.is_connected))

@@ -91,7 +91,9 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
         await eventually(_jetstream_ready(bus), 30, "JetStream cluster ready")
         await bus.ensure_streams()
 
-        topo.start("kite-sim", overrides={"KTA_SIM_PORT": str(sim_port)})
+        # the fault API only to add broker latency: both sim users trade through one demo app, whose
+        # api_key shares Kite's 10 orders/s, while a real user has an app (and a limit) of their own
+        topo.start("kite-sim", overrides={"KTA_SIM_PORT": str(sim_port), "KTA_SIM_ADMIN": "true"})
         gw_env = {"KTA_GATEWAY_PORT": str(gw_port)}
         gw_settings = load(environ={**_env_of(topo, "gateway"), **gw_env, "KTA_DATA_DIR": str(tmp_path / "gateway")})
         users.ensure_demo_user(gw_settings)
@@ -105,14 +107,20 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
         execs = [topo.start("execution", name=f"execution-{i}", data_dir=exec_data,
                             overrides={"KTA_METRICS_PORT": str(natsd.free_port())}) for i in (1, 2)]
         natsd.wait_port("127.0.0.1", sim_port, 30)
+        async with httpx.AsyncClient(base_url=sim_root, timeout=10) as admin:
+            (await admin.post("/sim/faults", json={"latency_ms": 200})).raise_for_status()
 
         gateway = _Gateway(f"http://127.0.0.1:{gw_port}")
         async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as probe:
             await eventually(_ready(probe), 60, "gateway /readyz")
 
-        # both copies of each worker share the partitions
+        # streams and leases replicated on all three nodes; both copies of each worker share the partitions
+        for stream in (s.STREAM_SIGNALS, s.STREAM_BROKER, s.STREAM_ORDERS, "KV_" + partition.KV_LEASES):
+            assert (await bus.js.stream_info(stream)).config.num_replicas == 3
         leases = await bus.kv(partition.KV_LEASES)
         await eventually(_split(leases, "execution", execs), 30, "execution partitions split")
+        strategies = [p for p in topo.services if p.name.startswith("strategy-")]
+        await eventually(_split(leases, "strategy", strategies), 30, "strategy partitions split")
 
         # the journey, through the gateway like a browser
         clients = {}
