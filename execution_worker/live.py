@@ -131,6 +131,8 @@ class Desks:
         state = desk.risk.on_pnl(realised, unrealised, "broker", exposure)
         if state is not None:
             await self.on_risk_change(desk, state, positions)
+        else:  # no state change, but the day P&L moved: the risk panel follows the broker's figure
+            await self.publish_risk(desk.risk.snapshot())
         await self.exercise(desk, positions)
         return snap
 
