@@ -1,0 +1,139 @@
+"""Every message kta sends over NATS, defined once.
+
+Conventions (read before adding a field):
+* Field names are Kite Connect's own (tradingsymbol, exchange, transaction_type, quantity, price,
+  trigger_price, order_type, product, validity, tag) so nothing is renamed at the edges.
+* Money inside kta is **integer paise** (``price=2450005`` is ₹24,500.05) on every order, fill,
+  position, P&L and risk message. Only ``Tick`` carries floats in rupees, exactly as Kite's binary
+  feed is decoded, because indicators work in floats. Convert with ``to_paise`` / ``to_rupees``.
+* Times are integers: epoch seconds for exchange timestamps (``exchange_timestamp``), epoch
+  nanoseconds for kta's own stamps (``created_at``, ``received_at``, ``ts``) so latency can be traced.
+* Messages that share a subject form a tagged union (``tag`` field ``type``) so one decoder per
+  subject returns the right class.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec import Struct
+
+from shared.messages.money import (  # noqa: F401 - the package's public names
+    format_inr,
+    group_indian,
+    now_ns,
+    to_paise,
+    to_rupees,
+)
+from shared.messages.vocabulary import (  # noqa: F401 - the package's public names
+    Exchange,
+    INTERVAL_SECONDS,
+    Interval,
+    KillSwitchState,
+    KiteTag,
+    OrderStatus,
+    OrderType,
+    Paise,
+    Product,
+    Qty,
+    TERMINAL_STATUSES,
+    TickMode,
+    Token,
+    TransactionType,
+    UserId,
+    Validity,
+    Variety,
+)
+from shared.messages.market import (  # noqa: F401 - the package's public names
+    Bar,
+    Depth,
+    DepthItem,
+    OHLC,
+    Tick,
+)
+from shared.messages.trading import (  # noqa: F401 - the package's public names
+    AnySignal,
+    BrokerOrderUpdate,
+    Leg,
+    OrderEvent,
+    OrderKind,
+    OrderRequest,
+    Position,
+    PositionSnapshot,
+    RiskLimits,
+    RiskState,
+    Signal,
+    SignalGroup,
+    SignalIntent,
+)
+from shared.messages.events import (  # noqa: F401 - the package's public names
+    BrokerEvent,
+    BrokerEventKind,
+    BrokerSession,
+    WorkerStatus,
+)
+from shared.messages.commands import (  # noqa: F401 - the package's public names
+    AddStrategy,
+    Command,
+    Error,
+    GetAudit,
+    GetCatalog,
+    GetExecutionSummary,
+    GetJournal,
+    GetJournalSummary,
+    GetOrders,
+    GetPositions,
+    GetRiskSummary,
+    GetSignals,
+    GetStatus,
+    ListStrategies,
+    Ok,
+    Reconcile,
+    RemoveStrategy,
+    Reply,
+    ResetKillSwitch,
+    Scan,
+    ScanPct,
+    SetRiskLimits,
+    StartLive,
+    StopLive,
+    Subscribe,
+    Unsubscribe,
+    UpdateParams,
+)
+
+# Codecs, created once (the fast path)
+
+encoder = msgspec.msgpack.Encoder()
+
+
+def encode(msg: Struct) -> bytes:
+    return encoder.encode(msg)
+
+
+tick_decoder = msgspec.msgpack.Decoder(Tick)
+bar_decoder = msgspec.msgpack.Decoder(Bar)
+signal_decoder = msgspec.msgpack.Decoder(AnySignal)
+order_event_decoder = msgspec.msgpack.Decoder(OrderEvent)
+command_decoder = msgspec.msgpack.Decoder(Command)
+reply_decoder = msgspec.msgpack.Decoder(Reply)
+
+ALL_MESSAGE_TYPES: tuple[type[Struct], ...] = (
+    Tick,
+    Bar,
+    Leg,
+    Signal,
+    SignalGroup,
+    OrderRequest,
+    OrderEvent,
+    BrokerOrderUpdate,
+    Position,
+    PositionSnapshot,
+    RiskLimits,
+    RiskState,
+    BrokerSession,
+    BrokerEvent,
+    WorkerStatus,
+    *Command.__args__,  # type: ignore[attr-defined]
+    Ok,
+    Error,
+)

@@ -1,0 +1,176 @@
+"""Control commands (request/reply on ``kta.u.<user>.cmd.<service>.<verb>``) and their replies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from msgspec import Meta, Struct, field
+
+from shared.messages.vocabulary import TickMode, Token
+from shared.messages.trading import RiskLimits
+
+
+class _Cmd(Struct, frozen=True, kw_only=True, tag_field="type"):
+    pass
+
+
+class AddStrategy(_Cmd, tag="add_strategy"):
+    strategy: str  # registry name, e.g. "ema_crossover"
+    params: dict[str, Any] = field(default_factory=dict)
+    tokens: list[Token] = field(default_factory=list)
+    strategy_id: str = ""  # assigned by the worker when empty
+
+
+class RemoveStrategy(_Cmd, tag="remove_strategy"):
+    strategy_id: str
+
+
+class ListStrategies(_Cmd, tag="list_strategies"):
+    pass
+
+
+class UpdateParams(_Cmd, tag="update_params"):
+    strategy_id: str
+    params: dict[str, Any]
+
+
+class GetCatalog(_Cmd, tag="get_catalog"):
+    pass
+
+
+class GetSignals(_Cmd, tag="get_signals"):
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class StartLive(_Cmd, tag="start_live"):
+    tokens: list[Token] = field(default_factory=list)
+    mode: TickMode = TickMode.QUOTE
+
+
+class StopLive(_Cmd, tag="stop_live"):
+    cancel_open_orders: bool = True
+
+
+class Subscribe(_Cmd, tag="subscribe"):
+    tokens: list[Token]
+    mode: TickMode = TickMode.QUOTE
+
+
+class Unsubscribe(_Cmd, tag="unsubscribe"):
+    tokens: list[Token]
+
+
+class ResetKillSwitch(_Cmd, tag="reset_kill_switch"):
+    reason: str = "manual reset"
+
+
+class SetRiskLimits(_Cmd, tag="set_risk_limits"):
+    limits: RiskLimits
+
+
+class GetRiskSummary(_Cmd, tag="get_risk_summary"):
+    pass
+
+
+class GetExecutionSummary(_Cmd, tag="get_execution_summary"):
+    pass
+
+
+class GetJournal(_Cmd, tag="get_journal"):
+    day: str = ""  # yyyy-mm-dd; empty = today
+    limit: Annotated[int, Meta(ge=1, le=5000)] = 500
+
+
+class GetJournalSummary(_Cmd, tag="get_journal_summary"):
+    day: str = ""
+
+
+class GetOrders(_Cmd, tag="get_orders"):
+    pass
+
+
+class GetAudit(_Cmd, tag="get_audit"):
+    """Why an order was placed and what happened to it (``cmd.journal.audit``)."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=64)]  # broker order id, kta tag, signal or group id
+
+
+class GetPositions(_Cmd, tag="get_positions"):
+    pass
+
+
+class Reconcile(_Cmd, tag="reconcile"):
+    cancel_open_orders: bool = False
+
+
+class GetStatus(_Cmd, tag="get_status"):
+    pass
+
+
+ScanPct = Annotated[float, Meta(gt=0, le=100)]
+
+
+class Scan(_Cmd, tag="scan"):
+    """Screen instruments by price, volume and indicator conditions (strategy worker). Every
+    condition given must hold; rupees are floats here as in Kite's quotes."""
+
+    symbols: Annotated[list[Annotated[str, Meta(pattern=r"^[A-Z]+:[^\s]+$")]], Meta(max_length=500)] = \
+        field(default_factory=list)  # EXCHANGE:TRADINGSYMBOL; empty = every NSE equity
+    min_price: Annotated[float, Meta(ge=0)] | None = None
+    max_price: Annotated[float, Meta(ge=0)] | None = None
+    min_volume: Annotated[int, Meta(ge=0)] | None = None
+    volume_spike: Annotated[float, Meta(ge=1, le=100)] | None = None  # today's volume / average daily volume
+    gap_up_pct: ScanPct | None = None  # open above the previous close by at least this %
+    gap_down_pct: ScanPct | None = None
+    rsi_below: ScanPct | None = None  # RSI of daily closes (today's last price included)
+    rsi_above: ScanPct | None = None
+    rsi_period: Annotated[int, Meta(ge=2, le=100)] = 14
+    near_high_pct: Annotated[float, Meta(ge=0, le=100)] | None = None  # within this % of the 52-week high
+    near_low_pct: Annotated[float, Meta(ge=0, le=100)] | None = None
+    lookback_days: Annotated[int, Meta(ge=10, le=400)] = 365  # calendar days of daily candles ("52 weeks")
+    volume_days: Annotated[int, Meta(ge=2, le=100)] = 20  # days in the average daily volume
+    sort_by: Literal["volume_ratio", "change_pct", "gap_pct", "rsi", "symbol"] = "volume_ratio"
+    limit: Annotated[int, Meta(ge=1, le=500)] = 50
+
+
+Command = Union[
+    AddStrategy,
+    RemoveStrategy,
+    ListStrategies,
+    UpdateParams,
+    GetCatalog,
+    GetSignals,
+    StartLive,
+    StopLive,
+    Subscribe,
+    Unsubscribe,
+    ResetKillSwitch,
+    SetRiskLimits,
+    GetRiskSummary,
+    GetExecutionSummary,
+    GetJournal,
+    GetJournalSummary,
+    GetAudit,
+    GetOrders,
+    GetPositions,
+    Reconcile,
+    GetStatus,
+    Scan,
+]
+
+
+class Ok(Struct, frozen=True, kw_only=True, tag="ok", tag_field="type"):
+    service: str = ""
+    data: Any = None
+
+
+class Error(Struct, frozen=True, kw_only=True, tag="error", tag_field="type"):
+    """A refused command. ``code`` is machine-readable; ``field`` names the bad input if any."""
+
+    code: str
+    message: str
+    field: str | None = None
+    service: str = ""
+
+
+Reply = Union[Ok, Error]

@@ -1,0 +1,52 @@
+"""Broker sessions, broker connection events and worker status."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from msgspec import Struct, field
+
+from shared.messages.vocabulary import UserId
+
+
+class BrokerSession(Struct, frozen=True, kw_only=True):
+    """Value of KV ``kta_broker_sessions`` under the user id; the token is encrypted at rest."""
+
+    user_id: UserId
+    api_key: str
+    access_token_enc: str  # shared.secrets.encrypt(access_token)
+    login_time: str = ""
+    expires_at: int = 0  # epoch seconds (next 06:00 IST)
+    egress_proxy: str = ""  # per-user static-IP egress (proxy URL) for order endpoints
+    egress_local_address: str = ""  # or a local source address
+
+
+BrokerEventKind = Literal[
+    "connected", "disconnected", "reconnecting", "reconnected", "token_expired", "alert", "stopped"
+]
+
+
+class BrokerEvent(Struct, frozen=True, kw_only=True):
+    user_id: UserId
+    kind: BrokerEventKind
+    ts: int
+    attempt: int = 0
+    gap_start: int = 0  # epoch ns
+    gap_end: int = 0
+    detail: str = ""
+
+    @property
+    def gap_seconds(self) -> float:
+        return max(0, self.gap_end - self.gap_start) / 1e9
+
+
+class WorkerStatus(Struct, frozen=True, kw_only=True):
+    """Heartbeat of a process, on ``kta.svc.<service>.status`` and per user on ``kta.u.<user>.status``."""
+
+    service: str
+    instance: str
+    state: Literal["starting", "ready", "degraded", "stopping"] = "ready"
+    ts: int = 0
+    user_id: str = ""
+    detail: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
