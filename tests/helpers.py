@@ -7,9 +7,22 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from shared.config import Settings, load
+
+
+def _mocks_dir() -> Path:
+    """The official Kite Connect mock responses in the project's shared/ folder: beside the checkout
+    (as CI lays it out), else at its home on the dev machines."""
+    for shared in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
+        if (shared / "reference" / "kiteconnect-mocks").is_dir():
+            return shared / "reference" / "kiteconnect-mocks"
+    raise FileNotFoundError("shared/reference/kiteconnect-mocks not found beside the checkout")
+
+
+MOCKS = _mocks_dir()
 
 
 def stack_settings(nats_url: str, data_dir, sim=None, **overrides: Any) -> Settings:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -15,11 +14,9 @@ import pytest
 from shared.kite import errors
 from shared.kite import models as km
 from shared.kite.client import KiteClient
+from tests.helpers import MOCKS
 from tests.kite.kit import http_server
 
-MOCKS = Path("/work/shared/reference/kiteconnect-mocks")
-if not MOCKS.exists():
-    MOCKS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "kiteconnect-mocks"
 
 ISO_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 T0, T1 = datetime(2019, 12, 4, 9, 15), datetime(2019, 12, 4, 9, 20)

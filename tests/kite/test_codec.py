@@ -4,7 +4,6 @@ same packets, and the official mock packets decoding to the documented values.""
 import base64
 import struct
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,10 +12,8 @@ from kiteconnect import KiteTicker
 
 from shared.kite import codec
 from shared.messages import OHLC, Depth, DepthItem, Tick
+from tests.helpers import MOCKS
 
-MOCKS = Path("/work/shared/reference/kiteconnect-mocks")
-if not MOCKS.exists():
-    MOCKS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "kiteconnect-mocks"
 
 official = KiteTicker("key", "token")
 

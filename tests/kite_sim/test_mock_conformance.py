@@ -19,18 +19,17 @@ import hashlib
 import io
 import json
 from datetime import date, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.helpers import MOCKS
 from tests.kite_sim.conformance import compare, compare_map
 from tests.kite_sim.kit import wait_for
 from tests.simkit import request_token, start_sim
 
 pytestmark = pytest.mark.timeout(120)
 
-MOCKS = Path("/work/shared/reference/kiteconnect-mocks")
 NULLABLE = frozenset({"exchange_order_id", "exchange_timestamp", "exchange_update_timestamp", "status_message",
                       "status_message_raw", "tag", "avatar_url", "parent_order_id"})
 ORDER_HISTORY_EXTRA = frozenset({"account_id", "status_message_raw", "exchange_update_timestamp", "validity_ttl",

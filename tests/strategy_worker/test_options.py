@@ -23,6 +23,7 @@ from strategy_worker.options.chain import IST, RATE, build_chains, nearest_chain
 from strategy_worker.options.iv import IVError, implied_vol_black76, implied_vol_bs
 from strategy_worker.options.oi import OITracker
 from strategy_worker.options.pricing import black76, black_scholes, greeks_black76, greeks_bs, implied_forward
+from tests.helpers import MOCKS
 
 YEAR_MIN = 1 / (365 * 24 * 60)
 
@@ -214,9 +215,8 @@ def test_by_delta_picks_the_strike_vollib_would():
 
 def test_chain_from_the_official_instruments_mock():
     import csv
-    from pathlib import Path
 
-    path = Path("/work/shared/reference/kiteconnect-mocks/instruments_all.csv")
+    path = MOCKS / "instruments_all.csv"
     rows = [r for r in csv.DictReader(path.open()) if r["segment"] == "NFO-OPT"]
     instruments = [Instrument(instrument_token=int(r["instrument_token"]), exchange_token=int(r["exchange_token"]),
                               tradingsymbol=r["tradingsymbol"], name=r["name"], last_price=0.0,
