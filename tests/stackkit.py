@@ -17,5 +17,5 @@ SERVICES = ("strategy", "execution", "ticker")
 async def workers(settings, bus):
     async with running(strategy_main, settings), running(execution_main, settings), running(ticker_main, settings):
         for service in SERVICES:
-            await wait_health(bus, service)
+            await wait_health(bus, service, timeout=40)  # a loaded machine: leases and streams first
         yield
