@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import sys
 
 from pathlib import Path
 
 from shared import log as kta_log
-from shared import natsd
+from shared import healthcheck, natsd
 from shared.config import ConfigError, Settings, load, to_env
 
 VERSION = "0.1.0"
@@ -68,41 +67,12 @@ def cmd_users(a) -> None:
 
 
 def _tcp_ready(host: str, port: int):
-    def probe() -> bool:
-        try:
-            with socket.create_connection((host, port), timeout=0.3):
-                return True
-        except OSError:
-            return False
-
-    return probe
+    return lambda: healthcheck.tcp_ok(port, host, timeout=0.3)
 
 
 def _worker_ready(nats_url: str, service: str):
     """A worker is healthy when it answers on ``kta.svc.<service>.health``."""
-    import asyncio
-
-    import nats as nats_client
-
-    from shared import subjects
-
-    def probe() -> bool:
-        async def ask() -> bool:
-            nc = await nats_client.connect(nats_url, connect_timeout=1, max_reconnect_attempts=0)
-            try:
-                await nc.request(subjects.service_health(service), b"", timeout=0.5)
-                return True
-            except Exception:  # noqa: BLE001
-                return False
-            finally:
-                await nc.close()
-
-        try:
-            return asyncio.run(ask())
-        except Exception:  # noqa: BLE001
-            return False
-
-    return probe
+    return lambda: healthcheck.service_answers(nats_url, service, timeout=0.5)
 
 
 def cmd_up(a) -> None:

@@ -42,21 +42,22 @@ def _http_ok(url: str, must_contain: str = "") -> bool:
         return False
 
 
-def _tcp_ok(port: int) -> bool:
+def tcp_ok(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
 
 
-def _nats_health(settings: Settings, service: str) -> bool:
+def service_answers(nats_url: str, service: str, timeout: float = TIMEOUT) -> bool:
+    """True when ``service`` answers on its NATS health subject."""
     import nats
 
     async def ask() -> bool:
-        nc = await nats.connect(settings.nats_url.split(",")[0], connect_timeout=TIMEOUT, max_reconnect_attempts=0)
+        nc = await nats.connect(nats_url.split(",")[0], connect_timeout=timeout, max_reconnect_attempts=0)
         try:
-            await nc.request(subjects.service_health(service), b"", timeout=TIMEOUT)
+            await nc.request(subjects.service_health(service), b"", timeout=timeout)
             return True
         except Exception:  # noqa: BLE001
             return False
@@ -75,12 +76,12 @@ def check(args: list[str], settings: Settings) -> bool:
     if args[0] == "gateway":
         return _http_ok(f"http://127.0.0.1:{settings.gateway_port}/healthz")
     if args[0] == "sim":
-        return _tcp_ok(settings.sim_port)
+        return tcp_ok(settings.sim_port)
     if args[0] == "worker" and len(args) > 1:
         if settings.metrics_port:
             return _http_ok(f"http://127.0.0.1:{settings.metrics_port}/metrics",
                             f'kta_nats_connected{{service="{args[1]}"}} 1.0')
-        return _nats_health(settings, args[1])
+        return service_answers(settings.nats_url, args[1])
     return True
 
 
