@@ -80,6 +80,7 @@ class Desk:
             product=Product(row["product"]), variety=Variety(row.get("variety") or "regular"),
             quantity=row["quantity"], filled_quantity=row.get("filled_quantity") or 0, price=row.get("price") or 0,
             trigger_price=row.get("trigger_price") or 0, average_price=row.get("average_price") or 0,
+            order_timestamp=row.get("order_timestamp") or "", exchange_timestamp=row.get("exchange_timestamp") or "",
             ts=time.time_ns())
         self.journal.record_order_event(ev)
         await self.bus.js_publish(subjects.orders(self.user_id), ev)
@@ -258,7 +259,9 @@ class Desk:
         filled_before = row.get("filled_quantity") or 0
         self.journal.update_order(row["tag"], order_id=order.order_id, status=status, state=status,
                                   status_message=order.status_message or "", filled_quantity=order.filled_quantity,
-                                  average_price=to_paise(order.average_price))
+                                  average_price=to_paise(order.average_price),
+                                  order_timestamp=order.order_timestamp or "",
+                                  exchange_timestamp=order.exchange_timestamp or "")
         row = self.journal.order_by_tag(row["tag"])
         if o.is_terminal(status):
             self.gate.forget(order.order_id)

@@ -62,6 +62,9 @@ class Journal:
             table = self.db[name]
             if not table.exists():
                 table.create(columns, pk=pk, not_null={c for c in columns if c != "id"}, defaults=defaults(columns))
+                continue
+            for column in columns.keys() - table.columns_dict.keys():  # a journal from an older kta
+                table.add_column(column, columns[column], not_null_default=defaults(columns)[column])
         for name, indexes in INDEXES.items():
             for cols in indexes:
                 self.db[name].create_index(cols, if_not_exists=True)

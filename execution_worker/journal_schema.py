@@ -22,6 +22,7 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "order_type": str, "product": str, "variety": str, "quantity": int, "price": int,
             "trigger_price": int, "market_protection": int, "state": str, "status": str,
             "status_message": str, "filled_quantity": int, "average_price": int,
+            "order_timestamp": str, "exchange_timestamp": str,
         },
         "tag",
     ),

@@ -3,6 +3,8 @@ journal rows, stop-losses carry the right trigger and limit, groups roll back, t
 
 import asyncio
 
+import msgspec
+
 from execution_worker.summary import journal_summary
 from shared import messages as m
 from shared import subjects
@@ -29,6 +31,10 @@ async def test_signal_to_orders_fills_stop_loss_and_no_duplicates(bus, sim, stac
     assert sum(t["quantity"] for t in trades if t["order_id"] == by_kind["entry"]["order_id"]) == 2
     at_broker = [o for o in await broker(kite.orders) if o.tag and o.tag == by_kind["entry"]["tag"]]
     assert len(at_broker) == 1  # placed once, although the signal came twice
+    # the journal and the order events carry the exchange's clock, as the trader's screen shows it
+    assert by_kind["entry"]["order_timestamp"] == at_broker[0].order_timestamp != ""
+    last_event = msgspec.json.decode(journal.audit(by_kind["entry"]["order_id"])["orders"][0]["events"][-1]["payload"])
+    assert last_event["order_timestamp"] == at_broker[0].order_timestamp
     audit = journal.audit(by_kind["entry"]["order_id"])
     assert audit["signal"]["id"] == sig.id and audit["orders"][0]["trades"] and audit["orders"][0]["events"]
 

@@ -98,3 +98,18 @@ def test_audit_of_a_group_lists_every_leg(tmp_path):
         audit = j.audit(key)
         assert [o["order_id"] for o in audit["orders"]] == ["L0", "L1"]
         assert audit["group"]["state"] == "completed" and audit["signal"]["type"] == "signal_group"
+
+
+def test_a_journal_from_an_older_kta_gains_the_new_columns_and_keeps_its_rows(tmp_path):
+    import sqlite3
+
+    from execution_worker.journal_schema import SCHEMA
+
+    old_columns = [c for c in SCHEMA["orders"][0] if c not in ("order_timestamp", "exchange_timestamp")]
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        db.execute(f"CREATE TABLE orders ({', '.join(old_columns)}, PRIMARY KEY (tag))")
+        db.execute("INSERT INTO orders (tag, user_id, order_id, state) VALUES ('ktaOld', ?, 'O9', 'OPEN')", [USER])
+    j = Journal(tmp_path / "journal.db")
+    j.update_order("ktaOld", order_timestamp="2026-11-24 10:15:00")
+    row = j.order_by_tag("ktaOld")
+    assert (row["order_id"], row["order_timestamp"], row["exchange_timestamp"]) == ("O9", "2026-11-24 10:15:00", "")
