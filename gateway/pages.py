@@ -19,7 +19,7 @@ from gateway import fragments
 from gateway.option_chain import ChainError
 from gateway.scan_query import scan_command
 from gateway.services import services_of
-from gateway.strategy_form import parse_params, spec_of
+from gateway.strategy_form import parse_params, spec_of, symbols_of
 from gateway.trading import Trading, TradingError
 
 STATUS_CHANGED = {"HX-Trigger": "kta:status"}  # the status bar re-fetches itself
@@ -83,14 +83,14 @@ async def holdings_context(trading: Trading, user_id: str, open_: bool = False) 
 
 
 async def strategies_context(trading: Trading, user_id: str, selected: str = "", values: dict | None = None,
-                             error: dict | None = None, added: str = "") -> dict:
+                             error: dict | None = None, added: str = "", symbols: str = "") -> dict:
     (catalog, catalog_error), (strategies, strategies_error) = await asyncio.gather(
         attempt(trading.catalog(user_id)), attempt(trading.strategies(user_id)))
     catalog = catalog or []
     spec = spec_of(catalog, selected) or (catalog[0] if catalog else None)
     return {"catalog": catalog, "catalog_error": catalog_error, "strategies": strategies or [],
             "strategies_error": strategies_error, "spec": spec, "selected": spec["name"] if spec else "",
-            "values": values or {}, "error": error, "added": added}
+            "values": values or {}, "error": error, "added": added, "symbols": symbols}
 
 
 async def positions_context(trading: Trading, user_id: str) -> dict:
@@ -178,16 +178,17 @@ class PagesController(Controller):
             return partial("strategies", request, **await strategies_context(
                 trading, user_id, error={"field": "strategy", "message": message}))
         params, values, bad = parse_params(spec, form)
+        symbols_text = str(form.get("symbols") or "").strip()
         if bad is None:
             try:
-                result = await trading.add_strategy(user_id, name, params)
+                result = await trading.add_strategy(user_id, name, params, symbols_of(symbols_text))
             except TradingError as e:  # the strategy worker names the field it refuses
                 bad = {"field": e.field or "params", "message": e.message}
             else:
                 return partial("strategies", request, STATUS_CHANGED, **await strategies_context(
                     trading, user_id, selected=name, added=result.get("strategy_id", name)))
         return partial("strategies", request, **await strategies_context(
-            trading, user_id, selected=name, values=values, error=bad))
+            trading, user_id, selected=name, values=values, error=bad, symbols=symbols_text))
 
     @delete("/ui/strategies/{strategy_id:str}", status_code=200)
     async def remove_strategy(self, request: Request, trading: Trading, user_id: str, strategy_id: str) -> Template:

@@ -55,3 +55,8 @@ def parse_params(spec: dict, form: Mapping[str, Any]) -> tuple[dict, dict, dict 
         else:
             params[name] = value
     return params, values, error
+
+
+def symbols_of(text: str) -> list[str]:
+    """The form's optional symbols field: comma-separated, blanks dropped (empty = the live symbols)."""
+    return [part.strip() for part in text.split(",") if part.strip()]

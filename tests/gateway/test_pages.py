@@ -114,3 +114,22 @@ async def test_search_start_stop_report(trader, gw_sim):
     assert r.status_code == 200 and 'id="chain-atm"' in r.text and "PCR" in r.text, r.text[:2000]
     r = await client.get("/ui/option-chain", params={"underlying": "NOPE"}, headers=htmx(csrf))
     assert "no options on" in r.text
+
+
+async def test_a_strategy_can_be_given_its_own_symbols(trader, gw_sim):
+    client, csrf = trader
+    await connect_kite(client, gw_sim)
+    form = {"strategy": "rsi"}
+    r = await client.post("/ui/strategies", data={**form, "symbols": "NSE:INFY, NSE:<b>NOPE</b>"}, headers=htmx(csrf))
+    assert r.status_code == 200 and 'id="strategy-added"' not in r.text
+    error = re.search(r'id="error-symbols">([^<]*)<', r.text)
+    assert error and "unknown symbol" in error.group(1) and "&lt;b&gt;NOPE&lt;/b&gt;" in error.group(1)
+    assert 'value="NSE:INFY, NSE:&lt;b&gt;NOPE&lt;/b&gt;"' in r.text  # what was typed is kept, escaped
+    r = await client.post("/ui/strategies", data={**form, "symbols": "NSE:INFY"}, headers=htmx(csrf))
+    sid = re.search(r'id="strategy-added">Added ([^.]+)\.', r.text).group(1)
+    listed = {s["strategy_id"]: s for s in (await client.get("/api/strategies")).json()}
+    assert listed[sid]["tokens"] == [408065]  # NSE:INFY, as Kite numbers it
+    r = await client.post("/ui/strategies", data=form, headers=htmx(csrf))
+    blank = re.search(r'id="strategy-added">Added ([^.]+)\.', r.text).group(1)
+    listed = {s["strategy_id"]: s for s in (await client.get("/api/strategies")).json()}
+    assert listed[blank]["tokens"] == []  # no symbols of its own: it trades what is started live
