@@ -97,7 +97,7 @@ async def test_sse_resumes_from_last_event_id(gateway, bus):
         await bus.publish(subjects.orders("DEMO01"), order("DEMO01", "R2", "MISSEDONE"))
         await bus.nc.flush()
         feed = gateway.services.streams.feeds["DEMO01"]
-        await asyncio.wait_for(_until(lambda: any(e.payload.get("order_id") == "R2" for e in feed.ring)), 10)
+        await eventually(lambda: any(e.payload.get("order_id") == "R2" for e in feed.ring), 10, "R2 in the ring")
         async with SSE(client, "/sse", {"Last-Event-ID": first_id}) as sse:
             ev_id, name, data = await sse.next_event()
             assert name == "orders" and "MISSEDONE" in data and int(ev_id) > int(first_id)
@@ -118,11 +118,6 @@ async def test_order_rows_take_the_exchange_time_from_kites_order_updates(gatewa
         _, _, unstamped = await sse.next_event()
         assert "STAMPED" in stamped and ">14:54:51<" in stamped
         assert "UNSTAMPED" in unstamped and ">14:54:51<" not in unstamped
-
-
-async def _until(pred) -> None:
-    while not pred():
-        await asyncio.sleep(0.02)
 
 
 async def test_api_stream_is_json_and_heartbeats(gw_settings, bus):
