@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kiteconnect import KiteConnect
 from kiteconnect.exceptions import NetworkException
 
-from tests.simkit import Sim, request_token
+from tests.simkit import Sim, request_token, start_sim
 
 
 def paced(fn: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -71,3 +72,20 @@ def start_sim_with(tmp: Path, *extra: str, seed: int = 9, speed: float = 60.0, p
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
     return Sim(proc, port)
+
+
+def module_sim(name: str, seed: int):
+    """Fixtures for a test module's own sim: ``sim_dir`` (whose sim.log tests read) and ``sim``.
+    Use as ``sim_dir, sim = module_sim("faults", seed=5)``."""
+
+    @pytest.fixture(scope="module")
+    def sim_dir(tmp_path_factory):
+        return tmp_path_factory.mktemp(name)
+
+    @pytest.fixture(scope="module")
+    def sim(sim_dir):
+        s = start_sim(sim_dir, seed=seed, speed=60.0)
+        yield s
+        s.stop()
+
+    return sim_dir, sim

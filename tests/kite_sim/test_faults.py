@@ -16,22 +16,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from shared.kite import codec
-from tests.kite_sim.kit import sim_log, wait_for
+from tests.kite_sim.kit import module_sim, sim_log, wait_for
 from tests.simkit import login, start_sim
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def sim_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("faults")
-
-
-@pytest.fixture(scope="module")
-def sim(sim_dir):
-    s = start_sim(sim_dir, seed=5, speed=60.0)
-    yield s
-    s.stop()
+sim_dir, sim = module_sim("faults", seed=5)
 
 
 @pytest.fixture(scope="module")

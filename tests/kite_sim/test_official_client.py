@@ -15,22 +15,13 @@ import pytest
 from kiteconnect import KiteConnect, KiteTicker
 from kiteconnect.exceptions import InputException, TokenException
 
-from tests.kite_sim.kit import client, paced, sim_log, wait_for
-from tests.simkit import request_token, start_sim
+from tests.kite_sim.kit import client, module_sim, paced, sim_log, wait_for
+from tests.simkit import request_token
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def sim_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("official")
-
-
-@pytest.fixture(scope="module")
-def sim(sim_dir):
-    s = start_sim(sim_dir, seed=11, speed=60.0)
-    yield s
-    s.stop()
+sim_dir, sim = module_sim("official", seed=11)
 
 
 @pytest.fixture(scope="module")
