@@ -46,6 +46,8 @@ ACK_WAIT = 8.0  # partition consumers; long handlers keep their message with in-
 TRANSFORMS: dict[str, SubjectTransform] = {
     subjects.STREAM_SIGNALS: SubjectTransform(
         src="kta.u.*.signals", dest="kta.u.{{wildcard(1)}}.signals.{{partition(%d,1)}}" % PARTITIONS),
+    subjects.STREAM_OUTCOMES: SubjectTransform(
+        src="kta.u.*.outcomes", dest="kta.u.{{wildcard(1)}}.outcomes.{{partition(%d,1)}}" % PARTITIONS),
     subjects.STREAM_BROKER: SubjectTransform(
         src="kta.u.*.broker.*", dest="kta.u.{{wildcard(1)}}.broker.{{wildcard(2)}}.{{partition(%d,1)}}" % PARTITIONS),
 }

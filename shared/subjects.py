@@ -16,6 +16,7 @@ _WORD_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
 STREAM_SIGNALS = "KTA_SIGNALS"
 STREAM_ORDERS = "KTA_ORDERS"
 STREAM_BROKER = "KTA_BROKER"
+STREAM_OUTCOMES = "KTA_OUTCOMES"
 STREAM_DLQ = "KTA_DLQ"
 KV_BROKER_SESSIONS = "kta_broker_sessions"
 KV_STATE = "kta_state"
@@ -77,6 +78,11 @@ def orders(user_id: str) -> str:
     return _u(user_id, "orders")
 
 
+def outcomes(user_id: str) -> str:
+    """What became of a strategy's signals (StrategyOutcome): execution worker → strategy worker."""
+    return _u(user_id, "outcomes")
+
+
 def order_updates(user_id: str) -> str:
     return _u(user_id, "broker", "order_updates")
 
@@ -134,6 +140,7 @@ def verb_of(subject: str) -> str:
 STREAMS: dict[str, list[str]] = {
     STREAM_SIGNALS: [f"{PREFIX}.u.*.signals"],
     STREAM_ORDERS: [f"{PREFIX}.u.*.orders"],
+    STREAM_OUTCOMES: [f"{PREFIX}.u.*.outcomes"],
     STREAM_BROKER: [f"{PREFIX}.u.*.broker.order_updates", f"{PREFIX}.u.*.broker.events"],
     STREAM_DLQ: [f"{PREFIX}.dlq.>"],
 }

@@ -64,6 +64,8 @@ from shared.messages.trading import (  # noqa: F401 - the package's public names
     Signal,
     SignalGroup,
     SignalIntent,
+    StrategyOutcome,
+    OutcomeKind,
 )
 from shared.messages.events import (  # noqa: F401 - the package's public names
     BrokerEvent,
@@ -114,6 +116,7 @@ tick_decoder = msgspec.msgpack.Decoder(Tick)
 bar_decoder = msgspec.msgpack.Decoder(Bar)
 signal_decoder = msgspec.msgpack.Decoder(AnySignal)
 order_event_decoder = msgspec.msgpack.Decoder(OrderEvent)
+outcome_decoder = msgspec.msgpack.Decoder(StrategyOutcome)
 command_decoder = msgspec.msgpack.Decoder(Command)
 reply_decoder = msgspec.msgpack.Decoder(Reply)
 
@@ -125,6 +128,7 @@ ALL_MESSAGE_TYPES: tuple[type[Struct], ...] = (
     SignalGroup,
     OrderRequest,
     OrderEvent,
+    StrategyOutcome,
     BrokerOrderUpdate,
     Position,
     PositionSnapshot,

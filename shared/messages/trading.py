@@ -148,6 +148,51 @@ class OrderEvent(Struct, frozen=True, kw_only=True):
     ts: int = 0  # epoch ns kta emitted the event
 
 
+OutcomeKind = Literal[
+    "accepted",         # risk accepted the signal; orders are going to the broker
+    "refused",          # risk (or the hedge validator) refused it: code + reason; nothing was placed
+    "filled",           # a fill of one of the strategy's own entry / exit orders
+    "protective_fill",  # its stop-loss or target filled
+    "cancelled",        # an order of the signal ended without (full) fill; quantity = the unfilled part
+    "rejected",         # the broker rejected an order of the signal (its message in reason)
+    "rolled_back",      # a multi-leg group failed and what filled was squared off
+    "external",         # the broker's book moved without a kta order: MIS auto square-off, expiry
+                        # settlement, a manual trade in Kite. reason says which
+]
+
+
+class StrategyOutcome(Struct, frozen=True, kw_only=True):
+    """What became of a strategy's signal, published by the execution worker on
+    ``kta.u.<user>.outcomes`` (JetStream ``KTA_OUTCOMES``) and consumed by the strategy worker.
+
+    ``position`` is authoritative: the strategy's net signed quantity in this instrument after the
+    event, derived from journaled fills only. A strategy sets its position to it (idempotent under
+    redelivery) and never books a position when it merely emits a signal. Fill events carry the
+    fill's own ``quantity`` (unsigned, with ``transaction_type``) and ``price``; ``seq`` orders the
+    outcomes of one user (monotonic per user, from the journal) so a consumer can drop stale ones.
+    """
+
+    user_id: UserId
+    strategy_id: str
+    kind: OutcomeKind
+    seq: int = 0
+    signal_id: str = ""  # the Signal / SignalGroup id ("" for an external adjustment)
+    group_id: str = ""
+    order_kind: str = ""  # entry, exit, stop_loss, target, rollback, flatten, external, manual
+    exchange: str = ""
+    tradingsymbol: str = ""
+    instrument_token: int = 0
+    transaction_type: TransactionType | None = None
+    quantity: int = 0
+    price: Paise = 0
+    position: int = 0  # the strategy's net quantity in the instrument after this event
+    average_price: Paise = 0  # of that position (0 when flat)
+    code: str = ""  # refusal / rejection code (a RiskCode, HEDGE_MISMATCH, the broker's error type)
+    reason: str = ""
+    trade_id: str = ""
+    ts: int = 0  # epoch ns
+
+
 class BrokerOrderUpdate(Struct, frozen=True, kw_only=True):
     """A raw order update from the broker's WebSocket, relayed verbatim (JetStream)."""
 
