@@ -17,6 +17,7 @@ STREAM_SIGNALS = "KTA_SIGNALS"
 STREAM_ORDERS = "KTA_ORDERS"
 STREAM_BROKER = "KTA_BROKER"
 STREAM_OUTCOMES = "KTA_OUTCOMES"
+STREAM_ALERTS = "KTA_ALERTS"
 STREAM_DLQ = "KTA_DLQ"
 KV_BROKER_SESSIONS = "kta_broker_sessions"
 KV_STATE = "kta_state"
@@ -83,6 +84,11 @@ def outcomes(user_id: str) -> str:
     return _u(user_id, "outcomes")
 
 
+def alerts(user_id: str) -> str:
+    """Alerts for a trader (Alert): raised by any service, delivered by the gateway's notifier."""
+    return _u(user_id, "alerts")
+
+
 def order_updates(user_id: str) -> str:
     return _u(user_id, "broker", "order_updates")
 
@@ -141,6 +147,7 @@ STREAMS: dict[str, list[str]] = {
     STREAM_SIGNALS: [f"{PREFIX}.u.*.signals"],
     STREAM_ORDERS: [f"{PREFIX}.u.*.orders"],
     STREAM_OUTCOMES: [f"{PREFIX}.u.*.outcomes"],
+    STREAM_ALERTS: [f"{PREFIX}.u.*.alerts"],
     STREAM_BROKER: [f"{PREFIX}.u.*.broker.order_updates", f"{PREFIX}.u.*.broker.events"],
     STREAM_DLQ: [f"{PREFIX}.dlq.>"],
 }

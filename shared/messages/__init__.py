@@ -68,6 +68,8 @@ from shared.messages.trading import (  # noqa: F401 - the package's public names
     OutcomeKind,
 )
 from shared.messages.events import (  # noqa: F401 - the package's public names
+    Alert,
+    AlertKind,
     BrokerEvent,
     BrokerEventKind,
     BrokerSession,
@@ -137,6 +139,7 @@ ALL_MESSAGE_TYPES: tuple[type[Struct], ...] = (
     BrokerSession,
     BrokerEvent,
     WorkerStatus,
+    Alert,
     *Command.__args__,  # type: ignore[attr-defined]
     Ok,
     Error,

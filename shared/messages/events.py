@@ -50,3 +50,33 @@ class WorkerStatus(Struct, frozen=True, kw_only=True):
     user_id: str = ""
     detail: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+AlertKind = Literal[
+    "kill_switch",       # the kill switch moved to REDUCING or HALTED (or was reset)
+    "unprotected",       # a position has no working stop at the broker (or a protective order failed)
+    "needs_attention",   # a multi-leg group or exit could not complete: the trader must look
+    "order_rejected",    # the broker rejected an order
+    "token_expired",     # the broker session ended: log in to Kite again
+    "feed_stale",        # no ticks for too long during market hours
+    "feed_restored",
+    "eod_report",        # the day's report is ready (detail: the summary)
+    "test",              # "send test" from the alert settings
+    "info",
+]
+
+
+class Alert(Struct, frozen=True, kw_only=True):
+    """Something a trader must not miss, on ``kta.u.<user>.alerts`` (JetStream ``KTA_ALERTS``).
+    Any process may raise one; the gateway's notifier delivers it to the user's channels (email,
+    Telegram, webhooks) and the dashboard's activity panel shows it. ``key`` de-duplicates: the
+    same key is delivered once (e.g. ``unprotected:<tag>``)."""
+
+    user_id: UserId
+    kind: AlertKind
+    severity: Literal["info", "warning", "critical"] = "warning"
+    title: str
+    detail: str = ""
+    key: str = ""
+    source: str = ""  # the service that raised it
+    ts: int = 0  # epoch ns

@@ -31,6 +31,8 @@ def sample(cls):
         m.BrokerSession: m.BrokerSession(user_id="DEMO01", api_key="k", access_token_enc="x"),
         m.BrokerEvent: m.BrokerEvent(user_id="DEMO01", kind="reconnected", ts=1, gap_start=1, gap_end=2),
         m.WorkerStatus: m.WorkerStatus(service="ticker", instance="a"),
+        m.Alert: m.Alert(user_id="DEMO01", kind="kill_switch", severity="critical", title="Kill switch HALTED",
+                         detail="day loss ₹5,000.00 reached the limit", key="ks:2026-12-01"),
         m.Ok: m.Ok(data={"x": 1}),
         m.Error: m.Error(code="bad", message="no", field="params.fast"),
     }
