@@ -16,9 +16,9 @@ from shared.kite import errors
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument
 from shared.messages import Position
-from strategy_worker.options.chain import years_to_expiry
-from strategy_worker.options.iv import IVError, implied_vol_bs
-from strategy_worker.options.pricing import greeks_bs
+from shared.options.chain import years_to_expiry
+from shared.options.iv import IVError, implied_vol_bs
+from shared.options.pricing import greeks_bs
 
 log = logging.getLogger("kta.greeks")
 RATE = 0.065  # risk-free rate for the pricing model (India 91-day T-bill, roughly)

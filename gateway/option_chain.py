@@ -8,10 +8,10 @@ from datetime import date
 
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument
-from strategy_worker.options.chain import RATE, build_chains, years_to_expiry
-from strategy_worker.options.iv import IVError, implied_vol_black76
-from strategy_worker.options.oi import OITracker
-from strategy_worker.options.pricing import greeks_black76
+from shared.options.chain import RATE, build_chains, years_to_expiry
+from shared.options.iv import IVError, implied_vol_black76
+from shared.options.oi import OITracker
+from shared.options.pricing import greeks_black76
 
 STRIKES_EACH_SIDE = 12
 # Derivative "name" -> the spot instrument the exchange quotes for it.

@@ -24,7 +24,7 @@ from shared.config import Settings
 from shared.kite.models import Instrument
 from shared.kite.sessions import client_for, get_session, vault_for
 from strategy_worker.bars import BarSeries
-from strategy_worker.options.chain import IST
+from shared.options.chain import IST
 from strategy_worker.store import StrategyStore
 from strategy_worker.strategies import registry
 from strategy_worker.strategies.base import BaseStrategy, StrategyContext

@@ -46,7 +46,7 @@ from shared.messages import (
     TransactionType,
     to_paise,
 )
-from strategy_worker.options.oi import OITracker
+from shared.options.oi import OITracker
 
 AnyOut = Signal | SignalGroup
 

@@ -75,8 +75,8 @@ class BearPutSpread(OptionStrategy):
         return [group]
 
     def atm_iv(self, chain, inst, fwd, now, prices):
-        from strategy_worker.options.chain import RATE, years_to_expiry
-        from strategy_worker.options.iv import IVError, implied_vol_black76
+        from shared.options.chain import RATE, years_to_expiry
+        from shared.options.iv import IVError, implied_vol_black76
 
         px = prices.get(inst.instrument_token)
         t = years_to_expiry(chain.expiry, now)

@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.kite.models import Instrument
 from shared.messages import Bar, Exchange, Leg, OrderType, Product, TransactionType, to_paise
-from strategy_worker.options.chain import IST, OptionChain, nearest_chain
+from shared.options.chain import IST, OptionChain, nearest_chain
 from strategy_worker.strategies.base import BaseStrategy
 
 NEAR_STRIKES = 12  # strikes each side of ATM whose ticks a strategy follows

@@ -209,7 +209,7 @@ async def test_start_live_seeds_history_so_indicators_are_warm_at_the_first_tick
 
     from shared.kite.client import KiteClient
     from shared.kite.sessions import put_session, vault_for
-    from strategy_worker.options.chain import IST
+    from shared.options.chain import IST
     from tests.simkit import login
 
     sim.reset_faults()
@@ -258,7 +258,7 @@ async def test_strategies_added_or_retuned_mid_session_start_warm(bus, data_dir)
 
 
 async def test_option_ticks_feed_the_chains_oi_tracker(bus, data_dir):
-    from tests.strategy_worker.test_options import sim_instruments
+    from tests.shared.test_options import sim_instruments
 
     e = engine_for(bus, data_dir)
     e._set_instruments(sim_instruments())

@@ -16,10 +16,10 @@ with warnings.catch_warnings():
     from py_vollib.black.greeks.analytical import delta as vl_delta
 
 from shared.messages import Bar, SignalGroup, Tick, TransactionType, to_paise
-from strategy_worker.options.chain import IST, RATE, years_to_expiry
+from shared.options.chain import IST, RATE, years_to_expiry
 from strategy_worker.strategies import registry
 from strategy_worker.strategies.base import StrategyContext
-from tests.strategy_worker.test_options import sim_instruments
+from tests.shared.test_options import sim_instruments
 
 BUY, SELL = TransactionType.BUY, TransactionType.SELL
 DAY = date(2026, 11, 25)  # a Wednesday: the nearest NIFTY weekly expires next Tuesday

@@ -19,10 +19,10 @@ with warnings.catch_warnings():
 
 from kite_sim.instruments import Universe
 from shared.kite.models import Instrument
-from strategy_worker.options.chain import IST, RATE, build_chains, nearest_chain, years_to_expiry
-from strategy_worker.options.iv import IVError, implied_vol_black76, implied_vol_bs
-from strategy_worker.options.oi import OITracker
-from strategy_worker.options.pricing import black76, black_scholes, greeks_black76, greeks_bs, implied_forward
+from shared.options.chain import IST, RATE, build_chains, nearest_chain, years_to_expiry
+from shared.options.iv import IVError, implied_vol_black76, implied_vol_bs
+from shared.options.oi import OITracker
+from shared.options.pricing import black76, black_scholes, greeks_black76, greeks_bs, implied_forward
 from tests.helpers import MOCKS
 
 YEAR_MIN = 1 / (365 * 24 * 60)

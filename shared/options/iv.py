@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from strategy_worker.options.pricing import black76
+from shared.options.pricing import black76
 
 LOW, HIGH = 1e-4, 5.0
 

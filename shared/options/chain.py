@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from shared.kite.models import Instrument
-from strategy_worker.options.iv import IVError, implied_vol_black76
-from strategy_worker.options.pricing import black76, greeks_black76, implied_forward
+from shared.options.iv import IVError, implied_vol_black76
+from shared.options.pricing import black76, greeks_black76, implied_forward
 
 IST = timezone(timedelta(hours=5, minutes=30))
 RATE = 0.065
