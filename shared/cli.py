@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from shared import log as kta_log
 from shared import healthcheck, natsd
-from shared.config import ConfigError, Settings, load, to_env
+from shared.config import ConfigError, Settings, env_name, load, provided, to_env
 
 VERSION = "0.1.0"
 log = logging.getLogger("kta.cli")
@@ -75,9 +76,24 @@ def _worker_ready(nats_url: str, service: str):
     return lambda: healthcheck.service_answers(nats_url, service, timeout=0.5)
 
 
+REAL_KITE = ("kite_root", "kite_ws_root", "kite_login_url")  # where the real Kite is; the defaults are kite_sim's
+
+
+def _refuse_without_real_kite(a: argparse.Namespace) -> None:
+    """``--no-sim`` means real money: the Kite endpoints must be given, not left at kite_sim's defaults."""
+    given = provided(getattr(a, "config", None))
+    missing = [env_name(k) for k in REAL_KITE if k not in given]
+    if missing:
+        sys.exit(f"kta up --no-sim: set {', '.join(missing)} (environment or --config file) to the real Kite "
+                 f"endpoints (https://api.kite.trade, wss://ws.kite.trade, https://kite.zerodha.com/connect/login);"
+                 f" docs/real-kite.md walks through the whole setup and `kta doctor` checks it")
+
+
 def cmd_up(a) -> None:
     from shared.supervisor import Child, Supervisor, python_argv
 
+    if a.no_sim:
+        _refuse_without_real_kite(a)
     data_dir = Path(a.data_dir or os.environ.get("KTA_DATA_DIR") or "./var").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "logs").mkdir(exist_ok=True)
@@ -115,22 +131,36 @@ def cmd_up(a) -> None:
     def ready() -> None:
         from gateway import users
 
-        users.ensure_demo_user(settings)
+        if a.no_sim:
+            known = ", ".join(u["zerodha_id"] for u in users.list_users(settings)) or "none yet: kta users add"
+            how = (f"  broker: the real Kite at {settings.kite_root}; users: {known}\n"
+                   f"  log in with your Zerodha client id and email, then \"Connect Kite\" (Kite's own login)")
+        else:
+            users.ensure_demo_user(settings)
+            how = ("  log in with Zerodha ID DEMO01 and email demo@kta.local; the OTP is shown on the page (dev mode)\n"
+                   "  then \"Connect Kite\" and sign in to the paper broker (kite_sim) as DEMO01 / demo")
         print(f"""
 kta is up: {settings.gateway_url}
-  log in with Zerodha ID DEMO01 and email demo@kta.local; the OTP is shown on the page (dev mode)
-  then "Connect Kite" and sign in to the paper broker (kite_sim) as DEMO01 / demo
+{how}
   logs: {logs}   data: {data_dir}   stop: Ctrl-C
 """, flush=True)
 
     sys.exit(Supervisor(children).run(on_ready=ready))
 
 
+def _global_options(p: argparse.ArgumentParser, default=None) -> None:
+    g = p.add_argument_group("global options (before or after the subcommand)")
+    g.add_argument("--config", default=default, help="TOML settings file (KTA_* environment variables override it)")
+    g.add_argument("--data-dir", default=default, help="where databases, logs and JetStream live (default ./var)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kta", description="Algorithmic trading for Zerodha Kite users")
-    p.add_argument("--config", help="TOML settings file (KTA_* environment variables override it)")
-    p.add_argument("--data-dir", help="where databases, logs and JetStream live (default ./var)")
+    _global_options(p)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)  # SUPPRESS: an absent option leaves the one given before alone
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser = functools.partial(sub.add_parser, parents=[common])
 
     up = sub.add_parser("up", help="run the whole stack: nats-server, kite_sim, workers, gateway")
     up.add_argument("--host", default="127.0.0.1")

@@ -116,18 +116,27 @@ def _from_env(environ: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _from_file(path: str | os.PathLike | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+
+
+def provided(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> set[str]:
+    """The settings given explicitly (config file or environment) rather than left at their defaults."""
+    environ = dict(os.environ if environ is None else environ)
+    return set(_from_file(path or environ.get("KTA_CONFIG"))) | set(_from_env(environ))
+
+
 def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from TOML file < environment < explicit overrides (CLI flags)."""
     environ = dict(os.environ if environ is None else environ)
-    data: dict[str, Any] = {}
-    path = path or environ.get("KTA_CONFIG")
-    if path:
-        try:
-            data.update(tomllib.loads(Path(path).read_text()))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {path}: {e}") from None
+    data = _from_file(path or environ.get("KTA_CONFIG"))
     env_values = _from_env(environ)
     data.update(env_values)
     data.update({k: v for k, v in overrides.items() if v is not None})
