@@ -5,6 +5,8 @@
 * Reconnects forever with exponential backoff and jitter, reports every attempt, alerts after 5.
 * After a reconnect every token is subscribed again in its mode, and the gap is reported.
 * A 403 on the upgrade means the access token is dead: ``TokenExpired``, not a retry loop.
+* A 429 on the upgrade means the api_key's connections (3 per key) are all in use, e.g. by another
+  user of a shared app: the token is fine, so an alert says so and the connection is retried.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from shared.messages import Tick
 log = logging.getLogger("kta.ticker")
 
 MODE_RANK = {"ltp": 0, "quote": 1, "full": 2}
+TOO_MANY_CONNECTIONS = ("Kite refused the ticker connection (429): this api_key already has its 3 WebSocket "
+                        "connections open (another kta process, another user of a shared app, or another "
+                        "program); retrying with backoff")
 
 
 class TokenExpired(Exception):
@@ -94,6 +99,7 @@ class Ticker:
         """Connect and keep connected until ``close()``; raises TokenExpired on a dead token."""
         attempt = 0
         gap_start = 0
+        refused = False  # the last upgrade was answered 429 (alert once per streak, not every retry)
         while not self._closed:
             try:
                 async with websockets.connect(self.url, additional_headers={"X-Kite-Version": "3"},
@@ -107,13 +113,17 @@ class Ticker:
                                                             "gap_end": end})
                     else:
                         await self.on_event("connected", {})
-                    attempt, gap_start = 0, 0
+                    attempt, gap_start, refused = 0, 0, False
                     await self._pump(ws)
             except InvalidStatus as e:
-                if e.response.status_code == 403:
+                status = e.response.status_code
+                if status == 403:
                     await self.on_event("token_expired", {"detail": "403 on the ticker upgrade"})
                     raise TokenExpired("the broker refused the access token (403)") from e
-                log.warning("ticker upgrade refused: HTTP %s", e.response.status_code)
+                if status == 429 and not refused:  # the token is fine: the api_key's 3 connections are taken
+                    await self.on_event("alert", {"attempt": attempt + 1, "detail": TOO_MANY_CONNECTIONS})
+                refused = status == 429
+                log.warning("ticker upgrade refused: HTTP %s", status)
             except (OSError, ConnectionClosed, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as e:
                 log.info("ticker connection lost: %r", e)
             finally:
