@@ -285,6 +285,12 @@ class KiteClient:
     async def order_margins(self, orders: list[dict]) -> list[m.OrderMargin]:
         return m.convert(await self._request("POST", "/margins/orders", json=orders), list[m.OrderMargin])
 
+    async def order_charges(self, orders: list[dict]) -> list[m.OrderCharges]:
+        """Charges of executed orders (``order_id``, ``exchange``, ``tradingsymbol``, ``transaction_type``,
+        ``variety``, ``product``, ``order_type``, ``quantity``, ``average_price``): Kite's virtual contract
+        note, which kite_sim answers from ``shared/charges.py``."""
+        return m.convert(await self._request("POST", "/charges/orders", json=orders), list[m.OrderCharges])
+
     async def basket_order_margins(self, orders: list[dict], consider_positions: bool = True) -> m.BasketMargins:
         data = await self._request("POST", f"/margins/basket?consider_positions={str(consider_positions).lower()}",
                                    json=orders)

@@ -300,6 +300,20 @@ class BasketMargins(Struct, kw_only=True):
     charges: dict[str, Any] = field(default_factory=dict)
 
 
+class OrderCharges(Struct, kw_only=True):
+    """One row of ``POST /charges/orders`` (a virtual contract note); ``charges`` has Kite's breakdown."""
+
+    transaction_type: str = ""
+    tradingsymbol: str = ""
+    exchange: str = ""
+    variety: str = ""
+    product: str = ""
+    order_type: str = ""
+    quantity: int = 0
+    price: float = 0
+    charges: dict[str, Any] = field(default_factory=dict)
+
+
 def _dec_hook(kind, obj):
     if kind is datetime and isinstance(obj, str):
         return datetime.strptime(obj, "%Y-%m-%dT%H:%M:%S%z")

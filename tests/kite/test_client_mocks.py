@@ -58,6 +58,8 @@ CALLS = {
                            lambda k: k.historical_data(12517890, T0, T1, "minute", oi=True)),
     "order_margins.json": ("POST", "/margins/orders", lambda k: k.order_margins([ORDER])),
     "basket_margins.json": ("POST", "/margins/basket", lambda k: k.basket_order_margins([ORDER, ORDER])),
+    "virtual_contract_note.json": ("POST", "/charges/orders",
+                                   lambda k: k.order_charges([{**ORDER, "order_id": "1", "average_price": 1500}])),
 }
 
 # mock file -> {field path: reason it is not kept}
@@ -87,7 +89,6 @@ NOT_CLIENT_RESPONSES = {
     "holdings_summary.json": "holdings summary: kta computes its own",
     "full_profile.json": "full profile (bank, PAN): kta needs only the profile",
     "trigger_range.json": "trigger range: deprecated endpoint, not used",
-    "virtual_contract_note.json": "contract notes: not used by kta",
     "postback.json": "HTTP postbacks are not used: order updates come over the WebSocket (test below)",
     "ticker_full.json": "decoded by tests/kite/test_codec.py", "ticker_full.packet": "tests/kite/test_codec.py",
     "ticker_ltp.json": "decoded by tests/kite/test_codec.py", "ticker_quote.json": "tests/kite/test_codec.py",
