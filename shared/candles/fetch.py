@@ -1,0 +1,55 @@
+"""Filling the candle store from Kite's historical API, within its limits: each request spans at most the
+interval's maximum range (``HISTORICAL_MAX_DAYS``), the client paces requests at Kite's 3 a second, and
+only the spans the store does not cover yet are fetched (an incremental refresh costs one request per
+series when nothing is missing but today)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from shared.candles.store import IST, Candles, CandleStore, check_interval
+from shared.kite.client import HISTORICAL_MAX_DAYS, KiteClient
+from shared.messages import INTERVAL_SECONDS
+
+Progress = Callable[[int, int, str], None]  # (requests done, requests planned, what)
+
+
+def plan(store: CandleStore, token: int, interval: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The requests (from, to) that fill the store's gaps over [start, end]."""
+    span = HISTORICAL_MAX_DAYS[check_interval(interval)] * 86400
+    out = []
+    for a, b in store.missing(token, interval, start, end):
+        while a <= b:
+            out.append((a, min(b, a + span - 1)))
+            a += span
+    return out
+
+
+async def refresh(kite: KiteClient, store: CandleStore, tokens: list[int], interval: str, start: int, end: int, *,
+                  oi: bool = False, progress: Progress | None = None, now: float | None = None) -> int:
+    """Fetch what the store is missing for ``tokens`` over [start, end]; returns candles written. A span
+    reaching today is covered only through the last complete candle the broker returned, so a later
+    refresh picks up the rest of the day."""
+    now = now if now is not None else time.time()
+    today = int(datetime.fromtimestamp(now, IST).replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+    step = INTERVAL_SECONDS[interval]
+    requests = [(t, a, b) for t in tokens for a, b in plan(store, t, interval, start, min(end, int(now)))]
+    written = 0
+    for done, (token, a, b) in enumerate(requests, 1):
+        rows = await kite.historical_data(token, _dt(a), _dt(b), interval, oi=oi)
+        complete = [(int(c.date.timestamp()), c.open, c.high, c.low, c.close, c.volume, c.oi or 0) for c in rows
+                    if int(c.date.timestamp()) + min(step, 86400) <= now]
+        covered_to = b
+        if b >= today:
+            covered_to = complete[-1][0] + step - 1 if complete else a - 1
+        written += store.write(token, interval, Candles.from_rows(complete),
+                               span=(a, min(b, covered_to)) if covered_to >= a else None)
+        if progress is not None:
+            progress(done, len(requests), f"{token} {interval} {_dt(a):%Y-%m-%d}")
+    return written
+
+
+def _dt(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, IST).replace(tzinfo=None)
