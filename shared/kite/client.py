@@ -1,6 +1,7 @@
 """The one async client kta uses to talk to Kite Connect (or kite_sim): pykiteconnect's method
 names, msgspec models out, typed exceptions with the broker's message, client-side rate limits, a
-per-user egress (the 2026 static-IP rule), and order placement that is never duplicated by a retry."""
+per-user egress for order calls (the 2026 static-IP rule), and order placement that reaches the OMS at
+most once."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import httpx
 
 from shared.kite import errors
 from shared.kite import models as m
+from shared.kite.egress import Egress
 from shared.kite.ratelimit import RateLimiter
 
 log = logging.getLogger("kta.kite")
@@ -26,6 +28,7 @@ log = logging.getLogger("kta.kite")
 HISTORICAL_MAX_DAYS = {"minute": 60, "3minute": 100, "5minute": 100, "10minute": 100, "15minute": 200,
                        "30minute": 200, "60minute": 400, "day": 2000}
 READ_RETRIES = 3
+PLACE_RETRIES = 3  # only for calls the broker provably did not take
 
 
 def _fmt(value: Any) -> str:
@@ -71,11 +74,18 @@ class KiteClient:
         self._login_url = login_url
         self.on_token_expired = on_token_expired
         self.limiter = rate_limiter or RateLimiter()
-        if proxy and local_address:  # httpx would silently drop the source address behind a proxy
-            raise ValueError("egress is either a proxy URL or a local source address, not both")
-        if transport is None and local_address:
-            transport = httpx.AsyncHTTPTransport(local_address=local_address, retries=0)
-        self._http = httpx.AsyncClient(
+        self.egress = Egress(proxy or "", local_address or "")
+        self._http = self._client(timeout, transport)
+        # Kite takes order calls only from the app's static IP: they, and only they, leave through the
+        # user's egress (reads stay direct, so a dead proxy never blinds reconciliation).
+        self._orders_http = self._http
+        if self.egress.configured:
+            bound = httpx.AsyncHTTPTransport(local_address=local_address, retries=0) if local_address else None
+            self._orders_http = self._client(timeout, bound, proxy)
+
+    def _client(self, timeout: float, transport: httpx.AsyncBaseTransport | None,
+                proxy: str | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             base_url=self.root, timeout=timeout, proxy=proxy or None, transport=transport, trust_env=False,
             headers={"X-Kite-Version": "3", "User-Agent": "kta/0.1"},
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
@@ -83,6 +93,8 @@ class KiteClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._orders_http is not self._http:
+            await self._orders_http.aclose()
 
     async def __aenter__(self) -> "KiteClient":
         return self
@@ -99,14 +111,24 @@ class KiteClient:
         return {"Authorization": f"token {self.api_key}:{self.access_token}"} if self.access_token else {}
 
     async def _send(self, method: str, path: str, *, params=None, data=None, json=None, auth=True) -> httpx.Response:
-        await self.limiter.acquire(_class_of(method, path))
+        cls = _class_of(method, path)
+        http = self._http
+        if cls == "orders" and self.egress.configured:
+            http = self._orders_http
+            problem = await self.egress.problem()
+            if problem:
+                raise errors.EgressUnavailable(f"orders of this account leave from {self.egress.describe()}, "
+                                               f"which cannot be used: {problem}. Nothing was sent.", 503)
+        await self.limiter.acquire(cls)
         try:
-            return await self._http.request(method, path, params=params, data=data, json=json,
-                                            headers=self._headers() if auth else None)
+            return await http.request(method, path, params=params, data=data, json=json,
+                                      headers=self._headers() if auth else None)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as e:
+            raise errors.NotSent(f"cannot reach the broker: {e!r}", 503) from e  # no request was written
         except httpx.TimeoutException as e:
             raise errors.NetworkException(f"timeout talking to the broker: {e!r}", 504) from e
         except httpx.HTTPError as e:
-            raise errors.NetworkException(f"cannot reach the broker: {e!r}", 503) from e
+            raise errors.NetworkException(f"the connection to the broker failed: {e!r}", 503) from e
 
     def _parse(self, r: httpx.Response, auth: bool = True) -> Any:
         ctype = r.headers.get("content-type", "")
@@ -173,26 +195,43 @@ class KiteClient:
                           disclosed_quantity: int | None = None, market_protection=None, tag: str | None = None,
                           iceberg_legs: int | None = None, iceberg_quantity: int | None = None,
                           autoslice: bool | None = None) -> str:
-        """Place an order and return its id. A lost response is never answered by a blind retry:
-        with a ``tag``, a 429 or network failure is resolved by looking the tag up in the order book."""
+        """Place an order and return its id. The order reaches the OMS at most once:
+
+        * a call the broker provably did not take (a 429 from its gateway, a connection that never
+          opened) is sent again after a backoff, a bounded number of times;
+        * any other lost answer (a timeout, a dropped connection, a 5xx or garbled reply) may still land:
+          the ``tag`` is looked up once, and if the order is not in the book, ``OrderUnknown`` is raised.
+          It is never sent again: reconciliation adopts the order by its tag if it shows up later."""
         form = self._form(exchange=exchange, tradingsymbol=tradingsymbol, transaction_type=transaction_type,
                           quantity=quantity, product=product, order_type=order_type, price=price,
                           trigger_price=trigger_price, validity=validity, validity_ttl=validity_ttl,
                           disclosed_quantity=disclosed_quantity, market_protection=market_protection, tag=tag,
                           iceberg_legs=iceberg_legs, iceberg_quantity=iceberg_quantity, autoslice=autoslice)
-        for attempt in range(4):
+        for attempt in range(PLACE_RETRIES + 1):
             try:
                 data = await self._request("POST", f"/orders/{variety}", data=form)
                 return data["order_id"]
-            except errors.NetworkException:
-                if not tag or attempt == 3:
+            except (errors.TooManyRequests, errors.NotSent):
+                if attempt == PLACE_RETRIES:
                     raise
-                found = await self.find_order_by_tag(tag)
-                if found is not None:
-                    log.warning("place_order: response lost but the broker has it", extra={"tag": tag})
-                    return found.order_id
                 await asyncio.sleep(0.25 * 2**attempt)
+            except (errors.NetworkException, errors.DataException) as lost:
+                return await self._resolve_lost(tag, lost)
         raise AssertionError("unreachable")
+
+    async def _resolve_lost(self, tag: str | None, lost: errors.KiteError) -> str:
+        found = None
+        if tag:
+            try:
+                found = await self.find_order_by_tag(tag)
+            except errors.KiteError as e:
+                log.warning("place_order: the tag lookup after a lost answer failed: %s", e)
+        if found is not None:
+            log.warning("place_order: the answer was lost but the broker has the order", extra={"tag": tag})
+            return found.order_id
+        where = f"its tag {tag} is not in the order book yet" if tag else "it has no tag to look it up by"
+        raise errors.OrderUnknown(f"the broker's answer to the order was lost ({lost.message}) and {where}; "
+                                  f"it is not sent again", lost.status, lost.error_type, tag=tag) from lost
 
     async def find_order_by_tag(self, tag: str) -> m.Order | None:
         for order in await self.orders():

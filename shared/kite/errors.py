@@ -61,7 +61,32 @@ class DataException(KiteError):
 
 
 class TooManyRequests(NetworkException):
-    pass
+    """HTTP 429: Kite's API gateway refused the call before the OMS saw it."""
+
+
+class NotSent(NetworkException):
+    """The connection never opened (refused, unreachable, connect timeout): the broker got nothing."""
+
+
+class OrderUnknown(NetworkException):
+    """A placement whose answer was lost (timeout, dropped connection, 5xx) and whose tag was not in the
+    order book when looked up: the broker may still take it. It is never sent again; reconciliation
+    adopts it by its tag if it shows up."""
+
+    def __init__(self, message: str, status: int = 504, error_type: str | None = None, tag: str | None = None) -> None:
+        super().__init__(message, status, error_type)
+        self.tag = tag
+
+
+class EgressUnavailable(KiteError):
+    """The user's static-IP egress cannot be used now: the order is refused, never sent another way."""
+
+    error_type = "EgressUnavailable"
+
+
+class HoldingAuthorisationRequired(HoldingException):
+    """HTTP 428: selling demat holdings needs the depository's eDIS/TPIN authorisation first
+    (``KiteClient.authorise_holdings`` starts it; the user completes it on the depository's page)."""
 
 
 BY_TYPE: dict[str, type[KiteError]] = {
@@ -78,4 +103,6 @@ def from_response(status: int, body: dict | None) -> KiteError:
     message = str(body.get("message") or f"HTTP {status}")
     if status == 429:
         return TooManyRequests(message, status, error_type)
+    if status == 428:
+        return HoldingAuthorisationRequired(message, status, error_type)
     return BY_TYPE.get(error_type, GeneralException)(message, status, error_type)

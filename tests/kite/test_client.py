@@ -4,13 +4,17 @@ typed exceptions, egress binding, client-side rate limits and the 429 paths."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import threading
 from datetime import datetime, timedelta
 
 import pytest
 
 from shared.kite import errors
 from shared.kite import models as km
-from shared.kite.client import HISTORICAL_MAX_DAYS, READ_RETRIES, KiteClient
+from shared import natsd
+from shared.kite.client import HISTORICAL_MAX_DAYS, PLACE_RETRIES, READ_RETRIES, KiteClient
 from shared.kite.ratelimit import DailyLimitReached, RateLimiter, for_api_key
 from tests.helpers import eventually
 from tests.kite.kit import RecordingTransport, forward_to, http_server
@@ -277,36 +281,100 @@ async def test_a_429_on_a_read_is_retried_with_backoff_a_bounded_number_of_times
     assert kite.wire.count(prefix="/portfolio/holdings", status=429) == READ_RETRIES + 1
 
 
-async def test_429_on_placement_is_retried_only_after_the_tag_check(kite, sim):
+async def test_a_429_on_placement_is_sent_again_without_a_lookup(kite, sim):
+    """A 429 comes from Kite's gateway before the OMS sees the order: sending it again cannot duplicate."""
     sim.faults(rate_limit_next=1)
     oid = await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0, tag="r429-tagged")
-    posts = [(m, s) for m, p, s in kite.wire.exchanges if p == "/orders/regular"]
-    assert posts == [("POST", 429), ("POST", 200)]
-    checked = kite.wire.exchanges.index(("GET", "/orders", 200))
-    assert kite.wire.exchanges[checked - 1][2] == 429  # the book was read between the 429 and the retry
+    assert [(m, st) for m, p, st in kite.wire.exchanges if p.startswith("/orders")] == [("POST", 429), ("POST", 200)]
     assert [o.order_id for o in await kite.orders() if o.tag == "r429-tagged"] == [oid]
 
-    sim.faults(rate_limit_next=1)
-    with pytest.raises(errors.TooManyRequests) as e:  # no tag: the client cannot prove it is safe to retry
-        await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0)
-    assert e.value.status == 429 and isinstance(e.value, errors.NetworkException)
-    assert sum(1 for _, p, _s in kite.wire.exchanges if p == "/orders/regular") == 3
+    sim.faults(rate_limit_next=PLACE_RETRIES + 1)
+    with pytest.raises(errors.TooManyRequests) as e:  # bounded: the 429s outlast the retries
+        await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0, tag="r429-gave-up")
+    assert e.value.status == 429
+    assert [o for o in await kite.orders() if o.tag == "r429-gave-up"] == []
+
+
+async def test_a_connection_that_never_opens_is_retried_and_sends_nothing():
+    closed = f"http://127.0.0.1:{natsd.free_port()}"  # nothing listens there
+    async with KiteClient("k", "t", root=closed) as kite:
+        with pytest.raises(errors.NotSent) as e:
+            await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0, tag="never")
+    assert e.value.status == 503 and "cannot reach the broker" in e.value.message
+
+
+class LateOMS:
+    """A stand-in for Kite whose OMS takes the first order only when the test lets it (after the
+    client gave up waiting): the order book is what the OMS has taken so far."""
+
+    def __init__(self) -> None:
+        self.book: list[dict] = []
+        self.land = threading.Event()
+        self.landed = threading.Event()
+
+    def respond(self, handler) -> tuple[int, str, bytes]:
+        if handler.command == "POST":
+            self.land.wait(30)  # the request is in flight, the OMS has not taken it yet
+            self.book.append({"order_id": "260101000000001", "status": "OPEN", "tag": "late1"})
+            self.landed.set()
+            body = {"order_id": "260101000000001"}
+        else:
+            body = list(self.book)
+        return 200, "application/json", json.dumps({"status": "success", "data": body}).encode()
+
+
+async def test_a_timeout_whose_order_lands_after_the_lookup_is_never_sent_twice():
+    """The at-most-once rule under the race that used to duplicate: the POST times out, the tag is
+    not in the book yet, the order lands afterwards. The client raises OrderUnknown and sends nothing
+    more; the order that landed is the only one."""
+    oms = LateOMS()
+    with http_server(oms.respond) as (root, seen):
+        async with KiteClient("k", "t", root=root, timeout=0.3) as kite:
+            with pytest.raises(errors.OrderUnknown) as e:
+                await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0, tag="late1")
+            assert e.value.tag == "late1" and isinstance(e.value, errors.NetworkException)
+            assert [(m, p) for _, m, p in seen] == [("POST", "/orders/regular"), ("GET", "/orders")]
+            oms.land.set()
+            assert await asyncio.to_thread(oms.landed.wait, 30)
+            assert (await kite.find_order_by_tag("late1")).order_id == "260101000000001"
+    assert [m for _, m, _p in seen].count("POST") == 1
+
+
+async def test_a_lost_answer_on_kite_sim_makes_one_order_never_two(kite, sim):
+    impatient = KiteClient(sim.api_key, kite.access_token, root=sim.root, timeout=0.3,
+                           rate_limiter=for_api_key(sim.api_key))
+    sim.faults(latency_ms=600)  # the sim takes the order after the client gave up waiting for it...
+    try:
+        with pytest.raises(errors.OrderUnknown):  # ...so the immediate lookup (delayed as well) cannot see it
+            await impatient.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0,
+                                        tag="lost-answer1")
+    finally:
+        sim.reset_faults()
+        await impatient.aclose()
+    (order,) = await eventually(lambda: _tagged(kite, "lost-answer1"), what="the order the sim took")
+    assert order.tag == "lost-answer1"  # one order, never a second
+
+
+async def _tagged(kite, tag):
+    return [o for o in await kite.orders() if o.tag == tag]
 
 
 async def test_egress_bound_to_a_local_source_address(sim):
-    """Each user's client can leave from its own address: bound to 127.0.0.2 it reaches kite_sim,
-    and a server that records its peers sees 127.0.0.2 (127.0.0.1 otherwise)."""
+    """Each user's orders can leave from their own address: bound to 127.0.0.2 an order reaches kite_sim,
+    and a server that records its peers sees the order from 127.0.0.2 and the reads from the default."""
     token = login(sim)
     async with KiteClient(sim.api_key, token, root=sim.root, local_address="127.0.0.2",
                           rate_limiter=for_api_key(sim.api_key)) as kite:
         assert (await kite.profile()).user_id == "DEMO01"
-    ok = b'{"status":"success","data":{"user_id":"AB1234"}}'
-    with http_server(lambda h: (200, "application/json", ok)) as (root, seen):
+        assert await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0)
+    with http_server(lambda h: (200, "application/json", ORDER_OK)) as (root, seen):
         async with KiteClient("k", "t", root=root, local_address="127.0.0.2") as bound:
             await bound.profile()
-        async with KiteClient("k", "t", root=root) as plain:
-            await plain.profile()
-    assert [peer for peer, _, _ in seen] == ["127.0.0.2", "127.0.0.1"]
+            await bound.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1.0)
+    assert [(peer, m) for peer, m, _ in seen] == [("127.0.0.1", "GET"), ("127.0.0.2", "POST")]
+
+
+ORDER_OK = b'{"status":"success","data":{"order_id":"1","user_id":"AB1234"}}'
 
 
 async def test_each_users_session_carries_its_own_egress():
@@ -315,17 +383,16 @@ async def test_each_users_session_carries_its_own_egress():
     from shared.kite.sessions import LiveSession, client_for
     from shared.messages import BrokerSession
 
-    ok = b'{"status":"success","data":{"user_id":"AB1234"}}'
-    with http_server(lambda h: (200, "application/json", ok)) as (root, seen), \
+    with http_server(lambda h: (200, "application/json", ORDER_OK)) as (root, seen), \
             http_server(forward_to) as (proxy, via_proxy):
         settings = load(environ={}, kite_root=root)
         users = [BrokerSession(user_id="AB1234", api_key="k", access_token_enc="", egress_local_address="127.0.0.2"),
                  BrokerSession(user_id="CD5678", api_key="k", access_token_enc="", egress_proxy=proxy)]
         for session in users:
             async with client_for(settings, LiveSession(session, "t")) as kite:
-                await kite.profile()
+                await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1.0)
     assert [peer for peer, _, _ in seen] == ["127.0.0.2", "127.0.0.1"]  # the second came through the proxy
-    assert via_proxy == [("127.0.0.1", "GET", f"{root}/user/profile")]
+    assert via_proxy == [("127.0.0.1", "POST", f"{root}/orders/regular")]
 
 
 async def test_egress_through_a_proxy(sim):
@@ -335,10 +402,27 @@ async def test_egress_through_a_proxy(sim):
                               rate_limiter=for_api_key(sim.api_key)) as kite:
             assert (await kite.profile()).user_id == "DEMO01"
             oid = await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0)
-    assert ("127.0.0.1", "GET", f"{sim.root}/user/profile") in seen
-    assert ("127.0.0.1", "POST", f"{sim.root}/orders/regular") in seen and oid
+            with contextlib.suppress(errors.InputException):  # (the sim may have rejected it: still an order call)
+                await kite.cancel_order("regular", oid)
+    assert [(m, p) for _, m, p in seen] == [("POST", f"{sim.root}/orders/regular"),
+                                            ("DELETE", f"{sim.root}/orders/regular/{oid}")]  # reads go direct
     with pytest.raises(ValueError):  # both at once would leave one of them silently unused
         KiteClient(sim.api_key, token, root=sim.root, proxy="http://127.0.0.1:9", local_address="127.0.0.2")
+
+
+@pytest.mark.parametrize("egress", [{"local_address": "192.0.2.1"},  # TEST-NET-1: no interface has it
+                                    {"proxy": "http://127.0.0.1:{closed}"}])
+async def test_an_unavailable_egress_refuses_orders_and_sends_nothing(sim, egress):
+    egress = {k: v.format(closed=natsd.free_port()) for k, v in egress.items()}
+    wire = RecordingTransport()
+    async with KiteClient(sim.api_key, login(sim), root=sim.root, transport=wire,
+                          rate_limiter=for_api_key(sim.api_key), **egress) as kite:
+        with pytest.raises(errors.EgressUnavailable) as e:
+            await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0, tag="noegress")
+        assert kite.egress.describe() in e.value.message and "Nothing was sent" in e.value.message
+        assert (await kite.profile()).user_id == "DEMO01"  # the reads still work: the dashboard still sees
+        assert not [o for o in await kite.orders() if o.tag == "noegress"]
+    assert wire.count(method="POST") == 0
 
 
 def wire_ok(kite) -> bool:
