@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from kite_sim import risk
+from kite_sim import risk, validation
 from kite_sim.faults import Faults
 from kite_sim.instruments import Instrument
 from kite_sim.market import Market
 from kite_sim.orders import (MAX_MODIFICATIONS, TERMINAL, Account, Order, OrderError, PositionBook,  # noqa: F401
                              Trade, paise)
+from kite_sim.validation import OrderSpec
 
 log = logging.getLogger("kite_sim.broker")
 
@@ -76,86 +77,53 @@ class Broker:
                     self._open(o)
 
     def place(self, user_id: str, variety: str, f: dict) -> Order:
-        if variety not in ("regular", "amo"):
-            raise OrderError(f"Invalid `variety`. {variety} orders are not supported.", "InputException")
-        inst = self.market.universe.find(f"{f.get('exchange', '')}:{f.get('tradingsymbol', '')}")
-        if inst is None:
-            raise OrderError("Invalid `tradingsymbol`.", "InputException")
-        if not inst.tradable:
-            raise OrderError("Instrument is not tradable.", "InputException")
-        tt, ot, product = f.get("transaction_type"), f.get("order_type"), f.get("product")
-        if tt not in ("BUY", "SELL"):
-            raise OrderError("Invalid `transaction_type`.")
-        if ot not in ("MARKET", "LIMIT", "SL", "SL-M"):
-            raise OrderError("Invalid `order_type`.")
-        if product not in ("CNC", "MIS", "NRML", "MTF"):
-            raise OrderError("Invalid `product`.")
-        try:
-            qty = int(f.get("quantity", 0))
-            price = paise(float(f.get("price") or 0))
-            trigger = paise(float(f.get("trigger_price") or 0))
-            mp = float(f.get("market_protection") or 0)
-        except ValueError:
-            raise OrderError("Invalid `quantity`, `price` or `trigger_price`.") from None
-        validity = f.get("validity") or "DAY"
-        if validity not in ("DAY", "IOC", "TTL"):
-            raise OrderError("Invalid `validity`.")
-        if qty <= 0:
-            raise OrderError("Invalid `quantity`.")
-        if inst.lot_size > 1 and qty % inst.lot_size:
-            raise OrderError(f"Quantity should be a multiple of lot size ({inst.lot_size}).")
-        if inst.freeze_quantity and qty > inst.freeze_quantity:
-            raise OrderError(f"Quantity exceeds the freeze limit of {inst.freeze_quantity}. Use autoslice or split.")
-        if ot in ("LIMIT", "SL") and price <= 0:
-            raise OrderError("Invalid `price`.")
-        if ot in ("SL", "SL-M") and trigger <= 0:
-            raise OrderError("Invalid `trigger_price`.")
-        if product == "CNC" and inst.instrument_type != "EQ":
-            raise OrderError("CNC is for equity delivery only; use NRML or MIS.")
-        tag = f.get("tag") or None
-        if tag and len(tag) > 20:
-            raise OrderError("Invalid `tag`. Tag length should be less than or equal to 20.")
-        if ot == "MARKET" and mp == 0:
-            raise OrderError("Market orders without market protection are not allowed via API. "
-                             "Set `market_protection`.", "InputException")
-        if inst.expiry is not None and inst.expiry < self.market.clock.today():
-            raise OrderError("Instrument has expired.")
-        queue_amo = variety == "amo" and not self.market.clock.is_open()
-        if variety == "regular" and not self.market.clock.is_open():
+        """Kite's synchronous validation (a 400 with Kite's message), then admission into the order book."""
+        return self.admit(user_id, validation.order_spec(self.market.universe, self.market.clock.today(), variety, f))
+
+    def admit(self, user_id: str, spec: OrderSpec) -> Order:
+        """A valid order enters the book: refused while the market is closed (AMOs queue), then RMS (faults,
+        margin, circuit limits) rejects it or it opens and matches."""
+        queue_amo = spec.variety == "amo" and not self.market.clock.is_open()
+        if spec.variety == "regular" and not self.market.clock.is_open():
             raise OrderError(MARKET_CLOSED)
         acc = self.account(user_id)
-        now = self.market.clock.stamp()
-        o = Order(self._new_id(), user_id, variety, inst, tt, ot, product, qty, price, trigger, validity, tag, mp,
-                  order_timestamp=now)
-        if ot == "MARKET":  # the OMS converts a protected MARKET order into a LIMIT at the protection price
+        inst = spec.inst
+        o = Order(self._new_id(), user_id, spec.variety, inst, spec.transaction_type, spec.order_type, spec.product,
+                  spec.quantity, spec.price, spec.trigger_price, spec.validity, spec.tag, spec.market_protection,
+                  order_timestamp=self.market.clock.stamp())
+        if o.order_type == "MARKET":  # the OMS converts a protected MARKET order into a LIMIT at the protection price
             ltp = paise(self.market.price(inst))
-            pct = 2.0 if mp < 0 else mp
+            pct = 2.0 if o.market_protection < 0 else o.market_protection
             o.order_type = "LIMIT"
-            o.price = self._round(inst, ltp * (1 + pct / 100) if tt == "BUY" else ltp * (1 - pct / 100))
+            o.price = self._round(inst, ltp * (1 + pct / 100) if o.transaction_type == "BUY" else ltp * (1 - pct / 100))
             o.tags += ["mktp", f"mktp:{pct:.2f}"]
         acc.orders[o.order_id] = o
         self._history(o, "PUT ORDER REQ RECEIVED")
         self._history(o, "VALIDATION PENDING")
-        reason = self.faults.take_reject()
-        need = self._margin_for(inst, product, qty, o.price or o.trigger_price or paise(self.market.price(inst)), tt)
-        avail = self.available(acc)
-        q = self.market.quote(inst)
+        reason = self.faults.take_reject() or self._rms_reason(acc, o, spec.order_type)
         if reason:
             self._set(o, "REJECTED", reason)
-        elif need > avail and not self._reduces(acc, inst, product, tt, qty) and \
-                not risk.covered_by_holdings(acc, inst.instrument_token, product, tt, qty):
-            self._set(o, "REJECTED", f"Insufficient funds. Required margin is {need / 100:.2f} but available margin "
-                                     f"is {avail / 100:.2f}.")
-        elif ot in ("LIMIT", "SL") and not (paise(q.lower_circuit) <= o.price <= paise(q.upper_circuit)):
-            self._set(o, "REJECTED", f"Your order price is out of the circuit limits "
-                                     f"({q.lower_circuit:.2f} - {q.upper_circuit:.2f}).")
-        elif queue_amo:
-            o.partial_then_cancel = self.faults.take_partial_then_cancel()
+            return o
+        o.partial_then_cancel = self.faults.take_partial_then_cancel()
+        if queue_amo:
             self._set(o, "AMO REQ RECEIVED")
         else:
-            o.partial_then_cancel = self.faults.take_partial_then_cancel()
             self._open(o)
         return o
+
+    def _rms_reason(self, acc: Account, o: Order, order_type: str) -> str:
+        """Why the RMS rejects ``o`` as placed with ``order_type`` (Kite's wording), or ``""``. A protected
+        MARKET order's limit is the protection price, so the circuit check is only for orders priced by the user."""
+        inst, tt, qty = o.inst, o.transaction_type, o.quantity
+        need = self._margin_for(inst, o.product, qty, o.price or o.trigger_price or paise(self.market.price(inst)), tt)
+        avail = self.available(acc)
+        if need > avail and not self._reduces(acc, inst, o.product, tt, qty) and \
+                not risk.covered_by_holdings(acc, inst.instrument_token, o.product, tt, qty):
+            return f"Insufficient funds. Required margin is {need / 100:.2f} but available margin is {avail / 100:.2f}."
+        q = self.market.quote(inst)
+        if order_type in ("LIMIT", "SL") and not (paise(q.lower_circuit) <= o.price <= paise(q.upper_circuit)):
+            return f"Your order price is out of the circuit limits ({q.lower_circuit:.2f} - {q.upper_circuit:.2f})."
+        return ""
 
     def _open(self, o: Order) -> None:
         self._history(o, "OPEN PENDING")

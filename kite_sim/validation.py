@@ -1,0 +1,87 @@
+"""What Kite refuses synchronously (HTTP 400 ``InputException``) before an order reaches the OMS: unknown
+instruments, bad fields, lot sizes, freeze quantities, products, tags, MARKET without protection, expired
+contracts. Kite's messages, word for word where known. The result is an :class:`OrderSpec` that the
+broker admits (market hours, margin, circuit limits) and matches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kite_sim.instruments import Instrument, Universe
+from kite_sim.orders import OrderError, paise
+
+VARIETIES = ("regular", "amo")
+ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
+PRODUCTS = ("CNC", "MIS", "NRML", "MTF")
+VALIDITIES = ("DAY", "IOC", "TTL")
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """A well-formed order request (money in paise)."""
+
+    variety: str
+    inst: Instrument
+    transaction_type: str
+    order_type: str
+    product: str
+    quantity: int
+    price: int
+    trigger_price: int
+    validity: str
+    tag: str | None
+    market_protection: float
+
+
+def instrument(universe: Universe, f: dict) -> Instrument:
+    inst = universe.find(f"{f.get('exchange', '')}:{f.get('tradingsymbol', '')}")
+    if inst is None:
+        raise OrderError("Invalid `tradingsymbol`.", "InputException")
+    if not inst.tradable:
+        raise OrderError("Instrument is not tradable.", "InputException")
+    return inst
+
+
+def order_spec(universe: Universe, today, variety: str, f: dict) -> OrderSpec:
+    """The order form ``f`` checked field by field, in the order Kite reports the first problem."""
+    if variety not in VARIETIES:
+        raise OrderError(f"Invalid `variety`. {variety} orders are not supported.", "InputException")
+    inst = instrument(universe, f)
+    tt, ot, product = f.get("transaction_type"), f.get("order_type"), f.get("product")
+    if tt not in ("BUY", "SELL"):
+        raise OrderError("Invalid `transaction_type`.")
+    if ot not in ORDER_TYPES:
+        raise OrderError("Invalid `order_type`.")
+    if product not in PRODUCTS:
+        raise OrderError("Invalid `product`.")
+    try:
+        qty = int(f.get("quantity", 0))
+        price = paise(float(f.get("price") or 0))
+        trigger = paise(float(f.get("trigger_price") or 0))
+        mp = float(f.get("market_protection") or 0)
+    except (TypeError, ValueError):
+        raise OrderError("Invalid `quantity`, `price` or `trigger_price`.") from None
+    validity = f.get("validity") or "DAY"
+    if validity not in VALIDITIES:
+        raise OrderError("Invalid `validity`.")
+    if qty <= 0:
+        raise OrderError("Invalid `quantity`.")
+    if inst.lot_size > 1 and qty % inst.lot_size:
+        raise OrderError(f"Quantity should be a multiple of lot size ({inst.lot_size}).")
+    if inst.freeze_quantity and qty > inst.freeze_quantity:
+        raise OrderError(f"Quantity exceeds the freeze limit of {inst.freeze_quantity}. Use autoslice or split.")
+    if ot in ("LIMIT", "SL") and price <= 0:
+        raise OrderError("Invalid `price`.")
+    if ot in ("SL", "SL-M") and trigger <= 0:
+        raise OrderError("Invalid `trigger_price`.")
+    if product == "CNC" and inst.instrument_type != "EQ":
+        raise OrderError("CNC is for equity delivery only; use NRML or MIS.")
+    tag = f.get("tag") or None
+    if tag and len(tag) > 20:
+        raise OrderError("Invalid `tag`. Tag length should be less than or equal to 20.")
+    if ot == "MARKET" and mp == 0:
+        raise OrderError("Market orders without market protection are not allowed via API. "
+                         "Set `market_protection`.", "InputException")
+    if inst.expiry is not None and inst.expiry < today:
+        raise OrderError("Instrument has expired.")
+    return OrderSpec(variety, inst, tt, ot, product, qty, price, trigger, validity, tag, mp)
