@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import fields
 
 from kite_sim import risk, validation
 from kite_sim.faults import Faults
+from kite_sim.gtt import GttBook
 from kite_sim.instruments import Instrument
 from kite_sim.market import Market
 from kite_sim.orders import (MAX_MODIFICATIONS, TERMINAL, Account, Order, OrderError, PositionBook,  # noqa: F401
-                             Trade, paise)
-from kite_sim.validation import OrderSpec
+                             OrderSpec, Trade, paise)
 
 log = logging.getLogger("kite_sim.broker")
 
@@ -36,6 +37,7 @@ class Broker:
         self.next_order_seq = 1
         self.next_trade_seq = 1
         self._day = market.clock.today()
+        self.gtt = GttBook(self)
 
     def set_sequences(self, order_seq: int, trade_seq: int) -> None:
         self.next_order_seq, self.next_trade_seq = order_seq, trade_seq
@@ -66,7 +68,9 @@ class Broker:
             log.info("trading day %s -> %s (%d contracts listed)", old, today, added)
             if self.on_day_end is not None:
                 self.on_day_end(self, old, today)
-        if self.market.clock.is_open():
+        is_open = self.market.clock.is_open()
+        self.gtt.check(is_open)
+        if is_open:
             self.release_amo()
             self.match_all()
 
@@ -76,11 +80,12 @@ class Broker:
                 if o.status == "AMO REQ RECEIVED":
                     self._open(o)
 
-    def place(self, user_id: str, variety: str, f: dict) -> Order:
+    def place(self, user_id: str, variety: str, f: dict, meta: dict | None = None) -> Order:
         """Kite's synchronous validation (a 400 with Kite's message), then admission into the order book."""
-        return self.admit(user_id, validation.order_spec(self.market.universe, self.market.clock.today(), variety, f))
+        spec = validation.order_spec(self.market.universe, self.market.clock.today(), variety, f)
+        return self.admit(user_id, spec, meta)
 
-    def admit(self, user_id: str, spec: OrderSpec) -> Order:
+    def admit(self, user_id: str, spec: OrderSpec, meta: dict | None = None) -> Order:
         """A valid order enters the book: refused while the market is closed (AMOs queue), then RMS (faults,
         margin, circuit limits) rejects it or it opens and matches."""
         queue_amo = spec.variety == "amo" and not self.market.clock.is_open()
@@ -88,9 +93,8 @@ class Broker:
             raise OrderError(MARKET_CLOSED)
         acc = self.account(user_id)
         inst = spec.inst
-        o = Order(self._new_id(), user_id, spec.variety, inst, spec.transaction_type, spec.order_type, spec.product,
-                  spec.quantity, spec.price, spec.trigger_price, spec.validity, spec.tag, spec.market_protection,
-                  order_timestamp=self.market.clock.stamp())
+        o = Order(**{f.name: getattr(spec, f.name) for f in fields(OrderSpec)}, order_id=self._new_id(),
+                  user_id=user_id, order_timestamp=self.market.clock.stamp(), meta=dict(meta or {}))
         if o.order_type == "MARKET":  # the OMS converts a protected MARKET order into a LIMIT at the protection price
             ltp = paise(self.market.price(inst))
             pct = 2.0 if o.market_protection < 0 else o.market_protection

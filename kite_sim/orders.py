@@ -24,20 +24,28 @@ def rupees(p: int) -> float:
 
 
 @dataclass
-class Order:
-    order_id: str
-    user_id: str
+class OrderSpec:
+    """What an order asks for, as validated (money in paise)."""
+
     variety: str
     inst: Instrument
     transaction_type: str
     order_type: str
     product: str
     quantity: int
-    price: int  # paise
+    price: int
     trigger_price: int
     validity: str
     tag: str | None
     market_protection: float
+
+
+@dataclass
+class Order(OrderSpec):
+    """An order in the book: its request (modifications change it) and what became of it."""
+
+    order_id: str
+    user_id: str
     status: str = "PUT ORDER REQ RECEIVED"
     status_message: str | None = None
     filled_quantity: int = 0
@@ -50,6 +58,7 @@ class Order:
     history: list[dict] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     partial_then_cancel: bool = False
+    meta: dict = field(default_factory=dict)  # {"gtt": id} on an order a GTT placed
 
     @property
     def pending_quantity(self) -> int:
@@ -73,7 +82,7 @@ class Order:
             "price": rupees(self.price), "trigger_price": rupees(self.trigger_price),
             "average_price": rupees(self.average_price), "filled_quantity": self.filled_quantity,
             "pending_quantity": self.pending_quantity, "cancelled_quantity": self.cancelled_quantity,
-            "market_protection": self.market_protection, "meta": {}, "tag": self.tag,
+            "market_protection": self.market_protection, "meta": dict(self.meta), "tag": self.tag,
             "tags": list(self.tags) + ([self.tag] if self.tag else []), "guid": f"{self.order_id[-8:]}",
         }
 
@@ -129,3 +138,4 @@ class Account:
     trades: list[Trade] = field(default_factory=list)
     positions: dict[tuple[int, str], PositionBook] = field(default_factory=dict)
     holdings: dict[int, Holding] = field(default_factory=dict)  # by instrument token
+    gtts: dict = field(default_factory=dict)  # trigger id -> kite_sim.gtt.Trigger

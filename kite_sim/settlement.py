@@ -1,7 +1,7 @@
 """End-of-day settlement (``--settle``), run when the market clock moves to the next trading day.
 
 - Unfilled DAY orders are cancelled by the exchange; the order book and trade book start empty
-  (queued AMOs stay).
+  (queued AMOs stay); GTTs no longer active leave the GTT book.
 - CNC buys become holdings as ``t1_quantity`` and settle into ``quantity`` a trading day later (T+1);
   CNC sells deliver held shares.
 - MIS positions still open are squared off at the close; NRML positions carry over at the close price
@@ -28,6 +28,7 @@ def settle_day(broker, old_day: date, new_day: date) -> None:
         _settle_positions(broker, acc, old_day)
         acc.orders = {k: o for k, o in acc.orders.items() if o.status not in TERMINAL}
         acc.trades = []
+        broker.gtt.purge(acc)
     log.info("settled %s for %d accounts; trading day %s", old_day, len(broker.accounts), new_day)
 
 

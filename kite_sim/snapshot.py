@@ -1,5 +1,5 @@
 """The sim's state on disk (``--snapshot PATH``), so a restarted sim — and ``kta up`` around it — carries
-on where it stopped: the market clock, balances, orders, trades, positions, holdings and the live
+on where it stopped: the market clock, balances, orders, trades, positions, holdings, GTTs and the live
 sessions. Access tokens are stored only as sha256 digests. Written atomically (temp file + rename)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from kite_sim import gtt
 from kite_sim.accounts import AccessToken
 from kite_sim.orders import Account, Holding, Order, PositionBook, Trade
 
@@ -30,9 +31,10 @@ def state(sim) -> dict:
             "trades": [[t.trade_id, t.order.order_id, t.quantity, t.price, t.timestamp] for t in acc.trades],
             "positions": [[token, product, dataclasses.asdict(pb)] for (token, product), pb in acc.positions.items()],
             "holdings": [[token, dataclasses.asdict(h)] for token, h in acc.holdings.items()],
+            "gtts": [t.state() for t in acc.gtts.values()],
         }
     return {"version": VERSION, "day": broker._day.isoformat(), "order_seq": broker.next_order_seq,
-            "trade_seq": broker.next_trade_seq, "accounts": accounts,
+            "trade_seq": broker.next_trade_seq, "gtt_seq": broker.gtt.next_id, "accounts": accounts,
             "sessions": {digest: dataclasses.asdict(info) for digest, info in sim.accounts.sessions().items()}}
 
 
@@ -84,5 +86,8 @@ def restore(sim, doc: dict) -> None:
         acc.positions = {(token, product): PositionBook(**pb) for token, product, pb in a["positions"]
                          if token in universe.by_token}
         acc.holdings = {token: Holding(**h) for token, h in a["holdings"] if token in universe.by_token}
+        acc.gtts = {g["trigger_id"]: gtt.from_state(g, universe.by_token[g["token"]]) for g in a.get("gtts", [])
+                    if g["token"] in universe.by_token}
+    broker.gtt.next_id = doc.get("gtt_seq", 1)
     sim.accounts.restore_sessions({d: AccessToken(**info) for d, info in doc["sessions"].items()})
     log.info("restored %d accounts and %d sessions from the snapshot", len(doc["accounts"]), len(doc["sessions"]))

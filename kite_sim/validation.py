@@ -5,32 +5,13 @@ broker admits (market hours, margin, circuit limits) and matches."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from kite_sim.instruments import Instrument, Universe
-from kite_sim.orders import OrderError, paise
+from kite_sim.orders import OrderError, OrderSpec, paise
 
 VARIETIES = ("regular", "amo")
 ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
 PRODUCTS = ("CNC", "MIS", "NRML", "MTF")
 VALIDITIES = ("DAY", "IOC", "TTL")
-
-
-@dataclass(frozen=True)
-class OrderSpec:
-    """A well-formed order request (money in paise)."""
-
-    variety: str
-    inst: Instrument
-    transaction_type: str
-    order_type: str
-    product: str
-    quantity: int
-    price: int
-    trigger_price: int
-    validity: str
-    tag: str | None
-    market_protection: float
 
 
 def instrument(universe: Universe, f: dict) -> Instrument:

@@ -8,7 +8,8 @@ Intentional differences, each with its reason:
   when given; ``avatar_url`` is null in Kite's own profile mock).
 - ORDER_HISTORY_EXTRA: ``order_info.json`` is a 2017 capture; the sim's history rows are the same order
   object as ``/orders``, whose current mock (``orders.json``) has these fields.
-- Not covered: ``full_profile`` (``/user/profile/full``), GTT, alerts, MF, auctions and the contract note
+- GTT: an untriggered leg's ``result`` is null, as in Kite's own ``gtt_get_order.json``.
+- Not covered: ``full_profile`` (``/user/profile/full``), alerts, MF, auctions and the contract note
   are endpoints the sim does not serve; the ticker packets are checked by tests/kite/test_codec.py.
 """
 
@@ -164,6 +165,38 @@ def test_instrument_dumps(wire, mock_csv, path):
         int(row["instrument_token"]), int(row["exchange_token"]), int(row["lot_size"])
         float(row["last_price"]), float(row["strike"]), float(row["tick_size"])
         assert row["expiry"] == "" or len(row["expiry"]) == 10
+
+
+def test_gtt(wire):
+    """Place, get, list, modify (active), then a trigger fired by the sim's price (a result), and delete."""
+    call, state = wire
+    sim, nullable = state["sim"], NULLABLE | {"result"}
+    sim.admin("price", {"underlying": "TCS", "price": 3000.0})
+    try:
+        cond = {"exchange": "NSE", "tradingsymbol": "TCS", "trigger_values": [3030.0], "last_price": 3000.0}
+        orders = [{"exchange": "NSE", "tradingsymbol": "TCS", "transaction_type": "BUY", "quantity": 1,
+                   "order_type": "LIMIT", "product": "CNC", "price": 3035.0}]
+        form = {"type": "single", "condition": json.dumps(cond), "orders": json.dumps(orders)}
+        placed = call("POST", "/gtt/triggers", data=form)
+        assert compare(mock("gtt_place_order"), placed) == []
+        tid = placed["data"]["trigger_id"]
+        assert compare(mock("gtt_get_order"), call("GET", f"/gtt/triggers/{tid}"), nullable=nullable) == []
+        cond["trigger_values"] = [3040.0]
+        modified = call("PUT", f"/gtt/triggers/{tid}", data={**form, "condition": json.dumps(cond)})
+        assert compare(mock("gtt_modify_order"), modified) == []
+        sim.admin("price", {"underlying": "TCS", "price": 3041.0})
+        fired = wait_for(lambda: (g := call("GET", f"/gtt/triggers/{tid}"))["data"]["status"] == "triggered" and g,
+                         20, "the GTT to trigger")
+        assert fired["data"]["orders"][0]["result"] is not None
+        assert compare(mock("gtt_get_order"), fired, nullable=nullable) == []
+        other = call("POST", "/gtt/triggers", data={**form, "condition": json.dumps({**cond, "trigger_values": [3100.0]})})
+        listed = call("GET", "/gtt/triggers")
+        assert {g["status"] for g in listed["data"]} == {"active", "triggered"}
+        assert compare(mock("gtt_get_orders"), listed, nullable=nullable) == []
+        deleted = call("DELETE", f"/gtt/triggers/{other['data']['trigger_id']}")
+        assert compare(mock("gtt_delete_order"), deleted) == []
+    finally:
+        sim.admin("price", {"underlying": "TCS", "price": None})
 
 
 def test_logout(wire):

@@ -77,6 +77,9 @@ def test_snapshot_survives_a_restart(tmp_path):
     done = paced(lambda: kite.place_order("regular", "NSE", "INFY", "BUY", 3, "MIS", "MARKET", market_protection=2))
     resting = paced(lambda: kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT",
                                              price=round(round(px * 0.9 / 0.05) * 0.05, 2)))
+    stop = round(round(px * 0.8 / 0.05) * 0.05, 2)
+    gtt = paced(lambda: kite.place_gtt(kite.GTT_TYPE_SINGLE, "INFY", "NSE", [stop], px, [
+        {"transaction_type": "SELL", "quantity": 2, "order_type": "LIMIT", "product": "CNC", "price": stop}]))
     before_clock = httpx.get(f"{sim.root}/sim/clock").json()["epoch"]
     positions = paced(kite.positions)["net"]
     sim.stop()  # SIGTERM: the shutdown writes the snapshot
@@ -94,6 +97,12 @@ def test_snapshot_survives_a_restart(tmp_path):
         new = paced(lambda: kite2.place_order("regular", "NSE", "INFY", "SELL", 3, "MIS", "MARKET",
                                               market_protection=2))
         assert new not in book  # order ids continue, never reused
+        kept = paced(lambda: kite2.get_gtt(gtt["trigger_id"]))
+        assert kept["status"] == "active" and kept["condition"]["trigger_values"] == [stop]  # GTTs survive too
+        assert kept["orders"][0]["quantity"] == 2
+        later = paced(lambda: kite2.place_gtt(kite2.GTT_TYPE_SINGLE, "INFY", "NSE", [stop], px, [
+            {"transaction_type": "SELL", "quantity": 1, "order_type": "LIMIT", "product": "CNC", "price": stop}]))
+        assert later["trigger_id"] > gtt["trigger_id"]  # trigger ids continue too
         assert "restored 2 accounts and 1 sessions" in (tmp_path / "sim2.log").read_text()
     finally:
         again.stop()
