@@ -89,6 +89,11 @@ def alerts(user_id: str) -> str:
     return _u(user_id, "alerts")
 
 
+def backtests(user_id: str) -> str:
+    """Progress of a user's backtests and sweeps (BacktestProgress): strategy worker → gateway SSE."""
+    return _u(user_id, "backtests")
+
+
 def order_updates(user_id: str) -> str:
     return _u(user_id, "broker", "order_updates")
 

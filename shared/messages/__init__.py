@@ -75,8 +75,19 @@ from shared.messages.events import (  # noqa: F401 - the package's public names
     BrokerSession,
     WorkerStatus,
 )
+from shared.messages.backtest import (  # noqa: F401 - the package's public names
+    BacktestProgress,
+    BacktestSpec,
+    BacktestState,
+    SweepSpec,
+)
 from shared.messages.commands import (  # noqa: F401 - the package's public names
     AddStrategy,
+    CancelBacktest,
+    GetBacktest,
+    ListBacktests,
+    RunBacktest,
+    RunSweep,
     Command,
     Error,
     GetAudit,
@@ -140,6 +151,9 @@ ALL_MESSAGE_TYPES: tuple[type[Struct], ...] = (
     BrokerEvent,
     WorkerStatus,
     Alert,
+    BacktestSpec,
+    SweepSpec,
+    BacktestProgress,
     *Command.__args__,  # type: ignore[attr-defined]
     Ok,
     Error,

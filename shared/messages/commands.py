@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, Union
 
 from msgspec import Meta, Struct, field
 
+from shared.messages.backtest import BacktestSpec, SweepSpec
 from shared.messages.vocabulary import TickMode, Token
 from shared.messages.trading import RiskLimits
 
@@ -133,6 +134,34 @@ class Scan(_Cmd, tag="scan"):
     limit: Annotated[int, Meta(ge=1, le=500)] = 50
 
 
+class RunBacktest(_Cmd, tag="run_backtest"):
+    """Start a backtest (strategy worker, ``cmd.backtest.run_backtest``); reply ``{"backtest_id"}``."""
+
+    spec: BacktestSpec
+
+
+class RunSweep(_Cmd, tag="run_sweep"):
+    """Start a parameter sweep / walk-forward; reply ``{"backtest_id"}`` (the sweep's id)."""
+
+    spec: SweepSpec
+
+
+class CancelBacktest(_Cmd, tag="cancel_backtest"):
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class GetBacktest(_Cmd, tag="get_backtest"):
+    """A run or sweep with its metrics, equity curve, orders and trades (``bars`` adds the price bars of
+    ``symbol`` for the chart)."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
+    symbol: str = ""
+
+
+class ListBacktests(_Cmd, tag="list_backtests"):
+    limit: Annotated[int, Meta(ge=1, le=500)] = 50
+
+
 Command = Union[
     AddStrategy,
     RemoveStrategy,
@@ -156,6 +185,11 @@ Command = Union[
     Reconcile,
     GetStatus,
     Scan,
+    RunBacktest,
+    RunSweep,
+    CancelBacktest,
+    GetBacktest,
+    ListBacktests,
 ]
 
 

@@ -1,3 +1,5 @@
+from datetime import date
+
 import msgspec
 import pytest
 
@@ -33,6 +35,9 @@ def sample(cls):
         m.WorkerStatus: m.WorkerStatus(service="ticker", instance="a"),
         m.Alert: m.Alert(user_id="DEMO01", kind="kill_switch", severity="critical", title="Kill switch HALTED",
                          detail="day loss ₹5,000.00 reached the limit", key="ks:2026-12-01"),
+        m.BacktestSpec: m.BacktestSpec(strategy="ema_crossover", symbols=["INFY"], start=date(2025, 1, 1),
+                                       end=date(2025, 3, 31), params={"fast": 9}),
+        m.BacktestProgress: m.BacktestProgress(user_id="DEMO01", backtest_id="bt1", state="running", done=0.5),
         m.Ok: m.Ok(data={"x": 1}),
         m.Error: m.Error(code="bad", message="no", field="params.fast"),
     }
@@ -41,11 +46,17 @@ def sample(cls):
     if cls is m.SignalGroup:
         return m.SignalGroup(id="g", user_id="DEMO01", strategy_id="ic", strategy="iron_condor",
                              structure="iron_condor", underlying="NIFTY", legs=[sample(m.Leg)])
+    if cls is m.SweepSpec:
+        return m.SweepSpec(base=sample(m.BacktestSpec), grid={"fast": [5, 9]})
     if cls is m.PositionSnapshot:
         return m.PositionSnapshot(user_id="DEMO01", ts=1, positions=[sample(m.Position)], day_pnl=5)
     # commands: fill required fields
     required = {"strategy": "ema_crossover", "strategy_id": "x", "params": {"fast": 5}, "tokens": [256265],
                 "limits": m.RiskLimits(), "id": "261125000000001"}
+    if cls is m.RunBacktest:
+        return cls(spec=sample(m.BacktestSpec))
+    if cls is m.RunSweep:
+        return cls(spec=sample(m.SweepSpec))
     kwargs = {f: required[f] for f in cls.__struct_fields__ if f in required and f not in cls.__struct_defaults__}
     return cls(**kwargs)
 
