@@ -112,6 +112,9 @@ class Candles:
         return cls(np.asarray(cols[0], dtype=np.int64), *(np.asarray(c, dtype=np.float64) for c in cols[1:5]),
                    np.asarray(cols[5], dtype=np.int64), np.asarray(cols[6], dtype=np.int64))
 
+    def slice(self, a: int, b: int) -> Candles:
+        return Candles(*(getattr(self, c)[a:b] for c in COLUMNS))
+
     def table(self) -> pa.Table:
         return pa.table([getattr(self, c) for c in COLUMNS], schema=SCHEMA)
 
@@ -181,16 +184,25 @@ class CandleStore:
         d = self.series_dir(token, interval)
         return sorted(p.stem for p in d.glob("*.parquet")) if d.exists() else []
 
+    def _month(self, token: int, interval: str, month: str) -> Candles | None:
+        path = self.series_dir(token, interval) / f"{month}.parquet"
+        if not path.exists():
+            return None
+        t = pq.read_table(path)
+        return Candles(*(t.column(c).to_numpy() for c in COLUMNS))
+
     def iter_months(self, token: int, interval: str, start: int, end: int) -> Iterator[Candles]:
         """The series over [start, end], one month at a time (what a backtest streams)."""
-        d = self.series_dir(token, interval)
         for month in months_between(start, end):
-            path = d / f"{month}.parquet"
-            if not path.exists():
+            c = self._month(token, interval, month)
+            if c is None:
                 continue
-            t = pq.read_table(path, filters=[("ts", ">=", start), ("ts", "<=", end)])
-            if t.num_rows:
-                yield Candles(*(t.column(c).to_numpy() for c in COLUMNS))
+            a, b = np.searchsorted(c.ts, [start, end + 1])
+            if b > a:
+                yield c.slice(int(a), int(b))
+
+    def has_data(self, token: int, interval: str, start: int, end: int) -> bool:
+        return next(self.iter_months(token, interval, start, end), None) is not None
 
     def read(self, token: int, interval: str, start: int, end: int) -> Candles:
         parts = list(self.iter_months(token, interval, start, end))
@@ -203,16 +215,17 @@ class CandleStore:
         out: list[Candles] = []
         have = 0
         for month in reversed([m for m in self.months(token, interval) if m <= month_of(before)]):
-            t = pq.read_table(self.series_dir(token, interval) / f"{month}.parquet", filters=[("ts", "<", before)])
-            if t.num_rows:
-                out.append(Candles(*(t.column(c).to_numpy() for c in COLUMNS)))
-                have += t.num_rows
+            c = self._month(token, interval, month)
+            c = c.slice(0, int(np.searchsorted(c.ts, before)))
+            if len(c):
+                out.append(c)
+                have += len(c)
             if have >= count:
                 break
         if not out:
             return Candles.from_rows([])
         whole = Candles(*(np.concatenate([getattr(p, c) for p in reversed(out)]) for c in COLUMNS))
-        return Candles(*(getattr(whole, c)[-count:] for c in COLUMNS))
+        return whole.slice(max(0, len(whole) - count), len(whole))
 
 
 def day_bounds(first: date, last: date) -> tuple[int, int]:
