@@ -36,10 +36,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from execution_worker import signals  # noqa: E402
 from execution_worker.engine import Desk  # noqa: E402
 from execution_worker.journal import Journal  # noqa: E402
 from execution_worker.order_gate import OrderGate  # noqa: E402
-from execution_worker.risk import RiskManager  # noqa: E402
+from shared.trading.risk import RiskManager  # noqa: E402
 from shared import messages as m  # noqa: E402
 from shared import natsd, subjects  # noqa: E402
 from shared.bus import Bus, BusError, RequestTimeout  # noqa: E402
@@ -141,7 +142,7 @@ async def engine_only(bus: Bus, client: KiteClient, data: Path, run: str, n: int
 
     async def one(sig: m.Signal) -> None:
         async with sem:
-            await desk.on_signal(sig)
+            await signals.on_signal(desk, sig)
 
     start = time.perf_counter()
     await asyncio.gather(*(one(s) for s in sigs))

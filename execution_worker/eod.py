@@ -13,10 +13,11 @@ from pathlib import Path
 import msgspec
 from msgspec import Struct
 
-from execution_worker.journal import ACCEPTED, IST, Journal
-from execution_worker.positions import PositionTracker
-from execution_worker.risk import RiskManager
-from execution_worker.summary import ExecutionSummary, JournalSummary, execution_summary, journal_summary
+from execution_worker.journal import ACCEPTED, Journal
+from shared.ist import IST
+from shared.trading.positions import PositionTracker
+from shared.trading.risk import RiskManager
+from shared.trading.summary import ExecutionSummary, JournalSummary, execution_summary, journal_summary
 from shared.messages import RiskState
 
 SESSION_CLOSE = day_time(15, 30)

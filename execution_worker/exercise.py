@@ -12,10 +12,11 @@ from datetime import date, datetime, time as day_time
 
 from msgspec import Struct, field
 
-from execution_worker.journal import IST, Journal
+from execution_worker.journal import Journal
+from shared.ist import IST
+from shared.trading.planning import INDEX_UNDERLYINGS
 from shared.messages import Exchange, OrderRequest, OrderType, Position, Product, TransactionType, to_paise
 
-INDEX_UNDERLYINGS = frozenset({"NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "NIFTYNXT50", "SENSEX", "BANKEX"})
 MARKET_CLOSE = day_time(15, 30)
 
 

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterable
 
-from execution_worker.positions import net_by_symbol
+from shared.trading.positions import net_by_symbol
 from shared.kite import errors
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument

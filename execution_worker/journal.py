@@ -8,11 +8,11 @@ Writes are idempotent: signals on their id, orders on their kta tag, events on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +20,17 @@ import msgspec
 from sqlite_utils import Database
 
 from execution_worker.journal_schema import INDEXES, SCHEMA, defaults
-from shared import dblock, metrics
-from shared.messages import OrderEvent, OrderRequest, Signal, SignalGroup
+from shared import dblock, ist, metrics
+from shared.messages import OrderEvent, Signal, SignalGroup, TransactionType
+from shared.trading.order import TERMINAL, Order, OrderState
 
-IST = timezone(timedelta(hours=5, minutes=30))
-
-# kta order states (and Kite statuses) after which an order can no longer change.
-TERMINAL_STATES = frozenset({"COMPLETE", "CANCELLED", "REJECTED", "FAILED"})
+TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
 
 # Signal decisions: anything other than ACCEPTED is a refusal (its code says why).
 ACCEPTED = "accepted"
 REFUSED = "refused"
 
 GROUP_STATES = frozenset({"placing", "completed", "rolled_back", "needs_attention"})
-
-def ist_day(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, IST).strftime("%Y-%m-%d")
-
-
-def ist_stamp(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, IST).strftime("%Y-%m-%d %H:%M:%S")
-
 
 class Journal:
     """The SQLite journal. ``clock`` returns epoch seconds (injected by tests to pin the IST day)."""
@@ -75,10 +65,10 @@ class Journal:
     # ---- time
 
     def today(self) -> str:
-        return ist_day(self.clock())
+        return ist.day(self.clock())
 
-    def _now(self) -> str:
-        return ist_stamp(self.clock())
+    def now(self) -> str:
+        return ist.stamp(self.clock())
 
     # ---- signals
 
@@ -89,7 +79,7 @@ class Journal:
         instrument = sig.structure if isinstance(sig, SignalGroup) else sig.tradingsymbol
         self.db["signals"].insert(
             {
-                "id": sig.id, "user_id": sig.user_id, "day": self.today(), "ts": self._now(),
+                "id": sig.id, "user_id": sig.user_id, "day": self.today(), "ts": self.now(),
                 "type": "signal_group" if isinstance(sig, SignalGroup) else "signal",
                 "strategy_id": sig.strategy_id, "strategy": sig.strategy, "instrument": instrument,
                 "intent": sig.intent, "decision": decision, "reason": reason, "code": code,
@@ -107,50 +97,35 @@ class Journal:
     def signal(self, signal_id: str) -> dict | None:
         return self._one("signals", "id = ?", [signal_id])
 
+    def signal_by_tag(self, user_id: str, tag: str) -> dict | None:
+        """The signal (or group) whose id a kta tag was derived from, among the user's recent ones."""
+        digest = tag[1:15]
+        for row in self.db.query("SELECT id, type, strategy_id FROM signals WHERE user_id = ? ORDER BY ts DESC "
+                                 "LIMIT 20000", [user_id]):
+            if hashlib.sha1(row["id"].encode()).hexdigest()[:14] == digest:
+                return row
+        return None
+
     def signals(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
         return self._rows("signals", user_id, day, "ts", limit)
 
     # ---- orders
 
-    def record_order(
-        self,
-        user_id: str,
-        *,
-        tag: str,
-        signal_id: str,
-        group_id: str,
-        kind: str,
-        request: OrderRequest,
-        order_id: str = "",
-        state: str,
-        status: str = "",
-        status_message: str = "",
-    ) -> None:
-        """Insert or update the one row of a kta order (keyed on its tag). Empty ``order_id``,
-        ``status`` and ``status_message`` never overwrite values already known."""
-        now = self._now()
-        row: dict[str, Any] = {
-            "tag": tag, "user_id": user_id, "updated_ts": now, "signal_id": signal_id,
-            "group_id": group_id, "kind": kind, "leg_index": request.leg_index,
-            "exchange": str(request.exchange), "tradingsymbol": request.tradingsymbol,
-            "instrument_token": request.instrument_token, "transaction_type": str(request.transaction_type),
-            "order_type": str(request.order_type), "product": str(request.product),
-            "variety": str(request.variety), "quantity": request.quantity, "price": request.price,
-            "trigger_price": request.trigger_price, "market_protection": request.market_protection,
-            "state": state,
-        }
-        for key, value in (("order_id", order_id), ("status", status), ("status_message", status_message)):
-            if value:
-                row[key] = value
-        if self.order_by_tag(tag) is None:
-            row |= {"day": self.today(), "created_ts": now}
-            self.db["orders"].insert(row)
-        else:
-            self.db["orders"].update(tag, row)
+    def save_order(self, order: Order) -> None:
+        """Write the one row of a kta order (keyed on its tag) as the order book holds it now."""
+        row = msgspec.to_builtins(order)
+        row["leg_index"] = row.pop("leg")
+        row["trade_ids"] = json.dumps(row["trade_ids"])
+        row["day"] = row["day"] or self.today()
+        row["created_ts"] = row["created_ts"] or self.now()
+        self.db["orders"].upsert(row | {"updated_ts": self.now()}, pk="tag")
 
-    def update_order(self, tag: str, **fields: Any) -> None:
-        """Set some columns of an existing order row (state, status, filled_quantity, ...)."""
-        self.db["orders"].update(tag, fields | {"updated_ts": self._now()})
+    def load_orders(self, user_id: str, since_day: str) -> list[Order]:
+        """The user's orders from ``since_day`` on, and every older one not yet final."""
+        marks = ",".join("?" * len(TERMINAL_STATES))
+        rows = self.db["orders"].rows_where(f"user_id = ? AND (day >= ? OR state NOT IN ({marks}))",
+                                            [user_id, since_day, *TERMINAL_STATES], order_by="created_ts, rowid")
+        return [order_of(row) for row in rows]
 
     def order_by_tag(self, tag: str) -> dict | None:
         return self._one("orders", "tag = ?", [tag])
@@ -180,15 +155,14 @@ class Journal:
     # ---- order events
 
     def record_order_event(self, ev: OrderEvent) -> bool:
-        """Append an event to the order's history (False if this exact event was seen) and carry its
-        status, fill progress and state onto the order row when the order is known."""
+        """Append an event to the order's history (False if this exact event was seen)."""
         status = str(ev.status) if ev.status is not None else ""
         key = f"{ev.order_id or ev.tag}|{status}|{ev.filled_quantity}|{ev.exchange_timestamp}"
         if self._one("order_events", "event_key = ?", [key]) is not None:
             return False
         self.db["order_events"].insert(
             {
-                "event_key": key, "user_id": ev.user_id, "day": self.today(), "ts": self._now(),
+                "event_key": key, "user_id": ev.user_id, "day": self.today(), "ts": self.now(),
                 "order_id": ev.order_id, "tag": ev.tag, "signal_id": ev.signal_id, "group_id": ev.group_id,
                 "kind": ev.kind, "state": ev.state, "status": status, "status_message": ev.status_message,
                 "quantity": ev.quantity, "filled_quantity": ev.filled_quantity,
@@ -198,15 +172,6 @@ class Journal:
             }
         )
         metrics.order_status(status)
-        row = self.order_by_tag(ev.tag) if ev.tag else None
-        row = row or self.order_by_id(ev.order_id)
-        if row is not None:
-            update: dict[str, Any] = {"filled_quantity": ev.filled_quantity, "average_price": ev.average_price}
-            for key_, value in (("status", status), ("state", ev.state), ("order_id", ev.order_id),
-                                ("status_message", ev.status_message)):
-                if value:
-                    update[key_] = value
-            self.update_order(row["tag"], **update)
         return True
 
     def order_events(self, order_id_or_tag: str) -> list[dict]:
@@ -244,7 +209,7 @@ class Journal:
             {
                 "order_id": order_id, "trade_id": trade_id, "user_id": user_id,
                 "day": fill_timestamp[:10] if fill_timestamp else self.today(),
-                "fill_timestamp": fill_timestamp or self._now(), "exchange": str(exchange),
+                "fill_timestamp": fill_timestamp or self.now(), "exchange": str(exchange),
                 "tradingsymbol": tradingsymbol, "instrument_token": instrument_token,
                 "transaction_type": str(transaction_type), "quantity": quantity, "price": price,
                 "product": str(product), "strategy_id": strategy_id, "signal_id": signal_id,
@@ -265,7 +230,7 @@ class Journal:
                      detail: str = "") -> None:
         if state not in GROUP_STATES:
             raise ValueError(f"group state must be one of {sorted(GROUP_STATES)}, not {state!r}")
-        now = self._now()
+        now = self.now()
         row = {"group_id": group_id, "user_id": user_id, "strategy_id": strategy_id, "structure": structure,
                "state": state, "detail": detail, "updated_ts": now}
         if self.group(group_id) is None:
@@ -283,7 +248,7 @@ class Journal:
 
     def record_risk_event(self, user_id: str, *, code: str, message: str, signal_id: str = "", state: str = "") -> None:
         self.db["risk_events"].insert(
-            {"user_id": user_id, "day": self.today(), "ts": self._now(), "code": code, "message": message,
+            {"user_id": user_id, "day": self.today(), "ts": self.now(), "code": code, "message": message,
              "signal_id": signal_id, "state": state}
         )
         metrics.reject(code)
@@ -304,7 +269,7 @@ class Journal:
         self.db["kill_switch"].upsert(
             {"user_id": user_id, "state": state, "reason": reason, "tripped_at": tripped_at, "day": day,
              "baseline": baseline, "limits": json.dumps(limits) if limits is not None else "",
-             "updated_ts": self._now()},
+             "updated_ts": self.now()},
             pk="user_id",
         )
 
@@ -312,7 +277,7 @@ class Journal:
 
     def save_daily_summary(self, user_id: str, day: str, summary: dict) -> None:
         self.db["daily_summaries"].upsert(
-            {"user_id": user_id, "day": day, "written_ts": self._now(), "archived": 1,
+            {"user_id": user_id, "day": day, "written_ts": self.now(), "archived": 1,
              "summary": json.dumps(summary, sort_keys=True)},
             pk=("user_id", "day"),
         )
@@ -370,3 +335,11 @@ class Journal:
         if day:
             return list(self.db[table].rows_where("user_id = ? AND day = ?", [user_id, day], order_by=order_by, limit=limit))
         return list(self.db[table].rows_where("user_id = ?", [user_id], order_by=order_by, limit=limit))
+
+
+def order_of(row: dict) -> Order:
+    """A journal row back into the order book's Order."""
+    fields = {f: row[f] for f in Order.__struct_fields__ if f in row and f not in ("leg", "trade_ids")}
+    return Order(**fields | {"leg": row["leg_index"], "trade_ids": json.loads(row["trade_ids"] or "[]"),
+                             "state": OrderState(row["state"]),
+                             "transaction_type": TransactionType(row["transaction_type"])})

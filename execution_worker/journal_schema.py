@@ -22,7 +22,8 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "order_type": str, "product": str, "variety": str, "quantity": int, "price": int,
             "trigger_price": int, "market_protection": int, "state": str, "status": str,
             "status_message": str, "filled_quantity": int, "average_price": int,
-            "order_timestamp": str, "exchange_timestamp": str,
+            "order_timestamp": str, "exchange_timestamp": str, "slice_no": int, "validity": str,
+            "fill_quantity": int, "trade_ids": str, "cancel_reason": str,
         },
         "tag",
     ),
@@ -73,7 +74,7 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
 
 INDEXES = {
     "signals": [["user_id", "day"]],
-    "orders": [["order_id"], ["user_id", "day"], ["signal_id"], ["group_id"]],
+    "orders": [["order_id"], ["user_id", "day"], ["signal_id"], ["group_id"], ["user_id", "state"]],
     "order_events": [["order_id"], ["tag"], ["user_id", "day"]],
     "trades": [["user_id", "day"], ["signal_id"]],
     "groups": [["user_id", "day"]],

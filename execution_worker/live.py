@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 
 import msgspec
 
-from execution_worker import orders as o
+from execution_worker import placing, protection
 from execution_worker.engine import Desk
 from execution_worker.eod import EndOfDay
-from execution_worker.exercise import INDEX_UNDERLYINGS, ExerciseHandler, OptionContract
+from execution_worker.exercise import ExerciseHandler, OptionContract
 from execution_worker.greeks import is_option
 from execution_worker.journal import Journal
 from execution_worker.marks import TickMarks
-from execution_worker.positions import from_broker
 from execution_worker.reconcile import reconcile
-from execution_worker.risk import RiskManager, flatten_plan
 from shared import messages as m
 from shared import metrics, subjects
 from shared.bus import Bus
@@ -27,6 +26,10 @@ from shared.config import Settings
 from shared.kite import errors
 from shared.kite.models import Instrument
 from shared.kite.sessions import client_for, expire_session, get_session, vault_for
+from shared.trading import planning as o
+from shared.trading.planning import INDEX_UNDERLYINGS
+from shared.trading.positions import from_broker
+from shared.trading.risk import RiskManager
 
 log = logging.getLogger("kta.execution")
 
@@ -47,7 +50,7 @@ class Desks:
 
     def risk(self, user_id: str) -> RiskManager:
         if user_id not in self.risks:
-            self.risks[user_id] = RiskManager(user_id, None, self.journal)
+            self.risks[user_id] = RiskManager(user_id, None, self.journal, defaults=self.settings.risk)
         return self.risks[user_id]
 
     async def desk(self, user_id: str) -> Desk | None:
@@ -69,6 +72,7 @@ class Desks:
                     self.settings.market_protection, self.settings.sl_slippage_pct)
         desk.on_risk = self._desk_risk_moved
         desk.on_fills = self.marks.track
+        desk.on_change = functools.partial(protection.on_change, desk)
         self.desks[user_id] = desk
         await self.marks.track(desk)
         await self.publish_risk(desk.risk.snapshot())
@@ -152,20 +156,20 @@ class Desks:
             log.warning("expiry: %s", warning, extra={"user_id": desk.user_id})
         day = time.strftime("%Y%m%d")
         for req in review.square_offs:  # shorts first; one tag per position and day: placed once
-            await desk.place(msgspec.structs.replace(req, tag=o.make_tag(f"expiry{day}{req.tradingsymbol}", "exit")))
+            await placing.place(desk, msgspec.structs.replace(req, tag=o.make_tag(f"expiry{day}{req.tradingsymbol}",
+                                                                                  "exit")))
 
     async def on_risk_change(self, desk: Desk, state: m.RiskState, positions: list[m.Position]) -> None:
         await self.publish_risk(state)
         if state.state is not m.KillSwitchState.HALTED:
             return
         log.critical("kill switch HALTED for %s: %s", desk.user_id, state.reason)
-        for row in self.journal.open_orders(desk.user_id):
-            if row["kind"] == "entry":
-                await desk.cancel(row)
+        for order in desk.book.working():
+            if order.kind == "entry":
+                await placing.cancel(desk, order, "kill switch HALTED")
         if desk.risk.limits.flatten_on_halt:
-            for i, req in enumerate(flatten_plan(desk.user_id, positions)):
-                tagged = msgspec.structs.replace(req, tag=o.make_tag(f"flatten{state.tripped_at}", "flatten", i))
-                await desk.place(tagged)
+            for req in o.flatten_plan(desk.user_id, positions, f"flatten{state.tripped_at}", desk.instruments):
+                await placing.place(desk, req)
 
     async def _desk_risk_moved(self, desk: Desk, state: m.RiskState) -> None:
         """The kill switch moved on a fill or a tick: the same response as on the broker poll."""

@@ -7,16 +7,17 @@ import logging
 
 import msgspec
 
+from execution_worker import signals
 from execution_worker.journal import Journal
 from execution_worker.live import Desks
 from execution_worker.order_group import execute_with_rollback
 from execution_worker.reconcile import reconcile
-from execution_worker.summary import execution_summary, journal_summary
 from shared import messages as m
 from shared import partition, service, subjects
 from shared.bus import Bus
 from shared.config import Settings
-from shared.kite.models import convert, Order
+from shared.kite.models import Order, convert
+from shared.trading.summary import execution_summary, journal_summary
 
 log = logging.getLogger("kta.execution")
 NO_BROKER = m.Error(code="broker_not_connected", message="Connect your Kite account first.")
@@ -59,12 +60,12 @@ class ExecutionWorker:
         if isinstance(sig, m.SignalGroup):
             await execute_with_rollback(desk, sig, self.settings.group_fill_timeout)
         else:
-            await desk.on_signal(sig)
+            await signals.on_signal(desk, sig)
 
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:
         desk = await self.desks.desk(update.user_id)
         if desk is not None:
-            await desk.apply(convert(update.order, Order))
+            await desk.on_broker(convert(update.order, Order))
 
     async def on_broker_event(self, ev: m.BrokerEvent, msg) -> None:
         if ev.kind == "reconnected" and ev.user_id in self.desks.desks:
@@ -120,7 +121,7 @@ class ExecutionWorker:
             await self.desks.publish_risk(state)
             return m.Ok(data=msgspec.to_builtins(state))
         if isinstance(cmd, m.SetRiskLimits):
-            self.desks.risk(user_id).set_limits(cmd.limits)
+            self.desks.risk(user_id).set_limits(cmd.limits, by="command")
             return m.Ok(data=msgspec.to_builtins(cmd.limits))
         desk = await self.desks.desk(user_id)
         if desk is None:

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from execution_worker.journal import ist_day
+from shared import ist
 
 PER_SECOND, PER_MINUTE, PER_DAY, MODIFICATIONS_PER_ORDER = 10, 400, 5000, 25
 
@@ -84,7 +84,7 @@ class OrderGate:
         self.modifications.pop(order_id, None)
 
     def _roll_day(self, now: float) -> None:
-        day = ist_day(now)
+        day = ist.day(now)
         if day != self.day:
             self.day, self.today = day, 0
             self.modifications.clear()

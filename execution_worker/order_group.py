@@ -9,42 +9,33 @@ import asyncio
 import logging
 import time
 
-from execution_worker import orders as o
+from execution_worker import placing
 from execution_worker.engine import Desk
-from execution_worker.hedge import HedgeValidator, closing_legs, closing_order, entry_order
 from execution_worker.journal import ACCEPTED, REFUSED
-from execution_worker.positions import signed
-from execution_worker.risk import context_from
-from shared.kite import errors
-from shared.messages import Leg, OrderStatus, SignalGroup
+from execution_worker.signals import desk_greeks
+from shared.messages import Leg, SignalGroup
+from shared.trading import planning
+from shared.trading.hedge import HedgeValidator, closing_legs, closing_order, entry_order
+from shared.trading.order import Order, OrderState
+from shared.trading.positions import signed
+from shared.trading.risk import context_from
 
 log = logging.getLogger("kta.order_group")
-COMPLETE = OrderStatus.COMPLETE.value
 
 
-async def _wait_terminal(desk: Desk, tags: list[str], timeout: float) -> list[dict]:
-    """Until every order is terminal or the timeout passes; returns the rows as they stand."""
+async def wait_final(desk: Desk, orders: list[Order], timeout: float) -> None:
+    """Until every order is final (and its fills journaled) or the timeout passes; the broker's book
+    is read back meanwhile, since updates may be late."""
     deadline = time.monotonic() + timeout
-
-    def rows() -> list[dict]:
-        return [desk.journal.order_by_tag(t) for t in tags]
-
     while True:
-        current = rows()
-        if all(r and o.is_terminal(r.get("status") or r.get("state") or "") for r in current):
-            return current
+        if all(o.is_terminal and not o.unjournaled for o in orders):
+            return
         left = deadline - time.monotonic()
         if left <= 0:
-            return current
-        for r in current:  # the broker's book is the truth; updates may be late
-            if r and r.get("order_id") and not o.is_terminal(r.get("status") or ""):
-                try:
-                    history = await desk.client.order_history(r["order_id"])
-                except errors.KiteError as e:  # a 429 or a blip: the next round asks again
-                    log.info("order %s not read back: %s", r["order_id"], e)
-                    continue
-                if history:
-                    await desk.apply(history[-1])
+            return
+        for o in orders:
+            if o.order_id and (not o.is_terminal or o.unjournaled):
+                await placing.refresh(desk, o)
         async with desk.order_changed:
             try:
                 await asyncio.wait_for(desk.order_changed.wait(), min(0.25, max(0.01, left)))
@@ -52,17 +43,23 @@ async def _wait_terminal(desk: Desk, tags: list[str], timeout: float) -> list[di
                 pass
 
 
-async def _place_legs(desk: Desk, group: SignalGroup, legs: list[Leg], kind: str, offset: int,
-                      timeout: float, reverse: bool = False) -> tuple[list[dict], bool]:
-    tags = []
-    for i, leg in enumerate(legs):
-        inst = desk.inst(leg.exchange.value, leg.tradingsymbol)
-        req = o.leg_request(desk.user_id, group.id, leg, offset + i, kind, desk.market_protection, inst)
-        tags.append(req.tag)
-        await desk.place(req, group.strategy_id)
-    rows = await _wait_terminal(desk, tags, timeout)
-    ok = all(r and r.get("status") == COMPLETE and r.get("filled_quantity") == r.get("quantity") for r in rows)
-    return rows, ok
+def filled(orders: list[Order]) -> int:
+    return sum(o.filled_quantity for o in orders)
+
+
+async def place_leg(desk: Desk, group: SignalGroup, leg: Leg, index: int, kind: str,
+                    timeout: float) -> tuple[list[Order], bool]:
+    """One leg (its freeze slices) placed and waited for; True when it filled completely."""
+    inst = desk.inst(leg.exchange.value, leg.tradingsymbol)
+    orders = []
+    for req in planning.leg_request(desk.user_id, group.id, leg, index, kind, desk.market_protection, inst):
+        await placing.place(desk, req, group.strategy_id)
+        order = desk.book.get(req.tag)
+        if order is not None:
+            orders.append(order)
+    await wait_final(desk, orders, timeout)
+    ok = bool(orders) and all(o.state is OrderState.COMPLETE and o.filled_quantity == o.quantity for o in orders)
+    return orders, ok and filled(orders) == leg.quantity
 
 
 async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
@@ -78,10 +75,10 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
         ok, reason = (validator or HedgeValidator()).validate(group)
         verdict = None
         if ok:
-            _, greeks, added = ("", {}, (0.0, 0.0)) if group.intent == "exit" else await desk.greeks(
-                [(f"{leg.exchange.value}:{leg.tradingsymbol}", signed(leg.transaction_type, leg.quantity))
-                 for leg in group.legs])
-            ctx = context_from(desk.tracker, group, open_orders=len(j.open_orders(desk.user_id)),
+            _, greeks, added = ("", {}, (0.0, 0.0)) if group.intent == "exit" else await desk_greeks(
+                desk, [(f"{leg.exchange.value}:{leg.tradingsymbol}", signed(leg.transaction_type, leg.quantity))
+                       for leg in group.legs])
+            ctx = context_from(desk.tracker, group, open_orders=len(desk.book.working()),
                                underlying=group.underlying, greeks=greeks, signal_greeks=added)
             verdict = desk.risk.validate_signal(group, ctx)
             ok, reason = verdict.ok, verdict.reason
@@ -95,43 +92,40 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
         j.record_signal(group, ACCEPTED)
     j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure, state="placing")
     if group.intent == "exit":
-        rows, ok = await _place_legs(desk, group, closing_order(group.legs), "exit", 0, timeout)
+        ok = True
+        for i, leg in enumerate(closing_order(group.legs)):
+            _, leg_ok = await place_leg(desk, group, leg, i, "exit", timeout)
+            ok = ok and leg_ok
         state = "completed" if ok else "needs_attention"
         j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure,
                        state=state, detail="" if ok else "exit legs did not all fill")
         return state
-    ordered = entry_order(group.legs)
-    filled: list[tuple[Leg, int]] = []
+    done: list[tuple[Leg, int]] = []
     failure = ""
-    for i, leg in enumerate(ordered):  # one leg at a time: hedges are in before any short is sold
-        rows, ok = await _place_legs(desk, group, [leg], "entry", i, timeout)
-        row = rows[0]
-        done = (row or {}).get("filled_quantity") or 0
-        if done:
-            filled.append((leg, done))
+    for i, leg in enumerate(entry_order(group.legs)):  # one leg at a time: hedges are in before any short
+        orders, ok = await place_leg(desk, group, leg, i, "entry", timeout)
         if not ok:
-            if row and not o.is_terminal(row.get("status") or ""):
-                await desk.cancel(row)
-                rows = await _wait_terminal(desk, [row["tag"]], timeout)
-                done = (rows[0] or {}).get("filled_quantity") or 0
-                if done and (not filled or filled[-1][0] is not leg):
-                    filled.append((leg, done))
-                elif filled and filled[-1][0] is leg:
-                    filled[-1] = (leg, done)
-            failure = f"leg {leg.tradingsymbol}: {(row or {}).get('status') or 'no answer'} " \
-                      f"{(row or {}).get('status_message') or ''}".strip()
+            for o in orders:
+                if not o.is_terminal:
+                    await placing.cancel(desk, o, f"group {group.id} rolled back")
+            await wait_final(desk, orders, timeout)
+            last = orders[-1] if orders else None
+            failure = f"leg {leg.tradingsymbol}: {(last.status if last else '') or 'no answer'} " \
+                      f"{(last.status_message if last else '') or ''}".strip()
+        if filled(orders):
+            done.append((leg, filled(orders)))
+        if not ok:
             break
     if not failure:
         j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure,
                        state="completed")
         return "completed"
     # roll back: square off exactly what filled, short legs before their hedges
-    log.warning("group %s failed (%s): rolling back %d filled legs", group.id, failure, len(filled))
-    done_legs = [Leg(**{**_leg_fields(leg), "quantity": qty}) for leg, qty in filled]
-    back = closing_legs(done_legs)
+    log.warning("group %s failed (%s): rolling back %d filled legs", group.id, failure, len(done))
+    back = closing_legs([Leg(**{**_leg_fields(leg), "quantity": qty}) for leg, qty in done])
     ok = True
     for k, leg in enumerate(back):
-        _, leg_ok = await _place_legs(desk, group, [leg], "rollback", 50 + k, timeout)
+        _, leg_ok = await place_leg(desk, group, leg, 50 + k, "rollback", timeout)
         ok = ok and leg_ok
     state = "rolled_back" if ok else "needs_attention"
     j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure, state=state,
@@ -143,4 +137,3 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
 
 def _leg_fields(leg: Leg) -> dict:
     return {f: getattr(leg, f) for f in leg.__struct_fields__}
-

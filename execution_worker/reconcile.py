@@ -9,10 +9,11 @@ import logging
 
 import msgspec
 
-from execution_worker import orders as o
+from execution_worker import placing
 from execution_worker.engine import Desk
 from shared import metrics
 from shared.kite import errors
+from shared.trading.order import OrderState, SubmitFailed
 
 log = logging.getLogger("kta.reconcile")
 
@@ -36,7 +37,7 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
         return result
     by_tag = {order.tag: order for order in book if order.tag}
     trades = None  # the day's trade book, read once if any order has fills the journal lacks
-    if any(order.filled_quantity > ((desk.journal.order_by_id(order.order_id) or {}).get("filled_quantity") or 0)
+    if any(order.filled_quantity > getattr(desk.book.find(order.order_id, order.tag), "fill_quantity", 0)
            for order in book):
         try:
             trades = {}
@@ -46,11 +47,10 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
             result.errors.append(f"trades: {e}")
             trades = None  # each order reads its own
     for order in book:
-        known = desk.journal.order_by_id(order.order_id) or (
-            desk.journal.order_by_tag(order.tag) if order.tag else None)
-        before = (known or {}).get("status"), (known or {}).get("filled_quantity")
+        known = desk.book.find(order.order_id, order.tag)
+        before = (known.state, known.filled_quantity) if known else None
         try:
-            owned = await desk.apply(order, trades)
+            owned = await desk.on_broker(order, trades)
         except errors.KiteError as e:
             result.errors.append(f"{order.order_id}: {e}")
             continue
@@ -58,21 +58,20 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
             result.external += 1
         elif known is None:
             result.adopted += 1
-        elif before == (order.status, order.filled_quantity):
+        elif before == (known.state, known.filled_quantity):
             result.matched += 1
         else:
             result.mismatched += 1
-    for row in desk.journal.open_orders(desk.user_id):  # lost submits: placed or not?
-        if row.get("state") in (o.SUBMITTING, o.UNKNOWN) and not row.get("order_id") \
-                and row["tag"] not in desk.in_flight:  # a submit still awaiting its answer is not lost
-            found = by_tag.get(row["tag"])
-            if found is None:
-                desk.journal.update_order(row["tag"], state=o.FAILED, status_message="not found at the broker")
+    for order in desk.book.working():  # lost submits: placed or not?
+        if order.state in (OrderState.SUBMITTING, OrderState.UNKNOWN) and not order.order_id \
+                and order.tag not in desk.in_flight:  # a submit still awaiting its answer is not lost
+            if by_tag.get(order.tag) is None:
+                await desk.record(order, SubmitFailed(reason="not found at the broker"))
             result.unknown_resolved += 1
     if cancel_open:
-        for row in desk.journal.open_orders(desk.user_id):
-            if row.get("order_id"):
-                await desk.cancel(row)
+        for order in desk.book.working():
+            if order.order_id:
+                await placing.cancel(desk, order, "stop: cancel open orders")
                 result.cancelled += 1
     if result.mismatched:
         metrics.RECONCILE_MISMATCHES.inc(result.mismatched)

@@ -33,7 +33,7 @@ async def nifty_chain(kite, option_type="CE"):
 
 def group_tag_digest(group_id: str) -> str:
     """The part of every kta tag of a group's orders that names the group."""
-    from execution_worker.orders import make_tag
+    from shared.trading.planning import make_tag
 
     return make_tag(group_id, "entry")[1:15]
 

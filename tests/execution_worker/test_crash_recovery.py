@@ -10,7 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 from execution_worker.journal import Journal
-from execution_worker.orders import is_terminal, make_tag
+from shared.trading.order import is_terminal
+from shared.trading.planning import make_tag
 from shared import subjects
 from shared.config import to_env
 from shared.kite import errors

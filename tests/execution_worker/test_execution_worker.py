@@ -5,7 +5,7 @@ import asyncio
 
 import msgspec
 
-from execution_worker.summary import journal_summary
+from shared.trading.summary import journal_summary
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.conftest import make_stack

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from execution_worker.hedge import entry_order
+from shared.trading.hedge import entry_order
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.kit import USER, broker, group_tag_digest, nifty_chain, option_leg

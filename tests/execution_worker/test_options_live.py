@@ -7,9 +7,9 @@ import time
 from datetime import datetime, timedelta
 
 from execution_worker.engine import Desk
-from execution_worker.journal import IST
+from shared.ist import IST
 from execution_worker.live import Desks
-from execution_worker.risk import RiskManager
+from shared.trading.risk import RiskManager
 from shared import messages as m
 from shared import subjects
 from shared.kite.models import Instrument

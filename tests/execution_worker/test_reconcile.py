@@ -2,9 +2,10 @@
 journal) is adopted, orders placed outside kta are counted, not adopted; a ticker reconnect triggers
 a pass that brings a missed order to its final state; a lost submit is resolved by its tag."""
 
-from execution_worker import orders as o
+from execution_worker import placing
 from execution_worker.engine import Desk
-from execution_worker.risk import RiskManager
+from shared.trading import planning as o
+from shared.trading.risk import RiskManager
 from shared import messages as m
 from shared import subjects
 from shared.kite import errors
@@ -83,10 +84,10 @@ async def test_a_lost_submit_is_resolved_by_its_tag_before_any_retry(bus, sim, d
         (req,) = o.signal_requests(sig, None, -1)
         sim.faults(latency_ms=800)  # the sim answers after the client gave up
         try:
-            assert await desk.place(req) is None
+            assert await placing.place(desk, req) is None
         finally:
             sim.reset_faults()
-        assert journal.order_by_tag(req.tag)["state"] == o.UNKNOWN
+        assert journal.order_by_tag(req.tag)["state"] == "UNKNOWN"
 
         async def at_broker():
             try:
@@ -95,7 +96,7 @@ async def test_a_lost_submit_is_resolved_by_its_tag_before_any_retry(bus, sim, d
                 return None
 
         (placed,) = await eventually(at_broker, what="the order the broker did take")
-        assert await desk.place(req) == placed.order_id  # resolved by the tag, not sent again
+        assert await placing.place(desk, req) == placed.order_id  # resolved by the tag, not sent again
         assert len(await eventually(at_broker, what="the book")) == 1
         assert journal.order_by_tag(req.tag)["order_id"] == placed.order_id
         await impatient.aclose()

@@ -4,10 +4,11 @@ ticks, a losing tick on NATS trips the switch (source "tick") without waiting fo
 import asyncio
 import time
 
+from execution_worker import signals
 from execution_worker.engine import Desk
 from execution_worker.journal import Journal
 from execution_worker.marks import TickMarks
-from execution_worker.risk import RiskManager
+from shared.trading.risk import RiskManager
 from shared import messages as m
 from shared import subjects
 from shared.kite.client import KiteClient
@@ -32,7 +33,7 @@ async def test_a_losing_tick_trips_the_kill_switch_of_the_desk_holding_it(bus, s
     desk.on_risk, desk.on_fills = on_risk, marks.track
     try:
         entry = signal(f"marks-{time.time_ns()}", qty=10)
-        await desk.on_signal(entry)
+        await signals.on_signal(desk, entry)
         await eventually(lambda: desk.tracker.net_quantity("NSE", "INFY") == 10, what="the entry's fill tracked")
         await eventually(lambda: 408065 in marks.subs, what="ticks of INFY followed")
         assert risk.state is m.KillSwitchState.ACTIVE and moved.empty()
@@ -45,7 +46,7 @@ async def test_a_losing_tick_trips_the_kill_switch_of_the_desk_holding_it(bus, s
         assert risk.validate_signal(signal("marks-after")).code == "KILL_SWITCH_HALTED"
 
         exit_ = signal(f"marks-exit-{time.time_ns()}", side="SELL", qty=10, intent="exit")
-        await desk.on_signal(exit_)  # a HALTED switch refuses even exits: closing is the flatten's job
+        await signals.on_signal(desk, exit_)  # a HALTED switch refuses even exits: closing is the flatten's job
         assert journal.signal_decision(exit_.id) == "refused"
     finally:
         await marks.forget(USER)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from execution_worker.journal import IST, Journal
+from execution_worker.journal import Journal
+from shared.ist import IST
 from shared.messages import Exchange, Leg, OrderRequest, OrderType, Product, Signal, SignalGroup, TransactionType
 
 USER = "AB1234"

@@ -2,7 +2,7 @@ import json
 
 from execution_worker.eod import EndOfDay
 from execution_worker.journal import ACCEPTED, REFUSED
-from execution_worker.risk import RiskManager
+from shared.trading.risk import RiskManager
 from shared.messages import KillSwitchState
 
 from .kit import USER, Clock, journal, signal

@@ -1,7 +1,7 @@
 from datetime import date
 
 from execution_worker.exercise import ExerciseHandler, OptionContract
-from execution_worker.positions import PositionTracker
+from shared.trading.positions import PositionTracker
 from shared.kite.models import Instrument
 from shared.messages import Position, Product
 

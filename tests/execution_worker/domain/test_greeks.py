@@ -8,7 +8,7 @@ from py_vollib.black_scholes import black_scholes
 from py_vollib.black_scholes.greeks import analytical
 
 from execution_worker.greeks import RATE, position_greeks, spot_key, unit_greeks
-from execution_worker.journal import IST
+from shared.ist import IST
 from shared.kite.models import Instrument
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=IST).timestamp()

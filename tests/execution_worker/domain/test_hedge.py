@@ -1,6 +1,6 @@
 import pytest
 
-from execution_worker.hedge import HedgeValidator, closing_legs, closing_order, entry_order, exit_order, uncovered_shorts
+from shared.trading.hedge import HedgeValidator, closing_legs, closing_order, entry_order, exit_order, uncovered_shorts
 
 from .kit import group, leg
 

@@ -1,5 +1,8 @@
+import msgspec
+
 from execution_worker.journal import Journal
 from shared.messages import OrderEvent, OrderStatus
+from shared.trading.order import Order, OrderState
 
 from .kit import USER, Clock, group, journal, leg, order_request, signal
 
@@ -15,32 +18,34 @@ def test_signal_recorded_once_and_decision_survives_reopen(tmp_path):
     assert len(again.signals(USER)) == 1
 
 
-def test_order_upsert_keeps_known_ids_and_open_orders_excludes_terminal(tmp_path):
+def an_order(tag: str, state: OrderState = OrderState.SUBMITTING, order_id: str = "", **kw) -> Order:
+    order = Order.from_request(order_request(tag, **kw), strategy_id="s1", created="2026-11-24 10:00:00")
+    return msgspec.structs.replace(order, state=state, order_id=order_id)
+
+
+def test_orders_round_trip_through_their_rows_and_open_orders_exclude_final_ones(tmp_path):
     j = journal(tmp_path)
-    req = order_request("ktaA")
-    j.record_order(USER, tag="ktaA", signal_id="sig1", group_id="", kind="entry", request=req, state="SUBMITTING")
-    j.record_order(USER, tag="ktaA", signal_id="sig1", group_id="", kind="entry", request=req, order_id="O1",
-                   state="OPEN", status="OPEN")
-    j.record_order(USER, tag="ktaA", signal_id="sig1", group_id="", kind="entry", request=req, state="OPEN")
+    a = an_order("ktaA")
+    j.save_order(a)
+    a = msgspec.structs.replace(a, state=OrderState.OPEN, order_id="O1", trade_ids=["T1"], fill_quantity=4,
+                                filled_quantity=4)
+    j.save_order(a)
     row = j.order_by_id("O1")
-    assert row["tag"] == "ktaA" and row["order_id"] == "O1" and row["status"] == "OPEN"
-    j.record_order(USER, tag="ktaB", signal_id="sig2", group_id="", kind="entry", request=order_request("ktaB"),
-                   order_id="O2", state="COMPLETE", status="COMPLETE")
+    assert row["tag"] == "ktaA" and row["order_id"] == "O1" and row["state"] == "OPEN"
+    j.save_order(an_order("ktaB", OrderState.COMPLETE, "O2"))
     assert [o["tag"] for o in j.open_orders(USER)] == ["ktaA"]
     assert len(j.orders(USER, "2026-11-24")) == 2 and j.orders(USER, "2026-11-23") == []
+    assert j.load_orders(USER, "2026-11-24") == [a, an_order("ktaB", OrderState.COMPLETE, "O2")]
+    assert j.load_orders(USER, "2026-11-25") == [a]  # a new day: only what is still open
 
 
-def test_events_dedup_and_update_the_order_row(tmp_path):
+def test_events_are_appended_once(tmp_path):
     j = journal(tmp_path)
-    j.record_order(USER, tag="ktaA", signal_id="sig1", group_id="", kind="entry", request=order_request("ktaA"),
-                   order_id="O1", state="OPEN")
+    j.save_order(an_order("ktaA", OrderState.OPEN, "O1"))
     ev = OrderEvent(user_id=USER, order_id="O1", tag="ktaA", state="COMPLETE", status=OrderStatus.COMPLETE,
                     quantity=10, filled_quantity=10, average_price=150005, exchange_timestamp="2026-11-24 10:00:01")
     assert j.record_order_event(ev) is True
     assert j.record_order_event(ev) is False
-    row = j.order_by_tag("ktaA")
-    assert (row["state"], row["filled_quantity"], row["average_price"]) == ("COMPLETE", 10, 150005)
-    assert j.open_orders(USER) == []
     assert len(j.order_events("O1")) == 1
 
 
@@ -59,8 +64,7 @@ def test_audit_links_signal_decision_orders_events_and_fills(tmp_path):
     j = journal(tmp_path, clock)
     j.record_signal(signal("sig9"), "accepted")
     j.record_risk_event(USER, code="REDUCING_ONLY_EXITS", message="warn", signal_id="sig9")
-    j.record_order(USER, tag="kta9", signal_id="sig9", group_id="", kind="entry", request=order_request("kta9"),
-                   order_id="O9", state="OPEN")
+    j.save_order(an_order("kta9", OrderState.OPEN, "O9", signal_id="sig9"))
     j.record_order_event(OrderEvent(user_id=USER, order_id="O9", tag="kta9", status=OrderStatus.COMPLETE,
                                     state="COMPLETE", filled_quantity=10))
     j.record_trade(USER, trade_id="T9", order_id="O9", exchange="NSE", tradingsymbol="INFY", instrument_token=1,
@@ -92,8 +96,7 @@ def test_audit_of_a_group_lists_every_leg(tmp_path):
     j.record_signal(group("iron_condor", [leg("PE1", "BUY", "PE", 24000_00)], id="g1"), "accepted")
     j.record_group("g1", USER, strategy_id="s2", structure="iron_condor", state="completed")
     for i in range(2):
-        j.record_order(USER, tag=f"ktag{i}", signal_id="", group_id="g1", kind="entry",
-                       request=order_request(f"ktag{i}", leg_index=i), order_id=f"L{i}", state="OPEN")
+        j.save_order(an_order(f"ktag{i}", OrderState.OPEN, f"L{i}", group_id="g1", leg_index=i))
     for key in ("g1", "L1", "ktag0"):
         audit = j.audit(key)
         assert [o["order_id"] for o in audit["orders"]] == ["L0", "L1"]
@@ -105,11 +108,17 @@ def test_a_journal_from_an_older_kta_gains_the_new_columns_and_keeps_its_rows(tm
 
     from execution_worker.journal_schema import SCHEMA
 
-    old_columns = [c for c in SCHEMA["orders"][0] if c not in ("order_timestamp", "exchange_timestamp")]
+    new = ("order_timestamp", "exchange_timestamp", "slice_no", "validity", "fill_quantity", "trade_ids", "cancel_reason")
+    old_columns = [c for c in SCHEMA["orders"][0] if c not in new]
     with sqlite3.connect(tmp_path / "journal.db") as db:
         db.execute(f"CREATE TABLE orders ({', '.join(old_columns)}, PRIMARY KEY (tag))")
-        db.execute("INSERT INTO orders (tag, user_id, order_id, state) VALUES ('ktaOld', ?, 'O9', 'OPEN')", [USER])
+        db.execute("INSERT INTO orders (tag, user_id, order_id, state, day, kind, exchange, tradingsymbol, "
+                   "instrument_token, transaction_type, order_type, product, variety, quantity, price, trigger_price, "
+                   "market_protection, leg_index, filled_quantity, average_price) VALUES ('ktaOld', ?, 'O9', 'OPEN', "
+                   "'2026-11-24', 'entry', 'NSE', 'INFY', 1, 'BUY', 'LIMIT', 'MIS', 'regular', 10, 150000, 0, 0, 0, "
+                   "0, 0)", [USER])
     j = Journal(tmp_path / "journal.db")
-    j.update_order("ktaOld", order_timestamp="2026-11-24 10:15:00")
     row = j.order_by_tag("ktaOld")
-    assert (row["order_id"], row["order_timestamp"], row["exchange_timestamp"]) == ("O9", "2026-11-24 10:15:00", "")
+    assert (row["order_id"], row["order_timestamp"], row["exchange_timestamp"], row["trade_ids"]) == ("O9", "", "", "")
+    (order,) = j.load_orders(USER, "2026-11-24")  # and the order book reads it
+    assert (order.order_id, order.state, order.trade_ids, order.quantity) == ("O9", OrderState.OPEN, [], 10)

@@ -1,18 +1,33 @@
-"""The order state machine's transition table, tags, and the 2026 exchange rules applied to requests:
+"""The order model (its transition table and events), tags, and the 2026 exchange rules applied to requests:
 market protection on every MARKET order and slices at the freeze quantity."""
 
 from datetime import date
 
 import pytest
 
-from execution_worker import orders as o
 from shared.kite.models import Instrument
 from shared.messages import OrderStatus, OrderType, TransactionType
+from shared.trading import planning as o
+from shared.trading.order import (
+    TRANSITIONS,
+    Applied,
+    BrokerUpdate,
+    CancelRequested,
+    Fill,
+    Order,
+    OrderState,
+    Placed,
+    Submitted,
+    SubmitFailed,
+    can_move,
+    is_terminal,
+    parse_status,
+)
 
 from .kit import signal
 
 S = OrderStatus
-FINAL = [S.COMPLETE.value, S.CANCELLED.value, S.REJECTED.value]
+O = OrderState
 
 
 def nifty_option(lot=65):
@@ -22,37 +37,99 @@ def nifty_option(lot=65):
 
 
 @pytest.mark.parametrize("current,new", [
-    ("", "OPEN"), (o.SUBMITTING, "OPEN"), (o.SUBMITTING, o.UNKNOWN), (o.UNKNOWN, "COMPLETE"), (o.UNKNOWN, o.FAILED),
-    (o.PLACED, "OPEN PENDING"), ("PUT ORDER REQ RECEIVED", "VALIDATION PENDING"), ("VALIDATION PENDING", "OPEN"),
-    ("OPEN PENDING", "REJECTED"), ("OPEN", "TRIGGER PENDING"), ("TRIGGER PENDING", "OPEN"),
-    ("OPEN", "MODIFY VALIDATION PENDING"), ("MODIFY PENDING", "MODIFIED"), ("MODIFIED", "OPEN"),
-    ("OPEN", "CANCEL PENDING"), ("CANCEL PENDING", "COMPLETE"), ("OPEN", "COMPLETE"), ("OPEN", "CANCELLED"),
-    ("CANCELLED", "COMPLETE"),  # a fill that beat the cancel: the exchange has the last word
-    (o.FAILED, "COMPLETE"),  # a submit thought failed that the broker turns out to have
-    ("COMPLETE", "COMPLETE"),
+    (O.INITIALIZED, O.SUBMITTING), (O.SUBMITTING, O.OPEN), (O.SUBMITTING, O.UNKNOWN), (O.UNKNOWN, O.COMPLETE),
+    (O.UNKNOWN, O.FAILED), (O.PLACED, O.OPEN_PENDING), (O.PUT_ORDER_REQ_RECEIVED, O.VALIDATION_PENDING),
+    (O.VALIDATION_PENDING, O.OPEN), (O.OPEN_PENDING, O.REJECTED), (O.OPEN, O.TRIGGER_PENDING),
+    (O.TRIGGER_PENDING, O.OPEN), (O.OPEN, O.MODIFY_VALIDATION_PENDING), (O.MODIFY_PENDING, O.MODIFIED),
+    (O.MODIFIED, O.OPEN), (O.OPEN, O.CANCEL_PENDING), (O.CANCEL_PENDING, O.COMPLETE), (O.OPEN, O.COMPLETE),
+    (O.OPEN, O.CANCELLED),
+    (O.CANCELLED, O.COMPLETE),  # a fill that beat the cancel: the exchange has the last word
+    (O.FAILED, O.COMPLETE),  # a submit thought failed that the broker turns out to have
+    (O.COMPLETE, O.COMPLETE),
 ])
 def test_allowed_transitions(current, new):
-    assert o.can_move(current, new)
+    assert can_move(current, new)
 
 
 @pytest.mark.parametrize("current,new", [
-    ("COMPLETE", "OPEN"), ("COMPLETE", "CANCELLED"), ("COMPLETE", "REJECTED"), ("REJECTED", "OPEN"),
-    ("REJECTED", "COMPLETE"), ("CANCELLED", "OPEN"), ("CANCELLED", "REJECTED"),
-    ("OPEN", "OPEN PENDING"), ("OPEN", "PUT ORDER REQ RECEIVED"), ("TRIGGER PENDING", "VALIDATION PENDING"),
-    ("OPEN PENDING", "VALIDATION PENDING"), (o.UNKNOWN, o.SUBMITTING), ("OPEN", o.UNKNOWN),
+    (O.COMPLETE, O.OPEN), (O.COMPLETE, O.CANCELLED), (O.COMPLETE, O.REJECTED), (O.REJECTED, O.OPEN),
+    (O.REJECTED, O.COMPLETE), (O.CANCELLED, O.OPEN), (O.CANCELLED, O.REJECTED),
+    (O.OPEN, O.OPEN_PENDING), (O.OPEN, O.PUT_ORDER_REQ_RECEIVED), (O.TRIGGER_PENDING, O.VALIDATION_PENDING),
+    (O.OPEN_PENDING, O.VALIDATION_PENDING), (O.OPEN, O.UNKNOWN), (O.INITIALIZED, O.OPEN), (O.COMPLETE, O.SUBMITTING),
 ])
 def test_refused_transitions(current, new):
-    assert not o.can_move(current, new)
+    assert not can_move(current, new)
 
 
-def test_the_table_covers_every_kite_status_and_final_states_are_final():
-    for status in S:
-        assert status.value in o.TRANSITIONS
-    for final in FINAL:
-        assert o.is_terminal(final)
-        assert not (o.TRANSITIONS[final] - {S.COMPLETE.value})  # only a late fill moves a final order
-    for state in (o.SUBMITTING, o.UNKNOWN, o.PLACED):  # lost submits end wherever the broker says
-        assert {s.value for s in S} <= o.TRANSITIONS[state] and not o.is_terminal(state)
+def test_the_table_covers_every_state_and_final_states_are_final():
+    assert set(TRANSITIONS) == set(O)
+    for status in S:  # every Kite status is a state, parsed once
+        assert parse_status(status.value) is O(status.value)
+    assert parse_status("CANCELLED AMO") is O.CANCELLED and parse_status("SOMETHING NEW") is None
+    for final in (O.COMPLETE, O.CANCELLED, O.REJECTED):
+        assert is_terminal(final) and is_terminal(final.value)
+        assert not (TRANSITIONS[final] - {O.COMPLETE})  # only a late fill moves a final order
+    for state in (O.SUBMITTING, O.UNKNOWN, O.PLACED):  # lost submits end wherever the broker says
+        assert {O(s.value) for s in S} <= TRANSITIONS[state] and not is_terminal(state)
+
+
+def an_order(qty=10):
+    req = o.order_request("AB1234", signal_id="sig-1", kind="entry", exchange="NSE", tradingsymbol="INFY",
+                          instrument_token=408065, side=TransactionType.BUY, quantity=qty, product="MIS",
+                          order_type=OrderType.MARKET)
+    return Order.from_request(req, strategy_id="s1", created="2026-11-24 10:00:00")
+
+
+def update(state: str, filled=0, message="", order_id="O1"):
+    return BrokerUpdate(order_id=order_id, state=parse_status(state), status=state, filled_quantity=filled,
+                        status_message=message)
+
+
+def test_an_order_lives_through_its_events_and_refuses_a_stale_one():
+    order = an_order()
+    assert order.state is O.INITIALIZED and order.remaining == 10 and not order.is_working
+    assert order.apply(Submitted()).state_changed and order.state is O.SUBMITTING
+    assert order.apply(Placed(order_id="O1")).ok and order.order_id == "O1"
+    assert order.apply(update("OPEN", filled=4)) == Applied(True, state_changed=True, filled=4)
+    assert (order.filled_quantity, order.remaining, order.unjournaled) == (4, 6, 4)
+    assert order.apply(Fill(trade_id="T1", quantity=4, price=150000)).journaled == 4
+    assert order.apply(Fill(trade_id="T1", quantity=4, price=150000)).journaled == 0  # the same trade once
+    assert order.unjournaled == 0
+    assert order.apply(update("COMPLETE", filled=10)).filled == 6 and order.is_terminal and order.remaining == 0
+    assert order.apply(update("OPEN", filled=4)) == Applied(False)  # late: refused, nothing changed
+    assert (order.state, order.filled_quantity) == (O.COMPLETE, 10)
+
+
+def test_kta_cancellations_are_labelled_as_kta_s_own():
+    order = an_order()
+    order.apply(Submitted())
+    order.apply(Placed(order_id="O1"))
+    order.apply(update("OPEN"))
+    order.apply(CancelRequested(reason="group g1 rolled back"))
+    order.apply(update("CANCELLED", message="Cancelled by user"))
+    assert order.status_message == "cancelled by kta: group g1 rolled back"
+    other = an_order()
+    other.apply(Submitted())
+    other.apply(Placed(order_id="O2"))
+    other.apply(update("CANCELLED", message="Cancelled by user", order_id="O2"))
+    assert other.status_message == "Cancelled by user"  # the trader's own cancel in Kite stays theirs
+
+
+def test_a_failed_submit_can_be_found_at_the_broker_after_all():
+    order = an_order()
+    order.apply(Submitted())
+    assert order.apply(SubmitFailed(reason="NetworkException: timeout")).ok and order.state is O.FAILED
+    assert order.status == "REJECTED"
+    assert order.apply(update("COMPLETE", filled=10)).ok and order.state is O.COMPLETE
+
+
+def test_an_order_carries_leg_and_slice_as_fields():
+    req = o.order_request("AB1234", group_id="g1", kind="rollback", exchange="NFO", tradingsymbol="X",
+                          instrument_token=1, side=TransactionType.SELL, quantity=65, product="NRML",
+                          order_type=OrderType.LIMIT, price=100, index=51, slice_no=3)
+    order = Order.from_request(req)
+    assert (order.kind, order.leg, order.slice_no, order.group_id) == ("rollback", 51, 3, "g1")
+    assert o.tag_fields(req.tag) == ("rollback", 51, 3)
 
 
 def test_tags_are_deterministic_short_and_recognised():

@@ -3,7 +3,7 @@ from hypothesis import given, settings, strategies as st
 from shared.kite.models import Position as KitePosition
 from shared.messages import Position
 
-from execution_worker.positions import PositionTracker, cross_check, from_broker
+from shared.trading.positions import PositionTracker, cross_check, from_broker
 
 
 def test_tracker_fifo_realised_average_m2m_and_exposure():

@@ -1,7 +1,8 @@
 import pytest
 
-from execution_worker.positions import PositionTracker
-from execution_worker.risk import KillSwitchError, context_from, RiskCode, RiskContext, RiskLimitError, RiskManager, flatten_plan
+from shared.trading.positions import PositionTracker
+from shared.trading.planning import flatten_plan
+from shared.trading.risk import KillSwitchError, context_from, RiskCode, RiskContext, RiskLimitError, RiskManager
 from shared.messages import Exchange, KillSwitchState, Position, Product, RiskLimits
 
 from .kit import USER, Clock, group, journal, leg, signal
@@ -134,11 +135,12 @@ def test_flatten_plan_closes_shorts_before_hedges():
                  Position(tradingsymbol="NIFTY26N24500PE", exchange="NFO", quantity=-50, product="NRML"),
                  Position(tradingsymbol="INFY", exchange="NSE", quantity=0),
                  Position(tradingsymbol="NIFTY26N25500CE", exchange="NFO", quantity=-50, product="NRML")]
-    plan = flatten_plan(USER, positions)
+    plan = flatten_plan(USER, positions, "flatten1")
     assert [(o.tradingsymbol, o.transaction_type, o.quantity) for o in plan] == [
         ("NIFTY26N24500PE", "BUY", 50), ("NIFTY26N25500CE", "BUY", 50), ("NIFTY26N24000PE", "SELL", 50)]
     assert all(o.order_type == "MARKET" and o.market_protection == -1 and o.kind == "flatten" for o in plan)
     assert all(o.product is Product.NRML and o.exchange is Exchange.NFO for o in plan)  # enums, as placing needs
+    assert len({o.tag for o in plan}) == 3 and plan == flatten_plan(USER, reversed(positions), "flatten1")
 
 
 def test_context_from_the_position_book(risk):

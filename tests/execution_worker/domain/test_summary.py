@@ -4,7 +4,7 @@ from collections import deque
 import pandas as pd
 import pytest
 
-from execution_worker.summary import execution_summary, journal_summary, risk_summary
+from shared.trading.summary import execution_summary, journal_summary, risk_summary
 
 from .kit import USER, journal
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from msgspec import Struct, field
 
-from execution_worker.journal import TERMINAL_STATES
-from execution_worker.positions import FifoBook, signed
+from shared.trading.order import is_terminal
+from shared.trading.positions import FifoBook, signed
 
 
 class RoundTrip(Struct, frozen=True, kw_only=True):
@@ -140,7 +140,7 @@ class ExecutionSummary(Struct, kw_only=True):
 
 def _final(order: dict[str, Any]) -> str:
     for value in (order.get("status", ""), order.get("state", "")):
-        if value in TERMINAL_STATES:
+        if is_terminal(value):
             return value
     return ""
 

@@ -7,28 +7,64 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
 
-from execution_worker.journal import Journal, ist_day
+from shared import ist
 from shared.messages import KillSwitchState, RiskLimits, RiskState, format_inr
 
 HaltListener = Callable[[RiskState], None]
 
 
+class RiskStore(Protocol):
+    """Where risk decisions and the kill switch's state are kept: the execution worker's journal,
+    or ``MemoryRiskStore`` in a backtest."""
+
+    def record_risk_event(self, user_id: str, *, code: str, message: str, signal_id: str = "",
+                          state: str = "") -> None: ...
+
+    def kill_switch(self, user_id: str) -> dict | None: ...
+
+    def save_kill_switch(self, user_id: str, *, state: str, reason: str, tripped_at: int, day: str,
+                         baseline: int = 0, limits: dict | None = None) -> None: ...
+
+
+class MemoryRiskStore:
+    """A RiskStore in memory (backtests, tests): risk events in a list, the switch in a dict."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.switches: dict[str, dict] = {}
+
+    def record_risk_event(self, user_id: str, *, code: str, message: str, signal_id: str = "",
+                          state: str = "") -> None:
+        self.events.append({"user_id": user_id, "code": code, "message": message, "signal_id": signal_id,
+                            "state": str(state)})
+
+    def kill_switch(self, user_id: str) -> dict | None:
+        return self.switches.get(user_id)
+
+    def save_kill_switch(self, user_id: str, **saved) -> None:
+        self.switches[user_id] = saved
+
+
 class KillSwitch:
-    def __init__(self, user_id: str, limits: RiskLimits | None, store: Journal,
-                 clock: Callable[[], float] = time.time) -> None:
-        """``limits=None`` takes the limits saved for the user (or the defaults); given limits are saved."""
+    def __init__(self, user_id: str, limits: RiskLimits | None, store: RiskStore,
+                 clock: Callable[[], float] = time.time, defaults: RiskLimits | None = None) -> None:
+        """``limits=None`` takes the limits saved for the user, else ``defaults`` (``KTA_RISK``), else
+        RiskLimits(); limits given here or by ``set_limits`` are the user's own and are saved."""
         self.user_id = user_id
-        self.limits = limits or RiskLimits()
+        self.defaults = defaults or RiskLimits()
+        self.limits = limits or self.defaults
+        self.custom = limits is not None  # the user's own limits (saved), not the defaults
         self.store = store
         self.clock = clock
         self.state = KillSwitchState.ACTIVE
         self.reason = ""
         self.tripped_at = 0
         self.baseline = 0  # P&L level the day's loss is measured from (moved by a manual reset)
-        self.day = ist_day(clock())
+        self.day = ist.day(clock())
         self.realised = 0
         self.unrealised = 0
         self.exposure = 0
@@ -38,8 +74,10 @@ class KillSwitch:
             self.state = KillSwitchState(saved["state"])
             self.reason, self.tripped_at, self.day = saved["reason"], saved["tripped_at"], saved["day"]
             self.baseline = saved["baseline"]
-            if limits is None and saved["limits"]:
-                self.limits = msgspec.convert(saved["limits"], RiskLimits)
+            own = msgspec.convert(saved["limits"], RiskLimits) if saved["limits"] else None
+            # an older kta saved the built-in defaults for everyone: those are not the user's own
+            if limits is None and own is not None and own != RiskLimits():
+                self.limits, self.custom = own, True
         if saved is None or limits is not None:
             self._save()
 
@@ -113,9 +151,16 @@ class KillSwitch:
         self._save()
         return self.snapshot() if changed else None
 
-    def set_limits(self, limits: RiskLimits) -> None:
-        self.limits = limits
+    def set_limits(self, limits: RiskLimits, by: str = "") -> None:
+        """The user's limits from now on (``by`` says who, for the audit trail)."""
+        changed = {k: (getattr(self.limits, k), v) for k, v in msgspec.structs.asdict(limits).items()
+                   if getattr(self.limits, k) != v}
+        self.limits, self.custom = limits, True
         self._save()
+        if changed:
+            what = ", ".join(f"{k} {old} → {new}" for k, (old, new) in sorted(changed.items()))
+            self.store.record_risk_event(self.user_id, code="RISK_LIMITS_CHANGED",
+                                         message=f"{what}{f' (by {by})' if by else ''}", state=self.state)
 
     # ---- internals
 
@@ -131,4 +176,5 @@ class KillSwitch:
 
     def _save(self) -> None:
         self.store.save_kill_switch(self.user_id, state=self.state, reason=self.reason, tripped_at=self.tripped_at,
-                                    day=self.day, baseline=self.baseline, limits=msgspec.to_builtins(self.limits))
+                                    day=self.day, baseline=self.baseline,
+                                    limits=msgspec.to_builtins(self.limits) if self.custom else None)

@@ -6,26 +6,19 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from msgspec import Struct, field
 
-from execution_worker.journal import Journal
-from execution_worker.kill_switch import HaltListener, KillSwitch
-from execution_worker.positions import PositionTracker, signed
-from execution_worker.summary import RiskSummary, risk_summary
+from shared.trading.kill_switch import HaltListener, KillSwitch, RiskStore
+from shared.trading.positions import PositionTracker, signed
+from shared.trading.summary import RiskSummary, risk_summary
 from shared.messages import (
-    Exchange,
     KillSwitchState,
-    OrderRequest,
-    OrderType,
-    Position,
-    Product,
     RiskLimits,
     RiskState,
     Signal,
     SignalGroup,
-    TransactionType,
     format_inr,
 )
 
@@ -120,12 +113,12 @@ def is_exit(sig: Signal | SignalGroup, ctx: RiskContext) -> bool:
 
 
 class RiskManager:
-    def __init__(self, user_id: str, limits: RiskLimits | None, store: Journal,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, user_id: str, limits: RiskLimits | None, store: RiskStore,
+                 clock: Callable[[], float] = time.time, defaults: RiskLimits | None = None) -> None:
         self.user_id = user_id
         self.store = store
         self.clock = clock
-        self.kill_switch = KillSwitch(user_id, limits, store, clock)
+        self.kill_switch = KillSwitch(user_id, limits, store, clock, defaults)
         self._accepted_at: deque[float] = deque()  # one entry per order accepted, for the rate limit
 
     @property
@@ -136,8 +129,8 @@ class RiskManager:
     def state(self) -> KillSwitchState:
         return self.kill_switch.state
 
-    def set_limits(self, limits: RiskLimits) -> None:
-        self.kill_switch.set_limits(limits)
+    def set_limits(self, limits: RiskLimits, by: str = "") -> None:
+        self.kill_switch.set_limits(limits, by)
 
     # ---- the kill switch, exposed for the worker
 
@@ -273,19 +266,3 @@ def _notional(sig: Signal | SignalGroup) -> int:
         return sum(leg.price * leg.quantity for leg in sig.legs)
     return sig.price * sig.quantity
 
-
-def flatten_plan(user_id: str, positions: Iterable[Position]) -> list[OrderRequest]:
-    """Market orders that close every open position, short legs first (so no long hedge is sold while
-    the short it covers is still open). MARKET orders carry automatic market protection."""
-    open_positions = [p for p in positions if p.quantity]
-    ordered = sorted(open_positions, key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol))
-    return [
-        OrderRequest(
-            user_id=user_id, exchange=Exchange(p.exchange), tradingsymbol=p.tradingsymbol,
-            instrument_token=p.instrument_token,
-            transaction_type=TransactionType.BUY if p.quantity < 0 else TransactionType.SELL,
-            order_type=OrderType.MARKET, quantity=abs(p.quantity), product=Product(p.product), market_protection=-1,
-            kind="flatten",
-        )
-        for p in ordered
-    ]

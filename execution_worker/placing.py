@@ -1,0 +1,130 @@
+"""Orders to the broker and back: place exactly once by tag, read back until final, modify within
+Kite's limits, cancel as kta (so the journal says who cancelled it).
+
+Placement is exactly-once by construction: every order has a deterministic tag; before anything is
+sent the order book is checked, the order is journaled as SUBMITTING, and an order whose submit
+outcome was lost (UNKNOWN) is looked up at the broker by tag before it is ever sent again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from execution_worker.engine import Desk
+from execution_worker.order_gate import OrderGateError
+from shared.kite import errors
+from shared.messages import OrderRequest, OrderType, to_rupees
+from shared.trading.order import CancelRequested, Order, OrderState, Placed, Submitted, SubmitFailed, SubmitLost
+
+log = logging.getLogger("kta.execution")
+
+
+async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | None:
+    """Place ``req`` once. Returns the broker order id, or None if it was refused / is unknown."""
+    order = desk.book.get(req.tag)
+    if order is not None and order.order_id:
+        return order.order_id
+    if req.tag in desk.in_flight:  # its first submit has not answered yet: never a second one
+        log.warning("order %s is already being submitted", req.tag)
+        return None
+    desk.in_flight.add(req.tag)
+    try:
+        if order is not None and order.state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
+            found = await desk.client.find_order_by_tag(req.tag)
+            if found is not None:
+                await desk.on_broker(found)
+                return found.order_id
+        return await _submit(desk, order or desk.new_order(req, strategy_id), req)
+    finally:
+        desk.in_flight.discard(req.tag)
+
+
+async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
+    try:
+        await desk.gate.acquire()
+    except OrderGateError as e:
+        await desk.record(order, SubmitFailed(reason=str(e), code=e.code, ts=time.time_ns()))
+        log.warning("order %s refused by the order gate: %s", req.tag, e)
+        return None
+    await desk.record(order, Submitted(ts=time.time_ns()))  # journaled before it leaves
+    started = time.perf_counter()
+    try:
+        order_id = await desk.client.place_order(
+            req.variety.value, req.exchange.value, req.tradingsymbol, req.transaction_type.value, req.quantity,
+            req.product.value, req.order_type.value,
+            price=to_rupees(req.price) if req.order_type in (OrderType.LIMIT, OrderType.SL) else None,
+            trigger_price=to_rupees(req.trigger_price) if req.trigger_price else None,
+            validity=req.validity.value,
+            market_protection=req.market_protection if req.order_type in (OrderType.MARKET, OrderType.SL_M)
+            else None, tag=req.tag)
+    except errors.TooManyRequests as e:  # a 429 is an answer: the order was not taken
+        await desk.record(order, SubmitFailed(reason=f"rate limited: {e.message}", code="TooManyRequests"))
+        log.warning("order %s refused by the broker's rate limit: %s", req.tag, e.message)
+        return None
+    except errors.NetworkException as e:
+        await desk.record(order, SubmitLost(reason=str(e.message)))
+        log.warning("order %s outcome unknown: %s (reconciliation resolves it by tag)", req.tag, e.message)
+        return None
+    except errors.KiteError as e:  # the broker refused it, with its message
+        await desk.record(order, SubmitFailed(reason=f"{e.error_type}: {e.message}", code=e.error_type))
+        log.warning("order %s refused by the broker: %s", req.tag, e.message)
+        return None
+    desk.latencies_ms.append((time.perf_counter() - started) * 1000)
+    await desk.record(order, Placed(order_id=order_id, ts=time.time_ns()))
+    desk.bus.spawn(confirm(desk, order_id), name=f"confirm:{order_id}")
+    return order_id
+
+
+async def refresh(desk: Desk, order: Order) -> bool:
+    """Read the order back from the broker and apply what it says. False if the read failed."""
+    try:
+        history = await desk.client.order_history(order.order_id)
+    except errors.KiteError as e:  # a 429 or a blip: the next round asks again
+        log.info("order %s not read back: %s", order.order_id, e)
+        return False
+    if history:
+        await desk.on_broker(history[-1])
+    return True
+
+
+async def confirm(desk: Desk, order_id: str, attempts: int = 8) -> None:
+    """A 200 from place only means the OMS took the request: read the order back until it is
+    final, so a fill is journaled even if its WebSocket update never arrives."""
+    delay = 0.1
+    for _ in range(attempts):
+        await asyncio.sleep(delay)
+        order = desk.book.by_order_id(order_id)
+        if order is None or (order.is_terminal and not order.unjournaled):
+            return
+        if not await refresh(desk, order):
+            return
+        delay = min(2.0, delay * 2)
+
+
+async def modify(desk: Desk, order: Order, *, quantity: int | None = None, price: int | None = None,
+                 trigger_price: int | None = None, order_type: str | None = None) -> bool:
+    """Modify an open order (prices in paise) within Kite's 25 modifications per order."""
+    if not order.order_id or order.is_terminal:
+        return False
+    try:
+        desk.gate.modify(order.order_id)
+        await desk.gate.acquire()
+        await desk.client.modify_order(order.variety, order.order_id, quantity=quantity,
+                                       price=to_rupees(price) if price else None, order_type=order_type,
+                                       trigger_price=to_rupees(trigger_price) if trigger_price else None)
+    except (OrderGateError, errors.KiteError) as e:
+        log.warning("modify %s refused: %s", order.order_id, e, extra={"user_id": desk.user_id})
+        return False
+    return True
+
+
+async def cancel(desk: Desk, order: Order, reason: str) -> None:
+    """Cancel as kta: the order's journal says ``reason``, not the broker's "Cancelled by user"."""
+    if not order.order_id or order.is_terminal:
+        return
+    await desk.record(order, CancelRequested(reason=reason, ts=time.time_ns()))
+    try:
+        await desk.client.cancel_order(order.variety, order.order_id)
+    except errors.InputException as e:  # already done at the broker: reconciliation catches up
+        log.info("cancel %s: %s", order.order_id, e.message)

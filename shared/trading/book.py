@@ -1,0 +1,67 @@
+"""The order book of one user: every kta order by tag and by broker order id, in memory. The journal
+persists it (append-only events, one row per order); the book answers the execution path's
+questions without a SQL read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from shared.trading.order import Order
+
+
+class OrderBook:
+    def __init__(self, orders: Iterable[Order] = ()) -> None:
+        self._by_tag: dict[str, Order] = {}
+        self._by_id: dict[str, Order] = {}
+        for order in orders:
+            self.add(order)
+
+    def add(self, order: Order) -> Order:
+        self._by_tag[order.tag] = order
+        if order.order_id:
+            self._by_id[order.order_id] = order
+        return order
+
+    def indexed(self, order: Order) -> None:
+        """Call after an event gave ``order`` its broker id."""
+        if order.order_id:
+            self._by_id[order.order_id] = order
+
+    def get(self, tag: str) -> Order | None:
+        return self._by_tag.get(tag)
+
+    def by_order_id(self, order_id: str) -> Order | None:
+        return self._by_id.get(order_id) if order_id else None
+
+    def find(self, order_id: str, tag: str | None) -> Order | None:
+        """A broker order's kta twin: by its id, else by its tag."""
+        return self.by_order_id(order_id) or (self._by_tag.get(tag) if tag else None)
+
+    def __iter__(self) -> Iterator[Order]:
+        return iter(self._by_tag.values())
+
+    def __len__(self) -> int:
+        return len(self._by_tag)
+
+    def working(self) -> list[Order]:
+        """Orders that are not final (may still fill)."""
+        return [o for o in self._by_tag.values() if o.is_working]
+
+    def of_signal(self, signal_id: str) -> list[Order]:
+        return [o for o in self._by_tag.values() if o.signal_id == signal_id]
+
+    def of_group(self, group_id: str) -> list[Order]:
+        return sorted((o for o in self._by_tag.values() if o.group_id == group_id), key=lambda o: (o.leg, o.slice_no))
+
+    def working_for(self, strategy_id: str, exchange: str, tradingsymbol: str, *kinds: str) -> list[Order]:
+        """Working orders of one strategy's position (of the given kinds, or all)."""
+        return [o for o in self._by_tag.values() if o.is_working and o.strategy_id == strategy_id
+                and o.exchange == exchange and o.tradingsymbol == tradingsymbol and (not kinds or o.kind in kinds)]
+
+    def forget_final(self, keep: set[str]) -> int:
+        """Drop final orders not in ``keep`` (a new day): the journal still has them."""
+        gone = [t for t, o in self._by_tag.items() if o.is_terminal and t not in keep]
+        for tag in gone:
+            order = self._by_tag.pop(tag)
+            self._by_id.pop(order.order_id, None)
+        return len(gone)
