@@ -23,7 +23,7 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "trigger_price": int, "market_protection": int, "state": str, "status": str,
             "status_message": str, "filled_quantity": int, "average_price": int,
             "order_timestamp": str, "exchange_timestamp": str, "slice_no": int, "validity": str,
-            "fill_quantity": int, "trade_ids": str, "cancel_reason": str,
+            "fill_quantity": int, "trade_ids": str, "cancel_reason": str, "failure": str,
         },
         "tag",
     ),

@@ -21,10 +21,15 @@ log = logging.getLogger("kta.execution")
 
 
 async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | None:
-    """Place ``req`` once. Returns the broker order id, or None if it was refused / is unknown."""
+    """Place ``req`` once. Returns the broker order id, or None if it was refused / is unknown.
+    A tag goes to the broker at most once, unless the broker provably never took it (the order gate,
+    a 429, its own refusal): a lost submit is looked up by tag and otherwise left to reconciliation."""
     order = desk.book.get(req.tag)
     if order is not None and order.order_id:
         return order.order_id
+    if order is not None and order.state not in (OrderState.INITIALIZED, OrderState.SUBMITTING,
+                                                 OrderState.UNKNOWN) and not order.may_resubmit:
+        return None
     if req.tag in desk.in_flight:  # its first submit has not answered yet: never a second one
         log.warning("order %s is already being submitted", req.tag)
         return None
@@ -35,6 +40,7 @@ async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | N
             if found is not None:
                 await desk.on_broker(found)
                 return found.order_id
+            return None  # it may still land: reconciliation adopts it, never a second POST
         return await _submit(desk, order or desk.new_order(req, strategy_id), req)
     finally:
         desk.in_flight.discard(req.tag)

@@ -13,7 +13,7 @@ from execution_worker import placing
 from execution_worker.engine import Desk
 from shared import metrics
 from shared.kite import errors
-from shared.trading.order import OrderState, SubmitFailed
+from shared.trading.order import NOT_FOUND, OrderState, SubmitFailed
 
 log = logging.getLogger("kta.reconcile")
 
@@ -66,7 +66,7 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
         if order.state in (OrderState.SUBMITTING, OrderState.UNKNOWN) and not order.order_id \
                 and order.tag not in desk.in_flight:  # a submit still awaiting its answer is not lost
             if by_tag.get(order.tag) is None:
-                await desk.record(order, SubmitFailed(reason="not found at the broker"))
+                await desk.record(order, SubmitFailed(reason="not found at the broker", code=NOT_FOUND))
             result.unknown_resolved += 1
     if cancel_open:
         for order in desk.book.working():

@@ -34,6 +34,7 @@ OrderState = enum.StrEnum("OrderState", [
 
 S = OrderState
 TERMINAL = frozenset({S.COMPLETE, S.CANCELLED, S.REJECTED, S.FAILED})
+NOT_FOUND = "NOT_FOUND"  # SubmitFailed code: a lost submit the broker's book never showed
 REFUSED = "REFUSED"  # the state an OrderEvent carries for a signal risk refused (no order exists)
 # Kite's statuses in the order an order lives them: submission, working (incl. modify / cancel in
 # flight), final. A broker update may only move forward.
@@ -190,6 +191,7 @@ class Order(Struct, kw_only=True):
     fill_quantity: int = 0  # sum of the journaled fills
     trade_ids: list[str] = field(default_factory=list)
     cancel_reason: str = ""  # set when kta cancelled it
+    failure: str = ""  # the code of a failed submit (NOT_FOUND: lost and never seen at the broker)
     day: str = ""  # the IST day it was created (journal bookkeeping)
     created_ts: str = ""
 
@@ -234,6 +236,11 @@ class Order(Struct, kw_only=True):
         return self.exchange, self.tradingsymbol
 
     @property
+    def may_resubmit(self) -> bool:
+        """Only a submit the broker provably never took may be sent again under the same tag."""
+        return self.state is OrderState.FAILED and self.failure != NOT_FOUND and not self.order_id
+
+    @property
     def is_protective(self) -> bool:
         return self.kind in ("stop_loss", "target")
 
@@ -258,7 +265,7 @@ class Order(Struct, kw_only=True):
         if isinstance(event, Placed):
             self.order_id = event.order_id
         elif isinstance(event, SubmitFailed):
-            self.status, self.status_message = "REJECTED", event.reason
+            self.status, self.status_message, self.failure = "REJECTED", event.reason, event.code
         elif isinstance(event, SubmitLost):
             self.status_message = event.reason
         return self._move(new)

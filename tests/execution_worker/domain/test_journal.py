@@ -108,7 +108,8 @@ def test_a_journal_from_an_older_kta_gains_the_new_columns_and_keeps_its_rows(tm
 
     from execution_worker.journal_schema import SCHEMA
 
-    new = ("order_timestamp", "exchange_timestamp", "slice_no", "validity", "fill_quantity", "trade_ids", "cancel_reason")
+    new = ("order_timestamp", "exchange_timestamp", "slice_no", "validity", "fill_quantity", "trade_ids", "cancel_reason",
+           "failure")
     old_columns = [c for c in SCHEMA["orders"][0] if c not in new]
     with sqlite3.connect(tmp_path / "journal.db") as db:
         db.execute(f"CREATE TABLE orders ({', '.join(old_columns)}, PRIMARY KEY (tag))")
