@@ -54,6 +54,10 @@ class SimClock:
             d -= timedelta(days=1)
         self.start_date = d
 
+    def advance(self, seconds: float) -> None:
+        """Jump the market clock ``seconds`` (market time) ahead, as if that much time had passed."""
+        self._wall0 -= seconds / self.speed
+
     def elapsed(self) -> float:
         """Market-clock seconds since the sim started (session seconds unless ``hours``)."""
         return (self._wall() - self._wall0) * self.speed

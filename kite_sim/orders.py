@@ -107,16 +107,45 @@ class Trade:
 
 @dataclass
 class PositionBook:
+    """One (instrument, product) position: today's fills plus what was carried in, the carried quantity
+    counted at its cost (so ``pnl`` runs since cost, as Kite's) and remembered at the previous close (so
+    ``m2m`` runs since that close)."""
+
     buy_quantity: int = 0
     buy_value: int = 0  # paise
     sell_quantity: int = 0
     sell_value: int = 0
     overnight_quantity: int = 0  # signed quantity carried in from the previous day ...
-    overnight_price: int = 0  # ... booked at that day's close (paise)
+    overnight_price: int = 0  # ... that day's close (paise)
+    overnight_average: int = 0  # ... and its cost (paise); an older snapshot booked it at the close
+
+    def __post_init__(self) -> None:
+        if self.overnight_quantity and not self.overnight_average:
+            self.overnight_average = self.overnight_price
 
     @property
     def quantity(self) -> int:
         return self.buy_quantity - self.sell_quantity
+
+    def _carried(self, price: int) -> tuple[int, int]:
+        """(bought, sold) value of the carried quantity at ``price``."""
+        on = self.overnight_quantity
+        return max(on, 0) * price, max(-on, 0) * price
+
+    def marked(self) -> PositionBook:
+        """The book with the carried quantity at the previous close: Kite's ``buy_m2m`` / ``sell_m2m``,
+        whose P&L is the day's ``m2m``."""
+        cost_b, cost_s = self._carried(self.overnight_average)
+        close_b, close_s = self._carried(self.overnight_price)
+        return PositionBook(self.buy_quantity, self.buy_value - cost_b + close_b,
+                            self.sell_quantity, self.sell_value - cost_s + close_s)
+
+    def today(self) -> PositionBook:
+        """Only today's fills (Kite's ``day_*`` fields and the ``day`` positions)."""
+        on = self.overnight_quantity
+        cost_b, cost_s = self._carried(self.overnight_average)
+        return PositionBook(self.buy_quantity - max(on, 0), self.buy_value - cost_b,
+                            self.sell_quantity - max(-on, 0), self.sell_value - cost_s)
 
 
 @dataclass

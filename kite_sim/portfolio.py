@@ -18,30 +18,31 @@ def position_row(market: Market, token: int, product: str, pb: PositionBook) -> 
     qty = pb.quantity
     ltp = paise(q.last_price)
     realised, unrealised = risk.split_pnl(pb, ltp)
-    pnl = realised + unrealised
+    pnl = realised + unrealised  # since cost
+    marked = pb.marked()
+    m2m = marked.sell_value - marked.buy_value + qty * ltp  # since the previous close
     buy_avg, sell_avg = _avg(pb.buy_value, pb.buy_quantity), _avg(pb.sell_value, pb.sell_quantity)
     avg = buy_avg if qty > 0 else sell_avg if qty < 0 else 0
     return {
         "tradingsymbol": inst.tradingsymbol, "exchange": inst.exchange, "instrument_token": token,
         "product": product, "quantity": qty, "overnight_quantity": pb.overnight_quantity, "multiplier": 1,
         "average_price": rupees(avg), "close_price": q.close, "last_price": q.last_price,
-        "value": rupees(pb.sell_value - pb.buy_value), "pnl": rupees(pnl), "m2m": rupees(pnl),
+        "value": rupees(pb.sell_value - pb.buy_value), "pnl": rupees(pnl), "m2m": rupees(m2m),
         "unrealised": rupees(unrealised), "realised": rupees(realised),
         "buy_quantity": pb.buy_quantity, "buy_price": rupees(buy_avg), "buy_value": rupees(pb.buy_value),
-        "buy_m2m": rupees(pb.buy_value), "sell_quantity": pb.sell_quantity, "sell_price": rupees(sell_avg),
-        "sell_value": rupees(pb.sell_value), "sell_m2m": rupees(pb.sell_value),
+        "buy_m2m": rupees(marked.buy_value), "sell_quantity": pb.sell_quantity, "sell_price": rupees(sell_avg),
+        "sell_value": rupees(pb.sell_value), "sell_m2m": rupees(marked.sell_value),
         "day_buy_quantity": 0, "day_buy_price": 0.0, "day_buy_value": 0.0,
         "day_sell_quantity": 0, "day_sell_price": 0.0, "day_sell_value": 0.0,
     }
 
 
 def positions(market: Market, acc: Account) -> dict:
-    """``net`` includes quantity carried overnight (booked at the previous close); ``day`` only today's."""
+    """``net`` includes quantity carried overnight (at its cost: ``pnl`` since cost, ``m2m`` since the previous
+    close, as Kite's positions mock shows); ``day`` only today's."""
     net, day = [], []
     for (token, product), pb in acc.positions.items():
-        on, px = pb.overnight_quantity, pb.overnight_price
-        today = PositionBook(pb.buy_quantity - max(on, 0), pb.buy_value - max(on, 0) * px,
-                             pb.sell_quantity - max(-on, 0), pb.sell_value - max(-on, 0) * px)
+        today = pb.today()
         row = position_row(market, token, product, pb)
         row.update({"day_buy_quantity": today.buy_quantity, "day_buy_price": rupees(_avg(today.buy_value, today.buy_quantity)),
                     "day_buy_value": rupees(today.buy_value), "day_sell_quantity": today.sell_quantity,

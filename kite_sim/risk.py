@@ -62,9 +62,11 @@ def ltp_paise(market: Market, token: int) -> int:
 
 
 def pnl(market: Market, acc: Account) -> tuple[int, int]:
+    """The account's (realised, unrealised) mark-to-market of the day: carried positions count from the
+    previous close, because settlement booked everything before it to cash."""
     realised = unrealised = 0
     for (token, _), pb in acc.positions.items():
-        r, u = split_pnl(pb, ltp_paise(market, token) if pb.quantity else 0)
+        r, u = split_pnl(pb.marked(), ltp_paise(market, token) if pb.quantity else 0)
         realised += r
         unrealised += u
     return realised, unrealised

@@ -63,14 +63,31 @@ def handlers(sim) -> list:
         log.info("price of %s pinned to %s", u, data.get("price"))
         return {"underlying": u, "price": sim.market.spot(u)}
 
-    @get("/sim/clock")
-    async def clock() -> dict:
+    def clock_state() -> dict:
         c = sim.market.clock
         return {"now": c.stamp(), "epoch": c.epoch(), "speed": c.speed, "open": c.is_open(),
                 "trading_day": c.today().isoformat()}
+
+    @get("/sim/clock")
+    async def clock() -> dict:
+        return clock_state()
+
+    @post("/sim/advance", status_code=200)
+    async def advance(data: dict) -> dict:
+        """Move the market clock ahead: {"seconds": 22500} is one whole session (the next trading day)."""
+        admin_only()
+        try:
+            seconds = float(data["seconds"])
+        except (KeyError, TypeError, ValueError):
+            raise HTTPException(status_code=400, detail="seconds must be a number") from None
+        if not 0 < seconds <= 30 * 86400:
+            raise HTTPException(status_code=400, detail="seconds must be between 0 and 30 days")
+        sim.market.clock.advance(seconds)
+        log.info("clock advanced %g market seconds to %s", seconds, sim.market.clock.stamp())
+        return clock_state()
 
     @get("/sim/health")
     async def health() -> dict:
         return {"ok": True, "connections": len(sim.hub.connections)}
 
-    return [get_faults, set_faults, drop_ws, expire_sessions, pin_price, clock, health]
+    return [get_faults, set_faults, drop_ws, expire_sessions, pin_price, clock, advance, health]

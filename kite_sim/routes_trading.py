@@ -75,6 +75,7 @@ def handlers(sim) -> list:
             for name in ("buy_quantity", "buy_value", "sell_quantity", "sell_value", "overnight_quantity"):
                 setattr(dst, name, getattr(dst, name) + getattr(src, name))
             dst.overnight_price = dst.overnight_price or src.overnight_price
+            dst.overnight_average = dst.overnight_average or src.overnight_average
             log.info("position %s converted %s -> %s", inst.tradingsymbol, f.get("old_product"), new,
                      extra={"user_id": uid})
             sim.changed()

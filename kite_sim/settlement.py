@@ -4,8 +4,9 @@
   (queued AMOs stay); GTTs no longer active leave the GTT book.
 - CNC buys become holdings as ``t1_quantity`` and settle into ``quantity`` a trading day later (T+1);
   CNC sells deliver held shares.
-- MIS positions still open are squared off at the close; NRML positions carry over at the close price
-  (``overnight_quantity``), with the day's mark-to-market booked to cash.
+- MIS positions still open are squared off at the close; NRML positions carry over (``overnight_quantity``)
+  at their average cost, remembering the close; the day's mark-to-market (since the previous close) is
+  booked to cash, so a carried position's ``pnl`` runs since cost and its ``m2m`` since the close.
 - Derivatives that expired on the closing day settle: futures at the underlying's close, options
   in the money exercised at their intrinsic value on the underlying's close, out of the money worthless.
 """
@@ -63,7 +64,8 @@ def _settle_positions(broker, acc: Account, day: date) -> None:
     for (token, product), pb in acc.positions.items():
         inst = broker.market.universe.by_token[token]
         qty = pb.quantity
-        flow = pb.sell_value - pb.buy_value  # the day's cash flow of fills
+        marked = pb.marked()
+        flow = marked.sell_value - marked.buy_value  # the day's cash flow, carried quantity from the last close
         if not qty:
             acc.opening_balance += flow
         elif inst.expiry is not None and inst.expiry <= day:
@@ -82,8 +84,9 @@ def _settle_positions(broker, acc: Account, day: date) -> None:
         else:
             px = settlement_price(broker.market, inst, day)
             acc.opening_balance += flow + qty * px
-            carried[(token, product)] = (PositionBook(qty, qty * px, 0, 0, qty, px) if qty > 0
-                                         else PositionBook(0, 0, -qty, -qty * px, qty, px))
+            cost = pb.buy_value // pb.buy_quantity if qty > 0 else pb.sell_value // pb.sell_quantity
+            carried[(token, product)] = (PositionBook(qty, qty * cost, 0, 0, qty, px, cost) if qty > 0
+                                         else PositionBook(0, 0, -qty, -qty * cost, qty, px, cost))
     acc.positions = carried
 
 

@@ -116,7 +116,8 @@ def test_cnc_buys_become_holdings_at_t_plus_1_and_intraday_positions_settle():
     assert (h.quantity, h.t1_quantity, h.average) == (0, 10, cnc.filled_value // 10)
     assert set(acc.positions) == {(fut.instrument_token, "NRML")}
     carried = acc.positions[(fut.instrument_token, "NRML")]
-    assert carried.overnight_quantity == fut.lot_size and carried.buy_value == fut.lot_size * close[fut.instrument_token]
+    assert carried.overnight_quantity == fut.lot_size and carried.buy_value == nrml.filled_value  # at its cost
+    assert carried.overnight_price == close[fut.instrument_token]  # and remembered at the close
     expected = cash + 20 * close[sbin.instrument_token] + fut.lot_size * close[fut.instrument_token]
     assert acc.opening_balance == expected  # MIS squared off and NRML marked at the close
 
