@@ -9,6 +9,7 @@ import logging
 from litestar import Litestar
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
@@ -17,11 +18,13 @@ from litestar.template import TemplateConfig
 from gateway import auth, kite_connect
 from gateway.api import account, journal, live, market, scanner, strategies, stream
 from gateway.api.deps import DEPENDENCIES
-from gateway.api.errors import trading_error_handler
+from gateway.error_pages import http_error_handler, internal_error_handler, trading_error_page_handler
 from gateway.escape import JsonHtmlEscapeMiddleware
 from gateway.guards import LoginRequired, SessionMiddleware, login_required_handler, requires_login
+from gateway.live_pages import LivePagesController
 from gateway.logins import LoginStore
 from gateway.otp import OtpStore
+from gateway.pages import PagesController
 from gateway.services import Services
 from gateway.streams import Streams
 from gateway.templating import STATIC, configure, environment
@@ -36,6 +39,7 @@ CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteCon
                strategies.StrategiesController, live.LiveController, account.AccountController,
                journal.JournalController, market.MarketController, scanner.ScannerController,
                stream.StreamController]
+PAGES = [PagesController, LivePagesController]
 
 
 def _optional(module: str, name: str) -> list:
@@ -77,12 +81,12 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
     engine = JinjaTemplateEngine.from_environment(environment())
     configure(engine.engine)
     return Litestar(
-        route_handlers=[*CONTROLLERS, static, *_optional("gateway.pages", "PagesController"),
-                        *_optional("gateway.ops", "OpsController")],
+        route_handlers=[*CONTROLLERS, static, *PAGES, *_optional("gateway.ops", "OpsController")],
         guards=[requires_login],
         middleware=[JsonHtmlEscapeMiddleware(), SessionMiddleware()],
         dependencies=DEPENDENCIES,
-        exception_handlers={LoginRequired: login_required_handler, TradingError: trading_error_handler},
+        exception_handlers={LoginRequired: login_required_handler, TradingError: trading_error_page_handler,
+                            HTTPException: http_error_handler, Exception: internal_error_handler},
         template_config=TemplateConfig(instance=engine),
         plugins=[HTMXPlugin()],
         openapi_config=OpenAPIConfig(title="kta gateway", version="0.1.0", path="/schema"),

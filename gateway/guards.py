@@ -20,6 +20,7 @@ from gateway.csrf import require_csrf
 from gateway.logins import COOKIE, Login
 
 PAGE_PREFIXES = ("/ui", "/login")
+MACHINE_PREFIXES = ("/api/", "/schema", "/sse", "/healthz", "/readyz", "/metrics", "/static/")
 
 
 class LoginRequired(Exception):
@@ -64,10 +65,17 @@ def is_page(request: Request) -> bool:
     return path == "/" or path.startswith(PAGE_PREFIXES)
 
 
+def wants_html(request: Request) -> bool:
+    """A browser navigation (not HTMX, not an API or stream path) that accepts HTML."""
+    if request.headers.get("hx-request") or request.url.path.startswith(MACHINE_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
 def login_required_handler(request: Request, exc: LoginRequired) -> Response:
     if request.headers.get("hx-request"):
         return Response({"detail": "login required"}, status_code=401, headers={"HX-Redirect": "/login"})
-    if is_page(request) and request.method == "GET":
+    if request.method == "GET" and (is_page(request) or wants_html(request)):  # a browser: to the login page
         return Response(b"", status_code=303, headers={"Location": "/login"})
     return Response({"detail": "login required: POST /auth/send-otp then /auth/verify-otp"}, status_code=401)
 

@@ -4,118 +4,25 @@ each in ``web/templates/partials/``; the page is composed of the same partials.
 Everything goes through the trading facade (``gateway.trading.Trading``); a refused request is shown
 in words where it happened (the partial renders its error), so a form keeps its values and a failing
 panel does not take the page down. Guarded app-wide: without a session pages redirect to /login.
+Start/Stop and the symbol picker are in ``gateway.live_pages``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.response import Template
 
-from gateway import fragments
-from gateway.option_chain import ChainError
+from gateway.page_context import (
+    STATUS_CHANGED, account_context, attempt, holdings_context, install_names, page, partial, picked,
+    positions_context, report_context, risk_context, status_context, strategies_context, strategy_list_context,
+)
+from gateway.option_chain import underlying_name
 from gateway.scan_query import scan_command
-from gateway.services import services_of
 from gateway.strategy_form import parse_params, spec_of, symbols_of
 from gateway.trading import Trading, TradingError
-
-STATUS_CHANGED = {"HX-Trigger": "kta:status"}  # the status bar re-fetches itself
-
-
-async def attempt(call: Awaitable[Any]) -> tuple[Any, str]:
-    """(result, "") or (None, the error in words)."""
-    try:
-        return await call, ""
-    except TradingError as e:
-        return None, e.message
-    except ChainError as e:
-        return None, str(e)
-
-
-def page(name: str, request: Request, headers: dict[str, str] | None = None, **context: Any) -> Template:
-    login = request.scope.get("auth")
-    context.setdefault("user_id", login.user_id if login else "")
-    context.setdefault("csrf", login.csrf_token if login else "")
-    return Template(template_name=name, context=context, headers=headers)
-
-
-def partial(name: str, request: Request, headers: dict[str, str] | None = None, **context: Any) -> Template:
-    return page(f"partials/{name}.html", request, headers, **context)
-
-
-def install_names(trading: Trading) -> None:
-    """Tick rows name their instrument from the facade's instrument cache."""
-    def name_of(token: int) -> str | None:
-        inst = trading.instruments.by_token.get(token)
-        return inst.tradingsymbol if inst is not None else None
-
-    fragments.use_names(name_of)
-
-
-def picked(trading: Trading, tokens: list[int]) -> list[dict]:
-    out = []
-    for token in tokens:
-        inst = trading.instruments.by_token.get(token)
-        out.append({"token": token, "label": f"{inst.exchange}:{inst.tradingsymbol}" if inst else str(token)})
-    return out
-
-
-# ---- context builders shared by the full page and the partial routes ---------------------------
-
-
-async def status_context(trading: Trading, user_id: str) -> dict:
-    status, error = await attempt(trading.status(user_id))
-    return {"status": status, "status_error": error}
-
-
-async def account_context(trading: Trading, user_id: str) -> dict:
-    (profile, e1), (margins, e2) = await asyncio.gather(attempt(trading.profile(user_id)),
-                                                        attempt(trading.margins(user_id)))
-    return {"profile": profile or {}, "margins": margins or {}, "account_error": e1 or e2}
-
-
-async def holdings_context(trading: Trading, user_id: str, open_: bool = False) -> dict:
-    holdings, error = await attempt(trading.holdings(user_id))
-    return {"holdings": holdings or [], "holdings_error": error, "open": open_}
-
-
-async def strategies_context(trading: Trading, user_id: str, selected: str = "", values: dict | None = None,
-                             error: dict | None = None, added: str = "", symbols: str = "") -> dict:
-    (catalog, catalog_error), (strategies, strategies_error) = await asyncio.gather(
-        attempt(trading.catalog(user_id)), attempt(trading.strategies(user_id)))
-    catalog = catalog or []
-    spec = spec_of(catalog, selected) or (catalog[0] if catalog else None)
-    return {"catalog": catalog, "catalog_error": catalog_error, "strategies": strategies or [],
-            "strategies_error": strategies_error, "spec": spec, "selected": spec["name"] if spec else "",
-            "values": values or {}, "error": error, "added": added, "symbols": symbols}
-
-
-async def positions_context(trading: Trading, user_id: str) -> dict:
-    snap, error = await attempt(trading.positions(user_id))
-    return {"snap": snap, "positions_error": error}
-
-
-async def risk_context(trading: Trading, user_id: str) -> dict:
-    summary, error = await attempt(trading.risk_summary(user_id))
-    state = (summary or {}).get("state")
-    return {"rs": state if isinstance(state, dict) else None, "risk_error": error}
-
-
-async def report_context(trading: Trading, user_id: str) -> dict:
-    (journal, e1), (risk, e2), (execution, e3) = await asyncio.gather(
-        attempt(trading.journal_summary(user_id)), attempt(trading.risk_summary(user_id)),
-        attempt(trading.execution_summary(user_id)))
-    return {"journal": journal, "journal_error": e1, "risk_summary": risk, "risk_error": e2,
-            "execution": execution, "execution_error": e3}
-
-
-async def set_stream_ticks(request: Request, user_id: str, tokens: list[int]) -> None:
-    streams = services_of(request).streams
-    if streams is not None:
-        await streams.set_ticks(user_id, tokens)
 
 
 class PagesController(Controller):
@@ -158,14 +65,17 @@ class PagesController(Controller):
     async def strategies(self, request: Request, trading: Trading, user_id: str) -> Template:
         return partial("strategies", request, **await strategies_context(trading, user_id))
 
+    @get("/ui/strategies/list")
+    async def strategy_list(self, request: Request, trading: Trading, user_id: str) -> Template:
+        return partial("strategy_list", request, **await strategy_list_context(trading, user_id))
+
     @get("/ui/strategies/form")
     async def strategy_form(self, request: Request, trading: Trading, user_id: str, strategy: str = "") -> Template:
         catalog, error = await attempt(trading.catalog(user_id))
         spec = spec_of(catalog or [], strategy)
         if spec is None and not error:
             error = f"unknown strategy {strategy!r}"
-        return partial("strategy_fields", request, spec=spec, values={},
-                       error={"field": "strategy", "message": error} if error else None)
+        return partial("strategy_fields", request, spec=spec, values={}, errors={"strategy": error} if error else {})
 
     @post("/ui/strategies", status_code=200)
     async def add_strategy(self, request: Request, trading: Trading, user_id: str) -> Template:
@@ -176,19 +86,19 @@ class PagesController(Controller):
         if spec is None:
             message = error or f"strategy: choose one of {', '.join(s['name'] for s in catalog or [])}"
             return partial("strategies", request, **await strategies_context(
-                trading, user_id, error={"field": "strategy", "message": message}))
-        params, values, bad = parse_params(spec, form)
+                trading, user_id, errors={"strategy": message}))
+        params, values, errors = parse_params(spec, form)
         symbols_text = str(form.get("symbols") or "").strip()
-        if bad is None:
+        if not errors:
             try:
                 result = await trading.add_strategy(user_id, name, params, symbols_of(symbols_text))
             except TradingError as e:  # the strategy worker names the field it refuses
-                bad = {"field": e.field or "params", "message": e.message}
+                errors = {e.field or "params": e.message}
             else:
                 return partial("strategies", request, STATUS_CHANGED, **await strategies_context(
                     trading, user_id, selected=name, added=result.get("strategy_id", name)))
         return partial("strategies", request, **await strategies_context(
-            trading, user_id, selected=name, values=values, error=bad, symbols=symbols_text))
+            trading, user_id, selected=name, values=values, errors=errors, symbols=symbols_text))
 
     @delete("/ui/strategies/{strategy_id:str}", status_code=200)
     async def remove_strategy(self, request: Request, trading: Trading, user_id: str, strategy_id: str) -> Template:
@@ -197,45 +107,6 @@ class PagesController(Controller):
         if error:
             context["strategies_error"] = error
         return partial("strategies", request, STATUS_CHANGED, **context)
-
-    # ---- symbols and live ---------------------------------------------------------------------
-
-    @get("/ui/symbols/search")
-    async def search(self, request: Request, trading: Trading, user_id: str, q: str = "") -> Template:
-        results, error = await attempt(trading.search_instruments(q, 20, user_id)) if q.strip() else ([], "")
-        return partial("symbol_results", request, q=q, results=results or [], error=error)
-
-    @get("/ui/symbols/pick")
-    async def pick(self, request: Request, token: int, label: str = "") -> Template:
-        return partial("chip", request, token=token, label=label or str(token))
-
-    @post("/ui/live/start", status_code=200)
-    async def start(self, request: Request, trading: Trading, user_id: str) -> Template:
-        form = await request.form()
-        tokens = [t for t in form.getall("tokens", []) if isinstance(t, str)]
-        result, error = await attempt(trading.start_live(user_id, tokens))
-        if error:
-            return partial("live_result", request, error=error)
-        await set_stream_ticks(request, user_id, result["tokens"])
-        install_names(trading)
-        strategy = result.get("replies", {}).get("strategy") or {}
-        names = ", ".join(p["label"] for p in picked(trading, result["tokens"]))
-        count = strategy.get("strategies", 0)
-        note = (f"Live on {names}: {count} {'strategy' if count == 1 else 'strategies'}, "
-                f"{strategy.get('seeded_bars', 0)} bars seeded.")
-        return partial("live_result", request, STATUS_CHANGED, note=note)
-
-    @post("/ui/live/stop", status_code=200)
-    async def stop(self, request: Request, trading: Trading, user_id: str) -> Template:
-        result, error = await attempt(trading.stop_live(user_id))
-        await set_stream_ticks(request, user_id, [])
-        context = await report_context(trading, user_id)
-        note = ""
-        if result is not None:
-            note = f"Stopped: {', '.join(result['stopped']) or 'no'} worker(s) confirmed."
-            if result["missing"]:
-                error = f"no answer from the {', '.join(result['missing'])} worker(s): they may still be live"
-        return partial("report", request, STATUS_CHANGED, stop_note=note, stop_error=error, **context)
 
     @get("/ui/report")
     async def report(self, request: Request, trading: Trading, user_id: str) -> Template:
@@ -274,7 +145,10 @@ class PagesController(Controller):
 
     @get("/ui/option-chain")
     async def option_chain(self, request: Request, trading: Trading, user_id: str, underlying: str = "NIFTY",
-                           expiry: str = "") -> Template:
+                           expiry: str = "", shown: str = "") -> Template:
+        """``shown`` is the underlying the form was showing: a different one starts at its nearest expiry."""
+        if shown and underlying_name(shown) != underlying_name(underlying):
+            expiry = ""
         chain, error = await attempt(trading.option_chain(user_id, underlying, expiry))
         return partial("option_chain", request, chain=chain, chain_error=error, underlying=underlying)
 

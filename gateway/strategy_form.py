@@ -28,33 +28,38 @@ def _number(p: dict, raw: str) -> tuple[Any, str]:
     return value, ""
 
 
-def parse_params(spec: dict, form: Mapping[str, Any]) -> tuple[dict, dict, dict | None]:
-    """(params for AddStrategy, the values as typed for re-rendering, the first error or None).
+def parse_params(spec: dict, form: Mapping[str, Any]) -> tuple[dict, dict, dict[str, str]]:
+    """(params for AddStrategy, the values as typed for re-rendering, every error by field name).
 
-    An empty number field means the default; an unchecked box means False."""
+    The form starts filled with the defaults, so an emptied field is a mistake to name, not a silent
+    default (a field the request does not carry at all keeps the strategy's default); an unchecked box
+    means False."""
     params: dict[str, Any] = {}
     values: dict[str, Any] = {}
-    error: dict | None = None
+    errors: dict[str, str] = {}
     for p in spec["params"]:
         name, kind = p["name"], p["type"]
         if kind == "bool":
             params[name] = values[name] = str(form.get(name, "")).lower() in ("true", "on", "1", "yes")
             continue
+        if name not in form:
+            continue
         raw = str(form.get(name, "")).strip()
         values[name] = raw
         if raw == "":
-            continue
-        if kind in ("int", "float"):
+            default = "" if p.get("default") is None else f" (default {p['default']})"
+            value, message = None, f"{name}: a value is needed{default}"
+        elif kind in ("int", "float"):
             value, message = _number(p, raw)
         elif kind == "choice" and raw not in [str(c) for c in p.get("choices") or []]:
             value, message = None, f"{name}: choose one of {', '.join(map(str, p['choices']))}"
         else:
             value, message = raw, ""
         if message:
-            error = error or {"field": name, "message": message}
+            errors[name] = message
         else:
             params[name] = value
-    return params, values, error
+    return params, values, errors
 
 
 def symbols_of(text: str) -> list[str]:

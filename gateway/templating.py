@@ -13,6 +13,9 @@ Filters:
 * ``pct`` — a percentage → ``12.34%``; ``None`` → ``–``.
 * ``ist`` — epoch seconds, epoch nanoseconds or Kite's ``yyyy-mm-dd hh:mm:ss`` → ``HH:MM:SS`` IST.
 * ``signed_class`` — ``pos`` / ``neg`` / ``""`` for green/red P&L cells.
+* ``trading_state`` — the kill switch's state as a trader reads it: ``ACTIVE`` → "Trading allowed",
+  ``REDUCING`` → "Reducing only", ``HALTED`` → "Halted" (a switch that is "ACTIVE" reads as tripped).
+* ``params_text`` — a strategy's params as ``fast=3, slow=8`` (text for a tooltip, never markup).
 """
 
 from __future__ import annotations
@@ -107,8 +110,23 @@ def signed_class(value: Any) -> str:
     return "pos" if number > 0 else "neg" if number < 0 else ""
 
 
+TRADING_STATES = {"ACTIVE": "Trading allowed", "REDUCING": "Reducing only", "HALTED": "Halted"}
+
+
+def trading_state(state: Any) -> str:
+    if isinstance(state, dict):
+        state = state.get("state")
+    return TRADING_STATES.get(str(state or ""), "Unknown")
+
+
+def params_text(params: Any) -> str:
+    if not isinstance(params, dict) or not params:
+        return "default parameters"
+    return ", ".join(f"{k}={'on' if v is True else 'off' if v is False else v}" for k, v in params.items())
+
+
 FILTERS = {"count": count, "rupees": rupees, "inr": inr, "price": price, "price_paise": price_paise, "pct": pct,
-           "ist": ist, "signed_class": signed_class}
+           "ist": ist, "signed_class": signed_class, "trading_state": trading_state, "params_text": params_text}
 
 
 def configure(env: jinja2.Environment) -> jinja2.Environment:

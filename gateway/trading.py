@@ -78,6 +78,7 @@ class Trading:
         self.clients = BrokerClients(bus, settings, self.vault)
         self._instruments_lock = asyncio.Lock()
         self.live_tokens: dict[str, list[int]] = {}  # user -> tokens the user is live on (for SSE ticks)
+        self._live_changes: dict[str, int] = {}  # user -> starts + stops so far (a stale answer is not cached)
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -132,6 +133,8 @@ class Trading:
         return dict(zip(WORKERS, results))
 
     async def status(self, user_id: str) -> dict[str, Any]:
+        """``ts`` is when the status started to be gathered: of two answers the later ``ts`` is the newer."""
+        ts = time.time_ns()
         broker = await self.clients.state(user_id)
         health = await self.worker_health()
         kill_switch = "UNKNOWN"
@@ -143,7 +146,7 @@ class Trading:
                 pass
         tokens = await self.live_tokens_of(user_id) if health["ticker"] else self.live_tokens.get(user_id, [])
         return {"user_id": user_id, "broker": broker, "live": bool(tokens), "live_tokens": tokens,
-                "kill_switch": kill_switch, "workers": health, "ts": time.time_ns()}
+                "kill_switch": kill_switch, "workers": health, "ts": ts}
 
     # ---- broker reads -----------------------------------------------------------------------
 
@@ -236,6 +239,7 @@ class Trading:
                 raise _from_reply(errors[0])
             raise TradingError(503, f"not started: no answer from the {', '.join(missing)} worker(s)")
         self.live_tokens[user_id] = tokens
+        self._live_changed(user_id)
         return {"tokens": tokens, "mode": tick_mode.value,
                 "replies": {s: r.data for s, r in replies.items() if isinstance(r, m.Ok)}}
 
@@ -246,19 +250,27 @@ class Trading:
         replies = await self.live_command(user_id, m.StopLive(cancel_open_orders=cancel_open_orders),
                                           expect=running)
         self.live_tokens.pop(user_id, None)
+        self._live_changed(user_id)
         return {"stopped": sorted(replies),
                 "missing": [s for s in LIVE_SERVICES if s not in replies],
                 "replies": {s: (r.data if isinstance(r, m.Ok) else {"error": r.message}) for s, r in replies.items()}}
 
     async def live_tokens_of(self, user_id: str) -> list[int]:
         """The tokens the user is live on; after a gateway restart, as the ticker worker knows them."""
-        if user_id not in self.live_tokens:
-            try:
-                data = await self.command(user_id, "ticker", m.GetStatus(), timeout=1.0)
-                self.live_tokens[user_id] = [int(t) for t in (data or {}).get("tokens", {})]
-            except TradingError:
-                return []
-        return self.live_tokens[user_id]
+        if user_id in self.live_tokens:
+            return self.live_tokens[user_id]
+        changes = self._live_changes.get(user_id, 0)
+        try:
+            data = await self.command(user_id, "ticker", m.GetStatus(), timeout=1.0)
+        except TradingError:
+            return []
+        tokens = [int(t) for t in (data or {}).get("tokens", {})]
+        if self._live_changes.get(user_id, 0) == changes:  # no start or stop meanwhile: still true
+            self.live_tokens[user_id] = tokens
+        return tokens
+
+    def _live_changed(self, user_id: str) -> None:
+        self._live_changes[user_id] = self._live_changes.get(user_id, 0) + 1
 
     # ---- instruments and option chains ------------------------------------------------------
 

@@ -16,6 +16,17 @@ from gateway.trading import Trading
 Day = Annotated[str, Parameter(pattern=r"^(\d{4}-\d{2}-\d{2})?$", description="yyyy-mm-dd; empty = today")]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A spreadsheet would run a text cell starting with = + - @ (or tab / CR) as a formula: such text
+    gets a leading ``'``. Numbers and empty cells stay as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class ResetRiskBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, Meta(min_length=1, max_length=200)] = "manual reset"
 
@@ -46,7 +57,7 @@ class JournalController(Controller):
         writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for t in trades:
-            writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in t.items()})
+            writer.writerow({k: csv_cell(v) for k, v in t.items()})
         name = f"kta-trades-{user_id}-{day or 'today'}.csv"
         return Response(buf.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -7,6 +7,7 @@ from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
 from strategy_worker.indicators import EMA
+from strategy_worker.strategies.param_rules import ordered
 from strategy_worker.strategies.option_base import OptionStrategy
 from strategy_worker.strategies.registry import register
 
@@ -36,6 +37,10 @@ class BearPutSpread(OptionStrategy):
         entry_after_minute: Annotated[int, Meta(ge=555, le=900, description="Earliest entry, minutes after midnight IST")] = 570
         exit_minute: Annotated[int, Meta(ge=600, le=930, description="Time exit, minutes after midnight IST")] = 915
         min_days_to_expiry: Annotated[int, Meta(ge=0, le=60, description="Skip expiries closer than this")] = 0
+
+        def __post_init__(self) -> None:
+            ordered("fast", self.fast, "slow", self.slow, "must be shorter than")
+            ordered("entry_after_minute", self.entry_after_minute, "exit_minute", self.exit_minute, "must be before")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

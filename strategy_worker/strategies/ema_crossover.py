@@ -7,6 +7,7 @@ from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
 from strategy_worker.indicators import ATR, EMA
+from strategy_worker.strategies.param_rules import ordered
 from strategy_worker.strategies.base import BaseStrategy, clamp01
 from strategy_worker.strategies.registry import register
 
@@ -35,8 +36,7 @@ class EMACrossover(BaseStrategy):
         intraday: Annotated[bool, Meta(description="MIS (intraday) rather than CNC/NRML")] = True
 
         def __post_init__(self) -> None:
-            if self.fast >= self.slow:
-                raise ValueError("`fast` must be shorter than `slow`")
+            ordered("fast", self.fast, "slow", self.slow, "must be shorter than")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -7,6 +7,7 @@ from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
 from strategy_worker.indicators import ZScore
+from strategy_worker.strategies.param_rules import ordered
 from strategy_worker.strategies.base import BaseStrategy, clamp01
 from strategy_worker.strategies.registry import register
 
@@ -31,6 +32,9 @@ class MeanReversion(BaseStrategy):
         lots: Annotated[int, Meta(ge=1, le=50, description="Lots per trade (F&O / indices)")] = 1
         quantity: Annotated[int, Meta(ge=1, le=100_000, description="Shares per trade (equities)")] = 1
         intraday: Annotated[bool, Meta(description="MIS (intraday) rather than CNC/NRML")] = True
+
+        def __post_init__(self) -> None:
+            ordered("exit_z", self.exit_z, "entry_z", self.entry_z, "must be below")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -75,9 +75,11 @@ def validate_params(name: str, params: dict[str, Any]) -> msgspec.Struct:
     except msgspec.ValidationError as e:
         text = str(e)
         field = text.split("at `$.", 1)[1].split("`", 1)[0] if "at `$." in text else ""
-        if not field and text.count("`") >= 2:  # a cross-field rule from __post_init__ names its field
+        cross_field = not field and text.count("`") >= 2
+        if cross_field:  # a rule from __post_init__ names its field; the bounds are not what it is about
             named = text.split("`", 2)[1]
             field = named if named in fields else ""
+            raise ParamsError(field or "params", f"{field or 'params'}: {text.replace('`', '')}") from None
         info = fields.get(field, {})
         bounds = ""
         if info.get("min") is not None or info.get("max") is not None:

@@ -6,6 +6,7 @@ import msgspec
 from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
+from strategy_worker.strategies.param_rules import ordered
 from strategy_worker.strategies.option_base import OptionStrategy
 from strategy_worker.strategies.registry import register
 
@@ -24,6 +25,9 @@ class _Volatility(OptionStrategy):
         entry_after_minute: Annotated[int, Meta(ge=555, le=900, description="Earliest entry, minutes after midnight IST")] = 570
         exit_minute: Annotated[int, Meta(ge=600, le=930, description="Time exit, minutes after midnight IST")] = 915
         min_days_to_expiry: Annotated[int, Meta(ge=0, le=60, description="Skip expiries closer than this")] = 0
+
+        def __post_init__(self) -> None:
+            ordered("entry_after_minute", self.entry_after_minute, "exit_minute", self.exit_minute, "must be before")
 
     def strikes(self, chain, spot, fwd, now, prices):
         raise NotImplementedError

@@ -97,6 +97,9 @@ async def add_strategy(page: Page) -> None:
     await page.click("#add-strategy")
     await expect(page.locator("#error-fast")).to_contain_text("shorter than")
     await expect(page.locator("#param-slow")).to_have_value("8")
+    await page.fill("#param-fast", "")  # an emptied field is named, not silently defaulted
+    await page.click("#add-strategy")
+    await expect(page.locator("#error-fast")).to_contain_text("a value is needed")
     await page.fill("#param-fast", "3")
     await page.click("#add-strategy")
     await expect(page.locator("#strategy-added")).to_contain_text("ema_crossover")
@@ -106,8 +109,12 @@ async def add_strategy(page: Page) -> None:
 async def pick_nifty(page: Page) -> None:
     await page.locator("#symbol-search").press_sequentially("NIFTY 5", delay=20)
     hit = page.locator("#symbol-results li", has_text="NIFTY 50").first
-    await hit.locator("button.pick").click()
+    async with page.expect_response("**/ui/symbols/pick?*"):
+        await hit.locator("button.pick").click()
     await expect(page.locator("#picked .chip")).to_have_text("NSE:NIFTY 50×")
+    async with page.expect_response("**/ui/symbols/pick?*"):
+        await hit.locator("button.pick").click()  # picked twice: still one chip
+    await expect(page.locator("#picked .chip")).to_have_count(1)
 
 
 async def test_trader_journey(stack, page, shots):
@@ -120,6 +127,8 @@ async def test_trader_journey(stack, page, shots):
     await page.click("#start")
     await expect(page.locator("#live-note")).to_contain_text("Live on NSE:NIFTY 50", timeout=30_000)
     await expect(page.locator("#live-pill")).to_have_text("live on 1 symbol")
+    await expect(page.locator("#kill-pill")).to_have_text("Trading allowed")
+    await expect(page.locator("#strategy-list .strategy-state").first).to_have_text("running")
     await expect(page.locator("#sse-pill")).to_have_text("live feed")
     await expect(page.locator("#events li").first).to_contain_text("live feed connected")
 
@@ -143,10 +152,14 @@ async def test_trader_journey(stack, page, shots):
     report = page.locator("#eod-report")
     await expect(report).to_be_visible(timeout=30_000)
     await expect(page.locator("#stop-note")).to_contain_text("Stopped")
+    # the stop's own reply set the pill, the note and the strategies' state (no later poll needed)
+    await expect(page.locator("#live-pill")).to_have_text("stopped")
+    await expect(page.locator("#live-note")).to_contain_text("Stopped")
+    await expect(page.locator("#strategy-list .strategy-state").first).to_have_text("stopped")
+    await expect(report).to_be_in_viewport()  # the report is where the trader looks, not below the fold
     await expect(page.locator("#report-orders")).not_to_have_text("0 / 0")
     await report.screenshot(path=str(shots / "screenshot-report.png"))
     await expect(page.locator("#csv-link")).to_have_attribute("href", "/api/journal/trades.csv")
-    await expect(page.locator("#live-pill")).to_have_text("stopped")
 
     await page.click("#option-chain summary")
     await page.click("#option-chain button[type=submit]")
@@ -167,7 +180,9 @@ async def test_trader_journey(stack, page, shots):
 
     csv = await page.request.get(url + "/api/journal/trades.csv")  # the report's download, same session
     assert csv.ok and csv.headers["content-type"].startswith("text/csv")
-    assert "NIFTY" in await csv.text()
+    text = await csv.text()
+    assert "NIFTY" in text
+    assert not any(cell == "'" for line in text.splitlines() for cell in line.split(","))  # empty stays empty
     orders = await (await page.request.get(url + "/api/orders")).json()
     placed = [o for o in orders if o.get("order_id")]
     assert placed and all(o.get("order_timestamp") for o in placed)  # the exchange's clock, from Kite's book

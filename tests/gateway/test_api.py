@@ -105,6 +105,8 @@ async def test_trading_api_end_to_end(stack, gw_sim):
         assert any(h["kind"] == "index" for h in (await a.get("/api/instruments", params={"q": "NIFTY"})).json())
         chain = (await a.get("/api/option-chain", params={"underlying": "NIFTY"})).json()
         assert chain["strikes"] and chain["spot"] > 0 and any(s["ce"] and s["ce"]["ltp"] > 0 for s in chain["strikes"])
+        assert chain["expiry"] >= chain["market_time"][:10]  # never an expiry the market has left behind
+        assert any(s["ce"] and s["ce"]["bid"] and s["ce"]["ask"] >= s["ce"]["bid"] for s in chain["strikes"])
         r = await a.get("/api/option-chain", params={"underlying": "NIFTY", "expiry": "1999-01-01"})
         assert r.status_code == 400 and r.json()["field"] == "expiry"
 

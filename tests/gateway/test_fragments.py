@@ -96,7 +96,7 @@ def test_orders_positions_risk_and_status_fragments():
 
     risk = m.RiskState(user_id=USER, ts=1, state=m.KillSwitchState.HALTED, day_pnl=-50_000_00, reason="daily loss")
     html = fragments.render("risk", risk, USER)
-    assert 'id="kill-switch-state">HALTED<' in html and "-\u2060₹50,000.00" in html and "100.0%" in html
+    assert 'id="kill-switch-state">Halted<' in html and "-\u2060₹50,000.00" in html and "100.0%" in html
 
     gap = m.BrokerEvent(user_id=USER, kind="reconnected", ts=1700000000 * 10**9, gap_end=3_200_000_000)
     assert "reconnected after a 3.2 s gap" in fragments.render("status", gap, USER)
@@ -124,3 +124,19 @@ def test_signal_and_order_times_are_the_exchange_clock():
                          order_timestamp="2023-11-15 03:43:20")
     assert ">03:43:20<" in fragments.render("orders", order, USER)
     assert f">{ist(wall)}<" in fragments.render("orders", msgspec.structs.replace(order, order_timestamp=""), USER)
+
+
+def test_csv_cells_guard_formulas_but_leave_empty_cells_and_numbers_alone():
+    from gateway.api.journal import csv_cell
+
+    assert csv_cell("") == "" and csv_cell(0) == 0 and csv_cell(-12) == -12 and csv_cell("INFY") == "INFY"
+    assert csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and csv_cell("-1+2") == "'-1+2"
+    assert csv_cell("@SUM") == "'@SUM" and csv_cell("\t=1") == "'\t=1"
+
+
+def test_trading_state_in_a_traders_words():
+    from gateway.templating import params_text, trading_state
+
+    assert [trading_state(s) for s in ("ACTIVE", "REDUCING", "HALTED")] == ["Trading allowed", "Reducing only", "Halted"]
+    assert trading_state({"state": "HALTED"}) == "Halted" and trading_state(None) == "Unknown"
+    assert params_text({"fast": 3, "reverse": True, "name": '"x"'}) == 'fast=3, reverse=on, name="x"'

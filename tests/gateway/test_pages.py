@@ -4,6 +4,7 @@ in-process and a kite_sim: what a trader sees, errors in words, forms generated 
 from __future__ import annotations
 
 import re
+from contextlib import aclosing
 
 import pytest
 
@@ -67,9 +68,18 @@ async def test_strategy_form_generated_validated_added_removed(trader):
     r = await client.post("/ui/strategies", data={"strategy": "ema_crossover", "fast": "9", "slow": "8"},
                           headers=htmx(csrf))
     assert 'id="error-fast"' in r.text and "shorter than" in r.text
+    # an emptied field is named, every bad field at once, never a silent default
+    r = await client.post("/ui/strategies", data={"strategy": "ema_crossover", "fast": "", "slow": "1000",
+                                                  "atr_stop": "x"}, headers=htmx(csrf))
+    assert 'id="strategy-added"' not in r.text
+    assert re.search(r'id="error-fast"[^>]*>fast: a value is needed \(default 50\)', r.text), r.text
+    assert 'id="error-slow"' in r.text and 'id="error-atr_stop"' in r.text
+    assert 'id="param-fast" name="fast" value=""' in r.text  # what was typed stays, flagged
+    assert 'aria-describedby="error-slow"' in r.text
     r = await client.post("/ui/strategies", data={"strategy": "ema_crossover", "fast": "3", "slow": "8",
                                                   "reverse": "true"}, headers=htmx(csrf))
     assert r.status_code == 200 and 'id="strategy-added"' in r.text
+    assert 'title="fast=3, slow=8, atr_stop=2.0' in r.text  # the params tooltip is text, not JSON
     sid = re.search(r'id="strategy-(ema_crossover-[0-9a-f]+)"', r.text).group(1)
     r = await client.delete(f"/ui/strategies/{sid}", headers=htmx(csrf))
     assert r.status_code == 200 and f'id="strategy-{sid}"' not in r.text
@@ -85,6 +95,9 @@ async def test_search_start_stop_report(trader, gw_sim):
     token = re.search(r"token=(\d+)&amp;label=NSE%3ANIFTY%2050", r.text).group(1)
     r = await client.get("/ui/symbols/pick", params={"token": token, "label": "NSE:NIFTY 50"}, headers=htmx(csrf))
     assert f'name="tokens" value="{token}"' in r.text
+    r = await client.get("/ui/symbols/pick", params={"token": token, "label": "NSE:NIFTY 50", "tokens": token},
+                         headers=htmx(csrf))
+    assert r.status_code == 200 and r.text == ""  # already picked: no second chip
     r = await client.get("/ui/symbols/pick", params={"token": "x"}, headers=htmx(csrf))
     assert r.status_code == 400 and "token" in r.text
     r = await client.post("/ui/live/start", data={}, headers=htmx(csrf))
@@ -99,6 +112,13 @@ async def test_search_start_stop_report(trader, gw_sim):
     r = await client.post("/ui/live/stop", headers=htmx(csrf))
     assert r.status_code == 200 and 'id="eod-report"' in r.text and "/api/journal/trades.csv" in r.text
     assert "Stopped: execution, strategy, ticker worker(s) confirmed." in r.text
+    # the stop's own reply carries what it changed, out of band: the pill, the note, the strategies
+    bar = re.search(r'<div id="status-bar"[^>]*>', r.text).group(0)
+    assert 'hx-swap-oob="true"' in bar and 'data-ts="' in bar
+    assert '<span class="pill" id="live-pill">stopped</span>' in r.text and "live on" not in r.text
+    assert re.search(r'<div id="live-result" hx-swap-oob="true"><div class="note-box" id="live-note">Stopped', r.text)
+    assert 'id="strategy-list-wrap"' in r.text
+    assert "Trading allowed" in r.text and "kill switch: ACTIVE" not in r.text.replace('title="kill switch: ACTIVE', "")
     r = await client.get("/ui/account", headers=htmx(csrf))
     assert "Demo Trader" in r.text and "₹" in r.text and "error-box" not in r.text
     r = await client.get("/ui/holdings", headers=htmx(csrf))
@@ -109,11 +129,20 @@ async def test_search_start_stop_report(trader, gw_sim):
         r = await client.get(path, headers=htmx(csrf))
         assert r.status_code == 200 and "error-box" not in r.text, (path, r.text[:500])
     r = await client.post("/ui/risk/reset", headers=htmx(csrf))
-    assert 'id="kill-switch-state">ACTIVE<' in r.text and r.headers["HX-Trigger"] == "kta:status"
+    assert 'id="kill-switch-state">Trading allowed<' in r.text and r.headers["HX-Trigger"] == "kta:status"
     r = await client.get("/ui/option-chain", params={"underlying": "NIFTY"}, headers=htmx(csrf))
     assert r.status_code == 200 and 'id="chain-atm"' in r.text and "PCR" in r.text, r.text[:2000]
     r = await client.get("/ui/option-chain", params={"underlying": "NOPE"}, headers=htmx(csrf))
     assert "no options on" in r.text
+    # the expiry picked for NIFTY does not follow the trader to BANKNIFTY (a different weekday)
+    nifty = re.search(r'id="chain-expiry-shown">([0-9-]+)<', (await client.get(
+        "/ui/option-chain", params={"underlying": "NIFTY"}, headers=htmx(csrf))).text).group(1)
+    r = await client.get("/ui/option-chain", params={"underlying": "BANKNIFTY", "expiry": nifty, "shown": "NIFTY"},
+                         headers=htmx(csrf))
+    assert "error-box" not in r.text and 'id="chain-atm"' in r.text
+    bank = (await client.get("/api/option-chain", params={"underlying": "BANKNIFTY"})).json()
+    assert re.search(r'id="chain-expiry-shown">([0-9-]+)<', r.text).group(1) == bank["expiry"]
+    assert "Bid</th>" in r.text and "Ask</th>" in r.text
 
 
 async def test_a_strategy_can_be_given_its_own_symbols(trader, gw_sim):
@@ -133,3 +162,23 @@ async def test_a_strategy_can_be_given_its_own_symbols(trader, gw_sim):
     blank = re.search(r'id="strategy-added">Added ([^.]+)\.', r.text).group(1)
     listed = {s["strategy_id"]: s for s in (await client.get("/api/strategies")).json()}
     assert listed[blank]["tokens"] == []  # no symbols of its own: it trades what is started live
+
+
+async def test_a_browser_never_gets_a_raw_json_error_page(gateway):
+    client, csrf = await login(gateway)
+    browser = {"Accept": "text/html,application/xhtml+xml"}
+    async with aclosing(client):
+        r = await client.get("/no/such/page", headers=browser)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+        assert 'id="error-page"' in r.text and "Nothing here" in r.text and 'href="/"' in r.text
+        r = await client.get("/ui/symbols/pick", params={"token": "<x>"}, headers=browser)
+        assert r.status_code == 400 and 'id="error-detail"' in r.text and "token" in r.text and "<x>" not in r.text
+        r = await client.get("/api/strategies", headers=browser)  # an API stays JSON (503: no workers here)
+        assert r.headers["content-type"].startswith("application/json")
+        r = await client.get("/ui/symbols/pick", params={"token": "x"}, headers={**browser, "HX-Request": "true"})
+        assert r.status_code == 400 and r.json()["status_code"] == 400  # HTMX: JSON, kta.js words it
+    async with aclosing(gateway.client()) as anonymous:
+        r = await anonymous.get("/auth/kite/callback", params={"status": "success"}, headers=browser)
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+        r = await anonymous.get("/api/status", headers=browser)
+        assert r.status_code == 401

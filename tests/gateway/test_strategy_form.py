@@ -12,26 +12,32 @@ SPEC = {"name": "demo", "params": [
 ]}
 
 
+FULL = {"fast": "3", "atr_stop": "1.5", "side": "short"}
+
+
 def test_typed_params_and_unchecked_boxes():
-    params, values, error = parse_params(SPEC, {"fast": "3", "atr_stop": "1.5", "side": "short"})
-    assert error is None
+    params, values, errors = parse_params(SPEC, FULL)
+    assert errors == {}
     assert params == {"fast": 3, "atr_stop": 1.5, "reverse": False, "side": "short"}
     assert values["fast"] == "3"
 
 
-def test_empty_numbers_take_the_default():
-    params, _, error = parse_params(SPEC, {"fast": "", "reverse": "true"})
-    assert error is None and params == {"reverse": True}
+def test_an_emptied_field_is_named_never_a_silent_default():
+    params, values, errors = parse_params(SPEC, {**FULL, "fast": "", "reverse": "true"})
+    assert errors == {"fast": "fast: a value is needed (default 50)"}
+    assert "fast" not in params and values["fast"] == ""
+    params, _, errors = parse_params(SPEC, {"side": "long"})  # not in the request at all: the defaults
+    assert errors == {} and params == {"reverse": False, "side": "long"}
 
 
-def test_errors_name_the_field_and_the_range():
-    _, values, error = parse_params(SPEC, {"fast": "1", "atr_stop": "x"})
-    assert error == {"field": "fast", "message": "fast: 1 is out of range (allowed 2 to 200)"}
+def test_every_bad_field_is_named_with_its_range():
+    _, values, errors = parse_params(SPEC, {**FULL, "fast": "1", "atr_stop": "x", "side": "up"})
+    assert errors == {"fast": "fast: 1 is out of range (allowed 2 to 200)",
+                      "atr_stop": "atr_stop: a number is needed, not 'x'",
+                      "side": "side: choose one of long, short"}
     assert values["atr_stop"] == "x"  # kept for the re-rendered form
-    _, _, error = parse_params(SPEC, {"fast": "2.5"})
-    assert error["field"] == "fast" and "whole number" in error["message"]
-    _, _, error = parse_params(SPEC, {"side": "up"})
-    assert error == {"field": "side", "message": "side: choose one of long, short"}
+    _, _, errors = parse_params(SPEC, {**FULL, "fast": "2.5"})
+    assert "whole number" in errors["fast"]
 
 
 def test_spec_lookup():

@@ -33,13 +33,27 @@ def test_defaults_validate_and_values_are_coerced():
     ({"fast": 0}, "fast", "allowed 2 to 200"),
     ({"slow": 10_000}, "slow", "allowed 3 to 500"),
     ({"fast": "x"}, "fast", "Expected `int`"),
-    ({"fast": 60, "slow": 50}, "fast", "shorter than `slow`"),
+    ({"fast": 60, "slow": 50}, "fast", "fast must be shorter than slow (60 ≥ 50)"),
     ({"fats": 3}, "fats", "unknown parameter"),
 ])
 def test_bad_params_name_the_field_and_the_allowed_range(params, field, text):
     with pytest.raises(registry.ParamsError) as e:
         registry.validate_params("ema_crossover", params)
     assert e.value.field == field and text in str(e.value)
+
+
+@pytest.mark.parametrize("name, params, field", [
+    ("ema_crossover", {"fast": 8, "slow": 8}, "fast"),
+    ("bull_call_spread", {"fast": 21, "slow": 9}, "fast"),
+    ("bear_put_spread", {"fast": 30, "slow": 20}, "fast"),
+    ("mean_reversion", {"entry_z": 1.0, "exit_z": 1.5}, "exit_z"),
+    ("iron_condor", {"entry_after_minute": 900, "exit_minute": 800}, "entry_after_minute"),
+    ("straddle", {"entry_after_minute": 900, "exit_minute": 900}, "entry_after_minute"),
+])
+def test_cross_field_rules_name_the_field_without_a_misleading_range(name, params, field):
+    with pytest.raises(registry.ParamsError) as e:
+        registry.validate_params(name, params)
+    assert e.value.field == field and "allowed" not in str(e.value) and "`" not in str(e.value)
 
 
 def test_unknown_strategy_is_refused_naming_the_choices():

@@ -46,6 +46,28 @@
   document.addEventListener("click", function (e) {
     if (e.target.id === "flash") { e.target.classList.remove("show"); }
     if (e.target.matches && e.target.matches("[data-remove-chip]")) { e.target.closest(".chip").remove(); }
+    if (e.target.matches && e.target.matches("[data-close]")) {
+      var box = document.getElementById(e.target.dataset.close);
+      if (box) { box.innerHTML = ""; }
+    }
+  });
+
+  // The status bar carries the time its answer was gathered (data-ts): an answer that started before
+  // a Stop (a poll in flight) must not overwrite the state the Stop's own reply showed.
+  function statusTs(html) {
+    var m = /id="status-bar"[^>]*data-ts="(\d+)"/.exec(html || "");
+    return m ? BigInt(m[1]) : null;
+  }
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var current = document.getElementById("status-bar");
+    if (!current || e.detail.target !== current || !current.dataset.ts) { return; }
+    var incoming = statusTs(e.detail.serverResponse);
+    if (incoming !== null && incoming < BigInt(current.dataset.ts)) { e.detail.shouldSwap = false; }
+  });
+  // A report (after Stop) or any panel marked data-reveal scrolls into view when it arrives.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var shown = e.detail.target && e.detail.target.querySelector ? e.detail.target.querySelector("[data-reveal]") : null;
+    if (shown) { shown.scrollIntoView({ block: "start", behavior: "smooth" }); }
   });
 
   // ---- 2. row merging ----------------------------------------------------------------------
@@ -148,6 +170,7 @@
     chartToken = token;
     lastPriceTime = 0;
     markers = [];
+    marked = {};
     price.setData([]);
     price.setMarkers([]);
     chartTitle(label || token);
@@ -184,10 +207,9 @@
     }
   }
 
-  // A signal or fill belongs on the chart when it is for the charted symbol, or for an instrument
-  // that has no ticks row of its own (an index strategy trading the index future).
+  // A signal or fill is marked only on its own instrument's chart (never another symbol's).
   function onChart(token) {
-    return token === chartToken || !document.getElementById("tick-" + token);
+    return token === chartToken;
   }
 
   // Snapshots carry kta's clock; once ticks are charted the point goes at the latest tick's

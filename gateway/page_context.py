@@ -1,0 +1,122 @@
+"""What the dashboard's pages and partials render from: the page/partial responses, ``attempt`` (a
+refusal in words instead of an exception), and one context builder per panel, shared by the full page
+(``GET /``) and each panel's own route so a panel looks the same whichever path drew it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from litestar import Request
+from litestar.response import Template
+
+from gateway import fragments
+from gateway.option_chain import ChainError
+from gateway.services import services_of
+from gateway.strategy_form import spec_of
+from gateway.trading import Trading, TradingError
+
+STATUS_CHANGED = {"HX-Trigger": "kta:status"}  # the status bar re-fetches itself
+
+
+async def attempt(call: Awaitable[Any]) -> tuple[Any, str]:
+    """(result, "") or (None, the error in words)."""
+    try:
+        return await call, ""
+    except TradingError as e:
+        return None, e.message
+    except ChainError as e:
+        return None, str(e)
+
+
+def page(name: str, request: Request, headers: dict[str, str] | None = None, **context: Any) -> Template:
+    login = request.scope.get("auth")
+    context.setdefault("user_id", login.user_id if login else "")
+    context.setdefault("csrf", login.csrf_token if login else "")
+    return Template(template_name=name, context=context, headers=headers)
+
+
+def partial(name: str, request: Request, headers: dict[str, str] | None = None, **context: Any) -> Template:
+    return page(f"partials/{name}.html", request, headers, **context)
+
+
+def install_names(trading: Trading) -> None:
+    """Tick rows name their instrument from the facade's instrument cache."""
+    def name_of(token: int) -> str | None:
+        inst = trading.instruments.by_token.get(token)
+        return inst.tradingsymbol if inst is not None else None
+
+    fragments.use_names(name_of)
+
+
+def picked(trading: Trading, tokens: list[int]) -> list[dict]:
+    out = []
+    for token in tokens:
+        inst = trading.instruments.by_token.get(token)
+        out.append({"token": token, "label": f"{inst.exchange}:{inst.tradingsymbol}" if inst else str(token)})
+    return out
+
+
+# ---- context builders shared by the full page and the partial routes ---------------------------
+
+
+async def status_context(trading: Trading, user_id: str) -> dict:
+    status, error = await attempt(trading.status(user_id))
+    return {"status": status, "status_error": error}
+
+
+async def account_context(trading: Trading, user_id: str) -> dict:
+    (profile, e1), (margins, e2) = await asyncio.gather(attempt(trading.profile(user_id)),
+                                                        attempt(trading.margins(user_id)))
+    return {"profile": profile or {}, "margins": margins or {}, "account_error": e1 or e2}
+
+
+async def holdings_context(trading: Trading, user_id: str, open_: bool = False) -> dict:
+    holdings, error = await attempt(trading.holdings(user_id))
+    return {"holdings": holdings or [], "holdings_error": error, "open": open_}
+
+
+async def strategy_list_context(trading: Trading, user_id: str) -> dict:
+    """The strategies and whether the user is live (an "active" strategy of a stopped user is idle)."""
+    (strategies, error), tokens = await asyncio.gather(attempt(trading.strategies(user_id)),
+                                                       trading.live_tokens_of(user_id))
+    return {"strategies": strategies or [], "strategies_error": error, "live": bool(tokens)}
+
+
+async def strategies_context(trading: Trading, user_id: str, selected: str = "", values: dict | None = None,
+                             errors: dict[str, str] | None = None, added: str = "", symbols: str = "") -> dict:
+    (catalog, catalog_error), listing = await asyncio.gather(attempt(trading.catalog(user_id)),
+                                                             strategy_list_context(trading, user_id))
+    catalog = catalog or []
+    spec = spec_of(catalog, selected) or (catalog[0] if catalog else None)
+    return {"catalog": catalog, "catalog_error": catalog_error, **listing, "spec": spec,
+            "selected": spec["name"] if spec else "", "values": values or {}, "errors": errors or {},
+            "added": added, "symbols": symbols}
+
+
+async def positions_context(trading: Trading, user_id: str) -> dict:
+    snap, error = await attempt(trading.positions(user_id))
+    return {"snap": snap, "positions_error": error}
+
+
+async def risk_context(trading: Trading, user_id: str) -> dict:
+    summary, error = await attempt(trading.risk_summary(user_id))
+    state = (summary or {}).get("state")
+    return {"rs": state if isinstance(state, dict) else None, "risk_error": error}
+
+
+async def report_context(trading: Trading, user_id: str) -> dict:
+    (journal, e1), (risk, e2), (execution, e3) = await asyncio.gather(
+        attempt(trading.journal_summary(user_id)), attempt(trading.risk_summary(user_id)),
+        attempt(trading.execution_summary(user_id)))
+    return {"journal": journal, "journal_error": e1, "risk_summary": risk, "risk_error": e2,
+            "execution": execution, "execution_error": e3}
+
+
+async def set_stream_ticks(request: Request, user_id: str, tokens: list[int]) -> None:
+    streams = services_of(request).streams
+    if streams is not None:
+        await streams.set_ticks(user_id, tokens)
+
+
