@@ -1,9 +1,12 @@
 """Fixtures every test builds on: a real nats-server with JetStream on a free port, a connected
-bus, temp data dirs. Nothing here is mocked."""
+bus, temp data dirs, the official Kite mocks and Chromium when the machine has them. Nothing here is
+mocked. Each xdist worker has its own session, so its own nats-server; kite_sim is one per test
+package (``sim``), never one process whose prices and faults every suite mutates."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,10 +64,53 @@ def free_port():
 
 
 @pytest.fixture(scope="session")
-def sim(tmp_path_factory):
-    """A real kite_sim process (fast market clock, admin API on) shared by the session."""
+def _package_sims():
+    """package name -> its kite_sim, started on first use and stopped at the end of the session."""
+    sims: dict = {}
+    yield sims
+    for s in sims.values():
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def sim(request, _package_sims, tmp_path_factory):
+    """A real kite_sim process (fast market clock, admin API on) of the test's package: the package's
+    tests share it (and reset what they change); no other package's tests see its prices or faults."""
     from tests.simkit import start_sim
 
-    s = start_sim(tmp_path_factory.mktemp("sim"), speed=60.0)
-    yield s
-    s.stop()
+    package = request.module.__name__.rpartition(".")[0]
+    if package not in _package_sims:
+        _package_sims[package] = start_sim(tmp_path_factory.mktemp(f"sim-{package.replace('.', '-')}"), speed=60.0)
+    return _package_sims[package]
+
+
+def _checkouts() -> list[Path]:
+    """This checkout and, for a linked git worktree, the main checkout it belongs to."""
+    found = [ROOT]
+    dot_git = ROOT / ".git"
+    if dot_git.is_file():  # "gitdir: <main>/.git/worktrees/<name>"
+        gitdir = Path(dot_git.read_text().split("gitdir:", 1)[1].strip())
+        common = gitdir / (gitdir / "commondir").read_text().strip() if (gitdir / "commondir").exists() else gitdir
+        found.append(common.resolve().parent)
+    return found
+
+
+@pytest.fixture(scope="session")
+def kite_mocks() -> Path:
+    """Zerodha's official Kite Connect mock responses, in the project's shared/ folder beside the
+    checkout (as CI lays it out); the test is skipped, saying so, on a checkout without it."""
+    for checkout in _checkouts():
+        mocks = checkout.parent / "shared" / "reference" / "kiteconnect-mocks"
+        if mocks.is_dir():
+            return mocks
+    pytest.skip(f"the official Kite mocks are absent: no shared/reference/kiteconnect-mocks beside {ROOT}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium for Playwright (never ``playwright install``); skipped when not installed
+    (.ci/run installs it, so CI always runs the browser tests)."""
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if path is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    return path

@@ -1,28 +1,21 @@
 """Small test kit shared by the worker tests: settings for a test stack, running a worker in-process
-until the test ends, and waiting for a condition with a deadline (never a fixed sleep)."""
+until the test ends, and waiting for a condition with a deadline (never a fixed sleep).
+
+``eventually`` is the one poll the suite allows (``eventually_blocking`` is the same for synchronous
+tests and threads): it re-checks a condition until it holds or the deadline passes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from shared.config import Settings, load
 
-
-def _mocks_dir() -> Path:
-    """The official Kite Connect mock responses in the project's shared/ folder: beside the checkout
-    (as CI lays it out), else at its home on the dev machines."""
-    for shared in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")):
-        if (shared / "reference" / "kiteconnect-mocks").is_dir():
-            return shared / "reference" / "kiteconnect-mocks"
-    raise FileNotFoundError("shared/reference/kiteconnect-mocks not found beside the checkout")
-
-
-MOCKS = _mocks_dir()
+POLL_SECONDS = 0.02
 
 
 def stack_settings(nats_url: str, data_dir, sim=None, **overrides: Any) -> Settings:
@@ -46,17 +39,39 @@ async def running(amain: Callable[..., Awaitable[None]], settings: Settings):
             await asyncio.wait_for(task, 15)
 
 
+class _Deadline:
+    def __init__(self, timeout: float, what: str) -> None:
+        self.timeout, self.what, self.at = timeout, what, time.monotonic() + timeout
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise AssertionError(f"timed out after {self.timeout}s waiting for {self.what}")
+
+
 async def eventually(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
+    """The predicate's first truthy value (a coroutine's result is awaited)."""
+    deadline = _Deadline(timeout, what)
     while True:
         value = predicate()
         if asyncio.iscoroutine(value):
             value = await value
         if value:
             return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+        deadline.check()
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def eventually_blocking(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition",
+                        poll: float = 0.1) -> Any:
+    """``eventually`` for synchronous code: blocks the calling thread between checks."""
+    deadline = _Deadline(timeout, what)
+    pause = threading.Event()
+    while True:
+        value = predicate()
+        if value:
+            return value
+        deadline.check()
+        pause.wait(poll)
 
 
 async def wait_health(bus, service: str, timeout: float = 15.0) -> None:

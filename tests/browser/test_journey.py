@@ -22,7 +22,6 @@ from tests.stackkit import workers
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
-CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SIM_SPEED = 600.0  # a 5-minute bar every half second of wall time
 
@@ -50,9 +49,9 @@ def shots(tmp_path) -> Path:
 
 
 @pytest.fixture
-async def page():
+async def page(chromium):
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        browser = await p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         context = await browser.new_context(viewport={"width": 1440, "height": 1000})
         pg = await context.new_page()
         pg.on("dialog", lambda dialog: dialog.accept())  # hx-confirm on Stop

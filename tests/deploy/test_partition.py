@@ -26,32 +26,35 @@ async def test_user_partition_matches_the_server_transform(bus):
 
 async def test_copies_split_partitions_and_take_over_from_a_dead_one(nats_server):
     buses = [await Bus.connect(nats_server, f"part{i}") for i in range(3)]
-    service = "ptest"
     kw = dict(lease_seconds=1.5, bucket="kta_leases_test")
-    a, b, c = (partition.Partitions(bus, service, instance=f"w{i}", **kw) for i, bus in enumerate(buses))
-    await a.start()
-    assert a.owned == set(range(partition.PARTITIONS))  # alone: everything
-    await b.start()
-    await eventually(lambda: len(a.owned) == len(b.owned) == partition.PARTITIONS // 2, what="an even split")
-    assert not a.owned & b.owned
+    parts = [partition.Partitions(bus, "ptest", instance=f"w{i}", **kw) for i, bus in enumerate(buses)]
+    a, b, c = parts
+    try:
+        await a.start()
+        assert a.owned == set(range(partition.PARTITIONS))  # alone: everything
+        await b.start()
+        await eventually(lambda: len(a.owned) == len(b.owned) == partition.PARTITIONS // 2, what="an even split")
+        assert not a.owned & b.owned
 
-    await c.start()
-    await eventually(lambda: sorted(a.owned | b.owned | c.owned) == list(range(partition.PARTITIONS))
-                     and max(len(a.owned), len(b.owned), len(c.owned)) <= 3, what="three-way split")
-    for x, y in itertools.combinations((a, b, c), 2):
-        assert not x.owned & y.owned
+        await c.start()
+        await eventually(lambda: sorted(a.owned | b.owned | c.owned) == list(range(partition.PARTITIONS))
+                         and max(len(a.owned), len(b.owned), len(c.owned)) <= 3, what="three-way split")
+        for x, y in itertools.combinations((a, b, c), 2):
+            assert not x.owned & y.owned
 
-    await a.close()  # clean: its leases are deleted at once
-    await eventually(lambda: len(b.owned) + len(c.owned) == partition.PARTITIONS, what="hand-over")
+        await a.close()  # clean: its leases are deleted at once
+        await eventually(lambda: len(b.owned) + len(c.owned) == partition.PARTITIONS, what="hand-over")
 
-    dead = set(c.owned)
-    c._loop.cancel()  # the process hangs: no renewals, no release
-    await buses[2].nc.close()
-    await eventually(lambda: b.owned == set(range(partition.PARTITIONS)), timeout=10, what="takeover")
-    assert dead <= b.owned
-    await b.close()
-    for bus in buses:
-        await bus.close()
+        dead = set(c.owned)
+        c._loop.cancel()  # the process hangs: no renewals, no release
+        await buses[2].nc.close()
+        await eventually(lambda: b.owned == set(range(partition.PARTITIONS)), timeout=10, what="takeover")
+        assert dead <= b.owned
+    finally:
+        for part in parts:  # closing twice, or after its connection died, is harmless
+            await part.close()
+        for bus in buses:
+            await bus.close()
 
 
 async def test_commands_are_answered_only_by_the_owner(nats_server):

@@ -18,7 +18,7 @@ from shared.subjects import KV_BROKER_SESSIONS
 from shared.kite.sessions import get_session, put_session, vault_for
 from ticker_worker.main import amain as ticker_main
 from tests.gateway.conftest import login
-from tests.gateway.test_sse import SSE
+from tests.gateway.sse import SSE
 from tests.helpers import running, wait_health
 
 

@@ -3,8 +3,6 @@ Last-Event-ID, with heartbeats; the JSON twin for API clients; logout closes the
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from contextlib import aclosing
@@ -14,57 +12,8 @@ import pytest
 from shared import messages as m
 from shared import subjects
 from tests.gateway.conftest import login, serve
+from tests.gateway.sse import COMMENT, SSE
 from tests.helpers import eventually
-
-
-class SSE:
-    """Reads one SSE response into (id, event, data) tuples; comments as ("", ":", text)."""
-
-    def __init__(self, client, path: str, headers: dict | None = None) -> None:
-        self.client, self.path, self.headers = client, path, headers or {}
-        self.queue: asyncio.Queue = asyncio.Queue()
-        self.task: asyncio.Task | None = None
-        self.status = 0
-
-    async def __aenter__(self) -> "SSE":
-        self.task = asyncio.create_task(self._read())
-        first = await self.next(10)  # ": connected" — subscribed from here on
-        assert first[1] == ":", first
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        self.task.cancel()
-        with contextlib.suppress(BaseException):
-            await self.task
-
-    async def _read(self) -> None:
-        async with self.client.stream("GET", self.path, headers=self.headers) as r:
-            self.status = r.status_code
-            ev: dict = {}
-            async for line in r.aiter_lines():
-                if line.startswith(":"):
-                    await self.queue.put(("", ":", line[1:].strip()))
-                elif line == "":
-                    if ev.get("event"):  # comments carry an empty data line: not an event
-                        await self.queue.put((ev.get("id", ""), ev.get("event", ""), "\n".join(ev.get("data", []))))
-                    ev = {}
-                else:
-                    key, _, value = line.partition(":")
-                    value = value[1:] if value.startswith(" ") else value
-                    if key == "data":
-                        ev.setdefault("data", []).append(value)
-                    else:
-                        ev[key] = value
-        await self.queue.put(None)
-
-    async def next(self, timeout: float = 10) -> tuple | None:
-        return await asyncio.wait_for(self.queue.get(), timeout)
-
-    async def next_event(self, timeout: float = 10) -> tuple | None:
-        while True:
-            item = await self.next(timeout)
-            if item is None or item[1] != ":":
-                return item
 
 
 def order(user_id: str, order_id: str, symbol: str = "INFY") -> m.OrderEvent:
@@ -125,7 +74,7 @@ async def test_api_stream_is_json_and_heartbeats(gw_settings, bus):
         client, csrf = await login(gw)
         async with aclosing(client):
             async with SSE(client, "/api/stream") as sse:
-                assert (await sse.next(5)) == ("", ":", "ping")
+                assert (await sse.next(5)) == COMMENT  # a heartbeat
                 await bus.publish(subjects.risk("DEMO01"), m.RiskState(user_id="DEMO01", ts=time.time_ns(),
                                                                        state=m.KillSwitchState.REDUCING, reason="x"))
                 ev_id, name, data = await sse.next_event()

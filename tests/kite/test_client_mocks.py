@@ -14,7 +14,6 @@ import pytest
 from shared.kite import errors
 from shared.kite import models as km
 from shared.kite.client import KiteClient
-from tests.helpers import MOCKS
 from tests.kite.kit import http_server
 
 
@@ -97,9 +96,9 @@ NOT_CLIENT_RESPONSES = {
 }
 
 
-def test_every_mock_file_is_accounted_for():
-    files = {p.name for p in MOCKS.iterdir()}
-    assert files, f"no mocks at {MOCKS}"
+def test_every_mock_file_is_accounted_for(kite_mocks):
+    files = {p.name for p in kite_mocks.iterdir()}
+    assert files, f"no mocks at {kite_mocks}"
     assert files == set(CALLS) | set(NOT_CLIENT_RESPONSES), files ^ (set(CALLS) | set(NOT_CLIENT_RESPONSES))
 
 
@@ -108,20 +107,20 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def mock_server():
+def mock_server(kite_mocks):
     served = Served()
 
     def respond(handler):
-        body = (MOCKS / served.name).read_bytes()
+        body = (kite_mocks / served.name).read_bytes()
         return 200, "text/csv" if served.name.endswith(".csv") else "application/json", body
 
     with http_server(respond) as (root, seen):
-        yield root, seen, served
+        yield root, seen, served, kite_mocks
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
 async def test_mock_decodes_without_loss(name, mock_server):
-    root, seen, served = mock_server
+    root, seen, served, mocks = mock_server
     served.name = name
     method, path, call = CALLS[name]
     async with KiteClient("api_key", "access_token", root=root) as kite:
@@ -130,11 +129,11 @@ async def test_mock_decodes_without_loss(name, mock_server):
     assert [(m, p.split("?")[0]) for _, m, p in seen] == [(method, path)]
 
     if name.endswith(".csv"):
-        rows = (MOCKS / name).read_text().splitlines()
+        rows = (mocks / name).read_text().splitlines()
         assert len(value) == len(rows) - 1 > 0
         _same_instruments(value, rows)
         return
-    data = json.loads((MOCKS / name).read_text())["data"]
+    data = json.loads((mocks / name).read_text())["data"]
     if name.startswith("historical"):
         got = [[c.date, c.open, c.high, c.low, c.close, c.volume] + ([] if c.oi is None else [c.oi]) for c in value]
         _same(got, data["candles"], "candles", {})
@@ -185,10 +184,10 @@ def _same_instruments(value: list[km.Instrument], lines: list[str]) -> None:
                 assert v == text
 
 
-async def test_order_updates_of_the_postback_shape_decode_into_orders():
+async def test_order_updates_of_the_postback_shape_decode_into_orders(kite_mocks):
     """The WebSocket's order updates carry the postback payload; the Order Struct keeps every field
     except the postback envelope's own (app_id, checksum, user_id, unfilled_quantity)."""
-    data = json.loads((MOCKS / "postback.json").read_text())
+    data = json.loads((kite_mocks / "postback.json").read_text())
     order = km.convert(data, km.Order)
     envelope = {"app_id": "the app's id, known", "checksum": "postback authentication, unused on the WebSocket",
                 "user_id": "the update is routed per user already", "unfilled_quantity": "= pending_quantity"}

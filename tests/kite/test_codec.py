@@ -12,7 +12,6 @@ from kiteconnect import KiteTicker
 
 from shared.kite import codec
 from shared.messages import OHLC, Depth, DepthItem, Tick
-from tests.helpers import MOCKS
 
 
 official = KiteTicker("key", "token")
@@ -93,8 +92,8 @@ def test_decode_agrees_with_official_parse_binary(batch):
     assert [as_official(t) for t in codec.decode_frame(frame)] == theirs
 
 
-def test_official_mock_quote_packet():
-    pkt = base64.b64decode((MOCKS / "ticker_quote.packet").read_text().strip())
+def test_official_mock_quote_packet(kite_mocks):
+    pkt = base64.b64decode((kite_mocks / "ticker_quote.packet").read_text().strip())
     t = codec.decode_packet(pkt)
     assert (t.instrument_token, t.mode, t.last_price, t.last_traded_quantity) == (408065, "quote", 1573.15, 1)
     assert (t.average_traded_price, t.volume_traded, t.total_buy_quantity, t.total_sell_quantity) == (
@@ -103,8 +102,8 @@ def test_official_mock_quote_packet():
     assert codec.encode_packet(t) == pkt
 
 
-def test_official_mock_full_packet():
-    pkt = base64.b64decode((MOCKS / "ticker_full.packet").read_text().strip())
+def test_official_mock_full_packet(kite_mocks):
+    pkt = base64.b64decode((kite_mocks / "ticker_full.packet").read_text().strip())
     t = codec.decode_packet(pkt)
     assert t.mode == "full" and t.exchange_timestamp == 1625461887 and t.last_price == 1573.7
     assert t.depth.buy[0] == DepthItem(5, 1573.4, 1)

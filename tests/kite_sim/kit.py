@@ -4,8 +4,6 @@ waits out Kite's per-second request limits with a deadline."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,33 +12,22 @@ import pytest
 from kiteconnect import KiteConnect
 from kiteconnect.exceptions import NetworkException
 
+from tests.helpers import eventually_blocking
 from tests.simkit import Sim, request_token, start_sim
 
 
 def paced(fn: Callable[[], Any], timeout: float = 10.0) -> Any:
     """Call ``fn``; while the sim answers 429 (Kite allows 1 quote / 3 historical / 10 other requests a
-    second), wait a little and retry until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
+    second), call it again until ``timeout``."""
+    def attempt() -> tuple | None:
         try:
-            return fn()
+            return (fn(),)
         except NetworkException as e:
-            if "Too many requests" not in str(e) or time.monotonic() > deadline:
+            if "Too many requests" not in str(e):
                 raise
-            pause.wait(0.2)
+            return None
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        pause.wait(0.1)
+    return eventually_blocking(attempt, timeout, "an answer within Kite's rate limits", poll=0.2)[0]
 
 
 def client(sim: Sim) -> KiteConnect:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from kite_sim.clock import CLOSE_SECONDS
-from tests.kite_sim.kit import client, paced, start_sim_with, wait_for
+from tests.helpers import eventually_blocking
+from tests.kite_sim.kit import client, paced, start_sim_with
 
 pytestmark = pytest.mark.timeout(120)
 CENT = 0.011  # rupee fields are rounded to paise
@@ -29,7 +30,7 @@ def next_trading_day(sim) -> None:
     now = datetime.strptime(clock["now"], "%Y-%m-%d %H:%M:%S")
     left = CLOSE_SECONDS - (now.hour * 3600 + now.minute * 60 + now.second)
     sim.admin("advance", {"seconds": left + 60})
-    wait_for(lambda: httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != clock["trading_day"], 10,
+    eventually_blocking(lambda: httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != clock["trading_day"], 10,
              "the next trading day")
 
 
@@ -52,7 +53,7 @@ def test_pnl_since_cost_and_m2m_since_the_close(sim):
 
     sim.admin("price", {"underlying": "NIFTY", "price": 26400.0})  # the day closes higher
     next_trading_day(sim)
-    carried = wait_for(lambda: (r := row(kite, token)) and r["overnight_quantity"] == 2 * lot and r, 10,
+    carried = eventually_blocking(lambda: (r := row(kite, token)) and r["overnight_quantity"] == 2 * lot and r, 10,
                        "the carried position")
     close, qty = carried["close_price"], 2 * lot
     assert close > cost

@@ -16,7 +16,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from shared.kite import codec
-from tests.kite_sim.kit import module_sim, sim_log, wait_for
+from tests.helpers import eventually_blocking
+from tests.kite_sim.kit import module_sim, sim_log
 from tests.simkit import login, start_sim
 
 pytestmark = pytest.mark.timeout(120)
@@ -41,7 +42,7 @@ def api(sim, token):
 
 def ok_call(api: httpx.Client, method: str, path: str, **kw) -> dict:
     """A call that must succeed, waiting out Kite's per-second limits (a 429 is retried)."""
-    return wait_for(lambda: _answer(api.request(method, path, **kw)), 10, f"{method} {path}")
+    return eventually_blocking(lambda: _answer(api.request(method, path, **kw)), 10, f"{method} {path}")
 
 
 def _answer(r: httpx.Response):
@@ -135,7 +136,7 @@ def test_hold_fills_keeps_marketable_orders_open(sim, api):
     oid = place(api)
     assert last(api, oid)["status"] == "OPEN"
     sim.faults(hold_fills=False)
-    wait_for(lambda: last(api, oid)["status"] == "COMPLETE", 10, "fill after release")
+    eventually_blocking(lambda: last(api, oid)["status"] == "COMPLETE", 10, "fill after release")
 
 
 def _ws(sim, token):
@@ -166,20 +167,21 @@ def test_drop_ticker_connections_on_demand_and_periodically(sim, token, api, sim
     assert "dropped" in sim_log(sim_dir)
 
 
+def _malformed(frame) -> bool:
+    if not isinstance(frame, bytes):
+        return False
+    try:
+        codec.decode_frame(frame)
+    except codec.CodecError:
+        return True
+    return False
+
+
 def test_malformed_frames(sim, token, api):
     with _ws(sim, token) as ws:
         ws.send(json.dumps({"a": "subscribe", "v": [408065]}))
         sim.faults(malformed_next=1)
-        deadline = time.monotonic() + 10
-        bad = None
-        while bad is None and time.monotonic() < deadline:
-            frame = ws.recv(timeout=5)
-            if isinstance(frame, bytes):
-                try:
-                    codec.decode_frame(frame)
-                except codec.CodecError:
-                    bad = frame
-        assert bad is not None, "no malformed frame arrived"
+        eventually_blocking(lambda: _malformed(ws.recv(timeout=5)), 10, "a malformed frame", poll=0)
         good = ws.recv(timeout=5)  # the connection carries on with proper frames
         assert isinstance(good, bytes)
         assert all(t.instrument_token == 408065 for t in codec.decode_frame(good))
@@ -192,11 +194,12 @@ def test_ticker_refuses_bad_tokens_and_reports_bad_messages(sim, token):
     with _ws(sim, token) as ws:
         for bad in ("not json", json.dumps({"a": "unsubscribe", "v": 5}), json.dumps({"a": "mode", "v": ["x"]})):
             ws.send(bad)
-            msg = wait_for(lambda: next((m for m in [ws.recv(timeout=5)] if isinstance(m, str)), None), 10, "error")
+            msg = eventually_blocking(lambda: next((m for m in [ws.recv(timeout=5)] if isinstance(m, str)), None),
+                                      10, "error", poll=0)
             assert json.loads(msg)["type"] == "error"
         ws.send(json.dumps({"a": "subscribe", "v": [408065]}))  # the connection survived the bad messages
-        wait_for(lambda: isinstance(m := ws.recv(timeout=5), bytes) and any(
-            t.instrument_token == 408065 for t in codec.decode_frame(m)), 10, "ticks after the bad messages")
+        eventually_blocking(lambda: isinstance(m := ws.recv(timeout=5), bytes) and any(
+            t.instrument_token == 408065 for t in codec.decode_frame(m)), 10, "ticks after the bad messages", poll=0)
 
 
 def test_expire_sessions(sim, api, sim_dir):

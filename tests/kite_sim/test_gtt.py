@@ -13,7 +13,8 @@ import pytest
 from kiteconnect import KiteConnect
 from kiteconnect.exceptions import InputException
 
-from tests.kite_sim.kit import client, module_sim, paced, sim_log, wait_for
+from tests.helpers import eventually_blocking
+from tests.kite_sim.kit import client, module_sim, paced, sim_log
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,7 +68,8 @@ def gtt(kite: KiteConnect, trigger_id: int) -> dict:
 
 
 def triggered(kite: KiteConnect, trigger_id: int) -> dict:
-    return wait_for(lambda: (g := gtt(kite, trigger_id))["status"] == "triggered" and g, 20, "the GTT to trigger")
+    return eventually_blocking(lambda: (g := gtt(kite, trigger_id))["status"] == "triggered" and g, 20,
+                               "the GTT to trigger")
 
 
 def test_two_leg_oco_stop_loss_fires_into_the_order_book(sim, sim_dir, kite):
@@ -85,8 +87,9 @@ def test_two_leg_oco_stop_loss_fires_into_the_order_book(sim, sim_dir, kite):
     assert result["triggered_at"] == 1468.0 and result["order_result"]["status"] == "success"
     assert json.loads(result["meta"]) == {"gtt": tid}
     oid = result["order_result"]["order_id"]
-    order = wait_for(lambda: (h := paced(lambda: kite.order_history(oid))[-1])["status"] == "COMPLETE" and h, 20,
-                     "the stop-loss order to fill")
+    order = eventually_blocking(
+        lambda: (h := paced(lambda: kite.order_history(oid))[-1])["status"] == "COMPLETE" and h, 20,
+        "the stop-loss order to fill")
     assert (order["transaction_type"], order["order_type"], order["product"], order["quantity"]) == (
         "SELL", "LIMIT", "CNC", 1)
     assert order["price"] == 1467.0 and order["average_price"] >= 1467.0 and order["meta"] == {"gtt": tid}
@@ -104,7 +107,8 @@ def test_two_leg_target_fires_on_the_way_up(sim, kite):
     assert g["orders"][0]["result"] is None
     assert g["orders"][1]["result"]["triggered_at"] == 1533.5
     oid = g["orders"][1]["result"]["order_result"]["order_id"]
-    assert wait_for(lambda: paced(lambda: kite.order_history(oid))[-1]["status"] == "COMPLETE", 20, "target fill")
+    assert eventually_blocking(lambda: paced(lambda: kite.order_history(oid))[-1]["status"] == "COMPLETE", 20,
+                               "target fill")
 
 
 def test_single_fires_only_on_the_side_it_was_placed(sim, kite):
@@ -184,8 +188,8 @@ def test_malformed_forms_and_unknown_ids(sim, kite):
              ({"type": "single", "condition": json.dumps(cond),
                "orders": json.dumps([{**one[0], "tradingsymbol": "TCS"}])}, "instrument")]
     for body, message in cases:
-        r = wait_for(lambda b=body: (r := httpx.post(f"{sim.root}/gtt/triggers", data=b, headers=headers))
-                     .status_code != 429 and r, 10, "an answer")
+        r = eventually_blocking(lambda b=body: (r := httpx.post(f"{sim.root}/gtt/triggers", data=b, headers=headers))
+                                .status_code != 429 and r, 10, "an answer")
         assert r.status_code == 400 and r.json()["error_type"] == "InputException", r.text
         assert message in r.json()["message"], (body, r.text)
     for call in (lambda: kite.get_gtt(999999), lambda: kite.delete_gtt(999999)):

@@ -1,5 +1,5 @@
 """kite_sim's REST responses, taken off the wire from a real sim process, against Zerodha's official mock
-responses (``/work/shared/reference/kiteconnect-mocks``): the same keys and the same JSON types,
+responses (``shared/reference/kiteconnect-mocks`` beside the checkout): the same keys and the same JSON types,
 recursively, for every endpoint the sim serves that has a mock.
 
 Intentional differences, each with its reason:
@@ -24,9 +24,8 @@ from datetime import date, timedelta
 import httpx
 import pytest
 
-from tests.helpers import MOCKS
+from tests.helpers import eventually_blocking
 from tests.kite_sim.conformance import compare, compare_map
-from tests.kite_sim.kit import wait_for
 from tests.simkit import request_token, start_sim
 
 pytestmark = pytest.mark.timeout(120)
@@ -37,8 +36,10 @@ ORDER_HISTORY_EXTRA = frozenset({"account_id", "status_message_raw", "exchange_u
                                  "market_protection", "meta", "tags", "guid"})
 
 
-def mock(name: str) -> dict:
-    return json.loads((MOCKS / f"{name}.json").read_text())
+@pytest.fixture(scope="module")
+def mock(kite_mocks):
+    """The official mock response ``name``.json."""
+    return lambda name: json.loads((kite_mocks / f"{name}.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def wire(tmp_path_factory):
             assert r.headers["content-type"].startswith("application/json")
             return r.json()
 
-        return wait_for(attempt, 10, f"{method} {path}")
+        return eventually_blocking(attempt, 10, f"{method} {path}")
 
     ltp = call("GET", "/quote/ltp", params={"i": "NSE:INFY"})["data"]["NSE:INFY"]["last_price"]
     state = {"session": session, "token": token, "sim": sim, "client": client,
@@ -76,7 +77,7 @@ def wire(tmp_path_factory):
     sim.stop()
 
 
-def test_session_token(wire):
+def test_session_token(wire, mock):
     _, state = wire
     assert compare(mock("generate_session"), state["session"], nullable=NULLABLE) == []
 
@@ -86,7 +87,7 @@ def test_session_token(wire):
     ("margin_commodity", "/user/margins/commodity"), ("holdings", "/portfolio/holdings"),
     ("orders", "/orders"), ("trades", "/trades"), ("positions", "/portfolio/positions"),
 ])
-def test_reads(wire, name, path):
+def test_reads(wire, name, path, mock):
     call, _ = wire
     body = call("GET", path)
     if isinstance(body["data"], list):
@@ -94,7 +95,7 @@ def test_reads(wire, name, path):
     assert compare(mock(name), body, nullable=NULLABLE) == []
 
 
-def test_order_history_and_trades(wire):
+def test_order_history_and_trades(wire, mock):
     call, state = wire
     history = call("GET", f"/orders/{state['oid']}")
     assert len(history["data"]) >= 4
@@ -103,7 +104,7 @@ def test_order_history_and_trades(wire):
     assert trades["data"] and compare(mock("order_trades"), trades, nullable=NULLABLE) == []
 
 
-def test_place_modify_cancel(wire):
+def test_place_modify_cancel(wire, mock):
     call, state = wire
     assert compare(mock("order_response"), state["market"]) == []
     placed = call("POST", "/orders/regular", data={
@@ -114,7 +115,7 @@ def test_place_modify_cancel(wire):
     assert compare(mock("order_cancel"), call("DELETE", f"/orders/regular/{oid}")) == []
 
 
-def test_convert_position(wire):
+def test_convert_position(wire, mock):
     call, _ = wire
     body = call("PUT", "/portfolio/positions", data={
         "exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY", "position_type": "day",
@@ -123,7 +124,7 @@ def test_convert_position(wire):
 
 
 @pytest.mark.parametrize("name, path", [("quote", "/quote"), ("ohlc", "/quote/ohlc"), ("ltp", "/quote/ltp")])
-def test_quotes(wire, name, path):
+def test_quotes(wire, name, path, mock):
     call, state = wire
     nfo = csv.DictReader(io.StringIO(state["client"].get("/instruments/NFO").text))
     option = next(r["tradingsymbol"] for r in nfo if r["instrument_type"] == "CE")
@@ -133,7 +134,7 @@ def test_quotes(wire, name, path):
 
 
 @pytest.mark.parametrize("name, params", [("historical_minute", {}), ("historical_oi", {"oi": 1})])
-def test_historical(wire, name, params):
+def test_historical(wire, name, params, mock):
     call, _ = wire
     today = date.today()
     body = call("GET", "/instruments/historical/408065/minute",
@@ -142,7 +143,7 @@ def test_historical(wire, name, params):
     assert compare(mock(name), body) == []
 
 
-def test_margin_calculators(wire):
+def test_margin_calculators(wire, mock):
     call, _ = wire
     spec = [{"exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY", "variety": "regular",
              "product": "CNC", "order_type": "MARKET", "quantity": 1},
@@ -154,12 +155,12 @@ def test_margin_calculators(wire):
 
 @pytest.mark.parametrize("mock_csv, path", [("instruments_all.csv", "/instruments"),
                                             ("instruments_nse.csv", "/instruments/NSE")])
-def test_instrument_dumps(wire, mock_csv, path):
+def test_instrument_dumps(wire, mock_csv, path, kite_mocks):
     _, state = wire
     r = state["client"].get(path)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     ours = list(csv.DictReader(io.StringIO(r.text)))
-    theirs = list(csv.DictReader(io.StringIO((MOCKS / mock_csv).read_text())))
+    theirs = list(csv.DictReader(io.StringIO((kite_mocks / mock_csv).read_text())))
     assert list(ours[0]) == list(theirs[0])  # the same columns in the same order
     for row in ours:
         int(row["instrument_token"]), int(row["exchange_token"]), int(row["lot_size"])
@@ -167,7 +168,7 @@ def test_instrument_dumps(wire, mock_csv, path):
         assert row["expiry"] == "" or len(row["expiry"]) == 10
 
 
-def test_gtt(wire):
+def test_gtt(wire, mock):
     """Place, get, list, modify (active), then a trigger fired by the sim's price (a result), and delete."""
     call, state = wire
     sim, nullable = state["sim"], NULLABLE | {"result"}
@@ -185,8 +186,9 @@ def test_gtt(wire):
         modified = call("PUT", f"/gtt/triggers/{tid}", data={**form, "condition": json.dumps(cond)})
         assert compare(mock("gtt_modify_order"), modified) == []
         sim.admin("price", {"underlying": "TCS", "price": 3041.0})
-        fired = wait_for(lambda: (g := call("GET", f"/gtt/triggers/{tid}"))["data"]["status"] == "triggered" and g,
-                         20, "the GTT to trigger")
+        fired = eventually_blocking(
+            lambda: (g := call("GET", f"/gtt/triggers/{tid}"))["data"]["status"] == "triggered" and g,
+            20, "the GTT to trigger")
         assert fired["data"]["orders"][0]["result"] is not None
         assert compare(mock("gtt_get_order"), fired, nullable=nullable) == []
         other = call("POST", "/gtt/triggers", data={**form, "condition": json.dumps({**cond, "trigger_values": [3100.0]})})
@@ -199,7 +201,7 @@ def test_gtt(wire):
         sim.admin("price", {"underlying": "TCS", "price": None})
 
 
-def test_logout(wire):
+def test_logout(wire, mock):
     call, state = wire
     body = call("DELETE", "/session/token", params={"api_key": state["sim"].api_key, "access_token": state["token"]})
     assert compare(mock("session_logout"), body) == []

@@ -15,7 +15,8 @@ import pytest
 from kiteconnect import KiteConnect, KiteTicker
 from kiteconnect.exceptions import InputException, TokenException
 
-from tests.kite_sim.kit import client, module_sim, paced, sim_log, wait_for
+from tests.helpers import eventually_blocking
+from tests.kite_sim.kit import client, module_sim, paced, sim_log
 from tests.simkit import request_token
 
 pytestmark = pytest.mark.timeout(120)
@@ -246,11 +247,13 @@ def test_ticker_all_modes_and_order_update(sim, kite):
         assert set(ltp_tick) >= {"instrument_token", "last_price", "mode"} and ltp_tick["tradable"] is False
         oid = paced(lambda: kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT",
                                              price=tick_round(full["last_price"] * 0.9)))
-        wait_for(lambda: any(u["order_id"] == oid and u["status"] == "OPEN" for u in updates), 20, "order update")
+        eventually_blocking(lambda: any(u["order_id"] == oid and u["status"] == "OPEN" for u in updates), 20,
+                            "order update")
         update = next(u for u in updates if u["order_id"] == oid)
         assert update["tradingsymbol"] == "INFY" and update["transaction_type"] == "BUY"
         paced(lambda: kite.cancel_order("regular", oid))
-        wait_for(lambda: any(u["order_id"] == oid and u["status"] == "CANCELLED" for u in updates), 20, "cancel")
+        eventually_blocking(lambda: any(u["order_id"] == oid and u["status"] == "CANCELLED" for u in updates), 20,
+                            "cancel")
     finally:
         reactor.callFromThread(kws.close)
         reactor.callFromThread(reactor.stop)

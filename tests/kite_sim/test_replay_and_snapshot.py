@@ -12,7 +12,8 @@ import pytest
 from kiteconnect import KiteConnect
 
 from kite_sim.clock import IST
-from tests.kite_sim.kit import client, paced, sim_log, start_sim_with, wait_for
+from tests.helpers import eventually_blocking
+from tests.kite_sim.kit import client, paced, sim_log, start_sim_with
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,17 +73,20 @@ def test_bad_replay_file_fails_at_start(tmp_path):
 def test_snapshot_survives_a_restart(tmp_path):
     snap = tmp_path / "state.json"
     sim = start_sim_with(tmp_path, "--snapshot", str(snap))
-    kite = client(sim)
-    px = paced(lambda: kite.ltp(["NSE:INFY"]))["NSE:INFY"]["last_price"]
-    done = paced(lambda: kite.place_order("regular", "NSE", "INFY", "BUY", 3, "MIS", "MARKET", market_protection=2))
-    resting = paced(lambda: kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT",
-                                             price=round(round(px * 0.9 / 0.05) * 0.05, 2)))
-    stop = round(round(px * 0.8 / 0.05) * 0.05, 2)
-    gtt = paced(lambda: kite.place_gtt(kite.GTT_TYPE_SINGLE, "INFY", "NSE", [stop], px, [
-        {"transaction_type": "SELL", "quantity": 2, "order_type": "LIMIT", "product": "CNC", "price": stop}]))
-    before_clock = httpx.get(f"{sim.root}/sim/clock").json()["epoch"]
-    positions = paced(kite.positions)["net"]
-    sim.stop()  # SIGTERM: the shutdown writes the snapshot
+    try:
+        kite = client(sim)
+        px = paced(lambda: kite.ltp(["NSE:INFY"]))["NSE:INFY"]["last_price"]
+        done = paced(lambda: kite.place_order("regular", "NSE", "INFY", "BUY", 3, "MIS", "MARKET",
+                                              market_protection=2))
+        resting = paced(lambda: kite.place_order("regular", "NSE", "INFY", "BUY", 1, "CNC", "LIMIT",
+                                                 price=round(round(px * 0.9 / 0.05) * 0.05, 2)))
+        stop = round(round(px * 0.8 / 0.05) * 0.05, 2)
+        gtt = paced(lambda: kite.place_gtt(kite.GTT_TYPE_SINGLE, "INFY", "NSE", [stop], px, [
+            {"transaction_type": "SELL", "quantity": 2, "order_type": "LIMIT", "product": "CNC", "price": stop}]))
+        before_clock = httpx.get(f"{sim.root}/sim/clock").json()["epoch"]
+        positions = paced(kite.positions)["net"]
+    finally:
+        sim.stop()  # SIGTERM: the shutdown writes the snapshot
     text = snap.read_text()
     assert kite.access_token not in text
 
@@ -111,11 +115,15 @@ def test_snapshot_survives_a_restart(tmp_path):
 def test_snapshot_is_written_on_change_so_a_killed_sim_keeps_its_state(tmp_path):
     snap = tmp_path / "state.json"
     sim = start_sim_with(tmp_path, "--snapshot", str(snap))
-    kite = client(sim)
-    oid = paced(lambda: kite.place_order("regular", "NSE", "SBIN", "BUY", 4, "MIS", "MARKET", market_protection=2))
-    wait_for(lambda: snap.exists() and oid in snap.read_text(), 10, "the snapshot to hold the new order")
-    sim.proc.kill()  # no clean shutdown
-    sim.proc.wait(10)
+    try:
+        kite = client(sim)
+        oid = paced(lambda: kite.place_order("regular", "NSE", "SBIN", "BUY", 4, "MIS", "MARKET",
+                                             market_protection=2))
+        eventually_blocking(lambda: snap.exists() and oid in snap.read_text(), 10,
+                            "the snapshot to hold the new order")
+    finally:
+        sim.proc.kill()  # no clean shutdown
+        sim.proc.wait(10)
     again = start_sim_with(tmp_path, "--snapshot", str(snap), log_name="sim2.log")
     try:
         kite2 = KiteConnect(again.api_key, root=again.root, access_token=kite.access_token)

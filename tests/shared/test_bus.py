@@ -26,27 +26,28 @@ async def test_publish_subscribe_typed(bus):
 async def test_malformed_payload_is_dead_lettered_and_worker_goes_on(nats_server):
     svc = Bus.connect
     bus = await svc(nats_server, "dlqtest1")
-    await bus.ensure_streams()
-    got = asyncio.Queue()
+    try:
+        await bus.ensure_streams()
+        got = asyncio.Queue()
 
-    async def handler(tick, msg):
-        if tick.last_price < 0:
-            raise ValueError("negative price")
-        await got.put(tick)
+        async def handler(tick, msg):
+            if tick.last_price < 0:
+                raise ValueError("negative price")
+            await got.put(tick)
 
-    dlq = await bus.js.subscribe(s.dlq("dlqtest1"))
-    await bus.subscribe(s.ticks(7), m.Tick, handler)
-    await bus.publish_raw(s.ticks(7), b"\xc1 not msgpack")
-    await bus.publish(s.ticks(7), m.Tick(instrument_token=7, mode="ltp", tradable=True, last_price=-1))
-    await bus.publish(s.ticks(7), m.Tick(instrument_token=7, mode="ltp", tradable=True, last_price=1))
-    assert (await asyncio.wait_for(got.get(), 5)).last_price == 1  # still running
-    first = await dlq.next_msg(timeout=5)
-    second = await dlq.next_msg(timeout=5)
-    assert first.data == b"\xc1 not msgpack"
-    assert first.headers["Kta-Subject"] == s.ticks(7) and first.headers["Kta-Error"].startswith("decode")
-    assert second.headers["Kta-Error"].startswith("handler") and "negative price" in second.headers["Kta-Error"]
-    await dlq.unsubscribe()
-    await bus.close()
+        dlq = await bus.js.subscribe(s.dlq("dlqtest1"))
+        await bus.subscribe(s.ticks(7), m.Tick, handler)
+        await bus.publish_raw(s.ticks(7), b"\xc1 not msgpack")
+        await bus.publish(s.ticks(7), m.Tick(instrument_token=7, mode="ltp", tradable=True, last_price=-1))
+        await bus.publish(s.ticks(7), m.Tick(instrument_token=7, mode="ltp", tradable=True, last_price=1))
+        assert (await asyncio.wait_for(got.get(), 5)).last_price == 1  # still running
+        first = await dlq.next_msg(timeout=5)
+        second = await dlq.next_msg(timeout=5)
+        assert first.data == b"\xc1 not msgpack"
+        assert first.headers["Kta-Subject"] == s.ticks(7) and first.headers["Kta-Error"].startswith("decode")
+        assert second.headers["Kta-Error"].startswith("handler") and "negative price" in second.headers["Kta-Error"]
+    finally:
+        await bus.close()  # its subscriptions go with it
 
 
 async def test_request_reply_and_bad_command(bus):
@@ -85,57 +86,63 @@ async def test_gather_collects_one_reply_per_service(nats_server):
 
 async def test_jetstream_redelivers_after_consumer_dies_without_ack(nats_server):
     producer = await Bus.connect(nats_server, "producer")
-    await producer.ensure_streams()
-    sig = m.Signal(id="sig-redeliver", user_id="RD01", strategy_id="a", strategy="rsi", exchange="NSE",
-                   tradingsymbol="INFY", instrument_token=408065, transaction_type="BUY", quantity=1)
-    await producer.js_publish(s.signals("RD01"), sig, msg_id=sig.id)
-    await producer.js_publish(s.signals("RD01"), sig, msg_id=sig.id)  # duplicate: dropped by the window
+    buses = [producer]
+    try:
+        await producer.ensure_streams()
+        sig = m.Signal(id="sig-redeliver", user_id="RD01", strategy_id="a", strategy="rsi", exchange="NSE",
+                       tradingsymbol="INFY", instrument_token=408065, transaction_type="BUY", quantity=1)
+        await producer.js_publish(s.signals("RD01"), sig, msg_id=sig.id)
+        await producer.js_publish(s.signals("RD01"), sig, msg_id=sig.id)  # duplicate: dropped by the window
 
-    # first consumer takes the message and dies before acking
-    dying = await Bus.connect(nats_server, "exec-a")
-    seen_by_dying = asyncio.Event()
+        # first consumer takes the message and dies before acking
+        dying = await Bus.connect(nats_server, "exec-a")
+        buses.append(dying)
+        seen_by_dying = asyncio.Event()
 
-    async def never_acks(obj, msg):
-        seen_by_dying.set()
-        await asyncio.Event().wait()  # hangs until the process dies
+        async def never_acks(obj, msg):
+            seen_by_dying.set()
+            await asyncio.Event().wait()  # hangs until the process dies
 
-    await dying.consume("KTA_SIGNALS", "exec-redeliver", "kta.u.RD01.signals.*", m.AnySignal, never_acks,
-                        ack_wait=1.0)
-    await asyncio.wait_for(seen_by_dying.wait(), 5)
-    await dying.nc.close()  # the process is gone; no ack was sent
+        await dying.consume("KTA_SIGNALS", "exec-redeliver", "kta.u.RD01.signals.*", m.AnySignal, never_acks,
+                            ack_wait=1.0)
+        await asyncio.wait_for(seen_by_dying.wait(), 5)
+        await dying.nc.close()  # the process is gone; no ack was sent
 
-    survivor = await Bus.connect(nats_server, "exec-b")
-    got = asyncio.Queue()
+        survivor = await Bus.connect(nats_server, "exec-b")
+        buses.append(survivor)
+        got = asyncio.Queue()
 
-    async def handler(obj, msg):
-        await got.put((obj, msg.metadata.num_delivered))
+        async def handler(obj, msg):
+            await got.put((obj, msg.metadata.num_delivered))
 
-    await survivor.consume("KTA_SIGNALS", "exec-redeliver", "kta.u.RD01.signals.*", m.AnySignal, handler,
-                           ack_wait=1.0)
-    obj, delivered = await asyncio.wait_for(got.get(), 10)
-    assert obj == sig and delivered >= 2
-    with pytest.raises(asyncio.TimeoutError):  # exactly one message in the stream: the dup was dropped
-        await asyncio.wait_for(got.get(), 1.5)
-    await survivor.close()
-    await producer.close()
+        await survivor.consume("KTA_SIGNALS", "exec-redeliver", "kta.u.RD01.signals.*", m.AnySignal, handler,
+                               ack_wait=1.0)
+        obj, delivered = await asyncio.wait_for(got.get(), 10)
+        assert obj == sig and delivered >= 2
+        with pytest.raises(asyncio.TimeoutError):  # exactly one message in the stream: the dup was dropped
+            await asyncio.wait_for(got.get(), 1.5)
+    finally:
+        for b in buses:
+            await b.close()
 
 
 async def test_poison_message_on_jetstream_goes_to_dlq(nats_server):
     bus = await Bus.connect(nats_server, "poison")
-    await bus.ensure_streams()
-    dlq = await bus.js.subscribe(s.dlq("poison"))
-    await bus.js.publish(s.signals("PZ01"), b"garbage")
-    good = m.Signal(id="ok1", user_id="PZ01", strategy_id="a", strategy="rsi", exchange="NSE",
-                    tradingsymbol="INFY", instrument_token=1, transaction_type="SELL", quantity=2)
-    await bus.js_publish(s.signals("PZ01"), good)
-    got = asyncio.Queue()
+    try:
+        await bus.ensure_streams()
+        dlq = await bus.js.subscribe(s.dlq("poison"))
+        await bus.js.publish(s.signals("PZ01"), b"garbage")
+        good = m.Signal(id="ok1", user_id="PZ01", strategy_id="a", strategy="rsi", exchange="NSE",
+                        tradingsymbol="INFY", instrument_token=1, transaction_type="SELL", quantity=2)
+        await bus.js_publish(s.signals("PZ01"), good)
+        got = asyncio.Queue()
 
-    async def handler(obj, msg):
-        await got.put(obj)
+        async def handler(obj, msg):
+            await got.put(obj)
 
-    await bus.consume("KTA_SIGNALS", "poison-c", "kta.u.PZ01.signals.*", m.AnySignal, handler)
-    assert await asyncio.wait_for(got.get(), 5) == good
-    dead = await dlq.next_msg(timeout=5)
-    assert dead.data == b"garbage" and dead.headers["Kta-Subject"] == s.signals("PZ01")
-    await dlq.unsubscribe()
-    await bus.close()
+        await bus.consume("KTA_SIGNALS", "poison-c", "kta.u.PZ01.signals.*", m.AnySignal, handler)
+        assert await asyncio.wait_for(got.get(), 5) == good
+        dead = await dlq.next_msg(timeout=5)
+        assert dead.data == b"garbage" and dead.headers["Kta-Subject"] == s.signals("PZ01")
+    finally:
+        await bus.close()  # its subscriptions go with it

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from shared import natsd
+from tests.helpers import eventually_blocking
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -56,17 +57,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def poll(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        threading.Event().wait(0.1)
 
 
 def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
@@ -116,8 +106,9 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
         # a child that dies is restarted by the supervisor
         strategy = next(pid for pid, cmd in seen.items() if "worker strategy" in cmd)
         os.kill(strategy, signal.SIGKILL)
-        poll(lambda: any("worker strategy" in cmd and pid != strategy
-                         for pid, cmd in descendants(proc.pid).items()), 30, "the strategy worker to restart")
+        eventually_blocking(lambda: any("worker strategy" in cmd and pid != strategy
+                                        for pid, cmd in descendants(proc.pid).items()),
+                            30, "the strategy worker to restart")
         seen.update(descendants(proc.pid))
 
         proc.send_signal(signal.SIGINT)

@@ -23,7 +23,6 @@ from shared.options.chain import IST, RATE, build_chains, nearest_chain, years_t
 from shared.options.iv import IVError, implied_vol_black76, implied_vol_bs
 from shared.options.oi import OITracker
 from shared.options.pricing import black76, black_scholes, greeks_black76, greeks_bs, implied_forward
-from tests.helpers import MOCKS
 
 YEAR_MIN = 1 / (365 * 24 * 60)
 
@@ -213,10 +212,10 @@ def test_by_delta_picks_the_strike_vollib_would():
     assert chain.implied_future(26_000, {}, now) == pytest.approx(26_000 * math.exp(RATE * t), rel=1e-12)
 
 
-def test_chain_from_the_official_instruments_mock():
+def test_chain_from_the_official_instruments_mock(kite_mocks):
     import csv
 
-    path = MOCKS / "instruments_all.csv"
+    path = kite_mocks / "instruments_all.csv"
     rows = [r for r in csv.DictReader(path.open()) if r["segment"] == "NFO-OPT"]
     instruments = [Instrument(instrument_token=int(r["instrument_token"]), exchange_token=int(r["exchange_token"]),
                               tradingsymbol=r["tradingsymbol"], name=r["name"], last_price=0.0,
