@@ -9,7 +9,6 @@ from datetime import date
 import pytest
 
 from shared.charges import ChargesError, Segment, charges_paise, exercise_stt, order_charges, rates_for, segment_of
-from tests.helpers import MOCKS
 
 LATE_2025 = date(2025, 11, 20)
 
@@ -43,11 +42,10 @@ def test_the_2026_budget_raises_fo_stt_from_april():
     assert exercise_stt(10_000, date(2026, 6, 1)) == 15  # 0.15% of the intrinsic value
 
 
-def _mock(name: str) -> list[dict]:
-    return json.loads((MOCKS / name).read_text())["data"]
+def test_kites_published_examples_in_their_era(kite_mocks):
+    def _mock(name: str) -> list[dict]:
+        return json.loads((kite_mocks / name).read_text())["data"]
 
-
-def test_kites_published_examples_in_their_era():
     # order_margins.json: INFY CNC buy 1 @ 1,498 (NSE at 0.00345%). Kite adds the ₹0.01 delivery
     # contract-note minimum as brokerage there; the calculator and the contract note per order do not.
     infy = _mock("order_margins.json")[0]["charges"]
