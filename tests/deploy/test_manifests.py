@@ -3,11 +3,13 @@ the files themselves, so a renamed setting or subcommand fails here before it fa
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import pytest
 from cryptography.fernet import Fernet
 
+from gateway.app import create_app
 from shared import cli
 from shared.config import ENV_PREFIX, FIELDS, load
 from tests.deploy import manifests as mf
@@ -37,18 +39,21 @@ def test_compose_services_run_kta_subcommands_with_known_settings():
         assert not unknown, f"{name} sets unknown settings {unknown}"
         load(environ=env)  # every value validates (types, ranges)
         assert svc["restart"] == "unless-stopped" and svc["healthcheck"]["test"]
-    replicas = {name: svc.get("deploy", {}).get("replicas", 1) for name, svc in kta.items()}
-    assert replicas["strategy"] == 2 and replicas["execution"] == 2 and replicas["ticker"] == 1
+    nats_nodes = sum(str(s.get("image", "")).startswith("nats:") for s in services.values())
     for name in ("strategy", "execution", "ticker", "gateway"):
-        env = mf.env_of(kta[name])
-        assert env["KTA_NATS_REPLICAS"] == "3" and env["KTA_NATS_URL"].count("nats://") == 3
+        svc = kta[name]
+        assert svc.get("deploy", {}).get("replicas", 1) >= 1
+        settings = load(environ=mf.env_of(svc))
+        servers = settings.nats_url.split(",")
+        assert all(url.startswith("nats://") for url in servers), settings.nats_url
+        assert settings.nats_replicas <= min(len(servers), nats_nodes), f"{name}: more stream replicas than NATS nodes"
 
 
 def test_compose_nats_cluster_profiles_and_volumes():
     doc = mf.compose(ENVIRON)
     services = doc["services"]
     nats = {n: s for n, s in services.items() if str(s.get("image", "")).startswith("nats:")}
-    assert len(nats) == 3
+    assert nats
     conf = (mf.DEPLOY / "nats" / "nats.conf").read_text()
     assert "jetstream" in conf and all(f"nats-route://{n}:6222" in conf for n in nats)
     for svc in nats.values():
@@ -90,8 +95,11 @@ def test_k8s_manifests_parse_and_use_known_settings():
     settings_keys |= set(mf.env_file(mf.K8S / "secrets.env.example"))
     assert [k for k in settings_keys if not known(k)] == []
     config = next(d for _, d in docs if d.get("kind") == "ConfigMap")
-    load(environ={**config["data"], **ENVIRON})
-    assert config["data"]["KTA_NATS_REPLICAS"] == "3"
+    settings = load(environ={**config["data"], **ENVIRON})
+    import yaml
+
+    cluster = yaml.safe_load((mf.K8S / "nats-values.yaml").read_text())["config"]["cluster"]
+    assert settings.nats_replicas <= (cluster["replicas"] if cluster.get("enabled") else 1)
     assert kustomization["secretGenerator"][0]["envs"] == ["secrets.env"]
 
 
@@ -99,19 +107,20 @@ def test_ingress_is_sse_friendly_and_nats_values_cluster():
     ingress = next(d for _, d in mf.k8s_documents() if d.get("kind") == "Ingress")
     notes = ingress["metadata"]["annotations"]
     assert notes["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
-    assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    heartbeat = inspect.signature(create_app).parameters["heartbeat"].default
+    assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > heartbeat  # an idle stream stays open
     import yaml
 
     values = yaml.safe_load((mf.K8S / "nats-values.yaml").read_text())
-    assert values["config"]["cluster"] == {"enabled": True, "replicas": 3}
+    assert values["config"]["cluster"]["enabled"]
     assert values["config"]["jetstream"]["enabled"] and values["config"]["jetstream"]["fileStore"]["pvc"]["enabled"]
 
 
 def test_dockerfile_is_multi_stage_non_root_with_healthcheck():
     text = (mf.DEPLOY / "Dockerfile").read_text()
     stages = re.split(r"^FROM ", text, flags=re.M)[1:]
-    assert len(stages) == 2 and all(s.startswith("python:3.11-slim") for s in stages)
-    build, final = stages
+    assert len(stages) >= 2 and all(s.startswith("python:3.11-slim") for s in stages)
+    build, final = stages[0], stages[-1]
     assert "pip wheel" in build and "build-essential" in build
     assert "build-essential" not in final and "apt-get install" not in final
     assert re.search(r"^USER kta$", final, re.M) and "HEALTHCHECK" in final
