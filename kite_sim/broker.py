@@ -14,12 +14,22 @@ from collections.abc import Callable
 from dataclasses import fields
 
 from kite_sim import risk, validation
+from kite_sim.failures import Failures
 from kite_sim.faults import Faults
 from kite_sim.gtt import GttBook
 from kite_sim.instruments import Instrument
 from kite_sim.market import Market
-from kite_sim.orders import (MAX_MODIFICATIONS, TERMINAL, Account, Order, OrderError, PositionBook,  # noqa: F401
-                             OrderSpec, Trade, paise)
+from kite_sim.orders import (  # noqa: F401
+    MAX_MODIFICATIONS,
+    TERMINAL,
+    Account,
+    Order,
+    OrderError,
+    OrderSpec,
+    PositionBook,
+    Trade,
+    paise,
+)
 
 log = logging.getLogger("kite_sim.broker")
 
@@ -38,6 +48,7 @@ class Broker:
         self.next_trade_seq = 1
         self._day = market.clock.today()
         self.gtt = GttBook(self)
+        self.failures = Failures(log)  # by order id
 
     def set_sequences(self, order_seq: int, trade_seq: int) -> None:
         self.next_order_seq, self.next_trade_seq = order_seq, trade_seq
@@ -208,12 +219,19 @@ class Broker:
     # ---- matching -----------------------------------------------------------------------------
 
     def match_all(self) -> None:
+        """Match every resting order; one that fails to match (logged once) does not hold up the others."""
         if self.faults.hold_fills:
             return
         for acc in self.accounts.values():
             for o in list(acc.orders.values()):
                 if o.status in ("OPEN", "TRIGGER PENDING"):
-                    self.match(o)
+                    what = f"matching order {o.order_id} ({o.inst.tradingsymbol})"
+                    try:
+                        self.match(o)
+                    except Exception:  # noqa: BLE001
+                        self.failures.failed(o.order_id, what)
+                    else:
+                        self.failures.ok(o.order_id, what)
 
     def match(self, o: Order) -> None:
         if self.faults.hold_fills or not self.market.clock.is_open():

@@ -16,6 +16,7 @@ class Faults:
     hold_fills: bool = False  # orders rest OPEN without filling (tests of cancel / rollback / timeouts)
     drop_ws_every: float = 0.0  # close every ticker connection every N wall seconds (0 = never)
     malformed_next: int = 0  # the next N ticker frames are garbage
+    poison_tokens: list = field(default_factory=list)  # these instruments' ticks cannot be built (a bad instrument)
     counts: dict = field(default_factory=dict)
 
     def take_reject(self) -> str:

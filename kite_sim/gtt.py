@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from kite_sim.clock import IST
+from kite_sim.failures import Failures
 from kite_sim.instruments import Instrument
 from kite_sim.orders import Account, OrderError, paise, rupees
 from kite_sim.validation import instrument, order_spec
@@ -113,6 +114,7 @@ class GttBook:
     def __init__(self, broker) -> None:
         self.broker = broker
         self.next_id = 1
+        self.failures = Failures(log)  # by trigger id
 
     @property
     def _market(self):
@@ -233,10 +235,16 @@ class GttBook:
                     log.info("gtt %d expired", t.trigger_id, extra={"user_id": t.user_id})
                     continue
                 if market_open:
-                    ltp = paise(self._market.price(t.inst))
-                    leg = t.fired_leg(ltp)
-                    if leg is not None:
-                        self._fire(acc, t, leg, ltp, now)
+                    what = f"gtt {t.trigger_id} ({t.inst.tradingsymbol})"
+                    try:
+                        ltp = paise(self._market.price(t.inst))
+                        leg = t.fired_leg(ltp)
+                        if leg is not None:
+                            self._fire(acc, t, leg, ltp, now)
+                    except Exception:  # noqa: BLE001 - one trigger must not stop the others
+                        self.failures.failed(t.trigger_id, what)
+                    else:
+                        self.failures.ok(t.trigger_id, what)
 
     def _fire(self, acc: Account, t: Trigger, index: int, ltp: int, now: str) -> None:
         leg, inst = t.legs[index], t.inst

@@ -16,12 +16,12 @@ import uvicorn
 from kite_sim import snapshot
 from kite_sim.accounts import default_accounts
 from kite_sim.app import build_app
-from kite_sim.sim import Sim
 from kite_sim.clock import SimClock
 from kite_sim.faults import Faults
 from kite_sim.instruments import Universe
 from kite_sim.market import Market
 from kite_sim.replay import Replay
+from kite_sim.sim import Sim
 from shared import log as kta_log
 from shared.config import Settings, load
 

@@ -17,7 +17,13 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from kite_sim.clock import IST, SESSION_SECONDS, SimClock, add_trading_days, session_open
+from kite_sim.clock import (
+    IST,
+    SESSION_SECONDS,
+    SimClock,
+    add_trading_days,
+    session_open,
+)
 from kite_sim.instruments import Instrument, Universe
 
 RATE = 0.065  # risk-free rate for carry and option pricing
@@ -226,7 +232,9 @@ class Market:
         sizes = rng.integers(1, 40, 10) * lots * (1 if inst.instrument_type in ("CE", "PE", "FUT") else 25)
         orders = rng.integers(1, 25, 10)
         bid0 = round_tick(ltp - tick, tick) if ltp > tick else ltp
-        buy = [(round_tick(bid0 - k * tick, tick), int(sizes[k]), int(orders[k])) for k in range(5)] if inst.tradable else []
+        # no price below one tick exists: a ₹0.05 option has a single bid level
+        buy = [(p, int(sizes[k]), int(orders[k])) for k in range(5) if (p := round_tick(bid0 - k * tick, tick)) >= tick] \
+            if inst.tradable else []
         sell = [(round_tick(ltp + (k + 1) * tick, tick), int(sizes[5 + k]), int(orders[5 + k])) for k in range(5)] \
             if inst.tradable else []
         oi = self.open_interest(inst, ltp) if inst.instrument_type in ("FUT", "CE", "PE") else 0
@@ -235,8 +243,8 @@ class Market:
                      round_tick(float(prev), tick), vol, round_tick(float(atp), tick), int(rng.integers(1, 5)) * lots,
                      sum(q for _, q, _ in buy) * 7, sum(q for _, q, _ in sell) * 7, oi, int(oi * 1.03), int(oi * 0.95),
                      buy, sell, session_open(d) + timedelta(seconds=sec),
-                     round_tick(prev * (1 - band), tick) if inst.tradable else 0.0,
-                     round_tick(prev * (1 + band), tick) if inst.tradable else 0.0)
+                     max(tick, round_tick(prev * (1 - band), tick)) if inst.tradable else 0.0,
+                     max(tick, round_tick(prev * (1 + band), tick)) if inst.tradable else 0.0)
 
     def open_interest(self, inst: Instrument, price: float) -> int:
         u = self.universe.underlyings.get(inst.underlying)

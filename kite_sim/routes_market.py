@@ -15,7 +15,13 @@ from kite_sim.errors import KiteError
 # interval -> (seconds, max days per request)
 INTERVALS = {"minute": (60, 60), "3minute": (180, 100), "5minute": (300, 100), "10minute": (600, 100),
              "15minute": (900, 200), "30minute": (1800, 200), "60minute": (3600, 400), "day": (86400, 2000)}
-EMPTY_DEPTH = [{"price": 0, "quantity": 0, "orders": 0}] * 5
+EMPTY_LEVEL = {"price": 0, "quantity": 0, "orders": 0}
+
+
+def depth_levels(side: list[tuple[float, int, int]]) -> list[dict]:
+    """Five levels, as Kite always sends: the empty ones zero."""
+    levels = [{"price": p, "quantity": qq, "orders": o} for p, qq, o in side[:5]]
+    return levels + [dict(EMPTY_LEVEL) for _ in range(5 - len(levels))]
 
 
 def parse_time(value: str, end: bool = False) -> datetime:
@@ -36,8 +42,7 @@ def quote_row(inst, q) -> dict:
         "oi_day_high": q.oi_day_high, "oi_day_low": q.oi_day_low, "net_change": round(q.last_price - q.close, 2),
         "lower_circuit_limit": q.lower_circuit, "upper_circuit_limit": q.upper_circuit,
         "ohlc": {"open": q.open, "high": q.high, "low": q.low, "close": q.close},
-        "depth": {"buy": [{"price": p, "quantity": qq, "orders": o} for p, qq, o in q.depth_buy] or EMPTY_DEPTH,
-                  "sell": [{"price": p, "quantity": qq, "orders": o} for p, qq, o in q.depth_sell] or EMPTY_DEPTH},
+        "depth": {"buy": depth_levels(q.depth_buy), "sell": depth_levels(q.depth_sell)},
     }
 
 

@@ -17,6 +17,7 @@ from kite_sim.accounts import Accounts
 from kite_sim.broker import Broker
 from kite_sim.envelope import error_response, ok
 from kite_sim.errors import KiteError
+from kite_sim.failures import Failures
 from kite_sim.faults import Faults
 from kite_sim.market import Market
 from kite_sim.orders import Holding, paise
@@ -39,10 +40,11 @@ class Sim:
         self.market = market
         self.faults = faults
         self.admin = admin
-        self.hub = TickerHub(market)
+        self.hub = TickerHub(market, faults)
         self.broker = Broker(market, faults, self._order_update, settle_day if settle else None)
         self.limiter = RateLimiter(rate_limits)
         self.tick_interval = tick_interval
+        self.failures = Failures(log)
         self.snapshot_path = Path(snapshot_path) if snapshot_path else None
         self._saved = ""
         for user in accounts.users.values():
@@ -73,26 +75,35 @@ class Sim:
             self._saved = text
 
     async def run(self) -> None:
-        """The market heartbeat: settle days, match resting orders, push ticks, save the snapshot."""
+        """The market heartbeat: settle days, match resting orders, push ticks, save the snapshot. Each step
+        runs even when another one fails (a failure is logged once, not on every heartbeat)."""
         loop = asyncio.get_running_loop()
         last_drop = last_save = loop.time()
         while True:
             await asyncio.sleep(self.tick_interval)
-            try:
-                self.broker.tick()
-                malformed = self.faults.take_malformed()
-                if malformed:
-                    log.info("fault: sending a malformed frame to %d connections", len(self.hub.connections))
-                self.hub.broadcast(malformed=malformed)
-                now = loop.time()
-                if self.faults.drop_ws_every and now - last_drop >= self.faults.drop_ws_every:
-                    last_drop = now
-                    log.info("fault: dropped %d ticker connections", self.hub.drop_all())
-                if now - last_save >= SNAPSHOT_EVERY:
-                    last_save = now
-                    self.save()
-            except Exception:  # noqa: BLE001 - the market must keep running
-                log.exception("market loop error")
+            self._step("the broker's heartbeat", self.broker.tick)
+            self._step("the ticker broadcast", self._broadcast)
+            now = loop.time()
+            if self.faults.drop_ws_every and now - last_drop >= self.faults.drop_ws_every:
+                last_drop = now
+                log.info("fault: dropped %d ticker connections", self.hub.drop_all())
+            if now - last_save >= SNAPSHOT_EVERY:
+                last_save = now
+                self._step("saving the snapshot", self.save)
+
+    def _step(self, what: str, fn) -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - the market must keep running
+            self.failures.failed(what, what)
+        else:
+            self.failures.ok(what, what)
+
+    def _broadcast(self) -> None:
+        malformed = self.faults.take_malformed()
+        if malformed:
+            log.info("fault: sending a malformed frame to %d connections", len(self.hub.connections))
+        self.hub.broadcast(malformed=malformed)
 
     def auth(self, request: ASGIConnection) -> str:
         """The user of a request's ``Authorization: token api_key:access_token``, within Kite's request limits."""

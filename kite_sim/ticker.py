@@ -8,6 +8,8 @@ import contextlib
 import json
 import logging
 
+from kite_sim.failures import Failures
+from kite_sim.faults import Faults
 from kite_sim.instruments import Instrument
 from kite_sim.market import Market
 from shared.kite import codec
@@ -68,11 +70,15 @@ class Connection:
 
 
 class TickerHub:
-    """All open ticker connections; builds one frame per connection per broadcast."""
+    """All open ticker connections; builds one frame per connection per broadcast. An instrument whose packet
+    cannot be built is left out of the frames (logged once, and again when it recovers): one bad instrument
+    never stops the feed of the others."""
 
-    def __init__(self, market: Market) -> None:
+    def __init__(self, market: Market, faults: Faults | None = None) -> None:
         self.market = market
+        self.faults = faults or Faults()
         self.connections: set[Connection] = set()
+        self.failures = Failures(log)  # by token
 
     def count(self, api_key: str) -> int:
         return sum(1 for c in self.connections if c.api_key == api_key)
@@ -84,6 +90,8 @@ class TickerHub:
                 c.send(text)
 
     def tick_for(self, inst: Instrument, mode: str) -> Tick:
+        if inst.instrument_token in self.faults.poison_tokens:
+            raise ValueError("fault: poisoned instrument")
         q = self.market.quote(inst)
         ts = int(q.timestamp.timestamp())
         if mode == "ltp":
@@ -106,12 +114,24 @@ class TickerHub:
             for token, mode in c.modes.items():
                 key = (token, mode)
                 if key not in cache:
-                    inst = self.market.universe.by_token.get(token)
-                    if inst is None:
-                        continue
-                    cache[key] = codec.encode_packet(self.tick_for(inst, mode))
-                packets.append(cache[key])
+                    cache[key] = self._packet(token, mode)
+                if cache[key]:
+                    packets.append(cache[key])
             c.send(codec.encode_frame(packets) if packets else codec.HEARTBEAT)
+
+    def _packet(self, token: int, mode: str) -> bytes:
+        """The packet of ``token`` in ``mode``, or ``b""`` when the instrument is unknown or its packet fails."""
+        inst = self.market.universe.by_token.get(token)
+        if inst is None:
+            return b""
+        what = f"ticker: the packet of {inst.tradingsymbol} ({token})"
+        try:
+            packet = codec.encode_packet(self.tick_for(inst, mode))
+        except Exception:  # noqa: BLE001 - one instrument must not stop the feed of the others
+            self.failures.failed(token, what)
+            return b""
+        self.failures.ok(token, what)
+        return packet
 
     def drop_all(self) -> int:
         n = len(self.connections)
