@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
+from execution_worker.outcomes import Outcomes
 from shared import subjects
 from shared.bus import Bus
 from shared.kite.client import KiteClient
@@ -48,6 +49,7 @@ from shared.trading.risk import RiskManager
 
 log = logging.getLogger("kta.execution")
 QUIET = (OrderState.SUBMITTING,)  # transient states journaled but not published (the hot path)
+SIGNAL_KINDS = ("entry", "exit", "manual")  # orders a strategy waits on (its signal is in flight)
 
 
 class Desk:
@@ -67,6 +69,7 @@ class Desk:
         self.gate = gate or OrderGate()  # Kite's per-account order limits
         self.book = OrderBook(journal.load_orders(user_id, journal.today()))
         self.tracker = PositionTracker.from_trades(journal.trades(user_id))
+        self.outcomes = Outcomes(bus, journal, user_id, self.tracker)
         self.order_changed = asyncio.Condition()
         self.latencies_ms: list[float] = []
         self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer
@@ -102,9 +105,24 @@ class Desk:
         if applied.state_changed or applied.filled:
             if order.state not in QUIET:
                 await self.publish(order)
+            if applied.state_changed and order.is_terminal and order.kind in SIGNAL_KINDS:
+                await self._ended(order)
             if self.on_change is not None:
                 await self.on_change(order, applied)
         return applied
+
+    async def _ended(self, order: Order) -> None:
+        """A strategy's order that ended without filling completely: the strategy hears it."""
+        common = dict(strategy_id=order.strategy_id, signal_id=order.signal_id, group_id=order.group_id,
+                      order_kind=order.kind, exchange=order.exchange, tradingsymbol=order.tradingsymbol,
+                      instrument_token=order.instrument_token, transaction_type=order.transaction_type)
+        if order.state is OrderState.CANCELLED and order.filled_quantity < order.quantity:
+            await self.outcomes.emit(f"cancelled:{order.tag}", kind="cancelled",
+                                     quantity=order.quantity - order.filled_quantity,
+                                     reason=order.status_message, **common)
+        elif order.state in (OrderState.REJECTED, OrderState.FAILED):
+            await self.outcomes.emit(f"rejected:{order.tag}", kind="rejected", quantity=order.quantity,
+                                     code=order.failure or "REJECTED", reason=order.status_message, **common)
 
     async def on_broker(self, kite_order: KiteOrder, trades: dict[str, list[Trade]] | None = None) -> bool:
         """Fold one broker view of an order into the book. False for orders kta doesn't own.
@@ -162,6 +180,12 @@ class Desk:
                                  transaction_type=t.transaction_type, quantity=t.quantity, price=price,
                                  instrument_token=t.instrument_token, product=t.product,
                                  timestamp=t.fill_timestamp or "")
+            await self.outcomes.emit(
+                f"fill:{t.order_id}:{t.trade_id}", kind="protective_fill" if order.is_protective else "filled",
+                strategy_id=order.strategy_id, signal_id=order.signal_id, group_id=order.group_id,
+                order_kind=order.kind, exchange=t.exchange, tradingsymbol=t.tradingsymbol,
+                instrument_token=t.instrument_token, transaction_type=t.transaction_type, quantity=t.quantity,
+                price=price, trade_id=t.trade_id)
             fresh = True
         if fresh:
             if self.on_fills is not None:

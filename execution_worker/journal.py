@@ -256,6 +256,24 @@ class Journal:
     def risk_events(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
         return self._rows("risk_events", user_id, day, "id", limit)
 
+    # ---- strategy outcomes (seq = the row id: monotonic per journal, so per user)
+
+    def record_outcome(self, user_id: str, key: str, fields: dict[str, Any]) -> int:
+        """Journal an outcome once per ``key``; its seq (the existing one for a repeat)."""
+        row = self._one("outcomes", "user_id = ? AND key = ?", [user_id, key])
+        if row is not None:
+            return row["id"]
+        return self.db["outcomes"].insert({"key": key, "user_id": user_id, "day": self.today(), "ts": self.now(),
+                                           **fields}).last_pk
+
+    def outcomes(self, user_id: str, after_seq: int = 0, limit: int = 10_000) -> list[dict]:
+        return list(self.db["outcomes"].rows_where("user_id = ? AND id > ?", [user_id, after_seq], order_by="id",
+                                                   limit=limit))
+
+    def last_outcome_seq(self, user_id: str) -> int:
+        row = next(iter(self.db.query("SELECT MAX(id) AS seq FROM outcomes WHERE user_id = ?", [user_id])), None)
+        return (row or {}).get("seq") or 0
+
     # ---- kill switch state (survives a restart)
 
     def kill_switch(self, user_id: str) -> dict | None:

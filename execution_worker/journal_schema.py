@@ -59,6 +59,15 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         },
         "id",
     ),
+    "outcomes": (
+        {
+            "id": int, "key": str, "user_id": str, "day": str, "ts": str, "strategy_id": str, "kind": str,
+            "signal_id": str, "group_id": str, "order_kind": str, "exchange": str, "tradingsymbol": str,
+            "instrument_token": int, "transaction_type": str, "quantity": int, "price": int, "position": int,
+            "average_price": int, "code": str, "reason": str, "trade_id": str,
+        },
+        "id",
+    ),
     "daily_summaries": (
         {"user_id": str, "day": str, "written_ts": str, "archived": int, "summary": str},
         ("user_id", "day"),
@@ -79,6 +88,7 @@ INDEXES = {
     "trades": [["user_id", "day"], ["signal_id"]],
     "groups": [["user_id", "day"]],
     "risk_events": [["user_id", "day"], ["signal_id"]],
+    "outcomes": [["user_id", "key"]],
 }
 
 

@@ -11,12 +11,14 @@ from execution_worker import signals
 from execution_worker.journal import Journal
 from execution_worker.live import Desks
 from execution_worker.order_group import execute_with_rollback
+from execution_worker.outcomes import Outcomes, strategy_positions
 from execution_worker.reconcile import reconcile
 from shared import messages as m
 from shared import partition, service, subjects
 from shared.bus import Bus
 from shared.config import Settings
 from shared.kite.models import Order, convert
+from shared.trading.positions import PositionTracker
 from shared.trading.summary import execution_summary, journal_summary
 
 log = logging.getLogger("kta.execution")
@@ -56,6 +58,11 @@ class ExecutionWorker:
         if desk is None:
             if self.journal.record_signal(sig, "refused", "no live broker session", "BROKER_NOT_CONNECTED"):
                 log.warning("signal %s refused: no broker session for %s", sig.id, sig.user_id)
+            tracker = PositionTracker.from_trades(self.journal.trades(sig.user_id))
+            await Outcomes(self.bus, self.journal, sig.user_id, tracker).emit(
+                f"refused:{sig.id}", kind="refused", strategy_id=sig.strategy_id,
+                **({"signal_id": sig.id} if isinstance(sig, m.Signal) else {"group_id": sig.id}),
+                code="BROKER_NOT_CONNECTED", reason="no live broker session: connect Kite")
             return
         if isinstance(sig, m.SignalGroup):
             await execute_with_rollback(desk, sig, self.settings.group_fill_timeout)
@@ -96,6 +103,8 @@ class ExecutionWorker:
         j = self.journal
         if isinstance(cmd, m.GetOrders):
             return m.Ok(data=j.orders(user_id))
+        if isinstance(cmd, m.GetStrategyPositions):
+            return m.Ok(data=strategy_positions(j, user_id, cmd.strategy_id))
         if isinstance(cmd, m.GetExecutionSummary):
             return m.Ok(data=self.execution(user_id))
         if isinstance(cmd, m.GetJournal):

@@ -87,9 +87,13 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
             j.record_signal(group, REFUSED, reason, code)
             if not verdict:
                 j.record_risk_event(desk.user_id, code=code, message=reason, signal_id=group.id)
+            await desk.outcomes.emit(f"refused:{group.id}", kind="refused", strategy_id=group.strategy_id,
+                                     group_id=group.id, order_kind=group.intent, code=code, reason=reason)
             log.warning("group %s refused: %s", group.id, reason)
             return "refused"
         j.record_signal(group, ACCEPTED)
+        await desk.outcomes.emit(f"accepted:{group.id}", kind="accepted", strategy_id=group.strategy_id,
+                                 group_id=group.id, order_kind=group.intent)
     j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure, state="placing")
     if group.intent == "exit":
         ok = True
@@ -99,6 +103,8 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
         state = "completed" if ok else "needs_attention"
         j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure,
                        state=state, detail="" if ok else "exit legs did not all fill")
+        if not ok:
+            await legs_ended(desk, group, "NEEDS_ATTENTION", "exit legs did not all fill: check positions")
         return state
     done: list[tuple[Leg, int]] = []
     failure = ""
@@ -132,7 +138,18 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
                    detail=failure if ok else f"{failure}; rollback incomplete: check positions")
     if not ok:
         log.error("group %s NEEDS ATTENTION: rollback incomplete", group.id, extra={"user_id": desk.user_id})
+    await legs_ended(desk, group, "" if ok else "NEEDS_ATTENTION", failure)
     return state
+
+
+async def legs_ended(desk: Desk, group: SignalGroup, code: str, reason: str) -> None:
+    """A group that did not complete: each leg's strategy hears it with the leg's position now."""
+    for i, leg in enumerate(group.legs):
+        await desk.outcomes.emit(f"rolled_back:{group.id}:{i}", kind="rolled_back", strategy_id=group.strategy_id,
+                                 group_id=group.id, order_kind=group.intent, exchange=leg.exchange.value,
+                                 tradingsymbol=leg.tradingsymbol, instrument_token=leg.instrument_token,
+                                 transaction_type=leg.transaction_type, quantity=leg.quantity, code=code,
+                                 reason=reason)
 
 
 def _leg_fields(leg: Leg) -> dict:

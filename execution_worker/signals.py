@@ -43,6 +43,13 @@ async def on_signal(desk: Desk, sig: Signal) -> None:
             await placing.cancel(desk, order, f"exit signal {sig.id}")
     for req in planning.signal_requests(sig, inst, desk.market_protection):
         await placing.place(desk, req, sig.strategy_id)
+    await desk.outcomes.emit(f"accepted:{sig.id}", kind="accepted", **signal_fields(sig))
+
+
+def signal_fields(sig: Signal) -> dict:
+    return dict(strategy_id=sig.strategy_id, signal_id=sig.id, order_kind=sig.intent, exchange=sig.exchange.value,
+                tradingsymbol=sig.tradingsymbol, instrument_token=sig.instrument_token,
+                transaction_type=sig.transaction_type, quantity=sig.quantity)
 
 
 async def desk_greeks(desk: Desk, legs: list[tuple[str, int]]):
@@ -57,4 +64,5 @@ async def refused(desk: Desk, sig: Signal, code: str, reason: str) -> None:
                     transaction_type=sig.transaction_type, order_type=sig.order_type, product=sig.product,
                     quantity=sig.quantity, ts=time.time_ns())
     await desk.bus.js_publish(subjects.orders(desk.user_id), ev)
+    await desk.outcomes.emit(f"refused:{sig.id}", kind="refused", code=code, reason=reason, **signal_fields(sig))
     log.info("signal %s refused: %s %s", sig.id, code, reason, extra={"user_id": desk.user_id})

@@ -100,6 +100,7 @@ from shared.messages.commands import (  # noqa: F401 - the package's public name
     GetRiskSummary,
     GetSignals,
     GetStatus,
+    GetStrategyPositions,
     ListStrategies,
     Ok,
     Reconcile,

@@ -100,6 +100,13 @@ class GetPositions(_Cmd, tag="get_positions"):
     pass
 
 
+class GetStrategyPositions(_Cmd, tag="strategy_positions"):
+    """Every strategy's positions from the execution journal's fills (``cmd.execution.strategy_positions``):
+    a restarted strategy worker rebuilds from it. Reply ``{"seq": last outcome seq, "positions": [...]}``."""
+
+    strategy_id: str = ""  # one strategy, or all
+
+
 class Reconcile(_Cmd, tag="reconcile"):
     cancel_open_orders: bool = False
 
@@ -182,6 +189,7 @@ Command = Union[
     GetAudit,
     GetOrders,
     GetPositions,
+    GetStrategyPositions,
     Reconcile,
     GetStatus,
     Scan,

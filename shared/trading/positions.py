@@ -181,6 +181,11 @@ class PositionTracker:
             out[strategy_id] = out.get(strategy_id, 0) + abs(h.book.quantity) * h.last_price
         return out
 
+    def held(self, strategy_id: str, exchange: str, tradingsymbol: str) -> tuple[int, int]:
+        """(signed quantity, average price) one strategy holds in an instrument."""
+        h = self._held.get((strategy_id, str(exchange), tradingsymbol))
+        return (h.book.quantity, h.book.average_price()) if h else (0, 0)
+
     def net_quantity(self, exchange: str, tradingsymbol: str) -> int:
         return sum(h.book.quantity for h in self._held.values() if (h.exchange, h.tradingsymbol) == (exchange, tradingsymbol))
 

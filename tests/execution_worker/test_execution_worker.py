@@ -80,6 +80,13 @@ async def test_group_with_a_rejected_leg_rolls_back_flat(bus, sim, stack):
     # the hedge (bought first) fills; the short leg is rejected by the RMS. The hedge rests unfilled
     # until the reject is armed, so the reject cannot hit it
     sim.faults(reject_next=0, hold_fills=True)
+    outcomes = []
+
+    async def on_outcome(out, msg):
+        if out.kind == "rolled_back":
+            outcomes.append(out)
+
+    await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
     before = {p.tradingsymbol: p.quantity for p in (await broker(kite.positions)).net}
     await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
     await eventually(lambda: any(r.get("order_id") for r in journal.orders_of_group(group.id)),
@@ -89,6 +96,9 @@ async def test_group_with_a_rejected_leg_rolls_back_flat(bus, sim, stack):
                              ("rolled_back", "needs_attention", "completed") and journal.group(group.id)["state"],
                              timeout=30, what="group finished")
     assert state == "rolled_back", journal.group(group.id)
+    ended = await eventually(lambda: len(outcomes) == 2 and outcomes, what="each leg's rolled_back outcome")
+    assert {(o.tradingsymbol, o.position, o.group_id) for o in ended} == {
+        (short.tradingsymbol, 0, group.id), (wing.tradingsymbol, 0, group.id)}
     after = {p.tradingsymbol: p.quantity for p in (await broker(kite.positions)).net}
     assert after.get(wing.tradingsymbol, 0) == before.get(wing.tradingsymbol, 0)
     assert after.get(short.tradingsymbol, 0) == before.get(short.tradingsymbol, 0)
