@@ -13,7 +13,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from shared.kite import codec
 from shared.messages import Tick
-from tests.kite_sim.kit import client, module_sim, paced, sim_log, wait_for
+from tests.helpers import eventually_blocking
+from tests.kite_sim.kit import client, module_sim, paced, sim_log
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,7 +56,7 @@ def frames(ws: ClientConnection, n: int, keep: Callable[[dict[int, Tick]], bool]
                 out.append(ticks)
         return len(out) >= n
 
-    wait_for(more, 20, f"{n} frames")
+    eventually_blocking(more, 20, f"{n} frames", poll=0)
     return out
 
 
@@ -93,6 +94,6 @@ def test_one_bad_instrument_never_stops_the_others(sim, sim_dir, kite, penny_opt
             assert "poisoned instrument" in log
             sim.faults(poison_tokens=[])
             frames(ws, 1, lambda ticks: {token, INFY} <= set(ticks))  # INFY is back
-        wait_for(lambda: f"the packet of INFY ({INFY}) recovered" in sim_log(sim_dir), 10, "the recovery log")
+        eventually_blocking(lambda: f"the packet of INFY ({INFY}) recovered" in sim_log(sim_dir), 10, "the recovery log")
     finally:
         sim.faults(poison_tokens=[])
