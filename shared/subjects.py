@@ -21,6 +21,7 @@ STREAM_ALERTS = "KTA_ALERTS"
 STREAM_DLQ = "KTA_DLQ"
 KV_BROKER_SESSIONS = "kta_broker_sessions"
 KV_STATE = "kta_state"
+KV_RATE_BUDGET = "kta_rate_budget"  # one Kite rate budget per api_key across processes (shared/kite/budget.py)
 
 
 class SubjectError(ValueError):

@@ -6,15 +6,18 @@ windows, a little longer than Kite's, keeps every calendar window of the broker 
 whatever the clock skew between the two. ``acquire`` waits for a free slot, except for the daily
 order cap (a calendar day in IST, like Kite's), which is refused outright.
 
-Each KiteClient has its own limiter by default; clients that must share an api_key's budget pass
-the same one (``for_api_key``). A 429 that still arrives is retried by the client (reads) or
-resolved by tag (orders)."""
+``next_slot`` is the rule; ``RateLimiter`` keeps its state in this process (one client, or the
+clients of one process: ``for_api_key``), ``shared.kite.budget.SharedBudget`` keeps it in NATS KV so
+every process of a deployment spends one budget per api_key. A 429 that still arrives is retried by
+the client (reads and the orders Kite provably did not take)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterable
 
 LIMITS: dict[str, list[tuple[int, int]]] = {
     "quote": [(1, 1)],
@@ -24,50 +27,80 @@ LIMITS: dict[str, list[tuple[int, int]]] = {
 }
 DAY = 86400
 IST_OFFSET = 19800  # seconds east of UTC
+MARGIN = 0.1  # seconds added to every sliding window: latency jitter, clock skew, a late wake-up
+LATE_RECLAIMS = 10
+log = logging.getLogger("kta.kite.ratelimit")
 
 
 class DailyLimitReached(RuntimeError):
     pass
 
 
+def next_slot(sent: Iterable[float], windows: list[tuple[int, int]], now: float, margin: float = MARGIN) -> float:
+    """The earliest time, not before ``now`` nor before the last slot handed out (first come, first
+    served), at which one more request keeps every sliding window (shorter than a day) under its limit.
+    ``sent``: the times of the slots already handed out, oldest first."""
+    stamps = list(sent)
+    at = max([now, *stamps[-1:]])
+    for window, limit in windows:
+        if window >= DAY:
+            continue
+        span = window + margin
+        recent = [t for t in stamps if t > now - span]
+        if len(recent) >= limit:
+            at = max(at, recent[-limit] + span)
+    return at
+
+
+def horizon(windows: list[tuple[int, int]], margin: float = MARGIN) -> float:
+    """How long a slot matters (the longest window shorter than a day)."""
+    return max((w for w, _ in windows if w < DAY), default=0) + margin
+
+
 class RateLimiter:
     def __init__(self, limits: dict[str, list[tuple[int, int]]] | None = None, clock=time.time,
-                 margin: float = 0.05) -> None:
+                 margin: float = MARGIN) -> None:
         self.limits = limits or LIMITS
         self._clock = clock
-        self.margin = margin  # seconds added to every sliding window: latency jitter and clock skew
-        self._sent: dict[tuple[str, int], deque[float]] = defaultdict(deque)
+        self.margin = margin
+        self._sent: dict[str, deque[float]] = defaultdict(deque)
         self._days: dict[tuple[str, int], int] = defaultdict(int)  # (class, IST day number) -> count
         self.waits = 0  # how often a caller had to wait (observable in tests and metrics)
+        self.late = 0  # slots given up because the caller woke too late to use them
 
     async def acquire(self, cls: str) -> None:
         """Reserve the earliest slot that keeps every window under its limit, then wait for it.
-        Slots are handed out in call order (FIFO): a busy poller cannot starve other callers."""
+        Slots are handed out in call order (FIFO): a busy poller cannot starve other callers. A caller
+        woken later than half the margin after its slot (a loaded machine) claims a fresh one: sent
+        late, it would crowd the next window."""
+        windows = self.limits.get(cls)
+        if windows is None:  # a class this limiter does not count (the order gate's)
+            return
+        for _ in range(LATE_RECLAIMS + 1):
+            at, now = await self._claim(cls, windows)
+            if at > now:
+                self.waits += 1
+                await asyncio.sleep(at - now)
+            if self._clock() - at <= self.margin / 2:
+                return
+            self.late += 1
+        log.warning("rate limiter: %s slots keep arriving late (an overloaded machine)", cls)
+
+    async def _claim(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float]:
+        """(slot, now): the slot is recorded as taken."""
         now = self._clock()
-        at = now
-        for window, limit in self.limits[cls]:
-            if window >= DAY:
-                continue
-            sent = self._sent[(cls, window)]
-            span = window + self.margin
-            while sent and sent[0] <= now - span:
-                sent.popleft()
-            if sent:
-                at = max(at, sent[-1])  # never ahead of an earlier caller
-            if len(sent) >= limit:
-                at = max(at, sent[-limit] + span)
+        sent = self._sent[cls]
+        while sent and sent[0] <= now - horizon(windows, self.margin):
+            sent.popleft()
+        at = next_slot(sent, windows, now, self.margin)
         day = int((at + IST_OFFSET) // DAY)
-        for window, limit in self.limits[cls]:
+        for window, limit in windows:
             if window >= DAY and self._days[(cls, day)] >= limit:
                 raise DailyLimitReached(f"Kite's daily limit of {limit} {cls} requests is reached")
-        for window, _ in self.limits[cls]:
-            if window >= DAY:
-                self._days[(cls, day)] += 1
-            else:
-                self._sent[(cls, window)].append(at)
-        if at > now:
-            self.waits += 1
-            await asyncio.sleep(at - now)
+        if any(window >= DAY for window, _ in windows):
+            self._days[(cls, day)] += 1
+        sent.append(at)
+        return at, now
 
 
 _shared: dict[str, RateLimiter] = {}

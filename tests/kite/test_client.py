@@ -264,7 +264,7 @@ async def test_daily_order_cap_is_refused_not_waited_for():
         await limiter.acquire("orders")
     with pytest.raises(DailyLimitReached):
         await limiter.acquire("orders")
-    tomorrow = RateLimiter({"orders": [(86400, 1)]}, clock=iter([1_800_000_000.0, 1_800_086_400.0]).__next__)
+    tomorrow = RateLimiter({"orders": [(86400, 1)]}, clock=iter([1_800_000_000.0] * 2 + [1_800_086_400.0] * 2).__next__)
     await tomorrow.acquire("orders")
     await tomorrow.acquire("orders")  # a new IST day, a new budget
 

@@ -1,0 +1,88 @@
+"""One rate budget per Kite api_key across every process of a deployment.
+
+Kite counts a key's requests wherever they come from: the gateway (quotes, the option chain), the
+strategy worker (seeding, scans) and the execution worker (reconciliation, positions) each keeping
+their own "10 requests/s" would together send 30. So the slots are handed out from NATS KV, which
+every kta process already reaches: one key per (api_key, endpoint class) holds the times of the
+slots handed out in the last window; a caller computes the next free slot with the same rule as the
+in-process limiter (``ratelimit.next_slot``) and claims it with a compare-and-set on the entry's
+revision, retrying on a conflict. No process is the owner, so none has to be up for the others to
+trade, and a restart loses nothing (why not a token-bucket service on request/reply: it would be one
+more thing to keep alive; why not pyrate-limiter's Redis/SQLite backends: one more server, or one
+host only, where NATS already spans the deployment; see docs/architecture.md).
+
+The slot times come from each process's clock; the windows are ``MARGIN`` longer than Kite's to
+absorb skew between hosts (NTP keeps it to milliseconds) and late wake-ups. If NATS cannot be reached the call falls
+back to this process's own limiter, and says so in the log, rather than stall trading."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+from shared import subjects
+from shared.kite.ratelimit import LIMITS, MARGIN, RateLimiter, horizon, next_slot
+
+log = logging.getLogger("kta.kite.budget")
+CONFLICT_RETRIES = 50  # compare-and-set attempts before a caller gives up on the shared budget
+KV_TIMEOUT = 4.0
+_stamps = msgspec.msgpack.Decoder(list[float])
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def budget_key(api_key: str, cls: str) -> str:
+    """KV keys allow few characters, and the bucket is no place for an api_key in clear."""
+    return f"{hashlib.sha256(api_key.encode()).hexdigest()[:24]}.{cls}"
+
+
+class SharedBudget(RateLimiter):
+    """The in-process ``RateLimiter`` with its slots claimed in NATS KV. ``limits`` are the classes it
+    shares; any other class (orders: the order gate's) passes through."""
+
+    def __init__(self, bus, api_key: str, *, limits: dict[str, list[tuple[int, int]]] | None = None,
+                 clock=time.time, margin: float = MARGIN) -> None:
+        super().__init__(limits if limits is not None else {k: v for k, v in LIMITS.items() if k != "orders"},
+                         clock, margin)
+        self.bus = bus
+        self.api_key = api_key
+        self.conflicts = 0  # compare-and-set retries (contention between processes)
+        self.fallbacks = 0
+        self._kv = None
+
+    async def _claim(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float]:
+        try:
+            return await asyncio.wait_for(self._claim_shared(cls, windows), KV_TIMEOUT)
+        except Exception as e:  # noqa: BLE001 - NATS down or overloaded: trade on this process's budget
+            self.fallbacks += 1
+            log.warning("shared rate budget unavailable (%r): using this process's own limiter", e)
+            return await super()._claim(cls, windows)
+
+    async def _claim_shared(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float]:
+        if self._kv is None:
+            self._kv = await self.bus.kv(subjects.KV_RATE_BUDGET, ttl=3600)
+        key = budget_key(self.api_key, cls)
+        keep = horizon(windows, self.margin)
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                entry = await self._kv.get(key)
+                revision, sent = entry.revision, _stamps.decode(entry.value) if entry.value else []
+            except KeyNotFoundError:
+                revision, sent = 0, []
+            now = self._clock()
+            sent = [t for t in sent if t > now - keep]
+            at = next_slot(sent, windows, now, self.margin)
+            value = _encode([*sent, at])
+            try:
+                if revision:
+                    await self._kv.update(key, value, last=revision)
+                else:
+                    await self._kv.create(key, value)
+                return at, now
+            except KeyWrongLastSequenceError:
+                self.conflicts += 1  # another process claimed a slot first: recompute from its entry
+        raise RuntimeError(f"no slot after {CONFLICT_RETRIES} conflicting claims")
