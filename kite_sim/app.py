@@ -11,17 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 
 from litestar import Litestar, WebSocket, websocket
 from litestar.datastructures import State
 
 from kite_sim import routes_admin, routes_market, routes_session, routes_trading
+from kite_sim.errors import KiteError
 from kite_sim.routes_gtt import GttController
 from kite_sim.sim import Sim
 from kite_sim.ticker import MAX_CONNECTIONS, Connection, serve_connection
 
 log = logging.getLogger("kite_sim.app")
+
+
+async def refuse_upgrade(socket: WebSocket, error: KiteError) -> None:
+    """Answer the upgrade request with an HTTP error, as Kite does (403 for a bad token, 429 for a fourth
+    connection of an api_key), through the ASGI WebSocket denial response."""
+    if "websocket.http.response" not in socket.scope.get("extensions", {}):
+        await socket.close(code=4000 + error.status, reason=error.message)  # a server without the extension: 403
+        return
+    await socket.receive()  # the websocket.connect event
+    body = json.dumps({"status": "error", "message": error.message, "data": None, "error_type": error.error_type})
+    await socket.send({"type": "websocket.http.response.start", "status": error.status,
+                       "headers": [(b"content-type", b"application/json")]})
+    await socket.send({"type": "websocket.http.response.body", "body": body.encode()})
 
 
 def build_app(sim: Sim) -> Litestar:
@@ -30,11 +45,12 @@ def build_app(sim: Sim) -> Litestar:
         info = sim.accounts.check(api_key, socket.query_params.get("access_token", ""))
         if info is None:
             log.info("ticker: refused a connection with an invalid token")
-            await socket.close(code=4003, reason="invalid token")  # before accept: a 403 on the upgrade
+            await refuse_upgrade(socket, KiteError("Incorrect `api_key` or `access_token`.", "TokenException", 403))
             return
         if sim.hub.count(api_key) >= MAX_CONNECTIONS:
-            log.info("ticker: refused a connection over the limit of %d", MAX_CONNECTIONS)
-            await socket.close(code=4029, reason="too many connections")
+            log.info("ticker: refused a connection over the limit of %d per api_key (429)", MAX_CONNECTIONS)
+            await refuse_upgrade(socket, KiteError(f"Too many connections: an api_key may open {MAX_CONNECTIONS} "
+                                                   f"WebSocket connections.", "NetworkException", 429))
             return
         await socket.accept()
         log.info("ticker: %s connected", info.user_id)

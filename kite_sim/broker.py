@@ -138,7 +138,14 @@ class Broker:
         q = self.market.quote(inst)
         if order_type in ("LIMIT", "SL") and not (paise(q.lower_circuit) <= o.price <= paise(q.upper_circuit)):
             return f"Your order price is out of the circuit limits ({q.lower_circuit:.2f} - {q.upper_circuit:.2f})."
+        if order_type in ("SL", "SL-M"):
+            return self._stop_error(o, o.trigger_price) or ""
         return ""
+
+    def _stop_error(self, o: Order, trigger: int) -> str | None:
+        q = self.market.quote(o.inst)
+        return validation.stop_trigger_error(o.transaction_type, trigger, paise(q.last_price), paise(q.lower_circuit),
+                                             paise(q.upper_circuit))
 
     def _open(self, o: Order) -> None:
         self._history(o, "OPEN PENDING")
@@ -164,19 +171,20 @@ class Broker:
         if o.modifications >= MAX_MODIFICATIONS:
             raise OrderError("Maximum allowed order modifications exceeded.", "InputException")
         try:
-            if f.get("quantity"):
-                qty = int(f["quantity"])
-                if qty < o.filled_quantity or (o.inst.lot_size > 1 and qty % o.inst.lot_size):
-                    raise OrderError("Invalid `quantity`.")
-                o.quantity = qty
-            if f.get("price"):
-                o.price = paise(float(f["price"]))
-            if f.get("trigger_price"):
-                o.trigger_price = paise(float(f["trigger_price"]))
+            qty = int(f["quantity"]) if f.get("quantity") else o.quantity
+            price = paise(float(f["price"])) if f.get("price") else o.price
+            trigger = paise(float(f["trigger_price"])) if f.get("trigger_price") else o.trigger_price
         except ValueError:
             raise OrderError("Invalid `price` or `quantity`.") from None
-        if f.get("order_type") in ("LIMIT", "SL", "SL-M"):
-            o.order_type = f["order_type"]
+        if qty < o.filled_quantity or (o.inst.lot_size > 1 and qty % o.inst.lot_size):
+            raise OrderError("Invalid `quantity`.")
+        order_type = f["order_type"] if f.get("order_type") in ("LIMIT", "SL", "SL-M") else o.order_type
+        if (problem := validation.stop_limit_error(o.transaction_type, order_type, price, trigger)) is not None:
+            raise OrderError(problem)
+        if order_type in ("SL", "SL-M") and o.status == "TRIGGER PENDING" and \
+                (problem := self._stop_error(o, trigger)) is not None:
+            raise OrderError(problem)  # a stop moved past the market would fire at once: Kite refuses it
+        o.quantity, o.price, o.trigger_price, o.order_type = qty, price, trigger, order_type
         o.modifications += 1
         before = o.status
         self._history(o, "MODIFY VALIDATION PENDING")

@@ -67,6 +67,14 @@ def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limit
                snapshot_path=opt.snapshot or None, restore=doc)
 
 
+class _DenialNoise(logging.Filter):
+    """uvicorn's sansio WebSocket protocol logs an error after every denial response it has sent correctly (the
+    403 / 429 the ticker answers an upgrade with never completes a handshake, by design): drop that line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
 def redirect_for(settings: Settings) -> str:
     return f"{settings.gateway_url}/auth/kite/callback"
 
@@ -78,6 +86,7 @@ async def amain(settings: Settings, stop: asyncio.Event | None = None, redirect_
     config = uvicorn.Config(build_app(sim), host=settings.sim_host, port=settings.sim_port, log_level="warning",
                             ws="websockets-sansio", lifespan="on", log_config=None)
     server = uvicorn.Server(config)
+    logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
     opt = options or Options()
     logger.info("kite_sim listening on http://%s:%d (speed %gx, seed %d, admin %s, market hours %s, settle %s, "
                 "replay %s, snapshot %s)", settings.sim_host, settings.sim_port, settings.sim_speed, settings.sim_seed,

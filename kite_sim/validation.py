@@ -55,6 +55,8 @@ def order_spec(universe: Universe, today, variety: str, f: dict) -> OrderSpec:
         raise OrderError("Invalid `price`.")
     if ot in ("SL", "SL-M") and trigger <= 0:
         raise OrderError("Invalid `trigger_price`.")
+    if (problem := stop_limit_error(tt, ot, price, trigger)) is not None:
+        raise OrderError(problem)
     if product == "CNC" and inst.instrument_type != "EQ":
         raise OrderError("CNC is for equity delivery only; use NRML or MIS.")
     tag = f.get("tag") or None
@@ -66,3 +68,30 @@ def order_spec(universe: Universe, today, variety: str, f: dict) -> OrderSpec:
     if inst.expiry is not None and inst.expiry < today:
         raise OrderError("Instrument has expired.")
     return OrderSpec(variety, inst, tt, ot, product, qty, price, trigger, validity, tag, mp)
+
+
+def stop_limit_error(side: str, order_type: str, price: int, trigger: int) -> str | None:
+    """An SL's limit must lie beyond its trigger in the order's direction (Kite's message), else None."""
+    if order_type != "SL":
+        return None
+    if side == "BUY" and trigger > price:
+        return "Trigger price can't be higher than price"
+    if side == "SELL" and trigger < price:
+        return "Trigger price can't be lesser than price"
+    return None
+
+
+def stop_trigger_error(side: str, trigger: int, ltp: int, lower_circuit: int, upper_circuit: int) -> str | None:
+    """Kite's RMS refusal of a stop whose trigger the market has already passed or that lies outside the
+    day's circuit band (a buy stop triggers above the last price, a sell stop below it), else None."""
+    if side == "BUY":
+        if trigger > upper_circuit:
+            return "Trigger price for stoploss buy orders cannot be above the upper circuit price."
+        if trigger <= ltp:
+            return "Trigger price for stoploss buy orders should be higher than the last traded price."
+    else:
+        if trigger < lower_circuit:
+            return "Trigger price for stoploss sell orders cannot be below the lower circuit price."
+        if trigger >= ltp:
+            return "Trigger price for stoploss sell orders should be lower than the last traded price."
+    return None
