@@ -39,6 +39,7 @@ from shared.config import load  # noqa: E402
 from shared.kite.models import Instrument  # noqa: E402
 from strategy_worker.bars import bar_start  # noqa: E402
 from strategy_worker.engine import StrategyEngine  # noqa: E402
+from strategy_worker.strategies import registry  # noqa: E402
 
 IST = timezone(timedelta(hours=5, minutes=30))
 NIFTY = 256265
@@ -91,14 +92,11 @@ def instruments() -> list[Instrument]:
 
 def warm_engine(bus: Bus, settings, name: str, seed: list[m.Bar], insts: list[Instrument]) -> StrategyEngine:
     engine = StrategyEngine(bus, settings)
-    engine._set_instruments(insts)
-    reply = engine.add(USER, m.AddStrategy(strategy=name, tokens=[NIFTY], strategy_id=f"bench-{name}"))
-    assert isinstance(reply, m.Ok), reply
+    engine.ctx.set_instruments(insts)
     engine.users[USER].live = True
     engine.series_for(NIFTY).seed(seed)
-    strategy = engine.running[f"bench-{name}"].strategy
-    for bar in seed:
-        strategy.warm_up(bar)
+    engine.series_ready(NIFTY)
+    engine.put(engine.make(USER, f"bench-{name}", name, registry.validate_params(name, {}), [NIFTY]))
     return engine
 
 

@@ -45,8 +45,9 @@ class LivePagesController(Controller):
         strategy = result.get("replies", {}).get("strategy") or {}
         names = ", ".join(p["label"] for p in picked(trading, result["tokens"]))
         count = strategy.get("strategies", 0)
-        note = (f"Live on {names}: {count} {'strategy' if count == 1 else 'strategies'}, "
-                f"{strategy.get('seeded_bars', 0)} bars seeded.")
+        seeding = strategy.get("seeding") or {}
+        history = f"loading history of {seeding['total']} symbols." if seeding.get("total") else "history loaded."
+        note = f"Live on {names}: {count} {'strategy' if count == 1 else 'strategies'}, {history}"
         return partial("live_result", request, STATUS_CHANGED, note=note, oob_strategies=True,
                        **await strategy_list_context(trading, user_id))
 

@@ -63,6 +63,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     seed_days: Annotated[int, Meta(ge=0, le=60)] = 5
     seed_interval: str = "5minute"
     max_bars: Annotated[int, Meta(ge=10, le=100_000)] = 500
+    max_strategies_per_user: Annotated[int, Meta(ge=1, le=1000)] = 25
+    max_symbols_per_strategy: Annotated[int, Meta(ge=1, le=1000)] = 50
+    max_live_tokens_per_user: Annotated[int, Meta(ge=1, le=9000)] = 500
 
     # execution worker
     reconcile_interval: Annotated[float, Meta(gt=0)] = 30.0

@@ -6,6 +6,7 @@ a gap. Each series keeps only its last ``max_bars`` bars."""
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass
 
@@ -66,9 +67,23 @@ class BarSeries:
             return self._last_exchange_ts
         return tick.received_at // 1_000_000_000
 
-    def seed(self, bars: list[Bar]) -> None:
-        for b in bars:
-            self.bars.append(b)
+    def seed(self, bars: list[Bar]) -> int:
+        """Merge historical bars in: those not already held (by start) and older than the bar in
+        progress, kept in time order — history fetched after live bars began (a late seed, a
+        reconnect gap) fills in behind them. Returns how many were added."""
+        have = {b.start for b in self.bars}
+        limit = self._cur.start if self._cur is not None else None
+        new = [b for b in bars if b.start not in have and (limit is None or b.start < limit)]
+        if not new:
+            return 0
+        if not self.bars or new[0].start > self.bars[-1].start and all(
+                x.start < y.start for x, y in itertools.pairwise(new)):
+            self.bars.extend(new)
+        else:
+            merged = sorted([*self.bars, *new], key=lambda b: b.start)
+            self.bars.clear()
+            self.bars.extend(merged[-self.bars.maxlen:] if self.bars.maxlen else merged)
+        return len(new)
 
     def on_tick(self, tick: Tick) -> Bar | None:
         ts = self._time_of(tick)

@@ -1,8 +1,9 @@
-"""strategy_worker: ticks in, signals out (``kta worker strategy``)."""
+"""strategy_worker: ticks in, signals out, outcomes back in (``kta worker strategy``)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from shared import messages as m
 from shared import partition, service, subjects
@@ -10,22 +11,34 @@ from shared.bus import Bus
 from shared.config import Settings
 from shared.kite.errors import KiteError
 from shared.kite.sessions import client_for, get_session, watch_sessions
+from strategy_worker.commands import StrategyCommands
 from strategy_worker.engine import StrategyEngine
-from strategy_worker.scanner import Scanner, ScanError
+from strategy_worker.positions import adopt_journal
+from strategy_worker.scanner import ScanError, Scanner
+from strategy_worker.seeding import Seeder
 from strategy_worker.strategies import registry
+
+log = logging.getLogger("kta.strategy")
+SESSION_LOST = "broker session expired: log in to Kite again"
+KILL_SWITCH = "kill switch"
 
 
 class StrategyWorker:
     def __init__(self, bus: Bus, settings: Settings) -> None:
         self.bus = bus
         self.engine = StrategyEngine(bus, settings)
+        self.seeder = Seeder(self.engine)
+        self.commands = StrategyCommands(self.engine, self.seeder)
         self.scanner = Scanner()
 
-    async def start(self) -> "StrategyWorker":
+    async def start(self) -> StrategyWorker:
         # users are partitioned across strategy workers (shared/partition.py): a worker runs and
-        # answers for the users of the partitions it holds, restored from the store when it gets one
-        self.parts = await partition.Partitions(self.bus, "strategy", on_acquire=self.acquire_partition,
-                                                on_release=self.release_partition).start()
+        # answers for the users of the partitions it holds, restored from the store when it gets one,
+        # and consumes their outcomes in order from the partition's durable consumer
+        self.parts = await partition.Partitions(self.bus, "strategy", [
+            partition.Feed(subjects.STREAM_OUTCOMES, "strategy-outcomes", "kta.u.*.outcomes", m.StrategyOutcome,
+                           self.on_outcome, batch=64),
+        ], on_acquire=self.acquire_partition, on_release=self.release_partition).start()
         await self.bus.serve(subjects.cmd_wildcard("strategy"), self.on_command, accept=self.parts.owns)
         await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, accept=self.parts.owns)
         await self.bus.subscribe("kta.u.*.risk", m.RiskState, self.on_risk)
@@ -34,35 +47,45 @@ class StrategyWorker:
         return self
 
     async def acquire_partition(self, p: int) -> None:
-        self.engine.restore(only=lambda user_id: partition.of(user_id) == p)
-        for user_id, (tokens, mode) in self.engine.store.live_users().items():
+        e = self.engine
+        e.restore(only=lambda user_id: partition.of(user_id) == p)
+        for user_id in {r.user_id for r in e.running.values() if partition.of(r.user_id) == p}:
+            self.bus.spawn(adopt_journal(e, user_id), name=f"journal-positions:{user_id}")
+        for user_id, (tokens, mode) in e.store.live_users().items():
             if partition.of(user_id) == p:
-                self.bus.spawn(self.engine.start_live(user_id, tokens, mode), name=f"resume:{user_id}")
+                self.bus.spawn(self.commands.start_live(user_id, tokens, mode), name=f"resume:{user_id}")
 
     async def release_partition(self, p: int) -> None:
-        for user_id in self.parts.users_in(p, {r.strategy.user_id for r in self.engine.running.values()}):
+        for user_id in self.parts.users_in(p, {r.user_id for r in self.engine.running.values()}):
             self.engine.forget(user_id)
 
+    async def on_outcome(self, o: m.StrategyOutcome, msg) -> None:
+        subject_user = subjects.user_of(partition.published(msg.subject))
+        if o.user_id != subject_user:  # a payload naming another user than its subject: refused
+            await self.bus.dead_letter(msg.subject, msg.data, f"user_id {o.user_id} on {subject_user}'s subject")
+            return
+        await self.engine.on_outcome(o)
+
     async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
-        e = self.engine
-        if isinstance(cmd, m.AddStrategy):
-            reply = e.add(user_id, cmd)
-            if isinstance(reply, m.Ok) and e.users[user_id].live:
-                await e.seed(user_id)
-                await e.subscribe_needed(user_id)
-            return reply
-        if isinstance(cmd, m.RemoveStrategy):
-            return e.remove(user_id, cmd.strategy_id)
-        if isinstance(cmd, m.UpdateParams):
-            return e.update_params(user_id, cmd)
-        if isinstance(cmd, m.ListStrategies):
-            return m.Ok(data=e.listing(user_id))
-        if isinstance(cmd, m.GetCatalog):
-            return m.Ok(data=registry.catalog())
-        if isinstance(cmd, m.GetSignals):
-            return m.Ok(data=list(e.users[user_id].signal_log)[: cmd.limit])
-        if isinstance(cmd, m.Scan):
-            return await self.scan(user_id, cmd)
+        c = self.commands
+        match cmd:
+            case m.AddStrategy():
+                reply = c.add(user_id, cmd)
+                if isinstance(reply, m.Ok) and self.engine.users[user_id].live:
+                    await c.subscribe_needed(user_id)
+                return reply
+            case m.RemoveStrategy():
+                return c.remove(user_id, cmd.strategy_id)
+            case m.UpdateParams():
+                return c.update_params(user_id, cmd)
+            case m.ListStrategies():
+                return m.Ok(data=c.listing(user_id))
+            case m.GetCatalog():
+                return m.Ok(data=registry.catalog())
+            case m.GetSignals():
+                return m.Ok(data=list(self.engine.users[user_id].signal_log)[: cmd.limit])
+            case m.Scan():
+                return await self.scan(user_id, cmd)
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a strategy command")
 
     async def scan(self, user_id: str, cmd: m.Scan) -> m.Ok | m.Error:
@@ -70,7 +93,7 @@ class StrategyWorker:
         live = await get_session(self.bus, e.vault, user_id)
         if live is None:
             return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
-        await e.ensure_instruments(user_id)
+        await self.commands.ensure_instruments(user_id)
         try:
             async with client_for(e.settings, live) as kite:
                 return m.Ok(data=await self.scanner.scan(kite, e.ctx.instruments, cmd))
@@ -81,42 +104,60 @@ class StrategyWorker:
 
     async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         if isinstance(cmd, m.StartLive):
-            return await self.engine.start_live(user_id, list(cmd.tokens), cmd.mode.value)
+            return await self.commands.start_live(user_id, list(cmd.tokens), cmd.mode.value)
         if isinstance(cmd, m.StopLive):
-            return self.engine.stop_live(user_id)
+            return self.commands.stop_live(user_id)
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
 
     async def on_risk(self, state: m.RiskState, msg) -> None:
         if not self.parts.owns(state.user_id):
             return
+        user = self.engine.users.get(state.user_id)
         if state.state is m.KillSwitchState.HALTED:
-            self.engine.pause_user(state.user_id, f"kill switch: {state.reason}")
+            if user is None or not user.pause_reason.startswith(KILL_SWITCH):
+                self.engine.pause_user(state.user_id, f"{KILL_SWITCH}: {state.reason}")
+        elif state.state is m.KillSwitchState.ACTIVE and user is not None and user.pause_reason.startswith(KILL_SWITCH):
+            self.engine.resume_user(state.user_id)  # the kill switch was reset
 
     async def on_broker_event(self, ev: m.BrokerEvent, msg) -> None:
         if not self.parts.owns(ev.user_id):
             return
         if ev.kind == "token_expired":
-            self.engine.pause_user(ev.user_id, "broker session expired: log in to Kite again")
+            self.engine.pause_user(ev.user_id, SESSION_LOST)
         elif ev.kind == "reconnected":
-            await self.engine.on_gap(ev.user_id, ev.gap_start)
+            tokens = await self.engine.close_gap(ev.user_id, ev.gap_start)
+            if ev.gap_start:
+                self.seeder.refill(ev.user_id, tokens, ev.gap_start // 1_000_000_000)
 
     async def watch_sessions(self) -> None:
+        """A session gone pauses the user's strategies; a new one (a Kite re-login) resumes them."""
         async for user_id, live in watch_sessions(self.bus, self.engine.vault):
-            if live is None and self.engine.users.get(user_id, None) and self.engine.users[user_id].live:
-                self.engine.pause_user(user_id, "broker session expired: log in to Kite again")
+            if not self.parts.owns(user_id):
+                continue
+            user = self.engine.users.get(user_id)
+            if user is None or not user.live:
+                continue
+            if live is None:
+                self.engine.pause_user(user_id, SESSION_LOST)
+            elif user.pause_reason == SESSION_LOST:
+                resumed = self.engine.resume_user(user_id)
+                log.info("broker session back: %d strategies trade again", resumed, extra={"user_id": user_id})
+                self.seeder.request(user_id)
+                await self.commands.subscribe_needed(user_id)
 
     def status(self) -> dict:
         e = self.engine
-        disabled = [sid for sid, r in e.running.items() if r.status == "disabled"]
+        disabled = [sid for (_, sid), r in e.running.items() if r.status == "disabled"]
         return {"strategies": len(e.running), "ticks": e.ticks_seen, "signals": e.signals_published,
+                "ticks_refused": e.ticks_refused,
                 "live_users": sum(1 for u in e.users.values() if u.live), "disabled": len(disabled),
                 "partitions": len(self.parts.owned),
                 "detail": f"disabled: {', '.join(disabled)}" if disabled else ""}
 
     async def close(self) -> None:
         await self.parts.close()
-        for sid in list(self.engine.running):
-            self.engine.persist(sid)
+        for r in list(self.engine.running.values()):
+            self.engine.persist(r)
 
 
 async def start(bus: Bus, settings: Settings) -> StrategyWorker:

@@ -2,16 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
-from strategy_worker.strategies.param_rules import ordered
 from strategy_worker.strategies.option_base import OptionStrategy
-from strategy_worker.strategies.registry import register
+from strategy_worker.strategies.params import OptionParams
 
 
-@register
 class IronCondor(OptionStrategy):
     """Iron condor on the nearest expiry.
 
@@ -27,24 +24,11 @@ class IronCondor(OptionStrategy):
     description = "Sell an OTM call and put by delta, buy wings: a defined-risk range trade."
     structure = "iron_condor"
 
-    class Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    class Params(OptionParams):
         short_delta: Annotated[float, Meta(ge=0.05, le=0.45, description="|delta| of the short strikes")] = 0.2
         wing_steps: Annotated[int, Meta(ge=1, le=20, description="Wing distance beyond the shorts, in strikes")] = 4
-        lots: Annotated[int, Meta(ge=1, le=50, description="Lots per leg")] = 1
-        target_pct: Annotated[float, Meta(ge=0.05, le=5, description="Exit at this gain, fraction of the entry premium")] = 0.5
-        stop_pct: Annotated[float, Meta(ge=0.05, le=5, description="Exit at this loss, fraction of the entry premium")] = 1.0
-        entry_after_minute: Annotated[int, Meta(ge=555, le=900, description="Earliest entry, minutes after midnight IST")] = 570
-        exit_minute: Annotated[int, Meta(ge=600, le=930, description="Time exit, minutes after midnight IST")] = 915
-        min_days_to_expiry: Annotated[int, Meta(ge=0, le=60, description="Skip expiries closer than this")] = 0
 
-        def __post_init__(self) -> None:
-            ordered("entry_after_minute", self.entry_after_minute, "exit_minute", self.exit_minute, "must be before")
-
-    def on_bar(self, bar: Bar) -> list:
-        if self.state.get("legs"):
-            return self.manage(bar)
-        if bar.instrument_token != self.tokens[0] or not self.in_entry_window(bar):
-            return []
+    def enter(self, bar: Bar) -> list:
         chain, spot = self.chain(), self.spot() or bar.close
         if chain is None:
             return []
@@ -57,17 +41,15 @@ class IronCondor(OptionStrategy):
         i_c, i_p = chain.strikes.index(sc), chain.strikes.index(sp)
         lc = chain.strikes[min(len(chain.strikes) - 1, i_c + self.params.wing_steps)]
         lp = chain.strikes[max(0, i_p - self.params.wing_steps)]
-        if not all(s.ce if k == "c" else s.pe for s, k in ((sc, "c"), (lc, "c"), (sp, "p"), (lp, "p"))) or \
-                lc.strike <= sc.strike or lp.strike >= sp.strike:
+        if not (sc.ce and lc.ce and sp.pe and lp.pe) or lc.strike <= sc.strike or lp.strike >= sp.strike:
             return []
         n = self.params.lots
         legs = [self.leg(lc.ce, TransactionType.BUY, n, hedge=True), self.leg(lp.pe, TransactionType.BUY, n, hedge=True),
                 self.leg(sc.ce, TransactionType.SELL, n), self.leg(sp.pe, TransactionType.SELL, n)]
         width = min(lc.strike - sc.strike, sp.strike - lp.strike) * n * chain.lot_size
-        credit = self.net_premium([{"instrument_token": x.instrument_token, "quantity": x.quantity,
-                                    "transaction_type": x.transaction_type.value} for x in legs])
+        credit = self.premium({x.instrument_token: x.quantity if x.transaction_type is TransactionType.BUY
+                               else -x.quantity for x in legs})
         conf = 0.5 + 0.5 * min(1.0, (credit or 0) / width * 3) if width else 0.5
-        group = self.entry_group(chain.underlying, legs, conf,
+        return [self.entry_group(chain.underlying, legs, conf,
                                  f"spot {spot:.2f} inside {sp.strike:g}/{sc.strike:g}; wings {lp.strike:g}/{lc.strike:g}",
-                                 metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2)})
-        return [group]
+                                 metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2)})]

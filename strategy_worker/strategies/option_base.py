@@ -1,6 +1,14 @@
-"""What the four option strategies share: the live chain of the underlying, leg building, and the
-life cycle of one open structure (entry window, exit on target / stop on the net premium, exit
-before the close and on expiry day). Legs always travel together as one SignalGroup."""
+"""What the option strategies share: the live chain of the underlying, leg building, and the life
+cycle of one structure, driven by what the broker says is held:
+
+* **flat, nothing in flight** — inside the entry window the subclass's ``enter(bar)`` may open a
+  structure (one SignalGroup; its legs are placed atomically by the execution worker);
+* **in flight** — the entry or exit group has no final outcome yet: wait;
+* **held** (any leg has a position, from fills) — ``manage`` exits on the net premium's target or
+  stop, at the time exit, or on expiry day, closing exactly what is held.
+
+A refused or rolled-back entry leaves the book flat, so no exit is ever sent for legs that were
+never bought (the bug that once left a naked short put)."""
 
 from __future__ import annotations
 
@@ -8,7 +16,16 @@ from datetime import datetime
 from typing import Any
 
 from shared.kite.models import Instrument
-from shared.messages import Bar, Exchange, Leg, OrderType, Product, TransactionType, to_paise
+from shared.messages import (
+    Bar,
+    Exchange,
+    Leg,
+    OrderType,
+    Product,
+    StrategyOutcome,
+    TransactionType,
+    to_paise,
+)
 from shared.options.chain import IST, OptionChain, nearest_chain
 from strategy_worker.strategies.base import BaseStrategy
 
@@ -38,115 +55,53 @@ class OptionStrategy(BaseStrategy):
     kind = "options"
     structure = ""
 
-    def chain(self) -> OptionChain | None:
-        """The nearest live chain, rebuilt only when the day or the instrument list changes (a
-        scan of every instrument per bar would be O(instruments))."""
-        name = self.ctx.underlying_name(self.tokens[0]) if self.tokens else ""
-        today = datetime.fromtimestamp(self.ctx.clock(), IST).date()
-        key = (id(self.ctx.instruments), len(self.ctx.instruments), name, today)
-        cached = getattr(self, "_chain", None)
-        if cached is None or cached[0] != key:
-            cached = self._chain = (key, nearest_chain(self.ctx.instruments, name, today,
-                                                       getattr(self.params, "min_days_to_expiry", 0)))
-        return cached[1]
+    # ---- overridables -------------------------------------------------------------------------
 
-    def spot(self) -> float | None:
-        return self.ctx.ltp(self.tokens[0]) if self.tokens else None
+    def observe(self, bar: Bar) -> None:
+        """Every bar of the underlying, whatever the structure's state (e.g. a trend filter)."""
 
-    def prices(self) -> "LastPrices":
-        return LastPrices(self.ctx.last_ticks)
+    def enter(self, bar: Bar) -> list:
+        """Flat, nothing in flight, inside the entry window: open a structure or return []."""
+        return []
 
-    def required_tokens(self) -> set[int]:
-        tokens = set(self.tokens)
-        chain, spot = self.chain(), self.spot()
-        if chain and spot:
-            for k in range(-NEAR_STRIKES, NEAR_STRIKES + 1):
-                s = chain.by_offset(spot, k)
-                tokens |= {i.instrument_token for i in (s.ce, s.pe) if i}
-        for leg in self.state.get("legs", []):
-            tokens.add(leg["instrument_token"])
-        return tokens
+    # ---- the life cycle -----------------------------------------------------------------------
 
-    def leg(self, inst: Instrument, side: TransactionType, lots: int, hedge: bool = False) -> Leg:
-        return Leg(exchange=Exchange(inst.exchange), tradingsymbol=inst.tradingsymbol,
-                   instrument_token=inst.instrument_token, transaction_type=side, quantity=lots * inst.lot_size,
-                   product=Product.NRML, order_type=OrderType.MARKET, lot_size=inst.lot_size, is_hedge=hedge,
-                   option_type=inst.instrument_type, strike=to_paise(inst.strike), expiry=inst.expiry.isoformat())
+    def on_bar(self, bar: Bar) -> list:
+        self.observe(bar)
+        if self.book.flights:
+            return []
+        if self.position:
+            return self.manage(bar)
+        self._forget_structure()
+        return self.enter(bar) if self.in_entry_window(bar) else []
 
-    # ---- the open structure -------------------------------------------------------------------
+    def on_outcome(self, outcome: StrategyOutcome) -> list:
+        if not self.position and not self.book.flights:
+            self._forget_structure()  # flat again: closed, refused or rolled back
+        return []
 
-    def net_premium(self, legs: list[dict[str, Any]]) -> float | None:
-        """Credit received (positive) or debit paid (negative) at current prices, per unit sum."""
-        total = 0.0
-        for leg in legs:
-            px = self.ctx.ltp(leg["instrument_token"])
-            if px is None:
-                return None
-            total += px * leg["quantity"] * (1 if leg["transaction_type"] == "SELL" else -1)
-        return total
+    def _forget_structure(self) -> None:
+        for key in ("legs", "entry_premium", "structure"):
+            self.state.pop(key, None)
 
-    def entry_group(self, underlying: str, legs: list[Leg], confidence: float, reason: str,
-                    metadata: dict[str, Any], structure: str | None = None):
-        """The entry SignalGroup of a structure, opened in the strategy's state. Its stop-loss and
-        target are the net-premium levels (rupees x quantity, credit positive, in paise) at which
-        ``manage`` exits; unknown (None) until every leg has a price."""
-        premium = self.net_premium([{"instrument_token": x.instrument_token, "quantity": x.quantity,
-                                     "transaction_type": x.transaction_type.value} for x in legs])
-        stop = target = None
-        if premium is not None:
-            basis = abs(premium) or 1.0
-            stop, target = to_paise(round(premium + self.params.stop_pct * basis, 2)), \
-                to_paise(round(premium - self.params.target_pct * basis, 2))
-        chain = self.chain()
-        oi = self.ctx.oi.get((underlying, chain.expiry)) if chain else None
-        if oi is not None and oi.total_ce:  # the chain's positioning when the structure was entered
-            metadata = {**metadata, "pcr": round(oi.pcr, 4), "max_pain": oi.max_pain()}
-        group = self.group(structure or self.structure, underlying, legs, "entry", confidence, reason,
-                           stop_loss=stop, target=target, metadata={**metadata, "net_premium": premium})
-        self.open_structure(legs, premium)
-        self.state["structure"] = group.structure
-        return group
-
-    def open_structure(self, group_legs: list[Leg], premium: float | None) -> None:
-        self.state["legs"] = [{"instrument_token": leg.instrument_token, "quantity": leg.quantity,
-                               "transaction_type": leg.transaction_type.value, "tradingsymbol": leg.tradingsymbol,
-                               "exchange": leg.exchange.value, "lot_size": leg.lot_size, "is_hedge": leg.is_hedge,
-                               "option_type": leg.option_type, "strike": leg.strike, "expiry": leg.expiry}
-                              for leg in group_legs]
-        self.state["entry_premium"] = premium
-        for leg in group_legs:
-            sign = 1 if leg.transaction_type is TransactionType.BUY else -1
-            self.position[leg.instrument_token] = self.position.get(leg.instrument_token, 0) + sign * leg.quantity
-
-    def close_structure(self, reason: str, confidence: float = 0.9):
-        legs = self.state.get("legs", [])
-        exit_legs = [Leg(exchange=Exchange(leg["exchange"]), tradingsymbol=leg["tradingsymbol"],
-                         instrument_token=leg["instrument_token"],
-                         transaction_type=TransactionType.BUY if leg["transaction_type"] == "SELL" else TransactionType.SELL,
-                         quantity=leg["quantity"], product=Product.NRML, order_type=OrderType.MARKET,
-                         lot_size=leg["lot_size"], is_hedge=leg["is_hedge"], option_type=leg["option_type"],
-                         strike=leg["strike"], expiry=leg["expiry"]) for leg in legs]
-        for leg in legs:
-            self.position.pop(leg["instrument_token"], None)
-        self.state.pop("legs", None)
-        self.state.pop("entry_premium", None)
-        return self.group(self.state.pop("structure", self.structure), self.ctx.underlying_name(self.tokens[0]), exit_legs, "exit", confidence,
-                          reason)
+    def on_fill(self, outcome: StrategyOutcome) -> list:
+        """Once every leg of the entry is held, the entry premium is what was really paid."""
+        legs = self.state.get("legs") or []
+        if outcome.order_kind == "entry" and legs and all(self.position.get(t) for t in legs):
+            self.state["entry_premium"] = sum(-self.position[t] * self.book.average.get(t, 0) / 100 for t in legs)
+        return []
 
     def manage(self, bar: Bar) -> list:
-        """Exit rules for an open structure; entries are the subclass's."""
-        legs = self.state.get("legs")
-        if not legs:
-            return []
         p = self.params
         now = datetime.fromtimestamp(bar.start, IST)
-        expiry_day = any(leg["expiry"] == now.date().isoformat() for leg in legs)
+        today = now.date().isoformat()
+        expiry_day = any(i.expiry and i.expiry.isoformat() == today for i in self._held_instruments())
         if now.hour * 60 + now.minute >= p.exit_minute or (expiry_day and now.hour >= 14):
             return [self.close_structure("time exit before the close" if not expiry_day else "expiry-day exit")]
-        entry, current = self.state.get("entry_premium"), self.net_premium(legs)
+        entry, current = self.state.get("entry_premium"), self.held_premium()
         if current is None:
             return []
-        if entry is None:  # entered before every leg had ticked: the first full pricing is the entry
+        if entry is None:  # entered before every leg had a price: the first full pricing is the entry
             self.state["entry_premium"] = current
             return []
         pnl = entry - current  # credit structures gain as premium decays; debit ones as it rises
@@ -161,3 +116,105 @@ class OptionStrategy(BaseStrategy):
         now = datetime.fromtimestamp(bar.start, IST)
         minute = now.hour * 60 + now.minute
         return self.params.entry_after_minute <= minute < self.params.exit_minute - 30
+
+    # ---- market -------------------------------------------------------------------------------
+
+    def chain(self) -> OptionChain | None:
+        """The nearest live chain, rebuilt only when the day or the instrument list changes (a
+        scan of every instrument per bar would be O(instruments))."""
+        name = self.ctx.underlying_name(self.token)
+        today = datetime.fromtimestamp(self.ctx.clock(), IST).date()
+        key = (id(self.ctx.instruments), len(self.ctx.instruments), name, today)
+        cached = getattr(self, "_chain", None)
+        if cached is None or cached[0] != key:
+            cached = self._chain = (key, nearest_chain(self.ctx.instruments, name, today,
+                                                       getattr(self.params, "min_days_to_expiry", 0)))
+        return cached[1]
+
+    def spot(self) -> float | None:
+        return self.ctx.ltp(self.token)
+
+    def prices(self) -> LastPrices:
+        return LastPrices(self.ctx.last_ticks)
+
+    def required_tokens(self) -> set[int]:
+        tokens = {self.token} | self.traded_tokens()
+        chain, spot = self.chain(), self.spot()
+        if chain and spot:
+            for k in range(-NEAR_STRIKES, NEAR_STRIKES + 1):
+                s = chain.by_offset(spot, k)
+                tokens |= {i.instrument_token for i in (s.ce, s.pe) if i}
+        return tokens
+
+    def traded_tokens(self) -> set[int]:
+        out = set(self.book.position) | set(self.state.get("legs") or ())
+        for f in self.book.flights.values():
+            out.update(f.want)
+        return out
+
+    # ---- structures ---------------------------------------------------------------------------
+
+    def leg(self, inst: Instrument, side: TransactionType, quantity_lots: int, hedge: bool = False,
+            units: int | None = None) -> Leg:
+        """A leg of ``quantity_lots`` lots (or exactly ``units``) of an option or future."""
+        return Leg(exchange=Exchange(inst.exchange), tradingsymbol=inst.tradingsymbol,
+                   instrument_token=inst.instrument_token, transaction_type=side,
+                   quantity=units if units is not None else quantity_lots * inst.lot_size, product=Product.NRML,
+                   order_type=OrderType.MARKET, lot_size=inst.lot_size, is_hedge=hedge,
+                   option_type=inst.instrument_type, strike=to_paise(inst.strike),
+                   expiry=inst.expiry.isoformat() if inst.expiry else "")
+
+    def premium(self, positions: dict[int, int]) -> float | None:
+        """Credit received (positive) or debit paid (negative) for ``positions`` (token -> signed
+        quantity) at current prices; None until every leg has a price."""
+        total = 0.0
+        for token, qty in positions.items():
+            px = self.ctx.ltp(token)
+            if px is None:
+                return None
+            total -= px * qty
+        return total
+
+    def held_premium(self) -> float | None:
+        return self.premium(dict(self.position))
+
+    def entry_group(self, underlying: str, legs: list[Leg], confidence: float, reason: str,
+                    metadata: dict[str, Any], structure: str | None = None):
+        """The entry SignalGroup of a structure. Its stop-loss and target are the net-premium
+        levels (rupees x quantity, credit positive, in paise) at which ``manage`` exits; unknown
+        (None) until every leg has a price. The structure is open only once fills say so."""
+        premium = self.premium({x.instrument_token: x.quantity if x.transaction_type is TransactionType.BUY
+                                else -x.quantity for x in legs})
+        stop = target = None
+        if premium is not None:
+            basis = abs(premium) or 1.0
+            stop = to_paise(round(premium + self.params.stop_pct * basis, 2))
+            target = to_paise(round(premium - self.params.target_pct * basis, 2))
+        chain = self.chain()
+        oi = self.ctx.oi.get((underlying, chain.expiry)) if chain else None
+        if oi is not None and oi.total_ce:  # the chain's positioning when the structure was entered
+            metadata = {**metadata, "pcr": round(oi.pcr, 4), "max_pain": oi.max_pain()}
+        name = structure or self.structure
+        group = self.group(name, underlying, legs, "entry", confidence, reason, stop_loss=stop, target=target,
+                           metadata={**metadata, "net_premium": premium})
+        if group is not None:
+            self.state.update(legs=[x.instrument_token for x in legs], entry_premium=premium, structure=name)
+        return group
+
+    def close_structure(self, reason: str, confidence: float = 0.9):
+        """An exit group for exactly what is held: short legs bought back first, then longs sold."""
+        held = sorted(((t, q) for t, q in self.position.items() if q), key=lambda tq: tq[1])
+        legs = []
+        for token, qty in held:
+            inst = self.ctx.by_token.get(token)
+            if inst is None:
+                continue
+            side = TransactionType.SELL if qty > 0 else TransactionType.BUY
+            legs.append(self.leg(inst, side, 0, hedge=qty > 0, units=abs(qty)))
+        if not legs:
+            return None
+        return self.group(self.state.get("structure", self.structure), self.ctx.underlying_name(self.token), legs,
+                          "exit", confidence, reason)
+
+    def _held_instruments(self) -> list[Instrument]:
+        return [i for i in (self.ctx.by_token.get(t) for t in self.position) if i is not None]

@@ -8,10 +8,11 @@ from typing import Any
 
 import msgspec
 
+from strategy_worker.strategies import BUILT_IN
 from strategy_worker.strategies.base import BaseStrategy
+from strategy_worker.strategies.params import SHARED_FIELDS
 
-_REGISTRY: dict[str, type[BaseStrategy]] = {}
-_loaded = False
+_REGISTRY: dict[str, type[BaseStrategy]] = {cls.name: cls for cls in BUILT_IN}
 
 
 class ParamsError(ValueError):
@@ -21,12 +22,17 @@ class ParamsError(ValueError):
 
 
 def register(cls: type[BaseStrategy]) -> type[BaseStrategy]:
+    """Add a strategy that is not in ``BUILT_IN`` (a test's, a plugin's)."""
     _REGISTRY[cls.name] = cls
     return cls
 
 
+def unregister(name: str) -> None:
+    if name not in {cls.name for cls in BUILT_IN}:
+        _REGISTRY.pop(name, None)
+
+
 def get(name: str) -> type[BaseStrategy]:
-    _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -34,14 +40,14 @@ def get(name: str) -> type[BaseStrategy]:
 
 
 def names() -> list[str]:
-    _load_all()
     return sorted(_REGISTRY)
 
 
 def _fields(params_cls: type[msgspec.Struct]) -> list[dict[str, Any]]:
     hints = typing.get_type_hints(params_cls, include_extras=True)
     out = []
-    for f in msgspec.structs.fields(params_cls):
+    own_first = sorted(msgspec.structs.fields(params_cls), key=lambda f: f.name in SHARED_FIELDS)
+    for f in own_first:
         hint = hints[f.name]
         base, meta = hint, None
         if typing.get_origin(hint) is typing.Annotated:
@@ -59,7 +65,6 @@ def _fields(params_cls: type[msgspec.Struct]) -> list[dict[str, Any]]:
 
 
 def catalog() -> list[dict[str, Any]]:
-    _load_all()
     return [{"name": c.name, "description": c.description, "kind": c.kind, "params": _fields(c.Params)}
             for c in sorted(_REGISTRY.values(), key=lambda c: (c.kind, c.name))]
 
@@ -88,21 +93,3 @@ def validate_params(name: str, params: dict[str, Any]) -> msgspec.Struct:
             bounds = f" (one of {info['choices']})"
         raise ParamsError(field or "params", f"{field or 'params'}: {text.split(' - at', 1)[0]}{bounds}") from None
 
-
-def _load_all() -> None:
-    """Import the built-in strategies (once); a strategy registered elsewhere (a test, a plugin)
-    before that must not hide them."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from strategy_worker.strategies import (  # noqa: F401 - registration side effect
-        bear_put_spread,
-        bull_call_spread,
-        ema_crossover,
-        iron_condor,
-        mean_reversion,
-        rsi,
-        straddle,
-        vwap_breakout,
-    )

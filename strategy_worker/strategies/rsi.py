@@ -2,16 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
 from strategy_worker.indicators import RSI as RSIIndicator
 from strategy_worker.strategies.base import BaseStrategy, clamp01
-from strategy_worker.strategies.registry import register
+from strategy_worker.strategies.params import EquityParams
 
 
-@register
 class RSIStrategy(BaseStrategy):
     """RSI reversal (Wilder's RSI, default 14, 30/70).
 
@@ -24,7 +22,7 @@ class RSIStrategy(BaseStrategy):
     name = "rsi"
     description = "Buy when RSI recovers from oversold, sell when it falls back from overbought."
 
-    class Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    class Params(EquityParams):
         period: Annotated[int, Meta(ge=2, le=100, description="RSI period (bars)")] = 14
         oversold: Annotated[float, Meta(ge=1, le=49, description="Oversold level")] = 30.0
         overbought: Annotated[float, Meta(ge=51, le=99, description="Overbought level")] = 70.0
@@ -32,9 +30,6 @@ class RSIStrategy(BaseStrategy):
         exit_short: Annotated[float, Meta(ge=1, le=99, description="RSI that closes a short")] = 50.0
         stop_pct: Annotated[float, Meta(ge=0.001, le=0.2, description="Stop-loss as a fraction of price")] = 0.01
         reward: Annotated[float, Meta(ge=0.5, le=10, description="Target as a multiple of the stop")] = 2.0
-        lots: Annotated[int, Meta(ge=1, le=50, description="Lots per trade (F&O / indices)")] = 1
-        quantity: Annotated[int, Meta(ge=1, le=100_000, description="Shares per trade (equities)")] = 1
-        intraday: Annotated[bool, Meta(description="MIS (intraday) rather than CNC/NRML")] = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -51,21 +46,19 @@ class RSIStrategy(BaseStrategy):
         self._extreme = min(self._extreme, value) if value < 50 else max(self._extreme, value)
         if prev is None:
             return []
-        token, held = bar.instrument_token, self.held(bar.instrument_token)
+        held = self.held()
         if held > 0 and value >= p.exit_long:
-            return [s for s in [self.exit(token, 0.8, f"RSI {value:.1f} reached {p.exit_long:g}")] if s]
+            return [self.exit(0.8, f"RSI {value:.1f} reached {p.exit_long:g}")]
         if held < 0 and value <= p.exit_short:
-            return [s for s in [self.exit(token, 0.8, f"RSI {value:.1f} fell to {p.exit_short:g}")] if s]
+            return [self.exit(0.8, f"RSI {value:.1f} fell to {p.exit_short:g}")]
         if held:
             return []
         if prev < p.oversold <= value:
             conf = 0.5 + 0.5 * clamp01((p.oversold - self._extreme) / p.oversold)
-            sig = self.entry(token, TransactionType.BUY, conf, f"RSI crossed up through {p.oversold:g} ({value:.1f})",
-                             p.stop_pct, p.stop_pct * p.reward, price=bar.close)
-            return [sig] if sig else []
+            return [self.entry(TransactionType.BUY, conf, f"RSI crossed up through {p.oversold:g} ({value:.1f})",
+                               p.stop_pct, p.stop_pct * p.reward, price=bar.close)]
         if prev > p.overbought >= value:
             conf = 0.5 + 0.5 * clamp01((self._extreme - p.overbought) / (100 - p.overbought))
-            sig = self.entry(token, TransactionType.SELL, conf,
-                             f"RSI crossed down through {p.overbought:g} ({value:.1f})", p.stop_pct, p.stop_pct * p.reward, price=bar.close)
-            return [sig] if sig else []
+            return [self.entry(TransactionType.SELL, conf, f"RSI crossed down through {p.overbought:g} ({value:.1f})",
+                               p.stop_pct, p.stop_pct * p.reward, price=bar.close)]
         return []

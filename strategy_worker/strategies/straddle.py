@@ -2,41 +2,26 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import msgspec
 from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
-from strategy_worker.strategies.param_rules import ordered
 from strategy_worker.strategies.option_base import OptionStrategy
-from strategy_worker.strategies.registry import register
+from strategy_worker.strategies.params import OptionParams
 
 
 class _Volatility(OptionStrategy):
     """Straddle / strangle: the same life cycle, different strikes."""
 
-    class Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    class Params(OptionParams):
         side: Annotated[Literal["short", "long"], Meta(description="Sell premium (short) or buy it (long)")] = "short"
         hedged: Annotated[bool, Meta(description="Buy protective wings on a short structure")] = True
         wing_steps: Annotated[int, Meta(ge=1, le=20, description="Wing distance beyond the sold strikes")] = 6
         strangle_delta: Annotated[float, Meta(ge=0.05, le=0.45, description="|delta| of strangle strikes")] = 0.25
-        lots: Annotated[int, Meta(ge=1, le=50, description="Lots per leg")] = 1
-        target_pct: Annotated[float, Meta(ge=0.05, le=5, description="Exit at this gain, fraction of the entry premium")] = 0.5
-        stop_pct: Annotated[float, Meta(ge=0.05, le=5, description="Exit at this loss, fraction of the entry premium")] = 1.0
-        entry_after_minute: Annotated[int, Meta(ge=555, le=900, description="Earliest entry, minutes after midnight IST")] = 570
-        exit_minute: Annotated[int, Meta(ge=600, le=930, description="Time exit, minutes after midnight IST")] = 915
-        min_days_to_expiry: Annotated[int, Meta(ge=0, le=60, description="Skip expiries closer than this")] = 0
-
-        def __post_init__(self) -> None:
-            ordered("entry_after_minute", self.entry_after_minute, "exit_minute", self.exit_minute, "must be before")
 
     def strikes(self, chain, spot, fwd, now, prices):
         raise NotImplementedError
 
-    def on_bar(self, bar: Bar) -> list:
-        if self.state.get("legs"):
-            return self.manage(bar)
-        if bar.instrument_token != self.tokens[0] or not self.in_entry_window(bar):
-            return []
+    def enter(self, bar: Bar) -> list:
         chain, spot = self.chain(), self.spot() or bar.close
         if chain is None:
             return []
@@ -59,14 +44,12 @@ class _Volatility(OptionStrategy):
                      self.leg(wp.pe, TransactionType.BUY, p.lots, hedge=True)]
         legs += [self.leg(call_strike.ce, side, p.lots), self.leg(put_strike.pe, side, p.lots)]
         structure = f"hedged_{self.structure}" if short and p.hedged else self.structure
-        group = self.entry_group(chain.underlying, legs, 0.6,
+        return [self.entry_group(chain.underlying, legs, 0.6,
                                  f"{p.side} {self.structure} {put_strike.strike:g}/{call_strike.strike:g} around {spot:.2f}",
                                  metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2)},
-                                 structure=structure)
-        return [group]
+                                 structure=structure)]
 
 
-@register
 class Straddle(_Volatility):
     """Straddle: the ATM call and put of the nearest expiry, sold (default, with protective wings
     ``wing_steps`` strikes away unless ``hedged`` is off) or bought. Exit on ``target_pct`` /
@@ -81,7 +64,6 @@ class Straddle(_Volatility):
         return atm, atm
 
 
-@register
 class Strangle(_Volatility):
     """Strangle: an OTM call and put chosen by ``strangle_delta`` (Black-76 off the implied
     future), sold with protective wings by default or bought. Same exits as the straddle."""

@@ -2,18 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
-from strategy_worker.indicators import VWAP, SMA
+from strategy_worker.bars import IST_OFFSET
+from strategy_worker.indicators import SMA, VWAP
 from strategy_worker.strategies.base import BaseStrategy, clamp01
-from strategy_worker.strategies.registry import register
-
-IST = 19800
+from strategy_worker.strategies.params import EquityParams
 
 
-@register
 class VWAPBreakout(BaseStrategy):
     """VWAP breakout.
 
@@ -27,14 +24,11 @@ class VWAPBreakout(BaseStrategy):
     name = "vwap_breakout"
     description = "Trade closes that break away from the session VWAP on strong volume."
 
-    class Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    class Params(EquityParams):
         band_pct: Annotated[float, Meta(ge=0, le=0.05, description="Distance from VWAP that counts as a break")] = 0.001
         volume_factor: Annotated[float, Meta(ge=0, le=10, description="Volume vs its 20-bar average")] = 1.5
         min_stop_pct: Annotated[float, Meta(ge=0.001, le=0.1, description="Smallest stop, fraction of price")] = 0.003
         reward: Annotated[float, Meta(ge=0.5, le=10, description="Target as a multiple of the stop")] = 2.0
-        lots: Annotated[int, Meta(ge=1, le=50, description="Lots per trade (F&O / indices)")] = 1
-        quantity: Annotated[int, Meta(ge=1, le=100_000, description="Shares per trade (equities)")] = 1
-        intraday: Annotated[bool, Meta(description="MIS (intraday) rather than CNC/NRML")] = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -44,15 +38,15 @@ class VWAPBreakout(BaseStrategy):
 
     def on_bar(self, bar: Bar) -> list:
         typical = (bar.high + bar.low + bar.close) / 3
-        vwap = self.vwap.update(typical, bar.volume or 1, (bar.start + IST) // 86400)
+        vwap = self.vwap.update(typical, bar.volume or 1, (bar.start + IST_OFFSET) // 86400)
         avg = self.avg_volume.update(bar.volume)
-        p, token = self.params, bar.instrument_token
+        p = self.params
         band = vwap * p.band_pct
         side = 1 if bar.close > vwap + band else -1 if bar.close < vwap - band else 0
         prev, self._side = self._side, side
-        held = self.held(token)
+        held = self.held()
         if held and ((held > 0 and bar.close < vwap) or (held < 0 and bar.close > vwap)):
-            return [s for s in [self.exit(token, 0.8, f"close {bar.close:.2f} back across VWAP {vwap:.2f}")] if s]
+            return [self.exit(0.8, f"close {bar.close:.2f} back across VWAP {vwap:.2f}")]
         if held or side == 0 or side == prev:
             return []
         surge = bar.volume / avg if avg else 0.0
@@ -60,7 +54,6 @@ class VWAPBreakout(BaseStrategy):
             return []
         stop_pct = max(p.min_stop_pct, abs(bar.close - vwap) / bar.close)
         conf = 0.5 + 0.5 * clamp01((surge - p.volume_factor) / max(1.0, p.volume_factor)) if bar.volume else 0.6
-        sig = self.entry(token, TransactionType.BUY if side > 0 else TransactionType.SELL, conf,
-                         f"close {bar.close:.2f} broke {'above' if side > 0 else 'below'} VWAP {vwap:.2f}",
-                         stop_pct, stop_pct * p.reward, price=bar.close)
-        return [sig] if sig else []
+        return [self.entry(TransactionType.BUY if side > 0 else TransactionType.SELL, conf,
+                           f"close {bar.close:.2f} broke {'above' if side > 0 else 'below'} VWAP {vwap:.2f}",
+                           stop_pct, stop_pct * p.reward, price=bar.close)]

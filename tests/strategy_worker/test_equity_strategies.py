@@ -6,7 +6,16 @@ import pandas as pd
 import talib
 
 from shared.messages import Signal, TransactionType
-from tests.strategy_worker.kit import INFY, NIFTY, NIFTY_FUT, bars, context, feed, make
+from tests.strategy_worker.kit import (
+    INFY,
+    NIFTY,
+    NIFTY_FUT,
+    Desk,
+    bars,
+    context,
+    feed,
+    make,
+)
 
 BUY, SELL = TransactionType.BUY, TransactionType.SELL
 
@@ -33,8 +42,8 @@ def ema_series():
 
 def test_ema_crossover_golden_then_death_cross():
     closes = ema_series()
-    s = make("ema_crossover", {"fast": 3, "slow": 6, "quantity": 10})
-    out = feed(s, bars(closes))
+    s, desk = make("ema_crossover", {"fast": 3, "slow": 6, "quantity": 10}), Desk()
+    out = feed(s, bars(closes), desk)
     c = np.array(closes)
     diff = talib.EMA(c, 3) - talib.EMA(c, 6)
     golden = first(diff > 1e-12)
@@ -50,11 +59,23 @@ def test_ema_crossover_golden_then_death_cross():
     assert out[1][1].stop_loss is None and out[1][1].intent == "exit"
     assert all(0.5 <= sig.confidence <= 1 for _, sig in out)
     assert len({sig.id for _, sig in out}) == 3
-    assert s.held(INFY) == -10
+    assert s.positions() == {INFY: -10} == {INFY: desk.held(s, INFY)}
+
+
+def test_ema_crossover_reverses_only_once_the_exit_has_filled():
+    s, desk = make("ema_crossover", {"fast": 3, "slow": 6, "quantity": 10}), Desk()
+    series = bars(ema_series())
+    out = feed(s, series[:25], desk)
+    assert [sig.intent for _, sig in out] == ["entry"]
+    out = feed(s, series[25:])  # nothing fills: the death cross sends the exit only
+    assert [(sig.intent, sig.transaction_type) for _, sig in out] == [("exit", SELL)]
+    assert s.positions() == {INFY: 10}
+    follow = desk.fill(s, out[0][1])
+    assert [(sig.intent, sig.transaction_type, sig.quantity) for sig in follow] == [("entry", SELL, 10)]
 
 
 def test_ema_crossover_without_reverse_only_exits():
-    out = feed(make("ema_crossover", {"fast": 3, "slow": 6, "reverse": False}), bars(ema_series()))
+    out = feed(make("ema_crossover", {"fast": 3, "slow": 6, "reverse": False}), bars(ema_series()), Desk())
     assert [(sig.intent, sig.transaction_type) for _, sig in out] == [("entry", BUY), ("exit", SELL)]
 
 
@@ -86,7 +107,7 @@ def rsi_series():
 
 def test_rsi_buys_the_recovery_from_oversold_and_exits_at_50():
     closes = rsi_series()
-    out = feed(make("rsi", {"quantity": 5}), bars(closes))
+    out = feed(make("rsi", {"quantity": 5}), bars(closes), Desk())
     r = talib.RSI(np.array(closes), 14)
     was_oversold = first(r < 30)
     entry = first((r >= 30) & (np.roll(r, 1) < 30), after=was_oversold)
@@ -98,7 +119,7 @@ def test_rsi_buys_the_recovery_from_oversold_and_exits_at_50():
 
 def test_rsi_sells_the_fall_from_overbought():
     closes = [200.0 - x for x in rsi_series()]
-    out = feed(make("rsi"), bars(closes))
+    out = feed(make("rsi"), bars(closes), Desk())
     assert [(sig.intent, sig.transaction_type) for _, sig in out] == [("entry", SELL), ("exit", BUY)]
     sig = out[0][1]
     assert sig.stop_loss > paise(closes[out[0][0]]) > sig.target
@@ -113,7 +134,7 @@ def test_rsi_silent_while_it_stays_between_30_and_70():
 
 def test_mean_reversion_fades_a_stretch_and_exits_near_the_mean():
     closes = [100.0 + (0.5 if i % 2 else -0.5) for i in range(40)] + [96.0] + [100.0] * 30
-    out = feed(make("mean_reversion", {"period": 20}), bars(closes))
+    out = feed(make("mean_reversion", {"period": 20}), bars(closes), Desk())
     c = pd.Series(closes)
     z = (c - c.rolling(20).mean()) / c.rolling(20).std(ddof=0)
     entry = first(z.to_numpy() <= -2.0)
@@ -136,7 +157,7 @@ def test_mean_reversion_silent_inside_the_band():
 def test_vwap_breakout_on_volume_then_exit_back_across():
     closes = [100.0] * 25 + [102.0, 102.5, 99.0]
     volumes = [1000] * 25 + [2500, 1000, 1000]
-    out = feed(make("vwap_breakout"), bars(closes, volumes=volumes))
+    out = feed(make("vwap_breakout"), bars(closes, volumes=volumes), Desk())
     assert summary(out) == [(25, "entry", BUY, 1), (27, "exit", SELL, 1)]
     sig = out[0][1]
     typical = np.array([c for c in closes[:26]])  # high/low are symmetric around the close
@@ -158,7 +179,7 @@ def test_vwap_resets_at_the_next_session():
     s = make("vwap_breakout")
     out = feed(s, day1 + day2)
     # day 1's break on flat volume never fires; day 2 starts a fresh VWAP at 110: no break either
-    assert out == [] and abs(s.vwap.value - 110.0) < 1e-9
+    assert out == [] and abs(s.instances[INFY].vwap.value - 110.0) < 1e-9
 
 
 # ---- the API around them ----------------------------------------------------------------------
@@ -166,19 +187,19 @@ def test_vwap_resets_at_the_next_session():
 def test_snapshot_restore_resumes_the_position_without_re_entering():
     closes = ema_series()
     first_half = bars(closes[:25])
-    s = make("ema_crossover", {"fast": 3, "slow": 6, "quantity": 10})
-    assert [sig.intent for _, sig in feed(s, first_half)] == ["entry"]
+    s, desk = make("ema_crossover", {"fast": 3, "slow": 6, "quantity": 10}), Desk()
+    assert [sig.intent for _, sig in feed(s, first_half, desk)] == ["entry"]
     snap = s.snapshot()
     again = make("ema_crossover", {"fast": 3, "slow": 6, "quantity": 10})
     again.restore(snap)
     for bar in first_half:  # the restarted worker re-seeds its indicators from history
         again.warm_up(bar)
-    out = feed(again, bars(closes)[25:])
+    out = feed(again, bars(closes)[25:], desk)
     assert [(sig.intent, sig.transaction_type, sig.quantity) for _, sig in out] == [
         ("exit", SELL, 10), ("entry", SELL, 10)]
 
 
 def test_exit_without_a_position_emits_nothing():
     s = make("rsi")
-    assert s.exit(INFY, 0.5, "nothing held") is None
-    assert s.held(INFY) == 0
+    assert s.instances[INFY].exit(0.5, "nothing held") is None
+    assert s.instances[INFY].held() == 0 and s.positions() == {}

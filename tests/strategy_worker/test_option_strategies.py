@@ -17,9 +17,11 @@ with warnings.catch_warnings():
 
 from shared.messages import Bar, SignalGroup, Tick, TransactionType, to_paise
 from shared.options.chain import IST, RATE, years_to_expiry
+from strategy_worker.runner import StrategyRunner
 from strategy_worker.strategies import registry
-from strategy_worker.strategies.base import StrategyContext
+from strategy_worker.strategies.context import StrategyContext
 from tests.shared.test_options import sim_instruments
+from tests.strategy_worker.kit import Desk
 
 BUY, SELL = TransactionType.BUY, TransactionType.SELL
 DAY = date(2026, 11, 25)  # a Wednesday: the nearest NIFTY weekly expires next Tuesday
@@ -67,9 +69,9 @@ class Market:
         d = [vl_delta(flag, FWD, k, self.t(), RATE, smile(k, self.vol)) for k in STRIKES]
         return STRIKES[int(np.argmin(np.abs(np.array(d) - target)))]
 
-    def strategy(self, name: str, params: dict | None = None, sid: str = "opt1"):
-        cls = registry.get(name)
-        return cls(sid, "DEMO01", registry.validate_params(name, params or {}), [NIFTY], self.ctx)
+    def strategy(self, name: str, params: dict | None = None, sid: str = "opt1") -> StrategyRunner:
+        return StrategyRunner(registry.get(name), sid, "DEMO01", registry.validate_params(name, params or {}),
+                              [NIFTY], self.ctx)
 
     def bar(self, strategy, close: float, hour: int, minute: int, token: int = NIFTY) -> list:
         """One completed 5-minute bar of ``token`` at hh:mm, its close the spot's last tick."""
@@ -78,7 +80,6 @@ class Market:
             self.reprice(self.vol)
         tick = Tick(token, "full", True, close, exchange_timestamp=self.now, received_at=self.now * 10**9)
         self.ctx.last_ticks[token] = tick
-        strategy.last_tick = tick
         return strategy.on_bar(Bar(token, "5minute", at(hour, minute), close, close + 2, close - 2, close, 0))
 
 
@@ -122,31 +123,38 @@ def test_iron_condor_sells_by_delta_buys_wings_as_one_group():
     assert (g.stop_loss, g.target) == (stop, target) and stop > target > 0  # a credit: stop above, target below
     assert g.metadata["expiry"] == EXPIRY.isoformat() and g.metadata["forward"] == pytest.approx(FWD, abs=0.01)
     assert 0.5 <= g.confidence <= 1 and g.tick_ts == mkt.now
-    assert s.position == {OPT[(lc, "CE")].instrument_token: 130, OPT[(lp, "PE")].instrument_token: 130,
+    assert s.positions() == {}  # sent, not filled: nothing is held yet
+    assert mkt.bar(s, 26_015.0, 9, 35) == []  # in flight: no second entry
+    Desk().fill(s, g)
+    assert s.positions() == {OPT[(lc, "CE")].instrument_token: 130, OPT[(lp, "PE")].instrument_token: 130,
                           OPT[(sc, "CE")].instrument_token: -130, OPT[(sp, "PE")].instrument_token: -130}
-    assert mkt.bar(s, 26_015.0, 9, 35) == []  # open: no second entry, no exit yet
+    assert mkt.bar(s, 26_015.0, 9, 40) == []  # open: no second entry, no exit yet
 
 
 def test_iron_condor_exits_all_legs_at_the_target_and_survives_a_restart():
     mkt = Market()
-    s = mkt.strategy("iron_condor", {"target_pct": 0.5})
+    s, desk = mkt.strategy("iron_condor", {"target_pct": 0.5}), Desk()
     entry = mkt.bar(s, 26_010.0, 9, 30)[0]
+    desk.fill(s, entry)
     restarted = mkt.strategy("iron_condor", {"target_pct": 0.5})
     restarted.restore(s.snapshot())
-    assert restarted.position == s.position
+    assert restarted.positions() == s.positions() and len(s.positions()) == 4
     assert mkt.bar(restarted, 26_020.0, 9, 35) == []  # resumed holding the structure: no re-entry
     mkt.reprice(base_vol=0.04)  # premium collapses: the credit is captured
     out = mkt.bar(restarted, 26_020.0, 9, 40)
     assert len(out) == 1 and out[0].intent == "exit" and out[0].structure == "iron_condor"
     assert "target" in out[0].reason
-    assert shape(out[0]) == reversed_legs(entry)
-    assert restarted.position == {} and "legs" not in restarted.state
+    assert sorted(shape(out[0])) == sorted(reversed_legs(entry))
+    assert [leg.transaction_type for leg in out[0].legs] == [BUY, BUY, SELL, SELL]  # shorts bought back first
+    assert len(restarted.positions()) == 4  # until the exit fills
+    desk.fill(restarted, out[0])
+    assert restarted.positions() == {} and "legs" not in restarted.instances[NIFTY].state
 
 
 def test_iron_condor_stop_on_a_premium_blowout():
     mkt = Market()
     s = mkt.strategy("iron_condor", {"stop_pct": 0.5})
-    mkt.bar(s, 26_010.0, 9, 30)
+    Desk().fill(s, mkt.bar(s, 26_010.0, 9, 30)[0])
     mkt.reprice(base_vol=0.30)
     out = mkt.bar(s, 26_010.0, 9, 35)
     assert [g.intent for g in out] == ["exit"] and "stop" in out[0].reason
@@ -156,10 +164,10 @@ def test_iron_condor_silent_when_spot_is_outside_the_shorts_or_no_chain():
     mkt = Market()
     s = mkt.strategy("iron_condor")
     assert mkt.bar(s, 27_500.0, 10, 0) == []  # spot far above the parity forward's short call
-    assert s.state == {} and s.position == {}
+    assert s.instances[NIFTY].state == {} and s.positions() == {}
     bare = StrategyContext([i for i in INSTRUMENTS if i.instrument_type not in ("CE", "PE")], {},
                            clock=lambda: at(10, 0))
-    s2 = registry.get("iron_condor")("x", "DEMO01", registry.validate_params("iron_condor", {}), [NIFTY], bare)
+    s2 = registry.get("iron_condor")("x", "DEMO01", registry.validate_params("iron_condor", {}), NIFTY, bare)
     bare.last_ticks[NIFTY] = Tick(NIFTY, "full", True, 26_000.0)
     assert s2.on_bar(Bar(NIFTY, "5minute", at(10, 0), 26_000, 26_000, 26_000, 26_000, 0)) == []
     # a bar of another token never opens a structure
@@ -170,9 +178,11 @@ def test_time_exit_before_the_close():
     mkt = Market()
     s = mkt.strategy("iron_condor", {"exit_minute": 900})
     entry = mkt.bar(s, 26_010.0, 14, 0)[0]
+    Desk().fill(s, entry)
     assert mkt.bar(s, 26_010.0, 14, 55) == []
     out = mkt.bar(s, 26_010.0, 15, 0)
-    assert out[0].intent == "exit" and "time exit" in out[0].reason and shape(out[0]) == reversed_legs(entry)
+    assert out[0].intent == "exit" and "time exit" in out[0].reason
+    assert sorted(shape(out[0])) == sorted(reversed_legs(entry))
 
 
 # ---- straddle / strangle ----------------------------------------------------------------------
@@ -181,6 +191,7 @@ def test_short_straddle_is_hedged_with_wings_by_default():
     mkt = Market()
     s = mkt.strategy("straddle", {"wing_steps": 6, "lots": 1})
     g = mkt.bar(s, 25_990.0, 9, 45)[0]
+    Desk().fill(s, g)
     atm = min(STRIKES, key=lambda k: abs(k - FWD))  # ATM of the forward, not of the spot
     wc, wp = STRIKES[STRIKES.index(atm) + 6], STRIKES[STRIKES.index(atm) - 6]
     assert g.structure == "hedged_straddle"
@@ -190,7 +201,7 @@ def test_short_straddle_is_hedged_with_wings_by_default():
         mkt, [(wc, "CE", BUY, 65), (wp, "PE", BUY, 65), (atm, "CE", SELL, 65), (atm, "PE", SELL, 65)], 1.0, 0.5)
     mkt.reprice(base_vol=0.03)
     out = mkt.bar(s, 25_990.0, 9, 50)
-    assert out[0].structure == "hedged_straddle" and shape(out[0]) == reversed_legs(g)
+    assert out[0].structure == "hedged_straddle" and sorted(shape(out[0])) == sorted(reversed_legs(g))
 
 
 def test_long_straddle_buys_both_with_a_debit_stop_and_target():
@@ -236,11 +247,14 @@ def trend(start: float, step: float, n: int) -> list[float]:
     return [start + step * i for i in range(n)]
 
 
-def feed_series(mkt: Market, s, closes: list[float]) -> list[tuple[int, SignalGroup]]:
+def feed_series(mkt: Market, s, closes: list[float], desk: Desk | None = None) -> list[tuple[int, SignalGroup]]:
     out, mkt.live = [], True
     for i, c in enumerate(closes):
         minutes = 9 * 60 + 15 + 5 * i
-        out += [(i, g) for g in mkt.bar(s, c, minutes // 60, minutes % 60)]
+        for g in mkt.bar(s, c, minutes // 60, minutes % 60):
+            out.append((i, g))
+            if desk is not None:
+                desk.fill(s, g)
     return out
 
 
@@ -280,7 +294,7 @@ def test_bear_put_spread_on_a_downtrend_and_its_exit():
     mkt = Market()
     closes = trend(26_200.0, -8.0, 30)
     s = mkt.strategy("bear_put_spread", {"fast": 3, "slow": 8, "width_steps": 3, "lots": 1, "target_pct": 0.3})
-    out = feed_series(mkt, s, closes)
+    out = feed_series(mkt, s, closes, Desk())
     i = first_ready_uptrend_bar(closes, 3, 8, -1)
     assert [k for k, _ in out] == [i]
     g = out[0][1]
@@ -293,7 +307,7 @@ def test_bear_put_spread_on_a_downtrend_and_its_exit():
     mkt.reprice(fwd=FWD - 250)
     exit_ = mkt.bar(s, FWD - 250, 12, 0)
     assert [x.intent for x in exit_] == ["exit"] and "target" in exit_[0].reason
-    assert shape(exit_[0]) == reversed_legs(g)
+    assert sorted(shape(exit_[0])) == sorted(reversed_legs(g))
 
 
 def test_every_option_signal_is_a_group_never_a_loose_leg():
@@ -305,19 +319,53 @@ def test_every_option_signal_is_a_group_never_a_loose_leg():
 
 
 def test_warm_up_on_history_neither_opens_nor_closes_a_structure():
-    mkt = Market()
+    mkt, desk = Market(), Desk()
     s = mkt.strategy("iron_condor")
     mkt.now = at(10, 0) + 299
     history = Bar(NIFTY, "5minute", at(10, 0), 26_010.0, 26_012.0, 26_008.0, 26_010.0, 0)
     s.warm_up(history)  # a bar in the entry window: live it would enter
-    assert s.state == {} and s.position == {}
+    assert s.instances[NIFTY].state == {} and s.positions() == {} and s.in_flight() == []
     entry = mkt.bar(s, 26_010.0, 10, 5)[0]
+    desk.fill(s, entry)
     restarted = mkt.strategy("iron_condor")
     restarted.restore(s.snapshot())
     mkt.reprice(base_vol=0.03)  # live, this would hit the target and close
     restarted.warm_up(Bar(NIFTY, "5minute", at(10, 5), 26_010.0, 26_012.0, 26_008.0, 26_010.0, 0))
-    assert restarted.state["legs"] == s.state["legs"] and restarted.position == s.position
-    assert shape(mkt.bar(restarted, 26_010.0, 10, 10)[0]) == reversed_legs(entry)
+    assert restarted.positions() == s.positions() and restarted.in_flight() == []
+    assert sorted(shape(mkt.bar(restarted, 26_010.0, 10, 10)[0])) == sorted(reversed_legs(entry))
+
+
+def test_a_rolled_back_entry_leaves_the_structure_flat_and_sends_no_exit():
+    mkt, desk = Market(), Desk()
+    s = mkt.strategy("iron_condor", {"exit_minute": 900})
+    entry = mkt.bar(s, 26_010.0, 14, 0)[0]
+    desk.roll_back(s, entry, filled_legs=2)  # the wings filled, a short leg was rejected: wings sold back
+    assert s.positions() == {} and s.in_flight() == []
+    # the time exit comes: nothing is held, so nothing is sent (the bug: a "naked short put")
+    assert mkt.bar(s, 26_010.0, 15, 0) == []
+    assert "legs" not in s.instances[NIFTY].state
+
+
+def test_the_exit_closes_exactly_what_is_held():
+    mkt, desk = Market(), Desk()
+    s = mkt.strategy("iron_condor", {"exit_minute": 900})
+    entry = mkt.bar(s, 26_010.0, 14, 0)[0]
+    desk.fill(s, entry)
+    short_put = entry.legs[3]
+    desk.external(s, short_put.instrument_token, 0, "manual trade in Kite")  # the trader bought it back
+    out = mkt.bar(s, 26_010.0, 15, 0)
+    assert len(out) == 1 and short_put.tradingsymbol not in [leg.tradingsymbol for leg in out[0].legs]
+    assert sorted(shape(out[0])) == sorted(x for x in reversed_legs(entry) if x[0] != short_put.tradingsymbol)
+
+
+def test_the_entry_premium_is_what_the_fills_paid():
+    mkt, desk = Market(), Desk()
+    s = mkt.strategy("straddle", {"side": "long"})
+    g = mkt.bar(s, 26_040.0, 10, 0)[0]
+    mkt.reprice(base_vol=0.2)  # prices move between the signal and the fills
+    desk.fill(s, g)
+    paid = -sum(mkt.price(leg.strike / 100, leg.option_type) * leg.quantity for leg in g.legs)
+    assert s.instances[NIFTY].state["entry_premium"] == pytest.approx(paid, abs=0.02 * len(g.legs) * 65)
 
 
 def test_entry_records_the_chains_oi_positioning():

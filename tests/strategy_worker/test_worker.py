@@ -2,6 +2,8 @@
 
 import asyncio
 
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
 from shared import messages as m
 from shared import subjects
 from shared.kite.sessions import put_session, vault_for
@@ -44,7 +46,11 @@ async def test_commands_validation_and_live_signals(bus, sim, data_dir):
         replies = await bus.gather(subjects.cmd(user, "live", "start"), m.StartLive(tokens=[256265]),
                                    expect={"ticker", "strategy"}, timeout=20)
         assert isinstance(replies["strategy"], m.Ok), replies
-        assert replies["strategy"].data["seeded_bars"] > 0
+
+        async def warm():
+            listing = await bus.request(subjects.cmd(user, "strategy", "list"), m.ListStrategies())
+            return listing.data[0]["symbols"][0]["warm"] and listing.data[0]["seeding"] is None
+        await eventually(warm, timeout=60, what="history seeded in the background")
 
         sig = await asyncio.wait_for(signals.get(), 90)
         assert sig.strategy_id == sid and sig.user_id == user and sig.intent == "entry"
@@ -60,3 +66,44 @@ async def test_commands_validation_and_live_signals(bus, sim, data_dir):
         removed = await bus.request(subjects.cmd(user, "strategy", "remove"), m.RemoveStrategy(strategy_id=sid))
         assert isinstance(removed, m.Ok)
         await bus.gather(subjects.cmd(user, "live", "stop"), m.StopLive(), expect={"ticker", "strategy"})
+
+
+async def test_outcomes_reach_their_strategy_through_jetstream_and_survive_a_restart(bus, sim, data_dir):
+    """The execution worker's StrategyOutcome on kta.u.<user>.outcomes (KTA_OUTCOMES, partitioned) sets
+    the strategy's position; a payload naming another user than its subject is dead-lettered; a
+    restarted worker resumes the position from its store and the consumer's ack floor."""
+    sim.reset_faults()
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, seed_days=0)
+    user, other = "DEMO01", "DEMO02"
+    dlq = await bus.js.subscribe(subjects.dlq("strategy"), config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW))
+
+    def outcome(seq: int, position: int, owner: str = user, kind: str = "external") -> m.StrategyOutcome:
+        return m.StrategyOutcome(user_id=owner, strategy_id="mr", kind=kind, seq=seq, order_kind="external",
+                                 instrument_token=408065, tradingsymbol="INFY", position=position,
+                                 average_price=150_000, reason="manual trade in Kite")
+
+    async def position():
+        listing = await bus.request(subjects.cmd(user, "strategy", "list"), m.ListStrategies())
+        return listing.data[0]["position"] if listing.data else None
+
+    async with running(strategy_main, settings):
+        await wait_health(bus, "strategy")
+        ok = await bus.request(subjects.cmd(user, "strategy", "add"),
+                               m.AddStrategy(strategy="mean_reversion", tokens=[408065], strategy_id="mr"))
+        assert isinstance(ok, m.Ok), ok
+        await bus.js_publish(subjects.outcomes(user), outcome(1, 25))
+        await eventually(lambda: position(), what="the first outcome")
+        assert await position() == {"408065": 25}
+        await bus.js_publish(subjects.outcomes(user), outcome(2, 999, owner=other))  # on DEMO01's subject
+        letter = await dlq.next_msg(timeout=10)
+        assert letter.headers["Kta-Subject"].startswith("kta.u.DEMO01.outcomes")
+        assert "DEMO02" in letter.headers["Kta-Error"]
+        assert await position() == {"408065": 25}
+    await bus.js_publish(subjects.outcomes(user), outcome(3, 40))  # while the worker is down
+    async with running(strategy_main, settings):
+        await wait_health(bus, "strategy")
+
+        async def caught_up():
+            return await position() == {"408065": 40}
+        await eventually(caught_up, what="the outcome published while the worker was down")
+    await dlq.unsubscribe()

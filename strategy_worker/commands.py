@@ -1,0 +1,176 @@
+"""What a user can ask of the strategy worker: add, remove, re-parametrise and list strategies, start
+and stop live trading. Every answer is immediate: slow broker work (history, circuit bands) goes to
+the seeder, whose progress the listing shows. Quotas (settings ``max_strategies_per_user``,
+``max_symbols_per_strategy``, ``max_live_tokens_per_user``) are checked here and at the gateway; a
+refusal names the field."""
+
+from __future__ import annotations
+
+import time
+
+from shared import messages as m
+from shared import subjects
+from shared.kite.sessions import client_for, get_session
+from strategy_worker.engine import Running, StrategyEngine, log
+from strategy_worker.seeding import Seeder
+from strategy_worker.strategies import registry
+
+
+class StrategyCommands:
+    def __init__(self, engine: StrategyEngine, seeder: Seeder) -> None:
+        self.engine = engine
+        self.seeder = seeder
+        self.settings = engine.settings
+
+    # ---- strategies ---------------------------------------------------------------------------
+
+    def add(self, user_id: str, cmd: m.AddStrategy) -> m.Ok | m.Error:
+        e, s = self.engine, self.settings
+        try:
+            params = registry.validate_params(cmd.strategy, cmd.params)
+        except registry.ParamsError as err:
+            return m.Error(code="bad_params", message=str(err), field=err.field)
+        sid = cmd.strategy_id or f"{cmd.strategy}-{time.time_ns() // 1000 % 10**10:x}"
+        if e.get(user_id, sid) is not None:
+            return m.Error(code="exists", message=f"you already have a strategy {sid}", field="strategy_id")
+        if len(e.of_user(user_id)) >= s.max_strategies_per_user:
+            return m.Error(code="quota", message=f"at most {s.max_strategies_per_user} strategies per user "
+                                                 f"(KTA_MAX_STRATEGIES_PER_USER)", field="strategy")
+        tokens = list(dict.fromkeys(cmd.tokens or e.users[user_id].tokens))
+        problem = self._symbols_problem(cmd.strategy, tokens)
+        if problem:
+            return problem
+        r = e.make(user_id, sid, cmd.strategy, params, tokens)
+        e.put(r)
+        e.persist(r)
+        if e.users[user_id].live:
+            self.seeder.request(user_id, tokens)
+        return m.Ok(data={"strategy_id": sid, "tokens": tokens})
+
+    def _symbols_problem(self, name: str, tokens: list[int]) -> m.Error | None:
+        e, s = self.engine, self.settings
+        if len(tokens) > s.max_symbols_per_strategy:
+            return m.Error(code="quota", message=f"{len(tokens)} symbols: at most {s.max_symbols_per_strategy} per "
+                                                 f"strategy (KTA_MAX_SYMBOLS_PER_STRATEGY)", field="tokens")
+        if not e.ctx.instruments:
+            return None  # not connected yet: checked again when live trading starts
+        unknown = [t for t in tokens if t not in e.ctx.by_token]
+        if unknown:
+            return m.Error(code="bad_params", message=f"unknown instrument tokens {unknown[:5]}", field="tokens")
+        traded: dict[int, int] = {}
+        for t in tokens:  # two symbols trading one instrument would share a position
+            target = e.ctx.tradable(t)
+            if target and registry.get(name).kind == "equity":
+                other = traded.setdefault(target[0].instrument_token, t)
+                if other != t:
+                    return m.Error(code="bad_params", field="tokens",
+                                   message=f"{e.ctx.by_token[other].tradingsymbol} and {e.ctx.by_token[t].tradingsymbol} "
+                                           f"both trade {target[0].tradingsymbol}: pick one")
+        return None
+
+    def remove(self, user_id: str, strategy_id: str) -> m.Ok | m.Error:
+        e = self.engine
+        r = e.get(user_id, strategy_id)
+        if r is None:
+            return m.Error(code="not_found", message=f"no strategy {strategy_id}", field="strategy_id")
+        held = {str(t): q for t, q in r.runner.positions().items() if q}
+        e.drop(user_id, strategy_id)
+        e.store.remove(user_id, strategy_id)
+        if held:
+            log.warning("strategy %s removed holding %s (still protected by the execution worker)", strategy_id,
+                        held, extra={"user_id": user_id})
+        return m.Ok(data={"removed": strategy_id, "positions_left": held})
+
+    def update_params(self, user_id: str, cmd: m.UpdateParams) -> m.Ok | m.Error:
+        e = self.engine
+        r = e.get(user_id, cmd.strategy_id)
+        if r is None:
+            return m.Error(code="not_found", message=f"no strategy {cmd.strategy_id}", field="strategy_id")
+        try:
+            params = registry.validate_params(r.name, {**r.params, **cmd.params})
+        except registry.ParamsError as err:
+            return m.Error(code="bad_params", message=str(err), field=err.field)
+        fresh = e.make(user_id, cmd.strategy_id, r.name, params, r.runner.tokens)
+        fresh.runner.restore(r.runner.snapshot())  # books and state carry over; indicators start again
+        fresh.status, fresh.error, fresh.signals = r.status, r.error, r.signals
+        e.put(fresh)  # warmed on the bars so far
+        e.persist(fresh)
+        return m.Ok(data={"strategy_id": cmd.strategy_id, "params": fresh.params})
+
+    def listing(self, user_id: str) -> list[dict]:
+        e = self.engine
+        user = e.users[user_id]
+        return [{"strategy_id": r.strategy_id, "strategy": r.name, "params": r.params, "tokens": r.runner.tokens,
+                 "state": r.status, "error": r.error, "signals": r.signals,
+                 "position": {str(k): v for k, v in r.runner.positions().items()},
+                 "symbols": self._symbols(r), "in_flight": r.runner.in_flight(),
+                 "refused": len(r.runner.refusals), "seeding": user.seeding}
+                for r in e.of_user(user_id)]
+
+    def _symbols(self, r: Running) -> list[dict]:
+        by_token = self.engine.ctx.by_token
+        return [{"token": t, "symbol": getattr(by_token.get(t), "tradingsymbol", str(t)), "warm": t in r.warm,
+                 "position": {str(k): v for k, v in inst.position.items()}}
+                for t, inst in r.runner.instances.items()]
+
+    # ---- live ---------------------------------------------------------------------------------
+
+    async def ensure_instruments(self, user_id: str) -> None:
+        e = self.engine
+        if e.ctx.instruments:
+            return
+        live = await get_session(e.bus, e.vault, user_id)
+        if live is None:
+            return
+        async with client_for(self.settings, live) as kite:
+            e.ctx.set_instruments(await kite.instruments())
+
+    async def start_live(self, user_id: str, tokens: list[int], mode: str) -> m.Ok | m.Error:
+        e, s = self.engine, self.settings
+        tokens = list(dict.fromkeys(tokens))
+        if len(tokens) > s.max_live_tokens_per_user:
+            return m.Error(code="quota", message=f"{len(tokens)} instruments: at most {s.max_live_tokens_per_user} "
+                                                 f"live per user (KTA_MAX_LIVE_TOKENS_PER_USER)", field="tokens")
+        await self.ensure_instruments(user_id)
+        if not e.ctx.instruments:
+            return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
+        user = e.users[user_id]
+        user.tokens, user.mode, user.live = tokens, mode, True
+        e.store.set_live(user_id, tokens, mode)
+        for r in e.of_user(user_id):
+            if not r.runner.tokens:  # added without symbols: it trades the live ones
+                r.runner.set_tokens(tokens[: s.max_symbols_per_strategy])
+                e.persist(r)
+        e.resume_user(user_id)
+        self.seeder.request(user_id)
+        needed = await self.subscribe_needed(user_id)
+        return m.Ok(data={"strategies": len(e.of_user(user_id)), "tokens": sorted(needed),
+                          "seeding": e.users[user_id].seeding})
+
+    async def subscribe_needed(self, user_id: str) -> set[int]:
+        e = self.engine
+        needed = set(e.users[user_id].tokens)
+        for r in e.of_user(user_id):
+            needed |= r.runner.required_tokens()
+        await e.watch_ticks(needed)
+        # in the background: a slow or absent ticker worker must not hold up the answer
+        e.bus.spawn(self._ask_ticker(user_id, sorted(needed)), name=f"ticker-subscribe:{user_id}")
+        return needed
+
+    async def _ask_ticker(self, user_id: str, tokens: list[int]) -> None:
+        # full mode: only full packets carry the exchange timestamp that bars are built on
+        try:
+            await self.engine.bus.request(subjects.cmd(user_id, "ticker", "subscribe"),
+                                          m.Subscribe(tokens=tokens, mode=m.TickMode.FULL), timeout=5)
+        except Exception as err:  # noqa: BLE001 - bars then fall back to receive time
+            log.warning("could not subscribe strategy tokens for %s: %r", user_id, err)
+
+    def stop_live(self, user_id: str, reason: str = "stopped") -> m.Ok:
+        e = self.engine
+        user = e.users[user_id]
+        user.live, user.pause_reason = False, reason
+        e.store.set_live(user_id, None)
+        for r in e.of_user(user_id):
+            e.persist(r)
+        e.reindex()
+        return m.Ok(data={"paused": len(e.of_user(user_id))})
