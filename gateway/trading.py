@@ -33,7 +33,7 @@ SCAN_TIMEOUT = 90.0  # seconds; a first wide scan with a history condition waits
 
 # m.Error.code -> HTTP status
 _STATUS = {"bad_request": 400, "bad_params": 400, "unsupported": 400, "not_found": 404, "exists": 409,
-           "broker_not_connected": 409, "kill_switch": 409, "internal": 502}
+           "broker_not_connected": 409, "kill_switch": 409, "quota": 409, "internal": 502}
 
 
 class TradingError(Exception):
@@ -210,8 +210,16 @@ class Trading:
     async def add_strategy(self, user_id: str, strategy: str, params: dict[str, Any] | None = None,
                            symbols: list[str | int] | None = None, strategy_id: str = "") -> dict:
         tokens = await self.resolve(user_id, symbols or [])
-        return await self.command(user_id, "strategy", m.AddStrategy(strategy=strategy, params=params or {},
-                                                                     tokens=tokens, strategy_id=strategy_id))
+        cap = self.settings.max_symbols_per_strategy
+        if len(tokens) > cap:
+            raise TradingError(400, f"{len(tokens)} symbols: at most {cap} per strategy "
+                                    "(KTA_MAX_SYMBOLS_PER_STRATEGY)", "symbols", "quota")
+        try:
+            return await self.command(user_id, "strategy", m.AddStrategy(strategy=strategy, params=params or {},
+                                                                         tokens=tokens, strategy_id=strategy_id))
+        except TradingError as e:
+            e.field = "symbols" if e.field == "tokens" else e.field  # the worker's name for the body's field
+            raise
 
     async def remove_strategy(self, user_id: str, strategy_id: str) -> dict:
         return await self.command(user_id, "strategy", m.RemoveStrategy(strategy_id=strategy_id))
@@ -226,6 +234,10 @@ class Trading:
         tokens = await self.resolve(user_id, symbols)
         if not tokens:
             raise TradingError(400, "pick at least one symbol to trade", "symbols")
+        cap = self.settings.max_live_tokens_per_user
+        if len(tokens) > cap:
+            raise TradingError(400, f"{len(tokens)} symbols: at most {cap} live per user "
+                                    "(KTA_MAX_LIVE_TOKENS_PER_USER)", "symbols", "quota")
         health = await self.worker_health()
         down = [s for s in LIVE_SERVICES if not health.get(s)]
         if down:
