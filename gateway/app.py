@@ -16,11 +16,12 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from gateway import auth, kite_connect
-from gateway.api import account, journal, live, market, scanner, strategies, stream
+from gateway.api import account, backtests, journal, live, market, scanner, strategies, stream
 from gateway.api.deps import DEPENDENCIES
 from gateway.error_pages import http_error_handler, internal_error_handler, trading_error_page_handler
 from gateway.escape import JsonHtmlEscapeMiddleware
 from gateway.guards import LoginRequired, SessionMiddleware, login_required_handler, requires_login
+from gateway.backtest_pages import BacktestPagesController
 from gateway.live_pages import LivePagesController
 from gateway.logins import LoginStore
 from gateway.otp import OtpStore
@@ -38,8 +39,9 @@ log = logging.getLogger("kta.gateway")
 CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteConnectController,
                strategies.StrategiesController, live.LiveController, account.AccountController,
                journal.JournalController, market.MarketController, scanner.ScannerController,
+               backtests.BacktestsController,
                stream.StreamController]
-PAGES = [PagesController, LivePagesController]
+PAGES = [PagesController, LivePagesController, BacktestPagesController]
 
 
 def _optional(module: str, name: str) -> list:

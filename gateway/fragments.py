@@ -26,7 +26,7 @@ import msgspec
 from gateway.templating import environment
 from shared import messages as m
 
-EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status")
+EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest")
 
 # token -> display name (tradingsymbol); the pages install the gateway's instrument cache here.
 _names: Callable[[int], str | None] = lambda token: None  # noqa: E731
@@ -124,6 +124,8 @@ def render(event_name: str, payload: Any, user_id: str) -> str:
         html = _partial("risk_state", rs=_plain(payload))
     elif event_name == "status":
         html = _status_line(payload)
+    elif event_name == "backtest":
+        html = _partial("backtest_progress", b=_plain(payload))
     else:
         raise ValueError(f"no fragment for event {event_name!r}; known: {', '.join(EVENTS)}")
     return _one_line(html)

@@ -30,7 +30,7 @@ from shared import subjects
 from shared.bus import Bus
 
 log = logging.getLogger("kta.gateway.streams")
-EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status")
+EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest")
 RING = 256
 CLIENT_BUFFER = 256
 TICK_FLUSH_SECONDS = 0.25
@@ -80,6 +80,8 @@ def _key(name: str, payload: dict) -> Any:
         return ("signals", payload.get("id"))
     if name == "status":
         return ("status", payload.get("kind") or payload.get("service"), payload.get("ts"))
+    if name == "backtest":  # a run's latest progress replaces the earlier
+        return ("backtest", payload.get("backtest_id"))
     return name  # positions, risk: the latest replaces the rest
 
 
@@ -104,7 +106,8 @@ class UserFeed:
                                     (subjects.risk(u), m.RiskState, "risk"),
                                     (subjects.status(u), m.WorkerStatus, "status"),
                                     (subjects.signals(u), m.AnySignal, "signals"),
-                                    (subjects.broker_events(u), m.BrokerEvent, "status")):
+                                    (subjects.broker_events(u), m.BrokerEvent, "status"),
+                                    (subjects.backtests(u), m.BacktestProgress, "backtest")):
             self._subs.append(await self.bus.subscribe(subject, kind, self._handler(name)))
         self._subs.append(await self.bus.subscribe(subjects.order_updates(u), m.BrokerOrderUpdate,
                                                    self._on_broker_order))

@@ -67,6 +67,18 @@ def cmd_users(a) -> None:
             print(f"{u['zerodha_id']:<10} {u['email']:<30} api_key={u['api_key']}")
 
 
+def cmd_backtest(a) -> None:
+    from strategy_worker.backtest.cli import cmd_backtest as run
+
+    sys.exit(run(_settings(a), a))
+
+
+def cmd_candles(a) -> None:
+    from strategy_worker.backtest.cli import cmd_candles as run
+
+    sys.exit(run(_settings(a), a))
+
+
 def _tcp_ready(host: str, port: int):
     return lambda: healthcheck.tcp_ok(port, host, timeout=0.3)
 
@@ -206,6 +218,12 @@ def parser() -> argparse.ArgumentParser:
     users.add_argument("--api-key", default="")
     users.add_argument("--api-secret", default="")
     users.set_defaults(fn=cmd_users)
+
+    from strategy_worker.backtest.cli import add_parsers  # their options live beside them (imports stay lazy)
+
+    backtest, candles = add_parsers(sub)
+    backtest.set_defaults(fn=cmd_backtest)
+    candles.set_defaults(fn=cmd_candles)
 
     ver = sub.add_parser("version")
     ver.set_defaults(fn=lambda a: print(f"kta {VERSION}"))

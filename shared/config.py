@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_strategies_per_user: Annotated[int, Meta(ge=1, le=1000)] = 25
     max_symbols_per_strategy: Annotated[int, Meta(ge=1, le=1000)] = 50
     max_live_tokens_per_user: Annotated[int, Meta(ge=1, le=9000)] = 500
+    backtest_workers: Annotated[int, Meta(ge=1, le=256)] = 1  # processes backtests and sweep trials run in
 
     # execution worker
     reconcile_interval: Annotated[float, Meta(gt=0)] = 30.0

@@ -12,6 +12,7 @@ from shared.config import Settings
 from shared.kite.errors import KiteError
 from shared.kite.sessions import client_for, get_session, watch_sessions
 from strategy_worker.commands import StrategyCommands
+from strategy_worker.backtest.service import BacktestService
 from strategy_worker.engine import StrategyEngine
 from strategy_worker.positions import adopt_journal
 from strategy_worker.scanner import ScanError, Scanner
@@ -44,6 +45,7 @@ class StrategyWorker:
         await self.bus.subscribe("kta.u.*.risk", m.RiskState, self.on_risk)
         await self.bus.subscribe("kta.u.*.broker.events", m.BrokerEvent, self.on_broker_event)
         self.bus.spawn(self.watch_sessions(), name="sessions")
+        self.backtests = await BacktestService(self.bus, self.engine.settings).start(accept=self.parts.owns)
         return self
 
     async def acquire_partition(self, p: int) -> None:
@@ -155,6 +157,7 @@ class StrategyWorker:
                 "detail": f"disabled: {', '.join(disabled)}" if disabled else ""}
 
     async def close(self) -> None:
+        await self.backtests.close()
         await self.parts.close()
         for r in list(self.engine.running.values()):
             self.engine.persist(r)

@@ -193,7 +193,8 @@ class CandleStore:
 
     def iter_months(self, token: int, interval: str, start: int, end: int) -> Iterator[Candles]:
         """The series over [start, end], one month at a time (what a backtest streams)."""
-        for month in months_between(start, end):
+        first, last = month_of(max(0, start)), month_of(min(end, 2**35))
+        for month in (m for m in self.months(token, interval) if first <= m <= last):
             c = self._month(token, interval, month)
             if c is None:
                 continue

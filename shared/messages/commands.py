@@ -158,11 +158,13 @@ class CancelBacktest(_Cmd, tag="cancel_backtest"):
 
 
 class GetBacktest(_Cmd, tag="get_backtest"):
-    """A run or sweep with its metrics, equity curve, orders and trades (``bars`` adds the price bars of
-    ``symbol`` for the chart)."""
+    """A run or sweep with its metrics, equity curve, orders and trades; ``chart`` adds each symbol's price
+    bars (thinned for a chart); ``export`` returns one part as CSV or JSON text instead."""
 
     id: Annotated[str, Meta(min_length=1, max_length=64)]
-    symbol: str = ""
+    chart: bool = False
+    export: Literal["", "metrics", "per_symbol", "curve", "daily", "orders", "trades", "fills", "refusals"] = ""
+    format: Literal["csv", "json"] = "csv"
 
 
 class ListBacktests(_Cmd, tag="list_backtests"):
