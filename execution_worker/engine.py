@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
 from execution_worker.outcomes import Outcomes
+from execution_worker.prices import Prices
 from shared import subjects
 from shared.bus import Bus
 from shared.kite.client import KiteClient
@@ -57,7 +58,7 @@ class Desk:
 
     def __init__(self, user_id: str, bus: Bus, journal: Journal, client: KiteClient, risk: RiskManager,
                  instruments: dict[str, Instrument], market_protection: int, sl_slippage_pct: float,
-                 gate: OrderGate | None = None) -> None:
+                 gate: OrderGate | None = None, prices: Prices | None = None) -> None:
         self.user_id = user_id
         self.bus = bus
         self.journal = journal
@@ -67,6 +68,7 @@ class Desk:
         self.market_protection = market_protection
         self.sl_slippage_pct = sl_slippage_pct
         self.gate = gate or OrderGate()  # Kite's per-account order limits
+        self.prices = prices or Prices(bus)  # last prices and circuit bands (shared by the worker's desks)
         self.book = OrderBook(journal.load_orders(user_id, journal.today()))
         self.tracker = PositionTracker.from_trades(journal.trades(user_id))
         self.outcomes = Outcomes(bus, journal, user_id, self.tracker)
@@ -89,8 +91,9 @@ class Desk:
         self.journal.save_order(order)
         return order
 
-    async def record(self, order: Order, event: OrderEventAny) -> Applied:
-        """Apply ``event`` to ``order``; journal and publish what changed."""
+    async def record(self, order: Order, event: OrderEventAny, notify: bool = True) -> Applied:
+        """Apply ``event`` to ``order``; journal and publish what changed. ``notify`` False leaves the
+        reactions (outcomes, protection) to the caller, who first journals the fills."""
         before = order.state
         applied = order.apply(event)
         if not applied.ok:
@@ -102,14 +105,19 @@ class Desk:
             return applied
         self.book.indexed(order)
         self.journal.save_order(order)
-        if applied.state_changed or applied.filled:
-            if order.state not in QUIET:
-                await self.publish(order)
-            if applied.state_changed and order.is_terminal and order.kind in SIGNAL_KINDS:
-                await self._ended(order)
-            if self.on_change is not None:
-                await self.on_change(order, applied)
+        if (applied.state_changed or applied.filled) and order.state not in QUIET:
+            await self.publish(order)
+        if notify:
+            await self.react(order, applied)
         return applied
+
+    async def react(self, order: Order, applied: Applied) -> None:
+        if not (applied.state_changed or applied.filled):
+            return
+        if applied.state_changed and order.is_terminal and order.kind in SIGNAL_KINDS:
+            await self._ended(order)
+        if self.on_change is not None:
+            await self.on_change(order, applied)
 
     async def _ended(self, order: Order) -> None:
         """A strategy's order that ended without filling completely: the strategy hears it."""
@@ -133,9 +141,10 @@ class Desk:
             if not planning.is_kta_tag(kite_order.tag):
                 return False
             order = self._adopt(kite_order)
-        applied = await self.record(order, broker_update(kite_order, time.time_ns()))
+        applied = await self.record(order, broker_update(kite_order, time.time_ns()), notify=False)
         if applied.ok and order.unjournaled:
             await self.journal_fills(order, None if trades is None else trades.get(order.order_id, []))
+        await self.react(order, applied)
         return True
 
     def _adopt(self, kite_order: KiteOrder) -> Order:
@@ -175,7 +184,7 @@ class Desk:
                 fill_timestamp=t.fill_timestamp or "", product=t.product, strategy_id=order.strategy_id,
                 signal_id=order.signal_id, group_id=order.group_id)
             await self.record(order, Fill(trade_id=t.trade_id, quantity=t.quantity, price=price,
-                                          timestamp=t.fill_timestamp or "", ts=time.time_ns()))
+                                          timestamp=t.fill_timestamp or "", ts=time.time_ns()), notify=False)
             self.tracker.on_fill(strategy_id=order.strategy_id, exchange=t.exchange, tradingsymbol=t.tradingsymbol,
                                  transaction_type=t.transaction_type, quantity=t.quantity, price=price,
                                  instrument_token=t.instrument_token, product=t.product,

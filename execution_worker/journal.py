@@ -72,8 +72,10 @@ class Journal:
 
     # ---- signals
 
-    def record_signal(self, sig: Signal | SignalGroup, decision: str, reason: str = "", code: str = "") -> bool:
-        """Journal a signal with the risk decision; False (and nothing written) if already recorded."""
+    def record_signal(self, sig: Signal | SignalGroup, decision: str, reason: str = "", code: str = "",
+                      quantities: tuple[int, ...] = ()) -> bool:
+        """Journal a signal with the risk decision (and the quantities it was accepted with, when risk
+        clamped them); False (and nothing written) if already recorded."""
         if self.signal_decision(sig.id) is not None:
             return False
         instrument = sig.structure if isinstance(sig, SignalGroup) else sig.tradingsymbol
@@ -83,6 +85,7 @@ class Journal:
                 "type": "signal_group" if isinstance(sig, SignalGroup) else "signal",
                 "strategy_id": sig.strategy_id, "strategy": sig.strategy, "instrument": instrument,
                 "intent": sig.intent, "decision": decision, "reason": reason, "code": code,
+                "quantities": json.dumps(list(quantities)) if quantities else "",
                 "payload": msgspec.json.encode(sig).decode(),
             },
             ignore=True,

@@ -10,7 +10,7 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         {
             "id": str, "user_id": str, "day": str, "ts": str, "type": str, "strategy_id": str,
             "strategy": str, "instrument": str, "intent": str, "decision": str, "reason": str,
-            "code": str, "payload": str,
+            "code": str, "payload": str, "quantities": str,
         },
         "id",
     ),

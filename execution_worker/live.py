@@ -15,9 +15,9 @@ from execution_worker import placing, protection
 from execution_worker.engine import Desk
 from execution_worker.eod import EndOfDay
 from execution_worker.exercise import ExerciseHandler, OptionContract
-from execution_worker.greeks import is_option
 from execution_worker.journal import Journal
 from execution_worker.marks import TickMarks
+from execution_worker.prices import Prices
 from execution_worker.reconcile import reconcile
 from shared import messages as m
 from shared import metrics, subjects
@@ -27,6 +27,7 @@ from shared.kite import errors
 from shared.kite.models import Instrument
 from shared.kite.sessions import client_for, expire_session, get_session, vault_for
 from shared.trading import planning as o
+from shared.trading.greeks import is_option
 from shared.trading.planning import INDEX_UNDERLYINGS
 from shared.trading.positions import from_broker
 from shared.trading.risk import RiskManager
@@ -46,6 +47,7 @@ class Desks:
         self.instruments: dict[str, Instrument] = {}
         self.risks: dict[str, RiskManager] = {}
         self.marks = TickMarks(bus)
+        self.prices = Prices(bus)
         self.exercisers: dict[str, ExerciseHandler] = {}
 
     def risk(self, user_id: str) -> RiskManager:
@@ -69,7 +71,7 @@ class Desks:
         if not self.instruments:
             self.instruments = {f"{i.exchange}:{i.tradingsymbol}": i for i in await client.instruments()}
         desk = Desk(user_id, self.bus, self.journal, client, self.risk(user_id), self.instruments,
-                    self.settings.market_protection, self.settings.sl_slippage_pct)
+                    self.settings.market_protection, self.settings.sl_slippage_pct, prices=self.prices)
         desk.on_risk = self._desk_risk_moved
         desk.on_fills = self.marks.track
         desk.on_change = functools.partial(protection.on_change, desk)
@@ -191,5 +193,7 @@ class Desks:
     async def shutdown(self) -> None:
         for user_id in list(self.desks):
             await self.close(user_id, "shutdown")
+        with contextlib.suppress(Exception):
+            await self.prices.close()
         with contextlib.suppress(Exception):
             self.journal.close()

@@ -5,42 +5,20 @@ needs_attention (which alerts)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
+
+import msgspec
 
 from execution_worker import placing
 from execution_worker.engine import Desk
 from execution_worker.journal import ACCEPTED, REFUSED
-from execution_worker.signals import desk_greeks
+from execution_worker.signals import decided_quantities, judge
 from shared.messages import Leg, SignalGroup
 from shared.trading import planning
 from shared.trading.hedge import HedgeValidator, closing_legs, closing_order, entry_order
 from shared.trading.order import Order, OrderState
-from shared.trading.positions import signed
-from shared.trading.risk import context_from
 
 log = logging.getLogger("kta.order_group")
-
-
-async def wait_final(desk: Desk, orders: list[Order], timeout: float) -> None:
-    """Until every order is final (and its fills journaled) or the timeout passes; the broker's book
-    is read back meanwhile, since updates may be late."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if all(o.is_terminal and not o.unjournaled for o in orders):
-            return
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        for o in orders:
-            if o.order_id and (not o.is_terminal or o.unjournaled):
-                await placing.refresh(desk, o)
-        async with desk.order_changed:
-            try:
-                await asyncio.wait_for(desk.order_changed.wait(), min(0.25, max(0.01, left)))
-            except asyncio.TimeoutError:
-                pass
 
 
 def filled(orders: list[Order]) -> int:
@@ -52,12 +30,13 @@ async def place_leg(desk: Desk, group: SignalGroup, leg: Leg, index: int, kind: 
     """One leg (its freeze slices) placed and waited for; True when it filled completely."""
     inst = desk.inst(leg.exchange.value, leg.tradingsymbol)
     orders = []
+    price = desk.prices.known(f"{leg.exchange.value}:{leg.tradingsymbol}")
     for req in planning.leg_request(desk.user_id, group.id, leg, index, kind, desk.market_protection, inst):
-        await placing.place(desk, req, group.strategy_id)
+        await placing.place(desk, planning.marketable(req, inst, price), group.strategy_id)
         order = desk.book.get(req.tag)
         if order is not None:
             orders.append(order)
-    await wait_final(desk, orders, timeout)
+    await placing.wait_final(desk, orders, timeout)
     ok = bool(orders) and all(o.state is OrderState.COMPLETE and o.filled_quantity == o.quantity for o in orders)
     return orders, ok and filled(orders) == leg.quantity
 
@@ -75,12 +54,7 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
         ok, reason = (validator or HedgeValidator()).validate(group)
         verdict = None
         if ok:
-            _, greeks, added = ("", {}, (0.0, 0.0)) if group.intent == "exit" else await desk_greeks(
-                desk, [(f"{leg.exchange.value}:{leg.tradingsymbol}", signed(leg.transaction_type, leg.quantity))
-                       for leg in group.legs])
-            ctx = context_from(desk.tracker, group, open_orders=len(desk.book.working()),
-                               underlying=group.underlying, greeks=greeks, signal_greeks=added)
-            verdict = desk.risk.validate_signal(group, ctx)
+            verdict = await judge(desk, group)
             ok, reason = verdict.ok, verdict.reason
         if not ok:
             code = verdict.code if verdict else "HEDGE_MISMATCH"
@@ -91,13 +65,15 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
                                      group_id=group.id, order_kind=group.intent, code=code, reason=reason)
             log.warning("group %s refused: %s", group.id, reason)
             return "refused"
-        j.record_signal(group, ACCEPTED)
+        j.record_signal(group, ACCEPTED, verdict.reason, quantities=verdict.quantities)
         await desk.outcomes.emit(f"accepted:{group.id}", kind="accepted", strategy_id=group.strategy_id,
                                  group_id=group.id, order_kind=group.intent)
     j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure, state="placing")
     if group.intent == "exit":
+        decided = decided_quantities(desk, group) or tuple(leg.quantity for leg in group.legs)
+        legs = [msgspec.structs.replace(leg, quantity=q) for leg, q in zip(group.legs, decided) if q]
         ok = True
-        for i, leg in enumerate(closing_order(group.legs)):
+        for i, leg in enumerate(closing_order(legs)):
             _, leg_ok = await place_leg(desk, group, leg, i, "exit", timeout)
             ok = ok and leg_ok
         state = "completed" if ok else "needs_attention"
@@ -114,7 +90,7 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
             for o in orders:
                 if not o.is_terminal:
                     await placing.cancel(desk, o, f"group {group.id} rolled back")
-            await wait_final(desk, orders, timeout)
+            await placing.wait_final(desk, orders, timeout)
             last = orders[-1] if orders else None
             failure = f"leg {leg.tradingsymbol}: {(last.status if last else '') or 'no answer'} " \
                       f"{(last.status_message if last else '') or ''}".strip()

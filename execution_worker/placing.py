@@ -134,3 +134,23 @@ async def cancel(desk: Desk, order: Order, reason: str) -> None:
         await desk.client.cancel_order(order.variety, order.order_id)
     except errors.InputException as e:  # already done at the broker: reconciliation catches up
         log.info("cancel %s: %s", order.order_id, e.message)
+
+
+async def wait_final(desk: Desk, orders: list[Order], timeout: float) -> None:
+    """Until every order is final (and its fills journaled) or the timeout passes; the broker's book
+    is read back meanwhile, since updates may be late."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if all(o.is_terminal and not o.unjournaled for o in orders):
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        for o in orders:
+            if o.order_id and (not o.is_terminal or o.unjournaled):
+                await refresh(desk, o)
+        async with desk.order_changed:
+            try:
+                await asyncio.wait_for(desk.order_changed.wait(), min(0.25, max(0.01, left)))
+            except asyncio.TimeoutError:
+                pass

@@ -1,60 +1,116 @@
-"""A single-instrument signal: risk decides from the books, then the order(s) go to the broker."""
+"""A single-instrument signal: risk decides from the books, then the order(s) go to the broker.
+
+An exit first takes the position's protective orders off the broker (and the strategy's working
+entries on it) and waits until they are final, so a stop-loss and the exit can never both fill;
+it is then clamped again to what is still held."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 from execution_worker import placing
 from execution_worker.engine import Desk
-from execution_worker.greeks import net_greeks
 from execution_worker.journal import ACCEPTED, REFUSED
 from shared import subjects
-from shared.messages import OrderEvent, Signal, to_paise
+from shared.messages import OrderEvent, Signal, SignalGroup
 from shared.trading import planning
+from shared.trading.greeks import greeks_inputs, net_greeks
 from shared.trading.order import REFUSED as REFUSED_STATE
 from shared.trading.positions import signed
-from shared.trading.risk import context_from
+from shared.trading.risk import RiskDecision
+from shared.trading.risk_context import context_from, instruments_of
 
 log = logging.getLogger("kta.execution")
+EXIT_CANCEL_TIMEOUT = 10.0
+
+
+async def judge(desk: Desk, sig: Signal | SignalGroup) -> RiskDecision:
+    """Risk's decision on ``sig`` from the books, with last prices (ticks, else one ``ltp``), the
+    circuit band when it carries a stop or target, and the greeks of its options."""
+    lines = [(f"{ex}:{sym}", qty) for (ex, sym), qty in zip(instruments_of(sig), _signed(sig))]
+    keys = [k for k, _ in lines]
+    tokens = {f"{ex}:{sym}": tok for (ex, sym), tok in zip(instruments_of(sig), _tokens(sig))}
+    await desk.prices.follow(tokens)
+    underlying, _, _, greek_keys = greeks_inputs(desk.instruments, desk.tracker.positions(), lines)
+    exiting = sig.intent == "exit"
+    prices = {} if exiting else await desk.prices.prices(desk.client, sorted(set(keys) | set(greek_keys)))
+    stops = isinstance(sig, Signal) and (sig.stop_loss or sig.target) and not exiting
+    circuits = await desk.prices.circuits(desk.client, keys) if stops else {}
+    greeks = net_greeks(desk.instruments, desk.tracker.positions(), lines, prices) if underlying and not exiting \
+        else None
+    lot_sizes = {k: planning.lot_of(desk.instruments.get(k)) for k in keys}
+    ctx = context_from(desk.tracker, desk.book, sig, prices=prices, lot_sizes=lot_sizes, circuits=circuits,
+                       greeks=greeks.held if greeks else None, signal_greeks=greeks.added if greeks else (0.0, 0.0),
+                       underlying=underlying, greeks_priced=greeks.priced if greeks else True)
+    return desk.risk.validate_signal(sig, ctx)
+
+
+def _signed(sig: Signal | SignalGroup) -> list[int]:
+    if isinstance(sig, SignalGroup):
+        return [signed(leg.transaction_type, leg.quantity) for leg in sig.legs]
+    return [signed(sig.transaction_type, sig.quantity)]
+
+
+def _tokens(sig: Signal | SignalGroup) -> list[int]:
+    return [leg.instrument_token for leg in sig.legs] if isinstance(sig, SignalGroup) else [sig.instrument_token]
+
+
+def decided_quantities(desk: Desk, sig: Signal | SignalGroup) -> tuple[int, ...]:
+    """The quantities an accepted signal was decided with (a redelivery places the same)."""
+    row = desk.journal.signal(sig.id) or {}
+    return tuple(json.loads(row.get("quantities") or "[]"))
 
 
 async def on_signal(desk: Desk, sig: Signal) -> None:
     decision = desk.journal.signal_decision(sig.id)
     if decision == REFUSED:
         return  # a redelivery of a refused signal: the decision stands
-    inst = desk.inst(sig.exchange.value, sig.tradingsymbol)
     if decision is None:
-        last = to_paise(inst.last_price) if inst and inst.last_price else 0
-        underlying, greeks, added = ("", {}, (0.0, 0.0)) if sig.intent == "exit" else await desk_greeks(
-            desk, [(f"{sig.exchange.value}:{sig.tradingsymbol}", signed(sig.transaction_type, sig.quantity))])
-        ctx = context_from(desk.tracker, sig, open_orders=len(desk.book.working()),
-                           lot_size=inst.lot_size if inst else 1, last_price=sig.price or last,
-                           greeks=greeks, signal_greeks=added, underlying=underlying)
-        verdict = desk.risk.validate_signal(sig, ctx)
+        verdict = await judge(desk, sig)
         if not verdict.ok:
             desk.journal.record_signal(sig, REFUSED, verdict.reason, verdict.code)
             await refused(desk, sig, verdict.code, verdict.reason)
             return
-        desk.journal.record_signal(sig, ACCEPTED)
+        desk.journal.record_signal(sig, ACCEPTED, verdict.reason, quantities=verdict.quantities)
+    quantity = (decided_quantities(desk, sig) or (sig.quantity,))[0]
     if sig.intent == "exit":
-        for order in desk.book.working_for(sig.strategy_id, sig.exchange.value, sig.tradingsymbol,
-                                           "stop_loss", "target"):
-            await placing.cancel(desk, order, f"exit signal {sig.id}")
-    for req in planning.signal_requests(sig, inst, desk.market_protection):
-        await placing.place(desk, req, sig.strategy_id)
+        quantity = await clear_for_exit(desk, sig, quantity)
+        if not quantity:
+            await desk.outcomes.emit(f"cancelled:{sig.id}", kind="cancelled", reason="nothing left to exit: the "
+                                     "position was closed meanwhile (its stop-loss or target)", **signal_fields(sig))
+            return
+    inst = desk.inst(sig.exchange.value, sig.tradingsymbol)
+    price = desk.prices.known(f"{sig.exchange.value}:{sig.tradingsymbol}")
+    for req in planning.signal_requests(sig, inst, desk.market_protection, quantity=quantity):
+        await placing.place(desk, planning.marketable(req, inst, price), sig.strategy_id)
     await desk.outcomes.emit(f"accepted:{sig.id}", kind="accepted", **signal_fields(sig))
+
+
+async def clear_for_exit(desk: Desk, sig: Signal, quantity: int) -> int:
+    """Cancel the position's protective orders and the strategy's working entries on it, wait until
+    they are final, and return what may still be exited (0: the position closed meanwhile)."""
+    if desk.book.of_signal(sig.id):
+        return quantity  # a redelivery: its orders exist, placing them again is a no-op
+    exchange, symbol = sig.exchange.value, sig.tradingsymbol
+    clearing = [o for o in desk.book.working_for(sig.strategy_id, exchange, symbol)
+                if o.is_protective or o.kind == "entry"]
+    for order in clearing:
+        await placing.cancel(desk, order, f"exit signal {sig.id}")
+    await placing.wait_final(desk, clearing, EXIT_CANCEL_TIMEOUT)
+    held = desk.tracker.held(sig.strategy_id, exchange, symbol)[0]
+    if held * signed(sig.transaction_type, 1) >= 0:
+        return 0
+    closing = sum(o.remaining for o in desk.book.working_for(sig.strategy_id, exchange, symbol)
+                  if not o.is_protective and o.sign * held < 0)
+    return max(0, min(quantity, abs(held) - closing))
 
 
 def signal_fields(sig: Signal) -> dict:
     return dict(strategy_id=sig.strategy_id, signal_id=sig.id, order_kind=sig.intent, exchange=sig.exchange.value,
                 tradingsymbol=sig.tradingsymbol, instrument_token=sig.instrument_token,
                 transaction_type=sig.transaction_type, quantity=sig.quantity)
-
-
-async def desk_greeks(desk: Desk, legs: list[tuple[str, int]]):
-    """Net option greeks of the legs' underlying held now, and what the legs add."""
-    return await net_greeks(desk.client, desk.instruments, desk.tracker.positions(), legs)
 
 
 async def refused(desk: Desk, sig: Signal, code: str, reason: str) -> None:

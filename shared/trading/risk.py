@@ -1,5 +1,10 @@
 """Pre-trade risk of one user: every signal is checked against the kill switch and the limits, and a
-refusal comes back as data — a RiskDecision with a reason code and a sentence naming the numbers."""
+refusal comes back as data — a RiskDecision with a reason code and a sentence naming the numbers.
+
+Risk judges from the books, never from the label: an exit is an order on the opposite side of the
+strategy's own position and at most its size (larger exits are clamped, an exit of nothing is
+refused NO_POSITION); REDUCING and HALTED let only true reductions through; a MARKET order is
+valued at the last price and a group is checked as a whole."""
 
 from __future__ import annotations
 
@@ -8,19 +13,22 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from msgspec import Struct, field
+from msgspec import Struct
 
-from shared.trading.kill_switch import HaltListener, KillSwitch, RiskStore
-from shared.trading.positions import PositionTracker, signed
-from shared.trading.summary import RiskSummary, risk_summary
 from shared.messages import (
     KillSwitchState,
+    OrderType,
     RiskLimits,
     RiskState,
     Signal,
     SignalGroup,
+    TransactionType,
     format_inr,
 )
+from shared.trading.kill_switch import HaltListener, KillSwitch, RiskStore
+from shared.trading.positions import signed
+from shared.trading.risk_context import RiskContext, context_from  # noqa: F401 - risk's public names
+from shared.trading.summary import RiskSummary, risk_summary
 
 
 class RiskCode(enum.StrEnum):
@@ -35,12 +43,21 @@ class RiskCode(enum.StrEnum):
     MAX_OPEN_ORDERS = "MAX_OPEN_ORDERS"
     NET_DELTA_LIMIT = "NET_DELTA_LIMIT"
     NET_VEGA_LIMIT = "NET_VEGA_LIMIT"
+    NO_POSITION = "NO_POSITION"
+    INVALID_STOP = "INVALID_STOP"
+    INVALID_TARGET = "INVALID_TARGET"
+    PRICE_UNKNOWN = "PRICE_UNKNOWN"
+    GREEKS_UNPRICED = "GREEKS_UNPRICED"
 
 
 class RiskDecision(Struct, frozen=True):
+    """``quantities``: what may be placed per instrument of the signal (its legs, in order); an exit
+    is clamped to the position and a leg with nothing to close is 0. Empty: as asked."""
+
     ok: bool
     code: str = ""
     reason: str = ""
+    quantities: tuple[int, ...] = ()
 
 
 ACCEPTED = RiskDecision(True)
@@ -62,54 +79,6 @@ class KillSwitchError(RiskLimitError):
 def refusal_error(decision: RiskDecision) -> RiskLimitError:
     cls = KillSwitchError if decision.code == RiskCode.KILL_SWITCH_HALTED else RiskLimitError
     return cls(decision.code, decision.reason)
-
-
-class RiskContext(Struct, kw_only=True):
-    """What the worker knows when a signal arrives. Money in paise, greeks per underlying."""
-
-    exposure: int = 0  # current total exposure
-    exposure_by_symbol: dict[str, int] = field(default_factory=dict)  # keyed by tradingsymbol / underlying
-    exposure_by_strategy: dict[str, int] = field(default_factory=dict)
-    open_orders: int = 0
-    notional: int = 0  # the signal's notional; 0 = price × quantity of the signal
-    position_qty: int = 0  # current net quantity of the signal's instrument (single-leg signals)
-    lot_size: int = 1  # of the signal's instrument (single-leg signals)
-    net_delta: dict[str, float] = field(default_factory=dict)
-    net_vega: dict[str, float] = field(default_factory=dict)
-    underlying: str = ""  # of the signal; a SignalGroup's own underlying wins
-    signal_delta: float = 0.0  # what the signal adds to its underlying's net delta
-    signal_vega: float = 0.0
-
-
-def context_from(tracker: PositionTracker, sig: Signal | SignalGroup, *, open_orders: int, lot_size: int = 1,
-                 last_price: int = 0, greeks: dict[str, tuple[float, float]] | None = None,
-                 signal_greeks: tuple[float, float] = (0.0, 0.0), underlying: str = "") -> RiskContext:
-    """The RiskContext for a signal from kta's own position book. ``last_price`` (paise) values a
-    market order; ``greeks`` maps underlying → (net delta, net vega) now, ``signal_greeks`` is what
-    the signal adds."""
-    greeks = greeks or {}
-    if isinstance(sig, SignalGroup):
-        position_qty, notional = 0, _notional(sig)
-    else:
-        position_qty = tracker.net_quantity(sig.exchange, sig.tradingsymbol)
-        notional = sig.quantity * (sig.price or last_price)
-    return RiskContext(
-        exposure=tracker.exposure, exposure_by_symbol=tracker.exposure_by_symbol(),
-        exposure_by_strategy=tracker.exposure_by_strategy(), open_orders=open_orders, notional=notional,
-        position_qty=position_qty, lot_size=lot_size, underlying=underlying,
-        net_delta={u: d for u, (d, _) in greeks.items()}, net_vega={u: v for u, (_, v) in greeks.items()},
-        signal_delta=signal_greeks[0], signal_vega=signal_greeks[1],
-    )
-
-
-def is_exit(sig: Signal | SignalGroup, ctx: RiskContext) -> bool:
-    """An exit closes or reduces what is held: declared so, or a single order against the position."""
-    if sig.intent == "exit":
-        return True
-    if isinstance(sig, SignalGroup):
-        return False
-    change = signed(sig.transaction_type, sig.quantity)
-    return ctx.position_qty * change < 0 and abs(change) <= abs(ctx.position_qty)
 
 
 class RiskManager:
@@ -182,16 +151,20 @@ class RiskManager:
 
     def _check(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision:
         ks, limits = self.kill_switch, self.limits
-        if ks.state is KillSwitchState.HALTED:
+        if sig.intent == "exit":
+            return _exit(sig, ctx)  # a true reduction in every state
+        reduces = _reduces(sig, ctx)
+        if ks.state is KillSwitchState.HALTED and not reduces:
             return RiskDecision(False, RiskCode.KILL_SWITCH_HALTED, f"kill switch HALTED: {ks.reason}")
-        if ks.loss >= limits.max_daily_loss:
+        if ks.loss >= limits.max_daily_loss and not reduces:
             ks.on_pnl(ks.realised, ks.unrealised, "pre-trade check")
             return RiskDecision(False, RiskCode.DAILY_LOSS_LIMIT,
                                 f"day loss {format_inr(ks.loss)} is at the daily loss limit "
                                 f"{format_inr(limits.max_daily_loss)}")
-        exiting = is_exit(sig, ctx)
-        if ks.state is KillSwitchState.REDUCING and not exiting:
+        if ks.state is KillSwitchState.REDUCING and not reduces:
             return RiskDecision(False, RiskCode.REDUCING_ONLY_EXITS, f"kill switch REDUCING, only exits: {ks.reason}")
+        if reduces:
+            return ACCEPTED
         orders = _order_count(sig)
         self._forget_before(self.clock() - 60)
         if len(self._accepted_at) + orders > limits.max_orders_per_minute:
@@ -200,28 +173,35 @@ class RiskManager:
         if ctx.open_orders + orders > limits.max_open_orders:
             return RiskDecision(False, RiskCode.MAX_OPEN_ORDERS,
                                 f"{ctx.open_orders} open orders + {orders}, limit {limits.max_open_orders}")
-        if exiting:
-            return ACCEPTED
-        return self._size(sig, ctx) or self._exposure(sig, ctx) or self._greeks(sig, ctx) or ACCEPTED
+        return (_stops(sig, ctx) or self._size(sig, ctx) or self._exposure(sig, ctx) or self._greeks(sig, ctx)
+                or ACCEPTED)
 
     def _size(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
+        """The position each instrument would reach — the strategy's and the account's, with what
+        their working orders may still fill — within the quantity (or lot) limit."""
         limits = self.limits
-        if isinstance(sig, SignalGroup):
-            sizes = [(leg.tradingsymbol, leg.quantity, leg.lot_size) for leg in sig.legs]
-        else:
-            resulting = abs(ctx.position_qty + signed(sig.transaction_type, sig.quantity))
-            sizes = [(sig.tradingsymbol, max(resulting, sig.quantity), ctx.lot_size)]
-        for symbol, qty, lot_size in sizes:
-            if lot_size > 1 and qty // lot_size > limits.max_position_lots:
+        for (exchange, symbol, side, qty) in _lines(sig):
+            h = ctx.holding(exchange, symbol)
+            change = signed(side, qty)
+            size = max(abs(h.held + h.pending + change), abs(h.account + h.account_pending + change), qty)
+            lot = h.lot_size
+            if lot > 1 and size // lot > limits.max_position_lots:
                 return RiskDecision(False, RiskCode.POSITION_SIZE,
-                                    f"{symbol}: {qty // lot_size} lots, limit {limits.max_position_lots} lots")
-            if lot_size <= 1 and qty > limits.max_position_qty:
-                return RiskDecision(False, RiskCode.POSITION_SIZE, f"{symbol}: quantity {qty}, limit {limits.max_position_qty}")
+                                    f"{symbol}: {size // lot} lots, limit {limits.max_position_lots} lots")
+            if lot <= 1 and size > limits.max_position_qty:
+                return RiskDecision(False, RiskCode.POSITION_SIZE, f"{symbol}: quantity {size}, limit "
+                                                                   f"{limits.max_position_qty}")
         return None
 
     def _exposure(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
         limits = self.limits
-        notional = ctx.notional or _notional(sig)
+        notional = 0
+        for (exchange, symbol, _, qty), price in zip(_lines(sig), _prices(sig)):
+            price = price or ctx.holding(exchange, symbol).last_price
+            if not price:
+                return RiskDecision(False, RiskCode.PRICE_UNKNOWN,
+                                    f"{symbol}: no last price for a market order, so its exposure cannot be checked")
+            notional += qty * price
         symbol = sig.underlying if isinstance(sig, SignalGroup) else sig.tradingsymbol
         checks = (
             (RiskCode.EXPOSURE_LIMIT, "total", ctx.exposure, limits.max_exposure),
@@ -237,6 +217,10 @@ class RiskManager:
 
     def _greeks(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
         underlying = sig.underlying if isinstance(sig, SignalGroup) else ctx.underlying
+        if not ctx.greeks_priced:
+            return RiskDecision(False, RiskCode.GREEKS_UNPRICED,
+                                f"{underlying or sig.strategy_id}: option greeks could not be priced, so the net "
+                                f"delta and vega limits cannot be checked")
         checks = (
             (RiskCode.NET_DELTA_LIMIT, "delta", ctx.net_delta.get(underlying, 0.0), ctx.signal_delta, self.limits.max_net_delta),
             (RiskCode.NET_VEGA_LIMIT, "vega", ctx.net_vega.get(underlying, 0.0), ctx.signal_vega, self.limits.max_net_vega),
@@ -261,8 +245,68 @@ def _order_count(sig: Signal | SignalGroup) -> int:
     return len(sig.legs) if isinstance(sig, SignalGroup) else 1
 
 
-def _notional(sig: Signal | SignalGroup) -> int:
+def _lines(sig: Signal | SignalGroup) -> list[tuple[str, str, TransactionType, int]]:
+    """(exchange, symbol, side, quantity) of each instrument the signal trades."""
     if isinstance(sig, SignalGroup):
-        return sum(leg.price * leg.quantity for leg in sig.legs)
-    return sig.price * sig.quantity
+        return [(str(leg.exchange), leg.tradingsymbol, leg.transaction_type, leg.quantity) for leg in sig.legs]
+    return [(str(sig.exchange), sig.tradingsymbol, sig.transaction_type, sig.quantity)]
 
+
+def _prices(sig: Signal | SignalGroup) -> list[int]:
+    """The price each line is valued at when it has one (a LIMIT order's); 0: the last price."""
+    if isinstance(sig, SignalGroup):
+        return [leg.price if leg.order_type is not OrderType.MARKET else 0 for leg in sig.legs]
+    return [sig.price if sig.order_type is not OrderType.MARKET else 0]
+
+
+def _reduces(sig: Signal | SignalGroup, ctx: RiskContext) -> bool:
+    """Every line closes part of what the strategy holds, no more than what is still open to close."""
+    for exchange, symbol, side, qty in _lines(sig):
+        h = ctx.holding(exchange, symbol)
+        if h.held * signed(side, qty) >= 0 or qty > h.exitable:
+            return False
+    return True
+
+
+def _exit(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision:
+    """An exit closes what the strategy holds: each line clamped to the open position, a line with
+    nothing to close dropped (0); nothing to close at all is NO_POSITION."""
+    quantities, notes = [], []
+    for exchange, symbol, side, qty in _lines(sig):
+        h = ctx.holding(exchange, symbol)
+        if h.held * signed(side, 1) >= 0:  # flat, or this side would add to the position
+            quantities.append(0)
+            notes.append(f"{sig.strategy_id} holds {h.held} {symbol}: nothing for a {side} exit to close")
+            continue
+        can = min(qty, h.exitable)
+        quantities.append(can)
+        if can == 0:
+            notes.append(f"{symbol}: working exit orders already close the {abs(h.held)} held")
+        elif can < qty:
+            notes.append(f"{symbol}: exit of {qty} clamped to the {can} held")
+    if not any(quantities):
+        return RiskDecision(False, RiskCode.NO_POSITION, "; ".join(notes))
+    return RiskDecision(True, reason="; ".join(notes), quantities=tuple(quantities))
+
+
+def _stops(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
+    """An entry's stop and target above zero, on their sides of the price, inside the circuit band."""
+    if isinstance(sig, SignalGroup) or not (sig.stop_loss or sig.target):
+        return None
+    h = ctx.holding(str(sig.exchange), sig.tradingsymbol)
+    ref = sig.price if sig.order_type is not OrderType.MARKET and sig.price else h.last_price
+    long = sig.transaction_type is TransactionType.BUY
+    for code, name, value, below in ((RiskCode.INVALID_STOP, "stop-loss", sig.stop_loss, long),
+                                     (RiskCode.INVALID_TARGET, "target", sig.target, not long)):
+        if value is None:
+            continue
+        problem = ""
+        if value <= 0:
+            problem = "must be above zero"
+        elif ref and (value >= ref if below else value <= ref):
+            problem = f"must be {'below' if below else 'above'} the price {format_inr(ref)} for a {sig.transaction_type}"
+        elif h.lower and h.upper and not h.lower <= value <= h.upper:
+            problem = f"is outside the circuit band {format_inr(h.lower)}–{format_inr(h.upper)}"
+        if problem:
+            return RiskDecision(False, code, f"{sig.tradingsymbol}: {name} {format_inr(value)} {problem}")
+    return None

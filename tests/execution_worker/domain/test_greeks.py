@@ -7,7 +7,8 @@ import pytest
 from py_vollib.black_scholes import black_scholes
 from py_vollib.black_scholes.greeks import analytical
 
-from execution_worker.greeks import RATE, position_greeks, spot_key, unit_greeks
+from shared.messages import Position
+from shared.trading.greeks import RATE, NetGreeks, greeks_inputs, net_greeks, position_greeks, spot_key, unit_greeks
 from shared.ist import IST
 from shared.kite.models import Instrument
 
@@ -51,3 +52,20 @@ def test_expired_or_unpriceable_options_count_their_intrinsic_delta_only():
 
 def test_spot_keys():
     assert spot_key("NIFTY") == "NSE:NIFTY 50" and spot_key("SENSEX") == "BSE:SENSEX" and spot_key("INFY") == "NSE:INFY"
+
+
+def test_net_greeks_price_what_is_held_and_added_and_fail_closed_without_a_price():
+    short, wing = option("CE", 26000.0), option("CE", 26200.0)
+    instruments = {f"NFO:{i.tradingsymbol}": i for i in (short, wing)}
+    held = [Position(tradingsymbol=short.tradingsymbol, exchange="NFO", quantity=-65)]
+    adding = [(f"NFO:{wing.tradingsymbol}", 65)]
+    underlying, _, _, keys = greeks_inputs(instruments, held, adding)
+    assert underlying == "NIFTY" and keys == sorted([f"NFO:{short.tradingsymbol}", f"NFO:{wing.tradingsymbol}",
+                                                     "NSE:NIFTY 50"])
+    prices = {k: int(round(black_scholes("c", 26000.0, instruments[k].strike, YEARS, RATE, 0.13) * 100))
+              for k in instruments} | {"NSE:NIFTY 50": 26000_00}
+    priced = net_greeks(instruments, held, adding, prices, NOW)
+    assert priced.priced and priced.held["NIFTY"][0] < 0 < priced.added[0]
+    unpriced = net_greeks(instruments, held, adding, {k: v for k, v in prices.items() if k != "NSE:NIFTY 50"}, NOW)
+    assert unpriced == NetGreeks(underlying="NIFTY", priced=False)
+    assert net_greeks(instruments, held, [("NSE:INFY", 10)], {}, NOW) == NetGreeks()  # no options: nothing to price

@@ -1,9 +1,17 @@
+"""Pre-trade risk judged from the books: the exit table on flat, long and short books (clamped, refused
+NO_POSITION, never grown or flipped), only true reductions in REDUCING and HALTED, MARKET orders and
+groups valued at the last price, greeks and prices that fail closed, stops and targets that make sense,
+and the kill switch's grades, latch and restart."""
+
 import pytest
 
+from shared.messages import Exchange, KillSwitchState, OrderType, Position, Product, RiskLimits
+from shared.trading.book import OrderBook
+from shared.trading.order import BrokerUpdate, Order, OrderState, Placed, Submitted, parse_status
+from shared.trading.planning import flatten_plan, order_request
 from shared.trading.positions import PositionTracker
-from shared.trading.planning import flatten_plan
-from shared.trading.risk import KillSwitchError, context_from, RiskCode, RiskContext, RiskLimitError, RiskManager
-from shared.messages import Exchange, KillSwitchState, Position, Product, RiskLimits
+from shared.trading.risk import KillSwitchError, RiskCode, RiskContext, RiskLimitError, RiskManager, context_from
+from shared.trading.risk_context import Holding
 
 from .kit import USER, Clock, group, journal, leg, signal
 
@@ -11,6 +19,7 @@ LIMITS = RiskLimits(max_daily_loss=10_000_00, warn_daily_loss_pct=80.0, max_posi
                     max_exposure=1_000_000_00, max_orders_per_minute=5, max_open_orders=3,
                     max_exposure_per_symbol=300_000_00, max_exposure_per_strategy=500_000_00,
                     max_net_delta=500.0, max_net_vega=1_000.0)
+LTP = 1500_00
 
 
 @pytest.fixture
@@ -23,24 +32,115 @@ def risk(tmp_path, clock):
     return RiskManager(USER, LIMITS, journal(tmp_path, clock), clock)
 
 
-def condor(qty=50):
-    return group("iron_condor", [leg("NIFTY26N24000PE", "BUY", "PE", 24000_00, qty), leg("NIFTY26N24500PE", "SELL", "PE", 24500_00, qty),
-                                 leg("NIFTY26N25500CE", "SELL", "CE", 25500_00, qty), leg("NIFTY26N26000CE", "BUY", "CE", 26000_00, qty)])
+def books(*holdings: Holding, **kw) -> RiskContext:
+    return RiskContext(holdings={h.key: h for h in holdings}, **kw)
 
+
+def infy(held=0, pending=0, account=None, account_pending=None, last=LTP, **kw) -> Holding:
+    return Holding(key="NSE:INFY", held=held, pending=pending, account=held if account is None else account,
+                   account_pending=pending if account_pending is None else account_pending, last_price=last, **kw)
+
+
+def condor(qty=50, intent="entry", price=0):
+    legs = [leg("NIFTY26N24000PE", "BUY", "PE", 24000_00, qty), leg("NIFTY26N24500PE", "SELL", "PE", 24500_00, qty),
+            leg("NIFTY26N25500CE", "SELL", "CE", 25500_00, qty), leg("NIFTY26N26000CE", "BUY", "CE", 26000_00, qty)]
+    if intent == "exit":
+        legs = [leg(x.tradingsymbol, x.transaction_type.opposite, x.option_type, x.strike, qty) for x in legs]
+    return group("iron_condor", [leg(x.tradingsymbol, x.transaction_type, x.option_type, x.strike, x.quantity,
+                                     price=price, order_type=OrderType.LIMIT if price else OrderType.MARKET)
+                                 for x in legs], intent=intent)
+
+
+CONDOR = ("NIFTY26N24000PE", "NIFTY26N24500PE", "NIFTY26N25500CE", "NIFTY26N26000CE")
+
+
+def condor_books(held: dict[str, int], last=100_00) -> RiskContext:
+    held = {**dict.fromkeys(CONDOR, 0), **held}
+    return books(*(Holding(key=f"NFO:{s}", held=q, account=q, last_price=last, lot_size=50) for s, q in held.items()))
+
+
+# ---- the exit table: flat, long and short books ------------------------------------------------
+
+EXITS = [  # (side, quantity, the strategy's book, ok, quantity placed or refusal code)
+    ("SELL", 10, infy(0), False, RiskCode.NO_POSITION),  # an exit on a flat book opens nothing
+    ("BUY", 10, infy(0), False, RiskCode.NO_POSITION),
+    ("SELL", 10, infy(10), True, 10),
+    ("SELL", 150, infy(10), True, 10),  # larger exits are clamped to the position
+    ("BUY", 5, infy(10), False, RiskCode.NO_POSITION),  # the wrong side would grow a long
+    ("BUY", 10, infy(-10), True, 10),
+    ("BUY", 25, infy(-10), True, 10),
+    ("SELL", 10, infy(-10), False, RiskCode.NO_POSITION),  # ... or deepen a short
+    ("SELL", 10, infy(10, pending=-10), False, RiskCode.NO_POSITION),  # its working exit already closes it all
+    ("SELL", 10, infy(10, pending=-4), True, 6),
+    ("SELL", 10, infy(0, account=50), False, RiskCode.NO_POSITION),  # another strategy's position is not its own
+]
+
+
+@pytest.mark.parametrize("side,qty,holding,ok,expect", EXITS, ids=[f"{s}{q}-held{h.held}-pending{h.pending}"
+                                                                      for s, q, h, _, _ in EXITS])
+def test_the_exit_table(risk, side, qty, holding, ok, expect):
+    decision = risk.validate_signal(signal(f"x-{side}{qty}", side=side, qty=qty, intent="exit"), books(holding))
+    assert decision.ok is ok
+    if ok:
+        assert decision.quantities == (expect,)
+        assert ("clamped" in decision.reason) == (expect < qty)
+    else:
+        assert decision.code == expect and decision.reason
+
+
+@pytest.mark.parametrize("state_pnl", [-8_500_00, -10_000_00], ids=["REDUCING", "HALTED"])
+def test_reducing_and_halted_allow_only_true_reductions(risk, state_pnl):
+    risk.on_pnl(state_pnl, 0, "positions")
+    held = books(infy(10))
+    assert risk.validate_signal(signal("x1", side="SELL", qty=10, intent="exit"), held).ok
+    assert risk.validate_signal(signal("x2", side="SELL", qty=4), held).ok  # an "entry" that only reduces
+    growing = {"e1": signal("e1", qty=1), "e2": signal("e2", side="SELL", qty=15),  # grows / flips the sign
+               "e3": signal("e3", side="SELL", qty=5)}
+    blocked = RiskCode.KILL_SWITCH_HALTED if risk.halted else RiskCode.REDUCING_ONLY_EXITS
+    assert risk.validate_signal(growing["e1"], held).code == blocked
+    assert risk.validate_signal(growing["e2"], held).code == blocked
+    assert risk.validate_signal(growing["e3"], books(infy(0))).code == blocked
+    assert risk.validate_signal(signal("x3", side="SELL", qty=10, intent="exit"), books(infy(0))).code == \
+        RiskCode.NO_POSITION
+
+
+def test_an_exit_group_is_clamped_leg_by_leg_and_needs_something_to_close(risk):
+    out = condor(qty=100, intent="exit")
+    held = {"NIFTY26N24000PE": 50, "NIFTY26N24500PE": -50, "NIFTY26N25500CE": 0, "NIFTY26N26000CE": 0}
+    decision = risk.validate_signal(out, condor_books(held))
+    assert decision.ok and decision.quantities == (50, 50, 0, 0)
+    assert risk.validate_signal(out, condor_books({})).code == RiskCode.NO_POSITION  # nothing held at all
+
+
+# ---- entries -----------------------------------------------------------------------------------
 
 REFUSALS = [
-    (RiskCode.POSITION_SIZE, signal(qty=101), RiskContext()),
-    (RiskCode.POSITION_SIZE, signal(qty=60), RiskContext(position_qty=50)),
-    (RiskCode.POSITION_SIZE, signal(qty=250, exchange="NFO"), RiskContext(lot_size=50)),
+    (RiskCode.POSITION_SIZE, signal(qty=101), books(infy())),
+    (RiskCode.POSITION_SIZE, signal(qty=60), books(infy(50))),
+    (RiskCode.POSITION_SIZE, signal(qty=20), books(infy(0, account=60, account_pending=30))),  # others' orders
+    (RiskCode.POSITION_SIZE, signal(qty=20), books(infy(50, pending=40))),  # its own working entries count
+    (RiskCode.POSITION_SIZE, signal(qty=250, exchange="NFO", symbol="NIFTYFUT"),
+     books(Holding(key="NFO:NIFTYFUT", lot_size=50, last_price=100_00))),
     (RiskCode.POSITION_SIZE, group("bull_call_spread", [leg("NIFTY26N25000CE", "BUY", "CE", 25000_00, 250),
-                                                       leg("NIFTY26N25500CE", "SELL", "CE", 25500_00, 250)]), RiskContext()),
-    (RiskCode.EXPOSURE_LIMIT, signal(qty=10), RiskContext(exposure=999_000_00, notional=2_000_00)),
-    (RiskCode.SYMBOL_EXPOSURE, signal(qty=10), RiskContext(exposure_by_symbol={"INFY": 299_000_00}, notional=2_000_00)),
-    (RiskCode.STRATEGY_EXPOSURE, signal(qty=10), RiskContext(exposure_by_strategy={"s1": 499_000_00}, notional=2_000_00)),
-    (RiskCode.MAX_OPEN_ORDERS, signal(), RiskContext(open_orders=3)),
-    (RiskCode.MAX_OPEN_ORDERS, condor(), RiskContext(open_orders=0)),
-    (RiskCode.NET_DELTA_LIMIT, signal(), RiskContext(underlying="NIFTY", net_delta={"NIFTY": 450.0}, signal_delta=60.0)),
-    (RiskCode.NET_VEGA_LIMIT, signal(), RiskContext(underlying="NIFTY", net_vega={"NIFTY": -900.0}, signal_vega=-200.0)),
+                                                       leg("NIFTY26N25500CE", "SELL", "CE", 25500_00, 250)]),
+     condor_books({"NIFTY26N25000CE": 0, "NIFTY26N25500CE": 0})),
+    (RiskCode.EXPOSURE_LIMIT, signal(qty=10), books(infy(), exposure=999_000_00)),
+    (RiskCode.SYMBOL_EXPOSURE, signal(qty=10), books(infy(), exposure_by_symbol={"INFY": 299_000_00})),
+    (RiskCode.STRATEGY_EXPOSURE, signal(qty=10), books(infy(), exposure_by_strategy={"s1": 499_000_00})),
+    (RiskCode.PRICE_UNKNOWN, signal(qty=10), books(infy(last=0))),  # a MARKET order nobody can value
+    (RiskCode.MAX_OPEN_ORDERS, signal(), books(infy(), open_orders=3)),
+    (RiskCode.MAX_OPEN_ORDERS, condor(), condor_books({})),
+    (RiskCode.NET_DELTA_LIMIT, signal(), books(infy(), underlying="NIFTY", net_delta={"NIFTY": 450.0},
+                                               signal_delta=60.0)),
+    (RiskCode.NET_VEGA_LIMIT, signal(), books(infy(), underlying="NIFTY", net_vega={"NIFTY": -900.0},
+                                              signal_vega=-200.0)),
+    (RiskCode.GREEKS_UNPRICED, signal(), books(infy(), underlying="NIFTY", greeks_priced=False)),
+    (RiskCode.INVALID_STOP, signal(stop_loss=151000, target=156000), books(infy())),  # a BUY's stop above LTP
+    (RiskCode.INVALID_STOP, signal(stop_loss=-94885, target=156000), books(infy())),  # a negative stop
+    (RiskCode.INVALID_STOP, signal(side="SELL", stop_loss=149000), books(infy())),
+    (RiskCode.INVALID_TARGET, signal(stop_loss=147000, target=149000), books(infy())),
+    (RiskCode.INVALID_STOP, signal(stop_loss=130000, target=156000), books(infy(lower=135000, upper=165000))),
+    (RiskCode.INVALID_TARGET, signal(stop_loss=147000, target=170000), books(infy(lower=135000, upper=165000))),
 ]
 
 
@@ -51,27 +151,39 @@ def test_every_limit_refuses_with_its_code(risk, code, sig, ctx):
     assert risk.store.risk_events(USER)[-1]["code"] == code
 
 
+def test_market_legs_of_a_group_are_valued_at_the_last_price(risk):
+    # 4 legs × 50 × ₹100 = ₹20,000 notional: over a ₹15,000 per-symbol cap only when the LTP is used
+    risk.set_limits(RiskLimits(**{**{f: getattr(LIMITS, f) for f in LIMITS.__struct_fields__},
+                                  "max_exposure_per_symbol": 15_000_00, "max_open_orders": 10}))
+    decision = risk.validate_signal(condor(), condor_books({}))
+    assert decision.code == RiskCode.SYMBOL_EXPOSURE and "₹20,000" in decision.reason
+    unpriced = condor_books({}, last=0)
+    assert risk.validate_signal(condor(), unpriced).code == RiskCode.PRICE_UNKNOWN
+
+
 def test_require_raises_the_refusal(risk):
     with pytest.raises(RiskLimitError) as refused:
-        risk.require(signal(qty=500))
+        risk.require(signal(qty=500), books(infy()))
     assert refused.value.code == RiskCode.POSITION_SIZE and not isinstance(refused.value, KillSwitchError)
-    risk.require(signal("fine"))
+    risk.require(signal("fine"), books(infy()))
 
 
 def test_within_limits_is_accepted_and_greeks_may_shrink(risk):
-    assert risk.validate_signal(signal(qty=100), RiskContext(notional=100 * 1500_00)).ok
-    reducing_delta = RiskContext(underlying="NIFTY", net_delta={"NIFTY": 900.0}, signal_delta=-100.0)
+    assert risk.validate_signal(signal(qty=100, stop_loss=147000, target=156000), books(infy())).ok
+    reducing_delta = books(infy(), underlying="NIFTY", net_delta={"NIFTY": 900.0}, signal_delta=-100.0)
     assert risk.validate_signal(signal("s2"), reducing_delta).ok
 
 
 def test_order_rate_counts_accepted_orders_per_minute(risk, clock):
     for i in range(5):
-        assert risk.validate_signal(signal(f"r{i}")).ok
-    refused = risk.validate_signal(signal("r5"))
+        assert risk.validate_signal(signal(f"r{i}"), books(infy())).ok
+    refused = risk.validate_signal(signal("r5"), books(infy()))
     assert refused.code == RiskCode.ORDER_RATE
     clock.t += 61
-    assert risk.validate_signal(signal("r6")).ok
+    assert risk.validate_signal(signal("r6"), books(infy())).ok
 
+
+# ---- the kill switch ---------------------------------------------------------------------------
 
 def test_trips_at_the_limit_graded_and_calls_halt_listeners(risk):
     halted = []
@@ -82,20 +194,16 @@ def test_trips_at_the_limit_graded_and_calls_halt_listeners(risk):
     assert (summary.state, summary.daily_pnl, summary.utilization_pct, summary.loss_utilization_pct) == (
         "REDUCING", -8_000_00, 25.0, 80.0)
     assert state.state is KillSwitchState.REDUCING and risk.state is KillSwitchState.REDUCING
-    refused = risk.validate_signal(signal("e1"), RiskContext())
-    assert refused.code == RiskCode.REDUCING_ONLY_EXITS
-    assert risk.validate_signal(signal("x1", side="SELL", qty=10), RiskContext(position_qty=10)).ok
-    assert risk.validate_signal(signal("x2", intent="exit"), RiskContext()).ok
+    assert risk.validate_signal(signal("e1"), books(infy())).code == RiskCode.REDUCING_ONLY_EXITS
     assert risk.on_pnl(-6_000_00, -3_999_99, "fill") is None
     assert halted == []
     state = risk.on_pnl(-6_000_00, -4_000_00, "fill")
     assert state.state is KillSwitchState.HALTED and state.day_pnl == -10_000_00
     assert [s.state for s in halted] == [KillSwitchState.HALTED]
-    for sig in (signal("h1"), signal("h2", intent="exit")):
-        assert risk.validate_signal(sig).code == RiskCode.KILL_SWITCH_HALTED
+    assert risk.validate_signal(signal("h1"), books(infy())).code == RiskCode.KILL_SWITCH_HALTED
     assert risk.halted
     with pytest.raises(KillSwitchError, match="KILL_SWITCH_HALTED"):
-        risk.require(signal("h3"))
+        risk.require(signal("h3"), books(infy()))
     assert risk.on_pnl(0, 0, "positions") is None and risk.state is KillSwitchState.HALTED  # latched
     codes = [e["code"] for e in risk.store.risk_events(USER)]
     assert "DAILY_LOSS_WARNING" in codes and "DAILY_LOSS_LIMIT" in codes
@@ -108,20 +216,30 @@ def test_halted_survives_restart_and_resets_only_on_command(tmp_path, clock):
     again = RiskManager(USER, None, journal(tmp_path, clock), clock)
     assert again.state is KillSwitchState.HALTED and again.limits == LIMITS
     assert again.new_day("2026-11-25") is None and again.state is KillSwitchState.HALTED
-    assert again.validate_signal(signal()).code == RiskCode.KILL_SWITCH_HALTED
+    assert again.validate_signal(signal(), books(infy())).code == RiskCode.KILL_SWITCH_HALTED
     again.on_pnl(-10_000_00, 0, "positions")
     state = again.reset("checked positions")
     assert state.state is KillSwitchState.ACTIVE
-    assert again.validate_signal(signal("after")).ok
+    assert again.validate_signal(signal("after"), books(infy())).ok
     assert again.on_pnl(-10_000_00 - 7_999_99, 0, "tick") is None  # loss counted from the reset level
     assert again.on_pnl(-20_000_00, 0, "tick").state is KillSwitchState.HALTED
 
 
-def test_lowered_limit_refuses_with_daily_loss_code(risk):
+def test_lowered_limit_refuses_with_daily_loss_code_and_is_audited(risk):
     risk.on_pnl(-3_000_00, 0, "positions")
-    risk.set_limits(RiskLimits(max_daily_loss=2_000_00))
-    assert risk.validate_signal(signal()).code == RiskCode.DAILY_LOSS_LIMIT
+    risk.set_limits(RiskLimits(max_daily_loss=2_000_00), by="test")
+    assert risk.validate_signal(signal(), books(infy())).code == RiskCode.DAILY_LOSS_LIMIT
     assert risk.state is KillSwitchState.HALTED
+    change = next(e for e in risk.store.risk_events(USER) if e["code"] == "RISK_LIMITS_CHANGED")
+    assert "max_daily_loss 1000000 → 200000" in change["message"] and "(by test)" in change["message"]
+
+
+def test_the_configured_defaults_apply_until_the_user_sets_limits(tmp_path, clock):
+    store = journal(tmp_path, clock)
+    configured = RiskLimits(max_daily_loss=30_00)
+    assert RiskManager(USER, None, store, clock, defaults=configured).limits == configured
+    RiskManager(USER, None, store, clock, defaults=configured).set_limits(LIMITS)
+    assert RiskManager(USER, None, store, clock, defaults=configured).limits == LIMITS  # the user's own win
 
 
 def test_reducing_ends_on_a_new_day(risk):
@@ -129,6 +247,8 @@ def test_reducing_ends_on_a_new_day(risk):
     assert risk.state is KillSwitchState.REDUCING
     assert risk.new_day("2026-11-25").state is KillSwitchState.ACTIVE
 
+
+# ---- plans and contexts ------------------------------------------------------------------------
 
 def test_flatten_plan_closes_shorts_before_hedges():
     positions = [Position(tradingsymbol="NIFTY26N24000PE", exchange="NFO", quantity=50, product="NRML"),
@@ -143,15 +263,23 @@ def test_flatten_plan_closes_shorts_before_hedges():
     assert len({o.tag for o in plan}) == 3 and plan == flatten_plan(USER, reversed(positions), "flatten1")
 
 
-def test_context_from_the_position_book(risk):
-    book = PositionTracker()
-    book.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=90,
-                 price=1500_00, instrument_token=408065)
-    exit_ctx = context_from(book, signal("x", side="SELL", qty=90), open_orders=0)
-    assert (exit_ctx.position_qty, exit_ctx.exposure, exit_ctx.exposure_by_symbol) == (90, 90 * 1500_00, {"INFY": 135_000_00})
-    assert risk.validate_signal(signal("x", side="SELL", qty=90), exit_ctx).ok
-    more = signal("m", qty=20, price=0)
-    ctx = context_from(book, more, open_orders=0, last_price=1500_00,
-                       greeks={"NIFTY": (10.0, 5.0)}, signal_greeks=(1.0, 2.0), underlying="NIFTY")
-    assert (ctx.notional, ctx.net_delta, ctx.signal_vega) == (20 * 1500_00, {"NIFTY": 10.0}, 2.0)
-    assert risk.validate_signal(more, ctx).code == RiskCode.POSITION_SIZE  # 90 + 20 > 100
+def test_context_from_the_position_book_and_the_order_book(risk):
+    tracker = PositionTracker()
+    tracker.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=90,
+                    price=1500_00, instrument_token=408065)
+    tracker.on_fill(strategy_id="s9", exchange="NSE", tradingsymbol="INFY", transaction_type="SELL", quantity=30,
+                    price=1500_00, instrument_token=408065)
+    book = OrderBook()
+    working = Order.from_request(order_request(USER, signal_id="x0", kind="exit", exchange="NSE", tradingsymbol="INFY",
+                                               instrument_token=408065, side="SELL", quantity=40, product="MIS",
+                                               order_type=OrderType.MARKET), strategy_id="s1")
+    for event in (Submitted(), Placed(order_id="O1"), BrokerUpdate(order_id="O1", state=parse_status("OPEN"),
+                                                                   filled_quantity=10)):
+        working.apply(event)
+    book.add(working)
+    ctx = context_from(tracker, book, signal("x", side="SELL", qty=90, intent="exit"), prices={"NSE:INFY": 1510_00})
+    h = ctx.holding("NSE", "INFY")
+    assert (h.held, h.pending, h.account, h.account_pending, h.last_price, h.exitable) == (90, -30, 60, -30,
+                                                                                           1510_00, 60)
+    assert ctx.open_orders == 1 and working.state is OrderState.OPEN
+    assert risk.validate_signal(signal("x", side="SELL", qty=90, intent="exit"), ctx).quantities == (60,)

@@ -1,0 +1,85 @@
+"""Last prices and circuit bands for risk, without a broker read per signal: the ticks of every
+instrument a signal has named are followed on NATS (core subjects; the strategies' subscriptions
+already make the ticker publish them), so only the first signal on an instrument — or one whose
+price has gone stale — asks the broker (``ltp``). Circuit bands are fixed for the day: one
+``quote`` per instrument and day, asked only for signals that carry a stop or a target."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from shared import ist
+from shared import messages as m
+from shared import subjects
+from shared.bus import Bus
+from shared.kite import errors
+from shared.kite.client import KiteClient
+
+log = logging.getLogger("kta.prices")
+STALE_SECONDS = 30.0
+
+
+class Prices:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.last: dict[str, tuple[int, float]] = {}  # "EXCHANGE:SYMBOL" -> (paise, monotonic seen)
+        self.keys: dict[int, str] = {}  # token -> key, for ticks
+        self.subs: dict[int, object] = {}
+        self.bands: dict[str, tuple[str, int, int]] = {}  # key -> (IST day, lower, upper)
+
+    async def follow(self, tokens: dict[str, int]) -> None:
+        """Follow the ticks of these instruments ("EXCHANGE:SYMBOL" -> token) from now on."""
+        for key, token in tokens.items():
+            if token and token not in self.subs:
+                self.keys[token] = key
+                self.subs[token] = await self.bus.subscribe(subjects.ticks(token), m.Tick, self._on_tick)
+
+    async def _on_tick(self, tick: m.Tick, msg) -> None:
+        key = self.keys.get(tick.instrument_token)
+        if key and tick.last_price > 0:
+            self.last[key] = (m.to_paise(tick.last_price), time.monotonic())
+
+    def known(self, key: str) -> int:
+        seen = self.last.get(key)
+        return seen[0] if seen and time.monotonic() - seen[1] < STALE_SECONDS else 0
+
+    async def prices(self, client: KiteClient, keys: list[str]) -> dict[str, int]:
+        """Paise by key; what ticks have not priced lately is read with one ``ltp`` call. A key the
+        broker cannot price is left out (the caller decides what unknown means)."""
+        out = {k: p for k in keys if (p := self.known(k))}
+        missing = sorted(set(keys) - out.keys())
+        if missing:
+            try:
+                quotes = await client.ltp(*missing)
+            except errors.KiteError as e:
+                log.warning("last prices of %s unread: %s", missing, e)
+                return out
+            now = time.monotonic()
+            for key, q in quotes.items():
+                if q.last_price > 0:
+                    out[key] = m.to_paise(q.last_price)
+                    self.last[key] = (out[key], now)
+        return out
+
+    async def circuits(self, client: KiteClient, keys: list[str]) -> dict[str, tuple[int, int]]:
+        """(lower, upper) circuit limits in paise by key, read once per instrument and day."""
+        today = ist.day(time.time())
+        missing = [k for k in keys if self.bands.get(k, ("",))[0] != today]
+        if missing:
+            try:
+                quotes = await client.quote(*missing)
+            except errors.KiteError as e:
+                log.warning("circuit limits of %s unread: %s", missing, e)
+                quotes = {}
+            for key, q in quotes.items():
+                if q.lower_circuit_limit and q.upper_circuit_limit:
+                    self.bands[key] = (today, m.to_paise(q.lower_circuit_limit), m.to_paise(q.upper_circuit_limit))
+                if q.last_price > 0:
+                    self.last[key] = (m.to_paise(q.last_price), time.monotonic())
+        return {k: (self.bands[k][1], self.bands[k][2]) for k in keys if k in self.bands}
+
+    async def close(self) -> None:
+        for sub in self.subs.values():
+            await sub.unsubscribe()
+        self.subs.clear()

@@ -1,0 +1,95 @@
+"""What risk knows when a signal arrives, taken from the books — never from the signal's label.
+
+For each instrument a signal touches, a ``Holding``: the signal's strategy's own position (from
+journaled fills), what its working orders may still add or take away, the account's net position
+and working orders, the last price (a MARKET order is valued at it) and the circuit band. Money in
+paise; a price of 0 means unknown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from msgspec import Struct, field
+
+from shared.messages import Signal, SignalGroup
+from shared.trading.book import OrderBook
+from shared.trading.order import Order
+from shared.trading.positions import PositionTracker
+
+
+class Holding(Struct, frozen=True, kw_only=True):
+    key: str  # EXCHANGE:SYMBOL
+    held: int = 0  # the signal's strategy's own position, signed
+    pending: int = 0  # signed quantity its working (non-protective) orders on it may still fill
+    account: int = 0  # the account's net position, every strategy's together
+    account_pending: int = 0  # signed quantity every working (non-protective) order on it may still fill
+    last_price: int = 0
+    lot_size: int = 1
+    lower: int = 0  # circuit band (0: unknown)
+    upper: int = 0
+
+    @property
+    def exitable(self) -> int:
+        """How much of the strategy's position an exit may still close: what is held, less what its
+        working exits already close."""
+        reducing = -self.pending if self.held > 0 else self.pending if self.held < 0 else 0
+        return max(0, abs(self.held) - max(0, reducing))
+
+
+class RiskContext(Struct, kw_only=True):
+    """The books for one signal. Greeks per underlying; ``greeks_priced`` is False when the signal
+    trades options whose greeks could not be priced (the check fails closed)."""
+
+    holdings: dict[str, Holding] = field(default_factory=dict)
+    exposure: int = 0  # current total exposure
+    exposure_by_symbol: dict[str, int] = field(default_factory=dict)  # keyed by tradingsymbol / underlying
+    exposure_by_strategy: dict[str, int] = field(default_factory=dict)
+    open_orders: int = 0
+    net_delta: dict[str, float] = field(default_factory=dict)
+    net_vega: dict[str, float] = field(default_factory=dict)
+    underlying: str = ""  # of the signal; a SignalGroup's own underlying wins
+    signal_delta: float = 0.0  # what the signal adds to its underlying's net delta
+    signal_vega: float = 0.0
+    greeks_priced: bool = True
+
+    def holding(self, exchange: str, tradingsymbol: str) -> Holding:
+        key = f"{exchange}:{tradingsymbol}"
+        return self.holdings.get(key) or Holding(key=key)
+
+
+def instruments_of(sig: Signal | SignalGroup) -> list[tuple[str, str]]:
+    if isinstance(sig, SignalGroup):
+        return [(str(leg.exchange), leg.tradingsymbol) for leg in sig.legs]
+    return [(str(sig.exchange), sig.tradingsymbol)]
+
+
+def _pending(orders: Iterable[Order]) -> int:
+    return sum(o.sign * o.remaining for o in orders if not o.is_protective)
+
+
+def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal | SignalGroup, *,
+                 prices: dict[str, int] | None = None, lot_sizes: dict[str, int] | None = None,
+                 circuits: dict[str, tuple[int, int]] | None = None,
+                 greeks: dict[str, tuple[float, float]] | None = None,
+                 signal_greeks: tuple[float, float] = (0.0, 0.0), underlying: str = "",
+                 greeks_priced: bool = True) -> RiskContext:
+    """The RiskContext of ``sig`` from kta's position book and order book. ``prices``, ``lot_sizes``
+    and ``circuits`` are keyed "EXCHANGE:SYMBOL"; ``greeks`` maps underlying → (net delta, net vega)
+    now and ``signal_greeks`` is what the signal adds."""
+    prices, lot_sizes, circuits, greeks = prices or {}, lot_sizes or {}, circuits or {}, greeks or {}
+    working = book.working() if book is not None else []
+    holdings = {}
+    for exchange, symbol in instruments_of(sig):
+        key = f"{exchange}:{symbol}"
+        mine = [o for o in working if o.instrument == (exchange, symbol)]
+        lower, upper = circuits.get(key, (0, 0))
+        holdings[key] = Holding(
+            key=key, held=tracker.held(sig.strategy_id, exchange, symbol)[0],
+            pending=_pending(o for o in mine if o.strategy_id == sig.strategy_id),
+            account=tracker.net_quantity(exchange, symbol), account_pending=_pending(mine),
+            last_price=prices.get(key, 0), lot_size=lot_sizes.get(key, 1), lower=lower, upper=upper)
+    return RiskContext(
+        holdings=holdings, exposure=tracker.exposure, exposure_by_symbol=tracker.exposure_by_symbol(),
+        exposure_by_strategy=tracker.exposure_by_strategy(), open_orders=len(working), underlying=underlying,
+        net_delta={u: d for u, (d, _) in greeks.items()}, net_vega={u: v for u, (_, v) in greeks.items()},
+        signal_delta=signal_greeks[0], signal_vega=signal_greeks[1], greeks_priced=greeks_priced)
