@@ -20,12 +20,14 @@ from gateway.api import account, backtests, journal, live, market, scanner, stra
 from gateway.api.deps import DEPENDENCIES
 from gateway.error_pages import http_error_handler, internal_error_handler, trading_error_page_handler
 from gateway.escape import JsonHtmlEscapeMiddleware
+from gateway.headers import add_security_headers
 from gateway.guards import LoginRequired, SessionMiddleware, login_required_handler, requires_login
 from gateway.backtest_pages import BacktestPagesController
 from gateway.live_pages import LivePagesController
 from gateway.logins import LoginStore
 from gateway.otp import OtpStore
 from gateway.pages import PagesController
+from gateway.request_checks import RequestChecks, allowed_hosts, nesting_error_handler
 from gateway.services import Services
 from gateway.streams import Streams
 from gateway.templating import STATIC, configure, environment
@@ -85,10 +87,12 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
     return Litestar(
         route_handlers=[*CONTROLLERS, static, *PAGES, *_optional("gateway.ops", "OpsController")],
         guards=[requires_login],
-        middleware=[JsonHtmlEscapeMiddleware(), SessionMiddleware()],
+        middleware=[RequestChecks(allowed_hosts(settings)), JsonHtmlEscapeMiddleware(), SessionMiddleware()],
+        before_send=[add_security_headers(settings)],
         dependencies=DEPENDENCIES,
         exception_handlers={LoginRequired: login_required_handler, TradingError: trading_error_page_handler,
-                            HTTPException: http_error_handler, Exception: internal_error_handler},
+                            HTTPException: http_error_handler, RecursionError: nesting_error_handler,
+                            Exception: internal_error_handler},
         template_config=TemplateConfig(instance=engine),
         plugins=[HTMXPlugin()],
         openapi_config=OpenAPIConfig(title="kta gateway", version="0.1.0", path="/schema"),

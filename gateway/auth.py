@@ -1,7 +1,8 @@
 """Login by email OTP, logout, and the CSRF token for API clients.
 
 ``/login`` and ``/auth/send-otp`` / ``/auth/verify-otp`` are public (no session yet): they are
-protected instead by the OTP store's throttles and lockouts and by a same-origin check."""
+protected instead by the OTP store's throttles and lockouts and by a same-origin check
+(``gateway.request_checks``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import PermissionDeniedException, ValidationException
+from litestar.exceptions import ValidationException
 from litestar.response import Template
 
 from gateway import users
@@ -20,6 +21,7 @@ from gateway.guards import expired_cookie, session_cookie, user_id_of
 from gateway.logins import COOKIE
 from gateway.mailer import MailError, send_code
 from gateway.otp import Throttled
+from gateway.request_checks import same_origin
 from gateway.services import services_of
 
 log = logging.getLogger("kta.gateway.auth")
@@ -34,13 +36,6 @@ class SendOtp(msgspec.Struct, forbid_unknown_fields=False):
 class VerifyOtp(msgspec.Struct, forbid_unknown_fields=False):
     zerodha_id: str
     otp: str
-
-
-def _same_origin(request: Request) -> None:
-    """A login form posted from another site is refused (browsers always send Origin on POST)."""
-    origin = request.headers.get("origin")
-    if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host", ""):
-        raise PermissionDeniedException(detail="cross-site login request refused")
 
 
 def _ip(request: Request) -> str:
@@ -80,7 +75,7 @@ class AuthController(Controller):
 
     @post("/auth/send-otp", status_code=200)
     async def send_otp(self, request: Request) -> Response | Template:
-        _same_origin(request)
+        same_origin(request)
         try:
             body = await read_body(request, SendOtp)
             uid, mail = _validated(body.zerodha_id, body.email)
@@ -115,7 +110,7 @@ class AuthController(Controller):
 
     @post("/auth/verify-otp", status_code=200)
     async def verify_otp(self, request: Request) -> Response | Template:
-        _same_origin(request)
+        same_origin(request)
         body = await read_body(request, VerifyOtp)
         uid, _ = _validated(body.zerodha_id)
         code = body.otp.strip()

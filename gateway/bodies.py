@@ -46,3 +46,5 @@ async def read_body(request: Request, kind: type[T]) -> T:
         raise bad_field(_named(e), str(e).split(" - at", 1)[0]) from None
     except msgspec.DecodeError as e:
         raise bad_field("body", f"not valid JSON ({e})") from None
+    except RecursionError:
+        raise bad_field("body", "JSON nested too deeply") from None

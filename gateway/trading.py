@@ -89,6 +89,8 @@ class Trading:
                                            cmd, timeout=timeout or self.timeout)
         except (BusError, RequestTimeout) as e:
             raise TradingError(503, f"the {service} worker is not answering ({e}); is it running?") from None
+        except OverflowError:  # the bus carries 64-bit integers; the API's bodies say so per field
+            raise TradingError(400, "a whole number in the request is too large (at most 19 digits)") from None
         if isinstance(reply, m.Error):
             raise _from_reply(reply)
         return reply.data

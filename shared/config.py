@@ -37,6 +37,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     gateway_host: str = "127.0.0.1"
     gateway_port: Port = 8000
     public_url: str = ""  # how browsers reach the gateway; default http://host:port
+    allowed_hosts: str = ""  # more host names the gateway answers to (comma-separated); see gateway/request_checks
     secret_key: str = ""  # Fernet key for secrets at rest; default: generated into data_dir
     session_days: Annotated[int, Meta(ge=1, le=90)] = 7
     otp_ttl_seconds: Annotated[int, Meta(ge=30, le=3600)] = 360

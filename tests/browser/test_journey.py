@@ -57,9 +57,12 @@ async def page(chromium):
         pg.on("dialog", lambda dialog: dialog.accept())  # hx-confirm on Stop
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
+        blocked: list[str] = []  # the gateway's Content-Security-Policy refused something the page does
+        pg.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
         yield pg
         await browser.close()
         assert not errors, f"JavaScript errors on the page: {errors}"
+        assert not blocked, f"CSP violations: {blocked}"
 
 
 async def log_in(page: Page, url: str, shots: Path) -> None:

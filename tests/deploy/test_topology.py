@@ -27,8 +27,7 @@ from shared.config import load
 from shared.kite.sessions import get_session
 from shared.secrets import Vault
 from tests.deploy.topology import Topology
-from tests.gateway.conftest import login
-from tests.gateway.test_api import connect_kite
+from tests.gateway.conftest import connect_kite, login
 from tests.helpers import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]

@@ -11,10 +11,14 @@ import httpx
 import pytest
 import uvicorn
 
+from execution_worker.main import amain as execution_main
 from gateway import users
 from gateway.main import build
 from shared import natsd
-from tests.helpers import eventually, stack_settings
+from shared.subjects import KV_BROKER_SESSIONS
+from strategy_worker.main import amain as strategy_main
+from tests.helpers import eventually, running, stack_settings, wait_health
+from ticker_worker.main import amain as ticker_main
 from tests.simkit import start_sim
 
 USER_B = {"zerodha_id": "DEMO02", "email": "demo2@kta.local", "api_key": "kta-demo", "api_secret": "kta-demo-secret",
@@ -92,3 +96,38 @@ async def login(gw: Gateway, zerodha_id: str = "DEMO01", email: str = "demo@kta.
     r = await client.post("/auth/verify-otp", json={"zerodha_id": zerodha_id, "otp": r.json()["dev_otp"]})
     assert r.status_code == 200, r.text
     return client, r.json()["csrf_token"]
+
+
+async def connect_kite(client: httpx.AsyncClient, sim, kite_user: str = "DEMO01", password: str = "demo") -> httpx.Response:
+    """Gateway → sim login page → POST the form like a browser → back to the gateway callback."""
+    r = await client.get("/auth/kite/login")
+    assert r.status_code == 302
+    url = httpx.URL(r.headers["location"])
+    assert url.params["api_key"] == "kta-demo" and url.params["v"] == "3"
+    async with httpx.AsyncClient() as browser:
+        r = await browser.post(sim.login_url, data={"api_key": url.params["api_key"], "user_id": kite_user,
+                                                   "password": password})
+    assert r.status_code == 302
+    back = httpx.URL(r.headers["location"])
+    assert back.host == "127.0.0.1" and back.path == "/auth/kite/callback"
+    return await client.get(back.path, params=dict(back.params))
+
+
+async def forget_broker_sessions(bus) -> None:
+    """The KV bucket outlives a test (one nats-server per session): start these users unconnected."""
+    kv = await bus.kv(KV_BROKER_SESSIONS)
+    for user_id in ("DEMO01", "DEMO02"):
+        with contextlib.suppress(Exception):
+            await kv.delete(user_id)
+
+
+@pytest.fixture
+async def stack(gateway, gw_settings, bus):
+    """The gateway with the three workers in this event loop, no user connected to Kite yet."""
+    await forget_broker_sessions(bus)
+    async with contextlib.AsyncExitStack() as es:
+        for amain in (ticker_main, strategy_main, execution_main):
+            await es.enter_async_context(running(amain, gw_settings))
+        for service in ("ticker", "strategy", "execution"):
+            await wait_health(bus, service)
+        yield gateway

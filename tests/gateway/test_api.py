@@ -3,57 +3,16 @@ trading calls, bad input named, two users kept apart, and a missing worker repor
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 from contextlib import aclosing
 
-import httpx
-import pytest
 
-from execution_worker.main import amain as execution_main
-from strategy_worker.main import amain as strategy_main
-from shared.subjects import KV_BROKER_SESSIONS
 from shared.kite.sessions import get_session, put_session, vault_for
-from ticker_worker.main import amain as ticker_main
-from tests.gateway.conftest import login
+from tests.gateway.conftest import connect_kite, login
 from tests.gateway.sse import SSE
-from tests.helpers import running, wait_health
-
-
-async def connect_kite(client: httpx.AsyncClient, sim, kite_user: str = "DEMO01", password: str = "demo") -> httpx.Response:
-    """Gateway → sim login page → POST the form like a browser → back to the gateway callback."""
-    r = await client.get("/auth/kite/login")
-    assert r.status_code == 302
-    url = httpx.URL(r.headers["location"])
-    assert url.params["api_key"] == "kta-demo" and url.params["v"] == "3"
-    async with httpx.AsyncClient() as browser:
-        r = await browser.post(sim.login_url, data={"api_key": url.params["api_key"], "user_id": kite_user,
-                                                   "password": password})
-    assert r.status_code == 302
-    back = httpx.URL(r.headers["location"])
-    assert back.host == "127.0.0.1" and back.path == "/auth/kite/callback"
-    return await client.get(back.path, params=dict(back.params))
-
-
-async def forget_broker_sessions(bus) -> None:
-    """The KV bucket outlives a test (one nats-server per session): start these users unconnected."""
-    kv = await bus.kv(KV_BROKER_SESSIONS)
-    for user_id in ("DEMO01", "DEMO02"):
-        with contextlib.suppress(Exception):
-            await kv.delete(user_id)
-
-
-@pytest.fixture
-async def stack(gateway, gw_settings, bus):
-    await forget_broker_sessions(bus)
-    async with contextlib.AsyncExitStack() as es:
-        for amain in (ticker_main, strategy_main, execution_main):
-            await es.enter_async_context(running(amain, gw_settings))
-        for service in ("ticker", "strategy", "execution"):
-            await wait_health(bus, service)
-        yield gateway
+from tests.helpers import wait_health
 
 
 async def test_trading_api_end_to_end(stack, gw_sim):
