@@ -16,7 +16,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from gateway import auth, kite_connect
-from gateway.api import account, backtests, journal, live, market, scanner, strategies, stream
+from gateway.api import account, alerts, backtests, journal, live, market, scanner, strategies, stream
 from gateway.api.deps import DEPENDENCIES
 from gateway.error_pages import http_error_handler, internal_error_handler, trading_error_page_handler
 from gateway.escape import JsonHtmlEscapeMiddleware
@@ -24,9 +24,13 @@ from gateway.headers import add_security_headers
 from gateway.guards import LoginRequired, SessionMiddleware, login_required_handler, requires_login
 from gateway.backtest_pages import BacktestPagesController
 from gateway.live_pages import LivePagesController
+from gateway.alert_store import AlertStore
 from gateway.logins import LoginStore
+from gateway.notifier import Notifier
 from gateway.otp import OtpStore
 from gateway.pages import PagesController
+from gateway.prefs import PrefsStore
+from gateway.settings_pages import SettingsController
 from gateway.request_checks import RequestChecks, allowed_hosts, nesting_error_handler
 from gateway.services import Services
 from gateway.streams import Streams
@@ -35,15 +39,16 @@ from gateway.trading import Trading, TradingError
 from gateway.users import database
 from shared.bus import Bus
 from shared.config import Settings
+from shared.kite.sessions import vault_for
 
 log = logging.getLogger("kta.gateway")
 
 CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteConnectController,
                strategies.StrategiesController, live.LiveController, account.AccountController,
                journal.JournalController, market.MarketController, scanner.ScannerController,
-               backtests.BacktestsController,
+               backtests.BacktestsController, alerts.AlertsController,
                stream.StreamController]
-PAGES = [PagesController, LivePagesController, BacktestPagesController]
+PAGES = [PagesController, LivePagesController, BacktestPagesController, SettingsController]
 
 
 def _optional(module: str, name: str) -> list:
@@ -59,7 +64,8 @@ def _optional(module: str, name: str) -> list:
 def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float = 15.0) -> Litestar:
     db = database(settings)
     services = Services(settings=settings, bus=None, logins=LoginStore(db, settings.session_days),
-                        otps=OtpStore(db, settings.otp_ttl_seconds))
+                        otps=OtpStore(db, settings.otp_ttl_seconds), alerts=AlertStore(db, vault_for(settings)),
+                        prefs=PrefsStore(db))
     owns_bus = bus is None
 
     async def startup(app: Litestar) -> None:
@@ -70,9 +76,12 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
         services.bus = b
         services.trading = Trading(b, settings)
         services.streams = Streams(b, heartbeat, services.trading.live_tokens_of)
+        services.notifier = await Notifier(b, settings, services.alerts, services.trading).start()
         services.logins.purge_expired()
 
     async def shutdown(app: Litestar) -> None:
+        if services.notifier is not None:
+            await services.notifier.close()
         if services.streams is not None:
             await services.streams.close()
         if services.trading is not None:

@@ -12,7 +12,10 @@ signals  ``Signal`` / ``SignalGroup``          one ``<tr id="sig-<id>">``, prepe
 orders   ``OrderEvent``                        one ``<tr id="order-<tag>">``, replaced in place
 positions ``PositionSnapshot``                 the positions table (feeds the P&L curve)
 risk     ``RiskState``                         the kill switch and limits figures
-status   ``WorkerStatus`` / ``BrokerEvent``    one ``<li>`` for the activity log
+status   ``WorkerStatus`` / ``BrokerEvent``    one ``<li>`` for the activity log; a feed's or a
+                                               worker's line carries ``data-key`` and replaces
+                                               its previous line (no reconnect noise)
+alerts   ``Alert``                             one ``<li>`` for the activity log (severity class)
 ======== ===================================== =============================================
 """
 
@@ -26,7 +29,7 @@ import msgspec
 from gateway.templating import environment
 from shared import messages as m
 
-EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest")
+EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest", "alerts")
 
 # token -> display name (tradingsymbol); the pages install the gateway's instrument cache here.
 _names: Callable[[int], str | None] = lambda token: None  # noqa: E731
@@ -92,14 +95,20 @@ def worker_status_text(st: m.WorkerStatus) -> str:
     return f"{text}: {st.detail}" if st.detail else text
 
 
+FEED_TROUBLE = ("disconnected", "reconnecting", "token_expired")
+
+
 def _status_line(payload: Any) -> str:
     if isinstance(payload, dict):
         data = {k: v for k, v in payload.items() if k != "source"}
         payload = msgspec.convert(data, m.BrokerEvent if "kind" in data else m.WorkerStatus)
     if isinstance(payload, m.BrokerEvent):
-        return _partial("event_line", ts=payload.ts, text=broker_event_text(payload))
+        feed = payload.kind in ("connected", "disconnected", "reconnecting", "reconnected", "stopped")
+        return _partial("event_line", ts=payload.ts, text=broker_event_text(payload),
+                        key="broker-feed" if feed else "", severity="warning" if payload.kind in FEED_TROUBLE else "")
     if isinstance(payload, m.WorkerStatus):
-        return _partial("event_line", ts=payload.ts, text=worker_status_text(payload))
+        return _partial("event_line", ts=payload.ts, text=worker_status_text(payload), key=f"worker-{payload.service}",
+                        severity="warning" if payload.state == "degraded" else "")
     raise ValueError(f"no status line for {type(payload).__name__}")
 
 
@@ -126,6 +135,8 @@ def render(event_name: str, payload: Any, user_id: str) -> str:
         html = _status_line(payload)
     elif event_name == "backtest":
         html = _partial("backtest_progress", b=_plain(payload))
+    elif event_name == "alerts":
+        html = _partial("alert_line", a=_plain(payload))
     else:
         raise ValueError(f"no fragment for event {event_name!r}; known: {', '.join(EVENTS)}")
     return _one_line(html)

@@ -30,15 +30,23 @@ async def attempt(call: Awaitable[Any]) -> tuple[Any, str]:
         return None, str(e)
 
 
-def page(name: str, request: Request, headers: dict[str, str] | None = None, **context: Any) -> Template:
+def _template(name: str, request: Request, headers: dict[str, str] | None, context: dict[str, Any]) -> Template:
     login = request.scope.get("auth")
     context.setdefault("user_id", login.user_id if login else "")
     context.setdefault("csrf", login.csrf_token if login else "")
     return Template(template_name=name, context=context, headers=headers)
 
 
+def page(name: str, request: Request, headers: dict[str, str] | None = None, **context: Any) -> Template:
+    """A full page: with the user's preferences (theme, shortcuts), so it renders right the first time."""
+    login = request.scope.get("auth")
+    if login is not None:
+        context.setdefault("prefs", services_of(request).prefs.get(login.user_id))
+    return _template(name, request, headers, context)
+
+
 def partial(name: str, request: Request, headers: dict[str, str] | None = None, **context: Any) -> Template:
-    return page(f"partials/{name}.html", request, headers, **context)
+    return _template(f"partials/{name}.html", request, headers, context)
 
 
 def install_names(trading: Trading) -> None:

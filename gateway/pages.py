@@ -21,6 +21,7 @@ from gateway.page_context import (
 )
 from gateway.option_chain import underlying_name
 from gateway.scan_query import scan_command
+from gateway.services import services_of
 from gateway.strategy_form import parse_params, spec_of, symbols_of
 from gateway.trading import Trading, TradingError
 
@@ -42,7 +43,8 @@ class PagesController(Controller):
         (signals, signals_error), (orders, orders_error) = parts[6], parts[7]
         status = context["status"] or {}
         context.update(signals=signals or [], signals_error=signals_error, orders=orders or [],
-                       orders_error=orders_error, picked=picked(trading, status.get("live_tokens", [])))
+                       orders_error=orders_error, picked=picked(trading, status.get("live_tokens", [])),
+                       recent_alerts=services_of(request).alerts.recent(user_id, 10))
         return page("dashboard.html", request, **context)
 
     # ---- status, account ----------------------------------------------------------------------

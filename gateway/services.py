@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from litestar.connection import ASGIConnection
 
+from gateway.alert_store import AlertStore
 from gateway.logins import LoginStore
 from gateway.otp import OtpStore
+from gateway.prefs import PrefsStore
 from gateway.streams import Streams
 from gateway.trading import Trading
 from shared.bus import Bus
 from shared.config import Settings
+
+if TYPE_CHECKING:
+    from gateway.notifier import Notifier
 
 
 @dataclass
@@ -20,8 +26,11 @@ class Services:
     bus: Bus | None
     logins: LoginStore
     otps: OtpStore
+    alerts: AlertStore
+    prefs: PrefsStore
     trading: Trading | None = None
     streams: Streams | None = None
+    notifier: "Notifier | None" = None
 
     @property
     def secure_cookies(self) -> bool:

@@ -1,7 +1,7 @@
 """Live events for one user's dashboard (SSE) and API clients, from that user's NATS subjects only.
 
 * One ``UserFeed`` per user subscribes to ``kta.u.<user>.{orders,positions,risk,status,signals,
-  broker.events}`` and ``kta.ticks.<token>`` for the tokens the user is live on (and ``broker.
+  broker.events,alerts}`` and ``kta.ticks.<token>`` for the tokens the user is live on (and ``broker.
   order_updates`` only for Kite's order times, which kta's order events lack); nothing else, so a
   user never sees another's data.
 * Every event gets a per-user, monotonically increasing id and goes into a small ring buffer, so a
@@ -30,7 +30,7 @@ from shared import subjects
 from shared.bus import Bus
 
 log = logging.getLogger("kta.gateway.streams")
-EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest")
+EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest", "alerts")
 RING = 256
 CLIENT_BUFFER = 256
 TICK_FLUSH_SECONDS = 0.25
@@ -82,6 +82,8 @@ def _key(name: str, payload: dict) -> Any:
         return ("status", payload.get("kind") or payload.get("service"), payload.get("ts"))
     if name == "backtest":  # a run's latest progress replaces the earlier
         return ("backtest", payload.get("backtest_id"))
+    if name == "alerts":
+        return ("alerts", payload.get("key") or payload.get("ts"))
     return name  # positions, risk: the latest replaces the rest
 
 
@@ -107,7 +109,8 @@ class UserFeed:
                                     (subjects.status(u), m.WorkerStatus, "status"),
                                     (subjects.signals(u), m.AnySignal, "signals"),
                                     (subjects.broker_events(u), m.BrokerEvent, "status"),
-                                    (subjects.backtests(u), m.BacktestProgress, "backtest")):
+                                    (subjects.backtests(u), m.BacktestProgress, "backtest"),
+                                    (subjects.alerts(u), m.Alert, "alerts")):
             self._subs.append(await self.bus.subscribe(subject, kind, self._handler(name)))
         self._subs.append(await self.bus.subscribe(subjects.order_updates(u), m.BrokerOrderUpdate,
                                                    self._on_broker_order))

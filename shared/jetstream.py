@@ -80,17 +80,19 @@ class JetStream:
         retry_delay: float = 1.0,
         ready: asyncio.Event | None = None,
         stop: asyncio.Event | None = None,
+        deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
     ) -> asyncio.Task:
         """Run a durable pull consumer in the background; ack after ``handler`` returns.
 
         A payload that does not decode is dead-lettered and terminated at once; a handler that
         raises is retried (nak with delay) up to ``max_deliver`` times, then dead-lettered. A handler
-        running past ``ack_wait / 3`` keeps its message with in-progress acks; ``stop`` ends the loop."""
+        running past ``ack_wait / 3`` keeps its message with in-progress acks; ``stop`` ends the loop.
+        ``deliver_policy`` applies when the durable is first created (``NEW``: skip what came before)."""
         dec = decoder_for(kind)
         config = ConsumerConfig(
             durable_name=durable,
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=deliver_policy,
             ack_wait=ack_wait,
             max_deliver=max_deliver + 1,
             filter_subject=subject_filter,

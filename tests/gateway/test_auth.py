@@ -19,7 +19,7 @@ def _protected_routes(app) -> list[tuple[str, str]]:
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or route.path.startswith("/static"):
             continue
-        path = re.sub(r"\{[^}]+\}", "x", route.path)
+        path = re.sub(r"\{[^}]+\}", "x", re.sub(r"\{[^}:]+:int\}", "1", route.path))
         for handler in route.route_handlers:
             for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
                 if handler.opt.get("public"):

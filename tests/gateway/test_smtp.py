@@ -11,17 +11,8 @@ from aiosmtpd.controller import Controller
 
 from shared import natsd
 from tests.gateway.conftest import serve
+from tests.alertkit import Inbox
 from tests.helpers import stack_settings
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: asyncio.Queue = asyncio.Queue()
-        self.loop = asyncio.get_running_loop()
-
-    async def handle_DATA(self, server, session, envelope):
-        self.loop.call_soon_threadsafe(self.messages.put_nowait, (envelope.rcpt_tos, envelope.content))
-        return "250 OK"
 
 
 async def test_otp_is_emailed_in_prod_and_never_shown(nats_server, data_dir, gw_sim, gateway_port):

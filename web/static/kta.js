@@ -25,21 +25,40 @@
   document.addEventListener("htmx:sendError", function () {
     showError("Cannot reach the gateway: check your connection.");
   });
+  // The dashboard's own feed: the pill says it; the activity list gets one line, replaced in place
+  // ("lost" then "restored"), never a line per retry and none for the first connect.
   var feedUp = null;
   function feedState(up) {
-    var pill = document.getElementById("sse-pill"), events = document.getElementById("events");
+    var pill = document.getElementById("sse-pill");
     if (up === feedUp) { return; }
+    var first = feedUp === null;
     feedUp = up;
     if (pill) {
       pill.className = up ? "pill ok" : "pill bad";
       pill.textContent = up ? "live feed" : "live feed lost, retrying";
     }
-    if (events) {
-      var li = document.createElement("li");
-      li.textContent = new Date().toLocaleTimeString("en-GB", { hour12: false, timeZone: "Asia/Kolkata" }) + " · " +
-        (up ? "dashboard live feed connected" : "dashboard live feed lost: reconnecting");
-      events.insertBefore(li, events.firstChild);
+    if (first && up) { return; }
+    var li = document.createElement("li");
+    li.dataset.key = "dashboard-feed";
+    if (!up) { li.className = "sev-warning"; }
+    li.textContent = new Date().toLocaleTimeString("en-GB", { hour12: false, timeZone: "Asia/Kolkata" }) + " · " +
+      (up ? "dashboard live feed restored" : "dashboard live feed lost: reconnecting");
+    addEvent(li);
+  }
+  // Activity lines with a data-key replace the previous line of the same key (a feed's state, a
+  // worker's state, one alert): the list shows what is, not every retry.
+  function addEvent(li) {
+    var events = document.getElementById("events");
+    if (!events) { return; }
+    var key = li.dataset.key;
+    if (key) {
+      Array.prototype.forEach.call(events.querySelectorAll("li"), function (old) {
+        if (old.dataset.key === key) { old.remove(); }
+      });
     }
+    li.classList.add("fresh");
+    events.insertBefore(li, events.firstChild);
+    while (events.children.length > 50) { events.removeChild(events.lastElementChild); }
   }
   document.addEventListener("htmx:sseError", function () { feedState(false); });
   document.addEventListener("htmx:sseOpen", function () { feedState(true); });
@@ -113,14 +132,17 @@
     var target = e.target;
     if (!target.dataset || !target.dataset.merge) { return; }
     e.preventDefault();
+    if (target.dataset.merge === "events") {
+      var t = document.createElement("template");
+      t.innerHTML = e.detail.data;
+      Array.prototype.forEach.call(t.content.querySelectorAll("li"), addEvent);
+      return;
+    }
     mergeRows(target, e.detail.data, target.dataset.merge);
   });
 
   document.addEventListener("htmx:sseMessage", function (e) {
     var target = e.target;
-    if (target.id === "events") {
-      while (target.children.length > 50) { target.removeChild(target.lastElementChild); }
-    }
     var pnl = target.querySelector ? target.querySelector("[data-day-pnl]") : null;
     if (pnl) { addPnl(parseInt(pnl.dataset.ts, 10), parseInt(pnl.dataset.dayPnl, 10)); }
   });
@@ -130,14 +152,19 @@
   var price = null, pnl = null, chartToken = null, lastPriceTime = 0, lastPnlTime = 0, markers = [], marked = {};
   var pnlOnTicks = false, pnlChart = null;
 
+  function cssVar(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
   function makeChart(el, height) {
     if (!el || !window.LightweightCharts) { return null; }
+    var line = cssVar("--line") || "#2a323d";
     var chart = LightweightCharts.createChart(el, {
       height: height, autoSize: true,
-      layout: { background: { color: "transparent" }, textColor: "#8793a3", fontSize: 11 },
-      grid: { vertLines: { color: "#222a33" }, horzLines: { color: "#222a33" } },
-      rightPriceScale: { borderColor: "#2a323d" },
-      timeScale: { borderColor: "#2a323d", timeVisible: true, secondsVisible: true },
+      layout: { background: { color: "transparent" }, textColor: cssVar("--muted") || "#8793a3", fontSize: 11 },
+      grid: { vertLines: { color: line }, horzLines: { color: line } },
+      rightPriceScale: { borderColor: line },
+      timeScale: { borderColor: line, timeVisible: true, secondsVisible: true },
     });
     return chart;
   }
@@ -229,4 +256,45 @@
     if (row) { setChartToken(row.dataset.token, row.dataset.label); }
   });
   document.addEventListener("DOMContentLoaded", initCharts);
+  window.ktaCharts = { make: makeChart, cssVar: cssVar };  // the payoff chart (payoff.js) draws alike
+
+  // ---- 4. preferences and keyboard shortcuts ------------------------------------------------
+  // Saving the preferences applies them at once (the server remembers them for every next page).
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var saved = document.getElementById("prefs-saved");
+    if (!saved || !e.detail.target || e.detail.target.id !== "prefs" && !e.detail.target.contains(saved)) { return; }
+    document.documentElement.dataset.theme = saved.dataset.themeNow;
+    document.body.dataset.shortcuts = saved.dataset.shortcutsNow;
+  });
+
+  // Single keys (no modifier, never while typing): / search, s Start, x Stop, h Halt, o order,
+  // g then d/o/t/, to go to the dashboard/orders/trades/settings. Confirmations stay (Stop, Halt).
+  var GO = { d: "/", o: "/orders", t: "/trades", ",": "/settings" }, pendingGo = false;
+  function typing(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+  function press(id) {
+    var el = document.getElementById(id);
+    if (el && !el.disabled) { el.click(); return true; }
+    return false;
+  }
+  function focus(id) {
+    var el = document.getElementById(id);
+    if (el) { el.focus(); if (el.select) { el.select(); } return true; }
+    return false;
+  }
+  document.addEventListener("keydown", function (e) {
+    if (document.body.dataset.shortcuts !== "on" || e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) { return; }
+    var key = e.key, done = false;
+    if (pendingGo) {
+      pendingGo = false;
+      if (GO[key]) { window.location.assign(GO[key]); done = true; }
+    } else if (key === "g") { pendingGo = true; done = true; }
+    else if (key === "/") { done = focus("symbol-search") || focus("order-symbol-search"); }
+    else if (key === "s") { done = press("start"); }
+    else if (key === "x") { done = press("stop"); }
+    else if (key === "h") { done = press("halt"); }
+    else if (key === "o") { done = focus("order-symbol-search") || (window.location.assign("/orders#order-entry"), true); }
+    if (done) { e.preventDefault(); }
+  });
 })();
