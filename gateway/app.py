@@ -75,7 +75,8 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
             await b.ensure_streams()
         services.bus = b
         services.trading = Trading(b, settings)
-        services.streams = Streams(b, heartbeat, services.trading.live_tokens_of)
+        services.streams = Streams(b, heartbeat, services.trading.live_tokens_of, services.logins.active,
+                                   settings.sse_streams_per_session, settings.sse_streams_per_user)
         services.notifier = await Notifier(b, settings, services.alerts, services.trading).start()
         services.logins.purge_expired()
 

@@ -53,6 +53,16 @@ class LoginStore:
         r = rows[0]
         return Login(r["user_id"], r["token_hash"], r["csrf_token"], r["expires_at"])
 
+    def active(self, token_hashes: set[str]) -> set[str]:
+        """Those of the sessions that are still valid (not revoked, not expired), in one query."""
+        wanted, now, alive = sorted(token_hashes), self.clock(), set()
+        for i in range(0, len(wanted), 500):  # SQLite bounds the parameters of one statement
+            chunk = wanted[i:i + 500]
+            rows = self.db.execute(f"SELECT token_hash FROM logins WHERE revoked = 0 AND expires_at > ? "
+                                   f"AND token_hash IN ({','.join('?' * len(chunk))})", [now, *chunk]).fetchall()
+            alive |= {r[0] for r in rows}
+        return alive
+
     def revoke(self, token_hash: str) -> None:
         with self.db.conn:
             self.db.execute("UPDATE logins SET revoked = 1 WHERE token_hash = ?", [token_hash])

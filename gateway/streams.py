@@ -9,6 +9,9 @@
 * Each connected client has a bounded buffer keyed by what the event is about (ticks per token, the
   latest positions, an order by id): a slow client gets the latest state, never an unbounded queue.
 * Ticks are coalesced per token and flushed a few times a second; per tick the work is O(1).
+* A stream lives only as long as its login session: every ``SESSION_CHECK_SECONDS`` the sessions of
+  all open streams are checked in one query, and a stream whose session was revoked (logout,
+  ``kta users remove``) or has expired is closed. Streams are capped per session and per user.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ RING = 256
 CLIENT_BUFFER = 256
 TICK_FLUSH_SECONDS = 0.25
 ORDER_TIMES = 1000  # broker order ids remembered with the exchange's order time, per user
+SESSION_CHECK_SECONDS = 2.0
+UNSTARTED_SECONDS = 30.0  # a stream reserved for a response that never started is let go after this
 _TICK_FIELDS = tuple(f for f in m.Tick.__struct_fields__ if f != "depth")
 
 
@@ -46,11 +51,18 @@ class Event:
     payload: dict
 
 
+class StreamLimit(Exception):
+    """Too many open streams for the session or the user."""
+
+
 @dataclass(eq=False)
 class Client:
+    session: str = ""  # the login session's token hash
     buffer: OrderedDict = field(default_factory=OrderedDict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
+    started: bool = False
+    opened_at: float = field(default_factory=time.monotonic)
     dropped: int = 0
 
     def push(self, ev: Event) -> None:
@@ -170,8 +182,8 @@ class UserFeed:
 
     # ---- clients ----------------------------------------------------------------------------
 
-    def attach(self, last_event_id: int | None) -> Client:
-        client = Client()
+    def attach(self, last_event_id: int | None, session: str = "") -> Client:
+        client = Client(session=session)
         if last_event_id is not None:
             for ev in self.ring:
                 if ev.id > last_event_id:
@@ -196,12 +208,17 @@ class Streams:
     """Every user's feed in this gateway, opened on the first stream and closed at logout."""
 
     def __init__(self, bus: Bus, heartbeat: float = 15.0,
-                 live_tokens: Callable[[str], Awaitable[list[int]]] | None = None) -> None:
+                 live_tokens: Callable[[str], Awaitable[list[int]]] | None = None,
+                 active_sessions: Callable[[set[str]], set[str]] | None = None,
+                 per_session: int = 6, per_user: int = 20) -> None:
         self.bus = bus
         self.heartbeat = heartbeat
         self.live_tokens = live_tokens
+        self.active_sessions = active_sessions
+        self.per_session, self.per_user = per_session, per_user
         self.feeds: dict[str, UserFeed] = {}
         self._lock = asyncio.Lock()
+        self._sweeper: asyncio.Task | None = None
 
     async def feed(self, user_id: str) -> UserFeed:
         async with self._lock:
@@ -230,16 +247,43 @@ class Streams:
                 "ticks_seen": sum(f.ticks_seen for f in self.feeds.values())}
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for user_id in list(self.feeds):
             await self.feeds.pop(user_id).close()
 
-    async def attach(self, user_id: str, last_event_id: int | None) -> tuple[UserFeed, Client]:
-        """A new client of the user's feed, with the ring's events after ``last_event_id`` queued."""
+    async def attach(self, user_id: str, last_event_id: int | None, session: str = "") -> tuple[UserFeed, Client]:
+        """A new client of the user's feed, with the ring's events after ``last_event_id`` queued.
+        Raises StreamLimit when the session or the user has as many streams open as allowed."""
         feed = await self.feed(user_id)
-        return feed, feed.attach(last_event_id)
+        if sum(c.session == session for c in feed.clients) >= self.per_session:
+            raise StreamLimit(f"at most {self.per_session} event streams per session are open at once: "
+                              f"close another tab or stream first")
+        if len(feed.clients) >= self.per_user:
+            raise StreamLimit(f"at most {self.per_user} event streams per user are open at once: "
+                              f"close another tab or stream first")
+        if self._sweeper is None and self.active_sessions is not None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="stream-sessions")
+        return feed, feed.attach(last_event_id, session)
+
+    async def _sweep(self) -> None:
+        """Close the streams whose session ended, and let go of those whose response never started."""
+        while True:
+            await asyncio.sleep(SESSION_CHECK_SECONDS)
+            try:
+                clients = [(feed, c) for feed in self.feeds.values() for c in feed.clients]
+                alive = self.active_sessions({c.session for _, c in clients}) if clients else set()
+                now = time.monotonic()
+                for feed, c in clients:
+                    if c.session not in alive or (not c.started and now - c.opened_at > UNSTARTED_SECONDS):
+                        c.close()
+                        feed.clients.discard(c)
+            except Exception:  # noqa: BLE001 - a failed check must not stop the next one
+                log.exception("checking the sessions of the event streams failed")
 
     async def events(self, feed: UserFeed, client: Client) -> AsyncIterator[Event | None]:
         """The client's events as they come; ``None`` marks a heartbeat."""
+        client.started = True
         try:
             while not client.closed:
                 if not client.buffer:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from gateway.logins import LoginStore
 from shared.config import Settings
 from shared.kite.sessions import vault_for
 
@@ -71,11 +72,17 @@ def add_user(settings: Settings, *, zerodha_id: str, email: str, api_key: str, a
 
 
 def remove_user(settings: Settings, zerodha_id: str) -> bool:
-    table = database(settings)["users"]
+    """The user goes, and with them every session they had (a running gateway's streams end within
+    seconds) and any login code not yet used."""
+    db = database(settings)
     uid = (zerodha_id or "").strip().upper()
-    if not list(table.rows_where("zerodha_id = ?", [uid])):
+    if not list(db["users"].rows_where("zerodha_id = ?", [uid])):
         return False
-    table.delete(uid)
+    with db.conn:
+        db["users"].delete(uid)
+        LoginStore(db, settings.session_days).revoke_user(uid)
+        if "otps" in db.table_names():
+            db.execute("DELETE FROM otps WHERE zerodha_id = ?", [uid])
     return True
 
 

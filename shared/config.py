@@ -41,6 +41,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     secret_key: str = ""  # Fernet key for secrets at rest; default: generated into data_dir
     session_days: Annotated[int, Meta(ge=1, le=90)] = 7
     otp_ttl_seconds: Annotated[int, Meta(ge=30, le=3600)] = 360
+    sse_streams_per_session: Annotated[int, Meta(ge=1, le=100)] = 6  # a browser opens at most 6 per host
+    sse_streams_per_user: Annotated[int, Meta(ge=1, le=1000)] = 20
     smtp_host: str = ""
     smtp_port: Port = 587
     smtp_user: str = ""

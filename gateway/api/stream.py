@@ -13,7 +13,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from gateway.guards import user_id_of
 from gateway.services import services_of
-from gateway.streams import parse_last_event_id
+from gateway.streams import Client, StreamLimit, Streams, UserFeed, parse_last_event_id
 from gateway.trading import TradingError
 
 log = logging.getLogger("kta.gateway.sse")
@@ -31,13 +31,22 @@ def html_renderer() -> Callable[[str, dict, str], str]:
         return _json
 
 
-async def _messages(request: Request, render: Callable[[str, dict, str], str]) -> AsyncGenerator:
+async def _stream(request: Request, render: Callable[[str, dict, str], str]) -> ServerSentEvent:
+    """The user's stream, attached before the response starts (so a refusal is a plain 429 or 503)."""
     streams = services_of(request).streams
     if streams is None:
         raise TradingError(503, "the gateway is not connected to NATS yet; try again in a moment")
     user_id = user_id_of(request)
     last = parse_last_event_id(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
-    feed, client = await streams.attach(user_id, last)  # subscribed before the client hears "connected"
+    try:  # subscribed before the client hears "connected"
+        feed, client = await streams.attach(user_id, last, request.scope["auth"].token_hash)
+    except StreamLimit as e:
+        raise TradingError(429, str(e), code="too_many_streams") from None
+    return ServerSentEvent(_messages(streams, feed, client, render, user_id))
+
+
+async def _messages(streams: Streams, feed: UserFeed, client: Client, render: Callable[[str, dict, str], str],
+                    user_id: str) -> AsyncGenerator:
     try:
         yield ServerSentEventMessage(comment="connected", retry=2000)
         async for ev in streams.events(feed, client):
@@ -59,8 +68,8 @@ class StreamController(Controller):
 
     @get("/sse")
     async def sse(self, request: Request) -> ServerSentEvent:
-        return ServerSentEvent(_messages(request, html_renderer()))
+        return await _stream(request, html_renderer())
 
     @get("/api/stream")
     async def api_stream(self, request: Request) -> ServerSentEvent:
-        return ServerSentEvent(_messages(request, _json))
+        return await _stream(request, _json)
