@@ -9,6 +9,7 @@ import msgspec
 
 from execution_worker import signals
 from execution_worker.journal import Journal
+from execution_worker.journal_pages import book_page
 from execution_worker.live import Desks
 from execution_worker.order_group import execute_with_rollback
 from execution_worker.outcomes import Outcomes, strategy_positions
@@ -101,8 +102,8 @@ class ExecutionWorker:
 
     async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         j = self.journal
-        if isinstance(cmd, m.GetOrders):
-            return m.Ok(data=j.orders(user_id))
+        if isinstance(cmd, m.GetOrders | m.GetTrades):
+            return book_page(j, user_id, cmd)
         if isinstance(cmd, m.GetStrategyPositions):
             return m.Ok(data=strategy_positions(j, user_id, cmd.strategy_id))
         if isinstance(cmd, m.GetExecutionSummary):

@@ -23,6 +23,7 @@ from gateway.escape import JsonHtmlEscapeMiddleware
 from gateway.headers import add_security_headers
 from gateway.guards import LoginRequired, SessionMiddleware, login_required_handler, requires_login
 from gateway.backtest_pages import BacktestPagesController
+from gateway.book_pages import BookPagesController
 from gateway.live_pages import LivePagesController
 from gateway.alert_store import AlertStore
 from gateway.logins import LoginStore
@@ -48,7 +49,7 @@ CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteCon
                journal.JournalController, market.MarketController, scanner.ScannerController,
                backtests.BacktestsController, alerts.AlertsController,
                stream.StreamController]
-PAGES = [PagesController, LivePagesController, BacktestPagesController, SettingsController]
+PAGES = [PagesController, LivePagesController, BacktestPagesController, SettingsController, BookPagesController]
 
 
 def _optional(module: str, name: str) -> list:

@@ -26,6 +26,9 @@ from gateway.strategy_form import parse_params, spec_of, symbols_of
 from gateway.trading import Trading, TradingError
 
 
+PANEL_ORDERS = 30  # the dashboard shows the latest; the order book (/orders) pages through the rest
+
+
 class PagesController(Controller):
     include_in_schema = False
 
@@ -36,13 +39,13 @@ class PagesController(Controller):
             status_context(trading, user_id), account_context(trading, user_id),
             holdings_context(trading, user_id), strategies_context(trading, user_id),
             positions_context(trading, user_id), risk_context(trading, user_id),
-            attempt(trading.signals(user_id, 50)), attempt(trading.orders(user_id)))
+            attempt(trading.signals(user_id, 50)), attempt(trading.order_page(user_id, PANEL_ORDERS)))
         context: dict[str, Any] = {}
         for part in parts[:6]:
             context.update(part)
         (signals, signals_error), (orders, orders_error) = parts[6], parts[7]
         status = context["status"] or {}
-        context.update(signals=signals or [], signals_error=signals_error, orders=orders or [],
+        context.update(signals=signals or [], signals_error=signals_error, orders=(orders or {}).get("items", []),
                        orders_error=orders_error, picked=picked(trading, status.get("live_tokens", [])),
                        recent_alerts=services_of(request).alerts.recent(user_id, 10))
         return page("dashboard.html", request, **context)
@@ -125,8 +128,8 @@ class PagesController(Controller):
 
     @get("/ui/orders")
     async def orders(self, request: Request, trading: Trading, user_id: str) -> Template:
-        orders, error = await attempt(trading.orders(user_id))
-        return partial("orders", request, orders=orders or [], orders_error=error)
+        orders, error = await attempt(trading.order_page(user_id, PANEL_ORDERS))
+        return partial("orders", request, orders=(orders or {}).get("items", []), orders_error=error)
 
     @get("/ui/signals")
     async def signals(self, request: Request, trading: Trading, user_id: str) -> Template:

@@ -168,6 +168,19 @@ class Trading:
     async def orders(self, user_id: str) -> list[dict]:
         return await self._with_exchange_times(user_id, await self.command(user_id, "execution", m.GetOrders()))
 
+    async def order_page(self, user_id: str, limit: int = 50, before: str = "", status: str = "",
+                         strategy_id: str = "", symbol: str = "", day: str = "") -> dict:
+        """One page of the order book, newest first: ``{"items", "next"}`` (``next`` → ``before``)."""
+        page = await self.command(user_id, "execution", m.GetOrders(
+            limit=limit, before=before, status=status, strategy_id=strategy_id, symbol=symbol, day=day))
+        return {**page, "items": await self._with_exchange_times(user_id, page["items"])}
+
+    async def trade_page(self, user_id: str, limit: int = 50, before: str = "", strategy_id: str = "",
+                         symbol: str = "", side: str = "", day: str = "") -> dict:
+        """One page of the journal's fills, newest first: ``{"items", "next"}``."""
+        return await self.command(user_id, "execution", m.GetTrades(
+            limit=limit, before=before, strategy_id=strategy_id, symbol=symbol, side=side, day=day))
+
     async def _with_exchange_times(self, user_id: str, rows: list[dict]) -> list[dict]:
         """The journal stamps orders with kta's clock; Kite's order book has the exchange's (IST),
         the clock of ticks and signals. Without a broker session the rows stay as they are."""

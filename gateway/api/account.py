@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, Request, get
+from litestar.params import Parameter
 
 from gateway.trading import Trading
+
+
+Limit = Annotated[int, Parameter(ge=1, le=200, description="rows per page")]
+Before = Annotated[str, Parameter(max_length=200, description="the previous page's `next`; empty: the newest")]
+Day = Annotated[str, Parameter(pattern=r"^(\d{4}-\d{2}-\d{2}|all)?$", description="yyyy-mm-dd, all; empty = today")]
 
 
 class AccountController(Controller):
@@ -33,5 +41,19 @@ class AccountController(Controller):
         return await trading.positions(user_id)
 
     @get("/orders")
-    async def orders(self, trading: Trading, user_id: str) -> list[dict]:
-        return await trading.orders(user_id)
+    async def orders(self, trading: Trading, user_id: str, limit: Limit = 50, before: Before = "",
+                     status: Annotated[str, Parameter(max_length=32, description="open, COMPLETE, CANCELLED, "
+                                                      "REJECTED, … (a Kite status or kta state)")] = "",
+                     strategy: Annotated[str, Parameter(max_length=64)] = "",
+                     symbol: Annotated[str, Parameter(max_length=64)] = "", day: Day = "") -> dict:
+        """The order book, newest first, one page: ``{"items": [...], "next": cursor | null}``; pass
+        ``next`` as ``before`` for the older page."""
+        return await trading.order_page(user_id, limit, before, status, strategy, symbol, day)
+
+    @get("/trades")
+    async def trades(self, trading: Trading, user_id: str, limit: Limit = 50, before: Before = "",
+                     strategy: Annotated[str, Parameter(max_length=64)] = "",
+                     symbol: Annotated[str, Parameter(max_length=64)] = "",
+                     side: Annotated[str, Parameter(pattern=r"^(BUY|SELL)?$")] = "", day: Day = "") -> dict:
+        """The trade book (every fill kta journaled), newest first, one page: ``{"items", "next"}``."""
+        return await trading.trade_page(user_id, limit, before, strategy, symbol, side, day)

@@ -96,6 +96,7 @@ from shared.messages.commands import (  # noqa: F401 - the package's public name
     GetJournal,
     GetJournalSummary,
     GetOrders,
+    GetTrades,
     GetPositions,
     GetStrategyPositions,
     GetRiskSummary,

@@ -86,8 +86,36 @@ class GetJournalSummary(_Cmd, tag="get_journal_summary"):
     day: str = ""
 
 
+PageLimit = Annotated[int, Meta(ge=0, le=201)]
+Cursor = Annotated[str, Meta(max_length=200)]
+Day = Annotated[str, Meta(pattern=r"^(\d{4}-\d{2}-\d{2}|all)?$")]
+
+
 class GetOrders(_Cmd, tag="get_orders"):
-    pass
+    """The journal's orders. ``limit`` 0: every order of the day as a list (the dashboard panel); else
+    one page, newest first, ``{"items": [...], "next": cursor | None}`` — pass ``next`` back as ``before``
+    for the older page (keyset on (created_ts, tag): new orders never shift a page). Filters: ``status``
+    ("open" = not final, or a Kite status / kta state), ``strategy_id``, ``symbol`` (tradingsymbol),
+    ``day`` (yyyy-mm-dd; "" = today, "all" = every day)."""
+
+    limit: PageLimit = 0
+    before: Cursor = ""
+    status: Annotated[str, Meta(max_length=32)] = ""
+    strategy_id: Annotated[str, Meta(max_length=64)] = ""
+    symbol: Annotated[str, Meta(max_length=64)] = ""
+    day: Day = ""
+
+
+class GetTrades(_Cmd, tag="get_trades"):
+    """The journal's fills, one page newest first (keyset on (fill_timestamp, rowid)), as GetOrders:
+    ``{"items", "next"}``; filters ``strategy_id``, ``symbol``, ``side`` (BUY/SELL), ``day``."""
+
+    limit: Annotated[int, Meta(ge=1, le=201)] = 50
+    before: Cursor = ""
+    strategy_id: Annotated[str, Meta(max_length=64)] = ""
+    symbol: Annotated[str, Meta(max_length=64)] = ""
+    side: Annotated[str, Meta(pattern=r"^(BUY|SELL)?$")] = ""
+    day: Day = ""
 
 
 class GetAudit(_Cmd, tag="get_audit"):
@@ -190,6 +218,7 @@ Command = Union[
     GetJournalSummary,
     GetAudit,
     GetOrders,
+    GetTrades,
     GetPositions,
     GetStrategyPositions,
     Reconcile,

@@ -185,7 +185,7 @@ async def test_trader_journey(stack, page, shots):
     text = await csv.text()
     assert "NIFTY" in text
     assert not any(cell == "'" for line in text.splitlines() for cell in line.split(","))  # empty stays empty
-    orders = await (await page.request.get(url + "/api/orders")).json()
+    orders = (await (await page.request.get(url + "/api/orders")).json())["items"]
     placed = [o for o in orders if o.get("order_id")]
     assert placed and all(o.get("order_timestamp") for o in placed)  # the exchange's clock, from Kite's book
 

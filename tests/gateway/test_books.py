@@ -1,0 +1,74 @@
+"""The order and trade books through the real stack: signals placed by the execution worker on
+kite_sim, read back page by page from /api/orders, /api/trades and the /orders and /trades pages."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+
+import pytest
+
+from shared import subjects
+from tests.execution_worker.kit import signal
+from tests.gateway.conftest import login, serve
+from tests.gateway.test_pages import connect_kite
+from tests.helpers import eventually
+from tests.stackkit import workers
+
+ORDERS = 12
+
+
+@pytest.fixture
+async def trader(gw_settings, gw_sim, bus):
+    async with workers(gw_settings, bus), serve(gw_settings) as gw:
+        client, csrf = await login(gw)
+        async with aclosing(client):
+            await connect_kite(client, gw_sim)
+            yield client, csrf
+
+
+async def test_books_page_through_the_days_orders(trader, bus):
+    client, csrf = trader
+    for i in range(ORDERS):
+        sig = signal(f"book-{i}", qty=1, strategy_id="book-test" if i % 3 else "other-test",
+                     symbol="INFY" if i % 2 else "TCS", token=408065 if i % 2 else 2953217)
+        await bus.js_publish(subjects.signals("DEMO01"), sig, msg_id=sig.id)
+
+    async def all_filled():
+        page = (await client.get("/api/orders", params={"limit": 200, "status": "COMPLETE"})).json()
+        return page if len([o for o in page["items"] if o["signal_id"].startswith("book-")]) == ORDERS else None
+    await eventually(all_filled, 60, "every order filled")
+
+    seen, before = [], ""
+    while True:  # 5 a page, newest first, no row twice, none missing
+        page = (await client.get("/api/orders", params={"limit": 5, "before": before, "strategy": "book-test"})).json()
+        seen += [o["tag"] for o in page["items"]]
+        if not page["next"]:
+            break
+        before = page["next"]
+    assert len(seen) == len(set(seen)) == 8  # 8 of the 12 are book-test's
+    stamps = [o["created_ts"] for o in (await client.get("/api/orders", params={"limit": 200})).json()["items"]]
+    assert stamps == sorted(stamps, reverse=True)
+    tcs = (await client.get("/api/orders", params={"limit": 200, "symbol": "tcs"})).json()["items"]
+    assert tcs and {o["tradingsymbol"] for o in tcs} == {"TCS"}
+    r = await client.get("/api/orders", params={"before": "forged"})
+    assert r.status_code == 400 and r.json()["field"] == "before"
+
+    async def all_journaled():  # a fill is journaled just after its order shows COMPLETE
+        fills = (await client.get("/api/trades", params={"limit": 200, "side": "BUY"})).json()
+        return len([t for t in fills["items"] if t["signal_id"].startswith("book-")]) >= ORDERS
+    await eventually(all_journaled, 30, "every fill journaled")
+    assert (await client.get("/api/trades", params={"side": "HOLD"})).status_code == 400
+
+    html = (await client.get("/orders", params={"strategy": "book-test"})).text
+    assert html.count("data-tag=") == 8 and 'id="page-older"' not in html
+    assert 'hx-trigger="sse:orders throttle:2s"' in html  # the first page follows the order events
+    html = (await client.get("/orders", params={"status": "REJECTED"})).text
+    assert "No orders match these filters." in html
+    html = (await client.get("/trades", params={"symbol": "INFY"})).text
+    assert html.count('id="trade-') >= ORDERS // 2 and "TCS</td>" not in html
+
+    page = (await client.get("/orders")).text  # 12 orders: one page of 50
+    first = (await client.get("/api/orders", params={"limit": 5})).json()
+    older = (await client.get("/orders", params={"before": first["next"]})).text
+    assert 'id="page-newest"' in older and "sse:orders" not in older  # an older page holds still
+    assert page.count("data-tag=") >= ORDERS
