@@ -72,10 +72,11 @@ def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal |
                  circuits: dict[str, tuple[int, int]] | None = None,
                  greeks: dict[str, tuple[float, float]] | None = None,
                  signal_greeks: tuple[float, float] = (0.0, 0.0), underlying: str = "",
-                 greeks_priced: bool = True) -> RiskContext:
+                 greeks_priced: bool = True, open_orders: int | None = None) -> RiskContext:
     """The RiskContext of ``sig`` from kta's position book and order book. ``prices``, ``lot_sizes``
     and ``circuits`` are keyed "EXCHANGE:SYMBOL"; ``greeks`` maps underlying → (net delta, net vega)
-    now and ``signal_greeks`` is what the signal adds."""
+    now and ``signal_greeks`` is what the signal adds. ``open_orders`` overrides the book's count of
+    working orders (a caller without an OrderBook)."""
     prices, lot_sizes, circuits, greeks = prices or {}, lot_sizes or {}, circuits or {}, greeks or {}
     working = book.working() if book is not None else []
     holdings = {}
@@ -90,6 +91,7 @@ def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal |
             last_price=prices.get(key, 0), lot_size=lot_sizes.get(key, 1), lower=lower, upper=upper)
     return RiskContext(
         holdings=holdings, exposure=tracker.exposure, exposure_by_symbol=tracker.exposure_by_symbol(),
-        exposure_by_strategy=tracker.exposure_by_strategy(), open_orders=len(working), underlying=underlying,
+        exposure_by_strategy=tracker.exposure_by_strategy(),
+        open_orders=len(working) if open_orders is None else open_orders, underlying=underlying,
         net_delta={u: d for u, (d, _) in greeks.items()}, net_vega={u: v for u, (_, v) in greeks.items()},
         signal_delta=signal_greeks[0], signal_vega=signal_greeks[1], greeks_priced=greeks_priced)

@@ -88,8 +88,10 @@ class Desk:
                                   reason="multi-leg groups are not backtested yet")]
         inst = self.instruments.get(sig.instrument_token)
         price = self.paise(sig.instrument_token)
-        ctx = context_from(self.tracker, sig, open_orders=sum(len(r) for r in self.resting.values()),
-                           lot_size=inst.lot_size if inst else 1, last_price=price)
+        key = f"{sig.exchange}:{sig.tradingsymbol}"
+        ctx = context_from(self.tracker, None, sig, prices={key: price} if price else {},
+                           lot_sizes={key: inst.lot_size if inst else 1},
+                           open_orders=sum(len(r) for r in self.resting.values()))
         verdict = self.risk.validate_signal(sig, ctx)
         if not verdict.ok:
             self.rec.refusal(self.now, sig, verdict.code, verdict.reason)
@@ -103,7 +105,7 @@ class Desk:
         if sig.intent == "exit":
             self.cancel_protective(sig.strategy_id, sig.instrument_token)
         filled = 0
-        for req in signal_requests(sig, inst, -1):
+        for req in signal_requests(sig, inst, -1, quantity=(verdict.quantities or (sig.quantity,))[0]):
             fill = self.fills.market(req.transaction_type.value, price, tick_paise(inst), band=self.band(inst))
             self.rec.order(self.now, req, "COMPLETE", fill, sig.strategy_id)
             out.append(self._fill(sig.strategy_id, sig.id, req.kind, inst, req.transaction_type.value, req.quantity,
