@@ -25,9 +25,10 @@ def bar_start(ts: int, interval_s: int) -> int:
     return day + SESSION_OPEN + since_open // interval_s * interval_s
 
 
-@dataclass
+@dataclass(slots=True)
 class _Open:
     start: int
+    end: int  # the first second after the bar (its day's end at the latest)
     open: float
     high: float
     low: float
@@ -51,22 +52,6 @@ class BarSeries:
         self._exchange_clock = False
         self._last_exchange_ts = 0
 
-    def _time_of(self, tick: Tick) -> int:
-        """Exchange time; quote/ltp packets carry none, so they take the last exchange time seen
-        (they belong to the bar in progress), or the decode time if this series has never seen
-        one. A series that started on decode time switches to exchange time for good, dropping
-        the bar it had open on the other clock."""
-        ts = tick.exchange_timestamp or tick.last_trade_time
-        if ts:
-            if not self._exchange_clock:
-                self._exchange_clock = True
-                self._cur = None
-            self._last_exchange_ts = ts
-            return ts
-        if self._exchange_clock:
-            return self._last_exchange_ts
-        return tick.received_at // 1_000_000_000
-
     def seed(self, bars: list[Bar]) -> int:
         """Merge historical bars in: those not already held (by start) and older than the bar in
         progress, kept in time order — history fetched after live bars began (a late seed, a
@@ -86,34 +71,53 @@ class BarSeries:
         return len(new)
 
     def on_tick(self, tick: Tick) -> Bar | None:
-        ts = self._time_of(tick)
-        if not ts:
-            return None
+        # the time: exchange time; quote/ltp packets carry none, so they take the last exchange time
+        # seen (they belong to the bar in progress), or the decode time if this series has never
+        # seen one. A series that started on decode time switches to exchange time for good,
+        # dropping the bar it had open on the other clock.
+        ts = tick.exchange_timestamp or tick.last_trade_time
+        if ts:
+            if not self._exchange_clock:
+                self._exchange_clock = True
+                self._cur = None
+            self._last_exchange_ts = ts
+        elif self._exchange_clock:
+            ts = self._last_exchange_ts
+        else:
+            ts = tick.received_at // 1_000_000_000
+            if not ts:
+                return None
         price = tick.last_price
         vol = 0
-        if tick.volume_traded:
-            if self._last_volume is not None and tick.volume_traded >= self._last_volume:
-                vol = tick.volume_traded - self._last_volume
-            self._last_volume = tick.volume_traded
-        start = bar_start(ts, self.seconds)
-        done = None
+        traded = tick.volume_traded
+        if traded:
+            last = self._last_volume
+            if last is not None and traded >= last:
+                vol = traded - last
+            self._last_volume = traded
         cur = self._cur
-        if cur is not None and start < cur.start:
-            return None  # a late tick for a bar already closed
-        if cur is not None and start > cur.start:
-            done = self._close()
-            cur = None
-        if cur is None:
-            if self.bars and start <= self.bars[-1].start:
-                return done  # a late tick for a bar already closed
-            self._cur = _Open(start, price, price, price, price, vol, tick.oi, self._gap_pending)
-            self._gap_pending = False
-        else:
-            cur.high = max(cur.high, price)
-            cur.low = min(cur.low, price)
+        if cur is not None and cur.start <= ts < cur.end:  # the common case: the bar in progress
+            if price > cur.high:
+                cur.high = price
+            elif price < cur.low:
+                cur.low = price
             cur.close = price
             cur.volume += vol
-            cur.oi = tick.oi or cur.oi
+            if tick.oi:
+                cur.oi = tick.oi
+            return None
+        start = bar_start(ts, self.seconds)
+        done = None
+        if cur is not None:
+            if start < cur.start:
+                return None  # a late tick for a bar already closed
+            done = self._close()
+        if self.bars and start <= self.bars[-1].start:
+            return done  # a late tick for a bar already closed
+        day_end = ts - (ts + IST_OFFSET) % 86400 + 86400
+        self._cur = _Open(start, min(start + self.seconds, day_end), price, price, price, price, vol, tick.oi,
+                          self._gap_pending)
+        self._gap_pending = False
         return done
 
     def _close(self) -> Bar | None:

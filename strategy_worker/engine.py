@@ -84,6 +84,7 @@ class StrategyEngine:
         self._tick_index: dict[int, list[Running]] = {}
         self._bad_tick_tokens: set[int] = set()
         self._tick_subs: dict[int, Any] = {}
+        self._bar_subjects: dict[int, str] = {}
         self.ticks_seen = 0
         self.ticks_refused = 0
         self.signals_published = 0
@@ -137,9 +138,13 @@ class StrategyEngine:
         self.users.pop(user_id, None)
         self.reindex()
 
-    def persist(self, r: Running) -> None:
-        self.store.save(r.user_id, r.strategy_id, r.name, r.params, r.runner.tokens, r.runner.snapshot(),
-                        r.status, r.error)
+    def persist(self, r: Running, token: int | None = None) -> None:
+        """The strategy, or only its instance on ``token`` (after that instance's signals or outcomes)."""
+        if token is not None and token in r.runner.instances and not r.runner.orphans:
+            self.store.save_instance(r.user_id, r.strategy_id, token, r.runner.instances[token].snapshot())
+        else:
+            self.store.save(r.user_id, r.strategy_id, r.name, r.params, r.runner.tokens, r.runner.snapshot(),
+                            r.status, r.error)
 
     def series_for(self, token: int) -> BarSeries:
         s = self.series.get(token)
@@ -184,7 +189,7 @@ class StrategyEngine:
     def reindex(self) -> None:
         self._bar_index = None
 
-    def _build_index(self) -> dict[int, list[Running]]:
+    def build_index(self) -> dict[int, list[Running]]:
         bars: dict[int, list[Running]] = defaultdict(list)
         ticks: dict[int, list[Running]] = defaultdict(list)
         for r in self.running.values():
@@ -214,7 +219,7 @@ class StrategyEngine:
         series = self.series.get(token) or self.series_for(token)
         bar = series.on_tick(tick)
         if self._bar_index is None:
-            self._build_index()
+            self.build_index()
         listeners = self._tick_index.get(token)
         if listeners:
             for r in listeners:
@@ -224,7 +229,7 @@ class StrategyEngine:
                     await self.disable(r, e)
                     continue
                 if out:
-                    await self.publish(r, out)
+                    await self.publish(r, out, token)
         if bar is not None:
             await self.on_bar(bar)
 
@@ -233,8 +238,11 @@ class StrategyEngine:
         if day != self._day:  # circuit bands are the day's: fetched again for the new one
             self._day = day
             self.ctx.bands.clear()
-        await self.bus.publish(subjects.bars(self.interval, bar.instrument_token), bar)
-        index = self._bar_index if self._bar_index is not None else self._build_index()
+        subject = self._bar_subjects.get(bar.instrument_token)
+        if subject is None:
+            subject = self._bar_subjects[bar.instrument_token] = subjects.bars(self.interval, bar.instrument_token)
+        await self.bus.nc.publish(subject, m.encode(bar))
+        index = self._bar_index if self._bar_index is not None else self.build_index()
         for r in index.get(bar.instrument_token, ()):
             try:
                 out = r.runner.on_bar(bar)
@@ -242,7 +250,7 @@ class StrategyEngine:
                 await self.disable(r, e)
                 continue
             if out:
-                await self.publish(r, out)
+                await self.publish(r, out, bar.instrument_token)
 
     def _refuse_tick(self, tick: m.Tick) -> None:
         self.ticks_refused += 1
@@ -259,7 +267,8 @@ class StrategyEngine:
             service="strategy", instance=r.strategy_id, state="degraded", ts=time.time_ns(),
             user_id=r.user_id, detail=f"strategy {r.strategy_id} disabled: {r.error}"))
 
-    async def publish(self, r: Running, out: list[AnyOut]) -> None:
+    async def publish(self, r: Running, out: list[AnyOut], token: int | None = None) -> None:
+        """Send what the instance on ``token`` returned, in order, then save its book."""
         live = r.status == "active" and self.users[r.user_id].live
         for sig in out:
             if not live:  # a hook answered an outcome while the user is stopped or paused
@@ -279,7 +288,7 @@ class StrategyEngine:
                 r.runner.refused(sig, Refusal("NOT_SENT", f"could not publish: {e!r}"))
                 continue
             log.info("signal %s %s", sig.id, sig.reason, extra={"user_id": sig.user_id, "strategy": sig.strategy})
-        self.persist(r)
+        self.persist(r, token)
 
     def _log_refusal(self, user_id: str, sig: AnyOut, refusal: Refusal) -> None:
         self.users[user_id].signal_log.appendleft(
@@ -298,9 +307,9 @@ class StrategyEngine:
             await self.disable(r, e)
             return
         if out:
-            await self.publish(r, out)
+            await self.publish(r, out, r.runner.touched)
         else:
-            self.persist(r)
+            self.persist(r, r.runner.touched)
 
     # ---- pauses and gaps ----------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class StrategyRunner:
         self.orphans: dict[int, int] = {}  # outcomes no instance could claim: token -> position
         self._owner: dict[str, int] = {}
         self.on_refusal: Callable[[AnyOut, Refusal], None] | None = None
+        self.touched: int | None = None  # the symbol whose instance the last outcome went to
         self.set_tokens(tokens)
 
     @property
@@ -104,6 +105,7 @@ class StrategyRunner:
             if inst is not None:
                 o = msgspec.structs.replace(o, instrument_token=inst.instrument_token)
         inst = self._owner_of(o)
+        self.touched = inst.token if inst is not None else None
         if inst is None:
             if o.instrument_token and o.kind not in ("accepted", "refused"):
                 if o.position:

@@ -1,6 +1,8 @@
-"""Strategy instances and their snapshots in SQLite, so a restarted worker resumes each strategy
-with its books (positions from fills, signals in flight) instead of entering again, and resumes
-live trading for users who were live. A strategy id is the user's own: the key is (user, id)."""
+"""Strategies, their instances' books and live users in SQLite, so a restarted worker resumes each
+strategy instance with its book (position from fills, signals in flight) instead of entering again,
+and resumes live trading for users who were live. A strategy id is the user's own: the key is
+(user, id); each (strategy, symbol) instance has its own row, written alone after its signals and
+outcomes (one small statement, not the whole strategy)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,14 @@ import sqlite_utils
 
 from shared import dblock
 
-COLUMNS = {"user_id": str, "strategy_id": str, "name": str, "params": str, "tokens": str, "snapshot": str,
-           "status": str, "error": str}
+STRATEGY = {"user_id": str, "strategy_id": str, "name": str, "params": str, "tokens": str, "snapshot": str,
+            "status": str, "error": str}
+INSTANCE = {"user_id": str, "strategy_id": str, "token": int, "snapshot": str}
 KEY = ("user_id", "strategy_id")
+
+
+def _upsert(table: str, columns: dict) -> str:
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 class StrategyStore:
@@ -22,24 +29,44 @@ class StrategyStore:
         self.db = sqlite_utils.Database(path)
         with dblock.opening(path):  # copies of the worker may share the file (shared/dblock.py)
             self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing committed
             table = self.db["strategies"]
             if table.exists() and table.pks != list(KEY):  # ids were global before
                 table.transform(pk=KEY)
-            table.create(COLUMNS, pk=KEY, if_not_exists=True)
+            table.create(STRATEGY, pk=KEY, if_not_exists=True)
+            self.db["instances"].create(INSTANCE, pk=(*KEY, "token"), if_not_exists=True)
             self.db["live"].create({"user_id": str, "tokens": str, "mode": str}, pk="user_id", if_not_exists=True)
 
     def save(self, user_id: str, strategy_id: str, name: str, params: dict, tokens: list[int], snapshot: dict,
              status: str, error: str = "") -> None:
-        self.db["strategies"].upsert({"user_id": user_id, "strategy_id": strategy_id, "name": name,
-                                      "params": json.dumps(params), "tokens": json.dumps(tokens),
-                                      "snapshot": json.dumps(snapshot), "status": status, "error": error}, pk=KEY)
+        """The whole strategy: ``snapshot`` is the runner's (its ``symbols`` go to their own rows)."""
+        rest = {k: v for k, v in snapshot.items() if k != "symbols"}
+        with self.db.conn:
+            self.db.conn.execute(_upsert("strategies", STRATEGY), (
+                user_id, strategy_id, name, json.dumps(params), json.dumps(tokens), json.dumps(rest), status, error))
+            self.db.conn.executemany(_upsert("instances", INSTANCE), [
+                (user_id, strategy_id, int(t), json.dumps(s)) for t, s in snapshot.get("symbols", {}).items()])
+
+    def save_instance(self, user_id: str, strategy_id: str, token: int, snapshot: dict) -> None:
+        with self.db.conn:
+            self.db.conn.execute(_upsert("instances", INSTANCE), (user_id, strategy_id, token, json.dumps(snapshot)))
 
     def remove(self, user_id: str, strategy_id: str) -> None:
-        self.db["strategies"].delete_where("user_id = ? AND strategy_id = ?", [user_id, strategy_id])
+        with self.db.conn:
+            for table in ("strategies", "instances"):
+                self.db.conn.execute(f"DELETE FROM {table} WHERE user_id = ? AND strategy_id = ?", (user_id, strategy_id))
 
     def all(self) -> list[dict[str, Any]]:
-        return [{**r, "params": json.loads(r["params"]), "tokens": json.loads(r["tokens"]),
-                 "snapshot": json.loads(r["snapshot"])} for r in self.db["strategies"].rows]
+        symbols: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in self.db["instances"].rows:
+            symbols.setdefault((r["user_id"], r["strategy_id"]), {})[str(r["token"])] = json.loads(r["snapshot"])
+        out = []
+        for r in self.db["strategies"].rows:
+            snapshot = json.loads(r["snapshot"])
+            if (r["user_id"], r["strategy_id"]) in symbols or "orphans" in snapshot:
+                snapshot["symbols"] = symbols.get((r["user_id"], r["strategy_id"]), {})
+            out.append({**r, "params": json.loads(r["params"]), "tokens": json.loads(r["tokens"]), "snapshot": snapshot})
+        return out
 
     def set_live(self, user_id: str, tokens: list[int] | None, mode: str = "quote") -> None:
         if tokens is None:
