@@ -1,5 +1,5 @@
-"""Option analytics against independent references: prices and greeks vs py_vollib on a seeded
-grid (deep ITM/OTM, expiry day), the IV solver's round trips and refusals, the implied forward,
+"""Option analytics against independent references: prices and greeks vs py_vollib as hypothesis
+properties (deep ITM/OTM, expiry day), the IV solver's round trips and refusals, the implied forward,
 chains built from kite_sim's real instrument list, and the OI tracker vs a recomputation."""
 
 import math
@@ -8,6 +8,8 @@ from datetime import date, datetime
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -27,17 +29,16 @@ from shared.options.pricing import black76, black_scholes, greeks_black76, greek
 YEAR_MIN = 1 / (365 * 24 * 60)
 
 
-def grid(seed: int = 7, n: int = 300):
-    """(flag, underlying, strike, t, r, vol): moneyness from deep ITM to deep OTM, t down to
-    a few minutes before expiry (expiry day) and up to a year."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        s = float(rng.uniform(50, 60000))
-        k = s * float(np.exp(rng.uniform(-0.5, 0.5)))
-        t = float(rng.choice([5 * YEAR_MIN, 60 * YEAR_MIN, 1 / 365, 7 / 365, 30 / 365, 1.0]))
-        out.append((str(rng.choice(["c", "p"])), s, k, t, float(rng.uniform(0, 0.1)), float(rng.uniform(0.05, 0.9))))
-    return out
+def cases():
+    """(flag, underlying, strike, t, r, vol): moneyness from deep ITM to deep OTM, t down to a few
+    minutes before expiry (expiry day) and up to a year."""
+    return st.tuples(st.sampled_from(["c", "p"]), st.floats(50, 60000), st.floats(-0.5, 0.5),
+                     st.sampled_from([5 * YEAR_MIN, 60 * YEAR_MIN, 1 / 365, 7 / 365, 30 / 365, 1.0]),
+                     st.floats(0, 0.1), st.floats(0.05, 0.9)).map(
+        lambda c: (c[0], c[1], c[1] * math.exp(c[2]), c[3], c[4], c[5]))
+
+
+PROPERTY = settings(max_examples=300, deadline=None, derandomize=True)  # as many cases as the old grid, reproducible
 
 
 def close(a: float, b: float, scale: float) -> bool:
@@ -46,7 +47,8 @@ def close(a: float, b: float, scale: float) -> bool:
     return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) + 1e-12 * scale
 
 
-@pytest.mark.parametrize("case", grid())
+@PROPERTY
+@given(cases())
 def test_black_scholes_price_and_greeks_match_vollib(case):
     flag, s, k, t, r, vol = case
     assert close(black_scholes(flag, s, k, t, r, vol), vl_bs(flag, s, k, t, r, vol), s)
@@ -57,7 +59,8 @@ def test_black_scholes_price_and_greeks_match_vollib(case):
     assert close(g.vega, float(vl_bsg.vega(flag, s, k, t, r, vol)), s)
 
 
-@pytest.mark.parametrize("case", grid(seed=11))
+@PROPERTY
+@given(cases())
 def test_black76_price_and_greeks_match_vollib(case):
     flag, f, k, t, r, vol = case
     assert close(black76(flag, f, k, t, r, vol), vl_black(flag, f, k, t, r, vol), f)
@@ -79,7 +82,8 @@ def test_at_expiry_price_is_intrinsic_and_delta_is_a_step():
 
 # ---- implied volatility -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", grid(seed=3, n=200))
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(cases())
 def test_iv_round_trip_price_to_iv_to_price(case):
     flag, f, k, t, r, vol = case
     price = black76(flag, f, k, t, r, vol)
