@@ -109,9 +109,9 @@ class ExecutionWorker:
         if isinstance(cmd, m.GetExecutionSummary):
             return m.Ok(data=self.execution(user_id))
         if isinstance(cmd, m.GetJournal):
-            return m.Ok(data={"trades": j.trades(user_id, cmd.day or None)[: cmd.limit],
-                              "signals": j.signals(user_id, cmd.day or None)[: cmd.limit],
-                              "risk_events": j.risk_events(user_id, cmd.day or None)})
+            return m.Ok(data={"trades": j.trades(user_id, cmd.day or None, cmd.limit),  # bounded in the query
+                              "signals": j.signals(user_id, cmd.day or None, cmd.limit),
+                              "risk_events": j.risk_events(user_id, cmd.day or None, cmd.limit)})
         if isinstance(cmd, m.GetAudit):
             audit = j.audit(cmd.id)
             mine = audit and ((audit["signal"] or {}).get("user_id") == user_id or
