@@ -17,13 +17,20 @@ import logging
 from litestar import Litestar, WebSocket, websocket
 from litestar.datastructures import State
 
-from kite_sim import routes_admin, routes_market, routes_session, routes_trading
 from kite_sim.errors import KiteError
+from kite_sim.kite_api import sim_of
+from kite_sim.routes_admin import AdminController, ProbeController
 from kite_sim.routes_gtt import GttController
+from kite_sim.routes_market import MarketController
+from kite_sim.routes_session import SessionController, UserController
+from kite_sim.routes_trading import OrdersController, PortfolioController
 from kite_sim.sim import Sim
 from kite_sim.ticker import MAX_CONNECTIONS, Connection, serve_connection
 
 log = logging.getLogger("kite_sim.app")
+
+CONTROLLERS = [SessionController, UserController, OrdersController, PortfolioController, MarketController,
+               GttController, ProbeController, AdminController]
 
 
 async def refuse_upgrade(socket: WebSocket, error: KiteError) -> None:
@@ -39,26 +46,29 @@ async def refuse_upgrade(socket: WebSocket, error: KiteError) -> None:
     await socket.send({"type": "websocket.http.response.body", "body": body.encode()})
 
 
-def build_app(sim: Sim) -> Litestar:
-    async def ticker(socket: WebSocket) -> None:
-        api_key = socket.query_params.get("api_key", "")
-        info = sim.accounts.check(api_key, socket.query_params.get("access_token", ""))
-        if info is None:
-            log.info("ticker: refused a connection with an invalid token")
-            await refuse_upgrade(socket, KiteError("Incorrect `api_key` or `access_token`.", "TokenException", 403))
-            return
-        if sim.hub.count(api_key) >= MAX_CONNECTIONS:
-            log.info("ticker: refused a connection over the limit of %d per api_key (429)", MAX_CONNECTIONS)
-            await refuse_upgrade(socket, KiteError(f"Too many connections: an api_key may open {MAX_CONNECTIONS} "
-                                                   f"WebSocket connections.", "NetworkException", 429))
-            return
-        await socket.accept()
-        log.info("ticker: %s connected", info.user_id)
-        await serve_connection(socket, sim.hub, Connection(info.user_id, api_key))
-        log.info("ticker: %s disconnected", info.user_id)
+@websocket(["/ws", "/"])
+async def ticker(socket: WebSocket) -> None:
+    """Kite's ticker: ``?api_key=...&access_token=...``; at most three connections per api_key."""
+    sim = sim_of(socket)
+    api_key = socket.query_params.get("api_key", "")
+    info = sim.accounts.check(api_key, socket.query_params.get("access_token", ""))
+    if info is None:
+        log.info("ticker: refused a connection with an invalid token")
+        await refuse_upgrade(socket, KiteError("Incorrect `api_key` or `access_token`.", "TokenException", 403))
+        return
+    if sim.hub.count(api_key) >= MAX_CONNECTIONS:
+        log.info("ticker: refused a connection over the limit of %d per api_key (429)", MAX_CONNECTIONS)
+        await refuse_upgrade(socket, KiteError(f"Too many connections: an api_key may open {MAX_CONNECTIONS} "
+                                               f"WebSocket connections.", "NetworkException", 429))
+        return
+    await socket.accept()
+    log.info("ticker: %s connected", info.user_id)
+    await serve_connection(socket, sim.hub, Connection(info.user_id, api_key))
+    log.info("ticker: %s disconnected", info.user_id)
 
-    handlers = [*routes_session.handlers(sim), *routes_trading.handlers(sim), *routes_market.handlers(sim),
-                *routes_admin.handlers(sim), GttController, websocket("/ws")(ticker), websocket("/")(ticker)]
+
+def build_app(sim: Sim) -> Litestar:
+    handlers = [*CONTROLLERS, ticker]
     task: list[asyncio.Task] = []
 
     async def start() -> None:

@@ -163,7 +163,7 @@ class Broker:
         return int(round(p / tick)) * tick
 
     def modify(self, user_id: str, variety: str, order_id: str, f: dict) -> Order:
-        o = self._get(user_id, order_id)
+        o = self.order(user_id, order_id)
         if o.status in TERMINAL:
             raise OrderError(f"Order cannot be modified as it is {o.status.lower()}.", "InputException")
         if o.status not in risk.LIVE:
@@ -198,7 +198,7 @@ class Broker:
         return o
 
     def cancel(self, user_id: str, variety: str, order_id: str) -> Order:
-        o = self._get(user_id, order_id)
+        o = self.order(user_id, order_id)
         if o.status in TERMINAL:
             raise OrderError(f"Order cannot be cancelled as it is {o.status.lower()}.", "InputException")
         self._history(o, "CANCEL PENDING")
@@ -206,7 +206,7 @@ class Broker:
         self._set(o, "CANCELLED", "Cancelled by user")
         return o
 
-    def _get(self, user_id: str, order_id: str) -> Order:
+    def order(self, user_id: str, order_id: str) -> Order:
         o = self.account(user_id).orders.get(order_id)
         if o is None:
             raise OrderError("Couldn't find that `order_id`.", "InputException", 400)

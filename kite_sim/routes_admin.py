@@ -5,25 +5,57 @@ from __future__ import annotations
 
 import logging
 
-from litestar import get, post
+from litestar import Controller, get, post
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.handlers.base import BaseRouteHandler
+
+from kite_sim.kite_api import provide_sim, sim_of
+from kite_sim.sim import Sim
 
 log = logging.getLogger("kite_sim.admin")
 
 
-def handlers(sim) -> list:
-    def admin_only() -> None:
-        if not sim.admin:
-            raise HTTPException(status_code=404, detail="admin API disabled (start the sim with --admin)")
+def admin_enabled(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    if not sim_of(connection).admin:
+        raise HTTPException(status_code=404, detail="admin API disabled (start the sim with --admin)")
 
-    @get("/sim/faults")
-    async def get_faults() -> dict:
-        admin_only()
+
+def clock_state(sim: Sim) -> dict:
+    c = sim.market.clock
+    return {"now": c.stamp(), "epoch": c.epoch(), "speed": c.speed, "open": c.is_open(),
+            "trading_day": c.today().isoformat()}
+
+
+class ProbeController(Controller):
+    """Always on: the sim's clock and health."""
+
+    path = "/sim"
+    dependencies = {"sim": Provide(provide_sim, sync_to_thread=False)}
+
+    @get("/clock")
+    async def clock(self, sim: Sim) -> dict:
+        return clock_state(sim)
+
+    @get("/health")
+    async def health(self, sim: Sim) -> dict:
+        return {"ok": True, "connections": len(sim.hub.connections)}
+
+
+class AdminController(Controller):
+    """Faults and test controls: 404 unless the sim runs with ``--admin``."""
+
+    path = "/sim"
+    guards = [admin_enabled]
+    dependencies = {"sim": Provide(provide_sim, sync_to_thread=False)}
+
+    @get("/faults")
+    async def get_faults(self, sim: Sim) -> dict:
         return sim.faults.as_dict()
 
-    @post("/sim/faults", status_code=200)
-    async def set_faults(data: dict) -> dict:
-        admin_only()
+    @post("/faults", status_code=200)
+    async def set_faults(self, sim: Sim, data: dict) -> dict:
         try:
             sim.faults.update(data)
         except (KeyError, ValueError, TypeError) as e:
@@ -31,25 +63,22 @@ def handlers(sim) -> list:
         log.info("faults set: %s", data)
         return sim.faults.as_dict()
 
-    @post("/sim/drop_ws", status_code=200)
-    async def drop_ws() -> dict:
-        admin_only()
+    @post("/drop_ws", status_code=200)
+    async def drop_ws(self, sim: Sim) -> dict:
         n = sim.hub.drop_all()
         log.info("dropped %d ticker connections", n)
         return {"dropped": n}
 
-    @post("/sim/expire_sessions", status_code=200)
-    async def expire_sessions() -> dict:
-        admin_only()
+    @post("/expire_sessions", status_code=200)
+    async def expire_sessions(self, sim: Sim) -> dict:
         n = sim.accounts.expire_all()
         log.info("expired %d sessions", n)
         sim.changed()
         return {"expired": n}
 
-    @post("/sim/price", status_code=200)
-    async def pin_price(data: dict) -> dict:
+    @post("/price", status_code=200)
+    async def pin_price(self, sim: Sim, data: dict) -> dict:
         """Pin (or with null, release) an underlying's spot: {"underlying": "INFY", "price": 1500.0}."""
-        admin_only()
         u = data.get("underlying")
         if u not in sim.market.universe.vol:
             raise HTTPException(status_code=400, detail="unknown underlying")
@@ -63,19 +92,9 @@ def handlers(sim) -> list:
         log.info("price of %s pinned to %s", u, data.get("price"))
         return {"underlying": u, "price": sim.market.spot(u)}
 
-    def clock_state() -> dict:
-        c = sim.market.clock
-        return {"now": c.stamp(), "epoch": c.epoch(), "speed": c.speed, "open": c.is_open(),
-                "trading_day": c.today().isoformat()}
-
-    @get("/sim/clock")
-    async def clock() -> dict:
-        return clock_state()
-
-    @post("/sim/advance", status_code=200)
-    async def advance(data: dict) -> dict:
+    @post("/advance", status_code=200)
+    async def advance(self, sim: Sim, data: dict) -> dict:
         """Move the market clock ahead: {"seconds": 22500} is one whole session (the next trading day)."""
-        admin_only()
         try:
             seconds = float(data["seconds"])
         except (KeyError, TypeError, ValueError):
@@ -84,10 +103,4 @@ def handlers(sim) -> list:
             raise HTTPException(status_code=400, detail="seconds must be between 0 and 30 days")
         sim.market.clock.advance(seconds)
         log.info("clock advanced %g market seconds to %s", seconds, sim.market.clock.stamp())
-        return clock_state()
-
-    @get("/sim/health")
-    async def health() -> dict:
-        return {"ok": True, "connections": len(sim.hub.connections)}
-
-    return [get_faults, set_faults, drop_ws, expire_sessions, pin_price, clock, advance, health]
+        return clock_state(sim)

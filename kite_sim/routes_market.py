@@ -9,8 +9,10 @@ from litestar import Request, Response, get, post
 
 from kite_sim import portfolio
 from kite_sim.clock import IST
-from kite_sim.envelope import error_response, json_list
+from kite_sim.envelope import json_list, ok
 from kite_sim.errors import KiteError
+from kite_sim.kite_api import KiteController
+from kite_sim.sim import Sim
 
 # interval -> (seconds, max days per request)
 INTERVALS = {"minute": (60, 60), "3minute": (180, 100), "5minute": (300, 100), "10minute": (600, 100),
@@ -60,94 +62,72 @@ def basket(orders: list[dict], body: list[dict]) -> dict:
     return {"initial": block(total), "final": block(final), "orders": orders, "charges": dict(portfolio.CHARGES)}
 
 
-def handlers(sim) -> list:
-    market = sim.market
+def instruments(request: Request, sim: Sim, limit: int) -> list:
+    """The ``i`` query parameters Kite knows (unknown ones are left out, as Kite does)."""
+    keys = request.query_params.getall("i", [])
+    if not keys:
+        raise KiteError("No instruments specified.")
+    if len(keys) > limit:
+        raise KiteError(f"Too many instruments. Maximum is {limit}.")
+    return [(k, inst) for k in keys if (inst := sim.market.universe.find(k)) is not None]
 
-    async def dump(request: Request, exchange: str | None) -> Response:
-        try:
-            sim.auth(request)
-        except KiteError as e:
-            return error_response(e)
-        return Response(market.universe.csv(exchange).encode(), media_type="text/csv")
+
+class MarketController(KiteController):
+    path = "/"
 
     @get("/instruments", media_type="text/csv")
-    async def instruments_all(request: Request) -> Response:
-        return await dump(request, None)
+    async def instruments_all(self, sim: Sim) -> Response:
+        return Response(sim.market.universe.csv(None).encode(), media_type="text/csv")
 
     @get("/instruments/{exchange:str}", media_type="text/csv")
-    async def instruments_exchange(request: Request, exchange: str) -> Response:
-        return await dump(request, exchange)
-
-    def instruments(request: Request, limit: int):
-        keys = request.query_params.getall("i", [])
-        if not keys:
-            raise KiteError("No instruments specified.")
-        if len(keys) > limit:
-            raise KiteError(f"Too many instruments. Maximum is {limit}.")
-        return [(k, inst) for k in keys if (inst := market.universe.find(k)) is not None]  # Kite omits unknowns
+    async def instruments_exchange(self, sim: Sim, exchange: str) -> Response:
+        return Response(sim.market.universe.csv(exchange).encode(), media_type="text/csv")
 
     @get("/quote")
-    async def quote(request: Request) -> Response:
-        return await sim.guarded(request, lambda uid: {
-            k: quote_row(inst, market.quote(inst)) for k, inst in instruments(request, 500)})
+    async def quote(self, request: Request, sim: Sim) -> Response:
+        return ok({k: quote_row(inst, sim.market.quote(inst)) for k, inst in instruments(request, sim, 500)})
 
     @get("/quote/ohlc")
-    async def quote_ohlc(request: Request) -> Response:
-        def fn(uid: str):
-            out = {}
-            for key, inst in instruments(request, 1000):
-                q = market.quote(inst)
-                out[key] = {"instrument_token": inst.instrument_token, "last_price": q.last_price,
-                            "ohlc": {"open": q.open, "high": q.high, "low": q.low, "close": q.close}}
-            return out
-
-        return await sim.guarded(request, fn)
+    async def quote_ohlc(self, request: Request, sim: Sim) -> Response:
+        out = {}
+        for key, inst in instruments(request, sim, 1000):
+            q = sim.market.quote(inst)
+            out[key] = {"instrument_token": inst.instrument_token, "last_price": q.last_price,
+                        "ohlc": {"open": q.open, "high": q.high, "low": q.low, "close": q.close}}
+        return ok(out)
 
     @get("/quote/ltp")
-    async def quote_ltp(request: Request) -> Response:
-        return await sim.guarded(request, lambda uid: {
-            k: {"instrument_token": inst.instrument_token, "last_price": market.price(inst)}
-            for k, inst in instruments(request, 1000)})
+    async def quote_ltp(self, request: Request, sim: Sim) -> Response:
+        return ok({k: {"instrument_token": inst.instrument_token, "last_price": sim.market.price(inst)}
+                   for k, inst in instruments(request, sim, 1000)})
 
     @get("/instruments/historical/{token:int}/{interval:str}")
-    async def historical(request: Request, token: int, interval: str) -> Response:
-        def fn(uid: str):
-            inst = market.universe.by_token.get(token)
-            if inst is None:
-                raise KiteError("invalid token")
-            if interval not in INTERVALS:
-                raise KiteError("invalid interval")
-            qp = request.query_params
-            try:
-                start, end = parse_time(qp.get("from", "")), parse_time(qp.get("to", ""), end=True)
-            except ValueError:
-                raise KiteError("invalid from/to: use yyyy-mm-dd hh:mm:ss") from None
-            if end < start:
-                raise KiteError("invalid from/to: `from` is after `to`")
-            seconds, max_days = INTERVALS[interval]
-            if (end - start) > timedelta(days=max_days):
-                raise KiteError(f"interval exceeds max limit: {max_days} days")
-            if qp.get("continuous") in ("1", "true") and inst.instrument_type != "FUT":
-                raise KiteError("invalid continuous: continuous data is only for futures")
-            with_oi = qp.get("oi") in ("1", "true")
-            return {"candles": market.candles(inst, start, end, seconds, with_oi)}
-
-        return await sim.guarded(request, fn)
+    async def historical(self, request: Request, sim: Sim, token: int, interval: str) -> Response:
+        inst = sim.market.universe.by_token.get(token)
+        if inst is None:
+            raise KiteError("invalid token")
+        if interval not in INTERVALS:
+            raise KiteError("invalid interval")
+        qp = request.query_params
+        try:
+            start, end = parse_time(qp.get("from", "")), parse_time(qp.get("to", ""), end=True)
+        except ValueError:
+            raise KiteError("invalid from/to: use yyyy-mm-dd hh:mm:ss") from None
+        if end < start:
+            raise KiteError("invalid from/to: `from` is after `to`")
+        seconds, max_days = INTERVALS[interval]
+        if (end - start) > timedelta(days=max_days):
+            raise KiteError(f"interval exceeds max limit: {max_days} days")
+        if qp.get("continuous") in ("1", "true") and inst.instrument_type != "FUT":
+            raise KiteError("invalid continuous: continuous data is only for futures")
+        with_oi = qp.get("oi") in ("1", "true")
+        return ok({"candles": sim.market.candles(inst, start, end, seconds, with_oi)})
 
     @post("/margins/orders", status_code=200)
-    async def margins_orders(request: Request) -> Response:
-        async def fn(uid: str):
-            return [portfolio.order_margin(market, o) for o in await json_list(request)]
-
-        return await sim.guarded(request, fn)
+    async def margins_orders(self, request: Request, sim: Sim) -> Response:
+        return ok([portfolio.order_margin(sim.market, o) for o in await json_list(request)])
 
     @post("/margins/basket", status_code=200)
-    async def margins_basket(request: Request) -> Response:
-        async def fn(uid: str):
-            body = await json_list(request)
-            return basket([portfolio.order_margin(market, o) for o in body], body)
-
-        return await sim.guarded(request, fn)
-
-    return [instruments_all, instruments_exchange, quote, quote_ohlc, quote_ltp, historical, margins_orders,
-            margins_basket]
+    async def margins_basket(self, request: Request, sim: Sim) -> Response:
+        body = await json_list(request)
+        return ok(basket([portfolio.order_margin(sim.market, o) for o in body], body))

@@ -7,11 +7,14 @@ import html
 import logging
 from urllib.parse import urlencode
 
-from litestar import MediaType, Request, Response, delete, get, post
+from litestar import Controller, MediaType, Request, Response, delete, get, post
+from litestar.di import Provide
 
 from kite_sim import portfolio
 from kite_sim.envelope import error_response, form, ok
 from kite_sim.errors import KiteError
+from kite_sim.kite_api import KiteController, provide_sim
+from kite_sim.sim import Sim
 
 log = logging.getLogger("kite_sim.session")
 
@@ -38,16 +41,21 @@ def profile(user) -> dict:
             "meta": {"demat_consent": "consent"}}
 
 
-def handlers(sim) -> list:
+class SessionController(Controller):
+    """The public half: the login form, the request-token exchange and logout."""
+
+    path = "/"
+    dependencies = {"sim": Provide(provide_sim, sync_to_thread=False)}
+
     @get("/connect/login", media_type=MediaType.HTML)
-    async def login_page(api_key: str = "", v: str = "3", redirect_params: str = "") -> Response:
+    async def login_page(self, sim: Sim, api_key: str = "", v: str = "3", redirect_params: str = "") -> Response:
         if api_key not in sim.accounts.apps:
             return Response("<h1>Invalid api_key</h1>", media_type=MediaType.HTML, status_code=400)
         page = LOGIN_PAGE.format(api_key=html.escape(api_key), redirect_params=html.escape(redirect_params))
         return Response(page, media_type=MediaType.HTML)
 
     @post("/connect/login", status_code=302)
-    async def login_submit(request: Request) -> Response:
+    async def login_submit(self, request: Request, sim: Sim) -> Response:
         f = await form(request)
         api_key = f.get("api_key") or ""
         token = sim.accounts.login(api_key, f.get("user_id") or "", f.get("password") or "")
@@ -62,7 +70,7 @@ def handlers(sim) -> list:
         return Response(b"", status_code=302, headers={"Location": location})
 
     @post("/session/token", status_code=200)
-    async def session_token(request: Request) -> Response:
+    async def session_token(self, request: Request, sim: Sim) -> Response:
         f = await form(request)
         result = sim.accounts.exchange(f.get("api_key") or "", f.get("request_token") or "", f.get("checksum") or "")
         if isinstance(result, str):
@@ -77,29 +85,27 @@ def handlers(sim) -> list:
                    "login_time": info.login_time})
 
     @delete("/session/token", status_code=200)
-    async def session_logout(api_key: str = "", access_token: str = "") -> Response:
+    async def session_logout(self, sim: Sim, api_key: str = "", access_token: str = "") -> Response:
         if not sim.accounts.invalidate(api_key, access_token):
             return error_response(KiteError("Invalid session.", "TokenException", 403))
         log.info("session closed (app %s)", api_key)
         sim.changed()
         return ok(True)
 
-    @get("/user/profile")
-    async def user_profile(request: Request) -> Response:
-        return await sim.guarded(request, lambda uid: profile(sim.accounts.users[uid]))
 
-    @get("/user/margins")
-    async def user_margins(request: Request) -> Response:
-        return await sim.guarded(request, lambda uid: portfolio.margins(sim.market, sim.broker.account(uid)))
+class UserController(KiteController):
+    path = "/user"
 
-    @get("/user/margins/{segment:str}")
-    async def user_margins_segment(request: Request, segment: str) -> Response:
-        def fn(uid: str):
-            if segment not in ("equity", "commodity"):
-                raise KiteError("Invalid segment.")
-            return portfolio.margins(sim.market, sim.broker.account(uid))[segment]
+    @get("/profile")
+    async def user_profile(self, sim: Sim, user_id: str) -> Response:
+        return ok(profile(sim.accounts.users[user_id]))
 
-        return await sim.guarded(request, fn)
+    @get("/margins")
+    async def user_margins(self, sim: Sim, user_id: str) -> Response:
+        return ok(portfolio.margins(sim.market, sim.broker.account(user_id)))
 
-    return [login_page, login_submit, session_token, session_logout, user_profile, user_margins,
-            user_margins_segment]
+    @get("/margins/{segment:str}")
+    async def user_margins_segment(self, sim: Sim, user_id: str, segment: str) -> Response:
+        if segment not in ("equity", "commodity"):
+            raise KiteError("Invalid segment.")
+        return ok(portfolio.margins(sim.market, sim.broker.account(user_id))[segment])

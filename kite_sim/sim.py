@@ -4,18 +4,15 @@ GTTs), faults, Kite's request limits, the ticker hub; the market heartbeat and s
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from datetime import date
 from pathlib import Path
 
-from litestar import Request, Response
 from litestar.connection import ASGIConnection
 
 from kite_sim import snapshot
 from kite_sim.accounts import Accounts
 from kite_sim.broker import Broker
-from kite_sim.envelope import error_response, ok
 from kite_sim.errors import KiteError
 from kite_sim.failures import Failures
 from kite_sim.faults import Faults
@@ -122,19 +119,3 @@ class Sim:
             log.info("fault: 429 for %s %s", method, path)
             raise KiteError("Too many requests", "NetworkException", 429)
         return info.user_id
-
-    async def guarded(self, request: Request, fn) -> Response:
-        """Authenticate, then answer ``fn(user_id)`` (a value or an awaitable) in Kite's envelope."""
-        if self.faults.latency_ms:
-            await asyncio.sleep(self.faults.latency_ms / 1000)
-        try:
-            result = fn(self.auth(request))
-            if inspect.isawaitable(result):
-                result = await result
-            return ok(result)
-        except KiteError as e:
-            if e.status != 429:
-                log.info("%d %s: %s %s", e.status, e.error_type, request.method, request.url.path)
-            return error_response(e)
-
-
