@@ -29,6 +29,8 @@ async def kite_session(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """``Authorization: token api_key:access_token`` → the user, within Kite's limits (403 / 429 otherwise)."""
     sim = sim_of(connection)
     if sim.faults.latency_ms:
+        if isinstance(connection, Request):
+            await connection.body()  # taken in before the delay: a client that gives up meanwhile still placed it
         await asyncio.sleep(sim.faults.latency_ms / 1000)
     connection.scope[USER] = sim.auth(connection)  # type: ignore[literal-required]
 

@@ -84,6 +84,20 @@ def test_added_latency(sim, api):
     assert time.monotonic() - started >= 0.4  # a lower bound: the fault adds at least this much
 
 
+def test_a_delayed_order_is_taken_even_when_the_client_gave_up(sim, api):
+    """The latency fault delays the answer of a request the sim has already received: an order whose client
+    times out still lands (what a lost answer from Kite looks like)."""
+    sim.faults(latency_ms=600)
+    form = {"exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY", "quantity": 1, "product": "MIS",
+            "order_type": "LIMIT", "price": 1000.0, "tag": "gave-up"}
+    with pytest.raises(httpx.ReadTimeout):
+        api.post("/orders/regular", data=form, timeout=0.2)
+    sim.faults(latency_ms=0)
+    taken = eventually_blocking(lambda: [o for o in ok_call(api, "GET", "/orders") if o["tag"] == "gave-up"], 10,
+                                "the order the client gave up on")
+    assert len(taken) == 1
+
+
 def test_forced_429_then_recovery(sim, api):
     sim.faults(rate_limit_next=2)
     codes = [api.get("/user/profile").status_code for _ in range(3)]
