@@ -39,7 +39,9 @@ def provide_sim(request: Request) -> Sim:
     return sim_of(request)
 
 
-def provide_user_id(request: Request) -> str:
+def provide_user_id(sim: Sim, request: Request) -> str:
+    """Taking ``sim`` puts the two dependencies in separate batches: Litestar then resolves each directly,
+    without a task group per request (a fourfold cost on these small handlers)."""
     return request.scope[USER]  # type: ignore[literal-required]
 
 
