@@ -84,13 +84,14 @@ class AuthController(Controller):
                 raise
             return _page("id", 400, error=e.detail)  # the browser form shows what to fix
         svc = services_of(request)
-        ip_key = f"ip:{_ip(request)}"
+        ip_key, _ = svc.otps.guesser_keys(uid, _ip(request))
         try:
-            svc.otps.check_lock(ip_key, f"id:{uid}")
-            user = users.find_login(svc.settings, uid, mail)
-            code = svc.otps.issue(uid) if user is not None else None
+            svc.otps.check_lock(ip_key)  # a locked-out address gets no codes either
+            svc.otps.throttle_request(uid, mail)  # the same for every pair: says nothing of which exist
         except Throttled as e:
             return _throttled(request, e, "otp", zerodha_id=uid)
+        user = users.find_login(svc.settings, uid, mail)
+        code = svc.otps.issue(uid) if user is not None else None
         if user is None:
             svc.otps.fail(ip_key)  # enumeration attempts count against the address
         elif svc.settings.smtp_host:
@@ -119,18 +120,20 @@ class AuthController(Controller):
                 return _page("otp", 400, zerodha_id=uid, error="otp: the code is 6 digits")
             raise bad_field("otp", "the code is 6 digits")
         svc = services_of(request)
-        keys = (f"id:{uid}", f"ip:{_ip(request)}")
+        keys = svc.otps.guesser_keys(uid, _ip(request))  # wrong guesses lock out the guesser, not the account
         try:
             svc.otps.check_lock(*keys)
         except Throttled as e:
             return _throttled(request, e, "otp", zerodha_id=uid)
-        if not svc.otps.verify(uid, code) or users.get_user(svc.settings, uid) is None:
+        user = users.get_user(svc.settings, uid)
+        if not svc.otps.verify(uid, code) or user is None:
             svc.otps.fail(*keys)
             detail = "wrong or expired code: ask for a new one if it has expired"
             if wants_json(request):
                 return Response({"detail": detail, "field": "otp"}, status_code=401)
             return _page("otp", 401, zerodha_id=uid, error=detail)
-        svc.otps.clear(keys[0])
+        svc.otps.clear(keys[1])
+        svc.otps.forget_request(uid, user.email)  # signed in: asking again (another device) need not wait
         svc.logins.revoke_token(request.cookies.get(COOKIE))  # rotate: never keep a pre-login token
         token, login = svc.logins.create(uid)
         cookie = session_cookie(token, svc.settings.session_days * 86400, svc.secure_cookies)

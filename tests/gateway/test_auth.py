@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from contextlib import aclosing
 
+import httpx
 from litestar.routes import HTTPRoute
 
 from gateway.otp import RESEND_SECONDS
@@ -81,16 +82,62 @@ async def test_resend_is_throttled(gateway):
         assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= RESEND_SECONDS + 1
 
 
-async def test_lockout_after_repeated_failures(gateway):
+async def test_the_resend_throttle_does_not_tell_which_pairs_exist(gateway):
+    """A real pair, a real ID with another email, an unknown ID: the same answers, twice."""
+    answers = []
     async with gateway.client() as c:
-        r = await c.post("/auth/send-otp", json={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
+        for body in ({"zerodha_id": "DEMO01", "email": "demo@kta.local"},
+                     {"zerodha_id": "DEMO02", "email": "someone@else.com"},
+                     {"zerodha_id": "NOSUCH", "email": "nobody@kta.local"}):
+            first = await c.post("/auth/send-otp", json=body)
+            again = await c.post("/auth/send-otp", json=body)
+            answers.append((first.status_code, first.json()["detail"], again.status_code, again.json()["detail"]))
+    assert answers[0] == answers[1] == answers[2], answers
+    assert answers[0][0] == 200 and answers[0][2] == 429
+
+
+def from_address(gateway, address: str) -> httpx.AsyncClient:
+    """A client connecting from another loopback address: another machine, as the gateway sees it."""
+    return gateway.client(transport=httpx.AsyncHTTPTransport(local_address=address))
+
+
+async def wrong_guesses(client, zerodha_id: str, n: int) -> list[int]:
+    return [(await client.post("/auth/verify-otp", json={"zerodha_id": zerodha_id, "otp": "000000"})).status_code
+            for _ in range(n)]
+
+
+async def test_a_guesser_is_locked_out_not_the_account(gateway):
+    async with from_address(gateway, "127.0.0.2") as guesser, gateway.client() as owner:
+        assert await wrong_guesses(guesser, "DEMO01", 6) == [401] * 5 + [429]  # no code issued: still counted
+        r = await owner.post("/auth/send-otp", json={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
         code = r.json()["dev_otp"]
-        wrong = f"{(int(code) + 1) % 10**6:06d}"
-        statuses = [(await c.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": wrong})).status_code
-                    for _ in range(6)]
-        assert statuses[:5] == [401] * 5 and statuses[5] == 429
-        r = await c.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": code})
-        assert r.status_code == 429  # even the right code is refused while locked out
+        assert (await guesser.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": code})).status_code == 429
+        r = await owner.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": code})
+        assert r.status_code == 200  # the account's owner, from their own address, is not locked out
+    async with from_address(gateway, "127.0.0.2") as guesser:
+        assert await wrong_guesses(guesser, "DEMO02", 1) == [401]  # the lock is per ID and address
+
+
+async def test_a_code_dies_after_five_wrong_guesses_and_an_address_after_twenty(gateway):
+    otps = gateway.services.otps
+    async with gateway.client() as owner, from_address(gateway, "127.0.0.3") as guesser:
+        r = await owner.post("/auth/send-otp", json={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
+        code = r.json()["dev_otp"]
+        await wrong_guesses(guesser, "DEMO01", 5)  # the code survives five wrong guesses, then dies
+        assert (await owner.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": code})).status_code == 401
+        real = otps.clock
+        otps.clock = lambda: real() + RESEND_SECONDS + 1  # the owner asks again after the resend wait
+        try:
+            r = await owner.post("/auth/send-otp", json={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
+            r = await owner.post("/auth/verify-otp", json={"zerodha_id": "DEMO01", "otp": r.json()["dev_otp"]})
+            assert r.status_code == 200
+        finally:
+            otps.clock = real
+        ids = [f"ZZ{i:02d}" for i in range(5)]
+        statuses = [s for uid in ids for s in await wrong_guesses(guesser, uid, 4)]  # 5 IDs x 4 = 20, then 25
+        assert statuses[:15] == [401] * 15 and statuses[-1] == 429  # counting from the earlier five
+        assert (await guesser.post("/auth/send-otp", json={"zerodha_id": "DEMO02", "email": "demo2@kta.local"})
+                ).status_code == 429  # a locked-out address gets no codes either
 
 
 async def test_bad_login_input_names_the_field(gateway):
