@@ -12,6 +12,7 @@ from shared.config import Settings
 from shared.kite.errors import KiteError
 from shared.kite.sessions import client_for, get_session, watch_sessions
 from strategy_worker.commands import StrategyCommands
+from shared.candles.store import CandleStore
 from strategy_worker.backtest.service import BacktestService
 from strategy_worker.engine import StrategyEngine
 from strategy_worker.positions import adopt_journal
@@ -30,7 +31,7 @@ class StrategyWorker:
         self.engine = StrategyEngine(bus, settings)
         self.seeder = Seeder(self.engine)
         self.commands = StrategyCommands(self.engine, self.seeder)
-        self.scanner = Scanner()
+        self.scanner = Scanner(CandleStore(settings.data_path / "candles"))
 
     async def start(self) -> StrategyWorker:
         # users are partitioned across strategy workers (shared/partition.py): a worker runs and

@@ -4,7 +4,10 @@ conditions, from quotes and daily history (the original design's ``StockScanner`
 A scan runs in two passes so a wide universe stays cheap: the quote-only conditions (price,
 volume, gap) first, from Kite's quote endpoint in batches of 500; then daily candles only for the
 survivors, and only when a condition needs them (volume spike, RSI, 52-week high/low). Completed
-daily candles never change, so they are cached per instrument for the trading day.
+daily candles never change: they come from the local candle store (``shared/candles``), fetched from Kite
+only for the days the store does not have yet (a first scan of the universe pays Kite's 3 historical
+calls a second once; later scans and later days fetch at most the days since), and are cached in memory
+for the trading day. The answer says which universe was scanned and how many histories were fetched.
 
 Definitions (all on daily data, exchange time):
 - ``change_pct`` = (last − previous close) / previous close × 100
@@ -22,6 +25,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from shared import messages as m
+from shared.candles.fetch import refresh
+from shared.candles.store import CandleStore
 from shared.kite.client import KiteClient
 from shared.kite.models import Candle, Instrument, Quote
 from strategy_worker.indicators import RSI
@@ -122,8 +127,10 @@ class _Cached:
 
 
 class Scanner:
-    def __init__(self) -> None:
+    def __init__(self, store: CandleStore) -> None:
+        self.store = store
         self._daily: dict[int, _Cached] = {}
+        self.fetched = 0  # histories that needed Kite (the rest came from the store)
 
     def universe(self, instruments: list[Instrument], cmd: m.Scan) -> list[str]:
         if not cmd.symbols:
@@ -139,6 +146,9 @@ class Scanner:
         if cmd.min_price is not None and cmd.max_price is not None and cmd.min_price > cmd.max_price:
             raise ScanError("max_price", f"max_price {cmd.max_price:g} is below min_price {cmd.min_price:g}")
         keys = self.universe(instruments, cmd)
+        universe = (f"the {len(keys)} symbol(s) given" if cmd.symbols else
+                    f"every NSE equity in the broker's instrument list ({len(keys)})")
+        fetched_before = self.fetched
         quotes: dict[str, Quote] = {}
         for i in range(0, len(keys), QUOTE_BATCH):
             quotes.update(await kite.quote(*keys[i:i + QUOTE_BATCH]))
@@ -166,16 +176,24 @@ class Scanner:
 
             rows = [r for r in await asyncio.gather(*(enrich(x) for x in rows)) if r is not None]
         out = sort_rows([{**row, "matched": matched} for row, matched in rows], cmd.sort_by)
-        return {"as_of": as_of, "scanned": len(quotes), "matched": len(out), "rows": out[:cmd.limit]}
+        return {"as_of": as_of, "universe": universe, "scanned": len(quotes), "matched": len(out),
+                "history_fetched": self.fetched - fetched_before, "rows": out[:cmd.limit]}
 
     async def daily(self, kite: KiteClient, token: int, today: date, lookback_days: int) -> list[Candle]:
-        """Completed daily candles (before ``today``) over ``lookback_days``, cached for the day."""
+        """Completed daily candles (before ``today``) over ``lookback_days``: from the candle store, the
+        days it lacks fetched first; cached for the day."""
         hit = self._daily.get(token)
         if hit is not None and hit.day == today and hit.lookback >= lookback_days:
             start = today - timedelta(days=lookback_days)
             return [c for c in hit.candles if c.date.date() >= start]
-        start = datetime.combine(today - timedelta(days=lookback_days), time(0, 0), IST)
-        end = datetime.combine(today, time(23, 59, 59), IST)
-        candles = [c for c in await kite.historical_data(token, start, end, "day") if c.date.date() < today]
+        start = int(datetime.combine(today - timedelta(days=lookback_days), time(0, 0), IST).timestamp())
+        midnight = int(datetime.combine(today, time(0, 0), IST).timestamp())
+        if self.store.missing(token, "day", start, midnight - 1):
+            self.fetched += 1
+            await refresh(kite, self.store, [token], "day", start, midnight - 1, now=midnight)
+        c = self.store.read(token, "day", start, midnight - 1)
+        candles = [Candle(datetime.fromtimestamp(t, IST), o, h, lo, cl, v, oi) for t, o, h, lo, cl, v, oi in
+                   zip(c.ts.tolist(), c.open.tolist(), c.high.tolist(), c.low.tolist(), c.close.tolist(),
+                       c.volume.tolist(), c.oi.tolist())]
         self._daily[token] = _Cached(today, lookback_days, candles)
         return candles

@@ -1,5 +1,7 @@
 """Slow broker work, off the command path: history for each symbol's bar series, and the day's
-circuit bands of the instruments strategies trade.
+circuit bands of the instruments strategies trade. History is read from the local candle store
+(``shared/candles``): Kite is asked only for the candles the store does not have yet, so a restarted worker,
+or a second user on the same symbol, fetches at most the bars since the last fetch.
 
 A command (add, start) answers at once and asks the seeder; the seeder fetches per user in the
 background (Kite allows 3 historical calls a second, so 500 symbols take minutes), reports progress
@@ -14,6 +16,8 @@ import logging
 from datetime import datetime, timedelta
 
 from shared import messages as m
+from shared.candles.fetch import refresh
+from shared.candles.store import CandleStore
 from shared.kite.errors import KiteError
 from shared.kite.sessions import client_for, get_session
 from shared.options.chain import IST
@@ -26,6 +30,7 @@ QUOTE_BATCH = 500  # Kite's limit of instruments per /quote call
 class Seeder:
     def __init__(self, engine: StrategyEngine) -> None:
         self.engine = engine
+        self.store = CandleStore(engine.settings.data_path / "candles")
         self._pending: dict[str, dict[int, int]] = {}  # user -> token -> gap start (epoch s; 0 = full seed)
         self._tasks: dict[str, asyncio.Task] = {}
         self._busy: set[int] = set()  # tokens being fetched (by any user's task)
@@ -99,14 +104,19 @@ class Seeder:
 
     async def _history(self, kite, token: int, start: datetime, end: datetime) -> None:
         e = self.engine
+        first, last = int(start.timestamp()), int(end.timestamp())
         try:
-            candles = await kite.historical_data(token, start, end, e.interval)
+            await refresh(kite, self.store, [token], e.interval, first, last)
         except (KiteError, OSError) as err:
             log.warning("history of %s unavailable: %r", token, err)
             return
+        c = self.store.read(token, e.interval, first, last)
+        n = e.settings.max_bars
         e.series_for(token).seed([
-            m.Bar(token, e.interval, int(c.date.timestamp()), c.open, c.high, c.low, c.close, c.volume, c.oi or 0)
-            for c in candles[-e.settings.max_bars:]])
+            m.Bar(token, e.interval, *row) for row in zip(c.ts[-n:].tolist(), c.open[-n:].tolist(),
+                                                          c.high[-n:].tolist(), c.low[-n:].tolist(),
+                                                          c.close[-n:].tolist(), c.volume[-n:].tolist(),
+                                                          c.oi[-n:].tolist())])
 
     async def _bands(self, user_id: str, kite) -> None:
         """The circuit limits of the instruments the user's strategies trade, once a day."""

@@ -61,10 +61,11 @@ class Sim:
 
 
 def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.0, admin: bool = True,
-              redirect_url: str = "http://127.0.0.1:8000/auth/kite/callback") -> Sim:
+              redirect_url: str = "http://127.0.0.1:8000/auth/kite/callback", extra: tuple[str, ...] = ()) -> Sim:
+    """``extra``: more kite_sim flags (``("--replay", "candles.csv")``)."""
     port = natsd.free_port()
     args = [sys.executable, "-m", "kite_sim", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed),
-            "--speed", str(speed), "--redirect-url", redirect_url]
+            "--speed", str(speed), "--redirect-url", redirect_url, *extra]
     if admin:
         args.append("--admin")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 from shared.candles.store import IST, Candles, CandleStore, check_interval
 from shared.kite.client import HISTORICAL_MAX_DAYS, KiteClient
-from shared.messages import INTERVAL_SECONDS
 
 Progress = Callable[[int, int, str], None]  # (requests done, requests planned, what)
 
@@ -30,21 +29,17 @@ def plan(store: CandleStore, token: int, interval: str, start: int, end: int) ->
 async def refresh(kite: KiteClient, store: CandleStore, tokens: list[int], interval: str, start: int, end: int, *,
                   oi: bool = False, progress: Progress | None = None, now: float | None = None) -> int:
     """Fetch what the store is missing for ``tokens`` over [start, end]; returns candles written. A span
-    reaching today is covered only through the last complete candle the broker returned, so a later
-    refresh picks up the rest of the day."""
+    that reaches today (``now``'s IST day) is covered only up to its last candle, which may still be
+    forming: the next refresh fetches it again (and replaces it) with whatever followed."""
     now = now if now is not None else time.time()
     today = int(datetime.fromtimestamp(now, IST).replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
-    step = INTERVAL_SECONDS[interval]
-    requests = [(t, a, b) for t in tokens for a, b in plan(store, t, interval, start, min(end, int(now)))]
+    requests = [(t, a, b) for t in tokens for a, b in plan(store, t, interval, start, end)]
     written = 0
     for done, (token, a, b) in enumerate(requests, 1):
         rows = await kite.historical_data(token, _dt(a), _dt(b), interval, oi=oi)
-        complete = [(int(c.date.timestamp()), c.open, c.high, c.low, c.close, c.volume, c.oi or 0) for c in rows
-                    if int(c.date.timestamp()) + min(step, 86400) <= now]
-        covered_to = b
-        if b >= today:
-            covered_to = complete[-1][0] + step - 1 if complete else a - 1
-        written += store.write(token, interval, Candles.from_rows(complete),
+        candles = [(int(c.date.timestamp()), c.open, c.high, c.low, c.close, c.volume, c.oi or 0) for c in rows]
+        covered_to = b if b < today else (candles[-1][0] - 1 if candles else a - 1)
+        written += store.write(token, interval, Candles.from_rows(candles),
                                span=(a, min(b, covered_to)) if covered_to >= a else None)
         if progress is not None:
             progress(done, len(requests), f"{token} {interval} {_dt(a):%Y-%m-%d}")

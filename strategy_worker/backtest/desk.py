@@ -1,9 +1,11 @@
 """The simulated execution desk of a backtest: what the execution worker does with a signal, on bars.
 
 Every signal goes through the live ``RiskManager`` (kill switch, size, exposure, order rate on backtest
-time) with a ``RiskContext`` from the live ``PositionTracker``; accepted, it becomes the live order plan
+time, an exit clamped to what the strategy holds) with the live ``RiskContext`` built from the live
+``PositionTracker`` and ``OrderBook``; accepted, it becomes the live order plan
 (``shared/trading/planning.py``: freeze-quantity slices, then the stop-loss as an SL order and the target as
-a LIMIT once the entry has filled, one-cancels-other). Orders fill by the shared fill model
+a LIMIT once the entry has filled, one-cancels-other). Each order is the live ``Order`` model, moved by the
+same events (submitted, placed, the broker's updates, fills, cancels). Orders fill by the shared fill model
 (``shared/fills.py``) and pay Zerodha's charges (``shared/charges.py``). What became of each signal is told
 to the strategy as the execution worker tells it: ``StrategyOutcome``s with the authoritative position.
 Money is integer paise throughout.
@@ -17,11 +19,14 @@ from shared import ist
 from shared.charges import charges_paise
 from shared.fills import BarFills, circuit_band
 from shared.kite.models import Instrument
-from shared.messages import OrderType, RiskLimits, Signal, SignalGroup, StrategyOutcome, TransactionType
+from shared.messages import OrderRequest, OrderType, RiskLimits, Signal, SignalGroup, StrategyOutcome, TransactionType
+from shared.trading.book import OrderBook
 from shared.trading.kill_switch import MemoryRiskStore
-from shared.trading.planning import protective_requests, signal_requests, tick_paise
+from shared.trading.order import BrokerUpdate, CancelRequested, Fill, Order, OrderState, Placed, Submitted
+from shared.trading.planning import lot_of, protective_requests, signal_requests, tick_paise
 from shared.trading.positions import PositionTracker
-from shared.trading.risk import RiskManager, context_from
+from shared.trading.risk import RiskManager
+from shared.trading.risk_context import context_from
 from strategy_worker.backtest.results import Recorder
 
 SL_SLIPPAGE_PCT = 0.5  # the execution worker's default limit beyond an SL trigger (KTA_SL_SLIPPAGE_PCT)
@@ -30,19 +35,11 @@ BAND_PCT = {"EQ": 20.0}  # circuit band around the previous close; derivatives: 
 
 @dataclass(slots=True)
 class Resting:
-    """A stop-loss or target waiting in the book."""
+    """A stop-loss or target waiting at the (simulated) exchange: its live ``Order`` and its OCO siblings."""
 
-    tag: str
-    signal_id: str
-    strategy_id: str
-    kind: str  # stop_loss | target
+    order: Order
     inst: Instrument
-    side: str
-    quantity: int
     order_type: OrderType
-    price: int
-    trigger: int
-    product: str
     siblings: list[str] = field(default_factory=list)
 
 
@@ -56,6 +53,8 @@ class Desk:
         self.now = 0  # backtest time, epoch s
         self.risk = RiskManager(user_id, limits or RiskLimits(), MemoryRiskStore(), clock=lambda: self.now)
         self.tracker = PositionTracker()
+        self.book = OrderBook()  # the live order model, every order of the run while it works
+        self.ids = 0
         self.resting: dict[int, dict[str, Resting]] = {}  # token -> tag -> order (no key when none)
         self.wake: dict[int, tuple[float, float]] = {}  # token -> (a bar low at or below, a high at or above)
         self.price = price  # token -> last price in rupees, shared with the strategies' context
@@ -88,10 +87,10 @@ class Desk:
                                   reason="multi-leg groups are not backtested yet")]
         inst = self.instruments.get(sig.instrument_token)
         price = self.paise(sig.instrument_token)
-        key = f"{sig.exchange}:{sig.tradingsymbol}"
-        ctx = context_from(self.tracker, None, sig, prices={key: price} if price else {},
-                           lot_sizes={key: inst.lot_size if inst else 1},
-                           open_orders=sum(len(r) for r in self.resting.values()))
+        key = f"{sig.exchange.value}:{sig.tradingsymbol}"
+        band = self.band(inst) if inst else None
+        ctx = context_from(self.tracker, self.book, sig, prices={key: price} if price else {},
+                           lot_sizes={key: lot_of(inst)}, circuits={key: band} if band else {})
         verdict = self.risk.validate_signal(sig, ctx)
         if not verdict.ok:
             self.rec.refusal(self.now, sig, verdict.code, verdict.reason)
@@ -103,10 +102,13 @@ class Desk:
                                   code="NO_PRICE", reason="no price for the traded instrument")]
         out = [self._outcome(sig.strategy_id, "accepted", signal_id=sig.id, token=sig.instrument_token)]
         if sig.intent == "exit":
-            self.cancel_protective(sig.strategy_id, sig.instrument_token)
+            self.cancel_protective(sig.strategy_id, sig.instrument_token, "the strategy exits")
+        quantity = verdict.quantities[0] if verdict.quantities else sig.quantity
         filled = 0
-        for req in signal_requests(sig, inst, -1, quantity=(verdict.quantities or (sig.quantity,))[0]):
-            fill = self.fills.market(req.transaction_type.value, price, tick_paise(inst), band=self.band(inst))
+        for req in signal_requests(sig, inst, -1, quantity=quantity):
+            order = self._order(req, sig.strategy_id, OrderState.OPEN)
+            fill = self.fills.market(req.transaction_type.value, price, tick_paise(inst), band=band)
+            self._complete(order, fill)
             self.rec.order(self.now, req, "COMPLETE", fill, sig.strategy_id)
             out.append(self._fill(sig.strategy_id, sig.id, req.kind, inst, req.transaction_type.value, req.quantity,
                                   fill, req.product.value, "filled"))
@@ -115,16 +117,42 @@ class Desk:
             self._protect(sig, filled, inst)
         return out
 
+    # ---- the live order model -----------------------------------------------------------------
+
+    def _order(self, req: OrderRequest, strategy_id: str, state: OrderState) -> Order:
+        """An order submitted, placed and accepted by the exchange (``state``: OPEN or TRIGGER PENDING)."""
+        order = self.book.add(Order.from_request(req, strategy_id=strategy_id, created=ist.stamp(self.now)))
+        self.ids += 1
+        ts = self.now * 1_000_000_000
+        order.apply(Submitted(ts=ts))
+        order.apply(Placed(order_id=f"BT{self.ids:012d}", ts=ts))
+        self.book.indexed(order)
+        order.apply(BrokerUpdate(order_id=order.order_id, state=state, status=state.value, ts=ts,
+                                 order_timestamp=ist.stamp(self.now)))
+        return order
+
+    def _complete(self, order: Order, price: int) -> None:
+        ts, stamp = self.now * 1_000_000_000, ist.stamp(self.now)
+        order.apply(Fill(trade_id=f"{order.order_id}-1", quantity=order.quantity, price=price, timestamp=stamp, ts=ts))
+        order.apply(BrokerUpdate(order_id=order.order_id, state=OrderState.COMPLETE, status="COMPLETE", ts=ts,
+                                 filled_quantity=order.quantity, average_price=price, exchange_timestamp=stamp))
+
+    def _cancel(self, order: Order, reason: str) -> None:
+        ts = self.now * 1_000_000_000
+        order.apply(CancelRequested(reason=reason, ts=ts))
+        order.apply(BrokerUpdate(order_id=order.order_id, state=OrderState.CANCELLED, status="CANCELLED", ts=ts,
+                                 exchange_timestamp=ist.stamp(self.now)))
+        self.rec.order_status(order.tag, "CANCELLED")
+
     def _protect(self, sig: Signal, filled: int, inst: Instrument) -> None:
         reqs = protective_requests(sig, filled, inst, SL_SLIPPAGE_PCT)
         book = self.resting.setdefault(inst.instrument_token, {})
         tags = [r.tag for r in reqs]
         for r in reqs:
-            book[r.tag] = Resting(r.tag, sig.id, sig.strategy_id, r.kind, inst, r.transaction_type.value, r.quantity,
-                                  r.order_type, r.price, r.trigger_price, r.product.value,
+            state = OrderState.TRIGGER_PENDING if r.order_type is OrderType.SL else OrderState.OPEN
+            book[r.tag] = Resting(self._order(r, sig.strategy_id, state), inst, r.order_type,
                                   [t for t in tags if t != r.tag])
-            self.rec.order(self.now, r, "TRIGGER PENDING" if r.order_type is OrderType.SL else "OPEN", 0,
-                           sig.strategy_id)
+            self.rec.order(self.now, r, state.value, 0, sig.strategy_id)
         self._rewake(inst.instrument_token)
 
     def _rewake(self, token: int) -> None:
@@ -137,20 +165,21 @@ class Desk:
             return
         low, high = -1.0, float("inf")
         for r in book.values():
+            o = r.order
             slip = self.fills.slippage_ticks * tick_paise(r.inst)
             stop = r.order_type is not OrderType.LIMIT
-            level = (r.trigger if stop else r.price + (slip if r.side == "SELL" else -slip)) / 100
-            if (r.side == "BUY") == stop:  # buy stops and sell limits wait for the price to rise
+            side = o.transaction_type.value
+            level = (o.trigger_price if stop else o.price + (slip if side == "SELL" else -slip)) / 100
+            if (side == "BUY") == stop:  # buy stops and sell limits wait for the price to rise
                 high = min(high, level)
             else:
                 low = max(low, level)
         self.wake[token] = (low, high)
 
-    def cancel_protective(self, strategy_id: str, token: int) -> None:
+    def cancel_protective(self, strategy_id: str, token: int, reason: str) -> None:
         book = self.resting.get(token)
-        for tag in [t for t, r in (book or {}).items() if r.strategy_id == strategy_id]:
-            self.rec.order_status(tag, "CANCELLED")
-            del book[tag]
+        for tag in [t for t, r in (book or {}).items() if r.order.strategy_id == strategy_id]:
+            self._cancel(book.pop(tag).order, reason)
         self._rewake(token)
 
     # ---- bars ---------------------------------------------------------------------------------
@@ -162,25 +191,29 @@ class Desk:
             return []
         hits = []
         for r in book.values():
-            tick = tick_paise(r.inst)
+            o, tick = r.order, tick_paise(r.inst)
+            side = o.transaction_type.value
             if r.order_type is OrderType.LIMIT:
-                got = self.fills.limit(r.side, r.price, path, tick)
+                got = self.fills.limit(side, o.price, path, tick)
             else:
-                got = self.fills.stop(r.side, r.trigger, r.price if r.order_type is OrderType.SL else None, path,
+                got = self.fills.stop(side, o.trigger_price, o.price if r.order_type is OrderType.SL else None, path,
                                       tick, band=self.band(r.inst))
             if got is not None:
-                hits.append((got[0], r.kind != "stop_loss", r.tag, got[1]))  # ties: the stop-loss first
+                hits.append((got[0], o.kind != "stop_loss", o.tag, got[1]))  # ties: the stop-loss first
         out = []
         for _, _, tag, price in sorted(hits):
             r = book.pop(tag, None)
             if r is None:
                 continue  # its sibling filled first
+            o = r.order
             for sibling in r.siblings:
-                if book.pop(sibling, None) is not None:
-                    self.rec.order_status(sibling, "CANCELLED")
+                gone = book.pop(sibling, None)
+                if gone is not None:
+                    self._cancel(gone.order, "one-cancels-other")
+            self._complete(o, price)
             self.rec.order_status(tag, "COMPLETE", price, self.now)
-            out.append(self._fill(r.strategy_id, r.signal_id, r.kind, r.inst, r.side, r.quantity, price, r.product,
-                                  "protective_fill"))
+            out.append(self._fill(o.strategy_id, o.signal_id, o.kind, r.inst, o.transaction_type.value, o.quantity,
+                                  price, o.product, "protective_fill"))
         self._rewake(token)
         return out
 
@@ -197,10 +230,11 @@ class Desk:
         """The broker's intraday square-off: open MIS positions closed at the last price, day orders
         cancelled (Kite's DAY validity)."""
         for token in list(self.resting):
-            for tag in list(self.resting[token]):
-                self.rec.order_status(tag, "CANCELLED")
+            for r in self.resting[token].values():
+                self._cancel(r.order, "day order expired at the close")
             self.resting[token].clear()
             self._rewake(token)
+        self.book = OrderBook(self.book.working())  # the day's final orders leave the working book
         out = []
         for (strategy_id, token), qty in list(self.strategy_qty.items()):
             inst = self.instruments[token]

@@ -71,6 +71,7 @@ async def test_scanner_over_nats_against_an_independent_recomputation(bus, sim, 
         assert isinstance(everything, m.Ok), everything
         rows = everything.data["rows"]
         assert [r["symbol"] for r in rows] == sorted(SYMBOLS) and everything.data["scanned"] == len(SYMBOLS)
+        assert everything.data["universe"] == f"the {len(SYMBOLS)} symbol(s) given"
         async with KiteClient(sim.api_key, token, root=sim.root) as kite:
             for row in rows:
                 ref = await independent(kite, {**row, "as_of": everything.data["as_of"]})
@@ -116,6 +117,7 @@ async def test_scanner_over_nats_against_an_independent_recomputation(bus, sim, 
         # the whole NSE equity universe when no symbols are named (quote-only: no history fetched)
         universe = await bus.request(subject, m.Scan(min_price=0, sort_by="symbol", limit=500))
         assert universe.data["scanned"] >= 40 and set(SYMBOLS) <= {r["symbol"] for r in universe.data["rows"]}
+        assert universe.data["universe"] == f"every NSE equity in the broker's instrument list ({universe.data['scanned']})"
 
         bad = await bus.request(subject, m.Scan(symbols=["NSE:NOSUCHCO"]))
         assert isinstance(bad, m.Error) and bad.field == "symbols" and "NSE:NOSUCHCO" in bad.message
