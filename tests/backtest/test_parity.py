@@ -74,7 +74,7 @@ async def test_one_morning_live_and_backtested_agree(bus, data_dir, tmp_path):
         async def on_outcome(o, msg):
             outcomes.append(o)
 
-        await bus.subscribe(subjects.outcomes(USER) + ".>", m.StrategyOutcome, on_outcome)
+        await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
         end = int(c.ts[-1]) + 60
         async with workers(settings, bus):
             ok = await bus.request(subjects.cmd(USER, "strategy", "add"), m.AddStrategy(
@@ -88,7 +88,16 @@ async def test_one_morning_live_and_backtested_agree(bus, data_dir, tmp_path):
             assert clock() < int(c.ts[FLAT - 16]), "the stack took too long to start: it missed the flat warm-up"
             await eventually(lambda: clock() >= end, timeout=(end - int(c.ts[0])) / SPEED + 60,
                              what="the replayed morning")
-            live_orders = (await bus.request(subjects.cmd(USER, "execution", "orders"), m.GetOrders())).data
+
+            async def orders() -> list[dict]:
+                return (await bus.request(subjects.cmd(USER, "execution", "orders"), m.GetOrders(day="all"))).data
+
+            async def decided() -> bool:  # every signal placed (or refused) by the execution worker
+                placed = [o for o in await orders() if o["kind"] in ("entry", "exit")]
+                return len(placed) + sum(o.kind == "refused" for o in outcomes) >= len(signals)
+
+            await eventually(decided, timeout=30, what="the execution worker's orders for every signal")
+            live_orders = await orders()
     finally:
         sim.stop()
 
