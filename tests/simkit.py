@@ -61,9 +61,10 @@ class Sim:
 
 
 def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.0, admin: bool = True,
-              redirect_url: str = "http://127.0.0.1:8000/auth/kite/callback", extra: tuple[str, ...] = ()) -> Sim:
-    """``extra``: more kite_sim flags (``("--replay", "candles.csv")``)."""
-    port = natsd.free_port()
+              redirect_url: str = "http://127.0.0.1:8000/auth/kite/callback", extra: tuple[str, ...] = (),
+              port: int = 0) -> Sim:
+    """``extra``: more kite_sim flags (``("--replay", "candles.csv")``); ``port``: a port chosen beforehand."""
+    port = port or natsd.free_port()
     args = [sys.executable, "-m", "kite_sim", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed),
             "--speed", str(speed), "--redirect-url", redirect_url, *extra]
     if admin:

@@ -5,9 +5,9 @@ same signals and the same orders, fill prices within the fill model's tolerance.
 The candles have no wicks and each opens at the previous close, so the live bars built from the sim's
 ticks are exactly the candles: kite_sim draws a candle as open → low → high → close with knots a third of
 the minute apart, so the price rests at the open for the first third and at the close for the last, and
-its ticker (a tick every 0.25 s, 12 sim-seconds at speed 50) always samples both. The first 25 minutes
-are flat, so the live strategy — which starts a few minutes into the session — and the engine enter the
-moving part with the same indicator state."""
+its ticker (a tick every 0.25 s, 10 sim-seconds at speed 40: half the 20 s it must not exceed) samples
+both. The first 22 minutes are flat, so the live strategy — which starts a few minutes into the session —
+and the engine enter the moving part with the same indicator state (ATR(14) warm on flat bars)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from datetime import datetime
 import httpx
 import numpy as np
 
-from shared import ist
+from shared import ist, natsd
 from shared import messages as m
 from shared import subjects
 from shared.candles.instruments import InstrumentArchive
@@ -30,9 +30,9 @@ from tests.simkit import login, start_sim
 from tests.stackkit import workers
 
 USER = "DEMO01"
-FLAT, MOVING = 25, 35  # minutes
+FLAT, MOVING = 22, 30  # minutes
 TICK = 5
-SPEED = 50
+SPEED = 40
 PARAMS = {"fast": 3, "slow": 8, "quantity": 1}
 
 
@@ -59,24 +59,28 @@ def replay_csv(path, c: Candles):
 
 async def test_one_morning_live_and_backtested_agree(bus, data_dir, tmp_path):
     c = morning()
-    sim = start_sim(tmp_path, speed=SPEED, extra=("--replay", str(replay_csv(tmp_path / "INFY.csv", c))))
-    try:
-        settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, seed_days=0, seed_interval="minute")
-        await put_session(bus, vault_for(settings), USER, sim.api_key, login(sim))
-        signals: list = []
+    port = natsd.free_port()
+    root = f"http://127.0.0.1:{port}"
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, None, seed_days=0, seed_interval="minute",
+                              kite_root=root, kite_ws_root=f"ws://127.0.0.1:{port}/ws",
+                              kite_login_url=f"{root}/connect/login")
+    signals: list = []
+    outcomes: list = []
 
-        async def on_signal(sig, msg):
-            signals.append(sig)
+    async def on_signal(sig, msg):
+        signals.append(sig)
 
-        await bus.subscribe(subjects.signals(USER), m.AnySignal, on_signal)
-        outcomes: list = []
+    async def on_outcome(o, msg):
+        outcomes.append(o)
 
-        async def on_outcome(o, msg):
-            outcomes.append(o)
-
-        await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
-        end = int(c.ts[-1]) + 60
-        async with workers(settings, bus):
+    await bus.subscribe(subjects.signals(USER), m.AnySignal, on_signal)
+    await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
+    end = int(c.ts[-1]) + 60
+    async with workers(settings, bus):  # the stack first: the replayed clock starts with the sim
+        sim = start_sim(tmp_path, speed=SPEED, port=port,
+                        extra=("--replay", str(replay_csv(tmp_path / "INFY.csv", c))))
+        try:
+            await put_session(bus, vault_for(settings), USER, sim.api_key, login(sim))
             ok = await bus.request(subjects.cmd(USER, "strategy", "add"), m.AddStrategy(
                 strategy="ema_crossover", params=PARAMS, tokens=[INFY.instrument_token], strategy_id="ema"))
             assert isinstance(ok, m.Ok), ok
@@ -98,8 +102,8 @@ async def test_one_morning_live_and_backtested_agree(bus, data_dir, tmp_path):
 
             await eventually(decided, timeout=30, what="the execution worker's orders for every signal")
             live_orders = await orders()
-    finally:
-        sim.stop()
+        finally:
+            sim.stop()
 
     # the same candles through the engine
     store = CandleStore(data_dir / "bt" / "candles")
@@ -119,7 +123,7 @@ async def test_one_morning_live_and_backtested_agree(bus, data_dir, tmp_path):
                     if ist.stamp(s.tick_ts) < cutoff]
     our_signals = [(o["kind"], o["side"], o["quantity"]) for o in ours if o["kind"] in ("entry", "exit")]
     assert our_signals, "the morning should make the strategy trade"
-    assert live_signals == our_signals  # the same signals ...
+    assert live_signals == our_signals, (live_signals, our_signals)  # the same signals ...
     assert [(o["kind"], o["transaction_type"], o["quantity"]) for o in live] == \
         [(o["kind"], o["side"], o["quantity"]) for o in ours], (  # ... and the same orders
         [(o["kind"], o["status"], o["status_message"]) for o in live_orders],
@@ -129,8 +133,8 @@ async def test_one_morning_live_and_backtested_agree(bus, data_dir, tmp_path):
                                        c.close.tolist())}
     for lv, bt in zip(live, ours):
         at, live_at = ist.parse(bt["fill_time"]) // 60 * 60, ist.parse(lv["exchange_timestamp"]) // 60 * 60
-        # the live order travels through NATS, the execution worker and HTTP: at speed 50 a second of that
-        # is 50 sim-seconds, so it may fill in the bar after the engine's (never before)
+        # the live order travels through NATS, the execution worker and HTTP: at speed 40 a second of that
+        # is 40 sim-seconds, so it may fill in the bar after the engine's (never before)
         assert 0 <= live_at - at <= 120, (lv, bt)
         span = [bars[t] for t in (at, at + 60, at + 120) if t in bars and t <= live_at]
         moved = max(b[1] for b in span) - min(b[2] for b in span)
