@@ -114,12 +114,20 @@ async def risk_context(trading: Trading, user_id: str) -> dict:
     return {"rs": state if isinstance(state, dict) else None, "risk_error": error}
 
 
+async def pnl_context(trading: Trading, user_id: str) -> dict:
+    pnl, error = await attempt(trading.strategy_pnl(user_id))
+    return {"pnl": pnl, "pnl_error": error}
+
+
 async def report_context(trading: Trading, user_id: str) -> dict:
-    (journal, e1), (risk, e2), (execution, e3) = await asyncio.gather(
-        attempt(trading.journal_summary(user_id)), attempt(trading.risk_summary(user_id)),
-        attempt(trading.execution_summary(user_id)))
+    """The session report: the day's journal summary (the day the P&L panel reports on), risk and
+    execution summaries, P&L by strategy."""
+    day, _ = await attempt(trading.trading_day(user_id))
+    (journal, e1), (risk, e2), (execution, e3), pnl = await asyncio.gather(
+        attempt(trading.journal_summary(user_id, day or "")), attempt(trading.risk_summary(user_id)),
+        attempt(trading.execution_summary(user_id)), pnl_context(trading, user_id))
     return {"journal": journal, "journal_error": e1, "risk_summary": risk, "risk_error": e2,
-            "execution": execution, "execution_error": e3}
+            "execution": execution, "execution_error": e3, **pnl}
 
 
 async def set_stream_ticks(request: Request, user_id: str, tokens: list[int]) -> None:

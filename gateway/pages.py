@@ -16,7 +16,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.response import Template
 
 from gateway.page_context import (
-    STATUS_CHANGED, account_context, attempt, holdings_context, install_names, page, partial, picked,
+    STATUS_CHANGED, account_context, attempt, holdings_context, install_names, page, partial, picked, pnl_context,
     positions_context, report_context, risk_context, status_context, strategies_context, strategy_list_context,
 )
 from gateway.option_chain import underlying_name
@@ -38,12 +38,12 @@ class PagesController(Controller):
         parts = await asyncio.gather(
             status_context(trading, user_id), account_context(trading, user_id),
             holdings_context(trading, user_id), strategies_context(trading, user_id),
-            positions_context(trading, user_id), risk_context(trading, user_id),
+            positions_context(trading, user_id), risk_context(trading, user_id), pnl_context(trading, user_id),
             attempt(trading.signals(user_id, 50)), attempt(trading.order_page(user_id, PANEL_ORDERS)))
         context: dict[str, Any] = {}
-        for part in parts[:6]:
+        for part in parts[:7]:
             context.update(part)
-        (signals, signals_error), (orders, orders_error) = parts[6], parts[7]
+        (signals, signals_error), (orders, orders_error) = parts[7], parts[8]
         status = context["status"] or {}
         context.update(signals=signals or [], signals_error=signals_error, orders=(orders or {}).get("items", []),
                        orders_error=orders_error, picked=picked(trading, status.get("live_tokens", [])),
@@ -125,6 +125,10 @@ class PagesController(Controller):
         if context["positions_error"]:
             return partial("error", request, message=context["positions_error"])
         return partial("positions_table", request, **context)
+
+    @get("/ui/strategy-pnl")
+    async def strategy_pnl(self, request: Request, trading: Trading, user_id: str) -> Template:
+        return partial("strategy_pnl", request, **await pnl_context(trading, user_id))
 
     @get("/ui/orders")
     async def orders(self, request: Request, trading: Trading, user_id: str) -> Template:

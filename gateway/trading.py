@@ -26,6 +26,8 @@ from shared.kite.sessions import LiveSession, get_session, vault_for
 from gateway.broker_clients import BrokerClients, NotConnected
 from gateway.instruments import InstrumentCache
 from gateway.option_chain import ChainError, option_chain_view
+from gateway.desk_queries import DeskQueries
+from gateway.trading_error import TradingError  # noqa: F401 - its public home stays gateway.trading
 
 LIVE_SERVICES = ("ticker", "strategy", "execution")
 WORKERS = ("ticker", "strategy", "execution")
@@ -34,20 +36,6 @@ SCAN_TIMEOUT = 90.0  # seconds; a first wide scan with a history condition waits
 # m.Error.code -> HTTP status
 _STATUS = {"bad_request": 400, "bad_params": 400, "unsupported": 400, "not_found": 404, "exists": 409,
            "broker_not_connected": 409, "kill_switch": 409, "quota": 409, "internal": 502}
-
-
-class TradingError(Exception):
-    """A refused request: ``status`` is the HTTP status, ``field`` the bad input if any."""
-
-    def __init__(self, status: int, message: str, field: str | None = None, code: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-        self.code = code or ("unavailable" if status == 503 else "error")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": self.code, "detail": self.message, "field": self.field}
 
 
 def _verb(cmd: msgspec.Struct) -> str:
@@ -68,7 +56,7 @@ def _from_kite(e: kite_errors.KiteError) -> TradingError:
     return TradingError(502 if e.status >= 500 else 400, f"broker: {e.message}", code="broker_error")
 
 
-class Trading:
+class Trading(DeskQueries):
     def __init__(self, bus: Bus, settings: Settings, timeout: float = 5.0) -> None:
         self.bus = bus
         self.settings = settings
@@ -167,19 +155,6 @@ class Trading:
 
     async def orders(self, user_id: str) -> list[dict]:
         return await self._with_exchange_times(user_id, await self.command(user_id, "execution", m.GetOrders()))
-
-    async def order_page(self, user_id: str, limit: int = 50, before: str = "", status: str = "",
-                         strategy_id: str = "", symbol: str = "", day: str = "") -> dict:
-        """One page of the order book, newest first: ``{"items", "next"}`` (``next`` → ``before``)."""
-        page = await self.command(user_id, "execution", m.GetOrders(
-            limit=limit, before=before, status=status, strategy_id=strategy_id, symbol=symbol, day=day))
-        return {**page, "items": await self._with_exchange_times(user_id, page["items"])}
-
-    async def trade_page(self, user_id: str, limit: int = 50, before: str = "", strategy_id: str = "",
-                         symbol: str = "", side: str = "", day: str = "") -> dict:
-        """One page of the journal's fills, newest first: ``{"items", "next"}``."""
-        return await self.command(user_id, "execution", m.GetTrades(
-            limit=limit, before=before, strategy_id=strategy_id, symbol=symbol, side=side, day=day))
 
     async def _with_exchange_times(self, user_id: str, rows: list[dict]) -> list[dict]:
         """The journal stamps orders with kta's clock; Kite's order book has the exchange's (IST),

@@ -45,6 +45,13 @@ class JournalController(Controller):
                       limit: Annotated[int, Parameter(ge=1, le=5000)] = 500) -> dict:
         return await trading.journal(user_id, day, limit)
 
+    @get("/pnl")
+    async def strategy_pnl(self, trading: Trading, user_id: str) -> dict:
+        """The day's P&L per strategy from kta's journal (realised FIFO, unrealised at the last price,
+        charges by Zerodha's table, net, trades, win rate, open positions) beside the broker's day P&L
+        (m2m): ``{"day", "strategies": [..., {"strategy": "total", ...}], "broker_day_pnl"}`` (paise)."""
+        return await trading.strategy_pnl(user_id)
+
     @get("/journal/summary")
     async def journal_summary(self, trading: Trading, user_id: str, day: Day = "") -> dict:
         return await trading.journal_summary(user_id, day)

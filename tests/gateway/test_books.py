@@ -72,3 +72,26 @@ async def test_books_page_through_the_days_orders(trader, bus):
     older = (await client.get("/orders", params={"before": first["next"]})).text
     assert 'id="page-newest"' in older and "sse:orders" not in older  # an older page holds still
     assert page.count("data-tag=") >= ORDERS
+
+
+async def test_pnl_by_strategy_follows_the_fills(trader, bus):
+    client, _ = trader
+
+    async def fills_of(n):
+        fills = (await client.get("/api/trades", params={"strategy": "pnl-test", "limit": 10})).json()["items"]
+        return fills if len(fills) == n else None
+    for i, (side, intent) in enumerate((("BUY", "entry"), ("SELL", "exit"), ("BUY", "entry"))):
+        sig = signal(f"pnl-{i}", side=side, qty=2, intent=intent, strategy_id="pnl-test")
+        await bus.js_publish(subjects.signals("DEMO01"), sig, msg_id=sig.id)
+        await eventually(lambda n=i + 1: fills_of(n), 60, f"fill {i + 1} of pnl-test")  # an exit needs its entry filled
+    fills = list(reversed(await fills_of(3)))
+    pnl = (await client.get("/api/pnl")).json()
+    row = next(r for r in pnl["strategies"] if r["strategy"] == "pnl-test")
+    buy, sell = fills[0]["price"], fills[1]["price"]
+    assert row["realised"] == (sell - buy) * 2 and row["trades"] == 1  # FIFO: the first buy closed by the sell
+    assert [(p["tradingsymbol"], p["quantity"], p["average_price"]) for p in row["positions"]] == [
+        ("INFY", 2, fills[2]["price"])]
+    assert row["charges"] > 0 and row["net"] == row["realised"] + row["unrealised"] - row["charges"]
+    assert pnl["broker_day_pnl"] is not None and pnl["day"] == fills[0]["day"]
+    html = (await client.get("/ui/strategy-pnl", headers={"HX-Request": "true"})).text
+    assert 'data-strategy="pnl-test"' in html and "INFY +2 @" in html and 'id="pnl-explained"' in html

@@ -1,0 +1,61 @@
+"""The desk's reads on the trading facade (``gateway.trading.Trading`` inherits them): the order and
+trade books a page at a time, the day the desk reports on, and the per-strategy P&L beside the
+broker's day figure. They use only the facade's plumbing (``command``, ``journal``, ``positions``,
+the instrument cache)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from gateway.strategy_pnl import default_instrument_type, strategy_pnl
+from gateway.trading_error import TradingError
+from shared import ist
+from shared import messages as m
+
+
+class DeskQueries:
+    """Mixed into Trading; ``self`` provides command, journal, positions, instruments."""
+
+    async def order_page(self, user_id: str, limit: int = 50, before: str = "", status: str = "",
+                         strategy_id: str = "", symbol: str = "", day: str = "") -> dict:
+        """One page of the order book, newest first: ``{"items", "next"}`` (``next`` → ``before``)."""
+        page = await self.command(user_id, "execution", m.GetOrders(
+            limit=limit, before=before, status=status, strategy_id=strategy_id, symbol=symbol, day=day))
+        return {**page, "items": await self._with_exchange_times(user_id, page["items"])}
+
+    async def trade_page(self, user_id: str, limit: int = 50, before: str = "", strategy_id: str = "",
+                         symbol: str = "", side: str = "", day: str = "") -> dict:
+        """One page of the journal's fills, newest first: ``{"items", "next"}``."""
+        return await self.command(user_id, "execution", m.GetTrades(
+            limit=limit, before=before, strategy_id=strategy_id, symbol=symbol, side=side, day=day))
+
+    async def trading_day(self, user_id: str) -> str:
+        """The day the desk reports on: today (IST), or the day of the newest fill when the broker's
+        clock is ahead of this machine's (a paper market run faster than real time)."""
+        today = ist.day(time.time())
+        newest = (await self.trade_page(user_id, 1, day="all"))["items"]
+        return max(today, newest[0]["day"]) if newest else today
+
+    async def strategy_pnl(self, user_id: str) -> dict:
+        """The day's P&L per strategy from the journal's fills (``gateway.strategy_pnl``) beside the
+        broker's day P&L: ``{"day", "strategies": [...rows, total], "broker_day_pnl", "broker_error", "ts"}``."""
+        day = await self.trading_day(user_id)
+        (journal, snap) = await asyncio.gather(self.journal(user_id, day, 5000), self._snapshot(user_id))
+        positions = (snap or {}).get("positions", [])
+        marks = {(p["exchange"], p["tradingsymbol"]): p["last_price"] for p in positions if p.get("last_price")}
+
+        def instrument_type(exchange: str, symbol: str) -> str:
+            inst = self.instruments.find(f"{exchange}:{symbol}")
+            return inst.instrument_type if inst is not None else default_instrument_type(exchange, symbol)
+
+        fills = sorted(journal.get("trades", []), key=lambda t: (t["fill_timestamp"], t.get("trade_id", "")))
+        return {"day": day, "strategies": strategy_pnl(fills, marks, instrument_type),
+                "broker_day_pnl": snap.get("day_pnl") if snap else None,
+                "broker_error": "" if snap else "the broker's positions could not be read", "ts": time.time_ns()}
+
+    async def _snapshot(self, user_id: str) -> dict | None:
+        try:
+            return await self.positions(user_id)
+        except TradingError:  # no broker session or no worker: the broker's figure is missing
+            return None
+

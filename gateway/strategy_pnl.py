@@ -1,0 +1,123 @@
+"""Per-strategy P&L of the day from the journal's own fills, the figures the dashboard's strategy panel
+and the session report show next to the broker's day P&L.
+
+For each strategy (fills without one are "manual / external"): fills are matched FIFO per instrument
+(``shared.trading.positions.FifoBook``, the journal summary's rule), so
+
+* **realised** = Σ closed pieces, **trades** / **wins** / **win rate** count those pieces;
+* **unrealised** = the open lots marked at the instrument's last price (the broker's, else the last fill);
+* **charges** = Zerodha's charges of every executed order (``shared.charges``: an order's fills summed,
+  so the flat brokerage is counted once per order, as Kite bills it);
+* **net** = realised + unrealised − charges.
+
+The broker's day P&L (Kite's ``m2m``) differs on purpose: it covers every position in the account
+(carried ones from yesterday's close, trades made outside kta) and is before charges. All money in paise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from shared.charges import ChargesError, order_charges, segment_of
+from shared.trading.positions import FifoBook, signed
+
+MANUAL = "manual / external"
+
+
+@dataclass
+class OpenPosition:
+    exchange: str
+    tradingsymbol: str
+    quantity: int
+    average_price: int
+    last_price: int
+    unrealised: int
+
+
+@dataclass
+class StrategyPnl:
+    strategy: str
+    realised: int = 0
+    unrealised: int = 0
+    charges: int = 0
+    trades: int = 0
+    wins: int = 0
+    fills: int = 0
+    positions: list[OpenPosition] = field(default_factory=list)
+    charges_unknown: int = 0  # orders whose charges the table cannot price (an exchange it does not list)
+
+    @property
+    def net(self) -> int:
+        return self.realised + self.unrealised - self.charges
+
+    @property
+    def win_rate(self) -> float:
+        return 100.0 * self.wins / self.trades if self.trades else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "realised": self.realised, "unrealised": self.unrealised,
+                "charges": self.charges, "net": self.net, "trades": self.trades, "wins": self.wins,
+                "win_rate": self.win_rate, "fills": self.fills, "charges_unknown": self.charges_unknown,
+                "positions": [vars(p) for p in self.positions]}
+
+
+def default_instrument_type(exchange: str, tradingsymbol: str) -> str:
+    """The instrument type from Kite's naming when the instrument list is not at hand."""
+    if exchange in ("NFO", "BFO", "MCX", "CDS"):
+        return tradingsymbol[-2:] if tradingsymbol[-2:] in ("CE", "PE") else "FUT"
+    return "EQ"
+
+
+def order_charges_paise(fills: list[dict[str, Any]], instrument_type: str) -> int:
+    """Charges of one executed order from its fills (quantity summed, value-weighted price)."""
+    first = fills[0]
+    quantity = sum(f["quantity"] for f in fills)
+    value = sum(f["quantity"] * f["price"] for f in fills)
+    seg = segment_of(first["exchange"], instrument_type, first.get("product") or "MIS")
+    price = Decimal(value) / quantity / 100
+    return order_charges(exchange=first["exchange"], segment=seg, side=first["transaction_type"],
+                         quantity=quantity, price=price).total_paise
+
+
+def strategy_pnl(fills: Iterable[dict[str, Any]], marks: dict[tuple[str, str], int],
+                 instrument_type: Callable[[str, str], str] = default_instrument_type) -> list[dict[str, Any]]:
+    """Rows per strategy (in first-fill order) plus a ``total`` row; ``fills`` are journal trade rows in
+    fill order, ``marks`` the last price (paise) by (exchange, tradingsymbol)."""
+    fills = list(fills)
+    stats: dict[str, StrategyPnl] = {}
+    books: dict[tuple[str, str, str], FifoBook] = {}
+    orders: dict[str, list[dict[str, Any]]] = {}
+    for f in fills:
+        name = f.get("strategy_id") or MANUAL
+        s = stats.setdefault(name, StrategyPnl(name))
+        s.fills += 1
+        book = books.setdefault((name, f["exchange"], f["tradingsymbol"]), FifoBook())
+        for piece in book.fill(signed(f["transaction_type"], f["quantity"]), f["price"], f.get("fill_timestamp", "")):
+            s.realised += piece.pnl
+            s.trades += 1
+            s.wins += piece.pnl > 0
+        orders.setdefault(f["order_id"] or f"{name}:{f.get('trade_id')}", []).append(f)
+    for order_fills in orders.values():
+        s = stats[order_fills[0].get("strategy_id") or MANUAL]
+        try:
+            s.charges += order_charges_paise(order_fills, instrument_type(order_fills[0]["exchange"],
+                                                                          order_fills[0]["tradingsymbol"]))
+        except ChargesError:
+            s.charges_unknown += 1
+    last_fill = {(f["exchange"], f["tradingsymbol"]): f["price"] for f in fills}
+    for (name, exchange, symbol), book in books.items():
+        if book.quantity:
+            ltp = marks.get((exchange, symbol)) or last_fill.get((exchange, symbol), 0)
+            unrealised = book.unrealised(ltp)
+            stats[name].unrealised += unrealised
+            stats[name].positions.append(OpenPosition(exchange, symbol, book.quantity, book.average_price(), ltp,
+                                                      unrealised))
+    rows = [s.as_dict() for s in stats.values()]
+    total = StrategyPnl("total")
+    for s in stats.values():
+        for attr in ("realised", "unrealised", "charges", "trades", "wins", "fills", "charges_unknown"):
+            setattr(total, attr, getattr(total, attr) + getattr(s, attr))
+    return rows + [total.as_dict()] if rows else []

@@ -1,0 +1,79 @@
+"""Per-strategy P&L from journal fills, checked against figures worked by hand and, for any sequence of
+fills, against the journal summary's own FIFO round trips (an independent path through the journal)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.strategy_pnl import MANUAL, default_instrument_type, strategy_pnl
+from shared.charges import Segment, order_charges
+from shared.trading.summary import journal_summary
+
+
+def fill(order_id, strategy, side, qty, price, symbol="INFY", exchange="NSE", product="MIS", n=0):
+    return {"order_id": order_id, "trade_id": f"{order_id}-{n}", "strategy_id": strategy, "exchange": exchange,
+            "tradingsymbol": symbol, "transaction_type": side, "quantity": qty, "price": price, "product": product,
+            "fill_timestamp": f"2026-03-02 10:00:{n:02d}", "instrument_token": 1, "user_id": "AB1234"}
+
+
+def charge(side, qty, rupees, segment=Segment.EQUITY_INTRADAY, exchange="NSE"):
+    return order_charges(exchange=exchange, segment=segment, side=side, quantity=qty, price=Decimal(rupees)).total_paise
+
+
+def test_figures_worked_by_hand():
+    fills = [
+        fill("o1", "ema", "BUY", 10, 100_00, n=1),
+        fill("o2", "ema", "SELL", 4, 110_00, n=2), fill("o2", "ema", "SELL", 6, 110_00, n=3),  # one order, 2 fills
+        fill("o3", "rsi", "SELL", 5, 200_00, symbol="TCS", n=4),
+        fill("o4", "", "BUY", 1, 150_00, symbol="SBIN", n=5),  # a manual / adopted fill
+    ]
+    rows = {r["strategy"]: r for r in strategy_pnl(fills, {("NSE", "TCS"): 190_00, ("NSE", "SBIN"): 149_00})}
+    ema, rsi, manual, total = rows["ema"], rows["rsi"], rows[MANUAL], rows["total"]
+    assert (ema["realised"], ema["unrealised"], ema["trades"], ema["wins"]) == (100_00, 0, 2, 2)  # 2 FIFO pieces
+    assert ema["charges"] == charge("BUY", 10, "100") + charge("SELL", 10, "110")  # brokerage once per order
+    assert ema["net"] == ema["realised"] - ema["charges"] and ema["positions"] == []
+    assert (rsi["realised"], rsi["unrealised"]) == (0, 5 * 10_00)  # short 5 from 200 marked at 190
+    assert rsi["positions"] == [{"exchange": "NSE", "tradingsymbol": "TCS", "quantity": -5, "average_price": 200_00,
+                                 "last_price": 190_00, "unrealised": 50_00}]
+    assert manual["unrealised"] == -1_00 and manual["fills"] == 1
+    assert total["net"] == sum(r["net"] for r in (ema, rsi, manual))
+    assert total["charges"] == ema["charges"] + rsi["charges"] + manual["charges"]
+
+
+def test_options_and_futures_are_charged_by_their_segment():
+    opt = fill("o1", "ic", "SELL", 75, 120_00, symbol="NIFTY26MAR24000CE", exchange="NFO", product="NRML")
+    fut = fill("o2", "ic", "BUY", 75, 24_000_00, symbol="NIFTY26MARFUT", exchange="NFO", product="NRML")
+    assert default_instrument_type("NFO", "NIFTY26MAR24000CE") == "CE"
+    rows = strategy_pnl([opt, fut], {})
+    assert rows[0]["charges"] == (charge("SELL", 75, "120", Segment.OPTIONS, "NFO")
+                                  + charge("BUY", 75, "24000", Segment.FUTURES, "NFO"))
+
+
+sides = st.sampled_from(["BUY", "SELL"])
+fills_strategy = st.lists(st.tuples(st.sampled_from(["a", "b", ""]), st.sampled_from(["INFY", "TCS"]), sides,
+                                    st.integers(1, 50), st.integers(1_00, 5_000_00)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(fills_strategy)
+def test_realised_and_trades_agree_with_the_journal_summary(raw):
+    fills = [fill(f"o{i}", s, side, q, p, symbol=sym, n=i % 60) for i, (s, sym, side, q, p) in enumerate(raw)]
+    rows = {r["strategy"]: r for r in strategy_pnl(fills, {})}
+    summary = journal_summary(fills)
+    for name, stats in summary.by_strategy.items():
+        row = rows[name or MANUAL]
+        assert (row["realised"], row["trades"], row["wins"]) == (stats.total_pnl, stats.total_trades, stats.wins)
+    if fills:
+        assert rows["total"]["realised"] == summary.total_pnl
+        # open lots marked at their own last fill: realised + unrealised = Σ sells − Σ buys + open value
+        net_cash = sum((f["quantity"] * f["price"]) * (1 if f["transaction_type"] == "SELL" else -1) for f in fills)
+        last = {f["tradingsymbol"]: f["price"] for f in fills}
+        held = {}
+        for f in fills:
+            key = (f["strategy_id"], f["tradingsymbol"])
+            held[key] = held.get(key, 0) + f["quantity"] * (1 if f["transaction_type"] == "BUY" else -1)
+        open_value = sum(q * last[sym] for (_, sym), q in held.items())
+        assert rows["total"]["realised"] + rows["total"]["unrealised"] == net_cash + open_value
