@@ -22,15 +22,15 @@ from kite_sim.kite_api import sim_of
 from kite_sim.routes_admin import AdminController, ProbeController
 from kite_sim.routes_gtt import GttController
 from kite_sim.routes_market import MarketController
-from kite_sim.routes_session import SessionController, UserController
+from kite_sim.routes_session import DepositoryController, SessionController, UserController
 from kite_sim.routes_trading import OrdersController, PortfolioController
 from kite_sim.sim import Sim
 from kite_sim.ticker import MAX_CONNECTIONS, Connection, serve_connection
 
 log = logging.getLogger("kite_sim.app")
 
-CONTROLLERS = [SessionController, UserController, OrdersController, PortfolioController, MarketController,
-               GttController, ProbeController, AdminController]
+CONTROLLERS = [SessionController, DepositoryController, UserController, OrdersController, PortfolioController,
+               MarketController, GttController, ProbeController, AdminController]
 
 
 async def refuse_upgrade(socket: WebSocket, error: KiteError) -> None:

@@ -97,13 +97,17 @@ class Broker:
         return self.admit(user_id, spec, meta)
 
     def admit(self, user_id: str, spec: OrderSpec, meta: dict | None = None) -> Order:
-        """A valid order enters the book: refused while the market is closed (AMOs queue), then RMS (faults,
-        margin, circuit limits) rejects it or it opens and matches."""
+        """A valid order enters the book: refused while the market is closed (AMOs queue) or, for a delivery sell
+        of shares the depository has not authorised, with Kite's 428; then RMS (faults, margin, circuit limits)
+        rejects it or it opens and matches."""
         queue_amo = spec.variety == "amo" and not self.market.clock.is_open()
         if spec.variety == "regular" and not self.market.clock.is_open():
             raise OrderError(MARKET_CLOSED)
         acc = self.account(user_id)
         inst = spec.inst
+        if spec.product == "CNC" and spec.transaction_type == "SELL":
+            acc.depository.roll(self.market.clock.today().isoformat())
+            acc.depository.check_sell(inst.instrument_token, spec.quantity, acc.holdings.get(inst.instrument_token))
         o = Order(**{f.name: getattr(spec, f.name) for f in fields(OrderSpec)}, order_id=self._new_id(),
                   user_id=user_id, order_timestamp=self.market.clock.stamp(), meta=dict(meta or {}))
         if o.order_type == "MARKET":  # the OMS converts a protected MARKET order into a LIMIT at the protection price

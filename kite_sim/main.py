@@ -38,6 +38,7 @@ class Options:
     settle: bool = False  # end-of-day settlement: T+1 holdings, MIS square-off, expiry
     snapshot: str = ""  # state file, loaded at start and saved on change and at shutdown
     faults: str = ""  # JSON file of faults to start with (the fields of /sim/faults)
+    edis: frozenset[str] = frozenset()  # accounts without DDPI: delivery sells need the day's eDIS authorisation
 
 
 def parse_holidays(text: str) -> frozenset[date]:
@@ -63,8 +64,14 @@ def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limit
     if opt.faults:
         faults.update(json.loads(Path(opt.faults).read_text()))
         logger.info("faults from %s: %s", opt.faults, faults.as_dict())
-    return Sim(default_accounts(redirect_url), market, faults, admin, rate_limits, settle=opt.settle,
-               snapshot_path=opt.snapshot or None, restore=doc)
+    sim = Sim(default_accounts(redirect_url), market, faults, admin, rate_limits, settle=opt.settle,
+              snapshot_path=opt.snapshot or None, restore=doc)
+    for user in opt.edis:
+        if user not in sim.accounts.users:
+            raise SystemExit(f"--edis: unknown user {user!r} (known: {', '.join(sim.accounts.users)})")
+        sim.broker.account(user).depository.edis = True
+        logger.info("account %s: eDIS authorisation required for delivery sells", user)
+    return sim
 
 
 class _DenialNoise(logging.Filter):
@@ -135,8 +142,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settle", action="store_true", help="end-of-day settlement (T+1 holdings, expiry)")
     p.add_argument("--snapshot", default="", help="state file so a restarted sim carries on")
     p.add_argument("--faults", default="", help="JSON file of faults to start with (as POST /sim/faults)")
+    p.add_argument("--edis", default="", help="accounts without DDPI (comma-separated user ids): delivery sells "
+                                              "need the day's eDIS/TPIN authorisation (HTTP 428 until given)")
 
 
 def options_from(a: argparse.Namespace) -> Options:
     return Options(replay=a.replay, market_hours=a.market_hours, holidays=parse_holidays(a.holidays),
-                   settle=a.settle, snapshot=a.snapshot, faults=getattr(a, "faults", ""))
+                   settle=a.settle, snapshot=a.snapshot, faults=getattr(a, "faults", ""),
+                   edis=frozenset(u.strip().upper() for u in getattr(a, "edis", "").split(",") if u.strip()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kite_sim.depository import Depository
 from kite_sim.errors import KiteError
 from kite_sim.instruments import Instrument
 
@@ -168,3 +169,4 @@ class Account:
     positions: dict[tuple[int, str], PositionBook] = field(default_factory=dict)
     holdings: dict[int, Holding] = field(default_factory=dict)  # by instrument token
     gtts: dict = field(default_factory=dict)  # trigger id -> kite_sim.gtt.Trigger
+    depository: Depository = field(default_factory=Depository)  # eDIS authorisations of delivery sells

@@ -4,6 +4,7 @@ order-margin calculator, in Kite's JSON shapes (rupees)."""
 from __future__ import annotations
 
 from kite_sim import risk
+from kite_sim.depository import isin_of
 from kite_sim.market import Market
 from kite_sim.orders import Account, KiteError, PositionBook, paise, rupees
 
@@ -55,6 +56,8 @@ def positions(market: Market, acc: Account) -> dict:
 
 
 def holdings(market: Market, acc: Account) -> list[dict]:
+    dep = acc.depository
+    dep.roll(market.clock.today().isoformat())
     out = []
     for token, h in acc.holdings.items():
         inst = market.universe.by_token[token]
@@ -62,9 +65,11 @@ def holdings(market: Market, acc: Account) -> list[dict]:
         avg = h.average / 100
         out.append({
             "tradingsymbol": inst.tradingsymbol, "exchange": inst.exchange, "instrument_token": token,
-            "isin": f"INE{token % 1000000:06d}01", "product": "CNC", "price": 0, "quantity": h.quantity,
+            "isin": isin_of(token), "product": "CNC", "price": 0, "quantity": h.quantity,
             "used_quantity": 0, "t1_quantity": h.t1_quantity, "realised_quantity": h.quantity,
-            "authorised_quantity": 0, "authorised_date": "", "authorisation": {}, "opening_quantity": h.quantity,
+            "authorised_quantity": dep.authorised.get(token, 0),
+            "authorised_date": f"{dep.day} 00:00:00" if token in dep.authorised else "", "authorisation": {},
+            "opening_quantity": h.quantity,
             "short_quantity": 0, "collateral_quantity": 0, "collateral_type": "", "discrepancy": False,
             "average_price": rupees(h.average), "last_price": q.last_price, "close_price": q.close,
             "pnl": round((q.last_price - avg) * h.total, 2), "day_change": round(q.last_price - q.close, 2),

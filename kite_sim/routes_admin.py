@@ -92,6 +92,20 @@ class AdminController(Controller):
         log.info("price of %s pinned to %s", u, data.get("price"))
         return {"underlying": u, "price": sim.market.spot(u)}
 
+    @post("/accounts", status_code=200)
+    async def account_settings(self, sim: Sim, data: dict) -> dict:
+        """An account's settings: {"user_id": "DEMO01", "edis": true} (no DDPI: delivery sells need eDIS)."""
+        user = data.get("user_id")
+        if user not in sim.accounts.users:
+            raise HTTPException(status_code=400, detail="unknown user_id")
+        if not isinstance(data.get("edis"), bool):
+            raise HTTPException(status_code=400, detail="edis must be true or false")
+        dep = sim.broker.account(user).depository
+        dep.edis = data["edis"]
+        log.info("account %s: eDIS authorisation %s", user, "required" if dep.edis else "not required (DDPI)")
+        sim.changed()
+        return {"user_id": user, "edis": dep.edis}
+
     @post("/advance", status_code=200)
     async def advance(self, sim: Sim, data: dict) -> dict:
         """Move the market clock ahead: {"seconds": 22500} is one whole session (the next trading day)."""

@@ -29,6 +29,13 @@ LOGIN_PAGE = """<!doctype html><html><head><title>Kite (sim) login</title>
 <p><label>Password <input name="password" id="password" type="password"></label></p>
 <p><button type="submit" id="login">Login</button></p></form></body></html>"""
 
+AUTHORISE_PAGE = """<!doctype html><html><head><title>CDSL authorisation (kite_sim)</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"></head>
+<body style="font-family:sans-serif;max-width:420px;margin:60px auto">
+<h2>Authorise holdings <small>(kite_sim's CDSL)</small></h2><p>{what}</p>
+<form method="post"><p><label>TPIN <input name="tpin" id="tpin" inputmode="numeric"></label></p>
+<p><button type="submit" id="authorise">Authorise</button></p></form></body></html>"""
+
 EXCHANGES = ["NSE", "NFO", "BFO", "BSE", "MF"]
 PRODUCTS = ["CNC", "NRML", "MIS", "BO", "CO"]
 ORDER_TYPES = ["MARKET", "LIMIT", "SL", "SL-M"]
@@ -91,6 +98,49 @@ class SessionController(Controller):
         log.info("session closed (app %s)", api_key)
         sim.changed()
         return ok(True)
+
+
+class DepositoryController(Controller):
+    """The depository's TPIN page a user is sent to after ``POST /portfolio/holdings/authorise``."""
+
+    path = "/connect/portfolio/authorise/holdings/{api_key:str}/{request_id:str}"
+    dependencies = {"sim": Provide(provide_sim, sync_to_thread=False)}
+
+    @get(media_type=MediaType.HTML)
+    async def page(self, sim: Sim, api_key: str, request_id: str) -> Response:
+        found = _authorisation(sim, api_key, request_id)
+        if found is None:
+            return Response("<h1>Unknown or expired authorisation request</h1>", media_type=MediaType.HTML,
+                            status_code=404)
+        acc, wanted = found
+        names = {t: sim.market.universe.by_token[t].tradingsymbol for t in acc.holdings}
+        what = "All your holdings." if wanted is None else ", ".join(
+            f"{html.escape(names.get(t, str(t)))} × {q}" for t, q in wanted.items())
+        return Response(AUTHORISE_PAGE.format(what=what), media_type=MediaType.HTML)
+
+    @post(media_type=MediaType.HTML, status_code=200)
+    async def authorise(self, sim: Sim, api_key: str, request_id: str) -> Response:
+        found = _authorisation(sim, api_key, request_id)
+        if found is None:
+            return Response("<h1>Unknown or expired authorisation request</h1>", media_type=MediaType.HTML,
+                            status_code=404)
+        acc, _ = found
+        grant = acc.depository.authorise(request_id, acc.holdings)
+        log.info("holdings authorised at the depository: %d instruments", len(grant), extra={"user_id": acc.user_id})
+        sim.changed()
+        return Response("<h1>Authorised</h1><p>You can close this page and sell.</p>", media_type=MediaType.HTML)
+
+
+def _authorisation(sim: Sim, api_key: str, request_id: str):
+    """(account, wanted) of an open authorisation request of today, or None."""
+    if api_key not in sim.accounts.apps:
+        return None
+    today = sim.market.clock.today().isoformat()
+    for acc in sim.broker.accounts.values():
+        acc.depository.roll(today)
+        if request_id in acc.depository.requests:
+            return acc, acc.depository.requests[request_id]
+    return None
 
 
 class UserController(KiteController):

@@ -8,6 +8,7 @@ import logging
 from litestar import Request, Response, delete, get, post, put
 
 from kite_sim import portfolio
+from kite_sim.depository import isin_of
 from kite_sim.envelope import form, ok
 from kite_sim.errors import KiteError
 from kite_sim.kite_api import KiteController
@@ -84,3 +85,25 @@ class PortfolioController(KiteController):
     @get("/holdings")
     async def holdings(self, sim: Sim, user_id: str) -> Response:
         return ok(portfolio.holdings(sim.market, sim.broker.account(user_id)))
+
+    @post("/holdings/authorise", status_code=200)
+    async def authorise_holdings(self, request: Request, sim: Sim, user_id: str) -> Response:
+        """Start a depository (eDIS) authorisation: repeated ``isin`` + ``quantity`` pairs, or none for all."""
+        data = await request.form()
+        isins, quantities = data.getall("isin", []), data.getall("quantity", [])
+        acc = sim.broker.account(user_id)
+        by_isin = {isin_of(token): token for token in acc.holdings}
+        if len(isins) != len(quantities) or any(i not in by_isin for i in isins):
+            raise KiteError("Invalid `isin`.")
+        try:
+            wanted = {by_isin[i]: int(q) for i, q in zip(isins, quantities, strict=True)} if isins else None
+        except ValueError:
+            raise KiteError("Invalid `quantity`.") from None
+        if wanted is not None and any(q <= 0 for q in wanted.values()):
+            raise KiteError("Invalid `quantity`.")
+        acc.depository.roll(sim.market.clock.today().isoformat())
+        request_id = acc.depository.request(wanted)
+        log.info("holdings authorisation requested for %s", "all holdings" if wanted is None else len(wanted),
+                 extra={"user_id": user_id})
+        sim.changed()
+        return ok({"request_id": request_id})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kite_sim import gtt
 from kite_sim.accounts import AccessToken
+from kite_sim.depository import Depository
 from kite_sim.orders import Account, Holding, Order, PositionBook, Trade
 
 log = logging.getLogger("kite_sim.snapshot")
@@ -32,6 +33,7 @@ def state(sim) -> dict:
             "positions": [[token, product, dataclasses.asdict(pb)] for (token, product), pb in acc.positions.items()],
             "holdings": [[token, dataclasses.asdict(h)] for token, h in acc.holdings.items()],
             "gtts": [t.state() for t in acc.gtts.values()],
+            "depository": acc.depository.state(),
         }
     return {"version": VERSION, "day": broker._day.isoformat(), "order_seq": broker.next_order_seq,
             "trade_seq": broker.next_trade_seq, "gtt_seq": broker.gtt.next_id, "accounts": accounts,
@@ -88,6 +90,8 @@ def restore(sim, doc: dict) -> None:
         acc.holdings = {token: Holding(**h) for token, h in a["holdings"] if token in universe.by_token}
         acc.gtts = {g["trigger_id"]: gtt.from_state(g, universe.by_token[g["token"]]) for g in a.get("gtts", [])
                     if g["token"] in universe.by_token}
+        if "depository" in a:
+            acc.depository = Depository.from_state(a["depository"])
     broker.gtt.next_id = doc.get("gtt_seq", 1)
     sim.accounts.restore_sessions({d: AccessToken(**info) for d, info in doc["sessions"].items()})
     log.info("restored %d accounts and %d sessions from the snapshot", len(doc["accounts"]), len(doc["sessions"]))
