@@ -77,6 +77,11 @@ def wire(tmp_path_factory):
     sim.stop()
 
 
+def dump(client: httpx.Client, path: str) -> httpx.Response:
+    """An instrument dump, waiting out Kite's per-second limit (a 429 is JSON, not the CSV)."""
+    return eventually_blocking(lambda: (r := client.get(path)).status_code != 429 and r, 10, f"GET {path}")
+
+
 def test_session_token(wire, mock):
     _, state = wire
     assert compare(mock("generate_session"), state["session"], nullable=NULLABLE) == []
@@ -126,7 +131,7 @@ def test_convert_position(wire, mock):
 @pytest.mark.parametrize("name, path", [("quote", "/quote"), ("ohlc", "/quote/ohlc"), ("ltp", "/quote/ltp")])
 def test_quotes(wire, name, path, mock):
     call, state = wire
-    nfo = csv.DictReader(io.StringIO(state["client"].get("/instruments/NFO").text))
+    nfo = csv.DictReader(io.StringIO(dump(state["client"], "/instruments/NFO").text))
     option = next(r["tradingsymbol"] for r in nfo if r["instrument_type"] == "CE")
     body = call("GET", path, params=[("i", "NSE:INFY"), ("i", f"NFO:{option}"), ("i", "NSE:NIFTY 50")])
     assert set(body) == {"status", "data"} and len(body["data"]) == 3
@@ -157,7 +162,7 @@ def test_margin_calculators(wire, mock):
                                             ("instruments_nse.csv", "/instruments/NSE")])
 def test_instrument_dumps(wire, mock_csv, path, kite_mocks):
     _, state = wire
-    r = state["client"].get(path)
+    r = dump(state["client"], path)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     ours = list(csv.DictReader(io.StringIO(r.text)))
     theirs = list(csv.DictReader(io.StringIO((kite_mocks / mock_csv).read_text())))
