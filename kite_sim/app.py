@@ -22,7 +22,11 @@ from kite_sim.kite_api import sim_of
 from kite_sim.routes_admin import AdminController, ProbeController
 from kite_sim.routes_gtt import GttController
 from kite_sim.routes_market import MarketController
-from kite_sim.routes_session import DepositoryController, SessionController, UserController
+from kite_sim.routes_session import (
+    DepositoryController,
+    SessionController,
+    UserController,
+)
 from kite_sim.routes_trading import OrdersController, PortfolioController
 from kite_sim.sim import Sim
 from kite_sim.ticker import MAX_CONNECTIONS, Connection, serve_connection

@@ -30,6 +30,7 @@ from kite_sim.orders import (  # noqa: F401
     Trade,
     paise,
 )
+from shared import fills
 
 log = logging.getLogger("kite_sim.broker")
 
@@ -112,9 +113,9 @@ class Broker:
                   user_id=user_id, order_timestamp=self.market.clock.stamp(), meta=dict(meta or {}))
         if o.order_type == "MARKET":  # the OMS converts a protected MARKET order into a LIMIT at the protection price
             ltp = paise(self.market.price(inst))
-            pct = 2.0 if o.market_protection < 0 else o.market_protection
+            pct = fills.AUTO_PROTECTION_PCT if o.market_protection < 0 else o.market_protection
             o.order_type = "LIMIT"
-            o.price = self._round(inst, ltp * (1 + pct / 100) if o.transaction_type == "BUY" else ltp * (1 - pct / 100))
+            o.price = fills.protection_price(o.transaction_type, ltp, o.market_protection, self._tick(inst))
             o.tags += ["mktp", f"mktp:{pct:.2f}"]
         acc.orders[o.order_id] = o
         self._history(o, "PUT ORDER REQ RECEIVED")
@@ -162,9 +163,9 @@ class Broker:
         held = (pb.buy_quantity - pb.sell_quantity) if pb else 0
         return (side == "SELL" and 0 < qty <= held) or (side == "BUY" and 0 < qty <= -held)
 
-    def _round(self, inst: Instrument, p: float) -> int:
-        tick = paise(inst.tick_size) or 5
-        return int(round(p / tick)) * tick
+    @staticmethod
+    def _tick(inst: Instrument) -> int:
+        return paise(inst.tick_size) or 5
 
     def modify(self, user_id: str, variety: str, order_id: str, f: dict) -> Order:
         o = self.order(user_id, order_id)
@@ -250,32 +251,22 @@ class Broker:
             return
         q = self.market.quote(o.inst)
         ltp = paise(q.last_price)
+        side = o.transaction_type
         if o.status == "TRIGGER PENDING":
-            hit = ltp >= o.trigger_price if o.transaction_type == "BUY" else ltp <= o.trigger_price
-            if not hit:
+            if not fills.trigger_hit(side, o.trigger_price, ltp):
                 return
             if o.order_type == "SL-M":
-                o.price = self._round(o.inst, ltp * (1.02 if o.transaction_type == "BUY" else 0.98))
+                o.price = fills.slm_limit(side, ltp, self._tick(o.inst))
             self._set(o, "OPEN")
-        book = q.depth_sell if o.transaction_type == "BUY" else q.depth_buy
+        book = q.depth_sell if side == "BUY" else q.depth_buy
         remaining = o.quantity - o.filled_quantity
         if o.partial_then_cancel:
             remaining = max(1, remaining // 2) if o.inst.lot_size <= 1 else max(
                 o.inst.lot_size, (remaining // 2) // o.inst.lot_size * o.inst.lot_size)
-        filled_now = 0
-        for price_r, qty, _ in book:
-            p = paise(price_r)
-            if (o.transaction_type == "BUY" and p > o.price) or (o.transaction_type == "SELL" and p < o.price):
-                break
-            take = min(qty, remaining - filled_now)
-            if o.inst.lot_size > 1:
-                take -= take % o.inst.lot_size
-            if take <= 0:
-                break
-            self._fill(o, take, p)
-            filled_now += take
-            if filled_now >= remaining:
-                break
+        done = fills.walk_depth(side, o.price, remaining, ((paise(p), qty) for p, qty, _ in book), o.inst.lot_size)
+        for qty, price in done:
+            self._fill(o, qty, price)
+        filled_now = sum(qty for qty, _ in done)
         if o.filled_quantity >= o.quantity:
             self._set(o, "COMPLETE")
         elif o.partial_then_cancel and o.filled_quantity:

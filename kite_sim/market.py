@@ -25,6 +25,7 @@ from kite_sim.clock import (
     session_open,
 )
 from kite_sim.instruments import Instrument, Universe
+from shared import fills
 
 RATE = 0.065  # risk-free rate for carry and option pricing
 YEAR_SECONDS = 365 * 24 * 3600
@@ -243,8 +244,16 @@ class Market:
                      round_tick(float(prev), tick), vol, round_tick(float(atp), tick), int(rng.integers(1, 5)) * lots,
                      sum(q for _, q, _ in buy) * 7, sum(q for _, q, _ in sell) * 7, oi, int(oi * 1.03), int(oi * 0.95),
                      buy, sell, session_open(d) + timedelta(seconds=sec),
-                     max(tick, round_tick(prev * (1 - band), tick)) if inst.tradable else 0.0,
-                     max(tick, round_tick(prev * (1 + band), tick)) if inst.tradable else 0.0)
+                     *self._circuits(inst, prev, band, tick))
+
+    @staticmethod
+    def _circuits(inst: Instrument, prev: float, band: float, tick: float) -> tuple[float, float]:
+        """(lower, upper) circuit limits around the previous close, never below one tick."""
+        if not inst.tradable:
+            return 0.0, 0.0
+        t = int(round(tick * 100))
+        lower, upper = fills.circuit_band(int(round(prev * 100)), band * 100, t)
+        return max(t, lower) / 100, max(t, upper) / 100
 
     def open_interest(self, inst: Instrument, price: float) -> int:
         u = self.universe.underlyings.get(inst.underlying)

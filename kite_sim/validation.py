@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kite_sim.instruments import Instrument, Universe
 from kite_sim.orders import OrderError, OrderSpec, paise
+from shared import fills
 
 VARIETIES = ("regular", "amo")
 ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
@@ -45,12 +46,8 @@ def order_spec(universe: Universe, today, variety: str, f: dict) -> OrderSpec:
     validity = f.get("validity") or "DAY"
     if validity not in VALIDITIES:
         raise OrderError("Invalid `validity`.")
-    if qty <= 0:
-        raise OrderError("Invalid `quantity`.")
-    if inst.lot_size > 1 and qty % inst.lot_size:
-        raise OrderError(f"Quantity should be a multiple of lot size ({inst.lot_size}).")
-    if inst.freeze_quantity and qty > inst.freeze_quantity:
-        raise OrderError(f"Quantity exceeds the freeze limit of {inst.freeze_quantity}. Use autoslice or split.")
+    if (problem := fills.quantity_error(qty, inst.lot_size, inst.freeze_quantity)) is not None:
+        raise OrderError(problem)
     if ot in ("LIMIT", "SL") and price <= 0:
         raise OrderError("Invalid `price`.")
     if ot in ("SL", "SL-M") and trigger <= 0:
