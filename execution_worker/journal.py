@@ -23,6 +23,7 @@ from execution_worker.journal_schema import INDEXES, SCHEMA, defaults
 from shared import dblock, ist, metrics
 from shared.messages import OrderEvent, Signal, SignalGroup, TransactionType
 from shared.trading.order import TERMINAL, Order, OrderState
+from shared.trading.protection import Protection
 
 TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
 
@@ -276,6 +277,18 @@ class Journal:
     def last_outcome_seq(self, user_id: str) -> int:
         row = next(iter(self.db.query("SELECT MAX(id) AS seq FROM outcomes WHERE user_id = ?", [user_id])), None)
         return (row or {}).get("seq") or 0
+
+    # ---- protections (what guards each position: its stop and target)
+
+    def save_protection(self, p: Protection) -> None:
+        row = msgspec.to_builtins(p) | {"key": f"{p.user_id}|{p.key}", "retried": int(p.retried),
+                                        "updated_ts": self.now()}
+        self.db["protections"].upsert(row, pk="key")
+
+    def protections(self, user_id: str) -> list[Protection]:
+        rows = self.db["protections"].rows_where("user_id = ?", [user_id])
+        return [msgspec.convert({f: r[f] for f in Protection.__struct_fields__} | {"retried": bool(r["retried"])},
+                                Protection) for r in rows]
 
     # ---- kill switch state (survives a restart)
 

@@ -68,6 +68,14 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         },
         "id",
     ),
+    "protections": (
+        {
+            "key": str, "user_id": str, "strategy_id": str, "exchange": str, "tradingsymbol": str,
+            "instrument_token": int, "product": str, "stop": int, "target": int, "signal_id": str,
+            "generation": int, "retried": int, "mode": str, "updated_ts": str,
+        },
+        "key",
+    ),
     "daily_summaries": (
         {"user_id": str, "day": str, "written_ts": str, "archived": int, "summary": str},
         ("user_id", "day"),

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 
 import msgspec
 
-from execution_worker import placing, protection
+from execution_worker import placing, protector
 from execution_worker.engine import Desk
 from execution_worker.eod import EndOfDay
 from execution_worker.exercise import ExerciseHandler, OptionContract
@@ -74,7 +73,7 @@ class Desks:
                     self.settings.market_protection, self.settings.sl_slippage_pct, prices=self.prices)
         desk.on_risk = self._desk_risk_moved
         desk.on_fills = self.marks.track
-        desk.on_change = functools.partial(protection.on_change, desk)
+        protector.started(desk, self.settings.sl_slippage_pct)
         self.desks[user_id] = desk
         await self.marks.track(desk)
         await self.publish_risk(desk.risk.snapshot())
@@ -111,6 +110,7 @@ class Desks:
             try:
                 if now >= next_reconcile:
                     await reconcile(desk)
+                    await desk.protector.sync_all()  # the safety net: every position's stop in line
                     next_reconcile = now + self.settings.reconcile_interval
                 if now >= next_positions:
                     await self.positions(desk)

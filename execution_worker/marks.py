@@ -1,5 +1,5 @@
 """Open positions marked to market on every tick of their instruments, so the kill switch sees a
-loss as it happens rather than at the next 30 s broker poll. Work per tick is O(holders of the
+loss as it happens rather than at the next 30 s broker poll, and their protection sees its target. Work per tick is O(holders of the
 token): the tracker keeps running totals. The instruments' ticks are asked of the ticker worker
 (full mode, so no strategy's subscription is downgraded) when a position opens."""
 
@@ -47,6 +47,8 @@ class TickMarks:
             return
         for desk in list(self.holders.get(tick.instrument_token, {}).values()):
             desk.tracker.mark(tick.instrument_token, price)
+            if desk.protector is not None:
+                desk.protector.on_tick(tick.instrument_token, price)
             await desk.feed_pnl("tick")
 
     async def _drop(self, token: int, user_id: str) -> None:

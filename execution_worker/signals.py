@@ -19,6 +19,7 @@ from shared.trading import planning
 from shared.trading.greeks import greeks_inputs, net_greeks
 from shared.trading.order import REFUSED as REFUSED_STATE
 from shared.trading.positions import signed
+from shared.trading.protection import position_key
 from shared.trading.risk import RiskDecision
 from shared.trading.risk_context import context_from, instruments_of
 
@@ -75,12 +76,25 @@ async def on_signal(desk: Desk, sig: Signal) -> None:
             return
         desk.journal.record_signal(sig, ACCEPTED, verdict.reason, quantities=verdict.quantities)
     quantity = (decided_quantities(desk, sig) or (sig.quantity,))[0]
-    if sig.intent == "exit":
-        quantity = await clear_for_exit(desk, sig, quantity)
-        if not quantity:
-            await desk.outcomes.emit(f"cancelled:{sig.id}", kind="cancelled", reason="nothing left to exit: the "
-                                     "position was closed meanwhile (its stop-loss or target)", **signal_fields(sig))
-            return
+    if sig.intent == "exit" and desk.protector is not None:
+        async with desk.protector.holding([position_key(sig.strategy_id, sig.exchange.value, sig.tradingsymbol)]):
+            await _exit(desk, sig, quantity)
+        return
+    if desk.protector is not None:
+        desk.protector.register(sig)
+    await _place(desk, sig, quantity)
+
+
+async def _exit(desk: Desk, sig: Signal, quantity: int) -> None:
+    quantity = await clear_for_exit(desk, sig, quantity)
+    if not quantity:
+        await desk.outcomes.emit(f"cancelled:{sig.id}", kind="cancelled", reason="nothing left to exit: the "
+                                 "position was closed meanwhile (its stop-loss or target)", **signal_fields(sig))
+        return
+    await _place(desk, sig, quantity)
+
+
+async def _place(desk: Desk, sig: Signal, quantity: int) -> None:
     inst = desk.inst(sig.exchange.value, sig.tradingsymbol)
     price = desk.prices.known(f"{sig.exchange.value}:{sig.tradingsymbol}")
     for req in planning.signal_requests(sig, inst, desk.market_protection, quantity=quantity):

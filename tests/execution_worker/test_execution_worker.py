@@ -19,14 +19,13 @@ async def test_signal_to_orders_fills_stop_loss_and_no_duplicates(bus, sim, stac
     await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
     await bus.js.publish(subjects.signals(USER), m.encode(sig))  # a redelivery (no dedupe header)
     rows = await eventually(lambda: [r for r in journal.orders_of_signal(sig.id) if r.get("order_id")] if
-                            sum(bool(r.get("order_id")) for r in journal.orders_of_signal(sig.id)) == 3 else None,
-                            what="entry, SL and target")
+                            sum(bool(r.get("order_id")) for r in journal.orders_of_signal(sig.id)) == 2 else None,
+                            what="entry and its stop-loss")
     by_kind = {r["kind"]: r for r in rows}
     assert by_kind["entry"]["status"] == "COMPLETE" and by_kind["entry"]["filled_quantity"] == 2
-    sl, tgt = by_kind["stop_loss"], by_kind["target"]
-    assert (sl["order_type"], sl["transaction_type"], sl["trigger_price"]) == ("SL", "SELL", 147000)
+    sl = by_kind["stop_loss"]  # one exit order at the broker: the target is watched, not placed
+    assert (sl["order_type"], sl["transaction_type"], sl["trigger_price"], sl["quantity"]) == ("SL", "SELL", 147000, 2)
     assert sl["price"] == 147000 - int(147000 * settings.sl_slippage_pct / 100) // 5 * 5  # trigger − slippage, tick
-    assert (tgt["order_type"], tgt["price"]) == ("LIMIT", 156000)
     trades = journal.trades(USER)
     assert sum(t["quantity"] for t in trades if t["order_id"] == by_kind["entry"]["order_id"]) == 2
     at_broker = [o for o in await broker(kite.orders) if o.tag and o.tag == by_kind["entry"]["tag"]]

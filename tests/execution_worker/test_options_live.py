@@ -59,6 +59,10 @@ async def test_a_nifty_option_order_above_the_freeze_quantity_goes_out_in_slices
             rows = await eventually(lambda: (rows := journal.orders_of_signal(sid)) and len(rows) == 2 and all(
                 r["status"] == "COMPLETE" for r in rows) and rows, timeout=30, what=f"{sid}: both slices filled")
             assert sorted(r["quantity"] for r in rows) == [845, 1755]
+            held = qty if side == "BUY" else 0  # the exit closes what the fills journaled: wait for them
+            await eventually(lambda: sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1)
+                                         for t in journal.trades(USER) if t["strategy_id"] == "opt-2") == held,
+                             what=f"{sid}: its fills journaled")
             assert all(r["market_protection"] == -1 and r["order_type"] == "MARKET" for r in rows)
             assert len({r["tag"] for r in rows}) == 2
     finally:

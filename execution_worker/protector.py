@@ -1,0 +1,234 @@
+"""Every position protected, never margined twice: the execution side of ``shared.trading.protection``.
+
+After every fill, every protective order that ends, every reconciliation pass and on opening a desk,
+the position's stop is brought in line with what is held (one SL at the broker, freeze-sliced,
+following partial fills and slices). Ticks of held instruments watch the target (reached: the stop
+becomes a LIMIT at the target) and a triggered stop the market ran past (re-priced to fill). A
+rejected stop is placed once more with a corrected trigger; rejected again, the position is closed
+and the trader alerted. An exit or a flatten holds a position's protection back while it clears the
+stop and places its own orders, so the two never both stand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from execution_worker import placing
+from execution_worker.alerts import alert
+from execution_worker.engine import Desk
+from shared.messages import OrderType, Position, Signal
+from shared.trading import planning
+from shared.trading.order import Applied, Order, OrderState
+from shared.trading.protection import (
+    Cancel,
+    Modify,
+    Place,
+    Protection,
+    corrected_stop,
+    plan,
+    position_key,
+    target_actions,
+    target_reached,
+)
+
+log = logging.getLogger("kta.protect")
+CHASE_BAND_PCT = 2.0  # a triggered stop the price ran past is re-priced this far through the last price
+
+
+class Protector:
+    def __init__(self, desk: Desk, slippage_pct: float) -> None:
+        self.desk = desk
+        self.slippage_pct = slippage_pct
+        self.plans: dict[str, Protection] = {p.key: p for p in desk.journal.protections(desk.user_id)}
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.dirty: set[str] = set()
+        self.held_back: dict[str, int] = {}  # key -> holders (an exit or flatten in progress)
+        self.busy: set[str] = set()  # keys whose target / chase modification is in flight
+
+    # ---- what the strategies ask for ---------------------------------------------------------
+
+    def register(self, sig: Signal) -> None:
+        """An accepted entry with a stop or a target: the position's protection from now on."""
+        if sig.intent != "entry" or not (sig.stop_loss or sig.target):
+            return
+        key = position_key(sig.strategy_id, sig.exchange.value, sig.tradingsymbol)
+        p = self.plans.get(key) or Protection(user_id=self.desk.user_id, strategy_id=sig.strategy_id,
+                                              exchange=sig.exchange.value, tradingsymbol=sig.tradingsymbol)
+        p.instrument_token, p.product, p.signal_id = sig.instrument_token, sig.product.value, sig.id
+        p.stop, p.target, p.retried, p.mode = sig.stop_loss or 0, sig.target or 0, False, "stop"
+        self.plans[key] = p
+        self.desk.journal.save_protection(p)
+
+    @contextlib.asynccontextmanager
+    async def holding(self, keys: list[str]):
+        """Hold these positions' protection back (an exit or a flatten is clearing their stops and
+        placing its own orders); on leaving, each is brought in line again."""
+        for key in keys:
+            self.held_back[key] = self.held_back.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            for key in keys:
+                self.held_back[key] -= 1
+                if not self.held_back[key]:
+                    del self.held_back[key]
+            for key in keys:
+                await self.sync(key)
+
+    # ---- keeping it in line -------------------------------------------------------------------
+
+    async def on_order(self, order: Order, applied: Applied) -> None:
+        """Desk.on_change: an order of some position filled or ended."""
+        key = position_key(order.strategy_id, order.exchange, order.tradingsymbol)
+        if order.kind == "stop_loss" and order.state is OrderState.REJECTED:
+            await self._rejected(key, order)
+        if applied.filled or order.is_terminal:
+            await self.sync(key)
+
+    async def sync(self, key: str) -> None:
+        """Bring one position's stop in line; a request while one runs is coalesced into a re-run."""
+        if key in self.held_back:
+            return
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        if lock.locked():
+            self.dirty.add(key)
+            return
+        async with lock:
+            while True:
+                self.dirty.discard(key)
+                await self._sync(key)
+                if key not in self.dirty:
+                    return
+
+    async def sync_all(self) -> None:
+        keys = set(self.plans) | {position_key(p.strategy_id, p.exchange, p.tradingsymbol)
+                                  for p in self.desk.tracker.positions() if p.quantity}
+        keys |= {position_key(o.strategy_id, o.exchange, o.tradingsymbol) for o in self.desk.book.working()
+                 if o.is_protective}
+        for key in sorted(keys):
+            await self.sync(key)
+
+    def _position(self, key: str) -> tuple[str, str, str, int, int, list[Order]]:
+        strategy_id, instrument = key.split("|", 1)
+        exchange, symbol = instrument.split(":", 1)
+        held = self.desk.tracker.held(strategy_id, exchange, symbol)[0]
+        mine = self.desk.book.working_for(strategy_id, exchange, symbol)
+        closing = sum(o.remaining for o in mine if not o.is_protective and o.sign * held < 0)
+        return strategy_id, exchange, symbol, held, closing, [o for o in mine if o.is_protective]
+
+    async def _sync(self, key: str) -> None:
+        strategy_id, exchange, symbol, held, closing, working = self._position(key)
+        p = self.plans.get(key)
+        if p is None:
+            if working and not held:  # a stop left over from before this desk knew the position
+                for order in working:
+                    await placing.cancel(self.desk, order, "nothing left to protect")
+            return
+        generation = p.generation
+        actions = plan(p, held, closing, working, self.desk.inst(exchange, symbol), self.slippage_pct)
+        if p.generation != generation:
+            self.desk.journal.save_protection(p)
+        await self._carry_out(p, actions)
+
+    async def _carry_out(self, p: Protection, actions) -> None:
+        for action in actions:
+            if isinstance(action, Place):
+                await placing.place(self.desk, action.request, p.strategy_id)
+            elif isinstance(action, Cancel):
+                await placing.cancel(self.desk, action.order, action.reason)
+            elif not await placing.modify(self.desk, action.order, quantity=action.quantity or None,
+                                          price=action.price or None, trigger_price=action.trigger_price or None,
+                                          order_type=action.order_type or None):
+                # refused (25 modifications, or already final): replace it with a fresh stop
+                await placing.cancel(self.desk, action.order, "could not be modified: replaced")
+
+    async def _rejected(self, key: str, order: Order) -> None:
+        """A stop the exchange refused: once more with a corrected trigger, then flatten and alert."""
+        p = self.plans.get(key)
+        if p is None or p.mode == "failed":
+            return
+        held = self.desk.tracker.held(p.strategy_id, p.exchange, p.tradingsymbol)[0]
+        if not held:
+            return
+        if not p.retried:
+            k = f"{p.exchange}:{p.tradingsymbol}"
+            last = (await self.desk.prices.prices(self.desk.client, [k])).get(k, 0)
+            lower, upper = (await self.desk.prices.circuits(self.desk.client, [k])).get(k, (0, 0))
+            stop = corrected_stop(p, held, last, lower, upper, self.desk.inst(p.exchange, p.tradingsymbol),
+                                  self.slippage_pct)
+            log.warning("stop of %s rejected (%s): retrying once at %s", key, order.status_message, stop,
+                        extra={"user_id": self.desk.user_id})
+            p.stop, p.retried = stop, True
+            self.desk.journal.save_protection(p)
+            return
+        p.mode = "failed"
+        self.desk.journal.save_protection(p)
+        await alert(self.desk.bus, self.desk.user_id, "unprotected",
+                    f"{p.tradingsymbol}: stop-loss rejected twice, closing the position",
+                    f"{p.strategy_id} holds {held} {p.tradingsymbol}; the broker said: {order.status_message}",
+                    severity="critical", key=f"unprotected:{key}:{p.generation}")
+        position = Position(tradingsymbol=p.tradingsymbol, exchange=p.exchange, instrument_token=p.instrument_token,
+                            product=p.product, quantity=held, strategy_id=p.strategy_id)
+        inst = self.desk.inst(p.exchange, p.tradingsymbol)
+        price = self.desk.prices.known(f"{p.exchange}:{p.tradingsymbol}")
+        for req in planning.closing_request(self.desk.user_id, position, "flatten", f"unprotected|{key}|{p.generation}",
+                                            0, inst, self.desk.market_protection):
+            await placing.place(self.desk, planning.marketable(req, inst, price), p.strategy_id)
+
+    # ---- ticks: the target, and a stop the market ran past ------------------------------------
+
+    def on_tick(self, token: int, price: int) -> None:
+        for p in [p for p in self.plans.values() if p.instrument_token == token]:
+            if p.key in self.busy or p.key in self.held_back:
+                continue
+            held = self.desk.tracker.held(p.strategy_id, p.exchange, p.tradingsymbol)[0]
+            if target_reached(p, held, price):
+                self.busy.add(p.key)
+                self.desk.bus.spawn(self._target(p), name=f"target:{p.key}")
+            elif held and any(self._ran_past(o, price) for o in self._stops(p)):
+                self.busy.add(p.key)
+                self.desk.bus.spawn(self._chase(p, price), name=f"chase:{p.key}")
+
+    def _stops(self, p: Protection) -> list[Order]:
+        return [o for o in self.desk.book.working_for(p.strategy_id, p.exchange, p.tradingsymbol, "stop_loss")]
+
+    @staticmethod
+    def _ran_past(order: Order, price: int) -> bool:
+        """Triggered (OPEN) and the market beyond its limit: as it stands it will not fill."""
+        if order.state is not OrderState.OPEN or not order.price:
+            return False
+        return price < order.price if order.transaction_type.value == "SELL" else price > order.price
+
+    async def _target(self, p: Protection) -> None:
+        try:
+            p.mode = "target"
+            self.desk.journal.save_protection(p)
+            log.info("target %s reached for %s: the stop becomes a limit there", p.target, p.key,
+                     extra={"user_id": self.desk.user_id})
+            await self._carry_out(p, target_actions(p, self._stops(p), self.desk.inst(p.exchange, p.tradingsymbol)))
+        finally:
+            self.busy.discard(p.key)
+
+    async def _chase(self, p: Protection, price: int) -> None:
+        try:
+            inst = self.desk.inst(p.exchange, p.tradingsymbol)
+            for order in self._stops(p):
+                if self._ran_past(order, price):
+                    through = 1 - CHASE_BAND_PCT / 100 if order.transaction_type.value == "SELL" \
+                        else 1 + CHASE_BAND_PCT / 100
+                    limit = planning.round_to_tick(int(price * through), planning.tick_paise(inst),
+                                                   order.transaction_type)
+                    await placing.modify(self.desk, order, price=limit, order_type=OrderType.LIMIT.value)
+        finally:
+            self.busy.discard(p.key)
+
+
+def started(desk: Desk, slippage_pct: float) -> Protector:
+    """A desk's protector, wired to its order changes; every position is brought in line at once."""
+    protector = Protector(desk, slippage_pct)
+    desk.protector = protector
+    desk.on_change = protector.on_order
+    desk.bus.spawn(protector.sync_all(), name=f"protect:{desk.user_id}:{time.time_ns()}")
+    return protector

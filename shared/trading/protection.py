@@ -1,0 +1,150 @@
+"""Protection of a position, planned: one stop-loss at the broker for exactly what is held (freeze
+slices when it must), following the filled quantity, never a second full-quantity exit.
+
+A ``Protection`` is what a strategy asked for a position (its stop and target, from the entry
+signal); ``plan`` compares it with the position and the protective orders working at the broker
+and returns the actions that make them agree: place, modify (quantity, trigger), cancel. The target
+is not an order: it is watched on ticks, and when the price reaches it the stop-loss order itself
+is modified into a LIMIT at the target (``target_actions``), so stop and target are one-cancels-other
+by construction. Pure: the execution worker carries the actions out; a backtest may simulate them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from msgspec import Struct
+
+from shared.kite.models import Instrument
+from shared.messages import OrderRequest, OrderType, TransactionType
+from shared.trading import planning
+from shared.trading.order import Order
+
+Mode = Literal["stop", "target", "failed"]
+
+
+class Protection(Struct, kw_only=True):
+    """What protects one strategy's position in one instrument. ``generation`` numbers each new set
+    of stop orders (their tags never repeat); ``retried`` marks the one corrected re-placement a
+    rejected stop gets before the position is flattened."""
+
+    user_id: str
+    strategy_id: str
+    exchange: str
+    tradingsymbol: str
+    instrument_token: int = 0
+    product: str = "MIS"
+    stop: int = 0  # trigger, paise (0: the strategy set none)
+    target: int = 0
+    signal_id: str = ""
+    generation: int = 0
+    retried: bool = False
+    mode: Mode = "stop"
+
+    @property
+    def key(self) -> str:
+        return position_key(self.strategy_id, self.exchange, self.tradingsymbol)
+
+
+def position_key(strategy_id: str, exchange: str, tradingsymbol: str) -> str:
+    return f"{strategy_id}|{exchange}:{tradingsymbol}"
+
+
+class Place(Struct, frozen=True):
+    request: OrderRequest
+
+
+class Modify(Struct, frozen=True):
+    order: Order
+    quantity: int = 0  # the order's new total quantity (filled part included); 0 unchanged
+    trigger_price: int = 0
+    price: int = 0
+    order_type: str = ""
+
+
+class Cancel(Struct, frozen=True):
+    order: Order
+    reason: str
+
+
+Action = Place | Modify | Cancel
+
+
+def stop_limit(trigger: int, side: TransactionType, slippage_pct: float, inst: Instrument | None) -> int:
+    """The SL order's limit: the trigger moved by the slippage in the direction of the exit."""
+    slip = max(planning.tick_paise(inst), int(trigger * slippage_pct / 100))
+    return trigger - slip if side is TransactionType.SELL else trigger + slip
+
+
+def stop_request(p: Protection, side: TransactionType, quantity: int, slice_no: int, slippage_pct: float,
+                 inst: Instrument | None, trigger: int = 0, price: int = 0) -> OrderRequest:
+    trigger = trigger or p.stop
+    return planning.order_request(
+        p.user_id, signal_id=p.signal_id, kind="stop_loss", exchange=p.exchange, tradingsymbol=p.tradingsymbol,
+        instrument_token=p.instrument_token, side=side, quantity=quantity, product=p.product,
+        order_type=OrderType.SL, price=price or stop_limit(trigger, side, slippage_pct, inst), trigger_price=trigger,
+        origin=f"protect|{p.key}|{p.generation}", index=p.generation, slice_no=slice_no, inst=inst)
+
+
+def desired(held: int, closing: int) -> int:
+    """What the stop must cover: the position less what working exits already close."""
+    return max(0, abs(held) - max(0, closing))
+
+
+def plan(p: Protection, held: int, closing: int, working: list[Order], inst: Instrument | None,
+         slippage_pct: float) -> list[Action]:
+    """The actions that leave exactly one stop (its freeze slices) for what ``held`` leaves open.
+    ``working``: the position's protective orders not yet final; ``closing``: what its other
+    working orders on the other side may still fill."""
+    need = desired(held, closing)
+    side = TransactionType.SELL if held > 0 else TransactionType.BUY
+    live = sorted((o for o in working if o.kind == "stop_loss" and o.is_working), key=lambda o: o.slice_no)
+    stray = [o for o in working if o.is_working and (o.kind != "stop_loss" or o.transaction_type is not side)]
+    actions: list[Action] = [Cancel(o, "not this position's stop") for o in stray]
+    live = [o for o in live if o not in stray]
+    if need == 0 or not p.stop or p.mode == "failed":
+        return actions + ([Cancel(o, "nothing left to protect") for o in live] if need == 0 else [])
+    wanted = planning.slices(need, planning.lot_of(inst), planning.freeze_of(inst))
+    for i, order in enumerate(live):
+        if i >= len(wanted):
+            actions.append(Cancel(order, "the position shrank"))
+            continue
+        quantity = order.filled_quantity + wanted[i] if order.remaining != wanted[i] else 0
+        trigger = p.stop if p.mode == "stop" and order.trigger_price != p.stop else 0
+        if quantity or trigger:
+            price = stop_limit(trigger, side, slippage_pct, inst) if trigger else 0
+            actions.append(Modify(order, quantity=quantity, trigger_price=trigger, price=price))
+    if len(wanted) > len(live):
+        p.generation += 1  # fresh tags for the new slices
+        for j, q in enumerate(wanted[len(live):], start=len(live)):
+            actions.append(Place(stop_request(p, side, q, j, slippage_pct, inst)))
+    return actions
+
+
+def target_reached(p: Protection, held: int, last_price: int) -> bool:
+    if not p.target or p.mode != "stop" or not held or last_price <= 0:
+        return False
+    return last_price >= p.target if held > 0 else last_price <= p.target
+
+
+def target_actions(p: Protection, working: list[Order], inst: Instrument | None) -> list[Action]:
+    """The price reached the target: each stop order becomes a LIMIT at the target."""
+    price = planning.round_to_tick(p.target, planning.tick_paise(inst))
+    return [Modify(o, order_type=OrderType.LIMIT.value, price=price) for o in working
+            if o.kind == "stop_loss" and o.is_working]
+
+
+def corrected_stop(p: Protection, held: int, last_price: int, lower: int, upper: int,
+                   inst: Instrument | None, slippage_pct: float) -> int:
+    """A trigger the exchange accepts after a rejected stop: on the exit side of the last price by at
+    least a tick (or half a percent), with its limit inside the circuit band."""
+    tick = planning.tick_paise(inst)
+    sell = held > 0
+    trigger = p.stop or last_price
+    if last_price > 0:
+        gap = max(tick, last_price // 200)
+        trigger = min(trigger, last_price - gap) if sell else max(trigger, last_price + gap)
+    if lower and upper:
+        side = TransactionType.SELL if sell else TransactionType.BUY
+        slip = abs(trigger - stop_limit(trigger, side, slippage_pct, inst))
+        trigger = max(trigger, lower + slip) if sell else min(trigger, upper - slip)
+    return planning.round_to_tick(trigger, tick)

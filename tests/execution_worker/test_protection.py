@@ -1,0 +1,144 @@
+"""Every position protected and never margined twice, through the worker and kite_sim: one stop-loss
+at the broker for exactly what filled (freeze slices, a partly filled entry), the target watched on
+ticks and executed by turning the stop into a limit, a rejected stop retried once with a corrected
+trigger and, rejected again, the position closed and the trader alerted."""
+
+import time
+
+from shared import messages as m
+from shared import subjects
+from tests.execution_worker.kit import USER, broker, nifty_chain, signal
+from tests.helpers import eventually
+
+
+def journaled(journal, strategy_id: str, symbol: str = "INFY") -> int:
+    return sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1) for t in journal.trades(USER)
+               if t["strategy_id"] == strategy_id and t["tradingsymbol"] == symbol)
+
+
+def stops(journal, strategy_id: str, working: bool = True) -> list[dict]:
+    return [r for r in journal.orders(USER) if r["strategy_id"] == strategy_id and r["kind"] == "stop_loss"
+            and (not working or r["state"] in ("OPEN", "TRIGGER PENDING", "PLACED", "MODIFIED"))]
+
+
+async def flatten(bus, journal, strategy_id: str, symbol_sig) -> None:
+    held = journaled(journal, strategy_id, symbol_sig.tradingsymbol)
+    if held:
+        out = m.Signal(**{**{f: getattr(symbol_sig, f) for f in symbol_sig.__struct_fields__},
+                          "id": f"{strategy_id}-out-{time.time_ns()}", "intent": "exit", "quantity": abs(held),
+                          "stop_loss": None, "target": None,
+                          "transaction_type": m.TransactionType.SELL if held > 0 else m.TransactionType.BUY})
+        await bus.js_publish(subjects.signals(USER), out, msg_id=out.id)
+        await eventually(lambda: journaled(journal, strategy_id, symbol_sig.tradingsymbol) == 0, what="flat again")
+    await eventually(lambda: not stops(journal, strategy_id), what="no stop left working")
+
+
+async def test_a_sliced_entry_is_protected_for_its_whole_quantity(bus, stack):
+    _, journal, kite = stack
+    calls = await nifty_chain(kite, "CE")
+    opt = calls[26400.0]
+    ltp = (await broker(kite.ltp, f"NFO:{opt.tradingsymbol}"))[f"NFO:{opt.tradingsymbol}"].last_price
+    limits = m.RiskLimits(max_position_lots=50)
+    assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
+    sig = m.Signal(id="protect-sliced-1", user_id=USER, strategy_id="prot-1", strategy="manual",
+                   exchange=m.Exchange.NFO, tradingsymbol=opt.tradingsymbol, instrument_token=opt.instrument_token,
+                   transaction_type=m.TransactionType.BUY, quantity=1820, product=m.Product.NRML,
+                   order_type=m.OrderType.MARKET, stop_loss=m.to_paise(round(ltp * 0.8, 1)), created_at=time.time_ns())
+    try:
+        await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        await eventually(lambda: journaled(journal, "prot-1", opt.tradingsymbol) == 1820, timeout=30,
+                         what="1,820 filled in slices")
+        placed = await eventually(lambda: (s := stops(journal, "prot-1")) and sum(r["quantity"] for r in s) == 1820
+                                  and s, timeout=30, what="the stop for all of it")
+        assert sorted(r["quantity"] for r in placed) == [65, 1755]  # freeze-sliced like the entry
+        assert all(r["transaction_type"] == "SELL" and r["order_type"] == "SL" and r["trigger_price"] == sig.stop_loss
+                   for r in placed)
+    finally:
+        await flatten(bus, journal, "prot-1", sig)
+        await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=m.RiskLimits()))
+
+
+async def test_a_partly_filled_then_cancelled_entry_gets_its_stop(bus, sim, stack):
+    _, journal, _ = stack
+    sim.faults(partial_then_cancel_next=1)
+    sig = signal("protect-partial-1", qty=40, stop=147000, target=156000, strategy_id="prot-2")
+    try:
+        await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        entry = await eventually(lambda: (r := journal.orders_of_signal(sig.id)) and r[0]["status"] == "CANCELLED"
+                                 and r[0], what="the entry partly filled, the rest cancelled")
+        assert 0 < entry["filled_quantity"] < 40
+        await eventually(lambda: journaled(journal, "prot-2") == entry["filled_quantity"], what="its fills journaled")
+        (stop,) = await eventually(lambda: stops(journal, "prot-2"), what="the stop")
+        assert (stop["quantity"], stop["trigger_price"]) == (entry["filled_quantity"], 147000)
+    finally:
+        await flatten(bus, journal, "prot-2", sig)
+
+
+async def test_the_target_turns_the_stop_into_a_limit_that_closes_the_position(bus, sim, stack):
+    _, journal, _ = stack
+    sig = signal("protect-target-1", qty=5, stop=147000, target=152000, strategy_id="prot-3")
+    try:
+        await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        (stop,) = await eventually(lambda: stops(journal, "prot-3"), what="the stop")
+        assert not [r for r in journal.orders(USER) if r["strategy_id"] == "prot-3" and r["kind"] == "target"]
+        sim.admin("price", {"underlying": "INFY", "price": 1530.0})
+        tick = m.Tick(instrument_token=408065, mode="full", tradable=True, last_price=1530.0, received_at=time.time_ns())
+        await eventually(lambda: journaled(journal, "prot-3") == 5, what="the entry's fills")
+
+        async def ticked_out():
+            await bus.publish(subjects.ticks(408065), tick)
+            return journaled(journal, "prot-3") == 0
+
+        await eventually(ticked_out, what="the target reached and the position closed")
+        done = journal.order_by_tag(stop["tag"])
+        assert (done["status"], done["order_type"], done["price"]) == ("COMPLETE", "LIMIT", 152000)
+        assert len([r for r in journal.orders(USER) if r["strategy_id"] == "prot-3"]) == 2  # entry + its one exit
+    finally:
+        sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+        await flatten(bus, journal, "prot-3", sig)
+
+
+async def entry_whose_stops_are_rejected(bus, sim, journal, sid: str, strategy_id: str, rejects: int) -> m.Signal:
+    sig = signal(sid, qty=3, stop=147000, strategy_id=strategy_id)
+    sim.faults(hold_fills=True)  # the entry rests until the rejects are armed for what follows it
+    await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+    await eventually(lambda: any(r["order_id"] for r in journal.orders_of_signal(sig.id)), what="the entry placed")
+    sim.faults(hold_fills=False, reject_next=rejects, reject_reason="RMS:Trigger price is invalid")
+    return sig
+
+
+async def test_a_rejected_stop_is_retried_once_with_a_corrected_trigger(bus, sim, stack):
+    _, journal, _ = stack
+    sig = await entry_whose_stops_are_rejected(bus, sim, journal, "protect-retry-1", "prot-4", 1)
+    try:
+        def retried():
+            rejected = [r for r in stops(journal, "prot-4", working=False) if r["status"] == "REJECTED"]
+            return rejected and stops(journal, "prot-4") and (rejected, stops(journal, "prot-4"))
+
+        rejected, (stop,) = await eventually(retried, what="one stop rejected, the second working")
+        assert len(rejected) == 1 and stop["tag"] != rejected[0]["tag"] and stop["quantity"] == 3
+        assert 0 < stop["trigger_price"] <= 147000
+    finally:
+        sim.reset_faults()
+        await flatten(bus, journal, "prot-4", sig)
+
+
+async def test_a_stop_rejected_twice_closes_the_position_and_alerts(bus, sim, stack):
+    _, journal, _ = stack
+    alerts: list[m.Alert] = []
+
+    async def on_alert(a, msg):
+        alerts.append(a)
+
+    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+    sig = await entry_whose_stops_are_rejected(bus, sim, journal, "protect-fail-1", "prot-5", 2)
+    try:
+        await eventually(lambda: journaled(journal, "prot-5") == 3, what="the entry filled")
+        await eventually(lambda: journaled(journal, "prot-5") == 0, timeout=30, what="the position closed")
+        assert [r["status"] for r in stops(journal, "prot-5", working=False)] == ["REJECTED", "REJECTED"]
+        assert [r["kind"] for r in journal.orders(USER) if r["strategy_id"] == "prot-5"].count("flatten") == 1
+        alert = await eventually(lambda: [a for a in alerts if a.kind == "unprotected"], what="the alert")
+        assert alert[0].severity == "critical" and "INFY" in alert[0].title
+    finally:
+        sim.reset_faults()
+        await flatten(bus, journal, "prot-5", sig)
