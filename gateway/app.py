@@ -18,6 +18,7 @@ from litestar.template import TemplateConfig
 from gateway import auth, kite_connect
 from gateway.api import account, alerts, backtests, journal, live, market, scanner, strategies, stream
 from gateway.api.deps import DEPENDENCIES
+from gateway.api.responses import declare_error_responses
 from gateway.error_pages import http_error_handler, internal_error_handler, trading_error_page_handler
 from gateway.escape import JsonHtmlEscapeMiddleware
 from gateway.headers import add_security_headers
@@ -32,7 +33,7 @@ from gateway.otp import OtpStore
 from gateway.pages import PagesController
 from gateway.prefs import PrefsStore
 from gateway.settings_pages import SettingsController
-from gateway.request_checks import RequestChecks, allowed_hosts, nesting_error_handler
+from gateway.request_checks import RequestChecks, allowed_hosts, nesting_error_handler, overflow_error_handler
 from gateway.services import Services
 from gateway.streams import Streams
 from gateway.templating import STATIC, configure, environment
@@ -95,14 +96,14 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
                                         include_in_schema=False)
     engine = JinjaTemplateEngine.from_environment(environment())
     configure(engine.engine)
-    return Litestar(
+    app = Litestar(
         route_handlers=[*CONTROLLERS, static, *PAGES, *_optional("gateway.ops", "OpsController")],
         guards=[requires_login],
         middleware=[RequestChecks(allowed_hosts(settings)), JsonHtmlEscapeMiddleware(), SessionMiddleware()],
         before_send=[add_security_headers(settings)],
         dependencies=DEPENDENCIES,
         exception_handlers={LoginRequired: login_required_handler, TradingError: trading_error_page_handler,
-                            HTTPException: http_error_handler, RecursionError: nesting_error_handler,
+                            HTTPException: http_error_handler, RecursionError: nesting_error_handler, OverflowError: overflow_error_handler,
                             Exception: internal_error_handler},
         template_config=TemplateConfig(instance=engine),
         plugins=[HTMXPlugin()],
@@ -112,3 +113,5 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
         state=State({"services": services}),
         debug=False,
     )
+    declare_error_responses(app)
+    return app

@@ -10,6 +10,8 @@
   sandboxed frame, a ``data:`` page) is refused.
 * **Path.** A NUL character (``%00``) in the path is a 400 before any file lookup.
 * **Nesting.** JSON nested deeper than the decoder's recursion limit is a 400 naming the body, not a 500.
+* **Size.** A whole number too large for SQLite or the bus (64 bits) is a 400, wherever it reaches them
+  (the API's bodies and parameters declare their own bounds; this is the net under them).
 """
 
 from __future__ import annotations
@@ -118,3 +120,10 @@ def nesting_error_handler(request: Request, exc: RecursionError) -> Response:
                          "extra": [{"key": "body", "message": "JSON nested too deeply"}]},
                         status_code=400, media_type=MediaType.JSON)
     return internal_error_handler(request, exc)
+
+
+def overflow_error_handler(request: Request, exc: OverflowError) -> Response:
+    log.warning("%s %s: a number out of range reached the store or the bus", request.method, request.url.path,
+                exc_info=exc)
+    return Response({"status_code": 400, "detail": "a whole number in the request is too large (at most 19 digits)"},
+                    status_code=400, media_type=MediaType.JSON)

@@ -21,6 +21,8 @@ from gateway.users import get_user
 from shared import messages as m
 from shared import subjects
 
+ChannelId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="the channel's id")]
+
 
 class ChannelBody(msgspec.Struct, forbid_unknown_fields=True):
     kind: Literal["email", "apprise"]
@@ -66,13 +68,13 @@ class AlertsController(Controller):
         return shown(channel)
 
     @delete("/alerts/channels/{channel_id:int}", status_code=200)
-    async def remove_channel(self, request: Request, user_id: str, channel_id: int) -> dict:
+    async def remove_channel(self, request: Request, user_id: str, channel_id: ChannelId) -> dict:
         if not services_of(request).alerts.remove_channel(user_id, channel_id):
             raise TradingError(404, f"no channel {channel_id}", "channel_id", "not_found")
         return {"removed": channel_id}
 
     @post("/alerts/channels/{channel_id:int}/test", status_code=200)
-    async def test_channel(self, request: Request, user_id: str, channel_id: int) -> dict:
+    async def test_channel(self, request: Request, user_id: str, channel_id: ChannelId) -> dict:
         services = services_of(request)
         channel = services.alerts.channel(user_id, channel_id)
         if channel is None:

@@ -29,6 +29,8 @@ async def test_a_22_digit_integer_is_a_400_naming_the_field(gateway):
         assert "params.period" in r.text
         r = await client.get("/api/signals", params={"limit": str(BIG)})
         assert r.status_code == 400 and "limit" in r.text
+        r = await client.delete(f"/api/alerts/channels/{BIG}", headers={"X-CSRF-Token": csrf})  # a path id
+        assert r.status_code == 400 and "channel_id" in r.text
 
 
 async def test_deeply_nested_json_is_a_400_with_or_without_a_session(gateway):
