@@ -73,7 +73,8 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
     async def startup(app: Litestar) -> None:
         b = bus
         if b is None:
-            b = await Bus.connect(settings.nats_url, "gateway", replicas=settings.nats_replicas)
+            b = await Bus.connect(settings.nats_url, "gateway", replicas=settings.nats_replicas,
+                                creds=settings.nats_creds)
             await b.ensure_streams()
         services.bus = b
         services.trading = Trading(b, settings)

@@ -5,8 +5,11 @@
 * ``ensure_streams`` / ``js_publish`` / ``consume`` / ``kv`` — JetStream where delivery must survive
   a restart (signals, orders, broker updates); durable pull consumers with explicit ack
   (``shared/jetstream.py``).
-* The dead-letter path: a message that fails to decode, or whose handler keeps raising, is
-  logged with its subject and kept on ``kta.dlq.<service>`` (stream KTA_DLQ); the worker goes on.
+* The dead-letter path: a message that fails to decode, names another user than its subject's
+  (``kta.u.<user>.…`` decides whose message it is), or whose handler keeps raising, is logged with
+  its subject and kept on ``kta.dlq.<service>`` (stream KTA_DLQ); the worker goes on.
+* Authentication: each process connects as its own identity (``creds``; ``shared/natsauth.py``)
+  and the server enforces ``shared/natsperms.py``.
 """
 
 from __future__ import annotations
@@ -25,14 +28,26 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared import messages as m
-from shared import partition, subjects
-from shared.jetstream import JetStream, decoder_for
+from shared import natsauth, natsjwt, natsperms, partition, subjects
+from shared.jetstream import JetStream, decoder_for, foreign_user
 
 log = logging.getLogger("kta.bus")
 
 T = TypeVar("T")
 Handler = Callable[[T, Msg], Awaitable[None]]
 CommandHandler = Callable[[Any, str, Msg], Awaitable[m.Ok | m.Error]]
+
+
+def auth_options(creds: str, identity: str) -> dict[str, Any]:
+    """nats-py connect options that authenticate with a ``.creds`` file (none when ``creds`` is empty);
+    the identity's replies arrive on its own inbox prefix, which no other identity may read."""
+    path = natsauth.creds_file(creds, identity)
+    if path is None:
+        return {}
+    jwt, key = natsjwt.read_creds(path.read_text())
+    name = natsjwt.claims_of(jwt).get("name", identity)
+    return {"user_jwt_cb": lambda: jwt.encode(), "signature_cb": lambda nonce: natsjwt.signature(key, nonce),
+            "inbox_prefix": natsperms.inbox_prefix(name)}
 
 
 class BusError(RuntimeError):
@@ -60,8 +75,11 @@ class Bus(JetStream):
 
     @classmethod
     async def connect(
-        cls, url: str, service: str, *, replicas: int = 1, connect_timeout: float = 5.0, name: str = ""
+        cls, url: str, service: str, *, replicas: int = 1, connect_timeout: float = 5.0, name: str = "",
+        creds: str = "",
     ) -> "Bus":
+        """Connect as ``service``; ``creds`` is a ``.creds`` file or a directory of them
+        (``<creds>/<service>.creds``, see ``shared/natsauth.py``)."""
         async def disconnected() -> None:
             log.warning("nats disconnected", extra={"service": service})
 
@@ -73,6 +91,7 @@ class Bus(JetStream):
 
         nc = await nats.connect(
             servers=[s.strip() for s in url.split(",") if s.strip()],
+            **auth_options(creds, service),
             name=name or f"kta-{service}",
             connect_timeout=connect_timeout,
             reconnect_time_wait=0.5,
@@ -97,7 +116,7 @@ class Bus(JetStream):
                 await psub.unsubscribe()
         if not self.nc.is_closed:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.nc.flush(), 2.0)
+                await asyncio.wait_for(self.nc.flush(), 1.0)
             with contextlib.suppress(Exception):
                 await self.nc.close()
 
@@ -142,6 +161,10 @@ class Bus(JetStream):
                 obj = dec.decode(msg.data)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
                 await self.dead_letter(msg.subject, msg.data, f"decode: {e}")
+                return
+            refused = foreign_user(msg.subject, obj)
+            if refused:
+                await self.dead_letter(msg.subject, msg.data, refused)
                 return
             try:
                 await handler(obj, msg)

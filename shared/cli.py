@@ -14,6 +14,7 @@ from pathlib import Path
 from shared import log as kta_log
 from shared import healthcheck, natsd
 from shared.config import ConfigError, Settings, env_name, load, provided, to_env
+from shared.natsauth import AuthDir
 
 VERSION = "0.1.0"
 log = logging.getLogger("kta.cli")
@@ -83,9 +84,9 @@ def _tcp_ready(host: str, port: int):
     return lambda: healthcheck.tcp_ok(port, host, timeout=0.3)
 
 
-def _worker_ready(nats_url: str, service: str):
-    """A worker is healthy when it answers on ``kta.svc.<service>.health``."""
-    return lambda: healthcheck.service_answers(nats_url, service, timeout=0.5)
+def _worker_ready(nats_url: str, service: str, creds: str):
+    """A worker is healthy when it answers on ``kta.svc.<service>.health`` (asked as ``ops``)."""
+    return lambda: healthcheck.service_answers(nats_url, service, timeout=0.5, creds=creds)
 
 
 REAL_KITE = ("kite_root", "kite_ws_root", "kite_login_url")  # where the real Kite is; the defaults are kite_sim's
@@ -114,7 +115,9 @@ def cmd_up(a) -> None:
     external_nats = os.environ.get("KTA_NATS_URL")
     nats_port = a.nats_port or natsd.free_port()
     nats_url = external_nats or f"nats://127.0.0.1:{nats_port}"
+    auth = None if external_nats else AuthDir.ensure(data_dir / "nats-auth")
     overrides = dict(data_dir=str(data_dir), nats_url=nats_url, gateway_host=a.host, gateway_port=gw_port,
+                     nats_creds=str(auth.path) if auth else None,
                      sim_port=sim_port, sim_speed=a.sim_speed, sim_seed=a.sim_seed,
                      log_format="json" if a.json_logs else None)
     if not a.no_sim:
@@ -128,14 +131,16 @@ def cmd_up(a) -> None:
     children: list[Child] = []
     if not external_nats:
         (data_dir / "nats").mkdir(exist_ok=True)
-        children.append(Child("nats", natsd.args(nats_port, data_dir / "nats"), env,
-                              _tcp_ready("127.0.0.1", nats_port), log_path=str(logs / "nats.log")))
+        children.append(Child("nats", natsd.args(nats_port, data_dir / "nats", auth=auth), env,
+                              _tcp_ready("127.0.0.1", nats_port), log_path=str(logs / "nats.log"),
+                              infrastructure=True))
     if not a.no_sim:
         children.append(Child("sim", python_argv("sim", "--redirect-url", f"{settings.gateway_url}/auth/kite/callback",
                                                  "--settle", "--snapshot", str(data_dir / "sim-snapshot.json")),
-                              env, _tcp_ready("127.0.0.1", sim_port), log_path=str(logs / "sim.log")))
+                              env, _tcp_ready("127.0.0.1", sim_port), log_path=str(logs / "sim.log"),
+                              infrastructure=True))
     for service in ("ticker", "strategy", "execution"):
-        children.append(Child(service, python_argv("worker", service), env, _worker_ready(nats_url, service),
+        children.append(Child(service, python_argv("worker", service), env, _worker_ready(nats_url, service, settings.nats_creds),
                               log_path=str(logs / f"{service}.log")))
     children.append(Child("gateway", python_argv("gateway"), env, _tcp_ready(settings.gateway_host, gw_port),
                           log_path=str(logs / "gateway.log")))

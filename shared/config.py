@@ -32,6 +32,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # NATS
     nats_url: str = "nats://127.0.0.1:4222"
     nats_replicas: Annotated[int, Meta(ge=1, le=5)] = 1
+    # this process's NATS identity: a .creds file, or a directory holding <service>.creds (kta up
+    # generates one into <data_dir>/nats-auth); empty = connect without credentials
+    nats_creds: str = ""
 
     # gateway
     gateway_host: str = "127.0.0.1"

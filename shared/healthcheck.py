@@ -50,12 +50,16 @@ def tcp_ok(port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> bool
         return False
 
 
-def service_answers(nats_url: str, service: str, timeout: float = TIMEOUT) -> bool:
-    """True when ``service`` answers on its NATS health subject."""
+def service_answers(nats_url: str, service: str, timeout: float = TIMEOUT, creds: str = "",
+                    identity: str = "ops") -> bool:
+    """True when ``service`` answers on its NATS health subject (asked as ``identity`` of ``creds``)."""
     import nats
 
+    from shared.bus import auth_options
+
     async def ask() -> bool:
-        nc = await nats.connect(nats_url.split(",")[0], connect_timeout=timeout, max_reconnect_attempts=0)
+        nc = await nats.connect(nats_url.split(",")[0], connect_timeout=timeout, max_reconnect_attempts=0,
+                                **auth_options(creds, identity))
         try:
             await nc.request(subjects.service_health(service), b"", timeout=timeout)
             return True
@@ -81,7 +85,7 @@ def check(args: list[str], settings: Settings) -> bool:
         if settings.metrics_port:
             return _http_ok(f"http://127.0.0.1:{settings.metrics_port}/metrics",
                             f'kta_nats_connected{{service="{args[1]}"}} 1.0')
-        return service_answers(settings.nats_url, args[1])
+        return service_answers(settings.nats_url, args[1], creds=settings.nats_creds, identity=args[1])
     return True
 
 

@@ -40,6 +40,24 @@ def decoder_for(kind: Any) -> msgspec.msgpack.Decoder:
     return dec
 
 
+def foreign_user(subject: str, obj: Any) -> str:
+    """Why a payload must be refused: it names a user other than the one its subject belongs to.
+
+    Every per-user subject (``kta.u.<user>.…``) is the authority on whose message it is; the
+    permission table decides who may publish there. A payload carrying another ``user_id`` is
+    an attempt to act for someone else through a subject one may publish on."""
+    if not subject.startswith("kta.u."):
+        return ""
+    uid = getattr(obj, "user_id", None)
+    if not isinstance(uid, str) or not uid:
+        return ""
+    try:
+        owner = subjects.user_of(subject)
+    except subjects.SubjectError:
+        return f"unreadable user in subject {subject!r}"
+    return "" if uid == owner else f"user mismatch: subject of {owner}, payload names {uid}"
+
+
 class JetStream:
     """Mixed into Bus, which provides ``js``, ``replicas``, ``spawn``, ``dead_letter`` and the rest."""
 
@@ -143,6 +161,12 @@ class JetStream:
             obj = dec.decode(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             await self.dead_letter(msg.subject, msg.data, f"decode: {e}")
+            with contextlib.suppress(Exception):
+                await msg.term()
+            return
+        refused = foreign_user(msg.subject, obj)
+        if refused:
+            await self.dead_letter(msg.subject, msg.data, refused)
             with contextlib.suppress(Exception):
                 await msg.term()
             return

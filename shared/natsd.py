@@ -11,6 +11,8 @@ import sysconfig
 import time
 from pathlib import Path
 
+from shared.natsauth import AuthDir
+
 
 def binary() -> str:
     """Path of nats-server: next to this interpreter (pip scripts dir) first, then PATH."""
@@ -46,8 +48,13 @@ def wait_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Pope
 
 
 def args(port: int, store_dir: str | os.PathLike, *, host: str = "127.0.0.1", http_port: int = 0,
-         name: str = "kta", cluster: str = "", cluster_port: int = 0, routes: list[str] | None = None) -> list[str]:
+         name: str = "kta", cluster: str = "", cluster_port: int = 0, routes: list[str] | None = None,
+         auth: AuthDir | None = None) -> list[str]:
+    """nats-server's command line; with ``auth`` it trusts only that directory's identities."""
     a = [binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir), "-n", name]
+    if auth is not None:
+        adopt_global_account(store_dir, auth.account.public)
+        a += ["-c", str(auth.server_conf)]
     if http_port:
         a += ["-m", str(http_port)]
     if cluster:
@@ -57,7 +64,18 @@ def args(port: int, store_dir: str | os.PathLike, *, host: str = "127.0.0.1", ht
     return a
 
 
+def adopt_global_account(store_dir: str | os.PathLike, account: str) -> None:
+    """A store written before authentication was on keeps its streams (and the Kite sessions in
+    KV): move them from the global account to kta's, once, while the server is stopped."""
+    js = Path(store_dir) / "jetstream"
+    old, new = js / "$G", js / account
+    if old.is_dir() and not new.exists():
+        old.rename(new)
+
+
 def start(port: int, store_dir: str | os.PathLike, **kw) -> subprocess.Popen:
-    proc = subprocess.Popen(args(port, store_dir, **kw), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Run nats-server until it listens; its log goes to ``<store_dir>/nats.log``."""
+    with open(Path(store_dir) / "nats.log", "ab") as log:
+        proc = subprocess.Popen(args(port, store_dir, **kw), stdout=log, stderr=subprocess.STDOUT)
     wait_port(kw.get("host", "127.0.0.1"), port, proc=proc)
     return proc

@@ -159,8 +159,15 @@ class Partitions:
                 await self._loop
         async with self._lock:
             await self._release_all(sorted(self.owned), delete=True)
-            with contextlib.suppress(Exception):
-                await self._kv.delete(self._member_key(self.instance))
+            await self._forget_key(self._member_key(self.instance))
+
+    async def _forget_key(self, key: str, **kw) -> None:
+        """Delete a lease or membership key, briefly: unreachable NATS must not hold up a shutdown
+        (the bucket's TTL ages the key out for the survivors anyway)."""
+        if not self.bus.nc.is_connected:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._kv.delete(key, **kw), 1.0)
 
     # ---- leases --------------------------------------------------------------------------------
 
@@ -266,8 +273,7 @@ class Partitions:
             rev = self._revisions.pop(p, None)
             self._renewed.pop(p, None)
             if delete and rev is not None:
-                with contextlib.suppress(Exception):
-                    await self._kv.delete(self._lease_key(p), last=rev)
+                await self._forget_key(self._lease_key(p), last=rev)
 
     def status(self) -> dict[str, Any]:
         return {"partitions": len(self.owned), "members": self.members,

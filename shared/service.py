@@ -1,5 +1,5 @@
 """The life cycle every kta worker shares: log setup, one bus connection, streams ensured,
-heartbeats and a health responder, SIGINT/SIGTERM → drain within 10 s.
+heartbeats and a health responder, SIGINT/SIGTERM → drain within 5 s (then the bus closes).
 
 A worker's ``main.py`` is then one screen: ``run_service("ticker", settings, start)`` where
 ``start(bus, settings)`` wires its handlers and returns an object with ``async close()`` and
@@ -26,6 +26,7 @@ from shared.config import Settings
 
 log = logging.getLogger("kta.service")
 HEARTBEAT_SECONDS = 5.0
+CLOSE_SECONDS = 5.0  # a worker's drain; the supervisor (and compose/k8s) wait longer before SIGKILL
 
 
 class Worker(Protocol):
@@ -40,7 +41,7 @@ Start = Callable[[Bus, Settings], Awaitable[Worker]]
 async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     instance = f"{socket.gethostname()}:{os.getpid()}"
-    bus = await Bus.connect(settings.nats_url, service, replicas=settings.nats_replicas)
+    bus = await Bus.connect(settings.nats_url, service, replicas=settings.nats_replicas, creds=settings.nats_creds)
     deadline = time.monotonic() + 30.0
     while True:  # a cluster that is starting with us may not have elected its JetStream leaders yet
         try:
@@ -83,7 +84,7 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
     with contextlib.suppress(Exception):
         await bus.publish(subjects.service_status(service), snapshot("stopping"))
     try:
-        await asyncio.wait_for(worker.close(), 8.0)
+        await asyncio.wait_for(worker.close(), CLOSE_SECONDS)
     except Exception as e:  # noqa: BLE001
         log.warning("close: %r", e)
     await bus.close()

@@ -2,8 +2,9 @@
 
 Each child gets its own process group (so a Ctrl-C reaches only the supervisor, which then stops
 the children in order) and, on Linux, a parent-death signal, so even a SIGKILLed supervisor leaves
-no orphan. A child that dies is restarted with exponential backoff; on SIGINT / SIGTERM every
-child gets SIGTERM, and SIGKILL after a grace period, all within 10 seconds.
+no orphan. A child that dies is restarted with exponential backoff; on SIGINT / SIGTERM the services
+get SIGTERM first and the infrastructure (nats-server, kite_sim) once they have drained, SIGKILL
+only for a child that outlives its grace period, all within 10 seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("kta.supervisor")
 PR_SET_PDEATHSIG = 1
-STOP_GRACE = 7.0
+STOP_GRACE = 7.0  # services (workers drain within 5 s, shared/service.py)
+INFRA_GRACE = 2.0  # nats-server and kite_sim, once the services are down
 
 
 def _child_setup() -> None:
@@ -43,6 +45,7 @@ class Child:
     started_at: float = 0.0
     log_path: str = ""
     history: list[int] = field(default_factory=list)  # pids, oldest first
+    infrastructure: bool = False  # nats-server, the broker: stopped only after the services drained
 
     def start(self) -> None:
         out = open(self.log_path, "ab") if self.log_path else None
@@ -119,17 +122,27 @@ class Supervisor:
                     child.start()
 
     def shutdown(self) -> None:
-        """Stop children in reverse order of start: SIGTERM, then SIGKILL after the grace period."""
-        live = [c for c in reversed(self.children) if c.alive]
+        """Stop the services first and the infrastructure they drain through (nats-server, the
+        broker) after them: SIGTERM, then SIGKILL for whatever outlives the grace period. A worker
+        stopping must still reach NATS to hand its messages and partitions over."""
+        deadline = time.monotonic() + STOP_GRACE
+        services = [c for c in reversed(self.children) if not c.infrastructure]
+        self._stop_group(services, deadline)
+        self._stop_group([c for c in reversed(self.children) if c.infrastructure],
+                         max(deadline, time.monotonic() + INFRA_GRACE))
+        log.info("all children stopped")
+
+    def _stop_group(self, children: list[Child], deadline: float) -> None:
+        live = [c for c in children if c.alive]
         for c in live:
             try:
                 os.killpg(c.proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + STOP_GRACE
         for c in live:
             try:
                 c.proc.wait(max(0.1, deadline - time.monotonic()))
+                log.info("%s stopped (exit %s)", c.name, c.proc.returncode, extra={"child": c.name})
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in time: killing", c.name, extra={"child": c.name})
                 try:
@@ -137,7 +150,6 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
                 c.proc.wait(2)
-        log.info("all children stopped")
 
 
 def python_argv(*args: str) -> list[str]:

@@ -18,6 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from shared import natsd  # noqa: E402
 from shared.bus import Bus  # noqa: E402
+from shared.natsauth import AuthDir  # noqa: E402
+from tests import helpers  # noqa: E402
 
 # The suite must never read the developer's own settings.
 for _k in [k for k in os.environ if k.startswith("KTA_")]:
@@ -25,12 +27,22 @@ for _k in [k for k in os.environ if k.startswith("KTA_")]:
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory):
-    """A real nats-server (JetStream on) for the whole session; yields its URL."""
+def nats_auth(tmp_path_factory) -> AuthDir:
+    """The session's NATS identities (shared/natsauth.py), as ``kta up`` generates them."""
+    return AuthDir.ensure(tmp_path_factory.mktemp("nats-auth"))
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory, nats_auth):
+    """A real nats-server (JetStream on, authentication and the permission table enforced, as in
+    production) for the whole session; yields its URL. Workers started with ``stack_settings``
+    connect as their own identity; the ``bus`` fixture as ``admin``."""
     port = natsd.free_port()
     store = tmp_path_factory.mktemp("jetstream")
-    proc = natsd.start(port, store)
-    yield f"nats://127.0.0.1:{port}"
+    proc = natsd.start(port, store, auth=nats_auth)
+    url = f"nats://127.0.0.1:{port}"
+    helpers.NATS_CREDS[url] = str(nats_auth.path)
+    yield url
     proc.terminate()
     try:
         proc.wait(10)
@@ -44,8 +56,8 @@ def nats_url(nats_server):
 
 
 @pytest.fixture
-async def bus(nats_server):
-    b = await Bus.connect(nats_server, "test")
+async def bus(nats_server, nats_auth):
+    b = await Bus.connect(nats_server, "test", creds=str(nats_auth.creds_path("admin")))
     await b.ensure_streams()
     yield b
     await b.close()

@@ -18,8 +18,13 @@ from shared.config import Settings, load
 POLL_SECONDS = 0.02
 
 
+NATS_CREDS: dict[str, str] = {}  # nats url -> its credentials directory (conftest's nats_server)
+
+
 def stack_settings(nats_url: str, data_dir, sim=None, **overrides: Any) -> Settings:
-    kw: dict[str, Any] = {"nats_url": nats_url, "data_dir": str(data_dir), "log_level": "INFO"}
+    """Settings of a test stack; each process connects to ``nats_url`` as its own identity."""
+    kw: dict[str, Any] = {"nats_url": nats_url, "data_dir": str(data_dir), "log_level": "INFO",
+                          "nats_creds": NATS_CREDS.get(nats_url, "")}
     if sim is not None:
         kw.update(kite_root=sim.root, kite_ws_root=sim.ws_root, kite_login_url=sim.login_url)
     kw.update(overrides)
@@ -85,3 +90,14 @@ async def wait_health(bus, service: str, timeout: float = 15.0) -> None:
             return False
 
     await eventually(probe, timeout, f"{service} health")
+
+
+async def connect(nats_url: str, service: str, identity: str = "admin", **kw):
+    """A bus connected to a test nats-server as ``identity`` (``admin`` may do anything; a service
+    name gets exactly that service's permissions), reporting itself as ``service``."""
+    from pathlib import Path
+
+    from shared.bus import Bus
+
+    creds = NATS_CREDS.get(nats_url, "")
+    return await Bus.connect(nats_url, service, creds=str(Path(creds) / f"{identity}.creds") if creds else "", **kw)

@@ -13,6 +13,7 @@ from shared.bus import Bus
 from shared.kite.sessions import LiveSession, expire_session
 from shared.kite.ticker import MODE_RANK, Ticker, TokenExpired
 from shared.messages import BrokerEvent, BrokerOrderUpdate, Tick
+from ticker_worker.wanted import WantedStore
 
 log = logging.getLogger("kta.ticker_worker")
 
@@ -133,8 +134,9 @@ class UserFeed:
 
 class TickerHub:
     def __init__(self, bus: Bus, ws_root: str, *, max_tokens: int = MAX_TOKENS_PER_CONNECTION,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, store: WantedStore | None = None) -> None:
         self.bus = bus
+        self.store = store
         self.ws_root = ws_root
         self.max_tokens = max_tokens
         self.max_connections = max_connections
@@ -194,13 +196,27 @@ class TickerHub:
         for m, toks in by_mode.items():
             for t in toks:
                 wanted[t] = m
+        await self._save(user_id)
         return feed is not None
+
+    async def restore(self) -> None:
+        """Take back what every user wanted before a restart (their feeds open as sessions appear)."""
+        if self.store is not None:
+            for user_id, wanted in (await self.store.load()).items():
+                self.wanted[user_id] = {**wanted, **self.wanted.get(user_id, {})}
+            if self.wanted:
+                log.info("restored the subscriptions of %d users", len(self.wanted))
+
+    async def _save(self, user_id: str) -> None:
+        if self.store is not None:
+            await self.store.save(user_id, self.wanted.get(user_id, {}))
 
     async def unsubscribe(self, user_id: str, tokens: list[int] | None = None) -> None:
         wanted = self.wanted.setdefault(user_id, {})
         tokens = list(wanted) if tokens is None else tokens
         for t in tokens:
             wanted.pop(t, None)
+        await self._save(user_id)
         feed = self.feeds.get(user_id)
         if feed is not None:
             await feed.unsubscribe(tokens)

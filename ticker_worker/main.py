@@ -10,15 +10,17 @@ from shared.bus import Bus
 from shared.config import Settings
 from shared.kite.sessions import vault_for, watch_sessions
 from ticker_worker.hub import TickerHub, TokenLimitExceeded
+from ticker_worker.wanted import WantedStore
 
 
 class TickerWorker:
     def __init__(self, bus: Bus, settings: Settings) -> None:
         self.bus = bus
-        self.hub = TickerHub(bus, settings.kite_ws_root)
+        self.hub = TickerHub(bus, settings.kite_ws_root, store=WantedStore(bus))
         self.vault = vault_for(settings)
 
     async def start(self) -> "TickerWorker":
+        await self.hub.restore()  # before the sessions: each live user's feed opens with its instruments
         self.bus.spawn(self._watch_sessions(), name="sessions")
         await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, queue="ticker-live")
         await self.bus.serve(subjects.cmd_wildcard("ticker"), self.on_command, queue="ticker")

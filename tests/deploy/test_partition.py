@@ -10,7 +10,7 @@ from shared import messages as m
 from shared import partition
 from shared import subjects as s
 from shared.bus import Bus
-from tests.helpers import eventually
+from tests.helpers import connect, eventually
 
 
 async def test_user_partition_matches_the_server_transform(bus):
@@ -25,7 +25,7 @@ async def test_user_partition_matches_the_server_transform(bus):
 
 
 async def test_copies_split_partitions_and_take_over_from_a_dead_one(nats_server):
-    buses = [await Bus.connect(nats_server, f"part{i}") for i in range(3)]
+    buses = [await connect(nats_server, f"part{i}") for i in range(3)]
     kw = dict(lease_seconds=1.5, bucket="kta_leases_test")
     parts = [partition.Partitions(bus, "ptest", instance=f"w{i}", **kw) for i, bus in enumerate(buses)]
     a, b, c = parts
@@ -58,7 +58,7 @@ async def test_copies_split_partitions_and_take_over_from_a_dead_one(nats_server
 
 
 async def test_commands_are_answered_only_by_the_owner(nats_server):
-    owner_bus, other_bus, client = [await Bus.connect(nats_server, n) for n in ("own", "other", "client")]
+    owner_bus, other_bus, client = [await connect(nats_server, n) for n in ("own", "other", "client")]
     owned = partition.of("DEMO01")
 
     async def answer(cmd, user_id, msg):

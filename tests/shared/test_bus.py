@@ -6,6 +6,7 @@ import pytest
 from shared import messages as m
 from shared import subjects as s
 from shared.bus import Bus
+from tests.helpers import connect
 
 
 
@@ -24,8 +25,7 @@ async def test_publish_subscribe_typed(bus):
 
 
 async def test_malformed_payload_is_dead_lettered_and_worker_goes_on(nats_server):
-    svc = Bus.connect
-    bus = await svc(nats_server, "dlqtest1")
+    bus = await connect(nats_server, "dlqtest1")
     try:
         await bus.ensure_streams()
         got = asyncio.Queue()
@@ -66,7 +66,7 @@ async def test_request_reply_and_bad_command(bus):
 
 
 async def test_gather_collects_one_reply_per_service(nats_server):
-    buses = [await Bus.connect(nats_server, name) for name in ("ticker", "strategy", "execution")]
+    buses = [await connect(nats_server, name) for name in ("ticker", "strategy", "execution")]
 
     def make(name):
         async def handler(cmd, user_id, msg):
@@ -75,7 +75,7 @@ async def test_gather_collects_one_reply_per_service(nats_server):
 
     for b in buses:
         await b.serve(s.cmd("DEMO01", "live", "start"), make(b.service))
-    client = await Bus.connect(nats_server, "gateway")
+    client = await connect(nats_server, "gateway")
     replies = await client.gather(s.cmd("DEMO01", "live", "start"), m.StartLive(tokens=[1]),
                                   expect={"ticker", "strategy", "execution"}, timeout=5)
     assert {k: v.data for k, v in replies.items()} == {"ticker": "ticker", "strategy": "strategy",
@@ -85,7 +85,7 @@ async def test_gather_collects_one_reply_per_service(nats_server):
 
 
 async def test_jetstream_redelivers_after_consumer_dies_without_ack(nats_server):
-    producer = await Bus.connect(nats_server, "producer")
+    producer = await connect(nats_server, "producer")
     buses = [producer]
     try:
         await producer.ensure_streams()
@@ -95,7 +95,7 @@ async def test_jetstream_redelivers_after_consumer_dies_without_ack(nats_server)
         await producer.js_publish(s.signals("RD01"), sig, msg_id=sig.id)  # duplicate: dropped by the window
 
         # first consumer takes the message and dies before acking
-        dying = await Bus.connect(nats_server, "exec-a")
+        dying = await connect(nats_server, "exec-a")
         buses.append(dying)
         seen_by_dying = asyncio.Event()
 
@@ -108,7 +108,7 @@ async def test_jetstream_redelivers_after_consumer_dies_without_ack(nats_server)
         await asyncio.wait_for(seen_by_dying.wait(), 5)
         await dying.nc.close()  # the process is gone; no ack was sent
 
-        survivor = await Bus.connect(nats_server, "exec-b")
+        survivor = await connect(nats_server, "exec-b")
         buses.append(survivor)
         got = asyncio.Queue()
 
@@ -127,7 +127,7 @@ async def test_jetstream_redelivers_after_consumer_dies_without_ack(nats_server)
 
 
 async def test_poison_message_on_jetstream_goes_to_dlq(nats_server):
-    bus = await Bus.connect(nats_server, "poison")
+    bus = await connect(nats_server, "poison")
     try:
         await bus.ensure_streams()
         dlq = await bus.js.subscribe(s.dlq("poison"))

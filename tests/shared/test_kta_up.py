@@ -1,6 +1,6 @@
 """``kta up`` as a trader runs it: a subprocess that starts nats-server, kite_sim, the three workers
 and the gateway, serves the login page, restarts a child that dies, and on Ctrl-C stops everything
-within its grace period, leaving no process behind."""
+within its grace period — every child draining by itself, none SIGKILLed — leaving no process behind."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
          "--sim-speed", "30", "--sim-seed", "3"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
+    reader.start()
     output: list[str] = []
     seen: dict[int, str] = {}
 
@@ -113,6 +114,11 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
+        reader.join(10)  # the supervisor's last lines: how each child stopped
+        output += list(lines.queue)
+        killed = [line for line in output if "did not stop in time" in line]
+        assert not killed, "a child had to be SIGKILLed at Ctrl-C:\n" + "".join(killed)
+        assert "all children stopped" in "".join(output)
     finally:
         if proc.poll() is None:
             proc.kill()

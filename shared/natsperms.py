@@ -1,0 +1,113 @@
+"""Who may publish and subscribe to what on the bus: the one permission table of kta.
+
+Each process connects as its own NATS identity (``shared/natsauth.py`` issues them) and the server
+enforces this table, so a compromised or buggy process cannot act for another: only the strategy
+worker publishes signals, only the execution worker publishes orders, outcomes, positions and risk,
+only the ticker worker publishes ticks and broker updates; the gateway (the process facing the
+internet) sends commands and reads, but cannot publish any of those.
+
+A role names plain subjects plus the JetStream streams and KV buckets it reads or writes; the
+JetStream API subjects those need are derived here (``$JS.API.CONSUMER.*.<stream>`` and so on), so
+a role cannot delete, purge or reconfigure what it does not own. Every identity gets a private
+inbox prefix (``_INBOX.<identity>``): replies to one process are invisible to the others."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared import subjects
+from shared.natsjwt import Permissions
+
+U = "kta.u.*"
+KV_TICKER = "kta_ticker"  # the ticker worker's subscriptions per user (restored on restart)
+KV_LEASES = "kta_leases"  # partition leases (shared/partition.py)
+KV_SESSIONS = subjects.KV_BROKER_SESSIONS
+BUCKETS = (KV_SESSIONS, KV_TICKER, KV_LEASES, subjects.KV_STATE)
+
+
+@dataclass(frozen=True)
+class Role:
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()  # streams (consumers, message gets)
+    kv_read: tuple[str, ...] = ()
+    kv_write: tuple[str, ...] = ()
+    updates_streams: bool = False  # may change a stream's configuration (workers); anyone may create
+
+
+ROLES: dict[str, Role] = {
+    "gateway": Role(
+        publish=(f"{U}.cmd.>", "kta.svc.*.health", f"{U}.broker.events", f"{U}.alerts"),
+        subscribe=(f"{U}.>", "kta.ticks.*", "kta.svc.*.status"),
+        reads=(subjects.STREAM_ALERTS, subjects.STREAM_ORDERS),
+        kv_read=(KV_SESSIONS,), kv_write=(KV_SESSIONS,)),
+    "ticker": Role(
+        publish=("kta.ticks.*", f"{U}.ticks.*", f"{U}.broker.order_updates", f"{U}.broker.events",
+                 f"{U}.alerts", f"{U}.status"),
+        subscribe=(f"{U}.cmd.ticker.*", f"{U}.cmd.live.*"),
+        kv_read=(KV_SESSIONS, KV_TICKER), kv_write=(KV_SESSIONS, KV_TICKER), updates_streams=True),
+    "strategy": Role(
+        publish=(f"{U}.signals", "kta.bars.>", f"{U}.status", f"{U}.cmd.ticker.*", f"{U}.alerts"),
+        subscribe=("kta.ticks.*", f"{U}.cmd.strategy.*", f"{U}.cmd.live.*", f"{U}.risk", f"{U}.broker.events"),
+        reads=(subjects.STREAM_OUTCOMES,),
+        kv_read=(KV_SESSIONS, KV_LEASES), kv_write=(KV_LEASES,), updates_streams=True),
+    "execution": Role(
+        publish=(f"{U}.orders", f"{U}.outcomes", f"{U}.positions", f"{U}.risk", f"{U}.status",
+                 f"{U}.cmd.ticker.*", f"{U}.broker.events", f"{U}.alerts"),
+        subscribe=("kta.ticks.*", f"{U}.cmd.execution.*", f"{U}.cmd.risk.*", f"{U}.cmd.journal.*",
+                   f"{U}.cmd.live.*"),
+        reads=(subjects.STREAM_SIGNALS, subjects.STREAM_BROKER),
+        kv_read=(KV_SESSIONS, KV_LEASES), kv_write=(KV_SESSIONS, KV_LEASES), updates_streams=True),
+    # health probes: `kta up`'s supervisor and the containers' health checks
+    "ops": Role(publish=("kta.svc.*.health",)),
+}
+SERVICES = ("gateway", "ticker", "strategy", "execution")
+
+# what a trader's own read-only key may subscribe to, for their user id only
+READER_SUBJECTS = ("ticks.*", "signals", "orders", "positions", "risk", "outcomes", "alerts")
+
+
+def inbox_prefix(identity: str) -> str:
+    return f"_INBOX.{identity}"
+
+
+def _stream_names() -> list[str]:
+    return [*subjects.STREAMS, *(f"KV_{b}" for b in BUCKETS)]
+
+
+def _reading(stream: str) -> list[str]:
+    api = "$JS.API"
+    return [f"{api}.STREAM.INFO.{stream}", f"{api}.CONSUMER.CREATE.{stream}", f"{api}.CONSUMER.CREATE.{stream}.>",
+            f"{api}.CONSUMER.DURABLE.CREATE.{stream}.*", f"{api}.CONSUMER.INFO.{stream}.*",
+            f"{api}.CONSUMER.DELETE.{stream}.*", f"{api}.CONSUMER.MSG.NEXT.{stream}.*",
+            f"{api}.DIRECT.GET.{stream}", f"{api}.DIRECT.GET.{stream}.>", f"{api}.STREAM.MSG.GET.{stream}",
+            f"$JS.ACK.{stream}.>", f"$JS.FC.{stream}.>"]
+
+
+def permissions(identity: str) -> Permissions:
+    """The server-side permissions of a service identity (``gateway``, ``ticker``, …, ``ops``)."""
+    if identity == "admin":
+        return Permissions(publish=(">",), subscribe=(">",), responses=True)
+    role = ROLES[identity]
+    pub = list(role.publish)
+    sub = [*role.subscribe, f"{inbox_prefix(identity)}.>"]
+    if identity in SERVICES:
+        pub += [subjects.service_status(identity), subjects.service_health(identity), subjects.dlq(identity),
+                "$JS.API.INFO", "$JS.API.STREAM.NAMES"]
+        sub.append(subjects.service_health(identity))
+        for stream in _stream_names():
+            pub += [f"$JS.API.STREAM.CREATE.{stream}", f"$JS.API.STREAM.INFO.{stream}"]
+            if role.updates_streams:
+                pub.append(f"$JS.API.STREAM.UPDATE.{stream}")
+    for stream in [*role.reads, *(f"KV_{b}" for b in role.kv_read)]:
+        pub += _reading(stream)
+    pub += [f"$KV.{b}.>" for b in role.kv_write]
+    return Permissions(publish=tuple(dict.fromkeys(pub)), subscribe=tuple(dict.fromkeys(sub)),
+                       responses=identity in SERVICES)
+
+
+def reader_permissions(user_id: str) -> Permissions:
+    """A trader's read-only key: subscribe to their own ticks, signals, orders, positions, risk,
+    outcomes and alerts; publish nothing."""
+    base = f"kta.u.{subjects.user(user_id)}"
+    return Permissions(subscribe=tuple(f"{base}.{s}" for s in READER_SUBJECTS))

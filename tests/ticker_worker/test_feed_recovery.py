@@ -1,0 +1,108 @@
+"""The feed comes back by itself: a SIGKILLed ticker worker process is replaced and the new one
+subscribes every live user's instruments again (no Start pressed, no strategy worker resending);
+after a Kite token expires and the trader logs in again, ticks resume on the new token."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from shared import messages as m
+from shared import subjects
+from shared.config import to_env
+from shared.kite.sessions import put_session, vault_for
+from tests.helpers import eventually, running, stack_settings, wait_health
+from tests.simkit import login, start_sim
+from ticker_worker.main import amain as ticker_main
+
+ROOT = Path(__file__).resolve().parents[2]
+INFY, NIFTY = 408065, 256265
+
+
+@pytest.fixture(scope="module")
+def own_sim(tmp_path_factory):
+    """A sim of this module's own: expiring every session must not touch other tests' tokens."""
+    s = start_sim(tmp_path_factory.mktemp("feed-sim"), speed=60.0)
+    yield s
+    s.stop()
+
+
+def ticker_process(settings, log: Path) -> subprocess.Popen:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")}, **to_env(settings)}
+    return subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "ticker"], cwd=ROOT, env=env,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+
+async def _ticks(bus, token: int) -> list[m.Tick]:
+    got: list[m.Tick] = []
+
+    async def on_tick(t, msg):
+        got.append(t)
+
+    await bus.subscribe(subjects.ticks(token), m.Tick, on_tick)
+    return got
+
+
+async def _start_live(bus, user: str, tokens: list[int]) -> None:
+    async def started():
+        replies = await bus.gather(subjects.cmd(user, "live", "start"),
+                                   m.StartLive(tokens=tokens, mode=m.TickMode.QUOTE), expect={"ticker"})
+        return isinstance(replies.get("ticker"), m.Ok)
+
+    await eventually(started, 15, "the ticker to accept StartLive")  # its session watch may lag the put
+
+
+async def test_a_sigkilled_ticker_worker_is_replaced_and_ticks_resume_without_user_action(bus, own_sim, data_dir):
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, own_sim)
+    ticks = await _ticks(bus, INFY)
+    first = ticker_process(settings, data_dir / "ticker.log")
+    second = None
+    try:
+        await wait_health(bus, "ticker")
+        await put_session(bus, vault_for(settings), "DEMO01", own_sim.api_key, login(own_sim))
+        await _start_live(bus, "DEMO01", [INFY])
+        await eventually(lambda: len(ticks) >= 2, 20, "ticks before the crash")
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        second = ticker_process(settings, data_dir / "ticker.log")  # what the supervisor does
+        await wait_health(bus, "ticker", 30)
+        ticks.clear()
+        await eventually(lambda: len(ticks) >= 2, 30, "ticks from the restarted worker, nobody pressing Start")
+        status = await bus.request(subjects.cmd("DEMO01", "ticker", "status"), m.GetStatus())
+        assert isinstance(status, m.Ok) and status.data["connected"] is True
+        assert {int(t) for t in status.data["tokens"]} == {INFY}
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(15)
+
+
+async def test_after_token_expiry_a_fresh_login_resumes_the_feed_by_itself(bus, own_sim, data_dir):
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, own_sim)
+    ticks = await _ticks(bus, NIFTY)
+    events = await bus.js.subscribe("kta.u.DEMO02.broker.events.*", stream=subjects.STREAM_BROKER,
+                                    deliver_policy="new")
+    async with running(ticker_main, settings):
+        await wait_health(bus, "ticker")
+        await put_session(bus, vault_for(settings), "DEMO02", own_sim.api_key, login(own_sim, "DEMO02", "demo2"))
+        await _start_live(bus, "DEMO02", [NIFTY])
+        await eventually(lambda: len(ticks) >= 2, 20, "ticks before expiry")
+
+        own_sim.admin("expire_sessions")
+        own_sim.admin("drop_ws")  # the socket goes; reconnecting with the dead token is refused
+        kinds: list[str] = []
+        while "token_expired" not in kinds:
+            kinds.append(msgspec.msgpack.decode((await events.next_msg(timeout=20)).data, type=m.BrokerEvent).kind)
+
+        await put_session(bus, vault_for(settings), "DEMO02", own_sim.api_key, login(own_sim, "DEMO02", "demo2"))
+        ticks.clear()
+        await eventually(lambda: len(ticks) >= 2, 30, "ticks on the new token, nobody pressing Start")
+    await events.unsubscribe()

@@ -1,0 +1,51 @@
+"""What each user wants from the feed — instrument token → tick mode — kept in the KV bucket
+``kta_ticker`` so that a ticker worker restarted after a crash subscribes every live user again by
+itself (the strategy worker restores its users from its store the same way)."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+import nats
+
+from shared import natsperms
+
+log = logging.getLogger("kta.ticker_worker")
+_decoder = msgspec.msgpack.Decoder(dict[int, str])
+
+
+class WantedStore:
+    def __init__(self, bus) -> None:
+        self.bus = bus
+        self._kv = None
+
+    async def _bucket(self):
+        if self._kv is None:
+            self._kv = await self.bus.kv(natsperms.KV_TICKER)
+        return self._kv
+
+    async def load(self) -> dict[str, dict[int, str]]:
+        kv = await self._bucket()
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            return {}
+        out: dict[str, dict[int, str]] = {}
+        for user_id in keys:
+            try:
+                entry = await kv.get(user_id)
+                out[user_id] = _decoder.decode(entry.value)
+            except Exception as e:  # noqa: BLE001 - a bad or vanished entry: that user starts empty
+                log.error("cannot restore the subscriptions of %s: %r", user_id, e)
+        return out
+
+    async def save(self, user_id: str, wanted: dict[int, str]) -> None:
+        kv = await self._bucket()
+        if wanted:
+            await kv.put(user_id, msgspec.msgpack.encode(wanted))
+        else:
+            try:
+                await kv.delete(user_id)
+            except nats.js.errors.KeyNotFoundError:
+                pass
