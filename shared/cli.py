@@ -123,6 +123,8 @@ def cmd_up(a) -> None:
     if not a.no_sim:
         overrides.update(kite_root=f"http://127.0.0.1:{sim_port}", kite_ws_root=f"ws://127.0.0.1:{sim_port}/ws",
                          kite_login_url=f"http://127.0.0.1:{sim_port}/connect/login", sim_admin=a.sim_admin or None)
+        if "feed_hours" not in provided(getattr(a, "config", None)):
+            overrides["feed_hours"] = "always"  # kta up's kite_sim ticks around the clock
     settings = _settings(a, **overrides)
     kta_log.setup("kta", settings.log_level, settings.log_format)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")}, **to_env(settings),
