@@ -9,7 +9,9 @@ reads use the user's own Kite session from the KV bucket. A worker's ``m.Error``
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import uuid
 from datetime import date
 from typing import Any
 
@@ -28,6 +30,8 @@ from gateway.instruments import InstrumentCache
 from gateway.option_chain import ChainError, option_chain_view
 from gateway.desk_queries import DeskQueries
 from gateway.trading_error import TradingError  # noqa: F401 - its public home stays gateway.trading
+
+log = logging.getLogger("kta.gateway.trading")
 
 LIVE_SERVICES = ("ticker", "strategy", "execution")
 WORKERS = ("ticker", "strategy", "execution")
@@ -56,6 +60,19 @@ def _from_kite(e: kite_errors.KiteError) -> TradingError:
     return TradingError(502 if e.status >= 500 else 400, f"broker: {e.message}", code="broker_error")
 
 
+def _is_query(cmd: msgspec.Struct) -> bool:
+    """Reads change nothing: they need no request id (and their replies are not worth remembering)."""
+    return type(cmd).__name__.startswith(("Get", "List", "Scan"))
+
+
+def _unknown_outcome(service: str, cmd: msgspec.Struct, timeout: float) -> str:
+    if _is_query(cmd):
+        return f"the {service} worker did not answer within {timeout:g} s; try again in a moment"
+    return (f"the {service} worker did not answer within {timeout:g} s (asked twice): the outcome of "
+            f"{_verb(cmd).replace('_', ' ')} is unknown — it may still take effect. Reload the page and check "
+            "the current state (strategies, orders, positions, risk) before doing it again.")
+
+
 class Trading(DeskQueries):
     def __init__(self, bus: Bus, settings: Settings, timeout: float = 5.0) -> None:
         self.bus = bus
@@ -71,14 +88,26 @@ class Trading(DeskQueries):
     # ---- plumbing ---------------------------------------------------------------------------
 
     async def command(self, user_id: str, service: str, cmd: msgspec.Struct, timeout: float | None = None) -> Any:
-        """One command to one service; the ``Ok`` data, or a TradingError."""
-        try:
-            reply = await self.bus.request(subjects.cmd(user_id, service, _verb(cmd)),
-                                           cmd, timeout=timeout or self.timeout)
-        except (BusError, RequestTimeout) as e:
-            raise TradingError(503, f"the {service} worker is not answering ({e}); is it running?") from None
-        except OverflowError:  # the bus carries 64-bit integers; the API's bodies say so per field
-            raise TradingError(400, "a whole number in the request is too large (at most 19 digits)") from None
+        """One command to one service; the ``Ok`` data, or a TradingError.
+
+        A command that changes something carries a request id, so the one retry after a timeout is
+        safe: the worker answers it with the first outcome instead of doing it twice. When even the
+        retry times out the outcome is unknown, and the 503 says so."""
+        subject, timeout = subjects.cmd(user_id, service, _verb(cmd)), timeout or self.timeout
+        request_id = "" if _is_query(cmd) else uuid.uuid4().hex
+        for attempt in (1, 2):
+            try:
+                reply = await self.bus.request(subject, cmd, timeout=timeout, request_id=request_id)
+                break
+            except RequestTimeout:
+                if request_id and attempt == 1:
+                    log.warning("%s %s timed out; retrying with the same request id", service, _verb(cmd))
+                    continue
+                raise TradingError(503, _unknown_outcome(service, cmd, timeout)) from None
+            except BusError as e:  # nobody listening: nothing was done
+                raise TradingError(503, f"the {service} worker is not answering ({e}); is it running?") from None
+            except OverflowError:  # the bus carries 64-bit integers; the API's bodies say so per field
+                raise TradingError(400, "a whole number in the request is too large (at most 19 digits)") from None
         if isinstance(reply, m.Error):
             raise _from_reply(reply)
         return reply.data
@@ -87,7 +116,8 @@ class Trading(DeskQueries):
                            expect: tuple[str, ...] = LIVE_SERVICES) -> dict[str, m.Ok | m.Error]:
         if not expect:
             return {}
-        return await self.bus.gather(subjects.cmd(user_id, "live", _verb(cmd)), cmd, expect, timeout=timeout)
+        return await self.bus.gather(subjects.cmd(user_id, "live", _verb(cmd)), cmd, expect, timeout=timeout,
+                                     request_id=uuid.uuid4().hex)
 
     async def session(self, user_id: str) -> LiveSession | None:
         return await get_session(self.bus, self.vault, user_id)
@@ -135,8 +165,18 @@ class Trading(DeskQueries):
             except TradingError:
                 pass
         tokens = await self.live_tokens_of(user_id) if health["ticker"] else self.live_tokens.get(user_id, [])
+        feed = await self.feed(user_id) if health["ticker"] and tokens else {"state": "off"}
         return {"user_id": user_id, "broker": broker, "live": bool(tokens), "live_tokens": tokens,
-                "kill_switch": kill_switch, "workers": health, "ts": ts}
+                "kill_switch": kill_switch, "workers": health, "feed": feed, "ts": ts}
+
+    async def feed(self, user_id: str) -> dict:
+        """The freshness of the user's feed as the ticker worker judges it: ``state`` live / stale /
+        closed (outside market hours) / waiting (no broker session), ``last_tick_age`` in seconds."""
+        try:
+            data = await self.command(user_id, "ticker", m.GetStatus(), timeout=1.0)
+        except TradingError:
+            return {"state": "unknown"}
+        return (data or {}).get("feed") or {"state": "unknown"}
 
     # ---- broker reads -----------------------------------------------------------------------
 

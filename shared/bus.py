@@ -1,7 +1,8 @@
 """A thin typed wrapper over nats-py: every payload is a msgspec Struct, every failure is logged.
 
 * ``publish`` / ``subscribe`` — core NATS (ticks, bars, positions, risk, status).
-* ``request`` / ``serve`` — request/reply commands with ``Ok`` / ``Error`` replies.
+* ``request`` / ``serve`` — request/reply commands with ``Ok`` / ``Error`` replies; idempotent
+  when the request carries an id (``shared/replies.py``).
 * ``ensure_streams`` / ``js_publish`` / ``consume`` / ``kv`` — JetStream where delivery must survive
   a restart (signals, orders, broker updates); durable pull consumers with explicit ack
   (``shared/jetstream.py``).
@@ -28,8 +29,9 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared import messages as m
-from shared import natsauth, natsjwt, natsperms, partition, subjects
+from shared import natsauth, natsjwt, natsperms, partition, replies, subjects
 from shared.jetstream import JetStream, decoder_for, foreign_user
+from shared.replies import ReplyCache
 
 log = logging.getLogger("kta.bus")
 
@@ -48,6 +50,10 @@ def auth_options(creds: str, identity: str) -> dict[str, Any]:
     name = natsjwt.claims_of(jwt).get("name", identity)
     return {"user_jwt_cb": lambda: jwt.encode(), "signature_cb": lambda nonce: natsjwt.signature(key, nonce),
             "inbox_prefix": natsperms.inbox_prefix(name)}
+
+
+def _id_header(request_id: str) -> dict[str, str] | None:
+    return {replies.HEADER: request_id} if request_id else None
 
 
 class BusError(RuntimeError):
@@ -70,6 +76,7 @@ class Bus(JetStream):
         self._pull_subs: list[Any] = []
         self._stopping = False
         self.consumers: dict[str, str] = {}  # durable -> stream, while consumed here (lag metrics)
+        self.replies = ReplyCache()  # first outcomes of idempotent commands served here
 
     # ---- connection -----------------------------------------------------------------------
 
@@ -175,9 +182,12 @@ class Bus(JetStream):
 
     # ---- request / reply --------------------------------------------------------------------
 
-    async def request(self, subject: str, msg: msgspec.Struct, timeout: float = 5.0) -> m.Ok | m.Error:
+    async def request(self, subject: str, msg: msgspec.Struct, timeout: float = 5.0,
+                      request_id: str = "") -> m.Ok | m.Error:
+        """One command, one reply. With ``request_id`` the command is idempotent: sending it again
+        (after a ``RequestTimeout``) answers with the first outcome instead of doing it twice."""
         try:
-            resp = await self.nc.request(subject, m.encode(msg), timeout=timeout)
+            resp = await self.nc.request(subject, m.encode(msg), timeout=timeout, headers=_id_header(request_id))
         except nats.errors.NoRespondersError as e:
             raise BusError(f"no service answers {subject}") from e
         except nats.errors.TimeoutError as e:
@@ -185,7 +195,7 @@ class Bus(JetStream):
         return m.reply_decoder.decode(resp.data)
 
     async def gather(
-        self, subject: str, msg: msgspec.Struct, expect: Iterable[str], timeout: float = 10.0
+        self, subject: str, msg: msgspec.Struct, expect: Iterable[str], timeout: float = 10.0, request_id: str = ""
     ) -> dict[str, m.Ok | m.Error]:
         """Scatter a command to every service listening on ``subject`` and collect one reply
         from each of ``expect`` (by ``service`` field); missing services are absent from the result."""
@@ -205,7 +215,7 @@ class Bus(JetStream):
 
         sub = await self.nc.subscribe(inbox, cb=cb)
         try:
-            await self.nc.publish(subject, m.encode(msg), reply=inbox)
+            await self.nc.publish(subject, m.encode(msg), reply=inbox, headers=_id_header(request_id))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout)
         finally:
@@ -220,16 +230,28 @@ class Bus(JetStream):
         ``handler(command, user_id, msg)`` returns Ok or Error; the bus stamps the service name.
         A command that fails to decode gets an Error naming the problem (and is dead-lettered);
         a handler that raises gets an ``internal`` Error (and is dead-lettered). A user ``accept``
-        rejects is left to another instance (no reply): partitioned workers answer for their own."""
+        rejects is left to another instance (no reply): partitioned workers answer for their own.
+        A command carrying a request id is answered once per id (``shared/replies.py``)."""
 
         async def cb(msg: Msg) -> None:
-            reply: m.Ok | m.Error
             if accept is not None:
                 try:
                     if not accept(subjects.user_of(msg.subject)):
                         return
                 except subjects.SubjectError:
                     pass  # answered below with bad_request
+            request_id = (msg.headers or {}).get(replies.HEADER, "")[: replies.MAX_ID]
+            if request_id:
+                reply = await self.replies.once(msg.subject, request_id, lambda: answer(msg))
+            else:
+                reply = await answer(msg)
+            if msg.reply:
+                reply = msgspec.structs.replace(reply, service=self.service)
+                with contextlib.suppress(Exception):
+                    await self.nc.publish(msg.reply, m.encode(reply))
+
+        async def answer(msg: Msg) -> m.Ok | m.Error:
+            reply: m.Ok | m.Error
             try:
                 user_id = subjects.user_of(msg.subject)
                 cmd = m.command_decoder.decode(msg.data)
@@ -242,10 +264,7 @@ class Bus(JetStream):
                 except Exception as e:  # noqa: BLE001
                     await self.dead_letter(msg.subject, msg.data, f"handler: {e!r}", exc=e)
                     reply = m.Error(code="internal", message=f"{type(e).__name__}: {e}", service=self.service)
-            if msg.reply:
-                reply = msgspec.structs.replace(reply, service=self.service)
-                with contextlib.suppress(Exception):
-                    await self.nc.publish(msg.reply, m.encode(reply))
+            return reply
 
         return await self.nc.subscribe(subject, queue=queue, cb=cb)
 
