@@ -65,6 +65,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sim_speed: Annotated[float, Meta(gt=0, le=10_000)] = 1.0
     sim_admin: bool = False  # enables /sim/* fault injection
 
+    # ticker worker: a live user's feed is "stale" after this many seconds without a tick during
+    # market hours ("HH:MM-HH:MM" IST weekdays, or "always" for a broker that ticks around the clock)
+    feed_stale_seconds: Annotated[float, Meta(ge=0)] = 30.0  # 0 = never judged stale
+    feed_hours: Annotated[str, Meta(pattern=r"^(always|([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d)$")] = \
+        "09:15-15:30"
+
     # strategy worker
     seed_days: Annotated[int, Meta(ge=0, le=60)] = 5
     seed_interval: str = "5minute"

@@ -25,6 +25,8 @@ REJECTS = Counter("kta_rejects_total", "Signals or orders refused: risk codes an
 RECONCILE_MISMATCHES = Counter("kta_reconcile_mismatches_total",
                                "Orders whose broker state differed from the journal at reconciliation")
 KILL_SWITCH = Gauge("kta_kill_switch_state", "Kill switch per user: 0 active, 1 reducing, 2 halted", ["user"])
+FEED_AGE = Gauge("kta_feed_last_tick_age_seconds", "Seconds since a live user's feed last ticked", ["user"])
+FEED_STALE = Gauge("kta_feed_stale", "1 while a live user's feed is stale (no ticks in market hours)", ["user"])
 SSE_CLIENTS = Gauge("kta_sse_clients", "Browser event streams open on this gateway")
 NATS_LAG = Gauge("kta_nats_consumer_pending", "Messages in a JetStream consumer not yet delivered",
                  ["stream", "consumer"])

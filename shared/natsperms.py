@@ -47,8 +47,9 @@ ROLES: dict[str, Role] = {
         subscribe=(f"{U}.cmd.ticker.*", f"{U}.cmd.live.*"),
         kv_read=(KV_SESSIONS, KV_TICKER), kv_write=(KV_SESSIONS, KV_TICKER), updates_streams=True),
     "strategy": Role(
-        publish=(f"{U}.signals", "kta.bars.>", f"{U}.status", f"{U}.cmd.ticker.*", f"{U}.alerts"),
-        subscribe=("kta.ticks.*", f"{U}.cmd.strategy.*", f"{U}.cmd.live.*", f"{U}.risk", f"{U}.broker.events"),
+        publish=(f"{U}.signals", "kta.bars.>", f"{U}.status", f"{U}.cmd.ticker.*", f"{U}.alerts", f"{U}.backtests"),
+        subscribe=("kta.ticks.*", f"{U}.cmd.strategy.*", f"{U}.cmd.backtest.*", f"{U}.cmd.live.*", f"{U}.risk",
+                   f"{U}.broker.events"),
         reads=(subjects.STREAM_OUTCOMES,),
         kv_read=(KV_SESSIONS, KV_LEASES), kv_write=(KV_LEASES,), updates_streams=True),
     "execution": Role(

@@ -54,6 +54,11 @@ def ticks(token: int) -> str:
 ALL_TICKS = f"{PREFIX}.ticks.>"
 
 
+def user_ticks(user_id: str, token: int) -> str:
+    """The ticks of one user's instruments (what the user's read-only NATS key may see)."""
+    return _u(user_id, "ticks", _token(token))
+
+
 def bars(interval: str, token: int) -> str:
     return f"{PREFIX}.bars.{_word(interval, 'interval')}.{_token(token)}"
 

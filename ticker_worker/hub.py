@@ -13,6 +13,7 @@ from shared.bus import Bus
 from shared.kite.sessions import LiveSession, expire_session
 from shared.kite.ticker import MODE_RANK, Ticker, TokenExpired
 from shared.messages import BrokerEvent, BrokerOrderUpdate, Tick
+from ticker_worker.freshness import Freshness, MarketHours
 from ticker_worker.wanted import WantedStore
 
 log = logging.getLogger("kta.ticker_worker")
@@ -46,7 +47,7 @@ class UserFeed:
 
     def _new_ticker(self) -> Ticker:
         ticker = Ticker(self.live.session.api_key, self.live.access_token, self.hub.ws_root,
-                        on_ticks=self.hub.publish_ticks, on_order=self.on_order, on_event=self.on_event)
+                        on_ticks=self.on_ticks, on_order=self.on_order, on_event=self.on_event)
         self.tickers.append(ticker)
         self.tasks.append(self.hub.bus.spawn(self._run(ticker), name=f"ticker:{self.user_id}:{len(self.tickers)}"))
         return ticker
@@ -101,6 +102,15 @@ class UserFeed:
                 self._expired = True
                 await expire_session(self.hub.bus, self.user_id, str(e))
 
+    async def on_ticks(self, ticks: list[Tick]) -> None:
+        """This user's connection delivered ticks: they are fresh, the user's own subjects get them
+        (``kta.u.<user>.ticks.<token>``, for their read-only key), the shared ones once per token."""
+        hub = self.hub
+        hub.freshness.ticked(self.user_id, [t.instrument_token for t in ticks], time.time())
+        for t in ticks:
+            await hub.bus.publish(subjects.user_ticks(self.user_id, t.instrument_token), t)
+        await hub.publish_ticks(ticks)
+
     async def on_order(self, order: dict) -> None:
         # Every connection of the user receives the same update: the msg id makes JetStream keep one.
         key = ":".join(str(order.get(k, "")) for k in ("order_id", "status", "filled_quantity",
@@ -134,9 +144,11 @@ class UserFeed:
 
 class TickerHub:
     def __init__(self, bus: Bus, ws_root: str, *, max_tokens: int = MAX_TOKENS_PER_CONNECTION,
-                 max_connections: int = MAX_CONNECTIONS, store: WantedStore | None = None) -> None:
+                 max_connections: int = MAX_CONNECTIONS, store: WantedStore | None = None,
+                 stale_after: float = 30.0, hours: str = "always") -> None:
         self.bus = bus
         self.store = store
+        self.freshness = Freshness(bus, stale_after, MarketHours(hours), self.live_users)
         self.ws_root = ws_root
         self.max_tokens = max_tokens
         self.max_connections = max_connections
@@ -167,6 +179,10 @@ class TickerHub:
             await publish(subjects.ticks(t.instrument_token), t)
             self.published += 1
 
+    def live_users(self) -> dict[str, list[int]]:
+        """Users whose broker feed is open, with the instruments they want."""
+        return {u: list(self.wanted.get(u, {})) for u in self.feeds}
+
     async def session_changed(self, user_id: str, live: LiveSession | None) -> None:
         old = self.feeds.pop(user_id, None)
         if old is not None:
@@ -174,6 +190,7 @@ class TickerHub:
         if live is not None:
             feed = UserFeed(self, live)
             self.feeds[user_id] = feed
+            self.freshness.expect(user_id)
             by_mode: dict[str, list[int]] = {}
             for token, mode in self.wanted.get(user_id, {}).items():
                 by_mode.setdefault(mode, []).append(token)
@@ -191,6 +208,8 @@ class TickerHub:
         feed = self.feeds.get(user_id)
         if feed is not None:
             feed.check_room(tokens)
+            if not wanted:  # the first instruments: silence counts from now
+                self.freshness.expect(user_id)
             for m, toks in by_mode.items():
                 await feed.subscribe(toks, m)
         for m, toks in by_mode.items():

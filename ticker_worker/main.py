@@ -16,12 +16,14 @@ from ticker_worker.wanted import WantedStore
 class TickerWorker:
     def __init__(self, bus: Bus, settings: Settings) -> None:
         self.bus = bus
-        self.hub = TickerHub(bus, settings.kite_ws_root, store=WantedStore(bus))
+        self.hub = TickerHub(bus, settings.kite_ws_root, store=WantedStore(bus),
+                             stale_after=settings.feed_stale_seconds, hours=settings.feed_hours)
         self.vault = vault_for(settings)
 
     async def start(self) -> "TickerWorker":
         await self.hub.restore()  # before the sessions: each live user's feed opens with its instruments
         self.bus.spawn(self._watch_sessions(), name="sessions")
+        self.bus.spawn(self.hub.freshness.run(), name="freshness")
         await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, queue="ticker-live")
         await self.bus.serve(subjects.cmd_wildcard("ticker"), self.on_command, queue="ticker")
         return self
@@ -57,11 +59,13 @@ class TickerWorker:
         if isinstance(cmd, m.GetStatus):
             feed = self.hub.feeds.get(user_id)
             return m.Ok(data={"connected": feed is not None and feed.connected,
-                              "tokens": self.hub.wanted.get(user_id, {})})
+                              "tokens": self.hub.wanted.get(user_id, {}),
+                              "feed": self.hub.freshness.report(user_id)})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a ticker command")
 
     def status(self) -> dict:
-        return {"users": len(self.hub.feeds), "ticks_published": self.hub.published, **self.hub.events}
+        return {"users": len(self.hub.feeds), "ticks_published": self.hub.published,
+                "stale_users": self.hub.freshness.stale_users(), **self.hub.events}
 
     async def close(self) -> None:
         await self.hub.close()

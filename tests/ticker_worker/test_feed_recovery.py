@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from shared import messages as m
+from shared import natsperms
 from shared import subjects
 from shared.config import to_env
 from shared.kite.sessions import put_session, vault_for
@@ -83,6 +84,12 @@ async def test_a_sigkilled_ticker_worker_is_replaced_and_ticks_resume_without_us
             if p is not None and p.poll() is None:
                 p.terminate()
                 p.wait(15)
+        await _forget(bus, "DEMO01")
+
+
+async def _forget(bus, user: str) -> None:
+    """No later test's ticker worker restores this test's instruments."""
+    await (await bus.kv(natsperms.KV_TICKER)).delete(user)
 
 
 async def test_after_token_expiry_a_fresh_login_resumes_the_feed_by_itself(bus, own_sim, data_dir):
@@ -106,3 +113,4 @@ async def test_after_token_expiry_a_fresh_login_resumes_the_feed_by_itself(bus, 
         ticks.clear()
         await eventually(lambda: len(ticks) >= 2, 30, "ticks on the new token, nobody pressing Start")
     await events.unsubscribe()
+    await _forget(bus, "DEMO02")
