@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from shared import log as kta_log
-from shared import healthcheck, natsd
+from shared import healthcheck, natsauth, natsd
 from shared.config import ConfigError, Settings, env_name, load, provided, to_env
 from shared.natsauth import AuthDir
 
@@ -63,6 +64,16 @@ def cmd_users(a) -> None:
         print(f"added {a.zerodha_id.upper()}")
     elif a.action == "remove":
         print("removed" if users.remove_user(settings, a.zerodha_id) else f"no user {a.zerodha_id}")
+        with contextlib.suppress(FileNotFoundError):  # their read-only NATS keys go too
+            natsauth.reader_creds(settings, a.zerodha_id.upper(), days=0, out="", revoke=True)
+    elif a.action == "nats-creds":
+        user_id = a.zerodha_id.upper()
+        if not any(u["zerodha_id"] == user_id for u in users.list_users(settings)):
+            sys.exit(f"kta: no user {user_id}")
+        try:
+            print(natsauth.reader_creds(settings, user_id, days=a.days, out=a.out, revoke=a.revoke))
+        except FileNotFoundError as e:
+            sys.exit(f"kta: {e}")
     else:
         for u in users.list_users(settings):
             print(f"{u['zerodha_id']:<10} {u['email']:<30} api_key={u['api_key']}")
@@ -162,6 +173,7 @@ def cmd_up(a) -> None:
 kta is up: {settings.gateway_url}
 {how}
   logs: {logs}   data: {data_dir}   stop: Ctrl-C
+  NATS: {nats_url} (authenticated; a trader's read-only key: kta users nats-creds ID)
 """, flush=True)
 
     sys.exit(Supervisor(children).run(on_ready=ready))
@@ -218,12 +230,15 @@ def parser() -> argparse.ArgumentParser:
     gw.set_defaults(fn=cmd_gateway)
 
     users = sub.add_parser("users", help="manage users")
-    users.add_argument("action", choices=["add", "list", "remove"])
+    users.add_argument("action", choices=["add", "list", "remove", "nats-creds"])
     users.add_argument("zerodha_id", nargs="?")
     users.add_argument("--email", default="")
     users.add_argument("--name", default="")
     users.add_argument("--api-key", default="")
     users.add_argument("--api-secret", default="")
+    users.add_argument("--days", type=int, default=90, help="nats-creds: how long the read-only key is valid")
+    users.add_argument("--out", "-o", default="", help="nats-creds: file to write (default ID.creds; - = stdout)")
+    users.add_argument("--revoke", action="store_true", help="nats-creds: revoke every read-only key of the user")
     users.set_defaults(fn=cmd_users)
 
     from strategy_worker.backtest.cli import add_parsers  # their options live beside them (imports stay lazy)
@@ -239,8 +254,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     a = parser().parse_args(argv)
-    if a.command == "users" and a.action in ("add", "remove") and not a.zerodha_id:
-        sys.exit("kta users add|remove needs a Zerodha ID")
+    if a.command == "users" and a.action in ("add", "remove", "nats-creds") and not a.zerodha_id:
+        sys.exit(f"kta users {a.action} needs a Zerodha ID")
     a.fn(a)
 
 

@@ -51,10 +51,12 @@ def args(port: int, store_dir: str | os.PathLike, *, host: str = "127.0.0.1", ht
          name: str = "kta", cluster: str = "", cluster_port: int = 0, routes: list[str] | None = None,
          auth: AuthDir | None = None) -> list[str]:
     """nats-server's command line; with ``auth`` it trusts only that directory's identities."""
-    a = [binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir), "-n", name]
+    a = [binary(), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
+    if not auth or cluster:  # a flag the config file lacks fails every reload ("not supported for ServerName")
+        a += ["-n", name]
     if auth is not None:
         adopt_global_account(store_dir, auth.account.public)
-        a += ["-c", str(auth.server_conf)]
+        a += ["-c", str(auth.server_conf), "-P", str(auth.path / "nats.pid")]  # the pid: reload after a revoke
     if http_port:
         a += ["-m", str(http_port)]
     if cluster:

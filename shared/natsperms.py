@@ -64,8 +64,6 @@ ROLES: dict[str, Role] = {
 }
 SERVICES = ("gateway", "ticker", "strategy", "execution")
 
-# what a trader's own read-only key may subscribe to, for their user id only
-READER_SUBJECTS = ("ticks.*", "signals", "orders", "positions", "risk", "outcomes", "alerts")
 
 
 def inbox_prefix(identity: str) -> str:
@@ -110,5 +108,7 @@ def permissions(identity: str) -> Permissions:
 def reader_permissions(user_id: str) -> Permissions:
     """A trader's read-only key: subscribe to their own ticks, signals, orders, positions, risk,
     outcomes and alerts; publish nothing."""
+    from shared.reader import SUBJECTS
+
     base = f"kta.u.{subjects.user(user_id)}"
-    return Permissions(subscribe=tuple(f"{base}.{s}" for s in READER_SUBJECTS))
+    return Permissions(subscribe=tuple(f"{base}.{s}" for s in SUBJECTS))
