@@ -143,3 +143,23 @@ def test_healthcheck_finds_the_kta_service_of_the_container(tmp_path):
         (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
     assert healthcheck.kta_command(tmp_path) == ["worker", "execution"]
     assert healthcheck.check([], load(environ={})) is False
+
+
+def test_every_nats_client_in_compose_has_its_own_identity_and_the_servers_require_one():
+    """The cluster includes the generated auth.conf; each kta service gets exactly its own .creds
+    (strategy and execution copies share their kind's), named after a role of shared/natsperms.py."""
+    from shared import natsauth
+
+    doc = mf.compose(ENVIRON)
+    assert "include ./auth.conf" in (mf.DEPLOY / "nats" / "nats.conf").read_text()
+    for name, svc in doc["services"].items():
+        if str(svc.get("image", "")).startswith("nats:"):
+            assert any(v.startswith("./nats-auth/server.conf:/etc/nats/auth.conf") for v in svc["volumes"])
+        elif mf.is_kta(svc) and name != "kite-sim":
+            env = mf.env_of(svc)
+            assert env["KTA_NATS_CREDS"] == "/run/secrets/nats.creds", name
+            (secret,) = svc["secrets"]
+            assert secret == {"source": f"nats-{name}", "target": "nats.creds"}
+            assert doc["secrets"][secret["source"]]["file"] == f"./nats-auth/{name}.creds"
+            assert name in natsauth.IDENTITIES
+

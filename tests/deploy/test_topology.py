@@ -86,7 +86,7 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
     exec_data, strat_data = tmp_path / "execution-data", tmp_path / "strategy-data"
     try:
         topo.start_nats()
-        bus = await Bus.connect(topo.nats_url, "topology-test", replicas=3)
+        bus = await Bus.connect(topo.nats_url, "topology-test", replicas=3, creds=str(topo.auth.creds_path("admin")))
         await eventually(_jetstream_ready(bus), 30, "JetStream cluster ready")
         await bus.ensure_streams()
 

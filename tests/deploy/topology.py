@@ -4,8 +4,10 @@ ports and /data adapted to loopback and temp dirs. No Docker."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import natsd
+from shared.natsauth import AuthDir
 from tests.deploy import manifests as mf
 
 ROOT = mf.DEPLOY.parent
@@ -71,8 +74,19 @@ class Topology:
     def nats_url(self) -> str:
         return ",".join(f"nats://127.0.0.1:{p}" for p in self.client_ports)
 
+    @functools.cached_property
+    def auth(self) -> AuthDir:
+        """deploy/nats-auth as `python -m shared.natsauth` makes it, in the temp dir."""
+        return AuthDir.ensure(self.tmp / "nats-auth")
+
+    def secret_file(self, source: str) -> Path:
+        """A compose secret's file (``./nats-auth/x.creds``) in the temp dir."""
+        file = mf.compose(self.environ)["secrets"][source]["file"]
+        return self.tmp / file.removeprefix("./")
+
     def start_nats(self) -> None:
         names = [f"nats-{i}" for i in (1, 2, 3)]
+        shutil.copy(self.auth.server_conf, self.tmp / "auth.conf")  # compose mounts it beside nats.conf
         routes = {n: natsd.free_port() for n in names}
         self.client_ports = [natsd.free_port() for _ in names]
         for i, name in enumerate(names, 1):
@@ -92,6 +106,9 @@ class Topology:
         data = data_dir or self.tmp / service
         data.mkdir(parents=True, exist_ok=True)
         env = {**mf.env_of(svc), "KTA_DATA_DIR": str(data), **(overrides or {})}
+        for secret in svc.get("secrets", []):  # compose mounts each as /run/secrets/<target>
+            env = {k: v.replace(f"/run/secrets/{secret['target']}", str(self.secret_file(secret["source"])))
+                   for k, v in env.items()}
         if "KTA_NATS_URL" in env:
             env["KTA_NATS_URL"] = self.nats_url
         for key in ("KTA_GATEWAY_HOST", "KTA_SIM_HOST", "KTA_METRICS_HOST"):
