@@ -22,7 +22,8 @@ U = "kta.u.*"
 KV_TICKER = "kta_ticker"  # the ticker worker's subscriptions per user (restored on restart)
 KV_LEASES = "kta_leases"  # partition leases (shared/partition.py)
 KV_SESSIONS = subjects.KV_BROKER_SESSIONS
-BUCKETS = (KV_SESSIONS, KV_TICKER, KV_LEASES, subjects.KV_STATE)
+KV_BUDGET = subjects.KV_RATE_BUDGET  # Kite's rate budget per api_key, claimed by every process calling Kite
+BUCKETS = (KV_SESSIONS, KV_TICKER, KV_LEASES, KV_BUDGET, subjects.KV_STATE)
 
 
 @dataclass(frozen=True)
@@ -40,25 +41,27 @@ ROLES: dict[str, Role] = {
         publish=(f"{U}.cmd.>", "kta.svc.*.health", f"{U}.broker.events", f"{U}.alerts"),
         subscribe=(f"{U}.>", "kta.ticks.*", "kta.svc.*.status"),
         reads=(subjects.STREAM_ALERTS, subjects.STREAM_ORDERS),
-        kv_read=(KV_SESSIONS,), kv_write=(KV_SESSIONS,)),
+        kv_read=(KV_SESSIONS, KV_BUDGET), kv_write=(KV_SESSIONS, KV_BUDGET)),
     "ticker": Role(
         publish=("kta.ticks.*", f"{U}.ticks.*", f"{U}.broker.order_updates", f"{U}.broker.events",
                  f"{U}.alerts", f"{U}.status"),
         subscribe=(f"{U}.cmd.ticker.*", f"{U}.cmd.live.*"),
         kv_read=(KV_SESSIONS, KV_TICKER), kv_write=(KV_SESSIONS, KV_TICKER), updates_streams=True),
     "strategy": Role(
-        publish=(f"{U}.signals", "kta.bars.>", f"{U}.status", f"{U}.cmd.ticker.*", f"{U}.alerts", f"{U}.backtests"),
+        publish=(f"{U}.signals", "kta.bars.>", f"{U}.status", f"{U}.cmd.ticker.*", f"{U}.alerts", f"{U}.backtests",
+                 f"{U}.cmd.execution.strategy_positions"),
         subscribe=("kta.ticks.*", f"{U}.cmd.strategy.*", f"{U}.cmd.backtest.*", f"{U}.cmd.live.*", f"{U}.risk",
                    f"{U}.broker.events"),
         reads=(subjects.STREAM_OUTCOMES,),
-        kv_read=(KV_SESSIONS, KV_LEASES), kv_write=(KV_LEASES,), updates_streams=True),
+        kv_read=(KV_SESSIONS, KV_LEASES, KV_BUDGET), kv_write=(KV_LEASES, KV_BUDGET), updates_streams=True),
     "execution": Role(
         publish=(f"{U}.orders", f"{U}.outcomes", f"{U}.positions", f"{U}.risk", f"{U}.status",
                  f"{U}.cmd.ticker.*", f"{U}.broker.events", f"{U}.alerts"),
         subscribe=("kta.ticks.*", f"{U}.cmd.execution.*", f"{U}.cmd.risk.*", f"{U}.cmd.journal.*",
                    f"{U}.cmd.live.*"),
         reads=(subjects.STREAM_SIGNALS, subjects.STREAM_BROKER),
-        kv_read=(KV_SESSIONS, KV_LEASES), kv_write=(KV_SESSIONS, KV_LEASES), updates_streams=True),
+        kv_read=(KV_SESSIONS, KV_LEASES, KV_BUDGET), kv_write=(KV_SESSIONS, KV_LEASES, KV_BUDGET),
+        updates_streams=True),
     # health probes: `kta up`'s supervisor and the containers' health checks
     "ops": Role(publish=("kta.svc.*.health",)),
 }
