@@ -100,7 +100,7 @@ class UserFeed:
         except TokenExpired as e:
             if not self._expired:  # several connections see the same dead token
                 self._expired = True
-                await expire_session(self.hub.bus, self.user_id, str(e))
+                await expire_session(self.hub.bus, self.user_id, str(e), session=self.live.session)
 
     async def on_ticks(self, ticks: list[Tick]) -> None:
         """This user's connection delivered ticks: they are fresh, the user's own subjects get them

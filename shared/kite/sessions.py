@@ -73,12 +73,24 @@ async def get_session(bus: Bus, vault: Vault, user_id: str) -> LiveSession | Non
     return None if live is None or live.expired else live
 
 
-async def expire_session(bus: Bus, user_id: str, reason: str) -> None:
+async def expire_session(bus: Bus, user_id: str, reason: str, session: BrokerSession | None = None) -> None:
+    """Forget a dead session. With ``session`` (the one that died) only that one: when the trader has
+    logged in again meanwhile, the fresh session is kept (compare-and-delete on the KV revision)."""
     kv = await _kv(bus)
     try:
-        await kv.delete(subjects.user(user_id))
-    except Exception as e:  # noqa: BLE001
+        if session is None:
+            await kv.delete(subjects.user(user_id))
+        else:
+            entry = await kv.get(subjects.user(user_id))
+            stored = _decoder.decode(entry.value) if entry is not None and entry.value else None
+            if stored is None or stored.access_token_enc != session.access_token_enc:
+                log.info("session of %s already replaced by a new login: kept", user_id)
+                return
+            await kv.delete(subjects.user(user_id), last=entry.revision)
+    except Exception as e:  # noqa: BLE001 - gone already, or replaced between the read and the delete
         log.debug("delete session: %r", e)
+        if session is not None:
+            return
     log.warning("broker session of %s expired: %s", user_id, reason)
     await bus.js_publish(subjects.broker_events(user_id),
                          BrokerEvent(user_id=user_id, kind="token_expired", ts=time.time_ns(), detail=reason))

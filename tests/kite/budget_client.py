@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 
@@ -30,7 +31,7 @@ class Timed(httpx.AsyncHTTPTransport):
 
 
 async def main(nats_url: str, root: str, api_key: str, token: str, n: int, mode: str, go: str) -> None:
-    bus = await Bus.connect(nats_url, "budget-test")
+    bus = await Bus.connect(nats_url, "budget-test", creds=os.environ.get("KTA_NATS_CREDS", ""))
     limiter = SharedBudget(bus, api_key) if mode == "shared" else RateLimiter()
     wire = Timed()
     started = asyncio.Event()

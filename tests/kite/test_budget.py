@@ -13,6 +13,7 @@ from pathlib import Path
 
 from shared.kite.budget import SharedBudget
 from shared.kite.ratelimit import LIMITS, RateLimiter, next_slot
+from tests.helpers import NATS_CREDS
 from tests.simkit import login
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,8 @@ READS = 15  # per process: 30 "other" requests, three seconds' worth of Kite's 1
 async def burst(nats_url: str, bus, sim, mode: str, go: str) -> list[tuple[float, int]]:
     """Two processes, started, synchronised on ``go`` over NATS, each sending READS reads at once."""
     token = login(sim)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")}, "PYTHONPATH": str(ROOT)}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")}, "PYTHONPATH": str(ROOT),
+           "KTA_NATS_CREDS": str(Path(NATS_CREDS[nats_url]) / "admin.creds")}  # the bus requires an identity
     procs = [await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.kite.budget_client", nats_url, sim.root, sim.api_key, token, str(READS), mode, go,
         cwd=ROOT, env=env, stdout=subprocess.PIPE) for _ in range(2)]
