@@ -20,7 +20,7 @@ from pathlib import Path
 from shared import natsjwt, natsperms, subjects
 from shared.nkeys import KeyPair
 
-IDENTITIES = (*natsperms.SERVICES, "ops", "admin")
+IDENTITIES = (*natsperms.SERVICES, "ops", "cli", "admin")
 ACCOUNT = "KTA"
 
 
@@ -164,6 +164,14 @@ def installation(settings) -> AuthDir:
         raise FileNotFoundError(f"no NATS credentials directory at {path} (run kta up once, or set KTA_NATS_CREDS "
                                 "to the directory made by python -m shared.natsauth)")
     return AuthDir(path)
+
+
+def creds_for(settings) -> str:
+    """``KTA_NATS_CREDS``, or the directory ``kta up`` keeps in the data dir (for a command run by hand)."""
+    if settings.nats_creds:
+        return settings.nats_creds
+    local = Path(settings.data_dir) / "nats-auth"
+    return str(local) if (local / "account.nk").exists() else ""
 
 
 def reload_server(auth: AuthDir) -> bool:

@@ -64,6 +64,8 @@ ROLES: dict[str, Role] = {
         updates_streams=True),
     # health probes: `kta up`'s supervisor and the containers' health checks
     "ops": Role(publish=("kta.svc.*.health",)),
+    # the operator's command-line tools beside a running stack (kta backtest --fetch reads the user's Kite session)
+    "cli": Role(kv_read=(KV_SESSIONS, KV_BUDGET), kv_write=(KV_BUDGET,)),
 }
 SERVICES = ("gateway", "ticker", "strategy", "execution")
 

@@ -88,10 +88,11 @@ async def fetch(settings: Settings, user: str, spec: BacktestSpec) -> str:
     """Fill the store's gaps for ``spec`` through the user's Kite session; says why not when it cannot."""
     from shared.bus import Bus
     from shared.kite.sessions import client_for, get_session, vault_for
+    from shared.natsauth import creds_for
     from strategy_worker.backtest import data
 
     try:
-        bus = await Bus.connect(settings.nats_url, "cli", connect_timeout=2)
+        bus = await Bus.connect(settings.nats_url, "cli", connect_timeout=2, creds=creds_for(settings))
     except Exception:  # noqa: BLE001 - no stack running: the store is all there is
         return "the stack is not running: using the candles already stored"
     try:

@@ -95,6 +95,7 @@ async def test_the_gateway_cannot_publish_signals_orders_or_ticks(nats_server, n
     ("strategy", s.order_updates("XTEST")),
     ("ops", s.cmd("XTEST", "execution", "set_risk_limits")),  # the health probe only probes
     ("strategy", s.cmd("XTEST", "execution", "set_risk_limits")),
+    ("cli", s.signals("XTEST")),  # kta backtest beside a running stack reads a session, nothing more
 ])
 async def test_each_service_publishes_only_what_it_owns(nats_server, nats_auth, identity, subject):
     c = await _client(nats_server, nats_auth, identity)
