@@ -40,7 +40,7 @@ ROLES: dict[str, Role] = {
     "gateway": Role(
         publish=(f"{U}.cmd.>", "kta.svc.*.health", f"{U}.broker.events", f"{U}.alerts"),
         subscribe=(f"{U}.>", "kta.ticks.*", "kta.svc.*.status"),
-        reads=(subjects.STREAM_ALERTS, subjects.STREAM_ORDERS),
+        reads=(subjects.STREAM_ALERTS,),  # the notifier delivers alerts
         kv_read=(KV_SESSIONS, KV_BUDGET), kv_write=(KV_SESSIONS, KV_BUDGET)),
     "ticker": Role(
         publish=("kta.ticks.*", f"{U}.ticks.*", f"{U}.broker.order_updates", f"{U}.broker.events",
