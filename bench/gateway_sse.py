@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from httpx_sse import aconnect_sse  # noqa: E402
 
 from shared import messages as m  # noqa: E402
 from shared import natsd, subjects  # noqa: E402
@@ -79,9 +80,9 @@ async def main(n_tokens: int, seconds: float) -> None:
     received = {"ticks": 0}
 
     async def read() -> None:
-        async with client.stream("GET", "/api/stream") as resp:
-            async for line in resp.aiter_lines():
-                if line == "event: ticks":
+        async with aconnect_sse(client, "GET", "/api/stream") as source:
+            async for ev in source.aiter_sse():
+                if ev.event == "ticks":
                     received["ticks"] += 1
 
     reader = asyncio.create_task(read())
