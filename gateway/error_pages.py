@@ -30,7 +30,16 @@ def error_page(request: Request, status: int, detail: str) -> Response:
     return Response(html, status_code=status, media_type=MediaType.HTML)
 
 
+def log_server_error(request: Request, status: int, exc: Exception) -> None:
+    """Every 5xx answer is logged with the traceback of what caused it (a 503 — a worker or the broker
+    not answering — as a warning: it is an outage to see, not a bug)."""
+    level = logging.WARNING if status == 503 else logging.ERROR
+    log.log(level, "%s %s answered %d: %s", request.method, request.url.path, status, exc, exc_info=exc)
+
+
 def http_error_handler(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code >= 500:
+        log_server_error(request, exc.status_code, exc)
     if not wants_html(request):
         return create_exception_response(request, exc)
     detail = exc.detail
@@ -41,6 +50,8 @@ def http_error_handler(request: Request, exc: HTTPException) -> Response:
 
 
 def trading_error_page_handler(request: Request, exc: TradingError) -> Response:
+    if exc.status >= 500:
+        log_server_error(request, exc.status, exc)
     if not wants_html(request):
         return trading_error_handler(request, exc)
     return error_page(request, exc.status, exc.message + (f" (field: {exc.field})" if exc.field else ""))

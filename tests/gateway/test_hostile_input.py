@@ -75,3 +75,13 @@ async def test_a_failure_in_the_session_lookup_is_logged_too(gateway, caplog):
     assert r.status_code == 500 and "logins" not in r.text
     assert any(rec.exc_info for rec in caplog.records if rec.levelno >= logging.ERROR)
     assert "no such column: token_hash" in caplog.text
+
+
+async def test_a_503_is_logged_with_its_traceback(gateway, caplog):
+    caplog.set_level(logging.WARNING)
+    client, _ = await login(gateway)
+    async with aclosing(client):
+        r = await client.get("/api/strategies")  # no strategy worker in this test
+    assert r.status_code == 503 and "Traceback" not in r.text
+    (record,) = [rec for rec in caplog.records if "/api/strategies answered 503" in rec.getMessage()]
+    assert record.exc_info and "strategy worker is not answering" in record.getMessage()
