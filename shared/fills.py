@@ -4,7 +4,8 @@ matching (ticks against its simulated depth) and the backtest engine (bars).
 Rules (the broker's, as kite_sim implements them):
 
 - **MARKET** orders carry market protection: the OMS turns them into a LIMIT at the last price ± the
-  protection (``protection_price``; 2 % when the protection is automatic, -1).
+  protection (``protection_price``; 2 % when the protection is automatic, -1), rounded through to a tick and
+  at least one tick through, so a cheap option's "market" order can still cross the spread.
 - **SL / SL-M** wait for the trigger: a buy stop triggers when the price reaches the trigger or above,
   a sell stop at or below (``trigger_hit``). SL-M then becomes a LIMIT 2 % through the price that
   triggered it; SL keeps its own limit.
@@ -35,6 +36,7 @@ candles differ by at most this many ticks plus the price move during the order's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -49,15 +51,23 @@ def round_tick(paise: float, tick: int) -> int:
     return int(round(paise / tick)) * tick
 
 
+def through(side: str, last_paise: int, pct: float, tick: int) -> int:
+    """A limit ``pct`` % through the last price, on a tick on the far side (up for a buy, down for a sell) and
+    at least one tick through: rounding to the nearest tick would leave a cheap contract's "market" order at
+    its last price (2 % of ₹0.60 is under a tick), unable to cross the spread."""
+    tick = tick or 5
+    if side == "BUY":
+        return max(math.ceil(last_paise * (1 + pct / 100) / tick - 1e-6) * tick, last_paise + tick)
+    return max(tick, min(math.floor(last_paise * (1 - pct / 100) / tick + 1e-6) * tick, last_paise - tick))
+
+
 def protection_price(side: str, last_paise: int, protection_pct: float, tick: int) -> int:
     """The LIMIT price a protected MARKET order becomes (``protection_pct`` < 0: automatic)."""
-    pct = AUTO_PROTECTION_PCT if protection_pct < 0 else protection_pct
-    return round_tick(last_paise * (1 + pct / 100) if side == "BUY" else last_paise * (1 - pct / 100), tick)
+    return through(side, last_paise, AUTO_PROTECTION_PCT if protection_pct < 0 else protection_pct, tick)
 
 
 def slm_limit(side: str, triggered_at: int, tick: int) -> int:
-    return round_tick(triggered_at * (1 + SLM_LIMIT_PCT / 100) if side == "BUY"
-                      else triggered_at * (1 - SLM_LIMIT_PCT / 100), tick)
+    return through(side, triggered_at, SLM_LIMIT_PCT, tick)
 
 
 def trigger_hit(side: str, trigger: int, price: int) -> bool:

@@ -15,6 +15,9 @@ F = BarFills(slippage_ticks=1)
 def test_broker_rules():
     assert protection_price("BUY", 100_00, -1, T) == 102_00  # automatic protection: 2 %
     assert protection_price("SELL", 100_00, 0.5, T) == 99_50
+    assert protection_price("BUY", 60, -1, T) == 65 and protection_price("SELL", 60, -1, T) == 55  # ₹0.60: a tick
+    assert protection_price("BUY", 12_40, -1, T) == 12_65 and protection_price("SELL", 12_40, -1, T) == 12_15
+    assert protection_price("SELL", 5, -1, T) == 5  # never below one tick
     assert trigger_hit("BUY", 100_00, 100_00) and not trigger_hit("BUY", 100_00, 99_95)
     assert trigger_hit("SELL", 100_00, 99_95) and not trigger_hit("SELL", 100_00, 100_05)
     book = [(100_05, 30), (100_10, 50), (100_20, 100)]
