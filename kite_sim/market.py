@@ -17,13 +17,8 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from kite_sim.clock import (
-    IST,
-    SESSION_SECONDS,
-    SimClock,
-    add_trading_days,
-    session_open,
-)
+from kite_sim import book
+from kite_sim.clock import IST, SESSION_SECONDS, SimClock, add_trading_days, session_open
 from kite_sim.instruments import Instrument, Universe
 from shared import fills
 
@@ -230,14 +225,9 @@ class Market:
         tick = inst.tick_size or 0.05
         rng = np.random.default_rng(_seed(self.seed, inst.instrument_token, s))
         lots = max(1, inst.lot_size)
-        sizes = rng.integers(1, 40, 10) * lots * (1 if inst.instrument_type in ("CE", "PE", "FUT") else 25)
-        orders = rng.integers(1, 25, 10)
-        bid0 = round_tick(ltp - tick, tick) if ltp > tick else ltp
-        # no price below one tick exists: a ₹0.05 option has a single bid level
-        buy = [(p, int(sizes[k]), int(orders[k])) for k in range(5) if (p := round_tick(bid0 - k * tick, tick)) >= tick] \
-            if inst.tradable else []
-        sell = [(round_tick(ltp + (k + 1) * tick, tick), int(sizes[5 + k]), int(orders[5 + k])) for k in range(5)] \
-            if inst.tradable else []
+        u = self.universe.underlyings.get(inst.underlying)
+        away = abs(inst.strike - self.spot(inst.underlying, d, sec)) / u.step if u and inst.strike else 0.0
+        buy, sell = book.depth(inst, ltp, tick, rng, away)
         oi = self.open_interest(inst, ltp) if inst.instrument_type in ("FUT", "CE", "PE") else 0
         band = 0.2 if inst.instrument_type == "EQ" else 0.5
         return Quote(ltp, round_tick(float(o), tick), round_tick(float(h), tick), round_tick(float(lo), tick),
