@@ -111,12 +111,18 @@ class Seeder:
             log.warning("history of %s unavailable: %r", token, err)
             return
         c = self.store.read(token, e.interval, first, last)
-        n = e.settings.max_bars
-        e.series_for(token).seed([
-            m.Bar(token, e.interval, *row) for row in zip(c.ts[-n:].tolist(), c.open[-n:].tolist(),
-                                                          c.high[-n:].tolist(), c.low[-n:].tolist(),
-                                                          c.close[-n:].tolist(), c.volume[-n:].tolist(),
-                                                          c.oi[-n:].tolist())])
+        n = e.settings.max_bars + 1
+        bars = [m.Bar(token, e.interval, *row) for row in zip(c.ts[-n:].tolist(), c.open[-n:].tolist(),
+                                                              c.high[-n:].tolist(), c.low[-n:].tolist(),
+                                                              c.close[-n:].tolist(), c.volume[-n:].tolist(),
+                                                              c.oi[-n:].tolist())]
+        # the last candle Kite gives may still be forming: it is no bar yet (its ticks will make it)
+        if e.exchange_now:
+            seconds = m.INTERVAL_SECONDS[e.interval]
+            bars = [b for b in bars if b.start + seconds <= e.exchange_now]
+        else:
+            bars = bars[:-1]
+        e.series_for(token).seed(bars[-e.settings.max_bars:])
 
     async def _bands(self, user_id: str, kite) -> None:
         """The circuit limits of the instruments the user's strategies trade, once a day."""

@@ -367,3 +367,38 @@ async def test_option_ticks_feed_the_chains_oi_tracker(bus, data_dir):
     assert tracker.pcr == pytest.approx(pe / ce)
     k0 = chain[0].strike
     assert tracker.change(k0)[0 if chain[0].instrument_type == "CE" else 1] == 6000
+
+
+async def test_a_feed_gap_is_refilled_from_history_per_symbol(bus, sim, data_dir):
+    from datetime import datetime, timedelta
+
+    import numpy as np
+    import talib
+
+    from shared.kite.client import KiteClient
+    from shared.kite.sessions import put_session
+    from shared.options.chain import IST
+    from tests.simkit import login
+
+    sim.reset_faults()
+    w = Worker(bus, data_dir, seed_days=2, kite_root=sim.root, kite_login_url=sim.login_url)
+    token = login(sim)
+    await put_session(bus, w.e.vault, USER, sim.api_key, token)
+    end = datetime.now(IST).replace(hour=23, minute=59, second=59, microsecond=0)
+    async with KiteClient(sim.api_key, token, root=sim.root) as kite:
+        candles = [c for c in await kite.historical_data(INFY, end - timedelta(days=5), end, "5minute")][-300:-1]
+    history = [Bar(INFY, "5minute", int(c.date.timestamp()), c.open, c.high, c.low, c.close, c.volume)
+               for c in candles]
+    seen = history[:-12]  # the feed dropped for the last hour: those bars never reached the worker
+    w.e.series_for(INFY).seed(seen)
+    w.add(USER, "ema_crossover", "ema", tokens=(INFY, TCS), fast=10, slow=50)
+    assert w.instance(USER, "ema").last_bar == seen[-1].start
+    w.c.seeder.refill(USER, [INFY], history[-12].start)  # reconnected: fetch what the gap left out
+    assert w.e.get(USER, "ema").warm == {TCS}  # INFY's instance waits for its missing bars; TCS trades on
+    await w.c.seeder.idle()
+    closes = np.array([b.close for b in history])
+    s = w.instance(USER, "ema")
+    assert s.last_bar == history[-1].start and INFY in w.e.get(USER, "ema").warm
+    assert s.fast.value == pytest.approx(talib.EMA(closes, 10)[-1], rel=1e-9)
+    assert [b.start for b in w.e.series_for(INFY).bars][-12:] == [b.start for b in history[-12:]]
+    assert w.e.signals_published == 0  # the refilled bars are history: never traded
