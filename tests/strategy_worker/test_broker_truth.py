@@ -1,6 +1,6 @@
 """Broker truth end to end: the strategy worker, the execution worker and the ticker worker against
 kite_sim. A strategy's entries are placed and filled at the broker and only the fills move its
-position; a rejected entry leaves it flat and its "exit" is never sent; the strategy's book equals
+position; an entry refused by risk (above the position limit) leaves it flat and its "exit" is never sent; the strategy's book equals
 the journal's and the broker's; a restarted strategy worker comes back holding exactly that."""
 
 from collections import defaultdict
@@ -58,7 +58,7 @@ def scripted():
 async def test_positions_follow_the_broker_through_fills_rejections_and_a_restart(bus, sim, data_dir):
     sim.reset_faults()
     settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, seed_days=0, seed_interval="minute",
-                              reconcile_interval=1.0, positions_interval=1.0)
+                              reconcile_interval=1.0, positions_interval=1.0, risk={"max_position_qty": 8})
     token = login(sim)
     await put_session(bus, vault_for(settings), USER, sim.api_key, token)
     signals: list = []
@@ -70,13 +70,12 @@ async def test_positions_follow_the_broker_through_fills_rejections_and_a_restar
 
     async def book() -> dict:
         listing = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies())
-        rows = {r["strategy_id"]: r for r in listing.data}
-        return {int(t): q for t, q in rows["scr"]["position"].items()} if "scr" in rows else {}
+        return {int(t): q for r in listing.data for t, q in r["position"].items()}
 
     async def journal() -> dict:
-        reply = await bus.request(subjects.cmd(USER, "execution", "strategy_positions"),
-                                  m.GetStrategyPositions(strategy_id="scr"))
-        return {p["instrument_token"]: p["quantity"] for p in reply.data["positions"] if p["quantity"]}
+        reply = await bus.request(subjects.cmd(USER, "execution", "strategy_positions"), m.GetStrategyPositions())
+        return {p["instrument_token"]: p["quantity"] for p in reply.data["positions"]
+                if p["quantity"] and p["strategy_id"] in ("scr", "scr10")}
 
     async with KiteClient(sim.api_key, token, root=sim.root) as kite:
         async def broker() -> dict:
@@ -88,9 +87,10 @@ async def test_positions_follow_the_broker_through_fills_rejections_and_a_restar
             return {t: now.get(t, 0) - before.get(t, 0) for t in (WIPRO, ITC) if now.get(t, 0) != before.get(t, 0)}
 
         async with workers(settings, bus):
-            ok = await bus.request(subjects.cmd(USER, "strategy", "add"),
-                                   m.AddStrategy(strategy="test_scripted", tokens=[WIPRO, ITC], strategy_id="scr"))
-            assert isinstance(ok, m.Ok), ok
+            for sid, token, qty in (("scr", WIPRO, 5), ("scr10", ITC, 10)):  # 10 is above the limit of 8
+                ok = await bus.request(subjects.cmd(USER, "strategy", "add"), m.AddStrategy(
+                    strategy="test_scripted", tokens=[token], strategy_id=sid, params={"quantity": qty}))
+                assert isinstance(ok, m.Ok), ok
             started = await bus.gather(subjects.cmd(USER, "live", "start"), m.StartLive(tokens=[WIPRO, ITC]),
                                        expect={"ticker", "strategy", "execution"}, timeout=20)
             assert all(isinstance(r, m.Ok) for r in started.values()), started
@@ -100,10 +100,11 @@ async def test_positions_follow_the_broker_through_fills_rejections_and_a_restar
             await eventually(lambda: not ORDERS[WIPRO], what="the second 'enter' consumed")
             assert [s.tradingsymbol for s in signals] == ["WIPRO"]  # never a second entry
 
-            sim.faults(reject_next=1, reject_reason="RMS:Margin Exceeds")
             ORDERS[ITC].append("enter")
             await eventually(lambda: len(signals) == 2, timeout=30, what="ITC's entry sent")
-            await eventually(lambda: _listing_flight_free(bus), timeout=30, what="ITC's rejection heard")
+            await eventually(lambda: _listing_flight_free(bus), timeout=30, what="ITC's refusal heard")
+            refused = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies())
+            assert {r["strategy_id"]: r["position"] for r in refused.data} == {"scr": {str(WIPRO): 5}, "scr10": {}}
             ORDERS[ITC].append("exit")  # flat: nothing to exit, nothing may be sent
             await eventually(lambda: not ORDERS[ITC], what="the ITC 'exit' consumed")
             assert [s.tradingsymbol for s in signals] == ["WIPRO", "ITC"]
@@ -139,5 +140,5 @@ async def _moved(broker, moved) -> dict:
 
 async def _listing_flight_free(bus) -> bool:
     listing = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies())
-    return not listing.data[0]["in_flight"]
+    return not any(r["in_flight"] for r in listing.data)
 
