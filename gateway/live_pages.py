@@ -8,11 +8,13 @@ overwrite it afterwards: the status bar carries the time it was computed and ``k
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Template
 
 from gateway.page_context import (
-    STATUS_CHANGED, attempt, install_names, partial, picked, report_context, set_stream_ticks, status_context,
+    STATUS_CHANGED, attempt, install_names, partial, picked, set_stream_ticks, status_context,
     strategy_list_context,
 )
 from gateway.trading import Trading
@@ -53,10 +55,11 @@ class LivePagesController(Controller):
 
     @post("/ui/live/stop", status_code=200)
     async def stop(self, request: Request, trading: Trading, user_id: str) -> Template:
+        """Stop answers as soon as the workers confirm: the pill, the note and the strategies out of band,
+        and a report placeholder that loads ``/ui/report`` (so no one request waits for both)."""
         result, error = await attempt(trading.stop_live(user_id))
         await set_stream_ticks(request, user_id, [])
-        context = await report_context(trading, user_id)
-        status = await status_context(trading, user_id)
+        status, listing = await asyncio.gather(status_context(trading, user_id), strategy_list_context(trading, user_id))
         note = ""
         if result is not None:
             note = f"Stopped: {', '.join(result['stopped']) or 'no'} worker(s) confirmed."
@@ -64,4 +67,4 @@ class LivePagesController(Controller):
                 error = f"no answer from the {', '.join(result['missing'])} worker(s): they may still be live"
             if status["status"] is not None and "ticker" in result["stopped"]:
                 status["status"] |= {"live": False, "live_tokens": []}  # what the ticker just confirmed
-        return partial("stop_result", request, stop_note=note, stop_error=error, **context, **status, **await strategy_list_context(trading, user_id))
+        return partial("stop_result", request, stop_note=note, stop_error=error, **status, **listing)

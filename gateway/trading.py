@@ -291,7 +291,10 @@ class Trading(DeskQueries):
         running = tuple(s for s in LIVE_SERVICES if health.get(s))
         replies = await self.live_command(user_id, m.StopLive(cancel_open_orders=cancel_open_orders),
                                           expect=running)
-        self.live_tokens.pop(user_id, None)
+        if "ticker" in replies:
+            self.live_tokens[user_id] = []  # the ticker confirmed: stopped, whatever a later poll may say
+        else:
+            self.live_tokens.pop(user_id, None)  # unknown: ask the ticker next time
         self._live_changed(user_id)
         return {"stopped": sorted(replies),
                 "missing": [s for s in LIVE_SERVICES if s not in replies],

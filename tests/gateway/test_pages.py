@@ -110,8 +110,10 @@ async def test_search_start_stop_report(trader, gw_sim):
     html = (await client.get("/")).text
     assert "Kite connected" in html and f'value="{token}"' in html  # picked symbols survive a reload
     r = await client.post("/ui/live/stop", headers=htmx(csrf))
-    assert r.status_code == 200 and 'id="eod-report"' in r.text and "/api/journal/trades.csv" in r.text
+    assert r.status_code == 200 and 'hx-get="/ui/report" hx-trigger="load"' in r.text  # the report loads next
     assert "Stopped: execution, strategy, ticker worker(s) confirmed." in r.text
+    report = (await client.get("/ui/report", headers=htmx(csrf))).text
+    assert 'id="eod-report"' in report and "/api/journal/trades.csv" in report
     # the stop's own reply carries what it changed, out of band: the pill, the note, the strategies
     bar = re.search(r'<div id="status-bar"[^>]*>', r.text).group(0)
     assert 'hx-swap-oob="true"' in bar and 'data-ts="' in bar
@@ -119,6 +121,7 @@ async def test_search_start_stop_report(trader, gw_sim):
     assert re.search(r'<div id="live-result" hx-swap-oob="true"><div class="note-box" id="live-note">Stopped', r.text)
     assert 'id="strategy-list-wrap"' in r.text
     assert "Trading allowed" in r.text and "kill switch: ACTIVE" not in r.text.replace('title="kill switch: ACTIVE', "")
+    assert '<span class="pill" id="live-pill">stopped</span>' in (await client.get("/ui/status", headers=htmx(csrf))).text
     r = await client.get("/ui/account", headers=htmx(csrf))
     assert "Demo Trader" in r.text and "₹" in r.text and "error-box" not in r.text
     r = await client.get("/ui/holdings", headers=htmx(csrf))
