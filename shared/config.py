@@ -68,6 +68,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # ticker worker: a live user's feed is "stale" after this many seconds without a tick during
     # market hours ("HH:MM-HH:MM" IST weekdays, or "always" for a broker that ticks around the clock)
     feed_stale_seconds: Annotated[float, Meta(ge=0)] = 30.0  # 0 = never judged stale
+    # also publish each user's ticks on kta.u.<user>.ticks.<token> (what their read-only NATS key reads);
+    # one more publish per tick per user: turn off on a large multi-user install that issues no such keys
+    user_ticks: bool = True
     feed_hours: Annotated[str, Meta(pattern=r"^(always|([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d)$")] = \
         "09:15-15:30"
 

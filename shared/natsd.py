@@ -77,6 +77,7 @@ def adopt_global_account(store_dir: str | os.PathLike, account: str) -> None:
 
 def start(port: int, store_dir: str | os.PathLike, **kw) -> subprocess.Popen:
     """Run nats-server until it listens; its log goes to ``<store_dir>/nats.log``."""
+    Path(store_dir).mkdir(parents=True, exist_ok=True)
     with open(Path(store_dir) / "nats.log", "ab") as log:
         proc = subprocess.Popen(args(port, store_dir, **kw), stdout=log, stderr=subprocess.STDOUT)
     wait_port(kw.get("host", "127.0.0.1"), port, proc=proc)

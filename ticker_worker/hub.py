@@ -12,7 +12,7 @@ from shared import subjects
 from shared.bus import Bus
 from shared.kite.sessions import LiveSession, expire_session
 from shared.kite.ticker import MODE_RANK, Ticker, TokenExpired
-from shared.messages import BrokerEvent, BrokerOrderUpdate, Tick
+from shared.messages import BrokerEvent, BrokerOrderUpdate, Tick, encode
 from ticker_worker.freshness import Freshness, MarketHours
 from ticker_worker.wanted import WantedStore
 
@@ -104,12 +104,21 @@ class UserFeed:
 
     async def on_ticks(self, ticks: list[Tick]) -> None:
         """This user's connection delivered ticks: they are fresh, the user's own subjects get them
-        (``kta.u.<user>.ticks.<token>``, for their read-only key), the shared ones once per token."""
+        (``kta.u.<user>.ticks.<token>``, for their read-only key), the shared ones once per token.
+        Each tick is encoded once for both."""
         hub = self.hub
-        hub.freshness.ticked(self.user_id, [t.instrument_token for t in ticks], time.time())
+        now = time.time()
+        fresh = hub.freshness.token_tick
+        hub.freshness.user_tick[self.user_id] = now
+        publish, user_ticks, user_id = hub.bus.publish_raw, subjects.user_ticks, self.user_id
+        encoded = []
         for t in ticks:
-            await hub.bus.publish(subjects.user_ticks(self.user_id, t.instrument_token), t)
-        await hub.publish_ticks(ticks)
+            fresh[t.instrument_token] = now
+            data = encode(t)
+            encoded.append((t, data))
+            if hub.user_ticks:
+                await publish(user_ticks(user_id, t.instrument_token), data)
+        await hub.publish_ticks(encoded)
 
     async def on_order(self, order: dict) -> None:
         # Every connection of the user receives the same update: the msg id makes JetStream keep one.
@@ -145,8 +154,9 @@ class UserFeed:
 class TickerHub:
     def __init__(self, bus: Bus, ws_root: str, *, max_tokens: int = MAX_TOKENS_PER_CONNECTION,
                  max_connections: int = MAX_CONNECTIONS, store: WantedStore | None = None,
-                 stale_after: float = 30.0, hours: str = "always") -> None:
+                 stale_after: float = 30.0, hours: str = "always", user_ticks: bool = True) -> None:
         self.bus = bus
+        self.user_ticks = user_ticks
         self.store = store
         self.freshness = Freshness(bus, stale_after, MarketHours(hours), self.live_users)
         self.ws_root = ws_root
@@ -160,13 +170,13 @@ class TickerHub:
         self.duplicate_updates = 0  # order updates JetStream already had (several connections)
         self.events: dict[str, int] = {}
 
-    async def publish_ticks(self, ticks: list[Tick]) -> None:
-        """Publish each tick once, even when several users' connections deliver it (one of them
-        possibly a few frames behind): a tick equal to one of the token's last few published, in a
-        mode no richer, is a copy."""
+    async def publish_ticks(self, ticks: list[tuple[Tick, bytes]]) -> None:
+        """Publish each tick (with its encoding) once, even when several users' connections deliver
+        it (one of them possibly a few frames behind): a tick equal to one of the token's last few
+        published, in a mode no richer, is a copy."""
         recent_of = self._recent
-        publish = self.bus.publish
-        for t in ticks:
+        publish = self.bus.publish_raw
+        for t, data in ticks:
             key = (t.last_price, t.volume_traded, t.exchange_timestamp, t.oi)
             rank = MODE_RANK[t.mode]
             recent = recent_of.get(t.instrument_token)
@@ -176,7 +186,7 @@ class TickerHub:
                 self.copies += 1
                 continue
             recent.append((rank, key))
-            await publish(subjects.ticks(t.instrument_token), t)
+            await publish(subjects.ticks(t.instrument_token), data)
             self.published += 1
 
     def live_users(self) -> dict[str, list[int]]:

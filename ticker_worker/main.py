@@ -17,7 +17,8 @@ class TickerWorker:
     def __init__(self, bus: Bus, settings: Settings) -> None:
         self.bus = bus
         self.hub = TickerHub(bus, settings.kite_ws_root, store=WantedStore(bus),
-                             stale_after=settings.feed_stale_seconds, hours=settings.feed_hours)
+                             stale_after=settings.feed_stale_seconds, hours=settings.feed_hours,
+                             user_ticks=settings.user_ticks)
         self.vault = vault_for(settings)
 
     async def start(self) -> "TickerWorker":

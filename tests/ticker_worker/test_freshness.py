@@ -52,6 +52,12 @@ async def test_a_silent_feed_turns_stale_everywhere_and_live_again(bus, own_sim,
         await statuses.put(st)
 
     await bus.subscribe(s.status(USER), m.WorkerStatus, on_status)
+    own_ticks: list[m.Tick] = []
+
+    async def on_own_tick(t, msg):
+        own_ticks.append(t)
+
+    await bus.subscribe(s.user_ticks(USER, INFY), m.Tick, on_own_tick)  # what the user's read-only key reads
     alerts = await bus.js.subscribe(s.alerts(USER), stream=s.STREAM_ALERTS, deliver_policy="new")
     try:
         async with running(ticker_main, settings), serve(gw) as g, g.client() as client:
@@ -84,6 +90,7 @@ async def test_a_silent_feed_turns_stale_everywhere_and_live_again(bus, own_sim,
             assert alert.kind == "feed_restored"
             assert metrics.FEED_STALE.labels(USER)._value.get() == 0.0
             assert "feed" not in (await client.get("/readyz")).json()["missing"]
+            await eventually(lambda: own_ticks, 10, "the user's own tick subject")
     finally:
         await alerts.unsubscribe()
         kv = await bus.kv(natsperms.KV_TICKER)  # no later test's ticker restores this user's instruments
