@@ -3,7 +3,7 @@ order-margin calculator, in Kite's JSON shapes (rupees)."""
 
 from __future__ import annotations
 
-from kite_sim import risk
+from kite_sim import contract_note, risk
 from kite_sim.depository import isin_of
 from kite_sim.market import Market
 from kite_sim.orders import Account, KiteError, PositionBook, paise, rupees
@@ -98,11 +98,6 @@ def margins(market: Market, acc: Account) -> dict:
     return {"equity": equity, "commodity": commodity}
 
 
-CHARGES = {"transaction_tax": 0, "transaction_tax_type": "stt", "exchange_turnover_charge": 0,
-           "sebi_turnover_charge": 0, "brokerage": 0, "stamp_duty": 0,
-           "gst": {"igst": 0, "cgst": 0, "sgst": 0, "total": 0}, "total": 0}
-
-
 def order_margin(market: Market, spec: dict) -> dict:
     inst = market.universe.find(f"{spec.get('exchange')}:{spec.get('tradingsymbol')}")
     if inst is None:
@@ -112,9 +107,11 @@ def order_margin(market: Market, spec: dict) -> dict:
         px = paise(float(spec.get("price") or 0)) or paise(market.price(inst))
     except (TypeError, ValueError):
         raise KiteError("Invalid `quantity` or `price`.") from None
-    m = risk.margin_for(market, inst, spec.get("product", "MIS"), qty, px, spec.get("transaction_type", "BUY"))
+    product, side = spec.get("product", "MIS"), spec.get("transaction_type", "BUY")
+    m = risk.margin_for(market, inst, product, qty, px, side)
+    costs = contract_note.charges(market, inst, product, side, qty, px / 100) if qty > 0 else contract_note.empty()
     return {"type": "equity", "tradingsymbol": inst.tradingsymbol, "exchange": inst.exchange,
             "span": rupees(m) if inst.instrument_type != "EQ" else 0, "exposure": 0,
             "option_premium": rupees(qty * px) if inst.instrument_type in ("CE", "PE") else 0, "additional": 0,
             "bo": 0, "cash": 0, "var": rupees(m) if inst.instrument_type == "EQ" else 0,
-            "pnl": {"realised": 0, "unrealised": 0}, "leverage": 1, "charges": dict(CHARGES), "total": rupees(m)}
+            "pnl": {"realised": 0, "unrealised": 0}, "leverage": 1, "charges": costs, "total": rupees(m)}

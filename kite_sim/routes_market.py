@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from litestar import Request, Response, get, post
 
-from kite_sim import portfolio
+from kite_sim import contract_note, portfolio
 from kite_sim.clock import IST
 from kite_sim.envelope import json_list, ok
 from kite_sim.errors import KiteError
@@ -56,10 +56,11 @@ def basket(orders: list[dict], body: list[dict]) -> dict:
 
     def block(t: float) -> dict:
         return {**{k: 0 for k in ("span", "exposure", "option_premium", "additional", "bo", "cash", "var")},
-                "pnl": {"realised": 0, "unrealised": 0}, "leverage": 1, "charges": dict(portfolio.CHARGES),
+                "pnl": {"realised": 0, "unrealised": 0}, "leverage": 1, "charges": costs,
                 "total": t, "type": "", "tradingsymbol": "", "exchange": ""}
 
-    return {"initial": block(total), "final": block(final), "orders": orders, "charges": dict(portfolio.CHARGES)}
+    costs = contract_note.summed([o["charges"] for o in orders])
+    return {"initial": block(total), "final": block(final), "orders": orders, "charges": costs}
 
 
 def instruments(request: Request, sim: Sim, limit: int) -> list:
@@ -126,6 +127,11 @@ class MarketController(KiteController):
     @post("/margins/orders", status_code=200)
     async def margins_orders(self, request: Request, sim: Sim) -> Response:
         return ok([portfolio.order_margin(sim.market, o) for o in await json_list(request)])
+
+    @post("/charges/orders", status_code=200)
+    async def charges_orders(self, request: Request, sim: Sim) -> Response:
+        """Kite's virtual contract note: the charges of executed orders, from the shared charges table."""
+        return ok(contract_note.contract_note(sim.market, await json_list(request)))
 
     @post("/margins/basket", status_code=200)
     async def margins_basket(self, request: Request, sim: Sim) -> Response:

@@ -9,8 +9,8 @@ Intentional differences, each with its reason:
 - ORDER_HISTORY_EXTRA: ``order_info.json`` is a 2017 capture; the sim's history rows are the same order
   object as ``/orders``, whose current mock (``orders.json``) has these fields.
 - GTT: an untriggered leg's ``result`` is null, as in Kite's own ``gtt_get_order.json``.
-- Not covered: ``full_profile`` (``/user/profile/full``), alerts, MF, auctions and the contract note
-  are endpoints the sim does not serve; the ticker packets are checked by tests/kite/test_codec.py.
+- Not covered: ``full_profile`` (``/user/profile/full``), alerts, MF and auctions are endpoints the sim
+  does not serve; the ticker packets are checked by tests/kite/test_codec.py.
 """
 
 from __future__ import annotations
@@ -156,6 +156,17 @@ def test_margin_calculators(wire, mock):
              "product": "MIS", "order_type": "LIMIT", "quantity": 1, "price": 3100}]
     assert compare(mock("order_margins"), call("POST", "/margins/orders", json=spec)) == []
     assert compare(mock("basket_margins"), call("POST", "/margins/basket", json=spec)) == []
+
+
+def test_contract_note(wire, mock):
+    call, _ = wire
+    executed = [{"order_id": "1", "exchange": "NSE", "tradingsymbol": "SBIN", "transaction_type": "BUY",
+                 "variety": "regular", "product": "CNC", "order_type": "MARKET", "quantity": 1, "average_price": 560},
+                {"order_id": "2", "exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "SELL",
+                 "variety": "regular", "product": "MIS", "order_type": "LIMIT", "quantity": 5, "average_price": 1500}]
+    body = call("POST", "/charges/orders", json=executed)
+    assert len(body["data"]) == 2 and all(row["charges"]["total"] > 0 for row in body["data"])
+    assert compare(mock("virtual_contract_note"), body) == []
 
 
 @pytest.mark.parametrize("mock_csv, path", [("instruments_all.csv", "/instruments"),
