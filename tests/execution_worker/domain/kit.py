@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 
 from execution_worker.journal import Journal
@@ -40,8 +41,13 @@ def signal(id: str = "sig1", *, symbol: str = "INFY", side: str = "BUY", qty: in
                   quantity=qty, intent=intent, price=price, **kw)
 
 
+def token_of(symbol: str) -> int:
+    """A made-up instrument token, the same in every process (``hash`` of a str changes with PYTHONHASHSEED)."""
+    return zlib.crc32(symbol.encode()) % 2**31
+
+
 def leg(symbol: str, side: str, option_type: str, strike: int, qty: int = 50, **kw) -> Leg:
-    return Leg(exchange=Exchange.NFO, tradingsymbol=symbol, instrument_token=abs(hash(symbol)) % 2**31,
+    return Leg(exchange=Exchange.NFO, tradingsymbol=symbol, instrument_token=token_of(symbol),
                transaction_type=TransactionType(side), quantity=qty, option_type=option_type,
                strike=strike, lot_size=kw.pop("lot_size", 50), expiry=kw.pop("expiry", "2026-11-26"), **kw)
 
