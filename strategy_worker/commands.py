@@ -147,11 +147,18 @@ class StrategyCommands:
         return m.Ok(data={"strategies": len(e.of_user(user_id)), "tokens": sorted(needed),
                           "seeding": e.users[user_id].seeding})
 
-    async def subscribe_needed(self, user_id: str) -> set[int]:
+    async def subscribe_needed(self, user_id: str, only_new: bool = False) -> set[int]:
+        """Ticks of everything the user's strategies need: their symbols, what they trade them
+        through, an option strategy's strikes around the spot and its legs. ``only_new``: nothing
+        is asked of the ticker unless that set grew (the spot moved, a structure was opened)."""
         e = self.engine
-        needed = set(e.users[user_id].tokens)
+        user = e.users[user_id]
+        needed = set(user.tokens)
         for r in e.of_user(user_id):
             needed |= r.runner.required_tokens()
+        if only_new and needed <= user.subscribed:
+            return needed
+        user.subscribed |= needed
         await e.watch_ticks(needed)
         # in the background: a slow or absent ticker worker must not hold up the answer
         e.bus.spawn(self._ask_ticker(user_id, sorted(needed)), name=f"ticker-subscribe:{user_id}")
@@ -168,7 +175,7 @@ class StrategyCommands:
     def stop_live(self, user_id: str, reason: str = "stopped") -> m.Ok:
         e = self.engine
         user = e.users[user_id]
-        user.live, user.pause_reason = False, reason
+        user.live, user.pause_reason, user.subscribed = False, reason, set()
         e.store.set_live(user_id, None)
         for r in e.of_user(user_id):
             e.persist(r)

@@ -63,6 +63,7 @@ class UserState:
     mode: str = "quote"
     pause_reason: str = ""
     seeding: dict[str, int] | None = None  # {"done": k, "total": n} while history is being fetched
+    subscribed: set[int] = field(default_factory=set)  # tokens asked of the ticker while live
     signal_log: deque = field(default_factory=lambda: deque(maxlen=SIGNAL_LOG))
 
 

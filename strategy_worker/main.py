@@ -8,12 +8,12 @@ import logging
 from shared import messages as m
 from shared import partition, service, subjects
 from shared.bus import Bus
+from shared.candles.store import CandleStore
 from shared.config import Settings
 from shared.kite.errors import KiteError
 from shared.kite.sessions import client_for, get_session, watch_sessions
-from strategy_worker.commands import StrategyCommands
-from shared.candles.store import CandleStore
 from strategy_worker.backtest.service import BacktestService
+from strategy_worker.commands import StrategyCommands
 from strategy_worker.engine import StrategyEngine
 from strategy_worker.positions import adopt_journal
 from strategy_worker.scanner import ScanError, Scanner
@@ -23,6 +23,7 @@ from strategy_worker.strategies import registry
 log = logging.getLogger("kta.strategy")
 SESSION_LOST = "broker session expired: log in to Kite again"
 KILL_SWITCH = "kill switch"
+RESUBSCRIBE_SECONDS = 3.0
 
 
 class StrategyWorker:

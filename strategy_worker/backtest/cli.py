@@ -112,8 +112,8 @@ def fmt_money(paise: int | None) -> str:
 
 
 def summary_table(m: dict[str, Any], per_symbol: dict[str, dict]) -> str:
-    pct = lambda x: "-" if x is None else f"{x * 100:.2f}%"  # noqa: E731
-    num = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+    pct = lambda x: "-" if x is None else f"{x * 100:.2f}%"
+    num = lambda x: "-" if x is None else f"{x:.2f}"
     rows = [("net P&L", fmt_money(m["net_pnl"])), ("gross P&L", fmt_money(m["gross_pnl"])),
             ("charges", fmt_money(m["charges"])), ("total return", pct(m["total_return"])),
             ("annual return", pct(m["annual_return"])), ("Sharpe", num(m["sharpe"])), ("Sortino", num(m["sortino"])),
@@ -136,7 +136,7 @@ def sweep_table(report: dict[str, Any]) -> str:
     out = [f"{report['method']} sweep, objective {report['objective']}, {report['trial_count']} trials",
            f"{'window':<8} {'in sample':<25} {'out of sample':<25} {'trials':>6} {'IS':>9} {'OOS':>9}  params"]
     for w in report["windows"]:
-        f = lambda x: "-" if x is None else f"{x:9.3f}"  # noqa: E731
+        f = lambda x: "-" if x is None else f"{x:9.3f}"
         out.append(f"{w['window']:<8} {' → '.join(w['in_sample']):<25} {' → '.join(w['out_of_sample']):<25} "
                    f"{w['trials']:>6} {f(w.get('is_score'))} {f(w.get('oos_score'))}  {w.get('params', w.get('error'))}")
     out.append(f"mean in-sample {report['is_score']}  mean out-of-sample {report['oos_score']}  "

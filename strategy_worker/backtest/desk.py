@@ -19,11 +19,32 @@ from shared import ist
 from shared.charges import charges_paise
 from shared.fills import BarFills, circuit_band
 from shared.kite.models import Instrument
-from shared.messages import OrderRequest, OrderType, RiskLimits, Signal, SignalGroup, StrategyOutcome, TransactionType
+from shared.messages import (
+    OrderRequest,
+    OrderType,
+    RiskLimits,
+    Signal,
+    SignalGroup,
+    StrategyOutcome,
+    TransactionType,
+)
 from shared.trading.book import OrderBook
 from shared.trading.kill_switch import MemoryRiskStore
-from shared.trading.order import BrokerUpdate, CancelRequested, Fill, Order, OrderState, Placed, Submitted
-from shared.trading.planning import lot_of, protective_requests, signal_requests, tick_paise
+from shared.trading.order import (
+    BrokerUpdate,
+    CancelRequested,
+    Fill,
+    Order,
+    OrderState,
+    Placed,
+    Submitted,
+)
+from shared.trading.planning import (
+    lot_of,
+    protective_requests,
+    signal_requests,
+    tick_paise,
+)
 from shared.trading.positions import PositionTracker
 from shared.trading.risk import RiskManager
 from shared.trading.risk_context import context_from

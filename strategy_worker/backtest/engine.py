@@ -29,7 +29,7 @@ from shared import ist
 from shared.candles.store import CandleStore
 from shared.fills import bar_path
 from shared.kite.models import Instrument
-from shared.messages import INTERVAL_SECONDS, Bar, BacktestSpec, RiskLimits, Tick
+from shared.messages import INTERVAL_SECONDS, BacktestSpec, Bar, RiskLimits, Tick
 from strategy_worker.backtest.desk import Desk
 from strategy_worker.backtest.feed import chunks
 from strategy_worker.backtest.results import CURVE_POINTS, Recorder

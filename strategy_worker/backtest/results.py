@@ -138,8 +138,7 @@ class Recorder:
         if dd > self.max_drawdown:
             self.max_drawdown = dd
             self.max_drawdown_pct = dd / self.peak
-        if ts - self.peak_ts > self.longest_dd_s:
-            self.longest_dd_s = ts - self.peak_ts
+        self.longest_dd_s = max(self.longest_dd_s, ts - self.peak_ts)
 
     def sample(self, ts: int, equity: int) -> int:
         """A point of the intraday curve (every ``curve_step``-th bar); returns the step to keep."""

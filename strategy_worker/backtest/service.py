@@ -83,7 +83,7 @@ class BacktestService:
         self.pool: ProcessPoolExecutor | None = None  # started with the first run, not with the worker
         self._pump: asyncio.Task | None = None
 
-    async def start(self, accept=None) -> "BacktestService":
+    async def start(self, accept=None) -> BacktestService:
         await self.bus.serve(subjects.cmd_wildcard("backtest"), self.on_command, accept=accept)
         return self
 
@@ -126,8 +126,8 @@ class BacktestService:
             if live is not None:
                 async with client_for(self.settings, live) as kite:
                     await data.ensure(kite, self.settings.data_path, spec)
-            from strategy_worker.backtest.job import instruments_for
             from shared.candles.store import CandleStore
+            from strategy_worker.backtest.job import instruments_for
 
             bt = engine.Backtest(spec, instruments_for(self.settings.data_path, spec),
                                  CandleStore(self.settings.data_path / "candles"))

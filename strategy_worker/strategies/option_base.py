@@ -30,6 +30,7 @@ from shared.options.chain import IST, OptionChain, nearest_chain
 from strategy_worker.strategies.base import BaseStrategy
 
 NEAR_STRIKES = 12  # strikes each side of ATM whose ticks a strategy follows
+EXPIRY_DAY_EXIT = 14 * 60  # minutes after midnight IST: a structure expiring today is closed from here
 
 
 class LastPrices:
@@ -96,7 +97,7 @@ class OptionStrategy(BaseStrategy):
         now = datetime.fromtimestamp(bar.start, IST)
         today = now.date().isoformat()
         expiry_day = any(i.expiry and i.expiry.isoformat() == today for i in self._held_instruments())
-        if now.hour * 60 + now.minute >= p.exit_minute or (expiry_day and now.hour >= 14):
+        if now.hour * 60 + now.minute >= p.exit_minute or (expiry_day and now.hour * 60 + now.minute >= EXPIRY_DAY_EXIT):
             return [self.close_structure("time exit before the close" if not expiry_day else "expiry-day exit")]
         entry, current = self.state.get("entry_premium"), self.held_premium()
         if current is None:
@@ -113,9 +114,15 @@ class OptionStrategy(BaseStrategy):
         return []
 
     def in_entry_window(self, bar: Bar) -> bool:
+        """From ``entry_after_minute`` to half an hour before the time exit — and on the chain's
+        expiry day to half an hour before the expiry-day exit (entering then would be closed a bar
+        later, over and over)."""
         now = datetime.fromtimestamp(bar.start, IST)
         minute = now.hour * 60 + now.minute
-        return self.params.entry_after_minute <= minute < self.params.exit_minute - 30
+        if not self.params.entry_after_minute <= minute < self.params.exit_minute - 30:
+            return False
+        chain = self.chain()
+        return not (chain is not None and chain.expiry == now.date() and minute >= EXPIRY_DAY_EXIT - 30)
 
     # ---- market -------------------------------------------------------------------------------
 

@@ -402,3 +402,19 @@ async def test_a_feed_gap_is_refilled_from_history_per_symbol(bus, sim, data_dir
     assert s.fast.value == pytest.approx(talib.EMA(closes, 10)[-1], rel=1e-9)
     assert [b.start for b in w.e.series_for(INFY).bars][-12:] == [b.start for b in history[-12:]]
     assert w.e.signals_published == 0  # the refilled bars are history: never traded
+
+
+async def test_an_option_strategy_gets_the_ticks_of_the_strikes_around_the_spot_once_it_is_known(bus, data_dir):
+    from tests.shared.test_options import sim_instruments
+
+    w = Worker(bus, data_dir)
+    w.e.ctx.set_instruments(sim_instruments())
+    w.add(USER, "iron_condor", "ic", tokens=(256265,))
+    first = await w.c.subscribe_needed(USER)
+    assert first == {256265}  # no spot yet: no strikes to follow
+    assert await w.c.subscribe_needed(USER, only_new=True) == first
+    await w.e.on_tick(Tick(256265, "full", True, 26_000.0, exchange_timestamp=OPEN + 5))
+    later = await w.c.subscribe_needed(USER, only_new=True)
+    chain = w.instance(USER, "ic", 256265).chain()
+    near = {s.ce.instrument_token for s in chain.strikes if abs(s.strike - 26_000) <= 300}
+    assert near <= later and len(later) > 40 and set(w.e._tick_subs) >= later

@@ -383,3 +383,27 @@ def test_entry_records_the_chains_oi_positioning():
     assert g.metadata["pcr"] == pytest.approx(pe.sum() / ce.sum(), abs=1e-4)
     assert g.metadata["max_pain"] == ks[int(np.argmin(pain))]
     assert "pcr" not in mkt.bar(Market().strategy("iron_condor"), 26_010.0, 10, 0)[0].metadata  # no OI seen
+
+
+def test_no_entry_on_expiry_day_once_the_expiry_day_exit_is_near():
+    """An entry after 13:30 on the expiry day would be closed by the expiry-day exit a bar later,
+    then entered again: the churn seen in a live session. The window closes instead."""
+    def on_expiry(hour: int, minute: int) -> int:
+        return int(datetime(EXPIRY.year, EXPIRY.month, EXPIRY.day, hour, minute, tzinfo=IST).timestamp())
+
+    mkt = Market()
+
+    def bar(s, hour: int, minute: int) -> list:
+        mkt.now = on_expiry(hour, minute) + 299
+        mkt.reprice()
+        mkt.ctx.last_ticks[NIFTY] = Tick(NIFTY, "full", True, FWD, exchange_timestamp=mkt.now)
+        return s.on_bar(Bar(NIFTY, "5minute", on_expiry(hour, minute), FWD, FWD + 2, FWD - 2, FWD, 0))
+
+    late = mkt.strategy("iron_condor")
+    assert bar(late, 13, 35) == [] and bar(late, 14, 5) == []
+    early = mkt.strategy("iron_condor", sid="early")
+    entry = bar(early, 11, 0)
+    assert len(entry) == 1 and entry[0].intent == "entry"
+    Desk().fill(early, entry[0])
+    out = bar(early, 14, 0)
+    assert [g.intent for g in out] == ["exit"] and "expiry-day" in out[0].reason

@@ -142,7 +142,13 @@ def test_conditions_on_hand_built_quotes_and_candles():
     """The conditions the live test cannot steer (gap down, near the low, volume floor), on
     quotes and candles built by hand, with RSI from TA-Lib."""
     from shared.kite.models import Candle, OHLCValues, Quote
-    from strategy_worker.scanner import history_conditions, history_metrics, quote_conditions, quote_metrics, sort_rows
+    from strategy_worker.scanner import (
+        history_conditions,
+        history_metrics,
+        quote_conditions,
+        quote_metrics,
+        sort_rows,
+    )
 
     day0 = datetime(2026, 9, 1, 9, 15, tzinfo=IST)
     rng = np.random.default_rng(12)
