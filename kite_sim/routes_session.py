@@ -36,6 +36,9 @@ AUTHORISE_PAGE = """<!doctype html><html><head><title>CDSL authorisation (kite_s
 <form method="post"><p><label>TPIN <input name="tpin" id="tpin" inputmode="numeric"></label></p>
 <p><button type="submit" id="authorise">Authorise</button></p></form></body></html>"""
 
+def unknown_request() -> Response:
+    return Response("<h1>Unknown or expired authorisation request</h1>", media_type=MediaType.HTML, status_code=404)
+
 EXCHANGES = ["NSE", "NFO", "BFO", "BSE", "MF"]
 PRODUCTS = ["CNC", "NRML", "MIS", "BO", "CO"]
 ORDER_TYPES = ["MARKET", "LIMIT", "SL", "SL-M"]
@@ -110,8 +113,7 @@ class DepositoryController(Controller):
     async def page(self, sim: Sim, api_key: str, request_id: str) -> Response:
         found = _authorisation(sim, api_key, request_id)
         if found is None:
-            return Response("<h1>Unknown or expired authorisation request</h1>", media_type=MediaType.HTML,
-                            status_code=404)
+            return unknown_request()
         acc, wanted = found
         names = {t: sim.market.universe.by_token[t].tradingsymbol for t in acc.holdings}
         what = "All your holdings." if wanted is None else ", ".join(
@@ -122,8 +124,7 @@ class DepositoryController(Controller):
     async def authorise(self, sim: Sim, api_key: str, request_id: str) -> Response:
         found = _authorisation(sim, api_key, request_id)
         if found is None:
-            return Response("<h1>Unknown or expired authorisation request</h1>", media_type=MediaType.HTML,
-                            status_code=404)
+            return unknown_request()
         acc, _ = found
         grant = acc.depository.authorise(request_id, acc.holdings)
         log.info("holdings authorised at the depository: %d instruments", len(grant), extra={"user_id": acc.user_id})

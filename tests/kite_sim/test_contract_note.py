@@ -12,16 +12,11 @@ import pytest
 from kiteconnect.exceptions import InputException
 
 from shared.charges import order_charges, segment_of
-from tests.kite_sim.kit import client, module_sim, paced
+from tests.kite_sim.kit import module_sim, paced
 
 pytestmark = pytest.mark.timeout(120)
 
 sim_dir, sim = module_sim("charges", seed=41)
-
-
-@pytest.fixture(scope="module")
-def kite(sim):
-    return client(sim)
 
 
 def row(exchange: str, symbol: str, side: str, qty: int, price: float, product: str, oid: str = "1") -> dict:

@@ -13,7 +13,7 @@ import pytest
 from kiteconnect.exceptions import GeneralException
 
 from tests.helpers import eventually_blocking
-from tests.kite_sim.kit import client, paced, start_sim_with
+from tests.kite_sim.kit import paced, start_sim_with
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,11 +23,6 @@ def sim(tmp_path_factory):
     s = start_sim_with(tmp_path_factory.mktemp("edis"), "--edis", "DEMO01", "--settle", seed=31)
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def kite(sim):
-    return client(sim)
 
 
 @pytest.fixture(scope="module")

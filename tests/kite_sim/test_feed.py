@@ -14,17 +14,12 @@ from websockets.sync.client import ClientConnection, connect
 from shared.kite import codec
 from shared.messages import Tick
 from tests.helpers import eventually_blocking
-from tests.kite_sim.kit import client, module_sim, paced, sim_log
+from tests.kite_sim.kit import module_sim, paced, sim_log
 
 pytestmark = pytest.mark.timeout(120)
 
 sim_dir, sim = module_sim("feed", seed=23)
 INFY = 408065
-
-
-@pytest.fixture(scope="module")
-def kite(sim):
-    return client(sim)
 
 
 @pytest.fixture(scope="module")

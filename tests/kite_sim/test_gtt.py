@@ -14,17 +14,12 @@ from kiteconnect import KiteConnect
 from kiteconnect.exceptions import InputException
 
 from tests.helpers import eventually_blocking
-from tests.kite_sim.kit import client, module_sim, paced, sim_log
+from tests.kite_sim.kit import module_sim, paced, sim_log
 
 pytestmark = pytest.mark.timeout(120)
 
 sim_dir, sim = module_sim("gtt", seed=21)
 SPOT = 1500.0  # INFY is pinned here before each test
-
-
-@pytest.fixture(scope="module")
-def kite(sim) -> KiteConnect:
-    return client(sim)
 
 
 @pytest.fixture(autouse=True)

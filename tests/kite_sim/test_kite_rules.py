@@ -10,17 +10,12 @@ from kiteconnect.exceptions import InputException
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.kite_sim.kit import client, module_sim, paced, sim_log
+from tests.kite_sim.kit import module_sim, paced, sim_log
 
 pytestmark = pytest.mark.timeout(120)
 
 sim_dir, sim = module_sim("rules", seed=29)
 SPOT = 1500.0
-
-
-@pytest.fixture(scope="module")
-def kite(sim):
-    return client(sim)
 
 
 @pytest.fixture

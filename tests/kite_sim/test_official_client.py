@@ -25,11 +25,6 @@ pytestmark = pytest.mark.timeout(120)
 sim_dir, sim = module_sim("official", seed=11)
 
 
-@pytest.fixture(scope="module")
-def kite(sim) -> KiteConnect:
-    return client(sim)
-
-
 def tick_round(x: float, tick: float = 0.05) -> float:
     return round(round(x / tick) * tick, 2)
 

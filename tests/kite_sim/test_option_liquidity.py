@@ -12,17 +12,12 @@ import pytest
 from kite_sim.clock import SimClock
 from kite_sim.instruments import Universe
 from kite_sim.market import Market
-from tests.kite_sim.kit import client, module_sim, paced
+from tests.kite_sim.kit import module_sim, paced
 
 pytestmark = pytest.mark.timeout(120)
 
 sim_dir, sim = module_sim("options", seed=37)
 SPOT = 26000.0
-
-
-@pytest.fixture(scope="module")
-def kite(sim):
-    return client(sim)
 
 
 @pytest.fixture(scope="module")
