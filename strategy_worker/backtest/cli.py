@@ -86,15 +86,18 @@ class Bar:
 
 async def fetch(settings: Settings, user: str, spec: BacktestSpec) -> str:
     """Fill the store's gaps for ``spec`` through the user's Kite session; says why not when it cannot."""
+    from urllib.parse import urlparse
+
+    from shared import healthcheck
     from shared.bus import Bus
     from shared.kite.sessions import client_for, get_session, vault_for
     from shared.natsauth import creds_for
     from strategy_worker.backtest import data
 
-    try:
-        bus = await Bus.connect(settings.nats_url, "cli", connect_timeout=2, creds=creds_for(settings))
-    except Exception:  # noqa: BLE001 - no stack running: the store is all there is
-        return "the stack is not running: using the candles already stored"
+    nats = urlparse(settings.nats_url.split(",")[0])
+    if not healthcheck.tcp_ok(nats.port or 4222, nats.hostname or "127.0.0.1", timeout=0.5):
+        return "the stack is not running: using the candles already stored"  # the bus would wait for it
+    bus = await Bus.connect(settings.nats_url, "cli", connect_timeout=2, creds=creds_for(settings))
     try:
         live = await get_session(bus, vault_for(settings), user)
         if live is None:

@@ -3,8 +3,10 @@
 Every signal goes through the live ``RiskManager`` (kill switch, size, exposure, order rate on backtest
 time, an exit clamped to what the strategy holds) with the live ``RiskContext`` built from the live
 ``PositionTracker`` and ``OrderBook``; accepted, it becomes the live order plan
-(``shared/trading/planning.py``: freeze-quantity slices, then the stop-loss as an SL order and the target as
-a LIMIT once the entry has filled, one-cancels-other). Each order is the live ``Order`` model, moved by the
+(``shared/trading/planning.py``: freeze-quantity slices) and the live protection plan
+(``shared/trading/protection.py``: one stop-loss at the broker for what is held, the target watched on the
+price and reached by turning the stop into a LIMIT at it, a stop the exchange rejects because the price
+already passed its trigger re-placed once with a corrected trigger, then the position closed). Each order is the live ``Order`` model, moved by the
 same events (submitted, placed, the broker's updates, fills, cancels). Orders fill by the shared fill model
 (``shared/fills.py``) and pay Zerodha's charges (``shared/charges.py``). What became of each signal is told
 to the strategy as the execution worker tells it: ``StrategyOutcome``s with the authoritative position.
@@ -13,11 +15,11 @@ Money is integer paise throughout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from shared import ist
 from shared.charges import charges_paise
-from shared.fills import BarFills, circuit_band
+from shared.fills import BarFills, circuit_band, trigger_hit
 from shared.kite.models import Instrument
 from shared.messages import (
     OrderRequest,
@@ -30,21 +32,9 @@ from shared.messages import (
 )
 from shared.trading.book import OrderBook
 from shared.trading.kill_switch import MemoryRiskStore
-from shared.trading.order import (
-    BrokerUpdate,
-    CancelRequested,
-    Fill,
-    Order,
-    OrderState,
-    Placed,
-    Submitted,
-)
-from shared.trading.planning import (
-    lot_of,
-    protective_requests,
-    signal_requests,
-    tick_paise,
-)
+from shared.trading.order import BrokerUpdate, CancelRequested, Fill, Order, OrderState, Placed, Submitted
+from shared.trading.planning import lot_of, order_request, signal_requests, tick_paise
+from shared.trading.protection import Cancel, Modify, Place, Protection, corrected_stop, plan
 from shared.trading.positions import PositionTracker
 from shared.trading.risk import RiskManager
 from shared.trading.risk_context import context_from
@@ -56,12 +46,11 @@ BAND_PCT = {"EQ": 20.0}  # circuit band around the previous close; derivatives: 
 
 @dataclass(slots=True)
 class Resting:
-    """A stop-loss or target waiting at the (simulated) exchange: its live ``Order`` and its OCO siblings."""
+    """A position's stop-loss working at the (simulated) exchange: its live ``Order`` and its protection."""
 
     order: Order
     inst: Instrument
-    order_type: OrderType
-    siblings: list[str] = field(default_factory=list)
+    protection: Protection
 
 
 class Desk:
@@ -75,6 +64,7 @@ class Desk:
         self.risk = RiskManager(user_id, limits or RiskLimits(), MemoryRiskStore(), clock=lambda: self.now)
         self.tracker = PositionTracker()
         self.book = OrderBook()  # the live order model, every order of the run while it works
+        self.protections: dict[tuple[str, int], Protection] = {}  # (strategy, token) -> what protects it
         self.ids = 0
         self.resting: dict[int, dict[str, Resting]] = {}  # token -> tag -> order (no key when none)
         self.wake: dict[int, tuple[float, float]] = {}  # token -> (a bar low at or below, a high at or above)
@@ -134,8 +124,14 @@ class Desk:
             out.append(self._fill(sig.strategy_id, sig.id, req.kind, inst, req.transaction_type.value, req.quantity,
                                   fill, req.product.value, "filled"))
             filled += req.quantity
+        key = (sig.strategy_id, inst.instrument_token)
         if sig.intent == "entry" and (sig.stop_loss or sig.target):
-            self._protect(sig, filled, inst)
+            self.protections[key] = Protection(
+                user_id=self.user_id, strategy_id=sig.strategy_id, exchange=inst.exchange,
+                tradingsymbol=inst.tradingsymbol, instrument_token=inst.instrument_token, product=sig.product.value,
+                stop=sig.stop_loss or 0, target=sig.target or 0, signal_id=sig.id)
+        if key in self.protections:
+            out += self._sync(self.protections[key], inst)
         return out
 
     # ---- the live order model -----------------------------------------------------------------
@@ -165,16 +161,65 @@ class Desk:
                                  exchange_timestamp=ist.stamp(self.now)))
         self.rec.order_status(order.tag, "CANCELLED")
 
-    def _protect(self, sig: Signal, filled: int, inst: Instrument) -> None:
-        reqs = protective_requests(sig, filled, inst, SL_SLIPPAGE_PCT)
-        book = self.resting.setdefault(inst.instrument_token, {})
-        tags = [r.tag for r in reqs]
-        for r in reqs:
-            state = OrderState.TRIGGER_PENDING if r.order_type is OrderType.SL else OrderState.OPEN
-            book[r.tag] = Resting(self._order(r, sig.strategy_id, state), inst, r.order_type,
-                                  [t for t in tags if t != r.tag])
-            self.rec.order(self.now, r, state.value, 0, sig.strategy_id)
-        self._rewake(inst.instrument_token)
+    # ---- protection (shared/trading/protection.py, carried out on the simulated exchange) --------
+
+    def _sync(self, p: Protection, inst: Instrument) -> list[StrategyOutcome]:
+        """Make the working stop agree with what is held, as the execution worker's protector does."""
+        token = inst.instrument_token
+        held = self.strategy_qty.get((p.strategy_id, token), 0)
+        book = self.resting.get(token, {})
+        mine = [r.order for r in book.values() if r.protection is p]
+        out: list[StrategyOutcome] = []
+        for action in plan(p, held, 0, mine, inst, SL_SLIPPAGE_PCT):
+            if isinstance(action, Place):
+                out += self._place_stop(p, action.request, inst)
+            elif isinstance(action, Cancel):
+                book.pop(action.order.tag, None)
+                self._cancel(action.order, action.reason)
+            elif isinstance(action, Modify):
+                self._modify(action)
+        if not held:
+            self.protections.pop((p.strategy_id, token), None)
+        self._rewake(token)
+        return out
+
+    def _place_stop(self, p: Protection, req: OrderRequest, inst: Instrument) -> list[StrategyOutcome]:
+        price = self.paise(inst.instrument_token)
+        if price and trigger_hit(req.transaction_type.value, req.trigger_price, price):
+            # the exchange refuses a stop whose trigger the price has already passed
+            self._order(req, p.strategy_id, OrderState.REJECTED)
+            self.rec.order(self.now, req, "REJECTED", 0, p.strategy_id)
+            return self._rejected(p, inst, price)
+        order = self._order(req, p.strategy_id, OrderState.TRIGGER_PENDING)
+        self.resting.setdefault(inst.instrument_token, {})[req.tag] = Resting(order, inst, p)
+        self.rec.order(self.now, req, "TRIGGER PENDING", 0, p.strategy_id)
+        return []
+
+    def _rejected(self, p: Protection, inst: Instrument, price: int) -> list[StrategyOutcome]:
+        """Once more with a corrected trigger; rejected again, the position is closed at the market."""
+        held = self.strategy_qty.get((p.strategy_id, inst.instrument_token), 0)
+        if not p.retried:
+            p.retried = True
+            lower, upper = self.band(inst) or (0, 0)
+            p.stop = corrected_stop(p, held, price, lower, upper, inst, SL_SLIPPAGE_PCT)
+            return self._sync(p, inst)
+        p.mode = "failed"
+        side = TransactionType.SELL if held > 0 else TransactionType.BUY
+        req = order_request(self.user_id, kind="flatten", origin=f"unprotected|{p.key}", exchange=inst.exchange,
+                            tradingsymbol=inst.tradingsymbol, instrument_token=inst.instrument_token, side=side,
+                            quantity=abs(held), product=p.product, order_type=OrderType.MARKET, inst=inst)
+        fill = self.fills.market(side.value, price, tick_paise(inst), band=self.band(inst))
+        self._complete(self._order(req, p.strategy_id, OrderState.OPEN), fill)
+        self.rec.order(self.now, req, "COMPLETE", fill, p.strategy_id)
+        self.protections.pop((p.strategy_id, inst.instrument_token), None)
+        return [self._fill(p.strategy_id, "", "flatten", inst, side.value, abs(held), fill, p.product, "filled",
+                           reason="stop-loss rejected twice: position closed")]
+
+    def _modify(self, m: Modify) -> None:
+        o = m.order
+        o.apply(BrokerUpdate(order_id=o.order_id, state=o.state, status=o.status, ts=self.now * 1_000_000_000,
+                             quantity=m.quantity, trigger_price=m.trigger_price, price=m.price,
+                             order_type=m.order_type))
 
     def _rewake(self, token: int) -> None:
         """The bar range that can touch any resting order of ``token``: a bar entirely inside it is
@@ -186,15 +231,22 @@ class Desk:
             return
         low, high = -1.0, float("inf")
         for r in book.values():
-            o = r.order
+            o, p = r.order, r.protection
+            sell = o.transaction_type is TransactionType.SELL
             slip = self.fills.slippage_ticks * tick_paise(r.inst)
-            stop = r.order_type is not OrderType.LIMIT
-            side = o.transaction_type.value
-            level = (o.trigger_price if stop else o.price + (slip if side == "SELL" else -slip)) / 100
-            if (side == "BUY") == stop:  # buy stops and sell limits wait for the price to rise
-                high = min(high, level)
+            if o.order_type == "SL":  # a sell stop waits for the price to fall to it, a buy stop to rise
+                falls, level = sell, o.trigger_price
+            else:  # a LIMIT (the stop turned at the target) waits for the price to trade through it
+                falls, level = not sell, o.price - slip if not sell else o.price + slip
+            if falls:
+                low = max(low, level / 100)
             else:
-                low = max(low, level)
+                high = min(high, level / 100)
+            if p.mode == "stop" and p.target and o.order_type == "SL":  # the target, on the other side
+                if sell:
+                    high = min(high, p.target / 100)
+                else:
+                    low = max(low, p.target / 100)
         self.wake[token] = (low, high)
 
     def cancel_protective(self, strategy_id: str, token: int, reason: str) -> None:
@@ -205,36 +257,38 @@ class Desk:
 
     # ---- bars ---------------------------------------------------------------------------------
 
-    def on_path(self, token: int, path: tuple[int, int, int, int]) -> list[StrategyOutcome]:
-        """Resting orders of ``token`` against the bar's path; of an OCO pair the first reached fills."""
+    def on_path(self, token: int, path: tuple[int, ...]) -> list[StrategyOutcome]:
+        """Working stops of ``token`` along the bar's path: the stop triggers, or the price reaches the target
+        first and the stop becomes a LIMIT at it (filled once the price trades through it)."""
         book = self.resting.get(token)
         if not book:
             return []
-        hits = []
-        for r in book.values():
-            o, tick = r.order, tick_paise(r.inst)
-            side = o.transaction_type.value
-            if r.order_type is OrderType.LIMIT:
-                got = self.fills.limit(side, o.price, path, tick)
-            else:
-                got = self.fills.stop(side, o.trigger_price, o.price if r.order_type is OrderType.SL else None, path,
-                                      tick, band=self.band(r.inst))
-            if got is not None:
-                hits.append((got[0], o.kind != "stop_loss", o.tag, got[1]))  # ties: the stop-loss first
-        out = []
-        for _, _, tag, price in sorted(hits):
-            r = book.pop(tag, None)
+        out: list[StrategyOutcome] = []
+        for tag in list(book):
+            r = book.get(tag)
             if r is None:
-                continue  # its sibling filled first
-            o = r.order
-            for sibling in r.siblings:
-                gone = book.pop(sibling, None)
-                if gone is not None:
-                    self._cancel(gone.order, "one-cancels-other")
-            self._complete(o, price)
-            self.rec.order_status(tag, "COMPLETE", price, self.now)
-            out.append(self._fill(o.strategy_id, o.signal_id, o.kind, r.inst, o.transaction_type.value, o.quantity,
-                                  price, o.product, "protective_fill"))
+                continue
+            o, p, tick = r.order, r.protection, tick_paise(r.inst)
+            side = o.transaction_type.value
+            if o.order_type == "SL":
+                hit = self.fills.stop(side, o.trigger_price, o.price, path, tick, band=self.band(r.inst))
+            else:
+                hit = self.fills.limit(side, o.price, path, tick)
+            if p.mode == "stop" and p.target and o.order_type == "SL":
+                reach = _reached(p.target, path, rise=side == "SELL")
+                if reach is not None and (hit is None or reach <= hit[0]):
+                    p.mode = "target"
+                    self._modify(Modify(o, order_type=OrderType.LIMIT.value, price=p.target))
+                    rest = self.fills.limit(side, p.target, path[reach:], tick)
+                    hit = None if rest is None else (reach + rest[0], rest[1])
+            if hit is None:
+                continue
+            del book[tag]
+            self._complete(o, hit[1])
+            self.rec.order_status(tag, "COMPLETE", hit[1], self.now)
+            out.append(self._fill(o.strategy_id, o.signal_id, o.kind, r.inst, side, o.quantity, hit[1], o.product,
+                                  "protective_fill"))
+            out += self._sync(p, r.inst)
         self._rewake(token)
         return out
 
@@ -268,6 +322,8 @@ class Desk:
                                   reason="MIS auto square-off at the close"))
         for token in self.price:
             self.prev_close[token] = self.paise(token)
+        for (strategy_id, token), p in list(self.protections.items()):  # carried positions: tomorrow's stop
+            out += self._sync(p, self.instruments[token])
         return out
 
     def _product(self, strategy_id: str, token: int) -> str:
@@ -305,3 +361,10 @@ class Desk:
                                exchange=inst.exchange if inst else "", tradingsymbol=inst.tradingsymbol if inst else "",
                                ts=self.now * 1_000_000_000, **kw)
 
+
+def _reached(level: int, path: tuple[int, ...], rise: bool) -> int | None:
+    """Where along ``path`` the price first reaches ``level`` (from below when ``rise``)."""
+    for i, price in enumerate(path):
+        if (price >= level) if rise else (price <= level):
+            return i
+    return None

@@ -27,6 +27,8 @@
     if (cls) { el.className = cls; }
     return el;
   }
+  var IST = 19800; // the charts' axis reads in the exchange's time (lightweight-charts shows UTC)
+  var MARK = { entry: "", exit: "X", stop_loss: "SL", target: "T", external: "SQ" };
   function rupees(p) { return p == null ? "-" : "₹" + (p / 100).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 }); }
   function pct(x) { return x == null ? "-" : (x * 100).toFixed(2) + "%"; }
   function num(x) { return x == null ? "-" : Number(x).toFixed(2); }
@@ -193,15 +195,14 @@
   }
   function equityChart(runs) {
     var el = $("#bt-equity"); el.textContent = "";
-    var chart = LightweightCharts.createChart(el, { height: 300, timeScale: { timeVisible: true }, rightPriceScale: { visible: true } });
+    var chart = LightweightCharts.createChart(el, { height: el.clientHeight, width: el.clientWidth, timeScale: { timeVisible: true } });
     charts.push(chart);
     var colours = ["#2962ff", "#ff6d00"];
     runs.forEach(function (r, i) {
       var eq = chart.addLineSeries({ color: colours[i], lineWidth: 2, title: r.id });
       var dd = chart.addHistogramSeries({ color: i ? "rgba(255,109,0,0.35)" : "rgba(239,83,80,0.45)", priceScaleId: "dd" + i, title: "drawdown " + r.id });
-      var points = dedupe(r.results.curve.map(function (p) { return { time: p[0], value: p[1] / 100 }; }));
-      eq.setData(points);
-      dd.setData(dedupe(r.results.curve.map(function (p) { return { time: p[0], value: -p[2] / 100 }; })));
+      eq.setData(dedupe(r.results.curve.map(function (p) { return { time: p[0] + IST, value: p[1] / 100 }; })));
+      dd.setData(dedupe(r.results.curve.map(function (p) { return { time: p[0] + IST, value: -p[2] / 100 }; })));
       chart.priceScale("dd" + i).applyOptions({ scaleMargins: { top: 0.75, bottom: 0 } });
     });
     chart.timeScale().fitContent();
@@ -213,18 +214,18 @@
   }
   function priceChart(run, symbol) {
     var el = $("#bt-price"); el.textContent = "";
-    var chart = LightweightCharts.createChart(el, { height: 320, timeScale: { timeVisible: true } });
+    var chart = LightweightCharts.createChart(el, { height: el.clientHeight, width: el.clientWidth, timeScale: { timeVisible: true } });
     charts.push(chart);
     var series = chart.addCandlestickSeries();
-    series.setData(dedupe(run.chart[symbol].map(function (b) { return { time: b[0], open: b[1], high: b[2], low: b[3], close: b[4] }; })));
+    series.setData(dedupe(run.chart[symbol].map(function (b) { return { time: b[0] + IST, open: b[1], high: b[2], low: b[3], close: b[4] }; })));
     var bars = run.chart[symbol].map(function (b) { return b[0]; });
     var markers = run.results.fills.filter(function (f) { return f.symbol === symbol; }).map(function (f) {
       var t = bars[0];
       for (var i = 0; i < bars.length && bars[i] <= f.ts; i++) { t = bars[i]; }
-      return { time: t, position: f.side === "BUY" ? "belowBar" : "aboveBar", color: f.side === "BUY" ? "#26a69a" : "#ef5350",
-               shape: f.side === "BUY" ? "arrowUp" : "arrowDown", text: f.kind + " " + f.quantity + " @ " + (f.price / 100).toFixed(2) };
+      return { time: t + IST, position: f.side === "BUY" ? "belowBar" : "aboveBar", color: f.side === "BUY" ? "#26a69a" : "#ef5350",
+               shape: f.side === "BUY" ? "arrowUp" : "arrowDown", text: MARK[f.kind] || "" };
     });
-    series.setMarkers(markers);
+    series.setMarkers(dedupe(markers));
     chart.timeScale().fitContent();
   }
   function symbolsTable(run) {
