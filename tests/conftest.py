@@ -50,6 +50,25 @@ def nats_server(tmp_path_factory, nats_auth):
         proc.kill()
 
 
+@pytest.fixture(scope="session")
+def nats_janitor(nats_server, nats_auth):
+    from tests.natsstate import Janitor
+
+    janitor = Janitor(nats_server, str(nats_auth.creds_path("admin")))
+    yield janitor
+    janitor.close()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_restored_from_another_test(request):
+    """After every test that used NATS, the KV state workers restore at start is emptied
+    (tests/natsstate.py): a ticker started by the next test must not subscribe what this one left."""
+    janitor = request.getfixturevalue("nats_janitor") if "nats_server" in request.fixturenames else None
+    yield
+    if janitor is not None:
+        janitor.empty()
+
+
 @pytest.fixture
 def nats_url(nats_server):
     return nats_server
