@@ -73,6 +73,7 @@ class Desk:
         self.tracker = PositionTracker.from_trades(journal.trades(user_id))
         self.outcomes = Outcomes(bus, journal, user_id, self.tracker)
         self.order_changed = asyncio.Condition()
+        self.lock = asyncio.Lock()  # one decision at a time: signals, manual orders, square-offs, stop
         self.latencies_ms: list[float] = []
         self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer
         self.pnl_anchor = (0, 0, 0, 0)  # broker realised, unrealised; the tracker's at that moment

@@ -45,8 +45,11 @@ class OptionContract(Struct, frozen=True, kw_only=True):
 
 
 class ExerciseReview(Struct, kw_only=True):
+    """``square_offs``: the orders due, shorts first; ``closing``: the position each one closes."""
+
     warnings: list[str] = field(default_factory=list)
     square_offs: list[OrderRequest] = field(default_factory=list)
+    closing: list[Position] = field(default_factory=list)
 
 
 class ExpiryOutcome(Struct, frozen=True, kw_only=True):
@@ -107,10 +110,11 @@ class ExerciseHandler:
                 self.journal.record_risk_event(self.user_id, code="EXERCISE_WARNING", message=message)
             if days_left == 0 and self.square_off_at <= now.time() < MARKET_CLOSE and key not in self._squared:
                 self._squared.add(key)
-                review.square_offs.append(self._square_off(p))
+                review.closing.append(p)
                 self.journal.record_risk_event(self.user_id, code="EXERCISE_SQUARE_OFF",
                                                message=f"{p.tradingsymbol}: squaring off {p.quantity} before expiry")
-        review.square_offs.sort(key=lambda o: o.transaction_type != TransactionType.BUY)  # shorts first
+        review.closing.sort(key=lambda p: p.quantity > 0)  # shorts first
+        review.square_offs = [self._square_off(p) for p in review.closing]
         return review
 
     def _square_off(self, p: Position) -> OrderRequest:

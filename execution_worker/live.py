@@ -10,7 +10,8 @@ import time
 
 import msgspec
 
-from execution_worker import placing, protector
+from execution_worker import controls, placing, protector
+from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.eod import EndOfDay
 from execution_worker.exercise import ExerciseHandler, OptionContract
@@ -123,30 +124,35 @@ class Desks:
             await asyncio.sleep(min(next_reconcile, next_positions) - time.monotonic())
 
     async def positions(self, desk: Desk) -> m.PositionSnapshot:
+        """The broker's positions: the snapshot the dashboard shows and the day P&L the kill switch
+        judges — Kite's own day figure, ``m2m`` (carried positions count from the previous close, not
+        from their cost): closed positions' m2m as realised, open ones' as unrealised."""
         broker = await desk.client.positions()
         positions = from_broker(broker.net)
-        realised = sum(p.realised for p in positions)
-        unrealised = sum(p.unrealised for p in positions)
+        realised = sum(p.m2m for p in positions if not p.quantity)
+        unrealised = sum(p.m2m for p in positions if p.quantity)
         exposure = sum(abs(p.quantity) * p.last_price for p in positions)
         snap = m.PositionSnapshot(user_id=desk.user_id, ts=time.time_ns(), positions=positions,
-                                  day_pnl=sum(p.pnl for p in positions), realised=realised, unrealised=unrealised,
+                                  day_pnl=realised + unrealised, realised=realised, unrealised=unrealised,
                                   exposure=exposure, source="broker")
         self.snapshots[desk.user_id] = snap
         await self.bus.publish(subjects.positions(desk.user_id), snap)
         desk.anchor_pnl(realised, unrealised)
         state = desk.risk.on_pnl(realised, unrealised, "broker", exposure)
         if state is not None:
-            await self.on_risk_change(desk, state, positions)
+            await self.on_risk_change(desk, state)
         else:  # no state change, but the day P&L moved: the risk panel follows the broker's figure
             await self.publish_risk(desk.risk.snapshot())
-        await self.exercise(desk, positions)
+        await self.exercise(desk)
         return snap
 
-    async def exercise(self, desk: Desk, positions: list[m.Position]) -> None:
-        """Stock options near expiry: warn, and square off what is in the money before the cut-off
-        (index options settle in cash and are left alone). No quote is asked without such a position."""
-        contracts = {p.tradingsymbol: OptionContract.from_instrument(inst) for p in positions if p.quantity
-                     and is_option(inst := desk.inst(p.exchange, p.tradingsymbol)) and inst.name not in INDEX_UNDERLYINGS}
+    async def exercise(self, desk: Desk) -> None:
+        """Stock options near expiry, as each strategy holds them: warn, and square off what is in the
+        money before the cut-off (index options settle in cash and are left alone). No quote is
+        asked without such a position."""
+        positions = [p for p in desk.tracker.positions() if p.quantity]
+        contracts = {p.tradingsymbol: OptionContract.from_instrument(inst) for p in positions
+                     if is_option(inst := desk.inst(p.exchange, p.tradingsymbol)) and inst.name not in INDEX_UNDERLYINGS}
         if not contracts:
             return
         names = sorted({c.underlying for c in contracts.values()})
@@ -157,26 +163,63 @@ class Desks:
         for warning in review.warnings:
             log.warning("expiry: %s", warning, extra={"user_id": desk.user_id})
         day = time.strftime("%Y%m%d")
-        for req in review.square_offs:  # shorts first; one tag per position and day: placed once
-            await placing.place(desk, msgspec.structs.replace(req, tag=o.make_tag(f"expiry{day}{req.tradingsymbol}",
-                                                                                  "exit")))
+        for p in review.closing:  # shorts first; one tag per position and day: placed once, LIMIT on stock options
+            inst = desk.inst(p.exchange, p.tradingsymbol)
+            price = (await desk.prices.prices(desk.client, [f"{p.exchange}:{p.tradingsymbol}"])).get(
+                f"{p.exchange}:{p.tradingsymbol}", 0)
+            for req in o.closing_request(desk.user_id, p, "exit", f"expiry|{day}|{p.strategy_id}|{p.tradingsymbol}", 0,
+                                         inst, desk.market_protection):
+                await placing.place(desk, o.marketable(req, inst, price), p.strategy_id)
 
-    async def on_risk_change(self, desk: Desk, state: m.RiskState, positions: list[m.Position]) -> None:
+    async def on_risk_change(self, desk: Desk, state: m.RiskState) -> None:
+        """The kill switch moved: tell the trader; HALTED cancels the entries still working (the
+        stop-losses stay) and, with ``flatten_on_halt``, squares everything off."""
         await self.publish_risk(state)
-        if state.state is not m.KillSwitchState.HALTED:
-            return
-        log.critical("kill switch HALTED for %s: %s", desk.user_id, state.reason)
-        for order in desk.book.working():
-            if order.kind == "entry":
-                await placing.cancel(desk, order, "kill switch HALTED")
-        if desk.risk.limits.flatten_on_halt:
-            for req in o.flatten_plan(desk.user_id, positions, f"flatten{state.tripped_at}", desk.instruments):
-                await placing.place(desk, req)
+        await alert(self.bus, desk.user_id, "kill_switch", f"kill switch {state.state}", state.reason,
+                    severity="critical" if state.state is m.KillSwitchState.HALTED else "warning",
+                    key=f"kill_switch:{state.state}:{state.tripped_at}")
+        if state.state is m.KillSwitchState.HALTED:
+            log.critical("kill switch HALTED for %s: %s", desk.user_id, state.reason)
+            self.bus.spawn(self._halted(desk, state), name=f"halted:{desk.user_id}")
+
+    async def _halted(self, desk: Desk, state: m.RiskState) -> None:
+        async with desk.lock:  # after the decision in hand, before the next one
+            for order in desk.book.working():
+                if order.kind in ("entry", "manual") and not order.is_protective:
+                    await placing.cancel(desk, order, "kill switch HALTED")
+            if desk.risk.limits.flatten_on_halt:
+                await controls.square_off(desk, f"kill switch HALTED: {state.reason}")
+
+    async def risk_moved(self, user_id: str, state: m.RiskState) -> None:
+        """A manual halt (or another command) moved the switch: the same response as a trip."""
+        desk = self.desks.get(user_id)
+        if desk is not None:
+            await self.on_risk_change(desk, state)
+        else:
+            await self.publish_risk(state)
 
     async def _desk_risk_moved(self, desk: Desk, state: m.RiskState) -> None:
         """The kill switch moved on a fill or a tick: the same response as on the broker poll."""
-        await self.on_risk_change(desk, state, self.snapshots[desk.user_id].positions
-                                  if desk.user_id in self.snapshots else desk.tracker.positions())
+        await self.on_risk_change(desk, state)
+
+    async def stop(self, desk: Desk, cmd: m.StopLive) -> dict:
+        """Stop trading: working entries and exits cancelled (the stop-losses stay), then every open
+        position protected at the broker or squared off. The loops go on while positions are open,
+        so their stop-losses' fills still reach the journal."""
+        if cmd.cancel_open_orders and self.settings.cancel_open_on_stop:
+            working = [o for o in desk.book.working() if not o.is_protective]
+            for order in working:
+                await placing.cancel(desk, order, "stop")
+            await placing.wait_final(desk, working, 10.0)
+        if cmd.positions == "square_off":
+            done = {"square_off": await controls.square_off(desk, "stop: square off")}
+        else:
+            done = {"protected": await controls.protect_all(desk, self.settings.default_stop_pct)}
+        result = await reconcile(desk)
+        await self.positions(desk)
+        if not any(p.quantity for p in desk.tracker.positions()) and not desk.book.working():
+            self.stop_loops(desk.user_id)
+        return {"positions_mode": cmd.positions, **done, "reconcile": msgspec.to_builtins(result)}
 
     async def publish_risk(self, state: m.RiskState) -> None:
         metrics.kill_switch(state.user_id, state.state)

@@ -7,7 +7,7 @@ import logging
 
 import msgspec
 
-from execution_worker import signals
+from execution_worker import controls, signals
 from execution_worker.journal import Journal
 from execution_worker.journal_pages import book_page
 from execution_worker.live import Desks
@@ -65,10 +65,11 @@ class ExecutionWorker:
                 **({"signal_id": sig.id} if isinstance(sig, m.Signal) else {"group_id": sig.id}),
                 code="BROKER_NOT_CONNECTED", reason="no live broker session: connect Kite")
             return
-        if isinstance(sig, m.SignalGroup):
-            await execute_with_rollback(desk, sig, self.settings.group_fill_timeout)
-        else:
-            await signals.on_signal(desk, sig)
+        async with desk.lock:  # one decision at a time per user: signals, manual orders, square-offs
+            if isinstance(sig, m.SignalGroup):
+                await execute_with_rollback(desk, sig, self.settings.group_fill_timeout)
+            else:
+                await signals.on_signal(desk, sig)
 
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:
         desk = await self.desks.desk(update.user_id)
@@ -92,12 +93,9 @@ class ExecutionWorker:
             self.desks.start_loops(user_id)
             return m.Ok(data={"reconcile": msgspec.to_builtins(result)})
         if isinstance(cmd, m.StopLive):
-            self.desks.stop_loops(user_id)
-            result = await reconcile(desk, cancel_open=cmd.cancel_open_orders and self.settings.cancel_open_on_stop)
-            if result.cancelled:
-                result = await reconcile(desk)  # see the cancels through
-            await self.desks.positions(desk)
-            return m.Ok(data={"reconcile": msgspec.to_builtins(result), "execution": self.execution(user_id)})
+            async with desk.lock:
+                stopped = await self.desks.stop(desk, cmd)
+            return m.Ok(data={**stopped, "execution": self.execution(user_id)})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
 
     async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
@@ -120,27 +118,54 @@ class ExecutionWorker:
                                                          field="id")
         if isinstance(cmd, m.GetJournalSummary):
             return m.Ok(data=msgspec.to_builtins(journal_summary(j.trades(user_id, cmd.day or None))))
-        if isinstance(cmd, m.GetRiskSummary):
-            risk = self.desks.risk(user_id)
-            snap = self.desks.snapshots.get(user_id)
-            summary = risk.summary(position_count=sum(1 for p in snap.positions if p.quantity) if snap else 0,
-                                   trade_count=len(j.trades(user_id)))
-            return m.Ok(data={**msgspec.to_builtins(summary), "state": msgspec.to_builtins(risk.snapshot())})
-        if isinstance(cmd, m.ResetKillSwitch):
-            state = self.desks.risk(user_id).reset(cmd.reason)
-            await self.desks.publish_risk(state)
-            return m.Ok(data=msgspec.to_builtins(state))
-        if isinstance(cmd, m.SetRiskLimits):
-            self.desks.risk(user_id).set_limits(cmd.limits, by="command")
-            return m.Ok(data=msgspec.to_builtins(cmd.limits))
+        risk = await self.on_risk_command(cmd, user_id)
+        if risk is not None:
+            return risk
         desk = await self.desks.desk(user_id)
         if desk is None:
             return NO_BROKER
-        if isinstance(cmd, m.GetPositions):
-            return m.Ok(data=msgspec.to_builtins(await self.desks.positions(desk)))
-        if isinstance(cmd, m.Reconcile):
-            return m.Ok(data=msgspec.to_builtins(await reconcile(desk, cmd.cancel_open_orders)))
+        match cmd:
+            case m.GetPositions():
+                return m.Ok(data=msgspec.to_builtins(await self.desks.positions(desk)))
+            case m.Reconcile():
+                return m.Ok(data=msgspec.to_builtins(await reconcile(desk, cmd.cancel_open_orders)))
+            case m.SquareOffAll():
+                async with desk.lock:
+                    return m.Ok(data=await controls.square_off(desk, cmd.reason))
+            case m.PlaceOrder():
+                async with desk.lock:
+                    return await controls.place_order(desk, cmd)
+            case m.ModifyOrder():
+                return await controls.modify_order(desk, cmd)
+            case m.CancelOrder():
+                return await controls.cancel_order(desk, cmd)
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not an execution command")
+
+    async def on_risk_command(self, cmd, user_id: str) -> m.Ok | m.Error | None:
+        """The kill switch and the limits: answered with or without a broker session."""
+        risk = self.desks.risk(user_id)
+        match cmd:
+            case m.GetRiskSummary():
+                snap = self.desks.snapshots.get(user_id)
+                summary = risk.summary(position_count=sum(1 for p in snap.positions if p.quantity) if snap else 0,
+                                       trade_count=len(self.journal.trades(user_id)))
+                return m.Ok(data={**msgspec.to_builtins(summary), "state": msgspec.to_builtins(risk.snapshot())})
+            case m.GetRiskLimits():
+                return m.Ok(data={"limits": msgspec.to_builtins(risk.limits), "custom": risk.kill_switch.custom,
+                                  "defaults": msgspec.to_builtins(risk.kill_switch.defaults)})
+            case m.ResetKillSwitch():
+                state = risk.reset(cmd.reason)
+                await self.desks.publish_risk(state)
+                return m.Ok(data=msgspec.to_builtins(state))
+            case m.SetRiskLimits():
+                risk.set_limits(cmd.limits, by="the trader")
+                await self.desks.publish_risk(risk.snapshot())
+                return m.Ok(data=msgspec.to_builtins(cmd.limits))
+            case m.HaltTrading():
+                state = risk.kill_switch.halt(cmd.reason) or risk.snapshot()
+                await self.desks.risk_moved(user_id, state)
+                return m.Ok(data=msgspec.to_builtins(state))
+        return None
 
     def execution(self, user_id: str) -> dict:
         desk = self.desks.desks.get(user_id)

@@ -109,20 +109,24 @@ async def confirm(desk: Desk, order_id: str, attempts: int = 8) -> None:
 
 
 async def modify(desk: Desk, order: Order, *, quantity: int | None = None, price: int | None = None,
-                 trigger_price: int | None = None, order_type: str | None = None) -> bool:
-    """Modify an open order (prices in paise) within Kite's 25 modifications per order."""
+                 trigger_price: int | None = None, order_type: str | None = None) -> str:
+    """Modify an open order (prices in paise) within Kite's 25 modifications per order. Returns ""
+    when the broker took it, else why not (the gate's or the broker's words)."""
     if not order.order_id or order.is_terminal:
-        return False
+        return f"order {order.order_id or order.tag} is {order.state}: nothing to modify"
     try:
         desk.gate.modify(order.order_id)
         await desk.gate.acquire()
         await desk.client.modify_order(order.variety, order.order_id, quantity=quantity,
                                        price=to_rupees(price) if price else None, order_type=order_type,
                                        trigger_price=to_rupees(trigger_price) if trigger_price else None)
-    except (OrderGateError, errors.KiteError) as e:
+    except OrderGateError as e:
         log.warning("modify %s refused: %s", order.order_id, e, extra={"user_id": desk.user_id})
-        return False
-    return True
+        return e.message
+    except errors.KiteError as e:
+        log.warning("modify %s refused: %s", order.order_id, e, extra={"user_id": desk.user_id})
+        return e.message
+    return ""
 
 
 async def cancel(desk: Desk, order: Order, reason: str) -> None:

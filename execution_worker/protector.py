@@ -138,9 +138,9 @@ class Protector:
                 await placing.place(self.desk, action.request, p.strategy_id)
             elif isinstance(action, Cancel):
                 await placing.cancel(self.desk, action.order, action.reason)
-            elif not await placing.modify(self.desk, action.order, quantity=action.quantity or None,
-                                          price=action.price or None, trigger_price=action.trigger_price or None,
-                                          order_type=action.order_type or None):
+            elif await placing.modify(self.desk, action.order, quantity=action.quantity or None,
+                                      price=action.price or None, trigger_price=action.trigger_price or None,
+                                      order_type=action.order_type or None):
                 # refused (25 modifications, or already final): replace it with a fresh stop
                 await placing.cancel(self.desk, action.order, "could not be modified: replaced")
 

@@ -97,7 +97,8 @@ async def _exit(desk: Desk, sig: Signal, quantity: int) -> None:
 async def _place(desk: Desk, sig: Signal, quantity: int) -> None:
     inst = desk.inst(sig.exchange.value, sig.tradingsymbol)
     price = desk.prices.known(f"{sig.exchange.value}:{sig.tradingsymbol}")
-    for req in planning.signal_requests(sig, inst, desk.market_protection, quantity=quantity):
+    kind = "manual" if sig.metadata.get("source") == "manual" else None  # a trader's own order
+    for req in planning.signal_requests(sig, inst, desk.market_protection, kind=kind, quantity=quantity):
         await placing.place(desk, planning.marketable(req, inst, price), sig.strategy_id)
     await desk.outcomes.emit(f"accepted:{sig.id}", kind="accepted", **signal_fields(sig))
 

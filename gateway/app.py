@@ -16,7 +16,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from gateway import auth, kite_connect
-from gateway.api import account, alerts, backtests, journal, live, market, scanner, strategies, stream
+from gateway.api import account, alerts, backtests, controls, journal, live, market, scanner, strategies, stream
 from gateway.api.deps import DEPENDENCIES
 from gateway.api.responses import declare_error_responses
 from gateway.error_pages import http_error_handler, internal_error_handler, trading_error_page_handler
@@ -48,7 +48,7 @@ log = logging.getLogger("kta.gateway")
 CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteConnectController,
                strategies.StrategiesController, live.LiveController, account.AccountController,
                journal.JournalController, market.MarketController, scanner.ScannerController,
-               backtests.BacktestsController, alerts.AlertsController,
+               backtests.BacktestsController, alerts.AlertsController, controls.ControlsController,
                stream.StreamController]
 PAGES = [PagesController, LivePagesController, BacktestPagesController, SettingsController, BookPagesController]
 

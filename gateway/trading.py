@@ -285,12 +285,13 @@ class Trading(DeskQueries):
         return {"tokens": tokens, "mode": tick_mode.value,
                 "replies": {s: r.data for s, r in replies.items() if isinstance(r, m.Ok)}}
 
-    async def stop_live(self, user_id: str, cancel_open_orders: bool = True) -> dict:
-        """Stop every service for the user; the report pieces (reconcile, execution summary) by service."""
+    async def stop_live(self, user_id: str, cancel_open_orders: bool = True, positions: str = "protect") -> dict:
+        """Stop every service for the user; the report pieces (reconcile, execution summary) by service.
+        ``positions``: "protect" (each open position keeps a stop at the broker) or "square_off"."""
         health = await self.worker_health()  # only wait for workers that are up (logout must be quick)
         running = tuple(s for s in LIVE_SERVICES if health.get(s))
-        replies = await self.live_command(user_id, m.StopLive(cancel_open_orders=cancel_open_orders),
-                                          expect=running)
+        replies = await self.live_command(user_id, m.StopLive(cancel_open_orders=cancel_open_orders,
+                                                              positions=positions), expect=running)
         if "ticker" in replies:
             self.live_tokens[user_id] = []  # the ticker confirmed: stopped, whatever a later poll may say
         else:

@@ -89,6 +89,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cancel_open_on_stop: bool = True
     group_fill_timeout: Annotated[float, Meta(gt=0)] = 10.0
     sl_slippage_pct: Annotated[float, Meta(ge=0, le=10)] = 0.5
+    default_stop_pct: Annotated[float, Meta(gt=0, le=50)] = 2.0  # Stop (protect): a stop for a position that has none
     market_protection: Annotated[int, Meta(ge=-1, le=100)] = -1
     risk: RiskLimits = msgspec.field(default_factory=RiskLimits)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
+from gateway.api.controls import OrderBody, place_order
 from gateway.trading import Trading
 
 
@@ -49,6 +50,11 @@ class AccountController(Controller):
         """The order book, newest first, one page: ``{"items": [...], "next": cursor | null}``; pass
         ``next`` as ``before`` for the older page."""
         return await trading.order_page(user_id, limit, before, status, strategy, symbol, day)
+
+    @post("/orders", status_code=201)
+    async def place(self, trading: Trading, user_id: str, data: OrderBody) -> dict:
+        """The trader's own order, through kta's risk checks and protection (paise; a refusal names the field)."""
+        return await place_order(trading, user_id, data)
 
     @get("/trades")
     async def trades(self, trading: Trading, user_id: str, limit: Limit = 50, before: Before = "",

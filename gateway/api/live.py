@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, Request, post
@@ -21,7 +21,8 @@ class StartLiveBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class StopLiveBody(msgspec.Struct, forbid_unknown_fields=True):
-    cancel_open_orders: bool = True
+    cancel_open_orders: bool = True  # entries and exits still working (the stop-losses stay)
+    positions: Literal["protect", "square_off"] = "protect"  # keep open positions protected, or close them
 
 
 class LiveController(Controller):
@@ -38,7 +39,8 @@ class LiveController(Controller):
 
     @post("/stop", status_code=200)
     async def stop(self, request: Request, trading: Trading, user_id: str, data: StopLiveBody | None = None) -> dict:
-        result = await trading.stop_live(user_id, (data or StopLiveBody()).cancel_open_orders)
+        body = data or StopLiveBody()
+        result = await trading.stop_live(user_id, body.cancel_open_orders, body.positions)
         streams = services_of(request).streams
         if streams is not None:
             await streams.set_ticks(user_id, [])

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from msgspec import Meta, Struct, field
 
 from shared.messages.backtest import BacktestSpec, SweepSpec
-from shared.messages.vocabulary import TickMode, Token
+from shared.messages.vocabulary import Exchange, OrderType, Product, TickMode, Token, TransactionType
 from shared.messages.trading import RiskLimits
 
 
@@ -49,7 +49,12 @@ class StartLive(_Cmd, tag="start_live"):
 
 
 class StopLive(_Cmd, tag="stop_live"):
-    cancel_open_orders: bool = True
+    """Stop trading. Open positions stay protected by their stop-loss at the broker (``protect``, the
+    default: a position without one gets a stop ``KTA_DEFAULT_STOP_PCT`` away) or are closed
+    (``square_off``); either way no position is left unprotected."""
+
+    cancel_open_orders: bool = True  # entries and exits still working (never the stop-losses)
+    positions: Literal["protect", "square_off"] = "protect"
 
 
 class Subscribe(_Cmd, tag="subscribe"):
@@ -71,6 +76,59 @@ class SetRiskLimits(_Cmd, tag="set_risk_limits"):
 
 class GetRiskSummary(_Cmd, tag="get_risk_summary"):
     pass
+
+
+class GetRiskLimits(_Cmd, tag="get_risk_limits"):
+    """The user's limits in force (``cmd.risk.get_risk_limits``): ``{"limits", "custom", "defaults"}``."""
+
+
+class HaltTrading(_Cmd, tag="halt"):
+    """The manual kill switch (``cmd.risk.halt``): HALTED now, as a daily-loss trip would."""
+
+    reason: Annotated[str, Meta(min_length=1, max_length=200)] = "manual halt"
+
+
+class SquareOffAll(_Cmd, tag="square_off"):
+    """Cancel every open order, stop-losses included, then close every position (``cmd.execution.square_off``)."""
+
+    reason: Annotated[str, Meta(min_length=1, max_length=200)] = "square off all"
+
+
+class PlaceOrder(_Cmd, tag="place_order"):
+    """A trader's own order (``cmd.execution.place_order``), through the same risk checks and protection
+    as a strategy's: ``intent`` exit closes (at most) what ``strategy_id`` holds; a stop / target
+    protects an entry. ``client_id`` makes a retry the same order. Prices in paise."""
+
+    exchange: Exchange
+    tradingsymbol: Annotated[str, Meta(min_length=1, max_length=40)]
+    transaction_type: TransactionType
+    quantity: Annotated[int, Meta(gt=0)]  # units (lots × lot size for F&O)
+    product: Product = Product.MIS
+    order_type: OrderType = OrderType.MARKET
+    price: Annotated[int, Meta(ge=0)] = 0
+    stop_loss: Annotated[int, Meta(gt=0)] | None = None
+    target: Annotated[int, Meta(gt=0)] | None = None
+    intent: Literal["entry", "exit"] = "entry"
+    strategy_id: Annotated[str, Meta(min_length=1, max_length=64)] = "manual"
+    client_id: Annotated[str, Meta(max_length=40, pattern=r"^[A-Za-z0-9_-]*$")] = ""
+
+
+class ModifyOrder(_Cmd, tag="modify_order"):
+    """Change an open kta order (``cmd.execution.modify_order``) by its tag or broker order id. A
+    stop-loss's trigger moves the position's stop; its quantity follows the position and is not set here."""
+
+    tag: Annotated[str, Meta(min_length=1, max_length=40)]
+    quantity: Annotated[int, Meta(gt=0)] | None = None
+    price: Annotated[int, Meta(gt=0)] | None = None
+    trigger_price: Annotated[int, Meta(gt=0)] | None = None
+    order_type: OrderType | None = None
+
+
+class CancelOrder(_Cmd, tag="cancel_order"):
+    """Cancel an open kta order (``cmd.execution.cancel_order``) by its tag or broker order id; a
+    position's stop-loss is not cancelled this way (exit or square off instead)."""
+
+    tag: Annotated[str, Meta(min_length=1, max_length=40)]
 
 
 class GetExecutionSummary(_Cmd, tag="get_execution_summary"):
@@ -213,6 +271,12 @@ Command = Union[
     ResetKillSwitch,
     SetRiskLimits,
     GetRiskSummary,
+    GetRiskLimits,
+    HaltTrading,
+    SquareOffAll,
+    PlaceOrder,
+    ModifyOrder,
+    CancelOrder,
     GetExecutionSummary,
     GetJournal,
     GetJournalSummary,

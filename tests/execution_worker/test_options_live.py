@@ -82,8 +82,9 @@ async def test_an_itm_stock_option_near_expiry_is_warned_about_and_index_options
     stock, index = option("INFY", "INFY26TESTCE", spot - 100), option("NIFTY", "NIFTY26TESTCE", 20000.0)
     desk = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal),
                 {"NFO:INFY26TESTCE": stock, "NFO:NIFTY26TESTCE": index}, -1, 0.5)
-    positions = [m.Position(tradingsymbol=i.tradingsymbol, exchange="NFO", quantity=400, product="NRML")
-                 for i in (stock, index)]
-    await Desks(bus, settings, journal).exercise(desk, positions)
+    for i in (stock, index):  # a strategy holds both
+        desk.tracker.on_fill(strategy_id="opt-3", exchange="NFO", tradingsymbol=i.tradingsymbol, transaction_type="BUY",
+                             quantity=400, price=100_00, instrument_token=i.instrument_token, product="NRML")
+    await Desks(bus, settings, journal).exercise(desk)
     warnings = [e for e in journal.risk_events(USER) if e["code"] == "EXERCISE_WARNING"]
     assert len(warnings) == 1 and "INFY26TESTCE" in warnings[0]["message"] and "delivery" in warnings[0]["message"]

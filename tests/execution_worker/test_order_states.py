@@ -67,9 +67,10 @@ async def test_modifications_stop_at_the_per_order_cap_before_the_broker(bus, si
                     gate=OrderGate(modifications=2))
         row, view = await resting_order(desk, kite, "modify-1")
         price = m.to_paise(view.price)
-        assert await placing.modify(desk, row, price=price - 5)
-        assert await placing.modify(desk, row, price=price - 10)
-        assert not await placing.modify(desk, row, price=price - 15)  # refused by the gate: never sent
+        assert await placing.modify(desk, row, price=price - 5) == ""
+        assert await placing.modify(desk, row, price=price - 10) == ""
+        refused = await placing.modify(desk, row, price=price - 15)  # refused by the gate: never sent
+        assert "modified 2 times" in refused
         history = await broker(kite.order_history, row.order_id)
         assert m.to_paise(history[-1].price) == price - 10
         assert sum(h.status == "MODIFIED" for h in history) == 2

@@ -52,7 +52,9 @@ def sample(cls):
         return m.PositionSnapshot(user_id="DEMO01", ts=1, positions=[sample(m.Position)], day_pnl=5)
     # commands: fill required fields
     required = {"strategy": "ema_crossover", "strategy_id": "x", "params": {"fast": 5}, "tokens": [256265],
-                "limits": m.RiskLimits(), "id": "261125000000001"}
+                "limits": m.RiskLimits(), "id": "261125000000001", "tag": "K0123456789abcdE0000",
+                "exchange": m.Exchange.NSE, "tradingsymbol": "INFY", "transaction_type": m.TransactionType.BUY,
+                "quantity": 5}
     if cls is m.RunBacktest:
         return cls(spec=sample(m.BacktestSpec))
     if cls is m.RunSweep:

@@ -1,0 +1,141 @@
+"""The operator's controls over a desk: square off everything, keep every position protected when
+trading stops, and the trader's own orders (placed through the same risk checks and protection as a
+strategy's signal; modified and cancelled from the order book)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from execution_worker import placing, signals
+from execution_worker.engine import Desk
+from execution_worker.journal import REFUSED
+from shared import messages as m
+from shared.trading import planning
+from shared.trading.order import Order
+from shared.trading.protection import Protection, position_key
+
+log = logging.getLogger("kta.controls")
+SQUARE_OFF_CANCEL_TIMEOUT = 10.0
+# the order field a refusal names, so the trader sees it beside the input
+REFUSAL_FIELD = {"INVALID_STOP": "stop_loss", "INVALID_TARGET": "target", "POSITION_SIZE": "quantity",
+                 "NO_POSITION": "intent", "PRICE_UNKNOWN": "price", "EXPOSURE_LIMIT": "quantity",
+                 "SYMBOL_EXPOSURE": "quantity", "STRATEGY_EXPOSURE": "quantity"}
+
+
+def open_positions(desk: Desk) -> list[m.Position]:
+    return [p for p in desk.tracker.positions() if p.quantity]
+
+
+async def square_off(desk: Desk, reason: str) -> dict:
+    """Cancel every working order (stop-losses included) and wait until they are final, then close
+    every position, short ones first, each under the strategy that holds it. Protection is held back
+    meanwhile and comes back for whatever the flatten leaves open."""
+    positions = open_positions(desk)
+    keys = [position_key(p.strategy_id, p.exchange, p.tradingsymbol) for p in positions]
+    origin = f"squareoff|{time.time_ns()}"
+    async with desk.protector.holding(keys):
+        working = desk.book.working()
+        for order in working:
+            await placing.cancel(desk, order, reason)
+        await placing.wait_final(desk, working, SQUARE_OFF_CANCEL_TIMEOUT)
+        placed = []
+        for p in sorted(open_positions(desk), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
+            inst = desk.inst(p.exchange, p.tradingsymbol)
+            price = desk.prices.known(f"{p.exchange}:{p.tradingsymbol}")
+            for req in planning.closing_request(desk.user_id, p, "flatten", f"{origin}|{p.strategy_id}|"
+                                                f"{p.exchange}:{p.tradingsymbol}", 0, inst, desk.market_protection):
+                await placing.place(desk, planning.marketable(req, inst, price), p.strategy_id)
+                placed.append({"strategy_id": p.strategy_id, "tradingsymbol": p.tradingsymbol,
+                               "transaction_type": req.transaction_type.value, "quantity": req.quantity,
+                               "tag": req.tag})
+    log.warning("square off (%s): %d orders cancelled, %d placed", reason, len(working), len(placed),
+                extra={"user_id": desk.user_id})
+    return {"cancelled": len([o for o in working if o.order_id]), "placed": placed}
+
+
+async def protect_all(desk: Desk, default_stop_pct: float) -> list[dict]:
+    """Every open position keeps a stop at the broker: one the strategy never set gets one
+    ``default_stop_pct`` from the last price. Returns each position and its stop."""
+    out = []
+    for p in open_positions(desk):
+        key = position_key(p.strategy_id, p.exchange, p.tradingsymbol)
+        plan = desk.protector.plans.get(key)
+        if plan is None or not plan.stop or plan.mode == "failed":
+            k = f"{p.exchange}:{p.tradingsymbol}"
+            last = (await desk.prices.prices(desk.client, [k])).get(k, 0) or p.last_price
+            inst = desk.inst(p.exchange, p.tradingsymbol)
+            away = 1 - default_stop_pct / 100 if p.quantity > 0 else 1 + default_stop_pct / 100
+            plan = Protection(user_id=desk.user_id, strategy_id=p.strategy_id, exchange=p.exchange,
+                              tradingsymbol=p.tradingsymbol, instrument_token=p.instrument_token,
+                              product=p.product or "MIS", stop=planning.round_to_tick(int(last * away),
+                                                                                    planning.tick_paise(inst)))
+            desk.protector.plans[key] = plan
+            desk.journal.save_protection(plan)
+        await desk.protector.sync(key)
+        out.append({"strategy_id": p.strategy_id, "tradingsymbol": p.tradingsymbol, "quantity": p.quantity,
+                    "stop": plan.stop})
+    return out
+
+
+# ---- the trader's own orders ---------------------------------------------------------------------
+
+async def place_order(desk: Desk, cmd: m.PlaceOrder) -> m.Ok | m.Error:
+    inst = desk.inst(cmd.exchange.value, cmd.tradingsymbol)
+    if inst is None:
+        return m.Error(code="not_found", message=f"no instrument {cmd.exchange}:{cmd.tradingsymbol}",
+                       field="tradingsymbol")
+    if inst.lot_size > 1 and cmd.quantity % inst.lot_size:
+        return m.Error(code="bad_request", message=f"quantity must be a multiple of the lot size {inst.lot_size}",
+                       field="quantity")
+    if cmd.order_type in (m.OrderType.LIMIT, m.OrderType.SL) and not cmd.price:
+        return m.Error(code="bad_request", message=f"a {cmd.order_type} order needs a price", field="price")
+    sig = m.Signal(id=f"M{cmd.client_id or uuid.uuid4().hex[:16]}", user_id=desk.user_id,
+                   strategy_id=cmd.strategy_id, strategy="manual", exchange=cmd.exchange,
+                   tradingsymbol=cmd.tradingsymbol, instrument_token=inst.instrument_token,
+                   transaction_type=cmd.transaction_type, quantity=cmd.quantity, product=cmd.product,
+                   order_type=cmd.order_type, price=cmd.price, stop_loss=cmd.stop_loss, target=cmd.target,
+                   intent=cmd.intent, reason="manual order", created_at=time.time_ns(), metadata={"source": "manual"})
+    await signals.on_signal(desk, sig)
+    row = desk.journal.signal(sig.id) or {}
+    if row.get("decision") == REFUSED:
+        return m.Error(code=row["code"], message=row["reason"], field=REFUSAL_FIELD.get(row["code"]))
+    return m.Ok(data={"signal_id": sig.id, "reason": row.get("reason", ""), "orders": [
+        {"tag": o.tag, "order_id": o.order_id, "state": o.state.value, "quantity": o.quantity,
+         "message": o.status_message} for o in desk.book.of_signal(sig.id) if not o.is_protective]})
+
+
+def find(desk: Desk, tag: str) -> Order | None:
+    return desk.book.get(tag) or desk.book.by_order_id(tag)
+
+
+async def modify_order(desk: Desk, cmd: m.ModifyOrder) -> m.Ok | m.Error:
+    order = find(desk, cmd.tag)
+    if order is None or not order.is_working:
+        return m.Error(code="not_found", message=f"no open kta order {cmd.tag}", field="tag")
+    if order.is_protective:
+        if cmd.quantity is not None:
+            return m.Error(code="bad_request", message="a stop-loss covers its position's quantity by itself",
+                           field="quantity")
+        plan = desk.protector.plans.get(position_key(order.strategy_id, order.exchange, order.tradingsymbol))
+        if plan is not None and cmd.trigger_price:
+            plan.stop = cmd.trigger_price  # the position's stop moves: its protection follows the trader
+            desk.journal.save_protection(plan)
+    refused = await placing.modify(desk, order, quantity=cmd.quantity, price=cmd.price,
+                                   trigger_price=cmd.trigger_price,
+                                   order_type=cmd.order_type.value if cmd.order_type else None)
+    if refused:
+        return m.Error(code="broker_refused", message=refused, field="tag")
+    return m.Ok(data={"tag": order.tag, "order_id": order.order_id})
+
+
+async def cancel_order(desk: Desk, cmd: m.CancelOrder) -> m.Ok | m.Error:
+    order = find(desk, cmd.tag)
+    if order is None or not order.is_working:
+        return m.Error(code="not_found", message=f"no open kta order {cmd.tag}", field="tag")
+    if order.is_protective:
+        return m.Error(code="bad_request", message="this stop-loss protects an open position: exit the position or "
+                                                   "square off instead", field="tag")
+    await placing.cancel(desk, order, "cancelled by the trader")
+    return m.Ok(data={"tag": order.tag, "order_id": order.order_id})

@@ -1,0 +1,129 @@
+"""The operator's controls through NATS against the worker and kite_sim: the trader's own orders go
+through risk and protection (a refusal names the field), can be modified and cancelled (never a
+position's stop); Square off all leaves the account flat with nothing working; Halt now keeps the
+stops and lets only reductions through; Stop keeps every position protected or squares it off; the
+configured limits (KTA_RISK) are a new user's and a change is effective at once."""
+
+import msgspec
+
+from shared import messages as m
+from shared import subjects
+from tests.execution_worker.conftest import make_stack
+from tests.execution_worker.kit import USER, broker
+from tests.helpers import eventually
+
+
+async def ask(bus, service: str, cmd, timeout: float = 30.0):
+    return await bus.request(subjects.cmd(USER, service, type(cmd).__struct_config__.tag), cmd, timeout=timeout)
+
+
+def held(journal, strategy_id: str, symbol: str = "INFY") -> int:
+    return sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1) for t in journal.trades(USER)
+               if t["strategy_id"] == strategy_id and t["tradingsymbol"] == symbol)
+
+
+def working(journal, strategy_id: str, kind: str | None = None) -> list[dict]:
+    return [r for r in journal.open_orders(USER) if r["strategy_id"] == strategy_id and (not kind or r["kind"] == kind)]
+
+
+def order(qty=2, **kw) -> m.PlaceOrder:
+    return m.PlaceOrder(exchange=m.Exchange.NSE, tradingsymbol="INFY", quantity=qty,
+                        **{"transaction_type": m.TransactionType.BUY, **kw})
+
+
+async def test_manual_orders_go_through_risk_and_protection_and_can_be_changed(bus, sim, stack):
+    _, journal, kite = stack
+    bad = await ask(bus, "execution", order(stop_loss=160000, client_id="bad-stop"))
+    assert isinstance(bad, m.Error) and (bad.code, bad.field) == ("INVALID_STOP", "stop_loss")
+    unknown = await ask(bus, "execution", m.PlaceOrder(exchange=m.Exchange.NSE, tradingsymbol="NOSUCH",
+                                                       transaction_type=m.TransactionType.BUY, quantity=1))
+    assert isinstance(unknown, m.Error) and unknown.field == "tradingsymbol"
+
+    placed = await ask(bus, "execution", order(qty=3, stop_loss=147000, client_id="man-1"))
+    assert isinstance(placed, m.Ok) and placed.data["orders"][0]["order_id"]
+    assert journal.order_by_tag(placed.data["orders"][0]["tag"])["kind"] == "manual"
+    await eventually(lambda: held(journal, "manual") == 3, what="the manual entry filled")
+    (stop,) = await eventually(lambda: [r for r in working(journal, "manual", "stop_loss") if r["order_id"]],
+                               what="its stop at the broker")
+    refused = await ask(bus, "execution", m.CancelOrder(tag=stop["tag"]))
+    assert isinstance(refused, m.Error) and refused.field == "tag" and "protects" in refused.message
+    moved = await ask(bus, "execution", m.ModifyOrder(tag=stop["order_id"], trigger_price=146000, price=145000))
+    assert isinstance(moved, m.Ok), moved
+    await eventually(lambda: journal.order_by_tag(stop["tag"])["trigger_price"] == 146000, what="the stop moved")
+    again = await ask(bus, "execution", order(qty=3, stop_loss=147000, client_id="man-1"))  # a retry: the same order
+    assert again.data["orders"] == [{**placed.data["orders"][0], "state": again.data["orders"][0]["state"]}]
+
+    ltp = (await broker(kite.ltp, "NSE:INFY"))["NSE:INFY"].last_price
+    resting = await ask(bus, "execution", order(qty=1, order_type=m.OrderType.LIMIT, price=m.to_paise(ltp * 0.9) // 5 * 5,
+                                                client_id="man-rest"))
+    tag = resting.data["orders"][0]["tag"]
+    await eventually(lambda: journal.order_by_tag(tag)["state"] == "OPEN", what="the limit resting")
+    assert isinstance(await ask(bus, "execution", m.ModifyOrder(tag=tag, price=m.to_paise(ltp * 0.8) // 5 * 5)), m.Ok)
+    assert isinstance(await ask(bus, "execution", m.CancelOrder(tag=tag)), m.Ok)
+    row = await eventually(lambda: (r := journal.order_by_tag(tag))["state"] == "CANCELLED" and r, what="cancelled")
+    assert row["status_message"] == "cancelled by kta: cancelled by the trader"
+
+    out = await ask(bus, "execution", m.SquareOffAll(reason="test over"))
+    assert isinstance(out, m.Ok) and out.data["placed"]
+    await eventually(lambda: held(journal, "manual") == 0 and not working(journal, "manual"),
+                     what="flat with nothing working")
+
+
+async def test_halt_now_keeps_the_stops_and_lets_only_reductions_through(bus, stack):
+    _, journal, _ = stack
+    assert isinstance(await ask(bus, "risk", m.ResetKillSwitch(reason="baseline")), m.Ok)
+    entry = await ask(bus, "execution", order(qty=4, stop_loss=147000, strategy_id="halt-1", client_id="halt-e"))
+    assert isinstance(entry, m.Ok)
+    await eventually(lambda: held(journal, "halt-1") == 4 and working(journal, "halt-1", "stop_loss"),
+                     what="entered and protected")
+    try:
+        halted = await ask(bus, "risk", m.HaltTrading(reason="trader pressed Halt"))
+        assert halted.data["state"] == "HALTED" and "trader pressed Halt" in halted.data["reason"]
+        more = await ask(bus, "execution", order(qty=1, strategy_id="halt-1", client_id="halt-more"))
+        assert isinstance(more, m.Error) and more.code == "KILL_SWITCH_HALTED"
+        assert working(journal, "halt-1", "stop_loss")  # the stop stays while HALTED
+        out = await ask(bus, "execution", order(qty=10, strategy_id="halt-1", intent="exit", client_id="halt-x",
+                                                transaction_type=m.TransactionType.SELL))
+        assert isinstance(out, m.Ok) and "clamped" in out.data["reason"]
+        await eventually(lambda: held(journal, "halt-1") == 0 and not working(journal, "halt-1"),
+                         what="the exit closed it and took its stop")
+    finally:
+        await ask(bus, "risk", m.ResetKillSwitch(reason="test over"))
+
+
+async def test_stop_keeps_positions_protected_or_squares_them_off(bus, stack):
+    _, journal, _ = stack
+    bare = await ask(bus, "execution", order(qty=2, strategy_id="stop-1", client_id="stop-bare"))  # no stop of its own
+    assert isinstance(bare, m.Ok)
+    await eventually(lambda: held(journal, "stop-1") == 2, what="an unprotected position")
+    assert not working(journal, "stop-1", "stop_loss")
+    stopped = await ask(bus, "live", m.StopLive())
+    assert isinstance(stopped, m.Ok) and stopped.data["positions_mode"] == "protect"
+    (kept,) = [p for p in stopped.data["protected"] if p["strategy_id"] == "stop-1"]
+    (stop,) = await eventually(lambda: working(journal, "stop-1", "stop_loss"), what="a stop for it")
+    assert stop["trigger_price"] == kept["stop"] and 0 < kept["stop"] < 150000 and stop["quantity"] == 2
+    squared = await ask(bus, "live", m.StopLive(positions="square_off"))
+    assert isinstance(squared, m.Ok) and squared.data["square_off"]["placed"]
+    await eventually(lambda: held(journal, "stop-1") == 0 and not working(journal, "stop-1"),
+                     what="squared off, nothing left working")
+
+
+async def test_configured_limits_are_a_new_users_and_a_change_is_effective_at_once(bus, sim, data_dir):
+    configured = m.RiskLimits(max_daily_loss=30_00, max_position_qty=5)
+    async with make_stack(bus, sim, data_dir, risk=configured) as (settings, journal, kite):
+        shown = await ask(bus, "risk", m.GetRiskLimits())
+        assert shown.data["limits"] == msgspec.to_builtins(configured) and not shown.data["custom"]
+        summary = await ask(bus, "risk", m.GetRiskSummary())
+        assert summary.data["max_daily_loss"] == 30_00  # ₹30, not the built-in ₹50,000
+        too_big = await ask(bus, "execution", order(qty=6, strategy_id="lim-1", client_id="lim-big"))
+        assert isinstance(too_big, m.Error) and (too_big.code, too_big.field) == ("POSITION_SIZE", "quantity")
+        raised = msgspec.structs.replace(configured, max_position_qty=10)
+        assert isinstance(await ask(bus, "risk", m.SetRiskLimits(limits=raised)), m.Ok)
+        fits = await ask(bus, "execution", order(qty=6, strategy_id="lim-1", client_id="lim-fits"))
+        assert isinstance(fits, m.Ok), fits
+        mine = await ask(bus, "risk", m.GetRiskLimits())
+        assert mine.data["custom"] and mine.data["limits"]["max_position_qty"] == 10
+        assert any(e["code"] == "RISK_LIMITS_CHANGED" for e in journal.risk_events(USER))
+        await eventually(lambda: held(journal, "lim-1") == 6, what="filled")
+        await ask(bus, "execution", m.SquareOffAll(reason="test over"))
+        await eventually(lambda: held(journal, "lim-1") == 0, what="flat")
