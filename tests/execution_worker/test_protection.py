@@ -46,6 +46,8 @@ async def test_a_sliced_entry_is_protected_for_its_whole_quantity(bus, stack):
                    order_type=m.OrderType.MARKET, stop_loss=m.to_paise(round(ltp * 0.8, 1)), created_at=time.time_ns())
     try:
         await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        await eventually(lambda: journal.signal_decision(sig.id), what="the decision")
+        assert journal.signal_decision(sig.id) == "accepted", journal.signal(sig.id)
         await eventually(lambda: journaled(journal, "prot-1", opt.tradingsymbol) == 1820, timeout=30,
                          what="1,820 filled in slices")
         placed = await eventually(lambda: (s := stops(journal, "prot-1")) and sum(r["quantity"] for r in s) == 1820
