@@ -47,8 +47,21 @@ class StrategyWorker:
         await self.bus.subscribe("kta.u.*.risk", m.RiskState, self.on_risk)
         await self.bus.subscribe("kta.u.*.broker.events", m.BrokerEvent, self.on_broker_event)
         self.bus.spawn(self.watch_sessions(), name="sessions")
+        self.bus.spawn(self.follow_needs(), name="subscriptions")
         self.backtests = await BacktestService(self.bus, self.engine.settings).start(accept=self.parts.owns)
         return self
+
+    async def follow_needs(self) -> None:
+        """What strategies need ticks of changes as they trade (the strikes around a moving spot, the
+        legs of a structure just opened): subscribe the new tokens every few seconds."""
+        while True:
+            await asyncio.sleep(RESUBSCRIBE_SECONDS)
+            for user_id, user in list(self.engine.users.items()):
+                if user.live and self.parts.owns(user_id):
+                    try:
+                        await self.commands.subscribe_needed(user_id, only_new=True)
+                    except Exception as e:  # noqa: BLE001 - the next round tries again
+                        log.warning("subscriptions of %s: %r", user_id, e, extra={"user_id": user_id})
 
     async def acquire_partition(self, p: int) -> None:
         e = self.engine

@@ -107,3 +107,31 @@ async def test_outcomes_reach_their_strategy_through_jetstream_and_survive_a_res
             return await position() == {"408065": 40}
         await eventually(caught_up, what="the outcome published while the worker was down")
     await dlq.unsubscribe()
+
+
+async def test_an_option_strategy_has_the_ticker_follow_the_strikes_around_the_spot(bus, sim, data_dir):
+    """Asked at Start nothing but the index (no spot yet), the ticker is asked for the chain's strikes
+    around the spot as soon as the spot is known — without anyone pressing Start again."""
+    sim.reset_faults()
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, seed_days=0)
+    user = "DEMO01"
+    async with running(ticker_main, settings), running(strategy_main, settings):
+        await wait_health(bus, "strategy")
+        await wait_health(bus, "ticker")
+        await put_session(bus, vault_for(settings), user, sim.api_key, login(sim))
+        await bus.request(subjects.cmd(user, "strategy", "add"),
+                          m.AddStrategy(strategy="iron_condor", tokens=[256265], strategy_id="ic"))
+        replies = await bus.gather(subjects.cmd(user, "live", "start"), m.StartLive(tokens=[256265]),
+                                   expect={"ticker", "strategy"}, timeout=20)
+        assert all(isinstance(r, m.Ok) for r in replies.values()), replies
+
+        async def wanted() -> int:
+            status = await bus.request(subjects.cmd(user, "ticker", "status"), m.GetStatus())
+            return len(status.data["tokens"])
+        await eventually(lambda: _more_than(wanted(), 40), timeout=30, what="the strikes around the spot")
+        await bus.gather(subjects.cmd(user, "live", "stop"), m.StopLive(), expect={"ticker", "strategy"})
+        await (await bus.kv("kta_ticker")).delete(user)
+
+
+async def _more_than(value, n: int) -> bool:
+    return (await value) > n
