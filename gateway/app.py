@@ -25,6 +25,7 @@ from gateway.headers import add_security_headers
 from gateway.guards import LoginRequired, SessionMiddleware, login_required_handler, requires_login
 from gateway.backtest_pages import BacktestPagesController
 from gateway.book_pages import BookPagesController
+from gateway.control_pages import ControlPagesController
 from gateway.live_pages import LivePagesController
 from gateway.alert_store import AlertStore
 from gateway.logins import LoginStore
@@ -50,7 +51,8 @@ CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteCon
                journal.JournalController, market.MarketController, scanner.ScannerController,
                backtests.BacktestsController, alerts.AlertsController, controls.ControlsController,
                stream.StreamController]
-PAGES = [PagesController, LivePagesController, BacktestPagesController, SettingsController, BookPagesController]
+PAGES = [PagesController, LivePagesController, BacktestPagesController, SettingsController, BookPagesController,
+         ControlPagesController]
 
 
 def _optional(module: str, name: str) -> list:

@@ -29,6 +29,14 @@ class DeskQueries:
         return await self.command(user_id, "execution", m.GetTrades(
             limit=limit, before=before, strategy_id=strategy_id, symbol=symbol, side=side, day=day))
 
+    async def set_risk_limits(self, user_id: str, limits: m.RiskLimits) -> dict:
+        """Replace the user's limits: effective at once, saved and audited by the execution worker."""
+        return await self.command(user_id, "risk", m.SetRiskLimits(limits=limits))
+
+    async def risk_limits(self, user_id: str) -> dict:
+        summary = await self.command(user_id, "risk", m.GetRiskSummary())
+        return (summary.get("state") or {}).get("limits") or {}
+
     async def trading_day(self, user_id: str) -> str:
         """The day the desk reports on: today (IST), or the day of the newest fill when the broker's
         clock is ahead of this machine's (a paper market run faster than real time)."""
