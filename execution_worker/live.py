@@ -24,8 +24,8 @@ from shared import metrics, subjects
 from shared.bus import Bus
 from shared.config import Settings
 from shared.kite import errors
-from shared.kite.models import Instrument
-from shared.kite.sessions import client_for, expire_session, get_session, vault_for
+from shared.kite.clients import KiteClients, NotConnected
+from shared.kite.sessions import expire_session
 from shared.trading import planning as o
 from shared.trading.greeks import is_option
 from shared.trading.planning import INDEX_UNDERLYINGS
@@ -40,11 +40,11 @@ class Desks:
         self.bus = bus
         self.settings = settings
         self.journal = journal
-        self.vault = vault_for(settings)
         self.desks: dict[str, Desk] = {}
         self.loops: dict[str, asyncio.Task] = {}
         self.snapshots: dict[str, m.PositionSnapshot] = {}
-        self.instruments: dict[str, Instrument] = {}
+        self.clients = KiteClients(bus, settings, on_token_expired=self._token_rejected)
+        self.instruments = self.clients.instruments  # "EXCHANGE:SYMBOL" -> Instrument, today's list
         self.risks: dict[str, RiskManager] = {}
         self.marks = TickMarks(bus)
         self.prices = Prices(bus)
@@ -60,16 +60,13 @@ class Desks:
         desk = self.desks.get(user_id)
         if desk is not None:
             return desk
-        live = await get_session(self.bus, self.vault, user_id)
-        if live is None:
+        try:
+            await self.clients.instrument_list(user_id)  # today's (refreshed daily, in place)
+            client = await self.clients.client(user_id)  # last: a close() meanwhile cannot hand us a closed one
+        except NotConnected:
             return None
-
-        def expired(e: errors.TokenException) -> None:
-            self.bus.spawn(self.close(user_id, f"broker token rejected: {e.message}", expire=True))
-
-        client = client_for(self.settings, live, on_token_expired=expired)
-        if not self.instruments:
-            self.instruments = {f"{i.exchange}:{i.tradingsymbol}": i for i in await client.instruments()}
+        if user_id in self.desks:  # opened by a concurrent caller while this one waited
+            return self.desks[user_id]
         desk = Desk(user_id, self.bus, self.journal, client, self.risk(user_id), self.instruments,
                     self.settings.market_protection, self.settings.sl_slippage_pct, prices=self.prices)
         desk.on_risk = self._desk_risk_moved
@@ -81,12 +78,14 @@ class Desks:
         self.start_loops(user_id)
         return desk
 
+    def _token_rejected(self, user_id: str, e: errors.TokenException) -> None:
+        self.bus.spawn(self.close(user_id, f"broker token rejected: {e.message}", expire=True))
+
     async def close(self, user_id: str, reason: str, expire: bool = False) -> None:
         self.stop_loops(user_id)
-        desk = self.desks.pop(user_id, None)
+        self.desks.pop(user_id, None)
         await self.marks.forget(user_id)
-        if desk is not None:
-            await desk.client.aclose()
+        await self.clients.drop(user_id)
         if expire:
             await expire_session(self.bus, user_id, reason)
 
@@ -236,6 +235,7 @@ class Desks:
     async def shutdown(self) -> None:
         for user_id in list(self.desks):
             await self.close(user_id, "shutdown")
+        await self.clients.close()
         with contextlib.suppress(Exception):
             await self.prices.close()
         with contextlib.suppress(Exception):

@@ -26,7 +26,6 @@ from shared.kite.models import Instrument
 from shared.kite.client import KiteClient
 from shared.kite.sessions import LiveSession, get_session, vault_for
 from gateway.broker_clients import BrokerClients, NotConnected
-from gateway.instruments import InstrumentCache
 from gateway.option_chain import ChainError, option_chain_view
 from gateway.desk_queries import DeskQueries
 from gateway.trading_error import TradingError  # noqa: F401 - its public home stays gateway.trading
@@ -79,9 +78,8 @@ class Trading(DeskQueries):
         self.settings = settings
         self.timeout = timeout
         self.vault = vault_for(settings)
-        self.instruments = InstrumentCache()
-        self.clients = BrokerClients(bus, settings, self.vault)
-        self._instruments_lock = asyncio.Lock()
+        self.clients = BrokerClients(bus, settings)
+        self.instruments = self.clients.instruments  # today's list, refreshed daily (shared.kite.instruments)
         self.live_tokens: dict[str, list[int]] = {}  # user -> tokens the user is live on (for SSE ticks)
         self._live_changes: dict[str, int] = {}  # user -> starts + stops so far (a stale answer is not cached)
 
@@ -321,23 +319,13 @@ class Trading(DeskQueries):
     # ---- instruments and option chains ------------------------------------------------------
 
     async def _instrument_list(self, user_id: str) -> list[Instrument]:
-        async with self._instruments_lock:  # one download however many requests wait for it
-            if not self.instruments.stale():
-                return self.instruments.rows
-            try:
-                client = await self.clients.client(user_id) if user_id else None
-            except NotConnected:
-                client = None
-            if client is None:
-                if self.instruments.rows:
-                    return self.instruments.rows
-                raise TradingError(409, "connect Kite first: the instrument list comes from the broker",
-                                   code="broker_not_connected")
-            try:
-                self.instruments.load(await client.instruments())
-            except kite_errors.KiteError as e:
-                raise _from_kite(e) from None
-            return self.instruments.rows
+        try:
+            return await self.clients.instrument_list(user_id)
+        except NotConnected:
+            raise TradingError(409, "connect Kite first: the instrument list comes from the broker",
+                               code="broker_not_connected") from None
+        except kite_errors.KiteError as e:
+            raise _from_kite(e) from None
 
     async def search_instruments(self, q: str, limit: int = 20, user_id: str = "") -> list[dict]:
         await self._instrument_list(user_id)

@@ -6,11 +6,12 @@ refusal names the field."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from shared import messages as m
 from shared import subjects
-from shared.kite.sessions import client_for, get_session
+from shared.kite.clients import NotConnected
 from strategy_worker.engine import Running, StrategyEngine, log
 from strategy_worker.seeding import Seeder
 from strategy_worker.strategies import registry
@@ -116,14 +117,9 @@ class StrategyCommands:
     # ---- live ---------------------------------------------------------------------------------
 
     async def ensure_instruments(self, user_id: str) -> None:
-        e = self.engine
-        if e.ctx.instruments:
-            return
-        live = await get_session(e.bus, e.vault, user_id)
-        if live is None:
-            return
-        async with client_for(self.settings, live) as kite:
-            e.ctx.set_instruments(await kite.instruments())
+        """Today's instrument list (the process's one cache: reloads reach ``ctx`` by its listener)."""
+        with contextlib.suppress(NotConnected):
+            await self.engine.clients.instrument_list(user_id)
 
     async def start_live(self, user_id: str, tokens: list[int], mode: str) -> m.Ok | m.Error:
         e, s = self.engine, self.settings

@@ -23,6 +23,7 @@ from shared import messages as m
 from shared import subjects
 from shared.bus import Bus
 from shared.config import Settings
+from shared.kite.clients import KiteClients
 from shared.kite.sessions import vault_for
 from strategy_worker.bars import IST_OFFSET, BarSeries
 from strategy_worker.runner import StrategyRunner
@@ -74,6 +75,7 @@ class StrategyEngine:
         self.interval = settings.seed_interval
         self.store = StrategyStore(settings.data_path / "strategies.db")
         self.vault = vault_for(settings)
+        self.clients = KiteClients(bus, settings)  # one long-lived client per user, one instrument list
         self.running: dict[Key, Running] = {}
         self.users: dict[str, UserState] = defaultdict(UserState)
         self.series: dict[int, BarSeries] = {}
@@ -81,6 +83,7 @@ class StrategyEngine:
         self.last_ticks: dict[int, m.Tick] = {}
         self.exchange_now = 0
         self.ctx = StrategyContext([], self.last_ticks, clock=lambda: self.exchange_now or int(time.time()))
+        self.clients.instruments.on_load.append(lambda cache: self.ctx.set_instruments(cache.rows))  # daily
         self._bar_index: dict[int, list[Running]] | None = None
         self._tick_index: dict[int, list[Running]] = {}
         self._bad_tick_tokens: set[int] = set()

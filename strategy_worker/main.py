@@ -11,7 +11,8 @@ from shared.bus import Bus
 from shared.candles.store import CandleStore
 from shared.config import Settings
 from shared.kite.errors import KiteError
-from shared.kite.sessions import client_for, get_session, watch_sessions
+from shared.kite.clients import NotConnected
+from shared.kite.sessions import watch_sessions
 from strategy_worker.backtest.service import BacktestService
 from strategy_worker.commands import StrategyCommands
 from strategy_worker.engine import StrategyEngine
@@ -48,7 +49,8 @@ class StrategyWorker:
         await self.bus.subscribe("kta.u.*.broker.events", m.BrokerEvent, self.on_broker_event)
         self.bus.spawn(self.watch_sessions(), name="sessions")
         self.bus.spawn(self.follow_needs(), name="subscriptions")
-        self.backtests = await BacktestService(self.bus, self.engine.settings).start(accept=self.parts.owns)
+        self.backtests = await BacktestService(self.bus, self.engine.settings, clients=self.engine.clients).start(
+            accept=self.parts.owns)
         return self
 
     async def follow_needs(self) -> None:
@@ -107,13 +109,12 @@ class StrategyWorker:
 
     async def scan(self, user_id: str, cmd: m.Scan) -> m.Ok | m.Error:
         e = self.engine
-        live = await get_session(self.bus, e.vault, user_id)
-        if live is None:
-            return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
-        await self.commands.ensure_instruments(user_id)
         try:
-            async with client_for(e.settings, live) as kite:
-                return m.Ok(data=await self.scanner.scan(kite, e.ctx.instruments, cmd))
+            kite = await e.clients.client(user_id)
+            await self.commands.ensure_instruments(user_id)
+            return m.Ok(data=await self.scanner.scan(kite, e.ctx.instruments, cmd))
+        except NotConnected:
+            return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
         except ScanError as err:
             return m.Error(code="bad_params", message=str(err), field=err.field)
         except KiteError as err:
@@ -176,6 +177,7 @@ class StrategyWorker:
         await self.parts.close()
         for r in list(self.engine.running.values()):
             self.engine.persist(r)
+        await self.engine.clients.close()
 
 
 async def start(bus: Bus, settings: Settings) -> StrategyWorker:

@@ -19,7 +19,7 @@ from shared import messages as m
 from shared.candles.fetch import refresh
 from shared.candles.store import CandleStore
 from shared.kite.errors import KiteError
-from shared.kite.sessions import client_for, get_session
+from shared.kite.clients import NotConnected
 from shared.options.chain import IST
 from strategy_worker.engine import StrategyEngine
 
@@ -79,28 +79,28 @@ class Seeder:
 
     async def _seed(self, user_id: str, batch: dict[int, int]) -> None:
         e, s = self.engine, self.engine.settings
-        live = await get_session(e.bus, e.vault, user_id)
         progress = e.users[user_id].seeding
-        if live is None:
+        try:
+            kite = await e.clients.client(user_id)
+        except NotConnected:
             for t in batch:
                 e.series_ready(t)
             return
-        async with client_for(s, live) as kite:
-            await self._bands(user_id, kite)
-            end = datetime.now(IST).replace(hour=23, minute=59, second=59, microsecond=0)
-            for token, gap in batch.items():
-                if token in self._busy or (not gap and token in e.ready):
-                    progress["done"] += 1
-                    continue  # another user's task has it; it readies the symbol for everyone
-                self._busy.add(token)
-                try:
-                    if s.seed_days or gap:
-                        start = datetime.fromtimestamp(gap, IST) if gap else end - timedelta(days=s.seed_days + 3)
-                        await self._history(kite, token, start, end)
-                finally:
-                    self._busy.discard(token)
-                    e.series_ready(token)
-                    progress["done"] += 1
+        await self._bands(user_id, kite)
+        end = datetime.now(IST).replace(hour=23, minute=59, second=59, microsecond=0)
+        for token, gap in batch.items():
+            if token in self._busy or (not gap and token in e.ready):
+                progress["done"] += 1
+                continue  # another user's task has it; it readies the symbol for everyone
+            self._busy.add(token)
+            try:
+                if s.seed_days or gap:
+                    start = datetime.fromtimestamp(gap, IST) if gap else end - timedelta(days=s.seed_days + 3)
+                    await self._history(kite, token, start, end)
+            finally:
+                self._busy.discard(token)
+                e.series_ready(token)
+                progress["done"] += 1
 
     async def _history(self, kite, token: int, start: datetime, end: datetime) -> None:
         e = self.engine

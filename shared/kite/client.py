@@ -74,14 +74,34 @@ class KiteClient:
         self._login_url = login_url
         self.on_token_expired = on_token_expired
         self.limiter = rate_limiter or RateLimiter()
+        self.timeout = timeout
+        self._closing: set[asyncio.Task] = set()
         self.egress = Egress(proxy or "", local_address or "")
         self._http = self._client(timeout, transport)
         # Kite takes order calls only from the app's static IP: they, and only they, leave through the
         # user's egress (reads stay direct, so a dead proxy never blinds reconciliation).
-        self._orders_http = self._http
-        if self.egress.configured:
-            bound = httpx.AsyncHTTPTransport(local_address=local_address, retries=0) if local_address else None
-            self._orders_http = self._client(timeout, bound, proxy)
+        self._orders_http = self._egress_client()
+
+    def _egress_client(self) -> httpx.AsyncClient:
+        if not self.egress.configured:
+            return self._http
+        bound = (httpx.AsyncHTTPTransport(local_address=self.egress.local_address, retries=0)
+                 if self.egress.local_address else None)
+        return self._client(self.timeout, bound, self.egress.proxy)
+
+    def use_session(self, access_token: str, *, proxy: str = "", local_address: str = "") -> None:
+        """A new access token (the daily login) and/or egress for the same user, applied in place: whoever
+        holds this client goes on using it. Raises EgressError for an egress that can never work."""
+        self.access_token = access_token
+        egress = Egress(proxy or "", local_address or "")
+        if egress != self.egress:
+            old = self._orders_http
+            self.egress = egress
+            self._orders_http = self._egress_client()
+            if old is not self._http:  # closed once its requests in flight are done
+                task = asyncio.get_running_loop().create_task(old.aclose())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     def _client(self, timeout: float, transport: httpx.AsyncBaseTransport | None,
                 proxy: str | None = None) -> httpx.AsyncClient:

@@ -110,11 +110,13 @@ async def watch_sessions(bus: Bus, vault: Vault) -> AsyncIterator[tuple[str, Liv
             yield entry.key, (None if live is None or live.expired else live)
 
 
-def client_for(settings: Settings, live: LiveSession, on_token_expired=None) -> KiteClient:
+def client_for(settings: Settings, live: LiveSession, on_token_expired=None, rate_limiter=None) -> KiteClient:
+    """A client for the user of ``live`` (their api_key, token and egress). Workers and the gateway keep
+    one per user in ``shared.kite.clients.KiteClients``; a one-shot command may build its own."""
     s = live.session
     return KiteClient(s.api_key, live.access_token, root=settings.kite_root, login_url=settings.kite_login_url,
                       proxy=s.egress_proxy or None, local_address=s.egress_local_address or None,
-                      on_token_expired=on_token_expired)
+                      on_token_expired=on_token_expired, rate_limiter=rate_limiter)
 
 
 def vault_for(settings: Settings) -> Vault:

@@ -10,6 +10,7 @@ candles are fetched first through the user's own Kite session (``data.ensure``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import queue
@@ -23,7 +24,7 @@ from shared import messages as m
 from shared import subjects
 from shared.bus import Bus
 from shared.config import Settings
-from shared.kite.sessions import client_for, get_session, vault_for
+from shared.kite.clients import KiteClients, NotConnected
 from strategy_worker.backtest import data, engine, parallel
 from strategy_worker.backtest.store import BacktestStore
 from strategy_worker.backtest.sweep import Sweep
@@ -73,9 +74,12 @@ def chart_bars(data_dir, spec: m.BacktestSpec, points: int = 1500) -> dict[str, 
 
 
 class BacktestService:
-    def __init__(self, bus: Bus, settings: Settings, workers: int | None = None) -> None:
+    def __init__(self, bus: Bus, settings: Settings, workers: int | None = None,
+                 clients: KiteClients | None = None) -> None:
         self.bus = bus
         self.settings = settings
+        self.clients = clients or KiteClients(bus, settings)  # the strategy worker's: one client per user
+        self._own_clients = clients is None
         self.store = BacktestStore(settings.data_path / "backtests.db")
         self.workers = workers or settings.backtest_workers
         self.cancels: dict[str, Any] = {}  # run id -> the job's event
@@ -98,6 +102,8 @@ class BacktestService:
     async def close(self) -> None:
         for ev in self.cancels.values():
             ev.set()
+        if self._own_clients:
+            await self.clients.close()
         if self.pool is None:
             return
         self._pump.cancel()
@@ -121,11 +127,9 @@ class BacktestService:
 
     async def _prepare(self, user_id: str, spec: m.BacktestSpec) -> m.Error | None:
         """Fetch what is missing, then check the spec against the data (the 4xx cases)."""
-        live = await get_session(self.bus, vault_for(self.settings), user_id)
         try:
-            if live is not None:
-                async with client_for(self.settings, live) as kite:
-                    await data.ensure(kite, self.settings.data_path, spec)
+            with contextlib.suppress(NotConnected):  # without a session: the data already stored
+                await data.ensure(await self.clients.client(user_id), self.settings.data_path, spec)
             from shared.candles.store import CandleStore
             from strategy_worker.backtest.job import instruments_for
 

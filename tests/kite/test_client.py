@@ -377,24 +377,6 @@ async def test_egress_bound_to_a_local_source_address(sim):
 ORDER_OK = b'{"status":"success","data":{"order_id":"1","user_id":"AB1234"}}'
 
 
-async def test_each_users_session_carries_its_own_egress():
-    """client_for builds each user's client from the user's broker session: two users, two exits."""
-    from shared.config import load
-    from shared.kite.sessions import LiveSession, client_for
-    from shared.messages import BrokerSession
-
-    with http_server(lambda h: (200, "application/json", ORDER_OK)) as (root, seen), \
-            http_server(forward_to) as (proxy, via_proxy):
-        settings = load(environ={}, kite_root=root)
-        users = [BrokerSession(user_id="AB1234", api_key="k", access_token_enc="", egress_local_address="127.0.0.2"),
-                 BrokerSession(user_id="CD5678", api_key="k", access_token_enc="", egress_proxy=proxy)]
-        for session in users:
-            async with client_for(settings, LiveSession(session, "t")) as kite:
-                await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1.0)
-    assert [peer for peer, _, _ in seen] == ["127.0.0.2", "127.0.0.1"]  # the second came through the proxy
-    assert via_proxy == [("127.0.0.1", "POST", f"{root}/orders/regular")]
-
-
 async def test_egress_through_a_proxy(sim):
     token = login(sim)
     with http_server(forward_to) as (proxy, seen):

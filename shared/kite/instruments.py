@@ -1,0 +1,168 @@
+"""The broker's instrument list, one cache per process, the same class in every process.
+
+Kite generates the dump once a day before the market opens and reuses the instrument tokens of
+expired contracts for new ones, so a list older than today's is wrong, not just old: the cache is
+stale from ``REFRESH_AT`` (08:35 IST, a few minutes after Kite publishes the day's dump at about
+08:30 and well before the 09:15 open) until it is loaded again. ``ensure`` loads it on first use and
+after that time; ``refresh_daily`` reloads it at that time in a process that stays up for days.
+
+Looked up by ``EXCHANGE:TRADINGSYMBOL`` (the cache is a read-only mapping over those keys, so code that
+held a plain dict keeps working) and by instrument token; searched by symbol or name. The lists and
+maps are replaced whole on a reload, never edited, so a reader never sees half of two days."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+
+from shared.ist import IST
+from shared.kite.models import Instrument
+
+log = logging.getLogger("kta.kite.instruments")
+REFRESH_AT = clock_time(8, 35)  # IST
+RETRY_AFTER = 60.0  # seconds before a failed refresh is tried again (the old list is kept meanwhile)
+_KIND_RANK = {"INDICES": 0, "EQ": 1, "FUT": 2, "CE": 3, "PE": 3}
+EXCHANGE_ORDER = ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS", "BCD")
+
+
+def kind_of(i: Instrument) -> str:
+    if i.segment == "INDICES":
+        return "index"
+    return {"EQ": "equity", "FUT": "future", "CE": "option", "PE": "option"}.get(i.instrument_type, i.instrument_type)
+
+
+def last_refresh(now: float) -> float:
+    """The most recent REFRESH_AT (IST) at or before ``now`` (epoch seconds)."""
+    local = datetime.fromtimestamp(now, IST)
+    at = datetime.combine(local.date(), REFRESH_AT, IST)
+    return (at if at <= local else at - timedelta(days=1)).timestamp()
+
+
+def next_refresh(now: float) -> float:
+    return last_refresh(now) + 86400
+
+
+class InstrumentCache(Mapping[str, Instrument]):
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.rows: list[Instrument] = []
+        self.by_token: dict[int, Instrument] = {}
+        self.by_key: dict[str, Instrument] = {}
+        self._search: list[tuple[str, str, Instrument]] = []
+        self.loaded_at = 0.0  # epoch seconds of the last load
+        self.loads = 0
+        self._failed_at = 0.0
+        self._lock = asyncio.Lock()
+        self.on_load: list[Callable[[InstrumentCache], None]] = []  # told of every (re)load
+
+    # ---- the mapping: "EXCHANGE:TRADINGSYMBOL" -> Instrument ---------------------------------
+
+    def __getitem__(self, key: str) -> Instrument:
+        return self.by_key[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_key)
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+    # ---- loading ------------------------------------------------------------------------------
+
+    def stale(self) -> bool:
+        return not self.rows or self.loaded_at < last_refresh(self.clock())
+
+    def load(self, rows: list[Instrument]) -> None:
+        self.by_token = {i.instrument_token: i for i in rows}
+        self.by_key = {f"{i.exchange}:{i.tradingsymbol}": i for i in rows}
+        self._search = [(i.tradingsymbol.lower(), i.name.lower(), i) for i in rows]
+        self.rows = rows
+        self.loaded_at = self.clock()
+        self.loads += 1
+        for listener in self.on_load:
+            listener(self)
+
+    async def ensure(self, fetch: Callable[[], Awaitable[list[Instrument]]]) -> list[Instrument]:
+        """Today's list: loaded with ``fetch`` if stale (one download however many callers wait). A
+        failed refresh keeps yesterday's list (logged) and is retried after RETRY_AFTER; with no list
+        at all the error goes to the caller."""
+        async with self._lock:
+            if not self.stale():
+                return self.rows
+            if self.rows and self.clock() - self._failed_at < RETRY_AFTER:
+                return self.rows
+            try:
+                self.load(await fetch())
+                log.info("instrument list loaded: %d instruments", len(self.rows))
+            except Exception as e:
+                if not self.rows:
+                    raise
+                self._failed_at = self.clock()
+                log.warning("instrument list not refreshed (%r): keeping the one from %s", e,
+                            datetime.fromtimestamp(self.loaded_at, IST).strftime("%Y-%m-%d %H:%M"))
+            return self.rows
+
+    async def refresh_daily(self, fetch: Callable[[], Awaitable[list[Instrument]]],
+                            sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Run forever: at each REFRESH_AT reload the list (if one was ever loaded: a process that
+        never needed instruments does not start downloading them)."""
+        while True:
+            await sleep(max(1.0, next_refresh(self.clock()) - self.clock()))
+            if self.rows:
+                try:
+                    await self.ensure(fetch)
+                except Exception as e:  # noqa: BLE001 - the next use (or tomorrow) tries again
+                    log.warning("daily instrument refresh failed: %r", e)
+
+    # ---- lookups ------------------------------------------------------------------------------
+
+    def token(self, instrument_token: int) -> Instrument | None:
+        return self.by_token.get(instrument_token)
+
+    def find(self, symbol: str) -> Instrument | None:
+        """``EXCHANGE:TRADINGSYMBOL``, a bare tradingsymbol (NSE first, then BSE, ...) or a token."""
+        s = symbol.strip()
+        if s.isdigit():
+            return self.by_token.get(int(s))
+        if ":" in s:
+            exchange, _, tradingsymbol = s.partition(":")
+            return self.by_key.get(f"{exchange.strip().upper()}:{tradingsymbol.strip().upper()}")
+        for exchange in EXCHANGE_ORDER:
+            inst = self.by_key.get(f"{exchange}:{s.upper()}")
+            if inst is not None:
+                return inst
+        return None
+
+    def search(self, q: str, limit: int = 20) -> list[Instrument]:
+        """Ranked exact > prefix > substring of symbol or name; indices and equities before derivatives."""
+        q = q.strip().lower()
+        if not q:
+            return []
+        if ":" in q:
+            q = q.split(":", 1)[1]
+        hits: list[tuple[int, int, str, Instrument]] = []
+        for symbol, name, inst in self._search:
+            if symbol == q or name == q:
+                score = 0
+            elif symbol.startswith(q) or name.startswith(q):
+                score = 1
+            elif q in symbol or q in name:
+                score = 2
+            else:
+                continue
+            rank = 0 if inst.segment == "INDICES" else _KIND_RANK.get(inst.instrument_type, 4)
+            if rank >= 2 and symbol != q:
+                score += 1  # a derivative matched by its underlying's name ranks below the underlying itself
+            hits.append((score, rank, symbol, inst))
+        hits.sort(key=lambda h: (h[0], h[1], len(h[2]), h[2]))
+        return [h[3] for h in hits[:limit]]
+
+    @staticmethod
+    def describe(i: Instrument) -> dict:
+        return {"instrument_token": i.instrument_token, "tradingsymbol": i.tradingsymbol, "name": i.name,
+                "exchange": i.exchange, "segment": i.segment, "instrument_type": i.instrument_type,
+                "kind": kind_of(i), "expiry": i.expiry.isoformat() if i.expiry else "", "strike": i.strike,
+                "lot_size": i.lot_size, "key": f"{i.exchange}:{i.tradingsymbol}"}

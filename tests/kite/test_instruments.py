@@ -1,0 +1,139 @@
+"""The one InstrumentCache: stale from 08:35 IST each day until reloaded, looked up by token and by
+``EXCHANGE:TRADINGSYMBOL``, one download however many callers wait, yesterday's list kept when today's
+cannot be had, and (against kite_sim) the next trading day's contracts after the refresh time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime
+
+import pytest
+
+from shared.ist import IST
+from shared.kite.clients import KiteClients
+from shared.kite.instruments import RETRY_AFTER, InstrumentCache, next_refresh
+from shared.kite.models import Instrument
+from shared.kite.sessions import put_session, vault_for
+from tests.helpers import eventually, stack_settings
+from tests.simkit import login, start_sim
+
+
+def at(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=IST).timestamp()
+
+
+def inst(token: int, symbol: str, exchange: str = "NFO", expiry: date | None = None) -> Instrument:
+    return Instrument(instrument_token=token, exchange_token=token >> 8, tradingsymbol=symbol, name=symbol[:5],
+                      last_price=0, expiry=expiry, strike=0, tick_size=0.05, lot_size=65, instrument_type="CE",
+                      segment=exchange, exchange=exchange)
+
+
+class Clock:
+    def __init__(self, text: str) -> None:
+        self.now = at(text)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_stale_from_the_refresh_time_until_reloaded_and_tokens_follow_the_new_day():
+    clock = Clock("2026-12-01 09:00")
+    cache = InstrumentCache(clock)
+    assert cache.stale() and len(cache) == 0
+    day1 = [inst(12345, "NIFTY26D0125000CE", expiry=date(2026, 12, 1)), inst(408065, "INFY", "NSE")]
+    days = [day1, [inst(12345, "NIFTY26D0825000CE", expiry=date(2026, 12, 8)), inst(408065, "INFY", "NSE")]]
+    fetched: list[int] = []
+
+    async def fetch() -> list[Instrument]:
+        fetched.append(1)
+        return days[len(fetched) - 1]
+
+    await asyncio.gather(*(cache.ensure(fetch) for _ in range(5)))
+    assert len(fetched) == 1  # one download however many callers waited for it
+    assert cache["NFO:NIFTY26D0125000CE"].instrument_token == 12345 and cache.token(12345).expiry == date(2026, 12, 1)
+
+    clock.now = at("2026-12-02 08:34")  # the next morning, before Kite's new dump
+    assert not cache.stale() and await cache.ensure(fetch) is day1
+    clock.now = at("2026-12-02 08:35")
+    assert cache.stale()
+    await cache.ensure(fetch)
+    assert len(fetched) == 2
+    assert cache.token(12345).tradingsymbol == "NIFTY26D0825000CE"  # the token Kite reused: today's contract
+    assert "NFO:NIFTY26D0125000CE" not in cache and cache.get("NSE:INFY").instrument_token == 408065
+    assert cache.find("nse:infy") is cache["NSE:INFY"] and cache.find("408065") is cache["NSE:INFY"]
+
+
+async def test_a_failed_refresh_keeps_yesterdays_list_and_tries_again_later():
+    clock = Clock("2026-12-01 09:00")
+    cache = InstrumentCache(clock)
+    first = [inst(1, "A26DECFUT")]
+    await cache.ensure(lambda: _value(first))
+
+    async def down() -> list[Instrument]:
+        raise ConnectionError("broker down")
+
+    clock.now = at("2026-12-02 09:00")
+    assert await cache.ensure(down) is first  # kept, and the failure logged
+    clock.now += RETRY_AFTER / 2
+    second = [inst(2, "B26DECFUT")]
+    assert await cache.ensure(lambda: _value(second)) is first  # not hammered: retried after RETRY_AFTER
+    clock.now += RETRY_AFTER
+    assert await cache.ensure(lambda: _value(second)) is second
+
+    empty = InstrumentCache(clock)
+    with pytest.raises(ConnectionError):  # nothing to fall back on: the caller hears why
+        await empty.ensure(down)
+
+
+async def _value(rows):
+    return rows
+
+
+async def test_the_daily_refresh_reloads_at_0835_ist_and_tells_its_listeners():
+    clock = Clock("2026-12-01 15:00")
+    cache = InstrumentCache(clock)
+    seen: list[int] = []
+    cache.on_load.append(lambda c: seen.append(c.token(7).instrument_token))
+    await cache.ensure(lambda: _value([inst(7, "X")]))
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(clock.now + seconds)
+        clock.now += seconds
+        if len(slept) == 2:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await cache.refresh_daily(lambda: _value([inst(7, "Y")]), sleep=sleep)
+    assert slept[0] == at("2026-12-02 08:35") == next_refresh(at("2026-12-01 15:00"))
+    assert cache.token(7).tradingsymbol == "Y" and seen == [7, 7] and cache.loads == 2
+
+
+async def test_the_next_trading_days_contracts_after_the_refresh_time(bus, tmp_path):
+    """kite_sim lists new contracts every trading day: the cache shows them only once the refresh
+    time has passed, and then every lookup is today's."""
+    own = start_sim(tmp_path, seed=11)
+    try:
+        settings = stack_settings(bus.nc.connected_url.geturl(), tmp_path / "var", own)
+        await put_session(bus, vault_for(settings), "DEMO01", own.api_key, login(own))
+        clients = KiteClients(bus, settings)
+        clock = Clock("2026-12-01 09:00")
+        clients.instruments.clock = clock
+        first = await clients.instrument_list("DEMO01")
+        assert clients.instruments["NSE:INFY"].instrument_token == 408065
+        kite = await clients.client("DEMO01")
+        listed = {i.tradingsymbol for i in first}
+        own.admin("advance", {"seconds": 22500})  # the sim's next trading day lists new contracts
+
+        async def new_listing():
+            return {i.tradingsymbol for i in await kite.instruments("NFO")} - listed
+
+        await eventually(new_listing, what="the next day's contracts at the sim")
+        assert await clients.instrument_list("DEMO01") is first  # still before tomorrow's 08:35
+        clock.now = at("2026-12-02 08:40")
+        today = await clients.instrument_list("DEMO01")
+        fresh = {i.tradingsymbol for i in today} - listed
+        assert fresh and all(f"NFO:{s}" in clients.instruments for s in fresh)
+        await clients.close()
+    finally:
+        own.stop()
