@@ -12,7 +12,9 @@ more thing to keep alive; why not pyrate-limiter's Redis/SQLite backends: one mo
 host only, where NATS already spans the deployment; see docs/architecture.md).
 
 The slot times come from each process's clock; the windows are ``MARGIN`` longer than Kite's to
-absorb skew between hosts (NTP keeps it to milliseconds) and late wake-ups. If NATS cannot be reached the call falls
+absorb skew between hosts (NTP keeps it to milliseconds) and late wake-ups. A slot is reserved at most
+``AHEAD`` seconds ahead (a caller further back in the queue waits and claims nearer the time), so a
+process that stops leaves no long queue of reservations for the others to wait out. If NATS cannot be reached the call falls
 back to this process's own limiter, and says so in the log, rather than stall trading."""
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from shared.kite.ratelimit import LIMITS, MARGIN, RateLimiter, horizon, next_slo
 log = logging.getLogger("kta.kite.budget")
 CONFLICT_RETRIES = 50  # compare-and-set attempts before a caller gives up on the shared budget
 KV_TIMEOUT = 4.0
+AHEAD = 1.0  # slots are reserved at most this far ahead: a process that dies leaves no long queue behind
 _stamps = msgspec.msgpack.Decoder(list[float])
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -52,9 +55,11 @@ class SharedBudget(RateLimiter):
         self.api_key = api_key
         self.conflicts = 0  # compare-and-set retries (contention between processes)
         self.fallbacks = 0
+        self.ahead = AHEAD
         self._kv = None
+        self._locks: dict[str, asyncio.Lock] = {}
 
-    async def _claim(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float]:
+    async def _claim(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float, bool]:
         try:
             return await asyncio.wait_for(self._claim_shared(cls, windows), KV_TIMEOUT)
         except Exception as e:  # noqa: BLE001 - NATS down or overloaded: trade on this process's budget
@@ -62,7 +67,12 @@ class SharedBudget(RateLimiter):
             log.warning("shared rate budget unavailable (%r): using this process's own limiter", e)
             return await super()._claim(cls, windows)
 
-    async def _claim_shared(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float]:
+    async def _claim_shared(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float, bool]:
+        lock = self._locks.setdefault(cls, asyncio.Lock())
+        async with lock:  # this process's callers in turn: compare-and-set conflicts only between processes
+            return await self._claim_kv(cls, windows)
+
+    async def _claim_kv(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float, bool]:
         if self._kv is None:
             self._kv = await self.bus.kv(subjects.KV_RATE_BUDGET, ttl=3600)
         key = budget_key(self.api_key, cls)
@@ -76,13 +86,15 @@ class SharedBudget(RateLimiter):
             now = self._clock()
             sent = [t for t in sent if t > now - keep]
             at = next_slot(sent, windows, now, self.margin)
+            if at - now > self.ahead:
+                return at, now, False
             value = _encode([*sent, at])
             try:
                 if revision:
                     await self._kv.update(key, value, last=revision)
                 else:
                     await self._kv.create(key, value)
-                return at, now
+                return at, now, True
             except KeyWrongLastSequenceError:
                 self.conflicts += 1  # another process claimed a slot first: recompute from its entry
         raise RuntimeError(f"no slot after {CONFLICT_RETRIES} conflicting claims")

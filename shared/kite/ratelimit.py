@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable
@@ -28,7 +29,7 @@ LIMITS: dict[str, list[tuple[int, int]]] = {
 DAY = 86400
 IST_OFFSET = 19800  # seconds east of UTC
 MARGIN = 0.1  # seconds added to every sliding window: latency jitter, clock skew, a late wake-up
-LATE_RECLAIMS = 10
+LATE_RECLAIMS = 1
 log = logging.getLogger("kta.kite.ratelimit")
 
 
@@ -67,27 +68,36 @@ class RateLimiter:
         self._days: dict[tuple[str, int], int] = defaultdict(int)  # (class, IST day number) -> count
         self.waits = 0  # how often a caller had to wait (observable in tests and metrics)
         self.late = 0  # slots given up because the caller woke too late to use them
+        self.ahead = math.inf  # how far ahead a slot may be reserved
 
     async def acquire(self, cls: str) -> None:
         """Reserve the earliest slot that keeps every window under its limit, then wait for it.
         Slots are handed out in call order (FIFO): a busy poller cannot starve other callers. A caller
-        woken later than half the margin after its slot (a loaded machine) claims a fresh one: sent
-        late, it would crowd the next window."""
+        woken more than the margin after its slot (a loaded machine) claims one fresh slot: sent that
+        late, it could crowd the next window. Once: a machine that late every time would otherwise
+        fill the windows with slots nobody used."""
         windows = self.limits.get(cls)
         if windows is None:  # a class this limiter does not count (the order gate's)
             return
-        for _ in range(LATE_RECLAIMS + 1):
-            at, now = await self._claim(cls, windows)
+        late = 0
+        while True:
+            at, now, claimed = await self._claim(cls, windows)
+            if not claimed:  # too far ahead to reserve yet (see SharedBudget): come back nearer the time
+                await asyncio.sleep(at - now - self.ahead)
+                continue
             if at > now:
                 self.waits += 1
                 await asyncio.sleep(at - now)
-            if self._clock() - at <= self.margin / 2:
+            if self._clock() - at <= self.margin:
                 return
+            if late == LATE_RECLAIMS:
+                log.info("rate limiter: a %s slot used late again (an overloaded machine)", cls)
+                return
+            late += 1
             self.late += 1
-        log.warning("rate limiter: %s slots keep arriving late (an overloaded machine)", cls)
 
-    async def _claim(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float]:
-        """(slot, now): the slot is recorded as taken."""
+    async def _claim(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float, bool]:
+        """(slot, now, claimed): the slot is recorded as taken (always, in this in-process limiter)."""
         now = self._clock()
         sent = self._sent[cls]
         while sent and sent[0] <= now - horizon(windows, self.margin):
@@ -100,7 +110,7 @@ class RateLimiter:
         if any(window >= DAY for window, _ in windows):
             self._days[(cls, day)] += 1
         sent.append(at)
-        return at, now
+        return at, now, True
 
 
 _shared: dict[str, RateLimiter] = {}

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from shared.kite.budget import SharedBudget
+import msgspec
+
+from shared import subjects
+from shared.kite.budget import SharedBudget, budget_key
 from shared.kite.ratelimit import LIMITS, RateLimiter, next_slot
 from tests.helpers import NATS_CREDS
 from tests.simkit import login
@@ -68,16 +72,29 @@ async def test_claims_from_many_callers_at_once_never_share_a_slot(bus):
     1 quote/s means every claimed slot is a window apart from the one before it."""
     clock = [1_800_000_000.0]
     one, two = (SharedBudget(bus, "test-budget-key", clock=lambda: clock[0]) for _ in range(2))
+    one.ahead = two.ahead = math.inf  # (as if each caller came back nearer its time)
     claimed: list[float] = []
 
     async def claim(budget: SharedBudget) -> None:
-        at, _ = await budget._claim_shared("quote", budget.limits["quote"])
+        at, _, taken = await budget._claim_kv("quote", budget.limits["quote"])
+        assert taken
         claimed.append(at)
 
     await asyncio.gather(*(claim(one if i % 2 else two) for i in range(12)))
     claimed.sort()
     assert len(set(claimed)) == 12 and all(b - a >= 1.0 for a, b in zip(claimed, claimed[1:]))
     assert one.conflicts + two.conflicts > 0  # they did race, and the compare-and-set sorted it out
+
+
+async def test_a_slot_is_never_reserved_more_than_a_second_ahead(bus):
+    """A process that stops leaves at most a second of reservations for the others to wait out."""
+    now = 1_800_000_100.0
+    budget = SharedBudget(bus, "test-budget-ahead", clock=lambda: now)
+    assert await budget._claim_kv("quote", budget.limits["quote"]) == (now, now, True)
+    at, _, taken = await budget._claim_kv("quote", budget.limits["quote"])
+    assert not taken and at == now + 1.0 + budget.margin  # the caller waits and claims it nearer the time
+    entry = await (await bus.kv(subjects.KV_RATE_BUDGET)).get(budget_key("test-budget-ahead", "quote"))
+    assert msgspec.msgpack.decode(entry.value) == [now]
 
 
 def test_next_slot_keeps_every_window_under_its_limit():
@@ -93,7 +110,7 @@ def test_next_slot_keeps_every_window_under_its_limit():
 
 async def test_a_caller_that_wakes_too_late_for_its_slot_claims_a_fresh_one():
     """A slot used 0.5 s late would crowd the next window: the caller gives it up and claims another."""
-    times = iter([100.0, 100.5, 100.5, 100.5])  # claim, wake-up check (late), claim again, check
+    times = iter([100.0, 100.5, 100.5, 100.5])  # claim, wake-up check (late), claim again, check (once)
     limiter = RateLimiter({"other": [(1, 10)]}, clock=lambda: next(times))
     await limiter.acquire("other")
     assert limiter.late == 1 and list(limiter._sent["other"]) == [100.0, 100.5]
