@@ -34,8 +34,8 @@ class DeskQueries:
         return await self.command(user_id, "risk", m.SetRiskLimits(limits=limits))
 
     async def risk_limits(self, user_id: str) -> dict:
-        summary = await self.command(user_id, "risk", m.GetRiskSummary())
-        return (summary.get("state") or {}).get("limits") or {}
+        """The limits in force (paise)."""
+        return (await self.command(user_id, "risk", m.GetRiskLimits()))["limits"]
 
     async def trading_day(self, user_id: str) -> str:
         """The day the desk reports on: today (IST), or the day of the newest fill when the broker's

@@ -7,13 +7,11 @@ import io
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, get, post, put
+from litestar import Controller, Response, get, post
 from litestar.params import Parameter
 from msgspec import Meta
 
-from gateway.limits_form import exposure_errors
-from gateway.trading import Trading, TradingError
-from shared.messages import RiskLimits
+from gateway.trading import Trading
 
 Day = Annotated[str, Parameter(pattern=r"^(\d{4}-\d{2}-\d{2})?$", description="yyyy-mm-dd; empty = today")]
 
@@ -74,19 +72,6 @@ class JournalController(Controller):
     @get("/risk/summary")
     async def risk_summary(self, trading: Trading, user_id: str) -> dict:
         return await trading.risk_summary(user_id)
-
-    @get("/risk/limits")
-    async def risk_limits(self, trading: Trading, user_id: str) -> dict:
-        """The user's risk limits (money in paise)."""
-        return await trading.risk_limits(user_id)
-
-    @put("/risk/limits", status_code=200)
-    async def set_risk_limits(self, trading: Trading, user_id: str, data: RiskLimits) -> dict:
-        """Replace the limits (every field; money in paise): in force for the next order, saved and
-        journaled as a risk event. A bad value is a 400 naming its field."""
-        for part, message in exposure_errors(msgspec.to_builtins(data)).items():
-            raise TradingError(400, message, part, "bad_request")
-        return await trading.set_risk_limits(user_id, data)
 
     @post("/risk/reset", status_code=200)
     async def reset_risk(self, trading: Trading, user_id: str, data: ResetRiskBody | None = None) -> dict:
