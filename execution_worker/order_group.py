@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import logging
 
-import msgspec
-
 from execution_worker import placing
 from execution_worker.engine import Desk
 from execution_worker.journal import ACCEPTED, REFUSED
 from execution_worker.signals import decided_quantities, judge
 from shared.messages import Leg, SignalGroup
 from shared.trading import planning
-from shared.trading.hedge import HedgeValidator, closing_legs, closing_order, entry_order
+from shared.trading.group import ROLLBACK_INDEX, GroupPlacement
+from shared.trading.hedge import HedgeValidator
 from shared.trading.order import Order, OrderState
 
 log = logging.getLogger("kta.order_group")
@@ -69,53 +68,28 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
         await desk.outcomes.emit(f"accepted:{group.id}", kind="accepted", strategy_id=group.strategy_id,
                                  group_id=group.id, order_kind=group.intent)
     j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure, state="placing")
-    if group.intent == "exit":
-        decided = decided_quantities(desk, group) or tuple(leg.quantity for leg in group.legs)
-        legs = [msgspec.structs.replace(leg, quantity=q) for leg, q in zip(group.legs, decided) if q]
-        ok = True
-        for i, leg in enumerate(closing_order(legs)):
-            _, leg_ok = await place_leg(desk, group, leg, i, "exit", timeout)
-            ok = ok and leg_ok
-        state = "completed" if ok else "needs_attention"
-        j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure,
-                       state=state, detail="" if ok else "exit legs did not all fill")
-        if not ok:
-            await legs_ended(desk, group, "NEEDS_ATTENTION", "exit legs did not all fill: check positions")
-        return state
-    done: list[tuple[Leg, int]] = []
-    failure = ""
-    for i, leg in enumerate(entry_order(group.legs)):  # one leg at a time: hedges are in before any short
-        orders, ok = await place_leg(desk, group, leg, i, "entry", timeout)
-        if not ok:
+    plan = GroupPlacement(group, decided_quantities(desk, group) if group.intent == "exit" else ())
+    while (step := plan.next()) is not None:  # one leg at a time: hedges are in before any short
+        if step.kind == "rollback" and step.index == ROLLBACK_INDEX:
+            log.warning("group %s failed (%s): rolling back its filled legs", group.id, plan.failure)
+        orders, ok = await place_leg(desk, group, step.leg, step.index, step.kind, timeout)
+        failure = ""
+        if not ok and step.kind == "entry":
             for o in orders:
                 if not o.is_terminal:
                     await placing.cancel(desk, o, f"group {group.id} rolled back")
             await placing.wait_final(desk, orders, timeout)
             last = orders[-1] if orders else None
-            failure = f"leg {leg.tradingsymbol}: {(last.status if last else '') or 'no answer'} " \
+            failure = f"leg {step.leg.tradingsymbol}: {(last.status if last else '') or 'no answer'} " \
                       f"{(last.status_message if last else '') or ''}".strip()
-        if filled(orders):
-            done.append((leg, filled(orders)))
-        if not ok:
-            break
-    if not failure:
-        j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure,
-                       state="completed")
-        return "completed"
-    # roll back: square off exactly what filled, short legs before their hedges
-    log.warning("group %s failed (%s): rolling back %d filled legs", group.id, failure, len(done))
-    back = closing_legs([Leg(**{**_leg_fields(leg), "quantity": qty}) for leg, qty in done])
-    ok = True
-    for k, leg in enumerate(back):
-        _, leg_ok = await place_leg(desk, group, leg, 50 + k, "rollback", timeout)
-        ok = ok and leg_ok
-    state = "rolled_back" if ok else "needs_attention"
-    j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure, state=state,
-                   detail=failure if ok else f"{failure}; rollback incomplete: check positions")
-    if not ok:
+        plan.done(step, filled(orders), ok, failure)
+    j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure,
+                   state=plan.state, detail=plan.detail)
+    if plan.state == "needs_attention" and group.intent == "entry":
         log.error("group %s NEEDS ATTENTION: rollback incomplete", group.id, extra={"user_id": desk.user_id})
-    await legs_ended(desk, group, "" if ok else "NEEDS_ATTENTION", failure)
-    return state
+    if plan.state != "completed":
+        await legs_ended(desk, group, plan.code, plan.reason)
+    return plan.state
 
 
 async def legs_ended(desk: Desk, group: SignalGroup, code: str, reason: str) -> None:
@@ -127,6 +101,3 @@ async def legs_ended(desk: Desk, group: SignalGroup, code: str, reason: str) -> 
                                  transaction_type=leg.transaction_type, quantity=leg.quantity, code=code,
                                  reason=reason)
 
-
-def _leg_fields(leg: Leg) -> dict:
-    return {f: getattr(leg, f) for f in leg.__struct_fields__}
