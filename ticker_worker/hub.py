@@ -1,5 +1,13 @@
 """One broker WebSocket per connected user (more when the user's tokens exceed Kite's per-connection
-limit); ticks published once per token, order updates and connection events to JetStream."""
+limit); ticks published once per token, order updates and connection events to JetStream.
+
+The tick path works on the frame's raw packets (``codec.split_frame``): several users' connections
+deliver the same instrument's ticks, and a packet that another connection already published, byte
+for byte (or that a richer packet already published begins with: ltp ⊂ quote ⊂ full), is a copy —
+not decoded again, not published on ``kta.ticks.<token>`` again. So a tick is dropped only when it is
+identical, field for field, to one already published; a connection's own ticks are never dropped.
+Each tick is decoded and encoded once, and a frame's messages (the shared subject and the user's own
+``kta.u.<user>.ticks.<token>``) leave in one write (``Bus.publish_many``)."""
 
 from __future__ import annotations
 
@@ -7,12 +15,14 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
+from typing import Any
 
 from shared import subjects
 from shared.bus import Bus
 from shared.kite.sessions import LiveSession, expire_session
+from shared.kite.codec import decode_packet, split_frame
 from shared.kite.ticker import MODE_RANK, Ticker, TokenExpired
-from shared.messages import BrokerEvent, BrokerOrderUpdate, Tick, encode
+from shared.messages import BrokerEvent, BrokerOrderUpdate, encode
 from ticker_worker.freshness import Freshness, MarketHours
 from ticker_worker.wanted import WantedStore
 
@@ -21,7 +31,7 @@ log = logging.getLogger("kta.ticker_worker")
 # Kite: 3,000 instruments per WebSocket connection, 3 connections per api_key.
 MAX_TOKENS_PER_CONNECTION = 3000
 MAX_CONNECTIONS = 3
-RECENT = 4  # published ticks remembered per token to recognise another connection's late copy
+RECENT = 4  # published packets remembered per token to recognise another connection's late copy
 
 
 class TokenLimitExceeded(Exception):
@@ -39,6 +49,7 @@ class UserFeed:
         self.tasks = []
         self.home: dict[int, Ticker] = {}  # token -> the connection it is subscribed on
         self.load: Counter[Ticker] = Counter()  # tokens placed on each connection
+        self.tick_subjects: dict[bytes, bytes] = {}  # packet's token bytes -> kta.u.<user>.ticks.<token>
         self._expired = False
 
     @property
@@ -47,7 +58,7 @@ class UserFeed:
 
     def _new_ticker(self) -> Ticker:
         ticker = Ticker(self.live.session.api_key, self.live.access_token, self.hub.ws_root,
-                        on_ticks=self.on_ticks, on_order=self.on_order, on_event=self.on_event)
+                        on_order=self.on_order, on_event=self.on_event, on_frame=self.on_frame)
         self.tickers.append(ticker)
         self.tasks.append(self.hub.bus.spawn(self._run(ticker), name=f"ticker:{self.user_id}:{len(self.tickers)}"))
         return ticker
@@ -102,23 +113,17 @@ class UserFeed:
                 self._expired = True
                 await expire_session(self.hub.bus, self.user_id, str(e), session=self.live.session)
 
-    async def on_ticks(self, ticks: list[Tick]) -> None:
-        """This user's connection delivered ticks: they are fresh, the user's own subjects get them
-        (``kta.u.<user>.ticks.<token>``, for their read-only key), the shared ones once per token.
-        Each tick is encoded once for both."""
-        hub = self.hub
-        now = time.time()
-        fresh = hub.freshness.token_tick
-        hub.freshness.user_tick[self.user_id] = now
-        publish, user_ticks, user_id = hub.bus.publish_raw, subjects.user_ticks, self.user_id
-        encoded = []
-        for t in ticks:
-            fresh[t.instrument_token] = now
-            data = encode(t)
-            encoded.append((t, data))
-            if hub.user_ticks:
-                await publish(user_ticks(user_id, t.instrument_token), data)
-        await hub.publish_ticks(encoded)
+    async def on_frame(self, ticker: Ticker, frame: bytes, received_at: int) -> None:
+        """This user's connection delivered a frame: its ticks are fresh, go to the user's own subjects
+        (for their read-only key) and, unless another connection published them already, to the shared
+        ones. Raises CodecError (before publishing anything) for a malformed frame."""
+        packets = split_frame(frame)
+        self.hub.freshness.user_tick[self.user_id] = time.time()
+        await self.hub.publish_packets(self, ticker, packets, received_at)
+
+    def user_subject(self, key: bytes, token: int) -> bytes:
+        subject = self.tick_subjects[key] = subjects.user_ticks(self.user_id, token).encode()
+        return subject
 
     async def on_order(self, order: dict) -> None:
         # Every connection of the user receives the same update: the msg id makes JetStream keep one.
@@ -151,6 +156,17 @@ class UserFeed:
                 await task
 
 
+class _Token:
+    """One instrument's publishing state: its shared subject and the last packets published."""
+
+    __slots__ = ("token", "subject", "recent")
+
+    def __init__(self, key: bytes) -> None:
+        self.token = int.from_bytes(key, "big")
+        self.subject = subjects.ticks(self.token).encode()
+        self.recent: deque[tuple[Any, bytes, bytes]] = deque(maxlen=RECENT)  # (connection, packet, encoded)
+
+
 class TickerHub:
     def __init__(self, bus: Bus, ws_root: str, *, max_tokens: int = MAX_TOKENS_PER_CONNECTION,
                  max_connections: int = MAX_CONNECTIONS, store: WantedStore | None = None,
@@ -164,30 +180,42 @@ class TickerHub:
         self.max_connections = max_connections
         self.feeds: dict[str, UserFeed] = {}
         self.wanted: dict[str, dict[int, str]] = {}  # user -> token -> mode
-        self._recent: dict[int, deque] = {}
+        self._tokens: dict[bytes, _Token] = {}  # by the packet's first four bytes (the token)
         self.published = 0
         self.copies = 0  # ticks dropped as another connection's copy
         self.duplicate_updates = 0  # order updates JetStream already had (several connections)
         self.events: dict[str, int] = {}
 
-    async def publish_ticks(self, ticks: list[tuple[Tick, bytes]]) -> None:
-        """Publish each tick (with its encoding) once, even when several users' connections deliver
-        it (one of them possibly a few frames behind): a tick equal to one of the token's last few
-        published, in a mode no richer, is a copy."""
-        recent_of = self._recent
-        publish = self.bus.publish_raw
-        for t, data in ticks:
-            key = (t.last_price, t.volume_traded, t.exchange_timestamp, t.oi)
-            rank = MODE_RANK[t.mode]
-            recent = recent_of.get(t.instrument_token)
-            if recent is None:
-                recent = recent_of[t.instrument_token] = deque(maxlen=RECENT)
-            elif any(k == key and r >= rank for r, k in recent):
-                self.copies += 1
-                continue
-            recent.append((rank, key))
-            await publish(subjects.ticks(t.instrument_token), data)
-            self.published += 1
+    async def publish_packets(self, feed: UserFeed, source: Any, packets: list[bytes], received_at: int) -> None:
+        """Publish one frame's packets from ``source`` (a connection of ``feed``'s user): each on the
+        user's subject, and on the shared one unless it is another connection's copy."""
+        now = time.time()
+        fresh = self.freshness.token_tick
+        tokens = self._tokens
+        own = feed.tick_subjects if self.user_ticks else None
+        out: list[tuple[bytes, bytes]] = []
+        for pkt in packets:
+            key = pkt[:4]
+            state = tokens.get(key)
+            if state is None:
+                state = tokens[key] = _Token(key)
+            fresh[state.token] = now
+            data = b""
+            for src, raw, encoded in state.recent:
+                if src is not source and raw.startswith(pkt):  # another connection's, same or richer
+                    self.copies += 1
+                    if len(raw) == len(pkt):
+                        data = encoded
+                    break
+            else:
+                data = encode(decode_packet(pkt, received_at))
+                state.recent.append((source, pkt, data))
+                out.append((state.subject, data))
+                self.published += 1
+            if own is not None:
+                out.append((own.get(key) or feed.user_subject(key, state.token),
+                            data or encode(decode_packet(pkt, received_at))))
+        await self.bus.publish_many(out)
 
     def live_users(self) -> dict[str, list[int]]:
         """Users whose broker feed is open, with the instruments they want."""

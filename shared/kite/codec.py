@@ -7,7 +7,8 @@ tradable quote/full. Integers are unsigned like the official clients (the index 
 signed, but like them we compute change from last price and close instead of reading it).
 
 Decoding is the hot path: one precompiled ``struct.Struct`` per packet kind, one ``unpack_from``
-per packet, straight into the ``Tick`` Struct with no intermediate dicts.
+per packet (one ``iter_unpack`` per frame when every packet is the same kind), straight into the
+``Tick`` Struct with no intermediate dicts or loops (``bench/decode.py`` measures it on mixed frames).
 """
 
 from __future__ import annotations
@@ -47,112 +48,159 @@ def is_index(token: int) -> bool:
     return token & 0xFF == SEGMENT_INDICES
 
 
-def _change(last: float, close: float) -> float:
-    return (last - close) * 100 / close if close else 0.0
+_DIV = tuple(_DIVISORS.get(seg, 100) for seg in range(256))  # by segment: an index, not a dict look-up
+
+# Each builder takes one packet's fields as unpacked by its ``[len][packet]`` record layout below
+# (``_n`` the length header), as positional parameters: no indexing, no loop, one Struct call per
+# object. That is most of what decoding costs.
+
+
+def _ltp(_n, token, last) -> Tick:
+    seg = token & 0xFF
+    return Tick(token, _LTP_MODE, seg != SEGMENT_INDICES, last / _DIV[seg])
+
+
+def _index_quote(_n, token, last, high, low, open_, close, _change) -> Tick:
+    seg = token & 0xFF
+    d = _DIV[seg]
+    last /= d
+    close /= d
+    return Tick(token, _QUOTE_MODE, seg != SEGMENT_INDICES, last, 0, 0.0, 0, 0, 0,
+                OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0)
+
+
+def _index_full(_n, token, last, high, low, open_, close, _change, ets) -> Tick:
+    seg = token & 0xFF
+    d = _DIV[seg]
+    last /= d
+    close /= d
+    return Tick(token, _FULL_MODE, seg != SEGMENT_INDICES, last, 0, 0.0, 0, 0, 0,
+                OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0,
+                None, 0, 0, 0, ets)
+
+
+def _quote(_n, token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close) -> Tick:
+    seg = token & 0xFF
+    d = _DIV[seg]
+    last /= d
+    close /= d
+    return Tick(token, _QUOTE_MODE, seg != SEGMENT_INDICES, last, ltq, atp / d, volume, tbq, tsq,
+                OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0)
+
+
+def _full(_n, token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, ltt, oi, oi_high, oi_low, ets,
+          bq1, bp1, bo1, bq2, bp2, bo2, bq3, bp3, bo3, bq4, bp4, bo4, bq5, bp5, bo5,
+          sq1, sp1, so1, sq2, sp2, so2, sq3, sp3, so3, sq4, sp4, so4, sq5, sp5, so5) -> Tick:
+    seg = token & 0xFF
+    d = _DIV[seg]
+    last /= d
+    close /= d
+    return Tick(token, _FULL_MODE, seg != SEGMENT_INDICES, last, ltq, atp / d, volume, tbq, tsq,
+                OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0,
+                ltt, oi, oi_high, oi_low, ets,
+                Depth([DepthItem(bq1, bp1 / d, bo1), DepthItem(bq2, bp2 / d, bo2), DepthItem(bq3, bp3 / d, bo3),
+                       DepthItem(bq4, bp4 / d, bo4), DepthItem(bq5, bp5 / d, bo5)],
+                      [DepthItem(sq1, sp1 / d, so1), DepthItem(sq2, sp2 / d, so2), DepthItem(sq3, sp3 / d, so3),
+                       DepthItem(sq4, sp4 / d, so4), DepthItem(sq5, sp5 / d, so5)]))
+
+
+def _record(layout: struct.Struct) -> struct.Struct:
+    return struct.Struct(">H" + layout.format[1:])
+
+
+# packet length -> (its packet layout, its [len][packet] record layout, builder)
+_KINDS = {size: (layout, _record(layout), build) for size, layout, build in (
+    (FULL_SIZE, _FULL, _full), (QUOTE_SIZE, _QUOTE, _quote), (LTP_SIZE, _LTP, _ltp),
+    (INDEX_FULL_SIZE, _INDEX_FULL, _index_full), (INDEX_QUOTE_SIZE, _INDEX_QUOTE, _index_quote))}
+_FULL_REC, _QUOTE_REC, _LTP_REC, _INDEX_FULL_REC, _INDEX_QUOTE_REC = (_KINDS[n][1] for n in (
+    FULL_SIZE, QUOTE_SIZE, LTP_SIZE, INDEX_FULL_SIZE, INDEX_QUOTE_SIZE))
 
 
 def decode_packet(pkt: bytes | memoryview, received_at: int = 0, offset: int = 0, size: int = -1) -> Tick:
     """One packet (``size`` bytes at ``offset`` of ``pkt``) to a Tick."""
     if size < 0:
         size = len(pkt) - offset
-    token = _LTP.unpack_from(pkt, offset)[0] if size >= 4 else -1
-    d = _DIVISORS.get(token & 0xFF, 100)
-    tradable = token & 0xFF != SEGMENT_INDICES
-    if size == QUOTE_SIZE or size == FULL_SIZE:
-        if size == QUOTE_SIZE:
-            v = _QUOTE.unpack_from(pkt, offset)
-            mode = _QUOTE_MODE
-        else:
-            v = _FULL.unpack_from(pkt, offset)
-            mode = _FULL_MODE
-        last = v[1] / d
-        close = v[10] / d
-        tick = Tick(
-            token,
-            mode,
-            tradable,
-            last,
-            v[2],
-            v[3] / d,
-            v[4],
-            v[5],
-            v[6],
-            OHLC(v[7] / d, v[8] / d, v[9] / d, close),
-            (last - close) * 100 / close if close else 0.0,
-            received_at=received_at,
-        )
-        if size == FULL_SIZE:
-            tick.last_trade_time = v[11]
-            tick.oi = v[12]
-            tick.oi_day_high = v[13]
-            tick.oi_day_low = v[14]
-            tick.exchange_timestamp = v[15]
-            tick.depth = Depth(
-                [DepthItem(v[i], v[i + 1] / d, v[i + 2]) for i in range(16, 31, 3)],
-                [DepthItem(v[i], v[i + 1] / d, v[i + 2]) for i in range(31, 46, 3)],
-            )
-        return tick
-    if size == LTP_SIZE:
-        return Tick(token, _LTP_MODE, tradable, _LTP.unpack_from(pkt, offset)[1] / d, received_at=received_at)
-    if size == INDEX_QUOTE_SIZE or size == INDEX_FULL_SIZE:
-        full = size == INDEX_FULL_SIZE
-        v = (_INDEX_FULL if full else _INDEX_QUOTE).unpack_from(pkt, offset)
-        last, close = v[1] / d, v[5] / d
-        return Tick(
-            token,
-            _FULL_MODE if full else _QUOTE_MODE,
-            tradable,
-            last,
-            ohlc=OHLC(v[4] / d, v[2] / d, v[3] / d, close),
-            change=_change(last, close),
-            exchange_timestamp=v[7] if full else None,
-            received_at=received_at,
-        )
-    raise CodecError(f"unknown packet length {size}")
+    kind = _KINDS.get(size)
+    if kind is None or offset + size > len(pkt):
+        raise CodecError(f"unknown packet length {size}" if kind is None else "packet truncated")
+    layout, _, build = kind
+    tick = build(size, *layout.unpack_from(pkt, offset))
+    tick.received_at = received_at
+    return tick
 
 
-_QUOTE_RECORD = struct.Struct(">H" + _QUOTE.format[1:])  # [len][44-byte packet], repeated
+def split_frame(data: bytes | bytearray | memoryview) -> list[bytes]:
+    """A frame's packets (copies), every length checked: CodecError before anything is used."""
+    n_bytes = len(data)
+    if n_bytes < 4:
+        return []
+    packets = []
+    pos = 2
+    for _ in range(data[0] << 8 | data[1]):
+        if pos + 2 > n_bytes:
+            raise CodecError(f"frame truncated: header of packet at byte {pos}")
+        size = data[pos] << 8 | data[pos + 1]
+        pos += 2
+        end = pos + size
+        if end > n_bytes:
+            raise CodecError(f"frame truncated: packet of {size} bytes at byte {pos}")
+        if size not in _KINDS:
+            raise CodecError(f"unknown packet length {size}")
+        packets.append(bytes(data[pos:end]))
+        pos = end
+    return packets
 
 
-def _decode_uniform_quote(data, count: int, received_at: int) -> list[Tick] | None:
-    """Fast path for the common frame: N quote packets back to back (one C-level iter_unpack)."""
+def _uniform(data, count: int, received_at: int) -> list[Tick] | None:
+    """A frame whose packets are all of the first one's kind: one C-level ``iter_unpack``."""
+    kind = _KINDS.get(data[2] << 8 | data[3])
+    if kind is None or len(data) != 2 + count * kind[1].size:
+        return None
+    _, record, build = kind
+    size = record.size - 2
     ticks = []
     append = ticks.append
-    for v in _QUOTE_RECORD.iter_unpack(memoryview(data)[2:]):
-        if v[0] != QUOTE_SIZE:
+    for v in record.iter_unpack(memoryview(data)[2:]):
+        if v[0] != size:
             return None
-        token = v[1]
-        seg = token & 0xFF
-        d = _DIVISORS.get(seg, 100)
-        last = v[2] / d
-        close = v[11] / d
-        append(Tick(token, _QUOTE_MODE, seg != SEGMENT_INDICES, last, v[3], v[4] / d, v[5], v[6], v[7],
-                    OHLC(v[8] / d, v[9] / d, v[10] / d, close),
-                    (last - close) * 100 / close if close else 0.0, received_at=received_at))
+        tick = build(*v)
+        tick.received_at = received_at
+        append(tick)
     return ticks
 
 
 def decode_frame(data: bytes | bytearray | memoryview, received_at: int = 0) -> list[Tick]:
     """A binary WebSocket frame to its Ticks; heartbeats (and anything shorter than a header) to []."""
-    n_bytes = len(data)
-    if n_bytes < 4:
+    if len(data) < 4:
         return []
-    count = _HEADER.unpack_from(data, 0)[0]
-    if n_bytes == 2 + count * _QUOTE_RECORD.size:
-        ticks = _decode_uniform_quote(data, count, received_at)
-        if ticks is not None:
-            return ticks
+    count = data[0] << 8 | data[1]
+    ticks = _uniform(data, count, received_at)
+    if ticks is not None:
+        return ticks
     ticks = []
+    append = ticks.append
+    full, full_rec = _full, _FULL_REC.unpack_from  # locals: this loop runs once per packet
     pos = 2
-    for _ in range(count):
-        if pos + 2 > n_bytes:
-            raise CodecError(f"frame truncated: header of packet at byte {pos}")
-        size = _HEADER.unpack_from(data, pos)[0]
-        pos += 2
-        if pos + size > n_bytes:
-            raise CodecError(f"frame truncated: packet of {size} bytes at byte {pos}")
-        ticks.append(decode_packet(data, received_at, pos, size))
-        pos += size
+    try:
+        for _ in range(count):
+            size = data[pos] << 8 | data[pos + 1]
+            if size == 184:  # FULL_SIZE; by frequency in kta's feeds (strategies subscribe full)
+                tick = full(*full_rec(data, pos))
+            elif size == INDEX_FULL_SIZE:
+                tick = _index_full(*_INDEX_FULL_REC.unpack_from(data, pos))
+            elif size == QUOTE_SIZE:
+                tick = _quote(*_QUOTE_REC.unpack_from(data, pos))
+            elif size == LTP_SIZE:
+                tick = _ltp(*_LTP_REC.unpack_from(data, pos))
+            elif size == INDEX_QUOTE_SIZE:
+                tick = _index_quote(*_INDEX_QUOTE_REC.unpack_from(data, pos))
+            else:
+                raise CodecError(f"unknown packet length {size}")
+            tick.received_at = received_at
+            append(tick)
+            pos += size + 2
+    except (IndexError, struct.error):
+        raise CodecError(f"frame truncated: packet {len(ticks) + 1} of {count} at byte {pos}") from None
     return ticks
 
 

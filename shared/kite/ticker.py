@@ -45,9 +45,10 @@ class Ticker:
         access_token: str,
         root: str,
         *,
-        on_ticks: Callable[[list[Tick]], Awaitable[None]],
+        on_ticks: Callable[[list[Tick]], Awaitable[None]] | None = None,
         on_order: Callable[[dict], Awaitable[None]],
         on_event: Callable[[str, dict], Awaitable[None]],
+        on_frame: Callable[["Ticker", bytes, int], Awaitable[None]] | None = None,
         stale_after: float = 5.0,
         max_delay: float = 30.0,
         alert_after: int = 5,
@@ -56,6 +57,7 @@ class Ticker:
         self.url = f"{root}?{urlencode({'api_key': api_key, 'access_token': access_token})}"
         self.modes: dict[int, str] = {}
         self.on_ticks, self.on_order, self.on_event = on_ticks, on_order, on_event
+        self.on_frame = on_frame  # given: binary frames go to it undecoded (with this ticker and receive time)
         self.stale_after, self.max_delay, self.alert_after = stale_after, max_delay, alert_after
         self._rng = rng or random.Random(0)
         self._ws = None
@@ -150,12 +152,17 @@ class Ticker:
                 await ws.close()
                 return
             if isinstance(frame, bytes):
+                if len(frame) < 4:  # a heartbeat
+                    continue
                 try:
+                    if self.on_frame is not None:  # it validates the whole frame before using any of it
+                        await self.on_frame(self, frame, time.time_ns())
+                        continue
                     ticks = decode_frame(frame, time.time_ns())
                 except ValueError as e:
                     await self.on_event("error", {"detail": f"malformed frame dropped: {e}"})
                     continue
-                if ticks:
+                if ticks and self.on_ticks is not None:
                     await self.on_ticks(ticks)
                 continue
             try:

@@ -24,6 +24,29 @@ async def test_publish_subscribe_typed(bus):
     assert await asyncio.wait_for(got.get(), 5) == t
 
 
+async def test_publish_many_delivers_every_message_in_order_on_its_subject(bus):
+    """One write carrying many PUBs (the ticker's batch): all arrive, in order, each on its subject,
+    payloads byte for byte (empty and binary ones too); an empty batch is a no-op."""
+    got: list[tuple[str, bytes]] = []
+    done = asyncio.Event()
+    n = 2_000
+
+    async def on_msg(msg) -> None:
+        got.append((msg.subject, msg.data))
+        if len(got) == n:
+            done.set()
+
+    await bus.nc.subscribe("kta.test.many.>", cb=on_msg)
+    await bus.nc.flush()
+    sent = [(f"kta.test.many.{i % 7}".encode(), bytes([i % 256]) * (i % 300) + b"\r\nPUB x 1\r\n")
+            for i in range(n)]
+    await bus.publish_many([])
+    await bus.publish_many(sent[:1000])
+    await bus.publish_many(sent[1000:])
+    await asyncio.wait_for(done.wait(), 10)
+    assert got == [(s_.decode(), p) for s_, p in sent]
+
+
 async def test_malformed_payload_is_dead_lettered_and_worker_goes_on(nats_server):
     bus = await connect(nats_server, "dlqtest1")
     try:
