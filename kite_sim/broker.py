@@ -141,8 +141,12 @@ class Broker:
                 not risk.covered_by_holdings(acc, inst.instrument_token, o.product, tt, qty):
             return f"Insufficient funds. Required margin is {need / 100:.2f} but available margin is {avail / 100:.2f}."
         q = self.market.quote(inst)
-        if order_type in ("LIMIT", "SL") and not (paise(q.lower_circuit) <= o.price <= paise(q.upper_circuit)):
-            return f"Your order price is out of the circuit limits ({q.lower_circuit:.2f} - {q.upper_circuit:.2f})."
+        if order_type in ("LIMIT", "SL") and o.price < paise(q.lower_circuit):  # Kite's words (gtt_get_order mock)
+            return (f"Your order price is lower than the current lower circuit limit of {q.lower_circuit:.2f}. "
+                    "Place an order within the daily range.")
+        if order_type in ("LIMIT", "SL") and o.price > paise(q.upper_circuit):
+            return (f"Your order price is higher than the current upper circuit limit of {q.upper_circuit:.2f}. "
+                    "Place an order within the daily range.")
         if order_type in ("SL", "SL-M"):
             return self._stop_error(o, o.trigger_price) or ""
         return ""

@@ -153,7 +153,8 @@ def test_a_refused_leg_is_a_failed_result(sim, kite):
                                        [leg("SELL", round(q["lower_circuit_limit"] * 0.5, 1))]))["trigger_id"]
     pin(sim, 1475.0)
     outcome = triggered(kite, tid)["orders"][0]["result"]["order_result"]
-    assert outcome["status"] == "failed" and "circuit" in outcome["rejection_reason"]
+    assert outcome["status"] == "failed"
+    assert outcome["rejection_reason"].startswith("Your order price is lower than the current lower circuit limit of ")
     assert paced(lambda: kite.order_history(outcome["order_id"]))[-1]["status"] == "REJECTED"
 
 
