@@ -39,10 +39,13 @@ async def test_commands_validation_and_live_signals(bus, sim, data_dir):
                                     m.AddStrategy(strategy="ema_crossover", params={"fats": 3}))
         assert isinstance(unknown, m.Error) and unknown.field == "fats"
 
-        ok = await bus.request(subjects.cmd(user, "strategy", "add"),
-                               m.AddStrategy(strategy="ema_crossover", params={"fast": 2, "slow": 4, "lots": 1}))
+        add = m.AddStrategy(strategy="ema_crossover", params={"fast": 2, "slow": 4, "lots": 1})
+        ok = await bus.request(subjects.cmd(user, "strategy", "add"), add, request_id="add-1")
         assert isinstance(ok, m.Ok), ok
         sid = ok.data["strategy_id"]
+        # a retry after a timeout (same request id) answers with the first outcome, not a second strategy
+        again = await bus.request(subjects.cmd(user, "strategy", "add"), add, request_id="add-1")
+        assert isinstance(again, m.Ok) and again.data["strategy_id"] == sid
         replies = await bus.gather(subjects.cmd(user, "live", "start"), m.StartLive(tokens=[256265]),
                                    expect={"ticker", "strategy"}, timeout=20)
         assert isinstance(replies["strategy"], m.Ok), replies
@@ -59,7 +62,7 @@ async def test_commands_validation_and_live_signals(bus, sim, data_dir):
         assert sig.tick_received_at > 0
 
         listing = await bus.request(subjects.cmd(user, "strategy", "list"), m.ListStrategies())
-        assert listing.data[0]["strategy_id"] == sid and listing.data[0]["signals"] >= 1
+        assert [r["strategy_id"] for r in listing.data] == [sid] and listing.data[0]["signals"] >= 1
         log = await bus.request(subjects.cmd(user, "strategy", "signals"), m.GetSignals(limit=5))
         assert log.data[-1]["id"] or log.data[0]["id"]
 
