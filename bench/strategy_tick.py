@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import warnings
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +41,14 @@ from shared import messages as m
 from shared import natsd
 from shared.bus import Bus
 from shared.config import load
+from shared import ist
+from shared.ist import IST
 from shared.kite.models import Instrument
 from strategy_worker.engine import StrategyEngine
 from strategy_worker.runner import StrategyRunner
 from strategy_worker.strategies import registry
 from strategy_worker.strategies.context import StrategyContext
 
-IST = timezone(timedelta(hours=5, minutes=30))
 DAY = date(2026, 11, 25)
 OPEN = int(datetime(DAY.year, DAY.month, DAY.day, 9, 15, tzinfo=IST).timestamp())
 WINDOW = 500
@@ -111,7 +112,7 @@ def pandas_signal(name: str, df: pd.DataFrame) -> bool:
         z = ((c - c.rolling(20).mean()) / c.rolling(20).std(ddof=0)).iloc[-1]
         return bool(abs(z) > 2)
     tp = (df["high"] + df["low"] + c) / 3
-    day = (df.index.to_series() + 19800) // 86400
+    day = (df.index.to_series() + ist.OFFSET_SECONDS) // ist.DAY_SECONDS
     vwap = (tp * df["volume"]).groupby(day).cumsum() / df["volume"].groupby(day).cumsum()
     avg = df["volume"].rolling(20).mean()
     return bool(c.iloc[-1] > vwap.iloc[-1] and df["volume"].iloc[-1] > 1.5 * avg.iloc[-1])
@@ -166,7 +167,7 @@ def talib_signal(name: str, w: Window) -> bool:
     if name == "mean_reversion":
         mean, sd = talib.SMA(c, 20)[-1], talib.STDDEV(c, 20)[-1]
         return bool(abs((c[-1] - mean) / sd) > 2)
-    day = (w.view("start") + 19800) // 86400
+    day = (w.view("start") + ist.OFFSET_SECONDS) // ist.DAY_SECONDS
     today = day == day[-1]
     tp = (h[today] + lo[today] + c[today]) / 3
     vwap = (tp * v[today]).sum() / v[today].sum()

@@ -5,7 +5,7 @@ access token that goes, encrypted, into the broker-session KV bucket the workers
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get
@@ -16,12 +16,12 @@ from gateway.bodies import bad_field
 from gateway.guards import user_id_of
 from gateway.services import services_of
 from gateway.trading import TradingError
+from shared.ist import IST
 from shared.kite import errors as kite_errors
 from shared.kite.client import KiteClient
 from shared.kite.sessions import put_session
 
 log = logging.getLogger("kta.gateway.kite")
-IST = timezone(timedelta(hours=5, minutes=30))
 
 
 def next_expiry(now: datetime | None = None) -> int:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from datetime import date, datetime
 
+from shared.ist import IST
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument
-from shared.options.chain import IST, RATE, build_chains, years_to_expiry
+from shared.options.chain import RATE, build_chains, years_to_expiry
 from shared.options.iv import IVError, implied_vol_black76
 from shared.options.oi import OITracker
 from shared.options.pricing import greeks_black76

@@ -20,7 +20,7 @@ Filters:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
 from pathlib import Path
@@ -28,11 +28,11 @@ from typing import Any
 
 import jinja2
 
+from shared.ist import IST
 from shared.messages import format_inr, group_indian, to_paise
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
-IST = timezone(timedelta(hours=5, minutes=30))
 DASH = "–"
 
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from kite_sim.clock import IST
+from shared.ist import IST
 
 REQUEST_TOKEN_TTL = 300.0
 

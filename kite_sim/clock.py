@@ -12,9 +12,10 @@ the last close; regular orders are refused then and AMOs wait for the open.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
-IST = timezone(timedelta(hours=5, minutes=30))
+from shared.ist import IST
+
 OPEN_SECONDS = 9 * 3600 + 15 * 60
 CLOSE_SECONDS = 15 * 3600 + 30 * 60
 SESSION_SECONDS = CLOSE_SECONDS - OPEN_SECONDS  # 22,500

@@ -21,11 +21,11 @@ import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from kite_sim.clock import IST
 from kite_sim.failures import Failures
 from kite_sim.instruments import Instrument
 from kite_sim.orders import Account, OrderError, paise, rupees
 from kite_sim.validation import instrument, order_spec
+from shared.ist import IST
 
 log = logging.getLogger("kite_sim.gtt")
 

@@ -18,9 +18,10 @@ from datetime import date, datetime, timedelta
 import numpy as np
 
 from kite_sim import book
-from kite_sim.clock import IST, SESSION_SECONDS, SimClock, add_trading_days, session_open
+from kite_sim.clock import SESSION_SECONDS, SimClock, add_trading_days, session_open
 from kite_sim.instruments import Instrument, Universe
 from shared import fills
+from shared.ist import IST
 
 RATE = 0.065  # risk-free rate for carry and option pricing
 YEAR_SECONDS = 365 * 24 * 3600

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kite_sim.clock import IST, SESSION_SECONDS, session_open
+from kite_sim.clock import SESSION_SECONDS, session_open
+from shared.ist import IST
 
 FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
 

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from litestar import Request, Response, get, post
 
 from kite_sim import contract_note, portfolio
-from kite_sim.clock import IST
 from kite_sim.envelope import json_list, ok
 from kite_sim.errors import KiteError
 from kite_sim.kite_api import KiteController
 from kite_sim.sim import Sim
+from shared.ist import IST
 
 # interval -> (seconds, max days per request)
 INTERVALS = {"minute": (60, 60), "3minute": (180, 100), "5minute": (300, 100), "10minute": (600, 100),

@@ -1,11 +1,15 @@
-"""India Standard Time, the clock of the exchange and of Kite's timestamps: one zone, one day, one stamp."""
+"""India Standard Time, the clock of the exchange and of Kite's timestamps: one zone, one day, one stamp.
+
+Every IST computation in kta goes through here: the zone (``IST``), the calendar day of an instant
+(``day``, ``day_number``, ``midnight``) and Kite's timestamp text (``stamp``, ``parse``)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-IST = timezone(timedelta(hours=5, minutes=30))
-OFFSET_SECONDS = 19800
+OFFSET_SECONDS = 19800  # IST is UTC+05:30, all year (no daylight saving)
+IST = timezone(timedelta(seconds=OFFSET_SECONDS))
+DAY_SECONDS = 86400
 
 
 def now(epoch_seconds: float) -> datetime:
@@ -15,6 +19,16 @@ def now(epoch_seconds: float) -> datetime:
 def day(epoch_seconds: float) -> str:
     """The IST calendar day (yyyy-mm-dd) of an instant."""
     return now(epoch_seconds).strftime("%Y-%m-%d")
+
+
+def day_number(epoch_seconds: float) -> int:
+    """The IST calendar day of an instant as a whole number (days since 1970-01-01 IST): cheap to compare."""
+    return int((epoch_seconds + OFFSET_SECONDS) // DAY_SECONDS)
+
+
+def midnight(epoch_seconds: int) -> int:
+    """The epoch second at which the IST day holding ``epoch_seconds`` began."""
+    return epoch_seconds - (epoch_seconds + OFFSET_SECONDS) % DAY_SECONDS
 
 
 def stamp(epoch_seconds: float) -> str:

@@ -10,17 +10,17 @@ import itertools
 from collections import deque
 from dataclasses import dataclass
 
+from shared import ist
 from shared.messages import INTERVAL_SECONDS, Bar, Tick
 
-IST_OFFSET = 19800  # seconds east of UTC
 SESSION_OPEN = 9 * 3600 + 15 * 60  # candles are aligned to the 09:15 open
 
 
 def bar_start(ts: int, interval_s: int) -> int:
     """The open time of the candle containing exchange time ``ts`` (epoch s)."""
     if interval_s >= 86400:
-        return ts - (ts + IST_OFFSET) % 86400
-    day = ts - (ts + IST_OFFSET) % 86400
+        return ist.midnight(ts)
+    day = ist.midnight(ts)
     since_open = ts - day - SESSION_OPEN
     return day + SESSION_OPEN + since_open // interval_s * interval_s
 
@@ -114,7 +114,7 @@ class BarSeries:
             done = self._close()
         if self.bars and start <= self.bars[-1].start:
             return done  # a late tick for a bar already closed
-        day_end = ts - (ts + IST_OFFSET) % 86400 + 86400
+        day_end = ist.midnight(ts) + ist.DAY_SECONDS
         self._cur = _Open(start, min(start + self.seconds, day_end), price, price, price, price, vol, tick.oi,
                           self._gap_pending)
         self._gap_pending = False

@@ -20,12 +20,12 @@ from typing import Any
 import msgspec
 
 from shared import messages as m
-from shared import subjects
+from shared import ist, subjects
 from shared.bus import Bus
 from shared.config import Settings
 from shared.kite.clients import KiteClients
 from shared.kite.sessions import vault_for
-from strategy_worker.bars import IST_OFFSET, BarSeries
+from strategy_worker.bars import BarSeries
 from strategy_worker.runner import StrategyRunner
 from strategy_worker.store import StrategyStore
 from strategy_worker.strategies import registry
@@ -238,7 +238,7 @@ class StrategyEngine:
             await self.on_bar(bar)
 
     async def on_bar(self, bar: m.Bar) -> None:
-        day = (bar.start + IST_OFFSET) // 86400
+        day = ist.day_number(bar.start)
         if day != self._day:  # circuit bands are the day's: fetched again for the new one
             self._day = day
             self.ctx.bands.clear()

@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from shared import messages as m
 from shared.candles.fetch import refresh
 from shared.candles.store import CandleStore
+from shared.ist import IST
 from shared.kite.client import KiteClient
 from shared.kite.models import Candle, Instrument, Quote
 from strategy_worker.indicators import RSI
 
-IST = timezone(timedelta(hours=5, minutes=30))
 QUOTE_BATCH = 500  # Kite's limit of instruments per /quote call
 HISTORY_CONCURRENCY = 3  # Kite allows 3 historical requests a second; the client paces them
 

@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from shared import messages as m
 from shared.candles.fetch import refresh
 from shared.candles.store import CandleStore
-from shared.kite.errors import KiteError
+from shared.ist import IST
 from shared.kite.clients import NotConnected
-from shared.options.chain import IST
+from shared.kite.errors import KiteError
 from strategy_worker.engine import StrategyEngine
 
 log = logging.getLogger("kta.strategy")

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from shared.candles.store import IST, Candles, CandleError, CandleStore
+from shared.candles.store import CandleError, Candles, CandleStore
+from shared.ist import IST
 
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
 

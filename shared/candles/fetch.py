@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from shared.candles.store import IST, Candles, CandleStore, check_interval
+from shared.candles.store import Candles, CandleStore, check_interval
+from shared.ist import IST
 from shared.kite.client import HISTORICAL_MAX_DAYS, KiteClient
 
 Progress = Callable[[int, int, str], None]  # (requests done, requests planned, what)

@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shared import dblock
+from shared.ist import IST
 from shared.messages import INTERVAL_SECONDS
 
-IST = timezone(timedelta(hours=5, minutes=30))
 COLUMNS = ("ts", "open", "high", "low", "close", "volume", "oi")
 SCHEMA = pa.schema([("ts", pa.int64()), ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
                     ("close", pa.float64()), ("volume", pa.int64()), ("oi", pa.int64())])

@@ -20,6 +20,8 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable
 
+from shared import ist
+
 LIMITS: dict[str, list[tuple[int, int]]] = {
     "quote": [(1, 1)],
     "historical": [(1, 3)],
@@ -27,7 +29,6 @@ LIMITS: dict[str, list[tuple[int, int]]] = {
     "other": [(1, 10)],
 }
 DAY = 86400
-IST_OFFSET = 19800  # seconds east of UTC
 MARGIN = 0.1  # seconds added to every sliding window: latency jitter, clock skew, a late wake-up
 LATE_RECLAIMS = 1
 log = logging.getLogger("kta.kite.ratelimit")
@@ -103,7 +104,7 @@ class RateLimiter:
         while sent and sent[0] <= now - horizon(windows, self.margin):
             sent.popleft()
         at = next_slot(sent, windows, now, self.margin)
-        day = int((at + IST_OFFSET) // DAY)
+        day = ist.day_number(at)
         for window, limit in windows:
             if window >= DAY and self._days[(cls, day)] >= limit:
                 raise DailyLimitReached(f"Kite's daily limit of {limit} {cls} requests is reached")

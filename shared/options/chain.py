@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
+from shared.ist import IST
 from shared.kite.models import Instrument
 from shared.options.iv import IVError, implied_vol_black76
 from shared.options.pricing import black76, greeks_black76, implied_forward
 
-IST = timezone(timedelta(hours=5, minutes=30))
 RATE = 0.065
 YEAR = 365 * 24 * 3600
 

@@ -9,7 +9,8 @@ from datetime import datetime
 
 import numpy as np
 
-from shared.candles.store import COLUMNS, IST, CandleStore, months_between
+from shared.candles.store import COLUMNS, CandleStore, months_between
+from shared.ist import IST
 
 Row = tuple[int, int, float, float, float, float, int, int]  # token, ts, open, high, low, close, volume, oi
 

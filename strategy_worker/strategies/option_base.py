@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shared.ist import IST
 from shared.kite.models import Instrument
 from shared.messages import (
     Bar,
@@ -26,7 +27,7 @@ from shared.messages import (
     TransactionType,
     to_paise,
 )
-from shared.options.chain import IST, OptionChain, nearest_chain
+from shared.options.chain import OptionChain, nearest_chain
 from strategy_worker.strategies.base import BaseStrategy
 
 NEAR_STRIKES = 12  # strikes each side of ATM whose ticks a strategy follows

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from msgspec import Meta
 
+from shared import ist
 from shared.messages import Bar, TransactionType
-from strategy_worker.bars import IST_OFFSET
 from strategy_worker.indicators import SMA, VWAP
 from strategy_worker.strategies.base import BaseStrategy, clamp01
 from strategy_worker.strategies.params import EquityParams
@@ -38,7 +38,7 @@ class VWAPBreakout(BaseStrategy):
 
     def on_bar(self, bar: Bar) -> list:
         typical = (bar.high + bar.low + bar.close) / 3
-        vwap = self.vwap.update(typical, bar.volume or 1, (bar.start + IST_OFFSET) // 86400)
+        vwap = self.vwap.update(typical, bar.volume or 1, ist.day_number(bar.start))
         avg = self.avg_volume.update(bar.volume)
         p = self.params
         band = vwap * p.band_pct

@@ -3,15 +3,15 @@ snapshots, and a refresh from a real kite_sim through the Kite client."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pytest
 
-from shared.candles import Candles, CandleError, CandleStore, day_bounds
+from shared.candles import CandleError, Candles, CandleStore, day_bounds
 from shared.candles.csv_import import import_csv
 from shared.candles.fetch import plan, refresh
 from shared.candles.instruments import InstrumentArchive
-from shared.candles.store import IST
+from shared.ist import IST
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument
 from tests.simkit import login

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from gateway.option_chain import IST, live_expiries, market_now, underlying_name
+from gateway.option_chain import live_expiries, market_now, underlying_name
+from shared.ist import IST
 
 EXPIRIES = [date(2026, 1, 13), date(2026, 1, 6), date(2026, 1, 27)]
 

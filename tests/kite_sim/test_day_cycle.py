@@ -11,13 +11,14 @@ import pytest
 
 from kite_sim import portfolio
 from kite_sim.broker import MARKET_CLOSED, Broker
-from kite_sim.clock import IST, SESSION_SECONDS, SimClock
+from kite_sim.clock import SESSION_SECONDS, SimClock
 from kite_sim.errors import KiteError
 from kite_sim.faults import Faults
 from kite_sim.instruments import Universe
 from kite_sim.market import Market
 from kite_sim.orders import paise
 from kite_sim.settlement import settle_day
+from shared.ist import IST
 
 USER = "CAL01"
 

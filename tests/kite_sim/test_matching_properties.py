@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 from kite_sim import portfolio, risk
 from kite_sim.broker import Broker
-from kite_sim.clock import IST, SimClock, session_open
+from kite_sim.clock import SimClock, session_open
 from kite_sim.faults import Faults
 from kite_sim.instruments import Universe
 from kite_sim.market import Market
 from kite_sim.orders import paise
+from shared.ist import IST
 
 DAY = date(2026, 3, 2)  # a Monday
 UNIVERSE = Universe(DAY)

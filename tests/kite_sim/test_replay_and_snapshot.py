@@ -11,7 +11,7 @@ import httpx
 import pytest
 from kiteconnect import KiteConnect
 
-from kite_sim.clock import IST
+from shared.ist import IST
 from tests.helpers import eventually_blocking
 from tests.kite_sim.kit import client, paced, sim_log, start_sim_with
 

@@ -20,8 +20,9 @@ with warnings.catch_warnings():
     from py_vollib.black_scholes.greeks import analytical as vl_bsg
 
 from kite_sim.instruments import Universe
+from shared.ist import IST
 from shared.kite.models import Instrument
-from shared.options.chain import IST, RATE, build_chains, nearest_chain, years_to_expiry
+from shared.options.chain import RATE, build_chains, nearest_chain, years_to_expiry
 from shared.options.iv import IVError, implied_vol_black76, implied_vol_bs
 from shared.options.oi import OITracker
 from shared.options.pricing import black76, black_scholes, greeks_black76, greeks_bs, implied_forward

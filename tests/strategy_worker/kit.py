@@ -7,15 +7,15 @@ refusals, rollbacks and external adjustments without a broker."""
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
+from shared.ist import IST
 from shared.kite.models import Instrument
 from shared.messages import Bar, Signal, SignalGroup, StrategyOutcome, Tick, to_paise
 from strategy_worker.runner import StrategyRunner
 from strategy_worker.strategies import registry
 from strategy_worker.strategies.context import StrategyContext
 
-IST = timezone(timedelta(hours=5, minutes=30))
 OPEN = int(datetime(2026, 11, 24, 9, 15, tzinfo=IST).timestamp())
 INFY = 408065
 TCS = 2953217

@@ -1,11 +1,11 @@
 """Bars from ticks: exchange time, Kite's IST candle alignment, volume deltas, OI carried, gaps."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
+from shared.ist import IST
 from shared.messages import Bar, Tick
 from strategy_worker.bars import BarSeries, bar_start
 
-IST = timezone(timedelta(hours=5, minutes=30))
 OPEN = int(datetime(2026, 11, 24, 9, 15, tzinfo=IST).timestamp())
 TOKEN = 408065
 

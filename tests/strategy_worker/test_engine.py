@@ -282,9 +282,9 @@ async def test_start_live_seeds_history_in_the_background_so_indicators_are_warm
     import numpy as np
     import talib
 
+    from shared.ist import IST
     from shared.kite.client import KiteClient
     from shared.kite.sessions import put_session, vault_for
-    from shared.options.chain import IST
     from tests.simkit import login
 
     sim.reset_faults()
@@ -375,9 +375,9 @@ async def test_a_feed_gap_is_refilled_from_history_per_symbol(bus, sim, data_dir
     import numpy as np
     import talib
 
+    from shared.ist import IST
     from shared.kite.client import KiteClient
     from shared.kite.sessions import put_session
-    from shared.options.chain import IST
     from tests.simkit import login
 
     sim.reset_faults()

@@ -15,8 +15,9 @@ with warnings.catch_warnings():
     from py_vollib.black import black as vl_black
     from py_vollib.black.greeks.analytical import delta as vl_delta
 
+from shared.ist import IST
 from shared.messages import Bar, SignalGroup, Tick, TransactionType, to_paise
-from shared.options.chain import IST, RATE, years_to_expiry
+from shared.options.chain import RATE, years_to_expiry
 from strategy_worker.runner import StrategyRunner
 from strategy_worker.strategies import registry
 from strategy_worker.strategies.context import StrategyContext

@@ -3,7 +3,7 @@ recomputed independently (TA-Lib RSI, pandas volume average, 52-week range from 
 separately), the membership of each condition checked against that recomputation, and bad scans
 refused naming the field."""
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
@@ -12,13 +12,13 @@ import talib
 
 from shared import messages as m
 from shared import subjects
+from shared.ist import IST
 from shared.kite.client import KiteClient
 from shared.kite.sessions import put_session, vault_for
 from strategy_worker.main import amain as strategy_main
 from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import login
 
-IST = timezone(timedelta(hours=5, minutes=30))
 SYMBOLS = ["NSE:RELIANCE", "NSE:INFY", "NSE:TCS", "NSE:HDFCBANK", "NSE:SBIN", "NSE:ITC", "NSE:LT", "NSE:WIPRO",
            "NSE:TITAN"]
 LOOKBACK = 60
