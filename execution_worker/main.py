@@ -169,7 +169,8 @@ class ExecutionWorker:
 
     def execution(self, user_id: str) -> dict:
         desk = self.desks.desks.get(user_id)
-        return msgspec.to_builtins(execution_summary(self.journal.orders(user_id), desk.latencies_ms if desk else ()))
+        return {**msgspec.to_builtins(execution_summary(self.journal.orders(user_id), desk.latencies_ms if desk else ())),
+                "orders_leave_from": self.desks.clients.leaves_from(user_id)}  # the egress this worker sends from
 
     async def release_partition(self, p: int) -> None:
         for user_id in self.parts.users_in(p, set(self.desks.desks) | set(self.desks.risks)):

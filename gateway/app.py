@@ -26,6 +26,7 @@ from gateway.guards import LoginRequired, SessionMiddleware, login_required_hand
 from gateway.backtest_pages import BacktestPagesController
 from gateway.book_pages import BookPagesController
 from gateway.control_pages import ControlPagesController
+from gateway.egress_settings import EgressController
 from gateway.live_pages import LivePagesController
 from gateway.alert_store import AlertStore
 from gateway.logins import LoginStore
@@ -50,7 +51,7 @@ CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteCon
                strategies.StrategiesController, live.LiveController, account.AccountController,
                journal.JournalController, market.MarketController, scanner.ScannerController,
                backtests.BacktestsController, alerts.AlertsController, controls.ControlsController,
-               stream.StreamController]
+               stream.StreamController, EgressController]
 PAGES = [PagesController, LivePagesController, BacktestPagesController, SettingsController, BookPagesController,
          ControlPagesController]
 

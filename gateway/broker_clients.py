@@ -9,6 +9,7 @@ import msgspec
 
 from shared import subjects
 from shared.kite.clients import KiteClients, NotConnected  # noqa: F401 - NotConnected is the gateway's too
+from shared.kite.egress import Egress
 from shared.messages import BrokerSession
 from shared.secrets import SecretError
 
@@ -33,5 +34,6 @@ class BrokerClients(KiteClients):
         except (msgspec.DecodeError, msgspec.ValidationError, SecretError):
             return {"state": "absent", "expires_at": 0, "login_time": ""}
         expired = bool(session.expires_at) and session.expires_at <= time.time()
+        egress = Egress(session.egress_proxy, session.egress_local_address)
         return {"state": "expired" if expired else "live", "expires_at": session.expires_at,
-                "login_time": session.login_time}
+                "login_time": session.login_time, "orders_leave_from": egress.describe()}

@@ -67,7 +67,9 @@ class KiteConnectController(Controller):
         if session.user_id != uid:
             raise PermissionDeniedException(
                 detail=f"the Kite account you logged in with ({session.user_id}) is not yours ({uid})")
+        egress = users.egress_of(svc.settings, user)  # where this user's orders must leave from
         await put_session(svc.bus, svc.trading.vault, uid, user.api_key, session.access_token,
-                          login_time=session.login_time, expires_at=next_expiry())
+                          login_time=session.login_time, expires_at=next_expiry(), egress_proxy=egress.proxy,
+                          egress_local_address=egress.local_address)
         log.info("Kite connected for %s", uid)
         return Response(b"", status_code=303, headers={"Location": "/"})

@@ -11,6 +11,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.response import Template
 
 from gateway.alert_store import AlertStore
+from gateway.egress_settings import egress_state
 from gateway.notifier import mask, validate_channel
 from gateway.page_context import page, partial
 from gateway.prefs import Prefs
@@ -40,7 +41,8 @@ class SettingsController(Controller):
 
     @get("/settings")
     async def settings(self, request: Request, user_id: str) -> Template:
-        return page("settings.html", request, **channels_context(request, user_id), **recent_context(request, user_id))
+        return page("settings.html", request, **channels_context(request, user_id), **recent_context(request, user_id),
+                    egress=await egress_state(services_of(request).settings, user_id))
 
     @post("/ui/settings/prefs", status_code=200)
     async def save_prefs(self, request: Request, user_id: str) -> Template:

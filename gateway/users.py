@@ -13,6 +13,7 @@ import sqlite_utils
 
 from gateway.logins import LoginStore
 from shared.config import Settings
+from shared.kite.egress import Egress
 from shared.kite.sessions import vault_for
 
 DEMO = {"zerodha_id": "DEMO01", "email": "demo@kta.local", "api_key": "kta-demo", "api_secret": "kta-demo-secret",
@@ -34,6 +35,8 @@ class User:
     name: str
     api_key: str
     api_secret_enc: str
+    egress_proxy_enc: str = ""  # the static-IP egress of the user's orders (proxy URL, encrypted: it may hold a password)
+    egress_local_address: str = ""  # or a source address of this machine
 
 
 def database(settings: Settings) -> sqlite_utils.Database:
@@ -42,6 +45,10 @@ def database(settings: Settings) -> sqlite_utils.Database:
     if "users" not in db.table_names():
         db["users"].create({"zerodha_id": str, "email": str, "name": str, "api_key": str, "api_secret_enc": str,
                             "created_at": int}, pk="zerodha_id", not_null={"email", "api_key"})
+    columns = db["users"].columns_dict
+    for column in ("egress_proxy_enc", "egress_local_address"):  # added for #14: older databases gain them
+        if column not in columns:
+            db["users"].add_column(column, str, not_null_default="")
     return db
 
 
@@ -114,5 +121,24 @@ def ensure_demo_user(settings: Settings) -> User:
     return get_user(settings, DEMO["zerodha_id"]) or add_user(settings, **DEMO)
 
 
+def set_egress(settings: Settings, zerodha_id: str, proxy: str = "", local_address: str = "") -> Egress:
+    """Where the user's orders leave from (both empty: this machine's default route). Raises
+    EgressError naming the field for a setting that can never work; the user must exist."""
+    egress = Egress(proxy.strip(), local_address.strip())
+    uid = normalise_id(zerodha_id)
+    if get_user(settings, uid) is None:
+        raise UserError("zerodha_id", f"no user {uid}")
+    database(settings)["users"].update(uid, {
+        "egress_proxy_enc": vault_for(settings).encrypt(egress.proxy) if egress.proxy else "",
+        "egress_local_address": egress.local_address})
+    return egress
+
+
+def egress_of(settings: Settings, user: User) -> Egress:
+    proxy = vault_for(settings).decrypt(user.egress_proxy_enc) if user.egress_proxy_enc else ""
+    return Egress(proxy, user.egress_local_address)
+
+
 def _user(row: dict) -> User:
-    return User(row["zerodha_id"], row["email"], row["name"], row["api_key"], row["api_secret_enc"])
+    return User(row["zerodha_id"], row["email"], row["name"], row["api_key"], row["api_secret_enc"],
+                row.get("egress_proxy_enc") or "", row.get("egress_local_address") or "")

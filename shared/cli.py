@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import functools
 import logging
@@ -74,9 +75,18 @@ def cmd_users(a) -> None:
             print(natsauth.reader_creds(settings, user_id, days=a.days, out=a.out, revoke=a.revoke))
         except FileNotFoundError as e:
             sys.exit(f"kta: {e}")
+    elif a.action == "egress":
+        from gateway.egress_settings import set_from_cli
+        from shared.kite.egress import EgressError
+
+        try:
+            print("\n".join(asyncio.run(set_from_cli(settings, a.zerodha_id, a.proxy, a.local_address))))
+        except (EgressError, users.UserError) as e:
+            sys.exit(f"kta: {e.field}: {e}")
     else:
         for u in users.list_users(settings):
-            print(f"{u['zerodha_id']:<10} {u['email']:<30} api_key={u['api_key']}")
+            egress = users.egress_of(settings, users.get_user(settings, u["zerodha_id"]))
+            print(f"{u['zerodha_id']:<10} {u['email']:<30} api_key={u['api_key']}  orders from: {egress.describe()}")
 
 
 def cmd_backtest(a) -> None:
@@ -230,7 +240,7 @@ def parser() -> argparse.ArgumentParser:
     gw.set_defaults(fn=cmd_gateway)
 
     users = sub.add_parser("users", help="manage users")
-    users.add_argument("action", choices=["add", "list", "remove", "nats-creds"])
+    users.add_argument("action", choices=["add", "list", "remove", "nats-creds", "egress"])
     users.add_argument("zerodha_id", nargs="?")
     users.add_argument("--email", default="")
     users.add_argument("--name", default="")
@@ -239,6 +249,8 @@ def parser() -> argparse.ArgumentParser:
     users.add_argument("--days", type=int, default=90, help="nats-creds: how long the read-only key is valid")
     users.add_argument("--out", "-o", default="", help="nats-creds: file to write (default ID.creds; - = stdout)")
     users.add_argument("--revoke", action="store_true", help="nats-creds: revoke every read-only key of the user")
+    users.add_argument("--proxy", default="", help="egress: a proxy URL that owns the static IP registered with Kite")
+    users.add_argument("--local-address", default="", help="egress: or a source address of this machine (that IP)")
     users.set_defaults(fn=cmd_users)
 
     from strategy_worker.backtest.cli import add_parsers  # their options live beside them (imports stay lazy)
@@ -254,7 +266,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     a = parser().parse_args(argv)
-    if a.command == "users" and a.action in ("add", "remove", "nats-creds") and not a.zerodha_id:
+    if a.command == "users" and a.action in ("add", "remove", "nats-creds", "egress") and not a.zerodha_id:
         sys.exit(f"kta users {a.action} needs a Zerodha ID")
     a.fn(a)
 

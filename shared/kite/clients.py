@@ -88,6 +88,11 @@ class KiteClients:
             raise NotConnected("no user is connected to Kite: the instrument list comes from the broker")
         return await client.instruments()
 
+    def leaves_from(self, user_id: str) -> str:
+        """Where this process sends the user's orders from ("" before it has the user's client)."""
+        client = self._clients.get(user_id)
+        return client.egress.describe() if client is not None else ""
+
     def budget(self, api_key: str) -> SharedBudget:
         if api_key not in self._budgets:
             self._budgets[api_key] = SharedBudget(self.bus, api_key)

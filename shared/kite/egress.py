@@ -32,7 +32,7 @@ class Egress:
 
     def __post_init__(self) -> None:
         if self.proxy and self.local_address:  # httpx would silently drop the source address behind a proxy
-            raise EgressError("egress", "egress is either a proxy URL or a local source address, not both")
+            raise EgressError("proxy", "egress is either a proxy URL or a local source address, not both")
         if self.local_address:
             try:
                 ipaddress.ip_address(self.local_address)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import msgspec
+from nats.js.errors import KeyWrongLastSequenceError
 
 from shared import subjects
 from shared.bus import Bus
@@ -50,6 +51,27 @@ async def put_session(bus: Bus, vault: Vault, user_id: str, api_key: str, access
     await bus.js_publish(subjects.broker_events(user_id),
                          BrokerEvent(user_id=user_id, kind="connected", ts=time.time_ns(), detail="broker login"))
     return session
+
+
+async def set_egress(bus: Bus, user_id: str, proxy: str, local_address: str) -> bool:
+    """Apply a user's new egress to their live session (every process's client follows it at once).
+    False when the user has no session: the next Kite login carries the setting."""
+    kv = await _kv(bus)
+    for _ in range(5):  # compare-and-set: a login writing the session meanwhile is never overwritten
+        try:
+            entry = await kv.get(subjects.user(user_id))
+        except Exception:  # noqa: BLE001 - KeyNotFound / deleted
+            return False
+        if not entry or not entry.value:
+            return False
+        session = msgspec.structs.replace(_decoder.decode(entry.value), egress_proxy=proxy,
+                                          egress_local_address=local_address)
+        try:
+            await kv.update(subjects.user(user_id), encode(session), last=entry.revision)
+            return True
+        except KeyWrongLastSequenceError:
+            continue
+    raise RuntimeError(f"the broker session of {user_id} kept changing: egress not applied")
 
 
 def _live(vault: Vault, raw: bytes) -> LiveSession | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -92,3 +93,31 @@ def test_no_sim_with_the_kite_settings_runs_without_the_paper_broker(tmp_path, s
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+async def test_kta_users_egress_is_stored_checked_and_applied_to_the_live_session(nats_url, bus, tmp_path):
+    from gateway import users
+    from shared.kite.sessions import get_session, put_session, vault_for
+    from tests.helpers import stack_settings
+
+    data = tmp_path / "var"
+    settings = stack_settings(nats_url, data)
+    users.add_user(settings, zerodha_id="AB1234", email="ab@example.com", api_key="k", api_secret="s")
+    await put_session(bus, vault_for(settings), "AB1234", "k", "access-token")
+    env = {"KTA_NATS_URL": nats_url, "KTA_NATS_CREDS": settings.nats_creds}
+
+    r = await asyncio.to_thread(kta, "users", "egress", "AB1234", "--local-address", "127.0.0.2",
+                                "--data-dir", str(data), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "orders leave from source address 127.0.0.2" in r.stdout and "usable" in r.stdout
+    assert "applied to the live Kite session" in r.stdout
+    live = await get_session(bus, vault_for(settings), "AB1234")
+    assert live.session.egress_local_address == "127.0.0.2" and live.access_token == "access-token"
+    assert "orders from: source address 127.0.0.2" in kta("users", "list", "--data-dir", str(data)).stdout
+
+    r = await asyncio.to_thread(kta, "users", "egress", "AB1234", "--local-address", "192.0.2.1",
+                                "--data-dir", str(data), env=env)
+    assert "cannot be used now: 192.0.2.1 is not an address of this machine" in r.stdout
+
+    r = kta("users", "egress", "AB1234", "--proxy", "ftp://host", "--data-dir", str(data), env=env)
+    assert r.returncode != 0 and "proxy" in r.stderr
