@@ -17,7 +17,7 @@ from litestar import Controller, Request, get, post, put
 from litestar.response import Template
 
 from gateway import users
-from gateway.bodies import bad_field, read_body
+from gateway.bodies import bad_field
 from gateway.page_context import partial
 from gateway.services import services_of
 from shared.kite.egress import Egress, EgressError
@@ -97,11 +97,10 @@ class EgressController(Controller):
         return await egress_state(services_of(request).settings, user_id)
 
     @put("/api/settings/egress")
-    async def write(self, request: Request, user_id: str) -> dict:
+    async def write(self, request: Request, user_id: str, data: EgressBody) -> dict:
         """Set the egress (both fields empty: this machine's default route). 400 names a bad field."""
-        body = await read_body(request, EgressBody)
         try:
-            state, applied = await save(request, user_id, body)
+            state, applied = await save(request, user_id, data)
         except EgressError as e:
             raise bad_field(e.field, str(e)) from None
         return {**state, "applied_to_session": applied}

@@ -54,6 +54,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/backtests/sweeps"): {400},
     ("POST", "/api/alerts/channels/{channel_id}/test"): {503},
     ("POST", "/api/alerts/test"): {503},
+    ("PUT", "/api/settings/egress"): {400},
     ("GET", "/sse"): {429, 503},
     ("GET", "/api/stream"): {429, 503},
 }

@@ -101,7 +101,8 @@ async def test_an_expired_broker_session_is_shown_as_expired(gateway, gw_setting
     async with aclosing(a):
         await put_session(bus, vault_for(gw_settings), "DEMO01", "kta-demo", "stale-token", expires_at=1)
         broker = (await a.get("/api/status")).json()["broker"]
-        assert broker == {"state": "expired", "expires_at": 1, "login_time": ""}
+        assert broker == {"state": "expired", "expires_at": 1, "login_time": "",
+                          "orders_leave_from": "this machine's default route (no static-IP egress set)"}
         r = await a.get("/api/margins")
         assert r.status_code == 409 and "connect" in r.json()["detail"]
 
