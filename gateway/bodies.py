@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 
-from shared.bus import field_of
+from shared import validation
 
 T = TypeVar("T", bound=msgspec.Struct)
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -25,15 +25,6 @@ def bad_field(field: str, message: str) -> ValidationException:
     return ValidationException(detail=f"{field}: {message}", extra=[{"key": field, "message": message}])
 
 
-def _named(e: msgspec.ValidationError) -> str:
-    """``... - at `$.params.fast` `` → ``params.fast``; ``Object missing required field `email` `` → ``email``."""
-    text = str(e)
-    named = field_of(e)
-    if named:
-        return named
-    return text.split("`", 2)[1] if text.count("`") >= 2 else "body"
-
-
 async def read_body(request: Request, kind: type[T]) -> T:
     ctype = request.headers.get("content-type", "")
     try:
@@ -43,7 +34,7 @@ async def read_body(request: Request, kind: type[T]) -> T:
             return msgspec.convert(data, kind, strict=False)
         return msgspec.json.decode(await request.body(), type=kind)
     except msgspec.ValidationError as e:
-        raise bad_field(_named(e), str(e).split(" - at", 1)[0]) from None
+        raise bad_field(validation.field(e, "body"), validation.reason(e)) from None
     except msgspec.DecodeError as e:
         raise bad_field("body", f"not valid JSON ({e})") from None
     except RecursionError:

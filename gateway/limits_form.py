@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from shared import validation
 from shared.messages import RiskLimits
 
 
@@ -108,6 +109,5 @@ def parse_limits(form: Mapping[str, Any]) -> tuple[RiskLimits | None, dict[str, 
     try:
         return msgspec.convert(data, RiskLimits), values, {}
     except msgspec.ValidationError as e:  # a bound of the message itself
-        text = str(e)
-        field = text.split("at `$.", 1)[1].split("`", 1)[0] if "at `$." in text else "limits"
-        return None, values, {field: f"{field}: {text.split(' - at', 1)[0]}"}
+        field = validation.path(e) or "limits"
+        return None, values, {field: f"{field}: {validation.reason(e)}"}

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import msgspec
 
 from shared import messages as m
-from shared.bus import field_of
+from shared import validation
 from gateway.trading import TradingError
 
 FIELDS = frozenset(m.Scan.__struct_fields__)
@@ -20,7 +20,7 @@ _WORDS = {"float": "a number", "int": "a whole number"}
 
 
 def _message(e: msgspec.ValidationError) -> str:
-    text = str(e).split(" - at", 1)[0]
+    text = validation.reason(e)
     for kind, words in _WORDS.items():
         if text.startswith((f"Expected `{kind} | null`, got `str`", f"Expected `{kind}`, got `str`")):
             return f"must be {words}"
@@ -46,5 +46,5 @@ def scan_command(items: Iterable[tuple[str, str]]) -> m.Scan:
     try:
         return msgspec.convert(data, m.Scan, strict=False)
     except msgspec.ValidationError as e:
-        field = field_of(e) or "query"
+        field = validation.path(e) or "query"
         raise TradingError(400, f"{field}: {_message(e)}", field, "bad_params") from None

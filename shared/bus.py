@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared import messages as m
-from shared import natsauth, natsjwt, natsperms, partition, replies, subjects
+from shared import natsauth, natsjwt, natsperms, partition, replies, subjects, validation
 from shared.jetstream import JetStream, decoder_for, foreign_user
 from shared.replies import ReplyCache
 
@@ -288,7 +288,7 @@ class Bus(JetStream):
                 cmd = m.command_decoder.decode(msg.data)
             except (msgspec.DecodeError, msgspec.ValidationError, subjects.SubjectError) as e:
                 await self.dead_letter(msg.subject, msg.data, f"decode: {e}")
-                reply = m.Error(code="bad_request", message=str(e), field=_field_of(e), service=self.service)
+                reply = m.Error(code="bad_request", message=str(e), field=validation.path(e) or None, service=self.service)
             else:
                 try:
                     reply = await handler(cmd, user_id, msg)
@@ -317,14 +317,3 @@ class Bus(JetStream):
         except Exception as e:  # noqa: BLE001 - the DLQ must never take the worker down
             log.error("dead-letter publish failed: %r", e, extra={"service": self.service})
 
-
-def _field_of(e: Exception) -> str | None:
-    """The field a msgspec ValidationError names (``... - at `$.params.fast` `` -> ``params.fast``)."""
-    text = str(e)
-    marker = "at `$."
-    if marker in text:
-        return text.split(marker, 1)[1].split("`", 1)[0]
-    return None
-
-
-field_of = _field_of

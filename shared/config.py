@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from shared import validation
 from shared.messages import RiskLimits
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
@@ -164,10 +165,9 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         return msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as e:
         text = str(e)
-        key = text.split("at `$.", 1)[1].split("`", 1)[0] if "at `$." in text else ""
-        top = key.split(".", 1)[0].split("[", 1)[0]
+        top = validation.path(e).split(".", 1)[0].split("[", 1)[0]
         if "unknown field" in text:
-            top = text.split("`", 2)[1] if "`" in text else top
+            top = validation.named(e) or top
         where = env_name(top) if top in env_values or top not in data else f"{top} (config file)"
         raise ConfigError(f"{where or 'settings'}: {text}") from None
 

@@ -12,7 +12,7 @@ from litestar.params import Parameter
 from msgspec import Meta
 
 from gateway.trading import Trading, TradingError
-from shared.bus import field_of
+from shared import validation
 from shared import messages as m
 
 Tag = Annotated[str, Parameter(min_length=1, max_length=40, description="kta tag or broker order id")]
@@ -72,7 +72,7 @@ def merged_limits(current: dict, body: LimitsBody) -> m.RiskLimits:
     try:
         return msgspec.convert({**current, **msgspec.to_builtins(body)}, m.RiskLimits)
     except msgspec.ValidationError as e:
-        raise TradingError(400, str(e).split(" - at", 1)[0], field_of(e) or "body", code="bad_request") from None
+        raise TradingError(400, validation.reason(e), validation.path(e) or "body", code="bad_request") from None
 
 
 class ControlsController(Controller):

@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from shared import validation
 from shared.config import Settings
 from shared.messages import BacktestSpec, SweepSpec
 
@@ -61,9 +62,7 @@ def spec_of(a: argparse.Namespace) -> BacktestSpec:
     try:
         return msgspec.convert(raw, BacktestSpec)
     except msgspec.ValidationError as e:
-        text = str(e)
-        field = text.split("at `$.", 1)[1].split("`", 1)[0] if "at `$." in text else "spec"
-        raise _engine().BacktestError(field, text) from None
+        raise _engine().BacktestError(validation.path(e) or "spec", str(e)) from None
 
 
 class Bar:

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from shared import validation
 from strategy_worker.strategies import BUILT_IN
 from strategy_worker.strategies.base import BaseStrategy
 from strategy_worker.strategies.params import SHARED_FIELDS
@@ -79,10 +80,9 @@ def validate_params(name: str, params: dict[str, Any]) -> msgspec.Struct:
         return msgspec.convert(params, cls.Params, strict=False)
     except msgspec.ValidationError as e:
         text = str(e)
-        field = text.split("at `$.", 1)[1].split("`", 1)[0] if "at `$." in text else ""
-        cross_field = not field and text.count("`") >= 2
-        if cross_field:  # a rule from __post_init__ names its field; the bounds are not what it is about
-            named = text.split("`", 2)[1]
+        field = validation.path(e)
+        if not field and validation.named(e):  # a rule from __post_init__ names its field; the bounds are not what it is about
+            named = validation.named(e)
             field = named if named in fields else ""
             raise ParamsError(field or "params", f"{field or 'params'}: {text.replace('`', '')}") from None
         info = fields.get(field, {})
@@ -91,5 +91,5 @@ def validate_params(name: str, params: dict[str, Any]) -> msgspec.Struct:
             bounds = f" (allowed {info.get('min')} to {info.get('max')})"
         elif info.get("choices"):
             bounds = f" (one of {info['choices']})"
-        raise ParamsError(field or "params", f"{field or 'params'}: {text.split(' - at', 1)[0]}{bounds}") from None
+        raise ParamsError(field or "params", f"{field or 'params'}: {validation.reason(e)}{bounds}") from None
 
