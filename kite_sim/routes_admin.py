@@ -25,7 +25,8 @@ def admin_enabled(connection: ASGIConnection, _: BaseRouteHandler) -> None:
 def clock_state(sim: Sim) -> dict:
     c = sim.market.clock
     return {"now": c.stamp(), "epoch": c.epoch(), "speed": c.speed, "open": c.is_open(),
-            "trading_day": c.today().isoformat()}
+            "trading_day": c.today().isoformat(),
+            "listed_day": sim.market.universe.today.isoformat()}  # the day whose contracts the dumps list
 
 
 class ProbeController(Controller):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shared.kite.models import Instrument
@@ -43,11 +44,18 @@ class InstrumentArchive:
         before = [d for d in days if d <= day]
         return before[-1] if before else (days[0] if days else None)
 
-    def load(self, day: date) -> list[Instrument]:
+    def load(self, day: date, names: set[str] | None = None, tokens: set[int] | None = None) -> list[Instrument]:
+        """The instruments of the snapshot describing ``day``; with ``names`` / ``tokens`` only those whose
+        ``name`` or token is given (an options backtest reads a day's chains, not Kite's 100k rows)."""
         snap = self.snapshot_day(day)
         if snap is None:
             return []
-        rows = pq.read_table(self.dir / f"{snap.isoformat()}.parquet").to_pylist()
+        table = pq.read_table(self.dir / f"{snap.isoformat()}.parquet")
+        if names is not None or tokens is not None:
+            keep = pc.or_(pc.is_in(table["name"], pa.array(sorted(names or ()), pa.string())),
+                          pc.is_in(table["instrument_token"], pa.array(sorted(tokens or ()), pa.int64())))
+            table = table.filter(keep)
+        rows = table.to_pylist()
         for r in rows:
             r["expiry"] = r["expiry"] or None
         return msgspec.convert(rows, list[Instrument])

@@ -196,12 +196,15 @@ def cmd_backtest(settings: Settings, a: argparse.Namespace) -> int:
 
 
 def _tokens(settings: Settings, spec: BacktestSpec) -> list[int]:
+    """The instruments whose candles a sweep's trials read (an options backtest: its contracts too)."""
     from shared.candles.instruments import InstrumentArchive
+    from strategy_worker.backtest.data import contract_spans
     from strategy_worker.backtest.engine import resolve
-    from strategy_worker.backtest.job import candles_root
+    from strategy_worker.backtest.job import candles_root, is_options
 
     instruments = InstrumentArchive(candles_root(settings.data_path)).load(spec.start)
-    return resolve(spec, instruments, "ray", "RAY").feed_tokens
+    tokens = resolve(spec, instruments, "ray", "RAY").feed_tokens
+    return tokens + sorted(contract_spans(spec, settings.data_path)) if is_options(spec) else tokens
 
 
 def cmd_candles(settings: Settings, a: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ instruments over its range plus the warm-up before it, fetched from Kite only wh
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import date, datetime, timedelta
 
@@ -10,13 +11,16 @@ from shared import ist
 from shared.candles.fetch import Progress, refresh
 from shared.candles.instruments import InstrumentArchive
 from shared.candles.store import CandleStore
+from shared.kite import errors
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument
 from shared.messages import INTERVAL_SECONDS, BacktestSpec
 from strategy_worker.backtest.engine import resolve
-from strategy_worker.backtest.job import candles_root
+from strategy_worker.backtest.job import candles_root, is_options
+from strategy_worker.backtest.options import by_day, day_contracts
 
 SESSION_SECONDS = 375 * 60
+log = logging.getLogger("kta.backtest")
 
 
 async def snapshot_instruments(kite: KiteClient, data_dir, day: date | None = None) -> list[Instrument]:
@@ -40,10 +44,60 @@ def warmup_start(spec: BacktestSpec) -> int:
 
 async def ensure(kite: KiteClient, data_dir, spec: BacktestSpec, progress: Progress | None = None,
                  now: float | None = None) -> int:
-    """Fetch what ``spec`` needs and the store lacks; returns the candles written."""
+    """Fetch what ``spec`` needs and the store lacks; returns the candles written. For an option strategy,
+    after the underlying: each contract it would follow on each day (``contract_spans``) from that day to
+    its expiry — Kite serves only contracts it still lists, so one it no longer knows is skipped."""
     await snapshot_instruments(kite, data_dir)
     instruments = InstrumentArchive(candles_root(data_dir)).load(spec.start)
     setup = resolve(spec, instruments, "fetch", "FETCH")
-    end = int(datetime.combine(spec.end + timedelta(days=1), datetime.min.time(), ist.IST).timestamp()) - 1
-    return await refresh(kite, CandleStore(candles_root(data_dir)), setup.feed_tokens, spec.interval,
-                         warmup_start(spec), end, progress=progress, now=now)
+    store = CandleStore(candles_root(data_dir))
+    written = await refresh(kite, store, setup.feed_tokens, spec.interval, warmup_start(spec), _end(spec),
+                            progress=progress, now=now)
+    if not is_options(spec):
+        return written
+    spans = contract_spans(spec, data_dir)
+    for done, (token, (a, b)) in enumerate(sorted(spans.items()), 1):
+        try:
+            written += await refresh(kite, store, [token], spec.interval, a, b, now=now)
+        except errors.InputException as e:  # an expired contract Kite no longer lists
+            log.warning("no candles for contract %s: %s", token, e)
+        if progress is not None:
+            progress(done, len(spans), f"option contract {token}")
+    return written
+
+
+def contract_spans(spec: BacktestSpec, data_dir) -> dict[int, tuple[int, int]]:
+    """Option contracts an options backtest of ``spec`` loads, with the span (epoch s) it needs of each:
+    from the first day it is followed to its expiry (a structure can be held that long) or the range's end.
+    Needs the underlying's candles in the store (they say where the spot went each day)."""
+    archive = InstrumentArchive(candles_root(data_dir))
+    setup = resolve(spec, archive.load(spec.start), "fetch", "FETCH")
+    runner, ctx = setup.runner, setup.ctx
+    names, tokens = {ctx.underlying_name(t) for t in setup.tokens}, set(setup.tokens)
+    store, end = CandleStore(candles_root(data_dir)), _end(spec)
+    days: dict[date, dict[int, tuple[float, float]]] = {}
+    for t in setup.tokens:
+        for day, c in by_day(store.read(t, spec.interval, _start(spec), end)).items():
+            days.setdefault(day, {})[t] = (float(c.low.min()), float(c.high.max()))
+    spans: dict[int, tuple[int, int]] = {}
+    for day, ranges in sorted(days.items()):
+        ctx.set_instruments(archive.load(day, names=names, tokens=tokens))
+        ctx.now = _day_start(day) + 9 * 3600
+        for token in day_contracts(runner, ctx, ranges):
+            inst = ctx.by_token[token]
+            last = min(end, _day_start(inst.expiry) + 86399) if inst.expiry else end
+            a, b = spans.get(token, (_day_start(day), last))
+            spans[token] = (min(a, _day_start(day)), max(b, last))
+    return spans
+
+
+def _day_start(day: date) -> int:
+    return int(datetime.combine(day, datetime.min.time(), ist.IST).timestamp())
+
+
+def _start(spec: BacktestSpec) -> int:
+    return _day_start(spec.start)
+
+
+def _end(spec: BacktestSpec) -> int:
+    return _day_start(spec.end + timedelta(days=1)) - 1

@@ -10,11 +10,13 @@ already passed its trigger re-placed once with a corrected trigger, then the pos
 same events (submitted, placed, the broker's updates, fills, cancels). Orders fill by the shared fill model
 (``shared/fills.py``) and pay Zerodha's charges (``shared/charges.py``). What became of each signal is told
 to the strategy as the execution worker tells it: ``StrategyOutcome``s with the authoritative position.
+A multi-leg SignalGroup is placed by ``groups.py`` (the live hedge rules and group placement plan).
 Money is integer paise throughout.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared import ist
@@ -32,16 +34,36 @@ from shared.messages import (
 )
 from shared.trading.book import OrderBook
 from shared.trading.kill_switch import MemoryRiskStore
-from shared.trading.order import BrokerUpdate, CancelRequested, Fill, Order, OrderState, Placed, Submitted
+from shared.trading.order import (
+    BrokerUpdate,
+    CancelRequested,
+    Fill,
+    Order,
+    OrderState,
+    Placed,
+    Submitted,
+)
 from shared.trading.planning import lot_of, order_request, signal_requests, tick_paise
-from shared.trading.protection import Cancel, Modify, Place, Protection, corrected_stop, plan
 from shared.trading.positions import PositionTracker
+from shared.trading.protection import (
+    Cancel,
+    Modify,
+    Place,
+    Protection,
+    corrected_stop,
+    plan,
+)
 from shared.trading.risk import RiskManager
 from shared.trading.risk_context import context_from
+from strategy_worker.backtest.groups import place_group
 from strategy_worker.backtest.results import Recorder
 
 SL_SLIPPAGE_PCT = 0.5  # the execution worker's default limit beyond an SL trigger (KTA_SL_SLIPPAGE_PCT)
-BAND_PCT = {"EQ": 20.0}  # circuit band around the previous close; derivatives: 50 % (kite_sim's bands)
+BAND_PCT = {"EQ": 20.0}  # circuit band around the previous close; futures: 50 % (kite_sim's bands)
+# Options have no band here: NSE's option ranges are set from the theoretical price and flexed through the day,
+# nothing like a fixed percentage of yesterday's close (a cheap option halves or triples in a session), and a
+# contract's candle at a price is proof that price was inside its range then.
+UNBANDED = frozenset({"CE", "PE"})
 
 
 @dataclass(slots=True)
@@ -74,6 +96,8 @@ class Desk:
         self.strategy_qty: dict[tuple[str, int], int] = {}
         self.seq = 0
         self.day = ""
+        self.by_key: Mapping[str, Instrument] = {}  # "EXCHANGE:SYMBOL" -> the day's instruments (group risk)
+        self.traded: set[int] = set()  # tokens with a bar this minute (a group's legs fill only on those)
 
     # ---- time ---------------------------------------------------------------------------------
 
@@ -84,7 +108,7 @@ class Desk:
 
     def band(self, inst: Instrument) -> tuple[int, int] | None:
         prev = self.prev_close.get(inst.instrument_token)
-        if not prev:
+        if not prev or inst.instrument_type in UNBANDED:
             return None
         return circuit_band(prev, BAND_PCT.get(inst.instrument_type, 50.0), tick_paise(inst))
 
@@ -94,8 +118,7 @@ class Desk:
         """Risk, then the order plan, filled at the current price (the bar's open: the first tick after
         the bar that produced the signal, where the live worker's order reaches the broker)."""
         if isinstance(sig, SignalGroup):
-            return [self._outcome(sig.strategy_id, "refused", signal_id=sig.id, code="UNSUPPORTED",
-                                  reason="multi-leg groups are not backtested yet")]
+            return place_group(self, sig)
         inst = self.instruments.get(sig.instrument_token)
         price = self.paise(sig.instrument_token)
         key = f"{sig.exchange.value}:{sig.tradingsymbol}"
@@ -332,13 +355,17 @@ class Desk:
     # ---- fills and outcomes -------------------------------------------------------------------
 
     def _fill(self, strategy_id: str, signal_id: str, kind: str, inst: Instrument, side: str, qty: int, price: int,
-              product: str, outcome: str, reason: str = "") -> StrategyOutcome:
+              product: str, outcome: str, reason: str = "", group_id: str = "", cost: int | None = None
+              ) -> StrategyOutcome:
+        """A fill booked: positions, charges (``cost`` when not an order's: an expiry), the record, risk."""
         token = inst.instrument_token
         closed = self.tracker.on_fill(strategy_id=strategy_id, exchange=inst.exchange,
                                       tradingsymbol=inst.tradingsymbol, transaction_type=side, quantity=qty,
                                       price=price, instrument_token=token, product=product, timestamp=ist.stamp(self.now))
         self.tracker.mark(token, self.paise(token) or price)
-        cost = charges_paise(inst.exchange, inst.instrument_type, product, side, qty, price, on=ist.now(self.now).date())
+        if cost is None:
+            cost = charges_paise(inst.exchange, inst.instrument_type, product, side, qty, price,
+                                 on=ist.now(self.now).date())
         key = (strategy_id, token)
         held = self.strategy_qty.get(key, 0) + (qty if side == "BUY" else -qty)
         self.strategy_qty[key] = held
@@ -347,15 +374,19 @@ class Desk:
         else:
             self.open_tokens.discard(token)
         self.rec.products[key] = product
-        self.rec.fill(self.now, strategy_id, signal_id, kind, inst, side, qty, price, cost, closed)
+        self.rec.fill(self.now, strategy_id, signal_id or group_id, kind, inst, side, qty, price, cost, closed)
         self.risk.on_pnl(self.tracker.realised, self.tracker.unrealised, "fill", self.tracker.exposure)
         return self._outcome(strategy_id, outcome, signal_id=signal_id, token=token, order_kind=kind,
                              transaction_type=TransactionType(side), quantity=qty, price=price, position=held,
-                             reason=reason)
+                             reason=reason, group_id=group_id)
 
     def _outcome(self, strategy_id: str, kind: str, *, signal_id: str = "", token: int = 0, **kw) -> StrategyOutcome:
         self.seq += 1
         inst = self.instruments.get(token)
+        if inst is not None and kind != "accepted" and kind != "refused":  # as the execution worker tells it
+            qty, average = self.tracker.held(strategy_id, inst.exchange, inst.tradingsymbol)
+            kw.setdefault("position", qty)
+            kw.setdefault("average_price", average)
         return StrategyOutcome(user_id=self.user_id, strategy_id=strategy_id, kind=kind, seq=self.seq,
                                signal_id=signal_id, instrument_token=token,
                                exchange=inst.exchange if inst else "", tradingsymbol=inst.tradingsymbol if inst else "",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,12 +54,34 @@ class Cancelled(Exception):
     """The run was cancelled; nothing of it is kept."""
 
 
+class PriceTicks(Mapping):
+    """The backtest's last prices as the strategies' ``last_ticks`` (a Tick made when asked for), so code
+    that reads ticks — an option strategy's ``prices()``, ``last_tick`` — sees the bars' prices."""
+
+    __slots__ = ("price",)
+
+    def __init__(self, price: dict[int, float]) -> None:
+        self.price = price
+
+    def __getitem__(self, token: int) -> Tick:
+        return Tick(token, "ltp", True, self.price[token])
+
+    def __contains__(self, token: object) -> bool:
+        return token in self.price
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.price)
+
+    def __len__(self) -> int:
+        return len(self.price)
+
+
 class BacktestContext(StrategyContext):
     """The strategies' view of the market in a backtest: prices from the bars, deterministic ids."""
 
     def __init__(self, instruments: list[Instrument], run_id: str) -> None:
-        super().__init__(instruments, {})
         self.price: dict[int, float] = {}
+        super().__init__(instruments, PriceTicks(self.price))
         self.now = 0
         self.clock = lambda: self.now
         self._id_prefix = run_id

@@ -13,6 +13,8 @@ from shared.kite.models import Instrument
 from shared.messages import BacktestSpec
 from strategy_worker.backtest import metrics
 from strategy_worker.backtest.engine import Backtest, BacktestError, Progress
+from strategy_worker.backtest.options import OptionBacktest
+from strategy_worker.strategies import registry
 
 
 def candles_root(data_dir: str | Path) -> Path:
@@ -27,13 +29,27 @@ def instruments_for(data_dir: str | Path, spec: BacktestSpec) -> list[Instrument
     return found
 
 
+def is_options(spec: BacktestSpec) -> bool:
+    try:
+        return registry.get(spec.strategy).kind == "options"
+    except registry.ParamsError:
+        return False  # an unknown strategy: the engine refuses it naming the field
+
+
 def execute(spec: BacktestSpec, data_dir: str | Path, *, run_id: str = "bt", instruments: list[Instrument] | None = None,
             progress: Progress | None = None, cancel: threading.Event | None = None,
             parts: bool = True) -> dict[str, Any]:
     """Run ``spec`` on the candle store under ``data_dir``; raises BacktestError (bad input, no data) or
     Cancelled. ``parts=False`` keeps only the figures (a sweep's trials)."""
-    bt = Backtest(spec, instruments if instruments is not None else instruments_for(data_dir, spec),
-                  CandleStore(candles_root(data_dir)), run_id=run_id, progress=progress, cancel=cancel)
+    given = instruments is not None
+    instruments = instruments if given else instruments_for(data_dir, spec)
+    store = CandleStore(candles_root(data_dir))
+    if is_options(spec):  # the contracts of each day from that day's snapshot (unless a list was given)
+        archive = None if given else InstrumentArchive(candles_root(data_dir))
+        bt = OptionBacktest(spec, instruments, store, archive=archive, run_id=run_id, progress=progress,
+                            cancel=cancel)
+    else:
+        bt = Backtest(spec, instruments, store, run_id=run_id, progress=progress, cancel=cancel)
     rec = bt.run()
     summary = {**metrics.summary(rec, spec.capital), "unfilled_signals": bt.unfilled,
                "bars_per_second": round(rec.bars / bt.elapsed) if bt.elapsed else None}

@@ -9,6 +9,7 @@ charges. Money in paise; ratios as fractions (0.12 is 12 %).
 - ``win_rate`` winning trades (net of charges) / trades; ``profit_factor`` gross wins / gross losses (net);
   ``expectancy`` mean net P&L per trade
 - ``exposure`` share of bars with a position open; ``turnover`` traded value / capital; ``charges`` total
+- ``groups``, ``groups_rolled_back``, ``groups_needing_attention``: multi-leg structures placed and how they ended
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def summary(rec: Recorder, capital: int) -> dict[str, Any]:
         "turnover": _finite(rec.turnover / capital),
         "days": len(rec.daily), "bars": rec.bars, "orders": len(rec.orders), "fills": len(rec.fills),
         "refused": rec.refused,
+        **({"groups": sum(rec.groups.values()), "groups_rolled_back": rec.groups.get("rolled_back", 0),
+            "groups_needing_attention": rec.groups.get("needs_attention", 0)} if rec.groups else {}),
     }
 
 

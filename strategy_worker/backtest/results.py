@@ -35,6 +35,7 @@ class Recorder:
     trades: list[dict[str, Any]] = field(default_factory=list)
     refusals: deque = field(default_factory=lambda: deque(maxlen=REFUSALS_KEPT))
     refused: int = 0
+    groups: dict[str, int] = field(default_factory=dict)  # group state -> count
     products: dict[tuple[str, int], str] = field(default_factory=dict)
     by_symbol: dict[str, SymbolStats] = field(default_factory=dict)
     charges: int = 0
@@ -66,10 +67,10 @@ class Recorder:
         self._orders_by_tag[req.tag] = row
 
     def external_order(self, ts: int, strategy_id: str, inst: Instrument, side: str, qty: int, price: int,
-                       why: str) -> None:
+                       why: str, product: str = "MIS") -> None:
         row = {"tag": "", "time": ist.stamp(ts), "strategy_id": strategy_id, "signal_id": "", "kind": why,
                "symbol": f"{inst.exchange}:{inst.tradingsymbol}", "side": side, "order_type": "MARKET",
-               "quantity": qty, "price": 0, "trigger_price": 0, "product": "MIS", "status": "COMPLETE",
+               "quantity": qty, "price": 0, "trigger_price": 0, "product": product, "status": "COMPLETE",
                "fill_price": price, "fill_time": ist.stamp(ts)}
         self.orders.append(row)
 
@@ -79,6 +80,12 @@ class Recorder:
             row["status"] = status
             if fill_price:
                 row["fill_price"], row["fill_time"] = fill_price, ist.stamp(ts)
+
+    def group(self, ts: int, group: SignalGroup, state: str, detail: str) -> None:
+        """How a multi-leg group ended (completed, rolled_back, needs_attention)."""
+        self.groups[state] = self.groups.get(state, 0) + 1
+        if state != "completed":
+            self.refusals.append({"time": ist.stamp(ts), "signal_id": group.id, "code": state, "reason": detail})
 
     def refusal(self, ts: int, sig: Signal | SignalGroup, code: str, reason: str) -> None:
         self.refused += 1

@@ -24,8 +24,12 @@ from shared import messages as m
 from shared import subjects
 from shared.bus import Bus
 from shared.config import Settings
+from shared import ist
+from shared.candles.instruments import InstrumentArchive
 from shared.kite.clients import KiteClients, NotConnected
+from shared.kite.instruments import InstrumentCache
 from strategy_worker.backtest import data, engine, parallel
+from strategy_worker.backtest.job import candles_root
 from strategy_worker.backtest.store import BacktestStore
 from strategy_worker.backtest.sweep import Sweep
 
@@ -86,10 +90,24 @@ class BacktestService:
         self.owner: dict[str, str] = {}  # run id -> user id
         self.pool: ProcessPoolExecutor | None = None  # started with the first run, not with the worker
         self._pump: asyncio.Task | None = None
+        self._snapshots: set = set()  # days whose instrument snapshot is taken (or being written)
 
     async def start(self, accept=None) -> BacktestService:
+        self.clients.instruments.on_load.append(self._snapshot)
         await self.bus.serve(subjects.cmd_wildcard("backtest"), self.on_command, accept=accept)
         return self
+
+    def _snapshot(self, cache: InstrumentCache) -> None:
+        """Each day's first instrument list is kept as that day's snapshot, so an options backtest of the day
+        later finds its contracts (expired ones leave Kite's dump); written off the event loop."""
+        day = ist.now(cache.loaded_at).date()
+        archive = InstrumentArchive(candles_root(self.settings.data_path))
+        if day in self._snapshots or archive.has(day):
+            return
+        self._snapshots.add(day)
+        done = asyncio.get_running_loop().run_in_executor(None, archive.save, day, cache.rows)
+        done.add_done_callback(lambda f: f.exception() and log.warning("instrument snapshot of %s not saved: %r",
+                                                                       day, f.exception()))
 
     def _start_pool(self) -> None:
         if self.pool is None:
