@@ -36,6 +36,7 @@ from shared.replies import ReplyCache
 log = logging.getLogger("kta.bus")
 
 T = TypeVar("T")
+_LENGTHS = [b" %d\r\n" % n for n in range(4096)]  # a PUB line's size field, for publish_many
 Handler = Callable[[T, Msg], Awaitable[None]]
 CommandHandler = Callable[[Any, str, Msg], Awaitable[m.Ok | m.Error]]
 
@@ -161,16 +162,15 @@ class Bus(JetStream):
         if nc.is_closed:
             raise nats.errors.ConnectionClosedError
         parts: list[bytes] = []
-        add = parts.append
+        add = parts.extend
         size = 0
+        lengths, max_payload = _LENGTHS, nc._max_payload
         for subject, payload in messages:
             n = len(payload)
-            if n > nc._max_payload:
+            if n > max_payload:
                 raise nats.errors.MaxPayloadError
             size += n
-            add(b"PUB %s %d\r\n" % (subject, n))
-            add(payload)
-            add(b"\r\n")
+            add((b"PUB ", subject, lengths[n] if n < 4096 else b" %d\r\n" % n, payload, b"\r\n"))
         blob = b"".join(parts)
         if not nc.is_connected and (nc._max_pending_size <= 0 or
                                     len(blob) + nc._pending_data_size > nc._max_pending_size):

@@ -159,12 +159,26 @@ class UserFeed:
 class _Token:
     """One instrument's publishing state: its shared subject and the last packets published."""
 
-    __slots__ = ("token", "subject", "recent")
+    __slots__ = ("token", "subject", "recent", "only")
 
     def __init__(self, key: bytes) -> None:
         self.token = int.from_bytes(key, "big")
         self.subject = subjects.ticks(self.token).encode()
         self.recent: deque[tuple[Any, bytes, bytes]] = deque(maxlen=RECENT)  # (connection, packet, encoded)
+        self.only: Any = None  # the connection every remembered packet came from (one user's token: no look)
+
+    def copy_of(self, source: Any, pkt: bytes) -> bytes | None:
+        """None, or — when another connection published this packet (or a richer one beginning with
+        it) — that publication's encoding (b"" if it was in a richer mode)."""
+        for src, raw, encoded in self.recent:
+            if src is not source and raw.startswith(pkt):
+                return encoded if len(raw) == len(pkt) else b""
+        return None
+
+    def remember(self, source: Any, pkt: bytes, data: bytes) -> None:
+        self.recent.append((source, pkt, data))
+        if self.only is not source:
+            self.only = source if all(src is source for src, _, _ in self.recent) else None
 
 
 class TickerHub:
@@ -200,18 +214,15 @@ class TickerHub:
             if state is None:
                 state = tokens[key] = _Token(key)
             fresh[state.token] = now
-            data = b""
-            for src, raw, encoded in state.recent:
-                if src is not source and raw.startswith(pkt):  # another connection's, same or richer
-                    self.copies += 1
-                    if len(raw) == len(pkt):
-                        data = encoded
-                    break
-            else:
+            copy = None if state.only is source else state.copy_of(source, pkt)
+            if copy is None:
                 data = encode(decode_packet(pkt, received_at))
-                state.recent.append((source, pkt, data))
+                state.remember(source, pkt, data)
                 out.append((state.subject, data))
                 self.published += 1
+            else:
+                self.copies += 1
+                data = copy
             if own is not None:
                 out.append((own.get(key) or feed.user_subject(key, state.token),
                             data or encode(decode_packet(pkt, received_at))))

@@ -50,17 +50,17 @@ def is_index(token: int) -> bool:
 
 _DIV = tuple(_DIVISORS.get(seg, 100) for seg in range(256))  # by segment: an index, not a dict look-up
 
-# Each builder takes one packet's fields as unpacked by its ``[len][packet]`` record layout below
-# (``_n`` the length header), as positional parameters: no indexing, no loop, one Struct call per
-# object. That is most of what decoding costs.
+# Each builder takes one packet's fields, as its layout above unpacks them, as positional parameters:
+# no indexing, no loop, one Struct call per object — that is most of what decoding costs. ``_next``
+# takes the following packet's length header when a uniform frame is unpacked as [packet][len] records.
 
 
-def _ltp(_n, token, last) -> Tick:
+def _ltp(token, last, _next=0) -> Tick:
     seg = token & 0xFF
     return Tick(token, _LTP_MODE, seg != SEGMENT_INDICES, last / _DIV[seg])
 
 
-def _index_quote(_n, token, last, high, low, open_, close, _change) -> Tick:
+def _index_quote(token, last, high, low, open_, close, _change, _next=0) -> Tick:
     seg = token & 0xFF
     d = _DIV[seg]
     last /= d
@@ -69,7 +69,7 @@ def _index_quote(_n, token, last, high, low, open_, close, _change) -> Tick:
                 OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0)
 
 
-def _index_full(_n, token, last, high, low, open_, close, _change, ets) -> Tick:
+def _index_full(token, last, high, low, open_, close, _change, ets, _next=0) -> Tick:
     seg = token & 0xFF
     d = _DIV[seg]
     last /= d
@@ -79,7 +79,7 @@ def _index_full(_n, token, last, high, low, open_, close, _change, ets) -> Tick:
                 None, 0, 0, 0, ets)
 
 
-def _quote(_n, token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close) -> Tick:
+def _quote(token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, _next=0) -> Tick:
     seg = token & 0xFF
     d = _DIV[seg]
     last /= d
@@ -88,9 +88,9 @@ def _quote(_n, token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close)
                 OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0)
 
 
-def _full(_n, token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, ltt, oi, oi_high, oi_low, ets,
+def _full(token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, ltt, oi, oi_high, oi_low, ets,
           bq1, bp1, bo1, bq2, bp2, bo2, bq3, bp3, bo3, bq4, bp4, bo4, bq5, bp5, bo5,
-          sq1, sp1, so1, sq2, sp2, so2, sq3, sp3, so3, sq4, sp4, so4, sq5, sp5, so5) -> Tick:
+          sq1, sp1, so1, sq2, sp2, so2, sq3, sp3, so3, sq4, sp4, so4, sq5, sp5, so5, _next=0) -> Tick:
     seg = token & 0xFF
     d = _DIV[seg]
     last /= d
@@ -104,16 +104,10 @@ def _full(_n, token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, 
                        DepthItem(sq4, sp4 / d, so4), DepthItem(sq5, sp5 / d, so5)]))
 
 
-def _record(layout: struct.Struct) -> struct.Struct:
-    return struct.Struct(">H" + layout.format[1:])
-
-
-# packet length -> (its packet layout, its [len][packet] record layout, builder)
-_KINDS = {size: (layout, _record(layout), build) for size, layout, build in (
+# packet length -> (its layout, its [packet][next length] record layout, builder)
+_KINDS = {size: (layout, struct.Struct(layout.format + "H"), build) for size, layout, build in (
     (FULL_SIZE, _FULL, _full), (QUOTE_SIZE, _QUOTE, _quote), (LTP_SIZE, _LTP, _ltp),
     (INDEX_FULL_SIZE, _INDEX_FULL, _index_full), (INDEX_QUOTE_SIZE, _INDEX_QUOTE, _index_quote))}
-_FULL_REC, _QUOTE_REC, _LTP_REC, _INDEX_FULL_REC, _INDEX_QUOTE_REC = (_KINDS[n][1] for n in (
-    FULL_SIZE, QUOTE_SIZE, LTP_SIZE, INDEX_FULL_SIZE, INDEX_QUOTE_SIZE))
 
 
 def decode_packet(pkt: bytes | memoryview, received_at: int = 0, offset: int = 0, size: int = -1) -> Tick:
@@ -123,8 +117,7 @@ def decode_packet(pkt: bytes | memoryview, received_at: int = 0, offset: int = 0
     kind = _KINDS.get(size)
     if kind is None or offset + size > len(pkt):
         raise CodecError(f"unknown packet length {size}" if kind is None else "packet truncated")
-    layout, _, build = kind
-    tick = build(size, *layout.unpack_from(pkt, offset))
+    tick = kind[2](*kind[0].unpack_from(pkt, offset))
     tick.received_at = received_at
     return tick
 
@@ -152,16 +145,19 @@ def split_frame(data: bytes | bytearray | memoryview) -> list[bytes]:
 
 
 def _uniform(data, count: int, received_at: int) -> list[Tick] | None:
-    """A frame whose packets are all of the first one's kind: one C-level ``iter_unpack``."""
-    kind = _KINDS.get(data[2] << 8 | data[3])
-    if kind is None or len(data) != 2 + count * kind[1].size:
+    """A frame whose packets are all of the first one's kind: one C-level ``iter_unpack`` over
+    [packet][next packet's length] records (the last one given its length as padding)."""
+    size = data[2] << 8 | data[3]
+    kind = _KINDS.get(size)
+    if kind is None or len(data) != 2 + count * (size + 2):
         return None
-    _, record, build = kind
-    size = record.size - 2
+    build = kind[2]
+    records = bytearray(memoryview(data)[4:])
+    records += data[2:4]
     ticks = []
     append = ticks.append
-    for v in record.iter_unpack(memoryview(data)[2:]):
-        if v[0] != size:
+    for v in kind[1].iter_unpack(records):
+        if v[-1] != size:
             return None
         tick = build(*v)
         tick.received_at = received_at
@@ -179,26 +175,27 @@ def decode_frame(data: bytes | bytearray | memoryview, received_at: int = 0) -> 
         return ticks
     ticks = []
     append = ticks.append
-    full, full_rec = _full, _FULL_REC.unpack_from  # locals: this loop runs once per packet
+    full, full_layout = _full, _FULL.unpack_from  # locals: this loop runs once per packet
     pos = 2
     try:
         for _ in range(count):
             size = data[pos] << 8 | data[pos + 1]
+            pos += 2
             if size == 184:  # FULL_SIZE; by frequency in kta's feeds (strategies subscribe full)
-                tick = full(*full_rec(data, pos))
+                tick = full(*full_layout(data, pos))
             elif size == INDEX_FULL_SIZE:
-                tick = _index_full(*_INDEX_FULL_REC.unpack_from(data, pos))
+                tick = _index_full(*_INDEX_FULL.unpack_from(data, pos))
             elif size == QUOTE_SIZE:
-                tick = _quote(*_QUOTE_REC.unpack_from(data, pos))
+                tick = _quote(*_QUOTE.unpack_from(data, pos))
             elif size == LTP_SIZE:
-                tick = _ltp(*_LTP_REC.unpack_from(data, pos))
+                tick = _ltp(*_LTP.unpack_from(data, pos))
             elif size == INDEX_QUOTE_SIZE:
-                tick = _index_quote(*_INDEX_QUOTE_REC.unpack_from(data, pos))
+                tick = _index_quote(*_INDEX_QUOTE.unpack_from(data, pos))
             else:
                 raise CodecError(f"unknown packet length {size}")
             tick.received_at = received_at
             append(tick)
-            pos += size + 2
+            pos += size
     except (IndexError, struct.error):
         raise CodecError(f"frame truncated: packet {len(ticks) + 1} of {count} at byte {pos}") from None
     return ticks

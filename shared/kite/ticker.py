@@ -104,8 +104,11 @@ class Ticker:
         refused = False  # the last upgrade was answered 429 (alert once per streak, not every retry)
         while not self._closed:
             try:
+                # compression=None: like the official client (no permessage-deflate offer), so
+                # neither side spends CPU on zlib for every frame of the feed.
                 async with websockets.connect(self.url, additional_headers={"X-Kite-Version": "3"},
-                                              open_timeout=7, ping_interval=None, max_size=2**22) as ws:
+                                              open_timeout=7, ping_interval=None, max_size=2**22,
+                                              compression=None) as ws:
                     self._ws = ws
                     self.connects += 1
                     await self._send_modes(dict(self.modes))
