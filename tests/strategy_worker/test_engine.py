@@ -67,15 +67,29 @@ def test_strategies():
         registry.unregister(cls.name)
 
 
+ENGINES: list[StrategyEngine] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_engines():
+    """An engine's broker clients follow the sessions in KV from a task on the test's bus: closed
+    here, as the worker closes them, not left to the bus."""
+    yield
+    while ENGINES:
+        await ENGINES.pop().clients.close()
+
+
 class Worker:
     """The engine with its command surface, instruments loaded, users live, symbols ready."""
 
     def __init__(self, bus, data_dir, **overrides) -> None:
         self.e = StrategyEngine(bus, stack_settings(bus.nc.connected_url.geturl(), data_dir, **overrides))
+        ENGINES.append(self.e)
         self.e.ctx.set_instruments(list(INSTRUMENTS))
         self.c = StrategyCommands(self.e, Seeder(self.e))
 
     def add(self, user: str, strategy: str, sid: str, tokens=(INFY,), **params) -> m.Ok | m.Error:
+        self.e.users[user].live = False  # added, then live: no history is asked of a broker here
         reply = self.c.add(user, m.AddStrategy(strategy=strategy, params=params, tokens=list(tokens), strategy_id=sid))
         self.e.users[user].live = True
         for t in tokens:
@@ -289,6 +303,7 @@ async def test_start_live_seeds_history_in_the_background_so_indicators_are_warm
 
     sim.reset_faults()
     e = StrategyEngine(bus, stack_settings(bus.nc.connected_url.geturl(), data_dir, sim))  # 5 days of 5minute
+    ENGINES.append(e)
     seeder = Seeder(e)
     c = StrategyCommands(e, seeder)
     token = login(sim)
