@@ -27,6 +27,7 @@ from gateway.backtest_pages import BacktestPagesController
 from gateway.book_pages import BookPagesController
 from gateway.control_pages import ControlPagesController
 from gateway.egress_settings import EgressController
+from gateway.option_pages import OptionPagesController
 from gateway.live_pages import LivePagesController
 from gateway.alert_store import AlertStore
 from gateway.logins import LoginStore
@@ -53,7 +54,7 @@ CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteCon
                backtests.BacktestsController, alerts.AlertsController, controls.ControlsController,
                stream.StreamController, EgressController]
 PAGES = [PagesController, LivePagesController, BacktestPagesController, SettingsController, BookPagesController,
-         ControlPagesController]
+         ControlPagesController, OptionPagesController]
 
 
 def _optional(module: str, name: str) -> list:

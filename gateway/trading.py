@@ -28,6 +28,7 @@ from shared.kite.sessions import LiveSession, get_session, vault_for
 from gateway.broker_clients import BrokerClients, NotConnected
 from gateway.option_chain import ChainError, option_chain_view
 from gateway.desk_queries import DeskQueries
+from gateway.option_desk import OptionDesk
 from gateway.trading_error import TradingError  # noqa: F401 - its public home stays gateway.trading
 
 log = logging.getLogger("kta.gateway.trading")
@@ -72,7 +73,7 @@ def _unknown_outcome(service: str, cmd: msgspec.Struct, timeout: float) -> str:
             "the current state (strategies, orders, positions, risk) before doing it again.")
 
 
-class Trading(DeskQueries):
+class Trading(DeskQueries, OptionDesk):
     def __init__(self, bus: Bus, settings: Settings, timeout: float = 5.0) -> None:
         self.bus = bus
         self.settings = settings

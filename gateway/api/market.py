@@ -25,3 +25,22 @@ class MarketController(Controller):
                            underlying: Annotated[str, Parameter(min_length=1, max_length=40)],
                            expiry: Annotated[str, Parameter(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = "") -> dict:
         return await trading.option_chain(user_id, underlying, expiry)
+
+    @get("/options/book")
+    async def option_book(self, trading: Trading, user_id: str,
+                          strategy: Annotated[str, Parameter(max_length=64)] = "") -> dict:
+        """Greeks (delta, gamma, theta a day, vega a vol point) and payoff (at expiry and today, rupees)
+        of the open F&O positions per underlying: the account's, or one strategy's from the journal."""
+        return await trading.option_book(user_id, strategy)
+
+    @get("/options/structure")
+    async def structure(self, trading: Trading, user_id: str,
+                        structure: Annotated[str, Parameter(max_length=40)] = "iron_condor",
+                        underlying: Annotated[str, Parameter(min_length=1, max_length=40)] = "NIFTY",
+                        expiry: Annotated[str, Parameter(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = "",
+                        lots: Annotated[int, Parameter(ge=1, le=50)] = 1,
+                        steps: Annotated[int, Parameter(ge=1, le=10)] = 2,
+                        wing: Annotated[int, Parameter(ge=1, le=10)] = 2) -> dict:
+        """An option strategy's structure (iron_condor, short_straddle, short_strangle, long_straddle,
+        bull_call_spread, bear_put_spread) on today's chain: legs, premium, greeks and payoff."""
+        return await trading.structure_payoff(user_id, underlying, structure, expiry, lots, steps, wing)

@@ -4,7 +4,9 @@ in force for the very next signal, and a bad value is named next to its field.""
 from __future__ import annotations
 
 import re
+import time
 
+from shared import messages as m
 from shared import subjects
 from tests.execution_worker.kit import signal
 from tests.gateway.test_books import trader  # noqa: F401 - the logged-in, Kite-connected client
@@ -45,3 +47,40 @@ async def test_limits_edited_on_the_dashboard_hold_for_the_next_signal(trader, b
     r = await client.put("/api/risk/limits", headers={"X-CSRF-Token": csrf}, json={"max_position_qty": 100})
     assert r.status_code == 200 and (await client.get("/api/risk/limits")).json()["limits"]["max_position_qty"] == 100
 
+
+async def test_option_book_greeks_and_payoff_of_a_held_call_and_a_what_if_structure(trader, bus):  # noqa: F811
+    client, csrf = trader
+    chain = (await client.get("/api/option-chain", params={"underlying": "NIFTY"})).json()
+    atm = next(r for r in chain["strikes"] if r["atm"])
+    ce = atm["ce"]
+    buy = m.Signal(id="opt-buy-1", user_id="DEMO01", strategy_id="opt-test", strategy="manual",
+                   exchange=m.Exchange.NFO, tradingsymbol=ce["tradingsymbol"], instrument_token=ce["instrument_token"],
+                   transaction_type=m.TransactionType.BUY, quantity=chain["lot_size"], product=m.Product.NRML,
+                   order_type=m.OrderType.LIMIT, price=m.to_paise(ce["ask"] or ce["ltp"]), created_at=time.time_ns())
+    await bus.js_publish(subjects.signals("DEMO01"), buy, msg_id=buy.id)
+
+    async def held():
+        book = (await client.get("/api/options/book")).json()
+        return book if book["underlyings"] and book["strategies"] else None  # the broker's book, the journal's fill
+    book = await eventually(held, 60, "the call in the option book")
+    (nifty,) = book["underlyings"]
+    assert nifty["underlying"] == "NIFTY" and [l["tradingsymbol"] for l in nifty["greeks"]["legs"]] == [ce["tradingsymbol"]]
+    assert 0.2 * chain["lot_size"] < nifty["greeks"]["total"]["delta"] < 0.8 * chain["lot_size"]  # an ATM call
+    assert nifty["greeks"]["total"]["theta"] < 0 < nifty["greeks"]["total"]["vega"]
+    assert nifty["payoff"]["worst"]["value"] < 0 and nifty["payoff"]["best"]["unbounded"]
+    assert "opt-test" in book["strategies"]
+    mine = (await client.get("/api/options/book", params={"strategy": "opt-test"})).json()
+    assert mine["underlyings"][0]["greeks"]["legs"][0]["strategy"] == "opt-test"
+    assert (await client.get("/api/options/book", params={"strategy": "nope"})).status_code == 404
+    html = (await client.get("/ui/options/book", headers=hx(csrf))).text
+    assert '<svg class="payoff"' in html and 'data-underlying="NIFTY"' in html and "<script" not in html
+
+    st = (await client.get("/api/options/structure", params={"structure": "iron_condor", "lots": 2})).json()
+    assert [l["quantity"] for l in st["legs"]] == [-2 * chain["lot_size"], 2 * chain["lot_size"]] * 2
+    assert st["premium"] > 0 and len(st["payoff"]["breakevens"]) == 2  # a credit, two breakevens
+    assert not st["payoff"]["worst"]["unbounded"]  # defined risk
+    r = await client.get("/api/options/structure", params={"structure": "butterfly"})
+    assert r.status_code == 400 and r.json()["field"] == "structure"
+    html = (await client.get("/ui/options/structure", headers=hx(csrf), params={"structure": "bull_call_spread",
+                                                                                "steps": "x"})).text
+    assert 'id="structure-error"' in html and "steps" in html
