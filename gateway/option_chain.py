@@ -55,7 +55,8 @@ def _leg(inst: Instrument | None, quotes: dict, forward: float, t: float) -> dic
             iv = None
     delta = greeks_black76(flag, forward, inst.strike, max(t, 1e-6), RATE, iv or 0.15).delta if forward else None
     return {"instrument_token": inst.instrument_token, "tradingsymbol": inst.tradingsymbol, "ltp": ltp,
-            "bid": bid, "ask": ask,
+            "bid": bid, "ask": ask, "lower_circuit": q.lower_circuit_limit if q else None,
+            "upper_circuit": q.upper_circuit_limit if q else None,
             "iv": round(iv * 100, 2) if iv else None, "delta": round(delta, 4) if delta is not None else None,
             "oi": int(q.oi) if q else 0}
 

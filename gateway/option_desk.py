@@ -35,10 +35,8 @@ class OptionDesk:
         option_strategies = sorted(name for name, held in held_by_strategy.items()
                                    if any(p["exchange"] in DERIVATIVES for p in held))
         lines: list[tuple[str, Leg]] = []
-        if strategy:
-            if strategy not in held_by_strategy:
-                raise TradingError(404, f"no open positions of strategy {strategy!r} today", "strategy", "not_found")
-            for p in held_by_strategy[strategy]:
+        if strategy:  # one strategy's structure (none open: an empty book)
+            for p in held_by_strategy.get(strategy, []):
                 line = self._leg(p["exchange"], p["tradingsymbol"], p["quantity"], p["average_price"],
                                  p["last_price"], strategy)
                 lines += [line] if line else []
