@@ -10,11 +10,10 @@ import functools
 import logging
 import os
 import sys
-
 from pathlib import Path
 
-from shared import log as kta_log
 from shared import healthcheck, natsauth, natsd
+from shared import log as kta_log
 from shared.config import ConfigError, Settings, env_name, load, provided, to_env
 from shared.natsauth import AuthDir
 
@@ -87,6 +86,16 @@ def cmd_users(a) -> None:
         for u in users.list_users(settings):
             egress = users.egress_of(settings, users.get_user(settings, u["zerodha_id"]))
             print(f"{u['zerodha_id']:<10} {u['email']:<30} api_key={u['api_key']}  orders from: {egress.describe()}")
+
+
+def cmd_doctor(a) -> None:
+    from shared import doctor
+
+    settings = _settings(a)
+    kta_log.setup("cli", "ERROR", "text")
+    text, code = doctor.report(asyncio.run(doctor.run(settings, with_network=a.network)))
+    print(text)
+    sys.exit(code)
 
 
 def cmd_backtest(a) -> None:
@@ -253,11 +262,19 @@ def parser() -> argparse.ArgumentParser:
     users.add_argument("--local-address", default="", help="egress: or a source address of this machine (that IP)")
     users.set_defaults(fn=cmd_users)
 
-    from strategy_worker.backtest.cli import add_parsers  # their options live beside them (imports stay lazy)
+    from strategy_worker.backtest.cli import (
+        add_parsers,  # their options live beside them (imports stay lazy)
+    )
 
     backtest, candles = add_parsers(sub)
     backtest.set_defaults(fn=cmd_backtest)
     candles.set_defaults(fn=cmd_candles)
+
+    doc = sub.add_parser("doctor", help="check the settings for trading through the real Kite (docs/real-kite.md)")
+    doc.add_argument("--network", action="store_true",
+                     help="also reach the broker (KTA_KITE_ROOT) directly and through each user's egress, and ask "
+                          "each connected user's session for a quote (the market-data plan)")
+    doc.set_defaults(fn=cmd_doctor)
 
     ver = sub.add_parser("version")
     ver.set_defaults(fn=lambda a: print(f"kta {VERSION}"))

@@ -20,13 +20,15 @@ from datetime import datetime
 from shared import messages as m
 from shared import metrics, subjects
 from shared.ist import IST
+from shared.market_calendar import CALENDAR
 
 log = logging.getLogger("kta.ticker_worker")
 LIVE, STALE, CLOSED, WAITING = "live", "stale", "closed", "waiting"  # waiting: no broker session yet
 
 
 class MarketHours:
-    """``"HH:MM-HH:MM"`` on IST weekdays (Kite's equity session by default), or ``"always"`` for a
+    """``"HH:MM-HH:MM"`` on the exchange's trading days (Kite's equity session by default; no ticks are
+    expected on a weekend or an exchange holiday), or ``"always"`` for a
     broker that ticks around the clock (kite_sim without --market-hours)."""
 
     def __init__(self, spec: str) -> None:
@@ -39,7 +41,7 @@ class MarketHours:
         if self.always:
             return True
         t = datetime.fromtimestamp(epoch, IST)
-        return t.weekday() < 5 and self.start <= t.hour * 60 + t.minute < self.end
+        return CALENDAR.is_trading_day(t.date()) and self.start <= t.hour * 60 + t.minute < self.end
 
 
 def _minutes(hhmm: str) -> int:

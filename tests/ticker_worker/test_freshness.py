@@ -40,6 +40,8 @@ def test_market_hours_are_ist_weekdays_or_always():
     assert not hours.open(monday_1000_ist + 6 * 3600)  # 16:00
     assert not hours.open(monday_1000_ist - 2 * 86400)  # Saturday
     assert MarketHours("always").open(monday_1000_ist - 2 * 86400)
+    assert hours.open(1_792_384_200)  # Monday 19 Oct 2026 10:00 IST
+    assert not hours.open(1_792_470_600)  # Tuesday 20 Oct 2026 10:00 IST: an exchange holiday, no ticks expected
 
 
 async def test_a_silent_feed_turns_stale_everywhere_and_live_again(bus, own_sim, data_dir):

@@ -1,0 +1,48 @@
+"""The exchange calendar kta trades by (exchange-calendars' XBOM): trading days and holidays, the expiry
+that moves to the day before a holiday, the session's close, and a day past what the calendar knows."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+
+from shared.ist import IST
+from shared.market_calendar import CALENDAR, MarketCalendar
+
+
+def test_trading_days_skip_weekends_and_the_exchanges_holidays():
+    assert CALENDAR.is_trading_day(date(2026, 12, 1))  # a Tuesday
+    assert not CALENDAR.is_trading_day(date(2026, 11, 28))  # a Saturday
+    for holiday in (date(2026, 1, 26), date(2026, 10, 2), date(2026, 12, 25)):  # Republic Day, Gandhi Jayanti, Christmas
+        assert holiday.weekday() < 5 and not CALENDAR.is_trading_day(holiday)
+    assert CALENDAR.next_trading_day(date(2026, 12, 24)) == date(2026, 12, 28)  # over Christmas and the weekend
+    assert CALENDAR.previous_trading_day(date(2026, 1, 27)) == date(2026, 1, 23)  # back over Republic Day
+    assert len(CALENDAR.trading_days(date(2026, 12, 21), date(2026, 12, 27))) == 4
+
+
+def test_an_expiry_on_a_holiday_moves_to_the_trading_day_before():
+    assert CALENDAR.expiry_day(date(2026, 12, 1)) == date(2026, 12, 1)  # a Tuesday that trades: unchanged
+    assert CALENDAR.expiry_day(date(2026, 3, 31)) == date(2026, 3, 30)  # Tuesday 31 Mar 2026 is a holiday
+    assert CALENDAR.expiry_day(date(2026, 11, 24)) == date(2026, 11, 23)
+
+
+def test_the_session_and_the_end_of_the_day():
+    day = date(2026, 12, 1)
+    assert CALENDAR.session_close(day) == datetime(2026, 12, 1, 15, 30, tzinfo=IST)
+    assert CALENDAR.is_open(datetime(2026, 12, 1, 9, 15, tzinfo=IST))
+    assert not CALENDAR.is_open(datetime(2026, 12, 1, 15, 30, tzinfo=IST))
+    assert not CALENDAR.is_open(datetime(2026, 10, 20, 11, 0, tzinfo=IST))  # a holiday
+    assert CALENDAR.day_is_over(datetime(2026, 12, 1, 15, 31, tzinfo=IST))
+    assert not CALENDAR.day_is_over(datetime(2026, 12, 1, 15, 29, tzinfo=IST))
+    assert CALENDAR.day_is_over(datetime(2026, 10, 20, 11, 0, tzinfo=IST))
+
+
+def test_a_day_past_the_calendar_is_a_weekday_trading_day_and_said_once(caplog):
+    calendar = MarketCalendar()
+    beyond = calendar.last_known_day + timedelta(days=30)
+    while beyond.weekday() >= 5:
+        beyond += timedelta(days=1)
+    with caplog.at_level(logging.WARNING, "kta.calendar"):
+        assert calendar.is_trading_day(beyond) and calendar.is_trading_day(beyond + timedelta(days=7))
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+    assert "pip install -U exchange-calendars" in caplog.records[0].message
