@@ -1,8 +1,10 @@
 """Broker truth end to end: the strategy worker, the execution worker and the ticker worker against
 kite_sim. A strategy's entries are placed and filled at the broker and only the fills move its
-position; an entry refused by risk (above the position limit) leaves it flat and its "exit" is never sent; the strategy's book equals
-the journal's and the broker's; a restarted strategy worker comes back holding exactly that."""
+position; an entry refused by risk (above the position limit) leaves it flat and its "exit" is never
+sent; the strategy's book equals the journal's and the broker's; a restarted strategy worker comes back
+holding exactly that, from its store or, when the store lost it, from the execution journal."""
 
+import sqlite3
 from collections import defaultdict
 from typing import Annotated
 
@@ -116,7 +118,11 @@ async def test_positions_follow_the_broker_through_fills_rejections_and_a_restar
             await wait_health(bus, "strategy")
             assert await book() == {WIPRO: 5}
 
+        # the strategy store loses its books (a restore from an old backup): the journal has the truth
+        with sqlite3.connect(data_dir / "strategies.db") as db:
+            db.execute("DELETE FROM instances")
         async with workers(settings, bus):
+            await eventually(lambda: _eq(book(), {WIPRO: 5}), timeout=30, what="positions adopted from the journal")
             await bus.gather(subjects.cmd(USER, "live", "start"), m.StartLive(tokens=[WIPRO, ITC]),
                              expect={"ticker", "strategy", "execution"}, timeout=20)
             ORDERS[WIPRO].append("exit")
