@@ -37,15 +37,16 @@ class ExecutionWorker:
         s = self.settings
         # users are partitioned across execution workers (shared/partition.py): only the owner of a
         # user's partition consumes their streams and answers their commands
+        every = subjects.ANY
         self.parts = await partition.Partitions(self.bus, "execution", [
-            partition.Feed(subjects.STREAM_SIGNALS, "execution-signals", "kta.u.*.signals", m.AnySignal,
+            partition.Feed(subjects.STREAM_SIGNALS, "execution-signals", subjects.signals(every), m.AnySignal,
                            self.on_signal, batch=16),
-            partition.Feed(subjects.STREAM_BROKER, "execution-order-updates", "kta.u.*.broker.order_updates",
+            partition.Feed(subjects.STREAM_BROKER, "execution-order-updates", subjects.order_updates(every),
                            m.BrokerOrderUpdate, self.on_order_update, batch=64),
-            partition.Feed(subjects.STREAM_BROKER, "execution-broker-events", "kta.u.*.broker.events",
+            partition.Feed(subjects.STREAM_BROKER, "execution-broker-events", subjects.broker_events(every),
                            m.BrokerEvent, self.on_broker_event, batch=16),
         ], on_release=self.release_partition).start()
-        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, accept=self.parts.owns)
+        await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, accept=self.parts.owns)
         for svc in ("execution", "risk", "journal"):
             await self.bus.serve(subjects.cmd_wildcard(svc), self.on_command, accept=self.parts.owns)
         log.info("execution worker ready (journal %s, group timeout %ss)", s.data_path / "journal.db",

@@ -46,7 +46,7 @@ def foreign_user(subject: str, obj: Any) -> str:
     Every per-user subject (``kta.u.<user>.…``) is the authority on whose message it is; the
     permission table decides who may publish there. A payload carrying another ``user_id`` is
     an attempt to act for someone else through a subject one may publish on."""
-    if not subject.startswith("kta.u."):
+    if not subjects.is_user_subject(subject):
         return ""
     uid = getattr(obj, "user_id", None)
     if not isinstance(uid, str) or not uid:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from shared import subjects
 from shared.natsjwt import Permissions
 
-U = "kta.u.*"
+A = subjects.ANY  # every user (or instrument, service, verb) in a pattern
 KV_TICKER = "kta_ticker"  # the ticker worker's subscriptions per user (restored on restart)
 KV_LEASES = "kta_leases"  # partition leases (shared/partition.py)
 KV_SESSIONS = subjects.KV_BROKER_SESSIONS
@@ -36,34 +36,37 @@ class Role:
     updates_streams: bool = False  # may change a stream's configuration (workers); anyone may create
 
 
+def _cmds(*services: str) -> tuple[str, ...]:
+    return tuple(subjects.cmd_wildcard(s) for s in services)
+
+
 ROLES: dict[str, Role] = {
     "gateway": Role(
-        publish=(f"{U}.cmd.>", "kta.svc.*.health", f"{U}.broker.events", f"{U}.alerts"),
-        subscribe=(f"{U}.>", "kta.ticks.*", "kta.svc.*.status"),
+        publish=(subjects.commands(A), subjects.service_health(A), subjects.broker_events(A), subjects.alerts(A)),
+        subscribe=(subjects.everything(A), subjects.ticks(A), subjects.service_status(A)),
         reads=(subjects.STREAM_ALERTS,),  # the notifier delivers alerts
         kv_read=(KV_SESSIONS, KV_BUDGET), kv_write=(KV_SESSIONS, KV_BUDGET)),
     "ticker": Role(
-        publish=("kta.ticks.*", f"{U}.ticks.*", f"{U}.broker.order_updates", f"{U}.broker.events",
-                 f"{U}.alerts", f"{U}.status"),
-        subscribe=(f"{U}.cmd.ticker.*", f"{U}.cmd.live.*"),
+        publish=(subjects.ticks(A), subjects.user_ticks(A, A), subjects.order_updates(A), subjects.broker_events(A),
+                 subjects.alerts(A), subjects.status(A)),
+        subscribe=_cmds("ticker", "live"),
         kv_read=(KV_SESSIONS, KV_TICKER), kv_write=(KV_SESSIONS, KV_TICKER), updates_streams=True),
     "strategy": Role(
-        publish=(f"{U}.signals", "kta.bars.>", f"{U}.status", f"{U}.cmd.ticker.*", f"{U}.alerts", f"{U}.backtests",
-                 f"{U}.cmd.execution.strategy_positions"),
-        subscribe=("kta.ticks.*", f"{U}.cmd.strategy.*", f"{U}.cmd.backtest.*", f"{U}.cmd.live.*", f"{U}.risk",
-                   f"{U}.broker.events"),
+        publish=(subjects.signals(A), subjects.ALL_BARS, subjects.status(A), *_cmds("ticker"), subjects.alerts(A),
+                 subjects.backtests(A), subjects.cmd(A, "execution", "strategy_positions")),
+        subscribe=(subjects.ticks(A), *_cmds("strategy", "backtest", "live"), subjects.risk(A),
+                   subjects.broker_events(A)),
         reads=(subjects.STREAM_OUTCOMES,),
         kv_read=(KV_SESSIONS, KV_LEASES, KV_BUDGET), kv_write=(KV_LEASES, KV_BUDGET), updates_streams=True),
     "execution": Role(
-        publish=(f"{U}.orders", f"{U}.outcomes", f"{U}.positions", f"{U}.risk", f"{U}.status",
-                 f"{U}.cmd.ticker.*", f"{U}.broker.events", f"{U}.alerts"),
-        subscribe=("kta.ticks.*", f"{U}.cmd.execution.*", f"{U}.cmd.risk.*", f"{U}.cmd.journal.*",
-                   f"{U}.cmd.live.*"),
+        publish=(subjects.orders(A), subjects.outcomes(A), subjects.positions(A), subjects.risk(A), subjects.status(A),
+                 *_cmds("ticker"), subjects.broker_events(A), subjects.alerts(A)),
+        subscribe=(subjects.ticks(A), *_cmds("execution", "risk", "journal", "live")),
         reads=(subjects.STREAM_SIGNALS, subjects.STREAM_BROKER),
         kv_read=(KV_SESSIONS, KV_LEASES, KV_BUDGET), kv_write=(KV_SESSIONS, KV_LEASES, KV_BUDGET),
         updates_streams=True),
     # health probes: `kta up`'s supervisor and the containers' health checks
-    "ops": Role(publish=("kta.svc.*.health",)),
+    "ops": Role(publish=(subjects.service_health(A),)),
     # the operator's command-line tools beside a running stack (kta backtest --fetch reads the user's Kite session)
     "cli": Role(kv_read=(KV_SESSIONS, KV_BUDGET), kv_write=(KV_BUDGET,)),
 }
@@ -115,5 +118,5 @@ def reader_permissions(user_id: str) -> Permissions:
     outcomes and alerts; publish nothing."""
     from shared.reader import SUBJECTS
 
-    base = f"kta.u.{subjects.user(user_id)}"
-    return Permissions(subscribe=tuple(f"{base}.{s}" for s in SUBJECTS))
+    subjects.user(user_id)  # a bad id is refused, never turned into a pattern
+    return Permissions(subscribe=tuple(subject(user_id) for subject, _ in SUBJECTS))

@@ -43,13 +43,23 @@ LEASE_SECONDS = 6.0  # a dead worker's leases age out after this; a survivor cla
 KV_LEASES = "kta_leases"
 ACK_WAIT = 8.0  # partition consumers; long handlers keep their message with in-progress acks
 
+
+
+def _partitioned(src: str) -> SubjectTransform:
+    """``kta.u.*.signals`` → stored as ``kta.u.<user>.signals.<p>``: each ``*`` kept, the user's partition
+    (the first ``*``) appended."""
+    tokens, n = src.split("."), 0
+    for i, token in enumerate(tokens):
+        if token == "*":
+            n += 1
+            tokens[i] = "{{wildcard(%d)}}" % n
+    return SubjectTransform(src=src, dest=".".join(tokens) + ".{{partition(%d,1)}}" % PARTITIONS)
+
+
 TRANSFORMS: dict[str, SubjectTransform] = {
-    subjects.STREAM_SIGNALS: SubjectTransform(
-        src="kta.u.*.signals", dest="kta.u.{{wildcard(1)}}.signals.{{partition(%d,1)}}" % PARTITIONS),
-    subjects.STREAM_OUTCOMES: SubjectTransform(
-        src="kta.u.*.outcomes", dest="kta.u.{{wildcard(1)}}.outcomes.{{partition(%d,1)}}" % PARTITIONS),
-    subjects.STREAM_BROKER: SubjectTransform(
-        src="kta.u.*.broker.*", dest="kta.u.{{wildcard(1)}}.broker.{{wildcard(2)}}.{{partition(%d,1)}}" % PARTITIONS),
+    subjects.STREAM_SIGNALS: _partitioned(subjects.signals(subjects.ANY)),
+    subjects.STREAM_OUTCOMES: _partitioned(subjects.outcomes(subjects.ANY)),
+    subjects.STREAM_BROKER: _partitioned(subjects.broker(subjects.ANY, subjects.ANY)),
 }
 
 

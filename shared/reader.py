@@ -9,32 +9,39 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
 from shared import messages as m
+from shared import subjects
 
-# subject under kta.u.<user>. -> the message published there
-SUBJECTS: dict[str, object] = {
-    "ticks.*": m.Tick,  # kta.u.<user>.ticks.<instrument_token>: the user's instruments only
-    "signals": m.AnySignal,
-    "orders": m.OrderEvent,
-    "positions": m.PositionSnapshot,
-    "risk": m.RiskState,
-    "outcomes": m.StrategyOutcome,
-    "alerts": m.Alert,
-}
+# a user's subject (built from the user id) -> the message published there
+SUBJECTS: tuple[tuple[Callable[[str], str], object], ...] = (
+    (lambda user_id: subjects.user_ticks(user_id, subjects.ANY), m.Tick),  # the user's instruments only
+    (subjects.signals, m.AnySignal),
+    (subjects.orders, m.OrderEvent),
+    (subjects.positions, m.PositionSnapshot),
+    (subjects.risk, m.RiskState),
+    (subjects.outcomes, m.StrategyOutcome),
+    (subjects.alerts, m.Alert),
+)
+
+
+def _shown(subject: str) -> str:
+    """``kta.u.*.ticks.*`` → ``kta.u.<user>.ticks.<instrument_token>`` (for the schema document)."""
+    tokens = subject.split(".")
+    tokens[2] = "<user>"
+    return ".".join("<instrument_token>" if t == "*" else t for t in tokens)
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "nats-schemas.json"
 
 
 def schemas() -> dict:
     """``{"subjects": {subject: {"$ref": ...}}, "$defs": {...}}`` from msgspec's JSON Schema."""
-    names = list(SUBJECTS)
-    refs, defs = msgspec.json.schema_components([SUBJECTS[n] for n in names],
-                                                ref_template="#/$defs/{name}")
+    refs, defs = msgspec.json.schema_components([kind for _, kind in SUBJECTS], ref_template="#/$defs/{name}")
     return {"description": "Payloads (MessagePack) on kta.u.<user>.<subject> for a read-only NATS key",
-            "subjects": {f"kta.u.<user>.{n}".replace(".*", ".<instrument_token>"): ref for n, ref in zip(names, refs)},
+            "subjects": {_shown(subject(subjects.ANY)): ref for (subject, _), ref in zip(SUBJECTS, refs)},
             "$defs": defs}
 
 

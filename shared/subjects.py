@@ -2,11 +2,16 @@
 
 User ids are validated before they go into a subject: a user id is Kite's, ``^[A-Z0-9]{2,10}$``,
 so no dot, wildcard or space can ever reach a subject and cross into another user's data.
+
+Wildcards come from the same builders: ``ANY`` in place of a user, an instrument, a service or a verb
+is ``*`` (``signals(ANY)`` = ``kta.u.*.signals``, what a worker consumes for every user). ``ANY`` is
+not a string, so nothing read from a request or a message can ever stand for it.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 PREFIX = "kta"
 _USER_RE = re.compile(r"^[A-Z0-9]{2,10}$")
@@ -28,20 +33,36 @@ class SubjectError(ValueError):
     """A value that must not be put into a subject."""
 
 
+class _Any:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "subjects.ANY"
+
+
+ANY: Any = _Any()  # the wildcard ``*`` for one token of a subject (see the module's docstring)
+
+
 def user(user_id: str) -> str:
     """Validate a user id for use in a subject; raises SubjectError otherwise."""
+    if user_id is ANY:
+        return "*"
     if not isinstance(user_id, str) or not _USER_RE.match(user_id):
         raise SubjectError(f"invalid user id {user_id!r}: expected 2-10 of A-Z, 0-9")
     return user_id
 
 
 def _word(value: str, what: str) -> str:
+    if value is ANY:
+        return "*"
     if not isinstance(value, str) or not _WORD_RE.match(value):
         raise SubjectError(f"invalid {what} {value!r}")
     return value
 
 
 def _token(token: int) -> str:
+    if token is ANY:
+        return "*"
     if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token < 2**32:
         raise SubjectError(f"invalid instrument_token {token!r}")
     return str(token)
@@ -52,6 +73,7 @@ def ticks(token: int) -> str:
 
 
 ALL_TICKS = f"{PREFIX}.ticks.>"
+ALL_BARS = f"{PREFIX}.bars.>"
 
 
 def user_ticks(user_id: str, token: int) -> str:
@@ -74,7 +96,17 @@ def cmd(user_id: str, service: str, verb: str) -> str:
 
 def cmd_wildcard(service: str) -> str:
     """What a service subscribes to: every user's commands for it."""
-    return f"{PREFIX}.u.*.cmd.{_word(service, 'service')}.*"
+    return cmd(ANY, service, ANY)
+
+
+def commands(user_id: str) -> str:
+    """``kta.u.<user>.cmd.>`` — every command to every service on behalf of a user."""
+    return _u(user_id, "cmd", ">")
+
+
+def everything(user_id: str) -> str:
+    """``kta.u.<user>.>`` — every subject of a user."""
+    return _u(user_id, ">")
 
 
 def signals(user_id: str) -> str:
@@ -100,12 +132,17 @@ def backtests(user_id: str) -> str:
     return _u(user_id, "backtests")
 
 
+def broker(user_id: str, kind: str) -> str:
+    """What the ticker worker relays from the broker for a user (``order_updates``, ``events``)."""
+    return _u(user_id, "broker", _word(kind, "broker subject"))
+
+
 def order_updates(user_id: str) -> str:
-    return _u(user_id, "broker", "order_updates")
+    return broker(user_id, "order_updates")
 
 
 def broker_events(user_id: str) -> str:
-    return _u(user_id, "broker", "events")
+    return broker(user_id, "events")
 
 
 def positions(user_id: str) -> str:
@@ -124,21 +161,18 @@ def service_status(service: str) -> str:
     return f"{PREFIX}.svc.{_word(service, 'service')}.status"
 
 
-ALL_SERVICE_STATUS = f"{PREFIX}.svc.*.status"
-
-
 def service_health(service: str) -> str:
     """Request/reply health check of a service (any instance answers)."""
     return f"{PREFIX}.svc.{_word(service, 'service')}.health"
 
 
-def user_stream(user_id: str) -> str:
-    """Everything a dashboard of this user may see (gateway SSE subscribes here)."""
-    return _u(user_id, ">")
-
-
 def dlq(service: str) -> str:
     return f"{PREFIX}.dlq.{_word(service, 'service')}"
+
+
+def is_user_subject(subject: str) -> bool:
+    """A ``kta.u.<user>....`` subject (not ticks, bars, services or the dead letters)."""
+    return subject.startswith(f"{PREFIX}.u.")
 
 
 def user_of(subject: str) -> str:
@@ -155,10 +189,10 @@ def verb_of(subject: str) -> str:
 
 # stream name -> subjects (a wildcard over every user)
 STREAMS: dict[str, list[str]] = {
-    STREAM_SIGNALS: [f"{PREFIX}.u.*.signals"],
-    STREAM_ORDERS: [f"{PREFIX}.u.*.orders"],
-    STREAM_OUTCOMES: [f"{PREFIX}.u.*.outcomes"],
-    STREAM_ALERTS: [f"{PREFIX}.u.*.alerts"],
-    STREAM_BROKER: [f"{PREFIX}.u.*.broker.order_updates", f"{PREFIX}.u.*.broker.events"],
+    STREAM_SIGNALS: [signals(ANY)],
+    STREAM_ORDERS: [orders(ANY)],
+    STREAM_OUTCOMES: [outcomes(ANY)],
+    STREAM_ALERTS: [alerts(ANY)],
+    STREAM_BROKER: [order_updates(ANY), broker_events(ANY)],
     STREAM_DLQ: [f"{PREFIX}.dlq.>"],
 }

@@ -39,14 +39,15 @@ class StrategyWorker:
         # users are partitioned across strategy workers (shared/partition.py): a worker runs and
         # answers for the users of the partitions it holds, restored from the store when it gets one,
         # and consumes their outcomes in order from the partition's durable consumer
+        every = subjects.ANY
         self.parts = await partition.Partitions(self.bus, "strategy", [
-            partition.Feed(subjects.STREAM_OUTCOMES, "strategy-outcomes", "kta.u.*.outcomes", m.StrategyOutcome,
+            partition.Feed(subjects.STREAM_OUTCOMES, "strategy-outcomes", subjects.outcomes(every), m.StrategyOutcome,
                            self.on_outcome, batch=64),
         ], on_acquire=self.acquire_partition, on_release=self.release_partition).start()
         await self.bus.serve(subjects.cmd_wildcard("strategy"), self.on_command, accept=self.parts.owns)
-        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, accept=self.parts.owns)
-        await self.bus.subscribe("kta.u.*.risk", m.RiskState, self.on_risk)
-        await self.bus.subscribe("kta.u.*.broker.events", m.BrokerEvent, self.on_broker_event)
+        await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, accept=self.parts.owns)
+        await self.bus.subscribe(subjects.risk(every), m.RiskState, self.on_risk)
+        await self.bus.subscribe(subjects.broker_events(every), m.BrokerEvent, self.on_broker_event)
         self.bus.spawn(self.watch_sessions(), name="sessions")
         self.bus.spawn(self.follow_needs(), name="subscriptions")
         self.backtests = await BacktestService(self.bus, self.engine.settings, clients=self.engine.clients).start(

@@ -25,7 +25,7 @@ class TickerWorker:
         await self.hub.restore()  # before the sessions: each live user's feed opens with its instruments
         self.bus.spawn(self._watch_sessions(), name="sessions")
         self.bus.spawn(self.hub.freshness.run(), name="freshness")
-        await self.bus.serve("kta.u.*.cmd.live.*", self.on_live, queue="ticker-live")
+        await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, queue="ticker-live")
         await self.bus.serve(subjects.cmd_wildcard("ticker"), self.on_command, queue="ticker")
         return self
 

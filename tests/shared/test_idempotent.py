@@ -33,7 +33,7 @@ class Strategies:
 async def served(nats_server):
     server, client = await connect(nats_server, "idem"), await connect(nats_server, "idemclient")
     strategies = Strategies()
-    await server.serve("kta.u.*.cmd.idem.*", strategies.handle)
+    await server.serve(s.cmd_wildcard("idem"), strategies.handle)
     await server.nc.flush()  # the subscription is registered at the server
     yield strategies, client, server
     await client.close()

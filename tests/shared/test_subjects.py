@@ -30,3 +30,19 @@ def test_bad_words_are_refused():
         s.cmd("DEMO01", "strategy.*", "add")
     with pytest.raises(s.SubjectError):
         s.bars("5 minute", 1)
+
+
+def test_wildcards_come_from_the_same_builders() -> None:
+    assert s.signals(s.ANY) == "kta.u.*.signals"
+    assert s.broker(s.ANY, s.ANY) == "kta.u.*.broker.*"
+    assert s.user_ticks(s.ANY, s.ANY) == "kta.u.*.ticks.*"
+    assert s.cmd_wildcard("live") == s.cmd(s.ANY, "live", s.ANY) == "kta.u.*.cmd.live.*"
+    assert s.commands(s.ANY) == "kta.u.*.cmd.>" and s.everything("AB12") == "kta.u.AB12.>"
+
+
+def test_no_text_can_stand_for_the_wildcard() -> None:
+    for hostile in ("*", ">", "AB12.*"):
+        with pytest.raises(s.SubjectError):
+            s.signals(hostile)
+    with pytest.raises(s.SubjectError):
+        s.ticks("*")

@@ -15,7 +15,7 @@ import pytest
 
 from shared import messages as m
 from shared import natsperms
-from shared import subjects
+from shared import partition, subjects
 from shared.config import to_env
 from shared.kite.sessions import put_session, vault_for
 from tests.helpers import eventually, running, stack_settings, wait_health
@@ -95,8 +95,8 @@ async def _forget(bus, user: str) -> None:
 async def test_after_token_expiry_a_fresh_login_resumes_the_feed_by_itself(bus, own_sim, data_dir):
     settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, own_sim)
     ticks = await _ticks(bus, NIFTY)
-    events = await bus.js.subscribe("kta.u.DEMO02.broker.events.*", stream=subjects.STREAM_BROKER,
-                                    deliver_policy="new")
+    stored = partition.feed_subject(subjects.broker_events("DEMO02"), partition.of("DEMO02"))
+    events = await bus.js.subscribe(stored, stream=subjects.STREAM_BROKER, deliver_policy="new")
     async with running(ticker_main, settings):
         await wait_health(bus, "ticker")
         await put_session(bus, vault_for(settings), "DEMO02", own_sim.api_key, login(own_sim, "DEMO02", "demo2"))

@@ -5,7 +5,7 @@ import asyncio
 import msgspec
 
 from shared import messages as m
-from shared import subjects
+from shared import partition, subjects
 from shared.kite.client import KiteClient
 from shared.kite.sessions import put_session, vault_for
 from tests.helpers import eventually, running, stack_settings, wait_health
@@ -14,13 +14,7 @@ from ticker_worker.main import amain as ticker_main
 
 
 def stored(subject: str, user_id: str) -> str:
-    """The subject JetStream stores ``subject`` under (KTA_BROKER may partition it by user)."""
-    try:
-        from shared import partition
-    except ImportError:
-        return subject
-    if subjects.STREAM_BROKER not in getattr(partition, "TRANSFORMS", {}):
-        return subject
+    """The subject JetStream stores ``subject`` under (KTA_BROKER is partitioned by user)."""
     return partition.feed_subject(subject, partition.of(user_id))
 
 
@@ -33,7 +27,7 @@ async def test_ticks_order_updates_and_reconnects(bus, sim, data_dir):
     async def on_tick(t, msg):
         ticks.setdefault(t.instrument_token, []).append(t)
 
-    await bus.subscribe("kta.ticks.>", m.Tick, on_tick)
+    await bus.subscribe(subjects.ALL_TICKS, m.Tick, on_tick)
     events = await bus.js.subscribe(stored(subjects.broker_events("DEMO01"), "DEMO01"), stream=subjects.STREAM_BROKER,
                                   deliver_policy="new")
     updates = await bus.js.subscribe(stored(subjects.order_updates("DEMO01"), "DEMO01"), stream=subjects.STREAM_BROKER,
