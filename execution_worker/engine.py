@@ -68,6 +68,7 @@ class Desk:
         self.market_protection = market_protection
         self.sl_slippage_pct = sl_slippage_pct
         self.gate = gate or OrderGate()  # Kite's per-account order limits
+        self.margin_check_above = 100_000_00  # paise: entries worth this much are margin-checked (margin_check.py)
         self.prices = prices or Prices(bus)  # last prices and circuit bands (shared by the worker's desks)
         self.book = OrderBook(journal.load_orders(user_id, journal.today()))
         self.tracker = PositionTracker.from_trades(journal.trades(user_id))

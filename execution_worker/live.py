@@ -69,6 +69,7 @@ class Desks:
             return self.desks[user_id]
         desk = Desk(user_id, self.bus, self.journal, client, self.risk(user_id), self.instruments,
                     self.settings.market_protection, self.settings.sl_slippage_pct, prices=self.prices)
+        desk.margin_check_above = m.to_paise(self.settings.margin_check_above)  # see margin_check.py
         desk.on_risk = self._desk_risk_moved
         desk.on_fills = self.marks.track
         protector.started(desk, self.settings.sl_slippage_pct)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 
-from execution_worker import placing
+from execution_worker import margin_check, placing
 from execution_worker.engine import Desk
 from execution_worker.journal import ACCEPTED, REFUSED
 from execution_worker.signals import decided_quantities, judge
 from shared.messages import Leg, SignalGroup
-from shared.trading import planning
+from shared.trading import margin, planning
 from shared.trading.group import ROLLBACK_INDEX, GroupPlacement
 from shared.trading.hedge import HedgeValidator
 from shared.trading.order import Order, OrderState
@@ -52,13 +52,20 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
     if decision is None:
         ok, reason = (validator or HedgeValidator()).validate(group)
         verdict = None
+        code = "HEDGE_MISMATCH"
         if ok:
             verdict = await judge(desk, group)
-            ok, reason = verdict.ok, verdict.reason
+            ok, reason, code = verdict.ok, verdict.reason, verdict.code
+        if ok and group.intent == "entry":  # every leg at once, with the spread benefit: never hedges alone
+            legs = [req for i, leg in enumerate(group.legs) for req in planning.leg_request(
+                desk.user_id, group.id, leg, i, "entry", desk.market_protection,
+                desk.inst(leg.exchange.value, leg.tradingsymbol))]
+            short = await margin_check.refusal(desk, legs)
+            if short:
+                ok, reason, code = False, short, margin.CODE
         if not ok:
-            code = verdict.code if verdict else "HEDGE_MISMATCH"
             j.record_signal(group, REFUSED, reason, code)
-            if not verdict:
+            if not verdict or code == margin.CODE:
                 j.record_risk_event(desk.user_id, code=code, message=reason, signal_id=group.id)
             await desk.outcomes.emit(f"refused:{group.id}", kind="refused", strategy_id=group.strategy_id,
                                      group_id=group.id, order_kind=group.intent, code=code, reason=reason)

@@ -10,12 +10,12 @@ import json
 import logging
 import time
 
-from execution_worker import placing
+from execution_worker import margin_check, placing
 from execution_worker.engine import Desk
 from execution_worker.journal import ACCEPTED, REFUSED
 from shared import subjects
 from shared.messages import OrderEvent, Signal, SignalGroup
-from shared.trading import planning
+from shared.trading import margin, planning
 from shared.trading.greeks import greeks_inputs, net_greeks
 from shared.trading.order import REFUSED as REFUSED_STATE
 from shared.trading.positions import signed
@@ -70,9 +70,16 @@ async def on_signal(desk: Desk, sig: Signal) -> None:
         return  # a redelivery of a refused signal: the decision stands
     if decision is None:
         verdict = await judge(desk, sig)
-        if not verdict.ok:
-            desk.journal.record_signal(sig, REFUSED, verdict.reason, verdict.code)
-            await refused(desk, sig, verdict.code, verdict.reason)
+        code, reason = verdict.code, verdict.reason
+        if verdict.ok and sig.intent == "entry":  # the account can carry it (POST /margins/basket)
+            entry = planning.signal_requests(sig, desk.inst(sig.exchange.value, sig.tradingsymbol),
+                                             desk.market_protection, quantity=(verdict.quantities or (sig.quantity,))[0])
+            short = await margin_check.refusal(desk, entry) if margin_check.worth_checking(desk, entry) else None
+            if short:
+                code, reason = margin.CODE, short
+        if not verdict.ok or code == margin.CODE:
+            desk.journal.record_signal(sig, REFUSED, reason, code)
+            await refused(desk, sig, code, reason)
             return
         desk.journal.record_signal(sig, ACCEPTED, verdict.reason, quantities=verdict.quantities)
     quantity = (decided_quantities(desk, sig) or (sig.quantity,))[0]

@@ -92,6 +92,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sl_slippage_pct: Annotated[float, Meta(ge=0, le=10)] = 0.5
     default_stop_pct: Annotated[float, Meta(gt=0, le=50)] = 2.0  # Stop (protect): a stop for a position that has none
     market_protection: Annotated[int, Meta(ge=-1, le=100)] = -1
+    # pre-trade margin check (POST /margins/basket): every multi-leg group, and entries worth at least this
+    # many rupees (quantity x price); 0 = before every entry
+    margin_check_above: Annotated[float, Meta(ge=0)] = 100_000.0
     risk: RiskLimits = msgspec.field(default_factory=RiskLimits)
 
     # metrics
