@@ -1,14 +1,18 @@
 """Live events for one user's dashboard (SSE) and API clients, from that user's NATS subjects only.
 
 * One ``UserFeed`` per user subscribes to ``kta.u.<user>.{orders,positions,risk,status,signals,
-  broker.events,alerts}`` and ``kta.ticks.<token>`` for the tokens the user is live on (and ``broker.
-  order_updates`` only for Kite's order times, which kta's order events lack); nothing else, so a
-  user never sees another's data.
-* Every event gets a per-user, monotonically increasing id and goes into a small ring buffer, so a
-  reconnecting browser resumes from ``Last-Event-ID``.
+  broker.events,alerts}`` (and ``broker.order_updates`` only for Kite's order times, which kta's order
+  events lack); nothing else, so a user never sees another's data.
+* Ticks come from the gateway's ``TickFanout`` (``gateway/tick_fanout.py``): ONE subscription to
+  ``kta.ticks.<token>`` per token for all users, coalesced per token, flushed a few times a second to
+  the feeds of the users live on it. Per tick the work is O(1).
+* Every event gets a per-user, monotonically increasing id; all but ticks (the latest state, a few a
+  second) go into a small ring buffer, so a reconnecting browser resumes from ``Last-Event-ID``.
 * Each connected client has a bounded buffer keyed by what the event is about (ticks per token, the
   latest positions, an order by id): a slow client gets the latest state, never an unbounded queue.
-* Ticks are coalesced per token and flushed a few times a second; per tick the work is O(1).
+* An event is rendered once per format (the dashboard's HTML, the API's JSON) whatever the number of
+  clients — a tick update once for every user showing it; the dashboard gets a flush's tick rows as
+  one message.
 * A stream lives only as long as its login session: every ``SESSION_CHECK_SECONDS`` the sessions of
   all open streams are checked in one query, and a stream whose session was revoked (logout,
   ``kta users remove``) or has expired is closed. Streams are capped per session and per user.
@@ -31,16 +35,16 @@ import msgspec
 from shared import messages as m
 from shared import subjects
 from shared.bus import Bus
+from gateway.tick_fanout import TickFanout
 
 log = logging.getLogger("kta.gateway.streams")
 EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest", "alerts")
 RING = 256
 CLIENT_BUFFER = 256
-TICK_FLUSH_SECONDS = 0.25
 ORDER_TIMES = 1000  # broker order ids remembered with the exchange's order time, per user
 SESSION_CHECK_SECONDS = 2.0
 UNSTARTED_SECONDS = 30.0  # a stream reserved for a response that never started is let go after this
-_TICK_FIELDS = tuple(f for f in m.Tick.__struct_fields__ if f != "depth")
+Render = Callable[[str, dict, str], str]
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Event:
     name: str
     key: Any
     payload: dict
+    cache: dict = field(default_factory=dict, compare=False)  # render function -> text; shared by copies
 
 
 class StreamLimit(Exception):
@@ -100,18 +105,16 @@ def _key(name: str, payload: dict) -> Any:
 
 
 class UserFeed:
-    def __init__(self, bus: Bus, user_id: str) -> None:
+    def __init__(self, bus: Bus, user_id: str, fanout: TickFanout | None = None) -> None:
         self.bus = bus
+        self.fanout = fanout
         self.user_id = subjects.user(user_id)
         self.ring: deque[Event] = deque(maxlen=RING)
         self.clients: set[Client] = set()
+        self.tokens: set[int] = set()  # the instruments whose ticks this feed shows (kept by the fanout)
         self._ids = itertools.count(time.time_ns() // 1_000_000)  # survives a gateway restart in order
         self._subs: list[Any] = []
-        self._tick_subs: dict[int, Any] = {}
-        self._pending_ticks: dict[int, dict] = {}
-        self.ticks_seen = 0
         self._order_times: OrderedDict[str, str] = OrderedDict()  # order id -> Kite's order_timestamp
-        self._flusher: asyncio.Task | None = None
 
     async def start(self) -> "UserFeed":
         u = self.user_id
@@ -126,7 +129,6 @@ class UserFeed:
             self._subs.append(await self.bus.subscribe(subject, kind, self._handler(name)))
         self._subs.append(await self.bus.subscribe(subjects.order_updates(u), m.BrokerOrderUpdate,
                                                    self._on_broker_order))
-        self._flusher = asyncio.create_task(self._flush_ticks(), name=f"ticks:{u}")
         await self.bus.nc.flush()  # the server knows the subscriptions before anyone is told "connected"
         return self
 
@@ -149,6 +151,14 @@ class UserFeed:
             c.push(ev)
         return ev
 
+    def emit_tick(self, token: int, payload: dict, cache: dict) -> None:
+        """A token's latest tick (payload and render cache shared with every feed showing it); not
+        kept in the ring: a reconnecting client gets the next flush, and orders stay resumable."""
+        if self.clients:
+            ev = Event(next(self._ids), "ticks", ("ticks", token), payload, cache)
+            for c in self.clients:
+                c.push(ev)
+
     async def _on_broker_order(self, update: m.BrokerOrderUpdate, msg) -> None:
         """Kite's own order updates carry the exchange-side order time kta's order events lack."""
         order_id, stamp = str(update.order.get("order_id") or ""), update.order.get("order_timestamp")
@@ -157,28 +167,9 @@ class UserFeed:
             if len(self._order_times) > ORDER_TIMES:
                 self._order_times.popitem(last=False)
 
-    # ---- ticks ------------------------------------------------------------------------------
-
     async def set_ticks(self, tokens: list[int]) -> None:
-        wanted = set(tokens)
-        for token in list(self._tick_subs):
-            if token not in wanted:
-                with contextlib.suppress(Exception):
-                    await self._tick_subs.pop(token).unsubscribe()
-        for token in wanted - self._tick_subs.keys():
-            self._tick_subs[token] = await self.bus.subscribe(subjects.ticks(token), m.Tick, self._on_tick)
-
-    async def _on_tick(self, tick: m.Tick, msg) -> None:
-        self._pending_ticks[tick.instrument_token] = tick  # O(1): only the latest per token is kept
-        self.ticks_seen += 1
-
-    async def _flush_ticks(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_FLUSH_SECONDS)
-            if self._pending_ticks:
-                pending, self._pending_ticks = self._pending_ticks, {}
-                for tick in pending.values():
-                    self.emit("ticks", {f: getattr(tick, f) for f in _TICK_FIELDS})
+        if self.fanout is not None:
+            await self.fanout.want(self, tokens)
 
     # ---- clients ----------------------------------------------------------------------------
 
@@ -195,13 +186,11 @@ class UserFeed:
         for c in list(self.clients):
             c.close()
         self.clients.clear()
-        if self._flusher:
-            self._flusher.cancel()
-        for sub in [*self._subs, *self._tick_subs.values()]:
+        await self.set_ticks([])
+        for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
-        self._tick_subs.clear()
 
 
 class Streams:
@@ -216,6 +205,8 @@ class Streams:
         self.live_tokens = live_tokens
         self.active_sessions = active_sessions
         self.per_session, self.per_user = per_session, per_user
+        self.fanout = TickFanout(bus)
+        self.renders = 0  # events rendered (once per format, whatever the number of clients)
         self.feeds: dict[str, UserFeed] = {}
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.Task | None = None
@@ -224,7 +215,7 @@ class Streams:
         async with self._lock:
             feed = self.feeds.get(user_id)
             if feed is None:
-                feed = self.feeds[user_id] = await UserFeed(self.bus, user_id).start()
+                feed = self.feeds[user_id] = await UserFeed(self.bus, user_id, self.fanout).start()
                 if self.live_tokens is not None:
                     await feed.set_ticks(await self.live_tokens(user_id))
             return feed
@@ -244,13 +235,15 @@ class Streams:
 
     def stats(self) -> dict[str, int]:
         return {"streams": len(self.feeds), "clients": sum(len(f.clients) for f in self.feeds.values()),
-                "ticks_seen": sum(f.ticks_seen for f in self.feeds.values())}
+                "ticks_seen": self.fanout.ticks_seen, "tick_subscriptions": self.fanout.subscriptions,
+                "renders": self.renders}
 
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
         for user_id in list(self.feeds):
             await self.feeds.pop(user_id).close()
+        await self.fanout.close()
 
     async def attach(self, user_id: str, last_event_id: int | None, session: str = "") -> tuple[UserFeed, Client]:
         """A new client of the user's feed, with the ring's events after ``last_event_id`` queued.
@@ -281,8 +274,8 @@ class Streams:
             except Exception:  # noqa: BLE001 - a failed check must not stop the next one
                 log.exception("checking the sessions of the event streams failed")
 
-    async def events(self, feed: UserFeed, client: Client) -> AsyncIterator[Event | None]:
-        """The client's events as they come; ``None`` marks a heartbeat."""
+    async def events(self, feed: UserFeed, client: Client) -> AsyncIterator[list[Event] | None]:
+        """The client's events in batches as they come; ``None`` marks a heartbeat."""
         client.started = True
         try:
             while not client.closed:
@@ -293,10 +286,31 @@ class Streams:
                     except asyncio.TimeoutError:
                         yield None
                         continue
-                for ev in client.drain():
-                    yield ev
+                batch = client.drain()
+                if batch:
+                    yield batch
         finally:
             feed.clients.discard(client)
+
+    def messages(self, events: list[Event], render: Render, user_id: str,
+                 merge_ticks: bool) -> list[tuple[str, int, str]]:
+        """``(event name, id, text)`` for each event, each rendered once per format for all clients
+        (the text is kept on the event); with ``merge_ticks`` consecutive tick rows are one message."""
+        out: list[tuple[str, int, list[str]]] = []
+        for ev in events:
+            text = ev.cache.get(render)
+            if text is None:
+                try:
+                    text = ev.cache[render] = render(ev.name, ev.payload, user_id)
+                except Exception as e:  # noqa: BLE001 - one bad fragment must not end the stream
+                    log.warning("rendering %s failed: %r", ev.name, e)
+                    continue
+                self.renders += 1
+            if merge_ticks and ev.name == "ticks" and out and out[-1][0] == "ticks":
+                out[-1] = ("ticks", ev.id, out[-1][2] + [text])
+            else:
+                out.append((ev.name, ev.id, [text]))
+        return [(name, ev_id, "".join(parts)) for name, ev_id, parts in out]
 
 
 def parse_last_event_id(value: str | None) -> int | None:

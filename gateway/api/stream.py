@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import AsyncGenerator, Callable
 
 import msgspec
@@ -15,8 +14,6 @@ from gateway.guards import user_id_of
 from gateway.services import services_of
 from gateway.streams import Client, StreamLimit, Streams, UserFeed, parse_last_event_id
 from gateway.trading import TradingError
-
-log = logging.getLogger("kta.gateway.sse")
 
 
 def _json(name: str, payload: dict, user_id: str) -> str:
@@ -47,18 +44,15 @@ async def _stream(request: Request, render: Callable[[str, dict, str], str]) -> 
 
 async def _messages(streams: Streams, feed: UserFeed, client: Client, render: Callable[[str, dict, str], str],
                     user_id: str) -> AsyncGenerator:
+    merge_ticks = render is not _json  # the dashboard merges a message's tick rows; API clients get one each
     try:
         yield ServerSentEventMessage(comment="connected", retry=2000)
-        async for ev in streams.events(feed, client):
-            if ev is None:
+        async for batch in streams.events(feed, client):
+            if batch is None:
                 yield ServerSentEventMessage(comment="ping")
                 continue
-            try:
-                data = render(ev.name, ev.payload, user_id)
-            except Exception as e:  # noqa: BLE001 - one bad fragment must not end the stream
-                log.warning("rendering %s failed: %r", ev.name, e)
-                continue
-            yield ServerSentEventMessage(data=data, event=ev.name, id=str(ev.id))
+            for name, ev_id, data in streams.messages(batch, render, user_id, merge_ticks):
+                yield ServerSentEventMessage(data=data, event=name, id=str(ev_id))
     finally:
         feed.clients.discard(client)
 
