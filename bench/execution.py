@@ -172,7 +172,7 @@ async def main(n_burst: int) -> None:
             token = login(root)
             await put_session(bus, vault_for(settings), USER, API_KEY, token)
             env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | to_env(settings)
-            procs.append(subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "execution"], cwd=ROOT,
+            procs.append(subprocess.Popen([sys.executable, "-m", "kta", "worker", "execution"], cwd=ROOT,
                                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             for _ in range(60):  # the worker owns the user's partition once it answers
                 try:

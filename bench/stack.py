@@ -20,7 +20,7 @@ from shared import natsd
 from shared.bus import Bus
 from shared.config import Settings, load, to_env
 from shared.natsauth import AuthDir
-from shared.supervisor import python_argv
+from kta.supervisor import python_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY, API_SECRET = "kta-demo", "kta-demo-secret"

@@ -27,7 +27,7 @@ def kta_command(proc: Path = Path("/proc")) -> list[str]:
         except OSError:
             continue
         for i, arg in enumerate(args):
-            if Path(arg).name == "kta" or (arg == "-m" and args[i + 1: i + 2] == ["shared.cli"]):
+            if Path(arg).name == "kta" or (arg == "-m" and args[i + 1: i + 2] in (["kta"], ["kta.cli"])):
                 rest = args[i + 1:] if Path(arg).name == "kta" else args[i + 2:]
                 if rest and rest[0] in ("gateway", "worker", "sim", "up"):
                     return rest

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def kta(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")}, "PYTHONPATH": str(ROOT),
            "KTA_NATS_URL": f"nats://127.0.0.1:{natsd.free_port()}"}  # no stack running: the store is all there is
-    return subprocess.run([sys.executable, "-m", "shared.cli", "--data-dir", str(data_dir), *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "kta", "--data-dir", str(data_dir), *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=180)
 
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from gateway.app import create_app
-from shared import cli
+from kta import cli
 from shared.config import ENV_PREFIX, FIELDS, load
 from tests.deploy import manifests as mf
 

@@ -118,7 +118,7 @@ class Topology:
         name = name or service
         log = self.tmp / f"{name}.log"
         base = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", *command], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "kta", *command], cwd=ROOT,
                                 env={**base, **env, "PYTHONUNBUFFERED": "1"},
                                 stdout=open(log, "wb"), stderr=subprocess.STDOUT)
         p = Proc(name, proc, log, port)

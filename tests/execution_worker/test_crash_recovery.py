@@ -29,7 +29,7 @@ N = 24
 def spawn(settings, log_path: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | to_env(settings)
     log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "execution"], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "kta", "worker", "execution"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 
 

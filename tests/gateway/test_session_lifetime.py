@@ -22,7 +22,7 @@ async def kta(settings, *args: str) -> str:
     """The real ``kta`` command line against the gateway's data dir, as an operator runs it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shared.cli", "--data-dir", settings.data_dir, *args, cwd=ROOT, env=env,
+        sys.executable, "-m", "kta", "--data-dir", settings.data_dir, *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
     assert proc.returncode == 0, out.decode()

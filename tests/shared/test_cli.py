@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from shared import natsd
-from shared.cli import parser
+from kta.cli import parser
 
 ROOT = Path(__file__).resolve().parents[2]
 KITE_ENV = ("KTA_KITE_ROOT", "KTA_KITE_WS_ROOT", "KTA_KITE_LOGIN_URL")
@@ -24,7 +24,7 @@ KITE_ENV = ("KTA_KITE_ROOT", "KTA_KITE_WS_ROOT", "KTA_KITE_LOGIN_URL")
 
 def kta(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env={**clean, **(env or {})},
+    return subprocess.run([sys.executable, "-m", "kta", *args], cwd=ROOT, env={**clean, **(env or {})},
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -68,7 +68,7 @@ def test_no_sim_with_the_kite_settings_runs_without_the_paper_broker(tmp_path, s
                 "--api-secret", sim.api_secret, "--data-dir", str(data))
     assert added.returncode == 0, added.stderr
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "up", "--no-sim", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "kta", "up", "--no-sim", "--port", str(port),
                              "--data-dir", str(data)], cwd=ROOT, env={**clean, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

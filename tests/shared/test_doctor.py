@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from gateway import users
-from shared import doctor, natsd
+from kta import doctor
+from shared import natsd
 from shared.kite.sessions import put_session, vault_for
 from tests.helpers import stack_settings
 from tests.shared.test_cli import kta

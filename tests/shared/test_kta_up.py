@@ -63,7 +63,7 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
     port = natsd.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "--data-dir", str(tmp_path / "var"), "up", "--port", str(port),
+        [sys.executable, "-m", "kta", "--data-dir", str(tmp_path / "var"), "up", "--port", str(port),
          "--sim-speed", "30", "--sim-seed", "3"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()

@@ -36,7 +36,7 @@ def test_the_schema_document_is_generated_from_the_messages():
 def kta(settings, *args: str) -> subprocess.CompletedProcess:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")},
            "KTA_NATS_CREDS": settings.nats_creds}
-    return subprocess.run([sys.executable, "-m", "shared.cli", "--data-dir", settings.data_dir, *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "kta", "--data-dir", settings.data_dir, *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
 
 

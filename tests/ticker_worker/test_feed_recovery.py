@@ -36,7 +36,7 @@ def own_sim(tmp_path_factory):
 
 def ticker_process(settings, log: Path) -> subprocess.Popen:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")}, **to_env(settings)}
-    return subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "ticker"], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "kta", "worker", "ticker"], cwd=ROOT, env=env,
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 

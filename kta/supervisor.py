@@ -153,4 +153,4 @@ class Supervisor:
 
 
 def python_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "shared.cli", *args]
+    return [sys.executable, "-m", "kta", *args]

@@ -89,7 +89,7 @@ def cmd_users(a) -> None:
 
 
 def cmd_doctor(a) -> None:
-    from shared import doctor
+    from kta import doctor
 
     settings = _settings(a)
     kta_log.setup("cli", "ERROR", "text")
@@ -133,7 +133,7 @@ def _refuse_without_real_kite(a: argparse.Namespace) -> None:
 
 
 def cmd_up(a) -> None:
-    from shared.supervisor import Child, Supervisor, python_argv
+    from kta.supervisor import Child, Supervisor, python_argv
 
     if a.no_sim:
         _refuse_without_real_kite(a)
