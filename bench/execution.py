@@ -47,7 +47,7 @@ from shared.bus import Bus, BusError, RequestTimeout  # noqa: E402
 from shared.config import load, to_env  # noqa: E402
 from shared.kite.client import KiteClient  # noqa: E402
 from shared.kite.ratelimit import RateLimiter  # noqa: E402
-from shared.kite.sessions import put_session, vault_for  # noqa: E402
+from shared.broker_sessions import put_session, vault_for  # noqa: E402
 
 KITE_ORDERS_PER_SECOND = 10.0
 API_KEY, API_SECRET, USER, PASSWORD = "kta-demo", "kta-demo-secret", "DEMO01", "demo"

@@ -39,7 +39,7 @@ from bench.stack import Stack, cpu_seconds, login, percentile  # noqa: E402
 from shared import messages as m  # noqa: E402
 from shared import natsd, subjects  # noqa: E402
 from shared.kite import codec  # noqa: E402
-from shared.kite.sessions import put_session, vault_for  # noqa: E402
+from shared.broker_sessions import put_session, vault_for  # noqa: E402
 
 DESIGN = 100.0  # ticks/s, the original design's figure
 TARGET = 60_000

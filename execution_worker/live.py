@@ -25,7 +25,7 @@ from shared.bus import Bus
 from shared.config import Settings
 from shared.kite import errors
 from shared.kite.clients import KiteClients, NotConnected
-from shared.kite.sessions import expire_session
+from shared.broker_sessions import expire_session
 from shared.trading import planning as o
 from shared.trading.greeks import is_option
 from shared.trading.planning import INDEX_UNDERLYINGS

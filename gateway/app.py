@@ -44,7 +44,7 @@ from gateway.trading import Trading, TradingError
 from gateway.users import database
 from shared.bus import Bus
 from shared.config import Settings
-from shared.kite.sessions import vault_for
+from shared.broker_sessions import vault_for
 
 log = logging.getLogger("kta.gateway")
 

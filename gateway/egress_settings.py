@@ -21,7 +21,7 @@ from gateway.bodies import bad_field
 from gateway.page_context import partial
 from gateway.services import services_of
 from shared.kite.egress import Egress, EgressError
-from shared.kite.sessions import set_egress
+from shared.broker_sessions import set_egress
 
 
 class EgressBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -19,7 +19,7 @@ from gateway.trading import TradingError
 from shared.ist import IST
 from shared.kite import errors as kite_errors
 from shared.kite.client import KiteClient
-from shared.kite.sessions import put_session
+from shared.broker_sessions import put_session
 
 log = logging.getLogger("kta.gateway.kite")
 

@@ -1,4 +1,4 @@
-"""Gateway login sessions (not the broker's: those are ``shared.kite.sessions``).
+"""Gateway login sessions (not the broker's: those are ``shared.broker_sessions``).
 
 The browser holds a random 256-bit token in the ``kta_session`` cookie; the server keeps only its
 SHA-256 hash, the user, the expiry and the session's CSRF token. Sessions are revocable one by one

@@ -24,7 +24,7 @@ from shared.config import Settings
 from shared.kite import errors as kite_errors
 from shared.kite.models import Instrument
 from shared.kite.client import KiteClient
-from shared.kite.sessions import LiveSession, get_session, vault_for
+from shared.broker_sessions import LiveSession, get_session, vault_for
 from gateway.broker_clients import BrokerClients, NotConnected
 from gateway.option_chain import ChainError, option_chain_view
 from gateway.desk_queries import DeskQueries

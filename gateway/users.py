@@ -14,7 +14,7 @@ import sqlite_utils
 from gateway.logins import LoginStore
 from shared.config import Settings
 from shared.kite.egress import Egress
-from shared.kite.sessions import vault_for
+from shared.broker_sessions import vault_for
 
 DEMO = {"zerodha_id": "DEMO01", "email": "demo@kta.local", "api_key": "kta-demo", "api_secret": "kta-demo-secret",
         "name": "Demo Trader"}

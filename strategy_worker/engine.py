@@ -24,7 +24,7 @@ from shared import ist, subjects
 from shared.bus import Bus
 from shared.config import Settings
 from shared.kite.clients import KiteClients
-from shared.kite.sessions import vault_for
+from shared.broker_sessions import vault_for
 from strategy_worker.bars import BarSeries
 from strategy_worker.runner import StrategyRunner
 from strategy_worker.store import StrategyStore

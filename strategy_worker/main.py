@@ -12,7 +12,7 @@ from shared.candles.store import CandleStore
 from shared.config import Settings
 from shared.kite.errors import KiteError
 from shared.kite.clients import NotConnected
-from shared.kite.sessions import watch_sessions
+from shared.broker_sessions import watch_sessions
 from strategy_worker.backtest.service import BacktestService
 from strategy_worker.commands import StrategyCommands
 from strategy_worker.engine import StrategyEngine

@@ -19,7 +19,7 @@ from typing import Any
 
 from shared import subjects
 from shared.bus import Bus
-from shared.kite.sessions import LiveSession, expire_session
+from shared.broker_sessions import LiveSession, expire_session
 from shared.kite.codec import decode_packet, split_frame
 from shared.kite.ticker import MODE_RANK, Ticker, TokenExpired
 from shared.messages import BrokerEvent, BrokerOrderUpdate, encode

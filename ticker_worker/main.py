@@ -8,7 +8,7 @@ from shared import messages as m
 from shared import service, subjects
 from shared.bus import Bus
 from shared.config import Settings
-from shared.kite.sessions import vault_for, watch_sessions
+from shared.broker_sessions import vault_for, watch_sessions
 from ticker_worker.hub import TickerHub, TokenLimitExceeded
 from ticker_worker.wanted import WantedStore
 

@@ -24,7 +24,7 @@ from shared.kite.budget import SharedBudget
 from shared.kite.client import KiteClient
 from shared.kite.instruments import InstrumentCache
 from shared.kite.models import Instrument
-from shared.kite.sessions import (
+from shared.broker_sessions import (
     LiveSession,
     client_for,
     get_session,

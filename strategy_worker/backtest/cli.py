@@ -89,7 +89,7 @@ async def fetch(settings: Settings, user: str, spec: BacktestSpec) -> str:
 
     from shared import healthcheck
     from shared.bus import Bus
-    from shared.kite.sessions import client_for, get_session, vault_for
+    from shared.broker_sessions import client_for, get_session, vault_for
     from shared.natsauth import creds_for
     from strategy_worker.backtest import data
 

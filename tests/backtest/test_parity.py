@@ -22,7 +22,7 @@ from shared import subjects
 from shared.candles.instruments import InstrumentArchive
 from shared.candles.store import Candles, CandleStore
 from shared.fills import PARITY_TOLERANCE_TICKS
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from strategy_worker.backtest.job import execute
 from tests.backtest.kit import INFY, START, candles
 from tests.helpers import eventually, stack_settings

@@ -24,7 +24,7 @@ from shared import natsd, partition
 from shared import subjects as s
 from shared.bus import Bus
 from shared.config import load
-from shared.kite.sessions import get_session
+from shared.broker_sessions import get_session
 from shared.secrets import Vault
 from tests.deploy.topology import Topology
 from tests.gateway.conftest import connect_kite, login

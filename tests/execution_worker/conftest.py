@@ -8,7 +8,7 @@ import pytest
 from execution_worker.journal import Journal
 from execution_worker.main import amain as execution_main
 from shared.kite.client import KiteClient
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from tests.execution_worker.kit import USER
 from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import login

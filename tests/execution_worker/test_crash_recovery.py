@@ -17,7 +17,7 @@ from shared import subjects
 from shared.config import to_env
 from shared.kite import errors
 from shared.kite.client import KiteClient
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from tests.execution_worker.kit import USER, signal
 from tests.helpers import eventually, stack_settings, wait_health
 from tests.simkit import login

@@ -9,7 +9,7 @@ import re
 from contextlib import aclosing
 
 
-from shared.kite.sessions import get_session, put_session, vault_for
+from shared.broker_sessions import get_session, put_session, vault_for
 from tests.gateway.conftest import connect_kite, login
 from tests.gateway.sse import SSE
 from tests.helpers import wait_health

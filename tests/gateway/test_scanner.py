@@ -9,7 +9,7 @@ import re
 import pytest
 
 from shared.kite.client import KiteClient
-from shared.kite.sessions import get_session, vault_for
+from shared.broker_sessions import get_session, vault_for
 from tests.gateway.test_pages import connect_kite, htmx, stack, trader  # noqa: F401 - fixtures
 from tests.strategy_worker.test_scanner import SYMBOLS, split_at_widest_gap
 

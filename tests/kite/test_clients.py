@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from shared.kite.budget import SharedBudget
 from shared.kite.clients import KiteClients, NotConnected
-from shared.kite.sessions import expire_session, put_session, vault_for
+from shared.broker_sessions import expire_session, put_session, vault_for
 from tests.helpers import eventually, stack_settings
 from tests.kite.kit import forward_to, http_server
 from tests.simkit import login

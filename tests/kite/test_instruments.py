@@ -13,7 +13,7 @@ from shared.ist import IST
 from shared.kite.clients import KiteClients
 from shared.kite.instruments import RETRY_AFTER, InstrumentCache, next_refresh
 from shared.kite.models import Instrument
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from tests.helpers import eventually, stack_settings
 from tests.simkit import login, start_sim
 

@@ -97,7 +97,7 @@ def test_no_sim_with_the_kite_settings_runs_without_the_paper_broker(tmp_path, s
 
 async def test_kta_users_egress_is_stored_checked_and_applied_to_the_live_session(nats_url, bus, tmp_path):
     from gateway import users
-    from shared.kite.sessions import get_session, put_session, vault_for
+    from shared.broker_sessions import get_session, put_session, vault_for
     from tests.helpers import stack_settings
 
     data = tmp_path / "var"

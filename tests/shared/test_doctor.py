@@ -9,7 +9,7 @@ import asyncio
 from gateway import users
 from kta import doctor
 from shared import natsd
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from tests.helpers import stack_settings
 from tests.shared.test_cli import kta
 from tests.simkit import login

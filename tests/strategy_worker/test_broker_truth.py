@@ -15,7 +15,7 @@ from msgspec import Meta
 from shared import messages as m
 from shared import subjects
 from shared.kite.client import KiteClient
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from shared.messages import Tick, TransactionType
 from strategy_worker.main import amain as strategy_main
 from strategy_worker.strategies import registry

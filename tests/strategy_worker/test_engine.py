@@ -298,7 +298,7 @@ async def test_start_live_seeds_history_in_the_background_so_indicators_are_warm
 
     from shared.ist import IST
     from shared.kite.client import KiteClient
-    from shared.kite.sessions import put_session, vault_for
+    from shared.broker_sessions import put_session, vault_for
     from tests.simkit import login
 
     sim.reset_faults()
@@ -392,7 +392,7 @@ async def test_a_feed_gap_is_refilled_from_history_per_symbol(bus, sim, data_dir
 
     from shared.ist import IST
     from shared.kite.client import KiteClient
-    from shared.kite.sessions import put_session
+    from shared.broker_sessions import put_session
     from tests.simkit import login
 
     sim.reset_faults()

@@ -7,7 +7,7 @@ import time
 
 from shared import messages as m
 from shared import subjects
-from shared.kite.sessions import expire_session, put_session, vault_for
+from shared.broker_sessions import expire_session, put_session, vault_for
 from strategy_worker.main import amain as strategy_main
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.shared.test_options import sim_instruments

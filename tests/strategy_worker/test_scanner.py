@@ -14,7 +14,7 @@ from shared import messages as m
 from shared import subjects
 from shared.ist import IST
 from shared.kite.client import KiteClient
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from strategy_worker.main import amain as strategy_main
 from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import login

@@ -6,7 +6,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared import messages as m
 from shared import subjects
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from strategy_worker.main import amain as strategy_main
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login

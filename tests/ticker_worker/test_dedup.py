@@ -13,7 +13,7 @@ import pytest
 from shared import messages as m
 from shared import subjects
 from shared.kite import codec
-from shared.kite.sessions import LiveSession
+from shared.broker_sessions import LiveSession
 from tests.helpers import eventually
 from ticker_worker.hub import TickerHub, UserFeed
 

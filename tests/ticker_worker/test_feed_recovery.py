@@ -17,7 +17,7 @@ from shared import messages as m
 from shared import natsperms
 from shared import partition, subjects
 from shared.config import to_env
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login, start_sim
 from ticker_worker.main import amain as ticker_main

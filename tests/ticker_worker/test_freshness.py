@@ -13,7 +13,7 @@ import pytest
 from shared import messages as m
 from shared import metrics, natsd, natsperms
 from shared import subjects as s
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from tests.gateway.conftest import serve
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login, start_sim

@@ -11,7 +11,7 @@ import pytest
 from shared import messages as m
 from shared import subjects
 from shared.kite.client import KiteClient
-from shared.kite.sessions import LiveSession
+from shared.broker_sessions import LiveSession
 from tests.helpers import eventually
 from tests.simkit import login
 from tests.ticker_worker.test_ticker_worker import stored

@@ -7,7 +7,7 @@ import msgspec
 from shared import messages as m
 from shared import partition, subjects
 from shared.kite.client import KiteClient
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login
 from ticker_worker.main import amain as ticker_main
