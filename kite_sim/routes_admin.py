@@ -107,6 +107,19 @@ class AdminController(Controller):
         sim.changed()
         return {"user_id": user, "edis": dep.edis}
 
+    @post("/accounts/reset", status_code=200)
+    async def reset_account(self, sim: Sim, data: dict) -> dict:
+        """Open an account afresh, as if it had never traded: {"user_id": "DEMO01"} — the starting funds
+        and holdings, no orders, trades, positions or GTTs; its eDIS setting and sessions stay, order and
+        trade ids keep counting. Tests sharing one sim start each stack on a clean account."""
+        user = data.get("user_id")
+        if user not in sim.accounts.users:
+            raise HTTPException(status_code=400, detail="unknown user_id")
+        old = sim.open_account(user)
+        dropped = len(old.orders) if old else 0
+        log.info("account %s reset (%d orders dropped)", user, dropped)
+        return {"user_id": user, "orders_dropped": dropped}
+
     @post("/advance", status_code=200)
     async def advance(self, sim: Sim, data: dict) -> dict:
         """Move the market clock ahead: {"seconds": 22500} is one whole session (the next trading day)."""

@@ -17,7 +17,7 @@ from kite_sim.errors import KiteError
 from kite_sim.failures import Failures
 from kite_sim.faults import Faults
 from kite_sim.market import Market
-from kite_sim.orders import Holding, paise
+from kite_sim.orders import Account, Holding, paise
 from kite_sim.ratelimit import RateLimiter, endpoint_class
 from kite_sim.settlement import settle_day
 from kite_sim.ticker import TickerHub
@@ -45,15 +45,27 @@ class Sim:
         self.snapshot_path = Path(snapshot_path) if snapshot_path else None
         self._saved = ""
         for user in accounts.users.values():
-            acc = self.broker.account(user.user_id, user.funds)
-            for sym, (qty, avg) in user.holdings.items():
-                inst = market.universe.by_key.get(f"NSE:{sym}")
-                if inst:
-                    acc.holdings[inst.instrument_token] = Holding(qty, paise(avg))
+            self.open_account(user.user_id)
         if restore is not None:
             market.roll_universe(date.fromisoformat(restore["day"]))  # the tokens the positions refer to
             snapshot.restore(self, restore)
             self._saved = snapshot.dumps(self)
+
+    def open_account(self, user_id: str) -> Account | None:
+        """The user's account as it opens: the starting funds and holdings, no orders, trades, positions
+        or GTTs. Replacing one keeps its eDIS setting (and the user's sessions); order and trade ids keep
+        counting, so none is reused. Returns the account it replaced, if any."""
+        user = self.accounts.users[user_id]
+        old = self.broker.accounts.pop(user_id, None)
+        acc = self.broker.account(user_id, user.funds)
+        for sym, (qty, avg) in user.holdings.items():
+            inst = self.market.universe.by_key.get(f"NSE:{sym}")
+            if inst:
+                acc.holdings[inst.instrument_token] = Holding(qty, paise(avg))
+        if old is not None:
+            acc.depository.edis = old.depository.edis
+            self.changed()
+        return old
 
     def _order_update(self, user_id: str, order: dict) -> None:
         self.hub.order_update(user_id, order)

@@ -15,9 +15,14 @@ from tests.simkit import login
 
 
 @contextlib.asynccontextmanager
-async def make_stack(bus, sim, data_dir, **overrides):
-    """The worker for the block's duration; yields (settings, journal, a KiteClient of DEMO01)."""
+async def make_stack(bus, sim, data_dir, fresh_account: bool = True, **overrides):
+    """The worker for the block's duration; yields (settings, journal, a KiteClient of DEMO01). The
+    package's tests share one kite_sim: a fresh journal starts on a fresh account (one that never
+    traded), else the worker would adopt what earlier tests left there; a restart on the same data
+    dir passes ``fresh_account=False``."""
     sim.reset_faults()
+    if fresh_account:
+        sim.admin("accounts/reset", {"user_id": USER})
     sim.admin("price", {"underlying": "INFY", "price": 1500.0})
     sim.admin("price", {"underlying": "NIFTY", "price": 26000.0})
     settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, **{

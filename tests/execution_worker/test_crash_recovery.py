@@ -35,6 +35,7 @@ def spawn(settings, log_path: Path) -> subprocess.Popen:
 
 async def test_sigkill_mid_stream_loses_no_signal_and_duplicates_no_order(bus, sim, data_dir, tmp_path):
     sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})  # a fresh journal on an account that never traded
     sim.admin("price", {"underlying": "INFY", "price": 1500.0})
     settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, reconcile_interval=1.0,
                               positions_interval=1.0)

@@ -131,7 +131,7 @@ async def test_kill_switch_trips_refuses_survives_a_restart_and_resets_only_on_c
         await snapshots.put(snap)
 
     await bus.subscribe(subjects.positions(USER), m.PositionSnapshot, on_positions)
-    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+    async with make_stack(bus, sim, data_dir, fresh_account=False) as (settings, journal, kite):
         summary = await bus.request(subjects.cmd(USER, "risk", "summary"), m.GetRiskSummary())
         assert summary.data["state"]["state"] == "HALTED"
         late = signal("sig-after-halt", qty=1)

@@ -19,6 +19,7 @@ from tests.simkit import login
 
 async def test_a_losing_tick_trips_the_kill_switch_of_the_desk_holding_it(bus, sim, data_dir):
     sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})  # a fresh journal on an account that never traded
     sim.admin("price", {"underlying": "INFY", "price": 1500.0})
     kite = KiteClient(sim.api_key, login(sim), root=sim.root)
     journal = Journal(data_dir / "journal.db")

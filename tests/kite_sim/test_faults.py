@@ -216,6 +216,17 @@ def test_ticker_refuses_bad_tokens_and_reports_bad_messages(sim, token):
             t.instrument_token == 408065 for t in codec.decode_frame(m)), 10, "ticks after the bad messages", poll=0)
 
 
+def test_an_account_reset_leaves_it_as_if_it_never_traded(sim, api):
+    first = place(api, qty=2)
+    eventually_blocking(lambda: last(api, first)["status"] == "COMPLETE", 10, "the buy filled")
+    assert any(p["quantity"] for p in ok_call(api, "GET", "/portfolio/positions")["net"])
+    assert sim.admin("accounts/reset", {"user_id": "DEMO01"})["orders_dropped"] >= 1
+    assert api.get("/orders").json()["data"] == [] and api.get("/trades").json()["data"] == []
+    assert api.get("/portfolio/positions").json()["data"]["net"] == []  # the session still answers
+    assert int(place(api)) > int(first)  # order ids are never reused
+    assert httpx.post(f"{sim.root}/sim/accounts/reset", json={"user_id": "NOBODY"}).status_code == 400
+
+
 def test_expire_sessions(sim, api, sim_dir):
     token = login(sim)
     headers = {"Authorization": f"token {sim.api_key}:{token}", "X-Kite-Version": "3"}
