@@ -32,10 +32,10 @@ from typing import Any
 
 import msgspec
 
+from gateway.tick_fanout import TickFanout
 from shared import messages as m
 from shared import subjects
 from shared.bus import Bus
-from gateway.tick_fanout import TickFanout
 
 log = logging.getLogger("kta.gateway.streams")
 EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest", "alerts")
