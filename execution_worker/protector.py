@@ -3,7 +3,8 @@
 After every fill, every protective order that ends, every reconciliation pass and on opening a desk,
 the position's stop is brought in line with what is held (one SL at the broker, freeze-sliced,
 following partial fills and slices). Ticks of held instruments watch the target (reached: the stop
-becomes a LIMIT at the target) and a triggered stop the market ran past (re-priced to fill). A
+becomes a LIMIT at the target; the price back at the stop while it waits: the LIMIT moves to the
+stop's own limit) and a triggered stop the market ran past (re-priced to fill). A
 rejected stop is placed once more with a corrected trigger; rejected again, the position is closed
 and the trader alerted. An exit or a flatten holds a position's protection back while it clears the
 stop and places its own orders, so the two never both stand."""
@@ -29,6 +30,8 @@ from shared.trading.protection import (
     corrected_stop,
     plan,
     position_key,
+    stop_returned,
+    stopped_actions,
     target_actions,
     target_reached,
 )
@@ -187,7 +190,10 @@ class Protector:
             if target_reached(p, held, price):
                 self.busy.add(p.key)
                 self.desk.bus.spawn(self._target(p), name=f"target:{p.key}")
-            elif held and any(self._ran_past(o, price) for o in self._stops(p)):
+            elif stop_returned(p, held, price):
+                self.busy.add(p.key)
+                self.desk.bus.spawn(self._stopped(p, held), name=f"stopped:{p.key}")
+            elif held and p.mode in ("stop", "stopped") and any(self._ran_past(o, price) for o in self._stops(p)):
                 self.busy.add(p.key)
                 self.desk.bus.spawn(self._chase(p, price), name=f"chase:{p.key}")
 
@@ -208,6 +214,17 @@ class Protector:
             log.info("target %s reached for %s: the stop becomes a limit there", p.target, p.key,
                      extra={"user_id": self.desk.user_id})
             await self._carry_out(p, target_actions(p, self._stops(p), self.desk.inst(p.exchange, p.tradingsymbol)))
+        finally:
+            self.busy.discard(p.key)
+
+    async def _stopped(self, p: Protection, held: int) -> None:
+        try:
+            p.mode = "stopped"
+            self.desk.journal.save_protection(p)
+            log.info("%s back at the stop %s while the target's limit waited: it exits at the stop", p.key, p.stop,
+                     extra={"user_id": self.desk.user_id})
+            inst = self.desk.inst(p.exchange, p.tradingsymbol)
+            await self._carry_out(p, stopped_actions(p, held, self._stops(p), inst, self.slippage_pct))
         finally:
             self.busy.discard(p.key)
 

@@ -6,7 +6,11 @@ signal); ``plan`` compares it with the position and the protective orders workin
 and returns the actions that make them agree: place, modify (quantity, trigger), cancel. The target
 is not an order: it is watched on ticks, and when the price reaches it the stop-loss order itself
 is modified into a LIMIT at the target (``target_actions``), so stop and target are one-cancels-other
-by construction. Pure: the execution worker carries the actions out; a backtest may simulate them."""
+by construction. While that LIMIT waits, the stop still protects: if the price comes back to the stop
+(``stop_returned``) the LIMIT moves to the stop's own limit price (``stopped_actions``): what the SL
+would have become on triggering, and like a triggered stop the market ran past, it is then re-priced
+through the market. Pure: the execution worker carries the actions out; the backtest desk simulates
+the same rules on bars."""
 
 from __future__ import annotations
 
@@ -19,7 +23,10 @@ from shared.messages import OrderRequest, OrderType, TransactionType
 from shared.trading import planning
 from shared.trading.order import Order
 
-Mode = Literal["stop", "target", "failed"]
+# stop: the SL waits at its trigger, the target is watched; target: the price reached the target, the SL is a
+# LIMIT there; stopped: while it waited the price came back to the stop, the LIMIT is at the stop's limit;
+# failed: the stop was rejected twice, the position was closed
+Mode = Literal["stop", "target", "stopped", "failed"]
 
 
 class Protection(Struct, kw_only=True):
@@ -129,6 +136,22 @@ def target_reached(p: Protection, held: int, last_price: int) -> bool:
 def target_actions(p: Protection, working: list[Order], inst: Instrument | None) -> list[Action]:
     """The price reached the target: each stop order becomes a LIMIT at the target."""
     price = planning.round_to_tick(p.target, planning.tick_paise(inst))
+    return [Modify(o, order_type=OrderType.LIMIT.value, price=price) for o in working
+            if o.kind == "stop_loss" and o.is_working]
+
+
+def stop_returned(p: Protection, held: int, last_price: int) -> bool:
+    """The target's LIMIT waits and the price is back at the stop: the stop takes over again."""
+    if p.mode != "target" or not p.stop or not held or last_price <= 0:
+        return False
+    return last_price <= p.stop if held > 0 else last_price >= p.stop
+
+
+def stopped_actions(p: Protection, held: int, working: list[Order], inst: Instrument | None,
+                    slippage_pct: float) -> list[Action]:
+    """Back at the stop: each LIMIT the target left moves to the stop's own limit (as if the SL triggered)."""
+    side = TransactionType.SELL if held > 0 else TransactionType.BUY
+    price = planning.round_to_tick(stop_limit(p.stop, side, slippage_pct, inst), planning.tick_paise(inst), side)
     return [Modify(o, order_type=OrderType.LIMIT.value, price=price) for o in working
             if o.kind == "stop_loss" and o.is_working]
 

@@ -5,8 +5,9 @@ time, an exit clamped to what the strategy holds) with the live ``RiskContext`` 
 ``PositionTracker`` and ``OrderBook``; accepted, it becomes the live order plan
 (``shared/trading/planning.py``: freeze-quantity slices) and the live protection plan
 (``shared/trading/protection.py``: one stop-loss at the broker for what is held, the target watched on the
-price and reached by turning the stop into a LIMIT at it, a stop the exchange rejects because the price
-already passed its trigger re-placed once with a corrected trigger, then the position closed). Each order is the live ``Order`` model, moved by the
+price and reached by turning the stop into a LIMIT at it, which moves to the stop's limit if the price comes back to
+the stop first (``stops.py``), a stop the exchange rejects because the price already passed its trigger re-placed
+once with a corrected trigger, then the position closed). Each order is the live ``Order`` model, moved by the
 same events (submitted, placed, the broker's updates, fills, cancels). Orders fill by the shared fill model
 (``shared/fills.py``) and pay Zerodha's charges (``shared/charges.py``). What became of each signal is told
 to the strategy as the execution worker tells it: ``StrategyOutcome``s with the authoritative position.
@@ -57,6 +58,7 @@ from shared.trading.risk import RiskManager
 from shared.trading.risk_context import context_from
 from strategy_worker.backtest.groups import place_group
 from strategy_worker.backtest.results import Recorder
+from strategy_worker.backtest.stops import wake_levels, walk
 
 SL_SLIPPAGE_PCT = 0.5  # the execution worker's default limit beyond an SL trigger (KTA_SL_SLIPPAGE_PCT)
 BAND_PCT = {"EQ": 20.0}  # circuit band around the previous close; futures: 50 % (kite_sim's bands)
@@ -254,22 +256,8 @@ class Desk:
             return
         low, high = -1.0, float("inf")
         for r in book.values():
-            o, p = r.order, r.protection
-            sell = o.transaction_type is TransactionType.SELL
-            slip = self.fills.slippage_ticks * tick_paise(r.inst)
-            if o.order_type == "SL":  # a sell stop waits for the price to fall to it, a buy stop to rise
-                falls, level = sell, o.trigger_price
-            else:  # a LIMIT (the stop turned at the target) waits for the price to trade through it
-                falls, level = not sell, o.price - slip if not sell else o.price + slip
-            if falls:
-                low = max(low, level / 100)
-            else:
-                high = min(high, level / 100)
-            if p.mode == "stop" and p.target and o.order_type == "SL":  # the target, on the other side
-                if sell:
-                    high = min(high, p.target / 100)
-                else:
-                    low = max(low, p.target / 100)
+            lo, hi = wake_levels(r.order, r.protection, self.fills.slippage_ticks * tick_paise(r.inst))
+            low, high = max(low, lo / 100) if lo else low, min(high, hi / 100) if hi >= 0 else high
         self.wake[token] = (low, high)
 
     def cancel_protective(self, strategy_id: str, token: int, reason: str) -> None:
@@ -281,8 +269,7 @@ class Desk:
     # ---- bars ---------------------------------------------------------------------------------
 
     def on_path(self, token: int, path: tuple[int, ...]) -> list[StrategyOutcome]:
-        """Working stops of ``token`` along the bar's path: the stop triggers, or the price reaches the target
-        first and the stop becomes a LIMIT at it (filled once the price trades through it)."""
+        """Working stops of ``token`` along the bar's path, as the live protector works them (``stops.walk``)."""
         book = self.resting.get(token)
         if not book:
             return []
@@ -291,26 +278,15 @@ class Desk:
             r = book.get(tag)
             if r is None:
                 continue
-            o, p, tick = r.order, r.protection, tick_paise(r.inst)
-            side = o.transaction_type.value
-            if o.order_type == "SL":
-                hit = self.fills.stop(side, o.trigger_price, o.price, path, tick, band=self.band(r.inst))
-            else:
-                hit = self.fills.limit(side, o.price, path, tick)
-            if p.mode == "stop" and p.target and o.order_type == "SL":
-                reach = _reached(p.target, path, rise=side == "SELL")
-                if reach is not None and (hit is None or reach <= hit[0]):
-                    p.mode = "target"
-                    self._modify(Modify(o, order_type=OrderType.LIMIT.value, price=p.target))
-                    rest = self.fills.limit(side, p.target, path[reach:], tick)
-                    hit = None if rest is None else (reach + rest[0], rest[1])
+            o, p = r.order, r.protection
+            hit = walk(self.fills, o, p, path, r.inst, self.band(r.inst), SL_SLIPPAGE_PCT, self._modify)
             if hit is None:
                 continue
             del book[tag]
             self._complete(o, hit[1])
             self.rec.order_status(tag, "COMPLETE", hit[1], self.now)
-            out.append(self._fill(o.strategy_id, o.signal_id, o.kind, r.inst, side, o.quantity, hit[1], o.product,
-                                  "protective_fill"))
+            out.append(self._fill(o.strategy_id, o.signal_id, o.kind, r.inst, o.transaction_type.value, o.quantity,
+                                  hit[1], o.product, "protective_fill"))
             out += self._sync(p, r.inst)
         self._rewake(token)
         return out
@@ -392,10 +368,3 @@ class Desk:
                                exchange=inst.exchange if inst else "", tradingsymbol=inst.tradingsymbol if inst else "",
                                ts=self.now * 1_000_000_000, **kw)
 
-
-def _reached(level: int, path: tuple[int, ...], rise: bool) -> int | None:
-    """Where along ``path`` the price first reaches ``level`` (from below when ``rise``)."""
-    for i, price in enumerate(path):
-        if (price >= level) if rise else (price <= level):
-            return i
-    return None

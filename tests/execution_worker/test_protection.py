@@ -1,6 +1,7 @@
 """Every position protected and never margined twice, through the worker and kite_sim: one stop-loss
 at the broker for exactly what filled (freeze slices, a partly filled entry), the target watched on
-ticks and executed by turning the stop into a limit, a rejected stop retried once with a corrected
+ticks and executed by turning the stop into a limit (the price back at the stop while that limit waits:
+the limit moves to the stop's own limit and closes the position), a rejected stop retried once with a corrected
 trigger and, rejected again, the position closed and the trader alerted."""
 
 import time
@@ -98,6 +99,41 @@ async def test_the_target_turns_the_stop_into_a_limit_that_closes_the_position(b
     finally:
         sim.admin("price", {"underlying": "INFY", "price": 1500.0})
         await flatten(bus, journal, "prot-3", sig)
+
+
+async def test_back_at_the_stop_while_the_target_limit_waits_the_stop_closes_it(bus, sim, stack):
+    _, journal, _ = stack
+    sig = signal("protect-back-1", qty=5, stop=147000, target=152000, strategy_id="prot-6")
+
+    def tick(price: float):
+        return m.Tick(instrument_token=408065, mode="full", tradable=True, last_price=price, received_at=time.time_ns())
+
+    try:
+        await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        (stop,) = await eventually(lambda: stops(journal, "prot-6"), what="the stop")
+        await eventually(lambda: journaled(journal, "prot-6") == 5, what="the entry's fills")
+
+        async def waits_at_the_target():  # a trade at the target; the market (the sim near 1500) not through it
+            await bus.publish(subjects.ticks(408065), tick(1520.0))
+            row = journal.order_by_tag(stop["tag"])
+            return (row["order_type"], row["price"], row["status"]) == ("LIMIT", 152000, "OPEN")
+
+        await eventually(waits_at_the_target, what="the stop turned into a limit waiting at the target")
+        sim.admin("price", {"underlying": "INFY", "price": 1468.0})
+
+        async def stopped_out():
+            await bus.publish(subjects.ticks(408065), tick(1468.0))
+            return journaled(journal, "prot-6") == 0
+
+        await eventually(stopped_out, what="back at the stop: the position closed")
+        done = journal.order_by_tag(stop["tag"])
+        assert (done["status"], done["order_type"], done["price"]) == ("COMPLETE", "LIMIT", 146265)  # the stop's limit
+        assert done["average_price"] <= 147000  # at the stop, not at the target
+        assert len([r for r in journal.orders(USER) if r["strategy_id"] == "prot-6"]) == 2  # entry + its one exit
+        assert [p.mode for p in journal.protections(USER) if p.strategy_id == "prot-6"] == ["stopped"]
+    finally:
+        sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+        await flatten(bus, journal, "prot-6", sig)
 
 
 async def entry_whose_stops_are_rejected(bus, sim, journal, sid: str, strategy_id: str, rejects: int) -> m.Signal:

@@ -14,6 +14,8 @@ from shared.trading.protection import (
     corrected_stop,
     plan,
     stop_request,
+    stop_returned,
+    stopped_actions,
     target_actions,
     target_reached,
 )
@@ -96,6 +98,22 @@ def test_the_target_is_watched_and_turns_the_stop_into_a_limit():
     assert (limit.order_type, limit.price, limit.quantity) == ("LIMIT", 156000, 0)
     p.mode = "target"
     assert not target_reached(p, 10, 160000)  # once
+
+
+def test_back_at_the_stop_while_the_target_limit_waits_it_moves_to_the_stop_limit():
+    p = infy_plan()
+    live = working_stop(p, 10)
+    assert not stop_returned(p, 10, 146000)  # the SL itself is working: nothing to take over
+    p.mode = "target"
+    assert not stop_returned(p, 10, 147005) and stop_returned(p, 10, 147000) and not stop_returned(p, 0, 140000)
+    (back,) = stopped_actions(p, 10, [live], None, 0.5)
+    assert (back.order_type, back.price, back.quantity) == ("LIMIT", 146265, 0)  # 1470 less 0.5 %: the SL's limit
+    short = infy_plan(stop=153000, target=144000, mode="target")
+    assert not stop_returned(short, -10, 152995) and stop_returned(short, -10, 153100)
+    (back,) = stopped_actions(short, -10, [working_stop(short, 10, side="BUY")], nifty(), 0.5)
+    assert (back.order_type, back.price) == ("LIMIT", 153765)  # 1530 plus 0.5 %
+    p.mode = "stopped"
+    assert not stop_returned(p, 10, 140000) and not target_reached(p, 10, 160000)  # once, and never back
 
 
 def test_a_corrected_stop_sits_below_the_price_with_its_limit_in_the_band():
