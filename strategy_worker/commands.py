@@ -111,7 +111,7 @@ class StrategyCommands:
     def _symbols(self, r: Running) -> list[dict]:
         by_token = self.engine.ctx.by_token
         return [{"token": t, "symbol": getattr(by_token.get(t), "tradingsymbol", str(t)), "warm": t in r.warm,
-                 "position": {str(k): v for k, v in inst.position.items()}}
+                 "position": {str(k): v for k, v in inst.position.items()}, "last_bar": inst.last_bar}
                 for t, inst in r.runner.instances.items()]
 
     # ---- live ---------------------------------------------------------------------------------
