@@ -28,6 +28,7 @@ from gateway.book_pages import BookPagesController
 from gateway.control_pages import ControlPagesController
 from gateway.egress_settings import EgressController
 from gateway.option_pages import OptionPagesController
+from gateway.order_pages import OrderPagesController
 from gateway.live_pages import LivePagesController
 from gateway.alert_store import AlertStore
 from gateway.logins import LoginStore
@@ -54,7 +55,7 @@ CONTROLLERS = [auth.AuthController, auth.SessionController, kite_connect.KiteCon
                backtests.BacktestsController, alerts.AlertsController, controls.ControlsController,
                stream.StreamController, EgressController]
 PAGES = [PagesController, LivePagesController, BacktestPagesController, SettingsController, BookPagesController,
-         ControlPagesController, OptionPagesController]
+         ControlPagesController, OptionPagesController, OrderPagesController]
 
 
 def _optional(module: str, name: str) -> list:

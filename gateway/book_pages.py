@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from litestar import Controller, Request, get
 from litestar.response import Template
 
+from gateway.order_pages import CHOICES, DEFAULTS
 from gateway.page_context import attempt, page
 from gateway.trading import Trading
 
@@ -48,6 +49,7 @@ class BookPagesController(Controller):
             _strategy_ids(trading, user_id))
         book = book or {"items": [], "next": None}
         return page("orders.html", request, book=book, book_error=error, filters=filters, before=before,
+                    order_actions=True, values=dict(DEFAULTS), errors={}, **CHOICES,
                     statuses=STATUSES, strategy_ids=strategy_ids, self_url=_link("/orders", filters, before),
                     newest_url=_link("/orders", filters), older_url=_link("/orders", filters, book["next"] or "")
                     if book["next"] else "")

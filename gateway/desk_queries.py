@@ -29,6 +29,26 @@ class DeskQueries:
         return await self.command(user_id, "execution", m.GetTrades(
             limit=limit, before=before, strategy_id=strategy_id, symbol=symbol, side=side, day=day))
 
+    # ---- the trader's own orders and the operator's controls (the execution worker's commands) ----
+
+    async def place_order(self, user_id: str, order: m.PlaceOrder) -> dict:
+        """Through risk and protection like a strategy's signal; a refusal names its field."""
+        return await self.command(user_id, "execution", order, timeout=30.0)
+
+    async def modify_order(self, user_id: str, tag: str, **changes) -> dict:
+        return await self.command(user_id, "execution", m.ModifyOrder(tag=tag, **changes))
+
+    async def cancel_order(self, user_id: str, tag: str) -> dict:
+        return await self.command(user_id, "execution", m.CancelOrder(tag=tag))
+
+    async def halt(self, user_id: str, reason: str) -> dict:
+        """The manual kill switch: HALTED now (entries cancelled, stop-losses kept)."""
+        return await self.command(user_id, "risk", m.HaltTrading(reason=reason))
+
+    async def square_off(self, user_id: str, reason: str) -> dict:
+        """Every open order cancelled (stop-losses too), then every position closed."""
+        return await self.command(user_id, "execution", m.SquareOffAll(reason=reason), timeout=30.0)
+
     async def set_risk_limits(self, user_id: str, limits: m.RiskLimits) -> dict:
         """Replace the user's limits: effective at once, saved and audited by the execution worker."""
         return await self.command(user_id, "risk", m.SetRiskLimits(limits=limits))

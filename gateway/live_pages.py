@@ -57,12 +57,16 @@ class LivePagesController(Controller):
     async def stop(self, request: Request, trading: Trading, user_id: str) -> Template:
         """Stop answers as soon as the workers confirm: the pill, the note and the strategies out of band,
         and a report placeholder that loads ``/ui/report`` (so no one request waits for both)."""
-        result, error = await attempt(trading.stop_live(user_id))
+        form = await request.form()
+        positions = "square_off" if form.get("positions") == "square_off" else "protect"
+        result, error = await attempt(trading.stop_live(user_id, positions=positions))
         await set_stream_ticks(request, user_id, [])
         status, listing = await asyncio.gather(status_context(trading, user_id), strategy_list_context(trading, user_id))
         note = ""
         if result is not None:
-            note = f"Stopped: {', '.join(result['stopped']) or 'no'} worker(s) confirmed."
+            kept = ("open positions squared off" if positions == "square_off"
+                    else "open positions kept, each protected by a stop-loss at the broker")
+            note = f"Stopped: {', '.join(result['stopped']) or 'no'} worker(s) confirmed; {kept}."
             if result["missing"]:
                 error = f"no answer from the {', '.join(result['missing'])} worker(s): they may still be live"
             if status["status"] is not None and "ticker" in result["stopped"]:

@@ -63,8 +63,15 @@ class ModifyBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def place_order(trading: Trading, user_id: str, data: OrderBody) -> dict:
-    """A trader's order through kta's risk checks and protection (a refusal names the field)."""
-    return await trading.command(user_id, "execution", m.PlaceOrder(**msgspec.structs.asdict(data)), timeout=30.0)
+    """A trader's order through kta's risk checks and protection (a refusal names the field). An
+    instrument the broker does not list is bad input (400 naming ``tradingsymbol``), not a missing route."""
+    try:
+        return await trading.command(user_id, "execution", m.PlaceOrder(**msgspec.structs.asdict(data)),
+                                     timeout=30.0)
+    except TradingError as e:
+        if e.status == 404:
+            raise TradingError(400, e.message, e.field or "tradingsymbol", code="bad_request") from None
+        raise
 
 
 def merged_limits(current: dict, body: LimitsBody) -> m.RiskLimits:

@@ -111,7 +111,7 @@ async def test_search_start_stop_report(trader, gw_sim):
     assert "Kite connected" in html and f'value="{token}"' in html  # picked symbols survive a reload
     r = await client.post("/ui/live/stop", headers=htmx(csrf))
     assert r.status_code == 200 and 'hx-get="/ui/report" hx-trigger="load"' in r.text  # the report loads next
-    assert "Stopped: execution, strategy, ticker worker(s) confirmed." in r.text
+    assert "Stopped: execution, strategy, ticker worker(s) confirmed; open positions kept, each protected" in r.text
     report = (await client.get("/ui/report", headers=htmx(csrf))).text
     assert 'id="eod-report"' in report and "/api/journal/trades.csv" in report
     # the stop's own reply carries what it changed, out of band: the pill, the note, the strategies
