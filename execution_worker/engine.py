@@ -98,6 +98,7 @@ class Desk:
         """Apply ``event`` to ``order``; journal and publish what changed. ``notify`` False leaves the
         reactions (outcomes, protection) to the caller, who first journals the fills."""
         before = order.state
+        terms = (order.quantity, order.price, order.trigger_price, order.order_type)
         applied = order.apply(event)
         if not applied.ok:
             log.warning("order %s: refused transition %s -> %s", order.order_id or order.tag, before,
@@ -108,8 +109,9 @@ class Desk:
             return applied
         self.book.indexed(order)
         self.journal.save_order(order)
-        if (applied.state_changed or applied.filled) and order.state not in QUIET:
-            await self.publish(order)
+        modified = terms != (order.quantity, order.price, order.trigger_price, order.order_type)
+        if (applied.state_changed or applied.filled or modified) and order.state not in QUIET:
+            await self.publish(order)  # a modification the broker took is news too (the trader's order book)
         if notify:
             await self.react(order, applied)
         return applied

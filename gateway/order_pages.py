@@ -29,6 +29,22 @@ def describe(inst) -> dict:
             "tick": inst.tick_size or 0.05, "kind": inst.instrument_type, "exchange": inst.exchange}
 
 
+async def market_of(trading: Trading, user_id: str, key: str) -> dict | None:
+    """Where the instrument trades now (last, best bid/ask, the day's circuit band) for the trader pricing
+    a LIMIT or a stop; None when the broker cannot say (the form still works)."""
+    quotes, _ = await attempt(trading.broker(user_id, "quote", key))
+    q = (quotes or {}).get(key)
+    if not q:
+        return None
+    depth = q.get("depth") or {}
+    return {"last": q["last_price"], "bid": _best(depth.get("buy")), "ask": _best(depth.get("sell")),
+            "lower": q.get("lower_circuit_limit") or 0, "upper": q.get("upper_circuit_limit") or 0}
+
+
+def _best(levels: list[dict] | None) -> float:
+    return next((level["price"] for level in levels or [] if level.get("price")), 0)
+
+
 class OrderPagesController(Controller):
     include_in_schema = False
 
@@ -39,12 +55,15 @@ class OrderPagesController(Controller):
         values = dict(DEFAULTS, symbol=describe(inst)["key"]) if inst else dict(DEFAULTS)
         if inst is not None and inst.exchange not in ("NSE", "BSE"):
             values["product"] = "NRML"
-        return entry(request, values=values, picked=describe(inst) if inst else None)
+        picked = describe(inst) if inst else None
+        if picked:
+            picked["quote"] = await market_of(trading, user_id, picked["key"])
+        return entry(request, values=values, picked=picked)
 
     @get("/ui/order-entry/search")
     async def search(self, request: Request, trading: Trading, user_id: str, q: str = "") -> Template:
         results, error = await attempt(trading.search_instruments(q, 12, user_id)) if q.strip() else ([], "")
-        return partial("order_symbol_results", request, q=q, results=results or [], error=error)
+        return partial("symbol_results", request, q=q, results=results or [], error=error, for_order=True)
 
     @post("/ui/order-entry", status_code=200)
     async def place(self, request: Request, trading: Trading, user_id: str) -> Template:
@@ -61,18 +80,23 @@ class OrderPagesController(Controller):
             return entry(request, values=values, errors={field: e.message}, picked=picked)
         return entry(request, BOTH_CHANGED, values=values, picked=picked, placed=result)
 
-    # ---- a row of the order book ------------------------------------------------------------
+    # ---- a row of the order book: the form and the answers above the book (#order-action) ----------
 
     @get("/ui/orders/{tag:str}/modify")
     async def modify_form(self, request: Request, tag: str, quantity: int = 0, price: str = "", trigger: str = "",
-                          order_type: str = "") -> Template:
+                          order_type: str = "", label: str = "") -> Template:
         values = {"quantity": str(quantity or ""), "price": price, "trigger_price": trigger, "order_type": order_type}
-        return partial("order_modify_row", request, tag=tag, values=values, errors={})
+        return partial("order_modify", request, tag=tag, label=label, values=values, errors={})
+
+    @get("/ui/orders/action/close")
+    async def close_action(self) -> str:
+        return ""
 
     @post("/ui/orders/{tag:str}/modify", status_code=200)
     async def modify(self, request: Request, trading: Trading, user_id: str, tag: str) -> Template:
         form = await request.form()
         values = {k: str(form.get(k) or "").strip() for k in ("quantity", "price", "trigger_price", "order_type")}
+        label = str(form.get("label") or "")
         changes, errors = {}, {}
         if values["quantity"]:
             if values["quantity"].isdigit() and int(values["quantity"]) > 0:
@@ -91,15 +115,15 @@ class OrderPagesController(Controller):
             except TradingError as e:
                 errors = {e.field if e.field in values else "price": e.message}
         if errors:
-            return partial("order_modify_row", request, tag=tag, values=values, errors=errors)
-        return partial("order_note_row", request, ORDERS_CHANGED, tag=tag,
-                       note="Modification sent; the row follows the broker's answer.")
+            return partial("order_modify", request, tag=tag, label=label, values=values, errors=errors)
+        return partial("order_note", request, ORDERS_CHANGED, tag=tag, label=label,
+                       note="modification sent; its row follows the broker's answer.")
 
     @post("/ui/orders/{tag:str}/cancel", status_code=200)
-    async def cancel(self, request: Request, trading: Trading, user_id: str, tag: str) -> Template:
+    async def cancel(self, request: Request, trading: Trading, user_id: str, tag: str, label: str = "") -> Template:
         _, error = await attempt(trading.cancel_order(user_id, tag))
-        return partial("order_note_row", request, None if error else ORDERS_CHANGED, tag=tag,
-                       note=error or "Cancel sent; the row follows the broker's answer.", error=bool(error))
+        return partial("order_note", request, None if error else ORDERS_CHANGED, tag=tag, label=label,
+                       note=error or "cancel sent; its row follows the broker's answer.", error=bool(error))
 
     # ---- the operator's big buttons ---------------------------------------------------------
 

@@ -63,10 +63,10 @@ async def test_order_entry_refusal_accept_modify_cancel_halt_square_off(trader):
     assert f'id="error-m-price"' in r.text
     lower = f"{round(ltp * 0.96 / 0.05) * 0.05:.2f}"
     r = await client.post(f"/ui/orders/{tag}/modify", headers=hx(csrf), data={"price": lower, "quantity": "1"})
-    assert f'id="note-{tag}"' in r.text and "Modification sent" in r.text
+    assert f'id="note-{tag}"' in r.text and "modification sent" in r.text
     await eventually(lambda: _price_is(client, tag, round(float(lower) * 100)), 30, "the new price at the broker")
     r = await client.post(f"/ui/orders/{tag}/cancel", headers=hx(csrf))
-    assert "Cancel sent" in r.text
+    assert "cancel sent" in r.text
     await eventually(lambda: _status_is(client, tag, "CANCELLED"), 30, "the order cancelled")
 
     # Halt now: the kill switch HALTED by hand; the next entry is refused in words

@@ -1,0 +1,162 @@
+"""The trader's desk in a real headless Chromium against the real stack on loopback (nats-server, kite_sim,
+the three workers, the gateway under uvicorn, a local SMTP server and a local webhook receiver).
+
+An alert webhook added on the settings page; a position limit set from the dashboard's Risk panel; on the
+order page an INFY order above that limit refused next to the lots field, a LIMIT below the market accepted,
+modified and cancelled from its row of the order book; Halt now trips the kill switch and the alert reaches
+the mail server, the webhook and the activity panel; a manual position closed by Square off all; every page
+stays under 200 KB. Every wait is on a page element or a delivery."""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_EVEN, Decimal
+from email.message import Message
+
+import pytest
+from playwright.async_api import Page, expect
+
+from gateway import users
+from gateway.templating import price_paise
+from shared import natsd
+from tests.alertkit import smtp_server, text_of, webhook_server
+from tests.browser.test_journey import connect_kite, log_in, page, shots  # noqa: F401 - fixtures
+from tests.gateway.conftest import serve
+from tests.helpers import eventually, stack_settings
+from tests.simkit import start_sim
+from tests.stackkit import workers
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+PAGE_WEIGHT = 200_000  # bytes: what a page may weigh however long the day
+
+
+@pytest.fixture
+async def desk_stack(nats_server, tmp_path, bus):
+    port = natsd.free_port()
+    sim = start_sim(tmp_path, speed=30.0, redirect_url=f"http://127.0.0.1:{port}/auth/kite/callback")
+    data = tmp_path / "var"
+    data.mkdir()
+    try:
+        with smtp_server() as (inbox, smtp_port):
+            async with webhook_server() as hook:
+                settings = stack_settings(nats_server, data, sim, gateway_port=port, env="dev",
+                                          smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_starttls=False,
+                                          smtp_from="kta@test.local")
+                users.ensure_demo_user(settings)
+                async with workers(settings, bus), serve(settings) as gw:
+                    yield gw, inbox, hook
+    finally:
+        sim.stop()
+
+
+def tick_below(last: float, fraction: float) -> tuple[str, int]:
+    """A price ``fraction`` under ``last`` on the ₹0.05 grid: (as typed, in paise)."""
+    paise = int((Decimal(str(last)) * Decimal(str(fraction)) * 20).quantize(Decimal(1), ROUND_HALF_EVEN)) * 5
+    return f"{paise / 100:.2f}", paise
+
+
+async def add_webhook(page: Page, url: str, hook) -> None:
+    await page.goto(url + "/settings")
+    await page.select_option("#channel-kind", "apprise")
+    await page.fill("#channel-target", f"json://{hook.url}/kta/deskhook")
+    await page.fill("#channel-label", "desk hook")
+    await page.select_option("#channel-severity", "warning")
+    await page.click("#add-channel")
+    await expect(page.locator("#channel-list tr", has_text="desk hook")).to_be_visible()
+
+
+async def set_position_limit(page: Page, url: str, qty: int) -> None:
+    await page.goto(url + "/")
+    await page.click("#limits-editor summary")
+    await page.fill("#limit-max_position_qty", str(qty))
+    await page.click("#save-limits")
+    await expect(page.locator("#limits-saved")).to_contain_text("in force")
+
+
+async def pick_infy(page: Page) -> float:
+    """INFY picked in the order form by search; its last price as the form shows it."""
+    await page.locator("#order-symbol-search").press_sequentially("INFY", delay=20)
+    hit = page.locator("#order-symbol-results li", has_text="NSE · EQ").filter(has_text="INFY").first
+    await hit.locator("button.pick").click()
+    await expect(page.locator("#order-picked b").first).to_have_text("NSE:INFY")
+    return float(await page.locator("#order-quote").get_attribute("data-last"))
+
+
+async def next_about(queue_next, words: str) -> tuple:
+    """The next delivery whose text mentions ``words`` (other alerts may arrive first)."""
+    for _ in range(10):
+        item = await queue_next()
+        text = " ".join(str(x["Subject"]) + text_of(x) if isinstance(x, Message) else str(x) for x in item)
+        if words.lower() in text.lower():
+            return item
+    raise AssertionError(f"no delivery about {words!r}")
+
+
+async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page, shots):  # noqa: F811
+    gw, inbox, hook = desk_stack
+    url = gw.url
+    await log_in(page, url, shots)
+    await connect_kite(page, url)
+    await add_webhook(page, url, hook)
+    await set_position_limit(page, url, 3)
+
+    await page.goto(url + "/orders")
+    last = await pick_infy(page)
+    await page.fill("#order-lots", "5")
+    await page.click("#place-order")  # above the limit: risk's refusal next to the lots
+    await expect(page.locator("#error-order-lots")).to_contain_text("limit 3")
+    await expect(page.locator("#order-lots")).to_have_value("5")  # the form keeps what was typed
+
+    typed, paise = tick_below(last, 0.97)
+    await page.fill("#order-lots", "1")
+    await page.select_option("#order-type", "LIMIT")
+    await page.fill("#order-price", typed)
+    await page.click("#place-order")
+    await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
+    row = page.locator("#order-book tr[data-status=OPEN]", has_text="manual").first
+    await expect(row).to_contain_text(price_paise(paise), timeout=30_000)
+    tag = await row.get_attribute("data-tag")
+    await page.screenshot(path=str(shots / "screenshot-orders.png"), full_page=True)
+
+    lower, lower_paise = tick_below(last, 0.96)
+    await page.click(f"#modify-{tag}")
+    await page.fill(f"#m-price-{tag}", lower)
+    await page.click(f"#save-modify-{tag}")
+    await expect(page.locator(f"#note-{tag}")).to_contain_text("modification sent")
+    await expect(page.locator(f"#book-{tag}")).to_contain_text(price_paise(lower_paise), timeout=30_000)
+    await page.click(f"#cancel-{tag}")
+    await expect(page.locator(f"#book-{tag}")).to_have_attribute("data-status", "CANCELLED", timeout=30_000)
+
+    await page.goto(url + "/")
+    await page.click("#halt")
+    await expect(page.locator("#kill-pill")).to_have_text("Halted")
+    await expect(page.locator("#control-note")).to_contain_text("Halted")
+    _, mail = await next_about(inbox.next_mail, "Kill switch")
+    assert "demo@kta.local" in mail["To"] and "HALTED" in (mail["Subject"] + text_of(mail)).upper()
+    path, body = await next_about(hook.next_post, "Kill switch")
+    assert path.strip("/") == "kta/deskhook" and "HALTED" in (body["title"] + body["message"]).upper()
+    await expect(page.locator("#events li", has_text=re.compile("kill switch", re.I)).first).to_be_visible()
+
+    await page.click("#reset-risk")
+    await expect(page.locator("#kill-pill")).to_have_text("Trading allowed")
+    await page.goto(url + "/orders")
+    await pick_infy(page)
+    await page.click("#place-order")  # 1 INFY at the market
+    await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
+    await expect(page.locator("#order-book tr[data-status=COMPLETE]", has_text="manual").first).to_be_visible(
+        timeout=30_000)
+    await page.goto(url + "/")
+    await page.click("#square-off")
+    await expect(page.locator("#control-note")).to_contain_text("1 position being closed")
+    await eventually(lambda: manual_flat(page, url), 30, "the manual INFY position squared off")
+
+    for path in ("/", "/orders", "/trades", "/settings", "/backtests"):
+        response = await page.request.get(url + path)
+        assert response.ok and len(await response.body()) < PAGE_WEIGHT, path
+
+
+async def manual_flat(page: Page, url: str) -> bool:
+    pnl = await (await page.request.get(url + "/api/pnl")).json()
+    manual = next((r for r in pnl["strategies"] if r["strategy"] == "manual"), None)
+    return manual is not None and all(p["quantity"] == 0 for p in manual["positions"])
