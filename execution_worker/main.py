@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import msgspec
@@ -89,36 +88,38 @@ class ExecutionWorker:
         desk = await self.desks.desk(user_id)
         if desk is None:
             return NO_BROKER
-        if isinstance(cmd, m.StartLive):
-            result = await reconcile(desk)
-            self.desks.start_loops(user_id)
-            return m.Ok(data={"reconcile": msgspec.to_builtins(result)})
-        if isinstance(cmd, m.StopLive):
-            async with desk.lock:
-                stopped = await self.desks.stop(desk, cmd)
-            return m.Ok(data={**stopped, "execution": self.execution(user_id)})
+        match cmd:
+            case m.StartLive():
+                result = await reconcile(desk)
+                self.desks.start_loops(user_id)
+                return m.Ok(data={"reconcile": msgspec.to_builtins(result)})
+            case m.StopLive():
+                async with desk.lock:
+                    stopped = await self.desks.stop(desk, cmd)
+                return m.Ok(data={**stopped, "execution": self.execution(user_id)})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
 
     async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         j = self.journal
-        if isinstance(cmd, m.GetOrders | m.GetTrades):
-            return book_page(j, user_id, cmd)
-        if isinstance(cmd, m.GetStrategyPositions):
-            return m.Ok(data=strategy_positions(j, user_id, cmd.strategy_id))
-        if isinstance(cmd, m.GetExecutionSummary):
-            return m.Ok(data=self.execution(user_id))
-        if isinstance(cmd, m.GetJournal):
-            return m.Ok(data={"trades": j.trades(user_id, cmd.day or None, cmd.limit),  # bounded in the query
-                              "signals": j.signals(user_id, cmd.day or None, cmd.limit),
-                              "risk_events": j.risk_events(user_id, cmd.day or None, cmd.limit)})
-        if isinstance(cmd, m.GetAudit):
-            audit = j.audit(cmd.id)
-            mine = audit and ((audit["signal"] or {}).get("user_id") == user_id or
-                              any(o["user_id"] == user_id for o in audit["orders"]))
-            return m.Ok(data=audit) if mine else m.Error(code="not_found", message=f"nothing journaled as {cmd.id}",
-                                                         field="id")
-        if isinstance(cmd, m.GetJournalSummary):
-            return m.Ok(data=msgspec.to_builtins(journal_summary(j.trades(user_id, cmd.day or None))))
+        match cmd:  # the journal's answers: no broker session needed
+            case m.GetOrders() | m.GetTrades():
+                return book_page(j, user_id, cmd)
+            case m.GetStrategyPositions():
+                return m.Ok(data=strategy_positions(j, user_id, cmd.strategy_id))
+            case m.GetExecutionSummary():
+                return m.Ok(data=self.execution(user_id))
+            case m.GetJournal():
+                return m.Ok(data={"trades": j.trades(user_id, cmd.day or None, cmd.limit),  # bounded in the query
+                                  "signals": j.signals(user_id, cmd.day or None, cmd.limit),
+                                  "risk_events": j.risk_events(user_id, cmd.day or None, cmd.limit)})
+            case m.GetAudit():
+                audit = j.audit(cmd.id)
+                mine = audit and ((audit["signal"] or {}).get("user_id") == user_id or
+                                  any(o["user_id"] == user_id for o in audit["orders"]))
+                return m.Ok(data=audit) if mine else m.Error(code="not_found", field="id",
+                                                             message=f"nothing journaled as {cmd.id}")
+            case m.GetJournalSummary():
+                return m.Ok(data=msgspec.to_builtins(journal_summary(j.trades(user_id, cmd.day or None))))
         risk = await self.on_risk_command(cmd, user_id)
         if risk is not None:
             return risk
@@ -186,13 +187,4 @@ class ExecutionWorker:
         await self.desks.shutdown()
 
 
-async def start(bus: Bus, settings: Settings) -> ExecutionWorker:
-    return await ExecutionWorker(bus, settings).start()
-
-
-async def amain(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    await service.amain("execution", settings, start, stop)
-
-
-def run(settings: Settings) -> None:
-    service.run("execution", settings, start)
+amain, run = service.main("execution", ExecutionWorker)

@@ -1,9 +1,10 @@
 """The life cycle every kta worker shares: log setup, one bus connection, streams ensured,
 heartbeats and a health responder, SIGINT/SIGTERM → drain within 5 s (then the bus closes).
 
-A worker's ``main.py`` is then one screen: ``run_service("ticker", settings, start)`` where
-``start(bus, settings)`` wires its handlers and returns an object with ``async close()`` and
-``status() -> dict`` (what its heartbeats report)."""
+A worker's ``main.py`` is then wiring only, ending with ``amain, run = service.main("ticker", TickerWorker)``:
+``TickerWorker(bus, settings)`` then ``await worker.start()`` wires its handlers and returns an object with
+``async close()`` and ``status() -> dict`` (what its heartbeats report). ``run(settings)`` is the process
+(``kta worker ticker``); ``amain(settings, stop)`` runs the same in a caller's event loop until ``stop`` is set."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from shared import log as kta_log
 from shared import messages as m
@@ -33,6 +34,10 @@ class Worker(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     async def close(self) -> None: ...
+
+
+class Startable(Protocol):
+    async def start(self) -> Worker: ...
 
 
 Start = Callable[[Bus, Settings], Awaitable[Worker]]
@@ -105,3 +110,23 @@ def run(service: str, settings: Settings, start: Start) -> None:
         await amain(service, settings, start, stop)
 
     asyncio.run(main())
+
+
+class Entry(NamedTuple):
+    amain: Callable[..., Awaitable[None]]
+    run: Callable[[Settings], None]
+
+
+def main(service: str, worker: Callable[[Bus, Settings], Startable]) -> Entry:
+    """A worker process's two entry points: ``run(settings)`` and ``amain(settings, stop=None)``."""
+
+    async def start(bus: Bus, settings: Settings) -> Worker:
+        return await worker(bus, settings).start()
+
+    async def service_amain(settings: Settings, stop: asyncio.Event | None = None) -> None:
+        await amain(service, settings, start, stop)
+
+    def service_run(settings: Settings) -> None:
+        run(service, settings, start)
+
+    return Entry(service_amain, service_run)

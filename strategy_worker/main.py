@@ -181,13 +181,4 @@ class StrategyWorker:
         await self.engine.clients.close()
 
 
-async def start(bus: Bus, settings: Settings) -> StrategyWorker:
-    return await StrategyWorker(bus, settings).start()
-
-
-async def amain(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    await service.amain("strategy", settings, start, stop)
-
-
-def run(settings: Settings) -> None:
-    service.run("strategy", settings, start)
+amain, run = service.main("strategy", StrategyWorker)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from shared import messages as m
 from shared import service, subjects
@@ -72,13 +71,4 @@ class TickerWorker:
         await self.hub.close()
 
 
-async def start(bus: Bus, settings: Settings) -> TickerWorker:
-    return await TickerWorker(bus, settings).start()
-
-
-async def amain(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    await service.amain("ticker", settings, start, stop)
-
-
-def run(settings: Settings) -> None:
-    service.run("ticker", settings, start)
+amain, run = service.main("ticker", TickerWorker)
