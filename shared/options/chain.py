@@ -10,7 +10,7 @@ from datetime import date, datetime
 from shared.ist import IST
 from shared.kite.models import Instrument
 from shared.options.iv import IVError, implied_vol_black76
-from shared.options.pricing import black76, greeks_black76, implied_forward
+from shared.options.pricing import greeks_black76, implied_forward
 
 RATE = 0.065
 YEAR = 365 * 24 * 3600
@@ -71,10 +71,6 @@ class OptionChain:
             if abs(d - target) < best_err:
                 best, best_err = s, abs(d - target)
         return best
-
-    def theoretical(self, inst: Instrument, forward: float, now: float, vol: float) -> float:
-        t = years_to_expiry(self.expiry, now)
-        return black76("c" if inst.instrument_type == "CE" else "p", forward, inst.strike, t, RATE, vol)
 
 
 def build_chains(instruments: list[Instrument], underlying: str) -> dict[date, OptionChain]:

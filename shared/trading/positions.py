@@ -218,13 +218,3 @@ def net_by_symbol(positions: Iterable[Position]) -> dict[tuple[str, str], int]:
         key = (p.exchange, p.tradingsymbol)
         out[key] = out.get(key, 0) + p.quantity
     return out
-
-
-def cross_check(local: Iterable[Position], broker: Iterable[Position]) -> list[str]:
-    """Net quantity per instrument, kta's book against the broker's; one line per disagreement."""
-    mine, theirs = net_by_symbol(local), net_by_symbol(broker)
-    return [
-        f"{exchange}:{symbol} local {mine.get((exchange, symbol), 0)} broker {theirs.get((exchange, symbol), 0)}"
-        for exchange, symbol in sorted(mine.keys() | theirs.keys())
-        if mine.get((exchange, symbol), 0) != theirs.get((exchange, symbol), 0)
-    ]

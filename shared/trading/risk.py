@@ -63,24 +63,6 @@ class RiskDecision(Struct, frozen=True):
 ACCEPTED = RiskDecision(True)
 
 
-class RiskLimitError(Exception):
-    """A signal refused by a risk check: journaled, shown, and the next signal goes on."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
-        self.reason = reason
-
-
-class KillSwitchError(RiskLimitError):
-    """A signal refused because the kill switch is HALTED: the user's strategies must stop."""
-
-
-def refusal_error(decision: RiskDecision) -> RiskLimitError:
-    cls = KillSwitchError if decision.code == RiskCode.KILL_SWITCH_HALTED else RiskLimitError
-    return cls(decision.code, decision.reason)
-
-
 class RiskManager:
     def __init__(self, user_id: str, limits: RiskLimits | None, store: RiskStore,
                  clock: Callable[[], float] = time.time, defaults: RiskLimits | None = None) -> None:
@@ -137,12 +119,6 @@ class RiskManager:
             self.store.record_risk_event(self.user_id, code=decision.code, message=decision.reason,
                                          signal_id=sig.id, state=self.state)
         return decision
-
-    def require(self, sig: Signal | SignalGroup, ctx: RiskContext | None = None) -> None:
-        """``validate_signal`` that raises KillSwitchError / RiskLimitError on refusal."""
-        decision = self.validate_signal(sig, ctx)
-        if not decision.ok:
-            raise refusal_error(decision)
 
     @property
     def halted(self) -> bool:

@@ -1,9 +1,8 @@
 from hypothesis import given, settings, strategies as st
 
 from shared.kite.models import Position as KitePosition
-from shared.messages import Position
 
-from shared.trading.positions import PositionTracker, cross_check, from_broker
+from shared.trading.positions import PositionTracker, from_broker
 
 
 def test_tracker_fifo_realised_average_m2m_and_exposure():
@@ -43,15 +42,6 @@ def test_from_broker_converts_rupees_to_paise_exactly():
     [q] = from_broker([{"tradingsymbol": "TCS", "exchange": "NSE", "quantity": 2, "average_price": 3000.1}])
     assert (q.quantity, q.average_price) == (2, 300010)
 
-
-def test_cross_check_names_each_disagreement():
-    local = [Position(tradingsymbol="INFY", exchange="NSE", quantity=5, strategy_id="s1"),
-             Position(tradingsymbol="INFY", exchange="NSE", quantity=-2, strategy_id="s2"),
-             Position(tradingsymbol="TCS", exchange="NSE", quantity=1)]
-    broker = [Position(tradingsymbol="INFY", exchange="NSE", quantity=3),
-              Position(tradingsymbol="SBIN", exchange="NSE", quantity=4)]
-    assert cross_check(local, broker) == ["NSE:SBIN local 0 broker 4", "NSE:TCS local 1 broker 0"]
-    assert cross_check(broker, broker) == []
 
 fill_lists = st.lists(st.tuples(st.sampled_from(["BUY", "SELL"]), st.integers(1, 50), st.integers(1, 10**7)),
                       min_size=1, max_size=40)

@@ -10,7 +10,7 @@ from shared.trading.book import OrderBook
 from shared.trading.order import BrokerUpdate, Order, OrderState, Placed, Submitted, parse_status
 from shared.trading.planning import flatten_plan, order_request
 from shared.trading.positions import PositionTracker
-from shared.trading.risk import KillSwitchError, RiskCode, RiskContext, RiskLimitError, RiskManager, context_from
+from shared.trading.risk import RiskCode, RiskContext, RiskManager, context_from
 from shared.trading.risk_context import Holding
 
 from .kit import USER, Clock, group, journal, leg, signal
@@ -161,13 +161,6 @@ def test_market_legs_of_a_group_are_valued_at_the_last_price(risk):
     assert risk.validate_signal(condor(), unpriced).code == RiskCode.PRICE_UNKNOWN
 
 
-def test_require_raises_the_refusal(risk):
-    with pytest.raises(RiskLimitError) as refused:
-        risk.require(signal(qty=500), books(infy()))
-    assert refused.value.code == RiskCode.POSITION_SIZE and not isinstance(refused.value, KillSwitchError)
-    risk.require(signal("fine"), books(infy()))
-
-
 def test_within_limits_is_accepted_and_greeks_may_shrink(risk):
     assert risk.validate_signal(signal(qty=100, stop_loss=147000, target=156000), books(infy())).ok
     reducing_delta = books(infy(), underlying="NIFTY", net_delta={"NIFTY": 900.0}, signal_delta=-100.0)
@@ -202,8 +195,6 @@ def test_trips_at_the_limit_graded_and_calls_halt_listeners(risk):
     assert [s.state for s in halted] == [KillSwitchState.HALTED]
     assert risk.validate_signal(signal("h1"), books(infy())).code == RiskCode.KILL_SWITCH_HALTED
     assert risk.halted
-    with pytest.raises(KillSwitchError, match="KILL_SWITCH_HALTED"):
-        risk.require(signal("h3"), books(infy()))
     assert risk.on_pnl(0, 0, "positions") is None and risk.state is KillSwitchState.HALTED  # latched
     codes = [e["code"] for e in risk.store.risk_events(USER)]
     assert "DAILY_LOSS_WARNING" in codes and "DAILY_LOSS_LIMIT" in codes
