@@ -3,7 +3,6 @@ module-level app, so every test builds its own). With no bus given, it connects 
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from litestar import Litestar
@@ -15,7 +14,7 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
-from gateway import auth, kite_connect
+from gateway import auth, fragments, kite_connect
 from gateway.api import account, alerts, backtests, controls, journal, live, market, scanner, strategies, stream
 from gateway.api.deps import DEPENDENCIES
 from gateway.api.responses import declare_error_responses
@@ -33,6 +32,7 @@ from gateway.live_pages import LivePagesController
 from gateway.alert_store import AlertStore
 from gateway.logins import LoginStore
 from gateway.notifier import Notifier
+from gateway.ops import OpsController
 from gateway.otp import OtpStore
 from gateway.pages import PagesController
 from gateway.prefs import PrefsStore
@@ -58,16 +58,6 @@ PAGES = [PagesController, LivePagesController, BacktestPagesController, Settings
          ControlPagesController, OptionPagesController, OrderPagesController]
 
 
-def _optional(module: str, name: str) -> list:
-    """A controller another part of the project provides (dashboard pages, ops), if present."""
-    try:
-        return [getattr(importlib.import_module(module), name)]
-    except ImportError as e:
-        if e.name != module:
-            raise
-        return []
-
-
 def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float = 15.0) -> Litestar:
     db = database(settings)
     services = Services(settings=settings, bus=None, logins=LoginStore(db, settings.session_days),
@@ -83,6 +73,7 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
             await b.ensure_streams()
         services.bus = b
         services.trading = Trading(b, settings)
+        services.html = fragments.renderer(services.trading.symbol_of)
         services.streams = Streams(b, heartbeat, services.trading.live_tokens_of, services.logins.active,
                                    settings.sse_streams_per_session, settings.sse_streams_per_user)
         services.notifier = await Notifier(b, settings, services.alerts, services.trading).start()
@@ -103,7 +94,7 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
     engine = JinjaTemplateEngine.from_environment(environment())
     configure(engine.engine)
     app = Litestar(
-        route_handlers=[*CONTROLLERS, static, *PAGES, *_optional("gateway.ops", "OpsController")],
+        route_handlers=[*CONTROLLERS, static, *PAGES, OpsController],
         guards=[requires_login],
         middleware=[RequestChecks(allowed_hosts(settings)), JsonHtmlEscapeMiddleware(), SessionMiddleware()],
         before_send=[add_security_headers(settings)],

@@ -31,18 +31,11 @@ from shared import messages as m
 
 EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest", "alerts")
 
-# token -> display name (tradingsymbol); the pages install the gateway's instrument cache here.
-_names: Callable[[int], str | None] = lambda token: None  # noqa: E731
+Names = Callable[[int], "str | None"]  # instrument token -> its display name (tradingsymbol)
 
 
-def use_names(lookup: Callable[[int], str | None]) -> None:
-    """Where tick rows get their symbol names from (the instrument cache of the trading facade)."""
-    global _names
-    _names = lookup
-
-
-def label_of(token: int) -> str:
-    return _names(token) or str(token)
+def _no_names(token: int) -> None:
+    return None
 
 
 def _one_line(html: str) -> str:
@@ -64,11 +57,12 @@ def _plain(payload: Any) -> Any:
     raise ValueError(f"a fragment needs a message, not {type(payload).__name__}")
 
 
-def _tick_rows(ticks: Iterable[Any]) -> str:
+def _tick_rows(ticks: Iterable[Any], names: Names) -> str:
     rows = []
     for tick in ticks:
         t = _plain(tick)
-        rows.append(_partial("tick_row", t=t, label=label_of(int(t["instrument_token"]))))
+        token = int(t["instrument_token"])
+        rows.append(_partial("tick_row", t=t, label=names(token) or str(token)))
     return "".join(rows)
 
 
@@ -112,17 +106,26 @@ def _status_line(payload: Any) -> str:
     raise ValueError(f"no status line for {type(payload).__name__}")
 
 
-def render(event_name: str, payload: Any, user_id: str) -> str:
+def renderer(names: Names) -> Callable[[str, Any, str], str]:
+    """``render`` with tick rows named by ``names`` (the gateway's instrument list): one per app."""
+
+    def render_named(event_name: str, payload: Any, user_id: str) -> str:
+        return render(event_name, payload, user_id, names)
+
+    return render_named
+
+
+def render(event_name: str, payload: Any, user_id: str, names: Names = _no_names) -> str:
     """The HTML fragment for one SSE event of ``user_id``. ``payload`` is the message Struct (or the
-    plain dict of it; ticks may be a list). ValueError for an unknown event or payload, or for a
-    payload that belongs to another user."""
+    plain dict of it; ticks may be a list; ``names`` gives tick rows their symbols). ValueError for an
+    unknown event or payload, or for a payload that belongs to another user."""
     items = payload if isinstance(payload, list | tuple) else [payload]
     for item in items:
         owner = item.get("user_id", "") if isinstance(item, dict) else getattr(item, "user_id", "")
         if owner and owner != user_id:
             raise ValueError(f"{event_name} event of {owner} is not for {user_id}")
     if event_name == "ticks":
-        html = _tick_rows(items)
+        html = _tick_rows(items, names)
     elif event_name == "signals":
         html = _partial("signal_row", s=_plain(payload))
     elif event_name == "orders":

@@ -14,7 +14,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import Template
 
 from gateway.page_context import (
-    STATUS_CHANGED, attempt, install_names, partial, picked, set_stream_ticks, status_context,
+    STATUS_CHANGED, attempt, partial, picked, set_stream_ticks, status_context,
     strategy_list_context,
 )
 from gateway.trading import Trading
@@ -43,7 +43,6 @@ class LivePagesController(Controller):
         if error:
             return partial("live_result", request, error=error)
         await set_stream_ticks(request, user_id, result["tokens"])
-        install_names(trading)
         strategy = result.get("replies", {}).get("strategy") or {}
         names = ", ".join(p["label"] for p in picked(trading, result["tokens"]))
         count = strategy.get("strategies", 0)

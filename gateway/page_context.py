@@ -11,7 +11,6 @@ from typing import Any
 from litestar import Request
 from litestar.response import Template
 
-from gateway import fragments
 from gateway.option_chain import ChainError
 from gateway.services import services_of
 from gateway.strategy_form import spec_of
@@ -47,15 +46,6 @@ def page(name: str, request: Request, headers: dict[str, str] | None = None, **c
 
 def partial(name: str, request: Request, headers: dict[str, str] | None = None, **context: Any) -> Template:
     return _template(f"partials/{name}.html", request, headers, context)
-
-
-def install_names(trading: Trading) -> None:
-    """Tick rows name their instrument from the facade's instrument cache."""
-    def name_of(token: int) -> str | None:
-        inst = trading.instruments.by_token.get(token)
-        return inst.tradingsymbol if inst is not None else None
-
-    fragments.use_names(name_of)
 
 
 def picked(trading: Trading, tokens: list[int]) -> list[dict]:

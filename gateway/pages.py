@@ -16,7 +16,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.response import Template
 
 from gateway.page_context import (
-    STATUS_CHANGED, account_context, attempt, holdings_context, install_names, page, partial, picked, pnl_context,
+    STATUS_CHANGED, account_context, attempt, holdings_context, page, partial, picked, pnl_context,
     positions_context, report_context, risk_context, status_context, strategies_context, strategy_list_context,
 )
 from gateway.option_chain import underlying_name
@@ -35,7 +35,6 @@ class PagesController(Controller):
 
     @get("/")
     async def dashboard(self, request: Request, trading: Trading, user_id: str) -> Template:
-        install_names(trading)
         parts = await asyncio.gather(
             status_context(trading, user_id), account_context(trading, user_id),
             holdings_context(trading, user_id), strategies_context(trading, user_id),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 
+from gateway import fragments
 from gateway.alert_store import AlertStore
 from gateway.logins import LoginStore
 from gateway.otp import OtpStore
@@ -31,6 +33,7 @@ class Services:
     trading: Trading | None = None
     streams: Streams | None = None
     notifier: "Notifier | None" = None
+    html: Callable[[str, Any, str], str] = fragments.render  # the dashboard's SSE fragments (tick rows named once trading is up)
 
     @property
     def secure_cookies(self) -> bool:

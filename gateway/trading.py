@@ -328,6 +328,10 @@ class Trading(DeskQueries, OptionDesk):
         except kite_errors.KiteError as e:
             raise _from_kite(e) from None
 
+    def symbol_of(self, token: int) -> str | None:
+        inst = self.instruments.token(token)
+        return inst.tradingsymbol if inst is not None else None
+
     async def search_instruments(self, q: str, limit: int = 20, user_id: str = "") -> list[dict]:
         await self._instrument_list(user_id)
         return [self.instruments.describe(i) for i in self.instruments.search(q, limit)]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncGenerator, Callable
 
 import msgspec
@@ -18,14 +17,6 @@ from gateway.trading import TradingError
 
 def _json(name: str, payload: dict, user_id: str) -> str:
     return msgspec.json.encode(payload).decode()
-
-
-def html_renderer() -> Callable[[str, dict, str], str]:
-    """``gateway.fragments.render`` (the dashboard's), or JSON text until that module exists."""
-    try:
-        return importlib.import_module("gateway.fragments").render
-    except ImportError:
-        return _json
 
 
 async def _stream(request: Request, render: Callable[[str, dict, str], str]) -> ServerSentEvent:
@@ -62,7 +53,7 @@ class StreamController(Controller):
 
     @get("/sse")
     async def sse(self, request: Request) -> ServerSentEvent:
-        return await _stream(request, html_renderer())
+        return await _stream(request, services_of(request).html)
 
     @get("/api/stream")
     async def api_stream(self, request: Request) -> ServerSentEvent:

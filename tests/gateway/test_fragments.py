@@ -53,11 +53,7 @@ def test_ist_reads_every_stamp_kta_carries():
 
 
 def test_tick_rows_carry_ids_names_and_values_for_the_flash():
-    fragments.use_names({256265: "NIFTY 50"}.get)
-    try:
-        html = fragments.render("ticks", [tick(), tick(738561, 1500.0)], USER)
-    finally:
-        fragments.use_names(lambda token: None)
+    html = fragments.renderer({256265: "NIFTY 50"}.get)("ticks", [tick(), tick(738561, 1500.0)], USER)
     assert "\n" not in html
     assert html.count("<tr ") == 2 and 'id="tick-256265"' in html and 'id="tick-738561"' in html
     assert ">NIFTY 50<" in html and ">738561<" in html  # unknown names fall back to the token

@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 from gateway import users
 from shared import messages as m
 from shared import subjects
+from shared.kite.models import Instrument
 from tests.gateway.conftest import login, serve
 from tests.gateway.sse import SSE
 
@@ -35,6 +36,9 @@ async def test_one_subscription_per_token_and_one_rendering_per_update_for_all_c
         users.add_user(gw_settings, zerodha_id=uid, email=f"{uid.lower()}@kta.local", api_key="k", api_secret="s")
     async with serve(gw_settings) as gw, AsyncExitStack() as stack:
         live = gw.services.trading.live_tokens
+        gw.services.trading.instruments.load([Instrument(  # the dashboard names a tick row from the gateway's list
+            instrument_token=TOKENS[0], exchange_token=1594, tradingsymbol="INFY", name="INFOSYS", last_price=0,
+            expiry=None, strike=0, tick_size=0.05, lot_size=1, instrument_type="EQ", segment="NSE", exchange="NSE")])
         for uid in USERS:
             live[uid] = TOKENS
         live[USERS[-1]] = TOKENS[:1]  # one trader watches a single instrument
@@ -58,6 +62,9 @@ async def test_one_subscription_per_token_and_one_rendering_per_update_for_all_c
                 assert name == "ticks"
                 got = tokens_in(path, data)
                 assert got <= want, f"{uid} got another user's instruments {got - want}"
+                if path == "/sse":  # a row is named from the gateway's list; an unlisted token shows its number
+                    for token, label in re.findall(r'data-token="(\d+)" data-label="([^"]*)"', data):
+                        assert label == ("INFY" if int(token) == TOKENS[0] else token)
                 seen |= got
         assert streams.renders - renders == len(TOKENS) * 2  # once per update and format, not per client (12)
 
