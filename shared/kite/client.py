@@ -288,6 +288,20 @@ class KiteClient:
     async def holdings(self) -> list[m.Holding]:
         return m.convert(await self._request("GET", "/portfolio/holdings"), list[m.Holding])
 
+    async def authorise_holdings(self, holdings: list[tuple[str, int]] | None = None) -> str:
+        """Start the depository's eDIS/TPIN authorisation of delivery sells (``(isin, quantity)`` pairs;
+        None: every holding) and return its ``request_id``; the user completes it on
+        ``holdings_authorisation_url(request_id)``. Until then Kite answers such a sell with HTTP 428
+        (``errors.HoldingAuthorisationRequired``)."""
+        form = {"isin": [isin for isin, _ in holdings], "quantity": [_fmt(q) for _, q in holdings]} if holdings else None
+        return (await self._request("POST", "/portfolio/holdings/authorise", data=form))["request_id"]
+
+    def holdings_authorisation_url(self, request_id: str) -> str:
+        """The depository's page for ``request_id``, on the same site as the login page
+        (kite.zerodha.com for Kite, kite_sim's root for the sim)."""
+        site = self._login_url.split("/connect/", 1)[0]
+        return f"{site}/connect/portfolio/authorise/holdings/{self.api_key}/{request_id}"
+
     async def convert_position(self, exchange: str, tradingsymbol: str, transaction_type: str, position_type: str,
                                quantity: int, old_product: str, new_product: str) -> bool:
         return bool(await self._request("PUT", "/portfolio/positions", data=self._form(

@@ -9,6 +9,7 @@ import json
 import threading
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 
 from shared.kite import errors
@@ -409,3 +410,35 @@ async def test_an_unavailable_egress_refuses_orders_and_sends_nothing(sim, egres
 
 def wire_ok(kite) -> bool:
     return kite.wire.count(status=429) == 0 and kite.wire.count(status=500) == 0
+
+
+async def test_a_delivery_sell_without_edis_authorisation_is_428_until_the_user_authorises(sim):
+    """An account without DDPI (the sim's per-account eDIS setting): a CNC sell of its holdings raises
+    HoldingAuthorisationRequired with Kite's message; authorise_holdings starts the request whose page
+    (on the login page's site) takes the TPIN; then the same sell goes through."""
+    sim.admin("accounts", {"user_id": "DEMO01", "edis": True})
+    try:
+        async with KiteClient(sim.api_key, login(sim), root=sim.root, login_url=sim.login_url,
+                              rate_limiter=for_api_key(sim.api_key)) as kite:
+            def sell():
+                return kite.place_order("regular", "NSE", "RELIANCE", "SELL", 1, "CNC", "MARKET", market_protection=2)
+            with pytest.raises(errors.HoldingAuthorisationRequired) as refused:
+                await sell()
+            assert refused.value.status == 428 and isinstance(refused.value, errors.HoldingException)
+            assert "needs authorisation at depository" in refused.value.message
+            isin = next(h.isin for h in await kite.holdings() if h.tradingsymbol == "RELIANCE")
+            request_id = await kite.authorise_holdings([(isin, 1)])
+            url = kite.holdings_authorisation_url(request_id)
+            assert url == f"{sim.root}/connect/portfolio/authorise/holdings/{sim.api_key}/{request_id}"
+            async with httpx.AsyncClient() as browser:  # the trader, on the depository's page
+                assert 'id="tpin"' in (await browser.get(url)).text
+                assert (await browser.post(url, data={"tpin": "123456"})).status_code == 200
+            held = next(h for h in await kite.holdings() if h.tradingsymbol == "RELIANCE")
+            assert held.authorised_quantity >= 1
+            assert await sell()
+        real = KiteClient("key", "token")
+        assert real.holdings_authorisation_url("r1") == \
+            "https://kite.zerodha.com/connect/portfolio/authorise/holdings/key/r1"
+        await real.aclose()
+    finally:
+        sim.admin("accounts", {"user_id": "DEMO01", "edis": False})

@@ -44,6 +44,8 @@ CALLS = {
     "order_trades.json": ("GET", "/orders/151220000000000/trades", lambda k: k.order_trades("151220000000000")),
     "positions.json": ("GET", "/portfolio/positions", lambda k: k.positions()),
     "holdings.json": ("GET", "/portfolio/holdings", lambda k: k.holdings()),
+    "holdings_auth.json": ("POST", "/portfolio/holdings/authorise",
+                           lambda k: k.authorise_holdings([("INE009A01021", 5)])),
     "convert_position.json": ("PUT", "/portfolio/positions",
                               lambda k: k.convert_position("NSE", "INFY", "BUY", "day", 1, "MIS", "CNC")),
     "instruments_all.csv": ("GET", "/instruments", lambda k: k.instruments()),
@@ -83,7 +85,6 @@ NOT_CLIENT_RESPONSES = {
                                                          "mf_sip_info.json", "mf_sip_modify.json",
                                                          "mf_sip_place.json", "mf_sips.json")},
     "auctions_list.json": "auction orders: not used by kta",
-    "holdings_auth.json": "CDSL authorisation flow: done by the user on Kite",
     "holdings_compact.json": "compact holdings: kta reads the full holdings",
     "holdings_summary.json": "holdings summary: kta computes its own",
     "full_profile.json": "full profile (bank, PAN): kta needs only the profile",
@@ -138,8 +139,8 @@ async def test_mock_decodes_without_loss(name, mock_server):
         got = [[c.date, c.open, c.high, c.low, c.close, c.volume] + ([] if c.oi is None else [c.oi]) for c in value]
         _same(got, data["candles"], "candles", {})
         return
-    if isinstance(value, str):  # an order id
-        got = {"order_id": value}
+    if isinstance(value, str):  # an order id, or the request id of a holdings authorisation
+        got = {"request_id" if name == "holdings_auth.json" else "order_id": value}
     elif isinstance(value, bool):
         got = value
     else:
