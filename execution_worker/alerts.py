@@ -15,9 +15,9 @@ log = logging.getLogger("kta.alerts")
 
 
 async def alert(bus: Bus, user_id: str, kind: str, title: str, detail: str = "", *, severity: str = "warning",
-                key: str = "") -> None:
+                key: str = "", link: str = "") -> None:
     msg = Alert(user_id=user_id, kind=kind, severity=severity, title=title, detail=detail, key=key,
-                source="execution", ts=time.time_ns())
+                source="execution", ts=time.time_ns(), link=link)
     try:
         await bus.js_publish(subjects.alerts(user_id), msg, msg_id=f"{user_id}:{key}" if key else "")
     except Exception as e:  # noqa: BLE001 - an alert that cannot be sent is logged, never fatal

@@ -82,6 +82,7 @@ class Desk:
         self.on_fills: Callable[[Desk], Awaitable[None]] | None = None  # new fills in the tracker
         self.on_change: Callable[[Order, Applied], Awaitable[None]] | None = None  # an order moved
         self.protector = None  # execution_worker.protector.Protector, once the desk is opened live
+        self.held_sells = None  # execution_worker.authorisation.HeldSells: delivery sells awaiting eDIS (428)
 
     def inst(self, exchange: str, tradingsymbol: str) -> Instrument | None:
         return self.instruments.get(f"{exchange}:{tradingsymbol}")

@@ -10,7 +10,7 @@ import time
 
 import msgspec
 
-from execution_worker import controls, placing, protector
+from execution_worker import authorisation, controls, placing, protector
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.eod import EndOfDay
@@ -73,6 +73,7 @@ class Desks:
         desk.on_risk = self._desk_risk_moved
         desk.on_fills = self.marks.track
         protector.started(desk, self.settings.sl_slippage_pct)
+        authorisation.started(desk)
         self.desks[user_id] = desk
         await self.marks.track(desk)
         await self.publish_risk(desk.risk.snapshot())
@@ -84,7 +85,9 @@ class Desks:
 
     async def close(self, user_id: str, reason: str, expire: bool = False) -> None:
         self.stop_loops(user_id)
-        self.desks.pop(user_id, None)
+        desk = self.desks.pop(user_id, None)
+        if desk is not None and desk.held_sells is not None:
+            desk.held_sells.close()
         await self.marks.forget(user_id)
         await self.clients.drop(user_id)
         if expire:
@@ -112,6 +115,7 @@ class Desks:
                 if now >= next_reconcile:
                     await reconcile(desk)
                     await desk.protector.sync_all()  # the safety net: every position's stop in line
+                    desk.held_sells.watch()  # held delivery sells (also those a restart found in the journal)
                     next_reconcile = now + self.settings.reconcile_interval
                 if now >= next_positions:
                     await self.positions(desk)

@@ -15,7 +15,16 @@ from execution_worker.engine import Desk
 from execution_worker.order_gate import OrderGateError
 from shared.kite import errors
 from shared.messages import OrderRequest, OrderType, to_rupees
-from shared.trading.order import CancelRequested, Order, OrderState, Placed, Submitted, SubmitFailed, SubmitLost
+from shared.trading.order import (
+    WITHDRAWN,
+    CancelRequested,
+    Order,
+    OrderState,
+    Placed,
+    Submitted,
+    SubmitFailed,
+    SubmitLost,
+)
 
 log = logging.getLogger("kta.execution")
 
@@ -28,7 +37,7 @@ async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | N
     if order is not None and order.order_id:
         return order.order_id
     if order is not None and order.state not in (OrderState.INITIALIZED, OrderState.SUBMITTING,
-                                                 OrderState.UNKNOWN) and not order.may_resubmit:
+                                                 OrderState.UNKNOWN, OrderState.HELD) and not order.may_resubmit:
         return None
     if req.tag in desk.in_flight:  # its first submit has not answered yet: never a second one
         log.warning("order %s is already being submitted", req.tag)
@@ -73,6 +82,9 @@ async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
         log.warning("order %s outcome unknown: %s (reconciliation resolves it by tag)", req.tag, e.message)
         return None
     except errors.KiteError as e:  # the broker refused it, with its message
+        if isinstance(e, errors.HoldingAuthorisationRequired) and desk.held_sells is not None:
+            await desk.held_sells.hold(order, e)  # a delivery sell waiting for the depository (authorisation.py)
+            return None
         await desk.record(order, SubmitFailed(reason=f"{e.error_type}: {e.message}", code=e.error_type))
         log.warning("order %s refused by the broker: %s", req.tag, e.message)
         return None
@@ -130,7 +142,12 @@ async def modify(desk: Desk, order: Order, *, quantity: int | None = None, price
 
 
 async def cancel(desk: Desk, order: Order, reason: str) -> None:
-    """Cancel as kta: the order's journal says ``reason``, not the broker's "Cancelled by user"."""
+    """Cancel as kta: the order's journal says ``reason``, not the broker's "Cancelled by user".
+    A HELD order (never at the broker) is withdrawn: it is never sent."""
+    if order.state is OrderState.HELD:
+        await desk.record(order, SubmitFailed(reason=f"withdrawn before it was sent: {reason}", code=WITHDRAWN,
+                                              ts=time.time_ns()))
+        return
     if not order.order_id or order.is_terminal:
         return
     await desk.record(order, CancelRequested(reason=reason, ts=time.time_ns()))

@@ -70,7 +70,7 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
             result.unknown_resolved += 1
     if cancel_open:
         for order in desk.book.working():
-            if order.order_id:
+            if order.order_id or order.state is OrderState.HELD:
                 await placing.cancel(desk, order, "stop: cancel open orders")
                 result.cancelled += 1
     if result.mismatched:

@@ -122,8 +122,8 @@ class AlertStore:
         if list(table.rows_where("user_id = ? AND ident = ?", [alert.user_id, ident], limit=1)):
             return False
         table.insert({"user_id": alert.user_id, "ident": ident, "kind": alert.kind, "severity": alert.severity,
-                      "title": alert.title, "detail": alert.detail, "source": alert.source,
-                      "ts": alert.ts or time.time_ns(), "received_at": self.clock()})
+                      "title": alert.title, "detail": alert.detail, "source": alert.source, "link": alert.link,
+                      "ts": alert.ts or time.time_ns(), "received_at": self.clock()}, alter=True)
         self.db.execute("DELETE FROM alerts WHERE user_id = ? AND ident NOT IN "
                         "(SELECT ident FROM alerts WHERE user_id = ? ORDER BY ts DESC LIMIT ?)",
                         [alert.user_id, alert.user_id, RECENT])

@@ -119,6 +119,8 @@ def _worker_ready(nats_url: str, service: str, creds: str):
     return lambda: healthcheck.service_answers(nats_url, service, timeout=0.5, creds=creds)
 
 
+EDIS_HELP = ("kite_sim accounts without DDPI (comma-separated user ids, e.g. DEMO01): their delivery sells need the "
+             "day's eDIS/TPIN authorisation (HTTP 428 until given), as on a real account without DDPI")
 REAL_KITE = ("kite_root", "kite_ws_root", "kite_login_url")  # where the real Kite is; the defaults are kite_sim's
 
 
@@ -167,8 +169,9 @@ def cmd_up(a) -> None:
                               _tcp_ready("127.0.0.1", nats_port), log_path=str(logs / "nats.log"),
                               infrastructure=True))
     if not a.no_sim:
+        edis = ("--edis", a.sim_edis) if a.sim_edis else ()
         children.append(Child("sim", python_argv("sim", "--redirect-url", f"{settings.gateway_url}/auth/kite/callback",
-                                                 "--settle", "--snapshot", str(data_dir / "sim-snapshot.json")),
+                                                 "--settle", "--snapshot", str(data_dir / "sim-snapshot.json"), *edis),
                               env, _tcp_ready("127.0.0.1", sim_port), log_path=str(logs / "sim.log"),
                               infrastructure=True))
     for service in ("ticker", "strategy", "execution"):
@@ -221,6 +224,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--sim-seed", type=int, default=None)
     up.add_argument("--sim-admin", action="store_true", help="enable kite_sim's fault-injection API")
     up.add_argument("--no-sim", action="store_true", help="use the real Kite (set KTA_KITE_ROOT etc.)")
+    up.add_argument("--sim-edis", default="", metavar="USERS", help=EDIS_HELP)
     up.add_argument("--json-logs", action="store_true")
     up.set_defaults(fn=cmd_up)
 
@@ -237,6 +241,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--settle", action="store_true", help="end-of-day settlement (T+1 holdings, expiry)")
     sim.add_argument("--snapshot", default="", help="state file so a restarted sim carries on")
     sim.add_argument("--faults", default="", help="JSON file of faults to start with (as POST /sim/faults)")
+    sim.add_argument("--edis", default="", metavar="USERS", help=EDIS_HELP)
     sim.set_defaults(fn=cmd_sim)
 
     worker = sub.add_parser("worker", help="run one worker")

@@ -58,6 +58,7 @@ AlertKind = Literal[
     "needs_attention",   # a multi-leg group or exit could not complete: the trader must look
     "order_rejected",    # the broker rejected an order
     "token_expired",     # the broker session ended: log in to Kite again
+    "authorisation",     # a delivery sell waits for the depository's eDIS/TPIN authorisation (link: where)
     "feed_stale",        # no ticks for too long during market hours
     "feed_restored",
     "eod_report",        # the day's report is ready (detail: the summary)
@@ -80,3 +81,4 @@ class Alert(Struct, frozen=True, kw_only=True):
     key: str = ""
     source: str = ""  # the service that raised it
     ts: int = 0  # epoch ns
+    link: str = ""  # where the trader acts on it (an http(s) URL, e.g. the depository's authorisation page)

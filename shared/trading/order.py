@@ -18,7 +18,17 @@ from typing import Union
 
 from msgspec import Struct, field
 
-from shared.messages import OrderRequest, OrderStatus, TransactionType, to_paise
+from shared.messages import (
+    Exchange,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Product,
+    TransactionType,
+    Validity,
+    Variety,
+    to_paise,
+)
 from shared.trading.planning import is_kta_tag, tag_fields
 
 
@@ -28,6 +38,8 @@ OrderState = enum.StrEnum("OrderState", [
     ("SUBMITTING", "SUBMITTING"),  # request sent, no answer yet
     ("PLACED", "PLACED"),  # the broker answered with an order id; its first status is yet to be read
     ("UNKNOWN", "UNKNOWN"),  # the answer was lost: resolved by looking the tag up, never by a blind retry
+    ("HELD", "HELD"),  # refused for want of the depository's eDIS authorisation (Kite's 428): nothing at the
+    # broker; sent again (same tag) once the trader has authorised the shares, or withdrawn
     ("FAILED", "FAILED"),  # never reached the exchange: the order gate, a 429 or the broker's refusal
     *((status.name, status.value) for status in OrderStatus),
 ])
@@ -35,6 +47,7 @@ OrderState = enum.StrEnum("OrderState", [
 S = OrderState
 TERMINAL = frozenset({S.COMPLETE, S.CANCELLED, S.REJECTED, S.FAILED})
 NOT_FOUND = "NOT_FOUND"  # SubmitFailed code: a lost submit the broker's book never showed
+WITHDRAWN = "WITHDRAWN"  # SubmitFailed code: a HELD order kta gave up (cancelled, stop, the day ended); never sent
 REFUSED = "REFUSED"  # the state an OrderEvent carries for a signal risk refused (no order exists)
 # Kite's statuses in the order an order lives them: submission, working (incl. modify / cancel in
 # flight), final. A broker update may only move forward.
@@ -46,7 +59,8 @@ _KITE = set(_SUBMISSION) | _WORKING | _FINAL
 _AFTER_SUBMISSION = _WORKING | _FINAL
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {k: frozenset(v) for k, v in {
     S.INITIALIZED: {S.SUBMITTING, S.FAILED, S.UNKNOWN},  # UNKNOWN: adopted from the broker's book
-    S.SUBMITTING: _KITE | {S.PLACED, S.UNKNOWN, S.FAILED},
+    S.SUBMITTING: _KITE | {S.PLACED, S.UNKNOWN, S.FAILED, S.HELD},
+    S.HELD: {S.SUBMITTING, S.FAILED},  # sent again after the authorisation, or withdrawn
     S.PLACED: _KITE,
     S.UNKNOWN: _KITE | {S.PLACED, S.FAILED, S.SUBMITTING},  # resolved by the tag lookup, whatever it says
     S.FAILED: _KITE | {S.PLACED, S.SUBMITTING},  # a "failed" submit the broker turns out to have, or a retry
@@ -106,6 +120,12 @@ class SubmitLost(_Event, tag="submit_lost"):
     reason: str
 
 
+class SubmitHeld(_Event, tag="submit_held"):
+    """The broker refused it until the depository authorises the shares it sells (HTTP 428)."""
+
+    reason: str
+
+
 class BrokerUpdate(_Event, tag="broker_update"):
     """One broker view of the order (WebSocket, read-back, reconciliation), parsed once."""
 
@@ -138,7 +158,7 @@ class CancelRequested(_Event, tag="cancel_requested"):
     reason: str
 
 
-OrderEventAny = Union[Submitted, Placed, SubmitFailed, SubmitLost, BrokerUpdate, Fill, CancelRequested]
+OrderEventAny = Union[Submitted, Placed, SubmitFailed, SubmitLost, SubmitHeld, BrokerUpdate, Fill, CancelRequested]
 
 
 class Applied(Struct, frozen=True):
@@ -206,6 +226,16 @@ class Order(Struct, kw_only=True):
                    variety=str(req.variety), validity=str(req.validity), quantity=req.quantity, price=req.price,
                    trigger_price=req.trigger_price, market_protection=req.market_protection)
 
+    def request(self) -> OrderRequest:
+        """The request it was made from: a HELD order is sent again exactly as it was, under its tag."""
+        return OrderRequest(user_id=self.user_id, variety=Variety(self.variety), exchange=Exchange(self.exchange),
+                            tradingsymbol=self.tradingsymbol, instrument_token=self.instrument_token,
+                            transaction_type=self.transaction_type, order_type=OrderType(self.order_type),
+                            quantity=self.quantity, product=Product(self.product), price=self.price,
+                            trigger_price=self.trigger_price, validity=Validity(self.validity),
+                            market_protection=self.market_protection, tag=self.tag, signal_id=self.signal_id,
+                            group_id=self.group_id, leg_index=self.leg if self.group_id else -1, kind=self.kind)
+
     # ---- reading
 
     @property
@@ -238,7 +268,7 @@ class Order(Struct, kw_only=True):
     @property
     def may_resubmit(self) -> bool:
         """Only a submit the broker provably never took may be sent again under the same tag."""
-        return self.state is OrderState.FAILED and self.failure != NOT_FOUND and not self.order_id
+        return self.state is OrderState.FAILED and self.failure not in (NOT_FOUND, WITHDRAWN) and not self.order_id
 
     @property
     def is_protective(self) -> bool:
@@ -259,14 +289,15 @@ class Order(Struct, kw_only=True):
         if isinstance(event, CancelRequested):
             self.cancel_reason = event.reason
             return NOTHING
-        new = {Submitted: S.SUBMITTING, Placed: S.PLACED, SubmitFailed: S.FAILED, SubmitLost: S.UNKNOWN}[type(event)]
+        new = {Submitted: S.SUBMITTING, Placed: S.PLACED, SubmitFailed: S.FAILED, SubmitLost: S.UNKNOWN,
+               SubmitHeld: S.HELD}[type(event)]
         if not can_move(self.state, new):
             return REFUSED_EVENT
         if isinstance(event, Placed):
             self.order_id = event.order_id
         elif isinstance(event, SubmitFailed):
             self.status, self.status_message, self.failure = "REJECTED", event.reason, event.code
-        elif isinstance(event, SubmitLost):
+        elif isinstance(event, (SubmitLost, SubmitHeld)):
             self.status_message = event.reason
         return self._move(new)
 

@@ -121,3 +121,12 @@ async def test_kta_users_egress_is_stored_checked_and_applied_to_the_live_sessio
 
     r = kta("users", "egress", "AB1234", "--proxy", "ftp://host", "--data-dir", str(data), env=env)
     assert r.returncode != 0 and "proxy" in r.stderr
+
+
+def test_kta_sim_and_kta_up_pass_the_edis_accounts_to_kite_sim():
+    from kite_sim.main import options_from
+
+    assert options_from(parser().parse_args(["sim", "--edis", "demo01, DEMO02"])).edis == {"DEMO01", "DEMO02"}
+    assert options_from(parser().parse_args(["sim"])).edis == frozenset()
+    assert parser().parse_args(["up", "--sim-edis", "DEMO01"]).sim_edis == "DEMO01"
+    assert "--sim-edis" in kta("up", "--help").stdout and "--edis" in kta("sim", "--help").stdout
