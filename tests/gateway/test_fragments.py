@@ -136,3 +136,15 @@ def test_trading_state_in_a_traders_words():
     assert [trading_state(s) for s in ("ACTIVE", "REDUCING", "HALTED")] == ["Trading allowed", "Reducing only", "Halted"]
     assert trading_state({"state": "HALTED"}) == "Halted" and trading_state(None) == "Unknown"
     assert params_text({"fast": 3, "reverse": True, "name": '"x"'}) == 'fast=3, reverse=on, name="x"'
+
+
+def test_an_alert_with_a_link_shows_it_as_a_link_and_only_http_links():
+    """The depository's authorisation page (eDIS/TPIN) reaches the activity panel as a link the trader
+    can open; a link that is not http(s) is never rendered."""
+    base = dict(user_id="DEMO01", kind="authorisation", severity="critical", title="Authorise 2 INFY", ts=1)
+    url = "https://kite.zerodha.com/connect/portfolio/authorise/holdings/key/r1?a=1&b=2"
+    html = fragments.render("alerts", m.Alert(**base, link=url), "DEMO01")
+    assert 'href="https://kite.zerodha.com/connect/portfolio/authorise/holdings/key/r1?a=1&amp;b=2"' in html
+    assert 'rel="noopener noreferrer"' in html
+    assert "href" not in fragments.render("alerts", m.Alert(**base, link="javascript:alert(1)"), "DEMO01")
+    assert "href" not in fragments.render("alerts", m.Alert(**base), "DEMO01")
