@@ -42,10 +42,11 @@ class OrderGate:
         self.waits = 0  # how often a caller had to wait (visible in the execution summary / bench)
         self._lock = asyncio.Lock()
 
-    def wait_needed(self, now: float) -> float:
-        """Seconds until one more order fits the sliding windows (0 = now). Raises at the daily cap."""
+    def wait_needed(self, now: float, daily: bool = True) -> float:
+        """Seconds until one more order fits the sliding windows (0 = now). Raises at the daily cap
+        (``daily`` False: a cancel, never refused by it)."""
         self._roll_day(now)
-        if self.today >= self.per_day:
+        if daily and self.today >= self.per_day:
             raise OrderGateError("ORDER_DAILY_LIMIT", f"{self.today} orders today: Kite allows {self.per_day} a day")
         wait = 0.0
         for span, limit, stamps in self.windows:
@@ -55,21 +56,23 @@ class OrderGate:
                 wait = max(wait, stamps[len(stamps) - limit] + span - now)
         return wait
 
-    def admit(self, now: float) -> bool:
-        """Count one order sent at ``now`` if it fits; False if the caller must wait."""
-        if self.wait_needed(now) > 0:
+    def admit(self, now: float, daily: bool = True) -> bool:
+        """Count one order call sent at ``now`` if it fits; False if the caller must wait."""
+        if self.wait_needed(now, daily) > 0:
             return False
         for _, _, stamps in self.windows:
             stamps.append(now)
-        self.today += 1
+        self.today += daily
         return True
 
-    async def acquire(self) -> None:
-        """Wait (in order of arrival) until one more order fits, then count it."""
+    async def acquire(self, *, daily: bool = True) -> None:
+        """Wait (in order of arrival) until one more order call fits, then count it. Placements and
+        modifications count toward the day's cap; a cancel (``daily`` False) only waits for the windows
+        — it is never refused for the cap, since it only ever takes risk off."""
         async with self._lock:
-            while not self.admit(now := self.clock()):
+            while not self.admit(now := self.clock(), daily):
                 self.waits += 1
-                await self.sleep(max(self.wait_needed(now), 0.001))
+                await self.sleep(max(self.wait_needed(now, daily), 0.001))
 
     def modify(self, order_id: str) -> None:
         """Count one modification of ``order_id``; the 26th is refused."""

@@ -151,10 +151,14 @@ async def cancel(desk: Desk, order: Order, reason: str) -> None:
     if not order.order_id or order.is_terminal:
         return
     await desk.record(order, CancelRequested(reason=reason, ts=time.time_ns()))
+    await desk.gate.acquire(daily=False)  # the order gate is the one limiter of order calls
     try:
         await desk.client.cancel_order(order.variety, order.order_id)
     except errors.InputException as e:  # already done at the broker: reconciliation catches up
         log.info("cancel %s: %s", order.order_id, e.message)
+    except errors.NetworkException as e:  # 429s outlasting the client's retries, or a lost answer
+        log.warning("cancel %s not confirmed: %s (the order is read back and reconciled)", order.order_id,
+                    e.message, extra={"user_id": desk.user_id})
 
 
 async def wait_final(desk: Desk, orders: list[Order], timeout: float) -> None:

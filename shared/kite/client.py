@@ -227,16 +227,23 @@ class KiteClient:
                           trigger_price=trigger_price, validity=validity, validity_ttl=validity_ttl,
                           disclosed_quantity=disclosed_quantity, market_protection=market_protection, tag=tag,
                           iceberg_legs=iceberg_legs, iceberg_quantity=iceberg_quantity, autoslice=autoslice)
+        try:
+            return (await self._order_call("POST", f"/orders/{variety}", form))["order_id"]
+        except (errors.TooManyRequests, errors.NotSent):
+            raise  # the broker provably never took it (the retries are spent)
+        except (errors.NetworkException, errors.DataException) as lost:
+            return await self._resolve_lost(tag, lost)
+
+    async def _order_call(self, method: str, path: str, form: dict[str, str]) -> Any:
+        """A place, modify or cancel: sent again only when the broker provably did not take it (a 429
+        from its gateway, a connection that never opened), a bounded number of times after a backoff."""
         for attempt in range(PLACE_RETRIES + 1):
             try:
-                data = await self._request("POST", f"/orders/{variety}", data=form)
-                return data["order_id"]
+                return await self._request(method, path, data=form or None)
             except (errors.TooManyRequests, errors.NotSent):
                 if attempt == PLACE_RETRIES:
                     raise
                 await asyncio.sleep(0.25 * 2**attempt)
-            except (errors.NetworkException, errors.DataException) as lost:
-                return await self._resolve_lost(tag, lost)
         raise AssertionError("unreachable")
 
     async def _resolve_lost(self, tag: str | None, lost: errors.KiteError) -> str:
@@ -263,10 +270,10 @@ class KiteClient:
                            trigger_price=None, validity=None, disclosed_quantity=None) -> str:
         form = self._form(quantity=quantity, price=price, order_type=order_type, trigger_price=trigger_price,
                           validity=validity, disclosed_quantity=disclosed_quantity)
-        return (await self._request("PUT", f"/orders/{variety}/{order_id}", data=form))["order_id"]
+        return (await self._order_call("PUT", f"/orders/{variety}/{order_id}", form))["order_id"]
 
     async def cancel_order(self, variety: str, order_id: str) -> str:
-        return (await self._request("DELETE", f"/orders/{variety}/{order_id}"))["order_id"]
+        return (await self._order_call("DELETE", f"/orders/{variety}/{order_id}", {}))["order_id"]
 
     async def orders(self) -> list[m.Order]:
         return m.convert(await self._request("GET", "/orders"), list[m.Order])

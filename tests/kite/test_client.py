@@ -296,6 +296,21 @@ async def test_a_429_on_placement_is_sent_again_without_a_lookup(kite, sim):
     assert [o for o in await kite.orders() if o.tag == "r429-gave-up"] == []
 
 
+async def test_a_429_on_modify_or_cancel_is_sent_again_after_a_backoff(kite, sim):
+    """Kite's 429 on a modification or a cancel also comes before the OMS: it is sent again (bounded),
+    so a burst of cancels (a square-off) does not leave a stop standing for want of a retry."""
+    below = round(int((await kite.ltp(INFY))[INFY].last_price * 0.97 * 20) / 20, 2)  # rests, inside the band
+    oid = await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=below, tag="m429")
+    assert (await kite.order_history(oid))[-1].status == "OPEN"
+    sim.faults(rate_limit_next=1)
+    assert await kite.modify_order("regular", oid, price=below - 0.05) == oid
+    sim.faults(rate_limit_next=2)
+    assert await kite.cancel_order("regular", oid) == oid
+    calls = [(m, st) for m, p, st in kite.wire.exchanges if p == f"/orders/regular/{oid}"]
+    assert calls == [("PUT", 429), ("PUT", 200), ("DELETE", 429), ("DELETE", 429), ("DELETE", 200)]
+    assert (await kite.order_history(oid))[-1].status == "CANCELLED"
+
+
 async def test_a_connection_that_never_opens_is_retried_and_sends_nothing():
     closed = f"http://127.0.0.1:{natsd.free_port()}"  # nothing listens there
     async with KiteClient("k", "t", root=closed) as kite:

@@ -43,6 +43,20 @@ def test_five_thousand_a_day_refused_with_the_reason_until_the_next_day():
     assert gate.admit(clock())
 
 
+def test_cancels_share_the_windows_but_never_the_daily_cap():
+    """The gate is the one limiter of order calls: a cancel waits its turn in the per-second window with
+    the placements, but past the day's 5,000 it still goes (it only takes risk off) and does not count."""
+    clock = Clock("2026-11-24 09:15:00")
+    gate = OrderGate(clock=clock, per_day=3)
+    t0 = clock()
+    assert all(gate.admit(t0 + i * 0.01) for i in range(3))
+    with pytest.raises(OrderGateError):
+        gate.admit(t0 + 0.05)
+    assert all(gate.admit(t0 + 0.1 + i * 0.01, daily=False) for i in range(7))  # 10 calls in the second
+    assert not gate.admit(t0 + 0.5, daily=False) and gate.wait_needed(t0 + 0.5, daily=False) == pytest.approx(0.5)
+    assert gate.admit(t0 + 1.0, daily=False) and gate.today == 3
+
+
 def test_twenty_five_modifications_per_order():
     gate = OrderGate(clock=Clock())
     for _ in range(25):
