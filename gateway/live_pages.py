@@ -47,7 +47,8 @@ class LivePagesController(Controller):
         names = ", ".join(p["label"] for p in picked(trading, result["tokens"]))
         count = strategy.get("strategies", 0)
         seeding = strategy.get("seeding") or {}
-        history = f"loading history of {seeding['total']} symbols." if seeding.get("total") else "history loaded."
+        history = (f"history of {seeding['total']} symbols loading at Start (a strategy trades once warm)."
+                   if seeding.get("total") else "history loaded.")
         note = f"Live on {names}: {count} {'strategy' if count == 1 else 'strategies'}, {history}"
         return partial("live_result", request, STATUS_CHANGED, note=note, oob_strategies=True,
                        **await strategy_list_context(trading, user_id))

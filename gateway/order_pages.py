@@ -71,6 +71,8 @@ class OrderPagesController(Controller):
         inst = trading.instruments.find(str(form.get("symbol") or "")) if form.get("symbol") else None
         order, values, errors = parse_order(form, inst)
         picked = describe(inst) if inst else None
+        if picked:
+            picked["quote"] = await market_of(trading, user_id, picked["key"])
         if order is None:
             return entry(request, values=values, errors=errors, picked=picked)
         try:
