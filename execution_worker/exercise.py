@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time as day_time
 
+import msgspec
 from msgspec import Struct, field
 
 from execution_worker.journal import Journal
@@ -61,6 +62,11 @@ class ExpiryOutcome(Struct, frozen=True, kw_only=True):
     settlement_price: int  # intrinsic value per unit, paise
     value: int  # cash to the holder (+) or from the writer (-), paise
     delivery_quantity: int = 0  # shares of the underlying to take (+) or give (-), physical only
+    strategy_id: str = ""  # whose position it closed, and the closing trade booked for it
+    exchange: str = ""
+    instrument_token: int = 0
+    order_id: str = ""
+    trade_id: str = ""
 
 
 class ExerciseHandler:
@@ -137,9 +143,12 @@ class ExerciseHandler:
             expiry = date.fromisoformat(contract.expiry)
             if (now.date(), now.time()) < (expiry, MARKET_CLOSE):
                 continue
-            outcome = self._outcome(p, contract, settlement_prices[contract.underlying])
+            outcome = msgspec.structs.replace(
+                self._outcome(p, contract, settlement_prices[contract.underlying]), strategy_id=p.strategy_id,
+                exchange=p.exchange, instrument_token=p.instrument_token, trade_id=f"X{contract.expiry}",
+                order_id=f"expiry:{p.strategy_id}:{p.tradingsymbol}")
             booked = self.journal.record_trade(
-                self.user_id, trade_id=f"X{contract.expiry}", order_id=f"expiry:{p.strategy_id}:{p.tradingsymbol}",
+                self.user_id, trade_id=outcome.trade_id, order_id=outcome.order_id,
                 exchange=p.exchange, tradingsymbol=p.tradingsymbol, instrument_token=p.instrument_token,
                 transaction_type="SELL" if p.quantity > 0 else "BUY", quantity=abs(p.quantity),
                 price=outcome.settlement_price, fill_timestamp=f"{contract.expiry} 15:30:00", product=p.product,

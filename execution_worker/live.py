@@ -13,6 +13,7 @@ import msgspec
 from execution_worker import authorisation, controls, placing, protector
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
+from execution_worker.crosscheck import CrossCheck
 from execution_worker.eod import EndOfDay
 from execution_worker.exercise import ExerciseHandler, OptionContract
 from execution_worker.journal import Journal
@@ -49,6 +50,7 @@ class Desks:
         self.marks = TickMarks(bus)
         self.prices = Prices(bus)
         self.exercisers: dict[str, ExerciseHandler] = {}
+        self.crosschecks: dict[str, CrossCheck] = {}
 
     def risk(self, user_id: str) -> RiskManager:
         if user_id not in self.risks:
@@ -74,6 +76,7 @@ class Desks:
         desk.on_fills = self.marks.track
         protector.started(desk, self.settings.sl_slippage_pct)
         authorisation.started(desk)
+        self.crosschecks[user_id] = CrossCheck(desk, self.exerciser(user_id))
         self.desks[user_id] = desk
         await self.marks.track(desk)
         await self.publish_risk(desk.risk.snapshot())
@@ -86,6 +89,7 @@ class Desks:
     async def close(self, user_id: str, reason: str, expire: bool = False) -> None:
         self.stop_loops(user_id)
         desk = self.desks.pop(user_id, None)
+        self.crosschecks.pop(user_id, None)
         if desk is not None and desk.held_sells is not None:
             desk.held_sells.close()
         await self.marks.forget(user_id)
@@ -133,6 +137,9 @@ class Desks:
         from their cost): closed positions' m2m as realised, open ones' as unrealised."""
         broker = await desk.client.positions()
         positions = from_broker(broker.net)
+        check = self.crosschecks.get(desk.user_id)
+        if check is not None:
+            await check.run(positions)  # what the broker changed without kta becomes an external fill
         realised = sum(p.m2m for p in positions if not p.quantity)
         unrealised = sum(p.m2m for p in positions if p.quantity)
         exposure = sum(abs(p.quantity) * p.last_price for p in positions)
@@ -162,8 +169,7 @@ class Desks:
         names = sorted({c.underlying for c in contracts.values()})
         quotes = await desk.client.ltp(*(f"NSE:{n}" for n in names))
         spots = {n: m.to_paise(quotes[f"NSE:{n}"].last_price) for n in names if f"NSE:{n}" in quotes}
-        handler = self.exercisers.setdefault(desk.user_id, ExerciseHandler(desk.user_id, self.journal))
-        review = handler.review(positions, contracts, spots)
+        review = self.exerciser(desk.user_id).review(positions, contracts, spots)
         for warning in review.warnings:
             log.warning("expiry: %s", warning, extra={"user_id": desk.user_id})
         day = time.strftime("%Y%m%d")
@@ -174,6 +180,9 @@ class Desks:
             for req in o.closing_request(desk.user_id, p, "exit", f"expiry|{day}|{p.strategy_id}|{p.tradingsymbol}", 0,
                                          inst, desk.market_protection):
                 await placing.place(desk, o.marketable(req, inst, price), p.strategy_id)
+
+    def exerciser(self, user_id: str) -> ExerciseHandler:
+        return self.exercisers.setdefault(user_id, ExerciseHandler(user_id, self.journal))
 
     async def on_risk_change(self, desk: Desk, state: m.RiskState) -> None:
         """The kill switch moved: tell the trader; HALTED cancels the entries still working (the

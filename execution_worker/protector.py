@@ -148,7 +148,12 @@ class Protector:
                 await placing.cancel(self.desk, action.order, "could not be modified: replaced")
 
     async def _rejected(self, key: str, order: Order) -> None:
-        """A stop the exchange refused: once more with a corrected trigger, then flatten and alert."""
+        """A stop the exchange refused: once more with a corrected trigger, then flatten and alert
+        (under the position's lock, so no sync places a stop meanwhile)."""
+        async with self.locks.setdefault(key, asyncio.Lock()):
+            await self._after_rejection(key, order)
+
+    async def _after_rejection(self, key: str, order: Order) -> None:
         p = self.plans.get(key)
         if p is None or p.mode == "failed":
             return

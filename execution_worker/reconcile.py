@@ -6,6 +6,7 @@ updates missed while disconnected) and a final time on stop."""
 from __future__ import annotations
 
 import logging
+import time
 
 import msgspec
 
@@ -73,6 +74,8 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
             if order.order_id or order.state is OrderState.HELD:
                 await placing.cancel(desk, order, "stop: cancel open orders")
                 result.cancelled += 1
+    if not result.errors:
+        desk.reconciled_at = time.monotonic()
     if result.mismatched:
         metrics.RECONCILE_MISMATCHES.inc(result.mismatched)
     log.info("reconciled %s", msgspec.to_builtins(result), extra={"user_id": desk.user_id})

@@ -1,0 +1,143 @@
+"""kta's positions against the broker's, every positions pass. Expired options are settled first
+(``ExerciseHandler.settle`` books the closing trade at the settlement value); any other difference —
+Kite's MIS auto square-off, a trade placed in Kite by hand, a future's expiry — is adopted as an
+external fill once it has been seen twice in a row with a whole reconciliation in between and no kta
+order on the instrument owing the journal a fill (so a fill merely on its way is never taken for one). Each is journaled,
+raised as a risk event and an alert, and told to the strategy whose position it moved."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date
+
+from execution_worker.alerts import alert
+from execution_worker.engine import Desk
+from execution_worker.exercise import ExerciseHandler, OptionContract
+from shared import ist
+from shared import messages as m
+from shared.kite import errors
+from shared.trading.external import Difference, allocate, differences
+from shared.trading.greeks import is_option, spot_key
+
+log = logging.getLogger("kta.crosscheck")
+MIS_SQUARE_OFF = "15:20:00"  # Kite squares off intraday equity positions from here (IST)
+
+
+class CrossCheck:
+    def __init__(self, desk: Desk, exerciser: ExerciseHandler) -> None:
+        self.desk = desk
+        self.exerciser = exerciser
+        self.seen: dict[tuple[str, str, str], int] = {}  # difference -> its delta at the last pass
+        self.last_pass = 0.0  # monotonic
+
+    async def run(self, broker: list[m.Position]) -> list[dict]:
+        """Adopt what the broker changed; returns the external fills journaled. A difference is adopted
+        when the last pass saw the same one, a whole reconciliation (every kta order and its fills
+        read from the broker) has run since, and no kta order on the instrument owes the journal a fill."""
+        await self._settle_expired(broker)
+        adopted = []
+        diffs = differences(self.desk.tracker.positions(), broker)
+        now = {(d.exchange, d.tradingsymbol, d.product): d.delta for d in diffs}
+        reconciled = self.desk.reconciled_at > self.last_pass
+        for d in diffs:
+            key = (d.exchange, d.tradingsymbol, d.product)
+            if not reconciled or self.seen.get(key) != d.delta or self._owed(d):
+                continue
+            adopted += await self._adopt(d, {p.tradingsymbol: p for p in broker}.get(d.tradingsymbol))
+        self.seen, self.last_pass = now, time.monotonic()
+        return adopted
+
+    def _owed(self, d: Difference) -> bool:
+        """A kta order on the instrument whose fills the broker reports and the journal lacks."""
+        return any(o.instrument == (d.exchange, d.tradingsymbol) and o.unjournaled for o in self.desk.book)
+
+    async def _settle_expired(self, broker: list[m.Position]) -> None:
+        today = date.fromisoformat(ist.day(time.time()))
+        at_broker = {(p.exchange, p.tradingsymbol) for p in broker if p.quantity}
+        held = [p for p in self.desk.tracker.positions() if p.quantity and (p.exchange, p.tradingsymbol) not in at_broker]
+        expired = {p.tradingsymbol: OptionContract.from_instrument(inst) for p in held
+                   if is_option(inst := self.desk.inst(p.exchange, p.tradingsymbol)) and inst.expiry < today}
+        if not expired:
+            return
+        underlyings = sorted({c.underlying for c in expired.values()})
+        try:
+            quotes = await self.desk.client.ohlc(*(spot_key(u) for u in underlyings))
+        except errors.KiteError as e:
+            log.warning("expiry settlement waits: spot closes unread (%s)", e, extra={"user_id": self.desk.user_id})
+            return
+        closes = {u: m.to_paise(q.ohlc.close or q.last_price) for u in underlyings
+                  if (q := quotes.get(spot_key(u))) is not None}
+        for o in self.exerciser.settle([p for p in held if p.tradingsymbol in expired], expired, closes):
+            side = m.TransactionType.SELL if o.quantity > 0 else m.TransactionType.BUY
+            await self._book(o.strategy_id, o.exchange, o.tradingsymbol, o.instrument_token, "NRML", side,
+                             abs(o.quantity), o.settlement_price, f"expiry settlement: {o.outcome} ({o.settlement})",
+                             o.order_id, o.trade_id, journaled=True)
+
+    async def _adopt(self, d: Difference, row: m.Position | None) -> list[dict]:
+        holders = {p.strategy_id: p.quantity for p in self.desk.tracker.positions()
+                   if (p.exchange, p.tradingsymbol, p.product or "MIS") == (d.exchange, d.tradingsymbol, d.product)}
+        inst = self.desk.inst(d.exchange, d.tradingsymbol)
+        price, when = await self._price(d, row)
+        if inst is not None and inst.expiry is not None and inst.expiry < date.fromisoformat(ist.day(time.time())):
+            reason = "expiry settlement"
+        elif d.product == "MIS" and d.broker == 0 and (not when or when[11:] >= MIS_SQUARE_OFF):
+            reason = "the broker's MIS auto square-off"
+        else:
+            reason = "a trade outside kta (placed in Kite) or a broker adjustment"
+        stamp = time.time_ns()
+        out = []
+        for strategy_id, qty in allocate(d.delta, holders):
+            side = m.TransactionType.BUY if qty > 0 else m.TransactionType.SELL
+            order_id = f"external:{strategy_id}:{d.exchange}:{d.tradingsymbol}:{stamp}"
+            out.append(await self._book(strategy_id, d.exchange, d.tradingsymbol, row.instrument_token if row else
+                                        (inst.instrument_token if inst else 0), d.product, side, abs(qty), price,
+                                        reason, order_id, f"EXT{stamp}"))
+        return out
+
+    async def _price(self, d: Difference, row: m.Position | None) -> tuple[int, str]:
+        """(price, when): the untagged trades of the day at the broker for the instrument (and the time
+        of the last), else its last price (and "")."""
+        side = "BUY" if d.delta > 0 else "SELL"
+        try:
+            trades = [t for t in await self.desk.client.trades()
+                      if t.tradingsymbol == d.tradingsymbol and t.transaction_type == side
+                      and self.desk.book.by_order_id(t.order_id) is None]
+        except errors.KiteError:
+            trades = []
+        if trades:
+            price = sum(m.to_paise(t.average_price) * t.quantity for t in trades) / sum(t.quantity for t in trades)
+            return round(price), max(t.fill_timestamp or "" for t in trades)
+        if row is not None and row.last_price:
+            return row.last_price, ""
+        key = f"{d.exchange}:{d.tradingsymbol}"
+        return (await self.desk.prices.prices(self.desk.client, [key])).get(key, 0), ""
+
+    async def _book(self, strategy_id: str, exchange: str, symbol: str, token: int, product: str,
+                    side: m.TransactionType, quantity: int, price: int, reason: str, order_id: str, trade_id: str,
+                    journaled: bool = False) -> dict:
+        desk = self.desk
+        stamp = ist.stamp(time.time())
+        if not journaled:
+            desk.journal.record_trade(desk.user_id, trade_id=trade_id, order_id=order_id, exchange=exchange,
+                                      tradingsymbol=symbol, instrument_token=token, transaction_type=side.value,
+                                      quantity=quantity, price=price, fill_timestamp=stamp, product=product,
+                                      strategy_id=strategy_id)
+            desk.journal.record_risk_event(desk.user_id, code="EXTERNAL_FILL",
+                                           message=f"{symbol}: {side} {quantity} at {m.format_inr(price)} adopted "
+                                                   f"for {strategy_id or 'the account'}: {reason}")
+        desk.tracker.on_fill(strategy_id=strategy_id, exchange=exchange, tradingsymbol=symbol, transaction_type=side,
+                             quantity=quantity, price=price, instrument_token=token, product=product, timestamp=stamp)
+        await desk.outcomes.emit(f"external:{order_id}", kind="external", strategy_id=strategy_id,
+                                 order_kind="external", exchange=exchange, tradingsymbol=symbol,
+                                 instrument_token=token, transaction_type=side, quantity=quantity, price=price,
+                                 trade_id=trade_id, reason=reason)
+        await alert(desk.bus, desk.user_id, "info", f"{symbol}: the broker's position changed outside kta",
+                    f"{side} {quantity} at {m.format_inr(price)} for {strategy_id or 'the account'}: {reason}",
+                    key=f"external:{order_id}")
+        log.warning("external fill %s %s %s at %s for %r: %s", symbol, side, quantity, price, strategy_id, reason,
+                    extra={"user_id": desk.user_id})
+        if desk.on_fills is not None:
+            await desk.on_fills(desk)
+        return {"strategy_id": strategy_id, "tradingsymbol": symbol, "transaction_type": side.value,
+                "quantity": quantity, "price": price, "reason": reason}

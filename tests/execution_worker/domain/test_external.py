@@ -1,0 +1,25 @@
+"""External changes at the broker: what differs, and whose position each part closes."""
+
+from shared.messages import Position
+from shared.trading.external import allocate, differences
+
+
+def pos(symbol, qty, product="MIS", strategy_id=""):
+    return Position(tradingsymbol=symbol, exchange="NSE", quantity=qty, product=product, strategy_id=strategy_id)
+
+
+def test_differences_by_instrument_and_product_and_delivered_cnc_is_not_one():
+    kta = [pos("INFY", 10, strategy_id="a"), pos("INFY", 5, strategy_id="b"), pos("TCS", 3, "CNC", "a"),
+           pos("ITC", 7, "CNC", "a")]
+    broker = [pos("INFY", 0), pos("ITC", 4, "CNC"), pos("WIPRO", -2)]  # MIS squared off; TCS delivered
+    diffs = {(d.tradingsymbol, d.product): d.delta for d in differences(kta, broker)}
+    assert diffs == {("INFY", "MIS"): -15, ("ITC", "CNC"): -3, ("WIPRO", "MIS"): -2}
+
+
+def test_a_close_goes_to_the_holders_largest_first_and_an_opening_to_nobody():
+    assert allocate(-15, {"a": 10, "b": 5}) == [("a", -10), ("b", -5)]
+    assert allocate(-12, {"a": 10, "b": 5}) == [("a", -10), ("b", -2)]
+    assert allocate(-20, {"a": 10, "b": 5}) == [("a", -10), ("b", -5), ("", -5)]  # beyond: the account's own
+    assert allocate(4, {"a": 10, "c": -3}) == [("c", 3), ("", 1)]  # closes the short, the rest opens
+    assert allocate(5, {}) == [("", 5)]
+    assert allocate(-4, {"": 10, "a": 4}) == [("a", -4)]  # a strategy learns first that its position is gone
