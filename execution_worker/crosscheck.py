@@ -19,6 +19,8 @@ from shared import messages as m
 from shared.kite import errors
 from shared.trading.external import Difference, allocate, differences
 from shared.trading.greeks import is_option, spot_key
+from shared.trading.order import OrderState
+from shared.trading.protection import position_key
 
 log = logging.getLogger("kta.crosscheck")
 MIS_SQUARE_OFF = "15:20:00"  # Kite squares off intraday equity positions from here (IST)
@@ -46,33 +48,48 @@ class CrossCheck:
                 continue
             adopted += await self._adopt(d, {p.tradingsymbol: p for p in broker}.get(d.tradingsymbol))
         self.seen, self.last_pass = now, time.monotonic()
+        if self.desk.protector is not None and self.desk.protector.in_doubt:
+            differing = {(d.exchange, d.tradingsymbol) for d in differences(self.desk.tracker.positions(), broker)}
+            await self.desk.protector.confirmed(self.desk.protector.in_doubt - differing)
         return adopted
 
     def _owed(self, d: Difference) -> bool:
-        """A kta order on the instrument whose fills the broker reports and the journal lacks."""
-        return any(o.instrument == (d.exchange, d.tradingsymbol) and o.unjournaled for o in self.desk.book)
+        """A kta order on the instrument whose fills the broker reports and the journal lacks, or one
+        whose submit has no answer yet (the broker may have filled it already)."""
+        return any(o.instrument == (d.exchange, d.tradingsymbol)
+                   and (o.unjournaled or o.state in (OrderState.SUBMITTING, OrderState.UNKNOWN))
+                   for o in self.desk.book)
 
     async def _settle_expired(self, broker: list[m.Position]) -> None:
-        today = date.fromisoformat(ist.day(time.time()))
+        """Option positions kta holds that the broker no longer lists, whose expiry's close has passed
+        (by the exchange's clock: the time of the underlying's quote), are settled at the underlying's
+        close of that day: the last price on expiry day itself, the previous close on a later one."""
         at_broker = {(p.exchange, p.tradingsymbol) for p in broker if p.quantity}
         held = [p for p in self.desk.tracker.positions() if p.quantity and (p.exchange, p.tradingsymbol) not in at_broker]
-        expired = {p.tradingsymbol: OptionContract.from_instrument(inst) for p in held
-                   if is_option(inst := self.desk.inst(p.exchange, p.tradingsymbol)) and inst.expiry < today}
-        if not expired:
+        contracts = {p.tradingsymbol: OptionContract.from_instrument(inst) for p in held
+                     if is_option(inst := self.desk.inst(p.exchange, p.tradingsymbol))}
+        if not contracts:
             return
-        underlyings = sorted({c.underlying for c in expired.values()})
+        underlyings = sorted({c.underlying for c in contracts.values()})
         try:
-            quotes = await self.desk.client.ohlc(*(spot_key(u) for u in underlyings))
+            quotes = await self.desk.client.quote(*(spot_key(u) for u in underlyings))
         except errors.KiteError as e:
-            log.warning("expiry settlement waits: spot closes unread (%s)", e, extra={"user_id": self.desk.user_id})
+            log.warning("expiry settlement waits: spot quotes unread (%s)", e, extra={"user_id": self.desk.user_id})
             return
-        closes = {u: m.to_paise(q.ohlc.close or q.last_price) for u in underlyings
-                  if (q := quotes.get(spot_key(u))) is not None}
-        for o in self.exerciser.settle([p for p in held if p.tradingsymbol in expired], expired, closes):
-            side = m.TransactionType.SELL if o.quantity > 0 else m.TransactionType.BUY
-            await self._book(o.strategy_id, o.exchange, o.tradingsymbol, o.instrument_token, "NRML", side,
-                             abs(o.quantity), o.settlement_price, f"expiry settlement: {o.outcome} ({o.settlement})",
-                             o.order_id, o.trade_id, journaled=True)
+        spots = {u: q for u in underlyings if (q := quotes.get(spot_key(u))) is not None}
+        now = max([time.time()] + [ist.parse(q.timestamp) for q in spots.values() if q.timestamp])
+        today = ist.day(now)
+        for expiry in sorted({c.expiry for c in contracts.values()}):
+            closes = {u: m.to_paise(q.last_price if expiry == today else (q.ohlc.close or q.last_price))
+                      for u, q in spots.items()}
+            due = [p for p in held if p.tradingsymbol in contracts and contracts[p.tradingsymbol].expiry == expiry]
+            products = {(p.strategy_id, p.tradingsymbol): p.product for p in due}
+            for o in self.exerciser.settle(due, contracts, closes, now=ist.now(now)):
+                side = m.TransactionType.SELL if o.quantity > 0 else m.TransactionType.BUY
+                await self._book(o.strategy_id, o.exchange, o.tradingsymbol, o.instrument_token,
+                                 products[(o.strategy_id, o.tradingsymbol)], side,
+                                 abs(o.quantity), o.settlement_price, f"expiry settlement: {o.outcome} ({o.settlement})",
+                                 o.order_id, o.trade_id, journaled=True)
 
     async def _adopt(self, d: Difference, row: m.Position | None) -> list[dict]:
         holders = {p.strategy_id: p.quantity for p in self.desk.tracker.positions()
@@ -111,6 +128,13 @@ class CrossCheck:
         if row is not None and row.last_price:
             return row.last_price, ""
         key = f"{d.exchange}:{d.tradingsymbol}"
+        if row is None:  # gone from the day's positions: squared off / settled at the last session's close
+            try:
+                q = (await self.desk.client.ohlc(key)).get(key)
+                if q is not None and q.ohlc.close:
+                    return m.to_paise(q.ohlc.close), ""
+            except errors.KiteError as e:
+                log.warning("the close of %s unread (%s): its last price instead", key, e)
         return (await self.desk.prices.prices(self.desk.client, [key])).get(key, 0), ""
 
     async def _book(self, strategy_id: str, exchange: str, symbol: str, token: int, product: str,
@@ -132,12 +156,14 @@ class CrossCheck:
                                  order_kind="external", exchange=exchange, tradingsymbol=symbol,
                                  instrument_token=token, transaction_type=side, quantity=quantity, price=price,
                                  trade_id=trade_id, reason=reason)
-        await alert(desk.bus, desk.user_id, "info", f"{symbol}: the broker's position changed outside kta",
+        await alert(desk.bus, desk.user_id, "external_fill", f"{symbol}: the broker's position changed outside kta",
                     f"{side} {quantity} at {m.format_inr(price)} for {strategy_id or 'the account'}: {reason}",
-                    key=f"external:{order_id}")
+                    severity="warning", key=f"external:{order_id}")
         log.warning("external fill %s %s %s at %s for %r: %s", symbol, side, quantity, price, strategy_id, reason,
                     extra={"user_id": desk.user_id})
         if desk.on_fills is not None:
             await desk.on_fills(desk)
+        if desk.protector is not None and strategy_id:  # its stop now follows what is left (none: cancelled)
+            await desk.protector.sync(position_key(strategy_id, exchange, symbol))
         return {"strategy_id": strategy_id, "tradingsymbol": symbol, "transaction_type": side.value,
                 "quantity": quantity, "price": price, "reason": reason}

@@ -77,7 +77,8 @@ class Desk:
         self.lock = asyncio.Lock()  # one decision at a time: signals, manual orders, square-offs, stop
         self.latencies_ms: list[float] = []
         self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer
-        self.reconciled_at = 0.0  # monotonic time of the last reconciliation that read every order and fill
+        self.unlisted: dict[str, int] = {}  # tag -> reconciliations in a row whose broker book lacked it
+        self.reconciled_at = 0.0  # monotonic start of the last reconciliation that read every order and fill
         self.pnl_anchor = (0, 0, 0, 0)  # broker realised, unrealised; the tracker's at that moment
         self.on_risk: Callable[[Desk, RiskState], Awaitable[None]] | None = None  # the kill switch moved
         self.on_fills: Callable[[Desk], Awaitable[None]] | None = None  # new fills in the tracker

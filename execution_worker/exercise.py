@@ -131,10 +131,11 @@ class ExerciseHandler:
                             market_protection=-1, kind="exit")
 
     def settle(self, positions: Iterable[Position], contracts: dict[str, OptionContract],
-               settlement_prices: dict[str, int]) -> list[ExpiryOutcome]:
-        """After expiry (its close has passed): book every expired option position at its settlement
-        value as the closing trade and journal the outcome. Idempotent per position and expiry."""
-        now = self._now()
+               settlement_prices: dict[str, int], now: datetime | None = None) -> list[ExpiryOutcome]:
+        """After expiry (its close has passed, by ``now``: the exchange's clock, else this process's):
+        book every expired option position at its settlement value as the closing trade and journal
+        the outcome. Idempotent per position and expiry."""
+        now = now or self._now()
         outcomes = []
         for p in positions:
             contract = contracts.get(p.tradingsymbol)

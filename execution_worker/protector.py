@@ -49,6 +49,10 @@ class Protector:
         self.dirty: set[str] = set()
         self.held_back: dict[str, int] = {}  # key -> holders (an exit or flatten in progress)
         self.busy: set[str] = set()  # keys whose target / chase modification is in flight
+        # instruments whose stop the broker cancelled on its own (end of day, its square-off, the trader
+        # in Kite): the position may be gone too, so no new stop until the positions cross-check has
+        # compared kta's book with the broker's (a stop for a position the broker no longer holds would open one)
+        self.in_doubt: set[tuple[str, str]] = set()
 
     # ---- what the strategies ask for ---------------------------------------------------------
 
@@ -85,6 +89,11 @@ class Protector:
     async def on_order(self, order: Order, applied: Applied) -> None:
         """Desk.on_change: an order of some position filled or ended."""
         key = position_key(order.strategy_id, order.exchange, order.tradingsymbol)
+        if order.is_protective and order.state is OrderState.CANCELLED and not order.cancel_reason \
+                and order.instrument not in self.in_doubt:
+            log.warning("stop %s of %s cancelled outside kta (%s): no new stop until the broker's position is "
+                        "checked", order.order_id, key, order.status_message, extra={"user_id": self.desk.user_id})
+            self.in_doubt.add(order.instrument)
         if order.kind == "stop_loss" and order.state is OrderState.REJECTED:
             await self._rejected(key, order)
         if applied.filled or order.is_terminal:
@@ -104,6 +113,14 @@ class Protector:
                 await self._sync(key)
                 if key not in self.dirty:
                     return
+
+    async def confirmed(self, instruments: set[tuple[str, str]]) -> None:
+        """The cross-check found kta's book equal to the broker's for these instruments: their stops
+        may be placed again."""
+        cleared = self.in_doubt & instruments
+        self.in_doubt -= cleared
+        for key in sorted(k for k in set(self.plans) if tuple(k.split("|", 1)[1].split(":", 1)) in cleared):
+            await self.sync(key)
 
     async def sync_all(self) -> None:
         keys = set(self.plans) | {position_key(p.strategy_id, p.exchange, p.tradingsymbol)
@@ -131,6 +148,8 @@ class Protector:
             return
         generation = p.generation
         actions = plan(p, held, closing, working, self.desk.inst(exchange, symbol), self.slippage_pct)
+        if (exchange, symbol) in self.in_doubt:
+            actions = [a for a in actions if not isinstance(a, Place)]
         if p.generation != generation:
             self.desk.journal.save_protection(p)
         await self._carry_out(p, actions)

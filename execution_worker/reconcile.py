@@ -14,7 +14,7 @@ from execution_worker import placing
 from execution_worker.engine import Desk
 from shared import metrics
 from shared.kite import errors
-from shared.trading.order import NOT_FOUND, OrderState, SubmitFailed
+from shared.trading.order import NOT_FOUND, BrokerUpdate, OrderState, SubmitFailed
 
 log = logging.getLogger("kta.reconcile")
 
@@ -26,11 +26,13 @@ class ReconcileResult(msgspec.Struct, kw_only=True):
     unknown_resolved: int = 0
     cancelled: int = 0
     external: int = 0
+    expired: int = 0
     errors: list[str] = msgspec.field(default_factory=list)
 
 
 async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
     result = ReconcileResult()
+    started = time.monotonic()
     try:
         book = await desk.client.orders()
     except errors.KiteError as e:
@@ -63,6 +65,7 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
             result.matched += 1
         else:
             result.mismatched += 1
+    await _unlisted(desk, {order.order_id for order in book}, result)
     for order in desk.book.working():  # lost submits: placed or not?
         if order.state in (OrderState.SUBMITTING, OrderState.UNKNOWN) and not order.order_id \
                 and order.tag not in desk.in_flight:  # a submit still awaiting its answer is not lost
@@ -75,8 +78,29 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
                 await placing.cancel(desk, order, "stop: cancel open orders")
                 result.cancelled += 1
     if not result.errors:
-        desk.reconciled_at = time.monotonic()
+        desk.reconciled_at = started  # what it read is the broker's book as of then, or later
     if result.mismatched:
         metrics.RECONCILE_MISMATCHES.inc(result.mismatched)
     log.info("reconciled %s", msgspec.to_builtins(result), extra={"user_id": desk.user_id})
     return result
+
+
+async def _unlisted(desk: Desk, listed: set[str], result: ReconcileResult) -> None:
+    """A working order the broker's day book no longer lists, in two reads in a row (the second
+    started after it was placed), ended with its day: Kite's order book holds only the current day,
+    and the exchange cancels what is still open at the close. Kept working, it would hold kta's
+    protection and limits on an order that can never fill."""
+    missing = {}
+    for order in desk.book.working():
+        if order.order_id and order.order_id not in listed and order.tag not in desk.in_flight:
+            missing[order.tag] = desk.unlisted.get(order.tag, 0) + 1
+            if missing[order.tag] >= 2:
+                del missing[order.tag]
+                log.warning("order %s (%s) is no longer in the broker's order book: expired with its day",
+                            order.order_id, order.tag, extra={"user_id": desk.user_id})
+                await desk.record(order, BrokerUpdate(order_id=order.order_id, state=OrderState.CANCELLED,
+                                                      status="CANCELLED", status_message="no longer in the "
+                                                      "broker's order book: expired at the end of its day",
+                                                      ts=time.time_ns()))
+                result.expired += 1
+    desk.unlisted = missing

@@ -57,6 +57,7 @@ AlertKind = Literal[
     "unprotected",       # a position has no working stop at the broker (or a protective order failed)
     "needs_attention",   # a multi-leg group or exit could not complete: the trader must look
     "order_rejected",    # the broker rejected an order
+    "external_fill",     # the broker's position changed outside kta (its square-off, expiry, a trade in Kite)
     "token_expired",     # the broker session ended: log in to Kite again
     "authorisation",     # a delivery sell waits for the depository's eDIS/TPIN authorisation (link: where)
     "feed_stale",        # no ticks for too long during market hours

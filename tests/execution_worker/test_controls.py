@@ -109,12 +109,12 @@ async def test_stop_keeps_positions_protected_or_squares_them_off(bus, stack):
 
 
 async def test_configured_limits_are_a_new_users_and_a_change_is_effective_at_once(bus, sim, data_dir):
-    configured = m.RiskLimits(max_daily_loss=30_000_00, max_position_qty=5)
+    configured = m.RiskLimits(max_daily_loss=30_00, max_position_qty=5)
     async with make_stack(bus, sim, data_dir, risk=configured) as (settings, journal, kite):
         shown = await ask(bus, "risk", m.GetRiskLimits())
         assert shown.data["limits"] == msgspec.to_builtins(configured) and not shown.data["custom"]
         summary = await ask(bus, "risk", m.GetRiskSummary())
-        assert summary.data["max_daily_loss"] == 30_000_00  # ₹30,000, not the built-in ₹50,000
+        assert summary.data["max_daily_loss"] == 30_00  # ₹30, not the built-in ₹50,000
         too_big = await ask(bus, "execution", order(qty=6, strategy_id="lim-1", client_id="lim-big"))
         assert isinstance(too_big, m.Error) and (too_big.code, too_big.field) == ("POSITION_SIZE", "quantity")
         raised = msgspec.structs.replace(configured, max_position_qty=10)
