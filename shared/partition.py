@@ -33,6 +33,7 @@ from typing import Any
 
 import nats
 from nats.js.api import SubjectTransform
+import stamina
 
 from shared import subjects
 
@@ -140,17 +141,12 @@ class Partitions:
 
     async def start(self, patience: float = 30.0) -> "Partitions":
         """Claim the first share (retrying while a fresh cluster elects its leaders), then keep ticking."""
-        deadline = time.monotonic() + patience
-        while True:
-            try:
+        # e.g. "no response from stream" while a fresh cluster elects its leaders
+        async for attempt in stamina.retry_context(on=Exception, attempts=None, timeout=patience, wait_initial=0.5,
+                                                   wait_max=0.5, wait_jitter=0):
+            with attempt:
                 self._kv = self._kv or await self.bus.kv(self.bucket, ttl=self.lease_seconds)
                 await self.tick()
-                break
-            except Exception as e:  # noqa: BLE001 - e.g. "no response from stream" during an election
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("partitions not ready yet: %r", e, extra={"service": self.service})
-                await asyncio.sleep(0.5)
         self._loop = self.bus.spawn(self._run(), name=f"partitions:{self.service}")
         return self
 

@@ -18,6 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
+import stamina
+
 from shared import log as kta_log
 from shared import messages as m
 from shared import metrics
@@ -47,16 +49,11 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
     stop = stop or asyncio.Event()
     instance = f"{socket.gethostname()}:{os.getpid()}"
     bus = await Bus.connect(settings.nats_url, service, replicas=settings.nats_replicas, creds=settings.nats_creds)
-    deadline = time.monotonic() + 30.0
-    while True:  # a cluster that is starting with us may not have elected its JetStream leaders yet
-        try:
+    # a cluster that is starting with us may not have elected its JetStream leaders yet
+    async for attempt in stamina.retry_context(on=Exception, attempts=None, timeout=30.0, wait_initial=0.5,
+                                               wait_max=0.5, wait_jitter=0):
+        with attempt:
             await bus.ensure_streams()
-            break
-        except Exception as e:  # noqa: BLE001
-            if time.monotonic() > deadline:
-                raise
-            log.warning("streams not ready yet: %r", e, extra={"service": service})
-            await asyncio.sleep(0.5)
     worker = await start(bus, settings)
     metrics.track(service, worker.status)
     metrics.NATS_CONNECTED.labels(service).set_function(lambda: float(bus.nc.is_connected))

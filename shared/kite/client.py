@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import stamina
 
 from shared.kite import errors
 from shared.kite import models as m
@@ -168,15 +169,12 @@ class KiteClient:
         raise errors.DataException(f"unexpected response {r.status_code} {ctype!r} from the broker", r.status_code)
 
     async def _request(self, method: str, path: str, *, params=None, data=None, json=None, auth=True) -> Any:
-        """Reads are retried with backoff on 429 / network errors; writes never blindly."""
-        retryable = method == "GET"
-        for attempt in range(READ_RETRIES + 1 if retryable else 1):
-            try:
+        """Reads are retried with backoff on a 429 or a network error; writes never blindly."""
+        async for attempt in stamina.retry_context(on=errors.NetworkException,
+                                                   attempts=READ_RETRIES + 1 if method == "GET" else 1,
+                                                   wait_initial=0.2, wait_max=2.0, wait_jitter=0.1, timeout=None):
+            with attempt:
                 return self._parse(await self._send(method, path, params=params, data=data, json=json, auth=auth), auth)
-            except errors.NetworkException:
-                if not retryable or attempt == READ_RETRIES:
-                    raise
-                await asyncio.sleep(0.2 * 2**attempt)
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -237,13 +235,11 @@ class KiteClient:
     async def _order_call(self, method: str, path: str, form: dict[str, str]) -> Any:
         """A place, modify or cancel: sent again only when the broker provably did not take it (a 429
         from its gateway, a connection that never opened), a bounded number of times after a backoff."""
-        for attempt in range(PLACE_RETRIES + 1):
-            try:
+        async for attempt in stamina.retry_context(on=(errors.TooManyRequests, errors.NotSent),
+                                                   attempts=PLACE_RETRIES + 1, wait_initial=0.25, wait_max=2.0,
+                                                   wait_jitter=0.1, timeout=None):
+            with attempt:
                 return await self._request(method, path, data=form or None)
-            except (errors.TooManyRequests, errors.NotSent):
-                if attempt == PLACE_RETRIES:
-                    raise
-                await asyncio.sleep(0.25 * 2**attempt)
         raise AssertionError("unreachable")
 
     async def _resolve_lost(self, tag: str | None, lost: errors.KiteError) -> str:
