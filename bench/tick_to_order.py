@@ -193,7 +193,7 @@ async def run_kta(stack: Stack, want: int, bar_s: float) -> tuple[float, float, 
     skip = set(watch.signals)
     cpu0 = {k: cpu_seconds(p.pid) for k, p in procs.items()}
     cpu0["nats"] = cpu_seconds(stack.procs[0].pid)
-    deadline = time.monotonic() + max(120.0, want / len(PLAN) * bar_s * 4)
+    deadline = time.monotonic() + max(120.0, want / len(PLAN) * bar_s * 10)  # signals wait for fills: ~1 in 3 bars
     async with httpx.AsyncClient(base_url=stack.sim_root) as http:
         while time.monotonic() < deadline:
             await asyncio.sleep(bar_s)
