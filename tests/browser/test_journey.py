@@ -173,6 +173,7 @@ async def test_trader_journey(stack, page, shots):
     await page.click("#scan-go")
     await expect(page.locator("#scan-table tbody tr")).to_have_count(3, timeout=20_000)
     await expect(page.locator("#scan-table tbody tr").first).to_have_attribute("data-symbol", "NSE:INFY")
+    await expect(page.locator("#scan-summary")).to_contain_text("Scanned the 3 symbol(s) given")  # its universe
     await page.locator("#scanner").screenshot(path=str(shots / "screenshot-scanner.png"))
     await page.fill("#scan-symbols", "NSE:NOSUCHCO")
     await page.click("#scan-go")
