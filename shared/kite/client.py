@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import msgspec
 import stamina
 
 from shared.kite import errors
@@ -315,15 +316,11 @@ class KiteClient:
 
     async def instruments(self, exchange: str | None = None) -> list[m.Instrument]:
         text = await self._request("GET", f"/instruments/{exchange}" if exchange else "/instruments")
-        rows = []
-        for r in csv.DictReader(io.StringIO(text)):
-            rows.append(m.Instrument(
-                instrument_token=int(r["instrument_token"]), exchange_token=int(r["exchange_token"]),
-                tradingsymbol=r["tradingsymbol"], name=r["name"], last_price=float(r["last_price"] or 0),
-                expiry=date.fromisoformat(r["expiry"]) if len(r["expiry"]) == 10 else None,
-                strike=float(r["strike"] or 0), tick_size=float(r["tick_size"] or 0), lot_size=int(float(r["lot_size"] or 0)),
-                instrument_type=r["instrument_type"], segment=r["segment"], exchange=r["exchange"]))
-        return rows
+        rows = [{**r, "expiry": r.get("expiry") or None} for r in csv.DictReader(io.StringIO(text))]  # "" = none
+        try:
+            return msgspec.convert(rows, list[m.Instrument], strict=False)  # the CSV's text cells to numbers, dates
+        except msgspec.ValidationError as e:
+            raise errors.DataException(f"the broker's instrument list has a bad row: {e}", 502) from None
 
     async def quote(self, *instruments: str) -> dict[str, m.Quote]:
         return m.convert(await self._request("GET", "/quote", params=[("i", i) for i in instruments]),

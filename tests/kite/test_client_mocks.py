@@ -185,6 +185,17 @@ def _same_instruments(value: list[km.Instrument], lines: list[str]) -> None:
                 assert v == text
 
 
+async def test_a_bad_instrument_row_is_a_data_error_naming_the_row_and_field():
+    csv_text = ("instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,"
+                "instrument_type,segment,exchange\n"
+                "408065,1594,INFY,INFOSYS,0.0,,0.0,0.05,1,EQ,NSE,NSE\n"
+                "12345,48,NIFTY26DECFUT,NIFTY,0.0,2026-12-29,0.0,0.1,lots,FUT,NFO-FUT,NFO\n")
+    with http_server(lambda handler: (200, "text/csv", csv_text.encode())) as (root, _):
+        async with KiteClient("api_key", "access_token", root=root) as kite:
+            with pytest.raises(errors.DataException, match=r"bad row: .*\$\[1\]\.lot_size"):
+                await kite.instruments()
+
+
 async def test_order_updates_of_the_postback_shape_decode_into_orders(kite_mocks):
     """The WebSocket's order updates carry the postback payload; the Order Struct keeps every field
     except the postback envelope's own (app_id, checksum, user_id, unfilled_quantity)."""
