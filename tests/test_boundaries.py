@@ -83,6 +83,13 @@ def test_shared_imports_no_process_and_no_process_imports_another():
     assert _crossings(MODULES) == []
 
 
+def test_the_product_imports_nothing_only_the_dev_extra_installs():
+    dev_only = {"pandas", "pytest", "hypothesis", "playwright", "talib", "kiteconnect", "py_vollib", "aiosmtpd", "yaml"}
+    found = [f"{path.relative_to(ROOT)}:{line} imports {target}" for name, path in sorted(MODULES.items())
+             for target, line, _ in _imports(name, path, MODULES) if target.split(".")[0] in dev_only]
+    assert found == []
+
+
 def test_no_import_cycle_at_module_level():
     assert _cycles(MODULES) == []
 
