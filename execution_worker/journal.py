@@ -42,7 +42,9 @@ class Journal:
         self.clock = clock
         # One connection, usable from worker threads too (sqlite serialises it); WAL with
         # synchronous=NORMAL survives a killed process, only a power cut can lose the last commits.
-        self.db = Database(sqlite3.connect(self.path, check_same_thread=False))
+        self.conn = sqlite3.connect(self.path, check_same_thread=False)
+        self.db = Database(self.conn)
+        self._sql: dict[tuple, str] = {}  # the hot path's statements, built once (see _insert, _upsert)
         with dblock.opening(self.path):  # copies of the worker may share the file (shared/dblock.py)
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -77,20 +79,18 @@ class Journal:
                       quantities: tuple[int, ...] = ()) -> bool:
         """Journal a signal with the risk decision (and the quantities it was accepted with, when risk
         clamped them); False (and nothing written) if already recorded."""
-        if self.signal_decision(sig.id) is not None:
-            return False
         instrument = sig.structure if isinstance(sig, SignalGroup) else sig.tradingsymbol
-        self.db["signals"].insert(
-            {
+        inserted = self._insert(
+            "signals", {
                 "id": sig.id, "user_id": sig.user_id, "day": self.today(), "ts": self.now(),
                 "type": "signal_group" if isinstance(sig, SignalGroup) else "signal",
                 "strategy_id": sig.strategy_id, "strategy": sig.strategy, "instrument": instrument,
                 "intent": sig.intent, "decision": decision, "reason": reason, "code": code,
                 "quantities": json.dumps(list(quantities)) if quantities else "",
                 "payload": msgspec.json.encode(sig).decode(),
-            },
-            ignore=True,
-        )
+            }, ignore=True)
+        if inserted is None:
+            return False
         metrics.signal(decision)
         return True
 
@@ -122,7 +122,7 @@ class Journal:
         row["trade_ids"] = json.dumps(row["trade_ids"])
         row["day"] = row["day"] or self.today()
         row["created_ts"] = row["created_ts"] or self.now()
-        self.db["orders"].upsert(row | {"updated_ts": self.now()}, pk="tag")
+        self._upsert("orders", row | {"updated_ts": self.now()}, ("tag",))
 
     def load_orders(self, user_id: str, since_day: str) -> list[Order]:
         """The user's orders from ``since_day`` on, and every older one not yet final."""
@@ -162,10 +162,8 @@ class Journal:
         """Append an event to the order's history (False if this exact event was seen)."""
         status = str(ev.status) if ev.status is not None else ""
         key = f"{ev.order_id or ev.tag}|{status}|{ev.filled_quantity}|{ev.exchange_timestamp}"
-        if self._one("order_events", "event_key = ?", [key]) is not None:
-            return False
-        self.db["order_events"].insert(
-            {
+        if self._insert(
+            "order_events", {
                 "event_key": key, "user_id": ev.user_id, "day": self.today(), "ts": self.now(),
                 "order_id": ev.order_id, "tag": ev.tag, "signal_id": ev.signal_id, "group_id": ev.group_id,
                 "kind": ev.kind, "state": ev.state, "status": status, "status_message": ev.status_message,
@@ -173,8 +171,8 @@ class Journal:
                 "pending_quantity": ev.pending_quantity, "cancelled_quantity": ev.cancelled_quantity,
                 "average_price": ev.average_price, "exchange_timestamp": ev.exchange_timestamp,
                 "payload": msgspec.json.encode(ev).decode(),
-            }
-        )
+            }, ignore=True) is None:
+            return False
         metrics.order_status(status)
         return True
 
@@ -207,10 +205,8 @@ class Journal:
     ) -> bool:
         """Journal one fill (price in paise, ``fill_timestamp`` Kite's IST "yyyy-mm-dd hh:mm:ss");
         False if this (order_id, trade_id) is already there."""
-        if self._one("trades", "order_id = ? AND trade_id = ?", [order_id, trade_id]) is not None:
-            return False
-        self.db["trades"].insert(
-            {
+        return self._insert(
+            "trades", {
                 "order_id": order_id, "trade_id": trade_id, "user_id": user_id,
                 "day": fill_timestamp[:10] if fill_timestamp else self.today(),
                 "fill_timestamp": fill_timestamp or self.now(), "exchange": str(exchange),
@@ -218,9 +214,7 @@ class Journal:
                 "transaction_type": str(transaction_type), "quantity": quantity, "price": price,
                 "product": str(product), "strategy_id": strategy_id, "signal_id": signal_id,
                 "group_id": group_id,
-            }
-        )
-        return True
+            }, ignore=True) is not None
 
     def trades(self, user_id: str, day: str | None = None, limit: int = 100_000) -> list[dict]:
         return self._rows("trades", user_id, day, "fill_timestamp, rowid", limit)
@@ -267,8 +261,8 @@ class Journal:
         row = self._one("outcomes", "user_id = ? AND key = ?", [user_id, key])
         if row is not None:
             return row["id"]
-        return self.db["outcomes"].insert({"key": key, "user_id": user_id, "day": self.today(), "ts": self.now(),
-                                           **fields}).last_pk
+        return self._insert("outcomes", {"key": key, "user_id": user_id, "day": self.today(), "ts": self.now(),
+                                          **fields}).lastrowid
 
     def outcomes(self, user_id: str, after_seq: int = 0, limit: int = 10_000) -> list[dict]:
         return list(self.db["outcomes"].rows_where("user_id = ? AND id > ?", [user_id, after_seq], order_by="id",
@@ -283,7 +277,7 @@ class Journal:
     def save_protection(self, p: Protection) -> None:
         row = msgspec.to_builtins(p) | {"key": f"{p.user_id}|{p.key}", "retried": int(p.retried),
                                         "updated_ts": self.now()}
-        self.db["protections"].upsert(row, pk="key")
+        self._upsert("protections", row, ("key",))
 
     def protections(self, user_id: str) -> list[Protection]:
         rows = self.db["protections"].rows_where("user_id = ?", [user_id])
@@ -363,7 +357,36 @@ class Journal:
     # ---- helpers
 
     def _one(self, table: str, where: str, args: list) -> dict | None:
-        return next(iter(self.db[table].rows_where(where, args, limit=1)), None)
+        cur = self.conn.execute(f'SELECT * FROM "{table}" WHERE {where} LIMIT 1', args)
+        row = cur.fetchone()
+        return dict(zip([d[0] for d in cur.description], row)) if row is not None else None
+
+    # The hot path's writes: plain SQL, one statement text per (table, columns) so sqlite3 keeps it
+    # prepared; sqlite-utils would look the table's schema up on every call (~6 statements each).
+    # Each write commits at once, as before: an order is durably SUBMITTING before its POST.
+
+    def _insert(self, table: str, row: dict, ignore: bool = False) -> sqlite3.Cursor | None:
+        """Insert one row; None if ``ignore`` and the row was already there."""
+        key = ("insert", table, ignore, tuple(row))
+        sql = self._sql.get(key)
+        if sql is None:
+            cols = ", ".join(f'"{c}"' for c in row)
+            sql = self._sql[key] = (f'INSERT {"OR IGNORE " if ignore else ""}INTO "{table}" ({cols}) '
+                                    f'VALUES ({", ".join("?" * len(row))})')
+        with self.conn:
+            cur = self.conn.execute(sql, tuple(row.values()))
+        return cur if cur.rowcount else None
+
+    def _upsert(self, table: str, row: dict, pk: tuple[str, ...]) -> None:
+        key = ("upsert", table, pk, tuple(row))
+        sql = self._sql.get(key)
+        if sql is None:
+            cols = ", ".join(f'"{c}"' for c in row)
+            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in row if c not in pk)
+            sql = self._sql[key] = (f'INSERT INTO "{table}" ({cols}) VALUES ({", ".join("?" * len(row))}) '
+                                    f'ON CONFLICT ({", ".join(pk)}) DO UPDATE SET {sets}')
+        with self.conn:
+            self.conn.execute(sql, tuple(row.values()))
 
     def _rows(self, table: str, user_id: str, day: str | None, order_by: str, limit: int) -> list[dict]:
         if day:
