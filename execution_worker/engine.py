@@ -50,6 +50,7 @@ from shared.trading.risk import RiskManager
 
 log = logging.getLogger("kta.execution")
 QUIET = (OrderState.SUBMITTING,)  # transient states journaled but not published (the hot path)
+WS_QUIET_AFTER = 300.0  # s without an order update relayed from the broker's WebSocket: read back instead
 SIGNAL_KINDS = ("entry", "exit", "manual")  # orders a strategy waits on (its signal is in flight)
 
 
@@ -85,6 +86,16 @@ class Desk:
         self.on_change: Callable[[Order, Applied], Awaitable[None]] | None = None  # an order moved
         self.protector = None  # execution_worker.protector.Protector, once the desk is opened live
         self.held_sells = None  # execution_worker.authorisation.HeldSells: delivery sells awaiting eDIS (428)
+        self.ws_heard = 0.0  # monotonic: the last order update the broker's WebSocket relayed (0: none, or it dropped)
+        self._trade_wanted: set[str] = set()  # order ids waiting for the next trade-book read
+        self._trade_read: asyncio.Future | None = None
+        self._trade_reading = asyncio.Lock()
+
+    @property
+    def updates_flowing(self) -> bool:
+        """The broker's WebSocket is relaying this user's order updates (the ticker worker says so by
+        relaying them): waiting for an update then beats reading the order back on the hot path."""
+        return self.ws_heard > 0 and time.monotonic() - self.ws_heard < WS_QUIET_AFTER
 
     def inst(self, exchange: str, tradingsymbol: str) -> Instrument | None:
         return self.instruments.get(f"{exchange}:{tradingsymbol}")
@@ -179,7 +190,7 @@ class Desk:
         """Every fill of the order from the broker's trade book, journaled once, into the tracker.
         ``known`` trades are used when they account for the whole filled quantity."""
         if known is None or sum(t.quantity for t in known) < order.filled_quantity:
-            known = await self.client.order_trades(order.order_id)
+            known = await self.trades_of(order.order_id)
         fresh = False
         for t in known:
             if t.trade_id in order.trade_ids:
@@ -208,6 +219,38 @@ class Desk:
             if self.on_fills is not None:
                 await self.on_fills(self)
             await self.feed_pnl("fill")
+
+    async def trades_of(self, order_id: str) -> list[Trade]:
+        """The order's trades from the broker. Orders asking at once share one read (the day's trade
+        book when several wait, the order's own trades when one does): fills coming together cost one
+        request of the api_key's shared 10/s, not one each. A read always starts after the ask."""
+        self._trade_wanted.add(order_id)
+        if self._trade_read is None:
+            self._trade_read = asyncio.get_running_loop().create_future()
+            self.bus.spawn(self._read_trades(), name=f"trades:{self.user_id}")
+        return (await asyncio.shield(self._trade_read)).get(order_id, [])
+
+    async def _read_trades(self) -> None:
+        async with self._trade_reading:  # asks arriving during a read join the next one
+            read, wanted = self._trade_read, self._trade_wanted
+            self._trade_read, self._trade_wanted = None, set()
+            try:
+                if len(wanted) == 1:
+                    (only,) = wanted
+                    trades = await self.client.order_trades(only)
+                else:
+                    trades = await self.client.trades()
+            except asyncio.CancelledError:
+                read.cancel()
+                raise
+            except Exception as e:  # noqa: BLE001 - every asker sees the broker's error
+                read.set_exception(e)
+                read.exception()  # retrieved: an asker that was cancelled leaves no warning behind
+                return
+            by_order: dict[str, list[Trade]] = {}
+            for t in trades:
+                by_order.setdefault(t.order_id, []).append(t)
+            read.set_result(by_order)
 
     # ---- events out ---------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import msgspec
 
@@ -74,9 +75,13 @@ class ExecutionWorker:
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:
         desk = await self.desks.desk(update.user_id)
         if desk is not None:
+            if time.time_ns() - update.received_at < 60e9:  # not a replay: the WebSocket relays updates now
+                desk.ws_heard = time.monotonic()
             await desk.on_broker(convert(update.order, Order))
 
     async def on_broker_event(self, ev: m.BrokerEvent, msg) -> None:
+        if ev.kind in ("disconnected", "stopped") and ev.user_id in self.desks.desks:
+            self.desks.desks[ev.user_id].ws_heard = 0.0  # no updates coming: read orders back meanwhile
         if ev.kind == "reconnected" and ev.user_id in self.desks.desks:
             await reconcile(self.desks.desks[ev.user_id])  # updates missed while disconnected
         elif ev.kind == "token_expired":

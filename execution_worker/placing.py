@@ -27,6 +27,7 @@ from shared.trading.order import (
 )
 
 log = logging.getLogger("kta.execution")
+UPDATE_GRACE = 2.0  # s an order's WebSocket update is awaited before the broker is asked
 
 
 async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | None:
@@ -108,16 +109,46 @@ async def refresh(desk: Desk, order: Order) -> bool:
 
 async def confirm(desk: Desk, order_id: str, attempts: int = 8) -> None:
     """A 200 from place only means the OMS took the request: read the order back until it is
-    final, so a fill is journaled even if its WebSocket update never arrives."""
+    final, so a fill is journaled even if its WebSocket update never arrives. While the WebSocket
+    relays the user's updates, its first word on the order is awaited instead (reconciliation stays
+    the safety net): no read-back on the hot path, none of the api_key's 10 requests/s spent."""
+    order = desk.book.by_order_id(order_id)
+    if order is not None and desk.updates_flowing and await settled(desk, [order], UPDATE_GRACE, _heard):
+        return
     delay = 0.1
     for _ in range(attempts):
         await asyncio.sleep(delay)
         order = desk.book.by_order_id(order_id)
-        if order is None or (order.is_terminal and not order.unjournaled):
+        if order is None or _final(order):
             return
         if not await refresh(desk, order):
             return
         delay = min(2.0, delay * 2)
+
+
+def _final(order: Order) -> bool:
+    return order.is_terminal and not order.unjournaled
+
+
+def _heard(order: Order) -> bool:
+    """The broker has spoken about the order since it was placed (and any fills are journaled)."""
+    return _final(order) or (not order.is_terminal and order.state is not OrderState.PLACED)
+
+
+async def settled(desk: Desk, orders: list[Order], timeout: float, done=_final) -> bool:
+    """Wait, reading nothing from the broker, until ``done`` holds for every order (the desk's
+    updates move them); False at the timeout."""
+    deadline = time.monotonic() + timeout
+    async with desk.order_changed:  # checked under the condition's lock: no notification slips between
+        while not all(done(o) for o in orders):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(desk.order_changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+    return True
 
 
 async def modify(desk: Desk, order: Order, *, quantity: int | None = None, price: int | None = None,
@@ -162,20 +193,19 @@ async def cancel(desk: Desk, order: Order, reason: str) -> None:
 
 
 async def wait_final(desk: Desk, orders: list[Order], timeout: float) -> None:
-    """Until every order is final (and its fills journaled) or the timeout passes; the broker's book
-    is read back meanwhile, since updates may be late."""
+    """Until every order is final (and its fills journaled) or the timeout passes. While the
+    WebSocket relays the user's updates they are awaited first; the broker's book is read back when
+    they are late (or not flowing)."""
     deadline = time.monotonic() + timeout
+    if desk.updates_flowing and await settled(desk, orders, min(UPDATE_GRACE, timeout)):
+        return
     while True:
-        if all(o.is_terminal and not o.unjournaled for o in orders):
+        if all(_final(o) for o in orders):
             return
         left = deadline - time.monotonic()
         if left <= 0:
             return
         for o in orders:
-            if o.order_id and (not o.is_terminal or o.unjournaled):
+            if o.order_id and not _final(o):
                 await refresh(desk, o)
-        async with desk.order_changed:
-            try:
-                await asyncio.wait_for(desk.order_changed.wait(), min(0.25, max(0.01, left)))
-            except asyncio.TimeoutError:
-                pass
+        await settled(desk, orders, min(0.25, max(0.01, left)))
