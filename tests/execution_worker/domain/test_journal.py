@@ -123,3 +123,24 @@ def test_a_journal_from_an_older_kta_gains_the_new_columns_and_keeps_its_rows(tm
     assert (row["order_id"], row["order_timestamp"], row["exchange_timestamp"], row["trade_ids"]) == ("O9", "", "", "")
     (order,) = j.load_orders(USER, "2026-11-24")  # and the order book reads it
     assert (order.order_id, order.state, order.trade_ids, order.quantity) == ("O9", OrderState.OPEN, [], 10)
+
+
+def test_the_hot_path_writes_are_one_statement_each_without_schema_look_ups(tmp_path):
+    """Issue #18: sqlite-utils looked the table's schema up on every insert/upsert (~6 statements per
+    write); the signal → order path now runs exactly its own statement per write, committed at once."""
+    j = journal(tmp_path)
+    seen: list[str] = []
+    j.conn.set_trace_callback(seen.append)
+    j.record_signal(signal("sig1"), "accepted")
+    order = an_order("ktaA")
+    j.save_order(order)
+    j.save_order(msgspec.structs.replace(order, state=OrderState.OPEN, order_id="O1"))
+    j.record_order_event(OrderEvent(user_id=USER, order_id="O1", tag="ktaA", state="OPEN", status=OrderStatus.OPEN,
+                                    quantity=10))
+    j.record_trade(USER, trade_id="T1", order_id="O1", exchange="NSE", tradingsymbol="INFY", instrument_token=1,
+                   transaction_type="BUY", quantity=5, price=150000, fill_timestamp="2026-11-23 15:10:00")
+    statements = [s for s in seen if s not in ("BEGIN ", "COMMIT")]
+    assert len(statements) == 5, statements
+    assert not [s for s in seen if "sqlite_master" in s or "PRAGMA" in s]
+    assert seen.count("COMMIT") == 5  # each write durable before the next step (an order before its POST)
+    assert j.order_by_id("O1")["state"] == "OPEN" and j.signal_decision("sig1") == "accepted"
