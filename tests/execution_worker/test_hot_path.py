@@ -1,0 +1,84 @@
+"""Issue #18: the execution worker's hot path asks the broker only what it must. While the WebSocket
+relays the user's order updates a placed order is not read back (the update is awaited), and fills
+that come together are read from the broker once, not once per order."""
+
+import asyncio
+import time
+
+from execution_worker import placing
+from execution_worker.engine import Desk
+from shared import messages as m
+from shared.kite.client import KiteClient
+from shared.trading import planning
+from shared.trading.order import OrderState
+from shared.trading.risk import RiskManager
+from tests.execution_worker.conftest import make_stack
+from tests.execution_worker.kit import USER, broker, signal
+from tests.helpers import eventually
+
+QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}
+
+
+def watched(sim, kite) -> tuple[KiteClient, list[str]]:
+    """A client of the user's session whose requests are listed ("GET /orders/…")."""
+    client = KiteClient(sim.api_key, kite.access_token, root=sim.root)
+    seen: list[str] = []
+
+    async def hook(request) -> None:
+        seen.append(f"{request.method} {request.url.path}")
+
+    client._http.event_hooks["request"].append(hook)
+    return client, seen
+
+
+async def filled(kite, order_id: str):
+    history = await broker(kite.order_history, order_id)
+    return history[-1] if history and history[-1].status == "COMPLETE" else None
+
+
+async def test_fills_coming_together_share_one_trade_book_read(bus, sim, data_dir):
+    async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
+        client, seen = watched(sim, kite)
+        desk = Desk(USER, bus, journal, client, RiskManager(USER, None, journal), {}, -1, 0.5)
+        ids = [await broker(kite.place_order, "regular", "NSE", "INFY", "BUY", qty, "MIS", "MARKET",
+                            market_protection=-1, tag=f"hot{qty}") for qty in (1, 2, 3)]
+        for order_id in ids:
+            await eventually(lambda o=order_id: filled(kite, o), what=f"{order_id} filled")
+        together = await asyncio.gather(*(desk.trades_of(o) for o in ids))
+        assert seen == ["GET /trades"]  # one read for the three
+        assert [sum(t.quantity for t in ts) for ts in together] == [1, 2, 3]
+        assert all(t.order_id == o for o, ts in zip(ids, together) for t in ts)
+        seen.clear()
+        alone = await desk.trades_of(ids[0])
+        assert seen == [f"GET /orders/{ids[0]}/trades"] and alone == together[0]
+        await client.aclose()
+
+
+async def test_a_placed_order_is_not_read_back_while_the_websocket_relays_updates(bus, sim, data_dir):
+    async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
+        client, seen = watched(sim, kite)
+        desk = Desk(USER, bus, journal, client, RiskManager(USER, None, journal), {}, -1, 0.5)
+        (req,) = planning.signal_requests(signal("hot-ws", qty=1), None, -1)
+
+        desk.ws_heard = time.monotonic()  # the ticker worker relays this user's updates
+        order_id = await placing.place(desk, req)
+        view = await eventually(lambda: filled(kite, order_id), what="the order filled at the broker")
+        order = desk.book.get(req.tag)
+        # filled at the broker, and the desk has not looked: it waits for the update (a read-back, as
+        # before, would have moved the order within 0.1 s)
+        assert not await placing.settled(desk, [order], 0.5) and order.state is OrderState.PLACED
+        await desk.on_broker(view)  # the update the WebSocket relays
+        assert journal.trades_of_order(order_id)  # the fill is journaled
+        assert await placing.settled(desk, [order], 0.0)
+        await eventually(lambda: not any(t.get_name() == f"confirm:{order_id}" for t in bus._tasks),
+                         what="confirm() done")
+        assert seen == ["POST /orders/regular", f"GET /orders/{order_id}/trades"]  # no GET /orders/<id>
+
+        # without updates flowing, the order is read back (the safety net kept)
+        desk.ws_heard = 0.0
+        seen.clear()
+        (req2,) = planning.signal_requests(signal("hot-nows", qty=1), None, -1)
+        second = await placing.place(desk, req2)
+        await eventually(lambda: f"GET /orders/{second}" in seen, what="the read-back")
+        await eventually(lambda: journal.trades_of_order(second), what="its fill journaled from the read-back")
+        await client.aclose()
