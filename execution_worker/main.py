@@ -40,9 +40,9 @@ class ExecutionWorker:
         every = subjects.ANY
         self.parts = await partition.Partitions(self.bus, "execution", [
             partition.Feed(subjects.STREAM_SIGNALS, "execution-signals", subjects.signals(every), m.AnySignal,
-                           self.on_signal, batch=16),
+                           self.on_signal, batch=16, per_user=True),
             partition.Feed(subjects.STREAM_BROKER, "execution-order-updates", subjects.order_updates(every),
-                           m.BrokerOrderUpdate, self.on_order_update, batch=64),
+                           m.BrokerOrderUpdate, self.on_order_update, batch=64, per_user=True),
             partition.Feed(subjects.STREAM_BROKER, "execution-broker-events", subjects.broker_events(every),
                            m.BrokerEvent, self.on_broker_event, batch=16),
         ], on_release=self.release_partition).start()

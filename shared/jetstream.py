@@ -99,13 +99,16 @@ class JetStream:
         ready: asyncio.Event | None = None,
         stop: asyncio.Event | None = None,
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+        key: Callable[[str], str] | None = None,
     ) -> asyncio.Task:
         """Run a durable pull consumer in the background; ack after ``handler`` returns.
 
         A payload that does not decode is dead-lettered and terminated at once; a handler that
         raises is retried (nak with delay) up to ``max_deliver`` times, then dead-lettered. A handler
         running past ``ack_wait / 3`` keeps its message with in-progress acks; ``stop`` ends the loop.
-        ``deliver_policy`` applies when the durable is first created (``NEW``: skip what came before)."""
+        ``deliver_policy`` applies when the durable is first created (``NEW``: skip what came before).
+        ``key`` (of a message's subject, e.g. its user): a fetched batch's messages of different keys
+        are handled concurrently, those of one key one after the other in stream order."""
         dec = decoder_for(kind)
         config = ConsumerConfig(
             durable_name=durable,
@@ -135,12 +138,25 @@ class JetStream:
                     log.warning("fetch %s failed: %r", durable, e, extra={"service": self.service})
                     await asyncio.sleep(0.5)
                     continue
-                for msg in msgs:
-                    if stopped():  # handed over: the next owner gets the rest of the batch at once
-                        with contextlib.suppress(Exception):
-                            await msg.nak()
-                    else:
-                        await self._handle_js(msg, dec, handler, max_deliver, retry_delay, ack_wait)
+                if key is None:
+                    await in_turn(msgs)
+                else:
+                    chains: dict[str, list[Msg]] = {}
+                    for msg in msgs:
+                        try:
+                            chain = key(msg.subject)
+                        except Exception:  # noqa: BLE001 - no key: handled with the other keyless ones
+                            chain = ""
+                        chains.setdefault(chain, []).append(msg)
+                    await asyncio.gather(*(in_turn(chain) for chain in chains.values()))
+
+        async def in_turn(msgs: list[Msg]) -> None:
+            for msg in msgs:
+                if stopped():  # handed over: the next owner gets the rest of the batch at once
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
+                else:
+                    await self._handle_js(msg, dec, handler, max_deliver, retry_delay, ack_wait)
 
         async def run() -> None:
             try:

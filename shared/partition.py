@@ -5,7 +5,8 @@
   ``kta.u.<user>.signals.<p>`` where ``p = partition(PARTITIONS, user)`` — the server's FNV-1a hash
   of the user id, reproduced by :func:`of` so commands can be routed the same way.
 * **One durable pull consumer per partition** (``execution-signals-p3``): its ack floor is the
-  partition's progress, whoever owns it; messages of one user are handled in order, one at a time.
+  partition's progress, whoever owns it; messages of one user are handled in order, one at a time
+  (a ``per_user`` feed handles the users of a fetched batch concurrently).
 * **Who owns a partition.** A lease in the KV bucket ``kta_leases`` (key ``<service>.p<n>``),
   created only if absent (create = compare-and-set on "no key"), renewed every third of its TTL,
   deleted on a clean shutdown and aged out by the bucket TTL when a worker dies — then a live worker
@@ -98,6 +99,7 @@ class Feed:
     kind: Any
     handler: Callable[[Any, Any], Awaitable[None]]
     batch: int = 32
+    per_user: bool = False  # the users sharing the partition are handled concurrently, each in order
 
 
 Hook = Callable[[int], Awaitable[None]]
@@ -249,7 +251,8 @@ class Partitions:
         stop = self._stops[p] = asyncio.Event()
         self._tasks[p] = [
             await self.bus.consume(f.stream, f"{f.durable}-p{p}", feed_subject(f.pattern, p), f.kind, f.handler,
-                                   batch=f.batch, ack_wait=ACK_WAIT, stop=stop)
+                                   batch=f.batch, ack_wait=ACK_WAIT, stop=stop,
+                                   key=subjects.user_of if f.per_user else None)
             for f in self.feeds
         ]
 

@@ -169,3 +169,36 @@ async def test_poison_message_on_jetstream_goes_to_dlq(nats_server):
         assert dead.data == b"garbage" and dead.headers["Kta-Subject"] == s.signals("PZ01")
     finally:
         await bus.close()  # its subscriptions go with it
+
+
+async def test_a_keyed_consumer_handles_users_concurrently_and_each_users_messages_in_order(nats_server):
+    """Issue #18: one user's slow signal does not hold up another user's in the same partition; one
+    user's signals stay in stream order."""
+    bus = await connect(nats_server, "keyed")
+    try:
+        await bus.ensure_streams()
+
+        def sig(sid: str, user: str) -> m.Signal:
+            return m.Signal(id=sid, user_id=user, strategy_id="a", strategy="rsi", exchange="NSE",
+                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
+
+        for sid, user in (("a1", "KA01"), ("a2", "KA01"), ("b1", "KB01")):
+            await bus.js_publish(s.signals(user), sig(sid, user))
+        b_done, handled, all_done = asyncio.Event(), [], asyncio.Event()
+
+        async def handler(obj, msg):
+            if obj.user_id not in ("KA01", "KB01"):
+                return  # other tests' signals in the same stream
+            if obj.id == "a1":
+                await asyncio.wait_for(b_done.wait(), 10)  # handled one at a time, this would never end
+            handled.append(obj.id)
+            if obj.id == "b1":
+                b_done.set()
+            if len(handled) == 3:
+                all_done.set()
+
+        await bus.consume("KTA_SIGNALS", "keyed-c", "kta.u.*.signals.*", m.AnySignal, handler, key=s.user_of)
+        await asyncio.wait_for(all_done.wait(), 15)
+        assert handled == ["b1", "a1", "a2"]
+    finally:
+        await bus.close()
