@@ -4,8 +4,8 @@ the three workers, the gateway under uvicorn, a local SMTP server and a local we
 An alert webhook added on the settings page; a position limit set from the dashboard's Risk panel; on the
 order page an INFY order above that limit refused next to the lots field, a LIMIT below the market accepted,
 modified and cancelled from its row of the order book; Halt now trips the kill switch and the alert reaches
-the mail server, the webhook and the activity panel; a manual position closed by Square off all; every page
-stays under 200 KB. Every wait is on a page element or a delivery."""
+the mail server, the webhook and the activity panel; a manual position closed by Square off all, another by
+Stop with "square them off"; every page stays under 200 KB. Every wait is on a page element or a delivery."""
 
 from __future__ import annotations
 
@@ -140,23 +140,41 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
 
     await page.click("#reset-risk")
     await expect(page.locator("#kill-pill")).to_have_text("Trading allowed")
-    await page.goto(url + "/orders")
-    await pick_infy(page)
-    await page.click("#place-order")  # 1 INFY at the market
-    await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
-    await expect(page.locator("#order-book tr[data-status=COMPLETE]", has_text="manual").first).to_be_visible(
-        timeout=30_000)
+    await buy_one_infy(page, url)
     await page.goto(url + "/")
     await page.click("#square-off")
     await expect(page.locator("#control-note")).to_contain_text("1 position being closed")
     await eventually(lambda: manual_flat(page, url), 30, "the manual INFY position squared off")
+
+    await buy_one_infy(page, url)  # Stop, asked to square off: nothing is left open
+    await page.goto(url + "/")
+    await page.select_option("#on-stop", "square_off")
+    await page.click("#stop")
+    await expect(page.locator("#live-note")).to_contain_text("open positions squared off", timeout=30_000)
+    await eventually(lambda: manual_flat(page, url), 30, "the manual INFY position squared off by Stop")
 
     for path in ("/", "/orders", "/trades", "/settings", "/backtests"):
         response = await page.request.get(url + path)
         assert response.ok and len(await response.body()) < PAGE_WEIGHT, path
 
 
-async def manual_flat(page: Page, url: str) -> bool:
+async def buy_one_infy(page: Page, url: str) -> None:
+    await page.goto(url + "/orders")
+    await pick_infy(page)
+    await page.click("#place-order")  # 1 INFY at the market
+    await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
+    await eventually(lambda: manual_held(page, url), 30, "the manual INFY position")
+
+
+async def manual_infy(page: Page, url: str) -> int:
     pnl = await (await page.request.get(url + "/api/pnl")).json()
     manual = next((r for r in pnl["strategies"] if r["strategy"] == "manual"), None)
-    return manual is not None and all(p["quantity"] == 0 for p in manual["positions"])
+    return sum(p["quantity"] for p in manual["positions"] if p["tradingsymbol"] == "INFY") if manual else 0
+
+
+async def manual_held(page: Page, url: str) -> bool:
+    return await manual_infy(page, url) == 1
+
+
+async def manual_flat(page: Page, url: str) -> bool:
+    return await manual_infy(page, url) == 0

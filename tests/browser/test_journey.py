@@ -155,7 +155,7 @@ async def test_trader_journey(stack, page, shots):
     await expect(report).to_be_visible(timeout=30_000)
     # the stop's own reply set the pill, the note and the strategies' state (no later poll needed)
     await expect(page.locator("#live-pill")).to_have_text("stopped")
-    await expect(page.locator("#live-note")).to_contain_text("Stopped")
+    await expect(page.locator("#live-note")).to_contain_text("open positions kept, each protected")  # the default
     await expect(page.locator("#strategy-list .strategy-state").first).to_have_text("stopped")
     await expect(report).to_be_in_viewport()  # the report is where the trader looks, not below the fold
     await expect(page.locator("#report-orders")).not_to_have_text("0 / 0")

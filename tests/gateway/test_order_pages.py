@@ -86,3 +86,28 @@ async def test_order_pages_are_bounded_and_bad_cursors_named(stack):
         for bad in ("nonsense", "bm90IGpzb24", "WzFd"):  # not base64, not JSON, one part instead of two
             r = await client.get("/api/orders", params={"before": bad})
             assert r.status_code == 400 and r.json()["field"] == "before", (bad, r.text)
+
+
+LONG_DAY = 1500  # orders (and as many fills): more than a 45-minute session at sim speed produced
+PAGE_WEIGHT = 200_000  # bytes
+
+
+async def test_pages_stay_under_200_kb_however_long_the_day(stack):
+    journal = Journal(stack.settings.data_path / "journal.db")
+    day = ist.stamp(T0)[:10]
+    for i in range(LONG_DAY):
+        o = order(i)
+        o.status_message = "cancelled by kta: exit signal 18ed0e6b5ffa360ea (a reason long enough to matter)"
+        journal.save_order(o)
+        journal.record_trade("DEMO01", trade_id=f"T{i}", order_id=f"O{i}", exchange="NSE", tradingsymbol="INFY",
+                             instrument_token=408065, transaction_type="BUY", quantity=1, price=150000,
+                             fill_timestamp=f"{day} 09:{15 + i // 3600 % 40:02d}:{i % 60:02d}", strategy_id="s0")
+    client, _ = await login(stack)
+    async with aclosing(client):
+        for path in ("/orders", "/orders?status=complete", "/trades", "/", "/settings"):
+            r = await client.get(path)
+            assert r.status_code == 200 and len(r.content) < PAGE_WEIGHT, (path, len(r.content))
+        html = (await client.get("/orders")).text
+        assert html.count('data-tag="') == 50 and 'id="page-older"' in html  # a page, not the day
+        html = (await client.get("/trades")).text
+        assert 'id="page-older"' in html
