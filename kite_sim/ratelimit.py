@@ -5,23 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-# endpoint class -> [(window seconds, max requests)]
-LIMITS: dict[str, list[tuple[int, int]]] = {
-    "quote": [(1, 1)],
-    "historical": [(1, 3)],
-    "orders": [(1, 10), (60, 400), (86400, 5000)],
-    "other": [(1, 10)],
-}
-
-
-def endpoint_class(method: str, path: str) -> str:
-    if path.startswith("/quote"):
-        return "quote"
-    if path.startswith("/instruments/historical"):
-        return "historical"
-    if path.startswith("/orders/") and method in ("POST", "PUT", "DELETE"):
-        return "orders"
-    return "other"
+from shared.kite.ratelimit import LIMITS  # Kite's published numbers: one home, the client's
 
 
 class RateLimiter:

@@ -18,9 +18,10 @@ from kite_sim.failures import Failures
 from kite_sim.faults import Faults
 from kite_sim.market import Market
 from kite_sim.orders import Account, Holding, paise
-from kite_sim.ratelimit import RateLimiter, endpoint_class
+from kite_sim.ratelimit import RateLimiter
 from kite_sim.settlement import settle_day
 from kite_sim.ticker import TickerHub
+from shared.kite.ratelimit import endpoint_class
 
 log = logging.getLogger("kite_sim.sim")
 

@@ -22,7 +22,7 @@ import stamina
 from shared.kite import errors
 from shared.kite import models as m
 from shared.kite.egress import Egress
-from shared.kite.ratelimit import RateLimiter
+from shared.kite.ratelimit import RateLimiter, endpoint_class
 
 log = logging.getLogger("kta.kite")
 
@@ -43,16 +43,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _class_of(method: str, path: str) -> str:
-    if path.startswith("/quote"):
-        return "quote"
-    if path.startswith("/instruments/historical"):
-        return "historical"
-    if path.startswith("/orders/") and method in ("POST", "PUT", "DELETE"):
-        return "orders"
-    return "other"
 
 
 class KiteClient:
@@ -133,7 +123,7 @@ class KiteClient:
         return {"Authorization": f"token {self.api_key}:{self.access_token}"} if self.access_token else {}
 
     async def _send(self, method: str, path: str, *, params=None, data=None, json=None, auth=True) -> httpx.Response:
-        cls = _class_of(method, path)
+        cls = endpoint_class(method, path)
         http = self._http
         if cls == "orders" and self.egress.configured:
             http = self._orders_http

@@ -34,6 +34,17 @@ LATE_RECLAIMS = 1
 log = logging.getLogger("kta.kite.ratelimit")
 
 
+def endpoint_class(method: str, path: str) -> str:
+    """Which of Kite's limits a request counts against."""
+    if path.startswith("/quote"):
+        return "quote"
+    if path.startswith("/instruments/historical"):
+        return "historical"
+    if path.startswith("/orders/") and method in ("POST", "PUT", "DELETE"):
+        return "orders"
+    return "other"
+
+
 class DailyLimitReached(RuntimeError):
     pass
 
