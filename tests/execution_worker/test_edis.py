@@ -78,3 +78,31 @@ async def test_a_delivery_sell_is_held_until_the_depository_authorises_it_then_p
             assert len(await at_broker(kite, third["tag"])) == 1
     finally:
         sim.admin("accounts", {"user_id": "DEMO01", "edis": False})
+
+
+async def test_a_sell_held_when_the_worker_stopped_is_sent_once_after_the_restart(bus, sim, data_dir):
+    """The journal keeps a HELD order across a restart; the trader authorised while the worker was down:
+    once the restarted worker opens the user's desk (Start, or any command) it sends it (its first look), and
+    only that one order exists at the broker."""
+    sim.admin("accounts", {"user_id": "DEMO01", "edis": True})
+    alerts: list[m.Alert] = []
+
+    async def on_alert(a, msg):
+        alerts.append(a)
+
+    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+    try:
+        async with make_stack(bus, sim, data_dir) as (_, journal, kite):
+            held = (await ask(bus, delivery_sell(3, "edis-restart"))).data["orders"][0]
+            assert held["state"] == "HELD"
+            link = (await eventually(lambda: [a.link for a in alerts if held["tag"] in a.detail], what="alert"))[0]
+        tpin(link)  # while no worker runs
+        async with make_stack(bus, sim, data_dir, fresh_account=False) as (_, journal, kite):
+            assert journal.order_by_tag(held["tag"])["state"] == "HELD"
+            started = await bus.request(subjects.cmd(USER, "live", "start_live"), m.StartLive())  # trading resumes
+            assert isinstance(started, m.Ok), started
+            await eventually(lambda: journal.order_by_tag(held["tag"])["state"] == "COMPLETE", timeout=30,
+                             what="the held sell sent after the restart")
+            assert len(await at_broker(kite, held["tag"])) == 1
+    finally:
+        sim.admin("accounts", {"user_id": "DEMO01", "edis": False})
