@@ -259,8 +259,8 @@ class BacktestService:
             if user_id is None or (done < 1 and now - last.get(run_id, 0) < 0.2):
                 continue
             last[run_id] = now
-            self.store.set_state(run_id, "running", done=done, bars=bars or None)
-            await self._publish(user_id, run_id, "running", done=done, bars=bars)
+            if self.store.progress(run_id, done, bars or None):  # not when the run has already ended
+                await self._publish(user_id, run_id, "running", done=done, bars=bars)
 
     async def _publish(self, user_id: str, run_id: str, state: str, *, done: float = 0.0, bars: int = 0,
                        message: str = "", kind: str = "backtest") -> None:

@@ -56,6 +56,14 @@ class BacktestStore:
             row["finished"] = time.time()
         self.db["runs"].update(run_id, row)
 
+    def progress(self, run_id: str, done: float, bars: int | None = None) -> bool:
+        """A running run's progress; False (and nothing changed) once the run has ended: a report that arrives
+        after the results must not turn a finished run back into a running one."""
+        with self.db.conn:
+            cur = self.db.conn.execute("UPDATE runs SET state = 'running', done = ?, bars = COALESCE(?, bars) "
+                                       "WHERE id = ? AND state IN ('queued', 'running')", [done, bars, run_id])
+        return cur.rowcount == 1
+
     def finish(self, run_id: str, metrics: dict, per_symbol: dict, parts: dict[str, Any], *, bars: int,
                elapsed: float, extra: dict | None = None) -> None:
         """The run's results, all at once."""
