@@ -27,6 +27,15 @@ def data(tmp_path_factory):
     return d, seed_store(d, days=6)
 
 
+@pytest.fixture(scope="module")
+def pool(data):
+    """One pool of this machine's processes for the module's sweeps (starting one costs a second or two of CPU
+    per process: spawned interpreters importing the engine)."""
+    local = LocalPool(data[0], workers=2)
+    yield local
+    local.close()
+
+
 def sweep_spec(days, **kw) -> SweepSpec:
     base = BacktestSpec(strategy="ema_crossover", symbols=["INFY"], start=days[1], end=days[-1], interval="minute",
                         params={"quantity": 10}, warmup_bars=50)
@@ -42,13 +51,9 @@ def test_windows_and_grid():
     assert len(combinations({"fast": [1, 2, 3], "slow": [4, 5]})) == 6
 
 
-def test_walk_forward_on_local_cores(data):
+def test_walk_forward_on_local_cores(data, pool):
     d, days = data
-    pool = LocalPool(d, workers=2)
-    try:
-        report = Sweep(sweep_spec(days, windows=2), pool).run()
-    finally:
-        pool.close()
+    report = Sweep(sweep_spec(days, windows=2), pool).run()
     assert report["trial_count"] == 12  # 6 combinations × 2 windows
     bad = [t for t in report["trials"] if not t["ok"]]
     assert len(bad) == 4 and all(t["params"]["fast"] == 40 and t["field"] == "params.fast" for t in bad)
@@ -59,18 +64,14 @@ def test_walk_forward_on_local_cores(data):
     assert report["oos_score"] is not None or all(w["oos_score"] == float("-inf") for w in report["windows"])
 
 
-def test_optuna_is_seeded(data):
+def test_optuna_is_seeded(data, pool):
     d, days = data
-    pool = LocalPool(d, workers=2)
-    try:
-        runs = [Sweep(sweep_spec(days, method="optuna", trials=5, seed=3), pool).run() for _ in range(2)]
-    finally:
-        pool.close()
+    runs = [Sweep(sweep_spec(days, method="optuna", trials=5, seed=3), pool).run() for _ in range(2)]
     assert runs[0]["trial_count"] == 5
     assert [t["params"] for t in runs[0]["trials"]] == [t["params"] for t in runs[1]["trials"]]
 
 
-def test_ray_cluster_gives_the_same_figures(data, monkeypatch):
+def test_ray_cluster_gives_the_same_figures(data, pool, monkeypatch):
     d, days = data
     port = natsd.free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
@@ -80,22 +81,18 @@ def test_ray_cluster_gives_the_same_figures(data, monkeypatch):
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     env = dict(os.environ)
     head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
                              "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         natsd.wait_port("127.0.0.1", port, timeout=90, proc=head)
         spec = sweep_spec(days, grid={"fast": [5, 8], "slow": [20]})
-        pool = RayPool(f"127.0.0.1:{port}", d, [408065], "minute")
+        ray_pool = RayPool(f"127.0.0.1:{port}", d, [408065], "minute")
         try:
-            on_ray = Sweep(spec, pool).run()
+            on_ray = Sweep(spec, ray_pool).run()
         finally:
-            pool.close()
-        local_pool = LocalPool(d, workers=1)
-        try:
-            local = Sweep(spec, local_pool).run()
-        finally:
-            local_pool.close()
+            ray_pool.close()
+        local = Sweep(spec, pool).run()
         strip = lambda r: [(t["params"], t["metrics"]["net_pnl"], t["metrics"]["trades"]) for t in r["trials"]]  # noqa: E731
         assert sorted(strip(on_ray), key=str) == sorted(strip(local), key=str)
         assert on_ray["windows"][0]["params"] == local["windows"][0]["params"]
