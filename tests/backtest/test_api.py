@@ -26,7 +26,7 @@ async def stack(nats_server, data_dir, bus):
     days = seed_store(settings.data_path, days=4)
     async with running(strategy_main, settings):
         await wait_health(bus, "strategy", timeout=40)
-        async with serve(settings) as gw:
+        async with serve(settings, heartbeat=2.0) as gw:  # well inside the test client's 15 s read timeout
             yield gw, days
 
 

@@ -33,6 +33,7 @@ from kite_sim.replay import Replay
 from shared import ist, natsd, subjects
 from shared import messages as m
 from shared.broker_sessions import put_session, vault_for
+from shared.bus import RequestTimeout
 from shared.candles.instruments import InstrumentArchive
 from shared.candles.store import Candles, CandleStore
 from shared.fills import PARITY_TOLERANCE_TICKS, limit_ok, trigger_hit
@@ -101,6 +102,12 @@ class Driver:
         await eventually(lambda: self.settled(bar), timeout=60, what=f"the stack to settle at second {second}")
 
     async def settled(self, bar: int | None) -> bool:
+        try:
+            return await self._settled(bar)
+        except RequestTimeout:  # a worker slow to answer on a loaded machine: not known to be settled, ask again
+            return False
+
+    async def _settled(self, bar: int | None) -> bool:
         rows = (await self.bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies())).data
         strategy = next(r for r in rows if r["strategy_id"] == "ema")
         symbol = strategy["symbols"][0]
