@@ -10,9 +10,9 @@ For each bar of an instrument, in time order:
 2. resting stop-losses and targets are tested against the bar's synthesised path (``shared/fills.py``);
 3. the close marks the positions to market and the equity curve advances.
 
-A strategy that needs ticks (``on_tick``) gets four per bar, one at each point of the same path (open, the
-nearer extreme, the other extreme, close), each a quarter of the bar apart, its signals filled at that
-point's price. At each day's end open MIS positions are squared off at the close (Kite's auto square-off)
+A strategy that needs ticks (``on_tick``) gets four per bar, one at each point of the same path
+(``shared.fills.bar_path``: open, low, high, close on a rising or flat bar; open, high, low, close on a falling
+one), each a quarter of the bar apart, its signals filled at that point's price. At each day's end open MIS positions are squared off at the close (Kite's auto square-off)
 and day orders cancelled; a kill switch that HALTED is reset at the next open (the trader's manual reset).
 What every signal became reaches the strategy as live: ``StrategyOutcome``s through ``runner.apply``.
 """
