@@ -218,6 +218,7 @@ def main() -> None:
     if a.rss_child:
         rss_child(a.rss_child)
         return
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         root = store_for(a.days, Path(d))
         kta(5, root)  # imports and first reads outside the clock
@@ -244,6 +245,9 @@ def main() -> None:
             one, two = sweep_wall(a.sweep_days, 1, sroot), sweep_wall(a.sweep_days, 2, sroot)
             print(f"sweep: 64 parameter sets × {a.sweep_days} days: {one:.1f} s on 1 core, {two:.1f} s on 2 "
                   f"= {one / two:.2f}× (target ≥ 1.8×; load on this machine: {os.getloadavg()[0]:.1f})")
+        after = os.getloadavg()
+        print(f"machine: {os.cpu_count()} cores, load average (1/5/15 min) {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} "
+              f"at the start, {after[0]:.1f}/{after[1]:.1f}/{after[2]:.1f} at the end (bars/s are per CPU-second)")
         print(json.dumps({k: v for k, v in results.items() if v}, default=str), file=sys.stderr)
 
 
