@@ -5,6 +5,7 @@ processes (``kta worker <service>``) with the environment ``kta up`` gives them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -125,3 +127,17 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def until(check, what, timeout: float = 90.0) -> None:
+    """Wait for ``check()`` (a value or a coroutine) to be true; a bench that cannot go on exits naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what() if callable(what) else what}")
+        await asyncio.sleep(0.1)

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.stack import Stack, cpu_seconds, login, machine_load, percentile  # noqa: E402
+from bench.stack import Stack, cpu_seconds, login, machine_load, percentile, until  # noqa: E402
 from shared import messages as m  # noqa: E402
 from shared import natsd, subjects  # noqa: E402
 from shared.broker_sessions import put_session, vault_for  # noqa: E402
@@ -296,19 +296,6 @@ async def health(bus, service: str) -> bool:
         return True
     except Exception:  # noqa: BLE001
         return False
-
-
-async def until(check, what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def main(want: int, speed: float) -> None:

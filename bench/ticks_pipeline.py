@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.feed import Instrument  # noqa: E402
 from bench.official_ticker import SUBJECT as OFFICIAL  # noqa: E402
-from bench.stack import Stack, cpu_seconds, login, machine_load, percentile  # noqa: E402
+from bench.stack import Stack, cpu_seconds, login, machine_load, percentile, until  # noqa: E402
 from shared import messages as m  # noqa: E402
 from shared import natsd, subjects  # noqa: E402
 from shared.kite import codec  # noqa: E402
@@ -236,10 +236,10 @@ async def run(n_tokens: int, seconds: float) -> None:
         one = {"DEMO01": tokens[:n_tokens]}
         rx = Receiver(baseline=False)
         await bus.nc.subscribe(subjects.ALL_TICKS, cb=rx.on_msg, pending_msgs_limit=4_000_000, pending_bytes_limit=2**31)
-        await _until(lambda: _health(bus), "ticker worker health")
+        await until(lambda: _health(bus), "ticker worker health")
         await put_session(bus, vault, "DEMO01", "kta-demo", login(stack.sim_root))
-        await _until(lambda: _subscribe(bus, "DEMO01", one["DEMO01"]), "ticker connected to the sim")
-        await _until(lambda: _ask(ctrl, ("subscribed",)) == [n_tokens], "tokens subscribed at the sim")
+        await until(lambda: _subscribe(bus, "DEMO01", one["DEMO01"]), "ticker connected to the sim")
+        await until(lambda: _ask(ctrl, ("subscribed",)) == [n_tokens], "tokens subscribed at the sim")
         mine = {t: insts[t] for t in one["DEMO01"]}
         print(f"(1) kta: {n_tokens} tokens, full mode, frames of {PER_FRAME}, {seconds:g} s a step; sustained = "
               f"no loss, no duplicate, >= 95% delivered, p99 <= {P99_BOUND_MS:g} ms", flush=True)
@@ -248,8 +248,8 @@ async def run(n_tokens: int, seconds: float) -> None:
 
         two = {"DEMO01": tokens[:n_tokens], "DEMO02": tokens[n_tokens // 2:n_tokens // 2 + n_tokens]}
         await put_session(bus, vault, "DEMO02", "kta-demo", login(stack.sim_root, "DEMO02", "demo2"))
-        await _until(lambda: _subscribe(bus, "DEMO02", two["DEMO02"]), "second user connected")
-        await _until(lambda: _ask(ctrl, ("subscribed",)) == sorted(map(len, two.values())),
+        await until(lambda: _subscribe(bus, "DEMO02", two["DEMO02"]), "second user connected")
+        await until(lambda: _ask(ctrl, ("subscribed",)) == sorted(map(len, two.values())),
                      lambda: f"second user's tokens (sim connections hold {_ask(ctrl, ('subscribed',))})")
         rate2 = max(RATES[0], best or RATES[0])
         print(f"(2) kta: two users, {n_tokens - n_tokens // 2} of their instruments shared (each shared tick arrives twice, "
@@ -257,7 +257,7 @@ async def run(n_tokens: int, seconds: float) -> None:
         await climb(ctrl, rx, {t: insts[t] for t in tokens}, two, seconds, pids, stack.tmp, [rate2])
         stack.stop(ticker)
 
-        await _until(lambda: _ask(ctrl, ("subscribed",)) == [], "kta's connections closed")
+        await until(lambda: _ask(ctrl, ("subscribed",)) == [], "kta's connections closed")
         ws = f"{settings.kite_ws_root}?api_key=kta-demo&access_token={login(stack.sim_root)}"
         official = subprocess.Popen([sys.executable, "-m", "bench.official_ticker", stack.nats_url,
                                      str(stack.auth.creds_path("admin")), ws, "full", ",".join(map(str, tokens[:n_tokens]))],
@@ -265,7 +265,7 @@ async def run(n_tokens: int, seconds: float) -> None:
         stack.procs.append(official)
         rx_b = Receiver(baseline=True)
         await bus.nc.subscribe(OFFICIAL + ">", cb=rx_b.on_msg, pending_msgs_limit=4_000_000, pending_bytes_limit=2**31)
-        await _until(lambda: _ask(ctrl, ("subscribed",)) == [n_tokens], "baseline subscribed")
+        await until(lambda: _ask(ctrl, ("subscribed",)) == [n_tokens], "baseline subscribed")
         print("(3) fair baseline: the official parser, one JSON publish per tick (bench/official_ticker.py):", flush=True)
         pids["official ticker"] = pids.pop("ticker") and official.pid
         baseline = await climb(ctrl, rx_b, mine, one, seconds, pids, stack.tmp, BASELINE_RATES)
@@ -302,19 +302,6 @@ async def _health(bus) -> bool:
 async def _subscribe(bus, user: str, tokens: list[int]) -> bool:
     reply = await bus.request(subjects.cmd(user, "ticker", "subscribe"), m.Subscribe(tokens=tokens, mode=m.TickMode.FULL))
     return isinstance(reply, m.Ok) and reply.data.get("connected")
-
-
-async def _until(check, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what() if callable(what) else what}")
-        await asyncio.sleep(0.1)
 
 
 def main() -> None:
