@@ -26,13 +26,8 @@ async def at_broker(kite, tag: str) -> list:
     return [o for o in await broker(kite.orders) if o.tag == tag]
 
 
-def tpin(link: str) -> None:
-    """The trader on the depository's page: the TPIN form, submitted."""
-    assert 'id="tpin"' in httpx.get(link).text
-    assert httpx.post(link, data={"tpin": "123456"}).status_code == 200
-
-
-async def test_a_delivery_sell_is_held_until_the_depository_authorises_it_then_placed_once(bus, sim, data_dir):
+async def without_ddpi(bus, sim) -> list[m.Alert]:
+    """DEMO01 as an account without DDPI; the alerts raised for it from now on."""
     sim.admin("accounts", {"user_id": "DEMO01", "edis": True})
     alerts: list[m.Alert] = []
 
@@ -40,6 +35,17 @@ async def test_a_delivery_sell_is_held_until_the_depository_authorises_it_then_p
         alerts.append(a)
 
     await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+    return alerts
+
+
+def tpin(link: str) -> None:
+    """The trader on the depository's page: the TPIN form, submitted."""
+    assert 'id="tpin"' in httpx.get(link).text
+    assert httpx.post(link, data={"tpin": "123456"}).status_code == 200
+
+
+async def test_a_delivery_sell_is_held_until_the_depository_authorises_it_then_placed_once(bus, sim, data_dir):
+    alerts = await without_ddpi(bus, sim)
     try:
         async with make_stack(bus, sim, data_dir) as (_, journal, kite):
             placed = await ask(bus, delivery_sell(2, "edis-1"))
@@ -84,13 +90,7 @@ async def test_a_sell_held_when_the_worker_stopped_is_sent_once_after_the_restar
     """The journal keeps a HELD order across a restart; the trader authorised while the worker was down:
     once the restarted worker opens the user's desk (Start, or any command) it sends it (its first look), and
     only that one order exists at the broker."""
-    sim.admin("accounts", {"user_id": "DEMO01", "edis": True})
-    alerts: list[m.Alert] = []
-
-    async def on_alert(a, msg):
-        alerts.append(a)
-
-    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+    alerts = await without_ddpi(bus, sim)
     try:
         async with make_stack(bus, sim, data_dir) as (_, journal, kite):
             held = (await ask(bus, delivery_sell(3, "edis-restart"))).data["orders"][0]
