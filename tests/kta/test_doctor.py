@@ -11,7 +11,7 @@ from kta import doctor
 from shared import natsd
 from shared.broker_sessions import put_session, vault_for
 from tests.helpers import stack_settings
-from tests.shared.test_cli import kta
+from tests.kta.test_cli import kta
 from tests.simkit import login
 
 READY = dict(kite_root="https://api.kite.trade", kite_ws_root="wss://ws.kite.trade",
