@@ -11,8 +11,11 @@ import time
 
 from shared import messages as m
 from shared import subjects
+from shared.candles.store import CandleStore
 from shared.kite.clients import NotConnected
+from shared.kite.errors import KiteError
 from strategy_worker.engine import Running, StrategyEngine, log
+from strategy_worker.scanner import ScanError, Scanner
 from strategy_worker.seeding import Seeder
 from strategy_worker.strategies import registry
 
@@ -22,6 +25,7 @@ class StrategyCommands:
         self.engine = engine
         self.seeder = seeder
         self.settings = engine.settings
+        self.scanner = Scanner(CandleStore(self.settings.data_path / "candles"))
 
     # ---- strategies ---------------------------------------------------------------------------
 
@@ -113,6 +117,18 @@ class StrategyCommands:
         return [{"token": t, "symbol": getattr(by_token.get(t), "tradingsymbol", str(t)), "warm": t in r.warm,
                  "position": {str(k): v for k, v in inst.position.items()}, "last_bar": inst.last_bar}
                 for t, inst in r.runner.instances.items()]
+
+    async def scan(self, user_id: str, cmd: m.Scan) -> m.Ok | m.Error:
+        try:
+            kite = await self.engine.clients.client(user_id)
+            await self.ensure_instruments(user_id)
+            return m.Ok(data=await self.scanner.scan(kite, self.engine.ctx.instruments, cmd))
+        except NotConnected:
+            return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
+        except ScanError as err:
+            return m.Error(code="bad_params", message=str(err), field=err.field)
+        except KiteError as err:
+            return m.Error(code="broker_error", message=str(err))
 
     # ---- live ---------------------------------------------------------------------------------
 

@@ -8,16 +8,12 @@ import logging
 from shared import messages as m
 from shared import partition, service, subjects
 from shared.bus import Bus
-from shared.candles.store import CandleStore
 from shared.config import Settings
-from shared.kite.errors import KiteError
-from shared.kite.clients import NotConnected
 from shared.broker_sessions import watch_sessions
 from strategy_worker.backtest.service import BacktestService
 from strategy_worker.commands import StrategyCommands
 from strategy_worker.engine import StrategyEngine
 from strategy_worker.positions import adopt_journal
-from strategy_worker.scanner import ScanError, Scanner
 from strategy_worker.seeding import Seeder
 from strategy_worker.strategies import registry
 
@@ -33,7 +29,6 @@ class StrategyWorker:
         self.engine = StrategyEngine(bus, settings)
         self.seeder = Seeder(self.engine)
         self.commands = StrategyCommands(self.engine, self.seeder)
-        self.scanner = Scanner(CandleStore(settings.data_path / "candles"))
 
     async def start(self) -> StrategyWorker:
         # users are partitioned across strategy workers (shared/partition.py): a worker runs and
@@ -105,21 +100,8 @@ class StrategyWorker:
             case m.GetSignals():
                 return m.Ok(data=list(self.engine.users[user_id].signal_log)[: cmd.limit])
             case m.Scan():
-                return await self.scan(user_id, cmd)
+                return await c.scan(user_id, cmd)
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a strategy command")
-
-    async def scan(self, user_id: str, cmd: m.Scan) -> m.Ok | m.Error:
-        e = self.engine
-        try:
-            kite = await e.clients.client(user_id)
-            await self.commands.ensure_instruments(user_id)
-            return m.Ok(data=await self.scanner.scan(kite, e.ctx.instruments, cmd))
-        except NotConnected:
-            return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
-        except ScanError as err:
-            return m.Error(code="bad_params", message=str(err), field=err.field)
-        except KiteError as err:
-            return m.Error(code="broker_error", message=str(err))
 
     async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         if isinstance(cmd, m.StartLive):
