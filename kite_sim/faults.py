@@ -56,5 +56,10 @@ class Faults:
                 raise KeyError(key)
             setattr(self, key, type(getattr(self, key))(value))
 
+    def reset(self) -> None:
+        """Every fault off and the counters at zero (in place: the broker and the ticker hold this object)."""
+        for key, value in asdict(Faults()).items():
+            setattr(self, key, value)
+
     def as_dict(self) -> dict:
         return asdict(self)

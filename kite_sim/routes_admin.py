@@ -120,6 +120,14 @@ class AdminController(Controller):
         log.info("account %s reset (%d orders dropped)", user, dropped)
         return {"user_id": user, "orders_dropped": dropped}
 
+    @post("/reset", status_code=200)
+    async def reset(self, sim: Sim) -> dict:
+        """The sim as it started, but the clock and the market run on: every account afresh, faults off,
+        pinned prices released (tests sharing a sim start each module on what it would see alone)."""
+        sim.reset()
+        log.info("reset: accounts opened afresh, faults off, prices released")
+        return {"faults": sim.faults.as_dict(), "clock": clock_state(sim)}
+
     @post("/advance", status_code=200)
     async def advance(self, sim: Sim, data: dict) -> dict:
         """Move the market clock ahead: {"seconds": 22500} is one whole session (the next trading day)."""

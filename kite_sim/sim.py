@@ -68,6 +68,14 @@ class Sim:
             self.changed()
         return old
 
+    def reset(self) -> None:
+        """What a freshly started sim shows while the clock and the market run on: every account opened
+        afresh, every fault off, every pinned price released; sessions stay valid."""
+        self.faults.reset()
+        self.market.overrides.clear()
+        for user_id in self.accounts.users:
+            self.open_account(user_id)
+
     def _order_update(self, user_id: str, order: dict) -> None:
         self.hub.order_update(user_id, order)
 

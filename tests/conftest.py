@@ -106,12 +106,16 @@ def _package_sims():
 @pytest.fixture(scope="module")
 def sim(request, _package_sims, tmp_path_factory):
     """A real kite_sim process (fast market clock, admin API on) of the test's package: the package's
-    tests share it (and reset what they change); no other package's tests see its prices or faults."""
+    tests share it (and reset what they change); no other package's tests see its prices or faults.
+    Each module starts on a reset sim (``/sim/reset``: accounts afresh, faults off, prices released), so
+    in the full suite it sees what it sees alone, not the orders and positions an earlier module left."""
     from tests.simkit import start_sim
 
     package = request.module.__name__.rpartition(".")[0]
     if package not in _package_sims:
         _package_sims[package] = start_sim(tmp_path_factory.mktemp(f"sim-{package.replace('.', '-')}"), speed=60.0)
+    else:
+        _package_sims[package].admin("reset")
     return _package_sims[package]
 
 

@@ -112,16 +112,18 @@ def test_forced_429_then_recovery(sim, api):
 @pytest.mark.parametrize("path, limit", [("/quote?i=NSE:INFY", 1), ("/user/profile", 10)])
 def test_kites_per_endpoint_limits(api, path, limit):
     """Kite allows 1 quote and 10 other requests a second per api_key: a burst gets 429s, and no calendar
-    second ever has more successes than the limit."""
+    second ever has more successes than the limit (a success counts for the second it was sent and
+    answered in; one that straddles two seconds could have been admitted in either, so it is not counted)."""
     ok_per_second: Counter[int] = Counter()
     statuses = []
     for _ in range(limit * 3 + 3):
+        sent = int(time.time())
         r = api.get(path)
         statuses.append(r.status_code)
-        if r.status_code == 200:
-            ok_per_second[int(time.time())] += 1
+        if r.status_code == 200 and int(time.time()) == sent:
+            ok_per_second[sent] += 1
     assert set(statuses) <= {200, 429} and 429 in statuses and 200 in statuses
-    assert max(ok_per_second.values()) <= limit
+    assert max(ok_per_second.values(), default=0) <= limit
 
 
 def test_reject_next_n_orders_with_a_reason(sim, api):
@@ -225,6 +227,22 @@ def test_an_account_reset_leaves_it_as_if_it_never_traded(sim, api):
     assert api.get("/portfolio/positions").json()["data"]["net"] == []  # the session still answers
     assert int(place(api)) > int(first)  # order ids are never reused
     assert httpx.post(f"{sim.root}/sim/accounts/reset", json={"user_id": "NOBODY"}).status_code == 400
+
+
+def test_a_sim_reset_opens_every_account_afresh_turns_faults_off_and_releases_prices(sim, api):
+    def holdings():
+        return [(h["tradingsymbol"], h["quantity"], h["average_price"]) for h in ok_call(api, "GET", "/portfolio/holdings")]
+
+    opening = holdings()
+    spot = ok_call(api, "GET", "/quote/ltp", params={"i": "NSE:INFY"})["NSE:INFY"]["last_price"]
+    sim.admin("price", {"underlying": "INFY", "price": round(spot * 1.5, 1)})
+    place(api)
+    sim.faults(hold_fills=True, reject_reason="RMS: test", latency_ms=5)
+    after = sim.admin("reset")
+    assert after["faults"]["hold_fills"] is False and after["faults"]["latency_ms"] == 0
+    assert after["faults"]["reject_reason"].startswith("RMS:Margin Exceeds")
+    assert api.get("/orders").json()["data"] == [] and holdings() == opening
+    assert ok_call(api, "GET", "/quote/ltp", params={"i": "NSE:INFY"})["NSE:INFY"]["last_price"] < spot * 1.2
 
 
 def test_expire_sessions(sim, api, sim_dir):
