@@ -10,6 +10,7 @@ the open. Money is integer paise inside; the REST layer shows rupees like Kite.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import fields
 
@@ -37,6 +38,15 @@ log = logging.getLogger("kite_sim.broker")
 MARKET_CLOSED = "Markets are closed right now. Use GTT for placing long standing orders instead."
 
 
+def first_sequences(now: float) -> tuple[int, int]:
+    """Where a freshly started sim's order and trade ids begin counting: at the millisecond of the day it
+    started (×10 for orders), so a sim started again without its snapshot never hands out an id an earlier
+    one did, as Kite never does (kta's journal and the bus's de-duplication of fills key on them). The
+    shape stays Kite's: a 9-digit order count after the date, an 8-digit trade id."""
+    ms = int(now % 86400 * 1000)
+    return ms * 10 + 1, ms + 1
+
+
 class Broker:
     def __init__(self, market: Market, faults: Faults, on_order_update: Callable[[str, dict], None],
                  on_day_end: Callable[[Broker, object, object], None] | None = None) -> None:
@@ -45,8 +55,7 @@ class Broker:
         self.on_order_update = on_order_update
         self.on_day_end = on_day_end  # settlement, when enabled: (broker, old day, new day)
         self.accounts: dict[str, Account] = {}
-        self.next_order_seq = 1
-        self.next_trade_seq = 1
+        self.next_order_seq, self.next_trade_seq = first_sequences(time.time())
         self._day = market.clock.today()
         self.gtt = GttBook(self)
         self.failures = Failures(log)  # by order id
