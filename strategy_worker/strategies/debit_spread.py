@@ -47,11 +47,10 @@ class DebitSpread(OptionStrategy):
         fast, slow, up = self.fast.value, self.slow.value, self.direction > 0
         if fast is None or slow is None or (fast > slow) != up or fast == slow:
             return []
-        chain, spot = self.chain(), self.spot() or bar.close
-        if chain is None:
+        market = self.market(bar)
+        if market is None:
             return []
-        now, prices = self.ctx.clock(), self.prices()
-        fwd = chain.implied_future(spot, prices, now)
+        chain, spot, now, prices, fwd = market
         atm = chain.atm(fwd)
         i = chain.strikes.index(atm)
         far = chain.strikes[max(0, min(len(chain.strikes) - 1, i + self.direction * self.params.width_steps))]

@@ -29,11 +29,10 @@ class IronCondor(OptionStrategy):
         wing_steps: Annotated[int, Meta(ge=1, le=20, description="Wing distance beyond the shorts, in strikes")] = 4
 
     def enter(self, bar: Bar) -> list:
-        chain, spot = self.chain(), self.spot() or bar.close
-        if chain is None:
+        market = self.market(bar)
+        if market is None:
             return []
-        now, prices = self.ctx.clock(), self.prices()
-        fwd = chain.implied_future(spot, prices, now)
+        chain, spot, now, prices, fwd = market
         sc = chain.by_delta("CE", self.params.short_delta, fwd, now, prices)
         sp = chain.by_delta("PE", -self.params.short_delta, fwd, now, prices)
         if not (sp.strike < spot < sc.strike):

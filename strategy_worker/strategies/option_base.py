@@ -13,7 +13,7 @@ never bought (the bug that once left a naked short put)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.ist import IST
 from shared.kite.models import Instrument
@@ -51,6 +51,15 @@ class LastPrices:
 
     def __getitem__(self, token: int) -> float:
         return self.ticks[token].last_price
+
+
+class Market(NamedTuple):
+    """What an option strategy prices an entry from."""
+    chain: OptionChain
+    spot: float
+    now: float
+    prices: LastPrices
+    forward: float  # the future implied by the chain's put-call parity around the spot
 
 
 class OptionStrategy(BaseStrategy):
@@ -141,6 +150,15 @@ class OptionStrategy(BaseStrategy):
 
     def spot(self) -> float | None:
         return self.ctx.ltp(self.token)
+
+    def market(self, bar: Bar) -> Market | None:
+        """The nearest chain, the spot (the bar's close before any tick), now, the last prices and the
+        implied future; None without a live chain."""
+        chain = self.chain()
+        if chain is None:
+            return None
+        spot, now, prices = self.spot() or bar.close, self.ctx.clock(), self.prices()
+        return Market(chain, spot, now, prices, chain.implied_future(spot, prices, now))
 
     def prices(self) -> LastPrices:
         return LastPrices(self.ctx.last_ticks)

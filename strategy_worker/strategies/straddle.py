@@ -22,11 +22,10 @@ class _Volatility(OptionStrategy):
         raise NotImplementedError
 
     def enter(self, bar: Bar) -> list:
-        chain, spot = self.chain(), self.spot() or bar.close
-        if chain is None:
+        market = self.market(bar)
+        if market is None:
             return []
-        now, prices = self.ctx.clock(), self.prices()
-        fwd = chain.implied_future(spot, prices, now)
+        chain, spot, now, prices, fwd = market
         call_strike, put_strike = self.strikes(chain, spot, fwd, now, prices)
         if call_strike.ce is None or put_strike.pe is None:
             return []
