@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 import msgspec
+import nats.errors
 
+from gateway.trading_error import TradingError
 from shared import subjects
 from shared.kite.clients import KiteClients, NotConnected  # noqa: F401 - NotConnected is the gateway's too
 from shared.kite.egress import Egress
@@ -19,9 +21,16 @@ _session_decoder = msgspec.msgpack.Decoder(BrokerSession)
 class BrokerClients(KiteClients):
     """The process's Kite clients (shared.kite.clients) plus what the dashboard shows of a session."""
 
+    _sessions_kv = None  # the bucket's handle, opened once (opening asks JetStream for the stream's info)
+
     async def state(self, user_id: str) -> dict:
         """``live`` / ``expired`` / ``absent`` with the expiry (epoch s), read without decrypting."""
-        kv = await self.bus.kv(subjects.KV_BROKER_SESSIONS)
+        if self._sessions_kv is None:
+            try:
+                self._sessions_kv = await self.bus.kv(subjects.KV_BROKER_SESSIONS)
+            except nats.errors.TimeoutError:  # a busy server: the page says so (503), never a 500
+                raise TradingError(503, "the message bus did not answer in time; try again in a moment") from None
+        kv = self._sessions_kv
         try:
             entry = await kv.get(subjects.user(user_id))
         except Exception:  # noqa: BLE001 - no key (or deleted): no session

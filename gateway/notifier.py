@@ -133,8 +133,10 @@ class Notifier:
         day = EOD_KEY.match(alert.key or "")
         if alert.kind == "eod_report" and day:
             context["day"] = day.group(1)
-            with contextlib.suppress(Exception):  # the worker may be gone: the alert's own words remain
-                context["journal"] = await self.trading.journal_summary(alert.user_id, day.group(1))
+            try:  # the day's report is worth a wait (a busy worker); a worker gone leaves the alert's own words
+                context["journal"] = await self.trading.journal_summary(alert.user_id, day.group(1), timeout=30.0)
+            except Exception as e:  # noqa: BLE001
+                log.warning("end-of-day report for %s sent without the journal's figures: %s", alert.user_id, e)
         env = environment()
         name = "eod_report" if alert.kind == "eod_report" else "alert"
         text = env.get_template(f"email/{name}.txt").render(**context)

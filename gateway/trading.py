@@ -215,8 +215,8 @@ class Trading(DeskQueries, OptionDesk):
     async def journal(self, user_id: str, day: str = "", limit: int = 500) -> dict:
         return await self.command(user_id, "journal", m.GetJournal(day=day, limit=limit))
 
-    async def journal_summary(self, user_id: str, day: str = "") -> dict:
-        return await self.command(user_id, "journal", m.GetJournalSummary(day=day))
+    async def journal_summary(self, user_id: str, day: str = "", timeout: float | None = None) -> dict:
+        return await self.command(user_id, "journal", m.GetJournalSummary(day=day), timeout=timeout)
 
     async def risk_summary(self, user_id: str) -> dict:
         return await self.command(user_id, "risk", m.GetRiskSummary())

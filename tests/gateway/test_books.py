@@ -64,7 +64,7 @@ async def test_books_page_through_the_days_orders(trader, bus):
 
     html = (await client.get("/orders", params={"strategy": "book-test"})).text
     assert html.count("data-tag=") == 8 and 'id="page-older"' not in html
-    assert 'hx-trigger="sse:orders delay:1s, kta:orders from:body" hx-disinherit="*"' in html  # the first page follows orders
+    assert 'hx-trigger="sse:orders delay:1s, kta:orders from:body" hx-sync="this:queue last" hx-disinherit="*"' in html  # the first page follows orders
     html = (await client.get("/orders", params={"status": "REJECTED"})).text
     assert "No orders match these filters." in html
     html = (await client.get("/trades", params={"symbol": "INFY"})).text
