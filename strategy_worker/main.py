@@ -104,10 +104,11 @@ class StrategyWorker:
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a strategy command")
 
     async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
-        if isinstance(cmd, m.StartLive):
-            return await self.commands.start_live(user_id, list(cmd.tokens), cmd.mode.value)
-        if isinstance(cmd, m.StopLive):
-            return self.commands.stop_live(user_id)
+        match cmd:
+            case m.StartLive():
+                return await self.commands.start_live(user_id, list(cmd.tokens), cmd.mode.value)
+            case m.StopLive():
+                return self.commands.stop_live(user_id)
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
 
     async def on_risk(self, state: m.RiskState, msg) -> None:

@@ -33,34 +33,36 @@ class TickerWorker:
             await self.hub.session_changed(user_id, live)
 
     async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
-        if isinstance(cmd, m.StartLive):
-            try:
-                connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
-            except TokenLimitExceeded as e:
-                return m.Error(code="token_limit", message=str(e))
-            if not connected:
-                return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
-            return m.Ok(data={"tokens": len(cmd.tokens), "mode": cmd.mode.value})
-        if isinstance(cmd, m.StopLive):
-            await self.hub.unsubscribe(user_id)
-            return m.Ok(data={"unsubscribed": True})
+        match cmd:
+            case m.StartLive():
+                try:
+                    connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
+                except TokenLimitExceeded as e:
+                    return m.Error(code="token_limit", message=str(e))
+                if not connected:
+                    return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
+                return m.Ok(data={"tokens": len(cmd.tokens), "mode": cmd.mode.value})
+            case m.StopLive():
+                await self.hub.unsubscribe(user_id)
+                return m.Ok(data={"unsubscribed": True})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
 
     async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
-        if isinstance(cmd, m.Subscribe):
-            try:
-                connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
-            except TokenLimitExceeded as e:
-                return m.Error(code="token_limit", message=str(e))
-            return m.Ok(data={"connected": connected, "tokens": len(cmd.tokens)})
-        if isinstance(cmd, m.Unsubscribe):
-            await self.hub.unsubscribe(user_id, list(cmd.tokens))
-            return m.Ok(data={"tokens": len(cmd.tokens)})
-        if isinstance(cmd, m.GetStatus):
-            feed = self.hub.feeds.get(user_id)
-            return m.Ok(data={"connected": feed is not None and feed.connected,
-                              "tokens": self.hub.wanted.get(user_id, {}),
-                              "feed": self.hub.freshness.report(user_id)})
+        match cmd:
+            case m.Subscribe():
+                try:
+                    connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
+                except TokenLimitExceeded as e:
+                    return m.Error(code="token_limit", message=str(e))
+                return m.Ok(data={"connected": connected, "tokens": len(cmd.tokens)})
+            case m.Unsubscribe():
+                await self.hub.unsubscribe(user_id, list(cmd.tokens))
+                return m.Ok(data={"tokens": len(cmd.tokens)})
+            case m.GetStatus():
+                feed = self.hub.feeds.get(user_id)
+                return m.Ok(data={"connected": feed is not None and feed.connected,
+                                  "tokens": self.hub.wanted.get(user_id, {}),
+                                  "feed": self.hub.freshness.report(user_id)})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a ticker command")
 
     def status(self) -> dict:
