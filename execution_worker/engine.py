@@ -267,9 +267,9 @@ class Desk:
             price=order.price, trigger_price=order.trigger_price, average_price=order.average_price,
             order_timestamp=order.order_timestamp, exchange_timestamp=order.exchange_timestamp, ts=time.time_ns())
         self.journal.record_order_event(ev)
-        await self.bus.js_publish(subjects.orders(self.user_id), ev)
-        async with self.order_changed:
+        async with self.order_changed:  # journaled: a waiter (an exit behind its stop's cancel) goes on now
             self.order_changed.notify_all()
+        await self.bus.js_publish(subjects.orders(self.user_id), ev)
 
     # ---- day P&L for the kill switch ----------------------------------------------------------
 
