@@ -35,3 +35,18 @@ def test_attach_replays_only_events_after_last_event_id():
     client = feed.attach(ids[-3])
     assert [e.id for e in client.drain()] == ids[-2:]
     assert feed.attach(None).drain() == []
+
+
+def test_an_event_is_framed_as_litestar_frames_it_once_per_text():
+    from litestar.response import ServerSentEventMessage
+
+    from gateway.api.stream import _framed, _Message
+
+    for data in ('<tr id="tick-1"><td>1</td></tr><tr id="tick-2"></tr>', '{"a": "x"}', "two\nlines\r\nand\rmore", ""):
+        assert _Message(data=data, event="ticks", id="42").encode() == ServerSentEventMessage(
+            data=data, event="ticks", id="42").encode()
+    hits = _framed.cache_info().hits
+    text = "".join(["<tr>", "row", "</tr>"])  # a new str object with the same text, as each client joins its own
+    _Message(data=text, event="ticks", id="1").encode()
+    _Message(data="".join(["<tr>", "row", "</tr>"]), event="ticks", id="2").encode()
+    assert _framed.cache_info().hits == hits + 1
