@@ -1,0 +1,54 @@
+"""A strategy that trades at random (seeded): entries with a stop and a target, exits, and the
+mistakes a buggy strategy makes — an entry far above the position limit, an exit larger than what it
+holds, an exit on a flat book. kta must keep every invariant whatever it sends."""
+
+from __future__ import annotations
+
+import random
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from shared.messages import Tick, TransactionType
+from strategy_worker.strategies.base import BaseStrategy
+
+
+class Chaos(BaseStrategy):
+    name = "test_chaos"
+    description = "test: trades at random"
+
+    class Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+        quantity: Annotated[int, Meta(ge=1, le=1000, description="Shares per entry")] = 5
+        seed: Annotated[int, Meta(ge=0, description="Random seed")] = 1
+        rate: Annotated[float, Meta(gt=0, le=1, description="Chance to act on a tick")] = 0.02
+
+    def _rng(self) -> random.Random:
+        if not hasattr(self, "_random"):
+            self._random = random.Random(f"{self.params.seed}:{self.strategy_id}:{self.token}")
+        return self._random
+
+    def on_tick(self, tick: Tick) -> list:
+        rng = self._rng()
+        if rng.random() >= self.params.rate:
+            return []
+        target = self.tradable()
+        if target is None:
+            return []
+        inst, qty = target
+        held, roll = self.held(), rng.random()
+        if not held:
+            if roll < 0.1 and not self.in_flight():  # a confused strategy: "exit" a position it does not hold
+                return [self._signal(inst, rng.choice(list(TransactionType)), qty, "exit", 0.5, "chaos: exit on flat",
+                                     None, None, tick.last_price)]
+            sig = self.entry(rng.choice(list(TransactionType)), 0.5, "chaos: entry", rng.uniform(0.002, 0.01),
+                             rng.uniform(0.004, 0.03))
+            if sig is not None and roll > 0.9:  # far above any position limit: refused
+                sig = msgspec.structs.replace(sig, quantity=sig.quantity * 40)
+            return [sig] if sig is not None else []
+        if roll < 0.5:
+            sig = self.exit(0.5, "chaos: exit")
+            if sig is not None and roll < 0.15:  # larger than held: clamped to the position
+                sig = msgspec.structs.replace(sig, quantity=sig.quantity * 3)
+            return [sig] if sig is not None else []
+        return []

@@ -1,0 +1,113 @@
+"""The trading invariants, judged from what the broker shows (kite_sim's order book and positions)
+and what kta wrote (its journal), sample after sample. Each broken invariant is recorded with the
+time and the numbers, so a failing run says exactly what went wrong and when."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from shared.kite.models import Order as KiteOrder
+
+WORKING = {"OPEN", "TRIGGER PENDING", "OPEN PENDING", "MODIFY PENDING", "VALIDATION PENDING",
+           "PUT ORDER REQ RECEIVED", "MODIFY VALIDATION PENDING", "TRIGGER PENDING"}
+EXITS = {"exit", "stop_loss", "target", "flatten"}  # orders that may only reduce a position
+
+
+def signed(trade: dict) -> int:
+    return trade["quantity"] if trade["transaction_type"] == "BUY" else -trade["quantity"]
+
+
+def journal_positions(trades: list[dict]) -> dict[tuple[str, str], int]:
+    """(strategy_id, tradingsymbol) -> net quantity from the journaled fills."""
+    out: dict[tuple[str, str], int] = {}
+    for t in trades:
+        key = (t["strategy_id"], t["tradingsymbol"])
+        out[key] = out.get(key, 0) + signed(t)
+    return out
+
+
+def account_net(trades: list[dict]) -> dict[tuple[str, str], int]:
+    """(tradingsymbol, product) -> the account's net quantity from the journaled fills."""
+    out: dict[tuple[str, str], int] = {}
+    for t in trades:
+        key = (t["tradingsymbol"], t["product"] or "MIS")
+        out[key] = out.get(key, 0) + signed(t)
+    return {k: v for k, v in out.items() if v}
+
+
+@dataclass
+class Invariants:
+    limit: int  # max_position_qty: no broker position may exceed it
+    grace: float  # seconds a position may stand unchanged before its stop must be at the broker
+    violations: list[str] = field(default_factory=list)
+    samples: int = 0
+    checked_protection: int = 0
+    _stable: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
+    _seen: set[str] = field(default_factory=set)
+
+    def fail(self, t: float, what: str) -> None:
+        if what not in self._seen:  # one line per distinct breach
+            self._seen.add(what)
+            self.violations.append(f"t={t:.1f}s {what}")
+
+    def sample(self, t: float, broker_net: dict[tuple[str, str], int], broker_orders: list[KiteOrder],
+               orders: list[dict], trades: list[dict], protected_since: float) -> None:
+        """One look at the whole system at ``t`` (seconds into the run). ``protected_since``: from
+        when the execution worker has been up (a position is judged from then, not during a restart)."""
+        self.samples += 1
+        for (symbol, product), q in broker_net.items():
+            if abs(q) > self.limit:
+                self.fail(t, f"position above its limit: {symbol} {product} {q} (limit {self.limit})")
+        tags = Counter(o.tag for o in broker_orders if o.tag and o.tag.startswith("K"))
+        for tag, n in tags.items():
+            if n > 1:
+                self.fail(t, f"order placed twice: tag {tag} x{n}")
+        self._exits_never_grow(t, orders, trades)
+        self._protected(t, broker_orders, orders, trades, protected_since)
+
+    def _exits_never_grow(self, t: float, orders: list[dict], trades: list[dict]) -> None:
+        kinds = {r["order_id"]: r["kind"] for r in orders if r["order_id"]}
+        held: dict[tuple[str, str], int] = {}
+        for tr in trades:  # in the order they were journaled
+            key = (tr["strategy_id"], tr["tradingsymbol"])
+            before = held.get(key, 0)
+            after = before + signed(tr)
+            if kinds.get(tr["order_id"]) in EXITS and (abs(after) > abs(before) or after * before < 0):
+                self.fail(t, f"an exit grew a position: {kinds[tr['order_id']]} {tr['order_id']} of {key}: "
+                             f"{before} -> {after}")
+            held[key] = after
+
+    def _protected(self, t: float, broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict],
+                   protected_since: float) -> None:
+        by_tag = {r["tag"]: r for r in orders}
+        cover: dict[tuple[str, str], int] = {}
+        for o in broker_orders:
+            row = by_tag.get(o.tag or "")
+            if row is not None and row["kind"] == "stop_loss" and o.status in WORKING:
+                key = (row["strategy_id"], o.tradingsymbol)
+                sign = -1 if o.transaction_type == "SELL" else 1  # a stop sells a long, buys back a short
+                cover[key] = cover.get(key, 0) + sign * (o.quantity - o.filled_quantity)
+        positions = journal_positions(trades)
+        for key in set(self._stable) - {k for k, q in positions.items() if q}:
+            del self._stable[key]
+        for key, q in positions.items():
+            if not q:
+                continue
+            was = self._stable.get(key)
+            if was is None or was[0] != q:
+                self._stable[key] = (q, t)
+                continue
+            if t - max(was[1], protected_since) < self.grace:
+                continue
+            self.checked_protection += 1
+            if cover.get(key, 0) != -q:
+                self.fail(t, f"unprotected: {key} holds {q} since t={was[1]:.1f}s, stops at the broker cover "
+                             f"{-cover.get(key, 0)}")
+
+    def fills_journaled(self, t: float, broker_trades: list, orders: list[dict], trades: list[dict]) -> None:
+        mine = {r["order_id"] for r in orders if r["order_id"]}
+        journaled = {(tr["order_id"], tr["trade_id"]) for tr in trades}
+        for bt in broker_trades:
+            if bt.order_id in mine and (bt.order_id, bt.trade_id) not in journaled:
+                self.fail(t, f"fill not journaled: order {bt.order_id} trade {bt.trade_id} {bt.quantity}")

@@ -1,0 +1,261 @@
+"""A trading session under faults, through the real stack: nats-server, kite_sim, the ticker and
+strategy workers in this process, the execution worker as its own process (SIGKILLed and started again
+mid-run). Several random strategies on several symbols trade while a seeded schedule injects broker
+rejections, partial fills, latency, dropped ticker connections and price jumps; every few seconds the
+invariants (``invariants.py``) are judged from the broker's books and kta's journal. At the end the
+strategies stop, kta's book must equal the broker's, and a square-off leaves both flat."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal as signals
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from execution_worker.journal import Journal
+from shared import messages as m
+from shared import subjects
+from shared.config import to_env
+from shared.kite import errors
+from shared.kite.client import KiteClient
+from shared.kite.sessions import put_session, vault_for
+from kta.supervisor import python_argv
+from strategy_worker.main import amain as strategy_main
+from strategy_worker.strategies import registry
+from tests.helpers import eventually, running, stack_settings, wait_health
+from tests.simkit import login
+from tests.system.chaos import Chaos
+from tests.system.invariants import WORKING, Invariants, account_net, journal_positions
+from ticker_worker.main import amain as ticker_main
+
+USER = "DEMO01"
+ROOT = Path(__file__).resolve().parents[2]
+SYMBOLS = {"INFY": 408065, "TCS": 2953217, "RELIANCE": 738561, "ITC": 424961, "WIPRO": 969473, "SBIN": 779521}
+LIMIT = 30  # max_position_qty
+FEED_GAP = 10.0  # seconds a symbol may go without a tick before it counts as a silent stop
+PRICE_JUMP_PCT = 1.5
+
+
+@dataclass
+class Report:
+    seed: int
+    seconds: float
+    invariants: Invariants
+    faults: list[str] = field(default_factory=list)
+    orders: int = 0
+    fills: int = 0
+    refused: int = 0
+    external: int = 0
+    ticks: int = 0
+
+    def line(self) -> str:
+        return (f"seed {self.seed}: {self.seconds:.0f}s, {self.invariants.samples} samples, {self.orders} orders, "
+                f"{self.fills} fills, {self.refused} refused signals, {self.external} external fills, {self.ticks} ticks, "
+                f"{self.invariants.checked_protection} protection checks, faults: {', '.join(self.faults)}")
+
+
+class ExecutionProcess:
+    """``kta worker execution`` as its own process (kta up runs it so), killable."""
+
+    def __init__(self, settings, log_path: Path) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | to_env(settings)
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(python_argv("worker", "execution"), cwd=ROOT, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signals.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signals.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def call(fn, *args, **kw):
+    """A broker read from the test, waiting out 429s (it shares the api key's budget with kta)."""
+    async def attempt():
+        try:
+            return (await fn(*args, **kw),)
+        except errors.TooManyRequests:
+            return None
+    return (await eventually(attempt, timeout=30, what=f"{fn.__name__} within the rate limit"))[0]
+
+
+async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: float, strategies: int = 4,
+              kill_at: float = 0.45) -> Report:
+    rng = random.Random(seed)
+    sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})
+    limits = m.RiskLimits(max_position_qty=LIMIT, max_orders_per_minute=400, max_open_orders=200,
+                          max_daily_loss=10_000_000_00, max_exposure=10_000_000_000_00,
+                          max_exposure_per_symbol=1_000_000_000_00, max_exposure_per_strategy=1_000_000_000_00)
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, seed_days=0, seed_interval="minute",
+                              reconcile_interval=2.0, positions_interval=2.0, risk=limits, log_level="WARNING")
+    token = login(sim)
+    await put_session(bus, vault_for(settings), USER, sim.api_key, token)
+    report = Report(seed, seconds, Invariants(limit=LIMIT, grace=6.0))
+    last_tick: dict[int, float] = {}
+    stale_alerts: list[m.Alert] = []
+
+    async def on_tick(tick, msg):
+        last_tick[tick.instrument_token] = time.monotonic()
+        report.ticks += 1
+
+    async def on_alert(a, msg):
+        if a.kind == "feed_stale":
+            stale_alerts.append(a)
+
+    for tok in SYMBOLS.values():
+        await bus.subscribe(subjects.ticks(tok), m.Tick, on_tick)
+    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+    registry.register(Chaos)
+    execution = ExecutionProcess(settings, log_dir / "execution.log")
+    kite = KiteClient(sim.api_key, token, root=sim.root)
+    journal = Journal(data_dir / "journal.db")
+    try:
+        execution.start()
+        async with running(strategy_main, settings), running(ticker_main, settings):
+            for service in ("strategy", "ticker", "execution"):
+                await wait_health(bus, service, timeout=60)
+            for i in range(strategies):
+                added = await bus.request(subjects.cmd(USER, "strategy", "add"), m.AddStrategy(
+                    strategy=Chaos.name, tokens=list(SYMBOLS.values()), strategy_id=f"chaos-{i}",
+                    params={"quantity": (5, 8, 12, 3)[i % 4], "seed": seed, "rate": 0.012}))
+                assert isinstance(added, m.Ok), added
+            started = await bus.gather(subjects.cmd(USER, "live", "start"), m.StartLive(tokens=list(SYMBOLS.values())),
+                                       expect={"ticker", "strategy", "execution"}, timeout=30)
+            assert all(isinstance(r, m.Ok) for r in started.values()), started
+            await _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts)
+            await _wind_down(bus, kite, journal, report)
+    finally:
+        registry.unregister(Chaos.name)
+        execution.stop()
+        await kite.aclose()
+        sim.reset_faults()
+        for name in ("INFY", "TCS", "RELIANCE", "ITC", "WIPRO", "SBIN"):
+            sim.admin("price", {"underlying": name, "price": None})
+    orders = journal.orders(USER)
+    report.orders = len([r for r in orders if r["order_id"]])
+    report.fills = len(journal.trades(USER))
+    report.refused = sum(1 for o in journal.outcomes(USER) if o["kind"] == "refused")
+    report.external = sum(1 for t in journal.trades(USER) if t["order_id"].startswith("external:"))
+    return report
+
+
+async def _look(kite, journal, inv: Invariants, t: float, up_since: float) -> None:
+    positions = (await call(kite.positions)).net
+    broker_orders = await call(kite.orders)
+    net = {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity}
+    inv.sample(t, net, broker_orders, journal.orders(USER), journal.trades(USER), up_since)
+
+
+async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts):
+    inv = report.invariants
+    t0 = time.monotonic()
+    up_since, killed, jumped = 0.0, False, []
+    next_fault = 3.0
+    while (t := time.monotonic() - t0) < seconds:
+        if not killed and t >= seconds * kill_at:
+            execution.kill()
+            report.faults.append(f"SIGKILL execution at {t:.0f}s")
+            killed = True
+            await asyncio.sleep(1.5)  # the broker keeps trading (stops may fire) while no worker runs
+            execution.start()
+            await wait_health(bus, "execution", timeout=60)
+            up_since = time.monotonic() - t0
+        if t >= next_fault:
+            report.faults.append(await _fault(sim, kite, rng, jumped))
+            next_fault = t + rng.uniform(1.5, 3.5)
+        for name, released_at in list(jumped):
+            if t >= released_at:
+                sim.admin("price", {"underlying": name, "price": None})
+                jumped.remove((name, released_at))
+        await _look(kite, journal, inv, t, up_since)
+        now = time.monotonic()
+        for tok, at in last_tick.items():
+            if now - at > FEED_GAP and not stale_alerts:
+                inv.fail(t, f"the feed stopped silently: no tick of {tok} for {now - at:.0f}s and no feed_stale alert")
+        missing = set(SYMBOLS.values()) - set(last_tick)
+        if t > 15 and missing:
+            inv.fail(t, f"no tick ever for {sorted(missing)}")
+        await asyncio.sleep(1.0)
+    sim.reset_faults()
+    for name, _ in jumped:
+        sim.admin("price", {"underlying": name, "price": None})
+
+
+async def _fault(sim, kite, rng: random.Random, jumped: list) -> str:
+    kind = rng.choice(["reject", "partial", "latency", "drop_ws", "jump", "calm"])
+    if kind == "reject":
+        sim.faults(reject_next=1, reject_reason="RMS:Blocked for trading: risk check")
+    elif kind == "partial":
+        sim.faults(partial_then_cancel_next=1)
+    elif kind == "latency":
+        sim.faults(latency_ms=rng.choice([0, 150, 400]))
+    elif kind == "drop_ws":
+        sim.admin("drop_ws")
+    elif kind == "jump":
+        name = rng.choice(sorted(SYMBOLS))
+        price = (await call(kite.ltp, f"NSE:{name}"))[f"NSE:{name}"].last_price
+        jump = price * (1 + rng.choice([-1, 1]) * PRICE_JUMP_PCT / 100)
+        sim.admin("price", {"underlying": name, "price": round(jump, 1)})
+        jumped.append((name, time.monotonic() + 3.0))
+        return f"jump {name} {price:.1f}->{jump:.1f}"
+    return kind
+
+
+async def _wind_down(bus, kite, journal, report) -> None:
+    """Stop (positions kept, protected): kta's book must equal the broker's and every position be
+    covered; then square off: both flat, nothing working."""
+    inv = report.invariants
+    stopped = await bus.gather(subjects.cmd(USER, "live", "stop"), m.StopLive(positions="protect"),
+                               expect={"ticker", "strategy", "execution"}, timeout=30)
+    assert all(isinstance(r, m.Ok) for r in stopped.values()), stopped
+
+    async def books_agree():
+        positions = (await call(kite.positions)).net
+        broker = {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity}
+        return broker if account_net(journal.trades(USER)) == broker else None
+
+    try:
+        await eventually(books_agree, timeout=30, what="kta's book = the broker's")
+    except AssertionError:
+        positions = (await call(kite.positions)).net
+        inv.fail(report.seconds, f"kta's book {account_net(journal.trades(USER))} != the broker's "
+                                 f"{ {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity} }")
+    strategies = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies())
+    believed = {(r["strategy_id"], int(tok)): q for r in strategies.data for tok, q in r["position"].items() if q}
+    names = {v: k for k, v in SYMBOLS.items()}
+    journaled = {(sid, sym): q for (sid, sym), q in journal_positions(journal.trades(USER)).items() if q}
+    if {(sid, names.get(tok, tok)): q for (sid, tok), q in believed.items()} != journaled:
+        inv.fail(report.seconds, f"strategies believe {believed}, the journal says {journaled}")
+    out = await bus.request(subjects.cmd(USER, "execution", "square_off"), m.SquareOffAll(reason="soak over"),
+                            timeout=60)
+    assert isinstance(out, m.Ok), out
+
+    async def flat():
+        positions = (await call(kite.positions)).net
+        working = [o for o in await call(kite.orders) if o.status in WORKING]
+        return not [p for p in positions if p.quantity] and not working and not account_net(journal.trades(USER))
+
+    try:
+        await eventually(flat, timeout=40, what="flat at the broker and in the journal, nothing working")
+    except AssertionError as e:
+        inv.fail(report.seconds, str(e))
+    inv.fills_journaled(report.seconds, await call(kite.trades), journal.orders(USER), journal.trades(USER))
+    broker_orders = await call(kite.orders)
+    inv.sample(report.seconds, {}, broker_orders, journal.orders(USER), journal.trades(USER), 0.0)
