@@ -22,7 +22,7 @@ from shared import subjects
 from shared.config import to_env
 from shared.kite import errors
 from shared.kite.client import KiteClient
-from shared.kite.sessions import put_session, vault_for
+from shared.broker_sessions import put_session, vault_for
 from kta.supervisor import python_argv
 from strategy_worker.main import amain as strategy_main
 from strategy_worker.strategies import registry
