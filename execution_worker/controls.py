@@ -11,12 +11,8 @@ import uuid
 from execution_worker import placing, signals
 from execution_worker.engine import Desk
 from execution_worker.journal import REFUSED
-from execution_worker.reconcile import reconcile
 from shared import messages as m
-from shared.kite import errors
 from shared.trading import planning
-from shared.trading.external import differences
-from shared.trading.positions import from_broker
 from shared.trading.order import Order
 from shared.trading.protection import Protection, position_key
 
@@ -34,20 +30,21 @@ def open_positions(desk: Desk) -> list[m.Position]:
 
 async def square_off(desk: Desk, reason: str) -> dict:
     """Cancel every working order (stop-losses included) and wait until they are final, then close
-    every position, short ones first, each under the strategy that holds it, and what the broker holds
-    beyond kta's book (a trade placed in Kite) under none. Protection is held back meanwhile and comes
-    back for whatever the flatten leaves open."""
+    every position, short ones first, each under the strategy that holds it (what the broker holds
+    beyond kta's book, the cross-check has adopted as the account's own: closed under none). Protection
+    is held back meanwhile and comes back for whatever the flatten leaves open. An entry a strategy
+    sent before it, still queued, is refused (``Desk.entry_closed``)."""
+    desk.entries_after_ns = time.time_ns()  # an entry queued behind the square-off would reopen a position
     positions = open_positions(desk)
     keys = [position_key(p.strategy_id, p.exchange, p.tradingsymbol) for p in positions]
-    origin = f"squareoff|{time.time_ns()}"
+    origin = f"squareoff|{desk.entries_after_ns}"
     async with desk.protector.holding(keys):
         working = desk.book.working()
         for order in working:
             await placing.cancel(desk, order, reason)
         await placing.wait_final(desk, working, SQUARE_OFF_CANCEL_TIMEOUT)
         placed = []
-        closing = open_positions(desk) + await account_residue(desk)
-        for p in sorted(closing, key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
+        for p in sorted(open_positions(desk), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
             inst = desk.inst(p.exchange, p.tradingsymbol)
             price = desk.prices.known(f"{p.exchange}:{p.tradingsymbol}")
             for req in planning.closing_request(desk.user_id, p, "flatten", f"{origin}|{p.strategy_id}|"
@@ -59,22 +56,6 @@ async def square_off(desk: Desk, reason: str) -> dict:
     log.warning("square off (%s): %d orders cancelled, %d placed", reason, len(working), len(placed),
                 extra={"user_id": desk.user_id})
     return {"cancelled": len([o for o in working if o.order_id]), "placed": placed}
-
-
-async def account_residue(desk: Desk) -> list[m.Position]:
-    """What the broker holds beyond kta's book, as positions of no strategy (the cross-check adopts
-    them in time; a square-off closes them now). The book is reconciled first, so a kta fill on its
-    way is not taken for one."""
-    await reconcile(desk)
-    try:
-        broker = from_broker((await desk.client.positions()).net)
-    except errors.KiteError as e:
-        log.warning("square off: the broker's positions unread (%s): kta's book only", e)
-        return []
-    return [m.Position(exchange=d.exchange, tradingsymbol=d.tradingsymbol, product=d.product, quantity=d.delta,
-                       instrument_token=next((p.instrument_token for p in broker if p.tradingsymbol == d.tradingsymbol),
-                                             0))
-            for d in differences(desk.tracker.positions(), broker) if d.delta]
 
 
 async def protect_all(desk: Desk, default_stop_pct: float) -> list[dict]:

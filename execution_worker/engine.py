@@ -28,6 +28,8 @@ from shared.messages import (
     OrderType,
     Product,
     RiskState,
+    Signal,
+    SignalGroup,
     TransactionType,
     Variety,
     to_paise,
@@ -78,6 +80,9 @@ class Desk:
         self.lock = asyncio.Lock()  # one decision at a time: signals, manual orders, square-offs, stop
         self.latencies_ms: list[float] = []
         self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer
+        # entries from the strategies stop at Stop (until Start) and, at a square-off, those sent before it
+        self.entries_stopped = ""  # why, while stopped
+        self.entries_after_ns = 0  # an entry created before this (a square-off's start) is stale
         self.unlisted: dict[str, int] = {}  # tag -> reconciliations in a row whose broker book lacked it
         self.reconciled_at = 0.0  # monotonic start of the last reconciliation that read every order and fill
         self.pnl_anchor = (0, 0, 0, 0)  # broker realised, unrealised; the tracker's at that moment
@@ -96,6 +101,17 @@ class Desk:
         """The broker's WebSocket is relaying this user's order updates (the ticker worker says so by
         relaying them): waiting for an update then beats reading the order back on the hot path."""
         return self.ws_heard > 0 and time.monotonic() - self.ws_heard < WS_QUIET_AFTER
+
+    def entry_closed(self, sig: Signal | SignalGroup) -> tuple[str, str] | None:
+        """(code, reason) when a strategy's entry may not go out now: trading was stopped, or it was
+        sent before a square-off (queued behind it, it would reopen what was just closed)."""
+        if sig.intent != "entry":
+            return None
+        if self.entries_stopped:
+            return "LIVE_STOPPED", self.entries_stopped
+        if sig.created_at and sig.created_at < self.entries_after_ns:
+            return "SQUARED_OFF", "sent before the square-off that followed it: not placed"
+        return None
 
     def inst(self, exchange: str, tradingsymbol: str) -> Instrument | None:
         return self.instruments.get(f"{exchange}:{tradingsymbol}")
@@ -170,6 +186,8 @@ class Desk:
         """An order with kta's tag that the journal lost (a crash between placing and recording)."""
         kind, leg, _ = planning.tag_fields(kite_order.tag)
         signal = self.journal.signal_by_tag(self.user_id, kite_order.tag) or {}
+        if not signal and kind == "stop_loss":  # a position's stop: its protection says whose
+            signal = self._protection_of(kite_order.tag, leg)
         grouped = signal.get("type") == "signal_group"
         req = OrderRequest(user_id=self.user_id, exchange=kite_order.exchange, tradingsymbol=kite_order.tradingsymbol,
                            instrument_token=kite_order.instrument_token,
@@ -185,6 +203,15 @@ class Desk:
         order = self.new_order(req, signal.get("strategy_id", ""))
         order.apply(SubmitLost(reason="found at the broker: its submit was never journaled"))
         return order
+
+    def _protection_of(self, tag: str, generation: int) -> dict:
+        """The strategy (as a signal row's fields) whose protection placed the stop tagged ``tag``
+        (``shared.trading.protection.stop_request``: origin ``protect|<key>|<generation>``)."""
+        for p in self.journal.protections(self.user_id):
+            for g in range(generation % 100, p.generation + 1, 100):
+                if planning.make_tag(f"protect|{p.key}|{g}", "stop_loss", g, 0)[1:15] == tag[1:15]:
+                    return {"strategy_id": p.strategy_id, "id": p.signal_id}
+        return {}
 
     async def journal_fills(self, order: Order, known: list[Trade] | None = None) -> None:
         """Every fill of the order from the broker's trade book, journaled once, into the tracker.

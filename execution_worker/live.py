@@ -77,6 +77,7 @@ class Desks:
         protector.started(desk, self.settings.sl_slippage_pct)
         authorisation.started(desk)
         self.crosschecks[user_id] = CrossCheck(desk, self.exerciser(user_id))
+        await desk.outcomes.recover()  # what a crash kept from the strategies
         self.desks[user_id] = desk
         await self.marks.track(desk)
         await self.publish_risk(desk.risk.snapshot())

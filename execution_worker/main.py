@@ -67,6 +67,11 @@ class ExecutionWorker:
                 code="BROKER_NOT_CONNECTED", reason="no live broker session: connect Kite")
             return
         async with desk.lock:  # one decision at a time per user: signals, manual orders, square-offs
+            closed = desk.entry_closed(sig)
+            if closed is not None and self.journal.signal_decision(sig.id) is None:
+                self.journal.record_signal(sig, "refused", closed[1], closed[0])
+                await signals.refused(desk, sig, *closed)
+                return
             if isinstance(sig, m.SignalGroup):
                 await execute_with_rollback(desk, sig, self.settings.group_fill_timeout)
             else:
@@ -95,10 +100,12 @@ class ExecutionWorker:
             return NO_BROKER
         match cmd:
             case m.StartLive():
+                desk.entries_stopped = ""
                 result = await reconcile(desk)
                 self.desks.start_loops(user_id)
                 return m.Ok(data={"reconcile": msgspec.to_builtins(result)})
             case m.StopLive():
+                desk.entries_stopped = "live trading was stopped: Start again to trade"
                 async with desk.lock:
                     stopped = await self.desks.stop(desk, cmd)
                 return m.Ok(data={**stopped, "execution": self.execution(user_id)})

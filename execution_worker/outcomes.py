@@ -44,6 +44,38 @@ class Outcomes:
         return out
 
 
+    async def recover(self, republish: int = 200) -> int:
+        """After a crash. A fill journaled whose outcome was not (killed in between) gets it now, and
+        the last ``republish`` outcomes go out again: one journaled but never published reaches the
+        strategy; the stream drops a message id it has seen, a strategy's book a seq it has applied.
+        Returns how many fills had lost their outcome."""
+        last = self.journal.last_outcome_seq(self.user_id)
+        keys = {r["key"] for r in self.journal.outcomes(self.user_id, after_seq=max(0, last - 10_000), limit=10_000)}
+        lost = 0
+        for t in self.journal.trades(self.user_id):
+            key = f"fill:{t['order_id']}:{t['trade_id']}"
+            if not t["strategy_id"] or key in keys or t["order_id"].startswith(("external:", "expiry:")):
+                continue
+            order = self.journal.order_by_id(t["order_id"]) or {}
+            await self.emit(key, kind="protective_fill" if order.get("kind") in ("stop_loss", "target") else "filled",
+                            strategy_id=t["strategy_id"], signal_id=t["signal_id"], group_id=t["group_id"],
+                            order_kind=order.get("kind", ""), exchange=t["exchange"], tradingsymbol=t["tradingsymbol"],
+                            instrument_token=t["instrument_token"], transaction_type=t["transaction_type"],
+                            quantity=t["quantity"], price=t["price"], trade_id=t["trade_id"])
+            lost += 1
+        if lost:
+            log.warning("%d fills had no outcome (a crash between journaling and telling): told now", lost,
+                        extra={"user_id": self.user_id})
+        for r in self.journal.outcomes(self.user_id, after_seq=max(0, self.journal.last_outcome_seq(self.user_id)
+                                                                    - republish)):
+            fields = {k: r[k] for k in StrategyOutcome.__struct_fields__ if k in r and k not in ("user_id", "ts")}
+            out = StrategyOutcome(**{**fields, "user_id": self.user_id, "seq": r["id"], "ts": time.time_ns(),
+                                     "transaction_type": TransactionType(r["transaction_type"])
+                                     if r["transaction_type"] else None})
+            await self.bus.js_publish(subjects.outcomes(self.user_id), out, msg_id=f"{self.user_id}:{r['key']}")
+        return lost
+
+
 def strategy_positions(journal: Journal, user_id: str, strategy_id: str = "") -> dict:
     """Every strategy's positions rebuilt from the journaled fills (a restarted strategy worker)."""
     seq = journal.last_outcome_seq(user_id)

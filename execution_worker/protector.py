@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 from execution_worker import placing
 from execution_worker.alerts import alert
@@ -267,9 +266,11 @@ class Protector:
 
 
 def started(desk: Desk, slippage_pct: float) -> Protector:
-    """A desk's protector, wired to its order changes; every position is brought in line at once."""
+    """A desk's protector, wired to its order changes. Every position is brought in line by the desk's
+    first reconciliation pass (``live.Desks._loop``), not before: after a restart the journal may lack
+    fills the broker already has (an exit that filled while no worker ran), and a stop placed from
+    that stale book would open a position."""
     protector = Protector(desk, slippage_pct)
     desk.protector = protector
     desk.on_change = protector.on_order
-    desk.bus.spawn(protector.sync_all(), name=f"protect:{desk.user_id}:{time.time_ns()}")
     return protector

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from shared.kite.models import Order as KiteOrder
 
 WORKING = {"OPEN", "TRIGGER PENDING", "OPEN PENDING", "MODIFY PENDING", "VALIDATION PENDING",
-           "PUT ORDER REQ RECEIVED", "MODIFY VALIDATION PENDING", "TRIGGER PENDING"}
+           "PUT ORDER REQ RECEIVED", "MODIFY VALIDATION PENDING"}
 EXITS = {"exit", "stop_loss", "target", "flatten"}  # orders that may only reduce a position
 
 
@@ -34,6 +34,25 @@ def account_net(trades: list[dict]) -> dict[tuple[str, str], int]:
         key = (t["tradingsymbol"], t["product"] or "MIS")
         out[key] = out.get(key, 0) + signed(t)
     return {k: v for k, v in out.items() if v}
+
+
+def stop_cover(broker_orders: list[KiteOrder], orders: list[dict]) -> dict[tuple[str, str], int]:
+    """(strategy_id, tradingsymbol) -> what its working stops at the broker would trade (signed)."""
+    by_tag = {r["tag"]: r for r in orders}
+    cover: dict[tuple[str, str], int] = {}
+    for o in broker_orders:
+        row = by_tag.get(o.tag or "")
+        if row is not None and row["kind"] == "stop_loss" and o.status in WORKING:
+            key = (row["strategy_id"], o.tradingsymbol)
+            sign = -1 if o.transaction_type == "SELL" else 1  # a stop sells a long, buys back a short
+            cover[key] = cover.get(key, 0) + sign * (o.quantity - o.filled_quantity)
+    return cover
+
+
+def uncovered(broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict]) -> dict:
+    """Positions whose stops at the broker do not cover exactly what is held: key -> (held, covered)."""
+    cover = stop_cover(broker_orders, orders)
+    return {k: (q, -cover.get(k, 0)) for k, q in journal_positions(trades).items() if q and cover.get(k, 0) != -q}
 
 
 @dataclass
@@ -80,14 +99,7 @@ class Invariants:
 
     def _protected(self, t: float, broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict],
                    protected_since: float) -> None:
-        by_tag = {r["tag"]: r for r in orders}
-        cover: dict[tuple[str, str], int] = {}
-        for o in broker_orders:
-            row = by_tag.get(o.tag or "")
-            if row is not None and row["kind"] == "stop_loss" and o.status in WORKING:
-                key = (row["strategy_id"], o.tradingsymbol)
-                sign = -1 if o.transaction_type == "SELL" else 1  # a stop sells a long, buys back a short
-                cover[key] = cover.get(key, 0) + sign * (o.quantity - o.filled_quantity)
+        cover = stop_cover(broker_orders, orders)
         positions = journal_positions(trades)
         for key in set(self._stable) - {k for k, q in positions.items() if q}:
             del self._stable[key]

@@ -29,7 +29,7 @@ from strategy_worker.strategies import registry
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login
 from tests.system.chaos import Chaos
-from tests.system.invariants import WORKING, Invariants, account_net, journal_positions
+from tests.system.invariants import WORKING, Invariants, account_net, journal_positions, uncovered
 from ticker_worker.main import amain as ticker_main
 
 USER = "DEMO01"
@@ -237,6 +237,17 @@ async def _wind_down(bus, kite, journal, report) -> None:
         positions = (await call(kite.positions)).net
         inv.fail(report.seconds, f"kta's book {account_net(journal.trades(USER))} != the broker's "
                                  f"{ {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity} }")
+
+    async def all_protected():  # Stop keeps every position protected: each has its stop for all of it
+        left = uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER))
+        return not left or None
+
+    try:
+        await eventually(all_protected, timeout=30, what="every position protected after Stop")
+        inv.checked_protection += len([q for q in journal_positions(journal.trades(USER)).values() if q])
+    except AssertionError:
+        inv.fail(report.seconds, f"unprotected after Stop: "
+                                 f"{uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER))}")
     strategies = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies())
     believed = {(r["strategy_id"], int(tok)): q for r in strategies.data for tok, q in r["position"].items() if q}
     names = {v: k for k, v in SYMBOLS.items()}
@@ -254,8 +265,12 @@ async def _wind_down(bus, kite, journal, report) -> None:
 
     try:
         await eventually(flat, timeout=40, what="flat at the broker and in the journal, nothing working")
-    except AssertionError as e:
-        inv.fail(report.seconds, str(e))
+    except AssertionError:
+        positions = {(p.tradingsymbol, p.product): p.quantity for p in (await call(kite.positions)).net if p.quantity}
+        working = [(o.tradingsymbol, o.transaction_type, o.quantity, o.order_type, o.status, o.tag)
+                   for o in await call(kite.orders) if o.status in WORKING]
+        inv.fail(report.seconds, f"not flat after the square-off: broker {positions}, journal "
+                                 f"{account_net(journal.trades(USER))}, working at the broker {working}")
     inv.fills_journaled(report.seconds, await call(kite.trades), journal.orders(USER), journal.trades(USER))
     broker_orders = await call(kite.orders)
     inv.sample(report.seconds, {}, broker_orders, journal.orders(USER), journal.trades(USER), 0.0)
