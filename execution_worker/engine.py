@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from execution_worker.alerts import alert
 from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
 from execution_worker.outcomes import Outcomes
@@ -166,6 +167,10 @@ class Desk:
         elif order.state in (OrderState.REJECTED, OrderState.FAILED):
             await self.outcomes.emit(f"rejected:{order.tag}", kind="rejected", quantity=order.quantity,
                                      code=order.failure or "REJECTED", reason=order.status_message, **common)
+            await alert(self.bus, self.user_id, "order_rejected",
+                        f"{order.tradingsymbol}: {order.kind} order rejected",
+                        f"{order.transaction_type.value} {order.quantity} {order.tradingsymbol} ({order.strategy_id or 'manual'}"
+                        f"): {order.status_message or order.failure or 'rejected'}", key=f"rejected:{order.tag}")
 
     async def on_broker(self, kite_order: KiteOrder, trades: dict[str, list[Trade]] | None = None) -> bool:
         """Fold one broker view of an order into the book. False for orders kta doesn't own.

@@ -244,6 +244,10 @@ class Desks:
                                     archive_dir=self.settings.data_path / "archive").run()
         for s in summaries:
             log.info("day closed for %s: %s", desk.user_id, msgspec.to_builtins(s))
+            await alert(self.bus, desk.user_id, "eod_report", f"kta: the day's report for {s.day}",
+                        f"P&L {m.format_inr(s.realised_pnl)}, {s.journal.total_trades} closed trade(s), win rate "
+                        f"{s.journal.win_rate:.0f} %, {s.signals} signals ({s.signals_refused} refused), kill switch "
+                        f"{s.kill_switch}", severity="info", key=f"eod:{s.day}")
         if state is not None:
             await self.publish_risk(state)
 

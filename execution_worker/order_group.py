@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from execution_worker import margin_check, placing
+from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.journal import ACCEPTED, REFUSED
 from execution_worker.signals import decided_quantities, judge
@@ -92,8 +93,13 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
         plan.done(step, filled(orders), ok, failure)
     j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure,
                    state=plan.state, detail=plan.detail)
-    if plan.state == "needs_attention" and group.intent == "entry":
-        log.error("group %s NEEDS ATTENTION: rollback incomplete", group.id, extra={"user_id": desk.user_id})
+    if plan.state == "needs_attention":
+        log.error("group %s NEEDS ATTENTION: %s", group.id, plan.detail, extra={"user_id": desk.user_id})
+        what = "rollback" if group.intent == "entry" else "exit"
+        await alert(desk.bus, desk.user_id, "needs_attention",
+                    f"{group.structure} on {group.underlying}: {what} could not complete",
+                    f"{group.strategy_id}: {plan.reason or plan.detail} — check the positions and close what is left",
+                    severity="critical", key=f"needs_attention:{group.id}")
     if plan.state != "completed":
         await legs_ended(desk, group, plan.code, plan.reason)
     return plan.state

@@ -42,11 +42,20 @@ async def test_fills_refusals_rejections_and_cancels_reach_the_strategy(bus, sim
     refused = await eventually(lambda: outcomes.of("out-1", "refused"), what="the refusal")
     assert (refused[0].code, refused[0].signal_id, refused[0].position) == ("POSITION_SIZE", too_big.id, 3)
 
+    alerts: list[m.Alert] = []
+
+    async def on_alert(a, msg):
+        alerts.append(a)
+
+    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
     sim.faults(reject_next=1, reject_reason="RMS:Margin Exceeds")
     rejected_sig = signal("out-rejected", qty=1, strategy_id="out-2")
     await bus.js_publish(subjects.signals(USER), rejected_sig, msg_id=rejected_sig.id)
     rejected = await eventually(lambda: outcomes.of("out-2", "rejected"), what="the rejection")
     assert "Margin" in rejected[0].reason and rejected[0].position == 0
+    (told,) = await eventually(lambda: [a for a in alerts if a.kind == "order_rejected"], what="the trader alerted")
+    (order,) = journal.orders_of_signal(rejected_sig.id)
+    assert told.key == f"rejected:{order['tag']}" and "Margin" in told.detail and told.severity == "warning"
 
     sim.faults(partial_then_cancel_next=1)
     partial = signal("out-partial", qty=40, strategy_id="out-3")
