@@ -36,6 +36,11 @@ class MarketCalendar:
                              and first + timedelta(days=i) not in sessions)
         return holidays, first, last
 
+    def load(self) -> None:
+        """Read the calendar now (the first read imports exchange-calendars: seconds). An event loop runs
+        this in a thread before its first question, so no question blocks the loop."""
+        self._known  # noqa: B018 - the cached read is the point
+
     @property
     def holidays(self) -> frozenset[date]:
         """Weekday closures the calendar knows, plus the extra ones."""

@@ -20,7 +20,7 @@ from datetime import datetime
 from shared import messages as m
 from shared import metrics, subjects
 from shared.ist import IST
-from shared.market_calendar import CALENDAR
+from shared.market_calendar import CALENDAR, MarketCalendar
 
 log = logging.getLogger("kta.ticker_worker")
 LIVE, STALE, CLOSED, WAITING = "live", "stale", "closed", "waiting"  # waiting: no broker session yet
@@ -31,17 +31,25 @@ class MarketHours:
     expected on a weekend or an exchange holiday), or ``"always"`` for a
     broker that ticks around the clock (kite_sim without --market-hours)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, calendar: MarketCalendar = CALENDAR) -> None:
         self.always = spec.strip().lower() == "always"
+        self.calendar = calendar
         if not self.always:
             start, end = spec.split("-")
             self.start, self.end = (_minutes(start), _minutes(end))
+
+    async def ready(self) -> None:
+        """The exchange calendar read in a thread: its first read imports exchange-calendars (seconds on a
+        busy machine), which on the event loop froze the ticker — no ticks, no health answers — at the
+        first user's Start."""
+        if not self.always:
+            await asyncio.to_thread(self.calendar.load)
 
     def open(self, epoch: float) -> bool:
         if self.always:
             return True
         t = datetime.fromtimestamp(epoch, IST)
-        return CALENDAR.is_trading_day(t.date()) and self.start <= t.hour * 60 + t.minute < self.end
+        return self.calendar.is_trading_day(t.date()) and self.start <= t.hour * 60 + t.minute < self.end
 
 
 def _minutes(hhmm: str) -> int:
@@ -92,6 +100,7 @@ class Freshness:
     # ---- the judging loop ------------------------------------------------------------------
 
     async def run(self, every: float = 1.0) -> None:
+        await self.hours.ready()
         while True:
             await self.judge()
             await asyncio.sleep(every)

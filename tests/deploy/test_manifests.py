@@ -55,7 +55,11 @@ def test_compose_nats_cluster_profiles_and_volumes():
     nats = {n: s for n, s in services.items() if str(s.get("image", "")).startswith("nats:")}
     assert nats
     conf = (mf.DEPLOY / "nats" / "nats.conf").read_text()
-    assert "jetstream" in conf and all(f"nats-route://{n}:6222" in conf for n in nats)
+    from shared.natsauth import COMPOSE_ROUTES
+
+    # the routes (with their password) come from the generated cluster.conf, whose default names these nodes
+    assert "jetstream" in conf and re.search(r"cluster \{[^}]*include \./cluster\.conf", conf)
+    assert sorted(COMPOSE_ROUTES) == sorted(f"{n}:6222" for n in nats)
     for svc in nats.values():
         assert svc["healthcheck"] and svc["restart"] == "unless-stopped"
         assert any(v.startswith("./nats/nats.conf:") for v in svc["volumes"])
@@ -155,6 +159,7 @@ def test_every_nats_client_in_compose_has_its_own_identity_and_the_servers_requi
     for name, svc in doc["services"].items():
         if str(svc.get("image", "")).startswith("nats:"):
             assert any(v.startswith("./nats-auth/server.conf:/etc/nats/auth.conf") for v in svc["volumes"])
+            assert any(v.startswith("./nats-auth/cluster.conf:/etc/nats/cluster.conf") for v in svc["volumes"])
         elif mf.is_kta(svc) and name != "kite-sim":
             env = mf.env_of(svc)
             assert env["KTA_NATS_CREDS"] == "/run/secrets/nats.creds", name

@@ -49,15 +49,14 @@ class Proc:
 
 
 def nats_conf(index: int, client: int, monitor: int, routes: dict[str, int], store: Path) -> str:
-    """deploy/nats/nats.conf with its ports and hosts moved to loopback (node names kept)."""
+    """deploy/nats/nats.conf with its ports and hosts moved to loopback (node names kept); the routes
+    are in the ``cluster.conf`` it includes (``AuthDir.write_cluster_conf`` with loopback addresses)."""
     text = (mf.DEPLOY / "nats" / "nats.conf").read_text()
     text = text.replace("$SERVER_NAME", f"nats-{index}")
     text = re.sub(r"^port: 4222$", f"host: 127.0.0.1\nport: {client}", text, flags=re.M)
     text = re.sub(r"^http_port: 8222$", f"http: 127.0.0.1:{monitor}", text, flags=re.M)
     text = re.sub(r"^(\s+)port: 6222$", rf"\1listen: 127.0.0.1:{routes[f'nats-{index}']}", text, flags=re.M)
     text = text.replace("/data/jetstream", str(store))
-    for name, port in routes.items():
-        text = text.replace(f"nats-route://{name}:6222", f"nats-route://127.0.0.1:{port}")
     assert "6222" not in text and "4222" not in text, text
     return text
 
@@ -86,8 +85,10 @@ class Topology:
 
     def start_nats(self) -> None:
         names = [f"nats-{i}" for i in (1, 2, 3)]
-        shutil.copy(self.auth.server_conf, self.tmp / "auth.conf")  # compose mounts it beside nats.conf
+        shutil.copy(self.auth.server_conf, self.tmp / "auth.conf")  # compose mounts both beside nats.conf
         routes = {n: natsd.free_port() for n in names}
+        shutil.copy(self.auth.write_cluster_conf(f"127.0.0.1:{port}" for port in routes.values()),
+                    self.tmp / "cluster.conf")
         self.client_ports = [natsd.free_port() for _ in names]
         for i, name in enumerate(names, 1):
             conf = self.tmp / f"{name}.conf"

@@ -14,6 +14,7 @@ from shared import messages as m
 from shared import metrics, natsd, natsperms
 from shared import subjects as s
 from shared.broker_sessions import put_session, vault_for
+from shared.market_calendar import MarketCalendar
 from tests.gateway.conftest import serve
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login, start_sim
@@ -42,6 +43,22 @@ def test_market_hours_are_ist_weekdays_or_always():
     assert MarketHours("always").open(monday_1000_ist - 2 * 86400)
     assert hours.open(1_792_384_200)  # Monday 19 Oct 2026 10:00 IST
     assert not hours.open(1_792_470_600)  # Tuesday 20 Oct 2026 10:00 IST: an exchange holiday, no ticks expected
+
+
+async def test_the_calendar_is_read_off_the_event_loop():
+    """Reading the calendar the first time imports exchange-calendars (seconds): the loop keeps running."""
+    calendar, turns = MarketCalendar(), 0
+
+    async def other_work():
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    await MarketHours("09:15-15:30", calendar).ready()
+    other.cancel()
+    assert "_known" in calendar.__dict__ and turns > 0  # loaded, and other work ran meanwhile
 
 
 async def test_a_silent_feed_turns_stale_everywhere_and_live_again(bus, own_sim, data_dir):
