@@ -1,15 +1,17 @@
 """The backtest desk works a position's stop as the live protector does (shared/trading/protection.py): the SL
 triggers; the target reached first turns it into a LIMIT there, filled once the price trades through it; the price
-back at the stop while that LIMIT waits moves it to the stop's own limit, and it fills as the SL would have."""
+back at the stop while that LIMIT waits moves it to the stop's own limit, and it fills as the SL would have. Above the
+freeze quantity the entry and its stop are sliced as live."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 
 from shared import ist
 from shared import messages as m
+from shared.kite.models import Instrument
 from strategy_worker.backtest.desk import Desk
 from strategy_worker.backtest.results import Recorder
 from tests.backtest.kit import INFY, START
@@ -79,3 +81,22 @@ def test_target_then_stop_inside_one_bar():
     desk, _ = long_infy()
     (fill,) = bar(desk, 1, 150000, 152000, 146500, 146800)
     assert (fill.price, fill.position) == (STOP - 5, 0)
+
+
+def test_above_the_freeze_quantity_entry_and_stop_are_sliced_as_live():
+    ce = Instrument(instrument_token=7, exchange_token=7, tradingsymbol="NIFTY26MAR26000CE", name="NIFTY",
+                    last_price=0.0, expiry=date(2026, 3, 10), strike=26000.0, tick_size=0.05, lot_size=65,
+                    instrument_type="CE", segment="NFO-OPT", exchange="NFO")
+    desk = Desk("DEMO01", {7: ce}, Recorder(capital=100_000_000), {7: 100.0}, m.RiskLimits(max_position_lots=50))
+    desk.new_day(ist.day(T0))
+    desk.now = T0
+    sig = m.Signal(id="e1", user_id="DEMO01", strategy_id="s1", strategy="manual", exchange=m.Exchange.NFO,
+                   tradingsymbol=ce.tradingsymbol, instrument_token=7, transaction_type=m.TransactionType.BUY,
+                   quantity=1820, product=m.Product.NRML, order_type=m.OrderType.MARKET, stop_loss=8000, intent="entry")
+    out = desk.submit(sig)
+    assert sorted(o.quantity for o in out if o.kind == "filled") == [65, 1755]  # the live freeze slices (1,800)
+    stops = sorted((r.order for rs in desk.resting.values() for r in rs.values()), key=lambda o: o.quantity)
+    assert [(o.quantity, o.order_type, o.trigger_price) for o in stops] == [(65, "SL", 8000), (1755, "SL", 8000)]
+    desk.now = T0 + 60
+    fills = desk.on_path(7, (10000, 10100, 7900, 7950))
+    assert sorted(f.quantity for f in fills) == [65, 1755] and fills[-1].position == 0
