@@ -27,7 +27,8 @@ from shared.trading.order import (
 )
 
 log = logging.getLogger("kta.execution")
-UPDATE_GRACE = 2.0  # s an order's WebSocket update is awaited before the broker is asked
+UPDATE_GRACE = 2.0  # s an order's WebSocket update is awaited before the broker is asked (an exit waits on it)
+CONFIRM_GRACE = 10.0  # the same after a placement: nothing waits on it, and reconciliation (30 s) backs it up
 
 
 async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | None:
@@ -113,7 +114,7 @@ async def confirm(desk: Desk, order_id: str, attempts: int = 8) -> None:
     relays the user's updates, its first word on the order is awaited instead (reconciliation stays
     the safety net): no read-back on the hot path, none of the api_key's 10 requests/s spent."""
     order = desk.book.by_order_id(order_id)
-    if order is not None and desk.updates_flowing and await settled(desk, [order], UPDATE_GRACE, _heard):
+    if order is not None and desk.updates_flowing and await settled(desk, [order], CONFIRM_GRACE, _heard):
         return
     delay = 0.1
     for _ in range(attempts):
