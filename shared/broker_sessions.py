@@ -42,6 +42,15 @@ async def _kv(bus: Bus):
     return await bus.kv(subjects.KV_BROKER_SESSIONS)
 
 
+async def _entry(kv, user_id: str):
+    """The user's stored session entry; None when there is none (never written, deleted, purged)."""
+    try:
+        entry = await kv.get(subjects.user(user_id))
+    except Exception:  # noqa: BLE001 - KeyNotFound / deleted
+        return None
+    return entry if entry and entry.value else None
+
+
 async def put_session(bus: Bus, vault: Vault, user_id: str, api_key: str, access_token: str, login_time: str = "",
                       expires_at: int = 0, egress_proxy: str = "", egress_local_address: str = "") -> BrokerSession:
     session = BrokerSession(user_id=subjects.user(user_id), api_key=api_key, access_token_enc=vault.encrypt(access_token),
@@ -58,11 +67,8 @@ async def set_egress(bus: Bus, user_id: str, proxy: str, local_address: str) -> 
     False when the user has no session: the next Kite login carries the setting."""
     kv = await _kv(bus)
     for _ in range(5):  # compare-and-set: a login writing the session meanwhile is never overwritten
-        try:
-            entry = await kv.get(subjects.user(user_id))
-        except Exception:  # noqa: BLE001 - KeyNotFound / deleted
-            return False
-        if not entry or not entry.value:
+        entry = await _entry(kv, user_id)
+        if entry is None:
             return False
         session = msgspec.structs.replace(_decoder.decode(entry.value), egress_proxy=proxy,
                                           egress_local_address=local_address)
@@ -84,12 +90,8 @@ def _live(vault: Vault, raw: bytes) -> LiveSession | None:
 
 
 async def get_session(bus: Bus, vault: Vault, user_id: str) -> LiveSession | None:
-    kv = await _kv(bus)
-    try:
-        entry = await kv.get(subjects.user(user_id))
-    except Exception:  # noqa: BLE001 - KeyNotFound / deleted
-        return None
-    if not entry or not entry.value:
+    entry = await _entry(await _kv(bus), user_id)
+    if entry is None:
         return None
     live = _live(vault, entry.value)
     return None if live is None or live.expired else live
