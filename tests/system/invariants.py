@@ -4,14 +4,18 @@ time and the numbers, so a failing run says exactly what went wrong and when."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from shared import ist
 from shared.kite.models import Order as KiteOrder
 
 WORKING = {"OPEN", "TRIGGER PENDING", "OPEN PENDING", "MODIFY PENDING", "VALIDATION PENDING",
            "PUT ORDER REQ RECEIVED", "MODIFY VALIDATION PENDING"}
 EXITS = {"exit", "stop_loss", "target", "flatten"}  # orders that may only reduce a position
+FINAL = {"COMPLETE", "CANCELLED", "REJECTED", "FAILED"}
+EXIT_WINDOW = 10.0  # seconds an exit may take between taking its stop off and its own order being journaled
 
 
 def signed(trade: dict) -> int:
@@ -47,6 +51,23 @@ def stop_cover(broker_orders: list[KiteOrder], orders: list[dict]) -> dict[tuple
             sign = -1 if o.transaction_type == "SELL" else 1  # a stop sells a long, buys back a short
             cover[key] = cover.get(key, 0) + sign * (o.quantity - o.filled_quantity)
     return cover
+
+
+def closing(orders: list[dict]) -> set[tuple[str, str]]:
+    """Positions kta is closing right now: an exit or flatten still working, or their latest stop taken
+    off by kta for an exit (an exit first clears the stop, then sends its own order)."""
+    out: set[tuple[str, str]] = set()
+    latest_stop: dict[tuple[str, str], dict] = {}
+    for r in orders:  # oldest first
+        key = (r["strategy_id"], r["tradingsymbol"])
+        if r["kind"] in ("exit", "flatten") and r["state"] not in FINAL:
+            out.add(key)
+        if r["kind"] == "stop_loss":
+            latest_stop[key] = r
+    recent = ist.stamp(time.time() - EXIT_WINDOW)  # an exit that long after its stop went is not closing it
+    out |= {k for k, r in latest_stop.items()
+            if (r["cancel_reason"] or "").startswith("exit signal") and (r["updated_ts"] or "") >= recent}
+    return out
 
 
 def uncovered(broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict]) -> dict:
@@ -101,6 +122,7 @@ class Invariants:
                    protected_since: float) -> None:
         cover = stop_cover(broker_orders, orders)
         positions = journal_positions(trades)
+        exiting = closing(orders)
         for key in set(self._stable) - {k for k, q in positions.items() if q}:
             del self._stable[key]
         for key, q in positions.items():
@@ -110,7 +132,7 @@ class Invariants:
             if was is None or was[0] != q:
                 self._stable[key] = (q, t)
                 continue
-            if t - max(was[1], protected_since) < self.grace:
+            if t - max(was[1], protected_since) < self.grace or key in exiting:
                 continue
             self.checked_protection += 1
             if cover.get(key, 0) != -q:
