@@ -147,6 +147,15 @@ class Journal:
             )
         )
 
+    def active_users(self) -> set[str]:
+        """Users with a working order or a fill today: what a restarted worker must watch at once."""
+        marks = ",".join("?" * len(TERMINAL_STATES))
+        rows = self.db.execute(
+            f"SELECT user_id FROM orders WHERE state NOT IN ({marks}) AND status NOT IN ({marks})"
+            " UNION SELECT user_id FROM trades WHERE day = ?",
+            [*TERMINAL_STATES, *TERMINAL_STATES, self.today()]).fetchall()
+        return {r[0] for r in rows}
+
     def orders(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
         return self._rows("orders", user_id, day, "created_ts", limit)
 

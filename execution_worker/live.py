@@ -51,6 +51,7 @@ class Desks:
         self.prices = Prices(bus)
         self.exercisers: dict[str, ExerciseHandler] = {}
         self.crosschecks: dict[str, CrossCheck] = {}
+        self.opening: dict[str, asyncio.Lock] = {}
 
     def risk(self, user_id: str) -> RiskManager:
         if user_id not in self.risks:
@@ -62,6 +63,12 @@ class Desks:
         desk = self.desks.get(user_id)
         if desk is not None:
             return desk
+        # one opening at a time per user: after a restart the feeds, the commands and the partition's
+        # acquisition all ask at once, and two desks would each place the same stop from the journal
+        async with self.opening.setdefault(user_id, asyncio.Lock()):
+            return self.desks.get(user_id) or await self._open(user_id)
+
+    async def _open(self, user_id: str) -> Desk | None:
         try:
             await self.clients.instrument_list(user_id)  # today's (refreshed daily, in place)
             client = await self.clients.client(user_id)  # last: a close() meanwhile cannot hand us a closed one

@@ -45,7 +45,7 @@ class ExecutionWorker:
                            m.BrokerOrderUpdate, self.on_order_update, batch=64, per_user=True),
             partition.Feed(subjects.STREAM_BROKER, "execution-broker-events", subjects.broker_events(every),
                            m.BrokerEvent, self.on_broker_event, batch=16),
-        ], on_release=self.release_partition).start()
+        ], on_acquire=self.acquire_partition, on_release=self.release_partition).start()
         await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, accept=self.parts.owns)
         for svc in ("execution", "risk", "journal"):
             await self.bus.serve(subjects.cmd_wildcard(svc), self.on_command, accept=self.parts.owns)
@@ -185,6 +185,12 @@ class ExecutionWorker:
         desk = self.desks.desks.get(user_id)
         return {**msgspec.to_builtins(execution_summary(self.journal.orders(user_id), desk.latencies_ms if desk else ())),
                 "orders_leave_from": self.desks.clients.leaves_from(user_id)}  # the egress this worker sends from
+
+    async def acquire_partition(self, p: int) -> None:
+        # a crash left positions and orders working: their protection, target watch, reconciliation and
+        # cross-check start now, not at the user's next signal, order update or command
+        for user_id in (u for u in self.journal.active_users() if partition.of(u) == p):
+            self.bus.spawn(self.desks.desk(user_id), name=f"desk:{user_id}")
 
     async def release_partition(self, p: int) -> None:
         for user_id in self.parts.users_in(p, set(self.desks.desks) | set(self.desks.risks)):

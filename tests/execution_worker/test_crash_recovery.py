@@ -7,12 +7,14 @@ import os
 import signal as signals
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 from execution_worker.journal import Journal
 from shared.trading.order import is_terminal
 from shared.trading.planning import make_tag
+from shared import messages as m
 from shared import subjects
 from shared.config import to_env
 from shared.kite import errors
@@ -93,4 +95,48 @@ async def test_sigkill_mid_stream_loses_no_signal_and_duplicates_no_order(bus, s
             proc.kill()
         await kite.aclose()
         sim.reset_faults()
+        sim.admin("price", {"underlying": "INFY", "price": None})
+
+
+async def test_a_restarted_worker_watches_its_positions_before_anything_arrives(bus, sim, data_dir, tmp_path):
+    """No signal, order update or command after the restart: the target is still watched on ticks."""
+    sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, reconcile_interval=1.0,
+                              positions_interval=1.0)
+    await put_session(bus, vault_for(settings), USER, sim.api_key, login(sim))
+    sig = signal(f"watch-{os.getpid()}", qty=5, stop=147000, target=152000, strategy_id="watch-1")
+    journal = Journal(data_dir / "journal.db")
+
+    def held() -> int:
+        return sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1)
+                   for t in journal.trades(USER) if t["strategy_id"] == "watch-1")
+
+    proc = spawn(settings, tmp_path / "worker.log")
+    try:
+        await wait_health(bus, "execution", timeout=30)
+        await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        await eventually(lambda: held() == 5 and [r for r in journal.open_orders(USER)
+                                                  if r["strategy_id"] == "watch-1" and r["order_id"]],
+                         timeout=30, what="the entry filled and its stop at the broker")
+        proc.send_signal(signals.SIGKILL)
+        assert proc.wait(10) == -signals.SIGKILL
+        proc = spawn(settings, tmp_path / "worker.log")
+        await wait_health(bus, "execution", timeout=30)
+        sim.admin("price", {"underlying": "INFY", "price": 1530.0})
+        tick = m.Tick(instrument_token=408065, mode="full", tradable=True, last_price=1530.0,
+                      received_at=time.time_ns())
+
+        async def ticked_out():
+            await bus.publish(subjects.ticks(408065), tick)
+            return held() == 0
+
+        await eventually(ticked_out, timeout=30, what="the restarted worker closed the position at its target")
+    finally:
+        proc.send_signal(signals.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         sim.admin("price", {"underlying": "INFY", "price": None})
