@@ -35,6 +35,14 @@ def spawn(settings, log_path: Path) -> subprocess.Popen:
                             stdout=log, stderr=subprocess.STDOUT)
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signals.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 async def test_sigkill_mid_stream_loses_no_signal_and_duplicates_no_order(bus, sim, data_dir, tmp_path):
     sim.reset_faults()
     sim.admin("accounts/reset", {"user_id": USER})  # a fresh journal on an account that never traded
@@ -88,11 +96,7 @@ async def test_sigkill_mid_stream_loses_no_signal_and_duplicates_no_order(bus, s
         for tag in book:  # the journal knows each of them by its broker id
             assert journal.order_by_tag(tag)["order_id"]
     finally:
-        proc.send_signal(signals.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         await kite.aclose()
         sim.reset_faults()
         sim.admin("price", {"underlying": "INFY", "price": None})
@@ -134,9 +138,5 @@ async def test_a_restarted_worker_watches_its_positions_before_anything_arrives(
 
         await eventually(ticked_out, timeout=30, what="the restarted worker closed the position at its target")
     finally:
-        proc.send_signal(signals.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         sim.admin("price", {"underlying": "INFY", "price": None})
