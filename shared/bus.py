@@ -264,7 +264,26 @@ class Bus(JetStream):
         rejects is left to another instance (no reply): partitioned workers answer for their own.
         A command carrying a request id is answered once per id (``shared/replies.py``)."""
 
+        chains: dict[str, asyncio.Task] = {}
+
         async def cb(msg: Msg) -> None:
+            # nats-py awaits one callback at a time per subscription: a slow command of one user (a
+            # StartLive waiting on the broker) would hold up every other user's. Each user gets a chain
+            # of their own instead: users answered concurrently, each user's commands in order.
+            try:
+                key = subjects.user_of(msg.subject)
+            except subjects.SubjectError:
+                key = ""
+            task = self.spawn(after(chains.get(key), msg), name=f"command:{msg.subject}")
+            chains[key] = task
+            task.add_done_callback(lambda t, k=key: chains.pop(k, None) if chains.get(k) is t else None)
+
+        async def after(previous: asyncio.Task | None, msg: Msg) -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            await handle(msg)
+
+        async def handle(msg: Msg) -> None:
             if accept is not None:
                 try:
                     if not accept(subjects.user_of(msg.subject)):

@@ -88,6 +88,29 @@ async def test_request_reply_and_bad_command(bus):
     assert isinstance(err, m.Error) and err.code == "bad_request" and err.field == "strategy"
 
 
+async def test_one_users_slow_command_holds_up_no_other_user_and_each_users_stay_in_order(bus):
+    started, release = asyncio.Event(), asyncio.Event()
+    seen: list[tuple[str, str]] = []
+
+    async def handler(cmd, user_id, msg):
+        seen.append((user_id, cmd.strategy))
+        if cmd.strategy == "slow":
+            started.set()
+            await release.wait()
+        return m.Ok(data={"strategy": cmd.strategy})
+
+    await bus.serve(s.cmd_wildcard("strategy"), handler)
+    slow = asyncio.ensure_future(bus.request(s.cmd("DEMO01", "strategy", "add"), m.AddStrategy(strategy="slow")))
+    await started.wait()
+    queued = asyncio.ensure_future(bus.request(s.cmd("DEMO01", "strategy", "add"), m.AddStrategy(strategy="next")))
+    other = await bus.request(s.cmd("DEMO02", "strategy", "add"), m.AddStrategy(strategy="rsi"), timeout=5)
+    assert other.data == {"strategy": "rsi"}  # answered while DEMO01's first command still runs
+    assert ("DEMO01", "next") not in seen and not queued.done()  # DEMO01's second waits for its first
+    release.set()
+    assert [(await slow).data, (await queued).data] == [{"strategy": "slow"}, {"strategy": "next"}]
+    assert [x for x in seen if x[0] == "DEMO01"] == [("DEMO01", "slow"), ("DEMO01", "next")]
+
+
 async def test_gather_collects_one_reply_per_service(nats_server):
     buses = [await connect(nats_server, name) for name in ("ticker", "strategy", "execution")]
 
