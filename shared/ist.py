@@ -18,6 +18,8 @@ def now(epoch_seconds: float) -> datetime:
 
 def day(epoch_seconds: float) -> str:
     """The IST calendar day (yyyy-mm-dd) of an instant."""
+    if type(epoch_seconds) is int:
+        return _day_text(midnight(epoch_seconds))
     return now(epoch_seconds).strftime("%Y-%m-%d")
 
 
@@ -33,7 +35,20 @@ def midnight(epoch_seconds: int) -> int:
 
 def stamp(epoch_seconds: float) -> str:
     """Kite's timestamp format, "yyyy-mm-dd hh:mm:ss" in IST."""
+    if type(epoch_seconds) is int:  # whole seconds (a backtest's clock, every order event): no strftime
+        sec = (epoch_seconds + OFFSET_SECONDS) % DAY_SECONDS
+        return f"{_day_text(epoch_seconds - sec)} {sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}"
     return now(epoch_seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_DAYS: dict[int, str] = {}  # IST midnight -> its yyyy-mm-dd (one entry per day seen)
+
+
+def _day_text(midnight_s: int) -> str:
+    text = _DAYS.get(midnight_s)
+    if text is None:
+        text = _DAYS[midnight_s] = now(midnight_s).strftime("%Y-%m-%d")
+    return text
 
 
 def parse(text: str) -> float:
