@@ -230,20 +230,20 @@ class Market:
         away = abs(inst.strike - self.spot(inst.underlying, d, sec)) / u.step if u and inst.strike else 0.0
         buy, sell = book.depth(inst, ltp, tick, rng, away)
         oi = self.open_interest(inst, ltp) if inst.instrument_type in ("FUT", "CE", "PE") else 0
-        band = 0.2 if inst.instrument_type == "EQ" else 0.5
+        band_pct = fills.band_pct(inst.instrument_type)
         return Quote(ltp, round_tick(float(o), tick), round_tick(float(h), tick), round_tick(float(lo), tick),
                      round_tick(float(prev), tick), vol, round_tick(float(atp), tick), int(rng.integers(1, 5)) * lots,
                      sum(q for _, q, _ in buy) * 7, sum(q for _, q, _ in sell) * 7, oi, int(oi * 1.03), int(oi * 0.95),
                      buy, sell, session_open(d) + timedelta(seconds=sec),
-                     *self._circuits(inst, prev, band, tick))
+                     *self._circuits(inst, prev, band_pct, tick))
 
     @staticmethod
-    def _circuits(inst: Instrument, prev: float, band: float, tick: float) -> tuple[float, float]:
+    def _circuits(inst: Instrument, prev: float, band_pct: float, tick: float) -> tuple[float, float]:
         """(lower, upper) circuit limits around the previous close, never below one tick."""
         if not inst.tradable:
             return 0.0, 0.0
         t = int(round(tick * 100))
-        lower, upper = fills.circuit_band(int(round(prev * 100)), band * 100, t)
+        lower, upper = fills.circuit_band(int(round(prev * 100)), band_pct, t)
         return max(t, lower) / 100, max(t, upper) / 100
 
     def open_interest(self, inst: Instrument, price: float) -> int:

@@ -16,6 +16,7 @@ from msgspec import Meta
 
 from shared import validation
 from shared.messages import RiskLimits
+from shared.trading.protection import SL_SLIPPAGE_PCT
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
 
@@ -89,7 +90,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     positions_interval: Annotated[float, Meta(gt=0)] = 30.0
     cancel_open_on_stop: bool = True
     group_fill_timeout: Annotated[float, Meta(gt=0)] = 10.0
-    sl_slippage_pct: Annotated[float, Meta(ge=0, le=10)] = 0.5
+    sl_slippage_pct: Annotated[float, Meta(ge=0, le=10)] = SL_SLIPPAGE_PCT
     default_stop_pct: Annotated[float, Meta(gt=0, le=50)] = 2.0  # Stop (protect): a stop for a position that has none
     market_protection: Annotated[int, Meta(ge=-1, le=100)] = -1
     # pre-trade margin check (POST /margins/basket): every multi-leg group, and entries worth at least this

@@ -99,6 +99,12 @@ def walk_depth(side: str, limit: int, remaining: int, levels: Iterable[tuple[int
     return out
 
 
+def band_pct(instrument_type: str) -> float:
+    """The circuit band around the previous close, percent: 20 % for a stock, 50 % for a derivative (kite_sim's
+    bands, and the backtest's)."""
+    return 20.0 if instrument_type == "EQ" else 50.0
+
+
 def circuit_band(prev_close: int, pct: float, tick: int) -> tuple[int, int]:
     """(lower, upper) circuit limits around the previous close."""
     return round_tick(prev_close * (1 - pct / 100), tick), round_tick(prev_close * (1 + pct / 100), tick)

@@ -23,6 +23,8 @@ from shared.messages import OrderRequest, OrderType, TransactionType
 from shared.trading import planning
 from shared.trading.order import Order
 
+SL_SLIPPAGE_PCT = 0.5  # the default limit beyond a stop's trigger, percent of it (KTA_SL_SLIPPAGE_PCT)
+
 # stop: the SL waits at its trigger, the target is watched; target: the price reached the target, the SL is a
 # LIMIT there; stopped: while it waited the price came back to the stop, the LIMIT is at the stop's limit;
 # failed: the stop was rejected twice, the position was closed

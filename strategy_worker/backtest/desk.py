@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from shared import ist
 from shared.charges import charges_paise
-from shared.fills import BarFills, circuit_band, trigger_hit
+from shared.fills import BarFills, band_pct, circuit_band, trigger_hit
 from shared.kite.models import Instrument
 from shared.messages import (
     OrderRequest,
@@ -47,6 +47,7 @@ from shared.trading.order import (
 from shared.trading.planning import lot_of, order_request, signal_requests, tick_paise
 from shared.trading.positions import PositionTracker
 from shared.trading.protection import (
+    SL_SLIPPAGE_PCT,
     Cancel,
     Modify,
     Place,
@@ -60,11 +61,10 @@ from strategy_worker.backtest.groups import place_group
 from strategy_worker.backtest.results import Recorder
 from strategy_worker.backtest.stops import wake_levels, walk
 
-SL_SLIPPAGE_PCT = 0.5  # the execution worker's default limit beyond an SL trigger (KTA_SL_SLIPPAGE_PCT)
-BAND_PCT = {"EQ": 20.0}  # circuit band around the previous close; futures: 50 % (kite_sim's bands)
-# Options have no band here: NSE's option ranges are set from the theoretical price and flexed through the day,
-# nothing like a fixed percentage of yesterday's close (a cheap option halves or triples in a session), and a
-# contract's candle at a price is proof that price was inside its range then.
+# Circuit bands are kite_sim's (``shared.fills.band_pct``), a stop's limit the execution worker's default
+# (``SL_SLIPPAGE_PCT``). Options have no band here: NSE's option ranges are set from the theoretical price and
+# flexed through the day, nothing like a fixed percentage of yesterday's close (a cheap option halves or triples in
+# a session), and a contract's candle at a price is proof that price was inside its range then.
 UNBANDED = frozenset({"CE", "PE"})
 
 
@@ -112,7 +112,7 @@ class Desk:
         prev = self.prev_close.get(inst.instrument_token)
         if not prev or inst.instrument_type in UNBANDED:
             return None
-        return circuit_band(prev, BAND_PCT.get(inst.instrument_type, 50.0), tick_paise(inst))
+        return circuit_band(prev, band_pct(inst.instrument_type), tick_paise(inst))
 
     # ---- signals ------------------------------------------------------------------------------
 
