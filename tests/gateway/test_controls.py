@@ -82,7 +82,9 @@ async def test_option_book_greeks_and_payoff_of_a_held_call_and_a_what_if_struct
     html = (await client.get("/ui/options/book", headers=hx(csrf))).text
     assert '<svg class="payoff"' in html and 'data-underlying="NIFTY"' in html and "<script" not in html
 
-    st = (await client.get("/api/options/structure", params={"structure": "iron_condor", "lots": 2})).json()
+    # the furthest expiry: on an expiry afternoon the nearest one's wings are all at the 5-paise floor (no credit)
+    st = (await client.get("/api/options/structure", params={"structure": "iron_condor", "lots": 2,
+                                                             "expiry": chain["expiries"][-1]})).json()
     assert [l["quantity"] for l in st["legs"]] == [-2 * chain["lot_size"], 2 * chain["lot_size"]] * 2
     assert st["premium"] > 0 and len(st["payoff"]["breakevens"]) == 2  # a credit, two breakevens
     assert not st["payoff"]["worst"]["unbounded"]  # defined risk
