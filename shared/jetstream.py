@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -124,33 +125,66 @@ class JetStream:
         self.consumers[durable] = stream
         stopped = stop.is_set if stop is not None else lambda: False
 
+        async def fetch(n: int) -> list[Msg]:
+            try:
+                return await psub.fetch(n, timeout=1.0)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch
+                return []
+            except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
+                raise
+            except Exception as e:  # noqa: BLE001 - reconnects and the like: keep pulling
+                log.warning("fetch %s failed: %r", durable, e, extra={"service": self.service})
+                await asyncio.sleep(0.5)
+                return []
+
         async def loop() -> None:
             if ready is not None:
                 ready.set()
+            if key is not None:
+                return await keyed()
             while not self._stopping and not stopped():
-                try:
-                    msgs = await psub.fetch(batch, timeout=1.0)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch
-                    continue
-                except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
-                    raise
-                except Exception as e:  # noqa: BLE001 - reconnects and the like: keep pulling
-                    log.warning("fetch %s failed: %r", durable, e, extra={"service": self.service})
-                    await asyncio.sleep(0.5)
-                    continue
-                if key is None:
-                    await in_turn(msgs)
-                else:
-                    chains: dict[str, list[Msg]] = {}
-                    for msg in msgs:
-                        try:
-                            chain = key(msg.subject)
-                        except Exception:  # noqa: BLE001 - no key: handled with the other keyless ones
-                            chain = ""
-                        chains.setdefault(chain, []).append(msg)
-                    await asyncio.gather(*(in_turn(chain) for chain in chains.values()))
+                await in_turn(await fetch(batch))
 
-        async def in_turn(msgs: list[Msg]) -> None:
+        async def keyed() -> None:
+            """Each key's messages in stream order, keys independent of each other: a key's next
+            message is taken as soon as its last one is done, whatever other keys are still doing
+            (a user waiting on the broker holds up nobody else); at most ``batch`` in hand."""
+            chains: dict[str, deque[Msg]] = {}
+            runners: set[asyncio.Task] = set()
+            freed = asyncio.Event()
+
+            async def run(chain: str, queue: deque[Msg]) -> None:
+                try:
+                    while queue:
+                        await in_turn((queue[0],))
+                        queue.popleft()
+                        freed.set()
+                finally:
+                    chains.pop(chain, None)
+
+            while not self._stopping and not stopped():
+                in_hand = sum(len(q) for q in chains.values())
+                if in_hand >= batch:
+                    freed.clear()
+                    await freed.wait()
+                    continue
+                for msg in await fetch(batch - in_hand):
+                    try:
+                        chain = key(msg.subject)
+                    except Exception:  # noqa: BLE001 - no key: handled with the other keyless ones
+                        chain = ""
+                    queue = chains.get(chain)
+                    if queue is not None:
+                        queue.append(msg)
+                        continue
+                    queue = chains[chain] = deque((msg,))
+                    task = asyncio.ensure_future(run(chain, queue))
+                    runners.add(task)
+                    task.add_done_callback(runners.discard)
+            if runners:  # stopped: the messages in hand are finished (or handed back) first
+                await asyncio.gather(*runners, return_exceptions=True)
+
+        async def in_turn(msgs) -> None:
             for msg in msgs:
                 if stopped():  # handed over: the next owner gets the rest of the batch at once
                     with contextlib.suppress(Exception):
@@ -213,16 +247,28 @@ class JetStream:
             )
 
 
+_pings: set[asyncio.Task] = set()
+
+
 async def _keeping(msg: Msg, work: Awaitable[None], every: float) -> None:
-    """Await ``work``, telling JetStream every ``every`` s that the message is still in progress."""
-    task = asyncio.ensure_future(work)
+    """Await ``work``, telling JetStream every ``every`` s that the message is still in progress
+    (a timer, not a task per message: most handlers finish long before the first tick)."""
+    loop = asyncio.get_running_loop()
+
+    def ping() -> None:
+        nonlocal timer
+        task = loop.create_task(_in_progress(msg))
+        _pings.add(task)
+        task.add_done_callback(_pings.discard)
+        timer = loop.call_later(every, ping)
+
+    timer = loop.call_later(every, ping)
     try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=every)
-            if done:
-                return task.result()
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
+        return await work
+    finally:
+        timer.cancel()
+
+
+async def _in_progress(msg: Msg) -> None:
+    with contextlib.suppress(Exception):
+        await msg.in_progress()

@@ -6,7 +6,7 @@ import pytest
 from shared import messages as m
 from shared import subjects as s
 from shared.bus import Bus
-from tests.helpers import connect
+from tests.helpers import connect, eventually
 
 
 
@@ -223,5 +223,39 @@ async def test_a_keyed_consumer_handles_users_concurrently_and_each_users_messag
         await bus.consume("KTA_SIGNALS", "keyed-c", "kta.u.*.signals.*", m.AnySignal, handler, key=s.user_of)
         await asyncio.wait_for(all_done.wait(), 15)
         assert handled == ["b1", "a1", "a2"]
+    finally:
+        await bus.close()
+
+
+async def test_a_keyed_consumer_takes_other_users_later_messages_while_one_user_waits(nats_server):
+    """Issue #18: a user's signal waiting on the broker holds up no other user's signal published
+    after it (the consumer does not wait for a fetched batch to finish before fetching the next);
+    the waiting user's later signals still wait their turn."""
+    bus = await connect(nats_server, "keyed-later")
+    try:
+        await bus.ensure_streams()
+
+        def sig(sid: str, user: str) -> m.Signal:
+            return m.Signal(id=sid, user_id=user, strategy_id="a", strategy="rsi", exchange="NSE",
+                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
+
+        started, b_done, handled = asyncio.Event(), asyncio.Event(), []
+
+        async def handler(obj, msg):
+            if obj.user_id not in ("KC01", "KD01"):
+                return  # other tests' signals in the same stream
+            if obj.id == "c1":
+                started.set()
+                await asyncio.wait_for(b_done.wait(), 10)  # a batch at a time, this would never end
+            handled.append(obj.id)
+            if obj.id == "d2":
+                b_done.set()
+
+        await bus.consume("KTA_SIGNALS", "keyed-later-c", "kta.u.*.signals.*", m.AnySignal, handler, key=s.user_of)
+        await bus.js_publish(s.signals("KC01"), sig("c1", "KC01"))
+        await asyncio.wait_for(started.wait(), 10)
+        for sid, user in (("c2", "KC01"), ("d1", "KD01"), ("d2", "KD01")):
+            await bus.js_publish(s.signals(user), sig(sid, user))
+        await eventually(lambda: handled == ["d1", "d2", "c1", "c2"], timeout=15, what="d1, d2 before c1 ends")
     finally:
         await bus.close()
