@@ -100,12 +100,13 @@ class Stack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def login(root: str, user_id: str = "DEMO01", password: str = "demo") -> str:
+def login(root: str, user_id: str = "DEMO01", password: str = "demo", api_key: str = API_KEY,
+          api_secret: str = API_SECRET) -> str:
     """A sim user's Kite access token through Kite's login flow (form post, checksummed exchange)."""
-    r = httpx.post(f"{root}/connect/login", data={"api_key": API_KEY, "user_id": user_id, "password": password})
+    r = httpx.post(f"{root}/connect/login", data={"api_key": api_key, "user_id": user_id, "password": password})
     request_token = re.search(r"request_token=([^&]+)", r.headers["location"]).group(1)
-    checksum = hashlib.sha256(f"{API_KEY}{request_token}{API_SECRET}".encode()).hexdigest()
-    r = httpx.post(f"{root}/session/token", data={"api_key": API_KEY, "request_token": request_token,
+    checksum = hashlib.sha256(f"{api_key}{request_token}{api_secret}".encode()).hexdigest()
+    r = httpx.post(f"{root}/session/token", data={"api_key": api_key, "request_token": request_token,
                                                   "checksum": checksum}, headers={"X-Kite-Version": "3"})
     return r.json()["data"]["access_token"]
 

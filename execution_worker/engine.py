@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from execution_worker.alerts import alert
@@ -80,6 +81,7 @@ class Desk:
         self.order_changed = asyncio.Condition()
         self.lock = asyncio.Lock()  # one decision at a time: signals, manual orders, square-offs, stop
         self.latencies_ms: list[float] = []
+        self.timings: deque[tuple] = deque(maxlen=5000)  # tick → order of recent signals (shared/kite/waits.py)
         self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer
         # entries from the strategies stop at Stop (until Start) and, at a square-off, those sent before it
         self.entries_stopped = ""  # why, while stopped

@@ -18,6 +18,7 @@ from shared import messages as m
 from shared import partition, service, subjects
 from shared.bus import Bus
 from shared.config import Settings
+from shared.kite import waits
 from shared.kite.models import Order, convert
 from shared.trading.positions import PositionTracker
 from shared.trading.summary import execution_summary, journal_summary
@@ -66,6 +67,10 @@ class ExecutionWorker:
                 **({"signal_id": sig.id} if isinstance(sig, m.Signal) else {"group_id": sig.id}),
                 code="BROKER_NOT_CONNECTED", reason="no live broker session: connect Kite")
             return
+        with waits.started(sig.tick_received_at or time.time_ns(), lambda *row: desk.timings.append(row)):
+            await self._decide(desk, sig)
+
+    async def _decide(self, desk, sig: m.Signal | m.SignalGroup) -> None:
         async with desk.lock:  # one decision at a time per user: signals, manual orders, square-offs
             closed = desk.entry_closed(sig)
             if closed is not None and self.journal.signal_decision(sig.id) is None:
@@ -119,7 +124,7 @@ class ExecutionWorker:
             case m.GetStrategyPositions():
                 return m.Ok(data=strategy_positions(j, user_id, cmd.strategy_id))
             case m.GetExecutionSummary():
-                return m.Ok(data=self.execution(user_id))
+                return m.Ok(data=self.execution(user_id, cmd.timings))
             case m.GetJournal():
                 return m.Ok(data={"trades": j.trades(user_id, cmd.day or None, cmd.limit),  # bounded in the query
                                   "signals": j.signals(user_id, cmd.day or None, cmd.limit),
@@ -181,10 +186,12 @@ class ExecutionWorker:
                 return m.Ok(data=msgspec.to_builtins(state))
         return None
 
-    def execution(self, user_id: str) -> dict:
+    def execution(self, user_id: str, timings: bool = False) -> dict:
         desk = self.desks.desks.get(user_id)
+        rows = list(desk.timings) if desk else []
         return {**msgspec.to_builtins(execution_summary(self.journal.orders(user_id), desk.latencies_ms if desk else ())),
-                "orders_leave_from": self.desks.clients.leaves_from(user_id)}  # the egress this worker sends from
+                "orders_leave_from": self.desks.clients.leaves_from(user_id),  # the egress this worker sends from
+                "tick_to_order": waits.summary(rows), **({"timings": rows} if timings else {})}
 
     async def acquire_partition(self, p: int) -> None:
         # a crash left positions and orders working: their protection, target watch, reconciliation and

@@ -13,7 +13,7 @@ import time
 
 from execution_worker.engine import Desk
 from execution_worker.order_gate import OrderGateError
-from shared.kite import errors
+from shared.kite import errors, waits
 from shared.messages import OrderRequest, OrderType, to_rupees
 from shared.trading.order import (
     WITHDRAWN,
@@ -59,7 +59,8 @@ async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | N
 
 async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
     try:
-        await desk.gate.acquire()
+        with waits.waiting(waits.BUDGET):
+            await desk.gate.acquire()
     except OrderGateError as e:
         await desk.record(order, SubmitFailed(reason=str(e), code=e.code, ts=time.time_ns()))
         log.warning("order %s refused by the order gate: %s", req.tag, e)
@@ -140,15 +141,16 @@ async def settled(desk: Desk, orders: list[Order], timeout: float, done=_final) 
     """Wait, reading nothing from the broker, until ``done`` holds for every order (the desk's
     updates move them); False at the timeout."""
     deadline = time.monotonic() + timeout
-    async with desk.order_changed:  # checked under the condition's lock: no notification slips between
-        while not all(done(o) for o in orders):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                await asyncio.wait_for(desk.order_changed.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+    with waits.waiting(waits.BROKER):  # the broker's word on the orders
+        async with desk.order_changed:  # checked under the condition's lock: no notification slips between
+            while not all(done(o) for o in orders):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(desk.order_changed.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
     return True
 
 
@@ -183,7 +185,8 @@ async def cancel(desk: Desk, order: Order, reason: str) -> None:
     if not order.order_id or order.is_terminal:
         return
     await desk.record(order, CancelRequested(reason=reason, ts=time.time_ns()))
-    await desk.gate.acquire(daily=False)  # the order gate is the one limiter of order calls
+    with waits.waiting(waits.BUDGET):
+        await desk.gate.acquire(daily=False)  # the order gate is the one limiter of order calls
     try:
         await desk.client.cancel_order(order.variety, order.order_id)
     except errors.InputException as e:  # already done at the broker: reconciliation catches up

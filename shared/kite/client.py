@@ -21,6 +21,7 @@ import stamina
 
 from shared.kite import errors
 from shared.kite import models as m
+from shared.kite import waits
 from shared.kite.egress import Egress
 from shared.kite.ratelimit import RateLimiter, endpoint_class
 
@@ -132,9 +133,12 @@ class KiteClient:
                 raise errors.EgressUnavailable(f"orders of this account leave from {self.egress.describe()}, "
                                                f"which cannot be used: {problem}. Nothing was sent.", 503)
         await self.limiter.acquire(cls)
+        if cls == "orders" and method == "POST":
+            waits.handed(data.get("tag") if data else None)
         try:
-            return await http.request(method, path, params=params, data=data, json=json,
-                                      headers=self._headers() if auth else None)
+            with waits.waiting(waits.BROKER):
+                return await http.request(method, path, params=params, data=data, json=json,
+                                          headers=self._headers() if auth else None)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as e:
             raise errors.NotSent(f"cannot reach the broker: {e!r}", 503) from e  # no request was written
         except httpx.TimeoutException as e:

@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 
 from shared import ist
+from shared.kite import waits
 
 LIMITS: dict[str, list[tuple[int, int]]] = {
     "quote": [(1, 1)],
@@ -95,11 +96,13 @@ class RateLimiter:
         while True:
             at, now, claimed = await self._claim(cls, windows)
             if not claimed:  # too far ahead to reserve yet (see SharedBudget): come back nearer the time
-                await asyncio.sleep(at - now - self.ahead)
+                with waits.waiting(waits.BUDGET):  # Kite's limits: reported beside kta's own time (waits.py)
+                    await asyncio.sleep(at - now - self.ahead)
                 continue
             if at > now:
                 self.waits += 1
-                await asyncio.sleep(at - now)
+                with waits.waiting(waits.BUDGET):
+                    await asyncio.sleep(at - now)
             if self._clock() - at <= self.margin:
                 return
             if late == LATE_RECLAIMS:

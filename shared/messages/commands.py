@@ -132,7 +132,7 @@ class CancelOrder(_Cmd, tag="cancel_order"):
 
 
 class GetExecutionSummary(_Cmd, tag="get_execution_summary"):
-    pass
+    timings: bool = False  # also each recent signal's order: [tag, tick ns, handed ns, budget wait ns, broker wait ns]
 
 
 class GetJournal(_Cmd, tag="get_journal"):

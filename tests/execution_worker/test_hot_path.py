@@ -7,7 +7,9 @@ import time
 
 from execution_worker import placing
 from execution_worker.engine import Desk
+from execution_worker.order_gate import OrderGate
 from shared import messages as m
+from shared.kite import waits
 from shared.kite.client import KiteClient
 from shared.trading import planning
 from shared.trading.order import OrderState
@@ -81,4 +83,35 @@ async def test_a_placed_order_is_not_read_back_while_the_websocket_relays_update
         second = await placing.place(desk, req2)
         await eventually(lambda: f"GET /orders/{second}" in seen, what="the read-back")
         await eventually(lambda: journal.trades_of_order(second), what="its fill journaled from the read-back")
+        await client.aclose()
+
+
+async def test_a_signals_orders_are_timed_with_kites_waits_apart_from_ktas_own(bus, sim, data_dir):
+    """bench/tick_to_order.py's split: per order, the waits on Kite before it was handed to the HTTP
+    client — the order gate (Kite's 10 orders/s) and an earlier order's round trip — are counted
+    apart, and only for the signal's own task (a read-back it spawns is not its wait)."""
+    async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
+        now = [1_000.0]
+
+        async def gate_sleep(seconds: float) -> None:  # the gate's wait: real time passes, its clock moves on
+            await asyncio.sleep(0.05)
+            now[0] += seconds
+
+        gate = OrderGate(per_second=1, clock=lambda: now[0], sleep=gate_sleep)
+        client = KiteClient(sim.api_key, kite.access_token, root=sim.root)
+        desk = Desk(USER, bus, journal, client, RiskManager(USER, None, journal), {}, -1, 0.5, gate=gate)
+        reqs = [planning.signal_requests(signal(f"timed{i}", qty=1), None, -1)[0] for i in (1, 2)]
+        rows = []
+        since = time.time_ns()
+        with waits.started(since, lambda *row: rows.append(row)):
+            for req in reqs:
+                assert await placing.place(desk, req)
+        first, second = rows
+        assert [first[0], second[0]] == [reqs[0].tag, reqs[1].tag] and first[1] == second[1] == since
+        assert first[4] == 0  # nothing awaited from the broker before the first order
+        assert second[4] > 0  # the first order's round trip
+        assert second[3] - first[3] >= 50_000_000  # the gate's wait for Kite's 1 order/s here
+        assert 0 < first[2] - since - first[3] - first[4] <= second[2] - since  # kta's own time
+        summary = waits.summary(rows)
+        assert summary["orders"] == 2 and summary["budget_wait_ms"]["p99"] >= 50.0
         await client.aclose()
