@@ -12,8 +12,9 @@ from execution_worker import placing, signals
 from execution_worker.engine import Desk
 from execution_worker.journal import REFUSED
 from shared import messages as m
+from shared.kite import errors
 from shared.trading import planning
-from shared.trading.order import Order
+from shared.trading.order import TERMINAL, Order, parse_status
 from shared.trading.protection import Protection, position_key
 
 log = logging.getLogger("kta.controls")
@@ -29,7 +30,8 @@ def open_positions(desk: Desk) -> list[m.Position]:
 
 
 async def square_off(desk: Desk, reason: str) -> dict:
-    """Cancel every working order (stop-losses included) and wait until they are final, then close
+    """Cancel every working order (stop-losses included) — kta's book's, and any of kta's the
+    broker's book still shows working — and wait until they are final, then close
     every position, short ones first, each under the strategy that holds it (what the broker holds
     beyond kta's book, the cross-check has adopted as the account's own: closed under none). Protection
     is held back meanwhile and comes back for whatever the flatten leaves open. An entry a strategy
@@ -42,6 +44,7 @@ async def square_off(desk: Desk, reason: str) -> dict:
         working = desk.book.working()
         for order in working:
             await placing.cancel(desk, order, reason)
+        working += await _cancel_at_broker(desk, reason)
         await placing.wait_final(desk, working, SQUARE_OFF_CANCEL_TIMEOUT)
         placed = []
         for p in sorted(open_positions(desk), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
@@ -56,6 +59,41 @@ async def square_off(desk: Desk, reason: str) -> dict:
     log.warning("square off (%s): %d orders cancelled, %d placed", reason, len(working), len(placed),
                 extra={"user_id": desk.user_id})
     return {"cancelled": len([o for o in working if o.order_id]), "placed": placed}
+
+
+async def _cancel_at_broker(desk: Desk, reason: str) -> list[Order]:
+    """kta's orders the broker still works that kta's book does not (a crash before the answer was
+    journaled, a wrong inference): the square-off goes by the broker's book, so none outlives it.
+    Returns those now known to the book (to be awaited with the rest)."""
+    try:
+        book = await desk.client.orders()
+    except errors.KiteError as e:
+        log.warning("square off: the broker's order book was not read (%s): only kta's own book was cancelled", e,
+                    extra={"user_id": desk.user_id})
+        return []
+    adopted = []
+    for k in book:
+        state = parse_status(k.status)
+        if not planning.is_kta_tag(k.tag) or state is None or state in TERMINAL:
+            continue
+        known = desk.book.find(k.order_id, k.tag)
+        if known is not None and known.is_working:
+            continue  # cancelled already
+        log.warning("square off: order %s (%s) is %s at the broker, %s in kta's book: cancelled", k.order_id, k.tag,
+                    k.status, known.state if known else "unknown", extra={"user_id": desk.user_id})
+        if known is None:
+            await desk.on_broker(k)  # adopted, journaled, then cancelled as kta's own
+            known = desk.book.find(k.order_id, k.tag)
+        if known is not None and known.is_working:
+            await placing.cancel(desk, known, reason)
+            adopted.append(known)
+            continue
+        try:  # kta's book holds it final: cancelled by its id, the broker's answer is the record
+            await desk.gate.acquire(daily=False)
+            await desk.client.cancel_order(k.variety or "regular", k.order_id)
+        except errors.KiteError as e:
+            log.warning("square off: cancel of %s refused: %s", k.order_id, e, extra={"user_id": desk.user_id})
+    return adopted
 
 
 async def protect_all(desk: Desk, default_stop_pct: float) -> list[dict]:

@@ -14,6 +14,7 @@ from execution_worker import placing
 from execution_worker.engine import Desk
 from shared import metrics
 from shared.kite import errors
+from shared.kite.models import Order as KiteOrder
 from shared.trading.order import NOT_FOUND, BrokerUpdate, OrderState, SubmitFailed
 
 log = logging.getLogger("kta.reconcile")
@@ -31,13 +32,22 @@ class ReconcileResult(msgspec.Struct, kw_only=True):
 
 
 async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
-    result = ReconcileResult()
     started = time.monotonic()
+    # only an order the desk already had an id for when the read began can be missing from what it returns:
+    # one placed while the read was in flight (or while another pass's was) is simply too new for it
+    placed = {order.order_id for order in desk.book.working() if order.order_id}
     try:
         book = await desk.client.orders()
     except errors.KiteError as e:
-        result.errors.append(f"orders: {e}")
-        return result
+        return ReconcileResult(errors=[f"orders: {e}"])
+    return await fold(desk, book, placed, started, cancel_open)
+
+
+async def fold(desk: Desk, book: list[KiteOrder], placed: set[str], started: float,
+               cancel_open: bool = False) -> ReconcileResult:
+    """Fold one read of the broker's order book into the desk. ``placed``: the ids of the working
+    orders the desk knew before that read began (``started``, monotonic)."""
+    result = ReconcileResult()
     by_tag = {order.tag: order for order in book if order.tag}
     trades = None  # the day's trade book, read once if any order has fills the journal lacks
     if any(order.filled_quantity > getattr(desk.book.find(order.order_id, order.tag), "fill_quantity", 0)
@@ -65,7 +75,7 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
             result.matched += 1
         else:
             result.mismatched += 1
-    await _unlisted(desk, {order.order_id for order in book}, result)
+    await _unlisted(desk, {order.order_id for order in book}, placed, result)
     for order in desk.book.working():  # lost submits: placed or not?
         if order.state in (OrderState.SUBMITTING, OrderState.UNKNOWN) and not order.order_id \
                 and order.tag not in desk.in_flight:  # a submit still awaiting its answer is not lost
@@ -85,14 +95,15 @@ async def reconcile(desk: Desk, cancel_open: bool = False) -> ReconcileResult:
     return result
 
 
-async def _unlisted(desk: Desk, listed: set[str], result: ReconcileResult) -> None:
-    """A working order the broker's day book no longer lists, in two reads in a row (the second
-    started after it was placed), ended with its day: Kite's order book holds only the current day,
-    and the exchange cancels what is still open at the close. Kept working, it would hold kta's
-    protection and limits on an order that can never fill."""
+async def _unlisted(desk: Desk, listed: set[str], placed: set[str], result: ReconcileResult) -> None:
+    """A working order the broker's day book no longer lists, in two reads in a row that both began
+    after it was placed, ended with its day: Kite's order book holds only the current day, and the
+    exchange cancels what is still open at the close. Kept working, it would hold kta's protection
+    and limits on an order that can never fill. (Two passes whose reads began before a stop was
+    placed — the loop's and a reconnect's — once 'expired' a live stop: protection placed a second.)"""
     missing = {}
     for order in desk.book.working():
-        if order.order_id and order.order_id not in listed and order.tag not in desk.in_flight:
+        if order.order_id in placed and order.order_id not in listed and order.tag not in desk.in_flight:
             missing[order.tag] = desk.unlisted.get(order.tag, 0) + 1
             if missing[order.tag] >= 2:
                 del missing[order.tag]

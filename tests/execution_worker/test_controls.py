@@ -4,13 +4,22 @@ position's stop); Square off all leaves the account flat with nothing working; H
 stops and lets only reductions through; Stop keeps every position protected or squares it off; the
 configured limits (KTA_RISK) are a new user's and a change is effective at once."""
 
+import time
+
 import msgspec
 
+from execution_worker import controls, placing, protector, reconcile
+from execution_worker.engine import Desk
+from execution_worker.journal import Journal
 from shared import messages as m
 from shared import subjects
+from shared.kite.client import KiteClient
+from shared.trading import planning
+from shared.trading.risk import RiskManager
 from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker
 from tests.helpers import eventually
+from tests.simkit import login
 
 
 async def ask(bus, service: str, cmd, timeout: float = 30.0):
@@ -127,3 +136,47 @@ async def test_configured_limits_are_a_new_users_and_a_change_is_effective_at_on
         await eventually(lambda: held(journal, "lim-1") == 6, what="filled")
         await ask(bus, "execution", m.SquareOffAll(reason="test over"))
         await eventually(lambda: held(journal, "lim-1") == 0, what="flat")
+
+
+async def test_square_off_cancels_what_the_broker_still_works_whatever_kta_believes(bus, sim, data_dir):
+    """The square-off goes by the broker's book too: a kta stop the desk wrongly holds final (its
+    expiry inferred from two reads that did not list it) and a kta order the desk never journaled (a
+    crash between the POST and its answer) are cancelled with the rest — nothing of kta's works on."""
+    sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    kite = KiteClient(sim.api_key, login(sim), root=sim.root)
+    journal = Journal(data_dir / "journal.db")
+    desk = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal), {}, -1, 0.5)
+    protector.started(desk, 0.5)
+
+    def stop(origin: str) -> m.OrderRequest:
+        return m.OrderRequest(user_id=USER, exchange=m.Exchange.NSE, tradingsymbol="INFY", instrument_token=408065,
+                              transaction_type=m.TransactionType.SELL, order_type=m.OrderType.SL, quantity=1,
+                              product=m.Product.MIS, price=1390_00, trigger_price=1400_00, kind="stop_loss",
+                              tag=planning.make_tag(f"{origin}-{time.time_ns()}", "stop_loss"))
+
+    believed_final = stop("believed-final")
+    order_id = await placing.place(desk, believed_final)
+    gone = [x for x in await broker(kite.orders) if x.order_id != order_id]
+    for _ in range(2):  # kta wrongly concludes it expired
+        await reconcile.fold(desk, gone, {order_id}, time.monotonic())
+    assert desk.book.get(believed_final.tag).state == "CANCELLED"
+    unknown = stop("never-journaled")
+    await broker(kite.place_order, "regular", "NSE", "INFY", "SELL", 1, "MIS", "SL", price=1390.0,
+                 trigger_price=1400.0, tag=unknown.tag)
+    try:
+        await controls.square_off(desk, "test: square off")
+
+        async def none_working():
+            book = await broker(kite.orders)
+            return not [x for x in book if x.tag in (believed_final.tag, unknown.tag)
+                        and x.status not in ("CANCELLED", "COMPLETE", "REJECTED")] or None
+
+        await eventually(none_working, what="kta's orders at the broker cancelled")
+        assert journal.order_by_tag(unknown.tag)["cancel_reason"] == "test: square off"
+    finally:
+        for x in await broker(kite.orders):
+            if x.tag in (believed_final.tag, unknown.tag) and x.status == "TRIGGER PENDING":
+                await broker(kite.cancel_order, "regular", x.order_id)
+        await kite.aclose()

@@ -2,8 +2,11 @@
 journal) is adopted, orders placed outside kta are counted, not adopted; a ticker reconnect triggers
 a pass that brings a missed order to its final state; a lost submit is resolved by its tag."""
 
-from execution_worker import placing
+import time
+
+from execution_worker import placing, reconcile
 from execution_worker.engine import Desk
+from execution_worker.journal import Journal
 from shared.trading import planning as o
 from shared.trading.risk import RiskManager
 from shared import messages as m
@@ -13,6 +16,7 @@ from shared.kite.client import KiteClient
 from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker, signal
 from tests.helpers import eventually
+from tests.simkit import login
 
 QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}  # only the passes the test asks for
 
@@ -100,3 +104,43 @@ async def test_a_lost_submit_is_resolved_by_its_tag_before_any_retry(bus, sim, d
         assert len(await eventually(at_broker, what="the book")) == 1
         assert journal.order_by_tag(req.tag)["order_id"] == placed.order_id
         await impatient.aclose()
+
+
+async def test_a_stop_placed_while_passes_read_the_book_is_not_expired(bus, sim, data_dir):
+    """Under load two passes (the loop's and a ticker reconnect's) both read the broker's book, then a
+    stop is placed, then both fold their reads: the stop is in neither, yet it is not "no longer in the
+    broker's order book" — those reads began before it existed. (The soak's double stop: the stop was
+    marked expired, protection placed a second one, and the first was left working after the
+    square-off.) A read that began after the placement does prove an order gone."""
+    sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    kite = KiteClient(sim.api_key, login(sim), root=sim.root)
+    journal = Journal(data_dir / "journal.db")
+    desk = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal), {}, -1, 0.5)
+    try:
+        known = {x.order_id for x in desk.book.working() if x.order_id}
+        started = time.monotonic()
+        stale = await broker(kite.orders)  # both passes' reads, begun before the stop was placed
+        req = m.OrderRequest(user_id=USER, exchange=m.Exchange.NSE, tradingsymbol="INFY", instrument_token=408065,
+                             transaction_type=m.TransactionType.SELL, order_type=m.OrderType.SL, quantity=1,
+                             product=m.Product.MIS, price=1390_00, trigger_price=1400_00, kind="stop_loss",
+                             tag=o.make_tag(f"stale-read-{time.time_ns()}", "stop_loss"))
+        order_id = await placing.place(desk, req)
+        assert order_id
+        for _ in range(2):
+            result = await reconcile.fold(desk, stale, known, started)
+            assert result.expired == 0
+        assert desk.book.get(req.tag).is_working
+        assert journal.order_by_tag(req.tag)["state"] != "CANCELLED"
+
+        # really gone from the broker's book (its day ended): two reads begun after the placement say so
+        gone = [x for x in await broker(kite.orders) if x.order_id != order_id]
+        expired = 0
+        for _ in range(2):
+            known = {x.order_id for x in desk.book.working() if x.order_id}
+            expired += (await reconcile.fold(desk, gone, known, time.monotonic())).expired
+        assert expired == 1 and not desk.book.get(req.tag).is_working
+    finally:
+        await broker(kite.cancel_order, "regular", order_id)
+        await kite.aclose()

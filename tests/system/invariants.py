@@ -40,6 +40,26 @@ def account_net(trades: list[dict]) -> dict[tuple[str, str], int]:
     return {k: v for k, v in out.items() if v}
 
 
+def broker_positions(broker_orders: list[KiteOrder], orders: list[dict],
+                     trades: list[dict]) -> dict[tuple[str, str], int]:
+    """(strategy_id, tradingsymbol) -> what the broker has filled of that strategy's orders (signed),
+    plus the external fills kta adopted (they have no order at the broker). Read from the same
+    broker book as the stops, so a stop that just filled and its position are judged together (the
+    journal lags the broker by the order update's trip: that lag is judged on its own, ``_fills_prompt``)."""
+    by_tag = {r["tag"]: r for r in orders}
+    out: dict[tuple[str, str], int] = {}
+    for o in broker_orders:
+        row = by_tag.get(o.tag or "")
+        if row is not None and o.filled_quantity:
+            key = (row["strategy_id"], o.tradingsymbol)
+            out[key] = out.get(key, 0) + (o.filled_quantity if o.transaction_type == "BUY" else -o.filled_quantity)
+    for t in trades:
+        if t["order_id"].startswith("external:"):
+            key = (t["strategy_id"], t["tradingsymbol"])
+            out[key] = out.get(key, 0) + signed(t)
+    return out
+
+
 def stop_cover(broker_orders: list[KiteOrder], orders: list[dict]) -> dict[tuple[str, str], int]:
     """(strategy_id, tradingsymbol) -> what its working stops at the broker would trade (signed)."""
     by_tag = {r["tag"]: r for r in orders}
@@ -54,17 +74,18 @@ def stop_cover(broker_orders: list[KiteOrder], orders: list[dict]) -> dict[tuple
 
 
 def closing(orders: list[dict]) -> set[tuple[str, str]]:
-    """Positions kta is closing right now: an exit or flatten still working, or their latest stop taken
-    off by kta for an exit (an exit first clears the stop, then sends its own order)."""
+    """Positions kta is closing right now: an exit or flatten still working or just ended (a rejected
+    exit's position gets its stop back), or their latest stop taken off by kta for an exit (an exit
+    first clears the stop, then sends its own order)."""
     out: set[tuple[str, str]] = set()
     latest_stop: dict[tuple[str, str], dict] = {}
+    recent = ist.stamp(time.time() - EXIT_WINDOW)  # an exit that long ago is not closing it any more
     for r in orders:  # oldest first
         key = (r["strategy_id"], r["tradingsymbol"])
-        if r["kind"] in ("exit", "flatten") and r["state"] not in FINAL:
+        if r["kind"] in ("exit", "flatten") and (r["state"] not in FINAL or (r["updated_ts"] or "") >= recent):
             out.add(key)
         if r["kind"] == "stop_loss":
             latest_stop[key] = r
-    recent = ist.stamp(time.time() - EXIT_WINDOW)  # an exit that long after its stop went is not closing it
     out |= {k for k, r in latest_stop.items()
             if (r["cancel_reason"] or "").startswith("exit signal") and (r["updated_ts"] or "") >= recent}
     return out
@@ -80,11 +101,13 @@ def uncovered(broker_orders: list[KiteOrder], orders: list[dict], trades: list[d
 class Invariants:
     limit: int  # max_position_qty: no broker position may exceed it
     grace: float  # seconds a position may stand unchanged before its stop must be at the broker
+    fill_grace: float = 10.0  # seconds a broker fill of kta's may wait for the journal
     violations: list[str] = field(default_factory=list)
     samples: int = 0
     checked_protection: int = 0
     _stable: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
+    _owing: dict[str, float] = field(default_factory=dict)  # order id -> since when a broker fill is unjournaled
 
     def fail(self, t: float, what: str) -> None:
         if what not in self._seen:  # one line per distinct breach
@@ -105,6 +128,7 @@ class Invariants:
                 self.fail(t, f"order placed twice: tag {tag} x{n}")
         self._exits_never_grow(t, orders, trades)
         self._protected(t, broker_orders, orders, trades, protected_since)
+        self._fills_prompt(t, broker_orders, orders, trades, protected_since)
 
     def _exits_never_grow(self, t: float, orders: list[dict], trades: list[dict]) -> None:
         kinds = {r["order_id"]: r["kind"] for r in orders if r["order_id"]}
@@ -121,7 +145,7 @@ class Invariants:
     def _protected(self, t: float, broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict],
                    protected_since: float) -> None:
         cover = stop_cover(broker_orders, orders)
-        positions = journal_positions(trades)
+        positions = broker_positions(broker_orders, orders, trades)
         exiting = closing(orders)
         for key in set(self._stable) - {k for k, q in positions.items() if q}:
             del self._stable[key]
@@ -138,6 +162,25 @@ class Invariants:
             if cover.get(key, 0) != -q:
                 self.fail(t, f"unprotected: {key} holds {q} since t={was[1]:.1f}s, stops at the broker cover "
                              f"{-cover.get(key, 0)}")
+
+    def _fills_prompt(self, t: float, broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict],
+                      up_since: float) -> None:
+        """Every fill the broker shows of a kta order is in the journal within ``fill_grace`` seconds
+        of the worker being up to hear it (the order update's trip, a trade-book read): later means
+        the update path lost it and only a reconciliation found it."""
+        mine = {r["tag"] for r in orders}
+        journaled: dict[str, int] = {}
+        for tr in trades:
+            journaled[tr["order_id"]] = journaled.get(tr["order_id"], 0) + tr["quantity"]
+        owing = {o.order_id: o.filled_quantity for o in broker_orders
+                 if o.tag in mine and o.filled_quantity > journaled.get(o.order_id, 0)}
+        for order_id in set(self._owing) - set(owing):
+            del self._owing[order_id]
+        for order_id, filled in owing.items():
+            since = self._owing.setdefault(order_id, t)
+            if t - max(since, up_since) > self.fill_grace:
+                self.fail(t, f"fill journaled late: order {order_id} filled {filled} at the broker since "
+                             f"t={since:.1f}s, the journal has {journaled.get(order_id, 0)}")
 
     def fills_journaled(self, t: float, broker_trades: list, orders: list[dict], trades: list[dict]) -> None:
         mine = {r["order_id"] for r in orders if r["order_id"]}
