@@ -30,9 +30,9 @@ EXIT_CANCEL_TIMEOUT = 10.0
 async def judge(desk: Desk, sig: Signal | SignalGroup) -> RiskDecision:
     """Risk's decision on ``sig`` from the books, with last prices (ticks, else one ``ltp``), the
     circuit band when it carries a stop or target, and the greeks of its options."""
-    lines = [(f"{ex}:{sym}", qty) for (ex, sym), qty in zip(instruments_of(sig), _signed(sig))]
+    lines = [(f"{ex}:{sym}", qty) for (ex, sym, _), qty in zip(instruments_of(sig), _signed(sig))]
     keys = [k for k, _ in lines]
-    tokens = {f"{ex}:{sym}": tok for (ex, sym), tok in zip(instruments_of(sig), _tokens(sig))}
+    tokens = {f"{ex}:{sym}": tok for (ex, sym, _), tok in zip(instruments_of(sig), _tokens(sig))}
     await desk.prices.follow(tokens)
     underlying, _, _, greek_keys = greeks_inputs(desk.instruments, desk.tracker.positions(), lines)
     exiting = sig.intent == "exit"

@@ -95,14 +95,31 @@ class _Held:
     sell_value: int = 0
 
 
+@dataclass(slots=True)
+class _Net:
+    """The account's net position in one instrument and product: every strategy's fills together,
+    as the broker holds it (Kite nets a user's fills per instrument and product)."""
+
+    tradingsymbol: str
+    quantity: int = 0
+    last_price: int = 0
+
+    @property
+    def exposure(self) -> int:
+        return abs(self.quantity) * self.last_price
+
+
 class PositionTracker:
     """kta's own view of a user's positions, by strategy and symbol, from the fills it journaled.
     Totals (realised, unrealised, exposure) are kept up to date on each fill and mark, so reading
-    them on every tick costs O(1)."""
+    them on every tick costs O(1). Exposure is the account's, as the broker holds it: two strategies
+    long and short the same instrument (and product) net out, as they do at Kite."""
 
     def __init__(self) -> None:
         self._held: dict[tuple[str, str, str], _Held] = {}
         self._by_token: dict[int, list[_Held]] = {}
+        self._nets: dict[tuple[str, str, str], _Net] = {}  # (exchange, symbol, product) -> the account's net
+        self._nets_by_token: dict[int, list[_Net]] = {}
         self.realised = 0
         self.unrealised = 0
         self.exposure = 0
@@ -110,7 +127,14 @@ class PositionTracker:
     def _count(self, held: _Held, sign: int) -> None:
         self.realised += sign * held.book.realised
         self.unrealised += sign * held.book.unrealised(held.last_price)
-        self.exposure += sign * abs(held.book.quantity) * held.last_price
+
+    def _net(self, exchange: str, tradingsymbol: str, product: str, instrument_token: int) -> _Net:
+        key = (str(exchange), tradingsymbol, str(product) or "MIS")
+        net = self._nets.get(key)
+        if net is None:
+            net = self._nets[key] = _Net(tradingsymbol)
+            self._nets_by_token.setdefault(instrument_token, []).append(net)
+        return net
 
     def on_fill(self, *, strategy_id: str, exchange: str, tradingsymbol: str, transaction_type: str, quantity: int,
                 price: int, instrument_token: int = 0, product: str = "", timestamp: str = "") -> list[Closed]:
@@ -130,6 +154,11 @@ class PositionTracker:
             held.last_price = price
         closed = held.book.fill(signed(transaction_type, quantity), price, timestamp)
         self._count(held, +1)
+        net = self._net(exchange, tradingsymbol, str(product) or held.product, instrument_token)
+        self.exposure -= net.exposure
+        net.quantity += signed(transaction_type, quantity)
+        net.last_price = net.last_price or price
+        self.exposure += net.exposure
         return closed
 
     def on_trade_row(self, row: dict[str, Any]) -> list[Closed]:
@@ -152,6 +181,9 @@ class PositionTracker:
             self._count(held, -1)
             held.last_price = last_price
             self._count(held, +1)
+        for net in self._nets_by_token.get(instrument_token, ()):
+            self.exposure += abs(net.quantity) * last_price - net.exposure
+            net.last_price = last_price
 
     def open_tokens(self) -> set[int]:
         return {h.instrument_token for h in self._held.values() if h.book.lots}
@@ -170,12 +202,14 @@ class PositionTracker:
         ]
 
     def exposure_by_symbol(self) -> dict[str, int]:
+        """The account's exposure per symbol, as the broker holds it (netted per instrument and product)."""
         out: dict[str, int] = {}
-        for h in self._held.values():
-            out[h.tradingsymbol] = out.get(h.tradingsymbol, 0) + abs(h.book.quantity) * h.last_price
+        for net in self._nets.values():
+            out[net.tradingsymbol] = out.get(net.tradingsymbol, 0) + net.exposure
         return out
 
     def exposure_by_strategy(self) -> dict[str, int]:
+        """Each strategy's own exposure: its positions, whatever the others hold."""
         out: dict[str, int] = {}
         for (strategy_id, _, _), h in self._held.items():
             out[strategy_id] = out.get(strategy_id, 0) + abs(h.book.quantity) * h.last_price
@@ -186,8 +220,12 @@ class PositionTracker:
         h = self._held.get((strategy_id, str(exchange), tradingsymbol))
         return (h.book.quantity, h.book.average_price()) if h else (0, 0)
 
-    def net_quantity(self, exchange: str, tradingsymbol: str) -> int:
-        return sum(h.book.quantity for h in self._held.values() if (h.exchange, h.tradingsymbol) == (exchange, tradingsymbol))
+    def net_quantity(self, exchange: str, tradingsymbol: str, product: str | None = None) -> int:
+        """The account's net position in an instrument: in one product (what the broker holds as one
+        position), or every product's together (None)."""
+        want = None if product is None else str(product) or "MIS"
+        return sum(net.quantity for (x, symbol, prod), net in self._nets.items()
+                   if (x, symbol) == (str(exchange), tradingsymbol) and want in (None, prod))
 
 
 def from_broker(positions: Iterable[Any]) -> list[Position]:

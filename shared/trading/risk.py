@@ -170,24 +170,31 @@ class RiskManager:
         return None
 
     def _exposure(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
+        """What the order adds to the exposure the broker will hold — the account's net position per
+        instrument and product, so an order against another strategy's position adds nothing and is
+        never refused for the total or the symbol — and to the strategy's own (its own limit)."""
         limits = self.limits
-        notional = 0
-        for (exchange, symbol, _, qty), price in zip(_lines(sig), _prices(sig)):
-            price = price or ctx.holding(exchange, symbol).last_price
+        account = own = 0
+        for (exchange, symbol, side, qty), price in zip(_lines(sig), _prices(sig)):
+            h = ctx.holding(exchange, symbol)
+            price = price or h.last_price
             if not price:
                 return RiskDecision(False, RiskCode.PRICE_UNKNOWN,
                                     f"{symbol}: no last price for a market order, so its exposure cannot be checked")
-            notional += qty * price
+            change = signed(side, qty)
+            account += (abs(h.account + change) - abs(h.account)) * price
+            own += (abs(h.held + change) - abs(h.held)) * price
         symbol = sig.underlying if isinstance(sig, SignalGroup) else sig.tradingsymbol
         checks = (
-            (RiskCode.EXPOSURE_LIMIT, "total", ctx.exposure, limits.max_exposure),
-            (RiskCode.SYMBOL_EXPOSURE, symbol, ctx.exposure_by_symbol.get(symbol, 0), limits.max_exposure_per_symbol),
-            (RiskCode.STRATEGY_EXPOSURE, sig.strategy_id, ctx.exposure_by_strategy.get(sig.strategy_id, 0),
+            (RiskCode.EXPOSURE_LIMIT, "total", ctx.exposure, account, limits.max_exposure),
+            (RiskCode.SYMBOL_EXPOSURE, symbol, ctx.exposure_by_symbol.get(symbol, 0), account,
+             limits.max_exposure_per_symbol),
+            (RiskCode.STRATEGY_EXPOSURE, sig.strategy_id, ctx.exposure_by_strategy.get(sig.strategy_id, 0), own,
              limits.max_exposure_per_strategy),
         )
-        for code, what, current, limit in checks:
-            if current + notional > limit:
-                return RiskDecision(False, code, f"{what} exposure {format_inr(current)} + {format_inr(notional)} "
+        for code, what, current, added, limit in checks:
+            if added > 0 and current + added > limit:
+                return RiskDecision(False, code, f"{what} exposure {format_inr(current)} + {format_inr(added)} "
                                                  f"exceeds {format_inr(limit)}")
         return None
 

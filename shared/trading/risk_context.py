@@ -21,8 +21,8 @@ class Holding(Struct, frozen=True, kw_only=True):
     key: str  # EXCHANGE:SYMBOL
     held: int = 0  # the signal's strategy's own position, signed
     pending: int = 0  # signed quantity its working (non-protective) orders on it may still fill
-    account: int = 0  # the account's net position, every strategy's together
-    account_pending: int = 0  # signed quantity every working (non-protective) order on it may still fill
+    account: int = 0  # the account's net position in the signal's product, every strategy's together (the broker's)
+    account_pending: int = 0  # signed quantity every working (non-protective) order on it in that product may fill
     last_price: int = 0
     lot_size: int = 1
     lower: int = 0  # circuit band (0: unknown)
@@ -57,10 +57,11 @@ class RiskContext(Struct, kw_only=True):
         return self.holdings.get(key) or Holding(key=key)
 
 
-def instruments_of(sig: Signal | SignalGroup) -> list[tuple[str, str]]:
+def instruments_of(sig: Signal | SignalGroup) -> list[tuple[str, str, str]]:
+    """(exchange, symbol, product) of each instrument the signal trades."""
     if isinstance(sig, SignalGroup):
-        return [(str(leg.exchange), leg.tradingsymbol) for leg in sig.legs]
-    return [(str(sig.exchange), sig.tradingsymbol)]
+        return [(str(leg.exchange), leg.tradingsymbol, str(leg.product)) for leg in sig.legs]
+    return [(str(sig.exchange), sig.tradingsymbol, str(sig.product))]
 
 
 def _pending(orders: Iterable[Order]) -> int:
@@ -80,14 +81,15 @@ def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal |
     prices, lot_sizes, circuits, greeks = prices or {}, lot_sizes or {}, circuits or {}, greeks or {}
     working = book.working() if book is not None else []
     holdings = {}
-    for exchange, symbol in instruments_of(sig):
+    for exchange, symbol, product in instruments_of(sig):
         key = f"{exchange}:{symbol}"
         mine = [o for o in working if o.instrument == (exchange, symbol)]
         lower, upper = circuits.get(key, (0, 0))
-        holdings[key] = Holding(
+        holdings[key] = Holding(  # the account's position as the broker holds it: one per instrument and product
             key=key, held=tracker.held(sig.strategy_id, exchange, symbol)[0],
             pending=_pending(o for o in mine if o.strategy_id == sig.strategy_id),
-            account=tracker.net_quantity(exchange, symbol), account_pending=_pending(mine),
+            account=tracker.net_quantity(exchange, symbol, product),
+            account_pending=_pending(o for o in mine if o.product == product),
             last_price=prices.get(key, 0), lot_size=lot_sizes.get(key, 1), lower=lower, upper=upper)
     return RiskContext(
         holdings=holdings, exposure=tracker.exposure, exposure_by_symbol=tracker.exposure_by_symbol(),

@@ -274,3 +274,55 @@ def test_context_from_the_position_book_and_the_order_book(risk):
                                                                                            1510_00, 60)
     assert ctx.open_orders == 1 and working.state is OrderState.OPEN
     assert risk.validate_signal(signal("x", side="SELL", qty=90, intent="exit"), ctx).quantities == (60,)
+
+
+# ---- what the broker will hold: positions net per (instrument, product) across strategies ---------
+
+NET_LIMITS = RiskLimits(max_daily_loss=10_000_00, max_position_qty=200, max_position_lots=4,
+                        max_exposure=250_000_00, max_orders_per_minute=50, max_open_orders=10,
+                        max_exposure_per_symbol=200_000_00, max_exposure_per_strategy=150_000_00,
+                        max_net_delta=500.0, max_net_vega=1_000.0)
+NETTING = [  # (the strategies' fills, the signal: strategy, side, quantity, product; ok or refusal code) at ₹1,500
+    ([("s1", "BUY", 150, "MIS")], ("s2", "SELL", 100, "MIS"), None),  # the account goes 150 -> 50: less at risk
+    ([("s1", "BUY", 150, "MIS")], ("s2", "BUY", 40, "MIS"), RiskCode.EXPOSURE_LIMIT),  # 190 × ₹1,500 > ₹2.5 lakh
+    ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 150, "MIS")], ("s3", "BUY", 100, "MIS"), None),  # the broker is flat
+    ([("s1", "BUY", 150, "MIS")], ("s2", "SELL", 100, "CNC"), RiskCode.EXPOSURE_LIMIT),  # another product: no netting
+    ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 60, "MIS")], ("s2", "SELL", 50, "MIS"),
+     RiskCode.STRATEGY_EXPOSURE),  # the strategy's own 110 × ₹1,500 > ₹1.5 lakh, though the account shrinks
+    ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 100, "MIS")], ("s3", "BUY", 160, "MIS"),
+     RiskCode.POSITION_SIZE),  # its own 160 is within 200, the broker's 50 + 160 is not
+    ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 150, "CNC")], ("s3", "BUY", 100, "MIS"),
+     RiskCode.POSITION_SIZE),  # MIS 150 + 100 > 200: the CNC short is a position of its own, not an offset
+]
+
+
+@pytest.mark.parametrize("fills,sig,refused", NETTING, ids=[f"{'+'.join(f'{s}{x[0]}{q}{p}' for s, x, q, p in f)}"
+                                                            f"-then-{g[0]}{g[1]}{g[2]}{g[3]}" for f, g, _ in NETTING])
+def test_limits_judge_what_the_broker_will_hold(tmp_path, clock, fills, sig, refused):
+    """Kite nets a user's fills per instrument and product: two strategies long and short INFY MIS are
+    one flat position at the broker. The account's position and exposure limits judge that net; each
+    strategy's own position and exposure limits judge its own book."""
+    risk = RiskManager(USER, NET_LIMITS, journal(tmp_path, clock), clock)
+    tracker = PositionTracker()
+    for strategy_id, side, qty, product in fills:
+        tracker.on_fill(strategy_id=strategy_id, exchange="NSE", tradingsymbol="INFY", transaction_type=side,
+                        quantity=qty, price=LTP, instrument_token=408065, product=product)
+    strategy_id, side, qty, product = sig
+    s = signal(f"net-{strategy_id}", strategy_id=strategy_id, side=side, qty=qty, product=Product(product))
+    decision = risk.validate_signal(s, context_from(tracker, OrderBook(), s, prices={"NSE:INFY": LTP}))
+    assert (decision.ok, decision.code or None) == (refused is None, refused), decision.reason
+
+
+def test_the_position_book_exposure_is_the_brokers_net():
+    tracker = PositionTracker()
+    for strategy_id, side, product in (("s1", "BUY", "MIS"), ("s2", "SELL", "MIS"), ("s3", "SELL", "CNC")):
+        tracker.on_fill(strategy_id=strategy_id, exchange="NSE", tradingsymbol="INFY", transaction_type=side,
+                        quantity=100, price=LTP, instrument_token=408065, product=product)
+    assert tracker.net_quantity("NSE", "INFY", "MIS") == 0 and tracker.net_quantity("NSE", "INFY", "CNC") == -100
+    assert tracker.exposure == 100 * LTP == tracker.exposure_by_symbol()["INFY"]  # the CNC short alone
+    assert tracker.exposure_by_strategy() == {"s1": 100 * LTP, "s2": 100 * LTP, "s3": 100 * LTP}
+    tracker.mark(408065, 1600_00)
+    assert tracker.exposure == 100 * 1600_00
+    tracker.on_fill(strategy_id="s2", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=100,
+                    price=1600_00, instrument_token=408065, product="MIS")  # s2 closes: s1's long is the broker's now
+    assert tracker.exposure == 200 * 1600_00 and tracker.net_quantity("NSE", "INFY") == 0
