@@ -1,8 +1,9 @@
 """kta's positions against the broker's, every positions pass. Expired options are settled first
 (``ExerciseHandler.settle`` books the closing trade at the settlement value); any other difference —
 Kite's MIS auto square-off, a trade placed in Kite by hand, a future's expiry — is adopted as an
-external fill once it has been seen twice in a row with a whole reconciliation in between and no kta
-order on the instrument owing the journal a fill (so a fill merely on its way is never taken for one). Each is journaled,
+external fill once it has been seen twice in a row (the same quantities on both sides) with a whole
+reconciliation in between and no kta order on the instrument owing the journal a fill (so a fill merely on
+its way is never taken for one). Each is journaled,
 raised as a risk event and an alert, and told to the strategy whose position it moved."""
 
 from __future__ import annotations
@@ -30,21 +31,24 @@ class CrossCheck:
     def __init__(self, desk: Desk, exerciser: ExerciseHandler) -> None:
         self.desk = desk
         self.exerciser = exerciser
-        self.seen: dict[tuple[str, str, str], int] = {}  # difference -> its delta at the last pass
+        self.seen: dict[tuple[str, str, str], tuple[int, int]] = {}  # difference -> (kta, broker) at the last pass
         self.last_pass = 0.0  # monotonic
 
     async def run(self, broker: list[m.Position]) -> list[dict]:
         """Adopt what the broker changed; returns the external fills journaled. A difference is adopted
-        when the last pass saw the same one, a whole reconciliation (every kta order and its fills
-        read from the broker) has run since, and no kta order on the instrument owes the journal a fill."""
+        when the last pass saw the very same one — the same quantity in kta's book and at the broker,
+        not merely the same gap (two fills of kta's own in flight at two passes in a row, each already
+        at the broker and not yet heard, leave equal gaps between different books) — a whole
+        reconciliation (every kta order and its fills read from the broker) has run since, and no kta
+        order on the instrument owes the journal a fill."""
         await self._settle_expired(broker)
         adopted = []
         diffs = differences(self.desk.tracker.positions(), broker)
-        now = {(d.exchange, d.tradingsymbol, d.product): d.delta for d in diffs}
+        now = {(d.exchange, d.tradingsymbol, d.product): (d.kta, d.broker) for d in diffs}
         reconciled = self.desk.reconciled_at > self.last_pass
         for d in diffs:
             key = (d.exchange, d.tradingsymbol, d.product)
-            if not reconciled or self.seen.get(key) != d.delta or self._owed(d):
+            if not reconciled or self.seen.get(key) != (d.kta, d.broker) or self._owed(d):
                 continue
             adopted += await self._adopt(d, {p.tradingsymbol: p for p in broker}.get(d.tradingsymbol))
         self.seen, self.last_pass = now, time.monotonic()

@@ -2,10 +2,23 @@
 a strategy's position is adopted as an external fill of that strategy (journaled, a risk event, its
 outcome with position 0), and one that opens a position belongs to the account, never to a strategy."""
 
+import time
+
+from execution_worker import placing
+from execution_worker.crosscheck import CrossCheck
+from execution_worker.engine import Desk
+from execution_worker.exercise import ExerciseHandler
+from execution_worker.journal import Journal
+from execution_worker.reconcile import reconcile
 from shared import messages as m
 from shared import subjects
+from shared.kite.client import KiteClient
+from shared.trading import planning as o
+from shared.trading.positions import from_broker
+from shared.trading.risk import RiskManager
 from tests.execution_worker.kit import USER, broker, signal
 from tests.helpers import eventually
+from tests.simkit import login
 
 
 def held(journal, strategy_id: str, symbol: str = "INFY") -> int:
@@ -50,3 +63,51 @@ async def test_trades_placed_in_kite_are_adopted_as_external_fills(bus, sim, sta
 def working_stops(journal, strategy_id: str) -> list[dict]:
     return [r for r in journal.orders(USER) if r["strategy_id"] == strategy_id and r["kind"] == "stop_loss"
             and r["state"] in ("OPEN", "TRIGGER PENDING", "PLACED", "MODIFIED")]
+
+
+async def test_kta_fills_in_flight_at_two_passes_are_not_taken_for_an_external_one(bus, sim, data_dir):
+    """Under load the positions pass reads the broker while kta's own fills are still on their way. Two
+    passes in a row can each find one of them missing — different fills, the same gap (a strategy that
+    flips one share at a time) — with a reconciliation between that journaled the first. That is no
+    MIS square-off: nothing is adopted, and the books agree once the second fill is journaled. A gap
+    that stays exactly as it was across a reconciliation (a trade placed in Kite) still is."""
+    sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    kite = KiteClient(sim.api_key, login(sim), root=sim.root)
+    journal = Journal(data_dir / "journal.db")
+    desk = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal), {}, -1, 0.5)
+    check = CrossCheck(desk, ExerciseHandler(USER, journal))
+
+    async def positions_pass():
+        return await check.run(from_broker((await broker(kite.positions)).net))
+
+    async def kta_order_unheard(side: str) -> None:  # at the broker, filled; kta has not heard yet
+        await broker(kite.place_order, "regular", "NSE", "INFY", side, 1, "MIS", "MARKET", market_protection=-1,
+                     tag=o.make_tag(f"in-flight-{time.time_ns()}", "exit"))
+
+    try:
+        entry = o.signal_requests(signal(f"flip-{time.time_ns()}", qty=1, strategy_id="flip-1"), None, -1)[0]
+        placed = await placing.place(desk, entry, "flip-1")
+        await placing.wait_final(desk, [desk.book.by_order_id(placed)], 10)
+        assert desk.tracker.net_quantity("NSE", "INFY") == 1
+
+        await kta_order_unheard("SELL")  # the flip's exit filled: the broker 0, kta +1
+        assert await positions_pass() == []
+        assert not (await reconcile(desk)).errors  # journals that exit: kta 0
+        await kta_order_unheard("SELL")  # the next one: the broker -1, kta 0 — the same gap of -1
+        assert await positions_pass() == []  # (it was adopted: a phantom external fill for flip-1)
+        assert not (await reconcile(desk)).errors
+        assert await positions_pass() == []
+        assert desk.tracker.net_quantity("NSE", "INFY") == -1
+        assert not [t for t in journal.trades(USER) if t["order_id"].startswith("external:")]
+
+        await broker(kite.place_order, "regular", "NSE", "INFY", "BUY", 1, "MIS", "MARKET", market_protection=-1,
+                     tag="byhand4")  # a real change outside kta: seen, reconciled, seen again the same: adopted
+        assert await positions_pass() == []
+        assert not (await reconcile(desk)).errors
+        (adopted,) = await positions_pass()
+        assert (adopted["transaction_type"], adopted["quantity"]) == ("BUY", 1)
+        assert desk.tracker.net_quantity("NSE", "INFY") == 0
+    finally:
+        await kite.aclose()

@@ -113,6 +113,7 @@ class Invariants:
         if what not in self._seen:  # one line per distinct breach
             self._seen.add(what)
             self.violations.append(f"t={t:.1f}s {what}")
+            print(f"VIOLATION t={t:.1f}s {what}", flush=True)  # seen as it happens with -s, even if the run dies
 
     def sample(self, t: float, broker_net: dict[tuple[str, str], int], broker_orders: list[KiteOrder],
                orders: list[dict], trades: list[dict], protected_since: float) -> None:

@@ -248,7 +248,7 @@ async def _wind_down(bus, kite, journal, report) -> None:
     except AssertionError:
         inv.fail(report.seconds, f"unprotected after Stop: "
                                  f"{uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER))}")
-    strategies = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies())
+    strategies = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies(), timeout=30)
     believed = {(r["strategy_id"], int(tok)): q for r in strategies.data for tok, q in r["position"].items() if q}
     names = {v: k for k, v in SYMBOLS.items()}
     journaled = {(sid, sym): q for (sid, sym), q in journal_positions(journal.trades(USER)).items() if q}
