@@ -19,6 +19,7 @@ from pathlib import Path
 from execution_worker.journal import Journal
 from shared import messages as m
 from shared import subjects
+from shared.bus import RequestTimeout
 from shared.config import to_env
 from shared.kite import errors
 from shared.kite.client import KiteClient
@@ -248,7 +249,13 @@ async def _wind_down(bus, kite, journal, report) -> None:
     except AssertionError:
         inv.fail(report.seconds, f"unprotected after Stop: "
                                  f"{uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER))}")
-    strategies = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies(), timeout=30)
+    async def listed():  # a read: asked again while the strategy worker re-claims its partitions (under load)
+        try:
+            return await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies(), timeout=10)
+        except RequestTimeout:
+            return None
+
+    strategies = await eventually(listed, timeout=120, what="the strategies' books")
     believed = {(r["strategy_id"], int(tok)): q for r in strategies.data for tok, q in r["position"].items() if q}
     names = {v: k for k, v in SYMBOLS.items()}
     journaled = {(sid, sym): q for (sid, sym), q in journal_positions(journal.trades(USER)).items() if q}
