@@ -144,5 +144,6 @@ def environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the code: no stat of every template on every render
     )
     return configure(env)

@@ -238,13 +238,19 @@ class JetStream:
             await msg.ack()
 
     async def kv(self, bucket: str, *, history: int = 1, ttl: float | None = None):
-        """Open a KV bucket, creating it if needed."""
+        """Open a KV bucket, creating it if needed. The handle is kept: opening asks the server for the
+        stream's info, a round trip that every session read (each dashboard panel) used to pay."""
+        handles = self.__dict__.setdefault("_kv_handles", {})
+        if (kv := handles.get(bucket)) is not None:
+            return kv
         try:
-            return await self.js.key_value(bucket)
+            kv = await self.js.key_value(bucket)
         except (NotFoundError, nats.js.errors.BucketNotFoundError):
-            return await self.js.create_key_value(
+            kv = await self.js.create_key_value(
                 KeyValueConfig(bucket=bucket, history=history, ttl=ttl, replicas=self.replicas)
             )
+        handles[bucket] = kv
+        return kv
 
 
 _pings: set[asyncio.Task] = set()
