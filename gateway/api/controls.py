@@ -4,7 +4,7 @@ request is a 4xx naming the field."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, patch, post, put
@@ -40,26 +40,12 @@ class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason = "from the dashboard"
 
 
-class OrderBody(msgspec.Struct, forbid_unknown_fields=True):
-    exchange: m.Exchange
-    tradingsymbol: Annotated[str, Meta(min_length=1, max_length=40)]
-    transaction_type: m.TransactionType
-    quantity: Annotated[int, Meta(gt=0)]
-    product: m.Product = m.Product.MIS
-    order_type: m.OrderType = m.OrderType.MARKET
-    price: Annotated[int, Meta(ge=0)] = 0
-    stop_loss: Annotated[int, Meta(gt=0)] | None = None
-    target: Annotated[int, Meta(gt=0)] | None = None
-    intent: Literal["entry", "exit"] = "entry"
-    strategy_id: Annotated[str, Meta(min_length=1, max_length=64)] = "manual"
-    client_id: Annotated[str, Meta(max_length=40, pattern=r"^[A-Za-z0-9_-]*$")] = ""
+class OrderBody(m.TraderOrder, forbid_unknown_fields=True):
+    """``POST /api/orders``: the fields of ``PlaceOrder`` (shared/messages), a misspelt one refused."""
 
 
-class ModifyBody(msgspec.Struct, forbid_unknown_fields=True):
-    quantity: Annotated[int, Meta(gt=0)] | None = None
-    price: Annotated[int, Meta(gt=0)] | None = None
-    trigger_price: Annotated[int, Meta(gt=0)] | None = None
-    order_type: m.OrderType | None = None
+class ModifyBody(m.OrderChange, forbid_unknown_fields=True):
+    """``PATCH /api/orders/{tag}``: the fields of ``ModifyOrder`` but its tag (the path's)."""
 
 
 async def place_order(trading: Trading, user_id: str, data: OrderBody) -> dict:

@@ -104,6 +104,8 @@ from shared.messages.commands import (  # noqa: F401 - the package's public name
     HaltTrading,
     ModifyOrder,
     CancelOrder,
+    OrderChange,
+    TraderOrder,
     PlaceOrder,
     SquareOffAll,
     GetSignals,

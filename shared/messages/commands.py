@@ -94,10 +94,9 @@ class SquareOffAll(_Cmd, tag="square_off"):
     reason: Annotated[str, Meta(min_length=1, max_length=200)] = "square off all"
 
 
-class PlaceOrder(_Cmd, tag="place_order"):
-    """A trader's own order (``cmd.execution.place_order``), through the same risk checks and protection
-    as a strategy's: ``intent`` exit closes (at most) what ``strategy_id`` holds; a stop / target
-    protects an entry. ``client_id`` makes a retry the same order. Prices in paise."""
+class TraderOrder(Struct, frozen=True, kw_only=True):
+    """A trader's own order as the trader states it: the fields of ``PlaceOrder`` and the body of the
+    gateway's ``POST /api/orders`` (one definition for both). Prices in paise."""
 
     exchange: Exchange
     tradingsymbol: Annotated[str, Meta(min_length=1, max_length=40)]
@@ -113,15 +112,27 @@ class PlaceOrder(_Cmd, tag="place_order"):
     client_id: Annotated[str, Meta(max_length=40, pattern=r"^[A-Za-z0-9_-]*$")] = ""
 
 
-class ModifyOrder(_Cmd, tag="modify_order"):
-    """Change an open kta order (``cmd.execution.modify_order``) by its tag or broker order id. A
-    stop-loss's trigger moves the position's stop; its quantity follows the position and is not set here."""
+class PlaceOrder(_Cmd, TraderOrder, tag="place_order"):
+    """A trader's own order (``cmd.execution.place_order``), through the same risk checks and protection
+    as a strategy's: ``intent`` exit closes (at most) what ``strategy_id`` holds; a stop / target
+    protects an entry. ``client_id`` makes a retry the same order."""
 
-    tag: Annotated[str, Meta(min_length=1, max_length=40)]
+
+class OrderChange(Struct, frozen=True, kw_only=True):
+    """What a modify may change: the fields of ``ModifyOrder`` and the body of the gateway's
+    ``PATCH /api/orders/{tag}``."""
+
     quantity: Annotated[int, Meta(gt=0)] | None = None
     price: Annotated[int, Meta(gt=0)] | None = None
     trigger_price: Annotated[int, Meta(gt=0)] | None = None
     order_type: OrderType | None = None
+
+
+class ModifyOrder(_Cmd, OrderChange, tag="modify_order"):
+    """Change an open kta order (``cmd.execution.modify_order``) by its tag or broker order id. A
+    stop-loss's trigger moves the position's stop; its quantity follows the position and is not set here."""
+
+    tag: Annotated[str, Meta(min_length=1, max_length=40)]
 
 
 class CancelOrder(_Cmd, tag="cancel_order"):
