@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from shared import messages as m
 from shared import partition, service, subjects
+from shared.broker_sessions import watch_sessions
 from shared.bus import Bus
 from shared.config import Settings
-from shared.broker_sessions import watch_sessions
+from strategy_worker import takeover
 from strategy_worker.backtest.service import BacktestService
 from strategy_worker.commands import StrategyCommands
 from strategy_worker.engine import StrategyEngine
-from strategy_worker.positions import adopt_journal
 from strategy_worker.seeding import Seeder
 from strategy_worker.strategies import registry
 
@@ -38,7 +39,8 @@ class StrategyWorker:
         self.parts = await partition.Partitions(self.bus, "strategy", [
             partition.Feed(subjects.STREAM_OUTCOMES, "strategy-outcomes", subjects.outcomes(every), m.StrategyOutcome,
                            self.on_outcome, batch=64),
-        ], on_acquire=self.acquire_partition, on_release=self.release_partition).start()
+        ], on_acquire=partial(takeover.acquire, self.engine, self.commands),
+           on_release=partial(takeover.release, self.engine)).start()
         await self.bus.serve(subjects.cmd_wildcard("strategy"), self.on_command, accept=self.parts.owns)
         await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, accept=self.parts.owns)
         await self.bus.subscribe(subjects.risk(every), m.RiskState, self.on_risk)
@@ -60,19 +62,6 @@ class StrategyWorker:
                         await self.commands.subscribe_needed(user_id, only_new=True)
                     except Exception as e:  # noqa: BLE001 - the next round tries again
                         log.warning("subscriptions of %s: %r", user_id, e, extra={"user_id": user_id})
-
-    async def acquire_partition(self, p: int) -> None:
-        e = self.engine
-        e.restore(only=lambda user_id: partition.of(user_id) == p)
-        for user_id in {r.user_id for r in e.running.values() if partition.of(r.user_id) == p}:
-            self.bus.spawn(adopt_journal(e, user_id), name=f"journal-positions:{user_id}")
-        for user_id, (tokens, mode) in e.store.live_users().items():
-            if partition.of(user_id) == p:
-                self.bus.spawn(self.commands.start_live(user_id, tokens, mode), name=f"resume:{user_id}")
-
-    async def release_partition(self, p: int) -> None:
-        for user_id in self.parts.users_in(p, {r.user_id for r in self.engine.running.values()}):
-            self.engine.forget(user_id)
 
     async def on_outcome(self, o: m.StrategyOutcome, msg) -> None:
         subject_user = subjects.user_of(partition.published(msg.subject))
