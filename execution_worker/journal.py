@@ -1,5 +1,6 @@
 """The execution journal: every signal, risk decision, order, order event, fill, group and risk event
-of every user, in one SQLite file (WAL), so any order can be explained after the fact.
+of every user, in one SQLite file (WAL), so any order can be explained after the fact. This module
+writes it; execution_worker/journal_reads.py has its questions.
 
 Money is integer paise. Each row carries ``day``, the IST trading day (yyyy-mm-dd) it belongs to.
 Writes are idempotent: signals on their id, orders on their kta tag, events on
@@ -8,7 +9,6 @@ Writes are idempotent: signals on their id, orders on their kta tag, events on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -19,13 +19,12 @@ from typing import Any
 import msgspec
 from sqlite_utils import Database
 
+from execution_worker.journal_reads import JournalReads
 from execution_worker.journal_schema import INDEXES, SCHEMA, defaults
-from shared import dblock, ist, metrics
-from shared.messages import OrderEvent, Signal, SignalGroup, TransactionType
-from shared.trading.order import TERMINAL, Order, OrderState
+from shared import dblock, metrics
+from shared.messages import OrderEvent, Signal, SignalGroup
+from shared.trading.order import Order
 from shared.trading.protection import Protection
-
-TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
 
 # Signal decisions: anything other than ACCEPTED is a refusal (its code says why).
 ACCEPTED = "accepted"
@@ -33,8 +32,10 @@ REFUSED = "refused"
 
 GROUP_STATES = frozenset({"placing", "completed", "rolled_back", "needs_attention"})
 
-class Journal:
-    """The SQLite journal. ``clock`` returns epoch seconds (injected by tests to pin the IST day)."""
+
+class Journal(JournalReads):
+    """The SQLite journal: this class writes, ``JournalReads`` (execution_worker/journal_reads.py) asks.
+    ``clock`` returns epoch seconds (injected by tests to pin the IST day)."""
 
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
@@ -65,14 +66,6 @@ class Journal:
     def close(self) -> None:
         self.db.close()
 
-    # ---- time
-
-    def today(self) -> str:
-        return ist.day(self.clock())
-
-    def now(self) -> str:
-        return ist.stamp(self.clock())
-
     # ---- signals
 
     def record_signal(self, sig: Signal | SignalGroup, decision: str, reason: str = "", code: str = "",
@@ -94,25 +87,6 @@ class Journal:
         metrics.signal(decision)
         return True
 
-    def signal_decision(self, signal_id: str) -> str | None:
-        row = self._one("signals", "id = ?", [signal_id])
-        return row["decision"] if row else None
-
-    def signal(self, signal_id: str) -> dict | None:
-        return self._one("signals", "id = ?", [signal_id])
-
-    def signal_by_tag(self, user_id: str, tag: str) -> dict | None:
-        """The signal (or group) whose id a kta tag was derived from, among the user's recent ones."""
-        digest = tag[1:15]
-        for row in self.db.query("SELECT id, type, strategy_id FROM signals WHERE user_id = ? ORDER BY ts DESC "
-                                 "LIMIT 20000", [user_id]):
-            if hashlib.sha1(row["id"].encode()).hexdigest()[:14] == digest:
-                return row
-        return None
-
-    def signals(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
-        return self._rows("signals", user_id, day, "ts", limit)
-
     # ---- orders
 
     def save_order(self, order: Order) -> None:
@@ -123,47 +97,6 @@ class Journal:
         row["day"] = row["day"] or self.today()
         row["created_ts"] = row["created_ts"] or self.now()
         self._upsert("orders", row | {"updated_ts": self.now()}, ("tag",))
-
-    def load_orders(self, user_id: str, since_day: str) -> list[Order]:
-        """The user's orders from ``since_day`` on, and every older one not yet final."""
-        marks = ",".join("?" * len(TERMINAL_STATES))
-        rows = self.db["orders"].rows_where(f"user_id = ? AND (day >= ? OR state NOT IN ({marks}))",
-                                            [user_id, since_day, *TERMINAL_STATES], order_by="created_ts, rowid")
-        return [order_of(row) for row in rows]
-
-    def order_by_tag(self, tag: str) -> dict | None:
-        return self._one("orders", "tag = ?", [tag])
-
-    def order_by_id(self, order_id: str) -> dict | None:
-        return self._one("orders", "order_id = ?", [order_id]) if order_id else None
-
-    def open_orders(self, user_id: str) -> list[dict]:
-        marks = ",".join("?" * len(TERMINAL_STATES))
-        return list(
-            self.db["orders"].rows_where(
-                f"user_id = ? AND state NOT IN ({marks}) AND status NOT IN ({marks})",
-                [user_id, *TERMINAL_STATES, *TERMINAL_STATES],
-                order_by="created_ts",
-            )
-        )
-
-    def active_users(self) -> set[str]:
-        """Users with a working order or a fill today: what a restarted worker must watch at once."""
-        marks = ",".join("?" * len(TERMINAL_STATES))
-        rows = self.db.execute(
-            f"SELECT user_id FROM orders WHERE state NOT IN ({marks}) AND status NOT IN ({marks})"
-            " UNION SELECT user_id FROM trades WHERE day = ?",
-            [*TERMINAL_STATES, *TERMINAL_STATES, self.today()]).fetchall()
-        return {r[0] for r in rows}
-
-    def orders(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
-        return self._rows("orders", user_id, day, "created_ts", limit)
-
-    def orders_of_signal(self, signal_id: str) -> list[dict]:
-        return list(self.db["orders"].rows_where("signal_id = ?", [signal_id], order_by="created_ts"))
-
-    def orders_of_group(self, group_id: str) -> list[dict]:
-        return list(self.db["orders"].rows_where("group_id = ?", [group_id], order_by="leg_index, created_ts"))
 
     # ---- order events
 
@@ -184,13 +117,6 @@ class Journal:
             return False
         metrics.order_status(status)
         return True
-
-    def order_events(self, order_id_or_tag: str) -> list[dict]:
-        return list(
-            self.db["order_events"].rows_where(
-                "order_id = ? OR tag = ?", [order_id_or_tag, order_id_or_tag], order_by="rowid"
-            )
-        )
 
     # ---- trades
 
@@ -225,12 +151,6 @@ class Journal:
                 "group_id": group_id,
             }, ignore=True) is not None
 
-    def trades(self, user_id: str, day: str | None = None, limit: int = 100_000) -> list[dict]:
-        return self._rows("trades", user_id, day, "fill_timestamp, rowid", limit)
-
-    def trades_of_order(self, order_id: str) -> list[dict]:
-        return list(self.db["trades"].rows_where("order_id = ?", [order_id], order_by="fill_timestamp, rowid"))
-
     # ---- groups
 
     def record_group(self, group_id: str, user_id: str, *, strategy_id: str, structure: str, state: str,
@@ -245,12 +165,6 @@ class Journal:
         else:
             self.db["groups"].update(group_id, row)
 
-    def group(self, group_id: str) -> dict | None:
-        return self._one("groups", "group_id = ?", [group_id])
-
-    def groups(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
-        return self._rows("groups", user_id, day, "created_ts", limit)
-
     # ---- risk events
 
     def record_risk_event(self, user_id: str, *, code: str, message: str, signal_id: str = "", state: str = "") -> None:
@@ -259,9 +173,6 @@ class Journal:
              "signal_id": signal_id, "state": state}
         )
         metrics.reject(code)
-
-    def risk_events(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
-        return self._rows("risk_events", user_id, day, "id", limit)
 
     # ---- strategy outcomes (seq = the row id: monotonic per journal, so per user)
 
@@ -273,14 +184,6 @@ class Journal:
         return self._insert("outcomes", {"key": key, "user_id": user_id, "day": self.today(), "ts": self.now(),
                                           **fields}).lastrowid
 
-    def outcomes(self, user_id: str, after_seq: int = 0, limit: int = 10_000) -> list[dict]:
-        return list(self.db["outcomes"].rows_where("user_id = ? AND id > ?", [user_id, after_seq], order_by="id",
-                                                   limit=limit))
-
-    def last_outcome_seq(self, user_id: str) -> int:
-        row = next(iter(self.db.query("SELECT MAX(id) AS seq FROM outcomes WHERE user_id = ?", [user_id])), None)
-        return (row or {}).get("seq") or 0
-
     # ---- protections (what guards each position: its stop and target)
 
     def save_protection(self, p: Protection) -> None:
@@ -288,18 +191,7 @@ class Journal:
                                         "updated_ts": self.now()}
         self._upsert("protections", row, ("key",))
 
-    def protections(self, user_id: str) -> list[Protection]:
-        rows = self.db["protections"].rows_where("user_id = ?", [user_id])
-        return [msgspec.convert({f: r[f] for f in Protection.__struct_fields__} | {"retried": bool(r["retried"])},
-                                Protection) for r in rows]
-
     # ---- kill switch state (survives a restart)
-
-    def kill_switch(self, user_id: str) -> dict | None:
-        row = self._one("kill_switch", "user_id = ?", [user_id])
-        if row is not None:
-            row["limits"] = json.loads(row["limits"]) if row["limits"] else None
-        return row
 
     def save_kill_switch(self, user_id: str, *, state: str, reason: str, tripped_at: int, day: str,
                          baseline: int = 0, limits: dict | None = None) -> None:
@@ -319,56 +211,7 @@ class Journal:
             pk=("user_id", "day"),
         )
 
-    def daily_summary(self, user_id: str, day: str) -> dict | None:
-        row = self._one("daily_summaries", "user_id = ? AND day = ?", [user_id, day])
-        return json.loads(row["summary"]) if row else None
-
-    def summarised_days(self, user_id: str) -> list[str]:
-        return [r["day"] for r in self.db["daily_summaries"].rows_where("user_id = ?", [user_id], order_by="day")]
-
-    def trading_days(self, user_id: str) -> list[str]:
-        """Days with any journal activity for the user, oldest first."""
-        days: set[str] = set()
-        for table in ("signals", "orders", "trades", "risk_events"):
-            days |= {r[0] for r in self.db.execute(f"SELECT DISTINCT day FROM {table} WHERE user_id = ?", [user_id])}
-        return sorted(days)
-
-    # ---- audit
-
-    def audit(self, order_id_or_signal_id: str) -> dict:
-        """Why an order was placed and what happened to it: signal → risk decision → group → orders
-        (with their events and fills). Accepts a signal id, a group id, a broker order id or a tag."""
-        key = order_id_or_signal_id
-        signal = self.signal(key)
-        if signal is None and self.group(key) is None:
-            order = self.order_by_id(key) or self.order_by_tag(key)
-            if order is None:
-                return {}
-            key = order["signal_id"] or order["group_id"]
-            signal = self.signal(key) if key else None
-        orders = self._orders_of(key) if key else [order]
-        group_id = next((o["group_id"] for o in orders if o["group_id"]), "")
-        return {
-            "signal": signal,
-            "risk_events": list(self.db["risk_events"].rows_where("signal_id = ?", [key])) if key else [],
-            "group": self.group(group_id) if group_id else None,
-            "orders": [
-                o | {"events": self.order_events(o["order_id"] or o["tag"]),
-                     "trades": self.trades_of_order(o["order_id"]) if o["order_id"] else []}
-                for o in orders
-            ],
-        }
-
-    def _orders_of(self, signal_or_group_id: str) -> list[dict]:
-        return list(self.db["orders"].rows_where("signal_id = ? OR group_id = ?", [signal_or_group_id] * 2,
-                                                 order_by="created_ts, rowid"))
-
     # ---- helpers
-
-    def _one(self, table: str, where: str, args: list) -> dict | None:
-        cur = self.conn.execute(f'SELECT * FROM "{table}" WHERE {where} LIMIT 1', args)
-        row = cur.fetchone()
-        return dict(zip([d[0] for d in cur.description], row)) if row is not None else None
 
     # The hot path's writes: plain SQL, one statement text per (table, columns) so sqlite3 keeps it
     # prepared; sqlite-utils would look the table's schema up on every call (~6 statements each).
@@ -396,16 +239,3 @@ class Journal:
                                     f'ON CONFLICT ({", ".join(pk)}) DO UPDATE SET {sets}')
         with self.conn:
             self.conn.execute(sql, tuple(row.values()))
-
-    def _rows(self, table: str, user_id: str, day: str | None, order_by: str, limit: int) -> list[dict]:
-        if day:
-            return list(self.db[table].rows_where("user_id = ? AND day = ?", [user_id, day], order_by=order_by, limit=limit))
-        return list(self.db[table].rows_where("user_id = ?", [user_id], order_by=order_by, limit=limit))
-
-
-def order_of(row: dict) -> Order:
-    """A journal row back into the order book's Order."""
-    fields = {f: row[f] for f in Order.__struct_fields__ if f in row and f not in ("leg", "trade_ids")}
-    return Order(**fields | {"leg": row["leg_index"], "trade_ids": json.loads(row["trade_ids"] or "[]"),
-                             "state": OrderState(row["state"]),
-                             "transaction_type": TransactionType(row["transaction_type"])})

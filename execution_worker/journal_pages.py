@@ -12,7 +12,8 @@ import base64
 import json
 from typing import Any
 
-from execution_worker.journal import TERMINAL_STATES, Journal
+from execution_worker.journal import Journal
+from execution_worker.journal_reads import TERMINAL_STATES
 from shared import messages as m
 
 
