@@ -117,7 +117,7 @@ async def confirm(desk: Desk, order_id: str, attempts: int = 8) -> None:
     order = desk.book.by_order_id(order_id)
     if order is not None and desk.updates_flowing and await settled(desk, [order], CONFIRM_GRACE, _heard):
         return
-    delay = 0.1
+    delay = 0.1  # not stamina: a poll for the order's final state, not a retry (a failed read stops it)
     for _ in range(attempts):
         await asyncio.sleep(delay)
         order = desk.book.by_order_id(order_id)

@@ -102,6 +102,8 @@ class Supervisor:
             self.shutdown()
 
     def _watch(self) -> None:
+        # Not stamina: restarts of long-lived children, each on its own backoff in one loop that stays
+        # responsive to Ctrl-C, reset once a child has run 60 s; no call here is retried.
         due: dict[str, float] = {}
         while not self._stop.wait(0.2):
             for child in self.children:

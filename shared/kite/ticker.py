@@ -99,6 +99,8 @@ class Ticker:
 
     async def run(self) -> None:
         """Connect and keep connected until ``close()``; raises TokenExpired on a dead token."""
+        # Not stamina: a keep-alive loop, not a retried call (it never gives up, counts afresh after each
+        # connection and reports every wait before taking it, with the feed's seeded jitter).
         attempt = 0
         gap_start = 0
         refused = False  # the last upgrade was answered 429 (alert once per streak, not every retry)
