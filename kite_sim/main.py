@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import signal
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -20,34 +19,13 @@ from kite_sim.clock import SimClock
 from kite_sim.faults import Faults
 from kite_sim.instruments import Universe
 from kite_sim.market import Market
+from kite_sim.options import Options, add_options, options_from, parse_holidays  # noqa: F401 - re-exported
 from kite_sim.replay import Replay
 from kite_sim.sim import Sim
 from shared import log as kta_log
 from shared.config import Settings, load
 
 logger = logging.getLogger("kite_sim")
-
-
-@dataclass
-class Options:
-    """What ``kta sim`` adds to the settings: replay, market hours, settlement, the snapshot file."""
-
-    replay: str = ""  # CSV of candles that replaces the generator for its symbols
-    market_hours: bool = False  # calendar clock: closed nights, weekends and holidays; AMOs wait for the open
-    holidays: frozenset[date] = frozenset()
-    settle: bool = False  # end-of-day settlement: T+1 holdings, MIS square-off, expiry
-    snapshot: str = ""  # state file, loaded at start and saved on change and at shutdown
-    faults: str = ""  # JSON file of faults to start with (the fields of /sim/faults)
-    edis: frozenset[str] = frozenset()  # accounts without DDPI: delivery sells need the day's eDIS authorisation
-
-
-def parse_holidays(text: str) -> frozenset[date]:
-    """``2026-12-25,2027-01-26`` or the path of a file with one ISO date per line (``#`` comments)."""
-    if not text:
-        return frozenset()
-    p = Path(text)
-    items = p.read_text().split() if p.exists() else text.split(",")
-    return frozenset(date.fromisoformat(x.strip()) for x in items if x.strip() and not x.startswith("#"))
 
 
 def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limits: bool = True,
@@ -122,31 +100,9 @@ def run(settings: Settings, redirect_url: str = "", options: Options | None = No
 
 def cli(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="kite_sim", description="Kite Connect paper broker")
-    p.add_argument("--host", default=None)
-    p.add_argument("--port", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--speed", type=float, default=None)
-    p.add_argument("--admin", action="store_true", default=None)
-    p.add_argument("--redirect-url", default="")
     add_options(p)
     a = p.parse_args(argv)
     settings = load(sim_host=a.host, sim_port=a.port, sim_seed=a.seed, sim_speed=a.speed, sim_admin=a.admin)
     run(settings, a.redirect_url, options_from(a))
 
 
-def add_options(p: argparse.ArgumentParser) -> None:
-    """The flags of :class:`Options`, shared by ``python -m kite_sim`` and ``kta sim``."""
-    p.add_argument("--replay", default="", help="CSV of candles to replay instead of the generated market")
-    p.add_argument("--market-hours", action="store_true", help="honour market hours and holidays (AMOs wait)")
-    p.add_argument("--holidays", default="", help="holidays: comma-separated ISO dates or a file of them")
-    p.add_argument("--settle", action="store_true", help="end-of-day settlement (T+1 holdings, expiry)")
-    p.add_argument("--snapshot", default="", help="state file so a restarted sim carries on")
-    p.add_argument("--faults", default="", help="JSON file of faults to start with (as POST /sim/faults)")
-    p.add_argument("--edis", default="", help="accounts without DDPI (comma-separated user ids): delivery sells "
-                                              "need the day's eDIS/TPIN authorisation (HTTP 428 until given)")
-
-
-def options_from(a: argparse.Namespace) -> Options:
-    return Options(replay=a.replay, market_hours=a.market_hours, holidays=parse_holidays(a.holidays),
-                   settle=a.settle, snapshot=a.snapshot, faults=getattr(a, "faults", ""),
-                   edis=frozenset(u.strip().upper() for u in getattr(a, "edis", "").split(",") if u.strip()))

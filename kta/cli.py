@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from kite_sim.options import add_options as add_sim_options
 from shared import healthcheck, natsauth, natsd
 from shared import log as kta_log
 from shared.config import ConfigError, Settings, env_name, load, provided, to_env
@@ -229,19 +230,7 @@ def parser() -> argparse.ArgumentParser:
     up.set_defaults(fn=cmd_up)
 
     sim = sub.add_parser("sim", help="run kite_sim, the paper broker")
-    sim.add_argument("--host", default=None)
-    sim.add_argument("--port", type=int, default=None)
-    sim.add_argument("--seed", type=int, default=None)
-    sim.add_argument("--speed", type=float, default=None)
-    sim.add_argument("--admin", action="store_true")
-    sim.add_argument("--redirect-url", default="")
-    sim.add_argument("--replay", default="", help="CSV of candles to replay instead of the generated market")
-    sim.add_argument("--market-hours", action="store_true", help="honour market hours and holidays (AMOs wait)")
-    sim.add_argument("--holidays", default="", help="holidays: comma-separated ISO dates or a file of them")
-    sim.add_argument("--settle", action="store_true", help="end-of-day settlement (T+1 holdings, expiry)")
-    sim.add_argument("--snapshot", default="", help="state file so a restarted sim carries on")
-    sim.add_argument("--faults", default="", help="JSON file of faults to start with (as POST /sim/faults)")
-    sim.add_argument("--edis", default="", metavar="USERS", help=EDIS_HELP)
+    add_sim_options(sim)
     sim.set_defaults(fn=cmd_sim)
 
     worker = sub.add_parser("worker", help="run one worker")
