@@ -141,18 +141,25 @@ class Window:
         return self.cols[k][max(0, self.n - WINDOW):self.n]
 
 
-def pandas_per_bar(name: str, bars: list[m.Bar]) -> float:
+def window_per_bar(bars: list[m.Bar], on_bar) -> float:
+    """Microseconds per bar of ``on_bar(window)`` over a rolling window, median of 3 runs."""
     def run() -> float:
         w = Window(bars[:WINDOW])
         live = bars[WINDOW:]
         t0 = time.perf_counter()
         for b in live:
             w.append(b)
-            df = pd.DataFrame({k: w.view(k) for k in ("high", "low", "close", "volume")},
-                              index=pd.Index(w.view("start")), copy=False)
-            pandas_signal(name, df)
+            on_bar(w)
         return (time.perf_counter() - t0) / len(live) * 1e6
     return median_of(3, run)
+
+
+def pandas_per_bar(name: str, bars: list[m.Bar]) -> float:
+    def on_bar(w: Window) -> None:
+        df = pd.DataFrame({k: w.view(k) for k in ("high", "low", "close", "volume")},
+                          index=pd.Index(w.view("start")), copy=False)
+        pandas_signal(name, df)
+    return window_per_bar(bars, on_bar)
 
 
 def talib_signal(name: str, w: Window) -> bool:
@@ -175,15 +182,7 @@ def talib_signal(name: str, w: Window) -> bool:
 
 
 def talib_per_bar(name: str, bars: list[m.Bar]) -> float:
-    def run() -> float:
-        w = Window(bars[:WINDOW])
-        live = bars[WINDOW:]
-        t0 = time.perf_counter()
-        for b in live:
-            w.append(b)
-            talib_signal(name, w)
-        return (time.perf_counter() - t0) / len(live) * 1e6
-    return median_of(3, run)
+    return window_per_bar(bars, lambda w: talib_signal(name, w))
 
 
 # ---- 2. and 3. the engine ---------------------------------------------------------------------
