@@ -24,15 +24,14 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import operator
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
+from gateway.stream_events import Client, Event
 from gateway.tick_fanout import TickFanout
 from shared import messages as m
 from shared import subjects
@@ -41,53 +40,14 @@ from shared.bus import Bus
 log = logging.getLogger("kta.gateway.streams")
 EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest", "alerts")
 RING = 256
-CLIENT_BUFFER = 256
 ORDER_TIMES = 1000  # broker order ids remembered with the exchange's order time, per user
 SESSION_CHECK_SECONDS = 2.0
 UNSTARTED_SECONDS = 30.0  # a stream reserved for a response that never started is let go after this
 Render = Callable[[str, dict, str], str]
-_BY_ID = operator.attrgetter("id")
-
-
-@dataclass(slots=True, eq=False)
-class Event:  # not frozen: a frozen dataclass's __init__ costs ~1 µs, and a flush makes one per feed and token
-    id: int
-    name: str
-    key: Any
-    payload: dict
-    cache: dict = field(default_factory=dict)  # render function -> text; shared by the copies of a tick update
 
 
 class StreamLimit(Exception):
     """Too many open streams for the session or the user."""
-
-
-@dataclass(eq=False)
-class Client:
-    session: str = ""  # the login session's token hash
-    buffer: OrderedDict = field(default_factory=OrderedDict)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: bool = False
-    started: bool = False
-    opened_at: float = field(default_factory=time.monotonic)
-    dropped: int = 0
-
-    def push(self, ev: Event) -> None:
-        self.buffer.pop(ev.key, None)  # coalesce: the newest state of the same thing wins
-        self.buffer[ev.key] = ev
-        while len(self.buffer) > CLIENT_BUFFER:
-            self.buffer.popitem(last=False)
-            self.dropped += 1
-        self.wake.set()
-
-    def drain(self) -> list[Event]:
-        out = sorted(self.buffer.values(), key=_BY_ID)
-        self.buffer.clear()
-        return out
-
-    def close(self) -> None:
-        self.closed = True
-        self.wake.set()
 
 
 def _key(name: str, payload: dict) -> Any:
@@ -153,11 +113,12 @@ class UserFeed:
             c.push(ev)
         return ev
 
-    def emit_tick(self, token: int, payload: dict, cache: dict) -> None:
-        """A token's latest tick (payload and render cache shared with every feed showing it); not
-        kept in the ring: a reconnecting client gets the next flush, and orders stay resumable."""
+    def emit_ticks(self, rows: tuple[Event, ...], cache: dict) -> None:
+        """A flush's tick rows for this feed's instruments (rows and the batch's render cache shared
+        with every feed showing the same instruments); not kept in the ring: a reconnecting client
+        gets the next flush, and orders stay resumable."""
         if self.clients:
-            ev = Event(next(self._ids), "ticks", ("ticks", token), payload, cache)
+            ev = Event(next(self._ids), "ticks", "ticks", {}, cache, rows)
             for c in self.clients:
                 c.push(ev)
 
@@ -300,19 +261,32 @@ class Streams:
         (the text is kept on the event); with ``merge_ticks`` consecutive tick rows are one message."""
         out: list[tuple[str, int, list[str]]] = []
         for ev in events:
-            text = ev.cache.get(render)
-            if text is None:
-                try:
-                    text = ev.cache[render] = render(ev.name, ev.payload, user_id)
-                except Exception as e:  # noqa: BLE001 - one bad fragment must not end the stream
-                    log.warning("rendering %s failed: %r", ev.name, e)
-                    continue
-                self.renders += 1
-            if merge_ticks and ev.name == "ticks" and out and out[-1][0] == "ticks":
-                out[-1] = ("ticks", ev.id, out[-1][2] + [text])
-            else:
+            if ev.rows:  # a flush's ticks: one message for the dashboard, one per row for API clients
+                if merge_ticks:
+                    text = ev.cache.get(render)
+                    if text is None:  # joined once for every feed showing the same instruments
+                        text = ev.cache[render] = "".join(self._rendered(row, render, user_id) for row in ev.rows)
+                    out.append(("ticks", ev.id, [text]))
+                else:
+                    out.extend(("ticks", ev.id, [self._rendered(row, render, user_id)]) for row in ev.rows)
+                continue
+            text = self._rendered(ev, render, user_id)
+            if text:
                 out.append((ev.name, ev.id, [text]))
-        return [(name, ev_id, "".join(parts)) for name, ev_id, parts in out]
+        return [(name, ev_id, "".join(parts)) for name, ev_id, parts in out if parts[0]]
+
+    def _rendered(self, ev: Event, render: Render, user_id: str) -> str:
+        """The event's text in ``render``'s format, rendered once for every client ("" if it fails)."""
+        text = ev.cache.get(render)
+        if text is None:
+            try:
+                text = render(ev.name, ev.payload, user_id)
+            except Exception as e:  # noqa: BLE001 - one bad fragment must not end the stream
+                log.warning("rendering %s failed: %r", ev.name, e)
+                text = ""
+            ev.cache[render] = text
+            self.renders += 1
+        return text
 
 
 def parse_last_event_id(value: str | None) -> int | None:

@@ -3,8 +3,10 @@
 Each user's feed says which tokens it shows (``want``); a token has one subscription for the whole
 gateway while any feed wants it, whatever the number of users. Ticks are coalesced per token (only
 the latest is kept, O(1) per tick) and flushed every ``TICK_FLUSH_SECONDS``: each token's update
-becomes one payload and one render cache shared by every feed showing it, so rendering it (HTML for
-the dashboard, JSON for API clients) happens once per format, not once per client.
+becomes one row (payload + render cache), and the feeds that show the same instruments share one
+batch of those rows with one render cache. So a flush costs O(tokens + feeds), not O(tokens × feeds):
+a row is rendered once per format, a batch is joined and framed once per format, and each feed gets
+one event, whatever the number of users and clients.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from shared import messages as m
 from shared import subjects
+
+from gateway.stream_events import Event
 
 if TYPE_CHECKING:
     from gateway.streams import UserFeed
@@ -30,6 +34,7 @@ class TickFanout:
         self.bus = bus
         self.flush_seconds = flush_seconds
         self.readers: dict[int, set[UserFeed]] = {}  # token -> the feeds showing it
+        self.feeds: set[UserFeed] = set()  # the feeds showing any token
         self._subs: dict[int, Any] = {}
         self._pending: dict[int, m.Tick] = {}
         self._flusher: asyncio.Task | None = None
@@ -54,6 +59,11 @@ class TickFanout:
                         self._pending.pop(token, None)
                         with contextlib.suppress(Exception):
                             await self._subs.pop(token).unsubscribe()
+            feed.tokens_key = frozenset(new)  # feeds showing the same instruments share a flush's batch
+            if new:
+                self.feeds.add(feed)
+            else:
+                self.feeds.discard(feed)
             for token in new - old:
                 self.readers.setdefault(token, set()).add(feed)
                 if token not in self._subs:
@@ -66,15 +76,22 @@ class TickFanout:
         self.ticks_seen += 1
 
     def flush(self) -> int:
-        """Hand each token's latest tick to the feeds showing it; the number of updates."""
+        """Hand each feed one batch of the latest ticks of the tokens it shows; the number of updates."""
         if not self._pending:
             return 0
         pending, self._pending = self._pending, {}
-        for token, tick in pending.items():
-            payload = {f: getattr(tick, f) for f in _TICK_FIELDS}
-            cache: dict = {}  # one rendering per format for every feed and client
-            for feed in self.readers.get(token, ()):
-                feed.emit_tick(token, payload, cache)
+        rows = [Event(0, "ticks", ("ticks", token), {f: getattr(tick, f) for f in _TICK_FIELDS})
+                for token, tick in pending.items()]
+        batches: dict[frozenset, tuple[tuple[Event, ...], dict]] = {}
+        for feed in self.feeds:
+            if not feed.clients:
+                continue
+            batch = batches.get(feed.tokens_key)
+            if batch is None:  # once per distinct set of instruments, not once per feed
+                batch = batches[feed.tokens_key] = (
+                    tuple(row for row in rows if row.key[1] in feed.tokens_key), {})
+            if batch[0]:
+                feed.emit_ticks(*batch)
         return len(pending)
 
     async def _flush_loop(self) -> None:
@@ -93,3 +110,4 @@ class TickFanout:
                 await sub.unsubscribe()
         self._subs.clear()
         self.readers.clear()
+        self.feeds.clear()
