@@ -37,6 +37,11 @@ def cpu_per_packet(fn, data: list[bytes]) -> float:
     return (time.process_time() - start) / n
 
 
+def packet_at_a_time(frame: bytes) -> list:
+    """The ticker worker's path: the frame split into packets (copies, for its de-duplication), each decoded."""
+    return [codec.decode_packet(pkt, 1) for pkt in codec.split_frame(frame)]
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -60,6 +65,15 @@ def main() -> None:
         medians[name] = (statistics.median(ours), statistics.median(theirs))
         if kinds is MIX:
             figure = statistics.median(ratios)
+    data = frames(MIX, n, seed=len("mixed (the figure)"))
+    hub, theirs = [], []
+    for _ in range(runs):
+        hub.append(cpu_per_packet(packet_at_a_time, data))
+        theirs.append(cpu_per_packet(official._parse_binary, data))
+    ratios = sorted(t / o for o, t in zip(hub, theirs))
+    print(f"{'mixed, packet at a time (ticker)':34} {statistics.median(hub) * 1e6:>11.2f} "
+          f"{statistics.median(theirs) * 1e6:>12.2f} {ratios[0]:>9.1f}x / {statistics.median(ratios):.1f}x / "
+          f"{ratios[-1]:.1f}x   (split_frame + decode_packet: what ticker_worker/hub.py runs, de-duplicating by packet)")
     design = medians["quote uniform (original design)"][1]  # what the original design runs: quote frames, official
     ours_mixed, ours_full = medians["mixed (the figure)"][0], medians["full, tradable"][0]
     print(f"figure: mixed frames decode {figure:.1f}x the official parser on the same frames (fair; median; target >= "

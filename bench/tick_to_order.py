@@ -253,7 +253,7 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
     for uid in accounts:
         mine = sorted({t for u, t in the_plan if u == uid})
         got = await bus.gather(subjects.cmd(uid, "live", "start"), m.StartLive(tokens=mine, mode=m.TickMode.FULL),
-                               expect={"ticker", "strategy", "execution"}, timeout=30)
+                               expect={"ticker", "strategy", "execution"}, timeout=90)  # a loaded machine
         if not all(isinstance(r, m.Ok) for r in got.values()) or len(got) != 3:
             raise SystemExit(f"StartLive for {uid} failed: {got}")
     keys = sorted({KEYS[uid] for uid in accounts})

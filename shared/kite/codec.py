@@ -7,8 +7,9 @@ tradable quote/full. Integers are unsigned like the official clients (the index 
 signed, but like them we compute change from last price and close instead of reading it).
 
 Decoding is the hot path: one precompiled ``struct.Struct`` per packet kind, one ``unpack_from``
-per packet (one ``iter_unpack`` per frame when every packet is the same kind), straight into the
-``Tick`` Struct with no intermediate dicts or loops (``bench/decode.py`` measures it on mixed frames).
+per packet straight into the ``Tick`` Struct, every field positional (msgspec fills defaults slower
+than it takes arguments), in one loop with no call per packet (``bench/decode.py`` measures it on
+mixed frames, and the ticker worker's packet-at-a-time path beside it).
 """
 
 from __future__ import annotations
@@ -50,76 +51,79 @@ def is_index(token: int) -> bool:
 
 _DIV = tuple(_DIVISORS.get(seg, 100) for seg in range(256))  # by segment: an index, not a dict look-up
 
-# Each builder takes one packet's fields, as its layout above unpacks them, as positional parameters:
-# no indexing, no loop, one Struct call per object — that is most of what decoding costs. ``_next``
-# takes the following packet's length header when a uniform frame is unpacked as [packet][len] records.
+_SIZES = frozenset((FULL_SIZE, QUOTE_SIZE, LTP_SIZE, INDEX_FULL_SIZE, INDEX_QUOTE_SIZE))
 
 
-def _ltp(token, last, _next=0) -> Tick:
-    seg = token & 0xFF
-    return Tick(token, _LTP_MODE, seg != SEGMENT_INDICES, last / _DIV[seg])
-
-
-def _index_quote(token, last, high, low, open_, close, _change, _next=0) -> Tick:
-    seg = token & 0xFF
-    d = _DIV[seg]
-    last /= d
-    close /= d
-    return Tick(token, _QUOTE_MODE, seg != SEGMENT_INDICES, last, 0, 0.0, 0, 0, 0,
-                OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0)
-
-
-def _index_full(token, last, high, low, open_, close, _change, ets, _next=0) -> Tick:
-    seg = token & 0xFF
-    d = _DIV[seg]
-    last /= d
-    close /= d
-    return Tick(token, _FULL_MODE, seg != SEGMENT_INDICES, last, 0, 0.0, 0, 0, 0,
-                OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0,
-                None, 0, 0, 0, ets)
-
-
-def _quote(token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, _next=0) -> Tick:
-    seg = token & 0xFF
-    d = _DIV[seg]
-    last /= d
-    close /= d
-    return Tick(token, _QUOTE_MODE, seg != SEGMENT_INDICES, last, ltq, atp / d, volume, tbq, tsq,
-                OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0)
-
-
-def _full(token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, ltt, oi, oi_high, oi_low, ets,
-          bq1, bp1, bo1, bq2, bp2, bo2, bq3, bp3, bo3, bq4, bp4, bo4, bq5, bp5, bo5,
-          sq1, sp1, so1, sq2, sp2, so2, sq3, sp3, so3, sq4, sp4, so4, sq5, sp5, so5, _next=0) -> Tick:
-    seg = token & 0xFF
-    d = _DIV[seg]
-    last /= d
-    close /= d
-    return Tick(token, _FULL_MODE, seg != SEGMENT_INDICES, last, ltq, atp / d, volume, tbq, tsq,
-                OHLC(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0,
-                ltt, oi, oi_high, oi_low, ets,
-                Depth([DepthItem(bq1, bp1 / d, bo1), DepthItem(bq2, bp2 / d, bo2), DepthItem(bq3, bp3 / d, bo3),
-                       DepthItem(bq4, bp4 / d, bo4), DepthItem(bq5, bp5 / d, bo5)],
-                      [DepthItem(sq1, sp1 / d, so1), DepthItem(sq2, sp2 / d, so2), DepthItem(sq3, sp3 / d, so3),
-                       DepthItem(sq4, sp4 / d, so4), DepthItem(sq5, sp5 / d, so5)]))
-
-
-# packet length -> (its layout, its [packet][next length] record layout, builder)
-_KINDS = {size: (layout, struct.Struct(layout.format + "H"), build) for size, layout, build in (
-    (FULL_SIZE, _FULL, _full), (QUOTE_SIZE, _QUOTE, _quote), (LTP_SIZE, _LTP, _ltp),
-    (INDEX_FULL_SIZE, _INDEX_FULL, _index_full), (INDEX_QUOTE_SIZE, _INDEX_QUOTE, _index_quote))}
+def _decode(data, pos: int, count: int, received_at: int, size: int = -1) -> list[Tick]:
+    """``count`` packets from byte ``pos``, each after its 2-byte length (or one bare packet of
+    ``size`` bytes). Each kind's fields are unpacked at once and go straight into the Tick: no
+    intermediate dicts, no call per packet or per field — that is most of what decoding costs. Raises
+    IndexError / struct.error on a truncated frame (the callers word it)."""
+    ticks = []
+    append = ticks.append
+    full, quote, ltp = _FULL.unpack_from, _QUOTE.unpack_from, _LTP.unpack_from  # locals: once per packet
+    tick_, ohlc_, depth_, item, div = Tick, OHLC, Depth, DepthItem, _DIV
+    for _ in range(count):
+        if size < 0:
+            n = data[pos] << 8 | data[pos + 1]
+            pos += 2
+        else:
+            n = size
+        if n == 184:  # FULL_SIZE, by frequency in kta's feeds (the strategies subscribe full)
+            (token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, ltt, oi, oi_high, oi_low, ets,
+             bq1, bp1, bo1, bq2, bp2, bo2, bq3, bp3, bo3, bq4, bp4, bo4, bq5, bp5, bo5,
+             sq1, sp1, so1, sq2, sp2, so2, sq3, sp3, so3, sq4, sp4, so4, sq5, sp5, so5) = full(data, pos)
+            seg = token & 0xFF
+            d = div[seg]
+            last /= d
+            close /= d
+            append(tick_(token, "full", seg != 9, last, ltq, atp / d, volume, tbq, tsq,
+                         ohlc_(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0,
+                         ltt, oi, oi_high, oi_low, ets,
+                         depth_([item(bq1, bp1 / d, bo1), item(bq2, bp2 / d, bo2), item(bq3, bp3 / d, bo3),
+                                 item(bq4, bp4 / d, bo4), item(bq5, bp5 / d, bo5)],
+                                [item(sq1, sp1 / d, so1), item(sq2, sp2 / d, so2), item(sq3, sp3 / d, so3),
+                                 item(sq4, sp4 / d, so4), item(sq5, sp5 / d, so5)]), received_at))
+        elif n == 44:  # QUOTE_SIZE
+            token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close = quote(data, pos)
+            seg = token & 0xFF
+            d = div[seg]
+            last /= d
+            close /= d
+            append(tick_(token, "quote", seg != 9, last, ltq, atp / d, volume, tbq, tsq,
+                         ohlc_(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0,
+                         None, 0, 0, 0, None, None, received_at))
+        elif n == 8:  # LTP_SIZE
+            token, last = ltp(data, pos)
+            seg = token & 0xFF
+            append(tick_(token, "ltp", seg != 9, last / div[seg], 0, 0.0, 0, 0, 0, None, 0.0, None, 0, 0, 0, None,
+                         None, received_at))
+        else:  # an index (segment 9): no quantities, its own layouts
+            if n == 32:  # INDEX_FULL_SIZE
+                token, last, high, low, open_, close, _change, ets = _INDEX_FULL.unpack_from(data, pos)
+                mode = "full"
+            elif n == 28:  # INDEX_QUOTE_SIZE
+                token, last, high, low, open_, close, _change = _INDEX_QUOTE.unpack_from(data, pos)
+                mode, ets = "quote", None
+            else:
+                raise CodecError(f"unknown packet length {n}")
+            seg = token & 0xFF
+            d = div[seg]
+            last /= d
+            close /= d
+            append(tick_(token, mode, seg != 9, last, 0, 0.0, 0, 0, 0, ohlc_(open_ / d, high / d, low / d, close),
+                         (last - close) * 100 / close if close else 0.0, None, 0, 0, 0, ets, None, received_at))
+        pos += n
+    return ticks
 
 
 def decode_packet(pkt: bytes | memoryview, received_at: int = 0, offset: int = 0, size: int = -1) -> Tick:
     """One packet (``size`` bytes at ``offset`` of ``pkt``) to a Tick."""
     if size < 0:
         size = len(pkt) - offset
-    kind = _KINDS.get(size)
-    if kind is None or offset + size > len(pkt):
-        raise CodecError(f"unknown packet length {size}" if kind is None else "packet truncated")
-    tick = kind[2](*kind[0].unpack_from(pkt, offset))
-    tick.received_at = received_at
-    return tick
+    if size not in _SIZES or offset + size > len(pkt):
+        raise CodecError(f"unknown packet length {size}" if size not in _SIZES else "packet truncated")
+    return _decode(pkt, offset, 1, received_at, size)[0]
 
 
 def split_frame(data: bytes | bytearray | memoryview) -> list[bytes]:
@@ -137,32 +141,11 @@ def split_frame(data: bytes | bytearray | memoryview) -> list[bytes]:
         end = pos + size
         if end > n_bytes:
             raise CodecError(f"frame truncated: packet of {size} bytes at byte {pos}")
-        if size not in _KINDS:
+        if size not in _SIZES:
             raise CodecError(f"unknown packet length {size}")
         packets.append(bytes(data[pos:end]))
         pos = end
     return packets
-
-
-def _uniform(data, count: int, received_at: int) -> list[Tick] | None:
-    """A frame whose packets are all of the first one's kind: one C-level ``iter_unpack`` over
-    [packet][next packet's length] records (the last one given its length as padding)."""
-    size = data[2] << 8 | data[3]
-    kind = _KINDS.get(size)
-    if kind is None or len(data) != 2 + count * (size + 2):
-        return None
-    build = kind[2]
-    records = bytearray(memoryview(data)[4:])
-    records += data[2:4]
-    ticks = []
-    append = ticks.append
-    for v in kind[1].iter_unpack(records):
-        if v[-1] != size:
-            return None
-        tick = build(*v)
-        tick.received_at = received_at
-        append(tick)
-    return ticks
 
 
 def decode_frame(data: bytes | bytearray | memoryview, received_at: int = 0) -> list[Tick]:
@@ -170,35 +153,10 @@ def decode_frame(data: bytes | bytearray | memoryview, received_at: int = 0) -> 
     if len(data) < 4:
         return []
     count = data[0] << 8 | data[1]
-    ticks = _uniform(data, count, received_at)
-    if ticks is not None:
-        return ticks
-    ticks = []
-    append = ticks.append
-    full, full_layout = _full, _FULL.unpack_from  # locals: this loop runs once per packet
-    pos = 2
     try:
-        for _ in range(count):
-            size = data[pos] << 8 | data[pos + 1]
-            pos += 2
-            if size == 184:  # FULL_SIZE; by frequency in kta's feeds (strategies subscribe full)
-                tick = full(*full_layout(data, pos))
-            elif size == INDEX_FULL_SIZE:
-                tick = _index_full(*_INDEX_FULL.unpack_from(data, pos))
-            elif size == QUOTE_SIZE:
-                tick = _quote(*_QUOTE.unpack_from(data, pos))
-            elif size == LTP_SIZE:
-                tick = _ltp(*_LTP.unpack_from(data, pos))
-            elif size == INDEX_QUOTE_SIZE:
-                tick = _index_quote(*_INDEX_QUOTE.unpack_from(data, pos))
-            else:
-                raise CodecError(f"unknown packet length {size}")
-            tick.received_at = received_at
-            append(tick)
-            pos += size
+        return _decode(data, 2, count, received_at)
     except (IndexError, struct.error):
-        raise CodecError(f"frame truncated: packet {len(ticks) + 1} of {count} at byte {pos}") from None
-    return ticks
+        raise CodecError(f"frame truncated: {count} packets announced in {len(data)} bytes") from None
 
 
 # ---------------------------------------------------------------------------------------------
