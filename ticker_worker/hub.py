@@ -20,7 +20,7 @@ from typing import Any
 from shared import subjects
 from shared.bus import Bus
 from shared.broker_sessions import LiveSession, expire_session
-from shared.kite.codec import decode_packet, split_frame
+from shared.kite.codec import decode_frame, decode_packet, split_frame
 from shared.kite.ticker import MODE_RANK, Ticker, TokenExpired
 from shared.messages import BrokerEvent, BrokerOrderUpdate, encode
 from ticker_worker.freshness import Freshness, MarketHours
@@ -119,7 +119,7 @@ class UserFeed:
         ones. Raises CodecError (before publishing anything) for a malformed frame."""
         packets = split_frame(frame)
         self.hub.freshness.user_tick[self.user_id] = time.time()
-        await self.hub.publish_packets(self, ticker, packets, received_at)
+        await self.hub.publish_packets(self, ticker, packets, received_at, frame)
 
     def user_subject(self, key: bytes, token: int) -> bytes:
         subject = self.tick_subjects[key] = subjects.user_ticks(self.user_id, token).encode()
@@ -200,23 +200,31 @@ class TickerHub:
         self.duplicate_updates = 0  # order updates JetStream already had (several connections)
         self.events: dict[str, int] = {}
 
-    async def publish_packets(self, feed: UserFeed, source: Any, packets: list[bytes], received_at: int) -> None:
+    async def publish_packets(self, feed: UserFeed, source: Any, packets: list[bytes], received_at: int,
+                              frame: bytes = b"") -> None:
         """Publish one frame's packets from ``source`` (a connection of ``feed``'s user): each on the
-        user's subject, and on the shared one unless it is another connection's copy."""
+        user's subject, and on the shared one unless it is another connection's copy. When most of
+        them are new, the whole ``frame`` is decoded at once (``decode_frame``: cheaper per packet than
+        one ``decode_packet`` each)."""
         now = time.time()
         fresh = self.freshness.token_tick
         tokens = self._tokens
         own = feed.tick_subjects if self.user_ticks else None
         out: list[tuple[bytes, bytes]] = []
-        for pkt in packets:
+        states, copies = [], []
+        for pkt in packets:  # a connection's own earlier packets are never copies: judged before any is remembered
             key = pkt[:4]
             state = tokens.get(key)
             if state is None:
                 state = tokens[key] = _Token(key)
             fresh[state.token] = now
-            copy = None if state.only is source else state.copy_of(source, pkt)
+            states.append(state)
+            copies.append(None if state.only is source else state.copy_of(source, pkt))
+        ticks = decode_frame(frame, received_at) if frame and copies.count(None) * 2 >= len(packets) else None
+        for i, pkt in enumerate(packets):
+            state, copy, key = states[i], copies[i], pkt[:4]
             if copy is None:
-                data = encode(decode_packet(pkt, received_at))
+                data = encode(ticks[i] if ticks is not None else decode_packet(pkt, received_at))
                 state.remember(source, pkt, data)
                 out.append((state.subject, data))
                 self.published += 1
