@@ -97,32 +97,45 @@ class _Held:
 
 @dataclass(slots=True)
 class _Net:
-    """The account's net position in one instrument and product: every strategy's fills together,
-    as the broker holds it (Kite nets a user's fills per instrument and product)."""
+    """The account's position in one instrument and product, as the broker holds it: Kite nets a
+    user's fills per instrument and product. ``long`` / ``short``: what the strategies long / short in
+    it hold together — an exit is never refused, so any of them may close and leave the broker holding
+    either side alone: ``at_risk`` is the larger side, the most the account can come to hold."""
 
     tradingsymbol: str
-    quantity: int = 0
+    long: int = 0
+    short: int = 0
     last_price: int = 0
+
+    @property
+    def quantity(self) -> int:
+        return self.long - self.short
 
     @property
     def exposure(self) -> int:
         return abs(self.quantity) * self.last_price
 
+    @property
+    def at_risk(self) -> int:
+        return max(self.long, self.short) * self.last_price
+
 
 class PositionTracker:
     """kta's own view of a user's positions, by strategy and symbol, from the fills it journaled.
     Totals (realised, unrealised, exposure) are kept up to date on each fill and mark, so reading
-    them on every tick costs O(1). Exposure is the account's, as the broker holds it: two strategies
-    long and short the same instrument (and product) net out, as they do at Kite."""
+    them on every tick costs O(1). ``exposure`` is the account's as the broker holds it now (two
+    strategies long and short the same instrument and product net out, as at Kite); ``at_risk`` is
+    what it can come to by exits alone (the larger side: what the limits judge)."""
 
     def __init__(self) -> None:
         self._held: dict[tuple[str, str, str], _Held] = {}
         self._by_token: dict[int, list[_Held]] = {}
-        self._nets: dict[tuple[str, str, str], _Net] = {}  # (exchange, symbol, product) -> the account's net
+        self._nets: dict[tuple[str, str, str], _Net] = {}  # (exchange, symbol, product) -> the account's
         self._nets_by_token: dict[int, list[_Net]] = {}
         self.realised = 0
         self.unrealised = 0
         self.exposure = 0
+        self.at_risk = 0
 
     def _count(self, held: _Held, sign: int) -> None:
         self.realised += sign * held.book.realised
@@ -152,14 +165,20 @@ class PositionTracker:
             held.sell_value += quantity * price
         if not held.last_price:
             held.last_price = price
+        before = held.book.quantity
         closed = held.book.fill(signed(transaction_type, quantity), price, timestamp)
         self._count(held, +1)
         net = self._net(exchange, tradingsymbol, str(product) or held.product, instrument_token)
-        self.exposure -= net.exposure
-        net.quantity += signed(transaction_type, quantity)
+        self._count_net(net, -1)
+        net.long += max(held.book.quantity, 0) - max(before, 0)  # the strategy's share of each side
+        net.short += max(-held.book.quantity, 0) - max(-before, 0)
         net.last_price = net.last_price or price
-        self.exposure += net.exposure
+        self._count_net(net, +1)
         return closed
+
+    def _count_net(self, net: _Net, sign: int) -> None:
+        self.exposure += sign * net.exposure
+        self.at_risk += sign * net.at_risk
 
     def on_trade_row(self, row: dict[str, Any]) -> list[Closed]:
         """Apply a row of the journal's trades table."""
@@ -182,8 +201,9 @@ class PositionTracker:
             held.last_price = last_price
             self._count(held, +1)
         for net in self._nets_by_token.get(instrument_token, ()):
-            self.exposure += abs(net.quantity) * last_price - net.exposure
+            self._count_net(net, -1)
             net.last_price = last_price
+            self._count_net(net, +1)
 
     def open_tokens(self) -> set[int]:
         return {h.instrument_token for h in self._held.values() if h.book.lots}
@@ -201,12 +221,17 @@ class PositionTracker:
             for (strategy_id, _, _), h in sorted(self._held.items())
         ]
 
-    def exposure_by_symbol(self) -> dict[str, int]:
-        """The account's exposure per symbol, as the broker holds it (netted per instrument and product)."""
+    def at_risk_by_symbol(self) -> dict[str, int]:
+        """The account's exposure per symbol as the limits judge it (``_Net.at_risk``)."""
         out: dict[str, int] = {}
         for net in self._nets.values():
-            out[net.tradingsymbol] = out.get(net.tradingsymbol, 0) + net.exposure
+            out[net.tradingsymbol] = out.get(net.tradingsymbol, 0) + net.at_risk
         return out
+
+    def sides(self, exchange: str, tradingsymbol: str, product: str) -> tuple[int, int]:
+        """(long, short): what the strategies long and short an instrument in one product hold together."""
+        net = self._nets.get((str(exchange), tradingsymbol, str(product) or "MIS"))
+        return (net.long, net.short) if net else (0, 0)
 
     def exposure_by_strategy(self) -> dict[str, int]:
         """Each strategy's own exposure: its positions, whatever the others hold."""

@@ -153,13 +153,14 @@ class RiskManager:
                 or ACCEPTED)
 
     def _size(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
-        """The position each instrument would reach — the strategy's and the account's, with what
-        their working orders may still fill — within the quantity (or lot) limit."""
+        """The position each instrument would reach — the strategy's, and the most the broker can come
+        to hold (the larger side of what the strategies hold together: the others on the opposite side
+        may exit at any time), with what working orders may still fill — within the quantity (or lot) limit."""
         limits = self.limits
         for (exchange, symbol, side, qty) in _lines(sig):
             h = ctx.holding(exchange, symbol)
             change = signed(side, qty)
-            size = max(abs(h.held + h.pending + change), abs(h.account + h.account_pending + change), qty)
+            size = max(abs(h.held + h.pending + change), *h.sides_after(change), qty)
             lot = h.lot_size
             if lot > 1 and size // lot > limits.max_position_lots:
                 return RiskDecision(False, RiskCode.POSITION_SIZE,
@@ -170,9 +171,10 @@ class RiskManager:
         return None
 
     def _exposure(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
-        """What the order adds to the exposure the broker will hold — the account's net position per
-        instrument and product, so an order against another strategy's position adds nothing and is
-        never refused for the total or the symbol — and to the strategy's own (its own limit)."""
+        """What the order adds to the most the broker can come to hold — per instrument and product the
+        larger side of the strategies' positions (Kite nets them; exits can undo the netting), so an order
+        against another strategy's position adds nothing up to that position's size — and to the
+        strategy's own exposure (its own limit)."""
         limits = self.limits
         account = own = 0
         for (exchange, symbol, side, qty), price in zip(_lines(sig), _prices(sig)):
@@ -182,7 +184,9 @@ class RiskManager:
                 return RiskDecision(False, RiskCode.PRICE_UNKNOWN,
                                     f"{symbol}: no last price for a market order, so its exposure cannot be checked")
             change = signed(side, qty)
-            account += (abs(h.account + change) - abs(h.account)) * price
+            grown = max(h.account_long + max(h.held + change, 0) - max(h.held, 0),
+                        h.account_short + max(-h.held - change, 0) - max(-h.held, 0))
+            account += (grown - max(h.account_long, h.account_short)) * price
             own += (abs(h.held + change) - abs(h.held)) * price
         symbol = sig.underlying if isinstance(sig, SignalGroup) else sig.tradingsymbol
         checks = (

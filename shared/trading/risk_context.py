@@ -21,12 +21,31 @@ class Holding(Struct, frozen=True, kw_only=True):
     key: str  # EXCHANGE:SYMBOL
     held: int = 0  # the signal's strategy's own position, signed
     pending: int = 0  # signed quantity its working (non-protective) orders on it may still fill
-    account: int = 0  # the account's net position in the signal's product, every strategy's together (the broker's)
+    # what the strategies long / short the instrument in the signal's product hold together: the broker holds
+    # their difference, and exits (never refused) can leave it holding either side alone
+    account_long: int = 0
+    account_short: int = 0
     account_pending: int = 0  # signed quantity every working (non-protective) order on it in that product may fill
     last_price: int = 0
     lot_size: int = 1
     lower: int = 0  # circuit band (0: unknown)
     upper: int = 0
+
+    @property
+    def account(self) -> int:
+        """The account's net position in the instrument (the signal's product): what the broker holds."""
+        return self.account_long - self.account_short
+
+    def sides_after(self, change: int) -> tuple[int, int]:
+        """(long, short) the strategies would hold together once this strategy's position moves by
+        ``change`` and every working order fills (this strategy's at its position, the others' on
+        the side they trade)."""
+        others_long = self.account_long - max(self.held, 0)
+        others_short = self.account_short - max(-self.held, 0)
+        others_pending = self.account_pending - self.pending
+        mine = self.held + self.pending + change
+        return (others_long + max(others_pending, 0) + max(mine, 0),
+                others_short + max(-others_pending, 0) + max(-mine, 0))
 
     @property
     def exitable(self) -> int:
@@ -41,8 +60,8 @@ class RiskContext(Struct, kw_only=True):
     trades options whose greeks could not be priced (the check fails closed)."""
 
     holdings: dict[str, Holding] = field(default_factory=dict)
-    exposure: int = 0  # current total exposure
-    exposure_by_symbol: dict[str, int] = field(default_factory=dict)  # keyed by tradingsymbol / underlying
+    exposure: int = 0  # current total exposure, as the limits judge it (``PositionTracker.at_risk``)
+    exposure_by_symbol: dict[str, int] = field(default_factory=dict)  # the same, keyed by tradingsymbol / underlying
     exposure_by_strategy: dict[str, int] = field(default_factory=dict)
     open_orders: int = 0
     net_delta: dict[str, float] = field(default_factory=dict)
@@ -88,11 +107,11 @@ def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal |
         holdings[key] = Holding(  # the account's position as the broker holds it: one per instrument and product
             key=key, held=tracker.held(sig.strategy_id, exchange, symbol)[0],
             pending=_pending(o for o in mine if o.strategy_id == sig.strategy_id),
-            account=tracker.net_quantity(exchange, symbol, product),
+            account_long=(sides := tracker.sides(exchange, symbol, product))[0], account_short=sides[1],
             account_pending=_pending(o for o in mine if o.product == product),
             last_price=prices.get(key, 0), lot_size=lot_sizes.get(key, 1), lower=lower, upper=upper)
     return RiskContext(
-        holdings=holdings, exposure=tracker.exposure, exposure_by_symbol=tracker.exposure_by_symbol(),
+        holdings=holdings, exposure=tracker.at_risk, exposure_by_symbol=tracker.at_risk_by_symbol(),
         exposure_by_strategy=tracker.exposure_by_strategy(),
         open_orders=len(working) if open_orders is None else open_orders, underlying=underlying,
         net_delta={u: d for u, (d, _) in greeks.items()}, net_vega={u: v for u, (_, v) in greeks.items()},

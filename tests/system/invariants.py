@@ -4,18 +4,16 @@ time and the numbers, so a failing run says exactly what went wrong and when."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from shared import ist
 from shared.kite.models import Order as KiteOrder
 
 WORKING = {"OPEN", "TRIGGER PENDING", "OPEN PENDING", "MODIFY PENDING", "VALIDATION PENDING",
            "PUT ORDER REQ RECEIVED", "MODIFY VALIDATION PENDING"}
 EXITS = {"exit", "stop_loss", "target", "flatten"}  # orders that may only reduce a position
 FINAL = {"COMPLETE", "CANCELLED", "REJECTED", "FAILED"}
-EXIT_WINDOW = 10.0  # seconds an exit may take between taking its stop off and its own order being journaled
+EXIT_WINDOW = 10.0  # seconds an exit may take between taking its stop off and its own order ending
 
 
 def signed(trade: dict) -> int:
@@ -73,24 +71,6 @@ def stop_cover(broker_orders: list[KiteOrder], orders: list[dict]) -> dict[tuple
     return cover
 
 
-def closing(orders: list[dict]) -> set[tuple[str, str]]:
-    """Positions kta is closing right now: an exit or flatten still working or just ended (a rejected
-    exit's position gets its stop back), or their latest stop taken off by kta for an exit (an exit
-    first clears the stop, then sends its own order)."""
-    out: set[tuple[str, str]] = set()
-    latest_stop: dict[tuple[str, str], dict] = {}
-    recent = ist.stamp(time.time() - EXIT_WINDOW)  # an exit that long ago is not closing it any more
-    for r in orders:  # oldest first
-        key = (r["strategy_id"], r["tradingsymbol"])
-        if r["kind"] in ("exit", "flatten") and (r["state"] not in FINAL or (r["updated_ts"] or "") >= recent):
-            out.add(key)
-        if r["kind"] == "stop_loss":
-            latest_stop[key] = r
-    out |= {k for k, r in latest_stop.items()
-            if (r["cancel_reason"] or "").startswith("exit signal") and (r["updated_ts"] or "") >= recent}
-    return out
-
-
 def uncovered(broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict]) -> dict:
     """Positions whose stops at the broker do not cover exactly what is held: key -> (held, covered)."""
     cover = stop_cover(broker_orders, orders)
@@ -108,6 +88,7 @@ class Invariants:
     _stable: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
     _owing: dict[str, float] = field(default_factory=dict)  # order id -> since when a broker fill is unjournaled
+    _first_seen: dict[str, float] = field(default_factory=dict)  # tag -> when this checker first saw it (exits)
 
     def fail(self, t: float, what: str) -> None:
         if what not in self._seen:  # one line per distinct breach
@@ -147,7 +128,7 @@ class Invariants:
                    protected_since: float) -> None:
         cover = stop_cover(broker_orders, orders)
         positions = broker_positions(broker_orders, orders, trades)
-        exiting = closing(orders)
+        exiting = self._closing(t, orders)
         for key in set(self._stable) - {k for k, q in positions.items() if q}:
             del self._stable[key]
         for key, q in positions.items():
@@ -182,6 +163,28 @@ class Invariants:
             if t - max(since, up_since) > self.fill_grace:
                 self.fail(t, f"fill journaled late: order {order_id} filled {filled} at the broker since "
                              f"t={since:.1f}s, the journal has {journaled.get(order_id, 0)}")
+
+    def _closing(self, t: float, orders: list[dict]) -> set[tuple[str, str]]:
+        """Positions kta is closing right now: an exit or flatten still working or first seen less than
+        ``EXIT_WINDOW`` ago (a rejected exit's position gets its stop back), or their latest stop taken
+        off by kta for an exit that recently (an exit first clears the stop, then sends its own order).
+        "Recently" is from when this checker first saw it: a row's updated_ts moves with every
+        reconciliation pass that reads the order again."""
+        out: set[tuple[str, str]] = set()
+        latest_stop: dict[tuple[str, str], dict] = {}
+        for r in orders:  # oldest first
+            key = (r["strategy_id"], r["tradingsymbol"])
+            if r["kind"] in ("exit", "flatten"):
+                first = self._first_seen.setdefault(r["tag"], t)
+                if r["state"] not in FINAL or t - first < EXIT_WINDOW:
+                    out.add(key)
+            if r["kind"] == "stop_loss":
+                latest_stop[key] = r
+        for key, r in latest_stop.items():
+            if (r["cancel_reason"] or "").startswith("exit signal") \
+                    and t - self._first_seen.setdefault(f"{r['tag']}:cancelled", t) < EXIT_WINDOW:
+                out.add(key)
+        return out
 
     def fills_journaled(self, t: float, broker_trades: list, orders: list[dict], trades: list[dict]) -> None:
         mine = {r["order_id"] for r in orders if r["order_id"]}

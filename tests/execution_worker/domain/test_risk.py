@@ -37,8 +37,10 @@ def books(*holdings: Holding, **kw) -> RiskContext:
 
 
 def infy(held=0, pending=0, account=None, account_pending=None, last=LTP, **kw) -> Holding:
-    return Holding(key="NSE:INFY", held=held, pending=pending, account=held if account is None else account,
-                   account_pending=pending if account_pending is None else account_pending, last_price=last, **kw)
+    account = held if account is None else account  # the strategies' together, all on one side
+    return Holding(key="NSE:INFY", held=held, pending=pending, account_long=max(account, 0),
+                   account_short=max(-account, 0), account_pending=pending if account_pending is None else account_pending,
+                   last_price=last, **kw)
 
 
 def condor(qty=50, intent="entry", price=0):
@@ -56,7 +58,8 @@ CONDOR = ("NIFTY26N24000PE", "NIFTY26N24500PE", "NIFTY26N25500CE", "NIFTY26N2600
 
 def condor_books(held: dict[str, int], last=100_00) -> RiskContext:
     held = {**dict.fromkeys(CONDOR, 0), **held}
-    return books(*(Holding(key=f"NFO:{s}", held=q, account=q, last_price=last, lot_size=50) for s, q in held.items()))
+    return books(*(Holding(key=f"NFO:{s}", held=q, account_long=max(q, 0), account_short=max(-q, 0), last_price=last,
+                           lot_size=50) for s, q in held.items()))
 
 
 # ---- the exit table: flat, long and short books ------------------------------------------------
@@ -283,16 +286,21 @@ NET_LIMITS = RiskLimits(max_daily_loss=10_000_00, max_position_qty=200, max_posi
                         max_exposure_per_symbol=200_000_00, max_exposure_per_strategy=150_000_00,
                         max_net_delta=500.0, max_net_vega=1_000.0)
 NETTING = [  # (the strategies' fills, the signal: strategy, side, quantity, product; ok or refusal code) at ₹1,500
-    ([("s1", "BUY", 150, "MIS")], ("s2", "SELL", 100, "MIS"), None),  # the account goes 150 -> 50: less at risk
+    ([("s1", "BUY", 150, "MIS")], ("s2", "SELL", 100, "MIS"), None),  # the broker 150 -> 50, at most 150 if s1 exits
     ([("s1", "BUY", 150, "MIS")], ("s2", "BUY", 40, "MIS"), RiskCode.EXPOSURE_LIMIT),  # 190 × ₹1,500 > ₹2.5 lakh
-    ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 150, "MIS")], ("s3", "BUY", 100, "MIS"), None),  # the broker is flat
     ([("s1", "BUY", 150, "MIS")], ("s2", "SELL", 100, "CNC"), RiskCode.EXPOSURE_LIMIT),  # another product: no netting
     ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 60, "MIS")], ("s2", "SELL", 50, "MIS"),
      RiskCode.STRATEGY_EXPOSURE),  # the strategy's own 110 × ₹1,500 > ₹1.5 lakh, though the account shrinks
-    ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 100, "MIS")], ("s3", "BUY", 160, "MIS"),
-     RiskCode.POSITION_SIZE),  # its own 160 is within 200, the broker's 50 + 160 is not
+    ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 150, "MIS")], ("s3", "BUY", 100, "MIS"),
+     RiskCode.POSITION_SIZE),  # the broker is flat, but once s2 exits it holds 150 + 100
+    ([("s1", "BUY", 50, "MIS"), ("s2", "SELL", 150, "MIS")], ("s3", "SELL", 60, "MIS"),
+     RiskCode.POSITION_SIZE),  # net -160 is within 200, but s1's exit (never refused) leaves -210 (the soak's TCS -31)
+    ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 100, "MIS")], ("s3", "BUY", 60, "MIS"),
+     RiskCode.POSITION_SIZE),  # its own 60 and the net 110 are within 200, the long side's 210 is not
     ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 150, "CNC")], ("s3", "BUY", 100, "MIS"),
      RiskCode.POSITION_SIZE),  # MIS 150 + 100 > 200: the CNC short is a position of its own, not an offset
+    ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 150, "CNC")], ("s3", "SELL", 40, "MIS"),
+     None),  # against the MIS long: the broker's MIS position shrinks, and can come to no more than 150
 ]
 
 
@@ -300,8 +308,9 @@ NETTING = [  # (the strategies' fills, the signal: strategy, side, quantity, pro
                                                             f"-then-{g[0]}{g[1]}{g[2]}{g[3]}" for f, g, _ in NETTING])
 def test_limits_judge_what_the_broker_will_hold(tmp_path, clock, fills, sig, refused):
     """Kite nets a user's fills per instrument and product: two strategies long and short INFY MIS are
-    one flat position at the broker. The account's position and exposure limits judge that net; each
-    strategy's own position and exposure limits judge its own book."""
+    one position at the broker, their difference. Exits are never refused, so either side may close
+    and leave the other alone: the account's position and exposure limits judge the larger side (the
+    most the broker can come to hold), never the gross sum; each strategy's own limits judge its book."""
     risk = RiskManager(USER, NET_LIMITS, journal(tmp_path, clock), clock)
     tracker = PositionTracker()
     for strategy_id, side, qty, product in fills:
@@ -313,16 +322,19 @@ def test_limits_judge_what_the_broker_will_hold(tmp_path, clock, fills, sig, ref
     assert (decision.ok, decision.code or None) == (refused is None, refused), decision.reason
 
 
-def test_the_position_book_exposure_is_the_brokers_net():
+def test_the_position_book_exposure_is_the_brokers_and_at_risk_the_larger_side():
     tracker = PositionTracker()
     for strategy_id, side, product in (("s1", "BUY", "MIS"), ("s2", "SELL", "MIS"), ("s3", "SELL", "CNC")):
         tracker.on_fill(strategy_id=strategy_id, exchange="NSE", tradingsymbol="INFY", transaction_type=side,
                         quantity=100, price=LTP, instrument_token=408065, product=product)
     assert tracker.net_quantity("NSE", "INFY", "MIS") == 0 and tracker.net_quantity("NSE", "INFY", "CNC") == -100
-    assert tracker.exposure == 100 * LTP == tracker.exposure_by_symbol()["INFY"]  # the CNC short alone
+    assert tracker.sides("NSE", "INFY", "MIS") == (100, 100) and tracker.sides("NSE", "INFY", "CNC") == (0, 100)
+    assert tracker.exposure == 100 * LTP  # the broker holds the CNC short alone
+    assert tracker.at_risk == 200 * LTP == tracker.at_risk_by_symbol()["INFY"]  # either MIS side may be left
     assert tracker.exposure_by_strategy() == {"s1": 100 * LTP, "s2": 100 * LTP, "s3": 100 * LTP}
     tracker.mark(408065, 1600_00)
-    assert tracker.exposure == 100 * 1600_00
-    tracker.on_fill(strategy_id="s2", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=100,
-                    price=1600_00, instrument_token=408065, product="MIS")  # s2 closes: s1's long is the broker's now
-    assert tracker.exposure == 200 * 1600_00 and tracker.net_quantity("NSE", "INFY") == 0
+    assert (tracker.exposure, tracker.at_risk) == (100 * 1600_00, 200 * 1600_00)
+    tracker.on_fill(strategy_id="s2", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=150,
+                    price=1600_00, instrument_token=408065, product="MIS")  # s2 closes and goes long 50
+    assert tracker.sides("NSE", "INFY", "MIS") == (150, 0) and tracker.net_quantity("NSE", "INFY") == 50
+    assert (tracker.exposure, tracker.at_risk) == (250 * 1600_00, 250 * 1600_00)
