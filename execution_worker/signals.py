@@ -68,6 +68,7 @@ async def on_signal(desk: Desk, sig: Signal) -> None:
     decision = desk.journal.signal_decision(sig.id)
     if decision == REFUSED:
         return  # a redelivery of a refused signal: the decision stands
+    decided = None
     if decision is None:
         verdict = await judge(desk, sig)
         code, reason = verdict.code, verdict.reason
@@ -82,7 +83,9 @@ async def on_signal(desk: Desk, sig: Signal) -> None:
             await refused(desk, sig, code, reason)
             return
         desk.journal.record_signal(sig, ACCEPTED, verdict.reason, quantities=verdict.quantities)
-    quantity = (decided_quantities(desk, sig) or (sig.quantity,))[0]
+        decided = tuple(verdict.quantities or ())
+    # a redelivery places what was decided the first time (the journal says), not a fresh judgement
+    quantity = ((decided if decided is not None else decided_quantities(desk, sig)) or (sig.quantity,))[0]
     if sig.intent == "exit" and desk.protector is not None:
         async with desk.protector.holding([position_key(sig.strategy_id, sig.exchange.value, sig.tradingsymbol)]):
             await _exit(desk, sig, quantity)
