@@ -397,9 +397,13 @@ async def main(want: int, speed: float, shared_want: int) -> None:
         stack.use_sim(port)
         bar_s = 60.0 / speed
         ours = await run_kta(stack, "one Kite app per account", PER_APP, want, bar_s)
-        shared = await run_kta(stack, "one api_key shared by every account", SHARED, shared_want, bar_s) \
-            if shared_want else None
         base = await run_baseline(stack, min(want, 480), bar_s)
+        shared = None
+        if shared_want:
+            try:
+                shared = await run_kta(stack, "one api_key shared by every account", SHARED, shared_want, bar_s)
+            except SystemExit as e:  # the figure and its baseline are measured already: say why this one is missing
+                print(f"shared api_key scenario not measured: {e}; {machine_load()}", flush=True)
         p50, p99 = ours.p(ours.internal, 0.5), ours.p(ours.internal, 0.99)
         met = p50 < TARGET_P50 and p99 < TARGET_P99
         print(f"figure: (a) internal tick → order p50 {p50:.2f} ms, p99 {p99:.2f} ms over {len(ours.internal):,} "
