@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from gateway.streams import CLIENT_BUFFER, RING, Client, Event, UserFeed, _key
+from gateway.stream_events import CLIENT_BUFFER, Client, Event
+from gateway.streams import RING, UserFeed, _key
 
 
 def test_a_slow_client_gets_the_latest_per_key_from_a_bounded_buffer():
