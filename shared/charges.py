@@ -171,7 +171,7 @@ def _pct(value: Decimal, pct: Decimal) -> Decimal:
 
 def _decimal(value, name: str) -> Decimal:
     try:
-        out = D(str(value))
+        out = value if type(value) is Decimal else D(str(value))
     except ArithmeticError:
         raise ChargesError(name, f"{name} must be a number") from None
     if not out.is_finite():
@@ -182,6 +182,16 @@ def _decimal(value, name: str) -> Decimal:
 def order_charges(*, exchange: str, segment: Segment, side: str, quantity: int, price, on: date | None = None,
                   rates: Rates | None = None) -> Charges:
     """Charges of one executed order of ``quantity`` at ``price`` rupees (the premium for options)."""
+    brokerage, tax, txn, sebi, stamp, gst, total, r = _components(exchange, segment, side, quantity, price, on, rates)
+    return Charges(transaction_tax=float(tax), transaction_tax_type=r.tax_type, exchange_turnover_charge=float(txn),
+                   sebi_turnover_charge=float(sebi), brokerage=float(brokerage), stamp_duty=float(stamp),
+                   gst=Gst(igst=float(gst), cgst=0.0, sgst=0.0, total=float(gst)), total=float(total),
+                   total_paise=_total_paise(total))
+
+
+def _components(exchange: str, segment: Segment, side: str, quantity: int, price, on: date | None,
+                rates: Rates | None) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, Rates]:
+    """(brokerage, tax, exchange txn, SEBI, stamp, GST, total, rates) of one order, rupees, checked."""
     if side not in ("BUY", "SELL"):
         raise ChargesError("transaction_type", f"transaction_type must be BUY or SELL, not {side!r}")
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
@@ -206,10 +216,11 @@ def order_charges(*, exchange: str, segment: Segment, side: str, quantity: int, 
     stamp = _pct(turnover, r.stamp_buy_pct).quantize(PAISA, ROUND_HALF_UP) if buy else D(0)
     gst = _pct(brokerage + txn + sebi, r.gst_pct)
     total = brokerage + tax + txn + sebi + stamp + gst
-    return Charges(transaction_tax=float(tax), transaction_tax_type=r.tax_type, exchange_turnover_charge=float(txn),
-                   sebi_turnover_charge=float(sebi), brokerage=float(brokerage), stamp_duty=float(stamp),
-                   gst=Gst(igst=float(gst), cgst=0.0, sgst=0.0, total=float(gst)), total=float(total),
-                   total_paise=int((total * HUNDRED).quantize(D(1), ROUND_HALF_UP)))
+    return brokerage, tax, txn, sebi, stamp, gst, total, r
+
+
+def _total_paise(total: Decimal) -> int:
+    return int((total * HUNDRED).quantize(D(1), ROUND_HALF_UP))
 
 
 def exercise_stt(intrinsic_value, on: date | None = None) -> Decimal:
@@ -221,5 +232,5 @@ def charges_paise(exchange: str, instrument_type: str, product: str, side: str, 
                   on: date | None = None) -> int:
     """The engine's shorthand: total charges of a fill, in paise, from a price in paise."""
     seg = segment_of(exchange, instrument_type, product)
-    return order_charges(exchange=exchange, segment=seg, side=side, quantity=quantity,
-                         price=D(price_paise) / HUNDRED, on=on).total_paise
+    total = _components(exchange, seg, side, quantity, D(price_paise) / HUNDRED, on, None)[6]
+    return _total_paise(total)

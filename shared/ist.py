@@ -35,13 +35,20 @@ def midnight(epoch_seconds: int) -> int:
 
 def stamp(epoch_seconds: float) -> str:
     """Kite's timestamp format, "yyyy-mm-dd hh:mm:ss" in IST."""
+    global _LAST
     if type(epoch_seconds) is int:  # whole seconds (a backtest's clock, every order event): no strftime
+        last = _LAST
+        if last[0] == epoch_seconds:  # the events of one instant ask in a row
+            return last[1]
         sec = (epoch_seconds + OFFSET_SECONDS) % DAY_SECONDS
-        return f"{_day_text(epoch_seconds - sec)} {sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}"
+        text = f"{_day_text(epoch_seconds - sec)} {sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}"
+        _LAST = (epoch_seconds, text)
+        return text
     return now(epoch_seconds).strftime("%Y-%m-%d %H:%M:%S")
 
 
 _DAYS: dict[int, str] = {}  # IST midnight -> its yyyy-mm-dd (one entry per day seen)
+_LAST: tuple[int | None, str] = (None, "")  # the last whole second stamped (one tuple: read whole by any thread)
 
 
 def _day_text(midnight_s: int) -> str:

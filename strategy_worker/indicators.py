@@ -115,11 +115,12 @@ class EMA:
         return self.value is not None
 
     def update(self, x: float) -> float | None:
-        if self.value is None:
-            self.value = self._seed.update(x)
+        value = self.value
+        if value is None:
+            self.value = value = self._seed.update(x)
         else:
-            self.value += self.alpha * (x - self.value)
-        return self.value
+            self.value = value = value + self.alpha * (x - value)
+        return value
 
 
 class RSI:
@@ -180,7 +181,10 @@ class ATR:
         self._prev_close = close
         if prev is None:
             return None
-        tr = max(high - low, abs(high - prev), abs(low - prev))
+        tr, hp, lp = high - low, abs(high - prev), abs(low - prev)
+        # the largest of the three as max() picks it, without the call (this runs on every bar of a backtest)
+        tr = hp if hp > tr else tr  # noqa: FURB136
+        tr = lp if lp > tr else tr  # noqa: FURB136
         n = self.period
         if self.value is None:
             self._sum += tr

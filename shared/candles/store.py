@@ -188,7 +188,7 @@ class CandleStore:
         path = self.series_dir(token, interval) / f"{month}.parquet"
         if not path.exists():
             return None
-        t = pq.read_table(path)
+        t = pq.ParquetFile(path).read(use_threads=False)  # a month is small: no dataset, no thread pool
         return Candles(*(t.column(c).to_numpy() for c in COLUMNS))
 
     def iter_months(self, token: int, interval: str, start: int, end: int) -> Iterator[Candles]:

@@ -117,11 +117,12 @@ class KillSwitch:
         self.realised, self.unrealised = realised, unrealised
         if exposure is not None:
             self.exposure = exposure
-        if self.state is not KillSwitchState.HALTED and self.loss >= self.limits.max_daily_loss:
+        loss = self.loss  # on every tick of a held instrument: once
+        if self.state is not KillSwitchState.HALTED and loss >= self.limits.max_daily_loss:
             return self._trip(KillSwitchState.HALTED, "DAILY_LOSS_LIMIT",
                               f"day P&L {format_inr(self.day_pnl)} reached the daily loss limit "
                               f"{format_inr(self.limits.max_daily_loss)} ({source})")
-        if self.state is KillSwitchState.ACTIVE and self.loss >= self.warn_level:
+        if self.state is KillSwitchState.ACTIVE and loss >= self.warn_level:
             return self._trip(KillSwitchState.REDUCING, "DAILY_LOSS_WARNING",
                               f"day P&L {format_inr(self.day_pnl)} passed {self.limits.warn_daily_loss_pct:g}% of the "
                               f"daily loss limit {format_inr(self.limits.max_daily_loss)}: exits only ({source})")

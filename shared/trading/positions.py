@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from shared.messages import Position, to_paise
@@ -71,7 +70,12 @@ class FifoBook:
         return closed
 
     def average_price(self) -> int:
-        return round(Fraction(self.cost, self.quantity)) if self.quantity else 0
+        """cost / quantity to the nearest paisa, half to even (as ``round(Fraction(cost, quantity))``, in integers)."""
+        if not self.quantity:
+            return 0
+        cost, quantity = (self.cost, self.quantity) if self.quantity > 0 else (-self.cost, -self.quantity)
+        out, rest = divmod(cost, quantity)
+        return out + 1 if 2 * rest > quantity or (2 * rest == quantity and out % 2) else out
 
     def unrealised(self, last_price: int) -> int:
         return self.quantity * last_price - self.cost
@@ -195,11 +199,11 @@ class PositionTracker:
         return tracker
 
     def mark(self, instrument_token: int, last_price: int) -> None:
-        """A new last price (paise) for an instrument, e.g. from a tick. O(holders of the token)."""
+        """A new last price (paise) for an instrument, e.g. from a tick. O(holders of the token): the unrealised
+        P&L moves by each holding's quantity times the price's move (integers: exact), the exposure by the nets'."""
         for held in self._by_token.get(instrument_token, ()):
-            self._count(held, -1)
+            self.unrealised += held.book.quantity * (last_price - held.last_price)
             held.last_price = last_price
-            self._count(held, +1)
         for net in self._nets_by_token.get(instrument_token, ()):
             self._count_net(net, -1)
             net.last_price = last_price

@@ -175,10 +175,9 @@ class Backtest:
         price, wake, open_tokens, on_bar = ctx.price, desk.wake, desk.open_tokens, runner.on_bar
         ticks = s.runner.cls.wants_ticks()
         seconds = _seconds(interval)
-        day_close = 0
         watched = set(s.tokens)
-        last: dict[int, Bar] = {}
-        day_end = 0
+        last: dict[int, Bar] = {}  # a watched symbol's last bar: it goes to the strategy at the next one's open
+        day_end = prev_ts = 0
         total = self.end - self.start + 1
         step = rec.curve_step
         n = in_market = 0
@@ -190,10 +189,10 @@ class Backtest:
             for tok, ts, o, h, lo, c, v, oi in zip(tok_l, ts_l, o_l, h_l, l_l, c_l, v_l, oi_l):
                 if ts >= day_end:
                     if day_end:
-                        self._day_end(day_close)
+                        self._day_end(prev_ts + seconds - 1)
                     day_end = _next_day(ts)
                     desk.new_day(ist.day(ts))
-                desk.now = ctx.now = ts
+                desk.now = ctx.now = prev_ts = ts
                 price[tok] = o
                 if tok in watched:
                     prev = last.get(tok)
@@ -203,33 +202,31 @@ class Backtest:
                             self._send(out)
                     if ticks:
                         self._ticks(tok, ts, o, h, lo, c)
+                    last[tok] = Bar(tok, interval, ts, o, h, lo, c, v, oi)
                 if tok in wake and not (ticks and tok in watched):
                     low, high = wake[tok]
                     if lo <= low or h >= high:
                         self._apply(desk.on_path(tok, bar_path(int(o * 100 + 0.5), int(h * 100 + 0.5),
                                                                int(lo * 100 + 0.5), int(c * 100 + 0.5))))
                 price[tok] = c
-                last[tok] = Bar(tok, interval, ts, o, h, lo, c, v, oi)
-                n += 1
-                day_close = ts + seconds - 1
                 if open_tokens:
                     in_market += 1
                     if tok in open_tokens:
                         desk.mark(tok, int(c * 100 + 0.5))
                     equity = capital + tracker.realised + tracker.unrealised - rec.charges
                     rec.equity(ts, equity)
-                elif rec.fills:
-                    equity = capital + tracker.realised - rec.charges
-                if n % step == 0:
+                n += 1
+                if n % step == 0:  # a point of the intraday curve
+                    if not open_tokens:  # flat: what is realised, net of charges
+                        equity = capital + tracker.realised - rec.charges
                     step = rec.sample(ts, equity)
             rec.bars, rec.bars_in_market = n, in_market
             if self.progress is not None:
                 self.progress(min(1.0, (ts_l[-1] - self.start + 1) / total), n)
         for tok, bar in last.items():  # the last bars: their signals would fill after the range
-            if tok in watched:
-                self.unfilled += len(on_bar(bar))
+            self.unfilled += len(on_bar(bar))
         if day_end:
-            self._day_end(day_close)
+            self._day_end(prev_ts + seconds - 1)
 
     def _ticks(self, tok: int, ts: int, o: float, h: float, lo: float, c: float) -> None:
         """Four ticks along the bar's path; resting orders tested on each leg of it."""
@@ -279,5 +276,4 @@ def _bounds(spec: BacktestSpec) -> tuple[int, int]:
 
 
 def _next_day(ts: int) -> int:
-    d = ist.now(ts).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    return int(d.timestamp())
+    return ist.midnight(ts) + ist.DAY_SECONDS

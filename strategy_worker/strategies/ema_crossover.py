@@ -43,9 +43,9 @@ class EMACrossover(BaseStrategy):
         self._close = 0.0
 
     def on_bar(self, bar: Bar) -> list:
-        fast, slow = self.fast.update(bar.close), self.slow.update(bar.close)
-        atr = self.atr.update(bar.high, bar.low, bar.close)
-        self._close = bar.close
+        self._close = close = bar.close
+        fast, slow = self.fast.update(close), self.slow.update(close)
+        atr = self.atr.update(bar.high, bar.low, close)
         if fast is None or slow is None:
             return []
         diff, prev = fast - slow, self._prev_diff

@@ -63,3 +63,34 @@ def test_pnl_is_exact_cash_flow_once_marked(fills, last):
     assert t.realised + t.unrealised == p.sell_value - p.buy_value + p.quantity * last
     assert (t.realised, t.unrealised, t.exposure) == (p.realised, p.unrealised, abs(p.quantity) * last)
     assert p.quantity == p.buy_quantity - p.sell_quantity
+
+
+marks_and_fills = st.lists(st.one_of(
+    st.tuples(st.just("fill"), st.sampled_from(["s1", "s2"]), st.sampled_from([1, 2]), st.sampled_from(["BUY", "SELL"]),
+              st.integers(1, 40), st.integers(1, 300_00)),
+    st.tuples(st.just("mark"), st.sampled_from([1, 2]), st.integers(1, 300_00)),
+), max_size=60)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
+@given(events=marks_and_fills)
+def test_running_totals_and_average_price_equal_a_recomputation(events):
+    """The tracker keeps realised / unrealised / exposure incrementally (a mark moves only the unrealised P&L
+    and the nets' exposure) and the average price in integers: both equal a recomputation from the books."""
+    from fractions import Fraction
+
+    t = PositionTracker()
+    for ev in events:
+        if ev[0] == "fill":
+            _, strategy_id, token, side, qty, price = ev
+            t.on_fill(strategy_id=strategy_id, exchange="NSE", tradingsymbol=f"S{token}", transaction_type=side,
+                      quantity=qty, price=price, instrument_token=token)
+        else:
+            t.mark(ev[1], ev[2])
+        held = list(t._held.values())
+        assert t.realised == sum(h.book.realised for h in held)
+        assert t.unrealised == sum(h.book.unrealised(h.last_price) for h in held)
+        assert t.exposure == sum(abs(n.quantity) * n.last_price for n in t._nets.values())
+        for h in held:
+            b = h.book
+            assert b.average_price() == (round(Fraction(b.cost, b.quantity)) if b.quantity else 0)
