@@ -5,6 +5,7 @@ stock option (Kite blocks them: a LIMIT at a protection band instead). Pure: no 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 
@@ -36,8 +37,12 @@ STOCK_OPTION_BAND_PCT = 3.0  # a stock option "market" order: LIMIT this far thr
 def make_tag(origin: str, kind: str, index: int = 0, slice_no: int = 0) -> str:
     """A Kite tag (20 alphanumerics) that is the same for the same origin (signal, group, flatten,
     protection), kind, leg and slice, so a redelivered signal maps onto the orders it already placed."""
-    digest = hashlib.sha1(origin.encode()).hexdigest()[:14]
-    return f"K{digest}{KIND_CODE[kind]}{index % 100:02d}{slice_no % 100:02d}"
+    return f"K{_digest(origin)}{KIND_CODE[kind]}{index % 100:02d}{slice_no % 100:02d}"
+
+
+@functools.lru_cache(maxsize=1024)  # a position's protection asks with the same origin for every stop it places
+def _digest(origin: str) -> str:
+    return hashlib.sha1(origin.encode()).hexdigest()[:14]
 
 
 def is_kta_tag(tag: str | None) -> bool:
