@@ -26,6 +26,21 @@ for _k in [k for k in os.environ if k.startswith("KTA_")]:
     del os.environ[_k]
 
 
+def pytest_collection_modifyitems(config, items):
+    """The longest modules first. ``--dist loadscope --no-loadscope-reorder`` (the README's command)
+    hands whole modules to the xdist workers in this order, so the long ones start at once and the
+    short ones fill in behind them, instead of a long one starting last and running alone. A module says
+    how long it takes alone with ``pytestmark = pytest.mark.slow(seconds=...)``."""
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return float(mark.kwargs.get("seconds", 30)) if mark else 0.0
+
+    weight: dict[str, float] = {}
+    for item in items:
+        weight[item.nodeid.split("::")[0]] = max(weight.get(item.nodeid.split("::")[0], 0.0), seconds(item))
+    items.sort(key=lambda item: -weight[item.nodeid.split("::")[0]])  # stable: a module's tests keep their order
+
+
 @pytest.fixture(scope="session")
 def nats_auth(tmp_path_factory) -> AuthDir:
     """The session's NATS identities (shared/natsauth.py), as ``kta up`` generates them."""

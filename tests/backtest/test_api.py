@@ -17,6 +17,8 @@ from tests.gateway.conftest import USER_B, login, serve
 from tests.gateway.sse import SSE
 from tests.helpers import running, stack_settings, wait_health
 
+pytestmark = pytest.mark.slow(seconds=15)
+
 
 @pytest.fixture
 async def stack(nats_server, data_dir, bus):

@@ -9,9 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from shared import natsd
 from strategy_worker.backtest.store import BacktestStore
 from tests.backtest.kit import INFY, seed_store, write_replay_csv
+
+pytestmark = pytest.mark.slow(seconds=25)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -28,6 +28,7 @@ from datetime import datetime
 
 import httpx
 import numpy as np
+import pytest
 
 from kite_sim.replay import Replay
 from shared import ist, natsd, subjects
@@ -43,6 +44,8 @@ from tests.backtest.kit import INFY, START
 from tests.helpers import eventually, stack_settings
 from tests.simkit import login, start_sim
 from tests.stackkit import workers
+
+pytestmark = pytest.mark.slow(seconds=26)
 
 USER = "DEMO01"
 TICK = 5

@@ -20,6 +20,8 @@ from strategy_worker.backtest.parallel import LocalPool, RayPool
 from strategy_worker.backtest.sweep import Sweep, combinations, windows
 from tests.backtest.kit import seed_store
 
+pytestmark = pytest.mark.slow(seconds=22)
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):

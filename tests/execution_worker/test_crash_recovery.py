@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from execution_worker.journal import Journal
 from shared.trading.order import is_terminal
 from shared.trading.planning import make_tag
@@ -23,6 +25,8 @@ from shared.broker_sessions import put_session, vault_for
 from tests.execution_worker.kit import USER, signal
 from tests.helpers import eventually, stack_settings, wait_health
 from tests.simkit import login
+
+pytestmark = pytest.mark.slow(seconds=22)
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 24

@@ -18,6 +18,8 @@ from shared import subjects
 from tests.execution_worker.kit import USER, broker, group_tag_digest, nifty_chain, option_leg
 from tests.helpers import eventually
 
+pytestmark = pytest.mark.slow(seconds=26)
+
 FINAL = ("completed", "rolled_back", "needs_attention")
 _counter = iter(range(1_000_000))
 

@@ -6,10 +6,14 @@ trigger and, rejected again, the position closed and the trader alerted."""
 
 import time
 
+import pytest
+
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.kit import USER, broker, nifty_chain, signal
 from tests.helpers import eventually
+
+pytestmark = pytest.mark.slow(seconds=15)
 
 
 def journaled(journal, strategy_id: str, symbol: str = "INFY") -> int:

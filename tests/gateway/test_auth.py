@@ -6,10 +6,13 @@ import re
 from contextlib import aclosing
 
 import httpx
+import pytest
 from litestar.routes import HTTPRoute
 
 from gateway.otp import RESEND_SECONDS
 from tests.gateway.conftest import login
+
+pytestmark = pytest.mark.slow(seconds=18)
 
 PUBLIC = {"/login", "/auth/send-otp", "/auth/verify-otp"}
 OPS_PROBES = {"/healthz", "/readyz", "/metrics"}  # gateway/ops.py: for orchestrators, no user data

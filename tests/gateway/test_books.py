@@ -14,6 +14,8 @@ from tests.gateway.test_pages import connect_kite
 from tests.helpers import eventually
 from tests.stackkit import workers
 
+pytestmark = pytest.mark.slow(seconds=15)
+
 ORDERS = 12
 
 

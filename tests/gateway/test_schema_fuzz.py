@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import aclosing
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -16,6 +17,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import FailureGroup, not_a_server_error, status_code_conformance
 
 from tests.gateway.conftest import connect_kite, login
+
+pytestmark = pytest.mark.slow(seconds=31)
 
 EXAMPLES = 10  # per operation and generation mode: bounded so the suite stays fast
 EXCLUDED = {

@@ -20,7 +20,7 @@ from tests.helpers import eventually_blocking
 from tests.kite_sim.kit import module_sim, sim_log
 from tests.simkit import login, start_sim
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow(seconds=20), pytest.mark.timeout(120)]
 
 
 sim_dir, sim = module_sim("faults", seed=5)

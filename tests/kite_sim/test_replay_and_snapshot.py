@@ -15,7 +15,7 @@ from shared.ist import IST
 from tests.helpers import eventually_blocking
 from tests.kite_sim.kit import client, paced, sim_log, start_sim_with
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow(seconds=15), pytest.mark.timeout(120)]
 
 
 def last_weekday(before: date) -> date:

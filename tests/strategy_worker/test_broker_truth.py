@@ -24,6 +24,8 @@ from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login
 from tests.stackkit import workers
 
+pytestmark = pytest.mark.slow(seconds=20)
+
 USER = "DEMO01"
 WIPRO, ITC = 969473, 424961
 ORDERS: dict[int, list[str]] = defaultdict(list)  # symbol -> what the test asks its instance to do next

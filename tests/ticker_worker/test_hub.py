@@ -17,6 +17,8 @@ from tests.simkit import login
 from tests.ticker_worker.test_ticker_worker import stored
 from ticker_worker.hub import TickerHub, TokenLimitExceeded
 
+pytestmark = pytest.mark.slow(seconds=15)
+
 NIFTY, INFY, RELIANCE, ITC, TCS, HDFCBANK = 256265, 408065, 738561, 424961, 2953217, 341249
 
 
