@@ -54,9 +54,8 @@ _DIV = tuple(_DIVISORS.get(seg, 100) for seg in range(256))  # by segment: an in
 _SIZES = frozenset((FULL_SIZE, QUOTE_SIZE, LTP_SIZE, INDEX_FULL_SIZE, INDEX_QUOTE_SIZE))
 
 
-def _decode(data, pos: int, count: int, received_at: int, size: int = -1) -> list[Tick]:
-    """``count`` packets from byte ``pos``, each after its 2-byte length (or one bare packet of
-    ``size`` bytes). Each kind's fields are unpacked at once and go straight into the Tick: no
+def _decode(data, pos: int, count: int, received_at: int) -> list[Tick]:
+    """``count`` packets from byte ``pos``, each after its 2-byte length. Each kind's fields are unpacked at once and go straight into the Tick: no
     intermediate dicts, no call per packet or per field — that is most of what decoding costs. Raises
     IndexError / struct.error on a truncated frame (the callers word it)."""
     ticks = []
@@ -64,11 +63,8 @@ def _decode(data, pos: int, count: int, received_at: int, size: int = -1) -> lis
     full, quote, ltp = _FULL.unpack_from, _QUOTE.unpack_from, _LTP.unpack_from  # locals: once per packet
     tick_, ohlc_, depth_, item, div = Tick, OHLC, Depth, DepthItem, _DIV
     for _ in range(count):
-        if size < 0:
-            n = data[pos] << 8 | data[pos + 1]
-            pos += 2
-        else:
-            n = size
+        n = data[pos] << 8 | data[pos + 1]
+        pos += 2
         if n == 184:  # FULL_SIZE, by frequency in kta's feeds (the strategies subscribe full)
             (token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, ltt, oi, oi_high, oi_low, ets,
              bq1, bp1, bo1, bq2, bp2, bo2, bq3, bp3, bo3, bq4, bp4, bo4, bq5, bp5, bo5,
@@ -123,7 +119,7 @@ def decode_packet(pkt: bytes | memoryview, received_at: int = 0, offset: int = 0
         size = len(pkt) - offset
     if size not in _SIZES or offset + size > len(pkt):
         raise CodecError(f"unknown packet length {size}" if size not in _SIZES else "packet truncated")
-    return _decode(pkt, offset, 1, received_at, size)[0]
+    return _decode(_HEADER.pack(size) + bytes(pkt[offset:offset + size]), 0, 1, received_at)[0]  # a frame of one
 
 
 def split_frame(data: bytes | bytearray | memoryview) -> list[bytes]:
