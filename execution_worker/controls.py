@@ -20,8 +20,8 @@ from shared.trading.protection import Protection, position_key
 log = logging.getLogger("kta.controls")
 SQUARE_OFF_CANCEL_TIMEOUT = 10.0
 # the order field a refusal names, so the trader sees it beside the input
-REFUSAL_FIELD = {"INVALID_STOP": "stop_loss", "INVALID_TARGET": "target", "POSITION_SIZE": "quantity",
-                 "NO_POSITION": "intent", "PRICE_UNKNOWN": "price", "EXPOSURE_LIMIT": "quantity",
+REFUSAL_FIELD = {"INVALID_STOP": "stop_loss", "INVALID_TARGET": "target", "INVALID_TRIGGER": "trigger_price",
+                 "POSITION_SIZE": "quantity", "NO_POSITION": "intent", "PRICE_UNKNOWN": "price", "EXPOSURE_LIMIT": "quantity",
                  "SYMBOL_EXPOSURE": "quantity", "STRATEGY_EXPOSURE": "quantity"}
 
 
@@ -132,11 +132,14 @@ async def place_order(desk: Desk, cmd: m.PlaceOrder) -> m.Ok | m.Error:
                        field="quantity")
     if cmd.order_type in (m.OrderType.LIMIT, m.OrderType.SL) and not cmd.price:
         return m.Error(code="bad_request", message=f"a {cmd.order_type} order needs a price", field="price")
+    if problem := _trigger_problem(cmd):
+        return m.Error(code="bad_request", message=problem[1], field=problem[0])
     sig = m.Signal(id=f"M{cmd.client_id or uuid.uuid4().hex[:16]}", user_id=desk.user_id,
                    strategy_id=cmd.strategy_id, strategy="manual", exchange=cmd.exchange,
                    tradingsymbol=cmd.tradingsymbol, instrument_token=inst.instrument_token,
                    transaction_type=cmd.transaction_type, quantity=cmd.quantity, product=cmd.product,
-                   order_type=cmd.order_type, price=cmd.price, stop_loss=cmd.stop_loss, target=cmd.target,
+                   order_type=cmd.order_type, price=cmd.price, trigger_price=cmd.trigger_price,
+                   stop_loss=cmd.stop_loss, target=cmd.target,
                    intent=cmd.intent, reason="manual order", created_at=time.time_ns(), metadata={"source": "manual"})
     await signals.on_signal(desk, sig)
     row = desk.journal.signal(sig.id) or {}
@@ -145,6 +148,22 @@ async def place_order(desk: Desk, cmd: m.PlaceOrder) -> m.Ok | m.Error:
     return m.Ok(data={"signal_id": sig.id, "reason": row.get("reason", ""), "orders": [
         {"tag": o.tag, "order_id": o.order_id, "state": o.state.value, "quantity": o.quantity,
          "message": o.status_message} for o in desk.book.of_signal(sig.id) if not o.is_protective]})
+
+
+def _trigger_problem(cmd: m.PlaceOrder) -> tuple[str, str] | None:
+    """(field, why) when the order's own trigger is missing or misplaced, before risk judges it against
+    the market (``RiskCode.INVALID_TRIGGER``)."""
+    stop_order = cmd.order_type in (m.OrderType.SL, m.OrderType.SL_M)
+    if stop_order and cmd.intent == "exit":
+        return "order_type", ("an exit goes at the market or a limit: the position's own stop-loss is its stop "
+                              "order (move its trigger in the order book)")
+    if stop_order and not cmd.trigger_price:
+        return "trigger_price", f"an {cmd.order_type} order needs its trigger price"
+    if not stop_order and cmd.trigger_price:
+        return "trigger_price", f"a {cmd.order_type} order has no trigger (choose SL or SL-M)"
+    if cmd.order_type is m.OrderType.SL_M and cmd.price:
+        return "price", "an SL-M order fills at the market once triggered: leave its price empty (or choose SL)"
+    return None
 
 
 def find(desk: Desk, tag: str) -> Order | None:

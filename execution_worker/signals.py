@@ -37,7 +37,7 @@ async def judge(desk: Desk, sig: Signal | SignalGroup) -> RiskDecision:
     underlying, _, _, greek_keys = greeks_inputs(desk.instruments, desk.tracker.positions(), lines)
     exiting = sig.intent == "exit"
     prices = {} if exiting else await desk.prices.prices(desk.client, sorted(set(keys) | set(greek_keys)))
-    stops = isinstance(sig, Signal) and (sig.stop_loss or sig.target) and not exiting
+    stops = isinstance(sig, Signal) and (sig.stop_loss or sig.target or sig.trigger_price) and not exiting
     circuits = await desk.prices.circuits(desk.client, keys) if stops else {}
     greeks = net_greeks(desk.instruments, desk.tracker.positions(), lines, prices) if underlying and not exiting \
         else None

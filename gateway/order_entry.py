@@ -1,5 +1,5 @@
 """The manual order form read into a ``PlaceOrder``: quantity in lots (shares for a stock), prices in
-rupees, every bad field named. What the form cannot know (risk limits, a stop on the wrong side of the
+rupees, an SL / SL-M order's own trigger, every bad field named. What the form cannot know (risk limits, a stop on the wrong side of the
 market, a position to exit) the execution worker refuses, naming the field, through the same risk
 checks and protective-order logic as a strategy's signal; the order is tagged ``manual``."""
 
@@ -14,9 +14,12 @@ from shared.kite.models import Instrument
 
 SIDES = ("BUY", "SELL")
 PRODUCTS = ("MIS", "CNC", "NRML")
-TYPES = ("MARKET", "LIMIT")
+TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
+ARTICLE = {"MARKET": "a", "LIMIT": "a", "SL": "an", "SL-M": "an"}
+WITH_PRICE = {"MARKET": "LIMIT", "SL-M": "SL"}  # the same order with a price
 INTENTS = ("entry", "exit")
-FIELDS = ("symbol", "transaction_type", "lots", "product", "order_type", "price", "stop_loss", "target", "intent")
+FIELDS = ("symbol", "transaction_type", "lots", "product", "order_type", "price", "trigger_price", "stop_loss",
+          "target", "intent")
 
 
 def rupees(raw: str, name: str, errors: dict[str, str], tick: float | None = 0.05) -> int | None:
@@ -63,11 +66,25 @@ def parse_order(form: Mapping[str, Any], inst: Instrument | None) -> tuple[m.Pla
     else:
         lots = int(values["lots"])
     tick = inst.tick_size if inst is not None and inst.tick_size else 0.05
+    kind = values["order_type"]
     price = rupees(values["price"], "price", errors, tick)
-    if values["order_type"] == "LIMIT" and price is None and "price" not in errors:
-        errors["price"] = "price: a LIMIT order needs its price"
-    if values["order_type"] == "MARKET" and values["price"]:
-        errors["price"] = "price: leave it empty for a MARKET order (or choose LIMIT)"
+    if kind in ("LIMIT", "SL") and price is None and "price" not in errors:
+        errors["price"] = f"price: {ARTICLE[kind]} {kind} order needs its price"
+    if kind in ("MARKET", "SL-M") and values["price"]:
+        errors["price"] = f"price: leave it empty for {ARTICLE[kind]} {kind} order (or choose {WITH_PRICE[kind]})"
+    trigger = rupees(values["trigger_price"], "trigger_price", errors, tick)
+    stop_order = kind in ("SL", "SL-M")
+    if stop_order and trigger is None and "trigger_price" not in errors:
+        errors["trigger_price"] = f"trigger_price: an {kind} order waits for its trigger price"
+    if kind in ("MARKET", "LIMIT") and values["trigger_price"]:
+        errors["trigger_price"] = f"trigger_price: a {kind} order has no trigger (choose SL or SL-M)"
+    if stop_order and values["intent"] == "exit":
+        errors["order_type"] = "order_type: an exit goes at the market or a limit (the position's stop-loss " \
+                               "is its stop order: move its trigger in the order book)"
+    side = values["transaction_type"]
+    if kind == "SL" and price and trigger and (price < trigger if side == "BUY" else price > trigger):
+        errors["price"] = (f"price: an SL {side}'s limit must be at or {'above' if side == 'BUY' else 'below'} "
+                           f"its trigger")
     stop = rupees(values["stop_loss"], "stop_loss", errors, tick)
     target = rupees(values["target"], "target", errors, tick)
     if inst is not None and values["product"] == "CNC" and inst.exchange not in ("NSE", "BSE"):
@@ -80,5 +97,5 @@ def parse_order(form: Mapping[str, Any], inst: Instrument | None) -> tuple[m.Pla
     return m.PlaceOrder(exchange=m.Exchange(inst.exchange), tradingsymbol=inst.tradingsymbol,
                         transaction_type=m.TransactionType(values["transaction_type"]),
                         quantity=lots * max(1, inst.lot_size), product=m.Product(values["product"]),
-                        order_type=m.OrderType(values["order_type"]), price=price or 0, stop_loss=stop,
-                        target=target, intent=values["intent"]), values, {}  # type: ignore[arg-type]
+                        order_type=m.OrderType(values["order_type"]), price=price or 0, trigger_price=trigger,
+                        stop_loss=stop, target=target, intent=values["intent"]), values, {}  # type: ignore[arg-type]

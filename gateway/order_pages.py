@@ -114,8 +114,9 @@ class OrderPagesController(Controller):
         if not errors:
             try:
                 await trading.modify_order(user_id, tag, **changes)
-            except TradingError as e:
-                errors = {e.field if e.field in values else "price": e.message}
+            except TradingError as e:  # the broker's words; a trigger it refuses goes next to the trigger
+                field = e.field if e.field in values else "trigger_price" if "trigger" in e.message.lower() else "price"
+                errors = {field: e.message}
         if errors:
             return partial("order_modify", request, tag=tag, label=label, values=values, errors=errors)
         return partial("order_note", request, ORDERS_CHANGED, tag=tag, label=label,

@@ -110,12 +110,14 @@ class TraderOrder(Struct, frozen=True, kw_only=True):
     intent: Literal["entry", "exit"] = "entry"
     strategy_id: Annotated[str, Meta(min_length=1, max_length=64)] = "manual"
     client_id: Annotated[str, Meta(max_length=40, pattern=r"^[A-Za-z0-9_-]*$")] = ""
+    trigger_price: Annotated[int, Meta(gt=0)] | None = None  # the order's own trigger (SL / SL-M)
 
 
 class PlaceOrder(_Cmd, TraderOrder, tag="place_order"):
     """A trader's own order (``cmd.execution.place_order``), through the same risk checks and protection
     as a strategy's: ``intent`` exit closes (at most) what ``strategy_id`` holds; a stop / target
-    protects an entry. ``client_id`` makes a retry the same order."""
+    protects an entry. An SL / SL-M order waits at the broker for ``trigger_price`` (its protection
+    follows its fill, like any entry's). ``client_id`` makes a retry the same order."""
 
 
 class OrderChange(Struct, frozen=True, kw_only=True):

@@ -58,6 +58,7 @@ class Signal(Struct, frozen=True, kw_only=True, tag="signal", tag_field="type"):
     tick_received_at: int = 0  # epoch ns the triggering tick was decoded (latency tracing)
     created_at: int = 0  # epoch ns
     metadata: dict[str, Any] = field(default_factory=dict)
+    trigger_price: Paise | None = None  # an SL / SL-M entry's own trigger (a trader's stop order)
 
 
 class SignalGroup(Struct, frozen=True, kw_only=True, tag="signal_group", tag_field="type"):

@@ -141,7 +141,8 @@ def signal_requests(sig: Signal, inst: Instrument | None, market_protection: int
     req = order_request(sig.user_id, signal_id=sig.id, kind=kind or sig.intent, exchange=sig.exchange,
                         tradingsymbol=sig.tradingsymbol, instrument_token=sig.instrument_token,
                         side=sig.transaction_type, quantity=quantity or sig.quantity, product=sig.product,
-                        order_type=sig.order_type, price=sig.price, market_protection=market_protection, inst=inst)
+                        order_type=sig.order_type, price=sig.price, trigger_price=sig.trigger_price or 0,
+                        market_protection=market_protection, inst=inst)
     return sliced(req, inst)
 
 

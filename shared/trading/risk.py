@@ -46,6 +46,7 @@ class RiskCode(enum.StrEnum):
     NO_POSITION = "NO_POSITION"
     INVALID_STOP = "INVALID_STOP"
     INVALID_TARGET = "INVALID_TARGET"
+    INVALID_TRIGGER = "INVALID_TRIGGER"
     PRICE_UNKNOWN = "PRICE_UNKNOWN"
     GREEKS_UNPRICED = "GREEKS_UNPRICED"
 
@@ -139,6 +140,8 @@ class RiskManager:
                                 f"{format_inr(limits.max_daily_loss)}")
         if ks.state is KillSwitchState.REDUCING and not reduces:
             return RiskDecision(False, RiskCode.REDUCING_ONLY_EXITS, f"kill switch REDUCING, only exits: {ks.reason}")
+        if bad_trigger := _trigger(sig, ctx):
+            return bad_trigger
         if reduces:
             return ACCEPTED
         orders = _order_count(sig)
@@ -243,6 +246,8 @@ def _prices(sig: Signal | SignalGroup) -> list[int]:
     """The price each line is valued at when it has one (a LIMIT order's); 0: the last price."""
     if isinstance(sig, SignalGroup):
         return [leg.price if leg.order_type is not OrderType.MARKET else 0 for leg in sig.legs]
+    if sig.order_type is OrderType.SL_M:
+        return [sig.trigger_price or 0]
     return [sig.price if sig.order_type is not OrderType.MARKET else 0]
 
 
@@ -276,12 +281,39 @@ def _exit(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision:
     return RiskDecision(True, reason="; ".join(notes), quantities=tuple(quantities))
 
 
+def _trigger(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
+    """An SL / SL-M entry's own trigger as Kite's RMS judges it: a buy stop above the last price, a sell
+    stop below it, inside the circuit band, and an SL's limit at or beyond its trigger."""
+    if isinstance(sig, SignalGroup) or sig.order_type not in (OrderType.SL, OrderType.SL_M):
+        return None
+    trigger, buy = sig.trigger_price or 0, sig.transaction_type is TransactionType.BUY
+    h = ctx.holding(str(sig.exchange), sig.tradingsymbol)
+    problem = ""
+    if trigger <= 0:
+        problem = f"an {sig.order_type} order needs its trigger price"
+    elif not h.last_price:
+        return RiskDecision(False, RiskCode.PRICE_UNKNOWN, f"{sig.tradingsymbol}: no last price to judge the "
+                                                            f"trigger {format_inr(trigger)} against")
+    elif buy and trigger <= h.last_price:
+        problem = (f"trigger {format_inr(trigger)} must be above the last price {format_inr(h.last_price)} "
+                   f"(a stop-loss BUY triggers when the price rises to it)")
+    elif not buy and trigger >= h.last_price:
+        problem = (f"trigger {format_inr(trigger)} must be below the last price {format_inr(h.last_price)} "
+                   f"(a stop-loss SELL triggers when the price falls to it)")
+    elif (h.upper and trigger > h.upper) if buy else (h.lower and trigger < h.lower):
+        problem = f"trigger {format_inr(trigger)} is outside the circuit band {format_inr(h.lower)}–{format_inr(h.upper)}"
+    elif sig.order_type is OrderType.SL and (sig.price < trigger if buy else sig.price > trigger):
+        problem = (f"an SL {sig.transaction_type}'s price {format_inr(sig.price)} must be at or "
+                   f"{'above' if buy else 'below'} its trigger {format_inr(trigger)}")
+    return RiskDecision(False, RiskCode.INVALID_TRIGGER, f"{sig.tradingsymbol}: {problem}") if problem else None
+
+
 def _stops(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
     """An entry's stop and target above zero, on their sides of the price, inside the circuit band."""
     if isinstance(sig, SignalGroup) or not (sig.stop_loss or sig.target):
         return None
     h = ctx.holding(str(sig.exchange), sig.tradingsymbol)
-    ref = sig.price if sig.order_type is not OrderType.MARKET and sig.price else h.last_price
+    ref = _prices(sig)[0] or h.last_price  # where the entry fills: its limit, an SL-M's trigger, else the market
     long = sig.transaction_type is TransactionType.BUY
     for code, name, value, below in ((RiskCode.INVALID_STOP, "stop-loss", sig.stop_loss, long),
                                      (RiskCode.INVALID_TARGET, "target", sig.target, not long)):

@@ -3,7 +3,8 @@ the three workers, the gateway under uvicorn, a local SMTP server and a local we
 
 An alert webhook added on the settings page; a position limit set from the dashboard's Risk panel; on the
 order page an INFY order above that limit refused next to the lots field, a LIMIT below the market accepted,
-modified and cancelled from its row of the order book; Halt now trips the kill switch and the alert reaches
+modified and cancelled from its row of the order book, an SL-M BUY above the market refused without its trigger
+(named), then waiting TRIGGER PENDING, its trigger moved and the order cancelled; Halt now trips the kill switch and the alert reaches
 the mail server, the webhook and the activity panel; a manual position closed by Square off all, another by
 Stop with "square them off"; every page stays under 200 KB. Every wait is on a page element or a delivery."""
 
@@ -50,8 +51,8 @@ async def desk_stack(nats_server, tmp_path, bus):
         sim.stop()
 
 
-def tick_below(last: float, fraction: float) -> tuple[str, int]:
-    """A price ``fraction`` under ``last`` on the ₹0.05 grid: (as typed, in paise)."""
+def on_tick(last: float, fraction: float) -> tuple[str, int]:
+    """``last`` × ``fraction`` on the ₹0.05 grid: (as typed, in paise)."""
     paise = int((Decimal(str(last)) * Decimal(str(fraction)) * 20).quantize(Decimal(1), ROUND_HALF_EVEN)) * 5
     return f"{paise / 100:.2f}", paise
 
@@ -108,7 +109,7 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
     await expect(page.locator("#error-order-lots")).to_contain_text("limit 3")
     await expect(page.locator("#order-lots")).to_have_value("5")  # the form keeps what was typed
 
-    typed, paise = tick_below(last, 0.97)
+    typed, paise = on_tick(last, 0.97)
     await page.fill("#order-lots", "1")
     await page.select_option("#order-type", "LIMIT")
     await page.fill("#order-price", typed)
@@ -119,12 +120,35 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
     tag = await row.get_attribute("data-tag")
     await page.screenshot(path=str(shots / "screenshot-orders.png"), full_page=True)
 
-    lower, lower_paise = tick_below(last, 0.96)
+    lower, lower_paise = on_tick(last, 0.96)
     await page.click(f"#modify-{tag}")
     await page.fill(f"#m-price-{tag}", lower)
     await page.click(f"#save-modify-{tag}")
     await expect(page.locator(f"#note-{tag}")).to_contain_text("modification sent")
     await expect(page.locator(f"#book-{tag}")).to_contain_text(price_paise(lower_paise), timeout=30_000)
+    await page.click(f"#cancel-{tag}")
+    await expect(page.locator(f"#book-{tag}")).to_have_attribute("data-status", "CANCELLED", timeout=30_000)
+
+    # an SL-M BUY above the market: its trigger asked for by name, then it waits TRIGGER PENDING in the book,
+    # its trigger is moved from the row and it is cancelled
+    await page.select_option("#order-type", "SL-M")
+    await page.fill("#order-price", "")
+    await page.click("#place-order")
+    await expect(page.locator("#error-order-trigger_price")).to_contain_text("trigger")
+    above, above_paise = on_tick(last, 1.05)
+    await page.fill("#order-trigger", above)
+    await page.click("#place-order")
+    await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
+    row = page.locator('#order-book tr[data-status="TRIGGER PENDING"]', has_text="SL-M").first
+    await expect(row).to_contain_text(price_paise(above_paise), timeout=30_000)
+    tag = await row.get_attribute("data-tag")
+    higher, higher_paise = on_tick(last, 1.06)
+    await page.click(f"#modify-{tag}")
+    await page.fill(f"#m-trigger-{tag}", higher)
+    await page.click(f"#save-modify-{tag}")
+    await expect(page.locator(f"#note-{tag}")).to_contain_text("modification sent")
+    await expect(page.locator(f"#book-{tag}")).to_contain_text(price_paise(higher_paise), timeout=30_000)
+    await expect(page.locator(f"#book-{tag}")).to_have_attribute("data-status", "TRIGGER PENDING")
     await page.click(f"#cancel-{tag}")
     await expect(page.locator(f"#book-{tag}")).to_have_attribute("data-status", "CANCELLED", timeout=30_000)
 

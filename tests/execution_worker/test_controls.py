@@ -180,3 +180,46 @@ async def test_square_off_cancels_what_the_broker_still_works_whatever_kta_belie
             if x.tag in (believed_final.tag, unknown.tag) and x.status == "TRIGGER PENDING":
                 await broker(kite.cancel_order, "regular", x.order_id)
         await kite.aclose()
+
+
+async def test_a_manual_stop_order_waits_for_its_trigger_and_its_fill_is_protected(bus, sim, stack):
+    """An SL-M / SL entry: its trigger judged against the side and the last price as Kite's RMS does (the
+    refusal names ``trigger_price``), it waits TRIGGER PENDING, its trigger moves, and once the market
+    reaches it the fill is protected like any entry's. INFY is pinned at ₹1,500."""
+    _, journal, _ = stack
+    cases = [(order(order_type=m.OrderType.SL_M, client_id="slm-none"), "bad_request", "trigger_price"),
+             (order(order_type=m.OrderType.SL_M, trigger_price=149000, client_id="slm-below"), "INVALID_TRIGGER",
+              "trigger_price"),
+             (order(order_type=m.OrderType.SL_M, transaction_type=m.TransactionType.SELL, trigger_price=151000,
+                    client_id="slm-sell-above"), "INVALID_TRIGGER", "trigger_price"),
+             (order(order_type=m.OrderType.SL, trigger_price=151000, price=150500, client_id="sl-limit-below"),
+              "INVALID_TRIGGER", "trigger_price"),
+             (order(order_type=m.OrderType.LIMIT, price=149000, trigger_price=151000, client_id="limit-trig"),
+              "bad_request", "trigger_price"),
+             (order(order_type=m.OrderType.SL_M, trigger_price=151000, intent="exit", client_id="slm-exit"),
+              "bad_request", "order_type")]
+    for cmd, code, field in cases:
+        refused = await ask(bus, "execution", cmd)
+        assert isinstance(refused, m.Error) and (refused.code, refused.field) == (code, field), (cmd, refused)
+    assert "above the last price" in (await ask(bus, "execution", cases[1][0])).message
+
+    placed = await ask(bus, "execution", order(qty=2, order_type=m.OrderType.SL_M, trigger_price=151000,
+                                               stop_loss=148000, strategy_id="slm-1", client_id="slm-1"))
+    assert isinstance(placed, m.Ok), placed
+    tag = placed.data["orders"][0]["tag"]
+    await eventually(lambda: journal.order_by_tag(tag)["status"] == "TRIGGER PENDING", what="waiting for its trigger")
+    assert held(journal, "slm-1") == 0 and not working(journal, "slm-1", "stop_loss")
+    moved = await ask(bus, "execution", m.ModifyOrder(tag=tag, trigger_price=150500))
+    assert isinstance(moved, m.Ok), moved
+    await eventually(lambda: journal.order_by_tag(tag)["trigger_price"] == 150500, what="the trigger moved")
+    try:
+        sim.admin("price", {"underlying": "INFY", "price": 1506.0})  # the market reaches the trigger
+        (stop,) = await eventually(lambda: held(journal, "slm-1") == 2 and working(journal, "slm-1", "stop_loss"),
+                                   what="filled, then protected")
+        assert stop["trigger_price"] == 148000 and stop["quantity"] == 2 and stop["transaction_type"] == "SELL"
+        assert journal.order_by_tag(tag)["order_type"] == "SL-M"
+    finally:
+        sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    out = await ask(bus, "execution", m.SquareOffAll(reason="test over"))
+    assert isinstance(out, m.Ok)
+    await eventually(lambda: held(journal, "slm-1") == 0 and not working(journal, "slm-1"), what="flat")

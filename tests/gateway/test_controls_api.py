@@ -43,6 +43,11 @@ async def test_operator_controls_over_http(gateway, gw_settings, gw_sim, bus):
             assert r.status_code == 400 and r.json()["field"] == "stop_loss" and "stop-loss" in r.json()["detail"]
             r = await a.post("/api/orders", json={**order, "quantity": 0}, headers=h)
             assert r.status_code == 400 and "quantity" in r.text
+            r = await a.post("/api/orders", json={**order, "order_type": "SL-M"}, headers=h)
+            assert r.status_code == 400 and r.json()["field"] == "trigger_price", r.text
+            below = int(ltp * 0.95 * 100) // 5 * 5  # a stop-loss BUY triggers above the market, as Kite insists
+            r = await a.post("/api/orders", json={**order, "order_type": "SL-M", "trigger_price": below}, headers=h)
+            assert r.status_code == 400 and r.json()["field"] == "trigger_price" and "above the last price" in r.text
             r = await a.post("/api/orders", json={**order, "tradingsymbol": "NOSUCHCO"}, headers=h)
             assert r.status_code == 400 and r.json()["field"] == "tradingsymbol" and "NOSUCHCO" in r.json()["detail"]
             r = await a.post("/api/orders", json={**order, "stop_loss": stop, "client_id": "api-1"}, headers=h)

@@ -39,6 +39,15 @@ async def test_order_entry_refusal_accept_modify_cancel_halt_square_off(trader):
     r = await client.post("/ui/order-entry", headers=hx(csrf), data=order_form(symbol="", lots="0", order_type="LIMIT"))
     for field in ("symbol", "lots", "price"):
         assert f'id="error-order-{field}"' in r.text, field
+    r = await client.post("/ui/order-entry", headers=hx(csrf), data=order_form(order_type="SL-M", price="1500"))
+    for field in ("trigger_price", "price"):  # an SL-M waits for a trigger and has no price of its own
+        assert f'id="error-order-{field}"' in r.text, field
+    r = await client.post("/ui/order-entry", headers=hx(csrf), data=order_form(order_type="SL", price="1500",
+                                                                               trigger_price="1510"))
+    assert re.search(r'id="error-order-price">[^<]*at or above its trigger', r.text), refusal_of(r.text)
+    below = f"{round(await last_price(client) * 0.9 / 0.05) * 0.05:.2f}"  # Kite's RMS: a BUY stop above the market
+    r = await client.post("/ui/order-entry", headers=hx(csrf), data=order_form(order_type="SL-M", trigger_price=below))
+    assert re.search(r'id="error-order-trigger_price">[^<]*above the last price', r.text), refusal_of(r.text)
     # risk's refusal, next to the field it is about
     await client.put("/api/risk/limits", headers={"X-CSRF-Token": csrf}, json={"max_position_qty": 3})
     r = await client.post("/ui/order-entry", headers=hx(csrf), data=order_form(lots="5"))

@@ -144,6 +144,20 @@ REFUSALS = [
     (RiskCode.INVALID_TARGET, signal(stop_loss=147000, target=149000), books(infy())),
     (RiskCode.INVALID_STOP, signal(stop_loss=130000, target=156000), books(infy(lower=135000, upper=165000))),
     (RiskCode.INVALID_TARGET, signal(stop_loss=147000, target=170000), books(infy(lower=135000, upper=165000))),
+    # an SL / SL-M entry's own trigger, as Kite's RMS judges it
+    (RiskCode.INVALID_TRIGGER, signal(order_type=OrderType.SL_M, price=0), books(infy())),  # no trigger
+    (RiskCode.INVALID_TRIGGER, signal(order_type=OrderType.SL_M, price=0, trigger_price=LTP), books(infy())),
+    (RiskCode.INVALID_TRIGGER, signal(side="SELL", order_type=OrderType.SL_M, price=0, trigger_price=151000),
+     books(infy())),
+    (RiskCode.INVALID_TRIGGER, signal(order_type=OrderType.SL, price=151000, trigger_price=151500), books(infy())),
+    (RiskCode.INVALID_TRIGGER, signal(side="SELL", order_type=OrderType.SL, price=149000, trigger_price=148500),
+     books(infy())),
+    (RiskCode.INVALID_TRIGGER, signal(order_type=OrderType.SL_M, price=0, trigger_price=170000),
+     books(infy(lower=135000, upper=165000))),
+    (RiskCode.PRICE_UNKNOWN, signal(order_type=OrderType.SL_M, price=0, trigger_price=151000), books(infy(last=0))),
+    # an SL-M buy's stop is judged against its trigger (where it fills), not the last price
+    (RiskCode.INVALID_STOP, signal(order_type=OrderType.SL_M, price=0, trigger_price=152000, stop_loss=152500),
+     books(infy())),
 ]
 
 
@@ -338,3 +352,10 @@ def test_the_position_book_exposure_is_the_brokers_and_at_risk_the_larger_side()
                     price=1600_00, instrument_token=408065, product="MIS")  # s2 closes and goes long 50
     assert tracker.sides("NSE", "INFY", "MIS") == (150, 0) and tracker.net_quantity("NSE", "INFY") == 50
     assert (tracker.exposure, tracker.at_risk) == (250 * 1600_00, 250 * 1600_00)
+
+
+def test_a_stop_entry_with_its_trigger_beyond_the_market_is_accepted(risk):
+    buy = signal(order_type=OrderType.SL_M, price=0, trigger_price=151000, stop_loss=150500)  # stop under the trigger
+    sell = signal("sig2", side="SELL", order_type=OrderType.SL, price=148500, trigger_price=149000)
+    for sig in (buy, sell):
+        assert risk.validate_signal(sig, books(infy(lower=135000, upper=165000))).ok, sig
