@@ -3,10 +3,12 @@ kite_sim, read back page by page from /api/orders, /api/trades and the /orders a
 
 from __future__ import annotations
 
+import re
 from contextlib import aclosing
 
 import pytest
 
+from gateway.templating import ist
 from shared import subjects
 from tests.execution_worker.kit import signal
 from tests.gateway.conftest import login, serve
@@ -66,6 +68,11 @@ async def test_books_page_through_the_days_orders(trader, bus):
 
     html = (await client.get("/orders", params={"strategy": "book-test"})).text
     assert html.count("data-tag=") == 8 and 'id="page-older"' not in html
+    # one clock, sorted and shown: kta's placing time (the exchange's runs at the sim's speed), named in the header
+    shown = re.findall(r'<tr id="book-[^"]+"[^>]*>\s*<td class="num"[^>]*>([^<]+)</td>', html)
+    rows = (await client.get("/api/orders", params={"limit": 50, "strategy": "book-test"})).json()["items"]
+    assert shown == [ist(o["created_ts"]) for o in rows] and shown == sorted(shown, reverse=True)
+    assert "Placed (kta, IST)" in html
     assert 'hx-trigger="sse:orders delay:1s, kta:orders from:body" hx-sync="this:queue last" hx-disinherit="*"' in html  # the first page follows orders
     html = (await client.get("/orders", params={"status": "REJECTED"})).text
     assert "No orders match these filters." in html
