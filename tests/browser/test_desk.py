@@ -6,7 +6,7 @@ order page an INFY order above that limit refused next to the lots field, a LIMI
 modified and cancelled from its row of the order book, an SL-M BUY above the market refused without its trigger
 (named), then waiting TRIGGER PENDING, its trigger moved and the order cancelled; Halt now trips the kill switch and the alert reaches
 the mail server, the webhook and the activity panel; a manual position closed by Square off all, another by
-Stop with "square them off"; every page stays under 200 KB. Every wait is on a page element or a delivery."""
+Stop with "square them off"; every page stays under 200 KB; on a phone the top bar is one line. Every wait is on a page element or a delivery."""
 
 from __future__ import annotations
 
@@ -180,6 +180,28 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
     for path in ("/", "/orders", "/trades", "/settings", "/backtests"):
         response = await page.request.get(url + path)
         assert response.ok and len(await response.body()) < PAGE_WEIGHT, path
+
+    await on_a_phone(page, url, shots)
+
+
+async def on_a_phone(page: Page, url: str, shots) -> None:
+    """390×844: the sticky top bar is one line (brand, status pills, menu), not three; the pages and
+    Log out are in its menu."""
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/", "/orders"):
+        await page.goto(url + path)
+        bar = await page.locator("#topbar").bounding_box()
+        assert bar["height"] <= 40, (path, bar)  # one line: it wrapped to ~132 px (15 % of the screen)
+        for part in (".brand", "#menu-toggle") + (("#kill-pill",) if path == "/" else ()):
+            box = await page.locator(part).bounding_box()
+            assert bar["y"] <= box["y"] and box["y"] + box["height"] <= bar["y"] + bar["height"], (path, part)
+        await expect(page.locator("#nav-trades")).to_be_hidden()
+    await page.click("#menu-toggle")
+    await expect(page.locator("#nav-trades")).to_be_visible()
+    await expect(page.locator("#logout")).to_be_visible()
+    await page.screenshot(path=str(shots / "screenshot-phone-menu.png"))
+    await page.click("#nav-trades")
+    await expect(page).to_have_url(url + "/trades")
 
 
 async def buy_one_infy(page: Page, url: str) -> None:

@@ -2,6 +2,7 @@
 // 1. Errors of htmx requests are shown in words (the #flash box).
 // 2. SSE rows (ticks, signals, orders) are merged into their table by id; changed cells flash.
 // 3. The price chart and the P&L curve are fed from the same rows (data-* attributes).
+// 4. Preferences and keyboard shortcuts; 5. the top bar's menu on a phone.
 (function () {
   "use strict";
 
@@ -297,4 +298,21 @@
     else if (key === "o") { done = focus("order-symbol-search") || (window.location.assign("/orders#order-entry"), true); }
     if (done) { e.preventDefault(); }
   });
+
+  // ---- 5. the top bar's menu on a phone (the pages and the account fold into it) --------------
+  function menuOpen(open) {
+    var bar = document.getElementById("topbar"), button = document.getElementById("menu-toggle");
+    if (!bar || !button) { return; }
+    bar.classList.toggle("open", open);
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  document.addEventListener("click", function (e) {
+    if (!e.target.closest) { return; }
+    if (e.target.closest("#menu-toggle")) {
+      menuOpen(!document.getElementById("topbar").classList.contains("open"));
+    } else if (!e.target.closest("#top-menu")) {
+      menuOpen(false);  // a tap anywhere else closes it
+    }
+  });
+  document.addEventListener("keydown", function (e) { if (e.key === "Escape") { menuOpen(false); } });
 })();
