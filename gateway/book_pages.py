@@ -58,12 +58,15 @@ class BookPagesController(Controller):
     async def trades(self, request: Request, trading: Trading, user_id: str) -> Template:
         filters = _filters(request, ("strategy", "symbol", "side", "day"))
         before = str(request.query_params.get("before") or "")
+        # no day asked: the day the P&L panel and the report are on (the broker's, when a paper market
+        # runs ahead of this machine's clock), not this machine's date
+        day = filters["day"] or (await attempt(trading.trading_day(user_id)))[0] or ""
         (book, error), strategy_ids = await asyncio.gather(
             attempt(trading.trade_page(user_id, PAGE, before, filters["strategy"], filters["symbol"],
-                                       filters["side"], filters["day"])),
+                                       filters["side"], day)),
             _strategy_ids(trading, user_id))
         book = book or {"items": [], "next": None}
-        return page("trades.html", request, book=book, book_error=error, filters=filters, before=before,
+        return page("trades.html", request, book=book, book_error=error, filters=filters, before=before, day=day,
                     strategy_ids=strategy_ids, self_url=_link("/trades", filters, before),
                     newest_url=_link("/trades", filters), older_url=_link("/trades", filters, book["next"] or "")
                     if book["next"] else "")
