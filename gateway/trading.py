@@ -301,7 +301,8 @@ class Trading(DeskQueries, OptionDesk):
                 "replies": {s: (r.data if isinstance(r, m.Ok) else {"error": r.message}) for s, r in replies.items()}}
 
     async def live_tokens_of(self, user_id: str) -> list[int]:
-        """The tokens the user is live on; after a gateway restart, as the ticker worker knows them."""
+        """The tokens the user is live on; after a gateway restart, as the ticker worker knows them (the
+        symbols the trader started with, not every instrument the strategies added to the feed)."""
         if user_id in self.live_tokens:
             return self.live_tokens[user_id]
         changes = self._live_changes.get(user_id, 0)
@@ -309,7 +310,9 @@ class Trading(DeskQueries, OptionDesk):
             data = await self.command(user_id, "ticker", m.GetStatus(), timeout=1.0)
         except TradingError:
             return []
-        tokens = [int(t) for t in (data or {}).get("tokens", {})]
+        data = data or {}
+        wanted = [int(t) for t in data.get("tokens", {})]  # the feed: the picks and what strategies added
+        tokens = [int(t) for t in data.get("picked") or [] if int(t) in wanted] or wanted
         if self._live_changes.get(user_id, 0) == changes:  # no start or stop meanwhile: still true
             self.live_tokens[user_id] = tokens
         return tokens

@@ -73,7 +73,7 @@ async def test_books_page_through_the_days_orders(trader, bus):
     rows = (await client.get("/api/orders", params={"limit": 50, "strategy": "book-test"})).json()["items"]
     assert shown == [ist(o["created_ts"]) for o in rows] and shown == sorted(shown, reverse=True)
     assert "Placed (kta, IST)" in html
-    assert 'hx-trigger="sse:orders delay:1s, kta:orders from:body" hx-sync="this:queue last" hx-disinherit="*"' in html  # the first page follows orders
+    assert 'data-refresh="orders:1000" hx-trigger="kta:refresh, kta:orders from:body" hx-sync="this:queue last"' in html  # the first page follows orders
     html = (await client.get("/orders", params={"status": "REJECTED"})).text
     assert "No orders match these filters." in html
     html = (await client.get("/trades", params={"symbol": "INFY"})).text
@@ -82,7 +82,7 @@ async def test_books_page_through_the_days_orders(trader, bus):
     page = (await client.get("/orders")).text  # 12 orders: one page of 50
     first = (await client.get("/api/orders", params={"limit": 5})).json()
     older = (await client.get("/orders", params={"before": first["next"]})).text
-    assert 'id="page-newest"' in older and "sse:orders" not in older  # an older page holds still
+    assert 'id="page-newest"' in older and "data-refresh" not in older  # an older page holds still
     assert page.count("data-tag=") >= ORDERS
 
 

@@ -2,7 +2,7 @@
 // 1. Errors of htmx requests are shown in words (the #flash box).
 // 2. SSE rows (ticks, signals, orders) are merged into their table by id; changed cells flash.
 // 3. The price chart and the P&L curve are fed from the same rows (data-* attributes).
-// 4. Preferences and keyboard shortcuts; 5. the top bar's menu on a phone.
+// 4. Preferences and keyboard shortcuts; 5. the top bar's menu on a phone; 6. panels refreshed on live events.
 (function () {
   "use strict";
 
@@ -315,4 +315,35 @@
     }
   });
   document.addEventListener("keydown", function (e) { if (e.key === "Escape") { menuOpen(false); } });
+
+  // ---- 6. panels that re-fetch themselves on live events --------------------------------------
+  // <div id="x" data-refresh="orders:1000, positions:5000" hx-get="…" hx-trigger="kta:refresh" …>: an SSE
+  // event named there schedules one "kta:refresh" of the element with that id within its interval, and
+  // every event is followed by one (a throttle that keeps the last call). The element is looked up when
+  // the refresh fires, so none is lost to an element swapped away meanwhile: htmx issues no request for
+  // an element no longer in the page, and its own throttle drops the events inside its window.
+  var refreshTimers = {}, sources = typeof WeakSet === "function" ? new WeakSet() : null;
+  function refreshSoon(id, wait) {
+    if (refreshTimers[id]) { return; }
+    refreshTimers[id] = setTimeout(function () {
+      delete refreshTimers[id];
+      var el = document.getElementById(id);
+      if (el && el.dataset.refresh && window.htmx) { window.htmx.trigger(el, "kta:refresh"); }
+    }, wait);
+  }
+  function onLiveEvent(name) {
+    var pattern = new RegExp("(?:^|[ ,])" + name + ":(\\d+)");
+    Array.prototype.forEach.call(document.querySelectorAll("[data-refresh]"), function (el) {
+      var m = el.id && el.dataset.refresh.match(pattern);
+      if (m) { refreshSoon(el.id, parseInt(m[1], 10)); }
+    });
+  }
+  document.addEventListener("htmx:sseOpen", function (e) {
+    var source = e.detail && e.detail.source;
+    if (!source || !sources || sources.has(source)) { return; }  // a reconnect reopens the same source
+    sources.add(source);
+    ["orders", "positions", "risk", "status", "signals", "alerts"].forEach(function (name) {
+      source.addEventListener(name, function () { onLiveEvent(name); });
+    });
+  });
 })();
