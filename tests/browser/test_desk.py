@@ -113,21 +113,10 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
     await page.fill("#order-lots", "1")
     await page.select_option("#order-type", "LIMIT")
     await page.fill("#order-price", typed)
-    await page.click("#place-order")
-    await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
-    row = page.locator("#order-book tr[data-status=OPEN]", has_text="manual").first
-    await expect(row).to_contain_text(price_paise(paise), timeout=30_000)
-    tag = await row.get_attribute("data-tag")
+    tag = await place_and_find(page, "OPEN", "LIMIT", paise)
     await page.screenshot(path=str(shots / "screenshot-orders.png"), full_page=True)
 
-    lower, lower_paise = on_tick(last, 0.96)
-    await page.click(f"#modify-{tag}")
-    await page.fill(f"#m-price-{tag}", lower)
-    await page.click(f"#save-modify-{tag}")
-    await expect(page.locator(f"#note-{tag}")).to_contain_text("modification sent")
-    await expect(page.locator(f"#book-{tag}")).to_contain_text(price_paise(lower_paise), timeout=30_000)
-    await page.click(f"#cancel-{tag}")
-    await expect(page.locator(f"#book-{tag}")).to_have_attribute("data-status", "CANCELLED", timeout=30_000)
+    await modify_then_cancel(page, tag, "price", *on_tick(last, 0.96), "OPEN")
 
     # an SL-M BUY above the market: its trigger asked for by name, then it waits TRIGGER PENDING in the book,
     # its trigger is moved from the row and it is cancelled
@@ -137,20 +126,8 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
     await expect(page.locator("#error-order-trigger_price")).to_contain_text("trigger")
     above, above_paise = on_tick(last, 1.05)
     await page.fill("#order-trigger", above)
-    await page.click("#place-order")
-    await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
-    row = page.locator('#order-book tr[data-status="TRIGGER PENDING"]', has_text="SL-M").first
-    await expect(row).to_contain_text(price_paise(above_paise), timeout=30_000)
-    tag = await row.get_attribute("data-tag")
-    higher, higher_paise = on_tick(last, 1.06)
-    await page.click(f"#modify-{tag}")
-    await page.fill(f"#m-trigger-{tag}", higher)
-    await page.click(f"#save-modify-{tag}")
-    await expect(page.locator(f"#note-{tag}")).to_contain_text("modification sent")
-    await expect(page.locator(f"#book-{tag}")).to_contain_text(price_paise(higher_paise), timeout=30_000)
-    await expect(page.locator(f"#book-{tag}")).to_have_attribute("data-status", "TRIGGER PENDING")
-    await page.click(f"#cancel-{tag}")
-    await expect(page.locator(f"#book-{tag}")).to_have_attribute("data-status", "CANCELLED", timeout=30_000)
+    tag = await place_and_find(page, "TRIGGER PENDING", "SL-M", above_paise)
+    await modify_then_cancel(page, tag, "trigger", *on_tick(last, 1.06), "TRIGGER PENDING")
 
     await page.goto(url + "/")
     await page.click("#halt")
@@ -202,6 +179,28 @@ async def on_a_phone(page: Page, url: str, shots) -> None:
     await page.screenshot(path=str(shots / "screenshot-phone-menu.png"))
     await page.click("#nav-trades")
     await expect(page).to_have_url(url + "/trades")
+
+
+async def place_and_find(page: Page, status: str, order_type: str, paise: int) -> str:
+    """Place the form's order; the tag of its row in the book (``status``, showing ``paise``)."""
+    await page.click("#place-order")
+    await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
+    row = page.locator(f'#order-book tr[data-status="{status}"]', has_text=order_type).filter(has_text="manual").first
+    await expect(row).to_contain_text(price_paise(paise), timeout=30_000)
+    return await row.get_attribute("data-tag")
+
+
+async def modify_then_cancel(page: Page, tag: str, field: str, typed: str, paise: int, status: str) -> None:
+    """From the order's row: ``field`` (price / trigger) modified to ``typed`` (the book shows it, the order
+    still ``status``), then the order cancelled."""
+    await page.click(f"#modify-{tag}")
+    await page.fill(f"#m-{field}-{tag}", typed)
+    await page.click(f"#save-modify-{tag}")
+    await expect(page.locator(f"#note-{tag}")).to_contain_text("modification sent")
+    await expect(page.locator(f"#book-{tag}")).to_contain_text(price_paise(paise), timeout=30_000)
+    await expect(page.locator(f"#book-{tag}")).to_have_attribute("data-status", status)
+    await page.click(f"#cancel-{tag}")
+    await expect(page.locator(f"#book-{tag}")).to_have_attribute("data-status", "CANCELLED", timeout=30_000)
 
 
 async def buy_one_infy(page: Page, url: str) -> None:
