@@ -55,6 +55,12 @@ class AdminController(Controller):
     async def get_faults(self, sim: Sim) -> dict:
         return sim.faults.as_dict()
 
+    @get("/history_calls")
+    async def history_calls(self, sim: Sim) -> dict:
+        """The historical-candle requests served since the start or the last reset (the last 1,000):
+        token, interval and the span asked, epoch seconds."""
+        return {"calls": list(sim.history_calls)}
+
     @post("/faults", status_code=200)
     async def set_faults(self, sim: Sim, data: dict) -> dict:
         try:

@@ -122,6 +122,8 @@ class MarketController(KiteController):
         if qp.get("continuous") in ("1", "true") and inst.instrument_type != "FUT":
             raise KiteError("invalid continuous: continuous data is only for futures")
         with_oi = qp.get("oi") in ("1", "true")
+        sim.history_calls.append({"token": token, "interval": interval, "from": int(start.timestamp()),
+                                  "to": int(end.timestamp())})
         return ok({"candles": sim.market.candles(inst, start, end, seconds, with_oi)})
 
     @post("/margins/orders", status_code=200)

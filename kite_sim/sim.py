@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from datetime import date
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Sim:
         self.limiter = RateLimiter(rate_limits)
         self.tick_interval = tick_interval
         self.failures = Failures(log)
+        self.history_calls: deque[dict] = deque(maxlen=1000)  # what /instruments/historical was asked (admin)
         self.snapshot_path = Path(snapshot_path) if snapshot_path else None
         self._saved = ""
         for user in accounts.users.values():
@@ -73,6 +75,7 @@ class Sim:
         afresh, every fault off, every pinned price released; sessions stay valid."""
         self.faults.reset()
         self.market.overrides.clear()
+        self.history_calls.clear()
         for user_id in self.accounts.users:
             self.open_account(user_id)
 
