@@ -1,7 +1,7 @@
 """Backtest throughput: ema_crossover 50/200 over the same 1-minute bars in kta, NautilusTrader and backtrader,
 side by side in one run; kta's memory against the length of the range; a 64-set sweep on 1 and 2 cores.
 
-    python bench/backtest.py [--days 250] [--sweep-days 20] [--skip-sweep]
+    python bench/backtest.py [--days 250] [--sweep-days 20] [--skip-sweep | --sweep-only]
 
 kta runs with everything on: the live strategy class through the strategy runner, the live RiskManager and
 order plan (SL / target / OCO), the shared fill model, Zerodha's charges, results and the equity curve,
@@ -176,7 +176,14 @@ def rss_child(days: int) -> None:
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def sweep_wall(days: int, workers: int, root: Path) -> float:
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sweep_run(days: int, workers: int, root: Path) -> dict:
+    """One 64-set sweep: its wall time, each worker process's CPU time and the coordinator's."""
     from shared.messages import BacktestSpec, SweepSpec
     from strategy_worker.backtest.parallel import LocalPool
     from strategy_worker.backtest.sweep import Sweep
@@ -188,14 +195,36 @@ def sweep_wall(days: int, workers: int, root: Path) -> float:
                                                                                        150, 200]}, windows=1)
     pool = LocalPool(root, workers)
     try:
-        list(pool.map([base] * workers))  # start the processes before the clock
-        wall = time.perf_counter()
+        list(pool.map([base] * workers * 2))  # start the processes (and their imports) before the clock
+        pids = list(pool.pool._processes)
+        before = {pid: proc_cpu(pid) for pid in pids}
+        cpu, wall = time.process_time(), time.perf_counter()
         report = Sweep(spec, pool).run()
-        wall = time.perf_counter() - wall
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        workers_cpu = [proc_cpu(pid) - before[pid] for pid in pids]
     finally:
         pool.close()
     assert report["trial_count"] == 64, report["trial_count"]
-    return wall
+    return {"wall": wall, "workers_cpu": workers_cpu, "coordinator_cpu": cpu, "load": os.getloadavg()[0]}
+
+
+def sweep_scaling(days: int, root: Path, repeats: int = 3) -> str:
+    """1 → 2 cores, two ways: by CPU time (the one worker's CPU for all 64 trials over the busier of two
+    workers' CPU: what the wall time would be on two idle cores, whatever else the machine runs) and by
+    wall time (the best of ``repeats`` runs each, at the load printed)."""
+    one = [sweep_run(days, 1, root) for _ in range(repeats)]
+    two = [sweep_run(days, 2, root) for _ in range(repeats)]
+    cpu1 = min(sum(r["workers_cpu"]) for r in one)
+    cpu2 = min(max(r["workers_cpu"]) for r in two)
+    split = min(two, key=lambda r: max(r["workers_cpu"]))["workers_cpu"]
+    wall1, wall2 = min(r["wall"] for r in one), min(r["wall"] for r in two)
+    loads = [r["load"] for r in one + two]
+    return (f"sweep: 64 parameter sets × {days} days, 1 → 2 worker processes (best of {repeats}):\n"
+            f"  CPU time: {cpu1:.2f} s on one worker; {' + '.join(f'{c:.2f}' for c in split)} s on two "
+            f"= {cpu1 / cpu2:.2f}× (target ≥ 1.8×; the busier worker's CPU is the wall time on two idle cores; "
+            f"the coordinator used {max(r['coordinator_cpu'] for r in one + two):.2f} s CPU at most)\n"
+            f"  wall time: {wall1:.2f} s on 1, {wall2:.2f} s on 2 = {wall1 / wall2:.2f}× at load "
+            f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores (others' work shares the cores)")
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -213,12 +242,17 @@ def main() -> None:
     p.add_argument("--days", type=int, default=250, help="trading days of 1-minute bars (250: 93,750 bars)")
     p.add_argument("--sweep-days", type=int, default=20)
     p.add_argument("--skip-sweep", action="store_true")
+    p.add_argument("--sweep-only", action="store_true", help="only the 1 → 2 core sweep scaling")
     p.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.rss_child:
         rss_child(a.rss_child)
         return
     load = os.getloadavg()
+    if a.sweep_only:
+        with tempfile.TemporaryDirectory() as d:
+            print(sweep_scaling(a.sweep_days, store_for(a.sweep_days, Path(d))))
+        return
     with tempfile.TemporaryDirectory() as d:
         root = store_for(a.days, Path(d))
         kta(5, root)  # imports and first reads outside the clock
@@ -241,10 +275,7 @@ def main() -> None:
         print(f"memory: peak RSS {short:.0f} MB for {max(5, a.days // 4)} days, {long:.0f} MB for {a.days} days "
               f"({(long - short) / max(short, 1) * 100:+.1f}%: data streamed month by month)")
         if not a.skip_sweep:
-            sroot = store_for(a.sweep_days, Path(d) / "sweep")
-            one, two = sweep_wall(a.sweep_days, 1, sroot), sweep_wall(a.sweep_days, 2, sroot)
-            print(f"sweep: 64 parameter sets × {a.sweep_days} days: {one:.1f} s on 1 core, {two:.1f} s on 2 "
-                  f"= {one / two:.2f}× (target ≥ 1.8×; load on this machine: {os.getloadavg()[0]:.1f})")
+            print(sweep_scaling(a.sweep_days, store_for(a.sweep_days, Path(d) / "sweep")))
         after = os.getloadavg()
         print(f"machine: {os.cpu_count()} cores, load average (1/5/15 min) {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} "
               f"at the start, {after[0]:.1f}/{after[1]:.1f}/{after[2]:.1f} at the end (bars/s are per CPU-second)")
