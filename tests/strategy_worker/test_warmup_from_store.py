@@ -83,7 +83,7 @@ async def test_warm_up_comes_from_the_store_and_signals_as_a_warm_up_from_histor
             listing = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies())
             return listing.data[0]["symbols"][0]["warm"] and listing.data[0]["seeding"] is None
         await eventually(warm, timeout=60, what="the symbol warmed from the store")
-        sig = await asyncio.wait_for(signals.get(), 120)
+        sig = await asyncio.wait_for(signals.get(), 180)  # a cross on minute bars at the sim's 60x clock: a minute or two
         await bus.gather(subjects.cmd(USER, "live", "stop"), m.StopLive(), expect={"ticker", "strategy"})
 
     # Kite was asked only for what the store did not hold (today's tail), never for the range warmed on
