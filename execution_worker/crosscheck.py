@@ -16,6 +16,7 @@ from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.exercise import ExerciseHandler, OptionContract
 from shared import ist
+from shared.market_calendar import CALENDAR
 from shared import messages as m
 from shared.kite import errors
 from shared.trading.external import Difference, allocate, differences
@@ -24,7 +25,6 @@ from shared.trading.order import OrderState
 from shared.trading.protection import position_key
 
 log = logging.getLogger("kta.crosscheck")
-MIS_SQUARE_OFF = "15:20:00"  # Kite squares off intraday equity positions from here (IST)
 
 
 class CrossCheck:
@@ -102,7 +102,7 @@ class CrossCheck:
         price, when = await self._price(d, row)
         if inst is not None and inst.expiry is not None and inst.expiry < date.fromisoformat(ist.day(time.time())):
             reason = "expiry settlement"
-        elif d.product == "MIS" and d.broker == 0 and (not when or when[11:] >= MIS_SQUARE_OFF):
+        elif d.product == "MIS" and d.broker == 0 and (not when or self._after_square_off(when, d.exchange)):
             reason = "the broker's MIS auto square-off"
         else:
             reason = "a trade outside kta (placed in Kite) or a broker adjustment"
@@ -115,6 +115,12 @@ class CrossCheck:
                                         (inst.instrument_token if inst else 0), d.product, side, abs(qty), price,
                                         reason, order_id, f"EXT{stamp}"))
         return out
+
+    @staticmethod
+    def _after_square_off(when: str, exchange: str) -> bool:
+        """``when`` (a broker timestamp, IST) is within Kite's MIS square-off window of its day."""
+        at = ist.now(ist.parse(when))
+        return at >= CALENDAR.mis_square_off(at.date(), exchange)
 
     async def _price(self, d: Difference, row: m.Position | None) -> tuple[int, str]:
         """(price, when): the untagged trades of the day at the broker for the instrument (and the time

@@ -1,5 +1,5 @@
-"""End of day (the original design's cleanup). At the session close, or on the first start of a new
-day for the days missed: summarise each finished trading day into ``daily_summaries``, archive its
+"""End of day (the original design's cleanup). At the session close (the exchange calendar's: 15:30 IST,
+earlier on a shortened session), or on the first start of a new day for the days missed: summarise each finished trading day into ``daily_summaries``, archive its
 journal rows to a JSON file, and start the new day's risk state (P&L baseline, order-rate counters)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, time as day_time
+from datetime import date, datetime
 from pathlib import Path
 
 import msgspec
@@ -15,12 +15,11 @@ from msgspec import Struct
 
 from execution_worker.journal import ACCEPTED, Journal
 from shared.ist import IST
+from shared.market_calendar import CALENDAR, MarketCalendar
 from shared.trading.positions import PositionTracker
 from shared.trading.risk import RiskManager
 from shared.trading.summary import ExecutionSummary, JournalSummary, execution_summary, journal_summary
 from shared.messages import RiskState
-
-SESSION_CLOSE = day_time(15, 30)
 
 
 class DailySummary(Struct, kw_only=True):
@@ -39,13 +38,13 @@ class DailySummary(Struct, kw_only=True):
 
 class EndOfDay:
     def __init__(self, user_id: str, journal: Journal, risk: RiskManager, *, archive_dir: str | Path | None = None,
-                 clock: Callable[[], float] = time.time, session_close: day_time = SESSION_CLOSE) -> None:
+                 clock: Callable[[], float] = time.time, calendar: MarketCalendar = CALENDAR) -> None:
         self.user_id = user_id
         self.journal = journal
         self.risk = risk
         self.archive_dir = Path(archive_dir) if archive_dir else None
         self.clock = clock
-        self.session_close = session_close
+        self.calendar = calendar
 
     def due_days(self) -> list[str]:
         """Days with journal activity not yet summarised that are over (before today, or today after close)."""
@@ -53,7 +52,7 @@ class EndOfDay:
         today = now.date().isoformat()
         done = set(self.journal.summarised_days(self.user_id))
         return [d for d in self.journal.trading_days(self.user_id)
-                if d not in done and (d < today or (d == today and now.time() >= self.session_close))]
+                if d not in done and (d < today or (d == today and now >= self.calendar.session_close(date.fromisoformat(d))))]
 
     def run(self) -> tuple[list[DailySummary], RiskState | None]:
         """Close every finished day (oldest first) and, on a new day, reset the day's risk state.

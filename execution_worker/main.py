@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -20,6 +21,7 @@ from shared.bus import Bus
 from shared.config import Settings
 from shared.kite import waits
 from shared.kite.models import Order, convert
+from shared.market_calendar import CALENDAR
 from shared.trading.positions import PositionTracker
 from shared.trading.summary import execution_summary, journal_summary
 
@@ -36,6 +38,7 @@ class ExecutionWorker:
 
     async def start(self) -> "ExecutionWorker":
         s = self.settings
+        await asyncio.to_thread(CALENDAR.load)  # the end of day and the MIS square-off ask it on the loop
         # users are partitioned across execution workers (shared/partition.py): only the owner of a
         # user's partition consumes their streams and answers their commands
         every = subjects.ANY

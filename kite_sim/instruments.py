@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from kite_sim.clock import is_trading_day
+from shared.market_calendar import CALENDAR, MarketCalendar
 
 SEG = {"NSE": 1, "NFO": 2, "BSE": 4, "BFO": 5, "INDICES": 9}
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
@@ -108,22 +108,17 @@ def equity_tick(price: float) -> float:
     return 0.01 if price < 250 else 0.05
 
 
-def monthly_expiry(year: int, month: int, weekday: int, holidays: frozenset[date]) -> date:
+def monthly_expiry(year: int, month: int, weekday: int, cal: MarketCalendar) -> date:
     """The last ``weekday`` of the month, moved earlier past a holiday."""
     last = date(year, month, calendar.monthrange(year, month)[1])
-    d = last - timedelta(days=(last.weekday() - weekday) % 7)
-    while not is_trading_day(d, holidays):
-        d -= timedelta(days=1)
-    return d
+    return cal.expiry_day(last - timedelta(days=(last.weekday() - weekday) % 7))
 
 
-def weekly_expiries(start: date, weekday: int, count: int, holidays: frozenset[date]) -> list[date]:
+def weekly_expiries(start: date, weekday: int, count: int, cal: MarketCalendar) -> list[date]:
     d = start + timedelta(days=(weekday - start.weekday()) % 7)
     out = []
     while len(out) < count:
-        e = d
-        while not is_trading_day(e, holidays):
-            e -= timedelta(days=1)
+        e = cal.expiry_day(d)
         if e >= start:
             out.append(e)
         d += timedelta(days=7)
@@ -145,9 +140,9 @@ def future_symbol(name: str, expiry: date) -> str:
 class Universe:
     """All instruments for one sim date, indexed by token and by ``EXCHANGE:TRADINGSYMBOL``."""
 
-    def __init__(self, today: date, holidays: frozenset[date] = frozenset(), strikes_each_side: int = 15) -> None:
+    def __init__(self, today: date, cal: MarketCalendar = CALENDAR, strikes_each_side: int = 15) -> None:
         self.today = today
-        self.holidays, self.strikes_each_side = holidays, strikes_each_side
+        self.calendar, self.strikes_each_side = cal, strikes_each_side
         self.by_token: dict[int, Instrument] = {}
         self.by_key: dict[str, Instrument] = {}
         self.underlyings = {u.name: u for u in INDICES}
@@ -167,7 +162,7 @@ class Universe:
             self.vol[sym], self.base[sym] = 0.18 + 0.01 * (i % 15), price
         self._next = {"NFO": 35000, "BFO": 800000}
         for u in INDICES:
-            self._derivatives(u, holidays, strikes_each_side)
+            self._derivatives(u, cal, strikes_each_side)
 
     def _add(self, inst: Instrument) -> None:
         self.by_token[inst.instrument_token] = inst
@@ -184,13 +179,13 @@ class Universe:
         before = len(self.by_token)
         self.today = day
         for u in INDICES:
-            self._derivatives(u, self.holidays, self.strikes_each_side, spots.get(u.name))
+            self._derivatives(u, self.calendar, self.strikes_each_side, spots.get(u.name))
         return len(self.by_token) - before
 
-    def _derivatives(self, u: Underlying, holidays: frozenset[date], n: int, centre: float | None = None) -> None:
+    def _derivatives(self, u: Underlying, cal: MarketCalendar, n: int, centre: float | None = None) -> None:
         t = self.today
         months = [(t.year + (t.month - 1 + k) // 12, (t.month - 1 + k) % 12 + 1) for k in range(3)]
-        monthlies = [e for e in (monthly_expiry(y, m, u.expiry_weekday, holidays) for y, m in months) if e >= t][:2]
+        monthlies = [e for e in (monthly_expiry(y, m, u.expiry_weekday, cal) for y, m in months) if e >= t][:2]
         x = u.deriv_exchange
 
         def add(symbol: str, *rest) -> None:
@@ -201,7 +196,7 @@ class Universe:
             add(future_symbol(u.name, e), f"{x}-FUT", "FUT", 0.10, u.lot_size, e, 0.0, u.name, u.freeze_quantity)
         expiries = {monthlies[0]: True}
         if u.weekly:
-            for e in weekly_expiries(t, u.expiry_weekday, 3, holidays):
+            for e in weekly_expiries(t, u.expiry_weekday, 3, cal):
                 expiries.setdefault(e, e in monthlies)
         atm = round((centre or u.base_price) / u.step) * u.step
         for e, monthly in sorted(expiries.items()):

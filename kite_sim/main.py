@@ -24,6 +24,7 @@ from kite_sim.replay import Replay
 from kite_sim.sim import Sim
 from shared import log as kta_log
 from shared.config import Settings, load
+from shared.market_calendar import CALENDAR, MarketCalendar
 
 logger = logging.getLogger("kite_sim")
 
@@ -36,8 +37,9 @@ def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limit
     clock_doc = (doc or {}).get("clock") or {}
     start = date.fromisoformat(clock_doc["start_date"]) if clock_doc else (replay.first_date() if replay else None)
     elapsed = 0.0 if opt.market_hours else float(clock_doc.get("elapsed", 0.0))
-    clock = SimClock(speed=speed, start_date=start, holidays=opt.holidays, hours=opt.market_hours, elapsed=elapsed)
-    market = Market(Universe(clock.start_date, opt.holidays), clock, seed, replay)
+    calendar = CALENDAR if opt.holidays is None else MarketCalendar.fixed(opt.holidays)
+    clock = SimClock(speed=speed, start_date=start, calendar=calendar, hours=opt.market_hours, elapsed=elapsed)
+    market = Market(Universe(clock.start_date, calendar), clock, seed, replay)
     faults = Faults()
     if opt.faults:
         faults.update(json.loads(Path(opt.faults).read_text()))

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 
 from kite_sim import book
-from kite_sim.clock import SESSION_SECONDS, SimClock, add_trading_days, session_open
+from kite_sim.clock import SESSION_SECONDS, SimClock, session_open
 from kite_sim.instruments import Instrument, Universe
 from shared import fills
 from shared.ist import IST
@@ -93,18 +93,17 @@ class Market:
         self.seed = seed
         self._closes: dict[str, tuple[date, np.ndarray]] = {}
         self._paths: OrderedDict[tuple[str, date], DayPath] = OrderedDict()
-        self._anchor = add_trading_days(clock.start_date, -HISTORY_DAYS, clock.holidays)
+        self._anchor = clock.add_trading_days(clock.start_date, -HISTORY_DAYS)
         self.overrides: dict[str, float] = {}  # admin: pin an underlying's price (tests, demos)
 
     # ---- daily closes and intraday paths ------------------------------------------------------
 
     def _day_index(self, d: date) -> int:
-        n, cur = 0, self._anchor
+        cur = self._anchor
         # trading days between anchor and d (weekdays minus holidays), computed arithmetically
-        days = (d - cur).days
-        weeks, rem = divmod(days, 7)
+        weeks, rem = divmod((d - cur).days, 7)
         n = weeks * 5 + sum(1 for k in range(1, rem + 1) if (cur + timedelta(days=k)).weekday() < 5)
-        return n - sum(1 for h in self.clock.holidays if cur < h <= d)
+        return n - sum(1 for h in self.clock.calendar.holidays if cur < h <= d)
 
     def _daily(self, u: str) -> np.ndarray:
         if u not in self._closes:
@@ -167,7 +166,7 @@ class Market:
         added = 0
         d = self.universe.today
         while d < day:
-            prev, d = d, add_trading_days(d, 1, self.clock.holidays)
+            prev, d = d, self.clock.add_trading_days(d, 1)
             spots = {u: float(self.day_path(u, prev).prices[-1]) for u in self.universe.underlyings}  # not pins
             added += self.universe.extend(d, spots)
         return added
@@ -219,7 +218,7 @@ class Market:
             a = self.price(inst, d, int(np.argmax(path.prices[: s + 1])))
             b = self.price(inst, d, int(np.argmin(path.prices[: s + 1])))
             h, lo = max(o, a, b, ltp), min(o, a, b, ltp)
-            prev_day = add_trading_days(d, -1, self.clock.holidays)
+            prev_day = self.clock.add_trading_days(d, -1)
             prev = self.price(inst, prev_day, SESSION_SECONDS) if inst.expiry and inst.expiry >= prev_day else o
             vol = int(path.volume[s] * (3 if inst.instrument_type == "FUT" else 40) / max(1, inst.lot_size))
             atp = (o + ltp) / 2
@@ -265,7 +264,7 @@ class Market:
         d = start.astimezone(IST).date()
         last = min(end.astimezone(IST).date(), today)
         while d <= last:
-            if d.weekday() < 5 and d not in self.clock.holidays:
+            if self.clock.is_trading_day(d):
                 limit = int(now_sec) if d == today else SESSION_SECONDS
                 step = interval_s if interval_s < 86400 else SESSION_SECONDS
                 for b0 in range(0, limit, step):

@@ -15,16 +15,19 @@ class Options:
 
     replay: str = ""  # CSV of candles that replaces the generator for its symbols
     market_hours: bool = False  # calendar clock: closed nights, weekends and holidays; AMOs wait for the open
-    holidays: frozenset[date] = frozenset()
+    holidays: frozenset[date] | None = None  # None: the exchange calendar's; a set: these days (and weekends) only
     settle: bool = False  # end-of-day settlement: T+1 holdings, MIS square-off, expiry
     snapshot: str = ""  # state file, loaded at start and saved on change and at shutdown
     faults: str = ""  # JSON file of faults to start with (the fields of /sim/faults)
     edis: frozenset[str] = frozenset()  # accounts without DDPI: delivery sells need the day's eDIS authorisation
 
 
-def parse_holidays(text: str) -> frozenset[date]:
-    """``2026-12-25,2027-01-26`` or the path of a file with one ISO date per line (``#`` comments)."""
+def parse_holidays(text: str) -> frozenset[date] | None:
+    """``2026-12-25,2027-01-26`` or the path of a file with one ISO date per line (``#`` comments); ``none``:
+    weekends only; empty: None (the exchange calendar)."""
     if not text:
+        return None
+    if text.strip().lower() == "none":
         return frozenset()
     p = Path(text)
     items = p.read_text().split() if p.exists() else text.split(",")
@@ -41,7 +44,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redirect-url", default="")
     p.add_argument("--replay", default="", help="CSV of candles to replay instead of the generated market")
     p.add_argument("--market-hours", action="store_true", help="honour market hours and holidays (AMOs wait)")
-    p.add_argument("--holidays", default="", help="holidays: comma-separated ISO dates or a file of them")
+    p.add_argument("--holidays", default="", help="trading holidays instead of the exchange calendar's (NSE/BSE, "
+                                                  "exchange-calendars): comma-separated ISO dates, a file of them, "
+                                                  "or 'none' (weekends only)")
     p.add_argument("--settle", action="store_true", help="end-of-day settlement (T+1 holdings, expiry)")
     p.add_argument("--snapshot", default="", help="state file so a restarted sim carries on")
     p.add_argument("--faults", default="", help="JSON file of faults to start with (as POST /sim/faults)")

@@ -4,11 +4,17 @@ to when it falls on a holiday.
 The holidays come from exchange-calendars' ``XBOM`` (BSE; NSE publishes the same trading holidays
 in a joint circular each December), a maintained package updated when the exchanges announce the
 next year. Past the last day it knows (``last_known_day``) only weekends are closed, and that is said
-in the log once and by ``kta doctor``: upgrade the package when the next year's list is out."""
+in the log once and by ``kta doctor``: upgrade the package when the next year's list is out.
+
+A day's session is 09:15-15:30 IST unless the calendar knows a shortened one (``special_closes``: the
+package's early closes, or given). Kite squares intraday (MIS) positions off before the close: equity
+10 minutes before, derivatives 5 (``mis_square_off``). ``MarketCalendar.fixed(holidays)`` is a calendar
+of weekends and the given days only (the paper broker's ``--holidays``, and tests that pin their days)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 
@@ -16,16 +22,30 @@ from shared.ist import IST
 
 log = logging.getLogger("kta.calendar")
 OPEN, CLOSE = time(9, 15), time(15, 30)  # the equity and F&O session, IST
+MIS_SQUARE_OFF_BEFORE_CLOSE = {"equity": timedelta(minutes=10), "derivatives": timedelta(minutes=5)}
+DERIVATIVE_EXCHANGES = frozenset({"NFO", "BFO", "CDS", "BCD", "MCX"})
 
 
 class MarketCalendar:
-    def __init__(self, name: str = "XBOM", extra_holidays: frozenset[date] = frozenset()) -> None:
+    def __init__(self, name: str | None = "XBOM", extra_holidays: frozenset[date] = frozenset(),
+                 special_closes: Mapping[date, time] | None = None) -> None:
+        """``name``: the exchange-calendars calendar (None: weekends and ``extra_holidays`` only);
+        ``special_closes``: shortened sessions (day -> close, IST) besides the calendar's own."""
         self.name = name
         self.extra_holidays = extra_holidays
+        self.extra_closes = dict(special_closes or {})
         self._warned = False
 
+    @classmethod
+    def fixed(cls, holidays: frozenset[date] = frozenset(), special_closes: Mapping[date, time] | None = None
+              ) -> MarketCalendar:
+        """Weekends and ``holidays`` only, whatever the exchange announces."""
+        return cls(None, holidays, special_closes)
+
     @cached_property
-    def _known(self) -> tuple[frozenset[date], date, date]:
+    def _known(self) -> tuple[frozenset[date], date, date, dict[date, time]]:
+        if self.name is None:
+            return frozenset(), date.min, date.max, {}
         import exchange_calendars
 
         cal = exchange_calendars.get_calendar(self.name)
@@ -34,7 +54,8 @@ class MarketCalendar:
         holidays = frozenset(first + timedelta(days=i) for i in range((last - first).days + 1)
                              if (first + timedelta(days=i)).weekday() < 5
                              and first + timedelta(days=i) not in sessions)
-        return holidays, first, last
+        early = {d.date(): cal.session_close(d).tz_convert(IST).time() for d in cal.early_closes}
+        return holidays, first, last, early
 
     def load(self) -> None:
         """Read the calendar now (the first read imports exchange-calendars: seconds). An event loop runs
@@ -59,7 +80,7 @@ class MarketCalendar:
     def is_trading_day(self, d: date) -> bool:
         if d.weekday() >= 5 or d in self.extra_holidays:
             return False
-        holidays, first, last = self._known
+        holidays, _, last, _ = self._known
         if d > last and not self._warned:
             self._warned = True
             log.warning("the exchange calendar knows holidays only until %s: %s is treated as a trading day "
@@ -87,20 +108,28 @@ class MarketCalendar:
         return scheduled if self.is_trading_day(scheduled) else self.previous_trading_day(scheduled)
 
     def session_close(self, d: date) -> datetime:
-        return datetime.combine(d, CLOSE, IST)
+        """The day's close: 15:30 IST, or earlier on a shortened session."""
+        close = self.extra_closes.get(d) or self._known[3].get(d) or CLOSE
+        return datetime.combine(d, close, IST)
 
     def session_open(self, d: date) -> datetime:
         return datetime.combine(d, OPEN, IST)
 
+    def mis_square_off(self, d: date, exchange: str = "NSE") -> datetime:
+        """When Kite starts squaring off the day's intraday (MIS) positions on ``exchange``."""
+        segment = "derivatives" if exchange in DERIVATIVE_EXCHANGES else "equity"
+        return self.session_close(d) - MIS_SQUARE_OFF_BEFORE_CLOSE[segment]
+
     def is_open(self, at: datetime) -> bool:
-        """Within the day's session (09:15-15:30 IST) on a trading day."""
+        """Within the day's session (09:15 to its close) on a trading day."""
         local = at.astimezone(IST)
-        return self.is_trading_day(local.date()) and OPEN <= local.time() < CLOSE
+        return self.is_trading_day(local.date()) and self.session_open(local.date()) <= local < self.session_close(
+            local.date())
 
     def day_is_over(self, at: datetime) -> bool:
         """Past the day's close, or not a trading day at all (end-of-day work may run)."""
         local = at.astimezone(IST)
-        return not self.is_trading_day(local.date()) or local.time() >= CLOSE
+        return not self.is_trading_day(local.date()) or local >= self.session_close(local.date())
 
 
 CALENDAR = MarketCalendar()

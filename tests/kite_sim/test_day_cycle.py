@@ -5,7 +5,7 @@ price, OTM worthless)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import pytest
 
@@ -19,6 +19,7 @@ from kite_sim.market import Market
 from kite_sim.orders import paise
 from kite_sim.settlement import settle_day
 from shared.ist import IST
+from shared.market_calendar import CALENDAR, MarketCalendar
 
 USER = "CAL01"
 
@@ -38,11 +39,13 @@ def buy(broker, inst, qty, product="CNC", variety="regular", side="BUY", **extra
 
 
 def test_market_hours_holidays_and_amo():
+    """The exchange calendar by default: Tuesday 3 Mar 2026 (Holi) is an NSE/BSE holiday."""
     monday, holiday = date(2026, 3, 2), date(2026, 3, 3)
+    assert holiday in CALENDAR.holidays
     wall = ManualWall()
     start = datetime(2026, 3, 2, 8, 0, tzinfo=IST)
-    clock = SimClock(speed=1.0, wall=wall, hours=True, start_at=start, holidays=frozenset({holiday}))
-    market = Market(Universe(monday, frozenset({holiday})), clock, seed=3)
+    clock = SimClock(speed=1.0, wall=wall, hours=True, start_at=start)
+    market = Market(Universe(monday), clock, seed=3)
     updates = []
     broker = Broker(market, Faults(), lambda uid, o: updates.append(o))
     broker.account(USER)
@@ -77,14 +80,52 @@ def test_market_hours_holidays_and_amo():
     assert not clock.is_open() and clock.today() == monday
     wall.t -= 6 * 3600
     assert not clock.is_open()
+    with pytest.raises(KiteError, match="Markets are closed"):  # Kite takes no regular order on a holiday
+        buy(broker, infy, 1)
     wall.t += 24 * 3600  # Wednesday 09:50
     assert clock.is_open() and clock.today() == date(2026, 3, 4)
 
 
+WEEKDAYS = MarketCalendar.fixed()  # these weeks are laid out on weekdays alone (3 Mar 2026 trades)
+
+
+def test_the_exchange_calendar_shapes_history_expiries_and_the_session_walk():
+    """No day's history on a holiday, the sessions walk over it, and an expiry on it moves a day earlier."""
+    monday = date(2026, 3, 2)  # Tuesday 3 (Holi) and Tuesday 31 March 2026 are NSE/BSE holidays
+    wall = ManualWall()
+    clock = SimClock(speed=1.0, start_date=monday, wall=wall)
+    market = Market(Universe(monday), clock, seed=3)
+    wall.t += SESSION_SECONDS + 60  # a whole session later: Wednesday 4, the holiday skipped
+    assert clock.today() == date(2026, 3, 4)
+    infy = market.universe.by_key["NSE:INFY"]
+    days = [row[0][:10] for row in market.candles(infy, datetime(2026, 2, 26, tzinfo=IST),
+                                                   datetime(2026, 3, 5, tzinfo=IST), 86400, False)]
+    assert days == ["2026-02-26", "2026-02-27", "2026-03-02", "2026-03-04"]
+    expiries = {i.expiry for i in market.universe.by_token.values() if i.underlying == "NIFTY" and i.expiry}
+    assert date(2026, 3, 2) in expiries and date(2026, 3, 3) not in expiries  # the weekly, a day early
+    assert date(2026, 3, 30) in expiries and date(2026, 3, 31) not in expiries  # the monthly, a day early
+
+
+def test_a_shortened_session_closes_the_market_at_its_close():
+    monday = date(2026, 3, 2)
+    calendar = MarketCalendar.fixed(special_closes={monday: time(13, 0)})
+    wall = ManualWall()
+    clock = SimClock(speed=1.0, wall=wall, hours=True, start_at=datetime(2026, 3, 2, 12, 50, tzinfo=IST),
+                     calendar=calendar)
+    market = Market(Universe(monday, calendar), clock, seed=3)
+    broker = Broker(market, Faults(), lambda uid, o: None)
+    infy = market.universe.by_key["NSE:INFY"]
+    assert clock.is_open() and buy(broker, infy, 1).status == "COMPLETE"
+    wall.t += 15 * 60  # 13:05
+    assert not clock.is_open() and clock.now() == (monday, 3 * 3600 + 45 * 60)  # the 13:00 close stands
+    with pytest.raises(KiteError, match="Markets are closed"):
+        buy(broker, infy, 1)
+
+
 def settled_broker(day: date, **overrides):
     wall = ManualWall()
-    clock = SimClock(speed=1.0, start_date=day, wall=wall)
-    market = Market(Universe(day), clock, seed=5)
+    clock = SimClock(speed=1.0, start_date=day, wall=wall, calendar=WEEKDAYS)
+    market = Market(Universe(day, WEEKDAYS), clock, seed=5)
     market.overrides.update(overrides)
     broker = Broker(market, Faults(), lambda uid, o: None, settle_day)
     return broker, market, wall

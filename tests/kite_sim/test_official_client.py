@@ -15,6 +15,7 @@ import pytest
 from kiteconnect import KiteConnect, KiteTicker
 from kiteconnect.exceptions import InputException, TokenException
 
+from shared.market_calendar import CALENDAR
 from tests.helpers import eventually_blocking
 from tests.kite_sim.kit import client, module_sim, paced, sim_log
 from tests.simkit import request_token
@@ -106,6 +107,9 @@ def test_historical_data(kite):
                                               continuous=True, oi=True))
     assert len(days) >= 10 and all(c["oi"] > 0 for c in days)
     assert "oi" not in paced(lambda: kite.historical_data(408065, now - timedelta(days=5), now, "day"))[0]
+    holiday = max(d for d in CALENDAR.holidays if d < now.date())  # the exchange calendar's, by default
+    around = paced(lambda: kite.historical_data(408065, holiday - timedelta(days=6), holiday + timedelta(days=1), "day"))
+    assert around and holiday not in {c["date"].date() for c in around}
     with pytest.raises(InputException, match="60 days"):
         paced(lambda: kite.historical_data(408065, now - timedelta(days=61), now, "minute"))
     with pytest.raises(InputException, match="2000 days"):

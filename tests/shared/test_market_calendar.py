@@ -4,7 +4,7 @@ that moves to the day before a holiday, the session's close, and a day past what
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from shared.ist import IST
 from shared.market_calendar import CALENDAR, MarketCalendar
@@ -46,3 +46,23 @@ def test_a_day_past_the_calendar_is_a_weekday_trading_day_and_said_once(caplog):
         assert calendar.is_trading_day(beyond) and calendar.is_trading_day(beyond + timedelta(days=7))
     assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
     assert "pip install -U exchange-calendars" in caplog.records[0].message
+
+
+def test_intraday_square_off_and_a_shortened_session_follow_the_calendar():
+    day = date(2026, 12, 1)
+    assert CALENDAR.mis_square_off(day, "NSE") == datetime(2026, 12, 1, 15, 20, tzinfo=IST)
+    assert CALENDAR.mis_square_off(day, "NFO") == datetime(2026, 12, 1, 15, 25, tzinfo=IST)
+    short = MarketCalendar.fixed(special_closes={day: time(13, 0)})
+    assert short.session_close(day) == datetime(2026, 12, 1, 13, 0, tzinfo=IST)
+    assert short.mis_square_off(day, "BSE") == datetime(2026, 12, 1, 12, 50, tzinfo=IST)
+    assert short.is_open(datetime(2026, 12, 1, 12, 59, tzinfo=IST))
+    assert not short.is_open(datetime(2026, 12, 1, 13, 0, tzinfo=IST)) and short.day_is_over(
+        datetime(2026, 12, 1, 13, 0, tzinfo=IST))
+    assert short.session_close(date(2026, 12, 2)).time() == time(15, 30)
+
+
+def test_a_fixed_calendar_closes_weekends_and_its_own_days_only():
+    fixed = MarketCalendar.fixed(frozenset({date(2026, 12, 2)}))
+    assert fixed.is_trading_day(date(2026, 12, 25))  # the exchange's Christmas holiday is not one of its days
+    assert not fixed.is_trading_day(date(2026, 12, 2)) and not fixed.is_trading_day(date(2026, 12, 5))
+    assert fixed.next_trading_day(date(2026, 12, 1)) == date(2026, 12, 3)

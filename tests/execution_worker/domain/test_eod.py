@@ -1,8 +1,10 @@
 import json
+from datetime import date, time
 
 from execution_worker.eod import EndOfDay
 from execution_worker.journal import ACCEPTED, REFUSED
 from shared.trading.risk import RiskManager
+from shared.market_calendar import MarketCalendar
 from shared.messages import KillSwitchState
 
 from .kit import USER, Clock, journal, signal
@@ -47,3 +49,16 @@ def test_first_start_of_a_new_day_closes_missed_days_and_resets_the_day_state(tm
     assert [s.day for s in summaries] == ["2026-11-23"] and summaries[0].kill_switch == "REDUCING"
     assert changed.state is KillSwitchState.ACTIVE and restarted.kill_switch.day == "2026-11-25"
     assert j.kill_switch(USER)["day"] == "2026-11-25"
+
+
+def test_the_day_closes_at_the_calendars_close_a_shortened_session_earlier(tmp_path):
+    short = MarketCalendar.fixed(special_closes={date(2026, 11, 25): time(13, 0)})
+    clock = Clock("2026-11-25 12:59:00")
+    j = journal(tmp_path, clock)
+    eod = EndOfDay(USER, j, RiskManager(USER, None, j, clock), clock=clock, calendar=short)
+    trade(j, 1, "BUY", 10, 150000, "2026-11-25 10:00:00")
+    assert eod.due_days() == []
+    clock.set("2026-11-25 13:00:00")
+    assert eod.due_days() == ["2026-11-25"]
+    regular = EndOfDay(USER, j, RiskManager(USER, None, j, clock), clock=clock)  # the exchange calendar: 15:30
+    assert regular.due_days() == []
