@@ -43,6 +43,7 @@ from shared.trading.order import (
     BrokerUpdate,
     CancelRequested,
     Fill,
+    HeldAmended,
     Order,
     OrderEventAny,
     OrderState,
@@ -138,7 +139,7 @@ class Desk:
                         getattr(event, "state", None) or type(event).__name__, extra={"user_id": self.user_id})
             return applied
         if not (applied.state_changed or applied.filled or applied.journaled
-                or isinstance(event, (BrokerUpdate, CancelRequested))):
+                or isinstance(event, (BrokerUpdate, CancelRequested, HeldAmended))):
             return applied
         self.book.indexed(order)
         self.journal.save_order(order)

@@ -18,6 +18,7 @@ from shared.messages import OrderRequest, OrderType, to_rupees
 from shared.trading.order import (
     WITHDRAWN,
     CancelRequested,
+    HeldAmended,
     Order,
     OrderState,
     Placed,
@@ -157,7 +158,14 @@ async def settled(desk: Desk, orders: list[Order], timeout: float, done=_final) 
 async def modify(desk: Desk, order: Order, *, quantity: int | None = None, price: int | None = None,
                  trigger_price: int | None = None, order_type: str | None = None) -> str:
     """Modify an open order (prices in paise) within Kite's 25 modifications per order. Returns ""
-    when the broker took it, else why not (the gate's or the broker's words)."""
+    when the broker took it, else why not (the gate's or the broker's words). A HELD order (waiting for
+    the depository) takes the new terms in kta and is sent with them: no broker call, no replacement."""
+    if order.state is OrderState.HELD:  # not at the broker (its 428 was a refusal): it is sent with the new terms
+        await desk.record(order, HeldAmended(quantity=quantity or 0, price=price or 0, trigger_price=trigger_price or 0,
+                                             order_type=order_type or ""))
+        log.info("held order %s amended (sent with these terms once authorised)", order.tag,
+                 extra={"user_id": desk.user_id})
+        return ""
     if not order.order_id or order.is_terminal:
         return f"order {order.order_id or order.tag} is {order.state}: nothing to modify"
     try:

@@ -13,10 +13,14 @@ of weekends and the given days only (the paper broker's ``--holidays``, and test
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import logging
+import os
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
+from pathlib import Path
 
 from shared.ist import IST
 
@@ -46,20 +50,54 @@ class MarketCalendar:
     def _known(self) -> tuple[frozenset[date], date, date, dict[date, time]]:
         if self.name is None:
             return frozenset(), date.min, date.max, {}
+        doc = self._cached()
+        if doc is None:
+            doc = self._build()
+            self._save(doc)
+        return (frozenset(map(date.fromisoformat, doc["holidays"])), date.fromisoformat(doc["first"]),
+                date.fromisoformat(doc["last"]), {date.fromisoformat(d): time.fromisoformat(t)
+                                                  for d, t in doc["early_closes"].items()})
+
+    def _build(self) -> dict:
+        """The calendar from exchange-calendars (imports pandas and builds 20 years of sessions: seconds)."""
         import exchange_calendars
 
         cal = exchange_calendars.get_calendar(self.name)
         first, last = cal.first_session.date(), cal.last_session.date()
         sessions = {d.date() for d in cal.sessions}
-        holidays = frozenset(first + timedelta(days=i) for i in range((last - first).days + 1)
-                             if (first + timedelta(days=i)).weekday() < 5
-                             and first + timedelta(days=i) not in sessions)
-        early = {d.date(): cal.session_close(d).tz_convert(IST).time() for d in cal.early_closes}
-        return holidays, first, last, early
+        days = (first + timedelta(days=i) for i in range((last - first).days + 1))
+        holidays = sorted(d.isoformat() for d in days if d.weekday() < 5 and d not in sessions)
+        early = {d.date().isoformat(): cal.session_close(d).tz_convert(IST).time().isoformat()
+                 for d in cal.early_closes}
+        return {"version": self.version, "built": date.today().isoformat(), "holidays": holidays,
+                "first": first.isoformat(), "last": last.isoformat(), "early_closes": early}
+
+    def _cache_file(self) -> Path:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kta" / f"calendar-{self.name}.json"
+
+    def _cached(self) -> dict | None:
+        """Today's copy of the calendar kept by an earlier process with the same package version: every kta
+        process (and each paper broker a test starts) would otherwise pay the build."""
+        try:
+            doc = json.loads(self._cache_file().read_text())
+        except (OSError, ValueError):
+            return None
+        fresh = doc.get("version") == self.version and doc.get("built") == date.today().isoformat()
+        return doc if fresh else None
+
+    def _save(self, doc: dict) -> None:
+        path = self._cache_file()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+            partial.write_text(json.dumps(doc))
+            partial.replace(path)
+        except OSError as e:  # a read-only home: every process builds its own
+            log.info("exchange calendar not cached (%s)", e)
 
     def load(self) -> None:
-        """Read the calendar now (the first read imports exchange-calendars: seconds). An event loop runs
-        this in a thread before its first question, so no question blocks the loop."""
+        """Read the calendar now (the first build of a day imports exchange-calendars: seconds; later ones
+        read the cached copy). An event loop runs this in a thread before its first question."""
         self._known  # noqa: B018 - the cached read is the point
 
     @property
@@ -73,9 +111,7 @@ class MarketCalendar:
 
     @property
     def version(self) -> str:
-        import exchange_calendars
-
-        return exchange_calendars.__version__
+        return importlib.metadata.version("exchange_calendars")
 
     def is_trading_day(self, d: date) -> bool:
         if d.weekday() >= 5 or d in self.extra_holidays:

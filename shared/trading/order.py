@@ -126,6 +126,16 @@ class SubmitHeld(_Event, tag="submit_held"):
     reason: str
 
 
+class HeldAmended(_Event, tag="held_amended"):
+    """New terms for a HELD order (never at the broker, so nothing to modify there): it is sent with them
+    once the depository authorises it. 0 / "": unchanged."""
+
+    quantity: int = 0
+    price: int = 0
+    trigger_price: int = 0
+    order_type: str = ""
+
+
 class BrokerUpdate(_Event, tag="broker_update"):
     """One broker view of the order (WebSocket, read-back, reconciliation), parsed once."""
 
@@ -158,7 +168,8 @@ class CancelRequested(_Event, tag="cancel_requested"):
     reason: str
 
 
-OrderEventAny = Union[Submitted, Placed, SubmitFailed, SubmitLost, SubmitHeld, BrokerUpdate, Fill, CancelRequested]
+OrderEventAny = Union[Submitted, Placed, SubmitFailed, SubmitLost, SubmitHeld, HeldAmended, BrokerUpdate, Fill,
+                      CancelRequested]
 
 
 class Applied(Struct, frozen=True):
@@ -288,6 +299,13 @@ class Order(Struct, kw_only=True):
             return Applied(True, journaled=event.quantity)
         if isinstance(event, CancelRequested):
             self.cancel_reason = event.reason
+            return NOTHING
+        if isinstance(event, HeldAmended):
+            if self.state is not S.HELD:
+                return REFUSED_EVENT
+            for name in ("quantity", "price", "trigger_price", "order_type"):
+                if value := getattr(event, name):
+                    setattr(self, name, value)
             return NOTHING
         new = {Submitted: S.SUBMITTING, Placed: S.PLACED, SubmitFailed: S.FAILED, SubmitLost: S.UNKNOWN,
                SubmitHeld: S.HELD}[type(event)]

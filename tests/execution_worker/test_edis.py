@@ -106,3 +106,28 @@ async def test_a_sell_held_when_the_worker_stopped_is_sent_once_after_the_restar
             assert len(await at_broker(kite, held["tag"])) == 1
     finally:
         sim.admin("accounts", {"user_id": "DEMO01", "edis": False})
+
+
+async def test_a_held_sell_modified_keeps_its_place_and_is_sent_with_the_new_terms(bus, sim, data_dir):
+    """A HELD order is not at the broker, so a modification (the trader's, or the protector moving a stop)
+    changes kta's order: no broker call, no cancel-and-replace, no second authorisation link; the
+    depository's authorisation then sends it once, with the new terms."""
+    alerts = await without_ddpi(bus, sim)
+    try:
+        async with make_stack(bus, sim, data_dir) as (_, journal, kite):
+            held = (await ask(bus, delivery_sell(3, "edis-modify"))).data["orders"][0]
+            assert held["state"] == "HELD"
+            link = (await eventually(lambda: [a.link for a in alerts if held["tag"] in a.detail], what="alert"))[0]
+            modified = await ask(bus, m.ModifyOrder(tag=held["tag"], quantity=2))
+            assert isinstance(modified, m.Ok), modified
+            row = journal.order_by_tag(held["tag"])
+            assert (row["state"], row["quantity"]) == ("HELD", 2) and not row["order_id"]
+            assert not await at_broker(kite, held["tag"])
+            tpin(link)
+            await eventually(lambda: journal.order_by_tag(held["tag"])["state"] == "COMPLETE", timeout=30,
+                             what="the amended sell placed after the authorisation")
+            (at,) = await at_broker(kite, held["tag"])
+            assert at.quantity == 2 and at.filled_quantity == 2
+            assert [a.link for a in alerts if held["tag"] in a.detail] == [link]  # one link, never a replacement
+    finally:
+        sim.admin("accounts", {"user_id": "DEMO01", "edis": False})

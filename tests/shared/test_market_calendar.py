@@ -66,3 +66,18 @@ def test_a_fixed_calendar_closes_weekends_and_its_own_days_only():
     assert fixed.is_trading_day(date(2026, 12, 25))  # the exchange's Christmas holiday is not one of its days
     assert not fixed.is_trading_day(date(2026, 12, 2)) and not fixed.is_trading_day(date(2026, 12, 5))
     assert fixed.next_trading_day(date(2026, 12, 1)) == date(2026, 12, 3)
+
+
+def test_a_process_reads_the_days_calendar_an_earlier_one_cached(tmp_path, monkeypatch):
+    """Building the calendar imports pandas and 20 years of sessions (seconds, 20 s on a loaded machine):
+    each process (each paper broker a test starts) reads the copy of the day an earlier one kept instead."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calendar = MarketCalendar()
+    doc = {"version": calendar.version, "built": date.today().isoformat(), "holidays": ["2026-12-02"],
+           "first": "2006-12-01", "last": "2026-12-31", "early_closes": {"2026-12-03": "13:00:00"}}
+    calendar._save(doc)
+    assert (tmp_path / "kta" / "calendar-XBOM.json").exists()
+    assert not calendar.is_trading_day(date(2026, 12, 2)) and calendar.is_trading_day(date(2026, 12, 25))
+    assert calendar.session_close(date(2026, 12, 3)).time() == time(13, 0)
+    calendar._save({**doc, "version": "0.0"})  # another package version (or another day): built afresh
+    assert MarketCalendar()._cached() is None
