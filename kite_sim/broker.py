@@ -117,7 +117,9 @@ class Broker:
         inst = spec.inst
         if spec.product == "CNC" and spec.transaction_type == "SELL":
             acc.depository.roll(self.market.clock.today().isoformat())
-            acc.depository.check_sell(inst.instrument_token, spec.quantity, acc.holdings.get(inst.instrument_token))
+            today = acc.positions.get((inst.instrument_token, "CNC"))
+            acc.depository.check_sell(inst.instrument_token, spec.quantity, acc.holdings.get(inst.instrument_token),
+                                      today.buy_quantity if today else 0)
         o = Order(**{f.name: getattr(spec, f.name) for f in fields(OrderSpec)}, order_id=self._new_id(),
                   user_id=user_id, order_timestamp=self.market.clock.stamp(), meta=dict(meta or {}))
         if o.order_type == "MARKET":  # the OMS converts a protected MARKET order into a LIMIT at the protection price

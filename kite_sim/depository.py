@@ -8,7 +8,9 @@ out of its demat holdings. Kite then answers a CNC sell of unauthorised delivere
 trading day. The sim's accounts have DDPI unless set otherwise (``--edis USER`` or ``POST /sim/accounts``):
 existing flows are unchanged.
 
-Only settled shares need it: T1 shares (bought the previous day) are not yet in the demat account.
+Only settled shares need it. Shares bought today (CNC) and T1 shares (bought the previous trading day) are
+not in the demat account yet: a delivery sell draws on them first (an intraday or BTST sell needs no TPIN),
+and only what it takes from the demat account must be authorised.
 """
 
 from __future__ import annotations
@@ -38,22 +40,27 @@ class Depository:
     day: str = ""  # the trading day the authorisations below belong to
     authorised: dict[int, int] = field(default_factory=dict)  # token -> quantity authorised today
     used: dict[int, int] = field(default_factory=dict)  # token -> authorised quantity sold today
+    undelivered: dict[int, int] = field(default_factory=dict)  # token -> sold today out of today's buys and T1
     requests: dict[str, dict[int, int] | None] = field(default_factory=dict)  # id -> {token: qty}, None = all
 
     def roll(self, day: str) -> None:
         """Authorisations and open requests last one trading day."""
         if day != self.day:
-            self.day, self.authorised, self.used, self.requests = day, {}, {}, {}
+            self.day, self.authorised, self.used, self.undelivered, self.requests = day, {}, {}, {}, {}
 
-    def check_sell(self, token: int, quantity: int, holding: Holding | None) -> None:
-        """A CNC sell of ``quantity``: raise Kite's 428 when it draws unauthorised shares from the demat account;
-        otherwise count what it used."""
+    def check_sell(self, token: int, quantity: int, holding: Holding | None, bought_today: int = 0) -> None:
+        """A CNC sell of ``quantity``: it draws first on what is not in the demat account (``bought_today``, the
+        day's CNC buys, and the T1 shares), then on the demat account; raise Kite's 428 when that part is not
+        authorised, otherwise count what it used."""
         if not self.edis or holding is None:
             return
-        from_demat = min(quantity, holding.quantity)
+        outside = bought_today + holding.t1_quantity - self.undelivered.get(token, 0)
+        from_outside = min(quantity, max(outside, 0))
+        from_demat = min(quantity - from_outside, holding.quantity)
         free = self.authorised.get(token, 0) - self.used.get(token, 0)
         if from_demat > free:
             raise authorisation_required(from_demat - max(free, 0))
+        self.undelivered[token] = self.undelivered.get(token, 0) + from_outside
         if from_demat:
             self.used[token] = self.used.get(token, 0) + from_demat
 
@@ -74,10 +81,11 @@ class Depository:
 
     def state(self) -> dict:
         return {"edis": self.edis, "day": self.day, "authorised": list(self.authorised.items()),
-                "used": list(self.used.items()),
+                "used": list(self.used.items()), "undelivered": list(self.undelivered.items()),
                 "requests": {k: None if v is None else list(v.items()) for k, v in self.requests.items()}}
 
     @classmethod
     def from_state(cls, doc: dict) -> Depository:
         return cls(doc["edis"], doc["day"], dict(map(tuple, doc["authorised"])), dict(map(tuple, doc["used"])),
+                   dict(map(tuple, doc.get("undelivered", []))),
                    {k: None if v is None else dict(map(tuple, v)) for k, v in doc["requests"].items()})

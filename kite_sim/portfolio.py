@@ -63,10 +63,12 @@ def holdings(market: Market, acc: Account) -> list[dict]:
         inst = market.universe.by_token[token]
         q = market.quote(inst)
         avg = h.average / 100
+        today = acc.positions.get((token, "CNC"))  # CNC positions are the day's: delivered at the close
+        used = min(h.total, max(0, -today.quantity)) if today else 0  # holdings sold today (net of today's buys)
         out.append({
             "tradingsymbol": inst.tradingsymbol, "exchange": inst.exchange, "instrument_token": token,
             "isin": isin_of(token), "product": "CNC", "price": 0, "quantity": h.quantity,
-            "used_quantity": 0, "t1_quantity": h.t1_quantity, "realised_quantity": h.quantity,
+            "used_quantity": used, "t1_quantity": h.t1_quantity, "realised_quantity": h.quantity,
             "authorised_quantity": dep.authorised.get(token, 0),
             "authorised_date": f"{dep.day} 00:00:00" if token in dep.authorised else "", "authorisation": {},
             "opening_quantity": h.quantity,

@@ -6,6 +6,7 @@ need none."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from kiteconnect.exceptions import GeneralException
 
 from tests.helpers import eventually_blocking
+from tests.kite_sim.conformance import compare
 from tests.kite_sim.kit import paced, start_sim_with
 
 pytestmark = pytest.mark.timeout(120)
@@ -137,3 +139,41 @@ def test_an_account_with_ddpi_needs_nothing(sim, kite):
         sim.admin("accounts", {"user_id": "DEMO01", "edis": True})
     r = httpx.post(f"{sim.root}/sim/accounts", json={"user_id": "NOBODY", "edis": True})
     assert r.status_code == 400 and re.search("user", r.text)
+
+
+def itc(kite, side: str, qty: int) -> str:
+    oid = paced(lambda: kite.place_order("regular", "NSE", "ITC", side, qty, "CNC", "MARKET", market_protection=2))
+    assert paced(lambda: kite.order_history(oid))[-1]["status"] == "COMPLETE"
+    return oid
+
+
+def next_day(sim) -> None:
+    before = httpx.get(f"{sim.root}/sim/clock").json()["trading_day"]
+    sim.admin("advance", {"seconds": 22500})
+    eventually_blocking(lambda: httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != before, 10, "a new day")
+
+
+def test_shares_bought_today_or_t1_sell_without_a_tpin_and_holdings_count_what_was_sold(sim, kite, kite_mocks):
+    """Kite asks the depository only for shares a sell takes out of the demat account: a CNC sell of the day's
+    CNC buy (intraday) or of T1 shares (BTST) needs no authorisation; ``used_quantity`` counts the holding
+    sold today, in the official mock's shape."""
+    mock = json.loads((kite_mocks / "holdings.json").read_text())["data"][0]
+    demat = {h["tradingsymbol"]: h for h in paced(kite.holdings)}["ITC"]
+    assert demat["authorised_quantity"] == 0 and demat["t1_quantity"] == 0 and demat["quantity"] > 10
+    itc(kite, "BUY", 5)
+    itc(kite, "SELL", 5)  # today's own shares: no 428
+    row = {h["tradingsymbol"]: h for h in paced(kite.holdings)}["ITC"]
+    assert row["used_quantity"] == 0 and row["quantity"] == demat["quantity"]
+    with pytest.raises(GeneralException, match="1 quantity needs authorisation at depository"):
+        itc(kite, "SELL", 1)  # the demat account's: needs the TPIN
+
+    itc(kite, "BUY", 4)
+    next_day(sim)
+    row = {h["tradingsymbol"]: h for h in paced(kite.holdings)}["ITC"]
+    assert (row["t1_quantity"], row["quantity"], row["used_quantity"]) == (4, demat["quantity"], 0)
+    itc(kite, "SELL", 4)  # BTST: T1 shares are not in the demat account yet
+    row = {h["tradingsymbol"]: h for h in paced(kite.holdings)}["ITC"]
+    assert (row["used_quantity"], row["t1_quantity"], row["quantity"]) == (4, 4, demat["quantity"])
+    assert compare(mock, row) == []  # the official mock's keys and JSON types
+    with pytest.raises(GeneralException, match="1 quantity needs authorisation at depository"):
+        itc(kite, "SELL", 1)
