@@ -11,12 +11,14 @@ import msgspec
 from execution_worker import controls, signals
 from execution_worker.journal import Journal
 from execution_worker.journal_pages import book_page
+from execution_worker.engine import Desk
 from execution_worker.live import Desks
 from execution_worker.order_group import execute_with_rollback
 from execution_worker.outcomes import Outcomes, strategy_positions
 from execution_worker.reconcile import reconcile
 from shared import messages as m
 from shared import partition, service, subjects
+from shared.broker_sessions import SessionStoreUnavailable
 from shared.bus import Bus
 from shared.config import Settings
 from shared.kite import waits
@@ -102,10 +104,19 @@ class ExecutionWorker:
 
     # ---- commands -----------------------------------------------------------------------------
 
+    async def command_desk(self, user_id: str) -> Desk | m.Error:
+        """The user's desk, or what a command is answered without one: no session (connect Kite), or a
+        session store that did not answer (the gateway's 503: try again; never "connect Kite")."""
+        try:
+            desk = await self.desks.desk(user_id)
+        except SessionStoreUnavailable as e:
+            return m.Error(code=e.code, message=str(e))
+        return NO_BROKER if desk is None else desk
+
     async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
-        desk = await self.desks.desk(user_id)
-        if desk is None:
-            return NO_BROKER
+        desk = await self.command_desk(user_id)
+        if isinstance(desk, m.Error):
+            return desk
         match cmd:
             case m.StartLive():
                 desk.entries_stopped = ""
@@ -143,9 +154,9 @@ class ExecutionWorker:
         risk = await self.on_risk_command(cmd, user_id)
         if risk is not None:
             return risk
-        desk = await self.desks.desk(user_id)
-        if desk is None:
-            return NO_BROKER
+        desk = await self.command_desk(user_id)
+        if isinstance(desk, m.Error):
+            return desk
         match cmd:
             case m.GetPositions():
                 return m.Ok(data=msgspec.to_builtins(await self.desks.positions(desk)))

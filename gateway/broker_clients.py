@@ -8,8 +8,9 @@ import time
 import msgspec
 import nats.errors
 
-from gateway.trading_error import TradingError
+from gateway.trading_error import TradingError, sessions_unavailable
 from shared import subjects
+from shared.broker_sessions import SessionStoreUnavailable, stored_entry
 from shared.kite.clients import KiteClients, NotConnected  # noqa: F401 - NotConnected is the gateway's too
 from shared.kite.egress import Egress
 from shared.messages import BrokerSession
@@ -30,12 +31,11 @@ class BrokerClients(KiteClients):
                 self._sessions_kv = await self.bus.kv(subjects.KV_BROKER_SESSIONS)
             except nats.errors.TimeoutError:  # a busy server: the page says so (503), never a 500
                 raise TradingError(503, "the message bus did not answer in time; try again in a moment") from None
-        kv = self._sessions_kv
         try:
-            entry = await kv.get(subjects.user(user_id))
-        except Exception:  # noqa: BLE001 - no key (or deleted): no session
-            entry = None
-        if entry is None or not entry.value:
+            entry = await stored_entry(self._sessions_kv, user_id)
+        except SessionStoreUnavailable as e:  # unknown, not absent: the page must not say "connect Kite"
+            raise sessions_unavailable(e) from None
+        if entry is None:
             return {"state": "absent", "expires_at": 0, "login_time": ""}
         try:
             session = _session_decoder.decode(entry.value)

@@ -21,7 +21,8 @@ from gateway.bodies import bad_field
 from gateway.page_context import partial
 from gateway.services import services_of
 from shared.kite.egress import Egress, EgressError
-from shared.broker_sessions import set_egress
+from gateway.trading_error import TradingError
+from shared.broker_sessions import SessionStoreUnavailable, set_egress
 
 
 class EgressBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,7 +58,10 @@ async def save(request: Request, user_id: str, body: EgressBody) -> tuple[dict, 
         current = users.egress_of(services.settings, user).proxy
         proxy = current if masked(current) == proxy else proxy
     egress = users.set_egress(services.settings, user_id, proxy, body.local_address)
-    applied = await set_egress(services.bus, user_id, egress.proxy, egress.local_address)
+    try:
+        applied = await set_egress(services.bus, user_id, egress.proxy, egress.local_address)
+    except SessionStoreUnavailable as e:
+        raise TradingError(503, f"egress saved, but not applied to a live Kite session yet: {e}", code=e.code) from None
     return await egress_state(services.settings, user_id), applied
 
 
@@ -82,6 +86,9 @@ async def set_from_cli(settings, user_id: str, proxy: str, local_address: str) -
         return lines
     try:
         applied = await set_egress(bus, user_id.upper(), egress.proxy, egress.local_address)
+    except SessionStoreUnavailable as e:
+        lines.append(f"  not applied to a live Kite session yet: {e}")
+        return lines
     finally:
         await bus.close()
     lines.append("  applied to the live Kite session" if applied else "  applies from the next Kite login")

@@ -24,12 +24,12 @@ from shared.config import Settings
 from shared.kite import errors as kite_errors
 from shared.kite.models import Instrument
 from shared.kite.client import KiteClient
-from shared.broker_sessions import LiveSession, get_session, vault_for
+from shared.broker_sessions import LiveSession, SessionStoreUnavailable, get_session, vault_for
 from gateway.broker_clients import BrokerClients, NotConnected
 from gateway.option_chain import ChainError, option_chain_view
 from gateway.desk_queries import DeskQueries
 from gateway.option_desk import OptionDesk
-from gateway.trading_error import TradingError  # noqa: F401 - its public home stays gateway.trading
+from gateway.trading_error import TradingError, sessions_unavailable  # noqa: F401 - TradingError's public home stays gateway.trading
 
 log = logging.getLogger("kta.gateway.trading")
 
@@ -39,7 +39,8 @@ SCAN_TIMEOUT = 90.0  # seconds; a first wide scan with a history condition waits
 
 # m.Error.code -> HTTP status
 _STATUS = {"bad_request": 400, "bad_params": 400, "unsupported": 400, "not_found": 404, "exists": 409,
-           "broker_not_connected": 409, "kill_switch": 409, "quota": 409, "internal": 502}
+           "broker_not_connected": 409, "kill_switch": 409, "quota": 409, "internal": 502,
+           SessionStoreUnavailable.code: 503}
 
 
 def _verb(cmd: msgspec.Struct) -> str:
@@ -119,7 +120,10 @@ class Trading(DeskQueries, OptionDesk):
                                      request_id=uuid.uuid4().hex)
 
     async def session(self, user_id: str) -> LiveSession | None:
-        return await get_session(self.bus, self.vault, user_id)
+        try:
+            return await get_session(self.bus, self.vault, user_id)
+        except SessionStoreUnavailable as e:
+            raise sessions_unavailable(e) from None
 
     async def client(self, user_id: str) -> KiteClient:
         try:
@@ -127,6 +131,8 @@ class Trading(DeskQueries, OptionDesk):
         except NotConnected:
             raise TradingError(409, "Kite is not connected: connect your Kite account first.",
                                code="broker_not_connected") from None
+        except SessionStoreUnavailable as e:
+            raise sessions_unavailable(e) from None
 
     async def broker(self, user_id: str, call: str, *args: Any) -> Any:
         client = await self.client(user_id)
@@ -328,6 +334,8 @@ class Trading(DeskQueries, OptionDesk):
         except NotConnected:
             raise TradingError(409, "connect Kite first: the instrument list comes from the broker",
                                code="broker_not_connected") from None
+        except SessionStoreUnavailable as e:
+            raise sessions_unavailable(e) from None
         except kite_errors.KiteError as e:
             raise _from_kite(e) from None
 

@@ -17,3 +17,9 @@ class TradingError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": self.code, "detail": self.message, "field": self.field}
+
+
+def sessions_unavailable(e: Exception) -> TradingError:
+    """The broker session store did not answer (``shared.broker_sessions.SessionStoreUnavailable``): a 503
+    in words, never "connect Kite" (the trader may well be connected)."""
+    return TradingError(503, str(e), code=getattr(e, "code", ""))

@@ -1,7 +1,12 @@
 """Broker sessions in the NATS KV bucket ``kta_broker_sessions``: written by the gateway after the
 Kite login, watched by every worker. The access token is Fernet-encrypted at rest; an expired or
 dead token deletes the key and announces ``token_expired`` so strategies pause and the dashboard
-asks for a fresh login — nothing retries against a dead token."""
+asks for a fresh login — nothing retries against a dead token.
+
+"No session" and "the store did not answer" are different answers: a missing key is None (the trader
+must connect Kite), a store that cannot be read (NATS down or slow, the bucket gone) raises
+``SessionStoreUnavailable`` — the gateway answers 503, a worker's message is retried — so a NATS
+hiccup never tells a connected trader to connect again."""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import msgspec
-from nats.js.errors import KeyWrongLastSequenceError
+import nats.errors
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from shared import subjects
 from shared.bus import Bus
@@ -38,16 +44,35 @@ class LiveSession:
         return bool(self.session.expires_at) and self.session.expires_at <= time.time()
 
 
+class SessionStoreUnavailable(Exception):
+    """The broker sessions' store (NATS KV) could not be read: whether the user is connected is unknown."""
+
+    code = "sessions_unavailable"
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"the broker session store (NATS KV {subjects.KV_BROKER_SESSIONS}) is unavailable "
+                         f"({type(cause).__name__}{': ' + str(cause) if str(cause) else ''}); try again in a moment")
+
+
+_UNREADABLE = (nats.errors.Error, TimeoutError)  # nats-py's (its TimeoutError is one), asyncio's timeouts
+
+
 async def _kv(bus: Bus):
-    return await bus.kv(subjects.KV_BROKER_SESSIONS)
+    try:
+        return await bus.kv(subjects.KV_BROKER_SESSIONS)
+    except _UNREADABLE as e:
+        raise SessionStoreUnavailable(e) from e
 
 
-async def _entry(kv, user_id: str):
-    """The user's stored session entry; None when there is none (never written, deleted, purged)."""
+async def stored_entry(kv, user_id: str):
+    """The user's stored session entry; None when there is none (never written, deleted, purged). Raises
+    SessionStoreUnavailable when the store does not answer."""
     try:
         entry = await kv.get(subjects.user(user_id))
-    except Exception:  # noqa: BLE001 - KeyNotFound / deleted
+    except KeyNotFoundError:  # and KeyDeletedError, its kind
         return None
+    except _UNREADABLE as e:
+        raise SessionStoreUnavailable(e) from e
     return entry if entry and entry.value else None
 
 
@@ -67,7 +92,7 @@ async def set_egress(bus: Bus, user_id: str, proxy: str, local_address: str) -> 
     False when the user has no session: the next Kite login carries the setting."""
     kv = await _kv(bus)
     for _ in range(5):  # compare-and-set: a login writing the session meanwhile is never overwritten
-        entry = await _entry(kv, user_id)
+        entry = await stored_entry(kv, user_id)
         if entry is None:
             return False
         session = msgspec.structs.replace(_decoder.decode(entry.value), egress_proxy=proxy,
@@ -90,7 +115,9 @@ def _live(vault: Vault, raw: bytes) -> LiveSession | None:
 
 
 async def get_session(bus: Bus, vault: Vault, user_id: str) -> LiveSession | None:
-    entry = await _entry(await _kv(bus), user_id)
+    """The user's live session; None without one (or past its expiry); SessionStoreUnavailable when the
+    store cannot say."""
+    entry = await stored_entry(await _kv(bus), user_id)
     if entry is None:
         return None
     live = _live(vault, entry.value)
