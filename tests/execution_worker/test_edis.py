@@ -38,6 +38,14 @@ async def without_ddpi(bus, sim) -> list[m.Alert]:
     return alerts
 
 
+async def held_sell(bus, alerts: list[m.Alert], qty: int, client_id: str) -> tuple[dict, str]:
+    """A delivery sell the depository holds: the order and its authorisation link."""
+    held = (await ask(bus, delivery_sell(qty, client_id))).data["orders"][0]
+    assert held["state"] == "HELD"
+    link = (await eventually(lambda: [a.link for a in alerts if held["tag"] in a.detail], what="alert"))[0]
+    return held, link
+
+
 def tpin(link: str) -> None:
     """The trader on the depository's page: the TPIN form, submitted."""
     assert 'id="tpin"' in httpx.get(link).text
@@ -93,9 +101,7 @@ async def test_a_sell_held_when_the_worker_stopped_is_sent_once_after_the_restar
     alerts = await without_ddpi(bus, sim)
     try:
         async with make_stack(bus, sim, data_dir) as (_, journal, kite):
-            held = (await ask(bus, delivery_sell(3, "edis-restart"))).data["orders"][0]
-            assert held["state"] == "HELD"
-            link = (await eventually(lambda: [a.link for a in alerts if held["tag"] in a.detail], what="alert"))[0]
+            held, link = await held_sell(bus, alerts, 3, "edis-restart")
         tpin(link)  # while no worker runs
         async with make_stack(bus, sim, data_dir, fresh_account=False) as (_, journal, kite):
             assert journal.order_by_tag(held["tag"])["state"] == "HELD"
@@ -115,9 +121,7 @@ async def test_a_held_sell_modified_keeps_its_place_and_is_sent_with_the_new_ter
     alerts = await without_ddpi(bus, sim)
     try:
         async with make_stack(bus, sim, data_dir) as (_, journal, kite):
-            held = (await ask(bus, delivery_sell(3, "edis-modify"))).data["orders"][0]
-            assert held["state"] == "HELD"
-            link = (await eventually(lambda: [a.link for a in alerts if held["tag"] in a.detail], what="alert"))[0]
+            held, link = await held_sell(bus, alerts, 3, "edis-modify")
             modified = await ask(bus, m.ModifyOrder(tag=held["tag"], quantity=2))
             assert isinstance(modified, m.Ok), modified
             row = journal.order_by_tag(held["tag"])
