@@ -13,6 +13,7 @@ from shared import messages as m
 from shared import subjects
 from shared.candles.store import CandleStore
 from shared.kite.clients import NotConnected
+from shared.broker_sessions import SessionStoreUnavailable
 from shared.kite.errors import KiteError
 from strategy_worker.engine import Running, StrategyEngine, log
 from strategy_worker.scanner import ScanError, Scanner
@@ -125,6 +126,8 @@ class StrategyCommands:
             return m.Ok(data=await self.scanner.scan(kite, self.engine.ctx.instruments, cmd))
         except NotConnected:
             return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
+        except SessionStoreUnavailable as err:  # not "connect Kite": the gateway's 503, try again
+            return m.Error(code=err.code, message=str(err))
         except ScanError as err:
             return m.Error(code="bad_params", message=str(err), field=err.field)
         except KiteError as err:
@@ -134,7 +137,7 @@ class StrategyCommands:
 
     async def ensure_instruments(self, user_id: str) -> None:
         """Today's instrument list (the process's one cache: reloads reach ``ctx`` by its listener)."""
-        with contextlib.suppress(NotConnected):
+        with contextlib.suppress(NotConnected, SessionStoreUnavailable):
             await self.engine.clients.instrument_list(user_id)
 
     async def start_live(self, user_id: str, tokens: list[int], mode: str) -> m.Ok | m.Error:

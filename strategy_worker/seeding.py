@@ -20,6 +20,7 @@ from shared.candles.fetch import refresh
 from shared.candles.store import CandleStore
 from shared.ist import IST
 from shared.kite.clients import NotConnected
+from shared.broker_sessions import SessionStoreUnavailable
 from shared.kite.errors import KiteError
 from strategy_worker.engine import StrategyEngine
 
@@ -82,7 +83,9 @@ class Seeder:
         progress = e.users[user_id].seeding
         try:
             kite = await e.clients.client(user_id)
-        except NotConnected:
+        except (NotConnected, SessionStoreUnavailable) as err:  # trades cold rather than never
+            if isinstance(err, SessionStoreUnavailable):
+                log.warning("seeding for %s skipped: %s", user_id, err, extra={"user_id": user_id})
             for t in batch:
                 e.series_ready(t)
             return

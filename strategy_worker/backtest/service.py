@@ -27,6 +27,7 @@ from shared.config import Settings
 from shared import ist
 from shared.candles.instruments import InstrumentArchive
 from shared.kite.clients import KiteClients, NotConnected
+from shared.broker_sessions import SessionStoreUnavailable
 from shared.kite.instruments import InstrumentCache
 from strategy_worker.backtest import data, engine, parallel
 from strategy_worker.backtest.job import candles_root
@@ -146,7 +147,7 @@ class BacktestService:
     async def _prepare(self, user_id: str, spec: m.BacktestSpec) -> m.Error | None:
         """Fetch what is missing, then check the spec against the data (the 4xx cases)."""
         try:
-            with contextlib.suppress(NotConnected):  # without a session: the data already stored
+            with contextlib.suppress(NotConnected, SessionStoreUnavailable):  # without a session: the data stored
                 await data.ensure(await self.clients.client(user_id), self.settings.data_path, spec)
             from shared.candles.store import CandleStore
             from strategy_worker.backtest.job import instruments_for

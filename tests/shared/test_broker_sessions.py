@@ -3,7 +3,7 @@ test's own (never the session's shared one, which is stopped here): no key is "c
 NotConnected / 409), a store that cannot answer — the server stopped, or JetStream (so the KV bucket)
 not there — is ``SessionStoreUnavailable``: the gateway's 503 in words, the execution worker's
 ``sessions_unavailable`` answer to a command, and a signal left to JetStream's redelivery instead of
-refused for want of a session."""
+refused for want of a session; the strategy worker's scan answers the same, and its seeding goes on cold."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from shared.bus import Bus
 from shared.config import load
 from shared.kite.clients import NotConnected
 from shared.secrets import Vault
+from strategy_worker.main import StrategyWorker
 
 pytestmark = pytest.mark.timeout(90)
 USER = "KV01"
@@ -80,6 +81,13 @@ async def test_a_stopped_server_is_not_a_missing_session(tmp_path, settings):
             await worker.on_signal(sig, None)
         assert worker.journal.signal_decision(sig.id) is None  # not refused as "no broker session"
         worker.journal.close()
+
+        strategies = StrategyWorker(bus, settings)
+        scanned = await strategies.commands.scan(USER, m.Scan())
+        assert isinstance(scanned, m.Error) and scanned.code == "sessions_unavailable", scanned
+        strategies.seeder.request(USER, [408065])
+        await strategies.seeder.idle()
+        assert 408065 in strategies.engine.ready  # seeding skipped: the symbol trades cold, never stuck unready
     finally:
         await bus.close()
         if proc.poll() is None:
