@@ -58,6 +58,18 @@ def broker_positions(broker_orders: list[KiteOrder], orders: list[dict],
     return out
 
 
+def broker_traded(broker_orders: list[KiteOrder], orders: list[dict]) -> dict[tuple[str, str], int]:
+    """(strategy_id, tradingsymbol) -> the quantity the broker has filled of that strategy's orders, both sides."""
+    by_tag = {r["tag"]: r for r in orders}
+    out: dict[tuple[str, str], int] = {}
+    for o in broker_orders:
+        row = by_tag.get(o.tag or "")
+        if row is not None and o.filled_quantity:
+            key = (row["strategy_id"], o.tradingsymbol)
+            out[key] = out.get(key, 0) + o.filled_quantity
+    return out
+
+
 def stop_cover(broker_orders: list[KiteOrder], orders: list[dict]) -> dict[tuple[str, str], int]:
     """(strategy_id, tradingsymbol) -> what its working stops at the broker would trade (signed)."""
     by_tag = {r["tag"]: r for r in orders}
@@ -85,7 +97,7 @@ class Invariants:
     violations: list[str] = field(default_factory=list)
     samples: int = 0
     checked_protection: int = 0
-    _stable: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
+    _stable: dict[tuple[str, str], tuple[tuple[int, int], float]] = field(default_factory=dict)  # (held, traded), since
     _seen: set[str] = field(default_factory=set)
     _owing: dict[str, float] = field(default_factory=dict)  # order id -> since when a broker fill is unjournaled
     _first_seen: dict[str, float] = field(default_factory=dict)  # tag -> when this checker first saw it (exits)
@@ -128,6 +140,7 @@ class Invariants:
                    protected_since: float) -> None:
         cover = stop_cover(broker_orders, orders)
         positions = broker_positions(broker_orders, orders, trades)
+        traded = broker_traded(broker_orders, orders)
         exiting = self._closing(t, orders)
         for key in set(self._stable) - {k for k, q in positions.items() if q}:
             del self._stable[key]
@@ -135,8 +148,10 @@ class Invariants:
             if not q:
                 continue
             was = self._stable.get(key)
-            if was is None or was[0] != q:
-                self._stable[key] = (q, t)
+            # stable: the same position by the same fills (-5, closed by its stop, and -5 again between two
+            # samples is a new position whose stop may be a moment away, not one held since the first)
+            if was is None or was[0] != (q, traded.get(key, 0)):
+                self._stable[key] = ((q, traded.get(key, 0)), t)
                 continue
             if t - max(was[1], protected_since) < self.grace or key in exiting:
                 continue
