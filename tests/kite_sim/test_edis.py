@@ -148,9 +148,11 @@ def itc(kite, side: str, qty: int) -> str:
 
 
 def next_day(sim) -> None:
-    before = httpx.get(f"{sim.root}/sim/clock").json()["trading_day"]
+    """The market's next trading day, settled: the broker's roll (listed_day) runs the settlement in the same step,
+    while the clock's trading_day moves before it."""
+    before = httpx.get(f"{sim.root}/sim/clock").json()["listed_day"]
     sim.admin("advance", {"seconds": 22500})
-    eventually_blocking(lambda: httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != before, 10, "a new day")
+    eventually_blocking(lambda: httpx.get(f"{sim.root}/sim/clock").json()["listed_day"] != before, 10, "a settled day")
 
 
 def test_shares_bought_today_or_t1_sell_without_a_tpin_and_holdings_count_what_was_sold(sim, kite, kite_mocks):
