@@ -41,6 +41,7 @@ async def square_off(desk: Desk, reason: str) -> dict:
     keys = [position_key(p.strategy_id, p.exchange, p.tradingsymbol) for p in positions]
     origin = f"squareoff|{desk.entries_after_ns}"
     async with desk.protector.holding(keys):
+        stuck = await desk.protector.clear(keys)  # GTTs first: one left active could fire after the flatten
         working = desk.book.working()
         for order in working:
             await placing.cancel(desk, order, reason)
@@ -48,6 +49,10 @@ async def square_off(desk: Desk, reason: str) -> dict:
         await placing.wait_final(desk, working, SQUARE_OFF_CANCEL_TIMEOUT)
         placed = []
         for p in sorted(open_positions(desk), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
+            if position_key(p.strategy_id, p.exchange, p.tradingsymbol) in stuck:
+                log.warning("square off: %s %s kept, its GTT could not be deleted", p.strategy_id, p.tradingsymbol,
+                            extra={"user_id": desk.user_id})
+                continue
             inst = desk.inst(p.exchange, p.tradingsymbol)
             price = desk.prices.known(f"{p.exchange}:{p.tradingsymbol}")
             for req in planning.closing_request(desk.user_id, p, "flatten", f"{origin}|{p.strategy_id}|"

@@ -43,7 +43,12 @@ class CrossCheck:
         order on the instrument owes the journal a fill."""
         await self._settle_expired(broker)
         adopted = []
-        diffs = differences(self.desk.tracker.positions(), broker)
+        try:
+            holdings = await self._holdings(broker)
+        except errors.KiteError as e:
+            log.info("cross-check waits: holdings unread (%s)", e, extra={"user_id": self.desk.user_id})
+            return adopted
+        diffs = differences(self.desk.tracker.positions(), broker, holdings)
         now = {(d.exchange, d.tradingsymbol, d.product): (d.kta, d.broker) for d in diffs}
         reconciled = self.desk.reconciled_at > self.last_pass
         for d in diffs:
@@ -53,9 +58,17 @@ class CrossCheck:
             adopted += await self._adopt(d, {p.tradingsymbol: p for p in broker}.get(d.tradingsymbol))
         self.seen, self.last_pass = now, time.monotonic()
         if self.desk.protector is not None and self.desk.protector.in_doubt:
-            differing = {(d.exchange, d.tradingsymbol) for d in differences(self.desk.tracker.positions(), broker)}
+            differing = {(d.exchange, d.tradingsymbol) for d in differences(self.desk.tracker.positions(), broker,
+                                                                             holdings)}
             await self.desk.protector.confirmed(self.desk.protector.in_doubt - differing)
         return adopted
+
+    async def _holdings(self, broker: list[m.Position]) -> dict[tuple[str, str], int] | None:
+        """The account's holdings (settled + T1) when kta or the broker has a CNC position (a carried
+        delivery position lives there), else None (not read)."""
+        if not any(p.product == "CNC" and p.quantity for p in [*self.desk.tracker.positions(), *broker]):
+            return None
+        return {(h.exchange, h.tradingsymbol): h.quantity + h.t1_quantity for h in await self.desk.client.holdings()}
 
     def _owed(self, d: Difference) -> bool:
         """A kta order on the instrument whose fills the broker reports and the journal lacks, or one

@@ -180,6 +180,8 @@ class Desk:
         ``trades`` (order id → the broker's trades, read once for a whole reconciliation pass) saves
         a trade-book call per filled order."""
         order = self.book.find(kite_order.order_id, kite_order.tag)
+        if order is None and self.protector is not None:
+            order = self.protector.gtts.adopt(kite_order)  # a kta GTT's fired leg (it carries no tag)
         if order is None:
             if not planning.is_kta_tag(kite_order.tag):
                 return False

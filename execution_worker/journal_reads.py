@@ -81,11 +81,14 @@ class JournalReads:
         )
 
     def active_users(self) -> set[str]:
-        """Users with a working order or a fill today: what a restarted worker must watch at once."""
+        """Users with a working order, a fill today or an open position (one carried from an earlier day
+        included, whose GTT must be confirmed at the broker): what a restarted worker must watch at once."""
         marks = ",".join("?" * len(TERMINAL_STATES))
         rows = self.db.execute(
             f"SELECT user_id FROM orders WHERE state NOT IN ({marks}) AND status NOT IN ({marks})"
-            " UNION SELECT user_id FROM trades WHERE day = ?",
+            " UNION SELECT user_id FROM trades WHERE day = ?"
+            " UNION SELECT user_id FROM trades GROUP BY user_id, strategy_id, exchange, tradingsymbol, product"
+            " HAVING SUM(CASE WHEN transaction_type = 'BUY' THEN quantity ELSE -quantity END) != 0",
             [*TERMINAL_STATES, *TERMINAL_STATES, self.today()]).fetchall()
         return {r[0] for r in rows}
 

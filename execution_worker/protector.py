@@ -4,7 +4,8 @@ After every fill, every protective order that ends, every reconciliation pass an
 the position's stop is brought in line with what is held (one SL at the broker, freeze-sliced,
 following partial fills and slices). Ticks of held instruments watch the target (reached: the stop
 becomes a LIMIT at the target; the price back at the stop while it waits: the LIMIT moves to the
-stop's own limit) and a triggered stop the market ran past (re-priced to fill). A
+stop's own limit) and a triggered stop the market ran past (re-priced to fill). A CNC or NRML
+position is protected by a GTT OCO instead, which outlives the session (``gtt_keeper.py``). A
 rejected stop is placed once more with a corrected trigger; rejected again, the position is closed
 and the trader alerted. An exit or a flatten holds a position's protection back while it clears the
 stop and places its own orders, so the two never both stand."""
@@ -18,6 +19,7 @@ import logging
 from execution_worker import placing
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
+from execution_worker.gtt_keeper import GttKeeper
 from shared.messages import OrderType, Position, Signal
 from shared.trading import planning
 from shared.trading.order import Applied, Order, OrderState
@@ -27,6 +29,7 @@ from shared.trading.protection import (
     Place,
     Protection,
     corrected_stop,
+    desired,
     plan,
     position_key,
     stop_returned,
@@ -34,6 +37,7 @@ from shared.trading.protection import (
     target_actions,
     target_reached,
 )
+from shared.trading.protection_gtt import uses_gtt
 
 log = logging.getLogger("kta.protect")
 CHASE_BAND_PCT = 2.0  # a triggered stop the price ran past is re-priced this far through the last price
@@ -52,6 +56,7 @@ class Protector:
         # in Kite): the position may be gone too, so no new stop until the positions cross-check has
         # compared kta's book with the broker's (a stop for a position the broker no longer holds would open one)
         self.in_doubt: set[tuple[str, str]] = set()
+        self.gtts = GttKeeper(desk, self, slippage_pct)
 
     # ---- what the strategies ask for ---------------------------------------------------------
 
@@ -82,6 +87,31 @@ class Protector:
                     del self.held_back[key]
             for key in keys:
                 await self.sync(key)
+
+    async def make_room(self, strategy_id: str, exchange: str, symbol: str, quantity: int) -> bool:
+        """An exit of ``quantity`` is about to be placed (its caller holds the position's protection
+        back): a GTT first shrinks to what the exit leaves, or is deleted, so the two never sell the same
+        shares. False when that could not be done (the exit must not go out). An SL's exit cancels it."""
+        key = position_key(strategy_id, exchange, symbol)
+        p = self.plans.get(key)
+        if p is None or not uses_gtt(p.product) or not p.gtt_id:
+            return True
+        async with self.locks.setdefault(key, asyncio.Lock()):
+            _, _, _, held, closing, working = self._position(key)
+            closing += sum(o.remaining for o in working if o.is_working)
+            return await self.gtts.shrink(p, held, closing + quantity)
+
+    async def clear(self, keys: list[str]) -> set[str]:
+        """A square-off: these positions' GTTs come off the broker before the flatten's orders go in.
+        Returns the keys whose GTT could not be confirmed gone (not to be flattened: it may still fire)."""
+        stuck = set()
+        for key in keys:
+            p = self.plans.get(key)
+            if p is not None and p.gtt_id:
+                async with self.locks.setdefault(key, asyncio.Lock()):
+                    if not await self.gtts.delete(p, "square-off"):
+                        stuck.add(key)
+        return stuck
 
     # ---- keeping it in line -------------------------------------------------------------------
 
@@ -122,6 +152,8 @@ class Protector:
             await self.sync(key)
 
     async def sync_all(self) -> None:
+        if any(uses_gtt(p.product) and (p.gtt_id or p.stop) for p in self.plans.values()):
+            await self.gtts.refresh()  # the broker's GTT book, once a pass: carried positions confirmed protected
         keys = set(self.plans) | {position_key(p.strategy_id, p.exchange, p.tradingsymbol)
                                   for p in self.desk.tracker.positions() if p.quantity}
         keys |= {position_key(o.strategy_id, o.exchange, o.tradingsymbol) for o in self.desk.book.working()
@@ -144,6 +176,10 @@ class Protector:
             if working and not held:  # a stop left over from before this desk knew the position
                 for order in working:
                     await placing.cancel(self.desk, order, "nothing left to protect")
+            return
+        if uses_gtt(p.product):
+            await self.gtts.sync(p, held, closing, [o for o in working if o.is_working],
+                                 (exchange, symbol) not in self.in_doubt)
             return
         generation = p.generation
         actions = plan(p, held, closing, working, self.desk.inst(exchange, symbol), self.slippage_pct)
@@ -169,9 +205,11 @@ class Protector:
         """A stop the exchange refused: once more with a corrected trigger, then flatten and alert
         (under the position's lock, so no sync places a stop meanwhile)."""
         async with self.locks.setdefault(key, asyncio.Lock()):
-            await self._after_rejection(key, order)
+            await self.rejected_stop(key, order.status_message)
 
-    async def _after_rejection(self, key: str, order: Order) -> None:
+    async def rejected_stop(self, key: str, message: str) -> None:
+        """The broker refused the position's stop (an SL order, a GTT, a GTT's fired order): corrected
+        once, then the position is closed and the trader alerted. The caller holds the position's lock."""
         p = self.plans.get(key)
         if p is None or p.mode == "failed":
             return
@@ -184,7 +222,7 @@ class Protector:
             lower, upper = (await self.desk.prices.circuits(self.desk.client, [k])).get(k, (0, 0))
             stop = corrected_stop(p, held, last, lower, upper, self.desk.inst(p.exchange, p.tradingsymbol),
                                   self.slippage_pct)
-            log.warning("stop of %s rejected (%s): retrying once at %s", key, order.status_message, stop,
+            log.warning("stop of %s rejected (%s): retrying once at %s", key, message, stop,
                         extra={"user_id": self.desk.user_id})
             p.stop, p.retried = stop, True
             self.desk.journal.save_protection(p)
@@ -193,7 +231,7 @@ class Protector:
         self.desk.journal.save_protection(p)
         await alert(self.desk.bus, self.desk.user_id, "unprotected",
                     f"{p.tradingsymbol}: stop-loss rejected twice, closing the position",
-                    f"{p.strategy_id} holds {held} {p.tradingsymbol}; the broker said: {order.status_message}",
+                    f"{p.strategy_id} holds {held} {p.tradingsymbol}; the broker said: {message}",
                     severity="critical", key=f"unprotected:{key}:{p.generation}")
         position = Position(tradingsymbol=p.tradingsymbol, exchange=p.exchange, instrument_token=p.instrument_token,
                             product=p.product, quantity=held, strategy_id=p.strategy_id)
@@ -210,10 +248,11 @@ class Protector:
             if p.key in self.busy or p.key in self.held_back:
                 continue
             held = self.desk.tracker.held(p.strategy_id, p.exchange, p.tradingsymbol)[0]
-            if target_reached(p, held, price):
+            gtt = uses_gtt(p.product)  # the GTT's own target leg takes the target at the broker
+            if not gtt and target_reached(p, held, price):
                 self.busy.add(p.key)
                 self.desk.bus.spawn(self._target(p), name=f"target:{p.key}")
-            elif stop_returned(p, held, price):
+            elif not gtt and stop_returned(p, held, price):
                 self.busy.add(p.key)
                 self.desk.bus.spawn(self._stopped(p, held), name=f"stopped:{p.key}")
             elif held and p.mode in ("stop", "stopped") and any(self._ran_past(o, price) for o in self._stops(p)):

@@ -1,7 +1,8 @@
 """A single-instrument signal: risk decides from the books, then the order(s) go to the broker.
 
 An exit first takes the position's protective orders off the broker (and the strategy's working
-entries on it) and waits until they are final, so a stop-loss and the exit can never both fill;
+entries on it) and waits until they are final, and shrinks its GTT (CNC/NRML) to what the exit leaves,
+so a stop-loss and the exit can never both fill;
 it is then clamped again to what is still held."""
 
 from __future__ import annotations
@@ -129,7 +130,13 @@ async def clear_for_exit(desk: Desk, sig: Signal, quantity: int) -> int:
         return 0
     closing = sum(o.remaining for o in desk.book.working_for(sig.strategy_id, exchange, symbol)
                   if not o.is_protective and o.sign * held < 0)
-    return max(0, min(quantity, abs(held) - closing))
+    quantity = max(0, min(quantity, abs(held) - closing))
+    if quantity and desk.protector is not None \
+            and not await desk.protector.make_room(sig.strategy_id, exchange, symbol, quantity):
+        log.warning("exit %s not placed: the position's GTT could not be resized first", sig.id,
+                    extra={"user_id": desk.user_id})
+        return 0
+    return quantity
 
 
 def signal_fields(sig: Signal) -> dict:

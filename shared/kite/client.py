@@ -9,6 +9,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import json
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -277,6 +278,38 @@ class KiteClient:
 
     async def order_trades(self, order_id: str) -> list[m.Trade]:
         return m.convert(await self._request("GET", f"/orders/{order_id}/trades"), list[m.Trade])
+
+    # ---- GTT (good till triggered) --------------------------------------------------------------
+
+    @staticmethod
+    def _gtt_form(kind: str, exchange: str, tradingsymbol: str, trigger_values: list[float], last_price: float,
+                  orders: list[dict]) -> dict[str, str]:
+        """Kite's GTT form: ``condition`` and ``orders`` are JSON strings (kite-connect.md §3.13)."""
+        condition = {"exchange": exchange, "tradingsymbol": tradingsymbol, "trigger_values": trigger_values,
+                     "last_price": last_price}
+        legs = [{"exchange": exchange, "tradingsymbol": tradingsymbol, **o} for o in orders]
+        return {"type": kind, "condition": json.dumps(condition), "orders": json.dumps(legs)}
+
+    async def place_gtt(self, kind: str, exchange: str, tradingsymbol: str, trigger_values: list[float],
+                        last_price: float, orders: list[dict]) -> int:
+        """A ``single`` or ``two-leg`` trigger; each of ``orders``: transaction_type, quantity, order_type,
+        product, price. Returns its trigger id. Like an order, never sent blindly twice."""
+        form = self._gtt_form(kind, exchange, tradingsymbol, trigger_values, last_price, orders)
+        return int((await self._order_call("POST", "/gtt/triggers", form))["trigger_id"])
+
+    async def modify_gtt(self, trigger_id: int, kind: str, exchange: str, tradingsymbol: str,
+                         trigger_values: list[float], last_price: float, orders: list[dict]) -> int:
+        form = self._gtt_form(kind, exchange, tradingsymbol, trigger_values, last_price, orders)
+        return int((await self._order_call("PUT", f"/gtt/triggers/{trigger_id}", form))["trigger_id"])
+
+    async def delete_gtt(self, trigger_id: int) -> int:
+        return int((await self._order_call("DELETE", f"/gtt/triggers/{trigger_id}", {}))["trigger_id"])
+
+    async def gtt(self, trigger_id: int) -> m.Gtt:
+        return m.convert(await self._request("GET", f"/gtt/triggers/{trigger_id}"), m.Gtt)
+
+    async def gtts(self) -> list[m.Gtt]:
+        return m.convert(await self._request("GET", "/gtt/triggers"), list[m.Gtt])
 
     # ---- portfolio ----------------------------------------------------------------------------
 

@@ -125,6 +125,55 @@ class Trade(Struct, kw_only=True):
     exchange_timestamp: str | None = None
 
 
+class GttOrderResult(Struct, kw_only=True):
+    status: str = ""  # success | failed
+    order_id: str = ""
+    rejection_reason: str = ""
+
+
+class GttLegResult(Struct, kw_only=True):
+    """What a fired leg did: the order it placed (or why not)."""
+
+    order_result: GttOrderResult = field(default_factory=GttOrderResult)
+    triggered_at: float = 0
+    timestamp: str = ""
+    meta: Any = None
+
+
+class GttLeg(Struct, kw_only=True):
+    exchange: str = ""
+    tradingsymbol: str = ""
+    product: str = ""
+    order_type: str = "LIMIT"
+    transaction_type: str = ""
+    quantity: int = 0
+    price: float = 0
+    result: GttLegResult | None = None
+
+
+class GttCondition(Struct, kw_only=True):
+    exchange: str = ""
+    tradingsymbol: str = ""
+    trigger_values: list[float] = field(default_factory=list)
+    last_price: float = 0
+    instrument_token: int = 0
+
+
+class Gtt(Struct, kw_only=True):
+    """A GTT (good till triggered) trigger, single or two-leg (OCO): ``/gtt/triggers``."""
+
+    id: int
+    status: str  # active, triggered, disabled, expired, cancelled, rejected, deleted
+    type: str = ""  # single | two-leg
+    user_id: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    expires_at: str = ""
+    condition: GttCondition = field(default_factory=GttCondition)
+    orders: list[GttLeg] = field(default_factory=list)
+    meta: Any = None
+
+
 class Position(Struct, kw_only=True):
     tradingsymbol: str
     exchange: str

@@ -48,6 +48,7 @@ class Protection(Struct, kw_only=True):
     generation: int = 0
     retried: bool = False
     mode: Mode = "stop"
+    gtt_id: int = 0  # a CNC/NRML position's GTT at the broker (shared.trading.protection_gtt); 0: none
 
     @property
     def key(self) -> str:

@@ -1,0 +1,212 @@
+"""The GTT side of protection (``shared.trading.protection_gtt``): a CNC or NRML position's one GTT OCO
+at the broker, created from the entry's fill, modified when the quantity changes, deleted when the
+position closes or an exit takes it over, and — every reconciliation pass, so at the first pass of a
+session and of a restarted worker too — checked against the broker's GTT book: present, active and
+matching, else re-created. A GTT that fired has its order adopted into the order book as the
+position's protective order (journaled, its fills told to the strategy as protective fills), and a
+GTT that vanished without kta (deleted in Kite, expired) puts the instrument in doubt until the
+positions cross-check has compared kta's book with the broker's, as a stop cancelled outside kta does."""
+
+from __future__ import annotations
+
+import logging
+
+from execution_worker.engine import Desk
+from shared.kite import errors
+from shared.kite.models import Gtt, Order as KiteOrder
+from shared.messages import OrderRequest, OrderType, Product, TransactionType, Variety, to_paise
+from shared.trading import planning
+from shared.trading.order import SubmitLost
+from shared.trading.protection import Protection
+from shared.trading.protection_gtt import fired_order, gtt_id_of, matches, spec
+
+log = logging.getLogger("kta.protect")
+ACTIVE = "active"
+
+
+class GttKeeper:
+    def __init__(self, desk: Desk, protector, slippage_pct: float) -> None:
+        self.desk = desk
+        self.protector = protector
+        self.slippage_pct = slippage_pct
+        self.known: dict[int, Gtt] = {}  # trigger id -> the broker's last word on it
+
+    # ---- the broker's GTT book ----------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """Read every trigger once (one request for all positions): each pass starts from the broker's truth."""
+        try:
+            self.known = {g.id: g for g in await self.desk.client.gtts()}
+        except errors.KiteError as e:
+            log.warning("GTT book unread: %s", e, extra={"user_id": self.desk.user_id})
+
+    async def _read(self, gtt_id: int) -> Gtt | None:
+        try:
+            g = await self.desk.client.gtt(gtt_id)
+        except errors.InputException:
+            self.known.pop(gtt_id, None)
+            return None
+        self.known[g.id] = g
+        return g
+
+    # ---- one position ----------------------------------------------------------------------------
+
+    async def sync(self, p: Protection, held: int, closing: int, fired: list, may_create: bool) -> None:
+        """Bring ``p``'s GTT in line with ``held`` less ``closing`` (exits) and what ``fired`` legs'
+        orders (working protective orders) may still close."""
+        g = self.known.get(p.gtt_id) if p.gtt_id else None
+        if p.gtt_id and g is None:
+            g = await self._read(p.gtt_id)
+        if g is not None and g.status != ACTIVE:
+            await self._ended(p, g)
+            g = None
+        closing += sum(o.remaining for o in fired)
+        k = f"{p.exchange}:{p.tradingsymbol}"
+        last = (await self.desk.prices.prices(self.desk.client, [k])).get(k, 0)
+        inst = self.desk.inst(p.exchange, p.tradingsymbol)
+        want = spec(p, held, closing, last, inst, self.slippage_pct)
+        if want is None:
+            if g is not None:
+                await self.delete(p, "nothing left to protect")
+            return
+        if g is not None:
+            if matches(g, spec(p, held, closing, to_paise(g.condition.last_price), inst, self.slippage_pct)):
+                return
+            await self._write(p, want, last, g.id)
+        elif may_create:
+            await self._write(p, want, last)
+
+    async def _write(self, p: Protection, want, last: int, gtt_id: int = 0) -> None:
+        c = self.desk.client
+        args = (want.type, p.exchange, p.tradingsymbol, [v / 100 for v in want.trigger_values], last / 100,
+                want.orders(p.product))
+        try:
+            new_id = await (c.modify_gtt(gtt_id, *args) if gtt_id else c.place_gtt(*args))
+        except errors.KiteError as e:
+            if gtt_id and isinstance(e, errors.InputException):  # it fired or ended meanwhile: read it again
+                self.known.pop(gtt_id, None)
+                self.protector.dirty.add(p.key)
+                return
+            log.warning("GTT of %s refused: %s", p.key, e.message, extra={"user_id": self.desk.user_id})
+            if isinstance(e, errors.InputException):  # the broker's refusal: corrected once, then close it
+                await self.protector.rejected_stop(p.key, e.message)
+                self.protector.dirty.add(p.key)
+            return
+        p.gtt_id = new_id
+        self.known.pop(new_id, None)  # read afresh when next needed
+        self.desk.journal.save_protection(p)
+        log.info("GTT %d %s for %s: %s %d at %s (limits %s)", new_id, "modified" if gtt_id else "placed", p.key,
+                 want.side.value, want.quantity, want.trigger_values, want.prices, extra={"user_id": self.desk.user_id})
+
+    async def delete(self, p: Protection, reason: str) -> bool:
+        """Take ``p``'s GTT off the broker. False when it could not be confirmed gone."""
+        if not p.gtt_id:
+            return True
+        try:
+            await self.desk.client.delete_gtt(p.gtt_id)
+        except errors.InputException:  # not active any more (fired, expired): what it did is read next
+            g = await self._read(p.gtt_id)
+            if g is not None and g.status == "triggered":
+                await self._ended(p, g)
+            return g is None or g.status != ACTIVE
+        except errors.KiteError as e:
+            log.warning("GTT %d of %s not deleted: %s", p.gtt_id, p.key, e.message, extra={"user_id": self.desk.user_id})
+            return False
+        log.info("GTT %d of %s deleted: %s", p.gtt_id, p.key, reason, extra={"user_id": self.desk.user_id})
+        self.known.pop(p.gtt_id, None)
+        p.gtt_id = 0
+        self.desk.journal.save_protection(p)
+        return True
+
+    async def shrink(self, p: Protection, held: int, closing: int) -> bool:
+        """An exit is about to close part of the position: the GTT first covers only what the exit leaves
+        (deleted if nothing), so the two can never sell the same shares. False if that failed."""
+        if not p.gtt_id:
+            return True
+        k = f"{p.exchange}:{p.tradingsymbol}"
+        last = (await self.desk.prices.prices(self.desk.client, [k])).get(k, 0)
+        want = spec(p, held, closing, last, self.desk.inst(p.exchange, p.tradingsymbol), self.slippage_pct)
+        if want is None:
+            return await self.delete(p, "an exit closes the position")
+        before = p.gtt_id
+        await self._write(p, want, last, p.gtt_id)
+        if p.gtt_id == before and p.key not in self.protector.dirty:
+            return True
+        return await self.delete(p, "an exit closes part of the position and the GTT could not be resized")
+
+    async def _ended(self, p: Protection, g: Gtt) -> None:
+        """The trigger is no longer active: a fired one's order joins the book; any other end (deleted in
+        Kite, expired) leaves the position in doubt until the cross-check has seen the broker's."""
+        if g.status == "triggered":
+            leg, order_id, rejection = fired_order(g)
+            if order_id and self.desk.book.by_order_id(order_id) is None:
+                await self._adopt_fired(order_id)
+            p.gtt_id = 0
+            self.desk.journal.save_protection(p)
+            if not order_id:
+                log.warning("GTT %d of %s fired but its order failed: %s", g.id, p.key, rejection,
+                            extra={"user_id": self.desk.user_id})
+                await self.protector.rejected_stop(p.key, rejection or "the GTT's order failed")
+            return
+        log.warning("GTT %d of %s is %s (not by kta): no new one until the broker's position is checked", g.id,
+                    p.key, g.status, extra={"user_id": self.desk.user_id})
+        self.protector.in_doubt.add((p.exchange, p.tradingsymbol))
+        p.gtt_id = 0
+        self.desk.journal.save_protection(p)
+
+    async def _adopt_fired(self, order_id: str) -> None:
+        try:
+            history = await self.desk.client.order_history(order_id)
+        except errors.KiteError as e:  # the reconciliation pass lists it (by its meta) in any case
+            log.warning("GTT order %s unread: %s", order_id, e, extra={"user_id": self.desk.user_id})
+            return
+        if history:
+            await self.desk.on_broker(history[-1])
+
+    # ---- a fired leg's order, seen at the broker --------------------------------------------------
+
+    def owner(self, kite_order: KiteOrder) -> tuple[Protection, int, int] | None:
+        """(protection, trigger id, leg) of an order a kta GTT placed (found by the ``{"gtt": id}`` in its
+        meta, or by the trigger's result), else None."""
+        gtt_id = gtt_id_of(kite_order.meta)
+        if not gtt_id:
+            gtt_id = next((g.id for g in self.known.values() if fired_order(g)[1] == kite_order.order_id), 0)
+        p = next((p for p in self.protector.plans.values() if p.gtt_id == gtt_id), None) if gtt_id else None
+        if p is None:
+            return None
+        g = self.known.get(gtt_id)
+        leg = fired_order(g)[0] if g is not None else -1
+        return p, gtt_id, leg
+
+    def adopt(self, kite_order: KiteOrder) -> object | None:
+        """The book's order for a GTT's fired leg (created on first sight), or None if not kta's."""
+        found = self.owner(kite_order)
+        if found is None:
+            return None
+        p, gtt_id, leg = found
+        kind = self._kind(p, kite_order, leg)
+        tag = planning.make_tag(f"gtt|{gtt_id}", kind, max(0, leg))
+        existing = self.desk.book.get(tag)
+        if existing is not None:
+            return existing
+        req = OrderRequest(user_id=self.desk.user_id, exchange=kite_order.exchange,
+                           tradingsymbol=kite_order.tradingsymbol, instrument_token=kite_order.instrument_token,
+                           transaction_type=TransactionType(kite_order.transaction_type),
+                           order_type=OrderType(kite_order.order_type or "LIMIT"), quantity=max(1, kite_order.quantity),
+                           product=Product(kite_order.product), variety=Variety(kite_order.variety or "regular"),
+                           price=to_paise(kite_order.price), tag=tag, kind=kind, signal_id=p.signal_id)
+        order = self.desk.new_order(req, p.strategy_id)
+        order.apply(SubmitLost(reason=f"placed by GTT {gtt_id} when its {kind} triggered"))
+        log.info("GTT %d fired: %s order %s of %s joins the book", gtt_id, kind, kite_order.order_id, p.key,
+                 extra={"user_id": self.desk.user_id})
+        if p.gtt_id == gtt_id:
+            p.gtt_id = 0
+            self.desk.journal.save_protection(p)
+        return order
+
+    @staticmethod
+    def _kind(p: Protection, kite_order: KiteOrder, leg: int) -> str:
+        if not p.target:
+            return "stop_loss"
+        price = to_paise(kite_order.price)
+        return "target" if abs(price - p.target) < abs(price - p.stop) else "stop_loss"

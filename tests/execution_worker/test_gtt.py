@@ -1,0 +1,178 @@
+"""CNC/NRML protection that outlives the session: a Kite GTT OCO (stop leg + target leg, LIMIT orders
+priced through their triggers) at a kite_sim with end-of-day settlement, through the real worker.
+
+A CNC entry gets its GTT from its fill (and no day SL order); an exit of part of it first shrinks the GTT
+(the same trigger, modified), an exit of all of it deletes it; the GTT survives the session close (the
+day orders expire, the shares go to holdings as T1) and its stop fires on the next session's price: the
+fired order joins kta's book as the position's stop, its fill is journaled and the strategy hears a
+protective fill that leaves it flat — with no phantom external fill from the cross-check. A worker
+SIGKILLed overnight, whose GTT vanished meanwhile, finds the carried position on start (no signal,
+no order update, no command) and protects it again."""
+
+from __future__ import annotations
+
+import os
+import signal as signals
+from datetime import datetime
+
+import httpx
+import msgspec
+import pytest
+
+from execution_worker.journal import Journal
+from kite_sim.clock import CLOSE_SECONDS
+from shared import messages as m
+from shared import subjects
+from shared.broker_sessions import put_session, vault_for
+from shared.kite.client import KiteClient
+from shared.kite.ratelimit import for_api_key
+from tests.execution_worker.conftest import make_stack
+from tests.execution_worker.kit import USER, broker, signal
+from tests.execution_worker.test_crash_recovery import spawn, stop
+from tests.helpers import eventually, stack_settings, wait_health
+from tests.simkit import login, start_sim
+
+pytestmark = pytest.mark.timeout(240)
+INFY = 408065
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """This module's own sim: settlement at each day's close (day orders expire, CNC goes to holdings),
+    and a slow clock (a session lasts 37 minutes) so no close comes but the ones the tests ask for."""
+    s = start_sim(tmp_path_factory.mktemp("sim-gtt"), speed=10.0, extra=("--settle",))
+    yield s
+    s.stop()
+
+
+def cnc(sig: m.Signal) -> m.Signal:
+    return msgspec.structs.replace(sig, product=m.Product.CNC)
+
+
+def next_session(sim) -> str:
+    """Move the sim's market clock past today's close into the next trading day; its date."""
+    clock = httpx.get(f"{sim.root}/sim/clock").json()
+    now = datetime.strptime(clock["now"], "%Y-%m-%d %H:%M:%S")
+    sim.admin("advance", {"seconds": CLOSE_SECONDS - (now.hour * 3600 + now.minute * 60 + now.second) + 60})
+    return clock["trading_day"]
+
+
+def held(journal: Journal, strategy_id: str) -> int:
+    return sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1)
+               for t in journal.trades(USER) if t["strategy_id"] == strategy_id)
+
+
+async def active_gtts(kite, symbol: str = "INFY") -> list:
+    return [g for g in await broker(kite.gtts) if g.status == "active" and g.condition.tradingsymbol == symbol]
+
+
+async def publish(bus, sig: m.Signal) -> None:
+    await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+
+
+async def test_a_cnc_position_keeps_its_gtt_through_the_close_and_its_stop_fires_next_session(bus, sim, data_dir):
+    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+        entry = cnc(signal(f"gtt-in-{os.getpid()}", qty=5, stop=147000, target=156000, strategy_id="gtt-1"))
+        await publish(bus, entry)
+
+        async def protected(qty):
+            gtts = await active_gtts(kite)
+            return held(journal, "gtt-1") == qty and len(gtts) == 1 and gtts[0].orders[0].quantity == qty and gtts[0]
+
+        g = await eventually(lambda: protected(5), timeout=30, what="the entry filled and its GTT at the broker")
+        assert (g.type, g.condition.trigger_values) == ("two-leg", [1470.0, 1560.0])
+        # both legs sell the whole position as CNC LIMIT orders priced through their triggers (0.5 % band)
+        assert [(o.transaction_type, o.quantity, o.order_type, o.product, o.price) for o in g.orders] == [
+            ("SELL", 5, "LIMIT", "CNC", 1462.65), ("SELL", 5, "LIMIT", "CNC", 1552.2)]
+        book = await broker(kite.orders)  # no day SL beside it: one resting exit per position
+        assert not [o for o in book if o.tradingsymbol == "INFY" and o.status in ("TRIGGER PENDING", "OPEN")]
+
+        out = cnc(signal(f"gtt-out-{os.getpid()}", side="SELL", qty=2, intent="exit", strategy_id="gtt-1"))
+        await publish(bus, out)
+        shrunk = await eventually(lambda: protected(3), timeout=30, what="the partial exit filled, the GTT for 3")
+        assert shrunk.id == g.id  # modified, not replaced
+        assert [o.quantity for o in shrunk.orders] == [3, 3]
+
+        day1 = next_session(sim)
+        carried = await eventually(lambda: protected(3), timeout=30, what="the GTT still active after the close")
+        assert carried.id == g.id
+        assert httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != day1
+        holdings = await broker(kite.holdings)
+        assert [(h.tradingsymbol, h.t1_quantity) for h in holdings if h.tradingsymbol == "INFY"] == [("INFY", 3)]
+
+        sim.admin("price", {"underlying": "INFY", "price": 1465.0})  # through the stop on the new session
+        await eventually(lambda: held(journal, "gtt-1") == 0, timeout=30, what="the GTT's stop filled and journaled")
+        fired = (await broker(kite.gtt, g.id))
+        assert fired.status == "triggered"
+        order_id = fired.orders[0].result.order_result.order_id
+        row = journal.order_by_id(order_id)
+        assert (row["kind"], row["strategy_id"], row["transaction_type"], row["quantity"], row["state"]) == (
+            "stop_loss", "gtt-1", "SELL", 3, "COMPLETE")
+        fills = [o for o in journal.outcomes(USER) if o["strategy_id"] == "gtt-1" and o["kind"] == "protective_fill"]
+        assert sum(o["quantity"] for o in fills) == 3 and fills[-1]["position"] == 0  # the strategy is flat
+
+        # the cross-check sees the sale against the T1 holding: no phantom external fill
+        snap = await bus.request(subjects.cmd(USER, "execution", "positions"), m.GetPositions(), timeout=15)
+        assert snap
+        assert not [e for e in journal.risk_events(USER) if e["code"] == "EXTERNAL_FILL"]
+        assert not await active_gtts(kite)
+
+
+async def test_closing_the_position_deletes_its_gtt(bus, sim, data_dir):
+    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+        entry = cnc(signal(f"gtt-close-in-{os.getpid()}", qty=4, stop=147000, target=156000, strategy_id="gtt-2"))
+        await publish(bus, entry)
+        gtts = await eventually(lambda: held(journal, "gtt-2") == 4 and active_gtts(kite), timeout=30,
+                                what="the entry's GTT")
+        trigger_id = gtts[0].id
+        out = cnc(signal(f"gtt-close-out-{os.getpid()}", side="SELL", qty=4, intent="exit", strategy_id="gtt-2"))
+        await publish(bus, out)
+        await eventually(lambda: held(journal, "gtt-2") == 0, timeout=30, what="the exit filled")
+        g = await broker(kite.gtt, trigger_id)
+        assert g.status == "deleted"
+        assert not await active_gtts(kite)
+        sold = [t for t in journal.trades(USER) if t["strategy_id"] == "gtt-2" and t["transaction_type"] == "SELL"]
+        assert sum(t["quantity"] for t in sold) == 4  # the exit alone sold them: never a second sale
+
+
+async def test_a_worker_killed_overnight_finds_the_carried_position_and_protects_it_again(bus, sim, data_dir, tmp_path):
+    sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, reconcile_interval=1.0,
+                              positions_interval=1.0)
+    token = login(sim)
+    await put_session(bus, vault_for(settings), USER, sim.api_key, token)
+    kite = KiteClient(sim.api_key, token, root=sim.root, rate_limiter=for_api_key(sim.api_key))
+    journal = Journal(data_dir / "journal.db")
+    proc = spawn(settings, tmp_path / "worker.log")
+    try:
+        await wait_health(bus, "execution", timeout=30)
+        await publish(bus, cnc(signal(f"gtt-kill-{os.getpid()}", qty=6, stop=147000, target=156000,
+                                      strategy_id="gtt-3")))
+
+        async def protected():
+            gtts = await active_gtts(kite)
+            return held(journal, "gtt-3") == 6 and len(gtts) == 1 and gtts[0].orders[0].quantity == 6 and gtts[0]
+
+        first = await eventually(protected, timeout=30, what="the entry's GTT")
+        proc.send_signal(signals.SIGKILL)
+        assert proc.wait(10) == -signals.SIGKILL
+        next_session(sim)  # overnight, while no worker runs ...
+        await broker(kite.delete_gtt, first.id)  # ... the GTT is lost (deleted in Kite, say)
+        assert not await active_gtts(kite)
+
+        proc = spawn(settings, tmp_path / "worker.log")  # nothing is sent to it: it must find the position itself
+        again = await eventually(protected, timeout=60, what="the restarted worker protecting the carried position")
+        assert again.id != first.id and again.condition.trigger_values == [1470.0, 1560.0]
+        assert journal.protections(USER)[0].gtt_id == again.id
+
+        sim.admin("price", {"underlying": "INFY", "price": 1575.0})  # and its target leg takes the profit
+        await eventually(lambda: held(journal, "gtt-3") == 0, timeout=30, what="the target leg's fill journaled")
+        fired = await broker(kite.gtt, again.id)
+        row = journal.order_by_id(fired.orders[1].result.order_result.order_id)
+        assert (row["kind"], row["strategy_id"], row["state"]) == ("target", "gtt-3", "COMPLETE")
+    finally:
+        stop(proc)
+        await kite.aclose()
+        sim.admin("price", {"underlying": "INFY", "price": None})
