@@ -18,7 +18,7 @@ from shared.messages import OrderRequest, OrderType, Product, TransactionType, V
 from shared.trading import planning
 from shared.trading.order import SubmitLost
 from shared.trading.protection import Protection
-from shared.trading.protection_gtt import fired_order, gtt_id_of, matches, spec
+from shared.trading.protection_gtt import GttSpec, fired_order, gtt_id_of, matches, spec, specs
 
 log = logging.getLogger("kta.protect")
 ACTIVE = "active"
@@ -51,32 +51,44 @@ class GttKeeper:
 
     # ---- one position ----------------------------------------------------------------------------
 
-    async def sync(self, p: Protection, held: int, closing: int, fired: list, may_create: bool) -> None:
-        """Bring ``p``'s GTT in line with ``held`` less ``closing`` (exits) and what ``fired`` legs'
-        orders (working protective orders) may still close."""
-        g = self.known.get(p.gtt_id) if p.gtt_id else None
-        if p.gtt_id and g is None:
-            g = await self._read(p.gtt_id)
-        if g is not None and g.status != ACTIVE:
-            await self._ended(p, g)
-            g = None
-        closing += sum(o.remaining for o in fired)
+    async def _active(self, p: Protection) -> list[Gtt]:
+        """``p``'s GTTs still active at the broker (as last read); the ones that ended are dealt with."""
+        out = []
+        for gtt_id in list(p.gtt_ids):
+            g = self.known.get(gtt_id) or await self._read(gtt_id)
+            if g is not None and g.status == ACTIVE:
+                out.append(g)
+            else:
+                await self._ended(p, gtt_id, g)
+        return out
+
+    async def _wanted(self, p: Protection, held: int, closing: int) -> tuple[list[GttSpec], int]:
         k = f"{p.exchange}:{p.tradingsymbol}"
         last = (await self.desk.prices.prices(self.desk.client, [k])).get(k, 0)
-        inst = self.desk.inst(p.exchange, p.tradingsymbol)
-        want = spec(p, held, closing, last, inst, self.slippage_pct)
-        if want is None:
-            if g is not None:
-                await self.delete(p, "nothing left to protect")
-            return
-        if g is not None:
-            if matches(g, spec(p, held, closing, to_paise(g.condition.last_price), inst, self.slippage_pct)):
-                return
-            await self._write(p, want, last, g.id)
-        elif may_create:
-            await self._write(p, want, last)
+        return specs(p, held, closing, last, self.desk.inst(p.exchange, p.tradingsymbol), self.slippage_pct), last
 
-    async def _write(self, p: Protection, want, last: int, gtt_id: int = 0) -> None:
+    def _matches(self, p: Protection, g: Gtt, want: GttSpec) -> bool:
+        """``g`` is ``want`` as it would have been planned at the price ``g`` was placed at."""
+        again = spec(p, want.quantity if want.side is TransactionType.SELL else -want.quantity,
+                     to_paise(g.condition.last_price), self.desk.inst(p.exchange, p.tradingsymbol), self.slippage_pct)
+        return matches(g, again)
+
+    async def sync(self, p: Protection, held: int, closing: int, fired: list, may_create: bool) -> None:
+        """Bring ``p``'s GTTs in line with ``held`` less ``closing`` (exits) and what ``fired`` legs'
+        orders (working protective orders) may still close: modified where they differ, deleted where
+        too many, created where missing (unless the position is in doubt)."""
+        have = await self._active(p)
+        wanted, last = await self._wanted(p, held, closing + sum(o.remaining for o in fired))
+        for g in have[len(wanted):]:
+            await self.delete(p, g.id, "nothing left to protect" if not wanted else "the position shrank")
+        for i, want in enumerate(wanted):
+            if i < len(have):
+                if not self._matches(p, have[i], want):
+                    await self._write(p, want, last, have[i].id)
+            elif may_create:
+                await self._write(p, want, last)
+
+    async def _write(self, p: Protection, want: GttSpec, last: int, gtt_id: int = 0) -> bool:
         c = self.desk.client
         args = (want.type, p.exchange, p.tradingsymbol, [v / 100 for v in want.trigger_values], last / 100,
                 want.orders(p.product))
@@ -86,73 +98,77 @@ class GttKeeper:
             if gtt_id and isinstance(e, errors.InputException):  # it fired or ended meanwhile: read it again
                 self.known.pop(gtt_id, None)
                 self.protector.dirty.add(p.key)
-                return
+                return False
             log.warning("GTT of %s refused: %s", p.key, e.message, extra={"user_id": self.desk.user_id})
             if isinstance(e, errors.InputException):  # the broker's refusal: corrected once, then close it
                 await self.protector.rejected_stop(p.key, e.message)
                 self.protector.dirty.add(p.key)
-            return
-        p.gtt_id = new_id
+            return False
         self.known.pop(new_id, None)  # read afresh when next needed
+        if new_id not in p.gtt_ids:
+            p.gtt_ids = [i for i in p.gtt_ids if i != gtt_id] + [new_id]
         self.desk.journal.save_protection(p)
         log.info("GTT %d %s for %s: %s %d at %s (limits %s)", new_id, "modified" if gtt_id else "placed", p.key,
                  want.side.value, want.quantity, want.trigger_values, want.prices, extra={"user_id": self.desk.user_id})
-
-    async def delete(self, p: Protection, reason: str) -> bool:
-        """Take ``p``'s GTT off the broker. False when it could not be confirmed gone."""
-        if not p.gtt_id:
-            return True
-        try:
-            await self.desk.client.delete_gtt(p.gtt_id)
-        except errors.InputException:  # not active any more (fired, expired): what it did is read next
-            g = await self._read(p.gtt_id)
-            if g is not None and g.status == "triggered":
-                await self._ended(p, g)
-            return g is None or g.status != ACTIVE
-        except errors.KiteError as e:
-            log.warning("GTT %d of %s not deleted: %s", p.gtt_id, p.key, e.message, extra={"user_id": self.desk.user_id})
-            return False
-        log.info("GTT %d of %s deleted: %s", p.gtt_id, p.key, reason, extra={"user_id": self.desk.user_id})
-        self.known.pop(p.gtt_id, None)
-        p.gtt_id = 0
-        self.desk.journal.save_protection(p)
         return True
 
-    async def shrink(self, p: Protection, held: int, closing: int) -> bool:
-        """An exit is about to close part of the position: the GTT first covers only what the exit leaves
-        (deleted if nothing), so the two can never sell the same shares. False if that failed."""
-        if not p.gtt_id:
-            return True
-        k = f"{p.exchange}:{p.tradingsymbol}"
-        last = (await self.desk.prices.prices(self.desk.client, [k])).get(k, 0)
-        want = spec(p, held, closing, last, self.desk.inst(p.exchange, p.tradingsymbol), self.slippage_pct)
-        if want is None:
-            return await self.delete(p, "an exit closes the position")
-        before = p.gtt_id
-        await self._write(p, want, last, p.gtt_id)
-        if p.gtt_id == before and p.key not in self.protector.dirty:
-            return True
-        return await self.delete(p, "an exit closes part of the position and the GTT could not be resized")
+    def _forget(self, p: Protection, gtt_id: int) -> None:
+        self.known.pop(gtt_id, None)
+        p.gtt_ids = [i for i in p.gtt_ids if i != gtt_id]
+        self.desk.journal.save_protection(p)
 
-    async def _ended(self, p: Protection, g: Gtt) -> None:
+    async def delete(self, p: Protection, gtt_id: int, reason: str) -> bool:
+        """Take one of ``p``'s GTTs off the broker. False when it could not be confirmed gone."""
+        try:
+            await self.desk.client.delete_gtt(gtt_id)
+        except errors.InputException:  # not active any more (fired, expired): what it did is read now
+            g = await self._read(gtt_id)
+            if g is not None and g.status == ACTIVE:
+                return False
+            await self._ended(p, gtt_id, g)
+            return True
+        except errors.KiteError as e:
+            log.warning("GTT %d of %s not deleted: %s", gtt_id, p.key, e.message, extra={"user_id": self.desk.user_id})
+            return False
+        log.info("GTT %d of %s deleted: %s", gtt_id, p.key, reason, extra={"user_id": self.desk.user_id})
+        self._forget(p, gtt_id)
+        return True
+
+    async def delete_all(self, p: Protection, reason: str) -> bool:
+        return all([await self.delete(p, gtt_id, reason) for gtt_id in list(p.gtt_ids)])
+
+    async def shrink(self, p: Protection, held: int, closing: int) -> bool:
+        """An exit is about to close part of the position: the GTTs first cover only what the exit leaves
+        (modified, never created; deleted if nothing), so the two can never sell the same shares. False if
+        that failed."""
+        have = await self._active(p)
+        wanted, last = await self._wanted(p, held, closing)
+        ok = True
+        for i, g in enumerate(have):
+            if i >= len(wanted):
+                ok = await self.delete(p, g.id, "an exit closes the position") and ok
+            elif not self._matches(p, g, wanted[i]) and not await self._write(p, wanted[i], last, g.id):
+                ok = await self.delete(p, g.id, "an exit closes part of the position and the GTT could not be "
+                                                "resized") and ok
+        return ok
+
+    async def _ended(self, p: Protection, gtt_id: int, g: Gtt | None) -> None:
         """The trigger is no longer active: a fired one's order joins the book; any other end (deleted in
         Kite, expired) leaves the position in doubt until the cross-check has seen the broker's."""
-        if g.status == "triggered":
+        if g is not None and g.status == "triggered":
             leg, order_id, rejection = fired_order(g)
             if order_id and self.desk.book.by_order_id(order_id) is None:
                 await self._adopt_fired(order_id)
-            p.gtt_id = 0
-            self.desk.journal.save_protection(p)
+            self._forget(p, gtt_id)
             if not order_id:
-                log.warning("GTT %d of %s fired but its order failed: %s", g.id, p.key, rejection,
+                log.warning("GTT %d of %s fired but its order failed: %s", gtt_id, p.key, rejection,
                             extra={"user_id": self.desk.user_id})
                 await self.protector.rejected_stop(p.key, rejection or "the GTT's order failed")
             return
-        log.warning("GTT %d of %s is %s (not by kta): no new one until the broker's position is checked", g.id,
-                    p.key, g.status, extra={"user_id": self.desk.user_id})
+        log.warning("GTT %d of %s is %s (not by kta): no new one until the broker's position is checked", gtt_id,
+                    p.key, g.status if g is not None else "gone", extra={"user_id": self.desk.user_id})
         self.protector.in_doubt.add((p.exchange, p.tradingsymbol))
-        p.gtt_id = 0
-        self.desk.journal.save_protection(p)
+        self._forget(p, gtt_id)
 
     async def _adopt_fired(self, order_id: str) -> None:
         try:
@@ -171,7 +187,7 @@ class GttKeeper:
         gtt_id = gtt_id_of(kite_order.meta)
         if not gtt_id:
             gtt_id = next((g.id for g in self.known.values() if fired_order(g)[1] == kite_order.order_id), 0)
-        p = next((p for p in self.protector.plans.values() if p.gtt_id == gtt_id), None) if gtt_id else None
+        p = next((p for p in self.protector.plans.values() if gtt_id in p.gtt_ids), None) if gtt_id else None
         if p is None:
             return None
         g = self.known.get(gtt_id)
@@ -197,11 +213,9 @@ class GttKeeper:
                            price=to_paise(kite_order.price), tag=tag, kind=kind, signal_id=p.signal_id)
         order = self.desk.new_order(req, p.strategy_id)
         order.apply(SubmitLost(reason=f"placed by GTT {gtt_id} when its {kind} triggered"))
+        self._forget(p, gtt_id)  # it fired: done
         log.info("GTT %d fired: %s order %s of %s joins the book", gtt_id, kind, kite_order.order_id, p.key,
                  extra={"user_id": self.desk.user_id})
-        if p.gtt_id == gtt_id:
-            p.gtt_id = 0
-            self.desk.journal.save_protection(p)
         return order
 
     @staticmethod

@@ -94,7 +94,7 @@ class Protector:
         shares. False when that could not be done (the exit must not go out). An SL's exit cancels it."""
         key = position_key(strategy_id, exchange, symbol)
         p = self.plans.get(key)
-        if p is None or not uses_gtt(p.product) or not p.gtt_id:
+        if p is None or not uses_gtt(p.product) or not p.gtt_ids:
             return True
         async with self.locks.setdefault(key, asyncio.Lock()):
             _, _, _, held, closing, working = self._position(key)
@@ -107,9 +107,9 @@ class Protector:
         stuck = set()
         for key in keys:
             p = self.plans.get(key)
-            if p is not None and p.gtt_id:
+            if p is not None and p.gtt_ids:
                 async with self.locks.setdefault(key, asyncio.Lock()):
-                    if not await self.gtts.delete(p, "square-off"):
+                    if not await self.gtts.delete_all(p, "square-off"):
                         stuck.add(key)
         return stuck
 
@@ -152,7 +152,7 @@ class Protector:
             await self.sync(key)
 
     async def sync_all(self) -> None:
-        if any(uses_gtt(p.product) and (p.gtt_id or p.stop) for p in self.plans.values()):
+        if any(uses_gtt(p.product) and (p.gtt_ids or p.stop) for p in self.plans.values()):
             await self.gtts.refresh()  # the broker's GTT book, once a pass: carried positions confirmed protected
         keys = set(self.plans) | {position_key(p.strategy_id, p.exchange, p.tradingsymbol)
                                   for p in self.desk.tracker.positions() if p.quantity}

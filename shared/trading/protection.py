@@ -48,7 +48,7 @@ class Protection(Struct, kw_only=True):
     generation: int = 0
     retried: bool = False
     mode: Mode = "stop"
-    gtt_id: int = 0  # a CNC/NRML position's GTT at the broker (shared.trading.protection_gtt); 0: none
+    gtt_ids: list[int] = []  # a CNC/NRML position's GTTs at the broker, one per freeze slice (protection_gtt)
 
     @property
     def key(self) -> str:

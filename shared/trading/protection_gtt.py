@@ -62,17 +62,24 @@ def min_gap(last_price: int) -> int:
     return MIN_GAP_PAISE if last_price <= 50_00 else -(-last_price * MIN_GAP_PCT // 100)
 
 
-def spec(p: Protection, held: int, closing: int, last_price: int, inst: Instrument | None,
-         slippage_pct: float) -> GttSpec | None:
-    """The GTT for what ``held`` leaves open after ``closing`` (exits and fired legs working), with its
-    triggers valid against ``last_price``; None when nothing is to be protected."""
+def specs(p: Protection, held: int, closing: int, last_price: int, inst: Instrument | None,
+          slippage_pct: float) -> list[GttSpec]:
+    """The GTTs for what ``held`` leaves open after ``closing``: one, or one per freeze slice (each fired
+    order must be one Kite accepts); none when nothing is to be protected."""
     need = desired(held, closing)
     if not need or not p.stop or p.mode == "failed":
-        return None
-    side = TransactionType.SELL if held > 0 else TransactionType.BUY
+        return []
+    sign = 1 if held > 0 else -1
+    return [spec(p, sign * q, last_price, inst, slippage_pct)
+            for q in planning.slices(need, planning.lot_of(inst), planning.freeze_of(inst))]
+
+
+def spec(p: Protection, quantity: int, last_price: int, inst: Instrument | None, slippage_pct: float) -> GttSpec:
+    """One GTT for ``quantity`` (signed: + a long's) of ``p``'s position, its triggers valid against ``last_price``."""
+    long = quantity > 0
+    side = TransactionType.SELL if long else TransactionType.BUY
     tick = planning.tick_paise(inst)
     gap = int(min_gap(last_price)) + tick if last_price > 0 else 0
-    long = held > 0
     stop, target = p.stop, p.target
     if gap:  # outside Kite's band around the last price, on the right side of it
         stop = min(stop, last_price - gap) if long else max(stop, last_price + gap)
@@ -85,7 +92,7 @@ def spec(p: Protection, held: int, closing: int, last_price: int, inst: Instrume
         legs.append(("target", target))
     legs.sort(key=lambda kv: kv[1])
     prices = tuple(planning.round_to_tick(stop_limit(v, side, slippage_pct, inst), tick, side) for _, v in legs)
-    return GttSpec(type=OCO if len(legs) == 2 else SINGLE, side=side, quantity=need,
+    return GttSpec(type=OCO if len(legs) == 2 else SINGLE, side=side, quantity=abs(quantity),
                    trigger_values=tuple(v for _, v in legs), prices=prices, kinds=tuple(k for k, _ in legs))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal as signals
+import time
 from datetime import datetime
 
 import httpx
@@ -27,7 +28,7 @@ from shared.broker_sessions import put_session, vault_for
 from shared.kite.client import KiteClient
 from shared.kite.ratelimit import for_api_key
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker, signal
+from tests.execution_worker.kit import USER, broker, nifty_chain, signal
 from tests.execution_worker.test_crash_recovery import spawn, stop
 from tests.helpers import eventually, stack_settings, wait_health
 from tests.simkit import login, start_sim
@@ -97,8 +98,6 @@ async def test_a_cnc_position_keeps_its_gtt_through_the_close_and_its_stop_fires
         carried = await eventually(lambda: protected(3), timeout=30, what="the GTT still active after the close")
         assert carried.id == g.id
         assert httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != day1
-        holdings = await broker(kite.holdings)
-        assert [(h.tradingsymbol, h.t1_quantity) for h in holdings if h.tradingsymbol == "INFY"] == [("INFY", 3)]
 
         sim.admin("price", {"underlying": "INFY", "price": 1465.0})  # through the stop on the new session
         await eventually(lambda: held(journal, "gtt-1") == 0, timeout=30, what="the GTT's stop filled and journaled")
@@ -165,7 +164,7 @@ async def test_a_worker_killed_overnight_finds_the_carried_position_and_protects
         proc = spawn(settings, tmp_path / "worker.log")  # nothing is sent to it: it must find the position itself
         again = await eventually(protected, timeout=60, what="the restarted worker protecting the carried position")
         assert again.id != first.id and again.condition.trigger_values == [1470.0, 1560.0]
-        assert journal.protections(USER)[0].gtt_id == again.id
+        assert journal.protections(USER)[0].gtt_ids == [again.id]
 
         sim.admin("price", {"underlying": "INFY", "price": 1575.0})  # and its target leg takes the profit
         await eventually(lambda: held(journal, "gtt-3") == 0, timeout=30, what="the target leg's fill journaled")
@@ -176,3 +175,32 @@ async def test_a_worker_killed_overnight_finds_the_carried_position_and_protects
         stop(proc)
         await kite.aclose()
         sim.admin("price", {"underlying": "INFY", "price": None})
+
+
+async def test_an_nrml_option_position_above_the_freeze_quantity_gets_one_gtt_per_slice(bus, sim, data_dir):
+    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+        opt = (await nifty_chain(kite, "CE"))[26400.0]
+        ltp = (await broker(kite.ltp, f"NFO:{opt.tradingsymbol}"))[f"NFO:{opt.tradingsymbol}"].last_price
+        limits = m.RiskLimits(max_position_lots=50)
+        assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
+        stop = m.to_paise(round(ltp * 0.8, 1))
+        sig = m.Signal(id=f"gtt-sliced-{os.getpid()}", user_id=USER, strategy_id="gtt-4", strategy="manual",
+                       exchange=m.Exchange.NFO, tradingsymbol=opt.tradingsymbol, instrument_token=opt.instrument_token,
+                       transaction_type=m.TransactionType.BUY, quantity=1820, product=m.Product.NRML,
+                       order_type=m.OrderType.MARKET, stop_loss=stop, created_at=time.time_ns())
+        await publish(bus, sig)
+
+        async def protected():
+            gtts = await active_gtts(kite, opt.tradingsymbol)
+            return held(journal, "gtt-4") == 1820 and sorted(g.orders[0].quantity for g in gtts) == [65, 1755] and gtts
+
+        gtts = await eventually(protected, timeout=45, what="1,820 filled in slices and a GTT for each slice")
+        for g in gtts:  # a stop leg alone (no target): a single trigger selling its slice as NRML
+            assert (g.type, g.condition.trigger_values, g.orders[0].transaction_type, g.orders[0].product) == (
+                "single", [stop / 100], "SELL", "NRML")
+        out = msgspec.structs.replace(sig, id=f"gtt-sliced-out-{os.getpid()}", intent="exit",
+                                      transaction_type=m.TransactionType.SELL, stop_loss=None)
+        await publish(bus, out)
+        await eventually(lambda: held(journal, "gtt-4") == 0, timeout=45, what="the exit filled")
+        assert not await active_gtts(kite, opt.tradingsymbol)
+        await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=m.RiskLimits()))

@@ -47,7 +47,8 @@ async def test_a_sliced_entry_is_protected_for_its_whole_quantity(bus, stack):
     assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
     sig = m.Signal(id="protect-sliced-1", user_id=USER, strategy_id="prot-1", strategy="manual",
                    exchange=m.Exchange.NFO, tradingsymbol=opt.tradingsymbol, instrument_token=opt.instrument_token,
-                   transaction_type=m.TransactionType.BUY, quantity=1820, product=m.Product.NRML,
+                   transaction_type=m.TransactionType.BUY, quantity=1820, product=m.Product.MIS,  # NRML: a GTT each
+                   # slice (tests/execution_worker/test_gtt.py)
                    order_type=m.OrderType.MARKET, stop_loss=m.to_paise(round(ltp * 0.8, 1)), created_at=time.time_ns())
     try:
         await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)

@@ -23,3 +23,17 @@ def test_a_close_goes_to_the_holders_largest_first_and_an_opening_to_nobody():
     assert allocate(4, {"a": 10, "c": -3}) == [("c", 3), ("", 1)]  # closes the short, the rest opens
     assert allocate(5, {}) == [("", 5)]
     assert allocate(-4, {"": 10, "a": 4}) == [("a", -4)]  # a strategy learns first that its position is gone
+
+
+def test_cnc_against_the_day_position_plus_holdings_and_only_a_shortfall_counts():
+    holdings = {("NSE", "TCS"): 3, ("NSE", "ITC"): 5, ("NSE", "HDFCBANK"): 40}
+    kta = [pos("TCS", 0, "CNC", "a"), pos("ITC", 5, "CNC", "a"), pos("SBIN", 2, "CNC", "a")]
+    # TCS: carried 3 sold today by its GTT (day position -3 against the T1 holding): flat, as kta says;
+    # ITC: carried, untouched; HDFCBANK: the trader's own shares; SBIN: bought today, sold in Kite (-2 today)
+    broker = [pos("TCS", -3, "CNC"), pos("SBIN", 0, "CNC")]
+    diffs = {(d.tradingsymbol, d.product): d.delta for d in differences(kta, broker, holdings)}
+    assert diffs == {("SBIN", "CNC"): -2}
+    # without the holdings, TCS's sale would read as an external sale opening a short
+    assert ("TCS", "CNC") in {(d.tradingsymbol, d.product) for d in differences(kta, broker)}
+    # a carried position the trader sold in Kite: the holding remains, today's -5 leaves 0 of kta's 5
+    assert [d.delta for d in differences([pos("ITC", 5, "CNC", "a")], [pos("ITC", -5, "CNC")], holdings)] == [-5]

@@ -144,3 +144,16 @@ def test_the_hot_path_writes_are_one_statement_each_without_schema_look_ups(tmp_
     assert not [s for s in seen if "sqlite_master" in s or "PRAGMA" in s]
     assert seen.count("COMMIT") == 5  # each write durable before the next step (an order before its POST)
     assert j.order_by_id("O1")["state"] == "OPEN" and j.signal_decision("sig1") == "accepted"
+
+
+def test_active_users_include_a_position_carried_from_an_earlier_day(tmp_path):
+    j = journal(tmp_path)
+    fill = dict(exchange="NSE", tradingsymbol="INFY", instrument_token=408065, price=150000, product="CNC",
+                strategy_id="s1")
+    j.record_trade("CARRY1", trade_id="T1", order_id="O1", transaction_type="BUY", quantity=5,
+                   fill_timestamp="2020-01-02 10:00:00", **fill)
+    j.record_trade("FLAT1", trade_id="T2", order_id="O2", transaction_type="BUY", quantity=5,
+                   fill_timestamp="2020-01-02 10:00:00", **fill)
+    j.record_trade("FLAT1", trade_id="T3", order_id="O3", transaction_type="SELL", quantity=5,
+                   fill_timestamp="2020-01-02 11:00:00", **fill)
+    assert j.active_users() == {"CARRY1"}  # no working order, no fill today: the open position is why
