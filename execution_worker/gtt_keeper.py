@@ -13,12 +13,27 @@ import logging
 
 from execution_worker.engine import Desk
 from shared.kite import errors
-from shared.kite.models import Gtt, Order as KiteOrder
-from shared.messages import OrderRequest, OrderType, Product, TransactionType, Variety, to_paise
+from shared.kite.models import Gtt
+from shared.kite.models import Order as KiteOrder
+from shared.messages import (
+    OrderRequest,
+    OrderType,
+    Product,
+    TransactionType,
+    Variety,
+    to_paise,
+)
 from shared.trading import planning
 from shared.trading.order import SubmitLost
 from shared.trading.protection import Protection
-from shared.trading.protection_gtt import GttSpec, fired_order, gtt_id_of, matches, spec, specs
+from shared.trading.protection_gtt import (
+    GttSpec,
+    fired_order,
+    gtt_id_of,
+    matches,
+    spec,
+    specs,
+)
 
 log = logging.getLogger("kta.protect")
 ACTIVE = "active"
@@ -156,7 +171,7 @@ class GttKeeper:
         """The trigger is no longer active: a fired one's order joins the book; any other end (deleted in
         Kite, expired) leaves the position in doubt until the cross-check has seen the broker's."""
         if g is not None and g.status == "triggered":
-            leg, order_id, rejection = fired_order(g)
+            _, order_id, rejection = fired_order(g)
             if order_id and self.desk.book.by_order_id(order_id) is None:
                 await self._adopt_fired(order_id)
             self._forget(p, gtt_id)

@@ -39,6 +39,14 @@ def spawn(settings, log_path: Path) -> subprocess.Popen:
                             stdout=log, stderr=subprocess.STDOUT)
 
 
+def fresh_settings(bus, sim, data_dir):
+    """A worker process's settings on a fresh account, INFY pinned at 1,500 (each test releases it)."""
+    sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    return stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, reconcile_interval=1.0, positions_interval=1.0)
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signals.SIGTERM)
     try:
@@ -108,11 +116,7 @@ async def test_sigkill_mid_stream_loses_no_signal_and_duplicates_no_order(bus, s
 
 async def test_a_restarted_worker_watches_its_positions_before_anything_arrives(bus, sim, data_dir, tmp_path):
     """No signal, order update or command after the restart: the target is still watched on ticks."""
-    sim.reset_faults()
-    sim.admin("accounts/reset", {"user_id": USER})
-    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
-    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, reconcile_interval=1.0,
-                              positions_interval=1.0)
+    settings = fresh_settings(bus, sim, data_dir)
     await put_session(bus, vault_for(settings), USER, sim.api_key, login(sim))
     sig = signal(f"watch-{os.getpid()}", qty=5, stop=147000, target=152000, strategy_id="watch-1")
     journal = Journal(data_dir / "journal.db")

@@ -29,8 +29,8 @@ from shared.kite.client import KiteClient
 from shared.kite.ratelimit import for_api_key
 from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker, nifty_chain, signal
-from tests.execution_worker.test_crash_recovery import spawn, stop
-from tests.helpers import eventually, stack_settings, wait_health
+from tests.execution_worker.test_crash_recovery import fresh_settings, spawn, stop
+from tests.helpers import eventually, wait_health
 from tests.simkit import login, start_sim
 
 pytestmark = pytest.mark.timeout(240)
@@ -72,7 +72,7 @@ async def publish(bus, sig: m.Signal) -> None:
 
 
 async def test_a_cnc_position_keeps_its_gtt_through_the_close_and_its_stop_fires_next_session(bus, sim, data_dir):
-    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+    async with make_stack(bus, sim, data_dir) as (_, journal, kite):
         entry = cnc(signal(f"gtt-in-{os.getpid()}", qty=5, stop=147000, target=156000, strategy_id="gtt-1"))
         await publish(bus, entry)
 
@@ -118,7 +118,7 @@ async def test_a_cnc_position_keeps_its_gtt_through_the_close_and_its_stop_fires
 
 
 async def test_closing_the_position_deletes_its_gtt(bus, sim, data_dir):
-    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+    async with make_stack(bus, sim, data_dir) as (_, journal, kite):
         entry = cnc(signal(f"gtt-close-in-{os.getpid()}", qty=4, stop=147000, target=156000, strategy_id="gtt-2"))
         await publish(bus, entry)
         gtts = await eventually(lambda: held(journal, "gtt-2") == 4 and active_gtts(kite), timeout=30,
@@ -135,11 +135,7 @@ async def test_closing_the_position_deletes_its_gtt(bus, sim, data_dir):
 
 
 async def test_a_worker_killed_overnight_finds_the_carried_position_and_protects_it_again(bus, sim, data_dir, tmp_path):
-    sim.reset_faults()
-    sim.admin("accounts/reset", {"user_id": USER})
-    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
-    settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, reconcile_interval=1.0,
-                              positions_interval=1.0)
+    settings = fresh_settings(bus, sim, data_dir)
     token = login(sim)
     await put_session(bus, vault_for(settings), USER, sim.api_key, token)
     kite = KiteClient(sim.api_key, token, root=sim.root, rate_limiter=for_api_key(sim.api_key))
@@ -178,7 +174,7 @@ async def test_a_worker_killed_overnight_finds_the_carried_position_and_protects
 
 
 async def test_an_nrml_option_position_above_the_freeze_quantity_gets_one_gtt_per_slice(bus, sim, data_dir):
-    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+    async with make_stack(bus, sim, data_dir) as (_, journal, kite):
         opt = (await nifty_chain(kite, "CE"))[26400.0]
         ltp = (await broker(kite.ltp, f"NFO:{opt.tradingsymbol}"))[f"NFO:{opt.tradingsymbol}"].last_price
         limits = m.RiskLimits(max_position_lots=50)

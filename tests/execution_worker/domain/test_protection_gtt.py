@@ -4,10 +4,23 @@ is compared with it."""
 
 from datetime import date
 
-from shared.kite.models import Gtt, GttCondition, GttLeg, GttLegResult, GttOrderResult, Instrument
+from shared.kite.models import (
+    Gtt,
+    GttCondition,
+    GttLeg,
+    GttLegResult,
+    GttOrderResult,
+    Instrument,
+)
 from shared.messages import TransactionType
 from shared.trading.protection import Protection
-from shared.trading.protection_gtt import fired_order, gtt_id_of, matches, specs, uses_gtt
+from shared.trading.protection_gtt import (
+    fired_order,
+    gtt_id_of,
+    matches,
+    specs,
+    uses_gtt,
+)
 
 from .kit import USER
 
