@@ -117,7 +117,7 @@ async def test_a_cnc_position_keeps_its_gtt_through_the_close_and_its_stop_fires
         assert not await active_gtts(kite)
 
 
-async def test_closing_the_position_deletes_its_gtt(bus, sim, data_dir):
+async def test_closing_the_position_or_squaring_off_deletes_its_gtt(bus, sim, data_dir):
     async with make_stack(bus, sim, data_dir) as (_, journal, kite):
         entry = cnc(signal(f"gtt-close-in-{os.getpid()}", qty=4, stop=147000, target=156000, strategy_id="gtt-2"))
         await publish(bus, entry)
@@ -132,6 +132,18 @@ async def test_closing_the_position_deletes_its_gtt(bus, sim, data_dir):
         assert not await active_gtts(kite)
         sold = [t for t in journal.trades(USER) if t["strategy_id"] == "gtt-2" and t["transaction_type"] == "SELL"]
         assert sum(t["quantity"] for t in sold) == 4  # the exit alone sold them: never a second sale
+
+        # Square off all: the GTT comes off the broker before the flatten sells
+        await publish(bus, cnc(signal(f"gtt-sq-in-{os.getpid()}", qty=3, stop=147000, strategy_id="gtt-2b")))
+        (g,) = await eventually(lambda: held(journal, "gtt-2b") == 3 and active_gtts(kite), timeout=30,
+                                what="the second entry's GTT (a stop alone)")
+        assert (g.type, g.orders[0].quantity) == ("single", 3)
+        done = await bus.request(subjects.cmd(USER, "execution", "square_off"), m.SquareOffAll(reason="test"),
+                                 timeout=30)
+        assert isinstance(done, m.Ok), done
+        await eventually(lambda: held(journal, "gtt-2b") == 0, timeout=30, what="squared off")
+        assert (await broker(kite.gtt, g.id)).status == "deleted"
+        assert not await active_gtts(kite)
 
 
 async def test_a_worker_killed_overnight_finds_the_carried_position_and_protects_it_again(bus, sim, data_dir, tmp_path):
