@@ -88,12 +88,17 @@ class GttKeeper:
                      to_paise(g.condition.last_price), self.desk.inst(p.exchange, p.tradingsymbol), self.slippage_pct)
         return matches(g, again)
 
-    async def sync(self, p: Protection, held: int, closing: int, fired: list, may_create: bool) -> None:
-        """Bring ``p``'s GTTs in line with ``held`` less ``closing`` (exits) and what ``fired`` legs'
-        orders (working protective orders) may still close: modified where they differ, deleted where
-        too many, created where missing (unless the position is in doubt)."""
+    def _fired_working(self, p: Protection) -> int:
+        """What the orders ``p``'s GTTs fired may still close (read after ``_active``, which adopts them)."""
+        return sum(o.remaining for o in self.desk.book.working_for(p.strategy_id, p.exchange, p.tradingsymbol,
+                                                                   "stop_loss", "target"))
+
+    async def sync(self, p: Protection, held: int, closing: int, may_create: bool) -> None:
+        """Bring ``p``'s GTTs in line with ``held`` less ``closing`` (exits) and what the orders its GTTs
+        fired may still close: modified where they differ, deleted where too many, created where missing
+        (unless the position is in doubt)."""
         have = await self._active(p)
-        wanted, last = await self._wanted(p, held, closing + sum(o.remaining for o in fired))
+        wanted, last = await self._wanted(p, held, closing + self._fired_working(p))
         for g in have[len(wanted):]:
             await self.delete(p, g.id, "nothing left to protect" if not wanted else "the position shrank")
         for i, want in enumerate(wanted):
@@ -120,6 +125,8 @@ class GttKeeper:
                 self.protector.dirty.add(p.key)
             return False
         self.known.pop(new_id, None)  # read afresh when next needed
+        if p.mode in ("target", "stopped"):  # a fired leg's order ended unfilled: the new GTT watches both again
+            p.mode = "stop"
         if new_id not in p.gtt_ids:
             p.gtt_ids = [i for i in p.gtt_ids if i != gtt_id] + [new_id]
         self.desk.journal.save_protection(p)
@@ -157,7 +164,7 @@ class GttKeeper:
         (modified, never created; deleted if nothing), so the two can never sell the same shares. False if
         that failed."""
         have = await self._active(p)
-        wanted, last = await self._wanted(p, held, closing)
+        wanted, last = await self._wanted(p, held, closing + self._fired_working(p))
         ok = True
         for i, g in enumerate(have):
             if i >= len(wanted):
@@ -228,7 +235,9 @@ class GttKeeper:
                            price=to_paise(kite_order.price), tag=tag, kind=kind, signal_id=p.signal_id)
         order = self.desk.new_order(req, p.strategy_id)
         order.apply(SubmitLost(reason=f"placed by GTT {gtt_id} when its {kind} triggered"))
-        self._forget(p, gtt_id)  # it fired: done
+        if kind == "target" and p.mode == "stop":  # its LIMIT may wait: the price back at the stop moves it there
+            p.mode = "target"
+        self._forget(p, gtt_id)  # it fired: done (saves p)
         log.info("GTT %d fired: %s order %s of %s joins the book", gtt_id, kind, kite_order.order_id, p.key,
                  extra={"user_id": self.desk.user_id})
         return order

@@ -97,8 +97,7 @@ class Protector:
         if p is None or not uses_gtt(p.product) or not p.gtt_ids:
             return True
         async with self.locks.setdefault(key, asyncio.Lock()):
-            _, _, _, held, closing, working = self._position(key)
-            closing += sum(o.remaining for o in working if o.is_working)
+            _, _, _, held, closing, _ = self._position(key)
             return await self.gtts.shrink(p, held, closing + quantity)
 
     async def clear(self, keys: list[str]) -> set[str]:
@@ -178,8 +177,7 @@ class Protector:
                     await placing.cancel(self.desk, order, "nothing left to protect")
             return
         if uses_gtt(p.product):
-            await self.gtts.sync(p, held, closing, [o for o in working if o.is_working],
-                                 (exchange, symbol) not in self.in_doubt)
+            await self.gtts.sync(p, held, closing, (exchange, symbol) not in self.in_doubt)
             return
         generation = p.generation
         actions = plan(p, held, closing, working, self.desk.inst(exchange, symbol), self.slippage_pct)
@@ -252,7 +250,7 @@ class Protector:
             if not gtt and target_reached(p, held, price):
                 self.busy.add(p.key)
                 self.desk.bus.spawn(self._target(p), name=f"target:{p.key}")
-            elif not gtt and stop_returned(p, held, price):
+            elif stop_returned(p, held, price):  # also a GTT's fired target leg still waiting
                 self.busy.add(p.key)
                 self.desk.bus.spawn(self._stopped(p, held), name=f"stopped:{p.key}")
             elif held and p.mode in ("stop", "stopped") and any(self._ran_past(o, price) for o in self._stops(p)):
@@ -260,7 +258,9 @@ class Protector:
                 self.desk.bus.spawn(self._chase(p, price), name=f"chase:{p.key}")
 
     def _stops(self, p: Protection) -> list[Order]:
-        return [o for o in self.desk.book.working_for(p.strategy_id, p.exchange, p.tradingsymbol, "stop_loss")]
+        """The position's working exit at the broker: its SL order, or the order its GTT fired (either leg)."""
+        kinds = ("stop_loss", "target") if uses_gtt(p.product) else ("stop_loss",)
+        return [o for o in self.desk.book.working_for(p.strategy_id, p.exchange, p.tradingsymbol, *kinds)]
 
     @staticmethod
     def _ran_past(order: Order, price: int) -> bool:

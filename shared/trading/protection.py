@@ -156,7 +156,7 @@ def stopped_actions(p: Protection, held: int, working: list[Order], inst: Instru
     side = TransactionType.SELL if held > 0 else TransactionType.BUY
     price = planning.round_to_tick(stop_limit(p.stop, side, slippage_pct, inst), planning.tick_paise(inst), side)
     return [Modify(o, order_type=OrderType.LIMIT.value, price=price) for o in working
-            if o.kind == "stop_loss" and o.is_working]
+            if o.is_protective and o.is_working]  # the SL as a LIMIT at the target, or a GTT's fired target leg
 
 
 def corrected_stop(p: Protection, held: int, last_price: int, lower: int, upper: int,

@@ -212,3 +212,34 @@ async def test_an_nrml_option_position_above_the_freeze_quantity_gets_one_gtt_pe
         await eventually(lambda: held(journal, "gtt-4") == 0, timeout=45, what="the exit filled")
         assert not await active_gtts(kite, opt.tradingsymbol)
         await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=m.RiskLimits()))
+
+
+async def test_a_fired_target_left_waiting_moves_to_the_stop_when_the_price_comes_back(bus, sim, data_dir):
+    """The GTT is gone once its target leg fired; while that LIMIT waits unfilled, the stop still protects:
+    the price back at the stop moves the LIMIT to the stop's own limit (as the MIS stop does)."""
+    async with make_stack(bus, sim, data_dir) as (_, journal, kite):
+        await publish(bus, cnc(signal(f"gtt-wait-{os.getpid()}", qty=5, stop=147000, target=153000,
+                                      strategy_id="gtt-5")))
+        await eventually(lambda: held(journal, "gtt-5") == 5 and active_gtts(kite), timeout=30, what="the GTT")
+        sim.faults(hold_fills=True)  # what fires now rests OPEN
+        sim.admin("price", {"underlying": "INFY", "price": 1535.0})
+
+        def waiting():
+            return next((r for r in journal.orders(USER) if r["strategy_id"] == "gtt-5" and r["kind"] == "target"
+                         and r["state"] == "OPEN"), None)
+
+        target = await eventually(waiting, timeout=30, what="the fired target leg's LIMIT in the book, waiting")
+        assert target["price"] == 153000 - 765 and not await active_gtts(kite)
+        sim.admin("price", {"underlying": "INFY", "price": 1465.0})
+        tick = m.Tick(instrument_token=INFY, mode="full", tradable=True, last_price=1465.0)
+
+        async def moved():
+            await bus.publish(subjects.ticks(INFY), msgspec.structs.replace(tick, received_at=time.time_ns()))
+            row = journal.order_by_tag(target["tag"])
+            return row["price"] <= 147000 - 735 and row  # the stop's limit, or through the market (a chase)
+
+        await eventually(moved, timeout=30, what="the waiting LIMIT moved to the stop")
+        sim.reset_faults()
+        await eventually(lambda: held(journal, "gtt-5") == 0, timeout=30, what="closed at the stop")
+        (sold,) = [t for t in journal.trades(USER) if t["strategy_id"] == "gtt-5" and t["transaction_type"] == "SELL"]
+        assert sold["price"] < 150000  # at the stop, not at the target it had waited for
