@@ -33,7 +33,7 @@ from tests.execution_worker.test_crash_recovery import fresh_settings, spawn, st
 from tests.helpers import eventually, wait_health
 from tests.simkit import login, start_sim
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow(seconds=55)]
 INFY = 408065
 
 
