@@ -88,17 +88,20 @@ class GttKeeper:
                      to_paise(g.condition.last_price), self.desk.inst(p.exchange, p.tradingsymbol), self.slippage_pct)
         return matches(g, again)
 
-    def _fired_working(self, p: Protection) -> int:
-        """What the orders ``p``'s GTTs fired may still close (read after ``_active``, which adopts them)."""
-        return sum(o.remaining for o in self.desk.book.working_for(p.strategy_id, p.exchange, p.tradingsymbol,
-                                                                   "stop_loss", "target"))
+    def _position(self, p: Protection) -> tuple[int, int]:
+        """(held, what working orders may still close: exits and the orders its GTTs fired), read after
+        ``_active`` — which may have adopted a fired order and journaled its fills."""
+        _, _, _, held, closing, working = self.protector._position(p.key)
+        owed = sum(o.unjournaled for o in self.desk.book if o.is_protective and o.is_terminal
+                   and (o.strategy_id, o.exchange, o.tradingsymbol) == (p.strategy_id, p.exchange, p.tradingsymbol))
+        return held, closing + sum(o.remaining for o in working) + owed  # owed: filled, its fills still to journal
 
-    async def sync(self, p: Protection, held: int, closing: int, may_create: bool) -> None:
-        """Bring ``p``'s GTTs in line with ``held`` less ``closing`` (exits) and what the orders its GTTs
+    async def sync(self, p: Protection, may_create: bool) -> None:
+        """Bring ``p``'s GTTs in line with what is held less what working exits and the orders its GTTs
         fired may still close: modified where they differ, deleted where too many, created where missing
         (unless the position is in doubt)."""
         have = await self._active(p)
-        wanted, last = await self._wanted(p, held, closing + self._fired_working(p))
+        wanted, last = await self._wanted(p, *self._position(p))
         for g in have[len(wanted):]:
             await self.delete(p, g.id, "nothing left to protect" if not wanted else "the position shrank")
         for i, want in enumerate(wanted):
@@ -159,12 +162,13 @@ class GttKeeper:
     async def delete_all(self, p: Protection, reason: str) -> bool:
         return all([await self.delete(p, gtt_id, reason) for gtt_id in list(p.gtt_ids)])
 
-    async def shrink(self, p: Protection, held: int, closing: int) -> bool:
-        """An exit is about to close part of the position: the GTTs first cover only what the exit leaves
+    async def shrink(self, p: Protection, quantity: int) -> bool:
+        """An exit of ``quantity`` is about to be placed: the GTTs first cover only what the exit leaves
         (modified, never created; deleted if nothing), so the two can never sell the same shares. False if
         that failed."""
         have = await self._active(p)
-        wanted, last = await self._wanted(p, held, closing + self._fired_working(p))
+        held, closing = self._position(p)
+        wanted, last = await self._wanted(p, held, closing + quantity)
         ok = True
         for i, g in enumerate(have):
             if i >= len(wanted):

@@ -97,8 +97,7 @@ class Protector:
         if p is None or not uses_gtt(p.product) or not p.gtt_ids:
             return True
         async with self.locks.setdefault(key, asyncio.Lock()):
-            _, _, _, held, closing, _ = self._position(key)
-            return await self.gtts.shrink(p, held, closing + quantity)
+            return await self.gtts.shrink(p, quantity)
 
     async def clear(self, keys: list[str]) -> set[str]:
         """A square-off: these positions' GTTs come off the broker before the flatten's orders go in.
@@ -177,7 +176,7 @@ class Protector:
                     await placing.cancel(self.desk, order, "nothing left to protect")
             return
         if uses_gtt(p.product):
-            await self.gtts.sync(p, held, closing, (exchange, symbol) not in self.in_doubt)
+            await self.gtts.sync(p, (exchange, symbol) not in self.in_doubt)
             return
         generation = p.generation
         actions = plan(p, held, closing, working, self.desk.inst(exchange, symbol), self.slippage_pct)
