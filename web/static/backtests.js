@@ -97,6 +97,11 @@
   // ---- progress -------------------------------------------------------------------------------
   function progress(p) {
     var id = "bt-p-" + p.backtest_id, row = document.getElementById(id);
+    var known = row && row.dataset.state;
+    // The stream's events can overtake the POST's answer: its "queued" must never undo a later state
+    // (a short run's "done" arrived first and the row stayed "queued" for good).
+    if (known && known !== "queued" && known !== "running") { return; }
+    if (known === "running" && p.state === "queued") { return; }
     if (!row) {
       row = text("div", "", "backtest-progress"); row.id = id;
       row.appendChild(text("span", p.kind + " " + p.backtest_id, "bt-id"));
