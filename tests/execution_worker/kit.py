@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import time
 
+from execution_worker.engine import Desk
+from execution_worker.journal import Journal
 from shared import messages as m
+from shared.kite.client import KiteClient
+from shared.trading.risk import RiskManager
+from tests.simkit import login
 
 USER = "DEMO01"
 
@@ -51,3 +56,14 @@ async def broker(call, *args, **kw):
             return None
 
     return (await eventually(attempt, what=f"{call.__name__} within the rate limit"))[0]
+
+
+def fresh_desk(sim, bus, data_dir):
+    """A desk of USER driven directly by a test: the sim's account reset (no faults, INFY at 1,500), a
+    logged-in client and the journal in ``data_dir``. Returns (desk, kite client, journal)."""
+    sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})
+    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+    kite = KiteClient(sim.api_key, login(sim), root=sim.root)
+    journal = Journal(data_dir / "journal.db")
+    return Desk(USER, bus, journal, kite, RiskManager(USER, None, journal), {}, -1, 0.5), kite, journal

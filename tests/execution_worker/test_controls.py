@@ -9,17 +9,12 @@ import time
 import msgspec
 
 from execution_worker import controls, placing, protector, reconcile
-from execution_worker.engine import Desk
-from execution_worker.journal import Journal
 from shared import messages as m
 from shared import subjects
-from shared.kite.client import KiteClient
 from shared.trading import planning
-from shared.trading.risk import RiskManager
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker
+from tests.execution_worker.kit import USER, broker, fresh_desk
 from tests.helpers import eventually
-from tests.simkit import login
 
 
 async def ask(bus, service: str, cmd, timeout: float = 30.0):
@@ -142,12 +137,7 @@ async def test_square_off_cancels_what_the_broker_still_works_whatever_kta_belie
     """The square-off goes by the broker's book too: a kta stop the desk wrongly holds final (its
     expiry inferred from two reads that did not list it) and a kta order the desk never journaled (a
     crash between the POST and its answer) are cancelled with the rest — nothing of kta's works on."""
-    sim.reset_faults()
-    sim.admin("accounts/reset", {"user_id": USER})
-    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
-    kite = KiteClient(sim.api_key, login(sim), root=sim.root)
-    journal = Journal(data_dir / "journal.db")
-    desk = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal), {}, -1, 0.5)
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
     protector.started(desk, 0.5)
 
     def stop(origin: str) -> m.OrderRequest:

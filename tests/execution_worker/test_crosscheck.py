@@ -6,19 +6,14 @@ import time
 
 from execution_worker import placing
 from execution_worker.crosscheck import CrossCheck
-from execution_worker.engine import Desk
 from execution_worker.exercise import ExerciseHandler
-from execution_worker.journal import Journal
 from execution_worker.reconcile import reconcile
 from shared import messages as m
 from shared import subjects
-from shared.kite.client import KiteClient
 from shared.trading import planning as o
 from shared.trading.positions import from_broker
-from shared.trading.risk import RiskManager
-from tests.execution_worker.kit import USER, broker, signal
+from tests.execution_worker.kit import USER, broker, signal, fresh_desk
 from tests.helpers import eventually
-from tests.simkit import login
 
 
 def held(journal, strategy_id: str, symbol: str = "INFY") -> int:
@@ -71,12 +66,7 @@ async def test_kta_fills_in_flight_at_two_passes_are_not_taken_for_an_external_o
     flips one share at a time) — with a reconciliation between that journaled the first. That is no
     MIS square-off: nothing is adopted, and the books agree once the second fill is journaled. A gap
     that stays exactly as it was across a reconciliation (a trade placed in Kite) still is."""
-    sim.reset_faults()
-    sim.admin("accounts/reset", {"user_id": USER})
-    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
-    kite = KiteClient(sim.api_key, login(sim), root=sim.root)
-    journal = Journal(data_dir / "journal.db")
-    desk = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal), {}, -1, 0.5)
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
     check = CrossCheck(desk, ExerciseHandler(USER, journal))
 
     async def positions_pass():

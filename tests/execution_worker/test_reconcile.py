@@ -6,7 +6,6 @@ import time
 
 from execution_worker import placing, reconcile
 from execution_worker.engine import Desk
-from execution_worker.journal import Journal
 from shared.trading import planning as o
 from shared.trading.risk import RiskManager
 from shared import messages as m
@@ -14,9 +13,8 @@ from shared import subjects
 from shared.kite import errors
 from shared.kite.client import KiteClient
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker, signal
+from tests.execution_worker.kit import USER, broker, signal, fresh_desk
 from tests.helpers import eventually
-from tests.simkit import login
 
 QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}  # only the passes the test asks for
 
@@ -112,12 +110,7 @@ async def test_a_stop_placed_while_passes_read_the_book_is_not_expired(bus, sim,
     broker's order book" — those reads began before it existed. (The soak's double stop: the stop was
     marked expired, protection placed a second one, and the first was left working after the
     square-off.) A read that began after the placement does prove an order gone."""
-    sim.reset_faults()
-    sim.admin("accounts/reset", {"user_id": USER})
-    sim.admin("price", {"underlying": "INFY", "price": 1500.0})
-    kite = KiteClient(sim.api_key, login(sim), root=sim.root)
-    journal = Journal(data_dir / "journal.db")
-    desk = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal), {}, -1, 0.5)
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
     try:
         known = {x.order_id for x in desk.book.working() if x.order_id}
         started = time.monotonic()
