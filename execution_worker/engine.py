@@ -9,10 +9,12 @@ publishes what changed. Fills go to the journal once each and from there into th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from execution_worker.alerts import alert
 from execution_worker.journal import Journal
@@ -81,6 +83,8 @@ class Desk:
         self.outcomes = Outcomes(bus, journal, user_id, self.tracker)
         self.order_changed = asyncio.Condition()
         self.lock = asyncio.Lock()  # one decision at a time: signals, manual orders, square-offs, stop
+        self.sending: set[asyncio.Task] = set()  # decided signals' orders on their way to the broker (exclusive())
+        self.exiting: dict[str, asyncio.Lock] = {}  # position key -> its exits, one clearing it at a time
         self.latencies_ms: list[float] = []
         self.timings: deque[tuple] = deque(maxlen=5000)  # tick → order of recent signals (shared/kite/waits.py)
         self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer
@@ -105,6 +109,22 @@ class Desk:
         """The broker's WebSocket is relaying this user's order updates (the ticker worker says so by
         relaying them): waiting for an update then beats reading the order back on the hot path."""
         return self.ws_heard > 0 and time.monotonic() - self.ws_heard < WS_QUIET_AFTER
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self):
+        """The desk to oneself: no decision in progress and none of the decided signals' orders still on
+        their way (a square-off, a stop or a halt acts on the book as those leave it)."""
+        async with self.lock:
+            while self.sending:
+                await asyncio.wait(list(self.sending))
+            yield
+
+    def send(self, work: Coroutine[Any, Any, None]) -> asyncio.Task:
+        """Run a decided signal's broker work (``signals.decide``) beside the user's next decisions."""
+        task = asyncio.ensure_future(work)
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+        return task
 
     def entry_closed(self, sig: Signal | SignalGroup) -> tuple[str, str] | None:
         """(code, reason) when a strategy's entry may not go out now: trading was stopped, or it was

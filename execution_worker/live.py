@@ -204,7 +204,7 @@ class Desks:
             self.bus.spawn(self._halted(desk, state), name=f"halted:{desk.user_id}")
 
     async def _halted(self, desk: Desk, state: m.RiskState) -> None:
-        async with desk.lock:  # after the decision in hand, before the next one
+        async with desk.exclusive():  # after the decision in hand and its orders, before the next one
             for order in desk.book.working():
                 if order.kind in ("entry", "manual") and not order.is_protective:
                     await placing.cancel(desk, order, "kill switch HALTED")

@@ -61,7 +61,7 @@ class ExecutionWorker:
 
     # ---- streams ------------------------------------------------------------------------------
 
-    async def on_signal(self, sig: m.Signal | m.SignalGroup, msg) -> None:
+    async def on_signal(self, sig: m.Signal | m.SignalGroup, msg) -> asyncio.Task | None:
         desk = await self.desks.desk(sig.user_id)
         if desk is None:
             if self.journal.record_signal(sig, "refused", "no live broker session", "BROKER_NOT_CONNECTED"):
@@ -73,19 +73,22 @@ class ExecutionWorker:
                 code="BROKER_NOT_CONNECTED", reason="no live broker session: connect Kite")
             return
         with waits.started(sig.tick_received_at or time.time_ns(), lambda *row: desk.timings.append(row)):
-            await self._decide(desk, sig)
+            return await self._decide(desk, sig)
 
-    async def _decide(self, desk, sig: m.Signal | m.SignalGroup) -> None:
+    async def _decide(self, desk, sig: m.Signal | m.SignalGroup) -> asyncio.Task | None:
+        """The decision, one at a time per user; a decided signal's orders then go to the broker beside
+        the user's next decisions, and its message is acked once they are there (the returned task)."""
         async with desk.lock:  # one decision at a time per user: signals, manual orders, square-offs
             closed = desk.entry_closed(sig)
             if closed is not None and self.journal.signal_decision(sig.id) is None:
                 self.journal.record_signal(sig, "refused", closed[1], closed[0])
                 await signals.refused(desk, sig, *closed)
-                return
+                return None
             if isinstance(sig, m.SignalGroup):
                 await execute_with_rollback(desk, sig, self.settings.group_fill_timeout)
-            else:
-                await signals.on_signal(desk, sig)
+                return None
+            sending = await signals.decide(desk, sig)
+        return None if sending is None else desk.send(waits.carried(sending))
 
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:
         desk = await self.desks.desk(update.user_id)
@@ -125,7 +128,7 @@ class ExecutionWorker:
                 return m.Ok(data={"reconcile": msgspec.to_builtins(result)})
             case m.StopLive():
                 desk.entries_stopped = "live trading was stopped: Start again to trade"
-                async with desk.lock:
+                async with desk.exclusive():
                     stopped = await self.desks.stop(desk, cmd)
                 return m.Ok(data={**stopped, "execution": self.execution(user_id)})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
@@ -163,7 +166,7 @@ class ExecutionWorker:
             case m.Reconcile():
                 return m.Ok(data=msgspec.to_builtins(await reconcile(desk, cmd.cancel_open_orders)))
             case m.SquareOffAll():
-                async with desk.lock:
+                async with desk.exclusive():
                     return m.Ok(data=await controls.square_off(desk, cmd.reason))
             case m.PlaceOrder():
                 async with desk.lock:

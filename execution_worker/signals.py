@@ -7,9 +7,12 @@ it is then clamped again to what is still held."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from execution_worker import margin_check, placing
 from execution_worker.engine import Desk
@@ -66,9 +69,20 @@ def decided_quantities(desk: Desk, sig: Signal | SignalGroup) -> tuple[int, ...]
 
 
 async def on_signal(desk: Desk, sig: Signal) -> None:
+    """Decide on ``sig`` and see its orders to the broker."""
+    sending = await decide(desk, sig)
+    if sending is not None:
+        await sending
+
+
+async def decide(desk: Desk, sig: Signal) -> Coroutine[Any, Any, None] | None:
+    """Judge ``sig`` from the in-memory books and journal the decision (under the desk's lock, one
+    decision at a time). Returns what is left to do — its orders' way to the broker, an exit's clearing of
+    the position's stop first — for the caller to run without holding up the user's next decision
+    (None: refused, nothing to send)."""
     decision = desk.journal.signal_decision(sig.id)
     if decision == REFUSED:
-        return  # a redelivery of a refused signal: the decision stands
+        return None  # a redelivery of a refused signal: the decision stands
     decided = None
     if decision is None:
         verdict = await judge(desk, sig)
@@ -82,27 +96,29 @@ async def on_signal(desk: Desk, sig: Signal) -> None:
         if not verdict.ok or code == margin.CODE:
             desk.journal.record_signal(sig, REFUSED, reason, code)
             await refused(desk, sig, code, reason)
-            return
+            return None
         desk.journal.record_signal(sig, ACCEPTED, verdict.reason, quantities=verdict.quantities)
         decided = tuple(verdict.quantities or ())
     # a redelivery places what was decided the first time (the journal says), not a fresh judgement
     quantity = ((decided if decided is not None else decided_quantities(desk, sig)) or (sig.quantity,))[0]
     if sig.intent == "exit" and desk.protector is not None:
-        async with desk.protector.holding([position_key(sig.strategy_id, sig.exchange.value, sig.tradingsymbol)]):
-            await _exit(desk, sig, quantity)
-        return
+        return _exit(desk, sig, quantity)
     if desk.protector is not None:
         desk.protector.register(sig)
-    await _place(desk, sig, quantity)
+    return _place(desk, sig, quantity)
 
 
 async def _exit(desk: Desk, sig: Signal, quantity: int) -> None:
-    quantity = await clear_for_exit(desk, sig, quantity)
-    if not quantity:
-        await desk.outcomes.emit(f"cancelled:{sig.id}", kind="cancelled", reason="nothing left to exit: the "
-                                 "position was closed meanwhile (its stop-loss or target)", **signal_fields(sig))
-        return
-    await _place(desk, sig, quantity)
+    key = position_key(sig.strategy_id, sig.exchange.value, sig.tradingsymbol)
+    async with desk.exiting.setdefault(key, asyncio.Lock()):  # a position's exits clear it one after the other
+        async with desk.protector.holding([key]):
+            quantity = await clear_for_exit(desk, sig, quantity)
+            if not quantity:
+                await desk.outcomes.emit(f"cancelled:{sig.id}", kind="cancelled", reason="nothing left to exit: "
+                                         "the position was closed meanwhile (its stop-loss or target)",
+                                         **signal_fields(sig))
+                return
+            await _place(desk, sig, quantity)
 
 
 async def _place(desk: Desk, sig: Signal, quantity: int) -> None:

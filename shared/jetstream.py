@@ -29,7 +29,7 @@ from shared import messages as m
 from shared import partition, subjects
 
 log = logging.getLogger("kta.bus")
-Handler = Callable[[Any, Msg], Awaitable[None]]
+Handler = Callable[[Any, Msg], Awaitable[Any]]  # None, or a future: ack once it is done
 
 _decoders: dict[Any, msgspec.msgpack.Decoder] = {}
 
@@ -102,7 +102,9 @@ class JetStream:
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
         key: Callable[[str], str] | None = None,
     ) -> asyncio.Task:
-        """Run a durable pull consumer in the background; ack after ``handler`` returns.
+        """Run a durable pull consumer in the background; ack after ``handler`` returns, or, when it
+        returns a future (its work goes on without holding up the next message: a signal's broker
+        round trip), after that future is done.
 
         A payload that does not decode is dead-lettered and terminated at once; a handler that
         raises is retried (nak with delay) up to ``max_deliver`` times, then dead-lettered. A handler
@@ -221,21 +223,37 @@ class JetStream:
                 await msg.term()
             return
         try:
-            await _keeping(msg, handler(obj, msg), ack_wait / 3)
+            tail = await _keeping(msg, handler(obj, msg), ack_wait / 3)
         except Exception as e:  # noqa: BLE001
-            delivered = msg.metadata.num_delivered if msg.metadata else 1
-            if delivered >= max_deliver:
-                await self.dead_letter(msg.subject, msg.data, f"handler failed {delivered}x: {e!r}", exc=e)
-                with contextlib.suppress(Exception):
-                    await msg.term()
-            else:
-                log.warning("handler failed on %s (delivery %d), retrying: %r", msg.subject, delivered, e,
-                            extra={"service": self.service})
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=retry_delay * delivered)
+            await self._failed_js(msg, e, max_deliver, retry_delay)
+            return
+        if isinstance(tail, asyncio.Future):  # the handler's work goes on: the message is acked when it is done
+            self.spawn(self._finish_js(msg, tail, max_deliver, retry_delay, ack_wait), name=f"finish:{msg.subject}")
             return
         with contextlib.suppress(Exception):
             await msg.ack()
+
+    async def _finish_js(self, msg: Msg, tail: asyncio.Future, max_deliver: int, retry_delay: float,
+                         ack_wait: float) -> None:
+        try:
+            await _keeping(msg, tail, ack_wait / 3)
+        except Exception as e:  # noqa: BLE001
+            await self._failed_js(msg, e, max_deliver, retry_delay)
+            return
+        with contextlib.suppress(Exception):
+            await msg.ack()
+
+    async def _failed_js(self, msg: Msg, e: Exception, max_deliver: int, retry_delay: float) -> None:
+        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        if delivered >= max_deliver:
+            await self.dead_letter(msg.subject, msg.data, f"handler failed {delivered}x: {e!r}", exc=e)
+            with contextlib.suppress(Exception):
+                await msg.term()
+        else:
+            log.warning("handler failed on %s (delivery %d), retrying: %r", msg.subject, delivered, e,
+                        extra={"service": self.service})
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=retry_delay * delivered)
 
     async def kv(self, bucket: str, *, history: int = 1, ttl: float | None = None):
         """Open a KV bucket, creating it if needed. The handle is kept: opening asks the server for the
@@ -256,7 +274,7 @@ class JetStream:
 _pings: set[asyncio.Task] = set()
 
 
-async def _keeping(msg: Msg, work: Awaitable[None], every: float) -> None:
+async def _keeping(msg: Msg, work: Awaitable[Any], every: float) -> Any:
     """Await ``work``, telling JetStream every ``every`` s that the message is still in progress
     (a timer, not a task per message: most handlers finish long before the first tick)."""
     loop = asyncio.get_running_loop()

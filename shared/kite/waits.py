@@ -9,17 +9,20 @@ and the moment an order is handed to the HTTP client is stamped by ``handed(tag)
 handed − tick − waits — is kta's internal time (``bench/tick_to_order.py``, the execution summary).
 
 Only the task that started the watch counts: a task it spawns (a read-back, a protection) inherits
-the context but not the decision."""
+the context but not the decision — unless it ``carried`` it on (a decided signal's orders on their way
+to the broker, in a task beside the user's next decision)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TypeVar
 
 BUDGET, BROKER = "budget", "broker"
+T = TypeVar("T")
 
 
 class Stopwatch:
@@ -49,6 +52,15 @@ def started(since_ns: int, sink: Callable[[str, int, int, int, int], None]) -> I
         yield watch
     finally:
         _current.reset(token)
+
+
+async def carried(work: Awaitable[T]) -> T:
+    """Run ``work`` (in a task of its own) as the rest of the decision whose watch its creator started:
+    its waits count as Kite's and its hand-off is the decision's, no longer the creator's."""
+    watch = _current.get()
+    if watch is not None:
+        watch.owner = asyncio.current_task()
+    return await work
 
 
 @contextmanager

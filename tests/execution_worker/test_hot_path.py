@@ -9,6 +9,7 @@ from execution_worker import placing
 from execution_worker.engine import Desk
 from execution_worker.order_gate import OrderGate
 from shared import messages as m
+from shared import subjects
 from shared.kite import waits
 from shared.kite.client import KiteClient
 from shared.trading import planning
@@ -115,3 +116,30 @@ async def test_a_signals_orders_are_timed_with_kites_waits_apart_from_ktas_own(b
         summary = waits.summary(rows)
         assert summary["orders"] == 2 and summary["budget_wait_ms"]["p99"] >= 50.0
         await client.aclose()
+
+
+async def test_a_users_next_signal_is_decided_and_sent_while_their_exit_waits_for_its_stops_cancel(bus, sim, stack):
+    """The decision is the only thing a user's signals queue behind: an exit waiting for its stop's
+    cancel to be confirmed (every broker call slow here) holds up neither the decision nor the order of
+    the same user's next signal."""
+    _, journal, _ = stack
+    entry = signal("overlap-in", qty=2, stop=147000, strategy_id="overlap-a")
+    await bus.js_publish(subjects.signals(USER), entry, msg_id=entry.id)
+    await eventually(lambda: [r for r in journal.orders(USER) if r["strategy_id"] == "overlap-a"
+                              and r["kind"] == "stop_loss" and r["state"] in ("OPEN", "TRIGGER PENDING")],
+                     timeout=20, what="the entry filled and its stop working")
+    sim.faults(latency_ms=1500)  # every broker call: cancel, read-back, place
+    try:
+        out = signal("overlap-out", side="SELL", qty=2, intent="exit", strategy_id="overlap-a")
+        nxt = signal("overlap-next", qty=1, strategy_id="overlap-b")
+        await bus.js_publish(subjects.signals(USER), out, msg_id=out.id)
+        await bus.js_publish(subjects.signals(USER), nxt, msg_id=nxt.id)
+        await eventually(lambda: any(r["order_id"] for r in journal.orders_of_signal(nxt.id)), timeout=20,
+                         what="the next signal's order placed")
+        # its one round trip is done; the exit is still behind its stop's cancel and confirmation
+        assert not any(r["order_id"] for r in journal.orders_of_signal(out.id))
+        assert journal.signal_decision(out.id) == "accepted"
+        await eventually(lambda: any(r["order_id"] for r in journal.orders_of_signal(out.id)), timeout=30,
+                         what="the exit placed after its stop's cancel")
+    finally:
+        sim.faults(latency_ms=0)

@@ -259,3 +259,43 @@ async def test_a_keyed_consumer_takes_other_users_later_messages_while_one_user_
         await eventually(lambda: handled == ["d1", "d2", "c1", "c2"], timeout=15, what="d1, d2 before c1 ends")
     finally:
         await bus.close()
+
+
+async def test_a_handler_returning_a_future_frees_its_key_at_once_and_is_acked_when_the_future_is_done(nats_server):
+    """Issue #18: a decided signal's broker work goes on beside the user's next decision, and its message
+    stays unacked (redelivered after a crash) until that work is done."""
+    bus = await connect(nats_server, "tails")
+    try:
+        await bus.ensure_streams()
+
+        def sig(sid: str) -> m.Signal:
+            return m.Signal(id=sid, user_id="KT01", strategy_id="a", strategy="rsi", exchange="NSE",
+                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
+
+        first_work = asyncio.get_running_loop().create_future()
+        handled = []
+
+        async def handler(obj, msg):
+            if obj.user_id != "KT01":
+                return None  # other tests' signals in the same stream
+            handled.append(obj.id)
+            return first_work if obj.id == "t1" else None
+
+        await bus.consume("KTA_SIGNALS", "tails-c", "kta.u.*.signals.*", m.AnySignal, handler, key=s.user_of)
+        first = (await bus.js_publish(s.signals("KT01"), sig("t1"))).seq
+        await bus.js_publish(s.signals("KT01"), sig("t2"))
+        await eventually(lambda: handled == ["t1", "t2"], what="t2 handled while t1's work goes on")
+
+        async def pending() -> int:
+            return (await bus.js.consumer_info("KTA_SIGNALS", "tails-c")).num_ack_pending
+
+        await eventually(lambda: _equals(pending(), 1), what="t2 acked, t1 not while its work goes on")
+        assert (await bus.js.consumer_info("KTA_SIGNALS", "tails-c")).ack_floor.stream_seq < first
+        first_work.set_result(None)
+        await eventually(lambda: _equals(pending(), 0), what="t1 acked once its work is done")
+    finally:
+        await bus.close()
+
+
+async def _equals(count, n: int) -> bool:
+    return await count == n
