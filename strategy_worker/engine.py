@@ -10,6 +10,8 @@ strategy that raises is disabled and reported; the worker and the other strategi
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import math
 import time
@@ -247,6 +249,7 @@ class StrategyEngine:
             subject = self._bar_subjects[bar.instrument_token] = subjects.bars(self.interval, bar.instrument_token)
         await self.bus.nc.publish(subject, m.encode(bar))
         index = self._bar_index if self._bar_index is not None else self.build_index()
+        sending = []
         for r in index.get(bar.instrument_token, ()):
             try:
                 out = r.runner.on_bar(bar)
@@ -254,7 +257,11 @@ class StrategyEngine:
                 await self.disable(r, e)
                 continue
             if out:
-                await self.publish(r, out, bar.instrument_token)
+                sending.append(self.publish(r, out, bar.instrument_token))
+        # every instance has decided before any signal leaves, and their publishes wait for JetStream's
+        # acks together, not one after the other (each instance's signals stay in order)
+        if sending:
+            await asyncio.gather(*sending)
 
     def _refuse_tick(self, tick: m.Tick) -> None:
         self.ticks_refused += 1
