@@ -83,7 +83,17 @@ async def test_warm_up_comes_from_the_store_and_signals_as_a_warm_up_from_histor
             listing = await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies())
             return listing.data[0]["symbols"][0]["warm"] and listing.data[0]["seeding"] is None
         await eventually(warm, timeout=60, what="the symbol warmed from the store")
-        sig = await asyncio.wait_for(signals.get(), 180)  # a cross on minute bars at the sim's 60x clock: a minute or two
+        # A cross at once instead of waiting minutes for the random walk's: the price pinned 5% under the
+        # last close, then 5% over it. Whichever way EMA5 stood against EMA50, one of the two moves crosses
+        # it within a few minute bars (EMA5 follows a step in ~3 bars, EMA50 barely moves), so a signal comes.
+        spot = live[max(live)].close
+        for price in (round(spot * 0.95, 1), round(spot * 1.05, 1)):
+            sim.admin("price", {"underlying": "INFY", "price": price})
+            if signals.empty():
+                await eventually(lambda p=price: sum(abs(b.high - p) < 0.01 and abs(b.low - p) < 0.01
+                                                     for b in live.values()) >= 3, 30, f"three minute bars at {price}")
+        sig = await asyncio.wait_for(signals.get(), 30)
+        sim.admin("price", {"underlying": "INFY", "price": None})
         await bus.gather(subjects.cmd(USER, "live", "stop"), m.StopLive(), expect={"ticker", "strategy"})
 
     # Kite was asked only for what the store did not hold (today's tail), never for the range warmed on
