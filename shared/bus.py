@@ -68,9 +68,9 @@ class RequestTimeout(BusError):
 class Bus(JetStream):
     """One NATS connection per process, tagged with the service name for logs and the DLQ."""
 
-    def __init__(self, nc: NATS, service: str, replicas: int = 1) -> None:
+    def __init__(self, nc: NATS, service: str, replicas: int = 1, js_timeout: float = 5.0) -> None:
         self.nc = nc
-        self.js: JetStreamContext = nc.jetstream()
+        self.js: JetStreamContext = nc.jetstream(timeout=js_timeout)
         self.service = service
         self.replicas = replicas
         self._tasks: set[asyncio.Task] = set()
@@ -84,10 +84,11 @@ class Bus(JetStream):
     @classmethod
     async def connect(
         cls, url: str, service: str, *, replicas: int = 1, connect_timeout: float = 5.0, name: str = "",
-        creds: str = "",
+        creds: str = "", js_timeout: float = 5.0,
     ) -> "Bus":
         """Connect as ``service``; ``creds`` is a ``.creds`` file or a directory of them
-        (``<creds>/<service>.creds``, see ``shared/natsauth.py``)."""
+        (``<creds>/<service>.creds``, see ``shared/natsauth.py``); ``js_timeout``: how long a JetStream
+        API call (a KV read, a stream's info) waits for the server's answer."""
         async def disconnected() -> None:
             log.warning("nats disconnected", extra={"service": service})
 
@@ -110,7 +111,7 @@ class Bus(JetStream):
             error_cb=error,
             pending_size=64 * 1024 * 1024,
         )
-        return cls(nc, service, replicas)
+        return cls(nc, service, replicas, js_timeout)
 
     async def close(self) -> None:
         self._stopping = True
