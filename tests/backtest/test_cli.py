@@ -15,7 +15,7 @@ from shared import natsd
 from strategy_worker.backtest.store import BacktestStore
 from tests.backtest.kit import INFY, seed_store, write_replay_csv
 
-pytestmark = pytest.mark.slow(seconds=25)
+pytestmark = pytest.mark.slow(seconds=50)
 
 ROOT = Path(__file__).resolve().parents[2]
 

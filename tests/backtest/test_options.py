@@ -29,7 +29,7 @@ from strategy_worker.backtest.service import BacktestService
 from tests.helpers import eventually, eventually_blocking, stack_settings
 from tests.simkit import login, start_sim
 
-pytestmark = pytest.mark.slow(seconds=18)
+pytestmark = pytest.mark.slow(seconds=30)
 
 DAYS = [date(2026, 3, 4), date(2026, 3, 5), date(2026, 3, 6)]  # Wed-Fri: NIFTY's weekly expires Tue 10th
 NIFTY = 256265

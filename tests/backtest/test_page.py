@@ -14,6 +14,8 @@ from tests.backtest.kit import seed_store
 from tests.gateway.conftest import serve
 from tests.helpers import running, stack_settings, wait_health
 
+pytestmark = pytest.mark.slow(seconds=20)
+
 pytestmark = pytest.mark.browser
 
 

@@ -45,7 +45,7 @@ from tests.helpers import eventually, stack_settings
 from tests.simkit import login, start_sim
 from tests.stackkit import workers
 
-pytestmark = pytest.mark.slow(seconds=26)
+pytestmark = pytest.mark.slow(seconds=33)
 
 USER = "DEMO01"
 TICK = 5

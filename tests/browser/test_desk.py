@@ -27,7 +27,7 @@ from tests.helpers import eventually, stack_settings
 from tests.simkit import start_sim
 from tests.stackkit import workers
 
-pytestmark = [pytest.mark.slow(seconds=25), pytest.mark.browser, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow(seconds=49), pytest.mark.browser, pytest.mark.timeout(180)]
 
 PAGE_WEIGHT = 200_000  # bytes: what a page may weigh however long the day
 

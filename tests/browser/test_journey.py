@@ -20,7 +20,7 @@ from tests.helpers import stack_settings
 from tests.simkit import PASSWORD, USER_ID, start_sim
 from tests.stackkit import workers
 
-pytestmark = [pytest.mark.slow(seconds=22), pytest.mark.browser, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.slow(seconds=48), pytest.mark.browser, pytest.mark.timeout(150)]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SIM_SPEED = 600.0  # a 5-minute bar every half second of wall time

@@ -30,7 +30,7 @@ from tests.deploy.topology import Topology
 from tests.gateway.conftest import connect_kite, login
 from tests.helpers import eventually
 
-pytestmark = [pytest.mark.slow(seconds=40), pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.slow(seconds=73), pytest.mark.timeout(150)]
 USERS = {"DEMO01": ("demo@kta.local", "demo"), "DEMO02": ("demo2@kta.local", "demo2")}
 SIM_API = ("kta-demo", "kta-demo-secret")
 

@@ -26,7 +26,7 @@ from tests.execution_worker.kit import USER, signal
 from tests.helpers import eventually, stack_settings, wait_health
 from tests.simkit import login
 
-pytestmark = pytest.mark.slow(seconds=22)
+pytestmark = pytest.mark.slow(seconds=36)
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 24

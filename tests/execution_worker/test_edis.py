@@ -4,6 +4,7 @@ the order HELD with it; once the TPIN is entered the same order (same tag) is pl
 order the trader cancels is withdrawn and never sent, even after a later authorisation."""
 
 import httpx
+import pytest
 
 from shared import messages as m
 from shared import subjects
@@ -11,6 +12,7 @@ from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker
 from tests.helpers import eventually
 
+pytestmark = pytest.mark.slow(seconds=20)
 
 
 async def ask(bus, cmd, timeout: float = 30.0):

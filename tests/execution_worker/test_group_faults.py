@@ -18,7 +18,7 @@ from shared import subjects
 from tests.execution_worker.kit import USER, broker, group_tag_digest, nifty_chain, option_leg
 from tests.helpers import eventually
 
-pytestmark = pytest.mark.slow(seconds=26)
+pytestmark = pytest.mark.slow(seconds=27)
 
 FINAL = ("completed", "rolled_back", "needs_attention")
 _counter = iter(range(1_000_000))

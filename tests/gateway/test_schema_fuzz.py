@@ -18,7 +18,7 @@ from schemathesis.checks import FailureGroup, not_a_server_error, status_code_co
 
 from tests.gateway.conftest import connect_kite, login
 
-pytestmark = pytest.mark.slow(seconds=31)
+pytestmark = pytest.mark.slow(seconds=78)
 
 EXAMPLES = 10  # per operation and generation mode: bounded so the suite stays fast
 EXCLUDED = {

@@ -9,12 +9,16 @@ import re
 import time
 from contextlib import AsyncExitStack
 
+import pytest
+
 from gateway import users
 from shared import messages as m
 from shared import subjects
 from shared.kite.models import Instrument
 from tests.gateway.conftest import login, serve
 from tests.gateway.sse import SSE
+
+pytestmark = pytest.mark.slow(seconds=15)
 
 TOKENS = [408065, 738561, 2953217]
 USERS = [f"FAN{i:02d}" for i in range(4)]

@@ -18,7 +18,7 @@ import pytest
 from shared import natsd
 from kta.cli import parser
 
-pytestmark = pytest.mark.slow(seconds=30)
+pytestmark = pytest.mark.slow(seconds=35)
 
 ROOT = Path(__file__).resolve().parents[2]
 KITE_ENV = ("KTA_KITE_ROOT", "KTA_KITE_WS_ROOT", "KTA_KITE_LOGIN_URL")

@@ -21,7 +21,7 @@ from shared import natsd
 from tests.helpers import eventually_blocking
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow(seconds=25)
+pytestmark = pytest.mark.slow(seconds=55)
 
 
 def descendants(pid: int) -> dict[int, str]:

@@ -24,7 +24,7 @@ from shared.kite.clients import NotConnected
 from shared.secrets import Vault
 from strategy_worker.main import StrategyWorker
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow(seconds=15), pytest.mark.timeout(90)]
 USER = "KV01"
 
 

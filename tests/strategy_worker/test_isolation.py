@@ -5,6 +5,8 @@ again as soon as they log in to Kite again — no Start needed (and after a kill
 
 import time
 
+import pytest
+
 from shared import messages as m
 from shared import subjects
 from shared.broker_sessions import expire_session, put_session, vault_for
@@ -12,6 +14,8 @@ from strategy_worker.main import amain as strategy_main
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.shared.test_options import sim_instruments
 from tests.simkit import login
+
+pytestmark = pytest.mark.slow(seconds=15)
 
 USER, OTHER = "DEMO01", "DEMO02"
 

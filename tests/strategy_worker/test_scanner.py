@@ -19,6 +19,8 @@ from strategy_worker.main import amain as strategy_main
 from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import login
 
+pytestmark = pytest.mark.slow(seconds=17)
+
 SYMBOLS = ["NSE:RELIANCE", "NSE:INFY", "NSE:TCS", "NSE:HDFCBANK", "NSE:SBIN", "NSE:ITC", "NSE:LT", "NSE:WIPRO",
            "NSE:TITAN"]
 LOOKBACK = 60

@@ -8,6 +8,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 import httpx
+import pytest
 
 from shared import messages as m
 from shared import subjects
@@ -23,6 +24,8 @@ from strategy_worker.strategies.context import StrategyContext
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login
 from ticker_worker.main import amain as ticker_main
+
+pytestmark = pytest.mark.slow(seconds=20)
 
 USER = "DEMO01"
 PARAMS = {"fast": 5, "slow": 50}  # a slow EMA with a long memory: its value shows what it was warmed on

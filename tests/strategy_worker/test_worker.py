@@ -2,6 +2,7 @@
 
 import asyncio
 
+import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared import messages as m
@@ -11,6 +12,8 @@ from strategy_worker.main import amain as strategy_main
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login
 from ticker_worker.main import amain as ticker_main
+
+pytestmark = pytest.mark.slow(seconds=20)
 
 
 async def test_commands_validation_and_live_signals(bus, sim, data_dir):

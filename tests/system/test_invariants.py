@@ -8,7 +8,7 @@ import pytest
 
 from tests.system import scenario
 
-pytestmark = [pytest.mark.slow(seconds=38), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow(seconds=40), pytest.mark.timeout(300)]
 
 
 async def test_invariants_hold_through_faults_and_a_worker_kill(bus, sim, data_dir, tmp_path):
