@@ -5,7 +5,8 @@ realistic content (``bench/feed.py``): the MIXED frame (ltp/quote/full, index an
 proportions) is the figure (target >= 8x); each packet kind alone is printed too, and uniform quote
 frames — what the original design subscribes (``mode="quote"``) and the old README's figure measured.
 Times are CPU seconds of this process (load on a shared machine stretches wall time, not CPU time);
-min / median / max of the ratio over the runs. Usage: python bench/decode.py [packets per kind] [runs]
+the two parsers take turns every 10 frames of the same data (both see the same moments of a shared
+machine's load); min / median / max of the ratio over the runs. Usage: python bench/decode.py [packets per kind] [runs]
 """
 
 from __future__ import annotations
@@ -29,12 +30,26 @@ CASES = [("mixed (the figure)", MIX), ("full, tradable", {("full", False): 1}), 
          ("ltp", {("ltp", False): 1}), ("quote uniform (original design)", {("quote", False): 1})]
 
 
-def cpu_per_packet(fn, data: list[bytes]) -> float:
-    start = time.process_time()
+CHUNK = 10  # frames per turn
+
+
+def paired(ours, theirs, data: list[bytes]) -> tuple[float, float]:
+    """CPU seconds per packet of ``ours`` and ``theirs`` over the same frames, taking turns every CHUNK
+    frames: on a shared machine the load changes within a run, and both parsers see the same moments."""
+    mine = official = 0.0
     n = 0
-    for frame in data:
-        n += len(fn(frame))
-    return (time.process_time() - start) / n
+    clock = time.process_time
+    for i in range(0, len(data), CHUNK):
+        chunk = data[i:i + CHUNK]
+        t0 = clock()
+        for frame in chunk:
+            n += len(ours(frame))
+        t1 = clock()
+        for frame in chunk:
+            theirs(frame)
+        official += clock() - t1
+        mine += t1 - t0
+    return mine / n, official / n
 
 
 def as_the_ticker(frame: bytes) -> list:
@@ -46,10 +61,11 @@ def as_the_ticker(frame: bytes) -> list:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     official = KiteTicker("key", "token")
     print(f"{n:,} packets per case in frames of 100, {runs} runs, CPU time (process_time: load stretches wall "
-          f"time, not CPU time); ratio = official µs / kta µs; {machine_load()}")
+          f"time, not CPU time), the parsers taking turns every {CHUNK} frames; ratio = official µs / kta µs; "
+          f"{machine_load()}")
     print(f"{'case':34} {'kta µs/pkt':>11} {'official µs':>12} {'ratio min / median / max':>26}")
     figure, medians = 0.0, {}
     for name, kinds in CASES:
@@ -59,8 +75,9 @@ def main() -> None:
                 d["instrument_token"] for d in official._parse_binary(frame)]
         ours, theirs = [], []
         for _ in range(runs):
-            ours.append(cpu_per_packet(codec.decode_frame, data))
-            theirs.append(cpu_per_packet(official._parse_binary, data))
+            o, t = paired(codec.decode_frame, official._parse_binary, data)
+            ours.append(o)
+            theirs.append(t)
         ratios = sorted(t / o for o, t in zip(ours, theirs))
         print(f"{name:34} {statistics.median(ours) * 1e6:>11.2f} {statistics.median(theirs) * 1e6:>12.2f} "
               f"{ratios[0]:>9.1f}x / {statistics.median(ratios):.1f}x / {ratios[-1]:.1f}x")
@@ -70,8 +87,9 @@ def main() -> None:
     data = frames(MIX, n, seed=len("mixed (the figure)"))
     hub, theirs = [], []
     for _ in range(runs):
-        hub.append(cpu_per_packet(as_the_ticker, data))
-        theirs.append(cpu_per_packet(official._parse_binary, data))
+        o, t = paired(as_the_ticker, official._parse_binary, data)
+        hub.append(o)
+        theirs.append(t)
     ratios = sorted(t / o for o, t in zip(hub, theirs))
     print(f"{'mixed, as the ticker worker runs':34} {statistics.median(hub) * 1e6:>11.2f} "
           f"{statistics.median(theirs) * 1e6:>12.2f} {ratios[0]:>9.1f}x / {statistics.median(ratios):.1f}x / "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 
 from shared.kite import codec
-from shared.messages import OHLC, Depth, DepthItem, Tick
+from shared.messages import OHLC, Depth, Tick
 
 INDEX_SEGMENT, NSE_SEGMENT = 9, 1
 # (mode, index) -> packets of that kind in 20: mostly full tradables, every kind present
@@ -71,8 +71,8 @@ class Instrument:
         if mode == "full":
             t.last_trade_time, t.oi, t.oi_day_high, t.oi_day_low, t.exchange_timestamp = (
                 self.ltt, self.oi, self.oi + 500, max(0, self.oi - 500), self.ets)
-            t.depth = Depth([DepthItem(q, round(self.price - 0.05 * (i + 1), 2), o) for i, (q, o) in enumerate(self.bids)],
-                            [DepthItem(q, round(self.price + 0.05 * (i + 1), 2), o) for i, (q, o) in enumerate(self.asks)])
+            t.depth = Depth([(q, round(self.price - 0.05 * (i + 1), 2), o) for i, (q, o) in enumerate(self.bids)],
+                            [(q, round(self.price + 0.05 * (i + 1), 2), o) for i, (q, o) in enumerate(self.asks)])
         return t
 
     def packet(self, mode: str) -> bytes:

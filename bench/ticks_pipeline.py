@@ -119,7 +119,7 @@ def book_key(t) -> tuple:
     """A tick's identity for the baseline's JSON (no bytes to compare there)."""
     g = t.get if isinstance(t, dict) else lambda k: getattr(t, k)
     depth = g("depth")
-    levels = [(d["quantity"], d["orders"]) if isinstance(d, dict) else (d.quantity, d.orders)
+    levels = [(d["quantity"], d["orders"]) if isinstance(d, dict) else (d[0], d[2])
               for side in ((depth["buy"], depth["sell"]) if isinstance(depth, dict) else (depth.buy, depth.sell))
               for d in side]
     return (g("instrument_token"), g("last_price"), g("volume_traded"), g("total_buy_quantity"),

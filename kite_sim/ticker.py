@@ -13,7 +13,7 @@ from kite_sim.faults import Faults
 from kite_sim.instruments import Instrument
 from kite_sim.market import Market
 from shared.kite import codec
-from shared.messages import OHLC, Depth, DepthItem, Tick
+from shared.messages import OHLC, Depth, Tick
 
 log = logging.getLogger("kite_sim.ticker")
 
@@ -100,8 +100,7 @@ class TickerHub:
             inst.instrument_token, mode, inst.tradable, q.last_price, q.last_quantity, q.average_price, q.volume,
             q.buy_quantity, q.sell_quantity, OHLC(q.open, q.high, q.low, q.close),
             last_trade_time=ts, oi=q.oi, oi_day_high=q.oi_day_high, oi_day_low=q.oi_day_low, exchange_timestamp=ts,
-            depth=Depth([DepthItem(qq, p, o) for p, qq, o in q.depth_buy],
-                        [DepthItem(qq, p, o) for p, qq, o in q.depth_sell]),
+            depth=Depth([(qq, p, o) for p, qq, o in q.depth_buy], [(qq, p, o) for p, qq, o in q.depth_sell]),
         )
 
     def broadcast(self, malformed: bool = False) -> None:

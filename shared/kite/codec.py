@@ -7,16 +7,17 @@ tradable quote/full. Integers are unsigned like the official clients (the index 
 signed, but like them we compute change from last price and close instead of reading it).
 
 Decoding is the hot path: one precompiled ``struct.Struct`` per packet kind, one ``unpack_from``
-per packet straight into the ``Tick`` Struct, every field positional (msgspec fills defaults slower
-than it takes arguments), in one loop with no call per packet (``bench/decode.py`` measures it on
-mixed frames, and the ticker worker's packet-at-a-time path beside it).
+per packet (which also reads the next packet's length) straight into the ``Tick`` Struct, every field
+positional (msgspec fills defaults slower than it takes arguments), depth levels as plain tuples, in
+one loop with no call per packet (``bench/decode.py`` measures it on mixed frames, and the ticker
+worker's path beside it). What is left is mostly allocating the Tick's objects.
 """
 
 from __future__ import annotations
 
 import struct
 
-from shared.messages import OHLC, Depth, DepthItem, Tick, TickMode
+from shared.messages import OHLC, Depth, Tick, TickMode
 
 HEARTBEAT = b"\x00"
 
@@ -29,6 +30,11 @@ _INDEX_QUOTE = struct.Struct(">IIIIIIi")
 _INDEX_FULL = struct.Struct(">IIIIIIiI")
 _QUOTE = struct.Struct(">IIIIIIIIIII")
 _FULL = struct.Struct(">" + "I" * 16 + "IIHxx" * 10)
+# The decoder's: each layout followed by the NEXT packet's 2-byte length, read in the same call (the frame
+# is given two zero bytes after its last packet, which end the loop and keep a truncated last packet an error).
+_LTP_N, _INDEX_QUOTE_N, _INDEX_FULL_N, _QUOTE_N, _FULL_N = (
+    struct.Struct(s.format + "H") for s in (_LTP, _INDEX_QUOTE, _INDEX_FULL, _QUOTE, _FULL))
+_END = b"\0\0"
 
 LTP_SIZE, INDEX_QUOTE_SIZE, INDEX_FULL_SIZE, QUOTE_SIZE, FULL_SIZE = 8, 28, 32, 44, 184
 assert (_LTP.size, _INDEX_QUOTE.size, _INDEX_FULL.size, _QUOTE.size, _FULL.size) == (8, 28, 32, 44, 184)
@@ -55,20 +61,22 @@ _SIZES = frozenset((FULL_SIZE, QUOTE_SIZE, LTP_SIZE, INDEX_FULL_SIZE, INDEX_QUOT
 
 
 def _decode(data, pos: int, count: int, received_at: int) -> list[Tick]:
-    """``count`` packets from byte ``pos``, each after its 2-byte length. Each kind's fields are unpacked at once and go straight into the Tick: no
-    intermediate dicts, no call per packet or per field — that is most of what decoding costs. Raises
-    IndexError / struct.error on a truncated frame (the callers word it)."""
+    """``count`` packets from byte ``pos``, each after its 2-byte length, in ``data`` that ends with ``_END``.
+    Each kind's fields (and the next packet's length) are unpacked in one call and go straight into the
+    Tick; depth levels are tuples: no intermediate dicts, no call per field, as few objects as the Tick
+    needs — allocating them is most of what decoding costs. Raises IndexError / struct.error on a
+    truncated frame (the callers word it)."""
     ticks = []
     append = ticks.append
-    full, quote, ltp = _FULL.unpack_from, _QUOTE.unpack_from, _LTP.unpack_from  # locals: once per packet
-    tick_, ohlc_, depth_, item, div = Tick, OHLC, Depth, DepthItem, _DIV
+    full, quote, ltp = _FULL_N.unpack_from, _QUOTE_N.unpack_from, _LTP_N.unpack_from  # locals: once per packet
+    tick_, ohlc_, depth_, div = Tick, OHLC, Depth, _DIV
+    n = data[pos] << 8 | data[pos + 1]
+    pos += 2
     for _ in range(count):
-        n = data[pos] << 8 | data[pos + 1]
-        pos += 2
         if n == 184:  # FULL_SIZE, by frequency in kta's feeds (the strategies subscribe full)
             (token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, ltt, oi, oi_high, oi_low, ets,
              bq1, bp1, bo1, bq2, bp2, bo2, bq3, bp3, bo3, bq4, bp4, bo4, bq5, bp5, bo5,
-             sq1, sp1, so1, sq2, sp2, so2, sq3, sp3, so3, sq4, sp4, so4, sq5, sp5, so5) = full(data, pos)
+             sq1, sp1, so1, sq2, sp2, so2, sq3, sp3, so3, sq4, sp4, so4, sq5, sp5, so5, nxt) = full(data, pos)
             seg = token & 0xFF
             d = div[seg]
             last /= d
@@ -76,12 +84,12 @@ def _decode(data, pos: int, count: int, received_at: int) -> list[Tick]:
             append(tick_(token, "full", seg != 9, last, ltq, atp / d, volume, tbq, tsq,
                          ohlc_(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0,
                          ltt, oi, oi_high, oi_low, ets,
-                         depth_([item(bq1, bp1 / d, bo1), item(bq2, bp2 / d, bo2), item(bq3, bp3 / d, bo3),
-                                 item(bq4, bp4 / d, bo4), item(bq5, bp5 / d, bo5)],
-                                [item(sq1, sp1 / d, so1), item(sq2, sp2 / d, so2), item(sq3, sp3 / d, so3),
-                                 item(sq4, sp4 / d, so4), item(sq5, sp5 / d, so5)]), received_at))
+                         depth_([(bq1, bp1 / d, bo1), (bq2, bp2 / d, bo2), (bq3, bp3 / d, bo3), (bq4, bp4 / d, bo4),
+                                 (bq5, bp5 / d, bo5)],
+                                [(sq1, sp1 / d, so1), (sq2, sp2 / d, so2), (sq3, sp3 / d, so3), (sq4, sp4 / d, so4),
+                                 (sq5, sp5 / d, so5)]), received_at))
         elif n == 44:  # QUOTE_SIZE
-            token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close = quote(data, pos)
+            token, last, ltq, atp, volume, tbq, tsq, open_, high, low, close, nxt = quote(data, pos)
             seg = token & 0xFF
             d = div[seg]
             last /= d
@@ -90,16 +98,16 @@ def _decode(data, pos: int, count: int, received_at: int) -> list[Tick]:
                          ohlc_(open_ / d, high / d, low / d, close), (last - close) * 100 / close if close else 0.0,
                          None, 0, 0, 0, None, None, received_at))
         elif n == 8:  # LTP_SIZE
-            token, last = ltp(data, pos)
+            token, last, nxt = ltp(data, pos)
             seg = token & 0xFF
             append(tick_(token, "ltp", seg != 9, last / div[seg], 0, 0.0, 0, 0, 0, None, 0.0, None, 0, 0, 0, None,
                          None, received_at))
         else:  # an index (segment 9): no quantities, its own layouts
             if n == 32:  # INDEX_FULL_SIZE
-                token, last, high, low, open_, close, _change, ets = _INDEX_FULL.unpack_from(data, pos)
+                token, last, high, low, open_, close, _change, ets, nxt = _INDEX_FULL_N.unpack_from(data, pos)
                 mode = "full"
             elif n == 28:  # INDEX_QUOTE_SIZE
-                token, last, high, low, open_, close, _change = _INDEX_QUOTE.unpack_from(data, pos)
+                token, last, high, low, open_, close, _change, nxt = _INDEX_QUOTE_N.unpack_from(data, pos)
                 mode, ets = "quote", None
             else:
                 raise CodecError(f"unknown packet length {n}")
@@ -109,7 +117,8 @@ def _decode(data, pos: int, count: int, received_at: int) -> list[Tick]:
             close /= d
             append(tick_(token, mode, seg != 9, last, 0, 0.0, 0, 0, 0, ohlc_(open_ / d, high / d, low / d, close),
                          (last - close) * 100 / close if close else 0.0, None, 0, 0, 0, ets, None, received_at))
-        pos += n
+        pos += n + 2
+        n = nxt
     return ticks
 
 
@@ -119,7 +128,8 @@ def decode_packet(pkt: bytes | memoryview, received_at: int = 0, offset: int = 0
         size = len(pkt) - offset
     if size not in _SIZES or offset + size > len(pkt):
         raise CodecError(f"unknown packet length {size}" if size not in _SIZES else "packet truncated")
-    return _decode(_HEADER.pack(size) + bytes(pkt[offset:offset + size]), 0, 1, received_at)[0]  # a frame of one
+    frame = b"".join((_HEADER.pack(size), pkt[offset:offset + size], _END))  # a frame of one
+    return _decode(frame, 0, 1, received_at)[0]
 
 
 def split_frame(data: bytes | bytearray | memoryview) -> list[bytes]:
@@ -150,7 +160,7 @@ def decode_frame(data: bytes | bytearray | memoryview, received_at: int = 0) -> 
         return []
     count = data[0] << 8 | data[1]
     try:
-        return _decode(data, 2, count, received_at)
+        return _decode(b"".join((data, _END)), 2, count, received_at)
     except (IndexError, struct.error):
         raise CodecError(f"frame truncated: {count} packets announced in {len(data)} bytes") from None
 
@@ -200,9 +210,8 @@ def encode_packet(tick: Tick) -> bytes:
     depth = tick.depth or Depth()
     levels: list[int] = []
     for side in (depth.buy, depth.sell):
-        items = list(side[:5]) + [DepthItem()] * (5 - min(5, len(side)))
-        for item in items:
-            levels += (item.quantity, _p(item.price, d), item.orders)
+        for quantity, price, orders in list(side[:5]) + [(0, 0.0, 0)] * (5 - min(5, len(side))):
+            levels += (quantity, _p(price, d), orders)
     return _FULL.pack(
         *head,
         tick.last_trade_time or 0,

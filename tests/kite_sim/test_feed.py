@@ -72,7 +72,7 @@ def test_the_feed_keeps_flowing_with_a_five_paise_option(sim, sim_dir, kite, pen
     for ticks in got:
         penny = ticks[token]
         assert penny.last_price == 0.05 and penny.mode == "full"
-        assert all(d.price >= 0.05 or (d.price, d.quantity) == (0, 0) for d in penny.depth.buy + penny.depth.sell)
+        assert all(p >= 0.05 or (p, q) == (0, 0) for q, p, _ in penny.depth.buy + penny.depth.sell)
         assert ticks[INFY].last_price > 0
     assert "failed" not in sim_log(sim_dir)
 

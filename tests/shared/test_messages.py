@@ -11,7 +11,7 @@ def sample(cls):
     """One valid instance of every message type, built from its fields' types."""
     samples = {
         m.Tick: m.Tick(instrument_token=256265, mode="full", tradable=False, last_price=24500.05,
-                       ohlc=m.OHLC(1, 2, 0.5, 1.5), depth=m.Depth(buy=[m.DepthItem(5, 1.1, 2)], sell=[]),
+                       ohlc=m.OHLC(1, 2, 0.5, 1.5), depth=m.Depth(buy=[(5, 1.1, 2)], sell=[]),
                        exchange_timestamp=1_700_000_000, received_at=1),
         m.Bar: m.Bar(instrument_token=1, interval="5minute", start=60, open=1, high=2, low=0.5, close=1.5, volume=10),
         m.Leg: m.Leg(exchange=m.Exchange.NFO, tradingsymbol="NIFTY26DEC24500CE", instrument_token=9,

@@ -21,8 +21,8 @@ INFY, SENTINEL = 408065, 738561
 
 
 def full(tbq: int = 1000, *, ltp: float = 1500.0, volume: int = 10_000, bid_qty: int = 75, token: int = INFY) -> m.Tick:
-    depth = m.Depth([m.DepthItem(bid_qty, ltp - 0.05, 3)] + [m.DepthItem(10, ltp - 0.1 * i, 1) for i in range(2, 6)],
-                    [m.DepthItem(50, ltp + 0.05 * i, 2) for i in range(1, 6)])
+    depth = m.Depth([(bid_qty, ltp - 0.05, 3)] + [(10, ltp - 0.1 * i, 1) for i in range(2, 6)],
+                    [(50, ltp + 0.05 * i, 2) for i in range(1, 6)])
     return m.Tick(token, "full", True, ltp, 5, 1499.5, volume, tbq, 2000, m.OHLC(1490.0, 1510.0, 1480.0, 1495.0),
                   0.0, 1_767_000_000, 0, 0, 0, 1_767_000_001, depth)
 
