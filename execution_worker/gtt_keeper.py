@@ -64,6 +64,17 @@ class GttKeeper:
         self.known[g.id] = g
         return g
 
+    async def last_word(self, gtt_id: int) -> tuple[Gtt | None, bool]:
+        """(the broker's last word on a trigger — read now if not since it was written —, whether it could be
+        read); (None, True) when it is gone."""
+        g = self.known.get(gtt_id)
+        if g is not None:
+            return g, True
+        try:
+            return await self._read(gtt_id), True
+        except errors.KiteError:
+            return None, False
+
     # ---- one position ----------------------------------------------------------------------------
 
     async def _active(self, p: Protection) -> list[Gtt]:

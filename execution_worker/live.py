@@ -153,7 +153,8 @@ class Desks:
         exposure = sum(abs(p.quantity) * p.last_price for p in positions)
         snap = m.PositionSnapshot(user_id=desk.user_id, ts=time.time_ns(), positions=positions,
                                   day_pnl=realised + unrealised, realised=realised, unrealised=unrealised,
-                                  exposure=exposure, source="broker")
+                                  exposure=exposure, source="broker",
+                                  protection=await desk.protector.status() if desk.protector else [])
         self.snapshots[desk.user_id] = snap
         await self.bus.publish(subjects.positions(desk.user_id), snap)
         desk.anchor_pnl(realised, unrealised)

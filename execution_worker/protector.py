@@ -20,7 +20,7 @@ from execution_worker import placing
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.gtt_keeper import GttKeeper
-from shared.messages import OrderType, Position, Signal
+from shared.messages import OrderType, Position, ProtectionStatus, Signal
 from shared.trading import planning
 from shared.trading.order import Applied, Order, OrderState
 from shared.trading.protection import (
@@ -38,6 +38,7 @@ from shared.trading.protection import (
     target_reached,
 )
 from shared.trading.protection_gtt import uses_gtt
+from shared.trading.protection_status import gtt_guard, judge
 
 log = logging.getLogger("kta.protect")
 CHASE_BAND_PCT = 2.0  # a triggered stop the price ran past is re-priced this far through the last price
@@ -110,6 +111,20 @@ class Protector:
                     if not await self.gtts.delete_all(p, "square-off"):
                         stuck.add(key)
         return stuck
+
+    # ---- what the trader sees ------------------------------------------------------------------
+
+    async def status(self) -> list[ProtectionStatus]:
+        """What protects every open position now (the positions snapshot carries it to the dashboard)."""
+        out = []
+        for position in (p for p in self.desk.tracker.positions() if p.quantity):
+            key = position_key(position.strategy_id, position.exchange, position.tradingsymbol)
+            plan = self.plans.get(key)
+            gtts = [gtt_guard(i, *await self.gtts.last_word(i)) for i in (plan.gtt_ids if plan else [])]
+            _, _, _, _, closing, working = self._position(key)
+            out.append(judge(position, plan, gtts, working, closing,
+                             (position.exchange, position.tradingsymbol) in self.in_doubt))
+        return out
 
     # ---- keeping it in line -------------------------------------------------------------------
 

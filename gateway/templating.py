@@ -28,6 +28,7 @@ from typing import Any
 
 import jinja2
 
+from gateway.protection_rows import protection_rows
 from shared.ist import IST
 from shared.messages import format_inr, group_indian, to_paise
 
@@ -133,6 +134,7 @@ def configure(env: jinja2.Environment) -> jinja2.Environment:
     """Register kta's filters on an environment (Litestar's engine passes its own)."""
     env.filters.update(FILTERS)
     env.globals.setdefault("DASH", DASH)
+    env.globals.setdefault("protection_rows", protection_rows)
     return env
 
 

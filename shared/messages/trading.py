@@ -229,6 +229,40 @@ class Position(Struct, frozen=True, kw_only=True):
     strategy_id: str = ""  # set on locally tracked positions
 
 
+class Guard(Struct, frozen=True, kw_only=True):
+    """One thing at the broker that protects a position: a GTT OCO (``gtt``: stop and target trigger
+    prices), the day SL order (``sl``), or the order a GTT leg fired / the stop turned into a LIMIT at
+    the target (``order``)."""
+
+    kind: Literal["gtt", "sl", "order"]
+    id: str  # the GTT's id or the order's id ("" while it is being placed)
+    status: str  # the broker's word: active / TRIGGER PENDING / OPEN ...; "unread" when the GTT book was not read
+    quantity: int  # what it would close
+    stop: Paise = 0  # the stop's trigger (a GTT's stop leg, an SL's trigger)
+    target: Paise = 0  # a GTT's target leg
+    price: Paise = 0  # an order's limit
+
+
+ProtectionState = Literal["protected", "partial", "unprotected", "closing"]
+
+
+class ProtectionStatus(Struct, frozen=True, kw_only=True):
+    """What protects one strategy's open position right now (the execution worker's view): ``covered``
+    is the quantity the working guards would close; ``note`` says in words why it is not protected."""
+
+    strategy_id: str
+    exchange: str
+    tradingsymbol: str
+    product: str
+    quantity: int  # held by this strategy, signed
+    stop: Paise = 0  # the plan (0: the strategy set none)
+    target: Paise = 0  # the plan; an MIS target is watched on ticks, a CNC/NRML one is the GTT's leg
+    guards: list[Guard] = field(default_factory=list)
+    covered: int = 0
+    state: ProtectionState = "unprotected"
+    note: str = ""
+
+
 class PositionSnapshot(Struct, frozen=True, kw_only=True):
     user_id: UserId
     ts: int
@@ -239,6 +273,7 @@ class PositionSnapshot(Struct, frozen=True, kw_only=True):
     exposure: Paise = 0
     source: Literal["broker", "local"] = "broker"
     mismatches: list[str] = field(default_factory=list)
+    protection: list[ProtectionStatus] = field(default_factory=list)  # every open position kta tracks
 
 
 class RiskLimits(Struct, frozen=True, kw_only=True):

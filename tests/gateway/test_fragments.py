@@ -148,3 +148,24 @@ def test_an_alert_with_a_link_shows_it_as_a_link_and_only_http_links():
     assert 'rel="noopener noreferrer"' in html
     assert "href" not in fragments.render("alerts", m.Alert(**base, link="javascript:alert(1)"), "DEMO01")
     assert "href" not in fragments.render("alerts", m.Alert(**base), "DEMO01")
+
+
+def test_the_positions_table_says_what_protects_each_position_and_flags_what_nothing_does():
+    guard = m.Guard(kind="gtt", id="41", status="active", quantity=3, stop=135000, target=165000)
+    snap = m.PositionSnapshot(user_id=USER, ts=1, positions=[
+        m.Position(tradingsymbol="INFY", exchange="NSE", product="CNC", quantity=3),
+        m.Position(tradingsymbol="TCS", exchange="NSE", product="MIS", quantity=-7)], protection=[
+        m.ProtectionStatus(strategy_id="ema-1", exchange="NSE", tradingsymbol="INFY", product="CNC", quantity=3,
+                           guards=[guard], covered=3, state="protected"),
+        m.ProtectionStatus(strategy_id="rsi-1", exchange="NSE", tradingsymbol="TCS", product="MIS", quantity=-5,
+                           guards=[m.Guard(kind="sl", id="2612", status="TRIGGER PENDING", quantity=5, stop=360000)],
+                           covered=5, state="protected"),
+        m.ProtectionStatus(strategy_id="ema-2", exchange="NSE", tradingsymbol="SBIN", product="CNC", quantity=2,
+                           state="unprotected", note="no working stop at the broker")])
+    html = fragments.render("positions", snap, USER)
+    assert "GTT 41 · stop 1,350.00 / target 1,650.00 · ×3 · active" in html
+    assert "SL 2612 · trigger 3,600.00 · ×5 · TRIGGER PENDING" in html
+    # the broker holds 7 TCS short, kta's strategies 5: the other 2 have no stop; SBIN is carried (holdings)
+    assert "2 not tracked by kta: no stop-loss" in html and 'id="pos-NSE-SBIN-CNC" class="carried unprotected"' in html
+    assert "2 positions without working protection" in html
+    assert 'id="pos-NSE-INFY-CNC" class=""' in html

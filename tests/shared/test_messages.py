@@ -49,7 +49,10 @@ def sample(cls):
     if cls is m.SweepSpec:
         return m.SweepSpec(base=sample(m.BacktestSpec), grid={"fast": [5, 9]})
     if cls is m.PositionSnapshot:
-        return m.PositionSnapshot(user_id="DEMO01", ts=1, positions=[sample(m.Position)], day_pnl=5)
+        guard = m.Guard(kind="gtt", id="7", status="active", quantity=3, stop=140000, target=160000)
+        return m.PositionSnapshot(user_id="DEMO01", ts=1, positions=[sample(m.Position)], day_pnl=5, protection=[
+            m.ProtectionStatus(strategy_id="ema-1", exchange="NSE", tradingsymbol="INFY", product="CNC", quantity=3,
+                               guards=[guard], covered=3, state="protected")])
     # commands: fill required fields
     required = {"strategy": "ema_crossover", "strategy_id": "x", "params": {"fast": 5}, "tokens": [256265],
                 "limits": m.RiskLimits(), "id": "261125000000001", "tag": "K0123456789abcdE0000",
