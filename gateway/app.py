@@ -40,7 +40,7 @@ from gateway.settings_pages import SettingsController
 from gateway.request_checks import RequestChecks, allowed_hosts, nesting_error_handler, overflow_error_handler
 from gateway.services import Services
 from gateway.streams import Streams
-from gateway.templating import STATIC, configure, environment
+from gateway.templating import STATIC, compile_all, configure, environment
 from gateway.trading import Trading, TradingError
 from gateway.users import database
 from shared.bus import Bus
@@ -93,6 +93,7 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
                                         include_in_schema=False)
     engine = JinjaTemplateEngine.from_environment(environment())
     configure(engine.engine)
+    compile_all(engine.engine)
     app = Litestar(
         route_handlers=[*CONTROLLERS, static, *PAGES, OpsController],
         guards=[requires_login],

@@ -67,8 +67,11 @@ class DeskQueries:
     async def strategy_pnl(self, user_id: str) -> dict:
         """The day's P&L per strategy from the journal's fills (``gateway.strategy_pnl``) beside the
         broker's day P&L: ``{"day", "strategies": [...rows, total], "broker_day_pnl", "broker_error", "ts"}``."""
-        day = await self.trading_day(user_id)
-        (journal, snap) = await asyncio.gather(self.journal(user_id, day, 5000), self._snapshot(user_id))
+        async def fills() -> tuple[str, dict]:
+            day = await self.trading_day(user_id)
+            return day, await self.journal(user_id, day, 5000)
+
+        (day, journal), snap = await asyncio.gather(fills(), self._snapshot(user_id))
         positions = (snap or {}).get("positions", [])
         marks = {(p["exchange"], p["tradingsymbol"]): p["last_price"] for p in positions if p.get("last_price")}
 

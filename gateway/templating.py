@@ -149,3 +149,13 @@ def environment() -> jinja2.Environment:
         auto_reload=False,  # templates ship with the code: no stat of every template on every render
     )
     return configure(env)
+
+
+def compile_all(env: jinja2.Environment) -> int:
+    """Compile every template now (at the gateway's start): the first dashboard would otherwise compile its
+    ~30 templates (~200 ms of CPU, all 60 ~370 ms) on the event loop while every other request waits — the
+    first loads after a start were twice the warm ones. Returns how many."""
+    names = env.list_templates(filter_func=lambda name: name.endswith((".html", ".txt")))
+    for name in names:
+        env.get_template(name)
+    return len(names)

@@ -84,13 +84,34 @@ class Trading(DeskQueries, OptionDesk):
         self.instruments = self.clients.instruments  # today's list, refreshed daily (shared.kite.instruments)
         self.live_tokens: dict[str, list[int]] = {}  # user -> tokens the user is live on (for SSE ticks)
         self._live_changes: dict[str, int] = {}  # user -> starts + stops so far (a stale answer is not cached)
+        self._reads: dict[tuple, asyncio.Future] = {}  # identical reads in flight (``command``)
+        self._writes: dict[str, int] = {}  # user -> commands that change something, so far
 
     # ---- plumbing ---------------------------------------------------------------------------
 
     async def command(self, user_id: str, service: str, cmd: msgspec.Struct, timeout: float | None = None) -> Any:
-        """One command to one service; the ``Ok`` data, or a TradingError.
+        """One command to one service; the ``Ok`` data (shared with identical reads: not to be changed),
+        or a TradingError.
 
-        A command that changes something carries a request id, so the one retry after a timeout is
+        Identical reads of a user in flight together share one request (a dashboard asks for the positions
+        for its table and for its P&L, for the risk summary for its status bar and its risk panel): a read
+        asked after a command of the user's that changes something never joins one asked before it."""
+        if not _is_query(cmd):
+            self._writes[user_id] = self._writes.get(user_id, 0) + 1
+            return await self._command(user_id, service, cmd, timeout)
+        key = (user_id, service, self._writes.get(user_id, 0), msgspec.msgpack.encode(cmd))
+        shared = self._reads.get(key)
+        if shared is None:
+            shared = self._reads[key] = asyncio.ensure_future(self._command(user_id, service, cmd, timeout))
+            shared.add_done_callback(lambda f: (self._reads.pop(key, None), f.cancelled() or f.exception()))
+        wait = timeout or self.timeout
+        try:  # each reader keeps its own patience; one leaving (a closed page) does not cancel the others'
+            return await asyncio.wait_for(asyncio.shield(shared), wait)
+        except asyncio.TimeoutError:
+            raise TradingError(503, _unknown_outcome(service, cmd, wait)) from None
+
+    async def _command(self, user_id: str, service: str, cmd: msgspec.Struct, timeout: float | None) -> Any:
+        """A command that changes something carries a request id, so the one retry after a timeout is
         safe: the worker answers it with the first outcome instead of doing it twice. When even the
         retry times out the outcome is unknown, and the 503 says so."""
         subject, timeout = subjects.cmd(user_id, service, _verb(cmd)), timeout or self.timeout
@@ -116,6 +137,7 @@ class Trading(DeskQueries, OptionDesk):
                            expect: tuple[str, ...] = LIVE_SERVICES) -> dict[str, m.Ok | m.Error]:
         if not expect:
             return {}
+        self._writes[user_id] = self._writes.get(user_id, 0) + 1  # Start / Stop: later reads do not join earlier ones
         return await self.bus.gather(subjects.cmd(user_id, "live", _verb(cmd)), cmd, expect, timeout=timeout,
                                      request_id=uuid.uuid4().hex)
 
@@ -160,19 +182,21 @@ class Trading(DeskQueries, OptionDesk):
     async def status(self, user_id: str) -> dict[str, Any]:
         """``ts`` is when the status started to be gathered: of two answers the later ``ts`` is the newer."""
         ts = time.time_ns()
-        broker = await self.clients.state(user_id)
-        health = await self.worker_health()
-        kill_switch = "UNKNOWN"
-        if health["execution"]:
-            try:
-                risk = await self.command(user_id, "risk", m.GetRiskSummary(), timeout=2.0)
-                kill_switch = risk.get("state", {}).get("state", "UNKNOWN")
-            except TradingError:
-                pass
-        tokens = await self.live_tokens_of(user_id) if health["ticker"] else self.live_tokens.get(user_id, [])
+        # asked together, not one after another (the status bar was the slowest panel of a dashboard)
+        broker, health, kill_switch, tokens = await asyncio.gather(
+            self.clients.state(user_id), self.worker_health(), self._kill_switch(user_id), self.live_tokens_of(user_id))
+        kill_switch = kill_switch if health["execution"] else "UNKNOWN"
+        tokens = tokens if health["ticker"] else self.live_tokens.get(user_id, [])
         feed = await self.feed(user_id) if health["ticker"] and tokens else {"state": "off"}
         return {"user_id": user_id, "broker": broker, "live": bool(tokens), "live_tokens": tokens,
                 "kill_switch": kill_switch, "workers": health, "feed": feed, "ts": ts}
+
+    async def _kill_switch(self, user_id: str) -> str:
+        try:
+            risk = await self.command(user_id, "risk", m.GetRiskSummary(), timeout=2.0)
+        except TradingError:
+            return "UNKNOWN"
+        return risk.get("state", {}).get("state", "UNKNOWN")
 
     async def feed(self, user_id: str) -> dict:
         """The freshness of the user's feed as the ticker worker judges it: ``state`` live / stale /

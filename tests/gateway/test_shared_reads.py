@@ -1,0 +1,48 @@
+"""Identical reads of one user in flight together share one request to the worker (a dashboard asks for
+the positions for its table and for its P&L); a read asked after a command that changes something never
+joins one asked before it, and a reader that gives up does not cancel the others'. Against a real NATS
+server and a real responder on the execution worker's subjects."""
+
+import asyncio
+
+import msgspec
+
+from gateway.trading import Trading
+from shared import messages as m
+from shared import subjects
+from tests.helpers import eventually, stack_settings
+
+
+async def test_identical_reads_share_one_request_but_never_across_a_change(bus, data_dir):
+    asked: list[str] = []
+    answer = asyncio.Event()
+
+    async def execution(cmd, user_id, msg):
+        asked.append(type(cmd).__name__)
+        await answer.wait()
+        return m.Ok(data={"n": len(asked)})
+
+    async def strategy(cmd, user_id, msg):  # its own subscription: not queued behind the held reads
+        asked.append(type(cmd).__name__)
+        return m.Ok(data={})
+
+    subs = [await bus.serve(subjects.cmd_wildcard("execution"), execution),
+            await bus.serve(subjects.cmd_wildcard("strategy"), strategy)]
+    trading = Trading(bus, stack_settings(bus.nc.connected_url.geturl(), data_dir))
+    try:
+        first, second = (asyncio.ensure_future(trading.positions("DEMO01")) for _ in range(2))
+        other_user = asyncio.ensure_future(trading.positions("DEMO02"))
+        leaving = asyncio.ensure_future(trading.positions("DEMO01"))
+        await eventually(lambda: len(asked) == 2, 10, "DEMO01's one request and DEMO02's")
+        leaving.cancel()
+        await trading.remove_strategy("DEMO01", "ema-1")  # a change: the next read is a request of its own
+        after = asyncio.ensure_future(trading.positions("DEMO01"))  # queued behind the held one (a user's in order)
+        answer.set()
+        a, b, c, d = await asyncio.gather(first, second, other_user, after)
+        assert a is b and a != d and msgspec.json.encode(c)  # the two first readers got the one answer
+        assert sorted(asked) == ["GetPositions", "GetPositions", "GetPositions", "RemoveStrategy"]
+        assert await trading.positions("DEMO01") and asked.count("GetPositions") == 4  # none in flight: asked again
+    finally:
+        await trading.close()
+        for sub in subs:
+            await sub.unsubscribe()
