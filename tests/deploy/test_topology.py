@@ -85,14 +85,15 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
     topo = Topology(tmp_path, environ)
     exec_data, strat_data = tmp_path / "execution-data", tmp_path / "strategy-data"
     try:
+        # the broker needs no NATS (compose starts it beside the nodes): it starts while they elect a leader.
+        # The fault API only to add broker latency: both sim users trade through one demo app, whose
+        # api_key shares Kite's 10 orders/s, while a real user has an app (and a limit) of their own
+        topo.start("kite-sim", overrides={"KTA_SIM_PORT": str(sim_port), "KTA_SIM_ADMIN": "true"})
         topo.start_nats()
         bus = await Bus.connect(topo.nats_url, "topology-test", replicas=3, creds=str(topo.auth.creds_path("admin")))
         await eventually(_jetstream_ready(bus), 30, "JetStream cluster ready")
         await bus.ensure_streams()
 
-        # the fault API only to add broker latency: both sim users trade through one demo app, whose
-        # api_key shares Kite's 10 orders/s, while a real user has an app (and a limit) of their own
-        topo.start("kite-sim", overrides={"KTA_SIM_PORT": str(sim_port), "KTA_SIM_ADMIN": "true"})
         gw_env = {"KTA_GATEWAY_PORT": str(gw_port)}
         gw_settings = load(environ={**_env_of(topo, "gateway"), **gw_env, "KTA_DATA_DIR": str(tmp_path / "gateway")})
         users.ensure_demo_user(gw_settings)

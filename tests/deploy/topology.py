@@ -34,14 +34,17 @@ class Proc:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+
+    def wait_stopped(self) -> None:
+        """After ``terminate``: its drain, SIGKILL past 15 s."""
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
 
     def tail(self, lines: int = 25) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -133,7 +136,10 @@ class Topology:
         return "\n".join(p.tail() for p in [*self.services, *self.nats])
 
     def stop(self) -> None:
-        for p in reversed(self.services):
-            p.stop()
-        for p in self.nats:
-            p.stop()
+        """Every service at once, then the NATS nodes they drain through (as ``docker compose down`` stops
+        a level of containers together): the drains overlap instead of following one another."""
+        for group in (self.services, self.nats):
+            for p in group:
+                p.terminate()
+            for p in group:
+                p.wait_stopped()
