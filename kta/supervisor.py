@@ -77,12 +77,23 @@ class Supervisor:
         return False
 
     def start_all(self) -> bool:
-        for child in self.children:
+        """The infrastructure one at a time, each healthy before the next starts, then every service at
+        once: they need only the infrastructure, so their imports and connects overlap."""
+        infrastructure = [c for c in self.children if c.infrastructure]
+        services = [c for c in self.children if not c.infrastructure]
+        for child in infrastructure:
             child.start()
-            if not self.wait_ready(child):
-                log.error("%s did not become healthy", child.name, extra={"child": child.name})
+            if not self._healthy(child):
                 return False
-            log.info("%s healthy", child.name, extra={"child": child.name})
+        for child in services:
+            child.start()
+        return all(self._healthy(child) for child in services)
+
+    def _healthy(self, child: Child) -> bool:
+        if not self.wait_ready(child):
+            log.error("%s did not become healthy", child.name, extra={"child": child.name})
+            return False
+        log.info("%s healthy", child.name, extra={"child": child.name})
         return True
 
     def stop(self, *_: object) -> None:
