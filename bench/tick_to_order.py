@@ -212,16 +212,16 @@ class Result:
               + "".join(f"      {k}: {stats(v)}\n" for k, v in self.parts.items()), end="", flush=True)
 
 
-async def timings(bus, accounts: list[str]) -> dict[str, tuple[int, int, int, int]]:
-    """tag -> (tick ns, handed ns, budget wait ns, broker wait ns) from the execution worker."""
+async def timings(bus, accounts: list[str]) -> dict[str, tuple[int, ...]]:
+    """tag -> (tick, handed, budget wait, broker wait, arrived, locked, decided) in ns, from the execution worker."""
     out = {}
     for uid in accounts:
         reply = await bus.request(subjects.cmd(uid, "execution", "get_execution_summary"),
                                   m.GetExecutionSummary(timings=True), timeout=30)
         if not isinstance(reply, m.Ok):
             raise SystemExit(f"execution summary of {uid}: {reply}")
-        for tag, since, handed, budget, broker in reply.data.get("timings", []):
-            out[tag] = (since, handed, budget, broker)
+        for tag, *row in reply.data.get("timings", []):
+            out[tag] = tuple(row)
     return out
 
 
@@ -282,10 +282,16 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
         sig = watch.signals[watch.orders[tag][0]]
         if not sig.tick_received_at or tag not in timed:
             continue
-        since, handed, budget, broker = timed[tag]
+        since, handed, budget, broker, arrived, locked, decided = timed[tag]
         result.add((handed - since - budget - broker) / 1e6, budget / 1e6, broker / 1e6,
                    (stamps[tag] - sig.tick_received_at) / 1e6,
                    **{"tick → signal (ticker, NATS, bar, strategy)": (sig.created_at - sig.tick_received_at) / 1e6,
+                      "signal → execution worker's handler (JetStream, the worker's loop)":
+                          (arrived - sig.created_at) / 1e6,
+                      "waiting for the user's decision lock": (locked - arrived) / 1e6,
+                      "the decision (risk, journal; Kite's waits included)": (decided - locked) / 1e6,
+                      "decided → handed to the HTTP client, Kite's waits excluded":
+                          (handed - decided - budget - broker) / 1e6,
                       "order handed → at the broker's server (HTTP client, sim)": (stamps[tag] - handed) / 1e6})
     result.print()
     print("  CPU ms per order: " + ", ".join(f"{k} {v / max(1, len(result.e2e)) * 1e3:.2f}" for k, v in cpu.items())

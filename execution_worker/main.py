@@ -79,6 +79,7 @@ class ExecutionWorker:
         """The decision, one at a time per user; a decided signal's orders then go to the broker beside
         the user's next decisions, and its message is acked once they are there (the returned task)."""
         async with desk.lock:  # one decision at a time per user: signals, manual orders, square-offs
+            waits.stage("locked")
             closed = desk.entry_closed(sig)
             if closed is not None and self.journal.signal_decision(sig.id) is None:
                 self.journal.record_signal(sig, "refused", closed[1], closed[0])
@@ -88,6 +89,7 @@ class ExecutionWorker:
                 await execute_with_rollback(desk, sig, self.settings.group_fill_timeout)
                 return None
             sending = await signals.decide(desk, sig)
+            waits.stage("decided")
         return None if sending is None else desk.send(waits.carried(sending))
 
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:

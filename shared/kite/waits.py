@@ -26,14 +26,16 @@ T = TypeVar("T")
 
 
 class Stopwatch:
-    __slots__ = ("since", "sink", "owner", "budget", "broker")
+    __slots__ = ("since", "sink", "owner", "budget", "broker", "arrived", "locked", "decided")
 
-    def __init__(self, since_ns: int, sink: Callable[[str, int, int, int, int], None]) -> None:
+    def __init__(self, since_ns: int, sink: Callable[..., None]) -> None:
         self.since = since_ns  # epoch ns the decision started (its tick's decode time)
-        self.sink = sink  # (tag, since ns, handed ns, budget wait ns, broker wait ns)
+        self.sink = sink  # ROW: (tag, since, handed, budget wait, broker wait, arrived, locked, decided), ns
         self.owner = asyncio.current_task()
         self.budget = 0
         self.broker = 0
+        self.arrived = time.time_ns()  # the signal reached the worker's handler
+        self.locked = self.decided = 0  # the user's decision lock taken; the decision made (``stage``)
 
 
 _current: ContextVar[Stopwatch | None] = ContextVar("kta_stopwatch", default=None)
@@ -81,11 +83,19 @@ def waiting(kind: str) -> Iterator[None]:
             watch.broker += spent
 
 
+def stage(name: str) -> None:
+    """Stamp a stage of the decision now: ``"locked"`` (the user's decision lock taken) or ``"decided"``."""
+    watch = _mine()
+    if watch is not None:
+        setattr(watch, name, time.time_ns())
+
+
 def handed(tag: str | None) -> None:
     """The order ``tag`` is handed to the HTTP client now."""
     watch = _mine()
     if watch is not None and tag:
-        watch.sink(tag, watch.since, time.time_ns(), watch.budget, watch.broker)
+        watch.sink(tag, watch.since, time.time_ns(), watch.budget, watch.broker, watch.arrived, watch.locked,
+                   watch.decided)
 
 
 def summary(rows) -> dict:
@@ -94,7 +104,7 @@ def summary(rows) -> dict:
     if not rows:
         return {"orders": 0}
     parts = {"internal_ms": [], "budget_wait_ms": [], "broker_wait_ms": []}
-    for _, since, at, budget, broker in rows:
+    for _, since, at, budget, broker, *_ in rows:
         parts["internal_ms"].append((at - since - budget - broker) / 1e6)
         parts["budget_wait_ms"].append(budget / 1e6)
         parts["broker_wait_ms"].append(broker / 1e6)

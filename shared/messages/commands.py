@@ -145,7 +145,8 @@ class CancelOrder(_Cmd, tag="cancel_order"):
 
 
 class GetExecutionSummary(_Cmd, tag="get_execution_summary"):
-    timings: bool = False  # also each recent signal's order: [tag, tick ns, handed ns, budget wait ns, broker wait ns]
+    timings: bool = False  # also each recent signal's order: [tag, tick, handed, budget wait, broker wait, arrived,
+    # locked, decided] in ns (shared/kite/waits.py)
 
 
 class GetJournal(_Cmd, tag="get_journal"):
