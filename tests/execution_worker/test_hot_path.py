@@ -16,7 +16,8 @@ from shared.trading import planning
 from shared.trading.order import OrderState
 from shared.trading.risk import RiskManager
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker, signal
+from execution_worker.reconcile import reconcile
+from tests.execution_worker.kit import USER, broker, fresh_desk, signal
 from tests.helpers import eventually
 
 QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}
@@ -151,3 +152,27 @@ async def test_a_users_next_signal_is_decided_and_sent_while_their_exit_waits_fo
         _, since, handed, budget, broker, arrived, locked, decided = rows[tag]
         assert sig.created_at <= since <= arrived <= locked <= decided <= handed  # no tick: since it was handled
     assert rows[tag][4] == 0  # the next signal's order awaited nothing from the broker (not the exit's cancel)
+
+
+async def test_a_reconciliation_pass_that_finds_nothing_new_writes_nothing(bus, sim, data_dir):
+    """Every pass reads the day's whole order book back: an order the broker reports as kta already has
+    it is not written again (8 users' passes re-wrote hundreds of rows at once every 30 s, stalling the
+    decisions queued behind them); one that changed is."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    try:
+        (req,) = planning.signal_requests(signal("quiet-pass", qty=1), None, -1)
+        order_id = await placing.place(desk, req)
+        await eventually(lambda: filled(kite, order_id), what="the order filled at the broker")
+        await reconcile(desk)  # the fill comes in
+        assert desk.book.get(req.tag).state is OrderState.COMPLETE and journal.trades_of_order(order_id)
+        seen: list[str] = []
+        journal.conn.set_trace_callback(seen.append)
+        await reconcile(desk)
+        assert not [s for s in seen if s.startswith(("INSERT", "UPDATE", "DELETE"))], seen
+        desk.book.get(req.tag).average_price = 1  # kta's copy differs from the broker's: corrected and written
+        await reconcile(desk)
+        assert any(s.startswith('INSERT INTO "orders"') for s in seen), seen
+        assert journal.order_by_tag(req.tag)["average_price"] > 1
+    finally:
+        journal.conn.set_trace_callback(None)
+        await kite.aclose()
