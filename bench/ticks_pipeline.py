@@ -14,7 +14,15 @@ instruments (the ticker drops the copies: checked exact, no loss); (3) the FAIR 
 design's ticker done plainly (``bench/official_ticker.py``: official parser, one JSON publish per tick)
 through the same sim, NATS and subscriber. Ratios: against that baseline, and against the original
 design's 100 ticks/s. Target: >= 60,000 ticks/s. The ticker publishes each tick on the user's own subject
-too (KTA_USER_TICKS, on as deployed). Usage: python bench/ticks_pipeline.py [tokens] [seconds per step]
+too (KTA_USER_TICKS, on as deployed).
+
+Two figures. WALL CLOCK: the highest step sustained, at the machine's load (printed): on the shared 2-core
+dev machine the sim, the ticker, nats-server and the subscriber compete with other jobs, so this one says
+as much about the load as about kta. CPU TIME (load-independent): per tick, each process's CPU from /proc
+over the step least disturbed by the load; the pipeline's capacity is what its own processes (ticker,
+nats-server — not the bench's sim and subscriber) could carry: each runs on one core at most, so the
+busiest bounds the rate, and together they share the cores. Usage: python bench/ticks_pipeline.py [tokens]
+[seconds per step]
 """
 
 from __future__ import annotations
@@ -49,7 +57,19 @@ BASELINE_RATES = [1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 10_000, 12_500, 15_0
 if os.environ.get("RATES"):  # a quick look at given rates: RATES=30000,60000 python bench/ticks_pipeline.py
     RATES = BASELINE_RATES = [int(r) for r in os.environ["RATES"].split(",")]
 PER_FRAME = 100
-CPU_PER_TICK: list[float] = []  # per phase: the least CPU µs per tick of all processes over its steps
+CPU_PER_TICK: list[dict[str, float]] = []  # per phase: CPU µs per tick of each process, the step with the least in all
+HARNESS = ("sim", "subscriber")  # the load generator (Kite's side) and the consumer: not the pipeline under test
+
+
+def capacity(cpu: dict[str, float], cores: int) -> tuple[float, str]:
+    """Ticks/s the pipeline's own processes (ticker, nats-server) could carry by CPU: each process runs
+    on one core at most (the busiest bounds the rate) and together they share the machine's cores."""
+    own = {k: v for k, v in cpu.items() if k not in HARNESS}
+    busiest = max(own, key=own.get)
+    by_cores = cores * 1e6 / sum(own.values())
+    by_busiest = 1e6 / own[busiest]
+    return (by_busiest, f"bound by the {busiest} process, {own[busiest]:.1f} µs/tick on one core") \
+        if by_busiest < by_cores else (by_cores, f"bound by {cores} cores shared by " + " + ".join(own))
 
 
 # ---- the sim process: kite_sim plus a driver that sends prepared frames -----------------------------
@@ -196,9 +216,9 @@ async def step(ctrl, rx: Receiver, content: Content, rate: float, pids: dict[str
           f"lost {lost:,}, dup {dups:,}, latency p50 {p50:6.1f} ms p99 {p99:7.1f} ms"
           f"{'  SIM OUTBOX FULL' if full else ''}  {'sustained' if ok else 'NOT sustained'}\n"
           f"{'':20}CPU µs/tick: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) +
-          f" = {sum(cpu.values()):.1f} (all of it on 2 cores: {2e6 / sum(cpu.values()):,.0f} ticks/s); "
-          f"{machine_load()}", flush=True)
-    return {"ok": ok, "rate": got_rate, "cpu": sum(cpu.values())}
+          f" = {sum(cpu.values()):.1f}; the pipeline's own processes could carry {capacity(cpu, 2)[0]:,.0f}/s "
+          f"({capacity(cpu, 2)[1]}); {machine_load()}", flush=True)
+    return {"ok": ok, "rate": got_rate, "cpu": cpu}
 
 
 async def climb(ctrl, rx, insts, users, seconds, pids, tmp: Path, rates=RATES) -> float:
@@ -211,7 +231,7 @@ async def climb(ctrl, rx, insts, users, seconds, pids, tmp: Path, rates=RATES) -
         if not result["ok"]:
             break
         best = max(best, result["rate"])
-    CPU_PER_TICK.append(min(cpu))
+    CPU_PER_TICK.append(min(cpu, key=lambda c: sum(c.values())))  # the step least disturbed by the machine's load
     return best
 
 
@@ -270,14 +290,19 @@ async def run(n_tokens: int, seconds: float) -> None:
         pids["official ticker"] = pids.pop("ticker") and official.pid
         baseline = await climb(ctrl, rx_b, mine, one, seconds, pids, stack.tmp, BASELINE_RATES)
         cores = os.cpu_count() or 2
-        print(f"figure (CPU time, load-independent): all processes together spend {CPU_PER_TICK[0]:.1f} µs of CPU per "
-              f"full tick = {cores * 1e6 / CPU_PER_TICK[0]:,.0f} ticks/s on {cores} cores (target >= {TARGET:,}) vs the fair "
-              f"baseline's {CPU_PER_TICK[-1]:.1f} µs = {cores * 1e6 / CPU_PER_TICK[-1]:,.0f}/s", flush=True)
-        print(f"figure (wall clock, this load): {best:,.0f} full-mode ticks/s sustained (target >= {TARGET:,}) = "
-              f"{best / baseline if baseline else float('inf'):.1f}x the fair baseline's {baseline:,.0f}/s, "
-              f"{best / DESIGN:,.0f}x the original design's {DESIGN:.0f}/s; CPU time per tick (every process, "
-              f"least over the steps; load-independent) kta {CPU_PER_TICK[0]:.1f} µs vs baseline {CPU_PER_TICK[-1]:.1f} µs = "
-              f"{CPU_PER_TICK[-1] / CPU_PER_TICK[0]:.1f}x; {machine_load()}")
+        (ours, why), (theirs, why_b) = capacity(CPU_PER_TICK[0], cores), capacity(CPU_PER_TICK[-1], cores)
+        total, total_b = sum(CPU_PER_TICK[0].values()), sum(CPU_PER_TICK[-1].values())
+        print(f"figure (CPU time, load-independent): the pipeline (ticker + nats-server) could carry {ours:,.0f} full "
+              f"ticks/s ({why}; target >= {TARGET:,}: {'met' if ours >= TARGET else 'NOT met'}) vs the fair baseline's "
+              f"{theirs:,.0f}/s ({why_b}) = {ours / theirs:.1f}x; with the bench's own sim and subscriber on the same "
+              f"{cores} cores: {total:.1f} µs/tick = {cores * 1e6 / total:,.0f}/s vs {total_b:.1f} µs = "
+              f"{cores * 1e6 / total_b:,.0f}/s", flush=True)
+        which = "the highest step that met all four" if best else "0: no step met all four"
+        print(f"figure (wall clock, this load): {best:,.0f} full-mode ticks/s sustained — no loss, no duplicate, "
+              f">= 95% of the offered rate delivered, latency p99 <= {P99_BOUND_MS:g} ms ({which}; "
+              f"target >= {TARGET:,}) = " + (f"{best / baseline:.1f}x the fair baseline's {baseline:,.0f}/s" if baseline else
+              "the fair baseline sustained no step at this load") +
+              f", {best / DESIGN:,.0f}x the original design's {DESIGN:.0f}/s; {machine_load()}")
     finally:
         ctrl.send(("stop",))
         if bus is not None:
