@@ -86,6 +86,7 @@ class Trading(DeskQueries, OptionDesk):
         self._live_changes: dict[str, int] = {}  # user -> starts + stops so far (a stale answer is not cached)
         self._reads: dict[tuple, asyncio.Future] = {}  # identical reads in flight (``command``)
         self._writes: dict[str, int] = {}  # user -> commands that change something, so far
+        self._health: asyncio.Future | None = None  # the worker pings in flight (``worker_health``)
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -169,6 +170,13 @@ class Trading(DeskQueries, OptionDesk):
     # ---- status -----------------------------------------------------------------------------
 
     async def worker_health(self) -> dict[str, bool]:
+        """Each worker pinged; the pings in flight are shared by every status asked meanwhile (50 dashboards
+        loading at once sent 150 pings)."""
+        if self._health is None or self._health.done():
+            self._health = asyncio.ensure_future(self._ping_workers())
+        return dict(await asyncio.shield(self._health))
+
+    async def _ping_workers(self) -> dict[str, bool]:
         async def probe(service: str) -> bool:
             try:
                 await self.bus.nc.request(subjects.service_health(service), b"", timeout=1.0)
