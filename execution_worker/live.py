@@ -69,8 +69,10 @@ class Desks:
             return self.desks.get(user_id) or await self._open(user_id)
 
     async def _open(self, user_id: str) -> Desk | None:
+        stamps = [("asked", time.monotonic())]
         try:
             await self.clients.instrument_list(user_id)  # today's (refreshed daily, in place)
+            stamps.append(("instruments", time.monotonic()))
             client = await self.clients.client(user_id)  # last: a close() meanwhile cannot hand us a closed one
         except NotConnected:
             return None
@@ -84,11 +86,16 @@ class Desks:
         protector.started(desk, self.settings.sl_slippage_pct)
         authorisation.started(desk)
         self.crosschecks[user_id] = CrossCheck(desk, self.exerciser(user_id))
+        stamps.append(("journal", time.monotonic()))
         await desk.outcomes.recover()  # what a crash kept from the strategies
+        stamps.append(("outcomes", time.monotonic()))
         self.desks[user_id] = desk
         await self.marks.track(desk)
         await self.publish_risk(desk.risk.snapshot())
         self.start_loops(user_id)
+        stamps.append(("opened", time.monotonic()))
+        log.info("desk opened: %s", ", ".join(f"{name} +{(at - stamps[0][1]) * 1000:.0f} ms" for name, at in stamps[1:]),
+                 extra={"user_id": user_id})
         return desk
 
     def _token_rejected(self, user_id: str, e: errors.TokenException) -> None:
@@ -118,6 +125,7 @@ class Desks:
 
     async def _loop(self, user_id: str) -> None:
         next_reconcile = next_positions = 0.0
+        first = True
         while True:
             desk = self.desks.get(user_id)
             if desk is None:
@@ -126,7 +134,13 @@ class Desks:
             try:
                 if now >= next_reconcile:
                     await reconcile(desk)
+                    reconciled = time.monotonic()
                     await desk.protector.sync_all()  # the safety net: every position's stop in line
+                    if first:
+                        log.info("first pass: reconciled in %.0f ms, protection in line %.0f ms later",
+                                 (reconciled - now) * 1000, (time.monotonic() - reconciled) * 1000,
+                                 extra={"user_id": user_id})
+                        first = False
                     desk.held_sells.watch()  # held delivery sells (also those a restart found in the journal)
                     next_reconcile = now + self.settings.reconcile_interval
                 if now >= next_positions:

@@ -44,6 +44,9 @@ class ExecutionWorker:
         # users are partitioned across execution workers (shared/partition.py): only the owner of a
         # user's partition consumes their streams and answers their commands
         every = subjects.ANY
+        # the journal is this worker's: restarted on it, it is the same instance and resumes its partitions at
+        # once (a SIGKILLed worker's leases would otherwise hold its users' protection back for up to 6 s)
+        self.identity = partition.restartable_instance(s.data_path / "execution.lock")
         self.parts = await partition.Partitions(self.bus, "execution", [
             partition.Feed(subjects.STREAM_SIGNALS, "execution-signals", subjects.signals(every), m.AnySignal,
                            self.on_signal, batch=16, per_user=True),
@@ -51,7 +54,8 @@ class ExecutionWorker:
                            m.BrokerOrderUpdate, self.on_order_update, batch=64, per_user=True),
             partition.Feed(subjects.STREAM_BROKER, "execution-broker-events", subjects.broker_events(every),
                            m.BrokerEvent, self.on_broker_event, batch=16),
-        ], on_acquire=self.acquire_partition, on_release=self.release_partition).start()
+        ], on_acquire=self.acquire_partition, on_release=self.release_partition,
+            instance=self.identity[0] if self.identity else "").start()
         await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, accept=self.parts.owns)
         for svc in ("execution", "risk", "journal"):
             await self.bus.serve(subjects.cmd_wildcard(svc), self.on_command, accept=self.parts.owns)
@@ -229,6 +233,8 @@ class ExecutionWorker:
     async def close(self) -> None:
         await self.parts.close()
         await self.desks.shutdown()
+        if self.identity is not None:
+            self.identity[1].close()  # the lock: the next worker on this journal is this instance
 
 
 amain, run = service.main("execution", ExecutionWorker)

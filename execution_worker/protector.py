@@ -204,6 +204,8 @@ class Protector:
     async def _carry_out(self, p: Protection, actions) -> None:
         for action in actions:
             if isinstance(action, Place):
+                log.info("stop for %s: %s %d at %s", p.key, action.request.transaction_type.value,
+                         action.request.quantity, action.request.trigger_price, extra={"user_id": self.desk.user_id})
                 await placing.place(self.desk, action.request, p.strategy_id)
             elif isinstance(action, Cancel):
                 await placing.cancel(self.desk, action.order, action.reason)

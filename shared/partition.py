@@ -10,7 +10,9 @@
 * **Who owns a partition.** A lease in the KV bucket ``kta_leases`` (key ``<service>.p<n>``),
   created only if absent (create = compare-and-set on "no key"), renewed every third of its TTL,
   deleted on a clean shutdown and aged out by the bucket TTL when a worker dies — then a live worker
-  creates it and carries on from the consumer's ack floor. Each worker also keeps a membership key
+  creates it and carries on from the consumer's ack floor. A worker restarted under the same name
+  (:func:`restartable_instance`: the holder of its local state's lock) takes its predecessor's leases
+  back at once instead of waiting them out. Each worker also keeps a membership key
   (``<service>.m.<instance>``) and holds at most ``ceil(PARTITIONS / members)`` partitions, so a
   joining worker gets its share as the others release their surplus.
 * **Commands** for a user are answered only by the owner of the user's partition (every copy hears
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import itertools
 import logging
 import math
@@ -30,7 +34,8 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import nats
 from nats.js.api import SubjectTransform
@@ -88,6 +93,24 @@ _instances = itertools.count(1)
 def instance_name() -> str:
     """Unique per worker object: host, pid and a counter (tests run several workers in one process)."""
     return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{os.getpid()}-{next(_instances)}")
+
+
+def restartable_instance(lock_path: Path) -> tuple[str, IO] | None:
+    """A name that survives a restart: this host and ``lock_path`` (a file in the worker's local state,
+    e.g. the execution worker's journal directory), taken with an exclusive lock that the kernel drops
+    when the process dies. So the name is never held by two live processes, and a worker SIGKILLed and
+    started again is the same instance: its leases, still alive in KV for up to ``LEASE_SECONDS``, are its
+    own (``Partitions.start`` takes them back) rather than a dead peer's to wait out. Returns (name, the
+    open lock file: keep it, close it at shutdown), or None while another live worker holds the lock."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(lock_path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    digest = hashlib.sha256(str(lock_path.resolve()).encode()).hexdigest()[:12]
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{digest}"), f
 
 
 @dataclass(frozen=True)
@@ -148,6 +171,7 @@ class Partitions:
                                                    wait_max=0.5, wait_jitter=0):
             with attempt:
                 self._kv = self._kv or await self.bus.kv(self.bucket, ttl=self.lease_seconds)
+                await self._take_back()
                 await self.tick()
         self._loop = self.bus.spawn(self._run(), name=f"partitions:{self.service}")
         return self
@@ -209,6 +233,25 @@ class Partitions:
             for p in free[: max(0, share - len(self.owned))]:
                 await self._claim(p)
 
+    async def _take_back(self) -> None:
+        """Leases that name this instance, left by its previous run (killed, restarted under the same
+        name): claimed now, each only if nobody has written it since (compare-and-set on its revision)."""
+        async with self._lock:
+            try:
+                keys = [k for k in await self._kv.keys() if re.fullmatch(rf"{re.escape(self.service)}\.p\d+", k)]
+            except nats.js.errors.NoKeysError:
+                return
+            for key in keys:
+                p = int(key.rsplit(".p", 1)[1])
+                if p in self.owned or p >= self.count:
+                    continue
+                try:
+                    entry = await self._kv.get(key)
+                except nats.js.errors.KeyNotFoundError:
+                    continue
+                if entry.value == self.instance.encode():
+                    await self._claim(p, last=entry.revision)
+
     async def _renew(self) -> None:
         for p in sorted(self.owned):
             try:
@@ -238,13 +281,18 @@ class Partitions:
         self._renewed[p] = time.monotonic()
         return True
 
-    async def _claim(self, p: int) -> None:
+    async def _claim(self, p: int, last: int = 0) -> None:
+        """Create the lease (``last``: update the one at that revision, this instance's own from before a restart)."""
         try:
-            self._revisions[p] = await self._kv.create(self._lease_key(p), self.instance.encode())
+            if last:
+                self._revisions[p] = await self._kv.update(self._lease_key(p), self.instance.encode(), last=last)
+            else:
+                self._revisions[p] = await self._kv.create(self._lease_key(p), self.instance.encode())
         except nats.js.errors.KeyWrongLastSequenceError:
             return  # someone else was quicker
         self._renewed[p] = time.monotonic()
-        log.info("acquired partition %d", p, extra={"service": self.service})
+        log.info("acquired partition %d%s", p, " (this instance's before its restart)" if last else "",
+                 extra={"service": self.service})
         if self.on_acquire is not None:
             await self.on_acquire(p)
         self.owned.add(p)

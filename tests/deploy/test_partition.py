@@ -57,6 +57,41 @@ async def test_copies_split_partitions_and_take_over_from_a_dead_one(nats_server
             await bus.close()
 
 
+async def test_a_worker_restarted_under_its_name_takes_its_leases_back_at_once(nats_server, tmp_path):
+    """SIGKILLed, a worker's leases live on until their TTL: its restart (same name: the holder of its
+    local state's lock) owns its partitions as it starts; any other worker still waits them out."""
+    buses = [await connect(nats_server, f"restart{i}") for i in range(3)]
+    kw = dict(lease_seconds=30.0, bucket="kta_leases_restart")  # the leases outlive the test: no TTL can explain it
+    held = partition.restartable_instance(tmp_path / "worker.lock")
+    assert held is not None
+    name, lock = held
+    assert partition.restartable_instance(tmp_path / "worker.lock") is None  # held: no second live worker by that name
+    first = partition.Partitions(buses[0], "prestart", instance=name, **kw)
+    other = partition.Partitions(buses[2], "prestart", instance="other", **kw)
+    try:
+        await first.start()
+        assert first.owned == set(range(partition.PARTITIONS))
+        first._loop.cancel()  # killed: no renewal, no release
+        await buses[0].nc.close()
+        lock.close()  # the kernel drops a dead process's lock
+
+        again = partition.restartable_instance(tmp_path / "worker.lock")
+        assert again is not None and again[0] == name  # the same instance
+        await other.start()
+        assert other.owned == set()  # a stranger waits the leases out
+        await other.close()  # (two members would split them: let the restarted one be alone)
+        restarted = partition.Partitions(buses[1], "prestart", instance=again[0], **kw)
+        await restarted.start()
+        assert restarted.owned == set(range(partition.PARTITIONS))
+        await restarted.close()
+        again[1].close()
+    finally:
+        for part in (first, other):
+            await part.close()
+        for bus in buses:
+            await bus.close()
+
+
 async def test_commands_are_answered_only_by_the_owner(nats_server):
     owner_bus, other_bus, client = [await connect(nats_server, n) for n in ("own", "other", "client")]
     owned = partition.of("DEMO01")

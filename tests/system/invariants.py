@@ -94,9 +94,6 @@ class Invariants:
     limit: int  # max_position_qty: no broker position may exceed it
     grace: float  # seconds a position may stand unchanged before its stop must be at the broker
     fill_grace: float = 10.0  # seconds a broker fill of kta's may wait for the journal
-    # more seconds after a restart: the new worker reopens the desk (today's instruments, the journal), reconciles,
-    # and only then protects what filled while it was down (> 6 s in 2 of ~9 CI-sized runs at load 5-11)
-    restart_grace: float = 4.0
     violations: list[str] = field(default_factory=list)
     samples: int = 0
     checked_protection: int = 0
@@ -156,8 +153,7 @@ class Invariants:
             if was is None or was[0] != (q, traded.get(key, 0)):
                 self._stable[key] = ((q, traded.get(key, 0)), t)
                 continue
-            since = max(was[1], protected_since + self.restart_grace if protected_since else 0.0)
-            if t - since < self.grace or key in exiting:
+            if t - max(was[1], protected_since) < self.grace or key in exiting:
                 continue
             self.checked_protection += 1
             if cover.get(key, 0) != -q:

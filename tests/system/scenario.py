@@ -63,7 +63,9 @@ class ExecutionProcess:
     """``kta worker execution`` as its own process (kta up runs it so), killable."""
 
     def __init__(self, settings, log_path: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | to_env(settings)
+        # INFO: its log stamps the restart (partitions acquired, desk opened, first reconciliation pass)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | to_env(settings) \
+            | {"KTA_LOG_LEVEL": "INFO"}
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
@@ -172,12 +174,14 @@ async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kil
     while (t := time.monotonic() - t0) < seconds:
         if not killed and t >= seconds * kill_at:
             execution.kill()
-            report.faults.append(f"SIGKILL execution at {t:.0f}s")
+            killed_at = time.time()
             killed = True
             await asyncio.sleep(1.5)  # the broker keeps trading (stops may fire) while no worker runs
             execution.start()
             await wait_health(bus, "execution", timeout=60)
             up_since = time.monotonic() - t0
+            report.faults.append(f"SIGKILL execution at {t:.0f}s (killed {_clock(killed_at)}, health "
+                                 f"{time.time() - killed_at:.1f} s later)")
         if t >= next_fault:
             report.faults.append(await _fault(sim, kite, rng, jumped))
             next_fault = t + rng.uniform(1.5, 3.5)
@@ -197,6 +201,10 @@ async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kil
     sim.reset_faults()
     for name, _ in jumped:
         sim.admin("price", {"underlying": name, "price": None})
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}"
 
 
 async def _fault(sim, kite, rng: random.Random, jumped: list) -> str:
