@@ -95,13 +95,20 @@ def instance_name() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{os.getpid()}-{next(_instances)}")
 
 
+def restartable_name(lock_path: Path) -> str:
+    """The instance name of whoever holds ``lock_path`` on this host (``restartable_instance``)."""
+    digest = hashlib.sha256(str(lock_path.resolve()).encode()).hexdigest()[:12]
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{digest}")
+
+
 def restartable_instance(lock_path: Path) -> tuple[str, IO] | None:
     """A name that survives a restart: this host and ``lock_path`` (a file in the worker's local state,
     e.g. the execution worker's journal directory), taken with an exclusive lock that the kernel drops
     when the process dies. So the name is never held by two live processes, and a worker SIGKILLed and
     started again is the same instance: its leases, still alive in KV for up to ``LEASE_SECONDS``, are its
-    own (``Partitions.start`` takes them back) rather than a dead peer's to wait out. Returns (name, the
-    open lock file: keep it, close it at shutdown), or None while another live worker holds the lock."""
+    own (``Partitions.start`` takes them back) rather than a dead peer's to wait out. The file says the
+    holder's pid. Returns (name, the open lock file: keep it, close it at shutdown), or None while another
+    live worker holds the lock (copies sharing one data directory: the others keep per-process names)."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     f = open(lock_path, "a+")
     try:
@@ -109,8 +116,10 @@ def restartable_instance(lock_path: Path) -> tuple[str, IO] | None:
     except BlockingIOError:
         f.close()
         return None
-    digest = hashlib.sha256(str(lock_path.resolve()).encode()).hexdigest()[:12]
-    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{digest}"), f
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return restartable_name(lock_path), f
 
 
 @dataclass(frozen=True)

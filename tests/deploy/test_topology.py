@@ -118,9 +118,9 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
         for stream in (s.STREAM_SIGNALS, s.STREAM_BROKER, s.STREAM_ORDERS, "KV_" + partition.KV_LEASES):
             assert (await bus.js.stream_info(stream)).config.num_replicas == 3
         leases = await bus.kv(partition.KV_LEASES)
-        await eventually(_split(leases, "execution", execs), 30, "execution partitions split")
+        await eventually(_split(leases, "execution", execs, exec_data), 30, "execution partitions split")
         strategies = [p for p in topo.services if p.name.startswith("strategy-")]
-        await eventually(_split(leases, "strategy", strategies), 30, "strategy partitions split")
+        await eventually(_split(leases, "strategy", strategies, strat_data), 30, "strategy partitions split")
 
         # the journey, through the gateway like a browser
         clients = {}
@@ -145,7 +145,7 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
         await eventually(lambda: all(decisions(journal).get(x.id) for x in first), 30, "first signals decided")
 
         # mid-stream: kill a NATS node and the execution worker holding DEMO01's partition
-        owner_pid = int((await leases.get(f"execution.p{partition.of('DEMO01')}")).value.decode().split("-")[-2])
+        owner_pid = _pid_of((await leases.get(f"execution.p{partition.of('DEMO01')}")).value.decode(), exec_data)
         victim = topo.by_pid(owner_pid)
         second = [signal(u, n, "two") for n in range(14) for u in USERS]
 
@@ -179,7 +179,7 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
             missing = [x.id for x in mine if hashlib.sha1(x.id.encode()).hexdigest()[:14] not in placed]
             assert not missing, f"accepted but never placed: {missing}"
         # the survivor now holds every partition, DEMO01's among them
-        await eventually(_split(leases, "execution", [survivor]), 30, "survivor holds every partition")
+        await eventually(_split(leases, "execution", [survivor], exec_data), 30, "survivor holds every partition")
         for client in clients.values():
             await client.aclose()
         await bus.close()
@@ -245,7 +245,16 @@ def _ready(client: httpx.AsyncClient):
     return probe
 
 
-def _split(leases, service: str, procs):
+def _pid_of(instance: str, data_dir) -> int:
+    """The process a lease names: ``host-pid-n``, or the holder of the data dir's lock (its name survives a
+    restart: ``partition.restartable_instance``; the lock file says its pid)."""
+    lock = data_dir / "execution.lock"
+    if lock.exists() and instance == partition.restartable_name(lock):
+        return int(lock.read_text())
+    return int(instance.split("-")[-2])
+
+
+def _split(leases, service: str, procs, data_dir):
     """Every partition leased, each to one of ``procs``, and each of them holding some."""
     pids = {p.proc.pid for p in procs}
 
@@ -256,6 +265,6 @@ def _split(leases, service: str, procs):
                 entry = await leases.get(f"{service}.p{p}")
             except Exception:  # noqa: BLE001 - not leased right now
                 return False
-            owners.append(int(entry.value.decode().split("-")[-2]))
+            owners.append(_pid_of(entry.value.decode(), data_dir))
         return set(owners) == pids
     return probe
