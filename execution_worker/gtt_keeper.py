@@ -10,6 +10,7 @@ positions cross-check has compared kta's book with the broker's, as a stop cance
 from __future__ import annotations
 
 import logging
+import time
 
 from execution_worker.engine import Desk
 from shared.kite import errors
@@ -45,15 +46,52 @@ class GttKeeper:
         self.protector = protector
         self.slippage_pct = slippage_pct
         self.known: dict[int, Gtt] = {}  # trigger id -> the broker's last word on it
+        self.read_at = 0.0  # monotonic start of the last complete read of the GTT book (0: none yet)
+        self.asking: set[GttSpec] = set()  # creations whose answer is awaited now
+        self.lost: dict[GttSpec, float] = {}  # creations whose answer was lost -> monotonic end of the call
 
     # ---- the broker's GTT book ----------------------------------------------------------------
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> bool:
         """Read every trigger once (one request for all positions): each pass starts from the broker's truth."""
+        started = time.monotonic()
         try:
             self.known = {g.id: g for g in await self.desk.client.gtts()}
         except errors.KiteError as e:
             log.warning("GTT book unread: %s", e, extra={"user_id": self.desk.user_id})
+            return False
+        self.read_at = started
+        return True
+
+    def _resolve_asked(self, p: Protection) -> None:
+        """``p``'s creations whose answer kta never had (lost, or cut off by a crash): each is the broker's
+        active GTT on the same instrument with the same type, triggers and legs that no protection claims
+        (adopted: GTTs carry no tag, these are kta's own words), or — when a read of the GTT book that began
+        after the call ended shows none — was never made. A GTT the trader made in Kite matches no ask and
+        is never touched."""
+        if not p.gtt_asked or not self.read_at:
+            return
+        claimed = {i for plan in self.protector.plans.values() for i in plan.gtt_ids}
+        left = []
+        for ask in p.gtt_asked:
+            if ask in self.asking or self.lost.get(ask, 0.0) > self.read_at:
+                left.append(ask)  # in flight, or lost after the last read began: the next read decides
+                continue
+            self.lost.pop(ask, None)
+            g = next((g for g in self.known.values() if g.id not in claimed and g.status == ACTIVE
+                      and (g.condition.exchange, g.condition.tradingsymbol) == (p.exchange, p.tradingsymbol)
+                      and matches(g, ask)), None)
+            if g is None:
+                log.warning("GTT asked for %s (%s %d at %s) is not at the broker: it was never made", p.key,
+                            ask.side.value, ask.quantity, ask.trigger_values, extra={"user_id": self.desk.user_id})
+                continue
+            claimed.add(g.id)
+            p.gtt_ids = [*p.gtt_ids, g.id]
+            log.warning("GTT %d found at the broker for %s: the one whose answer was lost, adopted", g.id, p.key,
+                        extra={"user_id": self.desk.user_id})
+        if left != p.gtt_asked:
+            p.gtt_asked = left
+            self.desk.journal.save_protection(p)
 
     async def _read(self, gtt_id: int) -> Gtt | None:
         try:
@@ -111,6 +149,7 @@ class GttKeeper:
         """Bring ``p``'s GTTs in line with what is held less what working exits and the orders its GTTs
         fired may still close: modified where they differ, deleted where too many, created where missing
         (unless the position is in doubt)."""
+        self._resolve_asked(p)
         have = await self._active(p)
         wanted, last = await self._wanted(p, *self._position(p))
         for g in have[len(wanted):]:
@@ -119,16 +158,32 @@ class GttKeeper:
             if i < len(have):
                 if not self._matches(p, have[i], want):
                     await self._write(p, want, last, have[i].id)
-            elif may_create:
+            elif may_create and not p.gtt_asked:  # an answer still unknown: never a second GTT beside it
                 await self._write(p, want, last)
 
     async def _write(self, p: Protection, want: GttSpec, last: int, gtt_id: int = 0) -> bool:
         c = self.desk.client
         args = (want.type, p.exchange, p.tradingsymbol, [v / 100 for v in want.trigger_values], last / 100,
                 want.orders(p.product))
+        if not gtt_id:  # journaled before it leaves: a lost answer (or a crash) is matched to the broker's GTT
+            p.gtt_asked = [*p.gtt_asked, want]
+            self.desk.journal.save_protection(p)
+            self.asking.add(want)
         try:
             new_id = await (c.modify_gtt(gtt_id, *args) if gtt_id else c.place_gtt(*args))
         except errors.KiteError as e:
+            if not gtt_id:
+                self.asking.discard(want)
+                if _answer_lost(e):
+                    self.lost[want] = time.monotonic()
+                    log.warning("GTT for %s: the broker's answer was lost (%s): looking it up", p.key, e.message,
+                                extra={"user_id": self.desk.user_id})
+                    if await self.refresh():
+                        self._resolve_asked(p)
+                    self.protector.dirty.add(p.key)
+                    return False
+                p.gtt_asked = _without(p.gtt_asked, want)  # refused: the broker has no such GTT
+                self.desk.journal.save_protection(p)
             if gtt_id and isinstance(e, errors.InputException):  # it fired or ended meanwhile: read it again
                 self.known.pop(gtt_id, None)
                 self.protector.dirty.add(p.key)
@@ -139,6 +194,9 @@ class GttKeeper:
                 self.protector.dirty.add(p.key)
             return False
         self.known.pop(new_id, None)  # read afresh when next needed
+        if not gtt_id:
+            self.asking.discard(want)
+            p.gtt_asked = _without(p.gtt_asked, want)
         if p.mode in ("target", "stopped"):  # a fired leg's order ended unfilled: the new GTT watches both again
             p.mode = "stop"
         if new_id not in p.gtt_ids:
@@ -263,3 +321,17 @@ class GttKeeper:
             return "stop_loss"
         price = to_paise(kite_order.price)
         return "target" if abs(price - p.target) < abs(price - p.stop) else "stop_loss"
+
+
+def _answer_lost(e: errors.KiteError) -> bool:
+    """The call may have taken effect: no answer (a timeout, a dropped connection), a garbled one or the
+    broker's 5xx — not a refusal, a 429 or a call that never left (those made nothing)."""
+    if isinstance(e, (errors.TooManyRequests, errors.NotSent, errors.EgressUnavailable)):
+        return False
+    return isinstance(e, (errors.NetworkException, errors.DataException)) or e.status >= 500
+
+
+def _without(asks: list[GttSpec], done: GttSpec) -> list[GttSpec]:
+    """``asks`` less one ``done`` (the slices of one position can ask for identical GTTs)."""
+    i = asks.index(done) if done in asks else -1
+    return asks if i < 0 else asks[:i] + asks[i + 1:]

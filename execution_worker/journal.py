@@ -188,7 +188,8 @@ class Journal(JournalReads):
 
     def save_protection(self, p: Protection) -> None:
         row = msgspec.to_builtins(p) | {"key": f"{p.user_id}|{p.key}", "retried": int(p.retried),
-                                        "gtt_ids": json.dumps(p.gtt_ids), "updated_ts": self.now()}
+                                        "gtt_ids": json.dumps(p.gtt_ids),
+                                        "gtt_asked": msgspec.json.encode(p.gtt_asked).decode(), "updated_ts": self.now()}
         self._upsert("protections", row, ("key",))
 
     # ---- kill switch state (survives a restart)

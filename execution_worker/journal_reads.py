@@ -142,7 +142,8 @@ class JournalReads:
     def protections(self, user_id: str) -> list[Protection]:
         rows = self.db["protections"].rows_where("user_id = ?", [user_id])
         return [msgspec.convert({f: r[f] for f in Protection.__struct_fields__}
-                                | {"retried": bool(r["retried"]), "gtt_ids": json.loads(r["gtt_ids"] or "[]")},
+                                | {"retried": bool(r["retried"]), "gtt_ids": json.loads(r["gtt_ids"] or "[]"),
+                                   "gtt_asked": json.loads(r["gtt_asked"] or "[]")},
                                 Protection) for r in rows]
 
     def kill_switch(self, user_id: str) -> dict | None:

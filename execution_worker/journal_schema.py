@@ -72,7 +72,8 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         {
             "key": str, "user_id": str, "strategy_id": str, "exchange": str, "tradingsymbol": str,
             "instrument_token": int, "product": str, "stop": int, "target": int, "signal_id": str,
-            "generation": int, "retried": int, "mode": str, "gtt_ids": str, "updated_ts": str,
+            "generation": int, "retried": int, "mode": str, "gtt_ids": str, "gtt_asked": str,
+            "updated_ts": str,
         },
         "key",
     ),

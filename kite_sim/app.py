@@ -28,6 +28,7 @@ from kite_sim.routes_session import (
     UserController,
 )
 from kite_sim.routes_trading import OrdersController, PortfolioController
+from kite_sim.lost_answers import lose_answers
 from kite_sim.sim import Sim
 from kite_sim.ticker import MAX_CONNECTIONS, Connection, serve_connection
 
@@ -86,4 +87,4 @@ def build_app(sim: Sim) -> Litestar:
         sim.save(force=True)
 
     return Litestar(route_handlers=handlers, on_startup=[start], on_shutdown=[stop], openapi_config=None,
-                    logging_config=None, debug=False, state=State({"sim": sim}))
+                    logging_config=None, debug=False, state=State({"sim": sim}), middleware=[lose_answers])

@@ -17,6 +17,10 @@ class Faults:
     drop_ws_every: float = 0.0  # close every ticker connection every N wall seconds (0 = never)
     malformed_next: int = 0  # the next N ticker frames are garbage
     poison_tokens: list = field(default_factory=list)  # these instruments' ticks cannot be built (a bad instrument)
+    lose_answer_next: int = 0  # the next N calls matching lose_answer_on take effect, then the connection drops
+    lose_answer_on: str = "POST /gtt/triggers"  # "METHOD /path" (lost_answers.py)
+    reject_gtt_next: int = 0  # the next N GTT creations and modifications are refused (InputException)
+    reject_gtt_reason: str = "Trigger price is too close to the last price."
     counts: dict = field(default_factory=dict)
 
     def take_reject(self) -> str:
@@ -39,6 +43,20 @@ class Faults:
             self._count("rate_limited")
             return True
         return False
+
+    def take_lost_answer(self, method: str, path: str) -> bool:
+        if self.lose_answer_next > 0 and f"{method} {path}" == self.lose_answer_on:
+            self.lose_answer_next -= 1
+            self._count("answer_lost")
+            return True
+        return False
+
+    def take_gtt_reject(self) -> str:
+        if self.reject_gtt_next > 0:
+            self.reject_gtt_next -= 1
+            self._count("gtt_rejected")
+            return self.reject_gtt_reason
+        return ""
 
     def take_malformed(self) -> bool:
         if self.malformed_next > 0:

@@ -124,6 +124,7 @@ class GttBook:
 
     def place(self, user_id: str, f: dict) -> Trigger:
         acc = self.broker.account(user_id)
+        self._refused_by_fault()
         if sum(1 for t in acc.gtts.values() if t.status == "active") >= MAX_ACTIVE:
             raise OrderError(f"You can have a maximum of {MAX_ACTIVE} active GTTs.")
         now = self._market.clock.stamp()
@@ -138,12 +139,18 @@ class GttBook:
         t = self.get(user_id, trigger_id)
         if t.status != "active":
             raise OrderError(f"Only an active GTT can be modified; this one is {t.status}.")
+        self._refused_by_fault()
         for name, value in self._parse(f, t.created_at).items():
             setattr(t, name, value)
         t.updated_at = self._market.clock.stamp()
         log.info("gtt %d modified: %s %s at %s", t.trigger_id, t.type, t.inst.tradingsymbol,
                  [rupees(v) for v in t.trigger_values], extra={"user_id": user_id})
         return t
+
+    def _refused_by_fault(self) -> None:
+        reason = self.broker.faults.take_gtt_reject()
+        if reason:
+            raise OrderError(reason)
 
     def delete(self, user_id: str, trigger_id: int) -> Trigger:
         t = self.get(user_id, trigger_id)

@@ -18,6 +18,7 @@ from kite_sim.app import build_app
 from kite_sim.clock import SimClock
 from kite_sim.faults import Faults
 from kite_sim.instruments import Universe
+from kite_sim.lost_answers import AnswerLost
 from kite_sim.market import Market
 from kite_sim.options import Options, add_options, options_from, parse_holidays  # noqa: F401 - re-exported
 from kite_sim.replay import Replay
@@ -56,9 +57,15 @@ def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limit
 
 class _DenialNoise(logging.Filter):
     """uvicorn's sansio WebSocket protocol logs an error after every denial response it has sent correctly (the
-    403 / 429 the ticker answers an upgrade with never completes a handshake, by design): drop that line."""
+    403 / 429 the ticker answers an upgrade with never completes a handshake, by design): drop that line; and
+    the traceback of the connection the lost-answer fault drops on purpose."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None:  # Litestar re-raises it, wrapped twice
+            if isinstance(error, AnswerLost):
+                return False  # the lost-answer fault, already logged as such
+            error = error.__cause__
         return record.getMessage() != "ASGI callable returned without completing handshake."
 
 

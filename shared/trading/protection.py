@@ -31,6 +31,26 @@ SL_SLIPPAGE_PCT = 0.5  # the default limit beyond a stop's trigger, percent of i
 Mode = Literal["stop", "target", "stopped", "failed"]
 
 
+class GttSpec(Struct, frozen=True):
+    """The trigger a position needs. ``kinds[i]`` is what leg ``i`` is (stop_loss or target); values
+    ascending, as Kite wants them (leg i belongs to value i)."""
+
+    type: str
+    side: TransactionType
+    quantity: int
+    trigger_values: tuple[int, ...]  # paise
+    prices: tuple[int, ...]  # each leg's LIMIT, paise
+    kinds: tuple[str, ...]
+
+    def orders(self, product: str) -> list[dict]:
+        """The legs as Kite's ``orders`` field wants them (rupees)."""
+        return [{"transaction_type": self.side.value, "quantity": self.quantity, "order_type": "LIMIT",
+                 "product": product, "price": price / 100} for price in self.prices]
+
+    def kind_of(self, leg: int) -> str:
+        return self.kinds[leg] if 0 <= leg < len(self.kinds) else "stop_loss"
+
+
 class Protection(Struct, kw_only=True):
     """What protects one strategy's position in one instrument. ``generation`` numbers each new set
     of stop orders (their tags never repeat); ``retried`` marks the one corrected re-placement a
@@ -49,6 +69,9 @@ class Protection(Struct, kw_only=True):
     retried: bool = False
     mode: Mode = "stop"
     gtt_ids: list[int] = []  # a CNC/NRML position's GTTs at the broker, one per freeze slice (protection_gtt)
+    # GTTs asked of the broker whose answer (the id) kta has not had: journaled before the call, matched against
+    # the broker's active GTTs after a lost answer or a restart (GTTs carry no tag to look them up by)
+    gtt_asked: list[GttSpec] = []
 
     @property
     def key(self) -> str:

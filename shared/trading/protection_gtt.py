@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import json
 
-from msgspec import Struct
-
 from shared.kite.models import Gtt, Instrument
 from shared.messages import TransactionType, to_paise
 from shared.trading import planning
-from shared.trading.protection import Protection, desired, stop_limit
+from shared.trading.protection import GttSpec, Protection, desired, stop_limit  # noqa: F401 - GttSpec re-exported
 
 PRODUCTS = frozenset({"CNC", "NRML"})
 SINGLE, OCO = "single", "two-leg"
@@ -36,26 +34,6 @@ MIN_GAP_PAISE = 9  # ... or 9 paise for prices up to ₹50
 def uses_gtt(product: str) -> bool:
     """Whether a position of this product is protected by a GTT (else by a day SL order)."""
     return product in PRODUCTS
-
-
-class GttSpec(Struct, frozen=True):
-    """The trigger a position needs. ``kinds[i]`` is what leg ``i`` is (stop_loss or target); values
-    ascending, as Kite wants them (leg i belongs to value i)."""
-
-    type: str
-    side: TransactionType
-    quantity: int
-    trigger_values: tuple[int, ...]  # paise
-    prices: tuple[int, ...]  # each leg's LIMIT, paise
-    kinds: tuple[str, ...]
-
-    def orders(self, product: str) -> list[dict]:
-        """The legs as Kite's ``orders`` field wants them (rupees)."""
-        return [{"transaction_type": self.side.value, "quantity": self.quantity, "order_type": "LIMIT",
-                 "product": product, "price": price / 100} for price in self.prices]
-
-    def kind_of(self, leg: int) -> str:
-        return self.kinds[leg] if 0 <= leg < len(self.kinds) else "stop_loss"
 
 
 def min_gap(last_price: int) -> int:

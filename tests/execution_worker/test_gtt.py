@@ -11,6 +11,7 @@ no order update, no command) and protects it again."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal as signals
 import time
@@ -148,6 +149,38 @@ async def test_closing_the_position_or_squaring_off_deletes_its_gtt(bus, sim, da
         await eventually(lambda: held(journal, "gtt-2b") == 0, timeout=30, what="squared off")
         assert (await broker(kite.gtt, g.id)).status == "deleted"
         assert not await active_gtts(kite)
+
+
+async def test_a_gtt_whose_answer_was_lost_is_found_at_the_broker_and_adopted_never_made_twice(bus, sim, data_dir):
+    """GTTs carry no tag: kta journals the GTT it asks for before the call, and when the answer is lost (the
+    sim makes the GTT, then drops the connection) it matches the broker's active GTTs against that ask and
+    adopts the one it made — kept as the position's own (an exit resizes it), never a second one beside it."""
+    async with make_stack(bus, sim, data_dir) as (_, journal, kite):
+        sim.faults(lose_answer_next=1, lose_answer_on="POST /gtt/triggers")
+        await publish(bus, cnc(signal(f"gtt-lost-in-{os.getpid()}", qty=5, stop=147000, target=156000,
+                                      strategy_id="gtt-lost")))
+
+        def protection() -> dict:
+            return next(r for r in journal.db["protections"].rows if r["strategy_id"] == "gtt-lost")
+
+        async def adopted():
+            gtts = await active_gtts(kite)
+            ids = json.loads(protection()["gtt_ids"]) if held(journal, "gtt-lost") == 5 else []
+            return len(gtts) == 1 and ids == [gtts[0].id] and gtts[0]
+
+        g = await eventually(adopted, timeout=30, what="the GTT made under the lost answer, adopted")
+        assert sim.admin("faults", {})["counts"].get("answer_lost") == 1  # the answer really was lost
+        assert protection()["gtt_asked"] == "[]"
+        out = cnc(signal(f"gtt-lost-out-{os.getpid()}", side="SELL", qty=2, intent="exit", strategy_id="gtt-lost"))
+        await publish(bus, out)
+
+        async def shrunk():
+            gtts = await active_gtts(kite)
+            return held(journal, "gtt-lost") == 3 and len(gtts) == 1 and gtts[0].orders[0].quantity == 3 and gtts[0]
+
+        assert (await eventually(shrunk, timeout=30, what="the adopted GTT resized by the exit")).id == g.id
+        made = [x for x in await broker(kite.gtts) if x.condition.tradingsymbol == "INFY"]
+        assert [x.id for x in made] == [g.id]  # one GTT ever: never a second beside the lost one
 
 
 async def test_a_worker_killed_overnight_finds_the_carried_position_and_protects_it_again(bus, sim, data_dir, tmp_path):

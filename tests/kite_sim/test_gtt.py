@@ -10,6 +10,7 @@ import json
 
 import httpx
 import pytest
+import requests
 from kiteconnect import KiteConnect
 from kiteconnect.exceptions import InputException
 
@@ -193,6 +194,39 @@ def test_malformed_forms_and_unknown_ids(sim, kite):
             paced(call)
     r = httpx.get(f"{sim.root}/gtt/triggers")
     assert r.status_code == 403 and r.json()["error_type"] == "TokenException"
+
+
+def test_a_creation_whose_answer_is_lost_still_made_the_gtt(sim, kite):
+    """``lose_answer_next``: the trigger is created, then the connection drops before the answer is
+    complete — the client sees a broken connection, the broker's GTT book has it."""
+    before = {g["id"] for g in paced(kite.get_gtts)}
+    sim.faults(lose_answer_next=1, lose_answer_on="POST /gtt/triggers")
+    try:
+        with pytest.raises(requests.exceptions.RequestException):
+            kite.place_gtt(kite.GTT_TYPE_SINGLE, "INFY", "NSE", [1470.0], SPOT, [leg("SELL", 1465.0)])
+    finally:
+        sim.reset_faults()
+    made = [g for g in paced(kite.get_gtts) if g["id"] not in before]
+    assert [(g["status"], g["condition"]["trigger_values"]) for g in made] == [("active", [1470.0])]
+    assert sim.admin("faults", {})["counts"]["answer_lost"] == 1
+    paced(lambda: kite.delete_gtt(made[0]["id"]))
+
+
+def test_reject_the_next_n_gtt_creations_and_modifications(sim, kite):
+    tid = oco(kite, 1470.0, 1560.0)
+    sim.faults(reject_gtt_next=2, reject_gtt_reason="Trigger price is invalid.")
+    try:
+        with pytest.raises(InputException, match="Trigger price is invalid."):
+            paced(lambda: kite.place_gtt(kite.GTT_TYPE_SINGLE, "INFY", "NSE", [1470.0], SPOT, [leg("SELL", 1465.0)]))
+        with pytest.raises(InputException, match="Trigger price is invalid."):
+            paced(lambda: kite.modify_gtt(tid, kite.GTT_TYPE_OCO, "INFY", "NSE", [1400.0, 1600.0], SPOT,
+                                          [leg("SELL", 1395.0), leg("SELL", 1595.0)]))
+        third = paced(lambda: kite.place_gtt(kite.GTT_TYPE_SINGLE, "INFY", "NSE", [1470.0], SPOT,
+                                             [leg("SELL", 1465.0)]))["trigger_id"]  # the fault is spent
+    finally:
+        sim.reset_faults()
+    paced(lambda: kite.delete_gtt(third))
+    paced(lambda: kite.delete_gtt(tid))
 
 
 def test_an_fno_trigger_expires_with_its_contract(kite):
