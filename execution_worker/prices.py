@@ -18,6 +18,7 @@ from shared.kite.client import KiteClient
 
 log = logging.getLogger("kta.prices")
 STALE_SECONDS = 30.0
+FRESH_SECONDS = 1.0  # a tick this recent stands for the price now when the broker cannot be asked
 
 
 class Prices:
@@ -61,6 +62,22 @@ class Prices:
                     out[key] = m.to_paise(q.last_price)
                     self.last[key] = (out[key], now)
         return out
+
+    async def now(self, client: KiteClient, key: str) -> int:
+        """The price now, for a decision a stale price gets wrong (a rejected stop's corrected trigger): the
+        broker's last price (one ``ltp``), else the latest tick only if it is under ``FRESH_SECONDS`` old
+        (0: unknown). Not the 30-s cache of ``prices``: after a jump the cached price is the one that made
+        the stop invalid."""
+        try:
+            quote = (await client.ltp(key)).get(key)
+        except errors.KiteError as e:
+            log.warning("last price of %s unread: %s", key, e)
+            quote = None
+        if quote is not None and quote.last_price > 0:
+            self.last[key] = (m.to_paise(quote.last_price), time.monotonic())
+            return self.last[key][0]
+        seen = self.last.get(key)
+        return seen[0] if seen and time.monotonic() - seen[1] < FRESH_SECONDS else 0
 
     async def circuits(self, client: KiteClient, keys: list[str]) -> dict[str, tuple[int, int]]:
         """(lower, upper) circuit limits in paise by key, read once per instrument and day."""

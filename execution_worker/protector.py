@@ -232,7 +232,7 @@ class Protector:
             return
         if not p.retried:
             k = f"{p.exchange}:{p.tradingsymbol}"
-            last = (await self.desk.prices.prices(self.desk.client, [k])).get(k, 0)
+            last = await self.desk.prices.now(self.desk.client, k)  # fresh: the cached price may be what failed
             lower, upper = (await self.desk.prices.circuits(self.desk.client, [k])).get(k, (0, 0))
             stop = corrected_stop(p, held, last, lower, upper, self.desk.inst(p.exchange, p.tradingsymbol),
                                   self.slippage_pct)

@@ -183,6 +183,33 @@ async def test_a_gtt_whose_answer_was_lost_is_found_at_the_broker_and_adopted_ne
         assert [x.id for x in made] == [g.id]  # one GTT ever: never a second beside the lost one
 
 
+async def test_a_gtt_refused_twice_closes_the_position_and_alerts(bus, sim, data_dir):
+    """The broker refuses the position's GTT, then the corrected one too: the position is flattened and
+    the trader alerted (critical, with the broker's words) — never left open without protection."""
+    alerts: list[m.Alert] = []
+
+    async def on_alert(a, msg):
+        alerts.append(a)
+
+    async with make_stack(bus, sim, data_dir) as (_, journal, kite):
+        await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+        sim.faults(reject_gtt_next=2, reject_gtt_reason="Trigger price is invalid.")
+        await publish(bus, cnc(signal(f"gtt-refused-in-{os.getpid()}", qty=4, stop=147000, target=156000,
+                                      strategy_id="gtt-refused")))
+        await eventually(lambda: [t for t in journal.trades(USER) if t["strategy_id"] == "gtt-refused"], timeout=30,
+                         what="the entry filled")
+        await eventually(lambda: held(journal, "gtt-refused") == 0, timeout=30, what="the position flattened")
+        alert = await eventually(lambda: [a for a in alerts if a.kind == "unprotected"], what="the alert")
+        assert alert[0].severity == "critical" and "INFY" in alert[0].title
+        assert "Trigger price is invalid." in alert[0].detail
+        kinds = [r["kind"] for r in journal.orders(USER) if r["strategy_id"] == "gtt-refused"]
+        assert kinds.count("entry") == 1 and kinds.count("flatten") == 1
+        assert sim.admin("faults", {})["counts"]["gtt_rejected"] == 2  # both creations were refused
+        (p,) = [r for r in journal.db["protections"].rows if r["strategy_id"] == "gtt-refused"]
+        assert (p["mode"], p["retried"], p["gtt_ids"], p["gtt_asked"]) == ("failed", 1, "[]", "[]")
+        assert not await active_gtts(kite)
+
+
 async def test_a_worker_killed_overnight_finds_the_carried_position_and_protects_it_again(bus, sim, data_dir, tmp_path):
     settings = fresh_settings(bus, sim, data_dir)
     token = login(sim)

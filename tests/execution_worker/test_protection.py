@@ -166,6 +166,42 @@ async def test_a_rejected_stop_is_retried_once_with_a_corrected_trigger(bus, sim
         await flatten(bus, journal, "prot-4", sig)
 
 
+async def test_a_rejected_stop_is_corrected_from_the_price_now_not_the_one_cached_at_the_entry(bus, sim, stack):
+    """The entry's judgement read INFY at 1,500 (cached for the next signals); the price falls through the
+    stop (1,470) before the entry fills, so the stop is rejected (a SELL trigger above the last price). The
+    corrected trigger comes from the broker's price now (1,450), not that cached 1,500 (a trigger of 1,470
+    again: rejected twice, the position flattened)."""
+    _, journal, _ = stack
+    alerts: list[m.Alert] = []
+
+    async def on_alert(a, msg):
+        alerts.append(a)
+
+    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+    sig = signal("protect-fresh-1", qty=3, stop=147000, strategy_id="prot-7")
+    sim.faults(hold_fills=True)  # the entry rests while the price falls through its stop
+    await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+    try:
+        await eventually(lambda: any(r["order_id"] for r in journal.orders_of_signal(sig.id)), what="the entry placed")
+        sim.admin("price", {"underlying": "INFY", "price": 1450.0})
+        sim.faults(hold_fills=False)
+        await eventually(lambda: journaled(journal, "prot-7") == 3, what="the entry filled")
+
+        def retried():
+            rejected = [r for r in stops(journal, "prot-7", working=False) if r["status"] == "REJECTED"]
+            return rejected and stops(journal, "prot-7") and (rejected, stops(journal, "prot-7"))
+
+        rejected, (stop,) = await eventually(retried, what="the stop rejected, the corrected one working")
+        assert len(rejected) == 1 and "lower than the last traded price" in rejected[0]["status_message"]
+        assert 0 < stop["trigger_price"] < 145000 and stop["quantity"] == 3  # below the price now
+        assert journaled(journal, "prot-7") == 3 and not [a for a in alerts if a.kind == "unprotected"]
+        assert "flatten" not in [r["kind"] for r in journal.orders(USER) if r["strategy_id"] == "prot-7"]
+    finally:
+        sim.reset_faults()
+        sim.admin("price", {"underlying": "INFY", "price": 1500.0})
+        await flatten(bus, journal, "prot-7", sig)
+
+
 async def test_a_stop_rejected_twice_closes_the_position_and_alerts(bus, sim, stack):
     _, journal, _ = stack
     alerts: list[m.Alert] = []
