@@ -137,20 +137,23 @@ def split_frame(data: bytes | bytearray | memoryview) -> list[bytes]:
     n_bytes = len(data)
     if n_bytes < 4:
         return []
-    packets = []
+    if type(data) is not bytes:
+        data = bytes(data)  # slices of bytes are bytes: one copy of the frame, none per packet
+    packets: list[bytes] = []
+    append, sizes = packets.append, _SIZES
     pos = 2
-    for _ in range(data[0] << 8 | data[1]):
-        if pos + 2 > n_bytes:
-            raise CodecError(f"frame truncated: header of packet at byte {pos}")
-        size = data[pos] << 8 | data[pos + 1]
-        pos += 2
-        end = pos + size
-        if end > n_bytes:
-            raise CodecError(f"frame truncated: packet of {size} bytes at byte {pos}")
-        if size not in _SIZES:
-            raise CodecError(f"unknown packet length {size}")
-        packets.append(bytes(data[pos:end]))
-        pos = end
+    try:
+        for _ in range(data[0] << 8 | data[1]):
+            size = data[pos] << 8 | data[pos + 1]
+            pos += 2
+            end = pos + size
+            if end > n_bytes or size not in sizes:
+                raise CodecError(f"frame truncated: packet of {size} bytes at byte {pos}" if end > n_bytes
+                                 else f"unknown packet length {size}")
+            append(data[pos:end])
+            pos = end
+    except IndexError:
+        raise CodecError(f"frame truncated: header of packet at byte {pos}") from None
     return packets
 
 
