@@ -170,6 +170,8 @@ class PositionTracker:
         if not held.last_price:
             held.last_price = price
         before = held.book.quantity
+        if not before and product:  # opened (again) from flat: in this fill's product
+            held.product = str(product)
         closed = held.book.fill(signed(transaction_type, quantity), price, timestamp)
         self._count(held, +1)
         net = self._net(exchange, tradingsymbol, str(product) or held.product, instrument_token)
@@ -248,6 +250,11 @@ class PositionTracker:
         """(signed quantity, average price) one strategy holds in an instrument."""
         h = self._held.get((strategy_id, str(exchange), tradingsymbol))
         return (h.book.quantity, h.book.average_price()) if h else (0, 0)
+
+    def held_product(self, strategy_id: str, exchange: str, tradingsymbol: str) -> str:
+        """The product one strategy's open position in an instrument is held in ("" when flat)."""
+        h = self._held.get((strategy_id, str(exchange), tradingsymbol))
+        return h.product if h and h.book.quantity else ""
 
     def net_quantity(self, exchange: str, tradingsymbol: str, product: str | None = None) -> int:
         """The account's net position in an instrument: in one product (what the broker holds as one

@@ -49,6 +49,7 @@ class RiskCode(enum.StrEnum):
     INVALID_TRIGGER = "INVALID_TRIGGER"
     PRICE_UNKNOWN = "PRICE_UNKNOWN"
     GREEKS_UNPRICED = "GREEKS_UNPRICED"
+    PRODUCT_MISMATCH = "PRODUCT_MISMATCH"
 
 
 class RiskDecision(Struct, frozen=True):
@@ -128,6 +129,8 @@ class RiskManager:
 
     def _check(self, sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision:
         ks, limits = self.kill_switch, self.limits
+        if mixed := _mixed_products(sig, ctx):
+            return mixed
         if sig.intent == "exit":
             return _exit(sig, ctx)  # a true reduction in every state
         reduces = _reduces(sig, ctx)
@@ -258,6 +261,20 @@ def _reduces(sig: Signal | SignalGroup, ctx: RiskContext) -> bool:
         if h.held * signed(side, qty) >= 0 or qty > h.exitable:
             return False
     return True
+
+
+def _mixed_products(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
+    """A strategy's position in an instrument is held in one product. Kite keeps MIS and NRML (or CNC)
+    positions apart, so an order in another product never changes it: an "exit" would open a second
+    position beside it, an entry one kta's books would count as the same. Refused, entries and exits:
+    close it first, or trade it in the product it is held in."""
+    for exchange, symbol, _, _ in _lines(sig):
+        h = ctx.holding(exchange, symbol)
+        if h.held and h.held_product and h.product and h.held_product != h.product:
+            return RiskDecision(False, RiskCode.PRODUCT_MISMATCH,
+                                f"{sig.strategy_id} holds {h.held} {symbol} as {h.held_product}: a {h.product} order "
+                                f"would be a second position beside it, not a change of this one")
+    return None
 
 
 def _exit(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision:

@@ -20,6 +20,8 @@ from shared.trading.positions import PositionTracker
 class Holding(Struct, frozen=True, kw_only=True):
     key: str  # EXCHANGE:SYMBOL
     held: int = 0  # the signal's strategy's own position, signed
+    held_product: str = ""  # the product that position is held in ("" when flat)
+    product: str = ""  # the product the signal trades it in
     pending: int = 0  # signed quantity its working (non-protective) orders on it may still fill
     # what the strategies long / short the instrument in the signal's product hold together: the broker holds
     # their difference, and exits (never refused) can leave it holding either side alone
@@ -105,7 +107,8 @@ def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal |
         mine = [o for o in working if o.instrument == (exchange, symbol)]
         lower, upper = circuits.get(key, (0, 0))
         holdings[key] = Holding(  # the account's position as the broker holds it: one per instrument and product
-            key=key, held=tracker.held(sig.strategy_id, exchange, symbol)[0],
+            key=key, held=tracker.held(sig.strategy_id, exchange, symbol)[0], product=product,
+            held_product=tracker.held_product(sig.strategy_id, exchange, symbol),
             pending=_pending(o for o in mine if o.strategy_id == sig.strategy_id),
             account_long=(sides := tracker.sides(exchange, symbol, product))[0], account_short=sides[1],
             account_pending=_pending(o for o in mine if o.product == product),

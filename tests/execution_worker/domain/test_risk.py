@@ -359,3 +359,27 @@ def test_a_stop_entry_with_its_trigger_beyond_the_market_is_accepted(risk):
     sell = signal("sig2", side="SELL", order_type=OrderType.SL, price=148500, trigger_price=149000)
     for sig in (buy, sell):
         assert risk.validate_signal(sig, books(infy(lower=135000, upper=165000))).ok, sig
+
+
+@pytest.mark.parametrize("intent,side,product,refused", [
+    ("entry", "BUY", "CNC", RiskCode.PRODUCT_MISMATCH),  # a second position beside the MIS one
+    ("exit", "SELL", "CNC", RiskCode.PRODUCT_MISMATCH),  # would open a CNC short, not close the MIS long
+    ("exit", "SELL", "MIS", None),
+    ("entry", "BUY", "MIS", None),
+])
+def test_one_strategy_holds_an_instrument_in_one_product(risk, intent, side, product, refused):
+    tracker = PositionTracker()
+    tracker.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=10,
+                    price=LTP, instrument_token=408065, product="MIS")
+    s = signal("mixed", side=side, qty=5, intent=intent, product=Product(product))
+    decision = risk.validate_signal(s, context_from(tracker, OrderBook(), s, prices={"NSE:INFY": LTP}))
+    assert (decision.ok, decision.code or None) == (refused is None, refused), decision.reason
+
+
+def test_a_position_reopened_from_flat_is_held_in_the_new_product():
+    tracker = PositionTracker()
+    for side, qty, product in (("BUY", 10, "MIS"), ("SELL", 10, "MIS"), ("BUY", 5, "CNC")):
+        tracker.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type=side, quantity=qty,
+                        price=LTP, instrument_token=408065, product=product)
+    assert tracker.held_product("s1", "NSE", "INFY") == "CNC"
+    assert [(p.product, p.quantity) for p in tracker.positions() if p.quantity] == [("CNC", 5)]
