@@ -18,7 +18,7 @@ from pathlib import Path
 
 from execution_worker.journal import Journal
 from shared import messages as m
-from shared import subjects
+from shared import partition, subjects
 from shared.bus import RequestTimeout
 from shared.config import to_env
 from shared.kite import errors
@@ -263,11 +263,21 @@ async def _wind_down(bus, kite, journal, report) -> None:
         except RequestTimeout:
             return None
 
-    strategies = await eventually(listed, timeout=120, what="the strategies' books")
-    believed = {(r["strategy_id"], int(tok)): q for r in strategies.data for tok, q in r["position"].items() if q}
     names = {v: k for k, v in SYMBOLS.items()}
+
+    async def books_told():
+        """The strategies' books once they have consumed every outcome the execution worker published (the
+        outcome stream is asynchronous: the last exits' outcomes may still be on their way when Stop answers)."""
+        consumer = await bus.js.consumer_info(subjects.STREAM_OUTCOMES, f"strategy-outcomes-p{partition.of(USER)}")
+        if consumer.num_pending or consumer.num_ack_pending:
+            return None
+        strategies = await listed()
+        return strategies and {(r["strategy_id"], names.get(int(tok), int(tok))): q for r in strategies.data
+                               for tok, q in r["position"].items() if q}
+
+    believed = await eventually(books_told, timeout=120, what="the strategies' books, every outcome consumed")
     journaled = {(sid, sym): q for (sid, sym), q in journal_positions(journal.trades(USER)).items() if q}
-    if {(sid, names.get(tok, tok)): q for (sid, tok), q in believed.items()} != journaled:
+    if believed != journaled:
         inv.fail(report.seconds, f"strategies believe {believed}, the journal says {journaled}")
     out = await bus.request(subjects.cmd(USER, "execution", "square_off"), m.SquareOffAll(reason="soak over"),
                             timeout=60)
