@@ -181,8 +181,9 @@ class Receiver:
         self.got.append((time.time_ns(), msg.data))
         json.loads(msg.data) if self.baseline else m.tick_decoder.decode(msg.data)
 
-    def judge(self, content: Content, sent: list[int]) -> tuple[int, int, list[float]]:
-        """(lost, duplicated, latencies in ms)."""
+    def judge(self, content: Content, sent: list[int]) -> tuple[int, int, list[float], str]:
+        """(lost, duplicated, latencies in ms, where kta's latency is: sim → ticker's decode and from there
+        to the subscriber, by the tick's ``received_at``)."""
         if self.baseline:
             keys = [book_key(json.loads(d)) for _, d in self.got]
             expected = content.by_book
@@ -192,7 +193,14 @@ class Receiver:
             expected = content.expected
         got = Counter(keys)
         lat = sorted((t - sent[content.round_of[k]]) / 1e6 for (t, _), k in zip(self.got, keys) if k in content.round_of)
-        return sum((expected - got).values()), sum((got - expected).values()), lat
+        split = ""
+        if not self.baseline and self.got:
+            decoded = [int.from_bytes(d[-8:], "big") for _, d in self.got]  # the ticker's received_at (ns)
+            to_ticker = sorted((r - sent[content.round_of[k]]) / 1e6 for r, k in zip(decoded, keys) if k in content.round_of)
+            onward = sorted((t - r) / 1e6 for (t, _), r in zip(self.got, decoded))
+            split = (f"; sim → ticker p50 {percentile(to_ticker, 0.5):.1f} / p99 {percentile(to_ticker, 0.99):.1f} ms, "
+                     f"ticker → subscriber p50 {percentile(onward, 0.5):.1f} / p99 {percentile(onward, 0.99):.1f} ms")
+        return sum((expected - got).values()), sum((got - expected).values()), lat, split
 
 
 async def step(ctrl, rx: Receiver, content: Content, rate: float, pids: dict[str, int]) -> dict:
@@ -207,14 +215,14 @@ async def step(ctrl, rx: Receiver, content: Content, rate: float, pids: dict[str
         if len(rx.got) != last:
             last, idle = len(rx.got), time.monotonic()
     cpu = {name: (cpu_seconds(pid) - cpu0[name]) / content.packets * 1e6 for name, pid in pids.items()}
-    lost, dups, lat = rx.judge(content, sent)
+    lost, dups, lat, split = rx.judge(content, sent)
     secs = ((rx.got[-1][0] if rx.got else sent[-1]) - sent[0]) / 1e9 or 1e-9
     got_rate = len(rx.got) / secs
     p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
     ok = not lost and not dups and not full and got_rate >= 0.95 * rate and p99 <= P99_BOUND_MS
     print(f"  offered {rate:>8,.0f}/s: {len(rx.got):>8,}/{content.packets:,} in {secs:5.2f}s = {got_rate:>8,.0f}/s, "
           f"lost {lost:,}, dup {dups:,}, latency p50 {p50:6.1f} ms p99 {p99:7.1f} ms"
-          f"{'  SIM OUTBOX FULL' if full else ''}  {'sustained' if ok else 'NOT sustained'}\n"
+          f"{'  SIM OUTBOX FULL' if full else ''}  {'sustained' if ok else 'NOT sustained'}{split}\n"
           f"{'':20}CPU µs/tick: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) +
           f" = {sum(cpu.values()):.1f}; the pipeline's own processes could carry {capacity(cpu, 2)[0]:,.0f}/s "
           f"({capacity(cpu, 2)[1]}); {machine_load()}", flush=True)
