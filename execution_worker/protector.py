@@ -38,7 +38,7 @@ from shared.trading.protection import (
     target_reached,
 )
 from shared.trading.protection_gtt import uses_gtt
-from shared.trading.protection_status import gtt_guard, judge
+from shared.trading.protection_status import gtt_guard, judge, option_cover
 
 log = logging.getLogger("kta.protect")
 CHASE_BAND_PCT = 2.0  # a triggered stop the price ran past is re-priced this far through the last price
@@ -117,13 +117,16 @@ class Protector:
     async def status(self) -> list[ProtectionStatus]:
         """What protects every open position now (the positions snapshot carries it to the dashboard)."""
         out = []
-        for position in (p for p in self.desk.tracker.positions() if p.quantity):
+        held = [p for p in self.desk.tracker.positions() if p.quantity]
+        bounded = option_cover(held, self.desk.inst)
+        for position in held:
             key = position_key(position.strategy_id, position.exchange, position.tradingsymbol)
             plan = self.plans.get(key)
             gtts = [gtt_guard(i, *await self.gtts.last_word(i)) for i in (plan.gtt_ids if plan else [])]
             _, _, _, _, closing, working = self._position(key)
             out.append(judge(position, plan, gtts, working, closing,
-                             (position.exchange, position.tradingsymbol) in self.in_doubt))
+                             (position.exchange, position.tradingsymbol) in self.in_doubt,
+                             bounded.get((position.strategy_id, position.exchange, position.tradingsymbol), "")))
         return out
 
     # ---- keeping it in line -------------------------------------------------------------------

@@ -243,7 +243,8 @@ class Guard(Struct, frozen=True, kw_only=True):
     price: Paise = 0  # an order's limit
 
 
-ProtectionState = Literal["protected", "partial", "unprotected", "closing"]
+# long: a bought option (its premium is all it can lose); hedged: a short option its strategy's long options cover
+ProtectionState = Literal["protected", "partial", "unprotected", "closing", "long", "hedged"]
 
 
 class ProtectionStatus(Struct, frozen=True, kw_only=True):

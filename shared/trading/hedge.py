@@ -34,8 +34,14 @@ def _covers(long: Leg, short: Leg) -> bool:
 
 def uncovered_shorts(legs: Sequence[Leg]) -> list[str]:
     """Short option quantity no long leg covers, as "SYMBOL: n short uncovered" lines (empty when
-    hedged). Shorts are served latest expiry first, since a wing that covers one covers the rest."""
-    problems = []
+    hedged)."""
+    return [f"{symbol}: {n} short uncovered" for symbol, n in uncovered_quantities(legs).items()]
+
+
+def uncovered_quantities(legs: Sequence[Leg]) -> dict[str, int]:
+    """Per short option leg with quantity no long leg covers, that quantity. Shorts are served latest
+    expiry first, since a wing that covers one covers the rest."""
+    problems = {}
     spare = {i: leg.quantity for i, leg in enumerate(legs) if not is_short(leg)}
     shorts = [leg for leg in legs if is_short(leg) and leg.option_type in OPTION_TYPES]
     for short in sorted(shorts, key=lambda leg: leg.expiry, reverse=True):
@@ -46,7 +52,7 @@ def uncovered_shorts(legs: Sequence[Leg]) -> list[str]:
                 spare[i] -= used
                 needed -= used
         if needed:
-            problems.append(f"{short.tradingsymbol}: {needed} short uncovered")
+            problems[short.tradingsymbol] = problems.get(short.tradingsymbol, 0) + needed
     return problems
 
 

@@ -5,8 +5,11 @@ why, in words. Pure: the execution worker passes what its desk knows (``Protecto
 
 from __future__ import annotations
 
-from shared.kite.models import Gtt
-from shared.messages import Guard, Position, ProtectionStatus, to_paise
+from collections.abc import Callable
+
+from shared.kite.models import Gtt, Instrument
+from shared.messages import Exchange, Guard, Leg, Position, ProtectionStatus, TransactionType, to_paise
+from shared.trading.hedge import uncovered_quantities
 from shared.trading.order import Order
 from shared.trading.protection import Protection
 
@@ -38,11 +41,40 @@ def order_guard(o: Order) -> Guard:
                  stop=o.trigger_price, price=o.price)
 
 
+def option_cover(positions: list[Position], instrument: Callable[[str, str], Instrument | None]) -> dict[
+        tuple[str, str, str], str]:
+    """(strategy, exchange, symbol) → how an option position's loss is bounded without a stop: ``long`` (a
+    bought option loses at most what it cost) or ``hedged`` (a short option the same strategy's long options
+    cover: same underlying and type, expiring no earlier — ``shared.trading.hedge``'s rule)."""
+    out: dict[tuple[str, str, str], str] = {}
+    legs: dict[tuple[str, str], list[Leg]] = {}
+    for p in positions:
+        inst = instrument(p.exchange, p.tradingsymbol)
+        if not p.quantity or inst is None or inst.instrument_type not in ("CE", "PE"):
+            continue
+        if p.quantity > 0:
+            out[(p.strategy_id, p.exchange, p.tradingsymbol)] = "long"
+        legs.setdefault((p.strategy_id, inst.name), []).append(Leg(
+            exchange=Exchange(p.exchange), tradingsymbol=p.tradingsymbol, instrument_token=inst.instrument_token,
+            transaction_type=TransactionType.BUY if p.quantity > 0 else TransactionType.SELL,
+            quantity=abs(p.quantity), option_type=inst.instrument_type, expiry=str(inst.expiry or "")))
+    for (strategy_id, _), group in legs.items():
+        uncovered = uncovered_quantities(group)
+        for leg in group:
+            if leg.transaction_type is TransactionType.SELL and leg.tradingsymbol not in uncovered:
+                out[(strategy_id, leg.exchange.value, leg.tradingsymbol)] = "hedged"
+    return out
+
+
+BOUNDED = {"long": "a bought option: the most it can lose is what it cost",
+           "hedged": "a short option the strategy's long options cover (same underlying and type)"}
+
+
 def judge(position: Position, plan: Protection | None, gtts: list[Guard], orders: list[Order], closing: int,
-          in_doubt: bool) -> ProtectionStatus:
+          in_doubt: bool, cover: str = "") -> ProtectionStatus:
     """``position``: one strategy's open position; ``plan``: its protection (None: the strategy set no
     stop); ``gtts``: its GTTs as ``gtt_guard`` shows them; ``orders``: its working protective orders;
-    ``closing``: what its working exits may still close."""
+    ``closing``: what its working exits may still close; ``cover``: ``option_cover``'s word on it."""
     held = abs(position.quantity)
     guards = gtts + [order_guard(o) for o in orders]
     covered = sum(g.quantity for g in guards if g.kind != "gtt" or g.status == GTT_ACTIVE)
@@ -50,6 +82,8 @@ def judge(position: Position, plan: Protection | None, gtts: list[Guard], orders
         state, note = "protected", ""
     elif closing and covered + closing >= held:
         state, note = "closing", f"an exit of {closing} is working"
+    elif cover in BOUNDED and not covered:
+        state, note = cover, BOUNDED[cover]
     else:
         state = "partial" if covered else "unprotected"
         note = _why(plan, gtts, in_doubt, covered, held)
@@ -64,7 +98,7 @@ def _why(plan: Protection | None, gtts: list[Guard], in_doubt: bool, covered: in
     if plan is None or not (plan.stop or plan.gtt_ids):
         why = "no stop-loss set" if plan is None or not plan.target else "a target but no stop-loss"
     elif plan.mode == "failed":
-        why = "its stop was rejected twice: the position is being closed"
+        why = "its stop was rejected twice and kta sent an order to close it"
     elif in_doubt:
         why = "its stop ended outside kta: none is placed until the broker's positions are checked"
     elif any(g.status == UNREAD for g in gtts):

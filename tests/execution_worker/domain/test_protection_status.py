@@ -1,13 +1,15 @@
 """What the dashboard is told protects a position (``shared.trading.protection_status``): the GTT's legs
 told apart by side, the SL order, what they cover against what is held, and why not, in words."""
 
+from datetime import date
+
 import pytest
 
-from shared.kite.models import Gtt, GttCondition, GttLeg
+from shared.kite.models import Gtt, GttCondition, GttLeg, Instrument
 from shared.messages import OrderRequest, OrderType, Position, Product, TransactionType
 from shared.trading.order import Order
 from shared.trading.protection import Protection
-from shared.trading.protection_status import gtt_guard, judge
+from shared.trading.protection_status import gtt_guard, judge, option_cover
 
 from .kit import USER
 
@@ -52,7 +54,7 @@ def test_a_gtt_shows_its_stop_and_target_by_the_side_it_sells():
     (held(10), None, [], [], 0, False, "unprotected", "no stop-loss set"),
     (held(10), plan(target=330000), [], [], 0, False, "unprotected", "a target but no stop-loss"),
     (held(10), plan(stop=290000, mode="failed"), [], [], 0, False, "unprotected",
-     "its stop was rejected twice: the position is being closed"),
+     "its stop was rejected twice and kta sent an order to close it"),
     (held(10), plan(stop=290000), [], [], 0, True, "unprotected",
      "its stop ended outside kta: none is placed until the broker's positions are checked"),
     (held(10), plan(stop=290000), [], [], 10, False, "closing", "an exit of 10 is working"),
@@ -69,3 +71,25 @@ def test_what_covers_the_position_and_why_not(position, p, gtts, orders, closing
     assert (s.state, s.note) == (state, note)
     assert s.covered <= abs(position.quantity)
     assert [g.kind for g in s.guards] == ["gtt"] * len(gtts) + ["sl"] * len(orders)
+
+
+def option(symbol: str, kind: str, expiry: str = "2026-12-29", name: str = "NIFTY"):
+    return Instrument(instrument_token=len(symbol), exchange_token=1, tradingsymbol=symbol, name=name, last_price=0,
+                      expiry=date.fromisoformat(expiry), strike=26000, tick_size=0.05, lot_size=65,
+                      instrument_type=kind, segment="NFO-OPT", exchange="NFO")
+
+
+def test_a_bought_option_and_a_short_one_its_wing_covers_need_no_stop_but_a_naked_short_does():
+    insts = {s: option(s, s[-2:]) for s in ("N26000CE", "N26500CE", "N25500PE", "N25000PE", "B59000CE")}
+    insts["B59000CE"] = option("B59000CE", "CE", name="BANKNIFTY")
+    legs = [("ic", "N26000CE", -65), ("ic", "N26500CE", 65), ("ic", "N25500PE", -130), ("ic", "N25000PE", 65),
+            ("other", "N26500CE", 65), ("ic", "B59000CE", 30)]
+    positions = [Position(tradingsymbol=s, exchange="NFO", product="NRML", quantity=q, strategy_id=k)
+                 for k, s, q in legs]
+    cover = option_cover(positions, lambda x, s: insts.get(s))
+    assert cover == {("ic", "NFO", "N26000CE"): "hedged", ("ic", "NFO", "N26500CE"): "long",
+                     ("ic", "NFO", "N25000PE"): "long", ("other", "NFO", "N26500CE"): "long",
+                     ("ic", "NFO", "B59000CE"): "long"}  # the 130 PE short has a 65 wing: not hedged
+    hedged = judge(positions[0], None, [], [], 0, False, cover[("ic", "NFO", "N26000CE")])
+    naked = judge(positions[2], None, [], [], 0, False, cover.get(("ic", "NFO", "N25500PE"), ""))
+    assert (hedged.state, naked.state, naked.note) == ("hedged", "unprotected", "no stop-loss set")
