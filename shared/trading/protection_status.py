@@ -66,8 +66,8 @@ def option_cover(positions: list[Position], instrument: Callable[[str, str], Ins
     return out
 
 
-BOUNDED = {"long": "a bought option: the most it can lose is what it cost",
-           "hedged": "a short option the strategy's long options cover (same underlying and type)"}
+BOUNDED = {"long": "a bought option: its risk is the premium paid",
+           "hedged": "short, covered by the strategy's long options"}
 
 
 def judge(position: Position, plan: Protection | None, gtts: list[Guard], orders: list[Order], closing: int,
