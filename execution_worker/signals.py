@@ -18,7 +18,7 @@ from execution_worker import margin_check, placing
 from execution_worker.engine import Desk
 from execution_worker.journal import ACCEPTED, REFUSED
 from shared import subjects
-from shared.messages import OrderEvent, Signal, SignalGroup
+from shared.messages import OrderEvent, OrderRequest, Signal, SignalGroup
 from shared.trading import margin, planning
 from shared.trading.greeks import greeks_inputs, net_greeks
 from shared.trading.order import REFUSED as REFUSED_STATE
@@ -105,7 +105,11 @@ async def decide(desk: Desk, sig: Signal) -> Coroutine[Any, Any, None] | None:
         return _exit(desk, sig, quantity)
     if desk.protector is not None:
         desk.protector.register(sig)
-    return _place(desk, sig, quantity)
+    reqs = requests(desk, sig, quantity)
+    for req in reqs:  # in the book before the next decision: risk counts them while they are on their way
+        if desk.book.get(req.tag) is None:
+            desk.new_order(req, sig.strategy_id)
+    return _place(desk, sig, reqs)
 
 
 async def _exit(desk: Desk, sig: Signal, quantity: int) -> None:
@@ -118,15 +122,21 @@ async def _exit(desk: Desk, sig: Signal, quantity: int) -> None:
                                          "the position was closed meanwhile (its stop-loss or target)",
                                          **signal_fields(sig))
                 return
-            await _place(desk, sig, quantity)
+            await _place(desk, sig, requests(desk, sig, quantity))
 
 
-async def _place(desk: Desk, sig: Signal, quantity: int) -> None:
+def requests(desk: Desk, sig: Signal, quantity: int) -> list[OrderRequest]:
+    """The signal's orders for ``quantity``, priced to be marketable at the last known price."""
     inst = desk.inst(sig.exchange.value, sig.tradingsymbol)
     price = desk.prices.known(f"{sig.exchange.value}:{sig.tradingsymbol}")
     kind = "manual" if sig.metadata.get("source") == "manual" else None  # a trader's own order
-    for req in planning.signal_requests(sig, inst, desk.market_protection, kind=kind, quantity=quantity):
-        await placing.place(desk, planning.marketable(req, inst, price), sig.strategy_id)
+    return [planning.marketable(req, inst, price)
+            for req in planning.signal_requests(sig, inst, desk.market_protection, kind=kind, quantity=quantity)]
+
+
+async def _place(desk: Desk, sig: Signal, reqs: list[OrderRequest]) -> None:
+    for req in reqs:
+        await placing.place(desk, req, sig.strategy_id)
     await desk.outcomes.emit(f"accepted:{sig.id}", kind="accepted", **signal_fields(sig))
 
 

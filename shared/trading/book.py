@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from shared.trading.order import Order
+from shared.trading.order import Order, OrderState
 
 
 class OrderBook:
@@ -46,6 +46,11 @@ class OrderBook:
     def working(self) -> list[Order]:
         """Orders that are not final (may still fill)."""
         return [o for o in self._by_tag.values() if o.is_working]
+
+    def unfinished(self) -> list[Order]:
+        """Orders that may still fill: the working ones and those decided but not yet sent (risk counts
+        both: a decided order is on its way while the user's next signal is judged)."""
+        return [o for o in self._by_tag.values() if o.is_working or o.state is OrderState.INITIALIZED]
 
     def of_signal(self, signal_id: str) -> list[Order]:
         return [o for o in self._by_tag.values() if o.signal_id == signal_id]

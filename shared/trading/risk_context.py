@@ -100,7 +100,7 @@ def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal |
     now and ``signal_greeks`` is what the signal adds. ``open_orders`` overrides the book's count of
     working orders (a caller without an OrderBook)."""
     prices, lot_sizes, circuits, greeks = prices or {}, lot_sizes or {}, circuits or {}, greeks or {}
-    working = book.working() if book is not None else []
+    working = book.unfinished() if book is not None else []  # a decided order on its way counts too
     holdings = {}
     for exchange, symbol, product in instruments_of(sig):
         key = f"{exchange}:{symbol}"

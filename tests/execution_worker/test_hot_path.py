@@ -5,7 +5,7 @@ that come together are read from the broker once, not once per order."""
 import asyncio
 import time
 
-from execution_worker import placing
+from execution_worker import placing, signals
 from execution_worker.engine import Desk
 from execution_worker.order_gate import OrderGate
 from shared import messages as m
@@ -175,4 +175,23 @@ async def test_a_reconciliation_pass_that_finds_nothing_new_writes_nothing(bus, 
         assert journal.order_by_tag(req.tag)["average_price"] > 1
     finally:
         journal.conn.set_trace_callback(None)
+        await kite.aclose()
+
+
+async def test_a_decided_order_counts_against_the_limits_before_it_is_sent(bus, sim, data_dir):
+    """The user's next signal is judged while the previous one's order is still on its way (its broker
+    work runs beside the next decision): that order counts as pending from the moment it is decided, so
+    two entries within the position limit alone but not together cannot both pass."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)  # the default limit: 100 shares an instrument
+    try:
+        first = signal("pending-a", qty=60, strategy_id="pending-1")
+        sending = await signals.decide(desk, first)
+        assert sending is not None and journal.signal_decision(first.id) == "accepted"
+        second = signal("pending-b", qty=60, strategy_id="pending-2")  # 60 + 60 > 100 once the first is sent
+        assert await signals.decide(desk, second) is None
+        assert journal.signal(second.id)["code"] == "POSITION_SIZE"
+        await sending  # the first goes out as decided
+        (order,) = desk.book.of_signal(first.id)
+        assert order.order_id and order.quantity == 60
+    finally:
         await kite.aclose()
