@@ -21,6 +21,7 @@ import httpx
 import msgspec
 import pytest
 
+from execution_worker import protector
 from execution_worker.journal import Journal
 from kite_sim.clock import CLOSE_SECONDS
 from shared import messages as m
@@ -29,7 +30,9 @@ from shared.broker_sessions import put_session, vault_for
 from shared.kite.client import KiteClient
 from shared.kite.ratelimit import for_api_key
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker, nifty_chain, signal
+from shared.trading.protection import Protection
+from shared.trading.protection_gtt import spec
+from tests.execution_worker.kit import USER, broker, fresh_desk, nifty_chain, signal
 from tests.execution_worker.test_crash_recovery import fresh_settings, spawn, stop
 from tests.helpers import eventually, wait_health
 from tests.simkit import login, start_sim
@@ -181,6 +184,33 @@ async def test_a_gtt_whose_answer_was_lost_is_found_at_the_broker_and_adopted_ne
         assert (await eventually(shrunk, timeout=30, what="the adopted GTT resized by the exit")).id == g.id
         made = [x for x in await broker(kite.gtts) if x.condition.tradingsymbol == "INFY"]
         assert [x.id for x in made] == [g.id]  # one GTT ever: never a second beside the lost one
+
+
+async def test_asks_left_by_a_crash_are_resolved_from_the_broker_s_gtt_book(bus, sim, data_dir):
+    """A worker killed between asking for a GTT and journaling its id leaves the ask in the journal: the next
+    pass adopts the broker's GTT that matches it, drops an ask the broker has no GTT for (it was never made;
+    the position is covered), and leaves a GTT the trader made in Kite alone."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    try:
+        p = Protection(user_id=USER, strategy_id="gtt-crash", exchange="NSE", tradingsymbol="INFY",
+                       instrument_token=INFY, product="CNC", stop=147000, target=156000)
+        made, never = spec(p, 5, 150000, None, 0.5), spec(p, 4, 150000, None, 0.5)
+        orphan = await broker(kite.place_gtt, made.type, "NSE", "INFY", [v / 100 for v in made.trigger_values], 1500.0,
+                              made.orders("CNC"))
+        mine = await broker(kite.place_gtt, "single", "NSE", "INFY", [1400.0], 1500.0, [  # the trader's own, in Kite
+            {"transaction_type": "SELL", "quantity": 5, "order_type": "LIMIT", "product": "CNC", "price": 1395.0}])
+        p.gtt_asked = [never, made]
+        journal.save_protection(p)
+        desk.tracker.on_fill(strategy_id="gtt-crash", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY",
+                             quantity=5, price=150000, instrument_token=INFY, product="CNC")
+        protector.started(desk, 0.5)  # as a restarted worker: its plans from the journal
+        await desk.protector.sync_all()
+        (saved,) = [x for x in journal.protections(USER) if x.strategy_id == "gtt-crash"]
+        assert (saved.gtt_ids, saved.gtt_asked) == ([orphan], [])
+        active = {g.id for g in await active_gtts(kite)}
+        assert active == {orphan, mine}  # adopted and kept (it covers the 5 held); nothing new, the trader's untouched
+    finally:
+        await kite.aclose()
 
 
 async def test_a_gtt_refused_twice_closes_the_position_and_alerts(bus, sim, data_dir):
