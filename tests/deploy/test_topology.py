@@ -53,6 +53,19 @@ async def publish(bus: Bus, sig: m.Signal) -> None:
     await eventually(attempt, 30, f"publish of {sig.id}")
 
 
+def tag_of(sig: m.Signal) -> str:
+    """The part of an order's tag that names its signal (``planning.make_tag``)."""
+    return hashlib.sha1(sig.id.encode()).hexdigest()[:14]
+
+
+def orders(journal) -> dict[str, dict]:
+    """The journal's orders by their origin's part of the tag (a signal's: ``tag_of``)."""
+    with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute("select tag, order_id, state, failure from orders").fetchall()
+    return {r["tag"][1:15]: dict(r) for r in rows}
+
+
 def decisions(journal) -> dict[str, list[str]]:
     with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)) as db:
         rows = db.execute("select id, decision from signals").fetchall()
@@ -143,10 +156,16 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
         for sig in first:
             await publish(bus, sig)
         await eventually(lambda: all(decisions(journal).get(x.id) for x in first), 30, "first signals decided")
+        # a decided signal's orders go to the broker after its decision (beside the next ones): the journey's
+        # orders are all at the broker before anything is killed
+        await eventually(lambda: all(orders(journal).get(tag_of(x), {}).get("order_id") for x in first), 30,
+                         "first signals placed")
 
         # mid-stream: kill a NATS node and the execution worker holding DEMO01's partition
         owner_pid = _pid_of((await leases.get(f"execution.p{partition.of('DEMO01')}")).value.decode(), exec_data)
         victim = topo.by_pid(owner_pid)
+        victims_users = {u for u in USERS if _pid_of((await leases.get(f"execution.p{partition.of(u)}")).value.decode(),
+                                                     exec_data) == owner_pid}
         second = [signal(u, n, "two") for n in range(14) for u in USERS]
 
         async def stream() -> None:
@@ -176,8 +195,14 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
             assert not dup, f"orders placed twice for {user}: {dup}"
             placed = {t[1:15] for t in tags}
             mine = [x for x in first + second if x.user_id == user]
-            missing = [x.id for x in mine if hashlib.sha1(x.id.encode()).hexdigest()[:14] not in placed]
-            assert not missing, f"accepted but never placed: {missing}"
+            missing = [x for x in mine if tag_of(x) not in placed]
+            # the one exception, kta's crash rule (test_crash_recovery): a submit the kill cut off is never sent
+            # again (it might still land), so it fails NOT_FOUND and its strategy hears "rejected" — only for
+            # the dead worker's users, only in the stream it died in
+            cut_off = [x for x in missing if user in victims_users and x in second
+                       and (orders(journal).get(tag_of(x)) or {}).get("failure") == "NOT_FOUND"]
+            print(f"{user}: {len(mine) - len(missing)} placed once, {len(cut_off)} cut off by the kill (NOT_FOUND)")
+            assert missing == cut_off, f"accepted but never placed: {[x.id for x in missing if x not in cut_off]}"
         # the survivor now holds every partition, DEMO01's among them
         await eventually(_split(leases, "execution", [survivor], exec_data), 30, "survivor holds every partition")
         for client in clients.values():
