@@ -245,6 +245,7 @@ class Protector:
             self.desk.journal.save_protection(p)
             return
         p.mode = "failed"
+        p.generation += 1  # the flatten's tag is this episode's own: a later position's flatten is a new order
         self.desk.journal.save_protection(p)
         await alert(self.desk.bus, self.desk.user_id, "unprotected",
                     f"{p.tradingsymbol}: stop-loss rejected twice, closing the position",

@@ -50,6 +50,7 @@ class RiskCode(enum.StrEnum):
     PRICE_UNKNOWN = "PRICE_UNKNOWN"
     GREEKS_UNPRICED = "GREEKS_UNPRICED"
     PRODUCT_MISMATCH = "PRODUCT_MISMATCH"
+    DELIVERY_SHORT = "DELIVERY_SHORT"
 
 
 class RiskDecision(Struct, frozen=True):
@@ -133,6 +134,8 @@ class RiskManager:
             return mixed
         if sig.intent == "exit":
             return _exit(sig, ctx)  # a true reduction in every state
+        if short := _delivery_short(sig, ctx):
+            return short
         reduces = _reduces(sig, ctx)
         if ks.state is KillSwitchState.HALTED and not reduces:
             return RiskDecision(False, RiskCode.KILL_SWITCH_HALTED, f"kill switch HALTED: {ks.reason}")
@@ -274,6 +277,19 @@ def _mixed_products(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision
             return RiskDecision(False, RiskCode.PRODUCT_MISMATCH,
                                 f"{sig.strategy_id} holds {h.held} {symbol} as {h.held_product}: a {h.product} order "
                                 f"would be a second position beside it, not a change of this one")
+    return None
+
+
+def _delivery_short(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
+    """India has no delivery short: a CNC sell only sells shares held, and Kite refuses a CNC sell beyond
+    them (so does a GTT OCO's stop for a short). A CNC entry that would leave the strategy short is
+    refused here, before any order: trade shorts intraday (MIS) or in F&O (NRML)."""
+    for exchange, symbol, side, qty in _lines(sig):
+        h = ctx.holding(exchange, symbol)
+        if h.product == "CNC" and side is TransactionType.SELL and h.held - qty < 0:
+            return RiskDecision(False, RiskCode.DELIVERY_SHORT,
+                                f"a CNC (delivery) SELL of {qty} {symbol} would leave {sig.strategy_id} short "
+                                f"{qty - max(h.held, 0)}: delivery sells only shares held; short intraday (MIS)")
     return None
 
 

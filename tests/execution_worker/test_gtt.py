@@ -215,7 +215,9 @@ async def test_asks_left_by_a_crash_are_resolved_from_the_broker_s_gtt_book(bus,
 
 async def test_a_gtt_refused_twice_closes_the_position_and_alerts(bus, sim, data_dir):
     """The broker refuses the position's GTT, then the corrected one too: the position is flattened and
-    the trader alerted (critical, with the broker's words) — never left open without protection."""
+    the trader alerted (critical, with the broker's words) — never left open without protection. The
+    same strategy's next position in the instrument, refused the same way, is flattened by an order of
+    its own (the first flatten's tag is taken: reusing it placed nothing and left the position open)."""
     alerts: list[m.Alert] = []
 
     async def on_alert(a, msg):
@@ -223,18 +225,21 @@ async def test_a_gtt_refused_twice_closes_the_position_and_alerts(bus, sim, data
 
     async with make_stack(bus, sim, data_dir) as (_, journal, kite):
         await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
-        sim.faults(reject_gtt_next=2, reject_gtt_reason="Trigger price is invalid.")
-        await publish(bus, cnc(signal(f"gtt-refused-in-{os.getpid()}", qty=4, stop=147000, target=156000,
-                                      strategy_id="gtt-refused")))
-        await eventually(lambda: [t for t in journal.trades(USER) if t["strategy_id"] == "gtt-refused"], timeout=30,
-                         what="the entry filled")
-        await eventually(lambda: held(journal, "gtt-refused") == 0, timeout=30, what="the position flattened")
-        alert = await eventually(lambda: [a for a in alerts if a.kind == "unprotected"], what="the alert")
-        assert alert[0].severity == "critical" and "INFY" in alert[0].title
-        assert "Trigger price is invalid." in alert[0].detail
-        kinds = [r["kind"] for r in journal.orders(USER) if r["strategy_id"] == "gtt-refused"]
-        assert kinds.count("entry") == 1 and kinds.count("flatten") == 1
-        assert sim.admin("faults", {})["counts"]["gtt_rejected"] == 2  # both creations were refused
+        for episode in (1, 2):
+            sim.faults(reject_gtt_next=2, reject_gtt_reason="Trigger price is invalid.")
+            await publish(bus, cnc(signal(f"gtt-refused-in-{episode}-{os.getpid()}", qty=4, stop=147000,
+                                          target=156000, strategy_id="gtt-refused")))
+            await eventually(lambda: len([t for t in journal.trades(USER) if t["strategy_id"] == "gtt-refused"])
+                             >= 2 * episode - 1, timeout=30, what=f"entry {episode} filled")
+            await eventually(lambda: held(journal, "gtt-refused") == 0, timeout=30,
+                             what=f"position {episode} flattened")
+            alert = await eventually(lambda: [a for a in alerts if a.kind == "unprotected"][episode - 1:],
+                                     what=f"alert {episode}")
+            assert alert[0].severity == "critical" and "INFY" in alert[0].title
+            assert "Trigger price is invalid." in alert[0].detail
+            kinds = [r["kind"] for r in journal.orders(USER) if r["strategy_id"] == "gtt-refused"]
+            assert kinds.count("entry") == episode and kinds.count("flatten") == episode
+            assert sim.admin("faults", {})["counts"]["gtt_rejected"] == 2 * episode  # both creations refused
         (p,) = [r for r in journal.db["protections"].rows if r["strategy_id"] == "gtt-refused"]
         assert (p["mode"], p["retried"], p["gtt_ids"], p["gtt_asked"]) == ("failed", 1, "[]", "[]")
         assert not await active_gtts(kite)

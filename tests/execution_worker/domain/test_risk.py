@@ -302,7 +302,8 @@ NET_LIMITS = RiskLimits(max_daily_loss=10_000_00, max_position_qty=200, max_posi
 NETTING = [  # (the strategies' fills, the signal: strategy, side, quantity, product; ok or refusal code) at ₹1,500
     ([("s1", "BUY", 150, "MIS")], ("s2", "SELL", 100, "MIS"), None),  # the broker 150 -> 50, at most 150 if s1 exits
     ([("s1", "BUY", 150, "MIS")], ("s2", "BUY", 40, "MIS"), RiskCode.EXPOSURE_LIMIT),  # 190 × ₹1,500 > ₹2.5 lakh
-    ([("s1", "BUY", 150, "MIS")], ("s2", "SELL", 100, "CNC"), RiskCode.EXPOSURE_LIMIT),  # another product: no netting
+    ([("s1", "BUY", 150, "MIS")], ("s2", "SELL", 100, "CNC"), RiskCode.DELIVERY_SHORT),  # no delivery short (and
+    # another product never nets: the CNC short fills below count beside the MIS long)
     ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 60, "MIS")], ("s2", "SELL", 50, "MIS"),
      RiskCode.STRATEGY_EXPOSURE),  # the strategy's own 110 × ₹1,500 > ₹1.5 lakh, though the account shrinks
     ([("s1", "BUY", 150, "MIS"), ("s2", "SELL", 150, "MIS")], ("s3", "BUY", 100, "MIS"),
@@ -383,3 +384,20 @@ def test_a_position_reopened_from_flat_is_held_in_the_new_product():
                         price=LTP, instrument_token=408065, product=product)
     assert tracker.held_product("s1", "NSE", "INFY") == "CNC"
     assert [(p.product, p.quantity) for p in tracker.positions() if p.quantity] == [("CNC", 5)]
+
+
+@pytest.mark.parametrize("held,side,qty,product,refused", [
+    (0, "SELL", 5, "CNC", RiskCode.DELIVERY_SHORT),  # a delivery short: Kite refuses it, and its GTT
+    (3, "SELL", 5, "CNC", RiskCode.DELIVERY_SHORT),  # sells 2 shares it does not hold
+    (5, "SELL", 5, "CNC", None),  # sells what it holds
+    (0, "SELL", 5, "MIS", None),  # intraday short
+    (0, "BUY", 5, "CNC", None),
+])
+def test_a_delivery_entry_never_sells_shares_not_held(risk, held, side, qty, product, refused):
+    tracker = PositionTracker()
+    if held:
+        tracker.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY",
+                        quantity=held, price=LTP, instrument_token=408065, product=product)
+    s = signal("delivery", side=side, qty=qty, intent="entry", product=Product(product))
+    decision = risk.validate_signal(s, context_from(tracker, OrderBook(), s, prices={"NSE:INFY": LTP}))
+    assert (decision.ok, decision.code or None) == (refused is None, refused), decision.reason
