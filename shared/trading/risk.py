@@ -283,7 +283,10 @@ def _mixed_products(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision
 def _delivery_short(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
     """India has no delivery short: a CNC sell only sells shares held, and Kite refuses a CNC sell beyond
     them (so does a GTT OCO's stop for a short). A CNC entry that would leave the strategy short is
-    refused here, before any order: trade shorts intraday (MIS) or in F&O (NRML)."""
+    refused here, before any order: trade shorts intraday (MIS) or in F&O (NRML). A strategy holds only
+    what it bought; the trader's own order from the desk may sell demat holdings (Kite checks those)."""
+    if (getattr(sig, "metadata", None) or {}).get("source") == "manual":
+        return None
     for exchange, symbol, side, qty in _lines(sig):
         h = ctx.holding(exchange, symbol)
         if h.product == "CNC" and side is TransactionType.SELL and h.held - qty < 0:

@@ -401,3 +401,10 @@ def test_a_delivery_entry_never_sells_shares_not_held(risk, held, side, qty, pro
     s = signal("delivery", side=side, qty=qty, intent="entry", product=Product(product))
     decision = risk.validate_signal(s, context_from(tracker, OrderBook(), s, prices={"NSE:INFY": LTP}))
     assert (decision.ok, decision.code or None) == (refused is None, refused), decision.reason
+
+
+def test_the_traders_own_delivery_sell_may_sell_demat_holdings(risk):
+    """A manual order from the desk is not a strategy's position: Kite checks the demat holdings (eDIS)."""
+    s = signal("manual-sell", side="SELL", qty=5, intent="entry", product=Product.CNC)
+    s = type(s)(**{**{f: getattr(s, f) for f in s.__struct_fields__}, "metadata": {"source": "manual"}})
+    assert risk.validate_signal(s, context_from(PositionTracker(), OrderBook(), s, prices={"NSE:INFY": LTP})).ok
