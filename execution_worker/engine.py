@@ -264,12 +264,15 @@ class Desk:
                 transaction_type=t.transaction_type, quantity=t.quantity, price=price,
                 fill_timestamp=t.fill_timestamp or "", product=t.product, strategy_id=order.strategy_id,
                 signal_id=order.signal_id, group_id=order.group_id)
-            await self.record(order, Fill(trade_id=t.trade_id, quantity=t.quantity, price=price,
-                                          timestamp=t.fill_timestamp or "", ts=time.time_ns()), notify=False)
+            # the position first: once the order shows the fill (record awaits its publish), an exit clearing
+            # the position reads what is held — the other way round it read the position before the stop's fill
+            # and sold it again (soak seed 11: an exit took TCS 0 -> -8 after its stop had filled)
             self.tracker.on_fill(strategy_id=order.strategy_id, exchange=t.exchange, tradingsymbol=t.tradingsymbol,
                                  transaction_type=t.transaction_type, quantity=t.quantity, price=price,
                                  instrument_token=t.instrument_token, product=t.product,
                                  timestamp=t.fill_timestamp or "")
+            await self.record(order, Fill(trade_id=t.trade_id, quantity=t.quantity, price=price,
+                                          timestamp=t.fill_timestamp or "", ts=time.time_ns()), notify=False)
             await self.outcomes.emit(
                 f"fill:{t.order_id}:{t.trade_id}", kind="protective_fill" if order.is_protective else "filled",
                 strategy_id=order.strategy_id, signal_id=order.signal_id, group_id=order.group_id,

@@ -5,6 +5,7 @@ time and the numbers, so a failing run says exactly what went wrong and when."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.kite.models import Order as KiteOrder
@@ -44,13 +45,8 @@ def broker_positions(broker_orders: list[KiteOrder], orders: list[dict],
     plus the external fills kta adopted (they have no order at the broker). Read from the same
     broker book as the stops, so a stop that just filled and its position are judged together (the
     journal lags the broker by the order update's trip: that lag is judged on its own, ``_fills_prompt``)."""
-    by_tag = {r["tag"]: r for r in orders}
-    out: dict[tuple[str, str], int] = {}
-    for o in broker_orders:
-        row = by_tag.get(o.tag or "")
-        if row is not None and o.filled_quantity:
-            key = (row["strategy_id"], o.tradingsymbol)
-            out[key] = out.get(key, 0) + (o.filled_quantity if o.transaction_type == "BUY" else -o.filled_quantity)
+    out = _by_strategy(broker_orders, orders, lambda o: o.filled_quantity if o.transaction_type == "BUY"
+                       else -o.filled_quantity)
     for t in trades:
         if t["order_id"].startswith("external:"):
             key = (t["strategy_id"], t["tradingsymbol"])
@@ -60,13 +56,20 @@ def broker_positions(broker_orders: list[KiteOrder], orders: list[dict],
 
 def broker_traded(broker_orders: list[KiteOrder], orders: list[dict]) -> dict[tuple[str, str], int]:
     """(strategy_id, tradingsymbol) -> the quantity the broker has filled of that strategy's orders, both sides."""
+    return _by_strategy(broker_orders, orders, lambda o: o.filled_quantity)
+
+
+def _by_strategy(broker_orders: list[KiteOrder], orders: list[dict],
+                 amount: Callable[[KiteOrder], int]) -> dict[tuple[str, str], int]:
+    """``amount`` of each filled broker order summed per (strategy_id, tradingsymbol), the strategy read
+    from kta's journaled order under the same tag (orders without kta's tag belong to no strategy)."""
     by_tag = {r["tag"]: r for r in orders}
     out: dict[tuple[str, str], int] = {}
     for o in broker_orders:
         row = by_tag.get(o.tag or "")
         if row is not None and o.filled_quantity:
             key = (row["strategy_id"], o.tradingsymbol)
-            out[key] = out.get(key, 0) + o.filled_quantity
+            out[key] = out.get(key, 0) + amount(o)
     return out
 
 
