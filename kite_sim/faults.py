@@ -24,46 +24,31 @@ class Faults:
     counts: dict = field(default_factory=dict)
 
     def take_reject(self) -> str:
-        if self.reject_next > 0:
-            self.reject_next -= 1
-            self._count("rejected")
-            return self.reject_reason
-        return ""
+        return self.reject_reason if self._take("reject_next", "rejected") else ""
 
     def take_partial_then_cancel(self) -> bool:
-        if self.partial_then_cancel_next > 0:
-            self.partial_then_cancel_next -= 1
-            self._count("partial_then_cancel")
-            return True
-        return False
+        return self._take("partial_then_cancel_next", "partial_then_cancel")
 
     def take_rate_limit(self) -> bool:
-        if self.rate_limit_next > 0:
-            self.rate_limit_next -= 1
-            self._count("rate_limited")
-            return True
-        return False
+        return self._take("rate_limit_next", "rate_limited")
 
     def take_lost_answer(self, method: str, path: str) -> bool:
-        if self.lose_answer_next > 0 and f"{method} {path}" == self.lose_answer_on:
-            self.lose_answer_next -= 1
-            self._count("answer_lost")
-            return True
-        return False
+        return f"{method} {path}" == self.lose_answer_on and self._take("lose_answer_next", "answer_lost")
 
     def take_gtt_reject(self) -> str:
-        if self.reject_gtt_next > 0:
-            self.reject_gtt_next -= 1
-            self._count("gtt_rejected")
-            return self.reject_gtt_reason
-        return ""
+        return self.reject_gtt_reason if self._take("reject_gtt_next", "gtt_rejected") else ""
 
     def take_malformed(self) -> bool:
-        if self.malformed_next > 0:
-            self.malformed_next -= 1
-            self._count("malformed")
-            return True
-        return False
+        return self._take("malformed_next", "malformed")
+
+    def _take(self, budget: str, counted: str) -> bool:
+        """Spend one of the ``budget`` fault's remaining injections (counted as ``counted``)."""
+        left = getattr(self, budget)
+        if left <= 0:
+            return False
+        setattr(self, budget, left - 1)
+        self._count(counted)
+        return True
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
