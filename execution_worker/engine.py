@@ -258,7 +258,7 @@ class Desk:
             if t.trade_id in order.trade_ids:
                 continue
             price = to_paise(t.average_price)
-            self.journal.record_trade(
+            booked = self.journal.record_trade(
                 self.user_id, trade_id=t.trade_id, order_id=t.order_id, exchange=t.exchange,
                 tradingsymbol=t.tradingsymbol, instrument_token=t.instrument_token,
                 transaction_type=t.transaction_type, quantity=t.quantity, price=price,
@@ -266,11 +266,14 @@ class Desk:
                 signal_id=order.signal_id, group_id=order.group_id)
             # the position first: once the order shows the fill (record awaits its publish), an exit clearing
             # the position reads what is held — the other way round it read the position before the stop's fill
-            # and sold it again (soak seed 11: an exit took TCS 0 -> -8 after its stop had filled)
-            self.tracker.on_fill(strategy_id=order.strategy_id, exchange=t.exchange, tradingsymbol=t.tradingsymbol,
-                                 transaction_type=t.transaction_type, quantity=t.quantity, price=price,
-                                 instrument_token=t.instrument_token, product=t.product,
-                                 timestamp=t.fill_timestamp or "")
+            # and sold it again (soak seed 11: an exit took TCS 0 -> -8 after its stop had filled). A trade the
+            # journal already had is in the tracker already (built from the journal): a kill between the trade's
+            # commit and the order's left the order without it, and counting it again made SBIN -8 read -16
+            if booked:
+                self.tracker.on_fill(strategy_id=order.strategy_id, exchange=t.exchange, tradingsymbol=t.tradingsymbol,
+                                     transaction_type=t.transaction_type, quantity=t.quantity, price=price,
+                                     instrument_token=t.instrument_token, product=t.product,
+                                     timestamp=t.fill_timestamp or "")
             await self.record(order, Fill(trade_id=t.trade_id, quantity=t.quantity, price=price,
                                           timestamp=t.fill_timestamp or "", ts=time.time_ns()), notify=False)
             await self.outcomes.emit(

@@ -137,3 +137,32 @@ async def test_a_stop_placed_while_passes_read_the_book_is_not_expired(bus, sim,
     finally:
         await broker(kite.cancel_order, "regular", order_id)
         await kite.aclose()
+
+
+async def test_a_fill_journaled_just_before_a_kill_is_counted_once_after_the_restart(bus, sim, data_dir):
+    """A SIGKILL between the trade's commit and its order row's: the restarted worker finds the order
+    owing the fill the journal already has. The position it rebuilt from the journal holds the fill
+    once and keeps it once (the invariants test's square-off bought 16 for a short of 8: the fill was
+    counted from the journal, then again when the order was made whole)."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    try:
+        entry = o.signal_requests(signal(f"once-{time.time_ns()}", qty=5, strategy_id="once-1"), None, -1)[0]
+        placed = await placing.place(desk, entry, "once-1")
+        await placing.wait_final(desk, [desk.book.by_order_id(placed)], 10)
+        assert desk.tracker.held("once-1", "NSE", "INFY")[0] == 5
+        (trade,) = journal.trades_of_order(placed)
+        with journal.conn:  # the order row as the kill left it: its trade journaled, the order not told
+            journal.conn.execute("UPDATE orders SET fill_quantity = 0, trade_ids = '[]' WHERE order_id = ?", [placed])
+
+        restarted = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal), {}, -1, 0.5)
+        order = restarted.book.by_order_id(placed)
+        assert order.unjournaled == 5 and restarted.tracker.held("once-1", "NSE", "INFY")[0] == 5
+        (at_broker,) = [x for x in await broker(kite.orders) if x.order_id == placed]
+        await restarted.on_broker(at_broker)
+        assert order.unjournaled == 0 and order.trade_ids == [trade["trade_id"]]
+        assert restarted.tracker.held("once-1", "NSE", "INFY")[0] == 5
+        assert len(journal.trades_of_order(placed)) == 1
+        fills = [r for r in journal.outcomes(USER) if r["key"] == f"fill:{placed}:{trade['trade_id']}"]
+        assert len(fills) == 1 and fills[0]["position"] == 5
+    finally:
+        await kite.aclose()
