@@ -143,6 +143,8 @@ class BaseStrategy:
         inst, qty = target
         if self.book.held(inst.instrument_token) or self.book.busy(inst.instrument_token):
             return None
+        if side is TransactionType.SELL and self.product(inst) is Product.CNC:
+            return None  # India has no delivery short: a CNC strategy only sells what it holds (its exit)
         # the traded instrument's own price; the symbol's stands in until it has ticked
         ref = self.ctx.ltp(inst.instrument_token) or price or self.ctx.ltp(self.token) or 0.0
         sign = 1 if side is TransactionType.BUY else -1
@@ -169,8 +171,7 @@ class BaseStrategy:
     def _signal(self, inst: Instrument, side: TransactionType, qty: int, intent: str, confidence: float,
                 reason: str, stop: int | None, target: int | None, ref: float) -> Signal:
         tick = self.last_tick
-        product = Product.MIS if getattr(self.params, "intraday", True) else (
-            Product.CNC if inst.instrument_type == "EQ" else Product.NRML)
+        product = self.product(inst)
         return Signal(
             id=self.ctx.new_signal_id(), user_id=self.user_id, strategy_id=self.strategy_id, strategy=self.name,
             exchange=Exchange(inst.exchange), tradingsymbol=inst.tradingsymbol,
@@ -180,6 +181,12 @@ class BaseStrategy:
             tick_ts=(tick.exchange_timestamp or 0) if tick else 0, tick_received_at=tick.received_at if tick else 0,
             created_at=time.time_ns(), metadata={"ref_price": round(ref, 2)} if ref else {},
         )
+
+    def product(self, inst: Instrument) -> Product:
+        """MIS for an intraday strategy; otherwise CNC for shares (delivery), NRML for F&O."""
+        if getattr(self.params, "intraday", True):
+            return Product.MIS
+        return Product.CNC if inst.instrument_type == "EQ" else Product.NRML
 
     @staticmethod
     def _round(price: float, tick: float) -> int:

@@ -17,7 +17,7 @@ class EquityParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     lots: Annotated[int, Meta(ge=1, le=50, description="Lots per trade (F&O / indices)")] = 1
     quantity: Annotated[int, Meta(ge=1, le=100_000, description="Shares per trade (equities)")] = 1
-    intraday: Annotated[bool, Meta(description="MIS (intraday) rather than CNC/NRML")] = True
+    intraday: Annotated[bool, Meta(description="MIS (intraday, long or short) rather than CNC (delivery: long only) / NRML (F&O)")] = True
 
 
 class OptionParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
