@@ -30,17 +30,22 @@ class StrategyWorker:
         self.engine = StrategyEngine(bus, settings)
         self.seeder = Seeder(self.engine)
         self.commands = StrategyCommands(self.engine, self.seeder)
+        self.identity = None  # (name, lock file) while this worker holds its store's instance name
 
     async def start(self) -> StrategyWorker:
         # users are partitioned across strategy workers (shared/partition.py): a worker runs and
         # answers for the users of the partitions it holds, restored from the store when it gets one,
         # and consumes their outcomes in order from the partition's durable consumer
         every = subjects.ANY
+        # the store is this worker's: restarted on it, it is the same instance and takes its partitions back at
+        # once (a SIGKILLed worker's leases would otherwise keep its users' strategies off for up to 6 s)
+        self.identity = partition.restartable_instance(self.engine.settings.data_path / "strategy.lock")
         self.parts = await partition.Partitions(self.bus, "strategy", [
             partition.Feed(subjects.STREAM_OUTCOMES, "strategy-outcomes", subjects.outcomes(every), m.StrategyOutcome,
                            self.on_outcome, batch=64),
         ], on_acquire=partial(takeover.acquire, self.engine, self.commands),
-           on_release=partial(takeover.release, self.engine)).start()
+           on_release=partial(takeover.release, self.engine),
+           instance=self.identity[0] if self.identity else "").start()
         await self.bus.serve(subjects.cmd_wildcard("strategy"), self.on_command, accept=self.parts.owns)
         await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, accept=self.parts.owns)
         await self.bus.subscribe(subjects.risk(every), m.RiskState, self.on_risk)
@@ -151,6 +156,8 @@ class StrategyWorker:
         for r in list(self.engine.running.values()):
             self.engine.persist(r)
         await self.engine.clients.close()
+        if self.identity is not None:
+            self.identity[1].close()  # the lock: the next worker on this store is this instance
 
 
 amain, run = service.main("strategy", StrategyWorker)
