@@ -273,9 +273,9 @@ def _ready(client: httpx.AsyncClient):
 def _pid_of(instance: str, data_dir) -> int:
     """The process a lease names: ``host-pid-n``, or the holder of the data dir's lock (its name survives a
     restart: ``partition.restartable_instance``; the lock file says its pid)."""
-    lock = data_dir / "execution.lock"
-    if lock.exists() and instance == partition.restartable_name(lock):
-        return int(lock.read_text())
+    for lock in (data_dir / "execution.lock", data_dir / "strategy.lock"):
+        if lock.exists() and instance == partition.restartable_name(lock):
+            return int(lock.read_text())
     return int(instance.split("-")[-2])
 
 
