@@ -53,6 +53,7 @@ from shared.trading.order import (
     OrderState,
     SubmitLost,
     broker_update,
+    is_terminal,
 )
 from shared.trading.positions import PositionTracker
 from shared.trading.risk import RiskManager
@@ -176,9 +177,11 @@ class Desk:
         return applied
 
     async def react(self, order: Order, applied: Applied) -> None:
+        """The reactions to what one event did (``applied.state``: the state it left the order in; an event
+        applied by another task while this one published may have moved the order on, and reacts itself)."""
         if not (applied.state_changed or applied.filled):
             return
-        if applied.state_changed and order.is_terminal and order.kind in SIGNAL_KINDS:
+        if applied.state_changed and is_terminal(applied.state) and order.kind in SIGNAL_KINDS:
             await self._ended(order)
         if self.on_change is not None:
             await self.on_change(order, applied)

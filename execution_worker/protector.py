@@ -22,7 +22,7 @@ from execution_worker.engine import Desk
 from execution_worker.gtt_keeper import GttKeeper
 from shared.messages import OrderType, Position, ProtectionStatus, Signal
 from shared.trading import planning
-from shared.trading.order import Applied, Order, OrderState
+from shared.trading.order import Applied, Order, OrderState, is_terminal
 from shared.trading.protection import (
     Cancel,
     Modify,
@@ -53,6 +53,7 @@ class Protector:
         self.dirty: set[str] = set()
         self.held_back: dict[str, int] = {}  # key -> holders (an exit or flatten in progress)
         self.busy: set[str] = set()  # keys whose target / chase modification is in flight
+        self.rejecting: set[str] = set()  # keys whose rejected stop is being handled: no stop placed meanwhile
         # instruments whose stop the broker cancelled on its own (end of day, its square-off, the trader
         # in Kite): the position may be gone too, so no new stop until the positions cross-check has
         # compared kta's book with the broker's (a stop for a position the broker no longer holds would open one)
@@ -132,16 +133,21 @@ class Protector:
     # ---- keeping it in line -------------------------------------------------------------------
 
     async def on_order(self, order: Order, applied: Applied) -> None:
-        """Desk.on_change: an order of some position filled or ended."""
+        """Desk.on_change: an order of some position filled or ended (as this event left it: ``applied.state``)."""
         key = position_key(order.strategy_id, order.exchange, order.tradingsymbol)
-        if order.is_protective and order.state is OrderState.CANCELLED and not order.cancel_reason \
+        state = applied.state or order.state
+        if order.is_protective and state is OrderState.CANCELLED and not order.cancel_reason \
                 and order.instrument not in self.in_doubt:
             log.warning("stop %s of %s cancelled outside kta (%s): no new stop until the broker's position is "
                         "checked", order.order_id, key, order.status_message, extra={"user_id": self.desk.user_id})
             self.in_doubt.add(order.instrument)
-        if order.kind == "stop_loss" and order.state is OrderState.REJECTED:
-            await self._rejected(key, order)
-        if applied.filled or order.is_terminal:
+        if order.kind == "stop_loss" and state is OrderState.REJECTED and applied.state_changed:
+            # its own task: the caller may hold the position's lock (a sync whose placement or tag lookup met the
+            # rejection) and the order-update feed must not wait behind the retry's broker calls
+            self.rejecting.add(key)  # until then no sync places the rejected trigger again (a fresh generation)
+            self.desk.bus.spawn(self._rejected(key, order), name=f"rejected:{key}")
+            return
+        if applied.filled or is_terminal(state):
             await self.sync(key)
 
     async def sync(self, key: str) -> None:
@@ -186,6 +192,8 @@ class Protector:
         return strategy_id, exchange, symbol, held, closing, [o for o in mine if o.is_protective]
 
     async def _sync(self, key: str) -> None:
+        if key in self.rejecting:  # _rejected brings it in line once the retry is decided
+            return
         strategy_id, exchange, symbol, held, closing, working = self._position(key)
         p = self.plans.get(key)
         if p is None:
@@ -220,9 +228,13 @@ class Protector:
 
     async def _rejected(self, key: str, order: Order) -> None:
         """A stop the exchange refused: once more with a corrected trigger, then flatten and alert
-        (under the position's lock, so no sync places a stop meanwhile)."""
-        async with self.locks.setdefault(key, asyncio.Lock()):
-            await self.rejected_stop(key, order.status_message)
+        (under the position's lock, so no sync places a stop meanwhile); then the position in line."""
+        try:
+            async with self.locks.setdefault(key, asyncio.Lock()):
+                await self.rejected_stop(key, order.status_message)
+        finally:
+            self.rejecting.discard(key)
+        await self.sync(key)
 
     async def rejected_stop(self, key: str, message: str) -> None:
         """The broker refused the position's stop (an SL order, a GTT, a GTT's fired order): corrected

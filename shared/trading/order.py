@@ -179,6 +179,9 @@ class Applied(Struct, frozen=True):
     state_changed: bool = False
     filled: int = 0  # broker-reported fill quantity added
     journaled: int = 0  # journaled fill quantity added (a Fill)
+    # the state this event left the order in: a reaction follows it, not the order's state when the reaction
+    # runs (another event — the broker's REJECTED over the WebSocket — may have moved it meanwhile)
+    state: OrderState | None = None
 
 
 REFUSED_EVENT = Applied(False)
@@ -342,12 +345,12 @@ class Order(Struct, kw_only=True):
         self.order_timestamp = u.order_timestamp or self.order_timestamp
         self.exchange_timestamp = u.exchange_timestamp or self.exchange_timestamp
         changed = self._move(new)
-        return Applied(True, state_changed=changed.state_changed, filled=filled)
+        return Applied(True, state_changed=changed.state_changed, filled=filled, state=new)
 
     def _move(self, new: OrderState) -> Applied:
         changed = new is not self.state
         self.state = new
-        return Applied(True, state_changed=changed)
+        return Applied(True, state_changed=changed, state=new)
 
 
 def broker_update(order, ts: int = 0) -> BrokerUpdate:

@@ -4,13 +4,17 @@ ticks and executed by turning the stop into a limit (the price back at the stop 
 the limit moves to the stop's own limit and closes the position), a rejected stop retried once with a corrected
 trigger and, rejected again, the position closed and the trader alerted."""
 
+import asyncio
 import time
 
 import pytest
 
+from execution_worker import protector
 from shared import messages as m
 from shared import subjects
-from tests.execution_worker.kit import USER, broker, nifty_chain, signal
+from shared.trading.order import OrderState
+from shared.trading.protection import Protection
+from tests.execution_worker.kit import USER, broker, fresh_desk, nifty_chain, signal
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow(seconds=15)
@@ -221,3 +225,40 @@ async def test_a_stop_rejected_twice_closes_the_position_and_alerts(bus, sim, st
     finally:
         sim.reset_faults()
         await flatten(bus, journal, "prot-5", sig)
+
+
+async def test_a_stop_rejected_while_its_placement_is_recorded_is_retried_and_holds_nothing_up(bus, sim, data_dir):
+    """The CI run on 98082f9: after a restart, the first pass placed a stop the broker rejected at once. Its
+    WebSocket REJECTED was applied while the placing task — holding the position's protection lock — was still
+    publishing the order's PLACED; that publish's reaction read the order's live state (REJECTED) and waited for
+    the lock its own task held. The pass never ended (no more reconciliation), the order-update handler waiting
+    for the same lock wedged the user's update feed, and positions filled after it got no stop. The interleaving
+    is pinned here: order events wait at the desk's ``order_changed`` while the broker's REJECTED is applied as
+    the update handler applies it. The pass ends, the stop is retried once with a corrected trigger."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    try:
+        journal.save_protection(Protection(user_id=USER, strategy_id="race-1", exchange="NSE", tradingsymbol="INFY",
+                                           instrument_token=408065, product="MIS", stop=147000))
+        desk.tracker.on_fill(strategy_id="race-1", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY",
+                             quantity=3, price=150000, instrument_token=408065, product="MIS")
+        protector.started(desk, 0.5)  # a restarted worker: the position and its plan from the journal, no stop yet
+        sim.faults(reject_next=1, reject_reason="RMS:Blocked for trading: risk check")
+        async with desk.order_changed:  # the placing task's publish of PLACED waits here
+            passing = asyncio.ensure_future(desk.protector.sync_all())
+            (placed,) = await eventually(lambda: [r for r in stops(journal, "race-1") if r["order_id"]],
+                                         what="the stop placed, its PLACED not yet published")
+            (view,) = [o for o in await broker(kite.orders) if o.order_id == placed["order_id"]]
+            assert view.status == "REJECTED"
+            relayed = asyncio.ensure_future(desk.on_broker(view))  # what the order-update handler does with it
+            await eventually(lambda: desk.book.by_order_id(view.order_id).state is OrderState.REJECTED,
+                             what="the broker's REJECTED applied")
+        done, _ = await asyncio.wait([passing, relayed], timeout=10)
+        assert passing in done, "the protection pass never ended (it waited for a lock its own task held)"
+        assert relayed in done, "the order update was never handled (the user's update feed stopped)"
+        (stop,) = await eventually(lambda: stops(journal, "race-1"), what="the corrected stop working")
+        assert stop["tag"] != placed["tag"] and stop["quantity"] == 3 and 0 < stop["trigger_price"] <= 147000
+        (saved,) = [p for p in journal.protections(USER) if p.strategy_id == "race-1"]
+        assert saved.retried and saved.mode != "failed"
+    finally:
+        sim.reset_faults()
+        await kite.aclose()

@@ -90,7 +90,7 @@ def test_an_order_lives_through_its_events_and_refuses_a_stale_one():
     assert order.state is O.INITIALIZED and order.remaining == 10 and not order.is_working
     assert order.apply(Submitted()).state_changed and order.state is O.SUBMITTING
     assert order.apply(Placed(order_id="O1")).ok and order.order_id == "O1"
-    assert order.apply(update("OPEN", filled=4)) == Applied(True, state_changed=True, filled=4)
+    assert order.apply(update("OPEN", filled=4)) == Applied(True, state_changed=True, filled=4, state=O.OPEN)
     assert (order.filled_quantity, order.remaining, order.unjournaled) == (4, 6, 4)
     assert order.apply(Fill(trade_id="T1", quantity=4, price=150000)).journaled == 4
     assert order.apply(Fill(trade_id="T1", quantity=4, price=150000)).journaled == 0  # the same trade once
