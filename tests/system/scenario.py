@@ -14,6 +14,8 @@ import signal as signals
 import subprocess
 import time
 from dataclasses import dataclass, field
+
+import msgspec
 from pathlib import Path
 
 from execution_worker.journal import Journal
@@ -23,6 +25,7 @@ from shared.bus import RequestTimeout
 from shared.config import to_env
 from shared.kite import errors
 from shared.kite.client import KiteClient
+from shared.trading import planning
 from shared.broker_sessions import put_session, vault_for
 from kta.supervisor import python_argv
 from strategy_worker.main import amain as strategy_main
@@ -30,7 +33,7 @@ from strategy_worker.strategies import registry
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login
 from tests.system.chaos import Chaos
-from tests.system.invariants import WORKING, Invariants, account_net, journal_positions, uncovered
+from tests.system.invariants import EXITS, WORKING, Invariants, account_net, journal_positions, uncovered
 from ticker_worker.main import amain as ticker_main
 
 USER = "DEMO01"
@@ -53,10 +56,13 @@ class Report:
     external: int = 0
     ticks: int = 0
 
+    halt: str = ""  # how the kill switch phase went
+
     def line(self) -> str:
         return (f"seed {self.seed}: {self.seconds:.0f}s, {self.invariants.samples} samples, {self.orders} orders, "
                 f"{self.fills} fills, {self.refused} refused signals, {self.external} external fills, {self.ticks} ticks, "
-                f"{self.invariants.checked_protection} protection checks, faults: {', '.join(self.faults)}")
+                f"{self.invariants.checked_protection} protection checks, faults: {', '.join(self.faults)}; "
+                f"kill switch: {self.halt or 'not reached'}")
 
 
 class ExecutionProcess:
@@ -143,6 +149,7 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
                                        expect={"ticker", "strategy", "execution"}, timeout=30)
             assert all(isinstance(r, m.Ok) for r in started.values()), started
             await _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts)
+            await _kill_switch(bus, sim, kite, journal, report)
             await _wind_down(bus, kite, journal, report)
     finally:
         registry.unregister(Chaos.name)
@@ -227,6 +234,73 @@ async def _fault(sim, kite, rng: random.Random, jumped: list) -> str:
     return kind
 
 
+async def _kill_switch(bus, sim, kite, journal, report, pin_pct: float = 2.0) -> None:
+    """A configured daily loss trips the kill switch while the strategies trade: the day's loss is measured
+    from now (a manual reset: the session so far may be in profit), prices pinned against what the account
+    holds make a loss, and the limit is set below it (flatten on halt). HALTED, the book must end flat with
+    nothing working, and no entry may reach the broker after the trip."""
+    inv = report.invariants
+    t0 = time.monotonic()
+
+    async def state() -> dict:
+        out = await bus.request(subjects.cmd(USER, "risk", "get_risk_summary"), m.GetRiskSummary(), timeout=10)
+        assert isinstance(out, m.Ok), out
+        return out.data["state"]
+
+    reset = await bus.request(subjects.cmd(USER, "risk", "reset_kill_switch"), m.ResetKillSwitch(reason="soak: "
+                              "the day's loss from here"), timeout=10)
+    assert isinstance(reset, m.Ok), reset
+    base = reset.data["day_pnl"]
+    pinned: set[str] = set()
+
+    async def losing():
+        for p in (await call(kite.positions)).net:
+            if p.quantity and p.tradingsymbol in SYMBOLS and p.tradingsymbol not in pinned:
+                away = 1 - pin_pct / 100 if p.quantity > 0 else 1 + pin_pct / 100
+                sim.admin("price", {"underlying": p.tradingsymbol, "price": round(p.last_price * away, 1)})
+                pinned.add(p.tradingsymbol)
+        now = await state()
+        return now if now["day_pnl"] < base else None
+
+    before = await eventually(losing, timeout=60, what="a loss (prices pinned against what is held)")
+    limits = (await bus.request(subjects.cmd(USER, "risk", "get_risk_limits"), m.GetRiskLimits(), timeout=10)).data
+    limit = max(1, (base - before["day_pnl"]) // 2)
+    tight = msgspec.convert({**limits["limits"], "max_daily_loss": limit, "flatten_on_halt": True}, m.RiskLimits)
+    assert isinstance(await bus.request(subjects.cmd(USER, "risk", "set_risk_limits"), m.SetRiskLimits(limits=tight),
+                                        timeout=10), m.Ok)
+
+    async def halted():
+        now = await state()
+        return now if now["state"] == "HALTED" else None
+
+    tripped = await eventually(halted, timeout=30, what=f"the kill switch at a day's loss of {limit} paise")
+    halted_at = time.monotonic()
+    known = {o.order_id for o in await call(kite.orders)}
+
+    async def flat():
+        positions = (await call(kite.positions)).net
+        working = [o for o in await call(kite.orders) if o.status in WORKING]
+        return not [p for p in positions if p.quantity] and not working and not account_net(journal.trades(USER))
+
+    try:
+        await eventually(flat, timeout=40, what="flat after the kill switch tripped")
+    except AssertionError:
+        positions = {(p.tradingsymbol, p.product): p.quantity for p in (await call(kite.positions)).net if p.quantity}
+        inv.fail(report.seconds, f"not flat after the kill switch tripped: broker {positions}, journal "
+                                 f"{account_net(journal.trades(USER))}")
+    flat_in = time.monotonic() - halted_at
+    ticks = report.ticks
+    await eventually(lambda: report.ticks >= ticks + 120, timeout=30, what="ticks after the trip (entries would follow)")
+    kinds = {r["order_id"]: r["kind"] for r in journal.orders(USER) if r["order_id"]}
+    after = [(o.tradingsymbol, o.transaction_type, o.quantity, kinds.get(o.order_id, o.tag))
+             for o in await call(kite.orders) if o.order_id not in known and planning.is_kta_tag(o.tag)
+             and kinds.get(o.order_id) not in EXITS]
+    if after:
+        inv.fail(report.seconds, f"orders other than exits after the kill switch tripped: {after}")
+    report.halt = (f"HALTED {halted_at - t0:.1f} s into the phase ({tripped['reason']}), flat {flat_in:.1f} s later, "
+                   f"{len(after)} entries after")
+
+
 async def _wind_down(bus, kite, journal, report) -> None:
     """Stop (positions kept, protected): kta's book must equal the broker's and every position be
     covered; then square off: both flat, nothing working."""
@@ -238,7 +312,7 @@ async def _wind_down(bus, kite, journal, report) -> None:
     async def books_agree():
         positions = (await call(kite.positions)).net
         broker = {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity}
-        return broker if account_net(journal.trades(USER)) == broker else None
+        return (broker,) if account_net(journal.trades(USER)) == broker else None  # {} (flat) is an answer too
 
     try:
         await eventually(books_agree, timeout=30, what="kta's book = the broker's")
@@ -269,13 +343,19 @@ async def _wind_down(bus, kite, journal, report) -> None:
         """The strategies' books once they have consumed every outcome the execution worker published (the
         outcome stream is asynchronous: the last exits' outcomes may still be on their way when Stop answers)."""
         consumer = await bus.js.consumer_info(subjects.STREAM_OUTCOMES, f"strategy-outcomes-p{partition.of(USER)}")
+        last["consumer"] = (consumer.num_pending, consumer.num_ack_pending)
         if consumer.num_pending or consumer.num_ack_pending:
             return None
         strategies = await listed()
-        return strategies and {(r["strategy_id"], names.get(int(tok), int(tok))): q for r in strategies.data
-                               for tok, q in r["position"].items() if q}
+        last["listed"] = strategies
+        return strategies and ({(r["strategy_id"], names.get(int(tok), int(tok))): q for r in strategies.data
+                                for tok, q in r["position"].items() if q},)
 
-    believed = await eventually(books_told, timeout=120, what="the strategies' books, every outcome consumed")
+    last: dict = {}
+    try:
+        (believed,) = await eventually(books_told, timeout=120, what="the strategies' books, every outcome consumed")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: outcomes (pending, unacked) {last.get('consumer')}, list {last.get('listed')}")
     journaled = {(sid, sym): q for (sid, sym), q in journal_positions(journal.trades(USER)).items() if q}
     if believed != journaled:
         inv.fail(report.seconds, f"strategies believe {believed}, the journal says {journaled}")
