@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from shared import natsd
+from shared.kite import tls
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY, API_SECRET = "kta-demo", "kta-demo-secret"
@@ -40,8 +41,19 @@ class Sim:
     def login_url(self) -> str:
         return f"{self.root}/connect/login"
 
+    def get(self, path: str, **kw) -> httpx.Response:
+        """One request to the sim (``path`` from its root), as a client that just connected would make it."""
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw) -> httpx.Response:
+        return self.request("POST", path, **kw)
+
+    def request(self, method: str, path: str, **kw) -> httpx.Response:
+        # the process's one TLS context: httpx would parse the CA bundle again for each call (~50 ms of CPU)
+        return httpx.request(method, f"{self.root}{path}", verify=tls.context(), **kw)
+
     def admin(self, path: str, json: dict | None = None) -> dict:
-        r = httpx.post(f"{self.root}/sim/{path}", json=json or {}, timeout=10)
+        r = self.post(f"/sim/{path}", json=json or {}, timeout=10)
         r.raise_for_status()
         return r.json()
 
@@ -80,7 +92,7 @@ def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.
 
 def request_token(sim: Sim, user_id: str = USER_ID, password: str = PASSWORD) -> str:
     """The login form, submitted like a browser: the redirect carries the request token."""
-    r = httpx.post(sim.login_url, data={"api_key": sim.api_key, "user_id": user_id, "password": password})
+    r = sim.post("/connect/login", data={"api_key": sim.api_key, "user_id": user_id, "password": password})
     assert r.status_code == 302, r.text
     return re.search(r"request_token=([^&]+)", r.headers["location"]).group(1)
 
@@ -89,7 +101,7 @@ def login(sim: Sim, user_id: str = USER_ID, password: str = PASSWORD) -> str:
     """The whole Kite login flow with the real checksum; returns the access token."""
     rt = request_token(sim, user_id, password)
     checksum = hashlib.sha256(f"{sim.api_key}{rt}{sim.api_secret}".encode()).hexdigest()
-    r = httpx.post(f"{sim.root}/session/token", data={"api_key": sim.api_key, "request_token": rt,
+    r = sim.post("/session/token", data={"api_key": sim.api_key, "request_token": rt,
                                                       "checksum": checksum}, headers={"X-Kite-Version": "3"})
     r.raise_for_status()
     return r.json()["data"]["access_token"]

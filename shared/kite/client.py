@@ -20,7 +20,7 @@ import httpx
 import msgspec
 import stamina
 
-from shared.kite import errors
+from shared.kite import errors, tls
 from shared.kite import models as m
 from shared.kite import waits
 from shared.kite.egress import Egress
@@ -79,7 +79,8 @@ class KiteClient:
     def _egress_client(self) -> httpx.AsyncClient:
         if not self.egress.configured:
             return self._http
-        bound = (httpx.AsyncHTTPTransport(local_address=self.egress.local_address, retries=0)
+        bound = (httpx.AsyncHTTPTransport(local_address=self.egress.local_address, retries=0,
+                                          verify=tls.context())
                  if self.egress.local_address else None)
         return self._client(self.timeout, bound, self.egress.proxy)
 
@@ -101,6 +102,7 @@ class KiteClient:
                 proxy: str | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.root, timeout=timeout, proxy=proxy or None, transport=transport, trust_env=False,
+            verify=tls.context(),
             headers={"X-Kite-Version": "3", "User-Agent": "kta/0.1"},
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )

@@ -11,7 +11,6 @@ import shutil
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-import httpx
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -60,7 +59,7 @@ def fetched(tmp_path_factory):
     kite_sim that replays NIFTY and lists that day's contracts (its clock advanced a session at a time)."""
     tmp = tmp_path_factory.mktemp("options")
     sim = start_sim(tmp, speed=1, extra=("--replay", str(replay_csv(tmp / "NIFTY.csv"))))
-    clock = lambda: httpx.get(f"{sim.root}/sim/clock", timeout=5).json()  # noqa: E731
+    clock = lambda: sim.get("/sim/clock", timeout=5).json()  # noqa: E731
     try:
         access = login(sim)
 

@@ -9,6 +9,7 @@ from execution_worker import main as execution
 from shared import messages as m
 from shared import natsd, partition
 from shared import subjects as s
+from shared.kite import tls
 from strategy_worker import main as strategy
 from tests.gateway.conftest import serve
 from tests.helpers import eventually, running, stack_settings, wait_health
@@ -47,7 +48,8 @@ async def test_ops_endpoints_are_public_and_report_readiness(nats_server, tmp_pa
             sig = m.Signal(id="ops-sig-1", user_id="OPS01", strategy_id="a", strategy="rsi", exchange="NSE",
                            tradingsymbol="INFY", instrument_token=408065, transaction_type="BUY", quantity=1)
             await bus.js_publish(s.signals("OPS01"), sig, msg_id=sig.id)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{metrics_port}", timeout=5) as worker:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{metrics_port}", timeout=5,
+                                         verify=tls.context()) as worker:
                 async def counted():
                     text = (await worker.get("/metrics")).text
                     return (_value(text, 'kta_signals_total{decision="refused"}') or 0) == before + 1 and text

@@ -12,12 +12,13 @@ import subprocess
 import httpx
 
 from shared import natsauth, natsd
+from shared.kite import tls
 from tests.deploy.topology import nats_conf
 from tests.helpers import eventually_blocking
 
 
 def routes_of(monitor: int) -> int:
-    return httpx.get(f"http://127.0.0.1:{monitor}/routez", timeout=5).json()["num_routes"]
+    return httpx.get(f"http://127.0.0.1:{monitor}/routez", timeout=5, verify=tls.context()).json()["num_routes"]
 
 
 def route_connect(port: int, user: str = "", password: str = "") -> bytes:

@@ -22,9 +22,10 @@ from gateway import users
 from shared import messages as m
 from shared import natsd, partition
 from shared import subjects as s
+from shared.broker_sessions import get_session
 from shared.bus import Bus
 from shared.config import load
-from shared.broker_sessions import get_session
+from shared.kite import tls
 from shared.secrets import Vault
 from tests.deploy.topology import Topology
 from tests.gateway.conftest import connect_kite, login
@@ -79,7 +80,7 @@ async def broker_tags(bus: Bus, vault: Vault, sim_root: str, user: str) -> list[
     """The tags in the user's order book at the broker (retrying Kite's 429 like any client)."""
     live = await get_session(bus, vault, user)
     headers = {"X-Kite-Version": "3", "Authorization": f"token {live.session.api_key}:{live.access_token}"}
-    async with httpx.AsyncClient(base_url=sim_root, timeout=10) as kite:
+    async with httpx.AsyncClient(base_url=sim_root, timeout=10, verify=tls.context()) as kite:
         async def book():
             r = await kite.get("/orders", headers=headers)
             if r.status_code == 429:
@@ -120,11 +121,11 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
         execs = [topo.start("execution", name=f"execution-{i}", data_dir=exec_data,
                             overrides={"KTA_METRICS_PORT": str(natsd.free_port())}) for i in (1, 2)]
         natsd.wait_port("127.0.0.1", sim_port, 30)
-        async with httpx.AsyncClient(base_url=sim_root, timeout=10) as admin:
+        async with httpx.AsyncClient(base_url=sim_root, timeout=10, verify=tls.context()) as admin:
             (await admin.post("/sim/faults", json={"latency_ms": 200})).raise_for_status()
 
         gateway = _Gateway(f"http://127.0.0.1:{gw_port}")
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as probe:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=10, verify=tls.context()) as probe:
             await eventually(_ready(probe), 60, "gateway /readyz")
 
         # streams and leases replicated on all three nodes; both copies of each worker share the partitions
@@ -220,7 +221,7 @@ class _Gateway:
         self.url = url
 
     def client(self, **kw) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=15, follow_redirects=False, **kw)
+        return httpx.AsyncClient(base_url=self.url, timeout=15, follow_redirects=False, **kw, verify=tls.context())
 
 
 class _SimUrls:

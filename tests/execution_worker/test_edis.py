@@ -8,6 +8,7 @@ import pytest
 
 from shared import messages as m
 from shared import subjects
+from shared.kite import tls
 from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker
 from tests.helpers import eventually
@@ -50,8 +51,8 @@ async def held_sell(bus, alerts: list[m.Alert], qty: int, client_id: str) -> tup
 
 def tpin(link: str) -> None:
     """The trader on the depository's page: the TPIN form, submitted."""
-    assert 'id="tpin"' in httpx.get(link).text
-    assert httpx.post(link, data={"tpin": "123456"}).status_code == 200
+    assert 'id="tpin"' in httpx.get(link, verify=tls.context()).text
+    assert httpx.post(link, data={"tpin": "123456"}, verify=tls.context()).status_code == 200
 
 
 async def test_a_delivery_sell_is_held_until_the_depository_authorises_it_then_placed_once(bus, sim, data_dir):

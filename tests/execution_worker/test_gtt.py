@@ -17,7 +17,6 @@ import signal as signals
 import time
 from datetime import datetime
 
-import httpx
 import msgspec
 import pytest
 
@@ -29,9 +28,9 @@ from shared import subjects
 from shared.broker_sessions import put_session, vault_for
 from shared.kite.client import KiteClient
 from shared.kite.ratelimit import for_api_key
-from tests.execution_worker.conftest import make_stack
 from shared.trading.protection import Protection
 from shared.trading.protection_gtt import spec
+from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker, fresh_desk, nifty_chain, signal
 from tests.execution_worker.test_crash_recovery import fresh_settings, spawn, stop
 from tests.helpers import eventually, wait_health
@@ -56,7 +55,7 @@ def cnc(sig: m.Signal) -> m.Signal:
 
 def next_session(sim) -> str:
     """Move the sim's market clock past today's close into the next trading day; its date."""
-    clock = httpx.get(f"{sim.root}/sim/clock").json()
+    clock = sim.get("/sim/clock").json()
     now = datetime.strptime(clock["now"], "%Y-%m-%d %H:%M:%S")
     sim.admin("advance", {"seconds": CLOSE_SECONDS - (now.hour * 3600 + now.minute * 60 + now.second) + 60})
     return clock["trading_day"]
@@ -105,7 +104,7 @@ async def test_a_cnc_position_keeps_its_gtt_through_the_close_and_its_stop_fires
         day1 = next_session(sim)
         carried = await eventually(lambda: protected(3), timeout=30, what="the GTT still active after the close")
         assert carried.id == g.id
-        assert httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != day1
+        assert sim.get("/sim/clock").json()["trading_day"] != day1
 
         sim.admin("price", {"underlying": "INFY", "price": 1465.0})  # through the stop on the new session
         await eventually(lambda: held(journal, "gtt-1") == 0, timeout=30, what="the GTT's stop filled and journaled")

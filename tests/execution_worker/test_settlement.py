@@ -8,7 +8,6 @@ book equals the broker's again."""
 import time
 from datetime import date, datetime
 
-import httpx
 import pytest
 
 from kite_sim.clock import CLOSE_SECONDS
@@ -46,7 +45,7 @@ async def test_mis_square_off_and_expiry_settlement_are_adopted(bus, settling_si
     await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
     await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
     async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
-        day = date.fromisoformat(httpx.get(f"{sim.root}/sim/clock").json()["trading_day"])
+        day = date.fromisoformat(sim.get("/sim/clock").json()["trading_day"])
         calls = [i for i in await broker(kite.instruments, "NFO") if i.name == "NIFTY" and i.instrument_type == "CE"
                  and i.expiry == day]
         if not calls:
@@ -65,10 +64,10 @@ async def test_mis_square_off_and_expiry_settlement_are_adopted(bus, settling_si
         await eventually(lambda: [r for r in journal.orders(USER) if r["strategy_id"] == "mis-1"
                                   and r["kind"] == "stop_loss" and r["state"] == "TRIGGER PENDING"], what="the stop")
 
-        clock = httpx.get(f"{sim.root}/sim/clock").json()
+        clock = sim.get("/sim/clock").json()
         now = datetime.strptime(clock["now"], "%Y-%m-%d %H:%M:%S")
         sim.admin("advance", {"seconds": CLOSE_SECONDS - (now.hour * 3600 + now.minute * 60 + now.second) + 60})
-        await eventually(lambda: httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != clock["trading_day"],
+        await eventually(lambda: sim.get("/sim/clock").json()["trading_day"] != clock["trading_day"],
                          what="the next trading day")
 
         async def settled() -> bool:

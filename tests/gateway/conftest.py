@@ -15,11 +15,12 @@ from execution_worker.main import amain as execution_main
 from gateway import users
 from gateway.main import build
 from shared import natsd
+from shared.kite import tls
 from shared.subjects import KV_BROKER_SESSIONS
 from strategy_worker.main import amain as strategy_main
 from tests.helpers import eventually, running, stack_settings, wait_health
-from ticker_worker.main import amain as ticker_main
 from tests.simkit import start_sim
+from ticker_worker.main import amain as ticker_main
 
 USER_B = {"zerodha_id": "DEMO02", "email": "demo2@kta.local", "api_key": "kta-demo", "api_secret": "kta-demo-secret",
           "name": "Second Trader"}
@@ -50,7 +51,7 @@ class Gateway:
         return self.app.state.services
 
     def client(self, **kw) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=15, follow_redirects=False, **kw)
+        return httpx.AsyncClient(base_url=self.url, timeout=15, follow_redirects=False, **kw, verify=tls.context())
 
 
 @contextlib.asynccontextmanager
@@ -108,7 +109,7 @@ async def connect_kite(client: httpx.AsyncClient, sim, kite_user: str = "DEMO01"
     assert r.status_code == 302
     url = httpx.URL(r.headers["location"])
     assert url.params["api_key"] == "kta-demo" and url.params["v"] == "3"
-    async with httpx.AsyncClient() as browser:
+    async with httpx.AsyncClient(verify=tls.context()) as browser:
         r = await browser.post(sim.login_url, data={"api_key": url.params["api_key"], "user_id": kite_user,
                                                    "password": password})
     assert r.status_code == 302

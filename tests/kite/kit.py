@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import httpx
 
+from shared.kite import tls
+
 
 class RecordingTransport(httpx.AsyncHTTPTransport):
     """The real httpx transport, keeping (method, path, status) of every exchange."""
@@ -69,5 +71,5 @@ def forward_to(handler: http.server.BaseHTTPRequestHandler) -> tuple[int, str, b
     """A plain-HTTP forward proxy: the request line carries the absolute URL of the target."""
     body = handler.body or None
     headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "proxy-connection", "connection")}
-    r = httpx.request(handler.command, handler.path, headers=headers, content=body, timeout=10)
+    r = httpx.request(handler.command, handler.path, headers=headers, content=body, timeout=10, verify=tls.context())
     return r.status_code, r.headers.get("content-type", "application/json"), r.content

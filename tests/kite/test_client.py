@@ -12,10 +12,15 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from shared.kite import errors
-from shared.kite import models as km
 from shared import natsd
-from shared.kite.client import HISTORICAL_MAX_DAYS, PLACE_RETRIES, READ_RETRIES, KiteClient
+from shared.kite import errors, tls
+from shared.kite import models as km
+from shared.kite.client import (
+    HISTORICAL_MAX_DAYS,
+    PLACE_RETRIES,
+    READ_RETRIES,
+    KiteClient,
+)
 from shared.kite.ratelimit import DailyLimitReached, RateLimiter, for_api_key
 from tests.helpers import eventually
 from tests.kite.kit import RecordingTransport, forward_to, http_server
@@ -449,7 +454,7 @@ async def test_a_delivery_sell_without_edis_authorisation_is_428_until_the_user_
             request_id = await kite.authorise_holdings([(isin, 1)])
             url = kite.holdings_authorisation_url(request_id)
             assert url == f"{sim.root}/connect/portfolio/authorise/holdings/{sim.api_key}/{request_id}"
-            async with httpx.AsyncClient() as browser:  # the trader, on the depository's page
+            async with httpx.AsyncClient(verify=tls.context()) as browser:  # the trader, on the depository's page
                 assert 'id="tpin"' in (await browser.get(url)).text
                 assert (await browser.post(url, data={"tpin": "123456"})).status_code == 200
             held = next(h for h in await kite.holdings() if h.tradingsymbol == "RELIANCE")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import httpx
 import pytest
 
 from kite_sim.clock import CLOSE_SECONDS
@@ -26,11 +25,11 @@ def sim(tmp_path_factory):
 
 
 def next_trading_day(sim) -> None:
-    clock = httpx.get(f"{sim.root}/sim/clock").json()
+    clock = sim.get("/sim/clock").json()
     now = datetime.strptime(clock["now"], "%Y-%m-%d %H:%M:%S")
     left = CLOSE_SECONDS - (now.hour * 3600 + now.minute * 60 + now.second)
     sim.admin("advance", {"seconds": left + 60})
-    eventually_blocking(lambda: httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != clock["trading_day"], 10,
+    eventually_blocking(lambda: sim.get("/sim/clock").json()["trading_day"] != clock["trading_day"], 10,
              "the next trading day")
 
 

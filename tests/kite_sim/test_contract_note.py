@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import httpx
 import pytest
 from kiteconnect.exceptions import InputException
 
@@ -52,7 +51,7 @@ def test_the_days_orders_net_of_charges(sim, kite):
     notes = paced(lambda: kite.get_virtual_contract_note([
         row(o["exchange"], o["tradingsymbol"], o["transaction_type"], o["filled_quantity"], o["average_price"],
             o["product"], o["order_id"]) for o in fills]))
-    today = date.fromisoformat(httpx.get(f"{sim.root}/sim/clock").json()["trading_day"])
+    today = date.fromisoformat(sim.get("/sim/clock").json()["trading_day"])
     types = {"SBIN": "EQ", fut["tradingsymbol"]: "FUT", call["tradingsymbol"]: "CE"}
     for o, note in zip(fills, notes, strict=True):
         expected = order_charges(exchange=o["exchange"], segment=segment_of(o["exchange"], types[o["tradingsymbol"]],

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from kiteconnect.exceptions import GeneralException
 
+from shared.kite import tls
 from tests.helpers import eventually_blocking
 from tests.kite_sim.conformance import compare
 from tests.kite_sim.kit import paced, start_sim_with
@@ -30,7 +31,8 @@ def sim(tmp_path_factory):
 @pytest.fixture(scope="module")
 def api(sim, kite):
     with httpx.Client(base_url=sim.root, headers={"X-Kite-Version": "3",
-                                                  "Authorization": f"token {sim.api_key}:{kite.access_token}"}) as c:
+                                                  "Authorization": f"token {sim.api_key}:{kite.access_token}"},
+                      verify=tls.context()) as c:
         yield c
 
 
@@ -55,8 +57,8 @@ def authorise(sim, api, pairs: list[tuple[str, int]] | None) -> str:
     assert r.status_code == 200, r.text
     request_id = r.json()["data"]["request_id"]
     page = f"{sim.root}/connect/portfolio/authorise/holdings/{sim.api_key}/{request_id}"
-    assert 'id="tpin"' in httpx.get(page).text
-    done = httpx.post(page, data={"tpin": "123456"})
+    assert 'id="tpin"' in httpx.get(page, verify=tls.context()).text
+    done = httpx.post(page, data={"tpin": "123456"}, verify=tls.context())
     assert done.status_code == 200 and "Authorised" in done.text
     return page
 
@@ -74,9 +76,9 @@ def test_a_delivery_sell_needs_the_days_authorisation(sim, kite, api):
     isin = infy(kite)["isin"]
     page = authorise(sim, api, [(isin, 5)])
     held = infy(kite)
-    today = httpx.get(f"{sim.root}/sim/clock").json()["trading_day"]
+    today = sim.get("/sim/clock").json()["trading_day"]
     assert (held["authorised_quantity"], held["authorised_date"]) == (5, f"{today} 00:00:00")
-    assert httpx.post(page, data={"tpin": "123456"}).status_code == 404  # a request is used once
+    assert httpx.post(page, data={"tpin": "123456"}, verify=tls.context()).status_code == 404  # a request is used once
 
     first = sell(kite, 3)
     assert paced(lambda: kite.order_history(first))[-1]["status"] == "COMPLETE"
@@ -96,10 +98,10 @@ def test_authorising_everything_and_the_authorisation_ending_with_the_day(sim, k
     assert paced(lambda: kite.order_history(done))[-1]["status"] == "COMPLETE"
 
     stale = call(api, "POST", "/portfolio/holdings/authorise").json()["data"]["request_id"]
-    before = httpx.get(f"{sim.root}/sim/clock").json()["trading_day"]
+    before = sim.get("/sim/clock").json()["trading_day"]
     sim.admin("advance", {"seconds": 22500})
-    eventually_blocking(lambda: httpx.get(f"{sim.root}/sim/clock").json()["trading_day"] != before, 10, "a new day")
-    assert httpx.get(f"{sim.root}/connect/portfolio/authorise/holdings/{sim.api_key}/{stale}").status_code == 404
+    eventually_blocking(lambda: sim.get("/sim/clock").json()["trading_day"] != before, 10, "a new day")
+    assert sim.get(f"/connect/portfolio/authorise/holdings/{sim.api_key}/{stale}").status_code == 404
     assert {h["tradingsymbol"]: h["authorised_quantity"] for h in paced(kite.holdings)}["ITC"] == 0
     with pytest.raises(GeneralException, match="quantity needs authorisation"):
         paced(lambda: kite.place_order("regular", "NSE", "ITC", "SELL", 10, "CNC", "MARKET", market_protection=2))
@@ -110,8 +112,8 @@ def test_bad_authorisation_requests(sim, kite, api):
     assert unknown.status_code == 400 and "isin" in unknown.json()["message"]
     r = call(api, "POST", "/portfolio/holdings/authorise", data={"isin": infy(kite)["isin"], "quantity": "x"})
     assert r.status_code == 400 and "quantity" in r.json()["message"]
-    assert httpx.get(f"{sim.root}/connect/portfolio/authorise/holdings/{sim.api_key}/nope").status_code == 404
-    assert httpx.post(f"{sim.root}/connect/portfolio/authorise/holdings/other-app/nope").status_code == 404
+    assert sim.get(f"/connect/portfolio/authorise/holdings/{sim.api_key}/nope").status_code == 404
+    assert sim.post("/connect/portfolio/authorise/holdings/other-app/nope").status_code == 404
 
 
 def test_a_gtt_selling_unauthorised_shares_fails_when_it_fires(sim, kite):
@@ -137,7 +139,7 @@ def test_an_account_with_ddpi_needs_nothing(sim, kite):
         assert paced(lambda: kite.order_history(done))[-1]["status"] == "COMPLETE"
     finally:
         sim.admin("accounts", {"user_id": "DEMO01", "edis": True})
-    r = httpx.post(f"{sim.root}/sim/accounts", json={"user_id": "NOBODY", "edis": True})
+    r = sim.post("/sim/accounts", json={"user_id": "NOBODY", "edis": True})
     assert r.status_code == 400 and re.search("user", r.text)
 
 
@@ -150,9 +152,9 @@ def itc(kite, side: str, qty: int) -> str:
 def next_day(sim) -> None:
     """The market's next trading day, settled: the broker's roll (listed_day) runs the settlement in the same step,
     while the clock's trading_day moves before it."""
-    before = httpx.get(f"{sim.root}/sim/clock").json()["listed_day"]
+    before = sim.get("/sim/clock").json()["listed_day"]
     sim.admin("advance", {"seconds": 22500})
-    eventually_blocking(lambda: httpx.get(f"{sim.root}/sim/clock").json()["listed_day"] != before, 10, "a settled day")
+    eventually_blocking(lambda: sim.get("/sim/clock").json()["listed_day"] != before, 10, "a settled day")
 
 
 def test_shares_bought_today_or_t1_sell_without_a_tpin_and_holdings_count_what_was_sold(sim, kite, kite_mocks):

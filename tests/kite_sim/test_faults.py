@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from shared.kite import codec
+from shared.kite import codec, tls
 from tests.helpers import eventually_blocking
 from tests.kite_sim.kit import module_sim, sim_log
 from tests.simkit import login, start_sim
@@ -35,7 +35,8 @@ def token(sim):
 def api(sim, token):
     sim.reset_faults()
     with httpx.Client(base_url=sim.root, headers={"X-Kite-Version": "3",
-                                                  "Authorization": f"token {sim.api_key}:{token}"}) as c:
+                                                  "Authorization": f"token {sim.api_key}:{token}"},
+                      verify=tls.context()) as c:
         yield c
     sim.reset_faults()
 
@@ -65,14 +66,14 @@ def last(api, oid: str) -> dict:
 def test_admin_api_is_off_without_the_flag(tmp_path):
     plain = start_sim(tmp_path, admin=False)
     try:
-        assert httpx.post(f"{plain.root}/sim/faults", json={"reject_next": 1}).status_code == 404
-        assert httpx.get(f"{plain.root}/sim/health").json()["ok"] is True
+        assert plain.post("/sim/faults", json={"reject_next": 1}).status_code == 404
+        assert plain.get("/sim/health").json()["ok"] is True
     finally:
         plain.stop()
 
 
 def test_unknown_fault_field_is_a_400_naming_it(sim):
-    r = httpx.post(f"{sim.root}/sim/faults", json={"explode": 1})
+    r = sim.post("/sim/faults", json={"explode": 1})
     assert r.status_code == 400 and "explode" in r.text
 
 
@@ -226,7 +227,7 @@ def test_an_account_reset_leaves_it_as_if_it_never_traded(sim, api):
     assert api.get("/orders").json()["data"] == [] and api.get("/trades").json()["data"] == []
     assert api.get("/portfolio/positions").json()["data"]["net"] == []  # the session still answers
     assert int(place(api)) > int(first)  # order ids are never reused
-    assert httpx.post(f"{sim.root}/sim/accounts/reset", json={"user_id": "NOBODY"}).status_code == 400
+    assert sim.post("/sim/accounts/reset", json={"user_id": "NOBODY"}).status_code == 400
 
 
 def test_a_sim_reset_opens_every_account_afresh_turns_faults_off_and_releases_prices(sim, api):
@@ -249,7 +250,7 @@ def test_expire_sessions(sim, api, sim_dir):
     token = login(sim)
     headers = {"Authorization": f"token {sim.api_key}:{token}", "X-Kite-Version": "3"}
     assert sim.admin("expire_sessions")["expired"] >= 1
-    r = httpx.get(f"{sim.root}/user/profile", headers=headers)
+    r = sim.get("/user/profile", headers=headers)
     assert r.status_code == 403 and r.json()["error_type"] == "TokenException"
 
 

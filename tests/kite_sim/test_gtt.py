@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 import requests
 from kiteconnect import KiteConnect
@@ -185,14 +184,14 @@ def test_malformed_forms_and_unknown_ids(sim, kite):
              ({"type": "single", "condition": json.dumps(cond),
                "orders": json.dumps([{**one[0], "tradingsymbol": "TCS"}])}, "instrument")]
     for body, message in cases:
-        r = eventually_blocking(lambda b=body: (r := httpx.post(f"{sim.root}/gtt/triggers", data=b, headers=headers))
+        r = eventually_blocking(lambda b=body: (r := sim.post("/gtt/triggers", data=b, headers=headers))
                                 .status_code != 429 and r, 10, "an answer")
         assert r.status_code == 400 and r.json()["error_type"] == "InputException", r.text
         assert message in r.json()["message"], (body, r.text)
     for call in (lambda: kite.get_gtt(999999), lambda: kite.delete_gtt(999999)):
         with pytest.raises(InputException, match="trigger_id"):
             paced(call)
-    r = httpx.get(f"{sim.root}/gtt/triggers")
+    r = sim.get("/gtt/triggers")
     assert r.status_code == 403 and r.json()["error_type"] == "TokenException"
 
 

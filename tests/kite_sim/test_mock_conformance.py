@@ -24,6 +24,7 @@ from datetime import date, timedelta
 import httpx
 import pytest
 
+from shared.kite import tls
 from tests.helpers import eventually_blocking
 from tests.kite_sim.conformance import compare, compare_map
 from tests.simkit import request_token, start_sim
@@ -48,11 +49,12 @@ def wire(tmp_path_factory):
     sim = start_sim(tmp_path_factory.mktemp("conformance"), seed=3, speed=60.0)
     rt = request_token(sim)
     checksum = hashlib.sha256(f"{sim.api_key}{rt}{sim.api_secret}".encode()).hexdigest()
-    session = httpx.post(f"{sim.root}/session/token", headers={"X-Kite-Version": "3"},
+    session = sim.post("/session/token", headers={"X-Kite-Version": "3"},
                          data={"api_key": sim.api_key, "request_token": rt, "checksum": checksum}).json()
     token = session["data"]["access_token"]
     client = httpx.Client(base_url=sim.root, headers={"X-Kite-Version": "3",
-                                                      "Authorization": f"token {sim.api_key}:{token}"})
+                                                      "Authorization": f"token {sim.api_key}:{token}"},
+                          verify=tls.context())
 
     def call(method: str, path: str, **kw) -> dict:
         def attempt():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 from datetime import date, datetime, timedelta
 
-import httpx
 import pytest
 from kiteconnect import KiteConnect
 
@@ -50,7 +49,7 @@ def test_replay_drives_quotes_and_history(tmp_path):
     sim = start_sim_with(tmp_path, "--replay", str(tmp_path / "candles.csv"), speed=1.0)
     try:
         kite = client(sim)
-        clock = httpx.get(f"{sim.root}/sim/clock").json()
+        clock = sim.get("/sim/clock").json()
         assert clock["trading_day"] == day.isoformat()  # the sim starts on the file's first day
         ltp = paced(lambda: kite.ltp(["NSE:INFY"]))["NSE:INFY"]["last_price"]
         assert rows[0][2] >= ltp >= rows[0][3]  # inside the first candle
@@ -83,7 +82,7 @@ def test_snapshot_survives_a_restart(tmp_path):
         stop = round(round(px * 0.8 / 0.05) * 0.05, 2)
         gtt = paced(lambda: kite.place_gtt(kite.GTT_TYPE_SINGLE, "INFY", "NSE", [stop], px, [
             {"transaction_type": "SELL", "quantity": 2, "order_type": "LIMIT", "product": "CNC", "price": stop}]))
-        before_clock = httpx.get(f"{sim.root}/sim/clock").json()["epoch"]
+        before_clock = sim.get("/sim/clock").json()["epoch"]
         positions = paced(kite.positions)["net"]
     finally:
         sim.stop()  # SIGTERM: the shutdown writes the snapshot
@@ -97,7 +96,7 @@ def test_snapshot_survives_a_restart(tmp_path):
         book = {o["order_id"]: o for o in paced(kite2.orders)}
         assert book[done]["status"] == "COMPLETE" and book[resting]["status"] == "OPEN"
         assert paced(kite2.positions)["net"][0]["quantity"] == positions[0]["quantity"] == 3
-        assert httpx.get(f"{again.root}/sim/clock").json()["epoch"] >= before_clock  # the clock resumed
+        assert again.get("/sim/clock").json()["epoch"] >= before_clock  # the clock resumed
         new = paced(lambda: kite2.place_order("regular", "NSE", "INFY", "SELL", 3, "MIS", "MARKET",
                                               market_protection=2))
         assert new not in book  # order ids continue, never reused

@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared import natsd
 from kta.cli import parser
+from shared import natsd
+from shared.kite import tls
 
 pytestmark = pytest.mark.slow(seconds=35)
 
@@ -83,7 +84,7 @@ def test_no_sim_with_the_kite_settings_runs_without_the_paper_broker(tmp_path, s
         told = lines.get(timeout=5) + lines.get(timeout=5)
         assert sim.root in told and "AB1234" in told and "DEMO01" not in told, told
         assert "kite_sim" not in "".join(seen) + told
-        with httpx.Client(base_url=url, timeout=10) as browser:
+        with httpx.Client(base_url=url, timeout=10, verify=tls.context()) as browser:
             sent = browser.post("/auth/send-otp", data={"zerodha_id": "AB1234", "email": "ab@example.com"})
             code = re.search(r'id="dev-otp">(\d{6})<', sent.text).group(1)
             browser.post("/auth/verify-otp", data={"zerodha_id": "AB1234", "otp": code})

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from shared import natsd
+from shared.kite import tls
 from tests.helpers import eventually_blocking
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,8 +90,9 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
         assert url == f"http://127.0.0.1:{port}"
         read_until(r"DEMO01", 5)  # how to log in is printed with the URL
 
-        assert httpx.get(f"{url}/api/status", timeout=10).status_code == 401  # no session, no data
-        with httpx.Client(base_url=url, timeout=10) as browser:  # the demo login, as printed
+        r = httpx.get(f"{url}/api/status", timeout=10, verify=tls.context())
+        assert r.status_code == 401  # no session, no data
+        with httpx.Client(base_url=url, timeout=10, verify=tls.context()) as browser:  # the demo login, as printed
             assert "Zerodha ID" in browser.get("/login").text
             sent = browser.post("/auth/send-otp", data={"zerodha_id": "DEMO01", "email": "demo@kta.local"})
             code = re.search(r'id="dev-otp">(\d{6})<', sent.text).group(1)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-import httpx
 import pytest
 
 from shared import messages as m
@@ -32,7 +31,7 @@ PARAMS = {"fast": 5, "slow": 50}  # a slow EMA with a long memory: its value sho
 
 
 def history_calls(sim) -> list[dict]:
-    r = httpx.get(f"{sim.root}/sim/history_calls", timeout=10)
+    r = sim.get("/sim/history_calls", timeout=10)
     r.raise_for_status()
     return r.json()["calls"]
 

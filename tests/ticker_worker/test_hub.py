@@ -10,8 +10,8 @@ import pytest
 
 from shared import messages as m
 from shared import subjects
-from shared.kite.client import KiteClient
 from shared.broker_sessions import LiveSession
+from shared.kite.client import KiteClient
 from tests.helpers import eventually
 from tests.simkit import login
 from tests.ticker_worker.test_ticker_worker import stored
@@ -95,9 +95,8 @@ async def test_tokens_over_the_connection_limit_spread_over_connections(bus, sim
 
 
 def sim_connections(sim) -> int:
-    import httpx
 
-    return httpx.get(f"{sim.root}/sim/health", timeout=5).json()["connections"]
+    return sim.get("/sim/health", timeout=5).json()["connections"]
 
 
 async def test_order_updates_reach_jetstream_exactly_once_from_two_sockets(bus, sim, hub):
