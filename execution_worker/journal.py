@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlite_utils import Database
 
 from execution_worker.journal_reads import JournalReads
 from execution_worker.journal_schema import INDEXES, SCHEMA, defaults
 from shared import dblock, metrics
 from shared.messages import OrderEvent, Signal, SignalGroup
+from shared.sqlite import Database
 from shared.trading.order import Order
 from shared.trading.protection import Protection
 

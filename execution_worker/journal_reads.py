@@ -11,10 +11,10 @@ import sqlite3
 from collections.abc import Callable
 
 import msgspec
-from sqlite_utils import Database
 
 from shared import ist
 from shared.messages import TransactionType
+from shared.sqlite import Database
 from shared.trading.order import TERMINAL, Order, OrderState
 from shared.trading.protection import Protection
 

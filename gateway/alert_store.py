@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
-import sqlite_utils
 
 from shared.messages import Alert
 from shared.secrets import SecretError, Vault
+from shared.sqlite import Database
 
 ChannelKind = Literal["email", "apprise"]
 SEVERITIES = ("info", "warning", "critical")
@@ -45,7 +45,7 @@ class Channel:
 
 
 class AlertStore:
-    def __init__(self, db: sqlite_utils.Database, vault: Vault, clock=time.time) -> None:
+    def __init__(self, db: Database, vault: Vault, clock=time.time) -> None:
         self.db = db
         self.vault = vault
         self.clock = clock

@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from shared.secrets import hash_secret, new_token
+from shared.sqlite import Database
 
 COOKIE = "kta_session"
 
@@ -26,7 +25,7 @@ class Login:
 
 
 class LoginStore:
-    def __init__(self, db: sqlite_utils.Database, days: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, days: int, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.days = days
         self.clock = clock

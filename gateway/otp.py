@@ -16,9 +16,8 @@ import secrets
 import time
 from collections.abc import Callable
 
-import sqlite_utils
-
 from shared.secrets import hash_secret, same
+from shared.sqlite import Database
 
 RESEND_SECONDS = 30
 MAX_CODE_ATTEMPTS = 5
@@ -34,7 +33,7 @@ class Throttled(Exception):
 
 
 class OtpStore:
-    def __init__(self, db: sqlite_utils.Database, ttl: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, ttl: int, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.ttl = ttl
         self.clock = clock

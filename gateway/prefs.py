@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-import sqlite_utils
+
+from shared.sqlite import Database
 
 Theme = Literal["dark", "light"]
 
@@ -18,7 +19,7 @@ class Prefs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class PrefsStore:
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
         if "user_prefs" not in db.table_names():
             db["user_prefs"].create({"user_id": str, "prefs": str}, pk="user_id")

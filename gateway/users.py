@@ -9,12 +9,11 @@ import re
 import time
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from gateway.logins import LoginStore
+from shared.broker_sessions import vault_for
 from shared.config import Settings
 from shared.kite.egress import Egress
-from shared.broker_sessions import vault_for
+from shared.sqlite import Database
 
 DEMO = {"zerodha_id": "DEMO01", "email": "demo@kta.local", "api_key": "kta-demo", "api_secret": "kta-demo-secret",
         "name": "Demo Trader"}
@@ -39,8 +38,8 @@ class User:
     egress_local_address: str = ""  # or a source address of this machine
 
 
-def database(settings: Settings) -> sqlite_utils.Database:
-    db = sqlite_utils.Database(settings.data_path / "gateway.db")
+def database(settings: Settings) -> Database:
+    db = Database(settings.data_path / "gateway.db")
     db.execute("PRAGMA journal_mode=WAL")
     if "users" not in db.table_names():
         db["users"].create({"zerodha_id": str, "email": str, "name": str, "api_key": str, "api_secret_enc": str,

@@ -10,9 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from shared import dblock
+from shared.sqlite import Database
 
 STRATEGY = {"user_id": str, "strategy_id": str, "name": str, "params": str, "tokens": str, "snapshot": str,
             "status": str, "error": str}
@@ -26,7 +25,7 @@ def _upsert(table: str, columns: dict) -> str:
 
 class StrategyStore:
     def __init__(self, path: str | Path) -> None:
-        self.db = sqlite_utils.Database(path)
+        self.db = Database(path)
         with dblock.opening(path):  # copies of the worker may share the file (shared/dblock.py)
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing committed

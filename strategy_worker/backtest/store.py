@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import sqlite_utils
 
 from shared import dblock
 from shared.messages import BacktestSpec
+from shared.sqlite import Database, NotFoundError
 
 PARTS = ("curve", "daily", "orders", "trades", "fills", "refusals")
 EXPORTS = ("metrics", "per_symbol", *PARTS)
@@ -25,7 +25,7 @@ EXPORTS = ("metrics", "per_symbol", *PARTS)
 class BacktestStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.db = sqlite_utils.Database(self.path)
+        self.db = Database(self.path)
         with dblock.opening(self.path):
             self.db.enable_wal()
             self.db["runs"].create({"id": str, "user_id": str, "kind": str, "parent": str, "name": str, "spec": str,
@@ -83,7 +83,7 @@ class BacktestStore:
     def get(self, run_id: str, user_id: str | None = None) -> dict[str, Any] | None:
         try:
             row = self.db["runs"].get(run_id)
-        except sqlite_utils.db.NotFoundError:
+        except NotFoundError:
             return None
         if user_id is not None and row["user_id"] != user_id:
             return None
@@ -92,7 +92,7 @@ class BacktestStore:
     def results(self, run_id: str) -> dict[str, Any]:
         try:
             row = self.db["results"].get(run_id)
-        except sqlite_utils.db.NotFoundError:
+        except NotFoundError:
             return {}
         return {p: json.loads(row[p]) for p in PARTS}
 
