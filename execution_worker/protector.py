@@ -148,7 +148,9 @@ class Protector:
             self.desk.bus.spawn(self._rejected(key, order), name=f"rejected:{key}")
             return
         if applied.filled or is_terminal(state):
-            await self.sync(key)
+            # its own task: the user's order updates are handled one after the other, and none of them (the next
+            # fill, its stop) waits for this stop's broker round trip (syncs of one key coalesce: see sync)
+            self.desk.bus.spawn(self.sync(key), name=f"sync:{key}")
 
     async def sync(self, key: str) -> None:
         """Bring one position's stop in line; a request while one runs is coalesced into a re-run."""

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from execution_worker import protector
+from execution_worker import protector, signals
+from execution_worker.order_gate import OrderGate
 from shared import messages as m
 from shared import subjects
 from shared.trading.order import OrderState
@@ -262,3 +263,54 @@ async def test_a_stop_rejected_while_its_placement_is_recorded_is_retried_and_ho
     finally:
         sim.reset_faults()
         await kite.aclose()
+
+
+async def test_the_order_update_feed_never_waits_for_a_stop_to_reach_the_broker(bus, sim, data_dir):
+    """A user's order updates are handled one after the other. A fill's stop used to be placed inside that
+    handling, so every later update — the next entry's fill, its stop — waited for the broker's answer (under a
+    400 ms broker latency with overlapping sends, soak seed 7 saw stops 10 s late). Here the order gate holds the
+    first stop (its window full until the test opens it): the next fill is journaled meanwhile, and both stops go
+    out once the gate opens."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    opened = asyncio.Event()
+
+    async def gate_wait(seconds: float) -> None:  # the gate's window frees when the test says so
+        await opened.wait()
+
+    # the gate's clock stands still until the test opens it, then moves past the full window
+    desk.gate = OrderGate(per_second=2, clock=lambda: 1_000.0 + 2.0 * opened.is_set(), sleep=gate_wait)
+    protector.started(desk, 0.5)
+    desk.ws_heard = time.monotonic()  # the ticker relays this user's updates: confirm() waits for them
+    relay = None
+    try:
+        sim.faults(hold_fills=True)
+        entries = [signal(f"feed-{i}-{time.time_ns()}", qty=2, stop=147000, strategy_id=f"feed-{i}") for i in (1, 2)]
+        for sig in entries:  # two entries: the gate's window (2 a second) is full
+            await signals.on_signal(desk, sig)
+        ids = [r["order_id"] for sig in entries for r in journal.orders_of_signal(sig.id)]
+        sim.faults(hold_fills=False)
+        views = await eventually(lambda: _completed(kite, ids), what="both entries filled at the broker")
+
+        async def feed():  # the order-update handler: one update after the other
+            for view in views:
+                await desk.on_broker(view)
+
+        relay = asyncio.ensure_future(feed())
+        # well inside confirm()'s 10-s fallback read-back: these fills can only come from the feed
+        await eventually(lambda: all(journal.trades_of_order(i) for i in ids), timeout=5,
+                         what="the second fill journaled while the first one's stop waits at the gate")
+        assert not stops(journal, "feed-1") and not stops(journal, "feed-2")  # the gate still holds them
+        opened.set()
+        await eventually(lambda: stops(journal, "feed-1") and stops(journal, "feed-2"), what="both stops placed")
+        assert [s["quantity"] for s in stops(journal, "feed-1") + stops(journal, "feed-2")] == [2, 2]
+    finally:
+        opened.set()
+        if relay is not None:
+            await relay
+        sim.reset_faults()
+        await kite.aclose()
+
+
+async def _completed(kite, ids: list[str]) -> list | None:
+    views = {o.order_id: o for o in await broker(kite.orders) if o.order_id in ids}
+    return [views[i] for i in ids] if all(i in views and views[i].status == "COMPLETE" for i in ids) else None
