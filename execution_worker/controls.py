@@ -94,7 +94,7 @@ async def _cancel_at_broker(desk: Desk, reason: str) -> list[Order]:
             adopted.append(known)
             continue
         try:  # kta's book holds it final: cancelled by its id, the broker's answer is the record
-            await desk.gate.acquire(daily=False)
+            await desk.gate.acquire(daily=False, urgent=True)
             await desk.client.cancel_order(k.variety or "regular", k.order_id)
         except errors.KiteError as e:
             log.warning("square off: cancel of %s refused: %s", k.order_id, e, extra={"user_id": desk.user_id})

@@ -9,6 +9,8 @@ not help. The clock and the sleep are injected so the gate is tested determinist
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -40,7 +42,9 @@ class OrderGate:
         self.today = 0
         self.modifications: dict[str, int] = {}
         self.waits = 0  # how often a caller had to wait (visible in the execution summary / bench)
-        self._lock = asyncio.Lock()
+        self._queue: list[tuple[int, int]] = []  # (0 urgent / 1 not, arrival): the head is the next to go
+        self._arrivals = itertools.count()
+        self._turn = asyncio.Condition()
 
     def wait_needed(self, now: float, daily: bool = True) -> float:
         """Seconds until one more order fits the sliding windows (0 = now). Raises at the daily cap
@@ -65,14 +69,33 @@ class OrderGate:
         self.today += daily
         return True
 
-    async def acquire(self, *, daily: bool = True) -> None:
-        """Wait (in order of arrival) until one more order call fits, then count it. Placements and
+    async def acquire(self, *, daily: bool = True, urgent: bool = False) -> None:
+        """Wait until one more order call fits, then count it. Callers go in order of arrival, except that
+        an ``urgent`` one (it takes risk off: a stop, a flatten, an exit, a cancel) goes before every
+        entry still waiting — a burst of entries never holds a position's stop back. Placements and
         modifications count toward the day's cap; a cancel (``daily`` False) only waits for the windows
         — it is never refused for the cap, since it only ever takes risk off."""
-        async with self._lock:
-            while not self.admit(now := self.clock(), daily):
+        me = (0 if urgent else 1, next(self._arrivals))
+        heapq.heappush(self._queue, me)
+        try:
+            while True:
+                async with self._turn:
+                    while self._queue[0] != me:
+                        await self._turn.wait()
+                if self.admit(now := self.clock(), daily):
+                    return
                 self.waits += 1
-                await self.sleep(max(self.wait_needed(now, daily), 0.001))
+                await self.sleep(max(self.wait_needed(now, daily), 0.001))  # an urgent arrival may go first
+        finally:
+            self._queue.remove(me)
+            heapq.heapify(self._queue)
+            async with self._turn:
+                self._turn.notify_all()
+
+    @property
+    def queued(self) -> int:
+        """Callers waiting for a slot."""
+        return len(self._queue)
 
     def modify(self, order_id: str) -> None:
         """Count one modification of ``order_id``; the 26th is refused."""

@@ -28,6 +28,7 @@ from shared.trading.order import (
 )
 
 log = logging.getLogger("kta.execution")
+URGENT = ("stop_loss", "target", "flatten", "exit")  # orders that take risk off: first through the order gate
 UPDATE_GRACE = 2.0  # s an order's WebSocket update is awaited before the broker is asked (an exit waits on it)
 CONFIRM_GRACE = 10.0  # the same after a placement: nothing waits on it, and reconciliation (30 s) backs it up
 
@@ -61,7 +62,7 @@ async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | N
 async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
     try:
         with waits.waiting(waits.BUDGET):
-            await desk.gate.acquire()
+            await desk.gate.acquire(urgent=order.kind in URGENT)
     except OrderGateError as e:
         await desk.record(order, SubmitFailed(reason=str(e), code=e.code, ts=time.time_ns()))
         log.warning("order %s refused by the order gate: %s", req.tag, e)
@@ -170,7 +171,7 @@ async def modify(desk: Desk, order: Order, *, quantity: int | None = None, price
         return f"order {order.order_id or order.tag} is {order.state}: nothing to modify"
     try:
         desk.gate.modify(order.order_id)
-        await desk.gate.acquire()
+        await desk.gate.acquire(urgent=order.kind in URGENT)
         await desk.client.modify_order(order.variety, order.order_id, quantity=quantity,
                                        price=to_rupees(price) if price else None, order_type=order_type,
                                        trigger_price=to_rupees(trigger_price) if trigger_price else None)
@@ -194,7 +195,7 @@ async def cancel(desk: Desk, order: Order, reason: str) -> None:
         return
     await desk.record(order, CancelRequested(reason=reason, ts=time.time_ns()))
     with waits.waiting(waits.BUDGET):
-        await desk.gate.acquire(daily=False)  # the order gate is the one limiter of order calls
+        await desk.gate.acquire(daily=False, urgent=True)  # the one limiter of order calls; a cancel takes risk off
     try:
         await desk.client.cancel_order(order.variety, order.order_id)
     except errors.InputException as e:  # already done at the broker: reconciliation catches up

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from execution_worker.order_gate import OrderGate, OrderGateError
+from tests.helpers import eventually
 
 from .kit import Clock
 
@@ -84,3 +85,32 @@ async def test_acquire_waits_on_the_injected_clock():
         await gate.acquire()
     assert gate.waits == 2 and slept == [pytest.approx(1.0), pytest.approx(1.0)]
     assert clock() - t0 == pytest.approx(2.0)
+
+
+async def test_an_urgent_call_goes_before_the_entries_waiting_for_the_window():
+    """Risk off first: with the window full, entries queue; a stop (or a flatten, an exit, a cancel) arriving
+    after them takes the next free slot, and the entries follow in their order of arrival."""
+    clock = Clock()
+    opened = asyncio.Event()
+
+    async def wait_for_window(seconds: float) -> None:  # time moves when the test opens the window
+        await opened.wait()
+        clock.t += seconds
+
+    gate = OrderGate(clock=clock, sleep=wait_for_window, per_second=2)
+    await gate.acquire()
+    await gate.acquire()  # the window is full
+    order: list[str] = []
+
+    async def call(name: str, urgent: bool = False) -> None:
+        await gate.acquire(urgent=urgent)
+        order.append(name)
+
+    waiting = [asyncio.ensure_future(call("entry-1")), asyncio.ensure_future(call("entry-2"))]
+    await eventually(lambda: gate.queued == 2, what="the entries queued, the first waiting for the window")
+    waiting.append(asyncio.ensure_future(call("stop", urgent=True)))
+    await eventually(lambda: gate.queued == 3, what="the stop queued after them")
+    assert order == []
+    opened.set()
+    await asyncio.gather(*waiting)
+    assert order[0] == "stop" and order[1:] == ["entry-1", "entry-2"]
