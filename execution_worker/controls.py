@@ -16,6 +16,7 @@ from shared.kite import errors
 from shared.trading import planning
 from shared.trading.order import TERMINAL, Order, parse_status
 from shared.trading.protection import Protection, position_key
+from shared.trading.protection_status import BOUNDED, option_cover
 
 log = logging.getLogger("kta.controls")
 SQUARE_OFF_CANCEL_TIMEOUT = 10.0
@@ -103,11 +104,21 @@ async def _cancel_at_broker(desk: Desk, reason: str) -> list[Order]:
 
 async def protect_all(desk: Desk, default_stop_pct: float) -> list[dict]:
     """Every open position keeps a stop at the broker: one the strategy never set gets one
-    ``default_stop_pct`` from the last price. Returns each position and its stop."""
+    ``default_stop_pct`` from the last price — except an option position whose loss is bounded without
+    one (``option_cover``: a bought option, or a short its strategy's long options cover). A stop of
+    our own on a wing would sell it as it cheapens and leave the short it hedges naked. Returns each
+    position and its stop (0 and ``bounded``: why, for those left to their premium or wings)."""
     out = []
-    for p in open_positions(desk):
+    positions = open_positions(desk)
+    cover = option_cover(positions, desk.inst)
+    for p in positions:
         key = position_key(p.strategy_id, p.exchange, p.tradingsymbol)
         plan = desk.protector.plans.get(key)
+        bounded = cover.get((p.strategy_id, p.exchange, p.tradingsymbol), "")
+        if bounded and (plan is None or not plan.stop or plan.mode == "failed"):
+            out.append({"strategy_id": p.strategy_id, "tradingsymbol": p.tradingsymbol, "quantity": p.quantity,
+                        "stop": 0, "bounded": BOUNDED[bounded]})
+            continue
         if plan is None or not plan.stop or plan.mode == "failed":
             k = f"{p.exchange}:{p.tradingsymbol}"
             last = (await desk.prices.prices(desk.client, [k])).get(k, 0) or p.last_price

@@ -65,7 +65,7 @@ class LivePagesController(Controller):
         note = ""
         if result is not None:
             kept = ("open positions squared off" if positions == "square_off"
-                    else "open positions kept, each protected by a stop-loss at the broker")
+                    else "open positions kept, each protected by a stop-loss at the broker (hedged options by their wings)")
             note = f"Stopped: {', '.join(result['stopped']) or 'no'} worker(s) confirmed; {kept}."
             if result["missing"]:
                 error = f"no answer from the {', '.join(result['missing'])} worker(s): they may still be live"

@@ -13,7 +13,7 @@ from shared import messages as m
 from shared import subjects
 from shared.trading import planning
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker, fresh_desk
+from tests.execution_worker.kit import USER, broker, fresh_desk, nifty_chain, option_leg
 from tests.helpers import eventually
 
 
@@ -213,3 +213,33 @@ async def test_a_manual_stop_order_waits_for_its_trigger_and_its_fill_is_protect
     out = await ask(bus, "execution", m.SquareOffAll(reason="test over"))
     assert isinstance(out, m.Ok)
     await eventually(lambda: held(journal, "slm-1") == 0 and not working(journal, "slm-1"), what="flat")
+
+
+async def test_stop_leaves_an_iron_condors_legs_to_its_wings_and_never_stops_a_wing(bus, stack):
+    """A defined-risk structure is protected by its wings: Stop gives none of its legs a stop of its own.
+    A stop on a wing would sell it when the option cheapens (as a far wing does) and leave the short it
+    hedges naked; the bought wings' risk is their premium, the shorts' loss is capped by them."""
+    _, journal, kite = stack
+    calls, puts = await nifty_chain(kite, "CE"), await nifty_chain(kite, "PE")
+    legs = [option_leg(calls[26400.0], "BUY", True), option_leg(puts[25600.0], "BUY", True),
+            option_leg(calls[26200.0], "SELL", False), option_leg(puts[25800.0], "SELL", False)]
+    condor = m.SignalGroup(id=f"condor-stop-{time.time_ns()}", user_id=USER, strategy_id="condor-1",
+                           strategy="iron_condor", structure="iron_condor", underlying="NIFTY", legs=legs,
+                           created_at=time.time_ns())
+    await bus.js_publish(subjects.signals(USER), condor, msg_id=condor.id)
+    await eventually(lambda: all(held(journal, "condor-1", leg.tradingsymbol) for leg in legs), timeout=30,
+                     what="the condor's four legs held")
+    try:
+        stopped = await ask(bus, "live", m.StopLive())
+        assert isinstance(stopped, m.Ok), stopped
+        kept = {p["tradingsymbol"]: p for p in stopped.data["protected"] if p["strategy_id"] == "condor-1"}
+        assert set(kept) == {leg.tradingsymbol for leg in legs}
+        assert all(not p["stop"] and p["bounded"] for p in kept.values()), kept
+        assert not working(journal, "condor-1")  # no SL order for any leg
+        symbols = {leg.tradingsymbol for leg in legs}
+        assert not [g for g in await broker(kite.gtts) if g.status == "active" and g.condition.tradingsymbol in symbols]
+    finally:
+        squared = await ask(bus, "live", m.StopLive(positions="square_off"))
+        assert isinstance(squared, m.Ok), squared
+        await eventually(lambda: not any(held(journal, "condor-1", leg.tradingsymbol) for leg in legs), timeout=30,
+                         what="the condor squared off")
