@@ -33,7 +33,10 @@ async def test_a_second_product_on_a_held_instrument_is_refused_with_its_code(bu
         row = journal.signal(sig.id)
         assert row["code"] == "PRODUCT_MISMATCH" and "as MIS" in row["reason"], row
         assert not journal.orders_of_signal(sig.id)
-    told = [o for o in journal.outcomes(USER) if o["signal_id"] in (cnc_entry.id, cnc_exit.id)]
+    # the strategy is told after the refusal's order event is published: a moment after the decision is journaled
+    told = await eventually(lambda: len(t := [o for o in journal.outcomes(USER)
+                                              if o["signal_id"] in (cnc_entry.id, cnc_exit.id)]) == 2 and t,
+                            what="both strategies told")
     assert sorted((o["kind"], o["code"]) for o in told) == [("refused", "PRODUCT_MISMATCH")] * 2
     assert not [o for o in await broker(kite.orders) if o.product == "CNC" and o.tradingsymbol == "INFY"]
 
