@@ -77,12 +77,20 @@ class CrossCheck:
                    and (o.unjournaled or o.state in (OrderState.SUBMITTING, OrderState.UNKNOWN))
                    for o in self.desk.book)
 
+    def _busy(self, exchange: str, symbol: str) -> bool:
+        """A kta order on the instrument not final in kta's book, or owing the journal a fill: the broker
+        may have filled it already (settlement has no second look to wait for, as a difference has)."""
+        return any(o.instrument == (exchange, symbol) and (o.unjournaled or not o.is_terminal) for o in self.desk.book)
+
     async def _settle_expired(self, broker: list[m.Position]) -> None:
         """Option positions kta holds that the broker no longer lists, whose expiry's close has passed
         (by the exchange's clock: the time of the underlying's quote), are settled at the underlying's
         close of that day: the last price on expiry day itself, the previous close on a later one."""
         at_broker = {(p.exchange, p.tradingsymbol) for p in broker if p.quantity}
-        held = [p for p in self.desk.tracker.positions() if p.quantity and (p.exchange, p.tradingsymbol) not in at_broker]
+        # a kta order on it still owing the journal a fill (an exit the broker filled, not yet heard) is why
+        # the broker no longer lists it, not an expiry
+        held = [p for p in self.desk.tracker.positions() if p.quantity and (p.exchange, p.tradingsymbol) not in at_broker
+                and not self._busy(p.exchange, p.tradingsymbol)]
         contracts = {p.tradingsymbol: OptionContract.from_instrument(inst) for p in held
                      if is_option(inst := self.desk.inst(p.exchange, p.tradingsymbol))}
         if not contracts:
@@ -94,7 +102,10 @@ class CrossCheck:
             log.warning("expiry settlement waits: spot quotes unread (%s)", e, extra={"user_id": self.desk.user_id})
             return
         spots = {u: q for u in underlyings if (q := quotes.get(spot_key(u))) is not None}
-        now = max([time.time()] + [ist.parse(q.timestamp) for q in spots.values() if q.timestamp])
+        # the exchange's clock, not this machine's: a paper broker's day runs at its own pace (and a machine
+        # clock past 15:30 once settled a condor's wing as expired worthless at 09:49 on its expiry day)
+        stamps = [ist.parse(q.timestamp) for q in spots.values() if q.timestamp]
+        now = max(stamps) if stamps else time.time()
         today = ist.day(now)
         for expiry in sorted({c.expiry for c in contracts.values()}):
             closes = {u: m.to_paise(q.last_price if expiry == today else (q.ohlc.close or q.last_price))

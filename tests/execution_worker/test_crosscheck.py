@@ -4,6 +4,8 @@ outcome with position 0), and one that opens a position belongs to the account, 
 
 import time
 
+import pytest
+
 from execution_worker import placing
 from execution_worker.crosscheck import CrossCheck
 from execution_worker.exercise import ExerciseHandler
@@ -99,5 +101,53 @@ async def test_kta_fills_in_flight_at_two_passes_are_not_taken_for_an_external_o
         (adopted,) = await positions_pass()
         assert (adopted["transaction_type"], adopted["quantity"]) == ("BUY", 1)
         assert desk.tracker.net_quantity("NSE", "INFY") == 0
+    finally:
+        await kite.aclose()
+
+
+async def test_an_option_the_broker_no_longer_lists_is_not_expired_while_its_session_runs(bus, sim, data_dir):
+    """On its expiry day, an option kta holds and the broker's positions no longer list — an exit the
+    broker filled and kta has not heard yet, or a sale in Kite — is not settled as expired while the
+    exchange's day is still running (the spot quote's time), whatever this machine's clock says: a
+    condor's wing was once "expired worthless" at 09:49 because the machine's clock was past 15:30 IST."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    check = CrossCheck(desk, ExerciseHandler(USER, journal))
+    day = (await broker(kite.quote, "NSE:NIFTY 50"))["NSE:NIFTY 50"].timestamp[:10]
+    calls = [i for i in await broker(kite.instruments, "NFO") if i.name == "NIFTY" and i.instrument_type == "CE"
+             and i.expiry.isoformat() == day]
+    if not calls:
+        pytest.skip(f"no NIFTY contract expires on the sim's day {day}")
+    call = min(calls, key=lambda i: abs(i.strike - 26000))
+    desk.instruments[f"NFO:{call.tradingsymbol}"] = call
+
+    def option(side: str, intent: str) -> m.OrderRequest:
+        sig = m.Signal(id=f"exp-{intent}-{time.time_ns()}", user_id=USER, strategy_id="exp-1", strategy="manual",
+                       exchange=m.Exchange.NFO, tradingsymbol=call.tradingsymbol, instrument_token=call.instrument_token,
+                       transaction_type=m.TransactionType(side), quantity=call.lot_size, product=m.Product.NRML,
+                       order_type=m.OrderType.MARKET, intent=intent, created_at=time.time_ns())
+        return o.signal_requests(sig, call, -1)[0]
+
+    async def positions_pass():
+        return await check.run(from_broker((await broker(kite.positions)).net))
+
+    def expired() -> list[dict]:
+        return [t for t in journal.trades(USER) if t["order_id"].startswith("expiry:")]
+
+    try:
+        bought = await placing.place(desk, option("BUY", "entry"), "exp-1")
+        await placing.wait_final(desk, [desk.book.by_order_id(bought)], 10)
+        assert desk.tracker.held("exp-1", "NFO", call.tradingsymbol)[0] == call.lot_size
+        sold = await placing.place(desk, option("SELL", "exit"), "exp-1")  # filled at the broker, not yet heard
+        await positions_pass()
+        assert not expired() and desk.tracker.held("exp-1", "NFO", call.tradingsymbol)[0] == call.lot_size
+        await placing.wait_final(desk, [desk.book.by_order_id(sold)], 10)
+        assert desk.tracker.held("exp-1", "NFO", call.tradingsymbol)[0] == 0
+
+        await placing.wait_final(desk, [desk.book.by_order_id(await placing.place(desk, option("BUY", "entry"),
+                                                                                   "exp-1"))], 10)
+        await broker(kite.place_order, "regular", "NFO", call.tradingsymbol, "SELL", call.lot_size, "NRML", "MARKET",
+                     market_protection=-1, tag="byhand-exp")  # sold in Kite: the broker lists nothing
+        await positions_pass()
+        assert not expired()  # the session runs: a difference (adopted after a second look), not an expiry
     finally:
         await kite.aclose()
