@@ -1,6 +1,7 @@
-"""A strategy that trades at random (seeded): entries with a stop and a target, exits, and the
+"""Strategies that trade at random (seeded). ``Chaos``: entries with a stop and a target, exits, and the
 mistakes a buggy strategy makes — an entry far above the position limit, an exit larger than what it
-holds, an exit on a flat book. kta must keep every invariant whatever it sends."""
+holds, an exit on a flat book. ``ChaosCondor``: an iron condor opened and closed at random. kta must keep
+every invariant whatever they send."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from shared.messages import Tick, TransactionType
+from shared.messages import Bar, Tick, TransactionType
 from strategy_worker.strategies.base import BaseStrategy
+from strategy_worker.strategies.iron_condor import IronCondor
 
 
 class Chaos(BaseStrategy):
@@ -52,3 +54,28 @@ class Chaos(BaseStrategy):
                 sig = msgspec.structs.replace(sig, quantity=sig.quantity * 3)
             return [sig] if sig is not None else []
         return []
+
+
+class ChaosCondor(IronCondor):
+    """An iron condor opened and closed at random (seeded) instead of by its entry window and premium
+    rules: a defined-risk structure whose four legs go in and out as one group through every fault."""
+
+    name = "test_chaos_condor"
+    description = "test: an iron condor at random"
+
+    class Params(IronCondor.Params):
+        seed: Annotated[int, Meta(ge=0, description="Random seed")] = 1
+        rate: Annotated[float, Meta(gt=0, le=1, description="Chance to open or close on a bar")] = 0.2
+
+    def _rng(self) -> random.Random:
+        if not hasattr(self, "_random"):
+            self._random = random.Random(f"{self.params.seed}:{self.strategy_id}:condor")
+        return self._random
+
+    def in_entry_window(self, bar: Bar) -> bool:
+        return self._rng().random() < self.params.rate
+
+    def manage(self, bar: Bar) -> list:
+        if self._rng().random() < self.params.rate:
+            return [self.close_structure("chaos: close the condor")]
+        return super().manage(bar)

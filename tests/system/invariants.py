@@ -5,7 +5,7 @@ time and the numbers, so a failing run says exactly what went wrong and when."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from shared.kite.models import Order as KiteOrder
@@ -86,10 +86,23 @@ def stop_cover(broker_orders: list[KiteOrder], orders: list[dict]) -> dict[tuple
     return cover
 
 
-def uncovered(broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict]) -> dict:
-    """Positions whose stops at the broker do not cover exactly what is held: key -> (held, covered)."""
+def uncovered(broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict],
+              options: Collection[str] = ()) -> dict:
+    """Positions whose stops at the broker do not cover exactly what is held: key -> (held, covered).
+    ``options``: option symbols, protected by their wings instead (``naked_shorts``)."""
     cover = stop_cover(broker_orders, orders)
-    return {k: (q, -cover.get(k, 0)) for k, q in journal_positions(trades).items() if q and cover.get(k, 0) != -q}
+    return {k: (q, -cover.get(k, 0)) for k, q in journal_positions(trades).items()
+            if q and k[1] not in options and cover.get(k, 0) != -q}
+
+
+def naked_shorts(positions: dict[tuple[str, str], int], option_types: dict[str, str]) -> dict[tuple[str, str], int]:
+    """(strategy_id, CE|PE) -> its net quantity of that option type where it is short (more sold than
+    bought): the short options no long option of the strategy covers (one nearest expiry traded)."""
+    net: dict[tuple[str, str], int] = {}
+    for (strategy_id, symbol), q in positions.items():
+        if kind := option_types.get(symbol):
+            net[(strategy_id, kind)] = net.get((strategy_id, kind), 0) + q
+    return {k: q for k, q in net.items() if q < 0}
 
 
 @dataclass
@@ -97,6 +110,9 @@ class Invariants:
     limit: int  # max_position_qty: no broker position may exceed it
     grace: float  # seconds a position may stand unchanged before its stop must be at the broker
     fill_grace: float = 10.0  # seconds a broker fill of kta's may wait for the journal
+    lots: dict[str, int] = field(default_factory=dict)  # option symbol -> lot size (their limit is in lots)
+    option_types: dict[str, str] = field(default_factory=dict)  # option symbol -> CE | PE
+    limit_lots: int = 10  # max_position_lots
     violations: list[str] = field(default_factory=list)
     samples: int = 0
     checked_protection: int = 0
@@ -104,6 +120,8 @@ class Invariants:
     _seen: set[str] = field(default_factory=set)
     _owing: dict[str, float] = field(default_factory=dict)  # order id -> since when a broker fill is unjournaled
     _first_seen: dict[str, float] = field(default_factory=dict)  # tag -> when this checker first saw it (exits)
+    _naked_since: dict[tuple[str, str], float] = field(default_factory=dict)  # (strategy, CE|PE) -> since
+    checked_hedges: int = 0
 
     def fail(self, t: float, what: str) -> None:
         if what not in self._seen:  # one line per distinct breach
@@ -117,7 +135,11 @@ class Invariants:
         when the execution worker has been up (a position is judged from then, not during a restart)."""
         self.samples += 1
         for (symbol, product), q in broker_net.items():
-            if abs(q) > self.limit:
+            lot = self.lots.get(symbol)
+            if lot and abs(q) > self.limit_lots * lot:
+                self.fail(t, f"position above its limit: {symbol} {product} {q} ({abs(q) // lot} lots, limit "
+                             f"{self.limit_lots})")
+            elif not lot and abs(q) > self.limit:
                 self.fail(t, f"position above its limit: {symbol} {product} {q} (limit {self.limit})")
         tags = Counter(o.tag for o in broker_orders if o.tag and o.tag.startswith("K"))
         for tag, n in tags.items():
@@ -147,8 +169,9 @@ class Invariants:
         exiting = self._closing(t, orders)
         for key in set(self._stable) - {k for k, q in positions.items() if q}:
             del self._stable[key]
+        self._hedged(t, positions, protected_since)
         for key, q in positions.items():
-            if not q:
+            if not q or key[1] in self.option_types:  # an option structure is protected by its wings
                 continue
             was = self._stable.get(key)
             # stable: the same position by the same fills (-5, closed by its stop, and -5 again between two
@@ -162,6 +185,18 @@ class Invariants:
             if cover.get(key, 0) != -q:
                 self.fail(t, f"unprotected: {key} holds {q} since t={was[1]:.1f}s, stops at the broker cover "
                              f"{-cover.get(key, 0)}")
+
+    def _hedged(self, t: float, positions: dict[tuple[str, str], int], protected_since: float) -> None:
+        """No strategy is short more calls (puts) than it holds long for longer than ``grace``: an iron
+        condor's legs go in wings first and come out shorts first, so its shorts are never naked."""
+        net = naked_shorts(positions, self.option_types)
+        for key in set(self._naked_since) - set(net):
+            del self._naked_since[key]
+        for key, q in net.items():
+            since = self._naked_since.setdefault(key, t)
+            if t - max(since, protected_since) >= self.grace:
+                self.fail(t, f"naked short options: {key} short {-q} more than it holds long since t={since:.1f}s")
+        self.checked_hedges += 1
 
     def _fills_prompt(self, t: float, broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict],
                       up_since: float) -> None:

@@ -1,9 +1,10 @@
 """A trading session under faults, through the real stack: nats-server, kite_sim, the ticker and
 strategy workers in this process, the execution worker as its own process (SIGKILLed and started again
-mid-run). Several random strategies on several symbols trade while a seeded schedule injects broker
-rejections, partial fills, latency, dropped ticker connections and price jumps; every few seconds the
-invariants (``invariants.py``) are judged from the broker's books and kta's journal. At the end the
-strategies stop, kta's book must equal the broker's, and a square-off leaves both flat."""
+mid-run). Several random strategies on several symbols and a random iron condor trade while a seeded
+schedule injects broker rejections, partial fills, latency, dropped ticker connections and price jumps;
+every few seconds the invariants (``invariants.py``) are judged from the broker's books and kta's journal.
+Then a configured daily loss trips the kill switch (flat, no entry after). At the end the strategies
+stop, kta's book must equal the broker's, and a square-off leaves both flat."""
 
 from __future__ import annotations
 
@@ -32,13 +33,15 @@ from strategy_worker.main import amain as strategy_main
 from strategy_worker.strategies import registry
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login
-from tests.system.chaos import Chaos
-from tests.system.invariants import EXITS, WORKING, Invariants, account_net, journal_positions, uncovered
+from tests.system.chaos import Chaos, ChaosCondor
+from tests.system.invariants import (EXITS, WORKING, Invariants, account_net, journal_positions, naked_shorts,
+                                     uncovered)
 from ticker_worker.main import amain as ticker_main
 
 USER = "DEMO01"
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = {"INFY": 408065, "TCS": 2953217, "RELIANCE": 738561, "ITC": 424961, "WIPRO": 969473, "SBIN": 779521}
+NIFTY = 256265  # the index whose nearest expiry the condors trade
 LIMIT = 30  # max_position_qty
 FEED_GAP = 10.0  # seconds a symbol may go without a tick before it counts as a silent stop
 PRICE_JUMP_PCT = 1.5
@@ -57,11 +60,13 @@ class Report:
     ticks: int = 0
 
     halt: str = ""  # how the kill switch phase went
+    option_fills: int = 0
 
     def line(self) -> str:
         return (f"seed {self.seed}: {self.seconds:.0f}s, {self.invariants.samples} samples, {self.orders} orders, "
                 f"{self.fills} fills, {self.refused} refused signals, {self.external} external fills, {self.ticks} ticks, "
-                f"{self.invariants.checked_protection} protection checks, faults: {', '.join(self.faults)}; "
+                f"{self.invariants.checked_protection} protection checks, {self.option_fills} option fills "
+                f"({self.invariants.checked_hedges} hedge checks), faults: {', '.join(self.faults)}; "
                 f"kill switch: {self.halt or 'not reached'}")
 
 
@@ -105,7 +110,9 @@ async def call(fn, *args, **kw):
 
 
 async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: float, strategies: int = 4,
-              kill_at: float = 0.45) -> Report:
+              kill_at: float = 0.45, condors: int = 1) -> Report:
+    """``strategies`` random equity strategies over the six symbols and ``condors`` random iron condors on
+    NIFTY's nearest expiry."""
     rng = random.Random(seed)
     sim.reset_faults()
     sim.admin("accounts/reset", {"user_id": USER})
@@ -116,7 +123,11 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
                               reconcile_interval=2.0, positions_interval=2.0, risk=limits, log_level="WARNING")
     token = login(sim)
     await put_session(bus, vault_for(settings), USER, sim.api_key, token)
-    report = Report(seed, seconds, Invariants(limit=LIMIT, grace=6.0))
+    async with KiteClient(sim.api_key, token, root=sim.root) as k:
+        options = [i for i in await call(k.instruments, "NFO") if i.name == "NIFTY" and i.instrument_type in ("CE", "PE")]
+    report = Report(seed, seconds, Invariants(limit=LIMIT, grace=6.0, lots={i.tradingsymbol: i.lot_size for i in options},
+                                              option_types={i.tradingsymbol: i.instrument_type for i in options}))
+    symbols = {**{v: k for k, v in SYMBOLS.items()}, **{i.instrument_token: i.tradingsymbol for i in options}}
     last_tick: dict[int, float] = {}
     stale_alerts: list[m.Alert] = []
 
@@ -132,6 +143,7 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
         await bus.subscribe(subjects.ticks(tok), m.Tick, on_tick)
     await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
     registry.register(Chaos)
+    registry.register(ChaosCondor)
     execution = ExecutionProcess(settings, log_dir / "execution.log")
     kite = KiteClient(sim.api_key, token, root=sim.root)
     journal = Journal(data_dir / "journal.db")
@@ -145,14 +157,21 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
                     strategy=Chaos.name, tokens=list(SYMBOLS.values()), strategy_id=f"chaos-{i}",
                     params={"quantity": (5, 8, 12, 3)[i % 4], "seed": seed, "rate": 0.012}))
                 assert isinstance(added, m.Ok), added
-            started = await bus.gather(subjects.cmd(USER, "live", "start"), m.StartLive(tokens=list(SYMBOLS.values())),
+            for i in range(condors):
+                added = await bus.request(subjects.cmd(USER, "strategy", "add"), m.AddStrategy(
+                    strategy=ChaosCondor.name, tokens=[NIFTY], strategy_id=f"condor-{i}",
+                    params={"seed": seed, "rate": 0.25, "lots": 1}))
+                assert isinstance(added, m.Ok), added
+            tokens = [*SYMBOLS.values(), *([NIFTY] if condors else [])]
+            started = await bus.gather(subjects.cmd(USER, "live", "start"), m.StartLive(tokens=tokens),
                                        expect={"ticker", "strategy", "execution"}, timeout=30)
             assert all(isinstance(r, m.Ok) for r in started.values()), started
             await _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts)
             await _kill_switch(bus, sim, kite, journal, report)
-            await _wind_down(bus, kite, journal, report)
+            await _wind_down(bus, kite, journal, report, symbols)
     finally:
         registry.unregister(Chaos.name)
+        registry.unregister(ChaosCondor.name)
         execution.stop()
         await kite.aclose()
         sim.reset_faults()
@@ -163,6 +182,7 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
     report.fills = len(journal.trades(USER))
     report.refused = sum(1 for o in journal.outcomes(USER) if o["kind"] == "refused")
     report.external = sum(1 for t in journal.trades(USER) if t["order_id"].startswith("external:"))
+    report.option_fills = sum(1 for t in journal.trades(USER) if t["tradingsymbol"] in report.invariants.option_types)
     return report
 
 
@@ -301,7 +321,7 @@ async def _kill_switch(bus, sim, kite, journal, report, pin_pct: float = 2.0) ->
                    f"{len(after)} entries after")
 
 
-async def _wind_down(bus, kite, journal, report) -> None:
+async def _wind_down(bus, kite, journal, report, symbols: dict[int, str]) -> None:
     """Stop (positions kept, protected): kta's book must equal the broker's and every position be
     covered; then square off: both flat, nothing working."""
     inv = report.invariants
@@ -322,7 +342,7 @@ async def _wind_down(bus, kite, journal, report) -> None:
                                  f"{ {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity} }")
 
     async def all_protected():  # Stop keeps every position protected: each has its stop for all of it
-        left = uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER))
+        left = uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER), inv.option_types)
         return not left or None
 
     try:
@@ -330,14 +350,18 @@ async def _wind_down(bus, kite, journal, report) -> None:
         inv.checked_protection += len([q for q in journal_positions(journal.trades(USER)).values() if q])
     except AssertionError:
         inv.fail(report.seconds, f"unprotected after Stop: "
-                                 f"{uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER))}")
+                                 f"{uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER), inv.option_types)}")
+    naked = naked_shorts({k: q for k, q in journal_positions(journal.trades(USER)).items() if q}, inv.option_types)
+    if naked:
+        inv.fail(report.seconds, f"naked short options after Stop: {naked}")
+
     async def listed():  # a read: asked again while the strategy worker re-claims its partitions (under load)
         try:
             return await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies(), timeout=10)
         except RequestTimeout:
             return None
 
-    names = {v: k for k, v in SYMBOLS.items()}
+    names = symbols
 
     async def books_told():
         """The strategies' books once they have consumed every outcome the execution worker published (the

@@ -1,8 +1,10 @@
 """The whole system's trading invariants under randomised (seeded) faults — see ``scenario.py``: no
-position above its limit, no exit grows a position, every open position has a working stop at the
-broker for its full quantity, kta's book (journal) equals the broker's positions and the strategies'
-own books, the feed never silently stops, no order placed twice, every fill journaled. The CI-sized
-run is part of the suite; the long soak runs with ``pytest -m soak tests/system``."""
+position above its limit, no exit grows a position, every open equity position has a working stop at
+the broker for its full quantity and no option short goes uncovered by its strategy's long options, a
+configured daily loss trips the kill switch and leaves the book flat with no entry after, kta's book
+(journal) equals the broker's positions and the strategies' own books, the feed never silently stops,
+no order placed twice, every fill journaled. The CI-sized run is part of the suite; the long soak runs
+with ``pytest -m soak tests/system``."""
 
 import pytest
 
