@@ -11,12 +11,8 @@ import asyncio
 from contextlib import aclosing
 
 import pytest
-import requests
-import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis.checks import FailureGroup, not_a_server_error, status_code_conformance
 
 from tests.gateway.conftest import connect_kite, login
 
@@ -24,7 +20,7 @@ pytestmark = pytest.mark.slow(seconds=78)
 
 # Cases per operation and generation mode, bounded so the suite stays fast: valid ones until every declared
 # field has been sent (asserted below); invalid ones are a third of the hypothesis work at half the number.
-EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 5}
+EXAMPLES = {"positive": 10, "negative": 5}
 EXCLUDED = {
     ("GET", "/sse"): "an endless event stream (tests/gateway/test_sse.py)",
     ("GET", "/api/stream"): "an endless event stream (tests/gateway/test_sse.py)",
@@ -58,7 +54,13 @@ def fuzz(doc: dict, base_url: str, cookies: dict, headers: dict) -> tuple[dict[s
                                                                             dict[str, set], dict[str, int]]:
     """Every operation, positive and negative cases: (cases run per operation, failures grouped by
     operation, status and check, each with its count and one example, the fields the valid cases sent
-    per operation, invalid cases per operation)."""
+    per operation, invalid cases per operation). schemathesis (and requests) are imported here, by the one
+    xdist worker that runs this, not at every worker's collection (~0.5 CPU-s each)."""
+    import requests
+    import schemathesis
+    from schemathesis import GenerationMode
+    from schemathesis.checks import FailureGroup, not_a_server_error, status_code_conformance
+
     schema = schemathesis.openapi.from_dict(doc)
     failures: dict[str, list] = {}
     calls: dict[str, int] = {}
@@ -70,7 +72,7 @@ def fuzz(doc: dict, base_url: str, cookies: dict, headers: dict) -> tuple[dict[s
         if (op.method.upper(), op.path) in EXCLUDED:
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @settings(max_examples=EXAMPLES[mode], derandomize=True, database=None, deadline=None,
+            @settings(max_examples=EXAMPLES[mode.value], derandomize=True, database=None, deadline=None,
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
             @given(case=op.as_strategy(generation_mode=mode))
             def run(case) -> None:
