@@ -3,21 +3,12 @@ properties (deep ITM/OTM, expiry day), the IV solver's round trips and refusals,
 chains built from kite_sim's real instrument list, and the OI tracker vs a recomputation."""
 
 import math
-import warnings
 from datetime import date, datetime
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from py_vollib.black import black as vl_black
-    from py_vollib.black.greeks import analytical as vl_b76g
-    from py_vollib.black.implied_volatility import implied_volatility as vl_b76_iv
-    from py_vollib.black_scholes import black_scholes as vl_bs
-    from py_vollib.black_scholes.greeks import analytical as vl_bsg
 
 from kite_sim.instruments import Universe
 from shared.ist import IST
@@ -26,6 +17,11 @@ from shared.options.chain import RATE, build_chains, nearest_chain, years_to_exp
 from shared.options.iv import IVError, implied_vol_black76, implied_vol_bs
 from shared.options.oi import OITracker
 from shared.options.pricing import black76, black_scholes, greeks_black76, greeks_bs, implied_forward
+from tests.vollib import black as vl_black
+from tests.vollib import black_greeks as vl_b76g
+from tests.vollib import black_iv as vl_b76_iv
+from tests.vollib import black_scholes as vl_bs
+from tests.vollib import black_scholes_greeks as vl_bsg
 
 YEAR_MIN = 1 / (365 * 24 * 60)
 

@@ -4,16 +4,10 @@ lots, stop and target on the net premium), the exits, the restart, and when each
 Expected strikes are found from py_vollib deltas, not from our chain code."""
 
 import math
-import warnings
 from datetime import date, datetime
 
 import numpy as np
 import pytest
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from py_vollib.black import black as vl_black
-    from py_vollib.black.greeks.analytical import delta as vl_delta
 
 from shared.ist import IST
 from shared.messages import Bar, SignalGroup, Tick, TransactionType, to_paise
@@ -23,6 +17,8 @@ from strategy_worker.strategies import registry
 from strategy_worker.strategies.context import StrategyContext
 from tests.shared.test_options import sim_instruments
 from tests.strategy_worker.kit import Desk
+from tests.vollib import black as vl_black
+from tests.vollib import black_delta as vl_delta
 
 BUY, SELL = TransactionType.BUY, TransactionType.SELL
 DAY = date(2026, 11, 25)  # a Wednesday: the nearest NIFTY weekly expires next Tuesday

@@ -4,13 +4,13 @@ import time
 from datetime import date, datetime
 
 import pytest
-from py_vollib.black_scholes import black_scholes
-from py_vollib.black_scholes.greeks import analytical
 
 from shared.messages import Position
 from shared.trading.greeks import RATE, NetGreeks, greeks_inputs, net_greeks, position_greeks, spot_key, unit_greeks
 from shared.ist import IST
 from shared.kite.models import Instrument
+from tests.vollib import black_scholes
+from tests.vollib import black_scholes_greeks as analytical
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=IST).timestamp()
 EXPIRY = date(2026, 12, 29)
