@@ -15,7 +15,7 @@ from shared import messages as m
 from shared.kite import errors
 from shared.trading import planning
 from shared.trading.order import TERMINAL, Order, parse_status
-from shared.trading.protection import Protection, position_key
+from shared.trading.protection import Protection, default_stop, position_key
 from shared.trading.protection_status import BOUNDED, option_cover
 
 log = logging.getLogger("kta.controls")
@@ -122,12 +122,10 @@ async def protect_all(desk: Desk, default_stop_pct: float) -> list[dict]:
         if plan is None or not plan.stop or plan.mode == "failed":
             k = f"{p.exchange}:{p.tradingsymbol}"
             last = (await desk.prices.prices(desk.client, [k])).get(k, 0) or p.last_price
-            inst = desk.inst(p.exchange, p.tradingsymbol)
-            away = 1 - default_stop_pct / 100 if p.quantity > 0 else 1 + default_stop_pct / 100
             plan = Protection(user_id=desk.user_id, strategy_id=p.strategy_id, exchange=p.exchange,
                               tradingsymbol=p.tradingsymbol, instrument_token=p.instrument_token,
-                              product=p.product or "MIS", stop=planning.round_to_tick(int(last * away),
-                                                                                    planning.tick_paise(inst)))
+                              product=p.product or "MIS",
+                              stop=default_stop(last, p.quantity, default_stop_pct, desk.inst(p.exchange, p.tradingsymbol)))
             desk.protector.plans[key] = plan
             desk.journal.save_protection(plan)
         await desk.protector.sync(key)

@@ -182,15 +182,36 @@ def stopped_actions(p: Protection, held: int, working: list[Order], inst: Instru
             if o.is_protective and o.is_working]  # the SL as a LIMIT at the target, or a GTT's fired target leg
 
 
+MIN_TRIGGER_GAP = 10  # paise: a GTT's trigger must stand clear of the last price (Kite: 0.25 %, and more on cheap
+# contracts — a ₹1.40 option's stop one tick away was refused "too close to the last price" twice, and flattened)
+
+
+def trigger_gap(last_price: int, tick: int) -> int:
+    """How far from the last price a stop's trigger stands at the least: a tick, half a percent, 10 paise."""
+    return max(tick, last_price // 200, MIN_TRIGGER_GAP)
+
+
+def default_stop(last_price: int, held: int, pct: float, inst: Instrument | None) -> int:
+    """The stop a position without one of its own gets (Stop, keep protected): ``pct`` from the last
+    price on the exit side, at least ``trigger_gap`` away, on the tick grid."""
+    tick = planning.tick_paise(inst)
+    away = int(last_price * pct / 100)
+    gap = max(away, trigger_gap(last_price, tick))
+    stop = last_price - gap if held > 0 else last_price + gap
+    # rounded away from the price: a grid step back towards it could bring it inside the gap again
+    rounded = (stop // tick) * tick if held > 0 else -((-stop) // tick) * tick
+    return max(tick, rounded)
+
+
 def corrected_stop(p: Protection, held: int, last_price: int, lower: int, upper: int,
                    inst: Instrument | None, slippage_pct: float) -> int:
     """A trigger the exchange accepts after a rejected stop: on the exit side of the last price by at
-    least a tick (or half a percent), with its limit inside the circuit band."""
+    least ``trigger_gap``, with its limit inside the circuit band."""
     tick = planning.tick_paise(inst)
     sell = held > 0
     trigger = p.stop or last_price
     if last_price > 0:
-        gap = max(tick, last_price // 200)
+        gap = trigger_gap(last_price, tick)
         trigger = min(trigger, last_price - gap) if sell else max(trigger, last_price + gap)
     if lower and upper:
         side = TransactionType.SELL if sell else TransactionType.BUY

@@ -12,6 +12,7 @@ from shared.trading.protection import (
     Place,
     Protection,
     corrected_stop,
+    default_stop,
     plan,
     stop_request,
     stop_returned,
@@ -124,3 +125,17 @@ def test_a_corrected_stop_sits_below_the_price_with_its_limit_in_the_band():
     assert stop - max(5, stop * 5 // 1000) >= 135500
     short = infy_plan(stop=149000)
     assert corrected_stop(short, -10, 150000, 0, 0, None, 0.5) == 150000 + 750
+
+
+def test_a_default_or_corrected_stop_stands_clear_of_a_cheap_contracts_price():
+    """A ₹1.40 option: 2 % is 2.8 paise, a tick is 5 — a stop one tick away was refused "too close to the
+    last price" twice and the position flattened on Stop. At least 10 paise, half a percent, a tick."""
+    option = Instrument(instrument_token=1, exchange_token=1, tradingsymbol="NIFTY26D0126350CE", name="NIFTY",
+                        last_price=0, expiry=None, strike=26350, tick_size=0.05, lot_size=65, instrument_type="CE",
+                        segment="NFO-OPT", exchange="NFO")
+    assert default_stop(140, -65, 2.0, option) == 150  # a short's stop above, clear of the price
+    assert default_stop(140, 65, 2.0, option) == 130
+    assert default_stop(150000, 10, 2.0, None) == 147000  # shares: 2 % as before
+    assert default_stop(150000, -10, 2.0, None) == 153000
+    short = Protection(user_id="U", strategy_id="s", exchange="NFO", tradingsymbol="NIFTY26D0126350CE", stop=145)
+    assert corrected_stop(short, -65, 140, 0, 0, option, 0.5) == 150
