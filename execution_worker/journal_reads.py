@@ -113,6 +113,10 @@ class JournalReads:
     def trades(self, user_id: str, day: str | None = None, limit: int = 100_000) -> list[dict]:
         return self._rows("trades", user_id, day, "fill_timestamp, rowid", limit)
 
+    def trade_count(self, user_id: str) -> int:
+        """How many fills the user has journaled (a count, not a read of every row)."""
+        return self.db.execute("SELECT COUNT(*) FROM trades WHERE user_id = ?", [user_id]).fetchone()[0]
+
     def trades_of_order(self, order_id: str) -> list[dict]:
         return list(self.db["trades"].rows_where("order_id = ?", [order_id], order_by="fill_timestamp, rowid"))
 

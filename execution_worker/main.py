@@ -190,7 +190,7 @@ class ExecutionWorker:
             case m.GetRiskSummary():
                 snap = self.desks.snapshots.get(user_id)
                 summary = risk.summary(position_count=sum(1 for p in snap.positions if p.quantity) if snap else 0,
-                                       trade_count=len(self.journal.trades(user_id)))
+                                       trade_count=self.journal.trade_count(user_id))
                 return m.Ok(data={**msgspec.to_builtins(summary), "state": msgspec.to_builtins(risk.snapshot())})
             case m.GetRiskLimits():
                 return m.Ok(data={"limits": msgspec.to_builtins(risk.limits), "custom": risk.kill_switch.custom,
