@@ -100,6 +100,7 @@ class Desk:
         self.on_risk: Callable[[Desk, RiskState], Awaitable[None]] | None = None  # the kill switch moved
         self.on_fills: Callable[[Desk], Awaitable[None]] | None = None  # new fills in the tracker
         self.on_change: Callable[[Order, Applied], Awaitable[None]] | None = None  # an order moved
+        self.on_applied: Callable[[Order, Applied], None] | None = None  # the same, at once (no await before it)
         self.protector = None  # execution_worker.protector.Protector, once the desk is opened live
         self.held_sells = None  # execution_worker.authorisation.HeldSells: delivery sells awaiting eDIS (428)
         self.ws_heard = 0.0  # monotonic: the last order update the broker's WebSocket relayed (0: none, or it dropped)
@@ -160,6 +161,8 @@ class Desk:
         # pass) is not written again: 8 users' passes re-wrote hundreds of rows each at once every 30 s
         seen = astuple(order) if isinstance(event, BrokerUpdate) else None
         applied = order.apply(event)
+        if applied.ok and applied.state_changed and self.on_applied is not None:
+            self.on_applied(order, applied)
         if not applied.ok:
             log.warning("order %s: refused transition %s -> %s", order.order_id or order.tag, before,
                         getattr(event, "state", None) or type(event).__name__, extra={"user_id": self.user_id})

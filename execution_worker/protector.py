@@ -53,7 +53,8 @@ class Protector:
         self.dirty: set[str] = set()
         self.held_back: dict[str, int] = {}  # key -> holders (an exit or flatten in progress)
         self.busy: set[str] = set()  # keys whose target / chase modification is in flight
-        self.rejecting: set[str] = set()  # keys whose rejected stop is being handled: no stop placed meanwhile
+        self.rejecting: dict[str, int] = {}  # key -> its rejected stops not yet handled: no stop placed meanwhile
+        self.flatten_due: set[str] = set()  # stop failed twice while an exit or square-off held it: closed if it stays open
         # instruments whose stop the broker cancelled on its own (end of day, its square-off, the trader
         # in Kite): the position may be gone too, so no new stop until the positions cross-check has
         # compared kta's book with the broker's (a stop for a position the broker no longer holds would open one)
@@ -141,16 +142,20 @@ class Protector:
             log.warning("stop %s of %s cancelled outside kta (%s): no new stop until the broker's position is "
                         "checked", order.order_id, key, order.status_message, extra={"user_id": self.desk.user_id})
             self.in_doubt.add(order.instrument)
-        if order.kind == "stop_loss" and state is OrderState.REJECTED and applied.state_changed:
-            # its own task: the caller may hold the position's lock (a sync whose placement or tag lookup met the
-            # rejection) and the order-update feed must not wait behind the retry's broker calls
-            self.rejecting.add(key)  # until then no sync places the rejected trigger again (a fresh generation)
-            self.desk.bus.spawn(self._rejected(key, order), name=f"rejected:{key}")
-            return
         if applied.filled or is_terminal(state):
             # its own task: the user's order updates are handled one after the other, and none of them (the next
             # fill, its stop) waits for this stop's broker round trip (syncs of one key coalesce: see sync)
             self.desk.bus.spawn(self.sync(key), name=f"sync:{key}")
+
+    def on_applied(self, order: Order, applied: Applied) -> None:
+        """Desk.on_applied, the moment an event is applied (no await in between): a stop the broker rejected is
+        marked at once — a sync re-run before the reaction came placed the same trigger again, rejected twice,
+        the position flattened — and handled in its own task (the caller may hold the position's lock: a sync
+        whose placement or tag lookup met the rejection; and the order-update feed never waits on it)."""
+        if order.kind == "stop_loss" and applied.state is OrderState.REJECTED and applied.state_changed:
+            key = position_key(order.strategy_id, order.exchange, order.tradingsymbol)
+            self.rejecting[key] = self.rejecting.get(key, 0) + 1
+            self.desk.bus.spawn(self._rejected(key, order), name=f"rejected:{key}")
 
     async def sync(self, key: str) -> None:
         """Bring one position's stop in line; a request while one runs is coalesced into a re-run."""
@@ -198,6 +203,11 @@ class Protector:
             return
         strategy_id, exchange, symbol, held, closing, working = self._position(key)
         p = self.plans.get(key)
+        if key in self.flatten_due and (not held or p is None or p.mode != "failed" or not closing):
+            self.flatten_due.discard(key)
+            if held and p is not None and p.mode == "failed":  # what held it back ended and left it open
+                await self._flatten(p, held)
+                return
         if p is None:
             if working and not held:  # a stop left over from before this desk knew the position
                 for order in working:
@@ -235,7 +245,9 @@ class Protector:
             async with self.locks.setdefault(key, asyncio.Lock()):
                 await self.rejected_stop(key, order.status_message)
         finally:
-            self.rejecting.discard(key)
+            self.rejecting[key] -= 1
+            if not self.rejecting[key]:
+                del self.rejecting[key]
         await self.sync(key)
 
     async def rejected_stop(self, key: str, message: str) -> None:
@@ -265,6 +277,16 @@ class Protector:
                     f"{p.tradingsymbol}: stop-loss rejected twice, closing the position",
                     f"{p.strategy_id} holds {held} {p.tradingsymbol}; the broker said: {message}",
                     severity="critical", key=f"unprotected:{key}:{p.generation}")
+        if key in self.held_back:  # an exit or a square-off is closing it now: a flatten beside it would reverse it
+            log.warning("%s: left to the exit or square-off in progress (closed by its sync if it stays open)", key,
+                        extra={"user_id": self.desk.user_id})
+            self.flatten_due.add(key)
+            return
+        await self._flatten(p, held)
+
+    async def _flatten(self, p: Protection, held: int) -> None:
+        """Close a position whose stop failed (one order per episode: the generation's tag)."""
+        key = p.key
         position = Position(tradingsymbol=p.tradingsymbol, exchange=p.exchange, instrument_token=p.instrument_token,
                             product=p.product, quantity=held, strategy_id=p.strategy_id)
         inst = self.desk.inst(p.exchange, p.tradingsymbol)
@@ -346,4 +368,5 @@ def started(desk: Desk, slippage_pct: float) -> Protector:
     protector = Protector(desk, slippage_pct)
     desk.protector = protector
     desk.on_change = protector.on_order
+    desk.on_applied = protector.on_applied
     return protector

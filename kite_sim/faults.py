@@ -19,6 +19,7 @@ class Faults:
     poison_tokens: list = field(default_factory=list)  # these instruments' ticks cannot be built (a bad instrument)
     lose_answer_next: int = 0  # the next N calls matching lose_answer_on take effect, then the connection drops
     lose_answer_on: str = "POST /gtt/triggers"  # "METHOD /path" (lost_answers.py)
+    lose_answer_effect: bool = True  # False: the connection drops before the call takes effect (nothing made)
     reject_gtt_next: int = 0  # the next N GTT creations and modifications are refused (InputException)
     reject_gtt_reason: str = "Trigger price is too close to the last price."
     counts: dict = field(default_factory=dict)

@@ -1,7 +1,8 @@
 """The lost-answer fault (``Faults.lose_answer_next``): the broker does what a call asked — a GTT is
 created, an order placed — and the connection drops before its answer is complete, as a reset or a
 proxy giving up mid-response leaves it. The client cannot tell whether its call took effect: exactly
-the case where a caller must look the result up rather than send the call again."""
+the case where a caller must look the result up rather than send the call again. With
+``lose_answer_effect`` off the connection drops before the broker acts: the same lost answer, nothing made."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def lose_answers(app: ASGIApp) -> ASGIApp:
         if not faults.lose_answer_next:
             await app(scope, receive, send)
             return
+        if not faults.lose_answer_effect and faults.take_lost_answer(scope["method"], scope["path"]):
+            log.info("fault: %s %s dropped before the broker acted, its answer lost", scope["method"], scope["path"])
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise AnswerLost(f"{scope['method']} {scope['path']}: the connection dropped, nothing done")
         lost = False
 
         async def maybe_lost(message) -> None:

@@ -64,7 +64,7 @@ class Sim:
         """Every fault off (the counters stay: tests read what was injected)."""
         return self.faults(latency_ms=0, rate_limit_next=0, reject_next=0, partial_then_cancel_next=0,
                            hold_fills=False, drop_ws_every=0.0, malformed_next=0, poison_tokens=[],
-                           lose_answer_next=0, reject_gtt_next=0)
+                           lose_answer_next=0, lose_answer_effect=True, reject_gtt_next=0)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -185,6 +185,34 @@ async def test_a_gtt_whose_answer_was_lost_is_found_at_the_broker_and_adopted_ne
         assert [x.id for x in made] == [g.id]  # one GTT ever: never a second beside the lost one
 
 
+async def test_a_gtt_whose_answer_was_lost_before_the_broker_made_it_is_asked_for_again_once(bus, sim, data_dir):
+    """The other lost answer: the connection drops before the broker acts, so no GTT was made. The ask stays
+    journaled until the broker's GTT book is read: nothing matches it, so it is dropped and the GTT asked for
+    again — the position covered by exactly one GTT, never left bare and never two."""
+    async with make_stack(bus, sim, data_dir) as (_, journal, kite):
+        lost_before = sim.admin("faults", {})["counts"].get("answer_lost", 0)  # the module's sim counts them all
+        sim.faults(lose_answer_next=1, lose_answer_on="POST /gtt/triggers", lose_answer_effect=False)
+        await publish(bus, cnc(signal(f"gtt-unmade-in-{os.getpid()}", qty=5, stop=147000, target=156000,
+                                      strategy_id="gtt-unmade")))
+
+        def protection() -> dict:
+            return next(r for r in journal.db["protections"].rows if r["strategy_id"] == "gtt-unmade")
+
+        async def covered():
+            gtts = await active_gtts(kite)
+            ids = json.loads(protection()["gtt_ids"]) if held(journal, "gtt-unmade") == 5 else []
+            return len(gtts) == 1 and ids == [gtts[0].id] and protection()["gtt_asked"] == "[]" and gtts[0]
+
+        g = await eventually(covered, timeout=30, what="the lost ask dropped and the GTT made by the next ask")
+        assert sim.admin("faults", {})["counts"]["answer_lost"] == lost_before + 1  # the answer really was lost
+        assert g.orders[0].quantity == 5 and g.condition.trigger_values[0] == 1470.0
+        made = [x for x in await broker(kite.gtts) if x.condition.tradingsymbol == "INFY"]
+        assert [x.id for x in made] == [g.id]  # one GTT ever made for it
+        await publish(bus, cnc(signal(f"gtt-unmade-out-{os.getpid()}", side="SELL", qty=5, intent="exit",
+                                      strategy_id="gtt-unmade")))
+        await eventually(lambda: held(journal, "gtt-unmade") == 0, timeout=30, what="flat again")
+
+
 async def test_asks_left_by_a_crash_are_resolved_from_the_broker_s_gtt_book(bus, sim, data_dir):
     """A worker killed between asking for a GTT and journaling its id leaves the ask in the journal: the next
     pass adopts the broker's GTT that matches it, drops an ask the broker has no GTT for (it was never made;
