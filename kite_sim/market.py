@@ -234,15 +234,22 @@ class Market:
                      round_tick(float(prev), tick), vol, round_tick(float(atp), tick), int(rng.integers(1, 5)) * lots,
                      sum(q for _, q, _ in buy) * 7, sum(q for _, q, _ in sell) * 7, oi, int(oi * 1.03), int(oi * 0.95),
                      buy, sell, session_open(d) + timedelta(seconds=sec),
-                     *self._circuits(inst, prev, band_pct, tick))
+                     *self._circuits(inst, prev, band_pct, tick, lo, h))
 
     @staticmethod
-    def _circuits(inst: Instrument, prev: float, band_pct: float, tick: float) -> tuple[float, float]:
-        """(lower, upper) circuit limits around the previous close, never below one tick."""
+    def _circuits(inst: Instrument, prev: float, band_pct: float, tick: float, low: float,
+                  high: float) -> tuple[float, float]:
+        """(lower, upper) circuit limits around the previous close, never below one tick, flexed (as the
+        exchange flexes an option's operating range) so the day's own prices are always inside: an option
+        decaying through its band once traded at 4.70 while an order at 4.45 was refused below 8.20."""
         if not inst.tradable:
             return 0.0, 0.0
         t = int(round(tick * 100))
         lower, upper = fills.circuit_band(int(round(prev * 100)), band_pct, t)
+        if round(low * 100) <= lower:  # the day reached its lower band: it flexes below the day's low
+            lower = fills.circuit_band(int(round(low * 100)), band_pct, t)[0]
+        if round(high * 100) >= upper:
+            upper = fills.circuit_band(int(round(high * 100)), band_pct, t)[1]
         return max(t, lower) / 100, max(t, upper) / 100
 
     def open_interest(self, inst: Instrument, price: float) -> int:

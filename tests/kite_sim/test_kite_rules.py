@@ -99,3 +99,17 @@ def test_valid_stops_rest_and_cannot_be_moved_past_the_market(kite, pinned):
     assert paced(lambda: kite.order_history(buy["order_id"]))[-1]["order_type"] == "LIMIT"
     for oid in (sell["order_id"], buy["order_id"]):
         paced(lambda o=oid: kite.cancel_order("regular", o))
+
+
+def test_an_options_circuit_band_always_holds_its_own_prices():
+    """An option decaying through the band around its previous close: the band flexes, as the exchange's
+    operating range does, so the day's low and high are inside it (a BUY LIMIT at 4.45 was refused "below
+    the lower circuit limit of 8.20" while the option traded at 4.70)."""
+    from kite_sim.instruments import Instrument as SimInstrument
+    from kite_sim.market import Market
+
+    option = SimInstrument(instrument_token=1, tradingsymbol="NIFTY26D0126050CE", name="NIFTY", exchange="NFO",
+                           segment="NFO-OPT", instrument_type="CE", lot_size=65, strike=26050.0, underlying="NIFTY")
+    lower, upper = Market._circuits(option, prev=16.40, band_pct=50.0, tick=0.05, low=4.70, high=16.90)
+    assert lower <= 4.70 and upper >= 16.90 and lower > 0
+    assert Market._circuits(option, prev=16.40, band_pct=50.0, tick=0.05, low=15.0, high=17.0) == (8.2, 24.6)
