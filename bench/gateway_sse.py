@@ -57,7 +57,8 @@ for name in [k for k in os.environ if k.startswith("KTA_") and k not in {config.
 from gateway.main import build
 settings = load()
 live = json.loads(open(sys.argv[1]).read())
-app = build(settings)
+import inspect
+app = build(settings, **({"own_process": True} if "own_process" in inspect.signature(build).parameters else {}))
 def set_live(a):
     a.state.services.trading.live_tokens.update(live)
 app.on_startup.append(set_live)

@@ -130,7 +130,7 @@ class AlertStore:
         return True
 
     def recent(self, user_id: str, limit: int = 20) -> list[dict]:
-        return list(self.db["alerts"].rows_where("user_id = ?", [user_id], order_by="ts DESC", limit=limit))
+        return list(self.db.query("SELECT * FROM alerts WHERE user_id = ? ORDER BY ts DESC LIMIT ?", [user_id, limit]))
 
     def delivered(self, user_id: str, ident: str, channel_id: int) -> bool:
         rows = list(self.db["alert_deliveries"].rows_where(

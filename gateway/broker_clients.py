@@ -3,6 +3,7 @@ state of a user's broker session as the dashboard shows it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import msgspec
@@ -10,7 +11,7 @@ import nats.errors
 
 from gateway.trading_error import TradingError, sessions_unavailable
 from shared import subjects
-from shared.broker_sessions import SessionStoreUnavailable, stored_entry
+from shared.broker_sessions import LiveSession, SessionStoreUnavailable, live_in, stored_entry
 from shared.kite.clients import KiteClients, NotConnected  # noqa: F401 - NotConnected is the gateway's too
 from shared.kite.egress import Egress
 from shared.messages import BrokerSession
@@ -24,15 +25,35 @@ class BrokerClients(KiteClients):
 
     _sessions_kv = None  # the bucket's handle, opened once (opening asks JetStream for the stream's info)
 
-    async def state(self, user_id: str) -> dict:
-        """``live`` / ``expired`` / ``absent`` with the expiry (epoch s), read without decrypting."""
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._entry_reads: dict[str, asyncio.Future] = {}  # user -> the session read in flight
+
+    async def _entry(self, user_id: str):
+        """The user's stored session entry. Reads asked while one is in flight share it: a dashboard asks
+        at once for the status bar's broker state and for the profile, margins and holdings (each needs
+        the user's client, which looks the session up while the user has none) — four reads, now one."""
+        flight = self._entry_reads.get(user_id)
+        if flight is None:
+            flight = self._entry_reads[user_id] = asyncio.ensure_future(self._read_entry(user_id))
+            flight.add_done_callback(lambda f: (self._entry_reads.pop(user_id, None), f.cancelled() or f.exception()))
+        return await asyncio.shield(flight)
+
+    async def _read_entry(self, user_id: str):
         if self._sessions_kv is None:
             try:
                 self._sessions_kv = await self.bus.kv(subjects.KV_BROKER_SESSIONS)
-            except nats.errors.TimeoutError:  # a busy server: the page says so (503), never a 500
-                raise TradingError(503, "the message bus did not answer in time; try again in a moment") from None
+            except nats.errors.TimeoutError as e:  # a busy server: unknown, never "not connected"
+                raise SessionStoreUnavailable(e) from e
+        return await stored_entry(self._sessions_kv, user_id)
+
+    async def live_session(self, user_id: str) -> LiveSession | None:
+        return live_in(self.vault, await self._entry(user_id))
+
+    async def state(self, user_id: str) -> dict:
+        """``live`` / ``expired`` / ``absent`` with the expiry (epoch s)."""
         try:
-            entry = await stored_entry(self._sessions_kv, user_id)
+            entry = await self._entry(user_id)
         except SessionStoreUnavailable as e:  # unknown, not absent: the page must not say "connect Kite"
             raise sessions_unavailable(e) from None
         if entry is None:

@@ -46,7 +46,8 @@ class LoginStore:
     def lookup(self, token: str | None) -> Login | None:
         if not token or len(token) > 128:
             return None
-        rows = list(self.db["logins"].rows_where("token_hash = ? AND revoked = 0", [hash_secret(token)]))
+        # plain SQL: sqlite-utils' rows_where first looks the table up in the schema, on every request
+        rows = list(self.db.query("SELECT * FROM logins WHERE token_hash = ? AND revoked = 0", [hash_secret(token)]))
         if not rows or rows[0]["expires_at"] <= self.clock():
             return None
         r = rows[0]

@@ -39,5 +39,5 @@ class PrefsStore:
         return prefs
 
     def _row(self, user_id: str) -> dict | None:
-        rows = list(self.db["user_prefs"].rows_where("user_id = ?", [user_id]))
+        rows = list(self.db.query("SELECT * FROM user_prefs WHERE user_id = ?", [user_id]))
         return rows[0] if rows else None

@@ -36,6 +36,7 @@ log = logging.getLogger("kta.gateway.trading")
 LIVE_SERVICES = ("ticker", "strategy", "execution")
 WORKERS = ("ticker", "strategy", "execution")
 SCAN_TIMEOUT = 90.0  # seconds; a first wide scan with a history condition waits on Kite's rate limit
+CATALOG_SECONDS = 60.0  # the strategy catalog is the strategy worker's code: a new deployment's shows within this
 
 # m.Error.code -> HTTP status
 _STATUS = {"bad_request": 400, "bad_params": 400, "unsupported": 400, "not_found": 404, "exists": 409,
@@ -87,6 +88,8 @@ class Trading(DeskQueries, OptionDesk):
         self._reads: dict[tuple, asyncio.Future] = {}  # identical reads in flight (``command``)
         self._writes: dict[str, int] = {}  # user -> commands that change something, so far
         self._health: asyncio.Future | None = None  # the worker pings in flight (``worker_health``)
+        self._catalog: asyncio.Future | None = None  # the strategy catalog, asked or being asked (``catalog``)
+        self._catalog_until = 0.0
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -271,8 +274,16 @@ class Trading(DeskQueries, OptionDesk):
         return await self.command(user_id, "strategy", m.ListStrategies())
 
     async def catalog(self, user_id: str = "CATALOG") -> list[dict]:
-        """Every strategy with its params schema (the same for everyone; the user id only routes)."""
-        return await self.command(user_id, "strategy", m.GetCatalog())
+        """Every strategy with its params schema (the same for everyone; the user id only routes). Asked at
+        most once a ``CATALOG_SECONDS``, not once per dashboard: it only changes with the strategy worker's
+        code (10 kB decoded per load was a fifth of a dashboard's gateway CPU). A failed ask is not kept."""
+        flight = self._catalog
+        stale = flight is None or time.monotonic() >= self._catalog_until or (
+            flight.done() and (flight.cancelled() or flight.exception() is not None))
+        if stale:
+            flight = self._catalog = asyncio.ensure_future(self.command(user_id, "strategy", m.GetCatalog()))
+            self._catalog_until = time.monotonic() + CATALOG_SECONDS
+        return await asyncio.shield(flight)
 
     async def add_strategy(self, user_id: str, strategy: str, params: dict[str, Any] | None = None,
                            symbols: list[str | int] | None = None, strategy_id: str = "") -> dict:

@@ -117,7 +117,12 @@ def _live(vault: Vault, raw: bytes) -> LiveSession | None:
 async def get_session(bus: Bus, vault: Vault, user_id: str) -> LiveSession | None:
     """The user's live session; None without one (or past its expiry); SessionStoreUnavailable when the
     store cannot say."""
-    entry = await stored_entry(await _kv(bus), user_id)
+    return live_in(vault, await stored_entry(await _kv(bus), user_id))
+
+
+def live_in(vault: Vault, entry) -> LiveSession | None:
+    """The live session a stored entry (``stored_entry``) holds; None for none, an unreadable one or one
+    past its expiry."""
     if entry is None:
         return None
     live = _live(vault, entry.value)

@@ -67,11 +67,15 @@ class KiteClients:
         cached = self._clients.get(user_id)
         if cached is not None and not 0 < self._expires.get(user_id, 0) <= time.time():
             return cached
-        live = await get_session(self.bus, self.vault, user_id)
+        live = await self.live_session(user_id)
         if live is None:  # none, or past its 06:00 IST expiry
             await self.drop(user_id)
             raise NotConnected(user_id)
         return self._apply(user_id, live)
+
+    async def live_session(self, user_id: str) -> LiveSession | None:
+        """The user's session as the store has it now (a subclass may share reads made at the same time)."""
+        return await get_session(self.bus, self.vault, user_id)
 
     async def instrument_list(self, user_id: str = "") -> list[Instrument]:
         """Today's instrument list (downloaded once a day, see InstrumentCache)."""
