@@ -8,7 +8,8 @@ lets gateway copies of one deployment (one ``KTA_SECRET_KEY``) share the work: e
 copy. A deployment's first start takes alerts from then on, not the stream's history. Delivery is at least once per channel and
 never twice to a channel that got it: each (alert, channel) result is recorded; a redelivered alert
 retries only the failed channels, up to ``ATTEMPTS`` deliveries, then the failure stays on the
-settings page. One alert is handled at a time, each delivery with a timeout, so a slow mail server
+settings page. Without a mail server (no ``KTA_SMTP_HOST``) email is off, not failing: said once at
+start, email channels skipped (their result says why), never retried. One alert is handled at a time, each delivery with a timeout, so a slow mail server
 delays alerts but never a web request.
 
 The end-of-day report (``kind="eod_report"``, ``key="eod:<day>"``) is rendered here from the
@@ -41,6 +42,7 @@ from shared.secrets import load_key
 log = logging.getLogger("kta.gateway.notifier")
 logging.getLogger("apprise").setLevel(logging.CRITICAL)  # its messages can carry a secret URL
 ATTEMPTS = 3  # deliveries of one alert before a failing channel is left failed
+EMAIL_OFF = "off: no mail server configured (KTA_SMTP_HOST)"  # an email channel's result without SMTP
 DELIVERY_TIMEOUT = 20.0
 EOD_KEY = re.compile(r"^eod:(\d{4}-\d{2}-\d{2})$")
 
@@ -70,6 +72,8 @@ class Notifier:
                                            max_deliver=ATTEMPTS + 1, retry_delay=15.0, ready=ready, stop=self.stop,
                                            deliver_policy=DeliverPolicy.NEW)
         await ready.wait()
+        if not self.settings.smtp_host:  # said once here, not once per alert and retry
+            log.info("email alerts are off: no mail server configured (KTA_SMTP_HOST); other channels deliver")
         return self
 
     async def close(self) -> None:
@@ -91,6 +95,10 @@ class Notifier:
         failed = []
         for channel in self.store.channels(alert.user_id):
             if not channel.wants(alert) or self.store.delivered(alert.user_id, ident, channel.id):
+                continue
+            if channel.kind == "email" and not self.settings.smtp_host:  # email is off, not failing: no retry
+                if channel.last_result != EMAIL_OFF:
+                    self.store.record_result(channel, EMAIL_OFF)  # the settings page says why nothing came
                 continue
             outcome = await self.deliver(channel, alert)
             self.store.record_delivery(alert.user_id, ident, channel.id, outcome.ok, outcome.detail)

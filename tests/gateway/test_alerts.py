@@ -14,6 +14,7 @@ import pytest
 from gateway import users
 from shared import messages as m
 from shared import natsd, subjects
+from gateway.notifier import EMAIL_OFF
 from tests.alertkit import html_of, smtp_server, text_of, webhook_server
 from tests.gateway.conftest import USER_B, login, serve
 from tests.gateway.test_sse import SSE
@@ -146,3 +147,30 @@ async def test_the_settings_page_adds_tests_and_removes_channels(alert_stack):
         assert 'id="prefs-saved"' in r.text and (await a.get("/api/prefs")).json() == {"theme": "light",
                                                                                        "shortcuts": True}
         assert 'data-theme="light"' in (await a.get("/settings")).text  # remembered for the next page
+
+
+async def test_without_a_mail_server_email_is_off_and_never_retried(nats_server, data_dir, gw_sim, gateway_port, bus):
+    """No SMTP configured: an alert reaches the other channels and is acknowledged at once; the email
+    channel is skipped (email is off, not failing: no nak, no redelivery, no error per retry in the log)
+    and the settings page says why it got nothing."""
+    async with webhook_server() as hook:
+        settings = stack_settings(nats_server, data_dir, gw_sim, gateway_port=gateway_port, env="dev")
+        assert not settings.smtp_host
+        users.ensure_demo_user(settings)
+        async with serve(settings) as gw:
+            a, csrf = await login(gw)
+            async with aclosing(a):
+                r = await a.post("/api/alerts/channels", headers={"X-CSRF-Token": csrf}, json={
+                    "kind": "apprise", "target": f"json://{hook.url}/off", "label": "hook"})
+                assert r.status_code == 201, r.text
+                await bus.js_publish(subjects.alerts("DEMO01"), alert("DEMO01", "ks:off"), msg_id="ks:off")
+                assert (await hook.next_post())[1]["title"].endswith("Kill switch: Halted")
+
+                async def settled() -> bool:
+                    infos = await bus.js.consumers_info(subjects.STREAM_ALERTS)
+                    notifier = [i for i in infos if i.name.startswith("notifier-")]
+                    return bool(notifier) and notifier[0].num_ack_pending == 0 and gw.services.notifier.handled == 1
+                await eventually(settled, 10, "the alert acknowledged (a failed email would have it nak'ed for a retry)")
+                channels = (await a.get("/api/alerts/channels")).json()
+                assert [c["last_result"] for c in channels if c["kind"] == "email"] == [EMAIL_OFF]
+                assert [c["last_result"] for c in channels if c["kind"] == "apprise"] == ["sent"]
