@@ -9,7 +9,7 @@ import time
 import msgspec
 import nats.errors
 
-from gateway.trading_error import TradingError, sessions_unavailable
+from gateway.trading_error import sessions_unavailable
 from shared import subjects
 from shared.broker_sessions import LiveSession, SessionStoreUnavailable, live_in, stored_entry
 from shared.kite.clients import KiteClients, NotConnected  # noqa: F401 - NotConnected is the gateway's too

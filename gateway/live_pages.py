@@ -15,7 +15,7 @@ from litestar.response import Template
 
 from gateway.page_context import (
     STATUS_CHANGED, attempt, partial, picked, set_stream_ticks, status_context,
-    strategy_list_context,
+    strategy_list_context, went_live,
 )
 from gateway.trading import Trading
 
@@ -42,7 +42,7 @@ class LivePagesController(Controller):
         result, error = await attempt(trading.start_live(user_id, tokens))
         if error:
             return partial("live_result", request, error=error)
-        await set_stream_ticks(request, user_id, result["tokens"])
+        await went_live(request, user_id, result["tokens"])
         strategy = result.get("replies", {}).get("strategy") or {}
         names = ", ".join(p["label"] for p in picked(trading, result["tokens"]))
         count = strategy.get("strategies", 0)

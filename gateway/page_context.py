@@ -126,3 +126,19 @@ async def set_stream_ticks(request: Request, user_id: str, tokens: list[int]) ->
         await streams.set_ticks(user_id, tokens)
 
 
+async def went_live(request: Request, user_id: str, tokens: list[int]) -> None:
+    """After a Start: the dashboard streams the symbols' ticks, and remembers them for the next Start."""
+    await set_stream_ticks(request, user_id, tokens)
+    services_of(request).prefs.remember_symbols(user_id, tokens)
+
+
+LAST_SYMBOLS_NOTE = "Not live. Your last session's symbols are picked: Start trades them again."
+
+
+def live_panel(trading: Trading, request: Request, user_id: str, status: dict) -> dict:
+    """The live panel's chips: the symbols the user is live on, else those of the last Start (with a note)."""
+    tokens = status.get("live_tokens") or []
+    last = [] if tokens else services_of(request).prefs.last_symbols(user_id)
+    return {"picked": picked(trading, tokens or last), "live_note": LAST_SYMBOLS_NOTE if last else ""}
+
+

@@ -16,7 +16,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.response import Template
 
 from gateway.page_context import (
-    STATUS_CHANGED, account_context, attempt, holdings_context, page, partial, picked, pnl_context,
+    STATUS_CHANGED, account_context, attempt, holdings_context, live_panel, page, partial, pnl_context,
     positions_context, report_context, risk_context, status_context, strategies_context, strategy_list_context,
 )
 from gateway.option_chain import underlying_name
@@ -46,8 +46,8 @@ class PagesController(Controller):
         (signals, signals_error), (orders, orders_error) = parts[7], parts[8]
         status = context["status"] or {}
         context.update(signals=signals or [], signals_error=signals_error, orders=(orders or {}).get("items", []),
-                       orders_error=orders_error, picked=picked(trading, status.get("live_tokens", [])),
-                       recent_alerts=services_of(request).alerts.recent(user_id, 10))
+                       orders_error=orders_error, recent_alerts=services_of(request).alerts.recent(user_id, 10),
+                       **live_panel(trading, request, user_id, status))
         return page("dashboard.html", request, structures=STRUCTURES, **context)
 
     # ---- status, account ----------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """Per-user dashboard preferences in ``gateway.db``: the theme (dark or light) and whether the keyboard
 shortcuts are on. Remembered per user, so they follow the trader from browser to browser; the page
-renders with them (no flash of the wrong theme)."""
+renders with them (no flash of the wrong theme). Also the symbols of the trader's last Start: after a
+Stop (and a reload, another browser, a gateway restart) the desk shows them picked, ready to Start again."""
 
 from __future__ import annotations
 
 from typing import Literal
+
+import time
 
 import msgspec
 
@@ -23,6 +26,8 @@ class PrefsStore:
         self.db = db
         if "user_prefs" not in db.table_names():
             db["user_prefs"].create({"user_id": str, "prefs": str}, pk="user_id")
+        if "last_symbols" not in db.table_names():
+            db["last_symbols"].create({"user_id": str, "tokens": str, "at": float}, pk="user_id")
 
     def get(self, user_id: str) -> Prefs:
         row = self._row(user_id)
@@ -41,3 +46,16 @@ class PrefsStore:
     def _row(self, user_id: str) -> dict | None:
         rows = list(self.db.query("SELECT * FROM user_prefs WHERE user_id = ?", [user_id]))
         return rows[0] if rows else None
+
+    def last_symbols(self, user_id: str) -> list[int]:
+        """The instrument tokens of the user's last Start (none before the first)."""
+        rows = list(self.db.query("SELECT tokens FROM last_symbols WHERE user_id = ?", [user_id]))
+        try:
+            return msgspec.json.decode(rows[0]["tokens"], type=list[int]) if rows else []
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return []
+
+    def remember_symbols(self, user_id: str, tokens: list[int]) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO last_symbols (user_id, tokens, at) VALUES (?, ?, ?)",
+                            [user_id, msgspec.json.encode(list(tokens)).decode(), time.time()])

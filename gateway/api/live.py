@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, Request, post
 from msgspec import Meta
 
+from gateway.page_context import went_live
 from gateway.services import services_of
 from gateway.trading import Trading
 from shared.messages import TickMode
@@ -32,9 +33,7 @@ class LiveController(Controller):
     @post("/start", status_code=200)
     async def start(self, request: Request, data: StartLiveBody, trading: Trading, user_id: str) -> dict:
         result = await trading.start_live(user_id, list(data.symbols), data.mode.value)
-        streams = services_of(request).streams
-        if streams is not None:
-            await streams.set_ticks(user_id, result["tokens"])
+        await went_live(request, user_id, result["tokens"])
         return result
 
     @post("/stop", status_code=200)

@@ -68,6 +68,10 @@ async def test_backtests_page(site, chromium, tmp_path):
             assert await page.locator("#bt-price canvas").count() > 0
             await expect(page.locator("#bt-symbol option")).to_have_count(2)
             await expect(page.locator("#bt-symbols tr")).to_have_count(3)  # header + INFY + TCS
+            title = page.locator("#bt-title")  # the params as a trader reads them, not JSON
+            await expect(title).to_contain_text("ema_crossover on INFY, TCS")
+            await expect(title).to_contain_text("fast=5, slow=20")
+            assert "{" not in await title.inner_text() and '"' not in await title.inner_text()
             await run(page, 9, 30)
             await expect(page.locator(".backtest-progress[data-state=done]")).to_have_count(2, timeout=60_000)
             picks = page.locator("#bt-runs input[type=checkbox]:not([disabled])")
@@ -75,6 +79,7 @@ async def test_backtests_page(site, chromium, tmp_path):
             await picks.nth(0).check()
             await picks.nth(1).check()
             await expect(table.locator("tr").first.locator("th")).to_have_count(3)  # two runs side by side
+            await expect(title).to_contain_text(" vs ")
             await page.screenshot(path=str(tmp_path / "backtests.png"), full_page=True)
             await page.fill("input[name=symbols]", "NOSUCH")
             await page.click("#bt-form button[type=submit]")

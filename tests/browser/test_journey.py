@@ -162,6 +162,16 @@ async def test_trader_journey(stack, page, shots):
     await report.screenshot(path=str(shots / "screenshot-report.png"))
     await expect(page.locator("#csv-link")).to_have_attribute("href", "/api/journal/trades.csv")
 
+    # after Stop and a reload the session's symbols are still picked: Start again needs no new search
+    await page.reload()
+    await expect(page.locator("#picked .chip")).to_have_text("NSE:NIFTY 50×")
+    await expect(page.locator("#last-symbols-note")).to_contain_text("last session's symbols")
+    await page.click("#start")
+    await expect(page.locator("#live-note")).to_contain_text("Live on NSE:NIFTY 50", timeout=30_000)
+    await expect(page.locator("#live-pill")).to_have_text("live on 1 symbol")
+    await page.click("#stop")
+    await expect(page.locator("#live-pill")).to_have_text("stopped", timeout=30_000)
+
     await page.click("#option-chain summary")
     await page.click("#option-chain button[type=submit]")
     await expect(page.locator("#chain-atm td.strike")).to_be_visible(timeout=20_000)

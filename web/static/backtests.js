@@ -170,9 +170,24 @@
     shown = ids;
     Promise.all(ids.map(function (id) { return api("GET", "/api/backtests/" + id + "?chart=true"); })).then(render);
   }
+  // "ema_crossover on INFY, TCS · 2026-11-01 → 2026-12-01 · fast=5, slow=20, reverse=on (run 4a89…)":
+  // the params as the dashboard's strategy list writes them (gateway.templating.params_text), not JSON
+  function paramsText(params) {
+    var keys = Object.keys(params || {});
+    if (!keys.length) return "default parameters";
+    return keys.map(function (k) {
+      var v = params[k];
+      return k + "=" + (v === true ? "on" : v === false ? "off" : v);
+    }).join(", ");
+  }
+  function runTitle(r) {
+    var spec = r.kind === "sweep" ? r.spec.base : r.spec;
+    return spec.strategy + " on " + (spec.symbols || []).join(", ") + " · " + spec.start + " → " + spec.end +
+      " · " + paramsText(spec.params) + " (run " + r.id + ")";
+  }
   function render(runs) {
     $("#bt-result").hidden = false;
-    $("#bt-title").textContent = runs.map(function (r) { return r.spec.strategy + " " + JSON.stringify(r.spec.params) + " (" + r.id + ")"; }).join("  vs  ");
+    $("#bt-title").textContent = runs.map(runTitle).join("  vs  ");
     var table = document.createElement("table"), head = document.createElement("tr");
     table.className = "table metrics"; table.id = "bt-metrics-table";
     head.appendChild(text("th", ""));
