@@ -12,6 +12,16 @@ from gateway.trading_error import TradingError
 from shared import ist
 from shared import messages as m
 
+FILL_PAGE = 201  # the trade book's largest page (GetTrades.limit)
+DAY_FILL_PAGES = 25  # at most ~5,000 fills of one day for the P&L panel (the journal read's bound before)
+
+
+def reporting_day(newest_fills: list[dict]) -> str:
+    """Today (IST), or the day of the newest fill when it is later (the broker's clock ahead of this
+    machine's: a paper market run faster than real time)."""
+    today = ist.day(time.time())
+    return max(today, newest_fills[0]["day"]) if newest_fills else today
+
 
 class DeskQueries:
     """Mixed into Trading; ``self`` provides command, journal, positions, instruments."""
@@ -60,18 +70,28 @@ class DeskQueries:
     async def trading_day(self, user_id: str) -> str:
         """The day the desk reports on: today (IST), or the day of the newest fill when the broker's
         clock is ahead of this machine's (a paper market run faster than real time)."""
-        today = ist.day(time.time())
-        newest = (await self.trade_page(user_id, 1, day="all"))["items"]
-        return max(today, newest[0]["day"]) if newest else today
+        return reporting_day((await self.trade_page(user_id, 1, day="all"))["items"])
+
+    async def day_fills(self, user_id: str) -> tuple[str, list[dict]]:
+        """The day the desk reports on (``trading_day``'s rule) and its fills, newest first: the trade
+        book's pages until a fill of an earlier day — one request for a day of up to 201 fills (it was two,
+        the second the day's whole journal, signals and risk events included, on every dashboard load)."""
+        day, fills, before = "", [], ""
+        for _ in range(DAY_FILL_PAGES):
+            page = await self.trade_page(user_id, FILL_PAGE, before=before, day="all")
+            items = page["items"]
+            day = day or reporting_day(items)
+            of_day = [t for t in items if t["day"] == day]
+            fills += of_day
+            if len(of_day) < len(items) or not page["next"]:
+                break
+            before = page["next"]
+        return day, fills
 
     async def strategy_pnl(self, user_id: str) -> dict:
         """The day's P&L per strategy from the journal's fills (``gateway.strategy_pnl``) beside the
         broker's day P&L: ``{"day", "strategies": [...rows, total], "broker_day_pnl", "broker_error", "ts"}``."""
-        async def fills() -> tuple[str, dict]:
-            day = await self.trading_day(user_id)
-            return day, await self.journal(user_id, day, 5000)
-
-        (day, journal), snap = await asyncio.gather(fills(), self._snapshot(user_id))
+        (day, day_fills), snap = await asyncio.gather(self.day_fills(user_id), self._snapshot(user_id))
         positions = (snap or {}).get("positions", [])
         marks = {(p["exchange"], p["tradingsymbol"]): p["last_price"] for p in positions if p.get("last_price")}
 
@@ -79,7 +99,7 @@ class DeskQueries:
             inst = self.instruments.find(f"{exchange}:{symbol}")
             return inst.instrument_type if inst is not None else default_instrument_type(exchange, symbol)
 
-        fills = sorted(journal.get("trades", []), key=lambda t: (t["fill_timestamp"], t.get("trade_id", "")))
+        fills = sorted(day_fills, key=lambda t: (t["fill_timestamp"], t.get("trade_id", "")))
         return {"day": day, "strategies": strategy_pnl(fills, marks, instrument_type),
                 "broker_day_pnl": snap.get("day_pnl") if snap else None,
                 "broker_error": "" if snap else "the broker's positions could not be read", "ts": time.time_ns()}

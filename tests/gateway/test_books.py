@@ -8,6 +8,7 @@ from contextlib import aclosing
 
 import pytest
 
+from execution_worker.journal import Journal
 from gateway.templating import ist
 from shared import subjects
 from tests.execution_worker.kit import signal
@@ -107,3 +108,28 @@ async def test_pnl_by_strategy_follows_the_fills(trader, bus):
     assert pnl["broker_day_pnl"] is not None and pnl["day"] == fills[0]["day"]
     html = (await client.get("/ui/strategy-pnl", headers={"HX-Request": "true"})).text
     assert 'data-strategy="pnl-test"' in html and "INFY +2 @" in html and 'id="pnl-explained"' in html
+
+
+async def test_pnl_reads_every_fill_of_the_day_across_pages_and_none_of_the_day_before(gw_settings, bus):
+    """The P&L panel reads the day's fills from the trade book a page (201) at a time, newest first, until
+    a fill of an earlier day: 250 fills of the reporting day (the newest fill's, a paper market ahead of
+    this machine's clock) span two pages; the day before's open buy is not matched against them."""
+    day, before = "2099-03-02", "2099-03-01"
+    async with workers(gw_settings, bus), serve(gw_settings) as gw:
+        journal = Journal(gw_settings.data_path / "journal.db")  # the execution worker's own file
+        try:
+            def fill(n: int, stamp: str, side: str, price: int) -> None:
+                journal.record_trade("DEMO01", trade_id=f"t{n}", order_id=f"o{n}", exchange="NSE",
+                                     tradingsymbol="INFY", instrument_token=408065, transaction_type=side, quantity=1,
+                                     price=price, fill_timestamp=stamp, product="MIS", strategy_id="paged")
+            fill(0, f"{before} 15:00:00", "BUY", 90_00)  # yesterday's open lot: not today's P&L
+            for n in range(1, 251):  # 125 round trips of 1 share: bought at 100, sold at 101
+                fill(n, f"{day} {9 + n // 60:02d}:{n % 60:02d}:00", "BUY" if n % 2 else "SELL", 100_00 if n % 2 else 101_00)
+        finally:
+            journal.close()
+        client, _ = await login(gw)
+        async with aclosing(client):
+            pnl = (await client.get("/api/pnl")).json()
+    row = next(r for r in pnl["strategies"] if r["strategy"] == "paged")
+    assert pnl["day"] == day and row["fills"] == 250
+    assert (row["trades"], row["wins"], row["realised"], row["positions"]) == (125, 125, 125 * 1_00, [])
