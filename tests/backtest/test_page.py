@@ -72,6 +72,8 @@ async def test_backtests_page(site, chromium, tmp_path):
             await expect(title).to_contain_text("ema_crossover on INFY, TCS")
             await expect(title).to_contain_text("fast=5, slow=20")
             assert "{" not in await title.inner_text() and '"' not in await title.inner_text()
+            money = await table.locator("td.num").all_inner_texts()
+            assert money and not any("₹-" in cell for cell in money), money  # -₹62.44, as on the dashboard
             await run(page, 9, 30)
             await expect(page.locator(".backtest-progress[data-state=done]")).to_have_count(2, timeout=60_000)
             picks = page.locator("#bt-runs input[type=checkbox]:not([disabled])")

@@ -29,7 +29,11 @@
   }
   var IST = 19800; // the charts' axis reads in the exchange's time (lightweight-charts shows UTC)
   var MARK = { entry: "", exit: "X", stop_loss: "SL", target: "T", external: "SQ" };
-  function rupees(p) { return p == null ? "-" : "₹" + (p / 100).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 }); }
+  // -₹62.44 as the dashboard writes it (shared.messages.format_inr: the sign joined to the ₹), not ₹-62.44
+  function rupees(p) {
+    if (p == null) return "-";
+    return (p < 0 ? "-\u2060₹" : "₹") + (Math.abs(p) / 100).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  }
   function pct(x) { return x == null ? "-" : (x * 100).toFixed(2) + "%"; }
   function num(x) { return x == null ? "-" : Number(x).toFixed(2); }
 
