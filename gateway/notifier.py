@@ -62,11 +62,12 @@ class Notifier:
         self.stop = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.handled = 0
+        self.durable = ""  # the consumer's name (one per deployment key), set at start
 
     async def start(self) -> "Notifier":
         ready = asyncio.Event()
         key = load_key(self.settings.secret_key, self.settings.data_dir)
-        durable = "notifier-" + hashlib.sha256(key).hexdigest()[:12]
+        self.durable = durable = "notifier-" + hashlib.sha256(key).hexdigest()[:12]
         self.task = await self.bus.consume(subjects.STREAM_ALERTS, durable, f"{subjects.PREFIX}.u.*.alerts",
                                            m.Alert, self.on_alert, batch=16, ack_wait=60.0,
                                            max_deliver=ATTEMPTS + 1, retry_delay=15.0, ready=ready, stop=self.stop,

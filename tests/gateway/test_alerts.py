@@ -166,10 +166,11 @@ async def test_without_a_mail_server_email_is_off_and_never_retried(nats_server,
                 await bus.js_publish(subjects.alerts("DEMO01"), alert("DEMO01", "ks:off"), msg_id="ks:off")
                 assert (await hook.next_post())[1]["title"].endswith("Kill switch: Halted")
 
-                async def settled() -> bool:
-                    infos = await bus.js.consumers_info(subjects.STREAM_ALERTS)
-                    notifier = [i for i in infos if i.name.startswith("notifier-")]
-                    return bool(notifier) and notifier[0].num_ack_pending == 0 and gw.services.notifier.handled == 1
+                notifier = gw.services.notifier
+
+                async def settled() -> bool:  # this gateway's consumer (earlier tests' stay on the stream)
+                    info = await bus.js.consumer_info(subjects.STREAM_ALERTS, notifier.durable)
+                    return info.num_ack_pending == 0 and notifier.handled == 1
                 await eventually(settled, 10, "the alert acknowledged (a failed email would have it nak'ed for a retry)")
                 channels = (await a.get("/api/alerts/channels")).json()
                 assert [c["last_result"] for c in channels if c["kind"] == "email"] == [EMAIL_OFF]
