@@ -10,10 +10,12 @@ from typing import Any
 
 from litestar import Request
 from litestar.response import Template
+from markupsafe import Markup
 
 from gateway.option_chain import ChainError
 from gateway.services import services_of
 from gateway.strategy_form import spec_of
+from gateway.templating import environment
 from gateway.trading import Trading, TradingError
 
 STATUS_CHANGED = {"HX-Trigger": "kta:status"}  # the status bar re-fetches itself
@@ -82,6 +84,20 @@ async def strategy_list_context(trading: Trading, user_id: str) -> dict:
     return {"strategies": strategies or [], "strategies_error": error, "live": bool(tokens)}
 
 
+_FIELDS: dict[str, tuple[dict, Markup]] = {}  # strategy name -> (its catalog entry, its empty form fields)
+
+
+def empty_fields(spec: dict) -> Markup:
+    """The add-strategy form's fields for a catalog entry with nothing typed yet: the same for every trader
+    and every load while the catalog is the same one (``Trading.catalog`` keeps it for a minute), so drawn
+    once per catalog — drawing them was a third of a dashboard's render."""
+    cached = _FIELDS.get(spec["name"])
+    if cached is None or cached[0] is not spec:
+        html = environment().get_template("partials/strategy_fields.html").render(spec=spec, values={}, errors={})
+        _FIELDS[spec["name"]] = cached = (spec, Markup(html))
+    return cached[1]
+
+
 async def strategies_context(trading: Trading, user_id: str, selected: str = "", values: dict | None = None,
                              errors: dict[str, str] | None = None, added: str = "", symbols: str = "") -> dict:
     (catalog, catalog_error), listing = await asyncio.gather(attempt(trading.catalog(user_id)),
@@ -90,7 +106,8 @@ async def strategies_context(trading: Trading, user_id: str, selected: str = "",
     spec = spec_of(catalog, selected) or (catalog[0] if catalog else None)
     return {"catalog": catalog, "catalog_error": catalog_error, **listing, "spec": spec,
             "selected": spec["name"] if spec else "", "values": values or {}, "errors": errors or {},
-            "added": added, "symbols": symbols}
+            "added": added, "symbols": symbols,
+            "fields_html": empty_fields(spec) if spec and not values and not errors else ""}
 
 
 async def positions_context(trading: Trading, user_id: str) -> dict:
