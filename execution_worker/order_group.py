@@ -12,7 +12,7 @@ from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.journal import ACCEPTED, REFUSED
 from execution_worker.signals import decided_quantities, judge
-from shared.messages import Leg, SignalGroup
+from shared.messages import KillSwitchState, Leg, SignalGroup
 from shared.trading import margin, planning
 from shared.trading.group import ROLLBACK_INDEX, GroupPlacement
 from shared.trading.hedge import HedgeValidator
@@ -31,14 +31,35 @@ async def place_leg(desk: Desk, group: SignalGroup, leg: Leg, index: int, kind: 
     inst = desk.inst(leg.exchange.value, leg.tradingsymbol)
     orders = []
     price = desk.prices.known(f"{leg.exchange.value}:{leg.tradingsymbol}")
-    for req in planning.leg_request(desk.user_id, group.id, leg, index, kind, desk.market_protection, inst):
+    reqs = planning.leg_request(desk.user_id, group.id, leg, index, kind, desk.market_protection, inst)
+    if kind == "rollback" and not any(desk.book.get(r.tag) for r in reqs):
+        # undo what the leg filled, never more than is still held: a group redelivered after a restart resumes its
+        # rollback, and meanwhile the kill switch's square-off (or a stop) may have closed the leg (CI: a wing sold twice)
+        left = _closable(desk, group.strategy_id, leg)
+        if not left:
+            return [], True
+        reqs = planning.leg_request(desk.user_id, group.id, leg, index, kind, desk.market_protection, inst,
+                                    quantity=min(left, leg.quantity))
+    for req in reqs:
         await placing.place(desk, planning.marketable(req, inst, price), group.strategy_id)
         order = desk.book.get(req.tag)
         if order is not None:
             orders.append(order)
     await placing.wait_final(desk, orders, timeout)
     ok = bool(orders) and all(o.state is OrderState.COMPLETE and o.filled_quantity == o.quantity for o in orders)
-    return orders, ok and filled(orders) == leg.quantity
+    return orders, ok and filled(orders) == sum(r.quantity for r in reqs)
+
+
+def _closable(desk: Desk, strategy_id: str, leg: Leg) -> int:
+    """How much of the strategy's position in the leg's instrument an order on the leg's side closes."""
+    held = desk.tracker.held(strategy_id, leg.exchange.value, leg.tradingsymbol)[0]
+    return max(0, held if leg.transaction_type.value == "SELL" else -held)
+
+
+def _halted(desk: Desk) -> str:
+    """Why an entry leg may not go out now (the kill switch tripped mid-group): "" when it may."""
+    state = desk.risk.snapshot()
+    return f"kill switch {state.state}: {state.reason}" if state.state is KillSwitchState.HALTED else ""
 
 
 async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
@@ -78,6 +99,9 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
     j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure, state="placing")
     plan = GroupPlacement(group, decided_quantities(desk, group) if group.intent == "exit" else ())
     while (step := plan.next()) is not None:  # one leg at a time: hedges are in before any short
+        if step.kind == "entry" and (halted := _halted(desk)):  # no entry leg after a trip: undo what filled
+            plan.done(step, 0, False, f"leg {step.leg.tradingsymbol} not placed: {halted}")
+            continue
         if step.kind == "rollback" and step.index == ROLLBACK_INDEX:
             log.warning("group %s failed (%s): rolling back its filled legs", group.id, plan.failure)
         orders, ok = await place_leg(desk, group, step.leg, step.index, step.kind, timeout)

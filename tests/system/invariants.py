@@ -12,7 +12,7 @@ from shared.kite.models import Order as KiteOrder
 
 WORKING = {"OPEN", "TRIGGER PENDING", "OPEN PENDING", "MODIFY PENDING", "VALIDATION PENDING",
            "PUT ORDER REQ RECEIVED", "MODIFY VALIDATION PENDING"}
-EXITS = {"exit", "stop_loss", "target", "flatten"}  # orders that may only reduce a position
+EXITS = {"exit", "stop_loss", "target", "flatten", "rollback"}  # orders that may only reduce a position
 FINAL = {"COMPLETE", "CANCELLED", "REJECTED", "FAILED"}
 EXIT_WINDOW = 10.0  # seconds an exit may take between taking its stop off and its own order ending
 
