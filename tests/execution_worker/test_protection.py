@@ -314,3 +314,51 @@ async def test_the_order_update_feed_never_waits_for_a_stop_to_reach_the_broker(
 async def _completed(kite, ids: list[str]) -> list | None:
     views = {o.order_id: o for o in await broker(kite.orders) if o.order_id in ids}
     return [views[i] for i in ids] if all(i in views and views[i].status == "COMPLETE" for i in ids) else None
+
+
+async def test_a_stop_failing_twice_while_a_square_off_holds_the_position_is_closed_once(bus, sim, data_dir):
+    """tests/system: the kill switch's square-off and the protector each flattened a position whose stop was
+    rejected a second time meanwhile (WIPRO +12 -> -12). While an exit or a square-off holds a position's
+    protection back, a stop failing twice leaves the closing to it; the position is flattened by the next sync only
+    if it is still open when the hold ends — once."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    key = "race-2|NSE:INFY"
+    alerts: list[m.Alert] = []
+
+    async def on_alert(a, msg):
+        alerts.append(a)
+
+    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+    try:
+        journal.save_protection(Protection(user_id=USER, strategy_id="race-2", exchange="NSE", tradingsymbol="INFY",
+                                           instrument_token=408065, product="MIS", stop=147000, retried=True))
+        desk.tracker.on_fill(strategy_id="race-2", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY",
+                             quantity=3, price=150000, instrument_token=408065, product="MIS")
+        protector.started(desk, 0.5)  # the first rejection already retried: the next one fails the stop
+        sim.faults(reject_next=1, reject_reason="RMS:Blocked for trading: risk check")
+        hold = desk.protector.holding([key])
+        async with desk.order_changed:  # the stop's PLACED waits here while the position is taken in hand
+            passing = asyncio.ensure_future(desk.protector.sync(key))
+            (placed,) = await eventually(lambda: [r for r in stops(journal, "race-2") if r["order_id"]],
+                                         what="the stop placed")
+            (view,) = [o for o in await broker(kite.orders) if o.order_id == placed["order_id"]]
+            relayed = asyncio.ensure_future(desk.on_broker(view))  # its REJECTED, as the update handler applies it
+            await eventually(lambda: desk.book.by_order_id(view.order_id).state is OrderState.REJECTED,
+                             what="the broker's REJECTED applied")
+            await hold.__aenter__()  # a square-off (or an exit) holds the position from now on
+        await asyncio.wait_for(asyncio.gather(passing, relayed), 10)
+        # the alert is raised before the flatten would be placed (no await between the two once it is sent)
+        await eventually(lambda: [a for a in alerts if a.kind == "unprotected" and "INFY" in a.title],
+                         what="the stop failed twice: the trader alerted")
+        assert [p.mode for p in journal.protections(USER) if p.strategy_id == "race-2"] == ["failed"]
+
+        def flattens() -> list[dict]:
+            return [r for r in journal.orders(USER) if r["strategy_id"] == "race-2" and r["kind"] == "flatten"]
+
+        assert not flattens()  # left to whoever holds the position
+        await hold.__aexit__(None, None, None)  # it ended and left the position open: closed now, once
+        await eventually(lambda: desk.tracker.held("race-2", "NSE", "INFY")[0] == 0, what="flattened")
+        assert len(flattens()) == 1 and flattens()[0]["quantity"] == 3
+    finally:
+        sim.reset_faults()
+        await kite.aclose()
