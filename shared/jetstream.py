@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared import messages as m
@@ -101,6 +103,7 @@ class JetStream:
         stop: asyncio.Event | None = None,
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
         key: Callable[[str], str] | None = None,
+        idle_wait: float = 1.0,
     ) -> asyncio.Task:
         """Run a durable pull consumer in the background; ack after ``handler`` returns, or, when it
         returns a future (its work goes on without holding up the next message: a signal's broker
@@ -111,7 +114,9 @@ class JetStream:
         running past ``ack_wait / 3`` keeps its message with in-progress acks; ``stop`` ends the loop.
         ``deliver_policy`` applies when the durable is first created (``NEW``: skip what came before).
         ``key`` (of a message's subject, e.g. its user): a fetched batch's messages of different keys
-        are handled concurrently, those of one key one after the other in stream order."""
+        are handled concurrently, those of one key one after the other in stream order. A message
+        published to an idle consumer is handed over the moment it arrives (``idle_wait``: how long
+        one pull waits on the server for it before the next is sent)."""
         dec = decoder_for(kind)
         config = ConsumerConfig(
             durable_name=durable,
@@ -129,7 +134,10 @@ class JetStream:
 
         async def fetch(n: int) -> list[Msg]:
             try:
-                return await psub.fetch(n, timeout=1.0)
+                # one message by a lingering pull (back the moment it arrives), then what else is there now:
+                # nats-py's fetch(n) holds a lone message until n arrive or the pull expires (up to 1 s)
+                first = await psub.fetch(1, timeout=idle_wait)
+                return first + await available(psub, n - 1) if n > 1 else first
             except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch
                 return []
             except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
@@ -269,6 +277,24 @@ class JetStream:
             )
         handles[bucket] = kv
         return kv
+
+
+async def available(psub, n: int, timeout: float = 1.0) -> list[Msg]:
+    """Up to ``n`` messages the pull consumer has now, waiting for no more: a ``no_wait`` pull without
+    ``expires`` (the server answers at once: its messages, then a 404 when it has fewer than ``n``).
+    nats-py has no public call for this, so its pull subscription's own request subject, inbox and
+    queue are used (what its ``fetch`` does when it already holds a message)."""
+    if n < 1:
+        return []
+    await psub._nc.publish(psub._nms, json.dumps({"batch": n, "no_wait": True}).encode(), psub._deliver)
+    msgs: list[Msg] = []
+    with contextlib.suppress(asyncio.TimeoutError, nats.errors.TimeoutError):
+        while len(msgs) < n:
+            msg = await psub._sub.next_msg(timeout=timeout)
+            if JetStreamContext.is_status_msg(msg):  # 404 no more messages (408, 409: this pull is over too)
+                break
+            msgs.append(msg)
+    return msgs
 
 
 _pings: set[asyncio.Task] = set()

@@ -2,6 +2,7 @@ import asyncio
 
 import msgspec
 import pytest
+from nats.js.api import DeliverPolicy
 
 from shared import messages as m
 from shared import subjects as s
@@ -257,6 +258,41 @@ async def test_a_keyed_consumer_takes_other_users_later_messages_while_one_user_
         for sid, user in (("c2", "KC01"), ("d1", "KD01"), ("d2", "KD01")):
             await bus.js_publish(s.signals(user), sig(sid, user))
         await eventually(lambda: handled == ["d1", "d2", "c1", "c2"], timeout=15, what="d1, d2 before c1 ends")
+    finally:
+        await bus.close()
+
+
+async def test_a_lone_message_is_handed_over_at_once_and_a_burst_in_batches_in_order(nats_server):
+    """Issue #18: a signal published to an idle consumer reaches its handler as soon as it arrives (one
+    lingering pull of one message, then what else is there without waiting: nats-py's fetch(16) could hold a
+    lone message until 16 had come or its pull expired when a stale status of the previous pull ended its
+    first request — a race this test cannot force; bench/tick_to_order.py showed it, signal → handler max
+    1,004 ms); a burst of more than a batch is handled in order, every message once."""
+    bus = await connect(nats_server, "lone")
+    try:
+        await bus.ensure_streams()
+
+        def sig(sid: str) -> m.Signal:
+            return m.Signal(id=sid, user_id="KL01", strategy_id="a", strategy="rsi", exchange="NSE",
+                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
+
+        handled: list[str] = []
+        arrived = asyncio.Queue()
+
+        async def handler(obj, msg):
+            if obj.user_id == "KL01":
+                handled.append(obj.id)
+                await arrived.put(obj.id)
+
+        await bus.consume("KTA_SIGNALS", "lone-c", "kta.u.KL01.signals.*", m.AnySignal, handler, batch=16,
+                          key=s.user_of, idle_wait=120.0, deliver_policy=DeliverPolicy.NEW)
+        for n in range(3):  # each alone, the consumer idle in between
+            await bus.js_publish(s.signals("KL01"), sig(f"l{n}"))
+            assert await asyncio.wait_for(arrived.get(), 20) == f"l{n}"
+        for n in range(3, 40):  # then a burst: more than a batch
+            await bus.js_publish(s.signals("KL01"), sig(f"l{n}"))
+        await eventually(lambda: len(handled) >= 40, timeout=20, what="the burst handled")
+        assert handled == [f"l{n}" for n in range(40)]  # in order, once each
     finally:
         await bus.close()
 
