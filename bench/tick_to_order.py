@@ -213,7 +213,8 @@ class Result:
 
 
 async def timings(bus, accounts: list[str]) -> dict[str, tuple[int, ...]]:
-    """tag -> (tick, handed, budget wait, broker wait, arrived, locked, decided) in ns, from the execution worker."""
+    """tag -> (tick, handed, budget wait, broker wait, arrived, locked, decided, stored) in ns, from the execution
+    worker."""
     out = {}
     for uid in accounts:
         reply = await bus.request(subjects.cmd(uid, "execution", "get_execution_summary"),
@@ -282,12 +283,16 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
         sig = watch.signals[watch.orders[tag][0]]
         if not sig.tick_received_at or tag not in timed:
             continue
-        since, handed, budget, broker, arrived, locked, decided = timed[tag]
+        since, handed, budget, broker, arrived, locked, decided, stored = timed[tag]
         result.add((handed - since - budget - broker) / 1e6, budget / 1e6, broker / 1e6,
                    (stamps[tag] - sig.tick_received_at) / 1e6,
                    **{"tick → signal (ticker, NATS, bar, strategy)": (sig.created_at - sig.tick_received_at) / 1e6,
                       "signal → execution worker's handler (JetStream, the worker's loop)":
                           (arrived - sig.created_at) / 1e6,
+                      "  of which signal → stored in its stream (strategy worker's publish, nats-server)":
+                          (stored - sig.created_at) / 1e6,
+                      "  of which stored → the handler (nats-server's delivery, the execution worker's loop)":
+                          (arrived - stored) / 1e6,
                       "waiting for the user's decision lock": (locked - arrived) / 1e6,
                       "the decision (risk, journal; Kite's waits included)": (decided - locked) / 1e6,
                       "decided → handed to the HTTP client, Kite's waits excluded":

@@ -77,6 +77,7 @@ class ExecutionWorker:
                 code="BROKER_NOT_CONNECTED", reason="no live broker session: connect Kite")
             return
         with waits.started(sig.tick_received_at or time.time_ns(), lambda *row: desk.timings.append(row)):
+            waits.stage("stored", _stored_ns(msg))
             return await self._decide(desk, sig)
 
     async def _decide(self, desk, sig: m.Signal | m.SignalGroup) -> asyncio.Task | None:
@@ -235,6 +236,14 @@ class ExecutionWorker:
         await self.desks.shutdown()
         if self.identity is not None:
             self.identity[1].close()  # the lock: the next worker on this journal is this instance
+
+
+def _stored_ns(msg) -> int:
+    """When the server stored the message in its stream (epoch ns, µs precision), 0 if unknown."""
+    try:
+        return int(msg.metadata.timestamp.timestamp() * 1e6) * 1000
+    except Exception:  # noqa: BLE001 - not a JetStream message (a test's), or no metadata
+        return 0
 
 
 amain, run = service.main("execution", ExecutionWorker)

@@ -26,16 +26,17 @@ T = TypeVar("T")
 
 
 class Stopwatch:
-    __slots__ = ("since", "sink", "owner", "budget", "broker", "arrived", "locked", "decided")
+    __slots__ = ("since", "sink", "owner", "budget", "broker", "arrived", "locked", "decided", "stored")
 
     def __init__(self, since_ns: int, sink: Callable[..., None]) -> None:
         self.since = since_ns  # epoch ns the decision started (its tick's decode time)
-        self.sink = sink  # ROW: (tag, since, handed, budget wait, broker wait, arrived, locked, decided), ns
+        self.sink = sink  # ROW: (tag, since, handed, budget wait, broker wait, arrived, locked, decided, stored), ns
         self.owner = asyncio.current_task()
         self.budget = 0
         self.broker = 0
         self.arrived = time.time_ns()  # the signal reached the worker's handler
         self.locked = self.decided = 0  # the user's decision lock taken; the decision made (``stage``)
+        self.stored = 0  # the signal was stored in its stream (the server's stamp, µs precision; 0: unknown)
 
 
 _current: ContextVar[Stopwatch | None] = ContextVar("kta_stopwatch", default=None)
@@ -83,11 +84,12 @@ def waiting(kind: str) -> Iterator[None]:
             watch.broker += spent
 
 
-def stage(name: str) -> None:
-    """Stamp a stage of the decision now: ``"locked"`` (the user's decision lock taken) or ``"decided"``."""
+def stage(name: str, at_ns: int = 0) -> None:
+    """Stamp a stage of the decision now (or ``at_ns``): ``"locked"`` (the user's decision lock taken),
+    ``"decided"``, or ``"stored"`` (the signal in its stream: the server's time)."""
     watch = _mine()
     if watch is not None:
-        setattr(watch, name, time.time_ns())
+        setattr(watch, name, at_ns or time.time_ns())
 
 
 def handed(tag: str | None) -> None:
@@ -95,7 +97,7 @@ def handed(tag: str | None) -> None:
     watch = _mine()
     if watch is not None and tag:
         watch.sink(tag, watch.since, time.time_ns(), watch.budget, watch.broker, watch.arrived, watch.locked,
-                   watch.decided)
+                   watch.decided, watch.stored)
 
 
 def summary(rows) -> dict:

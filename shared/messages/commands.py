@@ -146,7 +146,7 @@ class CancelOrder(_Cmd, tag="cancel_order"):
 
 class GetExecutionSummary(_Cmd, tag="get_execution_summary"):
     timings: bool = False  # also each recent signal's order: [tag, tick, handed, budget wait, broker wait, arrived,
-    # locked, decided] in ns (shared/kite/waits.py)
+    # locked, decided, stored in its stream] in ns (shared/kite/waits.py)
 
 
 class GetJournal(_Cmd, tag="get_journal"):

@@ -149,8 +149,9 @@ async def test_a_users_next_signal_is_decided_and_sent_while_their_exit_waits_fo
     rows = {row[0]: row for row in summary.data["timings"]}
     for sig in (out, nxt):  # each order's stages in order: arrived, lock taken, decided, handed to the HTTP client
         (tag,) = [r["tag"] for r in journal.orders_of_signal(sig.id)]
-        _, since, handed, budget, broker, arrived, locked, decided = rows[tag]
+        _, since, handed, budget, broker, arrived, locked, decided, stored = rows[tag]
         assert sig.created_at <= since <= arrived <= locked <= decided <= handed  # no tick: since it was handled
+        assert sig.created_at // 1000 <= stored // 1000 <= arrived // 1000  # the stream's stamp: µs precision
     assert rows[tag][4] == 0  # the next signal's order awaited nothing from the broker (not the exit's cancel)
 
 
