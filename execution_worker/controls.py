@@ -47,7 +47,10 @@ async def square_off(desk: Desk, reason: str) -> dict:
         for order in working:
             await placing.cancel(desk, order, reason)
         working += await _cancel_at_broker(desk, reason)
-        await placing.wait_final(desk, working, SQUARE_OFF_CANCEL_TIMEOUT)
+        # orders the broker reported filled whose fills are not journaled yet (a stop's COMPLETE is heard before
+        # its trades are read): the positions are read once those fills are in them, or a flatten sells them again
+        owing = [o for o in desk.book if o.unjournaled and o not in working]
+        await placing.wait_final(desk, working + owing, SQUARE_OFF_CANCEL_TIMEOUT)
         placed = []
         for p in sorted(open_positions(desk), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
             if position_key(p.strategy_id, p.exchange, p.tradingsymbol) in stuck:

@@ -1,8 +1,10 @@
 """Exits through the real stack are judged from the book: an exit of nothing opens nothing, a larger
 exit closes exactly the position, a stop on the wrong side of the price never reaches the broker."""
 
+import time
+
 from shared import subjects
-from tests.execution_worker.kit import USER, broker, signal
+from tests.execution_worker.kit import USER, broker, fresh_desk, signal
 from tests.helpers import eventually
 
 
@@ -39,3 +41,39 @@ async def test_a_stop_on_the_wrong_side_of_the_price_is_refused_at_risk(bus, sta
                      what="both refused")
     assert journal.signal(wrong.id)["code"] == journal.signal(negative.id)["code"] == "INVALID_STOP"
     assert not journal.orders_of_signal(wrong.id) and not journal.orders_of_signal(negative.id)
+
+
+async def test_an_exit_waits_for_a_stop_that_filled_but_is_not_journaled_yet(bus, sim, data_dir):
+    """The broker's word that a position's stop is COMPLETE comes first; its fill is journaled once the
+    trade book has been read. An exit arriving in between must not take the position for still held (it
+    found no working stop to clear, read 5 and sold them again: soak seed 13, chaos-0 ITC 0 -> -5)."""
+    from execution_worker import placing, protector, signals
+    from shared.trading.order import broker_update
+
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    protector.started(desk, 0.5)
+    try:
+        entry = signal(f"race-entry-{time.time_ns()}", qty=5, stop=149000, strategy_id="race-1")
+        await signals.on_signal(desk, entry)
+        (entered,) = desk.book.of_signal(entry.id)
+        await placing.wait_final(desk, [entered], 10)
+        await desk.protector.sync_all()
+        (stop,) = [o for o in desk.book.working_for("race-1", "NSE", "INFY") if o.is_protective]
+        assert stop.order_id and desk.tracker.held("race-1", "NSE", "INFY")[0] == 5
+
+        sim.admin("price", {"underlying": "INFY", "price": 1486.0})  # through the stop, above its limit: it fills
+        async def stop_filled():
+            (k,) = [o for o in await broker(kite.orders) if o.order_id == stop.order_id]
+            return k if k.status == "COMPLETE" else None
+        done = await eventually(stop_filled, what="the stop filled at the broker")
+        await desk.record(stop, broker_update(done, time.time_ns()), notify=False)  # heard; fills not read yet
+        assert stop.is_terminal and stop.unjournaled == 5
+
+        out = signal(f"race-exit-{time.time_ns()}", side="SELL", qty=5, intent="exit", strategy_id="race-1")
+        await signals.on_signal(desk, out)
+        assert desk.tracker.held("race-1", "NSE", "INFY")[0] == 0  # the stop's fill, and nothing sold again
+        assert not [o for o in desk.book.of_signal(out.id) if o.order_id]
+        assert any(r["key"] == f"cancelled:{out.id}" for r in journal.outcomes(USER))
+    finally:
+        sim.admin("price", {"underlying": "INFY", "price": None})
+        await kite.aclose()
