@@ -175,3 +175,5 @@ async def test_without_a_mail_server_email_is_off_and_never_retried(nats_server,
                 channels = (await a.get("/api/alerts/channels")).json()
                 assert [c["last_result"] for c in channels if c["kind"] == "email"] == [EMAIL_OFF]
                 assert [c["last_result"] for c in channels if c["kind"] == "apprise"] == ["sent"]
+                page = (await a.get("/settings")).text  # said as a setting, not shown red like a failure
+                assert f'<span class="muted" data-result>{EMAIL_OFF}</span>' in page
