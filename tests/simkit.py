@@ -86,7 +86,12 @@ def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
     log = open(tmp_path / "sim.log", "wb") if tmp_path else subprocess.DEVNULL
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
+    try:
+        natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
+    except BaseException:  # a sim too slow to listen must not outlive the test that gave up on it
+        proc.kill()
+        proc.wait()
+        raise
     return Sim(proc, port)
 
 
