@@ -16,6 +16,13 @@ from strategy_worker.strategies.base import BaseStrategy
 from strategy_worker.strategies.iron_condor import IronCondor
 
 
+def seeded(strategy, stream: object) -> random.Random:
+    """The strategy instance's own generator, from its ``seed`` parameter, id and ``stream``."""
+    if not hasattr(strategy, "_random"):
+        strategy._random = random.Random(f"{strategy.params.seed}:{strategy.strategy_id}:{stream}")
+    return strategy._random
+
+
 class Chaos(BaseStrategy):
     name = "test_chaos"
     description = "test: trades at random"
@@ -25,13 +32,8 @@ class Chaos(BaseStrategy):
         seed: Annotated[int, Meta(ge=0, description="Random seed")] = 1
         rate: Annotated[float, Meta(gt=0, le=1, description="Chance to act on a tick")] = 0.02
 
-    def _rng(self) -> random.Random:
-        if not hasattr(self, "_random"):
-            self._random = random.Random(f"{self.params.seed}:{self.strategy_id}:{self.token}")
-        return self._random
-
     def on_tick(self, tick: Tick) -> list:
-        rng = self._rng()
+        rng = seeded(self, self.token)
         if rng.random() >= self.params.rate:
             return []
         target = self.tradable()
@@ -67,15 +69,10 @@ class ChaosCondor(IronCondor):
         seed: Annotated[int, Meta(ge=0, description="Random seed")] = 1
         rate: Annotated[float, Meta(gt=0, le=1, description="Chance to open or close on a bar")] = 0.2
 
-    def _rng(self) -> random.Random:
-        if not hasattr(self, "_random"):
-            self._random = random.Random(f"{self.params.seed}:{self.strategy_id}:condor")
-        return self._random
-
     def in_entry_window(self, bar: Bar) -> bool:
-        return self._rng().random() < self.params.rate
+        return seeded(self, "condor").random() < self.params.rate
 
     def manage(self, bar: Bar) -> list:
-        if self._rng().random() < self.params.rate:
+        if seeded(self, "condor").random() < self.params.rate:
             return [self.close_structure("chaos: close the condor")]
         return super().manage(bar)

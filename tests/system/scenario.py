@@ -254,6 +254,23 @@ async def _fault(sim, kite, rng: random.Random, jumped: list) -> str:
     return kind
 
 
+async def _flat(kite, journal, inv: Invariants, t: float, when: str) -> None:
+    """Flat at the broker and in the journal with nothing working, or a violation saying what is left."""
+    async def flat():
+        positions = (await call(kite.positions)).net
+        working = [o for o in await call(kite.orders) if o.status in WORKING]
+        return not [p for p in positions if p.quantity] and not working and not account_net(journal.trades(USER))
+
+    try:
+        await eventually(flat, timeout=40, what=f"flat at the broker and in the journal, nothing working, {when}")
+    except AssertionError:
+        positions = {(p.tradingsymbol, p.product): p.quantity for p in (await call(kite.positions)).net if p.quantity}
+        working = [(o.tradingsymbol, o.transaction_type, o.quantity, o.order_type, o.status, o.tag)
+                   for o in await call(kite.orders) if o.status in WORKING]
+        inv.fail(t, f"not flat {when}: broker {positions}, journal {account_net(journal.trades(USER))}, "
+                    f"working at the broker {working}")
+
+
 async def _kill_switch(bus, sim, kite, journal, report, pin_pct: float = 2.0) -> None:
     """A configured daily loss trips the kill switch while the strategies trade: the day's loss is measured
     from now (a manual reset: the session so far may be in profit), prices pinned against what the account
@@ -297,17 +314,7 @@ async def _kill_switch(bus, sim, kite, journal, report, pin_pct: float = 2.0) ->
     halted_at = time.monotonic()
     known = {o.order_id for o in await call(kite.orders)}
 
-    async def flat():
-        positions = (await call(kite.positions)).net
-        working = [o for o in await call(kite.orders) if o.status in WORKING]
-        return not [p for p in positions if p.quantity] and not working and not account_net(journal.trades(USER))
-
-    try:
-        await eventually(flat, timeout=40, what="flat after the kill switch tripped")
-    except AssertionError:
-        positions = {(p.tradingsymbol, p.product): p.quantity for p in (await call(kite.positions)).net if p.quantity}
-        inv.fail(report.seconds, f"not flat after the kill switch tripped: broker {positions}, journal "
-                                 f"{account_net(journal.trades(USER))}")
+    await _flat(kite, journal, inv, report.seconds, "after the kill switch tripped")
     flat_in = time.monotonic() - halted_at
     ticks = report.ticks
     await eventually(lambda: report.ticks >= ticks + 120, timeout=30, what="ticks after the trip (entries would follow)")
@@ -387,19 +394,7 @@ async def _wind_down(bus, kite, journal, report, symbols: dict[int, str]) -> Non
                             timeout=60)
     assert isinstance(out, m.Ok), out
 
-    async def flat():
-        positions = (await call(kite.positions)).net
-        working = [o for o in await call(kite.orders) if o.status in WORKING]
-        return not [p for p in positions if p.quantity] and not working and not account_net(journal.trades(USER))
-
-    try:
-        await eventually(flat, timeout=40, what="flat at the broker and in the journal, nothing working")
-    except AssertionError:
-        positions = {(p.tradingsymbol, p.product): p.quantity for p in (await call(kite.positions)).net if p.quantity}
-        working = [(o.tradingsymbol, o.transaction_type, o.quantity, o.order_type, o.status, o.tag)
-                   for o in await call(kite.orders) if o.status in WORKING]
-        inv.fail(report.seconds, f"not flat after the square-off: broker {positions}, journal "
-                                 f"{account_net(journal.trades(USER))}, working at the broker {working}")
+    await _flat(kite, journal, inv, report.seconds, "after the square-off")
     inv.fills_journaled(report.seconds, await call(kite.trades), journal.orders(USER), journal.trades(USER))
     broker_orders = await call(kite.orders)
     inv.sample(report.seconds, {}, broker_orders, journal.orders(USER), journal.trades(USER), 0.0)
