@@ -49,8 +49,7 @@ async def square_off(desk: Desk, reason: str) -> dict:
         working += await _cancel_at_broker(desk, reason)
         # orders the broker reported filled whose fills are not journaled yet (a stop's COMPLETE is heard before
         # its trades are read): the positions are read once those fills are in them, or a flatten sells them again
-        owing = [o for o in desk.book if o.unjournaled and o not in working]
-        await placing.wait_final(desk, working + owing, SQUARE_OFF_CANCEL_TIMEOUT)
+        await placing.wait_final(desk, working + desk.book.owing(), SQUARE_OFF_CANCEL_TIMEOUT)
         placed = []
         for p in sorted(open_positions(desk), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
             if position_key(p.strategy_id, p.exchange, p.tradingsymbol) in stuck:
@@ -117,18 +116,19 @@ async def protect_all(desk: Desk, default_stop_pct: float) -> list[dict]:
     for p in positions:
         key = position_key(p.strategy_id, p.exchange, p.tradingsymbol)
         plan = desk.protector.plans.get(key)
-        bounded = cover.get((p.strategy_id, p.exchange, p.tradingsymbol), "")
-        if bounded and (plan is None or not plan.stop or plan.mode == "failed"):
+        own_stop = plan is not None and plan.stop and plan.mode != "failed"
+        if not own_stop and (bounded := cover.get((p.strategy_id, p.exchange, p.tradingsymbol))):
             out.append({"strategy_id": p.strategy_id, "tradingsymbol": p.tradingsymbol, "quantity": p.quantity,
                         "stop": 0, "bounded": BOUNDED[bounded]})
             continue
-        if plan is None or not plan.stop or plan.mode == "failed":
+        if not own_stop:
             k = f"{p.exchange}:{p.tradingsymbol}"
             last = (await desk.prices.prices(desk.client, [k])).get(k, 0) or p.last_price
             plan = Protection(user_id=desk.user_id, strategy_id=p.strategy_id, exchange=p.exchange,
                               tradingsymbol=p.tradingsymbol, instrument_token=p.instrument_token,
                               product=p.product or "MIS",
-                              stop=default_stop(last, p.quantity, default_stop_pct, desk.inst(p.exchange, p.tradingsymbol)))
+                              stop=default_stop(last, p.quantity, default_stop_pct,
+                                                desk.inst(p.exchange, p.tradingsymbol)))
             desk.protector.plans[key] = plan
             desk.journal.save_protection(plan)
         await desk.protector.sync(key)

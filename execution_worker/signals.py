@@ -152,8 +152,7 @@ async def clear_for_exit(desk: Desk, sig: Signal, quantity: int) -> int:
         await placing.cancel(desk, order, f"exit signal {sig.id}")
     # and the position's orders the broker has reported filled whose fills are not journaled yet (a stop's
     # COMPLETE is heard before its trades are read): the position is read once they are in it
-    owing = [o for o in desk.book.owing(sig.strategy_id, exchange, symbol) if o not in clearing]
-    await placing.wait_final(desk, clearing + owing, EXIT_CANCEL_TIMEOUT)
+    await placing.wait_final(desk, clearing + desk.book.owing((sig.strategy_id, exchange, symbol)), EXIT_CANCEL_TIMEOUT)
     held = desk.tracker.held(sig.strategy_id, exchange, symbol)[0]
     if held * signed(sig.transaction_type, 1) >= 0:
         return 0

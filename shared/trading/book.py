@@ -63,10 +63,11 @@ class OrderBook:
         return [o for o in self._by_tag.values() if o.is_working and o.strategy_id == strategy_id
                 and o.exchange == exchange and o.tradingsymbol == tradingsymbol and (not kinds or o.kind in kinds)]
 
-    def owing(self, strategy_id: str, exchange: str, tradingsymbol: str) -> list[Order]:
-        """Orders of one strategy's position whose fills the broker reports and the journal lacks yet."""
-        return [o for o in self._by_tag.values() if o.unjournaled and o.strategy_id == strategy_id
-                and o.exchange == exchange and o.tradingsymbol == tradingsymbol]
+    def owing(self, position: tuple[str, str, str] | None = None) -> list[Order]:
+        """Orders whose fills the broker reports and the journal lacks yet: every one, or those of one
+        (strategy_id, exchange, tradingsymbol) position."""
+        return [o for o in self._by_tag.values() if o.unjournaled
+                and (position is None or (o.strategy_id, o.exchange, o.tradingsymbol) == position)]
 
     def forget_final(self, keep: set[str]) -> int:
         """Drop final orders not in ``keep`` (a new day): the journal still has them."""
