@@ -202,7 +202,12 @@ class ExecutionWorker:
                 return m.Ok(data=msgspec.to_builtins(state))
             case m.SetRiskLimits():
                 risk.set_limits(cmd.limits, by="the trader")
-                await self.desks.publish_risk(risk.snapshot())
+                # effective at once: a daily loss limit set below today's loss trips the switch now
+                state = risk.on_pnl(risk.kill_switch.realised, risk.kill_switch.unrealised, "limits changed")
+                if state is not None:
+                    await self.desks.risk_moved(user_id, state)
+                else:
+                    await self.desks.publish_risk(risk.snapshot())
                 return m.Ok(data=msgspec.to_builtins(cmd.limits))
             case m.HaltTrading():
                 state = risk.kill_switch.halt(cmd.reason) or risk.snapshot()

@@ -49,7 +49,11 @@ async def judge(desk: Desk, sig: Signal | SignalGroup) -> RiskDecision:
     ctx = context_from(desk.tracker, desk.book, sig, prices=prices, lot_sizes=lot_sizes, circuits=circuits,
                        greeks=greeks.held if greeks else None, signal_greeks=greeks.added if greeks else (0.0, 0.0),
                        underlying=underlying, greeks_priced=greeks.priced if greeks else True)
-    return desk.risk.validate_signal(sig, ctx)
+    before = desk.risk.state
+    decision = desk.risk.validate_signal(sig, ctx)
+    if desk.risk.state is not before and desk.on_risk is not None:  # the check itself found the limit passed
+        await desk.on_risk(desk, desk.risk.snapshot())  # the same response as a trip on a fill or a tick
+    return decision
 
 
 def _signed(sig: Signal | SignalGroup) -> list[int]:
