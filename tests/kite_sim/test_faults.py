@@ -117,7 +117,8 @@ def test_kites_per_endpoint_limits(api, path, limit):
     answered in; one that straddles two seconds could have been admitted in either, so it is not counted)."""
     ok_per_second: Counter[int] = Counter()
     statuses = []
-    for _ in range(limit * 3 + 3):
+    until = int(time.time()) + 2  # into a second whose budget no earlier test spent (a burst fits in one second)
+    while len(statuses) < limit * 3 + 3 or time.time() < until:
         sent = int(time.time())
         r = api.get(path)
         statuses.append(r.status_code)
