@@ -9,7 +9,7 @@ from execution_worker.journal import Journal
 from execution_worker.main import amain as execution_main
 from shared.kite.client import KiteClient
 from shared.broker_sessions import put_session, vault_for
-from shared.kite.ratelimit import for_api_key
+from shared.kite.budget import SharedBudget
 from tests.execution_worker.kit import USER
 from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import login
@@ -30,7 +30,7 @@ async def make_stack(bus, sim, data_dir, fresh_account: bool = True, **overrides
         "group_fill_timeout": 3.0, "reconcile_interval": 1.0, "positions_interval": 1.0, **overrides})
     token = login(sim)
     await put_session(bus, vault_for(settings), USER, sim.api_key, token)
-    kite = KiteClient(sim.api_key, token, root=sim.root, rate_limiter=for_api_key(sim.api_key))  # the worker's budget
+    kite = KiteClient(sim.api_key, token, root=sim.root, rate_limiter=SharedBudget(bus, sim.api_key))  # the worker's budget
     try:
         async with running(execution_main, settings):
             await wait_health(bus, "execution")

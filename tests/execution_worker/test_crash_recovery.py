@@ -20,6 +20,7 @@ from shared import messages as m
 from shared import subjects
 from shared.config import to_env
 from shared.kite import errors
+from shared.kite.budget import SharedBudget
 from shared.kite.client import KiteClient
 from shared.broker_sessions import put_session, vault_for
 from tests.execution_worker.kit import USER, signal
@@ -63,7 +64,7 @@ async def test_sigkill_mid_stream_loses_no_signal_and_duplicates_no_order(bus, s
                               positions_interval=1.0)
     token = login(sim)
     await put_session(bus, vault_for(settings), USER, sim.api_key, token)
-    kite = KiteClient(sim.api_key, token, root=sim.root)
+    kite = KiteClient(sim.api_key, token, root=sim.root, rate_limiter=SharedBudget(bus, sim.api_key))
     # alternate buys and sells of one share: flat in the end, inside every risk limit
     sigs = [signal(f"crash-{os.getpid()}-{i}", side="BUY" if i % 2 == 0 else "SELL", qty=1) for i in range(N)]
     proc = spawn(settings, tmp_path / "worker.log")

@@ -27,7 +27,7 @@ from shared import messages as m
 from shared import subjects
 from shared.broker_sessions import put_session, vault_for
 from shared.kite.client import KiteClient
-from shared.kite.ratelimit import for_api_key
+from shared.kite.budget import SharedBudget
 from shared.trading.protection import Protection
 from shared.trading.protection_gtt import spec
 from tests.execution_worker.conftest import make_stack
@@ -276,7 +276,7 @@ async def test_a_worker_killed_overnight_finds_the_carried_position_and_protects
     settings = fresh_settings(bus, sim, data_dir)
     token = login(sim)
     await put_session(bus, vault_for(settings), USER, sim.api_key, token)
-    kite = KiteClient(sim.api_key, token, root=sim.root, rate_limiter=for_api_key(sim.api_key))
+    kite = KiteClient(sim.api_key, token, root=sim.root, rate_limiter=SharedBudget(bus, sim.api_key))
     journal = Journal(data_dir / "journal.db")
     proc = spawn(settings, tmp_path / "worker.log")
     try:

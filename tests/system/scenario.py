@@ -25,6 +25,7 @@ from shared import partition, subjects
 from shared.bus import RequestTimeout
 from shared.config import to_env
 from shared.kite import errors
+from shared.kite.budget import SharedBudget
 from shared.kite.client import KiteClient
 from shared.trading import planning
 from shared.broker_sessions import put_session, vault_for
@@ -145,7 +146,7 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
     registry.register(Chaos)
     registry.register(ChaosCondor)
     execution = ExecutionProcess(settings, log_dir / "execution.log")
-    kite = KiteClient(sim.api_key, token, root=sim.root)
+    kite = KiteClient(sim.api_key, token, root=sim.root, rate_limiter=SharedBudget(bus, sim.api_key))
     journal = Journal(data_dir / "journal.db")
     try:
         execution.start()
