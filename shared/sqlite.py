@@ -1,8 +1,8 @@
-"""sqlite-utils, imported as a production install has it: without pandas.
+"""sqlite-utils without its pandas import.
 
 sqlite-utils imports pandas whenever it is installed, only to give ``pd.Timestamp`` a column type (kta
-never stores one). pandas is a test and bench dependency (the ``dev`` extra), absent from a production
-install; where it is installed, importing it cost every process that opens a SQLite file ~0.5 s of CPU
+never stores one). pandas is installed wherever kta is — exchange-calendars and empyrical depend on it —
+but no process needs it to open a SQLite file, and importing it cost every process that does ~0.5 s of CPU
 before it served anything (the tests start dozens of workers and ``kta`` commands). Every kta module
 imports sqlite-utils from here."""
 
