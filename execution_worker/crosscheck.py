@@ -105,7 +105,7 @@ class CrossCheck:
         # the exchange's clock, not this machine's: a paper broker's day runs at its own pace (and a machine
         # clock past 15:30 once settled a condor's wing as expired worthless at 09:49 on its expiry day)
         stamps = [ist.parse(q.timestamp) for q in spots.values() if q.timestamp]
-        now = max(stamps) if stamps else time.time()
+        now = max(stamps) if stamps else self.desk.exchange.now()
         today = ist.day(now)
         for expiry in sorted({c.expiry for c in contracts.values()}):
             closes = {u: m.to_paise(q.last_price if expiry == today else (q.ohlc.close or q.last_price))
@@ -124,7 +124,7 @@ class CrossCheck:
                    if (p.exchange, p.tradingsymbol, p.product or "MIS") == (d.exchange, d.tradingsymbol, d.product)}
         inst = self.desk.inst(d.exchange, d.tradingsymbol)
         price, when = await self._price(d, row)
-        if inst is not None and inst.expiry is not None and inst.expiry < date.fromisoformat(ist.day(time.time())):
+        if inst is not None and inst.expiry is not None and inst.expiry < date.fromisoformat(self.desk.exchange.day()):
             reason = "expiry settlement"
         elif d.product == "MIS" and d.broker == 0 and (not when or self._after_square_off(when, d.exchange)):
             reason = "the broker's MIS auto square-off"
@@ -175,7 +175,7 @@ class CrossCheck:
                     side: m.TransactionType, quantity: int, price: int, reason: str, order_id: str, trade_id: str,
                     journaled: bool = False) -> dict:
         desk = self.desk
-        stamp = ist.stamp(time.time())
+        stamp = ist.stamp(int(desk.exchange.now()))  # the exchange's time: a paper broker's day is not the machine's
         if not journaled:
             desk.journal.record_trade(desk.user_id, trade_id=trade_id, order_id=order_id, exchange=exchange,
                                       tradingsymbol=symbol, instrument_token=token, transaction_type=side.value,

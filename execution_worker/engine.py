@@ -25,6 +25,7 @@ from execution_worker.outcomes import Outcomes
 from execution_worker.prices import Prices
 from shared import subjects
 from shared.bus import Bus
+from shared.exchange_clock import ExchangeClock
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument, Order as KiteOrder, Trade
 from shared.messages import (
@@ -81,6 +82,7 @@ class Desk:
         self.gate = gate or OrderGate()  # Kite's per-account order limits
         self.margin_check_above = 100_000_00  # paise: entries worth this much are margin-checked (margin_check.py)
         self.prices = prices or Prices(bus)  # last prices and circuit bands (shared by the worker's desks)
+        self.exchange = ExchangeClock()  # the worker's (live.Desks): the exchange's day and time of day
         self.book = OrderBook(journal.load_orders(user_id, journal.today()))
         self.tracker = PositionTracker.from_trades(journal.trades(user_id))
         self.outcomes = Outcomes(bus, journal, user_id, self.tracker)

@@ -59,7 +59,9 @@ class EndOfDay:
         Returns the summaries to publish and the RiskState if the kill switch changed."""
         summaries = [self.close_day(day) for day in self.due_days()]
         today = datetime.fromtimestamp(self.clock(), IST).date().isoformat()
-        changed = self.risk.new_day(today) if self.risk.kill_switch.day != today else None
+        # forward only: a clock that has not caught up (a restart, before the exchange's time is heard) must not
+        # take the kill switch back a day and reset the day's loss
+        changed = self.risk.new_day(today) if today > self.risk.kill_switch.day else None
         return summaries, changed
 
     def close_day(self, day: str) -> DailySummary:

@@ -35,12 +35,16 @@ GROUP_STATES = frozenset({"placing", "completed", "rolled_back", "needs_attentio
 
 class Journal(JournalReads):
     """The SQLite journal: this class writes, ``JournalReads`` (execution_worker/journal_reads.py) asks.
-    ``clock`` returns epoch seconds (injected by tests to pin the IST day)."""
+    ``clock`` returns epoch seconds (injected by tests to pin the IST day); ``day_clock``, when given, is
+    the clock whose IST day the rows' ``day`` follows (the worker's: the exchange's, shared/exchange_clock.py),
+    while their times stay the machine's."""
 
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time,
+                 day_clock: Callable[[], float] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
+        self.day_clock = day_clock or clock
         # One connection, usable from worker threads too (sqlite serialises it); WAL with
         # synchronous=NORMAL survives a killed process, only a power cut can lose the last commits.
         self.conn = sqlite3.connect(self.path, check_same_thread=False)

@@ -25,11 +25,13 @@ class JournalReads:
     conn: sqlite3.Connection
     db: Database
     clock: Callable[[], float]
+    day_clock: Callable[[], float]
 
     # ---- time
 
     def today(self) -> str:
-        return ist.day(self.clock())
+        """The trading day the rows written now belong to (the exchange's, in the worker)."""
+        return ist.day(self.day_clock())
 
     def now(self) -> str:
         return ist.stamp(self.clock())

@@ -23,6 +23,7 @@ from execution_worker.reconcile import reconcile
 from shared import messages as m
 from shared import metrics, subjects
 from shared.bus import Bus
+from shared.exchange_clock import ExchangeClock
 from shared.config import Settings
 from shared.kite import errors
 from shared.kite.clients import KiteClients, NotConnected
@@ -34,20 +35,23 @@ from shared.trading.positions import from_broker
 from shared.trading.risk import RiskManager
 
 log = logging.getLogger("kta.execution")
+CLOCK_QUIET = 10.0  # s without an exchange timestamp before the end of day asks a quote's time (at most once a positions pass)
+TIME_QUOTE = "NSE:NIFTY 50"  # quoted all session; its time is the exchange's
 
 
 class Desks:
-    def __init__(self, bus: Bus, settings: Settings, journal: Journal) -> None:
+    def __init__(self, bus: Bus, settings: Settings, journal: Journal, clock: ExchangeClock | None = None) -> None:
         self.bus = bus
         self.settings = settings
         self.journal = journal
+        self.clock = clock or ExchangeClock()  # the exchange's day and time (shared/exchange_clock.py)
         self.desks: dict[str, Desk] = {}
         self.loops: dict[str, asyncio.Task] = {}
         self.snapshots: dict[str, m.PositionSnapshot] = {}
         self.clients = KiteClients(bus, settings, on_token_expired=self._token_rejected)
         self.instruments = self.clients.instruments  # "EXCHANGE:SYMBOL" -> Instrument, today's list
         self.risks: dict[str, RiskManager] = {}
-        self.marks = TickMarks(bus)
+        self.marks = TickMarks(bus, self.clock)
         self.prices = Prices(bus)
         self.exercisers: dict[str, ExerciseHandler] = {}
         self.crosschecks: dict[str, CrossCheck] = {}
@@ -81,6 +85,7 @@ class Desks:
         desk = Desk(user_id, self.bus, self.journal, client, self.risk(user_id), self.instruments,
                     self.settings.market_protection, self.settings.sl_slippage_pct, prices=self.prices)
         desk.margin_check_above = m.to_paise(self.settings.margin_check_above)  # see margin_check.py
+        desk.exchange = self.clock
         desk.on_risk = self._desk_risk_moved
         desk.on_fills = self.marks.track
         protector.started(desk, self.settings.sl_slippage_pct)
@@ -195,7 +200,7 @@ class Desks:
         review = self.exerciser(desk.user_id).review(positions, contracts, spots)
         for warning in review.warnings:
             log.warning("expiry: %s", warning, extra={"user_id": desk.user_id})
-        day = time.strftime("%Y%m%d")
+        day = self.clock.day().replace("-", "")
         for p in review.closing:  # shorts first; one tag per position and day: placed once, LIMIT on stock options
             inst = desk.inst(p.exchange, p.tradingsymbol)
             price = (await desk.prices.prices(desk.client, [f"{p.exchange}:{p.tradingsymbol}"])).get(
@@ -205,7 +210,7 @@ class Desks:
                 await placing.place(desk, o.marketable(req, inst, price), p.strategy_id)
 
     def exerciser(self, user_id: str) -> ExerciseHandler:
-        return self.exercisers.setdefault(user_id, ExerciseHandler(user_id, self.journal))
+        return self.exercisers.setdefault(user_id, ExerciseHandler(user_id, self.journal, clock=self.clock.now))
 
     async def on_risk_change(self, desk: Desk, state: m.RiskState) -> None:
         """The kill switch moved: tell the trader; HALTED cancels the entries still working (the
@@ -262,7 +267,14 @@ class Desks:
         await self.bus.publish(subjects.risk(state.user_id), state)
 
     async def end_of_day(self, desk: Desk) -> None:
-        summaries, state = EndOfDay(desk.user_id, self.journal, desk.risk,
+        """The finished days' reports and the kill switch's new day, by the exchange's clock: once it has been
+        heard (before that the machine's clock could close a paper broker's day at its 10:15); a quote's time
+        is asked for when nothing has told it for a while (flat and idle, after hours)."""
+        if self.clock.quiet_for() > CLOCK_QUIET:
+            await self._ask_the_time(desk)
+        if not self.clock.known:
+            return
+        summaries, state = EndOfDay(desk.user_id, self.journal, desk.risk, clock=self.clock.now,
                                     archive_dir=self.settings.data_path / "archive").run()
         for s in summaries:
             log.info("day closed for %s: %s", desk.user_id, msgspec.to_builtins(s))
@@ -272,6 +284,15 @@ class Desks:
                         f"{s.kill_switch}", severity="info", key=f"eod:{s.day}")
         if state is not None:
             await self.publish_risk(state)
+
+    async def _ask_the_time(self, desk: Desk) -> None:
+        try:
+            quotes = await desk.client.quote(TIME_QUOTE)
+        except errors.KiteError as e:
+            log.info("the exchange's time unread (%s): the day waits", e, extra={"user_id": desk.user_id})
+            return
+        if (q := quotes.get(TIME_QUOTE)) is not None:
+            self.clock.heard_stamp(q.timestamp)
 
     async def shutdown(self) -> None:
         for user_id in list(self.desks):

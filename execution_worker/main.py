@@ -20,6 +20,7 @@ from shared import messages as m
 from shared import partition, service, subjects
 from shared.broker_sessions import SessionStoreUnavailable
 from shared.bus import Bus
+from shared.exchange_clock import ExchangeClock
 from shared.config import Settings
 from shared.kite import waits
 from shared.kite.models import Order, convert
@@ -35,8 +36,9 @@ class ExecutionWorker:
     def __init__(self, bus: Bus, settings: Settings) -> None:
         self.bus = bus
         self.settings = settings
-        self.journal = Journal(settings.data_path / "journal.db")
-        self.desks = Desks(bus, settings, self.journal)
+        self.clock = ExchangeClock()  # the trading day and time of day the exchange is on (not the machine's)
+        self.journal = Journal(settings.data_path / "journal.db", day_clock=self.clock.now)
+        self.desks = Desks(bus, settings, self.journal, self.clock)
 
     async def start(self) -> "ExecutionWorker":
         s = self.settings
@@ -66,6 +68,7 @@ class ExecutionWorker:
     # ---- streams ------------------------------------------------------------------------------
 
     async def on_signal(self, sig: m.Signal | m.SignalGroup, msg) -> asyncio.Task | None:
+        self.clock.heard(sig.tick_ts)
         desk = await self.desks.desk(sig.user_id)
         if desk is None:
             if self.journal.record_signal(sig, "refused", "no live broker session", "BROKER_NOT_CONNECTED"):
@@ -100,9 +103,11 @@ class ExecutionWorker:
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:
         desk = await self.desks.desk(update.user_id)
         if desk is not None:
+            order = convert(update.order, Order)
             if time.time_ns() - update.received_at < 60e9:  # not a replay: the WebSocket relays updates now
                 desk.ws_heard = time.monotonic()
-            await desk.on_broker(convert(update.order, Order))
+                self.clock.heard_stamp(order.exchange_timestamp or order.order_timestamp)
+            await desk.on_broker(order)
 
     async def on_broker_event(self, ev: m.BrokerEvent, msg) -> None:
         if ev.kind in ("disconnected", "stopped") and ev.user_id in self.desks.desks:

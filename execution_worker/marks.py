@@ -11,13 +11,15 @@ from execution_worker.engine import Desk
 from shared import messages as m
 from shared import subjects
 from shared.bus import Bus
+from shared.exchange_clock import ExchangeClock
 
 log = logging.getLogger("kta.marks")
 
 
 class TickMarks:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, clock: ExchangeClock | None = None) -> None:
         self.bus = bus
+        self.clock = clock or ExchangeClock()
         self.holders: dict[int, dict[str, Desk]] = {}  # token -> user -> desk holding it
         self.subs: dict[int, object] = {}  # token -> NATS subscription
 
@@ -42,6 +44,7 @@ class TickMarks:
             await self._drop(token, user_id)
 
     async def on_tick(self, tick: m.Tick, msg) -> None:
+        self.clock.heard(tick.exchange_timestamp)
         price = m.to_paise(tick.last_price)
         if price <= 0:
             return

@@ -12,7 +12,7 @@ from shared.broker_sessions import put_session, vault_for
 from shared.kite.budget import SharedBudget
 from tests.execution_worker.kit import USER
 from tests.helpers import running, stack_settings, wait_health
-from tests.simkit import login
+from tests.simkit import login, start_sim
 
 
 @contextlib.asynccontextmanager
@@ -40,6 +40,15 @@ async def make_stack(bus, sim, data_dir, fresh_account: bool = True, **overrides
         sim.reset_faults()
         sim.admin("price", {"underlying": "INFY", "price": None})
         sim.admin("price", {"underlying": "NIFTY", "price": None})
+
+
+@pytest.fixture(scope="package")
+def settling_sim(tmp_path_factory):
+    """A kite_sim of its own with end-of-day settlement (``--settle``): the tests that cross a trading day
+    (MIS square-off, expiry, carried positions) move its clock, which the package's shared sim keeps."""
+    s = start_sim(tmp_path_factory.mktemp("sim-settle"), seed=23, extra=("--settle",))
+    yield s
+    s.stop()
 
 
 @pytest.fixture

@@ -16,14 +16,6 @@ from shared import subjects
 from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker, signal
 from tests.helpers import eventually
-from tests.simkit import start_sim
-
-
-@pytest.fixture(scope="module")
-def settling_sim(tmp_path_factory):
-    s = start_sim(tmp_path_factory.mktemp("sim-settle"), seed=23, extra=("--settle",))
-    yield s
-    s.stop()
 
 
 def held(journal, strategy_id: str, symbol: str) -> int:
