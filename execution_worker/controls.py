@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 
-from execution_worker import placing, signals
+from execution_worker import intraday, placing, signals
 from execution_worker.engine import Desk
 from execution_worker.journal import REFUSED
 from shared import messages as m
@@ -26,32 +26,36 @@ REFUSAL_FIELD = {"INVALID_STOP": "stop_loss", "INVALID_TARGET": "target", "INVAL
                  "SYMBOL_EXPOSURE": "quantity", "STRATEGY_EXPOSURE": "quantity"}
 
 
-def open_positions(desk: Desk) -> list[m.Position]:
-    return [p for p in desk.tracker.positions() if p.quantity]
+def open_positions(desk: Desk, product: str = "") -> list[m.Position]:
+    """The open positions (of ``product`` only, when given)."""
+    return [p for p in desk.tracker.positions() if p.quantity and (not product or (p.product or "MIS") == product)]
 
 
-async def square_off(desk: Desk, reason: str) -> dict:
+async def square_off(desk: Desk, reason: str, product: str = "") -> dict:
     """Cancel every working order (stop-losses included) — kta's book's, and any of kta's the
     broker's book still shows working — and wait until they are final, then close
     every position, short ones first, each under the strategy that holds it (what the broker holds
     beyond kta's book, the cross-check has adopted as the account's own: closed under none). Protection
     is held back meanwhile and comes back for whatever the flatten leaves open. An entry a strategy
-    sent before it, still queued, is refused (``Desk.entry_closed``)."""
-    desk.entries_after_ns = time.time_ns()  # an entry queued behind the square-off would reopen a position
-    positions = open_positions(desk)
+    sent before it, still queued, is refused (``Desk.entry_closed``). ``product``: only that product's
+    positions and orders (kta's own MIS square-off, intraday.py; its cutoff refuses the entries)."""
+    started = time.time_ns()
+    if not product:
+        desk.entries_after_ns = started  # an entry queued behind the square-off would reopen a position
+    positions = open_positions(desk, product)
     keys = [position_key(p.strategy_id, p.exchange, p.tradingsymbol) for p in positions]
-    origin = f"squareoff|{desk.entries_after_ns}"
+    origin = f"squareoff|{started}"
     async with desk.protector.holding(keys):
         stuck = await desk.protector.clear(keys)  # GTTs first: one left active could fire after the flatten
-        working = desk.book.working()
+        working = [o for o in desk.book.working() if not product or o.product == product]
         for order in working:
             await placing.cancel(desk, order, reason)
-        working += await _cancel_at_broker(desk, reason)
+        working += await _cancel_at_broker(desk, reason, product)
         # orders the broker reported filled whose fills are not journaled yet (a stop's COMPLETE is heard before
         # its trades are read): the positions are read once those fills are in them, or a flatten sells them again
         await placing.wait_final(desk, working + desk.book.owing(), SQUARE_OFF_CANCEL_TIMEOUT)
         placed = []
-        for p in sorted(open_positions(desk), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
+        for p in sorted(open_positions(desk, product), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
             if position_key(p.strategy_id, p.exchange, p.tradingsymbol) in stuck:
                 log.warning("square off: %s %s kept, its GTT could not be deleted", p.strategy_id, p.tradingsymbol,
                             extra={"user_id": desk.user_id})
@@ -69,7 +73,7 @@ async def square_off(desk: Desk, reason: str) -> dict:
     return {"cancelled": len([o for o in working if o.order_id]), "placed": placed}
 
 
-async def _cancel_at_broker(desk: Desk, reason: str) -> list[Order]:
+async def _cancel_at_broker(desk: Desk, reason: str, product: str = "") -> list[Order]:
     """kta's orders the broker still works that kta's book does not (a crash before the answer was
     journaled, a wrong inference): the square-off goes by the broker's book, so none outlives it.
     Returns those now known to the book (to be awaited with the rest)."""
@@ -82,7 +86,7 @@ async def _cancel_at_broker(desk: Desk, reason: str) -> list[Order]:
     adopted = []
     for k in book:
         state = parse_status(k.status)
-        if not planning.is_kta_tag(k.tag) or state is None or state in TERMINAL:
+        if not planning.is_kta_tag(k.tag) or state is None or state in TERMINAL or product and k.product != product:
             continue
         known = desk.book.find(k.order_id, k.tag)
         if known is not None and known.is_working:
@@ -151,6 +155,9 @@ async def place_order(desk: Desk, cmd: m.PlaceOrder) -> m.Ok | m.Error:
         return m.Error(code="bad_request", message=f"a {cmd.order_type} order needs a price", field="price")
     if problem := _trigger_problem(cmd):
         return m.Error(code="bad_request", message=problem[1], field=problem[0])
+    if cmd.intent == "entry" and cmd.product is m.Product.MIS and intraday.past_cutoff(desk):
+        return m.Error(code="MIS_CUTOFF", message=f"intraday (MIS) entries close at {desk.mis_square_off_at:%H:%M} "
+                       "(kta's own MIS square-off): choose CNC or NRML, or exit", field="product")
     sig = m.Signal(id=f"M{cmd.client_id or uuid.uuid4().hex[:16]}", user_id=desk.user_id,
                    strategy_id=cmd.strategy_id, strategy="manual", exchange=cmd.exchange,
                    tradingsymbol=cmd.tradingsymbol, instrument_token=inst.instrument_token,

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import time as dt_time
 from typing import Any
 
 from msgspec.structs import astuple
@@ -83,6 +84,8 @@ class Desk:
         self.margin_check_above = 100_000_00  # paise: entries worth this much are margin-checked (margin_check.py)
         self.prices = prices or Prices(bus)  # last prices and circuit bands (shared by the worker's desks)
         self.exchange = ExchangeClock()  # the worker's (live.Desks): the exchange's day and time of day
+        self.mis_square_off_at: dt_time | None = None  # kta's own MIS square-off (intraday.py; None: off)
+        self.mis_closed_at = 0.0  # monotonic: its last run
         self.book = OrderBook(journal.load_orders(user_id, journal.today()))
         self.tracker = PositionTracker.from_trades(journal.trades(user_id))
         self.outcomes = Outcomes(bus, journal, user_id, self.tracker)

@@ -10,7 +10,7 @@ import time
 
 import msgspec
 
-from execution_worker import authorisation, controls, placing, protector
+from execution_worker import authorisation, controls, intraday, placing, protector
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.crosscheck import CrossCheck
@@ -37,6 +37,7 @@ from shared.trading.risk import RiskManager
 log = logging.getLogger("kta.execution")
 CLOCK_QUIET = 10.0  # s without an exchange timestamp before the end of day asks a quote's time (at most once a positions pass)
 TIME_QUOTE = "NSE:NIFTY 50"  # quoted all session; its time is the exchange's
+INTRADAY_CHECK = 1.0  # s between looks at the MIS cutoff (arithmetic only until it is due)
 
 
 class Desks:
@@ -86,8 +87,11 @@ class Desks:
                     self.settings.market_protection, self.settings.sl_slippage_pct, prices=self.prices)
         desk.margin_check_above = m.to_paise(self.settings.margin_check_above)  # see margin_check.py
         desk.exchange = self.clock
+        desk.mis_square_off_at = intraday.parse_at(self.settings.mis_square_off_at)
         desk.on_risk = self._desk_risk_moved
         desk.on_fills = self.marks.track
+        if not self.clock.known:  # the exchange's time before the first decision (the MIS cutoff, the day)
+            await self._ask_the_time(desk)
         protector.started(desk, self.settings.sl_slippage_pct)
         authorisation.started(desk)
         self.crosschecks[user_id] = CrossCheck(desk, self.exerciser(user_id))
@@ -152,11 +156,14 @@ class Desks:
                     await self.positions(desk)
                     await self.end_of_day(desk)
                     next_positions = now + self.settings.positions_interval
+                if reason := intraday.square_off_due(desk):  # by the exchange's clock: a paper market runs fast
+                    async with desk.exclusive():  # after the decision in hand and its orders, before the next one
+                        await controls.square_off(desk, reason, product=intraday.MIS)
             except errors.TokenException:
                 return
             except Exception as e:  # noqa: BLE001 - the loop must outlive a bad poll
                 log.warning("loop of %s: %r", user_id, e)
-            await asyncio.sleep(min(next_reconcile, next_positions) - time.monotonic())
+            await asyncio.sleep(min(next_reconcile, next_positions, time.monotonic() + INTRADAY_CHECK) - time.monotonic())
 
     async def positions(self, desk: Desk) -> m.PositionSnapshot:
         """The broker's positions: the snapshot the dashboard shows and the day P&L the kill switch

@@ -8,7 +8,7 @@ import time
 
 import msgspec
 
-from execution_worker import controls, signals
+from execution_worker import controls, intraday, signals
 from execution_worker.journal import Journal
 from execution_worker.journal_pages import book_page
 from execution_worker.engine import Desk
@@ -88,7 +88,7 @@ class ExecutionWorker:
         the user's next decisions, and its message is acked once they are there (the returned task)."""
         async with desk.lock:  # one decision at a time per user: signals, manual orders, square-offs
             waits.stage("locked")
-            closed = desk.entry_closed(sig)
+            closed = desk.entry_closed(sig) or intraday.refused_entry(desk, sig)
             if closed is not None and self.journal.signal_decision(sig.id) is None:
                 self.journal.record_signal(sig, "refused", closed[1], closed[0])
                 await signals.refused(desk, sig, *closed)

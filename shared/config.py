@@ -92,6 +92,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     group_fill_timeout: Annotated[float, Meta(gt=0)] = 10.0
     sl_slippage_pct: Annotated[float, Meta(ge=0, le=10)] = SL_SLIPPAGE_PCT
     default_stop_pct: Annotated[float, Meta(gt=0, le=50)] = 2.0  # Stop (protect): a stop for a position that has none
+    # kta squares its intraday (MIS) positions off itself at this IST time on the exchange's clock, before the
+    # broker's 15:20 auto square-off, and refuses MIS entries from then on ("" = off: the broker's does it)
+    mis_square_off_at: Annotated[str, Meta(pattern=r"^(|([01][0-9]|2[0-3]):[0-5][0-9])$")] = "15:15"
     market_protection: Annotated[int, Meta(ge=-1, le=100)] = -1
     # pre-trade margin check (POST /margins/basket): every multi-leg group, and entries worth at least this
     # many rupees (quantity x price); 0 = before every entry

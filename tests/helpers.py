@@ -24,7 +24,10 @@ NATS_CREDS: dict[str, str] = {}  # nats url -> its credentials directory (confte
 def stack_settings(nats_url: str, data_dir, sim=None, **overrides: Any) -> Settings:
     """Settings of a test stack; each process connects to ``nats_url`` as its own identity."""
     kw: dict[str, Any] = {"nats_url": nats_url, "data_dir": str(data_dir), "log_level": "INFO",
-                          "nats_creds": NATS_CREDS.get(nats_url, "")}
+                          "nats_creds": NATS_CREDS.get(nats_url, ""),
+                          # the tests' sims run at 60x and pass 15:15 every six minutes: kta's own MIS square-off
+                          # (execution_worker/intraday.py) is on only in the tests that cross a day on purpose
+                          "mis_square_off_at": ""}
     if sim is not None:
         kw.update(kite_root=sim.root, kite_ws_root=sim.ws_root, kite_login_url=sim.login_url)
     kw.update(overrides)

@@ -1,9 +1,15 @@
 """kta's trading day is the exchange's, not the machine's: against a kite_sim at 60× (a session in six
 wall minutes, the next trading day while the machine is still on the first) the day's report goes out once
 the sim's session has closed — not at the machine's 15:30 — the kill switch starts the sim's next day (the
-day's loss measured afresh), and what the journal writes after the close belongs to the sim's new day."""
+day's loss measured afresh), and what the journal writes after the close belongs to the sim's new day.
+
+And kta squares its own intraday (MIS) positions off at ``mis_square_off_at`` on that clock, before the
+broker's 15:20 square-off: their stops and working MIS entries cancelled, the positions flattened by kta's
+own orders (the strategies hear fills), MIS entries refused from then on, delivery (CNC) left alone."""
 
 from datetime import date, datetime
+
+import msgspec
 
 from kite_sim.clock import CLOSE_SECONDS
 from shared import messages as m
@@ -70,3 +76,65 @@ async def test_the_days_report_and_the_kill_switchs_day_follow_the_exchange_cloc
         assert journal.signal("day-3")["day"] == next_day
         assert date.fromisoformat(next_day) > date.fromisoformat(day)
         assert not [o for o in await broker(kite.orders) if o.status in ("OPEN", "TRIGGER PENDING")]
+
+
+async def test_kta_squares_its_mis_positions_off_at_its_cutoff_before_the_broker_does(bus, settling_sim, data_dir):
+    sim = settling_sim
+    outcomes: list[m.StrategyOutcome] = []
+
+    async def on_outcome(out, msg):
+        outcomes.append(out)
+
+    await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
+    async with make_stack(bus, sim, data_dir, mis_square_off_at="15:15") as (settings, journal, kite):
+        if sim_now(sim).time() >= datetime.strptime("15:00", "%H:%M").time():  # a day of its own to trade in
+            sim.admin("advance", {"seconds": CLOSE_SECONDS})
+            await eventually(lambda: sim_now(sim).hour < 15, what="the next session")
+        day = sim.get("/sim/clock").json()["trading_day"]
+        mis = signal("cut-1", qty=5, stop=140000, strategy_id="mis-1")
+        resting = msgspec.structs.replace(signal("cut-2", qty=3, strategy_id="mis-2"), order_type=m.OrderType.LIMIT,
+                                          price=140000)  # below the market: works until cancelled
+        cnc = msgspec.structs.replace(signal("cut-3", qty=2, stop=140000, strategy_id="cnc-1"), product=m.Product.CNC)
+        for sig in (mis, resting, cnc):
+            await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        await eventually(lambda: held(journal, "mis-1") == 5 and held(journal, "cnc-1") == 2, timeout=30,
+                         what="the MIS and CNC entries filled")
+        await eventually(lambda: [r for r in journal.orders(USER) if r["strategy_id"] == "mis-1"
+                                  and r["kind"] == "stop_loss" and r["state"] == "TRIGGER PENDING"], what="the MIS stop")
+        await eventually(lambda: [r for r in journal.orders(USER) if r["strategy_id"] == "mis-2" and r["state"] == "OPEN"],
+                         what="the resting MIS entry")
+
+        advance_to(sim, 15, 14)  # a wall second before kta's cutoff, six before the broker's square-off
+        await eventually(lambda: held(journal, "mis-1") == 0, timeout=30, what="the MIS position closed")
+        (close,) = [t for t in journal.trades(USER) if t["strategy_id"] == "mis-1" and t["transaction_type"] == "SELL"]
+        kinds = {r["order_id"]: r["kind"] for r in journal.orders(USER)}
+        assert kinds.get(close["order_id"]) == "flatten", close  # kta's own order, not the broker's square-off adopted
+        assert f"{day} 15:15:00" <= close["fill_timestamp"] < f"{day} 15:30:00", close  # before the sim's close
+        heard = await eventually(lambda: [o for o in outcomes if o.strategy_id == "mis-1" and o.kind == "filled"
+                                          and o.order_kind == "flatten"], what="the strategy told of its fill")
+        assert heard[-1].position == 0
+        orders = journal.orders(USER)
+        assert {r["state"] for r in orders if r["strategy_id"] == "mis-1" and r["kind"] == "stop_loss"} == {"CANCELLED"}
+        assert {r["state"] for r in orders if r["strategy_id"] == "mis-2"} == {"CANCELLED"}  # the resting entry
+
+        late = signal("cut-4", qty=5, stop=140000, strategy_id="mis-3")
+        await bus.js_publish(subjects.signals(USER), late, msg_id=late.id)
+        await eventually(lambda: journal.signal_decision("cut-4"), what="the late MIS entry decided")
+        assert journal.signal("cut-4")["code"] == "MIS_CUTOFF", journal.signal("cut-4")
+        assert held(journal, "cnc-1") == 2  # delivery is left alone, and its protection with it
+        await eventually(lambda: [o for o in outcomes if o.strategy_id == "cnc-1" and o.kind == "filled"],
+                         what="the CNC fill told")
+
+        advance_to(sim, 15, 29)
+        await eventually(lambda: sim.get("/sim/clock").json()["trading_day"] != day, what="the sim's next day")
+        next_day = sim.get("/sim/clock").json()["trading_day"]
+        await eventually(lambda: journal.kill_switch(USER)["day"] == next_day, timeout=30,
+                         what="a positions pass (and its cross-check) on the next day")
+        assert not [p for p in (await broker(kite.positions)).net if p.product == "MIS" and p.quantity]
+        # nothing was left for the broker's square-off: no external fill adopted for any MIS strategy
+        assert not [t for t in journal.trades(USER) if t["order_id"].startswith("external:") and t["product"] == "MIS"]
+
+
+def held(journal, strategy_id: str) -> int:
+    return sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1) for t in journal.trades(USER)
+               if t["strategy_id"] == strategy_id)
