@@ -77,13 +77,16 @@ async def amain(settings: Settings, stop: asyncio.Event | None = None, redirect_
                 options: Options | None = None) -> None:
     sim = make_sim(settings.sim_seed, settings.sim_speed, settings.sim_admin, redirect_url or redirect_for(settings),
                    options=options)
+    opt = options or Options()
+    if bool(opt.tls_cert) != bool(opt.tls_key):
+        raise SystemExit("--tls-cert and --tls-key go together")
     config = uvicorn.Config(build_app(sim), host=settings.sim_host, port=settings.sim_port, log_level="warning",
-                            ws="websockets-sansio", lifespan="on", log_config=None)
+                            ws="websockets-sansio", lifespan="on", log_config=None,
+                            ssl_certfile=opt.tls_cert or None, ssl_keyfile=opt.tls_key or None)
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
-    opt = options or Options()
-    logger.info("kite_sim listening on http://%s:%d (speed %gx, seed %d, admin %s, market hours %s, settle %s, "
-                "replay %s, snapshot %s)", settings.sim_host, settings.sim_port, settings.sim_speed, settings.sim_seed,
+    logger.info("kite_sim listening on %s://%s:%d (speed %gx, seed %d, admin %s, market hours %s, settle %s, "
+                "replay %s, snapshot %s)", "https" if opt.tls_cert else "http", settings.sim_host, settings.sim_port, settings.sim_speed, settings.sim_seed,
                 settings.sim_admin, opt.market_hours, opt.settle, opt.replay or "-", opt.snapshot or "-")
     if stop is None:
         await server.serve()

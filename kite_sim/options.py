@@ -20,6 +20,8 @@ class Options:
     snapshot: str = ""  # state file, loaded at start and saved on change and at shutdown
     faults: str = ""  # JSON file of faults to start with (the fields of /sim/faults)
     edis: frozenset[str] = frozenset()  # accounts without DDPI: delivery sells need the day's eDIS authorisation
+    tls_cert: str = ""  # PEM certificate chain: serve https/wss as the real Kite does (with tls_key)
+    tls_key: str = ""
 
 
 def parse_holidays(text: str) -> frozenset[date] | None:
@@ -52,9 +54,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faults", default="", help="JSON file of faults to start with (as POST /sim/faults)")
     p.add_argument("--edis", default="", metavar="USERS", help="accounts without DDPI (comma-separated user ids): "
                    "delivery sells need the day's eDIS/TPIN authorisation (HTTP 428 until given)")
+    p.add_argument("--tls-cert", default="", metavar="PEM", help="serve https (and wss) with this certificate "
+                   "chain, as the real Kite does (with --tls-key)")
+    p.add_argument("--tls-key", default="", metavar="PEM", help="the private key of --tls-cert")
 
 
 def options_from(a: argparse.Namespace) -> Options:
     return Options(replay=a.replay, market_hours=a.market_hours, holidays=parse_holidays(a.holidays),
                    settle=a.settle, snapshot=a.snapshot, faults=getattr(a, "faults", ""),
-                   edis=frozenset(u.strip().upper() for u in getattr(a, "edis", "").split(",") if u.strip()))
+                   edis=frozenset(u.strip().upper() for u in getattr(a, "edis", "").split(",") if u.strip()),
+                   tls_cert=getattr(a, "tls_cert", ""), tls_key=getattr(a, "tls_key", ""))

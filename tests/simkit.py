@@ -28,14 +28,15 @@ class Sim:
     api_secret: str = API_SECRET
     user_id: str = USER_ID
     password: str = PASSWORD
+    scheme: str = "http"  # https: started with a certificate (start_sim's ``tls``)
 
     @property
     def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws_root(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/ws"
 
     @property
     def login_url(self) -> str:
@@ -76,13 +77,16 @@ class Sim:
 
 def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.0, admin: bool = True,
               redirect_url: str = "http://127.0.0.1:8000/auth/kite/callback", extra: tuple[str, ...] = (),
-              port: int = 0) -> Sim:
-    """``extra``: more kite_sim flags (``("--replay", "candles.csv")``); ``port``: a port chosen beforehand."""
+              port: int = 0, tls: tuple[Path, Path] | None = None) -> Sim:
+    """``extra``: more kite_sim flags (``("--replay", "candles.csv")``); ``port``: a port chosen beforehand;
+    ``tls``: (certificate chain, key) PEM files: the sim serves https, as the real Kite does."""
     port = port or natsd.free_port()
     args = [sys.executable, "-m", "kite_sim", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed),
             "--speed", str(speed), "--redirect-url", redirect_url, *extra]
     if admin:
         args.append("--admin")
+    if tls:
+        args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
     log = open(tmp_path / "sim.log", "wb") if tmp_path else subprocess.DEVNULL
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -92,7 +96,7 @@ def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.
         proc.kill()
         proc.wait()
         raise
-    return Sim(proc, port)
+    return Sim(proc, port, scheme="https" if tls else "http")
 
 
 def request_token(sim: Sim, user_id: str = USER_ID, password: str = PASSWORD) -> str:

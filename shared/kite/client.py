@@ -24,6 +24,7 @@ from shared.kite import errors, tls
 from shared.kite import models as m
 from shared.kite import waits
 from shared.kite.egress import Egress
+from shared.kite.http1 import LeanTransport
 from shared.kite.ratelimit import RateLimiter, endpoint_class
 
 log = logging.getLogger("kta.kite")
@@ -79,9 +80,7 @@ class KiteClient:
     def _egress_client(self) -> httpx.AsyncClient:
         if not self.egress.configured:
             return self._http
-        bound = (httpx.AsyncHTTPTransport(local_address=self.egress.local_address, retries=0,
-                                          verify=tls.context())
-                 if self.egress.local_address else None)
+        bound = LeanTransport(local_address=self.egress.local_address) if self.egress.local_address else None
         return self._client(self.timeout, bound, self.egress.proxy)
 
     def use_session(self, access_token: str, *, proxy: str = "", local_address: str = "") -> None:
@@ -100,6 +99,8 @@ class KiteClient:
 
     def _client(self, timeout: float, transport: httpx.AsyncBaseTransport | None,
                 proxy: str | None = None) -> httpx.AsyncClient:
+        if transport is None and not proxy:
+            transport = LeanTransport()  # http1.py: httpcore's CPU per request spared; a proxy stays on httpx's
         return httpx.AsyncClient(
             base_url=self.root, timeout=timeout, proxy=proxy or None, transport=transport, trust_env=False,
             verify=tls.context(),

@@ -11,17 +11,23 @@ from collections.abc import Callable
 import httpx
 
 from shared.kite import tls
+from shared.kite.http1 import LeanTransport
 
 
-class RecordingTransport(httpx.AsyncHTTPTransport):
-    """The real httpx transport, keeping (method, path, status) of every exchange."""
+class RecordingTransport(LeanTransport):
+    """The Kite client's own transport (shared/kite/http1.py), keeping (method, path, status) of every exchange
+    (status None: no answer came)."""
 
     def __init__(self, **kw) -> None:
-        super().__init__(retries=0, **kw)
+        super().__init__(**kw)
         self.exchanges: list[tuple[str, str, int]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await super().handle_async_request(request)
+        try:
+            response = await super().handle_async_request(request)
+        except httpx.HTTPError:
+            self.exchanges.append((request.method, request.url.path, None))  # no answer (refused, lost, timed out)
+            raise
         self.exchanges.append((request.method, request.url.path, response.status_code))
         return response
 
