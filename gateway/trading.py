@@ -122,7 +122,10 @@ class Trading(DeskQueries, OptionDesk):
         request_id = "" if _is_query(cmd) else uuid.uuid4().hex
         for attempt in (1, 2):
             try:
-                reply = await self.bus.request(subject, cmd, timeout=timeout, request_id=request_id)
+                if m.is_read(cmd):  # a page's reads of one worker go in one message (shared/read_batch.py)
+                    reply = await self.bus.read(subject, cmd, timeout=timeout)
+                else:
+                    reply = await self.bus.request(subject, cmd, timeout=timeout, request_id=request_id)
                 break
             except RequestTimeout:
                 if request_id and attempt == 1:

@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from shared import messages as m
-from shared import natsauth, natsjwt, natsperms, partition, replies, subjects, validation
+from shared import natsauth, natsjwt, natsperms, partition, read_batch, replies, subjects, validation
 from shared.jetstream import JetStream, decoder_for, foreign_user
 from shared.replies import ReplyCache
 
@@ -78,6 +78,7 @@ class Bus(JetStream):
         self._stopping = False
         self.consumers: dict[str, str] = {}  # durable -> stream, while consumed here (lag metrics)
         self.replies = ReplyCache()  # first outcomes of idempotent commands served here
+        self._read_batches: read_batch.ReadBatches | None = None  # reads on their way together (``read``)
 
     # ---- connection -----------------------------------------------------------------------
 
@@ -226,6 +227,13 @@ class Bus(JetStream):
             raise RequestTimeout(f"no reply on {subject} within {timeout}s") from e
         return m.reply_decoder.decode(resp.data)
 
+    async def read(self, subject: str, msg: msgspec.Struct, timeout: float = 5.0) -> m.Ok | m.Error:
+        """A read (``m.is_read``): as ``request``, but sent in one message with the other reads of the
+        same user for the same service asked in the same moment (``shared/read_batch.py``)."""
+        if self._read_batches is None:
+            self._read_batches = read_batch.ReadBatches(lambda s, c, t: self.request(s, c, timeout=t))
+        return await self._read_batches.read(subject, msg, timeout)
+
     async def gather(
         self, subject: str, msg: msgspec.Struct, expect: Iterable[str], timeout: float = 10.0, request_id: str = ""
     ) -> dict[str, m.Ok | m.Error]:
@@ -301,21 +309,27 @@ class Bus(JetStream):
                 with contextlib.suppress(Exception):
                     await self.nc.publish(msg.reply, m.encode(reply))
 
-        async def answer(msg: Msg) -> m.Ok | m.Error:
+        async def answer(msg: Msg, data: bytes | None = None, reads: bool = True) -> m.Ok | m.Error:
+            """``data`` (the message's, or one read of an ``m.Reads`` in it) answered by the handler."""
+            data = msg.data if data is None else data
             reply: m.Ok | m.Error
             try:
                 user_id = subjects.user_of(msg.subject)
-                cmd = m.command_decoder.decode(msg.data)
+                cmd = m.command_decoder.decode(data)
+                if not reads and not m.is_read(cmd):
+                    raise msgspec.ValidationError(f"{type(cmd).__name__} is not a read: only reads go in `reads`")
             except (msgspec.DecodeError, msgspec.ValidationError, subjects.SubjectError) as e:
-                await self.dead_letter(msg.subject, msg.data, f"decode: {e}")
+                await self.dead_letter(msg.subject, data, f"decode: {e}")
                 reply = m.Error(code="bad_request", message=str(e), field=validation.path(e) or None, service=self.service)
             else:
+                if isinstance(cmd, m.Reads) and reads:  # several reads in one message (shared/read_batch.py)
+                    return await read_batch.answer(cmd, lambda raw: answer(msg, raw, reads=False))
                 try:
                     reply = await handler(cmd, user_id, msg)
                 except Exception as e:  # noqa: BLE001
-                    await self.dead_letter(msg.subject, msg.data, f"handler: {e!r}", exc=e)
+                    await self.dead_letter(msg.subject, data, f"handler: {e!r}", exc=e)
                     reply = m.Error(code="internal", message=f"{type(e).__name__}: {e}", service=self.service)
-            return reply
+            return msgspec.structs.replace(reply, service=self.service) if reads is False else reply
 
         return await self.nc.subscribe(subject, queue=queue, cb=cb)
 

@@ -11,6 +11,9 @@ from shared.messages.vocabulary import Exchange, OrderType, Product, TickMode, T
 from shared.messages.trading import RiskLimits
 
 
+READS_MAX = 32  # reads in one ``Reads``
+
+
 class _Cmd(Struct, frozen=True, kw_only=True, tag_field="type"):
     pass
 
@@ -271,7 +274,21 @@ class ListBacktests(_Cmd, tag="list_backtests"):
     limit: Annotated[int, Meta(ge=1, le=500)] = 50
 
 
+class Reads(_Cmd, tag="reads"):
+    """Several reads of one user for one service in one request: each an encoded ``Get*`` / ``List*``
+    command, answered by ``Ok(data=[each reply encoded, in order])``. What a page asks of a worker at once
+    (a dashboard load's positions, orders and trades) travels as one message each way (``Bus.read``)."""
+
+    commands: Annotated[list[bytes], Meta(min_length=1, max_length=READS_MAX)]
+
+
+def is_read(cmd: Struct) -> bool:
+    """A quick read of state (``Get*`` / ``List*``): changes nothing, so it may share a request with others."""
+    return type(cmd).__name__.startswith(("Get", "List"))
+
+
 Command = Union[
+    Reads,
     AddStrategy,
     RemoveStrategy,
     ListStrategies,

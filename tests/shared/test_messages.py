@@ -60,6 +60,8 @@ def sample(cls):
                 "quantity": 5}
     if cls is m.RunBacktest:
         return cls(spec=sample(m.BacktestSpec))
+    if cls is m.Reads:
+        return cls(commands=[m.encode(m.GetPositions()), m.encode(m.GetTrades(limit=3))])
     if cls is m.RunSweep:
         return cls(spec=sample(m.SweepSpec))
     kwargs = {f: required[f] for f in cls.__struct_fields__ if f in required and f not in cls.__struct_defaults__}
