@@ -152,7 +152,7 @@ class Desk:
     # ---- the one place an order changes ------------------------------------------------------
 
     def new_order(self, req: OrderRequest, strategy_id: str = "") -> Order:
-        order = Order.from_request(req, strategy_id=strategy_id, created=self.journal.now())
+        order = Order.from_request(req, strategy_id=strategy_id, created=self.journal.now(), day=self.journal.today())
         self.book.add(order)
         self.journal.save_order(order)
         return order

@@ -230,10 +230,11 @@ class Order(Struct, kw_only=True):
     created_ts: str = ""
 
     @classmethod
-    def from_request(cls, req: OrderRequest, *, strategy_id: str = "", created: str = "") -> "Order":
-        """A new order for ``req``; ``created`` is the IST stamp it is journaled under."""
+    def from_request(cls, req: OrderRequest, *, strategy_id: str = "", created: str = "", day: str = "") -> "Order":
+        """A new order for ``req``; ``created`` is the IST stamp it is journaled under, ``day`` the trading day
+        it belongs to (the exchange's; by default the stamp's)."""
         slice_no = tag_fields(req.tag)[2] if is_kta_tag(req.tag) else 0
-        return cls(tag=req.tag, day=created[:10], created_ts=created, user_id=req.user_id, kind=req.kind, signal_id=req.signal_id, group_id=req.group_id,
+        return cls(tag=req.tag, day=day or created[:10], created_ts=created, user_id=req.user_id, kind=req.kind, signal_id=req.signal_id, group_id=req.group_id,
                    strategy_id=strategy_id, leg=max(0, req.leg_index), slice_no=slice_no, exchange=str(req.exchange),
                    tradingsymbol=req.tradingsymbol, instrument_token=req.instrument_token,
                    transaction_type=req.transaction_type, order_type=str(req.order_type), product=str(req.product),

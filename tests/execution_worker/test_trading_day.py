@@ -69,11 +69,15 @@ async def test_the_days_report_and_the_kill_switchs_day_follow_the_exchange_cloc
         summary = journal.daily_summary(USER, day)
         assert summary["signals"] == 2 and summary["journal"]["total_trades"] == 1, summary
 
-        # what the journal writes now belongs to the sim's new day
-        await bus.js_publish(subjects.signals(USER), s := signal("day-3", side="SELL", intent="exit",
-                                                                  strategy_id="day-1"), msg_id=s.id)
-        await eventually(lambda: journal.signal_decision("day-3"), what="the next day's signal decided")
+        # what the journal writes now belongs to the sim's new day: the signal, its order, its fill
+        await bus.js_publish(subjects.signals(USER), s := signal("day-3", qty=2, strategy_id="day-1"), msg_id=s.id)
+        await eventually(lambda: not flat(journal), what="the next day's entry filled")
         assert journal.signal("day-3")["day"] == next_day
+        assert {(r["day"], t["day"]) for r in journal.orders(USER) if r["signal_id"] == "day-3"
+                for t in journal.trades_of_order(r["order_id"])} == {(next_day, next_day)}
+        await bus.js_publish(subjects.signals(USER), s := signal("day-4", side="SELL", qty=2, intent="exit",
+                                                                  strategy_id="day-1"), msg_id=s.id)
+        await eventually(lambda: flat(journal), timeout=30, what="the exit filled")
         assert date.fromisoformat(next_day) > date.fromisoformat(day)
         assert not [o for o in await broker(kite.orders) if o.status in ("OPEN", "TRIGGER PENDING")]
 
