@@ -86,6 +86,7 @@ class Desk:
         self.exchange = ExchangeClock()  # the worker's (live.Desks): the exchange's day and time of day
         self.mis_square_off_at: dt_time | None = None  # kta's own MIS square-off (intraday.py; None: off)
         self.mis_closed_at = 0.0  # monotonic: its last run
+        self.mis_tries = 0  # its runs in a row that left MIS open
         self.book = OrderBook(journal.load_orders(user_id, journal.today()))
         self.tracker = PositionTracker.from_trades(journal.trades(user_id))
         self.outcomes = Outcomes(bus, journal, user_id, self.tracker)

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kta.intraday")
 MIS = "MIS"
-RETRY_SECONDS = 5.0  # a square-off that left an MIS position open (refused, partly filled) is tried again
+RETRY_CAP = 30.0  # a square-off that left an MIS position open (refused, partly filled) is tried again after
+# 1, 2, 4 ... s, at most this long: quickly (a paper market at 60x reaches the broker's square-off in 5 s) but
+# never an order a second against a broker that keeps refusing
 
 
 def parse_at(text: str) -> time | None:
@@ -56,21 +58,25 @@ def mis_entry(sig: m.Signal | m.SignalGroup) -> bool:
 
 def refused_entry(desk: Desk, sig: m.Signal | m.SignalGroup) -> tuple[str, str] | None:
     if mis_entry(sig) and past_cutoff(desk):
-        return ("MIS_CUTOFF", f"intraday (MIS) entries close at {desk.mis_square_off_at:%H:%M}: kta squares MIS "
-                              f"positions off then, before the broker's own square-off")
+        return "MIS_CUTOFF", (f"intraday (MIS) entries close at {desk.mis_square_off_at:%H:%M}: kta squares MIS "
+                              "positions off then, before the broker's own square-off")
     return None
 
 
 def square_off_due(desk: Desk) -> str:
     """Why kta must square its MIS book off now ("" when not): past the cutoff, an MIS position open or an MIS
-    entry working, and no flatten of them already working (one run at most every ``RETRY_SECONDS``)."""
-    if not past_cutoff(desk) or wall.monotonic() - desk.mis_closed_at < RETRY_SECONDS:
+    entry working, and no flatten of them already working (tried again with a backoff, ``RETRY_CAP``)."""
+    if not past_cutoff(desk):
         return ""
     open_mis = [p for p in desk.tracker.positions() if p.quantity and (p.product or MIS) == MIS]
     working = [o for o in desk.book.working() if o.product == MIS and not o.is_protective]
-    if not open_mis and not working or any(o.kind == "flatten" for o in working):
+    if not open_mis and not working:
+        desk.mis_tries = 0
         return ""
-    desk.mis_closed_at = wall.monotonic()
+    backoff = min(RETRY_CAP, 2.0 ** (desk.mis_tries - 1)) if desk.mis_tries else 0.0
+    if any(o.kind == "flatten" for o in working) or wall.monotonic() - desk.mis_closed_at < backoff:
+        return ""
+    desk.mis_closed_at, desk.mis_tries = wall.monotonic(), desk.mis_tries + 1
     log.warning("MIS cutoff: %d position(s), %d working order(s) to close", len(open_mis), len(working),
                 extra={"user_id": desk.user_id})
     return f"intraday (MIS) square-off at {desk.mis_square_off_at:%H:%M}, before the broker's"
