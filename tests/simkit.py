@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -57,6 +58,21 @@ class Sim:
         r = self.post(f"/sim/{path}", json=json or {}, timeout=10)
         r.raise_for_status()
         return r.json()
+
+    def market_time(self) -> datetime:
+        """The sim's market clock now (IST, naive)."""
+        return datetime.strptime(self.get("/sim/clock").json()["now"], "%Y-%m-%d %H:%M:%S")
+
+    def trading_day(self) -> str:
+        return self.get("/sim/clock").json()["trading_day"]
+
+    def advance_to(self, hh: int, mm: int, ss: int = 0) -> bool:
+        """The market clock ahead to hh:mm:ss of the sim's trading day; False (not moved) when it is past that."""
+        now = self.market_time()
+        ahead = (hh * 3600 + mm * 60 + ss) - (now.hour * 3600 + now.minute * 60 + now.second)
+        if ahead > 0:
+            self.admin("advance", {"seconds": ahead})
+        return ahead > 0
 
     def faults(self, **changes) -> dict:
         return self.admin("faults", changes)
@@ -114,3 +130,14 @@ def login(sim: Sim, user_id: str = USER_ID, password: str = PASSWORD) -> str:
                                                       "checksum": checksum}, headers={"X-Kite-Version": "3"})
     r.raise_for_status()
     return r.json()["data"]["access_token"]
+
+
+async def a_morning(sim: Sim, by_hour: int = 10) -> None:
+    """At or past ``by_hour`` on its clock the sim moves on to the next session's open (settling the day, when it
+    settles): a test that chooses when the day closes starts in a morning."""
+    from tests.helpers import eventually
+
+    if sim.market_time().hour >= by_hour:
+        day = sim.trading_day()
+        sim.advance_to(15, 29, 59)
+        await eventually(lambda: sim.trading_day() != day, what="the sim's next session")

@@ -7,28 +7,16 @@ And kta squares its own intraday (MIS) positions off at ``mis_square_off_at`` on
 broker's 15:20 square-off: their stops and working MIS entries cancelled, the positions flattened by kta's
 own orders (the strategies hear fills), MIS entries refused from then on, delivery (CNC) left alone."""
 
-from datetime import date, datetime
+from datetime import date
 
 import msgspec
 
-from kite_sim.clock import CLOSE_SECONDS
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker, signal
 from tests.helpers import eventually
-
-
-def sim_now(sim) -> datetime:
-    return datetime.strptime(sim.get("/sim/clock").json()["now"], "%Y-%m-%d %H:%M:%S")
-
-
-def advance_to(sim, hh: int, mm: int) -> None:
-    """The sim's clock to hh:mm of its current trading day (ahead only)."""
-    now = sim_now(sim)
-    ahead = hh * 3600 + mm * 60 - (now.hour * 3600 + now.minute * 60 + now.second)
-    assert ahead > 0, f"the sim is already past {hh:02d}:{mm:02d} ({now})"
-    sim.admin("advance", {"seconds": ahead})
+from tests.simkit import a_morning
 
 
 def flat(journal) -> bool:
@@ -45,10 +33,8 @@ async def test_the_days_report_and_the_kill_switchs_day_follow_the_exchange_cloc
 
     await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
     async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
-        if sim_now(sim).time() >= datetime.strptime("15:00", "%H:%M").time():  # a day of its own to trade in
-            sim.admin("advance", {"seconds": CLOSE_SECONDS})
-            await eventually(lambda: sim_now(sim).hour < 15, what="the next session")
-        day = sim.get("/sim/clock").json()["trading_day"]
+        await a_morning(sim, by_hour=14)  # a day of its own to trade in
+        day = sim.trading_day()
         await bus.js_publish(subjects.signals(USER), s := signal("day-1", qty=2, stop=140000, strategy_id="day-1"),
                              msg_id=s.id)
         await eventually(lambda: [t for t in journal.trades(USER) if t["strategy_id"] == "day-1"], what="the entry filled")
@@ -57,9 +43,9 @@ async def test_the_days_report_and_the_kill_switchs_day_follow_the_exchange_cloc
         await eventually(lambda: flat(journal), timeout=30, what="the exit filled")
         assert journal.kill_switch(USER)["day"] <= day
 
-        advance_to(sim, 15, 29)  # a wall second before the sim's close
-        await eventually(lambda: sim.get("/sim/clock").json()["trading_day"] != day, what="the sim's next day")
-        next_day = sim.get("/sim/clock").json()["trading_day"]
+        assert sim.advance_to(15, 29)  # a wall second before the sim's close
+        await eventually(lambda: sim.trading_day() != day, what="the sim's next day")
+        next_day = sim.trading_day()
         (report, arrived) = (await eventually(lambda: [r for r in reports if r[0].key == f"eod:{day}"], timeout=40,
                                               what=f"the report of {day}"))[0]
         assert arrived >= f"{day} 15:30:00", f"the report of {day} went out at the sim's {arrived}, before its close"
@@ -91,10 +77,8 @@ async def test_kta_squares_its_mis_positions_off_at_its_cutoff_before_the_broker
 
     await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
     async with make_stack(bus, sim, data_dir, mis_square_off_at="15:15") as (settings, journal, kite):
-        if sim_now(sim).time() >= datetime.strptime("15:00", "%H:%M").time():  # a day of its own to trade in
-            sim.admin("advance", {"seconds": CLOSE_SECONDS})
-            await eventually(lambda: sim_now(sim).hour < 15, what="the next session")
-        day = sim.get("/sim/clock").json()["trading_day"]
+        await a_morning(sim, by_hour=14)  # a day of its own to trade in
+        day = sim.trading_day()
         mis = signal("cut-1", qty=5, stop=140000, strategy_id="mis-1")
         resting = msgspec.structs.replace(signal("cut-2", qty=3, strategy_id="mis-2"), order_type=m.OrderType.LIMIT,
                                           price=140000)  # below the market: works until cancelled
@@ -108,7 +92,7 @@ async def test_kta_squares_its_mis_positions_off_at_its_cutoff_before_the_broker
         await eventually(lambda: [r for r in journal.orders(USER) if r["strategy_id"] == "mis-2" and r["state"] == "OPEN"],
                          what="the resting MIS entry")
 
-        advance_to(sim, 15, 14)  # a wall second before kta's cutoff, six before the broker's square-off
+        assert sim.advance_to(15, 14)  # a wall second before kta's cutoff, six before the broker's square-off
         await eventually(lambda: held(journal, "mis-1") == 0, timeout=30, what="the MIS position closed")
         (close,) = [t for t in journal.trades(USER) if t["strategy_id"] == "mis-1" and t["transaction_type"] == "SELL"]
         kinds = {r["order_id"]: r["kind"] for r in journal.orders(USER)}
@@ -129,9 +113,9 @@ async def test_kta_squares_its_mis_positions_off_at_its_cutoff_before_the_broker
         await eventually(lambda: [o for o in outcomes if o.strategy_id == "cnc-1" and o.kind == "filled"],
                          what="the CNC fill told")
 
-        advance_to(sim, 15, 29)
-        await eventually(lambda: sim.get("/sim/clock").json()["trading_day"] != day, what="the sim's next day")
-        next_day = sim.get("/sim/clock").json()["trading_day"]
+        assert sim.advance_to(15, 29)
+        await eventually(lambda: sim.trading_day() != day, what="the sim's next day")
+        next_day = sim.trading_day()
         await eventually(lambda: journal.kill_switch(USER)["day"] == next_day, timeout=30,
                          what="a positions pass (and its cross-check) on the next day")
         assert not [p for p in (await broker(kite.positions)).net if p.product == "MIS" and p.quantity]

@@ -1,7 +1,17 @@
 """The whole-system tests: the long soak (``@pytest.mark.soak``) runs only when asked for with
-``-m soak``; the CI-sized run is an ordinary test."""
+``-m soak``; the CI-sized run is an ordinary test. Their kite_sim settles each day (``--settle``): the
+scenario crosses a day close."""
 
 import pytest
+
+from tests.simkit import start_sim
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    s = start_sim(tmp_path_factory.mktemp("sim-system"), speed=60.0, extra=("--settle",))
+    yield s
+    s.stop()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,6 +14,7 @@ WORKING = {"OPEN", "TRIGGER PENDING", "OPEN PENDING", "MODIFY PENDING", "VALIDAT
            "PUT ORDER REQ RECEIVED", "MODIFY VALIDATION PENDING"}
 EXITS = {"exit", "stop_loss", "target", "flatten", "rollback"}  # orders that may only reduce a position
 FINAL = {"COMPLETE", "CANCELLED", "REJECTED", "FAILED"}
+ADOPTED = ("external:", "expiry:")  # fills kta journaled with no order of its own at the broker
 EXIT_WINDOW = 10.0  # seconds an exit may take between taking its stop off and its own order ending
 
 
@@ -39,16 +40,19 @@ def account_net(trades: list[dict]) -> dict[tuple[str, str], int]:
     return {k: v for k, v in out.items() if v}
 
 
-def broker_positions(broker_orders: list[KiteOrder], orders: list[dict],
-                     trades: list[dict]) -> dict[tuple[str, str], int]:
-    """(strategy_id, tradingsymbol) -> what the broker has filled of that strategy's orders (signed),
-    plus the external fills kta adopted (they have no order at the broker). Read from the same
-    broker book as the stops, so a stop that just filled and its position are judged together (the
-    journal lags the broker by the order update's trip: that lag is judged on its own, ``_fills_prompt``)."""
+def broker_positions(broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict],
+                     today: str = "") -> dict[tuple[str, str], int]:
+    """(strategy_id, tradingsymbol) -> what the broker has filled of that strategy's orders today (signed),
+    plus what it carried in from earlier days (the journal's fills of those days: the broker's order book
+    starts empty each day, its positions keep the NRML quantity overnight) and today's fills kta adopted
+    (external, expiry: no order at the broker). Read from the same broker book as the stops, so a stop that
+    just filled and its position are judged together (the journal lags the broker by the order update's trip:
+    that lag is judged on its own, ``_fills_prompt``). ``today``: the broker's trading day ("" = one day only)."""
     out = _by_strategy(broker_orders, orders, lambda o: o.filled_quantity if o.transaction_type == "BUY"
                        else -o.filled_quantity)
     for t in trades:
-        if t["order_id"].startswith("external:"):
+        carried = bool(today) and t["day"] < today
+        if carried or t["order_id"].startswith(ADOPTED):
             key = (t["strategy_id"], t["tradingsymbol"])
             out[key] = out.get(key, 0) + signed(t)
     return out
@@ -130,9 +134,10 @@ class Invariants:
             print(f"VIOLATION t={t:.1f}s {what}", flush=True)  # seen as it happens with -s, even if the run dies
 
     def sample(self, t: float, broker_net: dict[tuple[str, str], int], broker_orders: list[KiteOrder],
-               orders: list[dict], trades: list[dict], protected_since: float) -> None:
+               orders: list[dict], trades: list[dict], protected_since: float, today: str = "") -> None:
         """One look at the whole system at ``t`` (seconds into the run). ``protected_since``: from
-        when the execution worker has been up (a position is judged from then, not during a restart)."""
+        when the execution worker has been up (a position is judged from then, not during a restart).
+        ``today``: the broker's trading day of these reads (its order book is that day's only)."""
         self.samples += 1
         for (symbol, product), q in broker_net.items():
             lot = self.lots.get(symbol)
@@ -146,7 +151,7 @@ class Invariants:
             if n > 1:
                 self.fail(t, f"order placed twice: tag {tag} x{n}")
         self._exits_never_grow(t, orders, trades)
-        self._protected(t, broker_orders, orders, trades, protected_since)
+        self._protected(t, broker_orders, orders, trades, protected_since, today)
         self._fills_prompt(t, broker_orders, orders, trades, protected_since)
 
     def _exits_never_grow(self, t: float, orders: list[dict], trades: list[dict]) -> None:
@@ -162,9 +167,9 @@ class Invariants:
             held[key] = after
 
     def _protected(self, t: float, broker_orders: list[KiteOrder], orders: list[dict], trades: list[dict],
-                   protected_since: float) -> None:
+                   protected_since: float, today: str = "") -> None:
         cover = stop_cover(broker_orders, orders)
-        positions = broker_positions(broker_orders, orders, trades)
+        positions = broker_positions(broker_orders, orders, trades, today)
         traded = broker_traded(broker_orders, orders)
         exiting = self._closing(t, orders)
         for key in set(self._stable) - {k for k, q in positions.items() if q}:

@@ -3,8 +3,11 @@ strategy workers in this process, the execution worker as its own process (SIGKI
 mid-run). Several random strategies on several symbols and a random iron condor trade while a seeded
 schedule injects broker rejections, partial fills, latency, dropped ticker connections and price jumps;
 every few seconds the invariants (``invariants.py``) are judged from the broker's books and kta's journal.
-Then a configured daily loss trips the kill switch (flat, no entry after). At the end the strategies
-stop, kta's book must equal the broker's, and a square-off leaves both flat."""
+The session crosses a trading day: the sim (with settlement) is moved to just before kta's own MIS cutoff,
+kta must flatten its MIS positions before the close, the broker settles (NRML legs carried overnight) and the
+next day opens, the strategies trading on through it all. Then, on that second day, a configured daily loss
+trips the kill switch (flat, no entry after). At the end the strategies stop, kta's book must equal the
+broker's, and a square-off leaves both flat."""
 
 from __future__ import annotations
 
@@ -33,8 +36,9 @@ from kta.supervisor import python_argv
 from strategy_worker.main import amain as strategy_main
 from strategy_worker.strategies import registry
 from tests.helpers import eventually, running, stack_settings, wait_health
-from tests.simkit import login
+from tests.simkit import a_morning, login
 from tests.system.chaos import Chaos, ChaosCondor
+from tests.system.day_close import CUTOFF, DayClose
 from tests.system.invariants import (EXITS, WORKING, Invariants, account_net, journal_positions, naked_shorts,
                                      uncovered)
 from ticker_worker.main import amain as ticker_main
@@ -62,13 +66,14 @@ class Report:
 
     halt: str = ""  # how the kill switch phase went
     option_fills: int = 0
+    days: str = ""  # how the session crossed the day
 
     def line(self) -> str:
         return (f"seed {self.seed}: {self.seconds:.0f}s, {self.invariants.samples} samples, {self.orders} orders, "
                 f"{self.fills} fills, {self.refused} refused signals, {self.external} external fills, {self.ticks} ticks, "
                 f"{self.invariants.checked_protection} protection checks, {self.option_fills} option fills "
                 f"({self.invariants.checked_hedges} hedge checks), faults: {', '.join(self.faults)}; "
-                f"kill switch: {self.halt or 'not reached'}")
+                f"days: {self.days or 'one'}; kill switch: {self.halt or 'not reached'}")
 
 
 class ExecutionProcess:
@@ -111,24 +116,26 @@ async def call(fn, *args, **kw):
 
 
 async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: float, strategies: int = 4,
-              kill_at: float = 0.45, condors: int = 1) -> Report:
+              kill_at: float = 0.45, close_at: float = 0.6, condors: int = 1) -> Report:
     """``strategies`` random equity strategies over the six symbols and ``condors`` random iron condors on
-    NIFTY's nearest expiry."""
+    NIFTY's nearest expiry; at ``close_at`` of ``seconds`` the day closes (the second day then trades for the
+    rest of ``seconds``). ``sim``: a kite_sim with settlement (``--settle``)."""
     rng = random.Random(seed)
     sim.reset_faults()
+    await a_morning(sim)  # a morning: the day's close is the scenario's to choose
     sim.admin("accounts/reset", {"user_id": USER})
     limits = m.RiskLimits(max_position_qty=LIMIT, max_orders_per_minute=400, max_open_orders=200,
                           max_daily_loss=10_000_000_00, max_exposure=10_000_000_000_00,
                           max_exposure_per_symbol=1_000_000_000_00, max_exposure_per_strategy=1_000_000_000_00)
     settings = stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, seed_days=0, seed_interval="minute",
-                              reconcile_interval=2.0, positions_interval=2.0, risk=limits, log_level="WARNING")
+                              reconcile_interval=2.0, positions_interval=2.0, risk=limits, log_level="WARNING",
+                              mis_square_off_at=f"{CUTOFF[0]:02d}:{CUTOFF[1]:02d}")
     token = login(sim)
     await put_session(bus, vault_for(settings), USER, sim.api_key, token)
+    report = Report(seed, seconds, Invariants(limit=LIMIT, grace=6.0))
+    symbols = {v: k for k, v in SYMBOLS.items()}
     async with KiteClient(sim.api_key, token, root=sim.root) as k:
-        options = [i for i in await call(k.instruments, "NFO") if i.name == "NIFTY" and i.instrument_type in ("CE", "PE")]
-    report = Report(seed, seconds, Invariants(limit=LIMIT, grace=6.0, lots={i.tradingsymbol: i.lot_size for i in options},
-                                              option_types={i.tradingsymbol: i.instrument_type for i in options}))
-    symbols = {**{v: k for k, v in SYMBOLS.items()}, **{i.instrument_token: i.tradingsymbol for i in options}}
+        await _list_options(k, report.invariants, symbols)
     last_tick: dict[int, float] = {}
     stale_alerts: list[m.Alert] = []
 
@@ -167,9 +174,10 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
             started = await bus.gather(subjects.cmd(USER, "live", "start"), m.StartLive(tokens=tokens),
                                        expect={"ticker", "strategy", "execution"}, timeout=30)
             assert all(isinstance(r, m.Ok) for r in started.values()), started
-            await _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts)
+            await _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts,
+                           DayClose(sim, seconds * close_at), symbols)
             await _kill_switch(bus, sim, kite, journal, report)
-            await _wind_down(bus, kite, journal, report, symbols)
+            await _wind_down(bus, sim, kite, journal, report, symbols)
     finally:
         registry.unregister(Chaos.name)
         registry.unregister(ChaosCondor.name)
@@ -187,19 +195,38 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
     return report
 
 
-async def _look(kite, journal, inv: Invariants, t: float, up_since: float) -> None:
+async def _list_options(kite, inv: Invariants, symbols: dict[int, str]) -> None:
+    """NIFTY's listed options into the checker's lot sizes and option types (and the token names): again on a
+    new day, which lists new contracts."""
+    for i in await call(kite.instruments, "NFO"):
+        if i.name == "NIFTY" and i.instrument_type in ("CE", "PE"):
+            inv.lots[i.tradingsymbol], inv.option_types[i.tradingsymbol] = i.lot_size, i.instrument_type
+            symbols[i.instrument_token] = i.tradingsymbol
+
+
+async def _look(sim, kite, journal, inv: Invariants, t: float, up_since: float) -> dict[tuple[str, str], int]:
+    """One sample of the invariants; returns the broker's net positions it judged ({} when the trading day
+    turned between the reads: a sample of two days' books says nothing)."""
+    day = sim.trading_day()
     positions = (await call(kite.positions)).net
     broker_orders = await call(kite.orders)
+    if sim.trading_day() != day:
+        return {}
     net = {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity}
-    inv.sample(t, net, broker_orders, journal.orders(USER), journal.trades(USER), up_since)
+    inv.sample(t, net, broker_orders, journal.orders(USER), journal.trades(USER), up_since, day)
+    return net
 
 
-async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts):
+async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts,
+                   close: DayClose, symbols: dict[int, str]):
     inv = report.invariants
     t0 = time.monotonic()
     up_since, killed, jumped = 0.0, False, []
     next_fault = 3.0
-    while (t := time.monotonic() - t0) < seconds:
+    while not close.over(t := time.monotonic() - t0, seconds):
+        if t > seconds * 3:
+            inv.fail(t, f"the day close never ended (phase {close.phase})")
+            break
         if not killed and t >= seconds * kill_at:
             execution.kill()
             killed_at = time.time()
@@ -217,7 +244,10 @@ async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kil
             if t >= released_at:
                 sim.admin("price", {"underlying": name, "price": None})
                 jumped.remove((name, released_at))
-        await _look(kite, journal, inv, t, up_since)
+        phase = close.phase
+        close.step(t, await _look(sim, kite, journal, inv, t, up_since), inv)
+        if close.phase != phase == "rolling":  # the second day: its listed contracts
+            await _list_options(kite, inv, symbols)
         now = time.monotonic()
         for tok, at in last_tick.items():
             if now - at > FEED_GAP and not stale_alerts:
@@ -229,6 +259,14 @@ async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kil
     sim.reset_faults()
     for name, _ in jumped:
         sim.admin("price", {"underlying": name, "price": None})
+    report.days = close.line()
+    # kta closed its MIS book itself: the broker's close found none to square off (an adopted MIS fill would say so)
+    taken = [(t["strategy_id"], t["tradingsymbol"], t["quantity"]) for t in journal.trades(USER)
+             if t["order_id"].startswith("external:") and t["product"] == "MIS"]
+    if taken:
+        inv.fail(t, f"the broker squared off MIS positions kta's own square-off should have closed: {taken}")
+    refused = sum(1 for s in journal.signals(USER) if s["code"] == "MIS_CUTOFF")
+    report.days += f", {refused} MIS entries refused after the cutoff"
 
 
 def _clock(at: float) -> str:
@@ -313,6 +351,8 @@ async def _kill_switch(bus, sim, kite, journal, report, pin_pct: float = 2.0) ->
 
     tripped = await eventually(halted, timeout=30, what=f"the kill switch at a day's loss of {limit} paise")
     halted_at = time.monotonic()
+    if (day := journal.kill_switch(USER)["day"]) != (sim_day := sim.trading_day()):
+        inv.fail(report.seconds, f"the kill switch tripped on its day {day} while the broker trades {sim_day}")
     known = {o.order_id for o in await call(kite.orders)}
 
     await _flat(kite, journal, inv, report.seconds, "after the kill switch tripped")
@@ -329,7 +369,7 @@ async def _kill_switch(bus, sim, kite, journal, report, pin_pct: float = 2.0) ->
                    f"{len(after)} entries after")
 
 
-async def _wind_down(bus, kite, journal, report, symbols: dict[int, str]) -> None:
+async def _wind_down(bus, sim, kite, journal, report, symbols: dict[int, str]) -> None:
     """Stop (positions kept, protected): kta's book must equal the broker's and every position be
     covered; then square off: both flat, nothing working."""
     inv = report.invariants
@@ -398,4 +438,4 @@ async def _wind_down(bus, kite, journal, report, symbols: dict[int, str]) -> Non
     await _flat(kite, journal, inv, report.seconds, "after the square-off")
     inv.fills_journaled(report.seconds, await call(kite.trades), journal.orders(USER), journal.trades(USER))
     broker_orders = await call(kite.orders)
-    inv.sample(report.seconds, {}, broker_orders, journal.orders(USER), journal.trades(USER), 0.0)
+    inv.sample(report.seconds, {}, broker_orders, journal.orders(USER), journal.trades(USER), 0.0, sim.trading_day())
