@@ -177,10 +177,14 @@ class Desk:
                 or isinstance(event, (CancelRequested, HeldAmended)) or (seen is not None and seen != astuple(order))):
             return applied
         self.book.indexed(order)
-        self.journal.save_order(order)
         modified = terms != (order.quantity, order.price, order.trigger_price, order.order_type)
-        if (applied.state_changed or applied.filled or modified) and order.state not in QUIET:
-            await self.publish(order)  # a modification the broker took is news too (the trader's order book)
+        with self.journal.together():  # the order's row and its event: one commit
+            self.journal.save_order(order)
+            # a modification the broker took is news too (the trader's order book)
+            news = self._event(order) if (applied.state_changed or applied.filled or modified) \
+                and order.state not in QUIET else None
+        if news is not None:
+            await self._tell(news)
         if notify:
             await self.react(order, applied)
         return applied
@@ -335,6 +339,10 @@ class Desk:
     # ---- events out ---------------------------------------------------------------------------
 
     async def publish(self, order: Order, state: str = "", message: str = "") -> None:
+        await self._tell(self._event(order, state, message))
+
+    def _event(self, order: Order, state: str = "", message: str = "") -> OrderEvent:
+        """The order's event as it stands, journaled (to be told: ``_tell``)."""
         ev = OrderEvent(
             user_id=self.user_id, order_id=order.order_id, tag=order.tag, signal_id=order.signal_id,
             group_id=order.group_id, kind=order.kind, state=state or order.state.value,
@@ -347,6 +355,9 @@ class Desk:
             price=order.price, trigger_price=order.trigger_price, average_price=order.average_price,
             order_timestamp=order.order_timestamp, exchange_timestamp=order.exchange_timestamp, ts=time.time_ns())
         self.journal.record_order_event(ev)
+        return ev
+
+    async def _tell(self, ev: OrderEvent) -> None:
         async with self.order_changed:  # journaled: a waiter (an exit behind its stop's cancel) goes on now
             self.order_changed.notify_all()
         await self.bus.js_publish(subjects.orders(self.user_id), ev)

@@ -9,8 +9,10 @@ Writes are idempotent: signals on their id, orders on their kta tag, events on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +52,8 @@ class Journal(JournalReads):
         self.conn = sqlite3.connect(self.path, check_same_thread=False)
         self.db = Database(self.conn)
         self._sql: dict[tuple, str] = {}  # the hot path's statements, built once (see _insert, _upsert)
+        self._holder = 0  # the thread inside ``together`` (its writes commit at its end), 0: none
+        self._together = threading.Lock()
         with dblock.opening(self.path):  # copies of the worker may share the file (shared/dblock.py)
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -69,6 +73,24 @@ class Journal(JournalReads):
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def together(self):
+        """The hot path's writes made inside commit as one transaction at its end: what belongs together — a
+        decision and its orders, an order's row and its event — lands whole or not at all, for one commit
+        instead of one each. Synchronous code only (no await inside): its end comes before anything of it
+        leaves the process, so an order is still durable before its POST and an event before it is told."""
+        me = threading.get_ident()
+        if self._holder == me:  # nested: the outer one commits
+            yield
+            return
+        with self._together:  # another thread's block first (microseconds: no await inside)
+            self._holder = me
+            try:
+                with self.conn:
+                    yield
+            finally:
+                self._holder = 0
 
     # ---- signals
 
@@ -220,7 +242,14 @@ class Journal(JournalReads):
 
     # The hot path's writes: plain SQL, one statement text per (table, columns) so sqlite3 keeps it
     # prepared; sqlite-utils would look the table's schema up on every call (~6 statements each).
-    # Each write commits at once, as before: an order is durably SUBMITTING before its POST.
+    # Each write commits at once (an order is durably SUBMITTING before its POST), or, inside
+    # ``together``, with the writes that belong with it.
+
+    def _write(self, sql: str, values: tuple) -> sqlite3.Cursor:
+        if self._holder == threading.get_ident():
+            return self.conn.execute(sql, values)
+        with self.conn:
+            return self.conn.execute(sql, values)
 
     def _insert(self, table: str, row: dict, ignore: bool = False) -> sqlite3.Cursor | None:
         """Insert one row; None if ``ignore`` and the row was already there."""
@@ -230,8 +259,7 @@ class Journal(JournalReads):
             cols = ", ".join(f'"{c}"' for c in row)
             sql = self._sql[key] = (f'INSERT {"OR IGNORE " if ignore else ""}INTO "{table}" ({cols}) '
                                     f'VALUES ({", ".join("?" * len(row))})')
-        with self.conn:
-            cur = self.conn.execute(sql, tuple(row.values()))
+        cur = self._write(sql, tuple(row.values()))
         return cur if cur.rowcount else None
 
     def _upsert(self, table: str, row: dict, pk: tuple[str, ...]) -> None:
@@ -242,5 +270,4 @@ class Journal(JournalReads):
             sets = ", ".join(f'"{c}" = excluded."{c}"' for c in row if c not in pk)
             sql = self._sql[key] = (f'INSERT INTO "{table}" ({cols}) VALUES ({", ".join("?" * len(row))}) '
                                     f'ON CONFLICT ({", ".join(pk)}) DO UPDATE SET {sets}')
-        with self.conn:
-            self.conn.execute(sql, tuple(row.values()))
+        self._write(sql, tuple(row.values()))

@@ -101,19 +101,21 @@ async def decide(desk: Desk, sig: Signal) -> Coroutine[Any, Any, None] | None:
             desk.journal.record_signal(sig, REFUSED, reason, code)
             await refused(desk, sig, code, reason)
             return None
-        desk.journal.record_signal(sig, ACCEPTED, verdict.reason, quantities=verdict.quantities)
         decided = tuple(verdict.quantities or ())
-    # a redelivery places what was decided the first time (the journal says), not a fresh judgement
-    quantity = ((decided if decided is not None else decided_quantities(desk, sig)) or (sig.quantity,))[0]
-    if sig.intent == "exit" and desk.protector is not None:
-        return _exit(desk, sig, quantity)
-    if desk.protector is not None:
-        desk.protector.register(sig)
-    reqs = requests(desk, sig, quantity)
-    for req in reqs:  # in the book before the next decision: risk counts them while they are on their way
-        if desk.book.get(req.tag) is None:
-            desk.new_order(req, sig.strategy_id)
-    return _place(desk, sig, reqs)
+    with desk.journal.together():  # the decision and its orders land together: one commit
+        if decision is None:
+            desk.journal.record_signal(sig, ACCEPTED, verdict.reason, quantities=verdict.quantities)
+        # a redelivery places what was decided the first time (the journal says), not a fresh judgement
+        quantity = ((decided if decided is not None else decided_quantities(desk, sig)) or (sig.quantity,))[0]
+        if sig.intent == "exit" and desk.protector is not None:
+            return _exit(desk, sig, quantity)
+        if desk.protector is not None:
+            desk.protector.register(sig)
+        reqs = requests(desk, sig, quantity)
+        for req in reqs:  # in the book before the next decision: risk counts them while they are on their way
+            if desk.book.get(req.tag) is None:
+                desk.new_order(req, sig.strategy_id)
+        return _place(desk, sig, reqs)
 
 
 async def _exit(desk: Desk, sig: Signal, quantity: int) -> None:

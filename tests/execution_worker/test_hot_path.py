@@ -3,6 +3,7 @@ relays the user's order updates a placed order is not read back (the update is a
 that come together are read from the broker once, not once per order."""
 
 import asyncio
+import sqlite3
 import time
 
 from execution_worker import placing, signals
@@ -195,4 +196,37 @@ async def test_a_decided_order_counts_against_the_limits_before_it_is_sent(bus, 
         (order,) = desk.book.of_signal(first.id)
         assert order.order_id and order.quantity == 60
     finally:
+        await kite.aclose()
+
+
+async def test_a_decision_and_its_order_commit_once_and_the_order_is_durable_before_its_post(bus, sim, data_dir):
+    """Fewer commits per order (issue #18) without losing the crash guarantees: the decision and its order
+    commit together, the order is committed SUBMITTING before its POST leaves (another connection — a
+    restarted worker — sees it at that moment), and each event is committed with its order's row."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    other = sqlite3.connect(data_dir / "journal.db")
+    at_post: list = []
+
+    async def hook(request) -> None:
+        if request.method == "POST" and request.url.path == "/orders/regular":
+            at_post.append(other.execute("SELECT state FROM orders WHERE signal_id = 'together-1'").fetchall())
+
+    kite._http.event_hooks["request"].append(hook)
+    statements: list[str] = []
+    journal.conn.set_trace_callback(statements.append)
+    try:
+        sig = signal("together-1", qty=1)
+        sending = await signals.decide(desk, sig)
+        assert statements.count("COMMIT") == 1  # the decision and its order: one transaction
+        assert other.execute("SELECT decision FROM signals WHERE id = 'together-1'").fetchone() == ("accepted",)
+        assert other.execute("SELECT count(*) FROM orders WHERE signal_id = 'together-1'").fetchone() == (1,)
+        await sending
+        assert at_post == [[("SUBMITTING",)]]  # durable before it left
+        writes = [s for s in statements if s != "BEGIN "]
+        events = [i for i, s in enumerate(writes) if s.startswith('INSERT OR IGNORE INTO "order_events"')]
+        assert events and all(writes[i - 1].startswith('INSERT INTO "orders"') for i in events)  # row + event, one commit
+        assert all(writes[i + 1] == "COMMIT" for i in events)
+    finally:
+        journal.conn.set_trace_callback(None)
+        other.close()
         await kite.aclose()

@@ -34,3 +34,26 @@ def test_whole_second_stamps_and_days_are_datetimes_own() -> None:
         assert ist.stamp(s) == datetime.fromtimestamp(s, ist.IST).strftime("%Y-%m-%d %H:%M:%S"), s
         assert ist.day(s) == datetime.fromtimestamp(s, ist.IST).strftime("%Y-%m-%d"), s
         assert ist.stamp(float(s)) == ist.stamp(s) and ist.day(float(s)) == ist.day(s), s
+
+
+def test_fractional_instants_and_parsed_stamps_agree_with_datetime() -> None:
+    """A float instant (the journal's clock) is stamped by its whole second unless its fraction rounds into
+    the next one, and parse looks each day's midnight up once (every order update carries two stamps):
+    both must agree with datetime everywhere, fractions at the second's edge included."""
+    import random
+
+    import pytest
+
+    rng = random.Random(20261202)
+    edges = (0.0, 1e-7, 0.5, 0.999999, 0.9999994999, 0.9999995, 0.99999999)
+    for i in range(20_000):
+        x = rng.randint(-2 * 10**9, 4 * 10**9) + (edges[i % len(edges)] if i % 2 else rng.random())
+        dt = datetime.fromtimestamp(x, ist.IST)
+        assert ist.stamp(x) == dt.strftime("%Y-%m-%d %H:%M:%S") and ist.day(x) == dt.strftime("%Y-%m-%d"), x
+        text = dt.strftime("%Y-%m-%d %H:%M:%S")
+        want = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=ist.IST).timestamp()
+        assert ist.parse(text) == want and ist.parse(text) == want, text  # the first asks strptime, the second not
+    for bad in ("garbage", "2026-11-24 24:00:00", "2026-02-30 10:00:00", "2026-11-24 09:15:61", "2026-11-24T09:15:07"):
+        with pytest.raises(ValueError):
+            ist.parse(bad)
+    assert ist.parse("2026-1-5 9:5:7") == datetime(2026, 1, 5, 9, 5, 7, tzinfo=ist.IST).timestamp()  # strptime's leniency

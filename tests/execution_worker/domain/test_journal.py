@@ -157,3 +157,37 @@ def test_active_users_include_a_position_carried_from_an_earlier_day(tmp_path):
     j.record_trade("FLAT1", trade_id="T3", order_id="O3", transaction_type="SELL", quantity=5,
                    fill_timestamp="2020-01-02 11:00:00", **fill)
     assert j.active_users() == {"CARRY1"}  # no working order, no fill today: the open position is why
+
+
+def test_writes_made_together_commit_once_and_land_whole_or_not_at_all(tmp_path):
+    """Issue #18: a decision and its orders, an order's row and its event, are one transaction — one commit
+    instead of one each, and a kill half-way leaves neither (another connection sees all or nothing)."""
+    import sqlite3
+
+    import pytest
+
+    j = journal(tmp_path)
+    seen: list[str] = []
+    j.conn.set_trace_callback(seen.append)
+    other = sqlite3.connect(j.path)  # what a restarted worker would find
+    with j.together():
+        j.record_signal(signal("sigT"), "accepted")
+        with j.together():  # nested: the outer block commits
+            j.save_order(an_order("ktaT"))
+        j.record_order_event(OrderEvent(user_id=USER, order_id="", tag="ktaT", state="SUBMITTING", quantity=10))
+        assert seen.count("COMMIT") == 0
+        assert other.execute("SELECT count(*) FROM orders").fetchone() == (0,)  # not yet visible
+    assert seen.count("COMMIT") == 1
+    assert other.execute("SELECT count(*) FROM orders WHERE tag = 'ktaT'").fetchone() == (1,)
+    assert other.execute("SELECT decision FROM signals WHERE id = 'sigT'").fetchone() == ("accepted",)
+    assert other.execute("SELECT count(*) FROM order_events WHERE tag = 'ktaT'").fetchone() == (1,)
+
+    with pytest.raises(RuntimeError):
+        with j.together():
+            j.record_signal(signal("sigX"), "accepted")
+            j.save_order(an_order("ktaX"))
+            raise RuntimeError("killed half-way")
+    assert j.signal_decision("sigX") is None and j.order_by_tag("ktaX") is None  # nothing of it landed
+    j.record_signal(signal("sigY"), "accepted")  # outside a block: its own commit, as before
+    assert seen.count("COMMIT") == 2 and other.execute("SELECT count(*) FROM signals WHERE id = 'sigY'").fetchone() == (1,)
+    other.close()
