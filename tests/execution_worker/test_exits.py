@@ -51,6 +51,9 @@ async def test_an_exit_waits_for_a_stop_that_filled_but_is_not_journaled_yet(bus
     from shared.trading.order import broker_update
 
     desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    # the desk hears its orders' updates (this test's records stand for the WebSocket's): no read-back of the
+    # stop after its placement (placing.confirm) can journal its fill before the test records the COMPLETE alone
+    desk.ws_heard = time.monotonic()
     protector.started(desk, 0.5)
     try:
         entry = signal(f"race-entry-{time.time_ns()}", qty=5, stop=149000, strategy_id="race-1")
