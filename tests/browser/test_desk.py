@@ -22,10 +22,9 @@ from gateway.templating import price_paise
 from shared import natsd
 from tests.alertkit import smtp_server, text_of, webhook_server
 from tests.browser.test_journey import connect_kite, log_in, page, shots  # noqa: F401 - fixtures
-from tests.gateway.conftest import serve
+from tests.gateway.conftest import serve_with_workers
 from tests.helpers import eventually, stack_settings
 from tests.simkit import start_sim
-from tests.stackkit import workers
 
 pytestmark = [pytest.mark.slow(seconds=49), pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -45,7 +44,7 @@ async def desk_stack(nats_server, tmp_path, bus):
                                           smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_starttls=False,
                                           smtp_from="kta@test.local")
                 users.ensure_demo_user(settings)
-                async with workers(settings, bus), serve(settings) as gw:
+                async with serve_with_workers(settings, bus) as gw:
                     yield gw, inbox, hook
     finally:
         sim.stop()

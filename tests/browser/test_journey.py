@@ -15,10 +15,9 @@ from playwright.async_api import Page, async_playwright, expect
 
 from gateway import users
 from shared import natsd
-from tests.gateway.conftest import serve
+from tests.gateway.conftest import serve_with_workers
 from tests.helpers import stack_settings
 from tests.simkit import PASSWORD, USER_ID, start_sim
-from tests.stackkit import workers
 
 pytestmark = [pytest.mark.slow(seconds=48), pytest.mark.browser, pytest.mark.timeout(150)]
 
@@ -35,7 +34,7 @@ async def stack(nats_server, tmp_path, bus):
     settings = stack_settings(nats_server, data, sim, gateway_port=port, env="dev")
     users.ensure_demo_user(settings)
     try:
-        async with workers(settings, bus), serve(settings) as gw:
+        async with serve_with_workers(settings, bus) as gw:
             yield gw
     finally:
         sim.stop()

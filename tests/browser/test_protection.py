@@ -19,10 +19,9 @@ from gateway import users
 from shared import natsd
 from shared.kite.client import KiteClient
 from tests.browser.test_journey import connect_kite, log_in, page, shots  # noqa: F401 - fixtures
-from tests.gateway.conftest import serve
+from tests.gateway.conftest import serve_with_workers
 from tests.helpers import eventually, stack_settings
 from tests.simkit import login, start_sim
-from tests.stackkit import workers
 
 pytestmark = [pytest.mark.slow(seconds=40), pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -42,7 +41,7 @@ async def protection_stack(nats_server, tmp_path, bus):
                               positions_interval=3.0)
     users.ensure_demo_user(settings)
     try:
-        async with workers(settings, bus), serve(settings) as gw, \
+        async with serve_with_workers(settings, bus) as gw, \
                 KiteClient(sim.api_key, login(sim), root=sim.root) as kite:
             yield gw, kite
     finally:

@@ -11,16 +11,14 @@ import httpx
 import pytest
 import uvicorn
 
-from execution_worker.main import amain as execution_main
 from gateway import users
 from gateway.main import build
 from shared import natsd
 from shared.kite import tls
 from shared.subjects import KV_BROKER_SESSIONS
-from strategy_worker.main import amain as strategy_main
-from tests.helpers import eventually, running, stack_settings, wait_health
+from tests.helpers import eventually, stack_settings
 from tests.simkit import start_sim
-from ticker_worker.main import amain as ticker_main
+from tests.stackkit import workers
 
 USER_B = {"zerodha_id": "DEMO02", "email": "demo2@kta.local", "api_key": "kta-demo", "api_secret": "kta-demo-secret",
           "name": "Second Trader"}
@@ -126,13 +124,20 @@ async def forget_broker_sessions(bus) -> None:
             await kv.delete(user_id)
 
 
+@contextlib.asynccontextmanager
+async def serve_with_workers(settings, bus, **kw):
+    """The gateway under uvicorn, then the three workers in this event loop — in that order: building the
+    gateway (its app, the templates) holds the loop ~0.5 CPU-s, seconds on a loaded machine, and workers
+    already running would miss their partition leases' renewals meanwhile (``LEASE_SECONDS``); a lost lease
+    moves the user's partition, whose commands then go unanswered (503) until it is claimed again. In
+    production each is its own process and nothing holds the workers' loops."""
+    async with serve(settings, **kw) as gw, workers(settings, bus):
+        yield gw
+
+
 @pytest.fixture
 async def stack(gateway, gw_settings, bus):
     """The gateway with the three workers in this event loop, no user connected to Kite yet."""
     await forget_broker_sessions(bus)
-    async with contextlib.AsyncExitStack() as es:
-        for amain in (ticker_main, strategy_main, execution_main):
-            await es.enter_async_context(running(amain, gw_settings))
-        for service in ("ticker", "strategy", "execution"):
-            await wait_health(bus, service)
+    async with workers(gw_settings, bus):
         yield gateway

@@ -16,10 +16,9 @@ from shared import messages as m
 from shared import natsd, subjects
 from gateway.notifier import EMAIL_OFF
 from tests.alertkit import html_of, smtp_server, text_of, webhook_server
-from tests.gateway.conftest import USER_B, login, serve
+from tests.gateway.conftest import USER_B, login, serve, serve_with_workers
 from tests.gateway.test_sse import SSE
 from tests.helpers import eventually, stack_settings
-from tests.stackkit import workers
 
 
 def alert(user_id: str, key: str, **kw) -> m.Alert:
@@ -37,7 +36,7 @@ async def alert_stack(nats_server, data_dir, gw_sim, gateway_port, bus):
                                       smtp_from="kta@test.local")
             users.ensure_demo_user(settings)
             users.add_user(settings, **USER_B)
-            async with workers(settings, bus), serve(settings) as gw:
+            async with serve_with_workers(settings, bus) as gw:
                 yield gw, inbox, hook
 
 

@@ -12,10 +12,9 @@ from execution_worker.journal import Journal
 from gateway.templating import ist
 from shared import subjects
 from tests.execution_worker.kit import signal
-from tests.gateway.conftest import login, serve
+from tests.gateway.conftest import login, serve_with_workers
 from tests.gateway.test_pages import connect_kite
 from tests.helpers import eventually
-from tests.stackkit import workers
 
 pytestmark = pytest.mark.slow(seconds=15)
 
@@ -24,7 +23,7 @@ ORDERS = 12
 
 @pytest.fixture
 async def trader(gw_settings, gw_sim, bus):
-    async with workers(gw_settings, bus), serve(gw_settings) as gw:
+    async with serve_with_workers(gw_settings, bus) as gw:
         client, csrf = await login(gw)
         async with aclosing(client):
             await connect_kite(client, gw_sim)
@@ -115,7 +114,7 @@ async def test_pnl_reads_every_fill_of_the_day_across_pages_and_none_of_the_day_
     a fill of an earlier day: 250 fills of the reporting day (the newest fill's, a paper market ahead of
     this machine's clock) span two pages; the day before's open buy is not matched against them."""
     day, before = "2099-03-02", "2099-03-01"
-    async with workers(gw_settings, bus), serve(gw_settings) as gw:
+    async with serve_with_workers(gw_settings, bus) as gw:
         journal = Journal(gw_settings.data_path / "journal.db")  # the execution worker's own file
         try:
             def fill(n: int, stamp: str, side: str, price: int) -> None:

@@ -8,14 +8,13 @@ from contextlib import aclosing
 
 import pytest
 
-from tests.gateway.conftest import login, serve
+from tests.gateway.conftest import login, serve_with_workers
 from tests.simkit import request_token
-from tests.stackkit import workers
 
 
 @pytest.fixture
 async def stack(gw_settings, bus):
-    async with workers(gw_settings, bus), serve(gw_settings) as gw:
+    async with serve_with_workers(gw_settings, bus) as gw:
         yield gw
 
 
