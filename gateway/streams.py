@@ -91,7 +91,7 @@ class UserFeed:
             self._subs.append(await self.bus.subscribe(subject, kind, self._handler(name)))
         self._subs.append(await self.bus.subscribe(subjects.order_updates(u), m.BrokerOrderUpdate,
                                                    self._on_broker_order))
-        await self.bus.nc.flush()  # the server knows the subscriptions before anyone is told "connected"
+        await self.bus.sync()  # the server has the subscriptions before anyone is told "connected"
         return self
 
     def _handler(self, name: str):

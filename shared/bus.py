@@ -114,6 +114,17 @@ class Bus(JetStream):
         )
         return cls(nc, service, replicas, js_timeout)
 
+    async def sync(self, timeout: float = 10.0) -> None:
+        """Return once the server has read everything sent on this connection so far: a subscription made
+        just before is live. ``nc.flush()`` alone does not promise it — nats-py writes the flush's PING
+        straight to the socket, ahead of commands still queued for its flusher task (the SUB just made),
+        so the PONG can come back before the server has the subscription, and a peer told "subscribed"
+        then publishes to nobody (a process starved of CPU between the two writes: test_budget's child
+        that never heard "go"). The first round trip lets the flusher write that queue; the second
+        PING follows it."""
+        await self.nc.flush(timeout)
+        await self.nc.flush(timeout)
+
     async def close(self) -> None:
         self._stopping = True
         for task in list(self._tasks):

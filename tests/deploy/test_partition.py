@@ -104,7 +104,7 @@ async def test_commands_are_answered_only_by_the_owner(nats_server):
 
     await owner_bus.serve(s.cmd_wildcard("pserve"), answer, accept=lambda u: partition.of(u) == owned)
     await other_bus.serve(s.cmd_wildcard("pserve"), wrong, accept=lambda u: partition.of(u) != owned)
-    await asyncio.gather(owner_bus.nc.flush(), other_bus.nc.flush())
+    await asyncio.gather(owner_bus.sync(), other_bus.sync())
     for _ in range(5):
         reply = await client.request(s.cmd("DEMO01", "pserve", "list"), m.ListStrategies())
         assert isinstance(reply, m.Ok) and reply.data == {"by": "owner"}

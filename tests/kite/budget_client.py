@@ -39,7 +39,7 @@ async def main(nats_url: str, root: str, api_key: str, token: str, n: int, mode:
         started.set()
 
     sub = await bus.nc.subscribe(go, cb=on_go)
-    await bus.nc.flush()
+    await bus.sync()  # the server has the subscription before the test is told "ready"
     print("ready", flush=True)
     await asyncio.wait_for(started.wait(), 60)
     async with KiteClient(api_key, token, root=root, transport=wire, rate_limiter=limiter) as kite:

@@ -1,5 +1,6 @@
 import asyncio
 
+import httpx
 import msgspec
 import pytest
 from nats.js.api import DeliverPolicy
@@ -23,6 +24,42 @@ async def test_publish_subscribe_typed(bus):
     t = m.Tick(instrument_token=1, mode="ltp", tradable=True, last_price=10.5)
     await bus.publish(s.ticks(1), t)
     assert await asyncio.wait_for(got.get(), 5) == t
+
+
+async def test_sync_answers_only_after_the_server_read_a_subscription_made_just_before(nats_server, nats_auth):
+    """What the server read from the client, recorded by a loopback relay in front of the real nats-server:
+    the PING whose PONG ends ``Bus.sync`` follows the SUB. (nats-py 2.16's own flush read
+    ``PING\r\nSUB kta.test.sync.sync  2\r\n`` here: its PONG can come back before the server has the SUB.)"""
+    upstream = httpx.URL(nats_server.replace("nats://", "http://"))
+    read: bytearray = bytearray()
+
+    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(upstream.host, upstream.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bool) -> None:
+            while data := await src.read(65536):
+                if record:
+                    read.extend(data)
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+        await asyncio.gather(pipe(client_r, server_w, True), pipe(server_r, client_w, False), return_exceptions=True)
+
+    async def ignore(msg) -> None:
+        pass
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    b = await Bus.connect(f"nats://127.0.0.1:{port}", "synctest", creds=str(nats_auth.creds_path("admin")))
+    try:
+        start = len(read)
+        await b.nc.subscribe("kta.test.sync.sync", cb=ignore)
+        await b.sync()
+        seen = bytes(read[start:])  # the server answered the last PING it read: everything before it is read
+        assert -1 < seen.index(b"SUB kta.test.sync.sync") < seen.rindex(b"PING")
+    finally:
+        await b.close()
+        server.close()
 
 
 async def test_publish_many_delivers_every_message_in_order_on_its_subject(bus):

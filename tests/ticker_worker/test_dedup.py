@@ -73,7 +73,7 @@ def feed_of(hub: TickerHub, user_id: str) -> UserFeed:
 async def tape(bus) -> Tape:
     t = Tape()
     await bus.subscribe("kta.>", m.Tick, t)
-    await bus.nc.flush()
+    await bus.sync()  # the ticker (another connection) publishes to a subscription the server has
     return t
 
 
