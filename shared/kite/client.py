@@ -231,9 +231,9 @@ class KiteClient:
         except (errors.NetworkException, errors.DataException) as lost:
             return await self._resolve_lost(tag, lost)
 
-    async def _order_call(self, method: str, path: str, form: dict[str, str]) -> Any:
-        """A place, modify or cancel: sent again only when the broker provably did not take it (a 429
-        from its gateway, a connection that never opened), a bounded number of times after a backoff."""
+    async def _order_call(self, method: str, path: str, form: dict[str, Any]) -> Any:
+        """A place, modify, cancel or eDIS authorisation: sent again only when the broker provably did not take
+        it (a 429 from its gateway, a connection that never opened), a bounded number of times after a backoff."""
         async for attempt in stamina.retry_context(on=(errors.TooManyRequests, errors.NotSent),
                                                    attempts=PLACE_RETRIES + 1, wait_initial=0.25, wait_max=2.0,
                                                    wait_jitter=0.1, timeout=None):
@@ -327,8 +327,8 @@ class KiteClient:
         None: every holding) and return its ``request_id``; the user completes it on
         ``holdings_authorisation_url(request_id)``. Until then Kite answers such a sell with HTTP 428
         (``errors.HoldingAuthorisationRequired``)."""
-        form = {"isin": [isin for isin, _ in holdings], "quantity": [_fmt(q) for _, q in holdings]} if holdings else None
-        return (await self._request("POST", "/portfolio/holdings/authorise", data=form))["request_id"]
+        form = {"isin": [isin for isin, _ in holdings], "quantity": [_fmt(q) for _, q in holdings]} if holdings else {}
+        return (await self._order_call("POST", "/portfolio/holdings/authorise", form))["request_id"]
 
     def holdings_authorisation_url(self, request_id: str) -> str:
         """The depository's page for ``request_id``, on the same site as the login page

@@ -451,7 +451,9 @@ async def test_a_delivery_sell_without_edis_authorisation_is_428_until_the_user_
             assert refused.value.status == 428 and isinstance(refused.value, errors.HoldingException)
             assert "needs authorisation at depository" in refused.value.message
             isin = next(h.isin for h in await kite.holdings() if h.tradingsymbol == "RELIANCE")
-            request_id = await kite.authorise_holdings([(isin, 1)])
+            limited = sim.admin("faults", {"rate_limit_next": 1})["counts"].get("rate_limited", 0)
+            request_id = await kite.authorise_holdings([(isin, 1)])  # a 429 first: sent again, not given up
+            assert sim.admin("faults", {})["counts"]["rate_limited"] == limited + 1
             url = kite.holdings_authorisation_url(request_id)
             assert url == f"{sim.root}/connect/portfolio/authorise/holdings/{sim.api_key}/{request_id}"
             async with httpx.AsyncClient(verify=tls.context()) as browser:  # the trader, on the depository's page
