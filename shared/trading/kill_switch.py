@@ -67,6 +67,7 @@ class KillSwitch:
         self.day = ist.day(clock())
         self.realised = 0
         self.unrealised = 0
+        self.heard = False  # a day P&L was fed since this switch was made (a restart knows its baseline, not the P&L)
         self.exposure = 0
         self._halt_listeners: list[HaltListener] = []
         saved = store.kill_switch(user_id)
@@ -89,8 +90,9 @@ class KillSwitch:
 
     @property
     def loss(self) -> int:
-        """Today's loss counted against the limit (positive when losing)."""
-        return max(0, self.baseline - self.day_pnl)
+        """Today's loss counted against the limit (positive when losing); none is known before a P&L is fed:
+        a reset in profit saved its baseline, and 0 - baseline read as a loss would halt a restarted worker."""
+        return max(0, self.baseline - self.day_pnl) if self.heard else 0
 
     @property
     def warn_level(self) -> int:
@@ -114,7 +116,7 @@ class KillSwitch:
     def on_pnl(self, realised: int, unrealised: int, source: str, exposure: int | None = None) -> RiskState | None:
         """New day P&L (paise) from ``source`` (positions loop, fill, tick). Returns the new RiskState
         when the switch changed state, else None."""
-        self.realised, self.unrealised = realised, unrealised
+        self.realised, self.unrealised, self.heard = realised, unrealised, True
         if exposure is not None:
             self.exposure = exposure
         loss = self.loss  # on every tick of a held instrument: once
@@ -146,7 +148,7 @@ class KillSwitch:
     def new_day(self, day: str) -> RiskState | None:
         """First moment of a new trading day: P&L baseline to zero; REDUCING ends, HALTED stays."""
         changed = self.state is KillSwitchState.REDUCING
-        self.day, self.baseline, self.realised, self.unrealised = day, 0, 0, 0
+        self.day, self.baseline, self.realised, self.unrealised, self.heard = day, 0, 0, 0, True
         if changed:
             self.state, self.reason, self.tripped_at = KillSwitchState.ACTIVE, "", 0
         self._save()

@@ -408,3 +408,17 @@ def test_the_traders_own_delivery_sell_may_sell_demat_holdings(risk):
     s = signal("manual-sell", side="SELL", qty=5, intent="entry", product=Product.CNC)
     s = type(s)(**{**{f: getattr(s, f) for f in s.__struct_fields__}, "metadata": {"source": "manual"}})
     assert risk.validate_signal(s, context_from(PositionTracker(), OrderBook(), s, prices={"NSE:INFY": LTP})).ok
+
+
+def test_a_restart_after_a_reset_in_profit_judges_no_loss_before_the_days_pnl_is_heard(tmp_path, clock):
+    """The reset measured the day's loss from +₹15,000; a restarted worker knows its baseline before any P&L:
+    its first signal must not read that as a ₹15,000 loss and halt (flatten_on_halt would square everything off)."""
+    first = RiskManager(USER, LIMITS, journal(tmp_path, clock), clock)
+    first.on_pnl(15_000_00, 0, "positions")
+    first.reset("re-armed in profit")
+    first.store.close()
+    again = RiskManager(USER, None, journal(tmp_path, clock), clock)
+    decision = again.validate_signal(signal(), books(infy()))
+    assert decision.ok and again.state is KillSwitchState.ACTIVE, decision
+    assert again.on_pnl(15_000_00 - 7_000_00, 0, "positions") is None  # ₹7,000 lost since the reset: below the limit
+    assert again.on_pnl(15_000_00 - 10_000_00, 0, "positions").state is KillSwitchState.HALTED
