@@ -37,6 +37,7 @@ from shared.trading.risk import RiskManager
 log = logging.getLogger("kta.execution")
 CLOCK_QUIET = 10.0  # s without an exchange timestamp before the end of day asks a quote's time (at most once a positions pass)
 TIME_QUOTE = "NSE:NIFTY 50"  # quoted all session; its time is the exchange's
+CLOCK_WAIT = 300.0  # s the end of day waits for the exchange's time before it trusts the machine's
 INTRADAY_CHECK = 1.0  # s between looks at the MIS cutoff (arithmetic only until it is due)
 
 
@@ -46,6 +47,7 @@ class Desks:
         self.settings = settings
         self.journal = journal
         self.clock = clock or ExchangeClock()  # the exchange's day and time (shared/exchange_clock.py)
+        self.started = time.monotonic()
         self.desks: dict[str, Desk] = {}
         self.loops: dict[str, asyncio.Task] = {}
         self.snapshots: dict[str, m.PositionSnapshot] = {}
@@ -279,8 +281,8 @@ class Desks:
         is asked for when nothing has told it for a while (flat and idle, after hours)."""
         if self.clock.quiet_for() > CLOCK_QUIET:
             await self._ask_the_time(desk)
-        if not self.clock.known:
-            return
+        if not self.clock.known and time.monotonic() - self.started < CLOCK_WAIT:
+            return  # (a broker that never tells its time, e.g. no quote permission: the machine's clock, later)
         summaries, state = EndOfDay(desk.user_id, self.journal, desk.risk, clock=self.clock.now,
                                     archive_dir=self.settings.data_path / "archive").run()
         for s in summaries:
