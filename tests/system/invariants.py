@@ -16,6 +16,8 @@ EXITS = {"exit", "stop_loss", "target", "flatten", "rollback"}  # orders that ma
 FINAL = {"COMPLETE", "CANCELLED", "REJECTED", "FAILED"}
 ADOPTED = ("external:", "expiry:")  # fills kta journaled with no order of its own at the broker
 EXIT_WINDOW = 10.0  # seconds an exit may take between taking its stop off and its own order ending
+# why kta takes a stop off to close its position itself: an exit signal, its own MIS square-off at the cutoff
+CLEARED_BY = ("exit signal", "intraday (MIS) square-off")
 
 
 def signed(trade: dict) -> int:
@@ -225,7 +227,8 @@ class Invariants:
     def _closing(self, t: float, orders: list[dict]) -> set[tuple[str, str]]:
         """Positions kta is closing right now: an exit or flatten still working or first seen less than
         ``EXIT_WINDOW`` ago (a rejected exit's position gets its stop back), or their latest stop taken
-        off by kta for an exit that recently (an exit first clears the stop, then sends its own order).
+        off by kta for an exit or its MIS square-off that recently (each first clears the stop, then sends its
+        own order).
         "Recently" is from when this checker first saw it: a row's updated_ts moves with every
         reconciliation pass that reads the order again."""
         out: set[tuple[str, str]] = set()
@@ -239,7 +242,7 @@ class Invariants:
             if r["kind"] == "stop_loss":
                 latest_stop[key] = r
         for key, r in latest_stop.items():
-            if (r["cancel_reason"] or "").startswith("exit signal") \
+            if (r["cancel_reason"] or "").startswith(CLEARED_BY) \
                     and t - self._first_seen.setdefault(f"{r['tag']}:cancelled", t) < EXIT_WINDOW:
                 out.add(key)
         return out
