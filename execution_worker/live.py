@@ -180,6 +180,7 @@ class Desks:
         unrealised = sum(p.m2m for p in positions if p.quantity)
         exposure = sum(abs(p.quantity) * p.last_price for p in positions)
         snap = m.PositionSnapshot(user_id=desk.user_id, ts=time.time_ns(), positions=positions,
+                                  exchange_ts=int(self.clock.now() * 1e9) if self.clock.known else 0,
                                   day_pnl=realised + unrealised, realised=realised, unrealised=unrealised,
                                   exposure=exposure, source="broker",
                                   protection=await desk.protector.status() if desk.protector else [])

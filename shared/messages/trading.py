@@ -266,7 +266,7 @@ class ProtectionStatus(Struct, frozen=True, kw_only=True):
 
 class PositionSnapshot(Struct, frozen=True, kw_only=True):
     user_id: UserId
-    ts: int
+    ts: int  # when kta took it (epoch ns, kta's clock: of two snapshots the later ``ts`` is the newer)
     positions: list[Position]
     day_pnl: Paise = 0
     realised: Paise = 0
@@ -275,6 +275,7 @@ class PositionSnapshot(Struct, frozen=True, kw_only=True):
     source: Literal["broker", "local"] = "broker"
     mismatches: list[str] = field(default_factory=list)
     protection: list[ProtectionStatus] = field(default_factory=list)  # every open position kta tracks
+    exchange_ts: int = 0  # the same moment on the exchange's clock (epoch ns; 0 = not heard yet): the P&L chart's time
 
 
 class RiskLimits(Struct, frozen=True, kw_only=True):

@@ -10,6 +10,7 @@ Stop with "square them off"; every page stays under 200 KB; on a phone the top b
 
 from __future__ import annotations
 
+import asyncio
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from email.message import Message
@@ -19,7 +20,7 @@ from playwright.async_api import Page, expect
 
 from gateway import users
 from gateway.templating import price_paise
-from shared import natsd
+from shared import ist, natsd
 from tests.alertkit import smtp_server, text_of, webhook_server
 from tests.browser.test_journey import connect_kite, log_in, page, shots  # noqa: F401 - fixtures
 from tests.gateway.conftest import serve_with_workers
@@ -45,7 +46,7 @@ async def desk_stack(nats_server, tmp_path, bus):
                                           smtp_from="kta@test.local")
                 users.ensure_demo_user(settings)
                 async with serve_with_workers(settings, bus) as gw:
-                    yield gw, inbox, hook
+                    yield gw, inbox, hook, sim
     finally:
         sim.stop()
 
@@ -94,7 +95,7 @@ async def next_about(queue_next, words: str) -> tuple:
 
 
 async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page, shots):  # noqa: F811
-    gw, inbox, hook = desk_stack
+    gw, inbox, hook, sim = desk_stack
     url = gw.url
     await log_in(page, url, shots)
     await connect_kite(page, url)
@@ -141,7 +142,7 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
     await page.click("#reset-risk")
     await expect(page.locator("#kill-pill")).to_have_text("Trading allowed")
     await buy_one_infy(page, url)
-    await page.goto(url + "/")
+    await pnl_on_the_exchange_clock(page, url, sim)
     await page.click("#square-off")
     await expect(page.locator("#control-note")).to_contain_text("1 position being closed")
     await eventually(lambda: manual_flat(page, url), 30, "the manual INFY position squared off")
@@ -208,6 +209,18 @@ async def buy_one_infy(page: Page, url: str) -> None:
     await page.click("#place-order")  # 1 INFY at the market
     await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
     await eventually(lambda: manual_held(page, url), 30, "the manual INFY position")
+
+
+async def pnl_on_the_exchange_clock(page: Page, url: str, sim) -> None:
+    """The dashboard's intraday P&L curve is on the exchange's clock (the sim's, 30× the machine's): every point
+    lies between the manual fill's exchange time and the sim's time after the page drew it (it was drawn at the
+    machine's time, hours away)."""
+    filled = ist.parse((await (await page.request.get(url + "/api/trades?limit=1")).json())["items"][0]["fill_timestamp"])
+    await page.goto(url + "/")
+    await expect(page.locator("#positions-table")).to_have_attribute("data-exchange-ts", re.compile(r"^[1-9]\d+$"))
+    times = await page.evaluate("window.ktaCharts.pnlTimes()")
+    sim_now = (await asyncio.to_thread(sim.get, "/sim/clock", timeout=10)).json()["epoch"]
+    assert times and all(filled <= t <= sim_now for t in times), (times, filled, sim_now)
 
 
 async def manual_infy(page: Page, url: str) -> int:

@@ -89,6 +89,10 @@ def test_orders_positions_risk_and_status_fragments():
                                                                       last_price=151000, pnl=-487_50)])
     html = fragments.render("positions", snap, USER)
     assert 'data-day-pnl="-48750"' in html and "-\u2060₹487.50" in html and 'id="pos-NSE-INFY-MIS"' in html
+    assert 'data-exchange-ts="0"' in html and "at 03:43:20</div>" in html  # not heard the exchange: kta's clock
+    on_sim = msgspec.structs.replace(snap, exchange_ts=1764560700 * 10**9)  # the exchange's 09:15:00 IST
+    html = fragments.render("positions", on_sim, USER)  # the P&L curve's point and the hint on the exchange's clock
+    assert f'data-exchange-ts="{1764560700 * 10**9}"' in html and "at 09:15:00 (exchange)</div>" in html
 
     risk = m.RiskState(user_id=USER, ts=1, state=m.KillSwitchState.HALTED, day_pnl=-50_000_00, reason="daily loss")
     html = fragments.render("risk", risk, USER)

@@ -145,13 +145,13 @@
   document.addEventListener("htmx:sseMessage", function (e) {
     var target = e.target;
     var pnl = target.querySelector ? target.querySelector("[data-day-pnl]") : null;
-    if (pnl) { addPnl(parseInt(pnl.dataset.ts, 10), parseInt(pnl.dataset.dayPnl, 10)); }
+    if (pnl) { addPnl(parseInt(pnl.dataset.exchangeTs, 10), parseInt(pnl.dataset.dayPnl, 10)); }
   });
 
   // ---- 3. charts ---------------------------------------------------------------------------
   var IST = 19800;  // the chart's axis is UTC; shift so it reads Indian time
   var price = null, pnl = null, chartToken = null, lastPriceTime = 0, lastPnlTime = 0, markers = [], marked = {};
-  var pnlOnTicks = false, pnlChart = null;
+  var pnlChart = null;
 
   function cssVar(name) {
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -184,7 +184,7 @@
         bottomFillColor1: "rgba(255,92,92,.02)", bottomFillColor2: "rgba(255,92,92,.25)" });
     }
     Array.prototype.forEach.call(document.querySelectorAll("[data-day-pnl]"), function (el) {
-      addPnl(parseInt(el.dataset.ts, 10), parseInt(el.dataset.dayPnl, 10));
+      addPnl(parseInt(el.dataset.exchangeTs, 10), parseInt(el.dataset.dayPnl, 10));
     });
   }
 
@@ -240,12 +240,13 @@
     return token === chartToken;
   }
 
-  // Snapshots carry kta's clock; once ticks are charted the point goes at the latest tick's
-  // exchange time instead, so both charts share one time axis (a fast sim runs hours off the wall clock).
-  function addPnl(tsNs, paise) {
-    if (!pnl || isNaN(tsNs) || isNaN(paise)) { return; }
-    if (lastPriceTime && !pnlOnTicks) { pnlOnTicks = true; pnl.setData([]); lastPnlTime = 0; }  // clock switch
-    var t = lastPriceTime || (pnlOnTicks ? lastPnlTime : Math.floor(tsNs / 1e9) + IST);
+  // On the exchange's clock, like the price chart: at the latest charted tick's time, else at the time the
+  // snapshot carries on the exchange's clock. A snapshot taken before kta heard the exchange (0) is not drawn:
+  // the machine's clock is hours off a paper market run fast, and the curve drew at the machine's 23:31.
+  function addPnl(exchangeNs, paise) {
+    if (!pnl || isNaN(paise)) { return; }
+    var t = lastPriceTime || (exchangeNs > 0 ? Math.floor(exchangeNs / 1e9) + IST : 0);
+    if (!t) { return; }
     if (t < lastPnlTime) { t = lastPnlTime; }  // same time: the newer figure replaces the point
     lastPnlTime = t;
     pnl.update({ time: t, value: paise / 100 });
@@ -257,7 +258,10 @@
     if (row) { setChartToken(row.dataset.token, row.dataset.label); }
   });
   document.addEventListener("DOMContentLoaded", initCharts);
-  window.ktaCharts = { make: makeChart, cssVar: cssVar };  // the payoff chart (payoff.js) draws alike
+  // the payoff chart (payoff.js) draws alike; ``pnlTimes``: the P&L curve's times (epoch s, exchange clock)
+  window.ktaCharts = { make: makeChart, cssVar: cssVar, pnlTimes: function () {
+    return pnl ? pnl.data().map(function (d) { return d.time - IST; }) : [];
+  } };
 
   // ---- 4. preferences and keyboard shortcuts ------------------------------------------------
   // Saving the preferences applies them at once (the server remembers them for every next page).
