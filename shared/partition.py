@@ -262,6 +262,7 @@ class Partitions:
                     await self._claim(p, last=entry.revision)
 
     async def _renew(self) -> None:
+        lost = []
         for p in sorted(self.owned):
             try:
                 self._revisions[p] = await self._kv.update(self._lease_key(p), self.instance.encode(),
@@ -271,12 +272,16 @@ class Partitions:
                 if await self._still_mine(p):  # an earlier renewal landed but its answer was lost
                     continue
                 log.warning("lease of partition %d was lost", p, extra={"service": self.service})
-                await self._release(p, delete=False)
+                lost.append(p)
             except Exception as e:  # noqa: BLE001 - unknown outcome: keep it only while surely ours
                 if time.monotonic() - self._renewed[p] > self.lease_seconds * 0.8:
                     log.warning("cannot renew partition %d (%r): letting it go", p, e,
                                 extra={"service": self.service})
-                    await self._release(p, delete=False)
+                    lost.append(p)
+        # let go together: a worker that stalled past the TTL loses them all, and one after another each
+        # waited out its feed's fetch (a second each, the partitions' commands unanswered meanwhile)
+        if lost:
+            await self._release_all(lost, delete=False)
 
     async def _still_mine(self, p: int) -> bool:
         """The lease still names this instance (nobody else can have written it): adopt its revision."""
@@ -312,9 +317,6 @@ class Partitions:
                                    key=subjects.user_of if f.per_user else None)
             for f in self.feeds
         ]
-
-    async def _release(self, p: int, *, delete: bool) -> None:
-        await self._release_all([p], delete=delete)
 
     async def _release_all(self, ps: list[int], *, delete: bool) -> None:
         """Finish the messages in hand, stop the feeds (all partitions at once: each may be

@@ -92,6 +92,34 @@ async def test_a_worker_restarted_under_its_name_takes_its_leases_back_at_once(n
             await bus.close()
 
 
+async def test_leases_lost_together_are_let_go_together_and_claimed_back(nats_server):
+    """A worker stalled past its leases' TTL (a loaded machine) finds them all gone at its next tick: it
+    lets them go at once — one after another, each waited out its feed's fetch, a second apiece with the
+    partition's commands unanswered — and claims the free ones back in the same tick."""
+    bus, admin = await connect(nats_server, "plost"), await connect(nats_server, "plost-admin")
+    released: list[tuple[int, set[int]]] = []
+
+    async def on_release(p: int) -> None:
+        released.append((p, set(part.owned)))
+
+    part = partition.Partitions(bus, "plost", instance="w", lease_seconds=30.0, bucket="kta_leases_lost",
+                                on_release=on_release)
+    try:
+        await part.start()
+        assert part.owned == set(range(partition.PARTITIONS))
+        leases = await admin.kv("kta_leases_lost", ttl=30.0)
+        for p in range(partition.PARTITIONS):
+            await leases.delete(f"plost.p{p}")  # aged out while the worker stalled
+        await part.tick()
+        assert sorted(p for p, _ in released) == list(range(partition.PARTITIONS))
+        assert [owned for _, owned in released] == [set()] * partition.PARTITIONS  # none kept while others went
+        assert part.owned == set(range(partition.PARTITIONS))
+    finally:
+        await part.close()
+        for b in (bus, admin):
+            await b.close()
+
+
 async def test_commands_are_answered_only_by_the_owner(nats_server):
     owner_bus, other_bus, client = [await connect(nats_server, n) for n in ("own", "other", "client")]
     owned = partition.of("DEMO01")
