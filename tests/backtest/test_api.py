@@ -26,10 +26,11 @@ async def stack(nats_server, data_dir, bus):
     users.ensure_demo_user(settings)
     users.add_user(settings, **USER_B)
     days = seed_store(settings.data_path, days=4)
-    async with running(strategy_main, settings):
+    # the gateway first: its build holds the loop, and a running worker would miss its leases' renewals
+    # (tests.gateway.conftest.serve_with_workers); the heartbeat is well inside the client's 15 s read timeout
+    async with serve(settings, heartbeat=2.0) as gw, running(strategy_main, settings):
         await wait_health(bus, "strategy", timeout=40)
-        async with serve(settings, heartbeat=2.0) as gw:  # well inside the test client's 15 s read timeout
-            yield gw, days
+        yield gw, days
 
 
 def body(days, **kw):

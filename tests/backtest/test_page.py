@@ -24,10 +24,10 @@ async def site(nats_server, data_dir, bus):
     settings = stack_settings(nats_server, data_dir, gateway_port=natsd.free_port(), env="dev")
     users.ensure_demo_user(settings)
     days = seed_store(settings.data_path, days=4)
-    async with running(strategy_main, settings):
+    # the gateway first: its build holds the loop (tests.gateway.conftest.serve_with_workers)
+    async with serve(settings) as gw, running(strategy_main, settings):
         await wait_health(bus, "strategy", timeout=40)
-        async with serve(settings) as gw:
-            yield gw.url, days
+        yield gw.url, days
 
 
 async def run(page, fast: int, slow: int) -> None:
