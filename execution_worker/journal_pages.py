@@ -3,8 +3,9 @@ pages and ``/api/orders`` / ``/api/trades``: newest first, filtered in SQL, keys
 
 A page is ``{"items": [...], "next": cursor | None}``; ``next`` (opaque: the last row's sort key,
 url-safe base64 JSON) asks for the rows strictly older than it, so orders arriving at the top during
-the day never shift or repeat a row on the older pages. Orders sort on (created_ts, tag), fills on
-(fill_timestamp, rowid)."""
+the day never shift or repeat a row on the older pages. Orders sort on (created_ts, rowid) — the second
+is kta's clock's resolution, and orders journaled within one (an entry, its exit, its stop) list newest
+first by when they were journaled (the tag is random) — fills on (fill_timestamp, rowid)."""
 
 from __future__ import annotations
 
@@ -62,13 +63,17 @@ def orders_page(journal: Journal, user_id: str, *, limit: int, before: str = "",
     if symbol:
         where, args = where + " AND upper(tradingsymbol) = ?", [*args, symbol.strip().upper()]
     if before:
-        created, tag = decode_cursor(before, 2)
-        where, args = where + " AND (created_ts < ? OR (created_ts = ? AND tag < ?))", [*args, created, created, tag]
-    rows = list(journal.db["orders"].rows_where(where, args, order_by="created_ts DESC, tag DESC", limit=limit + 1))
+        created, seq = decode_cursor(before, 2)
+        where, args = where + " AND (created_ts < ? OR (created_ts = ? AND rowid < ?))", [*args, created, created, seq]
+    rows = list(journal.db["orders"].rows_where(where, args, select="*, rowid AS _seq",
+                                                 order_by="created_ts DESC, rowid DESC", limit=limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
-    return {"items": rows, "next": encode_cursor([last["created_ts"], last["tag"]]) if more and last else None}
+    cursor = encode_cursor([last["created_ts"], last["_seq"]]) if more and last else None
+    for row in rows:
+        del row["_seq"]
+    return {"items": rows, "next": cursor}
 
 
 def trades_page(journal: Journal, user_id: str, *, limit: int, before: str = "", strategy_id: str = "",

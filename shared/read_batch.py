@@ -63,7 +63,7 @@ class ReadBatches:
                     if len(replies) != len(batch):
                         replies = [m.Error(code="internal", service=reply.service,
                                            message=f"{len(replies)} answers to {len(batch)} reads")] * len(batch)
-        except BaseException as e:  # noqa: BLE001 - each reader gets the failure as if it had asked alone
+        except BaseException as e:  # each reader gets the failure as if it had asked alone
             for *_, future in batch:
                 if not future.done():
                     future.set_exception(e)

@@ -128,6 +128,7 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
     await page.fill("#order-trigger", above)
     tag = await place_and_find(page, "TRIGGER PENDING", "SL-M", above_paise)
     await modify_then_cancel(page, tag, "trigger", *on_tick(last, 1.06), "TRIGGER PENDING")
+    await an_order_cancelled_before_the_stream_opened(page, url, last)
 
     await page.goto(url + "/")
     await page.click("#halt")
@@ -209,6 +210,45 @@ async def buy_one_infy(page: Page, url: str) -> None:
     await page.click("#place-order")  # 1 INFY at the market
     await expect(page.locator("#order-placed")).to_contain_text("Accepted by risk")
     await eventually(lambda: manual_held(page, url), 30, "the manual INFY position")
+
+
+async def an_order_cancelled_before_the_stream_opened(page: Page, url: str, last: float) -> None:
+    """An order that changes between the dashboard's render and the opening of its stream is not left as drawn:
+    once the stream is open the panel's rows are read again and merged (a straddle's exit leg, filled in that
+    moment, stayed "SUBMITTING 0/65" on the page for good). The page's /sse is held while the order is cancelled."""
+    csrf = {"X-CSRF-Token": (await (await page.request.get(url + "/auth/csrf")).json())["csrf_token"]}
+    placed = await page.request.post(url + "/api/orders", headers=csrf, data={
+        "exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY", "quantity": 1, "order_type": "LIMIT",
+        "price": on_tick(last, 0.95)[1]})
+    assert placed.ok, await placed.text()
+    tag = (await placed.json())["orders"][0]["tag"]
+
+    async def status_is(want: str) -> bool:
+        items = (await (await page.request.get(url + "/api/orders?limit=10")).json())["items"]
+        return any(o["tag"] == tag and o["status"] == want for o in items)
+
+    await eventually(lambda: status_is("OPEN"), 30, "the LIMIT order working at the broker")
+    stream_may_open = asyncio.Event()
+
+    async def hold(route) -> None:
+        await stream_may_open.wait()
+        await route.continue_()
+
+    await page.route("**/sse", hold)
+    await page.goto(url + "/")
+    row = page.locator(f"#order-{tag}")
+    await expect(row).to_contain_text("OPEN")
+    assert (await page.request.delete(url + f"/api/orders/{tag}", headers=csrf)).ok
+    await eventually(lambda: status_is("CANCELLED"), 30, "the order cancelled at the broker")
+    stream_may_open.set()  # its CANCELLED event went out before this page's stream existed
+    await expect(row).to_contain_text("CANCELLED")
+    await page.unroute("**/sse")
+    # a late event of an earlier state (as the stream delivers it to the panel) never takes the row back
+    late = await row.evaluate(
+        "r => r.outerHTML.replace(/CANCELLED/g, 'OPEN').replace('data-rank=\"3\"', 'data-rank=\"2\"')")
+    await page.evaluate("html => document.getElementById('orders-body').dispatchEvent(new CustomEvent("
+                        "'htmx:sseBeforeMessage', {detail: {data: html}, cancelable: true, bubbles: true}))", late)
+    assert "CANCELLED" in await row.inner_text() and 'data-rank="2"' in late
 
 
 async def pnl_on_the_exchange_clock(page: Page, url: str, sim) -> None:

@@ -3,6 +3,7 @@ SQL, and a keyset cursor under which orders arriving meanwhile never shift or re
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from execution_worker.journal import Journal
@@ -42,6 +43,15 @@ def test_orders_page_by_page_newest_first_without_shifting(journal):
     assert [o["tag"] for o in third["items"]] == ["t0000"] and third["next"] is None
     assert orders_page(journal, "AB1234", limit=3, day=DAY)["items"][0]["tag"] == "t0009"
     assert orders_page(journal, "OTHER1", limit=3, day=DAY)["items"] == []  # another user's book is empty
+
+
+def test_orders_of_one_second_list_newest_first_whatever_their_tags(journal):
+    for i, tag in enumerate(("Kf000", "K9000", "K0000")):  # an exit, its entry, the entry's stop: tags are random
+        journal.save_order(msgspec.structs.replace(order(i, second=5), tag=tag))
+    first = orders_page(journal, "AB1234", limit=2, day=DAY)
+    rest = orders_page(journal, "AB1234", limit=2, day=DAY, before=first["next"])
+    assert [o["tag"] for o in first["items"] + rest["items"]] == ["K0000", "K9000", "Kf000"]
+    assert "_seq" not in first["items"][0] and rest["next"] is None
 
 
 def test_order_filters(journal):

@@ -107,12 +107,21 @@
     }
   }
 
+  // An order's row never goes back in its life (a final state, then a late or re-read "OPEN"): a row with a
+  // data-rank is replaced only by one of the same or a later rank (then more filled, or the same).
+  function older(row, old) {
+    if (!row.dataset.rank || !old.dataset.rank) { return false; }
+    var a = +row.dataset.rank, b = +old.dataset.rank;
+    return a < b || (a === b && +(row.dataset.qty || 0) < +(old.dataset.qty || 0));
+  }
+
   function mergeRows(tbody, html, mode) {
     var rows = parseRows(html);
     var empty = tbody.querySelector("tr.empty-row");
     if (empty && rows.length) { empty.remove(); }
     rows.forEach(function (row) {
       var old = row.id ? document.getElementById(row.id) : null;
+      if (old && older(row, old)) { return; }
       if (old) {
         flashChanged(old, row);
         old.replaceWith(row);
@@ -128,6 +137,22 @@
     var limit = parseInt(tbody.dataset.limit || "0", 10);
     while (limit && tbody.rows.length > limit) { tbody.deleteRow(mode === "prepend" ? -1 : 0); }
   }
+
+  // The stream starts when it opens: what happened between the page's render and then (an order placed and
+  // filled in that moment) is read again once the stream is open (each reconnect too) and merged, so a row
+  // does not stay "SUBMITTING" for good. ``data-resync`` names the partial whose same-id element has the rows.
+  document.addEventListener("htmx:sseOpen", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-resync]"), function (tbody) {
+      fetch(tbody.dataset.resync, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+        .then(function (r) { return r.ok ? r.text() : ""; })
+        .then(function (html) {
+          var t = document.createElement("template");
+          t.innerHTML = html;
+          var fresh = t.content.getElementById(tbody.id);
+          if (fresh && fresh.querySelector("tr:not(.empty-row)")) { mergeRows(tbody, fresh.innerHTML, tbody.dataset.merge); }
+        });
+    });
+  });
 
   document.addEventListener("htmx:sseBeforeMessage", function (e) {
     var target = e.target;
