@@ -16,6 +16,7 @@ from shared.trading import planning as o
 from shared.trading.positions import from_broker
 from tests.execution_worker.kit import USER, broker, signal, fresh_desk
 from tests.helpers import eventually
+from tests.simkit import start_sim
 
 
 def held(journal, strategy_id: str, symbol: str = "INFY") -> int:
@@ -105,12 +106,22 @@ async def test_kta_fills_in_flight_at_two_passes_are_not_taken_for_an_external_o
         await kite.aclose()
 
 
-async def test_an_option_the_broker_no_longer_lists_is_not_expired_while_its_session_runs(bus, sim, data_dir):
+@pytest.fixture
+def morning_sim(tmp_path):
+    """A sim of this test's own, its clock at the open of its first day: the package's sim may be near that
+    day's close when the test runs late in the full suite (at 60x, the test's 10 s are 10 market minutes),
+    and an option held into the close does expire."""
+    s = start_sim(tmp_path, speed=60.0)
+    yield s
+    s.stop()
+
+
+async def test_an_option_the_broker_no_longer_lists_is_not_expired_while_its_session_runs(bus, morning_sim, data_dir):
     """On its expiry day, an option kta holds and the broker's positions no longer list — an exit the
     broker filled and kta has not heard yet, or a sale in Kite — is not settled as expired while the
     exchange's day is still running (the spot quote's time), whatever this machine's clock says: a
     condor's wing was once "expired worthless" at 09:49 because the machine's clock was past 15:30 IST."""
-    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    desk, kite, journal = fresh_desk(morning_sim, bus, data_dir)
     check = CrossCheck(desk, ExerciseHandler(USER, journal))
     day = (await broker(kite.quote, "NSE:NIFTY 50"))["NSE:NIFTY 50"].timestamp[:10]
     calls = [i for i in await broker(kite.instruments, "NFO") if i.name == "NIFTY" and i.instrument_type == "CE"
