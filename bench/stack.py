@@ -43,8 +43,19 @@ class Stack:
         self.auth = AuthDir.ensure(self.tmp / "nats-auth")
         port = natsd.free_port()
         self.nats_url = f"nats://127.0.0.1:{port}"
-        self.procs: list[subprocess.Popen] = [natsd.start(port, self.tmp / "nats", auth=self.auth)]
+        self.monitor = f"http://127.0.0.1:{natsd.free_port()}"  # nats-server's monitoring (messages per connection)
+        self.procs: list[subprocess.Popen] = [natsd.start(port, self.tmp / "nats", auth=self.auth,
+                                                          http_port=int(self.monitor.rsplit(":", 1)[1]))]
         self.sim_root = ""
+
+    def nats_messages(self) -> dict[str, tuple[int, int]]:
+        """Messages each open NATS connection has sent and received so far, by its name (a worker's service)."""
+        conns = httpx.get(f"{self.monitor}/connz", params={"limit": 4096}, timeout=10).json()["connections"] or []
+        out: dict[str, tuple[int, int]] = {}
+        for c in conns:
+            sent, got = out.get(c.get("name", ""), (0, 0))
+            out[c.get("name", "")] = (sent + c["in_msgs"], got + c["out_msgs"])  # the server's in = the client's sent
+        return out
 
     def settings(self, **overrides) -> Settings:
         """Settings of this stack (every process authenticates from the credentials directory)."""

@@ -266,6 +266,7 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
     skip = set(watch.signals)
     cpu0 = {k: cpu_seconds(p.pid) for k, p in procs.items()}
     cpu0["nats"] = cpu_seconds(stack.procs[0].pid)
+    msgs0 = stack.nats_messages()
     deadline = time.monotonic() + max(120.0, want / len(the_plan) * bar_s * 10)  # signals wait for fills
     async with httpx.AsyncClient(base_url=stack.sim_root) as http:
         while time.monotonic() < deadline:
@@ -277,6 +278,7 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
                 break
     cpu = {k: cpu_seconds(p.pid) - cpu0[k] for k, p in procs.items()}
     cpu["nats"] = cpu_seconds(stack.procs[0].pid) - cpu0["nats"]
+    msgs1 = stack.nats_messages()
     timed = await timings(bus, accounts)
     result = Result(f"kta, {name} ({len(accounts)} accounts, {len(keys)} api_key{'s' * (len(keys) > 1)})")
     for tag in done:
@@ -301,6 +303,10 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
     result.print()
     print("  CPU ms per order: " + ", ".join(f"{k} {v / max(1, len(result.e2e)) * 1e3:.2f}" for k, v in cpu.items())
           + (f"; refused/failed: {dict(watch.refused)}" if watch.refused else ""), flush=True)
+    per = max(1, len(result.e2e))
+    print("  NATS messages per order (sent / received): " + ", ".join(
+        f"{k} {(msgs1[k][0] - msgs0[k][0]) / per:.1f} / {(msgs1[k][1] - msgs0[k][1]) / per:.1f}"
+        for k in sorted(msgs1) if k in msgs0 and k.startswith("kta-")), flush=True)
     for uid in accounts:
         await bus.gather(subjects.cmd(uid, "live", "stop"), m.StopLive(positions="square_off"),
                          expect={"ticker", "strategy", "execution"}, timeout=30)
