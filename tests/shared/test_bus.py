@@ -334,6 +334,43 @@ async def test_a_lone_message_is_handed_over_at_once_and_a_burst_in_batches_in_o
         await bus.close()
 
 
+async def test_a_lone_message_costs_its_delivery_alone_and_a_burst_is_still_taken_in_batches(nats_server):
+    """Issue #18, NATS messages per order: after a lone message the consumer asks for no more (its ack
+    subject says nothing else was pending), so it receives the message only — not a no_wait pull's 404
+    besides; when more were pending it takes them at once, a batch at a time."""
+    pub, sub = await connect(nats_server, "lone-pub"), await connect(nats_server, "lone-sub")
+    try:
+        await pub.ensure_streams()
+
+        def sig(sid: str) -> m.Signal:
+            return m.Signal(id=sid, user_id="KN01", strategy_id="a", strategy="rsi", exchange="NSE",
+                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
+
+        received_at_handler: list[int] = []
+        handled: list[str] = []
+        arrived = asyncio.Queue()
+
+        async def handler(obj, msg):
+            received_at_handler.append(sub.nc.stats["in_msgs"])
+            handled.append(obj.id)
+            await arrived.put(obj.id)
+
+        await sub.consume("KTA_SIGNALS", "lone-n", "kta.u.KN01.signals.*", m.AnySignal, handler, batch=16,
+                          idle_wait=120.0, deliver_policy=DeliverPolicy.NEW)
+        for n in range(3):  # each alone, the consumer idle in between
+            before = sub.nc.stats["in_msgs"]
+            await pub.js_publish(s.signals("KN01"), sig(f"n{n}"))
+            assert await asyncio.wait_for(arrived.get(), 20) == f"n{n}"
+            assert received_at_handler[-1] - before == 1  # the message; no 404 of a pull for more
+        for n in range(3, 40):  # a burst while it works: the rest is taken without waiting, in order
+            await pub.js_publish(s.signals("KN01"), sig(f"n{n}"))
+        await eventually(lambda: len(handled) >= 40, timeout=20, what="the burst handled")
+        assert handled == [f"n{n}" for n in range(40)]
+    finally:
+        await sub.close()
+        await pub.close()
+
+
 async def test_a_handler_returning_a_future_frees_its_key_at_once_and_is_acked_when_the_future_is_done(nats_server):
     """Issue #18: a decided signal's broker work goes on beside the user's next decision, and its message
     stays unacked (redelivered after a crash) until that work is done."""
