@@ -35,7 +35,7 @@ from shared.trading.positions import from_broker
 from shared.trading.risk import RiskManager
 
 log = logging.getLogger("kta.execution")
-CLOCK_QUIET = 10.0  # s without an exchange timestamp before the end of day asks a quote's time (at most once a positions pass)
+CLOCK_QUIET = 10.0  # s without an exchange timestamp before the end of day asks a quote's time (once a pass at most)
 TIME_QUOTE = "NSE:NIFTY 50"  # quoted all session; its time is the exchange's
 CLOCK_WAIT = 300.0  # s the end of day waits for the exchange's time before it trusts the machine's
 INTRADAY_CHECK = 1.0  # s between looks at the MIS cutoff (arithmetic only until it is due)

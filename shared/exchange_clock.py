@@ -18,7 +18,7 @@ from datetime import datetime
 
 from shared import ist
 
-FRESH = 5.0  # seconds a stamp may lag the clock and still count as hearing the exchange now
+FRESH = 120.0  # exchange seconds a stamp may lag and still count as hearing it now (1 s late at 60x: 60 s)
 
 
 class ExchangeClock:

@@ -39,7 +39,8 @@ class DayClose:
             if mis and t - self.cut < CLOSE_WAIT:
                 return
             if mis:
-                inv.fail(t, f"kta's own MIS square-off left {mis} open at the broker {t - self.cut:.0f} s after its cutoff")
+                inv.fail(t, f"kta's own MIS square-off left {mis} open at the broker {t - self.cut:.0f} s after "
+                            "its cutoff")
             self.sim.advance_to(15, 29, 50)
             self.phase = "rolling"
         elif self.phase == "rolling" and (day := self.sim.trading_day()) != self.first:

@@ -38,3 +38,12 @@ def test_an_older_stamp_never_takes_it_back_nor_counts_as_hearing_the_exchange()
     assert clock.day() == "2026-12-02" and ist.stamp(int(clock.now())) == "2026-12-02 15:31:00"
     clock.heard_stamp("2026-12-03 09:15:01")
     assert clock.day() == "2026-12-03" and clock.quiet_for() == 0
+
+
+def test_a_tick_a_minute_behind_a_fast_market_still_counts_as_hearing_it():
+    wall = Wall(MACHINE)
+    clock = ExchangeClock(wall)
+    clock.heard_stamp("2026-12-02 10:15:00")
+    wall.t += 5
+    clock.heard_stamp("2026-12-02 10:14:30")  # at 60x, a tick half a wall second late
+    assert clock.quiet_for() == 0 and ist.stamp(int(clock.now())) == "2026-12-02 10:15:05"
