@@ -10,8 +10,10 @@ steps out against the broker (``execution_worker/order_group.py``), a backtest a
   The group ends ``completed``, ``rolled_back`` (every closing leg filled: the book is as before) or
   ``needs_attention`` (a closing leg did not fill: positions must be checked).
 - **Exit**: the legs (at the quantities risk decided; a leg with nothing to close is left out) in
-  ``hedge.closing_order`` (shorts bought back first), every one placed even when another fails;
-  ``completed`` or ``needs_attention``.
+  ``hedge.closing_order`` (shorts bought back first), each placed even when another fails — except the
+  long legs of a short's option type (CE / PE) once that short's buy-back did not fill: they still cover
+  it, and selling them would leave it naked (the soak: a condor's long call sold while its short call's
+  buy-back worked on for 15 s). ``completed`` or ``needs_attention``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class GroupPlacement:
         self.failure = ""  # the entry leg that failed, in words
         self._filled: list[tuple[Leg, int]] = []  # entry legs and what of each filled
         self._ok = True  # every exit / rollback leg so far filled
+        self.kept: list[Leg] = []  # exit legs not placed: the hedges of a short still open
         if group.intent == "exit":
             decided = tuple(quantities) or tuple(leg.quantity for leg in group.legs)
             legs = [msgspec.structs.replace(leg, quantity=q) for leg, q in zip(group.legs, decided) if q]
@@ -62,6 +65,11 @@ class GroupPlacement:
         ``failure`` says why not (an entry leg's broker status and message)."""
         if step.kind != "entry":
             self._ok = self._ok and ok
+            if not ok and step.kind == "exit" and step.leg.transaction_type.value == "BUY" and step.leg.option_type:
+                covering = [s for s in self._queue if s.leg.transaction_type.value == "SELL"
+                            and s.leg.option_type == step.leg.option_type]
+                self._queue = [s for s in self._queue if s not in covering]
+                self.kept += [s.leg for s in covering]
             return
         if filled:
             self._filled.append((step.leg, filled))
@@ -84,7 +92,9 @@ class GroupPlacement:
         if self.state == "completed":
             return ""
         if self.group.intent == "exit":
-            return "exit legs did not all fill"
+            kept = f"; kept {', '.join(leg.tradingsymbol for leg in self.kept)} covering a short still open" \
+                if self.kept else ""
+            return f"exit legs did not all fill{kept}"
         return self.failure if self._ok else f"{self.failure}; rollback incomplete: check positions"
 
     @property

@@ -1,8 +1,9 @@
 """An exit group that cannot complete raises the critical ``needs_attention`` alert, through the real
 stack: a spread entered through NATS, then its exit sent while the exchange fills nothing (kite_sim's
 ``hold_fills``): the legs rest past the group's fill timeout, the group ends ``needs_attention``, the
-trader is alerted once (its key names the group) and each leg's strategy hears NEEDS_ATTENTION. A
-group that completes raises no such alert."""
+trader is alerted once (its key names the group) and each leg's strategy hears NEEDS_ATTENTION. The long
+call is not sold while its short's buy-back rests (it still covers it). A group that completes raises no
+such alert."""
 
 import time
 
@@ -39,7 +40,6 @@ async def test_an_exit_that_cannot_fill_alerts_needs_attention(bus, sim, stack):
     await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
     calls = await nifty_chain(kite, "CE")
     legs = entry_order([option_leg(calls[26000.0], "SELL", False), option_leg(calls[26200.0], "BUY", True)])
-    symbols = [leg.tradingsymbol for leg in legs]
     run = time.time_ns()
     entry = m.SignalGroup(id=f"na-entry-{run}", user_id=USER, strategy_id="na-1", strategy="bear_call_spread",
                           structure="bear_call_spread", underlying="NIFTY", legs=legs)
@@ -56,7 +56,9 @@ async def test_an_exit_that_cannot_fill_alerts_needs_attention(bus, sim, stack):
     await bus.js_publish(subjects.signals(USER), out, msg_id=out.id)
     try:
         assert await eventually(lambda: state_of(journal, out.id), timeout=30, what="the exit") == "needs_attention"
-        assert journal.group(out.id)["detail"] == "exit legs did not all fill"
+        hedge, short = legs  # entry_order: the hedge first
+        assert journal.group(out.id)["detail"] == (f"exit legs did not all fill; kept {hedge.tradingsymbol} "
+                                                   "covering a short still open")
         (raised,) = await eventually(lambda: alerts, what="the needs_attention alert")
         assert (raised.severity, raised.key, raised.source) == ("critical", f"needs_attention:{out.id}", "execution")
         assert raised.title == "bear_call_spread on NIFTY: exit could not complete"
@@ -67,9 +69,9 @@ async def test_an_exit_that_cannot_fill_alerts_needs_attention(bus, sim, stack):
     finally:
         sim.faults(hold_fills=False)  # the resting exit legs fill now: the account ends flat
 
-    async def flat():
+    async def bought_back():  # the short's resting buy-back fills now; its wing was never sold
         have = {p.tradingsymbol: p.quantity for p in (await broker(kite.positions)).net}
-        return all(not have.get(s, 0) for s in symbols) or None
+        return (not have.get(short.tradingsymbol, 0) and have.get(hedge.tradingsymbol) == hedge.quantity) or None
 
-    await eventually(flat, timeout=30, what="the held exit legs filled")
+    await eventually(bought_back, timeout=30, what="the short bought back, its wing still held")
     assert len(alerts) == 1  # raised once

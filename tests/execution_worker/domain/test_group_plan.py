@@ -60,7 +60,19 @@ def test_exit_closes_the_decided_quantities_shorts_first_and_places_every_leg():
     g = group("iron_condor", [leg("LC", "SELL", "CE", 2600000), leg("SC", "BUY", "CE", 2550000),
                               leg("LP", "SELL", "PE", 2400000), leg("SP", "BUY", "PE", 2450000)], intent="exit")
     plan = GroupPlacement(g, (50, 50, 0, 50))  # risk: nothing left of LP to close
-    steps = run(plan, {"exit:SC": 0})
+    steps = run(plan, {"exit:SP": 0})
     assert [(s[1], s[3]) for s in steps] == [("SC", 50), ("SP", 50), ("LC", 50)]
     assert plan.state == "needs_attention" and plan.detail == "exit legs did not all fill"
     assert plan.reason == "exit legs did not all fill: check positions" and plan.code == "NEEDS_ATTENTION"
+
+
+def test_an_exit_keeps_the_wings_of_a_short_it_could_not_buy_back():
+    """The short call's buy-back did not fill: the long call still covers it and is not sold (it was, and the
+    soak saw a naked short call for 15 s); the put side closes."""
+    g = group("iron_condor", [leg("LC", "SELL", "CE", 2600000), leg("SC", "BUY", "CE", 2550000),
+                              leg("LP", "SELL", "PE", 2400000), leg("SP", "BUY", "PE", 2450000)], intent="exit")
+    plan = GroupPlacement(g)
+    steps = run(plan, {"exit:SC": 0})
+    assert [(s[1], s[2]) for s in steps] == [("SC", "BUY"), ("SP", "BUY"), ("LP", "SELL")]
+    assert plan.state == "needs_attention" and [leg.tradingsymbol for leg in plan.kept] == ["LC"]
+    assert plan.detail == "exit legs did not all fill; kept LC covering a short still open"
