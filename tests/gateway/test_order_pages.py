@@ -15,7 +15,9 @@ from shared.trading.order import Order, OrderState
 from tests.gateway.conftest import login
 
 N = 130  # more than two pages of 50
-T0 = time.time() - 3600
+# an hour ago, but never yesterday (IST): the books open on today's page, and from 00:00 to 01:00 IST an hour
+# ago was yesterday's (the long-day test failed every evening 18:30-19:30 UTC: '0 fills on this page')
+T0 = max(time.time() - 3600, ist.now(time.time()).replace(hour=0, minute=0, second=1, microsecond=0).timestamp())
 
 
 def order(i: int, user: str = "DEMO01", second: int | None = None) -> Order:
