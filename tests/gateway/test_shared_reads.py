@@ -46,3 +46,29 @@ async def test_identical_reads_share_one_request_but_never_across_a_change(bus, 
         await trading.close()
         for sub in subs:
             await sub.unsubscribe()
+
+
+async def test_a_dashboard_load_asks_each_worker_once_for_its_reads(stack, bus):
+    """A dashboard load's reads of the execution worker (positions, orders, the day's fills) go as one message,
+    its strategy reads (signals, strategies) as one (Bus.read): 50 loads at once were 7 requests each."""
+    from tests.gateway.conftest import login
+
+    from contextlib import aclosing
+
+    client, _ = await login(stack)
+    async with aclosing(client):
+        assert (await client.get("/")).status_code == 200  # the catalog, the pings and the ticker asked once
+        seen: list[str] = []
+
+        async def spy(msg) -> None:
+            seen.append(".".join(msg.subject.split(".")[-2:]))  # service.verb
+
+        sub = await bus.nc.subscribe(subjects.cmd("DEMO01", "execution", "x").rsplit(".", 2)[0] + ".>", cb=spy)
+        try:
+            assert (await client.get("/")).status_code == 200
+            await bus.nc.flush()
+            await eventually(lambda: "execution.reads" in seen and "strategy.reads" in seen, 10, "the reads")
+        finally:
+            await sub.unsubscribe()
+    asked = sorted(s for s in seen if not s.startswith(("ticker.", "risk.")))
+    assert asked == ["execution.reads", "strategy.reads"], seen
