@@ -4,12 +4,14 @@ joins one asked before it, and a reader that gives up does not cancel the others
 server and a real responder on the execution worker's subjects."""
 
 import asyncio
+from contextlib import aclosing
 
 import msgspec
 
 from gateway.trading import Trading
 from shared import messages as m
 from shared import subjects
+from tests.gateway.conftest import login
 from tests.helpers import eventually, stack_settings
 
 
@@ -51,10 +53,6 @@ async def test_identical_reads_share_one_request_but_never_across_a_change(bus, 
 async def test_a_dashboard_load_asks_each_worker_once_for_its_reads(stack, bus):
     """A dashboard load's reads of the execution worker (positions, orders, the day's fills) go as one message,
     its strategy reads (signals, strategies) as one (Bus.read): 50 loads at once were 7 requests each."""
-    from tests.gateway.conftest import login
-
-    from contextlib import aclosing
-
     client, _ = await login(stack)
     async with aclosing(client):
         assert (await client.get("/")).status_code == 200  # the catalog, the pings and the ticker asked once
