@@ -36,7 +36,7 @@ def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limit
     replay = Replay(opt.replay) if opt.replay else None
     doc = snapshot.read(opt.snapshot)
     clock_doc = (doc or {}).get("clock") or {}
-    start = date.fromisoformat(clock_doc["start_date"]) if clock_doc else (replay.first_date() if replay else None)
+    start = date.fromisoformat(clock_doc["start_date"]) if clock_doc else (replay.first_date() if replay else opt.start_date)
     elapsed = 0.0 if opt.market_hours else float(clock_doc.get("elapsed", 0.0))
     calendar = CALENDAR if opt.holidays is None else MarketCalendar.fixed(opt.holidays)
     clock = SimClock(speed=speed, start_date=start, calendar=calendar, hours=opt.market_hours, elapsed=elapsed)

@@ -22,6 +22,7 @@ class Options:
     edis: frozenset[str] = frozenset()  # accounts without DDPI: delivery sells need the day's eDIS authorisation
     tls_cert: str = ""  # PEM certificate chain: serve https/wss as the real Kite does (with tls_key)
     tls_key: str = ""
+    start_date: date | None = None  # the first trading day (its session open); None: today in IST
 
 
 def parse_holidays(text: str) -> frozenset[date] | None:
@@ -57,10 +58,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-cert", default="", metavar="PEM", help="serve https (and wss) with this certificate "
                    "chain, as the real Kite does (with --tls-key)")
     p.add_argument("--tls-key", default="", metavar="PEM", help="the private key of --tls-cert")
+    p.add_argument("--date", default="", metavar="YYYY-MM-DD", help="the first trading day (its 09:15 open; the trading "
+                   "day before it if it is none); default today in IST — a test that needs an expiry day pins one")
 
 
 def options_from(a: argparse.Namespace) -> Options:
     return Options(replay=a.replay, market_hours=a.market_hours, holidays=parse_holidays(a.holidays),
                    settle=a.settle, snapshot=a.snapshot, faults=getattr(a, "faults", ""),
                    edis=frozenset(u.strip().upper() for u in getattr(a, "edis", "").split(",") if u.strip()),
-                   tls_cert=getattr(a, "tls_cert", ""), tls_key=getattr(a, "tls_key", ""))
+                   tls_cert=getattr(a, "tls_cert", ""), tls_key=getattr(a, "tls_key", ""),
+                   start_date=date.fromisoformat(a.date) if getattr(a, "date", "") else None)

@@ -91,6 +91,12 @@ class Sim:
             self.proc.kill()
 
 
+# A NIFTY weekly expiry (Tuesday): tests that need an expiry day, or the day after one, start their sim on it
+# (``extra=PINNED``) and pass whatever the date they run on — on 2026-12-02 the nearest expiry is 6 days out.
+EXPIRY_DAY = "2026-12-01"
+PINNED = ("--date", EXPIRY_DAY)
+
+
 def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.0, admin: bool = True,
               redirect_url: str = "http://127.0.0.1:8000/auth/kite/callback", extra: tuple[str, ...] = (),
               port: int = 0, tls: tuple[Path, Path] | None = None) -> Sim:

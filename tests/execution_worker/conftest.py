@@ -12,7 +12,7 @@ from shared.broker_sessions import put_session, vault_for
 from shared.kite.budget import SharedBudget
 from tests.execution_worker.kit import USER
 from tests.helpers import running, stack_settings, wait_health
-from tests.simkit import login, start_sim
+from tests.simkit import PINNED, login, start_sim
 
 
 @contextlib.asynccontextmanager
@@ -47,6 +47,14 @@ def settling_sim(tmp_path_factory):
     """A kite_sim of its own with end-of-day settlement (``--settle``): the tests that cross a trading day
     (MIS square-off, expiry, carried positions) move its clock, which the package's shared sim keeps."""
     s = start_sim(tmp_path_factory.mktemp("sim-settle"), seed=23, extra=("--settle",))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def expiry_sim(tmp_path_factory):
+    """``settling_sim`` opening on a weekly expiry day (``simkit.EXPIRY_DAY``), whatever today's date."""
+    s = start_sim(tmp_path_factory.mktemp("sim-expiry"), seed=23, extra=("--settle", *PINNED))
     yield s
     s.stop()
 

@@ -16,7 +16,7 @@ from shared.trading import planning as o
 from shared.trading.positions import from_broker
 from tests.execution_worker.kit import USER, broker, signal, fresh_desk
 from tests.helpers import eventually
-from tests.simkit import start_sim
+from tests.simkit import PINNED, start_sim
 
 
 def held(journal, strategy_id: str, symbol: str = "INFY") -> int:
@@ -108,10 +108,10 @@ async def test_kta_fills_in_flight_at_two_passes_are_not_taken_for_an_external_o
 
 @pytest.fixture
 def morning_sim(tmp_path):
-    """A sim of this test's own, its clock at the open of its first day: the package's sim may be near that
+    """A sim of this test's own, its clock at the open of an expiry day: the package's sim may be near its
     day's close when the test runs late in the full suite (at 60x, the test's 10 s are 10 market minutes),
     and an option held into the close does expire."""
-    s = start_sim(tmp_path, speed=60.0)
+    s = start_sim(tmp_path, speed=60.0, extra=PINNED)
     yield s
     s.stop()
 

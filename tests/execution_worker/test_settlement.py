@@ -23,8 +23,8 @@ def held(journal, strategy_id: str, symbol: str) -> int:
                if t["strategy_id"] == strategy_id and t["tradingsymbol"] == symbol)
 
 
-async def test_mis_square_off_and_expiry_settlement_are_adopted(bus, settling_sim, data_dir):
-    sim = settling_sim
+async def test_mis_square_off_and_expiry_settlement_are_adopted(bus, expiry_sim, data_dir):
+    sim = expiry_sim
     outcomes: list[m.StrategyOutcome] = []
     alerts: list[m.Alert] = []
 

@@ -15,7 +15,7 @@ from shared.kite.instruments import RETRY_AFTER, InstrumentCache, next_refresh
 from shared.kite.models import Instrument
 from shared.broker_sessions import put_session, vault_for
 from tests.helpers import eventually, stack_settings
-from tests.simkit import login, start_sim
+from tests.simkit import PINNED, login, start_sim
 
 
 def at(text: str) -> float:
@@ -112,7 +112,7 @@ async def test_the_daily_refresh_reloads_at_0835_ist_and_tells_its_listeners():
 async def test_the_next_trading_days_contracts_after_the_refresh_time(bus, tmp_path):
     """kite_sim lists new contracts every trading day: the cache shows them only once the refresh
     time has passed, and then every lookup is today's."""
-    own = start_sim(tmp_path, seed=11)
+    own = start_sim(tmp_path, seed=11, extra=PINNED)  # the day after an expiry lists the next weekly series
     try:
         settings = stack_settings(bus.nc.connected_url.geturl(), tmp_path / "var", own)
         await put_session(bus, vault_for(settings), "DEMO01", own.api_key, login(own))

@@ -61,7 +61,7 @@ def start_sim_with(tmp: Path, *extra: str, seed: int = 9, speed: float = 60.0, p
     return Sim(proc, port)
 
 
-def module_sim(name: str, seed: int):
+def module_sim(name: str, seed: int, extra: tuple[str, ...] = ()):
     """Fixtures for a test module's own sim: ``sim_dir`` (whose sim.log tests read) and ``sim``.
     Use as ``sim_dir, sim = module_sim("faults", seed=5)``."""
 
@@ -71,7 +71,7 @@ def module_sim(name: str, seed: int):
 
     @pytest.fixture(scope="module")
     def sim(sim_dir):
-        s = start_sim(sim_dir, seed=seed, speed=60.0)
+        s = start_sim(sim_dir, seed=seed, speed=60.0, extra=extra)
         yield s
         s.stop()
 

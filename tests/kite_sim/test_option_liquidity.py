@@ -13,10 +13,11 @@ from kite_sim.clock import SimClock
 from kite_sim.instruments import Universe
 from kite_sim.market import Market
 from tests.kite_sim.kit import module_sim, paced
+from tests.simkit import PINNED
 
 pytestmark = pytest.mark.timeout(120)
 
-sim_dir, sim = module_sim("options", seed=37)
+sim_dir, sim = module_sim("options", seed=37, extra=PINNED)  # an expiry day: the far wings are cheap
 SPOT = 26000.0
 
 
