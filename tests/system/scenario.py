@@ -213,8 +213,20 @@ async def _look(sim, kite, journal, inv: Invariants, t: float, up_since: float) 
     if sim.trading_day() != day:
         return {}
     net = {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity}
-    inv.sample(t, net, broker_orders, journal.orders(USER), journal.trades(USER), up_since, day)
+    trades = journal.trades(USER)
+    _new_options(inv, [*(s for s, _ in net), *(o.tradingsymbol for o in broker_orders),
+                       *(r["tradingsymbol"] for r in trades)])
+    inv.sample(t, net, broker_orders, journal.orders(USER), trades, up_since, day)
     return net
+
+
+def _new_options(inv: Invariants, symbols) -> None:
+    """NIFTY options the sim listed after the checker read the dump (strikes around a moved spot): known by their
+    name (NIFTY...CE / PE) and the index's one lot size, so no limit or protection rule takes them for shares."""
+    lot = next(iter(inv.lots.values()), 0)
+    for s in symbols:
+        if s not in inv.option_types and s.startswith("NIFTY") and s[-2:] in ("CE", "PE") and lot:
+            inv.option_types[s], inv.lots[s] = s[-2:], lot
 
 
 async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts,
@@ -409,7 +421,7 @@ async def _wind_down(bus, sim, kite, journal, report, symbols: dict[int, str]) -
         except RequestTimeout:
             return None
 
-    names = symbols
+    names = {**symbols, **{t["instrument_token"]: t["tradingsymbol"] for t in journal.trades(USER)}}  # + unlisted
 
     async def books_told():
         """The strategies' books once they have consumed every outcome the execution worker published (the
