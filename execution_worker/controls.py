@@ -4,6 +4,7 @@ strategy's signal; modified and cancelled from the order book)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -45,7 +46,8 @@ async def square_off(desk: Desk, reason: str, product: str = "") -> dict:
     positions = open_positions(desk, product)
     keys = [position_key(p.strategy_id, p.exchange, p.tradingsymbol) for p in positions]
     origin = f"squareoff|{started}"
-    async with desk.protector.holding(keys):
+    async with contextlib.AsyncExitStack() as held:
+        await held.enter_async_context(desk.protector.holding(keys))
         stuck = await desk.protector.clear(keys)  # GTTs first: one left active could fire after the flatten
         working = [o for o in desk.book.working() if not product or o.product == product]
         for order in working:
@@ -54,6 +56,19 @@ async def square_off(desk: Desk, reason: str, product: str = "") -> dict:
         # orders the broker reported filled whose fills are not journaled yet (a stop's COMPLETE is heard before
         # its trades are read): the positions are read once those fills are in them, or a flatten sells them again
         await placing.wait_final(desk, working + desk.book.owing(), SQUARE_OFF_CANCEL_TIMEOUT)
+        # a position opened meanwhile (an entry sent before the square-off filled during its cancels) got a stop of
+        # its own: held back and cancelled too, or that stop and the flatten both close it (soak seed 13: 0 -> +5)
+        late = [position_key(p.strategy_id, p.exchange, p.tradingsymbol) for p in open_positions(desk, product)]
+        late = [k for k in late if k not in keys]
+        if late:
+            await held.enter_async_context(desk.protector.holding(late))
+            stuck |= await desk.protector.clear(late)
+            seen = {o.tag for o in working}
+            more = [o for o in desk.book.working() if o.tag not in seen and (not product or o.product == product)]
+            for order in more:
+                await placing.cancel(desk, order, reason)
+            await placing.wait_final(desk, more + desk.book.owing(), SQUARE_OFF_CANCEL_TIMEOUT)
+            working += more
         placed = []
         for p in sorted(open_positions(desk, product), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
             if position_key(p.strategy_id, p.exchange, p.tradingsymbol) in stuck:
