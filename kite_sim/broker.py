@@ -80,8 +80,12 @@ class Broker:
 
     # ---- the market heartbeat -----------------------------------------------------------------
 
-    def tick(self) -> None:
-        """Called by the market loop: roll the day, release AMOs at the open, match resting orders."""
+    def roll_day(self) -> None:
+        """The trading day rolls (settled, when settlement is on) before anything happens in the new one: the
+        market loop's tick rolls it, and so does every order operation — the clock walks from 15:30 straight
+        into the next 09:15, and an order placed before the loop's next tick was numbered and booked as the old
+        day's, filled at the new day's prices, then settled away with the old day's book (its fill missing
+        from the new day's order book, its position carried as overnight)."""
         today = self.market.clock.today()
         if today != self._day:
             old, self._day = self._day, today
@@ -89,6 +93,10 @@ class Broker:
             log.info("trading day %s -> %s (%d contracts listed)", old, today, added)
             if self.on_day_end is not None:
                 self.on_day_end(self, old, today)
+
+    def tick(self) -> None:
+        """Called by the market loop: roll the day, release AMOs at the open, match resting orders."""
+        self.roll_day()
         is_open = self.market.clock.is_open()
         self.gtt.check(is_open)
         if is_open:
@@ -110,6 +118,7 @@ class Broker:
         """A valid order enters the book: refused while the market is closed (AMOs queue) or, for a delivery sell
         of shares the depository has not authorised, with Kite's 428; then RMS (faults, margin, circuit limits)
         rejects it or it opens and matches."""
+        self.roll_day()
         queue_amo = spec.variety == "amo" and not self.market.clock.is_open()
         if spec.variety == "regular" and not self.market.clock.is_open():
             raise OrderError(MARKET_CLOSED)
@@ -183,6 +192,7 @@ class Broker:
         return paise(inst.tick_size) or 5
 
     def modify(self, user_id: str, variety: str, order_id: str, f: dict) -> Order:
+        self.roll_day()  # an order the day's end expired is not modified into the next day
         o = self.order(user_id, order_id)
         if o.status in TERMINAL:
             raise OrderError(f"Order cannot be modified as it is {o.status.lower()}.", "InputException")

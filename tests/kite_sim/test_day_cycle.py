@@ -174,6 +174,23 @@ def test_cnc_buys_become_holdings_at_t_plus_1_and_intraday_positions_settle():
     assert (h.quantity, h.t1_quantity) == (10, 0)  # T+1: settled into the demat holding
 
 
+def test_an_order_placed_before_the_loop_notices_the_new_day_belongs_to_the_new_day():
+    """The clock walks from 15:30 straight into the next 09:15; an order that arrives before the market loop's
+    next tick rolls the day first: numbered, booked and filled as the new day's (it was the old day's, then
+    settled away with the old book: missing from the new day's order book, its position carried as overnight)."""
+    broker, market, wall = settled_broker(date(2026, 3, 2))
+    acc = broker.account(USER, 10_00_000_00)
+    fut = next(i for i in market.universe.by_token.values() if i.instrument_type == "FUT" and i.underlying == "NIFTY")
+    wall.t += SESSION_SECONDS + 5  # no broker.tick(): the loop has not run since the close
+    late = buy(broker, fut, fut.lot_size, product="NRML")
+    assert late.order_id.startswith("260303") and late.status == "COMPLETE"
+    assert acc.orders.get(late.order_id) is late and [t.order.order_id for t in acc.trades] == [late.order_id]
+    carried = acc.positions[(fut.instrument_token, "NRML")]
+    assert (carried.overnight_quantity, carried.buy_quantity) == (0, fut.lot_size)  # today's, not carried
+    broker.tick()  # the loop's tick after it: nothing left to roll
+    assert acc.orders.get(late.order_id) is late
+
+
 @pytest.mark.parametrize("spot, itm_strike_offset", [(26000.0, -200)])
 def test_option_expiry_itm_exercised_otm_worthless(spot, itm_strike_offset):
     expiry = date(2026, 3, 3)  # a Tuesday: NIFTY's weekly expiry
