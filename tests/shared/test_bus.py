@@ -232,6 +232,11 @@ async def test_poison_message_on_jetstream_goes_to_dlq(nats_server):
         await bus.close()  # its subscriptions go with it
 
 
+def a_signal(user_id: str, sid: str) -> m.Signal:
+    return m.Signal(id=sid, user_id=user_id, strategy_id="a", strategy="rsi", exchange="NSE",
+                    tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
+
+
 async def test_a_keyed_consumer_handles_users_concurrently_and_each_users_messages_in_order(nats_server):
     """Issue #18: one user's slow signal does not hold up another user's in the same partition; one
     user's signals stay in stream order."""
@@ -239,12 +244,9 @@ async def test_a_keyed_consumer_handles_users_concurrently_and_each_users_messag
     try:
         await bus.ensure_streams()
 
-        def sig(sid: str, user: str) -> m.Signal:
-            return m.Signal(id=sid, user_id=user, strategy_id="a", strategy="rsi", exchange="NSE",
-                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
 
         for sid, user in (("a1", "KA01"), ("a2", "KA01"), ("b1", "KB01")):
-            await bus.js_publish(s.signals(user), sig(sid, user))
+            await bus.js_publish(s.signals(user), a_signal(user, sid))
         b_done, handled, all_done = asyncio.Event(), [], asyncio.Event()
 
         async def handler(obj, msg):
@@ -273,9 +275,6 @@ async def test_a_keyed_consumer_takes_other_users_later_messages_while_one_user_
     try:
         await bus.ensure_streams()
 
-        def sig(sid: str, user: str) -> m.Signal:
-            return m.Signal(id=sid, user_id=user, strategy_id="a", strategy="rsi", exchange="NSE",
-                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
 
         started, b_done, handled = asyncio.Event(), asyncio.Event(), []
 
@@ -290,10 +289,10 @@ async def test_a_keyed_consumer_takes_other_users_later_messages_while_one_user_
                 b_done.set()
 
         await bus.consume("KTA_SIGNALS", "keyed-later-c", "kta.u.*.signals.*", m.AnySignal, handler, key=s.user_of)
-        await bus.js_publish(s.signals("KC01"), sig("c1", "KC01"))
+        await bus.js_publish(s.signals("KC01"), a_signal("KC01", "c1"))
         await asyncio.wait_for(started.wait(), 10)
         for sid, user in (("c2", "KC01"), ("d1", "KD01"), ("d2", "KD01")):
-            await bus.js_publish(s.signals(user), sig(sid, user))
+            await bus.js_publish(s.signals(user), a_signal(user, sid))
         await eventually(lambda: handled == ["d1", "d2", "c1", "c2"], timeout=15, what="d1, d2 before c1 ends")
     finally:
         await bus.close()
@@ -309,9 +308,6 @@ async def test_a_lone_message_is_handed_over_at_once_and_a_burst_in_batches_in_o
     try:
         await bus.ensure_streams()
 
-        def sig(sid: str) -> m.Signal:
-            return m.Signal(id=sid, user_id="KL01", strategy_id="a", strategy="rsi", exchange="NSE",
-                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
 
         handled: list[str] = []
         arrived = asyncio.Queue()
@@ -324,10 +320,10 @@ async def test_a_lone_message_is_handed_over_at_once_and_a_burst_in_batches_in_o
         await bus.consume("KTA_SIGNALS", "lone-c", "kta.u.KL01.signals.*", m.AnySignal, handler, batch=16,
                           key=s.user_of, idle_wait=120.0, deliver_policy=DeliverPolicy.NEW)
         for n in range(3):  # each alone, the consumer idle in between
-            await bus.js_publish(s.signals("KL01"), sig(f"l{n}"))
+            await bus.js_publish(s.signals("KL01"), a_signal("KL01", f"l{n}"))
             assert await asyncio.wait_for(arrived.get(), 20) == f"l{n}"
         for n in range(3, 40):  # then a burst: more than a batch
-            await bus.js_publish(s.signals("KL01"), sig(f"l{n}"))
+            await bus.js_publish(s.signals("KL01"), a_signal("KL01", f"l{n}"))
         await eventually(lambda: len(handled) >= 40, timeout=20, what="the burst handled")
         assert handled == [f"l{n}" for n in range(40)]  # in order, once each
     finally:
@@ -342,9 +338,6 @@ async def test_a_lone_message_costs_its_delivery_alone_and_a_burst_is_still_take
     try:
         await pub.ensure_streams()
 
-        def sig(sid: str) -> m.Signal:
-            return m.Signal(id=sid, user_id="KN01", strategy_id="a", strategy="rsi", exchange="NSE",
-                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
 
         received_at_handler: list[int] = []
         handled: list[str] = []
@@ -359,11 +352,11 @@ async def test_a_lone_message_costs_its_delivery_alone_and_a_burst_is_still_take
                           idle_wait=120.0, deliver_policy=DeliverPolicy.NEW)
         for n in range(3):  # each alone, the consumer idle in between
             before = sub.nc.stats["in_msgs"]
-            await pub.js_publish(s.signals("KN01"), sig(f"n{n}"))
+            await pub.js_publish(s.signals("KN01"), a_signal("KN01", f"n{n}"))
             assert await asyncio.wait_for(arrived.get(), 20) == f"n{n}"
             assert received_at_handler[-1] - before == 1  # the message; no 404 of a pull for more
         for n in range(3, 40):  # a burst while it works: the rest is taken without waiting, in order
-            await pub.js_publish(s.signals("KN01"), sig(f"n{n}"))
+            await pub.js_publish(s.signals("KN01"), a_signal("KN01", f"n{n}"))
         await eventually(lambda: len(handled) >= 40, timeout=20, what="the burst handled")
         assert handled == [f"n{n}" for n in range(40)]
     finally:
@@ -378,9 +371,6 @@ async def test_a_handler_returning_a_future_frees_its_key_at_once_and_is_acked_w
     try:
         await bus.ensure_streams()
 
-        def sig(sid: str) -> m.Signal:
-            return m.Signal(id=sid, user_id="KT01", strategy_id="a", strategy="rsi", exchange="NSE",
-                            tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)
 
         first_work = asyncio.get_running_loop().create_future()
         handled = []
@@ -392,8 +382,8 @@ async def test_a_handler_returning_a_future_frees_its_key_at_once_and_is_acked_w
             return first_work if obj.id == "t1" else None
 
         await bus.consume("KTA_SIGNALS", "tails-c", "kta.u.*.signals.*", m.AnySignal, handler, key=s.user_of)
-        first = (await bus.js_publish(s.signals("KT01"), sig("t1"))).seq
-        await bus.js_publish(s.signals("KT01"), sig("t2"))
+        first = (await bus.js_publish(s.signals("KT01"), a_signal("KT01", "t1"))).seq
+        await bus.js_publish(s.signals("KT01"), a_signal("KT01", "t2"))
         await eventually(lambda: handled == ["t1", "t2"], what="t2 handled while t1's work goes on")
 
         async def pending() -> int:
