@@ -68,6 +68,7 @@ async def test_the_gateway_cannot_publish_signals_orders_or_ticks(nats_server, n
     gw = await _client(nats_server, nats_auth, "gateway")
     seen = asyncio.Queue()
     watch = await bus.nc.subscribe("kta.u.GWTEST.>", cb=seen.put)
+    await bus.sync()  # the watch is live before the gateway publishes: "nothing seen" means dropped, not early
     before = (await bus.js.stream_info(s.STREAM_SIGNALS)).state.messages
     try:
         for subject in (s.signals("GWTEST"), s.orders("GWTEST"), s.outcomes("GWTEST"), s.risk("GWTEST"),
