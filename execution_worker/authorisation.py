@@ -67,7 +67,7 @@ class HeldSells:
                     f"{where[1:]} with your TPIN; kta then places this order once. Cancel it from the order "
                     f"book if you no longer want it.",
                     severity="critical" if order.kind in URGENT else "warning", key=f"edis:{order.tag}:{request_id}",
-                    link=link)
+                    link=link, clock=desk.exchange)
         log.warning("order %s held for the depository's authorisation: %s", order.tag, refusal.message,
                     extra={"user_id": desk.user_id})
         self.watch()

@@ -192,7 +192,7 @@ class CrossCheck:
                                  trade_id=trade_id, reason=reason)
         await alert(desk.bus, desk.user_id, "external_fill", f"{symbol}: the broker's position changed outside kta",
                     f"{side} {quantity} at {m.format_inr(price)} for {strategy_id or 'the account'}: {reason}",
-                    severity="warning", key=f"external:{order_id}")
+                    severity="warning", key=f"external:{order_id}", clock=desk.exchange)
         log.warning("external fill %s %s %s at %s for %r: %s", symbol, side, quantity, price, strategy_id, reason,
                     extra={"user_id": desk.user_id})
         if desk.on_fills is not None:

@@ -214,7 +214,8 @@ class Desk:
             await alert(self.bus, self.user_id, "order_rejected",
                         f"{order.tradingsymbol}: {order.kind} order rejected",
                         f"{order.transaction_type.value} {order.quantity} {order.tradingsymbol} ({order.strategy_id or 'manual'}"
-                        f"): {order.status_message or order.failure or 'rejected'}", key=f"rejected:{order.tag}")
+                        f"): {order.status_message or order.failure or 'rejected'}", key=f"rejected:{order.tag}",
+                        clock=self.exchange)
 
     async def on_broker(self, kite_order: KiteOrder, trades: dict[str, list[Trade]] | None = None) -> bool:
         """Fold one broker view of an order into the book. False for orders kta doesn't own.

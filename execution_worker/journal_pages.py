@@ -99,7 +99,8 @@ def trades_page(journal: Journal, user_id: str, *, limit: int, before: str = "",
     rows = rows[:limit]
     last = rows[-1] if rows else None
     nxt = encode_cursor([last["fill_timestamp"], last["_row"]]) if more and last else None
-    return {"items": [{k: v for k, v in r.items() if k != "_row"} for r in rows], "next": nxt}
+    # ``today``: the day the worker trades on now (the exchange's clock): the desk reports on it, not the machine's
+    return {"items": [{k: v for k, v in r.items() if k != "_row"} for r in rows], "next": nxt, "today": journal.today()}
 
 
 def book_page(journal: Journal, user_id: str, cmd: m.GetOrders | m.GetTrades) -> m.Ok | m.Error:

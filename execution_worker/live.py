@@ -228,7 +228,7 @@ class Desks:
         await self.publish_risk(state)
         await alert(self.bus, desk.user_id, "kill_switch", f"kill switch {state.state}", state.reason,
                     severity="critical" if state.state is m.KillSwitchState.HALTED else "warning",
-                    key=f"kill_switch:{state.state}:{state.tripped_at}")
+                    key=f"kill_switch:{state.state}:{state.tripped_at}", clock=desk.exchange)
         if state.state is m.KillSwitchState.HALTED:
             log.critical("kill switch HALTED for %s: %s", desk.user_id, state.reason)
             self.bus.spawn(self._halted(desk, state), name=f"halted:{desk.user_id}")
@@ -291,7 +291,7 @@ class Desks:
             await alert(self.bus, desk.user_id, "eod_report", f"kta: the day's report for {s.day}",
                         f"P&L {m.format_inr(s.realised_pnl)}, {s.journal.total_trades} closed trade(s), win rate "
                         f"{s.journal.win_rate:.0f} %, {s.signals} signals ({s.signals_refused} refused), kill switch "
-                        f"{s.kill_switch}", severity="info", key=f"eod:{s.day}")
+                        f"{s.kill_switch}", severity="info", key=f"eod:{s.day}", clock=desk.exchange)
         if state is not None:
             await self.publish_risk(state)
 

@@ -123,7 +123,7 @@ async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
         await alert(desk.bus, desk.user_id, "needs_attention",
                     f"{group.structure} on {group.underlying}: {what} could not complete",
                     f"{group.strategy_id}: {plan.reason or plan.detail} — check the positions and close what is left",
-                    severity="critical", key=f"needs_attention:{group.id}")
+                    severity="critical", key=f"needs_attention:{group.id}", clock=desk.exchange)
     if plan.state != "completed":
         await legs_ended(desk, group, plan.code, plan.reason)
     return plan.state

@@ -276,7 +276,7 @@ class Protector:
         await alert(self.desk.bus, self.desk.user_id, "unprotected",
                     f"{p.tradingsymbol}: stop-loss rejected twice, closing the position",
                     f"{p.strategy_id} holds {held} {p.tradingsymbol}; the broker said: {message}",
-                    severity="critical", key=f"unprotected:{key}:{p.generation}")
+                    severity="critical", key=f"unprotected:{key}:{p.generation}", clock=self.desk.exchange)
         if key in self.held_back:  # an exit or a square-off is closing it now: a flatten beside it would reverse it
             log.warning("%s: left to the exit or square-off in progress (closed by its sync if it stays open)", key,
                         extra={"user_id": self.desk.user_id})

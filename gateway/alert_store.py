@@ -56,7 +56,7 @@ class AlertStore:
             db["alert_channels"].create_index(["user_id"])
         if "alerts" not in db.table_names():
             db["alerts"].create({"user_id": str, "ident": str, "kind": str, "severity": str, "title": str,
-                                 "detail": str, "source": str, "ts": int, "received_at": float},
+                                 "detail": str, "source": str, "ts": int, "exchange_ts": int, "received_at": float},
                                 pk=("user_id", "ident"))
             db["alerts"].create_index(["user_id", "ts"])
         if "alert_users" not in db.table_names():
@@ -123,7 +123,8 @@ class AlertStore:
             return False
         table.insert({"user_id": alert.user_id, "ident": ident, "kind": alert.kind, "severity": alert.severity,
                       "title": alert.title, "detail": alert.detail, "source": alert.source, "link": alert.link,
-                      "ts": alert.ts or time.time_ns(), "received_at": self.clock()}, alter=True)
+                      "ts": alert.ts or time.time_ns(), "exchange_ts": alert.exchange_ts, "received_at": self.clock()},
+                     alter=True)
         self.db.execute("DELETE FROM alerts WHERE user_id = ? AND ident NOT IN "
                         "(SELECT ident FROM alerts WHERE user_id = ? ORDER BY ts DESC LIMIT ?)",
                         [alert.user_id, alert.user_id, RECENT])

@@ -16,11 +16,13 @@ FILL_PAGE = 201  # the trade book's largest page (GetTrades.limit)
 DAY_FILL_PAGES = 25  # at most ~5,000 fills of one day for the P&L panel (the journal read's bound before)
 
 
-def reporting_day(newest_fills: list[dict]) -> str:
-    """Today (IST), or the day of the newest fill when it is later (the broker's clock ahead of this
-    machine's: a paper market run faster than real time)."""
-    today = ist.day(time.time())
-    return max(today, newest_fills[0]["day"]) if newest_fills else today
+def reporting_day(page: dict) -> str:
+    """The day the execution worker trades on now — the exchange's (``today`` in a trade page; a paper
+    market runs ahead of this machine's clock or, pinned to a date, behind it) — or the newest fill's when
+    later (a worker that has not heard the exchange's time yet answers with the machine's day)."""
+    today = page.get("today") or ist.day(time.time())
+    items = page["items"]
+    return max(today, items[0]["day"]) if items else today
 
 
 class DeskQueries:
@@ -68,9 +70,9 @@ class DeskQueries:
         return (await self.command(user_id, "risk", m.GetRiskLimits()))["limits"]
 
     async def trading_day(self, user_id: str) -> str:
-        """The day the desk reports on: today (IST), or the day of the newest fill when the broker's
-        clock is ahead of this machine's (a paper market run faster than real time)."""
-        return reporting_day((await self.trade_page(user_id, 1, day="all"))["items"])
+        """The day the desk reports on: the exchange's trading day as the execution worker keeps it
+        (``reporting_day``), never this machine's date."""
+        return reporting_day(await self.trade_page(user_id, 1, day="all"))
 
     async def day_fills(self, user_id: str) -> tuple[str, list[dict]]:
         """The day the desk reports on (``trading_day``'s rule) and its fills, newest first: the trade
@@ -80,7 +82,7 @@ class DeskQueries:
         for _ in range(DAY_FILL_PAGES):
             page = await self.trade_page(user_id, FILL_PAGE, before=before, day="all")
             items = page["items"]
-            day = day or reporting_day(items)
+            day = day or reporting_day(page)
             of_day = [t for t in items if t["day"] == day]
             fills += of_day
             if len(of_day) < len(items) or not page["next"]:
@@ -101,7 +103,7 @@ class DeskQueries:
 
         fills = sorted(day_fills, key=lambda t: (t["fill_timestamp"], t.get("trade_id", "")))
         return {"day": day, "strategies": strategy_pnl(fills, marks, instrument_type),
-                "broker_day_pnl": snap.get("day_pnl") if snap else None,
+                "broker_day_pnl": snap.get("day_pnl") if snap else None, "broker_ts": snap.get("ts", 0) if snap else 0,
                 "broker_error": "" if snap else "the broker's positions could not be read", "ts": time.time_ns()}
 
     async def _snapshot(self, user_id: str) -> dict | None:

@@ -183,7 +183,8 @@ class GetOrders(_Cmd, tag="get_orders"):
 
 class GetTrades(_Cmd, tag="get_trades"):
     """The journal's fills, one page newest first (keyset on (fill_timestamp, rowid)), as GetOrders:
-    ``{"items", "next"}``; filters ``strategy_id``, ``symbol``, ``side`` (BUY/SELL), ``day``."""
+    ``{"items", "next", "today"}`` (``today``: the worker's trading day now, on the exchange's clock); filters
+    ``strategy_id``, ``symbol``, ``side`` (BUY/SELL), ``day`` ("" = today, "all")."""
 
     limit: Annotated[int, Meta(ge=1, le=201)] = 50
     before: Cursor = ""

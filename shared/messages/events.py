@@ -83,3 +83,4 @@ class Alert(Struct, frozen=True, kw_only=True):
     source: str = ""  # the service that raised it
     ts: int = 0  # epoch ns
     link: str = ""  # where the trader acts on it (an http(s) URL, e.g. the depository's authorisation page)
+    exchange_ts: int = 0  # the same moment on the exchange's clock (epoch ns; 0 = not known): the time a trader reads

@@ -1,6 +1,7 @@
 // kta dashboard glue: the few things htmx does not do by itself.
 // 1. Errors of htmx requests are shown in words (the #flash box).
 // 2. SSE rows (ticks, signals, orders) are merged into their table by id; changed cells flash.
+// 2b. Every day P&L figure on the page shows the newest one (one definition, several panels).
 // 3. The price chart and the P&L curve are fed from the same rows (data-* attributes).
 // 4. Preferences and keyboard shortcuts; 5. the top bar's menu on a phone; 6. panels refreshed on live events.
 (function () {
@@ -172,6 +173,34 @@
     var pnl = target.querySelector ? target.querySelector("[data-day-pnl]") : null;
     if (pnl) { addPnl(parseInt(pnl.dataset.exchangeTs, 10), parseInt(pnl.dataset.dayPnl, 10)); }
   });
+
+  // ---- 2b. one day P&L -----------------------------------------------------------------------
+  // The Risk panel (the kill switch's figure, moved by kta's own fills and ticks between broker reads),
+  // the Positions panel (the broker's read) and P&L by strategy each draw the day P&L from what they
+  // were sent, at different moments. They are one figure (Kite's m2m as kta knows it): every element
+  // marked data-pnl="day|realised|unrealised" shows the newest of its kind (data-pnl-ts, epoch ns).
+  function oneDayPnl() {
+    var kinds = {};
+    Array.prototype.forEach.call(document.querySelectorAll("[data-pnl][data-pnl-ts]"), function (el) {
+      (kinds[el.dataset.pnl] = kinds[el.dataset.pnl] || []).push(el);
+    });
+    Object.keys(kinds).forEach(function (kind) {
+      var els = kinds[kind], newest = els[0];
+      els.forEach(function (el) { if (BigInt(el.dataset.pnlTs || "0") > BigInt(newest.dataset.pnlTs || "0")) { newest = el; } });
+      var source = newest.querySelector(".value");
+      if (!source) { return; }
+      els.forEach(function (el) {
+        var value = el.querySelector(".value");
+        if (el === newest || !value) { return; }
+        value.textContent = source.textContent;
+        value.className = source.className;
+        el.dataset.pnlTs = newest.dataset.pnlTs;  // newest as shown: a late, older event does not undo it
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", oneDayPnl);
+  document.addEventListener("htmx:afterSettle", oneDayPnl);
+  document.addEventListener("htmx:sseMessage", oneDayPnl);
 
   // ---- 3. charts ---------------------------------------------------------------------------
   var IST = 19800;  // the chart's axis is UTC; shift so it reads Indian time
