@@ -76,8 +76,10 @@ def nats_janitor(nats_server, nats_auth):
 
 @pytest.fixture(autouse=True)
 def _nothing_restored_from_another_test(request):
-    """After every test that used NATS, the KV state workers restore at start is emptied
-    (tests/natsstate.py): a ticker started by the next test must not subscribe what this one left."""
+    """After every test that used NATS, the KV state workers restore at start is emptied and the work
+    streams purged (tests/natsstate.py): a ticker started by the next test must not subscribe what this one
+    left, nor its execution worker act on this one's unconsumed signals, order updates or outcomes. (No
+    fixture keeps workers running across tests, so nothing is consuming when this runs.)"""
     janitor = request.getfixturevalue("nats_janitor") if "nats_server" in request.fixturenames else None
     yield
     if janitor is not None:

@@ -1,12 +1,15 @@
 """The test kit itself: the polls fail with what they waited for, and the KV state a worker restores at
-start is emptied between tests."""
+start is emptied and the work streams purged between tests."""
 
 from __future__ import annotations
 
+import nats
 import pytest
 
+from shared import subjects as s
+from shared.subjects import ANY
 from tests.helpers import eventually, eventually_blocking
-from tests.natsstate import RESTORED_AT_START
+from tests.natsstate import RESTORED_AT_START, WORK_STREAMS
 
 
 async def test_eventually_returns_the_value_or_names_what_it_waited_for():
@@ -24,3 +27,21 @@ async def test_the_janitor_empties_what_workers_restore(bus, nats_janitor):
         nats_janitor.empty()
         with pytest.raises(Exception):  # noqa: B017 - KeyNotFound / NoKeys, whichever nats-py raises
             await kv.get("LEFTOVER")
+
+
+async def test_the_janitor_purges_what_no_worker_consumed(bus, nats_janitor):
+    """A durable consumer that resumes in the next test (a worker binding the same durable, at its ack floor)
+    finds nothing this test published and left unconsumed, in any work stream."""
+    stream = s.STREAM_SIGNALS
+    psub = await bus.js.pull_subscribe(s.signals(ANY), durable="janitor-probe", stream=stream)
+    try:
+        await bus.js.publish(s.signals("LEFT01"), b"left by an earlier test")
+        await bus.js.publish(s.alerts("LEFT01"), b"left by an earlier test")
+        nats_janitor.empty()
+        for name in WORK_STREAMS:
+            assert (await bus.js.stream_info(name)).state.messages == 0, name
+        assert (await bus.js.consumer_info(stream, "janitor-probe")).num_pending == 0
+        with pytest.raises(nats.errors.TimeoutError):
+            await psub.fetch(1, timeout=0.5)
+    finally:
+        await bus.js.delete_consumer(stream, "janitor-probe")

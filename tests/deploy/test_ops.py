@@ -36,9 +36,6 @@ async def test_ops_endpoints_are_public_and_report_readiness(nats_server, tmp_pa
         assert "kta_sse_clients 0.0" in text
         assert (await client.get("/api/orders")).status_code == 401  # the guard still guards the rest
 
-        # the session's nats-server keeps what earlier tests published: their signals, left for a worker that
-        # stopped, would be refused (counted) by this one too
-        await bus.js.purge_stream(s.STREAM_SIGNALS)
         async with running(execution.amain, ex), running(strategy.amain, stack_settings(nats_server, tmp_path / "st")), \
                 running(ticker.amain, stack_settings(nats_server, tmp_path / "tk")):
             for svc in ("execution", "strategy", "ticker"):
