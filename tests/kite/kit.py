@@ -79,3 +79,11 @@ def forward_to(handler: http.server.BaseHTTPRequestHandler) -> tuple[int, str, b
     headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "proxy-connection", "connection")}
     r = httpx.request(handler.command, handler.path, headers=headers, content=body, timeout=10, verify=tls.context())
     return r.status_code, r.headers.get("content-type", "application/json"), r.content
+
+
+INFY = "NSE:INFY"
+
+
+async def tagged(kite, tag: str) -> list:
+    """The orders in ``kite``'s book with ``tag``."""
+    return [o for o in await kite.orders() if o.tag == tag]

@@ -13,11 +13,12 @@ import trustme
 
 from shared import natsd
 from shared.kite import errors
-from shared.kite.client import READ_RETRIES, KiteClient
+from shared.kite.client import KiteClient
+from shared.kite.connection import READ_RETRIES
 from shared.kite.http1 import LeanTransport
 from shared.kite.ratelimit import for_api_key
 from tests.helpers import eventually
-from tests.kite.kit import RecordingTransport
+from tests.kite.kit import RecordingTransport, tagged
 from tests.simkit import login, start_sim
 from tests.tlskit import server_files, trusted_ca
 
@@ -50,10 +51,6 @@ async def kite(broker):
         yield client
 
 
-async def _tagged(kite, tag):
-    return [o for o in await kite.orders() if o.tag == tag]
-
-
 async def test_the_default_client_speaks_the_brokers_scheme_over_one_kept_alive_connection(broker):
     token = login(broker)
     async with KiteClient(broker.api_key, token, root=broker.root, rate_limiter=for_api_key(broker.api_key)) as kite:
@@ -62,7 +59,7 @@ async def test_the_default_client_speaks_the_brokers_scheme_over_one_kept_alive_
         assert (await kite.profile()).user_id == broker.user_id
         oid = await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0,
                                      tag=f"wire-{broker.scheme}")
-        assert [o.order_id for o in await _tagged(kite, f"wire-{broker.scheme}")] == [oid]
+        assert [o.order_id for o in await tagged(kite, f"wire-{broker.scheme}")] == [oid]
         assert (await kite.order_history(oid))[0].order_id == oid
         assert transport.opened == 1  # four calls, one connection
 
@@ -89,7 +86,7 @@ async def test_an_answer_lost_mid_way_is_looked_up_by_its_tag_and_never_sent_twi
     broker.faults(lose_answer_next=1, lose_answer_on="POST /orders/regular")
     oid = await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0, tag="lost-took")
     assert broker.admin("faults", {})["counts"]["answer_lost"] == 1  # the answer really was lost
-    assert [o.order_id for o in await _tagged(kite, "lost-took")] == [oid]
+    assert [o.order_id for o in await tagged(kite, "lost-took")] == [oid]
     assert [st for m, p, st in kite.wire.exchanges if m == "POST"] == [None]  # sent once, its answer lost
     assert kite.wire.opened == 2  # the dropped connection was not reused
 
@@ -97,7 +94,7 @@ async def test_an_answer_lost_mid_way_is_looked_up_by_its_tag_and_never_sent_twi
     with pytest.raises(errors.OrderUnknown) as e:  # dropped before the broker acted: not in the book
         await kite.place_order("regular", "NSE", "INFY", "BUY", 1, "MIS", "LIMIT", price=1000.0, tag="lost-none")
     assert e.value.tag == "lost-none"
-    assert await _tagged(kite, "lost-none") == []
+    assert await tagged(kite, "lost-none") == []
     assert [st for m, p, st in kite.wire.exchanges if m == "POST"] == [None, None]  # never sent again
     assert (await kite.profile()).user_id == broker.user_id  # and the client goes on
 
@@ -114,7 +111,7 @@ async def test_an_answer_that_never_comes_is_an_unknown_outcome_never_a_second_o
     finally:
         broker.reset_faults()
         await impatient.aclose()
-    (order,) = await eventually(lambda: _tagged(kite, "slow-answer"), what="the order the sim took")
+    (order,) = await eventually(lambda: tagged(kite, "slow-answer"), what="the order the sim took")
     assert order.tag == "slow-answer"
 
 
