@@ -16,7 +16,7 @@ from tests.helpers import eventually
 from tests.kite.kit import INFY
 from tests.simkit import login, request_token
 
-pytestmark = pytest.mark.slow(seconds=30)
+pytestmark = pytest.mark.slow(seconds=20)
 
 
 

@@ -14,8 +14,6 @@ from shared.kite.ratelimit import for_api_key
 from tests.kite.kit import RecordingTransport, forward_to, http_server
 from tests.simkit import login
 
-pytestmark = pytest.mark.slow(seconds=30)
-
 
 async def test_egress_bound_to_a_local_source_address(sim):
     """Each user's orders can leave from their own address: bound to 127.0.0.2 an order reaches kite_sim,
