@@ -15,6 +15,8 @@ freshness is wall time (what a trader sees), so load makes it worse, never bette
 Fair baseline, same run, same load: the gateway as it was before the shared tick fan-out (commit
 BASELINE, from git: one subscription per user and token, each event rendered per client). Ratio: traders
 kept fresh vs that baseline, and vs the original design (one dashboard websocket per process, 1 user).
+First loads: kta's p50 vs the same baseline gateway's (same page, same run) and vs the original design's
+dashboard done plainly (bench/original_dashboard.py: a shell page without data; same readers, same run).
 Usage: python bench/gateway_sse.py [max traders] [seconds per step]
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import re
 import signal
 import subprocess
@@ -47,6 +50,7 @@ READERS = 2  # reader processes
 LOADS = 50  # dashboards loaded at once at the end of a run
 LOAD_P50: dict[str, float] = {}  # 50 loads at once while every stream is open
 QUIET_P50: dict[str, float] = {}  # 50 loads at once before any stream
+QUIET_N: list[int] = []  # how many that was (fewer with fewer traders)
 PRICE = re.compile(rb'data-ltp="([0-9.]+)"')
 GATEWAY = """
 import json, os, sys, uvicorn
@@ -101,6 +105,9 @@ async def _reader(port: int, ctrl) -> None:
                     await client.post("/auth/verify-otp", json={"zerodha_id": uid, "otp": r.json()["dev_otp"]})
                     cookies.append("; ".join(f"{k}={v}" for k, v in client.cookies.items()))
                 client.cookies.clear()
+                ctrl.send(len(cookies))
+            elif cmd[0] == "cookies":  # sessions made elsewhere (the original design's dashboard)
+                cookies.extend(cmd[1])
                 ctrl.send(len(cookies))
             elif cmd[0] == "reset":
                 ages.clear()
@@ -213,6 +220,7 @@ async def run_gateway(stack: Stack, label: str, root: Path, max_users: int, seco
         print(f"{logged_in} dashboards (GET /) loaded at once, no stream open: p50 {percentile(times, 0.5):.0f} ms, "
               f"p99 {percentile(times, 0.99):.0f} ms (target p50 < 300 ms); {machine_load()}", flush=True)
         QUIET_P50[label] = percentile(times, 0.5)
+        QUIET_N.append(len(times))
         for n in [s for s in STEPS if s <= max_users]:
             new = ids[opened:n]
             for i, pipe in enumerate(pipes):
@@ -242,7 +250,7 @@ async def run_gateway(stack: Stack, label: str, root: Path, max_users: int, seco
             print(f"{n:>8} {s1.get('clients', '?'):>8} {cpu / elapsed * 100:>6.0f}% {s1.get('tick_subscriptions', '-'):>6} "
                   f"{renders:>10.0f} {msgs / elapsed / max(1, opened):>12.1f} {percentile(ages, 0.5):>7.0f}ms "
                   f"{p99:>7.0f}ms {ages[-1] if ages else float('nan'):>7.0f}ms  {'fresh' if fresh else 'STALE'} "
-                  f"(load {__import__('os').getloadavg()[0]:.1f})"
+                  f"(load {os.getloadavg()[0]:.1f})"
                   f"{'  (%d dashboards failed)' % errors if (errors := sum(r[1]['errors'] for r in reports)) else ''}",
                   flush=True)
             if not fresh:
@@ -268,6 +276,50 @@ async def run_gateway(stack: Stack, label: str, root: Path, max_users: int, seco
     return best
 
 
+def original_loads(stack: Stack, n: int) -> float:
+    """The p50 of ``n`` first loads at once of the original design's dashboard (bench/original_dashboard.py:
+    a shell page, its TradingService built per request), by the same readers as kta's."""
+    from bench import original_dashboard
+
+    port = natsd.free_port()
+    (stack.tmp / "original").mkdir()
+    db = stack.tmp / "original" / "app.db"
+    cookies = original_dashboard.seed(db, user_ids(n))
+    app = subprocess.Popen([sys.executable, str(ROOT / "bench" / "original_dashboard.py"), str(port), str(db)],
+                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                           stderr=open(stack.tmp / "original" / "app.log", "wb"))
+    stack.procs.append(app)
+    ctx = mp.get_context("spawn")
+    pipes, procs = [], []
+    try:
+        natsd.wait_port("127.0.0.1", port, timeout=60, proc=app)
+        for i in range(READERS):
+            mine, theirs = ctx.Pipe()
+            p = ctx.Process(target=reader, args=(port, theirs), daemon=True)
+            p.start()
+            pipes.append(mine)
+            procs.append(p)
+            mine.send(("cookies", cookies[i::READERS]))
+            mine.recv()
+        for pipe in pipes:
+            pipe.send(("loads", n // READERS))
+        times = sorted(t for pipe in pipes for t in pipe.recv())
+        print(f"original design's dashboard (a shell page without data, its service built per request; "
+              f"bench/original_dashboard.py): {len(times)} loaded at once p50 {percentile(times, 0.5):.0f} ms, p99 "
+              f"{percentile(times, 0.99):.0f} ms; {machine_load()}", flush=True)
+        return percentile(times, 0.5)
+    finally:
+        for pipe in pipes:
+            pipe.send(("stop",))
+        for p in procs:
+            p.join(10)
+        stack.stop(app)
+
+
+def ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}x" if theirs and theirs == theirs else "n/a"
+
+
 def baseline_tree(stack: Stack) -> Path | None:
     out = stack.tmp / "baseline"
     try:
@@ -287,6 +339,13 @@ async def main(max_users: int, seconds: float) -> None:
         ours = await run_gateway(stack, "kta (shared fan-out)", ROOT, max_users, seconds)
         tree = baseline_tree(stack)
         theirs = await run_gateway(stack, f"baseline (gateway at {BASELINE})", tree, max_users, seconds) if tree else 0
+        plain = original_loads(stack, QUIET_N[0] if QUIET_N else LOADS)
+        quiet = list(QUIET_P50.values())
+        kta_p50, fair_p50 = quiet[0] if quiet else float("nan"), quiet[1] if len(quiet) > 1 else float("nan")
+        print(f"first loads ({QUIET_N[0] if QUIET_N else LOADS} at once, no stream open): kta p50 {kta_p50:.0f} ms (target < 300 ms) = "
+              f"{ratio(kta_p50, fair_p50)} the fair baseline's {fair_p50:.0f} ms (the gateway at {BASELINE}, same "
+              f"run, same page), {ratio(kta_p50, plain)} the original design's {plain:.0f} ms (a shell page without "
+              f"data: kta's page carries every panel)", flush=True)
         print(f"figure: {ours} traders × {N_TOKENS} instruments at {RATE} ticks/s kept fresh (p99 <= 1 s; target 500) "
               f"= {ours / theirs if theirs else float('inf'):.1f}x the baseline gateway's {theirs}, "
               f"{ours}x the original design's one dashboard; 50 dashboards loaded at once, no stream open, p50 "

@@ -14,6 +14,9 @@ from shared import messages as m
 
 FILL_PAGE = 201  # the trade book's largest page (GetTrades.limit)
 DAY_FILL_PAGES = 25  # at most ~5,000 fills of one day for the P&L panel (the journal read's bound before)
+# The execution worker answers the kill switch's reads on its execution subject as on its risk one (one
+# handler): asked there, a dashboard's risk summary joins the page's execution reads in one request.
+RISK_READS = "execution"
 
 
 def reporting_day(page: dict) -> str:
@@ -67,7 +70,7 @@ class DeskQueries:
 
     async def risk_limits(self, user_id: str) -> dict:
         """The limits in force (paise)."""
-        return (await self.command(user_id, "risk", m.GetRiskLimits()))["limits"]
+        return (await self.command(user_id, RISK_READS, m.GetRiskLimits()))["limits"]
 
     async def trading_day(self, user_id: str) -> str:
         """The day the desk reports on: the exchange's trading day as the execution worker keeps it

@@ -24,7 +24,7 @@ from shared.kite.client import KiteClient
 from shared.broker_sessions import LiveSession, SessionStoreUnavailable, get_session, vault_for
 from gateway.broker_clients import BrokerClients, NotConnected
 from gateway.option_chain import ChainError, option_chain_view
-from gateway.desk_queries import DeskQueries
+from gateway.desk_queries import RISK_READS, DeskQueries
 from gateway.option_desk import OptionDesk
 from gateway.trading_error import TradingError, sessions_unavailable  # noqa: F401 - TradingError's public home stays gateway.trading
 from gateway.worker_commands import LIVE_SERVICES, WorkerCommands, from_reply
@@ -116,7 +116,7 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
 
     async def _kill_switch(self, user_id: str) -> str:
         try:
-            risk = await self.command(user_id, "risk", m.GetRiskSummary(), timeout=2.0)
+            risk = await self.command(user_id, RISK_READS, m.GetRiskSummary(), timeout=2.0)
         except TradingError:
             return "UNKNOWN"
         return risk.get("state", {}).get("state", "UNKNOWN")
@@ -172,7 +172,7 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
         return await self.command(user_id, "journal", m.GetJournalSummary(day=day), timeout=timeout)
 
     async def risk_summary(self, user_id: str) -> dict:
-        return await self.command(user_id, "risk", m.GetRiskSummary())
+        return await self.command(user_id, RISK_READS, m.GetRiskSummary())
 
     async def reset_risk(self, user_id: str, reason: str = "manual reset") -> dict:
         return await self.command(user_id, "risk", m.ResetKillSwitch(reason=reason))
