@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -24,11 +23,11 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared import messages as m
 from shared import partition, subjects
+from shared.pull import StandingPull
 
 log = logging.getLogger("kta.bus")
 Handler = Callable[[Any, Msg], Awaitable[Any]]  # None, or a future: ack once it is done
@@ -103,7 +102,7 @@ class JetStream:
         stop: asyncio.Event | None = None,
         deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
         key: Callable[[str], str] | None = None,
-        idle_wait: float = 1.0,
+        idle_wait: float = 30.0,
     ) -> asyncio.Task:
         """Run a durable pull consumer in the background; ack after ``handler`` returns, or, when it
         returns a future (its work goes on without holding up the next message: a signal's broker
@@ -115,8 +114,8 @@ class JetStream:
         ``deliver_policy`` applies when the durable is first created (``NEW``: skip what came before).
         ``key`` (of a message's subject, e.g. its user): a fetched batch's messages of different keys
         are handled concurrently, those of one key one after the other in stream order. A message
-        published to an idle consumer is handed over the moment it arrives (``idle_wait``: how long
-        one pull waits on the server for it before the next is sent)."""
+        published to an idle consumer is handed over the moment it arrives: one standing request
+        (shared/pull.py) asks for up to ``batch`` and lingers on the server ``idle_wait`` s before it is renewed."""
         dec = decoder_for(kind)
         config = ConsumerConfig(
             durable_name=durable,
@@ -128,24 +127,21 @@ class JetStream:
             max_ack_pending=10_000,
         )
         psub = await self.js.pull_subscribe(subject_filter, durable=durable, stream=stream, config=config)
-        self._pull_subs.append(psub)
+        await psub.unsubscribe()  # its inbox is not used: the standing request delivers to its own
+        pull = await StandingPull(self.nc, psub, idle_wait, stop).start()
+        self._pull_subs.append(pull)
         self.consumers[durable] = stream
-        stopped = stop.is_set if stop is not None else lambda: False
+        stopped = pull.stopped
 
-        async def fetch(n: int) -> list[Msg]:
+        async def next_msg(room: int) -> Msg | None:
             try:
-                # one message by a lingering pull (back the moment it arrives), then what else is there now:
-                # nats-py's fetch(n) holds a lone message until n arrive or the pull expires (up to 1 s)
-                first = await psub.fetch(1, timeout=idle_wait)
-                return first + await available(psub, n - 1) if n > 1 and more_pending(first) else first
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):  # nothing to fetch
-                return []
+                return await pull.next(room)
             except (nats.errors.ConnectionClosedError, asyncio.CancelledError):
                 raise
             except Exception as e:  # noqa: BLE001 - reconnects and the like: keep pulling
-                log.warning("fetch %s failed: %r", durable, e, extra={"service": self.service})
+                log.warning("pull %s failed: %r", durable, e, extra={"service": self.service})
                 await asyncio.sleep(0.5)
-                return []
+                return None
 
         async def loop() -> None:
             if ready is not None:
@@ -153,7 +149,9 @@ class JetStream:
             if key is not None:
                 return await keyed()
             while not self._stopping and not stopped():
-                await in_turn(await fetch(batch))
+                msg = await next_msg(batch)
+                if msg is not None:
+                    await in_turn((msg,))
 
         async def keyed() -> None:
             """Each key's messages in stream order, keys independent of each other: a key's next
@@ -178,19 +176,21 @@ class JetStream:
                     freed.clear()
                     await freed.wait()
                     continue
-                for msg in await fetch(batch - in_hand):
-                    try:
-                        chain = key(msg.subject)
-                    except Exception:  # noqa: BLE001 - no key: handled with the other keyless ones
-                        chain = ""
-                    queue = chains.get(chain)
-                    if queue is not None:
-                        queue.append(msg)
-                        continue
-                    queue = chains[chain] = deque((msg,))
-                    task = asyncio.ensure_future(run(chain, queue))
-                    runners.add(task)
-                    task.add_done_callback(runners.discard)
+                msg = await next_msg(batch - in_hand)
+                if msg is None:
+                    continue
+                try:
+                    chain = key(msg.subject)
+                except Exception:  # noqa: BLE001 - no key: handled with the other keyless ones
+                    chain = ""
+                queue = chains.get(chain)
+                if queue is not None:
+                    queue.append(msg)
+                    continue
+                queue = chains[chain] = deque((msg,))
+                task = asyncio.ensure_future(run(chain, queue))
+                runners.add(task)
+                task.add_done_callback(runners.discard)
             if runners:  # stopped: the messages in hand are finished (or handed back) first
                 await asyncio.gather(*runners, return_exceptions=True)
 
@@ -208,9 +208,8 @@ class JetStream:
             finally:
                 self.consumers.pop(durable, None)
                 if stop is not None:
-                    self._pull_subs.remove(psub)
-                    with contextlib.suppress(Exception):
-                        await psub.unsubscribe()
+                    self._pull_subs.remove(pull)
+                    await pull.close()
 
         return self.spawn(run(), name=f"consume:{durable}")
 
@@ -277,36 +276,6 @@ class JetStream:
             )
         handles[bucket] = kv
         return kv
-
-
-def more_pending(msgs: list[Msg]) -> bool:
-    """Whether the consumer held more messages when the last of ``msgs`` was delivered (its ack subject
-    carries the count): only then is a ``no_wait`` pull worth its request and the 404 that ends it — a lone
-    signal cost four NATS messages instead of two. What arrives later, the next lingering pull takes."""
-    if not msgs:
-        return False
-    try:
-        return msgs[-1].metadata.num_pending > 0
-    except Exception:  # noqa: BLE001 - not a JetStream delivery whose subject can be read: ask
-        return True
-
-
-async def available(psub, n: int, timeout: float = 1.0) -> list[Msg]:
-    """Up to ``n`` messages the pull consumer has now, waiting for no more: a ``no_wait`` pull without
-    ``expires`` (the server answers at once: its messages, then a 404 when it has fewer than ``n``).
-    nats-py has no public call for this, so its pull subscription's own request subject, inbox and
-    queue are used (what its ``fetch`` does when it already holds a message)."""
-    if n < 1:
-        return []
-    await psub._nc.publish(psub._nms, json.dumps({"batch": n, "no_wait": True}).encode(), psub._deliver)
-    msgs: list[Msg] = []
-    with contextlib.suppress(asyncio.TimeoutError, nats.errors.TimeoutError):
-        while len(msgs) < n:
-            msg = await psub._sub.next_msg(timeout=timeout)
-            if JetStreamContext.is_status_msg(msg):  # 404 no more messages (408, 409: this pull is over too)
-                break
-            msgs.append(msg)
-    return msgs
 
 
 _pings: set[asyncio.Task] = set()
