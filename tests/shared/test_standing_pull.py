@@ -6,7 +6,7 @@ import asyncio
 from shared import messages as m
 from shared import subjects as s
 from tests.helpers import connect, eventually
-from tests.shared.test_bus import a_signal
+from tests.shared.test_bus_jetstream import a_signal
 
 
 async def _unacked(bus, durable: str, n: int) -> bool:
