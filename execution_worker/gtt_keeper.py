@@ -140,10 +140,8 @@ class GttKeeper:
     def _position(self, p: Protection) -> tuple[int, int]:
         """(held, what working orders may still close: exits and the orders its GTTs fired), read after
         ``_active`` — which may have adopted a fired order and journaled its fills."""
-        _, _, _, held, closing, working = self.protector._position(p.key)
-        owed = sum(o.unjournaled for o in self.desk.book if o.is_protective and o.is_terminal
-                   and (o.strategy_id, o.exchange, o.tradingsymbol) == (p.strategy_id, p.exchange, p.tradingsymbol))
-        return held, closing + sum(o.remaining for o in working) + owed  # owed: filled, its fills still to journal
+        _, _, _, held, closing, working = self.protector._position(p.key)  # closing counts owed fills too
+        return held, closing + sum(o.remaining for o in working)
 
     async def sync(self, p: Protection, may_create: bool) -> None:
         """Bring ``p``'s GTTs in line with what is held less what working exits and the orders its GTTs

@@ -196,6 +196,12 @@ class Protector:
         held = self.desk.tracker.held(strategy_id, exchange, symbol)[0]
         mine = self.desk.book.working_for(strategy_id, exchange, symbol)
         closing = sum(o.remaining for o in mine if not o.is_protective and o.sign * held < 0)
+        # and what closing orders filled at the broker that the journal (so ``held``) lacks yet: a flatten or a stop
+        # that filled is not working any more, and a stop placed for ``held`` meanwhile stood on a closed position
+        # (soak seed 13: the kill switch's square-off let go of TCS with its flatten's fills owed; the new stop
+        # filled at once, 0 -> +12). The fills' journaling syncs the position again (on_order)
+        closing += sum(o.unjournaled for o in self.desk.book.owing((strategy_id, exchange, symbol))
+                       if o.sign * held < 0)
         return strategy_id, exchange, symbol, held, closing, [o for o in mine if o.is_protective]
 
     async def _sync(self, key: str) -> None:
