@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import time as dt_time
 from typing import Any
 
@@ -92,7 +92,7 @@ class Desk:
         self.outcomes = Outcomes(bus, journal, user_id, self.tracker)
         self.order_changed = asyncio.Condition()
         self.lock = asyncio.Lock()  # one decision at a time: signals, manual orders, square-offs, stop
-        self.sending: set[asyncio.Task] = set()  # decided signals' orders on their way to the broker (exclusive())
+        self.sending: dict[asyncio.Task, frozenset[str]] = {}  # decided signals' broker work, its products (exclusive())
         self.exiting: dict[str, asyncio.Lock] = {}  # position key -> its exits, one clearing it at a time
         self.latencies_ms: list[float] = []
         self.timings: deque[tuple] = deque(maxlen=5000)  # tick → order of recent signals (shared/kite/waits.py)
@@ -121,19 +121,23 @@ class Desk:
         return self.ws_heard > 0 and time.monotonic() - self.ws_heard < WS_QUIET_AFTER
 
     @contextlib.asynccontextmanager
-    async def exclusive(self):
+    async def exclusive(self, product: str = ""):
         """The desk to oneself: no decision in progress and none of the decided signals' orders still on
-        their way (a square-off, a stop or a halt acts on the book as those leave it)."""
+        their way — a group's legs included, filled or rolled back (a square-off, a stop or a halt acts on the
+        book as those leave it). ``product``: only the work that trades it is waited for (kta's MIS square-off
+        at the cutoff does not wait for an NRML condor's fills: the CI run saw it 12 s late behind one)."""
         async with self.lock:
-            while self.sending:
-                await asyncio.wait(list(self.sending))
+            while waiting := [t for t, products in self.sending.items()
+                              if not product or not products or product in products]:
+                await asyncio.wait(waiting)
             yield
 
-    def send(self, work: Coroutine[Any, Any, None]) -> asyncio.Task:
-        """Run a decided signal's broker work (``signals.decide``) beside the user's next decisions."""
+    def send(self, work: Coroutine[Any, Any, Any], products: Iterable[str] = ()) -> asyncio.Task:
+        """Run a decided signal's broker work (``signals.decide``, ``order_group.decide``) beside the user's next
+        decisions; ``products``: what its orders trade (empty: any)."""
         task = asyncio.ensure_future(work)
-        self.sending.add(task)
-        task.add_done_callback(self.sending.discard)
+        self.sending[task] = frozenset(products)
+        task.add_done_callback(lambda done: self.sending.pop(done, None))
         return task
 
     def entry_closed(self, sig: Signal | SignalGroup) -> tuple[str, str] | None:

@@ -159,7 +159,7 @@ class Desks:
                     await self.end_of_day(desk)
                     next_positions = now + self.settings.positions_interval
                 if reason := intraday.square_off_due(desk):  # by the exchange's clock: a paper market runs fast
-                    async with desk.exclusive():  # after the decision in hand and its orders, before the next one
+                    async with desk.exclusive(intraday.MIS):  # after the decision in hand and its MIS orders
                         await controls.square_off(desk, reason, product=intraday.MIS)
             except errors.TokenException:
                 return

@@ -8,12 +8,11 @@ import time
 
 import msgspec
 
-from execution_worker import controls, intraday, signals
+from execution_worker import controls, intraday, order_group, signals
 from execution_worker.journal import Journal
 from execution_worker.journal_pages import book_page
 from execution_worker.engine import Desk
 from execution_worker.live import Desks
-from execution_worker.order_group import execute_with_rollback
 from execution_worker.outcomes import Outcomes, strategy_positions
 from execution_worker.reconcile import reconcile
 from shared import messages as m
@@ -93,12 +92,15 @@ class ExecutionWorker:
                 self.journal.record_signal(sig, "refused", closed[1], closed[0])
                 await signals.refused(desk, sig, *closed)
                 return None
-            if isinstance(sig, m.SignalGroup):
-                await execute_with_rollback(desk, sig, self.settings.group_fill_timeout)
-                return None
-            sending = await signals.decide(desk, sig)
+            if isinstance(sig, m.SignalGroup):  # its legs' fills are waited for outside the lock
+                sending = await order_group.decide(desk, sig, self.settings.group_fill_timeout)
+            else:
+                sending = await signals.decide(desk, sig)
             waits.stage("decided")
-        return None if sending is None else desk.send(waits.carried(sending))
+        if sending is None:
+            return None
+        products = [str(leg.product) for leg in sig.legs] if isinstance(sig, m.SignalGroup) else [str(sig.product)]
+        return desk.send(waits.carried(sending), products)
 
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:
         desk = await self.desks.desk(update.user_id)

@@ -13,6 +13,7 @@ class OrderBook:
     def __init__(self, orders: Iterable[Order] = ()) -> None:
         self._by_tag: dict[str, Order] = {}
         self._by_id: dict[str, Order] = {}
+        self._reserved: dict[str, list[Order]] = {}  # decided orders not created yet, by what decided them
         for order in orders:
             self.add(order)
 
@@ -49,8 +50,17 @@ class OrderBook:
 
     def unfinished(self) -> list[Order]:
         """Orders that may still fill: the working ones and those decided but not yet sent (risk counts
-        both: a decided order is on its way while the user's next signal is judged)."""
-        return [o for o in self._by_tag.values() if o.is_working or o.state is OrderState.INITIALIZED]
+        both: a decided order is on its way while the user's next signal is judged) — reserved ones too."""
+        out = [o for o in self._by_tag.values() if o.is_working or o.state is OrderState.INITIALIZED]
+        return out + [o for orders in self._reserved.values() for o in orders if o.tag not in self._by_tag]
+
+    def reserve(self, key: str, orders: list[Order]) -> None:
+        """Orders decided under ``key`` that are created one after the other later (a group's legs, each
+        placed once the one before it filled): counted as on their way until created or ``release``d."""
+        self._reserved[key] = orders
+
+    def release(self, key: str) -> None:
+        self._reserved.pop(key, None)
 
     def of_signal(self, signal_id: str) -> list[Order]:
         return [o for o in self._by_tag.values() if o.signal_id == signal_id]

@@ -51,6 +51,7 @@ class GroupPlacement:
             self._queue = [Step(leg, i, "exit") for i, leg in enumerate(closing_order(legs))]
         else:
             self._queue = [Step(leg, i, "entry") for i, leg in enumerate(entry_order(group.legs))]
+        self.planned = tuple(self._queue)  # the legs as decided (a rollback's are added only if one fails)
 
     def next(self) -> Step | None:
         """The next leg to place and wait for; None once the group has ended (see ``state``)."""

@@ -1,0 +1,95 @@
+"""An option group is decided like any signal — under the user's lock, one decision at a time — but its legs
+are placed and waited for outside that lock: the user's next signals are not held up by a group waiting for
+fills (an 8-strategy session measured a 3.8 s tick → order p50 that way), and they are judged with the group's
+legs on their way, placed or not yet."""
+
+import asyncio
+import time
+
+import pytest
+
+from execution_worker import order_group
+from shared import messages as m
+from shared import subjects
+from shared.trading.hedge import entry_order
+from shared.trading.order import OrderState
+from tests.execution_worker.conftest import make_stack
+from tests.execution_worker.kit import USER, fresh_desk, nifty_chain, option_leg
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.slow(seconds=12)
+
+
+async def test_a_signal_is_decided_while_a_groups_leg_still_works_and_counts_the_legs_to_come(bus, sim, data_dir):
+    """A bear call spread's hedge rests at the broker (the group waits up to 60 s for it). The same strategy's
+    next signal — one more lot short of the spread's short call — is decided meanwhile (before: it waited for the
+    group's lock until the hedge filled or timed out), and refused: with the short leg still to come it would make
+    two lots where the limit is one."""
+    async with make_stack(bus, sim, data_dir, group_fill_timeout=60.0) as (_, journal, kite):
+        limits = m.RiskLimits(max_position_lots=1)
+        assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
+        calls = await nifty_chain(kite, "CE")
+        short = option_leg(calls[26000.0], "SELL", False)
+        group = m.SignalGroup(id=f"glock-{time.time_ns()}", user_id=USER, strategy_id="glock-1",
+                              strategy="bear_call_spread", structure="bear_call_spread", underlying="NIFTY",
+                              legs=entry_order([option_leg(calls[26200.0], "BUY", True), short]))
+        sim.faults(hold_fills=True)
+        await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
+        (hedge,) = await eventually(lambda: [r for r in journal.orders_of_group(group.id) if r["state"] == "OPEN"],
+                                    what="the spread's hedge resting at the broker")
+        more = m.Signal(id=f"glock-more-{time.time_ns()}", user_id=USER, strategy_id="glock-1", strategy="manual",
+                        exchange=m.Exchange.NFO, tradingsymbol=short.tradingsymbol,
+                        instrument_token=short.instrument_token, transaction_type=m.TransactionType.SELL,
+                        quantity=short.quantity, product=short.product, order_type=m.OrderType.MARKET,
+                        intent="entry", created_at=time.time_ns())
+        await bus.js_publish(subjects.signals(USER), more, msg_id=more.id)
+        decided = await eventually(lambda: journal.signal(more.id), what="the next signal decided")
+        assert journal.order_by_tag(hedge["tag"])["state"] == "OPEN"  # the group still waits for its hedge
+        assert journal.group(group.id)["state"] == "placing"
+        assert (decided["decision"], decided["code"]) == ("refused", "POSITION_SIZE"), decided
+        assert "2 lots, limit 1" in decided["reason"]  # the short leg not yet placed counted
+        sim.faults(hold_fills=False)
+        await eventually(lambda: journal.group(group.id)["state"] == "completed", timeout=30, what="the spread in")
+        out = m.SignalGroup(id=f"{group.id}-exit", user_id=USER, strategy_id="glock-1", strategy="bear_call_spread",
+                            structure="bear_call_spread", underlying="NIFTY", intent="exit",
+                            legs=[m.Leg(**{**{f: getattr(leg, f) for f in leg.__struct_fields__},
+                                           "transaction_type": leg.transaction_type.opposite}) for leg in group.legs])
+        await bus.js_publish(subjects.signals(USER), out, msg_id=out.id)
+        await eventually(lambda: (journal.group(out.id) or {}).get("state") == "completed", timeout=30,
+                         what="the spread out")
+
+
+async def test_the_mis_square_off_does_not_wait_for_an_nrml_groups_fills(bus, sim, data_dir):
+    """A square-off has the desk to itself once the decided work before it is done — a group's too, fills and
+    rollback included (they must not interleave with its flatten). kta's own MIS square-off at the cutoff waits
+    only for work that trades MIS: the CI run saw it 12 s late behind an NRML condor's legs."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    calls = await nifty_chain(kite, "CE")
+    group = m.SignalGroup(id=f"glock-mis-{time.time_ns()}", user_id=USER, strategy_id="glock-2",
+                          strategy="bear_call_spread", structure="bear_call_spread", underlying="NIFTY",
+                          legs=entry_order([option_leg(calls[26200.0], "BUY", True),
+                                            option_leg(calls[26000.0], "SELL", False)]))
+    sim.faults(hold_fills=True)
+    everything = None
+    try:
+        placing = desk.send(await order_group.decide(desk, group, 60.0), [leg.product for leg in group.legs])
+        await eventually(lambda: [o for o in desk.book.of_group(group.id) if o.state is OrderState.OPEN],
+                         what="the spread's hedge resting at the broker")
+
+        async def to_itself(product: str = "") -> None:
+            async with desk.exclusive(product):
+                pass
+
+        await asyncio.wait_for(to_itself("MIS"), 10)  # the MIS square-off goes ahead
+        assert not placing.done()
+        everything = asyncio.ensure_future(to_itself())  # a square-off of every product waits for the group
+        await eventually(lambda: desk.lock.locked(), what="the square-off in, waiting for the decided work")
+        assert not placing.done() and not everything.done()
+        sim.faults(hold_fills=False)
+        assert await asyncio.wait_for(placing, 30) == "completed"
+        await asyncio.wait_for(everything, 10)
+    finally:
+        sim.reset_faults()
+        if everything is not None and not everything.done():
+            everything.cancel()
+        await kite.aclose()
