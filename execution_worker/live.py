@@ -225,13 +225,17 @@ class Desks:
     async def on_risk_change(self, desk: Desk, state: m.RiskState) -> None:
         """The kill switch moved: tell the trader; HALTED cancels the entries still working (the
         stop-losses stay) and, with ``flatten_on_halt``, squares everything off."""
+        await self.announce(desk, state)
+        if state.state is m.KillSwitchState.HALTED:
+            log.critical("kill switch HALTED for %s: %s", desk.user_id, state.reason)
+            self.bus.spawn(self._halted(desk, state), name=f"halted:{desk.user_id}")
+
+    async def announce(self, desk: Desk, state: m.RiskState) -> None:
+        """The kill switch's new state to the dashboard and the trader's alerts."""
         await self.publish_risk(state)
         await alert(self.bus, desk.user_id, "kill_switch", f"kill switch {state.state}", state.reason,
                     severity="critical" if state.state is m.KillSwitchState.HALTED else "warning",
                     key=f"kill_switch:{state.state}:{state.tripped_at}", clock=desk.exchange)
-        if state.state is m.KillSwitchState.HALTED:
-            log.critical("kill switch HALTED for %s: %s", desk.user_id, state.reason)
-            self.bus.spawn(self._halted(desk, state), name=f"halted:{desk.user_id}")
 
     async def _halted(self, desk: Desk, state: m.RiskState) -> None:
         async with desk.exclusive():  # after the decision in hand and its orders, before the next one

@@ -179,9 +179,12 @@ class ExecutionWorker:
                 return m.Ok(data=msgspec.to_builtins(await self.desks.positions(desk)))
             case m.Reconcile():
                 return m.Ok(data=msgspec.to_builtins(await reconcile(desk, cmd.cancel_open_orders)))
-            case m.SquareOffAll():
+            case m.SquareOffAll():  # flat and staying flat: entries stay off until the trader resets the switch
+                if (halted := desk.risk.kill_switch.halt(f"square off all: {cmd.reason}")) is not None:
+                    await self.desks.announce(desk, halted)  # not the halt's own cancels: this square-off is it
                 async with desk.exclusive():
-                    return m.Ok(data=await controls.square_off(desk, cmd.reason))
+                    done = await controls.square_off(desk, cmd.reason)
+                return m.Ok(data={**done, "kill_switch": desk.risk.snapshot().state.value})
             case m.PlaceOrder():
                 async with desk.lock:
                     return await controls.place_order(desk, cmd)

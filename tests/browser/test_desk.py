@@ -146,7 +146,10 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
     await pnl_on_the_exchange_clock(page, url, sim)
     await page.click("#square-off")
     await expect(page.locator("#control-note")).to_contain_text("1 position being closed")
+    await expect(page.locator("#kill-pill")).to_have_text("Halted")  # entries stay off until the reset
     await eventually(lambda: manual_flat(page, url), 30, "the manual INFY position squared off")
+    await page.click("#reset-risk")
+    await expect(page.locator("#kill-pill")).to_have_text("Trading allowed")
 
     await buy_one_infy(page, url)  # Stop, asked to square off: nothing is left open
     await page.goto(url + "/")

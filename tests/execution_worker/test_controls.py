@@ -13,7 +13,7 @@ from shared import messages as m
 from shared import subjects
 from shared.trading import planning
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker, fresh_desk, nifty_chain, option_leg
+from tests.execution_worker.kit import USER, broker, fresh_desk, nifty_chain, option_leg, signal
 from tests.helpers import eventually
 
 
@@ -93,6 +93,53 @@ async def test_halt_now_keeps_the_stops_and_lets_only_reductions_through(bus, st
                          what="the exit closed it and took its stop")
     finally:
         await ask(bus, "risk", m.ResetKillSwitch(reason="test over"))
+
+
+async def test_square_off_all_halts_first_and_entries_stay_off_until_the_trader_resets(bus, stack):
+    """Square off all is "flat, and stay flat": the kill switch goes HALTED (published and alerted like Halt now)
+    before anything is cancelled or closed, so a strategy's entry queued behind it — or sent after it — is refused
+    instead of reopening what was just closed; the trader's reset allows entries again."""
+    _, journal, _ = stack
+    heard: list = []
+
+    async def on_risk(state, msg):
+        heard.append(("risk", state))
+
+    async def on_order(ev, msg):
+        heard.append(("order", ev))
+
+    async def on_alert(a, msg):
+        heard.append(("alert", a))
+
+    for subject, kind, handler in ((subjects.risk(USER), m.RiskState, on_risk), (subjects.orders(USER), m.OrderEvent,
+                                   on_order), (subjects.alerts(USER), m.Alert, on_alert)):
+        await bus.subscribe(subject, kind, handler)
+    await bus.sync()
+    assert isinstance(await ask(bus, "execution", order(qty=2, stop_loss=147000, strategy_id="sqa-1",
+                                                        client_id="sqa-e")), m.Ok)
+    await eventually(lambda: held(journal, "sqa-1") == 2 and working(journal, "sqa-1", "stop_loss"),
+                     what="entered and protected")
+    del heard[:]
+    out = await ask(bus, "execution", m.SquareOffAll(reason="flat for the day"))
+    assert isinstance(out, m.Ok) and out.data["placed"] and out.data["kill_switch"] == "HALTED", out
+    await eventually(lambda: held(journal, "sqa-1") == 0 and not working(journal, "sqa-1"), what="flat")
+    halted = await eventually(lambda: [i for i, (what, x) in enumerate(heard) if what == "risk"
+                                       and x.state is m.KillSwitchState.HALTED], what="HALTED published")
+    assert heard[halted[0]][1].reason == "square off all: flat for the day"
+    closing = [i for i, (what, x) in enumerate(heard) if what == "order" and (x.kind == "flatten" or x.state == "CANCELLED")]
+    assert closing and halted[0] < closing[0]  # halted before its first cancel or flatten
+    await eventually(lambda: [a for what, a in heard if what == "alert" and a.kind == "kill_switch"], what="alerted")
+
+    sig = signal(f"sqa-next-{time.time_ns()}", qty=2, strategy_id="sqa-1")  # a strategy's next entry
+    await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+    refused = await eventually(lambda: journal.signal(sig.id), what="the next entry decided")
+    assert (refused["decision"], refused["code"]) == ("refused", "KILL_SWITCH_HALTED"), refused
+    assert (await ask(bus, "risk", m.ResetKillSwitch(reason="trading again"))).data["state"] == "ACTIVE"
+    again = await ask(bus, "execution", order(qty=2, strategy_id="sqa-1", client_id="sqa-again"))
+    assert isinstance(again, m.Ok), again
+    await eventually(lambda: held(journal, "sqa-1") == 2, what="trading again after the reset")
+    await ask(bus, "execution", m.SquareOffAll(reason="test over"))
+    await eventually(lambda: held(journal, "sqa-1") == 0, what="flat")
 
 
 async def test_stop_keeps_positions_protected_or_squares_them_off(bus, stack):
