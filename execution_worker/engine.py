@@ -94,6 +94,7 @@ class Desk:
         self.lock = asyncio.Lock()  # one decision at a time: signals, manual orders, square-offs, stop
         self.sending: dict[asyncio.Task, frozenset[str]] = {}  # decided signals' broker work, its products (exclusive())
         self.exiting: dict[str, asyncio.Lock] = {}  # position key -> its exits, one clearing it at a time
+        self.strategy_busy: dict[str, asyncio.Future] = {}  # strategy -> its group placing (or a signal waiting for one)
         self.latencies_ms: list[float] = []
         self.timings: deque[tuple] = deque(maxlen=5000)  # tick → order of recent signals (shared/kite/waits.py)
         self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer

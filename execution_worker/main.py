@@ -82,9 +82,26 @@ class ExecutionWorker:
             waits.stage("stored", _stored_ns(msg))
             return await self._decide(desk, sig)
 
-    async def _decide(self, desk, sig: m.Signal | m.SignalGroup) -> asyncio.Task | None:
+    async def _decide(self, desk, sig: m.Signal | m.SignalGroup) -> asyncio.Future | None:
         """The decision, one at a time per user; a decided signal's orders then go to the broker beside
-        the user's next decisions, and its message is acked once they are there (the returned task)."""
+        the user's next decisions, and its message is acked once they are there (the returned task). A
+        signal of a strategy whose group is still placing is decided once that group has ended, on what it
+        filled (an exit judged before would sell the wings of shorts still to come), in a task of its own:
+        the user's other strategies are decided meanwhile."""
+        behind = desk.strategy_busy.get(sig.strategy_id)
+        if behind is not None and not behind.done():
+            later = asyncio.ensure_future(waits.carried(self._decide_after(behind, desk, sig)))
+            desk.strategy_busy[sig.strategy_id] = later  # the strategy's next signal waits for this one
+            return later
+        return await self._decide_now(desk, sig)
+
+    async def _decide_after(self, behind: asyncio.Future, desk, sig: m.Signal | m.SignalGroup) -> None:
+        await asyncio.wait([behind])
+        sending = await self._decide_now(desk, sig)
+        if sending is not None:
+            await sending
+
+    async def _decide_now(self, desk, sig: m.Signal | m.SignalGroup) -> asyncio.Task | None:
         async with desk.lock:  # one decision at a time per user: signals, manual orders, square-offs
             waits.stage("locked")
             closed = desk.entry_closed(sig) or intraday.refused_entry(desk, sig)
@@ -99,8 +116,12 @@ class ExecutionWorker:
             waits.stage("decided")
         if sending is None:
             return None
-        products = [str(leg.product) for leg in sig.legs] if isinstance(sig, m.SignalGroup) else [str(sig.product)]
-        return desk.send(waits.carried(sending), products)
+        group = isinstance(sig, m.SignalGroup)
+        task = desk.send(waits.carried(sending), [str(leg.product) for leg in sig.legs] if group else [str(sig.product)])
+        busy = desk.strategy_busy.get(sig.strategy_id)
+        if group and (busy is None or busy.done()):  # (decided late, its own waiting task holds the place)
+            desk.strategy_busy[sig.strategy_id] = task
+        return task
 
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:
         desk = await self.desks.desk(update.user_id)

@@ -14,17 +14,17 @@ from shared import subjects
 from shared.trading.hedge import entry_order
 from shared.trading.order import OrderState
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, fresh_desk, nifty_chain, option_leg
+from tests.execution_worker.kit import USER, fresh_desk, nifty_chain, option_leg, signal
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow(seconds=12)
 
 
 async def test_a_signal_is_decided_while_a_groups_leg_still_works_and_counts_the_legs_to_come(bus, sim, data_dir):
-    """A bear call spread's hedge rests at the broker (the group waits up to 60 s for it). The same strategy's
-    next signal — one more lot short of the spread's short call — is decided meanwhile (before: it waited for the
-    group's lock until the hedge filled or timed out), and refused: with the short leg still to come it would make
-    two lots where the limit is one."""
+    """A bear call spread's hedge rests at the broker (the group waits up to 60 s for it). Another strategy's
+    signal — one more lot short of the spread's short call — is decided meanwhile (before: it waited for the
+    group's lock until the hedge filled or timed out), and refused: with the short leg still to come the account
+    would be two lots short where the limit is one."""
     async with make_stack(bus, sim, data_dir, group_fill_timeout=60.0) as (_, journal, kite):
         limits = m.RiskLimits(max_position_lots=1)
         assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
@@ -37,7 +37,7 @@ async def test_a_signal_is_decided_while_a_groups_leg_still_works_and_counts_the
         await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
         (hedge,) = await eventually(lambda: [r for r in journal.orders_of_group(group.id) if r["state"] == "OPEN"],
                                     what="the spread's hedge resting at the broker")
-        more = m.Signal(id=f"glock-more-{time.time_ns()}", user_id=USER, strategy_id="glock-1", strategy="manual",
+        more = m.Signal(id=f"glock-more-{time.time_ns()}", user_id=USER, strategy_id="glock-1b", strategy="manual",
                         exchange=m.Exchange.NFO, tradingsymbol=short.tradingsymbol,
                         instrument_token=short.instrument_token, transaction_type=m.TransactionType.SELL,
                         quantity=short.quantity, product=short.product, order_type=m.OrderType.MARKET,
@@ -57,6 +57,41 @@ async def test_a_signal_is_decided_while_a_groups_leg_still_works_and_counts_the
         await bus.js_publish(subjects.signals(USER), out, msg_id=out.id)
         await eventually(lambda: (journal.group(out.id) or {}).get("state") == "completed", timeout=30,
                          what="the spread out")
+
+
+async def test_a_strategys_next_signal_waits_for_its_own_group_and_the_others_do_not(bus, sim, data_dir):
+    """A spread's hedge rests; the same strategy buys its short back (an exit) and another strategy enters. The
+    other strategy is decided at once; the exit waits until the spread has ended and is judged on what it filled
+    — decided earlier it was refused on a book that did not hold the short yet (or, had some legs filled, it would
+    close those and let the group open the rest: a short whose wing was sold, naked)."""
+    async with make_stack(bus, sim, data_dir, group_fill_timeout=60.0) as (_, journal, kite):
+        calls = await nifty_chain(kite, "CE")
+        short = option_leg(calls[26000.0], "SELL", False)
+        group = m.SignalGroup(id=f"glock-own-{time.time_ns()}", user_id=USER, strategy_id="glock-3",
+                              strategy="bear_call_spread", structure="bear_call_spread", underlying="NIFTY",
+                              legs=entry_order([option_leg(calls[26200.0], "BUY", True), short]))
+        sim.faults(hold_fills=True)
+        await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
+        await eventually(lambda: [r for r in journal.orders_of_group(group.id) if r["state"] == "OPEN"],
+                         what="the spread's hedge resting at the broker")
+        back = m.Signal(id=f"glock-back-{time.time_ns()}", user_id=USER, strategy_id="glock-3", strategy="manual",
+                        exchange=m.Exchange.NFO, tradingsymbol=short.tradingsymbol,
+                        instrument_token=short.instrument_token, transaction_type=m.TransactionType.BUY,
+                        quantity=short.quantity, product=short.product, order_type=m.OrderType.MARKET,
+                        intent="exit", created_at=time.time_ns())
+        other = signal(f"glock-other-{time.time_ns()}", qty=1, strategy_id="glock-4")
+        for sig in (back, other):
+            await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+        await eventually(lambda: journal.signal(other.id), what="the other strategy decided")
+        assert journal.group(group.id)["state"] == "placing"
+        assert journal.signal(back.id) is None  # its own group first
+        sim.faults(hold_fills=False)
+        await eventually(lambda: journal.group(group.id)["state"] == "completed", timeout=30, what="the spread in")
+        decided = await eventually(lambda: journal.signal(back.id), what="the exit decided after the group")
+        assert decided["decision"] == "accepted", decided
+        await eventually(lambda: sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1)
+                                     for t in journal.trades(USER) if t["strategy_id"] == "glock-3"
+                                     and t["tradingsymbol"] == short.tradingsymbol) == 0, what="the short bought back")
 
 
 async def test_the_mis_square_off_does_not_wait_for_an_nrml_groups_fills(bus, sim, data_dir):
