@@ -58,6 +58,9 @@ class SharedBudget(RateLimiter):
         self.ahead = AHEAD
         self._kv = None
         self._locks: dict[str, asyncio.Lock] = {}
+        # key -> (revision, slots) as this process last wrote it: while no other process claims through the
+        # key, the next claim is one compare-and-set on it instead of a read and a write (a conflict re-reads)
+        self._written: dict[str, tuple[int, list[float]]] = {}
 
     async def _claim(self, cls: str, windows: list[tuple[int, int]]) -> tuple[float, float, bool]:
         try:
@@ -78,23 +81,30 @@ class SharedBudget(RateLimiter):
         key = budget_key(self.api_key, cls)
         keep = horizon(windows, self.margin)
         for _ in range(CONFLICT_RETRIES):
-            try:
-                entry = await self._kv.get(key)
-                revision, sent = entry.revision, _stamps.decode(entry.value) if entry.value else []
-            except KeyNotFoundError:
-                revision, sent = 0, []
+            written = self._written.pop(key, None)
+            if written is not None:
+                revision, sent = written
+            else:
+                try:
+                    entry = await self._kv.get(key)
+                    revision, sent = entry.revision, _stamps.decode(entry.value) if entry.value else []
+                except KeyNotFoundError:
+                    revision, sent = 0, []
             now = self._clock()
             sent = [t for t in sent if t > now - keep]
             at = next_slot(sent, windows, now, self.margin)
             if at - now > self.ahead:
+                self._written[key] = (revision, sent)  # unchanged: still what the key holds
                 return at, now, False
-            value = _encode([*sent, at])
+            sent.append(at)
+            value = _encode(sent)
             try:
                 if revision:
-                    await self._kv.update(key, value, last=revision)
+                    revision = await self._kv.update(key, value, last=revision)
                 else:
-                    await self._kv.create(key, value)
+                    revision = await self._kv.create(key, value)
+                self._written[key] = (revision, sent)
                 return at, now, True
             except KeyWrongLastSequenceError:
-                self.conflicts += 1  # another process claimed a slot first: recompute from its entry
+                self.conflicts += 1  # another process claimed a slot first (or the key aged out): re-read it
         raise RuntimeError(f"no slot after {CONFLICT_RETRIES} conflicting claims")

@@ -114,3 +114,30 @@ async def test_a_caller_that_wakes_too_late_for_its_slot_claims_a_fresh_one():
     limiter = RateLimiter({"other": [(1, 10)]}, clock=lambda: next(times))
     await limiter.acquire("other")
     assert limiter.late == 1 and list(limiter._sent["other"]) == [100.0, 100.5]
+
+
+async def test_a_process_alone_on_its_api_key_claims_with_one_kv_request_and_a_conflict_rereads(bus):
+    """Issue #18 (NATS messages per order): while no other process claims through the key, a claim is one
+    compare-and-set on the entry this process wrote last, not a read and a write; when another process
+    claimed meanwhile, the compare-and-set fails and the entry is read again — no slot is ever shared."""
+    clock = [1_800_000_200.0]
+    one, two = (SharedBudget(bus, "test-budget-alone", clock=lambda: clock[0]) for _ in range(2))
+    windows = one.limits["quote"]
+    claimed = [(await one._claim_kv("quote", windows))[0]]  # the first: a read (not found) and a create
+    for _ in range(3):
+        clock[0] += 1.5
+        sent = bus.nc.stats["out_msgs"]
+        at, _, taken = await one._claim_kv("quote", windows)
+        assert taken and bus.nc.stats["out_msgs"] - sent == 1  # the update alone (before: a get besides)
+        claimed.append(at)
+    clock[0] += 1.5
+    at, _, taken = await two._claim_kv("quote", windows)  # another process claims through the same key
+    assert taken
+    claimed.append(at)
+    clock[0] += 1.5
+    at, _, taken = await one._claim_kv("quote", windows)
+    assert taken and one.conflicts == 1  # its compare-and-set failed, and it read the entry again
+    claimed.append(at)
+    assert sorted(claimed) == claimed and all(b - a >= 1.0 for a, b in zip(claimed, claimed[1:]))
+    entry = await (await bus.kv(subjects.KV_RATE_BUDGET)).get(budget_key("test-budget-alone", "quote"))
+    assert msgspec.msgpack.decode(entry.value)[-1] == claimed[-1]  # the last claim is what the key holds
