@@ -79,5 +79,7 @@ async def test_the_desk_reports_the_exchanges_day_and_time(nats_server, data_dir
             line = re.search(r'<small class="alert-time" data-exchange-ts="(\d+)"[^>]*>([^<]+)</small>', page)
             assert line and int(line.group(1)) == alert["exchange_ts"], page[page.find('id="activity"'):][:1500]
             assert line.group(2) == ist.now(alert["exchange_ts"] / 1e9).strftime("%H:%M:%S")
+            # the Risk panel's reason shows no time of kta's clock (a paper market's 13:29 read 02:28 beside it)
+            assert re.search(r'id="risk-reason"[^>]*>clock test</div>', page), page[page.find('id="risk-state"'):][:1500]
             await client.post("/api/risk/reset", headers={"X-CSRF-Token": csrf}, json={"reason": "clock test done"})
     await forget_broker_sessions(bus)
