@@ -115,3 +115,22 @@ def book_page(journal: Journal, user_id: str, cmd: m.GetOrders | m.GetTrades) ->
                                      strategy_id=cmd.strategy_id, symbol=cmd.symbol, day=cmd.day))
     except CursorError as e:
         return m.Error(code="bad_request", message=str(e), field="before")
+
+
+def carried_positions(journal: Journal, user_id: str, day: str) -> dict:
+    """The net position per (strategy, instrument) of the user's fills before ``day`` (GetCarried), with the
+    average price of the side still held (the buys of a long, the sells of a short) — a fallback mark: the
+    desk marks carried positions at the previous close (Kite's day P&L, m2m) when the broker gives it."""
+    rows = journal.db.execute(
+        "SELECT strategy_id, exchange, tradingsymbol, "
+        "SUM(CASE WHEN transaction_type = 'BUY' THEN quantity ELSE -quantity END) AS net, "
+        "SUM(CASE WHEN transaction_type = 'BUY' THEN quantity * price ELSE 0 END) AS bought, "
+        "SUM(CASE WHEN transaction_type = 'BUY' THEN quantity ELSE 0 END) AS buys, "
+        "SUM(CASE WHEN transaction_type = 'SELL' THEN quantity * price ELSE 0 END) AS sold, "
+        "SUM(CASE WHEN transaction_type = 'SELL' THEN quantity ELSE 0 END) AS sells "
+        "FROM trades WHERE user_id = ? AND day < ? GROUP BY strategy_id, exchange, tradingsymbol HAVING net != 0",
+        [user_id, day]).fetchall()
+    return {"day": day, "positions": [
+        {"strategy_id": strategy or "", "exchange": exchange, "tradingsymbol": symbol, "quantity": net,
+         "average_price": round(bought / buys) if net > 0 and buys else round(sold / sells) if sells else 0}
+        for strategy, exchange, symbol, net, bought, buys, sold, sells in rows]}

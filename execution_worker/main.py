@@ -10,7 +10,7 @@ import msgspec
 
 from execution_worker import controls, intraday, order_group, signals
 from execution_worker.journal import Journal
-from execution_worker.journal_pages import book_page
+from execution_worker.journal_pages import book_page, carried_positions
 from execution_worker.engine import Desk
 from execution_worker.live import Desks
 from execution_worker.outcomes import Outcomes, strategy_positions
@@ -173,6 +173,8 @@ class ExecutionWorker:
         match cmd:  # the journal's answers: no broker session needed
             case m.GetOrders() | m.GetTrades():
                 return book_page(j, user_id, cmd)
+            case m.GetCarried():
+                return m.Ok(data=carried_positions(j, user_id, cmd.day or j.today()))
             case m.GetStrategyPositions():
                 return m.Ok(data=strategy_positions(j, user_id, cmd.strategy_id))
             case m.GetExecutionSummary():

@@ -93,19 +93,39 @@ class DeskQueries:
             before = page["next"]
         return day, fills
 
+    async def carried(self, user_id: str, day: str = "") -> dict | None:
+        """What each strategy held when ``day`` began (GetCarried; "" = the worker's today): fixed for the
+        day, so kept per user — the dashboard asks once a day, not on every load. None when unanswered."""
+        cached = self._carried.get(user_id)
+        if cached is not None and (not day or cached["day"] == day):
+            return cached
+        try:
+            answer = await self.command(user_id, "execution", m.GetCarried(day=day))
+        except TradingError:
+            return None
+        self._carried[user_id] = answer
+        return answer
+
     async def strategy_pnl(self, user_id: str) -> dict:
-        """The day's P&L per strategy from the journal's fills (``gateway.strategy_pnl``) beside the
-        broker's day P&L: ``{"day", "strategies": [...rows, total], "broker_day_pnl", "broker_error", "ts"}``."""
-        (day, day_fills), snap = await asyncio.gather(self.day_fills(user_id), self._snapshot(user_id))
+        """The day's P&L per strategy from the journal's fills (``gateway.strategy_pnl``), positions carried
+        in opened at the previous close, beside the broker's day P&L: ``{"day", "strategies": [...rows,
+        total], "broker_day_pnl", "broker_error", "ts"}``."""
+        (day, day_fills), snap, carried = await asyncio.gather(self.day_fills(user_id), self._snapshot(user_id),
+                                                               self.carried(user_id))
+        if carried is not None and carried["day"] != day:  # kept from an earlier day, or a newer fill's day
+            carried = await self.carried(user_id, day)
         positions = (snap or {}).get("positions", [])
         marks = {(p["exchange"], p["tradingsymbol"]): p["last_price"] for p in positions if p.get("last_price")}
+        closes = {(p["exchange"], p["tradingsymbol"]): p["close_price"] for p in positions if p.get("close_price")}
+        opening = [{**c, "price": closes.get((c["exchange"], c["tradingsymbol"])) or c["average_price"]}
+                   for c in (carried or {}).get("positions", [])]
 
         def instrument_type(exchange: str, symbol: str) -> str:
             inst = self.instruments.find(f"{exchange}:{symbol}")
             return inst.instrument_type if inst is not None else default_instrument_type(exchange, symbol)
 
         fills = sorted(day_fills, key=lambda t: (t["fill_timestamp"], t.get("trade_id", "")))
-        return {"day": day, "strategies": strategy_pnl(fills, marks, instrument_type),
+        return {"day": day, "strategies": strategy_pnl(fills, marks, instrument_type, opening),
                 "broker_day_pnl": snap.get("day_pnl") if snap else None, "broker_ts": snap.get("ts", 0) if snap else 0,
                 "broker_error": "" if snap else "the broker's positions could not be read", "ts": time.time_ns()}
 

@@ -10,8 +10,11 @@ For each strategy (fills without one are "manual / external"): fills are matched
   so the flat brokerage is counted once per order, as Kite bills it);
 * **net** = realised + unrealised − charges.
 
-The broker's day P&L (Kite's ``m2m``) differs on purpose: it covers every position in the account
-(carried ones from yesterday's close, trades made outside kta) and is before charges. All money in paise.
+A position carried in from an earlier day opens its strategy's book at the previous close (``carried``; as
+Kite's day P&L counts it): closed today it is realised from that close — it is not the day's fills alone,
+where its closing fill would read as a new open position. The broker's day P&L (Kite's ``m2m``) differs on
+purpose: it covers every position in the account (trades made outside kta too) and is before charges. All
+money in paise.
 """
 
 from __future__ import annotations
@@ -83,13 +86,20 @@ def order_charges_paise(fills: list[dict[str, Any]], instrument_type: str) -> in
 
 
 def strategy_pnl(fills: Iterable[dict[str, Any]], marks: dict[tuple[str, str], int],
-                 instrument_type: Callable[[str, str], str] = default_instrument_type) -> list[dict[str, Any]]:
-    """Rows per strategy (in first-fill order) plus a ``total`` row; ``fills`` are journal trade rows in
-    fill order, ``marks`` the last price (paise) by (exchange, tradingsymbol)."""
+                 instrument_type: Callable[[str, str], str] = default_instrument_type,
+                 carried: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Rows per strategy (carried ones first, then in first-fill order) plus a ``total`` row; ``fills`` are
+    journal trade rows in fill order, ``marks`` the last price (paise) by (exchange, tradingsymbol),
+    ``carried`` what each strategy held when the day began: {strategy_id, exchange, tradingsymbol, quantity,
+    price} (price: the previous close)."""
     fills = list(fills)
     stats: dict[str, StrategyPnl] = {}
     books: dict[tuple[str, str, str], FifoBook] = {}
     orders: dict[str, list[dict[str, Any]]] = {}
+    for c in carried:
+        name = c.get("strategy_id") or MANUAL
+        stats.setdefault(name, StrategyPnl(name))
+        books.setdefault((name, c["exchange"], c["tradingsymbol"]), FifoBook()).fill(c["quantity"], c["price"], "")
     for f in fills:
         name = f.get("strategy_id") or MANUAL
         s = stats.setdefault(name, StrategyPnl(name))

@@ -52,6 +52,7 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
         self.live_tokens: dict[str, list[int]] = {}  # user -> tokens the user is live on (for SSE ticks)
         self._live_changes: dict[str, int] = {}  # user -> starts + stops so far (a stale answer is not cached)
         self._health: asyncio.Future | None = None  # the worker pings in flight (``worker_health``)
+        self._carried: dict[str, dict] = {}  # user -> what each strategy held when the day began (``carried``)
         self._catalog: asyncio.Future | None = None  # the strategy catalog, asked or being asked (``catalog``)
         self._catalog_until = 0.0
 

@@ -101,6 +101,7 @@ from shared.messages.commands import (  # noqa: F401 - the package's public name
     GetTrades,
     GetPositions,
     GetStrategyPositions,
+    GetCarried,
     GetRiskLimits,
     GetRiskSummary,
     HaltTrading,

@@ -211,6 +211,14 @@ class GetStrategyPositions(_Cmd, tag="strategy_positions"):
     strategy_id: str = ""  # one strategy, or all
 
 
+class GetCarried(_Cmd, tag="get_carried"):
+    """What each strategy held when ``day`` began (the net of its journaled fills of earlier days; "" = the
+    worker's today): the day's P&L panel opens its books with them. Reply ``{"day", "positions": [{strategy_id,
+    exchange, tradingsymbol, quantity, average_price}]}`` (manual fills under strategy_id "")."""
+
+    day: Day = ""
+
+
 class Reconcile(_Cmd, tag="reconcile"):
     cancel_open_orders: bool = False
 
@@ -317,6 +325,7 @@ Command = Union[
     GetTrades,
     GetPositions,
     GetStrategyPositions,
+    GetCarried,
     Reconcile,
     GetStatus,
     Scan,

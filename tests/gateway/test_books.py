@@ -109,10 +109,11 @@ async def test_pnl_by_strategy_follows_the_fills(trader, bus):
     assert 'data-strategy="pnl-test"' in html and "INFY +2 @" in html and 'id="pnl-explained"' in html
 
 
-async def test_pnl_reads_every_fill_of_the_day_across_pages_and_none_of_the_day_before(gw_settings, bus):
+async def test_pnl_reads_every_fill_of_the_day_across_pages_and_carries_the_day_befores_position(gw_settings, bus):
     """The P&L panel reads the day's fills from the trade book a page (201) at a time, newest first, until
     a fill of an earlier day: 250 fills of the reporting day (the newest fill's, a paper market ahead of
-    this machine's clock) span two pages; the day before's open buy is not matched against them."""
+    this machine's clock) span two pages. The day before's open buy is carried in (GetCarried): the day's
+    first sell closes it (FIFO) — at its own price here, the broker's previous close when connected."""
     day, before = "2099-03-02", "2099-03-01"
     async with serve_with_workers(gw_settings, bus) as gw:
         journal = Journal(gw_settings.data_path / "journal.db")  # the execution worker's own file
@@ -121,7 +122,7 @@ async def test_pnl_reads_every_fill_of_the_day_across_pages_and_none_of_the_day_
                 journal.record_trade("DEMO01", trade_id=f"t{n}", order_id=f"o{n}", exchange="NSE",
                                      tradingsymbol="INFY", instrument_token=408065, transaction_type=side, quantity=1,
                                      price=price, fill_timestamp=stamp, product="MIS", strategy_id="paged")
-            fill(0, f"{before} 15:00:00", "BUY", 90_00)  # yesterday's open lot: not today's P&L
+            fill(0, f"{before} 15:00:00", "BUY", 90_00)  # yesterday's open lot: carried into today
             for n in range(1, 251):  # 125 round trips of 1 share: bought at 100, sold at 101
                 fill(n, f"{day} {9 + n // 60:02d}:{n % 60:02d}:00", "BUY" if n % 2 else "SELL", 100_00 if n % 2 else 101_00)
         finally:
@@ -130,5 +131,7 @@ async def test_pnl_reads_every_fill_of_the_day_across_pages_and_none_of_the_day_
         async with aclosing(client):
             pnl = (await client.get("/api/pnl")).json()
     row = next(r for r in pnl["strategies"] if r["strategy"] == "paged")
-    assert pnl["day"] == day and row["fills"] == 250
-    assert (row["trades"], row["wins"], row["realised"], row["positions"]) == (125, 125, 125 * 1_00, [])
+    assert pnl["day"] == day and row["fills"] == 250  # the day's fills only
+    # the carried lot (90) closed by the first sell (101), then each sell the oldest buy (100): one buy left open
+    assert (row["trades"], row["wins"], row["realised"]) == (125, 125, 11_00 + 124 * 1_00)
+    assert [(p["tradingsymbol"], p["quantity"], p["average_price"]) for p in row["positions"]] == [("INFY", 1, 100_00)]

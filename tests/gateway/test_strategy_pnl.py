@@ -43,6 +43,25 @@ def test_figures_worked_by_hand():
     assert total["charges"] == ema["charges"] + rsi["charges"] + manual["charges"]
 
 
+def test_a_position_carried_in_opens_the_day_at_the_previous_close():
+    """Closed today, a carried position is realised from yesterday's close (Kite's day P&L), not read as a new
+    open position from its closing fill (a straddle squared off after a day roll showed '+65 @ 375.90' open)."""
+    carried = [{"strategy_id": "straddle", "exchange": "NFO", "tradingsymbol": "NIFTY26D0825750CE", "quantity": -65,
+                "price": 170_00},
+               {"strategy_id": "ema", "exchange": "NSE", "tradingsymbol": "INFY", "quantity": 10, "price": 100_00},
+               {"strategy_id": "", "exchange": "NSE", "tradingsymbol": "TCS", "quantity": 2, "price": 3_000_00}]
+    fills = [fill("o1", "straddle", "BUY", 65, 175_00, symbol="NIFTY26D0825750CE", exchange="NFO", product="NRML", n=1),
+             fill("o2", "ema", "SELL", 4, 104_00, n=2)]
+    rows = {r["strategy"]: r for r in strategy_pnl(fills, {("NSE", "INFY"): 101_00, ("NSE", "TCS"): 3_010_00},
+                                                   carried=carried)}
+    straddle, ema, manual = rows["straddle"], rows["ema"], rows[MANUAL]
+    assert (straddle["realised"], straddle["unrealised"], straddle["positions"], straddle["trades"]) == (-65 * 5_00, 0, [], 1)
+    assert straddle["fills"] == 1 and straddle["charges"] > 0  # the day's fill only: the carried lot is no fill
+    assert (ema["realised"], ema["unrealised"]) == (4 * 4_00, 6 * 1_00)  # 6 still held from the close, marked at 101
+    assert [(p["quantity"], p["average_price"]) for p in ema["positions"]] == [(6, 100_00)]
+    assert (manual["unrealised"], manual["fills"], manual["charges"]) == (2 * 10_00, 0, 0)  # carried, not traded
+
+
 def test_options_and_futures_are_charged_by_their_segment():
     opt = fill("o1", "ic", "SELL", 75, 120_00, symbol="NIFTY26MAR24000CE", exchange="NFO", product="NRML")
     fut = fill("o2", "ic", "BUY", 75, 24_000_00, symbol="NIFTY26MARFUT", exchange="NFO", product="NRML")
