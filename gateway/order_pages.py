@@ -144,7 +144,10 @@ class OrderPagesController(Controller):
         context = await risk_context(trading, user_id)
         if result is not None:
             closing = {(p["strategy_id"], p["tradingsymbol"]) for p in result.get("placed", [])}
-            context["control_note"] = (f"Square off all: {result.get('cancelled', 0)} open order(s) cancelled, "
-                                       f"{len(closing)} position{'' if len(closing) == 1 else 's'} being closed.")
+            halted = "trading halted, " if result.get("kill_switch") == "HALTED" else ""
+            context["control_note"] = (
+                f"Square off all: {halted}{result.get('cancelled', 0)} open order(s) cancelled, {len(closing)} "
+                f"position{'' if len(closing) == 1 else 's'} being closed."
+                + (" New entries stay off until you reset the kill switch." if halted else ""))
         context["risk_error"] = error or context["risk_error"]
         return partial("risk", request, BOTH_CHANGED, **context)

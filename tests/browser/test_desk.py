@@ -144,8 +144,10 @@ async def test_order_entry_modify_cancel_halt_alerts_square_off(desk_stack, page
     await expect(page.locator("#kill-pill")).to_have_text("Trading allowed")
     await buy_one_infy(page, url)
     await pnl_on_the_exchange_clock(page, url, sim)
+    await expect(page.locator("#square-off")).to_have_attribute("hx-confirm", re.compile("entries stay off until you reset"))
     await page.click("#square-off")
     await expect(page.locator("#control-note")).to_contain_text("1 position being closed")
+    await expect(page.locator("#control-note")).to_contain_text("New entries stay off until you reset the kill switch")
     await expect(page.locator("#kill-pill")).to_have_text("Halted")  # entries stay off until the reset
     await eventually(lambda: manual_flat(page, url), 30, "the manual INFY position squared off")
     await page.click("#reset-risk")
