@@ -34,7 +34,7 @@ async def served(nats_server):
     server, client = await connect(nats_server, "idem"), await connect(nats_server, "idemclient")
     strategies = Strategies()
     await server.serve(s.cmd_wildcard("idem"), strategies.handle)
-    await server.nc.flush()  # the subscription is registered at the server
+    await server.sync()  # the subscription is live at the server before the other connection asks (Bus.sync)
     yield strategies, client, server
     await client.close()
     await server.close()
