@@ -20,6 +20,34 @@ from tests.helpers import eventually
 pytestmark = pytest.mark.slow(seconds=12)
 
 
+async def a_spread(kite, strategy_id: str) -> m.SignalGroup:
+    """A one-lot bear call spread on NIFTY (its hedge placed first)."""
+    calls = await nifty_chain(kite, "CE")
+    return m.SignalGroup(id=f"{strategy_id}-{time.time_ns()}", user_id=USER, strategy_id=strategy_id,
+                         strategy="bear_call_spread", structure="bear_call_spread", underlying="NIFTY",
+                         legs=entry_order([option_leg(calls[26200.0], "BUY", True),
+                                           option_leg(calls[26000.0], "SELL", False)]))
+
+
+async def resting_spread(bus, sim, journal, kite, strategy_id: str) -> tuple[m.SignalGroup, m.Leg, dict]:
+    """A spread sent while the sim holds fills: (the group, its short leg, its hedge's order resting OPEN)."""
+    group = await a_spread(kite, strategy_id)
+    sim.faults(hold_fills=True)
+    await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
+    (hedge,) = await eventually(lambda: [r for r in journal.orders_of_group(group.id) if r["state"] == "OPEN"],
+                                what="the spread's hedge resting at the broker")
+    return group, next(leg for leg in group.legs if not leg.is_hedge), hedge
+
+
+def on_the_leg(leg: m.Leg, strategy_id: str, side: str, intent: str) -> m.Signal:
+    """A single-instrument signal of ``strategy_id`` on the leg's option, for one leg's quantity."""
+    return m.Signal(id=f"{strategy_id}-{intent}-{time.time_ns()}", user_id=USER, strategy_id=strategy_id,
+                    strategy="manual", exchange=m.Exchange.NFO, tradingsymbol=leg.tradingsymbol,
+                    instrument_token=leg.instrument_token, transaction_type=m.TransactionType(side),
+                    quantity=leg.quantity, product=leg.product, order_type=m.OrderType.MARKET, intent=intent,
+                    created_at=time.time_ns())
+
+
 async def test_a_signal_is_decided_while_a_groups_leg_still_works_and_counts_the_legs_to_come(bus, sim, data_dir):
     """A bear call spread's hedge rests at the broker (the group waits up to 60 s for it). Another strategy's
     signal — one more lot short of the spread's short call — is decided meanwhile (before: it waited for the
@@ -28,20 +56,8 @@ async def test_a_signal_is_decided_while_a_groups_leg_still_works_and_counts_the
     async with make_stack(bus, sim, data_dir, group_fill_timeout=60.0) as (_, journal, kite):
         limits = m.RiskLimits(max_position_lots=1)
         assert isinstance(await bus.request(subjects.cmd(USER, "risk", "limits"), m.SetRiskLimits(limits=limits)), m.Ok)
-        calls = await nifty_chain(kite, "CE")
-        short = option_leg(calls[26000.0], "SELL", False)
-        group = m.SignalGroup(id=f"glock-{time.time_ns()}", user_id=USER, strategy_id="glock-1",
-                              strategy="bear_call_spread", structure="bear_call_spread", underlying="NIFTY",
-                              legs=entry_order([option_leg(calls[26200.0], "BUY", True), short]))
-        sim.faults(hold_fills=True)
-        await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
-        (hedge,) = await eventually(lambda: [r for r in journal.orders_of_group(group.id) if r["state"] == "OPEN"],
-                                    what="the spread's hedge resting at the broker")
-        more = m.Signal(id=f"glock-more-{time.time_ns()}", user_id=USER, strategy_id="glock-1b", strategy="manual",
-                        exchange=m.Exchange.NFO, tradingsymbol=short.tradingsymbol,
-                        instrument_token=short.instrument_token, transaction_type=m.TransactionType.SELL,
-                        quantity=short.quantity, product=short.product, order_type=m.OrderType.MARKET,
-                        intent="entry", created_at=time.time_ns())
+        group, short, hedge = await resting_spread(bus, sim, journal, kite, "glock-1")
+        more = on_the_leg(short, "glock-1b", "SELL", "entry")
         await bus.js_publish(subjects.signals(USER), more, msg_id=more.id)
         decided = await eventually(lambda: journal.signal(more.id), what="the next signal decided")
         assert journal.order_by_tag(hedge["tag"])["state"] == "OPEN"  # the group still waits for its hedge
@@ -65,20 +81,8 @@ async def test_a_strategys_next_signal_waits_for_its_own_group_and_the_others_do
     — decided earlier it was refused on a book that did not hold the short yet (or, had some legs filled, it would
     close those and let the group open the rest: a short whose wing was sold, naked)."""
     async with make_stack(bus, sim, data_dir, group_fill_timeout=60.0) as (_, journal, kite):
-        calls = await nifty_chain(kite, "CE")
-        short = option_leg(calls[26000.0], "SELL", False)
-        group = m.SignalGroup(id=f"glock-own-{time.time_ns()}", user_id=USER, strategy_id="glock-3",
-                              strategy="bear_call_spread", structure="bear_call_spread", underlying="NIFTY",
-                              legs=entry_order([option_leg(calls[26200.0], "BUY", True), short]))
-        sim.faults(hold_fills=True)
-        await bus.js_publish(subjects.signals(USER), group, msg_id=group.id)
-        await eventually(lambda: [r for r in journal.orders_of_group(group.id) if r["state"] == "OPEN"],
-                         what="the spread's hedge resting at the broker")
-        back = m.Signal(id=f"glock-back-{time.time_ns()}", user_id=USER, strategy_id="glock-3", strategy="manual",
-                        exchange=m.Exchange.NFO, tradingsymbol=short.tradingsymbol,
-                        instrument_token=short.instrument_token, transaction_type=m.TransactionType.BUY,
-                        quantity=short.quantity, product=short.product, order_type=m.OrderType.MARKET,
-                        intent="exit", created_at=time.time_ns())
+        group, short, _ = await resting_spread(bus, sim, journal, kite, "glock-3")
+        back = on_the_leg(short, "glock-3", "BUY", "exit")
         other = signal(f"glock-other-{time.time_ns()}", qty=1, strategy_id="glock-4")
         for sig in (back, other):
             await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
@@ -98,12 +102,8 @@ async def test_the_mis_square_off_does_not_wait_for_an_nrml_groups_fills(bus, si
     """A square-off has the desk to itself once the decided work before it is done — a group's too, fills and
     rollback included (they must not interleave with its flatten). kta's own MIS square-off at the cutoff waits
     only for work that trades MIS: the CI run saw it 12 s late behind an NRML condor's legs."""
-    desk, kite, journal = fresh_desk(sim, bus, data_dir)
-    calls = await nifty_chain(kite, "CE")
-    group = m.SignalGroup(id=f"glock-mis-{time.time_ns()}", user_id=USER, strategy_id="glock-2",
-                          strategy="bear_call_spread", structure="bear_call_spread", underlying="NIFTY",
-                          legs=entry_order([option_leg(calls[26200.0], "BUY", True),
-                                            option_leg(calls[26000.0], "SELL", False)]))
+    desk, kite, _ = fresh_desk(sim, bus, data_dir)
+    group = await a_spread(kite, "glock-2")
     sim.faults(hold_fills=True)
     everything = None
     try:

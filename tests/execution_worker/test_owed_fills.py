@@ -30,16 +30,17 @@ async def test_a_square_off_leaves_no_stop_on_a_position_whose_flatten_filled_un
     lets the positions' protection go, the book still says the first holds 3. Its flatten is not working any more
     but owes the journal 3: that is a closing order too, so no stop is placed for it (before: a new SELL 3 stop
     on a flat position). Once the fills are journaled both are flat with nothing working."""
-    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    desk, kite, _ = fresh_desk(sim, bus, data_dir)
     protector.started(desk, 0.5)
     opened = asyncio.Event()
     square = None
     try:
         for sid in ("owed-a", "owed-b"):
             await signals.on_signal(desk, signal(f"{sid}-{time.time_ns()}", qty=3, stop=147000, strategy_id=sid))
-        for sid in ("owed-a", "owed-b"):
-            await eventually(lambda: held(desk, sid) == 3 and [o for o in stops_of(desk, sid) if o.is_working
-                                                               and o.order_id], what=f"{sid} filled and its stop placed")
+        def protected(sid: str) -> bool:
+            return held(desk, sid) == 3 and any(o.is_working and o.order_id for o in stops_of(desk, sid))
+
+        await eventually(lambda: protected("owed-a") and protected("owed-b"), what="both filled and their stops placed")
         before = {o.tag for o in desk.book}
 
         async def gate_wait(seconds: float) -> None:  # the gate's window frees when the test says so
