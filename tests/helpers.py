@@ -34,17 +34,30 @@ def stack_settings(nats_url: str, data_dir, sim=None, **overrides: Any) -> Setti
     return load(environ={}, **kw)
 
 
+Worker = Callable[..., Awaitable[None]]
+
+
 @contextlib.asynccontextmanager
-async def running(amain: Callable[..., Awaitable[None]], settings: Settings):
+async def running(amain: Worker, settings: Settings):
     """Run a worker's ``amain(settings, stop)`` in this event loop for the block's duration."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(amain(settings, stop))
-    try:
+    async with running_together((amain, settings)) as (task,):
         yield task
+
+
+@contextlib.asynccontextmanager
+async def running_together(*workers: tuple[Worker, Settings]):
+    """Several workers' ``amain(settings, stop)`` in this event loop for the block's duration, stopped together
+    as a deployment's processes are (each on its own SIGTERM): one's graceful stop (up to a second while its
+    feeds' lingering pulls run out) does not wait for another's."""
+    stops = [asyncio.Event() for _ in workers]
+    tasks = [asyncio.create_task(amain(settings, stop)) for (amain, settings), stop in zip(workers, stops)]
+    try:
+        yield tasks
     finally:
-        stop.set()
+        for stop in stops:
+            stop.set()
         with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, 15)
+            await asyncio.gather(*(asyncio.wait_for(task, 15) for task in tasks), return_exceptions=True)
 
 
 class _Deadline:

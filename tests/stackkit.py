@@ -1,5 +1,5 @@
 """The whole kta stack for end-to-end tests: the three workers in-process (strategy, execution,
-ticker) until the block ends, each answering its health check before the block starts."""
+ticker) until the block ends, each answering its health check before the block starts, stopped together."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import contextlib
 from execution_worker.main import amain as execution_main
 from strategy_worker.main import amain as strategy_main
 from ticker_worker.main import amain as ticker_main
-from tests.helpers import running, wait_health
+from tests.helpers import running_together, wait_health
 
 SERVICES = ("strategy", "execution", "ticker")
 
 
 @contextlib.asynccontextmanager
 async def workers(settings, bus):
-    async with running(strategy_main, settings), running(execution_main, settings), running(ticker_main, settings):
+    async with running_together((strategy_main, settings), (execution_main, settings), (ticker_main, settings)):
         for service in SERVICES:
             await wait_health(bus, service, timeout=40)  # a loaded machine: leases and streams first
         yield
