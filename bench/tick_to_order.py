@@ -25,7 +25,7 @@ Per order, three times (kite_sim's own rate limiter is off: only kta's limits ar
 The first two bar closes are warm-up.
 
 Baselines, printed as ratios:
-* a FAIR baseline measured in the same run on the same sim: the original design done plainly in one
+* a FAIR baseline (bench/tick_baseline.py) measured in the same run on the same sim: the original design done plainly in one
   process (official parser on the WebSocket frame, minute bars, EMA with pandas on bar close (not
   per tick), the signal journaled with sqlite-utils, the order placed with httpx, one signal after
   the other as its ``_process_signal`` does), same 24 strategies and 8 accounts; its internal time
@@ -42,9 +42,7 @@ Usage: python bench/tick_to_order.py [orders] [speed] [orders of the shared-key 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -56,32 +54,33 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.stack import API_KEY, API_SECRET, Stack, cpu_seconds, login, machine_load, percentile, until  # noqa: E402
+from bench.stack import (  # noqa: E402
+    API_KEY,
+    API_SECRET,
+    Stack,
+    cpu_seconds,
+    login,
+    machine_load,
+    percentile,
+    until,
+)
+from bench.tick_baseline import run_baseline  # noqa: E402
+from bench.tick_scenario import (  # noqa: E402
+    KEYS,
+    PER_APP,
+    SHARED,
+    STRATEGIES_PER_SYMBOL,
+    TOKENS,
+    WARMUP_BARS,
+    Result,
+    plan,
+)
 from shared import messages as m  # noqa: E402
 from shared import natsd, subjects  # noqa: E402
 from shared.broker_sessions import put_session, vault_for  # noqa: E402
 
 DESIGN_MS = 60.0  # the original design: tick received → signal logged, before the order is placed
 TARGET_P50, TARGET_P99 = 1.5, 5.0
-SYMBOLS = {"RELIANCE": 738561, "INFY": 408065, "TCS": 2953217, "HDFCBANK": 341249, "ICICIBANK": 1270529,
-           "SBIN": 779521}
-TOKENS = list(SYMBOLS.values())
-STRATEGIES_PER_SYMBOL = 4
-WARMUP_BARS = 2
-PER_APP = [f"BEN{i:02d}" for i in range(1, 9)]  # one Kite app (api_key) each: "app-ben01"...
-SHARED = [f"SHR{i:02d}" for i in range(1, 9)]  # one api_key for all: kta-demo
-ACCOUNTS = PER_APP  # the fair baseline's
-SHARED_KEY = API_KEY
-KEYS = {**{uid: f"app-{uid.lower()}" for uid in PER_APP}, **{uid: SHARED_KEY for uid in SHARED}}
-
-
-def plan(accounts: list[str]) -> list[tuple[str, int]]:
-    """Instance i trades symbol i % 6 in account i // 3: every account 3 strategies, every symbol 4."""
-    return [(accounts[i // 3], TOKENS[i % 6]) for i in range(len(TOKENS) * STRATEGIES_PER_SYMBOL)]
-
-
-PLAN = plan(ACCOUNTS)
-
 SIM = """
 import json, sys, time
 from urllib.parse import parse_qs
@@ -171,45 +170,6 @@ class Watch:
             self.orders.setdefault(ev.tag, (ev.signal_id, ev.kind))
         if ev.state in ("REFUSED", "FAILED", "REJECTED"):
             self.refused[f"{ev.state}: {ev.status_message[:60]}"] += 1
-
-
-def stats(values: list[float]) -> str:
-    v = sorted(values)
-    return f"p50 {percentile(v, 0.5):.2f} ms, p99 {percentile(v, 0.99):.2f} ms, max {v[-1]:.2f} ms" if v else "none"
-
-
-class Result:
-    """Per order (ms): internal, budget wait, broker wait, end to end; and the scenario's words."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.internal: list[float] = []
-        self.budget: list[float] = []
-        self.broker: list[float] = []
-        self.e2e: list[float] = []
-        self.parts: dict[str, list[float]] = defaultdict(list)
-
-    def add(self, internal: float, budget: float, broker: float, e2e: float, **parts: float) -> None:
-        self.internal.append(internal)
-        self.budget.append(budget)
-        self.broker.append(broker)
-        self.e2e.append(e2e)
-        for k, v in parts.items():
-            self.parts[k].append(v)
-
-    def p(self, values: list[float], q: float) -> float:
-        return percentile(sorted(values), q)
-
-    def print(self) -> None:
-        waited = sum(1 for b in self.budget if b > 0.05)
-        print(f"{self.name}: {len(self.e2e):,} orders; {machine_load()}\n"
-              f"  (a) internal, tick → order handed to the HTTP client, Kite's waits excluded: {stats(self.internal)}\n"
-              f"  (b) rate-budget wait (Kite's limits: 10 orders/s per account, 10 requests/s per api_key): "
-              f"{stats(self.budget)}; {waited:,} of {len(self.budget):,} orders waited\n"
-              f"      broker wait before the order (an exit's stop cancel confirmed, reads, an earlier order's "
-              f"round trip): {stats(self.broker)}\n"
-              f"  (c) end to end, tick → order at the broker's HTTP server: {stats(self.e2e)}\n"
-              + "".join(f"      {k}: {stats(v)}\n" for k, v in self.parts.items()), end="", flush=True)
 
 
 async def timings(bus, accounts: list[str]) -> dict[str, tuple[int, ...]]:
@@ -313,78 +273,6 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
     for proc in procs.values():
         stack.stop(proc)
     await bus.close()
-    return result
-
-
-# ---- the fair baseline: the original design done plainly, in one process ---------------------------
-
-async def run_baseline(stack: Stack, want: int, bar_s: float) -> Result:
-    import pandas as pd
-    import sqlite_utils
-    import websockets
-    from kiteconnect import KiteTicker
-
-    parse = KiteTicker("key", "token")._parse_binary
-    tokens = {uid: login(stack.sim_root, uid, "bench", KEYS[uid], KEYS[uid] + "-secret") for uid in ACCOUNTS}
-    db = sqlite_utils.Database(sqlite3.connect(stack.tmp / "baseline-journal.db"))
-    closes: dict[int, list[float]] = defaultdict(list)
-    bars: dict[int, list] = {}  # token -> [minute, close]
-    held: dict[int, bool] = defaultdict(bool)
-    seq = 0
-    first = ACCOUNTS[0]
-    ws_url = f"{stack.sim_root.replace('http', 'ws', 1)}/ws?api_key={KEYS[first]}&access_token={tokens[first]}"
-    bars_seen = 0
-    async with httpx.AsyncClient(base_url=stack.sim_root, headers={"X-Kite-Version": "3"}) as http, \
-            websockets.connect(ws_url, additional_headers={"X-Kite-Version": "3"}, max_size=2**22,
-                               ping_interval=None, compression=None) as ws:
-        await ws.send(json.dumps({"a": "subscribe", "v": TOKENS}))
-        await ws.send(json.dumps({"a": "mode", "v": ["full", TOKENS]}))
-        print(f"fair baseline (original design done plainly, one process): same {len(PLAN)} strategies and "
-              f"accounts; {machine_load()}", flush=True)
-        sent: list[tuple[str, int, int, int]] = []  # tag, tick received, handed to httpx, earlier round trips awaited
-        async for frame in ws:
-            if not isinstance(frame, bytes) or len(frame) < 4:
-                continue
-            received = time.time_ns()
-            awaited = 0
-            for tick in parse(frame):
-                token = tick["instrument_token"]
-                ts = tick.get("exchange_timestamp")
-                minute = int(ts.timestamp()) // 60 if ts else int(time.time()) // 60
-                bar = bars.get(token)
-                if bar is None or bar[0] == minute:
-                    bars[token] = [minute, tick["last_price"]]
-                    continue
-                closes[token].append(bar[1])  # the bar closed: its strategies decide on it
-                bars[token] = [minute, tick["last_price"]]
-                bars_seen += 1
-                window = pd.Series(closes[token][-200:])
-                fast = window.ewm(span=2, adjust=False).mean().iloc[-1]
-                for n, (uid, t) in enumerate(PLAN):
-                    if t != token:
-                        continue
-                    side = "SELL" if held[n] else "BUY"
-                    held[n] = not held[n]
-                    seq += 1
-                    tag = f"base{seq}"
-                    db["signals"].insert({"tag": tag, "user": uid, "token": token, "side": side, "ema": float(fast),
-                                          "received_at": received, "created_at": time.time_ns()})
-                    symbol = next(s for s, tk in SYMBOLS.items() if tk == token)
-                    handed = time.time_ns()
-                    await http.post("/orders/regular", headers={"Authorization": f"token {KEYS[uid]}:{tokens[uid]}"},
-                                    data={"exchange": "NSE", "tradingsymbol": symbol, "transaction_type": side,
-                                          "quantity": "1", "product": "MIS", "order_type": "MARKET", "tag": tag})
-                    if bars_seen > WARMUP_BARS * len(TOKENS):
-                        sent.append((tag, received, handed, awaited))
-                    awaited += time.time_ns() - handed
-            if len(sent) >= want:
-                break
-        stamps = (await http.get("/bench/stamps")).json()
-    result = Result(f"fair baseline ({len(ACCOUNTS)} accounts, {len(ACCOUNTS)} api_keys)")
-    for tag, rx, handed, awaited in sent:
-        if tag in stamps:
-            result.add((handed - rx - awaited) / 1e6, 0.0, awaited / 1e6, (stamps[tag] - rx) / 1e6)
-    result.print()
     return result
 
 
