@@ -1,9 +1,11 @@
-"""One nats-server serves a whole test session (per xdist worker), and two kinds of what one test leaves
-there would come back in the next test's workers: per-user state a worker restores when it starts (NATS KV),
-and the messages of the work streams nobody consumed (a signal for a worker the test stopped first, an order
-update, an outcome) — the next test's worker binds the same durable consumer and resumes at its ack floor,
-so it would act on them. ``Janitor`` empties both between tests over a connection of its own, on a thread
-and event loop of its own (so it never touches the tests' loops)."""
+"""One nats-server serves a whole test session (per xdist worker), and what one test leaves there would come
+back in the next test's workers: per-user state a worker restores when it starts (NATS KV), partition leases
+and memberships of the workers it stopped (a new worker would wait a lease out, up to ``LEASE_SECONDS``, or
+hold fewer partitions while a stale membership lasts — a user's commands unanswered meanwhile), and the
+messages of the work streams nobody consumed (a signal for a worker the test stopped first, an order update,
+an outcome) — the next test's worker binds the same durable consumer and resumes at its ack floor, so it
+would act on them. ``Janitor`` purges them between tests over a connection of its own, on a thread and event
+loop of its own (so it never touches the tests' loops)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import nats
 
 from shared import subjects
 from shared.bus import Bus
-from shared.natsperms import KV_TICKER
+from shared.natsperms import KV_LEASES, KV_TICKER
 
-RESTORED_AT_START = (KV_TICKER,)  # a ticker worker subscribes at start every user listed there
+# a ticker worker subscribes at start every user listed in KV_TICKER; a partitioned worker claims what KV_LEASES
+# shows free
+RESTORED_AT_START = (KV_TICKER, KV_LEASES)
 WORK_STREAMS = tuple(subjects.STREAMS)  # KTA_SIGNALS, KTA_OUTCOMES, KTA_BROKER, ... (not the KV buckets' streams)
 
 
@@ -35,18 +39,11 @@ class Janitor:
         self._run(self._empty(buckets, streams))
 
     async def _empty(self, buckets: tuple[str, ...], streams: tuple[str, ...]) -> None:
-        for name in streams:  # a purge moves every consumer of the stream past what it removed
+        # a purge moves every consumer of a stream past what it removed; a bucket is the stream KV_<bucket>
+        # (never created here: a worker creates its bucket with its settings, e.g. the leases' TTL)
+        for name in (*streams, *(f"KV_{bucket}" for bucket in buckets)):
             with contextlib.suppress(nats.js.errors.NotFoundError):  # no test created it yet
                 await self.bus.js.purge_stream(name)
-        for name in buckets:
-            kv = await self.bus.kv(name)
-            try:
-                keys = await kv.keys()
-            except nats.js.errors.NoKeysError:
-                continue
-            for key in keys:
-                with contextlib.suppress(nats.js.errors.KeyNotFoundError):
-                    await kv.purge(key)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -6,10 +6,13 @@ from __future__ import annotations
 import nats
 import pytest
 
+from shared import partition
 from shared import subjects as s
 from shared.subjects import ANY
 from tests.helpers import eventually, eventually_blocking
 from tests.natsstate import RESTORED_AT_START, WORK_STREAMS
+
+BUCKET_TTL = {partition.KV_LEASES: partition.LEASE_SECONDS}
 
 
 async def test_eventually_returns_the_value_or_names_what_it_waited_for():
@@ -22,7 +25,7 @@ async def test_eventually_returns_the_value_or_names_what_it_waited_for():
 
 async def test_the_janitor_empties_what_workers_restore(bus, nats_janitor):
     for name in RESTORED_AT_START:
-        kv = await bus.kv(name)
+        kv = await bus.kv(name, ttl=BUCKET_TTL.get(name))  # as the worker creates it: the session keeps it
         await kv.put("LEFTOVER", b"\x80")
         nats_janitor.empty()
         with pytest.raises(Exception):  # noqa: B017 - KeyNotFound / NoKeys, whichever nats-py raises
