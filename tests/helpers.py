@@ -95,17 +95,20 @@ def eventually_blocking(predicate: Callable[[], Any], timeout: float = 15.0, wha
         pause.wait(poll)
 
 
-async def wait_health(bus, service: str, timeout: float = 15.0) -> None:
+async def wait_health(bus, service: str, timeout: float = 15.0, partitions: int | None = None) -> None:
+    """Until ``service`` answers its health check — and, with ``partitions``, owns that many partitions: a
+    command for a user whose partition nobody owns yet goes unanswered (shared/partition.py)."""
+    from shared import messages as m
     from shared import subjects
 
     async def probe():
         try:
-            await bus.nc.request(subjects.service_health(service), b"", timeout=0.5)
-            return True
+            reply = await bus.nc.request(subjects.service_health(service), b"", timeout=0.5)
         except Exception:  # noqa: BLE001
             return False
+        return partitions is None or m.reply_decoder.decode(reply.data).data.get("partitions") == partitions
 
-    await eventually(probe, timeout, f"{service} health")
+    await eventually(probe, timeout, f"{service} health" + (f" with {partitions} partitions" if partitions else ""))
 
 
 async def connect(nats_url: str, service: str, identity: str = "admin", **kw):
