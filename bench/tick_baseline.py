@@ -15,15 +15,7 @@ from collections import defaultdict
 import httpx
 
 from bench.stack import Stack, login, machine_load
-from bench.tick_scenario import (
-    ACCOUNTS,
-    KEYS,
-    PLAN,
-    SYMBOLS,
-    TOKENS,
-    WARMUP_BARS,
-    Result,
-)
+from bench.tick_scenario import ACCOUNTS, KEYS, PLAN, SYMBOLS, TOKENS, WARMUP_BARS, Result
 
 
 async def run_baseline(stack: Stack, want: int, bar_s: float) -> Result:

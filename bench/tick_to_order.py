@@ -54,16 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.stack import (  # noqa: E402
-    API_KEY,
-    API_SECRET,
-    Stack,
-    cpu_seconds,
-    login,
-    machine_load,
-    percentile,
-    until,
-)
+from bench.stack import API_KEY, API_SECRET, Stack, cpu_seconds, login, machine_load, percentile, until  # noqa: E402
 from bench.tick_baseline import run_baseline  # noqa: E402
 from bench.tick_scenario import (  # noqa: E402
     KEYS,

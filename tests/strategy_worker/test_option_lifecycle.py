@@ -11,17 +11,7 @@ import pytest
 from shared.ist import IST
 from shared.messages import Bar, SignalGroup, Tick
 from tests.strategy_worker.kit import Desk
-from tests.strategy_worker.option_market import (
-    EXPIRY,
-    FWD,
-    NIFTY,
-    OPT,
-    STRIKES,
-    Market,
-    at,
-    reversed_legs,
-    shape,
-)
+from tests.strategy_worker.option_market import EXPIRY, FWD, NIFTY, OPT, STRIKES, Market, at, reversed_legs, shape
 
 
 def test_every_option_signal_is_a_group_never_a_loose_leg():
