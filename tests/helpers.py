@@ -47,8 +47,7 @@ async def running(amain: Worker, settings: Settings):
 @contextlib.asynccontextmanager
 async def running_together(*workers: tuple[Worker, Settings]):
     """Several workers' ``amain(settings, stop)`` in this event loop for the block's duration, stopped together
-    as a deployment's processes are (each on its own SIGTERM): one's graceful stop (up to a second while its
-    feeds' lingering pulls run out) does not wait for another's."""
+    as a deployment's processes are (each on its own SIGTERM): one's graceful stop does not wait for another's."""
     stops = [asyncio.Event() for _ in workers]
     tasks = [asyncio.create_task(amain(settings, stop)) for (amain, settings), stop in zip(workers, stops)]
     try:
