@@ -7,7 +7,7 @@ The session crosses a trading day: the sim (with settlement) is moved to just be
 kta must flatten its MIS positions before the close, the broker settles (NRML legs carried overnight) and the
 next day opens, the strategies trading on through it all. Then, on that second day, a configured daily loss
 trips the kill switch (flat, no entry after). At the end the strategies stop, kta's book must equal the
-broker's, and a square-off leaves both flat."""
+broker's, and a square-off leaves both flat (those two closing phases: ``closing.py``)."""
 
 from __future__ import annotations
 
@@ -19,31 +19,27 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-import msgspec
 from pathlib import Path
 
 from execution_worker.journal import Journal
 from shared import messages as m
-from shared import partition, subjects
-from shared.bus import RequestTimeout
+from shared import subjects
 from shared.config import to_env
-from shared.kite import errors
 from shared.kite.budget import SharedBudget
 from shared.kite.client import KiteClient
-from shared.trading import planning
 from shared.broker_sessions import put_session, vault_for
 from kta.supervisor import python_argv
 from strategy_worker.main import amain as strategy_main
 from strategy_worker.strategies import registry
-from tests.helpers import eventually, running, stack_settings, wait_health
+from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import a_morning, login
+from tests.system.broker import USER, call
 from tests.system.chaos import Chaos, ChaosCondor
+from tests.system.closing import kill_switch_phase, wind_down
 from tests.system.day_close import CUTOFF, DayClose
-from tests.system.invariants import (EXITS, WORKING, Invariants, account_net, journal_positions, naked_shorts,
-                                     uncovered)
+from tests.system.invariants import Invariants
 from ticker_worker.main import amain as ticker_main
 
-USER = "DEMO01"
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = {"INFY": 408065, "TCS": 2953217, "RELIANCE": 738561, "ITC": 424961, "WIPRO": 969473, "SBIN": 779521}
 NIFTY = 256265  # the index whose nearest expiry the condors trade
@@ -103,16 +99,6 @@ class ExecutionProcess:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-
-
-async def call(fn, *args, **kw):
-    """A broker read from the test, waiting out 429s (it shares the api key's budget with kta)."""
-    async def attempt():
-        try:
-            return (await fn(*args, **kw),)
-        except errors.TooManyRequests:
-            return None
-    return (await eventually(attempt, timeout=30, what=f"{fn.__name__} within the rate limit"))[0]
 
 
 async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: float, strategies: int = 4,
@@ -176,8 +162,8 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
             assert all(isinstance(r, m.Ok) for r in started.values()), started
             await _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts,
                            DayClose(sim, seconds * close_at), symbols)
-            await _kill_switch(bus, sim, kite, journal, report)
-            await _wind_down(bus, sim, kite, journal, report, symbols)
+            await kill_switch_phase(bus, sim, kite, journal, report, set(SYMBOLS))  # the pins: equities
+            await wind_down(bus, sim, kite, journal, report, symbols)
     finally:
         registry.unregister(Chaos.name)
         registry.unregister(ChaosCondor.name)
@@ -303,151 +289,3 @@ async def _fault(sim, kite, rng: random.Random, jumped: list) -> str:
         jumped.append((name, time.monotonic() + 3.0))
         return f"jump {name} {price:.1f}->{jump:.1f}"
     return kind
-
-
-async def _flat(kite, journal, inv: Invariants, t: float, when: str) -> None:
-    """Flat at the broker and in the journal with nothing working, or a violation saying what is left."""
-    async def flat():
-        positions = (await call(kite.positions)).net
-        working = [o for o in await call(kite.orders) if o.status in WORKING]
-        return not [p for p in positions if p.quantity] and not working and not account_net(journal.trades(USER))
-
-    try:
-        await eventually(flat, timeout=40, what=f"flat at the broker and in the journal, nothing working, {when}")
-    except AssertionError:
-        positions = {(p.tradingsymbol, p.product): p.quantity for p in (await call(kite.positions)).net if p.quantity}
-        working = [(o.tradingsymbol, o.transaction_type, o.quantity, o.order_type, o.status, o.tag)
-                   for o in await call(kite.orders) if o.status in WORKING]
-        inv.fail(t, f"not flat {when}: broker {positions}, journal {account_net(journal.trades(USER))}, "
-                    f"working at the broker {working}")
-
-
-async def _kill_switch(bus, sim, kite, journal, report, pin_pct: float = 2.0) -> None:
-    """A configured daily loss trips the kill switch while the strategies trade: the day's loss is measured
-    from now (a manual reset: the session so far may be in profit), prices pinned against what the account
-    holds make a loss, and the limit is set below it (flatten on halt). HALTED, the book must end flat with
-    nothing working, and no entry may reach the broker after the trip."""
-    inv = report.invariants
-    t0 = time.monotonic()
-
-    async def state() -> dict:
-        out = await bus.request(subjects.cmd(USER, "risk", "get_risk_summary"), m.GetRiskSummary(), timeout=10)
-        assert isinstance(out, m.Ok), out
-        return out.data["state"]
-
-    reset = await bus.request(subjects.cmd(USER, "risk", "reset_kill_switch"), m.ResetKillSwitch(reason="soak: "
-                              "the day's loss from here"), timeout=10)
-    assert isinstance(reset, m.Ok), reset
-    base = reset.data["day_pnl"]
-    pinned: set[str] = set()
-
-    async def losing():
-        for p in (await call(kite.positions)).net:
-            if p.quantity and p.tradingsymbol in SYMBOLS and p.tradingsymbol not in pinned:
-                away = 1 - pin_pct / 100 if p.quantity > 0 else 1 + pin_pct / 100
-                sim.admin("price", {"underlying": p.tradingsymbol, "price": round(p.last_price * away, 1)})
-                pinned.add(p.tradingsymbol)
-        now = await state()
-        return now if now["day_pnl"] < base else None
-
-    before = await eventually(losing, timeout=60, what="a loss (prices pinned against what is held)")
-    limits = (await bus.request(subjects.cmd(USER, "risk", "get_risk_limits"), m.GetRiskLimits(), timeout=10)).data
-    limit = max(1, (base - before["day_pnl"]) // 2)
-    tight = msgspec.convert({**limits["limits"], "max_daily_loss": limit, "flatten_on_halt": True}, m.RiskLimits)
-    assert isinstance(await bus.request(subjects.cmd(USER, "risk", "set_risk_limits"), m.SetRiskLimits(limits=tight),
-                                        timeout=10), m.Ok)
-
-    async def halted():
-        now = await state()
-        return now if now["state"] == "HALTED" else None
-
-    tripped = await eventually(halted, timeout=30, what=f"the kill switch at a day's loss of {limit} paise")
-    halted_at = time.monotonic()
-    if (day := journal.kill_switch(USER)["day"]) != (sim_day := sim.trading_day()):
-        inv.fail(report.seconds, f"the kill switch tripped on its day {day} while the broker trades {sim_day}")
-    known = {o.order_id for o in await call(kite.orders)}
-
-    await _flat(kite, journal, inv, report.seconds, "after the kill switch tripped")
-    flat_in = time.monotonic() - halted_at
-    ticks = report.ticks
-    await eventually(lambda: report.ticks >= ticks + 120, timeout=30, what="ticks after the trip (entries would follow)")
-    kinds = {r["order_id"]: r["kind"] for r in journal.orders(USER) if r["order_id"]}
-    after = [(o.tradingsymbol, o.transaction_type, o.quantity, kinds.get(o.order_id, o.tag))
-             for o in await call(kite.orders) if o.order_id not in known and planning.is_kta_tag(o.tag)
-             and kinds.get(o.order_id) not in EXITS]
-    if after:
-        inv.fail(report.seconds, f"orders other than exits after the kill switch tripped: {after}")
-    report.halt = (f"HALTED {halted_at - t0:.1f} s into the phase ({tripped['reason']}), flat {flat_in:.1f} s later, "
-                   f"{len(after)} entries after")
-
-
-async def _wind_down(bus, sim, kite, journal, report, symbols: dict[int, str]) -> None:
-    """Stop (positions kept, protected): kta's book must equal the broker's and every position be
-    covered; then square off: both flat, nothing working."""
-    inv = report.invariants
-    stopped = await bus.gather(subjects.cmd(USER, "live", "stop"), m.StopLive(positions="protect"),
-                               expect={"ticker", "strategy", "execution"}, timeout=30)
-    assert all(isinstance(r, m.Ok) for r in stopped.values()), stopped
-
-    async def books_agree():
-        positions = (await call(kite.positions)).net
-        broker = {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity}
-        return (broker,) if account_net(journal.trades(USER)) == broker else None  # {} (flat) is an answer too
-
-    try:
-        await eventually(books_agree, timeout=30, what="kta's book = the broker's")
-    except AssertionError:
-        positions = (await call(kite.positions)).net
-        inv.fail(report.seconds, f"kta's book {account_net(journal.trades(USER))} != the broker's "
-                                 f"{ {(p.tradingsymbol, p.product): p.quantity for p in positions if p.quantity} }")
-
-    async def all_protected():  # Stop keeps every position protected: each has its stop for all of it
-        left = uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER), inv.option_types)
-        return not left or None
-
-    try:
-        await eventually(all_protected, timeout=30, what="every position protected after Stop")
-        inv.checked_protection += len([q for q in journal_positions(journal.trades(USER)).values() if q])
-    except AssertionError:
-        inv.fail(report.seconds, f"unprotected after Stop: "
-                                 f"{uncovered(await call(kite.orders), journal.orders(USER), journal.trades(USER), inv.option_types)}")
-    naked = naked_shorts({k: q for k, q in journal_positions(journal.trades(USER)).items() if q}, inv.option_types)
-    if naked:
-        inv.fail(report.seconds, f"naked short options after Stop: {naked}")
-
-    async def listed():  # a read: asked again while the strategy worker re-claims its partitions (under load)
-        try:
-            return await bus.request(subjects.cmd(USER, "strategy", "list"), m.ListStrategies(), timeout=10)
-        except RequestTimeout:
-            return None
-
-    names = {**symbols, **{t["instrument_token"]: t["tradingsymbol"] for t in journal.trades(USER)}}  # + unlisted
-
-    async def books_told():
-        """The strategies' books once they have consumed every outcome the execution worker published (the
-        outcome stream is asynchronous: the last exits' outcomes may still be on their way when Stop answers)."""
-        consumer = await bus.js.consumer_info(subjects.STREAM_OUTCOMES, f"strategy-outcomes-p{partition.of(USER)}")
-        last["consumer"] = (consumer.num_pending, consumer.num_ack_pending)
-        if consumer.num_pending or consumer.num_ack_pending:
-            return None
-        strategies = await listed()
-        last["listed"] = strategies
-        return strategies and ({(r["strategy_id"], names.get(int(tok), int(tok))): q for r in strategies.data
-                                for tok, q in r["position"].items() if q},)
-
-    last: dict = {}
-    try:
-        (believed,) = await eventually(books_told, timeout=120, what="the strategies' books, every outcome consumed")
-    except AssertionError as e:
-        raise AssertionError(f"{e}: outcomes (pending, unacked) {last.get('consumer')}, list {last.get('listed')}")
-    journaled = {(sid, sym): q for (sid, sym), q in journal_positions(journal.trades(USER)).items() if q}
-    if believed != journaled:
-        inv.fail(report.seconds, f"strategies believe {believed}, the journal says {journaled}")
-    out = await bus.request(subjects.cmd(USER, "execution", "square_off"), m.SquareOffAll(reason="soak over"),
-                            timeout=60)
-    assert isinstance(out, m.Ok), out
-
-    await _flat(kite, journal, inv, report.seconds, "after the square-off")
-    inv.fills_journaled(report.seconds, await call(kite.trades), journal.orders(USER), journal.trades(USER))
-    broker_orders = await call(kite.orders)
-    inv.sample(report.seconds, {}, broker_orders, journal.orders(USER), journal.trades(USER), 0.0, sim.trading_day())
