@@ -150,6 +150,33 @@ async def _dashboard(port: int, cookie: str, ages: list[float], counts: dict) ->
         counts["errors"] += 1
 
 
+def start_readers(port: int) -> tuple[list, list]:
+    """READERS reader processes on ``port``: (their pipes, the processes)."""
+    ctx = mp.get_context("spawn")
+    pipes, procs = [], []
+    for _ in range(READERS):
+        mine, theirs = ctx.Pipe()
+        p = ctx.Process(target=reader, args=(port, theirs), daemon=True)
+        p.start()
+        pipes.append(mine)
+        procs.append(p)
+    return pipes, procs
+
+
+def loads_at_once(pipes: list, n: int) -> list[float]:
+    """``n`` dashboards (GET /) loaded at once, split over the readers: their times (ms), sorted."""
+    for pipe in pipes:
+        pipe.send(("loads", n // READERS))
+    return sorted(t for pipe in pipes for t in pipe.recv())
+
+
+def stop_readers(pipes: list, procs: list) -> None:
+    for pipe in pipes:
+        pipe.send(("stop",))
+    for p in procs:
+        p.join(10)
+
+
 # ---- this process: the gateway under test, the ticks, the steps ------------------------------------
 
 async def publish_ticks(bus, stop: asyncio.Event) -> int:
@@ -196,14 +223,7 @@ async def run_gateway(stack: Stack, label: str, root: Path, max_users: int, seco
                           stderr=open(stack.tmp / f"gateway-{label[:4]}.log", "wb"))
     stack.procs.append(gw)
     natsd.wait_port("127.0.0.1", port, timeout=60, proc=gw)
-    ctx = mp.get_context("spawn")
-    pipes, procs = [], []
-    for _ in range(READERS):
-        mine, theirs = ctx.Pipe()
-        p = ctx.Process(target=reader, args=(port, theirs), daemon=True)
-        p.start()
-        pipes.append(mine)
-        procs.append(p)
+    pipes, procs = start_readers(port)
     bus = await stack.bus(f"bench-{label}")
     best, opened = 0, 0
     print(f"{label}: {N_TOKENS} instruments, full ticks at {RATE}/s, {seconds:g} s a step; FRESH = row age p99 <= "
@@ -214,9 +234,7 @@ async def run_gateway(stack: Stack, label: str, root: Path, max_users: int, seco
         for i, pipe in enumerate(pipes):  # first 50 dashboards loaded at once with no stream open
             pipe.send(("login", ids[:LOADS][i::READERS]))
         logged_in = sum(pipe.recv() for pipe in pipes)
-        for pipe in pipes:
-            pipe.send(("loads", LOADS // READERS))
-        times = sorted(t for pipe in pipes for t in pipe.recv())
+        times = loads_at_once(pipes, LOADS)
         print(f"{logged_in} dashboards (GET /) loaded at once, no stream open: p50 {percentile(times, 0.5):.0f} ms, "
               f"p99 {percentile(times, 0.99):.0f} ms (target p50 < 300 ms); {machine_load()}", flush=True)
         QUIET_P50[label] = percentile(times, 0.5)
@@ -258,18 +276,13 @@ async def run_gateway(stack: Stack, label: str, root: Path, max_users: int, seco
             best = n
         pipes[0].send(("loads", 1))
         alone = pipes[0].recv()[0]
-        for pipe in pipes:
-            pipe.send(("loads", LOADS // READERS))
-        times = sorted(t for pipe in pipes for t in pipe.recv())
+        times = loads_at_once(pipes, LOADS)
         print(f"{LOADS} dashboards (GET /) loaded at once while {opened} traders stream: p50 "
               f"{percentile(times, 0.5):.0f} ms, p99 {percentile(times, 0.99):.0f} ms, max {times[-1]:.0f} ms "
               f"(target p50 < 300 ms); one dashboard alone {alone:.0f} ms; {machine_load()}", flush=True)
         LOAD_P50[label] = percentile(times, 0.5)
     finally:
-        for pipe in pipes:
-            pipe.send(("stop",))
-        for p in procs:
-            p.join(10)
+        stop_readers(pipes, procs)
         await bus.close()
         for proc in (gw, *workers):
             stack.stop(proc)
@@ -289,30 +302,20 @@ def original_loads(stack: Stack, n: int) -> float:
                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                            stderr=open(stack.tmp / "original" / "app.log", "wb"))
     stack.procs.append(app)
-    ctx = mp.get_context("spawn")
     pipes, procs = [], []
     try:
         natsd.wait_port("127.0.0.1", port, timeout=60, proc=app)
-        for i in range(READERS):
-            mine, theirs = ctx.Pipe()
-            p = ctx.Process(target=reader, args=(port, theirs), daemon=True)
-            p.start()
-            pipes.append(mine)
-            procs.append(p)
-            mine.send(("cookies", cookies[i::READERS]))
-            mine.recv()
-        for pipe in pipes:
-            pipe.send(("loads", n // READERS))
-        times = sorted(t for pipe in pipes for t in pipe.recv())
+        pipes, procs = start_readers(port)
+        for i, pipe in enumerate(pipes):
+            pipe.send(("cookies", cookies[i::READERS]))
+            pipe.recv()
+        times = loads_at_once(pipes, n)
         print(f"original design's dashboard (a shell page without data, its service built per request; "
               f"bench/original_dashboard.py): {len(times)} loaded at once p50 {percentile(times, 0.5):.0f} ms, p99 "
               f"{percentile(times, 0.99):.0f} ms; {machine_load()}", flush=True)
         return percentile(times, 0.5)
     finally:
-        for pipe in pipes:
-            pipe.send(("stop",))
-        for p in procs:
-            p.join(10)
+        stop_readers(pipes, procs)
         stack.stop(app)
 
 
