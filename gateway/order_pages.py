@@ -140,7 +140,8 @@ class OrderPagesController(Controller):
 
     @post("/ui/square-off", status_code=200)
     async def square_off(self, request: Request, trading: Trading, user_id: str) -> Template:
-        result, error = await attempt(trading.square_off(user_id, "square off all from the dashboard"))
+        # the kill switch's reason reads "square off all: from the dashboard"
+        result, error = await attempt(trading.square_off(user_id, "from the dashboard"))
         context = await risk_context(trading, user_id)
         if result is not None:
             closing = {(p["strategy_id"], p["tradingsymbol"]) for p in result.get("placed", [])}

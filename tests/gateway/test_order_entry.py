@@ -94,6 +94,7 @@ async def test_order_entry_refusal_accept_modify_cancel_halt_square_off(trader):
     r = await client.post("/ui/square-off", headers=hx(csrf))
     assert 'id="control-note"' in r.text and "trading halted" in r.text and "being closed" in r.text
     assert "New entries stay off until you reset the kill switch." in r.text
+    assert ">square off all: from the dashboard</div>" in r.text  # the switch's reason, said once
     assert 'id="kill-switch-state">Halted<' in r.text  # flat and staying flat: entries off until the reset
     await eventually(lambda: _held(client, 0), 30, "INFY squared off")
     await client.post("/ui/risk/reset", headers=hx(csrf))
