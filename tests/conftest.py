@@ -26,6 +26,13 @@ for _k in [k for k in os.environ if k.startswith("KTA_")]:
     del os.environ[_k]
 
 
+def pytest_configure(config):
+    from tests import rewrite_cache
+
+    if rewrite_cache.wanted(config):
+        rewrite_cache.write(config)
+
+
 def pytest_collection_modifyitems(config, items):
     """The longest modules first. ``--dist loadscope --no-loadscope-reorder`` (the README's command)
     hands whole modules to the xdist workers in this order, so the long ones start at once and the
