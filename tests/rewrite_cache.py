@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from _pytest.assertion.rewrite import PYC_TAIL, _read_pyc, _rewrite_test, _write_pyc, assertstate_key, get_cache_dir
+from _pytest.assertion.rewrite import (PYC_TAIL, _read_pyc, _rewrite_test, _write_pyc, assertstate_key, get_cache_dir,
+                                       try_makedirs)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -35,7 +36,11 @@ def write(config) -> int:
         pyc = cache_dir / (fn.name[:-3] + PYC_TAIL)
         if _read_pyc(fn, pyc, state.trace) is not None:
             continue
-        cache_dir.mkdir(exist_ok=True)
-        source_stat, co = _rewrite_test(fn, config)
+        if not try_makedirs(cache_dir):  # a read-only checkout: the workers rewrite, as before
+            return written
+        try:
+            source_stat, co = _rewrite_test(fn, config)
+        except SyntaxError:  # reported by the worker that collects it, as a collection error of that module
+            continue
         written += _write_pyc(state, co, source_stat, pyc)
     return written
