@@ -306,3 +306,5 @@ class RiskState(Struct, frozen=True, kw_only=True):
     reason: str = ""
     tripped_at: int = 0
     limits: RiskLimits = field(default_factory=RiskLimits)
+    # the loss the switch counts against max_daily_loss (≥ 0): -day_pnl, or after a reset the loss since it
+    loss: Paise = 0

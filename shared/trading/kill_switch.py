@@ -105,7 +105,7 @@ class KillSwitch:
     def snapshot(self) -> RiskState:
         return RiskState(user_id=self.user_id, ts=time.time_ns(), state=self.state, day_pnl=self.day_pnl,
                          realised=self.realised, unrealised=self.unrealised, exposure=self.exposure,
-                         reason=self.reason, tripped_at=self.tripped_at, limits=self.limits)
+                         reason=self.reason, tripped_at=self.tripped_at, limits=self.limits, loss=self.loss)
 
     # ---- driving
 
@@ -122,11 +122,11 @@ class KillSwitch:
         loss = self.loss  # on every tick of a held instrument: once
         if self.state is not KillSwitchState.HALTED and loss >= self.limits.max_daily_loss:
             return self._trip(KillSwitchState.HALTED, "DAILY_LOSS_LIMIT",
-                              f"day P&L {format_inr(self.day_pnl)} reached the daily loss limit "
+                              f"{self._loss_words()} reached the daily loss limit "
                               f"{format_inr(self.limits.max_daily_loss)} ({source})")
         if self.state is KillSwitchState.ACTIVE and loss >= self.warn_level:
             return self._trip(KillSwitchState.REDUCING, "DAILY_LOSS_WARNING",
-                              f"day P&L {format_inr(self.day_pnl)} passed {self.limits.warn_daily_loss_pct:g}% of the "
+                              f"{self._loss_words()} passed {self.limits.warn_daily_loss_pct:g}% of the "
                               f"daily loss limit {format_inr(self.limits.max_daily_loss)}: exits only ({source})")
         return None
 
@@ -166,6 +166,12 @@ class KillSwitch:
                                          message=f"{what}{f' (by {by})' if by else ''}", state=self.state)
 
     # ---- internals
+
+    def _loss_words(self) -> str:
+        """What the switch counted: the day P&L, or after a reset the loss since it (the day's figure beside)."""
+        if not self.baseline:
+            return f"day P&L {format_inr(self.day_pnl)}"
+        return f"loss since the reset {format_inr(self.loss)} (day P&L {format_inr(self.day_pnl)})"
 
     def _trip(self, state: KillSwitchState, code: str, message: str) -> RiskState:
         self.state, self.reason, self.tripped_at = state, message, int(self.clock() * 1e9)

@@ -104,7 +104,7 @@ class RiskManager:
         """The original design's risk summary from the latest P&L and exposure fed to ``on_pnl``."""
         ks = self.kill_switch
         return risk_summary(user_id=self.user_id, state=ks.state, reason=ks.reason, realised=ks.realised,
-                            unrealised=ks.unrealised, exposure=ks.exposure, max_daily_loss=self.limits.max_daily_loss,
+                            unrealised=ks.unrealised, loss=ks.loss, exposure=ks.exposure, max_daily_loss=self.limits.max_daily_loss,
                             max_exposure=self.limits.max_exposure, position_count=position_count,
                             trade_count=trade_count, session_start=session_start)
 

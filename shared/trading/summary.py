@@ -111,19 +111,24 @@ class RiskSummary(Struct, kw_only=True):
     position_count: int = 0
     trade_count: int = 0
     utilization_pct: float = 0.0  # exposure as percent of max_exposure
-    loss_utilization_pct: float = 0.0  # today's loss as percent of max_daily_loss
+    loss_utilization_pct: float = 0.0  # the kill switch's loss as percent of max_daily_loss
+    loss: int = 0  # the loss the kill switch counts (-daily_pnl, or after a reset the loss since it)
+    loss_remaining: int = 0  # max_daily_loss - loss, ≥ 0: how much more loss trips the switch
     session_start: str = ""
 
 
-def risk_summary(*, user_id: str, state: str, reason: str, realised: int, unrealised: int, exposure: int,
+def risk_summary(*, user_id: str, state: str, reason: str, realised: int, unrealised: int, loss: int, exposure: int,
                  max_daily_loss: int, max_exposure: int, position_count: int, trade_count: int,
                  session_start: str) -> RiskSummary:
+    """``loss``: the kill switch's own (``KillSwitch.loss``), never recomputed from the day P&L here: after a
+    reset the switch counts from its baseline, and a figure that counted otherwise would say the wrong thing."""
     daily_pnl = realised + unrealised
     return RiskSummary(
         user_id=user_id, state=state, kill_switch_active=state != "ACTIVE", reason=reason, daily_pnl=daily_pnl,
         realised=realised, unrealised=unrealised, total_exposure=exposure, max_daily_loss=max_daily_loss,
         max_exposure=max_exposure, position_count=position_count, trade_count=trade_count,
-        utilization_pct=_rate(exposure, max_exposure), loss_utilization_pct=_rate(max(0, -daily_pnl), max_daily_loss),
+        utilization_pct=_rate(exposure, max_exposure), loss_utilization_pct=_rate(loss, max_daily_loss), loss=loss,
+        loss_remaining=max(0, max_daily_loss - loss),
         session_start=session_start,
     )
 

@@ -94,9 +94,13 @@ def test_orders_positions_risk_and_status_fragments():
     html = fragments.render("positions", on_sim, USER)  # the P&L curve's point and the hint on the exchange's clock
     assert f'data-exchange-ts="{1764560700 * 10**9}"' in html and "at 09:15:00 (exchange)</div>" in html
 
-    risk = m.RiskState(user_id=USER, ts=1, state=m.KillSwitchState.HALTED, day_pnl=-50_000_00, reason="daily loss")
+    risk = m.RiskState(user_id=USER, ts=1, state=m.KillSwitchState.HALTED, day_pnl=-50_000_00, reason="daily loss",
+                       loss=50_000_00)
     html = fragments.render("risk", risk, USER)
     assert 'id="kill-switch-state">Halted<' in html and "-\u2060₹50,000.00" in html and "100.0%" in html
+    # "Loss used" is the switch's own loss: after a reset in loss, the loss since the reset, not the day's
+    reset = msgspec.structs.replace(risk, state=m.KillSwitchState.ACTIVE, reason="", loss=12_500_00)
+    assert '<div class="value">25.0%</div>' in fragments.render("risk", reset, USER)
 
     gap = m.BrokerEvent(user_id=USER, kind="reconnected", ts=1700000000 * 10**9, gap_end=3_200_000_000)
     assert "reconnected after a 3.2 s gap" in fragments.render("status", gap, USER)

@@ -42,9 +42,15 @@ def test_halted_survives_restart_and_resets_only_on_command(tmp_path, clock):
     assert again.validate_signal(signal(), books(infy())).code == RiskCode.KILL_SWITCH_HALTED
     again.on_pnl(-10_000_00, 0, "positions")
     state = again.reset("checked positions")
-    assert state.state is KillSwitchState.ACTIVE
+    assert state.state is KillSwitchState.ACTIVE and (state.day_pnl, state.loss) == (-10_000_00, 0)
+    assert again.summary(position_count=0, trade_count=0).loss_utilization_pct == 0.0  # not the day's 100 %
     assert again.validate_signal(signal("after"), books(infy())).ok
     assert again.on_pnl(-10_000_00 - 7_999_99, 0, "tick") is None  # loss counted from the reset level
+    warned = again.on_pnl(-18_000_00, 0, "tick")
+    assert warned.state is KillSwitchState.REDUCING and warned.loss == 8_000_00
+    assert warned.reason.startswith("loss since the reset ₹8,000.00 (day P&L -₹18,000.00) passed 80%"), warned.reason
+    summary = again.summary(position_count=0, trade_count=0)
+    assert (summary.loss, summary.loss_utilization_pct, summary.loss_remaining) == (8_000_00, 80.0, 2_000_00)
     assert again.on_pnl(-20_000_00, 0, "tick").state is KillSwitchState.HALTED
 
 

@@ -89,10 +89,15 @@ def test_empty_journal_summary():
 
 def test_risk_and_execution_summaries():
     r = risk_summary(user_id=USER, state="REDUCING", reason="warn", realised=-30_000_00, unrealised=-10_000_00,
-                     exposure=2_500_000_00, max_daily_loss=50_000_00, max_exposure=10_000_000_00,
+                     loss=40_000_00, exposure=2_500_000_00, max_daily_loss=50_000_00, max_exposure=10_000_000_00,
                      position_count=2, trade_count=7, session_start="2026-11-24 09:15:00")
     assert r.daily_pnl == -40_000_00 and r.kill_switch_active
-    assert r.utilization_pct == 25.0 and r.loss_utilization_pct == 80.0
+    assert r.utilization_pct == 25.0 and r.loss_utilization_pct == 80.0 and r.loss_remaining == 10_000_00
+    # after a reset the kill switch counts from its baseline: the summary says what the switch counts
+    after_reset = risk_summary(user_id=USER, state="ACTIVE", reason="", realised=-30_000_00, unrealised=-10_000_00,
+                               loss=5_000_00, exposure=0, max_daily_loss=50_000_00, max_exposure=10_000_000_00,
+                               position_count=0, trade_count=7, session_start="")
+    assert (after_reset.loss_utilization_pct, after_reset.loss_remaining) == (10.0, 45_000_00)
     orders = [{"tag": "a", "order_id": "1", "state": "COMPLETE", "status": "COMPLETE"},
               {"tag": "b", "order_id": "2", "state": "OPEN", "status": "OPEN"},
               {"tag": "c", "order_id": "", "state": "UNKNOWN", "status": ""},
