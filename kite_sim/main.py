@@ -15,6 +15,7 @@ import uvicorn
 from kite_sim import snapshot
 from kite_sim.accounts import default_accounts
 from kite_sim.app import build_app
+from kite_sim.arrivals import ArrivalStamped
 from kite_sim.clock import SimClock
 from kite_sim.faults import Faults
 from kite_sim.instruments import Universe
@@ -81,7 +82,7 @@ async def amain(settings: Settings, stop: asyncio.Event | None = None, redirect_
     if bool(opt.tls_cert) != bool(opt.tls_key):
         raise SystemExit("--tls-cert and --tls-key go together")
     config = uvicorn.Config(build_app(sim), host=settings.sim_host, port=settings.sim_port, log_level="warning",
-                            ws="websockets-sansio", lifespan="on", log_config=None,
+                            ws="websockets-sansio", http=ArrivalStamped, lifespan="on", log_config=None,
                             ssl_certfile=opt.tls_cert or None, ssl_keyfile=opt.tls_key or None)
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())

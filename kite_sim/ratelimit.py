@@ -1,4 +1,5 @@
-"""Kite's published request limits, counted per api_key in calendar windows like the real OMS."""
+"""Kite's published request limits, counted per api_key in calendar windows of the sim's clock at each request's
+arrival (kite_sim/arrivals.py), like the real OMS."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ class RateLimiter:
         self._clock = clock
         self._counts: dict[tuple[str, str, int, int], int] = defaultdict(int)
 
-    def allow(self, api_key: str, cls: str) -> bool:
+    def allow(self, api_key: str, cls: str, at: float | None = None) -> bool:
+        """``at``: when the request arrived (default: now)."""
         if not self.enabled:
             return True
-        now = self._clock()
+        now = self._clock() if at is None else at
         keys = [(api_key, cls, window, int(now // window)) for window, _ in LIMITS[cls]]
         if any(self._counts[k] >= limit for k, (_, limit) in zip(keys, LIMITS[cls])):
             return False

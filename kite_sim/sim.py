@@ -19,6 +19,7 @@ from kite_sim.failures import Failures
 from kite_sim.faults import Faults
 from kite_sim.market import Market
 from kite_sim.orders import Account, Holding, paise
+from kite_sim.arrivals import arrived
 from kite_sim.ratelimit import RateLimiter
 from kite_sim.settlement import settle_day
 from kite_sim.ticker import TickerHub
@@ -136,7 +137,7 @@ class Sim:
             raise KiteError("Incorrect `api_key` or `access_token`.", "TokenException", 403)
         method, path = request.scope["method"], request.url.path
         cls = endpoint_class(method, path)
-        if not self.limiter.allow(api_key, cls):
+        if not self.limiter.allow(api_key, cls, at=arrived(request.scope)):
             log.info("429: %s %s over Kite's %s limit", method, path, cls)
             raise KiteError("Too many requests", "NetworkException", 429)
         if self.faults.take_rate_limit():

@@ -7,6 +7,7 @@ Each one also shows up in the sim's log."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import Counter
 
@@ -126,6 +127,35 @@ def test_kites_per_endpoint_limits(api, path, limit):
             ok_per_second[sent] += 1
     assert set(statuses) <= {200, 429} and 429 in statuses and 200 in statuses
     assert max(ok_per_second.values(), default=0) <= limit
+
+
+def test_a_request_counts_in_the_second_it_arrives_not_when_the_sim_gets_to_it(sim, api, token):
+    """Kite counts a request against its limits in the calendar second it arrives in. Eleven requests written at
+    once on one connection arrive together; the sim answers them one after another, each 150 ms late (the
+    latency fault), over almost two seconds. Counted when answered they would all pass; counted on arrival,
+    as Kite does, the eleventh is over the 10 a second."""
+    ok_call(api, "GET", "/user/profile")
+    spent = int(time.time())  # this api_key's last request: the burst goes into a second nothing else spent
+    eventually_blocking(lambda: int(time.time()) > spent, 5, "a second this api_key has spent nothing in")
+    sim.faults(latency_ms=150)
+    request = (f"GET /user/profile HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Kite-Version: 3\r\n"
+               f"Authorization: token {sim.api_key}:{token}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=30) as conn:
+        conn.sendall(request * 11)
+        statuses = _pipelined_statuses(conn.makefile("rb"), 11)
+    assert statuses == [200] * 10 + [429], statuses
+
+
+def _pipelined_statuses(answers, count: int) -> list[int]:
+    statuses = []
+    for _ in range(count):
+        statuses.append(int(answers.readline().split()[1]))
+        length = 0
+        while (line := answers.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            length = int(value) if name.lower() == "content-length" else length
+        answers.read(length)
+    return statuses
 
 
 def test_reject_next_n_orders_with_a_reason(sim, api):
