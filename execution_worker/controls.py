@@ -78,7 +78,7 @@ async def square_off(desk: Desk, reason: str, product: str = "") -> dict:
             inst = desk.inst(p.exchange, p.tradingsymbol)
             price = desk.prices.known(f"{p.exchange}:{p.tradingsymbol}")
             for req in planning.closing_request(desk.user_id, p, "flatten", f"{origin}|{p.strategy_id}|"
-                                                f"{p.exchange}:{p.tradingsymbol}", 0, inst, desk.market_protection):
+                                                f"{p.exchange}:{p.tradingsymbol}:{p.product}", 0, inst, desk.market_protection):
                 await placing.place(desk, planning.marketable(req, inst, price), p.strategy_id)
                 placed.append({"strategy_id": p.strategy_id, "tradingsymbol": p.tradingsymbol,
                                "transaction_type": req.transaction_type.value, "quantity": req.quantity,

@@ -132,7 +132,10 @@ class PositionTracker:
     what it can come to by exits alone (the larger side: what the limits judge)."""
 
     def __init__(self) -> None:
-        self._held: dict[tuple[str, str, str], _Held] = {}
+        # (strategy, exchange, symbol, product slot): a strategy holds one position per instrument (risk refuses a
+        # second product while it is open); the account's own ("", adopted from the broker) one per product, as Kite
+        # keeps them — an MIS and an NRML lot placed in Kite are two positions, not one in the first one's product
+        self._held: dict[tuple[str, str, str, str], _Held] = {}
         self._by_token: dict[int, list[_Held]] = {}
         self._nets: dict[tuple[str, str, str], _Net] = {}  # (exchange, symbol, product) -> the account's
         self._nets_by_token: dict[int, list[_Net]] = {}
@@ -155,7 +158,7 @@ class PositionTracker:
 
     def on_fill(self, *, strategy_id: str, exchange: str, tradingsymbol: str, transaction_type: str, quantity: int,
                 price: int, instrument_token: int = 0, product: str = "", timestamp: str = "") -> list[Closed]:
-        key = (strategy_id, str(exchange), tradingsymbol)
+        key = _key(strategy_id, exchange, tradingsymbol, product)
         held = self._held.get(key)
         if held is None:
             held = self._held[key] = _Held(str(exchange), tradingsymbol, instrument_token, str(product))
@@ -224,7 +227,7 @@ class PositionTracker:
                 m2m=h.book.realised + h.book.unrealised(h.last_price), buy_quantity=h.buy_quantity,
                 buy_value=h.buy_value, sell_quantity=h.sell_quantity, sell_value=h.sell_value, strategy_id=strategy_id,
             )
-            for (strategy_id, _, _), h in sorted(self._held.items())
+            for (strategy_id, *_), h in sorted(self._held.items())
         ]
 
     def at_risk_by_symbol(self) -> dict[str, int]:
@@ -242,18 +245,23 @@ class PositionTracker:
     def exposure_by_strategy(self) -> dict[str, int]:
         """Each strategy's own exposure: its positions, whatever the others hold."""
         out: dict[str, int] = {}
-        for (strategy_id, _, _), h in self._held.items():
+        for (strategy_id, *_), h in self._held.items():
             out[strategy_id] = out.get(strategy_id, 0) + abs(h.book.quantity) * h.last_price
         return out
 
-    def held(self, strategy_id: str, exchange: str, tradingsymbol: str) -> tuple[int, int]:
-        """(signed quantity, average price) one strategy holds in an instrument."""
-        h = self._held.get((strategy_id, str(exchange), tradingsymbol))
-        return (h.book.quantity, h.book.average_price()) if h else (0, 0)
+    def held(self, strategy_id: str, exchange: str, tradingsymbol: str, product: str = "") -> tuple[int, int]:
+        """(signed quantity, average price) one strategy holds in an instrument; the account's own ("") in
+        ``product``, or without it in every product together (the average then of the first held)."""
+        if strategy_id or product:
+            h = self._held.get(_key(strategy_id, exchange, tradingsymbol, product))
+            return (h.book.quantity, h.book.average_price()) if h else (0, 0)
+        mine = [h for (sid, x, symbol, _), h in self._held.items()
+                if (sid, x, symbol) == ("", str(exchange), tradingsymbol) and h.book.quantity]
+        return (sum(h.book.quantity for h in mine), mine[0].book.average_price()) if mine else (0, 0)
 
     def held_product(self, strategy_id: str, exchange: str, tradingsymbol: str) -> str:
         """The product one strategy's open position in an instrument is held in ("" when flat)."""
-        h = self._held.get((strategy_id, str(exchange), tradingsymbol))
+        h = self._held.get(_key(strategy_id, exchange, tradingsymbol, ""))
         return h.product if h and h.book.quantity else ""
 
     def net_quantity(self, exchange: str, tradingsymbol: str, product: str | None = None) -> int:
@@ -262,6 +270,10 @@ class PositionTracker:
         want = None if product is None else str(product) or "MIS"
         return sum(net.quantity for (x, symbol, prod), net in self._nets.items()
                    if (x, symbol) == (str(exchange), tradingsymbol) and want in (None, prod))
+
+
+def _key(strategy_id: str, exchange: str, tradingsymbol: str, product: str) -> tuple[str, str, str, str]:
+    return strategy_id, str(exchange), tradingsymbol, "" if strategy_id else str(product) or "MIS"
 
 
 def from_broker(positions: Iterable[Any]) -> list[Position]:

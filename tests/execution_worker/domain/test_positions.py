@@ -34,6 +34,21 @@ def test_reversal_opens_the_remainder_the_other_way():
     assert (p.quantity, p.average_price, p.realised) == (-25, 2410000, 50 * 10000)
 
 
+def test_the_accounts_own_positions_are_kept_per_product_a_strategys_per_instrument():
+    t = PositionTracker()
+    fill = dict(exchange="NFO", tradingsymbol="NIFTY26D1526000CE", transaction_type="BUY", quantity=65, price=10000,
+                instrument_token=9)
+    t.on_fill(strategy_id="", product="MIS", **fill)  # adopted from trades placed in Kite: intraday, then carry-forward
+    t.on_fill(strategy_id="", product="NRML", **fill)
+    assert sorted((p.strategy_id, p.product, p.quantity) for p in t.positions()) == [("", "MIS", 65), ("", "NRML", 65)]
+    assert t.held("", "NFO", fill["tradingsymbol"], "NRML") == (65, 10000)
+    assert t.held("", "NFO", fill["tradingsymbol"]) == (130, 10000)  # every product's together
+    t.on_fill(strategy_id="s1", product="MIS", **fill)
+    t.on_fill(strategy_id="s1", product="MIS", **{**fill, "transaction_type": "SELL"})
+    t.on_fill(strategy_id="s1", product="NRML", **fill)  # a strategy reopens from flat in another product: one position
+    assert [(p.product, p.quantity) for p in t.positions() if p.strategy_id == "s1"] == [("NRML", 65)]
+
+
 def test_from_broker_converts_rupees_to_paise_exactly():
     kite = KitePosition(tradingsymbol="INFY", exchange="NSE", instrument_token=1, product="MIS", quantity=-3,
                         average_price=1500.05, last_price=1499.95, pnl=0.3, m2m=0.3, realised=0.0, unrealised=0.3)
