@@ -27,6 +27,7 @@ from execution_worker.prices import Prices
 from shared import subjects
 from shared.bus import Bus
 from shared.exchange_clock import ExchangeClock
+from shared.kite import errors
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument, Order as KiteOrder, Trade
 from shared.messages import (
@@ -41,6 +42,7 @@ from shared.messages import (
     TransactionType,
     Variety,
     to_paise,
+    to_rupees,
 )
 from shared.trading import planning
 from shared.trading.book import OrderBook
@@ -274,7 +276,7 @@ class Desk:
         """Every fill of the order from the broker's trade book, journaled once, into the tracker.
         ``known`` trades are used when they account for the whole filled quantity."""
         if known is None or sum(t.quantity for t in known) < order.filled_quantity:
-            known = await self.trades_of(order.order_id)
+            known = await self._trades_or_report(order)
         fresh = False
         for t in known:
             if t.trade_id in order.trade_ids:
@@ -309,6 +311,36 @@ class Desk:
             if self.on_fills is not None:
                 await self.on_fills(self)
             await self.feed_pnl("fill")
+
+    async def _trades_or_report(self, order: Order) -> list[Trade]:
+        """The order's trades; for an order of an earlier trading day whose fills the broker's books no longer
+        hold (Kite's orders and trades are the day's only: "Couldn't find that `order_id`" after the day rolls),
+        what its own final report says — its filled quantity at its average price, as one fill stamped with
+        its exchange time. Without it the fills were owed for ever: never journaled, the position's
+        protection held back by a "closing" order that would never close, and kta's book off the broker's
+        (soak seed 19: a flatten completed at 15:29:07, its fills read after the sim's next open)."""
+        try:
+            trades = await self.trades_of(order.order_id)
+        except errors.InputException:
+            if not self.of_a_closed_day(order):
+                raise
+            trades = []
+        missing = order.unjournaled - sum(t.quantity for t in trades if t.trade_id not in order.trade_ids)
+        if missing <= 0 or not self.of_a_closed_day(order):
+            return trades
+        log.warning("order %s of %s: the broker's books no longer hold its fills; %d journaled at its average "
+                    "price %s from its final report", order.order_id, order.day, missing,
+                    to_rupees(order.average_price), extra={"user_id": self.user_id})
+        return [*trades, Trade(trade_id=f"report:{order.order_id}", order_id=order.order_id, exchange=order.exchange,
+                               tradingsymbol=order.tradingsymbol, instrument_token=order.instrument_token,
+                               product=order.product, average_price=to_rupees(order.average_price),
+                               quantity=missing, transaction_type=order.transaction_type.value,
+                               fill_timestamp=order.exchange_timestamp or f"{order.day} 15:30:00")]
+
+    def of_a_closed_day(self, order: Order) -> bool:
+        """A final order of a trading day before the exchange's today, with its average price known."""
+        return (order.is_terminal and bool(order.day) and order.day < self.journal.today()
+                and order.average_price > 0)
 
     async def trades_of(self, order_id: str) -> list[Trade]:
         """The order's trades from the broker. Orders asking at once share one read (the day's trade

@@ -8,6 +8,7 @@ outcome was lost (UNKNOWN) is looked up at the broker by tag before it is ever s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -105,6 +106,9 @@ async def refresh(desk: Desk, order: Order) -> bool:
         history = await desk.client.order_history(order.order_id)
     except errors.KiteError as e:  # a 429 or a blip: the next round asks again
         log.info("order %s not read back: %s", order.order_id, e)
+        if isinstance(e, errors.InputException) and order.unjournaled and desk.of_a_closed_day(order):
+            with contextlib.suppress(errors.KiteError):  # (a 429: the next round asks again)
+                await desk.journal_fills(order, [])  # gone with its day: its fills from its final report
         return False
     if history:
         await desk.on_broker(history[-1])

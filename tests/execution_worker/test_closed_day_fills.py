@@ -1,0 +1,63 @@
+"""Kite's orders and trades are the day's only: once the broker has moved to its next session, an order of
+the day before is "Couldn't find that `order_id`", its trades too. An order that filled at the close and whose
+fills kta had not read yet must still be journaled — from its own final report (filled quantity at its average
+price) — or they are owed for ever: the position off the broker's, its protection held back by a "closing"
+order that never closes (soak seed 19: a flatten completed at 15:29:07, its fills read after the next open)."""
+
+import time
+
+import msgspec
+import pytest
+
+from execution_worker import signals
+from execution_worker.engine import Desk
+from execution_worker.journal import Journal
+from shared import messages as m
+from shared.exchange_clock import ExchangeClock
+from shared.kite.client import KiteClient
+from shared.trading.order import OrderState
+from shared.trading.risk import RiskManager
+from tests.execution_worker.kit import USER, broker, signal
+from tests.helpers import eventually
+from tests.simkit import a_morning, login
+
+pytestmark = pytest.mark.slow(seconds=15)
+
+
+async def test_an_order_filled_at_the_close_and_read_after_the_next_open_is_journaled_from_its_report(
+        bus, settling_sim, data_dir):
+    sim = settling_sim
+    sim.reset_faults()
+    sim.admin("accounts/reset", {"user_id": USER})
+    await a_morning(sim, by_hour=14)
+    day = sim.trading_day()
+    clock = ExchangeClock()  # the worker's: what it hears of the exchange's time
+    clock.heard(sim.get("/sim/clock").json()["epoch"])
+    journal = Journal(data_dir / "journal.db", day_clock=clock.now)
+    kite = KiteClient(sim.api_key, login(sim), root=sim.root)
+    desk = Desk(USER, bus, journal, kite, RiskManager(USER, None, journal), {}, -1, 0.5)
+    desk.exchange = clock
+    try:
+        entry = msgspec.structs.replace(signal(f"closed-{time.time_ns()}", qty=3, strategy_id="closed-1"),
+                                        product=m.Product.CNC)  # carried over the close (MIS would be squared off)
+        async with desk._trade_reading:  # its fills are read once the broker is in its next session
+            await signals.on_signal(desk, entry)
+            (order,) = await eventually(lambda: [o for o in desk.book if o.strategy_id == "closed-1"
+                                                 and o.state is OrderState.COMPLETE and o.unjournaled == 3],
+                                        what="the entry filled, its fills owed")
+            assert order.day == day and order.average_price > 0
+            sim.advance_to(15, 29, 59)
+            await eventually(lambda: sim.trading_day() != day, what="the sim's next session")
+
+            async def booked_away() -> bool:  # the broker's book is the new day's: the order is gone from it
+                return order.order_id not in {o.order_id for o in await broker(kite.orders)}
+
+            await eventually(booked_away, what="the day's book settled away")
+            clock.heard(sim.get("/sim/clock").json()["epoch"])  # (the worker asks a quote's time when quiet)
+        (trade,) = await eventually(lambda: journal.trades_of_order(order.order_id), what="the fills journaled")
+        assert (trade["quantity"], trade["price"], trade["day"]) == (3, order.average_price, day), trade
+        assert desk.tracker.held("closed-1", "NSE", "INFY")[0] == 3
+        assert not desk.book.owing()
+    finally:
+        sim.reset_faults()
+        await kite.aclose()
