@@ -4,6 +4,7 @@ strategy's signal; modified and cancelled from the order book)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -50,8 +51,7 @@ async def square_off(desk: Desk, reason: str, product: str = "") -> dict:
         await held.enter_async_context(desk.protector.holding(keys))
         stuck = await desk.protector.clear(keys)  # GTTs first: one left active could fire after the flatten
         working = [o for o in desk.book.working() if not product or o.product == product]
-        for order in working:
-            await placing.cancel(desk, order, reason)
+        await _together(placing.cancel(desk, order, reason) for order in working)
         working += await _cancel_at_broker(desk, reason, product)
         # orders the broker reported filled whose fills are not journaled yet (a stop's COMPLETE is heard before
         # its trades are read): the positions are read once those fills are in them, or a flatten sells them again
@@ -65,27 +65,37 @@ async def square_off(desk: Desk, reason: str, product: str = "") -> dict:
             stuck |= await desk.protector.clear(late)
             seen = {o.tag for o in working}
             more = [o for o in desk.book.working() if o.tag not in seen and (not product or o.product == product)]
-            for order in more:
-                await placing.cancel(desk, order, reason)
+            await _together(placing.cancel(desk, order, reason) for order in more)
             await placing.wait_final(desk, more + desk.book.owing(), SQUARE_OFF_CANCEL_TIMEOUT)
             working += more
         placed = []
-        for p in sorted(open_positions(desk, product), key=lambda p: (p.quantity > 0, p.exchange, p.tradingsymbol)):
-            if position_key(p.strategy_id, p.exchange, p.tradingsymbol) in stuck:
+        closing = [p for p in open_positions(desk, product)
+                   if position_key(p.strategy_id, p.exchange, p.tradingsymbol) not in stuck]
+        for p in open_positions(desk, product):
+            if p not in closing:
                 log.warning("square off: %s %s kept, its GTT could not be deleted", p.strategy_id, p.tradingsymbol,
                             extra={"user_id": desk.user_id})
-                continue
-            inst = desk.inst(p.exchange, p.tradingsymbol)
-            price = desk.prices.known(f"{p.exchange}:{p.tradingsymbol}")
-            for req in planning.closing_request(desk.user_id, p, "flatten", f"{origin}|{p.strategy_id}|"
-                                                f"{p.exchange}:{p.tradingsymbol}:{p.product}", 0, inst, desk.market_protection):
-                await placing.place(desk, planning.marketable(req, inst, price), p.strategy_id)
-                placed.append({"strategy_id": p.strategy_id, "tradingsymbol": p.tradingsymbol,
-                               "transaction_type": req.transaction_type.value, "quantity": req.quantity,
-                               "tag": req.tag})
+        # short positions first (an option's short leg bought back before its wing is sold), each side's flattens
+        # sent together: one at a time, 16 positions under a 0.4 s broker took 14 s (soak seed 19's MIS cutoff)
+        for side in ([p for p in closing if p.quantity < 0], [p for p in closing if p.quantity > 0]):
+            reqs = [(p, req) for p in sorted(side, key=lambda p: (p.exchange, p.tradingsymbol))
+                    for req in planning.closing_request(desk.user_id, p, "flatten", f"{origin}|{p.strategy_id}|"
+                                                        f"{p.exchange}:{p.tradingsymbol}:{p.product}", 0,
+                                                        desk.inst(p.exchange, p.tradingsymbol), desk.market_protection)]
+            await _together(placing.place(desk, planning.marketable(
+                req, desk.inst(p.exchange, p.tradingsymbol), desk.prices.known(f"{p.exchange}:{p.tradingsymbol}")),
+                p.strategy_id) for p, req in reqs)
+            placed += [{"strategy_id": p.strategy_id, "tradingsymbol": p.tradingsymbol,
+                        "transaction_type": req.transaction_type.value, "quantity": req.quantity, "tag": req.tag}
+                       for p, req in reqs]
     log.warning("square off (%s): %d orders cancelled, %d placed", reason, len(working), len(placed),
                 extra={"user_id": desk.user_id})
     return {"cancelled": len([o for o in working if o.order_id]), "placed": placed}
+
+
+async def _together(calls) -> None:
+    """Broker calls sent at once (the order gate paces them): each one's failure is its own, logged by it."""
+    await asyncio.gather(*calls)
 
 
 async def _cancel_at_broker(desk: Desk, reason: str, product: str = "") -> list[Order]:
