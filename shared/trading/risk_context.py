@@ -86,7 +86,10 @@ def instruments_of(sig: Signal | SignalGroup) -> list[tuple[str, str, str]]:
 
 
 def _pending(orders: Iterable[Order]) -> int:
-    return sum(o.sign * o.remaining for o in orders if not o.is_protective)
+    """What the orders may still add to the position book: what may still fill, and what the broker reports
+    filled that the journal (so the book) lacks yet — a COMPLETE order whose trades are still being read counted
+    nowhere, and a strategy's entry judged meanwhile took the broker to TCS -31 beside a limit of 30 (soak seed 19)."""
+    return sum(o.sign * (o.remaining + o.unjournaled) for o in orders if not o.is_protective)
 
 
 def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal | SignalGroup, *,
@@ -101,10 +104,11 @@ def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal |
     working orders (a caller without an OrderBook)."""
     prices, lot_sizes, circuits, greeks = prices or {}, lot_sizes or {}, circuits or {}, greeks or {}
     working = book.unfinished() if book is not None else []  # a decided order on its way counts too
+    owed = [o for o in book.owing() if o.is_terminal] if book is not None else []  # filled, not yet in the book
     holdings = {}
     for exchange, symbol, product in instruments_of(sig):
         key = f"{exchange}:{symbol}"
-        mine = [o for o in working if o.instrument == (exchange, symbol)]
+        mine = [o for o in working + owed if o.instrument == (exchange, symbol)]
         lower, upper = circuits.get(key, (0, 0))
         holdings[key] = Holding(  # the account's position as the broker holds it: one per instrument and product
             key=key, held=tracker.held(sig.strategy_id, exchange, symbol)[0], product=product,

@@ -46,10 +46,35 @@ def test_context_from_the_position_book_and_the_order_book(risk):
     book.add(working)
     ctx = context_from(tracker, book, signal("x", side="SELL", qty=90, intent="exit"), prices={"NSE:INFY": 1510_00})
     h = ctx.holding("NSE", "INFY")
-    assert (h.held, h.pending, h.account, h.account_pending, h.last_price, h.exitable) == (90, -30, 60, -30,
-                                                                                           1510_00, 60)
+    # the exit's 30 to fill and its 10 filled at the broker that the position book lacks yet both close s1's 90
+    assert (h.held, h.pending, h.account, h.account_pending, h.last_price, h.exitable) == (90, -40, 60, -40,
+                                                                                           1510_00, 50)
     assert ctx.open_orders == 1 and working.state is OrderState.OPEN
-    assert risk.validate_signal(signal("x", side="SELL", qty=90, intent="exit"), ctx).quantities == (60,)
+    assert risk.validate_signal(signal("x", side="SELL", qty=90, intent="exit"), ctx).quantities == (50,)
+
+
+def test_an_order_filled_at_the_broker_and_not_yet_journaled_counts_toward_what_the_broker_will_hold(risk):
+    """Between the broker's COMPLETE and its trades landing in the journal an order is neither working nor in the
+    position book: judged then, another strategy's entry took the broker past the limit (soak seed 19, TCS -31 with
+    a limit of 30). Its fills count as pending until journaled; it is not an open order any more."""
+    tracker = PositionTracker()
+    for sid, qty in (("s2", 60), ("s5", 30)):
+        tracker.on_fill(strategy_id=sid, exchange="NSE", tradingsymbol="INFY", transaction_type="SELL", quantity=qty,
+                        price=LTP, instrument_token=408065, product="MIS")
+    filled = Order.from_request(order_request(USER, signal_id="s3-1", kind="entry", exchange="NSE", tradingsymbol="INFY",
+                                              instrument_token=408065, side="SELL", quantity=5, product="MIS",
+                                              order_type=OrderType.MARKET), strategy_id="s3")
+    for event in (Submitted(), Placed(order_id="O3"), BrokerUpdate(order_id="O3", state=parse_status("COMPLETE"),
+                                                                   filled_quantity=5)):
+        filled.apply(event)
+    book = OrderBook()
+    book.add(filled)
+    s = signal("s1-1", side="SELL", qty=8, strategy_id="s1")
+    ctx = context_from(tracker, book, s, prices={"NSE:INFY": LTP})
+    h = ctx.holding("NSE", "INFY")
+    assert (h.account_short, h.account_pending, ctx.open_orders, filled.unjournaled) == (90, -5, 0, 5)
+    decision = risk.validate_signal(s, ctx)  # 90 held short + 5 filled + 8 > 100
+    assert (decision.ok, decision.code) == (False, RiskCode.POSITION_SIZE), decision
 
 
 # ---- what the broker will hold: positions net per (instrument, product) across strategies ---------
