@@ -19,6 +19,7 @@ from typing import Any
 
 from msgspec.structs import astuple
 
+from execution_worker import closed_day
 from execution_worker.alerts import alert
 from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
@@ -42,7 +43,6 @@ from shared.messages import (
     TransactionType,
     Variety,
     to_paise,
-    to_rupees,
 )
 from shared.trading import planning
 from shared.trading.book import OrderBook
@@ -313,34 +313,22 @@ class Desk:
             await self.feed_pnl("fill")
 
     async def _trades_or_report(self, order: Order) -> list[Trade]:
-        """The order's trades; for an order of an earlier trading day whose fills the broker's books no longer
-        hold (Kite's orders and trades are the day's only: "Couldn't find that `order_id`" after the day rolls),
-        what its own final report says — its filled quantity at its average price, as one fill stamped with
-        its exchange time. Without it the fills were owed for ever: never journaled, the position's
-        protection held back by a "closing" order that would never close, and kta's book off the broker's
-        (soak seed 19: a flatten completed at 15:29:07, its fills read after the sim's next open)."""
+        """The order's trades; an order of a closed day the broker no longer holds: its own report (closed_day.py)."""
         try:
             trades = await self.trades_of(order.order_id)
-        except errors.InputException:
+        except errors.InputException:  # "Couldn't find that `order_id`"
             if not self.of_a_closed_day(order):
                 raise
             trades = []
-        missing = order.unjournaled - sum(t.quantity for t in trades if t.trade_id not in order.trade_ids)
-        if missing <= 0 or not self.of_a_closed_day(order):
+        if not self.of_a_closed_day(order) or (report := closed_day.missing_fill(order, trades)) is None:
             return trades
         log.warning("order %s of %s: the broker's books no longer hold its fills; %d journaled at its average "
-                    "price %s from its final report", order.order_id, order.day, missing,
-                    to_rupees(order.average_price), extra={"user_id": self.user_id})
-        return [*trades, Trade(trade_id=f"report:{order.order_id}", order_id=order.order_id, exchange=order.exchange,
-                               tradingsymbol=order.tradingsymbol, instrument_token=order.instrument_token,
-                               product=order.product, average_price=to_rupees(order.average_price),
-                               quantity=missing, transaction_type=order.transaction_type.value,
-                               fill_timestamp=order.exchange_timestamp or f"{order.day} 15:30:00")]
+                    "price %s from its final report", order.order_id, order.day, report.quantity,
+                    report.average_price, extra={"user_id": self.user_id})
+        return [*trades, report]
 
     def of_a_closed_day(self, order: Order) -> bool:
-        """A final order of a trading day before the exchange's today, with its average price known."""
-        return (order.is_terminal and bool(order.day) and order.day < self.journal.today()
-                and order.average_price > 0)
+        return closed_day.of_a_closed_day(order, self.journal.today())
 
     async def trades_of(self, order_id: str) -> list[Trade]:
         """The order's trades from the broker. Orders asking at once share one read (the day's trade

@@ -14,7 +14,6 @@ from shared.trading.risk import RiskCode, RiskManager, context_from
 from .kit import USER, journal, signal
 from .risk_kit import LIMITS, LTP, books, infy
 
-
 # ---- plans and contexts ------------------------------------------------------------------------
 
 def test_flatten_plan_closes_shorts_before_hedges():
@@ -30,6 +29,17 @@ def test_flatten_plan_closes_shorts_before_hedges():
     assert len({o.tag for o in plan}) == 3 and plan == flatten_plan(USER, reversed(positions), "flatten1")
 
 
+def an_infy_order(strategy_id: str, kind: str, quantity: int, order_id: str, status: str, filled: int) -> Order:
+    """A MARKET SELL of INFY in MIS placed by ``strategy_id``, as the broker last reported it (nothing journaled)."""
+    order = Order.from_request(order_request(USER, signal_id=f"{strategy_id}-{order_id}", kind=kind, exchange="NSE",
+                                             tradingsymbol="INFY", instrument_token=408065, side="SELL", quantity=quantity,
+                                             product="MIS", order_type=OrderType.MARKET), strategy_id=strategy_id)
+    for event in (Submitted(), Placed(order_id=order_id), BrokerUpdate(order_id=order_id, state=parse_status(status),
+                                                                       filled_quantity=filled)):
+        order.apply(event)
+    return order
+
+
 def test_context_from_the_position_book_and_the_order_book(risk):
     tracker = PositionTracker()
     tracker.on_fill(strategy_id="s1", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY", quantity=90,
@@ -37,12 +47,7 @@ def test_context_from_the_position_book_and_the_order_book(risk):
     tracker.on_fill(strategy_id="s9", exchange="NSE", tradingsymbol="INFY", transaction_type="SELL", quantity=30,
                     price=1500_00, instrument_token=408065)
     book = OrderBook()
-    working = Order.from_request(order_request(USER, signal_id="x0", kind="exit", exchange="NSE", tradingsymbol="INFY",
-                                               instrument_token=408065, side="SELL", quantity=40, product="MIS",
-                                               order_type=OrderType.MARKET), strategy_id="s1")
-    for event in (Submitted(), Placed(order_id="O1"), BrokerUpdate(order_id="O1", state=parse_status("OPEN"),
-                                                                   filled_quantity=10)):
-        working.apply(event)
+    working = an_infy_order("s1", "exit", 40, "O1", "OPEN", filled=10)
     book.add(working)
     ctx = context_from(tracker, book, signal("x", side="SELL", qty=90, intent="exit"), prices={"NSE:INFY": 1510_00})
     h = ctx.holding("NSE", "INFY")
@@ -61,12 +66,7 @@ def test_an_order_filled_at_the_broker_and_not_yet_journaled_counts_toward_what_
     for sid, qty in (("s2", 60), ("s5", 30)):
         tracker.on_fill(strategy_id=sid, exchange="NSE", tradingsymbol="INFY", transaction_type="SELL", quantity=qty,
                         price=LTP, instrument_token=408065, product="MIS")
-    filled = Order.from_request(order_request(USER, signal_id="s3-1", kind="entry", exchange="NSE", tradingsymbol="INFY",
-                                              instrument_token=408065, side="SELL", quantity=5, product="MIS",
-                                              order_type=OrderType.MARKET), strategy_id="s3")
-    for event in (Submitted(), Placed(order_id="O3"), BrokerUpdate(order_id="O3", state=parse_status("COMPLETE"),
-                                                                   filled_quantity=5)):
-        filled.apply(event)
+    filled = an_infy_order("s3", "entry", 5, "O3", "COMPLETE", filled=5)
     book = OrderBook()
     book.add(filled)
     s = signal("s1-1", side="SELL", qty=8, strategy_id="s1")
