@@ -16,7 +16,6 @@ from msgspec import Struct
 from execution_worker.journal import ACCEPTED, Journal
 from shared.ist import IST
 from shared.market_calendar import CALENDAR, MarketCalendar
-from shared.trading.positions import PositionTracker
 from shared.trading.risk import RiskManager
 from shared.trading.summary import ExecutionSummary, JournalSummary, execution_summary, journal_summary
 from shared.messages import RiskState
@@ -67,11 +66,12 @@ class EndOfDay:
     def close_day(self, day: str) -> DailySummary:
         trades = self.journal.trades(self.user_id, day)
         signals = self.journal.signals(self.user_id, day)
+        journal = journal_summary(self.journal.trades_closing_on(self.user_id, day), day)
         summary = DailySummary(
-            user_id=self.user_id, day=day, realised_pnl=PositionTracker.from_trades(trades).realised,
+            user_id=self.user_id, day=day, realised_pnl=journal.total_pnl,
             signals=len(signals), signals_refused=sum(s["decision"] != ACCEPTED for s in signals),
             risk_events=len(self.journal.risk_events(self.user_id, day)), kill_switch=self.risk.state,
-            journal=journal_summary(trades), execution=execution_summary(self.journal.orders(self.user_id, day)),
+            journal=journal, execution=execution_summary(self.journal.orders(self.user_id, day)),
         )
         if self.archive_dir is not None:
             self._archive(day, summary, trades, signals)

@@ -115,6 +115,20 @@ class JournalReads:
     def trades(self, user_id: str, day: str | None = None, limit: int = 100_000) -> list[dict]:
         return self._rows("trades", user_id, day, "fill_timestamp, rowid", limit)
 
+    def trades_closing_on(self, user_id: str, day: str) -> list[dict]:
+        """The fills a report of ``day`` matches: the day's, and before them the earlier fills of every
+        (strategy, instrument) still open when the day began — so a carried position's closing fill closes
+        its own lots (at their entry prices) instead of reading as a new position the other way."""
+        open_keys = ("SELECT strategy_id, exchange, tradingsymbol FROM trades WHERE user_id = ? AND day < ? "
+                     "GROUP BY strategy_id, exchange, tradingsymbol "
+                     "HAVING SUM(CASE WHEN transaction_type = 'BUY' THEN quantity ELSE -quantity END) != 0")
+        cursor = self.db.execute(
+            "SELECT * FROM trades WHERE user_id = ? AND (day = ? OR (day < ? AND "
+            f"(strategy_id, exchange, tradingsymbol) IN ({open_keys}))) ORDER BY fill_timestamp, rowid",
+            [user_id, day, day, user_id, day])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
     def trade_count(self, user_id: str) -> int:
         """How many fills the user has journaled (a count, not a read of every row)."""
         return self.db.execute("SELECT COUNT(*) FROM trades WHERE user_id = ?", [user_id]).fetchone()[0]

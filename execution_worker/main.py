@@ -190,7 +190,9 @@ class ExecutionWorker:
                 return m.Ok(data=audit) if mine else m.Error(code="not_found", field="id",
                                                              message=f"nothing journaled as {cmd.id}")
             case m.GetJournalSummary():
-                return m.Ok(data=msgspec.to_builtins(journal_summary(j.trades(user_id, cmd.day or None))))
+                summary = (journal_summary(j.trades_closing_on(user_id, cmd.day), cmd.day) if cmd.day
+                           else journal_summary(j.trades(user_id)))
+                return m.Ok(data=msgspec.to_builtins(summary))
         risk = await self.on_risk_command(cmd, user_id)
         if risk is not None:
             return risk

@@ -49,14 +49,18 @@ class JournalSummary(Struct, kw_only=True):
     trades: list[RoundTrip] = field(default_factory=list)
 
 
-def round_trips(trades: Iterable[dict[str, Any]]) -> list[RoundTrip]:
-    """Match fills (journal trade rows, in fill order) FIFO per (user, strategy, instrument)."""
+def round_trips(trades: Iterable[dict[str, Any]], day: str | None = None) -> list[RoundTrip]:
+    """Match fills (journal trade rows, in fill order) FIFO per (user, strategy, instrument). With ``day``,
+    only the round trips closed by that day's fills: earlier fills among ``trades`` open the lots they close."""
     books: dict[tuple[str, str, str, str], FifoBook] = {}
     out: list[RoundTrip] = []
     for t in trades:
         key = (t.get("user_id", ""), t.get("strategy_id", ""), t["exchange"], t["tradingsymbol"])
         book = books.setdefault(key, FifoBook())
-        for piece in book.fill(signed(t["transaction_type"], t["quantity"]), t["price"], t["fill_timestamp"]):
+        closed = book.fill(signed(t["transaction_type"], t["quantity"]), t["price"], t["fill_timestamp"])
+        if day is not None and t.get("day", t["fill_timestamp"][:10]) != day:
+            continue
+        for piece in closed:
             out.append(RoundTrip(timestamp=piece.exit_timestamp, strategy=key[1], symbol=t["tradingsymbol"],
                                  type=piece.direction, qty=piece.quantity, entry=piece.entry_price,
                                  exit=piece.exit_price, pnl=piece.pnl))
@@ -71,8 +75,9 @@ def _mean(total: int, n: int) -> int:
     return round(Fraction(total, n)) if n else 0
 
 
-def journal_summary(trades: Iterable[dict[str, Any]]) -> JournalSummary:
-    trips = round_trips(trades)
+def journal_summary(trades: Iterable[dict[str, Any]], day: str | None = None) -> JournalSummary:
+    """The performance summary of the round trips in ``trades`` (of those closed on ``day`` if given)."""
+    trips = round_trips(trades, day)
     wins = [t.pnl for t in trips if t.pnl > 0]
     losses = [t.pnl for t in trips if t.pnl < 0]
     peak = cumulative = drawdown = 0
