@@ -4,7 +4,8 @@ strategy and instrument) put beside the broker's position rows (one per instrume
 A broker position kta tracks for less than it holds (the trader's own shares, an external fill not
 adopted yet) has the rest unprotected: said on the row. A position kta tracks that the broker's day
 positions no longer list (a CNC position carried into holdings) gets a row of its own, so its GTT is
-never out of sight."""
+never out of sight. A CNC row below what kta tracks is shares sold out of the holdings (a carried lot's
+stop, the trader's own sale): Kite refuses a delivery short, so there is nothing there to protect."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def protection_rows(snap: dict) -> dict[str, Any]:
         entry = by_position.setdefault(key, {"statuses": [], "untracked": 0})
         tracked = sum(s["quantity"] for s in entry["statuses"])
         untracked = p["quantity"] - tracked
+        if p.get("product") == "CNC" and untracked < 0:
+            continue  # shares sold from holdings today (Kite's day row goes negative): India has no delivery short
         if untracked and (untracked > 0) == (p["quantity"] > 0):  # the broker holds more than kta's strategies
             entry["untracked"] = abs(untracked)
             alarms.append(f"{p['tradingsymbol']}: {abs(untracked)} of {abs(p['quantity'])} not tracked by kta, "

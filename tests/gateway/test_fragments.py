@@ -162,7 +162,9 @@ def test_the_positions_table_says_what_protects_each_position_and_flags_what_not
     guard = m.Guard(kind="gtt", id="41", status="active", quantity=3, stop=135000, target=165000)
     snap = m.PositionSnapshot(user_id=USER, ts=1, positions=[
         m.Position(tradingsymbol="INFY", exchange="NSE", product="CNC", quantity=3),
-        m.Position(tradingsymbol="TCS", exchange="NSE", product="MIS", quantity=-7)], protection=[
+        m.Position(tradingsymbol="TCS", exchange="NSE", product="MIS", quantity=-7),
+        # a carried RELIANCE lot sold by its stop, then bought and sold again today: Kite's day row says -1
+        m.Position(tradingsymbol="RELIANCE", exchange="NSE", product="CNC", quantity=-1)], protection=[
         m.ProtectionStatus(strategy_id="ema-1", exchange="NSE", tradingsymbol="INFY", product="CNC", quantity=3,
                            guards=[guard], covered=3, state="protected"),
         m.ProtectionStatus(strategy_id="rsi-1", exchange="NSE", tradingsymbol="TCS", product="MIS", quantity=-5,
@@ -177,3 +179,4 @@ def test_the_positions_table_says_what_protects_each_position_and_flags_what_not
     assert "2 not tracked by kta: no stop-loss" in html and 'id="pos-NSE-SBIN-CNC" class="carried unprotected"' in html
     assert "2 positions without working protection" in html
     assert 'id="pos-NSE-INFY-CNC" class=""' in html
+    assert "RELIANCE: 1 of 1 not tracked" not in html and "1 not tracked by kta" not in html
