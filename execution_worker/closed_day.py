@@ -2,12 +2,21 @@
 is in its next session, an order of the day before is "Couldn't find that `order_id`", its trades too. What its
 own final report said — the filled quantity at its average price — is then all there is to journal; without it
 the fills were owed for ever (never journaled, the position off the broker's, its protection held back by a
-"closing" order that never closes: soak seed 19, a flatten completed at 15:29:07, read after the next open)."""
+"closing" order that never closes: soak seed 19, a flatten completed at 15:29:07, read after the next open).
+
+What is exact and what is not. The order's value is filled quantity × average price; the fills already journaled
+(and any trades the broker still lists) are exact, so the rest is that value less theirs — not the average price
+again, which is wrong whenever the part journaled before the close filled at other prices (an order walking the
+book, or refilled after a move). That rest is spread over the missing quantity at two prices a paisa apart, so
+the journal's value of the order is filled × average to the paisa. Approximate: (1) the average price itself —
+Kite reports it in rupees, kta keeps it rounded to the paisa (kite_sim floors it), so the order's value is known
+to within its filled quantity × half a paisa (kite_sim: under one paisa a unit); (2) the missing part becomes one
+or two fills stamped with the order's last exchange time, not the broker's individual trades and their times."""
 
 from __future__ import annotations
 
 from shared.kite.models import Trade
-from shared.messages import to_rupees
+from shared.messages import to_paise, to_rupees
 from shared.trading.order import Order
 
 
@@ -16,14 +25,22 @@ def of_a_closed_day(order: Order, today: str) -> bool:
     return order.is_terminal and bool(order.day) and order.day < today and order.average_price > 0
 
 
-def missing_fill(order: Order, trades: list[Trade]) -> Trade | None:
-    """The filled quantity neither journaled nor among ``trades``, as one fill from the order's report (its average
-    price, stamped with its exchange time: its day); None when nothing is missing."""
-    missing = order.unjournaled - sum(t.quantity for t in trades if t.trade_id not in order.trade_ids)
+def missing_fills(order: Order, trades: list[Trade], journaled_value: int) -> list[Trade]:
+    """The filled quantity neither journaled nor among ``trades``, as fills from the order's report: the value
+    its average price leaves after ``journaled_value`` (paise: the order's journaled fills) and ``trades``' own,
+    at one price or two a paisa apart (the higher first). Empty when nothing is missing."""
+    fresh = [t for t in trades if t.trade_id not in order.trade_ids]
+    missing = order.unjournaled - sum(t.quantity for t in fresh)
     if missing <= 0:
-        return None
-    return Trade(trade_id=f"report:{order.order_id}", order_id=order.order_id, exchange=order.exchange,
-                 tradingsymbol=order.tradingsymbol, instrument_token=order.instrument_token, product=order.product,
-                 average_price=to_rupees(order.average_price), quantity=missing,
-                 transaction_type=order.transaction_type.value,
-                 fill_timestamp=order.exchange_timestamp or f"{order.day} 15:30:00")
+        return []
+    value = (order.average_price * order.filled_quantity - journaled_value
+             - sum(to_paise(t.average_price) * t.quantity for t in fresh))
+    price, odd = divmod(value, missing)
+    if price <= 0:  # a report at odds with the fills journaled: its average price is all it says
+        price, odd = order.average_price, 0
+    parts = [(odd, price + 1), (missing - odd, price)]
+    # the id names the price: a restart between the two parts journals only the one still missing
+    return [Trade(trade_id=f"report:{order.order_id}:{p}", order_id=order.order_id, exchange=order.exchange,
+                  tradingsymbol=order.tradingsymbol, instrument_token=order.instrument_token, product=order.product,
+                  average_price=to_rupees(p), quantity=q, transaction_type=order.transaction_type.value,
+                  fill_timestamp=order.exchange_timestamp or f"{order.day} 15:30:00") for q, p in parts if q > 0]

@@ -43,6 +43,7 @@ from shared.messages import (
     TransactionType,
     Variety,
     to_paise,
+    to_rupees,
 )
 from shared.trading import planning
 from shared.trading.book import OrderBook
@@ -320,12 +321,17 @@ class Desk:
             if not self.of_a_closed_day(order):
                 raise
             trades = []
-        if not self.of_a_closed_day(order) or (report := closed_day.missing_fill(order, trades)) is None:
+        if not self.of_a_closed_day(order):
             return trades
-        log.warning("order %s of %s: the broker's books no longer hold its fills; %d journaled at its average "
-                    "price %s from its final report", order.order_id, order.day, report.quantity,
-                    report.average_price, extra={"user_id": self.user_id})
-        return [*trades, report]
+        journaled = sum(t["quantity"] * t["price"] for t in self.journal.trades_of_order(order.order_id)
+                        if t["trade_id"] in order.trade_ids)
+        if not (report := closed_day.missing_fills(order, trades, journaled)):
+            return trades
+        log.warning("order %s of %s: the broker's books no longer hold its fills; %s journaled from its final "
+                    "report (average %s)", order.order_id, order.day,
+                    ", ".join(f"{t.quantity} at {t.average_price}" for t in report), to_rupees(order.average_price),
+                    extra={"user_id": self.user_id})
+        return [*trades, *report]
 
     def of_a_closed_day(self, order: Order) -> bool:
         return closed_day.of_a_closed_day(order, self.journal.today())
