@@ -131,7 +131,9 @@ class AlertStore:
         return True
 
     def recent(self, user_id: str, limit: int = 20) -> list[dict]:
-        return list(self.db.query("SELECT * FROM alerts WHERE user_id = ? ORDER BY ts DESC LIMIT ?", [user_id, limit]))
+        cursor = self.db.execute("SELECT * FROM alerts WHERE user_id = ? ORDER BY ts DESC LIMIT ?", [user_id, limit])
+        columns = [d[0] for d in cursor.description]  # one statement (every dashboard asks): query() adds a savepoint
+        return [dict(zip(columns, row)) for row in cursor]
 
     def delivered(self, user_id: str, ident: str, channel_id: int) -> bool:
         rows = list(self.db["alert_deliveries"].rows_where(

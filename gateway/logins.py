@@ -46,12 +46,13 @@ class LoginStore:
     def lookup(self, token: str | None) -> Login | None:
         if not token or len(token) > 128:
             return None
-        # plain SQL: sqlite-utils' rows_where first looks the table up in the schema, on every request
-        rows = list(self.db.query("SELECT * FROM logins WHERE token_hash = ? AND revoked = 0", [hash_secret(token)]))
-        if not rows or rows[0]["expires_at"] <= self.clock():
+        # one plain statement on every request: sqlite-utils' rows_where first looks the table up in the schema,
+        # its query() wraps the SELECT in a savepoint (three statements)
+        row = self.db.execute("SELECT user_id, token_hash, csrf_token, expires_at FROM logins "
+                              "WHERE token_hash = ? AND revoked = 0", [hash_secret(token)]).fetchone()
+        if row is None or row[3] <= self.clock():
             return None
-        r = rows[0]
-        return Login(r["user_id"], r["token_hash"], r["csrf_token"], r["expires_at"])
+        return Login(*row)
 
     def active(self, token_hashes: set[str]) -> set[str]:
         """Those of the sessions that are still valid (not revoked, not expired), in one query."""

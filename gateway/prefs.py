@@ -30,11 +30,12 @@ class PrefsStore:
             db["last_symbols"].create({"user_id": str, "tokens": str, "at": float}, pk="user_id")
 
     def get(self, user_id: str) -> Prefs:
-        row = self._row(user_id)
-        if row is None or not row["prefs"]:
+        # plain statements (every page asks): sqlite-utils' query() wraps a SELECT in a savepoint
+        row = self.db.execute("SELECT prefs FROM user_prefs WHERE user_id = ?", [user_id]).fetchone()
+        if row is None or not row[0]:
             return Prefs()
         try:
-            return msgspec.json.decode(row["prefs"], type=Prefs)
+            return msgspec.json.decode(row[0], type=Prefs)
         except (msgspec.DecodeError, msgspec.ValidationError):  # an older or damaged row: the defaults
             return Prefs()
 
@@ -43,15 +44,11 @@ class PrefsStore:
                                      pk="user_id", alter=False)
         return prefs
 
-    def _row(self, user_id: str) -> dict | None:
-        rows = list(self.db.query("SELECT * FROM user_prefs WHERE user_id = ?", [user_id]))
-        return rows[0] if rows else None
-
     def last_symbols(self, user_id: str) -> list[int]:
         """The instrument tokens of the user's last Start (none before the first)."""
-        rows = list(self.db.query("SELECT tokens FROM last_symbols WHERE user_id = ?", [user_id]))
+        row = self.db.execute("SELECT tokens FROM last_symbols WHERE user_id = ?", [user_id]).fetchone()
         try:
-            return msgspec.json.decode(rows[0]["tokens"], type=list[int]) if rows else []
+            return msgspec.json.decode(row[0], type=list[int]) if row else []
         except (msgspec.DecodeError, msgspec.ValidationError):
             return []
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ DASH = "–"
 WORD_JOINER = "\u2060"  # "-₹" may break after the hyphen; the joiner keeps the sign on the amount's line
 
 
+@lru_cache(maxsize=4096)  # a dashboard draws the same few amounts (limits, zeros) for every trader, every load
 def _format_paise(paise: int, symbol: str) -> str:
     return format_inr(paise, symbol, WORD_JOINER if symbol else "")
 

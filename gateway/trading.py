@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import date
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -32,6 +33,7 @@ from gateway.worker_commands import LIVE_SERVICES, WorkerCommands, from_reply
 WORKERS = ("ticker", "strategy", "execution")
 SCAN_TIMEOUT = 90.0  # seconds; a first wide scan with a history condition waits on Kite's rate limit
 CATALOG_SECONDS = 60.0  # the strategy catalog is the strategy worker's code: a new deployment's shows within this
+HEALTH_SECONDS = 1.0  # a status bar may show the workers as all answering up to this long after a round of pings
 
 
 def _from_kite(e: kite_errors.KiteError) -> TradingError:
@@ -43,15 +45,18 @@ def _from_kite(e: kite_errors.KiteError) -> TradingError:
 
 
 class Trading(WorkerCommands, DeskQueries, OptionDesk):
-    def __init__(self, bus: Bus, settings: Settings, timeout: float = 5.0) -> None:
+    def __init__(self, bus: Bus, settings: Settings, timeout: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(bus, timeout)
+        self.clock = clock
         self.settings = settings
         self.vault = vault_for(settings)
         self.clients = BrokerClients(bus, settings)
         self.instruments = self.clients.instruments  # today's list, refreshed daily (shared.kite.instruments)
         self.live_tokens: dict[str, list[int]] = {}  # user -> tokens the user is live on (for SSE ticks)
         self._live_changes: dict[str, int] = {}  # user -> starts + stops so far (a stale answer is not cached)
-        self._health: asyncio.Future | None = None  # the worker pings in flight (``worker_health``)
+        self._health: asyncio.Future | None = None  # the worker pings in flight or last answered (``worker_health``)
+        self._all_up_at = float("-inf")  # when the last round of pings found every worker answering
         self._carried: dict[str, dict] = {}  # user -> what each strategy held when the day began (``carried``)
         self._catalog: asyncio.Future | None = None  # the strategy catalog, asked or being asked (``catalog``)
         self._catalog_until = 0.0
@@ -85,12 +90,19 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
 
     # ---- status -----------------------------------------------------------------------------
 
-    async def worker_health(self) -> dict[str, bool]:
+    async def worker_health(self, max_age: float = 0.0) -> dict[str, bool]:
         """Each worker pinged; the pings in flight are shared by every status asked meanwhile (50 dashboards
-        loading at once sent 150 pings)."""
-        if self._health is None or self._health.done():
-            self._health = asyncio.ensure_future(self._ping_workers())
-        return dict(await asyncio.shield(self._health))
+        loading at once sent 150 pings). ``max_age`` (a status bar's): a round that found every worker
+        answering at most this many seconds ago is answer enough (50 dashboards one after another pinged 16
+        rounds). A worker found down is asked again each time, so one coming back shows at once; decisions
+        (Start, Stop, a scan's timeout) take no age."""
+        flight = self._health
+        if flight is not None and flight.done() and not flight.cancelled() and flight.exception() is None \
+                and all(flight.result().values()) and self.clock() - self._all_up_at < max_age:
+            return dict(flight.result())
+        if flight is None or flight.done():
+            flight = self._health = asyncio.ensure_future(self._ping_workers())
+        return dict(await asyncio.shield(flight))
 
     async def _ping_workers(self) -> dict[str, bool]:
         async def probe(service: str) -> bool:
@@ -101,6 +113,8 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
                 return False
 
         results = await asyncio.gather(*(probe(s) for s in WORKERS))
+        if all(results):
+            self._all_up_at = self.clock()
         return dict(zip(WORKERS, results))
 
     async def status(self, user_id: str) -> dict[str, Any]:
@@ -108,7 +122,8 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
         ts = time.time_ns()
         # asked together, not one after another (the status bar was the slowest panel of a dashboard)
         broker, health, kill_switch, tokens = await asyncio.gather(
-            self.clients.state(user_id), self.worker_health(), self._kill_switch(user_id), self.live_tokens_of(user_id))
+            self.clients.state(user_id), self.worker_health(HEALTH_SECONDS), self._kill_switch(user_id),
+            self.live_tokens_of(user_id))
         kill_switch = kill_switch if health["execution"] else "UNKNOWN"
         tokens = tokens if health["ticker"] else self.live_tokens.get(user_id, [])
         feed = await self.feed(user_id) if health["ticker"] and tokens else {"state": "off"}

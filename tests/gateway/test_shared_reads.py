@@ -71,3 +71,76 @@ async def test_a_dashboard_load_asks_each_worker_once_for_its_reads(stack, bus):
             await sub.unsubscribe()
     asked = sorted(s for s in seen if not s.startswith("ticker."))
     assert asked == ["execution.reads", "strategy.reads"], seen  # the risk summary in the execution worker's batch
+
+
+async def test_a_dashboard_load_reads_the_gateway_database_in_four_statements(stack, bus):
+    """The session, the preferences, the last Start's symbols, the recent alerts: one SELECT each (sqlite-utils'
+    query() wrapped each in a savepoint, three statements)."""
+    client, _ = await login(stack)
+    statements: list[str] = []
+    conn = stack.services.logins.db.conn
+    async with aclosing(client):
+        assert (await client.get("/")).status_code == 200  # the first load's one-offs (catalog, pings)
+        conn.set_trace_callback(statements.append)
+        try:
+            assert (await client.get("/")).status_code == 200
+        finally:
+            conn.set_trace_callback(None)
+    assert len(statements) == 4 and all(s.startswith("SELECT") for s in statements), statements
+
+
+async def test_status_bars_share_a_round_of_pings_for_at_most_a_second(bus, data_dir):
+    """50 dashboards one after another pinged the workers 16 rounds (each round shared only while in flight).
+    A round that found every worker answering now serves the status bars for HEALTH_SECONDS; a worker that
+    stops is shown down once that has passed, one found down is asked again each time (shown up as soon as
+    it answers), and Start asks afresh whatever the age."""
+    from gateway.trading import HEALTH_SECONDS, WORKERS
+
+    pings: list[str] = []
+    up = dict.fromkeys(WORKERS, True)
+
+    def responder(service: str):
+        async def on_ping(msg) -> None:
+            pings.append(service)
+            if up[service]:
+                await msg.respond(m.encode(m.Ok(service=service)))
+        return on_ping
+
+    subs = [await bus.nc.subscribe(subjects.service_health(s), cb=responder(s)) for s in WORKERS]
+    now = [1000.0]
+    trading = Trading(bus, stack_settings(bus.nc.connected_url.geturl(), data_dir), clock=lambda: now[0])
+    try:
+        assert await trading.worker_health(HEALTH_SECONDS) == dict.fromkeys(WORKERS, True)
+        for _ in range(5):
+            assert await trading.worker_health(HEALTH_SECONDS) == dict.fromkeys(WORKERS, True)
+        assert len(pings) == 3  # one round for six status bars
+        assert await trading.worker_health() and len(pings) == 6  # a decision pings afresh
+
+        up["strategy"] = False
+        now[0] += HEALTH_SECONDS / 2
+        assert (await trading.worker_health(HEALTH_SECONDS))["strategy"]  # within the bound: the last round's
+        now[0] += HEALTH_SECONDS
+        assert (await trading.worker_health(HEALTH_SECONDS))["strategy"] is False  # past it: asked, down
+        asked = len(pings)
+        up["strategy"] = True
+        assert (await trading.worker_health(HEALTH_SECONDS))["strategy"]  # a down one is asked again at once
+        assert len(pings) == asked + 3
+    finally:
+        await trading.close()
+        for sub in subs:
+            await sub.unsubscribe()
+
+
+def test_a_request_resolves_its_dependencies_one_at_a_time(data_dir):
+    """``trading`` and ``user_id`` at one depth were resolved in an anyio task group on every request (two
+    tasks and a cancel scope: 2-3 % of a dashboard load's gateway CPU); ``trading`` now takes ``user_id``."""
+    from litestar.routes import HTTPRoute
+
+    from gateway.app import create_app
+
+    app = create_app(stack_settings("nats://127.0.0.1:1", data_dir))
+    batched = {route.path: [sorted(d.key for d in batch) for batch in model.dependency_batches]
+               for route in app.routes if isinstance(route, HTTPRoute)
+               for _, model in route.route_handler_map.values()}
+    assert batched["/"] == [["user_id"], ["trading"]]
+    assert not {path: b for path, b in batched.items() if any(len(batch) > 1 for batch in b)}
