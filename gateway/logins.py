@@ -48,11 +48,12 @@ class LoginStore:
             return None
         # one plain statement on every request: sqlite-utils' rows_where first looks the table up in the schema,
         # its query() wraps the SELECT in a savepoint (three statements)
-        row = self.db.execute("SELECT user_id, token_hash, csrf_token, expires_at FROM logins "
+        row = self.db.execute("SELECT token_hash, user_id, csrf_token, expires_at FROM logins "
                               "WHERE token_hash = ? AND revoked = 0", [hash_secret(token)]).fetchone()
         if row is None or row[3] <= self.clock():
             return None
-        return Login(*row)
+        token_hash, user_id, csrf_token, expires_at = row
+        return Login(user_id, token_hash, csrf_token, expires_at)
 
     def active(self, token_hashes: set[str]) -> set[str]:
         """Those of the sessions that are still valid (not revoked, not expired), in one query."""

@@ -139,8 +139,8 @@ def test_a_request_resolves_its_dependencies_one_at_a_time(data_dir):
     from gateway.app import create_app
 
     app = create_app(stack_settings("nats://127.0.0.1:1", data_dir))
-    batched = {route.path: [sorted(d.key for d in batch) for batch in model.dependency_batches]
+    batched = {(route.path, method): [sorted(d.key for d in batch) for batch in model.dependency_batches]
                for route in app.routes if isinstance(route, HTTPRoute)
-               for _, model in route.route_handler_map.values()}
-    assert batched["/"] == [["user_id"], ["trading"]]
+               for method, (_, model) in route.route_handler_map.items()}
+    assert batched["/", "GET"] == [["user_id"], ["trading"]]
     assert not {path: b for path, b in batched.items() if any(len(batch) > 1 for batch in b)}
