@@ -16,11 +16,11 @@ from tests.simkit import PINNED, login, start_sim
 
 
 @contextlib.asynccontextmanager
-async def make_stack(bus, sim, data_dir, fresh_account: bool = True, **overrides):
+async def make_stack(bus, sim, data_dir, fresh_account: bool = True, before=None, **overrides):
     """The worker for the block's duration; yields (settings, journal, a KiteClient of DEMO01). The
     package's tests share one kite_sim: a fresh journal starts on a fresh account (one that never
     traded), else the worker would adopt what earlier tests left there; a restart on the same data
-    dir passes ``fresh_account=False``."""
+    dir passes ``fresh_account=False``. ``before(settings)`` is awaited just before the worker starts."""
     sim.reset_faults()
     if fresh_account:
         sim.admin("accounts/reset", {"user_id": USER})
@@ -32,6 +32,8 @@ async def make_stack(bus, sim, data_dir, fresh_account: bool = True, **overrides
     await put_session(bus, vault_for(settings), USER, sim.api_key, token)
     kite = KiteClient(sim.api_key, token, root=sim.root, rate_limiter=SharedBudget(bus, sim.api_key))  # the worker's budget
     try:
+        if before is not None:
+            await before(settings)
         async with running(execution_main, settings):
             await wait_health(bus, "execution")
             yield settings, Journal(data_dir / "journal.db"), kite

@@ -18,8 +18,10 @@ from shared.trading.order import OrderState
 from shared.trading.risk import RiskManager
 from tests.execution_worker.conftest import make_stack
 from execution_worker.reconcile import reconcile
+from shared.broker_sessions import put_session, vault_for
 from tests.execution_worker.kit import USER, broker, fresh_desk, signal
 from tests.helpers import eventually
+from tests.simkit import login
 
 QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}
 
@@ -230,3 +232,33 @@ async def test_a_decision_and_its_order_commit_once_and_the_order_is_durable_bef
         journal.conn.set_trace_callback(None)
         other.close()
         await kite.aclose()
+
+
+async def test_a_decided_signals_order_is_handed_over_before_the_users_next_decision(bus, sim, data_dir):
+    """A bar's signals reach the worker together (here: stored before it starts, so its first pull hands it
+    all of them). Each decided signal's order is handed to the HTTP client before the user's next signal
+    is decided — not queued behind every decision the loop has waiting (the bar's first order waited for its
+    last signal's decision: issue #18). A decision that waited on Kite (its first price read) is not held
+    to it: the loop did other work meanwhile."""
+    users = (USER, "DEMO02")
+    sigs = [signal(f"turn-{u}-{i}", qty=1, user=u, strategy_id=f"turn-{i}") for i in range(3) for u in users]
+
+    async def stored_first(settings) -> None:
+        sim.admin("accounts/reset", {"user_id": "DEMO02"})
+        await put_session(bus, vault_for(settings), "DEMO02", sim.api_key, login(sim, "DEMO02", "demo2"))
+        for sig in sigs:
+            await bus.js_publish(subjects.signals(sig.user_id), sig, msg_id=sig.id)
+
+    async with make_stack(bus, sim, data_dir, before=stored_first, **QUIET) as (_, journal, _kite):
+        await eventually(lambda: all(any(r["order_id"] for r in journal.orders_of_signal(s.id)) for s in sigs),
+                         timeout=20, what="every signal's order placed")
+        held = []
+        for user in users:
+            summary = await bus.request(subjects.cmd(user, "execution", "get_execution_summary"),
+                                        m.GetExecutionSummary(timings=True))
+            rows = sorted(summary.data["timings"], key=lambda row: row[6])  # by when its decision started
+            assert len(rows) == 3
+            held += [(a, b) for a, b in zip(rows, rows[1:]) if a[4] == 0 and a[3] < 1e6]  # a waited on no Kite
+    assert len(held) >= 2  # the users' later signals: their prices are known, nothing to ask Kite
+    for (tag, _, handed, *_), (nxt, *_, locked, _, _) in held:
+        assert handed <= locked, f"{nxt} was decided before {tag}'s order was handed to the HTTP client"
