@@ -46,6 +46,36 @@ NIFTY = 256265  # the index whose nearest expiry the condors trade
 LIMIT = 30  # max_position_qty
 FEED_GAP = 10.0  # seconds a symbol may go without a tick before it counts as a silent stop
 PRICE_JUMP_PCT = 1.5
+SAMPLE_TICKS = 4  # a sample each time every symbol ticked this often again: a market minute (60x, 0.25 s heartbeat)
+
+
+class Feed:
+    """The ticks the scenario sees, counted per instrument: the scenario paces itself on the market moving on
+    (every symbol ticked ``n`` times more), not on the wall clock."""
+
+    def __init__(self, tokens) -> None:
+        self.tokens = list(tokens)
+        self.counts = dict.fromkeys(self.tokens, 0)
+        self.last: dict[int, float] = {}  # token -> monotonic time of its newest tick
+        self._moved = asyncio.Condition()
+
+    async def on_tick(self, tick: m.Tick) -> None:
+        async with self._moved:
+            self.last[tick.instrument_token] = time.monotonic()
+            self.counts[tick.instrument_token] = self.counts.get(tick.instrument_token, 0) + 1
+            self._moved.notify_all()
+
+    async def moved_on(self, n: int = SAMPLE_TICKS, timeout: float = FEED_GAP) -> bool:
+        """Until every symbol ticked ``n`` more times; False after ``timeout`` s without that (a stalled feed:
+        the caller's silent-stop check names it)."""
+        target = {tok: c + n for tok, c in self.counts.items()}
+        async with self._moved:
+            try:
+                await asyncio.wait_for(self._moved.wait_for(
+                    lambda: all(self.counts[t] >= target[t] for t in self.tokens)), timeout)
+            except TimeoutError:
+                return False
+        return True
 
 
 @dataclass
@@ -122,11 +152,11 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
     symbols = {v: k for k, v in SYMBOLS.items()}
     async with KiteClient(sim.api_key, token, root=sim.root) as k:
         await _list_options(k, report.invariants, symbols)
-    last_tick: dict[int, float] = {}
+    feed = Feed(SYMBOLS.values())
     stale_alerts: list[m.Alert] = []
 
     async def on_tick(tick, msg):
-        last_tick[tick.instrument_token] = time.monotonic()
+        await feed.on_tick(tick)
         report.ticks += 1
 
     async def on_alert(a, msg):
@@ -160,7 +190,7 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
             started = await bus.gather(subjects.cmd(USER, "live", "start"), m.StartLive(tokens=tokens),
                                        expect={"ticker", "strategy", "execution"}, timeout=30)
             assert all(isinstance(r, m.Ok) for r in started.values()), started
-            await _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts,
+            await _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, feed, stale_alerts,
                            DayClose(sim, seconds * close_at), symbols)
             await kill_switch_phase(bus, sim, kite, journal, report, set(SYMBOLS))  # the pins: equities
             await wind_down(bus, sim, kite, journal, report, symbols)
@@ -215,7 +245,7 @@ def _new_options(inv: Invariants, symbols) -> None:
             inv.option_types[s], inv.lots[s] = s[-2:], lot
 
 
-async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, last_tick, stale_alerts,
+async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kill_at, feed: Feed, stale_alerts,
                    close: DayClose, symbols: dict[int, str]):
     inv = report.invariants
     t0 = time.monotonic()
@@ -229,7 +259,7 @@ async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kil
             execution.kill()
             killed_at = time.time()
             killed = True
-            await asyncio.sleep(1.5)  # the broker keeps trading (stops may fire) while no worker runs
+            await feed.moved_on(6)  # the broker keeps trading (stops may fire) while no worker runs
             execution.start()
             await wait_health(bus, "execution", timeout=60)
             up_since = time.monotonic() - t0
@@ -247,13 +277,13 @@ async def _session(bus, sim, kite, journal, execution, report, rng, seconds, kil
         if close.phase != phase == "rolling":  # the second day: its listed contracts
             await _list_options(kite, inv, symbols)
         now = time.monotonic()
-        for tok, at in last_tick.items():
+        for tok, at in feed.last.items():
             if now - at > FEED_GAP and not stale_alerts:
                 inv.fail(t, f"the feed stopped silently: no tick of {tok} for {now - at:.0f}s and no feed_stale alert")
-        missing = set(SYMBOLS.values()) - set(last_tick)
+        missing = set(SYMBOLS.values()) - set(feed.last)
         if t > 15 and missing:
             inv.fail(t, f"no tick ever for {sorted(missing)}")
-        await asyncio.sleep(1.0)
+        await feed.moved_on()
     sim.reset_faults()
     for name, _ in jumped:
         sim.admin("price", {"underlying": name, "price": None})
