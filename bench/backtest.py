@@ -34,30 +34,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from shared import ist  # noqa: E402
 from shared.candles.instruments import InstrumentArchive  # noqa: E402
 from shared.candles.store import Candles, CandleStore  # noqa: E402
-from shared.kite.models import Instrument  # noqa: E402
+from tests.backtest.kit import INFY, trading_days  # noqa: E402 - the tests' instrument and weekdays
 
-TOKEN = 408065
-INFY = Instrument(instrument_token=TOKEN, exchange_token=1594, tradingsymbol="INFY", name="INFOSYS", last_price=0,
-                  expiry=None, strike=0, tick_size=0.05, lot_size=1, instrument_type="EQ", segment="NSE",
-                  exchange="NSE")
+TOKEN = INFY.instrument_token
 FIRST = date(2025, 1, 1)
 PER_DAY = 375
-
-
-def trading_days(count: int) -> list[date]:
-    out, d = [], FIRST
-    while len(out) < count:
-        if d.weekday() < 5:
-            out.append(d)
-        d += timedelta(days=1)
-    return out
 
 
 def make_bars(days: int, seed: int = 11) -> tuple[np.ndarray, ...]:
     """(ts, open, high, low, close, volume): a walk whose drift changes every hour, on ₹0.05 ticks."""
     rng = np.random.default_rng(seed)
     n = days * PER_DAY
-    ds = trading_days(days)
+    ds = trading_days(FIRST, days)
     ts = np.concatenate([int(datetime(d.year, d.month, d.day, 9, 15, tzinfo=ist.IST).timestamp())
                          + 60 * np.arange(PER_DAY) for d in ds])
     drift = np.repeat(rng.normal(0, 0.0003, n // 60 + 1), 60)[:n]
@@ -85,7 +73,7 @@ def kta(days: int, root: Path, **params) -> dict:
     from strategy_worker.backtest.engine import Backtest
     from strategy_worker.backtest.job import instruments_for
 
-    ds = trading_days(days)
+    ds = trading_days(FIRST, days)
     spec = BacktestSpec(strategy="ema_crossover", symbols=["INFY"], start=ds[0], end=ds[-1], interval="minute",
                         params={"fast": 50, "slow": 200, **params}, warmup_bars=0)
     bt = Backtest(spec, instruments_for(root, spec), CandleStore(root / "candles"))
@@ -188,7 +176,7 @@ def sweep_run(days: int, workers: int, root: Path) -> dict:
     from strategy_worker.backtest.parallel import LocalPool
     from strategy_worker.backtest.sweep import Sweep
 
-    ds = trading_days(days)
+    ds = trading_days(FIRST, days)
     base = BacktestSpec(strategy="ema_crossover", symbols=["INFY"], start=ds[0], end=ds[-1], interval="minute",
                         warmup_bars=0)
     spec = SweepSpec(base=base, grid={"fast": [5, 8, 10, 12, 15, 20, 25, 30], "slow": [40, 50, 60, 80, 100, 120,

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 from datetime import date
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from kite_sim.sim import Sim
 from shared import log as kta_log
 from shared.config import Settings, load
 from shared.market_calendar import CALENDAR, MarketCalendar
+from shared.stopping import run_until_signalled
 
 logger = logging.getLogger("kite_sim")
 
@@ -100,15 +100,7 @@ async def amain(settings: Settings, stop: asyncio.Event | None = None, redirect_
 
 def run(settings: Settings, redirect_url: str = "", options: Options | None = None) -> None:
     kta_log.setup("sim", settings.log_level, settings.log_format)
-    stop = asyncio.Event()
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await amain(settings, stop, redirect_url, options)
-
-    asyncio.run(main())
+    run_until_signalled(lambda stop: amain(settings, stop, redirect_url, options))
 
 
 def cli(argv: list[str] | None = None) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from shared import metrics
 from shared import subjects
 from shared.bus import Bus
 from shared.config import Settings
+from shared.stopping import run_until_signalled
 
 log = logging.getLogger("kta.service")
 HEARTBEAT_SECONDS = 5.0
@@ -98,15 +98,7 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
 
 def run(service: str, settings: Settings, start: Start) -> None:
     kta_log.setup(service, settings.log_level, settings.log_format)
-    stop = asyncio.Event()
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await amain(service, settings, start, stop)
-
-    asyncio.run(main())
+    run_until_signalled(lambda stop: amain(service, settings, start, stop))
 
 
 class Entry(NamedTuple):

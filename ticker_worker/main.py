@@ -38,10 +38,9 @@ class TickerWorker:
     async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         match cmd:
             case m.StartLive():
-                try:
-                    connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
-                except TokenLimitExceeded as e:
-                    return m.Error(code="token_limit", message=str(e))
+                connected = await self._subscribe(user_id, cmd)
+                if isinstance(connected, m.Error):
+                    return connected
                 if not connected:
                     return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
                 self.picked[user_id] = list(cmd.tokens)
@@ -52,13 +51,19 @@ class TickerWorker:
                 return m.Ok(data={"unsubscribed": True})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
 
+    async def _subscribe(self, user_id: str, cmd: m.StartLive | m.Subscribe) -> bool | m.Error:
+        """The user's feed subscribed to the command's tokens: whether it is connected, or the token limit's error."""
+        try:
+            return await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
+        except TokenLimitExceeded as e:
+            return m.Error(code="token_limit", message=str(e))
+
     async def on_command(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
         match cmd:
             case m.Subscribe():
-                try:
-                    connected = await self.hub.subscribe(user_id, list(cmd.tokens), cmd.mode.value)
-                except TokenLimitExceeded as e:
-                    return m.Error(code="token_limit", message=str(e))
+                connected = await self._subscribe(user_id, cmd)
+                if isinstance(connected, m.Error):
+                    return connected
                 return m.Ok(data={"connected": connected, "tokens": len(cmd.tokens)})
             case m.Unsubscribe():
                 await self.hub.unsubscribe(user_id, list(cmd.tokens))
