@@ -19,6 +19,7 @@ from datetime import datetime
 
 from shared import messages as m
 from shared import metrics, subjects
+from shared.exchange_clock import ExchangeClock
 from shared.ist import IST
 from shared.market_calendar import CALENDAR, MarketCalendar
 
@@ -59,8 +60,10 @@ def _minutes(hhmm: str) -> int:
 
 class Freshness:
     def __init__(self, bus, stale_after: float, hours: MarketHours,
-                 live_users: Callable[[], dict[str, list[int]]], clock: Callable[[], float] = time.time) -> None:
+                 live_users: Callable[[], dict[str, list[int]]], clock: Callable[[], float] = time.time,
+                 exchange: ExchangeClock | None = None) -> None:
         self.bus = bus
+        self.exchange = exchange or ExchangeClock()  # the alerts' exchange time (the hub sets it from the ticks)
         self.stale_after = stale_after
         self.hours = hours
         self.live_users = live_users  # user -> tokens, for users whose broker feed is open
@@ -128,10 +131,11 @@ class Freshness:
 
     async def _announce(self, user_id: str, state: str, age: float) -> None:
         now_ns = time.time_ns()
+        exchange_ts = int(self.exchange.now() * 1e9) if self.exchange.known else 0  # the time a trader reads
         if state == STALE:
             log.warning("feed of %s is stale: no tick for %.0f s", user_id, age)
             alert = m.Alert(user_id=user_id, kind="feed_stale", severity="critical", source="ticker", ts=now_ns,
-                            title=f"No market data for {age:.0f} s",
+                            exchange_ts=exchange_ts, title=f"No market data for {age:.0f} s",
                             detail="The broker feed has gone silent during market hours: strategies see no "
                                    "prices and stops are not watched by kta until ticks return.",
                             key=f"feed_stale:{user_id}:{int(self.since.get(user_id, 0))}")
@@ -140,7 +144,7 @@ class Freshness:
         else:
             log.info("feed of %s is live again", user_id)
             alert = m.Alert(user_id=user_id, kind="feed_restored", severity="info", source="ticker", ts=now_ns,
-                            title="Market data is flowing again")
+                            exchange_ts=exchange_ts, title="Market data is flowing again")
             status = m.WorkerStatus(service="ticker", instance="feed", state="ready", ts=now_ns, user_id=user_id,
                                     detail="feed live")
         try:

@@ -20,6 +20,7 @@ from typing import Any
 from shared import subjects
 from shared.bus import Bus
 from shared.broker_sessions import LiveSession, expire_session
+from shared.exchange_clock import ExchangeClock
 from shared.kite.codec import decode_frame, decode_packet, encode_frame, split_frame
 from shared.kite.ticker import MODE_RANK, Ticker, TokenExpired
 from shared.messages import BrokerEvent, BrokerOrderUpdate, encode
@@ -126,6 +127,8 @@ class UserFeed:
         return subject
 
     async def on_order(self, order: dict) -> None:
+        with contextlib.suppress(ValueError):  # the exchange's time too (a quote-mode feed's ticks carry none)
+            self.hub.exchange.heard_stamp(order.get("exchange_update_timestamp") or order.get("exchange_timestamp"))
         # Every connection of the user receives the same update: the msg id makes JetStream keep one.
         key = ":".join(str(order.get(k, "")) for k in ("order_id", "status", "filled_quantity",
                                                        "exchange_update_timestamp", "quantity", "price"))
@@ -188,7 +191,8 @@ class TickerHub:
         self.bus = bus
         self.user_ticks = user_ticks
         self.store = store
-        self.freshness = Freshness(bus, stale_after, MarketHours(hours), self.live_users)
+        self.exchange = ExchangeClock()  # the exchange's time as the ticks tell it (the feed alerts carry it)
+        self.freshness = Freshness(bus, stale_after, MarketHours(hours), self.live_users, exchange=self.exchange)
         self.ws_root = ws_root
         self.max_tokens = max_tokens
         self.max_connections = max_connections
@@ -224,10 +228,12 @@ class TickerHub:
         # the new packets decoded in one pass: the frame itself, or a frame of just them
         ticks = iter(decode_frame(frame if frame and len(fresh_ones) == len(packets) else encode_frame(fresh_ones),
                                   received_at) if fresh_ones else ())
+        tick = None
         for i, pkt in enumerate(packets):
             state, copy, key = states[i], copies[i], pkt[:4]
             if copy is None:
-                data = encode(next(ticks))
+                tick = next(ticks)
+                data = encode(tick)
                 state.remember(source, pkt, data)
                 out.append((state.subject, data))
                 self.published += 1
@@ -237,6 +243,8 @@ class TickerHub:
             if own is not None:
                 out.append((own.get(key) or feed.user_subject(key, state.token),
                             data or encode(decode_packet(pkt, received_at))))
+        if tick is not None:  # once a frame: the exchange's time of its last new tick
+            self.exchange.heard(tick.exchange_timestamp or tick.last_trade_time)
         await self.bus.publish_many(out)
 
     def live_users(self) -> dict[str, list[int]]:

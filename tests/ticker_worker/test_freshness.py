@@ -83,8 +83,8 @@ async def test_a_silent_feed_turns_stale_everywhere_and_live_again(bus, own_sim,
             await wait_health(bus, "ticker")
             await put_session(bus, vault_for(settings), USER, own_sim.api_key, login(own_sim, USER, "demo2"))
 
-            async def live(tokens):
-                r = await bus.request(s.cmd(USER, "ticker", "subscribe"), m.Subscribe(tokens=tokens))
+            async def live(tokens, mode=m.TickMode.QUOTE):
+                r = await bus.request(s.cmd(USER, "ticker", "subscribe"), m.Subscribe(tokens=tokens, mode=mode))
                 return isinstance(r, m.Ok) and r.data["connected"]
 
             await eventually(lambda: live([SILENT]), 15, "the ticker to have the session")
@@ -102,11 +102,15 @@ async def test_a_silent_feed_turns_stale_everywhere_and_live_again(bus, own_sim,
             serving = (await client.get("/readyz", params={"feed": "false"})).json()
             assert "feed" not in serving["missing"]  # what k8s routes by: the dashboard stays reachable
 
-            await live([INFY])  # ticks again
+            await live([INFY], m.TickMode.FULL)  # ticks again (full: with the exchange's timestamp)
             restored = await asyncio.wait_for(statuses.get(), 15)
             assert restored.state == "ready"
             alert = msgspec.msgpack.decode((await alerts.next_msg(timeout=5)).data, type=m.Alert)
             assert alert.kind == "feed_restored"
+            await eventually(lambda: own_ticks, 10, "the user's own tick subject")
+            heard = own_ticks[0].exchange_timestamp or own_ticks[0].last_trade_time
+            # on the exchange's clock, as the ticks tell it (the sim's market runs 60x: not this machine's)
+            assert heard and abs(alert.exchange_ts / 1e9 - heard) < 120, (alert.exchange_ts, heard)
             assert metrics.FEED_STALE.labels(USER)._value.get() == 0.0
             assert "feed" not in (await client.get("/readyz")).json()["missing"]
             await eventually(lambda: own_ticks, 10, "the user's own tick subject")
