@@ -25,10 +25,10 @@ from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
 from execution_worker.outcomes import Outcomes
 from execution_worker.prices import Prices
-from shared import subjects
+from shared import eager, subjects
 from shared.bus import Bus
 from shared.exchange_clock import ExchangeClock
-from shared.kite import errors
+from shared.kite import errors, waits
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument, Order as KiteOrder, Trade
 from shared.messages import (
@@ -138,8 +138,10 @@ class Desk:
 
     def send(self, work: Coroutine[Any, Any, Any], products: Iterable[str] = ()) -> asyncio.Task:
         """Run a decided signal's broker work (``signals.decide``, ``order_group.decide``) beside the user's next
-        decisions; ``products``: what its orders trade (empty: any)."""
-        task = asyncio.ensure_future(work)
+        decisions, its first step at once (its order handed over now, not behind a bar's other decisions: eager.py);
+        ``products``: what its orders trade (empty: any)."""
+        task = eager.start(work)
+        waits.pass_on(task)
         self.sending[task] = frozenset(products)
         task.add_done_callback(lambda done: self.sending.pop(done, None))
         return task

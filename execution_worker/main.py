@@ -121,9 +121,6 @@ class ExecutionWorker:
         busy = desk.strategy_busy.get(sig.strategy_id)
         if group and (busy is None or busy.done()):  # (decided late, its own waiting task holds the place)
             desk.strategy_busy[sig.strategy_id] = task
-        # one turn of the loop: the task just queued hands its orders to the HTTP client now, not after the
-        # rest of a bar's signals have been decided (they are waiting in the loop's queue, ahead of it)
-        await asyncio.sleep(0)
         return task
 
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:

@@ -66,6 +66,13 @@ async def carried(work: Awaitable[T]) -> T:
     return await work
 
 
+def pass_on(task: asyncio.Task) -> None:
+    """The decision goes on in ``task`` (its first step ran in this one: shared/eager.py)."""
+    watch = _mine()
+    if watch is not None:
+        watch.owner = task
+
+
 @contextmanager
 def waiting(kind: str) -> Iterator[None]:
     """Time spent inside counts as waiting on Kite (``BUDGET`` or ``BROKER``), not as kta's work."""
