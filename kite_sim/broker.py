@@ -72,9 +72,6 @@ class Broker:
         self.next_order_seq += 1
         return f"{self._day:%y%m%d}{self.next_order_seq - 1:09d}"
 
-    def _margin_for(self, inst: Instrument, product: str, qty: int, price: int, side: str) -> int:
-        return risk.margin_for(self.market, inst, product, qty, price, side)
-
     def available(self, acc: Account) -> int:
         return risk.available(self.market, acc)
 
@@ -155,7 +152,8 @@ class Broker:
         """Why the RMS rejects ``o`` as placed with ``order_type`` (Kite's wording), or ``""``. A protected
         MARKET order's limit is the protection price, so the circuit check is only for orders priced by the user."""
         inst, tt, qty = o.inst, o.transaction_type, o.quantity
-        need = self._margin_for(inst, o.product, qty, o.price or o.trigger_price or paise(self.market.price(inst)), tt)
+        need = risk.order_need(self.market, acc, inst, o.product, qty,
+                               o.price or o.trigger_price or paise(self.market.price(inst)), tt)
         avail = self.available(acc)
         if need > avail and not self._reduces(acc, inst, o.product, tt, qty) and \
                 not risk.covered_by_holdings(acc, inst.instrument_token, o.product, tt, qty):

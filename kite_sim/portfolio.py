@@ -117,3 +117,22 @@ def order_margin(market: Market, spec: dict) -> dict:
             "option_premium": rupees(qty * px) if inst.instrument_type in ("CE", "PE") else 0, "additional": 0,
             "bo": 0, "cash": 0, "var": rupees(m) if inst.instrument_type == "EQ" else 0,
             "pnl": {"realised": 0, "unrealised": 0}, "leverage": 1, "charges": costs, "total": rupees(m)}
+
+
+def basket_margin(market: Market, acc: Account, body: list[dict], consider_positions: bool) -> tuple[list[dict], float]:
+    """``POST /margins/basket``: each order's own margin, and what the basket needs together (rupees): its F&O
+    legs margined as one portfolio (``risk.derivatives_margin``) — with the account's F&O positions when
+    ``consider_positions``, counting only what the basket adds — plus its other orders' own margins."""
+    orders = [order_margin(market, o) for o in body]
+    legs, other = [], 0.0
+    for spec, margin in zip(body, orders):
+        inst = market.universe.find(f"{spec.get('exchange')}:{spec.get('tradingsymbol')}")
+        if inst.instrument_type in risk.DERIVATIVES:
+            qty = int(spec.get("quantity") or 0)
+            legs.append((inst, qty if spec.get("transaction_type", "BUY") == "BUY" else -qty))
+        else:
+            other += margin["total"]
+    held = risk.derivative_legs(market, acc)[0] if consider_positions else []
+    added = risk.derivatives_margin(market, held + legs) - risk.derivatives_margin(market, held)
+    return orders, round(max(0, added) / 100 + other, 2)
+

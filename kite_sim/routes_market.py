@@ -48,11 +48,8 @@ def quote_row(inst, q) -> dict:
     }
 
 
-def basket(orders: list[dict], body: list[dict]) -> dict:
+def basket(orders: list[dict], final: float) -> dict:
     total = round(sum(o["total"] for o in orders), 2)
-    hedged = any(o.get("transaction_type") == "BUY" for o in body) and any(
-        o.get("transaction_type") == "SELL" for o in body)
-    final = round(total * (0.35 if hedged else 1.0), 2)  # spread benefit
 
     def block(t: float) -> dict:
         return {**{k: 0 for k in ("span", "exposure", "option_premium", "additional", "bo", "cash", "var")},
@@ -136,6 +133,8 @@ class MarketController(KiteController):
         return ok(contract_note.contract_note(sim.market, await json_list(request)))
 
     @post("/margins/basket", status_code=200)
-    async def margins_basket(self, request: Request, sim: Sim) -> Response:
-        body = await json_list(request)
-        return ok(basket([portfolio.order_margin(sim.market, o) for o in body], body))
+    async def margins_basket(self, request: Request, sim: Sim, user_id: str) -> Response:
+        consider = request.query_params.get("consider_positions", "false").lower() == "true"
+        orders, final = portfolio.basket_margin(sim.market, sim.broker.account(user_id), await json_list(request),
+                                                consider)
+        return ok(basket(orders, final))

@@ -10,6 +10,8 @@ test moves by hand (hypothesis, derandomized, small example counts):
 
 from __future__ import annotations
 
+import copy
+
 from datetime import date, datetime
 
 from hypothesis import HealthCheck, given, settings
@@ -114,6 +116,7 @@ def run(steps: list[dict], funds: int = 30_00_000_00):
         elif a["act"] == "place":
             form = order_form(a, market)
             before = risk.available(market, acc)
+            as_was = copy.deepcopy(acc)  # F&O margin depends on what the account held and had working
             try:
                 o = broker.place(USER, "regular", form)
             except Exception as e:  # noqa: BLE001 - synchronous refusals are fine; they must be KiteErrors
@@ -122,7 +125,7 @@ def run(steps: list[dict], funds: int = 30_00_000_00):
             placed.append(o)
             statuses = [h["status"] for h in o.history]
             inst = o.inst
-            need = risk.margin_for(market, inst, o.product, o.quantity,
+            need = risk.order_need(market, as_was, inst, o.product, o.quantity,
                                    o.price or o.trigger_price or paise(market.price(inst)), o.transaction_type)
             if "REJECTED" not in statuses:
                 pb_key = (inst.instrument_token, o.product)

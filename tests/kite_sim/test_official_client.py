@@ -200,9 +200,22 @@ def test_margin_calculators(kite):
              "product": "CNC", "order_type": "LIMIT", "quantity": 2, "price": 1500}
     one = paced(lambda: kite.order_margins([order]))
     assert one[0]["tradingsymbol"] == "INFY" and one[0]["total"] == 3000.0
-    hedge = [order, {**order, "transaction_type": "SELL", "product": "MIS"}]
-    basket = paced(lambda: kite.basket_order_margins(hedge))
+    # a bear call spread: the short call's wing caps its loss, so together they need far less than the short alone
+    spot = paced(lambda: kite.ltp(["NSE:NIFTY 50"]))["NSE:NIFTY 50"]["last_price"]
+    calls = [i for i in paced(lambda: kite.instruments("NFO")) if i["name"] == "NIFTY" and i["instrument_type"] == "CE"]
+    chain = sorted((i for i in calls if i["expiry"] == max(c["expiry"] for c in calls)), key=lambda i: i["strike"])
+    atm = min(chain, key=lambda i: abs(i["strike"] - spot))
+    wing = chain[chain.index(atm) + 4]
+    leg = {"exchange": "NFO", "variety": "regular", "product": "NRML", "order_type": "MARKET", "quantity": atm["lot_size"]}
+    short = {**leg, "tradingsymbol": atm["tradingsymbol"], "transaction_type": "SELL"}
+    spread = [{**leg, "tradingsymbol": wing["tradingsymbol"], "transaction_type": "BUY"}, short]
+    basket = paced(lambda: kite.basket_order_margins(spread))
+    alone = paced(lambda: kite.basket_order_margins([short]))
     assert len(basket["orders"]) == 2 and basket["final"]["total"] < basket["initial"]["total"]
+    assert basket["final"]["total"] < alone["final"]["total"] == pytest.approx(alone["initial"]["total"], abs=0.01)
+    # two equity orders are no hedge of each other: together they need what each does
+    both = paced(lambda: kite.basket_order_margins([order, {**order, "transaction_type": "SELL", "product": "MIS"}]))
+    assert both["final"]["total"] == pytest.approx(both["initial"]["total"])
 
 
 def test_ticker_all_modes_and_order_update(sim, kite):
