@@ -65,6 +65,10 @@ class Market(NamedTuple):
 class OptionStrategy(BaseStrategy):
     kind = "options"
     structure = ""
+    # exchange seconds before a structure whose entry was refused (margin, risk limits) or rolled back is tried
+    # again: flat inside the entry window it would otherwise be sent on every bar — a refusal a bar in the
+    # journal, and a rolled-back entry's wings bought and sold back (charges and slippage) a bar at a time
+    RETRY_PAUSE = 15 * 60
 
     # ---- overridables -------------------------------------------------------------------------
 
@@ -84,7 +88,23 @@ class OptionStrategy(BaseStrategy):
         if self.position:
             return self.manage(bar)
         self._forget_structure()
+        if bar.start < self.state.get("retry_at", 0):
+            return []
+        self.state.pop("retry_at", None)
         return self.enter(bar) if self.in_entry_window(bar) else []
+
+    def on_refused(self, outcome: StrategyOutcome) -> list:
+        self._pause_entries()
+        return []
+
+    def on_cancelled(self, outcome: StrategyOutcome) -> list:
+        if outcome.kind == "rolled_back":
+            self._pause_entries()
+        return []
+
+    def _pause_entries(self) -> None:
+        if not self.position:
+            self.state["retry_at"] = self.last_bar + self.RETRY_PAUSE
 
     def on_outcome(self, outcome: StrategyOutcome) -> list:
         if not self.position and not self.book.flights:

@@ -50,6 +50,22 @@ def test_a_rolled_back_entry_leaves_the_structure_flat_and_sends_no_exit():
     assert "legs" not in s.instances[NIFTY].state
 
 
+def test_a_refused_entry_is_tried_again_after_a_pause_not_on_every_bar():
+    """A trader session: a bull call spread refused for margin was sent again on every bar (12 refusals in
+    three minutes); a rolled-back entry would buy and sell its wings back a bar at a time."""
+    mkt, desk = Market(), Desk()
+    s = mkt.strategy("iron_condor", {"exit_minute": 900})
+    entry = mkt.bar(s, 26_010.0, 10, 0)[0]
+    desk.refuse(s, entry, "INSUFFICIENT_MARGIN", "needs ₹80,000 of margin, ₹50,000 available")
+    assert s.positions() == {} and s.in_flight() == []
+    assert mkt.bar(s, 26_010.0, 10, 5) == [] and mkt.bar(s, 26_010.0, 10, 10) == []
+    again = mkt.bar(s, 26_010.0, 10, 15)  # the pause (15 minutes of the exchange's clock) is over
+    assert len(again) == 1 and isinstance(again[0], SignalGroup)
+    desk.roll_back(s, again[0], filled_legs=2)
+    assert s.positions() == {} and mkt.bar(s, 26_010.0, 10, 20) == []
+    assert len(mkt.bar(s, 26_010.0, 10, 30)) == 1
+
+
 def test_the_exit_closes_exactly_what_is_held():
     mkt, desk = Market(), Desk()
     s = mkt.strategy("iron_condor", {"exit_minute": 900})
