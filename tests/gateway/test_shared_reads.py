@@ -144,3 +144,13 @@ def test_a_request_resolves_its_dependencies_one_at_a_time(data_dir):
                for method, (_, model) in route.route_handler_map.items()}
     assert batched["/", "GET"] == [["user_id"], ["trading"]]
     assert not {path: b for path, b in batched.items() if any(len(batch) > 1 for batch in b)}
+
+
+def test_templates_are_looked_up_in_a_plain_dict():
+    """A dashboard includes ~24 partials; Jinja's default LRU cache took 13 µs a look-up (a lock, the key moved
+    in a deque), a dict 3 µs. Every template is compiled at start and kept (there are ~60)."""
+    from gateway.templating import compile_all, environment
+
+    env = environment()
+    assert type(env.cache) is dict
+    assert compile_all(env) == len(env.cache) > 20
