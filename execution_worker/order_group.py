@@ -59,6 +59,20 @@ def _closable(desk: Desk, strategy_id: str, leg: Leg) -> int:
     return max(0, held if leg.transaction_type.value == "SELL" else -held)
 
 
+def _shorts_left_open(desk: Desk, group: SignalGroup, quantities: tuple[int, ...]) -> set[str]:
+    """The option types of the exit's short legs that stay short after it: risk decided less of the buy-back than
+    the strategy is short (an earlier exit's buy-back still working closes the rest — until it fills, the
+    long legs of that type still cover it)."""
+    if group.intent != "exit":
+        return set()
+    left = set()
+    for leg, q in zip(group.legs, quantities or [leg.quantity for leg in group.legs]):
+        held = desk.tracker.held(group.strategy_id, leg.exchange.value, leg.tradingsymbol)[0]
+        if leg.option_type and leg.transaction_type.value == "BUY" and -held > q:
+            left.add(leg.option_type)
+    return left
+
+
 def _halted(desk: Desk) -> str:
     """Why an entry leg may not go out now (the kill switch tripped mid-group): "" when it may."""
     state = desk.risk.snapshot()
@@ -114,7 +128,8 @@ async def decide(desk: Desk, group: SignalGroup, timeout: float,
         j.record_signal(group, ACCEPTED, verdict.reason, quantities=verdict.quantities)
         await desk.outcomes.emit(f"accepted:{group.id}", kind="accepted", strategy_id=group.strategy_id,
                                  group_id=group.id, order_kind=group.intent)
-    plan = GroupPlacement(group, decided_quantities(desk, group) if group.intent == "exit" else ())
+    quantities = decided_quantities(desk, group) if group.intent == "exit" else ()
+    plan = GroupPlacement(group, quantities, _shorts_left_open(desk, group, quantities))
     desk.book.reserve(group.id, [
         Order.from_request(req, strategy_id=group.strategy_id) for step in plan.planned
         for req in planning.leg_request(desk.user_id, group.id, step.leg, step.index, step.kind,

@@ -13,12 +13,15 @@ steps out against the broker (``execution_worker/order_group.py``), a backtest a
   ``hedge.closing_order`` (shorts bought back first), each placed even when another fails — except the
   long legs of a short's option type (CE / PE) once that short's buy-back did not fill: they still cover
   it, and selling them would leave it naked (the soak: a condor's long call sold while its short call's
-  buy-back worked on for 15 s). ``completed`` or ``needs_attention``.
+  buy-back worked on for 15 s). The same when the short stays open whatever this group does (``left_open``:
+  risk decided less of its buy-back than it is short, e.g. an earlier exit's buy-back still working — soak
+  seed 37: a second exit sold a condor's long put while the first exit's short-put buy-back worked on, 25 s
+  naked). ``completed`` or ``needs_attention``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -38,7 +41,9 @@ class Step:
 
 
 class GroupPlacement:
-    def __init__(self, group: SignalGroup, quantities: Sequence[int] = ()) -> None:
+    def __init__(self, group: SignalGroup, quantities: Sequence[int] = (), left_open: Collection[str] = ()) -> None:
+        """``quantities``: an exit's legs as risk decided them; ``left_open``: the option types (CE / PE) of the
+        strategy's shorts that stay open after this exit's buy-backs — their long legs are kept."""
         self.group = group
         self.state = "placing"
         self.failure = ""  # the entry leg that failed, in words
@@ -48,7 +53,10 @@ class GroupPlacement:
         if group.intent == "exit":
             decided = tuple(quantities) or tuple(leg.quantity for leg in group.legs)
             legs = [msgspec.structs.replace(leg, quantity=q) for leg, q in zip(group.legs, decided) if q]
-            self._queue = [Step(leg, i, "exit") for i, leg in enumerate(closing_order(legs))]
+            steps = [Step(leg, i, "exit") for i, leg in enumerate(closing_order(legs))]  # (tags as ever: kept or not)
+            held = [s for s in steps if s.leg.transaction_type.value == "SELL" and s.leg.option_type in left_open]
+            self.kept, self._ok = [s.leg for s in held], not held
+            self._queue = [s for s in steps if s not in held]
         else:
             self._queue = [Step(leg, i, "entry") for i, leg in enumerate(entry_order(group.legs))]
         self.planned = tuple(self._queue)  # the legs as decided (a rollback's are added only if one fails)

@@ -2,8 +2,8 @@
 stack: a spread entered through NATS, then its exit sent while the exchange fills nothing (kite_sim's
 ``hold_fills``): the legs rest past the group's fill timeout, the group ends ``needs_attention``, the
 trader is alerted once (its key names the group) and each leg's strategy hears NEEDS_ATTENTION. The long
-call is not sold while its short's buy-back rests (it still covers it). A group that completes raises no
-such alert."""
+call is not sold while its short's buy-back rests (it still covers it) — nor by a second exit sent meanwhile.
+A group that completes raises no such alert."""
 
 import time
 
@@ -66,6 +66,18 @@ async def test_an_exit_that_cannot_fill_alerts_needs_attention(bus, sim, stack):
         ended = await eventually(lambda: len(outcomes) == 2 and outcomes, what="each leg's outcome")
         assert {(o.group_id, o.code) for o in ended} == {(out.id, "NEEDS_ATTENTION")}
         assert not [a for a in alerts if entry.id in a.key]  # the completed entry raised none
+
+        # the strategy asks again while the short's buy-back still rests: risk leaves the buy-back to the working
+        # order (none of it decided again), and the long call is kept again — sold, the short call is naked until
+        # that buy-back fills (soak seed 37: a condor's long put sold, 25 s naked)
+        again = m.SignalGroup(id=f"na-again-{run}", user_id=USER, strategy_id="na-1", strategy="bear_call_spread",
+                              structure="bear_call_spread", underlying="NIFTY", legs=exit_legs, intent="exit")
+        await bus.js_publish(subjects.signals(USER), again, msg_id=again.id)
+        assert await eventually(lambda: state_of(journal, again.id), timeout=30, what="the second exit") \
+            == "needs_attention"
+        assert journal.group(again.id)["detail"] == (f"exit legs did not all fill; kept {hedge.tradingsymbol} "
+                                                     "covering a short still open")
+        assert not journal.orders_of_group(again.id), journal.orders_of_group(again.id)  # nothing sold
     finally:
         sim.faults(hold_fills=False)  # the resting exit legs fill now: the account ends flat
 
@@ -74,4 +86,4 @@ async def test_an_exit_that_cannot_fill_alerts_needs_attention(bus, sim, stack):
         return (not have.get(short.tradingsymbol, 0) and have.get(hedge.tradingsymbol) == hedge.quantity) or None
 
     await eventually(bought_back, timeout=30, what="the short bought back, its wing still held")
-    assert len(alerts) == 1  # raised once
+    assert len(alerts) == 2  # raised once for each exit

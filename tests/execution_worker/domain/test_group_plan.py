@@ -76,3 +76,18 @@ def test_an_exit_keeps_the_wings_of_a_short_it_could_not_buy_back():
     assert [(s[1], s[2]) for s in steps] == [("SC", "BUY"), ("SP", "BUY"), ("LP", "SELL")]
     assert plan.state == "needs_attention" and [leg.tradingsymbol for leg in plan.kept] == ["LC"]
     assert plan.detail == "exit legs did not all fill; kept LC covering a short still open"
+
+
+def test_an_exit_keeps_the_wings_of_a_short_left_open_whatever_it_does():
+    """Risk decided none of the short put's buy-back (an earlier exit's buy-back still works on it): the short put
+    stays open whatever this exit does, so its long put is kept (soak seed 37: sold, 25 s naked); the call side
+    closes, and its legs keep the tags they always had."""
+    g = group("iron_condor", [leg("LC", "SELL", "CE", 2600000), leg("SC", "BUY", "CE", 2550000),
+                              leg("LP", "SELL", "PE", 2400000), leg("SP", "BUY", "PE", 2450000)], intent="exit")
+    plan = GroupPlacement(g, (50, 50, 50, 0), left_open={"PE"})
+    steps = run(plan, {})
+    assert [(s[1], s[2]) for s in steps] == [("SC", "BUY"), ("LC", "SELL")]
+    assert [s.index for s in GroupPlacement(g, (50, 50, 50, 0)).planned if s.leg.tradingsymbol in ("SC", "LC")] \
+        == [s.index for s in plan.planned]
+    assert plan.state == "needs_attention" and [leg.tradingsymbol for leg in plan.kept] == ["LP"]
+    assert plan.detail == "exit legs did not all fill; kept LP covering a short still open"
