@@ -15,7 +15,7 @@ from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.journal import ACCEPTED, REFUSED
 from execution_worker.signals import decided_quantities, judge
-from shared.messages import KillSwitchState, Leg, SignalGroup
+from shared.messages import Leg, SignalGroup
 from shared.trading import margin, planning
 from shared.trading.group import FINAL, ROLLBACK_INDEX, GroupPlacement
 from shared.trading.hedge import HedgeValidator
@@ -71,12 +71,6 @@ def _shorts_left_open(desk: Desk, group: SignalGroup, quantities: tuple[int, ...
         if leg.option_type and leg.transaction_type.value == "BUY" and -held > q:
             left.add(leg.option_type)
     return left
-
-
-def _halted(desk: Desk) -> str:
-    """Why an entry leg may not go out now (the kill switch tripped mid-group): "" when it may."""
-    state = desk.risk.snapshot()
-    return f"kill switch {state.state}: {state.reason}" if state.state is KillSwitchState.HALTED else ""
 
 
 async def execute_with_rollback(desk: Desk, group: SignalGroup, timeout: float,
@@ -144,7 +138,7 @@ async def _place(desk: Desk, group: SignalGroup, plan: GroupPlacement, timeout: 
         j.record_group(group.id, desk.user_id, strategy_id=group.strategy_id, structure=group.structure,
                        state="placing")
         while (step := plan.next()) is not None:  # one leg at a time: hedges are in before any short
-            if step.kind == "entry" and (halted := _halted(desk)):  # no entry leg after a trip: undo what filled
+            if step.kind == "entry" and (halted := placing.halted(desk)):  # no entry leg after a trip: undo what filled
                 plan.done(step, 0, False, f"leg {step.leg.tradingsymbol} not placed: {halted}")
                 continue
             if step.kind == "rollback" and step.index == ROLLBACK_INDEX:

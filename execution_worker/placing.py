@@ -15,7 +15,7 @@ import time
 from execution_worker.engine import Desk
 from execution_worker.order_gate import OrderGateError
 from shared.kite import errors, waits
-from shared.messages import OrderRequest, OrderType, to_rupees
+from shared.messages import KillSwitchState, OrderRequest, OrderType, to_rupees
 from shared.trading.order import (
     WITHDRAWN,
     CancelRequested,
@@ -60,6 +60,12 @@ async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | N
         desk.in_flight.discard(req.tag)
 
 
+def halted(desk: Desk) -> str:
+    """Why an entry may not go out now (the kill switch is HALTED): "" when it may."""
+    state = desk.risk.snapshot()
+    return f"kill switch {state.state}: {state.reason}" if state.state is KillSwitchState.HALTED else ""
+
+
 async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
     try:
         with waits.waiting(waits.BUDGET):
@@ -67,6 +73,13 @@ async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
     except OrderGateError as e:
         await desk.record(order, SubmitFailed(reason=str(e), code=e.code, ts=time.time_ns()))
         log.warning("order %s refused by the order gate: %s", req.tag, e)
+        return None
+    # an entry decided before the kill switch tripped and still on its way (waiting at the gate behind the stops
+    # and flattens) is not sent after it: soak seed 41 placed SELL 12 RELIANCE 0.9 s after the trip
+    if order.kind == "entry" and (why := halted(desk)):
+        await desk.record(order, SubmitFailed(reason=f"withdrawn before it was sent: {why}", code=WITHDRAWN,
+                                              ts=time.time_ns()))
+        log.warning("entry %s withdrawn before it was sent: %s", req.tag, why, extra={"user_id": desk.user_id})
         return None
     await desk.record(order, Submitted(ts=time.time_ns()))  # journaled before it leaves
     started = time.perf_counter()
