@@ -19,7 +19,7 @@ from kite_sim.sim import Sim
 log = logging.getLogger("kite_sim.session")
 
 LOGIN_PAGE = """<!doctype html><html><head><title>Kite (sim) login</title>
-<meta name="viewport" content="width=device-width,initial-scale=1"></head>
+<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"></head>
 <body style="font-family:sans-serif;max-width:360px;margin:60px auto">
 <h2>Login to Kite <small>(kite_sim)</small></h2>
 <form method="post" action="/connect/login">
@@ -30,7 +30,7 @@ LOGIN_PAGE = """<!doctype html><html><head><title>Kite (sim) login</title>
 <p><button type="submit" id="login">Login</button></p></form></body></html>"""
 
 AUTHORISE_PAGE = """<!doctype html><html><head><title>CDSL authorisation (kite_sim)</title>
-<meta name="viewport" content="width=device-width,initial-scale=1"></head>
+<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"></head>
 <body style="font-family:sans-serif;max-width:420px;margin:60px auto">
 <h2>Authorise holdings <small>(kite_sim's CDSL)</small></h2><p>{what}</p>
 <form method="post"><p><label>TPIN <input name="tpin" id="tpin" inputmode="numeric"></label></p>
