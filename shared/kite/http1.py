@@ -68,10 +68,13 @@ class LeanTransport(httpx.AsyncBaseTransport):
         body = await request.aread()
         head = b"".join((request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n",
                          *(b"%s: %s\r\n" % kv for kv in request.headers.raw), b"\r\n"))
-        try:
-            await asyncio.wait_for(self._slots.acquire(), timeout.get("pool"))
-        except asyncio.TimeoutError:
-            raise httpx.PoolTimeout("no connection to the broker free in time", request=request) from None
+        if self._slots.locked():  # every connection busy: wait for one, up to the pool timeout
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeout.get("pool"))
+            except asyncio.TimeoutError:
+                raise httpx.PoolTimeout("no connection to the broker free in time", request=request) from None
+        else:  # taken at once: no task, no turn of the loop before the request is written
+            await self._slots.acquire()
         try:
             conn = self._take(key) or await self._connect(key, timeout.get("connect"), request)
             try:

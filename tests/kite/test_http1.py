@@ -4,12 +4,14 @@ TLS (as the real Kite) and plain (as kite_sim)."""
 
 import asyncio
 import contextlib
+import socket
 import ssl
 
 import httpx
 import pytest
 import trustme
 
+from shared import eager
 from shared.kite.http1 import LeanTransport
 from tests.helpers import eventually
 
@@ -142,3 +144,35 @@ async def test_errors_say_whether_anything_was_sent(server):
                                  transport=server.transport()) as c:
         with pytest.raises(httpx.ConnectError):
             await c.get("/length")
+
+
+async def test_with_a_connection_free_a_request_is_on_the_wire_in_the_callers_turn():
+    """A free connection slot is taken at once, not in a task of its own a turn of the loop later: a request
+    started eagerly (the execution worker's sends, shared/eager.py) is written before its caller's turn ends —
+    not after everything else the loop has queued (a bar's other signals)."""
+    loop = asyncio.get_running_loop()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
+    transport = LeanTransport()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", transport=transport) as c:
+            first = asyncio.ensure_future(c.get("/length"))
+            conn, _ = await loop.sock_accept(listener)
+            with conn:
+                await loop.sock_recv(conn, 65536)
+                await loop.sock_sendall(conn, answer)
+                assert (await first).content == BODY  # and its connection kept alive
+                request = c.build_request("POST", "/orders/regular", data={"tag": "now"})
+                sending = eager.start(transport.handle_async_request(request))
+                try:
+                    on_the_wire = conn.recv(65536)  # no waiting: what the client has written so far
+                except BlockingIOError:
+                    on_the_wire = b""
+                await loop.sock_sendall(conn, answer)
+                assert (await sending).status_code == 200
+        assert on_the_wire.startswith(b"POST /orders/regular HTTP/1.1\r\n") and on_the_wire.endswith(b"tag=now")
+    finally:
+        listener.close()
