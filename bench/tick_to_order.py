@@ -37,11 +37,16 @@ Target (issue #18): internal p50 < 1.5 ms, p99 < 5 ms over >= 1,000 orders.
 The machine is shared: the load (uptime) is printed with the figures; latencies are wall time (what
 a trader waits), so load inflates them — the CPU time each process spent per order is printed too.
 Usage: python bench/tick_to_order.py [orders] [speed] [orders of the shared-key scenario]
+``T2O_DUMP=file.json``: every measured order's stamps, one row each (tag, kind, user, signal created, tick
+received, at the sim's server, then the worker's timing row: since, handed, budget, broker, arrived, locked,
+decided, stored; ns) — to see how a bar's signals were served one after the other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -251,6 +256,10 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
                       "decided → handed to the HTTP client, Kite's waits excluded":
                           (handed - decided - budget - broker) / 1e6,
                       "order handed → at the broker's server (HTTP client, sim)": (stamps[tag] - handed) / 1e6})
+    if os.environ.get("T2O_DUMP"):
+        with open(os.environ["T2O_DUMP"], "w") as f:
+            json.dump([[tag, watch.orders[tag][1], (sig := watch.signals[watch.orders[tag][0]]).user_id, sig.created_at,
+                        sig.tick_received_at, stamps[tag], *timed[tag]] for tag in done if tag in timed], f)
     result.print()
     print("  CPU ms per order: " + ", ".join(f"{k} {v / max(1, len(result.e2e)) * 1e3:.2f}" for k, v in cpu.items())
           + (f"; refused/failed: {dict(watch.refused)}" if watch.refused else ""), flush=True)

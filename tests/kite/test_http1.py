@@ -158,7 +158,8 @@ async def test_with_a_connection_free_a_request_is_on_the_wire_in_the_callers_tu
     answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
     transport = LeanTransport()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", transport=transport) as c:
+        root = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=root, transport=transport) as c:
             first = asyncio.ensure_future(c.get("/length"))
             conn, _ = await loop.sock_accept(listener)
             with conn:
