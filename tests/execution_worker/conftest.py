@@ -10,6 +10,8 @@ from execution_worker.main import amain as execution_main
 from shared.kite.client import KiteClient
 from shared.broker_sessions import put_session, vault_for
 from shared.kite.budget import SharedBudget
+from shared import messages as m
+from shared import subjects
 from tests.execution_worker.kit import USER
 from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import PINNED, login, start_sim
@@ -42,6 +44,21 @@ async def make_stack(bus, sim, data_dir, fresh_account: bool = True, before=None
         sim.reset_faults()
         sim.admin("price", {"underlying": "INFY", "price": None})
         sim.admin("price", {"underlying": "NIFTY", "price": None})
+
+
+@contextlib.asynccontextmanager
+async def opened_desk(bus, sim, data_dir):
+    """``make_stack`` with the user's desk opened by a positions request (its first pass closes a finished
+    day and raises its report); yields (settings, journal, kite, the user's alerts since before the start)."""
+    alerts: list[m.Alert] = []
+
+    async def on_alert(a, msg):
+        alerts.append(a)
+
+    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
+        await bus.request(subjects.cmd(USER, "execution", "positions"), m.GetPositions(), timeout=30)
+        yield settings, journal, kite, alerts
 
 
 @pytest.fixture(scope="package")

@@ -5,10 +5,8 @@ with the day's P&L and trades."""
 import time
 
 from execution_worker.journal import Journal
-from shared import messages as m
-from shared import subjects
 from shared.ist import day as ist_day
-from tests.execution_worker.conftest import make_stack
+from tests.execution_worker.conftest import opened_desk
 from tests.execution_worker.kit import USER
 from tests.helpers import eventually
 
@@ -21,14 +19,7 @@ async def test_a_finished_day_is_reported_as_an_alert(bus, sim, data_dir):
                        instrument_token=408065, transaction_type=side, quantity=10, price=price,
                        fill_timestamp=f"{yesterday} 10:0{n}:00", product="MIS", strategy_id="eod-1")
     j.close()
-    alerts: list[m.Alert] = []
-
-    async def on_alert(a, msg):
-        alerts.append(a)
-
-    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
-    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
-        await bus.request(subjects.cmd(USER, "execution", "positions"), m.GetPositions(), timeout=30)  # opens the desk
+    async with opened_desk(bus, sim, data_dir) as (settings, journal, kite, alerts):
         (report,) = await eventually(lambda: [a for a in alerts if a.kind == "eod_report"], timeout=30,
                                      what="the day's report")
         assert report.key == f"eod:{yesterday}" and report.severity == "info"

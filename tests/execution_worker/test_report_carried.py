@@ -9,7 +9,7 @@ from execution_worker.journal import Journal
 from shared import messages as m
 from shared import subjects
 from shared.ist import day as ist_day
-from tests.execution_worker.conftest import make_stack
+from tests.execution_worker.conftest import opened_desk
 from tests.execution_worker.kit import USER
 from tests.helpers import eventually
 
@@ -28,14 +28,7 @@ async def test_a_carried_position_closed_today_is_one_round_trip_from_its_own_en
                       (f"{day} 09:43:15", "SELL", 1_468_20),     # its stop: closes the carried lot
                       (f"{day} 09:55:04", "BUY", 1_470_10)])     # a new entry, still open
     j.close()
-    alerts: list[m.Alert] = []
-
-    async def on_alert(a, msg):
-        alerts.append(a)
-
-    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
-    async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
-        await bus.request(subjects.cmd(USER, "execution", "positions"), m.GetPositions(), timeout=30)  # opens the desk
+    async with opened_desk(bus, sim, data_dir) as (settings, journal, kite, alerts):
         reply = await bus.request(subjects.cmd(USER, "journal", "summary"), m.GetJournalSummary(day=day), timeout=30)
         assert isinstance(reply, m.Ok), reply
         trips = [(t["type"], t["qty"], t["entry"], t["exit"], t["pnl"]) for t in reply.data["trades"]]
