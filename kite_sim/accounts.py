@@ -122,10 +122,11 @@ class Accounts:
         return n
 
 
-def default_accounts(redirect_url: str) -> Accounts:
+def default_accounts(redirect_url: str, token_expiry_hour: int = 6) -> Accounts:
     return Accounts(
-        [App("kta-demo", "kta-demo-secret", redirect_url)],
-        [
+        apps=[App("kta-demo", "kta-demo-secret", redirect_url)],
+        cutoff_hour=token_expiry_hour,
+        users=[
             User("DEMO01", "demo", "Demo Trader", "demo@kta.local",
                  holdings={"INFY": (10, 1480.0), "RELIANCE": (5, 1402.5), "ITC": (100, 398.2)}),
             User("DEMO02", "demo2", "Second Trader", "demo2@kta.local"),

@@ -46,7 +46,7 @@ def make_sim(seed: int, speed: float, admin: bool, redirect_url: str, rate_limit
     if opt.faults:
         faults.update(json.loads(Path(opt.faults).read_text()))
         logger.info("faults from %s: %s", opt.faults, faults.as_dict())
-    sim = Sim(default_accounts(redirect_url), market, faults, admin, rate_limits, settle=opt.settle,
+    sim = Sim(default_accounts(redirect_url, opt.token_expiry_hour), market, faults, admin, rate_limits, settle=opt.settle,
               snapshot_path=opt.snapshot or None, restore=doc)
     for user in opt.edis:
         if user not in sim.accounts.users:

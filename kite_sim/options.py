@@ -23,6 +23,7 @@ class Options:
     tls_cert: str = ""  # PEM certificate chain: serve https/wss as the real Kite does (with tls_key)
     tls_key: str = ""
     start_date: date | None = None  # the first trading day (its session open); None: today in IST
+    token_expiry_hour: int = 6  # access tokens die at this hour IST (Kite's: 06:00), by the wall clock
 
 
 def parse_holidays(text: str) -> frozenset[date] | None:
@@ -60,6 +61,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", default="", metavar="PEM", help="the private key of --tls-cert")
     p.add_argument("--date", default="", metavar="YYYY-MM-DD", help="the first trading day (its 09:15 open; the trading "
                    "day before it if it is none); default today in IST — a test that needs an expiry day pins one")
+    p.add_argument("--token-expiry-hour", type=int, default=6, choices=range(24), metavar="H",
+                   help="the hour (IST, wall clock) at which access tokens die, Kite's 6 by default; a test run "
+                        "sets one far from now so that no session of it straddles the cutoff")
 
 
 def options_from(a: argparse.Namespace) -> Options:
@@ -67,4 +71,5 @@ def options_from(a: argparse.Namespace) -> Options:
                    settle=a.settle, snapshot=a.snapshot, faults=getattr(a, "faults", ""),
                    edis=frozenset(u.strip().upper() for u in getattr(a, "edis", "").split(",") if u.strip()),
                    tls_cert=getattr(a, "tls_cert", ""), tls_key=getattr(a, "tls_key", ""),
-                   start_date=date.fromisoformat(a.date) if getattr(a, "date", "") else None)
+                   start_date=date.fromisoformat(a.date) if getattr(a, "date", "") else None,
+                   token_expiry_hour=getattr(a, "token_expiry_hour", 6))

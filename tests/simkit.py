@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from shared import natsd
+from shared.ist import IST
 from shared.kite import tls
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,12 @@ EXPIRY_DAY = "2026-12-01"
 PINNED = ("--date", EXPIRY_DAY)
 
 
+def far_token_expiry() -> tuple[str, str]:
+    """kite_sim's flag setting its tokens' death 12 hours from now: a session of a test never straddles it (the
+    real 06:00 IST cutoff fell inside a run at 00:28 UTC and 403'd eight tests' clients mid-test)."""
+    return "--token-expiry-hour", str((datetime.now(IST).hour + 12) % 24)
+
+
 def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.0, admin: bool = True,
               redirect_url: str = "http://127.0.0.1:8000/auth/kite/callback", extra: tuple[str, ...] = (),
               port: int = 0, tls: tuple[Path, Path] | None = None) -> Sim:
@@ -104,7 +111,7 @@ def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.
     ``tls``: (certificate chain, key) PEM files: the sim serves https, as the real Kite does."""
     port = port or natsd.free_port()
     args = [sys.executable, "-m", "kite_sim", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed),
-            "--speed", str(speed), "--redirect-url", redirect_url, *extra]
+            "--speed", str(speed), "--redirect-url", redirect_url, *far_token_expiry(), *extra]
     if admin:
         args.append("--admin")
     if tls:

@@ -49,11 +49,11 @@ def start_sim_with(tmp: Path, *extra: str, seed: int = 9, speed: float = 60.0, p
     import sys
 
     from shared import natsd
-    from tests.simkit import ROOT
+    from tests.simkit import ROOT, far_token_expiry
 
     port = port or natsd.free_port()
     args = [sys.executable, "-m", "kite_sim", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed),
-            "--speed", str(speed), "--admin", *extra]
+            "--speed", str(speed), "--admin", *far_token_expiry(), *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
     log = open(tmp / log_name, "ab")
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
