@@ -33,6 +33,7 @@ CSP = "; ".join((
     "frame-ancestors 'none'",
 ))
 HSTS = "max-age=31536000; includeSubDomains"
+STATIC_CACHE = (b"cache-control", b"public, max-age=31536000, immutable")  # a versioned static URL (static_url)
 
 
 def security_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
@@ -57,5 +58,8 @@ def add_security_headers(settings: Settings):
         if message["type"] == "http.response.start":
             present = {k.lower() for k, _ in message.get("headers", [])}
             message["headers"] = [*message.get("headers", []), *((k, v) for k, v in extra if k not in present)]
+            if message.get("status") == 200 and scope.get("path", "").startswith("/static/") \
+                    and b"v=" in scope.get("query_string", b""):
+                message["headers"].append(STATIC_CACHE)
 
     return hook

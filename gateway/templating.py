@@ -20,6 +20,7 @@ Filters:
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache, lru_cache
@@ -131,9 +132,18 @@ FILTERS = {"count": count, "rupees": rupees, "inr": inr, "price": price, "price_
            "ist": ist, "signed_class": signed_class, "trading_state": trading_state, "params_text": params_text}
 
 
+@cache
+def static_url(name: str) -> str:
+    """``/static/<name>?v=<the file's digest>``: each release's file has its own URL, so browsers keep it a year
+    (``headers.STATIC_CACHE``) instead of fetching it again on a later first load (Litestar's static files never
+    answer 304), and never run an older script with a newer page. Read once per process, like the templates."""
+    return f"/static/{name}?v={hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]}"
+
+
 def configure(env: jinja2.Environment) -> jinja2.Environment:
     """Register kta's filters on an environment (Litestar's engine passes its own)."""
     env.filters.update(FILTERS)
+    env.globals.setdefault("static_url", static_url)
     env.globals.setdefault("DASH", DASH)
     env.globals.setdefault("protection_rows", protection_rows)
     return env

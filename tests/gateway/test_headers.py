@@ -114,3 +114,25 @@ async def test_login_posts_from_an_opaque_or_foreign_origin_are_refused(gateway)
                 assert r.status_code == 403, (origin, path, r.text)
         r = await c.post("/auth/send-otp", json=DEMO, headers={"origin": gateway.url})
         assert r.status_code == 200 and r.json()["dev_otp"]
+
+
+async def test_static_files_are_versioned_and_kept_a_year(gateway):
+    """Litestar's static files never answer 304, and without a Cache-Control a browser's later first load fetched
+    kta.js, htmx and the chart library again in full. Pages name each file with its content's digest; that URL is
+    cacheable for a year (a new release is a new URL); an unversioned URL gets no such promise."""
+    import hashlib
+
+    from gateway.templating import STATIC
+
+    client, _ = await login(gateway)
+    async with aclosing(client):
+        html = (await client.get("/")).text
+        urls = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+        assert len(urls) >= 6 and all("?v=" in u for u in urls), urls
+        for url in urls:
+            path, _, version = url.partition("?v=")
+            assert version == hashlib.sha256((STATIC / path.removeprefix("/static/")).read_bytes()).hexdigest()[:12]
+            r = await client.get(url)
+            assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=31536000, immutable", url
+            assert_hardened(r, url)
+        assert "cache-control" not in (await client.get("/static/kta.js")).headers
