@@ -136,8 +136,12 @@ FILTERS = {"count": count, "rupees": rupees, "inr": inr, "price": price, "price_
 def static_url(name: str) -> str:
     """``/static/<name>?v=<the file's digest>``: each release's file has its own URL, so browsers keep it a year
     (``headers.STATIC_CACHE``) instead of fetching it again on a later first load (Litestar's static files never
-    answer 304), and never run an older script with a newer page. Read once per process, like the templates."""
-    return f"/static/{name}?v={hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]}"
+    answer 304), and never run an older script with a newer page. Read once per process, like the templates; a file
+    that cannot be read is named as it is (a 404 for that file, never a page that fails to render)."""
+    try:
+        return f"/static/{name}?v={hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]}"
+    except OSError:
+        return f"/static/{name}"
 
 
 def configure(env: jinja2.Environment) -> jinja2.Environment:

@@ -136,3 +136,9 @@ async def test_static_files_are_versioned_and_kept_a_year(gateway):
             assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=31536000, immutable", url
             assert_hardened(r, url)
         assert "cache-control" not in (await client.get("/static/kta.js")).headers
+
+
+def test_a_static_file_that_cannot_be_read_is_named_unversioned():
+    from gateway.templating import static_url
+
+    assert static_url("no-such-file.js") == "/static/no-such-file.js"  # a 404 for it, not a page that fails
