@@ -78,7 +78,7 @@ class JournalReads:
             self.db["orders"].rows_where(
                 f"user_id = ? AND state NOT IN ({marks}) AND status NOT IN ({marks})",
                 [user_id, *TERMINAL_STATES, *TERMINAL_STATES],
-                order_by="created_ts",
+                order_by="created_ts, rowid",
             )
         )
 
@@ -95,10 +95,11 @@ class JournalReads:
         return {r[0] for r in rows}
 
     def orders(self, user_id: str, day: str | None = None, limit: int = 5000) -> list[dict]:
-        return self._rows("orders", user_id, day, "created_ts", limit)
+        """Oldest first: by their stamp (to the second), then as they were made (a stop and its retry of one second)."""
+        return self._rows("orders", user_id, day, "created_ts, rowid", limit)
 
     def orders_of_signal(self, signal_id: str) -> list[dict]:
-        return list(self.db["orders"].rows_where("signal_id = ?", [signal_id], order_by="created_ts"))
+        return list(self.db["orders"].rows_where("signal_id = ?", [signal_id], order_by="created_ts, rowid"))
 
     def orders_of_group(self, group_id: str) -> list[dict]:
         return list(self.db["orders"].rows_where("group_id = ?", [group_id], order_by="leg_index, created_ts"))

@@ -191,3 +191,17 @@ def test_writes_made_together_commit_once_and_land_whole_or_not_at_all(tmp_path)
     j.record_signal(signal("sigY"), "accepted")  # outside a block: its own commit, as before
     assert seen.count("COMMIT") == 2 and other.execute("SELECT count(*) FROM signals WHERE id = 'sigY'").fetchone() == (1,)
     other.close()
+
+
+def test_orders_made_in_the_same_second_come_back_in_the_order_they_were_made(tmp_path):
+    """The journal stamps an order to the second; orders of one second (a rejected stop and its retry) must come
+    back as they were made, whatever their tags and however often they were saved again since: soak seed 59's
+    checker read the retry as older than the rejected stop and missed the square-off that cancelled it."""
+    j = journal(tmp_path)
+    tags = [f"K{n:02d}" for n in range(40, 0, -1)]  # made in the reverse of their tags' order
+    for tag in tags:
+        j.save_order(an_order(tag))
+    for tag in tags[::3]:  # saved again later (a state change): still where it was made
+        j.save_order(an_order(tag, OrderState.OPEN, f"O{tag}"))
+    assert [o["tag"] for o in j.orders(USER)] == tags
+    assert [o["tag"] for o in j.orders(USER, "2026-11-24")] == tags
