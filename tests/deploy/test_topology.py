@@ -186,6 +186,11 @@ async def test_cluster_survives_a_dead_nats_node_and_a_dead_execution_worker(tmp
         # victim had taken but not acked comes back to the new owner after the ack wait: wait for the
         # partitions' consumers to drain before reading the broker's books.
         await eventually(_drained(bus), 40, "every signal handled and acked")
+        # a submit the kill cut off stays SUBMITTING until the new owner's reconciliation looks its tag up at the
+        # broker (placed after all, or NOT_FOUND): the books are read once nothing is left in doubt
+        await eventually(lambda: not [o for o in orders(journal).values()
+                                      if o["state"] in ("SUBMITTING", "UNKNOWN") and not o["order_id"]], 60,
+                         "every cut-off submit resolved by the new owner")
         decided = decisions(journal)
         vault = Vault(environ["KTA_SECRET_KEY"].encode())
         for sig in first + second:
