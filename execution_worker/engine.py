@@ -25,6 +25,7 @@ from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
 from execution_worker.outcomes import Outcomes
 from execution_worker.prices import Prices
+from execution_worker.trade_reads import TradeReads
 from shared import eager, subjects
 from shared.bus import Bus
 from shared.exchange_clock import ExchangeClock
@@ -114,9 +115,7 @@ class Desk:
         self.protector = None  # execution_worker.protector.Protector, once the desk is opened live
         self.held_sells = None  # execution_worker.authorisation.HeldSells: delivery sells awaiting eDIS (428)
         self.ws_heard = 0.0  # monotonic: the last order update the broker's WebSocket relayed (0: none, or it dropped)
-        self._trade_wanted: set[str] = set()  # order ids waiting for the next trade-book read
-        self._trade_read: asyncio.Future | None = None
-        self._trade_reading = asyncio.Lock()
+        self.trade_reads = TradeReads(lambda: self.client, bus, user_id)
 
     @property
     def updates_flowing(self) -> bool:
@@ -339,36 +338,7 @@ class Desk:
         return closed_day.of_a_closed_day(order, self.journal.today())
 
     async def trades_of(self, order_id: str) -> list[Trade]:
-        """The order's trades from the broker. Orders asking at once share one read (the day's trade
-        book when several wait, the order's own trades when one does): fills coming together cost one
-        request of the api_key's shared 10/s, not one each. A read always starts after the ask."""
-        self._trade_wanted.add(order_id)
-        if self._trade_read is None:
-            self._trade_read = asyncio.get_running_loop().create_future()
-            self.bus.spawn(self._read_trades(), name=f"trades:{self.user_id}")
-        return (await asyncio.shield(self._trade_read)).get(order_id, [])
-
-    async def _read_trades(self) -> None:
-        async with self._trade_reading:  # asks arriving during a read join the next one
-            read, wanted = self._trade_read, self._trade_wanted
-            self._trade_read, self._trade_wanted = None, set()
-            try:
-                if len(wanted) == 1:
-                    (only,) = wanted
-                    trades = await self.client.order_trades(only)
-                else:
-                    trades = await self.client.trades()
-            except asyncio.CancelledError:
-                read.cancel()
-                raise
-            except Exception as e:  # noqa: BLE001 - every asker sees the broker's error
-                read.set_exception(e)
-                read.exception()  # retrieved: an asker that was cancelled leaves no warning behind
-                return
-            by_order: dict[str, list[Trade]] = {}
-            for t in trades:
-                by_order.setdefault(t.order_id, []).append(t)
-            read.set_result(by_order)
+        return await self.trade_reads.of(order_id)
 
     # ---- events out ---------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ async def test_an_order_filled_at_the_close_and_read_after_the_next_open_is_jour
     try:
         entry = msgspec.structs.replace(signal(f"closed-{time.time_ns()}", qty=3, strategy_id="closed-1"),
                                         product=m.Product.CNC)  # carried over the close (MIS would be squared off)
-        async with desk._trade_reading:  # its fills are read once the broker is in its next session
+        async with desk.trade_reads.reading:  # its fills are read once the broker is in its next session
             await signals.on_signal(desk, entry)
             (order,) = await eventually(lambda: [o for o in desk.book if o.strategy_id == "closed-1"
                                                  and o.state is OrderState.COMPLETE and o.unjournaled == 3],
@@ -94,7 +94,7 @@ async def test_the_rest_of_an_order_partly_journaled_before_the_close_is_journal
         sim.faults(hold_fills=False)
         await eventually(lambda: journal.trades_of_order(order.order_id), what="the first fills journaled")
         sim.faults(hold_fills=True)
-        async with desk._trade_reading:  # the rest is read once the broker is in its next session
+        async with desk.trade_reads.reading:  # the rest is read once the broker is in its next session
             first = sum(t["quantity"] for t in journal.trades_of_order(order.order_id))
             assert first < quantity, "the order filled before the test held its fills"
             sim.admin("price", {"underlying": "INFY", "price": 4.5})  # the rest fills ten per cent lower

@@ -48,7 +48,7 @@ async def test_a_square_off_leaves_no_stop_on_a_position_whose_flatten_filled_un
 
         # two cancels and the first flatten fit the gate's window; the second flatten waits until the test opens it
         desk.gate = OrderGate(per_second=3, clock=lambda: 1_000.0 + 2.0 * opened.is_set(), sleep=gate_wait)
-        async with desk._trade_reading:  # the broker's fills are read (and journaled) once the test lets go
+        async with desk.trade_reads.reading:  # the broker's fills are read (and journaled) once the test lets go
             square = asyncio.ensure_future(controls.square_off(desk, "test: owed fills"))
             first = await eventually(lambda: [o for o in desk.book if o.kind == "flatten" and o.state is OrderState.COMPLETE
                                               and o.unjournaled == 3], what="the first flatten filled, its fills owed")
