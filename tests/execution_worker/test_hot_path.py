@@ -27,14 +27,18 @@ QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}
 
 
 def watched(sim, kite) -> tuple[KiteClient, list[str]]:
-    """A client of the user's session whose requests are listed ("GET /orders/…")."""
+    """A client of the user's session whose requests the broker served are listed ("GET /orders/…").
+
+    A 429 is not listed: the test's own polling shares the api_key's 10 reads/s with this client, and
+    the client retries what Kite refused for the rate (the same read, not another)."""
     client = KiteClient(sim.api_key, kite.access_token, root=sim.root)
     seen: list[str] = []
 
-    async def hook(request) -> None:
-        seen.append(f"{request.method} {request.url.path}")
+    async def hook(response) -> None:
+        if response.status_code != 429:
+            seen.append(f"{response.request.method} {response.request.url.path}")
 
-    client._http.event_hooks["request"].append(hook)
+    client._http.event_hooks["response"].append(hook)
     return client, seen
 
 
