@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.response import Template
 from markupsafe import Markup
 
@@ -35,7 +35,9 @@ def _template(name: str, request: Request, headers: dict[str, str] | None, conte
     login = request.scope.get("auth")
     context.setdefault("user_id", login.user_id if login else "")
     context.setdefault("csrf", login.csrf_token if login else "")
-    return Template(template_name=name, context=context, headers=headers)
+    # named, not guessed: Litestar guessed it from the file name per response (mimetypes, whose first use
+    # reads the system's type files: ~8 ms in a fresh gateway's first load)
+    return Template(template_name=name, context=context, headers=headers, media_type=MediaType.HTML)
 
 
 def page(name: str, request: Request, headers: dict[str, str] | None = None, **context: Any) -> Template:
@@ -50,11 +52,28 @@ def partial(name: str, request: Request, headers: dict[str, str] | None = None, 
     return _template(f"partials/{name}.html", request, headers, context)
 
 
+CHIPS_KEPT = 4096
+_CHIPS: dict[tuple[int, str], Markup] = {}  # (token, label) -> the chip's HTML, for at most CHIPS_KEPT symbols
+
+
+def chip(token: int, label: str) -> Markup:
+    """A picked symbol's chip (``partials/chip.html``): the same for every trader, so drawn once per symbol —
+    an include per chip made the chips of a trader live on 50 symbols half of a dashboard's render."""
+    html = _CHIPS.get((token, label))
+    if html is None:
+        if len(_CHIPS) >= CHIPS_KEPT:
+            _CHIPS.clear()
+        html = _CHIPS[(token, label)] = Markup(
+            environment().get_template("partials/chip.html").render(token=token, label=label))
+    return html
+
+
 def picked(trading: Trading, tokens: list[int]) -> list[dict]:
     out = []
     for token in tokens:
         inst = trading.instruments.by_token.get(token)
-        out.append({"token": token, "label": f"{inst.exchange}:{inst.tradingsymbol}" if inst else str(token)})
+        label = f"{inst.exchange}:{inst.tradingsymbol}" if inst else str(token)
+        out.append({"token": token, "label": label, "chip": chip(token, label)})
     return out
 
 

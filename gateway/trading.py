@@ -36,6 +36,10 @@ CATALOG_SECONDS = 60.0  # the strategy catalog is the strategy worker's code: a 
 HEALTH_SECONDS = 1.0  # a status bar may show the workers as all answering up to this long after a round of pings
 
 
+async def _feed_off() -> dict:
+    return {"state": "off"}
+
+
 def _from_kite(e: kite_errors.KiteError) -> TradingError:
     if isinstance(e, kite_errors.TokenException):
         return TradingError(409, f"Kite session expired: connect Kite again ({e.message})", code="broker_not_connected")
@@ -120,13 +124,16 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
     async def status(self, user_id: str) -> dict[str, Any]:
         """``ts`` is when the status started to be gathered: of two answers the later ``ts`` is the newer."""
         ts = time.time_ns()
-        # asked together, not one after another (the status bar was the slowest panel of a dashboard)
-        broker, health, kill_switch, tokens = await asyncio.gather(
+        # asked together, not one after another (the status bar was the slowest panel of a dashboard); the
+        # ticker's one GetStatus gives the feed and, after a gateway restart, the live tokens — it was asked
+        # once for those and again, after everything else had answered, for the feed
+        known = self.live_tokens.get(user_id)
+        broker, health, kill_switch, tokens, feed = await asyncio.gather(
             self.clients.state(user_id), self.worker_health(HEALTH_SECONDS), self._kill_switch(user_id),
-            self.live_tokens_of(user_id))
+            self.live_tokens_of(user_id), self.feed(user_id) if known != [] else _feed_off())
         kill_switch = kill_switch if health["execution"] else "UNKNOWN"
         tokens = tokens if health["ticker"] else self.live_tokens.get(user_id, [])
-        feed = await self.feed(user_id) if health["ticker"] and tokens else {"state": "off"}
+        feed = feed if health["ticker"] and tokens else {"state": "off"}
         return {"user_id": user_id, "broker": broker, "live": bool(tokens), "live_tokens": tokens,
                 "kill_switch": kill_switch, "workers": health, "feed": feed, "ts": ts}
 

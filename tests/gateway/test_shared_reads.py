@@ -131,6 +131,49 @@ async def test_status_bars_share_a_round_of_pings_for_at_most_a_second(bus, data
             await sub.unsubscribe()
 
 
+async def test_a_status_asks_the_ticker_once_and_together_with_the_rest(bus, data_dir):
+    """The status bar's feed came from a GetStatus asked only after everything else had answered (one more
+    round trip at the end of every dashboard load), and after a gateway restart the live tokens from another
+    GetStatus. Now one GetStatus, asked with the rest: here the execution worker answers the kill switch only
+    once the ticker has been asked (before: never, and the kill switch read UNKNOWN after its 2 s)."""
+    from gateway.trading import WORKERS
+
+    ticker_asked = asyncio.Event()
+    asked: list[str] = []
+
+    async def ticker(cmd, user_id, msg):
+        asked.append(type(cmd).__name__)
+        ticker_asked.set()
+        return m.Ok(data={"tokens": {"256265": 1}, "picked": [256265], "feed": {"state": "live", "last_tick_age": 0.2}})
+
+    async def execution(cmd, user_id, msg):
+        await ticker_asked.wait()
+        return m.Ok(data={"state": {"state": "ACTIVE"}})
+
+    async def pong(msg) -> None:
+        await msg.respond(m.encode(m.Ok()))
+
+    subs = [await bus.serve(subjects.cmd_wildcard("ticker"), ticker),
+            await bus.serve(subjects.cmd_wildcard("execution"), execution),
+            *[await bus.nc.subscribe(subjects.service_health(s), cb=pong) for s in WORKERS]]
+    await bus.sync()
+    trading = Trading(bus, stack_settings(bus.nc.connected_url.geturl(), data_dir))
+    try:
+        status = await trading.status("DEMO01")  # just restarted: the live tokens unknown
+        assert (status["kill_switch"], status["live_tokens"], status["feed"]["state"]) == ("ACTIVE", [256265], "live")
+        assert asked == ["GetStatus"]  # one for the tokens and the feed (it was two)
+        ticker_asked.clear()
+        status = await trading.status("DEMO01")  # the tokens known: the feed still asked with the rest
+        assert (status["kill_switch"], status["feed"]["state"], asked) == ("ACTIVE", "live", ["GetStatus"] * 2)
+        trading.live_tokens["DEMO01"] = []  # not live: no feed to ask about
+        status = await trading.status("DEMO01")
+        assert (status["live"], status["feed"], len(asked)) == (False, {"state": "off"}, 2)
+    finally:
+        await trading.close()
+        for sub in subs:
+            await sub.unsubscribe()
+
+
 def test_a_request_resolves_its_dependencies_one_at_a_time(data_dir):
     """``trading`` and ``user_id`` at one depth were resolved in an anyio task group on every request (two
     tasks and a cancel scope: 2-3 % of a dashboard load's gateway CPU); ``trading`` now takes ``user_id``."""
@@ -164,3 +207,34 @@ def test_the_form_macros_are_made_once_not_imported_per_render():
     env = environment()
     assert env.globals["f"] is env.get_template("partials/form_macros.html").module
     assert not [p.name for p in TEMPLATES.rglob("*.html") if "{% import" in p.read_text()]
+
+
+def test_a_symbol_chip_is_drawn_once_for_every_trader():
+    """The live panel included ``partials/chip.html`` once per picked symbol: a trader live on 50 symbols made
+    chips half of the dashboard's render. A chip is the same for everyone: drawn once (escaped as before),
+    then the panel only places it."""
+    from gateway.page_context import chip
+    from gateway.templating import TEMPLATES, environment
+
+    env = environment()
+    html = chip(408065, "NSE:<b>INFY</b>")
+    assert html == env.get_template("partials/chip.html").render(token=408065, label="NSE:<b>INFY</b>")
+    assert "&lt;b&gt;INFY" in html and chip(408065, "NSE:<b>INFY</b>") is html
+    panel = env.get_template("partials/live.html").render(picked=[{"token": 408065, "label": "x", "chip": html}])
+    assert html in panel
+    assert 'include "partials/chip.html"' not in (TEMPLATES / "partials" / "live.html").read_text()
+
+
+async def test_a_page_names_its_media_type_instead_of_guessing_it(stack, bus):
+    """Litestar guessed each page's media type from its file name (mimetypes per response; the first read
+    the system's type files, ~8 ms of a fresh gateway's first load): the pages name it."""
+    from litestar.testing import RequestFactory
+
+    from gateway.page_context import page, partial
+
+    request = RequestFactory().get("/")
+    assert page("dashboard.html", request).media_type == partial("status", request).media_type == "text/html"
+    client, _ = await login(stack)
+    async with aclosing(client):
+        r = await client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
