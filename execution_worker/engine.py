@@ -70,6 +70,15 @@ WS_QUIET_AFTER = 300.0  # s without an order update relayed from the broker's We
 SIGNAL_KINDS = ("entry", "exit", "manual")  # orders a strategy waits on (its signal is in flight)
 
 
+class DeskClosed(Exception):
+    """The desk was closed under work that still held it (its user's partition moved to another worker, or
+    its broker session ended): nothing more goes to the broker from it; the user's current desk takes over."""
+
+    def __init__(self, user_id: str, reason: str) -> None:
+        super().__init__(f"the desk of {user_id} was closed: {reason}")
+        self.reason = reason
+
+
 class Desk:
     """Everything the worker holds for one user while their broker session is live."""
 
@@ -116,6 +125,7 @@ class Desk:
         self.held_sells = None  # execution_worker.authorisation.HeldSells: delivery sells awaiting eDIS (428)
         self.ws_heard = 0.0  # monotonic: the last order update the broker's WebSocket relayed (0: none, or it dropped)
         self.trade_reads = TradeReads(lambda: self.client, bus, user_id)
+        self.closed = ""  # why, once closed (live.Desks.close): work still holding it must not reach the broker
 
     @property
     def updates_flowing(self) -> bool:

@@ -12,7 +12,7 @@ import msgspec
 
 from execution_worker import authorisation, controls, intraday, placing, protector
 from execution_worker.alerts import alert
-from execution_worker.engine import Desk
+from execution_worker.engine import Desk, DeskClosed
 from execution_worker.crosscheck import CrossCheck
 from execution_worker.eod import EndOfDay
 from execution_worker.exercise import ExerciseHandler, OptionContract
@@ -59,6 +59,7 @@ class Desks:
         self.exercisers: dict[str, ExerciseHandler] = {}
         self.crosschecks: dict[str, CrossCheck] = {}
         self.opening: dict[str, asyncio.Lock] = {}
+        self.closings: dict[str, int] = {}  # user -> desks closed so far (an opening that saw one is void)
 
     def risk(self, user_id: str) -> RiskManager:
         if user_id not in self.risks:
@@ -77,6 +78,7 @@ class Desks:
 
     async def _open(self, user_id: str) -> Desk | None:
         stamps = [("asked", time.monotonic())]
+        closings = self.closings.get(user_id, 0)
         try:
             await self.clients.instrument_list(user_id)  # today's (refreshed daily, in place)
             stamps.append(("instruments", time.monotonic()))
@@ -100,6 +102,9 @@ class Desks:
         stamps.append(("journal", time.monotonic()))
         await desk.outcomes.recover()  # what a crash kept from the strategies
         stamps.append(("outcomes", time.monotonic()))
+        if self.closings.get(user_id, 0) != closings:  # closed while it opened (the lease moved): its client is gone
+            desk.closed = "closed while it opened"
+            raise DeskClosed(user_id, desk.closed)
         self.desks[user_id] = desk
         await self.marks.track(desk)
         await self.publish_risk(desk.risk.snapshot())
@@ -113,9 +118,16 @@ class Desks:
         self.bus.spawn(self.close(user_id, f"broker token rejected: {e.message}", expire=True))
 
     async def close(self, user_id: str, reason: str, expire: bool = False) -> None:
+        """Forget the user's desk and close its Kite client. Work still holding the desk (a command, a signal's
+        orders on their way) fails at its next broker call, and an order of it is never sent (``placing`` checks
+        ``closed`` before it journals the submit): a command is answered ``desk_moved`` (main.py), a signal is
+        not acked and comes back to whoever owns the user now."""
+        self.closings[user_id] = self.closings.get(user_id, 0) + 1
         self.stop_loops(user_id)
         desk = self.desks.pop(user_id, None)
         self.crosschecks.pop(user_id, None)
+        if desk is not None:
+            desk.closed = reason
         if desk is not None and desk.held_sells is not None:
             desk.held_sells.close()
         await self.marks.forget(user_id)

@@ -11,7 +11,7 @@ import msgspec
 from execution_worker import controls, intraday, order_group, signals
 from execution_worker.journal import Journal
 from execution_worker.journal_pages import book_page, carried_positions
-from execution_worker.engine import Desk
+from execution_worker.engine import Desk, DeskClosed
 from execution_worker.live import Desks
 from execution_worker.outcomes import Outcomes, strategy_positions
 from execution_worker.reconcile import reconcile
@@ -149,12 +149,29 @@ class ExecutionWorker:
             desk = await self.desks.desk(user_id)
         except SessionStoreUnavailable as e:
             return m.Error(code=e.code, message=str(e))
+        except DeskClosed as e:
+            return moved(e.reason)
         return NO_BROKER if desk is None else desk
 
-    async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
+    async def on_desk(self, cmd, user_id: str, act) -> m.Ok | m.Error:
+        """``act(desk)`` on the user's desk. The desk closed under it (the user's partition lease was lost
+        mid-command: its Kite client is closed) is answered ``desk_moved``, never ``internal``."""
         desk = await self.command_desk(user_id)
         if isinstance(desk, m.Error):
             return desk
+        try:
+            return await act(desk)
+        except Exception as e:
+            if not desk.closed:
+                raise
+            log.warning("%s of %s stopped: its desk was closed (%s): %r", type(cmd).__name__, user_id, desk.closed, e,
+                        extra={"user_id": user_id})
+            return moved(desk.closed)
+
+    async def on_live(self, cmd, user_id: str, msg) -> m.Ok | m.Error:
+        return await self.on_desk(cmd, user_id, lambda desk: self._live(cmd, user_id, desk))
+
+    async def _live(self, cmd, user_id: str, desk: Desk) -> m.Ok | m.Error:
         match cmd:
             case m.StartLive():
                 desk.entries_stopped = ""
@@ -196,9 +213,9 @@ class ExecutionWorker:
         risk = await self.on_risk_command(cmd, user_id)
         if risk is not None:
             return risk
-        desk = await self.command_desk(user_id)
-        if isinstance(desk, m.Error):
-            return desk
+        return await self.on_desk(cmd, user_id, lambda desk: self._broker_command(cmd, desk))
+
+    async def _broker_command(self, cmd, desk: Desk) -> m.Ok | m.Error:
         match cmd:
             case m.GetPositions():
                 return m.Ok(data=msgspec.to_builtins(await self.desks.positions(desk)))
@@ -276,6 +293,14 @@ class ExecutionWorker:
         await self.desks.shutdown()
         if self.identity is not None:
             self.identity[1].close()  # the lock: the next worker on this journal is this instance
+
+
+def moved(why: str) -> m.Error:
+    """A command cut off by its desk's closing (the gateway's 503): what it sent is in the order book, nothing more
+    went out, and the same command tried again is served by the worker that owns the user now."""
+    return m.Error(code="desk_moved", message=(
+        f"your account's execution desk was handed over while this ran ({why}); it was stopped there and nothing "
+        "more went to the broker — what it had already sent is in the order book. Try again in a moment."))
 
 
 def _stored_ns(msg) -> int:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 
-from execution_worker.engine import Desk
+from execution_worker.engine import Desk, DeskClosed
 from execution_worker.order_gate import OrderGateError
 from shared.kite import errors, waits
 from shared.messages import KillSwitchState, OrderRequest, OrderType, to_rupees
@@ -81,6 +81,8 @@ async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
                                               ts=time.time_ns()))
         log.warning("entry %s withdrawn before it was sent: %s", req.tag, why, extra={"user_id": desk.user_id})
         return None
+    if desk.closed:  # (waited at the gate while the lease moved): the order stays planned, for the new desk to send
+        raise DeskClosed(desk.user_id, desk.closed)
     await desk.record(order, Submitted(ts=time.time_ns()))  # journaled before it leaves
     started = time.perf_counter()
     try:

@@ -18,11 +18,12 @@ from tests.simkit import PINNED, login, start_sim
 
 
 @contextlib.asynccontextmanager
-async def make_stack(bus, sim, data_dir, fresh_account: bool = True, before=None, **overrides):
+async def make_stack(bus, sim, data_dir, fresh_account: bool = True, before=None, amain=execution_main, **overrides):
     """The worker for the block's duration; yields (settings, journal, a KiteClient of DEMO01). The
     package's tests share one kite_sim: a fresh journal starts on a fresh account (one that never
     traded), else the worker would adopt what earlier tests left there; a restart on the same data
-    dir passes ``fresh_account=False``. ``before(settings)`` is awaited just before the worker starts."""
+    dir passes ``fresh_account=False``. ``before(settings)`` is awaited just before the worker starts; ``amain``
+    runs it (a test that needs the worker object passes its own start)."""
     sim.reset_faults()
     if fresh_account:
         sim.admin("accounts/reset", {"user_id": USER})
@@ -36,7 +37,7 @@ async def make_stack(bus, sim, data_dir, fresh_account: bool = True, before=None
     try:
         if before is not None:
             await before(settings)
-        async with running(execution_main, settings):
+        async with running(amain, settings):
             await wait_health(bus, "execution")
             yield settings, Journal(data_dir / "journal.db"), kite
     finally:
