@@ -8,6 +8,7 @@ Commands go to the workers over NATS (``worker_commands.py``: a worker's refusal
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import date
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from gateway.desk_queries import RISK_READS, DeskQueries
 from gateway.option_desk import OptionDesk
 from gateway.trading_error import TradingError, sessions_unavailable  # noqa: F401 - TradingError's public home stays gateway.trading
 from gateway.worker_commands import LIVE_SERVICES, WorkerCommands, from_reply
+
+log = logging.getLogger("kta.gateway")
 
 WORKERS = ("ticker", "strategy", "execution")
 SCAN_TIMEOUT = 90.0  # seconds; a first wide scan with a history condition waits on Kite's rate limit
@@ -316,6 +319,22 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
             raise sessions_unavailable(e) from None
         except kite_errors.KiteError as e:
             raise _from_kite(e) from None
+
+    async def preload_instruments(self) -> None:
+        """At start, today's instrument list through the first user connected to Kite: after a restart the
+        tokens a page shows (the live chips, tick rows) are named from the first page on, not numbers until
+        someone searches. With no one connected it loads on first use, as before."""
+        try:
+            users = await (await self.bus.kv(subjects.KV_BROKER_SESSIONS)).keys()
+        except Exception as e:  # noqa: BLE001 - no session stored (NoKeysError) or the store away: first use
+            log.info("instrument list not preloaded: %r", e)
+            return
+        for user_id in users:
+            try:
+                await self._instrument_list(user_id)
+                return
+            except TradingError as e:  # this user's session is gone or refused: the next one
+                log.info("instrument list not loaded through %s: %s", user_id, e.message)
 
     def symbol_of(self, token: int) -> str | None:
         inst = self.instruments.token(token)

@@ -198,6 +198,9 @@ class TickerHub:
         self.max_connections = max_connections
         self.feeds: dict[str, UserFeed] = {}
         self.wanted: dict[str, dict[int, str]] = {}  # user -> token -> mode
+        # user -> the instruments the trader started live on (the feed also carries what strategies
+        # subscribe on their own, e.g. an option chain): what "live on N symbols" means to the desk
+        self.picked: dict[str, list[int]] = {}
         self._tokens: dict[bytes, _Token] = {}  # by the packet's first four bytes (the token)
         self.published = 0
         self.copies = 0  # ticks dropped as another connection's copy
@@ -289,18 +292,26 @@ class TickerHub:
     async def restore(self) -> None:
         """Take back what every user wanted before a restart (their feeds open as sessions appear)."""
         if self.store is not None:
-            for user_id, wanted in (await self.store.load()).items():
-                self.wanted[user_id] = {**wanted, **self.wanted.get(user_id, {})}
+            for user_id, saved in (await self.store.load()).items():
+                self.wanted[user_id] = {**saved.wanted, **self.wanted.get(user_id, {})}
+                self.picked.setdefault(user_id, saved.picked)
             if self.wanted:
                 log.info("restored the subscriptions of %d users", len(self.wanted))
 
     async def _save(self, user_id: str) -> None:
         if self.store is not None:
-            await self.store.save(user_id, self.wanted.get(user_id, {}))
+            await self.store.save(user_id, self.wanted.get(user_id, {}), self.picked.get(user_id, []))
+
+    async def pick(self, user_id: str, tokens: list[int]) -> None:
+        """The trader started live on ``tokens`` (already subscribed): kept across a restart."""
+        self.picked[user_id] = list(tokens)
+        await self._save(user_id)
 
     async def unsubscribe(self, user_id: str, tokens: list[int] | None = None) -> None:
         wanted = self.wanted.setdefault(user_id, {})
-        tokens = list(wanted) if tokens is None else tokens
+        if tokens is None:  # the user stopped: nothing wanted, nothing picked
+            tokens = list(wanted)
+            self.picked.pop(user_id, None)
         for t in tokens:
             wanted.pop(t, None)
         await self._save(user_id)

@@ -19,9 +19,6 @@ class TickerWorker:
                              stale_after=settings.feed_stale_seconds, hours=settings.feed_hours,
                              user_ticks=settings.user_ticks)
         self.vault = vault_for(settings)
-        # user -> the instruments the trader started live on (the feed also carries what strategies
-        # subscribe on their own, e.g. an option chain): what "live on N symbols" means to the desk
-        self.picked: dict[str, list[int]] = {}
 
     async def start(self) -> "TickerWorker":
         await self.hub.restore()  # before the sessions: each live user's feed opens with its instruments
@@ -43,11 +40,10 @@ class TickerWorker:
                     return connected
                 if not connected:
                     return m.Error(code="broker_not_connected", message="Connect your Kite account first.")
-                self.picked[user_id] = list(cmd.tokens)
+                await self.hub.pick(user_id, list(cmd.tokens))
                 return m.Ok(data={"tokens": len(cmd.tokens), "mode": cmd.mode.value})
             case m.StopLive():
-                await self.hub.unsubscribe(user_id)
-                self.picked.pop(user_id, None)
+                await self.hub.unsubscribe(user_id)  # and its picks
                 return m.Ok(data={"unsubscribed": True})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a live command")
 
@@ -72,7 +68,7 @@ class TickerWorker:
                 feed = self.hub.feeds.get(user_id)
                 return m.Ok(data={"connected": feed is not None and feed.connected,
                                   "tokens": self.hub.wanted.get(user_id, {}),
-                                  "picked": self.picked.get(user_id, []),
+                                  "picked": self.hub.picked.get(user_id, []),
                                   "feed": self.hub.freshness.report(user_id)})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a ticker command")
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 from contextlib import aclosing
 
+import msgspec
 import pytest
 
-from tests.gateway.conftest import login, serve_with_workers
+from shared import natsd
+from tests.gateway.conftest import login, serve, serve_with_workers
+from tests.helpers import eventually
 from tests.simkit import request_token
 
 
@@ -86,7 +89,7 @@ async def test_strategy_form_generated_validated_added_removed(trader):
     assert "no strategy" in r.text  # removing twice: said in words, not a 500
 
 
-async def test_search_start_stop_report(trader, gw_sim):
+async def test_search_start_stop_report(trader, gw_sim, gw_settings):
     client, csrf = trader
     await connect_kite(client, gw_sim)
     r = await client.get("/ui/symbols/search", params={"q": "NIFTY 50"}, headers=htmx(csrf))
@@ -108,6 +111,7 @@ async def test_search_start_stop_report(trader, gw_sim):
     assert "Kite connected" in r.text and "live on 1 symbol" in r.text
     html = (await client.get("/")).text
     assert "Kite connected" in html and f'value="{token}"' in html  # picked symbols survive a reload
+    await named_by_a_restarted_gateway(gw_settings, token)
     r = await client.post("/ui/live/stop", headers=htmx(csrf))
     assert r.status_code == 200 and 'hx-get="/ui/report" hx-trigger="load"' in r.text  # the report loads next
     assert "Stopped: execution, strategy, ticker worker(s) confirmed; open positions kept, each protected" in r.text
@@ -184,3 +188,16 @@ async def test_a_browser_never_gets_a_raw_json_error_page(gateway):
         assert r.status_code == 303 and r.headers["location"] == "/login"
         r = await anonymous.get("/api/status", headers=browser)
         assert r.status_code == 401
+
+
+
+async def named_by_a_restarted_gateway(gw_settings, token: str) -> None:
+    """A second gateway, started while the trader is live (a restart), names the live symbols from its first
+    page: the instrument list is loaded at start through a connected user (the chips read "256265" and the tick
+    rows bare tokens until someone searched for a symbol)."""
+    async with serve(msgspec.structs.replace(gw_settings, gateway_port=natsd.free_port())) as gw:
+        await eventually(lambda: gw.services.trading.instruments.rows, 20, "the instrument list loaded at start")
+        client, _ = await login(gw)
+        async with aclosing(client):
+            html = (await client.get("/")).text
+        assert f'data-token="{token}"><input type="hidden" name="tokens" value="{token}">NSE:NIFTY 50<' in html

@@ -20,6 +20,7 @@ from shared.config import to_env
 from shared.broker_sessions import put_session, vault_for
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login, start_sim
+from ticker_worker import wanted
 from ticker_worker.main import amain as ticker_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +69,9 @@ async def test_a_sigkilled_ticker_worker_is_replaced_and_ticks_resume_without_us
         await wait_health(bus, "ticker")
         await put_session(bus, vault_for(settings), "DEMO01", own_sim.api_key, login(own_sim))
         await _start_live(bus, "DEMO01", [INFY])
+        # a strategy's own subscription (an option strategy's chain): in the feed, not among the trader's picks
+        added = await bus.request(subjects.cmd("DEMO01", "ticker", "subscribe"), m.Subscribe(tokens=[NIFTY]))
+        assert isinstance(added, m.Ok)
         await eventually(lambda: len(ticks) >= 2, 20, "ticks before the crash")
 
         first.send_signal(signal.SIGKILL)
@@ -78,7 +82,10 @@ async def test_a_sigkilled_ticker_worker_is_replaced_and_ticks_resume_without_us
         await eventually(lambda: len(ticks) >= 2, 30, "ticks from the restarted worker, nobody pressing Start")
         status = await bus.request(subjects.cmd("DEMO01", "ticker", "status"), m.GetStatus())
         assert isinstance(status, m.Ok) and status.data["connected"] is True
-        assert {int(t) for t in status.data["tokens"]} == {INFY}
+        assert {int(t) for t in status.data["tokens"]} == {INFY, NIFTY}
+        # the trader's own symbols survive the restart: the desk says "live on 1 symbol", not every token the
+        # feed carries (it showed 69 raw tokens after `kta up` was restarted with an option strategy running)
+        assert status.data["picked"] == [INFY]
     finally:
         for p in (first, second):
             if p is not None and p.poll() is None:
@@ -114,3 +121,11 @@ async def test_after_token_expiry_a_fresh_login_resumes_the_feed_by_itself(bus, 
         await eventually(lambda: len(ticks) >= 2, 30, "ticks on the new token, nobody pressing Start")
     await events.unsubscribe()
     await _forget(bus, "DEMO02")
+
+
+def test_an_entry_saved_before_the_picks_were_kept_still_restores():
+    """A ticker upgraded under a live user reads the KV entry its predecessor wrote (token → mode only)."""
+    old = msgspec.msgpack.encode({INFY: "quote", NIFTY: "full"})
+    assert wanted.decode(old) == wanted.Saved(wanted={INFY: "quote", NIFTY: "full"}, picked=[])
+    new = msgspec.msgpack.encode(wanted.Saved(wanted={INFY: "quote"}, picked=[INFY]))
+    assert wanted.decode(new) == wanted.Saved(wanted={INFY: "quote"}, picked=[INFY])
