@@ -7,6 +7,7 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.params import Parameter
 
+from gateway.chart_history import day_chart
 from gateway.trading import Trading
 
 
@@ -19,6 +20,13 @@ class MarketController(Controller):
                           q: Annotated[str, Parameter(min_length=1, max_length=64)],
                           limit: Annotated[int, Parameter(ge=1, le=100)] = 20) -> list[dict]:
         return await trading.search_instruments(q, limit, user_id=user_id)
+
+    @get("/chart/{token:int}")
+    async def chart(self, trading: Trading, user_id: str, token: Annotated[int, Parameter(ge=1)],
+                    day: Annotated[str, Parameter(pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+                                                  description="yyyy-mm-dd; empty = the desk's trading day")] = "") -> dict:
+        """The price chart's day so far: minute closes (Kite historical) and the user's fills of the instrument."""
+        return await day_chart(trading, user_id, token, day)
 
     @get("/option-chain")
     async def option_chain(self, trading: Trading, user_id: str,

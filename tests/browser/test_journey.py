@@ -8,6 +8,7 @@ and an order arrive over SSE, Stop, read the report, log out. Every wait is on a
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,17 @@ async def pick_nifty(page: Page) -> None:
     await expect(page.locator("#picked .chip")).to_have_count(1)
 
 
+async def day_so_far_on_the_chart(page: Page) -> None:
+    """A reloaded dashboard's price chart draws the day so far — Kite's minute closes, each at its minute's last
+    second — before the ticks heard since the reload (it started empty: only ticks since the page loaded)."""
+    chart = page.locator("#price-chart")
+    await expect(chart).to_have_attribute("data-history", re.compile(r"^[1-9]\d*$"), timeout=20_000)
+    past = int(await chart.get_attribute("data-history"))
+    times = await page.evaluate("window.ktaCharts.priceTimes()")
+    assert times == sorted(set(times)) and len(times) >= past, times
+    assert all(t % 60 == 59 for t in times[:past]) and len(times[:past]) == past
+
+
 async def test_trader_journey(stack, page, shots):
     url = stack.url
     await log_in(page, url, shots)
@@ -168,6 +180,7 @@ async def test_trader_journey(stack, page, shots):
     await page.click("#start")
     await expect(page.locator("#live-note")).to_contain_text("Live on NSE:NIFTY 50", timeout=30_000)
     await expect(page.locator("#live-pill")).to_have_text("live on 1 symbol")
+    await day_so_far_on_the_chart(page)
     await page.click("#stop")
     await expect(page.locator("#live-pill")).to_have_text("stopped", timeout=30_000)
 

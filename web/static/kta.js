@@ -205,7 +205,7 @@
   // ---- 3. charts ---------------------------------------------------------------------------
   var IST = 19800;  // the chart's axis is UTC; shift so it reads Indian time
   var price = null, pnl = null, chartToken = null, lastPriceTime = 0, lastPnlTime = 0, markers = [], marked = {};
-  var pnlChart = null;
+  var pnlChart = null, priceChart = null;
 
   function cssVar(name) {
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -229,6 +229,7 @@
     if (!priceEl || price) { return; }
     var pc = makeChart(priceEl, 260), qc = makeChart(pnlEl, 110);
     if (!pc) { return; }
+    priceChart = pc;
     price = pc.addLineSeries({ color: "#4ea1ff", lineWidth: 2 });
     if (qc) {
       pnlChart = qc;
@@ -273,6 +274,7 @@
       if (d.token !== chartToken || !d.ts) { return; }
       var t = parseInt(d.ts, 10) + IST;
       if (t < lastPriceTime) { return; }
+      if (!lastPriceTime) { loadHistory(chartToken, t); }
       lastPriceTime = t;
       price.update({ time: t, value: parseFloat(d.ltp) });
     } else if ((kind === "signal" || kind === "fill") && lastPriceTime && onChart(d.token)) {
@@ -287,6 +289,32 @@
         text: kind === "fill" ? (buy ? "B " : "S ") + (d.qty || "") : "",
       });
     }
+  }
+
+  // The day so far (minute closes and the day's fills, /api/chart) behind the ticks heard live: a dashboard
+  // loaded mid-session, or an instrument clicked, shows the session, not an empty chart. Asked on the
+  // token's first tick, for that tick's exchange day; only what precedes the first live point is drawn.
+  function loadHistory(token, firstTime) {
+    var day = new Date(firstTime * 1000).toISOString().slice(0, 10);
+    fetch("/api/chart/" + encodeURIComponent(token) + "?day=" + day, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (h) {
+        if (!h || token !== chartToken) { return; }
+        var live = price.data(), first = live.length ? live[0].time : Infinity;
+        var past = h.points.map(function (p) { return { time: p[0] + IST, value: p[1] }; })
+          .filter(function (p) { return p.time < first; });
+        if (!past.length) { return; }
+        price.setData(past.concat(live));
+        h.fills.forEach(function (f) {
+          var t = f[0] + IST, buy = f[1] === "BUY";
+          if (t >= first) { return; }  // heard live: marked as it came
+          addMarker({ time: t, position: buy ? "belowBar" : "aboveBar", color: buy ? "#2ecc71" : "#ff5c5c",
+            shape: buy ? "arrowUp" : "arrowDown", text: (buy ? "B " : "S ") + f[2] });
+        });
+        priceChart.timeScale().fitContent();
+        document.getElementById("price-chart").dataset.history = String(past.length);
+      })
+      .catch(function () { /* no history (not connected, broker down): the live ticks still draw */ });
   }
 
   // A signal or fill is marked only on its own instrument's chart (never another symbol's).
@@ -312,9 +340,11 @@
     if (row) { setChartToken(row.dataset.token, row.dataset.label); }
   });
   document.addEventListener("DOMContentLoaded", initCharts);
-  // the payoff chart (payoff.js) draws alike; ``pnlTimes``: the P&L curve's times (epoch s, exchange clock)
+  // the payoff chart (payoff.js) draws alike; ``pnlTimes`` / ``priceTimes``: the curves' times (epoch s, exchange clock)
   window.ktaCharts = { make: makeChart, cssVar: cssVar, pnlTimes: function () {
     return pnl ? pnl.data().map(function (d) { return d.time - IST; }) : [];
+  }, priceTimes: function () {
+    return price ? price.data().map(function (d) { return d.time - IST; }) : [];
   } };
 
   // ---- 4. preferences and keyboard shortcuts ------------------------------------------------
