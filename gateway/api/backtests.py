@@ -55,7 +55,7 @@ class BacktestsController(Controller):
     @get("/{run_id:str}/export")
     async def export(self, trading: Trading, user_id: str, run_id: RunId,
                      what: Literal["metrics", "per_symbol", "curve", "daily", "orders", "trades", "fills",
-                                   "refusals"] = "trades",
+                                   "refusals", "structures"] = "trades",
                      format: Literal["csv", "json"] = "csv") -> Response:
         out = await trading.command(user_id, "backtest", m.GetBacktest(id=run_id, export=what, format=format))
         return Response(out["text"], media_type=out["content_type"],

@@ -11,7 +11,8 @@ from msgspec import Meta, Struct, field
 from shared.messages.trading import RiskLimits
 from shared.messages.vocabulary import Interval, Paise, UserId
 
-Symbol = Annotated[str, Meta(pattern=r"^([A-Z]+:)?[^\s:]+$", max_length=64)]
+# INFY, NSE:INFY, and an index's name with its single spaces (NIFTY 50, NSE:NIFTY BANK: an option strategy's underlying)
+Symbol = Annotated[str, Meta(pattern=r"^([A-Z]+:)?[^\s:]+( [^\s:]+)*$", max_length=64)]
 
 
 class BacktestSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -20,7 +21,7 @@ class BacktestSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
     strategy: str
     params: dict[str, Any] = field(default_factory=dict)
-    symbols: Annotated[list[Symbol], Meta(min_length=1, max_length=50)]  # INFY or NSE:INFY
+    symbols: Annotated[list[Symbol], Meta(min_length=1, max_length=50)]  # INFY, NSE:INFY, NIFTY 50
     start: date
     end: date
     interval: Interval = "5minute"

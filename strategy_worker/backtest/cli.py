@@ -255,7 +255,8 @@ def add_parsers(sub) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     bt.add_argument("--warmup-bars", type=int, default=300)
     bt.add_argument("--user", default="DEMO01", help="whose Kite session fetches missing candles")
     bt.add_argument("--export", default="", help="write a part of the result to FILE (.csv or .json)")
-    bt.add_argument("--export-what", default="trades", help="metrics, per_symbol, curve, daily, orders, trades, fills")
+    bt.add_argument("--export-what", default="trades", help="metrics, per_symbol, curve, daily, orders, trades, fills, "
+                                                              "refusals, structures")
     bt.add_argument("--sweep", action="append", default=[], help="name=v1,v2,... (repeat): sweep these params")
     bt.add_argument("--optuna", action="store_true", help="Optuna's TPE sampler instead of the full grid")
     bt.add_argument("--trials", type=int, default=64)

@@ -91,6 +91,12 @@ def contract_spans(spec: BacktestSpec, data_dir) -> dict[int, tuple[int, int]]:
     return spans
 
 
+def has_contract_candles(spec: BacktestSpec, data_dir) -> bool:
+    """Whether the store holds candles of any contract an options backtest of ``spec`` would trade."""
+    store = CandleStore(candles_root(data_dir))
+    return any(store.has_data(t, spec.interval, a, b) for t, (a, b) in contract_spans(spec, data_dir).items())
+
+
 def _day_start(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), ist.IST).timestamp())
 

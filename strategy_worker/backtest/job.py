@@ -14,6 +14,7 @@ from shared.messages import BacktestSpec
 from strategy_worker.backtest import metrics
 from strategy_worker.backtest.engine import Backtest, BacktestError, Progress
 from strategy_worker.backtest.options import OptionBacktest
+from strategy_worker.backtest.results import structures
 from strategy_worker.strategies import registry
 
 
@@ -36,20 +37,27 @@ def is_options(spec: BacktestSpec) -> bool:
         return False  # an unknown strategy: the engine refuses it naming the field
 
 
+def backtest_for(spec: BacktestSpec, data_dir: str | Path, *, run_id: str = "bt",
+                 instruments: list[Instrument] | None = None, progress: Progress | None = None,
+                 cancel: threading.Event | None = None) -> Backtest:
+    """The engine for ``spec``: an option strategy's reads each day's contracts from that day's snapshot
+    (unless a list was given)."""
+    given = instruments is not None
+    instruments = instruments if given else instruments_for(data_dir, spec)
+    store = CandleStore(candles_root(data_dir))
+    if is_options(spec):
+        archive = None if given else InstrumentArchive(candles_root(data_dir))
+        return OptionBacktest(spec, instruments, store, archive=archive, run_id=run_id, progress=progress,
+                              cancel=cancel)
+    return Backtest(spec, instruments, store, run_id=run_id, progress=progress, cancel=cancel)
+
+
 def execute(spec: BacktestSpec, data_dir: str | Path, *, run_id: str = "bt", instruments: list[Instrument] | None = None,
             progress: Progress | None = None, cancel: threading.Event | None = None,
             parts: bool = True) -> dict[str, Any]:
     """Run ``spec`` on the candle store under ``data_dir``; raises BacktestError (bad input, no data) or
     Cancelled. ``parts=False`` keeps only the figures (a sweep's trials)."""
-    given = instruments is not None
-    instruments = instruments if given else instruments_for(data_dir, spec)
-    store = CandleStore(candles_root(data_dir))
-    if is_options(spec):  # the contracts of each day from that day's snapshot (unless a list was given)
-        archive = None if given else InstrumentArchive(candles_root(data_dir))
-        bt = OptionBacktest(spec, instruments, store, archive=archive, run_id=run_id, progress=progress,
-                            cancel=cancel)
-    else:
-        bt = Backtest(spec, instruments, store, run_id=run_id, progress=progress, cancel=cancel)
+    bt = backtest_for(spec, data_dir, run_id=run_id, instruments=instruments, progress=progress, cancel=cancel)
     rec = bt.run()
     summary = {**metrics.summary(rec, spec.capital), "unfilled_signals": bt.unfilled,
                "bars_per_second": round(rec.bars / bt.elapsed) if bt.elapsed else None}
@@ -57,5 +65,5 @@ def execute(spec: BacktestSpec, data_dir: str | Path, *, run_id: str = "bt", ins
                            "elapsed": bt.elapsed}
     if parts:
         out["parts"] = {"curve": rec.curve, "daily": rec.daily, "orders": rec.orders, "trades": rec.trades,
-                        "fills": rec.fills, "refusals": list(rec.refusals)}
+                        "fills": rec.fills, "refusals": list(rec.refusals), "structures": structures(rec)}
     return out

@@ -80,6 +80,23 @@ class OptionBacktest(Backtest):
         self.last: dict[int, Bar] = {}  # the underlyings' last bars
         self._month, self._cache = "", {}  # the contracts' candles of the month being run
 
+    # ---- input --------------------------------------------------------------------------------
+
+    def _check_data(self) -> None:
+        """Beyond the underlying's candles: intraday bars (the entry window and the time exit are minutes of
+        the day) and an underlying with option contracts in the instrument list."""
+        if self.spec.interval == "day":
+            raise BacktestError("interval", "an option strategy runs on intraday bars (minute to 60minute): its "
+                                            "entry window and time exit are minutes of the day")
+        ctx = self.setup.ctx
+        listed = {i.name for i in ctx.by_token.values() if i.instrument_type in ("CE", "PE")}
+        bare = [ctx.by_token[t].tradingsymbol for t in self.setup.tokens if ctx.underlying_name(t) not in listed]
+        if bare:
+            raise BacktestError("symbols", f"no option contracts of {', '.join(bare)} in the instrument list: an "
+                                           "option strategy trades an index or stock with options (NIFTY 50, "
+                                           "NIFTY BANK, RELIANCE, ...)")
+        super()._check_data()
+
     # ---- the loop -----------------------------------------------------------------------------
 
     def _loop(self) -> None:

@@ -36,6 +36,7 @@ class Recorder:
     refusals: deque = field(default_factory=lambda: deque(maxlen=REFUSALS_KEPT))
     refused: int = 0
     groups: dict[str, int] = field(default_factory=dict)  # group state -> count
+    group_log: dict[str, dict[str, str]] = field(default_factory=dict)  # group id -> what it was, how it ended
     products: dict[tuple[str, int], str] = field(default_factory=dict)
     by_symbol: dict[str, SymbolStats] = field(default_factory=dict)
     charges: int = 0
@@ -84,6 +85,8 @@ class Recorder:
     def group(self, ts: int, group: SignalGroup, state: str, detail: str) -> None:
         """How a multi-leg group ended (completed, rolled_back, needs_attention)."""
         self.groups[state] = self.groups.get(state, 0) + 1
+        self.group_log[group.id] = {"structure": group.structure, "intent": group.intent, "reason": group.reason,
+                                    "state": state, "detail": detail}
         if state != "completed":
             self.refusals.append({"time": ist.stamp(ts), "signal_id": group.id, "code": state, "reason": detail})
 
@@ -160,3 +163,66 @@ class Recorder:
             self.daily[-1] = (day, equity)
         else:
             self.daily.append((day, equity))
+
+
+def structures(rec: Recorder) -> list[dict[str, Any]]:
+    """Each option structure of the run, from its entry group's first fill until every leg is flat again:
+    its legs (average entry and exit price per contract), P&L net of charges from its own fills, and how it
+    ended (the exit group's reason, a rollback, expiry settlement). A structure still open when the range ends
+    has no P&L (its legs are never priced past the data); only strategies that placed groups have rows."""
+    placers = {f["strategy_id"] for f in rec.fills if f["signal_id"] in rec.group_log}
+    out: list[dict[str, Any]] = []
+    current: dict[str, dict[str, Any]] = {}  # strategy -> the structure it holds
+    for f in rec.fills:
+        sid = f["strategy_id"]
+        if sid not in placers:
+            continue
+        s = current.get(sid)
+        if s is None:
+            log = rec.group_log.get(f["signal_id"], {})
+            s = current[sid] = {"opened": f["time"], "opened_ts": f["ts"], "closed": "", "closed_ts": 0,
+                                "strategy_id": sid,
+                                "structure": log.get("structure", ""), "group_id": f["signal_id"], "legs": {},
+                                "held": {}, "cash": 0, "charges": 0, "ended": ""}
+            out.append(s)
+        sign = 1 if f["side"] == "BUY" else -1
+        leg = s["legs"].setdefault(f["symbol"], {"symbol": f["symbol"], "side": f["side"], "quantity": 0,
+                                                 "_in": 0, "_out": 0, "_out_qty": 0})
+        if f["side"] == leg["side"]:  # opening this leg (or adding to it)
+            leg["quantity"] += f["quantity"]
+            leg["_in"] += f["quantity"] * f["price"]
+        else:
+            leg["_out_qty"] += f["quantity"]
+            leg["_out"] += f["quantity"] * f["price"]
+        s["held"][f["symbol"]] = s["held"].get(f["symbol"], 0) + sign * f["quantity"]
+        s["cash"] -= sign * f["quantity"] * f["price"]
+        s["charges"] += f["charges"]
+        if not any(s["held"].values()):
+            s["closed"], s["closed_ts"], s["ended"] = f["time"], f["ts"], _ended(rec, f)
+            del current[sid]
+    return [_structure_row(s) for s in out]
+
+
+def _ended(rec: Recorder, f: dict[str, Any]) -> str:
+    log = rec.group_log.get(f["signal_id"], {})
+    if f["kind"] == "rollback":
+        return f"rolled back: {log.get('detail', '')}".rstrip(": ")
+    if f["kind"] == "expiry":
+        return "settled at expiry (intrinsic value)"
+    if f["kind"] == "exit" and log:
+        return log.get("reason", "") or "exit"
+    return f["kind"]
+
+
+def _structure_row(s: dict[str, Any]) -> dict[str, Any]:
+    closed = bool(s["closed"])
+    legs = [{"symbol": leg["symbol"], "side": leg["side"], "quantity": leg["quantity"],
+             "entry_price": round(leg["_in"] / leg["quantity"]) if leg["quantity"] else None,
+             "exit_price": round(leg["_out"] / leg["_out_qty"]) if leg["_out_qty"] else None}
+            for leg in s["legs"].values()]
+    return {"opened": s["opened"], "closed": s["closed"], "opened_ts": s["opened_ts"], "closed_ts": s["closed_ts"],
+            "strategy_id": s["strategy_id"],
+            "structure": s["structure"], "group_id": s["group_id"], "legs": legs,
+            "gross_pnl": s["cash"] if closed else None, "charges": s["charges"],
+            "net_pnl": s["cash"] - s["charges"] if closed else None,
+            "ended": s["ended"] if closed else "open when the range ended"}

@@ -30,7 +30,7 @@ from shared.kite.clients import KiteClients, NotConnected
 from shared.broker_sessions import SessionStoreUnavailable
 from shared.kite.instruments import InstrumentCache
 from strategy_worker.backtest import data, engine, parallel
-from strategy_worker.backtest.job import candles_root
+from strategy_worker.backtest.job import backtest_for, candles_root, is_options
 from strategy_worker.backtest.store import BacktestStore
 from strategy_worker.backtest.sweep import Sweep
 
@@ -149,12 +149,13 @@ class BacktestService:
         try:
             with contextlib.suppress(NotConnected, SessionStoreUnavailable):  # without a session: the data stored
                 await data.ensure(await self.clients.client(user_id), self.settings.data_path, spec)
-            from shared.candles.store import CandleStore
-            from strategy_worker.backtest.job import instruments_for
-
-            bt = engine.Backtest(spec, instruments_for(self.settings.data_path, spec),
-                                 CandleStore(self.settings.data_path / "candles"))
-            bt._check_data()
+            backtest_for(spec, self.settings.data_path)._check_data()
+            if is_options(spec) and not data.has_contract_candles(spec, self.settings.data_path):
+                names = ", ".join(spec.symbols)
+                raise engine.BacktestError("start", f"no {spec.interval} candles of the {names} option contracts "
+                                                    f"the strategy would trade from {spec.start} to {spec.end}: "
+                                                    "kta backtest --fetch stores them while Kite lists the "
+                                                    "contracts (expired ones only from a CSV import)")
         except engine.BacktestError as e:
             return m.Error(code="bad_params", message=str(e), field=e.field)
         return None

@@ -18,7 +18,7 @@ from shared import dblock
 from shared.messages import BacktestSpec
 from shared.sqlite import Database, NotFoundError
 
-PARTS = ("curve", "daily", "orders", "trades", "fills", "refusals")
+PARTS = ("curve", "daily", "orders", "trades", "fills", "refusals", "structures")
 EXPORTS = ("metrics", "per_symbol", *PARTS)
 
 
@@ -69,7 +69,7 @@ class BacktestStore:
         """The run's results, all at once."""
         with self.db.conn:
             self.db["results"].upsert({"run_id": run_id, **{p: json.dumps(parts.get(p, [])) for p in PARTS}},
-                                      pk="run_id")
+                                      pk="run_id", alter=True)  # alter: a store made before a part existed
             self.db["runs"].update(run_id, {"state": "done", "metrics": json.dumps(metrics),
                                             "per_symbol": json.dumps(per_symbol), "bars": bars, "elapsed": elapsed,
                                             "done": 1.0, "finished": time.time(), "extra": json.dumps(extra or {})})
@@ -94,7 +94,7 @@ class BacktestStore:
             row = self.db["results"].get(run_id)
         except NotFoundError:
             return {}
-        return {p: json.loads(row[p]) for p in PARTS}
+        return {p: json.loads(row.get(p) or "[]") for p in PARTS}
 
     def list(self, user_id: str, limit: int = 50, parent: str = "") -> list[dict[str, Any]]:
         rows = self.db["runs"].rows_where("user_id = ? and parent = ?", [user_id, parent], order_by="created desc",
@@ -109,7 +109,7 @@ class BacktestStore:
 
     def export(self, run_id: str, what: str, fmt: str = "csv") -> str:
         """One part of a run as CSV or JSON text (``metrics``, ``per_symbol``, ``curve``, ``daily``,
-        ``orders``, ``trades``, ``fills``, ``refusals``)."""
+        ``orders``, ``trades``, ``fills``, ``refusals``, ``structures``)."""
         if what not in EXPORTS:
             raise ValueError(f"export one of {', '.join(EXPORTS)}")
         run = self.get(run_id)
@@ -125,6 +125,9 @@ class BacktestStore:
                 rows = [{"ts": t, "equity": e, "drawdown": d} for t, e, d in rows]
             elif what == "daily":
                 rows = [{"day": d, "equity": e} for d, e in rows]
+            elif what == "structures" and fmt == "csv":  # one cell for the legs
+                rows = [{**r, "legs": "; ".join(f"{leg['side']} {leg['quantity']} {leg['symbol']}" for leg in r["legs"])}
+                        for r in rows]
         if fmt == "json":
             return json.dumps(rows, indent=1)
         out = io.StringIO()

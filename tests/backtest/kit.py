@@ -80,3 +80,59 @@ def write_replay_csv(path: Path, token_symbols: dict[int, str], days: list[date]
             lines.append(f"{symbol},{ist.stamp(ts)},{o:.2f},{h:.2f},{lo:.2f},{cl:.2f},{v}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# ---- an index and its weekly options (options backtests) -------------------------------------------------------
+
+NIFTY_TOKEN = 256265
+NIFTY_INDEX = Instrument(instrument_token=NIFTY_TOKEN, exchange_token=NIFTY_TOKEN >> 8, tradingsymbol="NIFTY 50",
+                         name="NIFTY 50", last_price=0, expiry=None, strike=0, tick_size=0, lot_size=0,
+                         instrument_type="EQ", segment="INDICES", exchange="NSE")
+OPTION_DAYS = [date(2026, 3, 4), date(2026, 3, 5), date(2026, 3, 6)]  # Wed-Fri: the weekly expires Tue 10th
+OPTION_EXPIRY = date(2026, 3, 10)
+
+
+def option_chain(expiry: date = OPTION_EXPIRY, strikes: range = range(25400, 26650, 50)) -> list[Instrument]:
+    out = []
+    for n, strike in enumerate(strikes):
+        for kind in ("CE", "PE"):
+            token = (41000 + 2 * n + (kind == "PE")) * 256 + 2
+            out.append(Instrument(instrument_token=token, exchange_token=token >> 8, name="NIFTY", last_price=0,
+                                  tradingsymbol=f"NIFTY{expiry:%y}{expiry.month}{expiry:%d}{strike}{kind}",
+                                  expiry=expiry, strike=float(strike), tick_size=0.05, lot_size=65,
+                                  instrument_type=kind, segment="NFO-OPT", exchange="NFO"))
+    return out
+
+
+def seed_options(data_dir: Path, days: list[date] = OPTION_DAYS, seed: int = 11, vol: float = 0.14) -> list[date]:
+    """Minute candles of NIFTY 50 (a seeded walk from 26,000) and of every contract of its weekly chain, each
+    priced by Black-Scholes at ``vol`` against the minute's spot (on the ₹0.05 grid), with each day's snapshot:
+    what an options backtest reads, written straight to the store (no broker)."""
+    from shared.options.chain import RATE, years_to_expiry
+    from shared.options.pricing import black_scholes
+
+    root = Path(data_dir) / "candles"
+    store, archive = CandleStore(root), InstrumentArchive(root)
+    chain = option_chain()
+    rng = np.random.default_rng(seed)
+    spot = 26000.0
+    rows: dict[int, list[tuple]] = {i.instrument_token: [] for i in [NIFTY_INDEX, *chain]}
+    last: dict[int, float] = {}
+    for d in days:
+        archive.save(d, [NIFTY_INDEX, *chain, INFY])  # INFY: a listed stock without options
+        t0 = int(datetime(d.year, d.month, d.day, 9, 15, tzinfo=ist.IST).timestamp())
+        for k in range(375):
+            ts = t0 + 60 * k
+            o = spot
+            spot = round(spot * float(np.exp(rng.normal(0, 0.0002))), 2)
+            rows[NIFTY_TOKEN].append((ts, o, max(o, spot) + 1.0, min(o, spot) - 1.0, spot, 0, 0))
+            t = years_to_expiry(OPTION_EXPIRY, ts + 60)
+            for inst in chain:
+                px = black_scholes("c" if inst.instrument_type == "CE" else "p", spot, inst.strike, t, RATE, vol)
+                px = max(0.05, round(px * 20) / 20)
+                op = last.get(inst.instrument_token, px)
+                rows[inst.instrument_token].append((ts, op, max(op, px), min(op, px), px, 100, 0))
+                last[inst.instrument_token] = px
+    for token, r in rows.items():
+        store.write(token, "minute", Candles.from_rows(r))
+    return days

@@ -38,10 +38,25 @@
   function num(x) { return x == null ? "-" : Number(x).toFixed(2); }
 
   // ---- the form -------------------------------------------------------------------------------
+  // An option strategy trades around one underlying (an index or a stock with options) on intraday bars: the
+  // symbols field becomes "Underlying", the day interval is not offered, and a note says how legs are priced.
+  function renderKind(spec) {
+    var options = !!spec && spec.kind === "options", form = $("#bt-form"), f = form.elements;
+    $("#bt-symbols-label").textContent = options ? "Underlying" : "Symbols";
+    f.symbols.placeholder = options ? "NIFTY 50" : "INFY,TCS";
+    if (options && (f.symbols.dataset.kind || "equity") !== "options") { f.symbols.value = "NIFTY 50"; }
+    if (!options && f.symbols.dataset.kind === "options") { f.symbols.value = "INFY"; }
+    f.symbols.dataset.kind = options ? "options" : "equity";
+    var day = Array.prototype.filter.call(f.interval.options, function (o) { return o.value === "day"; })[0];
+    if (day) { day.disabled = options; }
+    if (options && f.interval.value === "day") { f.interval.value = "minute"; }
+    $("#bt-options-note").hidden = !options;
+  }
   function renderParams() {
     var box = $("#bt-params"), name = $("#bt-strategy").value;
     box.querySelectorAll("label, .field-error").forEach(function (el) { el.remove(); });
     var spec = catalog.filter(function (s) { return s.name === name; })[0];
+    renderKind(spec);
     (spec ? spec.params : []).forEach(function (p) {
       var label = text("label", p.name + " "), input;
       label.title = p.description || "";
@@ -168,7 +183,8 @@
     ["max drawdown %", "max_drawdown_pct", pct], ["max drawdown days", "max_drawdown_days", num],
     ["trades", "trades", String], ["win rate", "win_rate", pct], ["profit factor", "profit_factor", num],
     ["expectancy", "expectancy", rupees], ["exposure", "exposure", pct], ["turnover ×", "turnover", num],
-    ["bars", "bars", String], ["refused signals", "refused", String]];
+    ["bars", "bars", String], ["refused signals", "refused", String], ["structures", "groups", String],
+    ["rolled back", "groups_rolled_back", String], ["needing attention", "groups_needing_attention", String]];
 
   function show(ids) {
     shown = ids;
@@ -198,9 +214,14 @@
     runs.forEach(function (r) { head.appendChild(text("th", r.id, "num")); });
     table.appendChild(head);
     ROWS.forEach(function (row) {
+      // a structure's rows only where a run placed groups
+      if (row[1].indexOf("groups") === 0 && !runs.some(function (r) { return r.metrics[row[1]] != null; })) { return; }
       var tr = document.createElement("tr");
       tr.appendChild(text("td", row[0]));
-      runs.forEach(function (r) { tr.appendChild(text("td", row[2](r.metrics[row[1]]), "num")); });
+      runs.forEach(function (r) {
+        var v = r.metrics[row[1]];
+        tr.appendChild(text("td", v == null && row[2] === String ? "-" : row[2](v), "num"));
+      });
       table.appendChild(tr);
     });
     $("#bt-metrics").textContent = ""; $("#bt-metrics").appendChild(table);
@@ -211,11 +232,13 @@
     select.onchange = function () { priceChart(runs[0], select.value); };
     if (select.value) { priceChart(runs[0], select.value); }
     symbolsTable(runs[0]);
+    structuresTable(runs[0]);
     var base = "/api/backtests/" + runs[0].id + "/export?";
     $("#bt-export-trades").href = base + "what=trades&format=csv";
     $("#bt-export-orders").href = base + "what=orders&format=csv";
     $("#bt-export-equity").href = base + "what=curve&format=csv";
     $("#bt-export-json").href = base + "what=metrics&format=json";
+    $("#bt-export-structures").href = base + "what=structures&format=csv";
   }
   function equityChart(runs) {
     var el = $("#bt-equity"); el.textContent = "";
@@ -243,12 +266,21 @@
     var series = chart.addCandlestickSeries();
     series.setData(dedupe(run.chart[symbol].map(function (b) { return { time: b[0] + IST, open: b[1], high: b[2], low: b[3], close: b[4] }; })));
     var bars = run.chart[symbol].map(function (b) { return b[0]; });
-    var markers = run.results.fills.filter(function (f) { return f.symbol === symbol; }).map(function (f) {
+    var at = function (ts) {
       var t = bars[0];
-      for (var i = 0; i < bars.length && bars[i] <= f.ts; i++) { t = bars[i]; }
-      return { time: t + IST, position: f.side === "BUY" ? "belowBar" : "aboveBar", color: f.side === "BUY" ? "#26a69a" : "#ef5350",
+      for (var i = 0; i < bars.length && bars[i] <= ts; i++) { t = bars[i]; }
+      return t + IST;
+    };
+    var markers = run.results.fills.filter(function (f) { return f.symbol === symbol; }).map(function (f) {
+      return { time: at(f.ts), position: f.side === "BUY" ? "belowBar" : "aboveBar", color: f.side === "BUY" ? "#26a69a" : "#ef5350",
                shape: f.side === "BUY" ? "arrowUp" : "arrowDown", text: MARK[f.kind] || "" };
     });
+    // an option strategy's fills are on its contracts: on the underlying's chart, where each structure opened and closed
+    (run.results.structures || []).forEach(function (s) {
+      markers.push({ time: at(s.opened_ts), position: "belowBar", color: "#7e57c2", shape: "circle", text: s.structure });
+      if (s.closed_ts) { markers.push({ time: at(s.closed_ts), position: "aboveBar", color: "#7e57c2", shape: "square", text: "close" }); }
+    });
+    markers.sort(function (a, b) { return a.time - b.time; });
     series.setMarkers(dedupe(markers));
     chart.timeScale().fitContent();
   }
@@ -265,14 +297,42 @@
     $("#bt-symbols").textContent = ""; $("#bt-symbols").appendChild(t);
   }
 
+  // each option structure: when it opened and closed, its legs, P&L from its own fills, how it ended
+  function structuresTable(run) {
+    var rows = (run.results && run.results.structures) || [];
+    $("#bt-structures-box").hidden = !rows.length;
+    var t = document.createElement("table"), head = document.createElement("tr");
+    t.className = "table"; t.id = "bt-structures-table";
+    ["opened", "closed", "structure", "legs (entry → exit)", "gross P&L", "charges", "net P&L", "ended"].forEach(function (h) { head.appendChild(text("th", h)); });
+    t.appendChild(head);
+    rows.forEach(function (s) {
+      var tr = document.createElement("tr");
+      var legs = s.legs.map(function (l) {
+        return l.side + " " + l.quantity + " " + l.symbol.split(":").pop() + " " + rupees(l.entry_price) +
+          " → " + (l.exit_price == null ? "held" : rupees(l.exit_price));
+      }).join("\n");
+      [s.opened, s.closed || "-", s.structure].forEach(function (v) { tr.appendChild(text("td", v)); });
+      tr.appendChild(text("td", legs, "legs"));
+      [s.gross_pnl, s.charges, s.net_pnl].forEach(function (v) { tr.appendChild(text("td", rupees(v), "num")); });
+      tr.appendChild(text("td", s.ended));
+      t.appendChild(tr);
+    });
+    $("#bt-structures").textContent = ""; $("#bt-structures").appendChild(t);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var today = new Date(), from = new Date(today.getTime() - 30 * 86400000);
     var form = $("#bt-form");
     form.elements.end.value = today.toISOString().slice(0, 10);
     form.elements.start.value = from.toISOString().slice(0, 10);
     api("GET", "/api/strategies/catalog").then(function (c) {
-      catalog = c.filter(function (s) { return s.kind === "equity"; });
-      catalog.forEach(function (s) { $("#bt-strategy").appendChild(text("option", s.name)); });
+      catalog = c;
+      ["equity", "options"].forEach(function (kind) {
+        var group = document.createElement("optgroup");
+        group.label = kind === "equity" ? "Equity" : "Options";
+        catalog.filter(function (s) { return s.kind === kind; }).forEach(function (s) { group.appendChild(text("option", s.name)); });
+        if (group.children.length) { $("#bt-strategy").appendChild(group); }
+      });
       renderParams();
     });
     $("#bt-strategy").addEventListener("change", renderParams);
