@@ -15,13 +15,15 @@ from datetime import date
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.exercise import ExerciseHandler, OptionContract
+from execution_worker.reconcile import EXPIRED_UNLISTED
 from shared import ist
 from shared.market_calendar import CALENDAR
 from shared import messages as m
 from shared.kite import errors
+from shared.kite.models import Trade
 from shared.trading.external import Difference, allocate, differences
 from shared.trading.greeks import is_option, spot_key
-from shared.trading.order import OrderState
+from shared.trading.order import Order, OrderState
 from shared.trading.protection import position_key
 
 log = logging.getLogger("kta.crosscheck")
@@ -48,14 +50,21 @@ class CrossCheck:
         except errors.KiteError as e:
             log.info("cross-check waits: holdings unread (%s)", e, extra={"user_id": self.desk.user_id})
             return adopted
-        diffs = differences(self.desk.tracker.positions(), broker, holdings)
+        unheard: dict[tuple[str, str, str], int] = {}
+        for o in self._unheard():
+            key = (o.exchange, o.tradingsymbol, o.product or "MIS")
+            unheard[key] = unheard.get(key, 0) + o.sign * (o.quantity - o.fill_quantity)
+        diffs = differences(self.desk.tracker.positions(), broker, holdings, unheard)
         now = {(d.exchange, d.tradingsymbol, d.product): (d.kta, d.broker) for d in diffs}
         reconciled = self.desk.reconciled_at > self.last_pass
         for d in diffs:
             key = (d.exchange, d.tradingsymbol, d.product)
             if not reconciled or self.seen.get(key) != (d.kta, d.broker) or self._owed(d):
                 continue
-            adopted += await self._adopt(d, {p.tradingsymbol: p for p in broker}.get(d.tradingsymbol))
+            row = {p.tradingsymbol: p for p in broker}.get(d.tradingsymbol)
+            rest = await self._fill_unheard(d, row)
+            if rest is not None and not (d.product == "CNC" and rest.delta > 0):  # (more shares: the trader's own)
+                adopted += await self._adopt(rest, row)
         self.seen, self.last_pass = now, time.monotonic()
         if self.desk.protector is not None and self.desk.protector.in_doubt:
             differing = {(d.exchange, d.tradingsymbol) for d in differences(self.desk.tracker.positions(), broker,
@@ -71,11 +80,66 @@ class CrossCheck:
         return {(h.exchange, h.tradingsymbol): h.quantity + h.t1_quantity for h in await self.desk.client.holdings()}
 
     def _owed(self, d: Difference) -> bool:
-        """A kta order on the instrument whose fills the broker reports and the journal lacks, or one
-        whose submit has no answer yet (the broker may have filled it already)."""
+        """A kta order on the instrument whose fills the broker reports and the journal lacks, one whose
+        submit has no answer yet (the broker may have filled it already), or one of a closed day still working
+        in kta's book (reconciliation has yet to expire it: what filled of it is then ``_fill_unheard``'s)."""
+        today = self.desk.journal.today()
         return any(o.instrument == (d.exchange, d.tradingsymbol)
-                   and (o.unjournaled or o.state in (OrderState.SUBMITTING, OrderState.UNKNOWN))
+                   and (o.unjournaled or o.state in (OrderState.SUBMITTING, OrderState.UNKNOWN)
+                        or (not o.is_terminal and o.day and o.day < today))
                    for o in self.desk.book)
+
+    def _unheard(self) -> list[Order]:
+        """kta's orders that reconciliation expired with their day (gone from the broker's book, last heard working)
+        with quantity kta never heard filled: it may have filled while kta was not listening (the worker down over
+        the close), and the broker's books that said so are gone with the day."""
+        today = self.desk.journal.today()
+        return [o for o in self.desk.book if o.state is OrderState.CANCELLED and o.status_message == EXPIRED_UNLISTED
+                and o.order_id and o.day and o.day < today and o.quantity > o.fill_quantity]
+
+    async def _fill_unheard(self, d: Difference, row: m.Position | None) -> Difference | None:
+        """What of ``d`` kta's own unheard orders account for, journaled as theirs: the order's fills (its tag,
+        its strategy; told to the strategy, its protection synced), up to each order's unfilled quantity, on
+        its side. Returns the rest of the difference (None: nothing left).
+
+        Approximate, as the broker's record of the order is gone with its day: the quantity is the broker's
+        (its positions / holdings now), the price is what kta heard the order fill at so far (its average), else
+        its limit price, else the instrument's last close; the fill is stamped with the order's last exchange
+        time (its day: the day it filled). Not seen at all: an MIS order's unheard rest — the broker squared the
+        position off at the close and the day's positions that showed both are gone (the square-off of what kta
+        heard is adopted; the round trip of the rest, and its P&L, are missing from the journal). While Kite's day
+        is still readable none of this runs: reconciliation reads the order's own history and trades (exact)."""
+        left = d.delta
+        for order in self._unheard():
+            if (order.exchange, order.tradingsymbol, order.product or "MIS") != (d.exchange, d.tradingsymbol, d.product) \
+                    or order.sign * left <= 0:
+                continue
+            quantity = min(abs(left), order.quantity - order.fill_quantity)
+            price = order.average_price or order.price or (await self._price(d, row))[0]
+            trade = Trade(trade_id=f"unheard:{order.order_id}:{order.fill_quantity + quantity}", order_id=order.order_id,
+                          exchange=order.exchange, tradingsymbol=order.tradingsymbol,
+                          instrument_token=order.instrument_token, product=order.product,
+                          average_price=m.to_rupees(price), quantity=quantity,
+                          transaction_type=order.transaction_type.value,
+                          fill_timestamp=order.exchange_timestamp or f"{order.day} 15:30:00")
+            await self.desk.journal_trades(order, [trade])
+            left -= order.sign * quantity
+            what = (f"{order.transaction_type} {quantity} of order {order.order_id} filled after kta last heard it "
+                    f"({order.fill_quantity - quantity} filled then), while it was not listening over its day's close")
+            self.desk.journal.record_risk_event(self.desk.user_id, code="UNHEARD_FILL", message=(
+                f"{d.tradingsymbol}: {what}; journaled for {order.strategy_id or 'the account'} at "
+                f"{m.format_inr(price)} (the broker's day is gone: the price is approximate)"))
+            await alert(self.desk.bus, self.desk.user_id, "external_fill",
+                        f"{d.tradingsymbol}: an order filled while kta was not listening",
+                        f"{what}: journaled for {order.strategy_id or 'the account'} at about {m.format_inr(price)}",
+                        severity="warning", key=f"unheard:{trade.trade_id}", clock=self.desk.exchange)
+            log.warning("unheard fill: %s %s", d.tradingsymbol, what, extra={"user_id": self.desk.user_id})
+            if self.desk.protector is not None and order.strategy_id:  # the stop follows the whole position
+                await self.desk.protector.sync(position_key(order.strategy_id, d.exchange, d.tradingsymbol))
+        if left == d.delta:
+            return d
+        return Difference(exchange=d.exchange, tradingsymbol=d.tradingsymbol, product=d.product, kta=d.broker - left,
+                          broker=d.broker) if left else None
 
     def _busy(self, exchange: str, symbol: str) -> bool:
         """A kta order on the instrument not final in kta's book, or owing the journal a fill: the broker

@@ -289,8 +289,13 @@ class Desk:
         ``known`` trades are used when they account for the whole filled quantity."""
         if known is None or sum(t.quantity for t in known) < order.filled_quantity:
             known = await self._trades_or_report(order)
+        await self.journal_trades(order, known)
+
+    async def journal_trades(self, order: Order, trades: list[Trade]) -> None:
+        """``trades`` of the order not journaled yet: journaled, into the tracker, applied to the order, told
+        to its strategy."""
         fresh = False
-        for t in known:
+        for t in trades:
             if t.trade_id in order.trade_ids:
                 continue
             price = to_paise(t.average_price)

@@ -18,6 +18,9 @@ from shared.kite.models import Order as KiteOrder
 from shared.trading.order import NOT_FOUND, BrokerUpdate, OrderState, SubmitFailed
 
 log = logging.getLogger("kta.reconcile")
+# a working order gone from the broker's book with its day: what filled of it after kta last heard is unknown until the
+# positions cross-check finds it in the broker's positions (crosscheck.CrossCheck._unheard)
+EXPIRED_UNLISTED = "no longer in the broker's order book: expired at the end of its day"
 
 
 class ReconcileResult(msgspec.Struct, kw_only=True):
@@ -110,8 +113,7 @@ async def _unlisted(desk: Desk, listed: set[str], placed: set[str], result: Reco
                 log.warning("order %s (%s) is no longer in the broker's order book: expired with its day",
                             order.order_id, order.tag, extra={"user_id": desk.user_id})
                 await desk.record(order, BrokerUpdate(order_id=order.order_id, state=OrderState.CANCELLED,
-                                                      status="CANCELLED", status_message="no longer in the "
-                                                      "broker's order book: expired at the end of its day",
+                                                      status="CANCELLED", status_message=EXPIRED_UNLISTED,
                                                       ts=time.time_ns()))
                 result.expired += 1
     desk.unlisted = missing

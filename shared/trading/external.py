@@ -38,12 +38,14 @@ def net(positions: Iterable[Position]) -> dict[Key, int]:
 
 
 def differences(kta: Iterable[Position], broker: Iterable[Position],
-                holdings: dict[tuple[str, str], int] | None = None) -> list[Difference]:
+                holdings: dict[tuple[str, str], int] | None = None, unheard: dict[Key, int] | None = None
+                ) -> list[Difference]:
     """Where the broker's net position differs from kta's, by instrument and product. A CNC position
     kta holds that the broker no longer lists has gone to holdings (delivery), not away. With the
     account's ``holdings`` ((exchange, symbol) -> quantity incl. T1), a CNC position is compared with
     the day's CNC position plus the holdings (a carried position sold today shows as a negative day
-    position against its holding), and only a shortfall counts: shares beyond kta's are the trader's own."""
+    position against its holding), and only a shortfall counts: shares beyond kta's are the trader's own —
+    except, up to ``unheard[key]``, the bought quantity of kta's own orders that may have filled unheard."""
     mine, theirs = net(kta), net(broker)
     out = []
     for key in sorted(mine.keys() | theirs.keys()):
@@ -51,7 +53,9 @@ def differences(kta: Iterable[Position], broker: Iterable[Position],
         if key[2] == "CNC" and holdings is not None:
             there += holdings.get((key[0], key[1]), 0)
             if there >= have:
-                continue
+                there = min(there, have + max(0, (unheard or {}).get(key, 0)))
+                if there == have:
+                    continue
         elif have == there or (key[2] == "CNC" and key not in theirs and have > 0):
             continue
         out.append(Difference(exchange=key[0], tradingsymbol=key[1], product=key[2], kta=have, broker=there))

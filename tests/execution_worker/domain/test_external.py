@@ -37,3 +37,16 @@ def test_cnc_against_the_day_position_plus_holdings_and_only_a_shortfall_counts(
     assert ("TCS", "CNC") in {(d.tradingsymbol, d.product) for d in differences(kta, broker)}
     # a carried position the trader sold in Kite: the holding remains, today's -5 leaves 0 of kta's 5
     assert [d.delta for d in differences([pos("ITC", 5, "CNC", "a")], [pos("ITC", -5, "CNC")], holdings)] == [-5]
+
+
+def test_more_cnc_shares_count_only_up_to_what_kta_orders_may_have_filled_unheard():
+    """An order of kta's that filled while kta was not listening (the worker down over the close) shows as more
+    shares in the holdings than kta has: that much, and no more, is a difference (the rest is the trader's own)."""
+    holdings = {("NSE", "INFY"): 20_010}  # 10 of the trader's own, 20,000 bought by kta's order
+    kta = [pos("INFY", 450, "CNC", "a")]  # kta heard 450 of the 20,000 fill
+    assert differences(kta, [], holdings) == []  # nothing unheard: the surplus is the trader's
+    (d,) = differences(kta, [], holdings, {("NSE", "INFY", "CNC"): 19_550})
+    assert d.delta == 19_550
+    (d,) = differences(kta, [], holdings, {("NSE", "INFY", "CNC"): 30_000})  # what may have filled, at most
+    assert d.delta == 19_560
+    assert differences(kta, [], holdings, {("NSE", "INFY", "CNC"): -100}) == []  # an unheard sale adds no shares
