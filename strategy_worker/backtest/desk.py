@@ -7,8 +7,9 @@ time, an exit clamped to what the strategy holds) with the live ``RiskContext`` 
 (``shared/trading/protection.py``: one stop-loss at the broker for what is held, the target watched on the
 price and reached by turning the stop into a LIMIT at it, which moves to the stop's limit if the price comes back to
 the stop first (``stops.py``), a stop the exchange rejects because the price already passed its trigger re-placed
-once with a corrected trigger, then the position closed). Each order is the live ``Order`` model, moved by the
-same events (submitted, placed, the broker's updates, fills, cancels). Orders fill by the shared fill model
+once with a corrected trigger, then the position closed; a CNC / NRML position's GTTs instead, ``gtts.py``).
+Each order is the live ``Order`` model, moved by the same events (submitted, placed, the broker's updates,
+fills, cancels). Orders fill by the shared fill model
 (``shared/fills.py``) and pay Zerodha's charges (``shared/charges.py``). What became of each signal is told
 to the strategy as the execution worker tells it: ``StrategyOutcome``s with the authoritative position.
 A multi-leg SignalGroup is placed by ``groups.py`` (the live hedge rules and group placement plan).
@@ -55,9 +56,11 @@ from shared.trading.protection import (
     corrected_stop,
     plan,
 )
+from shared.trading.protection_gtt import uses_gtt
 from shared.trading.risk import RiskManager
 from shared.trading.risk_context import context_from
 from strategy_worker.backtest.groups import place_group
+from strategy_worker.backtest.gtts import Gtts
 from strategy_worker.backtest.results import Recorder
 from strategy_worker.backtest.stops import wake_levels, walk
 
@@ -100,6 +103,7 @@ class Desk:
         self.day = ""
         self.by_key: Mapping[str, Instrument] = {}  # "EXCHANGE:SYMBOL" -> the day's instruments (group risk)
         self.traded: set[int] = set()  # tokens with a bar this minute (a group's legs fill only on those)
+        self.gtts = Gtts(self)  # CNC / NRML positions' GTTs: they outlive the day (gtts.py)
 
     # ---- time ---------------------------------------------------------------------------------
 
@@ -189,13 +193,21 @@ class Desk:
     # ---- protection (shared/trading/protection.py, carried out on the simulated exchange) --------
 
     def _sync(self, p: Protection, inst: Instrument) -> list[StrategyOutcome]:
-        """Make the working stop agree with what is held, as the execution worker's protector does."""
+        """Make the working stop (a CNC / NRML position's GTTs) agree with what is held, as the execution
+        worker's protector does."""
         token = inst.instrument_token
         held = self.strategy_qty.get((p.strategy_id, token), 0)
         book = self.resting.get(token, {})
         mine = [r.order for r in book.values() if r.protection is p]
         out: list[StrategyOutcome] = []
-        for action in plan(p, held, 0, mine, inst, SL_SLIPPAGE_PCT):
+        if uses_gtt(p.product):
+            if not held:
+                for o in mine:
+                    book.pop(o.tag, None)
+                    self._cancel(o, "nothing left to protect")
+            self.gtts.sync(p, inst, held, sum(o.remaining for o in mine if held))
+            mine = []
+        for action in plan(p, held, 0, mine, inst, SL_SLIPPAGE_PCT) if not uses_gtt(p.product) else ():
             if isinstance(action, Place):
                 out += self._place_stop(p, action.request, inst)
             elif isinstance(action, Cancel):
@@ -215,10 +227,13 @@ class Desk:
             self._order(req, p.strategy_id, OrderState.REJECTED)
             self.rec.order(self.now, req, "REJECTED", 0, p.strategy_id)
             return self._rejected(p, inst, price)
-        order = self._order(req, p.strategy_id, OrderState.TRIGGER_PENDING)
-        self.resting.setdefault(inst.instrument_token, {})[req.tag] = Resting(order, inst, p)
+        self.rest(self._order(req, p.strategy_id, OrderState.TRIGGER_PENDING), inst, p)
         self.rec.order(self.now, req, "TRIGGER PENDING", 0, p.strategy_id)
         return []
+
+    def rest(self, order: Order, inst: Instrument, p: Protection) -> None:
+        """``order`` works at the exchange for ``p`` until it fills or is cancelled."""
+        self.resting.setdefault(inst.instrument_token, {})[order.tag] = Resting(order, inst, p)
 
     def _rejected(self, p: Protection, inst: Instrument, price: int) -> list[StrategyOutcome]:
         """Once more with a corrected trigger; rejected again, the position is closed at the market."""
@@ -252,11 +267,13 @@ class Desk:
         book = self.resting.get(token)
         if not book:
             self.resting.pop(token, None)
+        if not book and token not in self.gtts.by_token:
             self.wake.pop(token, None)
             return
+        levels = [wake_levels(r.order, r.protection, self.fills.slippage_ticks * tick_paise(r.inst))
+                  for r in (book or {}).values()]
         low, high = -1.0, float("inf")
-        for r in book.values():
-            lo, hi = wake_levels(r.order, r.protection, self.fills.slippage_ticks * tick_paise(r.inst))
+        for lo, hi in [*levels, self.gtts.wake(token)]:
             low, high = max(low, lo / 100) if lo else low, min(high, hi / 100) if hi >= 0 else high
         self.wake[token] = (low, high)
 
@@ -264,15 +281,15 @@ class Desk:
         book = self.resting.get(token)
         for tag in [t for t, r in (book or {}).items() if r.order.strategy_id == strategy_id]:
             self._cancel(book.pop(tag).order, reason)
+        self.gtts.delete_for(strategy_id, token, reason)
         self._rewake(token)
 
     # ---- bars ---------------------------------------------------------------------------------
 
     def on_path(self, token: int, path: tuple[int, ...]) -> list[StrategyOutcome]:
-        """Working stops of ``token`` along the bar's path, as the live protector works them (``stops.walk``)."""
-        book = self.resting.get(token)
-        if not book:
-            return []
+        """Working stops of ``token`` along the bar's path, as the live protector works them (``stops.walk``),
+        then its GTTs (``gtts.py``)."""
+        book = self.resting.get(token) or {}
         out: list[StrategyOutcome] = []
         for tag in list(book):
             r = book.get(tag)
@@ -288,6 +305,7 @@ class Desk:
             out.append(self._fill(o.strategy_id, o.signal_id, o.kind, r.inst, o.transaction_type.value, o.quantity,
                                   hit[1], o.product, "protective_fill"))
             out += self._sync(p, r.inst)
+        out += self.gtts.on_path(token, path)
         self._rewake(token)
         return out
 

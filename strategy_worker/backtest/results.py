@@ -75,6 +75,22 @@ class Recorder:
                "fill_price": price, "fill_time": ist.stamp(ts)}
         self.orders.append(row)
 
+    def gtt(self, ts: int, t, status: str) -> None:
+        """A GTT placed or modified (``gtts.Trigger``): a row of the orders, ``order_type`` GTT, ``trigger_price``
+        its stop's trigger, ``price`` its target's (0: none); later TRIGGERED or DELETED."""
+        p, s = t.protection, t.spec
+        values = dict(zip(s.kinds, s.trigger_values))
+        row = self._orders_by_tag.get(t.tag)
+        if row is None:
+            row = {"tag": t.tag, "time": ist.stamp(ts), "strategy_id": p.strategy_id, "signal_id": p.signal_id,
+                   "kind": "gtt", "symbol": f"{p.exchange}:{p.tradingsymbol}", "side": s.side.value,
+                   "order_type": "GTT", "quantity": 0, "price": 0, "trigger_price": 0, "product": p.product,
+                   "status": status, "fill_price": 0, "fill_time": ""}
+            self.orders.append(row)
+            self._orders_by_tag[t.tag] = row
+        row.update(quantity=s.quantity, price=values.get("target", 0), trigger_price=values.get("stop_loss", 0),
+                   status=status)
+
     def order_status(self, tag: str, status: str, fill_price: int = 0, ts: int = 0) -> None:
         row = self._orders_by_tag.get(tag)
         if row is not None:

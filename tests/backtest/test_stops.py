@@ -95,8 +95,10 @@ def test_above_the_freeze_quantity_entry_and_stop_are_sliced_as_live():
                    quantity=1820, product=m.Product.NRML, order_type=m.OrderType.MARKET, stop_loss=8000, intent="entry")
     out = desk.submit(sig)
     assert sorted(o.quantity for o in out if o.kind == "filled") == [65, 1755]  # the live freeze slices (1,800)
-    stops = sorted((r.order for rs in desk.resting.values() for r in rs.values()), key=lambda o: o.quantity)
-    assert [(o.quantity, o.order_type, o.trigger_price) for o in stops] == [(65, "SL", 8000), (1755, "SL", 8000)]
+    assert not desk.resting  # NRML: protected by GTTs (one per freeze slice, each fires one order Kite accepts)
+    gtts = sorted(desk.gtts.by_token[7].values(), key=lambda t: t.spec.quantity)
+    assert [(t.spec.quantity, t.spec.type, t.spec.trigger_values) for t in gtts] == [(65, "single", (8000,)),
+                                                                                      (1755, "single", (8000,))]
     desk.now = T0 + 60
     fills = desk.on_path(7, (10000, 10100, 7900, 7950))
     assert sorted(f.quantity for f in fills) == [65, 1755] and fills[-1].position == 0

@@ -1,0 +1,126 @@
+"""A CNC / NRML position in a backtest is protected as live (shared/trading/protection_gtt.py, kite_sim/gtt.py): a
+GTT OCO placed from the entry's fill that outlives the close, fired along a later day's price path like kite_sim
+fires it (the lower value when the price falls to it, the upper when it rises to it), placing one DAY LIMIT at the
+leg's price that fills from the firing point; a fired order that cannot fill expires at the close and the position
+gets a new GTT, as gtt_keeper re-creates one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from shared import ist
+from shared import messages as m
+from shared.messages import BacktestSpec
+from strategy_worker.backtest.desk import Desk
+from strategy_worker.backtest.job import execute
+from strategy_worker.backtest.results import Recorder
+from tests.backtest.kit import INFY, START, seed_store
+
+DAY1 = int(datetime(START.year, START.month, START.day, 9, 15, tzinfo=ist.IST).timestamp())
+DAY2 = DAY1 + 86400
+STOP, TARGET = 147000, 152000
+TOKEN = INFY.instrument_token
+
+
+def carried_cnc() -> Desk:
+    """5 INFY bought CNC on day 1 at ₹1,500 with a stop at ₹1,470 and a target at ₹1,520, held over the close."""
+    desk = Desk("DEMO01", {TOKEN: INFY}, Recorder(capital=10_000_000), {TOKEN: 1500.0})
+    desk.new_day(ist.day(DAY1))
+    desk.now = DAY1
+    sig = m.Signal(id="e1", user_id="DEMO01", strategy_id="s1", strategy="manual", exchange=m.Exchange.NSE,
+                   tradingsymbol="INFY", instrument_token=TOKEN, transaction_type=m.TransactionType.BUY, quantity=5,
+                   product=m.Product.CNC, order_type=m.OrderType.MARKET, stop_loss=STOP, target=TARGET,
+                   intent="entry")
+    assert [o.kind for o in desk.submit(sig)] == ["accepted", "filled"]
+    assert bar(desk, DAY1 + 60, 150000, 151000, 148000, 149000) == []  # day 1: between the legs
+    desk.now = DAY1 + 375 * 60 - 1
+    assert desk.end_of_day() == []  # CNC: no square-off, no new order, the GTT stays at the broker
+    desk.new_day(ist.day(DAY2))
+    return desk
+
+
+def bar(desk: Desk, ts: int, *path: int) -> list[m.StrategyOutcome]:
+    desk.now = ts
+    desk.price[TOKEN] = path[-1] / 100
+    return desk.on_path(TOKEN, path) if TOKEN in desk.wake else []
+
+
+def rows(desk: Desk, kind: str) -> list[dict]:
+    return [o for o in desk.rec.orders if o["kind"] == kind]
+
+
+def test_the_gtt_placed_on_day_1_stops_the_position_out_on_day_2_at_its_price():
+    desk = carried_cnc()
+    (gtt,) = rows(desk, "gtt")
+    assert (gtt["order_type"], gtt["trigger_price"], gtt["price"], gtt["quantity"], gtt["status"],
+            gtt["time"][:10]) == ("GTT", STOP, TARGET, 5, "ACTIVE", str(START))
+    assert not rows(desk, "stop_loss") and not desk.resting  # no day SL order, placed or cancelled, on either day
+    assert desk.strategy_qty[("s1", TOKEN)] == 5
+    (fill,) = bar(desk, DAY2 + 60, 149500, 149600, 146500, 146800)  # day 2 falls through the stop
+    assert (fill.kind, fill.order_kind, fill.price, fill.position) == ("protective_fill", "stop_loss", STOP - 5, 0)
+    (fired,) = rows(desk, "stop_loss")  # the one order the GTT placed: a DAY LIMIT at the stop leg's price
+    assert (fired["order_type"], fired["price"], fired["status"], fired["fill_price"], fired["time"][:10]) == (
+        "LIMIT", STOP - 735, "COMPLETE", STOP - 5, str(START + timedelta(days=1)))
+    assert rows(desk, "gtt")[0]["status"] == "TRIGGERED" and not desk.gtts.by_token and TOKEN not in desk.wake
+    (trade,) = desk.rec.trades
+    assert (trade["entry_price"], trade["exit_price"], trade["exit_kind"]) == (150005, STOP - 5, "stop_loss")
+
+
+def test_the_target_leg_fires_a_limit_through_the_target():
+    desk = carried_cnc()
+    (fill,) = bar(desk, DAY2 + 60, 150000, 152500, 149900, 152300)
+    # fired at ₹1,520: its LIMIT (₹1,512.40) sells across the spread at once, not at the target after trading through
+    assert (fill.order_kind, fill.price, fill.position) == ("target", TARGET - 5, 0)
+    assert rows(desk, "target")[0]["price"] == TARGET - 760
+
+
+def test_a_gap_through_the_fired_limit_expires_and_the_position_gets_a_new_gtt():
+    desk = carried_cnc()
+    assert bar(desk, DAY2 + 60, 145000, 145200, 144500, 144800) == []  # opened below the stop leg's limit
+    (fired,) = rows(desk, "stop_loss")
+    assert (fired["status"], fired["price"]) == ("OPEN", STOP - 735) and desk.strategy_qty[("s1", TOKEN)] == 5
+    desk.now = DAY2 + 375 * 60 - 1
+    assert desk.end_of_day() == []
+    assert fired["status"] == "CANCELLED"  # a DAY order
+    first, second = rows(desk, "gtt")
+    assert first["status"] == "TRIGGERED" and second["status"] == "ACTIVE"
+    # placed against the last price (₹1,448): the stop moved out of Kite's band below it, the target kept
+    assert second["trigger_price"] < 144800 - 144800 * 25 // 10000 and second["price"] == TARGET
+    desk.new_day(ist.day(DAY2 + 86400))
+    (fill,) = bar(desk, DAY2 + 86400 + 60, 144800, 144900, 140000, 140500)
+    assert (fill.order_kind, fill.position) == ("stop_loss", 0)
+
+
+def test_an_exit_deletes_the_gtt():
+    desk = carried_cnc()
+    desk.now = DAY2 + 60
+    sig = m.Signal(id="x1", user_id="DEMO01", strategy_id="s1", strategy="manual", exchange=m.Exchange.NSE,
+                   tradingsymbol="INFY", instrument_token=TOKEN, transaction_type=m.TransactionType.SELL, quantity=5,
+                   product=m.Product.CNC, order_type=m.OrderType.MARKET, intent="exit")
+    out = desk.submit(sig)
+    assert [o.kind for o in out] == ["accepted", "filled"] and out[-1].position == 0
+    assert rows(desk, "gtt")[0]["status"] == "DELETED" and not desk.gtts.by_token and TOKEN not in desk.wake
+
+
+def test_a_delivery_backtest_protects_every_position_by_gtt(tmp_path):
+    """ema_crossover CNC (intraday off) over five days through the engine: GTTs, never a day SL; each fired order
+    belongs to a GTT of its entry placed earlier, some on a later day (the position carried over a close)."""
+    days = seed_store(tmp_path, days=6)
+    spec = BacktestSpec(strategy="ema_crossover", symbols=["INFY", "TCS"], start=days[1], end=days[-1],
+                        interval="minute", params={"fast": 5, "slow": 20, "intraday": False, "quantity": 10},
+                        warmup_bars=0)
+    out = execute(spec, tmp_path)
+    orders = out["parts"]["orders"]
+    assert not [o for o in orders if o["order_type"] == "SL" or o["kind"] == "MIS square-off"]
+    gtts = {o["signal_id"]: o for o in orders if o["kind"] == "gtt"}
+    fired = [o for o in orders if o["kind"] in ("stop_loss", "target")]
+    assert fired and len(fired) == sum(g["status"] == "TRIGGERED" for g in gtts.values())
+    for o in fired:
+        g = gtts[o["signal_id"]]
+        assert g["status"] == "TRIGGERED" and g["time"] <= o["time"] and o["order_type"] == "LIMIT"
+        assert o["price"] < g["price" if o["kind"] == "target" else "trigger_price"]  # a sell, through its trigger
+    assert any(o["time"][:10] > gtts[o["signal_id"]]["time"][:10] for o in fired)  # fired on a later day
+    cash = sum((-1 if f["side"] == "BUY" else 1) * f["quantity"] * f["price"] for f in out["parts"]["fills"])
+    assert sum(t["pnl"] for t in out["parts"]["trades"]) == cash + sum(  # what is still held, at its cost
+        f["quantity"] * f["price"] for f in out["parts"]["fills"] if f["kind"] == "entry") - sum(
+        t["quantity"] * t["entry_price"] for t in out["parts"]["trades"])
