@@ -173,3 +173,11 @@ def chromium() -> str:
     if path is None:
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
     return path
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """This process's sim fork server (tests/simfork.py) stops after the session's sims, and is reaped here:
+    its CPU and its sims' count as this process's children's, as the sims' did when each was a Popen."""
+    from tests import simfork
+
+    simfork.shutdown()

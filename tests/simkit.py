@@ -6,7 +6,6 @@ import hashlib
 import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ import httpx
 from shared import natsd
 from shared.ist import IST
 from shared.kite import tls
+from tests import simfork
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY, API_SECRET = "kta-demo", "kta-demo-secret"
@@ -24,7 +24,7 @@ USER_ID, PASSWORD = "DEMO01", "demo"
 
 @dataclass
 class Sim:
-    proc: subprocess.Popen
+    proc: simfork.Forked  # answers as subprocess.Popen does
     port: int
     api_key: str = API_KEY
     api_secret: str = API_SECRET
@@ -104,21 +104,27 @@ def far_token_expiry() -> tuple[str, str]:
     return "--token-expiry-hour", str((datetime.now(IST).hour + 12) % 24)
 
 
+def launch(flags: list[str], log: Path | None, *, append: bool = False) -> simfork.Forked:
+    """``python -m kite_sim <flags>`` in the checkout, without the developer's KTA_ settings, its output to
+    ``log`` (or nowhere): forked from this process's preloaded sim server (tests/simfork.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
+    with open(log or os.devnull, "ab" if append or log is None else "wb") as out:
+        return simfork.spawn(flags, cwd=ROOT, env=env, log=out.fileno())
+
+
 def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.0, admin: bool = True,
               redirect_url: str = "http://127.0.0.1:8000/auth/kite/callback", extra: tuple[str, ...] = (),
               port: int = 0, tls: tuple[Path, Path] | None = None) -> Sim:
     """``extra``: more kite_sim flags (``("--replay", "candles.csv")``); ``port``: a port chosen beforehand;
     ``tls``: (certificate chain, key) PEM files: the sim serves https, as the real Kite does."""
     port = port or natsd.free_port()
-    args = [sys.executable, "-m", "kite_sim", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed),
-            "--speed", str(speed), "--redirect-url", redirect_url, *far_token_expiry(), *extra]
+    flags = ["--host", "127.0.0.1", "--port", str(port), "--seed", str(seed), "--speed", str(speed),
+             "--redirect-url", redirect_url, *far_token_expiry(), *extra]
     if admin:
-        args.append("--admin")
+        flags.append("--admin")
     if tls:
-        args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-    log = open(tmp_path / "sim.log", "wb") if tmp_path else subprocess.DEVNULL
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        flags += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    proc = launch(flags, tmp_path / "sim.log" if tmp_path else None)
     try:
         natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
     except BaseException:  # a sim too slow to listen must not outlive the test that gave up on it

@@ -43,20 +43,15 @@ def sim_log(tmp: Path) -> str:
 
 def start_sim_with(tmp: Path, *extra: str, seed: int = 9, speed: float = 60.0, port: int | None = None,
                    log_name: str = "sim.log") -> Sim:
-    """Like ``tests.simkit.start_sim``, with extra ``kta sim`` flags (--snapshot, --replay, --settle ...)."""
-    import os
-    import subprocess
-    import sys
-
+    """Like ``tests.simkit.start_sim``, with extra ``kta sim`` flags (--snapshot, --replay, --settle ...); the
+    sim's output is appended to ``tmp/log_name`` (a restarted sim's after the first one's)."""
     from shared import natsd
-    from tests.simkit import ROOT, far_token_expiry
+    from tests.simkit import far_token_expiry, launch
 
     port = port or natsd.free_port()
-    args = [sys.executable, "-m", "kite_sim", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed),
-            "--speed", str(speed), "--admin", *far_token_expiry(), *extra]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-    log = open(tmp / log_name, "ab")
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    flags = ["--host", "127.0.0.1", "--port", str(port), "--seed", str(seed), "--speed", str(speed), "--admin",
+             *far_token_expiry(), *extra]
+    proc = launch(flags, tmp / log_name, append=True)
     natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
     return Sim(proc, port)
 
