@@ -27,10 +27,12 @@ for _k in [k for k in os.environ if k.startswith("KTA_")]:
 
 
 def pytest_configure(config):
-    from tests import rewrite_cache
+    from tests import rewrite_cache, simfork
 
     if rewrite_cache.wanted(config):
         rewrite_cache.write(config)
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        simfork.serve_workers()  # the xdist controller: one sim fork server for all its workers
 
 
 def pytest_collection_modifyitems(config, items):
@@ -175,9 +177,10 @@ def chromium() -> str:
     return path
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """This process's sim fork server (tests/simfork.py) stops after the session's sims, and is reaped here:
-    its CPU and its sims' count as this process's children's, as the sims' did when each was a Popen."""
+def pytest_unconfigure(config):
+    """This process's sim fork server (tests/simfork.py), if it owns one, stops after the session's sims
+    (an xdist controller's after its workers) and is reaped here: its CPU and its sims' count as this
+    process's children's, as the sims' did when each was a Popen."""
     from tests import simfork
 
     simfork.shutdown()

@@ -86,9 +86,14 @@ def _read_line(conn: socket.socket, data: bytes = b"") -> tuple[str, bytes]:
 
 
 class _Server:
-    """This pytest process's fork server: started on first use, stopped by :func:`shutdown`."""
+    """A fork server: this process's own (started here, stopped by :meth:`stop`), or, with ``address``, the
+    one an xdist controller started for its workers (see :func:`serve_workers`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: str | None = None) -> None:
+        self.proc: subprocess.Popen | None = None
+        if address is not None:
+            self.address = address
+            return
         self.address = f"\0kta-simfork-{os.getpid()}-{os.urandom(4).hex()}"  # abstract: no file to clean up
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.address)
@@ -114,13 +119,27 @@ class _Server:
             raise
         return Forked(conn, int(line.split()[1]), [sys.executable, "-m", "kite_sim", *flags], rest)
 
+    def alive(self) -> bool:
+        return self.proc is None or self.proc.poll() is None  # a lent server lives as long as its owner
+
     def stop(self) -> None:
-        self.proc.stdin.close()  # the server stops what still runs, reaps it, and exits
-        self.proc.wait()
+        if self.proc is not None:  # a lent server is its owner's to stop
+            self.proc.stdin.close()  # the server stops what still runs, reaps it, and exits
+            self.proc.wait()
 
 
 _server: _Server | None = None
 _server_lock = threading.Lock()
+ADDRESS_VARIABLE = "TESTS_SIMFORK"  # not KTA_: settings refuse a KTA_ variable they do not know
+
+
+def serve_workers() -> None:
+    """In an xdist controller, before its workers start: one fork server for all of them (each would
+    otherwise import kite_sim once more, ~1 CPU-s), its address in the environment they inherit."""
+    global _server
+    with _server_lock:
+        _server = _Server()
+        os.environ[ADDRESS_VARIABLE] = _server.address.lstrip("\0")
 
 
 def spawn(flags: list[str], *, cwd: Path, env: dict[str, str], log: int) -> Forked:
@@ -128,15 +147,16 @@ def spawn(flags: list[str], *, cwd: Path, env: dict[str, str], log: int) -> Fork
     ``log``, forked from this process's fork server (started here the first time)."""
     global _server
     with _server_lock:
-        if _server is None or _server.proc.poll() is not None:
-            _server = _Server()
+        if _server is None or not _server.alive():
+            lent = os.environ.get(ADDRESS_VARIABLE)
+            _server = _Server("\0" + lent) if lent else _Server()
         server = _server
     return server.spawn(flags, cwd=cwd, env=env, log=log)
 
 
 def shutdown() -> None:
-    """Stop this process's fork server (and any sim it still runs), reaping it: its CPU and its sims' count
-    as this process's children's."""
+    """Stop this process's own fork server (and any sim it still runs), reaping it: its CPU and its sims'
+    count as this process's children's. A server lent by the xdist controller is left to the controller."""
     global _server
     with _server_lock:
         server, _server = _server, None

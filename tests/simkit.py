@@ -107,7 +107,7 @@ def far_token_expiry() -> tuple[str, str]:
 def launch(flags: list[str], log: Path | None, *, append: bool = False) -> simfork.Forked:
     """``python -m kite_sim <flags>`` in the checkout, without the developer's KTA_ settings, its output to
     ``log`` (or nowhere): forked from this process's preloaded sim server (tests/simfork.py)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_") and k != simfork.ADDRESS_VARIABLE}
     with open(log or os.devnull, "ab" if append or log is None else "wb") as out:
         return simfork.spawn(flags, cwd=ROOT, env=env, log=out.fileno())
 

@@ -89,3 +89,34 @@ def test_a_restarted_sim_appends_to_the_same_log(tmp_path):
         proc.terminate()
         assert proc.wait(10) == 0
     assert (tmp_path / "sim.log").read_text().count("kite_sim listening on") == 2
+
+
+def _parent_of(pid: int) -> int:
+    return int((open(f"/proc/{pid}/stat").read().rpartition(")")[2]).split()[1])
+
+
+def test_an_xdist_workers_sims_come_from_the_controllers_server(tmp_path):
+    """Under xdist one server serves every worker (its imports paid once a run); alone, the test process's."""
+    sim = start_sim(tmp_path)
+    try:
+        owner = os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+        assert _parent_of(_parent_of(sim.proc.pid)) == owner
+    finally:
+        sim.stop()
+
+
+def test_a_lent_server_forks_for_its_borrower_and_is_stopped_only_by_its_owner(tmp_path):
+    owner = simfork._Server()
+    lent = simfork._Server(owner.address)
+    port = natsd.free_port()
+    try:
+        with open(tmp_path / "sim.log", "wb") as log:
+            proc = lent.spawn(["--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=dict(os.environ),
+                              log=log.fileno())
+        natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
+        assert _parent_of(proc.pid) == owner.proc.pid
+        lent.stop()
+        assert proc.poll() is None and _listening(port)
+    finally:
+        owner.stop()
+    assert proc.wait(0) == 0 and not _listening(port)
