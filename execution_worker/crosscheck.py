@@ -94,8 +94,10 @@ class CrossCheck:
         with quantity kta never heard filled: it may have filled while kta was not listening (the worker down over
         the close), and the broker's books that said so are gone with the day."""
         today = self.desk.journal.today()
+        # (not MIS: the broker squares intraday positions off at the close, so a next day's MIS difference is never
+        # an unheard fill — an expired MIS stop would otherwise be credited with the broker's square-off)
         return [o for o in self.desk.book if o.state is OrderState.CANCELLED and o.status_message == EXPIRED_UNLISTED
-                and o.order_id and o.day and o.day < today and o.quantity > o.fill_quantity]
+                and o.order_id and o.day and o.day < today and o.quantity > o.fill_quantity and o.product != "MIS"]
 
     async def _fill_unheard(self, d: Difference, row: m.Position | None) -> Difference | None:
         """What of ``d`` kta's own unheard orders account for, journaled as theirs: the order's fills (its tag,

@@ -111,3 +111,34 @@ async def test_an_order_completed_unheard_over_the_close_is_the_strategys_whole(
 async def _all(read, quantity: int) -> bool:
     legs = await read()
     return bool(legs) and set(legs) == {quantity}
+
+
+async def test_an_intraday_stop_expired_over_the_close_is_not_credited_with_the_brokers_square_off(
+        bus, settling_sim, data_dir):
+    """The other side of it: an MIS position and its stop, the worker down over the close. The broker squares the
+    position off at the close and the stop goes with the day; the next day kta holds 5 the broker does not. That
+    SELL is the broker's square-off (adopted as such), never the expired stop's unheard fill: an MIS position never
+    outlives its day, so no next day's difference can be an MIS order's fill."""
+    sim = settling_sim
+    sim.admin("accounts/reset", {"user_id": USER})
+    await a_morning(sim, by_hour=14)
+    day = sim.trading_day()
+    try:
+        async with make_stack(bus, sim, data_dir, fresh_account=False) as (_, journal, kite):
+            placed = await ask(bus, m.PlaceOrder(exchange=m.Exchange.NSE, tradingsymbol="INFY", quantity=5,
+                                                 transaction_type=m.TransactionType.BUY, product=m.Product.MIS,
+                                                 strategy_id="mis-1", client_id="mis-1", stop_loss=140000))
+            assert isinstance(placed, m.Ok), placed
+            await eventually(lambda: [o for o in journal.open_orders(USER) if o["kind"] == "stop_loss" and o["order_id"]
+                                      and o["state"] == "TRIGGER PENDING"], what="its stop at the broker")
+        sim.advance_to(15, 29, 59)  # the worker is down: the broker squares the MIS position off at its close
+        await eventually(lambda: sim.trading_day() != day, what="the sim's next session")
+        async with make_stack(bus, sim, data_dir, fresh_account=False) as (_, journal, kite):
+            await ask(bus, m.GetPositions())
+            await eventually(lambda: sum(t["quantity"] if t["transaction_type"] == "BUY" else -t["quantity"]
+                                         for t in journal.trades(USER)) == 0, timeout=30, what="flat in the journal")
+            events = [e["message"] for e in journal.risk_events(USER) if e["code"] in ("EXTERNAL_FILL", "UNHEARD_FILL")]
+            assert len(events) == 1 and "square-off" in events[0] and "mis-1" in events[0], events
+            assert {t["strategy_id"] for t in journal.trades(USER)} == {"mis-1"}
+    finally:
+        sim.reset_faults()
