@@ -138,6 +138,8 @@ class AuthController(Controller):
         token, login = svc.logins.create(uid)
         cookie = session_cookie(token, svc.settings.session_days * 86400, svc.secure_cookies)
         log.info("user %s logged in", uid)
+        if svc.trading is not None:  # the desk opened ahead of the dashboard the login leads to
+            svc.trading.bus.spawn(svc.trading.warm(uid), name=f"warm:{uid}")
         if wants_json(request):
             return Response({"user_id": uid, "csrf_token": login.csrf_token, "expires_at": int(login.expires_at)},
                             cookies=[cookie])

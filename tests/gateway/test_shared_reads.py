@@ -73,6 +73,33 @@ async def test_a_dashboard_load_asks_each_worker_once_for_its_reads(stack, bus):
     assert asked == ["execution.reads", "strategy.reads"], seen  # the risk summary in the execution worker's batch
 
 
+async def test_a_login_opens_the_desk_before_the_dashboard_it_leads_to(stack, bus):
+    """The first dashboard of each trader opened the trader's desk in the execution worker and read the
+    positions carried in: 50 first loads at once were slower than any later 50. The login asks for them
+    (the desk, its kill switch, the carried positions, in one read of the execution worker) so the dashboard
+    the login redirects to finds them open or joins them in flight; its own reads are still made."""
+    asked: list[list[str]] = []
+
+    async def spy(msg) -> None:
+        if msg.subject.endswith(".reads"):
+            cmds = m.command_decoder.decode(msg.data).commands
+            asked.append(sorted(type(m.command_decoder.decode(c)).__name__ for c in cmds))
+
+    sub = await bus.nc.subscribe(subjects.cmd("DEMO01", "execution", "x").rsplit(".", 1)[0] + ".*", cb=spy)
+    await bus.sync()
+    try:
+        client, _ = await login(stack)
+        async with aclosing(client):
+            await eventually(lambda: asked, 10, "the login's read of the execution worker")
+            assert asked == [["GetCarried", "GetPositions", "GetRiskSummary"]]
+            await eventually(lambda: "DEMO01" in stack.services.trading._carried, 10, "the carried positions kept")
+            assert (await client.get("/")).status_code == 200
+            await eventually(lambda: len(asked) == 2, 10, "the dashboard's own reads")
+    finally:
+        await sub.unsubscribe()
+    assert "GetCarried" not in asked[1] and {"GetPositions", "GetRiskSummary"} <= set(asked[1])
+
+
 async def test_a_dashboard_load_reads_the_gateway_database_in_four_statements(stack, bus):
     """The session, the preferences, the last Start's symbols, the recent alerts: one SELECT each (sqlite-utils'
     query() wrapped each in a savepoint, three statements)."""
