@@ -3,7 +3,11 @@ closes before it is back: Kite's order book and trade book are the new day's, th
 of its fills belongs to the order — its tag, its strategy — not to the account: journaled once as the order's own,
 told to the strategy, and protected for the whole quantity. (Before: reconciliation expired it CANCELLED with only
 the fills kta heard, and the rest was left to the positions cross-check — as the account's own "" or, for a
-delivery (CNC) position, as the trader's own shares, never the strategy's.)"""
+delivery (CNC) position, as the trader's own shares, never the strategy's.)
+
+What is approximate, the broker's record of the rest being gone with its day: its price (what kta heard the order
+fill at so far: its average) and its stamp (the order's last exchange time heard). Its quantity is the broker's (the
+holdings now), its day the order's."""
 
 import time
 
@@ -81,6 +85,10 @@ async def test_an_order_completed_unheard_over_the_close_is_the_strategys_whole(
             assert {t["strategy_id"] for t in trades} == {"late-1"}, trades  # nothing adopted as the account's own
             assert sum(t["quantity"] for t in trades) == QUANTITY  # once
             assert {t["day"] for t in trades} == {day}  # the day it filled, not the day it was read
+            known = [t for t in trades if not t["trade_id"].startswith("unheard:")]
+            average = sum(t["price"] * t["quantity"] for t in known) / heard
+            (price,) = {t["price"] for t in trades if t["trade_id"].startswith("unheard:")}
+            assert abs(price - average) <= 1  # the broker's average of what kta heard (paisa-floored): approximate
 
             def told() -> int:  # (a restart sends again what no strategy acknowledged: the fills kta heard before)
                 rest = {o.trade_id: o for o in outcomes[seen:] if o.kind == "filled" and o.strategy_id == "late-1"
