@@ -28,6 +28,7 @@ from shared.trading.protection import (
     Modify,
     Place,
     Protection,
+    chase_limit,
     corrected_stop,
     desired,
     plan,
@@ -41,7 +42,6 @@ from shared.trading.protection_gtt import uses_gtt
 from shared.trading.protection_status import gtt_guard, judge, option_cover
 
 log = logging.getLogger("kta.protect")
-CHASE_BAND_PCT = 2.0  # a triggered stop the price ran past is re-priced this far through the last price
 
 
 class Protector:
@@ -356,12 +356,9 @@ class Protector:
         try:
             inst = self.desk.inst(p.exchange, p.tradingsymbol)
             for order in self._stops(p):
-                if self._ran_past(order, price):
-                    through = 1 - CHASE_BAND_PCT / 100 if order.transaction_type.value == "SELL" \
-                        else 1 + CHASE_BAND_PCT / 100
-                    limit = planning.round_to_tick(int(price * through), planning.tick_paise(inst),
-                                                   order.transaction_type)
-                    await placing.modify(self.desk, order, price=limit, order_type=OrderType.LIMIT.value)
+                if self._ran_past(order, price):  # re-priced through the market (protection.CHASE_BAND_PCT)
+                    await placing.modify(self.desk, order, price=chase_limit(order.transaction_type, price, inst),
+                                         order_type=OrderType.LIMIT.value)
         finally:
             self.busy.discard(p.key)
 

@@ -182,6 +182,15 @@ def stopped_actions(p: Protection, held: int, working: list[Order], inst: Instru
             if o.is_protective and o.is_working]  # the SL as a LIMIT at the target, or a GTT's fired target leg
 
 
+CHASE_BAND_PCT = 2.0  # a triggered stop the price ran past is re-priced this far through the last price
+
+
+def chase_limit(side: TransactionType, last_price: int, inst: Instrument | None) -> int:
+    """The LIMIT a triggered stop the market ran past is moved to: ``CHASE_BAND_PCT`` through the last price."""
+    through = 1 - CHASE_BAND_PCT / 100 if side is TransactionType.SELL else 1 + CHASE_BAND_PCT / 100
+    return planning.round_to_tick(int(last_price * through), planning.tick_paise(inst), side)
+
+
 MIN_TRIGGER_GAP = 10  # paise: a GTT's trigger must stand clear of the last price (Kite: 0.25 %, and more on cheap
 # contracts — a ₹1.40 option's stop one tick away was refused "too close to the last price" twice, and flattened)
 

@@ -260,6 +260,7 @@ class Desk:
         o.apply(BrokerUpdate(order_id=o.order_id, state=o.state, status=o.status, ts=self.now * 1_000_000_000,
                              quantity=m.quantity, trigger_price=m.trigger_price, price=m.price,
                              order_type=m.order_type))
+        self.rec.modified(o.tag, o.order_type, o.price, o.quantity)
 
     def _rewake(self, token: int) -> None:
         """The bar range that can touch any resting order of ``token``: a bar entirely inside it is

@@ -9,8 +9,9 @@ slippage — which lives at the broker across closes until the price reaches a l
 way kite_sim fires one on its last traded price: an OCO's lower value when the price falls to it, its upper
 when it rises to it; a single trigger on the side of the price it was placed on. Firing ends the trigger (one
 cancels the other) and places ONE DAY LIMIT order at the leg's price, which fills from the firing point like
-any marketable LIMIT (``shared/fills``) or rests — a fired target leg's LIMIT then still gives way to the stop
-(``stops.walk``) — and expires at the close, after which the position gets a new GTT, as ``gtt_keeper``
+any marketable LIMIT (``shared/fills``); a stop leg's the market gapped past is chased through it as the live
+protector chases it (``stops.chase``). One that still rests works as any protective LIMIT (``stops.walk``: a
+target's gives way to the stop) and expires at the close; the position then gets a new GTT, as ``gtt_keeper``
 re-creates one for a position whose fired order ended unfilled. The order record shows each GTT as a row
 (``order_type`` ``GTT``: ``trigger_price`` the stop's trigger, ``price`` the target's, 0 without one) and the
 order it fired as a LIMIT row of kind ``stop_loss`` or ``target``."""
@@ -27,6 +28,7 @@ from shared.trading.order import OrderState
 from shared.trading.planning import order_request, tick_paise
 from shared.trading.protection import SL_SLIPPAGE_PCT, GttSpec, Protection
 from shared.trading.protection_gtt import OCO, spec, specs
+from strategy_worker.backtest.stops import chase
 
 if TYPE_CHECKING:
     from strategy_worker.backtest.desk import Desk
@@ -160,6 +162,8 @@ class Gtts:
         if not fill:
             rest = desk.fills.limit(side, req.price, (price, *path[at + 1:]), tick)
             fill = rest[1] if rest is not None else 0
+        if not fill and kind == "stop_loss":  # the market ran past the stop's LIMIT: chased through it
+            fill = chase(desk.fills, order, (at, price), inst, desk.band(inst), desk._modify)[1]
         if not fill:  # it rests at the exchange (a DAY order): a target's LIMIT still gives way to the stop
             desk.rest(order, inst, p)
             if kind == "target" and p.mode == "stop":

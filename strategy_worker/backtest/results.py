@@ -91,6 +91,13 @@ class Recorder:
         row.update(quantity=s.quantity, price=values.get("target", 0), trigger_price=values.get("stop_loss", 0),
                    status=status)
 
+    def modified(self, tag: str, order_type: str, price: int, quantity: int) -> None:
+        """An order modified at the exchange (a stop turned into a LIMIT at its target, chased): its row as it
+        stands now."""
+        row = self._orders_by_tag.get(tag)
+        if row is not None:
+            row.update(order_type=order_type, price=price, quantity=quantity)
+
     def order_status(self, tag: str, status: str, fill_price: int = 0, ts: int = 0) -> None:
         row = self._orders_by_tag.get(tag)
         if row is not None:

@@ -2,19 +2,22 @@
 carried out live by ``execution_worker/protector.py``): the SL triggers; or the price reaches the target first and
 the SL becomes a LIMIT there (``target_actions``), filled once the price trades through it; or, while that LIMIT
 waits, the price comes back to the stop (``stop_returned``) and the LIMIT moves to the stop's own limit
-(``stopped_actions``), filled from there as the triggered SL would be."""
+(``stopped_actions``), filled from there as the triggered SL would be. A triggered stop the market ran past is
+moved through it (``chase``), as the live protector does, and fills at the market where it triggered."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from shared.fills import BarFills
+from shared.fills import BarFills, trigger_hit
 from shared.kite.models import Instrument
+from shared.messages import OrderType
 from shared.trading.order import Order
 from shared.trading.planning import tick_paise
 from shared.trading.protection import (
     Modify,
     Protection,
+    chase_limit,
     stopped_actions,
     target_actions,
 )
@@ -30,9 +33,10 @@ def walk(fills: BarFills, o: Order, p: Protection, path: tuple[int, ...], inst: 
     start = 0
     if o.order_type == "SL":
         hit = fills.stop(side, o.trigger_price, o.price, path, tick, band=band)
+        at = hit or triggered(side, o.trigger_price, path)  # where the stop fills, or triggers and cannot
         reach = _reached(p.target, path, rise=side == "SELL") if p.mode == "stop" and p.target else None
-        if reach is None or (hit is not None and hit[0] < reach):
-            return hit
+        if reach is None or (at is not None and at[0] < reach):
+            return hit or chase(fills, o, at, inst, band, modify)
         p.mode = "target"  # the target first: the SL becomes a LIMIT there
         for m in target_actions(p, [o], inst):
             modify(m)
@@ -46,8 +50,30 @@ def walk(fills: BarFills, o: Order, p: Protection, path: tuple[int, ...], inst: 
         p.mode = "stopped"  # back at the stop before the target's LIMIT filled: it exits at the stop
         for m in stopped_actions(p, 1 if side == "SELL" else -1, [o], inst, slippage_pct):
             modify(m)
-        hit = fills.stop(side, p.stop, o.price, rest, tick, band=band)
+        hit = fills.stop(side, p.stop, o.price, rest, tick, band=band) or \
+            chase(fills, o, triggered(side, p.stop, rest), inst, band, modify)
     return None if hit is None else (start + hit[0], hit[1])
+
+
+def chase(fills: BarFills, o: Order, at: Hit | None, inst: Instrument, band: tuple[int, int] | None,
+          modify: Callable[[Modify], None]) -> Hit | None:
+    """The stop ``o`` triggered at ``at`` (index, price) and the market is past its LIMIT (the fill model left it
+    unfilled): the live protector moves it through the last price at the next tick (``protection.chase_limit``,
+    ``execution_worker/protector._chase``), so it fills at the market there — a gap: at the open."""
+    if at is None:
+        return None
+    modify(Modify(o, order_type=OrderType.LIMIT.value, price=chase_limit(o.transaction_type, at[1], inst)))
+    return at[0], fills.market(o.transaction_type.value, at[1], tick_paise(inst), band=band)
+
+
+def triggered(side: str, trigger: int, path: tuple[int, ...]) -> Hit | None:
+    """(index, price) where a stop's trigger is first reached along ``path`` (the open when it gapped through)."""
+    if trigger_hit(side, trigger, path[0]):
+        return 0, path[0]
+    for i in range(1, len(path)):
+        if min(path[i - 1], path[i]) <= trigger <= max(path[i - 1], path[i]):
+            return i, trigger
+    return None
 
 
 def wake_levels(o: Order, p: Protection, slip: int) -> tuple[int, int]:

@@ -1,8 +1,8 @@
 """A CNC / NRML position in a backtest is protected as live (shared/trading/protection_gtt.py, kite_sim/gtt.py): a
 GTT OCO placed from the entry's fill that outlives the close, fired along a later day's price path like kite_sim
 fires it (the lower value when the price falls to it, the upper when it rises to it), placing one DAY LIMIT at the
-leg's price that fills from the firing point; a fired order that cannot fill expires at the close and the position
-gets a new GTT, as gtt_keeper re-creates one."""
+leg's price that fills from the firing point — a stop leg's the market gapped past chased through it as the live
+protector chases it; an exit deletes the GTT."""
 
 from __future__ import annotations
 
@@ -74,21 +74,15 @@ def test_the_target_leg_fires_a_limit_through_the_target():
     assert rows(desk, "target")[0]["price"] == TARGET - 760
 
 
-def test_a_gap_through_the_fired_limit_expires_and_the_position_gets_a_new_gtt():
+def test_a_gap_through_the_stop_legs_limit_is_chased_and_fills_at_the_open():
     desk = carried_cnc()
-    assert bar(desk, DAY2 + 60, 145000, 145200, 144500, 144800) == []  # opened below the stop leg's limit
+    (fill,) = bar(desk, DAY2 + 60, 145000, 145200, 144500, 144800)  # opened below the stop leg's LIMIT (₹1,462.65)
+    # fired at the open; the market past its LIMIT, the live protector moves it 2 % through the last price at the
+    # next tick (protection.chase_limit): it sells at the open across the spread, not after the close
+    assert (fill.order_kind, fill.price, fill.position) == ("stop_loss", 145000 - 5, 0)
     (fired,) = rows(desk, "stop_loss")
-    assert (fired["status"], fired["price"]) == ("OPEN", STOP - 735) and desk.strategy_qty[("s1", TOKEN)] == 5
-    desk.now = DAY2 + 375 * 60 - 1
-    assert desk.end_of_day() == []
-    assert fired["status"] == "CANCELLED"  # a DAY order
-    first, second = rows(desk, "gtt")
-    assert first["status"] == "TRIGGERED" and second["status"] == "ACTIVE"
-    # placed against the last price (₹1,448): the stop moved out of Kite's band below it, the target kept
-    assert second["trigger_price"] < 144800 - 144800 * 25 // 10000 and second["price"] == TARGET
-    desk.new_day(ist.day(DAY2 + 86400))
-    (fill,) = bar(desk, DAY2 + 86400 + 60, 144800, 144900, 140000, 140500)
-    assert (fill.order_kind, fill.position) == ("stop_loss", 0)
+    assert (fired["order_type"], fired["price"], fired["status"]) == ("LIMIT", 142100, "COMPLETE")
+    assert rows(desk, "gtt")[0]["status"] == "TRIGGERED" and not desk.gtts.by_token
 
 
 def test_an_exit_deletes_the_gtt():

@@ -77,6 +77,17 @@ def test_back_at_the_stop_while_the_target_limit_waits_it_exits_at_the_stop(side
     assert (order.order_type, order.price) == ("LIMIT", 146265 if side == "BUY" else 153765)  # the SL's limit
 
 
+def test_a_stop_the_market_gapped_past_is_chased_and_fills_at_the_open():
+    desk, _ = long_infy()
+    order = the_stop(desk)
+    # the open is below the SL's limit (₹1,462.65): triggered there, unfillable as it stands; the live protector
+    # moves it 2 % through the last price at the next tick, so it sells at the open across the spread
+    (fill,) = bar(desk, 1, 145000, 145200, 144500, 144800)
+    assert (fill.order_kind, fill.price, fill.position) == ("stop_loss", 145000 - 5, 0)
+    assert (order.order_type, order.price) == ("LIMIT", 142100)
+    assert desk.rec.orders[-1]["order_type"] == "LIMIT" and desk.rec.orders[-1]["price"] == 142100
+
+
 def test_target_then_stop_inside_one_bar():
     desk, _ = long_infy()
     (fill,) = bar(desk, 1, 150000, 152000, 146500, 146800)
