@@ -200,21 +200,20 @@ class Desk:
         book = self.resting.get(token, {})
         mine = [r.order for r in book.values() if r.protection is p]
         out: list[StrategyOutcome] = []
-        if uses_gtt(p.product):
-            if not held:
-                for o in mine:
-                    book.pop(o.tag, None)
-                    self._cancel(o, "nothing left to protect")
-            self.gtts.sync(p, inst, held, sum(o.remaining for o in mine if held))
-            mine = []
-        for action in plan(p, held, 0, mine, inst, SL_SLIPPAGE_PCT) if not uses_gtt(p.product) else ():
-            if isinstance(action, Place):
-                out += self._place_stop(p, action.request, inst)
-            elif isinstance(action, Cancel):
-                book.pop(action.order.tag, None)
-                self._cancel(action.order, action.reason)
-            elif isinstance(action, Modify):
-                self._modify(action)
+        if uses_gtt(p.product):  # the orders its GTTs fired still close what they cover
+            for o in mine if not held else ():
+                book.pop(o.tag, None)
+                self._cancel(o, "nothing left to protect")
+            self.gtts.sync(p, inst, held, sum(o.remaining for o in mine) if held else 0)
+        else:
+            for action in plan(p, held, 0, mine, inst, SL_SLIPPAGE_PCT):
+                if isinstance(action, Place):
+                    out += self._place_stop(p, action.request, inst)
+                elif isinstance(action, Cancel):
+                    book.pop(action.order.tag, None)
+                    self._cancel(action.order, action.reason)
+                elif isinstance(action, Modify):
+                    self._modify(action)
         if not held:
             self.protections.pop((p.strategy_id, token), None)
         self._rewake(token)
