@@ -9,12 +9,15 @@ import shutil
 
 import pytest
 
+from shared import messages as m
 from shared.messages import BacktestSpec
 from strategy_worker.backtest.data import has_contract_candles
 from strategy_worker.backtest.engine import BacktestError
 from strategy_worker.backtest.job import backtest_for, execute
+from strategy_worker.backtest.service import BacktestService
 from strategy_worker.backtest.store import BacktestStore
 from tests.backtest.kit import NIFTY_TOKEN, OPTION_DAYS, seed_options
+from tests.helpers import stack_settings
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +89,19 @@ def test_input_an_option_strategy_cannot_run_on_names_the_field(chain_dir, chang
     assert e.value.field == field and words in str(e.value)
 
 
-def test_no_contract_candles_is_seen_before_the_run(chain_dir, tmp_path):
+async def test_no_contract_candles_is_refused_before_the_run(chain_dir, nats_server, bus, data_dir):
+    """The service's answer to a run (what POST /api/backtests returns as a 400): the underlying's candles are there,
+    none of the contracts' — named on ``start``, nothing queued."""
     assert has_contract_candles(spec(), chain_dir)
-    bare = tmp_path / "bare"
-    shutil.copytree(chain_dir, bare)
-    for series in (bare / "candles" / "minute").iterdir():
+    shutil.copytree(chain_dir, data_dir, dirs_exist_ok=True)
+    for series in (data_dir / "candles" / "minute").iterdir():
         if int(series.name) != NIFTY_TOKEN:  # the underlying's candles only
             shutil.rmtree(series)
-    assert not has_contract_candles(spec(), bare)
+    assert not has_contract_candles(spec(), data_dir)
+    service = BacktestService(bus, stack_settings(nats_server, data_dir))
+    try:
+        err = await service.run("DEMO01", spec())
+        assert isinstance(err, m.Error) and err.field == "start" and "option contracts" in err.message, err
+        assert service.store.list("DEMO01") == [] and service.pool is None
+    finally:
+        await service.close()
