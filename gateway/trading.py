@@ -143,13 +143,14 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
     async def warm(self, user_id: str) -> None:
         """Asked at login, ahead of the trader's first dashboard (the browser follows the login's redirect to it
         at once): the execution worker opens the user's desk (journal, broker session, book) and kill switch,
-        the gateway keeps the positions carried in and the live tokens (kept per user as before). The page's own
+        the gateway keeps the positions carried in and the live tokens (kept per user as before) and the
+        strategy catalog (shared, ``CATALOG_SECONDS`` as before). The page's own
         reads then find the desk open, or join these while they are in flight (identical reads are shared):
         nothing a page shows is answered from here, so nothing on it is older than it was. A failure is left
         for the page to show."""
         try:
             await asyncio.gather(self._snapshot(user_id), self._kill_switch(user_id), self.carried(user_id),
-                                 self.live_tokens_of(user_id))
+                                 self.live_tokens_of(user_id), self.catalog(user_id))
         except Exception as e:  # noqa: BLE001 - the page asks again and shows what fails
             log.info("warming %s's desk: %r", user_id, e)
 

@@ -92,7 +92,9 @@ async def test_a_login_opens_the_desk_before_the_dashboard_it_leads_to(stack, bu
         async with aclosing(client):
             await eventually(lambda: asked, 10, "the login's read of the execution worker")
             assert asked == [["GetCarried", "GetPositions", "GetRiskSummary"]]
-            await eventually(lambda: "DEMO01" in stack.services.trading._carried, 10, "the carried positions kept")
+            trading = stack.services.trading
+            await eventually(lambda: "DEMO01" in trading._carried and trading._catalog and trading._catalog.done(),
+                             10, "the carried positions and the catalog kept")
             assert (await client.get("/")).status_code == 200
             await eventually(lambda: len(asked) == 2, 10, "the dashboard's own reads")
     finally:
