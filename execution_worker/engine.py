@@ -110,7 +110,7 @@ class Desk:
         self.strategy_busy: dict[str, asyncio.Future] = {}  # strategy -> its group placing (or a signal waiting for one)
         self.latencies_ms: list[float] = []
         self.timings: deque[tuple] = deque(maxlen=5000)  # tick → order of recent signals (shared/kite/waits.py)
-        self.in_flight: set[str] = set()  # tags whose submit is awaiting the broker's answer
+        self.in_flight: dict[str, asyncio.Future] = {}  # tags whose submit is awaiting the broker's answer -> it
         # entries from the strategies stop at Stop (until Start) and, at a square-off, those sent before it
         self.entries_stopped = ""  # why, while stopped
         self.entries_after_ns = 0  # an entry created before this (a square-off's start) is stale

@@ -44,20 +44,34 @@ async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | N
     if order is not None and order.state not in (OrderState.INITIALIZED, OrderState.SUBMITTING,
                                                  OrderState.UNKNOWN, OrderState.HELD) and not order.may_resubmit:
         return None
-    if req.tag in desk.in_flight:  # its first submit has not answered yet: never a second one
-        log.warning("order %s is already being submitted", req.tag)
-        return None
-    desk.in_flight.add(req.tag)
+    first = desk.in_flight.get(req.tag)
+    if first is not None:  # its first submit has not answered yet: never a second one — its answer is this one's
+        # (a redelivered signal, acked as soon as this returned, once left a first submit still waiting at the gate:
+        # killed then, its INITIALIZED order was never sent, the message gone — the topology test's "never placed")
+        log.warning("order %s is already being submitted: its answer is awaited", req.tag)
+        return await asyncio.shield(first)
+    answer = desk.in_flight[req.tag] = asyncio.get_running_loop().create_future()
     try:
-        if order is not None and order.state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
-            found = await desk.client.find_order_by_tag(req.tag)
-            if found is not None:
-                await desk.on_broker(found)
-                return found.order_id
-            return None  # it may still land: reconciliation adopts it, never a second POST
-        return await _submit(desk, order or desk.new_order(req, strategy_id), req)
+        result = await _place_once(desk, req, order, strategy_id)
+    except BaseException as e:
+        answer.set_exception(e if isinstance(e, Exception) else RuntimeError(f"the submit of {req.tag} was cut off"))
+        answer.exception()  # (retrieved: nobody need be waiting)
+        raise
+    else:
+        answer.set_result(result)
     finally:
-        desk.in_flight.discard(req.tag)
+        del desk.in_flight[req.tag]
+    return result
+
+
+async def _place_once(desk: Desk, req: OrderRequest, order: Order | None, strategy_id: str) -> str | None:
+    if order is not None and order.state in (OrderState.SUBMITTING, OrderState.UNKNOWN):
+        found = await desk.client.find_order_by_tag(req.tag)
+        if found is not None:
+            await desk.on_broker(found)
+            return found.order_id
+        return None  # it may still land: reconciliation adopts it, never a second POST
+    return await _submit(desk, order or desk.new_order(req, strategy_id), req)
 
 
 def halted(desk: Desk) -> str:
