@@ -25,7 +25,7 @@ from shared.kite import waits
 from shared.kite.models import Order, convert
 from shared.market_calendar import CALENDAR
 from shared.trading.positions import PositionTracker
-from shared.trading.summary import execution_summary, journal_summary
+from shared.trading.summary import execution_summary, journal_summary, open_position_count
 
 log = logging.getLogger("kta.execution")
 NO_BROKER = m.Error(code="broker_not_connected", message="Connect your Kite account first.")
@@ -242,7 +242,7 @@ class ExecutionWorker:
         match cmd:
             case m.GetRiskSummary():
                 snap = self.desks.snapshots.get(user_id)
-                summary = risk.summary(position_count=sum(1 for p in snap.positions if p.quantity) if snap else 0,
+                summary = risk.summary(position_count=open_position_count(snap.positions, snap.protection) if snap else 0,
                                        trade_count=self.journal.trade_count(user_id))
                 return m.Ok(data={**msgspec.to_builtins(summary), "state": msgspec.to_builtins(risk.snapshot())})
             case m.GetRiskLimits():

@@ -122,6 +122,16 @@ class RiskSummary(Struct, kw_only=True):
     session_start: str = ""
 
 
+def open_position_count(positions: Iterable[Any], protection: Iterable[Any]) -> int:
+    """Instruments held now: the broker's day positions with a quantity and every position kta tracks (a
+    PositionSnapshot's ``positions`` and ``protection``). A CNC lot bought on an earlier day is a holding at Kite,
+    not a day position: counted from the broker's positions alone it was missing ("Open positions 0" in the report
+    beside a GTT-protected lot)."""
+    held = {(p.exchange, p.tradingsymbol, p.product) for p in positions if p.quantity}
+    held |= {(p.exchange, p.tradingsymbol, p.product) for p in protection if p.quantity}
+    return len(held)
+
+
 def risk_summary(*, user_id: str, state: str, reason: str, realised: int, unrealised: int, loss: int, exposure: int,
                  max_daily_loss: int, max_exposure: int, position_count: int, trade_count: int,
                  session_start: str) -> RiskSummary:
