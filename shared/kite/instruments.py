@@ -7,7 +7,8 @@ stale from ``REFRESH_AT`` (08:35 IST, a few minutes after Kite publishes the day
 after that time; ``refresh_daily`` reloads it at that time in a process that stays up for days.
 
 Looked up by ``EXCHANGE:TRADINGSYMBOL`` (the cache is a read-only mapping over those keys, so code that
-held a plain dict keeps working) and by instrument token; searched by symbol or name. The lists and
+held a plain dict keeps working) and by instrument token; searched by symbol or name, and a contract by the
+words a trader types for it ("NIFTY 26 DEC 24000 CE", "banknifty 52000 pe", "nifty fut"). The lists and
 maps are replaced whole on a reload, never edited, so a reader never sees half of two days."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 
 from shared.ist import IST
@@ -46,6 +47,26 @@ def next_refresh(now: float) -> float:
     return last_refresh(now) + 86400
 
 
+def contract_words(i: Instrument) -> frozenset[str]:
+    """The words a trader may type for a future or option: its name, tradingsymbol, type (CE, PE, FUT), strike
+    ("24000", "24000.5"), expiry day ("8", "08"), month ("dec", "december") and year ("26", "2026")."""
+    words = {i.name.lower(), i.tradingsymbol.lower(), i.instrument_type.lower()}
+    if i.instrument_type == "FUT":
+        words.add("future")
+    if i.strike:
+        words.add(f"{i.strike:g}" if i.strike != int(i.strike) else str(int(i.strike)))
+    if i.expiry:
+        e = i.expiry
+        words |= {str(e.day), f"{e.day:02d}", e.strftime("%b").lower(), e.strftime("%B").lower(),
+                  f"{e.year % 100:02d}", str(e.year)}
+    return frozenset(words)
+
+
+def _name_prefix(word: str, i: Instrument) -> bool:
+    """The first letters of the underlying's name ("bankn" for BANKNIFTY), as a search box is typed into."""
+    return len(word) >= 3 and i.name.lower().startswith(word)
+
+
 class InstrumentCache(Mapping[str, Instrument]):
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -53,6 +74,7 @@ class InstrumentCache(Mapping[str, Instrument]):
         self.by_token: dict[int, Instrument] = {}
         self.by_key: dict[str, Instrument] = {}
         self._search: list[tuple[str, str, Instrument]] = []
+        self._words: list[tuple[frozenset[str], Instrument]] = []  # each contract's words (``contract_words``)
         self.loaded_at = 0.0  # epoch seconds of the last load
         self.loads = 0
         self._failed_at = 0.0
@@ -79,6 +101,7 @@ class InstrumentCache(Mapping[str, Instrument]):
         self.by_token = {i.instrument_token: i for i in rows}
         self.by_key = {f"{i.exchange}:{i.tradingsymbol}": i for i in rows}
         self._search = [(i.tradingsymbol.lower(), i.name.lower(), i) for i in rows]
+        self._words = [(contract_words(i), i) for i in rows if i.instrument_type in ("FUT", "CE", "PE")]
         self.rows = rows
         self.loaded_at = self.clock()
         self.loads += 1
@@ -137,12 +160,37 @@ class InstrumentCache(Mapping[str, Instrument]):
         return None
 
     def search(self, q: str, limit: int = 20) -> list[Instrument]:
-        """Ranked exact > prefix > substring of symbol or name; indices and equities before derivatives."""
-        q = q.strip().lower()
+        """Ranked exact > prefix > substring of symbol or name; indices and equities before derivatives. Words
+        that match no symbol or name together ("NIFTY 26 DEC 24000 CE") find the contracts carrying every one
+        of them (``search_words``)."""
+        q = " ".join(q.strip().lower().split())
         if not q:
             return []
         if ":" in q:
             q = q.split(":", 1)[1]
+        hits = self._search_text(q, limit)
+        if hits or " " not in q:
+            return hits
+        return self.search_words(q.split(), limit)
+
+    def search_words(self, words: list[str], limit: int = 20) -> list[Instrument]:
+        """The contracts (futures, options) whose words include every one given — the underlying's name (or a
+        prefix of it), strike, CE / PE / FUT, expiry day, month and year — nearest expiry first, then by strike."""
+        want = [w.lower() for w in words]
+        hits: list[tuple[int, Instrument]] = []
+        for ws, i in self._words:
+            guessed = 0  # words matched only as the start of the name: an exact name ranks first
+            for w in want:
+                if w not in ws:
+                    if not _name_prefix(w, i):
+                        break
+                    guessed += 1
+            else:
+                hits.append((guessed, i))
+        hits.sort(key=lambda h: (h[0], h[1].expiry or date.max, h[1].name, h[1].strike, h[1].instrument_type))
+        return [i for _, i in hits[:limit]]
+
+    def _search_text(self, q: str, limit: int) -> list[Instrument]:
         hits: list[tuple[int, int, str, Instrument]] = []
         for symbol, name, inst in self._search:
             if symbol == q or name == q:

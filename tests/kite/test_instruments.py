@@ -137,3 +137,39 @@ async def test_the_next_trading_days_contracts_after_the_refresh_time(bus, tmp_p
         await clients.close()
     finally:
         own.stop()
+
+
+def contract(token: int, name: str, kind: str, expiry: date, strike: float = 0, symbol: str = "") -> Instrument:
+    symbol = symbol or f"{name}{expiry:%y%b}{int(strike) if strike else ''}{kind}".upper()
+    return Instrument(instrument_token=token, exchange_token=token >> 8, tradingsymbol=symbol, name=name,
+                      last_price=0, expiry=expiry, strike=strike, tick_size=0.05, lot_size=65, instrument_type=kind,
+                      segment=f"NFO-{'FUT' if kind == 'FUT' else 'OPT'}", exchange="NFO")
+
+
+def test_a_contract_is_found_by_the_words_a_trader_types():
+    """The order form's search says "NIFTY 26 DEC 24000 CE": words that together match no symbol or name find
+    the contracts carrying every one of them (it found nothing: the text was matched as one string)."""
+    weekly, monthly = date(2026, 12, 8), date(2026, 12, 29)
+    rows = [Instrument(instrument_token=256265, exchange_token=1001, tradingsymbol="NIFTY 50", name="NIFTY 50",
+                       last_price=0, expiry=None, strike=0, tick_size=0, lot_size=0, instrument_type="EQ",
+                       segment="INDICES", exchange="NSE"),
+            contract(1, "NIFTY", "CE", weekly, 25500, "NIFTY26D0825500CE"),
+            contract(2, "NIFTY", "PE", weekly, 25500, "NIFTY26D0825500PE"),
+            contract(3, "NIFTY", "CE", monthly, 24000), contract(4, "NIFTY", "CE", monthly, 25500),
+            contract(5, "NIFTY", "FUT", monthly), contract(6, "BANKNIFTY", "PE", monthly, 52000),
+            contract(7, "NIFTYNXT50", "FUT", monthly), contract(8, "NIFTY", "CE", weekly, 24000.5, "NIFTY26D0824000.5CE")]
+    cache = InstrumentCache()
+    cache.load(rows)
+
+    def found(q: str) -> list[int]:
+        return [i.instrument_token for i in cache.search(q)]
+
+    assert found("NIFTY 26 DEC 24000 CE") == [3]  # the form's own example
+    assert found("nifty 25500 ce") == [1, 4]  # the weekly first (nearest expiry)
+    assert found("NIFTY 8 DEC 25500 PE") == found("nifty 08 december 25500 pe") == [2]
+    assert found("bankn 52000 pe") == [6]  # the name as typed so far
+    assert found("NIFTY FUT") == [5, 7]  # the exact name before a name it only begins
+    assert found("NIFTY 24000.5 CE") == [8]
+    assert found("NIFTY 50")[0] == 256265  # a name with a space is still the index, not a word search
+    assert found("NSE:NIFTY 50")[0] == 256265
+    assert found("NIFTY 26 DEC 99999 CE") == [] and found("INFY 1500 CE") == []
