@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import queue
 import threading
 import time
@@ -112,7 +111,7 @@ class BacktestService:
 
     def _start_pool(self) -> None:
         if self.pool is None:
-            ctx = multiprocessing.get_context("spawn")
+            ctx = parallel.processes()
             self.manager = ctx.Manager()
             self.progress = self.manager.Queue()
             self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)

@@ -31,8 +31,8 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pool(data):
-    """One pool of this machine's processes for the module's sweeps (starting one costs a second or two of CPU
-    per process: spawned interpreters importing the engine)."""
+    """One pool of this machine's processes for the module's sweeps (starting one costs processes forked from
+    the fork server, which imports the engine once)."""
     local = LocalPool(data[0], workers=2)
     yield local
     local.close()
@@ -51,6 +51,13 @@ def test_windows_and_grid():
     assert [x[0] for x in w] == [date(2025, 1, 1), date(2025, 1, 11)] and w[1][3] == date(2025, 1, 20)
     assert all(a <= b < c <= d for a, b, c, d in w)
     assert len(combinations({"fast": [1, 2, 3], "slow": [4, 5]})) == 6
+
+
+def test_trials_run_in_processes_forked_from_the_fork_server(pool):
+    """Not spawned by the worker (each spawned interpreter imported the engine again): their parent is the
+    fork server that imported it once."""
+    parents = {pool.pool.submit(os.getppid).result() for _ in range(4)}
+    assert os.getpid() not in parents and len(parents) == 1
 
 
 def test_walk_forward_on_local_cores(data, pool):
