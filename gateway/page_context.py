@@ -100,7 +100,7 @@ async def strategy_list_context(trading: Trading, user_id: str) -> dict:
     """The strategies and whether the user is live (an "active" strategy of a stopped user is idle)."""
     (strategies, error), tokens = await asyncio.gather(attempt(trading.strategies(user_id)),
                                                        trading.live_tokens_of(user_id))
-    return {"strategies": strategies or [], "strategies_error": error, "live": bool(tokens)}
+    return {"strategies": strategies or [], "strategies_error": error, "live": tokens is None or bool(tokens)}
 
 
 _FIELDS: dict[str, tuple[dict, Markup]] = {}  # strategy name -> (its catalog entry, its empty form fields)
@@ -175,6 +175,7 @@ def live_panel(trading: Trading, request: Request, user_id: str, status: dict) -
     """The live panel's chips: the symbols the user is live on, else those of the last Start (with a note)."""
     tokens = status.get("live_tokens") or []
     last = [] if tokens else services_of(request).prefs.last_symbols(user_id)
-    return {"picked": picked(trading, tokens or last), "live_note": LAST_SYMBOLS_NOTE if last else ""}
+    unknown = status.get("live", False) is None  # the ticker did not say: not "Not live"
+    return {"picked": picked(trading, tokens or last), "live_note": LAST_SYMBOLS_NOTE if last and not unknown else ""}
 
 

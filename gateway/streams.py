@@ -42,6 +42,7 @@ EVENTS = ("ticks", "signals", "orders", "positions", "risk", "status", "backtest
 RING = 256
 ORDER_TIMES = 1000  # broker order ids remembered with the exchange's order time, per user
 SESSION_CHECK_SECONDS = 2.0
+TICKS_ASK_SECONDS = 2.0  # a feed opened while the ticker did not answer asks for the user's live symbols again
 UNSTARTED_SECONDS = 30.0  # a stream reserved for a response that never started is let go after this
 Render = Callable[[str, dict, str], str]
 
@@ -160,7 +161,7 @@ class Streams:
     """Every user's feed in this gateway, opened on the first stream and closed at logout."""
 
     def __init__(self, bus: Bus, heartbeat: float = 15.0,
-                 live_tokens: Callable[[str], Awaitable[list[int]]] | None = None,
+                 live_tokens: Callable[[str], Awaitable[list[int] | None]] | None = None,
                  active_sessions: Callable[[set[str]], set[str]] | None = None,
                  per_session: int = 6, per_user: int = 20) -> None:
         self.bus = bus
@@ -180,8 +181,23 @@ class Streams:
             if feed is None:
                 feed = self.feeds[user_id] = await UserFeed(self.bus, user_id, self.fanout).start()
                 if self.live_tokens is not None:
-                    await feed.set_ticks(await self.live_tokens(user_id))
+                    tokens = await self.live_tokens(user_id)
+                    await feed.set_ticks(tokens or [])
+                    if tokens is None:
+                        self.bus.spawn(self._ask_ticks(user_id, feed), name=f"stream-ticks:{user_id}")
             return feed
+
+    async def _ask_ticks(self, user_id: str, feed: UserFeed) -> None:
+        """The ticker did not answer when the feed opened (down, restarting, or slow under load): ask again
+        until it does. The feed stayed without ticks for good while the trader was live (a gateway restarted
+        while its ticker was down)."""
+        while self.feeds.get(user_id) is feed:
+            await asyncio.sleep(TICKS_ASK_SECONDS)
+            tokens = await self.live_tokens(user_id)
+            if tokens is not None:
+                if self.feeds.get(user_id) is feed:
+                    await feed.set_ticks(tokens)
+                return
 
     async def set_ticks(self, user_id: str, tokens: list[int]) -> None:
         feed = self.feeds.get(user_id)

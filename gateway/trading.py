@@ -136,9 +136,10 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
             self.live_tokens_of(user_id), self.feed(user_id) if known != [] else _feed_off())
         kill_switch = kill_switch if health["execution"] else "UNKNOWN"
         tokens = tokens if health["ticker"] else self.live_tokens.get(user_id, [])
-        feed = feed if health["ticker"] and tokens else {"state": "off"}
-        return {"user_id": user_id, "broker": broker, "live": bool(tokens), "live_tokens": tokens,
-                "kill_switch": kill_switch, "workers": health, "feed": feed, "ts": ts}
+        feed = feed if health["ticker"] and tokens else {"state": "off" if tokens is not None else "unknown"}
+        # live None: the ticker answers its pings but did not say in time (never shown as "stopped")
+        return {"user_id": user_id, "broker": broker, "live": None if tokens is None else bool(tokens),
+                "live_tokens": tokens or [], "kill_switch": kill_switch, "workers": health, "feed": feed, "ts": ts}
 
     async def warm(self, user_id: str) -> None:
         """Asked at login, ahead of the trader's first dashboard (the browser follows the login's redirect to it
@@ -301,16 +302,17 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
                 "missing": [s for s in LIVE_SERVICES if s not in replies],
                 "replies": {s: (r.data if isinstance(r, m.Ok) else {"error": r.message}) for s, r in replies.items()}}
 
-    async def live_tokens_of(self, user_id: str) -> list[int]:
+    async def live_tokens_of(self, user_id: str) -> list[int] | None:
         """The tokens the user is live on; after a gateway restart, as the ticker worker knows them (the
-        symbols the trader started with, not every instrument the strategies added to the feed)."""
+        symbols the trader started with, not every instrument the strategies added to the feed). None: not
+        known — the ticker did not answer (down, restarting, slow), which is not "stopped"."""
         if user_id in self.live_tokens:
             return self.live_tokens[user_id]
         changes = self._live_changes.get(user_id, 0)
         try:
             data = await self.command(user_id, "ticker", m.GetStatus(), timeout=1.0)
         except TradingError:
-            return []
+            return None
         data = data or {}
         wanted = [int(t) for t in data.get("tokens", {})]  # the feed: the picks and what strategies added
         tokens = [int(t) for t in data.get("picked") or [] if int(t) in wanted] or wanted

@@ -9,12 +9,18 @@ from contextlib import aclosing
 
 from tests.gateway.conftest import connect_kite, login
 from tests.gateway.sse import SSE
+from tests.helpers import eventually
 
 INFY, TCS, RELIANCE, SBIN = 408065, 2953217, 738561, 779521
 
 
 async def live_tokens(client) -> set[int]:
-    return set((await client.get("/api/status")).json()["live_tokens"])
+    """As the status says once it knows (``live`` None: the ticker did not answer in time, asked again)."""
+    async def known():
+        status = (await client.get("/api/status")).json()
+        return status if status["live"] is not None else None
+
+    return set((await eventually(known, 30, "the ticker's answer"))["live_tokens"])
 
 
 async def first_tick_token(client) -> int:
