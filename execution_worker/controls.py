@@ -33,6 +33,11 @@ def open_positions(desk: Desk, product: str = "") -> list[m.Position]:
     return [p for p in desk.tracker.positions() if p.quantity and (not product or (p.product or "MIS") == product)]
 
 
+def owing(desk: Desk, product: str = "") -> list:
+    """Orders of ``product`` (every product: "") whose fills the broker reports and the journal lacks yet."""
+    return [o for o in desk.book.owing() if not product or o.product == product]
+
+
 async def square_off(desk: Desk, reason: str, product: str = "") -> dict:
     """Cancel every working order (stop-losses included) — kta's book's, and any of kta's the
     broker's book still shows working — and wait until they are final, then close
@@ -55,7 +60,9 @@ async def square_off(desk: Desk, reason: str, product: str = "") -> dict:
         working += await _cancel_at_broker(desk, reason, product)
         # orders the broker reported filled whose fills are not journaled yet (a stop's COMPLETE is heard before
         # its trades are read): the positions are read once those fills are in them, or a flatten sells them again
-        await placing.wait_final(desk, working + desk.book.owing(), SQUARE_OFF_CANCEL_TIMEOUT)
+        # (of the product squared off: a delivery order's fills unread under 429s held kta's MIS square-off back with
+        # every intraday stop already cancelled — soak seed 107, 13 positions unprotected for 11 s)
+        await placing.wait_final(desk, working + owing(desk, product), SQUARE_OFF_CANCEL_TIMEOUT)
         # a position opened meanwhile (an entry sent before the square-off filled during its cancels) got a stop of
         # its own: held back and cancelled too, or that stop and the flatten both close it (soak seed 13: 0 -> +5)
         late = [position_key(p.strategy_id, p.exchange, p.tradingsymbol) for p in open_positions(desk, product)]
@@ -66,7 +73,7 @@ async def square_off(desk: Desk, reason: str, product: str = "") -> dict:
             seen = {o.tag for o in working}
             more = [o for o in desk.book.working() if o.tag not in seen and (not product or o.product == product)]
             await _together(placing.cancel(desk, order, reason) for order in more)
-            await placing.wait_final(desk, more + desk.book.owing(), SQUARE_OFF_CANCEL_TIMEOUT)
+            await placing.wait_final(desk, more + owing(desk, product), SQUARE_OFF_CANCEL_TIMEOUT)
             working += more
         placed = []
         closing = [p for p in open_positions(desk, product)

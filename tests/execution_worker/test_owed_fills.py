@@ -5,9 +5,11 @@ opens one the other way once triggered: soak seed 13, the kill switch's square-o
 import asyncio
 import time
 
+import msgspec
 import pytest
 
 from execution_worker import controls, protector, signals
+from shared import messages as m
 from execution_worker.order_gate import OrderGate
 from shared.trading.order import OrderState
 from tests.execution_worker.kit import fresh_desk, signal
@@ -66,4 +68,36 @@ async def test_a_square_off_leaves_no_stop_on_a_position_whose_flatten_filled_un
         if square is not None and not square.done():
             await asyncio.wait([square], timeout=10)
         sim.reset_faults()
+        await kite.aclose()
+
+
+async def test_an_intraday_square_off_does_not_wait_for_another_products_owed_fills(bus, sim, data_dir):
+    """kta's MIS square-off waits, before it reads the positions, for the fills of orders the broker reported filled
+    and the journal lacks — of MIS orders: a delivery (CNC) order's fills, unread meanwhile (the trade book read held
+    back, as 429s held it in soak seed 107), are not the intraday positions' and must not hold the flatten back.
+    Before: the square-off waited on them (10 s and more) with every MIS stop already cancelled: 13 positions
+    unprotected for 11 s."""
+    desk, kite, _ = fresh_desk(sim, bus, data_dir)
+    protector.started(desk, 0.5)
+    square = None
+    try:
+        await signals.on_signal(desk, signal(f"mis-{time.time_ns()}", qty=3, stop=147000, strategy_id="mis-a"))
+        await eventually(lambda: held(desk, "mis-a") == 3 and any(o.is_working and o.order_id
+                                                                  for o in stops_of(desk, "mis-a")),
+                         what="the MIS position filled and protected")
+        async with desk.trade_reads.reading:  # the broker's fills are read once the test lets go
+            delivery = msgspec.structs.replace(signal(f"cnc-{time.time_ns()}", qty=2, strategy_id="cnc-a"),
+                                               product=m.Product.CNC)
+            await signals.on_signal(desk, delivery)
+            (owed,) = await eventually(lambda: [o for o in desk.book.owing() if o.strategy_id == "cnc-a"],
+                                       what="the delivery order filled, its fills owed")
+            square = asyncio.ensure_future(controls.square_off(desk, "test: MIS cutoff", product="MIS"))
+            await eventually(lambda: [o for o in desk.book if o.kind == "flatten" and o.order_id], timeout=15,
+                             what="the MIS flatten placed while the delivery order's fills are still owed")
+            assert owed.unjournaled == 2
+        await asyncio.wait_for(square, 15)
+        await eventually(lambda: held(desk, "mis-a") == 0 and held(desk, "cnc-a") == 2, what="MIS flat, CNC held")
+    finally:
+        if square is not None and not square.done():
+            square.cancel()
         await kite.aclose()
