@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TypeVar
 
 from execution_worker.engine import Desk
 from execution_worker.journal import Journal
@@ -12,6 +13,18 @@ from shared.trading.risk import RiskManager
 from tests.simkit import login
 
 USER = "DEMO01"
+T = TypeVar("T")
+
+
+async def collected(bus, subject: str, kind: type[T]) -> list[T]:
+    """Every message published on ``subject`` from now on, decoded as ``kind``, in arrival order."""
+    got: list[T] = []
+
+    async def on_message(message: T, msg) -> None:
+        got.append(message)
+
+    await bus.subscribe(subject, kind, on_message)
+    return got
 
 
 def signal(sid, side="BUY", qty=2, intent="entry", stop=None, target=None, symbol="INFY", token=408065,

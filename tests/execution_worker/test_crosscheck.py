@@ -14,7 +14,7 @@ from shared import messages as m
 from shared import subjects
 from shared.trading import planning as o
 from shared.trading.positions import from_broker
-from tests.execution_worker.kit import USER, broker, signal, fresh_desk
+from tests.execution_worker.kit import USER, broker, collected, fresh_desk, signal
 from tests.helpers import eventually
 from tests.simkit import PINNED, start_sim
 
@@ -26,12 +26,7 @@ def held(journal, strategy_id: str, symbol: str = "INFY") -> int:
 
 async def test_trades_placed_in_kite_are_adopted_as_external_fills(bus, sim, stack):
     _, journal, kite = stack
-    outcomes: list[m.StrategyOutcome] = []
-
-    async def on_outcome(out, msg):
-        outcomes.append(out)
-
-    await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
+    outcomes = await collected(bus, subjects.outcomes(USER), m.StrategyOutcome)
 
     entry = signal("ext-entry-1", qty=4, strategy_id="ext-1", stop=140000)
     await bus.js_publish(subjects.signals(USER), entry, msg_id=entry.id)

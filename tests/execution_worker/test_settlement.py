@@ -14,7 +14,7 @@ from kite_sim.clock import CLOSE_SECONDS
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker, signal
+from tests.execution_worker.kit import USER, broker, collected, signal
 from tests.helpers import eventually
 
 
@@ -25,17 +25,8 @@ def held(journal, strategy_id: str, symbol: str) -> int:
 
 async def test_mis_square_off_and_expiry_settlement_are_adopted(bus, expiry_sim, data_dir):
     sim = expiry_sim
-    outcomes: list[m.StrategyOutcome] = []
-    alerts: list[m.Alert] = []
-
-    async def on_outcome(out, msg):
-        outcomes.append(out)
-
-    async def on_alert(a, msg):
-        alerts.append(a)
-
-    await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
-    await bus.subscribe(subjects.alerts(USER), m.Alert, on_alert)
+    outcomes = await collected(bus, subjects.outcomes(USER), m.StrategyOutcome)
+    alerts = await collected(bus, subjects.alerts(USER), m.Alert)
     async with make_stack(bus, sim, data_dir) as (settings, journal, kite):
         day = date.fromisoformat(sim.get("/sim/clock").json()["trading_day"])
         calls = [i for i in await broker(kite.instruments, "NFO") if i.name == "NIFTY" and i.instrument_type == "CE"

@@ -14,7 +14,7 @@ import msgspec
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker, signal
+from tests.execution_worker.kit import USER, broker, collected, signal
 from tests.helpers import eventually
 from tests.simkit import a_morning
 
@@ -70,12 +70,7 @@ async def test_the_days_report_and_the_kill_switchs_day_follow_the_exchange_cloc
 
 async def test_kta_squares_its_mis_positions_off_at_its_cutoff_before_the_broker_does(bus, settling_sim, data_dir):
     sim = settling_sim
-    outcomes: list[m.StrategyOutcome] = []
-
-    async def on_outcome(out, msg):
-        outcomes.append(out)
-
-    await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
+    outcomes = await collected(bus, subjects.outcomes(USER), m.StrategyOutcome)
     async with make_stack(bus, sim, data_dir, mis_square_off_at="15:15") as (settings, journal, kite):
         await a_morning(sim, by_hour=14)  # a day of its own to trade in
         day = sim.trading_day()

@@ -17,7 +17,7 @@ import pytest
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.kit import USER, broker
+from tests.execution_worker.kit import USER, broker, collected
 from tests.helpers import eventually
 from shared.kite.client import KiteClient
 from tests.simkit import a_morning, login
@@ -32,12 +32,7 @@ async def ask(bus, cmd, timeout: float = 30.0):
 
 async def test_an_order_completed_unheard_over_the_close_is_the_strategys_whole(bus, settling_sim, data_dir):
     sim = settling_sim
-    outcomes: list[m.StrategyOutcome] = []
-
-    async def on_outcome(o, msg):
-        outcomes.append(o)
-
-    await bus.subscribe(subjects.outcomes(USER), m.StrategyOutcome, on_outcome)
+    outcomes = await collected(bus, subjects.outcomes(USER), m.StrategyOutcome)
     sim.admin("accounts/reset", {"user_id": USER})
     await a_morning(sim, by_hour=14)
     day = sim.trading_day()
