@@ -245,7 +245,8 @@ async def test_a_decided_signals_order_is_handed_over_before_the_users_next_deci
     last signal's decision: issue #18). A decision that waited on Kite (its first price read) is not held
     to it: the loop did other work meanwhile."""
     users = (USER, "DEMO02")
-    sigs = [signal(f"turn-{u}-{i}", qty=1, user=u, strategy_id=f"turn-{i}") for i in range(3) for u in users]
+    per_user = 5  # the pairs checked are those whose first waited on no Kite: enough of them on a busy machine
+    sigs = [signal(f"turn-{u}-{i}", qty=1, user=u, strategy_id=f"turn-{i}") for i in range(per_user) for u in users]
 
     async def stored_first(settings) -> None:
         sim.admin("accounts/reset", {"user_id": "DEMO02"})
@@ -261,7 +262,7 @@ async def test_a_decided_signals_order_is_handed_over_before_the_users_next_deci
             summary = await bus.request(subjects.cmd(user, "execution", "get_execution_summary"),
                                         m.GetExecutionSummary(timings=True))
             rows = sorted(summary.data["timings"], key=lambda row: row[6])  # by when its decision started
-            assert len(rows) == 3
+            assert len(rows) == per_user
             held += [(a, b) for a, b in zip(rows, rows[1:]) if a[4] == 0 and a[3] < 1e6]  # a waited on no Kite
     assert len(held) >= 2  # the users' later signals: their prices are known, nothing to ask Kite
     for (tag, _, handed, *_), (nxt, *_, locked, _, _) in held:
