@@ -27,7 +27,7 @@ LIVE_SERVICES = ("ticker", "strategy", "execution")
 # m.Error.code -> HTTP status
 _STATUS = {"bad_request": 400, "bad_params": 400, "unsupported": 400, "not_found": 404, "exists": 409,
            "broker_not_connected": 409, "kill_switch": 409, "quota": 409, "internal": 502,
-           SessionStoreUnavailable.code: 503, "desk_moved": 503}  # desk_moved: cut off by a partition move, retryable
+           SessionStoreUnavailable.code: 503, "desk_moved": 503, "broker_unavailable": 503, "broker_error": 502}  # desk_moved: cut off by a partition move, retryable
 
 
 def _verb(cmd: msgspec.Struct) -> str:

@@ -33,6 +33,7 @@ from shared.broker_sessions import (
 )
 
 log = logging.getLogger("kta.kite.clients")
+TASK_STOP_SECONDS = 2.0  # how long close() waits for its cancelled tasks before going on without them
 
 
 class NotConnected(Exception):
@@ -139,7 +140,13 @@ class KiteClients:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            # Python 3.11's asyncio.wait_for (nats-py's requests use it) can swallow a cancellation that lands as
+            # its inner future completes: a task that did not stop must not hold the close up for good (a backtest
+            # service's close hung to the test's timeout, awaiting the session watch it had cancelled)
+            _, stuck = await asyncio.wait(self._tasks, timeout=TASK_STOP_SECONDS)
+            for task in stuck:
+                log.warning("%s did not stop when cancelled: cancelled again, not awaited", task.get_name())
+                task.cancel()
         for user_id in list(self._clients):
             await self.drop(user_id)

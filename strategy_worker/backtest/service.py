@@ -25,6 +25,7 @@ from shared.bus import Bus
 from shared.config import Settings
 from shared import ist
 from shared.candles.instruments import InstrumentArchive
+from shared.kite import errors as kite_errors
 from shared.kite.clients import KiteClients, NotConnected
 from shared.broker_sessions import SessionStoreUnavailable
 from shared.kite.instruments import InstrumentCache
@@ -157,6 +158,9 @@ class BacktestService:
                                                     "contracts (expired ones only from a CSV import)")
         except engine.BacktestError as e:
             return m.Error(code="bad_params", message=str(e), field=e.field)
+        except kite_errors.KiteError as e:  # fetching what is missing: the broker's own words, never "internal"
+            code = "broker_unavailable" if isinstance(e, kite_errors.NetworkException) else "broker_error"
+            return m.Error(code=code, message=f"fetching the missing candles from Kite: {e.message}")
         return None
 
     async def run(self, user_id: str, spec: m.BacktestSpec) -> m.Ok | m.Error:

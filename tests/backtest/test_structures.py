@@ -5,11 +5,15 @@ candles). Data: NIFTY 50 and its weekly chain priced by Black-Scholes, written s
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import pytest
 
 from shared import messages as m
+from shared import natsd
+from shared.broker_sessions import put_session, vault_for
+from shared.subjects import KV_BROKER_SESSIONS
 from shared.messages import BacktestSpec
 from strategy_worker.backtest.data import has_contract_candles
 from strategy_worker.backtest.engine import BacktestError
@@ -98,6 +102,10 @@ async def test_no_contract_candles_is_refused_before_the_run(chain_dir, nats_ser
         if int(series.name) != NIFTY_TOKEN:  # the underlying's candles only
             shutil.rmtree(series)
     assert not has_contract_candles(spec(), data_dir)
+    # no broker session (the store alone): one an earlier test left in this nats-server's KV made the service try
+    # to fetch the missing contracts from that test's sim, gone by now (hung to the timeout in CI)
+    with contextlib.suppress(Exception):
+        await (await bus.kv(KV_BROKER_SESSIONS)).delete("DEMO01")
     service = BacktestService(bus, stack_settings(nats_server, data_dir))
     try:
         err = await service.run("DEMO01", spec())
@@ -105,3 +113,23 @@ async def test_no_contract_candles_is_refused_before_the_run(chain_dir, nats_ser
         assert service.store.list("DEMO01") == [] and service.pool is None
     finally:
         await service.close()
+
+
+async def test_a_broker_out_of_reach_while_fetching_the_missing_candles_is_said_in_words(chain_dir, nats_server, bus,
+                                                                                        data_dir):
+    """The candles missing, a Kite session stored, the broker unreachable: the run is refused with the broker's
+    words (503 over HTTP), not an exception the bus answers as "internal"."""
+    shutil.copytree(chain_dir, data_dir, dirs_exist_ok=True)
+    for series in (data_dir / "candles" / "minute").iterdir():
+        if int(series.name) != NIFTY_TOKEN:
+            shutil.rmtree(series)
+    settings = stack_settings(nats_server, data_dir, kite_root=f"http://127.0.0.1:{natsd.free_port()}")
+    await put_session(bus, vault_for(settings), "DEMO01", "kta-demo", "a-token")
+    service = BacktestService(bus, settings)
+    try:
+        err = await service.run("DEMO01", spec())
+        assert isinstance(err, m.Error) and err.code == "broker_unavailable" and "cannot reach" in err.message, err
+        assert service.store.list("DEMO01") == [] and service.pool is None
+    finally:
+        await service.close()
+        await (await bus.kv(KV_BROKER_SESSIONS)).delete("DEMO01")
