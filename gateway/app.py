@@ -73,7 +73,7 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
             await b.ensure_streams()
         services.bus = b
         services.trading = Trading(b, settings)
-        b.spawn(services.trading.preload_instruments(), name="gateway:instruments")
+        b.spawn(services.trading.clients.preload_instruments(), name="gateway:instruments")
         services.html = fragments.renderer(services.trading.symbol_of)
         services.streams = Streams(b, heartbeat, services.trading.live_tokens_of, services.logins.active,
                                    settings.sse_streams_per_session, settings.sse_streams_per_user)

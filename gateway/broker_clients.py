@@ -4,6 +4,7 @@ state of a user's broker session as the dashboard shows it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import msgspec
@@ -17,6 +18,7 @@ from shared.kite.egress import Egress
 from shared.messages import BrokerSession
 from shared.secrets import SecretError
 
+log = logging.getLogger("kta.gateway")
 _session_decoder = msgspec.msgpack.Decoder(BrokerSession)
 
 
@@ -46,6 +48,22 @@ class BrokerClients(KiteClients):
             except nats.errors.TimeoutError as e:  # a busy server: unknown, never "not connected"
                 raise SessionStoreUnavailable(e) from e
         return await stored_entry(self._sessions_kv, user_id)
+
+    async def preload_instruments(self) -> None:
+        """At start, today's instrument list through the first user connected to Kite: after a restart the
+        tokens a page shows (the live chips, tick rows) are named from the first page on, not numbers until
+        someone searches. With no one connected it loads on first use, as before."""
+        try:
+            users = await (await self.bus.kv(subjects.KV_BROKER_SESSIONS)).keys()
+        except Exception as e:  # noqa: BLE001 - no session stored (NoKeysError) or the store away: first use
+            log.info("instrument list not preloaded: %r", e)
+            return
+        for user_id in users:
+            try:
+                await self.instrument_list(user_id)
+                return
+            except Exception as e:  # noqa: BLE001 - this user's session is gone or refused: the next one
+                log.info("instrument list not loaded through %s: %r", user_id, e)
 
     async def live_session(self, user_id: str) -> LiveSession | None:
         return live_in(self.vault, await self._entry(user_id))

@@ -336,22 +336,6 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
         except kite_errors.KiteError as e:
             raise _from_kite(e) from None
 
-    async def preload_instruments(self) -> None:
-        """At start, today's instrument list through the first user connected to Kite: after a restart the
-        tokens a page shows (the live chips, tick rows) are named from the first page on, not numbers until
-        someone searches. With no one connected it loads on first use, as before."""
-        try:
-            users = await (await self.bus.kv(subjects.KV_BROKER_SESSIONS)).keys()
-        except Exception as e:  # noqa: BLE001 - no session stored (NoKeysError) or the store away: first use
-            log.info("instrument list not preloaded: %r", e)
-            return
-        for user_id in users:
-            try:
-                await self._instrument_list(user_id)
-                return
-            except TradingError as e:  # this user's session is gone or refused: the next one
-                log.info("instrument list not loaded through %s: %s", user_id, e.message)
-
     def symbol_of(self, token: int) -> str | None:
         inst = self.instruments.token(token)
         return inst.tradingsymbol if inst is not None else None

@@ -93,14 +93,19 @@ def test_input_an_option_strategy_cannot_run_on_names_the_field(chain_dir, chang
     assert e.value.field == field and words in str(e.value)
 
 
+def underlying_only(chain_dir, data_dir) -> None:
+    """The options store copied with the underlying's candles only (none of the contracts')."""
+    shutil.copytree(chain_dir, data_dir, dirs_exist_ok=True)
+    for series in (data_dir / "candles" / "minute").iterdir():
+        if int(series.name) != NIFTY_TOKEN:
+            shutil.rmtree(series)
+
+
 async def test_no_contract_candles_is_refused_before_the_run(chain_dir, nats_server, bus, data_dir):
     """The service's answer to a run (what POST /api/backtests returns as a 400): the underlying's candles are there,
     none of the contracts' — named on ``start``, nothing queued."""
     assert has_contract_candles(spec(), chain_dir)
-    shutil.copytree(chain_dir, data_dir, dirs_exist_ok=True)
-    for series in (data_dir / "candles" / "minute").iterdir():
-        if int(series.name) != NIFTY_TOKEN:  # the underlying's candles only
-            shutil.rmtree(series)
+    underlying_only(chain_dir, data_dir)
     assert not has_contract_candles(spec(), data_dir)
     # no broker session (the store alone): one an earlier test left in this nats-server's KV made the service try
     # to fetch the missing contracts from that test's sim, gone by now (hung to the timeout in CI)
@@ -119,10 +124,7 @@ async def test_a_broker_out_of_reach_while_fetching_the_missing_candles_is_said_
                                                                                         data_dir):
     """The candles missing, a Kite session stored, the broker unreachable: the run is refused with the broker's
     words (503 over HTTP), not an exception the bus answers as "internal"."""
-    shutil.copytree(chain_dir, data_dir, dirs_exist_ok=True)
-    for series in (data_dir / "candles" / "minute").iterdir():
-        if int(series.name) != NIFTY_TOKEN:
-            shutil.rmtree(series)
+    underlying_only(chain_dir, data_dir)
     settings = stack_settings(nats_server, data_dir, kite_root=f"http://127.0.0.1:{natsd.free_port()}")
     await put_session(bus, vault_for(settings), "DEMO01", "kta-demo", "a-token")
     service = BacktestService(bus, settings)
