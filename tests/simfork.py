@@ -64,8 +64,12 @@ class Forked:
         return code
 
     def send_signal(self, sig: int) -> None:
-        if self.poll() is None:  # as Popen: never signal a pid that may have been reused
-            os.kill(self.pid, sig)
+        """Signal the sim through its parent, the server, which signals only a child it has not reaped: a
+        pid the server has reaped may be another process's by the time its exit line arrives here (this
+        machine's 32768 pids go round within a suite), so ``os.kill(self.pid)`` could kill a stranger."""
+        if self.poll() is None:
+            with contextlib.suppress(OSError):  # the server has gone, and with it the child
+                self.conn.sendall(f"signal {int(sig)}\n".encode())
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -236,6 +240,8 @@ def _serve(listener_fd: int) -> None:
                 return
             conn = children.pop(pid, None)
             if conn is not None:
+                with contextlib.suppress(KeyError, ValueError):  # unregistered when its caller went
+                    selector.unregister(conn)
                 try:
                     conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
                 except OSError:
@@ -266,6 +272,17 @@ def _serve(listener_fd: int) -> None:
         os.close(fds[0])
         children[pid] = conn
         conn.sendall(f"pid {pid}\n".encode())
+        selector.register(conn, selectors.EVENT_READ, pid)
+
+    def signal_child(conn: socket.socket, pid: int) -> None:
+        """The caller's ``signal N`` lines; a child still in ``children`` is not reaped, so ``pid`` is still it."""
+        data = conn.recv(4096)
+        if not data:  # the caller has gone: the child runs on until stopped or the server stops
+            selector.unregister(conn)
+            return
+        for line in data.decode().splitlines():
+            if line.startswith("signal ") and children.get(pid) is conn:
+                os.kill(pid, int(line.split()[1]))
 
     try:
         while True:
@@ -288,6 +305,11 @@ def _serve(listener_fd: int) -> None:
                 elif key.fileobj is sys.stdin:
                     if not os.read(sys.stdin.fileno(), 4096):
                         raise SystemExit
+                elif key.data is not None:
+                    try:
+                        signal_child(key.fileobj, key.data)
+                    except OSError:  # a caller gone mid-line; a child already dead (ESRCH: not reaped yet)
+                        pass
                 else:
                     os.read(wake_r, 4096)
                     reap()

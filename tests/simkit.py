@@ -31,6 +31,7 @@ class Sim:
     user_id: str = USER_ID
     password: str = PASSWORD
     scheme: str = "http"  # https: started with a certificate (start_sim's ``tls``)
+    log: Path | None = None
 
     @property
     def root(self) -> str:
@@ -52,13 +53,28 @@ class Sim:
         return self.request("POST", path, **kw)
 
     def request(self, method: str, path: str, **kw) -> httpx.Response:
-        # the process's one TLS context: httpx would parse the CA bundle again for each call (~50 ms of CPU)
-        return httpx.request(method, f"{self.root}{path}", verify=tls.context(), **kw)
+        try:
+            # the process's one TLS context: httpx would parse the CA bundle again for each call (~50 ms of CPU)
+            return httpx.request(method, f"{self.root}{path}", verify=tls.context(), **kw)
+        except httpx.TransportError:
+            self.check_running()
+            raise
 
     def admin(self, path: str, json: dict | None = None) -> dict:
         r = self.post(f"/sim/{path}", json=json or {}, timeout=10)
+        if r.is_error:
+            self.check_running()
         r.raise_for_status()
         return r.json()
+
+    def check_running(self) -> None:
+        """Raise :class:`SimGone` if the sim's process has exited (a module's or the session's sim is used
+        long after its start: the test that finds it dead says so, with how it ended and what it logged)."""
+        code = self.proc.poll()
+        if code is not None:
+            tail = self.log.read_text(errors="replace")[-2000:] if self.log and self.log.exists() else "(no log)"
+            raise SimGone(f"the kite_sim on port {self.port} (pid {self.proc.pid}) exited with {code}; "
+                          f"its log {self.log} ends:\n{tail}")
 
     def market_time(self) -> datetime:
         """The sim's market clock now (IST, naive)."""
@@ -90,6 +106,10 @@ class Sim:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class SimGone(RuntimeError):
+    """A test's kite_sim is no longer running."""
 
 
 # A NIFTY weekly expiry (Tuesday): tests that need an expiry day, or the day after one, start their sim on it
@@ -124,14 +144,15 @@ def start_sim(tmp_path: Path | None = None, *, seed: int = 7, speed: float = 60.
         flags.append("--admin")
     if tls:
         flags += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
-    proc = launch(flags, tmp_path / "sim.log" if tmp_path else None)
-    try:
+    log = tmp_path / "sim.log" if tmp_path else None
+    proc = launch(flags, log)
+    try:  # until this sim listens: another process on the port (it failed to bind) is not it
         natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
     except BaseException:  # a sim too slow to listen must not outlive the test that gave up on it
         proc.kill()
         proc.wait()
         raise
-    return Sim(proc, port, scheme="https" if tls else "http")
+    return Sim(proc, port, scheme="https" if tls else "http", log=log)
 
 
 def request_token(sim: Sim, user_id: str = USER_ID, password: str = PASSWORD) -> str:

@@ -9,12 +9,13 @@ import json
 import os
 import signal
 import socket
+import subprocess
 
 import pytest
 
 from shared import natsd
 from tests import simfork
-from tests.simkit import ROOT, launch, start_sim
+from tests.simkit import ROOT, SimGone, launch, start_sim
 
 
 def _listening(port: int) -> bool:
@@ -48,6 +49,42 @@ def test_a_sim_that_cannot_start_fails_start_sim_with_its_status_and_its_message
     with pytest.raises(RuntimeError, match="process exited with 2 before listening"):
         start_sim(tmp_path, extra=("--token-expiry-hour", "99"))
     assert "--token-expiry-hour: invalid choice: 99" in (tmp_path / "sim.log").read_text()
+
+
+def test_a_sim_that_cannot_bind_fails_its_start_though_another_process_listens_on_its_port(tmp_path):
+    """wait_port's connection alone would be answered by the other listener, and the test would go on to talk
+    to it (CI: a 404 for /sim/accounts/reset, then "connection refused" once that one stopped)."""
+    port = natsd.free_port()
+    with socket.create_server(("127.0.0.1", port)):
+        with pytest.raises(RuntimeError, match=r"exited with 3 before listening .*another process listens"):
+            start_sim(tmp_path, port=port)
+    assert "address already in use" in (tmp_path / "sim.log").read_text()
+
+
+def test_a_signal_reaches_the_sim_never_the_process_that_has_its_pid_now(tmp_path):
+    """The server signals its unreaped child; ``os.kill(pid)`` from here could reach whatever process the
+    number belongs to once the server has reaped the sim (here: as if it had been reused already)."""
+    stranger = subprocess.Popen(["sleep", "60"])
+    sim = start_sim(tmp_path)
+    try:
+        sim.proc.pid = stranger.pid
+        sim.proc.kill()
+        assert sim.proc.wait(10) == -signal.SIGKILL
+        assert stranger.poll() is None
+    finally:
+        sim.stop()
+        stranger.kill()
+        stranger.wait()
+
+
+def test_a_dead_sims_next_use_says_that_it_exited_and_what_it_logged(tmp_path):
+    sim = start_sim(tmp_path)
+    sim.proc.kill()
+    sim.proc.wait(10)
+    with pytest.raises(SimGone, match=rf"(?s)port {sim.port} .* exited with -9; .*kite_sim listening on"):
+        sim.admin("reset")
+    with pytest.raises(SimGone):
+        sim.check_running()
 
 
 def test_the_child_runs_with_the_callers_environment_and_working_directory(tmp_path):

@@ -77,6 +77,7 @@ async def serve(settings, heartbeat: float = 15.0):
 def gw_settings(nats_server, data_dir, gw_sim, gateway_port):
     """A fresh stack's settings: its journal is new, so its users' accounts at the session's sim are
     opened afresh too (a worker would adopt what earlier tests traded there)."""
+    gw_sim.check_running()
     for user_id in ("DEMO01", USER_B["zerodha_id"]):
         gw_sim.admin("accounts/reset", {"user_id": user_id})
     s = stack_settings(nats_server, data_dir, gw_sim, gateway_port=gateway_port, env="dev")

@@ -53,7 +53,7 @@ def start_sim_with(tmp: Path, *extra: str, seed: int = 9, speed: float = 60.0, p
              *far_token_expiry(), *extra]
     proc = launch(flags, tmp / log_name, append=True)
     natsd.wait_port("127.0.0.1", port, timeout=20, proc=proc)
-    return Sim(proc, port)
+    return Sim(proc, port, log=tmp / log_name)
 
 
 def module_sim(name: str, seed: int, extra: tuple[str, ...] = ()):
