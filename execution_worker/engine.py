@@ -19,7 +19,7 @@ from typing import Any
 
 from msgspec.structs import astuple
 
-from execution_worker import closed_day
+from execution_worker import adoption, closed_day
 from execution_worker.alerts import alert
 from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
@@ -41,7 +41,6 @@ from shared.messages import (
     RiskState,
     Signal,
     SignalGroup,
-    TransactionType,
     Variety,
     to_paise,
     to_rupees,
@@ -254,35 +253,13 @@ class Desk:
         return True
 
     def _adopt(self, kite_order: KiteOrder) -> Order:
-        """An order with kta's tag that the journal lost (a crash between placing and recording)."""
-        kind, leg, _ = planning.tag_fields(kite_order.tag)
-        signal = self.journal.signal_by_tag(self.user_id, kite_order.tag) or {}
-        if not signal and kind == "stop_loss":  # a position's stop: its protection says whose
-            signal = self._protection_of(kite_order.tag, leg)
-        grouped = signal.get("type") == "signal_group"
-        req = OrderRequest(user_id=self.user_id, exchange=kite_order.exchange, tradingsymbol=kite_order.tradingsymbol,
-                           instrument_token=kite_order.instrument_token,
-                           transaction_type=TransactionType(kite_order.transaction_type),
-                           order_type=OrderType(kite_order.order_type), quantity=max(1, kite_order.quantity),
-                           product=Product(kite_order.product), variety=Variety(kite_order.variety or "regular"),
-                           price=to_paise(kite_order.price), trigger_price=to_paise(kite_order.trigger_price),
-                           tag=kite_order.tag, kind=kind if signal else "adopted", leg_index=leg,
-                           signal_id="" if grouped else signal.get("id", ""),
-                           group_id=signal.get("id", "") if grouped else "")
+        """An order with kta's tag that the journal lost (a crash between placing and recording): adoption.py."""
+        req, strategy_id = adoption.request_for(self.journal, self.user_id, kite_order)
         log.warning("adopted order %s (tag %s) found at the broker", kite_order.order_id, kite_order.tag,
                     extra={"user_id": self.user_id})
-        order = self.new_order(req, signal.get("strategy_id", ""))
+        order = self.new_order(req, strategy_id)
         order.apply(SubmitLost(reason="found at the broker: its submit was never journaled"))
         return order
-
-    def _protection_of(self, tag: str, generation: int) -> dict:
-        """The strategy (as a signal row's fields) whose protection placed the stop tagged ``tag``
-        (``shared.trading.protection.stop_request``: origin ``protect|<key>|<generation>``)."""
-        for p in self.journal.protections(self.user_id):
-            for g in range(generation % 100, p.generation + 1, 100):
-                if planning.make_tag(f"protect|{p.key}|{g}", "stop_loss", g, 0)[1:15] == tag[1:15]:
-                    return {"strategy_id": p.strategy_id, "id": p.signal_id}
-        return {}
 
     async def journal_fills(self, order: Order, known: list[Trade] | None = None) -> None:
         """Every fill of the order from the broker's trade book, journaled once, into the tracker.
