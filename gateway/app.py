@@ -1,5 +1,6 @@
 """The gateway's app factory: ``create_app(settings, bus=None)`` builds a fresh Litestar app (no
-module-level app, so every test builds its own). With no bus given, it connects one at start-up."""
+module-level app, so every test builds its own, or binds one it built to its own data: ``bind``). With no bus
+given, it connects one at start-up."""
 
 from __future__ import annotations
 
@@ -59,37 +60,6 @@ PAGES = [PagesController, LivePagesController, BacktestPagesController, Settings
 
 
 def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float = 15.0) -> Litestar:
-    db = database(settings)
-    services = Services(settings=settings, bus=None, logins=LoginStore(db, settings.session_days),
-                        otps=OtpStore(db, settings.otp_ttl_seconds), alerts=AlertStore(db, vault_for(settings)),
-                        prefs=PrefsStore(db))
-    owns_bus = bus is None
-
-    async def startup(app: Litestar) -> None:
-        b = bus
-        if b is None:
-            b = await Bus.connect(settings.nats_url, "gateway", replicas=settings.nats_replicas,
-                                creds=settings.nats_creds)
-            await b.ensure_streams()
-        services.bus = b
-        services.trading = Trading(b, settings)
-        b.spawn(services.trading.clients.preload_instruments(), name="gateway:instruments")
-        services.html = fragments.renderer(services.trading.symbol_of)
-        services.streams = Streams(b, heartbeat, services.trading.live_tokens_of, services.logins.active,
-                                   settings.sse_streams_per_session, settings.sse_streams_per_user)
-        services.notifier = await Notifier(b, settings, services.alerts, services.trading).start()
-        services.logins.purge_expired()
-
-    async def shutdown(app: Litestar) -> None:
-        if services.notifier is not None:
-            await services.notifier.close()
-        if services.streams is not None:
-            await services.streams.close()
-        if services.trading is not None:
-            await services.trading.close()
-        if owns_bus and services.bus is not None:
-            await services.bus.close()
-
     static = create_static_files_router(path="/static", directories=[STATIC], opt={"public": True},
                                         include_in_schema=False)
     engine = JinjaTemplateEngine.from_environment(environment())
@@ -107,10 +77,53 @@ def create_app(settings: Settings, bus: Bus | None = None, *, heartbeat: float =
         template_config=TemplateConfig(instance=engine),
         plugins=[HTMXPlugin()],
         openapi_config=OpenAPIConfig(title="kta gateway", version="0.1.0", path="/schema"),
-        on_startup=[startup],
-        on_shutdown=[shutdown],
-        state=State({"services": services}),
+        on_startup=[_startup],
+        on_shutdown=[_shutdown],
+        state=State(),
         debug=False,
     )
     declare_error_responses(app)
+    bind(app, settings, bus, heartbeat=heartbeat)
     return app
+
+
+def bind(app: Litestar, settings: Settings, bus: Bus | None = None, *, heartbeat: float = 15.0) -> None:
+    """The app's services for ``settings``' data (its stores; the bus given, else its own connected at
+    start-up), replacing those of a run that has ended: a test process serves one built app again and again
+    (Litestar's registration is ~0.3 CPU-s an app). Its routes, middleware and headers were made from the
+    settings it was built with, so those may differ from them only in ``data_dir``."""
+    db = database(settings)
+    app.state.services = Services(settings=settings, bus=None, logins=LoginStore(db, settings.session_days),
+                                  otps=OtpStore(db, settings.otp_ttl_seconds),
+                                  alerts=AlertStore(db, vault_for(settings)), prefs=PrefsStore(db))
+    app.state.given_bus = bus
+    app.state.heartbeat = heartbeat
+
+
+async def _startup(app: Litestar) -> None:
+    services, settings = app.state.services, app.state.services.settings
+    b = app.state.given_bus
+    if b is None:
+        b = await Bus.connect(settings.nats_url, "gateway", replicas=settings.nats_replicas,
+                              creds=settings.nats_creds)
+        await b.ensure_streams()
+    services.bus = b
+    services.trading = Trading(b, settings)
+    b.spawn(services.trading.clients.preload_instruments(), name="gateway:instruments")
+    services.html = fragments.renderer(services.trading.symbol_of)
+    services.streams = Streams(b, app.state.heartbeat, services.trading.live_tokens_of, services.logins.active,
+                               settings.sse_streams_per_session, settings.sse_streams_per_user)
+    services.notifier = await Notifier(b, settings, services.alerts, services.trading).start()
+    services.logins.purge_expired()
+
+
+async def _shutdown(app: Litestar) -> None:
+    services = app.state.services
+    if services.notifier is not None:
+        await services.notifier.close()
+    if services.streams is not None:
+        await services.streams.close()
+    if services.trading is not None:
+        await services.trading.close()
+    if app.state.given_bus is None and services.bus is not None:
+        await services.bus.close()

@@ -8,10 +8,12 @@ import contextlib
 from dataclasses import dataclass
 
 import httpx
+import msgspec
 import pytest
 import uvicorn
 
 from gateway import users
+from gateway.app import bind
 from gateway.main import build
 from shared import natsd
 from shared.kite import tls
@@ -52,12 +54,28 @@ class Gateway:
         return httpx.AsyncClient(base_url=self.url, timeout=15, follow_redirects=False, **kw, verify=tls.context())
 
 
+_idle_apps: dict[bytes, list] = {}  # the settings but their data dir -> built apps no test serves now
+
+
+def _app_for(settings, heartbeat: float):
+    """A gateway app for ``settings``: one this process built before for the same settings (but the data dir),
+    bound to this test's data (gateway.app.bind) — building one is ~0.3 CPU-s of Litestar's route registration,
+    paid ~130 times a suite — else a new one."""
+    key = msgspec.json.encode(msgspec.structs.replace(settings, data_dir=""))
+    idle = _idle_apps.setdefault(key, [])
+    if idle:
+        app = idle.pop()
+        bind(app, settings, heartbeat=heartbeat)
+    else:
+        app = build(settings)
+        if heartbeat != 15.0:
+            bind(app, settings, heartbeat=heartbeat)
+    return key, app
+
+
 @contextlib.asynccontextmanager
 async def serve(settings, heartbeat: float = 15.0):
-    app = build(settings)
-    app.state.services  # noqa: B018 - fail early if the factory changed
-    if heartbeat != 15.0:
-        app.on_startup.append(lambda a: setattr(a.state.services.streams, "heartbeat", heartbeat))
+    key, app = _app_for(settings, heartbeat)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port, log_level="warning",
                             lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
@@ -71,6 +89,8 @@ async def serve(settings, heartbeat: float = 15.0):
         server.should_exit = True
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(task, 10)
+        if task.done() and not task.cancelled() and task.exception() is None:  # stopped cleanly: served again
+            _idle_apps[key].append(app)
 
 
 @pytest.fixture
