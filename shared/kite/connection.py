@@ -6,7 +6,9 @@ only when the broker provably did not take them. ``client.KiteClient`` puts Kite
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+import random
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Self
@@ -19,8 +21,10 @@ from shared.kite.egress import Egress
 from shared.kite.http1 import LeanTransport
 from shared.kite.ratelimit import RateLimiter, endpoint_class
 
+log = logging.getLogger("kta.kite")
 READ_RETRIES = 3
 PLACE_RETRIES = 3  # only for calls the broker provably did not take
+READ_WAIT, PLACE_WAIT, WAIT_MAX, WAIT_JITTER = 0.2, 0.25, 2.0, 0.1  # s: the first retry's wait, the cap, jitter
 
 
 def form_value(value: Any) -> str:
@@ -159,12 +163,10 @@ class KiteConnection:
 
     async def _request(self, method: str, path: str, *, params=None, data=None, json=None, auth=True) -> Any:
         """Reads are retried with backoff on a 429 or a network error; writes never blindly."""
-        async for attempt in stamina.retry_context(on=errors.NetworkException,
-                                                   attempts=READ_RETRIES + 1 if method == "GET" else 1,
-                                                   wait_initial=0.2, wait_max=2.0, wait_jitter=0.1, timeout=None):
-            with attempt:
-                return self._parse(await self._send(method, path, params=params, data=data, json=json, auth=auth), auth)
-        raise AssertionError("unreachable")
+        async def call() -> Any:
+            return self._parse(await self._send(method, path, params=params, data=data, json=json, auth=auth), auth)
+        return await _retried(call, errors.NetworkException, READ_RETRIES + 1 if method == "GET" else 1,
+                              f"{method} {path}")
 
     @staticmethod
     def _form(**fields: Any) -> dict[str, str]:
@@ -173,9 +175,26 @@ class KiteConnection:
     async def _order_call(self, method: str, path: str, form: dict[str, Any]) -> Any:
         """A place, modify, cancel or eDIS authorisation: sent again only when the broker provably did not take
         it (a 429 from its gateway, a connection that never opened), a bounded number of times after a backoff."""
-        async for attempt in stamina.retry_context(on=(errors.TooManyRequests, errors.NotSent),
-                                                   attempts=PLACE_RETRIES + 1, wait_initial=0.25, wait_max=2.0,
-                                                   wait_jitter=0.1, timeout=None):
-            with attempt:
-                return await self._request(method, path, data=form or None)
-        raise AssertionError("unreachable")
+        return await _retried(lambda: self._request(method, path, data=form or None),
+                              (errors.TooManyRequests, errors.NotSent), PLACE_RETRIES + 1, f"{method} {path}",
+                              wait_initial=PLACE_WAIT)
+
+
+async def _retried(call: Callable[[], Awaitable[Any]], on, attempts: int, what: str,
+                   wait_initial: float = READ_WAIT) -> Any:
+    """``call()``, and after a failure with ``on`` up to ``attempts`` in all, waiting ``wait_initial``, then twice
+    as long each time (at most ``WAIT_MAX``), plus up to ``WAIT_JITTER``. The first attempt runs outside stamina:
+    building tenacity's retry state for every call cost more CPU than the call's own request line and headers
+    (~3% of the execution worker's, two states an order: issue #18), and nearly every call succeeds at once."""
+    try:
+        return await call()
+    except on as e:
+        if attempts <= 1:
+            raise
+        log.info("%s failed (%r): trying again in %.2f s", what, e, wait_initial)
+    await asyncio.sleep(wait_initial + random.uniform(0, WAIT_JITTER))
+    async for attempt in stamina.retry_context(on=on, attempts=attempts - 1, wait_initial=min(2 * wait_initial, WAIT_MAX),
+                                               wait_max=WAIT_MAX, wait_jitter=WAIT_JITTER, timeout=None):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable")
