@@ -46,7 +46,7 @@ from gateway.trading import Trading, TradingError
 from gateway.users import database
 from shared.bus import Bus
 from shared.config import Settings
-from shared.broker_sessions import vault_for
+from shared.secrets import vault_for
 
 log = logging.getLogger("kta.gateway")
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from gateway.logins import LoginStore
-from shared.broker_sessions import vault_for
+from shared.secrets import vault_for
 from shared.config import Settings
 from shared.kite.egress import Egress
 from shared.sqlite import Database

@@ -24,7 +24,7 @@ from shared.bus import Bus
 from shared.config import Settings
 from shared.kite.client import KiteClient
 from shared.messages import BrokerEvent, BrokerSession, encode
-from shared.secrets import Vault
+from shared.secrets import Vault, vault_for  # noqa: F401 - vault_for: where callers have long found it
 
 log = logging.getLogger("kta.sessions")
 _decoder = msgspec.msgpack.Decoder(BrokerSession)
@@ -173,9 +173,3 @@ def client_for(settings: Settings, live: LiveSession, on_token_expired=None, rat
     return KiteClient(s.api_key, live.access_token, root=settings.kite_root, login_url=settings.kite_login_url,
                       proxy=s.egress_proxy or None, local_address=s.egress_local_address or None,
                       on_token_expired=on_token_expired, rate_limiter=rate_limiter)
-
-
-def vault_for(settings: Settings) -> Vault:
-    from shared.secrets import load_key
-
-    return Vault(load_key(settings.secret_key, settings.data_dir))

@@ -48,6 +48,11 @@ class Vault:
             raise SecretError("cannot decrypt: wrong key or tampered value") from e
 
 
+def vault_for(settings) -> Vault:
+    """The installation's vault: ``settings.secret_key``, else the key kept in its data dir."""
+    return Vault(load_key(settings.secret_key, settings.data_dir))
+
+
 def hash_secret(value: str, salt: str = "") -> str:
     return hashlib.sha256((salt + value).encode()).hexdigest()
 
