@@ -218,11 +218,18 @@ def creds_for(settings) -> str:
 
 
 def reload_server(auth: AuthDir) -> bool:
-    """Ask the nats-server started with this directory (``kta up``) to re-read it; False if none runs."""
+    """Ask the nats-server started with this directory (``kta up``) to re-read it; False if none runs. The pid
+    file outlives a server that was killed, and its number may be another process's by now: SIGHUP ends most
+    processes, so only a nats-server running this directory's configuration is signalled."""
     import signal
 
     try:
-        os.kill(int((auth.path / "nats.pid").read_text().strip()), signal.SIGHUP)
+        pid = int((auth.path / "nats.pid").read_text().strip())
+        if Path("/proc").is_dir():
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if not (command and command[0].endswith(b"nats-server") and str(auth.server_conf).encode() in command):
+                return False
+        os.kill(pid, signal.SIGHUP)
         return True
     except (OSError, ValueError):
         return False

@@ -146,3 +146,23 @@ async def test_a_payload_naming_another_user_is_dead_lettered(nats_server, bus):
     finally:
         await dlq.unsubscribe()
         await consumer.close()
+
+
+def test_a_revoke_signals_only_the_nats_server_of_its_directory(tmp_path, nats_server, nats_auth):
+    """A pid file left by a killed server names whatever process has that number now: it is not sent SIGHUP
+    (which would end it); the session's server, started with the directory's configuration, is."""
+    import signal
+    import subprocess
+
+    from shared.natsauth import AuthDir, reload_server
+
+    stale = AuthDir.ensure(tmp_path / "auth")
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        (stale.path / "nats.pid").write_text(str(stranger.pid))
+        assert reload_server(stale) is False
+        assert stranger.poll() is None
+    finally:
+        stranger.send_signal(signal.SIGKILL)
+        stranger.wait()
+    assert reload_server(nats_auth) is True  # the session's nats-server (tests/conftest.py) re-reads it
