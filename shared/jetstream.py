@@ -23,7 +23,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
 from shared import messages as m
 from shared import partition, subjects
@@ -60,6 +60,19 @@ def foreign_user(subject: str, obj: Any) -> str:
     return "" if uid == owner else f"user mismatch: subject of {owner}, payload names {uid}"
 
 
+class PubAck(msgspec.Struct):
+    """JetStream's answer to a publish (``nats.js.api.PubAck``'s fields), or its error."""
+
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    domain: str | None = None
+    error: dict | None = None
+
+
+_pub_ack = msgspec.json.Decoder(PubAck).decode
+
+
 class JetStream:
     """Mixed into Bus, which provides ``js``, ``replicas``, ``spawn``, ``dead_letter`` and the rest."""
 
@@ -81,10 +94,19 @@ class JetStream:
             except BadRequestError:
                 await self.js.update_stream(config)
 
-    async def js_publish(self, subject: str, msg: msgspec.Struct, *, msg_id: str = "", timeout: float = 5.0):
-        """Publish to a stream; ``msg_id`` makes a repeat within the duplicate window a no-op."""
-        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        return await self.js.publish(subject, m.encode(msg), headers=headers, timeout=timeout)
+    async def js_publish(self, subject: str, msg: msgspec.Struct, *, msg_id: str = "", timeout: float = 5.0) -> PubAck:
+        """Publish to a stream; ``msg_id`` makes a repeat within the duplicate window a no-op. What nats-py's
+        ``js.publish`` does, with the server's answer decoded by msgspec: its ``json.loads`` and dataclass build
+        were ~1% of the execution worker's CPU (an order's events and outcomes are published so: issue #18)."""
+        try:
+            reply = await self.nc.request(subject, m.encode(msg), timeout=timeout,
+                                          headers={"Nats-Msg-Id": msg_id} if msg_id else None)
+        except nats.errors.NoRespondersError:
+            raise NoStreamResponseError from None
+        ack = _pub_ack(reply.data)
+        if ack.error is not None:
+            APIError.from_error(ack.error)  # raises the error's own class (e.g. 503: no stream answered)
+        return ack
 
     async def consume(
         self,
