@@ -120,6 +120,22 @@ def test_historical_data(kite):
         paced(lambda: kite.historical_data(408065, now - timedelta(days=5), now, "7minute"))
 
 
+def test_volume_comes_in_bursts_with_the_moves(kite):
+    """A volume filter must be able to pass on the paper broker: with Poisson volume no minute ever traded 1.5x
+    its 20-minute average, and VWAP breakout (default volume_factor 1.5) took no trade in a month of two symbols."""
+    now = datetime.now()
+    minute = paced(lambda: kite.historical_data(408065, now - timedelta(days=4), now, "minute"))
+    surge, calm = [], []
+    for i in range(20, len(minute)):
+        if minute[i]["date"].date() != minute[i - 20]["date"].date():
+            continue  # the 20 minutes before a bar, within its day
+        move = abs(minute[i]["close"] - minute[i]["open"])
+        average = sum(c["volume"] for c in minute[i - 20:i]) / 20
+        (surge if minute[i]["volume"] >= 1.5 * average else calm).append(move)
+    assert len(surge) >= 0.05 * (len(surge) + len(calm)), (len(surge), len(calm))
+    assert sum(surge) / len(surge) > sum(calm) / len(calm)  # the busy minutes are where the price moved
+
+
 def test_every_order_type_place_modify_cancel(kite):
     px = ltp(kite, "NSE:INFY")
     mkt = paced(lambda: kite.place_order("regular", "NSE", "INFY", "BUY", 2, "MIS", "MARKET", market_protection=2,
