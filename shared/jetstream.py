@@ -95,17 +95,21 @@ class JetStream:
                 await self.js.update_stream(config)
 
     async def js_publish(self, subject: str, msg: msgspec.Struct, *, msg_id: str = "", timeout: float = 5.0) -> PubAck:
-        """Publish to a stream; ``msg_id`` makes a repeat within the duplicate window a no-op. What nats-py's
-        ``js.publish`` does, with the server's answer decoded by msgspec: its ``json.loads`` and dataclass build
-        were ~1% of the execution worker's CPU (an order's events and outcomes are published so: issue #18)."""
+        """Publish to a stream; ``msg_id`` makes a repeat within the duplicate window a no-op."""
+        return await self.js_store(subject, m.encode(msg), {"Nats-Msg-Id": msg_id} if msg_id else None, timeout)
+
+    async def js_store(self, subject: str, payload: bytes, headers: dict[str, str] | None = None,
+                       timeout: float = 5.0) -> PubAck:
+        """What nats-py's ``js.publish`` does, with the server's answer decoded by msgspec: its ``json.loads`` and
+        dataclass build were ~1% of the execution worker's CPU (an order's events, outcomes and rate-budget claims
+        are stored so: issue #18). Raises nats-py's errors (``NoStreamResponseError``, ``APIError`` by code)."""
         try:
-            reply = await self.nc.request(subject, m.encode(msg), timeout=timeout,
-                                          headers={"Nats-Msg-Id": msg_id} if msg_id else None)
+            reply = await self.nc.request(subject, payload, timeout=timeout, headers=headers)
         except nats.errors.NoRespondersError:
             raise NoStreamResponseError from None
         ack = _pub_ack(reply.data)
         if ack.error is not None:
-            APIError.from_error(ack.error)  # raises the error's own class (e.g. 503: no stream answered)
+            APIError.from_error(ack.error)  # raises the error's own class (e.g. BadRequestError, err_code set)
         return ack
 
     async def consume(

@@ -25,7 +25,7 @@ import logging
 import time
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from shared import subjects
 from shared.kite.ratelimit import LIMITS, MARGIN, RateLimiter, horizon, next_slot
@@ -100,7 +100,7 @@ class SharedBudget(RateLimiter):
             value = _encode(sent)
             try:
                 if revision:
-                    revision = await self._kv.update(key, value, last=revision)
+                    revision = await self._update(key, value, revision)
                 else:
                     revision = await self._kv.create(key, value)
                 self._written[key] = (revision, sent)
@@ -108,3 +108,15 @@ class SharedBudget(RateLimiter):
             except KeyWrongLastSequenceError:
                 self.conflicts += 1  # another process claimed a slot first (or the key aged out): re-read it
         raise RuntimeError(f"no slot after {CONFLICT_RETRIES} conflicting claims")
+
+    async def _update(self, key: str, value: bytes, revision: int) -> int:
+        """``kv.update(key, value, last=revision)`` without nats-py's KV layer (a regex check of our own hex key
+        and its JSON ack decoding for every Kite call: ~1.5% of the execution worker's CPU, issue #18)."""
+        try:
+            ack = await self.bus.js_store(f"$KV.{subjects.KV_RATE_BUDGET}.{key}", value,
+                                          {"Nats-Expected-Last-Subject-Sequence": str(revision)}, KV_TIMEOUT)
+        except APIError as e:
+            if e.err_code in (10071, 10164):  # the key moved on since ``revision`` (as nats-py's update maps it)
+                raise KeyWrongLastSequenceError(description=e.description) from None
+            raise
+        return ack.seq
