@@ -23,6 +23,7 @@ from execution_worker import adoption, closed_day
 from execution_worker.alerts import alert
 from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
+from execution_worker.order_reads import OrderReads
 from execution_worker.outcomes import Outcomes
 from execution_worker.prices import Prices
 from execution_worker.trade_reads import TradeReads
@@ -124,6 +125,7 @@ class Desk:
         self.held_sells = None  # execution_worker.authorisation.HeldSells: delivery sells awaiting eDIS (428)
         self.ws_heard = 0.0  # monotonic: the last order update the broker's WebSocket relayed (0: none, or it dropped)
         self.trade_reads = TradeReads(lambda: self.client, bus, user_id)
+        self.order_reads = OrderReads(lambda: self.client, bus, user_id)
         self.closed = ""  # why, once closed (live.Desks.close): work still holding it must not reach the broker
 
     @property

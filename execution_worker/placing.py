@@ -130,17 +130,24 @@ async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
 
 
 async def refresh(desk: Desk, order: Order) -> bool:
-    """Read the order back from the broker and apply what it says. False if the read failed."""
+    """Read the order back from the broker and apply what it says. False if the read failed.
+    Orders refreshed together share one read (``Desk.order_reads``)."""
     try:
-        history = await desk.client.order_history(order.order_id)
+        view = await desk.order_reads.of(order.order_id)
     except errors.KiteError as e:  # a 429 or a blip: the next round asks again
         log.info("order %s not read back: %s", order.order_id, e)
-        if isinstance(e, errors.InputException) and order.unjournaled and desk.of_a_closed_day(order):
+        return False
+    if view is None:  # not in the broker's book
+        log.info("order %s not read back: not in the broker's book", order.order_id)
+        if order.unjournaled and desk.of_a_closed_day(order):
             with contextlib.suppress(errors.KiteError):  # (a 429: the next round asks again)
                 await desk.journal_fills(order, [])  # gone with its day: its fills from its final report
         return False
-    if history:
-        await desk.on_broker(history[-1])
+    try:
+        await desk.on_broker(view)
+    except errors.KiteError as e:  # its fills' read failed: they stay owed, and the next round reads them
+        log.info("order %s: fills not read: %s", order.order_id, e)
+        return False
     return True
 
 
@@ -251,7 +258,11 @@ async def wait_final(desk: Desk, orders: list[Order], timeout: float) -> None:
         left = deadline - time.monotonic()
         if left <= 0:
             return
-        for o in orders:
-            if o.order_id and not _final(o):
-                await refresh(desk, o)
+        # read back together: one read of the broker's order book a round for all of them (and one of its trade
+        # book for the fills they owe), not one each — a square-off's twenty drew 429s from the api_key's 10/s
+        unread = [o for o in orders if o.order_id and not _final(o)]
+        if len(unread) == 1:  # read in this task: a task of its own gives the protection sync its fill spawns a turn
+            await refresh(desk, unread[0])  # to start first, and the caller's own sync then found it in flight
+        else:
+            await asyncio.gather(*(refresh(desk, o) for o in unread))
         await settled(desk, orders, min(0.25, max(0.01, left)))

@@ -61,6 +61,12 @@ class AdminController(Controller):
         token, interval and the span asked, epoch seconds."""
         return {"calls": list(sim.history_calls)}
 
+    @get("/requests")
+    async def requests(self, sim: Sim) -> dict:
+        """The Kite requests that arrived since the start or the last reset, by method and route
+        (``{"GET /orders/{order_id}": 12, ...}``), the ones answered 429 included."""
+        return dict(sim.requests)
+
     @post("/faults", status_code=200)
     async def set_faults(self, sim: Sim, data: dict) -> dict:
         try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+import re
+from collections import Counter, deque
 from datetime import date
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class Sim:
         self.tick_interval = tick_interval
         self.failures = Failures(log)
         self.history_calls: deque[dict] = deque(maxlen=1000)  # what /instruments/historical was asked (admin)
+        self.requests: Counter[str] = Counter()  # Kite requests arrived, by "METHOD /route/{param}" (admin)
         self.snapshot_path = Path(snapshot_path) if snapshot_path else None
         self._saved = ""
         for user in accounts.users.values():
@@ -77,6 +79,7 @@ class Sim:
         self.faults.reset()
         self.market.overrides.clear()
         self.history_calls.clear()
+        self.requests.clear()
         for user_id in self.accounts.users:
             self.open_account(user_id)
 
@@ -136,6 +139,7 @@ class Sim:
         if info is None:
             raise KiteError("Incorrect `api_key` or `access_token`.", "TokenException", 403)
         method, path = request.scope["method"], request.url.path
+        self.requests[f"{method} {route_of(request)}"] += 1  # the 429s too: they were asked
         cls = endpoint_class(method, path)
         if not self.limiter.allow(api_key, cls, at=arrived(request.scope)):
             log.info("429: %s %s over Kite's %s limit", method, path, cls)
@@ -144,3 +148,10 @@ class Sim:
             log.info("fault: 429 for %s %s", method, path)
             raise KiteError("Too many requests", "NetworkException", 429)
         return info.user_id
+
+
+def route_of(request: ASGIConnection) -> str:
+    """The route a request matched as its handler declares it, its parameters' types left out: "/orders/{order_id}"."""
+    handler = request.scope.get("route_handler")
+    paths = getattr(handler, "paths", None)
+    return re.sub(r":\w+}", "}", min(paths)) if paths else request.url.path
