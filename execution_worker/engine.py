@@ -46,7 +46,7 @@ from shared.messages import (
     to_paise,
     to_rupees,
 )
-from shared.trading import planning
+from shared.trading import planning, protection
 from shared.trading.book import OrderBook
 from shared.trading.order import (
     Applied,
@@ -62,6 +62,7 @@ from shared.trading.order import (
     is_terminal,
 )
 from shared.trading.positions import PositionTracker
+from shared.trading.protection import position_key
 from shared.trading.risk import RiskManager
 
 log = logging.getLogger("kta.execution")
@@ -175,8 +176,16 @@ class Desk:
     def new_order(self, req: OrderRequest, strategy_id: str = "") -> Order:
         order = Order.from_request(req, strategy_id=strategy_id, created=self.journal.now(), day=self.journal.today())
         self.book.add(order)
-        self.journal.save_order(order)
+        self.journal.save_order(order, self.role(order))
         return order
+
+    def role(self, order: Order) -> str:
+        """What a protective order is now (stop or target, judged against its position's stop): shown to the trader."""
+        if not order.is_protective:
+            return ""
+        plan = self.protector.plans.get(position_key(order.strategy_id, order.exchange, order.tradingsymbol)) \
+            if self.protector is not None else None
+        return protection.role(order, plan.stop if plan is not None else 0)
 
     async def record(self, order: Order, event: OrderEventAny, notify: bool = True) -> Applied:
         """Apply ``event`` to ``order``; journal and publish what changed. ``notify`` False leaves the
@@ -199,7 +208,7 @@ class Desk:
         self.book.indexed(order)
         modified = terms != (order.quantity, order.price, order.trigger_price, order.order_type)
         with self.journal.together():  # the order's row and its event: one commit
-            self.journal.save_order(order)
+            self.journal.save_order(order, self.role(order))
             # a modification the broker took is news too (the trader's order book)
             news = self._event(order) if (applied.state_changed or applied.filled or modified) \
                 and order.state not in QUIET else None
@@ -343,7 +352,7 @@ class Desk:
         """The order's event as it stands, journaled (to be told: ``_tell``)."""
         ev = OrderEvent(
             user_id=self.user_id, order_id=order.order_id, tag=order.tag, signal_id=order.signal_id,
-            group_id=order.group_id, kind=order.kind, state=state or order.state.value,
+            group_id=order.group_id, kind=order.kind, role=self.role(order), state=state or order.state.value,
             status=_status(order.status), status_message=message or order.status_message, exchange=order.exchange,
             tradingsymbol=order.tradingsymbol, instrument_token=order.instrument_token,
             transaction_type=order.transaction_type, order_type=OrderType(order.order_type),

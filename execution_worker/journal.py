@@ -115,9 +115,10 @@ class Journal(JournalReads):
 
     # ---- orders
 
-    def save_order(self, order: Order) -> None:
-        """Write the one row of a kta order (keyed on its tag) as the order book holds it now."""
-        row = msgspec.to_builtins(order)
+    def save_order(self, order: Order, role: str = "") -> None:
+        """Write the one row of a kta order (keyed on its tag) as the order book holds it now; ``role``: what a
+        protective order is now (``Desk.role``)."""
+        row = msgspec.to_builtins(order) | {"role": role}
         row["leg_index"] = row.pop("leg")
         row["trade_ids"] = json.dumps(row["trade_ids"])
         row["day"] = row["day"] or self.today()

@@ -24,6 +24,7 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
             "status_message": str, "filled_quantity": int, "average_price": int,
             "order_timestamp": str, "exchange_timestamp": str, "slice_no": int, "validity": str,
             "fill_quantity": int, "trade_ids": str, "cancel_reason": str, "failure": str,
+            "role": str,  # a protective order's role now (shared.trading.protection.role), "" for others
         },
         "tag",
     ),

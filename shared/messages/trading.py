@@ -126,7 +126,8 @@ class OrderEvent(Struct, frozen=True, kw_only=True):
     tag: str = ""
     signal_id: str = ""
     group_id: str = ""
-    kind: str = "entry"
+    kind: str = "entry"  # what kta placed it as
+    role: str = ""  # a protective order's role now: "stop_loss", or "target" once its stop became a LIMIT at the target
     state: str = ""
     status: OrderStatus | None = None
     status_message: str = ""

@@ -182,6 +182,21 @@ def stopped_actions(p: Protection, held: int, working: list[Order], inst: Instru
             if o.is_protective and o.is_working]  # the SL as a LIMIT at the target, or a GTT's fired target leg
 
 
+def role(order: Order, stop: int) -> str:
+    """What a protective order is now, whatever it was placed as: "stop_loss" while it is a stop order or a
+    limit at or through the position's ``stop`` (back at the stop, a triggered stop chased, a GTT's stop leg),
+    "target" once a limit on the profit side of it (the MIS stop turned into a LIMIT at the target, a GTT's
+    target leg). Without a stop to judge by, what it was placed as. "" for any other order."""
+    if not order.is_protective:
+        return ""
+    if order.order_type in (OrderType.SL.value, OrderType.SL_M.value):
+        return "stop_loss"
+    if order.order_type != OrderType.LIMIT.value or not stop or not order.price:
+        return order.kind
+    beyond = order.price > stop if order.transaction_type is TransactionType.SELL else order.price < stop
+    return "target" if beyond else "stop_loss"
+
+
 CHASE_BAND_PCT = 2.0  # a triggered stop the price ran past is re-priced this far through the last price
 
 
