@@ -26,6 +26,7 @@ from shared.bus import Bus
 from shared.exchange_clock import ExchangeClock
 from shared.config import Settings
 from shared.kite import errors
+from shared.kite.client import KiteClient
 from shared.kite.clients import KiteClients, NotConnected
 from shared.broker_sessions import expire_session
 from shared.trading import planning as o
@@ -51,7 +52,7 @@ class Desks:
         self.desks: dict[str, Desk] = {}
         self.loops: dict[str, asyncio.Task] = {}
         self.snapshots: dict[str, m.PositionSnapshot] = {}
-        self.clients = KiteClients(bus, settings, on_token_expired=self._token_rejected)
+        self.clients = KiteClients(bus, settings, on_token_expired=self._token_rejected, on_replaced=self._new_client)
         self.instruments = self.clients.instruments  # "EXCHANGE:SYMBOL" -> Instrument, today's list
         self.risks: dict[str, RiskManager] = {}
         self.marks = TickMarks(bus, self.clock)
@@ -105,6 +106,7 @@ class Desks:
         if self.closings.get(user_id, 0) != closings:  # closed while it opened (the lease moved): its client is gone
             desk.closed = "closed while it opened"
             raise DeskClosed(user_id, desk.closed)
+        desk.client = self.clients.cached(user_id) or client  # (replaced while it opened: _new_client missed it)
         self.desks[user_id] = desk
         await self.marks.track(desk)
         await self.publish_risk(desk.risk.snapshot())
@@ -113,6 +115,15 @@ class Desks:
         log.info("desk opened: %s", ", ".join(f"{name} +{(at - stamps[0][1]) * 1000:.0f} ms" for name, at in stamps[1:]),
                  extra={"user_id": user_id})
         return desk
+
+    def _new_client(self, user_id: str, client: KiteClient) -> None:
+        """The user's session moved to another api_key (a new Kite app): the desk's broker calls go through the
+        new client from now on; the one it held is closed."""
+        desk = self.desks.get(user_id)
+        if desk is not None:
+            log.warning("broker session moved to another api_key: the desk takes the new client",
+                        extra={"user_id": user_id})
+            desk.client = client
 
     def _token_rejected(self, user_id: str, e: errors.TokenException) -> None:
         self.bus.spawn(self.close(user_id, f"broker token rejected: {e.message}", expire=True))

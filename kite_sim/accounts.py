@@ -124,7 +124,8 @@ class Accounts:
 
 def default_accounts(redirect_url: str, token_expiry_hour: int = 6) -> Accounts:
     return Accounts(
-        apps=[App("kta-demo", "kta-demo-secret", redirect_url)],
+        # a second app: a user may move to another Kite app (a new api_key) and log in through it
+        apps=[App("kta-demo", "kta-demo-secret", redirect_url), App("kta-demo-2", "kta-demo-2-secret", redirect_url)],
         cutoff_hour=token_expiry_hour,
         users=[
             User("DEMO01", "demo", "Demo Trader", "demo@kta.local",

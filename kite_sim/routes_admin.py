@@ -4,6 +4,7 @@ plus the always-on clock and health probes."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from litestar import Controller, get, post
 from litestar.connection import ASGIConnection
@@ -62,10 +63,14 @@ class AdminController(Controller):
         return {"calls": list(sim.history_calls)}
 
     @get("/requests")
-    async def requests(self, sim: Sim) -> dict:
+    async def requests(self, sim: Sim, api_key: str = "") -> dict:
         """The Kite requests that arrived since the start or the last reset, by method and route
-        (``{"GET /orders/{order_id}": 12, ...}``), the ones answered 429 included."""
-        return dict(sim.requests)
+        (``{"GET /orders/{order_id}": 12, ...}``), the ones answered 429 included; ``?api_key=``: that app's only."""
+        counts: Counter[str] = Counter()
+        for (key, route), n in sim.requests.items():
+            if not api_key or key == api_key:
+                counts[route] += n
+        return dict(counts)
 
     @post("/faults", status_code=200)
     async def set_faults(self, sim: Sim, data: dict) -> dict:

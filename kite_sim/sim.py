@@ -47,7 +47,7 @@ class Sim:
         self.tick_interval = tick_interval
         self.failures = Failures(log)
         self.history_calls: deque[dict] = deque(maxlen=1000)  # what /instruments/historical was asked (admin)
-        self.requests: Counter[str] = Counter()  # Kite requests arrived, by "METHOD /route/{param}" (admin)
+        self.requests: Counter[tuple[str, str]] = Counter()  # Kite requests arrived: (api_key, "METHOD /route") (admin)
         self.snapshot_path = Path(snapshot_path) if snapshot_path else None
         self._saved = ""
         for user in accounts.users.values():
@@ -139,7 +139,7 @@ class Sim:
         if info is None:
             raise KiteError("Incorrect `api_key` or `access_token`.", "TokenException", 403)
         method, path = request.scope["method"], request.url.path
-        self.requests[f"{method} {route_of(request)}"] += 1  # the 429s too: they were asked
+        self.requests[api_key, f"{method} {route_of(request)}"] += 1  # the 429s too: they were asked
         cls = endpoint_class(method, path)
         if not self.limiter.allow(api_key, cls, at=arrived(request.scope)):
             log.info("429: %s %s over Kite's %s limit", method, path, cls)
@@ -151,7 +151,12 @@ class Sim:
 
 
 def route_of(request: ASGIConnection) -> str:
-    """The route a request matched as its handler declares it, its parameters' types left out: "/orders/{order_id}"."""
+    """The route a request matched: "/orders/{order_id}". (Litestar's template names a parameter as the first route
+    to declare it at that place does, "/orders/{variety}": the handler's own names are put in.)"""
+    template = request.scope.get("path_template") or request.url.path
     handler = request.scope.get("route_handler")
-    paths = getattr(handler, "paths", None)
-    return re.sub(r":\w+}", "}", min(paths)) if paths else request.url.path
+    names = re.findall(r"{(\w+)", min(handler.paths)) if getattr(handler, "paths", None) else []
+    if names and len(names) == template.count("{"):
+        given = iter(names)
+        template = re.sub(r"{[^}]*}", lambda _: "{" + next(given) + "}", template)
+    return template

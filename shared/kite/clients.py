@@ -42,11 +42,13 @@ class NotConnected(Exception):
 
 class KiteClients:
     def __init__(self, bus: Bus, settings: Settings, *,
-                 on_token_expired: Callable[[str, errors.TokenException], Any] | None = None) -> None:
+                 on_token_expired: Callable[[str, errors.TokenException], Any] | None = None,
+                 on_replaced: Callable[[str, KiteClient], Any] | None = None) -> None:
         self.bus = bus
         self.settings = settings
         self.vault = vault_for(settings)
         self.on_token_expired = on_token_expired
+        self.on_replaced = on_replaced  # (user, new client): the user's session moved to another api_key
         self.instruments = InstrumentCache()
         self._clients: dict[str, KiteClient] = {}
         self._expires: dict[str, int] = {}  # user -> the session's expiry (epoch s, 0 = none known)
@@ -93,6 +95,10 @@ class KiteClients:
             raise NotConnected("no user is connected to Kite: the instrument list comes from the broker")
         return await client.instruments()
 
+    def cached(self, user_id: str) -> KiteClient | None:
+        """The user's client as this process holds it now (None before its first use or after its session ended)."""
+        return self._clients.get(user_id)
+
     def leaves_from(self, user_id: str) -> str:
         """Where this process sends the user's orders from ("" before it has the user's client)."""
         client = self._clients.get(user_id)
@@ -110,7 +116,8 @@ class KiteClients:
         if client is not None and client.api_key == s.api_key:
             client.use_session(live.access_token, proxy=s.egress_proxy, local_address=s.egress_local_address)
             return client
-        if client is not None:
+        replaced = client is not None  # a new api_key (another Kite app): a new client, the old one closed
+        if replaced:
             self.bus.spawn(client.aclose(), name=f"kite-clients:close:{user_id}")
 
         def expired(e: errors.TokenException) -> None:
@@ -119,6 +126,8 @@ class KiteClients:
 
         client = client_for(self.settings, live, on_token_expired=expired, rate_limiter=self.budget(s.api_key))
         self._clients[user_id] = client
+        if replaced and self.on_replaced is not None:  # whoever kept the closed one (a desk) takes this one
+            self.on_replaced(user_id, client)
         return client
 
     async def drop(self, user_id: str) -> None:
