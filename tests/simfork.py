@@ -1,4 +1,4 @@
-"""The tests' kite_sims, forked from one process that has already imported kite_sim.
+"""The tests' kite_sims and kta commands, forked from one process that has already imported them.
 
 Starting a sim with ``python -m kite_sim`` pays ~0.65 CPU-s of imports (litestar, uvicorn, numpy, the sim)
 before it builds its app; the suite starts ~46. Each pytest process instead starts this module once
@@ -9,6 +9,9 @@ gracefully, SIGKILL kills it). The caller holds a :class:`Forked`, which answers
 does (pid, poll, wait, returncode, terminate, kill, send_signal); the server reports each child's exit
 status on the child's own connection.
 
+The same goes for ``python -m kta ...`` (a command, a worker: ~1 CPU-s of imports each): ``spawn(...,
+program="kta")`` runs ``kta.cli.main``, and :func:`run` is ``subprocess.run`` with its output captured.
+
 The server forks from its only thread, before any event loop, with no socket of its own open in the child:
 the child closes the listener, its selector and every connection before it runs the sim.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import os
 import select
 import selectors
@@ -109,19 +113,20 @@ class _Server:
                                      pass_fds=(listener.fileno(),))
         listener.close()
 
-    def spawn(self, flags: list[str], *, cwd: Path, env: dict[str, str], log: int) -> Forked:
+    def spawn(self, flags: list[str], *, cwd: Path, env: dict[str, str], log: int, err: int | None = None,
+              program: str = "kite_sim") -> Forked:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             conn.connect(self.address)
-            request = json.dumps({"flags": flags, "cwd": str(cwd), "env": env}).encode() + b"\n"
-            socket.send_fds(conn, [request], [log])
+            request = json.dumps({"program": program, "flags": flags, "cwd": str(cwd), "env": env}).encode() + b"\n"
+            socket.send_fds(conn, [request], [log] if err is None else [log, err])
             line, rest = _read_line(conn)
             if not line.startswith("pid "):
                 raise RuntimeError(f"the sim fork server did not fork: {line or 'it has exited'}")
         except BaseException:
             conn.close()
             raise
-        return Forked(conn, int(line.split()[1]), [sys.executable, "-m", "kite_sim", *flags], rest)
+        return Forked(conn, int(line.split()[1]), [sys.executable, "-m", program, *flags], rest)
 
     def alive(self) -> bool:
         return self.proc is None or self.proc.poll() is None  # a lent server lives as long as its owner
@@ -146,16 +151,51 @@ def serve_workers() -> None:
         os.environ[ADDRESS_VARIABLE] = _server.address.lstrip("\0")
 
 
-def spawn(flags: list[str], *, cwd: Path, env: dict[str, str], log: int) -> Forked:
-    """``python -m kite_sim <flags>`` in ``cwd`` with ``env``, stdout and stderr to the file descriptor
-    ``log``, forked from this process's fork server (started here the first time)."""
+def spawn(flags: list[str], *, cwd: Path, env: dict[str, str], log: int, err: int | None = None,
+          program: str = "kite_sim") -> Forked:
+    """``python -m <program> <flags>`` (``kite_sim`` or ``kta``) in ``cwd`` with ``env``, stdout to the file
+    descriptor ``log`` and stderr to ``err`` (else ``log`` too), forked from this process's fork server
+    (started here the first time)."""
     global _server
     with _server_lock:
         if _server is None or not _server.alive():
             lent = os.environ.get(ADDRESS_VARIABLE)
             _server = _Server("\0" + lent) if lent else _Server()
         server = _server
-    return server.spawn(flags, cwd=cwd, env=env, log=log)
+    return server.spawn(flags, cwd=cwd, env=env, log=log, err=err, program=program)
+
+
+def run(program: str, args: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """``subprocess.run([python, "-m", program, *args], capture_output=True, text=True, timeout=timeout)``,
+    forked (the child is killed at the timeout, as subprocess.run kills it)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        proc = spawn(args, cwd=cwd, env=env, log=out_w, err=err_w, program=program)
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    output: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    deadline = time.monotonic() + timeout
+    try:
+        reading = [out_r, err_r]
+        while reading:
+            ready = select.select(reading, [], [], max(0.0, deadline - time.monotonic()))[0]
+            if not ready:
+                proc.kill()
+                proc.wait()
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            for fd in ready:
+                if data := os.read(fd, 1 << 16):
+                    output[fd].append(data)
+                else:
+                    reading.remove(fd)
+        code = proc.wait(max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(out_r)
+        os.close(err_r)
+    text = {fd: b"".join(chunks).decode(errors="replace") for fd, chunks in output.items()}
+    return subprocess.CompletedProcess(proc.args, code, text[out_r], text[err_r])
 
 
 def shutdown() -> None:
@@ -171,21 +211,24 @@ def shutdown() -> None:
 # ---- the server process ------------------------------------------------------------------------------
 
 
-def _run_child(flags: list[str], cwd: str, env: dict[str, str], log: int) -> None:
-    """In the forked child: become ``python -m kite_sim <flags>`` and never return."""
+def _run_child(program: str, flags: list[str], cwd: str, env: dict[str, str], fds: list[int]) -> None:
+    """In the forked child: become ``python -m <program> <flags>`` and never return."""
     code = 1
     try:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        os.close(devnull)
+        os.dup2(fds[0], 1)
+        os.dup2(fds[-1], 2)
+        for fd in {*fds, devnull}:
+            os.close(fd)
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)
-        sys.argv = [str(ROOT / "kite_sim" / "__main__.py"), *flags]
-        from kite_sim.main import cli
+        sys.argv = [str(ROOT / program / "__main__.py"), *flags]
+        if program == "kta":
+            from kta.cli import main as cli
+        else:
+            from kite_sim.main import cli
 
         try:
             cli(flags)
@@ -198,13 +241,27 @@ def _run_child(flags: list[str], cwd: str, env: dict[str, str], log: int) -> Non
     except BaseException:  # noqa: BLE001 - as the interpreter: the traceback to stderr, status 1
         traceback.print_exc()
     finally:
+        logging.shutdown()  # as kta/__main__.py, before its os._exit
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # exiting anyway
                 stream.flush()
         os._exit(code)
 
 
-def _preload() -> None:
+# what ``python -m kta worker <name>`` and kta's commands import before they run (~1 CPU-s a process)
+KTA_PRELOAD = ("kta.cli", "gateway.users", "execution_worker.main", "ticker_worker.main")  # not the strategy worker:
+# its pyarrow starts a thread at import (jemalloc's), and a fork server forks from its only thread
+
+
+def _preload(program: str) -> None:
+    if program == "kta":
+        for module in KTA_PRELOAD:
+            __import__(module)
+        return
+    _preload_sim()
+
+
+def _preload_sim() -> None:
     """Import what a sim imports, then build one sim's app and drop it: Litestar imports its plugins (pydantic,
     attrs, ...) during its first build and fills its caches of type hints — 0.29 -> 0.10 CPU-s of a child's
     time to listen. The throwaway sim has a calendar of its own (the exchange calendar's warn-once flag stays
@@ -219,7 +276,7 @@ def _preload() -> None:
 
 
 def _serve(listener_fd: int) -> None:
-    preloaded = False  # on the first request: a run whose tests start no sim pays ~0.1 CPU-s, not ~1.1
+    preloaded: set[str] = set()  # on a program's first request: a run whose tests start none pays nothing for it
     children: dict[int, socket.socket] = {}
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -249,13 +306,20 @@ def _serve(listener_fd: int) -> None:
                 conn.close()
 
     def fork(conn: socket.socket) -> None:
-        data, fds, _, _ = socket.recv_fds(conn, 1 << 20, 1)
+        data, fds, _, _ = socket.recv_fds(conn, 1 << 20, 2)
         while not data.endswith(b"\n"):
             more = conn.recv(1 << 20)
             if not more:
                 raise EOFError("request cut off")
             data += more
         request = json.loads(data)
+        if request["program"] not in ("kite_sim", "kta"):
+            raise ValueError(f"no program {request['program']!r} here")
+        if request["program"] not in preloaded:
+            _preload(request["program"])
+            gc.collect()
+            gc.freeze()  # the children's collections leave the preloaded objects (shared pages) alone
+            preloaded.add(request["program"])
         pid = os.fork()
         if pid == 0:
             signal.set_wakeup_fd(-1)
@@ -268,8 +332,9 @@ def _serve(listener_fd: int) -> None:
             conn.close()
             os.close(wake_r)
             os.close(wake_w)
-            _run_child(request["flags"], request["cwd"], request["env"], fds[0])
-        os.close(fds[0])
+            _run_child(request["program"], request["flags"], request["cwd"], request["env"], fds)
+        for fd in fds:
+            os.close(fd)
         children[pid] = conn
         conn.sendall(f"pid {pid}\n".encode())
         selector.register(conn, selectors.EVENT_READ, pid)
@@ -289,11 +354,6 @@ def _serve(listener_fd: int) -> None:
             for key, _ in selector.select():
                 if key.fileobj is listener:
                     conn = listener.accept()[0]
-                    if not preloaded:
-                        _preload()
-                        gc.collect()
-                        gc.freeze()  # the children's collections leave the preloaded objects (shared pages) alone
-                        preloaded = True
                     try:
                         fork(conn)
                     except Exception as e:  # noqa: BLE001 - a bad request fails that caller, not the server

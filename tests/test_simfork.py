@@ -157,3 +157,16 @@ def test_a_lent_server_forks_for_its_borrower_and_is_stopped_only_by_its_owner(t
     finally:
         owner.stop()
     assert proc.wait(0) == 0 and not _listening(port)
+
+
+def test_a_kta_command_runs_forked_and_answers_as_subprocess_run_would(tmp_path):
+    """``simfork.run("kta", ...)``: kta.cli's exit status, stdout and stderr apart, the caller's environment and
+    working directory — what ``subprocess.run([python, "-m", "kta", ...], capture_output=True)`` returns."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
+    wrong = simfork.run("kta", ["users", "nosuch"], cwd=tmp_path, env=env, timeout=60)
+    assert wrong.returncode == 2 and wrong.stdout == "" and "invalid choice: 'nosuch'" in wrong.stderr
+    added = simfork.run("kta", ["users", "add", "AB1234", "--email", "ab@example.com", "--api-key", "k",
+                                "--api-secret", "s", "--data-dir", "d"], cwd=tmp_path, env=env, timeout=60)
+    assert added.returncode == 0, added.stderr
+    listed = simfork.run("kta", ["users", "list", "--data-dir", "d"], cwd=tmp_path, env=env, timeout=60)
+    assert "AB1234" in listed.stdout and (tmp_path / "d").is_dir()

@@ -6,7 +6,6 @@ when the kill cut its submit off, an order failed as never seen at the broker wi
 import os
 import signal as signals
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +22,7 @@ from shared.kite import errors
 from shared.kite.budget import SharedBudget
 from shared.kite.client import KiteClient
 from shared.broker_sessions import put_session, vault_for
+from tests import simfork
 from tests.execution_worker.kit import USER, signal
 from tests.helpers import eventually, stack_settings, wait_health
 from tests.simkit import login
@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[2]
 N = 24
 
 
-def spawn(settings, log_path: Path) -> subprocess.Popen:
+def spawn(settings, log_path: Path) -> simfork.Forked:
+    """``python -m kta worker execution``, forked from the tests' preloaded server (tests/simfork.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | to_env(settings)
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "kta", "worker", "execution"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "ab") as log:
+        return simfork.spawn(["worker", "execution"], cwd=ROOT, env=env, log=log.fileno(), program="kta")
 
 
 def fresh_settings(bus, sim, data_dir):
@@ -48,7 +48,7 @@ def fresh_settings(bus, sim, data_dir):
     return stack_settings(bus.nc.connected_url.geturl(), data_dir, sim, reconcile_interval=1.0, positions_interval=1.0)
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: simfork.Forked) -> None:
     proc.send_signal(signals.SIGTERM)
     try:
         proc.wait(15)

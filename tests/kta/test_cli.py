@@ -18,6 +18,7 @@ import pytest
 from kta.cli import parser
 from shared import natsd
 from shared.kite import tls
+from tests import simfork
 
 pytestmark = pytest.mark.slow(seconds=35)
 
@@ -27,8 +28,7 @@ KITE_ENV = ("KTA_KITE_ROOT", "KTA_KITE_WS_ROOT", "KTA_KITE_LOGIN_URL")
 
 def kta(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-    return subprocess.run([sys.executable, "-m", "kta", *args], cwd=ROOT, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+    return simfork.run("kta", list(args), cwd=ROOT, env={**clean, **(env or {})}, timeout=timeout)
 
 
 @pytest.mark.parametrize("argv", [["--data-dir", "./d", "up"], ["up", "--data-dir", "./d"],

@@ -19,6 +19,7 @@ from shared import messages as m
 from shared import reader
 from shared import subjects as s
 from shared.bus import auth_options
+from tests import simfork
 from tests.helpers import eventually, stack_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +37,7 @@ def test_the_schema_document_is_generated_from_the_messages():
 def kta(settings, *args: str) -> subprocess.CompletedProcess:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")},
            "KTA_NATS_CREDS": settings.nats_creds}
-    return subprocess.run([sys.executable, "-m", "kta", "--data-dir", settings.data_dir, *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+    return simfork.run("kta", ["--data-dir", settings.data_dir, *args], cwd=ROOT, env=env, timeout=60)
 
 
 async def _refused(url: str, creds: str, action) -> str:

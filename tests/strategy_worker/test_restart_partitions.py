@@ -5,7 +5,6 @@ partitions before it first answers health, instead of waiting out its dead self'
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from shared import messages as m
 from shared import partition, subjects
 from shared.config import to_env
+from tests import simfork
 from tests.helpers import eventually, stack_settings
 
 pytestmark = pytest.mark.slow(seconds=12)
@@ -20,10 +20,11 @@ pytestmark = pytest.mark.slow(seconds=12)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def spawn(settings, log_path: Path) -> subprocess.Popen:
+def spawn(settings, log_path: Path) -> simfork.Forked:
+    """``python -m kta worker strategy``, forked from the tests' preloaded server (tests/simfork.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | to_env(settings)
-    return subprocess.Popen([sys.executable, "-m", "kta", "worker", "strategy"], cwd=ROOT, env=env,
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
+    with open(log_path, "ab") as log:
+        return simfork.spawn(["worker", "strategy"], cwd=ROOT, env=env, log=log.fileno(), program="kta")
 
 
 async def first_health(bus) -> dict:

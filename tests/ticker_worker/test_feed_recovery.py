@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import msgspec
@@ -18,6 +16,7 @@ from shared import natsperms
 from shared import partition, subjects
 from shared.config import to_env
 from shared.broker_sessions import put_session, vault_for
+from tests import simfork
 from tests.helpers import eventually, running, stack_settings, wait_health
 from tests.simkit import login, start_sim
 from ticker_worker import wanted
@@ -35,10 +34,11 @@ def own_sim(tmp_path_factory):
     s.stop()
 
 
-def ticker_process(settings, log: Path) -> subprocess.Popen:
+def ticker_process(settings, log: Path) -> simfork.Forked:
+    """``python -m kta worker ticker``, forked from the tests' preloaded server (tests/simfork.py)."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")}, **to_env(settings)}
-    return subprocess.Popen([sys.executable, "-m", "kta", "worker", "ticker"], cwd=ROOT, env=env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    with open(log, "ab") as out:
+        return simfork.spawn(["worker", "ticker"], cwd=ROOT, env=env, log=out.fileno(), program="kta")
 
 
 async def _ticks(bus, token: int) -> list[m.Tick]:
