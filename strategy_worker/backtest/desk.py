@@ -320,7 +320,8 @@ class Desk:
 
     def end_of_day(self) -> list[StrategyOutcome]:
         """The broker's intraday square-off: open MIS positions closed at the last price, day orders
-        cancelled (Kite's DAY validity)."""
+        cancelled (Kite's DAY validity), the GTTs of contracts expiring today deleted (gtts.py)."""
+        self.gtts.expire(self.day)
         for token in list(self.resting):
             for r in self.resting[token].values():
                 self._cancel(r.order, "day order expired at the close")

@@ -14,7 +14,10 @@ protector chases it (``stops.chase``). One that still rests works as any protect
 target's gives way to the stop) and expires at the close; the position then gets a new GTT, as ``gtt_keeper``
 re-creates one for a position whose fired order ended unfilled. The order record shows each GTT as a row
 (``order_type`` ``GTT``: ``trigger_price`` the stop's trigger, ``price`` the target's, 0 without one) and the
-order it fired as a LIMIT row of kind ``stop_loss`` or ``target``."""
+order it fired as a LIMIT row of kind ``stop_loss`` or ``target``. A GTT of an F&O contract ends with the contract:
+at the close of its expiry day the broker deletes it (``expire``: ``EXPIRED``, as kite_sim's ``gtt.py`` ends one at
+the expiry's 15:30), and none is placed on a contract past its expiry — what is still held settles as live does
+(options.py, ``execution_worker/exercise.py``)."""
 
 from __future__ import annotations
 
@@ -93,7 +96,7 @@ class Gtts:
         deleted where too many, placed where missing (``gtt_keeper.sync``)."""
         desk = self.desk
         last = desk.paise(inst.instrument_token)
-        want = specs(p, held, closing, last, inst, SL_SLIPPAGE_PCT)
+        want = [] if expired(inst, desk.day) else specs(p, held, closing, last, inst, SL_SLIPPAGE_PCT)
         have = self.of(p)
         for t in have[len(want):]:
             self.delete(t, "nothing left to protect" if not want else "the position shrank")
@@ -112,10 +115,16 @@ class Gtts:
             if p.mode in ("target", "stopped"):  # a fired leg's order ended unfilled: the new GTT watches both
                 p.mode = "stop"
 
-    def delete(self, t: Trigger, reason: str) -> None:
+    def expire(self, day: str) -> None:
+        """The close of ``day``: the GTTs of contracts expiring then (or before) are gone from the broker."""
+        for book in list(self.by_token.values()):
+            for t in [t for t in book.values() if expired(t.inst, day)]:
+                self.delete(t, "the contract expired", status="EXPIRED")
+
+    def delete(self, t: Trigger, reason: str, status: str = "DELETED") -> None:
         book = self.by_token.get(t.inst.instrument_token, {})
         if book.pop(t.id, None) is not None:
-            self.desk.rec.order_status(t.tag, "DELETED")
+            self.desk.rec.order_status(t.tag, status)
         if not book:
             self.by_token.pop(t.inst.instrument_token, None)
 
@@ -173,3 +182,8 @@ class Gtts:
         desk.rec.order_status(req.tag, "COMPLETE", fill, desk.now)
         out = [desk._fill(p.strategy_id, p.signal_id, kind, inst, side, s.quantity, fill, p.product, "protective_fill")]
         return out + desk._sync(p, inst)
+
+
+def expired(inst: Instrument, day: str) -> bool:
+    """An F&O contract whose expiry is ``day`` (yyyy-mm-dd) or before: by its close no GTT of it stands."""
+    return inst.expiry is not None and bool(day) and inst.expiry.isoformat() <= day

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from shared import ist
 from shared import messages as m
+from shared.kite.models import Instrument
 from shared.messages import BacktestSpec
 from strategy_worker.backtest.desk import Desk
 from strategy_worker.backtest.job import execute
@@ -118,3 +119,34 @@ def test_a_delivery_backtest_protects_every_position_by_gtt(tmp_path):
     assert sum(t["pnl"] for t in out["parts"]["trades"]) == cash + sum(  # what is still held, at its cost
         f["quantity"] * f["price"] for f in out["parts"]["fills"] if f["kind"] == "entry") - sum(
         t["quantity"] * t["entry_price"] for t in out["parts"]["trades"])
+
+
+def test_the_gtt_of_an_expiring_contract_ends_with_it_and_none_is_placed_again():
+    """An NRML call bought on day 1 and protected by a GTT that day, held into its expiry on day 2: the GTT stands
+    through day 1's close (the contract lives on) and day 2's bars that reach neither leg; at day 2's close it is
+    gone from the broker as Kite deletes an expired contract's GTTs (EXPIRED, not deleted by kta), and the position
+    still held gets no new one (Kite refuses a GTT on an expired contract: the position settles as live, options.py).
+    Before, it stood ACTIVE past the expiry, to be fired on a contract that no longer trades."""
+    call = Instrument(instrument_token=9_001_234, exchange_token=35_161, tradingsymbol="NIFTY26303 26000CE", name="NIFTY",
+                      last_price=0, expiry=START + timedelta(days=1), strike=26000.0, tick_size=0.05, lot_size=65,
+                      instrument_type="CE", segment="NFO-OPT", exchange="NFO")
+    token = call.instrument_token
+    desk = Desk("DEMO01", {token: call}, Recorder(capital=10_000_000), {token: 150.0})
+    desk.new_day(ist.day(DAY1))
+    desk.now = DAY1
+    sig = m.Signal(id="o1", user_id="DEMO01", strategy_id="s1", strategy="manual", exchange=m.Exchange.NFO,
+                   tradingsymbol=call.tradingsymbol, instrument_token=token, transaction_type=m.TransactionType.BUY,
+                   quantity=65, product=m.Product.NRML, order_type=m.OrderType.MARKET, stop_loss=12000, target=18000,
+                   intent="entry")
+    assert [o.kind for o in desk.submit(sig)] == ["accepted", "filled"]
+    (gtt,) = rows(desk, "gtt")
+    desk.now = DAY1 + 375 * 60 - 1
+    assert desk.end_of_day() == [] and rows(desk, "gtt")[0]["status"] == "ACTIVE"  # expires tomorrow: it stands
+    desk.new_day(ist.day(DAY2))
+    desk.now, desk.price[token] = DAY2 + 60, 151.0
+    assert desk.on_path(token, (15000, 15200, 14900, 15100)) == []  # between the legs
+    desk.now = DAY2 + 375 * 60 - 1
+    desk.end_of_day()
+    assert [r["status"] for r in rows(desk, "gtt")] == ["EXPIRED"]  # gone with the contract, none placed again
+    assert not desk.gtts.by_token and token not in desk.wake
+    assert desk.strategy_qty[("s1", token)] == 65  # still held: settled by the expiry (options.py), not by a GTT
