@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import json
 import logging
 import os
@@ -224,6 +225,8 @@ def _run_child(program: str, flags: list[str], cwd: str, env: dict[str, str], fd
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)
+        if env.get("PYTHONUNBUFFERED"):  # what -u would have made of stdout at the interpreter's start
+            sys.stdout = io.TextIOWrapper(open(1, "wb", buffering=0, closefd=False), write_through=True)
         sys.argv = [str(ROOT / program / "__main__.py"), *flags]
         if program == "kta":
             from kta.cli import main as cli

@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shared import natsd
 from strategy_worker.backtest.store import BacktestStore
+from tests import simfork
 from tests.backtest.kit import INFY, seed_store, write_replay_csv
 
 pytestmark = pytest.mark.slow(seconds=50)
@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def kta(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KTA_")}, "PYTHONPATH": str(ROOT),
            "KTA_NATS_URL": f"nats://127.0.0.1:{natsd.free_port()}"}  # no stack running: the store is all there is
-    return subprocess.run([sys.executable, "-m", "kta", "--data-dir", str(data_dir), *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=180)
+    return simfork.run("kta", ["--data-dir", str(data_dir), *args], cwd=ROOT, env=env, timeout=180)
 
 
 def test_backtest_sweep_and_a_bad_symbol(tmp_path):

@@ -10,12 +10,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import natsd
 from shared.natsauth import AuthDir
+from tests import simfork
 from tests.deploy import manifests as mf
 
 ROOT = mf.DEPLOY.parent
@@ -24,7 +24,7 @@ ROOT = mf.DEPLOY.parent
 @dataclass
 class Proc:
     name: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen | simfork.Forked
     log: Path
     port: int = 0
 
@@ -122,9 +122,9 @@ class Topology:
         name = name or service
         log = self.tmp / f"{name}.log"
         base = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-        proc = subprocess.Popen([sys.executable, "-m", "kta", *command], cwd=ROOT,
-                                env={**base, **env, "PYTHONUNBUFFERED": "1"},
-                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        with open(log, "wb") as out:  # forked from the tests' preloaded server (tests/simfork.py)
+            proc = simfork.spawn(command, cwd=ROOT, env={**base, **env, "PYTHONUNBUFFERED": "1"}, log=out.fileno(),
+                                 program="kta")
         p = Proc(name, proc, log, port)
         self.services.append(p)
         return p

@@ -28,9 +28,9 @@ from shared.config import to_env
 from shared.kite.budget import SharedBudget
 from shared.kite.client import KiteClient
 from shared.broker_sessions import put_session, vault_for
-from kta.supervisor import python_argv
 from strategy_worker.main import amain as strategy_main
 from strategy_worker.strategies import registry
+from tests import simfork
 from tests.helpers import running, stack_settings, wait_health
 from tests.simkit import a_morning, login
 from tests.system.broker import USER, call
@@ -110,12 +110,12 @@ class ExecutionProcess:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | to_env(settings) \
             | {"KTA_LOG_LEVEL": "INFO"}
         self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
+        self.proc: simfork.Forked | None = None
 
     def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(python_argv("worker", "execution"), cwd=ROOT, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:  # forked from the tests' preloaded server (tests/simfork.py)
+            self.proc = simfork.spawn(["worker", "execution"], cwd=ROOT, env=self.env, log=log.fileno(),
+                                      program="kta")
 
     def kill(self) -> None:
         self.proc.send_signal(signals.SIGKILL)
