@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from contextlib import AsyncExitStack, aclosing
 
 from gateway import users
+from tests import simfork
 from tests.gateway.conftest import USER_B, login, serve
 from tests.gateway.sse import SSE
 from tests.helpers import eventually, stack_settings
@@ -21,12 +21,10 @@ ENDS_WITHIN = 10.0  # seconds: the gateway checks its streams' sessions every co
 async def kta(settings, *args: str) -> str:
     """The real ``kta`` command line against the gateway's data dir, as an operator runs it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kta", "--data-dir", settings.data_dir, *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0, out.decode()
-    return out.decode()
+    done = await asyncio.to_thread(simfork.run, "kta", ["--data-dir", settings.data_dir, *args], cwd=ROOT, env=env,
+                                   timeout=60)  # forked from the tests' preloaded server (tests/simfork.py)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
 
 
 async def ended(sse: SSE) -> bool:
