@@ -185,6 +185,6 @@ async def refused(desk: Desk, sig: Signal, code: str, reason: str) -> None:
                     tradingsymbol=sig.tradingsymbol, instrument_token=sig.instrument_token,
                     transaction_type=sig.transaction_type, order_type=sig.order_type, product=sig.product,
                     quantity=sig.quantity, ts=time.time_ns())
-    await desk.bus.js_publish(subjects.orders(desk.user_id), ev)
+    await desk.bus.publish(subjects.orders(desk.user_id), ev)  # as Desk._tell: stored, its ack not awaited
     await desk.outcomes.emit(f"refused:{sig.id}", kind="refused", code=code, reason=reason, **signal_fields(sig))
     log.info("signal %s refused: %s %s", sig.id, code, reason, extra={"user_id": desk.user_id})

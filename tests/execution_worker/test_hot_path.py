@@ -267,3 +267,27 @@ async def test_a_decided_signals_order_is_handed_over_before_the_users_next_deci
     assert len(held) >= 2  # the users' later signals: their prices are known, nothing to ask Kite
     for (tag, _, handed, *_), (nxt, *_, locked, _, _) in held:
         assert handed <= locked, f"{nxt} was decided before {tag}'s order was handed to the HTTP client"
+
+
+async def test_an_order_event_is_told_without_waiting_for_the_streams_ack(bus, sim, data_dir):
+    """An order's event is journaled before it is told; KTA_ORDERS stores what is published on its subject, and
+    the desk does not wait for the stream's ack (a round trip an event, 4.6 events a signal: issue #18). With the
+    stream gone, the event still reaches the subject's subscribers and the desk goes on."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    heard: list[m.OrderEvent] = []
+
+    async def on_event(ev, msg):
+        heard.append(ev)
+
+    await bus.subscribe(subjects.orders(USER), m.OrderEvent, on_event)
+    await bus.sync()
+    sig = signal("told-1")
+    order = desk.new_order(signals.requests(desk, sig, sig.quantity)[0], sig.strategy_id)
+    await bus.js.delete_stream(subjects.STREAM_ORDERS)
+    try:
+        await asyncio.wait_for(desk.publish(order), 10)  # before: NoStreamResponseError, nothing told
+        await eventually(lambda: [ev for ev in heard if ev.tag == order.tag], what="the order's event")
+        assert [e["state"] for e in journal.order_events(order.tag)] == ["INITIALIZED"]  # journaled first
+    finally:
+        await bus.ensure_streams()
+        await kite.aclose()
