@@ -32,6 +32,7 @@ log = logging.getLogger("kta.execution")
 URGENT = ("stop_loss", "target", "flatten", "exit")  # orders that take risk off: first through the order gate
 UPDATE_GRACE = 2.0  # s an order's WebSocket update is awaited before the broker is asked (an exit waits on it)
 CONFIRM_GRACE = 10.0  # the same after a placement: nothing waits on it, and reconciliation (30 s) backs it up
+NAMING_GRACE = 10.0  # s a cancel waits for an order still being placed to be named by the broker
 
 
 async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | None:
@@ -174,6 +175,11 @@ def _final(order: Order) -> bool:
     return order.is_terminal and not order.unjournaled
 
 
+def _named(order: Order) -> bool:
+    """The broker has given the order its id (or it ended without one)."""
+    return bool(order.order_id) or order.is_terminal
+
+
 def _heard(order: Order) -> bool:
     """The broker has spoken about the order since it was placed (and any fills are journaled)."""
     return _final(order) or (not order.is_terminal and order.state is not OrderState.PLACED)
@@ -231,6 +237,11 @@ async def cancel(desk: Desk, order: Order, reason: str) -> None:
         await desk.record(order, SubmitFailed(reason=f"withdrawn before it was sent: {reason}", code=WITHDRAWN,
                                               ts=time.time_ns()))
         return
+    if not order.order_id and order.state is OrderState.SUBMITTING:
+        # on its way to the broker: cancelled once the broker has named it. Returning at once left it working — a
+        # stop the protector was placing as a square-off began rested on, and the square-off's wait for it to end
+        # ran its 10 s out while the broker's own MIS square-off came (system test, CI at load 5-9)
+        await settled(desk, [order], NAMING_GRACE, _named)
     if not order.order_id or order.is_terminal:
         return
     await desk.record(order, CancelRequested(reason=reason, ts=time.time_ns()))
