@@ -13,11 +13,12 @@ from tests.helpers import stack_settings
 async def test_close_does_not_wait_for_good_on_a_task_that_ignored_its_cancellation(nats_server, bus, data_dir):
     clients = KiteClients(bus, stack_settings(nats_server, data_dir))
     cancels = []
+    never = asyncio.Event()
 
     async def stubborn() -> None:
         while True:
             try:
-                await asyncio.sleep(3600)
+                await never.wait()
             except asyncio.CancelledError:
                 cancels.append(1)
                 if len(cancels) > 1:
