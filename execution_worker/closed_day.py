@@ -35,12 +35,36 @@ def missing_fills(order: Order, trades: list[Trade], journaled_value: int) -> li
         return []
     value = (order.average_price * order.filled_quantity - journaled_value
              - sum(to_paise(t.average_price) * t.quantity for t in fresh))
-    price, odd = divmod(value, missing)
-    if price <= 0:  # a report at odds with the fills journaled: its average price is all it says
-        price, odd = order.average_price, 0
-    parts = [(odd, price + 1), (missing - odd, price)]
+    if value < missing:  # a report at odds with the fills journaled: its average price is all it says
+        value = order.average_price * missing
     # the id names the price: a restart between the two parts journals only the one still missing
-    return [Trade(trade_id=f"report:{order.order_id}:{p}", order_id=order.order_id, exchange=order.exchange,
-                  tradingsymbol=order.tradingsymbol, instrument_token=order.instrument_token, product=order.product,
-                  average_price=to_rupees(p), quantity=q, transaction_type=order.transaction_type.value,
+    return fills_worth(order, missing, value, "report:{order_id}:{price}")
+
+
+def fills_worth(order: Order, quantity: int, value: int, trade_id: str) -> list[Trade]:
+    """``quantity`` of ``order`` filled for ``value`` (paise), as fills at one price or two a paisa apart (the
+    higher first), so their value is ``value`` to the paisa; ``trade_id`` is formatted with ``order_id`` and
+    ``price``. Stamped with the order's last exchange time (else its day's close)."""
+    price, odd = divmod(value, quantity)
+    parts = [(odd, price + 1), (quantity - odd, price)]
+    return [Trade(trade_id=trade_id.format(order_id=order.order_id, price=p), order_id=order.order_id,
+                  exchange=order.exchange, tradingsymbol=order.tradingsymbol, instrument_token=order.instrument_token,
+                  product=order.product, average_price=to_rupees(p), quantity=q,
+                  transaction_type=order.transaction_type.value,
                   fill_timestamp=order.exchange_timestamp or f"{order.day} 15:30:00") for q, p in parts if q > 0]
+
+
+def unheard_value(order: Order, quantity: int, journaled_value: int) -> int | None:
+    """What ``quantity`` more of ``order`` filled for when the broker's record of it is gone with its day
+    (crosscheck's unheard fills), beyond its journaled fills worth ``journaled_value``: the part its last
+    report counted filled is worth what that report's average leaves after the journaled fills (exact, as
+    ``missing_fills``); the part never reported, the report's average (approximate). None: no report to go by."""
+    if order.average_price <= 0:
+        return None
+    reported = min(quantity, order.unjournaled)
+    value = 0
+    if reported:
+        value = (order.average_price * order.filled_quantity - journaled_value) * reported // order.unjournaled
+    if value <= 0:
+        value, reported = 0, 0
+    return value + order.average_price * (quantity - reported)

@@ -12,6 +12,7 @@ import logging
 import time
 from datetime import date
 
+from execution_worker import closed_day
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.exercise import ExerciseHandler, OptionContract
@@ -20,7 +21,6 @@ from shared import ist
 from shared.market_calendar import CALENDAR
 from shared import messages as m
 from shared.kite import errors
-from shared.kite.models import Trade
 from shared.trading.external import Difference, allocate, differences
 from shared.trading.greeks import is_option, spot_key
 from shared.trading.order import Order, OrderState
@@ -117,14 +117,15 @@ class CrossCheck:
                     or order.sign * left <= 0:
                 continue
             quantity = min(abs(left), order.quantity - order.fill_quantity)
-            price = order.average_price or order.price or (await self._price(d, row))[0]
-            trade = Trade(trade_id=f"unheard:{order.order_id}:{order.fill_quantity + quantity}", order_id=order.order_id,
-                          exchange=order.exchange, tradingsymbol=order.tradingsymbol,
-                          instrument_token=order.instrument_token, product=order.product,
-                          average_price=m.to_rupees(price), quantity=quantity,
-                          transaction_type=order.transaction_type.value,
-                          fill_timestamp=order.exchange_timestamp or f"{order.day} 15:30:00")
-            await self.desk.journal_trades(order, [trade])
+            journaled = sum(t["price"] * t["quantity"] for t in self.desk.journal.trades_of_order(order.order_id)
+                            if t["trade_id"] in order.trade_ids)
+            value = closed_day.unheard_value(order, quantity, journaled)
+            if value is None:
+                value = (order.price or (await self._price(d, row))[0]) * quantity
+            price = round(value / quantity)
+            fills = closed_day.fills_worth(order, quantity, value,
+                                           f"unheard:{{order_id}}:{order.fill_quantity + quantity}:{{price}}")
+            await self.desk.journal_trades(order, fills)
             left -= order.sign * quantity
             what = (f"{order.transaction_type} {quantity} of order {order.order_id} filled after kta last heard it "
                     f"({order.fill_quantity - quantity} filled then), while it was not listening over its day's close")
@@ -134,7 +135,7 @@ class CrossCheck:
             await alert(self.desk.bus, self.desk.user_id, "external_fill",
                         f"{d.tradingsymbol}: an order filled while kta was not listening",
                         f"{what}: journaled for {order.strategy_id or 'the account'} at about {m.format_inr(price)}",
-                        severity="warning", key=f"unheard:{trade.trade_id}", clock=self.desk.exchange)
+                        severity="warning", key=f"unheard:{fills[-1].trade_id}", clock=self.desk.exchange)
             log.warning("unheard fill: %s %s", d.tradingsymbol, what, extra={"user_id": self.desk.user_id})
             if self.desk.protector is not None and order.strategy_id:  # the stop follows the whole position
                 await self.desk.protector.sync(position_key(order.strategy_id, d.exchange, d.tradingsymbol))

@@ -80,10 +80,16 @@ async def test_an_order_completed_unheard_over_the_close_is_the_strategys_whole(
             assert {t["strategy_id"] for t in trades} == {"late-1"}, trades  # nothing adopted as the account's own
             assert sum(t["quantity"] for t in trades) == QUANTITY  # once
             assert {t["day"] for t in trades} == {day}  # the day it filled, not the day it was read
-            known = [t for t in trades if not t["trade_id"].startswith("unheard:")]
-            average = sum(t["price"] * t["quantity"] for t in known) / heard
-            (price,) = {t["price"] for t in trades if t["trade_id"].startswith("unheard:")}
-            assert abs(price - average) <= 1  # the broker's average of what kta heard (paisa-floored): approximate
+            # priced from the order's last report kta heard (approximate, the broker's day being gone): the part it
+            # counted filled is worth what its average leaves after the fills journaled, the rest its average — so
+            # the order's journal is worth its average × the whole quantity (under a paisa a unit: the report's
+            # average is paisa-floored). Before, the rest went at the average alone: when the report counted more
+            # filled than the journal held, the fills of it kta never journaled went at the average too, and the
+            # order's value fell short of its report by what the book's walk had cost.
+            report = journal.order_by_tag(row["tag"])
+            assert report["average_price"] >= 500
+            value = sum(t["price"] * t["quantity"] for t in trades)
+            assert abs(value - report["average_price"] * QUANTITY) < QUANTITY, (value, report, trades)
 
             def told() -> int:  # (a restart sends again what no strategy acknowledged: the fills kta heard before)
                 rest = {o.trade_id: o for o in outcomes[seen:] if o.kind == "filled" and o.strategy_id == "late-1"
