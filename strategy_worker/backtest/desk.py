@@ -59,6 +59,7 @@ from shared.trading.protection import (
 from shared.trading.protection_gtt import uses_gtt
 from shared.trading.risk import RiskManager
 from shared.trading.risk_context import context_from
+from strategy_worker.backtest import expiry
 from strategy_worker.backtest.groups import place_group
 from strategy_worker.backtest.gtts import Gtts
 from strategy_worker.backtest.results import Recorder
@@ -104,6 +105,7 @@ class Desk:
         self.by_key: Mapping[str, Instrument] = {}  # "EXCHANGE:SYMBOL" -> the day's instruments (group risk)
         self.traded: set[int] = set()  # tokens with a bar this minute (a group's legs fill only on those)
         self.gtts = Gtts(self)  # CNC / NRML positions' GTTs: they outlive the day (gtts.py)
+        self.underlyings: dict[str, int] = {}  # underlying name -> the token of its price (expiry settlement)
 
     # ---- time ---------------------------------------------------------------------------------
 
@@ -136,10 +138,10 @@ class Desk:
             self.rec.refusal(self.now, sig, verdict.code, verdict.reason)
             return [self._outcome(sig.strategy_id, "refused", signal_id=sig.id, token=sig.instrument_token,
                                   code=verdict.code, reason=verdict.reason)]
+        if inst is not None and inst.expiry is not None and inst.expiry.isoformat() < self.day:
+            return self._reject(sig, "INSTRUMENT_EXPIRED", f"{inst.tradingsymbol} expired on {inst.expiry}")
         if inst is None or not price:
-            self.rec.refusal(self.now, sig, "NO_PRICE", "no price for the traded instrument")
-            return [self._outcome(sig.strategy_id, "rejected", signal_id=sig.id, token=sig.instrument_token,
-                                  code="NO_PRICE", reason="no price for the traded instrument")]
+            return self._reject(sig, "NO_PRICE", "no price for the traded instrument")
         out = [self._outcome(sig.strategy_id, "accepted", signal_id=sig.id, token=sig.instrument_token)]
         if sig.intent == "exit":
             self.cancel_protective(sig.strategy_id, sig.instrument_token, "the strategy exits")
@@ -162,6 +164,12 @@ class Desk:
         if key in self.protections:
             out += self._sync(self.protections[key], inst)
         return out
+
+    def _reject(self, sig: Signal, code: str, reason: str) -> list[StrategyOutcome]:
+        """What the broker refuses (an instrument it does not list, or without a price)."""
+        self.rec.refusal(self.now, sig, code, reason)
+        return [self._outcome(sig.strategy_id, "rejected", signal_id=sig.id, token=sig.instrument_token,
+                              code=code, reason=reason)]
 
     # ---- the live order model -----------------------------------------------------------------
 
@@ -320,7 +328,8 @@ class Desk:
 
     def end_of_day(self) -> list[StrategyOutcome]:
         """The broker's intraday square-off: open MIS positions closed at the last price, day orders
-        cancelled (Kite's DAY validity), the GTTs of contracts expiring today deleted (gtts.py)."""
+        cancelled (Kite's DAY validity), the GTTs of contracts expiring today deleted (gtts.py); then the
+        exchange's expiry settlement of what is still held of them (expiry.py)."""
         self.gtts.expire(self.day)
         for token in list(self.resting):
             for r in self.resting[token].values():
@@ -338,10 +347,30 @@ class Desk:
             self.rec.external_order(self.now, strategy_id, inst, side, abs(qty), price, "MIS square-off")
             out.append(self._fill(strategy_id, "", "external", inst, side, abs(qty), price, "MIS", "external",
                                   reason="MIS auto square-off at the close"))
+        out += self._settle_expired()
         for token in self.price:
             self.prev_close[token] = self.paise(token)
         for (strategy_id, token), p in list(self.protections.items()):  # carried positions: tomorrow's stop
             out += self._sync(p, self.instruments[token])
+        return out
+
+    def _settle_expired(self) -> list[StrategyOutcome]:
+        """Contracts expiring today (or before: a day without bars) still held: closed at their final settlement
+        price, told to the strategy as the broker's own (``external``) fill, as live adopts it."""
+        out = []
+        today = ist.now(self.now).date()
+        for (strategy_id, token), qty in list(self.strategy_qty.items()):
+            inst = self.instruments.get(token)
+            if not qty or inst is None or not expiry.expired(inst, today):
+                continue
+            spot_token = self.underlyings.get(inst.name)
+            spot = self.paise(spot_token) if spot_token is not None else 0
+            price = expiry.settlement_price(inst, spot) if spot else self.paise(token)
+            side, product = "SELL" if qty > 0 else "BUY", self._product(strategy_id, token)
+            self.rec.external_order(self.now, strategy_id, inst, side, abs(qty), price, "expiry", product)
+            out.append(self._fill(strategy_id, "", "expiry", inst, side, abs(qty), price, product, "external",
+                                  reason=expiry.describe(inst, price),
+                                  cost=expiry.settlement_cost(inst, qty, price, today)))
         return out
 
     def _product(self, strategy_id: str, token: int) -> str:

@@ -23,13 +23,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from shared import ist
 from shared.candles.store import CandleStore
 from shared.fills import bar_path
 from shared.kite.models import Instrument
 from shared.messages import INTERVAL_SECONDS, BacktestSpec, Bar, RiskLimits, Tick
+from strategy_worker.backtest import expiry
 from strategy_worker.backtest.desk import Desk
 from strategy_worker.backtest.feed import chunks
 from strategy_worker.backtest.results import CURVE_POINTS, Recorder
@@ -117,8 +118,25 @@ def resolve(spec: BacktestSpec, instruments: list[Instrument], run_id: str, user
         raise BacktestError("symbols", f"unknown symbol(s): {', '.join(unknown)}")
     runner = StrategyRunner(cls, f"bt-{spec.strategy}", user_id, params, tokens, ctx,
                             now_ns=lambda: ctx.now * 1_000_000_000)
-    feed = list(dict.fromkeys([*tokens, *sorted(runner.required_tokens())]))
+    feed = list(dict.fromkeys([*tokens, *sorted(runner.required_tokens()), *_rolls(ctx, tokens, spec)]))
     return Setup(runner, ctx, tokens, feed, {t: ctx.by_token[t] for t in feed if t in ctx.by_token})
+
+
+def _rolls(ctx: StrategyContext, tokens: list[int], spec: BacktestSpec) -> list[int]:
+    """The futures an index symbol is traded through over the range (``ctx.tradable``: its nearest future): each
+    in turn as the one before expires, up to the one still trading at the range's end."""
+    out: list[int] = []
+    for t in tokens:
+        if ctx.by_token[t].segment != "INDICES":
+            continue
+        name = ctx.underlying_name(t)
+        futures = sorted((i for i in ctx.instruments if i.name == name and i.instrument_type == "FUT" and i.expiry
+                          and i.expiry >= spec.start), key=lambda i: i.expiry)
+        for f in futures:
+            out.append(f.instrument_token)
+            if f.expiry >= spec.end:
+                break
+    return out
 
 
 class Backtest:
@@ -136,6 +154,10 @@ class Backtest:
         self.rec.peak_ts = self.start
         self.desk = Desk(user_id, self.setup.instruments, self.rec, self.setup.ctx.price, spec.risk or RiskLimits(),
                          spec.slippage_ticks)
+        ctx = self.setup.ctx
+        self.desk.underlyings = {ctx.underlying_name(t): t for t in self.setup.tokens
+                                 if ctx.by_token[t].instrument_type not in ("FUT", "CE", "PE")}
+        self._next_expiry = min((i.expiry for i in ctx.instruments if i.expiry), default=None)
         self.unfilled = 0  # signals of the last bars, after which no price came
         self.elapsed = 0.0
 
@@ -191,7 +213,7 @@ class Backtest:
                     if day_end:
                         self._day_end(prev_ts + seconds - 1)
                     day_end = _next_day(ts)
-                    desk.new_day(ist.day(ts))
+                    self._new_day(ist.now(ts).date())
                 desk.now = ctx.now = prev_ts = ts
                 price[tok] = o
                 if tok in watched:
@@ -227,6 +249,15 @@ class Backtest:
             self.unfilled += len(on_bar(bar))
         if day_end:
             self._day_end(prev_ts + seconds - 1)
+
+    def _new_day(self, day: date) -> None:
+        """The day's instrument list: a contract expired before it is no longer listed (Kite's dump drops it), so
+        the strategies trade the next (``ctx.nearest_future``) and none of them orders it again."""
+        self.desk.new_day(day.isoformat())
+        if self._next_expiry is not None and self._next_expiry < day:
+            ctx = self.setup.ctx
+            ctx.set_instruments(expiry.listed(ctx.instruments, day))
+            self._next_expiry = min((i.expiry for i in ctx.instruments if i.expiry), default=None)
 
     def _ticks(self, tok: int, ts: int, o: float, h: float, lo: float, c: float) -> None:
         """Four ticks along the bar's path; resting orders tested on each leg of it."""

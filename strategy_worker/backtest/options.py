@@ -14,25 +14,22 @@ Day by day:
    bars' opens; the underlying's previous bar goes to the strategy (``on_bar``, as live hears of it at
    the first tick after it); its SignalGroups are placed as live (``groups.py``: a leg fills only on a
    contract that traded that minute); then prices move to the closes and positions are marked.
-3. **At the close**, a contract expiring that day that is still held is settled in cash at its intrinsic
-   value against the underlying's close, long in-the-money options paying STT on exercise
-   (``shared/charges.exercise_stt``); then the day ends as for any backtest.
+3. **At the close**, a contract expiring that day that is still held is settled as any backtest settles it
+   (``expiry.py``, from ``Desk.end_of_day``): in cash at its intrinsic value against the underlying's close, long
+   in-the-money options paying STT on exercise; then the day ends as for any backtest.
 """
 
 from __future__ import annotations
 
 import itertools
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
 from shared import ist
 from shared.candles.instruments import InstrumentArchive
 from shared.candles.store import Candles, months_between
-from shared.charges import exercise_stt
 from shared.fills import bar_path
-from shared.kite.models import Instrument
 from shared.messages import Bar
 from strategy_worker.backtest.engine import Backtest, BacktestError, Cancelled, _seconds
 from strategy_worker.backtest.feed import merge, month_span
@@ -74,7 +71,7 @@ class OptionBacktest(Backtest):
         super().__init__(*args, **kw)
         self.archive = archive
         ctx = self.setup.ctx
-        self.names = {ctx.underlying_name(t): t for t in self.setup.tokens}  # underlying name -> its token
+        self.names = self.desk.underlyings  # underlying name -> its token
         self.option_days = 0  # days on which any contract had candles
         self.days_run = 0
         self.last: dict[int, Bar] = {}  # the underlyings' last bars
@@ -175,7 +172,6 @@ class OptionBacktest(Backtest):
             n = j
         close = max(int(c.ts[-1]) for c in bars.values()) + _seconds(interval) - 1
         desk.now = ctx.now = close
-        self._settle(day)
         self._day_end(close)
 
     def _candles(self, token: int, day_start: int) -> Candles:
@@ -203,29 +199,3 @@ class OptionBacktest(Backtest):
         self.desk.by_key = ctx.by_symbol
         self.desk.instruments.update(ctx.by_token)
 
-    # ---- expiry -------------------------------------------------------------------------------
-
-    def _settle(self, day: date) -> None:
-        """Contracts expiring today and still held: settled at their intrinsic value (cash)."""
-        desk = self.desk
-        for (sid, token), qty in list(desk.strategy_qty.items()):
-            inst = desk.instruments.get(token)
-            if not qty or inst is None or inst.expiry != day or inst.instrument_type not in ("CE", "PE"):
-                continue
-            value = self._intrinsic(inst)
-            side = "SELL" if qty > 0 else "BUY"
-            stt = exercise_stt(Decimal(value) * abs(qty) / 100, on=day) if qty > 0 and value else Decimal(0)
-            cost = int((stt * 100).quantize(Decimal(1), ROUND_HALF_UP))
-            product = self.rec.products.get((sid, token), "NRML")
-            self.rec.external_order(desk.now, sid, inst, side, abs(qty), value, "expiry", product)
-            self._apply([desk._fill(sid, "", "expiry", inst, side, abs(qty), value, product, "external",
-                                    reason=f"expired: settled at its intrinsic value ₹{value / 100:.2f}", cost=cost)])
-
-    def _intrinsic(self, inst: Instrument) -> int:
-        """Paise per unit at expiry: against the underlying's last price, else the contract's own."""
-        spot_token = self.names.get(inst.name)
-        price = self.setup.ctx.price
-        if spot_token is None or spot_token not in price:
-            return int(price.get(inst.instrument_token, 0.0) * 100 + 0.5)
-        spot, strike = int(price[spot_token] * 100 + 0.5), int(inst.strike * 100 + 0.5)
-        return max(0, spot - strike) if inst.instrument_type == "CE" else max(0, strike - spot)

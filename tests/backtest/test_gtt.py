@@ -125,7 +125,7 @@ def test_the_gtt_of_an_expiring_contract_ends_with_it_and_none_is_placed_again()
     """An NRML call bought on day 1 and protected by a GTT that day, held into its expiry on day 2: the GTT stands
     through day 1's close (the contract lives on) and day 2's bars that reach neither leg; at day 2's close it is
     gone from the broker as Kite deletes an expired contract's GTTs (EXPIRED, not deleted by kta), and the position
-    still held gets no new one (Kite refuses a GTT on an expired contract: the position settles as live, options.py).
+    still held gets no new one (Kite refuses a GTT on an expired contract: the position settles as live, expiry.py).
     Before, it stood ACTIVE past the expiry, to be fired on a contract that no longer trades."""
     call = Instrument(instrument_token=9_001_234, exchange_token=35_161, tradingsymbol="NIFTY26303 26000CE", name="NIFTY",
                       last_price=0, expiry=START + timedelta(days=1), strike=26000.0, tick_size=0.05, lot_size=65,
@@ -146,7 +146,8 @@ def test_the_gtt_of_an_expiring_contract_ends_with_it_and_none_is_placed_again()
     desk.now, desk.price[token] = DAY2 + 60, 151.0
     assert desk.on_path(token, (15000, 15200, 14900, 15100)) == []  # between the legs
     desk.now = DAY2 + 375 * 60 - 1
-    desk.end_of_day()
+    (settled,) = desk.end_of_day()
     assert [r["status"] for r in rows(desk, "gtt")] == ["EXPIRED"]  # gone with the contract, none placed again
     assert not desk.gtts.by_token and token not in desk.wake
-    assert desk.strategy_qty[("s1", token)] == 65  # still held: settled by the expiry (options.py), not by a GTT
+    # what was held settles by the expiry (expiry.py; no underlying's price here: at the contract's own), not a GTT
+    assert (settled.kind, settled.order_kind, settled.price, settled.position) == ("external", "expiry", 15100, 0)
