@@ -116,9 +116,7 @@ class KiteClients:
         if client is not None and client.api_key == s.api_key:
             client.use_session(live.access_token, proxy=s.egress_proxy, local_address=s.egress_local_address)
             return client
-        replaced = client is not None  # a new api_key (another Kite app): a new client, the old one closed
-        if replaced:
-            self.bus.spawn(client.aclose(), name=f"kite-clients:close:{user_id}")
+        old = client  # a new api_key (another Kite app): a new client; the old one closed, its waiting calls sent on
 
         def expired(e: errors.TokenException) -> None:
             if self.on_token_expired is not None:
@@ -126,8 +124,11 @@ class KiteClients:
 
         client = client_for(self.settings, live, on_token_expired=expired, rate_limiter=self.budget(s.api_key))
         self._clients[user_id] = client
-        if replaced and self.on_replaced is not None:  # whoever kept the closed one (a desk) takes this one
-            self.on_replaced(user_id, client)
+        if old is not None:
+            old.successor = client  # a call still on the old one when it closes goes through this one
+            self.bus.spawn(old.aclose(), name=f"kite-clients:close:{user_id}")
+            if self.on_replaced is not None:  # whoever kept the closed one (a desk) takes this one
+                self.on_replaced(user_id, client)
         return client
 
     async def drop(self, user_id: str) -> None:

@@ -65,6 +65,9 @@ class KiteConnection:
         self.limiter = rate_limiter or RateLimiter()
         self.timeout = timeout
         self._closing: set[asyncio.Task] = set()
+        # The client that replaced this one when the user's session moved to another api_key (KiteClients): a call
+        # that finds this one closed before it left is sent there instead (nothing of it reached the broker).
+        self.successor: KiteConnection | None = None
         self.egress = Egress(proxy or "", local_address or "")
         self._http = self._client(timeout, transport)
         # Kite takes order calls only from the app's static IP: they, and only they, leave through the
@@ -123,20 +126,26 @@ class KiteConnection:
 
     async def _send(self, method: str, path: str, *, params=None, data=None, json=None, auth=True) -> httpx.Response:
         cls = endpoint_class(method, path)
-        http = self._http
-        if cls == "orders" and self.egress.configured:
-            http = self._orders_http
+        egress = cls == "orders" and self.egress.configured
+        if egress:
             problem = await self.egress.problem()
             if problem:
                 raise errors.EgressUnavailable(f"orders of this account leave from {self.egress.describe()}, "
                                                f"which cannot be used: {problem}. Nothing was sent.", 503)
         await self.limiter.acquire(cls)
+        http = self._orders_http if egress else self._http  # as it is now: the waits above may have outlived one
+        if http.is_closed:
+            raise errors.ClientClosed(f"{method} {path} not sent: the client was closed while the call waited")
         if cls == "orders" and method == "POST":
             waits.handed(data.get("tag") if data else None)
         try:
             with waits.waiting(waits.BROKER):
                 return await http.request(method, path, params=params, data=data, json=json,
                                           headers=self._headers() if auth else None)
+        except RuntimeError as e:  # httpx: "Cannot send a request, as the client has been closed" (nothing sent)
+            if not http.is_closed:
+                raise
+            raise errors.ClientClosed(f"{method} {path} not sent: {e}") from e
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as e:
             raise errors.NotSent(f"cannot reach the broker: {e!r}", 503) from e  # no request was written
         except httpx.TimeoutException as e:
@@ -165,8 +174,17 @@ class KiteConnection:
         """Reads are retried with backoff on a 429 or a network error; writes never blindly."""
         async def call() -> Any:
             return self._parse(await self._send(method, path, params=params, data=data, json=json, auth=auth), auth)
-        return await _retried(call, errors.NetworkException, READ_RETRIES + 1 if method == "GET" else 1,
-                              f"{method} {path}")
+        try:
+            return await _retried(call, errors.NetworkException, READ_RETRIES + 1 if method == "GET" else 1,
+                                  f"{method} {path}")
+        except errors.ClientClosed as e:
+            if self.successor is None:
+                raise
+            # Replaced by the user's client of another api_key while this call waited (a rate-limit slot, a retry's
+            # back-off): it was never sent, so the new client sends it, once — a placement too, which cannot be a
+            # duplicate (one whose answer was lost is looked up by its tag, never sent again: _order_call).
+            log.info("%s: %s; sent through the client that replaced it", self.api_key, e.message)
+            return await self.successor._request(method, path, params=params, data=data, json=json, auth=auth)
 
     @staticmethod
     def _form(**fields: Any) -> dict[str, str]:

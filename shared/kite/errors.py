@@ -68,6 +68,16 @@ class NotSent(NetworkException):
     """The connection never opened (refused, unreachable, connect timeout): the broker got nothing."""
 
 
+class ClientClosed(KiteError):
+    """The call was about to leave through a client already closed — replaced by a client of the user's new api_key
+    (``KiteConnection.successor``, which takes the call), or gone with the user's session: nothing was sent."""
+
+    error_type = "ClientClosed"
+
+    def __init__(self, message: str, status: int = 503, error_type: str | None = None) -> None:
+        super().__init__(message, status, error_type)
+
+
 class OrderUnknown(NetworkException):
     """A placement whose answer was lost (timeout, dropped connection, 5xx) and whose tag was not in the
     order book when looked up: the broker may still take it. It is never sent again; reconciliation

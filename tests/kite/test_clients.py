@@ -4,6 +4,12 @@ per api_key, gone with the session."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
+import pytest
+
+from shared.kite import errors
 from shared.kite.budget import SharedBudget
 from shared.kite.clients import KiteClients, NotConnected
 from shared.broker_sessions import expire_session, put_session, vault_for
@@ -11,6 +17,7 @@ from tests.helpers import eventually, stack_settings
 from tests.kite.kit import forward_to, http_server
 from tests.simkit import login
 
+LTP = "GET /quote/ltp"
 ORDER_OK = b'{"status":"success","data":{"order_id":"1"}}'
 
 
@@ -61,3 +68,47 @@ async def test_each_users_orders_leave_through_their_own_egress(bus, tmp_path):
             await clients.close()
     assert [peer for peer, _, _ in seen] == ["127.0.0.2", "127.0.0.1"]  # the second came through the proxy
     assert via_proxy == [("127.0.0.1", "POST", f"{root}/orders/regular")]
+
+
+OTHER_APP = {"api_key": "kta-demo-2", "api_secret": "kta-demo-2-secret"}  # kite_sim's second app
+
+
+async def test_calls_waiting_on_a_replaced_client_are_sent_through_the_new_one(bus, sim, tmp_path):
+    """The user's session moves to another api_key while calls wait for their turn on the old client (Kite's quote
+    limit, 1/s: three of four wait): the old client is closed, and each waiting call goes out through the new one,
+    once. Before, each failed with httpx's RuntimeError "Cannot send a request, as the client has been closed"."""
+    settings = stack_settings(bus.nc.connected_url.geturl(), tmp_path / "var", sim)
+    vault = vault_for(settings)
+    await put_session(bus, vault, "DEMO01", sim.api_key, login(sim))
+    other = dataclasses.replace(sim, **OTHER_APP)
+    clients = KiteClients(bus, settings)
+    try:
+        one = await clients.client("DEMO01")
+        calls = [asyncio.ensure_future(one.ltp("NSE:INFY")) for _ in range(4)]
+        await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)  # the first sent; the others wait their slot
+        await put_session(bus, vault, "DEMO01", other.api_key, login(other))
+        await eventually(lambda: one._http.is_closed, what="the old client closed")
+        two = await clients.client("DEMO01")
+        assert two is not one and one.successor is two
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        assert [type(a) for a in answers] == [dict] * 4, answers
+        assert all(a["NSE:INFY"].last_price > 0 for a in answers)
+        by_key = {key: sim.get("/sim/requests", params={"api_key": key}).json().get(LTP, 0)
+                  for key in (sim.api_key, other.api_key)}
+        assert by_key[other.api_key] >= 1 and sum(by_key.values()) == 4  # each sent once, the waiting ones anew
+    finally:
+        await clients.close()
+
+
+async def test_a_call_on_a_client_whose_session_ended_fails_typed(bus, sim, tmp_path):
+    """Gone with the session (no successor): a KiteError saying nothing was sent, not httpx's bare RuntimeError."""
+    settings = stack_settings(bus.nc.connected_url.geturl(), tmp_path / "var", sim)
+    await put_session(bus, vault_for(settings), "DEMO01", sim.api_key, login(sim))
+    clients = KiteClients(bus, settings)
+    try:
+        one = await clients.client("DEMO01")
+        await clients.drop("DEMO01")
+        with pytest.raises(errors.ClientClosed, match="not sent"):
+            await one.ltp("NSE:INFY")
+    finally:
+        await clients.close()
