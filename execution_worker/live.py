@@ -317,8 +317,8 @@ class Desks:
             log.info("day closed for %s: %s", desk.user_id, msgspec.to_builtins(s))
             await alert(self.bus, desk.user_id, "eod_report", f"kta: the day's report for {s.day}",
                         f"P&L {m.format_inr(s.realised_pnl)}, {s.journal.total_trades} closed trade(s), win rate "
-                        f"{s.journal.win_rate:.0f} %, {s.signals} signals ({s.signals_refused} refused), kill switch "
-                        f"{s.kill_switch}", severity="info", key=f"eod:{s.day}", clock=desk.exchange)
+                        f"{s.journal.win_rate:.0f} %, {s.signals} signals ({s.signals_refused} refused); at the close: "
+                        f"{m.trading_state(s.kill_switch)}", severity="info", key=f"eod:{s.day}", clock=desk.exchange)
         if state is not None:
             await self.publish_risk(state)
 

@@ -30,6 +30,7 @@ from typing import Any
 import jinja2
 
 from gateway.protection_rows import protection_rows
+from shared import messages as m
 from shared.ist import IST
 from shared.messages import format_inr, group_indian, to_paise
 
@@ -113,13 +114,10 @@ def signed_class(value: Any) -> str:
     return "pos" if number > 0 else "neg" if number < 0 else ""
 
 
-TRADING_STATES = {"ACTIVE": "Trading allowed", "REDUCING": "Reducing only", "HALTED": "Halted"}
-
-
 def trading_state(state: Any) -> str:
     if isinstance(state, dict):
         state = state.get("state")
-    return TRADING_STATES.get(str(state or ""), "Unknown")
+    return m.trading_state(state)
 
 
 def params_text(params: Any) -> str:

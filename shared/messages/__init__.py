@@ -36,12 +36,14 @@ from shared.messages.vocabulary import (  # noqa: F401 - the package's public na
     Product,
     Qty,
     TERMINAL_STATUSES,
+    TRADING_STATES,
     TickMode,
     Token,
     TransactionType,
     UserId,
     Validity,
     Variety,
+    trading_state,
 )
 from shared.messages.market import (  # noqa: F401 - the package's public names
     Bar,

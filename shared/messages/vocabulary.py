@@ -107,6 +107,15 @@ class KillSwitchState(enum.StrEnum):
     HALTED = "HALTED"  # past the daily loss limit: nothing new, strategies deactivated
 
 
+TRADING_STATES = {KillSwitchState.ACTIVE: "Trading allowed", KillSwitchState.REDUCING: "Reducing only",
+                  KillSwitchState.HALTED: "Halted"}
+
+
+def trading_state(state: object) -> str:
+    """The kill switch's state as a trader reads it ("ACTIVE" reads as tripped: it means trading is allowed)."""
+    return TRADING_STATES.get(str(state or ""), "Unknown")
+
+
 # --------------------------------------------------------------------------------------------
 # Constrained scalar types
 

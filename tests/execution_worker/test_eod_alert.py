@@ -24,3 +24,5 @@ async def test_a_finished_day_is_reported_as_an_alert(bus, sim, data_dir):
                                      what="the day's report")
         assert report.key == f"eod:{yesterday}" and report.severity == "info"
         assert "₹100.00" in report.detail and "1 closed trade" in report.detail, report.detail
+        # in the trader's words: "kill switch ACTIVE" read as tripped (trading session of 2026-12-02)
+        assert report.detail.endswith("at the close: Trading allowed"), report.detail
