@@ -32,17 +32,19 @@ EXIT_CANCEL_TIMEOUT = 10.0
 
 
 async def judge(desk: Desk, sig: Signal | SignalGroup) -> RiskDecision:
-    """Risk's decision on ``sig`` from the books, with last prices (ticks, else one ``ltp``), the
-    circuit band when it carries a stop or target, and the greeks of its options."""
+    """Risk's decision on ``sig`` from the books, with last prices (ticks, else one ``ltp``; for a signal
+    with a stop or target, the ``quote`` that reads its circuit band), and the greeks of its options."""
     lines = [(f"{ex}:{sym}", qty) for (ex, sym, _), qty in zip(instruments_of(sig), _signed(sig))]
     keys = [k for k, _ in lines]
     tokens = {f"{ex}:{sym}": tok for (ex, sym, _), tok in zip(instruments_of(sig), _tokens(sig))}
     await desk.prices.follow(tokens)
     underlying, _, _, greek_keys = greeks_inputs(desk.instruments, desk.tracker.positions(), lines)
     exiting = sig.intent == "exit"
-    prices = {} if exiting else await desk.prices.prices(desk.client, sorted(set(keys) | set(greek_keys)))
     stops = isinstance(sig, Signal) and (sig.stop_loss or sig.target or sig.trigger_price) and not exiting
+    # The band first: its ``quote`` prices the instrument too, so a new one costs one call of Kite's 1/s quote
+    # budget, not an ``ltp`` and then a ``quote`` a second apart.
     circuits = await desk.prices.circuits(desk.client, keys) if stops else {}
+    prices = {} if exiting else await desk.prices.prices(desk.client, sorted(set(keys) | set(greek_keys)))
     greeks = net_greeks(desk.instruments, desk.tracker.positions(), lines, prices) if underlying and not exiting \
         else None
     lot_sizes = {k: planning.lot_of(desk.instruments.get(k)) for k in keys}

@@ -1,0 +1,28 @@
+"""What judging a signal asks the broker: Kite answers 1 quote-class request a second per api_key (``/quote``,
+``/quote/ltp``, ``/quote/ohlc``), so a read that another one answers already is a second of the signal's way to the
+broker."""
+
+import pytest
+
+from execution_worker import signals
+from tests.execution_worker.kit import fresh_desk, signal
+
+pytestmark = pytest.mark.slow(seconds=3)
+QUOTE, LTP = "GET /quote", "GET /quote/ltp"
+
+
+async def test_a_stop_signal_on_a_new_instrument_is_priced_by_the_quote_that_reads_its_circuit_band(bus, sim, data_dir):
+    """A signal with a stop needs the instrument's circuit band (``quote``) and its last price: the band's quote
+    carries the price, so nothing asks ``ltp`` as well (before: an ``ltp``, then the ``quote`` a second later)."""
+    desk, kite, _ = fresh_desk(sim, bus, data_dir)
+    try:
+        before = sim.get("/sim/requests", params={"api_key": sim.api_key}).json()
+        decision = await signals.judge(desk, signal("one-quote-1", qty=2, stop=147000))
+        asked = sim.get("/sim/requests", params={"api_key": sim.api_key}).json()
+        assert decision.ok, decision
+        assert desk.prices.known("NSE:INFY") == 150000
+        assert asked.get(LTP, 0) - before.get(LTP, 0) == 0, (before, asked)
+        assert asked.get(QUOTE, 0) - before.get(QUOTE, 0) == 1, (before, asked)
+    finally:
+        await desk.prices.close()
+        await kite.aclose()
