@@ -10,7 +10,8 @@ does (pid, poll, wait, returncode, terminate, kill, send_signal); the server rep
 status on the child's own connection.
 
 The same goes for ``python -m kta ...`` (a command, a worker: ~1 CPU-s of imports each): ``spawn(...,
-program="kta")`` runs ``kta.cli.main``, and :func:`run` is ``subprocess.run`` with its output captured.
+program="kta")`` runs ``kta.cli.main``, :func:`run` is ``subprocess.run`` with its output captured and :func:`popen`
+``subprocess.Popen`` with its output piped (``kta up``; what kta up starts is its own, exec'd as in production).
 
 The server forks from its only thread, before any event loop, with no socket of its own open in the child:
 the child closes the listener, its selector and every connection before it runs the sim.
@@ -48,6 +49,7 @@ class Forked:
     def __init__(self, conn: socket.socket, pid: int, args: list[str], pending: bytes = b""):
         self.conn, self.pid, self.args = conn, pid, args
         self.returncode: int | None = None
+        self.stdout: io.TextIOWrapper | None = None  # popen's: the child's output, as Popen(stdout=PIPE, text=True)
         self._pending = pending  # what arrived after the pid line (the exit line of a child that died at once)
         self._lock = threading.Lock()
 
@@ -197,6 +199,21 @@ def run(program: str, args: list[str], *, cwd: Path, env: dict[str, str], timeou
         os.close(err_r)
     text = {fd: b"".join(chunks).decode(errors="replace") for fd, chunks in output.items()}
     return subprocess.CompletedProcess(proc.args, code, text[out_r], text[err_r])
+
+
+def popen(program: str, args: list[str], *, cwd: Path, env: dict[str, str]) -> Forked:
+    """``subprocess.Popen([python, "-m", program, *args], stdout=PIPE, stderr=STDOUT, text=True)``, forked: the
+    child's output (stdout and stderr) is read from ``proc.stdout``; the caller closes it."""
+    out_r, out_w = os.pipe()
+    try:
+        proc = spawn(args, cwd=cwd, env=env, log=out_w, program=program)
+    except BaseException:
+        os.close(out_r)
+        raise
+    finally:
+        os.close(out_w)
+    proc.stdout = open(out_r, encoding="utf-8", errors="replace")
+    return proc
 
 
 def shutdown() -> None:

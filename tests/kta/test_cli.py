@@ -8,7 +8,6 @@ import os
 import queue
 import re
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -71,12 +70,12 @@ def test_no_sim_with_the_kite_settings_runs_without_the_paper_broker(tmp_path, s
                 "--api-secret", sim.api_secret, "--data-dir", str(data))
     assert added.returncode == 0, added.stderr
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-    proc = subprocess.Popen([sys.executable, "-m", "kta", "up", "--no-sim", "--port", str(port),
-                             "--data-dir", str(data)], cwd=ROOT, env={**clean, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = simfork.popen("kta", ["up", "--no-sim", "--port", str(port), "--data-dir", str(data)], cwd=ROOT,
+                         env={**clean, **env})
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
     try:
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+        reader.start()
         seen = [lines.get(timeout=120)]
         while "kta is up:" not in seen[-1]:
             seen.append(lines.get(timeout=120))
@@ -96,6 +95,8 @@ def test_no_sim_with_the_kite_settings_runs_without_the_paper_broker(tmp_path, s
     finally:
         proc.terminate()
         proc.wait(20)
+        reader.join(10)  # at the pipe's end: kta up has exited, and none of its children holds the pipe
+        proc.stdout.close()
 
 
 async def test_kta_users_egress_is_stored_checked_and_applied_to_the_live_session(nats_url, bus, tmp_path):

@@ -8,8 +8,6 @@ import os
 import queue
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from shared import natsd
 from shared.kite import tls
+from tests import simfork
 from tests.helpers import eventually_blocking
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,10 +62,8 @@ def alive(pid: int) -> bool:
 def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
     port = natsd.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kta", "--data-dir", str(tmp_path / "var"), "up", "--port", str(port),
-         "--sim-speed", "30", "--sim-seed", "3"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = simfork.popen("kta", ["--data-dir", str(tmp_path / "var"), "up", "--port", str(port),
+                                 "--sim-speed", "30", "--sim-seed", "3"], cwd=ROOT, env=env)
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
     reader.start()
@@ -125,5 +122,7 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.join(10)  # at the pipe's end: kta up has exited, and none of its children holds the pipe
+        proc.stdout.close()
     left = [f"{pid} {cmd}" for pid, cmd in seen.items() if alive(pid)]
     assert not left, f"orphans after kta up stopped: {left}"
