@@ -27,6 +27,7 @@ from shared.messages import OrderEvent, Signal, SignalGroup
 from shared.sqlite import Database
 from shared.trading.order import Order
 from shared.trading.protection import Protection
+from shared.wal import Checkpoints
 
 # Signal decisions: anything other than ACCEPTED is a refusal (its code says why).
 ACCEPTED = "accepted"
@@ -58,6 +59,7 @@ class Journal(JournalReads):
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._declare_schema()
+        self.checkpoints = Checkpoints(self.conn, self.path)  # not inside the hot path's commits (shared/wal.py)
 
     def _declare_schema(self) -> None:
         for name, (columns, pk) in SCHEMA.items():
@@ -72,6 +74,7 @@ class Journal(JournalReads):
                 self.db[name].create_index(cols, if_not_exists=True)
 
     def close(self) -> None:
+        self.checkpoints.close()
         self.db.close()
 
     @contextlib.contextmanager
@@ -91,6 +94,7 @@ class Journal(JournalReads):
                     yield
             finally:
                 self._holder = 0
+            self.checkpoints.committed()
 
     # ---- signals
 
@@ -250,7 +254,9 @@ class Journal(JournalReads):
         if self._holder == threading.get_ident():
             return self.conn.execute(sql, values)
         with self.conn:
-            return self.conn.execute(sql, values)
+            cur = self.conn.execute(sql, values)
+        self.checkpoints.committed()
+        return cur
 
     def _insert(self, table: str, row: dict, ignore: bool = False) -> sqlite3.Cursor | None:
         """Insert one row; None if ``ignore`` and the row was already there."""
