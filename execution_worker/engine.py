@@ -25,6 +25,7 @@ from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
 from execution_worker.order_reads import OrderReads
 from execution_worker.outcomes import Outcomes
+from execution_worker.decisions_first import DecisionsFirst
 from execution_worker.prices import Prices
 from execution_worker.trade_reads import TradeReads
 from shared import eager, subjects
@@ -85,7 +86,8 @@ class Desk:
 
     def __init__(self, user_id: str, bus: Bus, journal: Journal, client: KiteClient, risk: RiskManager,
                  instruments: dict[str, Instrument], market_protection: int, sl_slippage_pct: float,
-                 gate: OrderGate | None = None, prices: Prices | None = None) -> None:
+                 gate: OrderGate | None = None, prices: Prices | None = None,
+                 first: DecisionsFirst | None = None) -> None:
         self.user_id = user_id
         self.bus = bus
         self.journal = journal
@@ -97,6 +99,7 @@ class Desk:
         self.gate = gate or OrderGate()  # Kite's per-account order limits
         self.margin_check_above = 100_000_00  # paise: entries worth this much are margin-checked (margin_check.py)
         self.prices = prices or Prices(bus)  # last prices and circuit bands (shared by the worker's desks)
+        self.first = first or DecisionsFirst()  # signals being decided hold follow-up work back (the worker's)
         self.exchange = ExchangeClock()  # the worker's (live.Desks): the exchange's day and time of day
         self.mis_square_off_at: dt_time | None = None  # kta's own MIS square-off (intraday.py; None: off)
         self.mis_closed_at = 0.0  # monotonic: its last run

@@ -18,6 +18,7 @@ from execution_worker.eod import EndOfDay
 from execution_worker.exercise import ExerciseHandler, OptionContract
 from execution_worker.journal import Journal
 from execution_worker.marks import TickMarks
+from execution_worker.decisions_first import DecisionsFirst
 from execution_worker.prices import Prices
 from execution_worker.reconcile import reconcile
 from shared import messages as m
@@ -57,6 +58,7 @@ class Desks:
         self.risks: dict[str, RiskManager] = {}
         self.marks = TickMarks(bus, self.clock)
         self.prices = Prices(bus)
+        self.first = DecisionsFirst()  # one loop: every user's signals go before every user's follow-up work
         self.exercisers: dict[str, ExerciseHandler] = {}
         self.crosschecks: dict[str, CrossCheck] = {}
         self.opening: dict[str, asyncio.Lock] = {}
@@ -89,7 +91,8 @@ class Desks:
         if user_id in self.desks:  # opened by a concurrent caller while this one waited
             return self.desks[user_id]
         desk = Desk(user_id, self.bus, self.journal, client, self.risk(user_id), self.instruments,
-                    self.settings.market_protection, self.settings.sl_slippage_pct, prices=self.prices)
+                    self.settings.market_protection, self.settings.sl_slippage_pct, prices=self.prices,
+                    first=self.first)
         desk.margin_check_above = m.to_paise(self.settings.margin_check_above)  # see margin_check.py
         desk.exchange = self.clock
         desk.mis_square_off_at = intraday.parse_at(self.settings.mis_square_off_at)

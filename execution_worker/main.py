@@ -78,7 +78,8 @@ class ExecutionWorker:
                 **({"signal_id": sig.id} if isinstance(sig, m.Signal) else {"group_id": sig.id}),
                 code="BROKER_NOT_CONNECTED", reason="no live broker session: connect Kite")
             return
-        with waits.started(sig.tick_received_at or time.time_ns(), lambda *row: desk.timings.append(row)):
+        with waits.started(sig.tick_received_at or time.time_ns(), lambda *row: desk.timings.append(row)), \
+                desk.first.decision():
             waits.stage("stored", _stored_ns(msg))
             return await self._decide(desk, sig)
 
@@ -97,12 +98,18 @@ class ExecutionWorker:
 
     async def _decide_after(self, behind: asyncio.Future, desk, sig: m.Signal | m.SignalGroup) -> None:
         await asyncio.wait([behind])
-        sending = await self._decide_now(desk, sig)
+        with desk.first.decision():
+            sending = await self._decide_now(desk, sig)
         if sending is not None:
             await sending
 
     async def _decide_now(self, desk, sig: m.Signal | m.SignalGroup) -> asyncio.Task | None:
-        async with desk.lock:  # one decision at a time per user: signals, manual orders, square-offs
+        if desk.lock.locked():  # held by a command (a stop, a square-off) that may wait for order updates
+            with desk.first.aside():
+                await desk.lock.acquire()
+        else:
+            await desk.lock.acquire()
+        try:  # one decision at a time per user: signals, manual orders, square-offs
             waits.stage("locked")
             closed = desk.entry_closed(sig) or intraday.refused_entry(desk, sig)
             if closed is not None and self.journal.signal_decision(sig.id) is None:
@@ -114,6 +121,8 @@ class ExecutionWorker:
             else:
                 sending = await signals.decide(desk, sig)
             waits.stage("decided")
+        finally:
+            desk.lock.release()
         if sending is None:
             return None
         group = isinstance(sig, m.SignalGroup)
@@ -124,6 +133,7 @@ class ExecutionWorker:
         return task
 
     async def on_order_update(self, update: m.BrokerOrderUpdate, msg) -> None:
+        await self.desks.first.follow_up()  # after the signals being decided: their orders go first
         desk = await self.desks.desk(update.user_id)
         if desk is not None:
             order = convert(update.order, Order)

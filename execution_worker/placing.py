@@ -125,6 +125,7 @@ async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
         log.warning("order %s refused by the broker: %s", req.tag, e.message)
         return None
     desk.latencies_ms.append((time.perf_counter() - started) * 1000)
+    await desk.first.follow_up()  # the answer is journaled after the signals being decided have sent theirs
     await desk.record(order, Placed(order_id=order_id, ts=time.time_ns()))
     desk.bus.spawn(confirm(desk, order_id), name=f"confirm:{order_id}")
     return order_id

@@ -291,3 +291,42 @@ async def test_an_order_event_is_told_without_waiting_for_the_streams_ack(bus, s
     finally:
         await bus.ensure_streams()
         await kite.aclose()
+
+
+async def test_an_orders_answer_is_journaled_after_the_signals_being_decided(bus, sim, data_dir):
+    """Decisions first (execution_worker/decisions_first.py): while a signal is being decided, an order already
+    sent has its answer journaled only once that decision is done — a bar's signals are not kept waiting
+    behind the follow-up work of the orders decided before them."""
+    async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
+        client = KiteClient(sim.api_key, kite.access_token, root=sim.root)
+        desk = Desk(USER, bus, journal, client, RiskManager(USER, None, journal), {}, -1, 0.5)
+        (req,) = planning.signal_requests(signal("first-sent", qty=1), None, -1)
+        with desk.first.decision():  # another signal being decided
+            sending = asyncio.ensure_future(placing.place(desk, req))
+            await eventually(lambda: desk.latencies_ms, what="the broker's answer in")
+            order = desk.book.get(req.tag)
+            assert order.state is OrderState.SUBMITTING and not order.order_id and not sending.done()
+        order_id = await sending
+        assert order_id and order.order_id == order_id and order.state is not OrderState.SUBMITTING
+        await client.aclose()
+
+
+async def test_follow_up_work_waits_for_decisions_at_most_a_while(monkeypatch):
+    from execution_worker import decisions_first
+
+    first = decisions_first.DecisionsFirst()
+    await first.follow_up()  # nothing being decided: at once
+    with first.decision():
+        waiting = asyncio.ensure_future(first.follow_up())
+        with first.decision():  # two signals
+            await asyncio.sleep(0)
+        with first.aside():  # waiting for the user's lock held by a command: follow-up work may run
+            await waiting
+        waiting = asyncio.ensure_future(first.follow_up())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+    await waiting
+    monkeypatch.setattr(decisions_first, "MOST", 0.05)
+    with first.decision():  # a decision that never ends holds nothing for longer than MOST
+        await first.follow_up()
+    assert first.deciding == 0 and not first._waiters
