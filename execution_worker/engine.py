@@ -199,6 +199,7 @@ class Desk:
         # pass) is not written again: 8 users' passes re-wrote hundreds of rows each at once every 30 s
         seen = astuple(order) if isinstance(event, BrokerUpdate) else None
         applied = order.apply(event)
+        self.book.touch(order)  # a settled order that changed is asked about again (OrderBook._open)
         if applied.ok and applied.state_changed and self.on_applied is not None:
             self.on_applied(order, applied)
         if not applied.ok:
