@@ -8,6 +8,7 @@ from __future__ import annotations
 import calendar
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -137,6 +138,18 @@ def future_symbol(name: str, expiry: date) -> str:
     return f"{name}{expiry.year % 100:02d}{MONTHS[expiry.month - 1]}FUT"
 
 
+LISTED_SD = 3.0  # a chain spans this many standard deviations of the underlying's move to its expiry, each side
+
+
+def listed_each_side(u: Underlying, spot: float, days: int, least: int) -> int:
+    """Strikes listed each side of the money for an expiry ``days`` away: at least ``least``, and enough to
+    span ``LISTED_SD`` standard deviations of the move to expiry, as the exchange lists far more strikes on a
+    monthly than on this week's contract. (A fixed 15 a side left BANKNIFTY's monthly, its only expiry, no
+    strike for a 0.2-delta iron condor's wings: the strategy never entered, live or in a backtest.)"""
+    span = LISTED_SD * u.annual_vol * math.sqrt(max(days, 1) / 365) * spot
+    return max(least, math.ceil(span / u.step))
+
+
 class Universe:
     """All instruments for one sim date, indexed by token and by ``EXCHANGE:TRADINGSYMBOL``."""
 
@@ -198,9 +211,10 @@ class Universe:
         if u.weekly:
             for e in weekly_expiries(t, u.expiry_weekday, 3, cal):
                 expiries.setdefault(e, e in monthlies)
-        atm = round((centre or u.base_price) / u.step) * u.step
+        spot = centre or u.base_price
+        atm = round(spot / u.step) * u.step
         for e, monthly in sorted(expiries.items()):
-            for k in range(-n, n + 1):
+            for k in range(-(w := listed_each_side(u, spot, (e - t).days, n)), w + 1):
                 strike = float(atm + k * u.step)
                 for kind in ("CE", "PE"):
                     add(option_symbol(u.name, e, strike, kind, monthly), f"{x}-OPT", kind, 0.05, u.lot_size, e,

@@ -8,7 +8,8 @@ from shared.messages import Bar, TransactionType
 from shared.options.chain import RATE, years_to_expiry
 from shared.options.iv import IVError, implied_vol_black76
 from strategy_worker.indicators import EMA
-from strategy_worker.strategies.option_base import OptionStrategy
+from shared.options.chain import Strike
+from strategy_worker.strategies.option_base import Market, OptionStrategy, step
 from strategy_worker.strategies.param_rules import ordered
 from strategy_worker.strategies.params import OptionParams
 
@@ -51,9 +52,7 @@ class DebitSpread(OptionStrategy):
         if market is None:
             return []
         chain, spot, now, prices, fwd = market
-        atm = chain.atm(fwd)
-        i = chain.strikes.index(atm)
-        far = chain.strikes[max(0, min(len(chain.strikes) - 1, i + self.direction * self.params.width_steps))]
+        atm, far = self.planned(market)
         kind = "ce" if up else "pe"
         buy, sell = getattr(atm, kind), getattr(far, kind)
         if buy is None or sell is None or far is atm:
@@ -68,6 +67,11 @@ class DebitSpread(OptionStrategy):
                                  f"trend {'up' if up else 'down'} (EMA{p.fast} {fast:.2f} vs EMA{p.slow} {slow:.2f}): "
                                  f"buy {buy.strike:g}, sell {sell.strike:g}",
                                  metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2), "iv": iv})]
+
+    def planned(self, market: Market) -> list[Strike]:
+        """The bought strike at the money, the sold one ``width_steps`` further in the trend's direction."""
+        atm = market.chain.atm(market.forward)
+        return [atm, step(market.chain, atm, self.direction * self.params.width_steps)]
 
     def atm_iv(self, chain, inst, fwd, now, prices):
         px = prices.get(inst.instrument_token)

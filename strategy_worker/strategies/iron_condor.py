@@ -5,7 +5,8 @@ from typing import Annotated
 from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
-from strategy_worker.strategies.option_base import OptionStrategy
+from shared.options.chain import Strike
+from strategy_worker.strategies.option_base import Market, OptionStrategy, step
 from strategy_worker.strategies.params import OptionParams
 
 
@@ -28,18 +29,21 @@ class IronCondor(OptionStrategy):
         short_delta: Annotated[float, Meta(ge=0.05, le=0.45, description="|delta| of the short strikes")] = 0.2
         wing_steps: Annotated[int, Meta(ge=1, le=20, description="Wing distance beyond the shorts, in strikes")] = 4
 
+    def planned(self, market: Market) -> list[Strike]:
+        """Short call, short put, long call wing, long put wing."""
+        chain, _, now, prices, fwd = market
+        sc = chain.by_delta("CE", self.params.short_delta, fwd, now, prices)
+        sp = chain.by_delta("PE", -self.params.short_delta, fwd, now, prices)
+        return [sc, sp, step(chain, sc, self.params.wing_steps), step(chain, sp, -self.params.wing_steps)]
+
     def enter(self, bar: Bar) -> list:
         market = self.market(bar)
         if market is None:
             return []
         chain, spot, now, prices, fwd = market
-        sc = chain.by_delta("CE", self.params.short_delta, fwd, now, prices)
-        sp = chain.by_delta("PE", -self.params.short_delta, fwd, now, prices)
+        sc, sp, lc, lp = self.planned(market)
         if not (sp.strike < spot < sc.strike):
             return []
-        i_c, i_p = chain.strikes.index(sc), chain.strikes.index(sp)
-        lc = chain.strikes[min(len(chain.strikes) - 1, i_c + self.params.wing_steps)]
-        lp = chain.strikes[max(0, i_p - self.params.wing_steps)]
         if not (sc.ce and lc.ce and sp.pe and lp.pe) or lc.strike <= sc.strike or lp.strike >= sp.strike:
             return []
         n = self.params.lots
@@ -48,7 +52,9 @@ class IronCondor(OptionStrategy):
         width = min(lc.strike - sc.strike, sp.strike - lp.strike) * n * chain.lot_size
         credit = self.premium({x.instrument_token: x.quantity if x.transaction_type is TransactionType.BUY
                                else -x.quantity for x in legs})
-        conf = 0.5 + 0.5 * min(1.0, (credit or 0) / width * 3) if width else 0.5
+        if credit is None:  # a leg not priced yet (just planned: its ticks are on their way)
+            return []
+        conf = 0.5 + 0.5 * min(1.0, credit / width * 3) if width else 0.5
         return [self.entry_group(chain.underlying, legs, conf,
                                  f"spot {spot:.2f} inside {sp.strike:g}/{sc.strike:g}; wings {lp.strike:g}/{lc.strike:g}",
                                  metadata={"expiry": chain.expiry.isoformat(), "forward": round(fwd, 2)})]

@@ -27,10 +27,11 @@ from shared.messages import (
     TransactionType,
     to_paise,
 )
-from shared.options.chain import OptionChain, nearest_chain
+from shared.options.chain import OptionChain, Strike, nearest_chain
 from strategy_worker.strategies.base import BaseStrategy
 
 NEAR_STRIKES = 12  # strikes each side of ATM whose ticks a strategy follows
+PLANNED_MARGIN = 2  # strikes each side of a strike a strategy plans to trade whose ticks it follows too
 EXPIRY_DAY_EXIT = 14 * 60  # minutes after midnight IST: a structure expiring today is closed from here
 
 
@@ -51,6 +52,12 @@ class LastPrices:
 
     def __getitem__(self, token: int) -> float:
         return self.ticks[token].last_price
+
+
+def step(chain: OptionChain, strike: Strike, steps: int) -> Strike:
+    """The strike ``steps`` strikes from ``strike`` (positive: higher), clamped to the chain."""
+    i = chain.strikes.index(strike)
+    return chain.strikes[max(0, min(len(chain.strikes) - 1, i + steps))]
 
 
 class Market(NamedTuple):
@@ -77,6 +84,12 @@ class OptionStrategy(BaseStrategy):
 
     def enter(self, bar: Bar) -> list:
         """Flat, nothing in flight, inside the entry window: open a structure or return []."""
+        return []
+
+    def planned(self, market: Market) -> list[Strike]:
+        """The strikes an entry would trade in ``market`` (followed, with ``PLANNED_MARGIN`` around each, beside
+        the strikes near the money: a 0.2-delta short of a monthly BANKNIFTY chain is some 24 strikes out, and
+        an unfollowed strike has no price — its delta guessed, its market order refused PRICE_UNKNOWN)."""
         return []
 
     # ---- the life cycle -----------------------------------------------------------------------
@@ -187,8 +200,12 @@ class OptionStrategy(BaseStrategy):
         tokens = {self.token} | self.traded_tokens()
         chain, spot = self.chain(), self.spot()
         if chain and spot:
-            for k in range(-NEAR_STRIKES, NEAR_STRIKES + 1):
-                s = chain.by_offset(spot, k)
+            strikes = [chain.by_offset(spot, k) for k in range(-NEAR_STRIKES, NEAR_STRIKES + 1)]
+            now, prices = self.ctx.clock(), self.prices()
+            market = Market(chain, spot, now, prices, chain.implied_future(spot, prices, now))
+            for s in self.planned(market):
+                strikes += [step(chain, s, k) for k in range(-PLANNED_MARGIN, PLANNED_MARGIN + 1)]
+            for s in strikes:
                 tokens |= {i.instrument_token for i in (s.ce, s.pe) if i}
         return tokens
 

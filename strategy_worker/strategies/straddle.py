@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
-from strategy_worker.strategies.option_base import OptionStrategy
+from shared.options.chain import Strike
+from strategy_worker.strategies.option_base import Market, OptionStrategy, step
 from strategy_worker.strategies.params import OptionParams
 
 
@@ -21,27 +22,36 @@ class _Volatility(OptionStrategy):
     def strikes(self, chain, spot, fwd, now, prices):
         raise NotImplementedError
 
+    def planned(self, market: Market) -> list[Strike]:
+        """The call and put strikes, then the wings of a hedged short."""
+        chain, spot, now, prices, fwd = market
+        call_strike, put_strike = self.strikes(chain, spot, fwd, now, prices)
+        p = self.params
+        wings = [step(chain, call_strike, p.wing_steps), step(chain, put_strike, -p.wing_steps)] \
+            if p.side == "short" and p.hedged else []
+        return [call_strike, put_strike, *wings]
+
     def enter(self, bar: Bar) -> list:
         market = self.market(bar)
         if market is None:
             return []
         chain, spot, now, prices, fwd = market
-        call_strike, put_strike = self.strikes(chain, spot, fwd, now, prices)
+        call_strike, put_strike, *wings = self.planned(market)
         if call_strike.ce is None or put_strike.pe is None:
             return []
         p = self.params
         short = p.side == "short"
         side = TransactionType.SELL if short else TransactionType.BUY
         legs = []
-        if short and p.hedged:
-            i_c, i_p = chain.strikes.index(call_strike), chain.strikes.index(put_strike)
-            wc = chain.strikes[min(len(chain.strikes) - 1, i_c + p.wing_steps)]
-            wp = chain.strikes[max(0, i_p - p.wing_steps)]
+        if wings:
+            wc, wp = wings
             if wc.ce is None or wp.pe is None or wc.strike <= call_strike.strike or wp.strike >= put_strike.strike:
                 return []
             legs += [self.leg(wc.ce, TransactionType.BUY, p.lots, hedge=True),
                      self.leg(wp.pe, TransactionType.BUY, p.lots, hedge=True)]
         legs += [self.leg(call_strike.ce, side, p.lots), self.leg(put_strike.pe, side, p.lots)]
+        if self.premium({leg.instrument_token: leg.quantity for leg in legs}) is None:
+            return []  # a leg not priced yet (just planned: its ticks are on their way)
         structure = f"hedged_{self.structure}" if short and p.hedged else self.structure
         return [self.entry_group(chain.underlying, legs, 0.6,
                                  f"{p.side} {self.structure} {put_strike.strike:g}/{call_strike.strike:g} around {spot:.2f}",
