@@ -3,6 +3,7 @@ instruments over its range plus the warm-up before it, fetched from Kite only wh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from datetime import date, datetime, timedelta
@@ -55,7 +56,7 @@ async def ensure(kite: KiteClient, data_dir, spec: BacktestSpec, progress: Progr
                             progress=progress, now=now)
     if not is_options(spec):
         return written
-    spans = contract_spans(spec, data_dir)
+    spans = await asyncio.to_thread(contract_spans, spec, data_dir)  # seconds of CPU: not on the worker's loop
     for done, (token, (a, b)) in enumerate(sorted(spans.items()), 1):
         try:
             written += await refresh(kite, store, [token], spec.interval, a, b, now=now)

@@ -150,7 +150,8 @@ class BacktestService:
             with contextlib.suppress(NotConnected, SessionStoreUnavailable):  # without a session: the data stored
                 await data.ensure(await self.clients.client(user_id), self.settings.data_path, spec)
             backtest_for(spec, self.settings.data_path)._check_data()
-            if is_options(spec) and not data.has_contract_candles(spec, self.settings.data_path):
+            if is_options(spec) and not await asyncio.to_thread(data.has_contract_candles, spec,
+                                                                 self.settings.data_path):
                 names = ", ".join(spec.symbols)
                 raise engine.BacktestError("start", f"no {spec.interval} candles of the {names} option contracts "
                                                     f"the strategy would trade from {spec.start} to {spec.end}: "

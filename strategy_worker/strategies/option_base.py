@@ -200,7 +200,8 @@ class OptionStrategy(BaseStrategy):
         tokens = {self.token} | self.traded_tokens()
         chain, spot = self.chain(), self.spot()
         if chain and spot:
-            strikes = [chain.by_offset(spot, k) for k in range(-NEAR_STRIKES, NEAR_STRIKES + 1)]
+            atm = chain.strikes.index(chain.atm(spot))
+            strikes = chain.strikes[max(0, atm - NEAR_STRIKES):atm + NEAR_STRIKES + 1]
             now, prices = self.ctx.clock(), self.prices()
             market = Market(chain, spot, now, prices, chain.implied_future(spot, prices, now))
             for s in self.planned(market):
