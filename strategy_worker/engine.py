@@ -134,6 +134,7 @@ class StrategyEngine:
             r = self.make(row["user_id"], row["strategy_id"], row["name"], params, row["tokens"])
             r.runner.restore(row["snapshot"])
             r.status, r.error = ("disabled" if row["status"] == "disabled" else "active"), row["error"]
+            r.signals = sum(inst.sent for inst in r.runner.instances.values())  # (a takeover: not back to 0)
             self.put(r)
 
     def forget(self, user_id: str) -> None:
@@ -287,6 +288,8 @@ class StrategyEngine:
                 continue
             # counted before the publish returns: a consumer may already be asking for the log
             r.signals += 1
+            if (inst := r.runner.instances.get(token)) is not None:
+                inst.sent += 1
             self.signals_published += 1
             entry = msgspec.to_builtins(sig)
             self.users[sig.user_id].signal_log.appendleft(entry)
@@ -294,6 +297,8 @@ class StrategyEngine:
                 await self.bus.js_publish(subjects.signals(sig.user_id), sig, msg_id=sig.id)
             except Exception as e:  # noqa: BLE001 - NATS down: the signal never left, so it is not in flight
                 r.signals -= 1
+                if inst is not None:
+                    inst.sent -= 1
                 self.signals_published -= 1
                 self.users[sig.user_id].signal_log.remove(entry)
                 r.runner.refused(sig, Refusal("NOT_SENT", f"could not publish: {e!r}"))

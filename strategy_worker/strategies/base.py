@@ -62,6 +62,7 @@ class BaseStrategy:
         self.state: dict[str, Any] = {}  # anything else the instance must survive a restart with
         self.warming = False  # replaying history: nothing it returns is sent
         self.last_bar = 0  # start of the last bar it ran (live or history)
+        self.sent = 0  # signals of this instance published (the engine counts them; kept across restarts)
 
     @classmethod
     def wants_ticks(cls) -> bool:
@@ -111,11 +112,12 @@ class BaseStrategy:
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {"book": self.book.snapshot(), "state": self.state}
+        return {"book": self.book.snapshot(), "state": self.state, "sent": self.sent}
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.book.restore(snap.get("book", {}))
         self.state = dict(snap.get("state", {}))
+        self.sent = snap.get("sent", 0)
 
     # ---- helpers for single-instrument strategies ---------------------------------------------
 

@@ -93,6 +93,8 @@ async def test_a_restarted_worker_resumes_its_books_without_entering_again(bus, 
 
     in_flight = Worker(bus, data_dir)  # restarted before the fill: the entry is still in flight
     in_flight.e.restore()
+    # its count of signals too (the strategies panel read 0 after a partition's takeover: trader session)
+    assert in_flight.e.get(USER, "lvl").signals == 1
     in_flight.e.users[USER].live = True
     in_flight.e.series_ready(INFY)
     await bars_of(in_flight.e, [103.0, 104.0], first_bar=10)
