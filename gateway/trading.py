@@ -8,6 +8,7 @@ Commands go to the workers over NATS (``worker_commands.py``: a worker's refusal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import date
@@ -51,6 +52,18 @@ def _from_kite(e: kite_errors.KiteError) -> TradingError:
     return TradingError(502 if e.status >= 500 else 400, f"broker: {e.message}", code="broker_error")
 
 
+@contextlib.contextmanager
+def _connected(not_connected: str):
+    """What needs the user's Kite session: none is a 409 saying ``not_connected``, a session store that does not
+    answer a 503 (unknown, not absent)."""
+    try:
+        yield
+    except NotConnected:
+        raise TradingError(409, not_connected, code="broker_not_connected") from None
+    except SessionStoreUnavailable as e:
+        raise sessions_unavailable(e) from None
+
+
 class Trading(WorkerCommands, DeskQueries, OptionDesk):
     def __init__(self, bus: Bus, settings: Settings, timeout: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -77,13 +90,8 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
             raise sessions_unavailable(e) from None
 
     async def client(self, user_id: str) -> KiteClient:
-        try:
+        with _connected("Kite is not connected: connect your Kite account first."):
             return await self.clients.client(user_id)
-        except NotConnected:
-            raise TradingError(409, "Kite is not connected: connect your Kite account first.",
-                               code="broker_not_connected") from None
-        except SessionStoreUnavailable as e:
-            raise sessions_unavailable(e) from None
 
     async def broker(self, user_id: str, call: str, *args: Any) -> Any:
         client = await self.client(user_id)
@@ -326,15 +334,11 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
     # ---- instruments and option chains ------------------------------------------------------
 
     async def _instrument_list(self, user_id: str) -> list[Instrument]:
-        try:
-            return await self.clients.instrument_list(user_id)
-        except NotConnected:
-            raise TradingError(409, "connect Kite first: the instrument list comes from the broker",
-                               code="broker_not_connected") from None
-        except SessionStoreUnavailable as e:
-            raise sessions_unavailable(e) from None
-        except kite_errors.KiteError as e:
-            raise _from_kite(e) from None
+        with _connected("connect Kite first: the instrument list comes from the broker"):
+            try:
+                return await self.clients.instrument_list(user_id)
+            except kite_errors.KiteError as e:
+                raise _from_kite(e) from None
 
     def symbol_of(self, token: int) -> str | None:
         inst = self.instruments.token(token)
