@@ -22,7 +22,7 @@ from tests.gateway.conftest import serve
 from tests.helpers import stack_settings
 from tests.simkit import USER_ID
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow(seconds=17), pytest.mark.browser, pytest.mark.timeout(120)]
 
 
 def risk(ts: int, realised: int, unrealised: int) -> m.RiskState:

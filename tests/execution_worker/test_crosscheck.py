@@ -18,6 +18,8 @@ from tests.execution_worker.kit import USER, broker, collected, fresh_desk, sign
 from tests.helpers import eventually
 from tests.simkit import PINNED, start_sim
 
+pytestmark = pytest.mark.slow(seconds=9)
+
 
 def held(journal, strategy_id: str, symbol: str = "INFY") -> int:
     return sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1) for t in journal.trades(USER)

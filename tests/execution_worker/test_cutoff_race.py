@@ -8,6 +8,7 @@ out its cancel timeout and flattens 12 s late, and the resting entry is left wor
 import logging
 
 import msgspec
+import pytest
 
 from shared import ist, subjects
 from shared import messages as m
@@ -15,6 +16,8 @@ from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker, signal
 from tests.helpers import eventually
 from tests.simkit import a_morning
+
+pytestmark = pytest.mark.slow(seconds=11)
 
 LATENCY_MS = 4000  # every broker answer this late: the entries are still on their way when the cutoff passes
 

@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 import time
 
+import pytest
+
 from execution_worker import placing, signals
 from execution_worker.engine import Desk
 from execution_worker.order_gate import OrderGate
@@ -22,6 +24,8 @@ from shared.broker_sessions import put_session, vault_for
 from tests.execution_worker.kit import USER, broker, fresh_desk, signal
 from tests.helpers import eventually
 from tests.simkit import login
+
+pytestmark = pytest.mark.slow(seconds=21)
 
 QUIET = {"reconcile_interval": 3600.0, "positions_interval": 3600.0}
 

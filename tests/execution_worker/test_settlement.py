@@ -17,6 +17,8 @@ from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker, collected, signal
 from tests.helpers import eventually
 
+pytestmark = pytest.mark.slow(seconds=8)
+
 
 def held(journal, strategy_id: str, symbol: str) -> int:
     return sum(t["quantity"] * (1 if t["transaction_type"] == "BUY" else -1) for t in journal.trades(USER)

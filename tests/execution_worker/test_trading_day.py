@@ -10,6 +10,7 @@ own orders (the strategies hear fills), MIS entries refused from then on, delive
 from datetime import date
 
 import msgspec
+import pytest
 
 from shared import messages as m
 from shared import subjects
@@ -17,6 +18,8 @@ from tests.execution_worker.conftest import make_stack
 from tests.execution_worker.kit import USER, broker, collected, signal
 from tests.helpers import eventually
 from tests.simkit import a_morning
+
+pytestmark = pytest.mark.slow(seconds=32)
 
 
 def flat(journal) -> bool:

@@ -8,11 +8,15 @@ import logging
 import re
 from contextlib import aclosing
 
+import pytest
+
 
 from shared.broker_sessions import get_session, put_session, vault_for
 from tests.gateway.conftest import connect_kite, login
 from tests.gateway.sse import SSE
 from tests.helpers import wait_health
+
+pytestmark = pytest.mark.slow(seconds=8)
 
 
 async def test_trading_api_end_to_end(stack, gw_sim):

@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.kit import signal
 from tests.gateway.test_books import trader  # noqa: F401 - the logged-in, Kite-connected client
 from tests.helpers import eventually
+
+pytestmark = pytest.mark.slow(seconds=15)
 
 
 def hx(csrf: str) -> dict[str, str]:

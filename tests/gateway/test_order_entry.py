@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.gateway.test_books import trader  # noqa: F401 - the logged-in, Kite-connected client
 from tests.gateway.test_controls import hx
 from tests.helpers import eventually
+
+pytestmark = pytest.mark.slow(seconds=14)
 
 
 def order_form(**fields) -> dict:

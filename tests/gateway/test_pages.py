@@ -14,6 +14,8 @@ from tests.gateway.conftest import login, serve, serve_with_workers
 from tests.helpers import eventually
 from tests.simkit import request_token
 
+pytestmark = pytest.mark.slow(seconds=13)
+
 
 @pytest.fixture
 async def stack(gw_settings, bus):

@@ -8,12 +8,16 @@ import asyncio
 import os
 from contextlib import AsyncExitStack, aclosing
 
+import pytest
+
 from gateway import users
 from tests import simfork
 from tests.gateway.conftest import USER_B, login, serve
 from tests.gateway.sse import SSE
 from tests.helpers import eventually, stack_settings
 from tests.simkit import ROOT
+
+pytestmark = pytest.mark.slow(seconds=9)
 
 ENDS_WITHIN = 10.0  # seconds: the gateway checks its streams' sessions every couple of seconds
 

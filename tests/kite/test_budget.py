@@ -13,12 +13,15 @@ import sys
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from shared import subjects
 from shared.kite.budget import SharedBudget, budget_key
 from shared.kite.ratelimit import LIMITS, RateLimiter, next_slot
 from tests.helpers import NATS_CREDS
 from tests.simkit import login
+
+pytestmark = pytest.mark.slow(seconds=11)
 
 ROOT = Path(__file__).resolve().parents[2]
 READS = 15  # per process: 30 "other" requests, three seconds' worth of Kite's 10/s

@@ -13,6 +13,8 @@ from kiteconnect import KiteTicker
 from shared.kite import codec
 from shared.messages import OHLC, Depth, Tick
 
+pytestmark = pytest.mark.slow(seconds=16)
+
 
 official = KiteTicker("key", "token")
 
