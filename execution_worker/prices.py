@@ -53,6 +53,8 @@ class Prices:
         if missing:
             try:
                 quotes = await client.ltp(*missing)
+            except errors.ClientClosed:  # the desk's client is gone (its desk closed): nothing to decide on
+                raise
             except errors.KiteError as e:
                 log.warning("last prices of %s unread: %s", missing, e)
                 return out
@@ -70,6 +72,8 @@ class Prices:
         the stop invalid."""
         try:
             quote = (await client.ltp(key)).get(key)
+        except errors.ClientClosed:  # the desk's client is gone (its desk closed): nothing to decide on
+            raise
         except errors.KiteError as e:
             log.warning("last price of %s unread: %s", key, e)
             quote = None
@@ -86,6 +90,8 @@ class Prices:
         if missing:
             try:
                 quotes = await client.quote(*missing)
+            except errors.ClientClosed:  # the desk's client is gone (its desk closed): nothing to decide on
+                raise
             except errors.KiteError as e:
                 log.warning("circuit limits of %s unread: %s", missing, e)
                 quotes = {}
