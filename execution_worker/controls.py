@@ -230,15 +230,22 @@ async def modify_order(desk: Desk, cmd: m.ModifyOrder) -> m.Ok | m.Error:
     order = find(desk, cmd.tag)
     if order is None or not order.is_working:
         return m.Error(code="not_found", message=f"no open kta order {cmd.tag}", field="tag")
+    quantity, price = cmd.quantity, cmd.price
     if order.is_protective:
-        if cmd.quantity is not None:
+        # the order book's form sends every field, changed or not: only a change is one
+        if cmd.quantity is not None and cmd.quantity != order.quantity:
             return m.Error(code="bad_request", message="a stop-loss covers its position's quantity by itself",
                            field="quantity")
+        quantity = None
+        if cmd.trigger_price and order.order_type == "SL" and order.price and price in (None, order.price):
+            # its trigger moved, its limit price not: the limit keeps its distance behind the trigger (left where
+            # it was, a SELL stop moved below its limit would be refused, a BUY one above it the same)
+            price = cmd.trigger_price + (order.price - order.trigger_price)
         plan = desk.protector.plans.get(position_key(order.strategy_id, order.exchange, order.tradingsymbol))
         if plan is not None and cmd.trigger_price:
             plan.stop = cmd.trigger_price  # the position's stop moves: its protection follows the trader
             desk.journal.save_protection(plan)
-    refused = await placing.modify(desk, order, quantity=cmd.quantity, price=cmd.price,
+    refused = await placing.modify(desk, order, quantity=quantity, price=price,
                                    trigger_price=cmd.trigger_price,
                                    order_type=cmd.order_type.value if cmd.order_type else None)
     if refused:

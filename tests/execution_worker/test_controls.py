@@ -54,6 +54,14 @@ async def test_manual_orders_go_through_risk_and_protection_and_can_be_changed(b
     moved = await ask(bus, "execution", m.ModifyOrder(tag=stop["order_id"], trigger_price=146000, price=145000))
     assert isinstance(moved, m.Ok), moved
     await eventually(lambda: journal.order_by_tag(stop["tag"])["trigger_price"] == 146000, what="the stop moved")
+    # as the order book's form moves it: every field sent, only the trigger changed — its limit keeps its distance
+    # (before: refused, "a stop-loss covers its position's quantity by itself", for the quantity it already had)
+    form = m.ModifyOrder(tag=stop["order_id"], quantity=3, price=145000, trigger_price=145500)
+    assert isinstance(moved := await ask(bus, "execution", form), m.Ok), moved
+    await eventually(lambda: (journal.order_by_tag(stop["tag"])["trigger_price"],
+                              journal.order_by_tag(stop["tag"])["price"]) == (145500, 144500), what="the stop moved")
+    bigger = await ask(bus, "execution", m.ModifyOrder(tag=stop["order_id"], quantity=30, trigger_price=145500))
+    assert isinstance(bigger, m.Error) and bigger.field == "quantity", bigger
     again = await ask(bus, "execution", order(qty=3, stop_loss=147000, client_id="man-1"))  # a retry: the same order
     assert again.data["orders"] == [{**placed.data["orders"][0], "state": again.data["orders"][0]["state"]}]
 
