@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from shared.bus import Bus
+from shared.kite import waits
 
 T = TypeVar("T")
 
@@ -29,7 +30,10 @@ class SharedReads(Generic[T]):
         if self._read is None:
             self._read = asyncio.get_running_loop().create_future()
             self._bus.spawn(self._read_now(), name=self._name)
-        return await asyncio.shield(self._read)
+        # the read's own waits (the api_key's budget, the round trip) are its task's: to the asker — an exit
+        # waiting for its stop's cancel — the whole wait is the broker's (shared/kite/waits.py), not kta's time
+        with waits.waiting(waits.BROKER):
+            return await asyncio.shield(self._read)
 
     async def _read_now(self) -> None:
         async with self.reading:

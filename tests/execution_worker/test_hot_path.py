@@ -334,3 +334,19 @@ async def test_follow_up_work_waits_for_decisions_at_most_a_while(monkeypatch):
     with first.decision():  # a decision that never ends holds nothing for longer than MOST
         await first.follow_up()
     assert first.deciding == 0 and not first._waiters
+
+
+async def test_a_shared_read_of_the_broker_counts_as_the_brokers_wait(bus, sim, data_dir):
+    """An exit waiting for its stop's cancel reads the order back through a read shared with other askers (a task of
+    its own: execution_worker/shared_reads.py). That wait is the broker's in the decision's split, not kta's own time:
+    uncounted, the one-api_key scenario of bench/tick_to_order.py showed seconds of "internal" time per exit."""
+    async with make_stack(bus, sim, data_dir, **QUIET) as (settings, journal, kite):
+        client = KiteClient(sim.api_key, kite.access_token, root=sim.root)
+        desk = Desk(USER, bus, journal, client, RiskManager(USER, None, journal), {}, -1, 0.5)
+        (req,) = planning.signal_requests(signal("read-shared", qty=1), None, -1)
+        assert await placing.place(desk, req)
+        order = desk.book.get(req.tag)
+        with waits.started(time.time_ns(), lambda *row: None) as watch:
+            assert await placing.refresh(desk, order)
+        assert watch.broker > 0 and watch.budget == 0
+        await client.aclose()
