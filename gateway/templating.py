@@ -16,11 +16,14 @@ Filters:
 * ``trading_state`` — the kill switch's state as a trader reads it: ``ACTIVE`` → "Trading allowed",
   ``REDUCING`` → "Reducing only", ``HALTED`` → "Halted" (a switch that is "ACTIVE" reads as tripped).
 * ``params_text`` — a strategy's params as ``fast=3, slow=8`` (text for a tooltip, never markup).
+* ``linked`` — a message with its ``http(s)://`` addresses as links (the rest escaped): a held delivery sell's
+  depository link in the order books, clickable where the trader reads it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache, lru_cache
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from gateway.protection_rows import protection_rows
 from shared import messages as m
@@ -126,7 +130,20 @@ def params_text(params: Any) -> str:
     return ", ".join(f"{k}={'on' if v is True else 'off' if v is False else v}" for k, v in params.items())
 
 
-FILTERS = {"count": count, "rupees": rupees, "inr": inr, "price": price, "price_paise": price_paise, "pct": pct,
+URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:)]")
+
+
+def linked(text: Any) -> Markup:
+    parts, last = [], 0
+    text = str(text or "")
+    for match in URL.finditer(text):
+        parts += [escape(text[last:match.start()]),
+                  Markup('<a href="{0}" target="_blank" rel="noopener noreferrer">{0}</a>').format(match.group())]
+        last = match.end()
+    return Markup("").join([*parts, escape(text[last:])])
+
+
+FILTERS = {"linked": linked, "count": count, "rupees": rupees, "inr": inr, "price": price, "price_paise": price_paise, "pct": pct,
            "ist": ist, "signed_class": signed_class, "trading_state": trading_state, "params_text": params_text}
 
 

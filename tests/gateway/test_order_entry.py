@@ -139,3 +139,34 @@ async def _manual_infy(client) -> int:
 
 async def _held(client, qty):
     return await _manual_infy(client) == qty
+
+
+async def test_a_held_delivery_sell_links_the_depository_and_can_be_withdrawn_from_the_order_book(trader, gw_sim):  # noqa: F811
+    """An account without DDPI: a manual delivery sell of demat shares waits HELD for the TPIN. The trader reads
+    the depository's link as a link (the form's answer, the order book) and, as the alert says, can cancel the
+    held order from the order book (it has no broker order id: the book showed it with no buttons)."""
+    client, csrf = trader
+    gw_sim.admin("accounts", {"user_id": "DEMO01", "edis": True})
+    try:
+        await client.get("/ui/order-entry/search", params={"q": "INFY"}, headers=hx(csrf))  # the instrument list
+        r = await client.post("/ui/order-entry", headers=hx(csrf),
+                              data=order_form(transaction_type="SELL", product="CNC", lots="2"))
+        assert 'id="order-placed"' in r.text and "HELD" in r.text, refusal_of(r.text)
+        link = re.search(r'<a href="(https?://[^"]+/connect/portfolio/authorise/holdings/[^"]+)"', r.text)
+        assert link, r.text[-1500:]
+        held = await eventually(lambda: _in_state(client, "HELD"), 30, "the sell held for the depository")
+        tag = held["tag"]
+        page = (await client.get("/orders", params={"strategy": "manual"})).text
+        assert f'id="cancel-{tag}"' in page and f'id="modify-{tag}"' in page
+        assert f'<a href="{link.group(1)}"' in page
+        r = await client.post(f"/ui/orders/{tag}/cancel", headers=hx(csrf))
+        assert "cancel sent" in r.text, r.text
+        withdrawn = await eventually(lambda: _in_state(client, "FAILED"), 30, "the held sell withdrawn")
+        assert withdrawn["tag"] == tag and not withdrawn["order_id"]
+    finally:
+        gw_sim.admin("accounts", {"user_id": "DEMO01", "edis": False})
+
+
+async def _in_state(client, state: str):
+    items = (await client.get("/api/orders", params={"limit": 50, "strategy": "manual"})).json()["items"]
+    return next((o for o in items if o["state"] == state and o["product"] == "CNC"), None)
