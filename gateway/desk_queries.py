@@ -117,8 +117,11 @@ class DeskQueries:
         positions = (snap or {}).get("positions", [])
         marks = {(p["exchange"], p["tradingsymbol"]): p["last_price"] for p in positions if p.get("last_price")}
         closes = {(p["exchange"], p["tradingsymbol"]): p["close_price"] for p in positions if p.get("close_price")}
+        held = (carried or {}).get("positions", [])
+        if any((c["exchange"], c["tradingsymbol"]) not in marks for c in held):
+            await self._holdings_prices(user_id, marks, closes)
         opening = [{**c, "price": closes.get((c["exchange"], c["tradingsymbol"])) or c["average_price"]}
-                   for c in (carried or {}).get("positions", [])]
+                   for c in held]
 
         def instrument_type(exchange: str, symbol: str) -> str:
             inst = self.instruments.find(f"{exchange}:{symbol}")
@@ -128,6 +131,20 @@ class DeskQueries:
         return {"day": day, "strategies": strategy_pnl(fills, marks, instrument_type, opening),
                 "broker_day_pnl": snap.get("day_pnl") if snap else None, "broker_ts": snap.get("ts", 0) if snap else 0,
                 "broker_error": "" if snap else "the broker's positions could not be read", "ts": time.time_ns()}
+
+    async def _holdings_prices(self, user_id: str, marks: dict, closes: dict) -> None:
+        """Last and previous-close prices (paise) from the holdings: a delivery position carried overnight
+        leaves Kite's net positions for its holdings (T1 shares), so the positions hold no price for it."""
+        try:
+            holdings = await self.holdings(user_id)
+        except TradingError:
+            return
+        for h in holdings:
+            key = (h["exchange"], h["tradingsymbol"])
+            if h.get("last_price") and key not in marks:
+                marks[key] = m.to_paise(h["last_price"])
+            if h.get("close_price") and key not in closes:
+                closes[key] = m.to_paise(h["close_price"])
 
     async def _snapshot(self, user_id: str) -> dict | None:
         try:

@@ -5,7 +5,8 @@ For each strategy (fills without one are "manual / external"): fills are matched
 (``shared.trading.positions.FifoBook``, the journal summary's rule), so
 
 * **realised** = Σ closed pieces, **trades** / **wins** / **win rate** count those pieces;
-* **unrealised** = the open lots marked at the instrument's last price (the broker's, else the last fill);
+* **unrealised** = the open lots marked at the instrument's last price (the broker's — its holdings' for a
+  delivery position carried overnight — else the last fill; 0 while no price is known);
 * **charges** = Zerodha's charges of every executed order (``shared.charges``: an order's fills summed,
   so the flat brokerage is counted once per order, as Kite bills it);
 * **net** = realised + unrealised − charges.
@@ -121,7 +122,7 @@ def strategy_pnl(fills: Iterable[dict[str, Any]], marks: dict[tuple[str, str], i
     for (name, exchange, symbol), book in books.items():
         if book.quantity:
             ltp = marks.get((exchange, symbol)) or last_fill.get((exchange, symbol), 0)
-            unrealised = book.unrealised(ltp)
+            unrealised = book.unrealised(ltp) if ltp else 0  # no price known: not marked at zero (a loss of it all)
             stats[name].unrealised += unrealised
             stats[name].positions.append(OpenPosition(exchange, symbol, book.quantity, book.average_price(), ltp,
                                                       unrealised))

@@ -1,0 +1,60 @@
+"""A delivery position carried overnight in the P&L by strategy, through the real stack on a settling kite_sim:
+the next morning its shares sit in the holdings (T1), not in Kite's net positions, so the positions carry no
+price for it. It is marked at the holdings' last price from their previous close — it read as a loss of its
+whole value (marked at ₹0: ₹-4,435.20 on 3 RELIANCE in a trader session)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from shared import messages as m
+from tests.gateway.test_books import trader  # noqa: F401 - the logged-in, Kite-connected client
+from tests.helpers import eventually
+from tests.simkit import a_morning, start_sim
+
+pytestmark = pytest.mark.slow(seconds=12)
+
+
+@pytest.fixture(scope="module")
+def gw_sim(tmp_path_factory, gateway_port):
+    """This module's own sim, settling at each close (CNC buys become T1 holdings)."""
+    s = start_sim(tmp_path_factory.mktemp("carried-sim"), speed=60.0, extra=("--settle",),
+                  redirect_url=f"http://127.0.0.1:{gateway_port}/auth/kite/callback")
+    yield s
+    s.stop()
+
+
+async def manual_infy(client, day: str = "") -> dict | None:
+    pnl = (await client.get("/api/pnl")).json()
+    if day and pnl["day"] != day:
+        return None
+    manual = next((r for r in pnl["strategies"] if r["strategy"] == "manual"), None)
+    return next((p for p in manual["positions"] if p["tradingsymbol"] == "INFY"), None) if manual else None
+
+
+async def test_a_delivery_position_carried_overnight_is_marked_at_its_holdings_price(trader, gw_sim):  # noqa: F811
+    client, csrf = trader
+    await a_morning(gw_sim)
+    r = await client.post("/api/orders", headers={"X-CSRF-Token": csrf}, json={
+        "exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY", "quantity": 3, "product": "CNC",
+        "client_id": "carried-1"})
+    assert r.status_code == 201, r.text
+    await eventually(lambda: manual_infy(client), 30, "the manual INFY position")
+
+    day = gw_sim.trading_day()
+    gw_sim.advance_to(15, 29, 59)
+    await eventually(lambda: gw_sim.trading_day() != day, what="the sim's next session")
+    next_day = gw_sim.trading_day()
+    row = await eventually(lambda: manual_infy(client, next_day), 30, "the carried position in the next day's P&L")
+    infy = next(h for h in (await client.get("/api/holdings")).json() if h["tradingsymbol"] == "INFY")
+    assert infy["t1_quantity"] == 3  # in the holdings now
+    assert row["quantity"] == 3 and row["last_price"] > 0
+    assert row["average_price"] == m.to_paise(infy["close_price"])  # the day opens at the previous close
+    assert row["unrealised"] == 3 * (row["last_price"] - row["average_price"])
+    assert abs(row["unrealised"]) < 3 * row["average_price"] // 10  # not a loss of the whole value
+    # the Holdings panel counts the T1 shares with the settled ones, as its average and P&L do
+    html = (await client.get("/ui/holdings")).text
+    cells = re.search(r'<tr id="holding-INFY"><td class="sym">INFY</td><td class="num">(\d+) <small[^>]*>T1 (\d+)<', html)
+    assert cells and (int(cells.group(1)), int(cells.group(2))) == (infy["quantity"] + 3, 3), html[-1500:]
