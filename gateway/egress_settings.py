@@ -116,15 +116,25 @@ class EgressController(Controller):
     async def form(self, request: Request, user_id: str) -> Template:
         form = await request.form()
         values = {k: str(form.get(k) or "").strip() for k in ("proxy", "local_address")}
-        if form.get("mode") == "proxy":
+        mode, error = str(form.get("mode") or "none"), None
+        if mode == "proxy":
             values["local_address"] = ""
-        elif form.get("mode") == "local":
+        elif mode == "local":
             values["proxy"] = ""
-        elif form.get("mode") == "none":
+        elif mode == "none":
             values = {"proxy": "", "local_address": ""}
+        else:
+            error = EgressError("mode", "mode: this machine's default route, a proxy or a source address")
+        # the choice of a proxy or an address with its field left empty is not "the default route" (saved as that)
+        if mode == "proxy" and not values["proxy"]:
+            error = EgressError("proxy", "the proxy's URL, like http://host:3128 (or choose this machine's default route)")
+        if mode == "local" and not values["local_address"]:
+            error = EgressError("local_address", "an address of this machine (or choose this machine's default route)")
         try:
+            if error:
+                raise error
             state, applied = await save(request, user_id, EgressBody(**values))
         except EgressError as e:
             state = await egress_state(services_of(request).settings, user_id)
-            return partial("egress", request, egress=state, values=values, errors={e.field: str(e)})
+            return partial("egress", request, egress=state, values={**values, "mode": mode}, errors={e.field: str(e)})
         return partial("egress", request, egress=state, values={}, errors={}, saved=True, applied=applied)

@@ -63,6 +63,13 @@ async def test_the_settings_form_shows_where_orders_leave_from_and_names_a_bad_f
 
         r = await a.post("/ui/settings/egress", headers=h, data={"mode": "local", "local_address": "nope"})
         assert 'id="error-local_address"' in r.text and "is not an IP address" in r.text
+        # a proxy or an address chosen with its field left empty is named, not saved as the default route
+        for mode, field in (("proxy", "proxy"), ("local", "local_address")):
+            r = await a.post("/ui/settings/egress", headers=h, data={"mode": mode, "proxy": "", "local_address": ""})
+            assert f'id="error-{field}"' in r.text and 'id="egress-saved"' not in r.text, r.text
+            assert f'<option value="{mode}" selected>' in r.text  # the trader's choice kept
+        r = await a.post("/ui/settings/egress", headers=h, data={"mode": "vpn", "proxy": "http://127.0.0.1:9"})
+        assert 'id="error-mode"' in r.text and 'id="egress-saved"' not in r.text
         r = await a.post("/ui/settings/egress", headers=h,
                          data={"mode": "proxy", "proxy": "http://trader:s3cret@127.0.0.1:9"})  # nothing listens
         assert 'id="egress-saved"' in r.text and "proxy http://127.0.0.1:9" in r.text and "s3cret" not in r.text
