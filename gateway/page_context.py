@@ -176,6 +176,8 @@ def live_panel(trading: Trading, request: Request, user_id: str, status: dict) -
     tokens = status.get("live_tokens") or []
     last = [] if tokens else services_of(request).prefs.last_symbols(user_id)
     unknown = status.get("live", False) is None  # the ticker did not say: not "Not live"
-    return {"picked": picked(trading, tokens or last), "live_note": LAST_SYMBOLS_NOTE if last and not unknown else ""}
+    chips = picked(trading, tokens or last)
+    return {"chips": Markup("".join(p["chip"] for p in chips)),
+            "live_note": LAST_SYMBOLS_NOTE if last and not unknown else ""}
 
 

@@ -21,7 +21,6 @@ from gateway.page_context import (
 )
 from gateway.option_chain import underlying_name
 from gateway.scan_query import scan_command
-from gateway.structures import STRUCTURES
 from gateway.services import services_of
 from gateway.strategy_form import parse_params, spec_of, symbols_of
 from gateway.trading import Trading, TradingError
@@ -48,7 +47,7 @@ class PagesController(Controller):
         context.update(signals=signals or [], signals_error=signals_error, orders=(orders or {}).get("items", []),
                        orders_error=orders_error, recent_alerts=services_of(request).alerts.recent(user_id, 10),
                        **live_panel(trading, request, user_id, status))
-        return page("dashboard.html", request, structures=STRUCTURES, **context)
+        return page("dashboard.html", request, **context)
 
     # ---- status, account ----------------------------------------------------------------------
 

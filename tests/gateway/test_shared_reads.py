@@ -249,7 +249,7 @@ def test_a_symbol_chip_is_drawn_once_for_every_trader():
     html = chip(408065, "NSE:<b>INFY</b>")
     assert html == env.get_template("partials/chip.html").render(token=408065, label="NSE:<b>INFY</b>")
     assert "&lt;b&gt;INFY" in html and chip(408065, "NSE:<b>INFY</b>") is html
-    panel = env.get_template("partials/live.html").render(picked=[{"token": 408065, "label": "x", "chip": html}])
+    panel = env.get_template("partials/live.html").render(chips=html)
     assert html in panel
     assert 'include "partials/chip.html"' not in (TEMPLATES / "partials" / "live.html").read_text()
 
