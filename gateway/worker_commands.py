@@ -53,6 +53,39 @@ def _unknown_outcome(service: str, cmd: msgspec.Struct, timeout: float) -> str:
             "the current state (strategies, orders, positions, risk) before doing it again.")
 
 
+async def _join(shared: asyncio.Future, wait: float) -> Any:
+    """``await asyncio.wait_for(asyncio.shield(shared), wait)`` with one future and one timer instead of three
+    futures, two timers' worth of callbacks and a task wrapper check (a dashboard joins ~11 reads: that plumbing
+    was ~9 % of its gateway CPU, py-spy). The reader's own timeout raises ``asyncio.TimeoutError``; the reader
+    cancelled (a closed page) or timed out leaves ``shared`` running for the others."""
+    if shared.done():
+        return shared.result()
+    loop = asyncio.get_running_loop()
+    mine = loop.create_future()
+
+    def settle(done: asyncio.Future) -> None:
+        if mine.done():
+            return
+        if done.cancelled():
+            mine.cancel()
+        elif (error := done.exception()) is not None:
+            mine.set_exception(error)
+        else:
+            mine.set_result(done.result())
+
+    def expire() -> None:
+        if not mine.done():
+            mine.set_exception(asyncio.TimeoutError())
+
+    shared.add_done_callback(settle)
+    timer = loop.call_later(wait, expire)
+    try:
+        return await mine
+    finally:
+        timer.cancel()
+        shared.remove_done_callback(settle)
+
+
 class WorkerCommands:
     def __init__(self, bus: Bus, timeout: float) -> None:
         self.bus = bus
@@ -77,7 +110,7 @@ class WorkerCommands:
             shared.add_done_callback(lambda f: (self._reads.pop(key, None), f.cancelled() or f.exception()))
         wait = timeout or self.timeout
         try:  # each reader keeps its own patience; one leaving (a closed page) does not cancel the others'
-            return await asyncio.wait_for(asyncio.shield(shared), wait)
+            return await _join(shared, wait)
         except asyncio.TimeoutError:
             raise TradingError(503, _unknown_outcome(service, cmd, wait)) from None
 

@@ -8,7 +8,7 @@ from contextlib import aclosing
 
 import msgspec
 
-from gateway.trading import Trading
+from gateway.trading import Trading, TradingError
 from shared import messages as m
 from shared import subjects
 from tests.gateway.conftest import login
@@ -48,6 +48,38 @@ async def test_identical_reads_share_one_request_but_never_across_a_change(bus, 
         await trading.close()
         for sub in subs:
             await sub.unsubscribe()
+
+
+async def test_each_reader_keeps_its_own_patience_and_leaving_cancels_no_one(bus, data_dir):
+    """Readers of one read in flight share its answer (``worker_commands._join``): one whose own timeout runs out
+    gets its 503 while the others still get the answer, and one cancelled (a closed page) takes nothing away."""
+    answer = asyncio.Event()
+    asked: list[str] = []
+
+    async def execution(cmd, user_id, msg):
+        asked.append(type(cmd).__name__)
+        await answer.wait()
+        return m.Ok(data={"positions": []})
+
+    sub = await bus.serve(subjects.cmd_wildcard("execution"), execution)
+    trading = Trading(bus, stack_settings(bus.nc.connected_url.geturl(), data_dir))
+    try:
+        patient = asyncio.ensure_future(trading.command("DEMO01", "execution", m.GetPositions(), timeout=10.0))
+        hasty = asyncio.ensure_future(trading.command("DEMO01", "execution", m.GetPositions(), timeout=0.2))
+        leaving = asyncio.ensure_future(trading.command("DEMO01", "execution", m.GetPositions(), timeout=10.0))
+        await eventually(lambda: asked == ["GetPositions"], 10, "the one request")
+        try:
+            await hasty
+            raise AssertionError("the hasty reader waited past its own timeout")
+        except TradingError as e:
+            assert e.status == 503 and "did not answer within 0.2 s" in e.message
+        leaving.cancel()
+        answer.set()
+        assert await patient == {"positions": []} and asked == ["GetPositions"]
+        assert leaving.cancelled()
+    finally:
+        await trading.close()
+        await sub.unsubscribe()
 
 
 async def test_a_dashboard_load_asks_each_worker_once_for_its_reads(stack, bus):
