@@ -9,6 +9,7 @@ import asyncio
 import time
 from gateway.strategy_pnl import default_instrument_type, strategy_pnl
 from gateway.trading_error import TradingError
+from gateway.worker_commands import ready
 from shared import ist
 from shared import messages as m
 
@@ -110,8 +111,9 @@ class DeskQueries:
         """The day's P&L per strategy from the journal's fills (``gateway.strategy_pnl``), positions carried
         in opened at the previous close, beside the broker's day P&L: ``{"day", "strategies": [...rows,
         total], "broker_day_pnl", "broker_error", "ts"}``."""
-        (day, day_fills), snap, carried = await asyncio.gather(self.day_fills(user_id), self._snapshot(user_id),
-                                                               self.carried(user_id))
+        kept = self._carried.get(user_id)
+        (day, day_fills), snap, carried = await asyncio.gather(
+            self.day_fills(user_id), self._snapshot(user_id), ready(kept) if kept is not None else self.carried(user_id))
         if carried is not None and carried["day"] != day:  # kept from an earlier day, or a newer fill's day
             carried = await self.carried(user_id, day)
         positions = (snap or {}).get("positions", [])

@@ -17,6 +17,7 @@ from gateway.services import services_of
 from gateway.strategy_form import spec_of
 from gateway.templating import environment
 from gateway.trading import Trading, TradingError
+from gateway.worker_commands import ready
 
 STATUS_CHANGED = {"HX-Trigger": "kta:status"}  # the status bar re-fetches itself
 
@@ -99,7 +100,7 @@ async def holdings_context(trading: Trading, user_id: str, open_: bool = False) 
 async def strategy_list_context(trading: Trading, user_id: str) -> dict:
     """The strategies and whether the user is live (an "active" strategy of a stopped user is idle)."""
     (strategies, error), tokens = await asyncio.gather(attempt(trading.strategies(user_id)),
-                                                       trading.live_tokens_of(user_id))
+                                                       trading.live_tokens_soon(user_id))
     return {"strategies": strategies or [], "strategies_error": error, "live": tokens is None or bool(tokens)}
 
 
@@ -119,8 +120,10 @@ def empty_fields(spec: dict) -> Markup:
 
 async def strategies_context(trading: Trading, user_id: str, selected: str = "", values: dict | None = None,
                              errors: dict[str, str] | None = None, added: str = "", symbols: str = "") -> dict:
-    (catalog, catalog_error), listing = await asyncio.gather(attempt(trading.catalog(user_id)),
-                                                             strategy_list_context(trading, user_id))
+    kept = trading.catalog_kept()
+    (catalog, catalog_error), listing = await asyncio.gather(
+        ready((kept, "")) if kept is not None else attempt(trading.catalog(user_id)),
+        strategy_list_context(trading, user_id))
     catalog = catalog or []
     spec = spec_of(catalog, selected) or (catalog[0] if catalog else None)
     return {"catalog": catalog, "catalog_error": catalog_error, **listing, "spec": spec,

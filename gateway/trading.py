@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from datetime import date
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -30,7 +30,7 @@ from gateway.option_chain import ChainError, option_chain_view
 from gateway.desk_queries import RISK_READS, DeskQueries
 from gateway.option_desk import OptionDesk
 from gateway.trading_error import TradingError, sessions_unavailable  # noqa: F401 - TradingError's public home stays gateway.trading
-from gateway.worker_commands import LIVE_SERVICES, WorkerCommands, from_reply
+from gateway.worker_commands import LIVE_SERVICES, WorkerCommands, from_reply, ready
 
 log = logging.getLogger("kta.gateway")
 
@@ -111,13 +111,21 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
         answering at most this many seconds ago is answer enough (50 dashboards one after another pinged 16
         rounds). A worker found down is asked again each time, so one coming back shows at once; decisions
         (Start, Stop, a scan's timeout) take no age."""
+        kept = self._health_kept(max_age)
+        if kept is not None:
+            return kept
+        flight = self._health
+        if flight is None or flight.done():
+            flight = self._health = asyncio.ensure_future(self._ping_workers())
+        return dict(await asyncio.shield(flight))
+
+    def _health_kept(self, max_age: float) -> dict[str, bool] | None:
+        """The last round of pings when it found every worker answering less than ``max_age`` ago, else None."""
         flight = self._health
         if flight is not None and flight.done() and not flight.cancelled() and flight.exception() is None \
                 and all(flight.result().values()) and self.clock() - self._all_up_at < max_age:
             return dict(flight.result())
-        if flight is None or flight.done():
-            flight = self._health = asyncio.ensure_future(self._ping_workers())
-        return dict(await asyncio.shield(flight))
+        return None
 
     async def _ping_workers(self) -> dict[str, bool]:
         async def probe(service: str) -> bool:
@@ -139,9 +147,11 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
         # ticker's one GetStatus gives the feed and, after a gateway restart, the live tokens — it was asked
         # once for those and again, after everything else had answered, for the feed
         known = self.live_tokens.get(user_id)
+        health = self._health_kept(HEALTH_SECONDS)
         broker, health, kill_switch, tokens, feed = await asyncio.gather(
-            self.clients.state(user_id), self.worker_health(HEALTH_SECONDS), self._kill_switch(user_id),
-            self.live_tokens_of(user_id), self.feed(user_id) if known != [] else _feed_off())
+            self.clients.state(user_id), ready(health) if health is not None else self.worker_health(HEALTH_SECONDS),
+            self._kill_switch(user_id), self.live_tokens_soon(user_id),
+            self.feed(user_id) if known != [] else _feed_off())
         kill_switch = kill_switch if health["execution"] else "UNKNOWN"
         tokens = tokens if health["ticker"] else self.live_tokens.get(user_id, [])
         feed = feed if health["ticker"] and tokens else {"state": "off" if tokens is not None else "unknown"}
@@ -234,6 +244,14 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
     async def strategies(self, user_id: str) -> list[dict]:
         return await self.command(user_id, "strategy", m.ListStrategies())
 
+    def catalog_kept(self) -> list[dict] | None:
+        """The catalog as answered, while it is fresh (``catalog``'s rule), else None."""
+        flight = self._catalog
+        if flight is None or not flight.done() or flight.cancelled() or flight.exception() is not None \
+                or time.monotonic() >= self._catalog_until:
+            return None
+        return flight.result()
+
     async def catalog(self, user_id: str = "CATALOG") -> list[dict]:
         """Every strategy with its params schema (the same for everyone; the user id only routes). Asked at
         most once a ``CATALOG_SECONDS``, not once per dashboard: it only changes with the strategy worker's
@@ -309,6 +327,12 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
         return {"stopped": sorted(replies),
                 "missing": [s for s in LIVE_SERVICES if s not in replies],
                 "replies": {s: (r.data if isinstance(r, m.Ok) else {"error": r.message}) for s, r in replies.items()}}
+
+    def live_tokens_soon(self, user_id: str) -> Awaitable[list[int] | None]:
+        """``live_tokens_of`` for a gather: the kept tokens as a finished future (no task to wrap a coroutine)."""
+        if user_id in self.live_tokens:
+            return ready(self.live_tokens[user_id])
+        return self.live_tokens_of(user_id)
 
     async def live_tokens_of(self, user_id: str) -> list[int] | None:
         """The tokens the user is live on; after a gateway restart, as the ticker worker knows them (the

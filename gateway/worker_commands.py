@@ -86,6 +86,14 @@ async def _join(shared: asyncio.Future, wait: float) -> Any:
         shared.remove_done_callback(settle)
 
 
+def ready(value: Any) -> asyncio.Future:
+    """``value`` as a finished future: what a gather is handed for an answer already kept. Handed a coroutine,
+    gather wraps it in a task (~10 µs of scheduling) only to return the same value; a dashboard's gathers had ~5."""
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
 class WorkerCommands:
     def __init__(self, bus: Bus, timeout: float) -> None:
         self.bus = bus
