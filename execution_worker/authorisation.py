@@ -22,6 +22,7 @@ from execution_worker.engine import Desk
 from shared.kite import errors
 from shared.kite.models import Holding
 from shared.trading.order import Order, OrderState, SubmitHeld
+from shared.trading.protection import position_key
 
 log = logging.getLogger("kta.execution")
 POLL_SECONDS = 2.0  # how often the holdings are read while an order is held (one GET, the "other" budget)
@@ -100,13 +101,26 @@ class HeldSells:
                     await self._release(order)
 
     async def _release(self, order: Order) -> None:
-        async with self.desk.lock:
+        desk = self.desk
+        async with desk.lock:
             if order.state is not OrderState.HELD:  # withdrawn meanwhile
                 return
             self.seen.pop(order.tag, None)
             log.info("order %s: the depository authorised it, sending it now", order.tag,
-                     extra={"user_id": self.desk.user_id})
-            await placing.place(self.desk, order.request(), order.strategy_id)
+                     extra={"user_id": desk.user_id})
+            held = desk.tracker.held(order.strategy_id, order.exchange, order.tradingsymbol)[0]
+            if desk.protector is None or order.sign * held >= 0:  # closes no position of kta's
+                await placing.place(desk, order.request(), order.strategy_id)
+                return
+            # an exit: the position kept its GTT while the sell was held; it shrinks first, as for any exit
+            key = position_key(order.strategy_id, order.exchange, order.tradingsymbol)
+            async with desk.protector.holding([key]):
+                if not await desk.protector.make_room(order.strategy_id, order.exchange, order.tradingsymbol,
+                                                      min(order.quantity, abs(held))):
+                    log.warning("held order %s not sent yet: the position's GTT could not be resized first",
+                                order.tag, extra={"user_id": desk.user_id})
+                    return  # still HELD, tried again on the next look at the holdings
+                await placing.place(desk, order.request(), order.strategy_id)
 
 
 async def withdraw(desk: Desk, order: Order, reason: str) -> None:

@@ -195,7 +195,10 @@ class Protector:
         exchange, symbol = instrument.split(":", 1)
         held = self.desk.tracker.held(strategy_id, exchange, symbol)[0]
         mine = self.desk.book.working_for(strategy_id, exchange, symbol)
-        closing = sum(o.remaining for o in mine if not o.is_protective and o.sign * held < 0)
+        # a HELD exit (a delivery sell waiting for the depository's TPIN) is not at the broker and may never be: it
+        # closes nothing, so the position keeps its GTT until it is released (HeldSells makes room then)
+        closing = sum(o.remaining for o in mine
+                      if not o.is_protective and o.sign * held < 0 and o.state is not OrderState.HELD)
         # and what closing orders filled at the broker that the journal (so ``held``) lacks yet: a flatten or a stop
         # that filled is not working any more, and a stop placed for ``held`` meanwhile stood on a closed position
         # (soak seed 13: the kill switch's square-off let go of TCS with its flatten's fills owed; the new stop

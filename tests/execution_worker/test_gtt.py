@@ -23,6 +23,7 @@ import pytest
 from execution_worker import protector
 from execution_worker.journal import Journal
 from kite_sim.clock import CLOSE_SECONDS
+from shared import ist
 from shared import messages as m
 from shared import subjects
 from shared.broker_sessions import put_session, vault_for
@@ -370,3 +371,57 @@ async def test_a_fired_target_left_waiting_moves_to_the_stop_when_the_price_come
         await eventually(lambda: held(journal, "gtt-5") == 0, timeout=30, what="closed at the stop")
         (sold,) = [t for t in journal.trades(USER) if t["strategy_id"] == "gtt-5" and t["transaction_type"] == "SELL"]
         assert sold["price"] < 150000  # at the stop, not at the target it had waited for
+
+
+async def test_an_exit_held_for_the_depository_leaves_the_position_its_gtt_until_it_is_sent(bus, sim, data_dir):
+    """An account without DDPI: the exit of a delivery position whose shares have settled into the demat account
+    waits HELD for the TPIN (Kite's 428) — maybe all day, maybe for ever. The position keeps its GTT meanwhile
+    (the GTT was deleted for the exit before it was placed: a trader session's RELIANCE +3 sat with no
+    protection at all under 'an exit of 3 is working'); once the depository authorises it, the GTT makes room
+    first and the exit is placed once."""
+    from tests.execution_worker.test_edis import tpin, without_ddpi
+
+    alerts = await without_ddpi(bus, sim)
+    try:
+        async with make_stack(bus, sim, data_dir) as (_, journal, kite):
+            await publish(bus, cnc(signal(f"edis-gtt-in-{os.getpid()}", qty=4, stop=130000, target=175000,
+                                          strategy_id="gtt-edis")))
+
+            async def protected(qty):
+                gtts = await active_gtts(kite)
+                return held(journal, "gtt-edis") == qty and len(gtts) == 1 and gtts[0].orders[0].quantity == qty
+
+            await eventually(lambda: protected(4), timeout=30, what="the entry filled and its GTT at the broker")
+
+            async def infy_holding(t1: int):  # the sim settles a day at its market loop's next tick
+                infy = next(h for h in await broker(kite.holdings) if h.tradingsymbol == "INFY")
+                return infy.t1_quantity == t1 and infy.quantity >= 4
+
+            for t1 in (4, 0):  # T1 the next day, in the demat account the day after
+                sim.admin("advance", {"seconds": 22500})  # one whole session
+                await eventually(lambda: infy_holding(t1), timeout=30, what=f"the next session's holdings (T1 {t1})")
+                await eventually(lambda: protected(4), timeout=30, what="the GTT carried through the close")
+            # the worker's clock is on the new day (it hears the exchange's time from its reads): an order it
+            # stamped with a day already over would be withdrawn, not held
+
+            async def worker_on(today: str) -> bool:
+                snap = await bus.request(subjects.cmd(USER, "execution", "positions"), m.GetPositions(), timeout=15)
+                return ist.day((snap.data.get("exchange_ts") or 0) / 1e9) == today
+            await eventually(lambda: worker_on(sim.trading_day()), timeout=30, what="the worker on the new day")
+
+            out = cnc(signal(f"edis-gtt-out-{os.getpid()}", side="SELL", qty=4, intent="exit", strategy_id="gtt-edis"))
+            await publish(bus, out)
+            exit_row = await eventually(lambda: next((o for o in journal.orders_of_signal(out.id)
+                                                      if o["state"] == "HELD"), None), timeout=30, what="the exit held")
+            await eventually(lambda: protected(4), timeout=30, what="the position protected while its exit is held")
+            link = (await eventually(lambda: [a.link for a in alerts if exit_row["tag"] in a.detail], what="alert"))[0]
+            tpin(link)
+            await eventually(lambda: held(journal, "gtt-edis") == 0, timeout=30, what="the exit sent and filled")
+            assert not await active_gtts(kite)
+            assert len(await at_broker(kite, exit_row["tag"])) == 1
+    finally:
+        sim.admin("accounts", {"user_id": "DEMO01", "edis": False})
+
+
+async def at_broker(kite, tag: str) -> list:
+    return [o for o in await broker(kite.orders) if o.tag == tag]
