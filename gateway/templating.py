@@ -16,8 +16,8 @@ Filters:
 * ``trading_state`` — the kill switch's state as a trader reads it: ``ACTIVE`` → "Trading allowed",
   ``REDUCING`` → "Reducing only", ``HALTED`` → "Halted" (a switch that is "ACTIVE" reads as tripped).
 * ``params_text`` — a strategy's params as ``fast=3, slow=8`` (text for a tooltip, never markup).
-* ``linked`` — a message with its ``http(s)://`` addresses as links (the rest escaped): a held delivery sell's
-  depository link in the order books, clickable where the trader reads it.
+* ``linked`` — a message with its ``http(s)://`` addresses as links shown by their host (the rest escaped): a
+  held delivery sell's depository link in the order books, clickable where the trader reads it.
 """
 
 from __future__ import annotations
@@ -140,13 +140,16 @@ def linked(text: Any) -> Markup:
     parts, last = [], 0
     text = str(text or "")
     for match in URL.finditer(text):
-        parts += [escape(text[last:match.start()]),
-                  Markup('<a href="{0}" target="_blank" rel="noopener noreferrer">{0}</a>').format(match.group())]
+        url = match.group()
+        shown = url.split("://", 1)[1].split("/", 1)[0] + "/… ↗"  # the host: a whole URL overflowed the column
+        link = Markup('<a href="{0}" target="_blank" rel="noopener noreferrer" title="{0}">{1}</a>')
+        parts += [escape(text[last:match.start()]), link.format(url, shown)]
         last = match.end()
     return Markup("").join([*parts, escape(text[last:])])
 
 
-FILTERS = {"linked": linked, "count": count, "rupees": rupees, "inr": inr, "price": price, "price_paise": price_paise, "pct": pct,
+FILTERS = {"linked": linked,
+           "count": count, "rupees": rupees, "inr": inr, "price": price, "price_paise": price_paise, "pct": pct,
            "ist": ist, "signed_class": signed_class, "trading_state": trading_state, "params_text": params_text}
 
 
