@@ -245,7 +245,7 @@ class Desk:
             await self.outcomes.emit(f"rejected:{order.tag}", kind="rejected", quantity=order.quantity,
                                      code=order.failure or "REJECTED", reason=order.status_message, **common)
             await alert(self.bus, self.user_id, "order_rejected",
-                        f"{order.tradingsymbol}: {order.kind} order rejected",
+                        f"{order.tradingsymbol}: {order.kind} order {order.status.lower() or 'rejected'}",
                         f"{order.transaction_type.value} {order.quantity} {order.tradingsymbol} ({order.strategy_id or 'manual'}"
                         f"): {order.status_message or order.failure or 'rejected'}", key=f"rejected:{order.tag}",
                         clock=self.exchange)

@@ -318,7 +318,9 @@ class Order(Struct, kw_only=True):
         if isinstance(event, Placed):
             self.order_id = event.order_id
         elif isinstance(event, SubmitFailed):
-            self.status, self.status_message, self.failure = "REJECTED", event.reason, event.code
+            # a HELD order given up was never at the broker and nobody refused it: Kite's word for it is CANCELLED
+            status = "CANCELLED" if event.code == WITHDRAWN else "REJECTED"
+            self.status, self.status_message, self.failure = status, event.reason, event.code
         elif isinstance(event, (SubmitLost, SubmitHeld)):
             self.status_message = event.reason
         return self._move(new)

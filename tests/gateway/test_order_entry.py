@@ -163,8 +163,19 @@ async def test_a_held_delivery_sell_links_the_depository_and_can_be_withdrawn_fr
         assert "cancel sent" in r.text, r.text
         withdrawn = await eventually(lambda: _in_state(client, "FAILED"), 30, "the held sell withdrawn")
         assert withdrawn["tag"] == tag and not withdrawn["order_id"]
+        assert withdrawn["status"] == "CANCELLED"  # the trader's cancel, never at the broker: not "REJECTED"
+
+        async def titles():
+            alerts = (await client.get("/api/alerts")).json()
+            return [a["title"] for a in (alerts if isinstance(alerts, list) else alerts.get("alerts", []))]
+        await eventually(lambda: _said(titles, "INFY: manual order cancelled"), 30, "the alert of the withdrawn sell")
+        assert "INFY: manual order rejected" not in await titles()
     finally:
         gw_sim.admin("accounts", {"user_id": "DEMO01", "edis": False})
+
+
+async def _said(titles, title: str) -> bool:
+    return title in await titles()
 
 
 async def _in_state(client, state: str):
