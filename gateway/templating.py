@@ -33,8 +33,6 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from markupsafe import Markup
-
 from gateway.protection_rows import protection_rows
 from gateway.structures import STRUCTURES
 from shared import messages as m
