@@ -40,7 +40,11 @@ class OptionChain:
 
     def by_offset(self, spot: float, steps: int) -> Strike:
         """The strike ``steps`` away from ATM (positive = higher strikes), clamped to the chain."""
-        i = self.strikes.index(self.atm(spot))
+        return self.step(self.atm(spot), steps)
+
+    def step(self, strike: Strike, steps: int) -> Strike:
+        """The strike ``steps`` strikes from ``strike`` (positive = higher), clamped to the chain."""
+        i = self.strikes.index(strike)
         return self.strikes[max(0, min(len(self.strikes) - 1, i + steps))]
 
     def implied_future(self, spot: float, prices: dict[int, float], now: float) -> float:

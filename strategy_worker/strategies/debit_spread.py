@@ -9,7 +9,7 @@ from shared.options.chain import RATE, years_to_expiry
 from shared.options.iv import IVError, implied_vol_black76
 from strategy_worker.indicators import EMA
 from shared.options.chain import Strike
-from strategy_worker.strategies.option_base import Market, OptionStrategy, step
+from strategy_worker.strategies.option_base import Market, OptionStrategy
 from strategy_worker.strategies.param_rules import ordered
 from strategy_worker.strategies.params import OptionParams
 
@@ -71,7 +71,7 @@ class DebitSpread(OptionStrategy):
     def planned(self, market: Market) -> list[Strike]:
         """The bought strike at the money, the sold one ``width_steps`` further in the trend's direction."""
         atm = market.chain.atm(market.forward)
-        return [atm, step(market.chain, atm, self.direction * self.params.width_steps)]
+        return [atm, market.chain.step(atm, self.direction * self.params.width_steps)]
 
     def atm_iv(self, chain, inst, fwd, now, prices):
         px = prices.get(inst.instrument_token)

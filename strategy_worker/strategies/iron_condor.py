@@ -6,7 +6,7 @@ from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
 from shared.options.chain import Strike
-from strategy_worker.strategies.option_base import Market, OptionStrategy, step
+from strategy_worker.strategies.option_base import Market, OptionStrategy
 from strategy_worker.strategies.params import OptionParams
 
 
@@ -34,7 +34,7 @@ class IronCondor(OptionStrategy):
         chain, _, now, prices, fwd = market
         sc = chain.by_delta("CE", self.params.short_delta, fwd, now, prices)
         sp = chain.by_delta("PE", -self.params.short_delta, fwd, now, prices)
-        return [sc, sp, step(chain, sc, self.params.wing_steps), step(chain, sp, -self.params.wing_steps)]
+        return [sc, sp, chain.step(sc, self.params.wing_steps), chain.step(sp, -self.params.wing_steps)]
 
     def enter(self, bar: Bar) -> list:
         market = self.market(bar)

@@ -54,12 +54,6 @@ class LastPrices:
         return self.ticks[token].last_price
 
 
-def step(chain: OptionChain, strike: Strike, steps: int) -> Strike:
-    """The strike ``steps`` strikes from ``strike`` (positive: higher), clamped to the chain."""
-    i = chain.strikes.index(strike)
-    return chain.strikes[max(0, min(len(chain.strikes) - 1, i + steps))]
-
-
 class Market(NamedTuple):
     """What an option strategy prices an entry from."""
     chain: OptionChain
@@ -205,7 +199,7 @@ class OptionStrategy(BaseStrategy):
             now, prices = self.ctx.clock(), self.prices()
             market = Market(chain, spot, now, prices, chain.implied_future(spot, prices, now))
             for s in self.planned(market):
-                strikes += [step(chain, s, k) for k in range(-PLANNED_MARGIN, PLANNED_MARGIN + 1)]
+                strikes += [chain.step(s, k) for k in range(-PLANNED_MARGIN, PLANNED_MARGIN + 1)]
             for s in strikes:
                 tokens |= {i.instrument_token for i in (s.ce, s.pe) if i}
         return tokens

@@ -6,7 +6,7 @@ from msgspec import Meta
 
 from shared.messages import Bar, TransactionType
 from shared.options.chain import Strike
-from strategy_worker.strategies.option_base import Market, OptionStrategy, step
+from strategy_worker.strategies.option_base import Market, OptionStrategy
 from strategy_worker.strategies.params import OptionParams
 
 
@@ -27,7 +27,7 @@ class _Volatility(OptionStrategy):
         chain, spot, now, prices, fwd = market
         call_strike, put_strike = self.strikes(chain, spot, fwd, now, prices)
         p = self.params
-        wings = [step(chain, call_strike, p.wing_steps), step(chain, put_strike, -p.wing_steps)] \
+        wings = [chain.step(call_strike, p.wing_steps), chain.step(put_strike, -p.wing_steps)] \
             if p.side == "short" and p.hedged else []
         return [call_strike, put_strike, *wings]
 
