@@ -59,7 +59,7 @@ from shared.trading.protection import (
 from shared.trading.protection_gtt import uses_gtt
 from shared.trading.risk import RiskManager
 from shared.trading.risk_context import context_from
-from strategy_worker.backtest import expiry
+from strategy_worker.backtest import closing
 from strategy_worker.backtest.groups import place_group
 from strategy_worker.backtest.gtts import Gtts
 from strategy_worker.backtest.results import Recorder
@@ -136,24 +136,24 @@ class Desk:
         verdict = self.risk.validate_signal(sig, ctx)
         if not verdict.ok:
             self.rec.refusal(self.now, sig, verdict.code, verdict.reason)
-            return [self._outcome(sig.strategy_id, "refused", signal_id=sig.id, token=sig.instrument_token,
-                                  code=verdict.code, reason=verdict.reason)]
+            return [self.outcome(sig.strategy_id, "refused", signal_id=sig.id, token=sig.instrument_token,
+                                 code=verdict.code, reason=verdict.reason)]
         if inst is not None and inst.expiry is not None and inst.expiry.isoformat() < self.day:
             return self._reject(sig, "INSTRUMENT_EXPIRED", f"{inst.tradingsymbol} expired on {inst.expiry}")
         if inst is None or not price:
             return self._reject(sig, "NO_PRICE", "no price for the traded instrument")
-        out = [self._outcome(sig.strategy_id, "accepted", signal_id=sig.id, token=sig.instrument_token)]
+        out = [self.outcome(sig.strategy_id, "accepted", signal_id=sig.id, token=sig.instrument_token)]
         if sig.intent == "exit":
             self.cancel_protective(sig.strategy_id, sig.instrument_token, "the strategy exits")
         quantity = verdict.quantities[0] if verdict.quantities else sig.quantity
         filled = 0
         for req in signal_requests(sig, inst, -1, quantity=quantity):
-            order = self._order(req, sig.strategy_id, OrderState.OPEN)
+            order = self.order(req, sig.strategy_id, OrderState.OPEN)
             fill = self.fills.market(req.transaction_type.value, price, tick_paise(inst), band=band)
-            self._complete(order, fill)
+            self.complete(order, fill)
             self.rec.order(self.now, req, "COMPLETE", fill, sig.strategy_id)
-            out.append(self._fill(sig.strategy_id, sig.id, req.kind, inst, req.transaction_type.value, req.quantity,
-                                  fill, req.product.value, "filled"))
+            out.append(self.fill(sig.strategy_id, sig.id, req.kind, inst, req.transaction_type.value, req.quantity,
+                                 fill, req.product.value, "filled"))
             filled += req.quantity
         key = (sig.strategy_id, inst.instrument_token)
         if sig.intent == "entry" and (sig.stop_loss or sig.target):
@@ -162,18 +162,18 @@ class Desk:
                 tradingsymbol=inst.tradingsymbol, instrument_token=inst.instrument_token, product=sig.product.value,
                 stop=sig.stop_loss or 0, target=sig.target or 0, signal_id=sig.id)
         if key in self.protections:
-            out += self._sync(self.protections[key], inst)
+            out += self.sync(self.protections[key], inst)
         return out
 
     def _reject(self, sig: Signal, code: str, reason: str) -> list[StrategyOutcome]:
         """What the broker refuses (an instrument it does not list, or without a price)."""
         self.rec.refusal(self.now, sig, code, reason)
-        return [self._outcome(sig.strategy_id, "rejected", signal_id=sig.id, token=sig.instrument_token,
-                              code=code, reason=reason)]
+        return [self.outcome(sig.strategy_id, "rejected", signal_id=sig.id, token=sig.instrument_token,
+                             code=code, reason=reason)]
 
     # ---- the live order model -----------------------------------------------------------------
 
-    def _order(self, req: OrderRequest, strategy_id: str, state: OrderState) -> Order:
+    def order(self, req: OrderRequest, strategy_id: str, state: OrderState) -> Order:
         """An order submitted, placed and accepted by the exchange (``state``: OPEN or TRIGGER PENDING)."""
         order = self.book.add(Order.from_request(req, strategy_id=strategy_id, created=ist.stamp(self.now)))
         self.ids += 1
@@ -185,13 +185,13 @@ class Desk:
                                  order_timestamp=ist.stamp(self.now)))
         return order
 
-    def _complete(self, order: Order, price: int) -> None:
+    def complete(self, order: Order, price: int) -> None:
         ts, stamp = self.now * 1_000_000_000, ist.stamp(self.now)
         order.apply(Fill(trade_id=f"{order.order_id}-1", quantity=order.quantity, price=price, timestamp=stamp, ts=ts))
         order.apply(BrokerUpdate(order_id=order.order_id, state=OrderState.COMPLETE, status="COMPLETE", ts=ts,
                                  filled_quantity=order.quantity, average_price=price, exchange_timestamp=stamp))
 
-    def _cancel(self, order: Order, reason: str) -> None:
+    def cancel(self, order: Order, reason: str) -> None:
         ts = self.now * 1_000_000_000
         order.apply(CancelRequested(reason=reason, ts=ts))
         order.apply(BrokerUpdate(order_id=order.order_id, state=OrderState.CANCELLED, status="CANCELLED", ts=ts,
@@ -200,7 +200,7 @@ class Desk:
 
     # ---- protection (shared/trading/protection.py, carried out on the simulated exchange) --------
 
-    def _sync(self, p: Protection, inst: Instrument) -> list[StrategyOutcome]:
+    def sync(self, p: Protection, inst: Instrument) -> list[StrategyOutcome]:
         """Make the working stop (a CNC / NRML position's GTTs) agree with what is held, as the execution
         worker's protector does."""
         token = inst.instrument_token
@@ -211,7 +211,7 @@ class Desk:
         if uses_gtt(p.product):  # the orders its GTTs fired still close what they cover
             for o in mine if not held else ():
                 book.pop(o.tag, None)
-                self._cancel(o, "nothing left to protect")
+                self.cancel(o, "nothing left to protect")
             self.gtts.sync(p, inst, held, sum(o.remaining for o in mine) if held else 0)
         else:
             for action in plan(p, held, 0, mine, inst, SL_SLIPPAGE_PCT):
@@ -219,22 +219,22 @@ class Desk:
                     out += self._place_stop(p, action.request, inst)
                 elif isinstance(action, Cancel):
                     book.pop(action.order.tag, None)
-                    self._cancel(action.order, action.reason)
+                    self.cancel(action.order, action.reason)
                 elif isinstance(action, Modify):
-                    self._modify(action)
+                    self.modify(action)
         if not held:
             self.protections.pop((p.strategy_id, token), None)
-        self._rewake(token)
+        self.rewake(token)
         return out
 
     def _place_stop(self, p: Protection, req: OrderRequest, inst: Instrument) -> list[StrategyOutcome]:
         price = self.paise(inst.instrument_token)
         if price and trigger_hit(req.transaction_type.value, req.trigger_price, price):
             # the exchange refuses a stop whose trigger the price has already passed
-            self._order(req, p.strategy_id, OrderState.REJECTED)
+            self.order(req, p.strategy_id, OrderState.REJECTED)
             self.rec.order(self.now, req, "REJECTED", 0, p.strategy_id)
             return self._rejected(p, inst, price)
-        self.rest(self._order(req, p.strategy_id, OrderState.TRIGGER_PENDING), inst, p)
+        self.rest(self.order(req, p.strategy_id, OrderState.TRIGGER_PENDING), inst, p)
         self.rec.order(self.now, req, "TRIGGER PENDING", 0, p.strategy_id)
         return []
 
@@ -249,27 +249,27 @@ class Desk:
             p.retried = True
             lower, upper = self.band(inst) or (0, 0)
             p.stop = corrected_stop(p, held, price, lower, upper, inst, SL_SLIPPAGE_PCT)
-            return self._sync(p, inst)
+            return self.sync(p, inst)
         p.mode = "failed"
         side = TransactionType.SELL if held > 0 else TransactionType.BUY
         req = order_request(self.user_id, kind="flatten", origin=f"unprotected|{p.key}", exchange=inst.exchange,
                             tradingsymbol=inst.tradingsymbol, instrument_token=inst.instrument_token, side=side,
                             quantity=abs(held), product=p.product, order_type=OrderType.MARKET, inst=inst)
         fill = self.fills.market(side.value, price, tick_paise(inst), band=self.band(inst))
-        self._complete(self._order(req, p.strategy_id, OrderState.OPEN), fill)
+        self.complete(self.order(req, p.strategy_id, OrderState.OPEN), fill)
         self.rec.order(self.now, req, "COMPLETE", fill, p.strategy_id)
         self.protections.pop((p.strategy_id, inst.instrument_token), None)
-        return [self._fill(p.strategy_id, "", "flatten", inst, side.value, abs(held), fill, p.product, "filled",
-                           reason="stop-loss rejected twice: position closed")]
+        return [self.fill(p.strategy_id, "", "flatten", inst, side.value, abs(held), fill, p.product, "filled",
+                          reason="stop-loss rejected twice: position closed")]
 
-    def _modify(self, m: Modify) -> None:
+    def modify(self, m: Modify) -> None:
         o = m.order
         o.apply(BrokerUpdate(order_id=o.order_id, state=o.state, status=o.status, ts=self.now * 1_000_000_000,
                              quantity=m.quantity, trigger_price=m.trigger_price, price=m.price,
                              order_type=m.order_type))
         self.rec.modified(o.tag, o.order_type, o.price, o.quantity)
 
-    def _rewake(self, token: int) -> None:
+    def rewake(self, token: int) -> None:
         """The bar range that can touch any resting order of ``token``: a bar entirely inside it is
         skipped with two comparisons (the fill model is asked only when a level is within reach)."""
         book = self.resting.get(token)
@@ -288,9 +288,9 @@ class Desk:
     def cancel_protective(self, strategy_id: str, token: int, reason: str) -> None:
         book = self.resting.get(token)
         for tag in [t for t, r in (book or {}).items() if r.order.strategy_id == strategy_id]:
-            self._cancel(book.pop(tag).order, reason)
+            self.cancel(book.pop(tag).order, reason)
         self.gtts.delete_for(strategy_id, token, reason)
-        self._rewake(token)
+        self.rewake(token)
 
     # ---- bars ---------------------------------------------------------------------------------
 
@@ -304,17 +304,17 @@ class Desk:
             if r is None:
                 continue
             o, p = r.order, r.protection
-            hit = walk(self.fills, o, p, path, r.inst, self.band(r.inst), SL_SLIPPAGE_PCT, self._modify)
+            hit = walk(self.fills, o, p, path, r.inst, self.band(r.inst), SL_SLIPPAGE_PCT, self.modify)
             if hit is None:
                 continue
             del book[tag]
-            self._complete(o, hit[1])
+            self.complete(o, hit[1])
             self.rec.order_status(tag, "COMPLETE", hit[1], self.now)
-            out.append(self._fill(o.strategy_id, o.signal_id, o.kind, r.inst, o.transaction_type.value, o.quantity,
-                                  hit[1], o.product, "protective_fill"))
-            out += self._sync(p, r.inst)
+            out.append(self.fill(o.strategy_id, o.signal_id, o.kind, r.inst, o.transaction_type.value, o.quantity,
+                                 hit[1], o.product, "protective_fill"))
+            out += self.sync(p, r.inst)
         out += self.gtts.on_path(token, path)
-        self._rewake(token)
+        self.rewake(token)
         return out
 
     def paise(self, token: int) -> int:
@@ -327,60 +327,17 @@ class Desk:
         self.risk.on_pnl(t.realised, t.unrealised, "tick", t.exposure)
 
     def end_of_day(self) -> list[StrategyOutcome]:
-        """The broker's intraday square-off: open MIS positions closed at the last price, day orders
-        cancelled (Kite's DAY validity), the GTTs of contracts expiring today deleted (gtts.py); then the
-        exchange's expiry settlement of what is still held of them (expiry.py)."""
-        self.gtts.expire(self.day)
-        for token in list(self.resting):
-            for r in self.resting[token].values():
-                self._cancel(r.order, "day order expired at the close")
-            self.resting[token].clear()
-            self._rewake(token)
-        self.book = OrderBook(self.book.working())  # the day's final orders leave the working book
-        out = []
-        for (strategy_id, token), qty in list(self.strategy_qty.items()):
-            inst = self.instruments[token]
-            if not qty or self._product(strategy_id, token) != "MIS":
-                continue
-            side = "SELL" if qty > 0 else "BUY"
-            price = self.fills.market(side, self.paise(token), tick_paise(inst), band=self.band(inst))
-            self.rec.external_order(self.now, strategy_id, inst, side, abs(qty), price, "MIS square-off")
-            out.append(self._fill(strategy_id, "", "external", inst, side, abs(qty), price, "MIS", "external",
-                                  reason="MIS auto square-off at the close"))
-        out += self._settle_expired()
-        for token in self.price:
-            self.prev_close[token] = self.paise(token)
-        for (strategy_id, token), p in list(self.protections.items()):  # carried positions: tomorrow's stop
-            out += self._sync(p, self.instruments[token])
-        return out
+        """The broker's and the exchange's end of the day (``closing.py``)."""
+        return closing.end_of_day(self)
 
-    def _settle_expired(self) -> list[StrategyOutcome]:
-        """Contracts expiring today (or before: a day without bars) still held: closed at their final settlement
-        price, told to the strategy as the broker's own (``external``) fill, as live adopts it."""
-        out = []
-        today = ist.now(self.now).date()
-        for (strategy_id, token), qty in list(self.strategy_qty.items()):
-            inst = self.instruments.get(token)
-            if not qty or inst is None or not expiry.expired(inst, today):
-                continue
-            spot_token = self.underlyings.get(inst.name)
-            spot = self.paise(spot_token) if spot_token is not None else 0
-            price = expiry.settlement_price(inst, spot) if spot else self.paise(token)
-            side, product = "SELL" if qty > 0 else "BUY", self._product(strategy_id, token)
-            self.rec.external_order(self.now, strategy_id, inst, side, abs(qty), price, "expiry", product)
-            out.append(self._fill(strategy_id, "", "expiry", inst, side, abs(qty), price, product, "external",
-                                  reason=expiry.describe(inst, price),
-                                  cost=expiry.settlement_cost(inst, qty, price, today)))
-        return out
-
-    def _product(self, strategy_id: str, token: int) -> str:
+    def product(self, strategy_id: str, token: int) -> str:
         return self.rec.products.get((strategy_id, token), "MIS")
 
     # ---- fills and outcomes -------------------------------------------------------------------
 
-    def _fill(self, strategy_id: str, signal_id: str, kind: str, inst: Instrument, side: str, qty: int, price: int,
-              product: str, outcome: str, reason: str = "", group_id: str = "", cost: int | None = None
-              ) -> StrategyOutcome:
+    def fill(self, strategy_id: str, signal_id: str, kind: str, inst: Instrument, side: str, qty: int, price: int,
+             product: str, outcome: str, reason: str = "", group_id: str = "", cost: int | None = None
+             ) -> StrategyOutcome:
         """A fill booked: positions, charges (``cost`` when not an order's: an expiry), the record, risk."""
         token = inst.instrument_token
         closed = self.tracker.on_fill(strategy_id=strategy_id, exchange=inst.exchange,
@@ -400,11 +357,11 @@ class Desk:
         self.rec.products[key] = product
         self.rec.fill(self.now, strategy_id, signal_id or group_id, kind, inst, side, qty, price, cost, closed)
         self.risk.on_pnl(self.tracker.realised, self.tracker.unrealised, "fill", self.tracker.exposure)
-        return self._outcome(strategy_id, outcome, signal_id=signal_id, token=token, order_kind=kind,
-                             transaction_type=TransactionType(side), quantity=qty, price=price, position=held,
-                             reason=reason, group_id=group_id)
+        return self.outcome(strategy_id, outcome, signal_id=signal_id, token=token, order_kind=kind,
+                            transaction_type=TransactionType(side), quantity=qty, price=price, position=held,
+                            reason=reason, group_id=group_id)
 
-    def _outcome(self, strategy_id: str, kind: str, *, signal_id: str = "", token: int = 0, **kw) -> StrategyOutcome:
+    def outcome(self, strategy_id: str, kind: str, *, signal_id: str = "", token: int = 0, **kw) -> StrategyOutcome:
         self.seq += 1
         inst = self.instruments.get(token)
         if inst is not None and kind != "accepted" and kind != "refused":  # as the execution worker tells it

@@ -44,8 +44,8 @@ def place_group(desk: Desk, group: SignalGroup) -> list[StrategyOutcome]:
     if not ok:
         code = verdict.code if verdict else "HEDGE_MISMATCH"
         desk.rec.refusal(desk.now, group, code, reason)
-        return [desk._outcome(sid, "refused", group_id=group.id, order_kind=group.intent, code=code, reason=reason)]
-    out = [desk._outcome(sid, "accepted", group_id=group.id, order_kind=group.intent)]
+        return [desk.outcome(sid, "refused", group_id=group.id, order_kind=group.intent, code=code, reason=reason)]
+    out = [desk.outcome(sid, "accepted", group_id=group.id, order_kind=group.intent)]
     plan = GroupPlacement(group, verdict.quantities if group.intent == "exit" else ())
     while (step := plan.next()) is not None:
         filled, failure = _leg(desk, group, step, out)
@@ -53,7 +53,7 @@ def place_group(desk: Desk, group: SignalGroup) -> list[StrategyOutcome]:
     desk.rec.group(desk.now, group, plan.state, plan.detail)
     if plan.state != "completed":
         for leg in group.legs:
-            out.append(desk._outcome(
+            out.append(desk.outcome(
                 sid, "rolled_back", group_id=group.id, token=leg.instrument_token, order_kind=group.intent,
                 transaction_type=leg.transaction_type, quantity=leg.quantity, code=plan.code, reason=plan.reason))
     return out
@@ -85,22 +85,22 @@ def _leg(desk: Desk, group: SignalGroup, step: Step, out: list[StrategyOutcome])
     filled = 0
     for req in leg_request(desk.user_id, group.id, leg, step.index, step.kind, -1, inst):
         req = marketable(req, inst, price)
-        order = desk._order(req, sid, OrderState.OPEN)
+        order = desk.order(req, sid, OrderState.OPEN)
         side = req.transaction_type.value
         if inst is None or not price or token not in desk.traded:
             desk.rec.order(desk.now, req, "OPEN", 0, sid)
-            desk._cancel(order, NO_TRADE)
+            desk.cancel(order, NO_TRADE)
             if step.kind in SIGNAL_KINDS:
-                out.append(desk._outcome(sid, "cancelled", group_id=group.id, token=token, order_kind=step.kind,
-                                         transaction_type=req.transaction_type, quantity=req.quantity,
-                                         reason=NO_TRADE))
+                out.append(desk.outcome(sid, "cancelled", group_id=group.id, token=token, order_kind=step.kind,
+                                        transaction_type=req.transaction_type, quantity=req.quantity,
+                                        reason=NO_TRADE))
             return filled, f"leg {leg.tradingsymbol}: CANCELLED {NO_TRADE}"
         fill = desk.fills.market(side, price, tick_paise(inst), band=desk.band(inst))
         if req.order_type is OrderType.LIMIT:  # a stock option's "market" order: never beyond its limit
             fill = min(fill, req.price) if side == "BUY" else max(fill, req.price)
-        desk._complete(order, fill)
+        desk.complete(order, fill)
         desk.rec.order(desk.now, req, "COMPLETE", fill, sid)
-        out.append(desk._fill(sid, "", step.kind, inst, side, req.quantity, fill, req.product.value, "filled",
-                              group_id=group.id))
+        out.append(desk.fill(sid, "", step.kind, inst, side, req.quantity, fill, req.product.value, "filled",
+                             group_id=group.id))
         filled += req.quantity
     return filled, ""

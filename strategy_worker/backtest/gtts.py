@@ -162,7 +162,7 @@ class Gtts:
                             tradingsymbol=inst.tradingsymbol, instrument_token=inst.instrument_token, side=s.side,
                             quantity=s.quantity, product=p.product, order_type=OrderType.LIMIT, price=limit,
                             origin=f"gtt|{p.key}|{t.id}", index=t.id, inst=inst)
-        order = desk._order(req, p.strategy_id, OrderState.OPEN)
+        order = desk.order(req, p.strategy_id, OrderState.OPEN)
         desk.rec.order(desk.now, req, "OPEN", 0, p.strategy_id)
         tick = tick_paise(inst)
         fill = desk.fills.market(side, price, tick, band=desk.band(inst))
@@ -172,16 +172,16 @@ class Gtts:
             rest = desk.fills.limit(side, req.price, (price, *path[at + 1:]), tick)
             fill = rest[1] if rest is not None else 0
         if not fill and kind == "stop_loss":  # the market ran past the stop's LIMIT: chased through it
-            fill = chase(desk.fills, order, (at, price), inst, desk.band(inst), desk._modify)[1]
+            fill = chase(desk.fills, order, (at, price), inst, desk.band(inst), desk.modify)[1]
         if not fill:  # it rests at the exchange (a DAY order): a target's LIMIT still gives way to the stop
             desk.rest(order, inst, p)
             if kind == "target" and p.mode == "stop":
                 p.mode = "target"
             return []
-        desk._complete(order, fill)
+        desk.complete(order, fill)
         desk.rec.order_status(req.tag, "COMPLETE", fill, desk.now)
-        out = [desk._fill(p.strategy_id, p.signal_id, kind, inst, side, s.quantity, fill, p.product, "protective_fill")]
-        return out + desk._sync(p, inst)
+        out = [desk.fill(p.strategy_id, p.signal_id, kind, inst, side, s.quantity, fill, p.product, "protective_fill")]
+        return out + desk.sync(p, inst)
 
 
 def expired(inst: Instrument, day: str) -> bool:
