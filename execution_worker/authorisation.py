@@ -48,6 +48,8 @@ class HeldSells:
         """The broker refused ``order`` (being submitted) for want of authorisation: hold it, start the
         authorisation and tell the trader where to give it."""
         desk = self.desk
+        if desk.edis is not None:
+            desk.edis.learned()
         link, problem = "", ""
         try:
             holding = await self._holding(order)

@@ -127,6 +127,7 @@ class Desk:
         self.on_applied: Callable[[Order, Applied], None] | None = None  # the same, at once (no await before it)
         self.protector = None  # execution_worker.protector.Protector, once the desk is opened live
         self.held_sells = None  # execution_worker.authorisation.HeldSells: delivery sells awaiting eDIS (428)
+        self.edis = None  # execution_worker.edis_ahead.AuthoriseAhead: eDIS asked before the GTT stops need it
         self.ws_heard = 0.0  # monotonic: the last order update the broker's WebSocket relayed (0: none, or it dropped)
         self.trade_reads = TradeReads(lambda: self.client, bus, user_id)
         self.order_reads = OrderReads(lambda: self.client, bus, user_id)

@@ -195,6 +195,8 @@ class GttKeeper:
         if not gtt_id:
             self.asking.discard(want)
             p.gtt_asked = _without(p.gtt_asked, want)
+            if self.desk.edis is not None and p.product == "CNC":  # its stop may need the depository's TPIN today
+                self.desk.edis.soon()
         if p.mode in ("target", "stopped"):  # a fired leg's order ended unfilled: the new GTT watches both again
             p.mode = "stop"
         if new_id not in p.gtt_ids:

@@ -10,7 +10,7 @@ import time
 
 import msgspec
 
-from execution_worker import authorisation, controls, intraday, placing, protector
+from execution_worker import authorisation, controls, edis_ahead, intraday, placing, protector
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk, DeskClosed
 from execution_worker.crosscheck import CrossCheck
@@ -102,6 +102,7 @@ class Desks:
             await self._ask_the_time(desk)
         protector.started(desk, self.settings.sl_slippage_pct)
         authorisation.started(desk)
+        edis_ahead.started(desk).ask_the_time = lambda: self._ask_the_time(desk)
         self.crosschecks[user_id] = CrossCheck(desk, self.exerciser(user_id))
         stamps.append(("journal", time.monotonic()))
         await desk.outcomes.recover()  # what a crash kept from the strategies
@@ -179,6 +180,7 @@ class Desks:
                                  extra={"user_id": user_id})
                         first = False
                     desk.held_sells.watch()  # held delivery sells (also those a restart found in the journal)
+                    await desk.edis.check()  # the day's eDIS asked before a GTT stop needs it
                     next_reconcile = now + self.settings.reconcile_interval
                 if now >= next_positions:
                     await self.positions(desk)

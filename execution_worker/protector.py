@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import logging
 
+import msgspec
+
 from execution_worker import placing
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
@@ -126,9 +128,11 @@ class Protector:
             plan = self.plans.get(key)
             gtts = [gtt_guard(i, *await self.gtts.last_word(i)) for i in (plan.gtt_ids if plan else [])]
             _, _, _, _, closing, working = self._position(key)
-            out.append(judge(position, plan, gtts, working, closing,
-                             (position.exchange, position.tradingsymbol) in self.in_doubt,
-                             bounded.get((position.strategy_id, position.exchange, position.tradingsymbol), "")))
+            status = judge(position, plan, gtts, working, closing,
+                           (position.exchange, position.tradingsymbol) in self.in_doubt,
+                           bounded.get((position.strategy_id, position.exchange, position.tradingsymbol), ""))
+            link = self.desk.edis.link(position.exchange, position.tradingsymbol) if self.desk.edis else ""
+            out.append(msgspec.structs.replace(status, authorise=link) if link else status)
         return out
 
     # ---- keeping it in line -------------------------------------------------------------------

@@ -20,7 +20,8 @@ def _key(row: dict) -> tuple[str, str, str]:
 
 def protection_rows(snap: dict) -> dict[str, Any]:
     """``by_position``: (exchange, symbol, product) → its statuses and what they leave uncovered;
-    ``carried``: statuses with no open broker row; ``alarms``: positions without full working protection."""
+    ``carried``: statuses with no open broker row; ``alarms``: positions without full working protection;
+    ``authorise``: (symbol, quantity, link) of delivery positions whose GTT stop needs today's eDIS first."""
     statuses = snap.get("protection") or []
     open_rows = {_key(p): p for p in snap.get("positions") or [] if p.get("quantity")}
     by_position: dict[tuple[str, str, str], dict] = {}
@@ -42,4 +43,5 @@ def protection_rows(snap: dict) -> dict[str, Any]:
             entry["untracked"] = abs(untracked)
             alarms.append(f"{p['tradingsymbol']}: {abs(untracked)} of {abs(p['quantity'])} not tracked by kta, "
                           f"no stop-loss")
-    return {"by_position": by_position, "carried": carried, "alarms": alarms}
+    authorise = [(s["tradingsymbol"], s["quantity"], s["authorise"]) for s in statuses if s.get("authorise")]
+    return {"by_position": by_position, "carried": carried, "alarms": alarms, "authorise": authorise}

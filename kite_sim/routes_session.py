@@ -44,11 +44,12 @@ PRODUCTS = ["CNC", "NRML", "MIS", "BO", "CO"]
 ORDER_TYPES = ["MARKET", "LIMIT", "SL", "SL-M"]
 
 
-def profile(user) -> dict:
+def profile(user, edis: bool = False) -> dict:
+    """``meta.demat_consent`` is empty for an account without DDPI/POA (delivery sells need the day's eDIS)."""
     return {"user_id": user.user_id, "user_type": "individual", "email": user.email, "user_name": user.name,
             "user_shortname": user.name.split()[0], "broker": "ZERODHA", "exchanges": EXCHANGES,
             "products": PRODUCTS, "order_types": ORDER_TYPES, "avatar_url": None,
-            "meta": {"demat_consent": "consent"}}
+            "meta": {"demat_consent": "" if edis else "consent"}}
 
 
 class SessionController(Controller):
@@ -90,7 +91,7 @@ class SessionController(Controller):
         log.info("session opened for %s (app %s)", info.user_id, info.api_key)
         sim.changed()
         user = sim.accounts.users[info.user_id]
-        return ok({**profile(user), "api_key": info.api_key, "access_token": token,
+        return ok({**profile(user, sim.broker.account(info.user_id).depository.edis), "api_key": info.api_key, "access_token": token,
                    "public_token": info.public_token, "enctoken": "", "refresh_token": "", "silo": "",
                    "login_time": info.login_time})
 
@@ -149,7 +150,7 @@ class UserController(KiteController):
 
     @get("/profile")
     async def user_profile(self, sim: Sim, user_id: str) -> Response:
-        return ok(profile(sim.accounts.users[user_id]))
+        return ok(profile(sim.accounts.users[user_id], sim.broker.account(user_id).depository.edis))
 
     @get("/margins")
     async def user_margins(self, sim: Sim, user_id: str) -> Response:

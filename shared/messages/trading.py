@@ -263,6 +263,7 @@ class ProtectionStatus(Struct, frozen=True, kw_only=True):
     covered: int = 0
     state: ProtectionState = "unprotected"
     note: str = ""
+    authorise: str = ""  # the depository's link while its GTT stop cannot sell without today's eDIS/TPIN authorisation
 
 
 class PositionSnapshot(Struct, frozen=True, kw_only=True):

@@ -425,3 +425,62 @@ async def test_an_exit_held_for_the_depository_leaves_the_position_its_gtt_until
 
 async def at_broker(kite, tag: str) -> list:
     return [o for o in await broker(kite.orders) if o.tag == tag]
+
+
+async def test_an_edis_account_is_asked_for_the_day_s_authorisation_before_its_gtt_stop_needs_it(bus, sim, data_dir):
+    """An account without DDPI, a delivery position settled into the demat account and protected by a GTT:
+    without the day's TPIN its stop leg's sell is refused (428) exactly when the price reaches it — kta then
+    retried the GTT and sent a flatten that waited HELD too, the shares unprotected. At the open kta asks the
+    depository for what the GTT would sell (an alert with the link, the link on the position's protection row);
+    once authorised the prompt goes, and the stop fires and its sell fills: no retry, no flatten, nothing held."""
+    from tests.execution_worker.test_edis import tpin, without_ddpi
+
+    alerts = await without_ddpi(bus, sim)
+    try:
+        async with make_stack(bus, sim, data_dir) as (_, journal, kite):
+            await publish(bus, cnc(signal(f"edis-ahead-in-{os.getpid()}", qty=4, stop=130000, target=175000,
+                                          strategy_id="gtt-ahead")))
+
+            async def protected(qty):
+                gtts = await active_gtts(kite)
+                return held(journal, "gtt-ahead") == qty and len(gtts) == 1 and gtts[0].orders[0].quantity == qty
+
+            await eventually(lambda: protected(4), timeout=30, what="the entry filled and its GTT at the broker")
+            assert not [a for a in alerts if a.kind == "authorisation"]  # bought today: not in the demat account yet
+
+            async def infy_holding(t1: int):
+                infy = next(h for h in await broker(kite.holdings) if h.tradingsymbol == "INFY")
+                return infy.t1_quantity == t1 and infy.quantity >= 4
+
+            for t1 in (4, 0):  # T1 the next day (a sell needs no TPIN), in the demat account the day after
+                sim.admin("advance", {"seconds": 22500})
+                await eventually(lambda: infy_holding(t1), timeout=30, what=f"the next session's holdings (T1 {t1})")
+                await eventually(lambda: protected(4), timeout=30, what="the GTT carried through the close")
+            day = sim.trading_day()
+            ask = (await eventually(lambda: [a for a in alerts if a.kind == "authorisation"], timeout=30,
+                                    what="the day's authorisation asked at the open"))
+            assert len(ask) == 1 and "4 INFY" in ask[0].title and day in ask[0].key, ask
+            link = ask[0].link
+            assert link.startswith(f"{sim.root}/connect/portfolio/authorise/holdings/{sim.api_key}/")
+
+            async def prompt() -> str:
+                snap = await bus.request(subjects.cmd(USER, "execution", "positions"), m.GetPositions(), timeout=15)
+                return next((s["authorise"] for s in snap.data["protection"] if s["strategy_id"] == "gtt-ahead"), "")
+
+            assert await eventually(lambda: prompt(), timeout=30, what="the link on the position's row") == link
+            tpin(link)
+            await eventually(lambda: _empty(prompt()), timeout=30, what="the prompt gone once authorised")
+
+            sim.admin("price", {"underlying": "INFY", "price": 1297.0})  # through the stop (above its limit 1293.50)
+            await eventually(lambda: held(journal, "gtt-ahead") == 0, timeout=30, what="the GTT's stop sold and filled")
+            sells = [o for o in await broker(kite.orders) if o.tradingsymbol == "INFY" and o.transaction_type == "SELL"]
+            assert [(o.status, o.quantity, o.product) for o in sells] == [("COMPLETE", 4, "CNC")], sells
+            assert not [o for o in journal.orders(USER) if o["state"] == "HELD" or o["kind"] == "flatten"]
+            assert len([a for a in alerts if a.kind == "authorisation"]) == 1  # asked once, never a 428's second
+    finally:
+        sim.admin("accounts", {"user_id": "DEMO01", "edis": False})
+        sim.admin("price", {"underlying": "INFY", "price": None})
+
+
+async def _empty(value) -> bool:
+    return not await value
