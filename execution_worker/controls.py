@@ -24,6 +24,7 @@ log = logging.getLogger("kta.controls")
 SQUARE_OFF_CANCEL_TIMEOUT = 10.0
 # the order field a refusal names, so the trader sees it beside the input
 REFUSAL_FIELD = {"INVALID_STOP": "stop_loss", "INVALID_TARGET": "target", "INVALID_TRIGGER": "trigger_price",
+                 "PRICE_OUTSIDE_BAND": "price",
                  "POSITION_SIZE": "quantity", "NO_POSITION": "intent", "PRICE_UNKNOWN": "price", "EXPOSURE_LIMIT": "quantity",
                  "SYMBOL_EXPOSURE": "quantity", "STRATEGY_EXPOSURE": "quantity"}
 

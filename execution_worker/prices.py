@@ -83,6 +83,11 @@ class Prices:
         seen = self.last.get(key)
         return seen[0] if seen and time.monotonic() - seen[1] < FRESH_SECONDS else 0
 
+    def known_bands(self, keys: list[str]) -> dict[str, tuple[int, int]]:
+        """The circuit limits already read today (no broker call)."""
+        today = ist.day(time.time())
+        return {k: (b[1], b[2]) for k in keys if (b := self.bands.get(k)) is not None and b[0] == today}
+
     async def circuits(self, client: KiteClient, keys: list[str]) -> dict[str, tuple[int, int]]:
         """(lower, upper) circuit limits in paise by key, read once per instrument and day."""
         today = ist.day(time.time())

@@ -24,7 +24,7 @@ from shared.trading.greeks import greeks_inputs, net_greeks
 from shared.trading.order import REFUSED as REFUSED_STATE
 from shared.trading.positions import signed
 from shared.trading.protection import position_key
-from shared.trading.risk import RiskDecision
+from shared.trading.risk import RiskDecision, limit_prices
 from shared.trading.risk_context import context_from, instruments_of
 
 log = logging.getLogger("kta.execution")
@@ -40,10 +40,11 @@ async def judge(desk: Desk, sig: Signal | SignalGroup) -> RiskDecision:
     await desk.prices.follow(tokens)
     underlying, _, _, greek_keys = greeks_inputs(desk.instruments, desk.tracker.positions(), lines)
     exiting = sig.intent == "exit"
-    stops = isinstance(sig, Signal) and (sig.stop_loss or sig.target or sig.trigger_price) and not exiting
+    banded = any(limit_prices(sig)) or isinstance(sig, Signal) and (sig.stop_loss or sig.target or sig.trigger_price)
     # The band first: its ``quote`` prices the instrument too, so a new one costs one call of Kite's 1/s quote
-    # budget, not an ``ltp`` and then a ``quote`` a second apart.
-    circuits = await desk.prices.circuits(desk.client, keys) if stops else {}
+    # budget, not an ``ltp`` and then a ``quote`` a second apart. An exit reads nothing: the band if known.
+    circuits = await desk.prices.circuits(desk.client, keys) if banded and not exiting else \
+        desk.prices.known_bands(keys)
     prices = {} if exiting else await desk.prices.prices(desk.client, sorted(set(keys) | set(greek_keys)))
     greeks = net_greeks(desk.instruments, desk.tracker.positions(), lines, prices) if underlying and not exiting \
         else None

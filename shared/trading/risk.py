@@ -51,6 +51,7 @@ class RiskCode(enum.StrEnum):
     GREEKS_UNPRICED = "GREEKS_UNPRICED"
     PRODUCT_MISMATCH = "PRODUCT_MISMATCH"
     DELIVERY_SHORT = "DELIVERY_SHORT"
+    PRICE_OUTSIDE_BAND = "PRICE_OUTSIDE_BAND"
 
 
 class RiskDecision(Struct, frozen=True):
@@ -132,6 +133,8 @@ class RiskManager:
         ks, limits = self.kill_switch, self.limits
         if mixed := _mixed_products(sig, ctx):
             return mixed
+        if outside := _outside_band(sig, ctx):  # the exchange would reject it, an exit's too
+            return outside
         if sig.intent == "exit":
             return _exit(sig, ctx)  # a true reduction in every state
         if short := _delivery_short(sig, ctx):
@@ -255,6 +258,24 @@ def _prices(sig: Signal | SignalGroup) -> list[int]:
     if sig.order_type is OrderType.SL_M:
         return [sig.trigger_price or 0]
     return [sig.price if sig.order_type is not OrderType.MARKET else 0]
+
+
+def limit_prices(sig: Signal | SignalGroup) -> list[int]:
+    """Each line's own limit price (a LIMIT's, an SL's); 0 where it has none (MARKET, SL-M)."""
+    legs = sig.legs if isinstance(sig, SignalGroup) else [sig]
+    return [leg.price or 0 if leg.order_type in (OrderType.LIMIT, OrderType.SL) else 0 for leg in legs]
+
+
+def _outside_band(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision | None:
+    """A limit price outside the instrument's circuit band for the day, judged only where the band is known
+    (from the broker's quote): an unknown band is left to the broker, never guessed."""
+    for (exchange, symbol, side, _), price in zip(_lines(sig), limit_prices(sig)):
+        h = ctx.holding(exchange, symbol)
+        if price and h.lower and h.upper and not h.lower <= price <= h.upper:
+            return RiskDecision(False, RiskCode.PRICE_OUTSIDE_BAND,
+                                f"{symbol}: {side} limit price {format_inr(price)} is outside today's circuit band "
+                                f"{format_inr(h.lower)}–{format_inr(h.upper)} (the exchange would reject it)")
+    return None
 
 
 def _reduces(sig: Signal | SignalGroup, ctx: RiskContext) -> bool:

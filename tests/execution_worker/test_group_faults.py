@@ -5,8 +5,9 @@ leg (its index in placing order: hedges first) with what goes wrong there: the R
 fills partially and the rest is cancelled, or it never fills (the group times out). kite_sim's
 faults hit the *next* orders, so a fault on leg 0 is set before the group is sent, and a fault on
 leg 1 is set while leg 0 is held unfilled (``hold_fills``) and released right after. Further legs
-fail the way a real exchange makes them fail: a limit price outside the circuit band is rejected,
-a limit far from the market rests until the timeout."""
+fail the way a real exchange makes them fail: a limit far from the market rests until the timeout, and a
+limit price outside the circuit band would be rejected — so risk refuses the group before any leg is placed
+(``PRICE_OUTSIDE_BAND``: the band is known from the legs' quote)."""
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -70,10 +71,15 @@ async def run_group(bus, sim, journal, group: m.SignalGroup, fault) -> str:
         await eventually(lambda: any(r.get("order_id") for r in journal.orders_of_group(group.id)),
                          what="leg 0 placed")
         sim.faults(hold_fills=False, **fault_kw[fault[1]])
-    state = await eventually(lambda: (journal.group(group.id) or {}).get("state") in FINAL
+    state = await eventually(lambda: _refused(journal, group.id) or (journal.group(group.id) or {}).get("state") in FINAL
                              and journal.group(group.id)["state"], timeout=30, what=f"group {group.id} finished")
     sim.reset_faults()
     return state
+
+
+def _refused(journal, group_id: str) -> str:
+    row = journal.signal(group_id)
+    return "refused" if row and row.get("decision") == "refused" else ""
 
 
 async def assert_journaled(kite, journal, group_id: str) -> None:
@@ -106,6 +112,11 @@ async def test_groups_under_fault_plans_end_flat_and_journaled(bus, sim, stack, 
     group = m.SignalGroup(id=f"grp-fault-{next(_counter)}", user_id=USER, strategy_id=f"{structure}-1", strategy=name,
                           structure=name, underlying="NIFTY", legs=legs)
     state = await run_group(bus, sim, journal, group, fault)
+    if fault and fault[0] >= 2 and fault[1] == "reject":  # beyond the circuit band: never sent
+        assert state == "refused" and journal.signal(group.id)["code"] == "PRICE_OUTSIDE_BAND", journal.signal(group.id)
+        assert not journal.orders_of_group(group.id)
+        assert net(await broker(kite.positions), symbols) == before, plan
+        return
     await assert_journaled(kite, journal, group.id)
     if fault is None:
         assert state == "completed", journal.group(group.id)

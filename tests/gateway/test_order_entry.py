@@ -181,3 +181,23 @@ async def _said(titles, title: str) -> bool:
 async def _in_state(client, state: str):
     items = (await client.get("/api/orders", params={"limit": 50, "strategy": "manual"})).json()["items"]
     return next((o for o in items if o["state"] == state and o["product"] == "CNC"), None)
+
+
+async def test_a_limit_outside_the_circuit_band_is_refused_before_the_broker_naming_price_and_the_band(trader):  # noqa: F811
+    """Kite rejects a LIMIT priced outside the day's circuit band: kta refuses it first (risk, once the band is
+    known from the quote), as a 400 naming ``price`` with the band, on the JSON API and next to the form's field."""
+    client, csrf = trader
+    ltp = await last_price(client)
+    far = round(ltp * 1.5 / 0.05) * 5  # paise, far above any band
+    r = await client.post("/api/orders", headers={"X-CSRF-Token": csrf}, json={
+        "exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY", "quantity": 1, "product": "MIS",
+        "order_type": "LIMIT", "price": far, "client_id": "band-api"})
+    body = r.json()
+    assert r.status_code == 400 and body["field"] == "price" and body["error"] == "PRICE_OUTSIDE_BAND", body
+    assert re.search(r"outside today's circuit band ₹[\d,.]+–₹[\d,.]+", body["detail"]), body
+    await client.get("/ui/order-entry/search", params={"q": "INFY"}, headers=hx(csrf))  # the trader picks it
+    r = await client.post("/ui/order-entry", headers=hx(csrf), data=order_form(order_type="LIMIT",
+                                                                               price=f"{far / 100:.2f}"))
+    assert re.search(r'id="error-order-price">[^<]*circuit band ₹', r.text), refusal_of(r.text)
+    assert not [o for o in (await client.get("/api/orders", params={"limit": 200, "strategy": "manual"})).json()["items"]
+                if o["price"] == far]  # nothing reached the broker or the book

@@ -106,6 +106,12 @@ REFUSALS = [
     (RiskCode.INVALID_TRIGGER, signal(order_type=OrderType.SL_M, price=0, trigger_price=170000),
      books(infy(lower=135000, upper=165000))),
     (RiskCode.PRICE_UNKNOWN, signal(order_type=OrderType.SL_M, price=0, trigger_price=151000), books(infy(last=0))),
+    # a limit price outside the day's circuit band (known from the quote): the exchange would reject it, an exit's too
+    (RiskCode.PRICE_OUTSIDE_BAND, signal(order_type=OrderType.LIMIT, price=170000), books(infy(lower=135000, upper=165000))),
+    (RiskCode.PRICE_OUTSIDE_BAND, signal(side="SELL", order_type=OrderType.LIMIT, price=130000, intent="exit"),
+     books(infy(held=10, lower=135000, upper=165000))),
+    (RiskCode.PRICE_OUTSIDE_BAND, signal(side="SELL", order_type=OrderType.SL, price=134000, trigger_price=136000),
+     books(infy(lower=135000, upper=165000))),
     # an SL-M buy's stop is judged against its trigger (where it fills), not the last price
     (RiskCode.INVALID_STOP, signal(order_type=OrderType.SL_M, price=0, trigger_price=152000, stop_loss=152500),
      books(infy())),
@@ -142,3 +148,16 @@ def test_order_rate_counts_accepted_orders_per_minute(risk, clock):
     assert refused.code == RiskCode.ORDER_RATE
     clock.t += 61
     assert risk.validate_signal(signal("r6"), books(infy())).ok
+
+
+def test_a_limit_price_is_judged_against_the_circuit_band_only_when_the_band_is_known(risk):
+    """Inside the band, or with no band read (0, 0): left to the broker, never guessed."""
+    outside = signal(order_type=OrderType.LIMIT, price=170000)
+    refused = risk.validate_signal(outside, books(infy(lower=135000, upper=165000)))
+    assert refused.code == RiskCode.PRICE_OUTSIDE_BAND and "₹1,700" in refused.reason and "₹1,350" in refused.reason \
+        and "₹1,650" in refused.reason, refused
+    assert risk.validate_signal(outside, books(infy())).ok
+    assert risk.validate_signal(signal("s2", order_type=OrderType.LIMIT, price=165000),
+                                books(infy(lower=135000, upper=165000))).ok
+    assert risk.validate_signal(signal("s3", order_type=OrderType.MARKET, price=0),
+                                books(infy(lower=135000, upper=165000))).ok
