@@ -311,6 +311,8 @@ class Order(Struct, kw_only=True):
                 if value := getattr(event, name):
                     setattr(self, name, value)
             return NOTHING
+        if isinstance(event, Placed) and event.order_id == self.order_id and self.state in _AFTER_SUBMISSION:
+            return NOTHING  # the broker's own update beat the POST's answer: no news
         new = {Submitted: S.SUBMITTING, Placed: S.PLACED, SubmitFailed: S.FAILED, SubmitLost: S.UNKNOWN,
                SubmitHeld: S.HELD}[type(event)]
         if not can_move(self.state, new):

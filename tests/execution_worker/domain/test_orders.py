@@ -100,6 +100,19 @@ def test_an_order_lives_through_its_events_and_refuses_a_stale_one():
     assert (order.state, order.filled_quantity) == (O.COMPLETE, 10)
 
 
+def test_the_post_s_answer_after_the_broker_s_own_update_changes_nothing():
+    """Kite's WebSocket update can beat the POST's response: the order is OPEN (or filled) when its answer says
+    'placed'. That is no news, not a refused transition; an answer naming another order id still is refused."""
+    order = an_order()
+    order.apply(Submitted())
+    order.apply(update("OPEN", order_id="O1"))
+    assert order.apply(Placed(order_id="O1")) == Applied(True)
+    assert (order.state, order.order_id) == (O.OPEN, "O1")
+    order.apply(update("COMPLETE", filled=10, order_id="O1"))
+    assert order.apply(Placed(order_id="O1")) == Applied(True) and order.state is O.COMPLETE
+    assert order.apply(Placed(order_id="O9")) == Applied(False) and order.order_id == "O1"
+
+
 def test_kta_cancellations_are_labelled_as_kta_s_own():
     order = an_order()
     order.apply(Submitted())
