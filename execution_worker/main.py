@@ -205,7 +205,7 @@ class ExecutionWorker:
             case m.GetStrategyPositions():
                 return m.Ok(data=strategy_positions(j, user_id, cmd.strategy_id))
             case m.GetExecutionSummary():
-                return m.Ok(data=self.execution(user_id, cmd.timings))
+                return m.Ok(data=self.execution(user_id, cmd.timings, cmd.day or None))
             case m.GetJournal():
                 return m.Ok(data={"trades": j.trades(user_id, cmd.day or None, cmd.limit),  # bounded in the query
                                   "signals": j.signals(user_id, cmd.day or None, cmd.limit),
@@ -277,10 +277,11 @@ class ExecutionWorker:
                 return m.Ok(data=msgspec.to_builtins(state))
         return None
 
-    def execution(self, user_id: str, timings: bool = False) -> dict:
+    def execution(self, user_id: str, timings: bool = False, day: str | None = None) -> dict:
         desk = self.desks.desks.get(user_id)
         rows = list(desk.timings) if desk else []
-        return {**msgspec.to_builtins(execution_summary(self.journal.orders(user_id), desk.latencies_ms if desk else ())),
+        orders = self.journal.orders(user_id, day)
+        return {**msgspec.to_builtins(execution_summary(orders, desk.latencies_ms if desk else ())),
                 "orders_leave_from": self.desks.clients.leaves_from(user_id),  # the egress this worker sends from
                 "tick_to_order": waits.summary(rows), **({"timings": rows} if timings else {})}
 

@@ -236,8 +236,8 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk):
     async def reset_risk(self, user_id: str, reason: str = "manual reset") -> dict:
         return await self.command(user_id, "risk", m.ResetKillSwitch(reason=reason))
 
-    async def execution_summary(self, user_id: str) -> dict:
-        return await self.command(user_id, "execution", m.GetExecutionSummary())
+    async def execution_summary(self, user_id: str, day: str = "") -> dict:
+        return await self.command(user_id, "execution", m.GetExecutionSummary(day=day))
 
     # ---- strategies -------------------------------------------------------------------------
 

@@ -78,5 +78,6 @@ class JournalController(Controller):
         return await trading.reset_risk(user_id, (data or ResetRiskBody()).reason)
 
     @get("/execution/summary")
-    async def execution_summary(self, trading: Trading, user_id: str) -> dict:
-        return await trading.execution_summary(user_id)
+    async def execution_summary(self, trading: Trading, user_id: str, day: Day = "") -> dict:
+        """The orders' summary of ``day`` (empty: the day the desk reports on, as the session report)."""
+        return await trading.execution_summary(user_id, day or await trading.trading_day(user_id))

@@ -148,6 +148,7 @@ class CancelOrder(_Cmd, tag="cancel_order"):
 
 
 class GetExecutionSummary(_Cmd, tag="get_execution_summary"):
+    day: str = ""  # yyyy-mm-dd: that day's orders; empty = every order journaled
     timings: bool = False  # also each recent signal's order: [tag, tick, handed, budget wait, broker wait, arrived,
     # locked, decided, stored in its stream] in ns (shared/kite/waits.py)
 

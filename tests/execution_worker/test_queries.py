@@ -1,8 +1,12 @@
 """What the gateway asks the execution worker over NATS, and the shapes of the replies: the journal
 (``cmd.journal.*``), the audit of an order, the risk and the execution summaries."""
 
+import msgspec
+
+from execution_worker.journal_reads import order_of
 from shared import messages as m
 from shared import subjects
+from shared.trading.order import OrderState
 from tests.execution_worker.kit import USER, signal
 from tests.helpers import eventually
 
@@ -52,6 +56,15 @@ async def test_replies_of_the_journal_risk_and_execution_queries(bus, stack):
     assert {"pending_orders", "filled_orders", "rejected", "cancelled", "total_orders",
             "avg_fill_latency_ms"} <= set(reply.data)
     assert reply.data["filled_orders"] >= 2 and reply.data["avg_fill_latency_ms"] > 0
+    # the session report's counts are its day's: an order journaled on an earlier day is not among them
+    today = row["day"]
+    earlier = msgspec.structs.replace(order_of(row), tag="q-earlier-1", order_id="", day="2026-01-05",
+                                      state=OrderState.REJECTED, status="REJECTED", filled_quantity=0)
+    journal.save_order(earlier)
+    every = (await ask(bus, "execution", "summary", m.GetExecutionSummary())).data
+    of_day = (await ask(bus, "execution", "summary", m.GetExecutionSummary(day=today))).data
+    assert (every["total_orders"], every["rejected"]) == (of_day["total_orders"] + 1, of_day["rejected"] + 1)
+    assert of_day["total_orders"] == len(journal.orders(USER, today))
 
     reply = await ask(bus, "execution", "orders", m.GetOrders())
     assert {buy.id, sell.id} <= {r["signal_id"] for r in reply.data}
