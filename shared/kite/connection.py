@@ -19,6 +19,7 @@ import stamina
 from shared.kite import errors, tls, waits
 from shared.kite.egress import Egress
 from shared.kite.http1 import LeanTransport
+from shared.kite.lean import Answer, LeanRequests
 from shared.kite.ratelimit import RateLimiter, endpoint_class
 
 log = logging.getLogger("kta.kite")
@@ -69,6 +70,7 @@ class KiteConnection:
         # that finds this one closed before it left is sent there instead (nothing of it reached the broker).
         self.successor: KiteConnection | None = None
         self.egress = Egress(proxy or "", local_address or "")
+        self._lean: dict[httpx.AsyncClient, LeanRequests] = {}  # a client over a LeanTransport -> its lean path
         self._http = self._client(timeout, transport)
         # Kite takes order calls only from the app's static IP: they, and only they, leave through the
         # user's egress (reads stay direct, so a dead proxy never blinds reconciliation).
@@ -90,6 +92,7 @@ class KiteConnection:
             self.egress = egress
             self._orders_http = self._egress_client()
             if old is not self._http:  # closed once its requests in flight are done
+                self._lean.pop(old, None)
                 task = asyncio.get_running_loop().create_task(old.aclose())
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
@@ -98,12 +101,15 @@ class KiteConnection:
                 proxy: str | None = None) -> httpx.AsyncClient:
         if transport is None and not proxy:
             transport = LeanTransport()  # http1.py: httpcore's CPU per request spared; a proxy stays on httpx's
-        return httpx.AsyncClient(
+        headers = {"X-Kite-Version": "3", "User-Agent": "kta/0.1"}
+        client = httpx.AsyncClient(
             base_url=self.root, timeout=timeout, proxy=proxy or None, transport=transport, trust_env=False,
-            verify=tls.context(),
-            headers={"X-Kite-Version": "3", "User-Agent": "kta/0.1"},
+            verify=tls.context(), headers=headers,
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )
+        if isinstance(transport, LeanTransport) and not proxy:  # its calls skip httpx's client layer (lean.py)
+            self._lean[client] = LeanRequests(self.root, transport, headers, timeout)
+        return client
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -124,7 +130,8 @@ class KiteConnection:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.api_key}:{self.access_token}"} if self.access_token else {}
 
-    async def _send(self, method: str, path: str, *, params=None, data=None, json=None, auth=True) -> httpx.Response:
+    async def _send(self, method: str, path: str, *, params=None, data=None, json=None, auth=True
+                    ) -> httpx.Response | Answer:
         cls = endpoint_class(method, path)
         egress = cls == "orders" and self.egress.configured
         if egress:
@@ -138,8 +145,12 @@ class KiteConnection:
             raise errors.ClientClosed(f"{method} {path} not sent: the client was closed while the call waited")
         if cls == "orders" and method == "POST":
             waits.handed(data.get("tag") if data else None)
+        lean = self._lean.get(http)
+        hooked = http.event_hooks["request"] or http.event_hooks["response"]  # httpx's path runs them
         try:
             with waits.waiting(waits.BROKER):
+                if lean is not None and json is None and not hooked:
+                    return await lean.send(method, path, params, data, self._headers() if auth else None)
                 return await http.request(method, path, params=params, data=data, json=json,
                                           headers=self._headers() if auth else None)
         except RuntimeError as e:  # httpx: "Cannot send a request, as the client has been closed" (nothing sent)
@@ -153,7 +164,7 @@ class KiteConnection:
         except httpx.HTTPError as e:
             raise errors.NetworkException(f"the connection to the broker failed: {e!r}", 503) from e
 
-    def _parse(self, r: httpx.Response, auth: bool = True) -> Any:
+    def _parse(self, r: httpx.Response | Answer, auth: bool = True) -> Any:
         ctype = r.headers.get("content-type", "")
         if "json" in ctype:
             try:

@@ -63,11 +63,20 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"the broker's URL must be http or https, not {url.scheme}",
                                             request=request)
-        timeout = request.extensions.get("timeout") or {}
         key = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         body = await request.aread()
         head = b"".join((request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n",
                          *(b"%s: %s\r\n" % kv for kv in request.headers.raw), b"\r\n"))
+        status, headers, content = await self.exchange(key, request.method, head, body,
+                                                       request.extensions.get("timeout") or {}, request)
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), request=request,
+                              extensions={"http_version": b"HTTP/1.1"})
+
+    async def exchange(self, key: tuple[str, str, int], method: str, head: bytes, body: bytes, timeout: dict,
+                       request: httpx.Request | None = None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """One request written whole (``head``: request line and headers, through the empty line) to
+        ``key``'s (scheme, host, port) server over a kept-alive connection; its (status, headers, body).
+        ``timeout``: httpx's {"connect", "read", "pool"} seconds. Raises httpx's errors (``request``: theirs)."""
         if self._slots.locked():  # every connection busy: wait for one, up to the pool timeout
             try:
                 await asyncio.wait_for(self._slots.acquire(), timeout.get("pool"))
@@ -80,7 +89,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             try:
                 conn.writer.write(head + body if body else head)
                 status, headers, content, keep = await asyncio.wait_for(
-                    self._answer(conn, request.method), timeout.get("read"))
+                    self._answer(conn, method), timeout.get("read"))
             except asyncio.TimeoutError:
                 conn.close()
                 raise httpx.ReadTimeout("the broker did not answer in time", request=request) from None
@@ -99,8 +108,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 conn.close()
         finally:
             self._slots.release()
-        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), request=request,
-                              extensions={"http_version": b"HTTP/1.1"})
+        return status, headers, content
 
     def _take(self, key: tuple[str, str, int]) -> _Conn | None:
         idle = self._idle.get(key)
@@ -119,7 +127,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
         conn.idle_since = time.monotonic()
         idle.append(conn)
 
-    async def _connect(self, key: tuple[str, str, int], timeout: float | None, request: httpx.Request) -> _Conn:
+    async def _connect(self, key: tuple[str, str, int], timeout: float | None,
+                       request: httpx.Request | None) -> _Conn:
         scheme, host, port = key
         secure = (self._ssl or tls.context()) if scheme == "https" else None
         try:

@@ -22,14 +22,15 @@ class RecordingTransport(LeanTransport):
         super().__init__(**kw)
         self.exchanges: list[tuple[str, str, int]] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def exchange(self, key, method, head, body, timeout, request=None):
+        path = head.split(b" ", 2)[1].split(b"?")[0].decode()
         try:
-            response = await super().handle_async_request(request)
+            answer = await super().exchange(key, method, head, body, timeout, request)
         except httpx.HTTPError:
-            self.exchanges.append((request.method, request.url.path, None))  # no answer (refused, lost, timed out)
+            self.exchanges.append((method, path, None))  # no answer (refused, lost, timed out)
             raise
-        self.exchanges.append((request.method, request.url.path, response.status_code))
-        return response
+        self.exchanges.append((method, path, answer[0]))
+        return answer
 
     def count(self, method: str | None = None, prefix: str = "", status: int | None = None) -> int:
         return sum(1 for m, p, s in self.exchanges
@@ -37,8 +38,8 @@ class RecordingTransport(LeanTransport):
 
 
 @contextlib.contextmanager
-def http_server(respond: Callable[[http.server.BaseHTTPRequestHandler], tuple[int, str, bytes]]):
-    """Serve ``respond(handler) -> (status, content_type, body)`` on 127.0.0.1:<free port> in a thread.
+def http_server(respond: Callable[[http.server.BaseHTTPRequestHandler], tuple[int, str, bytes] | None]):
+    """Serve ``respond(handler) -> (status, content_type, body)`` (None: it wrote the answer itself) on 127.0.0.1:<free port> in a thread.
     Yields ``(root_url, seen)`` where ``seen`` lists (peer_host, method, request_target)."""
     seen: list[tuple[str, str, str]] = []
 
@@ -49,7 +50,10 @@ def http_server(respond: Callable[[http.server.BaseHTTPRequestHandler], tuple[in
             length = int(self.headers.get("Content-Length") or 0)
             self.body = self.rfile.read(length) if length else b""  # drained: the connection is kept alive
             seen.append((self.client_address[0], self.command, self.path))
-            status, ctype, body = respond(self)
+            answer = respond(self)
+            if answer is None:  # respond wrote its own answer
+                return
+            status, ctype, body = answer
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
