@@ -34,19 +34,8 @@ from shared.exchange_clock import ExchangeClock
 from shared.kite import errors, waits
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument, Order as KiteOrder, Trade
-from shared.messages import (
-    OrderEvent,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Product,
-    RiskState,
-    Signal,
-    SignalGroup,
-    Variety,
-    to_paise,
-    to_rupees,
-)
+from shared.messages import (OrderEvent, OrderRequest, OrderStatus, OrderType, Product, RiskState, Signal,
+                             SignalGroup, Variety, to_paise, to_rupees)
 from shared.trading import planning, protection
 from shared.trading.book import OrderBook
 from shared.trading.order import (
@@ -194,6 +183,16 @@ class Desk:
     async def record(self, order: Order, event: OrderEventAny, notify: bool = True) -> Applied:
         """Apply ``event`` to ``order``; journal and publish what changed. ``notify`` False leaves the
         reactions (outcomes, protection) to the caller, who first journals the fills."""
+        applied, news, moved = self.apply(order, event)
+        if news is not None:
+            await self._tell(news)
+        if moved and notify:
+            await self.react(order, applied)
+        return applied
+
+    def apply(self, order: Order, event: OrderEventAny) -> tuple[Applied, OrderEvent | None, bool]:
+        """``record``'s first half, no await: the event applied, the order's row (and its event) journaled — one commit,
+        or the caller's ``journal.together``'s. Returns what it did, the event to tell (or None), whether it moved."""
         before = order.state
         terms = (order.quantity, order.price, order.trigger_price, order.order_type)
         # a broker view that changes nothing (every order of the day, read back by each reconciliation
@@ -206,10 +205,10 @@ class Desk:
         if not applied.ok:
             log.warning("order %s: refused transition %s -> %s", order.order_id or order.tag, before,
                         getattr(event, "state", None) or type(event).__name__, extra={"user_id": self.user_id})
-            return applied
+            return applied, None, False
         if not (applied.state_changed or applied.filled or applied.journaled
                 or isinstance(event, (CancelRequested, HeldAmended)) or (seen is not None and seen != astuple(order))):
-            return applied
+            return applied, None, False
         self.book.indexed(order)
         modified = terms != (order.quantity, order.price, order.trigger_price, order.order_type)
         with self.journal.together():  # the order's row and its event: one commit
@@ -217,11 +216,7 @@ class Desk:
             # a modification the broker took is news too (the trader's order book)
             news = self._event(order) if (applied.state_changed or applied.filled or modified) \
                 and order.state not in QUIET else None
-        if news is not None:
-            await self._tell(news)
-        if notify:
-            await self.react(order, applied)
-        return applied
+        return applied, news, True
 
     async def react(self, order: Order, applied: Applied) -> None:
         """The reactions to what one event did (``applied.state``: the state it left the order in; an event

@@ -18,6 +18,7 @@ from shared.kite import errors, waits
 from shared.messages import KillSwitchState, OrderRequest, OrderType, to_rupees
 from shared.trading.order import (
     WITHDRAWN,
+    Applied,
     CancelRequested,
     HeldAmended,
     Order,
@@ -35,10 +36,11 @@ CONFIRM_GRACE = 10.0  # the same after a placement: nothing waits on it, and rec
 NAMING_GRACE = 10.0  # s a cancel waits for an order still being placed to be named by the broker
 
 
-async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | None:
+async def place(desk: Desk, req: OrderRequest, strategy_id: str = "", admitted: Applied | None = None) -> str | None:
     """Place ``req`` once. Returns the broker order id, or None if it was refused / is unknown.
     A tag goes to the broker at most once, unless the broker provably never took it (the order gate,
-    a 429, its own refusal): a lost submit is looked up by tag and otherwise left to reconciliation."""
+    a 429, its own refusal): a lost submit is looked up by tag and otherwise left to reconciliation.
+    ``admitted``: marked SUBMITTING by its decision (``admit_now``): sent now."""
     order = desk.book.get(req.tag)
     if order is not None and order.order_id:
         return order.order_id
@@ -53,7 +55,8 @@ async def place(desk: Desk, req: OrderRequest, strategy_id: str = "") -> str | N
         return await asyncio.shield(first)
     answer = desk.in_flight[req.tag] = asyncio.get_running_loop().create_future()
     try:
-        result = await _place_once(desk, req, order, strategy_id)
+        result = await (_submit(desk, order, req, admitted) if admitted is not None and order is not None
+                        else _place_once(desk, req, order, strategy_id))
     except BaseException as e:
         answer.set_exception(e if isinstance(e, Exception) else RuntimeError(f"the submit of {req.tag} was cut off"))
         answer.exception()  # (retrieved: nobody need be waiting)
@@ -81,24 +84,26 @@ def halted(desk: Desk) -> str:
     return f"kill switch {state.state}: {state.reason}" if state.state is KillSwitchState.HALTED else ""
 
 
-async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
+def admit_now(desk: Desk, order: Order) -> Applied | None:
+    """An entry its decision sends at once: the order gate admits it now (nobody waiting before it), the kill
+    switch lets it go and the desk is open — then it is marked SUBMITTING in the caller's commit (the decision's:
+    one commit for both, still durable before its POST leaves). None: it goes through ``_submit``'s waits."""
+    if order.kind != "entry" or desk.gate.queued or halted(desk) or desk.closed:
+        return None
     try:
-        with waits.waiting(waits.BUDGET):
-            await desk.gate.acquire(urgent=order.kind in URGENT)
-    except OrderGateError as e:
-        await desk.record(order, SubmitFailed(reason=str(e), code=e.code, ts=time.time_ns()))
-        log.warning("order %s refused by the order gate: %s", req.tag, e)
+        if not desk.gate.admit(desk.gate.clock()):
+            return None
+    except OrderGateError:  # the day's cap: refused and journaled the usual way
         return None
-    # an entry decided before the kill switch tripped and still on its way (waiting at the gate behind the stops
-    # and flattens) is not sent after it: soak seed 41 placed SELL 12 RELIANCE 0.9 s after the trip
-    if order.kind == "entry" and (why := halted(desk)):
-        await desk.record(order, SubmitFailed(reason=f"withdrawn before it was sent: {why}", code=WITHDRAWN,
-                                              ts=time.time_ns()))
-        log.warning("entry %s withdrawn before it was sent: %s", req.tag, why, extra={"user_id": desk.user_id})
+    applied, _, _ = desk.apply(order, Submitted(ts=time.time_ns()))  # quiet: nothing to tell
+    return applied
+
+
+async def _submit(desk: Desk, order: Order, req: OrderRequest, admitted: Applied | None = None) -> str | None:
+    if admitted is not None:  # SUBMITTING and durable with its decision (admit_now)
+        await desk.react(order, admitted)
+    elif not await _admitted(desk, order, req):
         return None
-    if desk.closed:  # (waited at the gate while the lease moved): the order stays planned, for the new desk to send
-        raise DeskClosed(desk.user_id, desk.closed)
-    await desk.record(order, Submitted(ts=time.time_ns()))  # journaled before it leaves
     started = time.perf_counter()
     try:
         order_id = await desk.client.place_order(
@@ -129,6 +134,28 @@ async def _submit(desk: Desk, order: Order, req: OrderRequest) -> str | None:
     await desk.record(order, Placed(order_id=order_id, ts=time.time_ns()))
     desk.bus.spawn(confirm(desk, order_id), name=f"confirm:{order_id}")
     return order_id
+
+
+async def _admitted(desk: Desk, order: Order, req: OrderRequest) -> bool:
+    """Through the order gate and journaled SUBMITTING; False: refused or withdrawn (and journaled so)."""
+    try:
+        with waits.waiting(waits.BUDGET):
+            await desk.gate.acquire(urgent=order.kind in URGENT)
+    except OrderGateError as e:
+        await desk.record(order, SubmitFailed(reason=str(e), code=e.code, ts=time.time_ns()))
+        log.warning("order %s refused by the order gate: %s", req.tag, e)
+        return False
+    # an entry decided before the kill switch tripped and still on its way (waiting at the gate behind the stops
+    # and flattens) is not sent after it: soak seed 41 placed SELL 12 RELIANCE 0.9 s after the trip
+    if order.kind == "entry" and (why := halted(desk)):
+        await desk.record(order, SubmitFailed(reason=f"withdrawn before it was sent: {why}", code=WITHDRAWN,
+                                              ts=time.time_ns()))
+        log.warning("entry %s withdrawn before it was sent: %s", req.tag, why, extra={"user_id": desk.user_id})
+        return False
+    if desk.closed:  # (waited at the gate while the lease moved): the order stays planned, for the new desk to send
+        raise DeskClosed(desk.user_id, desk.closed)
+    await desk.record(order, Submitted(ts=time.time_ns()))  # journaled before it leaves
+    return True
 
 
 async def refresh(desk: Desk, order: Order) -> bool:

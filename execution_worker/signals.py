@@ -115,10 +115,14 @@ async def decide(desk: Desk, sig: Signal) -> Coroutine[Any, Any, None] | None:
         if desk.protector is not None:
             desk.protector.register(sig)
         reqs = requests(desk, sig, quantity)
+        admitted = {}
         for req in reqs:  # in the book before the next decision: risk counts them while they are on their way
             if desk.book.get(req.tag) is None:
-                desk.new_order(req, sig.strategy_id)
-        return _place(desk, sig, reqs)
+                order = desk.new_order(req, sig.strategy_id)
+                # one order sent at once is SUBMITTING in this commit (a second leaves after the first's answer)
+                if len(reqs) == 1 and (applied := placing.admit_now(desk, order)) is not None:
+                    admitted[req.tag] = applied
+        return _place(desk, sig, reqs, admitted)
 
 
 async def _exit(desk: Desk, sig: Signal, quantity: int) -> None:
@@ -143,9 +147,9 @@ def requests(desk: Desk, sig: Signal, quantity: int) -> list[OrderRequest]:
             for req in planning.signal_requests(sig, inst, desk.market_protection, kind=kind, quantity=quantity)]
 
 
-async def _place(desk: Desk, sig: Signal, reqs: list[OrderRequest]) -> None:
+async def _place(desk: Desk, sig: Signal, reqs: list[OrderRequest], admitted: dict | None = None) -> None:
     for req in reqs:
-        await placing.place(desk, req, sig.strategy_id)
+        await placing.place(desk, req, sig.strategy_id, (admitted or {}).get(req.tag))
     await desk.outcomes.emit(f"accepted:{sig.id}", kind="accepted", **signal_fields(sig))
 
 

@@ -242,6 +242,45 @@ async def test_a_decision_and_its_order_commit_once_and_the_order_is_durable_bef
         await kite.aclose()
 
 
+async def test_an_entry_the_gate_admits_at_once_is_submitting_in_its_decisions_commit(bus, sim, data_dir):
+    """One commit per entry signal, not two (issue #18): an entry the order gate admits as it is decided is
+    journaled SUBMITTING in the decision's own commit — durable before its POST leaves, as before — and no
+    other commit comes between the decision and the POST; one that must wait at the gate still gets its own."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    other = sqlite3.connect(data_dir / "journal.db")
+    statements: list[str] = []
+    at_post: list = []
+    deciding = ["one-commit"]
+
+    async def hook(request) -> None:
+        if request.method == "POST" and request.url.path == "/orders/regular":
+            at_post.append((statements.count("COMMIT"), other.execute(
+                "SELECT signal_id, state FROM orders WHERE signal_id = ?", deciding).fetchall()))
+
+    kite._http.event_hooks["request"].append(hook)
+    journal.conn.set_trace_callback(statements.append)
+    try:
+        sending = await signals.decide(desk, signal("one-commit", qty=1))
+        assert statements.count("COMMIT") == 1
+        assert other.execute("SELECT state FROM orders WHERE signal_id = 'one-commit'").fetchall() == [("SUBMITTING",)]
+        await sending
+        assert at_post == [(1, [("one-commit", "SUBMITTING")])]  # durable, and nothing else committed before it left
+
+        desk.gate = OrderGate(per_second=1)  # the next entry must wait for the window: SUBMITTING once through it
+        desk.gate.admit(desk.gate.clock())
+        statements.clear(), at_post.clear()
+        deciding[0] = "waits-at-the-gate"
+        sending = await signals.decide(desk, signal("waits-at-the-gate", qty=1))
+        assert other.execute("SELECT state FROM orders WHERE signal_id = 'waits-at-the-gate'").fetchall() \
+            == [("INITIALIZED",)]
+        await sending
+        assert [rows for _, rows in at_post] == [[("waits-at-the-gate", "SUBMITTING")]]  # its own commit, before it left
+    finally:
+        journal.conn.set_trace_callback(None)
+        other.close()
+        await kite.aclose()
+
+
 async def test_a_decided_signals_order_is_handed_over_before_the_users_next_decision(bus, sim, data_dir):
     """A bar's signals reach the worker together (here: stored before it starts, so its first pull hands it
     all of them). Each decided signal's order is handed to the HTTP client before the user's next signal
