@@ -37,6 +37,8 @@ Target (issue #18): internal p50 < 1.5 ms, p99 < 5 ms over >= 1,000 orders.
 The machine is shared: the load (uptime) is printed with the figures; latencies are wall time (what
 a trader waits), so load inflates them — the CPU time each process spent per order is printed too.
 Usage: python bench/tick_to_order.py [orders] [speed] [orders of the shared-key scenario]
+``T2O_EXECUTION_WORKERS=N``: N execution worker processes (``execution_workers``: the users' partitions spread
+over them) instead of one; their CPU is printed each and summed as ``execution``.
 ``T2O_DUMP=file.json``: every measured order's stamps, one row each (tag, kind, user, signal created, tick
 received, at the sim's server, then the worker's timing row: since, handed, budget, broker, arrived, locked,
 decided, stored; ns) — to see how a bar's signals were served one after the other.
@@ -51,7 +53,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +74,7 @@ from bench.tick_scenario import (  # noqa: E402
     plan,
 )
 from shared import messages as m  # noqa: E402
-from shared import natsd, subjects  # noqa: E402
+from shared import natsd, partition, subjects  # noqa: E402
 from shared.broker_sessions import put_session, vault_for  # noqa: E402
 
 DESIGN_MS = 60.0  # the original design: tick received → signal logged, before the order is placed
@@ -190,12 +192,15 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
     for uid in accounts:
         await bus.subscribe(subjects.signals(uid), m.AnySignal, watch.on_signal)
         await bus.subscribe(subjects.orders(uid), m.OrderEvent, watch.on_order)
+    workers = int(os.environ.get("T2O_EXECUTION_WORKERS", "1"))
     procs = {"ticker": stack.worker("ticker", settings), "execution": stack.worker("execution", settings)}
+    procs |= {f"execution-{n}": stack.worker("execution", settings) for n in range(2, workers + 1)}
     procs["strategy"] = subprocess.Popen([sys.executable, "-c", STRATEGY_WORKER], cwd=ROOT, env=stack.env(settings),
                                          stdout=subprocess.DEVNULL, stderr=open(stack.tmp / "strategy.log", "ab"))
     stack.procs.append(procs["strategy"])
     for service in procs:
-        await until(lambda s=service: health(bus, s), f"{service} worker health")
+        await until(lambda s=service.split("-")[0]: health(bus, s), f"{service} worker health")
+    await until(lambda: spread(bus, workers), f"the users' partitions spread over {workers} execution workers")
     vault = vault_for(settings)
     for uid in accounts:
         key = KEYS[uid]
@@ -234,6 +239,10 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
                 break
     cpu = {k: cpu_seconds(p.pid) - cpu0[k] for k, p in procs.items()}
     cpu["nats"] = cpu_seconds(stack.procs[0].pid) - cpu0["nats"]
+    if workers > 1:  # the execution workers' sum first (the figure), then each
+        cpu = {"execution": sum(v for k, v in cpu.items() if k.startswith("execution")),
+               **{(k if k.startswith("execution-") else k.replace("execution", "execution-1")): v
+                  for k, v in cpu.items()}}
     msgs1 = stack.nats_messages()
     timed = await timings(bus, accounts)
     result = Result(f"kta, {name} ({len(accounts)} accounts, {len(keys)} api_key{'s' * (len(keys) > 1)})")
@@ -274,6 +283,20 @@ async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s
         stack.stop(proc)
     await bus.close()
     return result
+
+
+async def spread(bus, workers: int) -> bool:
+    """Every partition of the execution workers leased, ``workers`` of them each holding its share (a command
+    for a user whose partition is changing hands meanwhile goes unanswered)."""
+    kv = await bus.kv(partition.KV_LEASES, ttl=partition.LEASE_SECONDS)
+    try:
+        keys = await kv.keys()
+    except Exception:  # noqa: BLE001 - none yet
+        return False
+    holders = Counter([(await kv.get(k)).value for k in keys if k.startswith("execution.p")])
+    members = [k for k in keys if k.startswith("execution.m.")]
+    return len(members) == workers and sum(holders.values()) == partition.PARTITIONS \
+        and max(holders.values()) <= -(-partition.PARTITIONS // workers)
 
 
 async def health(bus, service: str) -> bool:
