@@ -175,9 +175,12 @@ def cmd_up(a) -> None:
                                                  "--settle", "--snapshot", str(data_dir / "sim-snapshot.json"), *edis),
                               env, _tcp_ready("127.0.0.1", sim_port), log_path=str(logs / "sim.log"),
                               infrastructure=True))
-    for service in ("ticker", "strategy", "execution"):
-        children.append(Child(service, python_argv("worker", service), env, _worker_ready(nats_url, service, settings.nats_creds),
-                              log_path=str(logs / f"{service}.log")))
+    copies = {"ticker": 1, "strategy": 1, "execution": settings.execution_workers}
+    for service, n in copies.items():
+        for name in [service] + [f"{service}-{i}" for i in range(2, n + 1)]:  # copies share the users' partitions
+            children.append(Child(name, python_argv("worker", service), env,
+                                  _worker_ready(nats_url, service, settings.nats_creds),
+                                  log_path=str(logs / f"{name}.log")))
     children.append(Child("gateway", python_argv("gateway"), env, _tcp_ready(settings.gateway_host, gw_port),
                           log_path=str(logs / "gateway.log")))
 

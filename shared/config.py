@@ -86,6 +86,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backtest_workers: Annotated[int, Meta(ge=1, le=256)] = 1  # processes backtests and sweep trials run in
 
     # execution worker
+    # processes ``kta up`` runs it in: users' partitions (shared/partition.py) are spread over them, so their
+    # signals are decided side by side (at most 8: the partitions)
+    execution_workers: Annotated[int, Meta(ge=1, le=8)] = 1
     reconcile_interval: Annotated[float, Meta(gt=0)] = 30.0
     positions_interval: Annotated[float, Meta(gt=0)] = 30.0
     cancel_open_on_stop: bool = True
