@@ -8,7 +8,8 @@ For each strategy (fills without one are "manual / external"): fills are matched
 * **unrealised** = the open lots marked at the instrument's last price (the broker's — its holdings' for a
   delivery position carried overnight — else the last fill; 0 while no price is known);
 * **charges** = Zerodha's charges of every executed order (``shared.charges``: an order's fills summed,
-  so the flat brokerage is counted once per order, as Kite bills it);
+  so the flat brokerage is counted once per order, as Kite bills it); delivery (CNC) shares bought and sold
+  the same day — across the account's strategies, as Kite nets them — are charged as intraday;
 * **net** = realised + unrealised − charges.
 
 A position carried in from an earlier day opens its strategy's book at the previous close (``carried``; as
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from shared.charges import ChargesError, order_charges, segment_of
+from shared.charges import ChargesError, Segment, order_charges, same_day_intraday, segment_of
 from shared.trading.positions import FifoBook, signed
 
 MANUAL = "manual / external"
@@ -75,15 +76,22 @@ def default_instrument_type(exchange: str, tradingsymbol: str) -> str:
     return "EQ"
 
 
-def order_charges_paise(fills: list[dict[str, Any]], instrument_type: str) -> int:
-    """Charges of one executed order from its fills (quantity summed, value-weighted price)."""
+def order_charges_paise(fills: list[dict[str, Any]], instrument_type: str, intraday: int = 0) -> int:
+    """Charges of one executed order from its fills (quantity summed, value-weighted price); ``intraday``: how
+    much of a delivery order squared off the same day, charged as intraday (``same_day_intraday``)."""
     first = fills[0]
     quantity = sum(f["quantity"] for f in fills)
     value = sum(f["quantity"] * f["price"] for f in fills)
     seg = segment_of(first["exchange"], instrument_type, first.get("product") or "MIS")
     price = Decimal(value) / quantity / 100
-    return order_charges(exchange=first["exchange"], segment=seg, side=first["transaction_type"],
-                         quantity=quantity, price=price).total_paise
+    parts = [(seg, quantity - intraday), (Segment.EQUITY_INTRADAY, intraday)]
+    return sum(order_charges(exchange=first["exchange"], segment=s, side=first["transaction_type"], quantity=q,
+                             price=price).total_paise for s, q in parts if q)
+
+
+def _delivery(order_fills: list[dict[str, Any]], instrument_type: str) -> bool:
+    first = order_fills[0]
+    return first.get("product") == "CNC" and instrument_type == "EQ" and first["exchange"] in ("NSE", "BSE")
 
 
 def strategy_pnl(fills: Iterable[dict[str, Any]], marks: dict[tuple[str, str], int],
@@ -111,11 +119,14 @@ def strategy_pnl(fills: Iterable[dict[str, Any]], marks: dict[tuple[str, str], i
             s.trades += 1
             s.wins += piece.pnl > 0
         orders.setdefault(f["order_id"] or f"{name}:{f.get('trade_id')}", []).append(f)
-    for order_fills in orders.values():
+    types = {key: instrument_type(f[0]["exchange"], f[0]["tradingsymbol"]) for key, f in orders.items()}
+    intraday = same_day_intraday((key, f[0]["exchange"], f[0]["tradingsymbol"], f[0]["transaction_type"],
+                                  sum(x["quantity"] for x in f))
+                                 for key, f in orders.items() if _delivery(f, types[key]))
+    for key, order_fills in orders.items():
         s = stats[order_fills[0].get("strategy_id") or MANUAL]
         try:
-            s.charges += order_charges_paise(order_fills, instrument_type(order_fills[0]["exchange"],
-                                                                          order_fills[0]["tradingsymbol"]))
+            s.charges += order_charges_paise(order_fills, types[key], intraday.get(key, 0))
         except ChargesError:
             s.charges_unknown += 1
     last_fill = {(f["exchange"], f["tradingsymbol"]): f["price"] for f in fills}

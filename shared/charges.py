@@ -24,13 +24,21 @@ Sources: Zerodha's charge list and support articles, the Union Budgets' STT chan
 2024-10-01, 2026-04-01) and the exchanges' 2024-10-01 flat "true to label" transaction fees. Checks
 (``tests/shared/test_charges.py``): Zerodha's brokerage calculator totals for a 500-share round trip at
 ₹1,000 in each segment, and Kite's own published charge examples (kiteconnect-mocks) in the era they were
-made. Not modelled: DP charges on delivery sells (per ISIN per day, not per order), the ₹0.01 minimum per
+made.
+
+Delivery shares bought and sold on the same day are not delivered: Zerodha charges that quantity as an
+intraday trade — intraday brokerage, STT 0.025 % on the sell side only, stamp duty at the intraday 0.003 %,
+no DP charge (Zerodha support, "Why have I been charged brokerage even though I have taken delivery trades"
+and its charge list). ``same_day_intraday`` says how much of each of a day's CNC orders that is.
+
+Not modelled: DP charges on delivery sells (per ISIN per day, not per order), the ₹0.01 minimum per
 delivery contract note, state-wise stamp variations before 2020, currency derivatives.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -234,3 +242,20 @@ def charges_paise(exchange: str, instrument_type: str, product: str, side: str, 
     seg = segment_of(exchange, instrument_type, product)
     total = _components(exchange, seg, side, quantity, D(price_paise) / HUNDRED, on, None)[6]
     return _total_paise(total)
+
+
+def same_day_intraday(orders: Iterable[tuple[Hashable, str, str, str, int]]) -> dict[Hashable, int]:
+    """One day's executed delivery (CNC) equity orders of an account, in time order, as ``(key, exchange,
+    tradingsymbol, side, quantity)``: the quantity of each charged as intraday. Per instrument, what was both
+    bought and sold that day (the smaller side) squares off; on each side the earliest orders take it."""
+    lines: dict[tuple[str, str], list[tuple[Hashable, str, int]]] = {}
+    for key, exchange, symbol, side, quantity in orders:
+        lines.setdefault((exchange, symbol), []).append((key, side, quantity))
+    out: dict[Hashable, int] = {}
+    for rows in lines.values():
+        both = min(sum(q for _, side, q in rows if side == "BUY"), sum(q for _, side, q in rows if side == "SELL"))
+        left = {"BUY": both, "SELL": both}
+        for key, side, quantity in rows:
+            out[key] = take = min(quantity, left[side])
+            left[side] -= take
+    return out

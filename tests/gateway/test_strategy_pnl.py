@@ -96,3 +96,25 @@ def test_realised_and_trades_agree_with_the_journal_summary(raw):
             held[key] = held.get(key, 0) + f["quantity"] * (1 if f["transaction_type"] == "BUY" else -1)
         open_value = sum(q * last[sym] for (_, sym), q in held.items())
         assert rows["total"]["realised"] + rows["total"]["unrealised"] == net_cash + open_value
+
+
+def test_delivery_shares_bought_and_sold_the_same_day_are_charged_as_intraday():
+    """Zerodha charges a CNC buy and sell of the same shares on one day as intraday (brokerage 0.03 % or ₹20, STT
+    0.025 % on the sell only, stamp 0.003 %, no DP charge), not at delivery rates. By hand, NSE, late 2026:
+    BUY 10 @ ₹1,500 (₹15,000): brokerage 4.50 + exchange 0.4605 + SEBI 0.015 + stamp 0.45 + GST 18 % of 4.9755
+    = ₹6.32109 → 632 paise; SELL 10 @ ₹1,510: 4.53 + STT 3.775 + 0.46357 + 0.0151 + GST 0.90156 = ₹9.68523 →
+    969 paise. At delivery rates (what kta charged) the two came to 1,781 + 1,566 = 3,347 paise."""
+    day = [fill("o1", "ema", "BUY", 10, 1500_00, product="CNC", n=1),
+           fill("o2", "ema", "SELL", 10, 1510_00, product="CNC", n=2)]
+    (ema, _) = strategy_pnl(day, {})
+    assert ema["charges"] == 632 + 969
+
+    # part of it: 4 of the 10 sold the same day (by another strategy: Kite nets the account) are intraday, the
+    # other 6 bought stay delivery; a sell of shares carried in (no buy that day) is delivery
+    day = [fill("o1", "ema", "BUY", 10, 1500_00, product="CNC", n=1),
+           fill("o2", "rsi", "SELL", 4, 1510_00, product="CNC", n=2),
+           fill("o3", "rsi", "SELL", 5, 3000_00, symbol="TCS", product="CNC", n=3)]
+    rows = {r["strategy"]: r for r in strategy_pnl(day, {})}
+    assert rows["ema"]["charges"] == (charge("BUY", 4, "1500") + charge("BUY", 6, "1500", Segment.EQUITY_DELIVERY))
+    assert rows["rsi"]["charges"] == (charge("SELL", 4, "1510")
+                                      + charge("SELL", 5, "3000", Segment.EQUITY_DELIVERY))
