@@ -17,7 +17,7 @@ from execution_worker.crosscheck import CrossCheck
 from execution_worker.eod import EndOfDay
 from execution_worker.exercise import ExerciseHandler, OptionContract
 from execution_worker.journal import Journal
-from execution_worker.marks import TickMarks
+from execution_worker.marks import TickMarks, carried_marks
 from execution_worker.decisions_first import DecisionsFirst
 from execution_worker.prices import Prices
 from execution_worker.reconcile import reconcile
@@ -211,7 +211,8 @@ class Desks:
                                   exchange_ts=int(self.clock.now() * 1e9) if self.clock.known else 0,
                                   day_pnl=realised + unrealised, realised=realised, unrealised=unrealised,
                                   exposure=exposure, source="broker",
-                                  protection=await desk.protector.status() if desk.protector else [])
+                                  protection=await desk.protector.status() if desk.protector else [],
+                                  carried=await carried_marks(desk, positions))
         self.snapshots[desk.user_id] = snap
         await self.bus.publish(subjects.positions(desk.user_id), snap)
         desk.anchor_pnl(realised, unrealised)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
+
 from execution_worker.engine import Desk
 from shared import messages as m
 from shared import subjects
@@ -69,3 +71,21 @@ class TickMarks:
                                    m.Subscribe(tokens=tokens, mode=m.TickMode.FULL), timeout=5)
         except Exception as e:  # noqa: BLE001 - the 30 s broker poll still marks the positions
             log.info("ticks of %s not subscribed for %s: %r", tokens, user_id, e)
+
+
+async def carried_marks(desk: Desk, broker: list[m.Position]) -> list[m.Position]:
+    """kta's delivery positions that the broker's net positions do not list (Kite's CNC positions are the day's: a
+    position carried overnight sits in the holdings), marked at the last price as the broker's rows are: P&L
+    since cost, on kta's own lots (the dashboard showed no price and no P&L for them)."""
+    listed = {(p.exchange, p.tradingsymbol, p.product) for p in broker if p.quantity}
+    mine = [p for p in desk.tracker.positions()
+            if p.quantity and p.product == "CNC" and (p.exchange, p.tradingsymbol, p.product) not in listed]
+    if not mine:
+        return []
+    prices = await desk.prices.prices(desk.client, sorted({f"{p.exchange}:{p.tradingsymbol}" for p in mine}))
+    out = []
+    for p in mine:
+        last = prices.get(f"{p.exchange}:{p.tradingsymbol}") or p.last_price
+        pnl = (last - p.average_price) * p.quantity if last else 0
+        out.append(msgspec.structs.replace(p, last_price=last, unrealised=pnl, pnl=pnl))
+    return out

@@ -21,7 +21,8 @@ def _key(row: dict) -> tuple[str, str, str]:
 def protection_rows(snap: dict) -> dict[str, Any]:
     """``by_position``: (exchange, symbol, product) → its statuses and what they leave uncovered;
     ``carried``: statuses with no open broker row; ``alarms``: positions without full working protection;
-    ``authorise``: (symbol, quantity, link) of delivery positions whose GTT stop needs today's eDIS first."""
+    ``authorise``: (symbol, quantity, link) of delivery positions whose GTT stop needs today's eDIS first;
+    ``marks``: the carried positions' prices and P&L by ``mark_key``."""
     statuses = snap.get("protection") or []
     open_rows = {_key(p): p for p in snap.get("positions") or [] if p.get("quantity")}
     by_position: dict[tuple[str, str, str], dict] = {}
@@ -44,4 +45,10 @@ def protection_rows(snap: dict) -> dict[str, Any]:
             alarms.append(f"{p['tradingsymbol']}: {abs(untracked)} of {abs(p['quantity'])} not tracked by kta, "
                           f"no stop-loss")
     authorise = [(s["tradingsymbol"], s["quantity"], s["authorise"]) for s in statuses if s.get("authorise")]
-    return {"by_position": by_position, "carried": carried, "alarms": alarms, "authorise": authorise}
+    marks = {mark_key(p): p for p in snap.get("carried") or []}
+    return {"by_position": by_position, "carried": carried, "alarms": alarms, "authorise": authorise, "marks": marks}
+
+
+def mark_key(row: dict) -> str:
+    """A carried row's key: its strategy's position in the instrument."""
+    return f"{row.get('strategy_id', '')}|{row.get('exchange', '')}:{row.get('tradingsymbol', '')}"

@@ -278,6 +278,9 @@ class PositionSnapshot(Struct, frozen=True, kw_only=True):
     mismatches: list[str] = field(default_factory=list)
     protection: list[ProtectionStatus] = field(default_factory=list)  # every open position kta tracks
     exchange_ts: int = 0  # the same moment on the exchange's clock (epoch ns; 0 = not heard yet): the P&L chart's time
+    # kta's delivery positions carried into the holdings (not in the broker's day positions), marked at the last
+    # price, P&L since cost, per strategy; not counted in the day's figures above (Kite's m2m of the positions)
+    carried: list[Position] = field(default_factory=list)
 
 
 class RiskLimits(Struct, frozen=True, kw_only=True):

@@ -58,3 +58,25 @@ async def test_a_delivery_position_carried_overnight_is_marked_at_its_holdings_p
     html = (await client.get("/ui/holdings")).text
     cells = re.search(r'<tr id="holding-INFY"><td class="sym">INFY</td><td class="num">(\d+) <small[^>]*>T1 (\d+)<', html)
     assert cells and (int(cells.group(1)), int(cells.group(2))) == (infy["quantity"] + 3, 3), html[-1500:]
+
+    # the dashboard's Positions: the carried row has its last price and P&L (since cost, on kta's lots) like any
+    # other row — it showed "–" for both. The price held still, so the broker's holdings read the same figure
+    gw_sim.admin("price", {"underlying": "INFY", "price": 1480.0})
+    try:
+        fill = next(t for t in (await client.get("/api/trades", params={"strategy": "manual", "symbol": "INFY", "day": day})
+                                ).json()["items"] if t["transaction_type"] == "BUY")
+        expected = f"{(148000 - fill['price']) * 3 / 100:,.2f}".replace("-", "")
+
+        async def carried_row() -> str:
+            html = (await client.get("/ui/positions")).text
+            body = re.search(r'<tbody id="pos-NSE-INFY-CNC" class="carried[^"]*">(.*?)</tbody>', html, re.S)
+            return body.group(1) if body and "1,480.00" in body.group(1) else ""
+
+        row = await eventually(carried_row, 30, "the carried row priced at 1,480")
+        cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row)
+        assert cells[0] == "3" and cells[1] == "1,480.00" and expected in cells[2], (cells, expected)
+        infy = next(h for h in (await client.get("/api/holdings")).json() if h["tradingsymbol"] == "INFY")
+        assert infy["last_price"] == 1480.0
+    finally:
+        gw_sim.admin("price", {"underlying": "INFY", "price": None})
+
