@@ -87,9 +87,9 @@ class Desk:
         self.sl_slippage_pct = sl_slippage_pct
         self.gate = gate or OrderGate()  # Kite's per-account order limits
         self.margin_check_above = 100_000_00  # paise: entries worth this much are margin-checked (margin_check.py)
-        self.prices = prices or Prices(bus)  # last prices and circuit bands (shared by the worker's desks)
-        self.first = first or DecisionsFirst()  # signals being decided hold follow-up work back (the worker's)
         self.exchange = ExchangeClock()  # the worker's (live.Desks): the exchange's day and time of day
+        self.prices = prices or Prices(bus, self.exchange)  # last prices and circuit bands (the worker's desks')
+        self.first = first or DecisionsFirst()  # signals being decided hold follow-up work back (the worker's)
         self.mis_square_off_at: dt_time | None = None  # kta's own MIS square-off (intraday.py; None: off)
         self.mis_closed_at = 0.0  # monotonic: its last run
         self.mis_tries = 0  # its runs in a row that left MIS open

@@ -57,7 +57,7 @@ class Desks:
         self.instruments = self.clients.instruments  # "EXCHANGE:SYMBOL" -> Instrument, today's list
         self.risks: dict[str, RiskManager] = {}
         self.marks = TickMarks(bus, self.clock)
-        self.prices = Prices(bus)
+        self.prices = Prices(bus, self.clock)
         self.first = DecisionsFirst()  # one loop: every user's signals go before every user's follow-up work
         self.exercisers: dict[str, ExerciseHandler] = {}
         self.crosschecks: dict[str, CrossCheck] = {}

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import time
 
-from shared import ist
 from shared import messages as m
 from shared import subjects
 from shared.bus import Bus
+from shared.exchange_clock import ExchangeClock
 from shared.kite import errors
 from shared.kite.client import KiteClient
 
@@ -22,12 +22,15 @@ FRESH_SECONDS = 1.0  # a tick this recent stands for the price now when the brok
 
 
 class Prices:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, clock: ExchangeClock | None = None) -> None:
         self.bus = bus
+        # a band is the exchange's day's, not the machine's: a paper market at --sim-speed 60 starts a new day,
+        # with new bands, every few minutes of the machine's one
+        self.clock = clock or ExchangeClock()
         self.last: dict[str, tuple[int, float]] = {}  # "EXCHANGE:SYMBOL" -> (paise, monotonic seen)
         self.keys: dict[int, str] = {}  # token -> key, for ticks
         self.subs: dict[int, object] = {}
-        self.bands: dict[str, tuple[str, int, int]] = {}  # key -> (IST day, lower, upper)
+        self.bands: dict[str, tuple[str, int, int]] = {}  # key -> (the exchange's day, lower, upper)
 
     async def follow(self, tokens: dict[str, int]) -> None:
         """Follow the ticks of these instruments ("EXCHANGE:SYMBOL" -> token) from now on."""
@@ -85,12 +88,12 @@ class Prices:
 
     def known_bands(self, keys: list[str]) -> dict[str, tuple[int, int]]:
         """The circuit limits already read today (no broker call)."""
-        today = ist.day(time.time())
+        today = self.clock.day()
         return {k: (b[1], b[2]) for k in keys if (b := self.bands.get(k)) is not None and b[0] == today}
 
     async def circuits(self, client: KiteClient, keys: list[str]) -> dict[str, tuple[int, int]]:
         """(lower, upper) circuit limits in paise by key, read once per instrument and day."""
-        today = ist.day(time.time())
+        today = self.clock.day()
         missing = [k for k in keys if self.bands.get(k, ("",))[0] != today]
         if missing:
             try:

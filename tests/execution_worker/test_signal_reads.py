@@ -9,7 +9,7 @@ import pytest
 from execution_worker import signals
 from tests.execution_worker.kit import fresh_desk, signal
 
-pytestmark = pytest.mark.slow(seconds=3)
+pytestmark = pytest.mark.slow(seconds=5)
 QUOTE, LTP = "GET /quote", "GET /quote/ltp"
 # kite_sim's second app: its own count and its own 1/s quote slot. On the package's app, a quote another test's
 # desk asked in the same second (the sim counts the 429s too) read as this signal's second quote in the suite.
@@ -29,6 +29,28 @@ async def test_a_stop_signal_on_a_new_instrument_is_priced_by_the_quote_that_rea
         assert desk.prices.known("NSE:INFY") == 150000
         assert asked.get(LTP, 0) - before.get(LTP, 0) == 0, (before, asked)
         assert asked.get(QUOTE, 0) - before.get(QUOTE, 0) == 1, (before, asked)
+    finally:
+        await desk.prices.close()
+        await kite.aclose()
+
+
+async def test_a_circuit_band_is_the_exchange_days_and_read_again_on_the_next(bus, sim, data_dir):
+    """Bands are fixed for a trading day — the exchange's, not the machine's: a paper market at --sim-speed 60
+    starts a new day every few minutes of the machine's one, and yesterday's band refused today's valid limit
+    price (a trader's SBIN limit judged against ₹760.45–₹1,140.65 while the quote said ₹768–₹1,152)."""
+    app = dataclasses.replace(sim, **OTHER_APP)
+    desk, kite, _ = fresh_desk(app, bus, data_dir)
+    try:
+        assert (await signals.judge(desk, signal("band-day-1", qty=2, stop=147000))).ok
+        band = desk.prices.known_bands(["NSE:INFY"])
+        assert set(band) == {"NSE:INFY"}
+        desk.exchange.heard(desk.exchange.now() + 86_400)  # the exchange's next day
+        assert desk.prices.known_bands(["NSE:INFY"]) == {}
+        before = sim.get("/sim/requests", params={"api_key": app.api_key}).json()
+        assert (await signals.judge(desk, signal("band-day-2", qty=2, stop=147000))).ok
+        asked = sim.get("/sim/requests", params={"api_key": app.api_key}).json()
+        assert asked.get(QUOTE, 0) - before.get(QUOTE, 0) == 1, (before, asked)  # the new day's band read
+        assert desk.prices.known_bands(["NSE:INFY"]) == band  # the sim's band for its day, now the exchange's
     finally:
         await desk.prices.close()
         await kite.aclose()
