@@ -5,6 +5,7 @@ by itself, none SIGKILLed — leaving no process behind."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -14,9 +15,12 @@ import time
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
-from shared import natsd
+from shared import messages as m
+from shared import natsd, subjects
+from shared.bus import auth_options
 from shared.kite import tls
 from tests import simfork
 from tests.helpers import eventually_blocking
@@ -50,6 +54,15 @@ def descendants(pid: int) -> dict[int, str]:
                 found[child] = cmdlines.get(child, "")
                 frontier.append(child)
     return found
+
+
+async def ask_health(nats_url: str, creds: str, service: str) -> m.Ok:
+    """A worker's answer on its health subject, asked as kta's ops identity."""
+    nc = await nats.connect(nats_url, **auth_options(creds, "ops"))
+    try:
+        return m.reply_decoder.decode((await nc.request(subjects.service_health(service), b"", timeout=10)).data)
+    finally:
+        await nc.close()
 
 
 def alive(pid: int) -> bool:
@@ -87,6 +100,7 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
         url = read_until(r"kta is up: (http://\S+)", 120).group(1)
         assert url == f"http://127.0.0.1:{port}"
         read_until(r"DEMO01", 5)  # how to log in is printed with the URL
+        nats_url = read_until(r"NATS: (nats://\S+)", 5).group(1)
 
         r = httpx.get(f"{url}/api/status", timeout=10, verify=tls.context())
         assert r.status_code == 401  # no session, no data
@@ -109,6 +123,9 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
         eventually_blocking(lambda: all((log := logs / f"{name}.log").exists()
                                         and "acquired partition" in log.read_text()
                                         for name in ("execution", "execution-2")), 30, "both to hold partitions")
+        # a worker in its own process froze its start-up heap: full collections no longer walk it (issue #18)
+        health = asyncio.run(ask_health(nats_url, str(tmp_path / "var" / "nats-auth"), "execution"))
+        assert health.data["heap_frozen"] > 10_000, health
 
         # a child that dies is restarted by the supervisor
         strategy = next(pid for pid, cmd in seen.items() if "worker strategy" in cmd)
