@@ -55,6 +55,7 @@ class Desks:
         self.snapshots: dict[str, m.PositionSnapshot] = {}
         self.clients = KiteClients(bus, settings, on_token_expired=self._token_rejected, on_replaced=self._new_client)
         self.instruments = self.clients.instruments  # "EXCHANGE:SYMBOL" -> Instrument, today's list
+        self.instruments.clock = self.clock.now  # the exchange's today: its expired contracts gone, its new ones in
         self.risks: dict[str, RiskManager] = {}
         self.marks = TickMarks(bus, self.clock)
         self.prices = Prices(bus, self.clock)

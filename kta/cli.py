@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 from kite_sim.options import add_options as add_sim_options
@@ -171,8 +172,10 @@ def cmd_up(a) -> None:
                               infrastructure=True))
     if not a.no_sim:
         edis = ("--edis", a.sim_edis) if a.sim_edis else ()
+        day = ("--date", a.sim_date.isoformat()) if a.sim_date else ()
         children.append(Child("sim", python_argv("sim", "--redirect-url", f"{settings.gateway_url}/auth/kite/callback",
-                                                 "--settle", "--snapshot", str(data_dir / "sim-snapshot.json"), *edis),
+                                                 "--settle", "--snapshot", str(data_dir / "sim-snapshot.json"), *edis,
+                                                 *day),
                               env, _tcp_ready("127.0.0.1", sim_port), log_path=str(logs / "sim.log"),
                               infrastructure=True))
     copies = {"ticker": 1, "strategy": 1, "execution": settings.execution_workers}
@@ -229,6 +232,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--sim-admin", action="store_true", help="enable kite_sim's fault-injection API")
     up.add_argument("--no-sim", action="store_true", help="use the real Kite (set KTA_KITE_ROOT etc.)")
     up.add_argument("--sim-edis", default="", metavar="USERS", help=EDIS_HELP)
+    up.add_argument("--sim-date", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                    help="the paper market's first trading day (a fresh data dir: a snapshot carries its own), e.g. "
+                         "a monthly expiry to hold a future into it")
     up.add_argument("--json-logs", action="store_true")
     up.set_defaults(fn=cmd_up)
 

@@ -5,6 +5,9 @@ expired contracts for new ones, so a list older than today's is wrong, not just 
 stale from ``REFRESH_AT`` (08:35 IST, a few minutes after Kite publishes the day's dump at about
 08:30 and well before the 09:15 open) until it is loaded again. ``ensure`` loads it on first use and
 after that time; ``refresh_daily`` reloads it at that time in a process that stays up for days.
+``clock`` is the exchange's (a worker sets its own): a paper broker at ``--sim-speed`` opens its next trading
+day, with that day's dump, long before the machine's next morning — a list kept by the machine's clock went
+on offering an expired future as an index's nearest one, and the broker refused it ("Instrument has expired").
 
 Looked up by ``EXCHANGE:TRADINGSYMBOL`` (the cache is a read-only mapping over those keys, so code that
 held a plain dict keeps working) and by instrument token; searched by symbol or name, and a contract by the
@@ -26,6 +29,7 @@ from shared.kite.models import Instrument
 log = logging.getLogger("kta.kite.instruments")
 REFRESH_AT = clock_time(8, 35)  # IST
 RETRY_AFTER = 60.0  # seconds before a failed refresh is tried again (the old list is kept meanwhile)
+POLL = 5.0  # wall seconds between looks at the clock by ``refresh_daily`` (an exchange clock may run fast)
 _KIND_RANK = {"INDICES": 0, "EQ": 1, "FUT": 2, "CE": 3, "PE": 3}
 EXCHANGE_ORDER = ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS", "BCD")
 
@@ -45,6 +49,11 @@ def last_refresh(now: float) -> float:
 
 def next_refresh(now: float) -> float:
     return last_refresh(now) + 86400
+
+
+def listing_day(now: float) -> str:
+    """The day whose dump is current at ``now``: today from REFRESH_AT, else yesterday (IST)."""
+    return datetime.fromtimestamp(last_refresh(now), IST).date().isoformat()
 
 
 def contract_words(i: Instrument) -> frozenset[str]:
@@ -75,7 +84,8 @@ class InstrumentCache(Mapping[str, Instrument]):
         self.by_key: dict[str, Instrument] = {}
         self._search: list[tuple[str, str, Instrument]] = []
         self._words: list[tuple[frozenset[str], Instrument]] = []  # each contract's words (``contract_words``)
-        self.loaded_at = 0.0  # epoch seconds of the last load
+        self.loaded_at = 0.0  # epoch seconds of the last load (by ``clock``)
+        self.listed = ""  # the listing day of the list held (``listing_day``)
         self.loads = 0
         self._failed_at = 0.0
         self._lock = asyncio.Lock()
@@ -95,7 +105,9 @@ class InstrumentCache(Mapping[str, Instrument]):
     # ---- loading ------------------------------------------------------------------------------
 
     def stale(self) -> bool:
-        return not self.rows or self.loaded_at < last_refresh(self.clock())
+        """No list, or not the one of the clock's listing day — later, or earlier: an exchange clock first heard
+        behind the machine's (a paper market on a past date) moves the list back to that day's."""
+        return not self.rows or self.listed != listing_day(self.clock())
 
     def load(self, rows: list[Instrument]) -> None:
         self.by_token = {i.instrument_token: i for i in rows}
@@ -104,6 +116,7 @@ class InstrumentCache(Mapping[str, Instrument]):
         self._words = [(contract_words(i), i) for i in rows if i.instrument_type in ("FUT", "CE", "PE")]
         self.rows = rows
         self.loaded_at = self.clock()
+        self.listed = listing_day(self.loaded_at)
         self.loads += 1
         for listener in self.on_load:
             listener(self)
@@ -130,11 +143,11 @@ class InstrumentCache(Mapping[str, Instrument]):
 
     async def refresh_daily(self, fetch: Callable[[], Awaitable[list[Instrument]]],
                             sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        """Run forever: at each REFRESH_AT reload the list (if one was ever loaded: a process that
+        """Run forever: at each REFRESH_AT of ``clock`` reload the list (if one was ever loaded: a process that
         never needed instruments does not start downloading them)."""
         while True:
-            await sleep(max(1.0, next_refresh(self.clock()) - self.clock()))
-            if self.rows:
+            await sleep(min(POLL, max(1.0, next_refresh(self.clock()) - self.clock())))
+            if self.rows and self.stale():
                 try:
                     await self.ensure(fetch)
                 except Exception as e:  # noqa: BLE001 - the next use (or tomorrow) tries again

@@ -11,7 +11,7 @@ import pytest
 
 from shared.ist import IST
 from shared.kite.clients import KiteClients
-from shared.kite.instruments import RETRY_AFTER, InstrumentCache, next_refresh
+from shared.kite.instruments import POLL, RETRY_AFTER, InstrumentCache
 from shared.kite.models import Instrument
 from shared.broker_sessions import put_session, vault_for
 from tests.helpers import eventually, stack_settings
@@ -95,18 +95,37 @@ async def test_the_daily_refresh_reloads_at_0835_ist_and_tells_its_listeners():
     seen: list[int] = []
     cache.on_load.append(lambda c: seen.append(c.token(7).instrument_token))
     await cache.ensure(lambda: _value([inst(7, "X")]))
-    slept: list[float] = []
+    clock.now = at("2026-12-02 08:35") - 2 * POLL - 2  # the next morning, two looks before 08:35
+    woke: list[tuple[float, int]] = []
 
     async def sleep(seconds: float) -> None:
-        slept.append(clock.now + seconds)
+        woke.append((clock.now, cache.loads))
         clock.now += seconds
-        if len(slept) == 2:
+        if len(woke) == 5:
             raise asyncio.CancelledError
 
     with pytest.raises(asyncio.CancelledError):
         await cache.refresh_daily(lambda: _value([inst(7, "Y")]), sleep=sleep)
-    assert slept[0] == at("2026-12-02 08:35") == next_refresh(at("2026-12-01 15:00"))
+    # (its clock may be an exchange's running faster than the machine's: it looks every POLL wall seconds)
+    assert [loads for at_, loads in woke] == [1, 1, 1, 2, 2]
+    assert cache.loaded_at == at("2026-12-02 08:35") and cache.listed == "2026-12-02"  # at 08:35, not a look late
     assert cache.token(7).tradingsymbol == "Y" and seen == [7, 7] and cache.loads == 2
+
+
+def test_a_clock_moved_to_another_listing_day_either_way_makes_the_list_stale():
+    """A worker's exchange clock is the machine's until it hears the exchange: a paper market on an earlier date
+    (kite_sim --date) moves it back a day, and that day's list is the one to hold."""
+    clock = Clock("2026-12-02 10:00")
+    cache = InstrumentCache(clock)
+    cache.load([inst(7, "X")])
+    assert not cache.stale()
+    clock.now = at("2026-12-01 10:00")
+    assert cache.stale()
+    cache.load([inst(7, "X")])
+    clock.now = at("2026-12-02 08:34")
+    assert not cache.stale()  # still 12-01's dump
+    clock.now = at("2026-12-02 08:35")
+    assert cache.stale()
 
 
 async def test_the_next_trading_days_contracts_after_the_refresh_time(bus, tmp_path):
