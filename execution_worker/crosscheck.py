@@ -1,6 +1,7 @@
-"""kta's positions against the broker's, every positions pass. Expired options are settled first
-(``ExerciseHandler.settle`` books the closing trade at the settlement value); any other difference —
-Kite's MIS auto square-off, a trade placed in Kite by hand, a future's expiry — is adopted as an
+"""kta's positions against the broker's, every positions pass. Expired options and futures are settled first
+(``ExerciseHandler.settle`` books the closing trade at the settlement value, on the expiry day: the contract is
+known from the journal once it has left the day's instrument list); any other difference —
+Kite's MIS auto square-off, a trade placed in Kite by hand — is adopted as an
 external fill once it has been seen twice in a row (the same quantities on both sides) with a whole
 reconciliation in between and no kta order on the instrument owing the journal a fill (so a fill merely on
 its way is never taken for one). Each is journaled,
@@ -22,7 +23,8 @@ from shared.market_calendar import CALENDAR
 from shared import messages as m
 from shared.kite import errors
 from shared.trading.external import Difference, allocate, differences
-from shared.trading.greeks import is_option, spot_key
+from shared.kite.models import Instrument
+from shared.trading.greeks import spot_key
 from shared.trading.order import Order, OrderState
 from shared.trading.protection import position_key
 
@@ -34,6 +36,7 @@ class CrossCheck:
         self.desk = desk
         self.exerciser = exerciser
         self.seen: dict[tuple[str, str, str], tuple[int, int]] = {}  # difference -> (kta, broker) at the last pass
+        self.remembered: set[tuple[str, str]] = set()  # contracts known to be in the journal (``_contract``)
         self.last_pass = 0.0  # monotonic
 
     async def run(self, broker: list[m.Position]) -> list[dict]:
@@ -43,6 +46,7 @@ class CrossCheck:
         at the broker and not yet heard, leave equal gaps between different books) — a whole
         reconciliation (every kta order and its fills read from the broker) has run since, and no kta
         order on the instrument owes the journal a fill."""
+        self._remember_contracts()
         await self._settle_expired(broker)
         adopted = []
         try:
@@ -149,17 +153,33 @@ class CrossCheck:
         may have filled it already (settlement has no second look to wait for, as a difference has)."""
         return any(o.instrument == (exchange, symbol) and (o.unjournaled or not o.is_terminal) for o in self.desk.book)
 
+    def _remember_contracts(self) -> None:
+        """Journal the derivatives kta holds while the day's list has them (once per process each)."""
+        for p in self.desk.tracker.positions():
+            key = (p.exchange, p.tradingsymbol)
+            if p.quantity and key not in self.remembered:
+                inst = self.desk.inst(*key)
+                if inst is not None and inst.expiry is not None:
+                    self.desk.journal.remember_contract(inst)
+                    self.remembered.add(key)
+
+    def _contract(self, exchange: str, symbol: str) -> Instrument | None:
+        """The instrument: the day's list, else (an expired contract, gone from it) the journal's."""
+        return self.desk.inst(exchange, symbol) or self.desk.journal.contract(exchange, symbol)
+
     async def _settle_expired(self, broker: list[m.Position]) -> None:
-        """Option positions kta holds that the broker no longer lists, whose expiry's close has passed
-        (by the exchange's clock: the time of the underlying's quote), are settled at the underlying's
-        close of that day: the last price on expiry day itself, the previous close on a later one."""
+        """Option and future positions kta holds that the broker no longer lists, whose expiry's close has
+        passed (by the exchange's clock: the time of the underlying's quote), are settled at the underlying's
+        close of that day (the last price on expiry day itself, the previous close on a later one): an option
+        at its intrinsic value, a future at the close itself (its final settlement price), as Kite does."""
         at_broker = {(p.exchange, p.tradingsymbol) for p in broker if p.quantity}
         # a kta order on it still owing the journal a fill (an exit the broker filled, not yet heard) is why
         # the broker no longer lists it, not an expiry
         held = [p for p in self.desk.tracker.positions() if p.quantity and (p.exchange, p.tradingsymbol) not in at_broker
                 and not self._busy(p.exchange, p.tradingsymbol)]
         contracts = {p.tradingsymbol: OptionContract.from_instrument(inst) for p in held
-                     if is_option(inst := self.desk.inst(p.exchange, p.tradingsymbol))}
+                     if (inst := self._contract(p.exchange, p.tradingsymbol)) is not None and inst.expiry is not None
+                     and inst.instrument_type in ("CE", "PE", "FUT")}
         if not contracts:
             return
         underlyings = sorted({c.underlying for c in contracts.values()})
@@ -181,15 +201,16 @@ class CrossCheck:
             products = {(p.strategy_id, p.tradingsymbol): p.product for p in due}
             for o in self.exerciser.settle(due, contracts, closes, now=ist.now(now)):
                 side = m.TransactionType.SELL if o.quantity > 0 else m.TransactionType.BUY
+                what = "the final settlement price, the underlying's close" if o.outcome == "settled" else o.outcome
                 await self._book(o.strategy_id, o.exchange, o.tradingsymbol, o.instrument_token,
                                  products[(o.strategy_id, o.tradingsymbol)], side,
-                                 abs(o.quantity), o.settlement_price, f"expiry settlement: {o.outcome} ({o.settlement})",
+                                 abs(o.quantity), o.settlement_price, f"expiry settlement: {what} ({o.settlement})",
                                  o.order_id, o.trade_id, journaled=True)
 
     async def _adopt(self, d: Difference, row: m.Position | None) -> list[dict]:
         holders = {p.strategy_id: p.quantity for p in self.desk.tracker.positions()
                    if (p.exchange, p.tradingsymbol, p.product or "MIS") == (d.exchange, d.tradingsymbol, d.product)}
-        inst = self.desk.inst(d.exchange, d.tradingsymbol)
+        inst = self._contract(d.exchange, d.tradingsymbol)
         price, when = await self._price(d, row)
         if inst is not None and inst.expiry is not None and inst.expiry < date.fromisoformat(self.desk.exchange.day()):
             reason = "expiry settlement"

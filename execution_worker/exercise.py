@@ -1,8 +1,9 @@
-"""Options at expiry. Index options settle in cash; stock options settle by delivery, so an in-the-money
+"""Derivatives at expiry. Index options settle in cash; stock options settle by delivery, so an in-the-money
 stock option held into expiry becomes an obligation to take or give the shares (and its margin rises in
 the days before). The ExerciseHandler warns about such positions, squares them off before a cut-off
 time on expiry day, and once the contract has expired books each outcome — exercised, assigned or
-expired — into the journal as the closing trade at the settlement value."""
+expired, and a future's final settlement at the underlying's close — into the journal as the closing
+trade at the settlement value."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class OptionContract(Struct, frozen=True, kw_only=True):
     tradingsymbol: str
     exchange: str
     underlying: str
-    option_type: str  # CE or PE
+    option_type: str  # CE or PE; FUT for a future (settled at the underlying's close)
     strike: int  # paise
     expiry: str  # yyyy-mm-dd
     lot_size: int = 1
@@ -35,6 +36,9 @@ class OptionContract(Struct, frozen=True, kw_only=True):
         return "cash" if self.underlying in INDEX_UNDERLYINGS else "physical"
 
     def intrinsic(self, spot: int) -> int:
+        """The settlement price per unit against the underlying's close ``spot``: a future's is ``spot`` itself."""
+        if self.option_type == "FUT":
+            return spot
         return max(0, spot - self.strike) if self.option_type == "CE" else max(0, self.strike - spot)
 
     @classmethod
@@ -56,7 +60,7 @@ class ExerciseReview(Struct, kw_only=True):
 class ExpiryOutcome(Struct, frozen=True, kw_only=True):
     tradingsymbol: str
     underlying: str
-    outcome: str  # exercised (long ITM), assigned (short ITM), expired (OTM)
+    outcome: str  # exercised (long ITM), assigned (short ITM), expired (OTM), settled (a future)
     settlement: str  # cash or physical
     quantity: int  # the option position, signed
     settlement_price: int  # intrinsic value per unit, paise
@@ -164,13 +168,15 @@ class ExerciseHandler:
     @staticmethod
     def _outcome(p: Position, contract: OptionContract, spot: int) -> ExpiryOutcome:
         intrinsic = contract.intrinsic(spot)
-        if not intrinsic:
+        if contract.option_type == "FUT":
+            outcome = "settled"
+        elif not intrinsic:
             outcome = "expired"
         else:
             outcome = "exercised" if p.quantity > 0 else "assigned"
         delivery = 0
         if intrinsic and contract.settlement == "physical":
-            delivery = p.quantity if contract.option_type == "CE" else -p.quantity
+            delivery = -p.quantity if contract.option_type == "PE" else p.quantity
         return ExpiryOutcome(tradingsymbol=p.tradingsymbol, underlying=contract.underlying, outcome=outcome,
                              settlement=contract.settlement, quantity=p.quantity, settlement_price=intrinsic,
                              value=intrinsic * p.quantity, delivery_quantity=delivery)

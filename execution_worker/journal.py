@@ -23,6 +23,7 @@ import msgspec
 from execution_worker.journal_reads import JournalReads
 from execution_worker.journal_schema import INDEXES, SCHEMA, defaults
 from shared import dblock, metrics
+from shared.kite.models import Instrument
 from shared.messages import OrderEvent, Signal, SignalGroup
 from shared.sqlite import Database
 from shared.trading.order import Order
@@ -224,6 +225,10 @@ class Journal(JournalReads):
         self._upsert("protections", row, ("key",))
 
     # ---- kill switch state (survives a restart)
+
+    def remember_contract(self, inst: Instrument) -> None:
+        self._insert("contracts", {"key": f"{inst.exchange}:{inst.tradingsymbol}",
+                                   "instrument": msgspec.json.encode(inst).decode()}, ignore=True)
 
     def save_kill_switch(self, user_id: str, *, state: str, reason: str, tripped_at: int, day: str,
                          baseline: int = 0, limits: dict | None = None) -> None:

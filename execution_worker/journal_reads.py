@@ -13,6 +13,7 @@ from collections.abc import Callable
 import msgspec
 
 from shared import ist
+from shared.kite.models import Instrument
 from shared.messages import TransactionType
 from shared.sqlite import Database
 from shared.trading.order import TERMINAL, Order, OrderState
@@ -166,6 +167,11 @@ class JournalReads:
                                 | {"retried": bool(r["retried"]), "gtt_ids": json.loads(r["gtt_ids"] or "[]"),
                                    "gtt_asked": json.loads(r["gtt_asked"] or "[]")},
                                 Protection) for r in rows]
+
+    def contract(self, exchange: str, tradingsymbol: str) -> Instrument | None:
+        """A derivative a position of kta's held (``Journal.remember_contract``), listed or long expired."""
+        row = self._one("contracts", "key = ?", [f"{exchange}:{tradingsymbol}"])
+        return msgspec.json.decode(row["instrument"], type=Instrument) if row is not None else None
 
     def kill_switch(self, user_id: str) -> dict | None:
         row = self._one("kill_switch", "user_id = ?", [user_id])
