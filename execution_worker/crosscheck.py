@@ -167,6 +167,12 @@ class CrossCheck:
         """The instrument: the day's list, else (an expired contract, gone from it) the journal's."""
         return self.desk.inst(exchange, symbol) or self.desk.journal.contract(exchange, symbol)
 
+    def unsettled(self, day: str) -> bool:
+        """kta holds a contract that expired on or before ``day`` (its settlement not booked yet)."""
+        return any(p.quantity and (inst := self._contract(p.exchange, p.tradingsymbol)) is not None
+                   and inst.expiry is not None and inst.expiry.isoformat() <= day
+                   for p in self.desk.tracker.positions())
+
     async def _settle_expired(self, broker: list[m.Position]) -> None:
         """Option and future positions kta holds that the broker no longer lists, whose expiry's close has
         passed (by the exchange's clock: the time of the underlying's quote), are settled at the underlying's

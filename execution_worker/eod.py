@@ -1,6 +1,9 @@
 """End of day (the original design's cleanup). At the session close (the exchange calendar's: 15:30 IST,
 earlier on a shortened session), or on the first start of a new day for the days missed: summarise each finished trading day into ``daily_summaries``, archive its
-journal rows to a JSON file, and start the new day's risk state (P&L baseline, order-rate counters)."""
+journal rows to a JSON file, and start the new day's risk state (P&L baseline, order-rate counters).
+An expiry day's report waits while kta still holds a contract that expired that day: the broker settles it
+after the close (Kite drops it from the positions the next morning) and its settlement, booked on the expiry
+day, belongs in that day's P&L (``SETTLEMENT_WAIT`` days at most)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from shared.trading.risk import RiskManager
 from shared.trading.summary import ExecutionSummary, JournalSummary, execution_summary, journal_summary
 from shared.messages import RiskState
 
+SETTLEMENT_WAIT = 4  # calendar days a report waits for its day's expiry settlement (a long weekend and a holiday)
+
 
 class DailySummary(Struct, kw_only=True):
     """What the gateway emails the user for one trading day. Money in paise."""
@@ -37,8 +42,10 @@ class DailySummary(Struct, kw_only=True):
 
 class EndOfDay:
     def __init__(self, user_id: str, journal: Journal, risk: RiskManager, *, archive_dir: str | Path | None = None,
-                 clock: Callable[[], float] = time.time, calendar: MarketCalendar = CALENDAR) -> None:
+                 clock: Callable[[], float] = time.time, calendar: MarketCalendar = CALENDAR,
+                 unsettled: Callable[[str], bool] = lambda day: False) -> None:
         self.user_id = user_id
+        self.unsettled = unsettled  # day -> kta still holds a contract that expired on it (not settled yet)
         self.journal = journal
         self.risk = risk
         self.archive_dir = Path(archive_dir) if archive_dir else None
@@ -51,7 +58,8 @@ class EndOfDay:
         today = now.date().isoformat()
         done = set(self.journal.summarised_days(self.user_id))
         return [d for d in self.journal.trading_days(self.user_id)
-                if d not in done and (d < today or (d == today and now >= self.calendar.session_close(date.fromisoformat(d))))]
+                if d not in done and (d < today or (d == today and now >= self.calendar.session_close(date.fromisoformat(d))))
+                and not (self.unsettled(d) and (now.date() - date.fromisoformat(d)).days <= SETTLEMENT_WAIT)]
 
     def run(self) -> tuple[list[DailySummary], RiskState | None]:
         """Close every finished day (oldest first) and, on a new day, reset the day's risk state.

@@ -318,8 +318,10 @@ class Desks:
             await self._ask_the_time(desk)
         if not self.clock.known and time.monotonic() - self.started < CLOCK_WAIT:
             return  # (a broker that never tells its time, e.g. no quote permission: the machine's clock, later)
+        check = self.crosschecks.get(desk.user_id)
         summaries, state = EndOfDay(desk.user_id, self.journal, desk.risk, clock=self.clock.now,
-                                    archive_dir=self.settings.data_path / "archive").run()
+                                    archive_dir=self.settings.data_path / "archive",
+                                    unsettled=check.unsettled if check is not None else lambda day: False).run()
         for s in summaries:
             log.info("day closed for %s: %s", desk.user_id, msgspec.to_builtins(s))
             await alert(self.bus, desk.user_id, "eod_report", f"kta: the day's report for {s.day}",

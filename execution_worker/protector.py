@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import time as day_time
 
 import msgspec
 
@@ -44,6 +45,7 @@ from shared.trading.protection_gtt import uses_gtt
 from shared.trading.protection_status import gtt_guard, judge, option_cover
 
 log = logging.getLogger("kta.protect")
+SETTLING_FROM = day_time(15, 20)  # on its expiry day, by the exchange's clock: a contract's last protection placed
 
 
 class Protector:
@@ -226,16 +228,25 @@ class Protector:
                 for order in working:
                     await placing.cancel(self.desk, order, "nothing left to protect")
             return
+        settling = bool(held) and self._settling(exchange, symbol)
         if uses_gtt(p.product):
-            await self.gtts.sync(p, (exchange, symbol) not in self.in_doubt)
+            await self.gtts.sync(p, (exchange, symbol) not in self.in_doubt and not settling)
             return
         generation = p.generation
         actions = plan(p, held, closing, working, self.desk.inst(exchange, symbol), self.slippage_pct)
-        if (exchange, symbol) in self.in_doubt:
+        if (exchange, symbol) in self.in_doubt or settling:
             actions = [a for a in actions if not isinstance(a, Place)]
         if p.generation != generation:
             self.desk.journal.save_protection(p)
         await self._carry_out(p, actions)
+
+    def _settling(self, exchange: str, symbol: str) -> bool:
+        """A contract at its expiry's close or past it (from SETTLING_FROM: the exchange's clock as kta hears it may
+        lag a paper broker's roll): the broker settles it, and a new GTT or stop would be refused ("Instrument has
+        expired") and, refused twice, close with an 'unprotected' alert a position the settlement closes anyway."""
+        inst = self.desk.inst(exchange, symbol) or self.desk.journal.contract(exchange, symbol)
+        now = self.desk.exchange.now_dt()
+        return inst is not None and inst.expiry is not None and (now.date(), now.time()) >= (inst.expiry, SETTLING_FROM)
 
     async def _carry_out(self, p: Protection, actions) -> None:
         for action in actions:

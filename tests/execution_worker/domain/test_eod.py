@@ -62,3 +62,29 @@ def test_the_day_closes_at_the_calendars_close_a_shortened_session_earlier(tmp_p
     assert eod.due_days() == ["2026-11-25"]
     regular = EndOfDay(USER, j, RiskManager(USER, None, j, clock), clock=clock)  # the exchange calendar: 15:30
     assert regular.due_days() == []
+
+
+def test_an_expiry_days_report_waits_for_the_settlement_of_what_expired_that_day(tmp_path):
+    """Kite settles an expired contract after the close and drops it from the positions the next morning: the
+    settlement, booked on the expiry day, is that day's P&L, so the report waits for it (and no longer than
+    SETTLEMENT_WAIT days: a position never settled does not hold the report back for good)."""
+    clock = Clock("2026-12-29 15:30:00")
+    j = journal(tmp_path, clock)
+    held = {"NIFTY26DECFUT": 65}
+    eod = EndOfDay(USER, j, RiskManager(USER, None, j, clock), clock=clock,
+                   unsettled=lambda day: bool(held) and day >= "2026-12-29")
+    trade(j, 1, "BUY", 65, 2601950, "2026-12-29 09:57:19")
+    assert eod.due_days() == []  # the close: the future still held, settled by the broker later
+    clock.set("2026-12-30 09:15:05")
+    assert eod.due_days() == []  # the next morning before the settlement is booked
+    trade(j, 2, "SELL", 65, 2600000, "2026-12-29 15:30:00")  # the settlement, on the expiry day
+    held.clear()
+    [s] = eod.run()[0]
+    assert (s.day, s.realised_pnl) == ("2026-12-29", -126_750)
+    unsettled = EndOfDay(USER, journal(tmp_path / "b", clock), RiskManager(USER, None, j, clock), clock=clock,
+                         unsettled=lambda day: True)
+    trade(unsettled.journal, 1, "BUY", 65, 2601950, "2026-12-29 09:57:19")
+    clock.set("2027-01-02 10:00:00")
+    assert unsettled.due_days() == []
+    clock.set("2027-01-03 10:00:00")  # more than four days on: the report goes out without it
+    assert unsettled.due_days() == ["2026-12-29"]
