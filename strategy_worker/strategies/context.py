@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import itertools
 import time
+from datetime import datetime
 from collections.abc import Callable
 from typing import Any
 
+from shared.ist import IST
 from shared.kite.models import Instrument
 from shared.messages import Tick
 from shared.options.oi import OITracker
@@ -53,12 +55,16 @@ class StrategyContext:
         return t.last_price if t else None
 
     def nearest_future(self, name: str) -> Instrument | None:
-        """Cached per instrument list: strategies ask on every bar, and Kite's list is ~100k rows."""
+        """The nearest future still trading on the exchange's day (the clock's): after its expiry a contract is
+        no index's nearest even while the day's new list is on its way. Cached per instrument list and day:
+        strategies ask on every bar, and Kite's list is ~100k rows."""
         if len(self._futures) > 64:  # lists replaced over time: forget the old ones
             self._futures.clear()
-        key = (id(self.instruments), len(self.instruments), name)
+        today = datetime.fromtimestamp(self.clock(), IST).date()
+        key = (id(self.instruments), len(self.instruments), name, today)
         if key not in self._futures:
-            futs = [i for i in self.instruments if i.name == name and i.instrument_type == "FUT" and i.expiry]
+            futs = [i for i in self.instruments if i.name == name and i.instrument_type == "FUT" and i.expiry
+                    and i.expiry >= today]
             self._futures[key] = min(futs, key=lambda i: i.expiry) if futs else None
         return self._futures[key]
 

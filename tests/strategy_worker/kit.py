@@ -42,7 +42,7 @@ INSTRUMENTS = [
 
 
 def context() -> StrategyContext:
-    return StrategyContext(list(INSTRUMENTS), {})
+    return StrategyContext(list(INSTRUMENTS), {}, clock=lambda: OPEN)  # the bars' day (not the machine's date)
 
 
 def make(name: str, params: dict | None = None, tokens=(INFY,), ctx: StrategyContext | None = None,

@@ -1,13 +1,19 @@
 """The four equity strategies on crafted bar series: the exact signals they must emit, and series
 on which they must stay silent. Expected bar indices come from TA-Lib / pandas, not our code."""
 
+from datetime import date, datetime
+
+import msgspec
 import numpy as np
 import pandas as pd
 import talib
 
+from shared.ist import IST
 from shared.messages import Signal, TransactionType
+from strategy_worker.strategies.context import StrategyContext
 from tests.strategy_worker.kit import (
     INFY,
+    INSTRUMENTS,
     NIFTY,
     NIFTY_FUT,
     Desk,
@@ -93,6 +99,19 @@ def test_an_index_is_traded_through_its_nearest_future_in_lots():
     sig = out[0][1]
     assert (sig.tradingsymbol, sig.instrument_token, sig.quantity) == ("NIFTY26DECFUT", NIFTY_FUT, 130)
     assert s.required_tokens() == {NIFTY, NIFTY_FUT}
+
+
+def test_after_its_expiry_the_index_is_traded_through_the_next_months_future():
+    """On the day after NIFTY26DECFUT's expiry, even before the new day's list (without it) arrives, the nearest
+    future is January's: an order on the expired contract is refused by the broker (Instrument has expired)."""
+    jan = msgspec.structs.replace(next(i for i in INSTRUMENTS if i.instrument_token == NIFTY_FUT),
+                                  instrument_token=NIFTY_FUT + 256, tradingsymbol="NIFTY27JANFUT",
+                                  expiry=date(2027, 1, 26))
+    now = {"t": int(datetime(2026, 12, 29, 15, 29, tzinfo=IST).timestamp())}
+    ctx = StrategyContext([*INSTRUMENTS, jan], {}, clock=lambda: now["t"])
+    assert ctx.tradable(NIFTY, lots=1)[0].tradingsymbol == "NIFTY26DECFUT"  # its last day: still trading
+    now["t"] = int(datetime(2026, 12, 30, 9, 15, tzinfo=IST).timestamp())
+    assert ctx.tradable(NIFTY, lots=1)[0].tradingsymbol == "NIFTY27JANFUT"
 
 
 # ---- rsi --------------------------------------------------------------------------------------
