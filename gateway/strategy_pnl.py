@@ -9,7 +9,9 @@ For each strategy (fills without one are "manual / external"): fills are matched
   delivery position carried overnight — else the last fill; 0 while no price is known);
 * **charges** = Zerodha's charges of every executed order (``shared.charges``: an order's fills summed,
   so the flat brokerage is counted once per order, as Kite bills it); delivery (CNC) shares bought and sold
-  the same day — across the account's strategies, as Kite nets them — are charged as intraday;
+  the same day — across the account's strategies, as Kite nets them — are charged as intraday; an expiry
+  settlement (``expiry:``) is no trade: no brokerage or exchange charges, only the STT on a bought option
+  exercised in the money;
 * **net** = realised + unrealised − charges.
 
 A position carried in from an earlier day opens its strategy's book at the previous close (``carried``; as
@@ -23,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from shared.charges import ChargesError, Segment, order_charges, same_day_intraday, segment_of
+from shared.charges import ChargesError, Segment, exercise_stt, order_charges, same_day_intraday, segment_of
 from shared.trading.positions import FifoBook, signed
 
 MANUAL = "manual / external"
@@ -94,6 +97,17 @@ def _delivery(order_fills: list[dict[str, Any]], instrument_type: str) -> bool:
     return first.get("product") == "CNC" and instrument_type == "EQ" and first["exchange"] in ("NSE", "BSE")
 
 
+def settlement_charges_paise(fills: list[dict[str, Any]], instrument_type: str) -> int:
+    """An expiry settlement's charges: the exercise STT of a bought option settled in the money (its closing
+    SELL at the intrinsic value), nothing else (as the backtest's ``settlement_cost``)."""
+    first = fills[0]
+    value = sum(f["quantity"] * f["price"] for f in fills)
+    if instrument_type not in ("CE", "PE") or first["transaction_type"] != "SELL" or not value:
+        return 0
+    stt = exercise_stt(Decimal(value) / 100, on=date.fromisoformat(first["fill_timestamp"][:10]))
+    return int((stt * 100).quantize(Decimal(1), ROUND_HALF_UP))
+
+
 def strategy_pnl(fills: Iterable[dict[str, Any]], marks: dict[tuple[str, str], int],
                  instrument_type: Callable[[str, str], str] = default_instrument_type,
                  carried: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
@@ -126,7 +140,8 @@ def strategy_pnl(fills: Iterable[dict[str, Any]], marks: dict[tuple[str, str], i
     for key, order_fills in orders.items():
         s = stats[order_fills[0].get("strategy_id") or MANUAL]
         try:
-            s.charges += order_charges_paise(order_fills, types[key], intraday.get(key, 0))
+            s.charges += (settlement_charges_paise(order_fills, types[key]) if key.startswith("expiry:")
+                          else order_charges_paise(order_fills, types[key], intraday.get(key, 0)))
         except ChargesError:
             s.charges_unknown += 1
     last_fill = {(f["exchange"], f["tradingsymbol"]): f["price"] for f in fills}

@@ -3,13 +3,14 @@ fills, against the journal summary's own FIFO round trips (an independent path t
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.strategy_pnl import MANUAL, default_instrument_type, strategy_pnl
-from shared.charges import Segment, order_charges
+from shared.charges import Segment, exercise_stt, order_charges
 from shared.trading.summary import journal_summary
 
 
@@ -69,6 +70,27 @@ def test_options_and_futures_are_charged_by_their_segment():
     rows = strategy_pnl([opt, fut], {})
     assert rows[0]["charges"] == (charge("SELL", 75, "120", Segment.OPTIONS, "NFO")
                                   + charge("BUY", 75, "24000", Segment.FUTURES, "NFO"))
+
+
+def test_an_expiry_settlement_is_charged_only_the_exercise_stt():
+    """The exchange's settlement of contracts held into expiry is no trade (the future's was once charged
+    ₹907.09 as a sell order): a bought call exercised pays STT on its intrinsic value, a future or a worthless
+    put nothing."""
+    def settled(symbol, price, n):
+        return {**fill(f"expiry:s:{symbol}", "s", "SELL", 65, price, symbol=symbol, exchange="NFO", product="NRML",
+                       n=n), "trade_id": "X2026-12-29", "fill_timestamp": "2026-12-29 15:30:00"}
+
+    fills = [fill("o1", "s", "BUY", 65, 26_019_50, symbol="NIFTY26DECFUT", exchange="NFO", product="NRML", n=1),
+             fill("o2", "s", "BUY", 65, 208_85, symbol="NIFTY26DEC25800CE", exchange="NFO", product="NRML", n=2),
+             fill("o3", "s", "BUY", 65, 10, symbol="NIFTY26DEC25700PE", exchange="NFO", product="NRML", n=3),
+             settled("NIFTY26DECFUT", 26_000_00, 4), settled("NIFTY26DEC25800CE", 200_00, 5),
+             settled("NIFTY26DEC25700PE", 0, 6)]
+    [row, _] = strategy_pnl(fills, {})
+    traded = (charge("BUY", 65, "26019.50", Segment.FUTURES, "NFO") + charge("BUY", 65, "208.85", Segment.OPTIONS, "NFO")
+              + charge("BUY", 65, "0.10", Segment.OPTIONS, "NFO"))
+    stt = exercise_stt(Decimal(65 * 200), on=date(2026, 12, 29)) * 100  # 0.15 % of the intrinsic value (paise)
+    assert stt == 19_50 and row["charges"] == traded + stt
+    assert row["realised"] == 65 * (26_000_00 - 26_019_50) + 65 * (200_00 - 208_85) + 65 * (0 - 10)
 
 
 sides = st.sampled_from(["BUY", "SELL"])
