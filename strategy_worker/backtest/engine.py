@@ -30,6 +30,7 @@ from shared.candles.store import CandleStore
 from shared.fills import bar_path
 from shared.kite.models import Instrument
 from shared.messages import INTERVAL_SECONDS, BacktestSpec, Bar, RiskLimits, Tick
+from shared.trading.greeks import spot_key
 from strategy_worker.backtest import expiry
 from strategy_worker.backtest.desk import Desk
 from strategy_worker.backtest.feed import chunks
@@ -118,7 +119,8 @@ def resolve(spec: BacktestSpec, instruments: list[Instrument], run_id: str, user
         raise BacktestError("symbols", f"unknown symbol(s): {', '.join(unknown)}")
     runner = StrategyRunner(cls, f"bt-{spec.strategy}", user_id, params, tokens, ctx,
                             now_ns=lambda: ctx.now * 1_000_000_000)
-    feed = list(dict.fromkeys([*tokens, *sorted(runner.required_tokens()), *_rolls(ctx, tokens, spec)]))
+    feed = list(dict.fromkeys([*tokens, *sorted(runner.required_tokens()), *_rolls(ctx, tokens, spec),
+                               *_spots(ctx, tokens)]))
     return Setup(runner, ctx, tokens, feed, {t: ctx.by_token[t] for t in feed if t in ctx.by_token})
 
 
@@ -139,6 +141,17 @@ def _rolls(ctx: StrategyContext, tokens: list[int], spec: BacktestSpec) -> list[
     return out
 
 
+def _spots(ctx: StrategyContext, tokens: list[int]) -> list[int]:
+    """The underlying (index or stock) of each future or option backtested on its own: a contract held into its
+    expiry settles against the underlying's close (expiry.py), so its candles are loaded (and fetched) too."""
+    out = []
+    for t in tokens:
+        inst = ctx.by_token[t]
+        if inst.instrument_type in ("FUT", "CE", "PE") and (spot := ctx.by_symbol.get(spot_key(inst.name))):
+            out.append(spot.instrument_token)
+    return out
+
+
 class Backtest:
     def __init__(self, spec: BacktestSpec, instruments: list[Instrument], store: CandleStore, *,
                  run_id: str = "bt", user_id: str = "BACKTEST", progress: Progress | None = None,
@@ -155,8 +168,8 @@ class Backtest:
         self.desk = Desk(user_id, self.setup.instruments, self.rec, self.setup.ctx.price, spec.risk or RiskLimits(),
                          spec.slippage_ticks)
         ctx = self.setup.ctx
-        self.desk.underlyings = {ctx.underlying_name(t): t for t in self.setup.tokens
-                                 if ctx.by_token[t].instrument_type not in ("FUT", "CE", "PE")}
+        self.desk.underlyings = {ctx.underlying_name(t): t for t in self.setup.feed_tokens
+                                 if t in ctx.by_token and ctx.by_token[t].instrument_type not in ("FUT", "CE", "PE")}
         self._next_expiry = min((i.expiry for i in ctx.instruments if i.expiry), default=None)
         self.unfilled = 0  # signals of the last bars, after which no price came
         self.elapsed = 0.0

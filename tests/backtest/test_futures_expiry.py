@@ -117,3 +117,15 @@ def test_the_strategy_hears_its_future_settled_and_holds_nothing(tmp_path):
     assert strategy.book.held(MAR.instrument_token) == 0 and not any(strategy.book.position.values())
     assert bt.desk.strategy_qty[(strategy.strategy_id, MAR.instrument_token)] == 0
     assert not bt.desk.open_tokens and not bt.desk.protections and not bt.desk.gtts.by_token
+
+
+def test_a_future_backtested_without_its_index_still_settles_at_the_index_close(tmp_path):
+    """The future itself as the symbol (no index in the spec): its index's candles are loaded with it (and fetched,
+    ``data.ensure`` reads the same feed), so the settlement is the index's close, not the future's own last price."""
+    closes = seed(tmp_path)
+    spec = msgspec.structs.replace(SPEC, symbols=[f"NFO:{MAR.tradingsymbol}"], end=MAR.expiry)
+    bt = backtest_for(spec, tmp_path)
+    assert INDEX.instrument_token in bt.setup.feed_tokens
+    out = execute(spec, tmp_path)
+    (settled,) = [f for f in out["parts"]["fills"] if f["kind"] == "expiry"]
+    assert settled["price"] == round(closes[2][-1] * 100)  # the index's; the future's own close was 12 above
