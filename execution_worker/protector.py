@@ -130,9 +130,10 @@ class Protector:
             plan = self.plans.get(key)
             gtts = [gtt_guard(i, *await self.gtts.last_word(i)) for i in (plan.gtt_ids if plan else [])]
             _, _, _, _, closing, working = self._position(key)
+            cover = "settling" if self._settling(position.exchange, position.tradingsymbol) else \
+                bounded.get((position.strategy_id, position.exchange, position.tradingsymbol), "")
             status = judge(position, plan, gtts, working, closing,
-                           (position.exchange, position.tradingsymbol) in self.in_doubt,
-                           bounded.get((position.strategy_id, position.exchange, position.tradingsymbol), ""))
+                           (position.exchange, position.tradingsymbol) in self.in_doubt, cover)
             link = self.desk.edis.link(position.exchange, position.tradingsymbol) if self.desk.edis else ""
             out.append(msgspec.structs.replace(status, authorise=link) if link else status)
         return out

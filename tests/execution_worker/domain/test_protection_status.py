@@ -93,3 +93,15 @@ def test_a_bought_option_and_a_short_one_its_wing_covers_need_no_stop_but_a_nake
     hedged = judge(positions[0], None, [], [], 0, False, cover[("ic", "NFO", "N26000CE")])
     naked = judge(positions[2], None, [], [], 0, False, cover.get(("ic", "NFO", "N25500PE"), ""))
     assert (hedged.state, naked.state, naked.note) == ("hedged", "unprotected", "no stop-loss set")
+
+
+def test_a_contract_past_its_expiry_close_is_settling_not_unprotected():
+    """From its expiry's close until the broker drops it (on Kite: the next morning) a held future's GTT is expired
+    and nothing may replace it: the broker settles the position. Shown as such (amber), not flagged unprotected all
+    evening."""
+    fut = Position(tradingsymbol="NIFTY26DECFUT", exchange="NFO", instrument_token=1, product="NRML", quantity=65,
+                   strategy_id="f")
+    plan = Protection(user_id=USER, strategy_id="f", exchange="NFO", tradingsymbol="NIFTY26DECFUT",
+                      instrument_token=1, product="NRML", stop=2_576_310_0, target=2_636_310_0, gtt_ids=[1])
+    s = judge(fut, plan, [], [], 0, True, "settling")
+    assert (s.state, s.covered) == ("settling", 0) and s.note.startswith("expired at its expiry's close")
