@@ -16,6 +16,7 @@ from execution_worker.journal import REFUSED
 from shared import messages as m
 from shared.kite import errors
 from shared.trading import planning
+from shared.trading.risk import RiskCode, outside_band
 from shared.trading.order import TERMINAL, Order, parse_status
 from shared.trading.protection import Protection, default_stop, position_key
 from shared.trading.protection_status import BOUNDED, option_cover
@@ -246,6 +247,11 @@ async def modify_order(desk: Desk, cmd: m.ModifyOrder) -> m.Ok | m.Error:
         if plan is not None and cmd.trigger_price:
             plan.stop = cmd.trigger_price  # the position's stop moves: its protection follows the trader
             desk.journal.save_protection(plan)
+    if price and (cmd.order_type.value if cmd.order_type else order.order_type) in ("LIMIT", "SL"):
+        key = f"{order.exchange}:{order.tradingsymbol}"
+        lower, upper = (await desk.prices.circuits(desk.client, [key])).get(key, (0, 0))
+        if problem := outside_band(order.tradingsymbol, order.transaction_type.value, price, lower, upper):
+            return m.Error(code=RiskCode.PRICE_OUTSIDE_BAND.value, message=problem, field="price")
     refused = await placing.modify(desk, order, quantity=quantity, price=price,
                                    trigger_price=cmd.trigger_price,
                                    order_type=cmd.order_type.value if cmd.order_type else None)

@@ -271,11 +271,17 @@ def _outside_band(sig: Signal | SignalGroup, ctx: RiskContext) -> RiskDecision |
     (from the broker's quote): an unknown band is left to the broker, never guessed."""
     for (exchange, symbol, side, _), price in zip(_lines(sig), limit_prices(sig)):
         h = ctx.holding(exchange, symbol)
-        if price and h.lower and h.upper and not h.lower <= price <= h.upper:
-            return RiskDecision(False, RiskCode.PRICE_OUTSIDE_BAND,
-                                f"{symbol}: {side} limit price {format_inr(price)} is outside today's circuit band "
-                                f"{format_inr(h.lower)}–{format_inr(h.upper)} (the exchange would reject it)")
+        if problem := outside_band(symbol, side, price, h.lower, h.upper):
+            return RiskDecision(False, RiskCode.PRICE_OUTSIDE_BAND, problem)
     return None
+
+
+def outside_band(symbol: str, side: str, price: int, lower: int, upper: int) -> str:
+    """Why ``price`` (paise) cannot be a limit today, or "" (inside the band, no price, or the band unknown)."""
+    if price and lower and upper and not lower <= price <= upper:
+        return (f"{symbol}: {side} limit price {format_inr(price)} is outside today's circuit band "
+                f"{format_inr(lower)}–{format_inr(upper)} (the exchange would reject it)")
+    return ""
 
 
 def _reduces(sig: Signal | SignalGroup, ctx: RiskContext) -> bool:

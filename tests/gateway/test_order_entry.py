@@ -201,3 +201,17 @@ async def test_a_limit_outside_the_circuit_band_is_refused_before_the_broker_nam
     assert re.search(r'id="error-order-price">[^<]*circuit band ₹', r.text), refusal_of(r.text)
     assert not [o for o in (await client.get("/api/orders", params={"limit": 200, "strategy": "manual"})).json()["items"]
                 if o["price"] == far]  # nothing reached the broker or the book
+
+    # a resting LIMIT moved outside the band is refused the same way (it was the broker's refusal, named 'tag')
+    inside = round(ltp * 0.97 / 0.05) * 5
+    r = await client.post("/api/orders", headers={"X-CSRF-Token": csrf}, json={
+        "exchange": "NSE", "tradingsymbol": "INFY", "transaction_type": "BUY", "quantity": 1, "product": "MIS",
+        "order_type": "LIMIT", "price": inside, "client_id": "band-modify"})
+    assert r.status_code == 201, r.text
+    tag = r.json()["orders"][0]["tag"]
+    await eventually(lambda: _price_is(client, tag, inside), 30, "the LIMIT resting at the broker")
+    r = await client.patch(f"/api/orders/{tag}", headers={"X-CSRF-Token": csrf}, json={"price": far})
+    body = r.json()
+    assert r.status_code == 400 and body["field"] == "price" and "circuit band" in body["detail"], body
+    assert (await book_row(client, tag))["price"] == inside
+    assert (await client.delete(f"/api/orders/{tag}", headers={"X-CSRF-Token": csrf})).status_code < 300
