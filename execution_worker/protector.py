@@ -46,6 +46,7 @@ from shared.trading.protection_status import gtt_guard, judge, option_cover
 
 log = logging.getLogger("kta.protect")
 SETTLING_FROM = day_time(15, 20)  # on its expiry day, by the exchange's clock: a contract's last protection placed
+DEPOSITORY = "authorisation at depository"  # Kite's 428 ("N quantity needs authorisation at depository")
 
 
 class Protector:
@@ -277,14 +278,17 @@ class Protector:
 
     async def rejected_stop(self, key: str, message: str) -> None:
         """The broker refused the position's stop (an SL order, a GTT, a GTT's fired order): corrected
-        once, then the position is closed and the trader alerted. The caller holds the position's lock."""
+        once, then the position is closed and the trader alerted — at once when the depository refused a fired
+        GTT's sale (eDIS): its close waits HELD for the authorisation and goes the moment it is given. The caller
+        holds the position's lock."""
         p = self.plans.get(key)
         if p is None or p.mode == "failed":
             return
         held = self.desk.tracker.held(p.strategy_id, p.exchange, p.tradingsymbol)[0]
         if not held:
             return
-        if not p.retried:
+        depository = DEPOSITORY in message  # eDIS: no trigger is wrong, the shares may not leave the demat account
+        if not p.retried and not depository:
             k = f"{p.exchange}:{p.tradingsymbol}"
             last = await self.desk.prices.now(self.desk.client, k)  # fresh: the cached price may be what failed
             lower, upper = (await self.desk.prices.circuits(self.desk.client, [k])).get(k, (0, 0))
@@ -298,8 +302,9 @@ class Protector:
         p.mode = "failed"
         p.generation += 1  # the flatten's tag is this episode's own: a later position's flatten is a new order
         self.desk.journal.save_protection(p)
-        await alert(self.desk.bus, self.desk.user_id, "unprotected",
-                    f"{p.tradingsymbol}: stop-loss rejected twice, closing the position",
+        title = (f"{p.tradingsymbol}: the stop fired but the depository refused the sale (eDIS): selling once you "
+                 f"authorise" if depository else f"{p.tradingsymbol}: stop-loss rejected twice, closing the position")
+        await alert(self.desk.bus, self.desk.user_id, "unprotected", title,
                     f"{p.strategy_id} holds {held} {p.tradingsymbol}; the broker said: {message}",
                     severity="critical", key=f"unprotected:{key}:{p.generation}", clock=self.desk.exchange)
         if key in self.held_back:  # an exit or a square-off is closing it now: a flatten beside it would reverse it

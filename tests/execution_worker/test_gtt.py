@@ -484,3 +484,48 @@ async def test_an_edis_account_is_asked_for_the_day_s_authorisation_before_its_g
 
 async def _empty(value) -> bool:
     return not await value
+
+
+async def test_a_gtt_stop_the_depository_refuses_is_sold_once_authorised_without_a_second_gtt(bus, sim, data_dir):
+    """An account without DDPI whose trader did not authorise today: the GTT's stop fires and the depository
+    refuses its sale (428). Nothing about the trigger is wrong, so kta does not place the GTT again at a
+    'corrected' stop (it fired at once and failed the same way) before closing: the close is sent at once, waits
+    HELD for the TPIN with its link, and sells the moment it is given."""
+    from tests.execution_worker.test_edis import tpin, without_ddpi
+
+    alerts = await without_ddpi(bus, sim)
+    try:
+        async with make_stack(bus, sim, data_dir) as (_, journal, kite):
+            await publish(bus, cnc(signal(f"edis-refused-in-{os.getpid()}", qty=3, stop=130000, target=175000,
+                                          strategy_id="gtt-refused")))
+
+            async def protected(qty):
+                gtts = await active_gtts(kite)
+                return held(journal, "gtt-refused") == qty and len(gtts) == 1 and gtts[0].orders[0].quantity == qty
+
+            await eventually(lambda: protected(3), timeout=30, what="the entry filled and its GTT at the broker")
+            for t1 in (3, 0):
+                sim.admin("advance", {"seconds": 22500})
+                await eventually(lambda: _infy(kite, t1), timeout=30, what=f"the next session's holdings (T1 {t1})")
+                await eventually(lambda: protected(3), timeout=30, what="the GTT carried through the close")
+            before = {g.id for g in await broker(kite.gtts) if g.condition.tradingsymbol == "INFY"}
+
+            sim.admin("price", {"underlying": "INFY", "price": 1297.0})  # through the stop, nothing authorised
+            flatten = await eventually(lambda: next((o for o in journal.orders(USER) if o["kind"] == "flatten"
+                                                     and o["strategy_id"] == "gtt-refused" and o["state"] == "HELD"),
+                                                    None), timeout=30, what="the close held for the depository")
+            fired = [g for g in await broker(kite.gtts) if g.condition.tradingsymbol == "INFY" and g.id not in before]
+            assert not fired, fired  # no GTT placed again at a 'corrected' stop
+            assert [a for a in alerts if a.kind == "unprotected" and "depository refused" in a.title]
+            link = (await eventually(lambda: [a.link for a in alerts if flatten["tag"] in a.detail], what="alert"))[0]
+            tpin(link)
+            await eventually(lambda: held(journal, "gtt-refused") == 0, timeout=30, what="sold once authorised")
+            assert len(await at_broker(kite, flatten["tag"])) == 1
+    finally:
+        sim.admin("accounts", {"user_id": "DEMO01", "edis": False})
+        sim.admin("price", {"underlying": "INFY", "price": None})
+
+
+async def _infy(kite, t1: int) -> bool:
+    infy = next(h for h in await broker(kite.holdings) if h.tradingsymbol == "INFY")
+    return infy.t1_quantity == t1
