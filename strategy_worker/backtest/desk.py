@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared import ist
-from shared.charges import charges_paise
 from shared.fills import BarFills, band_pct, circuit_band, trigger_hit
 from shared.kite.models import Instrument
 from shared.messages import (
@@ -63,6 +62,7 @@ from strategy_worker.backtest import closing
 from strategy_worker.backtest.groups import place_group
 from strategy_worker.backtest.gtts import Gtts
 from strategy_worker.backtest.results import Recorder
+from strategy_worker.backtest.same_day import SameDay
 from strategy_worker.backtest.stops import wake_levels, walk
 
 # Circuit bands are kite_sim's (``shared.fills.band_pct``), a stop's limit the execution worker's default
@@ -100,6 +100,7 @@ class Desk:
         self.open_tokens: set[int] = set()  # tokens with a position open (marked to market each bar)
         self.prev_close: dict[int, int] = {}  # token -> previous day's close (circuit bands)
         self.strategy_qty: dict[tuple[str, int], int] = {}
+        self.same_day = SameDay()  # a CNC round trip of one day is charged as intraday
         self.seq = 0
         self.day = ""
         self.by_key: Mapping[str, Instrument] = {}  # "EXCHANGE:SYMBOL" -> the day's instruments (group risk)
@@ -345,8 +346,7 @@ class Desk:
                                       price=price, instrument_token=token, product=product, timestamp=ist.stamp(self.now))
         self.tracker.mark(token, self.paise(token) or price)
         if cost is None:
-            cost = charges_paise(inst.exchange, inst.instrument_type, product, side, qty, price,
-                                 on=ist.now(self.now).date())
+            cost = self.same_day.cost(inst, product, side, qty, price, ist.now(self.now).date())
         key = (strategy_id, token)
         held = self.strategy_qty.get(key, 0) + (qty if side == "BUY" else -qty)
         self.strategy_qty[key] = held

@@ -151,3 +151,39 @@ def test_the_gtt_of_an_expiring_contract_ends_with_it_and_none_is_placed_again()
     assert not desk.gtts.by_token and token not in desk.wake
     # what was held settles by the expiry (expiry.py; no underlying's price here: at the contract's own), not a GTT
     assert (settled.kind, settled.order_kind, settled.price, settled.position) == ("external", "expiry", 15100, 0)
+
+
+def test_a_delivery_round_trip_of_one_day_is_charged_as_intraday_as_live_charges_it():
+    """Zerodha charges CNC shares bought and sold on the same day as intraday (STT 0.025 % on the sell only,
+    stamp 0.003 %, intraday brokerage): the backtest charged them at delivery rates, so a delivery strategy stopped
+    out on its entry day paid about twice what live's P&L by strategy charges (shared.charges.same_day_intraday).
+    A part carried to the next day and sold there is delivery."""
+    from shared.charges import charges_paise
+
+    desk = Desk("DEMO01", {TOKEN: INFY}, Recorder(capital=10_000_000), {TOKEN: 1500.0})
+    desk.new_day(ist.day(DAY1))
+    desk.now = DAY1
+
+    def order(sid, side, qty, intent):
+        sig = m.Signal(id=sid, user_id="DEMO01", strategy_id="s1", strategy="manual", exchange=m.Exchange.NSE,
+                       tradingsymbol="INFY", instrument_token=TOKEN, transaction_type=m.TransactionType(side),
+                       quantity=qty, product=m.Product.CNC, order_type=m.OrderType.MARKET, intent=intent)
+        assert [o.kind for o in desk.submit(sig)][-1] == "filled"
+        return desk.rec.fills[-1]["price"]
+
+    def at(product, side, qty, price, on):
+        return charges_paise("NSE", "EQ", product, side, qty, price, on=on)
+
+    day1, day2 = ist.now(DAY1).date(), ist.now(DAY2).date()
+    bought = order("b1", "BUY", 10, "entry")
+    sold = order("s1", "SELL", 6, "exit")
+    assert desk.rec.charges == (at("MIS", "BUY", 6, bought, day1) + at("CNC", "BUY", 4, bought, day1)
+                                + at("MIS", "SELL", 6, sold, day1))
+    assert desk.rec.charges < at("CNC", "BUY", 10, bought, day1) + at("CNC", "SELL", 6, sold, day1)
+    before = desk.rec.charges
+    desk.now = DAY1 + 375 * 60 - 1
+    desk.end_of_day()
+    desk.new_day(ist.day(DAY2))
+    desk.now = DAY2 + 60
+    later = order("s2", "SELL", 4, "exit")
+    assert desk.rec.charges - before == at("CNC", "SELL", 4, later, day2)  # carried: delivery
