@@ -6,14 +6,17 @@ every invariant whatever they send."""
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
+from shared.ist import IST
 from shared.messages import Bar, Tick, TransactionType
 from strategy_worker.strategies.base import BaseStrategy
 from strategy_worker.strategies.iron_condor import IronCondor
+from strategy_worker.strategies.option_base import EXPIRY_DAY_EXIT
 
 
 def seeded(strategy, stream: object) -> random.Random:
@@ -68,11 +71,21 @@ class ChaosCondor(IronCondor):
     class Params(IronCondor.Params):
         seed: Annotated[int, Meta(ge=0, description="Random seed")] = 1
         rate: Annotated[float, Meta(gt=0, le=1, description="Chance to open or close on a bar")] = 0.2
+        hold_expiry: Annotated[bool, Meta(description="From 14:00 of its chain's expiry day: open, and held "
+                                                      "into the expiry (the broker settles it)")] = False
 
     def in_entry_window(self, bar: Bar) -> bool:
-        return seeded(self, "condor").random() < self.params.rate
+        return self._into_expiry(bar) or seeded(self, "condor").random() < self.params.rate
 
     def manage(self, bar: Bar) -> list:
+        if self._into_expiry(bar):
+            return []
         if seeded(self, "condor").random() < self.params.rate:
             return [self.close_structure("chaos: close the condor")]
         return super().manage(bar)
+
+    def _into_expiry(self, bar: Bar) -> bool:
+        now = datetime.fromtimestamp(bar.start, IST)
+        chain = self.chain()
+        return (self.params.hold_expiry and chain is not None and chain.expiry == now.date()
+                and now.hour * 60 + now.minute >= EXPIRY_DAY_EXIT)

@@ -14,6 +14,14 @@ def sim(tmp_path_factory):
     s.stop()
 
 
+@pytest.fixture(scope="module")
+def expiry_day_sim(tmp_path_factory):
+    """A settling sim opening on NIFTY's December monthly expiry: the scenario's day close is the expiry's."""
+    s = start_sim(tmp_path_factory.mktemp("sim-system-expiry"), speed=60.0, extra=("--settle", "--date", "2026-12-29"))
+    yield s
+    s.stop()
+
+
 def pytest_collection_modifyitems(config, items):
     if "soak" in (config.option.markexpr or ""):
         return

@@ -88,6 +88,7 @@ class Report:
     fills: int = 0
     refused: int = 0
     external: int = 0
+    settled: int = 0  # expiry settlements adopted (``expiry:`` fills)
     ticks: int = 0
 
     halt: str = ""  # how the kill switch phase went
@@ -96,7 +97,8 @@ class Report:
 
     def line(self) -> str:
         return (f"seed {self.seed}: {self.seconds:.0f}s, {self.invariants.samples} samples, {self.orders} orders, "
-                f"{self.fills} fills, {self.refused} refused signals, {self.external} external fills, {self.ticks} ticks, "
+                f"{self.fills} fills, {self.refused} refused signals, {self.external} external fills, {self.settled} expiry "
+                f"settlements, {self.ticks} ticks, "
                 f"{self.invariants.checked_protection} protection checks, {self.option_fills} option fills "
                 f"({self.invariants.checked_hedges} hedge checks), faults: {', '.join(self.faults)}; "
                 f"days: {self.days or 'one'}; kill switch: {self.halt or 'not reached'}")
@@ -132,7 +134,7 @@ class ExecutionProcess:
 
 
 async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: float, strategies: int = 4,
-              kill_at: float = 0.45, close_at: float = 0.6, condors: int = 1) -> Report:
+              kill_at: float = 0.45, close_at: float = 0.6, condors: int = 1, condor_params: dict | None = None) -> Report:
     """``strategies`` random equity strategies over the six symbols and ``condors`` random iron condors on
     NIFTY's nearest expiry; at ``close_at`` of ``seconds`` the day closes (the second day then trades for the
     rest of ``seconds``). ``sim``: a kite_sim with settlement (``--settle``)."""
@@ -184,7 +186,7 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
             for i in range(condors):
                 added = await bus.request(subjects.cmd(USER, "strategy", "add"), m.AddStrategy(
                     strategy=ChaosCondor.name, tokens=[NIFTY], strategy_id=f"condor-{i}",
-                    params={"seed": seed, "rate": 0.25, "lots": 1}))
+                    params={"seed": seed, "rate": 0.25, "lots": 1, **(condor_params or {})}))
                 assert isinstance(added, m.Ok), added
             tokens = [*SYMBOLS.values(), *([NIFTY] if condors else [])]
             started = await bus.gather(subjects.cmd(USER, "live", "start"), m.StartLive(tokens=tokens),
@@ -207,6 +209,7 @@ async def run(bus, sim, data_dir: Path, log_dir: Path, *, seed: int, seconds: fl
     report.fills = len(journal.trades(USER))
     report.refused = sum(1 for o in journal.outcomes(USER) if o["kind"] == "refused")
     report.external = sum(1 for t in journal.trades(USER) if t["order_id"].startswith("external:"))
+    report.settled = sum(1 for t in journal.trades(USER) if t["order_id"].startswith("expiry:"))
     report.option_fills = sum(1 for t in journal.trades(USER) if t["tradingsymbol"] in report.invariants.option_types)
     return report
 

@@ -27,3 +27,16 @@ async def test_soak(bus, sim, data_dir, tmp_path, seed):
     report = await scenario.run(bus, sim, data_dir, tmp_path, seed=seed, seconds=300, strategies=6)
     print(report.line())
     assert not report.invariants.violations, "\n".join([report.line(), *report.invariants.violations])
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(1800)
+async def test_soak_across_an_expiry(bus, expiry_day_sim, data_dir, tmp_path):
+    """The soak whose day close is NIFTY's monthly expiry: the condor's legs held at the close (opened and held from
+    14:00 of the expiry day) are settled by the broker and adopted by kta (``expiry:`` fills), not carried; the next day's condor
+    trades the next expiry."""
+    report = await scenario.run(bus, expiry_day_sim, data_dir, tmp_path, seed=17, seconds=300, strategies=6,
+                                condor_params={"hold_expiry": True})
+    print(report.line())
+    assert not report.invariants.violations, "\n".join([report.line(), *report.invariants.violations])
+    assert report.settled, report.line()  # it really held legs into the expiry
