@@ -36,8 +36,11 @@ def _verb(cmd: msgspec.Struct) -> str:
 
 
 def from_reply(err: m.Error) -> TradingError:
-    service = f"{err.service} worker: " if err.service else ""
-    return TradingError(_STATUS.get(err.code, 400), service + err.message, err.field, err.code)
+    """A refusal (4xx: a field, a risk rule, the broker's answer) reads as the worker wrote it for the trader; a
+    failure of kta's own (5xx) says which worker it came from."""
+    status = _STATUS.get(err.code, 400)
+    service = f"{err.service} worker: " if err.service and status >= 500 else ""
+    return TradingError(status, service + err.message, err.field, err.code)
 
 
 def _is_query(cmd: msgspec.Struct) -> bool:

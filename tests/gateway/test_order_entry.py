@@ -199,6 +199,8 @@ async def test_a_limit_outside_the_circuit_band_is_refused_before_the_broker_nam
     r = await client.post("/ui/order-entry", headers=hx(csrf), data=order_form(order_type="LIMIT",
                                                                                price=f"{far / 100:.2f}"))
     assert re.search(r'id="error-order-price">[^<]*circuit band ₹', r.text), refusal_of(r.text)
+    # the trader's refusal in the trader's words: which worker judged it is kta's business
+    assert re.search(r'id="error-order-price">INFY: BUY limit price', r.text), refusal_of(r.text)
     assert not [o for o in (await client.get("/api/orders", params={"limit": 200, "strategy": "manual"})).json()["items"]
                 if o["price"] == far]  # nothing reached the broker or the book
 
