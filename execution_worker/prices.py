@@ -6,6 +6,7 @@ price has gone stale — asks the broker (``ltp``). Circuit bands are fixed for 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -31,6 +32,7 @@ class Prices:
         self.keys: dict[int, str] = {}  # token -> key, for ticks
         self.subs: dict[int, object] = {}
         self.bands: dict[str, tuple[str, int, int]] = {}  # key -> (the exchange's day, lower, upper)
+        self.reading: dict[str, asyncio.Future] = {}  # key -> its band's read under way (the askers share it)
 
     async def follow(self, tokens: dict[str, int]) -> None:
         """Follow the ticks of these instruments ("EXCHANGE:SYMBOL" -> token) from now on."""
@@ -95,20 +97,36 @@ class Prices:
         """(lower, upper) circuit limits in paise by key, read once per instrument and day."""
         today = self.clock.day()
         missing = [k for k in keys if self.bands.get(k, ("",))[0] != today]
-        if missing:
+        # a bar's first entries on an instrument come together from several strategies and users: one ``quote`` for
+        # them all (the tick -> order bench's first bar sent ~20 for its 6 symbols), not one each of Kite's 1/s
+        others = {f for k in missing if (f := self.reading.get(k)) is not None}
+        mine = [k for k in missing if k not in self.reading]
+        if mine:
+            read = asyncio.get_running_loop().create_future()
+            self.reading.update({k: read for k in mine})
             try:
-                quotes = await client.quote(*missing)
-            except errors.ClientClosed:  # the desk's client is gone (its desk closed): nothing to decide on
-                raise
-            except errors.KiteError as e:
-                log.warning("circuit limits of %s unread: %s", missing, e)
-                quotes = {}
-            for key, q in quotes.items():
-                if q.lower_circuit_limit and q.upper_circuit_limit:
-                    self.bands[key] = (today, m.to_paise(q.lower_circuit_limit), m.to_paise(q.upper_circuit_limit))
-                if q.last_price > 0:
-                    self.last[key] = (m.to_paise(q.last_price), time.monotonic())
+                await self._read_bands(client, mine, today)
+            finally:
+                for k in mine:
+                    self.reading.pop(k, None)
+                read.set_result(None)
+        if others:
+            await asyncio.wait(others)
         return {k: (self.bands[k][1], self.bands[k][2]) for k in keys if k in self.bands}
+
+    async def _read_bands(self, client: KiteClient, keys: list[str], today: str) -> None:
+        try:
+            quotes = await client.quote(*keys)
+        except errors.ClientClosed:  # the desk's client is gone (its desk closed): nothing to decide on
+            raise
+        except errors.KiteError as e:
+            log.warning("circuit limits of %s unread: %s", keys, e)
+            quotes = {}
+        for key, q in quotes.items():
+            if q.lower_circuit_limit and q.upper_circuit_limit:
+                self.bands[key] = (today, m.to_paise(q.lower_circuit_limit), m.to_paise(q.upper_circuit_limit))
+            if q.last_price > 0:
+                self.last[key] = (m.to_paise(q.last_price), time.monotonic())
 
     async def close(self) -> None:
         for sub in self.subs.values():

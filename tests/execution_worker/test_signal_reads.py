@@ -2,6 +2,7 @@
 ``/quote/ltp``, ``/quote/ohlc``), so a read that another one answers already is a second of the signal's way to the
 broker."""
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -51,6 +52,29 @@ async def test_a_circuit_band_is_the_exchange_days_and_read_again_on_the_next(bu
         asked = sim.get("/sim/requests", params={"api_key": app.api_key}).json()
         assert asked.get(QUOTE, 0) - before.get(QUOTE, 0) == 1, (before, asked)  # the new day's band read
         assert desk.prices.known_bands(["NSE:INFY"]) == band  # the sim's band for its day, now the exchange's
+    finally:
+        await desk.prices.close()
+        await kite.aclose()
+
+
+async def test_signals_judged_together_on_a_new_instrument_share_one_quote(bus, sim, data_dir):
+    """A bar's first entries on an instrument come together (several strategies, several users on the worker's
+    shared prices): its circuit band is read once for all of them, not once each of Kite's 1 quote a second."""
+    app = dataclasses.replace(sim, **OTHER_APP)
+    desk, kite, _ = fresh_desk(app, bus, data_dir)
+    answered: list[str] = []  # quotes the broker answered (a 429 for another test's quote in the same second: retried)
+
+    async def hook(response) -> None:
+        if response.status_code != 429 and response.request.url.path == "/quote":
+            answered.append(response.request.url.query.decode())
+
+    kite._http.event_hooks["response"].append(hook)
+    try:
+        decisions = await asyncio.gather(*(signals.judge(desk, signal(f"together-{i}", qty=1, stop=147000))
+                                           for i in range(4)))
+        assert all(d.ok for d in decisions), decisions
+        assert desk.prices.known_bands(["NSE:INFY"])
+        assert answered == ["i=NSE%3AINFY"]
     finally:
         await desk.prices.close()
         await kite.aclose()
