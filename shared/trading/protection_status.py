@@ -68,8 +68,8 @@ def option_cover(positions: list[Position], instrument: Callable[[str, str], Ins
 
 BOUNDED = {"long": "a bought option: its risk is the premium paid",
            "hedged": "short, covered by the strategy's long options",
-           "settling": "expired at its expiry's close: the broker settles it at the final settlement price, and kta "
-                       "books it once the broker's positions no longer list it"}
+           "settling": "expires at today's close (or has): the broker settles it at the final settlement price, "
+                       "and kta books it once the broker's positions no longer list it"}
 
 
 def judge(position: Position, plan: Protection | None, gtts: list[Guard], orders: list[Order], closing: int,

@@ -104,4 +104,4 @@ def test_a_contract_past_its_expiry_close_is_settling_not_unprotected():
     plan = Protection(user_id=USER, strategy_id="f", exchange="NFO", tradingsymbol="NIFTY26DECFUT",
                       instrument_token=1, product="NRML", stop=2_576_310_0, target=2_636_310_0, gtt_ids=[1])
     s = judge(fut, plan, [], [], 0, True, "settling")
-    assert (s.state, s.covered) == ("settling", 0) and s.note.startswith("expired at its expiry's close")
+    assert (s.state, s.covered) == ("settling", 0) and s.note.startswith("expires at today's close")
