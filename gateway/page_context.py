@@ -155,8 +155,8 @@ async def report_context(trading: Trading, user_id: str) -> dict:
     (journal, e1), (risk, e2), (execution, e3), pnl = await asyncio.gather(
         attempt(trading.journal_summary(user_id, day or "")), attempt(trading.risk_summary(user_id)),
         attempt(trading.execution_summary(user_id, day or "")), pnl_context(trading, user_id))
-    return {"journal": journal, "journal_error": e1, "risk_summary": risk, "risk_error": e2,
-            "execution": execution, "execution_error": e3, **pnl}
+    return {"report_day": day or "", "journal": journal, "journal_error": e1, "risk_summary": risk,
+            "risk_error": e2, "execution": execution, "execution_error": e3, **pnl}
 
 
 async def set_stream_ticks(request: Request, user_id: str, tokens: list[int]) -> None:
