@@ -56,6 +56,8 @@ LOAD_CPU: dict[str, float] = {}  # the web process's CPU ms per dashboard of tho
 PRICE = re.compile(rb'data-ltp="([0-9.]+)"')
 GATEWAY = """
 import json, os, sys, uvicorn
+# uvicorn's own choice ("auto") would take uvloop and httptools whenever installed: both gateways run the A/B's
+fast = os.environ.get("KTA_EVENT_LOOP") == "uvloop"
 from shared import config
 from shared.config import load
 for name in [k for k in os.environ if k.startswith("KTA_") and k not in {config.env_name(f) for f in config.FIELDS}]:
@@ -68,7 +70,8 @@ app = build(settings, **({"own_process": True} if "own_process" in inspect.signa
 def set_live(a):
     a.state.services.trading.live_tokens.update(live)
 app.on_startup.append(set_live)
-uvicorn.run(app, host="127.0.0.1", port=settings.gateway_port, log_level="warning")
+uvicorn.run(app, host="127.0.0.1", port=settings.gateway_port, log_level="warning",
+            loop="uvloop" if fast else "asyncio", http="httptools" if fast else "h11")
 """
 
 

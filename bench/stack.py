@@ -31,7 +31,8 @@ import sys, uvicorn
 from kite_sim.app import build_app
 from kite_sim.main import make_sim
 sim = make_sim(7, 60.0, True, "http://127.0.0.1:9/cb", rate_limits=False)
-uvicorn.run(build_app(sim), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", ws="websockets-sansio")
+uvicorn.run(build_app(sim), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", ws="websockets-sansio",
+            loop="asyncio", http="h11")  # the broker stays as it was whatever loop kta runs (uvicorn's "auto" takes uvloop)
 """
 
 
@@ -64,6 +65,8 @@ class Stack:
         if self.sim_root:
             kw.update(kite_root=self.sim_root, kite_ws_root=self.sim_root.replace("http", "ws", 1) + "/ws",
                       kite_login_url=f"{self.sim_root}/connect/login")
+        if "KTA_EVENT_LOOP" in os.environ:  # the one setting a bench takes from its caller: A/B of the loop
+            kw["event_loop"] = os.environ["KTA_EVENT_LOOP"]
         return load(environ={}, **{**kw, **overrides})
 
     async def bus(self, name: str = "bench", identity: str = "admin") -> Bus:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import socket
 
 import uvicorn
 from litestar import Litestar
 
+from shared import event_loop
 from shared import log as kta_log
 from shared import messages as m
 from shared import subjects
@@ -17,11 +20,14 @@ from gateway.app import create_app
 
 
 def _health_responder(app: Litestar):
+    instance = f"{socket.gethostname()}:{os.getpid()}"
+
     async def start(app: Litestar) -> None:
         services = app.state.services
 
         async def on_health(msg) -> None:
-            stats = services.streams.stats() if services.streams else {}
+            stats = {**(services.streams.stats() if services.streams else {}), "loop": event_loop.running(),
+                     "instance": instance}
             with contextlib.suppress(Exception):
                 await msg.respond(m.encode(m.Ok(service="gateway", data=stats)))
 
@@ -52,4 +58,5 @@ def build(settings: Settings, *, own_process: bool = False) -> Litestar:
 def run(settings: Settings) -> None:
     kta_log.setup("gateway", settings.log_level, settings.log_format)
     uvicorn.run(build(settings, own_process=True), host=settings.gateway_host, port=settings.gateway_port,
-                log_level=settings.log_level.lower(), access_log=False, proxy_headers=False)
+                log_level=settings.log_level.lower(), access_log=False, proxy_headers=False,
+                **event_loop.uvicorn_options(settings.event_loop))

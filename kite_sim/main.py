@@ -100,7 +100,7 @@ async def amain(settings: Settings, stop: asyncio.Event | None = None, redirect_
 
 def run(settings: Settings, redirect_url: str = "", options: Options | None = None) -> None:
     kta_log.setup("sim", settings.log_level, settings.log_format)
-    run_until_signalled(lambda stop: amain(settings, stop, redirect_url, options))
+    run_until_signalled(lambda stop: amain(settings, stop, redirect_url, options), settings.event_loop)
 
 
 def cli(argv: list[str] | None = None) -> None:

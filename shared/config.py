@@ -30,6 +30,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = "./var"
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
+    # every process's asyncio event loop; uvloop (``pip install 'kta[fast]'``) also gives the gateway httptools'
+    # HTTP parser (shared/event_loop.py)
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 
     # NATS
     nats_url: str = "nats://127.0.0.1:4222"

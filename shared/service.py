@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, Protocol
 
 import stamina
 
+from shared import event_loop
 from shared import log as kta_log
 from shared import messages as m
 from shared import metrics
@@ -79,7 +80,8 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
     async def on_health(msg) -> None:
         with contextlib.suppress(Exception):
             await msg.respond(m.encode(m.Ok(service=service, data={"instance": instance, **worker.status(),
-                                                                   "heap_frozen": gc.get_freeze_count()})))
+                                                                   "heap_frozen": gc.get_freeze_count(),
+                                                                   "loop": event_loop.running()})))
 
     await bus.nc.subscribe(subjects.service_health(service), cb=on_health)
 
@@ -107,7 +109,7 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
 
 def run(service: str, settings: Settings, start: Start) -> None:
     kta_log.setup(service, settings.log_level, settings.log_format)
-    run_until_signalled(lambda stop: amain(service, settings, start, stop, own_process=True))
+    run_until_signalled(lambda stop: amain(service, settings, start, stop, own_process=True), settings.event_loop)
 
 
 class Entry(NamedTuple):

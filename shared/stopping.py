@@ -13,8 +13,12 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from shared.event_loop import loop_factory
 
-def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]], event_loop: str = "asyncio") -> None:
+    """``event_loop``: the ``KTA_EVENT_LOOP`` setting (shared/event_loop.py)."""
+    factory = loop_factory(event_loop)
     stop = asyncio.Event()
 
     async def signalled() -> None:
@@ -23,7 +27,8 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    asyncio.run(signalled())  # an exception leaves through the interpreter, as ever: traceback, exit status 1
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(signalled())  # an exception leaves through the interpreter, as ever: traceback, exit status 1
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
