@@ -32,6 +32,14 @@ for _k in [k for k in os.environ if k.startswith("KTA_")]:
     del os.environ[_k]
 
 
+if helpers.EVENT_LOOP == "uvloop":
+    @pytest.fixture(scope="session")
+    def event_loop_policy():
+        import uvloop
+
+        return uvloop.EventLoopPolicy()
+
+
 def pytest_configure(config):
     from tests import rewrite_cache, simfork
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,9 @@ from shared.config import Settings, load
 POLL_SECONDS = 0.02
 
 
+# the one KTA_ setting the suite takes from its caller (tests/conftest.py clears the rest, after this import):
+# KTA_EVENT_LOOP=uvloop runs the tests' own loop, their stacks' processes and their gateways' HTTP on uvloop/httptools
+EVENT_LOOP = os.environ.get("KTA_EVENT_LOOP", "asyncio")
 NATS_CREDS: dict[str, str] = {}  # nats url -> its credentials directory (conftest's nats_server)
 
 
@@ -27,7 +31,7 @@ def stack_settings(nats_url: str, data_dir, sim=None, **overrides: Any) -> Setti
                           "nats_creds": NATS_CREDS.get(nats_url, ""),
                           # the tests' sims run at 60x and pass 15:15 every six minutes: kta's own MIS square-off
                           # (execution_worker/intraday.py) is on only in the tests that cross a day on purpose
-                          "mis_square_off_at": ""}
+                          "mis_square_off_at": "", "event_loop": EVENT_LOOP}
     if sim is not None:
         kw.update(kite_root=sim.root, kite_ws_root=sim.ws_root, kite_login_url=sim.login_url)
     kw.update(overrides)

@@ -16,6 +16,7 @@ from gateway import users
 from gateway.app import bind
 from gateway.main import build
 from shared import natsd
+from shared.event_loop import uvicorn_options
 from shared.kite import tls
 from shared.subjects import KV_BROKER_SESSIONS
 from tests.helpers import eventually, stack_settings
@@ -77,7 +78,8 @@ def _app_for(settings, heartbeat: float):
 async def serve(settings, heartbeat: float = 15.0):
     key, app = _app_for(settings, heartbeat)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.gateway_port, log_level="warning",
-                            lifespan="on", timeout_graceful_shutdown=2)
+                            lifespan="on", timeout_graceful_shutdown=2,
+                            http=uvicorn_options(settings.event_loop)["http"])
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

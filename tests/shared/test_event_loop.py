@@ -16,6 +16,7 @@ from shared import event_loop
 from shared import messages as m
 from shared import natsd, subjects
 from shared.config import ConfigError, load, to_env
+from tests import helpers
 from tests.helpers import eventually, stack_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +72,8 @@ def test_a_missing_loop_package_stops_the_process_naming_the_setting(monkeypatch
 def test_an_unknown_loop_is_refused_naming_the_setting():
     with pytest.raises(ConfigError, match="KTA_EVENT_LOOP"):
         load(environ={"KTA_EVENT_LOOP": "tokio"})
+
+
+async def test_the_suite_runs_on_the_loop_its_caller_names():
+    """``KTA_EVENT_LOOP=uvloop python -m pytest ...`` runs the tests' own loop on uvloop (tests/conftest.py)."""
+    assert event_loop.running() == helpers.EVENT_LOOP
