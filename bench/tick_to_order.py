@@ -116,7 +116,8 @@ async def stamped(scope, receive, send):
         return await app(scope, rx, send)
     return await app(scope, receive, send)
 
-uvicorn.run(stamped, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", ws="websockets-sansio")
+uvicorn.run(stamped, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", ws="websockets-sansio",
+            loop="asyncio", http="h11")  # the same sim whatever is installed (uvicorn's "auto" takes uvloop)
 """
 STRATEGY_WORKER = """
 from bench.tick_to_order import register

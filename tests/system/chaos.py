@@ -71,21 +71,26 @@ class ChaosCondor(IronCondor):
     class Params(IronCondor.Params):
         seed: Annotated[int, Meta(ge=0, description="Random seed")] = 1
         rate: Annotated[float, Meta(gt=0, le=1, description="Chance to open or close on a bar")] = 0.2
-        hold_expiry: Annotated[bool, Meta(description="From 14:00 of its chain's expiry day: open, and held "
-                                                      "into the expiry (the broker settles it)")] = False
+        hold_expiry: Annotated[bool, Meta(description="On its chain's expiry day: nothing at random, opened from "
+                                                      "14:00 and held into the expiry (the broker settles it)")] = False
 
     def in_entry_window(self, bar: Bar) -> bool:
-        return self._into_expiry(bar) or seeded(self, "condor").random() < self.params.rate
+        if self._expiry_day(bar):  # a random close before 14:00 could leave an exit still working at the close
+            return self._into_expiry(bar)
+        return seeded(self, "condor").random() < self.params.rate
 
     def manage(self, bar: Bar) -> list:
-        if self._into_expiry(bar):
+        if self._expiry_day(bar):  # what it holds on the expiry day it holds into the settlement
             return []
         if seeded(self, "condor").random() < self.params.rate:
             return [self.close_structure("chaos: close the condor")]
         return super().manage(bar)
 
+    def _expiry_day(self, bar: Bar) -> bool:
+        chain = self.chain()
+        return (self.params.hold_expiry and chain is not None
+                and chain.expiry == datetime.fromtimestamp(bar.start, IST).date())
+
     def _into_expiry(self, bar: Bar) -> bool:
         now = datetime.fromtimestamp(bar.start, IST)
-        chain = self.chain()
-        return (self.params.hold_expiry and chain is not None and chain.expiry == now.date()
-                and now.hour * 60 + now.minute >= EXPIRY_DAY_EXIT)
+        return self._expiry_day(bar) and now.hour * 60 + now.minute >= EXPIRY_DAY_EXIT
