@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 import time
 
 from shared import messages as m
@@ -56,13 +57,7 @@ class Prices:
         out = {k: p for k in keys if (p := self.known(k))}
         missing = sorted(set(keys) - out.keys())
         if missing:
-            try:
-                quotes = await client.ltp(*missing)
-            except errors.ClientClosed:  # the desk's client is gone (its desk closed): nothing to decide on
-                raise
-            except errors.KiteError as e:
-                log.warning("last prices of %s unread: %s", missing, e)
-                return out
+            quotes = await _read(client.ltp, missing, "last prices")
             now = time.monotonic()
             for key, q in quotes.items():
                 if q.last_price > 0:
@@ -75,13 +70,7 @@ class Prices:
         broker's last price (one ``ltp``), else the latest tick only if it is under ``FRESH_SECONDS`` old
         (0: unknown). Not the 30-s cache of ``prices``: after a jump the cached price is the one that made
         the stop invalid."""
-        try:
-            quote = (await client.ltp(key)).get(key)
-        except errors.ClientClosed:  # the desk's client is gone (its desk closed): nothing to decide on
-            raise
-        except errors.KiteError as e:
-            log.warning("last price of %s unread: %s", key, e)
-            quote = None
+        quote = (await _read(client.ltp, [key], "last price")).get(key)
         if quote is not None and quote.last_price > 0:
             self.last[key] = (m.to_paise(quote.last_price), time.monotonic())
             return self.last[key][0]
@@ -115,13 +104,7 @@ class Prices:
         return {k: (self.bands[k][1], self.bands[k][2]) for k in keys if k in self.bands}
 
     async def _read_bands(self, client: KiteClient, keys: list[str], today: str) -> None:
-        try:
-            quotes = await client.quote(*keys)
-        except errors.ClientClosed:  # the desk's client is gone (its desk closed): nothing to decide on
-            raise
-        except errors.KiteError as e:
-            log.warning("circuit limits of %s unread: %s", keys, e)
-            quotes = {}
+        quotes = await _read(client.quote, keys, "circuit limits")
         for key, q in quotes.items():
             if q.lower_circuit_limit and q.upper_circuit_limit:
                 self.bands[key] = (today, m.to_paise(q.lower_circuit_limit), m.to_paise(q.upper_circuit_limit))
@@ -132,3 +115,15 @@ class Prices:
         for sub in self.subs.values():
             await sub.unsubscribe()
         self.subs.clear()
+
+
+async def _read(call: Callable[..., Awaitable[dict]], keys: list[str], what: str) -> dict:
+    """One quote-class read of ``keys``; a broker error is logged and reads as nothing known (the caller decides
+    what unknown means)."""
+    try:
+        return await call(*keys)
+    except errors.ClientClosed:  # the desk's client is gone (its desk closed): nothing to decide on
+        raise
+    except errors.KiteError as e:
+        log.warning("%s of %s unread: %s", what, keys, e)
+        return {}
