@@ -7,8 +7,9 @@ keeps httpx.Response's names for ``KiteConnection._parse``; the errors are the t
 from __future__ import annotations
 
 import json
+import re
 import zlib
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import httpx
 
@@ -45,10 +46,20 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch  # what quote_plus leaves as it is
+
+
+def _quoted(text: str) -> str:
+    return text if text.isascii() and (text.isalnum() or _PLAIN(text)) else quote_plus(text)
+
+
 def encoded(fields) -> str:
-    """``fields`` (a dict, list values repeated, or (name, value) pairs) urlencoded as httpx encodes them."""
+    """``fields`` (a dict, list values repeated, or (name, value) pairs) urlencoded as httpx encodes them
+    (``urlencode``'s output; an order's fields are plain words and numbers, passed through as they are:
+    urlencode's quoting of each cost ~45 µs of CPU an order against ~5 µs, issue #18)."""
     pairs = fields.items() if isinstance(fields, dict) else fields
-    return urlencode([(k, _text(x)) for k, v in pairs for x in (v if isinstance(v, (list, tuple)) else (v,))])
+    return "&".join([f"{_quoted(str(k))}={_quoted(_text(x))}"
+                     for k, v in pairs for x in (v if isinstance(v, (list, tuple)) else (v,))])
 
 
 class LeanRequests:
