@@ -177,3 +177,25 @@ async def test_with_a_connection_free_a_request_is_on_the_wire_in_the_callers_tu
         assert on_the_wire.startswith(b"POST /orders/regular HTTP/1.1\r\n") and on_the_wire.endswith(b"tag=now")
     finally:
         listener.close()
+
+
+async def test_an_answer_is_awaited_in_the_requests_own_task_and_its_timeout_ends_that_task_only(server):
+    """The answer's read timeout is a timer on the connection, not a task of ``asyncio.wait_for`` (~20 µs of CPU
+    an answer, issue #18): a request started eagerly (shared/eager.py) makes no task but its own, and when the
+    broker stays silent its own task raises ReadTimeout while the caller, in whose turn it started, goes on."""
+    transport = server.transport()
+    try:
+        async with httpx.AsyncClient(base_url=server.root, transport=transport, timeout=0.5) as c:
+            warm = await asyncio.gather(c.get("/length"), c.get("/length"))  # two connections kept alive
+            assert [r.content for r in warm] == [BODY, BODY] and transport.opened == 2
+            before = len(asyncio.all_tasks())
+            silent = eager.start(transport.handle_async_request(c.build_request("POST", "/silent", data={"tag": "s"})))
+            answered = eager.start(transport.handle_async_request(c.build_request("GET", "/length")))
+            assert len(asyncio.all_tasks()) == before + 2  # the two requests' tasks, nothing per answer
+            assert (await answered).status_code == 200
+            with pytest.raises(httpx.ReadTimeout):
+                await silent
+            assert not asyncio.current_task().cancelling()
+            assert (await c.get("/close")).content == BODY  # a body read until the close is not a timeout
+    finally:
+        await transport.aclose()
