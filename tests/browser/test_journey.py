@@ -130,6 +130,23 @@ async def day_so_far_on_the_chart(page: Page) -> None:
     assert all(t % 60 == 59 for t in times[:past]) and len(times[:past]) == past
 
 
+async def flashes_without_animation(page: Page) -> None:
+    """Changed cells are lit and then cleared, with no CSS animation: a fading background repainted the whole
+    page every frame while ticks flowed (~75 % of a core in Chromium at 60 frames a second)."""
+    await page.evaluate("""() => {
+      window.__anims = 0; window.__flashes = 0; window.__lit = null;
+      document.addEventListener("animationstart", () => { window.__anims++; });
+      new MutationObserver((ms) => ms.forEach((m) => m.addedNodes.forEach((n) => {
+        const lit = n.querySelector && n.querySelector("td.up, td.down");
+        if (lit) { window.__flashes++; window.__lit = window.__lit || lit; }
+      }))).observe(document.getElementById("ticks-body"), {childList: true, subtree: true});
+    }""")
+    await page.wait_for_function("() => window.__flashes >= 3", timeout=20_000)
+    await page.wait_for_function(
+        "() => !window.__lit.classList.contains('up') && !window.__lit.classList.contains('down')", timeout=10_000)
+    assert await page.evaluate("window.__anims") == 0
+
+
 async def test_trader_journey(stack, page, shots):
     url = stack.url
     await log_in(page, url, shots)
@@ -151,6 +168,7 @@ async def test_trader_journey(stack, page, shots):
     await expect(ltp).not_to_have_text(first, timeout=20_000)  # the row updates in place
     await expect(page.locator("#ticks-body td.sym").first).to_have_text("NIFTY 50")
     await expect(page.locator("#ticks-body td.up, #ticks-body td.down").first).to_be_attached()  # flashed
+    await flashes_without_animation(page)
 
     await expect(page.locator("#signals-body tr[data-kind=signal]").first).to_be_visible(timeout=60_000)
     await expect(page.locator("#orders-body tr[id^=order-]").first).to_be_visible(timeout=30_000)

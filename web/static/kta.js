@@ -58,7 +58,7 @@
         if (old.dataset.key === key) { old.remove(); }
       });
     }
-    li.classList.add("fresh");
+    flash(li, "fresh", 1200);
     events.insertBefore(li, events.firstChild);
     while (events.children.length > 50) { events.removeChild(events.lastElementChild); }
   }
@@ -92,6 +92,12 @@
   });
 
   // ---- 2. row merging ----------------------------------------------------------------------
+  // Lit for a moment, then cleared: two repaints, where a CSS fade animated every frame.
+  function flash(el, cls, ms) {
+    el.classList.add(cls);
+    setTimeout(function () { el.classList.remove(cls); }, ms);
+  }
+
   function parseRows(html) {
     var t = document.createElement("template");
     t.innerHTML = "<table><tbody>" + html + "</tbody></table>";
@@ -104,7 +110,7 @@
       var cell = newRow.querySelector('td[data-k="' + olds[i].dataset.k + '"]');
       if (!cell || cell.dataset.v === olds[i].dataset.v) { continue; }
       var a = parseFloat(olds[i].dataset.v), b = parseFloat(cell.dataset.v);
-      cell.classList.add(isNaN(a) || isNaN(b) || b >= a ? "up" : "down");
+      flash(cell, isNaN(a) || isNaN(b) || b >= a ? "up" : "down", 800);
     }
   }
 
@@ -127,7 +133,7 @@
         flashChanged(old, row);
         old.replaceWith(row);
       } else if (mode === "prepend") {
-        row.classList.add("fresh");
+        flash(row, "fresh", 1200);
         tbody.insertBefore(row, tbody.firstChild);
       } else {
         tbody.appendChild(row);
