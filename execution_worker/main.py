@@ -315,10 +315,14 @@ def moved(why: str) -> m.Error:
 
 
 def _stored_ns(msg) -> int:
-    """When the server stored the message in its stream (epoch ns, µs precision), 0 if unknown."""
+    """When the server stored the message in its stream (epoch ns, µs precision), 0 if unknown: the timestamp
+    token of its ack subject, read as such (nats-py's ``msg.metadata`` builds a datetime of it: ~8 µs a signal)."""
     try:
-        return int(msg.metadata.timestamp.timestamp() * 1e6) * 1000
-    except Exception:  # noqa: BLE001 - not a JetStream message (a test's), or no metadata
+        tokens = msg.reply.split(".")
+        if tokens[:2] != ["$JS", "ACK"]:
+            return 0
+        return int(tokens[7] if len(tokens) == 9 else tokens[9]) // 1000 * 1000  # v1 / v2 (domain, account) forms
+    except Exception:  # noqa: BLE001 - not a JetStream message (a test's): no reply
         return 0
 
 
