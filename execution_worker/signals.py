@@ -20,7 +20,7 @@ from execution_worker.journal import ACCEPTED, REFUSED
 from shared import subjects
 from shared.messages import OrderEvent, OrderRequest, Signal, SignalGroup
 from shared.trading import margin, planning
-from shared.trading.greeks import greeks_inputs, net_greeks
+from shared.trading.greeks import greeks_inputs, net_greeks, trades_options
 from shared.trading.order import REFUSED as REFUSED_STATE
 from shared.trading.positions import signed
 from shared.trading.protection import position_key
@@ -38,7 +38,9 @@ async def judge(desk: Desk, sig: Signal | SignalGroup) -> RiskDecision:
     keys = [k for k, _ in lines]
     tokens = {f"{ex}:{sym}": tok for (ex, sym, _), tok in zip(instruments_of(sig), _tokens(sig))}
     await desk.prices.follow(tokens)
-    underlying, _, _, greek_keys = greeks_inputs(desk.instruments, desk.tracker.positions(), lines)
+    # the positions' greeks only for a signal trading options (building every position a signal: O(positions))
+    held = desk.tracker.positions() if trades_options(desk.instruments, lines) else []
+    underlying, _, _, greek_keys = greeks_inputs(desk.instruments, held, lines)
     exiting = sig.intent == "exit"
     banded = any(limit_prices(sig)) or isinstance(sig, Signal) and (sig.stop_loss or sig.target or sig.trigger_price)
     # The band first: its ``quote`` prices the instrument too, so a new one costs one call of Kite's 1/s quote
@@ -46,7 +48,7 @@ async def judge(desk: Desk, sig: Signal | SignalGroup) -> RiskDecision:
     circuits = await desk.prices.circuits(desk.client, keys) if banded and not exiting else \
         desk.prices.known_bands(keys)
     prices = {} if exiting else await desk.prices.prices(desk.client, sorted(set(keys) | set(greek_keys)))
-    greeks = net_greeks(desk.instruments, desk.tracker.positions(), lines, prices) if underlying and not exiting \
+    greeks = net_greeks(desk.instruments, held, lines, prices) if underlying and not exiting \
         else None
     lot_sizes = {k: planning.lot_of(desk.instruments.get(k)) for k in keys}
     ctx = context_from(desk.tracker, desk.book, sig, prices=prices, lot_sizes=lot_sizes, circuits=circuits,

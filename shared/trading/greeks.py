@@ -75,6 +75,11 @@ def _option_lines(instruments: dict[str, Instrument], lines: Iterable[tuple[str,
     return [(inst, qty) for inst, qty in found if is_option(inst) and qty]
 
 
+def trades_options(instruments: dict[str, Instrument], lines: Iterable[tuple[str, int]]) -> bool:
+    """Whether any of ``lines`` ("EXCHANGE:SYMBOL", signed quantity) adds to an option: only then are greeks judged."""
+    return bool(_option_lines(instruments, lines))
+
+
 def greeks_inputs(instruments: dict[str, Instrument], held: Iterable[Position],
                   adding: list[tuple[str, int]]) -> tuple[str, list[tuple[Instrument, int]],
                                                           list[tuple[Instrument, int]], list[str]]:

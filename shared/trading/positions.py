@@ -97,6 +97,7 @@ class _Held:
     buy_value: int = 0
     sell_quantity: int = 0
     sell_value: int = 0
+    strategy_id: str = ""
 
 
 @dataclass(slots=True)
@@ -139,6 +140,10 @@ class PositionTracker:
         self._by_token: dict[int, list[_Held]] = {}
         self._nets: dict[tuple[str, str, str], _Net] = {}  # (exchange, symbol, product) -> the account's
         self._nets_by_token: dict[int, list[_Net]] = {}
+        # kept on each fill and mark as the totals are: a signal's risk reads one entry of each (O(1), not a pass
+        # over the user's positions a signal, issue #18)
+        self._at_risk_by_symbol: dict[str, int] = {}
+        self._exposure_by_strategy: dict[str, int] = {}
         self.realised = 0
         self.unrealised = 0
         self.exposure = 0
@@ -147,6 +152,8 @@ class PositionTracker:
     def _count(self, held: _Held, sign: int) -> None:
         self.realised += sign * held.book.realised
         self.unrealised += sign * held.book.unrealised(held.last_price)
+        by_strategy = self._exposure_by_strategy
+        by_strategy[held.strategy_id] = by_strategy.get(held.strategy_id, 0) + sign * abs(held.book.quantity) * held.last_price
 
     def _net(self, exchange: str, tradingsymbol: str, product: str, instrument_token: int) -> _Net:
         key = (str(exchange), tradingsymbol, str(product) or "MIS")
@@ -161,7 +168,8 @@ class PositionTracker:
         key = _key(strategy_id, exchange, tradingsymbol, product)
         held = self._held.get(key)
         if held is None:
-            held = self._held[key] = _Held(str(exchange), tradingsymbol, instrument_token, str(product))
+            held = self._held[key] = _Held(str(exchange), tradingsymbol, instrument_token, str(product),
+                                           strategy_id=strategy_id)
             self._by_token.setdefault(instrument_token, []).append(held)
         self._count(held, -1)
         if str(transaction_type) == "BUY":
@@ -188,6 +196,8 @@ class PositionTracker:
     def _count_net(self, net: _Net, sign: int) -> None:
         self.exposure += sign * net.exposure
         self.at_risk += sign * net.at_risk
+        by_symbol = self._at_risk_by_symbol
+        by_symbol[net.tradingsymbol] = by_symbol.get(net.tradingsymbol, 0) + sign * net.at_risk
 
     def on_trade_row(self, row: dict[str, Any]) -> list[Closed]:
         """Apply a row of the journal's trades table."""
@@ -208,6 +218,7 @@ class PositionTracker:
         P&L moves by each holding's quantity times the price's move (integers: exact), the exposure by the nets'."""
         for held in self._by_token.get(instrument_token, ()):
             self.unrealised += held.book.quantity * (last_price - held.last_price)
+            self._exposure_by_strategy[held.strategy_id] += abs(held.book.quantity) * (last_price - held.last_price)
             held.last_price = last_price
         for net in self._nets_by_token.get(instrument_token, ()):
             self._count_net(net, -1)
@@ -232,10 +243,11 @@ class PositionTracker:
 
     def at_risk_by_symbol(self) -> dict[str, int]:
         """The account's exposure per symbol as the limits judge it (``_Net.at_risk``)."""
-        out: dict[str, int] = {}
-        for net in self._nets.values():
-            out[net.tradingsymbol] = out.get(net.tradingsymbol, 0) + net.at_risk
-        return out
+        return dict(self._at_risk_by_symbol)
+
+    def at_risk_of(self, tradingsymbol: str) -> int:
+        """``at_risk_by_symbol()[tradingsymbol]``, O(1)."""
+        return self._at_risk_by_symbol.get(tradingsymbol, 0)
 
     def sides(self, exchange: str, tradingsymbol: str, product: str) -> tuple[int, int]:
         """(long, short): what the strategies long and short an instrument in one product hold together."""
@@ -244,10 +256,11 @@ class PositionTracker:
 
     def exposure_by_strategy(self) -> dict[str, int]:
         """Each strategy's own exposure: its positions, whatever the others hold."""
-        out: dict[str, int] = {}
-        for (strategy_id, *_), h in self._held.items():
-            out[strategy_id] = out.get(strategy_id, 0) + abs(h.book.quantity) * h.last_price
-        return out
+        return dict(self._exposure_by_strategy)
+
+    def exposure_of(self, strategy_id: str) -> int:
+        """``exposure_by_strategy()[strategy_id]``, O(1)."""
+        return self._exposure_by_strategy.get(strategy_id, 0)
 
     def held(self, strategy_id: str, exchange: str, tradingsymbol: str, product: str = "") -> tuple[int, int]:
         """(signed quantity, average price) one strategy holds in an instrument; the account's own ("") in

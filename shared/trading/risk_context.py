@@ -106,6 +106,7 @@ def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal |
     working = book.unfinished() if book is not None else []  # a decided order on its way counts too
     owed = [o for o in book.owing() if o.is_terminal] if book is not None else []  # filled, not yet in the book
     holdings = {}
+    limited = sig.underlying if isinstance(sig, SignalGroup) else sig.tradingsymbol  # the symbol exposure limit's
     for exchange, symbol, product in instruments_of(sig):
         key = f"{exchange}:{symbol}"
         mine = [o for o in working + owed if o.instrument == (exchange, symbol)]
@@ -118,8 +119,9 @@ def context_from(tracker: PositionTracker, book: OrderBook | None, sig: Signal |
             account_pending=_pending(o for o in mine if o.product == product),
             last_price=prices.get(key, 0), lot_size=lot_sizes.get(key, 1), lower=lower, upper=upper)
     return RiskContext(
-        holdings=holdings, exposure=tracker.at_risk, exposure_by_symbol=tracker.at_risk_by_symbol(),
-        exposure_by_strategy=tracker.exposure_by_strategy(),
+        # only the entries the limits read (risk.py's _exposure): O(1), not the user's every symbol and strategy
+        holdings=holdings, exposure=tracker.at_risk, exposure_by_symbol={limited: tracker.at_risk_of(limited)},
+        exposure_by_strategy={sig.strategy_id: tracker.exposure_of(sig.strategy_id)},
         open_orders=len(working) if open_orders is None else open_orders, underlying=underlying,
         net_delta={u: d for u, (d, _) in greeks.items()}, net_vega={u: v for u, (_, v) in greeks.items()},
         signal_delta=signal_greeks[0], signal_vega=signal_greeks[1], greeks_priced=greeks_priced)

@@ -1,3 +1,5 @@
+import random
+
 from hypothesis import given, settings, strategies as st
 
 from shared.kite.models import Position as KitePosition
@@ -109,3 +111,25 @@ def test_running_totals_and_average_price_equal_a_recomputation(events):
         for h in held:
             b = h.book
             assert b.average_price() == (round(Fraction(b.cost, b.quantity)) if b.quantity else 0)
+
+
+def test_exposure_by_symbol_and_strategy_are_kept_on_each_fill_and_mark():
+    """A signal's risk reads one symbol's and one strategy's exposure in O(1) (issue #18): what the tracker keeps
+    on each fill and mark equals, at every step, the sum over its positions that it replaced."""
+    rng = random.Random(18)
+    t = PositionTracker()
+    symbols = [("NSE", "INFY", 1), ("NSE", "TCS", 2), ("NFO", "NIFTY26NOVFUT", 3)]
+    for step in range(600):
+        exchange, symbol, token = rng.choice(symbols)
+        if rng.random() < 0.3:
+            t.mark(token, rng.randint(1, 300_000))
+        else:
+            t.on_fill(strategy_id=rng.choice(["s1", "s2", "s3", ""]), exchange=exchange, tradingsymbol=symbol,
+                      transaction_type=rng.choice(["BUY", "SELL"]), quantity=rng.randint(1, 20),
+                      price=rng.randint(1, 300_000), instrument_token=token, product=rng.choice(["MIS", "NRML", ""]))
+        for _, name, _ in symbols:
+            assert t.at_risk_of(name) == sum(n.at_risk for n in t._nets.values() if n.tradingsymbol == name), step
+        for sid in ("s1", "s2", "s3", ""):
+            assert t.exposure_of(sid) == sum(abs(h.book.quantity) * h.last_price
+                                             for (owner, *_), h in t._held.items() if owner == sid), step
+    assert t.at_risk == sum(t.at_risk_by_symbol().values())
