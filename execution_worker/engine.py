@@ -166,10 +166,12 @@ class Desk:
 
     # ---- the one place an order changes ------------------------------------------------------
 
-    def new_order(self, req: OrderRequest, strategy_id: str = "") -> Order:
+    def new_order(self, req: OrderRequest, strategy_id: str = "", journal: bool = True) -> Order:
+        """A new order in the book, journaled (``journal`` False: the caller journals it in the same commit)."""
         order = Order.from_request(req, strategy_id=strategy_id, created=self.journal.now(), day=self.journal.today())
         self.book.add(order)
-        self.journal.save_order(order, self.role(order))
+        if journal:
+            self.journal.save_order(order, self.role(order))
         return order
 
     def role(self, order: Order) -> str:

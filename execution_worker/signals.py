@@ -120,10 +120,14 @@ async def decide(desk: Desk, sig: Signal) -> Coroutine[Any, Any, None] | None:
         admitted = {}
         for req in reqs:  # in the book before the next decision: risk counts them while they are on their way
             if desk.book.get(req.tag) is None:
-                order = desk.new_order(req, sig.strategy_id)
-                # one order sent at once is SUBMITTING in this commit (a second leaves after the first's answer)
-                if len(reqs) == 1 and (applied := placing.admit_now(desk, order)) is not None:
+                order = desk.new_order(req, sig.strategy_id, journal=False)  # its row: below, in this commit
+                # one order sent at once is SUBMITTING in this commit (a second leaves after the first's answer);
+                # its row is then written once, SUBMITTING (admit_now's apply), not INITIALIZED and again
+                applied = placing.admit_now(desk, order) if len(reqs) == 1 else None
+                if applied is not None:
                     admitted[req.tag] = applied
+                if applied is None or not applied.ok:  # (a refused transition journals nothing)
+                    desk.journal.save_order(order, desk.role(order))
         return _place(desk, sig, reqs, admitted)
 
 

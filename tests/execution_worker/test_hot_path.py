@@ -244,8 +244,9 @@ async def test_a_decision_and_its_order_commit_once_and_the_order_is_durable_bef
 
 async def test_an_entry_the_gate_admits_at_once_is_submitting_in_its_decisions_commit(bus, sim, data_dir):
     """One commit per entry signal, not two (issue #18): an entry the order gate admits as it is decided is
-    journaled SUBMITTING in the decision's own commit — durable before its POST leaves, as before — and no
-    other commit comes between the decision and the POST; one that must wait at the gate still gets its own."""
+    journaled SUBMITTING in the decision's own commit (its row written once) — durable before its POST leaves, as
+    before — and no other commit comes between the decision and the POST; one that must wait at the gate still gets
+    its own."""
     desk, kite, journal = fresh_desk(sim, bus, data_dir)
     other = sqlite3.connect(data_dir / "journal.db")
     statements: list[str] = []
@@ -262,6 +263,8 @@ async def test_an_entry_the_gate_admits_at_once_is_submitting_in_its_decisions_c
     try:
         sending = await signals.decide(desk, signal("one-commit", qty=1))
         assert statements.count("COMMIT") == 1
+        # its row written once, SUBMITTING — not INITIALIZED and then again in the same commit (~45 µs a signal)
+        assert sum(s.startswith('INSERT INTO "orders"') for s in statements) == 1
         assert other.execute("SELECT state FROM orders WHERE signal_id = 'one-commit'").fetchall() == [("SUBMITTING",)]
         await sending
         assert at_post == [(1, [("one-commit", "SUBMITTING")])]  # durable, and nothing else committed before it left
