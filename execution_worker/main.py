@@ -296,6 +296,10 @@ class ExecutionWorker:
             await self.desks.close(user_id, "partition moved to another worker")
             self.desks.risks.pop(user_id, None)
 
+    @property
+    def exchange_clock(self) -> ExchangeClock:
+        return self.clock
+
     def status(self) -> dict:
         return {"users": len(self.desks.desks), "loops": len(self.desks.loops), **self.parts.status()}
 

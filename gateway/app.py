@@ -109,6 +109,7 @@ async def _startup(app: Litestar) -> None:
         await b.ensure_streams()
     services.bus = b
     services.trading = Trading(b, settings)
+    await services.trading.hear_exchange()
     b.spawn(services.trading.clients.preload_instruments(), name="gateway:instruments")
     services.html = fragments.renderer(services.trading.symbol_of)
     services.streams = Streams(b, app.state.heartbeat, services.trading.live_tokens_of, services.logins.active,

@@ -21,10 +21,12 @@ from shared import messages as m
 from shared import subjects
 from shared.bus import Bus
 from shared.config import Settings
+from shared.exchange_clock import ExchangeClock
 from shared.kite import errors as kite_errors
 from shared.kite.models import Instrument
 from shared.kite.client import KiteClient
 from shared.broker_sessions import LiveSession, SessionStoreUnavailable, get_session, vault_for
+from gateway import exchange_day
 from gateway.broker_clients import BrokerClients, NotConnected
 from gateway.option_chain import ChainError, option_chain_view
 from gateway.desk_queries import RISK_READS, DeskQueries
@@ -74,6 +76,9 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk, LiveControl):
         self.vault = vault_for(settings)
         self.clients = BrokerClients(bus, settings)
         self.instruments = self.clients.instruments  # today's list, refreshed daily (shared.kite.instruments)
+        self.exchange = ExchangeClock()  # the exchange's time as the workers hear it (``hear_exchange``)
+        self.instruments.clock = self.exchange.now  # the exchange's listing day: its expired contracts gone
+        self._exchange_heard = None  # the heartbeats' subscription
         self.live_tokens: dict[str, list[int]] = {}  # user -> tokens the user is live on (for SSE ticks)
         self._live_changes: dict[str, int] = {}  # user -> starts + stops so far (a stale answer is not cached)
         self._health: asyncio.Future | None = None  # the worker pings in flight or last answered (``worker_health``)
@@ -101,7 +106,14 @@ class Trading(WorkerCommands, DeskQueries, OptionDesk, LiveControl):
         except kite_errors.KiteError as e:
             raise _from_kite(e) from None
 
+    async def hear_exchange(self) -> None:
+        """Follow the exchange's day in the workers' heartbeats (``gateway/exchange_day.py``)."""
+        self._exchange_heard = await exchange_day.follow(self.bus, self.exchange)
+
     async def close(self) -> None:
+        if self._exchange_heard is not None:
+            with contextlib.suppress(Exception):  # a bus already closed has dropped it
+                await self._exchange_heard.unsubscribe()
         await self.clients.close()
 
     # ---- status -----------------------------------------------------------------------------

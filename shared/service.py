@@ -37,6 +37,8 @@ CLOSE_SECONDS = 5.0  # a worker's drain; the supervisor (and compose/k8s) wait l
 class Worker(Protocol):
     def status(self) -> dict[str, Any]: ...
 
+    # a worker that hears the exchange's time may have ``exchange_clock`` (an ExchangeClock): its heartbeats carry it
+
     async def close(self) -> None: ...
 
 
@@ -74,8 +76,10 @@ async def amain(service: str, settings: Settings, start: Start, stop: asyncio.Ev
     def snapshot(state: str = "ready") -> m.WorkerStatus:
         info = worker.status()
         metrics = {k: float(v) for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        clock = getattr(worker, "exchange_clock", None)
         return m.WorkerStatus(service=service, instance=instance, state=state, ts=time.time_ns(),
-                              detail=str(info.get("detail", "")), metrics=metrics)
+                              detail=str(info.get("detail", "")), metrics=metrics,
+                              exchange_ts=int(clock.now() * 1e9) if clock is not None and clock.known else 0)
 
     async def on_health(msg) -> None:
         with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ from shared import messages as m
 from shared import service, subjects
 from shared.bus import Bus
 from shared.config import Settings
+from shared.exchange_clock import ExchangeClock
 from shared.broker_sessions import vault_for, watch_sessions
 from ticker_worker.hub import TickerHub, TokenLimitExceeded
 from ticker_worker.wanted import WantedStore
@@ -71,6 +72,10 @@ class TickerWorker:
                                   "picked": self.hub.picked.get(user_id, []),
                                   "feed": self.hub.freshness.report(user_id)})
         return m.Error(code="unsupported", message=f"{type(cmd).__name__} is not a ticker command")
+
+    @property
+    def exchange_clock(self) -> ExchangeClock:
+        return self.hub.exchange
 
     def status(self) -> dict:
         return {"users": len(self.hub.feeds), "ticks_published": self.hub.published,

@@ -5,9 +5,10 @@ expired contracts for new ones, so a list older than today's is wrong, not just 
 stale from ``REFRESH_AT`` (08:35 IST, a few minutes after Kite publishes the day's dump at about
 08:30 and well before the 09:15 open) until it is loaded again. ``ensure`` loads it on first use and
 after that time; ``refresh_daily`` reloads it at that time in a process that stays up for days.
-``clock`` is the exchange's (a worker sets its own): a paper broker at ``--sim-speed`` opens its next trading
-day, with that day's dump, long before the machine's next morning — a list kept by the machine's clock went
-on offering an expired future as an index's nearest one, and the broker refused it ("Instrument has expired").
+``clock`` is the exchange's (a worker sets its own, the gateway the one its workers' heartbeats carry): a paper
+broker at ``--sim-speed`` opens its next trading day, with that day's dump, long before the machine's next
+morning — a list kept by the machine's clock went on offering an expired future as an index's nearest one, and
+the broker refused it ("Instrument has expired").
 
 Looked up by ``EXCHANGE:TRADINGSYMBOL`` (the cache is a read-only mapping over those keys, so code that
 held a plain dict keeps working) and by instrument token; searched by symbol or name, and a contract by the

@@ -50,6 +50,7 @@ class WorkerStatus(Struct, frozen=True, kw_only=True):
     user_id: str = ""
     detail: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    exchange_ts: int = 0  # the exchange's clock as this worker hears it (epoch ns; 0 = not heard yet: the gateway's day)
 
 
 AlertKind = Literal[
