@@ -83,6 +83,21 @@ async def test_publish_many_delivers_every_message_in_order_on_its_subject(bus):
     assert got == [(s_.decode(), p) for s_, p in sent]
 
 
+async def test_publish_many_is_written_before_it_returns(bus):
+    """A frame's ticks go to the socket in the call, not on nats-py's flusher task's next turn behind whatever
+    else the loop has ready (issue #18): nothing is left pending for the flusher, and they arrive."""
+    got = asyncio.Queue()
+
+    async def on_msg(msg) -> None:
+        await got.put(msg.data)
+
+    await bus.nc.subscribe("kta.test.now", cb=on_msg)
+    await bus.sync()
+    await bus.publish_many([(b"kta.test.now", b"first"), (b"kta.test.now", b"second")])
+    assert bus.nc._pending == [] and bus.nc._pending_data_size == 0
+    assert [await asyncio.wait_for(got.get(), 5) for _ in range(2)] == [b"first", b"second"]
+
+
 async def test_malformed_payload_is_dead_lettered_and_worker_goes_on(nats_server):
     bus = await connect(nats_server, "dlqtest1")
     try:
