@@ -56,7 +56,7 @@ class ExecutionWorker:
             partition.Feed(subjects.STREAM_BROKER, "execution-broker-events", subjects.broker_events(every),
                            m.BrokerEvent, self.on_broker_event, batch=16),
         ], on_acquire=self.acquire_partition, on_release=self.release_partition,
-            instance=self.identity[0] if self.identity else "").start()
+            instance=self.identity[0] if self.identity else "", expected=s.execution_workers).start()
         await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, accept=self.parts.owns)
         for svc in ("execution", "risk", "journal"):
             await self.bus.serve(subjects.cmd_wildcard(svc), self.on_command, accept=self.parts.owns)

@@ -15,6 +15,12 @@
   back at once instead of waiting them out. Each worker also keeps a membership key
   (``<service>.m.<instance>``) and holds at most ``ceil(PARTITIONS / members)`` partitions, so a
   joining worker gets its share as the others release their surplus.
+* **Copies started together** (``expected``: ``kta up`` runs ``KTA_EXECUTION_WORKERS``) each claim only
+  ``ceil(PARTITIONS / expected)`` for their first ``grace`` seconds, so none claims everything and hands
+  half of it over a tick later; a peer that never comes has its share taken after the grace.
+* **Hand-over between live workers** (a rebalance, a clean stop): the giver keeps answering a partition's
+  commands until its feeds have drained, then deletes the lease; a stopping worker leaves the members first,
+  so the survivors' share already counts its partitions; a peer claims them at its next tick.
 * **Commands** for a user are answered only by the owner of the user's partition (every copy hears
   them, the others stay silent), so state kept in memory is never touched by two workers.
 """
@@ -23,25 +29,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import hashlib
-import itertools
 import logging
 import math
-import os
 import re
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import nats
 from nats.js.api import SubjectTransform
 import stamina
 
 from shared import subjects
+from shared.instances import instance_name, restartable_instance, restartable_name  # noqa: F401
 
 log = logging.getLogger("kta.partition")
 
@@ -87,41 +88,6 @@ def feed_subject(pattern: str, p: int) -> str:
     return f"{pattern}.{p}"
 
 
-_instances = itertools.count(1)
-
-
-def instance_name() -> str:
-    """Unique per worker object: host, pid and a counter (tests run several workers in one process)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{os.getpid()}-{next(_instances)}")
-
-
-def restartable_name(lock_path: Path) -> str:
-    """The instance name of whoever holds ``lock_path`` on this host (``restartable_instance``)."""
-    digest = hashlib.sha256(str(lock_path.resolve()).encode()).hexdigest()[:12]
-    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{socket.gethostname()}-{digest}")
-
-
-def restartable_instance(lock_path: Path) -> tuple[str, IO] | None:
-    """A name that survives a restart: this host and ``lock_path`` (a file in the worker's local state,
-    e.g. the execution worker's journal directory), taken with an exclusive lock that the kernel drops
-    when the process dies. So the name is never held by two live processes, and a worker SIGKILLed and
-    started again is the same instance: its leases, still alive in KV for up to ``LEASE_SECONDS``, are its
-    own (``Partitions.start`` takes them back) rather than a dead peer's to wait out. The file says the
-    holder's pid. Returns (name, the open lock file: keep it, close it at shutdown), or None while another
-    live worker holds the lock (copies sharing one data directory: the others keep per-process names)."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(lock_path, "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        return None
-    f.truncate(0)
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return restartable_name(lock_path), f
-
-
 @dataclass(frozen=True)
 class Feed:
     """One partitioned stream a worker consumes: ``pattern`` is the published subject pattern."""
@@ -142,7 +108,8 @@ class Partitions:
 
     def __init__(self, bus, service: str, feeds: Sequence[Feed] = (), *, on_acquire: Hook | None = None,
                  on_release: Hook | None = None, count: int = PARTITIONS, lease_seconds: float = LEASE_SECONDS,
-                 instance: str = "", bucket: str = KV_LEASES) -> None:
+                 instance: str = "", bucket: str = KV_LEASES, expected: int = 1,
+                 grace: float | None = None) -> None:
         self.bus = bus
         self.service = service
         self.feeds = list(feeds)
@@ -161,6 +128,9 @@ class Partitions:
         self._lock = asyncio.Lock()
         self._loop: asyncio.Task | None = None
         self.members = 1
+        self.expected = expected  # copies started together: each claims its share of these at first
+        self.grace = lease_seconds if grace is None else grace  # then an absent one's share is taken over
+        self._started = 0.0
 
     def owns(self, user_id: str) -> bool:
         try:
@@ -175,6 +145,7 @@ class Partitions:
 
     async def start(self, patience: float = 30.0) -> "Partitions":
         """Claim the first share (retrying while a fresh cluster elects its leaders), then keep ticking."""
+        self._started = self._started or time.monotonic()
         # e.g. "no response from stream" while a fresh cluster elects its leaders
         async for attempt in stamina.retry_context(on=Exception, attempts=None, timeout=patience, wait_initial=0.5,
                                                    wait_max=0.5, wait_jitter=0):
@@ -199,8 +170,9 @@ class Partitions:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop
         async with self._lock:
-            await self._release_all(sorted(self.owned), delete=True)
+            # leave first, so a peer's share already counts these partitions as each lease is deleted
             await self._forget_key(self._member_key(self.instance))
+            await self._release_all(sorted(self.owned), delete=True)
 
     async def _forget_key(self, key: str, **kw) -> None:
         """Delete a lease or membership key, briefly: unreachable NATS must not hold up a shutdown
@@ -231,7 +203,8 @@ class Partitions:
             members.add(self.instance)
             held = {int(k.rsplit(".p", 1)[1]) for k in keys if re.fullmatch(rf"{re.escape(self.service)}\.p\d+", k)}
             self.members = len(members)
-            share = math.ceil(self.count / self.members)
+            starting = time.monotonic() - self._started < self.grace
+            share = math.ceil(self.count / max(self.members, self.expected if starting else 1))
             surplus = sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]
             if surplus:
                 log.info("releasing partitions %s (share %d of %d members)", surplus, share, self.members,
@@ -239,7 +212,9 @@ class Partitions:
                 await self._release_all(surplus, delete=True)
             free = sorted((p for p in range(self.count) if p not in held and p not in self.owned),
                           key=lambda p: fnv1a32(f"{self.instance}/{p}"))
-            for p in free[: max(0, share - len(self.owned))]:
+            for p in free:  # each in turn: one lost to a peer starting at the same moment, the next is tried
+                if len(self.owned) >= share:
+                    break
                 await self._claim(p)
 
     async def _take_back(self) -> None:
@@ -320,10 +295,12 @@ class Partitions:
 
     async def _release_all(self, ps: list[int], *, delete: bool) -> None:
         """Finish the messages in hand, stop the feeds (all partitions at once: each may be
-        waiting out a fetch), drop the partitions' state, then free the leases."""
+        waiting out a fetch), drop the partitions' state, then free the leases. Given away (``delete``), a
+        partition's commands are still answered here until its feeds have stopped; lost, not a moment more."""
         tasks = []
         for p in ps:
-            self.owned.discard(p)
+            if not delete:
+                self.owned.discard(p)
             stop = self._stops.pop(p, None)
             if stop is not None:
                 stop.set()
@@ -333,6 +310,7 @@ class Partitions:
             for task in hung:  # a handler that hangs: its message comes back after the ack wait
                 task.cancel()
         for p in ps:
+            self.owned.discard(p)
             if self.on_release is not None:
                 try:
                     await self.on_release(p)

@@ -57,6 +57,23 @@ async def test_copies_split_partitions_and_take_over_from_a_dead_one(nats_server
             await bus.close()
 
 
+async def test_copies_started_together_claim_their_share_and_cover_an_absent_one_after_the_grace(nats_server):
+    buses = [await connect(nats_server, f"expect{i}") for i in range(2)]
+    kw = dict(lease_seconds=1.5, bucket="kta_leases_expect", expected=3)
+    a, b = (partition.Partitions(bus, "pexpect", instance=f"w{i}", **kw) for i, bus in enumerate(buses))
+    try:
+        await asyncio.gather(a.start(), b.start())  # at the same moment: a partition lost to the other, the next tried
+        assert len(a.owned) == len(b.owned) == 3 and not a.owned & b.owned  # ceil(8 / 3) each, none more
+        await eventually(lambda: sorted(a.owned | b.owned) == list(range(partition.PARTITIONS)), timeout=10,
+                         what="the third copy's share covered after the grace")
+        assert not a.owned & b.owned
+    finally:
+        for part in (a, b):
+            await part.close()
+        for bus in buses:
+            await bus.close()
+
+
 async def test_a_worker_restarted_under_its_name_takes_its_leases_back_at_once(nats_server, tmp_path):
     """SIGKILLed, a worker's leases live on until their TTL: its restart (same name: the holder of its
     local state's lock) owns its partitions as it starts; any other worker still waits them out."""
