@@ -30,6 +30,7 @@ from nats.js import JetStreamContext
 
 from shared import messages as m
 from shared import natsauth, natsjwt, natsperms, partition, read_batch, replies, subjects, validation
+from shared.cancelling import cancel_all
 from shared.jetstream import JetStream, decoder_for, foreign_user
 from shared.replies import ReplyCache
 
@@ -128,11 +129,7 @@ class Bus(JetStream):
 
     async def close(self) -> None:
         self._stopping = True
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(list(self._tasks))
         for psub in self._pull_subs:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()

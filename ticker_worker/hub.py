@@ -20,6 +20,7 @@ from typing import Any
 from shared import subjects
 from shared.bus import Bus
 from shared.broker_sessions import LiveSession, expire_session
+from shared.cancelling import cancel_all
 from shared.exchange_clock import ExchangeClock
 from shared.kite.codec import decode_frame, decode_packet, encode_frame, split_frame
 from shared.kite.ticker import MODE_RANK, Ticker, TokenExpired
@@ -153,10 +154,7 @@ class UserFeed:
     async def close(self) -> None:
         for ticker in self.tickers:
             await ticker.close()
-        for task in self.tasks:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_all(self.tasks)
 
 
 class _Token:

@@ -179,3 +179,29 @@ async def test_gather_collects_one_reply_per_service(nats_server):
                                                        "execution": "execution"}
     for b in (*buses, client):
         await b.close()
+
+
+async def test_close_ends_a_task_that_lost_its_first_cancel(nats_server):
+    """Python 3.11's wait_for can lose a cancel racing its inner result (nats-py's KV watcher set-up waits so):
+    the task goes on to its next wait. Bus.close cancels again, so a worker stopped just after start-up ends
+    (a `kta worker ticker` SIGTERMed 35 ms after ready lived on, answering other tests' status requests)."""
+    bus = await connect(nats_server, "closetest")
+    went_on = asyncio.Event()
+
+    async def loses_a_cancel() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # as wait_for does when its inner future won the race
+        went_on.set()
+        await asyncio.Event().wait()  # the watcher's next get(): a second cancel ends it
+
+    task = bus.spawn(loses_a_cancel(), name="watcher")
+    await asyncio.sleep(0)  # the task is waiting
+    closing = asyncio.ensure_future(bus.close())
+    done, _ = await asyncio.wait({closing}, timeout=10)
+    if not done:  # cancelling close() cancels the task it waits for a second time: the bus is closed after all
+        closing.cancel()
+        await asyncio.wait({closing})
+    assert closing in done, "close() still waiting for a task that lost its first cancel"
+    assert went_on.is_set() and task.cancelled()
