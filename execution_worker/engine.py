@@ -211,6 +211,8 @@ class Desk:
         if not (applied.state_changed or applied.filled or applied.journaled
                 or isinstance(event, (CancelRequested, HeldAmended)) or (seen is not None and seen != astuple(order))):
             return applied, None, False
+        if isinstance(event, BrokerUpdate):  # its stamp moves the exchange's clock, read back as an update would
+            self.exchange.heard_stamp(event.exchange_timestamp)
         self.book.indexed(order)
         modified = terms != (order.quantity, order.price, order.trigger_price, order.order_type)
         with self.journal.together():  # the order's row and its event: one commit

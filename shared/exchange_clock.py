@@ -5,8 +5,8 @@ The machine's clock is not the exchange's: a paper broker at ``--sim-speed 60`` 
 six minutes and starts the next trading day while the machine is still on the first (once an end-of-day
 report went out for 2026-12-01 while the sim traded 2026-12-02, and one at 20:48 IST by the machine while
 the sim stood at 10:15). So this clock is set from the exchange's own timestamps as they arrive — ticks,
-signals (their tick's time), order updates, a quote's time when nothing else has been heard for a while —
-and runs on from the latest one at the machine's pace. It never runs backwards (a replayed message's old
+signals (their tick's time), order updates (relayed, or an order read back), a quote's time when nothing else
+has been heard for a while — and runs on from the latest one at the machine's pace. It never runs backwards (a replayed message's old
 stamp is ignored). Until it has heard anything it is the machine's clock (against the real Kite the two
 agree). Rate limits (Kite's requests and orders per second and minute) are wall time and never use it."""
 
