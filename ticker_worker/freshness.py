@@ -25,6 +25,7 @@ from shared.market_calendar import CALENDAR, MarketCalendar
 
 log = logging.getLogger("kta.ticker_worker")
 LIVE, STALE, CLOSED, WAITING = "live", "stale", "closed", "waiting"  # waiting: no broker session yet
+ALERT_ATTEMPTS = 3  # a feed alert unanswered by JetStream (a busy server) is asked again, 2 s each
 
 
 class MarketHours:
@@ -144,11 +145,19 @@ class Freshness:
         else:
             log.info("feed of %s is live again", user_id)
             alert = m.Alert(user_id=user_id, kind="feed_restored", severity="info", source="ticker", ts=now_ns,
-                            exchange_ts=exchange_ts, title="Market data is flowing again")
+                            exchange_ts=exchange_ts, title="Market data is flowing again",
+                            key=f"feed_restored:{user_id}:{now_ns}")
             status = m.WorkerStatus(service="ticker", instance="feed", state="ready", ts=now_ns, user_id=user_id,
                                     detail="feed live")
         try:
             await self.bus.publish(subjects.status(user_id), status)
-            await self.bus.js_publish(subjects.alerts(user_id), alert, timeout=2.0)
         except Exception as e:  # noqa: BLE001 - NATS trouble: the state and gauges still say it
-            log.error("cannot announce the feed state of %s: %r", user_id, e)
+            log.error("cannot publish the feed state of %s: %r", user_id, e)
+        # an unanswered store may still have been kept: asked again under the same id, the stream keeps one
+        for attempt in range(ALERT_ATTEMPTS):
+            try:
+                await self.bus.js_publish(subjects.alerts(user_id), alert, msg_id=alert.key, timeout=2.0)
+                return
+            except Exception as e:  # noqa: BLE001
+                if attempt == ALERT_ATTEMPTS - 1:
+                    log.error("cannot store the feed alert of %s: %r", user_id, e)
