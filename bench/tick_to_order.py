@@ -186,14 +186,15 @@ async def timings(bus, accounts: list[str]) -> dict[str, tuple[int, ...]]:
 
 
 async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s: float) -> Result:
-    settings = stack.settings(seed_days=0, seed_interval="minute", risk={"max_orders_per_minute": 400})
+    workers = int(os.environ.get("T2O_EXECUTION_WORKERS", "1"))
+    settings = stack.settings(seed_days=0, seed_interval="minute", risk={"max_orders_per_minute": 400},
+                              execution_workers=workers)  # as kta up: each worker knows how many copies started
     bus = await stack.bus("bench-t2o")
     await bus.ensure_streams()
     watch = Watch()
     for uid in accounts:
         await bus.subscribe(subjects.signals(uid), m.AnySignal, watch.on_signal)
         await bus.subscribe(subjects.orders(uid), m.OrderEvent, watch.on_order)
-    workers = int(os.environ.get("T2O_EXECUTION_WORKERS", "1"))
     procs = {"ticker": stack.worker("ticker", settings), "execution": stack.worker("execution", settings)}
     procs |= {f"execution-{n}": stack.worker("execution", settings) for n in range(2, workers + 1)}
     procs["strategy"] = subprocess.Popen([sys.executable, "-c", STRATEGY_WORKER], cwd=ROOT, env=stack.env(settings),

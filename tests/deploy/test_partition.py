@@ -57,6 +57,28 @@ async def test_copies_split_partitions_and_take_over_from_a_dead_one(nats_server
             await bus.close()
 
 
+async def test_a_joiner_claims_what_a_peer_releases_within_a_fraction_of_a_tick(nats_server):
+    """A copy joins a worker that holds everything (after the start-up grace: a restart, a late start): it is
+    under its share with nothing free, so it looks every lease/30 until the holder's next tick releases the
+    surplus, and claims it then — not at its own next tick (lease/3: 10 s here, beyond the wait)."""
+    buses = [await connect(nats_server, f"joiner{i}") for i in range(2)]
+    kw = dict(lease_seconds=30.0, bucket="kta_leases_joiner")
+    a, b = (partition.Partitions(bus, "pjoin", instance=f"w{i}", **kw) for i, bus in enumerate(buses))
+    try:
+        await a.start()
+        await b.start()
+        assert len(a.owned) == partition.PARTITIONS and b.owned == set()
+        await a.tick()  # the holder's tick: it sees the new member and releases its surplus
+        assert len(a.owned) == partition.PARTITIONS // 2
+        await eventually(lambda: len(b.owned) == partition.PARTITIONS // 2, timeout=5, what="the surplus claimed")
+        assert not a.owned & b.owned
+    finally:
+        for part in (a, b):
+            await part.close()
+        for bus in buses:
+            await bus.close()
+
+
 async def test_copies_started_together_claim_their_share_and_cover_an_absent_one_after_the_grace(nats_server):
     buses = [await connect(nats_server, f"expect{i}") for i in range(2)]
     kw = dict(lease_seconds=1.5, bucket="kta_leases_expect", expected=3)
