@@ -1,5 +1,5 @@
 """``kta up`` as a trader runs it: a subprocess that starts nats-server, kite_sim, the three workers
-(the execution worker twice here: ``KTA_EXECUTION_WORKERS``) and the gateway, serves the login page,
+(the execution worker twice: ``kta up``'s default ``KTA_EXECUTION_WORKERS``) and the gateway, serves the login page,
 restarts a child that dies, and on Ctrl-C stops everything within its grace period — every child draining
 by itself, none SIGKILLed — leaving no process behind."""
 
@@ -75,7 +75,7 @@ def alive(pid: int) -> bool:
 
 def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
     port = natsd.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")} | {"KTA_EXECUTION_WORKERS": "2"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KTA_")}
     proc = simfork.popen("kta", ["--data-dir", str(tmp_path / "var"), "up", "--port", str(port),
                                  "--sim-speed", "30", "--sim-seed", "3"], cwd=ROOT, env=env)
     lines: queue.Queue[str] = queue.Queue()
@@ -117,7 +117,7 @@ def test_kta_up_serves_restarts_a_dead_child_and_stops_clean(tmp_path):
         names = " ".join(seen.values())
         for part in ("nats-server", "sim", "worker ticker", "worker strategy", "worker execution", "gateway"):
             assert part in names, f"{part} is not running: {seen}"
-        # KTA_EXECUTION_WORKERS=2: two execution workers, the users' partitions shared between them
+        # kta up's default: two execution workers, the users' partitions shared between them
         assert sum("worker execution" in cmd for cmd in seen.values()) == 2, seen
         logs = tmp_path / "var" / "logs"
         eventually_blocking(lambda: all((log := logs / f"{name}.log").exists()
