@@ -52,14 +52,22 @@ async def kill_switch_phase(bus, sim, kite, journal, report, equities: set[str],
                               "the day's loss from here"), timeout=10)
     assert isinstance(reset, m.Ok), reset
     base = reset.data["day_pnl"]
-    pinned: set[str] = set()
+    pinned: dict[str, tuple[float, int]] = {}  # symbol: (its price when first pinned, -1 held long / +1 short)
+    levels: dict[str, int] = {}
+    first_pin = time.monotonic()
 
     async def losing():
+        # pinned a step further against what is held every 10 s without a loss (up to 4 steps): the option legs,
+        # not pinned, can gain more than a first step against a few shares loses (seed 211: a reset at +2,569.66,
+        # no loss in 60 s with all six equities pinned)
+        level = min(4, 1 + int((time.monotonic() - first_pin) // 10))
         for p in (await call(kite.positions)).net:
             if p.quantity and p.tradingsymbol in equities and p.tradingsymbol not in pinned:
-                away = 1 - pin_pct / 100 if p.quantity > 0 else 1 + pin_pct / 100
-                sim.admin("price", {"underlying": p.tradingsymbol, "price": round(p.last_price * away, 1)})
-                pinned.add(p.tradingsymbol)
+                pinned[p.tradingsymbol] = (p.last_price, -1 if p.quantity > 0 else 1)
+        for symbol, (price, side) in pinned.items():
+            if levels.get(symbol) != level:
+                sim.admin("price", {"underlying": symbol, "price": round(price * (1 + side * level * pin_pct / 100), 1)})
+                levels[symbol] = level
         now = await state()
         return now if now["day_pnl"] < base else None
 
