@@ -38,7 +38,7 @@ The machine is shared: the load (uptime) is printed with the figures; latencies 
 a trader waits), so load inflates them — the CPU time each process spent per order is printed too.
 Usage: python bench/tick_to_order.py [orders] [speed] [orders of the shared-key scenario]
 ``T2O_EXECUTION_WORKERS=N``: N execution worker processes (``execution_workers``: the users' partitions spread
-over them) instead of one; their CPU is printed each and summed as ``execution``.
+over them) instead of ``kta up``'s default (2); their CPU is printed each and summed as ``execution``.
 ``T2O_DUMP=file.json``: every measured order's stamps, one row each (tag, kind, user, signal created, tick
 received, at the sim's server, then the worker's timing row: since, handed, budget, broker, arrived, locked,
 decided, stored; ns) — to see how a bar's signals were served one after the other.
@@ -73,6 +73,7 @@ from bench.tick_scenario import (  # noqa: E402
     Result,
     plan,
 )
+from kta.cli import UP_EXECUTION_WORKERS  # noqa: E402
 from shared import messages as m  # noqa: E402
 from shared import natsd, partition, subjects  # noqa: E402
 from shared.broker_sessions import put_session, vault_for  # noqa: E402
@@ -186,7 +187,7 @@ async def timings(bus, accounts: list[str]) -> dict[str, tuple[int, ...]]:
 
 
 async def run_kta(stack: Stack, name: str, accounts: list[str], want: int, bar_s: float) -> Result:
-    workers = int(os.environ.get("T2O_EXECUTION_WORKERS", "1"))
+    workers = int(os.environ.get("T2O_EXECUTION_WORKERS", UP_EXECUTION_WORKERS))
     settings = stack.settings(seed_days=0, seed_interval="minute", risk={"max_orders_per_minute": 400},
                               execution_workers=workers)  # as kta up: each worker knows how many copies started
     bus = await stack.bus("bench-t2o")
