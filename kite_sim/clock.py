@@ -15,7 +15,9 @@ shortens closes early in this mode (the sessions-only walk always runs the regul
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 from shared.ist import IST
@@ -37,6 +39,7 @@ class SimClock:
         self.calendar = calendar
         self.hours = hours
         self._wall = wall
+        self._frozen: float | None = None
         self._wall0 = wall() - elapsed / speed  # ``elapsed``: resume a snapshot's clock
         self.start_at = (start_at or datetime.fromtimestamp(wall(), IST)).astimezone(IST)
         if hours:
@@ -57,7 +60,20 @@ class SimClock:
 
     def elapsed(self) -> float:
         """Market-clock seconds since the sim started (session seconds unless ``hours``)."""
+        if self._frozen is not None:
+            return self._frozen
         return (self._wall() - self._wall0) * self.speed
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """One moment for everything read inside: a margin priced twice in one answer (each order alone, then
+        the basket together) must not see the market move between the two at 60x."""
+        outer = self._frozen
+        self._frozen = self.elapsed()
+        try:
+            yield
+        finally:
+            self._frozen = outer
 
     def _session_seconds(self, d: date) -> float:
         return min(float(SESSION_SECONDS), (self.calendar.session_close(d) - session_open(d)).total_seconds())

@@ -125,7 +125,9 @@ class MarketController(KiteController):
 
     @post("/margins/orders", status_code=200)
     async def margins_orders(self, request: Request, sim: Sim) -> Response:
-        return ok([portfolio.order_margin(sim.market, o) for o in await json_list(request)])
+        body = await json_list(request)
+        with sim.market.clock.frozen():
+            return ok([portfolio.order_margin(sim.market, o) for o in body])
 
     @post("/charges/orders", status_code=200)
     async def charges_orders(self, request: Request, sim: Sim) -> Response:
@@ -135,6 +137,7 @@ class MarketController(KiteController):
     @post("/margins/basket", status_code=200)
     async def margins_basket(self, request: Request, sim: Sim, user_id: str) -> Response:
         consider = request.query_params.get("consider_positions", "false").lower() == "true"
-        orders, final = portfolio.basket_margin(sim.market, sim.broker.account(user_id), await json_list(request),
-                                                consider)
+        body = await json_list(request)
+        with sim.market.clock.frozen():  # each order alone and the basket together priced at one moment
+            orders, final = portfolio.basket_margin(sim.market, sim.broker.account(user_id), body, consider)
         return ok(basket(orders, final))

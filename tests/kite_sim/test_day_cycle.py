@@ -239,3 +239,24 @@ def test_new_contracts_are_listed_as_days_pass_with_stable_tokens():
     _, replayed, _ = settled_broker(start)
     replayed.roll_universe(date(2026, 3, 10))
     assert {i.key: i.instrument_token for i in replayed.universe.by_token.values()} == after
+
+
+def test_a_margin_answer_is_priced_at_one_moment():
+    """Basket margins price each order alone and then the basket together; at 60x the market moved between the
+    two (a lone short call: initial 114,717.43, final 114,796.83 in a CI run). Inside ``frozen`` the clock holds."""
+    monday = date(2026, 3, 2)
+    wall = ManualWall()
+    clock = SimClock(speed=60.0, start_date=monday, wall=wall)
+    market = Market(Universe(monday), clock, seed=3)
+    call = next(i for i in market.universe.by_token.values() if i.underlying == "NIFTY" and i.instrument_type == "CE")
+    short = [{"exchange": call.exchange, "tradingsymbol": call.tradingsymbol, "transaction_type": "SELL",
+              "product": "NRML", "order_type": "MARKET", "quantity": call.lot_size}]
+    account = Broker(market, Faults(), lambda uid, o: None).account("DEMO01")
+    with clock.frozen():
+        before = clock.now()
+        orders, final = portfolio.basket_margin(market, account, short, False)
+        wall.t += 600  # ten market hours' worth of wall time while the answer is computed
+        assert clock.now() == before
+        _, again = portfolio.basket_margin(market, account, short, False)
+    assert orders[0]["total"] == final == again
+    assert clock.now() != before  # and time goes on after
