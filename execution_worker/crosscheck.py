@@ -214,9 +214,14 @@ class CrossCheck:
                                  o.order_id, o.trade_id, journaled=True)
 
     async def _adopt(self, d: Difference, row: m.Position | None) -> list[dict]:
-        holders = {p.strategy_id: p.quantity for p in self.desk.tracker.positions()
-                   if (p.exchange, p.tradingsymbol, p.product or "MIS") == (d.exchange, d.tradingsymbol, d.product)}
+        mine = [p for p in self.desk.tracker.positions()
+                if (p.exchange, p.tradingsymbol, p.product or "MIS") == (d.exchange, d.tradingsymbol, d.product)]
+        holders = {p.strategy_id: p.quantity for p in mine}
         inst = self._contract(d.exchange, d.tradingsymbol)
+        # a leg filled after the last pass of its expiry day is in no list and no journaled contract, and the broker's
+        # positions no longer show it: its token is the one kta's position has (the strategy finds its leg by it)
+        token = row.instrument_token if row else inst.instrument_token if inst else \
+            next((p.instrument_token for p in mine if p.instrument_token), 0)
         price, when = await self._price(d, row)
         if inst is not None and inst.expiry is not None and inst.expiry < date.fromisoformat(self.desk.exchange.day()):
             reason = "expiry settlement"
@@ -229,9 +234,8 @@ class CrossCheck:
         for strategy_id, qty in allocate(d.delta, holders):
             side = m.TransactionType.BUY if qty > 0 else m.TransactionType.SELL
             order_id = f"external:{strategy_id}:{d.exchange}:{d.tradingsymbol}:{stamp}"
-            out.append(await self._book(strategy_id, d.exchange, d.tradingsymbol, row.instrument_token if row else
-                                        (inst.instrument_token if inst else 0), d.product, side, abs(qty), price,
-                                        reason, order_id, f"EXT{stamp}"))
+            out.append(await self._book(strategy_id, d.exchange, d.tradingsymbol, token, d.product, side, abs(qty),
+                                        price, reason, order_id, f"EXT{stamp}"))
         return out
 
     @staticmethod

@@ -13,6 +13,7 @@ from execution_worker.reconcile import reconcile
 from shared import messages as m
 from shared import subjects
 from shared.trading import planning as o
+from shared.trading.external import Difference
 from shared.trading.positions import from_broker
 from tests.execution_worker.kit import USER, broker, collected, fresh_desk, signal
 from tests.helpers import eventually
@@ -157,5 +158,28 @@ async def test_an_option_the_broker_no_longer_lists_is_not_expired_while_its_ses
                      market_protection=-1, tag="byhand-exp")  # sold in Kite: the broker lists nothing
         await positions_pass()
         assert not expired()  # the session runs: a difference (adopted after a second look), not an expiry
+    finally:
+        await kite.aclose()
+
+
+async def test_a_contract_gone_from_every_list_is_adopted_under_the_token_kta_held_it_by(bus, sim, data_dir):
+    """An option leg filled after the last positions pass of its expiry day: the next day's list no longer has it,
+    no pass journaled its contract, and the broker's positions no longer show it. Its settlement is adopted under the
+    token kta's position has, so the strategy's book is told (the expiry soak, seed 17: an outcome with token 0, named
+    by an expired symbol, matched none of the strategy's symbols and its book kept -65 against a flat journal)."""
+    desk, kite, journal = fresh_desk(sim, bus, data_dir)
+    outcomes = await collected(bus, subjects.outcomes(USER), m.StrategyOutcome)
+    check = CrossCheck(desk, ExerciseHandler(USER, journal))
+    symbol, token = "NIFTY25JAN20000PE", 987_654
+    try:
+        desk.tracker.on_fill(strategy_id="condor-gone", exchange="NFO", tradingsymbol=symbol, transaction_type="SELL",
+                             quantity=65, price=5000, instrument_token=token, product="NRML")
+        assert desk.inst("NFO", symbol) is None and journal.contract("NFO", symbol) is None
+        settled = Difference(exchange="NFO", tradingsymbol=symbol, product="NRML", kta=-65, broker=0)
+        (adopted,) = await check._adopt(settled, None)
+        assert (adopted["transaction_type"], adopted["quantity"]) == ("BUY", 65)
+        (told,) = await eventually(lambda: [x for x in outcomes if x.strategy_id == "condor-gone"],
+                                   what="the strategy told")
+        assert (told.instrument_token, told.position) == (token, 0)
     finally:
         await kite.aclose()
