@@ -186,9 +186,10 @@ async def test_close_ends_a_task_that_lost_its_first_cancel(nats_server):
     the task goes on to its next wait. Bus.close cancels again, so a worker stopped just after start-up ends
     (a `kta worker ticker` SIGTERMed 35 ms after ready lived on, answering other tests' status requests)."""
     bus = await connect(nats_server, "closetest")
-    went_on = asyncio.Event()
+    waiting, went_on = asyncio.Event(), asyncio.Event()
 
     async def loses_a_cancel() -> None:
+        waiting.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -197,7 +198,7 @@ async def test_close_ends_a_task_that_lost_its_first_cancel(nats_server):
         await asyncio.Event().wait()  # the watcher's next get(): a second cancel ends it
 
     task = bus.spawn(loses_a_cancel(), name="watcher")
-    await asyncio.sleep(0)  # the task is waiting
+    await waiting.wait()
     closing = asyncio.ensure_future(bus.close())
     done, _ = await asyncio.wait({closing}, timeout=10)
     if not done:  # cancelling close() cancels the task it waits for a second time: the bus is closed after all
