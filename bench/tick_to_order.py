@@ -77,6 +77,7 @@ from kta.cli import UP_EXECUTION_WORKERS  # noqa: E402
 from shared import messages as m  # noqa: E402
 from shared import natsd, partition, subjects  # noqa: E402
 from shared.broker_sessions import put_session, vault_for  # noqa: E402
+from shared.kv_keys import live_entries  # noqa: E402
 
 DESIGN_MS = 60.0  # the original design: tick received → signal logged, before the order is placed
 TARGET_P50, TARGET_P99 = 1.5, 5.0
@@ -292,12 +293,9 @@ async def spread(bus, workers: int) -> bool:
     """Every partition of the execution workers leased, ``workers`` of them each holding its share (a command
     for a user whose partition is changing hands meanwhile goes unanswered)."""
     kv = await bus.kv(partition.KV_LEASES, ttl=partition.LEASE_SECONDS)
-    try:
-        keys = await kv.keys()
-    except Exception:  # noqa: BLE001 - none yet
-        return False
-    holders = Counter([(await kv.get(k)).value for k in keys if k.startswith("execution.p")])
-    members = [k for k in keys if k.startswith("execution.m.")]
+    entries = await live_entries(kv, "execution")
+    holders = Counter([e.value for k, e in entries.items() if k.startswith("execution.p")])
+    members = [k for k in entries if k.startswith("execution.m.")]
     return len(members) == workers and sum(holders.values()) == partition.PARTITIONS \
         and max(holders.values()) <= -(-partition.PARTITIONS // workers)
 

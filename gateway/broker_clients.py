@@ -15,6 +15,7 @@ from shared import subjects
 from shared.broker_sessions import LiveSession, SessionStoreUnavailable, live_in, stored_entry
 from shared.kite.clients import KiteClients, NotConnected  # noqa: F401 - NotConnected is the gateway's too
 from shared.kite.egress import Egress
+from shared.kv_keys import live_keys
 from shared.messages import BrokerSession
 from shared.secrets import SecretError
 
@@ -54,8 +55,8 @@ class BrokerClients(KiteClients):
         tokens a page shows (the live chips, tick rows) are named from the first page on, not numbers until
         someone searches. With no one connected it loads on first use, as before."""
         try:
-            users = await (await self.bus.kv(subjects.KV_BROKER_SESSIONS)).keys()
-        except Exception as e:  # noqa: BLE001 - no session stored (NoKeysError) or the store away: first use
+            users = await live_keys(await self.bus.kv(subjects.KV_BROKER_SESSIONS))
+        except Exception as e:  # noqa: BLE001 - the store away: first use
             log.info("instrument list not preloaded: %r", e)
             return
         for user_id in users:

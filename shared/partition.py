@@ -45,6 +45,7 @@ import stamina
 
 from shared import subjects
 from shared.instances import instance_name, restartable_instance, restartable_name  # noqa: F401
+from shared.kv_keys import live_entries, live_keys
 
 log = logging.getLogger("kta.partition")
 
@@ -201,10 +202,7 @@ class Partitions:
             kv = self._kv
             await kv.put(self._member_key(self.instance), str(time.time()).encode())
             await self._renew()
-            try:
-                keys = [k for k in await kv.keys() if k.startswith(f"{self.service}.")]
-            except nats.js.errors.NoKeysError:
-                keys = []
+            keys = await live_keys(kv, self.service)
             members = {k.split(".", 2)[2] for k in keys if k.startswith(f"{self.service}.m.")}
             members.add(self.instance)
             held = {int(k.rsplit(".p", 1)[1]) for k in keys if re.fullmatch(rf"{re.escape(self.service)}\.p\d+", k)}
@@ -229,17 +227,12 @@ class Partitions:
         """Leases that name this instance, left by its previous run (killed, restarted under the same
         name): claimed now, each only if nobody has written it since (compare-and-set on its revision)."""
         async with self._lock:
-            try:
-                keys = [k for k in await self._kv.keys() if re.fullmatch(rf"{re.escape(self.service)}\.p\d+", k)]
-            except nats.js.errors.NoKeysError:
-                return
-            for key in keys:
+            entries = await live_entries(self._kv, self.service)
+            for key, entry in entries.items():
+                if not re.fullmatch(rf"{re.escape(self.service)}\.p\d+", key):
+                    continue
                 p = int(key.rsplit(".p", 1)[1])
                 if p in self.owned or p >= self.count:
-                    continue
-                try:
-                    entry = await self._kv.get(key)
-                except nats.js.errors.KeyNotFoundError:
                     continue
                 if entry.value == self.instance.encode():
                     await self._claim(p, last=entry.revision)

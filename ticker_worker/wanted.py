@@ -12,6 +12,7 @@ import msgspec
 import nats
 
 from shared import natsperms
+from shared.kv_keys import live_entries
 
 log = logging.getLogger("kta.ticker_worker")
 
@@ -44,14 +45,9 @@ class WantedStore:
 
     async def load(self) -> dict[str, Saved]:
         kv = await self._bucket()
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            return {}
         out: dict[str, Saved] = {}
-        for user_id in keys:
+        for user_id, entry in (await live_entries(kv)).items():
             try:
-                entry = await kv.get(user_id)
                 out[user_id] = decode(entry.value)
             except Exception as e:  # noqa: BLE001 - a bad or vanished entry: that user starts empty
                 log.error("cannot restore the subscriptions of %s: %r", user_id, e)
