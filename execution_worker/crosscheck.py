@@ -13,7 +13,7 @@ import logging
 import time
 from datetime import date
 
-from execution_worker import closed_day
+from execution_worker import closed_day, fill_journal
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.exercise import ExerciseHandler, OptionContract
@@ -129,7 +129,7 @@ class CrossCheck:
             price = round(value / quantity)
             fills = closed_day.fills_worth(order, quantity, value,
                                            f"unheard:{{order_id}}:{order.fill_quantity + quantity}:{{price}}")
-            await self.desk.journal_trades(order, fills)
+            await fill_journal.journal_trades(self.desk, order, fills)
             left -= order.sign * quantity
             what = (f"{order.transaction_type} {quantity} of order {order.order_id} filled after kta last heard it "
                     f"({order.fill_quantity - quantity} filled then), while it was not listening over its day's close")

@@ -19,7 +19,7 @@ from typing import Any
 
 from msgspec.structs import astuple
 
-from execution_worker import adoption, closed_day
+from execution_worker import adoption, closed_day, fill_journal
 from execution_worker.alerts import alert
 from execution_worker.journal import Journal
 from execution_worker.order_gate import OrderGate
@@ -31,18 +31,17 @@ from execution_worker.trade_reads import TradeReads
 from shared import eager, subjects
 from shared.bus import Bus
 from shared.exchange_clock import ExchangeClock
-from shared.kite import errors, waits
+from shared.kite import waits
 from shared.kite.client import KiteClient
 from shared.kite.models import Instrument, Order as KiteOrder, Trade
 from shared.messages import (OrderEvent, OrderRequest, OrderStatus, OrderType, Product, RiskState, Signal,
-                             SignalGroup, Variety, to_paise, to_rupees)
+                             SignalGroup, Variety)
 from shared.trading import planning, protection
 from shared.trading.book import OrderBook
 from shared.trading.order import (
     Applied,
     BrokerUpdate,
     CancelRequested,
-    Fill,
     HeldAmended,
     Order,
     OrderEventAny,
@@ -263,7 +262,7 @@ class Desk:
             order = self._adopt(kite_order)
         applied = await self.record(order, broker_update(kite_order, time.time_ns()), notify=False)
         if applied.ok and order.unjournaled:
-            await self.journal_fills(order, None if trades is None else trades.get(order.order_id, []))
+            await fill_journal.journal_fills(self, order, None if trades is None else trades.get(order.order_id, []))
         await self.react(order, applied)
         return True
 
@@ -275,71 +274,6 @@ class Desk:
         order = self.new_order(req, strategy_id)
         order.apply(SubmitLost(reason="found at the broker: its submit was never journaled"))
         return order
-
-    async def journal_fills(self, order: Order, known: list[Trade] | None = None) -> None:
-        """Every fill of the order from the broker's trade book, journaled once, into the tracker.
-        ``known`` trades are used when they account for the whole filled quantity."""
-        if known is None or sum(t.quantity for t in known) < order.filled_quantity:
-            known = await self._trades_or_report(order)
-        await self.journal_trades(order, known)
-
-    async def journal_trades(self, order: Order, trades: list[Trade]) -> None:
-        """``trades`` of the order not journaled yet: journaled, into the tracker, applied to the order, told
-        to its strategy."""
-        fresh = False
-        for t in trades:
-            if t.trade_id in order.trade_ids:
-                continue
-            price = to_paise(t.average_price)
-            booked = self.journal.record_trade(
-                self.user_id, trade_id=t.trade_id, order_id=t.order_id, exchange=t.exchange,
-                tradingsymbol=t.tradingsymbol, instrument_token=t.instrument_token,
-                transaction_type=t.transaction_type, quantity=t.quantity, price=price,
-                fill_timestamp=t.fill_timestamp or "", product=t.product, strategy_id=order.strategy_id,
-                signal_id=order.signal_id, group_id=order.group_id)
-            # the position first: once the order shows the fill (record awaits its publish), an exit clearing
-            # the position reads what is held — the other way round it read the position before the stop's fill
-            # and sold it again (soak seed 11: an exit took TCS 0 -> -8 after its stop had filled). A trade the
-            # journal already had is in the tracker already (built from the journal): a kill between the trade's
-            # commit and the order's left the order without it, and counting it again made SBIN -8 read -16
-            if booked:
-                self.tracker.on_fill(strategy_id=order.strategy_id, exchange=t.exchange, tradingsymbol=t.tradingsymbol,
-                                     transaction_type=t.transaction_type, quantity=t.quantity, price=price,
-                                     instrument_token=t.instrument_token, product=t.product,
-                                     timestamp=t.fill_timestamp or "")
-            await self.record(order, Fill(trade_id=t.trade_id, quantity=t.quantity, price=price,
-                                          timestamp=t.fill_timestamp or "", ts=time.time_ns()), notify=False)
-            await self.outcomes.emit(
-                f"fill:{t.order_id}:{t.trade_id}", kind="protective_fill" if order.is_protective else "filled",
-                strategy_id=order.strategy_id, signal_id=order.signal_id, group_id=order.group_id,
-                order_kind=order.kind, exchange=t.exchange, tradingsymbol=t.tradingsymbol,
-                instrument_token=t.instrument_token, transaction_type=t.transaction_type, quantity=t.quantity,
-                price=price, trade_id=t.trade_id)
-            fresh = True
-        if fresh:
-            if self.on_fills is not None:
-                await self.on_fills(self)
-            await self.feed_pnl("fill")
-
-    async def _trades_or_report(self, order: Order) -> list[Trade]:
-        """The order's trades; an order of a closed day the broker no longer holds: its own report (closed_day.py)."""
-        try:
-            trades = await self.trades_of(order.order_id)
-        except errors.InputException:  # "Couldn't find that `order_id`"
-            if not self.of_a_closed_day(order):
-                raise
-            trades = []
-        if not self.of_a_closed_day(order):
-            return trades
-        journaled = sum(t["quantity"] * t["price"] for t in self.journal.trades_of_order(order.order_id)
-                        if t["trade_id"] in order.trade_ids)
-        if not (report := closed_day.missing_fills(order, trades, journaled)):
-            return trades
-        log.warning("order %s of %s: the broker's books no longer hold its fills; %s journaled from its final "
-                    "report (average %s)", order.order_id, order.day,
-                    ", ".join(f"{t.quantity} at {t.average_price}" for t in report), to_rupees(order.average_price),
-                    extra={"user_id": self.user_id})
-        return [*trades, *report]
 
     def of_a_closed_day(self, order: Order) -> bool:
         return closed_day.of_a_closed_day(order, self.journal.today())

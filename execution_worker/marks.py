@@ -53,7 +53,7 @@ class TickMarks:
         for desk in list(self.holders.get(tick.instrument_token, {}).values()):
             desk.tracker.mark(tick.instrument_token, price)
             if desk.protector is not None:
-                desk.protector.on_tick(tick.instrument_token, price)
+                desk.protector.ticks.on_tick(tick.instrument_token, price)
             await desk.feed_pnl("tick")
 
     async def _drop(self, token: int, user_id: str) -> None:

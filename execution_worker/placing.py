@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 
+from execution_worker import fill_journal
 from execution_worker.engine import Desk, DeskClosed
 from execution_worker.order_gate import OrderGateError
 from shared.kite import errors, waits
@@ -170,7 +171,7 @@ async def refresh(desk: Desk, order: Order) -> bool:
         log.info("order %s not read back: not in the broker's book", order.order_id)
         if order.unjournaled and desk.of_a_closed_day(order):
             with contextlib.suppress(errors.KiteError):  # (a 429: the next round asks again)
-                await desk.journal_fills(order, [])  # gone with its day: its fills from its final report
+                await fill_journal.journal_fills(desk, order, [])  # gone with its day: its fills from its final report
         return False
     try:
         await desk.on_broker(view)

@@ -2,9 +2,8 @@
 
 After every fill, every protective order that ends, every reconciliation pass and on opening a desk,
 the position's stop is brought in line with what is held (one SL at the broker, freeze-sliced,
-following partial fills and slices). Ticks of held instruments watch the target (reached: the stop
-becomes a LIMIT at the target; the price back at the stop while it waits: the LIMIT moves to the
-stop's own limit) and a triggered stop the market ran past (re-priced to fill). A CNC or NRML
+following partial fills and slices). Ticks of held instruments watch the target and a triggered stop
+the market ran past (``tick_watch.py``). A CNC or NRML
 position is protected by a GTT OCO instead, which outlives the session (``gtt_keeper.py``). A
 rejected stop is placed once more with a corrected trigger; rejected again, the position is closed
 and the trader alerted. An exit or a flatten holds a position's protection back while it clears the
@@ -23,7 +22,8 @@ from execution_worker import placing
 from execution_worker.alerts import alert
 from execution_worker.engine import Desk
 from execution_worker.gtt_keeper import GttKeeper
-from shared.messages import OrderType, Position, ProtectionStatus, Signal
+from execution_worker.tick_watch import TickWatch
+from shared.messages import Position, ProtectionStatus, Signal
 from shared.trading import planning
 from shared.trading.order import Applied, Order, OrderState, is_terminal
 from shared.trading.protection import (
@@ -31,15 +31,10 @@ from shared.trading.protection import (
     Modify,
     Place,
     Protection,
-    chase_limit,
     corrected_stop,
     desired,
     plan,
     position_key,
-    stop_returned,
-    stopped_actions,
-    target_actions,
-    target_reached,
 )
 from shared.trading.protection_gtt import uses_gtt
 from shared.trading.protection_status import gtt_guard, judge, option_cover
@@ -57,7 +52,6 @@ class Protector:
         self.locks: dict[str, asyncio.Lock] = {}
         self.dirty: set[str] = set()
         self.held_back: dict[str, int] = {}  # key -> holders (an exit or flatten in progress)
-        self.busy: set[str] = set()  # keys whose target / chase modification is in flight
         self.rejecting: dict[str, int] = {}  # key -> its rejected stops not yet handled: no stop placed meanwhile
         self.flatten_due: set[str] = set()  # stop failed twice while an exit or square-off held it: closed if it stays open
         # instruments whose stop the broker cancelled on its own (end of day, its square-off, the trader
@@ -65,6 +59,7 @@ class Protector:
         # compared kta's book with the broker's (a stop for a position the broker no longer holds would open one)
         self.in_doubt: set[tuple[str, str]] = set()
         self.gtts = GttKeeper(desk, self, slippage_pct)
+        self.ticks = TickWatch(self)  # the target, and a stop the market ran past
 
     # ---- what the strategies ask for ---------------------------------------------------------
 
@@ -240,7 +235,7 @@ class Protector:
             actions = [a for a in actions if not isinstance(a, Place)]
         if p.generation != generation:
             self.desk.journal.save_protection(p)
-        await self._carry_out(p, actions)
+        await self.carry_out(p, actions)
 
     def _settling(self, exchange: str, symbol: str) -> bool:
         """A contract at its expiry's close or past it (from SETTLING_FROM: the exchange's clock as kta hears it may
@@ -250,7 +245,7 @@ class Protector:
         now = self.desk.exchange.now_dt()
         return inst is not None and inst.expiry is not None and (now.date(), now.time()) >= (inst.expiry, SETTLING_FROM)
 
-    async def _carry_out(self, p: Protection, actions) -> None:
+    async def carry_out(self, p: Protection, actions) -> None:
         for action in actions:
             if isinstance(action, Place):
                 log.info("stop for %s: %s %d at %s", p.key, action.request.transaction_type.value,
@@ -324,67 +319,6 @@ class Protector:
         for req in planning.closing_request(self.desk.user_id, position, "flatten", f"unprotected|{key}|{p.generation}",
                                             0, inst, self.desk.market_protection):
             await placing.place(self.desk, planning.marketable(req, inst, price), p.strategy_id)
-
-    # ---- ticks: the target, and a stop the market ran past ------------------------------------
-
-    def on_tick(self, token: int, price: int) -> None:
-        for p in [p for p in self.plans.values() if p.instrument_token == token]:
-            if p.key in self.busy or p.key in self.held_back:
-                continue
-            held = self.desk.tracker.held(p.strategy_id, p.exchange, p.tradingsymbol)[0]
-            gtt = uses_gtt(p.product)  # the GTT's own target leg takes the target at the broker
-            if not gtt and target_reached(p, held, price):
-                self.busy.add(p.key)
-                self.desk.bus.spawn(self._target(p), name=f"target:{p.key}")
-            elif stop_returned(p, held, price):  # also a GTT's fired target leg still waiting
-                self.busy.add(p.key)
-                self.desk.bus.spawn(self._stopped(p, held), name=f"stopped:{p.key}")
-            elif held and p.mode in ("stop", "stopped") and any(self._ran_past(o, price) for o in self._stops(p)):
-                self.busy.add(p.key)
-                self.desk.bus.spawn(self._chase(p, price), name=f"chase:{p.key}")
-
-    def _stops(self, p: Protection) -> list[Order]:
-        """The position's working exit at the broker: its SL order, or the order its GTT fired (either leg)."""
-        kinds = ("stop_loss", "target") if uses_gtt(p.product) else ("stop_loss",)
-        return [o for o in self.desk.book.working_for(p.strategy_id, p.exchange, p.tradingsymbol, *kinds)]
-
-    @staticmethod
-    def _ran_past(order: Order, price: int) -> bool:
-        """Triggered (OPEN) and the market beyond its limit: as it stands it will not fill."""
-        if order.state is not OrderState.OPEN or not order.price:
-            return False
-        return price < order.price if order.transaction_type.value == "SELL" else price > order.price
-
-    async def _target(self, p: Protection) -> None:
-        try:
-            p.mode = "target"
-            self.desk.journal.save_protection(p)
-            log.info("target %s reached for %s: the stop becomes a limit there", p.target, p.key,
-                     extra={"user_id": self.desk.user_id})
-            await self._carry_out(p, target_actions(p, self._stops(p), self.desk.inst(p.exchange, p.tradingsymbol)))
-        finally:
-            self.busy.discard(p.key)
-
-    async def _stopped(self, p: Protection, held: int) -> None:
-        try:
-            p.mode = "stopped"
-            self.desk.journal.save_protection(p)
-            log.info("%s back at the stop %s while the target's limit waited: it exits at the stop", p.key, p.stop,
-                     extra={"user_id": self.desk.user_id})
-            inst = self.desk.inst(p.exchange, p.tradingsymbol)
-            await self._carry_out(p, stopped_actions(p, held, self._stops(p), inst, self.slippage_pct))
-        finally:
-            self.busy.discard(p.key)
-
-    async def _chase(self, p: Protection, price: int) -> None:
-        try:
-            inst = self.desk.inst(p.exchange, p.tradingsymbol)
-            for order in self._stops(p):
-                if self._ran_past(order, price):  # re-priced through the market (protection.CHASE_BAND_PCT)
-                    await placing.modify(self.desk, order, price=chase_limit(order.transaction_type, price, inst),
-                                         order_type=OrderType.LIMIT.value)
-        finally:
-            self.busy.discard(p.key)
 
 
 def started(desk: Desk, slippage_pct: float) -> Protector:

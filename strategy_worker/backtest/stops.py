@@ -59,7 +59,7 @@ def chase(fills: BarFills, o: Order, at: Hit | None, inst: Instrument, band: tup
           modify: Callable[[Modify], None]) -> Hit | None:
     """The stop ``o`` triggered at ``at`` (index, price) and the market is past its LIMIT (the fill model left it
     unfilled): the live protector moves it through the last price at the next tick (``protection.chase_limit``,
-    ``execution_worker/protector._chase``), so it fills at the market there — a gap: at the open."""
+    ``execution_worker/tick_watch._chase``), so it fills at the market there — a gap: at the open."""
     if at is None:
         return None
     modify(Modify(o, order_type=OrderType.LIMIT.value, price=chase_limit(o.transaction_type, at[1], inst)))
