@@ -1,7 +1,7 @@
 """kta's positions against the broker's, every positions pass. Expired options and futures are settled first
 (``ExerciseHandler.settle`` books the closing trade at the settlement value, on the expiry day: the contract is
-known from the journal once it has left the day's instrument list); any other difference —
-Kite's MIS auto square-off, a trade placed in Kite by hand — is adopted as an
+known from the journal once it has left the day's instrument list, remembered when kta's order on it was placed);
+any other difference — Kite's MIS auto square-off, a trade placed in Kite by hand — is adopted as an
 external fill once it has been seen twice in a row (the same quantities on both sides) with a whole
 reconciliation in between and no kta order on the instrument owing the journal a fill (so a fill merely on
 its way is never taken for one). Each is journaled,
@@ -154,14 +154,13 @@ class CrossCheck:
         return any(o.instrument == (exchange, symbol) and (o.unjournaled or not o.is_terminal) for o in self.desk.book)
 
     def _remember_contracts(self) -> None:
-        """Journal the derivatives kta holds while the day's list has them (once per process each)."""
+        """Journal the derivatives kta holds while the day's list has them (once per process each): its orders'
+        are from their placing (``Desk.remember_contract``), what was adopted or journaled before from here."""
         for p in self.desk.tracker.positions():
             key = (p.exchange, p.tradingsymbol)
-            if p.quantity and key not in self.remembered:
-                inst = self.desk.inst(*key)
-                if inst is not None and inst.expiry is not None:
-                    self.desk.journal.remember_contract(inst)
-                    self.remembered.add(key)
+            if p.quantity and key not in self.remembered and self.desk.inst(*key) is not None:
+                self.desk.remember_contract(*key)
+                self.remembered.add(key)
 
     def _contract(self, exchange: str, symbol: str) -> Instrument | None:
         """The instrument: the day's list, else (an expired contract, gone from it) the journal's."""
@@ -218,7 +217,7 @@ class CrossCheck:
                 if (p.exchange, p.tradingsymbol, p.product or "MIS") == (d.exchange, d.tradingsymbol, d.product)]
         holders = {p.strategy_id: p.quantity for p in mine}
         inst = self._contract(d.exchange, d.tradingsymbol)
-        # a leg filled after the last pass of its expiry day is in no list and no journaled contract, and the broker's
+        # a contract in no list and not journaled (a position older than its orders' remembering), and the broker's
         # positions no longer show it: its token is the one kta's position has (the strategy finds its leg by it)
         token = row.instrument_token if row else inst.instrument_token if inst else \
             next((p.instrument_token for p in mine if p.instrument_token), 0)
@@ -275,6 +274,7 @@ class CrossCheck:
         desk = self.desk
         stamp = ist.stamp(int(desk.exchange.now()))  # the exchange's time: a paper broker's day is not the machine's
         if not journaled:
+            desk.remember_contract(exchange, symbol)
             desk.journal.record_trade(desk.user_id, trade_id=trade_id, order_id=order_id, exchange=exchange,
                                       tradingsymbol=symbol, instrument_token=token, transaction_type=side.value,
                                       quantity=quantity, price=price, fill_timestamp=stamp, product=product,
@@ -288,7 +288,9 @@ class CrossCheck:
                                  order_kind="external", exchange=exchange, tradingsymbol=symbol,
                                  instrument_token=token, transaction_type=side, quantity=quantity, price=price,
                                  trade_id=trade_id, reason=reason)
-        await alert(desk.bus, desk.user_id, "external_fill", f"{symbol}: the broker's position changed outside kta",
+        title = "settled at its expiry" if reason.startswith("expiry settlement") else \
+            "the broker's position changed outside kta"
+        await alert(desk.bus, desk.user_id, "external_fill", f"{symbol}: {title}",
                     f"{side} {quantity} at {m.format_inr(price)} for {strategy_id or 'the account'}: {reason}",
                     severity="warning", key=f"external:{order_id}", clock=desk.exchange)
         log.warning("external fill %s %s %s at %s for %r: %s", symbol, side, quantity, price, strategy_id, reason,

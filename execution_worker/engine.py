@@ -169,9 +169,19 @@ class Desk:
         """A new order in the book, journaled (``journal`` False: the caller journals it in the same commit)."""
         order = Order.from_request(req, strategy_id=strategy_id, created=self.journal.now(), day=self.journal.today())
         self.book.add(order)
-        if journal:
-            self.journal.save_order(order, self.role(order))
+        with self.journal.together():
+            self.remember_contract(order.exchange, order.tradingsymbol)
+            if journal:
+                self.journal.save_order(order, self.role(order))
         return order
+
+    def remember_contract(self, exchange: str, tradingsymbol: str) -> None:
+        """A future or option kta trades, journaled as today's list shows it: after its expiry the list no longer
+        has it, and its settlement needs its expiry, strike and underlying (``CrossCheck._settle_expired``). At the
+        order, not at a positions pass: a leg filled after its expiry day's last pass was known to none."""
+        inst = self.inst(exchange, tradingsymbol)
+        if inst is not None and inst.expiry is not None:
+            self.journal.remember_contract(inst)
 
     def role(self, order: Order) -> str:
         """What a protective order is now (stop or target, judged against its position's stop): shown to the trader."""

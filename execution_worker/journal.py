@@ -227,6 +227,7 @@ class Journal(JournalReads):
     # ---- kill switch state (survives a restart)
 
     def remember_contract(self, inst: Instrument) -> None:
+        """A derivative kta trades, as the day's instrument list shows it (once: a repeat changes nothing)."""
         self._insert("contracts", {"key": f"{inst.exchange}:{inst.tradingsymbol}",
                                    "instrument": msgspec.json.encode(inst).decode()}, ignore=True)
 

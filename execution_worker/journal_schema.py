@@ -78,7 +78,7 @@ SCHEMA: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         },
         "key",
     ),
-    # the derivatives kta's positions held, as the instrument list showed them: an expired contract leaves Kite's
+    # the derivatives kta's orders traded, as the day's instrument list showed them: an expired contract leaves Kite's
     # list the next day, and its settlement still needs its expiry, underlying and strike
     "contracts": (
         {"key": str, "instrument": str},  # "EXCHANGE:TRADINGSYMBOL", the Instrument as JSON

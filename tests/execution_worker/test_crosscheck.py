@@ -163,10 +163,11 @@ async def test_an_option_the_broker_no_longer_lists_is_not_expired_while_its_ses
 
 
 async def test_a_contract_gone_from_every_list_is_adopted_under_the_token_kta_held_it_by(bus, sim, data_dir):
-    """An option leg filled after the last positions pass of its expiry day: the next day's list no longer has it,
-    no pass journaled its contract, and the broker's positions no longer show it. Its settlement is adopted under the
-    token kta's position has, so the strategy's book is told (the expiry soak, seed 17: an outcome with token 0, named
-    by an expired symbol, matched none of the strategy's symbols and its book kept -65 against a flat journal)."""
+    """A position on a contract no list and no journal knows (an option leg filled after the last positions pass of
+    its expiry day, before kta remembered contracts at their orders), the broker's positions no longer showing it.
+    Its settlement is adopted under the token kta's position has, so the strategy's book is told (the expiry soak,
+    seed 17: an outcome with token 0, named by an expired symbol, matched none of the strategy's symbols and its book
+    kept -65 against a flat journal)."""
     desk, kite, journal = fresh_desk(sim, bus, data_dir)
     outcomes = await collected(bus, subjects.outcomes(USER), m.StrategyOutcome)
     check = CrossCheck(desk, ExerciseHandler(USER, journal))
