@@ -9,6 +9,7 @@ import msgspec
 
 from execution_worker.journal import Journal
 from kite_sim.clock import CLOSE_SECONDS
+from shared import ist
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.kit import USER, broker
@@ -44,3 +45,14 @@ async def active_gtts(kite, symbol: str = "INFY") -> list:
 
 async def publish(bus, sig: m.Signal) -> None:
     await bus.js_publish(subjects.signals(USER), sig, msg_id=sig.id)
+
+
+async def worker_on_new_day(bus, sim) -> None:
+    """The worker's clock on the sim's trading day (it hears the exchange's time from its reads): an order it
+    stamped with a day already over — after an ``advance``, before its next read — would be withdrawn, not held."""
+    from tests.helpers import eventually
+
+    async def on(today: str) -> bool:
+        snap = await bus.request(subjects.cmd(USER, "execution", "positions"), m.GetPositions(), timeout=15)
+        return ist.day((snap.data.get("exchange_ts") or 0) / 1e9) == today
+    await eventually(lambda: on(sim.trading_day()), timeout=30, what="the worker on the new day")

@@ -9,11 +9,10 @@ import os
 
 import pytest
 
-from shared import ist
 from shared import messages as m
 from shared import subjects
 from tests.execution_worker.conftest import make_stack
-from tests.execution_worker.gtt_kit import active_gtts, cnc, held, publish, settling_sim
+from tests.execution_worker.gtt_kit import active_gtts, cnc, held, publish, settling_sim, worker_on_new_day
 from tests.execution_worker.kit import USER, broker, signal
 from tests.helpers import eventually
 
@@ -56,13 +55,7 @@ async def test_an_exit_held_for_the_depository_leaves_the_position_its_gtt_until
                 sim.admin("advance", {"seconds": 22500})  # one whole session
                 await eventually(lambda: infy_holding(t1), timeout=30, what=f"the next session's holdings (T1 {t1})")
                 await eventually(lambda: protected(4), timeout=30, what="the GTT carried through the close")
-            # the worker's clock is on the new day (it hears the exchange's time from its reads): an order it
-            # stamped with a day already over would be withdrawn, not held
-
-            async def worker_on(today: str) -> bool:
-                snap = await bus.request(subjects.cmd(USER, "execution", "positions"), m.GetPositions(), timeout=15)
-                return ist.day((snap.data.get("exchange_ts") or 0) / 1e9) == today
-            await eventually(lambda: worker_on(sim.trading_day()), timeout=30, what="the worker on the new day")
+            await worker_on_new_day(bus, sim)
 
             out = cnc(signal(f"edis-gtt-out-{os.getpid()}", side="SELL", qty=4, intent="exit", strategy_id="gtt-edis"))
             await publish(bus, out)
@@ -164,6 +157,9 @@ async def test_a_gtt_stop_the_depository_refuses_is_sold_once_authorised_without
                 await eventually(lambda: _infy(kite, t1), timeout=30, what=f"the next session's holdings (T1 {t1})")
                 await eventually(lambda: protected(3), timeout=30, what="the GTT carried through the close")
             before = {g.id for g in await broker(kite.gtts) if g.condition.tradingsymbol == "INFY"}
+            # the GTT fired before the worker heard the new day (a full run on a loaded machine): its close was
+            # stamped with the day before, withdrawn as that day's order and never sold
+            await worker_on_new_day(bus, sim)
 
             sim.admin("price", {"underlying": "INFY", "price": 1297.0})  # through the stop, nothing authorised
             flatten = await eventually(lambda: next((o for o in journal.orders(USER) if o["kind"] == "flatten"
