@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import msgspec
+
 from shared import messages as m
 from shared import partition
 from shared import subjects as s
 from shared.bus import Bus
+from shared.kv_keys import live_keys
 from tests.helpers import connect, eventually
 
 
@@ -177,3 +180,44 @@ async def test_commands_are_answered_only_by_the_owner(nats_server):
         assert isinstance(reply, m.Ok) and reply.data == {"by": "owner"}
     for bus in (owner_bus, other_bus, client):
         await bus.close()
+
+
+async def test_a_partition_whose_feed_cannot_start_is_given_back_whole_and_taken_again(nats_server):
+    """Claimed while its consumer had no leader (a NATS node just killed), a partition's feed failed to start: it
+    stayed owned with no feed, its users' signals never handled (a cluster test on a loaded machine). Now the
+    lease is given back and the next tick claims the partition whole."""
+    bus, admin = await connect(nats_server, "pfeed"), await connect(nats_server, "pfeed-admin")
+    heard: list[str] = []
+    acquired: list[int] = []
+    released: list[int] = []
+
+    async def handle(sig: m.Signal, msg) -> None:
+        heard.append(sig.id)
+
+    async def on_acquire(p: int) -> None:
+        acquired.append(p)
+
+    async def on_release(p: int) -> None:
+        released.append(p)
+
+    feed = partition.Feed("KTA_PFEED", "pfeed", "pfeed.u.*", m.Signal, handle)
+    part = partition.Partitions(bus, "pfeed", [feed], instance="w", count=2, lease_seconds=30.0,
+                                bucket="kta_leases_feed", on_acquire=on_acquire, on_release=on_release)
+    try:
+        await part.start()  # the stream is not there yet: no consumer can be made
+        assert part.owned == set() and sorted(acquired) == sorted(released) == [0, 1]
+        leases = await admin.kv("kta_leases_feed", ttl=30.0)
+        assert [k for k in await live_keys(leases) if ".p" in k] == []  # given back, not held by a feedless owner
+
+        await admin.js.add_stream(name="KTA_PFEED", subjects=["pfeed.u.>"])
+        await part.tick()
+        assert part.owned == {0, 1}
+        for p in (0, 1):
+            await admin.js.publish(partition.feed_subject("pfeed.u.X", p), msgspec.msgpack.encode(
+                m.Signal(id=f"s{p}", user_id="DEMO01", strategy_id="a", strategy="rsi", exchange="NSE",
+                         tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)))
+        await eventually(lambda: sorted(heard) == ["s0", "s1"], what="each partition's feed running")
+    finally:
+        await part.close()
+        for b in (bus, admin):
+            await b.close()
