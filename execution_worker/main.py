@@ -57,9 +57,12 @@ class ExecutionWorker:
                            m.BrokerEvent, self.on_broker_event, batch=16),
         ], on_acquire=self.acquire_partition, on_release=self.release_partition,
             instance=self.identity[0] if self.identity else "", expected=s.execution_workers).start()
-        await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, accept=self.parts.owns)
+        # (reads of a partition changing hands, answered by neither copy meanwhile, are answered as it is claimed)
+        await self.bus.serve(subjects.cmd_wildcard("live"), self.on_live, accept=self.parts.owns,
+                             missed=self.parts.missed)
         for svc in ("execution", "risk", "journal"):
-            await self.bus.serve(subjects.cmd_wildcard(svc), self.on_command, accept=self.parts.owns)
+            await self.bus.serve(subjects.cmd_wildcard(svc), self.on_command, accept=self.parts.owns,
+                                 missed=self.parts.missed)
         log.info("execution worker ready (journal %s, group timeout %ss)", s.data_path / "journal.db",
                  s.group_fill_timeout)
         return self

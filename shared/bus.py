@@ -289,19 +289,25 @@ class Bus(JetStream):
         return replies
 
     async def serve(
-        self, subject: str, handler: CommandHandler, *, queue: str = "", accept: Callable[[str], bool] | None = None
+        self, subject: str, handler: CommandHandler, *, queue: str = "", accept: Callable[[str], bool] | None = None,
+        missed: Callable[[Msg, Callable[[Msg], None]], None] | None = None,
     ) -> Any:
         """Answer commands on ``subject`` (usually ``subjects.cmd_wildcard(service)``).
 
         ``handler(command, user_id, msg)`` returns Ok or Error; the bus stamps the service name.
         A command that fails to decode gets an Error naming the problem (and is dead-lettered);
         a handler that raises gets an ``internal`` Error (and is dead-lettered). A user ``accept``
-        rejects is left to another instance (no reply): partitioned workers answer for their own.
+        rejects is left to another instance (no reply): partitioned workers answer for their own; such a
+        command is handed to ``missed(msg, again)``, and ``again(msg)`` later serves it as if it came then
+        (a partition's reads its previous owner left unanswered, ``Partitions.missed``).
         A command carrying a request id is answered once per id (``shared/replies.py``)."""
 
         chains: dict[str, asyncio.Task] = {}
 
         async def cb(msg: Msg) -> None:
+            enqueue(msg)
+
+        def enqueue(msg: Msg) -> None:
             # nats-py awaits one callback at a time per subscription: a slow command of one user (a
             # StartLive waiting on the broker) would hold up every other user's. Each user gets a chain
             # of their own instead: users answered concurrently, each user's commands in order.
@@ -322,6 +328,8 @@ class Bus(JetStream):
             if accept is not None:
                 try:
                     if not accept(subjects.user_of(msg.subject)):
+                        if missed is not None:
+                            missed(msg, enqueue)
                         return
                 except subjects.SubjectError:
                     pass  # answered below with bad_request

@@ -100,8 +100,8 @@ def permissions(identity: str) -> Permissions:
     sub = [*role.subscribe, f"{inbox_prefix(identity)}.>"]
     if identity in SERVICES:
         pub += [subjects.service_status(identity), subjects.service_health(identity), subjects.dlq(identity),
-                "$JS.API.INFO", "$JS.API.STREAM.NAMES"]
-        sub.append(subjects.service_health(identity))
+                subjects.partitions(identity), "$JS.API.INFO", "$JS.API.STREAM.NAMES"]
+        sub += [subjects.service_health(identity), subjects.partitions(identity)]  # its copies' hand-overs
         for stream in _stream_names():
             pub += [f"$JS.API.STREAM.CREATE.{stream}", f"$JS.API.STREAM.INFO.{stream}"]
             if role.updates_streams:

@@ -18,11 +18,13 @@
 * **Copies started together** (``expected``: ``kta up`` runs ``KTA_EXECUTION_WORKERS``) each claim only
   ``ceil(PARTITIONS / expected)`` for their first ``grace`` seconds, so none claims everything and hands
   half of it over a tick later; a peer that never comes has its share taken after the grace.
-* **Hand-over between live workers** (a rebalance, a clean stop): the giver keeps answering a partition's
-  commands until its feeds have drained, then deletes the lease; a worker under its share with nothing free
-  (a joiner waiting for the others' surplus) ticks every 0.2 s for up to a lease, so it claims a released
-  partition within ~0.2 s instead of a tick (2 s); a stopping worker leaves the members first, so the
-  survivors' share already counts its partitions at their next tick.
+* **Hand-over between live workers** (a rebalance, a clean stop): the giver tells its peers it is about to give
+  partitions up (``m.PartitionHandover`` on ``kta.svc.<service>.partitions``), keeps answering their commands
+  until its feeds have drained, deletes the leases and tells the peers so: each ticks at once and claims what its
+  share allows. A stopping worker leaves the members first, so the survivors' share already counts its
+  partitions. Reads asked in between, which neither copy answered, are answered by the taker as it claims
+  (``shared/missed_reads.py``). A worker under its share with nothing free (a joiner waiting for the others'
+  surplus) also ticks every 0.2 s for up to a lease, should a release announcement be lost.
 * **Commands** for a user are answered only by the owner of the user's partition (every copy hears
   them, the others stay silent), so state kept in memory is never touched by two workers.
 """
@@ -43,9 +45,11 @@ import nats
 from nats.js.api import SubjectTransform
 import stamina
 
-from shared import subjects
+from shared import cancelling, subjects
+from shared import messages as m
 from shared.instances import instance_name, restartable_instance, restartable_name  # noqa: F401
 from shared.kv_keys import live_entries, live_keys
+from shared.missed_reads import MissedReads
 
 log = logging.getLogger("kta.partition")
 
@@ -53,6 +57,7 @@ PARTITIONS = 8  # the most copies of one worker kind that get work; fixed: store
 LEASE_SECONDS = 6.0  # a dead worker's leases age out after this; a survivor claims them at its next tick
 KV_LEASES = "kta_leases"
 ACK_WAIT = 8.0  # partition consumers; long handlers keep their message with in-progress acks
+HANDOVER_MARGIN = 1.0  # reads heard this long before a giver said it was leaving may still be in its queue
 
 
 
@@ -135,6 +140,10 @@ class Partitions:
         self.grace = lease_seconds if grace is None else grace  # then an absent one's share is taken over
         self._started = 0.0
         self._short_since = 0.0  # under its share with nothing free, since (monotonic)
+        self._wake = asyncio.Event()  # a peer released partitions: tick now
+        self._leaving: dict[int, float] = {}  # partition -> when its holder said it was giving it up (monotonic)
+        self._sub = None
+        self.missed_reads = MissedReads(count)
 
     def owns(self, user_id: str) -> bool:
         try:
@@ -144,6 +153,16 @@ class Partitions:
 
     def users_in(self, p: int, users) -> list[str]:
         return [u for u in users if of(u, self.count) == p]
+
+    def missed(self, msg, again: Callable[[Any], None]) -> None:
+        """``Bus.serve``'s ``missed``: a command of a partition this worker does not own, kept should it be a
+        read left unanswered by a copy giving the partition up (answered here as it is claimed)."""
+        try:
+            p = of(subjects.user_of(msg.subject), self.count)
+        except subjects.SubjectError:
+            return
+        if p not in self.owned:
+            self.missed_reads.add(p, msg, again)
 
     # ---- life cycle ----------------------------------------------------------------------------
 
@@ -155,6 +174,8 @@ class Partitions:
                                                    wait_max=0.5, wait_jitter=0):
             with attempt:
                 self._kv = self._kv or await self.bus.kv(self.bucket, ttl=self.lease_seconds)
+                self._sub = self._sub or await self.bus.subscribe(subjects.partitions(self.service),
+                                                                  m.PartitionHandover, self._heard)
                 await self._take_back()
                 await self.tick()
         self._loop = self.bus.spawn(self._run(), name=f"partitions:{self.service}")
@@ -165,17 +186,39 @@ class Partitions:
             # under its share while a peer still holds its surplus: that peer releases it at its own next tick,
             # so look often for a while, to claim it within a fraction of a tick of its release
             short = self._short_since and time.monotonic() - self._short_since < self.lease_seconds
-            await asyncio.sleep(self.lease_seconds / (30 if short else 3))
+            timer = asyncio.get_running_loop().call_later(self.lease_seconds / (30 if short else 3), self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
+            self._wake.clear()
             try:
                 await self.tick()
             except Exception as e:  # noqa: BLE001 - a NATS hiccup: the next tick tries again
                 log.warning("partition tick failed: %r", e, extra={"service": self.service})
 
+    async def _heard(self, ev: m.PartitionHandover, msg) -> None:
+        if ev.instance == self.instance or ev.service != self.service:
+            return
+        if ev.released:
+            self._wake.set()
+        else:
+            now = time.monotonic()
+            self._leaving.update((p, now) for p in ev.partitions)
+
+    async def _announce(self, ps: list[int], released: bool) -> None:
+        if self.bus.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self.bus.publish(subjects.partitions(self.service), m.PartitionHandover(
+                    service=self.service, instance=self.instance, partitions=ps, released=released))
+
     async def close(self) -> None:
         if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._loop
+            await cancelling.cancel_all([self._loop])  # (a cancel lost in a 3.11 wait_for is asked again)
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
         async with self._lock:
             # leave first, so a peer's share already counts these partitions as each lease is deleted
             await self._forget_key(self._member_key(self.instance))
@@ -289,6 +332,10 @@ class Partitions:
             if self.on_acquire is not None:
                 await self.on_acquire(p)
             self.owned.add(p)
+            since = self._leaving.pop(p, -math.inf) - HANDOVER_MARGIN  # (none announced: all the kept ones)
+            if replayed := self.missed_reads.replay(p, since):
+                log.info("answering %d reads of partition %d left unanswered while it changed hands", replayed, p,
+                         extra={"service": self.service})
             for f in self.feeds:
                 tasks.append(await self.bus.consume(f.stream, f"{f.durable}-p{p}", feed_subject(f.pattern, p), f.kind,
                                                     f.handler, batch=f.batch, ack_wait=ACK_WAIT, stop=stop,
@@ -297,12 +344,14 @@ class Partitions:
             # owned with a feed that never started, its users' signals would wait for ever (a cluster test on a
             # loaded machine): given back whole, claimed again at a tick, here or by a peer
             log.warning("partition %d not taken (%r): its lease is given back", p, e, extra={"service": self.service})
-            await self._release_all([p], delete=True)
+            await self._release_all([p], delete=True, announce=False)  # (peers told would fail alike, at once)
 
-    async def _release_all(self, ps: list[int], *, delete: bool) -> None:
+    async def _release_all(self, ps: list[int], *, delete: bool, announce: bool = True) -> None:
         """Finish the messages in hand, stop the feeds (all partitions at once: each may be
         waiting out a fetch), drop the partitions' state, then free the leases. Given away (``delete``), a
         partition's commands are still answered here until its feeds have stopped; lost, not a moment more."""
+        if delete and ps and announce:
+            await self._announce(ps, released=False)
         tasks = []
         for p in ps:
             if not delete:
@@ -326,6 +375,8 @@ class Partitions:
             self._renewed.pop(p, None)
             if delete and rev is not None:
                 await self._forget_key(self._lease_key(p), last=rev)
+        if delete and ps and announce:
+            await self._announce(ps, released=True)
 
     def status(self) -> dict[str, Any]:
         return {"partitions": len(self.owned), "members": self.members,

@@ -166,6 +166,11 @@ def service_health(service: str) -> str:
     return f"{PREFIX}.svc.{_word(service, 'service')}.health"
 
 
+def partitions(service: str) -> str:
+    """Copies of one worker announce partitions changing hands here (``m.PartitionHandover``)."""
+    return f"{PREFIX}.svc.{_word(service, 'service')}.partitions"
+
+
 def dlq(service: str) -> str:
     return f"{PREFIX}.dlq.{_word(service, 'service')}"
 

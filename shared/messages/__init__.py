@@ -77,6 +77,7 @@ from shared.messages.events import (  # noqa: F401 - the package's public names
     BrokerEvent,
     BrokerEventKind,
     BrokerSession,
+    PartitionHandover,
     WorkerStatus,
 )
 from shared.messages.backtest import (  # noqa: F401 - the package's public names
@@ -122,6 +123,7 @@ from shared.messages.commands import (  # noqa: F401 - the package's public name
     Reconcile,
     RemoveStrategy,
     is_read,
+    READ_VERBS,
     Reply,
     ResetKillSwitch,
     Scan,
@@ -168,6 +170,7 @@ ALL_MESSAGE_TYPES: tuple[type[Struct], ...] = (
     BrokerSession,
     BrokerEvent,
     WorkerStatus,
+    PartitionHandover,
     Alert,
     BacktestSpec,
     SweepSpec,

@@ -338,6 +338,10 @@ Command = Union[
 ]
 
 
+READ_VERBS = frozenset(c.__struct_config__.tag for c in Command.__args__  # type: ignore[attr-defined]
+                       if c is Reads or c.__name__.startswith(("Get", "List")))  # what ``is_read`` names, by subject
+
+
 class Ok(Struct, frozen=True, kw_only=True, tag="ok", tag_field="type"):
     service: str = ""
     data: Any = None

@@ -53,6 +53,17 @@ class WorkerStatus(Struct, frozen=True, kw_only=True):
     exchange_ts: int = 0  # the exchange's clock as this worker hears it (epoch ns; 0 = not heard yet: the gateway's day)
 
 
+class PartitionHandover(Struct, frozen=True, kw_only=True):
+    """Copies of a worker telling each other of partitions changing hands (``shared/partition.py``), on
+    ``kta.svc.<service>.partitions``: ``released`` False as the giver is about to stop answering them, True once
+    their leases are deleted (a peer claims them at once instead of at its next tick)."""
+
+    service: str
+    instance: str
+    partitions: list[int]
+    released: bool = False
+
+
 AlertKind = Literal[
     "kill_switch",       # the kill switch moved to REDUCING or HALTED (or was reset)
     "unprotected",       # a position has no working stop at the broker (or a protective order failed)

@@ -82,6 +82,41 @@ async def test_a_joiner_claims_what_a_peer_releases_within_a_fraction_of_a_tick(
             await bus.close()
 
 
+async def test_a_peer_told_of_a_clean_stop_claims_the_released_partitions_at_once(nats_server):
+    """The stopping copy announces its release: the survivor claims at once, not at its next tick (lease/3: 100 s
+    here, far beyond the wait), and answers the reads it heard while neither owned the partitions."""
+    buses = [await connect(nats_server, f"told{i}") for i in range(3)]
+    kw = dict(lease_seconds=300.0, bucket="kta_leases_told")
+    a, b = (partition.Partitions(bus, "ptold", instance=f"w{i}", **kw) for i, bus in enumerate(buses[:2]))
+    served: list[str] = []
+
+    async def answer(cmd, user_id, msg):
+        served.append(user_id)
+        return m.Ok(data={"by": "b"})
+
+    user = next(u for u in (f"T{i:03d}X" for i in range(100)) if partition.of(u) == 0)
+    try:
+        await a.start()
+        await b.start()
+        await a.tick()  # the holder sees the new member and gives half away
+        await eventually(lambda: len(b.owned) == partition.PARTITIONS // 2, timeout=15, what="an even split")
+        if 0 in b.owned:  # the test's user on the copy that stops
+            a, b = b, a
+        await b.bus.serve(s.cmd_wildcard("ptold"), answer, accept=b.owns, missed=b.missed)
+        await b.bus.sync()
+        asked = asyncio.create_task(buses[2].request(s.cmd(user, "ptold", "get_orders"), m.GetOrders(), timeout=30))
+        await eventually(lambda: b.missed_reads._kept[0], timeout=15, what="the read heard by the survivor")
+        await a.close()  # clean: leaves, deletes its leases, announces it
+        await eventually(lambda: b.owned == set(range(partition.PARTITIONS)), timeout=15, what="the survivor claims")
+        reply = await asked  # nobody answered it before: a owned the partition and had no handler
+        assert isinstance(reply, m.Ok) and reply.data == {"by": "b"} and served == [user]
+    finally:
+        for part in (a, b):
+            await part.close()
+        for bus in buses:
+            await bus.close()
+
+
 async def test_copies_started_together_claim_their_share_and_cover_an_absent_one_after_the_grace(nats_server):
     buses = [await connect(nats_server, f"expect{i}") for i in range(2)]
     kw = dict(lease_seconds=1.5, bucket="kta_leases_expect", expected=3)

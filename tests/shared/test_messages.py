@@ -57,7 +57,7 @@ def sample(cls):
     required = {"strategy": "ema_crossover", "strategy_id": "x", "params": {"fast": 5}, "tokens": [256265],
                 "limits": m.RiskLimits(), "id": "261125000000001", "tag": "K0123456789abcdE0000",
                 "exchange": m.Exchange.NSE, "tradingsymbol": "INFY", "transaction_type": m.TransactionType.BUY,
-                "quantity": 5}
+                "quantity": 5, "service": "execution", "instance": "w1", "partitions": [3]}
     if cls is m.RunBacktest:
         return cls(spec=sample(m.BacktestSpec))
     if cls is m.Reads:
