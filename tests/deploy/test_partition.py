@@ -256,3 +256,43 @@ async def test_a_partition_whose_feed_cannot_start_is_given_back_whole_and_taken
         await part.close()
         for b in (bus, admin):
             await b.close()
+
+
+async def test_close_ends_a_loop_that_lost_its_first_cancel(nats_server):
+    """Python 3.11's wait_for can lose a cancel racing its inner result (nats-py's KV calls wait so, inside a
+    tick): the loop goes on to its next wait. close() cancels it again, so a worker stopped during a tick ends;
+    cancelled once and awaited, close() waited for ever. Here the tick's claim hook loses the cancel, as
+    wait_for does when its inner future has won the race."""
+    buses = [await connect(nats_server, f"lostcancel{i}") for i in range(2)]
+    waiting, went_on = asyncio.Event(), asyncio.Event()
+
+    async def claimed(p: int) -> None:  # b's loop claims what a releases: the claim waits here
+        waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # as wait_for does when its inner future won the race
+        went_on.set()
+        await asyncio.Event().wait()  # the tick's next KV call: a second cancel ends it
+
+    kw = dict(lease_seconds=30.0, bucket="kta_leases_lostcancel")
+    a = partition.Partitions(buses[0], "plost", instance="w0", **kw)
+    b = partition.Partitions(buses[1], "plost", instance="w1", on_acquire=claimed, **kw)
+    try:
+        await a.start()
+        await b.start()  # under its share with nothing free: it looks every lease/30
+        assert len(a.owned) == partition.PARTITIONS and b.owned == set()
+        await a.close()  # its leases deleted: b's loop claims one and waits in the hook
+        await eventually(waiting.is_set, timeout=10, what="b's loop claiming a released partition")
+        closing = asyncio.ensure_future(b.close())
+        done, _ = await asyncio.wait({closing}, timeout=10)
+        if not done:  # cancelling close() cancels the loop it waits for a second time: b is closed after all
+            closing.cancel()
+            await asyncio.wait({closing})
+        assert closing in done, "close() still waiting for a loop that lost its first cancel"
+        assert went_on.is_set() and b._loop.done()
+    finally:
+        for part in (a, b):
+            await part.close()
+        for bus in buses:
+            await bus.close()
