@@ -36,7 +36,6 @@ class CrossCheck:
         self.desk = desk
         self.exerciser = exerciser
         self.seen: dict[tuple[str, str, str], tuple[int, int]] = {}  # difference -> (kta, broker) at the last pass
-        self.remembered: set[tuple[str, str]] = set()  # contracts known to be in the journal (``_contract``)
         self.last_pass = 0.0  # monotonic
 
     async def run(self, broker: list[m.Position]) -> list[dict]:
@@ -154,13 +153,11 @@ class CrossCheck:
         return any(o.instrument == (exchange, symbol) and (o.unjournaled or not o.is_terminal) for o in self.desk.book)
 
     def _remember_contracts(self) -> None:
-        """Journal the derivatives kta holds while the day's list has them (once per process each): its orders'
-        are from their placing (``Desk.remember_contract``), what was adopted or journaled before from here."""
+        """Journal the derivatives kta holds while the day's list has them: its orders' are from their placing
+        (``Desk.remember_contract``), what was adopted or journaled before from here."""
         for p in self.desk.tracker.positions():
-            key = (p.exchange, p.tradingsymbol)
-            if p.quantity and key not in self.remembered and self.desk.inst(*key) is not None:
-                self.desk.remember_contract(*key)
-                self.remembered.add(key)
+            if p.quantity:
+                self.desk.remember_contract(p.exchange, p.tradingsymbol)
 
     def _contract(self, exchange: str, symbol: str) -> Instrument | None:
         """The instrument: the day's list, else (an expired contract, gone from it) the journal's."""

@@ -205,3 +205,25 @@ def test_orders_made_in_the_same_second_come_back_in_the_order_they_were_made(tm
         j.save_order(an_order(tag, OrderState.OPEN, f"O{tag}"))
     assert [o["tag"] for o in j.orders(USER)] == tags
     assert [o["tag"] for o in j.orders(USER, "2026-11-24")] == tags
+
+
+def test_a_contract_remembered_in_a_block_that_rolled_back_is_written_again(tmp_path):
+    """``remember_contract`` writes a contract once per process; one whose commit was rolled back (a decision that
+    failed inside ``together``) is written by the next order on it, not taken for remembered."""
+    from datetime import date
+
+    from shared.kite.models import Instrument
+
+    call = Instrument(instrument_token=8966402, exchange_token=35025, tradingsymbol="NIFTY26D0125800CE", name="NIFTY",
+                      last_price=0.0, expiry=date(2026, 12, 1), strike=25800.0, tick_size=0.05, lot_size=65,
+                      instrument_type="CE", segment="NFO-OPT", exchange="NFO")
+    j = journal(tmp_path)
+    try:
+        with j.together():
+            j.remember_contract(call)
+            raise RuntimeError("the decision failed")
+    except RuntimeError:
+        pass
+    assert j.contract("NFO", call.tradingsymbol) is None
+    j.remember_contract(call)
+    assert Journal(tmp_path / "journal.db").contract("NFO", call.tradingsymbol) == call
