@@ -1,6 +1,7 @@
 """How long an instrument-list load holds the event loop: the longest gap of a 1 ms heartbeat task while kta loads
 the list (``KiteClient.instruments`` + ``InstrumentCache.ensure``: parsed and indexed in threads), against the same
-work done on the loop (the fair baseline: what kta did before). A worker's partition leases are renewed every 2 s
+work done on the loop (the fair baseline: what kta did before), and the strategy worker's own cache with the listener
+that hands the list to its strategies. A worker's partition leases are renewed every 2 s
 with a 6 s TTL, so a stall of seconds loses them. The list is kite_sim's (~2,300 rows), repeated ``times`` with
 fresh tokens towards Kite's ~90,000 rows.
 Usage: python bench/instrument_load.py [times] [runs]
@@ -11,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kite_sim.main import make_sim  # noqa: E402
+from shared.config import load as settings_for  # noqa: E402
 from shared.kite.client import KiteClient, parse_instruments  # noqa: E402
 from shared.kite.instruments import InstrumentCache  # noqa: E402
+from strategy_worker.engine import StrategyEngine  # noqa: E402
 
 
 def instrument_csv(times: int) -> str:
@@ -63,18 +67,24 @@ async def main(times: int, runs: int) -> None:
     async def kta() -> None:
         await InstrumentCache().ensure(client.instruments)
 
+    async def strategy_worker() -> None:  # its cache, with the listener that hands the list to the strategies
+        engine = StrategyEngine(None, settings_for(environ={}, data_dir=tempfile.mkdtemp()))
+        await engine.clients.instruments.ensure(client.instruments)
+
     async def on_the_loop() -> None:
         InstrumentCache().load(parse_instruments(text))
 
-    ours, base = [], []
+    ours, base, worker = [], [], []
     for _ in range(runs):  # alternating
         ours.append(await stall(kta))
         base.append(await stall(on_the_loop))
+        worker.append(await stall(strategy_worker))
     with open("/proc/loadavg") as f:
         load = " / ".join(f.read().split()[:3])
     print(f"{text.count(chr(10)) - 1:,} instruments: longest event-loop stall while loading, median of {runs}: kta "
           f"{statistics.median(ours):.1f} ms (max {max(ours):.1f}), on the loop {statistics.median(base):.1f} ms (max "
-          f"{max(base):.1f}): {statistics.median(base) / statistics.median(ours):.1f}x shorter; load {load}")
+          f"{max(base):.1f}): {statistics.median(base) / statistics.median(ours):.1f}x shorter; the strategy worker's cache "
+          f"with its listener {statistics.median(worker):.1f} ms (max {max(worker):.1f}); load {load}")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ class StrategyEngine:
         self.last_ticks: dict[int, m.Tick] = {}
         self.exchange_now = 0
         self.ctx = StrategyContext([], self.last_ticks, clock=lambda: self.exchange_now or int(time.time()))
-        self.clients.instruments.on_load.append(lambda cache: self.ctx.set_instruments(cache.rows))  # daily
+        self.clients.instruments.on_load.append(  # daily
+            lambda cache: self.ctx.set_instruments(cache.rows, cache.by_token, cache.by_key))
         self.clients.instruments.clock = self.ctx.clock  # the exchange's day: an expired future is no index's nearest
         self._bar_index: dict[int, list[Running]] | None = None
         self._tick_index: dict[int, list[Running]] = {}

@@ -113,7 +113,7 @@ class Seeder:
         except (KiteError, OSError) as err:
             log.warning("history of %s unavailable: %r", token, err)
             return
-        c = self.store.read(token, e.interval, first, last)
+        c = await asyncio.to_thread(self.store.read, token, e.interval, first, last)  # Parquet: off the event loop
         n = e.settings.max_bars + 1
         bars = [m.Bar(token, e.interval, *row) for row in zip(c.ts[-n:].tolist(), c.open[-n:].tolist(),
                                                               c.high[-n:].tolist(), c.low[-n:].tolist(),

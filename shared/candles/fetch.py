@@ -5,6 +5,7 @@ series when nothing is missing but today)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -40,8 +41,10 @@ async def refresh(kite: KiteClient, store: CandleStore, tokens: list[int], inter
         rows = await kite.historical_data(token, _dt(a), _dt(b), interval, oi=oi)
         candles = [(int(c.date.timestamp()), c.open, c.high, c.low, c.close, c.volume, c.oi or 0) for c in rows]
         covered_to = b if b < today else (candles[-1][0] - 1 if candles else a - 1)
-        written += store.write(token, interval, Candles.from_rows(candles),
-                               span=(a, min(b, covered_to)) if covered_to >= a else None)
+        span = (a, min(b, covered_to)) if covered_to >= a else None
+        # Parquet's merge and write in a thread (pyarrow lets the GIL go): a strategy worker seeding its live users at
+        # start held its event loop for them, the ticks queued behind
+        written += await asyncio.to_thread(lambda: store.write(token, interval, Candles.from_rows(candles), span=span))
         if progress is not None:
             progress(done, len(requests), f"{token} {interval} {_dt(a):%Y-%m-%d}")
     return written

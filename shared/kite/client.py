@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 from datetime import date, datetime, timedelta
 
 import msgspec
@@ -20,18 +21,25 @@ from shared.kite.connection import KiteConnection, form_value
 
 log = logging.getLogger("kta.kite")
 
+CONVERT_ROWS = 500  # ~2.5 ms of one core a call: the event loop's thread gets the GIL between calls
+
 # Max days per historical request by interval (Kite forum, staff).
 HISTORICAL_MAX_DAYS = {"minute": 60, "3minute": 100, "5minute": 100, "10minute": 100, "15minute": 200,
                        "30minute": 200, "60minute": 400, "day": 2000}
 
 
 def parse_instruments(text: str) -> list[m.Instrument]:
-    """Kite's instrument list (CSV) as Instruments."""
+    """Kite's instrument list (CSV) as Instruments, converted CONVERT_ROWS at a time: one ``msgspec.convert`` call
+    holds the GIL throughout, so Kite's ~90,000 rows in one call held the event loop ~0.45 s even from a thread."""
     rows = [{**r, "expiry": r.get("expiry") or None} for r in csv.DictReader(io.StringIO(text))]  # "" = none
-    try:
-        return msgspec.convert(rows, list[m.Instrument], strict=False)  # the CSV's text cells to numbers, dates
-    except msgspec.ValidationError as e:
-        raise errors.DataException(f"the broker's instrument list has a bad row: {e}", 502) from None
+    out: list[m.Instrument] = []
+    for start in range(0, len(rows), CONVERT_ROWS):
+        try:  # the CSV's text cells to numbers, dates
+            out += msgspec.convert(rows[start:start + CONVERT_ROWS], list[m.Instrument], strict=False)
+        except msgspec.ValidationError as e:
+            where = re.sub(r"\$\[(\d+)\]", lambda g: f"$[{start + int(g[1])}]", str(e))  # the row in the whole list
+            raise errors.DataException(f"the broker's instrument list has a bad row: {where}", 502) from None
+    return out
 
 
 class KiteClient(KiteConnection):

@@ -31,10 +31,13 @@ class StrategyContext:
         self._id_prefix = f"{time.time_ns():x}"
         self.set_instruments(instruments)
 
-    def set_instruments(self, instruments: list[Instrument]) -> None:
+    def set_instruments(self, instruments: list[Instrument], by_token: dict[int, Instrument] | None = None,
+                        by_symbol: dict[str, Instrument] | None = None) -> None:
+        """``by_token`` / ``by_symbol``: the list's lookups built already (the instrument cache's, read only), so a
+        reload of Kite's ~90,000 rows does not build them again on the event loop (~55 ms)."""
         self.instruments = instruments
-        self.by_token = {i.instrument_token: i for i in instruments}
-        self.by_symbol = {f"{i.exchange}:{i.tradingsymbol}": i for i in instruments}
+        self.by_token = {i.instrument_token: i for i in instruments} if by_token is None else by_token
+        self.by_symbol = {f"{i.exchange}:{i.tradingsymbol}": i for i in instruments} if by_symbol is None else by_symbol
 
     def track_oi(self, tick: Tick) -> None:
         """Feed an option tick's open interest to its chain's tracker (O(1))."""
