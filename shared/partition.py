@@ -263,6 +263,9 @@ class Partitions:
                 if len(self.owned) >= share:
                     break
                 await self._claim(p)
+                # a claim opens its users' desks and makes its feeds' consumers: ~1 s each on a loaded machine, and
+                # five in one tick outlived the first one's lease (a peer took it, a user's Start met desk_moved)
+                await self._renew(due_only=True)
             short = len(self.owned) < share and len(held | self.owned) >= self.count
             self._short_since = (self._short_since or time.monotonic()) if short else 0.0
 
@@ -280,9 +283,11 @@ class Partitions:
                 if entry.value == self.instance.encode():
                     await self._claim(p, last=entry.revision)
 
-    async def _renew(self) -> None:
+    async def _renew(self, *, due_only: bool = False) -> None:
         lost = []
         for p in sorted(self.owned):
+            if due_only and time.monotonic() - self._renewed.get(p, 0.0) < self.lease_seconds / 3:
+                continue
             try:
                 self._revisions[p] = await self._kv.update(self._lease_key(p), self.instance.encode(),
                                                            last=self._revisions[p])

@@ -296,3 +296,28 @@ async def test_close_ends_a_loop_that_lost_its_first_cancel(nats_server):
             await part.close()
         for bus in buses:
             await bus.close()
+
+
+async def test_leases_claimed_in_a_long_tick_are_renewed_while_it_claims_the_next(nats_server):
+    """A claim opens its users' desks and makes its feeds' consumers, ~1 s each on a loaded machine: a tick
+    claiming five outlived the first lease (a peer took it and a user's Start met desk_moved). Each claim here
+    takes a fifth of the lease; none is lost while the tick claims the rest."""
+    bus = await connect(nats_server, "pslow")
+    released: list[int] = []
+
+    async def slow_acquire(p: int) -> None:
+        await asyncio.sleep(0.6)  # the work of a claim (desks, consumers), not a wait for an event
+
+    async def on_release(p: int) -> None:
+        released.append(p)
+
+    part = partition.Partitions(bus, "pslow", instance="w", lease_seconds=3.0, bucket="kta_leases_slow",
+                                on_acquire=slow_acquire, on_release=on_release)
+    try:
+        await part.start()  # eight claims, 4.8 s in one tick: past the first lease's 3 s
+        assert part.owned == set(range(partition.PARTITIONS))
+        await part.tick()
+        assert released == [] and part.owned == set(range(partition.PARTITIONS))
+    finally:
+        await part.close()
+        await bus.close()
