@@ -123,3 +123,31 @@ async def connect(nats_url: str, service: str, identity: str = "admin", **kw):
 
     creds = NATS_CREDS.get(nats_url, "")
     return await Bus.connect(nats_url, service, creds=str(Path(creds) / f"{identity}.creds") if creds else "", **kw)
+
+
+class LosesFirstCancel:
+    """A coroutine that loses its first cancel, as Python 3.11's ``wait_for`` does when its inner future has won
+    the race, and goes on to its next wait; a second cancel ends it. ``waiting``: it is in its first wait."""
+
+    def __init__(self) -> None:
+        self.waiting, self.went_on = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, *_args: Any) -> None:
+        self.waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()
+        self.went_on.set()
+        await asyncio.Event().wait()
+
+
+async def ends_within(close: Awaitable[Any], timeout: float = 10.0) -> bool:
+    """``close`` finished within ``timeout``; if not, it is cancelled (which cancels what it waits for a second
+    time) and awaited, so the test goes on to say so."""
+    closing = asyncio.ensure_future(close)
+    done, _ = await asyncio.wait({closing}, timeout=timeout)
+    if not done:
+        closing.cancel()
+        await asyncio.wait({closing})
+    return closing in done

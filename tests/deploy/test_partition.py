@@ -13,7 +13,7 @@ from shared import partition
 from shared import subjects as s
 from shared.bus import Bus
 from shared.kv_keys import live_keys
-from tests.helpers import connect, eventually
+from tests.helpers import LosesFirstCancel, connect, ends_within, eventually
 
 
 async def test_user_partition_matches_the_server_transform(bus):
@@ -264,17 +264,7 @@ async def test_close_ends_a_loop_that_lost_its_first_cancel(nats_server):
     cancelled once and awaited, close() waited for ever. Here the tick's claim hook loses the cancel, as
     wait_for does when its inner future has won the race."""
     buses = [await connect(nats_server, f"lostcancel{i}") for i in range(2)]
-    waiting, went_on = asyncio.Event(), asyncio.Event()
-
-    async def claimed(p: int) -> None:  # b's loop claims what a releases: the claim waits here
-        waiting.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            asyncio.current_task().uncancel()  # as wait_for does when its inner future won the race
-        went_on.set()
-        await asyncio.Event().wait()  # the tick's next KV call: a second cancel ends it
-
+    claimed = LosesFirstCancel()  # b's loop claims what a releases: the claim waits there
     kw = dict(lease_seconds=30.0, bucket="kta_leases_lostcancel")
     a = partition.Partitions(buses[0], "plost", instance="w0", **kw)
     b = partition.Partitions(buses[1], "plost", instance="w1", on_acquire=claimed, **kw)
@@ -283,14 +273,9 @@ async def test_close_ends_a_loop_that_lost_its_first_cancel(nats_server):
         await b.start()  # under its share with nothing free: it looks every lease/30
         assert len(a.owned) == partition.PARTITIONS and b.owned == set()
         await a.close()  # its leases deleted: b's loop claims one and waits in the hook
-        await eventually(waiting.is_set, timeout=10, what="b's loop claiming a released partition")
-        closing = asyncio.ensure_future(b.close())
-        done, _ = await asyncio.wait({closing}, timeout=10)
-        if not done:  # cancelling close() cancels the loop it waits for a second time: b is closed after all
-            closing.cancel()
-            await asyncio.wait({closing})
-        assert closing in done, "close() still waiting for a loop that lost its first cancel"
-        assert went_on.is_set() and b._loop.done()
+        await eventually(claimed.waiting.is_set, timeout=10, what="b's loop claiming a released partition")
+        assert await ends_within(b.close()), "close() still waiting for a loop that lost its first cancel"
+        assert claimed.went_on.is_set() and b._loop.done()
     finally:
         for part in (a, b):
             await part.close()

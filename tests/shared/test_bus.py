@@ -9,7 +9,7 @@ import msgspec
 from shared import messages as m
 from shared import subjects as s
 from shared.bus import Bus
-from tests.helpers import connect
+from tests.helpers import LosesFirstCancel, connect, ends_within
 
 
 async def test_publish_subscribe_typed(bus):
@@ -186,23 +186,8 @@ async def test_close_ends_a_task_that_lost_its_first_cancel(nats_server):
     the task goes on to its next wait. Bus.close cancels again, so a worker stopped just after start-up ends
     (a `kta worker ticker` SIGTERMed 35 ms after ready lived on, answering other tests' status requests)."""
     bus = await connect(nats_server, "closetest")
-    waiting, went_on = asyncio.Event(), asyncio.Event()
-
-    async def loses_a_cancel() -> None:
-        waiting.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            asyncio.current_task().uncancel()  # as wait_for does when its inner future won the race
-        went_on.set()
-        await asyncio.Event().wait()  # the watcher's next get(): a second cancel ends it
-
-    task = bus.spawn(loses_a_cancel(), name="watcher")
-    await waiting.wait()
-    closing = asyncio.ensure_future(bus.close())
-    done, _ = await asyncio.wait({closing}, timeout=10)
-    if not done:  # cancelling close() cancels the task it waits for a second time: the bus is closed after all
-        closing.cancel()
-        await asyncio.wait({closing})
-    assert closing in done, "close() still waiting for a task that lost its first cancel"
-    assert went_on.is_set() and task.cancelled()
+    lost = LosesFirstCancel()  # as nats-py's KV watcher set-up waits: the watcher's next get() ends it
+    task = bus.spawn(lost(), name="watcher")
+    await lost.waiting.wait()
+    assert await ends_within(bus.close()), "close() still waiting for a task that lost its first cancel"
+    assert lost.went_on.is_set() and task.cancelled()
