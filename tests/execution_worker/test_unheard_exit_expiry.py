@@ -40,9 +40,10 @@ async def nfo_list(kite) -> dict:
 
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: reconciliation expires the unlisted exit unfilled and the position "
-                   "is settled as an expiry (order expiry:...); kite_sim drops a closed day's final orders, so the "
-                   "fix needs history by id of an older order there and in reconcile._unlisted")
+@pytest.mark.xfail(strict=True, reason="known gap: reconciliation expires the unlisted exit unfilled and the position "
+                   "is settled at intrinsic (order expiry:...), the exit's own fill and price lost. Kite's order book "
+                   "is the day's: once the day is gone the fill is readable only if the broker still serves the order "
+                   "by id (kite_sim drops a closed day's orders; whether Kite keeps them is not established here)")
 async def test_an_exit_filled_unheard_before_the_close_is_journaled_at_its_fill(bus, late_sim, data_dir):
     sim = late_sim
     desk, kite, journal = fresh_desk(sim, bus, data_dir)
