@@ -17,9 +17,9 @@ from shared import messages as m
 from shared import subjects
 from shared.trading import planning
 from shared.trading.positions import from_broker
+from tests.execution_worker.expiry_kit import expiry_day_sim, nfo_list
 from tests.execution_worker.kit import USER, broker, collected, fresh_desk
 from tests.helpers import eventually
-from tests.simkit import PINNED, start_sim
 
 pytestmark = pytest.mark.slow(seconds=8)
 STRATEGY = "late-leg"
@@ -27,14 +27,9 @@ STRATEGY = "late-leg"
 
 @pytest.fixture(scope="module")
 def late_sim(tmp_path_factory):
-    """A settling sim of its own, opening on a weekly expiry day: the test moves its clock through the close."""
-    s = start_sim(tmp_path_factory.mktemp("sim-late-leg"), seed=37, extra=("--settle", *PINNED))
+    s = expiry_day_sim(tmp_path_factory, "sim-late-leg")
     yield s
     s.stop()
-
-
-async def nfo_list(kite) -> dict:
-    return {f"{i.exchange}:{i.tradingsymbol}": i for i in await broker(kite.instruments, "NFO")}
 
 
 async def test_a_leg_filled_after_its_expiry_days_last_pass_settles_as_an_expiry(bus, late_sim, data_dir):
