@@ -16,6 +16,14 @@ from shared.kv_keys import live_keys
 from tests.helpers import LosesFirstCancel, connect, ends_within, eventually
 
 
+async def _close(parts, buses) -> None:
+    """The test's partitions, then its connections (closing twice, or after its connection died, is harmless)."""
+    for part in parts:
+        await part.close()
+    for bus in buses:
+        await bus.close()
+
+
 async def test_user_partition_matches_the_server_transform(bus):
     for i in range(40):
         user = f"U{i:03d}X"
@@ -54,10 +62,7 @@ async def test_copies_split_partitions_and_take_over_from_a_dead_one(nats_server
         await eventually(lambda: b.owned == set(range(partition.PARTITIONS)), timeout=10, what="takeover")
         assert dead <= b.owned
     finally:
-        for part in parts:  # closing twice, or after its connection died, is harmless
-            await part.close()
-        for bus in buses:
-            await bus.close()
+        await _close(parts, buses)
 
 
 async def test_a_joiner_claims_what_a_peer_releases_within_a_fraction_of_a_tick(nats_server):
@@ -76,10 +81,7 @@ async def test_a_joiner_claims_what_a_peer_releases_within_a_fraction_of_a_tick(
         await eventually(lambda: len(b.owned) == partition.PARTITIONS // 2, timeout=5, what="the surplus claimed")
         assert not a.owned & b.owned
     finally:
-        for part in (a, b):
-            await part.close()
-        for bus in buses:
-            await bus.close()
+        await _close([a, b], buses)
 
 
 async def test_a_peer_told_of_a_clean_stop_claims_the_released_partitions_at_once(nats_server):
@@ -111,10 +113,7 @@ async def test_a_peer_told_of_a_clean_stop_claims_the_released_partitions_at_onc
         reply = await asked  # nobody answered it before: a owned the partition and had no handler
         assert isinstance(reply, m.Ok) and reply.data == {"by": "b"} and served == [user]
     finally:
-        for part in (a, b):
-            await part.close()
-        for bus in buses:
-            await bus.close()
+        await _close([a, b], buses)
 
 
 async def test_copies_started_together_claim_their_share_and_cover_an_absent_one_after_the_grace(nats_server):
@@ -128,10 +127,7 @@ async def test_copies_started_together_claim_their_share_and_cover_an_absent_one
                          what="the third copy's share covered after the grace")
         assert not a.owned & b.owned
     finally:
-        for part in (a, b):
-            await part.close()
-        for bus in buses:
-            await bus.close()
+        await _close([a, b], buses)
 
 
 async def test_a_worker_restarted_under_its_name_takes_its_leases_back_at_once(nats_server, tmp_path):
@@ -163,10 +159,7 @@ async def test_a_worker_restarted_under_its_name_takes_its_leases_back_at_once(n
         await restarted.close()
         again[1].close()
     finally:
-        for part in (first, other):
-            await part.close()
-        for bus in buses:
-            await bus.close()
+        await _close([first, other], buses)
 
 
 async def test_leases_lost_together_are_let_go_together_and_claimed_back(nats_server):
@@ -192,9 +185,7 @@ async def test_leases_lost_together_are_let_go_together_and_claimed_back(nats_se
         assert [owned for _, owned in released] == [set()] * partition.PARTITIONS  # none kept while others went
         assert part.owned == set(range(partition.PARTITIONS))
     finally:
-        await part.close()
-        for b in (bus, admin):
-            await b.close()
+        await _close([part], [bus, admin])
 
 
 async def test_commands_are_answered_only_by_the_owner(nats_server):
@@ -253,9 +244,7 @@ async def test_a_partition_whose_feed_cannot_start_is_given_back_whole_and_taken
                          tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)))
         await eventually(lambda: sorted(heard) == ["s0", "s1"], what="each partition's feed running")
     finally:
-        await part.close()
-        for b in (bus, admin):
-            await b.close()
+        await _close([part], [bus, admin])
 
 
 async def test_close_ends_a_loop_that_lost_its_first_cancel(nats_server):
@@ -277,10 +266,7 @@ async def test_close_ends_a_loop_that_lost_its_first_cancel(nats_server):
         assert await ends_within(b.close()), "close() still waiting for a loop that lost its first cancel"
         assert claimed.went_on.is_set() and b._loop.done()
     finally:
-        for part in (a, b):
-            await part.close()
-        for bus in buses:
-            await bus.close()
+        await _close([a, b], buses)
 
 
 async def test_leases_claimed_in_a_long_tick_are_renewed_while_it_claims_the_next(nats_server):
