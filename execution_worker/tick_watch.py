@@ -34,14 +34,22 @@ class TickWatch:
             held = self.desk.tracker.held(p.strategy_id, p.exchange, p.tradingsymbol)[0]
             gtt = uses_gtt(p.product)  # the GTT's own target leg takes the target at the broker
             if not gtt and target_reached(p, held, price):
-                self.busy.add(p.key)
-                self.desk.bus.spawn(self._target(p), name=f"target:{p.key}")
+                self._start(p, "target", self._target(p))
             elif stop_returned(p, held, price):  # also a GTT's fired target leg still waiting
-                self.busy.add(p.key)
-                self.desk.bus.spawn(self._stopped(p, held), name=f"stopped:{p.key}")
+                self._start(p, "stopped", self._stopped(p, held))
             elif held and p.mode in ("stop", "stopped") and any(self._ran_past(o, price) for o in self._stops(p)):
-                self.busy.add(p.key)
-                self.desk.bus.spawn(self._chase(p, price), name=f"chase:{p.key}")
+                self._start(p, "chase", self._chase(p, price))
+
+    def _start(self, p: Protection, what: str, work) -> None:
+        """Run ``work`` on the position in the background; its ticks are not looked at again until it is done."""
+        self.busy.add(p.key)
+
+        async def then_free() -> None:
+            try:
+                await work
+            finally:
+                self.busy.discard(p.key)
+        self.desk.bus.spawn(then_free(), name=f"{what}:{p.key}")
 
     def _stops(self, p: Protection) -> list[Order]:
         """The position's working exit at the broker: its SL order, or the order its GTT fired (either leg)."""
@@ -56,34 +64,24 @@ class TickWatch:
         return price < order.price if order.transaction_type.value == "SELL" else price > order.price
 
     async def _target(self, p: Protection) -> None:
-        try:
-            p.mode = "target"
-            self.desk.journal.save_protection(p)
-            log.info("target %s reached for %s: the stop becomes a limit there", p.target, p.key,
-                     extra={"user_id": self.desk.user_id})
-            inst = self.desk.inst(p.exchange, p.tradingsymbol)
-            await self.protector.carry_out(p, target_actions(p, self._stops(p), inst))
-        finally:
-            self.busy.discard(p.key)
+        p.mode = "target"
+        self.desk.journal.save_protection(p)
+        log.info("target %s reached for %s: the stop becomes a limit there", p.target, p.key,
+                 extra={"user_id": self.desk.user_id})
+        inst = self.desk.inst(p.exchange, p.tradingsymbol)
+        await self.protector.carry_out(p, target_actions(p, self._stops(p), inst))
 
     async def _stopped(self, p: Protection, held: int) -> None:
-        try:
-            p.mode = "stopped"
-            self.desk.journal.save_protection(p)
-            log.info("%s back at the stop %s while the target's limit waited: it exits at the stop", p.key, p.stop,
-                     extra={"user_id": self.desk.user_id})
-            inst = self.desk.inst(p.exchange, p.tradingsymbol)
-            actions = stopped_actions(p, held, self._stops(p), inst, self.protector.slippage_pct)
-            await self.protector.carry_out(p, actions)
-        finally:
-            self.busy.discard(p.key)
+        p.mode = "stopped"
+        self.desk.journal.save_protection(p)
+        log.info("%s back at the stop %s while the target's limit waited: it exits at the stop", p.key, p.stop,
+                 extra={"user_id": self.desk.user_id})
+        inst = self.desk.inst(p.exchange, p.tradingsymbol)
+        await self.protector.carry_out(p, stopped_actions(p, held, self._stops(p), inst, self.protector.slippage_pct))
 
     async def _chase(self, p: Protection, price: int) -> None:
-        try:
-            inst = self.desk.inst(p.exchange, p.tradingsymbol)
-            for order in self._stops(p):
-                if self._ran_past(order, price):  # re-priced through the market (protection.CHASE_BAND_PCT)
-                    await placing.modify(self.desk, order, price=chase_limit(order.transaction_type, price, inst),
-                                         order_type=OrderType.LIMIT.value)
-        finally:
-            self.busy.discard(p.key)
+        inst = self.desk.inst(p.exchange, p.tradingsymbol)
+        for order in self._stops(p):
+            if self._ran_past(order, price):  # re-priced through the market (protection.CHASE_BAND_PCT)
+                await placing.modify(self.desk, order, price=chase_limit(order.transaction_type, price, inst),
+                                     order_type=OrderType.LIMIT.value)
