@@ -17,19 +17,12 @@ from shared import messages as m
 from shared import subjects
 from shared.trading import planning
 from shared.trading.positions import from_broker
-from tests.execution_worker.expiry_kit import expiry_day_sim, nfo_list
+from tests.execution_worker.expiry_kit import late_sim, nfo_list  # noqa: F401 - late_sim: the module's fixture
 from tests.execution_worker.kit import USER, broker, collected, fresh_desk
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow(seconds=8)
 STRATEGY = "late-leg"
-
-
-@pytest.fixture(scope="module")
-def late_sim(tmp_path_factory):
-    s = expiry_day_sim(tmp_path_factory, "sim-late-leg")
-    yield s
-    s.stop()
 
 
 async def test_a_leg_filled_after_its_expiry_days_last_pass_settles_as_an_expiry(bus, late_sim, data_dir):

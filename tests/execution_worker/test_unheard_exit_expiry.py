@@ -19,19 +19,12 @@ from shared import messages as m
 from shared import subjects
 from shared.trading import planning
 from shared.trading.positions import from_broker
-from tests.execution_worker.expiry_kit import expiry_day_sim, nfo_list
+from tests.execution_worker.expiry_kit import late_sim, nfo_list  # noqa: F401 - late_sim: the module's fixture
 from tests.execution_worker.kit import USER, broker, collected, fresh_desk
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow(seconds=8)
 STRATEGY = "unheard-exit"
-
-
-@pytest.fixture(scope="module")
-def late_sim(tmp_path_factory):
-    s = expiry_day_sim(tmp_path_factory, "sim-unheard-exit")
-    yield s
-    s.stop()
 
 
 
