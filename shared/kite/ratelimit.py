@@ -50,12 +50,16 @@ class DailyLimitReached(RuntimeError):
     pass
 
 
-def next_slot(sent: Iterable[float], windows: list[tuple[int, int]], now: float, margin: float = MARGIN) -> float:
-    """The earliest time, not before ``now`` nor before the last slot handed out (first come, first
+def next_slot(sent: Iterable[float], windows: list[tuple[int, int]], now: float, margin: float = MARGIN, *,
+              fifo: bool = True) -> float:
+    """The earliest time, not before ``now`` nor (``fifo``) before the last slot handed out (first come, first
     served), at which one more request keeps every sliding window (shorter than a day) under its limit.
-    ``sent``: the times of the slots already handed out, oldest first."""
-    stamps = list(sent)
-    at = max([now, *stamps[-1:]])
+    ``sent``: the times of the slots already handed out, oldest first (any order without ``fifo``).
+    A slot stamped ``t`` is sent at the latest ``margin`` after ``t``, at any time before it; so one more slot
+    at ``at`` shares a window with the stamps after ``at - window - margin`` and with none before — which is
+    why the rule holds without ``fifo`` too (SharedBudget: a lease's stamp lies ahead of its first use)."""
+    stamps = list(sent) if fifo else sorted(sent)
+    at = max([now, *stamps[-1:]]) if fifo else now
     for window, limit in windows:
         if window >= DAY:
             continue

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from shared import subjects
-from shared.kite.budget import SharedBudget, budget_key
+from shared.kite.budget import LEASE, SharedBudget, budget_key
 from shared.kite.ratelimit import LIMITS, RateLimiter, next_slot
 from tests.helpers import NATS_CREDS
 from tests.simkit import login
@@ -144,3 +144,77 @@ async def test_a_process_alone_on_its_api_key_claims_with_one_kv_request_and_a_c
     assert sorted(claimed) == claimed and all(b - a >= 1.0 for a, b in zip(claimed, claimed[1:]))
     entry = await (await bus.kv(subjects.KV_RATE_BUDGET)).get(budget_key("test-budget-alone", "quote"))
     assert msgspec.msgpack.decode(entry.value)[-1] == claimed[-1]  # the last claim is what the key holds
+
+
+async def test_a_process_alone_on_its_key_serves_a_burst_of_reads_from_one_claim(bus):
+    """Issue #18: an account's orders fill together and each fill's trades are read — a burst of reads of one
+    key, one compare-and-set each before. Alone on the key, the first claim of a burst also takes a lease of
+    SPARES slots and the burst's next reads use it: one KV request for three reads. Slots of a lease left
+    unused are struck from the entry by the process's next write."""
+    clock = [1_800_000_300.0]
+    budget = SharedBudget(bus, "test-budget-burst", clock=lambda: clock[0])
+    windows = budget.limits["other"]
+    await budget._claim("other", windows)  # the first: a read (not found) and a create, no lease (alone unknown)
+    clock[0] += 1.5
+    start, sent = clock[0], bus.nc.stats["out_msgs"]
+    for _ in range(3):  # three reads within 0.2 s
+        assert (await budget._claim("other", windows))[2]
+        clock[0] += 0.1
+    assert bus.nc.stats["out_msgs"] - sent == 1 and budget.leased == 2
+    kv = await bus.kv(subjects.KV_RATE_BUDGET)
+    lease = start + LEASE - budget.margin  # the latest a leased slot may be sent: where every window counts it
+    assert msgspec.msgpack.decode((await kv.get(budget_key("test-budget-burst", "other"))).value) \
+        == [start, lease, lease]  # (the first claim's slot is out of every window by now)
+    clock[0] = start + 0.7  # the next burst: this lease is used up; the next one lapses unused
+    await budget._claim("other", windows)
+    clock[0] += 0.8
+    await budget._claim("other", windows)
+    entry = msgspec.msgpack.decode((await kv.get(budget_key("test-budget-burst", "other"))).value)
+    assert entry == [start + 0.7, start + 1.5, start + 1.5 + LEASE - budget.margin,
+                     start + 1.5 + LEASE - budget.margin]  # start + 0.7's two leased slots, never used, struck
+
+
+def worst_windows(slots: list[tuple[float, float]], window: float = 1.0) -> int:
+    """The most slots that can fall in one of Kite's windows, each sent anywhere in its (earliest, latest)."""
+    starts = {latest for _, latest in slots} | {earliest - window + 1e-9 for earliest, _ in slots}
+    return max(sum(1 for earliest, latest in slots if earliest < x + window and latest >= x) for x in starts)
+
+
+async def test_a_lease_counts_in_every_window_its_slots_could_be_sent_in(bus):
+    """The deployment-wide limit with leases: process one leases slots, process two then claims as many as it
+    can; wherever one's leased slots are sent within their lease (and every slot within the margin of its
+    time), no window of Kite's holds more than its 10 "other" requests. A lease lasts LEASE: once it is over
+    the other process has the key's whole rate again — a process that dies leaves less than AHEAD behind."""
+    clock = [1_800_000_400.0]
+    one, two = (SharedBudget(bus, "test-budget-lease", clock=lambda: clock[0]) for _ in range(2))
+    two.ahead, two.spares = math.inf, 0  # claims the whole queue at once, one slot a claim
+    windows, margin = one.limits["other"], one.margin
+    await one._claim("other", windows)
+    clock[0] += 1.5
+    start = clock[0]
+    await one._claim("other", windows)  # its slot and a lease of two
+    slots = [(start, start + margin)] + [(start, start + LEASE)] * 2
+    claimed = [(await two._claim_kv("other", windows))[0] for _ in range(25)]
+    slots += [(at, at + margin) for at in claimed]
+    assert worst_windows(slots) <= 10, sorted(slots)
+    assert one._lease[budget_key("test-budget-lease", "other")] == [start + LEASE - margin] * 2
+    assert claimed.count(start) == 7  # the window's free slots, the lease's two counted
+    # a slot stamped at ``start`` is out of the windows at start + 1.1, a leased one at start + LEASE - 0.1 + 1.1
+    assert claimed[7:17] == pytest.approx([start + 1 + margin] * 8 + [start + LEASE + 1] * 2, abs=1e-6)
+
+
+async def test_no_lease_is_taken_on_a_key_another_process_claims_through(bus):
+    """A lease is for a process alone on its key: after a conflict (another process wrote the entry) claims take
+    one slot each for CONTENDED seconds, so slots one process may not use are not kept from the others."""
+    clock = [1_800_000_500.0]
+    one, two = (SharedBudget(bus, "test-budget-shared", clock=lambda: clock[0]) for _ in range(2))
+    windows = one.limits["other"]
+    await one._claim("other", windows)
+    await two._claim("other", windows)  # the other process writes the entry
+    clock[0] += 1.5
+    await one._claim("other", windows)  # a conflict: re-read, one slot
+    clock[0] += 1.5
+    await one._claim("other", windows)  # its own entry again, but the key is shared: still one slot
+    assert one.conflicts == 1 and not one._lease.get(budget_key("test-budget-shared", "other"))
+    entry = await (await bus.kv(subjects.KV_RATE_BUDGET)).get(budget_key("test-budget-shared", "other"))
+    assert msgspec.msgpack.decode(entry.value) == [clock[0]]  # its slot alone (the one before is out of the window)
