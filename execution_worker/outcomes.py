@@ -1,7 +1,8 @@
 """What became of a strategy's signals, told to the strategy worker: every outcome is journaled once
 (its seq is the journal row id, so a user's outcomes are ordered) and published on the durable
-``kta.u.<user>.outcomes`` with a message id, so a retry is never a second outcome. ``position`` is
-the strategy's net quantity in the instrument from the journaled fills at that moment."""
+``kta.u.<user>.outcomes`` with a message id, so a retry is never a second outcome. The stream's ack is not
+awaited (``shared/store_later.py``: one it did not store is published again; the journal is told again on start).
+``position`` is the strategy's net quantity in the instrument from the journaled fills at that moment."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import time
 
 from execution_worker.journal import Journal
-from shared import subjects
+from shared import store_later, subjects
 from shared.bus import Bus
 from shared.messages import StrategyOutcome, TransactionType
 from shared.trading.positions import PositionTracker
@@ -38,7 +39,8 @@ class Outcomes:
         out = StrategyOutcome(user_id=self.user_id, seq=seq, ts=time.time_ns(), strategy_id=strategy_id, kind=kind,
                               exchange=exchange, tradingsymbol=tradingsymbol, transaction_type=side,
                               position=quantity, average_price=average, **fields)
-        await self.bus.js_publish(subjects.outcomes(self.user_id), out, msg_id=f"{self.user_id}:{key}")
+        # its ack not awaited (store_later: checked when it comes, published again if the stream did not store it)
+        await store_later.store(self.bus, subjects.outcomes(self.user_id), out, msg_id=f"{self.user_id}:{key}")
         log.info("outcome %s %s %s position %s", kind, strategy_id, tradingsymbol, quantity,
                  extra={"user_id": self.user_id})
         return out
