@@ -291,6 +291,7 @@ class Desks:
         """Stop trading: working entries and exits cancelled (the stop-losses stay), then every open
         position protected at the broker or squared off. The loops go on while positions are open,
         so their stop-losses' fills still reach the journal."""
+        self.marks.stopped(desk.user_id)  # the ticker drops the user's tokens on Stop: ask anew for the next position
         if cmd.cancel_open_orders and self.settings.cancel_open_on_stop:
             working = [o for o in desk.book.working() if not o.is_protective]
             for order in working:

@@ -1,11 +1,15 @@
 """Open positions marked to market on every tick of their instruments, so the kill switch sees a
 loss as it happens rather than at the next 30 s broker poll, and their protection sees its target. Work per tick is O(holders of the
 token): the tracker keeps running totals. The instruments' ticks are asked of the ticker worker
-(full mode, so no strategy's subscription is downgraded) when a position opens."""
+(full mode, so no strategy's subscription is downgraded) when a position opens — once for a user's token while the
+ticker keeps it (it keeps what it was asked until the user's Stop: ``stopped``), asked again after ``ASK_AGAIN``
+(a ticker that lost it heals): a strategy reopening a position was a request to the ticker, and the ticker's save
+of its state, every time (issue #18)."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 import msgspec
 
@@ -16,6 +20,7 @@ from shared.bus import Bus
 from shared.exchange_clock import ExchangeClock
 
 log = logging.getLogger("kta.marks")
+ASK_AGAIN = 300.0  # seconds after which a token the ticker said it streams for a user is asked of it again
 
 
 class TickMarks:
@@ -24,6 +29,7 @@ class TickMarks:
         self.clock = clock or ExchangeClock()
         self.holders: dict[int, dict[str, Desk]] = {}  # token -> user -> desk holding it
         self.subs: dict[int, object] = {}  # token -> NATS subscription
+        self.asked: dict[tuple[str, int], float] = {}  # (user, token) -> when the ticker said it streams it
 
     async def track(self, desk: Desk) -> None:
         """Follow exactly the tokens ``desk`` holds now (called on opening a desk and after fills)."""
@@ -38,12 +44,20 @@ class TickMarks:
                 self.subs[token] = await self.bus.subscribe(subjects.ticks(token), m.Tick, self.on_tick)
         for token in [t for t, users in self.holders.items() if desk.user_id in users and t not in held]:
             await self._drop(token, desk.user_id)
-        if new:
-            self.bus.spawn(self._ask_ticker(desk.user_id, sorted(new)), name=f"marks-subscribe:{desk.user_id}")
+        now = time.monotonic()
+        ask = sorted(t for t in new if now - self.asked.get((desk.user_id, t), -ASK_AGAIN) >= ASK_AGAIN)
+        if ask:
+            self.bus.spawn(self._ask_ticker(desk.user_id, ask), name=f"marks-subscribe:{desk.user_id}")
 
     async def forget(self, user_id: str) -> None:
         for token in [t for t, users in self.holders.items() if user_id in users]:
             await self._drop(token, user_id)
+        self.stopped(user_id)
+
+    def stopped(self, user_id: str) -> None:
+        """The user's Stop: the ticker dropped every token it streamed for them — ask again for the next."""
+        for key in [k for k in self.asked if k[0] == user_id]:
+            del self.asked[key]
 
     async def on_tick(self, tick: m.Tick, msg) -> None:
         self.clock.heard(tick.exchange_timestamp)
@@ -67,10 +81,16 @@ class TickMarks:
 
     async def _ask_ticker(self, user_id: str, tokens: list[int]) -> None:
         try:
-            await self.bus.request(subjects.cmd(user_id, "ticker", "subscribe"),
-                                   m.Subscribe(tokens=tokens, mode=m.TickMode.FULL), timeout=5)
+            reply = await self.bus.request(subjects.cmd(user_id, "ticker", "subscribe"),
+                                           m.Subscribe(tokens=tokens, mode=m.TickMode.FULL), timeout=5)
         except Exception as e:  # noqa: BLE001 - the 30 s broker poll still marks the positions
             log.info("ticks of %s not subscribed for %s: %r", tokens, user_id, e)
+            return
+        if isinstance(reply, m.Ok):
+            now = time.monotonic()
+            self.asked.update(((user_id, t), now) for t in tokens)
+        else:
+            log.info("ticks of %s not subscribed for %s: %s", tokens, user_id, reply.message)
 
 
 async def carried_marks(desk: Desk, broker: list[m.Position]) -> list[m.Position]:
