@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats
-from nats.js.api import SubjectTransform
 import stamina
 
 from shared import cancelling, subjects
@@ -50,50 +49,16 @@ from shared import messages as m
 from shared.instances import instance_name, restartable_instance, restartable_name  # noqa: F401
 from shared.kv_keys import live_entries, live_keys
 from shared.missed_reads import MissedReads
+from shared.partition_subjects import (  # noqa: F401 - re-exported: partition.of etc.
+    PARTITIONS, TRANSFORMS, feed_subject, fnv1a32, of, published)
 
 log = logging.getLogger("kta.partition")
 
-PARTITIONS = 8  # the most copies of one worker kind that get work; fixed: stored subjects carry it
 LEASE_SECONDS = 6.0  # a dead worker's leases age out after this; a survivor claims them at its next tick
 KV_LEASES = "kta_leases"
 ACK_WAIT = 8.0  # partition consumers; long handlers keep their message with in-progress acks
 HANDOVER_MARGIN = 1.0  # reads heard this long before a giver said it was leaving may still be in its queue
 
-
-
-def _partitioned(src: str) -> SubjectTransform:
-    """``kta.u.*.signals`` → stored as ``kta.u.<user>.signals.<p>``: each ``*`` kept, the user's partition
-    (the first ``*``) appended."""
-    tokens, n = src.split("."), 0
-    for i, token in enumerate(tokens):
-        if token == "*":
-            n += 1
-            tokens[i] = "{{wildcard(%d)}}" % n
-    return SubjectTransform(src=src, dest=".".join(tokens) + ".{{partition(%d,1)}}" % PARTITIONS)
-
-
-TRANSFORMS: dict[str, SubjectTransform] = {
-    subjects.STREAM_SIGNALS: _partitioned(subjects.signals(subjects.ANY)),
-    subjects.STREAM_OUTCOMES: _partitioned(subjects.outcomes(subjects.ANY)),
-    subjects.STREAM_BROKER: _partitioned(subjects.broker(subjects.ANY, subjects.ANY)),
-}
-
-
-def fnv1a32(text: str) -> int:
-    h = 0x811C9DC5
-    for b in text.encode():
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def of(user_id: str, count: int = PARTITIONS) -> int:
-    """The partition of a user: the same number nats-server's ``partition()`` transform computes."""
-    return fnv1a32(subjects.user(user_id)) % count
-
-
-def feed_subject(pattern: str, p: int) -> str:
-    """A partition's slice of a transformed stream: ``kta.u.*.signals`` → ``kta.u.*.signals.3``."""
-    return f"{pattern}.{p}"
 
 
 @dataclass(frozen=True)
@@ -386,12 +351,3 @@ class Partitions:
     def status(self) -> dict[str, Any]:
         return {"partitions": len(self.owned), "members": self.members,
                 "detail": "partitions " + ",".join(map(str, sorted(self.owned)))}
-
-
-_STORED = re.compile(r"^(kta\.u\.[A-Z0-9]+\.(?:signals|broker\.[a-z_]+))\.\d+$")
-
-
-def published(subject: str) -> str:
-    """The subject a message was published on, from the partitioned one it is stored under."""
-    match = _STORED.match(subject)
-    return match.group(1) if match else subject
