@@ -96,6 +96,7 @@ class Partitions:
         self._revisions: dict[int, int] = {}
         self._renewed: dict[int, float] = {}
         self._stops: dict[int, asyncio.Event] = {}
+        self._releasing: set[int] = set()  # partitions whose feeds a release is waiting for
         self._tasks: dict[int, list[asyncio.Task]] = {}
         self._kv = None
         self._lock = asyncio.Lock()
@@ -250,7 +251,7 @@ class Partitions:
 
     async def _renew(self, *, due_only: bool = False) -> None:
         lost = []
-        for p in sorted(self.owned):
+        for p in sorted(self.owned - self._releasing):  # (one being released is the releaser's to finish)
             if due_only and time.monotonic() - self._renewed.get(p, 0.0) < self.lease_seconds / 3:
                 continue
             try:
@@ -331,9 +332,11 @@ class Partitions:
                 stop.set()
             tasks += self._tasks.pop(p, [])
         if tasks:
-            _done, hung = await asyncio.wait(tasks, timeout=ACK_WAIT)
-            for task in hung:  # a handler that hangs: its message comes back after the ack wait
-                task.cancel()
+            self._releasing.update(ps)
+            try:
+                await self._drain(tasks)
+            finally:
+                self._releasing.difference_update(ps)
         for p in ps:
             self.owned.discard(p)
             if self.on_release is not None:
@@ -347,6 +350,17 @@ class Partitions:
                 await self._forget_key(self._lease_key(p), last=rev)
         if delete and ps and announce:
             await self._announce(ps, released=True)
+
+    async def _drain(self, tasks: list[asyncio.Task]) -> None:
+        """Wait up to the ack wait for a release's feeds to finish their messages, renewing the other leases as
+        they come due: a handler stuck on the broker must not cost the worker every other partition it holds."""
+        deadline, pending = time.monotonic() + ACK_WAIT, set(tasks)
+        while pending and (left := deadline - time.monotonic()) > 0:
+            _done, pending = await asyncio.wait(pending, timeout=min(left, self.lease_seconds / 6))
+            if pending:
+                await self._renew(due_only=True)
+        for task in pending:  # a handler that hangs: its message comes back after the ack wait
+            task.cancel()
 
     def status(self) -> dict[str, Any]:
         return {"partitions": len(self.owned), "members": self.members,

@@ -292,3 +292,69 @@ async def test_leases_claimed_in_a_long_tick_are_renewed_while_it_claims_the_nex
     finally:
         await part.close()
         await bus.close()
+
+
+async def test_a_handler_stuck_while_its_partition_is_released_costs_no_other_lease(nats_server):
+    """A release waits up to the ack wait (8 s) for its feeds' handlers; it waited holding the lock, the worker's
+    other leases unrenewed past their TTL: a handler stuck during a rebalance cost every other partition (a peer
+    took them, users' commands met desk_moved). Now they are renewed while it waits: over a lease and more of
+    renewals of partition 0 come, each naming this instance, while partition 1's handler is still stuck."""
+    bus, admin = await connect(nats_server, "pstuck"), await connect(nats_server, "pstuck-admin")
+    entered, unblock, released = asyncio.Event(), asyncio.Event(), []
+    handler_cancelled = False
+
+    async def handle(sig: m.Signal, msg) -> None:
+        nonlocal handler_cancelled
+        entered.set()
+        try:
+            await unblock.wait()
+        except asyncio.CancelledError:
+            handler_cancelled = True
+            raise
+
+    async def on_release(p: int) -> None:
+        released.append(p)
+
+    lease = 3.0
+    await admin.js.add_stream(name="KTA_PSTUCK", subjects=["pstuck.u.>"])
+    feed = partition.Feed("KTA_PSTUCK", "pstuck", "pstuck.u.*", m.Signal, handle)
+    part = partition.Partitions(bus, "pstuck", [feed], instance="w", count=2, lease_seconds=lease,
+                                bucket="kta_leases_stuck", on_release=on_release)
+    handovers: list[m.PartitionHandover] = []
+    sub = await admin.subscribe(s.partitions("pstuck"), m.PartitionHandover, lambda ev, msg: _append(handovers, ev))
+    try:
+        await part.start()
+        assert part.owned == {0, 1}
+        await admin.js.publish(partition.feed_subject("pstuck.u.X", 1), msgspec.msgpack.encode(
+            m.Signal(id="stuck", user_id="DEMO01", strategy_id="a", strategy="rsi", exchange="NSE",
+                     tradingsymbol="INFY", instrument_token=1, transaction_type="BUY", quantity=1)))
+        await asyncio.wait_for(entered.wait(), 15)
+        leases = await admin.kv("kta_leases_stuck", ttl=lease)
+        await leases.put("pstuck.m.peer", b"1")  # a peer joins: share 1 of 2, partition 1 is surplus
+        ticking = asyncio.create_task(part.tick())
+        await eventually(lambda: any(not h.released for h in handovers), what="partition 1 being given up")
+
+        renewals: set[int] = set()
+
+        async def renewed_past_a_lease() -> bool:
+            entry = await leases.get("pstuck.p0")  # aged out (KeyNotFoundError) if its renewals stopped
+            assert entry.value == b"w"
+            assert not handler_cancelled and not ticking.done(), "the release ended before a lease had passed"
+            renewals.add(entry.revision)
+            # the first seen may be the tick's own; three more, each a third of a lease or more after the last: a lease
+            return len(renewals) >= 4
+
+        await eventually(renewed_past_a_lease, timeout=30, what="partition 0 renewed while partition 1 is released")
+        assert released == [] and 0 in part.owned
+        unblock.set()
+        await asyncio.wait_for(ticking, 15)
+        assert released == [1] and part.owned == {0}
+        assert (await leases.get("pstuck.p0")).value == b"w"
+    finally:
+        unblock.set()
+        await sub.unsubscribe()
+        await _close([part], [bus, admin])
+
+
+async def _append(into: list, item) -> None:
+    into.append(item)
