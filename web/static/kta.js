@@ -211,6 +211,10 @@
   // ---- 3. charts ---------------------------------------------------------------------------
   var IST = 19800;  // the chart's axis is UTC; shift so it reads Indian time
   var price = null, pnl = null, chartToken = null, lastPriceTime = 0, lastPnlTime = 0, markers = [], marked = {};
+  // The charts show the exchange day: at a day change the price line, its marks and the P&L curve start over
+  // (a page open all week kept every day's points: the JS heap grew ~2 KB a second at 60x, never levelling).
+  var chartDay = null, pnlDay = null;
+  function dayOf(t) { return Math.floor(t / 86400); }  // t on the exchange's clock (IST-shifted seconds)
   var pnlChart = null, priceChart = null;
 
   function cssVar(name) {
@@ -257,13 +261,23 @@
   function setChartToken(token, label) {
     if (!price || token === chartToken) { return; }
     chartToken = token;
+    clearPrice();
+    chartTitle(label || token);
+  }
+
+  function clearPrice() {
     lastPriceTime = 0;
     markers = [];
     marked = {};
     price.setData([]);
     price.setMarkers([]);
-    chartTitle(label || token);
   }
+
+  // What the charts hold, for the memory bench and the browser tests: each is bounded by the exchange day.
+  window.ktaChartSizes = function () {
+    return { price: price ? price.data().length : 0, pnl: pnl ? pnl.data().length : 0,
+      markers: markers.length, marked: Object.keys(marked).length };
+  };
 
   function addMarker(m) {
     markers.push(m);
@@ -280,7 +294,8 @@
       if (d.token !== chartToken || !d.ts) { return; }
       var t = parseInt(d.ts, 10) + IST;
       if (t < lastPriceTime) { return; }
-      if (!lastPriceTime) { loadHistory(chartToken, t); }
+      if (lastPriceTime && dayOf(t) !== chartDay) { clearPrice(); }
+      if (!lastPriceTime) { chartDay = dayOf(t); loadHistory(chartToken, t); }
       lastPriceTime = t;
       price.update({ time: t, value: parseFloat(d.ltp) });
     } else if ((kind === "signal" || kind === "fill") && lastPriceTime && onChart(d.token)) {
@@ -335,6 +350,8 @@
     if (!pnl || isNaN(paise)) { return; }
     var t = lastPriceTime || (exchangeNs > 0 ? Math.floor(exchangeNs / 1e9) + IST : 0);
     if (!t) { return; }
+    if (pnlDay !== null && dayOf(t) !== pnlDay) { pnl.setData([]); lastPnlTime = 0; }
+    pnlDay = dayOf(t);
     if (t < lastPnlTime) { t = lastPnlTime; }  // same time: the newer figure replaces the point
     lastPnlTime = t;
     pnl.update({ time: t, value: paise / 100 });
