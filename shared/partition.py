@@ -251,7 +251,7 @@ class Partitions:
 
     async def _renew(self, *, due_only: bool = False) -> None:
         lost = []
-        for p in sorted(self.owned - self._releasing):  # (one being released is the releaser's to finish)
+        for p in sorted(self.owned):  # (given up ones too: held until their feeds stop, or a peer's would start)
             if due_only and time.monotonic() - self._renewed.get(p, 0.0) < self.lease_seconds / 3:
                 continue
             try:
@@ -268,6 +268,9 @@ class Partitions:
                     log.warning("cannot renew partition %d (%r): letting it go", p, e,
                                 extra={"service": self.service})
                     lost.append(p)
+        if gone := [p for p in lost if p in self._releasing]:  # its release, under way, finishes it
+            self.owned.difference_update(gone)
+            lost = [p for p in lost if p not in self._releasing]
         # let go together: a worker that stalled past the TTL loses them all, and one after another each
         # waited out its feed's fetch (a second each, the partitions' commands unanswered meanwhile)
         if lost:
@@ -352,8 +355,9 @@ class Partitions:
             await self._announce(ps, released=True)
 
     async def _drain(self, tasks: list[asyncio.Task]) -> None:
-        """Wait up to the ack wait for a release's feeds to finish their messages, renewing the other leases as
-        they come due: a handler stuck on the broker must not cost the worker every other partition it holds."""
+        """Wait up to the ack wait for a release's feeds to finish their messages, renewing the leases as they come
+        due: a handler stuck on the broker must not cost the worker every other partition it holds, nor let a peer
+        start the feed of one being given up while its handler still runs."""
         deadline, pending = time.monotonic() + ACK_WAIT, set(tasks)
         while pending and (left := deadline - time.monotonic()) > 0:
             _done, pending = await asyncio.wait(pending, timeout=min(left, self.lease_seconds / 6))

@@ -298,7 +298,8 @@ async def test_a_handler_stuck_while_its_partition_is_released_costs_no_other_le
     """A release waits up to the ack wait (8 s) for its feeds' handlers; it waited holding the lock, the worker's
     other leases unrenewed past their TTL: a handler stuck during a rebalance cost every other partition (a peer
     took them, users' commands met desk_moved). Now they are renewed while it waits: over a lease and more of
-    renewals of partition 0 come, each naming this instance, while partition 1's handler is still stuck."""
+    renewals of partition 0 come, each naming this instance, while partition 1's handler is still stuck — and of
+    partition 1 itself, which a peer must not claim (and start a feed of) while that handler still runs."""
     bus, admin = await connect(nats_server, "pstuck"), await connect(nats_server, "pstuck-admin")
     entered, unblock, released = asyncio.Event(), asyncio.Event(), []
     handler_cancelled = False
@@ -334,15 +335,16 @@ async def test_a_handler_stuck_while_its_partition_is_released_costs_no_other_le
         ticking = asyncio.create_task(part.tick())
         await eventually(lambda: any(not h.released for h in handovers), what="partition 1 being given up")
 
-        renewals: set[int] = set()
+        renewals: dict[int, set[int]] = {0: set(), 1: set()}
 
         async def renewed_past_a_lease() -> bool:
-            entry = await leases.get("pstuck.p0")  # aged out (KeyNotFoundError) if its renewals stopped
-            assert entry.value == b"w"
+            for p in (0, 1):  # 1 too: held until its feed stops, or a peer would start one beside its stuck handler
+                entry = await leases.get(f"pstuck.p{p}")  # aged out (KeyNotFoundError) if its renewals stopped
+                assert entry.value == b"w"
+                renewals[p].add(entry.revision)
             assert not handler_cancelled and not ticking.done(), "the release ended before a lease had passed"
-            renewals.add(entry.revision)
             # the first seen may be the tick's own; three more, each a third of a lease or more after the last: a lease
-            return len(renewals) >= 4
+            return all(len(revisions) >= 4 for revisions in renewals.values())
 
         await eventually(renewed_past_a_lease, timeout=30, what="partition 0 renewed while partition 1 is released")
         assert released == [] and 0 in part.owned
