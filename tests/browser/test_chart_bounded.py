@@ -12,12 +12,9 @@ import json
 import pytest
 from playwright.async_api import expect
 
-from gateway import fragments, users
+from gateway import fragments
 from shared import messages as m
-from shared import natsd
-from tests.browser.test_journey import log_in, page, shots  # noqa: F401 - fixtures
-from tests.gateway.conftest import serve
-from tests.helpers import stack_settings
+from tests.browser.test_journey import logged_in, page, shots  # noqa: F401 - fixtures
 from tests.simkit import USER_ID
 
 pytestmark = [pytest.mark.slow(seconds=12), pytest.mark.browser, pytest.mark.timeout(120)]
@@ -39,13 +36,7 @@ def rows(start: int, n: int) -> str:
 
 
 async def test_the_price_chart_keeps_one_exchange_day(nats_server, tmp_path, page, shots):  # noqa: F811
-    data = tmp_path / "var"
-    data.mkdir()
-    settings = stack_settings(nats_server, data, gateway_port=natsd.free_port(), env="dev")
-    users.ensure_demo_user(settings)
-    async with serve(settings) as gw:
-        await log_in(page, gw.url, shots)
-        await expect(page.locator("#sse-pill")).to_have_text("live feed")
+    async with logged_in(nats_server, tmp_path, page, shots):
         day1 = await page.evaluate(SSE_TICKS, [rows(DAY1, 300)])
         assert day1["price"] == 300
         day2 = await page.evaluate(SSE_TICKS, [rows(DAY1 + 86400, 40)])

@@ -13,13 +13,10 @@ import time
 import pytest
 from playwright.async_api import Page, expect
 
-from gateway import users
 from gateway.templating import rupees
 from shared import messages as m
-from shared import natsd, subjects
-from tests.browser.test_journey import log_in, page, shots  # noqa: F401 - fixtures
-from tests.gateway.conftest import serve
-from tests.helpers import stack_settings
+from shared import subjects
+from tests.browser.test_journey import logged_in, page, shots  # noqa: F401 - fixtures
 from tests.simkit import USER_ID
 
 pytestmark = [pytest.mark.slow(seconds=17), pytest.mark.browser, pytest.mark.timeout(120)]
@@ -43,13 +40,7 @@ async def shows(page: Page, day: int, realised: int, unrealised: int) -> None:
 
 
 async def test_every_day_pnl_figure_shows_the_newest(nats_server, tmp_path, bus, page, shots):  # noqa: F811
-    data = tmp_path / "var"
-    data.mkdir()
-    settings = stack_settings(nats_server, data, gateway_port=natsd.free_port(), env="dev")
-    users.ensure_demo_user(settings)
-    async with serve(settings) as gw:
-        await log_in(page, gw.url, shots)
-        await expect(page.locator("#sse-pill")).to_have_text("live feed")  # the gateway's subscriptions are live
+    async with logged_in(nats_server, tmp_path, page, shots):
         t = time.time_ns()
         await bus.publish(subjects.risk(USER_ID), risk(t, -100_00, -212_00))
         await expect(page.locator("#risk-day-pnl")).to_have_text(rupees(-312_00))

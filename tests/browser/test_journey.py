@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from gateway import users
 from shared import natsd
-from tests.gateway.conftest import serve_with_workers
+from tests.gateway.conftest import serve, serve_with_workers
 from tests.helpers import stack_settings
 from tests.simkit import PASSWORD, USER_ID, start_sim
 
@@ -79,6 +80,20 @@ async def log_in(page: Page, url: str, shots: Path) -> None:
     await expect(page.locator("#broker-pill")).to_have_text("Kite not connected")
 
 
+@asynccontextmanager
+async def logged_in(nats_server, tmp_path: Path, page: Page, shots: Path):
+    """A gateway alone (no workers) with the demo user logged in and the page's live feed open: a test then
+    hands the page what it needs over NATS or the SSE stream itself."""
+    data = tmp_path / "var"
+    data.mkdir()
+    settings = stack_settings(nats_server, data, gateway_port=natsd.free_port(), env="dev")
+    users.ensure_demo_user(settings)
+    async with serve(settings) as gw:
+        await log_in(page, gw.url, shots)
+        await expect(page.locator("#sse-pill")).to_have_text("live feed")  # the gateway's subscriptions are live
+        yield gw
+
+
 async def connect_kite(page: Page, url: str) -> None:
     await page.click("text=Connect Kite")
     await page.fill("#userid", USER_ID)
@@ -135,7 +150,8 @@ async def flashes_without_animation(page: Page) -> None:
     page every frame while ticks flowed (~75 % of a core in Chromium at 60 frames a second)."""
     await page.evaluate("""() => {
       window.__anims = 0; window.__flashes = 0; window.__lit = null;
-      document.addEventListener("animationstart", () => { window.__anims++; });
+      // (the request spinner, .htmx-indicator, spins while a panel refreshes: not a flash)
+      document.addEventListener("animationstart", (e) => { if (e.animationName !== "spin") { window.__anims++; } });
       new MutationObserver((ms) => ms.forEach((m) => m.addedNodes.forEach((n) => {
         const lit = n.querySelector && n.querySelector("td.up, td.down");
         if (lit) { window.__flashes++; window.__lit = window.__lit || lit; }
