@@ -96,7 +96,7 @@ async def main(n: int, rounds: int) -> None:
                 await store_later.store(bus, subject, event(i), msg_id=f"later-{rounds_run[0]}-{i}")
                 if i % 8 == 7:
                     await asyncio.sleep(0)
-            while bus.nc._resp_map:  # every ack heard and checked
+            while store_later._answers(bus).waiting:  # every ack heard and checked
                 await asyncio.sleep(0.001)
             rounds_run[0] += 1
             return (user_cpu() - t0) / n

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 
 import msgspec
 from nats.aio.msg import Msg
@@ -31,22 +30,55 @@ async def store(bus, subject: str, msg: msgspec.Struct, *, msg_id: str, timeout:
     await _publish(bus, subject, m.encode(msg), {"Nats-Msg-Id": msg_id}, timeout, 0)
 
 
+class _Answers:
+    """The stores' acks on one wildcard inbox subscription of the connection (nats-py's public ``subscribe``; its own
+    request plumbing is private and may change between releases), each matched to its waiting future by its token."""
+
+    def __init__(self, nc) -> None:
+        self.nc = nc
+        self.prefix = ""
+        self.waiting: dict[str, asyncio.Future] = {}
+        self._count = 0
+        self._subscribing = asyncio.Lock()
+
+    async def inbox(self) -> tuple[str, str]:
+        """A new reply subject and its token."""
+        if not self.prefix:
+            async with self._subscribing:
+                if not self.prefix:
+                    await self._subscribe()
+        self._count += 1
+        token = str(self._count)
+        return self.prefix + token, token
+
+    async def _subscribe(self) -> None:
+        base = self.nc.new_inbox()
+        await self.nc.subscribe(base + ".*", cb=self._arrived)
+        self.prefix = base + "."
+
+    async def _arrived(self, reply: Msg) -> None:
+        answer = self.waiting.pop(reply.subject[len(self.prefix):], None)
+        if answer is not None and not answer.done():
+            answer.set_result(reply)
+
+
+def _answers(bus) -> _Answers:
+    answers = bus.__dict__.get("_store_answers")
+    if answers is None or answers.nc is not bus.nc:
+        answers = bus.__dict__["_store_answers"] = _Answers(bus.nc)
+    return answers
+
+
 async def _publish(bus, subject: str, payload: bytes, headers: dict[str, str], timeout: float, tried: int) -> None:
-    nc = bus.nc
-    if not nc._resp_sub_prefix:  # nats-py's one inbox subscription for every request's answer
-        await nc._init_request_sub()
-    token = nc._nuid.next()
-    token.extend(secrets.token_hex(2).encode())
-    key = token.decode()
-    inbox = nc._resp_sub_prefix[:]
-    inbox.extend(token)
+    answers = _answers(bus)
+    inbox, token = await answers.inbox()
     loop = asyncio.get_running_loop()
     answer: asyncio.Future = loop.create_future()
-    nc._resp_map[key] = answer  # where nats-py's inbox callback sets the answer, as for its own requests
+    answers.waiting[token] = answer
     timer = loop.call_later(timeout, answer.cancel)
 
     def answered(f: asyncio.Future) -> None:
-        nc._resp_map.pop(key, None)
+        answers.waiting.pop(token, None)
         timer.cancel()
         problem = "no answer" if f.cancelled() else _problem(f.result())
         if problem:
@@ -54,10 +86,10 @@ async def _publish(bus, subject: str, payload: bytes, headers: dict[str, str], t
 
     answer.add_done_callback(answered)
     try:
-        await nc.publish(subject, payload, reply=inbox.decode(), headers=headers)
+        await bus.nc.publish(subject, payload, reply=inbox, headers=headers)
     except BaseException:
         answer.remove_done_callback(answered)
-        nc._resp_map.pop(key, None)
+        answers.waiting.pop(token, None)
         timer.cancel()
         raise
 

@@ -52,3 +52,29 @@ async def test_an_outcome_the_stream_could_not_store_is_stored_once_it_can(tmp_p
 
 async def _with_seq(outcomes, seq: int) -> list[m.StrategyOutcome]:
     return [o for o in await outcomes if o.seq == seq]
+
+
+async def test_acks_are_matched_without_nats_py_private_request_plumbing(tmp_path, monkeypatch, caplog):
+    """nats-py is not pinned: a release that renames its private request map must not break every outcome."""
+    port = natsd.free_port()
+    proc = natsd.start(port, tmp_path / "js")
+    bus = await Bus.connect(f"nats://127.0.0.1:{port}", "execution")
+    await bus.ensure_streams()
+    journal = Journal(tmp_path / "journal.db")
+    caplog.set_level("WARNING", logger="kta.bus")
+    try:
+        outcomes = Outcomes(bus, journal, USER, PositionTracker())
+        with monkeypatch.context() as renamed:  # (nats-py's own requests need them back for the checks below)
+            for private in ("_resp_map", "_resp_sub_prefix"):
+                renamed.delattr(bus.nc, private)
+            for n in range(3):
+                await outcomes.emit(f"accepted:sig-{n}", kind="accepted", strategy_id="s-1", signal_id=f"sig-{n}")
+        answers = store_later._answers(bus)
+        await eventually(lambda: not answers.waiting, what="every store's ack matched to its publish")
+        assert (await bus.js.stream_info(subjects.STREAM_OUTCOMES)).state.messages == 3
+        assert not [r for r in caplog.records if "not stored" in r.getMessage()]
+    finally:
+        journal.close()
+        await bus.close()
+        proc.terminate()
+        proc.wait(10)
