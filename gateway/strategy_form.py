@@ -63,5 +63,5 @@ def parse_params(spec: dict, form: Mapping[str, Any]) -> tuple[dict, dict, dict[
 
 
 def symbols_of(text: str) -> list[str]:
-    """The form's optional symbols field: comma-separated, blanks dropped (empty = the live symbols)."""
+    """The form's optional symbols field: comma-separated, blanks dropped (empty: the strategy follows the live symbols of every Start)."""
     return [part.strip() for part in text.split(",") if part.strip()]

@@ -42,16 +42,21 @@ class StrategyCommands:
         if len(e.of_user(user_id)) >= s.max_strategies_per_user:
             return m.Error(code="quota", message=f"at most {s.max_strategies_per_user} strategies per user "
                                                  f"(KTA_MAX_STRATEGIES_PER_USER)", field="strategy")
-        tokens = list(dict.fromkeys(cmd.tokens or e.users[user_id].tokens))
-        problem = self._symbols_problem(cmd.strategy, tokens)
-        if problem:
-            return problem
-        r = e.make(user_id, sid, cmd.strategy, params, tokens)
+        user = e.users[user_id]
+        follows = not cmd.tokens  # trades the live symbols: today's now, the next Start's then
+        if follows:
+            tokens = user.tokens[: s.max_symbols_per_strategy] if user.live else []
+        else:
+            tokens = list(dict.fromkeys(cmd.tokens))
+            problem = self._symbols_problem(cmd.strategy, tokens)
+            if problem:
+                return problem
+        r = e.make(user_id, sid, cmd.strategy, params, tokens, follows)
         e.put(r)
         e.persist(r)
-        if e.users[user_id].live:
+        if user.live:
             self.seeder.request(user_id, tokens)
-        return m.Ok(data={"strategy_id": sid, "tokens": tokens})
+        return m.Ok(data={"strategy_id": sid, "tokens": tokens, "follows_live": follows})
 
     def _symbols_problem(self, name: str, tokens: list[int]) -> m.Error | None:
         e, s = self.engine, self.settings
@@ -96,7 +101,7 @@ class StrategyCommands:
             params = registry.validate_params(r.name, {**r.params, **cmd.params})
         except registry.ParamsError as err:
             return m.Error(code="bad_params", message=str(err), field=err.field)
-        fresh = e.make(user_id, cmd.strategy_id, r.name, params, r.runner.tokens)
+        fresh = e.make(user_id, cmd.strategy_id, r.name, params, r.runner.symbols, r.follows)
         fresh.runner.restore(r.runner.snapshot())  # books and state carry over; indicators start again
         fresh.status, fresh.error, fresh.signals = r.status, r.error, r.signals
         e.put(fresh)  # warmed on the bars so far
@@ -107,7 +112,7 @@ class StrategyCommands:
         e = self.engine
         user = e.users[user_id]
         return [{"strategy_id": r.strategy_id, "strategy": r.name, "params": r.params, "tokens": r.runner.tokens,
-                 "state": r.status, "error": r.error, "signals": r.signals,
+                 "follows_live": r.follows, "state": r.status, "error": r.error, "signals": r.signals,
                  "position": {str(k): v for k, v in r.runner.positions().items()},
                  "symbols": self._symbols(r), "in_flight": r.runner.in_flight(),
                  "refused": len(r.runner.refusals), "seeding": user.seeding}
@@ -153,8 +158,8 @@ class StrategyCommands:
         user.tokens, user.mode, user.live = tokens, mode, True
         e.store.set_live(user_id, tokens, mode)
         for r in e.of_user(user_id):
-            if not r.runner.tokens:  # added without symbols: it trades the live ones
-                r.runner.set_tokens(tokens[: s.max_symbols_per_strategy])
+            if r.follows:  # added without symbols: it trades the live ones
+                e.retarget(r, tokens[: s.max_symbols_per_strategy])
                 e.persist(r)
         e.resume_user(user_id)
         self.seeder.request(user_id)

@@ -49,6 +49,7 @@ class Running:
     error: str = ""
     signals: int = 0
     warm: set[int] = field(default_factory=set)  # symbols whose history the instance has run
+    follows: bool = False  # added without symbols: trades the user's live symbols, whatever they are at Start
 
     @property
     def user_id(self) -> str:
@@ -100,16 +101,27 @@ class StrategyEngine:
 
     # ---- strategies ---------------------------------------------------------------------------
 
-    def make(self, user_id: str, sid: str, name: str, params: msgspec.Struct, tokens: list[int]) -> Running:
+    def make(self, user_id: str, sid: str, name: str, params: msgspec.Struct, tokens: list[int],
+             follows: bool = False) -> Running:
         runner = StrategyRunner(registry.get(name), sid, user_id, params, tokens, self.ctx)
         runner.on_refusal = lambda sig, refusal: self._log_refusal(user_id, sig, refusal)
-        return Running(runner, name, msgspec.to_builtins(params))
+        return Running(runner, name, msgspec.to_builtins(params), follows=follows)
 
     def put(self, r: Running) -> None:
         """Install (or replace) a strategy and warm it on the history its symbols already have."""
         self.running[(r.user_id, r.strategy_id)] = r
         for token in r.runner.tokens:
             if token in self.ready:
+                self.warm(r, token)
+        self.reindex()
+
+    def retarget(self, r: Running, tokens: list[int]) -> None:
+        """A following strategy's symbols become ``tokens`` (an instance still holding or in flight on
+        a symbol that left stays until flat); new symbols whose history is in are warmed at once."""
+        r.runner.set_tokens(tokens)
+        r.warm &= set(r.runner.instances)
+        for token in r.runner.tokens:
+            if token in self.ready and token not in r.warm:
                 self.warm(r, token)
         self.reindex()
 
@@ -133,7 +145,7 @@ class StrategyEngine:
             except registry.ParamsError as e:
                 log.error("stored strategy %s has bad params: %s", row["strategy_id"], e)
                 continue
-            r = self.make(row["user_id"], row["strategy_id"], row["name"], params, row["tokens"])
+            r = self.make(row["user_id"], row["strategy_id"], row["name"], params, row["tokens"], bool(row["follows"]))
             r.runner.restore(row["snapshot"])
             r.status, r.error = ("disabled" if row["status"] == "disabled" else "active"), row["error"]
             r.signals = sum(inst.sent for inst in r.runner.instances.values())  # (a takeover: not back to 0)
@@ -152,8 +164,8 @@ class StrategyEngine:
         if token is not None and token in r.runner.instances and not r.runner.orphans:
             self.store.save_instance(r.user_id, r.strategy_id, token, r.runner.instances[token].snapshot())
         else:
-            self.store.save(r.user_id, r.strategy_id, r.name, r.params, r.runner.tokens, r.runner.snapshot(),
-                            r.status, r.error)
+            self.store.save(r.user_id, r.strategy_id, r.name, r.params, r.runner.symbols, r.runner.snapshot(),
+                            r.status, r.error, r.follows)
 
     def series_for(self, token: int) -> BarSeries:
         s = self.series.get(token)

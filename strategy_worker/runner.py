@@ -50,9 +50,16 @@ class StrategyRunner:
     def tokens(self) -> list[int]:
         return list(self.instances)
 
+    @property
+    def symbols(self) -> list[int]:
+        """The symbols it is set to trade (``tokens`` less the instances kept only until flat)."""
+        return [t for t in self.instances if t in self.wanted]
+
     def set_tokens(self, tokens: Iterable[int]) -> None:
-        """Add instances for new symbols; an instance still holding or in flight is kept."""
+        """Add instances for new symbols; an instance still holding or in flight is kept until it
+        is flat (it gets its bars, ticks and outcomes for its exits), then retired."""
         tokens = list(dict.fromkeys(tokens))
+        self.wanted = set(tokens)
         for t in tokens:
             if t not in self.instances:
                 self.instances[t] = self.cls(self.strategy_id, self.user_id, self.params, t, self.ctx)
@@ -69,9 +76,18 @@ class StrategyRunner:
 
     # ---- market data --------------------------------------------------------------------------
 
+    def retired(self, inst: BaseStrategy) -> bool:
+        """An instance kept past its symbol's removal (it held or was in flight) goes once flat."""
+        if inst.token in self.wanted or inst.book.position or inst.book.flights:
+            return False
+        del self.instances[inst.token]
+        return True
+
     def on_bar(self, bar: Bar) -> list[AnyOut]:
         inst = self.instances.get(bar.instrument_token)
         if inst is None or bar.start <= inst.last_bar:  # each bar once, in time order
+            return []
+        if inst.token not in self.wanted and self.retired(inst):
             return []
         inst.last_bar = bar.start
         out = inst.on_bar(bar)
@@ -79,7 +95,7 @@ class StrategyRunner:
 
     def on_tick(self, tick: Tick) -> list[AnyOut]:
         inst = self.instances.get(tick.instrument_token)
-        if inst is None:
+        if inst is None or inst.token not in self.wanted and self.retired(inst):
             return []
         out = inst.on_tick(tick)
         return self._vet(inst, out) if out else []

@@ -2,7 +2,8 @@
 strategy instance with its book (position from fills, signals in flight) instead of entering again,
 and resumes live trading for users who were live. A strategy id is the user's own: the key is
 (user, id); each (strategy, symbol) instance has its own row, written alone after its signals and
-outcomes (one small statement, not the whole strategy)."""
+outcomes (one small statement, not the whole strategy). A strategy added without symbols ``follows``
+the live symbols: its ``tokens`` are then only those of its last Start."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from shared import dblock
 from shared.sqlite import Database
 
 STRATEGY = {"user_id": str, "strategy_id": str, "name": str, "params": str, "tokens": str, "snapshot": str,
-            "status": str, "error": str}
+            "status": str, "error": str, "follows": int}
 INSTANCE = {"user_id": str, "strategy_id": str, "token": int, "snapshot": str}
 KEY = ("user_id", "strategy_id")
 
@@ -32,19 +33,31 @@ class StrategyStore:
             table = self.db["strategies"]
             if table.exists() and table.pks != list(KEY):  # ids were global before
                 table.transform(pk=KEY)
+            if table.exists() and "follows" not in table.columns_dict:
+                # a store from before: only a strategy still without symbols is known to have been added
+                # without them (one added without them while live was given that moment's symbols)
+                table.add_column("follows", int, not_null_default=0)
+                self.db.execute("UPDATE strategies SET follows = 1 WHERE tokens = '[]'")
+                self.db.conn.commit()
             table.create(STRATEGY, pk=KEY, if_not_exists=True)
             self.db["instances"].create(INSTANCE, pk=(*KEY, "token"), if_not_exists=True)
             self.db["live"].create({"user_id": str, "tokens": str, "mode": str}, pk="user_id", if_not_exists=True)
 
     def save(self, user_id: str, strategy_id: str, name: str, params: dict, tokens: list[int], snapshot: dict,
-             status: str, error: str = "") -> None:
-        """The whole strategy: ``snapshot`` is the runner's (its ``symbols`` go to their own rows)."""
+             status: str, error: str = "", follows: bool = False) -> None:
+        """The whole strategy: ``snapshot`` is the runner's (its ``symbols`` go to their own rows; the
+        rows of symbols it no longer has are deleted, so a restart does not bring them back)."""
         rest = {k: v for k, v in snapshot.items() if k != "symbols"}
+        symbols = snapshot.get("symbols", {})
         with self.db.conn:
             self.db.conn.execute(_upsert("strategies", STRATEGY), (
-                user_id, strategy_id, name, json.dumps(params), json.dumps(tokens), json.dumps(rest), status, error))
+                user_id, strategy_id, name, json.dumps(params), json.dumps(tokens), json.dumps(rest), status, error,
+                int(follows)))
+            self.db.conn.execute(
+                f"DELETE FROM instances WHERE user_id = ? AND strategy_id = ? AND token NOT IN "
+                f"({', '.join('?' * len(symbols))})", (user_id, strategy_id, *map(int, symbols)))
             self.db.conn.executemany(_upsert("instances", INSTANCE), [
-                (user_id, strategy_id, int(t), json.dumps(s)) for t, s in snapshot.get("symbols", {}).items()])
+                (user_id, strategy_id, int(t), json.dumps(s)) for t, s in symbols.items()])
 
     def save_instance(self, user_id: str, strategy_id: str, token: int, snapshot: dict) -> None:
         with self.db.conn:

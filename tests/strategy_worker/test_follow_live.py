@@ -1,0 +1,96 @@
+"""A strategy added without symbols follows the live symbols: at every Start it trades the Start's
+symbols, across Stop / Start and a restart of the worker (a trader added six strategies without
+symbols while live on INFY, then started on INFY, NIFTY 50, RELIANCE and NIFTY BANK: all six traded
+INFY only, frozen at the moment they were added). One added with symbols keeps them. An instance
+holding or in flight on a symbol that left the live set is kept, its ticks subscribed, until flat.
+Real nats-server, real SQLite."""
+
+import sqlite3
+
+from shared import messages as m
+from strategy_worker.store import StrategyStore
+from tests.strategy_worker.engine_kit import (  # noqa: F401 - autouse
+    USER,
+    Worker,
+    bars_of,
+    close_engines,
+    with_test_strategies,
+)
+from tests.strategy_worker.kit import INFY, TCS
+
+
+def add(w: Worker, sid: str, tokens=()) -> m.Ok | m.Error:
+    return w.c.add(USER, m.AddStrategy(strategy="test_above_level", params={"level": 100}, tokens=list(tokens),
+                                       strategy_id=sid))
+
+
+async def start(w: Worker, tokens: list[int]) -> m.Ok | m.Error:
+    reply = await w.c.start_live(USER, tokens, "full")
+    await w.c.seeder.idle()  # no broker session: every symbol is ready at once (trades cold)
+    return reply
+
+
+def signalled(w: Worker) -> set[tuple[str, str]]:
+    return {(s["strategy_id"], s["tradingsymbol"]) for s in w.e.users[USER].signal_log if not s.get("refused")}
+
+
+def listed(w: Worker) -> dict[str, dict]:
+    return {r["strategy_id"]: r for r in w.c.listing(USER)}
+
+
+async def test_a_strategy_added_without_symbols_trades_each_starts_symbols(bus, data_dir):
+    w = Worker(bus, data_dir)
+    assert isinstance(add(w, "follow"), m.Ok) and isinstance(add(w, "own", [INFY]), m.Ok)
+    assert isinstance(await start(w, [INFY]), m.Ok)
+    await bars_of(w.e, [101.0, 102.0], token=INFY)
+    assert signalled(w) == {("follow", "INFY"), ("own", "INFY")}
+    w.c.stop_live(USER)
+
+    assert isinstance(await start(w, [INFY, TCS]), m.Ok)
+    await bars_of(w.e, [101.0, 102.0], token=TCS)
+    assert ("follow", "TCS") in signalled(w) and ("own", "TCS") not in signalled(w)
+    rows = listed(w)
+    assert rows["follow"]["follows_live"] and rows["follow"]["tokens"] == [INFY, TCS]
+    assert not rows["own"]["follows_live"] and rows["own"]["tokens"] == [INFY]
+    # added while live: today's live symbols at once, and it follows the next Start too
+    assert isinstance(add(w, "later"), m.Ok) and listed(w)["later"]["tokens"] == [INFY, TCS]
+
+
+async def test_following_survives_a_restart_and_keeps_an_instance_in_flight_until_flat(bus, data_dir):
+    w = Worker(bus, data_dir)
+    add(w, "follow")
+    add(w, "own", [INFY])
+    await start(w, [INFY])
+    await bars_of(w.e, [101.0, 102.0], token=INFY)
+    entry = next(s for s in w.e.users[USER].signal_log if s["strategy_id"] == "follow")
+    w.c.stop_live(USER)
+
+    again = Worker(bus, data_dir)  # a restarted worker on the same store
+    again.e.restore()
+    assert again.e.get(USER, "follow").follows and not again.e.get(USER, "own").follows
+    assert isinstance(await start(again, [TCS]), m.Ok)
+    runner = again.e.get(USER, "follow").runner
+    assert set(runner.instances) == {INFY, TCS}  # INFY's entry is still in flight: kept, not dropped
+    assert INFY in again.e.users[USER].subscribed  # its ticks still come for its exit
+    assert again.e.get(USER, "own").runner.tokens == [INFY]
+    await bars_of(again.e, [101.0, 102.0], token=TCS)
+    assert ("follow", "TCS") in signalled(again) and ("own", "TCS") not in signalled(again)
+
+    await again.e.on_outcome(m.StrategyOutcome(user_id=USER, strategy_id="follow", kind="refused", seq=1,
+                                               signal_id=entry["id"], instrument_token=INFY, code="TEST"))
+    await bars_of(again.e, [103.0, 104.0], first_bar=10, token=INFY)  # flat now: retired, no new entry
+    assert set(runner.instances) == {TCS}
+    assert ("follow", "INFY") not in signalled(again)
+
+
+def test_a_store_written_before_following_loads_with_symbol_less_strategies_following(data_dir):
+    path = data_dir / "strategies.db"
+    with sqlite3.connect(path) as db:  # the old schema, no `follows`
+        db.execute("CREATE TABLE strategies (user_id TEXT, strategy_id TEXT, name TEXT, params TEXT, tokens TEXT, "
+                   "snapshot TEXT, status TEXT, error TEXT, PRIMARY KEY (user_id, strategy_id))")
+        db.executemany("INSERT INTO strategies VALUES (?, ?, 'rsi', '{}', ?, '{}', 'active', '')",
+                       [(USER, "bare", "[]"), (USER, "mine", f"[{INFY}]")])
+    db.close()
+    rows = {r["strategy_id"]: r for r in StrategyStore(path).all()}
+    assert rows["bare"]["follows"] == 1 and rows["mine"]["follows"] == 0
+    assert rows["mine"]["tokens"] == [INFY]
