@@ -52,3 +52,15 @@ async def test_the_positions_panel_redrawn_on_each_event_leaves_nothing_behind(n
         assert await page.locator("#positions-live th").count() == 4  # the table is drawn, with its header
         after = await media_query_sets(cdp, tmp_path / "after.heapsnapshot")
         assert after - before < EVENTS // 3, (before, after)  # was one a redraw: +30
+
+
+REDRAWN = ["positions_table", "strategy_list", "strategy_pnl", "holdings", "order_book", "alert_recent",
+           "payoff_view"]  # each swapped in again on live events (sse-swap or data-refresh); payoff_view in the option book
+
+
+def test_no_panel_redrawn_on_live_events_draws_a_header_group():
+    from gateway.templating import TEMPLATES
+
+    for name in REDRAWN:
+        source = (TEMPLATES / "partials" / f"{name}.html").read_text()
+        assert "<thead" not in source and "<tfoot" not in source, name
