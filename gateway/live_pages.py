@@ -15,7 +15,7 @@ from litestar.response import Template
 
 from gateway.page_context import (
     STATUS_CHANGED, attempt, partial, picked, set_stream_ticks, status_context,
-    strategy_list_context, went_live,
+    skipped_note, strategy_list_context, went_live,
 )
 from gateway.trading import Trading
 
@@ -50,6 +50,8 @@ class LivePagesController(Controller):
         history = (f"history of {seeding['total']} symbols loading at Start (a strategy trades once warm)."
                    if seeding.get("total") else "history loaded.")
         note = f"Live on {names}: {count} {'strategy' if count == 1 else 'strategies'}, {history}"
+        if strategy.get("skipped"):
+            note += f" Not traded: {skipped_note(strategy['skipped'])}."
         return partial("live_result", request, STATUS_CHANGED, note=note, oob_strategies=True,
                        **await strategy_list_context(trading, user_id))
 

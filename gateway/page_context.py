@@ -171,6 +171,16 @@ async def went_live(request: Request, user_id: str, tokens: list[int]) -> None:
     services_of(request).prefs.remember_symbols(user_id, tokens)
 
 
+def skipped_note(rows: list[dict]) -> str:
+    """What strategies will not trade and why, from the strategy worker's ``skipped`` rows:
+    "iron_condor-1 skips INFY, RELIANCE (no option chain)"."""
+    by: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        by.setdefault((row.get("strategy_id", ""), row["reason"]), []).append(row["symbol"])
+    return "; ".join(f"{sid + ' ' if sid else ''}skips {', '.join(symbols)} ({reason})"
+                     for (sid, reason), symbols in by.items())
+
+
 LAST_SYMBOLS_NOTE = "Not live. Your last session's symbols are picked: Start trades them again."
 
 

@@ -17,7 +17,8 @@ from litestar.response import Template
 
 from gateway.page_context import (
     STATUS_CHANGED, account_context, attempt, holdings_context, live_panel, page, partial, pnl_context,
-    positions_context, report_context, risk_context, status_context, strategies_context, strategy_list_context,
+    positions_context, report_context, risk_context, skipped_note, status_context, strategies_context,
+    strategy_list_context,
 )
 from gateway.option_chain import underlying_name
 from gateway.scan_query import scan_command
@@ -99,8 +100,11 @@ class PagesController(Controller):
             except TradingError as e:  # the strategy worker names the field it refuses
                 errors = {e.field or "params": e.message}
             else:
+                added = result.get("strategy_id", name)
+                if result.get("skipped"):
+                    added += f"; it {skipped_note(result['skipped'])}"
                 return partial("strategies", request, STATUS_CHANGED, **await strategies_context(
-                    trading, user_id, selected=name, added=result.get("strategy_id", name)))
+                    trading, user_id, selected=name, added=added))
         return partial("strategies", request, **await strategies_context(
             trading, user_id, selected=name, values=values, errors=errors, symbols=symbols_text))
 

@@ -44,19 +44,22 @@ class StrategyCommands:
                                                  f"(KTA_MAX_STRATEGIES_PER_USER)", field="strategy")
         user = e.users[user_id]
         follows = not cmd.tokens  # trades the live symbols: today's now, the next Start's then
+        skipped: dict[int, str] = {}
         if follows:
-            tokens = user.tokens[: s.max_symbols_per_strategy] if user.live else []
+            tokens, skipped = self._followed(cmd.strategy, user.tokens) if user.live else ([], {})
         else:
             tokens = list(dict.fromkeys(cmd.tokens))
             problem = self._symbols_problem(cmd.strategy, tokens)
             if problem:
                 return problem
         r = e.make(user_id, sid, cmd.strategy, params, tokens, follows)
+        r.skipped = skipped
         e.put(r)
         e.persist(r)
         if user.live:
             self.seeder.request(user_id, tokens)
-        return m.Ok(data={"strategy_id": sid, "tokens": tokens, "follows_live": follows})
+        return m.Ok(data={"strategy_id": sid, "tokens": tokens, "follows_live": follows,
+                          "skipped": self._skipped(r)})
 
     def _symbols_problem(self, name: str, tokens: list[int]) -> m.Error | None:
         e, s = self.engine, self.settings
@@ -68,6 +71,12 @@ class StrategyCommands:
         unknown = [t for t in tokens if t not in e.ctx.by_token]
         if unknown:
             return m.Error(code="bad_params", message=f"unknown instrument tokens {unknown[:5]}", field="tokens")
+        no_chain = self._no_chain(name, tokens)
+        if no_chain:
+            names = ", ".join(self._name(t) for t in no_chain)
+            return m.Error(code="bad_params", field="tokens",
+                           message=f"no option chain for {names}: {name} trades options, pick an index or stock that "
+                                   f"has them (e.g. NIFTY 50)")
         traded: dict[int, int] = {}
         for t in tokens:  # two symbols trading one instrument would share a position
             target = e.ctx.tradable(t)
@@ -78,6 +87,25 @@ class StrategyCommands:
                                    message=f"{e.ctx.by_token[other].tradingsymbol} and {e.ctx.by_token[t].tradingsymbol} "
                                            f"both trade {target[0].tradingsymbol}: pick one")
         return None
+
+    def _name(self, token: int) -> str:
+        return getattr(self.engine.ctx.by_token.get(token), "tradingsymbol", str(token))
+
+    def _no_chain(self, name: str, tokens: list[int]) -> dict[int, str]:
+        """The symbols an option strategy cannot trade: today's list has no options on their underlying."""
+        ctx = self.engine.ctx
+        if registry.get(name).kind != "options" or not ctx.instruments:
+            return {}
+        return {t: "no option chain" for t in tokens if not ctx.has_options(t)}
+
+    def _followed(self, name: str, live: list[int]) -> tuple[list[int], dict[int, str]]:
+        """A following strategy's symbols out of the live ones (up to the per-strategy quota), and
+        those it skips with why."""
+        skipped = self._no_chain(name, live)
+        return [t for t in live if t not in skipped][: self.settings.max_symbols_per_strategy], skipped
+
+    def _skipped(self, r: Running) -> list[dict]:
+        return [{"token": t, "symbol": self._name(t), "reason": why} for t, why in r.skipped.items()]
 
     def remove(self, user_id: str, strategy_id: str) -> m.Ok | m.Error:
         e = self.engine
@@ -115,7 +143,7 @@ class StrategyCommands:
                  "follows_live": r.follows, "state": r.status, "error": r.error, "signals": r.signals,
                  "position": {str(k): v for k, v in r.runner.positions().items()},
                  "symbols": self._symbols(r), "in_flight": r.runner.in_flight(),
-                 "refused": len(r.runner.refusals), "seeding": user.seeding}
+                 "refused": len(r.runner.refusals), "skipped": self._skipped(r), "seeding": user.seeding}
                 for r in e.of_user(user_id)]
 
     def _symbols(self, r: Running) -> list[dict]:
@@ -157,15 +185,23 @@ class StrategyCommands:
         user = e.users[user_id]
         user.tokens, user.mode, user.live = tokens, mode, True
         e.store.set_live(user_id, tokens, mode)
+        skipped = []
         for r in e.of_user(user_id):
             if r.follows:  # added without symbols: it trades the live ones
-                e.retarget(r, tokens[: s.max_symbols_per_strategy])
+                symbols, r.skipped = self._followed(r.name, tokens)
+                e.retarget(r, symbols)
                 e.persist(r)
+            else:  # its own symbols, checked again now that today's instrument list is in
+                r.skipped = self._no_chain(r.name, r.runner.symbols)
+            for row in self._skipped(r):
+                skipped.append({"strategy_id": r.strategy_id, **row})
+                log.warning("%s does not trade %s: %s", r.strategy_id, row["symbol"], row["reason"],
+                            extra={"user_id": user_id})
         e.resume_user(user_id)
         self.seeder.request(user_id)
         needed = await self.subscribe_needed(user_id)
         return m.Ok(data={"strategies": len(e.of_user(user_id)), "tokens": sorted(needed),
-                          "seeding": e.users[user_id].seeding})
+                          "seeding": e.users[user_id].seeding, "skipped": skipped})
 
     async def subscribe_needed(self, user_id: str, only_new: bool = False) -> set[int]:
         """Ticks of everything the user's strategies need: their symbols, what they trade them

@@ -50,6 +50,7 @@ class Running:
     signals: int = 0
     warm: set[int] = field(default_factory=set)  # symbols whose history the instance has run
     follows: bool = False  # added without symbols: trades the user's live symbols, whatever they are at Start
+    skipped: dict[int, str] = field(default_factory=dict)  # symbols it cannot trade -> why (an option chain missing)
 
     @property
     def user_id(self) -> str:

@@ -27,6 +27,7 @@ class StrategyContext:
         # traded token -> (lower, upper) circuit limit in rupees for the day (from Kite's quote)
         self.bands: dict[int, tuple[float, float]] = {}
         self._futures: dict[tuple, Instrument | None] = {}
+        self._optioned: tuple[int, int, frozenset[str]] = (0, 0, frozenset())
         self._ids = itertools.count(1)
         self._id_prefix = f"{time.time_ns():x}"
         self.set_instruments(instruments)
@@ -70,6 +71,13 @@ class StrategyContext:
                     and i.expiry >= today]
             self._futures[key] = min(futs, key=lambda i: i.expiry) if futs else None
         return self._futures[key]
+
+    def has_options(self, token: int) -> bool:
+        """Whether the list has options on the symbol's underlying (one scan per instrument list)."""
+        if self._optioned[:2] != (id(self.instruments), len(self.instruments)):
+            names = frozenset(i.name for i in self.instruments if i.instrument_type in ("CE", "PE"))
+            self._optioned = (id(self.instruments), len(self.instruments), names)
+        return self.underlying_name(token) in self._optioned[2]
 
     def underlying_name(self, token: int) -> str:
         inst = self.by_token.get(token)

@@ -3,6 +3,7 @@ symbols (it trades those of every Start), one added with symbols its own list.""
 
 from __future__ import annotations
 
+from gateway.page_context import skipped_note
 from gateway.templating import environment
 
 
@@ -27,3 +28,19 @@ def test_a_following_strategy_shows_live_symbols_and_an_own_list_its_symbols():
     assert "TCS, ITC, SBIN +1" in own and "live symbols" not in own
     stopped = rows(live=False).split('id="strategy-ema-1"')[1].split("</tr>")[0]
     assert "live symbols" in stopped and "(2)" not in stopped  # stopped: it will trade the next Start's
+
+
+def test_symbols_a_strategy_skips_are_named_with_why():
+    strategies = [{"strategy_id": "ic-1", "strategy": "iron_condor", "params": {}, "state": "active", "error": "",
+                   "signals": 0, "follows_live": True, "tokens": [256265],
+                   "symbols": [{"token": 256265, "symbol": "NIFTY 50"}],
+                   "skipped": [{"token": 408065, "symbol": "INFY", "reason": "no option chain"},
+                               {"token": 738561, "symbol": "RELIANCE", "reason": "no option chain"}]}]
+    html = environment().get_template("partials/strategy_list.html").render(
+        strategies=strategies, strategies_error="", live=True)
+    row = html.split('id="strategy-ic-1"')[1].split("</tr>")[0]
+    assert "live symbols (1)" in row and 'class="skipped">not INFY, RELIANCE: no option chain</small>' in row
+    assert skipped_note([{"strategy_id": "ic-1", "symbol": "INFY", "reason": "no option chain"},
+                         {"strategy_id": "ic-1", "symbol": "RELIANCE", "reason": "no option chain"},
+                         {"strategy_id": "sg-2", "symbol": "INFY", "reason": "no option chain"}]) == (
+        "ic-1 skips INFY, RELIANCE (no option chain); sg-2 skips INFY (no option chain)")

@@ -94,3 +94,25 @@ def test_a_store_written_before_following_loads_with_symbol_less_strategies_foll
     rows = {r["strategy_id"]: r for r in StrategyStore(path).all()}
     assert rows["bare"]["follows"] == 1 and rows["mine"]["follows"] == 0
     assert rows["mine"]["tokens"] == [INFY]
+
+
+async def test_an_option_strategy_skips_live_symbols_without_an_option_chain_and_says_so(bus, data_dir):
+    """iron_condor and strangle following INFY (kite_sim lists no INFY options) sat "running" with 0
+    signals and nothing said why: now they skip INFY, the Start's answer and the listing say so, and
+    an option strategy added with such a symbol is refused naming the field."""
+    from tests.shared.test_options import sim_instruments
+
+    w = Worker(bus, data_dir)
+    w.e.ctx.set_instruments(sim_instruments())
+    nifty, infy = w.e.ctx.by_symbol["NSE:NIFTY 50"].instrument_token, w.e.ctx.by_symbol["NSE:INFY"].instrument_token
+    refused = w.c.add(USER, m.AddStrategy(strategy="iron_condor", tokens=[infy], strategy_id="mine"))
+    assert isinstance(refused, m.Error) and refused.field == "tokens" and "no option chain for INFY" in refused.message
+    assert isinstance(w.c.add(USER, m.AddStrategy(strategy="iron_condor", strategy_id="ic")), m.Ok)
+    reply = await start(w, [infy, nifty])
+    assert reply.data["skipped"] == [{"strategy_id": "ic", "token": infy, "symbol": "INFY",
+                                      "reason": "no option chain"}]
+    row = listed(w)["ic"]
+    assert row["tokens"] == [nifty] and row["skipped"] == [{"token": infy, "symbol": "INFY",
+                                                            "reason": "no option chain"}]
+    added = w.c.add(USER, m.AddStrategy(strategy="strangle", strategy_id="sg"))  # added while live
+    assert added.data["tokens"] == [nifty] and [s["symbol"] for s in added.data["skipped"]] == ["INFY"]
