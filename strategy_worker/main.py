@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from functools import partial
 
@@ -22,6 +23,7 @@ log = logging.getLogger("kta.strategy")
 SESSION_LOST = "broker session expired: log in to Kite again"
 KILL_SWITCH = "kill switch"
 RESUBSCRIBE_SECONDS = 3.0
+INSTRUMENTS_WAIT = 3.0  # an option strategy's add waits this long for the instrument list (commands time out at 5)
 
 
 class StrategyWorker:
@@ -79,6 +81,11 @@ class StrategyWorker:
         c = self.commands
         match cmd:
             case m.AddStrategy():
+                if cmd.tokens and cmd.strategy in registry.names() and registry.get(cmd.strategy).kind == "options":
+                    # today's list, to refuse a symbol with no option chain now; a slow load is left to Start
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        load = self.bus.spawn(c.ensure_instruments(user_id), name=f"instruments:{user_id}")
+                        await asyncio.wait_for(asyncio.shield(load), INSTRUMENTS_WAIT)
                 reply = c.add(user_id, cmd)
                 if isinstance(reply, m.Ok) and self.engine.users[user_id].live:
                     await c.subscribe_needed(user_id)

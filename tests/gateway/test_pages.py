@@ -169,7 +169,18 @@ async def test_a_strategy_can_be_given_its_own_symbols(trader, gw_sim):
     r = await client.post("/ui/strategies", data=form, headers=htmx(csrf))
     blank = re.search(r'id="strategy-added">Added ([^.]+)\.', r.text).group(1)
     listed = {s["strategy_id"]: s for s in (await client.get("/api/strategies")).json()}
-    assert listed[blank]["tokens"] == []  # no symbols of its own: it trades what is started live
+    assert listed[blank]["tokens"] == [] and listed[blank]["follows_live"]  # it trades what each Start trades
+    r = await client.post("/ui/strategies", data={"strategy": "iron_condor", "symbols": "NSE:INFY"}, headers=htmx(csrf))
+    error = re.search(r'id="error-symbols">([^<]*)<', r.text)  # kite_sim lists no INFY options
+    assert error and "no option chain for INFY" in error.group(1) and 'id="strategy-added"' not in r.text
+    r = await client.post("/ui/strategies", data={"strategy": "iron_condor"}, headers=htmx(csrf))
+    condor = re.search(r'id="strategy-added">Added ([^.;]+)\.', r.text).group(1)
+    r = await client.post("/ui/live/start", data={"tokens": ["408065", "256265"]}, headers=htmx(csrf))
+    assert f"Not traded: {condor} skips INFY (no option chain)." in r.text, r.text
+    row = r.text.split(f'id="strategy-{condor}"')[1].split("</tr>")[0]
+    assert "live symbols (1)" in row and "not INFY: no option chain" in row
+    assert "live symbols (2)" in r.text.split(f'id="strategy-{blank}"')[1].split("</tr>")[0]  # rsi: both
+    await client.post("/ui/live/stop", headers=htmx(csrf))
 
 
 async def test_a_browser_never_gets_a_raw_json_error_page(gateway):
