@@ -188,7 +188,7 @@ class Partitions:
         async with self._lock:
             # leave first, so a peer's share already counts these partitions as each lease is deleted
             await self._forget_key(self._member_key(self.instance))
-            await self._release_all(sorted(self.owned), delete=True)
+            await self._release_all(sorted(self.owned | set(self._revisions)), delete=True)
 
     async def _forget_key(self, key: str, **kw) -> None:
         """Delete a lease or membership key, briefly: unreachable NATS must not hold up a shutdown
@@ -223,15 +223,15 @@ class Partitions:
                 log.info("releasing partitions %s (share %d of %d members)", surplus, share, self.members,
                          extra={"service": self.service})
                 await self._release_all(surplus, delete=True)
-            free = sorted((p for p in range(self.count) if p not in held and p not in self.owned),
+            free = sorted((p for p in range(self.count) if p not in held and p not in self._revisions),
                           key=lambda p: fnv1a32(f"{self.instance}/{p}"))
+            taken = []
             for p in free:  # each in turn: one lost to a peer starting at the same moment, the next is tried
-                if len(self.owned) >= share:
+                if len(self._revisions) >= share:
                     break
-                await self._claim(p)
-                # a claim opens its users' desks and makes its feeds' consumers: ~1 s each on a loaded machine, and
-                # five in one tick outlived the first one's lease (a peer took it, a user's Start met desk_moved)
-                await self._renew(due_only=True)
+                if await self._create(p):
+                    taken.append(p)
+            await self._start_all(taken)
             short = len(self.owned) < share and len(held | self.owned) >= self.count
             self._short_since = (self._short_since or time.monotonic()) if short else 0.0
 
@@ -239,19 +239,22 @@ class Partitions:
         """Leases that name this instance, left by its previous run (killed, restarted under the same
         name): claimed now, each only if nobody has written it since (compare-and-set on its revision)."""
         async with self._lock:
-            entries = await live_entries(self._kv, self.service)
+            entries, taken = await live_entries(self._kv, self.service), []
             for key, entry in entries.items():
                 if not re.fullmatch(rf"{re.escape(self.service)}\.p\d+", key):
                     continue
                 p = int(key.rsplit(".p", 1)[1])
                 if p in self.owned or p >= self.count:
                     continue
-                if entry.value == self.instance.encode():
-                    await self._claim(p, last=entry.revision)
+                if entry.value == self.instance.encode() and await self._create(p, last=entry.revision):
+                    taken.append(p)
+            await self._start_all(taken)
 
     async def _renew(self, *, due_only: bool = False) -> None:
         lost = []
-        for p in sorted(self.owned):  # (given up ones too: held until their feeds stop, or a peer's would start)
+        # every lease held: created ones not started yet, given up ones (held until their feeds stop, or a peer's
+        # would start beside a handler of theirs still running)
+        for p in sorted(self._revisions):
             if due_only and time.monotonic() - self._renewed.get(p, 0.0) < self.lease_seconds / 3:
                 continue
             try:
@@ -270,7 +273,10 @@ class Partitions:
                     lost.append(p)
         if gone := [p for p in lost if p in self._releasing]:  # its release, under way, finishes it
             self.owned.difference_update(gone)
-            lost = [p for p in lost if p not in self._releasing]
+        for p in (p for p in lost if p not in self._stops and p not in self._releasing):  # created, not started
+            self._revisions.pop(p, None)
+            self._renewed.pop(p, None)
+        lost = [p for p in lost if p in self._stops and p not in self._releasing]
         # let go together: a worker that stalled past the TTL loses them all, and one after another each
         # waited out its feed's fetch (a second each, the partitions' commands unanswered meanwhile)
         if lost:
@@ -288,7 +294,7 @@ class Partitions:
         self._renewed[p] = time.monotonic()
         return True
 
-    async def _claim(self, p: int, last: int = 0) -> None:
+    async def _create(self, p: int, last: int = 0) -> bool:
         """Create the lease (``last``: update the one at that revision, this instance's own from before a restart)."""
         try:
             if last:
@@ -296,10 +302,23 @@ class Partitions:
             else:
                 self._revisions[p] = await self._kv.create(self._lease_key(p), self.instance.encode())
         except nats.js.errors.KeyWrongLastSequenceError:
-            return  # someone else was quicker
+            return False  # someone else was quicker
         self._renewed[p] = time.monotonic()
         log.info("acquired partition %d%s", p, " (this instance's before its restart)" if last else "",
                  extra={"service": self.service})
+        return True
+
+    async def _start_all(self, ps: list[int]) -> None:
+        """Start the partitions whose leases were just created, all of them first (a take-over of several holds
+        them all at once, none left for a peer or waiting on the others' starts), renewing them as they come due:
+        a start opens its users' desks and makes its feeds' consumers, ~1 s each on a loaded machine, and five in
+        one tick outlived the first one's lease (a peer took it, a user's Start met desk_moved)."""
+        for p in ps:
+            if p in self._revisions:  # (not lost meanwhile)
+                await self._start(p)
+            await self._renew(due_only=True)
+
+    async def _start(self, p: int) -> None:
         stop = self._stops[p] = asyncio.Event()
         tasks = self._tasks[p] = []
         try:
