@@ -175,7 +175,9 @@ def run_kta(orders: int, log: Path) -> dict | None:
         return None
     kta_part = out.stdout.split("fair baseline")[0]
     cpu = re.search(r"CPU ms per order: (.*)", out.stdout)
+    per = dict(re.findall(r"([\w-]+) ([\d.]+)", cpu.group(1).split(";")[0])) if cpu else {}
     r = {"p50": float(fig.group(1)), "p99": float(fig.group(2)), "load": (load0, os.getloadavg()[0]),
+         "cpu_total": sum(float(v) for k, v in per.items() if not k.startswith("execution-")),
          "stages": {k.strip(): float(v) for k, v in KTA_STAGE.findall(kta_part)}, "cpu": cpu.group(1) if cpu else "?"}
     print(f"kta (bench/tick_to_order.py {orders} 30 0): internal p50 {r['p50']:.2f} / p99 {r['p99']:.2f} ms, "
           f"load {r['load'][0]:.2f} → {r['load'][1]:.2f}; stages p50 {r['stages']}; CPU ms per order {r['cpu']}",
@@ -192,8 +194,11 @@ def verdict(floors: list[dict], ktas: list[dict]) -> None:
           f"{TARGET_P99 / f99:.2f}×); load {min(loads):.2f}–{max(loads):.2f} on {os.cpu_count()} cores")
     if ktas:
         k50, k99 = statistics.median(r["p50"] for r in ktas), statistics.median(r["p99"] for r in ktas)
+        fcpu = statistics.median(sum(r["cpu"].values()) for r in floors)
+        kcpu = statistics.median(r["cpu_total"] for r in ktas)
         print(f"kta, median of {len(ktas)}: internal p50 {k50:.2f} / p99 {k99:.2f} ms; kta / floor {k50 / f50:.1f}× at "
-              f"p50, {k99 / f99:.1f}× at p99")
+              f"p50, {k99 / f99:.1f}× at p99; CPU ms an order, every process: kta {kcpu:.2f} / floor {fcpu:.2f} "
+              f"({kcpu / fcpu:.1f}×; kta's includes its fills, stops and order updates)")
         floor_stage = {s: statistics.median(summary(r["stages"][s])[0] for r in floors)
                        for s in STAGES if s in floors[0]["stages"]}
         kta_stage = {s: statistics.median(r["stages"].get(k, 0.0) for r in ktas) for s, k in (
