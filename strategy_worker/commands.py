@@ -77,16 +77,27 @@ class StrategyCommands:
             return m.Error(code="bad_params", field="tokens",
                            message=f"no option chain for {names}: {name} trades options, pick an index or stock that "
                                    f"has them (e.g. NIFTY 50)")
+        same = next(iter(self._same_instrument(name, tokens).items()), None)
+        if same:
+            t, (other, traded) = same
+            return m.Error(code="bad_params", field="tokens",
+                           message=f"{self._name(other)} and {self._name(t)} both trade {traded}: pick one")
+        return None
+
+    def _same_instrument(self, name: str, tokens: list[int]) -> dict[int, tuple[int, str]]:
+        """An equity strategy's symbols that trade the instrument an earlier one trades (NIFTY 50 and its
+        future): symbol -> (the earlier symbol, the instrument). Two would share one position."""
+        if registry.get(name).kind != "equity":
+            return {}
         traded: dict[int, int] = {}
-        for t in tokens:  # two symbols trading one instrument would share a position
-            target = e.ctx.tradable(t)
-            if target and registry.get(name).kind == "equity":
+        out = {}
+        for t in tokens:
+            target = self.engine.ctx.tradable(t)
+            if target:
                 other = traded.setdefault(target[0].instrument_token, t)
                 if other != t:
-                    return m.Error(code="bad_params", field="tokens",
-                                   message=f"{e.ctx.by_token[other].tradingsymbol} and {e.ctx.by_token[t].tradingsymbol} "
-                                           f"both trade {target[0].tradingsymbol}: pick one")
-        return None
+                    out[t] = (other, target[0].tradingsymbol)
+        return out
 
     def _name(self, token: int) -> str:
         return getattr(self.engine.ctx.by_token.get(token), "tradingsymbol", str(token))
@@ -102,6 +113,8 @@ class StrategyCommands:
         """A following strategy's symbols out of the live ones (up to the per-strategy quota), and
         those it skips with why."""
         skipped = self._no_chain(name, live)
+        for t, (other, traded) in self._same_instrument(name, live).items():
+            skipped[t] = f"{self._name(other)} trades {traded} already"
         return [t for t in live if t not in skipped][: self.settings.max_symbols_per_strategy], skipped
 
     def _skipped(self, r: Running) -> list[dict]:

@@ -6,8 +6,16 @@ holding or in flight on a symbol that left the live set is kept, its ticks subsc
 Real nats-server, real SQLite."""
 
 import sqlite3
+from typing import Annotated
+
+import msgspec
+import pytest
+from msgspec import Meta
 
 from shared import messages as m
+from shared.messages import Bar, TransactionType
+from strategy_worker.strategies import registry
+from strategy_worker.strategies.base import BaseStrategy
 from strategy_worker.store import StrategyStore
 from tests.strategy_worker.engine_kit import (  # noqa: F401 - autouse
     USER,
@@ -16,7 +24,38 @@ from tests.strategy_worker.engine_kit import (  # noqa: F401 - autouse
     close_engines,
     with_test_strategies,
 )
-from tests.strategy_worker.kit import INFY, TCS
+from tests.strategy_worker.kit import INFY, NIFTY, NIFTY_FUT, OPEN, TCS
+
+
+class LevelTrader(BaseStrategy):
+    """Test strategy: long above ``level``, out below it."""
+
+    name = "test_level_trader"
+    description = "test"
+
+    class Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+        level: Annotated[float, Meta(ge=0, le=1e6, description="Level")] = 100.0
+
+    def on_bar(self, bar: Bar) -> list:
+        if not self.held() and bar.close > self.params.level:
+            return [self.entry(TransactionType.BUY, 0.7, "above level", 0.01, price=bar.close)]
+        if self.held() and bar.close < self.params.level:
+            return [self.exit(0.8, "below level")]
+        return []
+
+
+@pytest.fixture
+def level_trader():
+    registry.register(LevelTrader)
+    yield
+    registry.unregister(LevelTrader.name)
+
+
+def fill(entry: dict, position: int, seq: int) -> m.StrategyOutcome:
+    return m.StrategyOutcome(user_id=USER, strategy_id=entry["strategy_id"], kind="filled", seq=seq,
+                             signal_id=entry["id"], order_kind=entry["intent"], instrument_token=entry["instrument_token"],
+                             transaction_type=TransactionType(entry["transaction_type"]), quantity=entry["quantity"],
+                             price=10_100, position=position, average_price=10_100, trade_id=f"T{seq}")
 
 
 def add(w: Worker, sid: str, tokens=()) -> m.Ok | m.Error:
@@ -116,3 +155,33 @@ async def test_an_option_strategy_skips_live_symbols_without_an_option_chain_and
                                                             "reason": "no option chain"}]
     added = w.c.add(USER, m.AddStrategy(strategy="strangle", strategy_id="sg"))  # added while live
     assert added.data["tokens"] == [nifty] and [s["symbol"] for s in added.data["skipped"]] == ["INFY"]
+
+
+async def test_a_position_on_a_symbol_that_left_the_live_set_still_gets_its_exit(bus, data_dir, level_trader):
+    w = Worker(bus, data_dir)
+    w.c.add(USER, m.AddStrategy(strategy="test_level_trader", strategy_id="lt"))
+    await start(w, [INFY])
+    await bars_of(w.e, [101.0, 102.0], token=INFY)
+    entry = w.e.users[USER].signal_log[0]
+    await w.e.on_outcome(fill(entry, entry["quantity"], 1))
+    w.c.stop_live(USER)
+    await start(w, [TCS])  # INFY left the live set while held
+    runner = w.e.get(USER, "lt").runner
+    assert set(runner.instances) == {INFY, TCS} and INFY in w.e.users[USER].subscribed
+    await bars_of(w.e, [99.0, 98.0], first_bar=10, token=INFY)
+    exit_ = w.e.users[USER].signal_log[0]
+    assert (exit_["tradingsymbol"], exit_["intent"], exit_["quantity"]) == ("INFY", "exit", entry["quantity"])
+    await w.e.on_outcome(fill(exit_, 0, 2))
+    await bars_of(w.e, [101.0, 102.0], first_bar=20, token=INFY)  # flat: retired, no new entry on INFY
+    assert set(runner.instances) == {TCS} and w.e.users[USER].signal_log[0]["id"] == exit_["id"]
+
+
+async def test_a_following_equity_strategy_trades_one_symbol_per_instrument(bus, data_dir):
+    """Live on NIFTY 50 and its future, a following EMA would run two instances on one position."""
+    w = Worker(bus, data_dir)
+    w.e.exchange_now = OPEN  # the kit's day: its NIFTY future is the nearest
+    add(w, "follow")
+    reply = await start(w, [NIFTY, NIFTY_FUT, INFY])
+    assert listed(w)["follow"]["tokens"] == [NIFTY, INFY]
+    assert reply.data["skipped"] == [{"strategy_id": "follow", "token": NIFTY_FUT, "symbol": "NIFTY26DECFUT",
+                                      "reason": "NIFTY 50 trades NIFTY26DECFUT already"}]
