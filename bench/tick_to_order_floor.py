@@ -13,6 +13,9 @@ Stamps as kta's internal figure: the tick's decode time in the ticker → just b
 timestamp), stored → the execution process's handler, handler → handed. The first 2 bars are warm-up.
 
 Variants: ``core`` (signals on core NATS: what the durable signal costs), ``one`` (one execution process).
+``FLOOR_RT=1``: every thread of the floor's processes and of its nats-server at real-time priority (``chrt -f 10``;
+root or CAP_SYS_NICE): each is on a core as soon as it wakes, whatever else runs — a proxy for a quiet machine on a
+shared one (the floor uses ~1 ms of CPU a signal, ~1.5 % of a core, so the others lose little).
 Usage: python bench/tick_to_order_floor.py [signals] [rounds] [kta orders]
   rounds alternate the floor with kta's ``bench/tick_to_order.py <kta orders> 30 0`` (0 kta orders: floor only);
   the variants run once, after the rounds, with half the signals.
@@ -42,6 +45,7 @@ from bench.stack import Stack, cpu_seconds, machine_load, percentile  # noqa: E4
 from shared import natsd  # noqa: E402
 
 TARGET_P50, TARGET_P99 = 1.5, 5.0
+RT = os.environ.get("FLOOR_RT") == "1"  # the floor's processes at SCHED_FIFO: a proxy for a quiet machine
 INTERVAL, FRAMES, WARMUP_BARS = 0.25, 8, 2
 STAGES = ("tick → signal", "signal → stored", "stored → handler", "handler → handed")
 
@@ -88,6 +92,9 @@ async def run_floor(want: int, core: bool = False, execs: int = 2) -> dict:
         natsd.wait_port("127.0.0.1", ws_port, timeout=30, proc=procs["sender"])
         await until_ready(nc, halves)
         start("ticker", "ticker", stack.nats_url, creds, f"ws://127.0.0.1:{ws_port}")
+        if RT:  # every thread of the floor's processes and of nats-server first on a core when it wakes
+            for pid in [p.pid for p in procs.values()] + [stack.procs[0].pid]:
+                subprocess.run(["chrt", "-a", "-f", "-p", "10", str(pid)], check=True, capture_output=True)
 
         async def count() -> int:
             total = 0
@@ -125,8 +132,12 @@ async def run_floor(want: int, core: bool = False, execs: int = 2) -> dict:
             stages["signal → stored"] = [(r.stored - r.created) / ms for r in rows]
             stages["stored → handler"] = [(r.arrived - r.stored) / ms for r in rows]
         stages["handler → handed"] = [(r.handed - r.arrived) / ms for r in rows]
+        firsts: dict[int, float] = {}  # a bar's first signal to reach its handler: the hop without the burst's queue
+        for r in rows:
+            firsts[r.bar] = min(firsts.get(r.bar, 1e9), (r.arrived - (r.stored or r.created)) / ms)
+        stages[f"  a bar's first signal, {'signal' if core else 'stored'} → handler"] = list(firsts.values())
         return {"name": f"floor, signals on {'core NATS' if core else 'JetStream'}, {execs} execution process"
-                        f"{'es' * (execs > 1)}", "total": [(r.handed - r.tick) / ms for r in rows], "stages": stages,
+                        f"{'es' * (execs > 1)}{', SCHED_FIFO' if RT else ''}", "total": [(r.handed - r.tick) / ms for r in rows], "stages": stages,
                 "cpu": cpu, "load": (load0, os.getloadavg()[0]), "acks": acks.decode()}
     except BaseException:
         for log in sorted(stack.tmp.glob("*.log")):
