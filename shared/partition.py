@@ -1,32 +1,21 @@
 """Users partitioned across several copies of a worker, with NATS doing the hashing and the locking.
 
-* **Where a user's messages land.** The streams that carry per-user work (KTA_SIGNALS, KTA_BROKER)
-  rewrite every stored subject with a subject transform: ``kta.u.<user>.signals`` is stored as
-  ``kta.u.<user>.signals.<p>`` where ``p = partition(PARTITIONS, user)`` — the server's FNV-1a hash
-  of the user id, reproduced by :func:`of` so commands can be routed the same way.
-* **One durable pull consumer per partition** (``execution-signals-p3``): its ack floor is the
-  partition's progress, whoever owns it; messages of one user are handled in order, one at a time
-  (a ``per_user`` feed handles the users of a fetched batch concurrently).
-* **Who owns a partition.** A lease in the KV bucket ``kta_leases`` (key ``<service>.p<n>``),
-  created only if absent (create = compare-and-set on "no key"), renewed every third of its TTL,
-  deleted on a clean shutdown and aged out by the bucket TTL when a worker dies — then a live worker
-  creates it and carries on from the consumer's ack floor. A worker restarted under the same name
-  (:func:`restartable_instance`: the holder of its local state's lock) takes its predecessor's leases
-  back at once instead of waiting them out. Each worker also keeps a membership key
-  (``<service>.m.<instance>``) and holds at most ``ceil(PARTITIONS / members)`` partitions, so a
-  joining worker gets its share as the others release their surplus.
-* **Copies started together** (``expected``: ``kta up`` runs ``KTA_EXECUTION_WORKERS``) each claim only
-  ``ceil(PARTITIONS / expected)`` for their first ``grace`` seconds, so none claims everything and hands
-  half of it over a tick later; a peer that never comes has its share taken after the grace.
-* **Hand-over between live workers** (a rebalance, a clean stop): the giver tells its peers it is about to give
-  partitions up (``m.PartitionHandover`` on ``kta.svc.<service>.partitions``), keeps answering their commands
-  until its feeds have drained, deletes the leases and tells the peers so: each ticks at once and claims what its
-  share allows. A stopping worker leaves the members first, so the survivors' share already counts its
-  partitions. Reads asked in between, which neither copy answered, are answered by the taker as it claims
-  (``shared/missed_reads.py``). A worker under its share with nothing free (a joiner waiting for the others'
-  surplus) also ticks every 0.2 s for up to a lease, should a release announcement be lost.
-* **Commands** for a user are answered only by the owner of the user's partition (every copy hears
-  them, the others stay silent), so state kept in memory is never touched by two workers.
+* **Where a user's messages land**: the per-user streams store ``kta.u.<user>.signals`` as ``...signals.<p>``, ``p``
+  the server's FNV-1a ``partition()`` of the user id (``partition_subjects.of`` computes the same to route commands).
+* **One durable pull consumer per partition** (``execution-signals-p3``): its ack floor is the partition's progress,
+  whoever owns it; one user's messages are handled in order (``per_user``: a batch's users concurrently).
+* **Who owns a partition**: a lease in the KV bucket ``kta_leases`` (``<service>.p<n>``), created only if absent,
+  renewed every third of its TTL (compare-and-set on its revision), deleted on a clean stop, aged out by the bucket
+  TTL when a worker dies. The others' keys come from a KV watch (``shared/lease_view.py``), not a read each tick. A
+  taker creates every lease it takes, then starts the partitions. A worker restarted under its name
+  (``restartable_instance``) takes its leases back at once. Each worker keeps a membership key
+  (``<service>.m.<instance>``) and holds at most ``ceil(PARTITIONS / members)``; copies started together
+  (``expected``) claim ``ceil(PARTITIONS / expected)`` each for their first ``grace`` seconds.
+* **Hand-over between live workers**: the giver announces it (``m.PartitionHandover``), keeps answering until its
+  feeds drained, deletes the leases, announces the release: the peers claim at once (a deleted lease also wakes
+  them a moment later, should the announcement be lost); reads neither answered meanwhile are answered by the
+  taker (``shared/missed_reads.py``).
+* **Commands** for a user are answered only by the owner of its partition (every copy hears them).
 """
 
 from __future__ import annotations
@@ -47,7 +36,7 @@ import stamina
 from shared import cancelling, subjects
 from shared import messages as m
 from shared.instances import instance_name, restartable_instance, restartable_name  # noqa: F401
-from shared.kv_keys import live_entries, live_keys
+from shared.lease_view import LeaseView
 from shared.missed_reads import MissedReads
 from shared.partition_subjects import (  # noqa: F401 - re-exported: partition.of etc.
     PARTITIONS, TRANSFORMS, feed_subject, fnv1a32, of, published)
@@ -105,7 +94,9 @@ class Partitions:
         self.expected = expected  # copies started together: each claims its share of these at first
         self.grace = lease_seconds if grace is None else grace  # then an absent one's share is taken over
         self._started = 0.0
-        self._short_since = 0.0  # under its share with nothing free, since (monotonic)
+        self._view: LeaseView | None = None
+        self._member_rev, self._member_at = 0, -math.inf  # this worker's last membership write
+        self._soon: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()  # a peer released partitions: tick now
         self._leaving: dict[int, float] = {}  # partition -> when its holder said it was giving it up (monotonic)
         self._sub = None
@@ -140,6 +131,8 @@ class Partitions:
                                                    wait_max=0.5, wait_jitter=0):
             with attempt:
                 self._kv = self._kv or await self.bus.kv(self.bucket, ttl=self.lease_seconds)
+                self._view = self._view or await LeaseView(self.bus, self._kv, self.service, self.lease_seconds,
+                                                           self._freed).open()
                 self._sub = self._sub or await self.bus.subscribe(subjects.partitions(self.service),
                                                                   m.PartitionHandover, self._heard)
                 await self._take_back()
@@ -149,17 +142,17 @@ class Partitions:
 
     async def _run(self) -> None:
         while True:
-            # under its share while a peer still holds its surplus: that peer releases it at its own next tick,
-            # so look often for a while, to claim it within a fraction of a tick of its release
-            short = self._short_since and time.monotonic() - self._short_since < self.lease_seconds
-            timer = asyncio.get_running_loop().call_later(self.lease_seconds / (30 if short else 3), self._wake.set)
+            # every third of a lease (renewals), or as a peer's key ages out (a dead worker's: claimed at once)
+            ours = {self._lease_key(p) for p in self._revisions} | {self._member_key(self.instance)}
+            wait = min(self.lease_seconds / 3, self._view.next_expiry(ours) + 0.01)
+            timer = asyncio.get_running_loop().call_later(wait, self._wake.set)
             try:
                 await self._wake.wait()
             finally:
                 timer.cancel()
             self._wake.clear()
-            try:
-                await self.tick()
+            try:  # a wake between (a release, an expiry) renews only what is near due: no requests when idle
+                await self.tick(full=time.monotonic() - self._member_at >= self.lease_seconds / 3 * 0.9)
             except Exception as e:  # noqa: BLE001 - a NATS hiccup: the next tick tries again
                 log.warning("partition tick failed: %r", e, extra={"service": self.service})
 
@@ -167,10 +160,17 @@ class Partitions:
         if ev.instance == self.instance or ev.service != self.service:
             return
         if ev.released:
+            for p in ev.partitions:
+                self._view.released(self._lease_key(p), ev.instance.encode())
             self._wake.set()
         else:
             now = time.monotonic()
             self._leaving.update((p, now) for p in ev.partitions)
+
+    def _freed(self, key: str) -> None:
+        """A peer deleted a lease: claimed at a tick a moment later, should its announcement not come first (lost)."""
+        if key.startswith(f"{self.service}.p") and (self._soon is None or self._soon.when() < time.monotonic()):
+            self._soon = asyncio.get_running_loop().call_later(self.lease_seconds / 30, self._wake.set)
 
     async def _announce(self, ps: list[int], released: bool) -> None:
         if self.bus.nc.is_connected:
@@ -189,6 +189,8 @@ class Partitions:
             # leave first, so a peer's share already counts these partitions as each lease is deleted
             await self._forget_key(self._member_key(self.instance))
             await self._release_all(sorted(self.owned | set(self._revisions)), delete=True)
+        if self._view is not None:
+            await self._view.close()
 
     async def _forget_key(self, key: str, **kw) -> None:
         """Delete a lease or membership key, briefly: unreachable NATS must not hold up a shutdown
@@ -206,12 +208,20 @@ class Partitions:
     def _member_key(self, instance: str) -> str:
         return f"{self.service}.m.{instance}"
 
-    async def tick(self) -> None:
+    async def tick(self, full: bool = True) -> None:
         async with self._lock:
-            kv = self._kv
-            await kv.put(self._member_key(self.instance), str(time.time()).encode())
-            await self._renew()
-            keys = await live_keys(kv, self.service)
+            me, now = self._member_key(self.instance), time.monotonic()
+            # its own last write not heard back through the watch (a reconnect, a lost consumer)
+            behind = self._member_rev and now - self._member_at > self.lease_seconds / 6 and not self._view.heard(
+                me, self._member_rev)
+            if full or now - self._member_at >= self.lease_seconds / 6:
+                self._member_rev = await self._kv.put(me, str(time.time()).encode())
+                self._member_at = time.monotonic()
+            await self._renew(older_than=0.0 if full else self.lease_seconds / 6)
+            if behind:
+                log.info("lease watch behind: watching afresh", extra={"service": self.service})
+                await self._view.open()  # (failing, the tick ends here: no claim on an empty view)
+            keys = self._view.live()
             members = {k.split(".", 2)[2] for k in keys if k.startswith(f"{self.service}.m.")}
             members.add(self.instance)
             held = {int(k.rsplit(".p", 1)[1]) for k in keys if re.fullmatch(rf"{re.escape(self.service)}\.p\d+", k)}
@@ -232,30 +242,28 @@ class Partitions:
                 if await self._create(p):
                     taken.append(p)
             await self._start_all(taken)
-            short = len(self.owned) < share and len(held | self.owned) >= self.count
-            self._short_since = (self._short_since or time.monotonic()) if short else 0.0
 
     async def _take_back(self) -> None:
         """Leases that name this instance, left by its previous run (killed, restarted under the same
         name): claimed now, each only if nobody has written it since (compare-and-set on its revision)."""
         async with self._lock:
-            entries, taken = await live_entries(self._kv, self.service), []
-            for key, entry in entries.items():
+            taken = []
+            for key, (value, revision) in self._view.live().items():
                 if not re.fullmatch(rf"{re.escape(self.service)}\.p\d+", key):
                     continue
                 p = int(key.rsplit(".p", 1)[1])
                 if p in self.owned or p >= self.count:
                     continue
-                if entry.value == self.instance.encode() and await self._create(p, last=entry.revision):
+                if value == self.instance.encode() and await self._create(p, last=revision):
                     taken.append(p)
             await self._start_all(taken)
 
-    async def _renew(self, *, due_only: bool = False) -> None:
+    async def _renew(self, *, older_than: float = 0.0) -> None:
         lost = []
         # every lease held: created ones not started yet, given up ones (held until their feeds stop, or a peer's
         # would start beside a handler of theirs still running)
         for p in sorted(self._revisions):
-            if due_only and time.monotonic() - self._renewed.get(p, 0.0) < self.lease_seconds / 3:
+            if time.monotonic() - self._renewed.get(p, 0.0) < older_than:
                 continue
             try:
                 self._revisions[p] = await self._kv.update(self._lease_key(p), self.instance.encode(),
@@ -301,22 +309,23 @@ class Partitions:
                 self._revisions[p] = await self._kv.update(self._lease_key(p), self.instance.encode(), last=last)
             else:
                 self._revisions[p] = await self._kv.create(self._lease_key(p), self.instance.encode())
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False  # someone else was quicker
+        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+            # someone else was quicker, or the key is still there (aged out by its TTL a moment late; create's read
+            # of it then finds it gone: KeyNotFoundError): tried again a moment later
+            self._view.postpone(self._lease_key(p), self.lease_seconds / 30)
+            return False
         self._renewed[p] = time.monotonic()
         log.info("acquired partition %d%s", p, " (this instance's before its restart)" if last else "",
                  extra={"service": self.service})
         return True
 
     async def _start_all(self, ps: list[int]) -> None:
-        """Start the partitions whose leases were just created, all of them first (a take-over of several holds
-        them all at once, none left for a peer or waiting on the others' starts), renewing them as they come due:
-        a start opens its users' desks and makes its feeds' consumers, ~1 s each on a loaded machine, and five in
-        one tick outlived the first one's lease (a peer took it, a user's Start met desk_moved)."""
+        """Start partitions whose leases were all created first (none left for a peer meanwhile), renewing them as
+        they come due: a start (desks, feeds' consumers) takes ~1 s on a loaded machine; five outlived a lease."""
         for p in ps:
             if p in self._revisions:  # (not lost meanwhile)
                 await self._start(p)
-            await self._renew(due_only=True)
+            await self._renew(older_than=self.lease_seconds / 3)
 
     async def _start(self, p: int) -> None:
         stop = self._stops[p] = asyncio.Event()
@@ -381,7 +390,7 @@ class Partitions:
         while pending and (left := deadline - time.monotonic()) > 0:
             _done, pending = await asyncio.wait(pending, timeout=min(left, self.lease_seconds / 6))
             if pending:
-                await self._renew(due_only=True)
+                await self._renew(older_than=self.lease_seconds / 3)
         for task in pending:  # a handler that hangs: its message comes back after the ack wait
             task.cancel()
 

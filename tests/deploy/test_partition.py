@@ -67,8 +67,8 @@ async def test_copies_split_partitions_and_take_over_from_a_dead_one(nats_server
 
 async def test_a_joiner_claims_what_a_peer_releases_within_a_fraction_of_a_tick(nats_server):
     """A copy joins a worker that holds everything (after the start-up grace: a restart, a late start): it is
-    under its share with nothing free, so it looks every lease/30 until the holder's next tick releases the
-    surplus, and claims it then — not at its own next tick (lease/3: 10 s here, beyond the wait)."""
+    under its share with nothing free until the holder's next tick releases the surplus, and claims it then (told
+    of the release, and its watch sees the leases deleted) — not at its own next tick (lease/3: 10 s here)."""
     buses = [await connect(nats_server, f"joiner{i}") for i in range(2)]
     kw = dict(lease_seconds=30.0, bucket="kta_leases_joiner")
     a, b = (partition.Partitions(bus, "pjoin", instance=f"w{i}", **kw) for i, bus in enumerate(buses))
@@ -259,7 +259,7 @@ async def test_close_ends_a_loop_that_lost_its_first_cancel(nats_server):
     b = partition.Partitions(buses[1], "plost", instance="w1", on_acquire=claimed, **kw)
     try:
         await a.start()
-        await b.start()  # under its share with nothing free: it looks every lease/30
+        await b.start()  # under its share with nothing free: it claims what a releases
         assert len(a.owned) == partition.PARTITIONS and b.owned == set()
         await a.close()  # its leases deleted: b's loop claims one and waits in the hook
         await eventually(claimed.waiting.is_set, timeout=10, what="b's loop claiming a released partition")
