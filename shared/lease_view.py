@@ -53,7 +53,7 @@ class LeaseView:
             self._task = None
         if self._watcher is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._watcher._sub.unsubscribe(), 1.0)
+                await asyncio.wait_for(self._watcher.stop(), 1.0)
             self._watcher = None
 
     async def _follow(self, watcher) -> None:

@@ -79,7 +79,7 @@ async def test_a_worker_whose_lease_watch_stops_watches_afresh(nats_server):
     try:
         await a.start()
         assert a.owned == set(range(partition.PARTITIONS))
-        await a._view._watcher._sub.unsubscribe()  # the watch tells nothing more
+        await a._view._watcher.stop()  # the watch tells nothing more
         await b.start()
         await eventually(lambda: len(a.owned) == len(b.owned) == partition.PARTITIONS // 2, timeout=15,
                          what="the joiner's share, once the holder watches afresh")
