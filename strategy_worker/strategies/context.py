@@ -27,7 +27,6 @@ class StrategyContext:
         # traded token -> (lower, upper) circuit limit in rupees for the day (from Kite's quote)
         self.bands: dict[int, tuple[float, float]] = {}
         self._futures: dict[tuple, Instrument | None] = {}
-        self._optioned: tuple[int, int, frozenset[str]] = (0, 0, frozenset())
         self._ids = itertools.count(1)
         self._id_prefix = f"{time.time_ns():x}"
         self.set_instruments(instruments)
@@ -39,6 +38,7 @@ class StrategyContext:
         self.instruments = instruments
         self.by_token = {i.instrument_token: i for i in instruments} if by_token is None else by_token
         self.by_symbol = {f"{i.exchange}:{i.tradingsymbol}": i for i in instruments} if by_symbol is None else by_symbol
+        self._optioned: frozenset[str] | None = None  # underlyings with options in this list, found when first asked
 
     def track_oi(self, tick: Tick) -> None:
         """Feed an option tick's open interest to its chain's tracker (O(1))."""
@@ -74,10 +74,9 @@ class StrategyContext:
 
     def has_options(self, token: int) -> bool:
         """Whether the list has options on the symbol's underlying (one scan per instrument list)."""
-        if self._optioned[:2] != (id(self.instruments), len(self.instruments)):
-            names = frozenset(i.name for i in self.instruments if i.instrument_type in ("CE", "PE"))
-            self._optioned = (id(self.instruments), len(self.instruments), names)
-        return self.underlying_name(token) in self._optioned[2]
+        if self._optioned is None:
+            self._optioned = frozenset(i.name for i in self.instruments if i.instrument_type in ("CE", "PE"))
+        return self.underlying_name(token) in self._optioned
 
     def underlying_name(self, token: int) -> str:
         inst = self.by_token.get(token)
